@@ -1,0 +1,55 @@
+# Everything a fresh machine needs: `make demo` and `make test`.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+AZURITE := .tools/node_modules/.bin/azurite-blob
+PYTEST_ARGS ?=
+
+.PHONY: all venv tools test demo lint bench clean
+
+all: test
+
+$(BIN)/lakeshift: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $@
+
+venv: $(BIN)/lakeshift
+
+# Servers the tests and the demo need: Azurite (npm, into .tools/), PostgreSQL and
+# rclone (Debian packages). moto server comes from PyPI with the dev extra.
+tools: $(AZURITE) .tools/debian.ok
+
+$(AZURITE): tools/package.json tools/package-lock.json
+	mkdir -p .tools
+	cp tools/package.json tools/package-lock.json .tools/
+	cd .tools && npm ci --silent --no-audit --no-fund
+	touch $@
+
+.tools/debian.ok:
+	mkdir -p .tools
+	@if ! command -v rclone >/dev/null || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "need root to apt-get install rclone postgresql" >&2; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rclone postgresql >/dev/null; \
+	fi
+	touch $@
+
+test: venv tools
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/mypy --strict src
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+demo: venv tools
+	$(BIN)/python scripts/demo.py
+
+lint: venv
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/mypy --strict src
+
+bench: venv tools
+	$(BIN)/python bench/copy_vs_rclone.py
+
+clean:
+	rm -rf $(VENV) .tools

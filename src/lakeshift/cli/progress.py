@@ -1,0 +1,105 @@
+"""Progress display: a rich bar on a terminal, a plain line every few seconds otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, TextIO
+
+from lakeshift.cli.sizes import human_bytes
+from lakeshift.engine.events import BytesMoved, Event, Listed, ListingDone, ObjectDone
+
+
+class PlainProgress:
+    """One line every ``interval`` seconds, for logs and CI."""
+
+    def __init__(self, stream: TextIO = sys.stderr, interval: float = 5.0) -> None:
+        self.stream = stream
+        self.interval = interval
+        self.started = time.monotonic()
+        self.last = self.started
+        self.listed = self.done = self.failed = 0
+        self.bytes = 0
+        self.listing_done = False
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, Listed):
+            self.listed += event.count
+        elif isinstance(event, ListingDone):
+            self.listing_done = True
+        elif isinstance(event, BytesMoved):
+            self.bytes += event.nbytes
+        elif isinstance(event, ObjectDone):
+            self.done += 1
+            self.failed += event.outcome == "failed"
+        now = time.monotonic()
+        if now - self.last >= self.interval:
+            self.last = now
+            self.line(now)
+
+    def line(self, now: float) -> None:
+        rate = self.bytes / max(now - self.started, 1e-9)
+        total = f"{self.listed}" + ("" if self.listing_done else "+")
+        print(f"progress: {self.done}/{total} objects, {human_bytes(self.bytes)} "
+              f"({human_bytes(rate)}/s), {self.failed} failed", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        return None
+
+
+class RichProgress:
+    """A live bar: objects and bytes, rate and ETA (once the listing is complete)."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            DownloadColumn(binary_units=True), TransferSpeedColumn(), TimeElapsedColumn(),
+            TimeRemainingColumn(), console=Console(stderr=True), transient=False)
+        self.files: Any = self.progress.add_task("objects", total=None)
+        self.data: Any = self.progress.add_task("bytes  ", total=None)
+        self.listed = 0
+        self.listed_bytes = 0
+        self.listing_done = False
+        self.progress.start()
+
+    def __call__(self, event: Event) -> None:
+        p = self.progress
+        if isinstance(event, Listed):
+            self.listed += event.count
+            self.listed_bytes += event.nbytes
+        elif isinstance(event, ListingDone):
+            self.listing_done = True
+            p.update(self.files, total=self.listed)
+            p.update(self.data, total=self.listed_bytes)
+        elif isinstance(event, BytesMoved):
+            p.advance(self.data, event.nbytes)
+        elif isinstance(event, ObjectDone):
+            p.advance(self.files, 1)
+            if event.outcome != "copied":
+                # Skipped and failed objects move no bytes: take them off the byte total.
+                self.listed_bytes -= event.size
+                if self.listing_done:
+                    p.update(self.data, total=self.listed_bytes)
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+def make_progress(mode: str) -> PlainProgress | RichProgress | None:
+    if mode == "none":
+        return None
+    if mode == "bar" or (mode == "auto" and sys.stderr.isatty()):
+        return RichProgress()
+    return PlainProgress()

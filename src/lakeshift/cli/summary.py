@@ -1,0 +1,58 @@
+"""The end-of-run summary, as text or as JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from lakeshift.cli.sizes import human_bytes
+from lakeshift.engine.pipeline import CopyResult
+
+
+def summary_dict(result: CopyResult, source: str, destination: str) -> dict[str, Any]:
+    s = result.stats
+    return {
+        "source": source,
+        "destination": destination,
+        "dry_run": result.dry_run,
+        "listed": s.listed,
+        "listed_bytes": s.listed_bytes,
+        "copied": s.copied,
+        "copied_bytes": s.copied_bytes,
+        "skipped": s.skipped,
+        "skipped_bytes": s.skipped_bytes,
+        "failed": s.failed,
+        "failed_bytes": s.failed_bytes,
+        "bytes_transferred": s.bytes_transferred,
+        "duration_s": round(s.duration, 3),
+        "throughput_bytes_per_s": round(s.throughput, 1),
+        "objects_per_s": round(s.copied / s.duration, 1) if s.duration > 0 else 0.0,
+        "exit_code": result.exit_code,
+        "failures": [{"key": f.key, "kind": f.kind, "message": f.message,
+                      "attempts": f.attempts} for f in result.failures],
+    }
+
+
+def print_summary(result: CopyResult, source: str, destination: str, as_json: bool) -> None:
+    d = summary_dict(result, source, destination)
+    if as_json:
+        json.dump(d, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
+    verb = "would copy" if result.dry_run else "copied"
+    lines = [
+        f"{'Dry run' if result.dry_run else 'Copy'}: {source} → {destination}",
+        f"  listed   {d['listed']:>10} objects  {human_bytes(d['listed_bytes'])}",
+        f"  {verb:<8} {d['copied']:>10} objects  {human_bytes(d['copied_bytes'])}",
+        f"  skipped  {d['skipped']:>10} objects  {human_bytes(d['skipped_bytes'])} "
+        "(identical at the destination, or filtered folder markers)",
+        f"  failed   {d['failed']:>10} objects  {human_bytes(d['failed_bytes'])}",
+        f"  duration {d['duration_s']:>10.1f} s       "
+        f"{human_bytes(d['throughput_bytes_per_s'])}/s, {d['objects_per_s']} objects/s",
+    ]
+    for f in result.failures[:20]:
+        lines.append(f"  FAILED {f.key}: [{f.kind}] {f.message}")
+    if len(result.failures) > 20:
+        lines.append(f"  … and {len(result.failures) - 20} more failures (--json lists all)")
+    print("\n".join(lines), flush=True)

@@ -1,0 +1,54 @@
+"""Progress as events (like s3transfer's subscribers): the engine emits, the CLI's progress
+display, the stats counter and later the web monitor subscribe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+Outcome = Literal["copied", "skipped", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    count: int
+    nbytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class ListingDone:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class BytesMoved:
+    nbytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectDone:
+    key: str
+    size: int
+    outcome: Outcome
+    error_kind: str | None = None
+    message: str | None = None
+    attempts: int = 1
+
+
+Event = Listed | ListingDone | BytesMoved | ObjectDone
+
+
+class Subscriber(Protocol):
+    def __call__(self, event: Event) -> None: ...
+
+
+class EventBus:
+    def __init__(self, subscribers: list[Subscriber] | None = None) -> None:
+        self._subscribers: list[Subscriber] = list(subscribers or [])
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.append(subscriber)
+
+    def emit(self, event: Event) -> None:
+        for s in self._subscribers:
+            s(event)

@@ -1,0 +1,242 @@
+"""The one pipeline: list → compare → transfer pool → results (DESIGN.md §1).
+
+The listing is consumed page by page and handed to the transfer workers through a bounded
+queue; memory is bounded by the queue, the number of workers and the buffer slots, never by
+the number of objects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+from lakeshift.engine.events import EventBus, Listed, ListingDone, ObjectDone, Subscriber
+from lakeshift.engine.retry import RetryPolicy, retry
+from lakeshift.engine.transfer import TransferContext, copy_marker, copy_object
+from lakeshift.errors import (
+    AuthError,
+    ChangedError,
+    IntegrityError,
+    LakeshiftError,
+    ObjectError,
+    TransientError,
+    UsageError,
+)
+from lakeshift.model import ObjectInfo, TransferStats
+from lakeshift.plan.compare import Overwrite, merge, needs_copy
+from lakeshift.plan.filters import NameFilter
+from lakeshift.plan.source import SourceSpec, destination_root, resolve_source
+from lakeshift.stores.base import Store, StoreConfig
+from lakeshift.stores.registry import open_store
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class CopyOptions:
+    concurrency: int = 32
+    block_size: int = 8 * MiB
+    overwrite: Overwrite = "if-different"
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    dry_run: bool = False
+    folder_markers: str = "skip"  # skip | keep
+    retries: int = 6
+
+    def validate(self) -> None:
+        if not 1 <= self.concurrency <= 1024:
+            raise UsageError("--concurrency must be between 1 and 1024")
+        if not MiB // 4 <= self.block_size <= 4000 * MiB:
+            raise UsageError("--block-size must be between 256KiB and 4000MiB")
+        if self.overwrite not in ("if-different", "always", "never"):
+            raise UsageError("--overwrite must be if-different, always or never")
+        if self.folder_markers not in ("skip", "keep"):
+            raise UsageError("--folder-markers must be skip or keep")
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    key: str
+    kind: str
+    message: str
+    attempts: int
+
+
+@dataclass
+class CopyResult:
+    stats: TransferStats
+    failures: list[Failure] = field(default_factory=list)
+    dry_run: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.stats.failed else 0
+
+
+class _Counter:
+    """Keeps TransferStats and the failure list from the events."""
+
+    def __init__(self, stats: TransferStats, failures: list[Failure], keep: int = 10_000):
+        self.stats = stats
+        self.failures = failures
+        self.keep = keep
+
+    def __call__(self, event: object) -> None:
+        s = self.stats
+        if isinstance(event, Listed):
+            s.listed += event.count
+            s.listed_bytes += event.nbytes
+        elif isinstance(event, ObjectDone):
+            if event.outcome == "copied":
+                s.copied += 1
+                s.copied_bytes += event.size
+            elif event.outcome == "skipped":
+                s.skipped += 1
+                s.skipped_bytes += event.size
+            else:
+                s.failed += 1
+                s.failed_bytes += event.size
+                if len(self.failures) < self.keep:
+                    self.failures.append(Failure(event.key, event.error_kind or "error",
+                                                 event.message or "", event.attempts))
+        elif hasattr(event, "nbytes") and not isinstance(event, Listed):
+            s.bytes_transferred += event.nbytes
+
+
+async def check_reachable(fn: Callable[[], Awaitable[None]], label: str,
+                          policy: RetryPolicy) -> None:
+    """Run a start-up check; a store that stays unreachable is a UsageError, not a hang."""
+    try:
+        await retry(fn, RetryPolicy(attempts=min(policy.attempts, 3), base=0.2, cap=1.0))
+    except TransientError as e:
+        raise UsageError(f"cannot reach the {label}: {e} — check the URL/endpoint and the "
+                         "network") from None
+
+
+async def copy_async(source: StoreConfig, destination: StoreConfig,
+                     options: CopyOptions | None = None,
+                     subscribers: list[Subscriber] | None = None) -> CopyResult:
+    """Copy everything the source URL names into the destination (see README "copy")."""
+    opts = options or CopyOptions()
+    opts.validate()
+    stats = TransferStats(started=time.monotonic())
+    result = CopyResult(stats, dry_run=opts.dry_run)
+    events = EventBus([_Counter(stats, result.failures), *(subscribers or [])])
+    src = open_store(source)
+    dst = open_store(destination)
+    policy = RetryPolicy(attempts=opts.retries)
+    try:
+        await check_reachable(src.check_source, "source", policy)
+        if not opts.dry_run:
+            await check_reachable(dst.prepare_destination, "destination", policy)
+        spec = await resolve_source(src)
+        await _run(src, dst, spec, opts, events, policy)
+    finally:
+        stats.finished = time.monotonic()
+        await asyncio.gather(src.close(), dst.close(), return_exceptions=True)
+    return result
+
+
+async def _source_items(src: Store, spec: SourceSpec, name_filter: NameFilter,
+                        events: EventBus) -> AsyncIterator[tuple[str, ObjectInfo]]:
+    async for page in src.list_pages(spec.list_prefix):
+        taken = []
+        for obj in page:
+            if spec.single and obj.key != spec.list_prefix:
+                continue
+            rel = spec.rel(obj.key)
+            if not rel or not name_filter(rel):
+                continue
+            taken.append((rel, obj))
+        if taken:
+            events.emit(Listed(len(taken), sum(o.size for _, o in taken)))
+        for item in taken:
+            yield item
+    events.emit(ListingDone())
+
+
+async def _dest_items(dst: Store, root: str, dry_run: bool
+                      ) -> AsyncIterator[tuple[str, ObjectInfo]]:
+    try:
+        async for page in dst.list_pages(root):
+            for obj in page:
+                yield obj.key[len(root):], obj
+    except UsageError:
+        if not dry_run:
+            raise  # a missing container in a dry run simply holds nothing yet
+
+
+async def _run(src: Store, dst: Store, spec: SourceSpec, opts: CopyOptions, events: EventBus,
+               policy: RetryPolicy) -> None:
+    root = destination_root(dst)
+    ctx = TransferContext(src, dst, opts.block_size, asyncio.Semaphore(opts.concurrency),
+                          policy, events)
+    queue: asyncio.Queue[tuple[str, ObjectInfo] | None] = asyncio.Queue(
+        maxsize=opts.concurrency * 4)
+    name_filter = NameFilter(opts.include, opts.exclude)
+
+    async def produce() -> None:
+        dest = None if opts.overwrite == "always" else _dest_items(dst, root, opts.dry_run)
+        async for rel, s, d in merge(_source_items(src, spec, name_filter, events), dest):
+            if s.is_dir_marker and opts.folder_markers == "skip":
+                events.emit(ObjectDone(s.key, 0, "skipped"))
+                continue
+            if not needs_copy(s, d, opts.overwrite):
+                events.emit(ObjectDone(s.key, s.size, "skipped"))
+                continue
+            if opts.dry_run:
+                events.emit(ObjectDone(s.key, s.size, "copied"))
+                continue
+            await queue.put((root + rel, s))
+        for _ in range(opts.concurrency):
+            await queue.put(None)
+
+    async def work() -> None:
+        while (item := await queue.get()) is not None:
+            dest_key, s = item
+            await _transfer_one(ctx, s, dest_key, events, opts.retries)
+
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(produce())
+        for _ in range(opts.concurrency):
+            tg.create_task(work())
+
+
+async def _transfer_one(ctx: TransferContext, s: ObjectInfo, dest_key: str, events: EventBus,
+                        attempts: int) -> None:
+    """Copy one object, re-copying it after an integrity or change error; an object error
+    is recorded and the run goes on; auth and usage errors stop the run."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            if s.is_dir_marker:
+                await copy_marker(ctx, dest_key)
+            else:
+                await copy_object(ctx, s, dest_key)
+            events.emit(ObjectDone(s.key, s.size, "copied", attempts=attempt))
+            return
+        except (AuthError, UsageError):
+            raise
+        except ChangedError as e:
+            fresh = await ctx.src.exists(s.key) if attempt < attempts else None
+            if fresh is None:
+                _failed(events, s, e, attempt)
+                return
+            s = fresh
+        except IntegrityError as e:
+            if attempt >= attempts:
+                _failed(events, s, e, attempt)
+                return
+        except ObjectError as e:
+            _failed(events, s, e, attempt)
+            return
+        except LakeshiftError as e:
+            _failed(events, s, e, attempt)
+            return
+
+
+def _failed(events: EventBus, s: ObjectInfo, e: LakeshiftError, attempts: int) -> None:
+    events.emit(ObjectDone(s.key, s.size, "failed", e.kind, str(e), attempts))

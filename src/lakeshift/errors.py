@@ -1,0 +1,92 @@
+"""One error tree.  The class of an error decides what happens to it (DESIGN.md §4).
+
+Backends translate SDK errors into these at the store boundary; nothing above
+``lakeshift.stores`` looks at HTTP status codes.
+"""
+
+from __future__ import annotations
+
+
+class LakeshiftError(Exception):
+    """Base of every error lakeshift raises on purpose."""
+
+    exit_code = 4
+    retryable = False
+    #: Short name used in failure logs and ``--skip-errors``.
+    kind = "error"
+
+
+class UsageError(LakeshiftError):
+    """The user must fix a flag, URL, config, or a missing bucket/container first."""
+
+    exit_code = 2
+    kind = "usage"
+
+
+class AuthError(LakeshiftError):
+    """Credentials are missing or invalid; the message names what to set."""
+
+    exit_code = 3
+    kind = "auth"
+
+
+class ObjectError(LakeshiftError):
+    """An error about one object: it fails that object, not the run."""
+
+    exit_code = 1
+
+
+class NotFoundError(ObjectError):
+    """An object vanished between listing and reading."""
+
+    kind = "missing"
+
+
+class ForbiddenError(ObjectError):
+    """Permission denied on one object."""
+
+    kind = "forbidden"
+
+
+class InvalidNameError(ObjectError):
+    """The name cannot exist at the destination."""
+
+    kind = "invalid-name"
+
+
+class IntegrityError(ObjectError):
+    """Checksum or size mismatch: the object is re-copied and never marked done."""
+
+    kind = "integrity"
+    retryable = True
+
+
+class ChangedError(ObjectError):
+    """The source object changed while it was being copied (its ETag moved)."""
+
+    kind = "changed"
+    retryable = True
+
+
+class TransientError(ObjectError):
+    """Timeouts, resets, 5xx: retried with backoff and jitter."""
+
+    kind = "transient"
+    retryable = True
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ThrottledError(TransientError):
+    """429 / 503 SlowDown / ServerBusy: retried, honouring Retry-After."""
+
+    kind = "throttled"
+
+
+class InternalError(LakeshiftError):
+    """A bug in lakeshift."""
+
+    exit_code = 4
+    kind = "internal"

@@ -1,0 +1,49 @@
+"""Pair source objects with destination objects by merging two sorted listings (like
+rclone's march), so comparing costs no request per object and memory stays flat."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Literal
+
+from lakeshift.model import ObjectInfo
+from lakeshift.stores.props import SRC_ETAG_KEY
+
+Overwrite = Literal["if-different", "always", "never"]
+
+
+async def merge(source: AsyncIterator[tuple[str, ObjectInfo]],
+                dest: AsyncIterator[tuple[str, ObjectInfo]] | None
+                ) -> AsyncIterator[tuple[str, ObjectInfo, ObjectInfo | None]]:
+    """Yield (relative name, source object, destination object or None).
+
+    Both inputs are ascending by relative name.  A destination listing out of order (a
+    service sorting differently) can only make an object look missing: it is then copied
+    again, never skipped wrongly.
+    """
+    d: tuple[str, ObjectInfo] | None = None
+    if dest is not None:
+        d = await anext(dest, None)
+    async for rel, s in source:
+        while dest is not None and d is not None and d[0] < rel:
+            d = await anext(dest, None)
+        yield rel, s, (d[1] if d is not None and d[0] == rel else None)
+
+
+def identical(src: ObjectInfo, dst: ObjectInfo) -> bool:
+    """Provably the same content: same size and same MD5, or the destination records
+    that it was copied from exactly this source version (its ETag)."""
+    if src.size != dst.size:
+        return False
+    if src.md5 is not None and dst.md5 is not None:
+        return src.md5 == dst.md5
+    recorded = (dst.metadata or {}).get(SRC_ETAG_KEY)
+    return bool(recorded and src.etag and recorded == src.etag)
+
+
+def needs_copy(src: ObjectInfo, dst: ObjectInfo | None, overwrite: Overwrite) -> bool:
+    if dst is None or overwrite == "always":
+        return True
+    if overwrite == "never":
+        return False
+    return not identical(src, dst)

@@ -1,0 +1,44 @@
+"""Which keys a source URL names, and how they map to destination names.
+
+destination name = destination root + (source key − source root).  The source root is a
+folder when the path ends in ``/`` or names a folder, a string prefix otherwise (like the
+ADF templates' PartitionPrefix: ``logs/2024-0`` takes ``logs/2024-01/…`` and
+``logs/2024-02.csv``, named relative to ``logs/``).  A path naming one object copies that
+object into the destination root under its own name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lakeshift.stores.base import Store
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpec:
+    #: String prefix to list.
+    list_prefix: str
+    #: Removed from each key to get its name relative to the root.
+    rel_base: str
+    #: The path named one object (only the key equal to list_prefix is taken).
+    single: bool = False
+
+    def rel(self, key: str) -> str:
+        return key[len(self.rel_base):]
+
+
+async def resolve_source(store: Store) -> SourceSpec:
+    path = store.url.path
+    if path == "" or path.endswith("/"):
+        return SourceSpec(path, path)
+    if await store.is_folder(path):
+        return SourceSpec(path + "/", path + "/")
+    parent = path[: path.rfind("/") + 1]
+    if await store.exists(path) is not None:
+        return SourceSpec(path, parent, single=True)
+    return SourceSpec(path, parent)
+
+
+def destination_root(store: Store) -> str:
+    path = store.url.path
+    return path if path == "" or path.endswith("/") else path + "/"

@@ -1,0 +1,137 @@
+"""Azure credentials from the standard places.
+
+Precedence with ``--azure-auth auto`` (the default), first match wins:
+
+1. ``AZURE_STORAGE_CONNECTION_STRING`` (account key or SAS inside, endpoints too; how the
+   emulator Azurite is reached);
+2. ``AZURE_STORAGE_ACCOUNT_KEY`` (with the account from the URL or ``AZURE_STORAGE_ACCOUNT``);
+3. ``AZURE_STORAGE_SAS_TOKEN``;
+4. a service principal: ``AZURE_CLIENT_ID`` + ``AZURE_TENANT_ID`` + ``AZURE_CLIENT_SECRET``
+   (or ``AZURE_CLIENT_CERTIFICATE_PATH``), through azure-identity;
+5. nothing else: managed identity and the Azure CLI login are used only when asked for with
+   ``--azure-auth managed-identity`` or ``--azure-auth cli`` (so no run ever probes the
+   instance-metadata endpoint by surprise).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from lakeshift.errors import AuthError, UsageError
+from lakeshift.redact import register_secret
+from lakeshift.stores.base import StoreOptions
+from lakeshift.urls import StoreURL
+
+Kind = Literal["key", "sas", "token"]
+AUTH_CHOICES = ("auto", "connection-string", "key", "sas", "service-principal", "cli",
+                "managed-identity")
+_MISSING = ("no Azure credentials: set AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_ACCOUNT_KEY"
+            " or AZURE_STORAGE_SAS_TOKEN, or AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET,"
+            " or pass --azure-auth cli|managed-identity")
+
+
+@dataclass(frozen=True)
+class AzureSettings:
+    account: str
+    blob_endpoint: str  # https://ACCOUNT.blob.core.windows.net or the emulator's URL
+    kind: Kind
+    key: str | None = None
+    sas: str | None = None
+    #: For kind == "token": which azure-identity credential to build.
+    token_source: str | None = None
+
+
+def parse_connection_string(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in text.strip().split(";"):
+        if not part.strip():
+            continue
+        name, eq, value = part.partition("=")
+        if not eq:
+            raise UsageError("AZURE_STORAGE_CONNECTION_STRING is malformed: expected "
+                             "Name=value pairs separated by ';'")
+        out[name.strip().lower()] = value.strip()
+    return out
+
+
+def resolve(url: StoreURL, options: StoreOptions) -> AzureSettings:
+    env = os.environ
+    mode = options.azure_auth
+    if mode not in AUTH_CHOICES:
+        raise UsageError(f"--azure-auth {mode!r} is not one of {', '.join(AUTH_CHOICES)}")
+    cs = env.get("AZURE_STORAGE_CONNECTION_STRING")
+    if mode in ("auto", "connection-string") and cs:
+        return _from_connection_string(url, cs)
+    if mode == "connection-string":
+        raise AuthError("--azure-auth connection-string: set AZURE_STORAGE_CONNECTION_STRING")
+    account = url.account or env.get("AZURE_STORAGE_ACCOUNT") or env.get(
+        "AZURE_STORAGE_ACCOUNT_NAME")
+    if not account:
+        raise UsageError(f"{url.display()}: no storage account: use "
+                         "abfss://FS@ACCOUNT.dfs.core.windows.net/... or set AZURE_STORAGE_ACCOUNT")
+    endpoint = f"https://{account}.blob.{url.endpoint_suffix or 'core.windows.net'}"
+    key = env.get("AZURE_STORAGE_ACCOUNT_KEY") or env.get("AZURE_STORAGE_KEY")
+    if mode in ("auto", "key") and key:
+        register_secret(key)
+        return AzureSettings(account, endpoint, "key", key=key)
+    sas = env.get("AZURE_STORAGE_SAS_TOKEN")
+    if mode in ("auto", "sas") and sas:
+        register_secret(sas)
+        return AzureSettings(account, endpoint, "sas", sas=sas.lstrip("?"))
+    sp = env.get("AZURE_CLIENT_ID") and env.get("AZURE_TENANT_ID") and (
+        env.get("AZURE_CLIENT_SECRET") or env.get("AZURE_CLIENT_CERTIFICATE_PATH"))
+    if mode in ("auto", "service-principal") and sp:
+        register_secret(env.get("AZURE_CLIENT_SECRET"))
+        return AzureSettings(account, endpoint, "token", token_source="service-principal")
+    if mode in ("cli", "managed-identity"):
+        return AzureSettings(account, endpoint, "token", token_source=mode)
+    if mode != "auto":
+        raise AuthError(f"--azure-auth {mode}: its variables are not set. {_MISSING}")
+    raise AuthError(_MISSING)
+
+
+def _from_connection_string(url: StoreURL, cs: str) -> AzureSettings:
+    parts = parse_connection_string(cs)
+    if parts.get("usedevelopmentstorage", "").lower() == "true":
+        from lakeshift.stores.azure_dev import DEV_ACCOUNT, DEV_ENDPOINT, DEV_KEY
+
+        parts = {"accountname": DEV_ACCOUNT, "accountkey": DEV_KEY, "blobendpoint": DEV_ENDPOINT}
+    account = parts.get("accountname")
+    key = parts.get("accountkey")
+    sas = parts.get("sharedaccesssignature")
+    endpoint = parts.get("blobendpoint")
+    if not account and endpoint:
+        account = endpoint.rstrip("/").rsplit("/", 1)[-1] if "127.0.0.1" in endpoint \
+            else endpoint.split("//", 1)[-1].split(".", 1)[0]
+    if not account:
+        raise UsageError("AZURE_STORAGE_CONNECTION_STRING has no AccountName (or BlobEndpoint)")
+    if url.account and url.account != account:
+        raise UsageError(f"{url.display()} names account {url.account!r} but "
+                         f"AZURE_STORAGE_CONNECTION_STRING is for {account!r}: use one account")
+    if not endpoint:
+        proto = parts.get("defaultendpointsprotocol", "https")
+        suffix = parts.get("endpointsuffix", url.endpoint_suffix or "core.windows.net")
+        endpoint = f"{proto}://{account}.blob.{suffix}"
+    if key:
+        register_secret(key)
+        return AzureSettings(account, endpoint.rstrip("/"), "key", key=key)
+    if sas:
+        register_secret(sas)
+        return AzureSettings(account, endpoint.rstrip("/"), "sas", sas=sas.lstrip("?"))
+    raise AuthError("AZURE_STORAGE_CONNECTION_STRING has neither AccountKey nor "
+                    "SharedAccessSignature")
+
+
+def token_credential(settings: AzureSettings) -> Any:
+    """An azure-identity async credential for kind == 'token'."""
+    from azure.identity import aio
+
+    if settings.token_source == "cli":
+        return aio.AzureCliCredential()
+    if settings.token_source == "managed-identity":
+        client_id = os.environ.get("AZURE_CLIENT_ID")
+        return aio.ManagedIdentityCredential(client_id=client_id) if client_id \
+            else aio.ManagedIdentityCredential()
+    return aio.EnvironmentCredential()

@@ -1,0 +1,116 @@
+"""The store protocol every backend implements, and its capabilities as data."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from lakeshift.model import ObjectInfo, ObjectProps, ReadResult
+from lakeshift.urls import StoreURL
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a backend can do.  The engine branches on these, never on the class."""
+
+    #: Listing is in ascending key order and can start after a given key.
+    list_start_after: bool
+    #: A listing gives the content MD5 of (some) objects without reading them.
+    content_md5: bool
+    #: Real directories (ADLS Gen2 with hierarchical namespace, local disk).
+    hierarchical: bool
+    #: POSIX-style ACLs, owner and group.
+    acls: bool
+    #: Can write an object from a URL the service reads itself.
+    copy_from_url: bool
+    #: Blocks can be staged in any order, in parallel, and committed at the end.
+    block_upload: bool
+    #: Largest block (or part) the service accepts, in bytes.
+    max_block_size: int
+    #: The ETag of a single-shot object is its MD5.
+    etag_is_md5: bool
+    #: A listing carries user metadata (so compare needs no HEAD per object).
+    metadata_in_listing: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StoreOptions:
+    """How to reach stores, beyond the URL.  Picklable: no secrets, no clients."""
+
+    s3_endpoint: str | None = None
+    s3_region: str | None = None
+    aws_profile: str | None = None
+    #: Let the AWS chain ask the instance-metadata service (off unless asked for).
+    aws_imds: bool = False
+    s3_anonymous: bool = False
+    #: Azure credential source: auto (documented precedence), key, sas, connection-string,
+    #: service-principal, cli, managed-identity.
+    azure_auth: str = "auto"
+    #: Allow plain HTTP to a host that is not loopback.
+    allow_http: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """A picklable description of a store; the live client is built where it is used."""
+
+    url: StoreURL
+    options: StoreOptions = StoreOptions()
+
+
+class Lister(Protocol):
+    def list_pages(self, prefix: str, start_after: str | None = None
+                   ) -> AsyncIterator[Sequence[ObjectInfo]]:
+        """Pages of objects whose key starts with ``prefix`` (a string prefix), in
+        ascending key order, after ``start_after`` when given."""
+        ...
+
+
+class Reader(Protocol):
+    async def read(self, key: str, start: int | None = None, end: int | None = None,
+                   if_match: str | None = None) -> ReadResult:
+        """Bytes ``[start, end)`` of ``key`` (the whole object when both are None).
+        With ``if_match`` the read fails with ChangedError when the ETag moved."""
+        ...
+
+
+class BlockUpload(Protocol):
+    async def stage(self, index: int, offset: int, data: bytes, md5: bytes) -> None: ...
+    async def commit(self, count: int, md5: bytes | None) -> None: ...
+    async def abort(self) -> None: ...
+
+
+class Writer(Protocol):
+    async def put(self, key: str, data: bytes, props: ObjectProps, md5: bytes) -> None:
+        """Write a whole object in one request; the store keeps ``md5`` as its checksum
+        where it can, and rejects a body damaged in transit."""
+        ...
+
+    async def start_blocks(self, key: str, size: int, block_size: int,
+                           props: ObjectProps) -> BlockUpload:
+        """Begin a block upload; nothing is visible under ``key`` until commit."""
+        ...
+
+
+class Store(Lister, Reader, Writer, Protocol):
+    capabilities: Capabilities
+    url: StoreURL
+
+    async def prepare_destination(self) -> None:
+        """Create the container/bucket/directory if missing (destinations only)."""
+        ...
+
+    async def check_source(self) -> None:
+        """Raise UsageError when the bucket/container/directory does not exist."""
+        ...
+
+    async def is_folder(self, path: str) -> bool:
+        """True when some object's key starts with ``path + '/'``."""
+        ...
+
+    async def exists(self, key: str) -> ObjectInfo | None: ...
+
+    async def delete(self, key: str) -> None: ...
+
+    async def close(self) -> None: ...

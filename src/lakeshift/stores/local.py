@@ -1,0 +1,223 @@
+"""Local disk (and mounted file systems).
+
+Keys are paths below the root with ``/`` separators.  Listing walks directories in key
+order (a directory sorts as ``name/``, exactly where its keys sort in an object store), so
+start-after and merge-compare work as on S3.  Writes go to a hidden temporary file that is
+renamed into place on commit: a reader never sees a partial file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import mimetypes
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import UTC, datetime
+
+from lakeshift.errors import ForbiddenError, NotFoundError, UsageError
+from lakeshift.model import ObjectInfo, ObjectProps, ReadResult
+from lakeshift.stores.base import BlockUpload, Capabilities, StoreConfig
+
+CAPABILITIES = Capabilities(
+    list_start_after=True, content_md5=False, hierarchical=True, acls=False,
+    copy_from_url=False, block_upload=True, max_block_size=2**62, etag_is_md5=False,
+    metadata_in_listing=False,
+)
+PAGE = 1000
+_PARTIAL = ".lakeshift-partial-"
+
+
+def local_etag(st: os.stat_result) -> str:
+    """A change token for a local file: modification time and size."""
+    return f"{st.st_mtime_ns:x}-{st.st_size:x}"
+
+
+class LocalStore:
+    capabilities = CAPABILITIES
+
+    def __init__(self, config: StoreConfig) -> None:
+        self.config = config
+        self.url = config.url
+        self.root = config.url.bucket
+
+    def _path(self, key: str) -> str:
+        return os.path.join(self.root, *key.split("/"))
+
+    async def list_pages(self, prefix: str, start_after: str | None = None
+                         ) -> AsyncIterator[Sequence[ObjectInfo]]:
+        gen = _pages(self.root, prefix, start_after)
+        while True:
+            page = await asyncio.to_thread(next, gen, None)
+            if page is None:
+                return
+            yield page
+
+    async def check_source(self) -> None:
+        if not os.path.isdir(self.root):
+            if os.path.isfile(self.root):
+                return
+            raise UsageError(f"local source {self.root} does not exist")
+        if not os.access(self.root, os.R_OK | os.X_OK):
+            raise UsageError(f"local source {self.root} is not readable: check its permissions")
+
+    async def prepare_destination(self) -> None:
+        if os.path.exists(self.root) and not os.path.isdir(self.root):
+            raise UsageError(f"destination {self.root} is an existing file, not a directory: "
+                             "name a directory")
+        try:
+            os.makedirs(self.root, exist_ok=True)
+        except OSError as e:
+            raise UsageError(f"cannot create destination directory {self.root}: "
+                             f"{e.strerror}") from None
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise UsageError(f"destination directory {self.root} is not writable")
+
+    async def is_folder(self, path: str) -> bool:
+        return os.path.isdir(self._path(path.rstrip("/")))
+
+    async def exists(self, key: str) -> ObjectInfo | None:
+        try:
+            st = os.stat(self._path(key))
+        except OSError:
+            return None
+        return _info(key, st) if not os.path.isdir(self._path(key)) else None
+
+    async def read(self, key: str, start: int | None = None, end: int | None = None,
+                   if_match: str | None = None) -> ReadResult:
+        return await asyncio.to_thread(self._read, key, start, end, if_match)
+
+    def _read(self, key: str, start: int | None, end: int | None,
+              if_match: str | None) -> ReadResult:
+        path = self._path(key)
+        try:
+            with open(path, "rb") as f:
+                st = os.fstat(f.fileno())
+                etag = local_etag(st)
+                if if_match and if_match != etag:
+                    from lakeshift.errors import ChangedError
+
+                    raise ChangedError(f"{path}: changed during the copy")
+                if start:
+                    f.seek(start)
+                data = f.read((end if end is not None else st.st_size) - (start or 0))
+        except FileNotFoundError:
+            raise NotFoundError(f"{path}: not found") from None
+        except PermissionError:
+            raise ForbiddenError(f"{path}: permission denied (cannot read)") from None
+        except IsADirectoryError:
+            raise NotFoundError(f"{path}: is a directory") from None
+        ctype = mimetypes.guess_type(key, strict=False)[0]
+        return ReadResult(data, ObjectProps(content_type=ctype), st.st_size, etag)
+
+    async def put(self, key: str, data: bytes, props: ObjectProps, md5: bytes) -> None:
+        up = await self.start_blocks(key, len(data), len(data), props)
+        await up.stage(0, 0, data, md5)
+        await up.commit(1, md5)
+
+    async def start_blocks(self, key: str, size: int, block_size: int,
+                           props: ObjectProps) -> BlockUpload:
+        final = self._path(key)
+        return await asyncio.to_thread(_LocalUpload, final, size)
+
+    async def delete(self, key: str) -> None:
+        try:
+            os.remove(self._path(key))
+        except FileNotFoundError:
+            pass
+
+    async def close(self) -> None:
+        return None
+
+
+class _LocalUpload:
+    def __init__(self, final: str, size: int) -> None:
+        self.final = final
+        parent = os.path.dirname(final)
+        if os.path.isfile(parent):
+            raise UsageError(f"cannot create directory {parent}: a file has that name")
+        try:
+            os.makedirs(parent, exist_ok=True)
+        except PermissionError:
+            raise ForbiddenError(f"{parent}: permission denied") from None
+        self.tmp = os.path.join(parent, f"{_PARTIAL}{uuid.uuid4().hex}")
+        self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.ftruncate(self.fd, size)
+
+    async def stage(self, index: int, offset: int, data: bytes, md5: bytes) -> None:
+        await asyncio.to_thread(os.pwrite, self.fd, data, offset)
+
+    async def commit(self, count: int, md5: bytes | None) -> None:
+        def done() -> None:
+            os.close(self.fd)
+            if os.path.isdir(self.final):
+                os.remove(self.tmp)
+                raise UsageError(f"cannot write {self.final}: a directory has that name")
+            os.replace(self.tmp, self.final)
+
+        await asyncio.to_thread(done)
+
+    async def abort(self) -> None:
+        def drop() -> None:
+            try:
+                os.close(self.fd)
+            except OSError:
+                pass
+            try:
+                os.remove(self.tmp)
+            except FileNotFoundError:
+                pass
+
+        await asyncio.to_thread(drop)
+
+
+def _info(key: str, st: os.stat_result) -> ObjectInfo:
+    return ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC),
+                      local_etag(st))
+
+
+def _pages(root: str, prefix: str, start_after: str | None) -> Iterator[list[ObjectInfo]]:
+    if os.path.isfile(root):
+        # The URL named one file: it is the only object, with an empty key.
+        yield [_info("", os.stat(root))]
+        return
+    page: list[ObjectInfo] = []
+    folder, _, name_prefix = prefix.rpartition("/")
+    for info in _walk(root, folder, name_prefix, start_after):
+        page.append(info)
+        if len(page) >= PAGE:
+            yield page
+            page = []
+    if page:
+        yield page
+
+
+def _walk(root: str, folder: str, name_prefix: str,
+          start_after: str | None) -> Iterator[ObjectInfo]:
+    base = os.path.join(root, *folder.split("/")) if folder else root
+    try:
+        entries = list(os.scandir(base))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except PermissionError:
+        raise ForbiddenError(f"{base}: permission denied (cannot list)") from None
+    keyed = []
+    for e in entries:
+        if not e.name.startswith(name_prefix) or e.name.startswith(_PARTIAL):
+            continue
+        is_dir = e.is_dir(follow_symlinks=True)
+        keyed.append(((folder + "/" if folder else "") + e.name + ("/" if is_dir else ""),
+                      is_dir, e))
+    keyed.sort(key=lambda t: t[0])
+    for key, is_dir, e in keyed:
+        if is_dir:
+            # Every key below sorts after ``key``; skip the subtree when it is all done.
+            if start_after is not None and not (key > start_after or
+                                                start_after.startswith(key)):
+                continue
+            yield from _walk(root, key[:-1], "", start_after)
+        elif start_after is None or key > start_after:
+            try:
+                yield _info(key, e.stat(follow_symlinks=True))
+            except FileNotFoundError:
+                continue

@@ -1,0 +1,68 @@
+"""What the obstore-backed stores share: client options and error translation."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+from obstore import exceptions as obx
+
+from lakeshift.errors import (
+    AuthError,
+    ChangedError,
+    ForbiddenError,
+    LakeshiftError,
+    NotFoundError,
+    ThrottledError,
+    TransientError,
+)
+from lakeshift.redact import redact
+
+# lakeshift retries on its own (engine.retry); obstore's own retries would hide throttling
+# from the limiter and make a wrong endpoint hang for minutes.
+RETRY_CONFIG: Any = {"max_retries": 0, "retry_timeout": timedelta(seconds=30)}
+
+
+def client_options(allow_http: bool) -> Any:
+    return {"allow_http": allow_http, "connect_timeout": timedelta(seconds=10),
+            "timeout": timedelta(seconds=300), "pool_idle_timeout": timedelta(seconds=60)}
+
+
+_STATUS = re.compile(r"status(?: code)?:? (\d{3})")
+_AUTH_CODES = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AuthenticationFailed",
+               "ExpiredToken", "InvalidToken", "AuthorizationFailure",
+               "NoAuthenticationInformation")
+
+
+def translate(exc: BaseException, what: str) -> LakeshiftError:
+    """Map an obstore exception about ``what`` (a key or URL) into the lakeshift tree."""
+    text = redact(str(exc))
+    first = text.splitlines()[0] if text else type(exc).__name__
+    if isinstance(exc, LakeshiftError):
+        return exc
+    if isinstance(exc, obx.PreconditionError):
+        return ChangedError(f"{what}: the source object changed during the copy")
+    if isinstance(exc, FileNotFoundError | obx.NotFoundError):
+        return NotFoundError(f"{what}: not found")
+    if isinstance(exc, obx.UnauthenticatedError) or any(c in text for c in _AUTH_CODES):
+        return AuthError(f"{what}: credentials rejected ({_code(text)})")
+    if isinstance(exc, obx.PermissionDeniedError):
+        return ForbiddenError(f"{what}: permission denied ({_code(text)})")
+    m = _STATUS.search(text)
+    status = int(m.group(1)) if m else 0
+    if status in (429, 503) or "SlowDown" in text or "ServerBusy" in text:
+        return ThrottledError(f"{what}: throttled ({status})")
+    if status >= 500 or status == 0:
+        return TransientError(f"{what}: {first[:300]}")
+    if status == 403:
+        return ForbiddenError(f"{what}: permission denied ({_code(text)})")
+    if status == 404:
+        return NotFoundError(f"{what}: not found")
+    return TransientError(f"{what}: {first[:300]}") if status == 408 else \
+        LakeshiftError(f"{what}: {first[:300]}")
+
+
+def _code(text: str) -> str:
+    m = re.search(r"<Code>([^<]+)</Code>", text)
+    return m.group(1) if m else "403"

@@ -1,0 +1,91 @@
+"""Object properties across stores: obstore attributes, Azure metadata names, ETags.
+
+Azure metadata names must be C# identifiers (letters, digits, underscore; not starting with a
+digit).  S3 allows more (``my-key``, ``a.b``).  Rule, applied to every user metadata key on
+the way into Azure: each character outside ``[A-Za-z0-9_]`` becomes ``_xHH_`` (HH = the hex
+of each of its UTF-8 bytes) and a leading digit gets a ``_`` in front.  ``decode_metadata_name``
+reverses it.  Keys lakeshift writes for itself start with ``lakeshift_``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from lakeshift.model import ObjectProps
+
+SRC_ETAG_KEY = "lakeshift_src_etag"
+FOLDER_KEY = "hdi_isfolder"
+
+_STANDARD = {
+    "Content-Type": "content_type",
+    "Content-Encoding": "content_encoding",
+    "Cache-Control": "cache_control",
+    "Content-Disposition": "content_disposition",
+    "Content-Language": "content_language",
+}
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def unquote_etag(etag: str | None) -> str | None:
+    if not etag:
+        return None
+    etag = etag.strip()
+    if etag.startswith("W/"):
+        etag = etag[2:]
+    return etag.strip('"') or None
+
+
+def props_from_attributes(attrs: Any) -> ObjectProps:
+    std: dict[str, str] = {}
+    meta: dict[str, str] = {}
+    for k, v in dict(attrs or {}).items():
+        if k in _STANDARD:
+            std[_STANDARD[k]] = v
+        elif k != "Storage-Class":
+            meta[k] = v
+    return ObjectProps(metadata=meta, **std)
+
+
+def attributes_from_props(props: ObjectProps) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for header, field in _STANDARD.items():
+        value = getattr(props, field)
+        if value:
+            out[header] = value
+    out.update(props.metadata)
+    return out
+
+
+def encode_metadata_name(name: str) -> str:
+    if _IDENT.match(name) and "_x" not in name and not re.match(r"^_\d", name):
+        return name
+    out = []
+    for i, ch in enumerate(name):
+        literal_underscore = ch == "_" and name[i + 1:i + 2] != "x" and not (
+            i == 0 and name[1:2].isdigit())
+        if ch.isascii() and (ch.isalnum() or literal_underscore):
+            out.append(ch)
+        else:
+            out.append("".join(f"_x{b:02X}_" for b in ch.encode()))
+    encoded = "".join(out)
+    return "_" + encoded if encoded[0].isdigit() else encoded
+
+
+_ESCAPE = re.compile(r"(_x[0-9A-F]{2}_)")
+
+
+def decode_metadata_name(name: str) -> str:
+    if name.startswith("_") and name[1:2].isdigit():
+        name = name[1:]
+    buf = bytearray()
+    for part in _ESCAPE.split(name):
+        if _ESCAPE.fullmatch(part):
+            buf.append(int(part[2:4], 16))
+        else:
+            buf += part.encode()
+    return buf.decode("utf-8", "replace")
+
+
+def encode_metadata(meta: dict[str, str] | Any) -> dict[str, str]:
+    return {encode_metadata_name(k): v for k, v in dict(meta).items()}

@@ -1,0 +1,265 @@
+"""Amazon S3 and S3-compatible stores (MinIO, Ceph, moto).
+
+Listing goes through botocore (ListObjectsV2 keeps keys verbatim: folder markers ``dir/``,
+empty segments, true string prefixes, StartAfter); data moves through obstore.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from collections.abc import AsyncIterator, Sequence
+from functools import cached_property
+from typing import Any
+from urllib.parse import urlsplit
+
+import obstore
+from obstore.store import S3Store as _ObS3
+
+from lakeshift.errors import (
+    AuthError,
+    ForbiddenError,
+    LakeshiftError,
+    NotFoundError,
+    ThrottledError,
+    TransientError,
+    UsageError,
+)
+from lakeshift.model import ObjectInfo, ObjectProps, ReadResult
+from lakeshift.redact import redact
+from lakeshift.stores import aws_auth
+from lakeshift.stores.base import BlockUpload, Capabilities, StoreConfig
+from lakeshift.stores.obstore_common import RETRY_CONFIG, client_options, translate
+from lakeshift.stores.props import attributes_from_props, props_from_attributes, unquote_etag
+
+CAPABILITIES = Capabilities(
+    list_start_after=True, content_md5=True, hierarchical=False, acls=False,
+    copy_from_url=False, block_upload=False, max_block_size=5 * 1024**3, etag_is_md5=True,
+    metadata_in_listing=False,
+)
+
+
+def is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_http(endpoint: str, allow_http: bool) -> bool:
+    """Whether plain HTTP is in use; refuse it to a non-loopback host unless allowed."""
+    if not endpoint.lower().startswith("http://"):
+        return False
+    if not (allow_http or is_loopback(endpoint)):
+        raise UsageError(f"endpoint {endpoint} is plain HTTP to a host that is not loopback: "
+                         "use https, or pass --allow-http if you really mean it")
+    return True
+
+
+class S3Store:
+    capabilities = CAPABILITIES
+
+    def __init__(self, config: StoreConfig) -> None:
+        self.config = config
+        self.url = config.url
+        self.bucket = config.url.bucket
+        self.settings = aws_auth.resolve(config.options)
+        self.http = bool(self.settings.endpoint) and check_http(
+            self.settings.endpoint or "", config.options.allow_http)
+
+    @cached_property
+    def _ob(self) -> Any:
+        kw: dict[str, Any] = {"region": self.settings.region}
+        if self.settings.endpoint:
+            kw["endpoint"] = self.settings.endpoint
+            kw["virtual_hosted_style_request"] = False
+        if self.settings.credentials is None:
+            kw["skip_signature"] = True
+        return _ObS3(self.bucket, client_options=client_options(self.http),
+                     retry_config=RETRY_CONFIG,
+                     credential_provider=aws_auth.obstore_provider(self.settings), **kw)
+
+    @cached_property
+    def _boto(self) -> Any:
+        from botocore.config import Config
+
+        cfg = Config(retries={"max_attempts": 1, "mode": "standard"},
+                     s3={"addressing_style": "path" if self.settings.endpoint else "auto"},
+                     max_pool_connections=4, connect_timeout=10, read_timeout=120)
+        kw: dict[str, Any] = {"region_name": self.settings.region, "config": cfg}
+        if self.settings.endpoint:
+            kw["endpoint_url"] = self.settings.endpoint
+        if self.settings.credentials is None:
+            from botocore import UNSIGNED
+
+            kw["config"] = cfg.merge(Config(signature_version=UNSIGNED))
+        # The session's resolver already had the instance-metadata provider removed.
+        return self.settings.session.create_client("s3", **kw)
+
+    # -- listing -------------------------------------------------------------------
+
+    async def list_pages(self, prefix: str, start_after: str | None = None
+                         ) -> AsyncIterator[Sequence[ObjectInfo]]:
+        token: str | None = None
+        while True:
+            kw: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": 1000}
+            if token:
+                kw["ContinuationToken"] = token
+            elif start_after:
+                kw["StartAfter"] = start_after
+            resp = await asyncio.to_thread(self._call, "list_objects_v2", kw, prefix)
+            page = [_info(o) for o in resp.get("Contents", ())]
+            if page:
+                yield page
+            if not resp.get("IsTruncated"):
+                return
+            token = resp["NextContinuationToken"]
+
+    def _call(self, op: str, kw: dict[str, Any], what: str) -> Any:
+        import botocore.exceptions as bex
+
+        try:
+            return getattr(self._boto, op)(**kw)
+        except bex.ClientError as e:
+            raise _boto_error(e, f"s3://{self.bucket}/{what}") from None
+        except (bex.EndpointConnectionError, bex.ConnectionClosedError,
+                bex.ReadTimeoutError, bex.ConnectTimeoutError) as e:
+            raise TransientError(redact(f"s3://{self.bucket}: {e}")) from None
+        except bex.NoCredentialsError as e:
+            raise AuthError(f"no AWS credentials: {e}") from None
+
+    async def check_source(self) -> None:
+        await asyncio.to_thread(self._call, "head_bucket", {"Bucket": self.bucket}, "")
+
+    async def prepare_destination(self) -> None:
+        try:
+            await self.check_source()
+        except UsageError:
+            await asyncio.to_thread(self._call, "create_bucket", {"Bucket": self.bucket}, "")
+
+    async def is_folder(self, path: str) -> bool:
+        resp = await asyncio.to_thread(self._call, "list_objects_v2", {
+            "Bucket": self.bucket, "Prefix": path.rstrip("/") + "/", "MaxKeys": 1}, path)
+        return bool(resp.get("KeyCount"))
+
+    async def exists(self, key: str) -> ObjectInfo | None:
+        try:
+            resp = await asyncio.to_thread(self._call, "head_object",
+                                           {"Bucket": self.bucket, "Key": key}, key)
+        except (NotFoundError, UsageError):
+            return None
+        etag = unquote_etag(resp.get("ETag"))
+        return ObjectInfo(key, int(resp["ContentLength"]), resp.get("LastModified"), etag,
+                          _md5_from_etag(etag), key.endswith("/"), resp.get("Metadata"))
+
+    # -- data ----------------------------------------------------------------------
+
+    async def read(self, key: str, start: int | None = None, end: int | None = None,
+                   if_match: str | None = None) -> ReadResult:
+        opts: Any = {}
+        if start is not None:
+            opts["range"] = (start, end) if end is not None else {"offset": start}
+        if if_match:
+            opts["if_match"] = f'"{if_match}"'
+        try:
+            res = await obstore.get_async(self._ob, key, options=opts or None)
+            data = await res.bytes_async()
+        except Exception as e:  # obstore raises several unrelated classes
+            raise translate(e, f"s3://{self.bucket}/{key}") from None
+        meta = res.meta
+        return ReadResult(bytes(data), props_from_attributes(res.attributes), int(meta["size"]),
+                          unquote_etag(meta.get("e_tag")))
+
+    async def put(self, key: str, data: bytes, props: ObjectProps, md5: bytes) -> None:
+        try:
+            await obstore.put_async(self._ob, key, data, attributes=attributes_from_props(props),
+                                    use_multipart=False)
+        except Exception as e:
+            raise translate(e, f"s3://{self.bucket}/{key}") from None
+
+    async def start_blocks(self, key: str, size: int, block_size: int,
+                           props: ObjectProps) -> BlockUpload:
+        writer = obstore.open_writer_async(self._ob, key, attributes=attributes_from_props(props),
+                                           buffer_size=max(block_size, 5 * 1024 * 1024),
+                                           max_concurrency=4)
+        return _SequentialUpload(writer, f"s3://{self.bucket}/{key}")
+
+    async def delete(self, key: str) -> None:
+        await asyncio.to_thread(self._call, "delete_object", {"Bucket": self.bucket, "Key": key},
+                                key)
+
+    async def close(self) -> None:
+        if "_boto" in self.__dict__:
+            self._boto.close()
+
+
+class _SequentialUpload:
+    """S3 multipart through obstore's writer: parts must arrive in order, so each block
+    waits for its predecessor (it already holds its memory slot, so this cannot deadlock)."""
+
+    def __init__(self, writer: Any, what: str) -> None:
+        self._writer = writer
+        self._what = what
+        self._next = 0
+        self._turn = asyncio.Condition()
+
+    async def stage(self, index: int, offset: int, data: bytes, md5: bytes) -> None:
+        async with self._turn:
+            await self._turn.wait_for(lambda: self._next == index)
+            try:
+                await self._writer.write(data)
+            except Exception as e:
+                raise translate(e, self._what) from None
+            self._next += 1
+            self._turn.notify_all()
+
+    async def commit(self, count: int, md5: bytes | None) -> None:
+        try:
+            await self._writer.close()
+        except Exception as e:
+            raise translate(e, self._what) from None
+
+    async def abort(self) -> None:
+        # obstore aborts the multipart upload when the writer is dropped unclosed.
+        self._writer = None
+
+
+def _md5_from_etag(etag: str | None) -> bytes | None:
+    if etag and len(etag) == 32 and "-" not in etag:
+        try:
+            return bytes.fromhex(etag)
+        except ValueError:
+            return None
+    return None
+
+
+def _info(o: dict[str, Any]) -> ObjectInfo:
+    etag = unquote_etag(o.get("ETag"))
+    key = o["Key"]
+    return ObjectInfo(key, int(o["Size"]), o.get("LastModified"), etag, _md5_from_etag(etag),
+                      key.endswith("/") and int(o["Size"]) == 0)
+
+
+def _boto_error(e: Any, what: str) -> LakeshiftError:
+    err = e.response.get("Error", {})
+    code = str(err.get("Code", ""))
+    status = int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    if code in ("NoSuchBucket",):
+        return UsageError(f"{what}: bucket does not exist: create it or fix the URL")
+    if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"):
+        return AuthError(f"{what}: AWS credentials rejected ({code}): check AWS_ACCESS_KEY_ID / "
+                         "AWS_SECRET_ACCESS_KEY or the profile")
+    if status == 404 or code in ("NoSuchKey", "404", "NotFound"):
+        if what.endswith("/") or (code == "404" and "/" not in what.split("://", 1)[1]):
+            return UsageError(f"{what}: bucket does not exist: create it or fix the URL")
+        return NotFoundError(f"{what}: not found")
+    if status == 403 or code == "AccessDenied":
+        return ForbiddenError(f"{what}: access denied ({code})")
+    if status in (429, 503) or code in ("SlowDown", "Throttling", "RequestLimitExceeded"):
+        return ThrottledError(f"{what}: throttled ({code})")
+    if status >= 500:
+        return TransientError(f"{what}: server error {status} ({code})")
+    return LakeshiftError(redact(f"{what}: {code} {err.get('Message', '')}"))

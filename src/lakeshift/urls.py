@@ -1,0 +1,124 @@
+"""Parse the store URLs lakeshift accepts into a picklable :class:`StoreURL`.
+
+Accepted forms (README "URLs"):
+
+* ``s3://bucket/prefix``
+* ``az://container/prefix`` (account from the Azure credentials)
+* ``https://ACCOUNT.blob.core.windows.net/container/prefix`` (also ``.dfs.``)
+* ``abfss://filesystem@ACCOUNT.dfs.core.windows.net/path`` (ADLS Gen2; written through
+  the blob endpoint)
+* ``file:///path`` or a plain path
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import unquote, urlsplit
+
+from lakeshift.errors import UsageError
+
+Scheme = Literal["s3", "azure", "file"]
+
+_S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+_AZ_CONTAINER = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9\-]{1,61}[a-z0-9]$")
+_AZ_ACCOUNT = re.compile(r"^[a-z0-9]{3,24}$")
+
+
+@dataclass(frozen=True, slots=True)
+class StoreURL:
+    """Where a store lives.  ``path`` has no leading slash; '' is the root.
+
+    For local stores ``bucket`` is the absolute directory and ``path`` is ''.
+    """
+
+    scheme: Scheme
+    bucket: str
+    path: str
+    account: str | None = None
+    #: Service host suffix for Azure (``core.windows.net``), None for the default.
+    endpoint_suffix: str | None = None
+    #: The user spelled it as ADLS Gen2 (abfss:// or a .dfs. host).
+    gen2: bool = False
+
+    def display(self) -> str:
+        if self.scheme == "s3":
+            return f"s3://{self.bucket}/{self.path}"
+        if self.scheme == "azure":
+            acct = f"{self.account}/" if self.account else ""
+            return f"az://{acct}{self.bucket}/{self.path}"
+        return self.bucket
+
+    def with_path(self, path: str) -> StoreURL:
+        return StoreURL(self.scheme, self.bucket, path, self.account, self.endpoint_suffix,
+                        self.gen2)
+
+
+def parse_url(text: str) -> StoreURL:
+    """Parse a user-supplied URL or path; raise UsageError with the accepted forms."""
+    if not text:
+        raise UsageError("empty URL: give s3://bucket/prefix, az://container/path, "
+                         "abfss://fs@account.dfs.core.windows.net/path or a local path")
+    if "://" not in text:
+        return _local(text)
+    parts = urlsplit(text)
+    scheme = parts.scheme.lower()
+    if parts.query or parts.fragment:
+        raise UsageError(f"URL {_safe(text)!r} has a query string: put SAS tokens in "
+                         "AZURE_STORAGE_SAS_TOKEN, not in the URL")
+    if scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise UsageError(f"file URL {text!r} names a host: use file:///absolute/path")
+        return _local(unquote(parts.path))
+    if scheme == "s3":
+        bucket = parts.netloc
+        if not _S3_BUCKET.match(bucket):
+            raise UsageError(f"invalid S3 bucket name {bucket!r} in {text!r}: 3-63 lowercase "
+                             "letters, digits, dots and hyphens")
+        return StoreURL("s3", bucket, _path(parts.path))
+    if scheme == "az":
+        return StoreURL("azure", _container(parts.netloc, text), _path(parts.path))
+    if scheme in ("abfs", "abfss"):
+        fs, at, host = parts.netloc.partition("@")
+        if not at or not host:
+            raise UsageError(f"invalid ADLS Gen2 URL {text!r}: expected "
+                             "abfss://FILESYSTEM@ACCOUNT.dfs.core.windows.net/path")
+        account, suffix = _azure_host(host, text)
+        return StoreURL("azure", _container(fs, text), _path(parts.path), account, suffix, True)
+    if scheme == "https":
+        account, suffix = _azure_host(parts.netloc, text)
+        container, _, rest = parts.path.lstrip("/").partition("/")
+        return StoreURL("azure", _container(container, text), _path(rest), account, suffix,
+                        ".dfs." in parts.netloc.lower())
+    raise UsageError(f"unknown URL scheme {scheme!r} in {text!r}: use s3://, az://, abfss://, "
+                     "https://ACCOUNT.blob.core.windows.net/..., file:// or a local path")
+
+
+def _safe(text: str) -> str:
+    return text.split("?", 1)[0] + "?…"
+
+
+def _local(path: str) -> StoreURL:
+    return StoreURL("file", os.path.abspath(os.path.expanduser(path)), "")
+
+
+def _path(path: str) -> str:
+    return unquote(path).lstrip("/")
+
+
+def _container(name: str, text: str) -> str:
+    if not _AZ_CONTAINER.match(name):
+        raise UsageError(f"invalid container/filesystem name {name!r} in {text!r}: 3-63 "
+                         "lowercase letters, digits and single hyphens")
+    return name
+
+
+def _azure_host(host: str, text: str) -> tuple[str, str]:
+    host = host.lower()
+    m = re.match(r"^([a-z0-9]+)\.(blob|dfs)\.(.+)$", host)
+    if not m or not _AZ_ACCOUNT.match(m.group(1)):
+        raise UsageError(f"invalid Azure host {host!r} in {text!r}: expected "
+                         "ACCOUNT.blob.core.windows.net or ACCOUNT.dfs.core.windows.net")
+    return m.group(1), m.group(3)

@@ -1,0 +1,92 @@
+"""Session-wide real servers (moto, Azurite) on free loopback ports, stopped by PID."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests import servers
+
+# Nothing in a test may reach a cloud endpoint or an instance-metadata service.
+for _k in [k for k in os.environ if k.startswith(("AWS_", "AZURE_", "LAKESHIFT_"))]:
+    del os.environ[_k]
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
+os.environ["AWS_CONFIG_FILE"] = os.environ["AWS_SHARED_CREDENTIALS_FILE"] = "/nonexistent"
+
+
+@pytest.fixture(scope="session")
+def moto() -> Iterator[servers.Server]:
+    srv = servers.start_moto()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[servers.Server]:
+    srv = servers.start_azurite()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def s3_env(moto: servers.Server, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto.port}", "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing-secret", "AWS_REGION": "us-east-1"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    return env
+
+
+@pytest.fixture
+def azure_env(azurite: servers.Server, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    env = {"AZURE_STORAGE_CONNECTION_STRING": servers.azurite_connection_string(azurite.port)}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    return env
+
+
+@pytest.fixture
+def s3(s3_env: dict[str, str]):  # type: ignore[no-untyped-def]
+    import boto3
+
+    return boto3.client("s3", endpoint_url=s3_env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                        aws_access_key_id="testing", aws_secret_access_key="testing-secret")
+
+
+@pytest.fixture
+def blob_service(azure_env: dict[str, str]):  # type: ignore[no-untyped-def]
+    from azure.storage.blob import BlobServiceClient
+
+    return BlobServiceClient.from_connection_string(azure_env["AZURE_STORAGE_CONNECTION_STRING"])
+
+
+@pytest.fixture
+def bucket(s3) -> str:  # type: ignore[no-untyped-def]
+    name = f"b-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def container(blob_service) -> str:  # type: ignore[no-untyped-def]
+    name = f"c-{uuid.uuid4().hex[:12]}"
+    blob_service.create_container(name)
+    return name
+
+
+@pytest.fixture
+def cli_env(s3_env: dict[str, str], azure_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """The environment a user's shell would have: emulator endpoints and credentials only."""
+    env = servers.clean_env()
+    env.update(s3_env)
+    env.update(azure_env)
+    env["HOME"] = str(tmp_path / "home")
+    env["TMPDIR"] = str(tmp_path)
+    env["AWS_CONFIG_FILE"] = env["AWS_SHARED_CREDENTIALS_FILE"] = "/nonexistent"
+    env["COLUMNS"] = "120"
+    return env
