@@ -15,7 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime
 
-from lakeshift.errors import ForbiddenError, NotFoundError, UsageError
+from lakeshift.errors import ForbiddenError, InvalidNameError, NotFoundError, UsageError
 from lakeshift.model import ObjectInfo, ObjectProps, ReadResult
 from lakeshift.stores.base import BlockUpload, Capabilities, StoreConfig
 
@@ -135,7 +135,7 @@ class _LocalUpload:
         self.final = final
         parent = os.path.dirname(final)
         if os.path.isfile(parent):
-            raise UsageError(f"cannot create directory {parent}: a file has that name")
+            raise InvalidNameError(f"cannot create directory {parent}: a file has that name")
         try:
             os.makedirs(parent, exist_ok=True)
         except PermissionError:
@@ -152,7 +152,7 @@ class _LocalUpload:
             os.close(self.fd)
             if os.path.isdir(self.final):
                 os.remove(self.tmp)
-                raise UsageError(f"cannot write {self.final}: a directory has that name")
+                raise InvalidNameError(f"cannot write {self.final}: a directory has that name")
             os.replace(self.tmp, self.final)
 
         await asyncio.to_thread(done)
