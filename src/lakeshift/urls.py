@@ -62,6 +62,11 @@ def parse_url(text: str) -> StoreURL:
         raise UsageError("empty URL: give s3://bucket/prefix, az://container/path, "
                          "abfss://fs@account.dfs.core.windows.net/path or a local path")
     if "://" not in text:
+        m = re.match(r"^([A-Za-z][A-Za-z0-9+.-]+):", text)
+        if m:
+            raise UsageError(f"malformed URL {text!r}: a scheme needs '://' (for example "
+                             f"{m.group(1).lower()}://bucket/prefix); use ./{text} for a local "
+                             "path")
         return _local(text)
     parts = urlsplit(text)
     scheme = parts.scheme.lower()

@@ -9,7 +9,7 @@ import sys
 import tempfile
 import time
 import traceback
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -58,27 +58,55 @@ def _internal_error(exc: BaseException) -> int:
     return 4
 
 
-def run(argv: list[str] | None = None) -> int:
-    """Run the CLI and return its exit code (never raises)."""
+def _click_exceptions() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...],
+                                  tuple[type[Any], ...]]:
+    """Typer ships its own copy of click (typer._click) in newer releases; accept both."""
     import click
 
+    mods: list[Any] = [click]
+    try:
+        from typer import _click
+
+        mods.append(_click)
+    except ImportError:
+        pass
+
+    def classes(name: str) -> tuple[type[Any], ...]:
+        found = [getattr(m.exceptions, name, None) for m in mods] + [getattr(typer, name, None)]
+        return tuple({c for c in found if isinstance(c, type)})
+
+    return classes("Exit"), classes("Abort"), classes("ClickException")
+
+
+def _interrupted() -> int:
+    print("lakeshift: interrupted; run the same command again to continue", file=sys.stderr)
+    return 130
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code (never raises)."""
+    exits, aborts, click_errors = _click_exceptions()
     try:
         result = app(args=argv, standalone_mode=False, prog_name="lakeshift")
-        return int(result) if isinstance(result, int) else 0
+        code = int(result) if isinstance(result, int) else 0
+        if code == 130:  # typer turns KeyboardInterrupt into Exit(130) and returns it
+            _interrupted()
+        return code
     except LakeshiftError as e:
         print(f"lakeshift: {redact(str(e))}", file=sys.stderr)
         return e.exit_code
-    except click.exceptions.Exit as e:
-        return int(e.exit_code)
-    except click.exceptions.Abort:
-        print("lakeshift: interrupted", file=sys.stderr)
-        return 130
-    except click.ClickException as e:
+    except exits as e:
+        code = int(getattr(e, "exit_code", 0))
+        if code == 130:
+            _interrupted()
+        return code
+    except aborts:
+        return _interrupted()
+    except click_errors as e:
         print(f"lakeshift: {redact(e.format_message())} (see --help)", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, asyncio.CancelledError):
-        print("lakeshift: interrupted", file=sys.stderr)
-        return 130
+        return _interrupted()
     except BaseExceptionGroup as eg:
         for inner in eg.exceptions:
             if isinstance(inner, LakeshiftError):

@@ -285,7 +285,8 @@ def sdk_error(exc: BaseException, what: str) -> LakeshiftError:
 
     if isinstance(exc, LakeshiftError):
         return exc
-    code = str(getattr(exc, "error_code", "") or "")
+    raw_code = getattr(exc, "error_code", "") or ""
+    code = str(getattr(raw_code, "value", raw_code))
     status = int(getattr(getattr(exc, "response", None), "status_code", 0) or
                  getattr(exc, "status_code", 0) or 0)
     if isinstance(exc, ax.ClientAuthenticationError) or code in _AUTH_CODES:

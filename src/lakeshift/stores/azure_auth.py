@@ -66,22 +66,24 @@ def resolve(url: StoreURL, options: StoreOptions) -> AzureSettings:
         return _from_connection_string(url, cs)
     if mode == "connection-string":
         raise AuthError("--azure-auth connection-string: set AZURE_STORAGE_CONNECTION_STRING")
+    key = env.get("AZURE_STORAGE_ACCOUNT_KEY") or env.get("AZURE_STORAGE_KEY")
+    sas = env.get("AZURE_STORAGE_SAS_TOKEN")
+    sp = env.get("AZURE_CLIENT_ID") and env.get("AZURE_TENANT_ID") and (
+        env.get("AZURE_CLIENT_SECRET") or env.get("AZURE_CLIENT_CERTIFICATE_PATH"))
+    if mode == "auto" and not (key or sas or sp):
+        raise AuthError(_MISSING)
     account = url.account or env.get("AZURE_STORAGE_ACCOUNT") or env.get(
         "AZURE_STORAGE_ACCOUNT_NAME")
     if not account:
         raise UsageError(f"{url.display()}: no storage account: use "
                          "abfss://FS@ACCOUNT.dfs.core.windows.net/... or set AZURE_STORAGE_ACCOUNT")
     endpoint = f"https://{account}.blob.{url.endpoint_suffix or 'core.windows.net'}"
-    key = env.get("AZURE_STORAGE_ACCOUNT_KEY") or env.get("AZURE_STORAGE_KEY")
     if mode in ("auto", "key") and key:
         register_secret(key)
         return AzureSettings(account, endpoint, "key", key=key)
-    sas = env.get("AZURE_STORAGE_SAS_TOKEN")
     if mode in ("auto", "sas") and sas:
         register_secret(sas)
         return AzureSettings(account, endpoint, "sas", sas=sas.lstrip("?"))
-    sp = env.get("AZURE_CLIENT_ID") and env.get("AZURE_TENANT_ID") and (
-        env.get("AZURE_CLIENT_SECRET") or env.get("AZURE_CLIENT_CERTIFICATE_PATH"))
     if mode in ("auto", "service-principal") and sp:
         register_secret(env.get("AZURE_CLIENT_SECRET"))
         return AzureSettings(account, endpoint, "token", token_source="service-principal")

@@ -1,0 +1,23 @@
+"""Run the installed ``lakeshift`` console script as a user would."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+BIN = Path(sys.executable).parent / "lakeshift"
+
+
+def lakeshift(*args: str, env: dict[str, str], timeout: float = 120,
+              prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*prefix, str(BIN), *args], env=env, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def one_clear_line(p: subprocess.CompletedProcess[str]) -> str:
+    """The error output must be one line, with no traceback."""
+    err = p.stderr.strip()
+    assert "Traceback" not in p.stderr and "Traceback" not in p.stdout, p.stderr
+    assert len(err.splitlines()) == 1, err
+    return err
