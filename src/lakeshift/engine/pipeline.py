@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from lakeshift.engine.events import EventBus, Listed, ListingDone, ObjectDone, Subscriber
 from lakeshift.engine.retry import RetryPolicy, retry
+from lakeshift.engine.slots import SlotPool
 from lakeshift.engine.transfer import TransferContext, copy_marker, copy_object
 from lakeshift.errors import (
     AuthError,
@@ -171,7 +172,7 @@ async def _dest_items(dst: Store, root: str, dry_run: bool
 async def _run(src: Store, dst: Store, spec: SourceSpec, opts: CopyOptions, events: EventBus,
                policy: RetryPolicy) -> None:
     root = destination_root(dst)
-    ctx = TransferContext(src, dst, opts.block_size, asyncio.Semaphore(opts.concurrency),
+    ctx = TransferContext(src, dst, opts.block_size, SlotPool(opts.concurrency),
                           policy, events)
     queue: asyncio.Queue[tuple[str, ObjectInfo] | None] = asyncio.Queue(
         maxsize=opts.concurrency * 4)

@@ -1,8 +1,8 @@
 """Copy one object: a single put for small objects, parallel blocks for large ones.
 
-Memory contract: every buffer of object data is held under one slot of ``buffers`` (a
-semaphore shared by the whole run), so the data in memory never exceeds
-slots × block size, however many objects there are.
+Memory contract: every block of object data in memory is held under one slot of the run's
+SlotPool (engine/slots.py), so object data never exceeds slots × block size (plus one
+chunk being cut per open span), however many objects there are.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from typing import Any
 
 from lakeshift.engine.events import BytesMoved, EventBus
 from lakeshift.engine.retry import RetryPolicy, retry
-from lakeshift.errors import IntegrityError, LakeshiftError
+from lakeshift.engine.slots import SlotPool
+from lakeshift.errors import IntegrityError, LakeshiftError, TransientError
 from lakeshift.model import ObjectInfo, ObjectProps
-from lakeshift.stores.base import Store
+from lakeshift.stores.base import RangeStream, Store
 from lakeshift.stores.props import FOLDER_KEY, SRC_ETAG_KEY
 
 _HASH_IN_THREAD = 1 << 20
@@ -27,9 +28,15 @@ class TransferContext:
     src: Store
     dst: Store
     block_size: int
-    buffers: asyncio.Semaphore
+    slots: SlotPool
     policy: RetryPolicy
     events: EventBus
+
+    @property
+    def span_blocks(self) -> int:
+        """Blocks per ranged GET: a quarter of the slots, so several spans (of one large
+        object or of several) stream at once."""
+        return max(1, self.slots.total // 4)
 
 
 async def _md5(data: bytes) -> bytes:
@@ -69,76 +76,108 @@ async def copy_object(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> N
 
 
 async def _copy_single(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> None:
-    async with ctx.buffers:
+    await ctx.slots.acquire(1)
+    try:
         r = await retry(lambda: ctx.src.read(src.key, if_match=src.etag), ctx.policy)
         md5 = await _md5(r.data)
         _check(src, len(r.data), md5, src.key)
         props = _dest_props(r.props, src)
         await retry(lambda: ctx.dst.put(dest_key, r.data, props, md5), ctx.policy)
         ctx.events.emit(BytesMoved(len(r.data)))
+    finally:
+        ctx.slots.release(1)
 
 
 async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> None:
+    """A large object: spans of blocks, each span one streamed ranged GET whose blocks are
+    staged in parallel; the whole-object MD5 is folded in block order."""
     bs = ctx.block_size
     count = (src.size + bs - 1) // bs
+    per_span = max(1, min(count, ctx.span_blocks))
+    spans = [(b, min(b + per_span, count)) for b in range(0, count, per_span)]
     loop = asyncio.get_running_loop()
-    read_done: list[asyncio.Future[bytes]] = [loop.create_future() for _ in range(count)]
+    # One future per block, dropped once hashed, so no reference to a block's data
+    # outlives its slot.
+    blocks: list[asyncio.Future[bytes] | None] = [loop.create_future() for _ in range(count)]
     hashed = [asyncio.Event() for _ in range(count)]
     hasher = hashlib.md5()
 
-    async def read_block(i: int) -> bytes:
-        start, end = i * bs, min((i + 1) * bs, src.size)
-        r = await retry(lambda: ctx.src.read(src.key, start, end, if_match=src.etag), ctx.policy)
-        if len(r.data) != end - start:
-            raise IntegrityError(f"{src.key}: block {i} came back with {len(r.data)} bytes, "
-                                 f"expected {end - start}")
-        return r.data
-
-    await ctx.buffers.acquire()
+    first_span = spans[0]
+    await ctx.slots.acquire(first_span[1] - first_span[0])
     try:
-        first = await retry(lambda: ctx.src.read(src.key, 0, bs, if_match=src.etag), ctx.policy)
-    except BaseException:
-        ctx.buffers.release()
-        raise
-    try:
+        stream0: RangeStream = await retry(
+            lambda: ctx.src.open_range(src.key, 0, min(first_span[1] * bs, src.size),
+                                       if_match=src.etag), ctx.policy)
         upload = await ctx.dst.start_blocks(dest_key, src.size, bs,
-                                            _dest_props(first.props, src))
+                                            _dest_props(stream0.props, src))
     except BaseException:
-        ctx.buffers.release()
+        ctx.slots.release(first_span[1] - first_span[0])
         raise
 
-    async def block(i: int, data: bytes | None) -> None:
-        # Runs holding one buffer slot, which it gives back once the block is both staged
-        # and folded into the whole-object MD5 (hashing goes in block order).
+    async def stage_block(i: int, data: bytes) -> None:
+        # Holds block i's slot until the block is staged and folded into the MD5.
         try:
-            if data is None:
-                data = await read_block(i)
-            read_done[i].set_result(data)
+            fut = blocks[i]
+            if fut is not None:
+                fut.set_result(data)
             block_md5 = await _md5(data)
-            payload = data
-            await retry(lambda: upload.stage(i, i * bs, payload, block_md5), ctx.policy)
-            ctx.events.emit(BytesMoved(len(payload)))
+            await retry(lambda: upload.stage(i, i * bs, data, block_md5), ctx.policy)
+            ctx.events.emit(BytesMoved(len(data)))
             await hashed[i].wait()
-        except BaseException as e:
-            if not read_done[i].done():
-                read_done[i].set_exception(e)
-            raise
         finally:
-            ctx.buffers.release()
+            ctx.slots.release(1)
+
+    async def read_span(tg: asyncio.TaskGroup, first: int, last: int,
+                        stream: RangeStream | None) -> None:
+        start, end = first * bs, min(last * bs, src.size)
+        pos, i, launched, attempt = start, first, 0, 0
+        buf = bytearray()
+        try:
+            while pos < end:
+                try:
+                    if stream is None:
+                        stream = await ctx.src.open_range(src.key, pos, end, if_match=src.etag)
+                    async for chunk in stream.chunks():
+                        buf += chunk
+                        pos += len(chunk)
+                        while len(buf) >= bs or (buf and pos >= end):
+                            data = bytes(buf[:bs])
+                            del buf[:bs]
+                            tg.create_task(stage_block(i, data))
+                            i += 1
+                            launched += 1
+                    if pos < end:
+                        raise TransientError(f"{src.key}: ranged read ended early at {pos}")
+                except TransientError as e:
+                    # Resume the span where the stream broke, keeping the blocks already cut.
+                    attempt += 1
+                    if attempt >= ctx.policy.attempts:
+                        raise
+                    stream = None
+                    await asyncio.sleep(ctx.policy.delay(attempt, e.retry_after))
+            if i != last:
+                raise IntegrityError(f"{src.key}: read {pos - start} bytes of a "
+                                     f"{end - start}-byte range")
+        finally:
+            ctx.slots.release((last - first) - launched)
 
     async def launch(tg: asyncio.TaskGroup) -> None:
-        tg.create_task(block(0, first.data))
-        for i in range(1, count):
-            await ctx.buffers.acquire()
-            tg.create_task(block(i, None))
+        tg.create_task(read_span(tg, first_span[0], first_span[1], stream0))
+        for first, last in spans[1:]:
+            await ctx.slots.acquire(last - first)
+            tg.create_task(read_span(tg, first, last, None))
 
     async def hash_in_order() -> None:
         for i in range(count):
-            data = await read_done[i]
+            fut = blocks[i]
+            assert fut is not None
+            data = await fut
+            blocks[i] = None
             if len(data) >= _HASH_IN_THREAD:
                 await asyncio.to_thread(hasher.update, data)
             else:
                 hasher.update(data)
+            del data
             hashed[i].set()
 
     try:

@@ -33,8 +33,10 @@ from lakeshift.errors import (
 from lakeshift.model import ObjectInfo, ObjectProps, ReadResult
 from lakeshift.redact import redact
 from lakeshift.stores import azure_auth
+from lakeshift.stores.azure_rest import LeanBlobClient
 from lakeshift.stores.base import BlockUpload, Capabilities, StoreConfig
 from lakeshift.stores.obstore_common import RETRY_CONFIG, client_options, translate
+from lakeshift.stores.obstore_stream import ObstoreRange, open_range
 from lakeshift.stores.props import (
     FOLDER_KEY,
     decode_metadata_name,
@@ -194,7 +196,25 @@ class AzureBlobStore:
                                          for k, v in props.metadata.items()})
         return ReadResult(bytes(data), props, int(meta["size"]), unquote_etag(meta.get("e_tag")))
 
+    async def open_range(self, key: str, start: int, end: int,
+                         if_match: str | None = None) -> ObstoreRange:
+        rng = await open_range(self._ob, key, start, end, if_match, self._where(key))
+        rng.props = replace(rng.props, metadata={decode_metadata_name(k): v
+                                                 for k, v in rng.props.metadata.items()})
+        return rng
+
+    @cached_property
+    def _lean(self) -> LeanBlobClient | None:
+        if self.settings.kind == "token":
+            return None
+        return LeanBlobClient(self.settings.blob_endpoint, self.settings.account, self.container,
+                           self.settings.key, self.settings.sas)
+
     async def put(self, key: str, data: bytes, props: ObjectProps, md5: bytes) -> None:
+        if self._lean is not None:
+            await self._lean.put(key, data, props, md5, encode_metadata(props.metadata),
+                                 self._where(key))
+            return
         blob = self._container.get_blob_client(key)
         try:
             await blob.upload_blob(data, overwrite=True, length=len(data),
@@ -217,6 +237,9 @@ class AzureBlobStore:
                 raise err from None
 
     async def close(self) -> None:
+        lean = self.__dict__.get("_lean")
+        if lean is not None:
+            await lean.close()
         if "_service" in self.__dict__:
             await self._service.close()
         if self._credential is not None:
@@ -235,9 +258,15 @@ class _AzureBlocks:
         self.token = uuid.uuid4().hex[:12]
 
     def _id(self, index: int) -> str:
-        return base64.b64encode(f"lakeshift-{self.token}-{index:06d}".encode()).decode()
+        """The block ID as the SDK takes it (it base64-encodes IDs on the wire itself)."""
+        return f"lakeshift-{self.token}-{index:06d}"
 
     async def stage(self, index: int, offset: int, data: bytes, md5: bytes) -> None:
+        lean = self.store._lean
+        if lean is not None:
+            wire_id = base64.b64encode(self._id(index).encode()).decode()
+            await lean.put_block(self.key, wire_id, data, md5, self.store._where(self.key))
+            return
         try:
             await self.blob.stage_block(self._id(index), data, length=len(data),
                                         validate_content=True)
@@ -287,14 +316,29 @@ def sdk_error(exc: BaseException, what: str) -> LakeshiftError:
         return exc
     raw_code = getattr(exc, "error_code", "") or ""
     code = str(getattr(raw_code, "value", raw_code))
-    status = int(getattr(getattr(exc, "response", None), "status_code", 0) or
-                 getattr(exc, "status_code", 0) or 0)
-    if isinstance(exc, ax.ClientAuthenticationError) or code in _AUTH_CODES:
-        return AuthError(f"{what}: Azure credentials rejected ({code or status}): check "
+    response = getattr(exc, "response", None)
+    status = int(getattr(response, "status_code", 0) or getattr(exc, "status_code", 0) or 0)
+    if isinstance(exc, ax.ClientAuthenticationError) and code not in _AUTH_CODES:
+        code = code or "AuthenticationFailed"
+    if isinstance(exc, ax.ResourceNotFoundError) and not status:
+        status = 404
+    if not status and isinstance(exc, ax.ServiceRequestError | ax.ServiceResponseError):
+        return TransientError(redact(f"{what}: {type(exc).__name__} "
+                                     f"{str(exc).splitlines()[0][:200] if str(exc) else ''}"))
+    headers = getattr(response, "headers", None) or {}
+    msg = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+    return status_error(status, code, what, headers.get("Retry-After"), msg)
+
+
+def status_error(status: int, code: str, what: str, retry_after: str | None = None,
+                 message: str = "") -> LakeshiftError:
+    """The lakeshift error for an Azure Storage HTTP status and x-ms-error-code."""
+    if code in _AUTH_CODES:
+        return AuthError(f"{what}: Azure credentials rejected ({code}): check "
                          "AZURE_STORAGE_CONNECTION_STRING / AZURE_STORAGE_ACCOUNT_KEY / the SAS")
     if code == "ContainerNotFound":
         return UsageError(f"{what}: container/filesystem does not exist: create it or fix the URL")
-    if isinstance(exc, ax.ResourceNotFoundError) or status == 404:
+    if status == 404:
         return NotFoundError(f"{what}: not found")
     if code in ("Md5Mismatch", "InvalidMd5"):
         return IntegrityError(f"{what}: the service saw a different MD5 ({code})")
@@ -303,13 +347,8 @@ def sdk_error(exc: BaseException, what: str) -> LakeshiftError:
     if status == 403:
         return ForbiddenError(f"{what}: permission denied ({code or status})")
     if status in (429, 503) or code in ("ServerBusy", "OperationTimedOut"):
-        retry_after = None
-        headers = getattr(getattr(exc, "response", None), "headers", None) or {}
-        if headers.get("Retry-After", "").isdigit():
-            retry_after = float(headers["Retry-After"])
-        return ThrottledError(f"{what}: throttled ({code or status})", retry_after)
-    if status >= 500 or isinstance(exc, ax.ServiceRequestError | ax.ServiceResponseError):
-        return TransientError(redact(f"{what}: {code or type(exc).__name__} "
-                                     f"{str(exc).splitlines()[0][:200] if str(exc) else ''}"))
-    msg = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
-    return LakeshiftError(redact(f"{what}: {code or status} {msg}"))
+        delay = float(retry_after) if retry_after and retry_after.isdigit() else None
+        return ThrottledError(f"{what}: throttled ({code or status})", delay)
+    if status >= 500 or status in (408, 0):
+        return TransientError(redact(f"{what}: {code or status} {message}"))
+    return LakeshiftError(redact(f"{what}: {code or status} {message}"))

@@ -74,6 +74,21 @@ class Reader(Protocol):
         With ``if_match`` the read fails with ChangedError when the ETag moved."""
         ...
 
+    async def open_range(self, key: str, start: int, end: int,
+                         if_match: str | None = None) -> RangeStream:
+        """Start streaming bytes ``[start, end)`` of ``key`` (one ranged GET)."""
+        ...
+
+
+class RangeStream(Protocol):
+    """An open ranged read: properties from the response, then the bytes in chunks."""
+
+    props: ObjectProps
+    size: int
+    etag: str | None
+
+    def chunks(self) -> AsyncIterator[bytes]: ...
+
 
 class BlockUpload(Protocol):
     async def stage(self, index: int, offset: int, data: bytes, md5: bytes) -> None: ...

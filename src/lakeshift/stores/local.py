@@ -25,6 +25,7 @@ CAPABILITIES = Capabilities(
     metadata_in_listing=False,
 )
 PAGE = 1000
+_CHUNK = 4 * 1024 * 1024
 _PARTIAL = ".lakeshift-partial-"
 
 
@@ -110,6 +111,11 @@ class LocalStore:
         ctype = mimetypes.guess_type(key, strict=False)[0]
         return ReadResult(data, ObjectProps(content_type=ctype), st.st_size, etag)
 
+    async def open_range(self, key: str, start: int, end: int,
+                         if_match: str | None = None) -> _LocalRange:
+        first = await self.read(key, start, min(end, start + _CHUNK), if_match)
+        return _LocalRange(self._path(key), first, start, end)
+
     async def put(self, key: str, data: bytes, props: ObjectProps, md5: bytes) -> None:
         up = await self.start_blocks(key, len(data), len(data), props)
         await up.stage(0, 0, data, md5)
@@ -128,6 +134,38 @@ class LocalStore:
 
     async def close(self) -> None:
         return None
+
+
+class _LocalRange:
+    """Sequential chunks of a local file (the first one was read when the range opened)."""
+
+    def __init__(self, path: str, first: ReadResult, start: int, end: int) -> None:
+        self.path = path
+        self._first = first.data
+        self.props = first.props
+        self.size = first.size
+        self.etag = first.etag
+        self._pos = start + len(first.data)
+        self._end = end
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        yield self._first
+        self._first = b""
+        while self._pos < self._end:
+            n = min(_CHUNK, self._end - self._pos)
+            data = await asyncio.to_thread(_pread, self.path, self._pos, n)
+            if not data:
+                return
+            self._pos += len(data)
+            yield data
+
+
+def _pread(path: str, pos: int, n: int) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return os.pread(f.fileno(), n, pos)
+    except FileNotFoundError:
+        raise NotFoundError(f"{path}: vanished during the copy") from None
 
 
 class _LocalUpload:

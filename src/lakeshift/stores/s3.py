@@ -30,6 +30,7 @@ from lakeshift.redact import redact
 from lakeshift.stores import aws_auth
 from lakeshift.stores.base import BlockUpload, Capabilities, StoreConfig
 from lakeshift.stores.obstore_common import RETRY_CONFIG, client_options, translate
+from lakeshift.stores.obstore_stream import ObstoreRange, open_range
 from lakeshift.stores.props import attributes_from_props, props_from_attributes, unquote_etag
 
 CAPABILITIES = Capabilities(
@@ -172,6 +173,11 @@ class S3Store:
         meta = res.meta
         return ReadResult(bytes(data), props_from_attributes(res.attributes), int(meta["size"]),
                           unquote_etag(meta.get("e_tag")))
+
+    async def open_range(self, key: str, start: int, end: int,
+                         if_match: str | None = None) -> ObstoreRange:
+        return await open_range(self._ob, key, start, end, if_match,
+                                f"s3://{self.bucket}/{key}")
 
     async def put(self, key: str, data: bytes, props: ObjectProps, md5: bytes) -> None:
         try:

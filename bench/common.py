@@ -1,0 +1,142 @@
+"""Shared benchmark helpers: fresh emulators, seeding, measured child processes, rclone config.
+
+Follows ../shared/BENCHMARKING.md: fresh emulators for every measured run, tools interleaved,
+emulator CPU read from /proc, client CPU and peak RSS from the child's rusage.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests import servers  # noqa: E402
+
+LAKESHIFT = str(Path(sys.executable).parent / "lakeshift")
+MiB = 1024 * 1024
+
+
+@dataclass
+class Measured:
+    tool: str
+    wall: float
+    cpu: float
+    rss_mb: float
+    emulator_cpu: float
+    returncode: int
+    objects: int
+    nbytes: int
+    moto_cpu: float = 0.0
+    azurite_cpu: float = 0.0
+
+    def row(self) -> str:
+        return (f"{self.tool:<10} {self.wall:7.1f} s {self.objects / self.wall:8.1f} files/s "
+                f"{self.nbytes / MiB / self.wall:8.1f} MB/s  cpu {self.cpu:6.1f} s  "
+                f"rss {self.rss_mb:7.0f} MB  emulators {self.emulator_cpu:6.1f} s "
+                f"(moto {self.moto_cpu:.1f}, azurite {self.azurite_cpu:.1f})  "
+                f"rc={self.returncode}")
+
+
+class Emulators:
+    """A fresh moto + Azurite pair (new, empty data directories)."""
+
+    def __init__(self, azure: bool = True) -> None:
+        self.moto = servers.start_moto()
+        self.azurite = servers.start_azurite() if azure else None
+        self.env = servers.clean_env()
+        self.env.update({
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{self.moto.port}",
+            "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench-secret",
+            "AWS_REGION": "us-east-1"})
+        if self.azurite:
+            self.env["AZURE_STORAGE_CONNECTION_STRING"] = servers.azurite_connection_string(
+                self.azurite.port)
+
+    def s3(self) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client("s3", endpoint_url=self.env["AWS_ENDPOINT_URL"],
+                            region_name="us-east-1", aws_access_key_id="bench",
+                            aws_secret_access_key="bench-secret",
+                            config=Config(max_pool_connections=32))
+
+    def emulator_cpu(self) -> float:
+        return sum(self.cpu_split())
+
+    def cpu_split(self) -> tuple[float, float]:
+        """(moto, Azurite) CPU seconds so far."""
+        return (self.moto.cpu_seconds(),
+                self.azurite.cpu_seconds() if self.azurite is not None else 0.0)
+
+    def rclone_config(self) -> Path:
+        from azure.storage.blob import AccountSasPermissions, ResourceTypes, generate_account_sas
+
+        assert self.azurite is not None
+        sas = generate_account_sas(servers.AZURITE_ACCOUNT, servers.AZURITE_KEY,
+                                   ResourceTypes(service=True, container=True, object=True),
+                                   AccountSasPermissions(read=True, write=True, list=True,
+                                                         create=True, add=True, delete=True),
+                                   datetime.now(UTC) + timedelta(hours=4))
+        conf = Path(tempfile.mkdtemp(prefix="lakeshift-bench-")) / "rclone.conf"
+        conf.write_text(
+            "[az]\ntype = azureblob\n"
+            f"sas_url = http://127.0.0.1:{self.azurite.port}/{servers.AZURITE_ACCOUNT}?{sas}\n\n"
+            "[s3]\ntype = s3\nprovider = Other\n"
+            f"endpoint = {self.env['AWS_ENDPOINT_URL']}\nforce_path_style = true\n"
+            "access_key_id = bench\nsecret_access_key = bench-secret\nregion = us-east-1\n")
+        return conf
+
+    def stop(self) -> None:
+        for s in (self.moto, self.azurite):
+            if s is not None:
+                s.stop()
+
+
+def seed(s3: Any, bucket: str, prefix: str, count: int, size: int) -> None:
+    s3.create_bucket(Bucket=bucket)
+    block = os.urandom(size)
+
+    def put(i: int) -> None:
+        body = block if size <= 64 * 1024 else os.urandom(size)
+        s3.put_object(Bucket=bucket, Key=f"{prefix}{i // 1000:03d}/obj-{i:06d}.bin", Body=body)
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(put, range(count)))
+
+
+def measure(tool: str, argv: list[str], env: dict[str, str], emus: Emulators, objects: int,
+            nbytes: int) -> Measured:
+    """Run argv as a child; wall time, its CPU and peak RSS (wait4), and emulator CPU."""
+    moto0, az0 = emus.cpu_split()
+    t0 = time.monotonic()
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL)
+    assert proc.stderr is not None
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - t0
+    err = proc.stderr.read().decode(errors="replace")
+    proc.stderr.close()
+    rc = os.waitstatus_to_exitcode(status)
+    proc.returncode = rc
+    if rc != 0:
+        print(f"  {tool} failed (rc={rc}): {err[-1500:]}", file=sys.stderr)
+    moto1, az1 = emus.cpu_split()
+    return Measured(tool, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024,
+                    moto1 - moto0 + az1 - az0, rc, objects, nbytes, moto1 - moto0, az1 - az0)
+
+
+def rclone_env(env: dict[str, str], conf: Path) -> dict[str, str]:
+    out = {k: v for k, v in env.items() if not k.startswith(("AWS_", "AZURE_"))}
+    out["RCLONE_CONFIG"] = str(conf)
+    return out

@@ -1,0 +1,46 @@
+"""Ranged streaming reads through obstore (S3 and Azure sources)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import obstore
+
+from lakeshift.model import ObjectProps
+from lakeshift.stores.obstore_common import translate
+from lakeshift.stores.props import props_from_attributes, unquote_etag
+
+CHUNK = 1024 * 1024
+
+
+class ObstoreRange:
+    def __init__(self, result: Any, what: str, props: ObjectProps) -> None:
+        self._result = result
+        self._what = what
+        self.props = props
+        self.size = int(result.meta["size"])
+        self.etag = unquote_etag(result.meta.get("e_tag"))
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        stream = self._result.stream(min_chunk_size=CHUNK)
+        while True:
+            try:
+                chunk = await stream.__anext__()
+            except StopAsyncIteration:
+                return
+            except Exception as e:
+                raise translate(e, self._what) from None
+            yield chunk
+
+
+async def open_range(store: Any, key: str, start: int, end: int, if_match: str | None,
+                     what: str) -> ObstoreRange:
+    opts: Any = {"range": (start, end)}
+    if if_match:
+        opts["if_match"] = f'"{if_match}"'
+    try:
+        res = await obstore.get_async(store, key, options=opts)
+    except Exception as e:
+        raise translate(e, what) from None
+    return ObstoreRange(res, what, props_from_attributes(res.attributes))
