@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 AZURITE := .tools/node_modules/.bin/azurite-blob
 PYTEST_ARGS ?=
+DEBIAN_PACKAGES := rclone postgresql time
 
 .PHONY: all venv tools test demo lint bench clean
 
@@ -19,7 +20,7 @@ $(BIN)/lakeshift: pyproject.toml constraints.txt
 venv: $(BIN)/lakeshift
 
 # Servers the tests and the demo need: Azurite (npm, into .tools/), PostgreSQL and
-# rclone (Debian packages). moto server comes from PyPI with the dev extra.
+# rclone and time (Debian packages, for the benchmarks). moto server comes from PyPI with the dev extra.
 tools: $(AZURITE) .tools/debian.ok
 
 $(AZURITE): tools/package.json tools/package-lock.json
@@ -30,9 +31,9 @@ $(AZURITE): tools/package.json tools/package-lock.json
 
 .tools/debian.ok:
 	mkdir -p .tools
-	@if ! command -v rclone >/dev/null || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
-	  if [ "$$(id -u)" != 0 ]; then echo "need root to apt-get install rclone postgresql" >&2; exit 1; fi; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rclone postgresql >/dev/null; \
+	@if ! command -v rclone >/dev/null || ! test -x /usr/bin/time || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "need root to apt-get install $(DEBIAN_PACKAGES)" >&2; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_PACKAGES) >/dev/null; \
 	fi
 	touch $@
 

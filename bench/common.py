@@ -117,23 +117,27 @@ def seed(s3: Any, bucket: str, prefix: str, count: int, size: int) -> None:
 
 def measure(tool: str, argv: list[str], env: dict[str, str], emus: Emulators, objects: int,
             nbytes: int) -> Measured:
-    """Run argv as a child; wall time, its CPU and peak RSS (wait4), and emulator CPU."""
+    """Run argv under /usr/bin/time: wall time, the tool's CPU and peak RSS, emulator CPU.
+
+    (rusage from wait4 would be wrong here: a child's ru_maxrss starts from the forking
+    parent's RSS, and the parent just seeded the data.)
+    """
     moto0, az0 = emus.cpu_split()
+    stats = Path(tempfile.mkstemp(prefix="lakeshift-bench-time-")[1])
     t0 = time.monotonic()
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL)
-    assert proc.stderr is not None
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run(["/usr/bin/time", "-f", "%U %S %M", "-o", str(stats), *argv],
+                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          stdin=subprocess.DEVNULL)
     wall = time.monotonic() - t0
-    err = proc.stderr.read().decode(errors="replace")
-    proc.stderr.close()
-    rc = os.waitstatus_to_exitcode(status)
-    proc.returncode = rc
-    if rc != 0:
-        print(f"  {tool} failed (rc={rc}): {err[-1500:]}", file=sys.stderr)
+    user, sys_, maxrss_kb = stats.read_text().split()[-3:]
+    stats.unlink()
+    if proc.returncode != 0:
+        print(f"  {tool} failed (rc={proc.returncode}): "
+              f"{proc.stderr.decode(errors='replace')[-1500:]}", file=sys.stderr)
     moto1, az1 = emus.cpu_split()
-    return Measured(tool, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024,
-                    moto1 - moto0 + az1 - az0, rc, objects, nbytes, moto1 - moto0, az1 - az0)
+    return Measured(tool, wall, float(user) + float(sys_), int(maxrss_kb) / 1024,
+                    moto1 - moto0 + az1 - az0, proc.returncode, objects, nbytes,
+                    moto1 - moto0, az1 - az0)
 
 
 def rclone_env(env: dict[str, str], conf: Path) -> dict[str, str]:

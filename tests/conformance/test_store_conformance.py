@@ -143,7 +143,7 @@ def test_block_upload_in_any_order_is_invisible_until_commit(store_url: str) -> 
                  for i in order]
         await asyncio.gather(*tasks)
         assert await store.exists("big/obj") is None
-        await up.commit(3, md5(whole))
+        await up.commit([0, 1, 2], md5(whole))
         r = await store.read("big/obj")
         assert r.data == whole
         info = await store.exists("big/obj")

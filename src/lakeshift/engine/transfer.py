@@ -88,97 +88,99 @@ async def _copy_single(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> 
         ctx.slots.release(1)
 
 
-async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> None:
-    """A large object: spans of blocks, each span one streamed ranged GET whose blocks are
-    staged in parallel; the whole-object MD5 is folded in block order."""
-    bs = ctx.block_size
-    count = (src.size + bs - 1) // bs
-    per_span = max(1, min(count, ctx.span_blocks))
-    spans = [(b, min(b + per_span, count)) for b in range(0, count, per_span)]
-    loop = asyncio.get_running_loop()
-    # One future per block, dropped once hashed, so no reference to a block's data
-    # outlives its slot.
-    blocks: list[asyncio.Future[bytes] | None] = [loop.create_future() for _ in range(count)]
-    hashed = [asyncio.Event() for _ in range(count)]
-    hasher = hashlib.md5()
+# Block indices are span * _SPAN_STRIDE + position in the span (a span's blocks are not
+# known until its bytes arrive, because a block is whatever chunk the stream delivers).
+_SPAN_STRIDE = 100_000
 
-    first_span = spans[0]
-    await ctx.slots.acquire(first_span[1] - first_span[0])
+
+async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> None:
+    """A large object: spans of ``span_blocks`` blocks, each span one streamed ranged GET.
+    Every chunk the stream delivers (≥ block size, except a span's last) becomes a block,
+    staged in parallel with the others without being copied; the whole-object MD5 is
+    folded in order as the blocks arrive."""
+    bs = ctx.block_size
+    nblocks = (src.size + bs - 1) // bs
+    per_span = max(1, min(nblocks, ctx.span_blocks))
+    spans = [(b * bs, min((b + per_span) * bs, src.size)) for b in range(0, nblocks, per_span)]
+    reserve = [(end - start + bs - 1) // bs for start, end in spans]
+    # Per span, its blocks in order (None closes the span), for the in-order MD5.
+    arrived: list[asyncio.Queue[tuple[bytes, asyncio.Event] | None]] = [
+        asyncio.Queue() for _ in spans]
+    staged: list[list[int]] = [[] for _ in spans]
+    hasher = hashlib.md5()
+    total = 0
+
+    await ctx.slots.acquire(reserve[0])
     try:
         stream0: RangeStream = await retry(
-            lambda: ctx.src.open_range(src.key, 0, min(first_span[1] * bs, src.size),
-                                       if_match=src.etag), ctx.policy)
+            lambda: ctx.src.open_range(src.key, spans[0][0], spans[0][1], if_match=src.etag),
+            ctx.policy)
         upload = await ctx.dst.start_blocks(dest_key, src.size, bs,
                                             _dest_props(stream0.props, src))
     except BaseException:
-        ctx.slots.release(first_span[1] - first_span[0])
+        ctx.slots.release(reserve[0])
         raise
 
-    async def stage_block(i: int, data: bytes) -> None:
-        # Holds block i's slot until the block is staged and folded into the MD5.
+    async def stage_block(index: int, offset: int, data: bytes, hashed: asyncio.Event) -> None:
+        # Holds one slot until the block is staged and folded into the whole-object MD5.
         try:
-            fut = blocks[i]
-            if fut is not None:
-                fut.set_result(data)
             block_md5 = await _md5(data)
-            await retry(lambda: upload.stage(i, i * bs, data, block_md5), ctx.policy)
+            await retry(lambda: upload.stage(index, offset, data, block_md5), ctx.policy)
             ctx.events.emit(BytesMoved(len(data)))
-            await hashed[i].wait()
+            await hashed.wait()
         finally:
             ctx.slots.release(1)
 
-    async def read_span(tg: asyncio.TaskGroup, first: int, last: int,
-                        stream: RangeStream | None) -> None:
-        start, end = first * bs, min(last * bs, src.size)
-        pos, i, launched, attempt = start, first, 0, 0
-        buf = bytearray()
+    async def read_span(tg: asyncio.TaskGroup, n: int, stream: RangeStream | None) -> None:
+        start, end = spans[n]
+        pos, launched, attempt = start, 0, 0
         try:
             while pos < end:
                 try:
                     if stream is None:
                         stream = await ctx.src.open_range(src.key, pos, end, if_match=src.etag)
-                    async for chunk in stream.chunks():
-                        buf += chunk
+                    async for chunk in stream.chunks(bs):
+                        if launched >= reserve[n] or pos + len(chunk) > end:
+                            raise IntegrityError(f"{src.key}: the ranged read returned more "
+                                                 f"than the {end - start} bytes asked for")
+                        index = n * _SPAN_STRIDE + launched
+                        hashed = asyncio.Event()
+                        await arrived[n].put((chunk, hashed))
+                        staged[n].append(index)
+                        tg.create_task(stage_block(index, pos, chunk, hashed))
                         pos += len(chunk)
-                        while len(buf) >= bs or (buf and pos >= end):
-                            data = bytes(buf[:bs])
-                            del buf[:bs]
-                            tg.create_task(stage_block(i, data))
-                            i += 1
-                            launched += 1
+                        launched += 1
                     if pos < end:
                         raise TransientError(f"{src.key}: ranged read ended early at {pos}")
                 except TransientError as e:
-                    # Resume the span where the stream broke, keeping the blocks already cut.
+                    # Resume where the stream broke; blocks already cut are kept.
                     attempt += 1
                     if attempt >= ctx.policy.attempts:
                         raise
                     stream = None
                     await asyncio.sleep(ctx.policy.delay(attempt, e.retry_after))
-            if i != last:
-                raise IntegrityError(f"{src.key}: read {pos - start} bytes of a "
-                                     f"{end - start}-byte range")
+            await arrived[n].put(None)
         finally:
-            ctx.slots.release((last - first) - launched)
+            ctx.slots.release(reserve[n] - launched)
 
     async def launch(tg: asyncio.TaskGroup) -> None:
-        tg.create_task(read_span(tg, first_span[0], first_span[1], stream0))
-        for first, last in spans[1:]:
-            await ctx.slots.acquire(last - first)
-            tg.create_task(read_span(tg, first, last, None))
+        tg.create_task(read_span(tg, 0, stream0))
+        for n in range(1, len(spans)):
+            await ctx.slots.acquire(reserve[n])
+            tg.create_task(read_span(tg, n, None))
 
     async def hash_in_order() -> None:
-        for i in range(count):
-            fut = blocks[i]
-            assert fut is not None
-            data = await fut
-            blocks[i] = None
-            if len(data) >= _HASH_IN_THREAD:
-                await asyncio.to_thread(hasher.update, data)
-            else:
-                hasher.update(data)
-            del data
-            hashed[i].set()
+        nonlocal total
+        for queue in arrived:
+            while (item := await queue.get()) is not None:
+                data, hashed = item
+                if len(data) >= _HASH_IN_THREAD:
+                    await asyncio.to_thread(hasher.update, data)
+                else:
+                    hasher.update(data)
+                total += len(data)
+                del data, item
+                hashed.set()
 
     try:
         async with asyncio.TaskGroup() as tg:
@@ -189,11 +191,12 @@ async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> 
         raise _first_error(eg) from None
     md5 = hasher.digest()
     try:
-        _check(src, src.size, md5, src.key)
+        _check(src, total, md5, src.key)
     except IntegrityError:
         await upload.abort()
         raise
-    await retry(lambda: upload.commit(count, md5), ctx.policy)
+    order = [i for span in staged for i in span]
+    await retry(lambda: upload.commit(order, md5), ctx.policy)
 
 
 def _first_error(eg: BaseExceptionGroup[Any]) -> BaseException:

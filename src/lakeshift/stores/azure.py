@@ -259,7 +259,7 @@ class _AzureBlocks:
 
     def _id(self, index: int) -> str:
         """The block ID as the SDK takes it (it base64-encodes IDs on the wire itself)."""
-        return f"lakeshift-{self.token}-{index:06d}"
+        return f"lakeshift-{self.token}-{index:010d}"
 
     async def stage(self, index: int, offset: int, data: bytes, md5: bytes) -> None:
         lean = self.store._lean
@@ -273,10 +273,10 @@ class _AzureBlocks:
         except Exception as e:
             raise sdk_error(e, self.store._where(self.key)) from None
 
-    async def commit(self, count: int, md5: bytes | None) -> None:
+    async def commit(self, order: list[int], md5: bytes | None) -> None:
         from azure.storage.blob import BlobBlock
 
-        blocks = [BlobBlock(self._id(i)) for i in range(count)]
+        blocks = [BlobBlock(self._id(i)) for i in order]
         try:
             await self.blob.commit_block_list(
                 blocks, content_settings=_settings(self.props, md5),

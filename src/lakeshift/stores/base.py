@@ -87,12 +87,18 @@ class RangeStream(Protocol):
     size: int
     etag: str | None
 
-    def chunks(self) -> AsyncIterator[bytes]: ...
+    def chunks(self, min_size: int) -> AsyncIterator[bytes]:
+        """The bytes in order, in chunks of at least ``min_size`` (but the last)."""
+        ...
 
 
 class BlockUpload(Protocol):
+    """Blocks of one object.  ``index`` names a block (any non-negative int below 10**10),
+    ``offset`` is where its bytes go; blocks may differ in size.  ``commit`` takes the
+    indices in object order and the whole object's MD5."""
+
     async def stage(self, index: int, offset: int, data: bytes, md5: bytes) -> None: ...
-    async def commit(self, count: int, md5: bytes | None) -> None: ...
+    async def commit(self, order: list[int], md5: bytes | None) -> None: ...
     async def abort(self) -> None: ...
 
 

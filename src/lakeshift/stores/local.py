@@ -25,7 +25,6 @@ CAPABILITIES = Capabilities(
     metadata_in_listing=False,
 )
 PAGE = 1000
-_CHUNK = 4 * 1024 * 1024
 _PARTIAL = ".lakeshift-partial-"
 
 
@@ -113,13 +112,14 @@ class LocalStore:
 
     async def open_range(self, key: str, start: int, end: int,
                          if_match: str | None = None) -> _LocalRange:
-        first = await self.read(key, start, min(end, start + _CHUNK), if_match)
-        return _LocalRange(self._path(key), first, start, end)
+        # Reads nothing yet but checks the file is there and unchanged (like a GET would).
+        head = await self.read(key, start, start, if_match)
+        return _LocalRange(self._path(key), head, start, end)
 
     async def put(self, key: str, data: bytes, props: ObjectProps, md5: bytes) -> None:
         up = await self.start_blocks(key, len(data), len(data), props)
         await up.stage(0, 0, data, md5)
-        await up.commit(1, md5)
+        await up.commit([0], md5)
 
     async def start_blocks(self, key: str, size: int, block_size: int,
                            props: ObjectProps) -> BlockUpload:
@@ -137,22 +137,19 @@ class LocalStore:
 
 
 class _LocalRange:
-    """Sequential chunks of a local file (the first one was read when the range opened)."""
+    """Sequential chunks of a local file."""
 
-    def __init__(self, path: str, first: ReadResult, start: int, end: int) -> None:
+    def __init__(self, path: str, head: ReadResult, start: int, end: int) -> None:
         self.path = path
-        self._first = first.data
-        self.props = first.props
-        self.size = first.size
-        self.etag = first.etag
-        self._pos = start + len(first.data)
+        self.props = head.props
+        self.size = head.size
+        self.etag = head.etag
+        self._pos = start
         self._end = end
 
-    async def chunks(self) -> AsyncIterator[bytes]:
-        yield self._first
-        self._first = b""
+    async def chunks(self, min_size: int) -> AsyncIterator[bytes]:
         while self._pos < self._end:
-            n = min(_CHUNK, self._end - self._pos)
+            n = min(min_size, self._end - self._pos)
             data = await asyncio.to_thread(_pread, self.path, self._pos, n)
             if not data:
                 return
@@ -185,7 +182,7 @@ class _LocalUpload:
     async def stage(self, index: int, offset: int, data: bytes, md5: bytes) -> None:
         await asyncio.to_thread(os.pwrite, self.fd, data, offset)
 
-    async def commit(self, count: int, md5: bytes | None) -> None:
+    async def commit(self, order: list[int], md5: bytes | None) -> None:
         def done() -> None:
             os.close(self.fd)
             if os.path.isdir(self.final):

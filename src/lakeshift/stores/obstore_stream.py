@@ -11,8 +11,6 @@ from lakeshift.model import ObjectProps
 from lakeshift.stores.obstore_common import translate
 from lakeshift.stores.props import props_from_attributes, unquote_etag
 
-CHUNK = 1024 * 1024
-
 
 class ObstoreRange:
     def __init__(self, result: Any, what: str, props: ObjectProps) -> None:
@@ -22,8 +20,9 @@ class ObstoreRange:
         self.size = int(result.meta["size"])
         self.etag = unquote_etag(result.meta.get("e_tag"))
 
-    async def chunks(self) -> AsyncIterator[bytes]:
-        stream = self._result.stream(min_chunk_size=CHUNK)
+    async def chunks(self, min_size: int) -> AsyncIterator[bytes]:
+        # obstore's Bytes supports the buffer protocol: hashed and sent without a copy.
+        stream = self._result.stream(min_chunk_size=min_size)
         while True:
             try:
                 chunk = await stream.__anext__()

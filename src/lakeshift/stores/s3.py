@@ -203,26 +203,27 @@ class S3Store:
 
 
 class _SequentialUpload:
-    """S3 multipart through obstore's writer: parts must arrive in order, so each block
-    waits for its predecessor (it already holds its memory slot, so this cannot deadlock)."""
+    """S3 multipart through obstore's writer: bytes must arrive in order, so each block
+    waits until everything before its offset is written (its predecessors already hold
+    their memory slots, so this cannot deadlock)."""
 
     def __init__(self, writer: Any, what: str) -> None:
         self._writer = writer
         self._what = what
-        self._next = 0
+        self._written = 0
         self._turn = asyncio.Condition()
 
     async def stage(self, index: int, offset: int, data: bytes, md5: bytes) -> None:
         async with self._turn:
-            await self._turn.wait_for(lambda: self._next == index)
+            await self._turn.wait_for(lambda: self._written == offset)
             try:
                 await self._writer.write(data)
             except Exception as e:
                 raise translate(e, self._what) from None
-            self._next += 1
+            self._written += len(data)
             self._turn.notify_all()
 
-    async def commit(self, count: int, md5: bytes | None) -> None:
+    async def commit(self, order: list[int], md5: bytes | None) -> None:
         try:
             await self._writer.close()
         except Exception as e:
