@@ -93,21 +93,24 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: floa
     raise RuntimeError(f"server did not answer {url} in {timeout}s")
 
 
-def _spawn(name: str, argv: list[str], workdir: Path) -> tuple[subprocess.Popen[bytes], Path]:
+def _spawn(name: str, argv: list[str], workdir: Path,
+           env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], Path]:
     log = workdir / f"{name}.log"
     fh = open(log, "wb")  # noqa: SIM115 - owned by the child
     proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            env=clean_env(), cwd=workdir, start_new_session=True)
+                            env=clean_env() | (env or {}), cwd=workdir, start_new_session=True)
     return proc, log
 
 
-def start_moto() -> Server:
+def start_moto(auth: bool = False) -> Server:
+    """moto server; with ``auth`` it checks access keys (INITIAL_NO_AUTH_ACTION_COUNT=0)."""
     workdir = Path(tempfile.mkdtemp(prefix="lakeshift-moto-"))
     port = free_port()
     moto = Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv")) / "bin" / "moto_server"
     if not moto.exists():
         moto = Path(shutil.which("moto_server") or "moto_server")
-    proc, log = _spawn("moto", [str(moto), "-H", "127.0.0.1", "-p", str(port)], workdir)
+    env = {"INITIAL_NO_AUTH_ACTION_COUNT": "0"} if auth else None
+    proc, log = _spawn("moto", [str(moto), "-H", "127.0.0.1", "-p", str(port)], workdir, env)
     _wait_http(f"http://127.0.0.1:{port}/", proc, log)
     return Server("moto", port, proc, workdir, log)
 

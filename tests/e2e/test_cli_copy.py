@@ -155,3 +155,40 @@ def test_interrupt_exits_130_and_a_rerun_finishes(cli_env: dict[str, str], tmp_p
     s = json.loads(p.stdout)
     assert s["copied"] + s["skipped"] == 1500 and s["skipped"] >= done - 1
     assert len(blobs(blob_service, container, "int/")) == 1500
+
+
+def test_wrong_aws_key_is_exit_3_when_the_service_checks_keys(cli_env: dict[str, str],
+                                                               tmp_path: Path) -> None:
+    checking = servers.start_moto(auth=True)
+    try:
+        env = dict(cli_env, AWS_ENDPOINT_URL=f"http://127.0.0.1:{checking.port}",
+                   AWS_ACCESS_KEY_ID="AKIAWRONGWRONGWRONG1",
+                   AWS_SECRET_ACCESS_KEY="wrong-secret-never-printed")
+        p = lakeshift("copy", "s3://some-bucket/x/", str(tmp_path / "o"), env=env)
+        assert p.returncode == 3, p.stderr
+        line = one_clear_line(p)
+        assert "AWS credentials rejected" in line and "AWS_ACCESS_KEY_ID" in line
+        assert "wrong-secret-never-printed" not in p.stderr + p.stdout
+    finally:
+        checking.stop()
+
+
+def test_internal_error_is_exit_4_with_the_traceback_in_a_log(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lakeshift.cli import app, copy_cmd
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(copy_cmd, "copy_async", broken)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    (tmp_path / "src").mkdir()
+    code = app.run(["copy", str(tmp_path / "src"), str(tmp_path / "dst")])
+    err = capsys.readouterr().err
+    assert code == 4 and "internal error" in err and "Traceback" not in err
+    log = next(tmp_path.glob("lakeshift-error-*.log"))
+    assert "simulated bug" in log.read_text() and "Traceback" in log.read_text()

@@ -19,6 +19,7 @@ from lakeshift.engine.transfer import TransferContext, copy_marker, copy_object
 from lakeshift.errors import (
     AuthError,
     ChangedError,
+    ForbiddenError,
     IntegrityError,
     LakeshiftError,
     ObjectError,
@@ -114,6 +115,9 @@ async def check_reachable(fn: Callable[[], Awaitable[None]], label: str,
     except TransientError as e:
         raise UsageError(f"cannot reach the {label}: {e} — check the URL/endpoint and the "
                          "network") from None
+    except ForbiddenError as e:
+        raise AuthError(f"{e}: the credentials lack permission for the {label} (to list it, "
+                        "and for a destination to write)") from None
 
 
 async def copy_async(source: StoreConfig, destination: StoreConfig,

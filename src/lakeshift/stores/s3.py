@@ -133,7 +133,10 @@ class S3Store:
             raise AuthError(f"no AWS credentials: {e}") from None
 
     async def check_source(self) -> None:
-        await asyncio.to_thread(self._call, "head_bucket", {"Bucket": self.bucket}, "")
+        # ListObjectsV2 rather than HeadBucket: a HEAD error has no body, so a wrong key
+        # and a missing permission would look the same.
+        await asyncio.to_thread(self._call, "list_objects_v2",
+                                {"Bucket": self.bucket, "MaxKeys": 1}, "")
 
     async def prepare_destination(self) -> None:
         try:
