@@ -8,6 +8,24 @@ from typing import Annotated
 import typer
 
 from lakeshift.api import destination_config, source_config
+from lakeshift.cli.options import (
+    AllowHttpOpt,
+    AwsImdsOpt,
+    AwsProfileOpt,
+    AzureAuthOpt,
+    BlockSizeOpt,
+    ConcurrencyOpt,
+    ExcludeOpt,
+    FolderMarkersOpt,
+    IncludeOpt,
+    JsonOpt,
+    OverwriteOpt,
+    ProgressOpt,
+    S3AnonOpt,
+    S3EndpointOpt,
+    S3RegionOpt,
+    store_options,
+)
 from lakeshift.cli.progress import make_progress
 from lakeshift.cli.sizes import parse_size
 from lakeshift.cli.summary import print_summary
@@ -15,7 +33,6 @@ from lakeshift.engine.events import Subscriber
 from lakeshift.engine.pipeline import CopyOptions, copy_async
 from lakeshift.errors import UsageError
 from lakeshift.plan.compare import Overwrite
-from lakeshift.stores.base import StoreOptions
 
 HELP = """Copy objects from SRC into DST (S3, Azure Blob / ADLS Gen2, local disk).
 
@@ -32,18 +49,6 @@ EPILOG = """Examples:
   lakeshift copy s3://demo/lake/ az://lake/ --json
 """
 
-_S3 = "S3 options"
-_AZ = "Azure options"
-
-
-def store_options(s3_endpoint: str | None, s3_region: str | None, aws_profile: str | None,
-                  aws_imds: bool, s3_anonymous: bool, azure_auth: str,
-                  allow_http: bool) -> StoreOptions:
-    return StoreOptions(s3_endpoint=s3_endpoint, s3_region=s3_region, aws_profile=aws_profile,
-                        aws_imds=aws_imds, s3_anonymous=s3_anonymous, azure_auth=azure_auth,
-                        allow_http=allow_http)
-
-
 def copy(
     src: Annotated[str, typer.Argument(help="Source: s3://bucket/prefix, az://container/path, "
                                             "https://ACCOUNT.blob.core.windows.net/c/path, "
@@ -51,51 +56,23 @@ def copy(
     dst: Annotated[str, typer.Argument(help="Destination: abfss://FS@ACCOUNT.dfs.core.windows.net"
                                             "/path, az://container/path, s3://…, or a local "
                                             "directory.", show_default=False)],
-    concurrency: Annotated[int, typer.Option("--concurrency", "-c", envvar="LAKESHIFT_CONCURRENCY",
-                                             help="Objects (and blocks) in flight.")] = 32,
-    block_size: Annotated[str, typer.Option(
-        "--block-size", envvar="LAKESHIFT_BLOCK_SIZE",
-        help="Block size for large objects; objects up to this size go in one request. Memory "
-             "for data stays under concurrency × block size.")] = "8MiB",
-    overwrite: Annotated[str, typer.Option(
-        "--overwrite", envvar="LAKESHIFT_OVERWRITE",
-        help="if-different: skip objects proven identical; always: copy everything; "
-             "never: skip any name that exists.")] = "if-different",
-    include: Annotated[list[str] | None, typer.Option(
-        "--include", help="Copy only names matching this glob (repeatable; * within a "
-                          "folder, ** across folders; no / = file name).")] = None,
-    exclude: Annotated[list[str] | None, typer.Option(
-        "--exclude", help="Skip names matching this glob (repeatable).")] = None,
+    concurrency: ConcurrencyOpt = 32,
+    block_size: BlockSizeOpt = "8MiB",
+    overwrite: OverwriteOpt = "if-different",
+    include: IncludeOpt = None,
+    exclude: ExcludeOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List and compare, copy nothing."
                                           )] = False,
-    folder_markers: Annotated[str, typer.Option(
-        "--folder-markers", help="S3 folder-marker keys (dir/, size 0): skip, or keep as "
-                                 "hdi_isfolder marker blobs.")] = "skip",
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
-    progress: Annotated[str, typer.Option(
-        "--progress", help="auto (bar on a terminal, plain lines otherwise), bar, plain, none."
-    )] = "auto",
-    s3_endpoint: Annotated[str | None, typer.Option(
-        "--s3-endpoint", rich_help_panel=_S3,
-        help="S3-compatible endpoint (MinIO, Ceph); default AWS_ENDPOINT_URL or AWS.")] = None,
-    s3_region: Annotated[str | None, typer.Option("--s3-region", rich_help_panel=_S3,
-                                                  help="Default AWS_REGION or us-east-1.")
-                         ] = None,
-    aws_profile: Annotated[str | None, typer.Option("--aws-profile", rich_help_panel=_S3,
-                                                    help="Profile in ~/.aws (or AWS_PROFILE).")
-                           ] = None,
-    aws_imds: Annotated[bool, typer.Option("--aws-imds", rich_help_panel=_S3,
-                                           help="Allow the EC2 instance role (metadata service)."
-                                           )] = False,
-    s3_anonymous: Annotated[bool, typer.Option("--s3-anonymous", rich_help_panel=_S3,
-                                               help="Unsigned requests (public buckets).")
-                            ] = False,
-    azure_auth: Annotated[str, typer.Option(
-        "--azure-auth", envvar="LAKESHIFT_AZURE_AUTH", rich_help_panel=_AZ,
-        help="auto, connection-string, key, sas, service-principal, cli, managed-identity."
-    )] = "auto",
-    allow_http: Annotated[bool, typer.Option(
-        "--allow-http", help="Allow plain HTTP to a host that is not loopback.")] = False,
+    folder_markers: FolderMarkersOpt = "skip",
+    as_json: JsonOpt = False,
+    progress: ProgressOpt = "auto",
+    s3_endpoint: S3EndpointOpt = None,
+    s3_region: S3RegionOpt = None,
+    aws_profile: AwsProfileOpt = None,
+    aws_imds: AwsImdsOpt = False,
+    s3_anonymous: S3AnonOpt = False,
+    azure_auth: AzureAuthOpt = "auto",
+    allow_http: AllowHttpOpt = False,
 ) -> int:
     if overwrite not in ("if-different", "always", "never"):
         raise UsageError(f"--overwrite {overwrite!r}: use if-different, always or never")

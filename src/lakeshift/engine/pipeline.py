@@ -16,13 +16,13 @@ from lakeshift.engine.events import EventBus, Listed, ListingDone, ObjectDone, S
 from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.slots import SlotPool
 from lakeshift.engine.transfer import TransferContext, copy_marker, copy_object
+from lakeshift.engine.watermark import Watermark
 from lakeshift.errors import (
     AuthError,
     ChangedError,
     ForbiddenError,
     IntegrityError,
     LakeshiftError,
-    ObjectError,
     TransientError,
     UsageError,
 )
@@ -77,7 +77,7 @@ class CopyResult:
         return 1 if self.stats.failed else 0
 
 
-class _Counter:
+class StatsCounter:
     """Keeps TransferStats and the failure list from the events."""
 
     def __init__(self, stats: TransferStats, failures: list[Failure], keep: int = 10_000):
@@ -128,7 +128,7 @@ async def copy_async(source: StoreConfig, destination: StoreConfig,
     opts.validate()
     stats = TransferStats(started=time.monotonic())
     result = CopyResult(stats, dry_run=opts.dry_run)
-    events = EventBus([_Counter(stats, result.failures), *(subscribers or [])])
+    events = EventBus([StatsCounter(stats, result.failures), *(subscribers or [])])
     src = open_store(source)
     dst = open_store(destination)
     policy = RetryPolicy(attempts=opts.retries)
@@ -137,7 +137,8 @@ async def copy_async(source: StoreConfig, destination: StoreConfig,
         if not opts.dry_run:
             await check_reachable(dst.prepare_destination, "destination", policy)
         spec = await resolve_source(src)
-        await _run(src, dst, spec, opts, events, policy)
+        await run_pipeline(src, dst, spec, destination_root(dst), opts, events,
+                           SlotPool(opts.concurrency), policy)
     finally:
         stats.finished = time.monotonic()
         await asyncio.gather(src.close(), dst.close(), return_exceptions=True)
@@ -146,10 +147,14 @@ async def copy_async(source: StoreConfig, destination: StoreConfig,
 
 async def _source_items(src: Store, spec: SourceSpec, name_filter: NameFilter,
                         events: EventBus) -> AsyncIterator[tuple[str, ObjectInfo]]:
-    async for page in src.list_pages(spec.list_prefix):
+    async for page in src.list_pages(spec.list_prefix, spec.start_after):
         taken = []
+        ended = False
         for obj in page:
-            if spec.single and obj.key != spec.list_prefix:
+            if spec.past_end(obj.key):
+                ended = True
+                break
+            if not spec.takes(obj.key):
                 continue
             rel = spec.rel(obj.key)
             if not rel or not name_filter(rel):
@@ -159,13 +164,15 @@ async def _source_items(src: Store, spec: SourceSpec, name_filter: NameFilter,
             events.emit(Listed(len(taken), sum(o.size for _, o in taken)))
         for item in taken:
             yield item
+        if ended:
+            break
     events.emit(ListingDone())
 
 
-async def _dest_items(dst: Store, root: str, dry_run: bool
+async def _dest_items(dst: Store, root: str, start_after: str | None, dry_run: bool
                       ) -> AsyncIterator[tuple[str, ObjectInfo]]:
     try:
-        async for page in dst.list_pages(root):
+        async for page in dst.list_pages(root, start_after):
             for obj in page:
                 yield obj.key[len(root):], obj
     except UsageError:
@@ -173,35 +180,55 @@ async def _dest_items(dst: Store, root: str, dry_run: bool
             raise  # a missing container in a dry run simply holds nothing yet
 
 
-async def _run(src: Store, dst: Store, spec: SourceSpec, opts: CopyOptions, events: EventBus,
-               policy: RetryPolicy) -> None:
-    root = destination_root(dst)
-    ctx = TransferContext(src, dst, opts.block_size, SlotPool(opts.concurrency),
-                          policy, events)
-    queue: asyncio.Queue[tuple[str, ObjectInfo] | None] = asyncio.Queue(
+async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts: CopyOptions,
+                       events: EventBus, slots: SlotPool, policy: RetryPolicy,
+                       watermark: Watermark | None = None) -> None:
+    """List ``spec`` on ``src``, compare with ``dst`` under ``root``, copy what differs.
+
+    ``slots`` may be shared by several pipelines (partitions) to bound their memory
+    together; ``watermark``, when given, follows the listing's low watermark.
+    """
+    ctx = TransferContext(src, dst, opts.block_size, slots, policy, events)
+    queue: asyncio.Queue[tuple[str, ObjectInfo, int] | None] = asyncio.Queue(
         maxsize=opts.concurrency * 4)
     name_filter = NameFilter(opts.include, opts.exclude)
+    dest_after = None
+    if spec.start_after is not None and spec.start_after.startswith(spec.rel_base):
+        dest_after = root + spec.rel(spec.start_after)
+
+    def finish(ticket: int, ok: bool) -> None:
+        if watermark is not None:
+            watermark.done(ticket, ok)
 
     async def produce() -> None:
-        dest = None if opts.overwrite == "always" else _dest_items(dst, root, opts.dry_run)
+        dest = None if opts.overwrite == "always" else _dest_items(dst, root, dest_after,
+                                                                   opts.dry_run)
         async for rel, s, d in merge(_source_items(src, spec, name_filter, events), dest):
+            ticket = -1
+            if watermark is not None:
+                await watermark.wait_for_room()
+                ticket = watermark.add(s.key)
             if s.is_dir_marker and opts.folder_markers == "skip":
                 events.emit(ObjectDone(s.key, 0, "skipped"))
+                finish(ticket, True)
                 continue
             if not needs_copy(s, d, opts.overwrite):
                 events.emit(ObjectDone(s.key, s.size, "skipped"))
+                finish(ticket, True)
                 continue
             if opts.dry_run:
                 events.emit(ObjectDone(s.key, s.size, "copied"))
+                finish(ticket, True)
                 continue
-            await queue.put((root + rel, s))
+            await queue.put((root + rel, s, ticket))
         for _ in range(opts.concurrency):
             await queue.put(None)
 
     async def work() -> None:
         while (item := await queue.get()) is not None:
-            dest_key, s = item
-            await _transfer_one(ctx, s, dest_key, events, opts.retries)
+            dest_key, s, ticket = item
+            ok = await _transfer_one(ctx, s, dest_key, events, opts.retries)
+            finish(ticket, ok)
 
     async with asyncio.TaskGroup() as tg:
         tg.create_task(produce())
@@ -210,9 +237,9 @@ async def _run(src: Store, dst: Store, spec: SourceSpec, opts: CopyOptions, even
 
 
 async def _transfer_one(ctx: TransferContext, s: ObjectInfo, dest_key: str, events: EventBus,
-                        attempts: int) -> None:
+                        attempts: int) -> bool:
     """Copy one object, re-copying it after an integrity or change error; an object error
-    is recorded and the run goes on; auth and usage errors stop the run."""
+    is recorded and the run goes on (False); auth and usage errors stop the run."""
     attempt = 0
     while True:
         attempt += 1
@@ -222,25 +249,22 @@ async def _transfer_one(ctx: TransferContext, s: ObjectInfo, dest_key: str, even
             else:
                 await copy_object(ctx, s, dest_key)
             events.emit(ObjectDone(s.key, s.size, "copied", attempts=attempt))
-            return
+            return True
         except (AuthError, UsageError):
             raise
         except ChangedError as e:
             fresh = await ctx.src.exists(s.key) if attempt < attempts else None
             if fresh is None:
                 _failed(events, s, e, attempt)
-                return
+                return False
             s = fresh
         except IntegrityError as e:
             if attempt >= attempts:
                 _failed(events, s, e, attempt)
-                return
-        except ObjectError as e:
-            _failed(events, s, e, attempt)
-            return
+                return False
         except LakeshiftError as e:
             _failed(events, s, e, attempt)
-            return
+            return False
 
 
 def _failed(events: EventBus, s: ObjectInfo, e: LakeshiftError, attempts: int) -> None:

@@ -22,9 +22,22 @@ class SourceSpec:
     rel_base: str
     #: The path named one object (only the key equal to list_prefix is taken).
     single: bool = False
+    #: List only keys after this one (a partition's cursor).
+    start_after: str | None = None
+    #: Key range [range_start, range_end) inside the prefix (a split partition).
+    range_start: str | None = None
+    range_end: str | None = None
 
     def rel(self, key: str) -> str:
         return key[len(self.rel_base):]
+
+    def takes(self, key: str) -> bool:
+        if self.single:
+            return key == self.list_prefix
+        return self.range_start is None or key >= self.range_start
+
+    def past_end(self, key: str) -> bool:
+        return self.range_end is not None and key >= self.range_end
 
 
 async def resolve_source(store: Store) -> SourceSpec:

@@ -1,0 +1,64 @@
+"""Option types shared by several commands (one definition, one help text)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from lakeshift.stores.base import StoreOptions
+
+_S3 = "S3 options"
+_AZ = "Azure options"
+
+DbOpt = Annotated[str, typer.Option(
+    "--db", envvar="LAKESHIFT_DB",
+    help="Control DB: sqlite:///path.db (default ./lakeshift.db) or postgresql://user@host/db.")]
+JobOpt = Annotated[str, typer.Option("--job", "-j", envvar="LAKESHIFT_JOB",
+                                     help="Job name.", show_default=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+ConcurrencyOpt = Annotated[int, typer.Option(
+    "--concurrency", "-c", envvar="LAKESHIFT_CONCURRENCY",
+    help="Objects (and blocks of large objects) in flight.")]
+BlockSizeOpt = Annotated[str, typer.Option(
+    "--block-size", envvar="LAKESHIFT_BLOCK_SIZE",
+    help="Block size for large objects; objects up to this size go in one request. Memory "
+         "for data stays under concurrency × block size.")]
+ProgressOpt = Annotated[str, typer.Option(
+    "--progress", help="auto (bar on a terminal, plain lines otherwise), bar, plain, none.")]
+IncludeOpt = Annotated[list[str] | None, typer.Option(
+    "--include", help="Copy only names matching this glob (repeatable; * within a folder, "
+                      "** across folders; no / = file name).")]
+ExcludeOpt = Annotated[list[str] | None, typer.Option(
+    "--exclude", help="Skip names matching this glob (repeatable).")]
+OverwriteOpt = Annotated[str, typer.Option(
+    "--overwrite", envvar="LAKESHIFT_OVERWRITE",
+    help="if-different: skip objects proven identical; always: copy everything; never: skip "
+         "any name that exists.")]
+FolderMarkersOpt = Annotated[str, typer.Option(
+    "--folder-markers", help="S3 folder-marker keys (dir/, size 0): skip, or keep as "
+                             "hdi_isfolder marker blobs.")]
+S3EndpointOpt = Annotated[str | None, typer.Option(
+    "--s3-endpoint", rich_help_panel=_S3,
+    help="S3-compatible endpoint (MinIO, Ceph); default AWS_ENDPOINT_URL or AWS.")]
+S3RegionOpt = Annotated[str | None, typer.Option(
+    "--s3-region", rich_help_panel=_S3, help="Default AWS_REGION or us-east-1.")]
+AwsProfileOpt = Annotated[str | None, typer.Option(
+    "--aws-profile", rich_help_panel=_S3, help="Profile in ~/.aws (or AWS_PROFILE).")]
+AwsImdsOpt = Annotated[bool, typer.Option(
+    "--aws-imds", rich_help_panel=_S3, help="Allow the EC2 instance role (metadata service).")]
+S3AnonOpt = Annotated[bool, typer.Option(
+    "--s3-anonymous", rich_help_panel=_S3, help="Unsigned requests (public buckets).")]
+AzureAuthOpt = Annotated[str, typer.Option(
+    "--azure-auth", envvar="LAKESHIFT_AZURE_AUTH", rich_help_panel=_AZ,
+    help="auto, connection-string, key, sas, service-principal, cli, managed-identity.")]
+AllowHttpOpt = Annotated[bool, typer.Option(
+    "--allow-http", help="Allow plain HTTP to a host that is not loopback.")]
+
+
+def store_options(s3_endpoint: str | None, s3_region: str | None, aws_profile: str | None,
+                  aws_imds: bool, s3_anonymous: bool, azure_auth: str,
+                  allow_http: bool) -> StoreOptions:
+    return StoreOptions(s3_endpoint=s3_endpoint, s3_region=s3_region, aws_profile=aws_profile,
+                        aws_imds=aws_imds, s3_anonymous=s3_anonymous, azure_auth=azure_auth,
+                        allow_http=allow_http)

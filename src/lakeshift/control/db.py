@@ -1,0 +1,132 @@
+"""Opening the control DB: URL checks, SQLite pragmas, schema version and migrations.
+
+SQLite (the default, ``sqlite:///lakeshift.db``) runs in WAL mode and every transaction is
+``BEGIN IMMEDIATE``, so claiming work is one serialised statement.  PostgreSQL URLs use
+psycopg 3.  Errors come out as UsageError with one line that names the fix.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from typing import Any
+
+from sqlalchemy import create_engine, event, inspect, select
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError
+
+from lakeshift.control import migrations
+from lakeshift.control.schema import metadata, schema_version
+from lakeshift.errors import UsageError
+from lakeshift.redact import redact
+
+DEFAULT_DB = "sqlite:///lakeshift.db"
+SCHEMA_VERSION = migrations.LATEST
+
+
+def display_url(url: str) -> str:
+    """The DB URL with any password hidden."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return redact(url)
+
+
+def _normalise(url: str) -> Any:
+    try:
+        u = make_url(url)
+    except ArgumentError:
+        raise UsageError(f"malformed control DB URL {redact(url)!r}: use "
+                         "sqlite:///path/to/file.db or postgresql://user@host/db") from None
+    if u.drivername in ("postgresql", "postgres"):
+        u = u.set(drivername="postgresql+psycopg")
+    if u.drivername not in ("sqlite", "sqlite+pysqlite", "postgresql+psycopg",
+                            "mssql+pyodbc", "mssql+pymssql"):
+        raise UsageError(f"unsupported control DB {u.drivername!r}: use sqlite:///… or "
+                         "postgresql://… (SQL Server via mssql+pyodbc:// is untested)")
+    return u
+
+
+def open_engine(url: str, create: bool) -> Engine:
+    """An engine on a DB whose schema is current (created or migrated when ``create``)."""
+    u = _normalise(url)
+    shown = display_url(url)
+    if u.drivername.startswith("sqlite"):
+        path = u.database or ""
+        if path in ("", ":memory:"):
+            raise UsageError("the control DB must be a file: sqlite:///path/to/file.db")
+        if not create and not os.path.exists(path):
+            raise UsageError(f"no control DB at {path}: run `lakeshift plan` first, or pass "
+                             "--db with the right path")
+        parent = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(parent):
+            raise UsageError(f"cannot create control DB {path}: directory {parent} does not "
+                             "exist")
+        engine = create_engine(u, connect_args={"timeout": 10})
+        _sqlite_pragmas(engine)
+    else:
+        try:
+            engine = create_engine(u, pool_pre_ping=True, pool_size=5, max_overflow=5,
+                                   connect_args={"connect_timeout": 10}
+                                   if "psycopg" in u.drivername else {})
+        except NoSuchModuleError as e:
+            raise UsageError(f"the driver for {shown} is not installed: {e}") from None
+    try:
+        _check_schema(engine, create, shown)
+    except OperationalError as e:
+        engine.dispose()
+        raise db_error(e, shown) from None
+    except DatabaseError as e:
+        engine.dispose()
+        raise UsageError(f"{shown} is not a lakeshift control DB (corrupt, or another kind "
+                         f"of file): {str(e.orig).splitlines()[0]} — restore it or use "
+                         "another --db") from None
+    return engine
+
+
+def db_error(e: Exception, shown: str) -> UsageError:
+    text = str(getattr(e, "orig", e)).strip().splitlines()[0] if str(e) else type(e).__name__
+    if "locked" in text:
+        return UsageError(f"control DB {shown} is locked by another writer (timed out after "
+                          "10 s): wait for it, or use PostgreSQL for several processes")
+    if "not a database" in text or "malformed" in text:
+        return UsageError(f"{shown} is not a lakeshift control DB (corrupt, or another kind "
+                          "of file) — restore it or use another --db")
+    return UsageError(redact(f"cannot use control DB {shown}: {text}"))
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=10000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(conn: Any) -> None:
+        # One writer at a time, taken at the start: a claim can never interleave.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _check_schema(engine: Engine, create: bool, shown: str) -> None:
+    with engine.begin() as conn:
+        names = set(inspect(conn).get_table_names())
+        if "lakeshift_schema" not in names:
+            if not create:
+                raise UsageError(f"{shown} has no lakeshift tables: run `lakeshift plan` first")
+            metadata.create_all(conn)
+            conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
+            return
+        version = conn.execute(select(schema_version.c.version)).scalar()
+        if version is None:
+            raise UsageError(f"{shown}: lakeshift_schema is empty — the DB is damaged")
+        if version > SCHEMA_VERSION:
+            raise UsageError(f"{shown} has schema version {version}, newer than this "
+                             f"lakeshift understands ({SCHEMA_VERSION}): upgrade lakeshift")
+        if version < SCHEMA_VERSION:
+            migrations.upgrade(conn, version)
+            conn.execute(schema_version.update().values(version=SCHEMA_VERSION))

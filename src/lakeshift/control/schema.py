@@ -1,0 +1,106 @@
+"""Control-DB tables (SQLAlchemy Core).  Portable SQL: SQLite, PostgreSQL and SQL Server.
+
+Indexed and unique columns are bounded strings (SQL Server cannot index TEXT); times are
+stored in UTC.  Every change to these tables is a numbered migration in ``migrations.py``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+schema_version = Table(
+    "lakeshift_schema", metadata,
+    Column("version", Integer, nullable=False),
+)
+
+jobs = Table(
+    "lakeshift_jobs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("destination", Text, nullable=False),
+    #: JSON: copy options and store options (never secrets).
+    Column("options", Text, nullable=False),
+    #: Name of an ADF-template control table the partitions came from, if any.
+    Column("adf_table", String(128)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+partitions = Table(
+    "lakeshift_partitions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", Integer, ForeignKey("lakeshift_jobs.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    #: The source URL the user gave (its path is the root names are relative to).
+    Column("source", Text, nullable=False),
+    #: Full key prefix listed for this partition.
+    Column("prefix", Text, nullable=False),
+    #: Removed from each key to get its name under the destination (the source root).
+    Column("rel_base", Text, nullable=False),
+    #: Key range [range_start, range_end) inside the prefix, for split prefixes.
+    Column("range_start", Text),
+    Column("range_end", Text),
+    #: Destination URL names are written under.
+    Column("destination", Text, nullable=False),
+    Column("state", String(16), nullable=False),  # pending running succeeded failed
+    #: Low watermark: every key <= cursor in this partition is done.
+    Column("cursor", Text),
+    Column("lease_owner", String(200)),
+    Column("lease_expires", DateTime(timezone=True)),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("listed", BigInteger, nullable=False, default=0),
+    Column("copied", BigInteger, nullable=False, default=0),
+    Column("skipped", BigInteger, nullable=False, default=0),
+    Column("failed_objects", BigInteger, nullable=False, default=0),
+    Column("bytes", BigInteger, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("duration_s", Float),
+    #: The ADF control table's PartitionPrefix this partition stands for.
+    Column("adf_prefix", String(255)),
+    Index("ix_lakeshift_partitions_job_state", "job_id", "state"),
+)
+
+runs = Table(
+    "lakeshift_runs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", Integer, ForeignKey("lakeshift_jobs.id"), nullable=False),
+    Column("owner", String(200), nullable=False),
+    Column("state", String(16), nullable=False),  # running succeeded failed interrupted
+    Column("batch_count", Integer, nullable=False),
+    Column("settings", Text, nullable=False),
+    Column("partitions_done", Integer, nullable=False, default=0),
+    Column("partitions_failed", Integer, nullable=False, default=0),
+    Column("copied", BigInteger, nullable=False, default=0),
+    Column("bytes", BigInteger, nullable=False, default=0),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+)
+
+failures = Table(
+    "lakeshift_failures", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", Integer, ForeignKey("lakeshift_jobs.id"), nullable=False),
+    Column("partition_id", Integer, ForeignKey("lakeshift_partitions.id")),
+    Column("run_id", Integer, ForeignKey("lakeshift_runs.id")),
+    Column("object_key", Text, nullable=False),
+    Column("error_kind", String(32), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_lakeshift_failures_job", "job_id"),
+)

@@ -1,0 +1,237 @@
+"""`lakeshift run`: claim partitions from the control DB, N at a time, each isolated.
+
+Every partition is one pipeline run (engine/pipeline.py) over its prefix or key range,
+listing after its cursor.  A heartbeat renews the leases and saves each partition's cursor
+(its low watermark) and counters every few seconds, so a killed run resumes inside a
+partition.  One partition failing marks it failed with its error; the others go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import RowMapping
+
+from lakeshift.control.repository import ControlDB, Job, PartitionSpec, PartitionStats
+from lakeshift.engine.events import Event, EventBus, ObjectDone, Subscriber
+from lakeshift.engine.pipeline import (
+    CopyOptions,
+    Failure,
+    StatsCounter,
+    check_reachable,
+    run_pipeline,
+)
+from lakeshift.engine.retry import RetryPolicy
+from lakeshift.engine.slots import SlotPool
+from lakeshift.engine.watermark import Watermark
+from lakeshift.errors import LakeshiftError
+from lakeshift.model import TransferStats
+from lakeshift.plan.source import SourceSpec, destination_root
+from lakeshift.stores.base import Store, StoreConfig, StoreOptions
+from lakeshift.stores.registry import open_store
+from lakeshift.urls import parse_url
+
+
+@dataclass
+class RunResult:
+    run_id: int
+    succeeded: int = 0
+    failed: int = 0
+    stats: TransferStats = field(default_factory=TransferStats)
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (partition, error)
+    remaining_failed: int = 0  # failed partitions of the job after this run
+    remaining_pending: int = 0
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed or self.remaining_failed else 0
+
+
+@dataclass
+class _Active:
+    row: RowMapping
+    watermark: Watermark
+    stats: PartitionStats
+    failures: list[Failure]
+    started: float
+    task: asyncio.Task[None] | None = None
+    lost: bool = False
+
+
+def owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class _PartitionCounter:
+    def __init__(self, active: _Active) -> None:
+        self.a = active
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, ObjectDone):
+            s = self.a.stats
+            s.listed += 1
+            if event.outcome == "copied":
+                s.copied += 1
+                s.bytes += event.size
+            elif event.outcome == "skipped":
+                s.skipped += 1
+            else:
+                s.failed_objects += 1
+                self.a.failures.append(Failure(event.key, event.error_kind or "error",
+                                               event.message or "", event.attempts))
+
+
+async def run_job(db: ControlDB, job: Job, batch_count: int, opts: CopyOptions,
+                  store_options: StoreOptions, subscribers: list[Subscriber] | None = None,
+                  lease_s: float = 60.0, heartbeat_s: float = 5.0,
+                  on_partition: Callable[[RowMapping, str, str | None], None] | None = None
+                  ) -> RunResult:
+    owner = owner_id()
+    call = asyncio.to_thread
+    if job.adf_table:
+        await call(sync_adf, db, job)
+    await call(db.reset_failed, job.id)
+    await call(db.expire_dead_local, job.id, socket.gethostname())
+    settings = {"batch_count": batch_count, "concurrency": opts.concurrency,
+                "block_size": opts.block_size, "overwrite": opts.overwrite,
+                "include": list(opts.include), "exclude": list(opts.exclude),
+                "lease_s": lease_s, "pid": os.getpid()}
+    run_id = await call(db.start_run, job.id, owner, batch_count, settings)
+    result = RunResult(run_id, stats=TransferStats(started=time.monotonic()))
+    totals = EventBus([StatsCounter(result.stats, []), *(subscribers or [])])
+    slots = SlotPool(opts.concurrency)
+    per_partition = CopyOptions(**{**opts.__dict__,
+                                   "concurrency": max(1, -(-opts.concurrency // batch_count))})
+    policy = RetryPolicy(attempts=opts.retries)
+    stores: dict[str, Store] = {}
+    checked: set[str] = set()
+    active: dict[int, _Active] = {}
+
+    async def store_for(url: str, role: str) -> Store:
+        if url not in stores:
+            stores[url] = open_store(StoreConfig(parse_url(url), store_options))
+        store = stores[url]
+        if url not in checked:
+            fn = store.check_source if role == "source" else store.prepare_destination
+            await check_reachable(fn, role, policy)
+            checked.add(url)
+        return store
+
+    async def run_partition(a: _Active) -> None:
+        row = a.row
+        state, error = "failed", None
+        try:
+            src = await store_for(row["source"], "source")
+            dst = await store_for(row["destination"], "destination")
+            spec = SourceSpec(row["prefix"], row["rel_base"], start_after=row["cursor"],
+                              range_start=row["range_start"], range_end=row["range_end"])
+            bus = EventBus([_PartitionCounter(a), totals.emit])
+            await run_pipeline(src, dst, spec, destination_root(dst), per_partition, bus,
+                               slots, policy, a.watermark)
+            state = "failed" if a.stats.failed_objects else "succeeded"
+            if a.stats.failed_objects:
+                error = f"{a.stats.failed_objects} objects failed (lakeshift failures --job)"
+        except asyncio.CancelledError:
+            state = "pending"  # interrupted: claimable again, resumes from the cursor
+            raise
+        except LakeshiftError as e:
+            error = str(e)
+        except BaseExceptionGroup as eg:
+            error = "; ".join(str(e) for e in eg.exceptions)[:2000]
+        finally:
+            await _finish(a, state, error)
+
+    async def _finish(a: _Active, state: str, error: str | None) -> None:
+        row = a.row
+        duration = time.monotonic() - a.started
+        cursor = a.watermark.cursor
+        if not a.lost:
+            await call(db.finish, row["id"], owner, state, cursor, a.stats, error, duration)
+            await call(db.add_failures, job.id, row["id"], run_id, a.failures)
+            if state == "succeeded" and row["adf_prefix"] is not None and job.adf_table:
+                await call(db.adf_mark_success, job.adf_table, row["adf_prefix"])
+        if state == "succeeded":
+            result.succeeded += 1
+        elif state == "failed":
+            result.failed += 1
+            result.errors.append((_label(row), error or "failed"))
+        if on_partition is not None:
+            on_partition(row, state, error)
+
+    async def heartbeat() -> None:
+        while True:
+            await asyncio.sleep(heartbeat_s)
+            for a in list(active.values()):
+                ok = await call(db.heartbeat, a.row["id"], owner, lease_s, a.watermark.cursor,
+                                a.stats)
+                if not ok and a.task is not None and not a.task.done():
+                    a.lost = True  # another process took it over: stop, write nothing
+                    a.task.cancel()
+
+    hb = asyncio.create_task(heartbeat())
+    state = "interrupted"
+    try:
+        while True:
+            free = batch_count - len(active)
+            rows = await call(db.claim, job.id, owner, free, lease_s) if free else []
+            for row in rows:
+                a = _Active(row, Watermark(row["cursor"]), PartitionStats(), [],
+                            time.monotonic())
+                a.task = asyncio.create_task(run_partition(a))
+                active[row["id"]] = a
+            if not active:
+                break
+            done, _ = await asyncio.wait([a.task for a in active.values() if a.task],
+                                         return_when=asyncio.FIRST_COMPLETED)
+            for pid in [k for k, a in active.items() if a.task in done]:
+                a = active.pop(pid)
+                if a.task is not None and not a.task.cancelled():
+                    a.task.result()
+        state = "failed" if result.failed else "succeeded"
+    finally:
+        for a in active.values():
+            if a.task is not None:
+                a.task.cancel()
+        if active:
+            await asyncio.gather(*(a.task for a in active.values() if a.task),
+                                 return_exceptions=True)
+        hb.cancel()
+        result.stats.finished = time.monotonic()
+        await asyncio.gather(*(s.close() for s in stores.values()), return_exceptions=True)
+        await call(db.finish_run, run_id, state, result.succeeded, result.failed,
+                   result.stats.copied, result.stats.bytes_transferred)
+    rows_now = await call(db.partitions, job.id)
+    result.remaining_failed = sum(1 for r in rows_now if r["state"] == "failed")
+    result.remaining_pending = sum(1 for r in rows_now if r["state"] in ("pending", "running"))
+    return result
+
+
+def _label(row: Any) -> str:
+    label = f"#{row['seq']} {row['source']}{row['prefix']}"
+    if row["range_start"] or row["range_end"]:
+        label += f" [{row['range_start'] or ''}, {row['range_end'] or '…'})"
+    return label
+
+
+def sync_adf(db: ControlDB, job: Job) -> int:
+    """Bring the job in line with the ADF control table: every PartitionPrefix with
+    SuccessOrFailure = 0 is a pending partition (a new row adds one; a row reset to 0
+    re-copies that partition from the start)."""
+    assert job.adf_table is not None
+    pending = db.adf_pending_prefixes(job.adf_table)
+    rows = db.partitions(job.id)
+    by_prefix = {r["adf_prefix"]: r for r in rows if r["adf_prefix"] is not None}
+    source = str(job.options.get("adf_source", ""))
+    new = [PartitionSpec(source, p, "", job.destination, adf_prefix=p)
+           for p in pending if p not in by_prefix]
+    db.add_partitions(job.id, new)
+    redo = [r["id"] for p, r in by_prefix.items() if p in pending and r["state"] == "succeeded"]
+    db.restart_partitions(redo)
+    return len(new) + len(redo)
