@@ -90,3 +90,21 @@ def cli_env(s3_env: dict[str, str], azure_env: dict[str, str], tmp_path: Path) -
     env["AWS_CONFIG_FILE"] = env["AWS_SHARED_CREDENTIALS_FILE"] = "/nonexistent"
     env["COLUMNS"] = "120"
     return env
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[servers.Server]:
+    srv = servers.start_postgres()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def pg_url(postgres: servers.Server) -> str:
+    """A fresh database on the session's PostgreSQL server."""
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres.extra["url"], autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return postgres.extra["url"].rsplit("/", 1)[0] + "/" + name

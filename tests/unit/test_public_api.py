@@ -7,7 +7,8 @@ from lakeshift.redact import redact, register_secret
 
 def test_all_lists_exactly_the_public_names() -> None:
     public = {n for n in dir(lakeshift) if not n.startswith("_")} - {
-        "annotations", "api", "cli", "engine", "errors", "model", "plan", "redact", "stores",
+        "annotations", "api", "cli", "control", "engine", "errors", "model", "plan", "redact",
+        "stores",
         "urls"}
     assert set(lakeshift.__all__) - {"__version__"} == public
     for name in lakeshift.__all__:

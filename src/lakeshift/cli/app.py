@@ -14,7 +14,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from lakeshift import __version__
-from lakeshift.cli import copy_cmd
+from lakeshift.cli import copy_cmd, job_cmds
 from lakeshift.errors import LakeshiftError
 from lakeshift.redact import redact
 
@@ -46,6 +46,14 @@ def root(
 
 
 app.command("copy", help=copy_cmd.HELP, epilog=copy_cmd.EPILOG)(copy_cmd.copy)
+app.command("plan", help=job_cmds.PLAN_HELP, epilog=job_cmds.PLAN_EPILOG)(job_cmds.plan)
+app.command("run", help=job_cmds.RUN_HELP, epilog=job_cmds.RUN_EPILOG)(job_cmds.run)
+app.command("status", help="Jobs, runs and partitions: state, objects, bytes, throughput, "
+            "duration, last error.", epilog="Example:\n\n  lakeshift status --job raw --json"
+            )(job_cmds.status)
+app.command("failures", help="Every object that failed in a job: key, error class, message, "
+            "attempts, time.", epilog="Example:\n\n  lakeshift failures --job raw --csv "
+            "failed.csv")(job_cmds.failures)
 
 
 def _internal_error(exc: BaseException) -> int:

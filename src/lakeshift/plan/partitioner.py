@@ -32,7 +32,7 @@ def bucket_url(url: str, bucket: str, scheme: str, account: str | None) -> str:
     if scheme == "azure":
         return (f"abfss://{bucket}@{account}.dfs.core.windows.net/" if account
                 else f"az://{bucket}/")
-    return "file://" + bucket
+    return "file://" + bucket.rstrip("/") + "/"
 
 
 def from_prefixes(src: PlannedSource, prefixes: Sequence[str]) -> list[PartitionSpec]:

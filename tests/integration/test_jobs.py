@@ -1,0 +1,307 @@
+"""Partitioned, resumable jobs: plan / run / status / failures on real emulators, with the
+control DB in SQLite and in PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.cli import BIN, lakeshift, one_clear_line
+from tests.helpers import blob_bytes, blobs
+
+
+def _seed(s3: Any, bucket: str, prefixes: list[str], n: int, size: int = 100) -> dict[str, bytes]:
+    objs = {}
+    for p in prefixes:
+        for i in range(n):
+            key = f"{p}f{i:04d}.bin"
+            objs[key] = os.urandom(size)
+            s3.put_object(Bucket=bucket, Key=key, Body=objs[key])
+    return objs
+
+
+def _status(env: dict[str, str], db: str, job: str) -> dict[str, Any]:
+    p = lakeshift("status", "--db", db, "--job", job, "--json", env=env)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)["jobs"][0]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/control.db"
+    return str(request.getfixturevalue("pg_url"))
+
+
+def test_plan_run_status_and_rerun(cli_env: dict[str, str], s3: Any, bucket: str,
+                                   blob_service: Any, container: str, db_url: str) -> None:
+    objs = _seed(s3, bucket, ["raw/2023/", "raw/2024/", "raw/2025/"], 15)
+    p = lakeshift("plan", f"s3://{bucket}/raw/", f"az://{container}/lake/", "--job", "hist",
+                  "--db", db_url, "--prefix", "2023/", "--prefix", "2024/", "--prefix", "2025/",
+                  env=cli_env)
+    assert p.returncode == 0, p.stderr
+    show = lakeshift("plan", "--show", "--job", "hist", "--db", db_url, "--json", env=cli_env)
+    parts = json.loads(show.stdout)["partition_table"]
+    assert [x["prefix"] for x in parts] == ["raw/2023/", "raw/2024/", "raw/2025/"]
+    assert {x["state"] for x in parts} == {"pending"}
+
+    r = lakeshift("run", "--job", "hist", "--db", db_url, "--batch-count", "2", "--json",
+                  env=cli_env)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["partitions_succeeded"] == 3 and summary["copied"] == 45
+    got = blobs(blob_service, container, "lake/")
+    assert set(got) == {"lake/" + k[len("raw/"):] for k in objs}
+    assert blob_bytes(blob_service, container, "lake/2024/f0003.bin") == objs["raw/2024/f0003.bin"]
+
+    st = _status(cli_env, db_url, "hist")
+    assert (st["succeeded"], st["failed"], st["pending"], st["copied"]) == (3, 0, 0, 45)
+    assert all(x["attempts"] == 1 and x["bytes"] == 1500 and x["started_at"].endswith("Z")
+               for x in st["partition_table"])
+    assert st["runs"][0]["settings"]["batch_count"] == 2
+
+    again = lakeshift("run", "--job", "hist", "--db", db_url, "--json", env=cli_env)
+    assert again.returncode == 0 and json.loads(again.stdout)["copied"] == 0
+
+
+def test_one_failing_partition_leaves_the_others_and_a_rerun_finishes_it(
+        cli_env: dict[str, str], s3: Any, bucket: str, blob_service: Any, container: str,
+        tmp_path: Path) -> None:
+    other = bucket + "-2"
+    s3.create_bucket(Bucket=other)
+    _seed(s3, bucket, ["a/"], 10)
+    _seed(s3, other, ["b/"], 10)
+    db = f"sqlite:///{tmp_path}/c.db"
+    p = lakeshift("plan", f"s3://{bucket}/", f"s3://{other}/", f"az://{container}/m/",
+                  "--job", "two", "--db", db, env=cli_env)
+    assert p.returncode == 0, p.stderr
+    for o in s3.list_objects_v2(Bucket=other)["Contents"]:
+        s3.delete_object(Bucket=other, Key=o["Key"])
+    s3.delete_bucket(Bucket=other)
+    r = lakeshift("run", "--job", "two", "--db", db, "--json", env=cli_env)
+    assert r.returncode == 1
+    s = json.loads(r.stdout)
+    assert (s["partitions_succeeded"], s["partitions_failed"]) == (1, 1)
+    assert "bucket does not exist" in s["errors"][0]["error"]
+    # Several buckets in one job: each bucket's objects under DST/BUCKET/.
+    assert len(blobs(blob_service, container, f"m/{bucket}/")) == 10
+    st = _status(cli_env, db, "two")
+    assert [x["state"] for x in st["partition_table"]] == ["succeeded", "failed"]
+
+    s3.create_bucket(Bucket=other)
+    _seed(s3, other, ["b/"], 10)
+    r2 = lakeshift("run", "--job", "two", "--db", db, "--json", env=cli_env)
+    assert r2.returncode == 0, r2.stdout
+    s2 = json.loads(r2.stdout)
+    assert (s2["partitions_succeeded"], s2["copied"]) == (1, 10)  # only the failed one ran
+    assert len(blobs(blob_service, container, f"m/{other}/")) == 10
+    st = _status(cli_env, db, "two")
+    assert [x["attempts"] for x in st["partition_table"]] == [1, 2]
+
+
+def test_auto_partitioning_cuts_key_ranges_that_cover_everything_once(
+        cli_env: dict[str, str], s3: Any, bucket: str, blob_service: Any, container: str,
+        tmp_path: Path) -> None:
+    objs = _seed(s3, bucket, ["big/x/", "big/y/"], 25)
+    db = f"sqlite:///{tmp_path}/auto.db"
+    p = lakeshift("plan", f"s3://{bucket}/big/", f"az://{container}/auto/", "--job", "auto",
+                  "--db", db, "--partition-by", "auto", "--target-objects", "12", "--json",
+                  env=cli_env)
+    assert p.returncode == 0, p.stderr
+    parts = json.loads(p.stdout)["partition_table"]
+    assert len(parts) == 5 and parts[0]["range_start"] == "big/x/f0000.bin"
+    assert parts[1]["range_start"] == parts[0]["range_end"]
+    r = lakeshift("run", "--job", "auto", "--db", db, "--batch-count", "3", "--json",
+                  env=cli_env)
+    s = json.loads(r.stdout)
+    assert r.returncode == 0 and s["copied"] == 50 and s["skipped"] == 0
+    assert len(blobs(blob_service, container, "auto/")) == len(objs)
+    st = _status(cli_env, db, "auto")
+    assert sum(x["copied"] for x in st["partition_table"]) == 50
+
+
+def test_kill_9_mid_partition_then_rerun_misses_nothing(
+        cli_env: dict[str, str], tmp_path: Path, blob_service: Any, container: str) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(1200):
+        (src / f"{i:05d}.bin").write_bytes(os.urandom(1500))
+    db = f"sqlite:///{tmp_path}/k.db"
+    assert lakeshift("plan", str(src), f"az://{container}/k/", "--job", "k", "--db", db,
+                     env=cli_env).returncode == 0
+    proc = subprocess.Popen([str(BIN), "run", "--job", "k", "--db", db, "--concurrency", "2",
+                             "--lease-seconds", "4", "--progress", "none"], env=cli_env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    cursor = None
+    while time.monotonic() < deadline:
+        con = sqlite3.connect(f"{tmp_path}/k.db")
+        cursor = con.execute("select cursor from lakeshift_partitions").fetchone()[0]
+        con.close()
+        if cursor:
+            break
+        time.sleep(0.2)
+    assert cursor, "no cursor was saved while the partition ran"
+    time.sleep(0.5)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = len(blobs(blob_service, container, "k/"))
+    assert 0 < done_before < 1200
+    r = lakeshift("run", "--job", "k", "--db", db, "--json", env=cli_env)
+    assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout)
+    # The rerun listed after the saved cursor and re-copied at most the in-flight window.
+    assert s["copied"] <= 1200 - done_before + 2 * 2
+    assert s["copied"] + s["skipped"] < 1200
+    got = blobs(blob_service, container, "k/")
+    assert len(got) == 1200
+    assert blob_bytes(blob_service, container, "k/00777.bin") == (src / "00777.bin").read_bytes()
+    st = _status(cli_env, db, "k")
+    p0 = st["partition_table"][0]
+    assert (p0["state"], p0["attempts"], p0["cursor"]) == ("succeeded", 2, "01199.bin")
+
+
+def test_two_runs_on_postgresql_share_a_job_without_doing_a_partition_twice(
+        cli_env: dict[str, str], s3: Any, bucket: str, blob_service: Any, container: str,
+        pg_url: str) -> None:
+    prefixes = [f"p{i:02d}/" for i in range(12)]
+    _seed(s3, bucket, prefixes, 8)
+    args = ["--prefix" if i % 2 == 0 else p for p in prefixes for i in range(2)]
+    assert lakeshift("plan", f"s3://{bucket}/", f"az://{container}/pg/", "--job", "shared",
+                     "--db", pg_url, *args, env=cli_env).returncode == 0
+    cmd = [str(BIN), "run", "--job", "shared", "--db", pg_url, "--batch-count", "2", "--json"]
+    a = subprocess.Popen(cmd, env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    b = subprocess.Popen(cmd, env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    out_a, err_a = a.communicate(timeout=180)
+    out_b, err_b = b.communicate(timeout=180)
+    assert a.returncode == 0 and b.returncode == 0, (err_a, err_b)
+    sa, sb = json.loads(out_a), json.loads(out_b)
+    assert sa["partitions_succeeded"] + sb["partitions_succeeded"] == 12
+    assert sa["copied"] + sb["copied"] == 96
+    st = _status(cli_env, pg_url, "shared")
+    assert all(x["attempts"] == 1 and x["state"] == "succeeded" for x in st["partition_table"])
+    assert len(blobs(blob_service, container, "pg/")) == 96
+
+
+def test_adf_control_table_is_read_and_updated_like_the_template(
+        cli_env: dict[str, str], s3: Any, bucket: str, blob_service: Any, container: str,
+        tmp_path: Path) -> None:
+    _seed(s3, bucket, ["sales/2024/", "sales/2025/", "hr/"], 4)
+    path = tmp_path / "adf.db"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE s3_partition_control_table (PartitionPrefix varchar(255), "
+                "SuccessOrFailure bit)")
+    con.executemany("INSERT INTO s3_partition_control_table VALUES (?, ?)",
+                    [("sales/2024/", 0), ("sales/2025/", 0), ("hr/", 1)])
+    con.commit()
+    con.close()
+    db = f"sqlite:///{path}"
+    p = lakeshift("plan", f"s3://{bucket}/", f"az://{container}/adf/", "--job", "adf", "--db",
+                  db, "--adf-control-table", "s3_partition_control_table", env=cli_env)
+    assert p.returncode == 0, p.stderr
+    r = lakeshift("run", "--job", "adf", "--db", db, "--json", env=cli_env)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["copied"] == 8
+    assert set(blobs(blob_service, container, "adf/")) == {
+        f"adf/sales/{y}/f{i:04d}.bin" for y in (2024, 2025) for i in range(4)}
+    con = sqlite3.connect(path)
+    rows = dict(con.execute("SELECT PartitionPrefix, SuccessOrFailure FROM "
+                            "s3_partition_control_table").fetchall())
+    assert rows == {"sales/2024/": 1, "sales/2025/": 1, "hr/": 1}
+    # The user adds a row (or resets one to 0): the next run copies just that partition.
+    con.execute("UPDATE s3_partition_control_table SET SuccessOrFailure = 0 "
+                "WHERE PartitionPrefix = 'hr/'")
+    con.commit()
+    con.close()
+    r2 = lakeshift("run", "--job", "adf", "--db", db, "--json", env=cli_env)
+    assert json.loads(r2.stdout)["copied"] == 4
+    assert len(blobs(blob_service, container, "adf/hr/")) == 4
+
+
+def test_failures_are_listed_with_key_class_and_message(
+        cli_env: dict[str, str], tmp_path: Path, container: str) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "ok.txt").write_text("ok")
+    (src / "locked.txt").write_text("no")
+    os.chmod(src / "locked.txt", 0)
+    db = f"sqlite:///{tmp_path}/f.db"
+    assert lakeshift("plan", str(src), f"az://{container}/f/", "--job", "f", "--db", db,
+                     env=cli_env).returncode == 0
+    prefix = ("setpriv", "--bounding-set=-dac_override,-dac_read_search") \
+        if os.geteuid() == 0 else ()
+    r = lakeshift("run", "--job", "f", "--db", db, env=cli_env, prefix=prefix)
+    assert r.returncode == 1
+    out = tmp_path / "f.csv"
+    p = lakeshift("failures", "--job", "f", "--db", db, "--csv", str(out), env=cli_env)
+    assert p.returncode == 0
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("object_key,error_kind,message")
+    assert lines[1].startswith("locked.txt,forbidden,") and len(lines) == 2
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["status", "--db", "not a url"], "malformed control DB URL"),
+    (["status", "--db", "postgresql://u:hunter2@127.0.0.1:1/x"], "cannot use control DB"),
+    (["status", "--db", "sqlite:////nonexistent/dir/x.db"], "no control DB"),
+    (["run", "--job", "nope"], "no job 'nope'"),
+])
+def test_bad_db_input_is_one_line_exit_2(cli_env: dict[str, str], tmp_path: Path,
+                                         args: list[str], needle: str) -> None:
+    db_args = [] if "--db" in args else ["--db", f"sqlite:///{tmp_path}/empty.db"]
+    if "--job" in args:
+        (tmp_path / "src").mkdir()
+        assert lakeshift("plan", str(tmp_path / "src"), str(tmp_path / "d"), "--job", "x",
+                         *db_args, env=cli_env).returncode == 0
+    p = lakeshift(*args, *db_args, env=cli_env)
+    assert p.returncode == 2, p.stderr
+    line = one_clear_line(p)
+    assert needle in line and "hunter2" not in line
+
+
+def test_corrupt_newer_and_locked_dbs_are_refused_unchanged(cli_env: dict[str, str],
+                                                            tmp_path: Path) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not sqlite" * 100)
+    p = lakeshift("status", "--db", f"sqlite:///{junk}", env=cli_env)
+    assert p.returncode == 2 and "not a lakeshift control DB" in one_clear_line(p)
+    assert junk.read_bytes() == b"this is not sqlite" * 100
+
+    (tmp_path / "src").mkdir()
+    db = tmp_path / "c.db"
+    assert lakeshift("plan", str(tmp_path / "src"), str(tmp_path / "d"), "--job", "x", "--db",
+                     f"sqlite:///{db}", env=cli_env).returncode == 0
+    con = sqlite3.connect(db)
+    con.execute("UPDATE lakeshift_schema SET version = 99")
+    con.commit()
+    p = lakeshift("status", "--db", f"sqlite:///{db}", env=cli_env)
+    assert p.returncode == 2 and "newer than this lakeshift" in one_clear_line(p)
+    con.execute("UPDATE lakeshift_schema SET version = 1")
+    con.commit()
+    con.execute("BEGIN EXCLUSIVE")  # another writer holds the DB
+    p = lakeshift("plan", str(tmp_path / "src"), str(tmp_path / "d"), "--job", "y", "--db",
+                  f"sqlite:///{db}", env=cli_env, timeout=60)
+    con.rollback()
+    con.close()
+    assert p.returncode == 2 and "locked" in one_clear_line(p)
+    assert [r[0] for r in sqlite3.connect(db).execute("select name from lakeshift_jobs")] == ["x"]
+
+
+def test_overlapping_partitions_are_refused(cli_env: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "src" / "a" / "b").mkdir(parents=True)
+    db = tmp_path / "o.db"
+    p = lakeshift("plan", str(tmp_path / "src"), str(tmp_path / "d"), "--job", "o", "--db",
+                  f"sqlite:///{db}", "--prefix", "a/", "--prefix", "a/b/", env=cli_env)
+    assert p.returncode == 2 and "partitions overlap" in one_clear_line(p)
+    q = sqlite3.connect(db).execute("select count(*) from lakeshift_jobs").fetchone()[0]
+    assert q == 0
