@@ -14,7 +14,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from lakeshift import __version__
-from lakeshift.cli import copy_cmd, job_cmds
+from lakeshift.cli import copy_cmd, job_cmds, setup_cmds
 from lakeshift.errors import LakeshiftError
 from lakeshift.redact import redact
 
@@ -48,6 +48,11 @@ def root(
 app.command("copy", help=copy_cmd.HELP, epilog=copy_cmd.EPILOG)(copy_cmd.copy)
 app.command("plan", help=job_cmds.PLAN_HELP, epilog=job_cmds.PLAN_EPILOG)(job_cmds.plan)
 app.command("run", help=job_cmds.RUN_HELP, epilog=job_cmds.RUN_EPILOG)(job_cmds.run)
+app.command("check", help=setup_cmds.CHECK_HELP, epilog=setup_cmds.CHECK_EPILOG
+            )(setup_cmds.check)
+app.command("init", help=setup_cmds.INIT_HELP,
+            epilog="Example:\n\n  lakeshift init && lakeshift run --config lakeshift.toml"
+            )(setup_cmds.init)
 app.command("status", help="Jobs, runs and partitions: state, objects, bytes, throughput, "
             "duration, last error.", epilog="Example:\n\n  lakeshift status --job raw --json"
             )(job_cmds.status)

@@ -7,6 +7,7 @@ import asyncio
 import csv
 import json
 import sys
+import time
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Annotated, Any, TextIO
 import typer
 
 from lakeshift.api import source_config
+from lakeshift.cli import config_file
 from lakeshift.cli.options import (
     AllowHttpOpt,
     AwsImdsOpt,
@@ -39,7 +41,7 @@ from lakeshift.cli.progress import make_progress
 from lakeshift.cli.sizes import human_bytes, parse_size
 from lakeshift.cli.status_view import print_partitions, print_status
 from lakeshift.control.db import DEFAULT_DB
-from lakeshift.control.repository import ControlDB, PartitionSpec, as_utc
+from lakeshift.control.repository import ControlDB, Job, PartitionSpec, as_utc
 from lakeshift.engine.events import Subscriber
 from lakeshift.engine.jobrunner import run_job, sync_adf
 from lakeshift.engine.pipeline import CopyOptions, check_reachable
@@ -141,55 +143,65 @@ def plan(
         return 0
     if len(urls) < 2:
         raise UsageError("plan needs SRC and DST (lakeshift plan SRC [SRC…] DST --job NAME)")
-    CopyOptions(include=tuple(include or ()), exclude=tuple(exclude or ()),
-                overwrite=overwrite,  # type: ignore[arg-type]
-                folder_markers=folder_markers).validate()
-    ways = sum([bool(prefix), partitions_file is not None, partition_by == "auto",
-                adf_control_table is not None])
-    if ways > 1:
-        raise UsageError("use one of --prefix, --partitions-file, --partition-by auto and "
-                         "--adf-control-table")
-    if partition_by not in ("none", "auto"):
-        raise UsageError(f"--partition-by {partition_by!r}: use none or auto")
-    prefixes = list(prefix or [])
     if partitions_file is not None:
-        prefixes = _read_partitions_file(partitions_file)
+        if prefix:
+            raise UsageError("use --prefix or --partitions-file, not both")
+        prefix = _read_partitions_file(partitions_file)
     so = store_options(s3_endpoint, s3_region, aws_profile, aws_imds, s3_anonymous, azure_auth,
                        allow_http)
-    *sources, dst = urls
-    dst_url = parse_url(dst)
-    if adf_control_table and len(sources) != 1:
-        raise UsageError("--adf-control-table takes one SRC: the bucket its PartitionPrefix "
-                         "values are relative to")
     control = _open(db, create=True)
     try:
-        adf_source = ""
-        if adf_control_table:
-            src_url = parse_url(sources[0])
-            adf_source = bucket_url(sources[0], src_url.bucket, src_url.scheme, src_url.account)
-            control.adf_pending_prefixes(adf_control_table)  # checks the table before writing
-            specs: list[PartitionSpec] = []
-        else:
-            specs = asyncio.run(_plan_sources(sources, dst, so, prefixes, partition_by,
-                                              target_objects))
-        options: dict[str, Any] = {
-            "include": list(include or ()), "exclude": list(exclude or ()),
-            "overwrite": overwrite, "folder_markers": folder_markers,
-            "store": asdict(so), "sources": sources, "adf_source": adf_source}
-        job_id = control.create_job(job, dst_url.display() if dst_url.scheme != "file" else dst,
-                                    options, specs, adf_table=adf_control_table)
-        j = control.job(job)
-        if adf_control_table:
-            sync_adf(control, j)
-        n = len(control.partitions(job_id))
+        j = create_plan(control, job, urls[:-1], urls[-1], so, list(prefix or []),
+                        partition_by, target_objects, adf_control_table,
+                        list(include or ()), list(exclude or ()), overwrite, folder_markers)
         if show or as_json:
             print_partitions(control, j, as_json)
         else:
+            n = len(control.partitions(j.id))
             print(f"job {job!r}: {n} partitions planned in {control.shown} "
                   f"(lakeshift plan --show --job {job}; lakeshift run --job {job})")
     finally:
         control.close()
     return 0
+
+
+def create_plan(control: ControlDB, job: str, sources: list[str], dst: str, so: StoreOptions,
+                prefixes: list[str], partition_by: str, target_objects: int,
+                adf_control_table: str | None, include: list[str], exclude: list[str],
+                overwrite: str, folder_markers: str) -> Job:
+    """Validate everything, then write the job and its partitions in one transaction."""
+    CopyOptions(include=tuple(include), exclude=tuple(exclude),
+                overwrite=overwrite,  # type: ignore[arg-type]
+                folder_markers=folder_markers).validate()
+    ways = sum([bool(prefixes), partition_by == "auto", adf_control_table is not None])
+    if ways > 1:
+        raise UsageError("use one of --prefix/--partitions-file, --partition-by auto and "
+                         "--adf-control-table")
+    if partition_by not in ("none", "auto"):
+        raise UsageError(f"--partition-by {partition_by!r}: use none or auto")
+    dst_url = parse_url(dst)
+    if adf_control_table and len(sources) != 1:
+        raise UsageError("--adf-control-table takes one SRC: the bucket its PartitionPrefix "
+                         "values are relative to")
+    adf_source = ""
+    specs: list[PartitionSpec] = []
+    if adf_control_table:
+        src_url = parse_url(sources[0])
+        adf_source = bucket_url(sources[0], src_url.bucket, src_url.scheme, src_url.account)
+        control.adf_pending_prefixes(adf_control_table)  # checks the table before writing
+    else:
+        specs = asyncio.run(_plan_sources(sources, dst, so, prefixes, partition_by,
+                                          target_objects))
+    options: dict[str, Any] = {
+        "include": include, "exclude": exclude, "overwrite": overwrite,
+        "folder_markers": folder_markers, "store": asdict(so), "sources": sources,
+        "adf_source": adf_source}
+    control.create_job(job, dst_url.display() if dst_url.scheme != "file" else dst, options,
+                       specs, adf_table=adf_control_table)
+    j = control.job(job)
+    if adf_control_table:
+        sync_adf(control, j)
+    return j
 
 
 def _read_partitions_file(path: Path) -> list[str]:
@@ -238,15 +250,50 @@ def run(
     lease_seconds: Annotated[float, typer.Option(
         "--lease-seconds", help="A partition held by a process that stops renewing its lease "
                                 "for this long can be taken over.")] = 60.0,
+    config: Annotated[Path | None, typer.Option(
+        "--config", help="Run what `lakeshift init` wrote (plans the job first if the DB does "
+                         "not have it; its values replace --job, --db, --batch-count and "
+                         "--concurrency).")] = None,
     progress: ProgressOpt = "auto",
     as_json: JsonOpt = False,
 ) -> int:
+    every: float | None = None
+    if config is not None:
+        cfg = config_file.load(config)
+        job, db, batch_count, concurrency = cfg.name, cfg.db, cfg.batch_count, cfg.concurrency
+        every = cfg.every_s
+        _plan_from_config(cfg)
     if not job:
         raise UsageError("--job NAME is required")
     if batch_count < 1:
         raise UsageError("--batch-count must be at least 1")
     if lease_seconds < 2:
         raise UsageError("--lease-seconds must be at least 2")
+    while True:
+        code = _run_once(job, db, batch_count, concurrency, block_size, lease_seconds, progress,
+                         as_json)
+        if every is None:
+            return code
+        print(f"next run in {every:.0f} s (schedule from {config}); Ctrl-C stops", flush=True)
+        time.sleep(every)
+
+
+def _plan_from_config(cfg: config_file.JobConfig) -> None:
+    control = _open(cfg.db, create=True)
+    try:
+        if cfg.name in {j.name for j in control.jobs()}:
+            return
+        create_plan(control, cfg.name, cfg.sources, cfg.destination, cfg.store,
+                    cfg.prefixes if cfg.mode == "prefixes" else [],
+                    "auto" if cfg.mode == "auto" else "none", cfg.target_objects,
+                    cfg.adf_control_table if cfg.mode == "adf" else None, [], [],
+                    "if-different", "skip")
+    finally:
+        control.close()
+
+
+def _run_once(job: str, db: str, batch_count: int, concurrency: int, block_size: str,
+              lease_seconds: float, progress: str, as_json: bool) -> int:
     control = _open(db)
     try:
         j = control.job(job)

@@ -13,6 +13,7 @@ import base64
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
+from datetime import datetime
 from functools import cached_property
 from typing import Any
 
@@ -160,6 +161,19 @@ class AzureBlobStore:
             if isinstance(err, ForbiddenError):
                 return  # a SAS may write blobs without the right to create containers
             raise err from None
+
+    async def server_time(self) -> datetime | None:
+        try:
+            info = await self._container.get_container_properties()
+        except Exception as e:
+            raise sdk_error(e, self._where()) from None
+        last = getattr(info, "last_modified", None)
+        # Container properties carry no Date; the account information response does.
+        try:
+            acct = await self._service.get_account_information()
+            return acct.get("date") or last
+        except Exception:
+            return None
 
     async def is_folder(self, path: str) -> bool:
         async for _ in self.list_pages(path.rstrip("/") + "/"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from lakeshift.model import ObjectInfo, ObjectProps, ReadResult
@@ -131,6 +132,10 @@ class Store(Lister, Reader, Writer, Protocol):
         ...
 
     async def exists(self, key: str) -> ObjectInfo | None: ...
+
+    async def server_time(self) -> datetime | None:
+        """The service's clock (from a response Date header); None for local disk."""
+        ...
 
     async def delete(self, key: str) -> None: ...
 

@@ -132,6 +132,9 @@ class LocalStore:
         except FileNotFoundError:
             pass
 
+    async def server_time(self) -> datetime | None:
+        return None
+
     async def close(self) -> None:
         return None
 

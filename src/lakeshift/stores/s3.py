@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
@@ -137,6 +139,12 @@ class S3Store:
         # and a missing permission would look the same.
         await asyncio.to_thread(self._call, "list_objects_v2",
                                 {"Bucket": self.bucket, "MaxKeys": 1}, "")
+
+    async def server_time(self) -> datetime | None:
+        resp = await asyncio.to_thread(self._call, "list_objects_v2",
+                                       {"Bucket": self.bucket, "MaxKeys": 1}, "")
+        date = resp.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+        return parsedate_to_datetime(date) if date else None
 
     async def prepare_destination(self) -> None:
         try:

@@ -1,0 +1,141 @@
+"""`lakeshift.toml`: what `lakeshift init` writes and `lakeshift run --config` runs.
+
+It names where credentials come from (a profile, an auth mode), never a secret; every key
+has an equivalent flag of `plan` / `run`.
+
+    [job]
+    name = "raw"
+    db = "sqlite:///lakeshift.db"
+
+    [source]
+    urls = ["s3://lake/raw/"]
+    s3_endpoint = ""          # --s3-endpoint; empty = AWS (or AWS_ENDPOINT_URL)
+    aws_profile = ""          # --aws-profile; empty = AWS_* environment variables
+    aws_imds = false          # --aws-imds
+    s3_anonymous = false      # --s3-anonymous
+
+    [destination]
+    url = "abfss://lake@acct.dfs.core.windows.net/raw/"
+    azure_auth = "auto"       # --azure-auth
+
+    [partitioning]
+    mode = "prefixes"         # none | prefixes | auto | adf
+    prefixes = ["2023/", "2024/"]
+    target_objects = 100000   # --target-objects (mode = "auto")
+    adf_control_table = ""    # --adf-control-table (mode = "adf")
+
+    [run]
+    batch_count = 4           # --batch-count
+    concurrency = 32          # --concurrency
+    schedule = "once"         # once | "every 30m" (run again after each run ends)
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lakeshift.errors import UsageError
+from lakeshift.stores.base import StoreOptions
+
+
+@dataclass
+class JobConfig:
+    name: str
+    db: str
+    sources: list[str]
+    destination: str
+    store: StoreOptions
+    mode: str = "none"
+    prefixes: list[str] = field(default_factory=list)
+    target_objects: int = 100_000
+    adf_control_table: str | None = None
+    batch_count: int = 4
+    concurrency: int = 32
+    every_s: float | None = None
+
+
+def parse_every(text: str) -> float | None:
+    text = text.strip().lower()
+    if text in ("", "once"):
+        return None
+    m = re.fullmatch(r"every\s+(\d+)\s*([smhd])", text)
+    if not m:
+        raise UsageError(f"schedule {text!r}: use \"once\" or \"every N[s|m|h|d]\"")
+    return int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+
+
+def load(path: Path) -> JobConfig:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise UsageError(f"cannot read config {path}: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(f"{path} is not valid TOML: {e}") from None
+
+    def section(name: str) -> dict[str, Any]:
+        value = raw.get(name, {})
+        if not isinstance(value, dict):
+            raise UsageError(f"{path}: [{name}] must be a table")
+        return value
+
+    def need(sec: dict[str, Any], key: str, where: str) -> Any:
+        if key not in sec or sec[key] in ("", None, []):
+            raise UsageError(f"{path}: {where}.{key} is missing")
+        return sec[key]
+
+    job, src, dst = section("job"), section("source"), section("destination")
+    part, run = section("partitioning"), section("run")
+    sources = need(src, "urls", "source")
+    if isinstance(sources, str):
+        sources = [sources]
+    store = StoreOptions(
+        s3_endpoint=src.get("s3_endpoint") or None, s3_region=src.get("s3_region") or None,
+        aws_profile=src.get("aws_profile") or None, aws_imds=bool(src.get("aws_imds", False)),
+        s3_anonymous=bool(src.get("s3_anonymous", False)),
+        azure_auth=str(dst.get("azure_auth", "auto")),
+        allow_http=bool(dst.get("allow_http", False) or src.get("allow_http", False)))
+    mode = str(part.get("mode", "none"))
+    if mode not in ("none", "prefixes", "auto", "adf"):
+        raise UsageError(f"{path}: partitioning.mode {mode!r}: use none, prefixes, auto or adf")
+    cfg = JobConfig(
+        name=str(need(job, "name", "job")), db=str(job.get("db", "sqlite:///lakeshift.db")),
+        sources=[str(s) for s in sources], destination=str(need(dst, "url", "destination")),
+        store=store, mode=mode, prefixes=[str(p) for p in part.get("prefixes", [])],
+        target_objects=int(part.get("target_objects", 100_000)),
+        adf_control_table=str(part.get("adf_control_table") or "") or None,
+        batch_count=int(run.get("batch_count", 4)), concurrency=int(run.get("concurrency", 32)),
+        every_s=parse_every(str(run.get("schedule", "once"))))
+    if mode == "prefixes" and not cfg.prefixes:
+        raise UsageError(f"{path}: partitioning.mode = \"prefixes\" needs prefixes = [...]")
+    if mode == "adf" and not cfg.adf_control_table:
+        raise UsageError(f"{path}: partitioning.mode = \"adf\" needs adf_control_table")
+    return cfg
+
+
+def _q(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def dump(cfg: JobConfig, schedule: str) -> str:
+    s = cfg.store
+    lines = [
+        "# Written by `lakeshift init`. Credentials are read from where these keys say,",
+        "# never stored here. Run it with: lakeshift run --config lakeshift.toml",
+        "", "[job]", f"name = {_q(cfg.name)}", f"db = {_q(cfg.db)}",
+        "", "[source]", "urls = [" + ", ".join(_q(u) for u in cfg.sources) + "]",
+        f"s3_endpoint = {_q(s.s3_endpoint or '')}", f"aws_profile = {_q(s.aws_profile or '')}",
+        f"aws_imds = {'true' if s.aws_imds else 'false'}",
+        f"s3_anonymous = {'true' if s.s3_anonymous else 'false'}",
+        "", "[destination]", f"url = {_q(cfg.destination)}", f"azure_auth = {_q(s.azure_auth)}",
+        f"allow_http = {'true' if s.allow_http else 'false'}",
+        "", "[partitioning]", f"mode = {_q(cfg.mode)}",
+        "prefixes = [" + ", ".join(_q(p) for p in cfg.prefixes) + "]",
+        f"target_objects = {cfg.target_objects}",
+        f"adf_control_table = {_q(cfg.adf_control_table or '')}",
+        "", "[run]", f"batch_count = {cfg.batch_count}", f"concurrency = {cfg.concurrency}",
+        f"schedule = {_q(schedule)}", ""]
+    return "\n".join(lines)

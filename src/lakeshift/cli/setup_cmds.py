@@ -1,0 +1,176 @@
+"""`lakeshift check` (connection test) and `lakeshift init` (the set-up wizard)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lakeshift.api import destination_config, source_config
+from lakeshift.cli import config_file
+from lakeshift.cli.options import (
+    AllowHttpOpt,
+    AwsImdsOpt,
+    AwsProfileOpt,
+    AzureAuthOpt,
+    JsonOpt,
+    S3AnonOpt,
+    S3EndpointOpt,
+    S3RegionOpt,
+    store_options,
+)
+from lakeshift.engine.check import CheckLine, check_pair
+from lakeshift.errors import LakeshiftError, UsageError
+from lakeshift.stores.azure_auth import AUTH_CHOICES
+from lakeshift.stores.base import StoreOptions
+from lakeshift.urls import parse_url
+
+CHECK_HELP = """Test both sides before a migration: credentials, reachability, list and read on
+SRC, write and delete of a small probe object under DST, and clock skew. Each line says ok,
+or what to fix."""
+CHECK_EPILOG = """Example:
+
+  lakeshift check s3://lake/raw/ abfss://lake@acct.dfs.core.windows.net/raw/
+"""
+INIT_HELP = """Answer a few questions (like Data Factory's Copy Data tool) and get a
+lakeshift.toml: source, destination, where credentials come from (never the secret),
+a connection test of each side, partitioning, and run once or on a schedule. Every answer
+has an equivalent flag of `plan`/`run`; `lakeshift run --config lakeshift.toml` runs it."""
+
+
+def run_checks(src: str, dst: str, so: StoreOptions) -> list[CheckLine]:
+    return asyncio.run(check_pair(source_config(src, so), destination_config(dst, so)))
+
+
+def print_checks(lines: list[CheckLine]) -> int:
+    for ln in lines:
+        mark = "ok  " if ln.ok else "FAIL"
+        print(f"{mark} {ln.side:<11} {ln.step:<17} {ln.detail}", flush=True)
+    failed = [ln for ln in lines if not ln.ok]
+    return max((ln.exit_code for ln in failed), default=0) or (2 if failed else 0)
+
+
+def check(
+    src: Annotated[str, typer.Argument(help="Source URL.", show_default=False)],
+    dst: Annotated[str, typer.Argument(help="Destination URL.", show_default=False)],
+    as_json: JsonOpt = False,
+    s3_endpoint: S3EndpointOpt = None,
+    s3_region: S3RegionOpt = None,
+    aws_profile: AwsProfileOpt = None,
+    aws_imds: AwsImdsOpt = False,
+    s3_anonymous: S3AnonOpt = False,
+    azure_auth: AzureAuthOpt = "auto",
+    allow_http: AllowHttpOpt = False,
+) -> int:
+    so = store_options(s3_endpoint, s3_region, aws_profile, aws_imds, s3_anonymous, azure_auth,
+                       allow_http)
+    lines = run_checks(src, dst, so)
+    if as_json:
+        json.dump([ln.__dict__ for ln in lines], sys.stdout, indent=2)
+        print()
+        failed = [ln for ln in lines if not ln.ok]
+        return max((ln.exit_code for ln in failed), default=0) or (2 if failed else 0)
+    return print_checks(lines)
+
+
+def _ask(text: str, default: str | None = None, choices: tuple[str, ...] = ()) -> str:
+    while True:
+        try:
+            answer = typer.prompt(text, default=default, show_default=default not in (None, ""))
+        except (EOFError, typer.Abort):
+            raise UsageError("init is interactive and got no answer: answer its questions, or "
+                             "use the flags (lakeshift plan --help, lakeshift run --help)"
+                             ) from None
+        answer = str(answer).strip()
+        if not choices or answer in choices:
+            return answer
+        print(f"  one of: {', '.join(choices)}")
+
+
+def init(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the config.")
+                      ] = Path("lakeshift.toml"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> int:
+    if output.exists() and not force:
+        raise UsageError(f"{output} exists: pass --force to overwrite it, or -o another path")
+    print("lakeshift init — each answer has a flag; secrets are never asked for or written.\n")
+    sources = _ask("Source URL(s), comma-separated (s3://bucket/prefix, az://…, a path)")
+    src_list = [s.strip() for s in sources.split(",") if s.strip()]
+    for s in src_list:
+        parse_url(s)
+    dst = _ask("Destination URL (abfss://FS@ACCOUNT.dfs.core.windows.net/path, az://…)")
+    parse_url(dst)
+    s3_endpoint = aws_profile = ""
+    aws_imds = s3_anon = False
+    if any(s.startswith("s3://") for s in [*src_list, dst]):
+        aws = _ask("AWS credentials from: env (AWS_ACCESS_KEY_ID…), profile, instance-role, "
+                   "anonymous", "env", ("env", "profile", "instance-role", "anonymous"))
+        if aws == "profile":
+            aws_profile = _ask("Profile name (in ~/.aws)", "default")
+        aws_imds, s3_anon = aws == "instance-role", aws == "anonymous"
+        s3_endpoint = _ask("S3-compatible endpoint (blank for AWS)", "")
+    azure_auth = "auto"
+    if any(parse_url(u).scheme == "azure" for u in [*src_list, dst]):
+        azure_auth = _ask("Azure credentials from (auto = connection string, key, SAS, then "
+                          "service principal)", "auto", AUTH_CHOICES)
+    so = StoreOptions(s3_endpoint=s3_endpoint or None, aws_profile=aws_profile or None,
+                      aws_imds=aws_imds, s3_anonymous=s3_anon, azure_auth=azure_auth)
+    if _ask("Test the connections now? (y/n)", "y", ("y", "n")) == "y":
+        for s in src_list:
+            try:
+                print_checks(run_checks(s, dst, so))
+            except LakeshiftError as e:
+                print(f"FAIL {e}")
+    mode = _ask("Partitioning: none, prefixes, auto (key ranges), adf (ADF control table)",
+                "none", ("none", "prefixes", "auto", "adf"))
+    prefixes: list[str] = []
+    target, adf_table = 100_000, ""
+    if mode == "prefixes":
+        prefixes = [p.strip() for p in _ask("Prefixes under the source, comma-separated")
+                    .split(",") if p.strip()]
+    elif mode == "auto":
+        target = int(_ask("Objects per partition", "100000"))
+    elif mode == "adf":
+        adf_table = _ask("Control table name", "s3_partition_control_table")
+    name = _ask("Job name", "migration")
+    db = _ask("Control DB URL", "sqlite:///lakeshift.db")
+    batch = int(_ask("Partitions at a time (batch count)", "4"))
+    concurrency = int(_ask("Objects in flight (concurrency)", "32"))
+    schedule = _ask("Run once, or on a schedule (\"every 30m\")", "once")
+    config_file.parse_every(schedule)
+    cfg = config_file.JobConfig(name=name, db=db, sources=src_list, destination=dst, store=so,
+                                mode=mode, prefixes=prefixes, target_objects=target,
+                                adf_control_table=adf_table or None, batch_count=batch,
+                                concurrency=concurrency)
+    output.write_text(config_file.dump(cfg, schedule), encoding="utf-8")
+    print(f"\nwrote {output}. Run it with:\n  lakeshift run --config {output}\n"
+          "or with flags:\n  " + equivalent_flags(cfg))
+    return 0
+
+
+def equivalent_flags(cfg: config_file.JobConfig) -> str:
+    s = cfg.store
+    plan = ["lakeshift plan", *cfg.sources, cfg.destination, "--job", cfg.name, "--db", cfg.db]
+    plan += [f"--prefix {p}" for p in cfg.prefixes]
+    if cfg.mode == "auto":
+        plan += ["--partition-by auto", f"--target-objects {cfg.target_objects}"]
+    if cfg.mode == "adf":
+        plan += [f"--adf-control-table {cfg.adf_control_table}"]
+    if s.s3_endpoint:
+        plan.append(f"--s3-endpoint {s.s3_endpoint}")
+    if s.aws_profile:
+        plan.append(f"--aws-profile {s.aws_profile}")
+    if s.aws_imds:
+        plan.append("--aws-imds")
+    if s.s3_anonymous:
+        plan.append("--s3-anonymous")
+    if s.azure_auth != "auto":
+        plan.append(f"--azure-auth {s.azure_auth}")
+    run = ["lakeshift run --job", cfg.name, "--db", cfg.db, "--batch-count",
+           str(cfg.batch_count), "--concurrency", str(cfg.concurrency)]
+    return " ".join(plan) + "\n  " + " ".join(run)

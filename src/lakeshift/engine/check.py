@@ -1,0 +1,121 @@
+"""`lakeshift check SRC DST`: can a copy between these two work?  Each step is one line,
+ok or the fix: credentials, reachability, list and read on the source, write and delete of
+a probe object on the destination, and clock skew (signed requests fail past ~15 min)."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from lakeshift.engine.pipeline import check_reachable
+from lakeshift.engine.retry import RetryPolicy
+from lakeshift.errors import AuthError, LakeshiftError, UsageError
+from lakeshift.model import ObjectProps
+from lakeshift.plan.source import destination_root
+from lakeshift.stores.base import Store, StoreConfig
+from lakeshift.stores.registry import open_store
+
+MAX_SKEW_S = 300
+
+
+@dataclass(frozen=True)
+class CheckLine:
+    side: str
+    step: str
+    ok: bool
+    detail: str
+    exit_code: int = 0
+
+
+async def check_pair(source: StoreConfig, destination: StoreConfig) -> list[CheckLine]:
+    lines: list[CheckLine] = []
+    lines += await _side("source", source, _source_steps)
+    lines += await _side("destination", destination, _dest_steps)
+    return lines
+
+
+Steps = Callable[[str, Store], AsyncIterator[CheckLine]]
+
+
+async def _side(side: str, cfg: StoreConfig, steps: Steps) -> list[CheckLine]:
+    out: list[CheckLine] = []
+    try:
+        store = open_store(cfg)
+    except LakeshiftError as e:
+        return [_fail(side, "credentials", e)]
+    out.append(CheckLine(side, "credentials", True, f"found for {cfg.url.display()}"))
+    try:
+        async for line in steps(side, store):
+            out.append(line)
+            if not line.ok:
+                break
+    finally:
+        await store.close()
+    return out
+
+
+def _fail(side: str, step: str, e: LakeshiftError) -> CheckLine:
+    code = e.exit_code if isinstance(e, AuthError | UsageError) else 2
+    return CheckLine(side, step, False, str(e), code)
+
+
+async def _step(side: str, step: str, fn: Callable[[], Awaitable[None]],
+                ok: str) -> CheckLine:
+    try:
+        await check_reachable(fn, side, RetryPolicy(attempts=2))
+    except LakeshiftError as e:
+        return _fail(side, step, e)
+    return CheckLine(side, step, True, ok)
+
+
+async def _skew(side: str, store: Store) -> CheckLine:
+    try:
+        server = await store.server_time()
+    except LakeshiftError as e:
+        return _fail(side, "clock", e)
+    if server is None:
+        return CheckLine(side, "clock", True, "local disk: no remote clock")
+    skew = (datetime.now(UTC) - server).total_seconds()
+    if abs(skew) > MAX_SKEW_S:
+        return CheckLine(side, "clock", False, f"this machine's clock is {skew:+.0f} s off the "
+                         "service's: fix it (NTP) or signed requests will be refused", 2)
+    return CheckLine(side, "clock", True, f"skew {skew:+.1f} s")
+
+
+async def _source_steps(side: str, store: Store) -> AsyncIterator[CheckLine]:
+    yield await _step(side, "reach and list", store.check_source,
+                      f"{store.url.display()} exists and can be listed")
+    try:
+        first = None
+        async for page in store.list_pages(store.url.path):
+            first = page[0]
+            break
+        if first is None:
+            yield CheckLine(side, "read", True, "nothing under this path yet (nothing to read)")
+        else:
+            r = await store.read(first.key, 0, min(first.size, 1024)) if first.size else None
+            got = len(r.data) if r else 0
+            yield CheckLine(side, "read", True, f"read {got} bytes of {first.key}")
+    except LakeshiftError as e:
+        yield _fail(side, "read", e)
+        return
+    yield await _skew(side, store)
+
+
+async def _dest_steps(side: str, store: Store) -> AsyncIterator[CheckLine]:
+    yield await _step(side, "reach and create", store.prepare_destination,
+                      f"{store.url.display()} exists (or was created) and is writable")
+    probe = destination_root(store) + f".lakeshift-check-{uuid.uuid4().hex[:12]}"
+    data = b"lakeshift check probe\n"
+    try:
+        await store.put(probe, data, ObjectProps(content_type="text/plain"),
+                        hashlib.md5(data).digest())
+        await store.delete(probe)
+        yield CheckLine(side, "write and delete", True, f"wrote and deleted {probe}")
+    except LakeshiftError as e:
+        yield _fail(side, "write and delete", e)
+        return
+    yield await _skew(side, store)
