@@ -5,8 +5,9 @@ The public API is what ``__all__`` lists; everything else is private and may cha
 
 from __future__ import annotations
 
-from lakeshift.api import copy, destination_config, source_config
+from lakeshift.api import copy, destination_config, plan_job, run_job, source_config
 from lakeshift.engine.events import BytesMoved, Event, Listed, ListingDone, ObjectDone
+from lakeshift.engine.jobrunner import RunResult
 from lakeshift.engine.pipeline import CopyOptions, CopyResult, Failure
 from lakeshift.errors import (
     AuthError,
@@ -43,6 +44,7 @@ __all__ = [
     "ObjectDone",
     "ObjectInfo",
     "ObjectProps",
+    "RunResult",
     "StoreConfig",
     "StoreOptions",
     "StoreURL",
@@ -54,5 +56,7 @@ __all__ = [
     "copy",
     "destination_config",
     "parse_url",
+    "plan_job",
+    "run_job",
     "source_config",
 ]

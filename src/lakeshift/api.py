@@ -7,6 +7,7 @@ import os
 from dataclasses import replace
 
 from lakeshift.engine.events import Subscriber
+from lakeshift.engine.jobrunner import RunResult
 from lakeshift.engine.pipeline import CopyOptions, CopyResult, copy_async
 from lakeshift.plan.compare import Overwrite
 from lakeshift.stores.base import StoreConfig, StoreOptions
@@ -45,5 +46,52 @@ def copy(source: str, destination: str, *, concurrency: int = 32,
                                   subscribers))
 
 
+def plan_job(sources: list[str], destination: str, *, job: str, db: str = "sqlite:///lakeshift.db",
+         prefixes: tuple[str, ...] = (), partition_by: str = "none",
+         target_objects: int = 100_000, adf_control_table: str | None = None,
+         include: tuple[str, ...] = (), exclude: tuple[str, ...] = (),
+         overwrite: Overwrite = "if-different", folder_markers: str = "skip",
+         store_options: StoreOptions | None = None) -> int:
+    """Write a job and its partitions to the control DB (``lakeshift plan``); returns the
+    number of partitions."""
+    from lakeshift.cli.job_cmds import create_plan
+    from lakeshift.control.repository import ControlDB
+
+    control = ControlDB(db, create=True)
+    try:
+        j = create_plan(control, job, list(sources), destination,
+                        store_options or StoreOptions(), list(prefixes), partition_by,
+                        target_objects, adf_control_table, list(include), list(exclude),
+                        overwrite, folder_markers)
+        return len(control.partitions(j.id))
+    finally:
+        control.close()
+
+
+def run_job(*, job: str, db: str = "sqlite:///lakeshift.db", batch_count: int = 4,
+        concurrency: int = 32, block_size: int = 8 * 1024 * 1024, lease_seconds: float = 60.0,
+        subscribers: list[Subscriber] | None = None) -> RunResult:
+    """Copy the pending and failed partitions of a job (``lakeshift run``)."""
+    from lakeshift.control.repository import ControlDB
+    from lakeshift.engine import jobrunner
+
+    control = ControlDB(db)
+    try:
+        j = control.job(job)
+        o = j.options
+        opts = CopyOptions(concurrency=concurrency, block_size=block_size,
+                           overwrite=o.get("overwrite", "if-different"),
+                           include=tuple(o.get("include", ())),
+                           exclude=tuple(o.get("exclude", ())),
+                           folder_markers=o.get("folder_markers", "skip"))
+        opts.validate()
+        return asyncio.run(jobrunner.run_job(control, j, batch_count, opts,
+                                   StoreOptions(**o.get("store", {})), subscribers,
+                                   lease_s=lease_seconds,
+                                   heartbeat_s=max(1.0, min(5.0, lease_seconds / 4))))
+    finally:
+        control.close()
+
+
 __all__ = ["CopyOptions", "CopyResult", "StoreOptions", "StoreURL", "copy",
-           "destination_config", "source_config"]
+           "destination_config", "plan_job", "run_job", "source_config"]

@@ -305,3 +305,19 @@ def test_overlapping_partitions_are_refused(cli_env: dict[str, str], tmp_path: P
     assert p.returncode == 2 and "partitions overlap" in one_clear_line(p)
     q = sqlite3.connect(db).execute("select count(*) from lakeshift_jobs").fetchone()[0]
     assert q == 0
+
+
+def test_python_api_plan_job_and_run_job(s3_env: Any, azure_env: Any, s3: Any, bucket: str,
+                                         blob_service: Any, container: str,
+                                         tmp_path: Path) -> None:
+    import lakeshift
+
+    _seed(s3, bucket, ["x/", "y/"], 3)
+    db = f"sqlite:///{tmp_path}/api.db"
+    n = lakeshift.plan_job([f"s3://{bucket}/"], f"az://{container}/api/", job="api", db=db,
+                           prefixes=("x/", "y/"))
+    assert n == 2
+    result = lakeshift.run_job(job="api", db=db, batch_count=2)
+    assert (result.succeeded, result.failed, result.stats.copied, result.exit_code) == \
+        (2, 0, 6, 0)
+    assert len(blobs(blob_service, container, "api/")) == 6
