@@ -17,7 +17,6 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-import obstore
 from obstore.store import AzureStore as _ObAzure
 
 from lakeshift.errors import (
@@ -36,13 +35,13 @@ from lakeshift.redact import redact
 from lakeshift.stores import azure_auth
 from lakeshift.stores.azure_rest import LeanBlobClient
 from lakeshift.stores.base import BlockUpload, Capabilities, StoreConfig
-from lakeshift.stores.obstore_common import RETRY_CONFIG, client_options, translate
+from lakeshift.stores.obstore_common import RETRY_CONFIG, client_options
 from lakeshift.stores.obstore_stream import ObstoreRange, open_range
+from lakeshift.stores.obstore_stream import read as obstore_read
 from lakeshift.stores.props import (
     FOLDER_KEY,
     decode_metadata_name,
     encode_metadata,
-    props_from_attributes,
     unquote_etag,
 )
 from lakeshift.stores.s3 import check_http
@@ -194,27 +193,13 @@ class AzureBlobStore:
 
     async def read(self, key: str, start: int | None = None, end: int | None = None,
                    if_match: str | None = None) -> ReadResult:
-        opts: Any = {}
-        if start is not None:
-            opts["range"] = (start, end) if end is not None else {"offset": start}
-        if if_match:
-            opts["if_match"] = f'"{if_match}"'
-        try:
-            res = await obstore.get_async(self._ob, key, options=opts or None)
-            data = await res.bytes_async()
-        except Exception as e:
-            raise translate(e, self._where(key)) from None
-        meta = res.meta
-        props = props_from_attributes(res.attributes)
-        props = replace(props, metadata={decode_metadata_name(k): v
-                                         for k, v in props.metadata.items()})
-        return ReadResult(bytes(data), props, int(meta["size"]), unquote_etag(meta.get("e_tag")))
+        r = await obstore_read(self._ob, key, start, end, if_match, self._where(key))
+        return replace(r, props=_decoded(r.props))
 
     async def open_range(self, key: str, start: int, end: int,
                          if_match: str | None = None) -> ObstoreRange:
         rng = await open_range(self._ob, key, start, end, if_match, self._where(key))
-        rng.props = replace(rng.props, metadata={decode_metadata_name(k): v
-                                                 for k, v in rng.props.metadata.items()})
+        rng.props = _decoded(rng.props)
         return rng
 
     @cached_property
@@ -301,6 +286,12 @@ class _AzureBlocks:
     async def abort(self) -> None:
         # Uncommitted blocks are invisible and the service drops them after a week.
         return None
+
+
+def _decoded(props: ObjectProps) -> ObjectProps:
+    """Metadata names as they were before encode_metadata (see stores/props.py)."""
+    return replace(props, metadata={decode_metadata_name(k): v
+                                    for k, v in props.metadata.items()})
 
 
 def _settings(props: ObjectProps, md5: bytes | None) -> Any:

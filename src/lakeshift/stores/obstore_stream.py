@@ -1,4 +1,4 @@
-"""Ranged streaming reads through obstore (S3 and Azure sources)."""
+"""Reads through obstore (S3 and Azure sources): one GET, or a streamed ranged GET."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import obstore
 
-from lakeshift.model import ObjectProps
+from lakeshift.model import ObjectProps, ReadResult
 from lakeshift.stores.obstore_common import translate
 from lakeshift.stores.props import props_from_attributes, unquote_etag
 
@@ -33,11 +33,30 @@ class ObstoreRange:
             yield chunk
 
 
-async def open_range(store: Any, key: str, start: int, end: int, if_match: str | None,
-                     what: str) -> ObstoreRange:
-    opts: Any = {"range": (start, end)}
+def get_options(start: int | None, end: int | None, if_match: str | None) -> Any:
+    opts: Any = {}
+    if start is not None:
+        opts["range"] = (start, end) if end is not None else {"offset": start}
     if if_match:
         opts["if_match"] = f'"{if_match}"'
+    return opts or None
+
+
+async def read(store: Any, key: str, start: int | None, end: int | None,
+               if_match: str | None, what: str) -> ReadResult:
+    """One GET: bytes [start, end) (the whole object when both are None)."""
+    try:
+        res = await obstore.get_async(store, key, options=get_options(start, end, if_match))
+        data = await res.bytes_async()
+    except Exception as e:  # obstore raises several unrelated classes
+        raise translate(e, what) from None
+    return ReadResult(bytes(data), props_from_attributes(res.attributes),
+                      int(res.meta["size"]), unquote_etag(res.meta.get("e_tag")))
+
+
+async def open_range(store: Any, key: str, start: int, end: int, if_match: str | None,
+                     what: str) -> ObstoreRange:
+    opts = get_options(start, end, if_match)
     try:
         res = await obstore.get_async(store, key, options=opts)
     except Exception as e:

@@ -33,7 +33,8 @@ from lakeshift.stores import aws_auth
 from lakeshift.stores.base import BlockUpload, Capabilities, StoreConfig
 from lakeshift.stores.obstore_common import RETRY_CONFIG, client_options, translate
 from lakeshift.stores.obstore_stream import ObstoreRange, open_range
-from lakeshift.stores.props import attributes_from_props, props_from_attributes, unquote_etag
+from lakeshift.stores.obstore_stream import read as obstore_read
+from lakeshift.stores.props import attributes_from_props, unquote_etag
 
 CAPABILITIES = Capabilities(
     list_start_after=True, content_md5=True, hierarchical=False, acls=False,
@@ -171,19 +172,8 @@ class S3Store:
 
     async def read(self, key: str, start: int | None = None, end: int | None = None,
                    if_match: str | None = None) -> ReadResult:
-        opts: Any = {}
-        if start is not None:
-            opts["range"] = (start, end) if end is not None else {"offset": start}
-        if if_match:
-            opts["if_match"] = f'"{if_match}"'
-        try:
-            res = await obstore.get_async(self._ob, key, options=opts or None)
-            data = await res.bytes_async()
-        except Exception as e:  # obstore raises several unrelated classes
-            raise translate(e, f"s3://{self.bucket}/{key}") from None
-        meta = res.meta
-        return ReadResult(bytes(data), props_from_attributes(res.attributes), int(meta["size"]),
-                          unquote_etag(meta.get("e_tag")))
+        return await obstore_read(self._ob, key, start, end, if_match,
+                                  f"s3://{self.bucket}/{key}")
 
     async def open_range(self, key: str, start: int, end: int,
                          if_match: str | None = None) -> ObstoreRange:
