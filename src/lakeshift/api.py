@@ -46,7 +46,8 @@ def copy(source: str, destination: str, *, concurrency: int = 32,
                                   subscribers))
 
 
-def plan_job(sources: list[str], destination: str, *, job: str, db: str = "sqlite:///lakeshift.db",
+def plan_job(sources: list[str], destination: str, *, job: str,
+             db: str = "sqlite:///lakeshift.db",
          prefixes: tuple[str, ...] = (), partition_by: str = "none",
          target_objects: int = 100_000, adf_control_table: str | None = None,
          include: tuple[str, ...] = (), exclude: tuple[str, ...] = (),
@@ -69,8 +70,9 @@ def plan_job(sources: list[str], destination: str, *, job: str, db: str = "sqlit
 
 
 def run_job(*, job: str, db: str = "sqlite:///lakeshift.db", batch_count: int = 4,
-        concurrency: int = 32, block_size: int = 8 * 1024 * 1024, lease_seconds: float = 60.0,
-        subscribers: list[Subscriber] | None = None) -> RunResult:
+            concurrency: int = 32, block_size: int = 8 * 1024 * 1024,
+            lease_seconds: float = 60.0,
+            subscribers: list[Subscriber] | None = None) -> RunResult:
     """Copy the pending and failed partitions of a job (``lakeshift run``)."""
     from lakeshift.control.repository import ControlDB
     from lakeshift.engine import jobrunner
@@ -78,17 +80,11 @@ def run_job(*, job: str, db: str = "sqlite:///lakeshift.db", batch_count: int = 
     control = ControlDB(db)
     try:
         j = control.job(job)
-        o = j.options
-        opts = CopyOptions(concurrency=concurrency, block_size=block_size,
-                           overwrite=o.get("overwrite", "if-different"),
-                           include=tuple(o.get("include", ())),
-                           exclude=tuple(o.get("exclude", ())),
-                           folder_markers=o.get("folder_markers", "skip"))
-        opts.validate()
+        opts = jobrunner.job_copy_options(j, concurrency, block_size)
         return asyncio.run(jobrunner.run_job(control, j, batch_count, opts,
-                                   StoreOptions(**o.get("store", {})), subscribers,
-                                   lease_s=lease_seconds,
-                                   heartbeat_s=max(1.0, min(5.0, lease_seconds / 4))))
+                                             StoreOptions(**j.options.get("store", {})),
+                                             subscribers, lease_s=lease_seconds,
+                                             heartbeat_s=max(1.0, min(5.0, lease_seconds / 4))))
     finally:
         control.close()
 

@@ -43,7 +43,7 @@ from lakeshift.cli.status_view import print_partitions, print_status
 from lakeshift.control.db import DEFAULT_DB
 from lakeshift.control.repository import ControlDB, Job, PartitionSpec, as_utc
 from lakeshift.engine.events import Subscriber
-from lakeshift.engine.jobrunner import run_job, sync_adf
+from lakeshift.engine.jobrunner import job_copy_options, run_job, sync_adf
 from lakeshift.engine.pipeline import CopyOptions, check_reachable
 from lakeshift.engine.retry import RetryPolicy
 from lakeshift.errors import UsageError
@@ -297,15 +297,8 @@ def _run_once(job: str, db: str, batch_count: int, concurrency: int, block_size:
     control = _open(db)
     try:
         j = control.job(job)
-        o = j.options
-        opts = CopyOptions(concurrency=concurrency,
-                           block_size=parse_size(block_size, "--block-size"),
-                           overwrite=o.get("overwrite", "if-different"),
-                           include=tuple(o.get("include", ())),
-                           exclude=tuple(o.get("exclude", ())),
-                           folder_markers=o.get("folder_markers", "skip"))
-        opts.validate()
-        so = StoreOptions(**o.get("store", {}))
+        opts = job_copy_options(j, concurrency, parse_size(block_size, "--block-size"))
+        so = StoreOptions(**j.options.get("store", {}))
         display = make_progress("none" if as_json and progress == "auto" else progress)
         subs: list[Subscriber] = [display] if display is not None else []
         try:

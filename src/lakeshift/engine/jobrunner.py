@@ -65,6 +65,17 @@ class _Active:
     lost: bool = False
 
 
+def job_copy_options(job: Job, concurrency: int, block_size: int) -> CopyOptions:
+    """The job's saved copy options with this run's concurrency and block size."""
+    o = job.options
+    opts = CopyOptions(concurrency=concurrency, block_size=block_size,
+                       overwrite=o.get("overwrite", "if-different"),
+                       include=tuple(o.get("include", ())), exclude=tuple(o.get("exclude", ())),
+                       folder_markers=o.get("folder_markers", "skip"))
+    opts.validate()
+    return opts
+
+
 def owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
