@@ -345,7 +345,9 @@ def status_error(status: int, code: str, what: str, retry_after: str | None = No
         return UsageError(f"{what}: container/filesystem does not exist: create it or fix the URL")
     if status == 404:
         return NotFoundError(f"{what}: not found")
-    if code in ("Md5Mismatch", "InvalidMd5"):
+    # Azure says Md5Mismatch; Azurite says InvalidOperation "Provided contentMD5 doesn't match."
+    if code in ("Md5Mismatch", "InvalidMd5") or (
+            status == 400 and "md5" in message.lower() and "match" in message.lower()):
         return IntegrityError(f"{what}: the service saw a different MD5 ({code})")
     if code in ("InvalidResourceName", "InvalidUri", "OutOfRangeInput"):
         return InvalidNameError(f"{what}: invalid name at the destination ({code})")

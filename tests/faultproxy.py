@@ -1,0 +1,166 @@
+"""A loopback HTTP proxy in front of moto or Azurite that injects faults on purpose.
+
+Faults are queued as rules; each matching request consumes one use of the first rule whose
+method and path pattern match:
+
+* ``status``: answer with that status (503/429/500) and headers (Retry-After, error codes)
+  without forwarding;
+* ``reset``: forward, send the headers and half the body, then drop the connection;
+* ``truncate``: forward, announce the full length, send half, close;
+* ``slow``: forward, send the body in small pieces with pauses;
+* ``flip``: forward, flip one byte in the middle of the response body;
+* ``flip_request``: flip one byte of the request body before forwarding (the service must
+  notice through Content-MD5).
+
+It runs in its own thread and event loop; ``stop()`` ends it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import ClientSession, ClientTimeout, web
+
+HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
+       "proxy-authorization", "proxy-authenticate", "host", "content-length"}
+
+
+@dataclass
+class Rule:
+    kind: str
+    method: str = ".*"
+    path: str = ".*"
+    uses: int = 1
+    status: int = 503
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    hits: int = 0
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.uses > 0 and re.fullmatch(self.method, method) is not None
+                and re.search(self.path, path) is not None)
+
+
+class FaultProxy:
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.rules: list[Rule] = []
+        self.lock = threading.Lock()
+        self.requests = 0
+        self.injected = 0
+        self.port = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def add(self, kind: str, **kw: Any) -> Rule:
+        rule = Rule(kind, **kw)
+        with self.lock:
+            self.rules.append(rule)
+        return rule
+
+    def clear(self) -> None:
+        with self.lock:
+            self.rules.clear()
+
+    def _take(self, method: str, path: str) -> Rule | None:
+        with self.lock:
+            self.requests += 1
+            for r in self.rules:
+                if r.matches(method, path):
+                    r.uses -= 1
+                    r.hits += 1
+                    self.injected += 1
+                    return r
+        return None
+
+    def _run(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._loop.run_until_complete(self._serve())
+        self._loop.run_forever()
+
+    async def _serve(self) -> None:
+        self._session = ClientSession(timeout=ClientTimeout(total=120), auto_decompress=False)
+        app = web.Application(client_max_size=1024**3)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        await web.SockSite(self._runner, sock).start()
+        self._ready.set()
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        path = request.path_qs
+        rule = self._take(request.method, path)
+        body = await request.read()
+        if rule is not None and rule.kind == "status":
+            return web.Response(status=rule.status, headers=rule.headers, body=rule.body)
+        if rule is not None and rule.kind == "flip_request" and body:
+            i = len(body) // 2
+            body = body[:i] + bytes([body[i] ^ 0xFF]) + body[i + 1:]
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP}
+        headers["Host"] = request.headers.get("Host", "")
+        # No header the client did not send (a Content-Type added here would break Shared
+        # Key signatures, which cover it).
+        async with self._session.request(request.method, self.upstream + path,
+                                         data=body or None, headers=headers,
+                                         allow_redirects=False,
+                                         skip_auto_headers=("Content-Type",)) as up:
+            payload = await up.read()
+            out_headers = {k: v for k, v in up.headers.items() if k.lower() not in HOP}
+            if rule is None or rule.kind == "flip_request" or not payload:
+                return web.Response(status=up.status, headers=out_headers, body=payload)
+            if rule.kind == "flip":
+                i = len(payload) // 2
+                payload = payload[:i] + bytes([payload[i] ^ 0x01]) + payload[i + 1:]
+                return web.Response(status=up.status, headers=out_headers, body=payload)
+            resp = web.StreamResponse(status=up.status, headers=out_headers)
+            resp.content_length = len(payload)
+            await resp.prepare(request)
+            if rule.kind in ("reset", "truncate"):
+                await resp.write(payload[: len(payload) // 2])
+                await asyncio.sleep(0.05)
+                transport = request.transport
+                if transport is not None:
+                    if rule.kind == "reset":
+                        sock = transport.get_extra_info("socket")
+                        if sock is not None:  # RST instead of FIN
+                            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                            b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                    transport.close()
+                return resp
+            if rule.kind == "slow":
+                step = max(1, len(payload) // 20)
+                for i in range(0, len(payload), step):
+                    await resp.write(payload[i:i + step])
+                    await asyncio.sleep(0.02)
+                await resp.write_eof()
+                return resp
+            await resp.write(payload)
+            await resp.write_eof()
+            return resp
+
+    def stop(self) -> None:
+        if self._loop is None:
+            return
+
+        async def shutdown() -> None:
+            await self._runner.cleanup()
+            await self._session.close()
+
+        asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
