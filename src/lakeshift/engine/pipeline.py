@@ -145,7 +145,7 @@ async def copy_async(source: StoreConfig, destination: StoreConfig,
     return result
 
 
-async def _source_items(src: Store, spec: SourceSpec, name_filter: NameFilter,
+async def source_items(src: Store, spec: SourceSpec, name_filter: NameFilter,
                         events: EventBus) -> AsyncIterator[tuple[str, ObjectInfo]]:
     async for page in src.list_pages(spec.list_prefix, spec.start_after):
         taken = []
@@ -169,10 +169,15 @@ async def _source_items(src: Store, spec: SourceSpec, name_filter: NameFilter,
     events.emit(ListingDone())
 
 
-async def _dest_items(dst: Store, root: str, start_after: str | None, dry_run: bool
-                      ) -> AsyncIterator[tuple[str, ObjectInfo]]:
+def dest_prefix(spec: SourceSpec, root: str) -> str:
+    """What to list at the destination: only the names the source spec can produce."""
+    return root + spec.rel(spec.list_prefix)
+
+
+async def dest_items(dst: Store, root: str, prefix: str, start_after: str | None,
+                     dry_run: bool) -> AsyncIterator[tuple[str, ObjectInfo]]:
     try:
-        async for page in dst.list_pages(root, start_after):
+        async for page in dst.list_pages(prefix, start_after):
             for obj in page:
                 yield obj.key[len(root):], obj
     except UsageError:
@@ -201,9 +206,9 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
             watermark.done(ticket, ok)
 
     async def produce() -> None:
-        dest = None if opts.overwrite == "always" else _dest_items(dst, root, dest_after,
-                                                                   opts.dry_run)
-        async for rel, s, d in merge(_source_items(src, spec, name_filter, events), dest):
+        dest = None if opts.overwrite == "always" else dest_items(
+            dst, root, dest_prefix(spec, root), dest_after, opts.dry_run)
+        async for rel, s, d in merge(source_items(src, spec, name_filter, events), dest):
             ticket = -1
             if watermark is not None:
                 await watermark.wait_for_room()

@@ -30,6 +30,25 @@ async def merge(source: AsyncIterator[tuple[str, ObjectInfo]],
         yield rel, s, (d[1] if d is not None and d[0] == rel else None)
 
 
+async def outer_merge(source: AsyncIterator[tuple[str, ObjectInfo]],
+                      dest: AsyncIterator[tuple[str, ObjectInfo]]
+                      ) -> AsyncIterator[tuple[str, ObjectInfo | None, ObjectInfo | None]]:
+    """Every name on either side once: (name, source or None, destination or None)."""
+    s = await anext(source, None)
+    d = await anext(dest, None)
+    while s is not None or d is not None:
+        if d is None or (s is not None and s[0] < d[0]):
+            assert s is not None
+            yield s[0], s[1], None
+            s = await anext(source, None)
+        elif s is None or d[0] < s[0]:
+            yield d[0], None, d[1]
+            d = await anext(dest, None)
+        else:
+            yield s[0], s[1], d[1]
+            s, d = await anext(source, None), await anext(dest, None)
+
+
 def identical(src: ObjectInfo, dst: ObjectInfo) -> bool:
     """Provably the same content: same size and same MD5, or the destination records
     that it was copied from exactly this source version (its ETag)."""

@@ -1,0 +1,277 @@
+"""`lakeshift verify`: prove that the destination holds exactly what the source holds.
+
+Both listings are merged (every name on either side once).  Per object: present on both
+sides, same size, same checksum — source MD5 against the destination's Content-MD5; an S3
+multipart ETag (md5-of-md5s-N) recomputed from the destination's bytes with the part size
+inferred from size and N; a local file hashed; ``--deep`` hashes both sides' bytes.  Each
+difference is written to a CSV report as it is found (memory stays flat); the JSON summary
+counts missing, extra, size mismatch, checksum mismatch and unverifiable (with reasons).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import json
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from lakeshift.engine.events import EventBus
+from lakeshift.engine.pipeline import check_reachable, dest_items, dest_prefix, source_items
+from lakeshift.engine.retry import RetryPolicy, retry
+from lakeshift.engine.slots import SlotPool
+from lakeshift.errors import LakeshiftError
+from lakeshift.model import ObjectInfo
+from lakeshift.plan.compare import outer_merge
+from lakeshift.plan.filters import NameFilter
+from lakeshift.plan.source import SourceSpec, destination_root, resolve_source
+from lakeshift.stores.base import Store, StoreConfig
+from lakeshift.stores.registry import open_store
+
+MiB = 1024 * 1024
+KINDS = ("missing", "extra", "size", "checksum", "unverifiable")
+_PART_SIZES = [5, 8, 10, 15, 16, 25, 32, 50, 64, 100, 128, 256, 512]
+_CHUNK = 8 * MiB
+_MULTIPART = re.compile(r"^[0-9a-f]{32}-(\d+)$")
+
+
+@dataclass
+class VerifyResult:
+    checked: int = 0
+    verified: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
+    bytes_read: int = 0
+    started: float = field(default_factory=time.monotonic)
+    finished: float = 0.0
+
+    @property
+    def differences(self) -> int:
+        return sum(self.counts[k] for k in ("missing", "extra", "size", "checksum"))
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.differences else 0
+
+    def summary(self) -> dict[str, Any]:
+        return {"checked": self.checked, "verified": self.verified,
+                **{k: self.counts[k] for k in KINDS}, "differences": self.differences,
+                "unverifiable_reasons": dict(self.reasons), "bytes_read": self.bytes_read,
+                "duration_s": round(self.finished - self.started, 3),
+                "exit_code": self.exit_code}
+
+
+class Report:
+    """The CSV of differences, written as they are found."""
+
+    FIELDS = ("name", "kind", "source_key", "destination_key", "source_size",
+              "destination_size", "source_checksum", "destination_checksum", "detail")
+
+    def __init__(self, fh: TextIO) -> None:
+        self.fh = fh
+        self.w = csv.writer(fh)
+        self.w.writerow(self.FIELDS)
+
+    def row(self, name: str, kind: str, s: ObjectInfo | None, d: ObjectInfo | None,
+            s_sum: str | None, d_sum: str | None, detail: str) -> None:
+        self.w.writerow([name, kind, s.key if s else "", d.key if d else "",
+                         s.size if s else "", d.size if d else "", s_sum or "", d_sum or "",
+                         detail])
+
+
+def multipart_part_sizes(size: int, parts: int) -> list[int]:
+    """Part sizes that give ``parts`` parts for ``size`` bytes: the common client defaults
+    first, then the size the count implies (rounded up to a MiB)."""
+    out = [mb * MiB for mb in _PART_SIZES if -(-size // (mb * MiB)) == parts]
+    implied = -(-size // parts)
+    implied_mib = -(-implied // MiB) * MiB
+    for ps in (implied_mib, implied):
+        if ps not in out and ps > 0 and -(-size // ps) == parts:
+            out.append(ps)
+    return out[:3]
+
+
+async def _hash(store: Store, obj: ObjectInfo, slots: SlotPool, policy: RetryPolicy,
+                part_sizes: list[int]) -> tuple[bytes, list[str]]:
+    """Stream ``obj`` and return its MD5 and the multipart ETags for ``part_sizes``."""
+    md5 = hashlib.md5()
+    parts: dict[int, tuple[Any, list[bytes]]] = {ps: (hashlib.md5(), []) for ps in part_sizes}
+    pos = 0
+    if obj.size:
+        await slots.acquire(1)
+        try:
+            stream = await retry(lambda: store.open_range(obj.key, 0, obj.size), policy)
+            async for chunk in stream.chunks(_CHUNK):
+                await asyncio.to_thread(_fold, md5, parts, pos, bytes(chunk))
+                pos += len(chunk)
+        finally:
+            slots.release(1)
+    etags = []
+    for ps, (cur, digests) in parts.items():
+        done = [*digests, cur.digest()] if pos % ps else digests
+        etags.append(hashlib.md5(b"".join(done)).hexdigest() + f"-{len(done)}")
+    return md5.digest(), etags
+
+
+def _fold(md5: Any, parts: dict[int, tuple[Any, list[bytes]]], pos: int, data: bytes) -> None:
+    md5.update(data)
+    for ps, (cur, digests) in list(parts.items()):
+        view = memoryview(data)
+        p = pos
+        while view:
+            room = ps - p % ps
+            piece = view[:room]
+            cur.update(piece)
+            p += len(piece)
+            view = view[len(piece):]
+            if p % ps == 0:
+                digests.append(cur.digest())
+                cur = hashlib.md5()
+                parts[ps] = (cur, digests)
+
+
+@dataclass
+class VerifyOptions:
+    deep: bool = False
+    concurrency: int = 16
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+
+async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts: VerifyOptions,
+                      report: Report, result: VerifyResult, slots: SlotPool,
+                      policy: RetryPolicy) -> None:
+    """Verify what ``spec`` names on ``src`` against ``dst`` under ``root``."""
+    await check_reachable(src.check_source, "source", policy)
+    await check_reachable(dst.check_source, "destination", policy)
+    queue: asyncio.Queue[tuple[str, ObjectInfo, ObjectInfo] | None] = asyncio.Queue(
+        maxsize=opts.concurrency * 4)
+    names = NameFilter(opts.include, opts.exclude)
+
+    def dest_kept(item: tuple[str, ObjectInfo]) -> bool:
+        rel, d = item
+        return not d.is_dir_marker and names(rel) and (
+            not spec.range_start or root + spec.rel(spec.range_start) <= d.key) and (
+            not spec.range_end or d.key < root + spec.rel(spec.range_end))
+
+    async def dest() -> Any:
+        async for item in dest_items(dst, root, dest_prefix(spec, root), None, False):
+            if dest_kept(item):
+                yield item
+
+    def differ(name: str, kind: str, s: ObjectInfo | None, d: ObjectInfo | None,
+               s_sum: str | None = None, d_sum: str | None = None, detail: str = "") -> None:
+        result.counts[kind] += 1
+        if kind == "unverifiable":
+            result.reasons[detail] += 1
+        report.row(name, kind, s, d, s_sum, d_sum, detail)
+
+    async def produce() -> None:
+        async for name, s, d in outer_merge(source_items(src, spec, names, EventBus()),
+                                            dest()):
+            if s is not None and s.is_dir_marker:
+                continue
+            result.checked += 1
+            if d is None:
+                differ(name, "missing", s, None, detail="not at the destination")
+            elif s is None:
+                differ(name, "extra", None, d, detail="only at the destination")
+            elif s.size != d.size:
+                differ(name, "size", s, d, detail=f"{s.size} != {d.size} bytes")
+            elif not opts.deep and s.md5 is not None and d.md5 is not None:
+                if s.md5 == d.md5:
+                    result.verified += 1
+                else:
+                    differ(name, "checksum", s, d, s.md5.hex(), d.md5.hex(),
+                           "source MD5 != destination Content-MD5")
+            else:
+                await queue.put((name, s, d))
+        for _ in range(opts.concurrency):
+            await queue.put(None)
+
+    async def work() -> None:
+        while (item := await queue.get()) is not None:
+            name, s, d = item
+            try:
+                await _deep_check(name, s, d)
+            except LakeshiftError as e:
+                differ(name, "unverifiable", s, d, detail=f"could not read: {e.kind}")
+
+    async def _deep_check(name: str, s: ObjectInfo, d: ObjectInfo) -> None:
+        m = _MULTIPART.match(s.etag or "") if s.md5 is None else None
+        multipart = s.etag if m else None
+        want_parts = multipart_part_sizes(s.size, int(m.group(1))) if m else []
+        src_md5 = s.md5
+        if opts.deep or (src_md5 is None and not multipart):
+            src_md5, _ = await _hash(src, s, slots, policy, [])
+            result.bytes_read += s.size
+        dst_md5 = d.md5
+        etags: list[str] = []
+        if opts.deep or dst_md5 is None or (multipart and src_md5 is None):
+            dst_md5, etags = await _hash(dst, d, slots, policy, want_parts)
+            result.bytes_read += d.size
+        if src_md5 is not None:
+            if src_md5 == dst_md5:
+                result.verified += 1
+            else:
+                differ(name, "checksum", s, d, src_md5.hex(), dst_md5.hex() if dst_md5 else None,
+                       "MD5 of the bytes differs")
+            return
+        if multipart:
+            if multipart in etags:
+                result.verified += 1
+            elif want_parts:
+                differ(name, "checksum", s, d, multipart, ", ".join(etags),
+                       "multipart ETag recomputed from the destination differs")
+            else:
+                differ(name, "unverifiable", s, d, multipart, None,
+                       "multipart ETag: part size cannot be inferred (use --deep)")
+            return
+        differ(name, "unverifiable", s, d, None, None, "no checksum on either side")
+
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(produce())
+        for _ in range(opts.concurrency):
+            tg.create_task(work())
+
+
+def write_summary(path: Path, result: VerifyResult, extra: dict[str, Any]) -> dict[str, Any]:
+    data = {**extra, **result.summary()}
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    return data
+
+
+Pair = tuple[StoreConfig, StoreConfig, SourceSpec | None, str | None]
+
+
+async def verify_async(pairs: list[Pair], opts: VerifyOptions, report: Report) -> VerifyResult:
+    """Verify each (source, destination, spec, destination root) pair; a spec of None means
+    what the source URL names (as `copy` reads it), a root of None the destination's path."""
+    result = VerifyResult()
+    slots = SlotPool(opts.concurrency)
+    policy = RetryPolicy()
+    stores: dict[str, Store] = {}
+
+    def store(cfg: StoreConfig) -> Store:
+        key = repr(cfg)
+        if key not in stores:
+            stores[key] = open_store(cfg)
+        return stores[key]
+
+    try:
+        for src_cfg, dst_cfg, spec, root in pairs:
+            src, dst = store(src_cfg), store(dst_cfg)
+            if spec is None:
+                await check_reachable(src.check_source, "source", policy)
+                spec = await resolve_source(src)
+            await verify_pair(src, dst, spec, destination_root(dst) if root is None else root,
+                              opts, report, result, slots, policy)
+    finally:
+        result.finished = time.monotonic()
+        await asyncio.gather(*(s.close() for s in stores.values()), return_exceptions=True)
+    return result
