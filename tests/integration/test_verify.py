@@ -74,8 +74,9 @@ def test_multipart_etag_is_recomputed_from_the_destination(
     # only recomputing the source's md5-of-md5s-2 from the destination can tell.
     other = bytearray(data)
     other[9 * MiB] ^= 0xFF
-    from azure.storage.blob import ContentSettings
     import hashlib
+
+    from azure.storage.blob import ContentSettings
 
     blob_service.get_blob_client(container, "m/big.bin").upload_blob(
         bytes(other), overwrite=True,
