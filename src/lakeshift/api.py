@@ -31,7 +31,8 @@ def destination_config(url: str, options: StoreOptions | None = None) -> StoreCo
 def copy(source: str, destination: str, *, concurrency: int = 32,
          block_size: int = 8 * 1024 * 1024, overwrite: Overwrite = "if-different",
          include: tuple[str, ...] = (), exclude: tuple[str, ...] = (), dry_run: bool = False,
-         folder_markers: str = "skip", store_options: StoreOptions | None = None,
+         folder_markers: str = "skip", skip_errors: tuple[str, ...] = (),
+         invalid_names: str = "fail", store_options: StoreOptions | None = None,
          subscribers: list[Subscriber] | None = None) -> CopyResult:
     """Copy what ``source`` names into ``destination``; see ``lakeshift copy --help``.
 
@@ -40,7 +41,8 @@ def copy(source: str, destination: str, *, concurrency: int = 32,
     """
     opts = CopyOptions(concurrency=concurrency, block_size=block_size, overwrite=overwrite,
                        include=tuple(include), exclude=tuple(exclude), dry_run=dry_run,
-                       folder_markers=folder_markers)
+                       folder_markers=folder_markers, skip_errors=frozenset(skip_errors),
+                       invalid_names=invalid_names)
     return asyncio.run(copy_async(source_config(source, store_options),
                                   destination_config(destination, store_options), opts,
                                   subscribers))

@@ -64,6 +64,10 @@ class TransferStats:
     failed: int = 0
     failed_bytes: int = 0
     bytes_transferred: int = 0
+    #: Objects skipped because of --skip-errors / --invalid-names skip (part of skipped).
+    skipped_errors: int = 0
+    renamed: int = 0
+    throttled: int = 0
     started: float = 0.0
     finished: float = 0.0
 

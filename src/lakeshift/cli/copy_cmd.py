@@ -18,12 +18,15 @@ from lakeshift.cli.options import (
     ExcludeOpt,
     FolderMarkersOpt,
     IncludeOpt,
+    InvalidNamesOpt,
     JsonOpt,
     OverwriteOpt,
     ProgressOpt,
     S3AnonOpt,
     S3EndpointOpt,
     S3RegionOpt,
+    SkipErrorsOpt,
+    parse_skip_errors,
     store_options,
 )
 from lakeshift.cli.progress import make_progress
@@ -64,6 +67,8 @@ def copy(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List and compare, copy nothing."
                                           )] = False,
     folder_markers: FolderMarkersOpt = "skip",
+    skip_errors: SkipErrorsOpt = "",
+    invalid_names: InvalidNamesOpt = "fail",
     as_json: JsonOpt = False,
     progress: ProgressOpt = "auto",
     s3_endpoint: S3EndpointOpt = None,
@@ -81,7 +86,8 @@ def copy(
     ow: Overwrite = overwrite  # type: ignore[assignment]
     opts = CopyOptions(concurrency=concurrency, block_size=parse_size(block_size, "--block-size"),
                        overwrite=ow, include=tuple(include or ()), exclude=tuple(exclude or ()),
-                       dry_run=dry_run, folder_markers=folder_markers)
+                       dry_run=dry_run, folder_markers=folder_markers,
+                       skip_errors=parse_skip_errors(skip_errors), invalid_names=invalid_names)
     opts.validate()
     so = store_options(s3_endpoint, s3_region, aws_profile, aws_imds, s3_anonymous, azure_auth,
                        allow_http)

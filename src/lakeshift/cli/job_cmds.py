@@ -28,6 +28,7 @@ from lakeshift.cli.options import (
     ExcludeOpt,
     FolderMarkersOpt,
     IncludeOpt,
+    InvalidNamesOpt,
     JobOpt,
     JsonOpt,
     OverwriteOpt,
@@ -35,6 +36,8 @@ from lakeshift.cli.options import (
     S3AnonOpt,
     S3EndpointOpt,
     S3RegionOpt,
+    SkipErrorsOpt,
+    parse_skip_errors,
     store_options,
 )
 from lakeshift.cli.progress import make_progress
@@ -121,6 +124,8 @@ def plan(
     exclude: ExcludeOpt = None,
     overwrite: OverwriteOpt = "if-different",
     folder_markers: FolderMarkersOpt = "skip",
+    skip_errors: SkipErrorsOpt = "",
+    invalid_names: InvalidNamesOpt = "fail",
     as_json: JsonOpt = False,
     s3_endpoint: S3EndpointOpt = None,
     s3_region: S3RegionOpt = None,
@@ -153,7 +158,8 @@ def plan(
     try:
         j = create_plan(control, job, urls[:-1], urls[-1], so, list(prefix or []),
                         partition_by, target_objects, adf_control_table,
-                        list(include or ()), list(exclude or ()), overwrite, folder_markers)
+                        list(include or ()), list(exclude or ()), overwrite, folder_markers,
+                        sorted(parse_skip_errors(skip_errors)), invalid_names)
         if show or as_json:
             print_partitions(control, j, as_json)
         else:
@@ -168,11 +174,13 @@ def plan(
 def create_plan(control: ControlDB, job: str, sources: list[str], dst: str, so: StoreOptions,
                 prefixes: list[str], partition_by: str, target_objects: int,
                 adf_control_table: str | None, include: list[str], exclude: list[str],
-                overwrite: str, folder_markers: str) -> Job:
+                overwrite: str, folder_markers: str, skip_errors: list[str] | None = None,
+                invalid_names: str = "fail") -> Job:
     """Validate everything, then write the job and its partitions in one transaction."""
     CopyOptions(include=tuple(include), exclude=tuple(exclude),
                 overwrite=overwrite,  # type: ignore[arg-type]
-                folder_markers=folder_markers).validate()
+                folder_markers=folder_markers, skip_errors=frozenset(skip_errors or ()),
+                invalid_names=invalid_names).validate()
     ways = sum([bool(prefixes), partition_by == "auto", adf_control_table is not None])
     if ways > 1:
         raise UsageError("use one of --prefix/--partitions-file, --partition-by auto and "
@@ -194,7 +202,8 @@ def create_plan(control: ControlDB, job: str, sources: list[str], dst: str, so: 
                                           target_objects))
     options: dict[str, Any] = {
         "include": include, "exclude": exclude, "overwrite": overwrite,
-        "folder_markers": folder_markers, "store": asdict(so), "sources": sources,
+        "folder_markers": folder_markers, "skip_errors": list(skip_errors or []),
+        "invalid_names": invalid_names, "store": asdict(so), "sources": sources,
         "adf_source": adf_source}
     control.create_job(job, dst_url.display() if dst_url.scheme != "file" else dst, options,
                        specs, adf_table=adf_control_table)
@@ -364,8 +373,8 @@ def failures(
     control = _open(db)
     try:
         j = control.job(job)
-        fields = ["object_key", "error_kind", "message", "attempts", "at", "partition_id",
-                  "run_id"]
+        fields = ["object_key", "error_kind", "message", "attempts", "skipped", "at",
+                  "partition_id", "run_id"]
         rows = control.failures(j.id)
         fh: TextIO
         if csv_file is not None:

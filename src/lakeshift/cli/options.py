@@ -38,6 +38,18 @@ OverwriteOpt = Annotated[str, typer.Option(
 FolderMarkersOpt = Annotated[str, typer.Option(
     "--folder-markers", help="S3 folder-marker keys (dir/, size 0): skip, or keep as "
                              "hdi_isfolder marker blobs.")]
+SkipErrorsOpt = Annotated[str, typer.Option(
+    "--skip-errors", help="Record and skip objects that fail with these errors instead of "
+                          "failing: any of missing,forbidden,invalid-name (comma-separated).")]
+InvalidNamesOpt = Annotated[str, typer.Option(
+    "--invalid-names", help="Names the destination cannot hold: fail, skip (recorded), or "
+                            "encode (percent-encode the offending characters; recorded).")]
+
+
+def parse_skip_errors(text: str) -> frozenset[str]:
+    return frozenset(p.strip() for p in text.split(",") if p.strip())
+
+
 S3EndpointOpt = Annotated[str | None, typer.Option(
     "--s3-endpoint", rich_help_panel=_S3,
     help="S3-compatible endpoint (MinIO, Ceph); default AWS_ENDPOINT_URL or AWS.")]

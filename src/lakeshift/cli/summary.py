@@ -25,12 +25,17 @@ def summary_dict(result: CopyResult, source: str, destination: str) -> dict[str,
         "failed": s.failed,
         "failed_bytes": s.failed_bytes,
         "bytes_transferred": s.bytes_transferred,
+        "skipped_errors": s.skipped_errors,
+        "renamed": s.renamed,
+        "throttled": s.throttled,
         "duration_s": round(s.duration, 3),
         "throughput_bytes_per_s": round(s.throughput, 1),
         "objects_per_s": round(s.copied / s.duration, 1) if s.duration > 0 else 0.0,
         "exit_code": result.exit_code,
         "failures": [{"key": f.key, "kind": f.kind, "message": f.message,
-                      "attempts": f.attempts} for f in result.failures],
+                      "attempts": f.attempts, "skipped": f.skipped} for f in result.failures],
+        "renames": [{"key": r.key, "destination_key": r.destination_key, "rule": r.rule}
+                    for r in result.renames],
     }
 
 
@@ -51,8 +56,17 @@ def print_summary(result: CopyResult, source: str, destination: str, as_json: bo
         f"  duration {d['duration_s']:>10.1f} s       "
         f"{human_bytes(d['throughput_bytes_per_s'])}/s, {d['objects_per_s']} objects/s",
     ]
+    if d["skipped_errors"]:
+        lines.append(f"  of the skipped, {d['skipped_errors']} were skipped because of an error "
+                     "(--skip-errors / --invalid-names skip)")
+    if d["renamed"]:
+        lines.append(f"  renamed  {d['renamed']:>10} objects (--invalid-names encode)")
+    if d["throttled"]:
+        lines.append(f"  throttled {d['throttled']:>9} requests (retried; concurrency adapted)")
     for f in result.failures[:20]:
-        lines.append(f"  FAILED {f.key}: [{f.kind}] {f.message}")
-    if len(result.failures) > 20:
-        lines.append(f"  … and {len(result.failures) - 20} more failures (--json lists all)")
+        lines.append(f"  {'SKIPPED' if f.skipped else 'FAILED'} {f.key}: [{f.kind}] {f.message}")
+    for r in result.renames[:20]:
+        lines.append(f"  RENAMED {r.key} → {r.destination_key} ({r.rule})")
+    if len(result.failures) > 20 or len(result.renames) > 20:
+        lines.append("  … more in --json")
     print("\n".join(lines), flush=True)

@@ -7,9 +7,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-LATEST = 1
+LATEST = 2
 
-STEPS: dict[int, Callable[[Any], None]] = {}
+
+def _to_2(conn: Any) -> None:
+    """Failures can be skipped on purpose; renamed objects are recorded."""
+    from lakeshift.control.schema import renames
+
+    add = "ADD" if conn.dialect.name == "mssql" else "ADD COLUMN"
+    conn.exec_driver_sql(f"ALTER TABLE lakeshift_failures {add} skipped INTEGER NOT NULL "
+                         "DEFAULT 0")
+    renames.create(conn)
+
+
+STEPS: dict[int, Callable[[Any], None]] = {2: _to_2}
 
 
 def upgrade(conn: Any, version: int) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine, RowMapping
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from lakeshift.control.db import db_error, display_url, open_engine
-from lakeshift.control.schema import failures, jobs, partitions, runs
+from lakeshift.control.schema import failures, jobs, partitions, renames, runs
 from lakeshift.errors import UsageError
 
 
@@ -238,7 +238,23 @@ class ControlDB:
             conn.execute(failures.insert(), [
                 {"job_id": job_id, "partition_id": partition_id, "run_id": run_id,
                  "object_key": f.key, "error_kind": f.kind, "message": f.message[:4000],
-                 "attempts": f.attempts, "at": now} for f in items])
+                 "attempts": f.attempts, "at": now, "skipped": int(getattr(f, "skipped", False))}
+                for f in items])
+
+    def add_renames(self, job_id: int, partition_id: int | None, items: Sequence[Any]) -> None:
+        if not items:
+            return
+        now = utcnow()
+        with self._tx() as conn:
+            conn.execute(renames.insert(), [
+                {"job_id": job_id, "partition_id": partition_id, "source_key": r.key,
+                 "destination_key": r.destination_key, "rule": r.rule, "at": now}
+                for r in items])
+
+    def renames(self, job_id: int) -> Iterator[RowMapping]:
+        with self.engine.connect() as conn:
+            yield from conn.execute(select(renames).where(renames.c.job_id == job_id)
+                                    .order_by(renames.c.id)).mappings()
 
     def failures(self, job_id: int) -> Iterator[RowMapping]:
         with self.engine.connect() as conn:

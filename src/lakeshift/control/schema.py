@@ -102,5 +102,20 @@ failures = Table(
     Column("message", Text, nullable=False),
     Column("attempts", Integer, nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),
+    #: 1 = skipped on purpose (--skip-errors / --invalid-names skip); added in version 2.
+    Column("skipped", Integer, nullable=False, server_default="0"),
     Index("ix_lakeshift_failures_job", "job_id"),
+)
+
+#: Objects written under another name (--invalid-names encode); added in version 2.
+renames = Table(
+    "lakeshift_renames", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", Integer, ForeignKey("lakeshift_jobs.id"), nullable=False),
+    Column("partition_id", Integer, ForeignKey("lakeshift_partitions.id")),
+    Column("source_key", Text, nullable=False),
+    Column("destination_key", Text, nullable=False),
+    Column("rule", Text, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_lakeshift_renames_job", "job_id"),
 )

@@ -33,9 +33,29 @@ class ObjectDone:
     error_kind: str | None = None
     message: str | None = None
     attempts: int = 1
+    #: A "skipped" outcome with an error_kind was skipped because of --skip-errors or
+    #: --invalid-names skip; it is recorded like a failure but does not fail the run.
 
 
-Event = Listed | ListingDone | BytesMoved | ObjectDone
+@dataclass(frozen=True, slots=True)
+class Renamed:
+    """An object written under another name than its source key maps to (--invalid-names
+    encode)."""
+
+    key: str
+    destination_key: str
+    rule: str
+
+
+@dataclass(frozen=True, slots=True)
+class Throttled:
+    """A request was throttled (429/503); ``limit`` is the endpoint's new in-flight limit."""
+
+    endpoint: str
+    limit: int
+
+
+Event = Listed | ListingDone | BytesMoved | ObjectDone | Renamed | Throttled
 
 
 class Subscriber(Protocol):

@@ -20,10 +20,11 @@ from typing import Any
 from sqlalchemy.engine import RowMapping
 
 from lakeshift.control.repository import ControlDB, Job, PartitionSpec, PartitionStats
-from lakeshift.engine.events import Event, EventBus, ObjectDone, Subscriber
+from lakeshift.engine.events import Event, EventBus, ObjectDone, Renamed, Subscriber
 from lakeshift.engine.pipeline import (
     CopyOptions,
     Failure,
+    Rename,
     StatsCounter,
     check_reachable,
     run_pipeline,
@@ -61,6 +62,7 @@ class _Active:
     stats: PartitionStats
     failures: list[Failure]
     started: float
+    renames: list[Rename] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
     lost: bool = False
 
@@ -71,7 +73,9 @@ def job_copy_options(job: Job, concurrency: int, block_size: int) -> CopyOptions
     opts = CopyOptions(concurrency=concurrency, block_size=block_size,
                        overwrite=o.get("overwrite", "if-different"),
                        include=tuple(o.get("include", ())), exclude=tuple(o.get("exclude", ())),
-                       folder_markers=o.get("folder_markers", "skip"))
+                       folder_markers=o.get("folder_markers", "skip"),
+                       skip_errors=frozenset(o.get("skip_errors", ())),
+                       invalid_names=o.get("invalid_names", "fail"))
     opts.validate()
     return opts
 
@@ -85,6 +89,8 @@ class _PartitionCounter:
         self.a = active
 
     def __call__(self, event: Event) -> None:
+        if isinstance(event, Renamed):
+            self.a.renames.append(Rename(event.key, event.destination_key, event.rule))
         if isinstance(event, ObjectDone):
             s = self.a.stats
             s.listed += 1
@@ -93,6 +99,9 @@ class _PartitionCounter:
                 s.bytes += event.size
             elif event.outcome == "skipped":
                 s.skipped += 1
+                if event.error_kind is not None:
+                    self.a.failures.append(Failure(event.key, event.error_kind,
+                                                   event.message or "", event.attempts, True))
             else:
                 s.failed_objects += 1
                 self.a.failures.append(Failure(event.key, event.error_kind or "error",
@@ -166,6 +175,7 @@ async def run_job(db: ControlDB, job: Job, batch_count: int, opts: CopyOptions,
         if not a.lost:
             await call(db.finish, row["id"], owner, state, cursor, a.stats, error, duration)
             await call(db.add_failures, job.id, row["id"], run_id, a.failures)
+            await call(db.add_renames, job.id, row["id"], a.renames)
             if state == "succeeded" and row["adf_prefix"] is not None and job.adf_table:
                 await call(db.adf_mark_success, job.adf_table, row["adf_prefix"])
         if state == "succeeded":

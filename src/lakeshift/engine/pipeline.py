@@ -12,7 +12,16 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
-from lakeshift.engine.events import EventBus, Listed, ListingDone, ObjectDone, Subscriber
+from lakeshift.engine.events import (
+    BytesMoved,
+    EventBus,
+    Listed,
+    ListingDone,
+    ObjectDone,
+    Renamed,
+    Subscriber,
+    Throttled,
+)
 from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.slots import SlotPool
 from lakeshift.engine.transfer import TransferContext, copy_marker, copy_object
@@ -29,11 +38,13 @@ from lakeshift.errors import (
 from lakeshift.model import ObjectInfo, TransferStats
 from lakeshift.plan.compare import Overwrite, merge, needs_copy
 from lakeshift.plan.filters import NameFilter
+from lakeshift.plan.names import CollisionTracker, collision_name, encode, problem
 from lakeshift.plan.source import SourceSpec, destination_root, resolve_source
 from lakeshift.stores.base import Store, StoreConfig
 from lakeshift.stores.registry import open_store
 
 MiB = 1024 * 1024
+SKIPPABLE = frozenset({"missing", "forbidden", "invalid-name"})
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,10 @@ class CopyOptions:
     dry_run: bool = False
     folder_markers: str = "skip"  # skip | keep
     retries: int = 6
+    #: Error kinds recorded and skipped instead of failing: missing, forbidden, invalid-name.
+    skip_errors: frozenset[str] = frozenset()
+    #: What to do with names the destination cannot hold: fail, skip, encode.
+    invalid_names: str = "fail"
 
     def validate(self) -> None:
         if not 1 <= self.concurrency <= 1024:
@@ -56,6 +71,12 @@ class CopyOptions:
             raise UsageError("--overwrite must be if-different, always or never")
         if self.folder_markers not in ("skip", "keep"):
             raise UsageError("--folder-markers must be skip or keep")
+        unknown = set(self.skip_errors) - SKIPPABLE
+        if unknown:
+            raise UsageError(f"--skip-errors {','.join(sorted(unknown))}: use any of "
+                             f"{','.join(sorted(SKIPPABLE))}")
+        if self.invalid_names not in ("fail", "skip", "encode"):
+            raise UsageError("--invalid-names must be fail, skip or encode")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +85,15 @@ class Failure:
     kind: str
     message: str
     attempts: int
+    #: Skipped on purpose (--skip-errors / --invalid-names skip), not a failure of the run.
+    skipped: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Rename:
+    key: str
+    destination_key: str
+    rule: str
 
 
 @dataclass
@@ -71,6 +101,7 @@ class CopyResult:
     stats: TransferStats
     failures: list[Failure] = field(default_factory=list)
     dry_run: bool = False
+    renames: list[Rename] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -80,9 +111,11 @@ class CopyResult:
 class StatsCounter:
     """Keeps TransferStats and the failure list from the events."""
 
-    def __init__(self, stats: TransferStats, failures: list[Failure], keep: int = 10_000):
+    def __init__(self, stats: TransferStats, failures: list[Failure],
+                 renames: list[Rename] | None = None, keep: int = 10_000):
         self.stats = stats
         self.failures = failures
+        self.renames = renames if renames is not None else []
         self.keep = keep
 
     def __call__(self, event: object) -> None:
@@ -97,14 +130,25 @@ class StatsCounter:
             elif event.outcome == "skipped":
                 s.skipped += 1
                 s.skipped_bytes += event.size
+                if event.error_kind is not None:
+                    s.skipped_errors += 1
+                    if len(self.failures) < self.keep:
+                        self.failures.append(Failure(event.key, event.error_kind,
+                                                     event.message or "", event.attempts, True))
             else:
                 s.failed += 1
                 s.failed_bytes += event.size
                 if len(self.failures) < self.keep:
                     self.failures.append(Failure(event.key, event.error_kind or "error",
                                                  event.message or "", event.attempts))
-        elif hasattr(event, "nbytes") and not isinstance(event, Listed):
+        elif isinstance(event, BytesMoved):
             s.bytes_transferred += event.nbytes
+        elif isinstance(event, Renamed):
+            s.renamed += 1
+            if len(self.renames) < self.keep:
+                self.renames.append(Rename(event.key, event.destination_key, event.rule))
+        elif isinstance(event, Throttled):
+            s.throttled += 1
 
 
 async def check_reachable(fn: Callable[[], Awaitable[None]], label: str,
@@ -128,7 +172,8 @@ async def copy_async(source: StoreConfig, destination: StoreConfig,
     opts.validate()
     stats = TransferStats(started=time.monotonic())
     result = CopyResult(stats, dry_run=opts.dry_run)
-    events = EventBus([StatsCounter(stats, result.failures), *(subscribers or [])])
+    events = EventBus([StatsCounter(stats, result.failures, result.renames),
+                       *(subscribers or [])])
     src = open_store(source)
     dst = open_store(destination)
     policy = RetryPolicy(attempts=opts.retries)
@@ -205,6 +250,8 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
         if watermark is not None:
             watermark.done(ticket, ok)
 
+    namer = DestinationNamer(opts.invalid_names, dst.capabilities.hierarchical)
+
     async def produce() -> None:
         dest = None if opts.overwrite == "always" else dest_items(
             dst, root, dest_prefix(spec, root), dest_after, opts.dry_run)
@@ -217,6 +264,21 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
                 events.emit(ObjectDone(s.key, 0, "skipped"))
                 finish(ticket, True)
                 continue
+            # Every name goes through the namer, in listing order (collisions need that);
+            # folder markers keep theirs (copy_marker writes "dir/" as "dir").
+            name, why = (rel, None) if s.is_dir_marker else namer(rel)
+            if name is None:
+                # A name the destination cannot hold: fail, or skip (recorded) when asked.
+                skip = opts.invalid_names == "skip" or "invalid-name" in opts.skip_errors
+                events.emit(ObjectDone(s.key, s.size, "skipped" if skip else "failed",
+                                       "invalid-name", why))
+                finish(ticket, skip)
+                continue
+            if name != rel:
+                # Renamed objects pair with nothing in the destination listing (it is merged
+                # by source names), so they are copied again on every run.
+                d = None
+                events.emit(Renamed(s.key, root + name, why or ""))
             if not needs_copy(s, d, opts.overwrite):
                 events.emit(ObjectDone(s.key, s.size, "skipped"))
                 finish(ticket, True)
@@ -225,14 +287,14 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
                 events.emit(ObjectDone(s.key, s.size, "copied"))
                 finish(ticket, True)
                 continue
-            await queue.put((root + rel, s, ticket))
+            await queue.put((root + name, s, ticket))
         for _ in range(opts.concurrency):
             await queue.put(None)
 
     async def work() -> None:
         while (item := await queue.get()) is not None:
             dest_key, s, ticket = item
-            ok = await _transfer_one(ctx, s, dest_key, events, opts.retries)
+            ok = await _transfer_one(ctx, s, dest_key, events, opts.retries, opts.skip_errors)
             finish(ticket, ok)
 
     async with asyncio.TaskGroup() as tg:
@@ -242,7 +304,7 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
 
 
 async def _transfer_one(ctx: TransferContext, s: ObjectInfo, dest_key: str, events: EventBus,
-                        attempts: int) -> bool:
+                        attempts: int, skip_errors: frozenset[str] = frozenset()) -> bool:
     """Copy one object, re-copying it after an integrity or change error; an object error
     is recorded and the run goes on (False); auth and usage errors stop the run."""
     attempt = 0
@@ -268,9 +330,40 @@ async def _transfer_one(ctx: TransferContext, s: ObjectInfo, dest_key: str, even
                 _failed(events, s, e, attempt)
                 return False
         except LakeshiftError as e:
+            if e.kind in skip_errors:
+                events.emit(ObjectDone(s.key, s.size, "skipped", e.kind, str(e), attempt))
+                return True
             _failed(events, s, e, attempt)
             return False
 
 
 def _failed(events: EventBus, s: ObjectInfo, e: LakeshiftError, attempts: int) -> None:
     events.emit(ObjectDone(s.key, s.size, "failed", e.kind, str(e), attempts))
+
+
+class DestinationNamer:
+    """The destination name of each source name, in listing order (plan/names.py)."""
+
+    def __init__(self, mode: str, hierarchical: bool) -> None:
+        self.mode = mode
+        self.collisions = CollisionTracker() if hierarchical else None
+
+    def __call__(self, rel: str) -> tuple[str | None, str | None]:
+        """(name, rule) — name None when the object cannot be written; rule says why a name
+        changed or was refused."""
+        bad = problem(rel)
+        name: str | None = rel
+        why = None
+        if bad is not None:
+            why = f"{bad.rule}: {bad.detail}"
+            name = encode(rel) if self.mode == "encode" else None
+            if name is None:
+                return None, why
+        if self.collisions is not None and name is not None:
+            hit = self.collisions.check(name)
+            if hit is not None:
+                why = f"file-directory-collision: {hit!r} is a file here"
+                if self.mode != "encode":
+                    return None, why
+                name = collision_name(name, hit)
+        return name, why

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -20,6 +21,7 @@ from obstore.store import S3Store as _ObS3
 
 from lakeshift.errors import (
     AuthError,
+    ChangedError,
     ForbiddenError,
     LakeshiftError,
     NotFoundError,
@@ -172,11 +174,34 @@ class S3Store:
 
     async def read(self, key: str, start: int | None = None, end: int | None = None,
                    if_match: str | None = None) -> ReadResult:
+        if not obstore_can_name(key):
+            rng = await self._boto_range(key, start, end, if_match)
+            data = b"".join([c async for c in rng.chunks(1 << 20)])
+            return ReadResult(data, rng.props, rng.size, rng.etag)
         return await obstore_read(self._ob, key, start, end, if_match,
                                   f"s3://{self.bucket}/{key}")
 
+    async def _boto_range(self, key: str, start: int | None, end: int | None,
+                          if_match: str | None) -> _BotoRange:
+        """A GET through botocore, for keys obstore's paths cannot name (empty or dot
+        segments, control characters)."""
+        kw: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if start is not None:
+            kw["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
+        if if_match:
+            kw["IfMatch"] = f'"{if_match}"'
+        try:
+            resp = await asyncio.to_thread(self._call, "get_object", kw, key)
+        except LakeshiftError as e:
+            if "PreconditionFailed" in str(e):
+                raise ChangedError(f"s3://{self.bucket}/{key}: changed during the copy") from None
+            raise
+        return _BotoRange(resp, f"s3://{self.bucket}/{key}")
+
     async def open_range(self, key: str, start: int, end: int,
-                         if_match: str | None = None) -> ObstoreRange:
+                         if_match: str | None = None) -> ObstoreRange | _BotoRange:
+        if not obstore_can_name(key):
+            return await self._boto_range(key, start, end, if_match)
         return await open_range(self._ob, key, start, end, if_match,
                                 f"s3://{self.bucket}/{key}")
 
@@ -233,6 +258,50 @@ class _SequentialUpload:
     async def abort(self) -> None:
         # obstore aborts the multipart upload when the writer is dropped unclosed.
         self._writer = None
+
+
+_OBSTORE_BAD = re.compile(r"(^|/)(\.{1,2})?(/|$)|[\x00-\x1f\x7f]")
+
+
+def obstore_can_name(key: str) -> bool:
+    """obstore's paths refuse empty and "." / ".." segments and control characters."""
+    return _OBSTORE_BAD.search(key) is None
+
+
+class _BotoRange:
+    def __init__(self, resp: dict[str, Any], what: str) -> None:
+        self._body = resp["Body"]
+        self._what = what
+        meta = {k: v for k, v in (resp.get("Metadata") or {}).items()}
+        self.props = ObjectProps(content_type=resp.get("ContentType"),
+                                 content_encoding=resp.get("ContentEncoding"),
+                                 cache_control=resp.get("CacheControl"),
+                                 content_disposition=resp.get("ContentDisposition"),
+                                 content_language=resp.get("ContentLanguage"), metadata=meta)
+        rng = resp.get("ContentRange") or ""
+        self.size = int(rng.rsplit("/", 1)[1]) if "/" in rng else int(resp["ContentLength"])
+        self.etag = unquote_etag(resp.get("ETag"))
+
+    async def chunks(self, min_size: int) -> AsyncIterator[bytes]:
+        import botocore.exceptions as bex
+
+        def read_at_least() -> bytes:
+            parts, n = [], 0
+            while n < min_size:
+                piece = self._body.read(min_size - n)
+                if not piece:
+                    break
+                parts.append(piece)
+                n += len(piece)
+            return b"".join(parts)
+
+        try:
+            while data := await asyncio.to_thread(read_at_least):
+                yield data
+        except (bex.BotoCoreError, OSError) as e:
+            raise TransientError(f"{self._what}: {type(e).__name__}") from None
+        finally:
+            self._body.close()
 
 
 def _md5_from_etag(etag: str | None) -> bytes | None:
