@@ -18,6 +18,7 @@ It runs in its own thread and event loop; ``stop()`` ends it.
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 import socket
 import threading
@@ -25,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout, web
+
+_rng = random.Random(1234)
 
 HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
        "proxy-authorization", "proxy-authenticate", "host", "content-length"}
@@ -40,10 +43,13 @@ class Rule:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     hits: int = 0
+    #: Chance that a matching request is hit (1.0 = every one, while uses last).
+    probability: float = 1.0
 
     def matches(self, method: str, path: str) -> bool:
         return (self.uses > 0 and re.fullmatch(self.method, method) is not None
-                and re.search(self.path, path) is not None)
+                and re.search(self.path, path) is not None
+                and (self.probability >= 1.0 or _rng.random() < self.probability))
 
 
 class FaultProxy:

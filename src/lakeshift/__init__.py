@@ -6,7 +6,15 @@ The public API is what ``__all__`` lists; everything else is private and may cha
 from __future__ import annotations
 
 from lakeshift.api import copy, destination_config, plan_job, run_job, source_config
-from lakeshift.engine.events import BytesMoved, Event, Listed, ListingDone, ObjectDone
+from lakeshift.engine.events import (
+    BytesMoved,
+    Event,
+    Listed,
+    ListingDone,
+    ObjectDone,
+    Renamed,
+    Throttled,
+)
 from lakeshift.engine.jobrunner import RunResult
 from lakeshift.engine.pipeline import CopyOptions, CopyResult, Failure
 from lakeshift.errors import (
@@ -44,10 +52,12 @@ __all__ = [
     "ObjectDone",
     "ObjectInfo",
     "ObjectProps",
+    "Renamed",
     "RunResult",
     "StoreConfig",
     "StoreOptions",
     "StoreURL",
+    "Throttled",
     "ThrottledError",
     "TransferStats",
     "TransientError",

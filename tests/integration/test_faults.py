@@ -132,3 +132,29 @@ def test_a_persistent_error_fails_only_that_object_and_is_logged_exactly(
     assert f4.attempts == 6 and "MD5" in f4.message
     del objs["d/small-2.bin"], objs["d/small-4.bin"]
     _assert_exact(blob_service, container, objs)
+
+
+def test_ten_percent_503s_adapt_the_concurrency_and_lose_nothing(
+        via_proxies: tuple[FaultProxy, FaultProxy], s3: Any, bucket: str, blob_service: Any,
+        container: str) -> None:
+    _, azp = via_proxies
+    objs = {f"d/t{i:03d}.bin": os.urandom(500) for i in range(150)}
+    for k, v in objs.items():
+        s3.put_object(Bucket=bucket, Key=k, Body=v)
+    azp.add("status", method="PUT", path=r"/out/", uses=10_000, probability=0.1, status=503,
+            headers={"x-ms-error-code": "ServerBusy"}, body=SERVER_BUSY)
+    throttles: list[int] = []
+
+    def watch(event: object) -> None:
+        if isinstance(event, lakeshift.Throttled):
+            throttles.append(event.limit)
+
+    res = lakeshift.copy(f"s3://{bucket}/d/", f"az://{container}/out/", concurrency=16,
+                         subscribers=[watch])
+    assert res.exit_code == 0 and res.failures == []
+    assert res.stats.throttled == azp.injected > 5
+    assert min(throttles) < 16  # the destination's limit came down
+    got = blobs(blob_service, container, "out/")
+    assert len(got) == 150
+    assert all(bytes(got["out/" + k[2:]].content_settings.content_md5) ==
+               hashlib.md5(v).digest() for k, v in objs.items())

@@ -9,6 +9,7 @@ import typer
 
 from lakeshift.api import destination_config, source_config
 from lakeshift.cli.options import (
+    AdaptiveOpt,
     AllowHttpOpt,
     AwsImdsOpt,
     AwsProfileOpt,
@@ -20,6 +21,8 @@ from lakeshift.cli.options import (
     IncludeOpt,
     InvalidNamesOpt,
     JsonOpt,
+    MaxBandwidthOpt,
+    MaxRpsOpt,
     OverwriteOpt,
     ProgressOpt,
     S3AnonOpt,
@@ -69,6 +72,9 @@ def copy(
     folder_markers: FolderMarkersOpt = "skip",
     skip_errors: SkipErrorsOpt = "",
     invalid_names: InvalidNamesOpt = "fail",
+    max_requests_per_second: MaxRpsOpt = None,
+    max_bandwidth: MaxBandwidthOpt = None,
+    adaptive: AdaptiveOpt = True,
     as_json: JsonOpt = False,
     progress: ProgressOpt = "auto",
     s3_endpoint: S3EndpointOpt = None,
@@ -87,7 +93,10 @@ def copy(
     opts = CopyOptions(concurrency=concurrency, block_size=parse_size(block_size, "--block-size"),
                        overwrite=ow, include=tuple(include or ()), exclude=tuple(exclude or ()),
                        dry_run=dry_run, folder_markers=folder_markers,
-                       skip_errors=parse_skip_errors(skip_errors), invalid_names=invalid_names)
+                       skip_errors=parse_skip_errors(skip_errors), invalid_names=invalid_names,
+                       adaptive=adaptive, max_requests_per_second=max_requests_per_second,
+                       max_bandwidth=parse_size(max_bandwidth, "--max-bandwidth")
+                       if max_bandwidth else None)
     opts.validate()
     so = store_options(s3_endpoint, s3_region, aws_profile, aws_imds, s3_anonymous, azure_auth,
                        allow_http)

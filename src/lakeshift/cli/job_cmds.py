@@ -18,6 +18,7 @@ import typer
 from lakeshift.api import source_config
 from lakeshift.cli import config_file
 from lakeshift.cli.options import (
+    AdaptiveOpt,
     AllowHttpOpt,
     AwsImdsOpt,
     AwsProfileOpt,
@@ -31,6 +32,8 @@ from lakeshift.cli.options import (
     InvalidNamesOpt,
     JobOpt,
     JsonOpt,
+    MaxBandwidthOpt,
+    MaxRpsOpt,
     OverwriteOpt,
     ProgressOpt,
     S3AnonOpt,
@@ -259,6 +262,9 @@ def run(
     lease_seconds: Annotated[float, typer.Option(
         "--lease-seconds", help="A partition held by a process that stops renewing its lease "
                                 "for this long can be taken over.")] = 60.0,
+    max_requests_per_second: MaxRpsOpt = None,
+    max_bandwidth: MaxBandwidthOpt = None,
+    adaptive: AdaptiveOpt = True,
     config: Annotated[Path | None, typer.Option(
         "--config", help="Run what `lakeshift init` wrote (plans the job first if the DB does "
                          "not have it; its values replace --job, --db, --batch-count and "
@@ -279,8 +285,10 @@ def run(
     if lease_seconds < 2:
         raise UsageError("--lease-seconds must be at least 2")
     while True:
+        pacing = (adaptive, max_requests_per_second,
+                  parse_size(max_bandwidth, "--max-bandwidth") if max_bandwidth else None)
         code = _run_once(job, db, batch_count, concurrency, block_size, lease_seconds, progress,
-                         as_json)
+                         as_json, pacing)
         if every is None:
             return code
         print(f"next run in {every:.0f} s (schedule from {config}); Ctrl-C stops", flush=True)
@@ -302,11 +310,12 @@ def _plan_from_config(cfg: config_file.JobConfig) -> None:
 
 
 def _run_once(job: str, db: str, batch_count: int, concurrency: int, block_size: str,
-              lease_seconds: float, progress: str, as_json: bool) -> int:
+              lease_seconds: float, progress: str, as_json: bool,
+              pacing: tuple[bool, float | None, int | None]) -> int:
     control = _open(db)
     try:
         j = control.job(job)
-        opts = job_copy_options(j, concurrency, parse_size(block_size, "--block-size"))
+        opts = job_copy_options(j, concurrency, parse_size(block_size, "--block-size"), *pacing)
         so = StoreOptions(**j.options.get("store", {}))
         display = make_progress("none" if as_json and progress == "auto" else progress)
         subs: list[Subscriber] = [display] if display is not None else []

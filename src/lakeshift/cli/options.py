@@ -46,6 +46,15 @@ InvalidNamesOpt = Annotated[str, typer.Option(
                             "encode (percent-encode the offending characters; recorded).")]
 
 
+MaxRpsOpt = Annotated[float | None, typer.Option(
+    "--max-requests-per-second", help="Cap on requests per second to each endpoint.")]
+MaxBandwidthOpt = Annotated[str | None, typer.Option(
+    "--max-bandwidth", help="Cap on data moved per second, e.g. 200MiB (per run).")]
+AdaptiveOpt = Annotated[bool, typer.Option(
+    "--adaptive/--no-adaptive", help="Halve requests in flight to an endpoint when it "
+                                     "throttles, then creep back up (AIMD).")]
+
+
 def parse_skip_errors(text: str) -> frozenset[str]:
     return frozenset(p.strip() for p in text.split(",") if p.strip())
 

@@ -67,10 +67,13 @@ class _Active:
     lost: bool = False
 
 
-def job_copy_options(job: Job, concurrency: int, block_size: int) -> CopyOptions:
-    """The job's saved copy options with this run's concurrency and block size."""
+def job_copy_options(job: Job, concurrency: int, block_size: int, adaptive: bool = True,
+                     max_rps: float | None = None,
+                     max_bandwidth: float | None = None) -> CopyOptions:
+    """The job's saved copy options with this run's concurrency, block size and pacing."""
     o = job.options
-    opts = CopyOptions(concurrency=concurrency, block_size=block_size,
+    opts = CopyOptions(concurrency=concurrency, block_size=block_size, adaptive=adaptive,
+                       max_requests_per_second=max_rps, max_bandwidth=max_bandwidth,
                        overwrite=o.get("overwrite", "if-different"),
                        include=tuple(o.get("include", ())), exclude=tuple(o.get("exclude", ())),
                        folder_markers=o.get("folder_markers", "skip"),
@@ -127,6 +130,7 @@ async def run_job(db: ControlDB, job: Job, batch_count: int, opts: CopyOptions,
     result = RunResult(run_id, stats=TransferStats(started=time.monotonic()))
     totals = EventBus([StatsCounter(result.stats, []), *(subscribers or [])])
     slots = SlotPool(opts.concurrency)
+    pacing = opts.pacing(totals)
     per_partition = CopyOptions(**{**opts.__dict__,
                                    "concurrency": max(1, -(-opts.concurrency // batch_count))})
     policy = RetryPolicy(attempts=opts.retries)
@@ -154,7 +158,7 @@ async def run_job(db: ControlDB, job: Job, batch_count: int, opts: CopyOptions,
                               range_start=row["range_start"], range_end=row["range_end"])
             bus = EventBus([_PartitionCounter(a), totals.emit])
             await run_pipeline(src, dst, spec, destination_root(dst), per_partition, bus,
-                               slots, policy, a.watermark)
+                               slots, policy, a.watermark, pacing)
             state = "failed" if a.stats.failed_objects else "succeeded"
             if a.stats.failed_objects:
                 error = f"{a.stats.failed_objects} objects failed (lakeshift failures --job)"

@@ -22,6 +22,7 @@ from lakeshift.engine.events import (
     Subscriber,
     Throttled,
 )
+from lakeshift.engine.limiter import Pacing
 from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.slots import SlotPool
 from lakeshift.engine.transfer import TransferContext, copy_marker, copy_object
@@ -61,6 +62,15 @@ class CopyOptions:
     skip_errors: frozenset[str] = frozenset()
     #: What to do with names the destination cannot hold: fail, skip, encode.
     invalid_names: str = "fail"
+    #: AIMD concurrency per endpoint (halve on throttling, creep back up).
+    adaptive: bool = True
+    max_requests_per_second: float | None = None
+    max_bandwidth: float | None = None  # bytes per second
+
+    def pacing(self, events: EventBus) -> Pacing:
+        return Pacing(self.concurrency, self.adaptive, self.max_requests_per_second,
+                      self.max_bandwidth,
+                      on_throttle=lambda name, limit: events.emit(Throttled(name, limit)))
 
     def validate(self) -> None:
         if not 1 <= self.concurrency <= 1024:
@@ -77,6 +87,10 @@ class CopyOptions:
                              f"{','.join(sorted(SKIPPABLE))}")
         if self.invalid_names not in ("fail", "skip", "encode"):
             raise UsageError("--invalid-names must be fail, skip or encode")
+        if self.max_requests_per_second is not None and self.max_requests_per_second <= 0:
+            raise UsageError("--max-requests-per-second must be positive")
+        if self.max_bandwidth is not None and self.max_bandwidth < 1024:
+            raise UsageError("--max-bandwidth must be at least 1KiB (per second)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +197,7 @@ async def copy_async(source: StoreConfig, destination: StoreConfig,
             await check_reachable(dst.prepare_destination, "destination", policy)
         spec = await resolve_source(src)
         await run_pipeline(src, dst, spec, destination_root(dst), opts, events,
-                           SlotPool(opts.concurrency), policy)
+                           SlotPool(opts.concurrency), policy, pacing=opts.pacing(events))
     finally:
         stats.finished = time.monotonic()
         await asyncio.gather(src.close(), dst.close(), return_exceptions=True)
@@ -232,13 +246,15 @@ async def dest_items(dst: Store, root: str, prefix: str, start_after: str | None
 
 async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts: CopyOptions,
                        events: EventBus, slots: SlotPool, policy: RetryPolicy,
-                       watermark: Watermark | None = None) -> None:
+                       watermark: Watermark | None = None, pacing: Pacing | None = None
+                       ) -> None:
     """List ``spec`` on ``src``, compare with ``dst`` under ``root``, copy what differs.
 
     ``slots`` may be shared by several pipelines (partitions) to bound their memory
     together; ``watermark``, when given, follows the listing's low watermark.
     """
-    ctx = TransferContext(src, dst, opts.block_size, slots, policy, events)
+    ctx = TransferContext(src, dst, opts.block_size, slots, policy, events,
+                          pacing or opts.pacing(events))
     queue: asyncio.Queue[tuple[str, ObjectInfo, int] | None] = asyncio.Queue(
         maxsize=opts.concurrency * 4)
     name_filter = NameFilter(opts.include, opts.exclude)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lakeshift.engine.events import BytesMoved, EventBus
+from lakeshift.engine.limiter import EndpointLimiter, Pacing
 from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.slots import SlotPool
-from lakeshift.errors import IntegrityError, LakeshiftError, TransientError
+from lakeshift.errors import IntegrityError, LakeshiftError, ThrottledError, TransientError
 from lakeshift.model import ObjectInfo, ObjectProps
 from lakeshift.stores.base import RangeStream, Store
 from lakeshift.stores.props import FOLDER_KEY, SRC_ETAG_KEY
@@ -31,6 +32,15 @@ class TransferContext:
     slots: SlotPool
     policy: RetryPolicy
     events: EventBus
+    pacing: Pacing = field(default_factory=lambda: Pacing(1 << 30, adaptive=False))
+
+    @property
+    def src_limit(self) -> EndpointLimiter:
+        return self.pacing.endpoint(endpoint_name(self.src))
+
+    @property
+    def dst_limit(self) -> EndpointLimiter:
+        return self.pacing.endpoint(endpoint_name(self.dst))
 
     @property
     def span_blocks(self) -> int:
@@ -65,7 +75,7 @@ async def copy_marker(ctx: TransferContext, dest_key: str) -> None:
     empty = hashlib.md5(b"").digest()
     props = ObjectProps(metadata={FOLDER_KEY: "true"})
     key = dest_key.rstrip("/")
-    await retry(lambda: ctx.dst.put(key, b"", props, empty), ctx.policy)
+    await retry(lambda: ctx.dst.put(key, b"", props, empty), ctx.policy, ctx.dst_limit)
 
 
 async def copy_object(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> None:
@@ -78,11 +88,14 @@ async def copy_object(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> N
 async def _copy_single(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> None:
     await ctx.slots.acquire(1)
     try:
-        r = await retry(lambda: ctx.src.read(src.key, if_match=src.etag), ctx.policy)
+        await ctx.pacing.transfer(src.size)
+        r = await retry(lambda: ctx.src.read(src.key, if_match=src.etag), ctx.policy,
+                        ctx.src_limit)
         md5 = await _md5(r.data)
         _check(src, len(r.data), md5, src.key)
         props = _dest_props(r.props, src)
-        await retry(lambda: ctx.dst.put(dest_key, r.data, props, md5), ctx.policy)
+        await retry(lambda: ctx.dst.put(dest_key, r.data, props, md5), ctx.policy,
+                    ctx.dst_limit)
         ctx.events.emit(BytesMoved(len(r.data)))
     finally:
         ctx.slots.release(1)
@@ -114,7 +127,7 @@ async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> 
     try:
         stream0: RangeStream = await retry(
             lambda: ctx.src.open_range(src.key, spans[0][0], spans[0][1], if_match=src.etag),
-            ctx.policy)
+            ctx.policy, ctx.src_limit)
         upload = await ctx.dst.start_blocks(dest_key, src.size, bs,
                                             _dest_props(stream0.props, src))
     except BaseException:
@@ -125,7 +138,9 @@ async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> 
         # Holds one slot until the block is staged and folded into the whole-object MD5.
         try:
             block_md5 = await _md5(data)
-            await retry(lambda: upload.stage(index, offset, data, block_md5), ctx.policy)
+            await ctx.pacing.transfer(len(data))
+            await retry(lambda: upload.stage(index, offset, data, block_md5), ctx.policy,
+                        ctx.dst_limit)
             ctx.events.emit(BytesMoved(len(data)))
             await hashed.wait()
         finally:
@@ -154,6 +169,8 @@ async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> 
                         raise TransientError(f"{src.key}: ranged read ended early at {pos}")
                 except TransientError as e:
                     # Resume where the stream broke; blocks already cut are kept.
+                    if isinstance(e, ThrottledError):
+                        ctx.src_limit.throttled()
                     attempt += 1
                     if attempt >= ctx.policy.attempts:
                         raise
@@ -196,7 +213,7 @@ async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> 
         await upload.abort()
         raise
     order = [i for span in staged for i in span]
-    await retry(lambda: upload.commit(order, md5), ctx.policy)
+    await retry(lambda: upload.commit(order, md5), ctx.policy, ctx.dst_limit)
 
 
 def _first_error(eg: BaseExceptionGroup[Any]) -> BaseException:
@@ -218,3 +235,9 @@ def _first_error(eg: BaseExceptionGroup[Any]) -> BaseException:
         if not isinstance(e, asyncio.CancelledError):
             return e
     return flat[0]
+
+
+def endpoint_name(store: Store) -> str:
+    """Throttling is per account/bucket: one limiter for each."""
+    u = store.url
+    return f"{u.scheme}://{u.account or ''}/{u.bucket}"

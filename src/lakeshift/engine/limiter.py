@@ -1,0 +1,110 @@
+"""Request pacing per endpoint: an AIMD concurrency limiter and optional rate caps.
+
+AIMD (additive increase, multiplicative decrease, as TCP does): at most ``limit`` requests
+are in flight to an endpoint; a throttled answer (429, 503 SlowDown, ServerBusy) halves the
+limit — at most once per ``cooldown`` seconds, so one burst counts once — and every success
+adds 1/limit, so the limit creeps back up by one per window of successes.  A request-rate
+cap (``--max-requests-per-second``) and a bandwidth cap (``--max-bandwidth``) are token
+buckets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+
+class TokenBucket:
+    """``rate`` tokens a second, bursts up to ``rate`` (one second's worth)."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.tokens = rate
+        self.stamp = time.monotonic()
+        self._lock = asyncio.Lock()
+
+    async def take(self, n: float = 1.0) -> None:
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
+                self.stamp = now
+                # A request larger than the bucket waits until the bucket is full.
+                need = min(n, self.rate)
+                if self.tokens >= need:
+                    self.tokens -= n
+                    return
+                await asyncio.sleep((need - self.tokens) / self.rate)
+
+
+class EndpointLimiter:
+    def __init__(self, name: str, maximum: int, adaptive: bool = True,
+                 max_rps: float | None = None, cooldown: float = 1.0,
+                 on_throttle: Callable[[str, int], None] | None = None) -> None:
+        self.name = name
+        self.maximum = max(1, maximum)
+        self.limit = float(self.maximum)
+        self.adaptive = adaptive
+        self.cooldown = cooldown
+        self.inflight = 0
+        self.lowest = self.maximum
+        self.throttles = 0
+        self._last_cut = 0.0
+        self._cond = asyncio.Condition()
+        self._rps = TokenBucket(max_rps) if max_rps else None
+        self._on_throttle = on_throttle
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        async with self._cond:
+            await self._cond.wait_for(lambda: self.inflight < int(self.limit))
+            self.inflight += 1
+        try:
+            if self._rps is not None:
+                await self._rps.take()
+            yield
+        finally:
+            async with self._cond:
+                self.inflight -= 1
+                self._cond.notify_all()
+
+    def success(self) -> None:
+        if self.adaptive and self.limit < self.maximum:
+            self.limit = min(float(self.maximum), self.limit + 1.0 / self.limit)
+
+    def throttled(self) -> None:
+        self.throttles += 1
+        now = time.monotonic()
+        if self.adaptive and now - self._last_cut >= self.cooldown:
+            self._last_cut = now
+            self.limit = max(1.0, self.limit / 2)
+            self.lowest = min(self.lowest, int(self.limit))
+        if self._on_throttle is not None:
+            self._on_throttle(self.name, int(self.limit))
+
+
+class Pacing:
+    """The limiters of one run: one per endpoint (shared by every partition using it) and
+    the bandwidth cap."""
+
+    def __init__(self, concurrency: int, adaptive: bool = True,
+                 max_rps: float | None = None, max_bandwidth: float | None = None,
+                 on_throttle: Callable[[str, int], None] | None = None) -> None:
+        self.concurrency = concurrency
+        self.adaptive = adaptive
+        self.max_rps = max_rps
+        self.bandwidth = TokenBucket(max_bandwidth) if max_bandwidth else None
+        self.on_throttle = on_throttle
+        self.endpoints: dict[str, EndpointLimiter] = {}
+
+    def endpoint(self, name: str) -> EndpointLimiter:
+        if name not in self.endpoints:
+            self.endpoints[name] = EndpointLimiter(name, self.concurrency, self.adaptive,
+                                                   self.max_rps, on_throttle=self.on_throttle)
+        return self.endpoints[name]
+
+    async def transfer(self, nbytes: int) -> None:
+        if self.bandwidth is not None and nbytes:
+            await self.bandwidth.take(nbytes)
