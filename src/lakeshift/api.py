@@ -32,7 +32,8 @@ def copy(source: str, destination: str, *, concurrency: int = 32,
          block_size: int = 8 * 1024 * 1024, overwrite: Overwrite = "if-different",
          include: tuple[str, ...] = (), exclude: tuple[str, ...] = (), dry_run: bool = False,
          folder_markers: str = "skip", skip_errors: tuple[str, ...] = (),
-         invalid_names: str = "fail", store_options: StoreOptions | None = None,
+         invalid_names: str = "fail", delete_source_after_verify: bool = False,
+         store_options: StoreOptions | None = None,
          subscribers: list[Subscriber] | None = None) -> CopyResult:
     """Copy what ``source`` names into ``destination``; see ``lakeshift copy --help``.
 
@@ -42,7 +43,8 @@ def copy(source: str, destination: str, *, concurrency: int = 32,
     opts = CopyOptions(concurrency=concurrency, block_size=block_size, overwrite=overwrite,
                        include=tuple(include), exclude=tuple(exclude), dry_run=dry_run,
                        folder_markers=folder_markers, skip_errors=frozenset(skip_errors),
-                       invalid_names=invalid_names)
+                       invalid_names=invalid_names,
+                       delete_source=delete_source_after_verify)
     return asyncio.run(copy_async(source_config(source, store_options),
                                   destination_config(destination, store_options), opts,
                                   subscribers))

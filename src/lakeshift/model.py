@@ -68,6 +68,9 @@ class TransferStats:
     skipped_errors: int = 0
     renamed: int = 0
     throttled: int = 0
+    #: --delete-source-after-verify: source objects deleted, and kept (not provable).
+    sources_deleted: int = 0
+    sources_kept: int = 0
     started: float = 0.0
     finished: float = 0.0
 

@@ -104,6 +104,7 @@ def test_a_version_1_control_db_is_upgraded(cli_env: dict[str, str], tmp_path: P
     con = sqlite3.connect(db)
     con.execute("ALTER TABLE lakeshift_failures DROP COLUMN skipped")
     con.execute("DROP TABLE lakeshift_renames")
+    con.execute("DROP TABLE lakeshift_deletions")
     con.execute("UPDATE lakeshift_schema SET version = 1")
     con.commit()
     con.close()

@@ -16,6 +16,7 @@ from lakeshift.cli.options import (
     AzureAuthOpt,
     BlockSizeOpt,
     ConcurrencyOpt,
+    DeleteSourceOpt,
     ExcludeOpt,
     FolderMarkersOpt,
     IncludeOpt,
@@ -75,6 +76,7 @@ def copy(
     max_requests_per_second: MaxRpsOpt = None,
     max_bandwidth: MaxBandwidthOpt = None,
     adaptive: AdaptiveOpt = True,
+    delete_source_after_verify: DeleteSourceOpt = False,
     as_json: JsonOpt = False,
     progress: ProgressOpt = "auto",
     s3_endpoint: S3EndpointOpt = None,
@@ -96,7 +98,7 @@ def copy(
                        skip_errors=parse_skip_errors(skip_errors), invalid_names=invalid_names,
                        adaptive=adaptive, max_requests_per_second=max_requests_per_second,
                        max_bandwidth=parse_size(max_bandwidth, "--max-bandwidth")
-                       if max_bandwidth else None)
+                       if max_bandwidth else None, delete_source=delete_source_after_verify)
     opts.validate()
     so = store_options(s3_endpoint, s3_region, aws_profile, aws_imds, s3_anonymous, azure_auth,
                        allow_http)

@@ -26,6 +26,7 @@ from lakeshift.cli.options import (
     BlockSizeOpt,
     ConcurrencyOpt,
     DbOpt,
+    DeleteSourceOpt,
     ExcludeOpt,
     FolderMarkersOpt,
     IncludeOpt,
@@ -129,6 +130,7 @@ def plan(
     folder_markers: FolderMarkersOpt = "skip",
     skip_errors: SkipErrorsOpt = "",
     invalid_names: InvalidNamesOpt = "fail",
+    delete_source_after_verify: DeleteSourceOpt = False,
     as_json: JsonOpt = False,
     s3_endpoint: S3EndpointOpt = None,
     s3_region: S3RegionOpt = None,
@@ -162,7 +164,8 @@ def plan(
         j = create_plan(control, job, urls[:-1], urls[-1], so, list(prefix or []),
                         partition_by, target_objects, adf_control_table,
                         list(include or ()), list(exclude or ()), overwrite, folder_markers,
-                        sorted(parse_skip_errors(skip_errors)), invalid_names)
+                        sorted(parse_skip_errors(skip_errors)), invalid_names,
+                        delete_source_after_verify)
         if show or as_json:
             print_partitions(control, j, as_json)
         else:
@@ -178,7 +181,7 @@ def create_plan(control: ControlDB, job: str, sources: list[str], dst: str, so: 
                 prefixes: list[str], partition_by: str, target_objects: int,
                 adf_control_table: str | None, include: list[str], exclude: list[str],
                 overwrite: str, folder_markers: str, skip_errors: list[str] | None = None,
-                invalid_names: str = "fail") -> Job:
+                invalid_names: str = "fail", delete_source: bool = False) -> Job:
     """Validate everything, then write the job and its partitions in one transaction."""
     CopyOptions(include=tuple(include), exclude=tuple(exclude),
                 overwrite=overwrite,  # type: ignore[arg-type]
@@ -206,7 +209,8 @@ def create_plan(control: ControlDB, job: str, sources: list[str], dst: str, so: 
     options: dict[str, Any] = {
         "include": include, "exclude": exclude, "overwrite": overwrite,
         "folder_markers": folder_markers, "skip_errors": list(skip_errors or []),
-        "invalid_names": invalid_names, "store": asdict(so), "sources": sources,
+        "invalid_names": invalid_names, "delete_source": delete_source,
+        "store": asdict(so), "sources": sources,
         "adf_source": adf_source}
     control.create_job(job, dst_url.display() if dst_url.scheme != "file" else dst, options,
                        specs, adf_table=adf_control_table)

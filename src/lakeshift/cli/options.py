@@ -55,6 +55,11 @@ AdaptiveOpt = Annotated[bool, typer.Option(
                                      "throttles, then creep back up (AIMD).")]
 
 
+DeleteSourceOpt = Annotated[bool, typer.Option(
+    "--delete-source-after-verify", help="Move: delete each source object once its copy is "
+                                         "verified by MD5 (each deletion is recorded).")]
+
+
 def parse_skip_errors(text: str) -> frozenset[str]:
     return frozenset(p.strip() for p in text.split(",") if p.strip())
 

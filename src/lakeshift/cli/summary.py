@@ -28,6 +28,8 @@ def summary_dict(result: CopyResult, source: str, destination: str) -> dict[str,
         "skipped_errors": s.skipped_errors,
         "renamed": s.renamed,
         "throttled": s.throttled,
+        "sources_deleted": s.sources_deleted,
+        "sources_kept": s.sources_kept,
         "duration_s": round(s.duration, 3),
         "throughput_bytes_per_s": round(s.throughput, 1),
         "objects_per_s": round(s.copied / s.duration, 1) if s.duration > 0 else 0.0,
@@ -36,6 +38,9 @@ def summary_dict(result: CopyResult, source: str, destination: str) -> dict[str,
                       "attempts": f.attempts, "skipped": f.skipped} for f in result.failures],
         "renames": [{"key": r.key, "destination_key": r.destination_key, "rule": r.rule}
                     for r in result.renames],
+        "deletions": [{"key": x.key, "destination_key": x.destination_key, "md5": x.md5,
+                       "deleted": x.kept is None, "kept_because": x.kept}
+                      for x in result.deletions],
     }
 
 
@@ -61,6 +66,9 @@ def print_summary(result: CopyResult, source: str, destination: str, as_json: bo
                      "(--skip-errors / --invalid-names skip)")
     if d["renamed"]:
         lines.append(f"  renamed  {d['renamed']:>10} objects (--invalid-names encode)")
+    if d["sources_deleted"] or d["sources_kept"]:
+        lines.append(f"  moved    {d['sources_deleted']:>10} source objects deleted after "
+                     f"verification, {d['sources_kept']} kept (not provably copied)")
     if d["throttled"]:
         lines.append(f"  throttled {d['throttled']:>9} requests (retried; concurrency adapted)")
     for f in result.failures[:20]:

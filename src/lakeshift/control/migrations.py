@@ -11,13 +11,15 @@ LATEST = 2
 
 
 def _to_2(conn: Any) -> None:
-    """Failures can be skipped on purpose; renamed objects are recorded."""
-    from lakeshift.control.schema import renames
+    """Failures can be skipped on purpose; renamed objects and deleted sources are
+    recorded."""
+    from lakeshift.control.schema import deletions, renames
 
     add = "ADD" if conn.dialect.name == "mssql" else "ADD COLUMN"
     conn.exec_driver_sql(f"ALTER TABLE lakeshift_failures {add} skipped INTEGER NOT NULL "
                          "DEFAULT 0")
     renames.create(conn)
+    deletions.create(conn)
 
 
 STEPS: dict[int, Callable[[Any], None]] = {2: _to_2}

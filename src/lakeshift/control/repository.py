@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine, RowMapping
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from lakeshift.control.db import db_error, display_url, open_engine
-from lakeshift.control.schema import failures, jobs, partitions, renames, runs
+from lakeshift.control.schema import deletions, failures, jobs, partitions, renames, runs
 from lakeshift.errors import UsageError
 
 
@@ -250,6 +250,18 @@ class ControlDB:
                 {"job_id": job_id, "partition_id": partition_id, "source_key": r.key,
                  "destination_key": r.destination_key, "rule": r.rule, "at": now}
                 for r in items])
+
+    def add_deletions(self, job_id: int, partition_id: int | None,
+                      items: Sequence[Any]) -> None:
+        done = [x for x in items if x.kept is None]
+        if not done:
+            return
+        now = utcnow()
+        with self._tx() as conn:
+            conn.execute(deletions.insert(), [
+                {"job_id": job_id, "partition_id": partition_id, "source_key": x.key,
+                 "destination_key": x.destination_key, "md5": x.md5, "at": now}
+                for x in done])
 
     def renames(self, job_id: int) -> Iterator[RowMapping]:
         with self.engine.connect() as conn:

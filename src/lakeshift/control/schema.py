@@ -119,3 +119,16 @@ renames = Table(
     Column("at", DateTime(timezone=True), nullable=False),
     Index("ix_lakeshift_renames_job", "job_id"),
 )
+
+#: Source objects deleted by --delete-source-after-verify; added in version 2.
+deletions = Table(
+    "lakeshift_deletions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", Integer, ForeignKey("lakeshift_jobs.id"), nullable=False),
+    Column("partition_id", Integer, ForeignKey("lakeshift_partitions.id")),
+    Column("source_key", Text, nullable=False),
+    Column("destination_key", Text, nullable=False),
+    Column("md5", String(32), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_lakeshift_deletions_job", "job_id"),
+)

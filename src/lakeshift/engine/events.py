@@ -55,7 +55,18 @@ class Throttled:
     limit: int
 
 
-Event = Listed | ListingDone | BytesMoved | ObjectDone | Renamed | Throttled
+@dataclass(frozen=True, slots=True)
+class SourceDeleted:
+    """--delete-source-after-verify removed a source object (``kept`` says why not, when
+    it was kept)."""
+
+    key: str
+    destination_key: str
+    md5: str
+    kept: str | None = None
+
+
+Event = Listed | ListingDone | BytesMoved | ObjectDone | Renamed | Throttled | SourceDeleted
 
 
 class Subscriber(Protocol):

@@ -20,7 +20,14 @@ from typing import Any
 from sqlalchemy.engine import RowMapping
 
 from lakeshift.control.repository import ControlDB, Job, PartitionSpec, PartitionStats
-from lakeshift.engine.events import Event, EventBus, ObjectDone, Renamed, Subscriber
+from lakeshift.engine.events import (
+    Event,
+    EventBus,
+    ObjectDone,
+    Renamed,
+    SourceDeleted,
+    Subscriber,
+)
 from lakeshift.engine.pipeline import (
     CopyOptions,
     Failure,
@@ -63,6 +70,7 @@ class _Active:
     failures: list[Failure]
     started: float
     renames: list[Rename] = field(default_factory=list)
+    deletions: list[SourceDeleted] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
     lost: bool = False
 
@@ -78,6 +86,7 @@ def job_copy_options(job: Job, concurrency: int, block_size: int, adaptive: bool
                        include=tuple(o.get("include", ())), exclude=tuple(o.get("exclude", ())),
                        folder_markers=o.get("folder_markers", "skip"),
                        skip_errors=frozenset(o.get("skip_errors", ())),
+                       delete_source=bool(o.get("delete_source", False)),
                        invalid_names=o.get("invalid_names", "fail"))
     opts.validate()
     return opts
@@ -94,6 +103,8 @@ class _PartitionCounter:
     def __call__(self, event: Event) -> None:
         if isinstance(event, Renamed):
             self.a.renames.append(Rename(event.key, event.destination_key, event.rule))
+        if isinstance(event, SourceDeleted):
+            self.a.deletions.append(event)
         if isinstance(event, ObjectDone):
             s = self.a.stats
             s.listed += 1
@@ -180,6 +191,7 @@ async def run_job(db: ControlDB, job: Job, batch_count: int, opts: CopyOptions,
             await call(db.finish, row["id"], owner, state, cursor, a.stats, error, duration)
             await call(db.add_failures, job.id, row["id"], run_id, a.failures)
             await call(db.add_renames, job.id, row["id"], a.renames)
+            await call(db.add_deletions, job.id, row["id"], a.deletions)
             if state == "succeeded" and row["adf_prefix"] is not None and job.adf_table:
                 await call(db.adf_mark_success, job.adf_table, row["adf_prefix"])
         if state == "succeeded":

@@ -19,13 +19,19 @@ from lakeshift.engine.events import (
     ListingDone,
     ObjectDone,
     Renamed,
+    SourceDeleted,
     Subscriber,
     Throttled,
 )
 from lakeshift.engine.limiter import Pacing
 from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.slots import SlotPool
-from lakeshift.engine.transfer import TransferContext, copy_marker, copy_object
+from lakeshift.engine.transfer import (
+    TransferContext,
+    copy_marker,
+    copy_object,
+    delete_source_if_verified,
+)
 from lakeshift.engine.watermark import Watermark
 from lakeshift.errors import (
     AuthError,
@@ -66,6 +72,8 @@ class CopyOptions:
     adaptive: bool = True
     max_requests_per_second: float | None = None
     max_bandwidth: float | None = None  # bytes per second
+    #: Move instead of copy: delete each source object once its copy is verified.
+    delete_source: bool = False
 
     def pacing(self, events: EventBus) -> Pacing:
         return Pacing(self.concurrency, self.adaptive, self.max_requests_per_second,
@@ -116,6 +124,7 @@ class CopyResult:
     failures: list[Failure] = field(default_factory=list)
     dry_run: bool = False
     renames: list[Rename] = field(default_factory=list)
+    deletions: list[SourceDeleted] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -126,10 +135,12 @@ class StatsCounter:
     """Keeps TransferStats and the failure list from the events."""
 
     def __init__(self, stats: TransferStats, failures: list[Failure],
-                 renames: list[Rename] | None = None, keep: int = 10_000):
+                 renames: list[Rename] | None = None,
+                 deletions: list[SourceDeleted] | None = None, keep: int = 10_000):
         self.stats = stats
         self.failures = failures
         self.renames = renames if renames is not None else []
+        self.deletions = deletions if deletions is not None else []
         self.keep = keep
 
     def __call__(self, event: object) -> None:
@@ -163,6 +174,13 @@ class StatsCounter:
                 self.renames.append(Rename(event.key, event.destination_key, event.rule))
         elif isinstance(event, Throttled):
             s.throttled += 1
+        elif isinstance(event, SourceDeleted):
+            if event.kept is None:
+                s.sources_deleted += 1
+            else:
+                s.sources_kept += 1
+            if len(self.deletions) < self.keep:
+                self.deletions.append(event)
 
 
 async def check_reachable(fn: Callable[[], Awaitable[None]], label: str,
@@ -186,7 +204,7 @@ async def copy_async(source: StoreConfig, destination: StoreConfig,
     opts.validate()
     stats = TransferStats(started=time.monotonic())
     result = CopyResult(stats, dry_run=opts.dry_run)
-    events = EventBus([StatsCounter(stats, result.failures, result.renames),
+    events = EventBus([StatsCounter(stats, result.failures, result.renames, result.deletions),
                        *(subscribers or [])])
     src = open_store(source)
     dst = open_store(destination)
@@ -297,6 +315,9 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
                 events.emit(Renamed(s.key, root + name, why or ""))
             if not needs_copy(s, d, opts.overwrite):
                 events.emit(ObjectDone(s.key, s.size, "skipped"))
+                if opts.delete_source and not opts.dry_run and d is not None:
+                    # Already there from an earlier run: move it too, when MD5 proves it.
+                    await _move(ctx, s, root + name, None, events)
                 finish(ticket, True)
                 continue
             if opts.dry_run:
@@ -310,7 +331,8 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
     async def work() -> None:
         while (item := await queue.get()) is not None:
             dest_key, s, ticket = item
-            ok = await _transfer_one(ctx, s, dest_key, events, opts.retries, opts.skip_errors)
+            ok = await _transfer_one(ctx, s, dest_key, events, opts.retries, opts.skip_errors,
+                                     opts.delete_source)
             finish(ticket, ok)
 
     async with asyncio.TaskGroup() as tg:
@@ -320,7 +342,8 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
 
 
 async def _transfer_one(ctx: TransferContext, s: ObjectInfo, dest_key: str, events: EventBus,
-                        attempts: int, skip_errors: frozenset[str] = frozenset()) -> bool:
+                        attempts: int, skip_errors: frozenset[str] = frozenset(),
+                        delete_source: bool = False) -> bool:
     """Copy one object, re-copying it after an integrity or change error; an object error
     is recorded and the run goes on (False); auth and usage errors stop the run."""
     attempt = 0
@@ -329,9 +352,12 @@ async def _transfer_one(ctx: TransferContext, s: ObjectInfo, dest_key: str, even
         try:
             if s.is_dir_marker:
                 await copy_marker(ctx, dest_key)
+                md5 = None
             else:
-                await copy_object(ctx, s, dest_key)
+                md5 = await copy_object(ctx, s, dest_key)
             events.emit(ObjectDone(s.key, s.size, "copied", attempts=attempt))
+            if delete_source and not s.is_dir_marker:
+                await _move(ctx, s, dest_key, md5, events)
             return True
         except (AuthError, UsageError):
             raise
@@ -351,6 +377,15 @@ async def _transfer_one(ctx: TransferContext, s: ObjectInfo, dest_key: str, even
                 return True
             _failed(events, s, e, attempt)
             return False
+
+
+async def _move(ctx: TransferContext, s: ObjectInfo, dest_key: str, md5: bytes | None,
+                events: EventBus) -> None:
+    try:
+        kept = await delete_source_if_verified(ctx, s, dest_key, md5)
+    except LakeshiftError as e:
+        kept = f"could not delete the source: {e}"
+    events.emit(SourceDeleted(s.key, dest_key, md5.hex() if md5 else "", kept))
 
 
 def _failed(events: EventBus, s: ObjectInfo, e: LakeshiftError, attempts: int) -> None:

@@ -78,14 +78,14 @@ async def copy_marker(ctx: TransferContext, dest_key: str) -> None:
     await retry(lambda: ctx.dst.put(key, b"", props, empty), ctx.policy, ctx.dst_limit)
 
 
-async def copy_object(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> None:
+async def copy_object(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> bytes:
+    """Copy one object; returns the MD5 of the bytes read (and written)."""
     if src.size <= ctx.block_size:
-        await _copy_single(ctx, src, dest_key)
-    else:
-        await _copy_blocks(ctx, src, dest_key)
+        return await _copy_single(ctx, src, dest_key)
+    return await _copy_blocks(ctx, src, dest_key)
 
 
-async def _copy_single(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> None:
+async def _copy_single(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> bytes:
     await ctx.slots.acquire(1)
     try:
         await ctx.pacing.transfer(src.size)
@@ -97,6 +97,7 @@ async def _copy_single(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> 
         await retry(lambda: ctx.dst.put(dest_key, r.data, props, md5), ctx.policy,
                     ctx.dst_limit)
         ctx.events.emit(BytesMoved(len(r.data)))
+        return md5
     finally:
         ctx.slots.release(1)
 
@@ -106,7 +107,7 @@ async def _copy_single(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> 
 _SPAN_STRIDE = 100_000
 
 
-async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> None:
+async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> bytes:
     """A large object: spans of ``span_blocks`` blocks, each span one streamed ranged GET.
     Every chunk the stream delivers (≥ block size, except a span's last) becomes a block,
     staged in parallel with the others without being copied; the whole-object MD5 is
@@ -214,6 +215,51 @@ async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> 
         raise
     order = [i for span in staged for i in span]
     await retry(lambda: upload.commit(order, md5), ctx.policy, ctx.dst_limit)
+    return md5
+
+
+async def delete_source_if_verified(ctx: TransferContext, src: ObjectInfo, dest_key: str,
+                                    md5: bytes | None) -> str | None:
+    """Delete ``src`` once its copy at ``dest_key`` is proven by MD5; return None when
+    deleted, else why the source was kept.
+
+    Proof: the destination has the source's size and a Content-MD5 (equal to ``md5``, the
+    MD5 of the bytes this run wrote, when given); that MD5 equals the source's own MD5 —
+    or, for a source without one (S3 multipart, local files), the MD5 of the source read
+    again now; and the source is still the version that was copied (same ETag)."""
+    d = await retry(lambda: ctx.dst.exists(dest_key), ctx.policy, ctx.dst_limit)
+    if d is None or d.size != src.size:
+        return "the destination copy is missing or has another size"
+    if d.md5 is None:
+        return "the destination has no Content-MD5 to prove the copy"
+    if md5 is not None and d.md5 != md5:
+        return "the destination's Content-MD5 is not the MD5 of the bytes written"
+    if src.md5 is not None:
+        if src.md5 != d.md5:
+            return "the source's MD5 differs from the destination's Content-MD5"
+    elif await rehash(ctx, src) != d.md5:
+        return "the source, read again, does not match the destination's Content-MD5"
+    cur = await retry(lambda: ctx.src.exists(src.key), ctx.policy, ctx.src_limit)
+    if cur is None or cur.etag != src.etag or cur.size != src.size:
+        return "the source changed after it was copied"
+    await retry(lambda: ctx.src.delete(src.key), ctx.policy, ctx.src_limit)
+    return None
+
+
+async def rehash(ctx: TransferContext, src: ObjectInfo) -> bytes:
+    """MD5 of the source object's bytes, read again (one slot of memory)."""
+    hasher = hashlib.md5()
+    if src.size:
+        await ctx.slots.acquire(1)
+        try:
+            stream = await retry(lambda: ctx.src.open_range(src.key, 0, src.size,
+                                                            if_match=src.etag),
+                                 ctx.policy, ctx.src_limit)
+            async for chunk in stream.chunks(ctx.block_size):
+                await asyncio.to_thread(hasher.update, chunk)
+        finally:
+            ctx.slots.release(1)
+    return hasher.digest()
 
 
 def _first_error(eg: BaseExceptionGroup[Any]) -> BaseException:
