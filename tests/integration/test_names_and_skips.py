@@ -115,3 +115,21 @@ def test_a_version_1_control_db_is_upgraded(cli_env: dict[str, str], tmp_path: P
     cols = [r[1] for r in con.execute("pragma table_info(lakeshift_failures)")]
     assert "skipped" in cols
     assert con.execute("select count(*) from lakeshift_renames").fetchone()[0] == 0
+
+
+def test_verify_pairs_renamed_objects_and_reports_renamings(
+        cli_env: dict[str, str], s3: Any, bucket: str, container: str, blob_service: Any,
+        tmp_path: Path) -> None:
+    _seed(s3, bucket)
+    res = lakeshift.copy(f"s3://{bucket}/n/", f"az://{container}/v/", invalid_names="encode")
+    assert res.exit_code == 0 and len(res.renames) == 5  # Azurite is flat: no collision
+    p = cli("verify", f"s3://{bucket}/n/", f"az://{container}/v/", "--invalid-names", "encode",
+            "--report", str(tmp_path / "r"), "--json", env=cli_env)
+    s = json.loads(p.stdout)
+    assert p.returncode == 0, s
+    assert (s["checked"], s["verified"], s["extra"], s["missing"]) == (8, 8, 0, 0)
+    # Without the setting, the renamed objects look missing and their new names extra.
+    p = cli("verify", f"s3://{bucket}/n/", f"az://{container}/v/", "--report",
+            str(tmp_path / "r2"), "--json", env=cli_env)
+    s = json.loads(p.stdout)
+    assert p.returncode == 1 and s["missing"] == 5 and s["extra"] == 5

@@ -64,6 +64,11 @@ def verify(
                                              help="Objects read at the same time.")] = 16,
     include: IncludeOpt = None,
     exclude: ExcludeOpt = None,
+    invalid_names: Annotated[str, typer.Option(
+        "--invalid-names", help="As the copy was run: encode looks renamed objects up under "
+                                "their encoded names; skip reports skipped names as "
+                                "unverifiable. A job's own setting is used with --job.")
+    ] = "fail",
     as_json: JsonOpt = False,
     s3_endpoint: S3EndpointOpt = None,
     s3_region: S3RegionOpt = None,
@@ -79,12 +84,14 @@ def verify(
     if job:
         if urls:
             raise UsageError("give SRC DST, or --job, not both")
-        pairs, label = _job_pairs(db, job, so)
+        pairs, label, invalid_names = _job_pairs(db, job, so)
     elif len(urls) == 2:
         pairs = [(source_config(urls[0], so), destination_config(urls[1], so), None, None)]
         label = f"{urls[0]} → {urls[1]}"
     else:
         raise UsageError("verify needs SRC DST (or --job NAME)")
+    if invalid_names not in ("fail", "skip", "encode"):
+        raise UsageError("--invalid-names must be fail, skip or encode")
     if not 1 <= concurrency <= 256:
         raise UsageError("--concurrency must be between 1 and 256")
     prefix = report or Path(time.strftime("lakeshift-verify-%Y%m%d-%H%M%S"))
@@ -95,7 +102,8 @@ def verify(
         raise UsageError(f"cannot write the report {csv_path}: {e.strerror}") from None
     with fh:
         opts = VerifyOptions(deep=deep, concurrency=concurrency,
-                             include=tuple(include or ()), exclude=tuple(exclude or ()))
+                             include=tuple(include or ()), exclude=tuple(exclude or ()),
+                             invalid_names=invalid_names)
         result = asyncio.run(verify_async(pairs, opts, Report(fh)))
     summary = write_summary(json_path, result, {"verified_what": label, "deep": deep,
                                                 "report_csv": str(csv_path)})
@@ -115,7 +123,7 @@ def verify(
     return result.exit_code
 
 
-def _job_pairs(db: str, job: str, so: StoreOptions) -> tuple[list[Pair], str]:
+def _job_pairs(db: str, job: str, so: StoreOptions) -> tuple[list[Pair], str, str]:
     control = ControlDB(db)
     try:
         j = control.job(job)
@@ -127,6 +135,7 @@ def _job_pairs(db: str, job: str, so: StoreOptions) -> tuple[list[Pair], str]:
                               range_end=r["range_end"])
             pairs.append((StoreConfig(parse_url(r["source"]), options),
                           StoreConfig(parse_url(r["destination"]), options), spec, None))
-        return pairs, f"job {job} ({len(pairs)} partitions)"
+        return (pairs, f"job {job} ({len(pairs)} partitions)",
+                str(j.options.get("invalid_names", "fail")))
     finally:
         control.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import functools
 import hashlib
 import json
 import re
@@ -22,7 +23,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from lakeshift.engine.events import EventBus
-from lakeshift.engine.pipeline import check_reachable, dest_items, dest_prefix, source_items
+from lakeshift.engine.pipeline import (
+    DestinationNamer,
+    check_reachable,
+    dest_items,
+    dest_prefix,
+    source_items,
+)
 from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.slots import SlotPool
 from lakeshift.errors import LakeshiftError
@@ -141,6 +148,10 @@ class VerifyOptions:
     concurrency: int = 16
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    #: As the copy was run: with "encode", renamed objects are looked up under their
+    #: destination names; with "skip", objects with invalid names are reported as
+    #: unverifiable (not copied on purpose).
+    invalid_names: str = "fail"
 
 
 async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts: VerifyOptions,
@@ -149,9 +160,12 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
     """Verify what ``spec`` names on ``src`` against ``dst`` under ``root``."""
     await check_reachable(src.check_source, "source", policy)
     await check_reachable(dst.check_source, "destination", policy)
-    queue: asyncio.Queue[tuple[str, ObjectInfo, ObjectInfo] | None] = asyncio.Queue(
+    queue: asyncio.Queue[tuple[str, ObjectInfo, ObjectInfo | str] | None] = asyncio.Queue(
         maxsize=opts.concurrency * 4)
     names = NameFilter(opts.include, opts.exclude)
+    namer = DestinationNamer(opts.invalid_names, dst.capabilities.hierarchical)
+    renamed_to: set[str] = set()
+    maybe_extra: list[ObjectInfo] = []  # destination-only names that may be renamings
 
     def dest_kept(item: tuple[str, ObjectInfo]) -> bool:
         rel, d = item
@@ -171,10 +185,27 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
             result.reasons[detail] += 1
         report.row(name, kind, s, d, s_sum, d_sum, detail)
 
+    async def named_source() -> Any:
+        """Source names as the copy wrote them; renamed objects are checked on the side."""
+        async for rel, s in source_items(src, spec, names, EventBus()):
+            if s.is_dir_marker:
+                continue
+            new, why = namer(rel)
+            if new is None and opts.invalid_names == "skip":
+                result.checked += 1
+                differ(rel, "unverifiable", s, None, detail=f"not copied on purpose: "
+                       f"{(why or '').split(':')[0]}")
+            elif new is not None and new != rel:
+                result.checked += 1
+                renamed_to.add(root + new)
+                await queue.put((rel, s, root + new))
+            else:
+                yield rel, s
+
     async def produce() -> None:
-        async for name, s, d in outer_merge(source_items(src, spec, names, EventBus()),
-                                            dest()):
-            if s is not None and s.is_dir_marker:
+        async for name, s, d in outer_merge(named_source(), dest()):
+            if s is None and d is not None and "%" in d.key and opts.invalid_names == "encode":
+                maybe_extra.append(d)  # decided at the end, once every renaming is known
                 continue
             result.checked += 1
             if d is None:
@@ -198,9 +229,25 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
         while (item := await queue.get()) is not None:
             name, s, d = item
             try:
-                await _deep_check(name, s, d)
+                if isinstance(d, str):  # a renamed object: look it up under its new name
+                    found = await retry(functools.partial(dst.exists, d), policy)
+                    if found is None:
+                        differ(name, "missing", s, None, detail=f"not at the destination "
+                               f"under its encoded name {d}")
+                    elif found.size != s.size:
+                        differ(name, "size", s, found, detail=f"{s.size} != {found.size} bytes")
+                    elif not opts.deep and s.md5 is not None and found.md5 is not None:
+                        if s.md5 == found.md5:
+                            result.verified += 1
+                        else:
+                            differ(name, "checksum", s, found, s.md5.hex(), found.md5.hex(),
+                                   "source MD5 != destination Content-MD5")
+                    else:
+                        await _deep_check(name, s, found)
+                else:
+                    await _deep_check(name, s, d)
             except LakeshiftError as e:
-                differ(name, "unverifiable", s, d, detail=f"could not read: {e.kind}")
+                differ(name, "unverifiable", s, None, detail=f"could not read: {e.kind}")
 
     async def _deep_check(name: str, s: ObjectInfo, d: ObjectInfo) -> None:
         m = _MULTIPART.match(s.etag or "") if s.md5 is None else None
@@ -238,6 +285,10 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
         tg.create_task(produce())
         for _ in range(opts.concurrency):
             tg.create_task(work())
+    for d in maybe_extra:
+        if d.key not in renamed_to:
+            result.checked += 1
+            differ(d.key[len(root):], "extra", None, d, detail="only at the destination")
 
 
 def write_summary(path: Path, result: VerifyResult, extra: dict[str, Any]) -> dict[str, Any]:
