@@ -136,3 +136,34 @@ def test_missing_source_bucket_or_container(url: str, needle: str, s3_env: Any,
                                             azure_env: Any, tmp_path: Any) -> None:
     with pytest.raises(lakeshift.UsageError, match=needle):
         lakeshift.copy(url, str(tmp_path / "out"))
+
+
+def test_expiring_aws_credentials_are_refreshed_during_a_copy(
+        s3: Any, bucket: str, blob_service: Any, container: str, tmp_path: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A credential_process profile hands out credentials that expire in a minute; botocore
+    refreshes them before they expire and lakeshift picks up each new set."""
+    import sys
+
+    for i in range(40):
+        s3.put_object(Bucket=bucket, Key=f"r/{i}", Body=b"x" * 100)
+    calls = tmp_path / "calls"
+    script = tmp_path / "creds.py"
+    script.write_text(
+        "import datetime, json, pathlib\n"
+        f"p = pathlib.Path({str(calls)!r}); n = int(p.read_text()) if p.exists() else 0\n"
+        "p.write_text(str(n + 1))\n"
+        "exp = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=60)\n"
+        "print(json.dumps({'Version': 1, 'AccessKeyId': f'AKIAROT{n:04d}', "
+        "'SecretAccessKey': f'rotating-secret-{n}', "
+        "'Expiration': exp.isoformat()}))\n")
+    config = tmp_path / "config"
+    config.write_text(f"[profile rot]\ncredential_process = {sys.executable} {script}\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    res = lakeshift.copy(f"s3://{bucket}/r/", f"az://{container}/r/", concurrency=4,
+                         store_options=lakeshift.StoreOptions(aws_profile="rot"))
+    assert res.exit_code == 0 and res.stats.copied == 40
+    # Credentials closer than 15 minutes to expiry are refreshed before use.
+    assert int(calls.read_text()) > 2

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 from lakeshift.errors import AuthError, UsageError
@@ -75,7 +76,8 @@ def obstore_provider(settings: AwsSettings) -> Callable[[], Any] | None:
         if frozen.token:
             out["token"] = frozen.token
         expiry = getattr(creds, "_expiry_time", None)
-        out["expires_at"] = expiry
+        # obstore accepts only datetime.timezone.utc; botocore gives dateutil's tzlocal/tzutc.
+        out["expires_at"] = expiry.astimezone(UTC) if expiry is not None else None
         return out
 
     return provide

@@ -46,7 +46,9 @@ def translate(exc: BaseException, what: str) -> LakeshiftError:
     if isinstance(exc, FileNotFoundError | obx.NotFoundError):
         return NotFoundError(f"{what}: not found")
     if isinstance(exc, obx.UnauthenticatedError) or any(c in text for c in _AUTH_CODES):
-        return AuthError(f"{what}: credentials rejected ({_code(text)})")
+        code = _code(text)
+        detail = "" if code != "403" else f": {first[:200]}"
+        return AuthError(f"{what}: credentials rejected ({code}){detail}")
     if isinstance(exc, obx.PermissionDeniedError):
         return ForbiddenError(f"{what}: permission denied ({_code(text)})")
     m = _STATUS.search(text)
