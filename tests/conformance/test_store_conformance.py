@@ -179,3 +179,15 @@ def test_missing_source_root_is_a_usage_error(store_url: str) -> None:
             await store.close()
 
     asyncio.run(main())
+
+
+def test_delimiter_listing_gives_child_folders_and_direct_objects(store_url: str) -> None:
+    async def body(store: Store) -> None:
+        await _seed(store, KEYS)
+        folders, objects = await store.list_folders("")
+        assert folders == ["a/", "b/"]
+        assert [o.key for o in objects] == ["a-b", "a.txt", "a0", "c"]
+        folders, objects = await store.list_folders("a/")
+        assert folders == ["a/c/"] and [o.key for o in objects] == ["a/b"]
+
+    run(store_url, body)

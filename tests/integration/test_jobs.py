@@ -3,6 +3,7 @@ control DB in SQLite and in PostgreSQL."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -117,8 +118,10 @@ def test_auto_partitioning_cuts_key_ranges_that_cover_everything_once(
                   env=cli_env)
     assert p.returncode == 0, p.stderr
     parts = json.loads(p.stdout)["partition_table"]
-    assert len(parts) == 5 and parts[0]["range_start"] == "big/x/f0000.bin"
-    assert parts[1]["range_start"] == parts[0]["range_end"]
+    # Two folders of 25 with a target of 12: each cut into 12 + 12 + 1; the ranges follow
+    # each other without gaps.
+    assert len(parts) == 6 and parts[0]["range_start"] == "big/x/f0000.bin"
+    assert all(a["range_end"] == b["range_start"] for a, b in itertools.pairwise(parts))
     r = lakeshift("run", "--job", "auto", "--db", db, "--batch-count", "3", "--json",
                   env=cli_env)
     s = json.loads(r.stdout)
@@ -321,3 +324,23 @@ def test_python_api_plan_job_and_run_job(s3_env: Any, azure_env: Any, s3: Any, b
     assert (result.succeeded, result.failed, result.stats.copied, result.exit_code) == \
         (2, 0, 6, 0)
     assert len(blobs(blob_service, container, "api/")) == 6
+
+
+def test_auto_partitioning_follows_folders_that_fit(
+        cli_env: dict[str, str], s3: Any, bucket: str, tmp_path: Path) -> None:
+    _seed(s3, bucket, ["t/a/", "t/b/", "t/c/"], 5)
+    _seed(s3, bucket, ["t/"], 2)  # objects directly in the root
+    for target, want in ((8, 3), (12, 2)):
+        db = f"sqlite:///{tmp_path}/f{target}.db"
+        p = lakeshift("plan", f"s3://{bucket}/t/", str(tmp_path / "o"), "--job", "f",
+                      "--db", db, "--partition-by", "auto", "--target-objects", str(target),
+                      "--json", env=cli_env)
+        parts = json.loads(p.stdout)["partition_table"]
+        prefixes = [x["prefix"] for x in parts if not x["range_start"]]
+        if target == 8:  # each folder (5 ≥ 8/2) is its own partition; the root's 2 objects
+            assert prefixes == ["t/a/", "t/b/", "t/c/"] and len(parts) == 4
+        else:  # small neighbours grouped into ranges of at most 12
+            assert prefixes == [] and len(parts) == want
+        r = lakeshift("run", "--job", "f", "--db", db, "--json", env=cli_env)
+        s = json.loads(r.stdout)
+        assert r.returncode == 0 and s["copied"] + s["skipped"] == 17  # every object, once

@@ -56,7 +56,7 @@ from lakeshift.engine.retry import RetryPolicy
 from lakeshift.errors import UsageError
 from lakeshift.plan.partitioner import (
     PlannedSource,
-    auto_ranges,
+    auto_partitions,
     bucket_url,
     check_overlaps,
     from_prefixes,
@@ -247,7 +247,7 @@ async def _plan_sources(sources: list[str], dst: str, so: StoreOptions, prefixes
             base = bucket_url(text, cfg.url.bucket, cfg.url.scheme, cfg.url.account)
             planned = PlannedSource(text, spec, base, dest)
             if partition_by == "auto":
-                specs += await auto_ranges(store, planned, target)
+                specs += await auto_partitions(store, planned, target)
             else:
                 specs += from_prefixes(planned, prefixes)
         finally:

@@ -9,6 +9,7 @@ cursor, so the first run and a resumed run are the same code.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -90,4 +91,92 @@ async def auto_ranges(store: Store, src: PlannedSource, target: int) -> list[Par
     specs.append(PartitionSpec(src.bucket_url, src.spec.list_prefix, src.spec.rel_base,
                                src.destination, range_start=first if specs else None,
                                range_end=None, cursor=prev_last))
+    return specs
+
+
+@dataclass
+class _Chunk:
+    """Consecutive keys (at most ``target``) of one folder, or of the objects directly
+    under the root; ``folder`` is set when the chunk is the whole of that folder."""
+
+    first: str
+    last: str
+    count: int
+    folder: str | None = None
+
+
+async def _folder_chunks(store: Store, folder: str, target: int,
+                         gate: asyncio.Semaphore) -> list[_Chunk]:
+    async with gate:
+        out: list[_Chunk] = []
+        first = last = ""
+        n = 0
+        async for page in store.list_pages(folder):
+            for obj in page:
+                if n == target:
+                    out.append(_Chunk(first, last, n))
+                    n = 0
+                if n == 0:
+                    first = obj.key
+                last = obj.key
+                n += 1
+        if n:
+            out.append(_Chunk(first, last, n))
+        if len(out) == 1:
+            out[0].folder = folder
+        return out
+
+
+async def auto_partitions(store: Store, src: PlannedSource, target: int,
+                          parallel: int = 8) -> list[PartitionSpec]:
+    """Partitions of about ``target`` objects that follow the folder tree.
+
+    A delimiter listing finds the root's child folders; the folders are then listed in
+    parallel and cut every ``target`` keys.  A folder that fits becomes one prefix partition;
+    small folders and the root's own objects next to each other are grouped into a key
+    range; a big folder becomes several ranges.  Partitions describe the source as listed
+    now (objects added later are the delta sync's business).
+    """
+    if target < 1:
+        raise UsageError("--target-objects must be at least 1")
+    root = src.spec.list_prefix
+    if root and not root.endswith("/"):
+        return await auto_ranges(store, src, target)
+    folders, direct = await store.list_folders(root, max_objects=max(target, 100_000))
+    if direct is None:  # a huge flat folder: one streamed pass of key ranges instead
+        return await auto_ranges(store, src, target)
+    gate = asyncio.Semaphore(parallel)
+    per_folder = await asyncio.gather(*(_folder_chunks(store, f, target, gate)
+                                        for f in folders))
+    chunks = [c for cs in per_folder for c in cs]
+    for i in range(0, len(direct), target):
+        part = direct[i:i + target]
+        chunks.append(_Chunk(part[0].key, part[-1].key, len(part)))
+    chunks.sort(key=lambda c: c.first)
+    if not chunks:
+        return from_prefixes(src, [])
+    # Each unit becomes one partition: a folder that is big enough on its own, a full
+    # chunk of a big folder, or a group of small neighbours adding up to at most target.
+    units: list[list[_Chunk]] = []
+    open_group = False
+    for c in chunks:
+        if (c.folder is not None and c.count * 2 >= target) or c.count >= target:
+            units.append([c])
+            open_group = False
+        elif open_group and sum(x.count for x in units[-1]) + c.count <= target:
+            units[-1].append(c)
+        else:
+            units.append([c])
+            open_group = True
+    specs: list[PartitionSpec] = []
+    for i, unit in enumerate(units):
+        only = unit[0]
+        if len(unit) == 1 and only.folder is not None:
+            specs.append(PartitionSpec(src.bucket_url, only.folder, src.spec.rel_base,
+                                       src.destination))
+            continue
+        nxt = units[i + 1][0].first if i + 1 < len(units) else None
+        prev_last = units[i - 1][-1].last if i else None
+        specs.append(PartitionSpec(src.bucket_url, root, src.spec.rel_base, src.destination,
+                                   range_start=unit[0].first, range_end=nxt, cursor=prev_last))
     return specs

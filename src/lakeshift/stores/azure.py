@@ -133,6 +133,25 @@ class AzureBlobStore:
             if items:
                 yield items
 
+    async def list_folders(self, prefix: str, max_objects: int = 100_000
+                           ) -> tuple[list[str], list[ObjectInfo] | None]:
+        from azure.storage.blob.aio import BlobPrefix
+
+        folders: list[str] = []
+        objects: list[ObjectInfo] | None = []
+        try:
+            async for item in self._container.walk_blobs(name_starts_with=prefix or None,
+                                                        include=["metadata"], delimiter="/"):
+                if isinstance(item, BlobPrefix):
+                    folders.append(item.name)
+                elif objects is not None:
+                    objects.append(_info(item))
+                    if len(objects) > max_objects:
+                        objects = None
+        except Exception as e:
+            raise sdk_error(e, self._where(prefix)) from None
+        return folders, objects
+
     async def check_source(self) -> None:
         try:
             await self._container.get_container_properties()

@@ -68,6 +68,16 @@ class Lister(Protocol):
         ...
 
 
+class PrefixLister(Protocol):
+    async def list_folders(self, prefix: str, max_objects: int = 100_000
+                           ) -> tuple[list[str], list[ObjectInfo] | None]:
+        """One level of the tree under the folder ``prefix`` (ending in "/" or empty): the
+        child folder prefixes (each ending in "/") and the objects directly in it, both in
+        key order (a delimiter listing).  Objects is None when there are more than
+        ``max_objects`` of them (the caller must not hold them all)."""
+        ...
+
+
 class Reader(Protocol):
     async def read(self, key: str, start: int | None = None, end: int | None = None,
                    if_match: str | None = None) -> ReadResult:
@@ -115,7 +125,7 @@ class Writer(Protocol):
         ...
 
 
-class Store(Lister, Reader, Writer, Protocol):
+class Store(Lister, PrefixLister, Reader, Writer, Protocol):
     capabilities: Capabilities
     url: StoreURL
 

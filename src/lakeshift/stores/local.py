@@ -53,6 +53,28 @@ class LocalStore:
                 return
             yield page
 
+    async def list_folders(self, prefix: str, max_objects: int = 100_000
+                           ) -> tuple[list[str], list[ObjectInfo] | None]:
+        def scan() -> tuple[list[str], list[ObjectInfo] | None]:
+            base = self._path(prefix.rstrip("/")) if prefix else self.root
+            folders, objects = [], []
+            try:
+                entries = sorted(os.scandir(base), key=lambda e: e.name)
+            except (FileNotFoundError, NotADirectoryError):
+                return [], []
+            for e in entries:
+                if e.name.startswith(_PARTIAL):
+                    continue
+                if e.is_dir(follow_symlinks=True):
+                    folders.append(prefix + e.name + "/")
+                else:
+                    objects.append(_info(prefix + e.name, e.stat(follow_symlinks=True)))
+            folders.sort()
+            objects.sort(key=lambda o: o.key)
+            return folders, objects if len(objects) <= max_objects else None
+
+        return await asyncio.to_thread(scan)
+
     async def check_source(self) -> None:
         if not os.path.isdir(self.root):
             if os.path.isfile(self.root):

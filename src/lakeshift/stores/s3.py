@@ -124,6 +124,26 @@ class S3Store:
                 return
             token = resp["NextContinuationToken"]
 
+    async def list_folders(self, prefix: str, max_objects: int = 100_000
+                           ) -> tuple[list[str], list[ObjectInfo] | None]:
+        folders: list[str] = []
+        objects: list[ObjectInfo] | None = []
+        token: str | None = None
+        while True:
+            kw: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "Delimiter": "/",
+                                  "MaxKeys": 1000}
+            if token:
+                kw["ContinuationToken"] = token
+            resp = await asyncio.to_thread(self._call, "list_objects_v2", kw, prefix)
+            folders += [p["Prefix"] for p in resp.get("CommonPrefixes", ())]
+            if objects is not None:
+                objects += [_info(o) for o in resp.get("Contents", ())]
+                if len(objects) > max_objects:
+                    objects = None
+            if not resp.get("IsTruncated"):
+                return folders, objects
+            token = resp["NextContinuationToken"]
+
     def _call(self, op: str, kw: dict[str, Any], what: str) -> Any:
         import botocore.exceptions as bex
 
