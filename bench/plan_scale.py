@@ -3,8 +3,9 @@
   python bench/plan_scale.py            # 100,000 and 1,000,000 keys, each in a fresh process
 
 Each size runs in its own process under /usr/bin/time: a synthetic store yields sorted keys
-page by page (1,000 a page, like S3); `plan --partition-by auto` cuts them into ranges of
-10,000 and writes the job to a SQLite control DB; then a dry-run pipeline lists every key
+page by page (1,000 a page, like S3) in folders of 1,000; `plan --partition-by auto` lists
+the folders in parallel, groups them into partitions of about 10,000 and writes the job to a
+SQLite control DB; then a dry-run pipeline lists every key
 through the same listing/compare path a copy uses. RSS must stay flat as keys grow.
 """
 
@@ -27,7 +28,7 @@ from lakeshift.engine.pipeline import CopyOptions, StatsCounter, run_pipeline  #
 from lakeshift.engine.retry import RetryPolicy  # noqa: E402
 from lakeshift.engine.slots import SlotPool  # noqa: E402
 from lakeshift.model import ObjectInfo, TransferStats  # noqa: E402
-from lakeshift.plan.partitioner import PlannedSource, auto_ranges  # noqa: E402
+from lakeshift.plan.partitioner import PlannedSource, auto_partitions  # noqa: E402
 from lakeshift.plan.source import SourceSpec  # noqa: E402
 from lakeshift.stores.base import StoreConfig  # noqa: E402
 from lakeshift.stores.local import LocalStore  # noqa: E402
@@ -44,11 +45,19 @@ class SyntheticStore:
     def key(self, i: int) -> str:
         return f"data/d{i // 1000:04d}/obj{i:07d}.bin"
 
+    async def list_folders(self, prefix: str, max_objects: int = 100_000
+                           ) -> tuple[list[str], list[ObjectInfo]]:
+        return [f"data/d{d:04d}/" for d in range(-(-self.n // 1000))], []
+
     async def list_pages(self, prefix: str, start_after: str | None = None
                          ) -> AsyncIterator[Sequence[ObjectInfo]]:
-        for base in range(0, self.n, 1000):
+        lo, hi = 0, self.n
+        if prefix.startswith("data/d") and len(prefix) > 6:
+            folder = int(prefix[6:10])
+            lo, hi = folder * 1000, min((folder + 1) * 1000, self.n)
+        for base in range(lo, hi, 1000):
             page = [ObjectInfo(self.key(i), 1024, None, f"{i:032x}", None)
-                    for i in range(base, min(base + 1000, self.n))]
+                    for i in range(base, min(base + 1000, hi))]
             page = [o for o in page if start_after is None or o.key > start_after]
             if page:
                 yield page
@@ -59,8 +68,9 @@ async def child(n: int) -> None:
     store = SyntheticStore(n)
     spec = SourceSpec("data/", "data/")
     t0 = time.monotonic()
-    specs = await auto_ranges(store, PlannedSource("s3://synthetic/data/", spec,  # type: ignore[arg-type]
-                                                   "s3://synthetic/", "/tmp/out/"), 10_000)
+    specs = await auto_partitions(store,  # type: ignore[arg-type]
+                                  PlannedSource("s3://synthetic/data/", spec, "s3://synthetic/",
+                                                "/tmp/out/"), 10_000)
     with tempfile.TemporaryDirectory() as tmp:
         db = ControlDB(f"sqlite:///{tmp}/plan.db", create=True)
         db.create_job("scale", "/tmp/out", {}, specs)
