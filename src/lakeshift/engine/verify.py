@@ -202,25 +202,33 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
             else:
                 yield rel, s
 
+    def settled_by_listing(name: str, s: ObjectInfo, d: ObjectInfo | None,
+                           missing: str) -> bool:
+        """Decide from listings alone when possible (missing, size, both MD5s known)."""
+        if d is None:
+            differ(name, "missing", s, None, detail=missing)
+        elif s.size != d.size:
+            differ(name, "size", s, d, detail=f"{s.size} != {d.size} bytes")
+        elif not opts.deep and s.md5 is not None and d.md5 is not None:
+            if s.md5 == d.md5:
+                result.verified += 1
+            else:
+                differ(name, "checksum", s, d, s.md5.hex(), d.md5.hex(),
+                       "source MD5 != destination Content-MD5")
+        else:
+            return False
+        return True
+
     async def produce() -> None:
         async for name, s, d in outer_merge(named_source(), dest()):
             if s is None and d is not None and "%" in d.key and opts.invalid_names == "encode":
                 maybe_extra.append(d)  # decided at the end, once every renaming is known
                 continue
             result.checked += 1
-            if d is None:
-                differ(name, "missing", s, None, detail="not at the destination")
-            elif s is None:
+            if s is None:
                 differ(name, "extra", None, d, detail="only at the destination")
-            elif s.size != d.size:
-                differ(name, "size", s, d, detail=f"{s.size} != {d.size} bytes")
-            elif not opts.deep and s.md5 is not None and d.md5 is not None:
-                if s.md5 == d.md5:
-                    result.verified += 1
-                else:
-                    differ(name, "checksum", s, d, s.md5.hex(), d.md5.hex(),
-                           "source MD5 != destination Content-MD5")
-            else:
+            elif not settled_by_listing(name, s, d, "not at the destination"):
+                assert d is not None
                 await queue.put((name, s, d))
         for _ in range(opts.concurrency):
             await queue.put(None)
@@ -231,18 +239,9 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
             try:
                 if isinstance(d, str):  # a renamed object: look it up under its new name
                     found = await retry(functools.partial(dst.exists, d), policy)
-                    if found is None:
-                        differ(name, "missing", s, None, detail=f"not at the destination "
-                               f"under its encoded name {d}")
-                    elif found.size != s.size:
-                        differ(name, "size", s, found, detail=f"{s.size} != {found.size} bytes")
-                    elif not opts.deep and s.md5 is not None and found.md5 is not None:
-                        if s.md5 == found.md5:
-                            result.verified += 1
-                        else:
-                            differ(name, "checksum", s, found, s.md5.hex(), found.md5.hex(),
-                                   "source MD5 != destination Content-MD5")
-                    else:
+                    missing = f"not at the destination under its encoded name {d}"
+                    if not settled_by_listing(name, s, found, missing):
+                        assert found is not None
                         await _deep_check(name, s, found)
                 else:
                     await _deep_check(name, s, d)
