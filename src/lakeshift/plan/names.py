@@ -15,6 +15,7 @@ renaming is recorded (control DB, verify report) so the objects still pair.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 MAX_LENGTH = 1024
@@ -31,8 +32,15 @@ def _bad_char(ch: str) -> bool:
     return ch == "\\" or ord(ch) < 0x20 or ord(ch) == 0x7F
 
 
+# Anything that could break a rule: a fast screen before the detailed checks.
+_SUSPECT = re.compile(r"[\\\x00-\x1f\x7f]|//|^/|/$|\.(/|$)|(^|/)\.\.?(/|$)")
+
+
 def problem(name: str) -> NameProblem | None:
     """The first rule ``name`` breaks, or None."""
+    if name and len(name) <= MAX_LENGTH and not _SUSPECT.search(name) \
+            and name.count("/") < MAX_SEGMENTS:
+        return None
     if not name:
         return NameProblem("empty", "empty name")
     if len(name) > MAX_LENGTH:
