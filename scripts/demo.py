@@ -14,6 +14,7 @@ import os
 import random
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -140,7 +141,15 @@ def main() -> int:
         print("\nRunning the same copy again copies nothing (everything is identical):",
               flush=True)
         rerun = subprocess.run([*cmd, "--progress", "none"], env=env, stdin=subprocess.DEVNULL)
-        return rerun.returncode
+        if rerun.returncode:
+            return rerun.returncode
+        report = Path(tempfile.mkdtemp(prefix="lakeshift-demo-")) / "verify"
+        print("\nAnd lakeshift's own proof, `lakeshift verify` (multipart ETags recomputed):",
+              flush=True)
+        return subprocess.run([str(Path(sys.executable).parent / "lakeshift"), "verify",
+                               f"s3://{BUCKET}/raw/", f"az://{CONTAINER}/migrated/",
+                               "--report", str(report)], env=env,
+                              stdin=subprocess.DEVNULL).returncode
     finally:
         for srv in (moto, azurite):
             if srv is not None:
