@@ -29,17 +29,20 @@ from lakeshift.stores.azure_auth import AUTH_CHOICES
 from lakeshift.stores.base import StoreOptions
 from lakeshift.urls import parse_url
 
-CHECK_HELP = """Test both sides before a migration: credentials, reachability, list and read on
-SRC, write and delete of a small probe object under DST, and clock skew. Each line says ok,
-or what to fix."""
+CHECK_HELP = """Test both sides before a migration.
+
+Credentials, reachability, list and read on SRC, write and delete of a small probe object
+under DST, and clock skew. Each line says ok, or what to fix."""
 CHECK_EPILOG = """Example:
 
   lakeshift check s3://lake/raw/ abfss://lake@acct.dfs.core.windows.net/raw/
 """
-INIT_HELP = """Answer a few questions (like Data Factory's Copy Data tool) and get a
-lakeshift.toml: source, destination, where credentials come from (never the secret),
-a connection test of each side, partitioning, and run once or on a schedule. Every answer
-has an equivalent flag of `plan`/`run`; `lakeshift run --config lakeshift.toml` runs it."""
+INIT_HELP = """Set up a migration by answering questions; writes lakeshift.toml.
+
+Like Data Factory's Copy Data tool: source, destination, where credentials come from (never
+the secret), a connection test of each side, partitioning, and run once or on a schedule.
+Every answer has an equivalent flag of `plan`/`run`; `lakeshift run --config lakeshift.toml`
+runs it."""
 
 
 def run_checks(src: str, dst: str, so: StoreOptions) -> list[CheckLine]:

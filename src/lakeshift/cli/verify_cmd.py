@@ -35,10 +35,12 @@ from lakeshift.plan.source import SourceSpec
 from lakeshift.stores.base import StoreConfig, StoreOptions
 from lakeshift.urls import parse_url
 
-HELP = """Check that DST holds exactly what SRC holds: every object present, same size, same
-checksum (source MD5 vs destination Content-MD5; S3 multipart ETags recomputed from the
-destination's bytes; local files hashed). --deep reads and hashes both sides. Writes a CSV of
-the differences and a JSON summary; exits 1 on any difference."""
+HELP = """Prove that DST holds exactly what SRC holds.
+
+Every object present, same size, same checksum (source MD5 vs destination Content-MD5; S3
+multipart ETags recomputed from the destination's bytes; local files hashed). --deep reads and
+hashes both sides. Writes a CSV of the differences and a JSON summary; exits 1 on any
+difference."""
 EPILOG = """Examples:
 
   lakeshift verify s3://lake/raw/ abfss://lake@acct.dfs.core.windows.net/raw/
