@@ -133,3 +133,21 @@ def test_verify_pairs_renamed_objects_and_reports_renamings(
             str(tmp_path / "r2"), "--json", env=cli_env)
     s = json.loads(p.stdout)
     assert p.returncode == 1 and s["missing"] == 5 and s["extra"] == 5
+
+
+def test_a_local_file_name_that_is_not_utf8(blob_service: Any, container: str, azure_env: Any,
+                                            tmp_path: Path) -> None:
+    import os
+
+    src = tmp_path / "src"
+    src.mkdir()
+    with open(os.path.join(bytes(src), b"caf\xe9.csv"), "wb") as f:
+        f.write(b"latin-1 name")
+    (src / "ok.csv").write_bytes(b"ok")
+    res = lakeshift.copy(str(src), f"az://{container}/l1/")
+    assert res.exit_code == 1 and [f.message.split(":")[0] for f in res.failures] == ["not-utf8"]
+    res = lakeshift.copy(str(src), f"az://{container}/l1/", invalid_names="encode")
+    assert res.exit_code == 0
+    from tests.helpers import blob_bytes
+
+    assert blob_bytes(blob_service, container, "l1/caf%E9.csv") == b"latin-1 name"

@@ -11,6 +11,7 @@ from lakeshift.plan.names import CollisionTracker, collision_name, encode, probl
     ("a\\b", "backslash"), ("a\x7fb", "control-character"), ("x//y", "empty-segment"),
     ("/x", "empty-segment"), ("x/", "empty-segment"), ("x/./y", "dot-segment"),
     ("..", "dot-segment"), ("dir./f", "trailing-dot"), ("f.", "trailing-dot"),
+    (b"caf\xe9.csv".decode("utf-8", "surrogateescape"), "not-utf8"), ("a\uffff", "noncharacter"),
 ])
 def test_rules(name: str, rule: str | None) -> None:
     p = problem(name)
@@ -23,6 +24,8 @@ def test_encoding_makes_valid_distinct_names() -> None:
     assert encoded == ["a%5Cb", "x%2Fy", "d%2E/f", "c%01", "p%25q%5Cr", "%2E/z"]
     assert all(e is not None and problem(e) is None for e in encoded)
     assert encode("a" * 1100) is None
+    latin1 = b"caf\xe9.csv".decode("utf-8", "surrogateescape")  # a Latin-1 local file name
+    assert encode(latin1) == "caf%E9.csv"
 
 
 def test_collisions_in_sorted_order() -> None:

@@ -3,7 +3,8 @@
 Rules for Azure Blob / ADLS Gen2 names (REST reference "Naming and Referencing Containers,
 Blobs, and Metadata"): 1 to 1,024 characters; at most 254 path segments; no segment may end
 in "." (a trailing dot or slash is dropped or refused); no backslash (clients turn it into
-"/" and signatures break); no control characters (U+0000–U+001F, U+007F); no empty segment
+"/" and signatures break); no control characters (U+0000–U+001F, U+007F), no U+FFFE/U+FFFF,
+and nothing that is not UTF-8 (a local file name in another encoding); no empty segment
 ("//", a leading "/") and no "." or ".." segment.  On a hierarchical destination (ADLS Gen2,
 local disk) a name cannot be both a file and a directory: S3's "a" and "a/b" collide.
 
@@ -29,11 +30,15 @@ class NameProblem:
 
 
 def _bad_char(ch: str) -> bool:
-    return ch == "\\" or ord(ch) < 0x20 or ord(ch) == 0x7F
+    o = ord(ch)
+    # Lone surrogates are bytes of a local file name that are not UTF-8; U+FFFE and U+FFFF
+    # are not characters.  Neither can travel in a URL.
+    return ch == "\\" or o < 0x20 or o == 0x7F or 0xD800 <= o <= 0xDFFF or o in (0xFFFE, 0xFFFF)
 
 
 # Anything that could break a rule: a fast screen before the detailed checks.
-_SUSPECT = re.compile(r"[\\\x00-\x1f\x7f]|//|^/|/$|\.(/|$)|(^|/)\.\.?(/|$)")
+_SUSPECT = re.compile(r"[\\\x00-\x1f\x7f\ud800-\udfff\ufffe\uffff]|//|^/|/$|\.(/|$)"
+                      r"|(^|/)\.\.?(/|$)")
 
 
 def problem(name: str) -> NameProblem | None:
@@ -53,6 +58,10 @@ def problem(name: str) -> NameProblem | None:
         if ch == "\\":
             return NameProblem("backslash", "contains a backslash")
         if _bad_char(ch):
+            if 0xD800 <= ord(ch) <= 0xDFFF:
+                return NameProblem("not-utf8", "is not valid UTF-8")
+            if ord(ch) >= 0xFFFE:
+                return NameProblem("noncharacter", f"contains U+{ord(ch):04X}")
             return NameProblem("control-character", f"contains control character U+{ord(ch):04X}")
     for seg in segments:
         if seg == "":
@@ -70,7 +79,7 @@ def encode(name: str) -> str | None:
     out = []
     segments = name.split("/")
     for i, seg in enumerate(segments):
-        enc = "".join(f"%{ord(c):02X}" if (_bad_char(c) or c == "%") else c for c in seg)
+        enc = "".join(_escape(c) if (_bad_char(c) or c == "%") else c for c in seg)
         if enc.endswith("."):
             enc = enc[:-1] + "%2E"
         if enc in ("", ".", ".."):
@@ -87,6 +96,14 @@ def encode(name: str) -> str | None:
     if problem(result) is not None:
         return None
     return result
+
+
+def _escape(ch: str) -> str:
+    """%XX for each byte: a lone surrogate stands for the undecodable byte it escapes."""
+    o = ord(ch)
+    if 0xDC80 <= o <= 0xDCFF:
+        return f"%{o - 0xDC00:02X}"
+    return "".join(f"%{b:02X}" for b in ch.encode("utf-8", "surrogatepass"))
 
 
 class CollisionTracker:
