@@ -128,6 +128,13 @@ def test_verify_pairs_renamed_objects_and_reports_renamings(
     s = json.loads(p.stdout)
     assert p.returncode == 0, s
     assert (s["checked"], s["verified"], s["extra"], s["missing"]) == (8, 8, 0, 0)
+    assert s["renamed"] == 5 and s["differences"] == 0
+    import csv
+
+    with open(f"{tmp_path / 'r'}.csv", newline="") as fh:
+        rows = {r["source_key"]: r for r in csv.DictReader(fh)}
+    assert rows["n/back\\slash.txt"]["kind"] == "renamed"
+    assert rows["n/back\\slash.txt"]["detail"].startswith("v/back%5Cslash.txt (backslash")
     # Without the setting, the renamed objects look missing and their new names extra.
     p = cli("verify", f"s3://{bucket}/n/", f"az://{container}/v/", "--report",
             str(tmp_path / "r2"), "--json", env=cli_env)

@@ -1,5 +1,8 @@
 """`lakeshift verify`: prove that the destination holds exactly what the source holds.
 
+Objects a copy renamed (--invalid-names encode) get a "renamed" row in the report (source
+key, destination key, rule) and are then checked like any other.
+
 Both listings are merged (every name on either side once).  Per object: present on both
 sides, same size, same checksum — source MD5 against the destination's Content-MD5; an S3
 multipart ETag (md5-of-md5s-N) recomputed from the destination's bytes with the part size
@@ -68,6 +71,7 @@ class VerifyResult:
     def summary(self) -> dict[str, Any]:
         return {"checked": self.checked, "verified": self.verified,
                 **{k: self.counts[k] for k in KINDS}, "differences": self.differences,
+                "renamed": self.counts["renamed"],
                 "unverifiable_reasons": dict(self.reasons), "bytes_read": self.bytes_read,
                 "duration_s": round(self.finished - self.started, 3),
                 "exit_code": self.exit_code}
@@ -197,7 +201,11 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
                        f"{(why or '').split(':')[0]}")
             elif new is not None and new != rel:
                 result.checked += 1
+                result.counts["renamed"] += 1
                 renamed_to.add(root + new)
+                # Listed in the report so the pairing can be audited (not a difference).
+                report.row(rel, "renamed", s, None, None, None,
+                           f"{root + new} ({(why or '').split(':')[0]})")
                 await queue.put((rel, s, root + new))
             else:
                 yield rel, s
