@@ -206,8 +206,13 @@ async def run_job(db: ControlDB, job: Job, batch_count: int, opts: CopyOptions,
         while True:
             await asyncio.sleep(heartbeat_s)
             for a in list(active.values()):
-                ok = await call(db.heartbeat, a.row["id"], owner, lease_s, a.watermark.cursor,
-                                a.stats)
+                try:
+                    ok = await call(db.heartbeat, a.row["id"], owner, lease_s,
+                                    a.watermark.cursor, a.stats)
+                except LakeshiftError:
+                    # The control DB is unreachable for now: keep copying and try again at
+                    # the next beat (the worst case is a lease that expires meanwhile).
+                    continue
                 if not ok and a.task is not None and not a.task.done():
                     a.lost = True  # another process took it over: stop, write nothing
                     a.task.cancel()
