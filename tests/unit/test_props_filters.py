@@ -47,3 +47,12 @@ def test_identical_uses_md5_then_recorded_etag() -> None:
     assert needs_copy(a, None, "never")
     assert not needs_copy(a, ObjectInfo("k", 9), "never")
     assert needs_copy(a, ObjectInfo("k", 3, md5=b"1" * 16), "always")
+
+
+def test_a_range_lists_only_its_common_prefix() -> None:
+    from lakeshift.plan.source import SourceSpec
+
+    spec = SourceSpec("raw/", "raw/", range_start="raw/d0012/a", range_end="raw/d0019/z")
+    assert spec.listing_prefix() == "raw/d001"
+    assert SourceSpec("raw/", "raw/", range_start="raw/a").listing_prefix() == "raw/"
+    assert SourceSpec("raw/", "raw/", range_start="a", range_end="b").listing_prefix() == "raw/"

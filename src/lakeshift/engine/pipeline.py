@@ -224,7 +224,7 @@ async def copy_async(source: StoreConfig, destination: StoreConfig,
 
 async def source_items(src: Store, spec: SourceSpec, name_filter: NameFilter,
                         events: EventBus) -> AsyncIterator[tuple[str, ObjectInfo]]:
-    async for page in src.list_pages(spec.list_prefix, spec.start_after):
+    async for page in src.list_pages(spec.listing_prefix(), spec.start_after):
         taken = []
         ended = False
         for obj in page:
@@ -248,7 +248,7 @@ async def source_items(src: Store, spec: SourceSpec, name_filter: NameFilter,
 
 def dest_prefix(spec: SourceSpec, root: str) -> str:
     """What to list at the destination: only the names the source spec can produce."""
-    return root + spec.rel(spec.list_prefix)
+    return root + spec.rel(spec.listing_prefix())
 
 
 async def dest_items(dst: Store, root: str, prefix: str, start_after: str | None,

@@ -9,6 +9,7 @@ object into the destination root under its own name.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from lakeshift.stores.base import Store
@@ -30,6 +31,15 @@ class SourceSpec:
 
     def rel(self, key: str) -> str:
         return key[len(self.rel_base):]
+
+    def listing_prefix(self) -> str:
+        """The narrowest prefix holding every key of the range: any key between two
+        strings starts with their common prefix.  (Stores without start-after — Azure —
+        then list only that far, not the whole prefix, for each range partition.)"""
+        if self.range_start is None or self.range_end is None:
+            return self.list_prefix
+        common = os.path.commonprefix([self.range_start, self.range_end])  # noqa: RUF071
+        return common if common.startswith(self.list_prefix) else self.list_prefix
 
     def takes(self, key: str) -> bool:
         if self.single:
