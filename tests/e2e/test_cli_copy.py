@@ -192,3 +192,16 @@ def test_internal_error_is_exit_4_with_the_traceback_in_a_log(
     assert code == 4 and "internal error" in err and "Traceback" not in err
     log = next(tmp_path.glob("lakeshift-error-*.log"))
     assert "simulated bug" in log.read_text() and "Traceback" in log.read_text()
+
+
+def test_abfss_url_on_the_emulator_and_an_account_mismatch(
+        cli_env: dict[str, str], tmp_path: Path, blob_service: Any, container: str) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "f.txt").write_text("gen2")
+    url = f"abfss://{container}@devstoreaccount1.dfs.core.windows.net/g2/"
+    p = lakeshift("copy", str(tmp_path / "src"), url, "--json", env=cli_env)
+    assert p.returncode == 0, p.stderr
+    assert blob_bytes(blob_service, container, "g2/f.txt") == b"gen2"
+    other = f"abfss://{container}@otheraccount.dfs.core.windows.net/g2/"
+    p = lakeshift("copy", str(tmp_path / "src"), other, env=cli_env)
+    assert p.returncode == 2 and "names account 'otheraccount'" in one_clear_line(p)
