@@ -172,9 +172,10 @@ def test_kill_9_mid_partition_then_rerun_misses_nothing(
     assert (p0["state"], p0["attempts"], p0["cursor"]) == ("succeeded", 2, "01199.bin")
 
 
-def test_two_runs_on_postgresql_share_a_job_without_doing_a_partition_twice(
+def test_two_runs_share_a_job_without_doing_a_partition_twice(
         cli_env: dict[str, str], s3: Any, bucket: str, blob_service: Any, container: str,
-        pg_url: str) -> None:
+        db_url: str) -> None:
+    pg_url = db_url  # SQLite (several processes on one machine) and PostgreSQL (many machines)
     prefixes = [f"p{i:02d}/" for i in range(12)]
     _seed(s3, bucket, prefixes, 8)
     args = ["--prefix" if i % 2 == 0 else p for p in prefixes for i in range(2)]
