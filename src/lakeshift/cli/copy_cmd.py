@@ -9,11 +9,8 @@ import typer
 
 from lakeshift.api import destination_config, source_config
 from lakeshift.cli.options import (
+    NO_STORE_OPTIONS,
     AdaptiveOpt,
-    AllowHttpOpt,
-    AwsImdsOpt,
-    AwsProfileOpt,
-    AzureAuthOpt,
     BlockSizeOpt,
     ConcurrencyOpt,
     DeleteSourceOpt,
@@ -26,12 +23,9 @@ from lakeshift.cli.options import (
     MaxRpsOpt,
     OverwriteOpt,
     ProgressOpt,
-    S3AnonOpt,
-    S3EndpointOpt,
-    S3RegionOpt,
     SkipErrorsOpt,
     parse_skip_errors,
-    store_options,
+    with_store_options,
 )
 from lakeshift.cli.progress import make_progress
 from lakeshift.cli.sizes import parse_size
@@ -40,6 +34,7 @@ from lakeshift.engine.events import Subscriber
 from lakeshift.engine.pipeline import CopyOptions, copy_async
 from lakeshift.errors import UsageError
 from lakeshift.plan.compare import Overwrite
+from lakeshift.stores.base import StoreOptions
 
 HELP = """Copy objects from SRC into DST (S3, Azure Blob / ADLS Gen2, local disk).
 
@@ -56,6 +51,7 @@ EPILOG = """Examples:
   lakeshift copy s3://demo/lake/ az://lake/ --json
 """
 
+@with_store_options
 def copy(
     src: Annotated[str, typer.Argument(help="Source: s3://bucket/prefix, az://container/path, "
                                             "https://ACCOUNT.blob.core.windows.net/c/path, "
@@ -79,13 +75,7 @@ def copy(
     delete_source_after_verify: DeleteSourceOpt = False,
     as_json: JsonOpt = False,
     progress: ProgressOpt = "auto",
-    s3_endpoint: S3EndpointOpt = None,
-    s3_region: S3RegionOpt = None,
-    aws_profile: AwsProfileOpt = None,
-    aws_imds: AwsImdsOpt = False,
-    s3_anonymous: S3AnonOpt = False,
-    azure_auth: AzureAuthOpt = "auto",
-    allow_http: AllowHttpOpt = False,
+    store: StoreOptions = NO_STORE_OPTIONS,
 ) -> int:
     if overwrite not in ("if-different", "always", "never"):
         raise UsageError(f"--overwrite {overwrite!r}: use if-different, always or never")
@@ -100,8 +90,7 @@ def copy(
                        max_bandwidth=parse_size(max_bandwidth, "--max-bandwidth")
                        if max_bandwidth else None, delete_source=delete_source_after_verify)
     opts.validate()
-    so = store_options(s3_endpoint, s3_region, aws_profile, aws_imds, s3_anonymous, azure_auth,
-                       allow_http)
+    so = store
     src_cfg, dst_cfg = source_config(src, so), destination_config(dst, so)
     display = make_progress("none" if as_json and progress == "auto" else progress)
     subs: list[Subscriber] = [display] if display is not None else []

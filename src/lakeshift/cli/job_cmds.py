@@ -18,11 +18,8 @@ import typer
 from lakeshift.api import source_config
 from lakeshift.cli import config_file
 from lakeshift.cli.options import (
+    NO_STORE_OPTIONS,
     AdaptiveOpt,
-    AllowHttpOpt,
-    AwsImdsOpt,
-    AwsProfileOpt,
-    AzureAuthOpt,
     BlockSizeOpt,
     ConcurrencyOpt,
     DbOpt,
@@ -37,12 +34,9 @@ from lakeshift.cli.options import (
     MaxRpsOpt,
     OverwriteOpt,
     ProgressOpt,
-    S3AnonOpt,
-    S3EndpointOpt,
-    S3RegionOpt,
     SkipErrorsOpt,
     parse_skip_errors,
-    store_options,
+    with_store_options,
 )
 from lakeshift.cli.progress import make_progress
 from lakeshift.cli.sizes import human_bytes, parse_size
@@ -104,6 +98,7 @@ def _open(db: str, create: bool = False) -> ControlDB:
     return ControlDB(db, create=create)
 
 
+@with_store_options
 def plan(
     urls: Annotated[list[str] | None, typer.Argument(
         help="SRC [SRC…] DST: one or more sources, then the destination.",
@@ -132,13 +127,7 @@ def plan(
     invalid_names: InvalidNamesOpt = "fail",
     delete_source_after_verify: DeleteSourceOpt = False,
     as_json: JsonOpt = False,
-    s3_endpoint: S3EndpointOpt = None,
-    s3_region: S3RegionOpt = None,
-    aws_profile: AwsProfileOpt = None,
-    aws_imds: AwsImdsOpt = False,
-    s3_anonymous: S3AnonOpt = False,
-    azure_auth: AzureAuthOpt = "auto",
-    allow_http: AllowHttpOpt = False,
+    store: StoreOptions = NO_STORE_OPTIONS,
 ) -> int:
     if not job:
         raise UsageError("--job NAME is required")
@@ -157,8 +146,7 @@ def plan(
         if prefix:
             raise UsageError("use --prefix or --partitions-file, not both")
         prefix = _read_partitions_file(partitions_file)
-    so = store_options(s3_endpoint, s3_region, aws_profile, aws_imds, s3_anonymous, azure_auth,
-                       allow_http)
+    so = store
     control = _open(db, create=True)
     try:
         j = create_plan(control, job, urls[:-1], urls[-1], so, list(prefix or []),

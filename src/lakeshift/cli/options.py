@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar, cast
 
 import typer
 
@@ -82,9 +85,39 @@ AllowHttpOpt = Annotated[bool, typer.Option(
     "--allow-http", help="Allow plain HTTP to a host that is not loopback.")]
 
 
-def store_options(s3_endpoint: str | None, s3_region: str | None, aws_profile: str | None,
-                  aws_imds: bool, s3_anonymous: bool, azure_auth: str,
-                  allow_http: bool) -> StoreOptions:
-    return StoreOptions(s3_endpoint=s3_endpoint, s3_region=s3_region, aws_profile=aws_profile,
-                        aws_imds=aws_imds, s3_anonymous=s3_anonymous, azure_auth=azure_auth,
-                        allow_http=allow_http)
+#: Placeholder default of the ``store`` parameter that with_store_options fills in.
+NO_STORE_OPTIONS = StoreOptions()
+
+# The options that say how to reach the stores, shared by every command that opens one.
+_STORE_PARAMS: list[tuple[str, Any, Any]] = [
+    ("s3_endpoint", S3EndpointOpt, None),
+    ("s3_region", S3RegionOpt, None),
+    ("aws_profile", AwsProfileOpt, None),
+    ("aws_imds", AwsImdsOpt, False),
+    ("s3_anonymous", S3AnonOpt, False),
+    ("azure_auth", AzureAuthOpt, "auto"),
+    ("allow_http", AllowHttpOpt, False),
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def with_store_options(fn: F) -> F:
+    """Give a command the store options (--s3-endpoint … --allow-http) as flags, and call
+    it with them gathered into one ``store: StoreOptions`` argument."""
+    sig = inspect.signature(fn, eval_str=True)
+    params = [p for p in sig.parameters.values() if p.name != "store"]
+    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                               annotation=annotation)
+             for name, annotation, default in _STORE_PARAMS]
+
+    @functools.wraps(fn)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        values = {name: kwargs.pop(name) for name, _, _ in _STORE_PARAMS}
+        return fn(*args, store=StoreOptions(**values), **kwargs)
+
+    command.__signature__ = sig.replace(parameters=[  # type: ignore[attr-defined]
+        p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in params] + extra)
+    command.__annotations__ = {**fn.__annotations__,
+                               **{name: ann for name, ann, _ in _STORE_PARAMS}}
+    return cast(F, command)

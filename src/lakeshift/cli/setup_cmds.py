@@ -13,15 +13,9 @@ import typer
 from lakeshift.api import destination_config, source_config
 from lakeshift.cli import config_file
 from lakeshift.cli.options import (
-    AllowHttpOpt,
-    AwsImdsOpt,
-    AwsProfileOpt,
-    AzureAuthOpt,
+    NO_STORE_OPTIONS,
     JsonOpt,
-    S3AnonOpt,
-    S3EndpointOpt,
-    S3RegionOpt,
-    store_options,
+    with_store_options,
 )
 from lakeshift.engine.check import CheckLine, check_pair
 from lakeshift.errors import LakeshiftError, UsageError
@@ -57,20 +51,14 @@ def print_checks(lines: list[CheckLine]) -> int:
     return max((ln.exit_code for ln in failed), default=0) or (2 if failed else 0)
 
 
+@with_store_options
 def check(
     src: Annotated[str, typer.Argument(help="Source URL.", show_default=False)],
     dst: Annotated[str, typer.Argument(help="Destination URL.", show_default=False)],
     as_json: JsonOpt = False,
-    s3_endpoint: S3EndpointOpt = None,
-    s3_region: S3RegionOpt = None,
-    aws_profile: AwsProfileOpt = None,
-    aws_imds: AwsImdsOpt = False,
-    s3_anonymous: S3AnonOpt = False,
-    azure_auth: AzureAuthOpt = "auto",
-    allow_http: AllowHttpOpt = False,
+    store: StoreOptions = NO_STORE_OPTIONS,
 ) -> int:
-    so = store_options(s3_endpoint, s3_region, aws_profile, aws_imds, s3_anonymous, azure_auth,
-                       allow_http)
+    so = store
     lines = run_checks(src, dst, so)
     if as_json:
         json.dump([ln.__dict__ for ln in lines], sys.stdout, indent=2)

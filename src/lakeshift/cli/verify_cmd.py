@@ -14,17 +14,11 @@ import typer
 
 from lakeshift.api import destination_config, source_config
 from lakeshift.cli.options import (
-    AllowHttpOpt,
-    AwsImdsOpt,
-    AwsProfileOpt,
-    AzureAuthOpt,
+    NO_STORE_OPTIONS,
     ExcludeOpt,
     IncludeOpt,
     JsonOpt,
-    S3AnonOpt,
-    S3EndpointOpt,
-    S3RegionOpt,
-    store_options,
+    with_store_options,
 )
 from lakeshift.cli.sizes import human_bytes
 from lakeshift.control.db import DEFAULT_DB
@@ -49,6 +43,7 @@ EPILOG = """Examples:
 """
 
 
+@with_store_options
 def verify(
     urls: Annotated[list[str] | None, typer.Argument(
         help="SRC DST (or none, with --job).", show_default=False)] = None,
@@ -72,16 +67,9 @@ def verify(
                                 "unverifiable. A job's own setting is used with --job.")
     ] = "fail",
     as_json: JsonOpt = False,
-    s3_endpoint: S3EndpointOpt = None,
-    s3_region: S3RegionOpt = None,
-    aws_profile: AwsProfileOpt = None,
-    aws_imds: AwsImdsOpt = False,
-    s3_anonymous: S3AnonOpt = False,
-    azure_auth: AzureAuthOpt = "auto",
-    allow_http: AllowHttpOpt = False,
+    store: StoreOptions = NO_STORE_OPTIONS,
 ) -> int:
-    so = store_options(s3_endpoint, s3_region, aws_profile, aws_imds, s3_anonymous, azure_auth,
-                       allow_http)
+    so = store
     urls = urls or []
     if job:
         if urls:
