@@ -5,8 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest as _pytest
+
 from tests import servers
 from tests.servers import REPO
+
+pytestmark = _pytest.mark.slow
 
 
 def test_demo_small_run_migrates_and_verifies() -> None:

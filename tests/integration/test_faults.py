@@ -17,6 +17,8 @@ from tests import servers
 from tests.faultproxy import FaultProxy
 from tests.helpers import blob_bytes, blobs
 
+pytestmark = pytest.mark.slow
+
 MiB = 1024 * 1024
 SLOWDOWN = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
             b"<Message>Please reduce your request rate.</Message></Error>")

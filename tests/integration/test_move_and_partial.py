@@ -11,10 +11,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest as _pytest
+
 import lakeshift
 from tests.e2e.cli import BIN
 from tests.e2e.cli import lakeshift as cli
 from tests.helpers import blob_bytes, blobs, s3_objects
+
+pytestmark = _pytest.mark.slow
 
 MiB = 1024 * 1024
 
