@@ -167,3 +167,22 @@ def test_expiring_aws_credentials_are_refreshed_during_a_copy(
     assert res.exit_code == 0 and res.stats.copied == 40
     # Credentials closer than 15 minutes to expiry are refreshed before use.
     assert int(calls.read_text()) > 2
+
+
+def test_hierarchical_namespace_is_asked_of_the_service(azure_env: Any, container: str) -> None:
+    """Get Account Information decides, not the URL: abfss:// on Azurite is still flat."""
+    import asyncio
+
+    from lakeshift.stores.base import StoreConfig
+    from lakeshift.stores.registry import open_store
+
+    async def main() -> bool:
+        store = open_store(StoreConfig(lakeshift.parse_url(
+            f"abfss://{container}@devstoreaccount1.dfs.core.windows.net/x/")))
+        try:
+            await store.prepare_destination()
+            return store.capabilities.hierarchical
+        finally:
+            await store.close()
+
+    assert asyncio.run(main()) is False
