@@ -12,6 +12,7 @@ import hashlib
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from lakeshift.engine.checksums import stream_checksums
 from lakeshift.engine.events import BytesMoved, EventBus
 from lakeshift.engine.limiter import EndpointLimiter, Pacing
 from lakeshift.engine.retry import RetryPolicy, retry
@@ -248,18 +249,9 @@ async def delete_source_if_verified(ctx: TransferContext, src: ObjectInfo, dest_
 
 async def rehash(ctx: TransferContext, src: ObjectInfo) -> bytes:
     """MD5 of the source object's bytes, read again (one slot of memory)."""
-    hasher = hashlib.md5()
-    if src.size:
-        await ctx.slots.acquire(1)
-        try:
-            stream = await retry(lambda: ctx.src.open_range(src.key, 0, src.size,
-                                                            if_match=src.etag),
-                                 ctx.policy, ctx.src_limit)
-            async for chunk in stream.chunks(ctx.block_size):
-                await asyncio.to_thread(hasher.update, chunk)
-        finally:
-            ctx.slots.release(1)
-    return hasher.digest()
+    md5, _ = await stream_checksums(ctx.src, src, ctx.slots, ctx.policy, if_match=src.etag,
+                                    limiter=ctx.src_limit, chunk=ctx.block_size)
+    return md5
 
 
 def _first_error(eg: BaseExceptionGroup[Any]) -> BaseException:

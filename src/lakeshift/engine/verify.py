@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import functools
-import hashlib
 import json
 import re
 import time
@@ -25,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from lakeshift.engine.checksums import stream_checksums
 from lakeshift.engine.events import EventBus
 from lakeshift.engine.pipeline import (
     DestinationNamer,
@@ -46,7 +46,6 @@ from lakeshift.stores.registry import open_store
 MiB = 1024 * 1024
 KINDS = ("missing", "extra", "size", "checksum", "unverifiable")
 _PART_SIZES = [5, 8, 10, 15, 16, 25, 32, 50, 64, 100, 128, 256, 512]
-_CHUNK = 8 * MiB
 _MULTIPART = re.compile(r"^[0-9a-f]{32}-(\d+)$")
 
 
@@ -105,45 +104,6 @@ def multipart_part_sizes(size: int, parts: int) -> list[int]:
         if ps not in out and ps > 0 and -(-size // ps) == parts:
             out.append(ps)
     return out[:3]
-
-
-async def _hash(store: Store, obj: ObjectInfo, slots: SlotPool, policy: RetryPolicy,
-                part_sizes: list[int]) -> tuple[bytes, list[str]]:
-    """Stream ``obj`` and return its MD5 and the multipart ETags for ``part_sizes``."""
-    md5 = hashlib.md5()
-    parts: dict[int, tuple[Any, list[bytes]]] = {ps: (hashlib.md5(), []) for ps in part_sizes}
-    pos = 0
-    if obj.size:
-        await slots.acquire(1)
-        try:
-            stream = await retry(lambda: store.open_range(obj.key, 0, obj.size), policy)
-            async for chunk in stream.chunks(_CHUNK):
-                await asyncio.to_thread(_fold, md5, parts, pos, bytes(chunk))
-                pos += len(chunk)
-        finally:
-            slots.release(1)
-    etags = []
-    for ps, (cur, digests) in parts.items():
-        done = [*digests, cur.digest()] if pos % ps else digests
-        etags.append(hashlib.md5(b"".join(done)).hexdigest() + f"-{len(done)}")
-    return md5.digest(), etags
-
-
-def _fold(md5: Any, parts: dict[int, tuple[Any, list[bytes]]], pos: int, data: bytes) -> None:
-    md5.update(data)
-    for ps, (cur, digests) in list(parts.items()):
-        view = memoryview(data)
-        p = pos
-        while view:
-            room = ps - p % ps
-            piece = view[:room]
-            cur.update(piece)
-            p += len(piece)
-            view = view[len(piece):]
-            if p % ps == 0:
-                digests.append(cur.digest())
-                cur = hashlib.md5()
-                parts[ps] = (cur, digests)
 
 
 @dataclass
@@ -262,12 +222,12 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
         want_parts = multipart_part_sizes(s.size, int(m.group(1))) if m else []
         src_md5 = s.md5
         if opts.deep or (src_md5 is None and not multipart):
-            src_md5, _ = await _hash(src, s, slots, policy, [])
+            src_md5, _ = await stream_checksums(src, s, slots, policy)
             result.bytes_read += s.size
         dst_md5 = d.md5
         etags: list[str] = []
         if opts.deep or dst_md5 is None or (multipart and src_md5 is None):
-            dst_md5, etags = await _hash(dst, d, slots, policy, want_parts)
+            dst_md5, etags = await stream_checksums(dst, d, slots, policy, want_parts)
             result.bytes_read += d.size
         if src_md5 is not None:
             if src_md5 == dst_md5:
