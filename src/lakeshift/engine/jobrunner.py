@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -21,10 +22,7 @@ from sqlalchemy.engine import RowMapping
 
 from lakeshift.control.repository import ControlDB, Job, PartitionSpec, PartitionStats
 from lakeshift.engine.events import (
-    Event,
     EventBus,
-    ObjectDone,
-    Renamed,
     SourceDeleted,
     Subscriber,
 )
@@ -66,13 +64,26 @@ class RunResult:
 class _Active:
     row: RowMapping
     watermark: Watermark
-    stats: PartitionStats
-    failures: list[Failure]
     started: float
+    counts: TransferStats = field(default_factory=TransferStats)
+    failures: list[Failure] = field(default_factory=list)
     renames: list[Rename] = field(default_factory=list)
     deletions: list[SourceDeleted] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
     lost: bool = False
+
+    def counter(self) -> StatsCounter:
+        # Every failure of a partition goes to the failure log: no cap on the list.
+        return StatsCounter(self.counts, self.failures, self.renames, self.deletions,
+                            keep=sys.maxsize)
+
+    @property
+    def stats(self) -> PartitionStats:
+        """The partition's counters as the control DB keeps them."""
+        c = self.counts
+        return PartitionStats(listed=c.copied + c.skipped + c.failed, copied=c.copied,
+                              skipped=c.skipped, failed_objects=c.failed,
+                              bytes=c.copied_bytes)
 
 
 def job_copy_options(job: Job, concurrency: int, block_size: int, adaptive: bool = True,
@@ -94,32 +105,6 @@ def job_copy_options(job: Job, concurrency: int, block_size: int, adaptive: bool
 
 def owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-class _PartitionCounter:
-    def __init__(self, active: _Active) -> None:
-        self.a = active
-
-    def __call__(self, event: Event) -> None:
-        if isinstance(event, Renamed):
-            self.a.renames.append(Rename(event.key, event.destination_key, event.rule))
-        if isinstance(event, SourceDeleted):
-            self.a.deletions.append(event)
-        if isinstance(event, ObjectDone):
-            s = self.a.stats
-            s.listed += 1
-            if event.outcome == "copied":
-                s.copied += 1
-                s.bytes += event.size
-            elif event.outcome == "skipped":
-                s.skipped += 1
-                if event.error_kind is not None:
-                    self.a.failures.append(Failure(event.key, event.error_kind,
-                                                   event.message or "", event.attempts, True))
-            else:
-                s.failed_objects += 1
-                self.a.failures.append(Failure(event.key, event.error_kind or "error",
-                                               event.message or "", event.attempts))
 
 
 async def run_job(db: ControlDB, job: Job, batch_count: int, opts: CopyOptions,
@@ -167,7 +152,7 @@ async def run_job(db: ControlDB, job: Job, batch_count: int, opts: CopyOptions,
             dst = await store_for(row["destination"], "destination")
             spec = SourceSpec(row["prefix"], row["rel_base"], start_after=row["cursor"],
                               range_start=row["range_start"], range_end=row["range_end"])
-            bus = EventBus([_PartitionCounter(a), totals.emit])
+            bus = EventBus([a.counter(), totals.emit])
             await run_pipeline(src, dst, spec, destination_root(dst), per_partition, bus,
                                slots, policy, a.watermark, pacing)
             state = "failed" if a.stats.failed_objects else "succeeded"
@@ -224,8 +209,7 @@ async def run_job(db: ControlDB, job: Job, batch_count: int, opts: CopyOptions,
             free = batch_count - len(active)
             rows = await call(db.claim, job.id, owner, free, lease_s) if free else []
             for row in rows:
-                a = _Active(row, Watermark(row["cursor"]), PartitionStats(), [],
-                            time.monotonic())
+                a = _Active(row, Watermark(row["cursor"]), time.monotonic())
                 a.task = asyncio.create_task(run_partition(a))
                 active[row["id"]] = a
             if not active:
