@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests import servers
-from tests.e2e.cli import BIN, lakeshift, one_clear_line
+from tests.e2e.cli import BIN, lakeshift, obeying_file_modes, one_clear_line
 from tests.helpers import blob_bytes, blobs
 
 
@@ -118,12 +118,8 @@ def test_unreadable_local_file_fails_that_object_only(cli_env: dict[str, str], t
     (src / "ok.txt").write_text("fine")
     (src / "secret.txt").write_text("no")
     os.chmod(src / "secret.txt", 0o000)
-    prefix: tuple[str, ...] = ()
-    if os.geteuid() == 0:
-        # root reads any file; without these capabilities it obeys the mode bits.
-        prefix = ("setpriv", "--bounding-set=-dac_override,-dac_read_search")
     p = lakeshift("copy", str(src), f"az://{container}/perm/", "--json", env=cli_env,
-                  prefix=prefix)
+                  prefix=obeying_file_modes())
     assert p.returncode == 1, p.stderr
     s = json.loads(p.stdout)
     assert s["copied"] == 1 and s["failed"] == 1

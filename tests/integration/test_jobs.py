@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.cli import BIN, lakeshift, one_clear_line
+from tests.e2e.cli import BIN, lakeshift, obeying_file_modes, one_clear_line
 from tests.helpers import blob_bytes, blobs
 
 
@@ -242,9 +242,7 @@ def test_failures_are_listed_with_key_class_and_message(
     db = f"sqlite:///{tmp_path}/f.db"
     assert lakeshift("plan", str(src), f"az://{container}/f/", "--job", "f", "--db", db,
                      env=cli_env).returncode == 0
-    prefix = ("setpriv", "--bounding-set=-dac_override,-dac_read_search") \
-        if os.geteuid() == 0 else ()
-    r = lakeshift("run", "--job", "f", "--db", db, env=cli_env, prefix=prefix)
+    r = lakeshift("run", "--job", "f", "--db", db, env=cli_env, prefix=obeying_file_modes())
     assert r.returncode == 1
     out = tmp_path / "f.csv"
     p = lakeshift("failures", "--job", "f", "--db", db, "--csv", str(out), env=cli_env)

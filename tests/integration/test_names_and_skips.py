@@ -9,6 +9,7 @@ from typing import Any
 
 import lakeshift
 from tests.e2e.cli import lakeshift as cli
+from tests.e2e.cli import obeying_file_modes
 
 BAD = {
     "n/back\\slash.txt": "backslash",
@@ -70,10 +71,8 @@ def test_skip_errors_missing_and_forbidden(cli_env: dict[str, str], tmp_path: Pa
     (src / "ok.txt").write_text("ok")
     (src / "locked.txt").write_text("no")
     os.chmod(src / "locked.txt", 0)
-    prefix = ("setpriv", "--bounding-set=-dac_override,-dac_read_search") \
-        if os.geteuid() == 0 else ()
     p = cli("copy", str(src), f"az://{container}/s/", "--skip-errors", "forbidden,missing",
-            "--json", env=cli_env, prefix=prefix)
+            "--json", env=cli_env, prefix=obeying_file_modes())
     assert p.returncode == 0, p.stderr
     s = json.loads(p.stdout)
     assert (s["copied"], s["skipped_errors"], s["failed"]) == (1, 1, 0)
