@@ -51,10 +51,6 @@ class StoreURL:
             return f"az://{acct}{self.bucket}/{self.path}"
         return self.bucket
 
-    def with_path(self, path: str) -> StoreURL:
-        return StoreURL(self.scheme, self.bucket, path, self.account, self.endpoint_suffix,
-                        self.gen2)
-
 
 def parse_url(text: str) -> StoreURL:
     """Parse a user-supplied URL or path; raise UsageError with the accepted forms."""
