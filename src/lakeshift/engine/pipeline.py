@@ -58,6 +58,9 @@ SKIPPABLE = frozenset({"missing", "forbidden", "invalid-name"})
 class CopyOptions:
     concurrency: int = 32
     block_size: int = 8 * MiB
+    #: Objects above one block and up to this size whose source has an MD5 go in one
+    #: streamed put the destination checks against that MD5 (where it can); 0 turns it off.
+    single_put_max: int = 64 * MiB
     overwrite: Overwrite = "if-different"
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
@@ -85,6 +88,8 @@ class CopyOptions:
             raise UsageError("--concurrency must be between 1 and 1024")
         if not MiB // 4 <= self.block_size <= 4000 * MiB:
             raise UsageError("--block-size must be between 256KiB and 4000MiB")
+        if not 0 <= self.single_put_max <= 5000 * MiB:
+            raise UsageError("--single-put-max must be between 0 (off) and 5000MiB")
         if self.overwrite not in ("if-different", "always", "never"):
             raise UsageError("--overwrite must be if-different, always or never")
         if self.folder_markers not in ("skip", "keep"):
@@ -272,7 +277,7 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
     together; ``watermark``, when given, follows the listing's low watermark.
     """
     ctx = TransferContext(src, dst, opts.block_size, slots, policy, events,
-                          pacing or opts.pacing(events))
+                          pacing or opts.pacing(events), opts.single_put_max)
     queue: asyncio.Queue[tuple[str, ObjectInfo, int] | None] = asyncio.Queue(
         maxsize=opts.concurrency * 4)
     name_filter = NameFilter(opts.include, opts.exclude)

@@ -62,7 +62,8 @@ class AzureBlobStore:
         self.container = config.url.bucket
         self.settings = azure_auth.resolve(config.url, config.options)
         self.http = check_http(self.settings.blob_endpoint, config.options.allow_http)
-        self.capabilities = CAPABILITIES
+        # Streamed, service-checked puts go through the lean client (key or SAS).
+        self.capabilities = replace(CAPABILITIES, stream_put=self.settings.kind != "token")
         self._credential: Any = None
 
     def _where(self, key: str = "") -> str:
@@ -164,7 +165,7 @@ class AzureBlobStore:
         try:
             info = await self._service.get_account_information()
             if info.get("is_hns_enabled"):
-                self.capabilities = replace(CAPABILITIES, hierarchical=True, acls=True)
+                self.capabilities = replace(self.capabilities, hierarchical=True, acls=True)
         except Exception as e:
             err = sdk_error(e, self._where())
             if isinstance(err, AuthError | TransientError):
@@ -241,6 +242,14 @@ class AzureBlobStore:
                                    validate_content=True)
         except Exception as e:
             raise sdk_error(e, self._where(key)) from None
+
+    async def put_stream(self, key: str, size: int, chunks: AsyncIterator[bytes],
+                         props: ObjectProps, md5: bytes) -> None:
+        if self._lean is None:
+            raise LakeshiftError(f"{self._where(key)}: streamed puts need an account key or "
+                                 "SAS (capabilities.stream_put is false)")
+        await self._lean.put_stream(key, size, chunks, props, md5,
+                                    encode_metadata(props.metadata), self._where(key))
 
     async def start_blocks(self, key: str, size: int, block_size: int,
                            props: ObjectProps) -> BlockUpload:

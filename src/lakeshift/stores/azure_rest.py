@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
@@ -58,6 +59,24 @@ def shared_key_signature(account: str, key: bytes, method: str, url: str,
     return f"SharedKey {account}:{base64.b64encode(digest).decode()}"
 
 
+def _blob_headers(props: ObjectProps, md5: bytes, metadata: dict[str, str]) -> dict[str, str]:
+    """Put Blob headers: ``Content-MD5`` (checked by the service) and the same MD5 as
+    ``x-ms-blob-content-md5`` (stored), the blob's properties and its metadata."""
+    b64 = base64.b64encode(md5).decode()
+    headers = {"x-ms-blob-type": "BlockBlob", "Content-MD5": b64,
+               "x-ms-blob-content-md5": b64}
+    for field, header in _PROPERTY_HEADERS:
+        value = getattr(props, field)
+        if value:
+            headers[header] = value
+    headers.setdefault("x-ms-blob-content-type", "application/octet-stream")
+    # aiohttp would add a Content-Type after signing; send (and sign) the blob's own.
+    headers["Content-Type"] = headers["x-ms-blob-content-type"]
+    for name, value in metadata.items():
+        headers[f"x-ms-meta-{name}"] = value
+    return headers
+
+
 class LeanBlobClient:
     """Put Blob and Put Block for one container; owns an aiohttp session (close it)."""
 
@@ -88,19 +107,36 @@ class LeanBlobClient:
     async def put(self, key: str, data: bytes, props: ObjectProps, md5: bytes,
                   metadata: dict[str, str], what: str) -> None:
         """Put Blob: the whole object in one request."""
-        b64 = base64.b64encode(md5).decode()
-        headers = {"x-ms-blob-type": "BlockBlob", "Content-MD5": b64,
-                   "x-ms-blob-content-md5": b64}
-        for field, header in _PROPERTY_HEADERS:
-            value = getattr(props, field)
-            if value:
-                headers[header] = value
-        headers.setdefault("x-ms-blob-content-type", "application/octet-stream")
-        # aiohttp would add a Content-Type after signing; send (and sign) the blob's own.
-        headers["Content-Type"] = headers["x-ms-blob-content-type"]
-        for name, value in metadata.items():
-            headers[f"x-ms-meta-{name}"] = value
-        await self._send("PUT", self._url(key), headers, data, what)
+        await self._send("PUT", self._url(key), _blob_headers(props, md5, metadata), data,
+                         len(data), what)
+
+    async def put_stream(self, key: str, size: int, chunks: AsyncIterator[bytes],
+                         props: ObjectProps, md5: bytes, metadata: dict[str, str],
+                         what: str) -> None:
+        """Put Blob with the body streamed from ``chunks`` (``size`` bytes in all).
+
+        ``Content-MD5`` is ``md5``: the service hashes what it receives and creates the
+        blob only when the two agree, so an object is proven end to end without the
+        client hashing it.  Should ``chunks`` fail or fall short, the request is cut
+        and no blob is created."""
+        failed: list[BaseException] = []
+
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in chunks:
+                    yield chunk
+            except BaseException as e:
+                failed.append(e)
+                raise
+
+        try:
+            await self._send("PUT", self._url(key), _blob_headers(props, md5, metadata),
+                             body(), size, what)
+        except LakeshiftError:
+            # A failing source cuts the request: report the source's error, not the cut.
+            if failed and isinstance(failed[0], Exception):
+                raise failed[0] from None
+            raise
 
     async def put_block(self, key: str, block_id: str, data: bytes, md5: bytes,
                         what: str) -> None:
@@ -108,17 +144,17 @@ class LeanBlobClient:
         headers = {"Content-MD5": base64.b64encode(md5).decode(),
                    "Content-Type": "application/octet-stream"}
         url = self._url(key, f"comp=block&blockid={quote(block_id, safe='')}")
-        await self._send("PUT", url, headers, data, what)
+        await self._send("PUT", url, headers, data, len(data), what)
 
-    async def _send(self, method: str, url: str, headers: dict[str, str], data: bytes,
-                    what: str) -> None:
+    async def _send(self, method: str, url: str, headers: dict[str, str],
+                    data: bytes | AsyncIterator[bytes], length: int, what: str) -> None:
         import aiohttp
 
         from lakeshift.stores.azure import status_error
 
         headers["x-ms-version"] = API_VERSION
         headers["x-ms-date"] = format_datetime(datetime.now(UTC), usegmt=True)
-        headers["Content-Length"] = str(len(data))
+        headers["Content-Length"] = str(length)
         if self.key is not None:
             headers["Authorization"] = shared_key_signature(self.account, self.key, method, url,
                                                             headers)

@@ -33,6 +33,9 @@ class Capabilities:
     etag_is_md5: bool
     #: A listing carries user metadata (so compare needs no HEAD per object).
     metadata_in_listing: bool
+    #: ``put_stream`` works: a whole object written from a stream and created only if its
+    #: bytes have the given MD5 (checked by the service, or by the store as it writes).
+    stream_put: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +125,13 @@ class Writer(Protocol):
     async def start_blocks(self, key: str, size: int, block_size: int,
                            props: ObjectProps) -> BlockUpload:
         """Begin a block upload; nothing is visible under ``key`` until commit."""
+        ...
+
+    async def put_stream(self, key: str, size: int, chunks: AsyncIterator[bytes],
+                         props: ObjectProps, md5: bytes) -> None:
+        """Write ``size`` bytes from ``chunks`` as one object, created only if they have
+        MD5 ``md5`` (else IntegrityError, and nothing is visible under ``key``).  An error
+        raised by ``chunks`` propagates unchanged.  Only when ``capabilities.stream_put``."""
         ...
 
 

@@ -9,20 +9,27 @@ renamed into place on commit: a reader never sees a partial file.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import mimetypes
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime
 
-from lakeshift.errors import ForbiddenError, InvalidNameError, NotFoundError, UsageError
+from lakeshift.errors import (
+    ForbiddenError,
+    IntegrityError,
+    InvalidNameError,
+    NotFoundError,
+    UsageError,
+)
 from lakeshift.model import ObjectInfo, ObjectProps, ReadResult
 from lakeshift.stores.base import BlockUpload, Capabilities, StoreConfig
 
 CAPABILITIES = Capabilities(
     list_start_after=True, content_md5=False, hierarchical=True, acls=False,
     copy_from_url=False, block_upload=True, max_block_size=2**62, etag_is_md5=False,
-    metadata_in_listing=False,
+    metadata_in_listing=False, stream_put=True,
 )
 PAGE = 1000
 _PARTIAL = ".lakeshift-partial-"
@@ -147,6 +154,33 @@ class LocalStore:
                            props: ObjectProps) -> BlockUpload:
         final = self._path(key)
         return await asyncio.to_thread(_LocalUpload, final, size)
+
+    async def put_stream(self, key: str, size: int, chunks: AsyncIterator[bytes],
+                         props: ObjectProps, md5: bytes) -> None:
+        """Hashed here as it is written to a temporary file, renamed into place only when
+        the MD5 matches."""
+        up = await asyncio.to_thread(_LocalUpload, self._path(key), size)
+        hasher = hashlib.md5()
+
+        def write(data: bytes, offset: int) -> None:
+            hasher.update(data)
+            os.pwrite(up.fd, data, offset)
+
+        try:
+            offset = 0
+            async for data in chunks:
+                await asyncio.to_thread(write, data, offset)
+                offset += len(data)
+            if offset != size:
+                raise IntegrityError(f"{self._path(key)}: {offset} bytes arrived, "
+                                     f"{size} were announced")
+            if hasher.digest() != md5:
+                raise IntegrityError(f"{self._path(key)}: the bytes written have MD5 "
+                                     f"{hasher.hexdigest()}, not {md5.hex()}")
+        except BaseException:
+            await up.abort()
+            raise
+        await up.commit([0], md5)
 
     async def delete(self, key: str) -> None:
         try:

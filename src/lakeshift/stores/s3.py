@@ -232,6 +232,11 @@ class S3Store:
         except Exception as e:
             raise translate(e, f"s3://{self.bucket}/{key}") from None
 
+    async def put_stream(self, key: str, size: int, chunks: AsyncIterator[bytes],
+                         props: ObjectProps, md5: bytes) -> None:
+        raise LakeshiftError(f"s3://{self.bucket}/{key}: streamed puts are not available for "
+                             "S3 destinations (capabilities.stream_put is false)")
+
     async def start_blocks(self, key: str, size: int, block_size: int,
                            props: ObjectProps) -> BlockUpload:
         writer = obstore.open_writer_async(self._ob, key, attributes=attributes_from_props(props),
