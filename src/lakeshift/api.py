@@ -29,8 +29,9 @@ def destination_config(url: str, options: StoreOptions | None = None) -> StoreCo
 
 
 def copy(source: str, destination: str, *, concurrency: int = 32,
-         block_size: int = 8 * 1024 * 1024, overwrite: Overwrite = "if-different",
-         include: tuple[str, ...] = (), exclude: tuple[str, ...] = (), dry_run: bool = False,
+         block_size: int = 8 * 1024 * 1024, single_put_max: int = 64 * 1024 * 1024,
+         overwrite: Overwrite = "if-different", include: tuple[str, ...] = (),
+         exclude: tuple[str, ...] = (), dry_run: bool = False,
          folder_markers: str = "skip", skip_errors: tuple[str, ...] = (),
          invalid_names: str = "fail", delete_source_after_verify: bool = False,
          store_options: StoreOptions | None = None,
@@ -40,11 +41,13 @@ def copy(source: str, destination: str, *, concurrency: int = 32,
     Returns a :class:`CopyResult`; object failures are in ``result.failures`` (and
     ``result.exit_code`` is 1), errors that stop the run raise a ``LakeshiftError``.
     """
-    opts = CopyOptions(concurrency=concurrency, block_size=block_size, overwrite=overwrite,
+    opts = CopyOptions(concurrency=concurrency, block_size=block_size,
+                       single_put_max=single_put_max, overwrite=overwrite,
                        include=tuple(include), exclude=tuple(exclude), dry_run=dry_run,
                        folder_markers=folder_markers, skip_errors=frozenset(skip_errors),
                        invalid_names=invalid_names,
                        delete_source=delete_source_after_verify)
+    opts.validate()
     return asyncio.run(copy_async(source_config(source, store_options),
                                   destination_config(destination, store_options), opts,
                                   subscribers))
@@ -75,7 +78,7 @@ def plan_job(sources: list[str], destination: str, *, job: str,
 
 def run_job(*, job: str, db: str = "sqlite:///lakeshift.db", batch_count: int = 4,
             concurrency: int = 32, block_size: int = 8 * 1024 * 1024,
-            lease_seconds: float = 60.0,
+            single_put_max: int = 64 * 1024 * 1024, lease_seconds: float = 60.0,
             subscribers: list[Subscriber] | None = None) -> RunResult:
     """Copy the pending and failed partitions of a job (``lakeshift run``)."""
     from lakeshift.control.repository import ControlDB
@@ -84,7 +87,8 @@ def run_job(*, job: str, db: str = "sqlite:///lakeshift.db", batch_count: int = 
     control = ControlDB(db)
     try:
         j = control.job(job)
-        opts = jobrunner.job_copy_options(j, concurrency, block_size)
+        opts = jobrunner.job_copy_options(j, concurrency, block_size,
+                                          single_put_max=single_put_max)
         return asyncio.run(jobrunner.run_job(control, j, batch_count, opts,
                                              StoreOptions(**j.options.get("store", {})),
                                              subscribers, lease_s=lease_seconds,

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from lakeshift.errors import NotFoundError, UsageError
+from lakeshift.errors import IntegrityError, NotFoundError, TransientError, UsageError
 from lakeshift.model import ObjectProps
 from lakeshift.stores.base import Store, StoreConfig
 from lakeshift.stores.registry import open_store
@@ -150,6 +151,41 @@ def test_block_upload_in_any_order_is_invisible_until_commit(store_url: str) -> 
         assert info is not None and info.size == len(whole)
         if store.capabilities.metadata_in_listing:
             assert info.md5 == md5(whole)  # Put Block List carried the whole-object MD5
+
+    run(store_url, body)
+
+
+async def _chunks(data: bytes, size: int = 256 * 1024,
+                  fail_after: int | None = None) -> AsyncIterator[bytes]:
+    for i in range(0, len(data), size):
+        if fail_after is not None and i >= fail_after:
+            raise TransientError("the source broke")
+        yield data[i:i + size]
+
+
+def test_stream_put_is_created_only_with_the_given_md5(store_url: str) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    props = ObjectProps(content_type="application/x-test", metadata={"owner": "team-a"})
+
+    async def body(store: Store) -> None:
+        if not store.capabilities.stream_put:
+            return
+        await store.put_stream("s/ok", len(data), _chunks(data), props, md5(data))
+        r = await store.read("s/ok")
+        assert r.data == data
+        info = await store.exists("s/ok")
+        assert info is not None and info.size == len(data)
+        if store.capabilities.metadata_in_listing:  # an object store keeps HTTP properties
+            assert r.props.content_type == "application/x-test"
+            assert info.md5 == md5(data) and info.metadata.get("owner") == "team-a"
+        # A wrong MD5 (the bytes differ from what the source said): nothing is created.
+        with pytest.raises(IntegrityError):
+            await store.put_stream("s/bad", len(data), _chunks(data), props, md5(b"other"))
+        # A source that fails mid-stream: its own error, and nothing is created.
+        with pytest.raises(TransientError, match="the source broke"):
+            await store.put_stream("s/cut", len(data), _chunks(data, fail_after=1024 * 1024),
+                                   props, md5(data))
+        assert await _all(store, "s/") == ["s/ok"]
 
     run(store_url, body)
 

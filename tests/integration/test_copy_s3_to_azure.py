@@ -20,6 +20,9 @@ def _seed(s3: Any, bucket: str) -> dict[str, bytes]:
         "raw/2024/02/ünï code.txt": "grüße".encode(),
         "raw/empty.bin": b"",
         "raw/deep/x/y/z.parquet": os.urandom(3000),
+        # Single part (ETag = MD5) and above the block size used below: streamed into one
+        # Put Blob that Azure checks against the source's MD5.
+        "raw/big/single.bin": os.urandom(3 * MiB + 5),
         "other/skip.txt": b"not under raw/",
     }
     for k, v in objs.items():
@@ -59,6 +62,8 @@ def test_copy_is_exact_keeps_properties_and_reruns_copy_nothing(
     assert got["landing/2024/01/a.csv"].content_settings.cache_control == "max-age=300"
     assert got["landing/2024/01/a.csv"].metadata["source_x2D_team"] == "ingest"
     assert got["landing/big/multi.bin"].content_settings.content_type == "application/x-big"
+    assert got["landing/big/single.bin"].metadata["source_x2D_team"] == "ingest"
+    assert got["landing/big/single.bin"].content_settings.cache_control == "max-age=300"
     assert res.stats.copied == len(want) and res.stats.copied_bytes == sum(map(len, want.values()))
 
     again = lakeshift.copy(f"s3://{bucket}/raw/", f"az://{container}/landing", block_size=MiB)

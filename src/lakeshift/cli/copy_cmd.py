@@ -23,6 +23,7 @@ from lakeshift.cli.options import (
     MaxRpsOpt,
     OverwriteOpt,
     ProgressOpt,
+    SinglePutMaxOpt,
     SkipErrorsOpt,
     parse_skip_errors,
     with_store_options,
@@ -61,6 +62,7 @@ def copy(
                                             "directory.", show_default=False)],
     concurrency: ConcurrencyOpt = 32,
     block_size: BlockSizeOpt = "8MiB",
+    single_put_max: SinglePutMaxOpt = "64MiB",
     overwrite: OverwriteOpt = "if-different",
     include: IncludeOpt = None,
     exclude: ExcludeOpt = None,
@@ -83,6 +85,7 @@ def copy(
         raise UsageError(f"--progress {progress!r}: use auto, bar, plain or none")
     ow: Overwrite = overwrite  # type: ignore[assignment]
     opts = CopyOptions(concurrency=concurrency, block_size=parse_size(block_size, "--block-size"),
+                       single_put_max=parse_size(single_put_max, "--single-put-max"),
                        overwrite=ow, include=tuple(include or ()), exclude=tuple(exclude or ()),
                        dry_run=dry_run, folder_markers=folder_markers,
                        skip_errors=parse_skip_errors(skip_errors), invalid_names=invalid_names,

@@ -34,6 +34,7 @@ from lakeshift.cli.options import (
     MaxRpsOpt,
     OverwriteOpt,
     ProgressOpt,
+    SinglePutMaxOpt,
     SkipErrorsOpt,
     parse_skip_errors,
     with_store_options,
@@ -251,6 +252,7 @@ def run(
         "--batch-count", "-b", help="Partitions copied at the same time.")] = 4,
     concurrency: ConcurrencyOpt = 32,
     block_size: BlockSizeOpt = "8MiB",
+    single_put_max: SinglePutMaxOpt = "64MiB",
     lease_seconds: Annotated[float, typer.Option(
         "--lease-seconds", help="A partition held by a process that stops renewing its lease "
                                 "for this long can be taken over.")] = 60.0,
@@ -279,7 +281,9 @@ def run(
     while True:
         pacing = (adaptive, max_requests_per_second,
                   parse_size(max_bandwidth, "--max-bandwidth") if max_bandwidth else None)
-        code = _run_once(job, db, batch_count, concurrency, block_size, lease_seconds, progress,
+        sizes = (parse_size(block_size, "--block-size"),
+                 parse_size(single_put_max, "--single-put-max"))
+        code = _run_once(job, db, batch_count, concurrency, sizes, lease_seconds, progress,
                          as_json, pacing)
         if every is None:
             return code
@@ -301,13 +305,13 @@ def _plan_from_config(cfg: config_file.JobConfig) -> None:
         control.close()
 
 
-def _run_once(job: str, db: str, batch_count: int, concurrency: int, block_size: str,
+def _run_once(job: str, db: str, batch_count: int, concurrency: int, sizes: tuple[int, int],
               lease_seconds: float, progress: str, as_json: bool,
               pacing: tuple[bool, float | None, int | None]) -> int:
     control = _open(db)
     try:
         j = control.job(job)
-        opts = job_copy_options(j, concurrency, parse_size(block_size, "--block-size"), *pacing)
+        opts = job_copy_options(j, concurrency, sizes[0], *pacing, single_put_max=sizes[1])
         so = StoreOptions(**j.options.get("store", {}))
         display = make_progress("none" if as_json and progress == "auto" else progress)
         subs: list[Subscriber] = [display] if display is not None else []

@@ -27,6 +27,11 @@ BlockSizeOpt = Annotated[str, typer.Option(
     "--block-size", envvar="LAKESHIFT_BLOCK_SIZE",
     help="Block size for large objects; objects up to this size go in one request. Memory "
          "for data stays under concurrency × block size.")]
+SinglePutMaxOpt = Annotated[str, typer.Option(
+    "--single-put-max", envvar="LAKESHIFT_SINGLE_PUT_MAX",
+    help="Objects above one block and up to this size, whose source has an MD5, stream "
+         "into one request the destination checks against that MD5 (Azure Put Blob with "
+         "Content-MD5); larger ones go as blocks. 0 sends every large object as blocks.")]
 ProgressOpt = Annotated[str, typer.Option(
     "--progress", help="auto (bar on a terminal, plain lines otherwise), bar, plain, none.")]
 IncludeOpt = Annotated[list[str] | None, typer.Option(

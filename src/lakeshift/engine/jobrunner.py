@@ -88,10 +88,12 @@ class _Active:
 
 def job_copy_options(job: Job, concurrency: int, block_size: int, adaptive: bool = True,
                      max_rps: float | None = None,
-                     max_bandwidth: float | None = None) -> CopyOptions:
-    """The job's saved copy options with this run's concurrency, block size and pacing."""
+                     max_bandwidth: float | None = None,
+                     single_put_max: int = 64 * 1024 * 1024) -> CopyOptions:
+    """The job's saved copy options with this run's concurrency, block sizes and pacing."""
     o = job.options
-    opts = CopyOptions(concurrency=concurrency, block_size=block_size, adaptive=adaptive,
+    opts = CopyOptions(concurrency=concurrency, block_size=block_size,
+                       single_put_max=single_put_max, adaptive=adaptive,
                        max_requests_per_second=max_rps, max_bandwidth=max_bandwidth,
                        overwrite=o.get("overwrite", "if-different"),
                        include=tuple(o.get("include", ())), exclude=tuple(o.get("exclude", ())),
