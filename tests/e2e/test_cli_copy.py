@@ -61,6 +61,7 @@ def test_plain_progress_lines_and_text_summary(cli_env: dict[str, str], tmp_path
     (["copy", "az://no-such-container-e2e/", "/tmp/x"], 2, "container/filesystem does not exist"),
     (["copy", "/tmp", "/tmp/x", "--concurrency", "0"], 2, "--concurrency"),
     (["copy", "/tmp", "/tmp/x", "--block-size", "huge"], 2, "--block-size"),
+    (["copy", "/tmp", "/tmp/x", "--single-put-max", "6000MiB"], 2, "--single-put-max"),
     (["copy", "/tmp", "/tmp/x", "--overwrite", "sometimes"], 2, "--overwrite"),
     (["copy", "/tmp"], 2, "Missing argument"),
     (["copy", "/nonexistent/src/dir/", "/tmp/x"], 2, "does not exist"),
