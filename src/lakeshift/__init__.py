@@ -15,7 +15,6 @@ from lakeshift.engine.events import (
     Renamed,
     Throttled,
 )
-from lakeshift.engine.jobrunner import RunResult
 from lakeshift.engine.pipeline import CopyOptions, CopyResult, Failure
 from lakeshift.errors import (
     AuthError,
@@ -28,7 +27,7 @@ from lakeshift.errors import (
     TransientError,
     UsageError,
 )
-from lakeshift.model import ObjectInfo, ObjectProps, TransferStats
+from lakeshift.model import ObjectInfo, ObjectProps, RunResult, TransferStats
 from lakeshift.stores.base import Capabilities, StoreConfig, StoreOptions
 from lakeshift.urls import StoreURL, parse_url
 

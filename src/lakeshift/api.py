@@ -7,8 +7,8 @@ import os
 from dataclasses import replace
 
 from lakeshift.engine.events import Subscriber
-from lakeshift.engine.jobrunner import RunResult
 from lakeshift.engine.pipeline import CopyOptions, CopyResult, copy_async
+from lakeshift.model import RunResult
 from lakeshift.plan.compare import Overwrite
 from lakeshift.stores.base import StoreConfig, StoreOptions
 from lakeshift.urls import StoreURL, parse_url

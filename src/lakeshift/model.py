@@ -82,3 +82,20 @@ class TransferStats:
     def throughput(self) -> float:
         """Bytes per second written to the destination."""
         return self.bytes_transferred / self.duration if self.duration > 0 else 0.0
+
+
+@dataclass
+class RunResult:
+    """What one `run` of a job did (its partitions, and the objects across them)."""
+
+    run_id: int
+    succeeded: int = 0
+    failed: int = 0
+    stats: TransferStats = field(default_factory=TransferStats)
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (partition, error)
+    remaining_failed: int = 0  # failed partitions of the job after this run
+    remaining_pending: int = 0
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed or self.remaining_failed else 0

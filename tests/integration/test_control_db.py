@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lakeshift.control.repository import ControlDB, PartitionSpec, PartitionStats
+from lakeshift.control.records import PartitionSpec
+from lakeshift.control.repository import ControlDB, PartitionStats
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -11,7 +11,7 @@ import time
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
 
@@ -42,10 +42,9 @@ from lakeshift.cli.options import (
 from lakeshift.cli.progress import make_progress
 from lakeshift.cli.sizes import human_bytes, parse_size
 from lakeshift.cli.status_view import print_partitions, print_status
-from lakeshift.control.db import DEFAULT_DB
-from lakeshift.control.repository import ControlDB, Job, PartitionSpec, as_utc
+from lakeshift.control import DEFAULT_DB
+from lakeshift.control.records import Job, PartitionSpec, as_utc
 from lakeshift.engine.events import Subscriber
-from lakeshift.engine.jobrunner import job_copy_options, run_job, sync_adf
 from lakeshift.engine.pipeline import CopyOptions, check_reachable
 from lakeshift.engine.retry import RetryPolicy
 from lakeshift.errors import UsageError
@@ -60,6 +59,9 @@ from lakeshift.plan.source import resolve_source
 from lakeshift.stores.base import StoreOptions
 from lakeshift.stores.registry import open_store
 from lakeshift.urls import parse_url
+
+if TYPE_CHECKING:
+    from lakeshift.control.repository import ControlDB
 
 PLAN_HELP = """Write a job and its partitions to the control DB (nothing is copied yet).
 
@@ -96,6 +98,9 @@ RUN_EPILOG = """Examples:
 
 
 def _open(db: str, create: bool = False) -> ControlDB:
+    # Imported here: SQLAlchemy costs ~0.13 s at start-up, and `copy` never needs it.
+    from lakeshift.control.repository import ControlDB
+
     return ControlDB(db, create=create)
 
 
@@ -205,6 +210,8 @@ def create_plan(control: ControlDB, job: str, sources: list[str], dst: str, so: 
                        specs, adf_table=adf_control_table)
     j = control.job(job)
     if adf_control_table:
+        from lakeshift.engine.jobrunner import sync_adf
+
         sync_adf(control, j)
     return j
 
@@ -311,6 +318,8 @@ def _run_once(job: str, db: str, batch_count: int, concurrency: int, sizes: tupl
     control = _open(db)
     try:
         j = control.job(job)
+        from lakeshift.engine.jobrunner import job_copy_options, run_job
+
         opts = job_copy_options(j, concurrency, sizes[0], *pacing, single_put_max=sizes[1])
         so = StoreOptions(**j.options.get("store", {}))
         display = make_progress("none" if as_json and progress == "auto" else progress)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import sys
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lakeshift.cli.sizes import human_bytes
-from lakeshift.control.repository import ControlDB, Job, as_utc
+from lakeshift.control.records import Job, as_utc
+
+if TYPE_CHECKING:
+    from lakeshift.control.repository import ControlDB
 
 STATES = ("pending", "running", "succeeded", "failed")
 

@@ -21,8 +21,7 @@ from lakeshift.cli.options import (
     with_store_options,
 )
 from lakeshift.cli.sizes import human_bytes
-from lakeshift.control.db import DEFAULT_DB
-from lakeshift.control.repository import ControlDB
+from lakeshift.control import DEFAULT_DB
 from lakeshift.engine.verify import Pair, Report, VerifyOptions, verify_async, write_summary
 from lakeshift.errors import UsageError
 from lakeshift.plan.source import SourceSpec
@@ -114,6 +113,8 @@ def verify(
 
 
 def _job_pairs(db: str, job: str, so: StoreOptions) -> tuple[list[Pair], str, str]:
+    from lakeshift.control.repository import ControlDB  # SQLAlchemy only when --job
+
     control = ControlDB(db)
     try:
         j = control.job(job)

@@ -20,7 +20,6 @@ from lakeshift.control.schema import metadata, schema_version
 from lakeshift.errors import UsageError
 from lakeshift.redact import redact
 
-DEFAULT_DB = "sqlite:///lakeshift.db"
 SCHEMA_VERSION = migrations.LATEST
 
 

@@ -14,41 +14,13 @@ from sqlalchemy.engine import Engine, RowMapping
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from lakeshift.control.db import db_error, display_url, open_engine
+from lakeshift.control.records import Job, PartitionSpec, as_utc
 from lakeshift.control.schema import deletions, failures, jobs, partitions, renames, runs
 from lakeshift.errors import UsageError
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def as_utc(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; everything stored is UTC."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-@dataclass(frozen=True)
-class PartitionSpec:
-    source: str
-    prefix: str
-    rel_base: str
-    destination: str
-    range_start: str | None = None
-    range_end: str | None = None
-    cursor: str | None = None
-    adf_prefix: str | None = None
-
-
-@dataclass(frozen=True)
-class Job:
-    id: int
-    name: str
-    destination: str
-    options: dict[str, Any]
-    adf_table: str | None
-    created_at: datetime
 
 
 @dataclass

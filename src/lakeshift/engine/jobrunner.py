@@ -20,7 +20,8 @@ from typing import Any
 
 from sqlalchemy.engine import RowMapping
 
-from lakeshift.control.repository import ControlDB, Job, PartitionSpec, PartitionStats
+from lakeshift.control.records import Job, PartitionSpec
+from lakeshift.control.repository import ControlDB, PartitionStats
 from lakeshift.engine.events import (
     EventBus,
     SourceDeleted,
@@ -38,26 +39,11 @@ from lakeshift.engine.retry import RetryPolicy
 from lakeshift.engine.slots import SlotPool
 from lakeshift.engine.watermark import Watermark
 from lakeshift.errors import LakeshiftError
-from lakeshift.model import TransferStats
+from lakeshift.model import RunResult, TransferStats
 from lakeshift.plan.source import SourceSpec, destination_root
 from lakeshift.stores.base import Store, StoreConfig, StoreOptions
 from lakeshift.stores.registry import open_store
 from lakeshift.urls import parse_url
-
-
-@dataclass
-class RunResult:
-    run_id: int
-    succeeded: int = 0
-    failed: int = 0
-    stats: TransferStats = field(default_factory=TransferStats)
-    errors: list[tuple[str, str]] = field(default_factory=list)  # (partition, error)
-    remaining_failed: int = 0  # failed partitions of the job after this run
-    remaining_pending: int = 0
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if self.failed or self.remaining_failed else 0
 
 
 @dataclass

@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from lakeshift.control.repository import PartitionSpec
+from lakeshift.control.records import PartitionSpec
 from lakeshift.errors import UsageError
 from lakeshift.plan.source import SourceSpec
 from lakeshift.stores.base import Store

@@ -1,0 +1,37 @@
+"""Records of the control DB as plain data, importable without SQLAlchemy (the planner and
+the CLI's help and ``copy`` paths use them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything stored is UTC."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class PartitionSpec:
+    source: str
+    prefix: str
+    rel_base: str
+    destination: str
+    range_start: str | None = None
+    range_end: str | None = None
+    cursor: str | None = None
+    adf_prefix: str | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    name: str
+    destination: str
+    options: dict[str, Any]
+    adf_table: str | None
+    created_at: datetime
