@@ -1,11 +1,14 @@
-"""Lean Put Blob and Put Block over aiohttp: the requests that carry the data.
+"""The Blob service REST API over aiohttp, for account-key and SAS credentials.
 
-Measured (bench/README.md): the azure-storage-blob SDK spends ~2 ms of client CPU per
-Put Blob, several times the cost of the request itself, and on small files client CPU
-decides throughput.  This module sends the same single request — with ``Content-MD5``
-(transit check) and ``x-ms-blob-content-md5`` (stored) — signed with Shared Key or carrying
-a SAS, following the Blob service REST reference ("Put Blob", "Authorize with Shared
-Key").  Token (Entra ID) credentials keep using the SDK.
+Measured (bench/README.md): the azure-storage-blob SDK spent ~2 ms of client CPU per Put
+Blob, several times the cost of the request itself, and importing it costs ~0.2 s at every
+start; on small files client CPU decides throughput, on a short run the start-up does.  This
+module sends the same requests — Put Blob (whole or streamed) with ``Content-MD5`` (transit
+check) and ``x-ms-blob-content-md5`` (stored), Put Block, Put Block List, List Blobs, Get
+Blob Properties, Delete Blob, Create Container, Get Container Properties, Get Account
+Information — signed with Shared Key or carrying a SAS, following the Blob service REST
+reference ("Authorize with Shared Key", and each operation's page).  Entra ID tokens use
+the SDK (stores/azure_sdk.py).
 """
 
 from __future__ import annotations
@@ -13,16 +16,30 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import AsyncIterator
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import format_datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from yarl import URL
 
-from lakeshift.errors import LakeshiftError, TransientError
-from lakeshift.model import ObjectProps
+from lakeshift.errors import (
+    AuthError,
+    ForbiddenError,
+    IntegrityError,
+    InvalidNameError,
+    LakeshiftError,
+    NotFoundError,
+    ThrottledError,
+    TransientError,
+    UsageError,
+)
+from lakeshift.model import ObjectInfo, ObjectProps
+from lakeshift.redact import redact
+from lakeshift.stores.props import FOLDER_KEY, unquote_etag
 
 API_VERSION = "2023-11-03"
 
@@ -59,35 +76,138 @@ def shared_key_signature(account: str, key: bytes, method: str, url: str,
     return f"SharedKey {account}:{base64.b64encode(digest).decode()}"
 
 
-def _blob_headers(props: ObjectProps, md5: bytes, metadata: dict[str, str]) -> dict[str, str]:
-    """Put Blob headers: ``Content-MD5`` (checked by the service) and the same MD5 as
-    ``x-ms-blob-content-md5`` (stored), the blob's properties and its metadata."""
-    b64 = base64.b64encode(md5).decode()
-    headers = {"x-ms-blob-type": "BlockBlob", "Content-MD5": b64,
-               "x-ms-blob-content-md5": b64}
+AUTH_CODES = frozenset({"AuthenticationFailed", "AuthorizationFailure",
+                        "InvalidAuthenticationInfo", "NoAuthenticationInformation"})
+
+
+def status_error(status: int, code: str, what: str, retry_after: str | None = None,
+                 message: str = "") -> LakeshiftError:
+    """The lakeshift error for an Azure Storage HTTP status and x-ms-error-code."""
+    if code in AUTH_CODES:
+        return AuthError(f"{what}: Azure credentials rejected ({code}): check "
+                         "AZURE_STORAGE_CONNECTION_STRING / AZURE_STORAGE_ACCOUNT_KEY / the SAS")
+    if code == "ContainerNotFound":
+        return UsageError(f"{what}: container/filesystem does not exist: create it or fix the URL")
+    if status == 404:
+        return NotFoundError(f"{what}: not found")
+    # Azure says Md5Mismatch; Azurite says InvalidOperation "Provided contentMD5 doesn't match."
+    if code in ("Md5Mismatch", "InvalidMd5") or (
+            status == 400 and "md5" in message.lower() and "match" in message.lower()):
+        return IntegrityError(f"{what}: the service saw a different MD5 ({code})")
+    if code in ("InvalidResourceName", "InvalidUri", "OutOfRangeInput"):
+        return InvalidNameError(f"{what}: invalid name at the destination ({code})")
+    if status == 403:
+        return ForbiddenError(f"{what}: permission denied ({code or status})")
+    if status in (429, 503) or code in ("ServerBusy", "OperationTimedOut"):
+        delay = float(retry_after) if retry_after and retry_after.isdigit() else None
+        return ThrottledError(f"{what}: throttled ({code or status})", delay)
+    if status >= 500 or status in (408, 0):
+        return TransientError(redact(f"{what}: {code or status} {message}"))
+    return LakeshiftError(redact(f"{what}: {code or status} {message}"))
+
+
+@dataclass(frozen=True, slots=True)
+class ListPage:
+    """One page of List Blobs: blobs, folder prefixes (with a delimiter), next marker."""
+
+    objects: Sequence[ObjectInfo]
+    prefixes: Sequence[str]
+    marker: str | None
+
+
+def _property_headers(props: ObjectProps, md5: bytes | None,
+                      metadata: dict[str, str]) -> dict[str, str]:
+    """The blob's ``x-ms-blob-*`` properties (the MD5 to store among them) and metadata,
+    for Put Blob and Put Block List."""
+    headers: dict[str, str] = {}
+    if md5 is not None:
+        headers["x-ms-blob-content-md5"] = base64.b64encode(md5).decode()
     for field, header in _PROPERTY_HEADERS:
         value = getattr(props, field)
         if value:
             headers[header] = value
     headers.setdefault("x-ms-blob-content-type", "application/octet-stream")
-    # aiohttp would add a Content-Type after signing; send (and sign) the blob's own.
-    headers["Content-Type"] = headers["x-ms-blob-content-type"]
     for name, value in metadata.items():
         headers[f"x-ms-meta-{name}"] = value
     return headers
 
 
+def _blob_headers(props: ObjectProps, md5: bytes, metadata: dict[str, str]) -> dict[str, str]:
+    """Put Blob headers: ``Content-MD5`` (checked by the service) and the same MD5 as
+    ``x-ms-blob-content-md5`` (stored), the blob's properties and its metadata."""
+    headers = _property_headers(props, md5, metadata)
+    headers["x-ms-blob-type"] = "BlockBlob"
+    headers["Content-MD5"] = headers["x-ms-blob-content-md5"]
+    # aiohttp would add a Content-Type after signing; send (and sign) the blob's own.
+    headers["Content-Type"] = headers["x-ms-blob-content-type"]
+    return headers
+
+
+def parse_list(body: bytes) -> ListPage:
+    """A List Blobs response (EnumerationResults)."""
+    root = ET.fromstring(body)
+    objects: list[ObjectInfo] = []
+    prefixes: list[str] = []
+    blobs = root.find("Blobs")
+    for el in blobs if blobs is not None else ():
+        if el.tag == "BlobPrefix":
+            prefixes.append(_name(el))
+        elif el.tag == "Blob":
+            objects.append(_blob_info(el))
+    return ListPage(objects, prefixes, root.findtext("NextMarker") or None)
+
+
+def _name(el: ET.Element) -> str:
+    """A Name element; names with characters XML cannot carry come percent-encoded."""
+    name = el.find("Name")
+    if name is None:
+        return ""
+    text = name.text or ""
+    return unquote(text) if name.get("Encoded") == "true" else text
+
+
+def _blob_info(el: ET.Element) -> ObjectInfo:
+    p = el.find("Properties")
+    prop = {c.tag: c.text or "" for c in p} if p is not None else {}
+    m = el.find("Metadata")
+    meta = {c.tag: c.text or "" for c in m} if m is not None else {}
+    return _object_info(_name(el), prop.get("Content-Length"), prop.get("Last-Modified"),
+                        prop.get("Etag"), prop.get("Content-MD5"), meta)
+
+
+def _object_info(key: str, length: str | None, modified: str | None, etag: str | None,
+                 md5: str | None, meta: dict[str, str]) -> ObjectInfo:
+    return ObjectInfo(key, int(length or 0),
+                      parsedate_to_datetime(modified) if modified else None,
+                      unquote_etag(etag), base64.b64decode(md5) if md5 else None,
+                      meta.get(FOLDER_KEY, "").lower() == "true", meta)
+
+
+def _wire_id(block_id: str) -> str:
+    """Block IDs travel base64-encoded (as the SDK sends them)."""
+    return base64.b64encode(block_id.encode()).decode()
+
+
+def _block_list_xml(block_ids: Sequence[str]) -> bytes:
+    items = "".join(f"<Latest>{_wire_id(i)}</Latest>" for i in block_ids)
+    return f'<?xml version="1.0" encoding="utf-8"?><BlockList>{items}</BlockList>'.encode()
+
+
 class LeanBlobClient:
-    """Put Blob and Put Block for one container; owns an aiohttp session (close it)."""
+    """The Blob operations of one container (and its account); owns an aiohttp session
+    (close it).  Every method raises lakeshift errors (``status_error``)."""
 
     def __init__(self, endpoint: str, account: str, container: str, key: str | None,
                  sas: str | None, connections: int = 128) -> None:
-        self.base = f"{endpoint.rstrip('/')}/{container}/"
+        self.endpoint = endpoint.rstrip("/")
+        self.base = f"{self.endpoint}/{container}"
         self.account = account
         self.key = base64.b64decode(key) if key else None
         self.sas = sas
         self.connections = connections
         self._session: Any = None
+        #: The Date header of the last response: the service's clock.
+        self.last_date: datetime | None = None
 
     def _client(self) -> Any:
         if self._session is None:
@@ -99,16 +219,76 @@ class LeanBlobClient:
                 auto_decompress=False, trust_env=False)
         return self._session
 
-    def _url(self, key: str, query: str = "") -> str:
-        url = self.base + quote(key, safe="/")
+    def _url(self, key: str | None, query: str = "") -> str:
+        url = self.base if key is None else f"{self.base}/{quote(key, safe='/')}"
         params = "&".join(p for p in (query, self.sas or "") if p)
         return f"{url}?{params}" if params else url
+
+    # -- account and container -----------------------------------------------------
+
+    async def account_is_hns(self, what: str) -> bool:
+        """Get Account Information: does the account have a hierarchical namespace?"""
+        params = "&".join(p for p in ("restype=account&comp=properties", self.sas or "") if p)
+        headers, _ = await self._send("GET", f"{self.endpoint}/?{params}", {}, b"", what)
+        return str(headers.get("x-ms-is-hns-enabled", "")).lower() == "true"
+
+    async def create_container(self, what: str) -> bool:
+        """Create Container; False when it already exists."""
+        try:
+            await self._send("PUT", self._url(None, "restype=container"), {}, b"", what)
+        except LakeshiftError as e:
+            if "ContainerAlreadyExists" in str(e):
+                return False
+            raise
+        return True
+
+    async def container_properties(self, what: str) -> None:
+        """Get Container Properties: raises UsageError when the container is missing."""
+        await self._send("HEAD", self._url(None, "restype=container"), {}, b"", what,
+                         not_found="ContainerNotFound")
+
+    # -- listing -------------------------------------------------------------------
+
+    async def list_page(self, prefix: str, delimiter: str | None, marker: str | None,
+                        what: str, size: int = 5000) -> ListPage:
+        """One page of List Blobs, with metadata."""
+        q = {"restype": "container", "comp": "list", "include": "metadata",
+             "maxresults": str(size)}
+        if prefix:
+            q["prefix"] = prefix
+        if delimiter:
+            q["delimiter"] = delimiter
+        if marker:
+            q["marker"] = marker
+        _, body = await self._send("GET", self._url(None, urlencode(q, quote_via=quote)), {},
+                                   b"", what, not_found="ContainerNotFound")
+        return parse_list(body)
+
+    # -- blobs ---------------------------------------------------------------------
+
+    async def head(self, key: str, what: str) -> ObjectInfo | None:
+        """Get Blob Properties; None when there is no such blob."""
+        try:
+            h, _ = await self._send("HEAD", self._url(key), {}, b"", what)
+        except NotFoundError:
+            return None
+        meta = {k[len("x-ms-meta-"):]: v for k, v in h.items()
+                if k.lower().startswith("x-ms-meta-")}
+        return _object_info(key, h.get("Content-Length"), h.get("Last-Modified"),
+                            h.get("ETag"), h.get("Content-MD5"), meta)
+
+    async def delete(self, key: str, what: str) -> None:
+        """Delete Blob (a blob already gone is fine)."""
+        try:
+            await self._send("DELETE", self._url(key), {}, b"", what)
+        except NotFoundError:
+            pass
 
     async def put(self, key: str, data: bytes, props: ObjectProps, md5: bytes,
                   metadata: dict[str, str], what: str) -> None:
         """Put Blob: the whole object in one request."""
         await self._send("PUT", self._url(key), _blob_headers(props, md5, metadata), data,
-                         len(data), what)
+                         what)
 
     async def put_stream(self, key: str, size: int, chunks: AsyncIterator[bytes],
                          props: ObjectProps, md5: bytes, metadata: dict[str, str],
@@ -131,7 +311,7 @@ class LeanBlobClient:
 
         try:
             await self._send("PUT", self._url(key), _blob_headers(props, md5, metadata),
-                             body(), size, what)
+                             body(), what, length=size)
         except LakeshiftError:
             # A failing source cuts the request: report the source's error, not the cut.
             if failed and isinstance(failed[0], Exception):
@@ -143,29 +323,51 @@ class LeanBlobClient:
         """Put Block with the block's MD5 as Content-MD5 (the service checks it)."""
         headers = {"Content-MD5": base64.b64encode(md5).decode(),
                    "Content-Type": "application/octet-stream"}
-        url = self._url(key, f"comp=block&blockid={quote(block_id, safe='')}")
-        await self._send("PUT", url, headers, data, len(data), what)
+        url = self._url(key, f"comp=block&blockid={quote(_wire_id(block_id), safe='')}")
+        await self._send("PUT", url, headers, data, what)
+
+    async def put_block_list(self, key: str, block_ids: Sequence[str], props: ObjectProps,
+                             md5: bytes | None, metadata: dict[str, str], what: str) -> None:
+        """Put Block List: commit the blocks in order, storing the whole object's MD5."""
+        body = _block_list_xml(block_ids)
+        headers = _property_headers(props, md5, metadata)
+        headers["Content-Type"] = "application/xml; charset=utf-8"
+        await self._send("PUT", self._url(key, "comp=blocklist"), headers, body, what)
+
+    # -- the request ---------------------------------------------------------------
 
     async def _send(self, method: str, url: str, headers: dict[str, str],
-                    data: bytes | AsyncIterator[bytes], length: int, what: str) -> None:
+                    data: bytes | AsyncIterator[bytes], what: str, length: int | None = None,
+                    not_found: str = "") -> tuple[Any, bytes]:
+        """One request; returns the response headers and body on 2xx, else raises the
+        lakeshift error for it.  ``length`` is required for a streamed body; ``not_found``
+        is the error code a 404 without one means (HEAD responses have no body)."""
         import aiohttp
 
-        from lakeshift.stores.azure import status_error
-
+        if length is None:
+            assert isinstance(data, bytes)
+            length = len(data)
         headers["x-ms-version"] = API_VERSION
         headers["x-ms-date"] = format_datetime(datetime.now(UTC), usegmt=True)
-        headers["Content-Length"] = str(length)
+        if method == "PUT" or length:
+            headers["Content-Length"] = str(length)
+            # aiohttp adds this to a PUT that has none, after signing: sign it.
+            headers.setdefault("Content-Type", "application/octet-stream")
         if self.key is not None:
             headers["Authorization"] = shared_key_signature(self.account, self.key, method, url,
                                                             headers)
         try:
-            async with self._client().request(method, URL(url, encoded=True), data=data,
+            async with self._client().request(method, URL(url, encoded=True),
+                                              data=data if length else None,
                                               headers=headers) as resp:
-                if resp.status in (200, 201):
-                    await resp.release()
-                    return
                 body = await resp.read()
-                code = resp.headers.get("x-ms-error-code", "")
+                date = resp.headers.get("Date")
+                if date:
+                    self.last_date = parsedate_to_datetime(date)
+                if 200 <= resp.status < 300:
+                    return resp.headers, body
+                code = resp.headers.get("x-ms-error-code", "") or (
+                    not_found if resp.status == 404 else "")
                 raise status_error(resp.status, code, what, resp.headers.get("Retry-After"),
                                    body.decode("utf-8", "replace")[:300])
         except LakeshiftError:
