@@ -67,6 +67,7 @@ class AzureBlobStore:
         self.config = config
         self.url = config.url
         self.container = config.url.bucket
+        self.page_size = 5000
         self.settings = azure_auth.resolve(config.url, config.options)
         self.http = check_http(self.settings.blob_endpoint, config.options.allow_http)
         # Streamed, service-checked puts go through the lean client (key or SAS).
@@ -116,7 +117,8 @@ class AzureBlobStore:
         # List Blobs has no start-after: the pages are filtered here instead.
         marker: str | None = None
         while True:
-            page = await self._blobs.list_page(prefix, None, marker, self._where(prefix))
+            page = await self._blobs.list_page(prefix, None, marker, self._where(prefix),
+                                               self.page_size)
             items = page.objects
             if start_after is not None:
                 items = [i for i in items if i.key > start_after]
@@ -132,7 +134,8 @@ class AzureBlobStore:
         objects: list[ObjectInfo] | None = []
         marker: str | None = None
         while True:
-            page = await self._blobs.list_page(prefix, "/", marker, self._where(prefix))
+            page = await self._blobs.list_page(prefix, "/", marker, self._where(prefix),
+                                               self.page_size)
             folders.extend(page.prefixes)
             if objects is not None:
                 objects.extend(page.objects)

@@ -138,6 +138,8 @@ class Writer(Protocol):
 class Store(Lister, PrefixLister, Reader, Writer, Protocol):
     capabilities: Capabilities
     url: StoreURL
+    #: Objects asked for per listing request (the service's maximum by default).
+    page_size: int
 
     async def prepare_destination(self) -> None:
         """Create the container/bucket/directory if missing (destinations only)."""

@@ -47,13 +47,14 @@ class LocalStore:
         self.config = config
         self.url = config.url
         self.root = config.url.bucket
+        self.page_size = PAGE
 
     def _path(self, key: str) -> str:
         return os.path.join(self.root, *key.split("/"))
 
     async def list_pages(self, prefix: str, start_after: str | None = None
                          ) -> AsyncIterator[Sequence[ObjectInfo]]:
-        gen = _pages(self.root, prefix, start_after)
+        gen = _pages(self.root, prefix, start_after, self.page_size)
         while True:
             page = await asyncio.to_thread(next, gen, None)
             if page is None:
@@ -270,7 +271,8 @@ def _info(key: str, st: os.stat_result) -> ObjectInfo:
                       local_etag(st))
 
 
-def _pages(root: str, prefix: str, start_after: str | None) -> Iterator[list[ObjectInfo]]:
+def _pages(root: str, prefix: str, start_after: str | None,
+           size: int) -> Iterator[list[ObjectInfo]]:
     if os.path.isfile(root):
         # The URL named one file: it is the only object, with an empty key.
         yield [_info("", os.stat(root))]
@@ -279,7 +281,7 @@ def _pages(root: str, prefix: str, start_after: str | None) -> Iterator[list[Obj
     folder, _, name_prefix = prefix.rpartition("/")
     for info in _walk(root, folder, name_prefix, start_after):
         page.append(info)
-        if len(page) >= PAGE:
+        if len(page) >= size:
             yield page
             page = []
     if page:

@@ -71,6 +71,7 @@ class S3Store:
     def __init__(self, config: StoreConfig) -> None:
         self.config = config
         self.url = config.url
+        self.page_size = 1000
         self.bucket = config.url.bucket
         self.settings = aws_auth.resolve(config.options)
         self.http = bool(self.settings.endpoint) and check_http(
@@ -111,7 +112,8 @@ class S3Store:
                          ) -> AsyncIterator[Sequence[ObjectInfo]]:
         token: str | None = None
         while True:
-            kw: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": 1000}
+            kw: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix,
+                                  "MaxKeys": self.page_size}
             if token:
                 kw["ContinuationToken"] = token
             elif start_after:
@@ -131,7 +133,7 @@ class S3Store:
         token: str | None = None
         while True:
             kw: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "Delimiter": "/",
-                                  "MaxKeys": 1000}
+                                  "MaxKeys": self.page_size}
             if token:
                 kw["ContinuationToken"] = token
             resp = await asyncio.to_thread(self._call, "list_objects_v2", kw, prefix)
