@@ -115,6 +115,13 @@ def seed(s3: Any, bucket: str, prefix: str, count: int, size: int) -> None:
         list(pool.map(put, range(count)))
 
 
+def settle(seconds: float = 1.0) -> None:
+    """Let the seeding's (and the last run's clean-up's) dirty pages reach the disk before a
+    measured run, so the kernel's write-back lands in no tool's window."""
+    os.sync()
+    time.sleep(seconds)
+
+
 def measure(tool: str, argv: list[str], env: dict[str, str], emus: Emulators, objects: int,
             nbytes: int) -> Measured:
     """Run argv under /usr/bin/time: wall time, the tool's CPU and peak RSS, emulator CPU.

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import LAKESHIFT, REPO, Emulators, Measured, MiB, measure, rclone_env, seed
+from common import LAKESHIFT, REPO, Emulators, Measured, MiB, measure, rclone_env, seed, settle
 
 SETS = {
     "small": {"count": 5000, "size": 4 * 1024, "rclone": ["--transfers", "32", "--checkers", "32"]},
@@ -35,6 +35,7 @@ def one_run(tool: str, name: str, extra: list[str]) -> Measured:
     emus = Emulators()
     try:
         seed(emus.s3(), "bench", "data/", count, size)
+        settle()
         if tool == "lakeshift":
             argv = [LAKESHIFT, "copy", "s3://bench/data/", "az://bench/data/", "--progress",
                     "none", "--json", *extra]
