@@ -12,12 +12,17 @@ method and path pattern match:
 * ``flip_request``: flip one byte of the request body before forwarding (the service must
   notice through Content-MD5).
 
+``opaque_etags(pattern)`` makes the S3 ETags of keys matching ``pattern`` opaque, as S3's
+are for objects encrypted with SSE-KMS or SSE-C (moto keeps them MD5s): 32 hex digits that
+are not the data's MD5, in listings, GET and HEAD responses; If-Match is mapped back.
+
 It runs in its own thread and event loop; ``stop()`` ends it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 import re
 import socket
@@ -58,6 +63,8 @@ class FaultProxy:
         self.rules: list[Rule] = []
         self.lock = threading.Lock()
         self.requests = 0
+        self._opaque: re.Pattern[str] | None = None
+        self._real: dict[str, str] = {}  # opaque ETag -> real one
         self.injected = 0
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -75,6 +82,36 @@ class FaultProxy:
         with self.lock:
             self.rules.append(rule)
         return rule
+
+    def opaque_etags(self, pattern: str) -> None:
+        self._opaque = re.compile(pattern)
+
+    def _hide(self, etag_hex: str) -> str:
+        fake = hashlib.md5(b"sse-kms:" + etag_hex.encode()).hexdigest()
+        self._real[fake] = etag_hex
+        return fake
+
+    def _hide_in_headers(self, path: str, headers: dict[str, str]) -> None:
+        for k in list(headers):
+            if k.lower() == "etag" and self._opaque is not None and self._opaque.search(path):
+                m = re.fullmatch(r'"?([0-9a-f]{32})"?', headers[k])
+                if m:
+                    headers[k] = f'"{self._hide(m.group(1))}"'
+
+    def _hide_in_listing(self, body: bytes) -> bytes:
+        pattern = self._opaque
+        assert pattern is not None
+
+        def contents(m: re.Match[str]) -> str:
+            block = m.group(0)
+            key = re.search(r"<Key>(.*?)</Key>", block)
+            if key is None or not pattern.search(key.group(1)):
+                return block
+            return re.sub(r"(<ETag>[^<0-9a-f]*)([0-9a-f]{32})(?=[^<0-9a-f]*</ETag>)",
+                          lambda e: e.group(1) + self._hide(e.group(2)), block)
+
+        text = body.decode("utf-8")
+        return re.sub(r"<Contents>.*?</Contents>", contents, text, flags=re.S).encode("utf-8")
 
     def clear(self) -> None:
         with self.lock:
@@ -119,6 +156,11 @@ class FaultProxy:
             body = body[:i] + bytes([body[i] ^ 0xFF]) + body[i + 1:]
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP}
         headers["Host"] = request.headers.get("Host", "")
+        for k in list(headers):
+            if k.lower() in ("if-match", "if-none-match"):
+                tag = headers[k].strip('"')
+                headers[k] = f'"{self._real.get(tag, tag)}"'
+
         # No header the client did not send (a Content-Type added here would break Shared
         # Key signatures, which cover it).
         async with self._session.request(request.method, self.upstream + path,
@@ -127,6 +169,16 @@ class FaultProxy:
                                          skip_auto_headers=("Content-Type",)) as up:
             payload = await up.read()
             out_headers = {k: v for k, v in up.headers.items() if k.lower() not in HOP}
+            if self._opaque is not None:
+                self._hide_in_headers(request.path, out_headers)
+                if "xml" in up.headers.get("Content-Type", "") and b"<Contents>" in payload:
+                    payload = self._hide_in_listing(payload)
+            if request.method == "HEAD":  # no body, but the object's length
+                head = web.StreamResponse(status=up.status, headers=out_headers)
+                if "Content-Length" in up.headers:
+                    head.content_length = int(up.headers["Content-Length"])
+                await head.prepare(request)
+                return head
             if rule is None or rule.kind == "flip_request" or not payload:
                 return web.Response(status=up.status, headers=out_headers, body=payload)
             if rule.kind == "flip":

@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from lakeshift.engine.limiter import EndpointLimiter
 from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.slots import SlotPool
+from lakeshift.errors import LakeshiftError
 from lakeshift.model import ObjectInfo
 from lakeshift.stores.base import Store
 
@@ -59,3 +61,19 @@ def _fold(md5: Any, parts: dict[int, tuple[Any, list[bytes]]], pos: int, data: b
                 digests.append(cur.digest())
                 cur = hashlib.md5()
                 parts[ps] = (cur, digests)
+
+
+async def without_unvouched_md5(store: Store, obj: ObjectInfo,
+                                policy: RetryPolicy) -> ObjectInfo | None:
+    """``obj`` without the MD5 its listing offered, when the object's own HEAD does not
+    vouch for it (an S3 ETag under SSE-KMS or SSE-C looks like an MD5 but is not one);
+    None when the HEAD confirms the MD5, or cannot tell.  Asked only after a mismatch."""
+    if obj.md5 is None:
+        return None
+    try:
+        fresh = await retry(lambda: store.exists(obj.key), policy)
+    except LakeshiftError:
+        return None
+    if fresh is None or fresh.etag != obj.etag or fresh.md5 is not None:
+        return None
+    return replace(obj, md5=None)

@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
+from lakeshift.engine.checksums import without_unvouched_md5
 from lakeshift.engine.events import (
     BytesMoved,
     EventBus,
@@ -376,6 +377,9 @@ async def _transfer_one(ctx: TransferContext, s: ObjectInfo, dest_key: str, even
             if attempt >= attempts:
                 _failed(events, s, e, attempt)
                 return False
+            # The listing's MD5 may not be one (S3 ETags under SSE-KMS / SSE-C): if the
+            # object's HEAD does not vouch for it, copy again hashing the bytes here.
+            s = await without_unvouched_md5(ctx.src, s, ctx.policy) or s
         except LakeshiftError as e:
             if e.kind in skip_errors:
                 events.emit(ObjectDone(s.key, s.size, "skipped", e.kind, str(e), attempt))

@@ -50,12 +50,14 @@ async def outer_merge(source: AsyncIterator[tuple[str, ObjectInfo]],
 
 
 def identical(src: ObjectInfo, dst: ObjectInfo) -> bool:
-    """Provably the same content: same size and same MD5, or the destination records
-    that it was copied from exactly this source version (its ETag)."""
+    """Provably the same content: same size, and the same MD5, or the destination records
+    that it was copied from exactly this source version (its ETag; the copy was proven by
+    MD5 when it was written).  The recorded ETag also settles an MD5 mismatch, because an
+    S3 ETag that looks like an MD5 may not be one (SSE-KMS, SSE-C)."""
     if src.size != dst.size:
         return False
-    if src.md5 is not None and dst.md5 is not None:
-        return src.md5 == dst.md5
+    if src.md5 is not None and dst.md5 is not None and src.md5 == dst.md5:
+        return True
     recorded = (dst.metadata or {}).get(SRC_ETAG_KEY)
     return bool(recorded and src.etag and recorded == src.etag)
 

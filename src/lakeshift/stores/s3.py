@@ -72,6 +72,8 @@ class S3Store:
         self.config = config
         self.url = config.url
         self.page_size = 1000
+        #: Whether a listing's single-part ETags are MD5s (None: not asked yet).
+        self._etags_md5: bool | None = None
         self.bucket = config.url.bucket
         self.settings = aws_auth.resolve(config.options)
         self.http = bool(self.settings.endpoint) and check_http(
@@ -108,8 +110,28 @@ class S3Store:
 
     # -- listing -------------------------------------------------------------------
 
+    async def _etags_are_md5(self) -> bool:
+        """Whether a single-part ETag in a listing is the object's MD5.  Not when the bucket
+        encrypts new objects with SSE-KMS by default: such ETags are opaque (S3's ETag
+        documentation), so they are not offered as MD5s at all.  An object encrypted with
+        SSE-KMS or SSE-C in a bucket without that default is found by its HEAD (``exists``)
+        when its copy fails the MD5 check."""
+        if self._etags_md5 is None:
+            try:
+                resp = await asyncio.to_thread(self._call, "get_bucket_encryption",
+                                               {"Bucket": self.bucket}, "")
+                rules = resp.get("ServerSideEncryptionConfiguration", {}).get("Rules", [])
+                algos = {r.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm")
+                         for r in rules}
+                self._etags_md5 = not algos & _OPAQUE_ETAG_SSE
+            except LakeshiftError:
+                # No default-encryption configuration, or no right to read it.
+                self._etags_md5 = True
+        return self._etags_md5
+
     async def list_pages(self, prefix: str, start_after: str | None = None
                          ) -> AsyncIterator[Sequence[ObjectInfo]]:
+        etag_md5 = await self._etags_are_md5()
         token: str | None = None
         while True:
             kw: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix,
@@ -119,7 +141,7 @@ class S3Store:
             elif start_after:
                 kw["StartAfter"] = start_after
             resp = await asyncio.to_thread(self._call, "list_objects_v2", kw, prefix)
-            page = [_info(o) for o in resp.get("Contents", ())]
+            page = [_info(o, etag_md5) for o in resp.get("Contents", ())]
             if page:
                 yield page
             if not resp.get("IsTruncated"):
@@ -130,6 +152,7 @@ class S3Store:
                            ) -> tuple[list[str], list[ObjectInfo] | None]:
         folders: list[str] = []
         objects: list[ObjectInfo] | None = []
+        etag_md5 = await self._etags_are_md5()
         token: str | None = None
         while True:
             kw: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "Delimiter": "/",
@@ -139,7 +162,7 @@ class S3Store:
             resp = await asyncio.to_thread(self._call, "list_objects_v2", kw, prefix)
             folders += [p["Prefix"] for p in resp.get("CommonPrefixes", ())]
             if objects is not None:
-                objects += [_info(o) for o in resp.get("Contents", ())]
+                objects += [_info(o, etag_md5) for o in resp.get("Contents", ())]
                 if len(objects) > max_objects:
                     objects = None
             if not resp.get("IsTruncated"):
@@ -189,8 +212,11 @@ class S3Store:
         except (NotFoundError, UsageError):
             return None
         etag = unquote_etag(resp.get("ETag"))
+        opaque = (resp.get("ServerSideEncryption") in _OPAQUE_ETAG_SSE
+                  or resp.get("SSECustomerAlgorithm"))
         return ObjectInfo(key, int(resp["ContentLength"]), resp.get("LastModified"), etag,
-                          _md5_from_etag(etag), key.endswith("/"), resp.get("Metadata"))
+                          None if opaque else _md5_from_etag(etag), key.endswith("/"),
+                          resp.get("Metadata"))
 
     # -- data ----------------------------------------------------------------------
 
@@ -331,6 +357,11 @@ class _BotoRange:
             self._body.close()
 
 
+#: Server-side encryption under which S3 ETags are not the MD5 of the data (SSE-C is told by
+#: its own header).
+_OPAQUE_ETAG_SSE = frozenset({"aws:kms", "aws:kms:dsse"})
+
+
 def _md5_from_etag(etag: str | None) -> bytes | None:
     if etag and len(etag) == 32 and "-" not in etag:
         try:
@@ -340,10 +371,11 @@ def _md5_from_etag(etag: str | None) -> bytes | None:
     return None
 
 
-def _info(o: dict[str, Any]) -> ObjectInfo:
+def _info(o: dict[str, Any], etag_md5: bool) -> ObjectInfo:
     etag = unquote_etag(o.get("ETag"))
     key = o["Key"]
-    return ObjectInfo(key, int(o["Size"]), o.get("LastModified"), etag, _md5_from_etag(etag),
+    return ObjectInfo(key, int(o["Size"]), o.get("LastModified"), etag,
+                      _md5_from_etag(etag) if etag_md5 else None,
                       key.endswith("/") and int(o["Size"]) == 0)
 
 
