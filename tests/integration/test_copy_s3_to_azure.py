@@ -200,3 +200,19 @@ def test_hierarchical_namespace_is_asked_of_the_service(azure_env: Any, containe
             await store.close()
 
     assert asyncio.run(main()) is False
+
+
+def test_a_local_destination_reruns_copy_only_what_changed(
+        s3: Any, bucket: str, tmp_path: Any) -> None:
+    objs = _seed(s3, bucket)
+    out = tmp_path / "out"
+    first = lakeshift.copy(f"s3://{bucket}/raw/", str(out), block_size=MiB)
+    assert first.exit_code == 0 and first.stats.copied == 7
+    again = lakeshift.copy(f"s3://{bucket}/raw/", str(out), block_size=MiB)
+    assert (again.stats.copied, again.stats.skipped) == (0, 7)
+    # Changed at the destination (same size, new mtime): its record no longer holds.
+    target = out / "deep" / "x" / "y" / "z.parquet"
+    target.write_bytes(os.urandom(3000))
+    third = lakeshift.copy(f"s3://{bucket}/raw/", str(out), block_size=MiB)
+    assert (third.stats.copied, third.stats.skipped) == (1, 6)
+    assert target.read_bytes() == objs["raw/deep/x/y/z.parquet"]

@@ -60,6 +60,9 @@ def test_invalid_names_encode_writes_and_records_every_rename(s3: Any, bucket: s
         "n/a/b": "a%2Fb"}
     for src, dst in renames.items():
         assert (out / dst).read_bytes() == b"data:" + src.encode(), dst
+    # A rerun finds renamed objects under their new names: nothing is copied again.
+    again = lakeshift.copy(f"s3://{bucket}/n/", str(out), invalid_names="encode")
+    assert (again.stats.copied, again.stats.skipped, again.stats.renamed) == (0, 8, 6)
 
 
 def test_skip_errors_missing_and_forbidden(cli_env: dict[str, str], tmp_path: Path,
@@ -122,6 +125,8 @@ def test_verify_pairs_renamed_objects_and_reports_renamings(
     _seed(s3, bucket)
     res = lakeshift.copy(f"s3://{bucket}/n/", f"az://{container}/v/", invalid_names="encode")
     assert res.exit_code == 0 and len(res.renames) == 5  # Azurite is flat: no collision
+    again = lakeshift.copy(f"s3://{bucket}/n/", f"az://{container}/v/", invalid_names="encode")
+    assert (again.stats.copied, again.stats.skipped) == (0, 8)
     p = cli("verify", f"s3://{bucket}/n/", f"az://{container}/v/", "--invalid-names", "encode",
             "--report", str(tmp_path / "r"), "--json", env=cli_env)
     s = json.loads(p.stdout)

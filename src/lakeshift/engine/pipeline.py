@@ -315,9 +315,9 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
                 finish(ticket, skip)
                 continue
             if name != rel:
-                # Renamed objects pair with nothing in the destination listing (it is merged
-                # by source names), so they are copied again on every run.
-                d = None
+                # The destination listing is merged by source names, so a renamed object is
+                # looked up under its new name (one HEAD; renames are rare).
+                d = await _renamed_copy(ctx, root + name) if opts.overwrite != "always" else None
                 events.emit(Renamed(s.key, root + name, why or ""))
             if not needs_copy(s, d, opts.overwrite):
                 events.emit(ObjectDone(s.key, s.size, "skipped"))
@@ -386,6 +386,16 @@ async def _transfer_one(ctx: TransferContext, s: ObjectInfo, dest_key: str, even
                 return True
             _failed(events, s, e, attempt)
             return False
+
+
+async def _renamed_copy(ctx: TransferContext, dest_key: str) -> ObjectInfo | None:
+    """What a renamed object's destination name holds (None: nothing, or cannot tell)."""
+    try:
+        return await retry(lambda: ctx.dst.exists(dest_key), ctx.policy, ctx.dst_limit)
+    except (AuthError, UsageError):
+        raise
+    except LakeshiftError:
+        return None
 
 
 async def _move(ctx: TransferContext, s: ObjectInfo, dest_key: str, md5: bytes | None,

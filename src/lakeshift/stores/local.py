@@ -4,6 +4,11 @@ Keys are paths below the root with ``/`` separators.  Listing walks directories 
 order (a directory sorts as ``name/``, exactly where its keys sort in an object store), so
 start-after and merge-compare work as on S3.  Writes go to a hidden temporary file that is
 renamed into place on commit: a reader never sees a partial file.
+
+A file lakeshift writes gets an extended attribute (``user.lakeshift``, where the file system
+has them) recording its MD5 and the source's ETag, together with the file's size and
+modification time.  A listing offers them only while size and mtime still match, so a rerun
+skips files already copied and a file changed since is copied again.
 """
 
 from __future__ import annotations
@@ -25,14 +30,16 @@ from lakeshift.errors import (
 )
 from lakeshift.model import ObjectInfo, ObjectProps, ReadResult
 from lakeshift.stores.base import BlockUpload, Capabilities, StoreConfig
+from lakeshift.stores.props import SRC_ETAG_KEY
 
 CAPABILITIES = Capabilities(
-    list_start_after=True, content_md5=False, hierarchical=True, acls=False,
+    list_start_after=True, content_md5=True, hierarchical=True, acls=False,
     copy_from_url=False, block_upload=True, max_block_size=2**62, etag_is_md5=False,
     metadata_in_listing=False, stream_put=True,
 )
 PAGE = 1000
 _PARTIAL = ".lakeshift-partial-"
+_XATTR = "user.lakeshift"
 
 
 def local_etag(st: os.stat_result) -> str:
@@ -76,7 +83,7 @@ class LocalStore:
                 if e.is_dir(follow_symlinks=True):
                     folders.append(prefix + e.name + "/")
                 else:
-                    objects.append(_info(prefix + e.name, e.stat(follow_symlinks=True)))
+                    objects.append(_info(prefix + e.name, e.stat(follow_symlinks=True), e.path))
             folders.sort()
             objects.sort(key=lambda o: o.key)
             return folders, objects if len(objects) <= max_objects else None
@@ -111,7 +118,8 @@ class LocalStore:
             st = os.stat(self._path(key))
         except OSError:
             return None
-        return _info(key, st) if not os.path.isdir(self._path(key)) else None
+        path = self._path(key)
+        return _info(key, st, path) if not os.path.isdir(path) else None
 
     async def read(self, key: str, start: int | None = None, end: int | None = None,
                    if_match: str | None = None) -> ReadResult:
@@ -154,13 +162,13 @@ class LocalStore:
     async def start_blocks(self, key: str, size: int, block_size: int,
                            props: ObjectProps) -> BlockUpload:
         final = self._path(key)
-        return await asyncio.to_thread(_LocalUpload, final, size)
+        return await asyncio.to_thread(_LocalUpload, final, size, props)
 
     async def put_stream(self, key: str, size: int, chunks: AsyncIterator[bytes],
                          props: ObjectProps, md5: bytes) -> None:
         """Hashed here as it is written to a temporary file, renamed into place only when
         the MD5 matches."""
-        up = await asyncio.to_thread(_LocalUpload, self._path(key), size)
+        up = await asyncio.to_thread(_LocalUpload, self._path(key), size, props)
         hasher = hashlib.md5()
 
         def write(data: bytes, offset: int) -> None:
@@ -226,8 +234,9 @@ def _pread(path: str, pos: int, n: int) -> bytes:
 
 
 class _LocalUpload:
-    def __init__(self, final: str, size: int) -> None:
+    def __init__(self, final: str, size: int, props: ObjectProps) -> None:
         self.final = final
+        self.src_etag = props.metadata.get(SRC_ETAG_KEY)
         parent = os.path.dirname(final)
         if os.path.isfile(parent):
             raise InvalidNameError(f"cannot create directory {parent}: a file has that name")
@@ -249,6 +258,8 @@ class _LocalUpload:
                 os.remove(self.tmp)
                 raise InvalidNameError(f"cannot write {self.final}: a directory has that name")
             os.replace(self.tmp, self.final)
+            if md5 is not None:
+                _record(self.final, md5, self.src_etag)
 
         await asyncio.to_thread(done)
 
@@ -266,16 +277,43 @@ class _LocalUpload:
         await asyncio.to_thread(drop)
 
 
-def _info(key: str, st: os.stat_result) -> ObjectInfo:
+def _record(path: str, md5: bytes, src_etag: str | None) -> None:
+    """Remember the MD5 (and source ETag) of the file just written, for as long as its size
+    and mtime stay as they are now."""
+    if not hasattr(os, "setxattr"):
+        return
+    try:
+        st = os.stat(path)
+        value = f"1 {st.st_mtime_ns} {st.st_size} {md5.hex()} {src_etag or '-'}"
+        os.setxattr(path, _XATTR, value.encode())
+    except OSError:
+        pass  # a file system without user extended attributes: reruns compare less
+
+
+def _info(key: str, st: os.stat_result, path: str) -> ObjectInfo:
+    md5, meta = None, {}
+    if hasattr(os, "getxattr"):
+        try:
+            fields = os.getxattr(path, _XATTR).decode().split(" ")
+        except (OSError, UnicodeDecodeError):
+            fields = []
+        if (len(fields) == 5 and fields[0] == "1" and fields[1] == str(st.st_mtime_ns)
+                and fields[2] == str(st.st_size)):
+            try:
+                md5 = bytes.fromhex(fields[3])
+            except ValueError:
+                md5 = None
+            if md5 is not None and fields[4] != "-":
+                meta[SRC_ETAG_KEY] = fields[4]
     return ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC),
-                      local_etag(st))
+                      local_etag(st), md5, False, meta)
 
 
 def _pages(root: str, prefix: str, start_after: str | None,
            size: int) -> Iterator[list[ObjectInfo]]:
     if os.path.isfile(root):
         # The URL named one file: it is the only object, with an empty key.
-        yield [_info("", os.stat(root))]
+        yield [_info("", os.stat(root), root)]
         return
     page: list[ObjectInfo] = []
     folder, _, name_prefix = prefix.rpartition("/")
@@ -314,6 +352,6 @@ def _walk(root: str, folder: str, name_prefix: str,
             yield from _walk(root, key[:-1], "", start_after)
         elif start_after is None or key > start_after:
             try:
-                yield _info(key, e.stat(follow_symlinks=True))
+                yield _info(key, e.stat(follow_symlinks=True), e.path)
             except FileNotFoundError:
                 continue
