@@ -225,6 +225,19 @@ def test_stream_put_is_created_only_with_the_given_md5(store_url: str) -> None:
     run(store_url, body)
 
 
+def test_server_time_is_the_services_clock(store_url: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    async def body(store: Store) -> None:
+        t = await store.server_time()
+        if store.capabilities.hierarchical and not store.capabilities.metadata_in_listing:
+            assert t is None  # local disk: the clock is this machine's
+            return
+        assert t is not None and abs(t - datetime.now(UTC)) < timedelta(minutes=5)
+
+    run(store_url, body)
+
+
 def test_delete(store_url: str) -> None:
     async def body(store: Store) -> None:
         await store.put("d", b"1", ObjectProps(), md5(b"1"))

@@ -45,7 +45,6 @@ class BlobClient(Protocol):
 
     async def account_is_hns(self, what: str) -> bool: ...
     async def create_container(self, what: str) -> bool: ...
-    async def container_properties(self, what: str) -> None: ...
     async def list_page(self, prefix: str, delimiter: str | None, marker: str | None,
                         what: str, size: int = 5000) -> ListPage: ...
     async def head(self, key: str, what: str) -> ObjectInfo | None: ...
@@ -146,23 +145,33 @@ class AzureBlobStore:
                 return folders, objects
 
     async def check_source(self) -> None:
-        await self._blobs.container_properties(self._where())
+        # List Blobs rather than Get Container Properties, which a container SAS may not do.
+        await self._blobs.list_page("", None, None, self._where(), 1)
 
     async def prepare_destination(self) -> None:
+        # A container SAS may not read account information nor create containers (Azure and
+        # Azurite answer AuthorizationFailure): a bad SAS shows up at the next request.
+        sas = self.settings.kind == "sas"
         try:
             if await self._blobs.account_is_hns(self._where()):
                 self.capabilities = replace(self.capabilities, hierarchical=True, acls=True)
-        except (AuthError, TransientError):
+        except TransientError:
             raise
+        except AuthError:
+            if not sas:
+                raise
         except LakeshiftError:
-            pass  # account information needs account-level rights a container SAS may lack
+            pass  # account information needs account-level rights
         try:
             await self._blobs.create_container(self._where())
         except ForbiddenError:
-            return  # a SAS may write blobs without the right to create containers
+            return  # the right to write blobs, not to create containers
+        except AuthError:
+            if not sas:
+                raise
 
     async def server_time(self) -> datetime | None:
-        await self._blobs.container_properties(self._where())
+        await self._blobs.list_page("", None, None, self._where(), 1)
         return self._blobs.last_date
 
     async def is_folder(self, path: str) -> bool:

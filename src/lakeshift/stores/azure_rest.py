@@ -242,11 +242,6 @@ class LeanBlobClient:
             raise
         return True
 
-    async def container_properties(self, what: str) -> None:
-        """Get Container Properties: raises UsageError when the container is missing."""
-        await self._send("HEAD", self._url(None, "restype=container"), {}, b"", what,
-                         not_found="ContainerNotFound")
-
     # -- listing -------------------------------------------------------------------
 
     async def list_page(self, prefix: str, delimiter: str | None, marker: str | None,

@@ -51,25 +51,28 @@ class SdkBlobClient:
             raise sdk_error(e, what) from None
         return True
 
-    async def container_properties(self, what: str) -> None:
-        try:
-            await self._container.get_container_properties()
-        except Exception as e:
-            raise sdk_error(e, what) from None
-
     async def list_page(self, prefix: str, delimiter: str | None, marker: str | None,
                         what: str, size: int = 5000) -> ListPage:
+        from email.utils import parsedate_to_datetime
+
         from azure.storage.blob.aio import BlobPrefix
+
+        def keep_date(response: Any) -> None:  # the service's clock, for server_time
+            date = response.http_response.headers.get("Date")
+            if date:
+                self.last_date = parsedate_to_datetime(date)
 
         pager: Any
         try:
             if delimiter:
                 pager = self._container.walk_blobs(name_starts_with=prefix or None,
                                                    include=["metadata"], delimiter=delimiter,
-                                                   results_per_page=size)
+                                                   results_per_page=size,
+                                                   raw_response_hook=keep_date)
             else:
                 pager = self._container.list_blobs(name_starts_with=prefix or None,
-                                                   include=["metadata"], results_per_page=size)
+                                                   include=["metadata"], results_per_page=size,
+                                                   raw_response_hook=keep_date)
             pages: Any = pager.by_page(continuation_token=marker)
             objects: list[ObjectInfo] = []
             prefixes: list[str] = []
