@@ -33,6 +33,57 @@ def azurite() -> Iterator[servers.Server]:
     srv.stop()
 
 
+@pytest.fixture(scope="session")
+def azurite_oauth() -> Iterator[servers.Server]:
+    """Azurite over HTTPS taking Entra ID bearer tokens (servers.start_azurite)."""
+    srv = servers.start_azurite(oauth=True)
+    yield srv
+    srv.stop()
+
+
+class EntraTestCredential:
+    """Stands in for an azure-identity credential (no Entra ID can run here): hands out
+    tokens that Azurite's OAuth "basic" level accepts, and counts them."""
+
+    def __init__(self) -> None:
+        self.issued = 0
+
+    async def get_token(self, *scopes: str, **kw: object) -> object:
+        import time
+
+        from azure.core.credentials import AccessToken
+
+        assert scopes == ("https://storage.azure.com/.default",), scopes
+        self.issued += 1
+        return AccessToken(servers.entra_token(), int(time.time()) + 3600)
+
+    async def close(self) -> None:
+        return None
+
+
+@pytest.fixture
+def entra_credential() -> EntraTestCredential:
+    return EntraTestCredential()
+
+
+@pytest.fixture
+def entra_env(azurite_oauth: servers.Server, entra_credential: EntraTestCredential,
+              monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The environment of a user whose Azure credential is an Entra ID token (here with
+    ``--azure-auth cli``, its credential replaced by EntraTestCredential)."""
+    from lakeshift.stores import azure_auth
+
+    env = {"AZURE_STORAGE_ACCOUNT": servers.AZURITE_ACCOUNT,
+           "AZURE_STORAGE_BLOB_ENDPOINT":
+               f"https://127.0.0.1:{azurite_oauth.port}/{servers.AZURITE_ACCOUNT}",
+           "SSL_CERT_FILE": str(azurite_oauth.workdir / "ca.pem")}
+    monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING", raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setattr(azure_auth, "token_credential", lambda settings: entra_credential)
+    return env
+
+
 @pytest.fixture
 def s3_env(moto: servers.Server, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto.port}", "AWS_ACCESS_KEY_ID": "testing",

@@ -78,8 +78,14 @@ class Server:
 
 
 def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+    import ssl
+
     deadline = time.monotonic() + timeout
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    unverified = ssl.create_default_context()
+    unverified.check_hostname = False
+    unverified.verify_mode = ssl.CERT_NONE  # only asks whether the server is up
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                         urllib.request.HTTPSHandler(context=unverified))
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited early; log:\n{log.read_text()[-2000:]}")
@@ -115,7 +121,10 @@ def start_moto(auth: bool = False) -> Server:
     return Server("moto", port, proc, workdir, log)
 
 
-def start_azurite() -> Server:
+def start_azurite(oauth: bool = False) -> Server:
+    """Azurite's blob service.  With ``oauth``: over HTTPS with a throw-away certificate
+    (trusted by pointing SSL_CERT_FILE at ``workdir/ca.pem``) and Entra ID
+    bearer tokens checked at Azurite's "basic" level (issuer, audience, lifetime)."""
     workdir = Path(tempfile.mkdtemp(prefix="lakeshift-azurite-"))
     port = free_port()
     if not AZURITE_BIN.exists():
@@ -123,9 +132,72 @@ def start_azurite() -> Server:
     argv = [str(AZURITE_BIN), "--blobHost", "127.0.0.1", "--blobPort", str(port),
             "--location", str(workdir / "data"), "--skipApiVersionCheck", "--loose",
             "--disableTelemetry", "--silent"]
+    scheme = "http"
+    if oauth:
+        cert, key = self_signed_certificate(workdir)
+        argv += ["--oauth", "basic", "--cert", str(cert), "--key", str(key)]
+        scheme = "https"
     proc, log = _spawn("azurite", argv, workdir)
-    _wait_http(f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}?comp=list", proc, log)
+    _wait_http(f"{scheme}://127.0.0.1:{port}/{AZURITE_ACCOUNT}?comp=list", proc, log)
     return Server("azurite", port, proc, workdir, log)
+
+
+def self_signed_certificate(workdir: Path) -> tuple[Path, Path]:
+    """A throw-away CA (``workdir/ca.pem``, for SSL_CERT_FILE) and a server certificate for
+    127.0.0.1 that it signed, with the server's key, as PEM files (rustls refuses a CA
+    certificate used as the server's own)."""
+    from datetime import UTC, datetime, timedelta
+    from ipaddress import IPv4Address
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.now(UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lakeshift test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), True)
+          .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False,
+                                       False), True)
+          .sign(ca_key, hashes.SHA256()))
+    leaf = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+            .issuer_name(ca_name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(IPv4Address("127.0.0.1")),
+                                                        x509.DNSName("localhost")]), False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
+            .sign(ca_key, hashes.SHA256()))
+    cert_path, key_path = workdir / "cert.pem", workdir / "key.pem"
+    (workdir / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    cert_path.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def entra_token(minutes: int = 60) -> str:
+    """An Entra ID access token for Azure Storage as Azurite's basic OAuth level checks it
+    (issuer, audience, lifetime; the signature is not checked)."""
+    import base64
+    import json
+
+    def part(obj: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
+
+    now = int(time.time())
+    claims = {"aud": "https://storage.azure.com", "iat": now - 60, "nbf": now - 60,
+              "exp": now + minutes * 60,
+              "iss": "https://sts.windows.net/ab1f708d-50f6-404c-a006-d71b2ac7a606/",
+              "oid": "00000000-0000-0000-0000-000000000001", "tid": "ab1f708d"}
+    return f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part(claims)}.c2lnbmF0dXJl"
 
 
 def azurite_connection_string(port: int, key: str = AZURITE_KEY) -> str:

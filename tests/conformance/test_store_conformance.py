@@ -15,14 +15,13 @@ import pytest
 
 from lakeshift.errors import IntegrityError, NotFoundError, TransientError, UsageError
 from lakeshift.model import ObjectProps
-from lakeshift.stores.base import Store, StoreConfig
+from lakeshift.stores.base import Store, StoreConfig, StoreOptions
 from lakeshift.stores.registry import open_store
 from lakeshift.urls import parse_url
 
-#: azure-sdk: the Blob store with the SDK client that Entra ID tokens use (Azurite takes
-#: tokens only over HTTPS), here given the account key instead.
-KINDS = ["local", "s3", "azure", "azure-sdk"]
-_SDK = "sdk+"
+#: azure-token: the Blob store with an Entra ID token (Azurite over HTTPS, OAuth "basic").
+KINDS = ["local", "s3", "azure", "azure-token"]
+_TOKEN = "token+"
 
 
 @pytest.fixture(params=KINDS)
@@ -32,24 +31,17 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return str(tmp_path / "store")
     if kind == "s3":
         return "s3://" + request.getfixturevalue("bucket") + "/"
-    url = "az://" + request.getfixturevalue("container") + "/"
-    return _SDK + url if kind == "azure-sdk" else url
+    if kind == "azure-token":
+        request.getfixturevalue("entra_env")
+        return f"{_TOKEN}az://t-{uuid.uuid4().hex[:12]}/"
+    return "az://" + request.getfixturevalue("container") + "/"
 
 
 def _open(url: str) -> Store:
-    if not url.startswith(_SDK):
-        return open_store(StoreConfig(parse_url(url)))
-    from dataclasses import replace
-
-    from lakeshift.stores.azure import AzureBlobStore
-    from lakeshift.stores.azure_sdk import SdkBlobClient
-
-    store = AzureBlobStore(StoreConfig(parse_url(url[len(_SDK):])))
-    s = store.settings
-    store.__dict__["_blobs"] = SdkBlobClient(
-        s.blob_endpoint, store.container, {"account_name": s.account, "account_key": s.key})
-    store.capabilities = replace(store.capabilities, stream_put=False)
-    return store
+    if url.startswith(_TOKEN):
+        return open_store(StoreConfig(parse_url(url[len(_TOKEN):]),
+                                      StoreOptions(azure_auth="cli")))
+    return open_store(StoreConfig(parse_url(url)))
 
 
 def run(url: str, body: Callable[[Store], Awaitable[Any]]) -> Any:
@@ -252,7 +244,7 @@ def test_missing_source_root_is_a_usage_error(store_url: str) -> None:
     scheme = store_url.split("://")[0] if "://" in store_url else "local"
     missing = {"s3": f"s3://nb-{uuid.uuid4().hex[:10]}/",
                "az": f"az://nc-{uuid.uuid4().hex[:10]}/",
-               _SDK + "az": f"{_SDK}az://nc-{uuid.uuid4().hex[:10]}/",
+               _TOKEN + "az": f"{_TOKEN}az://nc-{uuid.uuid4().hex[:10]}/",
                "local": store_url + "-missing"}[scheme]
 
     async def main() -> None:

@@ -1,12 +1,11 @@
 """Azure Blob Storage and ADLS Gen2 (data written through the blob endpoint).
 
 Reads go through obstore.  Everything else — listings, container creation, account
-information and every write — goes through a ``BlobClient``: the lean REST client
-(``azure_rest``, account key or SAS) or the official async SDK (``azure_sdk``, Entra ID
-tokens).  Both send the checksum headers obstore cannot: a single Put Blob carries
-``Content-MD5`` (transit check) and ``x-ms-blob-content-md5`` (stored), a block upload carries
-each block's MD5 and the whole object's MD5 on Put Block List.  Listings include metadata,
-so comparing needs no HEAD per object.
+information and every write — goes through the lean REST client (``azure_rest``; Shared
+Key, SAS or an Entra ID token), which sends the checksum headers obstore cannot: a single
+Put Blob carries ``Content-MD5`` (transit check) and ``x-ms-blob-content-md5`` (stored), a
+block upload carries each block's MD5 and the whole object's MD5 on Put Block List.
+Listings include metadata, so comparing needs no HEAD per object.
 """
 
 from __future__ import annotations
@@ -16,14 +15,14 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from datetime import datetime
 from functools import cached_property
-from typing import Any, Protocol
+from typing import Any
 
 from obstore.store import AzureStore as _ObAzure
 
 from lakeshift.errors import AuthError, ForbiddenError, LakeshiftError, TransientError
 from lakeshift.model import ObjectInfo, ObjectProps, ReadResult
 from lakeshift.stores import azure_auth
-from lakeshift.stores.azure_rest import LeanBlobClient, ListPage
+from lakeshift.stores.azure_rest import BearerTokens, LeanBlobClient
 from lakeshift.stores.base import BlockUpload, Capabilities, StoreConfig
 from lakeshift.stores.obstore_common import RETRY_CONFIG, client_options
 from lakeshift.stores.obstore_stream import ObstoreRange, open_range
@@ -38,29 +37,6 @@ CAPABILITIES = Capabilities(
 )
 
 
-class BlobClient(Protocol):
-    """The Blob operations of one container; see azure_rest.LeanBlobClient."""
-
-    last_date: datetime | None
-
-    async def account_is_hns(self, what: str) -> bool: ...
-    async def create_container(self, what: str) -> bool: ...
-    async def list_page(self, prefix: str, delimiter: str | None, marker: str | None,
-                        what: str, size: int = 5000) -> ListPage: ...
-    async def head(self, key: str, what: str) -> ObjectInfo | None: ...
-    async def delete(self, key: str, what: str) -> None: ...
-    async def put(self, key: str, data: bytes, props: ObjectProps, md5: bytes,
-                  metadata: dict[str, str], what: str) -> None: ...
-    async def put_stream(self, key: str, size: int, chunks: AsyncIterator[bytes],
-                         props: ObjectProps, md5: bytes, metadata: dict[str, str],
-                         what: str) -> None: ...
-    async def put_block(self, key: str, block_id: str, data: bytes, md5: bytes,
-                        what: str) -> None: ...
-    async def put_block_list(self, key: str, block_ids: Sequence[str], props: ObjectProps,
-                             md5: bytes | None, metadata: dict[str, str], what: str) -> None: ...
-    async def close(self) -> None: ...
-
-
 class AzureBlobStore:
     def __init__(self, config: StoreConfig) -> None:
         self.config = config
@@ -69,8 +45,7 @@ class AzureBlobStore:
         self.page_size = 5000
         self.settings = azure_auth.resolve(config.url, config.options)
         self.http = check_http(self.settings.blob_endpoint, config.options.allow_http)
-        # Streamed, service-checked puts go through the lean client (key or SAS).
-        self.capabilities = replace(CAPABILITIES, stream_put=self.settings.kind != "token")
+        self.capabilities = replace(CAPABILITIES, stream_put=True)
         self._credential: Any = None
 
     def _where(self, key: str = "") -> str:
@@ -100,14 +75,10 @@ class AzureBlobStore:
                         retry_config=RETRY_CONFIG, credential_provider=provider, **kw)
 
     @cached_property
-    def _blobs(self) -> BlobClient:
-        if self.settings.kind == "token":
-            from lakeshift.stores.azure_sdk import SdkBlobClient
-
-            return SdkBlobClient(self.settings.blob_endpoint, self.container,
-                                 self._token_credential())
+    def _blobs(self) -> LeanBlobClient:
+        tokens = BearerTokens(self._token_credential()) if self.settings.kind == "token" else None
         return LeanBlobClient(self.settings.blob_endpoint, self.settings.account, self.container,
-                              self.settings.key, self.settings.sas)
+                              self.settings.key, self.settings.sas, tokens)
 
     # -- listing -------------------------------------------------------------------
 

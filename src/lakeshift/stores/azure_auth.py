@@ -77,7 +77,10 @@ def resolve(url: StoreURL, options: StoreOptions) -> AzureSettings:
     if not account:
         raise UsageError(f"{url.display()}: no storage account: use "
                          "abfss://FS@ACCOUNT.dfs.core.windows.net/... or set AZURE_STORAGE_ACCOUNT")
-    endpoint = f"https://{account}.blob.{url.endpoint_suffix or 'core.windows.net'}"
+    # A private endpoint's or an emulator's address; the public one otherwise.
+    endpoint = (env.get("AZURE_STORAGE_BLOB_ENDPOINT")
+                or f"https://{account}.blob.{url.endpoint_suffix or 'core.windows.net'}")
+    endpoint = endpoint.rstrip("/")
     if mode in ("auto", "key") and key:
         register_secret(key)
         return AzureSettings(account, endpoint, "key", key=key)

@@ -1,21 +1,23 @@
-"""The Blob service REST API over aiohttp, for account-key and SAS credentials.
+"""The Blob service REST API over aiohttp: every Azure operation lakeshift sends.
 
 Measured (bench/README.md): the azure-storage-blob SDK spent ~2 ms of client CPU per Put
-Blob, several times the cost of the request itself, and importing it costs ~0.2 s at every
+Blob, several times the cost of the request itself, and importing it costs ~0.15 s at every
 start; on small files client CPU decides throughput, on a short run the start-up does.  This
 module sends the same requests — Put Blob (whole or streamed) with ``Content-MD5`` (transit
 check) and ``x-ms-blob-content-md5`` (stored), Put Block, Put Block List, List Blobs, Get
-Blob Properties, Delete Blob, Create Container, Get Container Properties, Get Account
-Information — signed with Shared Key or carrying a SAS, following the Blob service REST
-reference ("Authorize with Shared Key", and each operation's page).  Entra ID tokens use
-the SDK (stores/azure_sdk.py).
+Blob Properties, Delete Blob, Create Container, Get Account Information — authorised with
+Shared Key, a SAS or an Entra ID bearer token, following the Blob service REST reference
+("Authorize with Shared Key", "Authorize with Microsoft Entra ID", each operation's page).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
+import ssl
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -193,17 +195,47 @@ def _block_list_xml(block_ids: Sequence[str]) -> bytes:
     return f'<?xml version="1.0" encoding="utf-8"?><BlockList>{items}</BlockList>'.encode()
 
 
+class BearerTokens:
+    """Entra ID access tokens for Azure Storage from an azure-identity async credential,
+    fetched when first needed and renewed five minutes before they expire."""
+
+    SCOPE = "https://storage.azure.com/.default"
+
+    def __init__(self, credential: Any) -> None:
+        self.credential = credential
+        self._token: str | None = None
+        self._expires = 0.0
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> str:
+        if self._token is None or time.time() > self._expires - 300:
+            async with self._lock:
+                if self._token is None or time.time() > self._expires - 300:
+                    try:
+                        t = await self.credential.get_token(self.SCOPE)
+                    except Exception as e:  # azure-identity raises several classes
+                        first = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+                        raise AuthError(redact(f"no Entra ID token for Azure Storage: {first} "
+                                               "— check the --azure-auth credential")) from None
+                    self._token, self._expires = t.token, float(t.expires_on)
+        assert self._token is not None
+        return self._token
+
+
 class LeanBlobClient:
     """The Blob operations of one container (and its account); owns an aiohttp session
-    (close it).  Every method raises lakeshift errors (``status_error``)."""
+    (close it).  Every method raises lakeshift errors (``status_error``).  Authorised by
+    Shared Key (``key``), a SAS (``sas``) or Entra ID (``tokens``)."""
 
     def __init__(self, endpoint: str, account: str, container: str, key: str | None,
-                 sas: str | None, connections: int = 128) -> None:
+                 sas: str | None, tokens: BearerTokens | None = None,
+                 connections: int = 128) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.base = f"{self.endpoint}/{container}"
         self.account = account
         self.key = base64.b64decode(key) if key else None
         self.sas = sas
+        self.tokens = tokens
         self.connections = connections
         self._session: Any = None
         #: The Date header of the last response: the service's clock.
@@ -213,8 +245,12 @@ class LeanBlobClient:
         if self._session is None:
             import aiohttp
 
+            # The system's trust store as it is now (SSL_CERT_FILE included), not as it was
+            # when aiohttp was imported.
+            tls = ssl.create_default_context()
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.connections, ttl_dns_cache=300),
+                connector=aiohttp.TCPConnector(limit=self.connections, ttl_dns_cache=300,
+                                               ssl=tls),
                 timeout=aiohttp.ClientTimeout(total=300, sock_connect=10),
                 auto_decompress=False, trust_env=False)
         return self._session
@@ -351,6 +387,8 @@ class LeanBlobClient:
         if self.key is not None:
             headers["Authorization"] = shared_key_signature(self.account, self.key, method, url,
                                                             headers)
+        elif self.tokens is not None:
+            headers["Authorization"] = f"Bearer {await self.tokens.get()}"
         try:
             async with self._client().request(method, URL(url, encoded=True),
                                               data=data if length else None,
@@ -374,3 +412,4 @@ class LeanBlobClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
