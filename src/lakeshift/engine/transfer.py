@@ -95,8 +95,8 @@ async def copy_object(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> b
       carrying the source's MD5, and the object is created only if what arrived has that
       MD5.  On Azure (Put Blob with Content-MD5) the service checks it, an end-to-end proof
       that costs the client no hashing;
-    - otherwise parallel blocks, each with its own MD5, committed with the whole-object MD5
-      computed here."""
+    - otherwise parallel blocks (each with its own MD5 where the transport needs one,
+      ``capabilities.block_md5``), committed with the whole-object MD5 computed here."""
     if src.size <= ctx.block_size:
         return await _copy_single(ctx, src, dest_key)
     if (src.md5 is not None and src.size <= ctx.single_put_max
@@ -190,7 +190,7 @@ async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> 
     async def stage_block(index: int, offset: int, data: bytes, hashed: asyncio.Event) -> None:
         # Holds one slot until the block is staged and folded into the whole-object MD5.
         try:
-            block_md5 = await _md5(data)
+            block_md5 = await _md5(data) if ctx.dst.capabilities.block_md5 else None
             await ctx.pacing.transfer(len(data))
             await retry(lambda: upload.stage(index, offset, data, block_md5), ctx.policy,
                         ctx.dst_limit)

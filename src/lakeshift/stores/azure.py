@@ -45,7 +45,10 @@ class AzureBlobStore:
         self.page_size = 5000
         self.settings = azure_auth.resolve(config.url, config.options)
         self.http = check_http(self.settings.blob_endpoint, config.options.allow_http)
-        self.capabilities = replace(CAPABILITIES, stream_put=True)
+        # Over TLS a block cannot change in transit unnoticed; over plain HTTP (emulators,
+        # --allow-http) each block carries its MD5 for the service to check.
+        self.capabilities = replace(CAPABILITIES, stream_put=True,
+                                    block_md5=not self.settings.blob_endpoint.startswith("https:"))
         self._credential: Any = None
 
     def _where(self, key: str = "") -> str:
@@ -204,7 +207,7 @@ class _AzureBlocks:
         """Fixed length, as the service requires of all IDs in one blob."""
         return f"lakeshift-{self.token}-{index:010d}"
 
-    async def stage(self, index: int, offset: int, data: bytes, md5: bytes) -> None:
+    async def stage(self, index: int, offset: int, data: bytes, md5: bytes | None) -> None:
         await self.store._blobs.put_block(self.key, self._id(index), data, md5,
                                           self.store._where(self.key))
 

@@ -349,11 +349,12 @@ class LeanBlobClient:
                 raise failed[0] from None
             raise
 
-    async def put_block(self, key: str, block_id: str, data: bytes, md5: bytes,
+    async def put_block(self, key: str, block_id: str, data: bytes, md5: bytes | None,
                         what: str) -> None:
-        """Put Block with the block's MD5 as Content-MD5 (the service checks it)."""
-        headers = {"Content-MD5": base64.b64encode(md5).decode(),
-                   "Content-Type": "application/octet-stream"}
+        """Put Block, with the block's MD5 as Content-MD5 (the service checks it) if given."""
+        headers = {"Content-Type": "application/octet-stream"}
+        if md5 is not None:
+            headers["Content-MD5"] = base64.b64encode(md5).decode()
         url = self._url(key, f"comp=block&blockid={quote(_wire_id(block_id), safe='')}")
         await self._send("PUT", url, headers, data, what)
 

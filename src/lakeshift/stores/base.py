@@ -36,6 +36,9 @@ class Capabilities:
     #: ``put_stream`` works: a whole object written from a stream and created only if its
     #: bytes have the given MD5 (checked by the service, or by the store as it writes).
     stream_put: bool = False
+    #: A staged block needs its own MD5, which the service checks: nothing else protects it
+    #: in transit (plain HTTP).  Over TLS, and on stores that ignore it, it is not computed.
+    block_md5: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,10 +111,12 @@ class RangeStream(Protocol):
 
 class BlockUpload(Protocol):
     """Blocks of one object.  ``index`` names a block (any non-negative int below 10**10),
-    ``offset`` is where its bytes go; blocks may differ in size.  ``commit`` takes the
-    indices in object order and the whole object's MD5."""
+    ``offset`` is where its bytes go; blocks may differ in size; ``md5`` is the block's MD5
+    when ``capabilities.block_md5`` asks for it.  ``commit`` takes the indices in object
+    order and the whole object's MD5."""
 
-    async def stage(self, index: int, offset: int, data: bytes, md5: bytes) -> None: ...
+    async def stage(self, index: int, offset: int, data: bytes,
+                    md5: bytes | None) -> None: ...
     async def commit(self, order: list[int], md5: bytes | None) -> None: ...
     async def abort(self) -> None: ...
 

@@ -248,7 +248,7 @@ class _LocalUpload:
         self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.ftruncate(self.fd, size)
 
-    async def stage(self, index: int, offset: int, data: bytes, md5: bytes) -> None:
+    async def stage(self, index: int, offset: int, data: bytes, md5: bytes | None) -> None:
         await asyncio.to_thread(os.pwrite, self.fd, data, offset)
 
     async def commit(self, order: list[int], md5: bytes | None) -> None:

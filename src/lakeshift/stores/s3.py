@@ -292,7 +292,7 @@ class _SequentialUpload:
         self._written = 0
         self._turn = asyncio.Condition()
 
-    async def stage(self, index: int, offset: int, data: bytes, md5: bytes) -> None:
+    async def stage(self, index: int, offset: int, data: bytes, md5: bytes | None) -> None:
         async with self._turn:
             await self._turn.wait_for(lambda: self._written == offset)
             try:
