@@ -89,7 +89,8 @@ async def copy_object(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> b
     """Copy one object; returns its MD5, proven equal to the bytes written.
 
     Three paths:
-    - up to one block: read whole, hashed here, one put carrying the MD5;
+    - up to one block: read whole, one put carrying the MD5 — the source's, when the
+      destination checks it (Azure), else hashed here and checked against the source's;
     - up to ``single_put_max``, when the source has an MD5 and the destination can check a
       streamed put against one: the source's bytes are streamed straight into one put
       carrying the source's MD5, and the object is created only if what arrived has that
@@ -111,7 +112,12 @@ async def _copy_single(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> 
         await ctx.pacing.transfer(src.size)
         r = await retry(lambda: ctx.src.read(src.key, if_match=src.etag), ctx.policy,
                         ctx.src_limit)
-        md5 = await _md5(r.data)
+        if src.md5 is not None and ctx.dst.capabilities.put_checks_md5:
+            # The destination checks the bytes against the source's MD5 (as on the
+            # streamed path): no need to hash them here too.
+            md5 = src.md5
+        else:
+            md5 = await _md5(r.data)
         _check(src, len(r.data), md5, src.key)
         props = _dest_props(r.props, src)
         await retry(lambda: ctx.dst.put(dest_key, r.data, props, md5), ctx.policy,

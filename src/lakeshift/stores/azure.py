@@ -47,7 +47,7 @@ class AzureBlobStore:
         self.http = check_http(self.settings.blob_endpoint, config.options.allow_http)
         # Over TLS a block cannot change in transit unnoticed; over plain HTTP (emulators,
         # --allow-http) each block carries its MD5 for the service to check.
-        self.capabilities = replace(CAPABILITIES, stream_put=True,
+        self.capabilities = replace(CAPABILITIES, stream_put=True, put_checks_md5=True,
                                     block_md5=not self.settings.blob_endpoint.startswith("https:"))
         self._credential: Any = None
 

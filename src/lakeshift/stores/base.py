@@ -36,6 +36,9 @@ class Capabilities:
     #: ``put_stream`` works: a whole object written from a stream and created only if its
     #: bytes have the given MD5 (checked by the service, or by the store as it writes).
     stream_put: bool = False
+    #: ``put`` itself refuses a body whose bytes do not have the MD5 it is given (Azure: the
+    #: service checks Content-MD5), so a source's own MD5 can be passed without hashing.
+    put_checks_md5: bool = False
     #: A staged block needs its own MD5, which the service checks: nothing else protects it
     #: in transit (plain HTTP).  Over TLS, and on stores that ignore it, it is not computed.
     block_md5: bool = False
