@@ -9,6 +9,9 @@ from types import MappingProxyType
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
+#: Object data in memory: bytes, or a view of a buffer another library owns (no copy).
+Data = bytes | memoryview
+
 
 @dataclass(frozen=True, slots=True)
 class ObjectProps:
@@ -45,7 +48,7 @@ class ObjectInfo:
 class ReadResult:
     """Bytes read from a store, with the object's properties (from the same response)."""
 
-    data: bytes
+    data: Data
     props: ObjectProps
     size: int
     etag: str | None

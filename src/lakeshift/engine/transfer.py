@@ -19,7 +19,7 @@ from lakeshift.engine.limiter import EndpointLimiter, Pacing
 from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.slots import SlotPool
 from lakeshift.errors import IntegrityError, LakeshiftError, ThrottledError, TransientError
-from lakeshift.model import ObjectInfo, ObjectProps
+from lakeshift.model import Data, ObjectInfo, ObjectProps
 from lakeshift.stores.base import RangeStream, Store
 from lakeshift.stores.props import FOLDER_KEY, SRC_ETAG_KEY
 
@@ -56,7 +56,7 @@ class TransferContext:
         return max(1, self.slots.total // 4)
 
 
-async def _md5(data: bytes) -> bytes:
+async def _md5(data: Data) -> bytes:
     if len(data) >= _HASH_IN_THREAD:
         return await asyncio.to_thread(lambda: hashlib.md5(data).digest())
     return hashlib.md5(data).digest()

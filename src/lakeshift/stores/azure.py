@@ -20,7 +20,7 @@ from typing import Any
 from obstore.store import AzureStore as _ObAzure
 
 from lakeshift.errors import AuthError, ForbiddenError, LakeshiftError, TransientError
-from lakeshift.model import ObjectInfo, ObjectProps, ReadResult
+from lakeshift.model import Data, ObjectInfo, ObjectProps, ReadResult
 from lakeshift.stores import azure_auth
 from lakeshift.stores.azure_rest import BearerTokens, LeanBlobClient
 from lakeshift.stores.base import BlockUpload, Capabilities, StoreConfig
@@ -169,7 +169,7 @@ class AzureBlobStore:
         rng.props = _decoded(rng.props)
         return rng
 
-    async def put(self, key: str, data: bytes, props: ObjectProps, md5: bytes) -> None:
+    async def put(self, key: str, data: Data, props: ObjectProps, md5: bytes) -> None:
         await self._blobs.put(key, data, props, md5, encode_metadata(props.metadata),
                               self._where(key))
 
@@ -207,7 +207,7 @@ class _AzureBlocks:
         """Fixed length, as the service requires of all IDs in one blob."""
         return f"lakeshift-{self.token}-{index:010d}"
 
-    async def stage(self, index: int, offset: int, data: bytes, md5: bytes | None) -> None:
+    async def stage(self, index: int, offset: int, data: Data, md5: bytes | None) -> None:
         await self.store._blobs.put_block(self.key, self._id(index), data, md5,
                                           self.store._where(self.key))
 

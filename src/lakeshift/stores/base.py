@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from lakeshift.model import ObjectInfo, ObjectProps, ReadResult
+from lakeshift.model import Data, ObjectInfo, ObjectProps, ReadResult
 from lakeshift.urls import StoreURL
 
 
@@ -118,14 +118,14 @@ class BlockUpload(Protocol):
     when ``capabilities.block_md5`` asks for it.  ``commit`` takes the indices in object
     order and the whole object's MD5."""
 
-    async def stage(self, index: int, offset: int, data: bytes,
+    async def stage(self, index: int, offset: int, data: Data,
                     md5: bytes | None) -> None: ...
     async def commit(self, order: list[int], md5: bytes | None) -> None: ...
     async def abort(self) -> None: ...
 
 
 class Writer(Protocol):
-    async def put(self, key: str, data: bytes, props: ObjectProps, md5: bytes) -> None:
+    async def put(self, key: str, data: Data, props: ObjectProps, md5: bytes) -> None:
         """Write a whole object in one request; the store keeps ``md5`` as its checksum
         where it can, and rejects a body damaged in transit."""
         ...

@@ -28,7 +28,7 @@ from lakeshift.errors import (
     NotFoundError,
     UsageError,
 )
-from lakeshift.model import ObjectInfo, ObjectProps, ReadResult
+from lakeshift.model import Data, ObjectInfo, ObjectProps, ReadResult
 from lakeshift.stores.base import BlockUpload, Capabilities, StoreConfig
 from lakeshift.stores.props import SRC_ETAG_KEY
 
@@ -154,7 +154,7 @@ class LocalStore:
         head = await self.read(key, start, start, if_match)
         return _LocalRange(self._path(key), head, start, end)
 
-    async def put(self, key: str, data: bytes, props: ObjectProps, md5: bytes) -> None:
+    async def put(self, key: str, data: Data, props: ObjectProps, md5: bytes) -> None:
         up = await self.start_blocks(key, len(data), len(data), props)
         await up.stage(0, 0, data, md5)
         await up.commit([0], md5)
@@ -248,7 +248,7 @@ class _LocalUpload:
         self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.ftruncate(self.fd, size)
 
-    async def stage(self, index: int, offset: int, data: bytes, md5: bytes | None) -> None:
+    async def stage(self, index: int, offset: int, data: Data, md5: bytes | None) -> None:
         await asyncio.to_thread(os.pwrite, self.fd, data, offset)
 
     async def commit(self, order: list[int], md5: bytes | None) -> None:

@@ -29,7 +29,7 @@ from lakeshift.errors import (
     TransientError,
     UsageError,
 )
-from lakeshift.model import ObjectInfo, ObjectProps, ReadResult
+from lakeshift.model import Data, ObjectInfo, ObjectProps, ReadResult
 from lakeshift.redact import redact
 from lakeshift.stores import aws_auth
 from lakeshift.stores.base import BlockUpload, Capabilities, StoreConfig
@@ -253,7 +253,7 @@ class S3Store:
         return await open_range(self._ob, key, start, end, if_match,
                                 f"s3://{self.bucket}/{key}")
 
-    async def put(self, key: str, data: bytes, props: ObjectProps, md5: bytes) -> None:
+    async def put(self, key: str, data: Data, props: ObjectProps, md5: bytes) -> None:
         try:
             await obstore.put_async(self._ob, key, data, attributes=attributes_from_props(props),
                                     use_multipart=False)
@@ -292,7 +292,7 @@ class _SequentialUpload:
         self._written = 0
         self._turn = asyncio.Condition()
 
-    async def stage(self, index: int, offset: int, data: bytes, md5: bytes | None) -> None:
+    async def stage(self, index: int, offset: int, data: Data, md5: bytes | None) -> None:
         async with self._turn:
             await self._turn.wait_for(lambda: self._written == offset)
             try:
