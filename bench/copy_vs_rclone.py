@@ -72,6 +72,9 @@ def main() -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", default="small,large")
     ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--warmup", type=int, default=1, choices=(0, 1),
+                    help="one unmeasured run of each tool first: the first run after seeding "
+                         "a set was the slowest for either tool")
     ap.add_argument("--rss", action="store_true", help="only the RSS scaling check")
     ap.add_argument("--lakeshift-args", default="", help="extra flags for lakeshift copy")
     args = ap.parse_args()
@@ -85,6 +88,9 @@ def main() -> int:
     for name in args.sets.split(","):
         print(f"== {name}: {SETS[name]['count']} × {int(SETS[name]['size']) // 1024} KiB",
               flush=True)
+        for tool in ("rclone", "lakeshift")[:args.warmup * 2]:
+            m = one_run(tool, name, args.lakeshift_args.split())
+            print(f"  (warm-up, not counted) {m.row()}", flush=True)
         for run in range(args.runs):
             for tool in ("lakeshift", "rclone") if run % 2 == 0 else ("rclone", "lakeshift"):
                 m = one_run(tool, name, args.lakeshift_args.split())
