@@ -58,8 +58,9 @@ def print_summary(result: CopyResult, source: str, destination: str, as_json: bo
         f"  skipped  {d['skipped']:>10} objects  {human_bytes(d['skipped_bytes'])} "
         "(identical at the destination, or filtered folder markers)",
         f"  failed   {d['failed']:>10} objects  {human_bytes(d['failed_bytes'])}",
-        f"  duration {d['duration_s']:>10.1f} s       "
-        f"{human_bytes(d['throughput_bytes_per_s'])}/s, {d['objects_per_s']} objects/s",
+        f"  duration {d['duration_s']:>10.1f} s       " + (
+            f"{human_bytes(d['throughput_bytes_per_s'])}/s, {d['objects_per_s']} objects/s"
+            if d["copied"] else f"nothing to copy; {d['listed']} objects compared"),
     ]
     if d["skipped_errors"]:
         lines.append(f"  of the skipped, {d['skipped_errors']} were skipped because of an error "
