@@ -26,6 +26,9 @@ from common import LAKESHIFT, REPO, Emulators, Measured, MiB, measure, rclone_en
 SETS = {
     "small": {"count": 5000, "size": 4 * 1024, "rclone": ["--transfers", "32", "--checkers", "32"]},
     "large": {"count": 16, "size": 64 * MiB, "rclone": ["--transfers", "8"]},
+    # Not in the target; typical of Parquet files (--sets medium).
+    "medium": {"count": 256, "size": 4 * MiB,
+               "rclone": ["--transfers", "32", "--checkers", "32"]},
 }
 
 
