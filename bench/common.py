@@ -103,13 +103,25 @@ class Emulators:
                 s.stop()
 
 
-def seed(s3: Any, bucket: str, prefix: str, count: int, size: int) -> None:
+def seed(s3: Any, bucket: str, prefix: str, count: int, size: int, part_size: int = 0) -> None:
+    """``count`` objects of ``size`` random bytes; with ``part_size``, uploaded in parts of
+    that size (an ETag md5-of-md5s-N, as the AWS CLI writes large files)."""
+    import io
+
+    from boto3.s3.transfer import TransferConfig
+
     s3.create_bucket(Bucket=bucket)
     block = os.urandom(size)
 
     def put(i: int) -> None:
         body = block if size <= 64 * 1024 else os.urandom(size)
-        s3.put_object(Bucket=bucket, Key=f"{prefix}{i // 1000:03d}/obj-{i:06d}.bin", Body=body)
+        key = f"{prefix}{i // 1000:03d}/obj-{i:06d}.bin"
+        if part_size:
+            cfg = TransferConfig(multipart_threshold=part_size, multipart_chunksize=part_size,
+                                 use_threads=False)
+            s3.upload_fileobj(io.BytesIO(body), bucket, key, Config=cfg)
+        else:
+            s3.put_object(Bucket=bucket, Key=key, Body=body)
 
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(put, range(count)))

@@ -26,9 +26,12 @@ from common import LAKESHIFT, REPO, Emulators, Measured, MiB, measure, rclone_en
 SETS = {
     "small": {"count": 5000, "size": 4 * 1024, "rclone": ["--transfers", "32", "--checkers", "32"]},
     "large": {"count": 16, "size": 64 * MiB, "rclone": ["--transfers", "8"]},
-    # Not in the target; typical of Parquet files (--sets medium).
+    # Not in the target: typical Parquet files, and large files as the AWS CLI
+    # uploads them (8 MiB parts, so no MD5 in the ETag): --sets medium,multipart.
     "medium": {"count": 256, "size": 4 * MiB,
                "rclone": ["--transfers", "32", "--checkers", "32"]},
+    "multipart": {"count": 16, "size": 64 * MiB, "parts": 8 * MiB,
+                  "rclone": ["--transfers", "8"]},
 }
 
 
@@ -37,7 +40,7 @@ def one_run(tool: str, name: str, extra: list[str]) -> Measured:
     count, size = int(spec["count"]), int(spec["size"])  # type: ignore[call-overload]
     emus = Emulators()
     try:
-        seed(emus.s3(), "bench", "data/", count, size)
+        seed(emus.s3(), "bench", "data/", count, size, int(spec.get("parts", 0)))  # type: ignore[call-overload]
         settle()
         if tool == "lakeshift":
             argv = [LAKESHIFT, "copy", "s3://bench/data/", "az://bench/data/", "--progress",
