@@ -1,4 +1,5 @@
-"""Independent checks of what landed at the destination (SDK listings, not lakeshift)."""
+"""Independent checks of what landed at the destination (SDK listings, not lakeshift), and
+source objects made the way other tools make them."""
 
 from __future__ import annotations
 
@@ -26,3 +27,29 @@ def s3_objects(s3: Any, bucket: str, prefix: str = "") -> dict[str, bytes]:
 
 def md5(b: bytes) -> bytes:
     return hashlib.md5(b).digest()
+
+
+def put_multipart(s3: Any, bucket: str, key: str, data: bytes, part: int, **kw: Any) -> None:
+    """Upload ``data`` in parts of ``part`` bytes: the ETag is md5-of-md5s-N, not an MD5."""
+    mpu = s3.create_multipart_upload(Bucket=bucket, Key=key, **kw)
+    parts = []
+    for n, i in enumerate(range(0, len(data), part), start=1):
+        r = s3.upload_part(Bucket=bucket, Key=key, PartNumber=n, UploadId=mpu["UploadId"],
+                           Body=data[i:i + part])
+        parts.append({"PartNumber": n, "ETag": r["ETag"]})
+    s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=mpu["UploadId"],
+                                 MultipartUpload={"Parts": parts})
+
+
+def seed_each_path(s3: Any, bucket: str, prefix: str) -> dict[str, bytes]:
+    """One S3 object for each way lakeshift copies one (with 1 MiB blocks): a single put
+    (small), a streamed put checked against the source MD5 (single part, 3 MiB), and
+    parallel blocks (multipart: no MD5 in the ETag)."""
+    import os
+
+    objs = {f"{prefix}small.txt": b"small", f"{prefix}streamed.bin": os.urandom(3 * 2**20 + 3)}
+    for k, v in objs.items():
+        s3.put_object(Bucket=bucket, Key=k, Body=v)
+    objs[f"{prefix}blocks.bin"] = os.urandom(6 * 2**20)
+    put_multipart(s3, bucket, f"{prefix}blocks.bin", objs[f"{prefix}blocks.bin"], 5 * 2**20)
+    return objs

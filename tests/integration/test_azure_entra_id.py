@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import uuid
 from typing import Any
 
@@ -15,6 +14,7 @@ from lakeshift.stores.base import StoreConfig, StoreOptions
 from lakeshift.stores.registry import open_store
 from lakeshift.urls import parse_url
 from tests.conftest import EntraTestCredential
+from tests.helpers import seed_each_path
 
 MiB = 1024 * 1024
 
@@ -33,19 +33,7 @@ def _listing(url: str) -> dict[str, Any]:
 def test_copy_and_rerun_with_an_entra_id_token(
         entra_env: dict[str, str], entra_credential: EntraTestCredential, s3: Any,
         bucket: str, tmp_path: Any) -> None:
-    objs = {"e/small.txt": b"small", "e/streamed.bin": os.urandom(3 * MiB + 3)}
-    for k, v in objs.items():
-        s3.put_object(Bucket=bucket, Key=k, Body=v)
-    mpu = s3.create_multipart_upload(Bucket=bucket, Key="e/blocks.bin")
-    big = os.urandom(6 * MiB)
-    parts = []
-    for n, chunk in enumerate([big[:5 * MiB], big[5 * MiB:]], start=1):
-        r = s3.upload_part(Bucket=bucket, Key="e/blocks.bin", PartNumber=n,
-                           UploadId=mpu["UploadId"], Body=chunk)
-        parts.append({"PartNumber": n, "ETag": r["ETag"]})
-    s3.complete_multipart_upload(Bucket=bucket, Key="e/blocks.bin", UploadId=mpu["UploadId"],
-                                 MultipartUpload={"Parts": parts})
-    objs["e/blocks.bin"] = big
+    objs = seed_each_path(s3, bucket, "e/")
 
     container = f"entra-{uuid.uuid4().hex[:8]}"
     opts = StoreOptions(azure_auth="cli")

@@ -5,7 +5,6 @@ cannot read account information or create containers."""
 from __future__ import annotations
 
 import hashlib
-import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +12,7 @@ import pytest
 
 import lakeshift
 from tests import servers
-from tests.helpers import blob_bytes, blobs
+from tests.helpers import blob_bytes, blobs, seed_each_path
 
 MiB = 1024 * 1024
 
@@ -48,18 +47,7 @@ def test_copy_rerun_and_move_with_a_sas(kind: str, azurite: servers.Server, s3: 
     monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", (
         f"BlobEndpoint=http://127.0.0.1:{azurite.port}/{servers.AZURITE_ACCOUNT};"
         f"SharedAccessSignature={_sas(kind, container)}"))
-    objs = {"s/small.txt": b"small", "s/streamed.bin": os.urandom(3 * MiB + 1)}
-    for k, v in objs.items():
-        s3.put_object(Bucket=bucket, Key=k, Body=v)
-    mpu = s3.create_multipart_upload(Bucket=bucket, Key="s/blocks.bin")
-    parts, big = [], os.urandom(6 * MiB)
-    for n, chunk in enumerate([big[:5 * MiB], big[5 * MiB:]], start=1):
-        r = s3.upload_part(Bucket=bucket, Key="s/blocks.bin", PartNumber=n,
-                           UploadId=mpu["UploadId"], Body=chunk)
-        parts.append({"PartNumber": n, "ETag": r["ETag"]})
-    s3.complete_multipart_upload(Bucket=bucket, Key="s/blocks.bin", UploadId=mpu["UploadId"],
-                                 MultipartUpload={"Parts": parts})
-    objs["s/blocks.bin"] = big
+    objs = seed_each_path(s3, bucket, "s/")
 
     res = lakeshift.copy(f"s3://{bucket}/s/", f"az://{container}/o/", block_size=MiB)
     assert res.exit_code == 0 and res.failures == []

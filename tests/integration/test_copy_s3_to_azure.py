@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import lakeshift
-from tests.helpers import blob_bytes, blobs, md5, s3_objects
+from tests.helpers import blob_bytes, blobs, md5, put_multipart, s3_objects
 
 MiB = 1024 * 1024
 
@@ -31,15 +31,7 @@ def _seed(s3: Any, bucket: str) -> dict[str, bytes]:
                       CacheControl="max-age=300")
     # A multipart object (ETag md5-of-md5s-2), larger than the block size used below.
     big = os.urandom(6 * MiB + 123)
-    mpu = s3.create_multipart_upload(Bucket=bucket, Key="raw/big/multi.bin",
-                                     ContentType="application/x-big")
-    parts = []
-    for n, chunk in enumerate([big[: 5 * MiB], big[5 * MiB:]], start=1):
-        r = s3.upload_part(Bucket=bucket, Key="raw/big/multi.bin", PartNumber=n,
-                           UploadId=mpu["UploadId"], Body=chunk)
-        parts.append({"PartNumber": n, "ETag": r["ETag"]})
-    s3.complete_multipart_upload(Bucket=bucket, Key="raw/big/multi.bin",
-                                 UploadId=mpu["UploadId"], MultipartUpload={"Parts": parts})
+    put_multipart(s3, bucket, "raw/big/multi.bin", big, 5 * MiB, ContentType="application/x-big")
     objs["raw/big/multi.bin"] = big
     return objs
 

@@ -16,7 +16,7 @@ import pytest as _pytest
 import lakeshift
 from tests.e2e.cli import BIN
 from tests.e2e.cli import lakeshift as cli
-from tests.helpers import blob_bytes, blobs, s3_objects
+from tests.helpers import blob_bytes, blobs, put_multipart, s3_objects
 
 pytestmark = _pytest.mark.slow
 
@@ -43,12 +43,7 @@ def test_move_proves_md5_less_sources_by_reading_them_again_and_keeps_the_unprov
     s3.put_object(Bucket=bucket, Key="k/done.txt", Body=b"done")
     lakeshift.copy(f"s3://{bucket}/k/", f"az://{container}/k/")
     # A multipart source has no MD5 of its own: it is read again to prove the copy.
-    mpu = s3.create_multipart_upload(Bucket=bucket, Key="k/multi.bin")
-    part = s3.upload_part(Bucket=bucket, Key="k/multi.bin", PartNumber=1,
-                          UploadId=mpu["UploadId"], Body=os.urandom(6 * MiB))
-    s3.complete_multipart_upload(Bucket=bucket, Key="k/multi.bin", UploadId=mpu["UploadId"],
-                                 MultipartUpload={"Parts": [{"PartNumber": 1,
-                                                             "ETag": part["ETag"]}]})
+    put_multipart(s3, bucket, "k/multi.bin", os.urandom(6 * MiB), 6 * MiB)
     # At the destination already, same size and recorded source ETag, but no Content-MD5:
     # skipped as identical, and kept, since nothing proves it.
     s3.put_object(Bucket=bucket, Key="k/nomd5.txt", Body=b"12345")

@@ -10,20 +10,9 @@ from typing import Any
 
 import lakeshift
 from tests.e2e.cli import lakeshift as cli
-from tests.helpers import blobs
+from tests.helpers import blobs, put_multipart
 
 MiB = 1024 * 1024
-
-
-def _multipart(s3: Any, bucket: str, key: str, data: bytes, part: int) -> None:
-    mpu = s3.create_multipart_upload(Bucket=bucket, Key=key)
-    parts = []
-    for n, i in enumerate(range(0, len(data), part), start=1):
-        r = s3.upload_part(Bucket=bucket, Key=key, PartNumber=n, UploadId=mpu["UploadId"],
-                           Body=data[i:i + part])
-        parts.append({"PartNumber": n, "ETag": r["ETag"]})
-    s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=mpu["UploadId"],
-                                 MultipartUpload={"Parts": parts})
 
 
 def _report(path: Path) -> dict[str, str]:
@@ -36,7 +25,7 @@ def test_verify_finds_each_planted_difference_and_nothing_else(
         tmp_path: Path) -> None:
     for i in range(10):
         s3.put_object(Bucket=bucket, Key=f"v/f{i}.txt", Body=f"content {i}".encode())
-    _multipart(s3, bucket, "v/multi.bin", os.urandom(12 * MiB + 7), 5 * MiB)
+    put_multipart(s3, bucket, "v/multi.bin", os.urandom(12 * MiB + 7), 5 * MiB)
     res = lakeshift.copy(f"s3://{bucket}/v/", f"az://{container}/v/", block_size=4 * MiB)
     assert res.exit_code == 0
     clean = tmp_path / "clean"
@@ -68,7 +57,7 @@ def test_multipart_etag_is_recomputed_from_the_destination(
         cli_env: dict[str, str], s3: Any, bucket: str, blob_service: Any, container: str,
         tmp_path: Path) -> None:
     data = os.urandom(11 * MiB)
-    _multipart(s3, bucket, "m/big.bin", data, 8 * MiB)
+    put_multipart(s3, bucket, "m/big.bin", data, 8 * MiB)
     lakeshift.copy(f"s3://{bucket}/m/", f"az://{container}/m/", block_size=4 * MiB)
     # Replace the blob by one of the same size, with a Content-MD5 that matches *its* bytes:
     # only recomputing the source's md5-of-md5s-2 from the destination can tell.
