@@ -170,11 +170,21 @@ async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> 
     Every chunk the stream delivers (≥ block size, except a span's last) becomes a block,
     staged in parallel with the others without being copied; the whole-object MD5 is
     folded in order as the blocks arrive."""
-    bs = ctx.block_size
+    # A block holds ``k`` slots: more than one only when the destination's block limit
+    # (50,000 on Azure) needs bigger blocks for this object.
+    k = slots_per_block(src.size, ctx.block_size, ctx.dst.capabilities.max_blocks)
+    if k > ctx.slots.total:
+        raise LakeshiftError(
+            f"{src.key}: {src.size} bytes need blocks of {k * ctx.block_size} bytes to stay "
+            f"within the destination's {ctx.dst.capabilities.max_blocks} blocks, more than "
+            f"the {ctx.slots.total} × {ctx.block_size} bytes of memory allowed: raise "
+            "--block-size (or --concurrency)")
+    bs = k * ctx.block_size
     nblocks = (src.size + bs - 1) // bs
-    per_span = max(1, min(nblocks, ctx.span_blocks))
+    per_span = max(1, min(nblocks, ctx.span_blocks // k))
     spans = [(b * bs, min((b + per_span) * bs, src.size)) for b in range(0, nblocks, per_span)]
-    reserve = [(end - start + bs - 1) // bs for start, end in spans]
+    blocks_in = [(end - start + bs - 1) // bs for start, end in spans]
+    reserve = [n * k for n in blocks_in]
     # Per span, its blocks in order (None closes the span), for the in-order MD5.
     arrived: list[asyncio.Queue[tuple[bytes, asyncio.Event] | None]] = [
         asyncio.Queue() for _ in spans]
@@ -194,7 +204,7 @@ async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> 
         raise
 
     async def stage_block(index: int, offset: int, data: bytes, hashed: asyncio.Event) -> None:
-        # Holds one slot until the block is staged and folded into the whole-object MD5.
+        # Holds its k slots until the block is staged and folded into the whole-object MD5.
         try:
             block_md5 = await _md5(data) if ctx.dst.capabilities.block_md5 else None
             await ctx.pacing.transfer(len(data))
@@ -203,7 +213,7 @@ async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> 
             ctx.events.emit(BytesMoved(len(data)))
             await hashed.wait()
         finally:
-            ctx.slots.release(1)
+            ctx.slots.release(k)
 
     async def read_span(tg: asyncio.TaskGroup, n: int, stream: RangeStream | None) -> None:
         start, end = spans[n]
@@ -214,7 +224,7 @@ async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> 
                     if stream is None:
                         stream = await ctx.src.open_range(src.key, pos, end, if_match=src.etag)
                     async for chunk in stream.chunks(bs):
-                        if launched >= reserve[n] or pos + len(chunk) > end:
+                        if launched >= blocks_in[n] or pos + len(chunk) > end:
                             raise IntegrityError(f"{src.key}: the ranged read returned more "
                                                  f"than the {end - start} bytes asked for")
                         index = n * _SPAN_STRIDE + launched
@@ -237,7 +247,7 @@ async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> 
                     await asyncio.sleep(ctx.policy.delay(attempt, e.retry_after))
             await arrived[n].put(None)
         finally:
-            ctx.slots.release(reserve[n] - launched)
+            ctx.slots.release(reserve[n] - launched * k)
 
     async def launch(tg: asyncio.TaskGroup) -> None:
         tg.create_task(read_span(tg, 0, stream0))
@@ -309,6 +319,15 @@ async def rehash(ctx: TransferContext, src: ObjectInfo) -> bytes:
     md5, _ = await stream_checksums(ctx.src, src, ctx.slots, ctx.policy, if_match=src.etag,
                                     limiter=ctx.src_limit, chunk=ctx.block_size)
     return md5
+
+
+def slots_per_block(size: int, block_size: int, max_blocks: int) -> int:
+    """How many block-size slots one block of an object of ``size`` bytes takes: 1, unless
+    the destination's limit of ``max_blocks`` blocks (0: none) needs bigger blocks."""
+    if not max_blocks:
+        return 1
+    need = -(-size // max_blocks)  # the smallest block that fits within max_blocks
+    return max(1, -(-need // block_size))
 
 
 def _first_error(eg: BaseExceptionGroup[Any]) -> BaseException:

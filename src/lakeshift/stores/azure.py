@@ -33,7 +33,7 @@ from lakeshift.stores.s3 import check_http
 CAPABILITIES = Capabilities(
     list_start_after=False, content_md5=True, hierarchical=False, acls=False,
     copy_from_url=True, block_upload=True, max_block_size=4000 * 1024 * 1024,
-    etag_is_md5=False, metadata_in_listing=True,
+    etag_is_md5=False, metadata_in_listing=True, max_blocks=50_000,
 )
 
 

@@ -39,6 +39,8 @@ class Capabilities:
     #: ``put`` itself refuses a body whose bytes do not have the MD5 it is given (Azure: the
     #: service checks Content-MD5), so a source's own MD5 can be passed without hashing.
     put_checks_md5: bool = False
+    #: Most blocks (or parts) one object may have; 0 for no limit.
+    max_blocks: int = 0
     #: A staged block needs its own MD5, which the service checks: nothing else protects it
     #: in transit (plain HTTP).  Over TLS, and on stores that ignore it, it is not computed.
     block_md5: bool = False

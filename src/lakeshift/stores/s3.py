@@ -41,7 +41,7 @@ from lakeshift.stores.props import attributes_from_props, unquote_etag
 CAPABILITIES = Capabilities(
     list_start_after=True, content_md5=True, hierarchical=False, acls=False,
     copy_from_url=False, block_upload=False, max_block_size=5 * 1024**3, etag_is_md5=True,
-    metadata_in_listing=False,
+    metadata_in_listing=False, max_blocks=10_000,
 )
 
 
