@@ -180,6 +180,10 @@ async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> 
             f"the {ctx.slots.total} × {ctx.block_size} bytes of memory allowed: raise "
             "--block-size (or --concurrency)")
     bs = k * ctx.block_size
+    if bs > ctx.dst.capabilities.max_block_size:
+        raise LakeshiftError(f"{src.key}: {src.size} bytes are more than the destination can "
+                             f"hold in one object ({ctx.dst.capabilities.max_blocks} blocks of "
+                             f"at most {ctx.dst.capabilities.max_block_size} bytes)")
     nblocks = (src.size + bs - 1) // bs
     per_span = max(1, min(nblocks, ctx.span_blocks // k))
     spans = [(b * bs, min((b + per_span) * bs, src.size)) for b in range(0, nblocks, per_span)]
