@@ -10,7 +10,9 @@ method and path pattern match:
 * ``slow``: forward, send the body in small pieces with pauses;
 * ``flip``: forward, flip one byte in the middle of the response body;
 * ``flip_request``: flip one byte of the request body before forwarding (the service must
-  notice through Content-MD5).
+  notice through Content-MD5);
+* ``stall_request``: read none of the request body for ``delay`` seconds (the client's
+  buffers fill and its upload stops), then answer 500.
 
 ``opaque_etags(pattern)`` makes the S3 ETags of keys matching ``pattern`` opaque, as S3's
 are for objects encrypted with SSE-KMS or SSE-C (moto keeps them MD5s): 32 hex digits that
@@ -50,6 +52,8 @@ class Rule:
     hits: int = 0
     #: Chance that a matching request is hit (1.0 = every one, while uses last).
     probability: float = 1.0
+    #: For stall_request: how long nothing is read.
+    delay: float = 30.0
 
     def matches(self, method: str, path: str) -> bool:
         return (self.uses > 0 and re.fullmatch(self.method, method) is not None
@@ -64,6 +68,7 @@ class FaultProxy:
         self.lock = threading.Lock()
         self.requests = 0
         self._opaque: re.Pattern[str] | None = None
+        self._stopping = False
         self._real: dict[str, str] = {}  # opaque ETag -> real one
         self.injected = 0
         self.port = 0
@@ -148,6 +153,13 @@ class FaultProxy:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = request.path_qs
         rule = self._take(request.method, path)
+        if rule is not None and rule.kind == "stall_request":
+            deadline = asyncio.get_running_loop().time() + rule.delay
+            while asyncio.get_running_loop().time() < deadline and not self._stopping:
+                if request.transport is None or request.transport.is_closing():
+                    break  # the client gave up
+                await asyncio.sleep(0.1)
+            return web.Response(status=500)
         body = await request.read()
         if rule is not None and rule.kind == "status":
             return web.Response(status=rule.status, headers=rule.headers, body=rule.body)
@@ -214,6 +226,7 @@ class FaultProxy:
     def stop(self) -> None:
         if self._loop is None:
             return
+        self._stopping = True  # stalled handlers end now
 
         async def shutdown() -> None:
             await self._runner.cleanup()

@@ -170,3 +170,20 @@ def test_ten_percent_503s_adapt_the_concurrency_and_lose_nothing(
     assert len(got) == 150
     assert all(bytes(got["out/" + k[2:]].content_settings.content_md5) ==
                hashlib.md5(v).digest() for k, v in objs.items())
+
+
+def test_a_stalled_streamed_upload_is_given_up_and_sent_again(
+        via_proxies: tuple[FaultProxy, FaultProxy], s3: Any, bucket: str, blob_service: Any,
+        container: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lakeshift.stores.azure_rest import LeanBlobClient
+
+    monkeypatch.setattr(LeanBlobClient, "stall_seconds", 1.5)
+    _, azp = via_proxies
+    objs = {"d/big.bin": os.urandom(32 * MiB)}  # more than the sockets' buffers hold
+    s3.put_object(Bucket=bucket, Key="d/big.bin", Body=objs["d/big.bin"])
+    # Never answered within the test's time: only giving up on the stall lets it finish.
+    azp.add("stall_request", method="PUT", path=r"/out/big", uses=1, delay=3600)
+    res = _copy(bucket, container, "stream")
+    assert res.exit_code == 0 and res.failures == []
+    assert azp.injected == 1
+    _assert_exact(blob_service, container, objs)

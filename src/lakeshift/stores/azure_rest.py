@@ -227,6 +227,10 @@ class LeanBlobClient:
     (close it).  Every method raises lakeshift errors (``status_error``).  Authorised by
     Shared Key (``key``), a SAS (``sas``) or Entra ID (``tokens``)."""
 
+    #: A streamed upload whose connection takes no data for this long is given up (and
+    #: retried).
+    stall_seconds: float = 120.0
+
     def __init__(self, endpoint: str, account: str, container: str, key: str | None,
                  sas: str | None, tokens: BearerTokens | None = None,
                  connections: int = 128) -> None:
@@ -332,23 +336,50 @@ class LeanBlobClient:
         client hashing it.  Should ``chunks`` fail or fall short, the request is cut
         and no blob is created."""
         failed: list[BaseException] = []
+        # When the last chunk was handed to aiohttp and it has not asked for the next one:
+        # the connection is not taking data.  (Time spent reading the source or waiting for
+        # --max-bandwidth is not counted: the generator is running then.)
+        handed: list[float | None] = [None]
 
         async def body() -> AsyncIterator[bytes]:
             try:
                 async for chunk in chunks:
+                    handed[0] = time.monotonic()
                     yield chunk
+                    handed[0] = None
             except BaseException as e:
                 failed.append(e)
                 raise
 
+        import aiohttp
+
+        # No limit on the whole request, which lasts as long as the source is slow to read
+        # or --max-bandwidth paces it; a connection that takes nothing for stall_seconds is
+        # given up instead.  Connecting, and the answer once the body is sent, keep theirs.
+        streaming = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=300)
+        request = asyncio.ensure_future(self._send(
+            "PUT", self._url(key), _blob_headers(props, md5, metadata), body(), what,
+            length=size, timeout=streaming))
         try:
-            await self._send("PUT", self._url(key), _blob_headers(props, md5, metadata),
-                             body(), what, length=size)
+            while not request.done():
+                await asyncio.wait({request}, timeout=min(5.0, self.stall_seconds / 2))
+                since = handed[0]
+                if not request.done() and since is not None and \
+                        time.monotonic() - since > self.stall_seconds:
+                    request.cancel()
+                    await asyncio.gather(request, return_exceptions=True)
+                    raise TransientError(f"{what}: the upload made no progress for "
+                                         f"{self.stall_seconds:.0f} s")
+            request.result()
         except LakeshiftError:
             # A failing source cuts the request: report the source's error, not the cut.
             if failed and isinstance(failed[0], Exception):
                 raise failed[0] from None
             raise
+        finally:
+            if not request.done():
+                request.cancel()
+                await asyncio.gather(request, return_exceptions=True)
 
     async def put_block(self, key: str, block_id: str, data: Data, md5: bytes | None,
                         what: str) -> None:
@@ -371,7 +402,7 @@ class LeanBlobClient:
 
     async def _send(self, method: str, url: str, headers: dict[str, str],
                     data: Data | AsyncIterator[bytes], what: str, length: int | None = None,
-                    not_found: str = "") -> tuple[Any, bytes]:
+                    not_found: str = "", timeout: Any = None) -> tuple[Any, bytes]:
         """One request; returns the response headers and body on 2xx, else raises the
         lakeshift error for it.  ``length`` is required for a streamed body; ``not_found``
         is the error code a 404 without one means (HEAD responses have no body)."""
@@ -392,9 +423,10 @@ class LeanBlobClient:
         elif self.tokens is not None:
             headers["Authorization"] = f"Bearer {await self.tokens.get()}"
         try:
+            options = {} if timeout is None else {"timeout": timeout}
             async with self._client().request(method, URL(url, encoded=True),
                                               data=data if length else None,
-                                              headers=headers) as resp:
+                                              headers=headers, **options) as resp:
                 body = await resp.read()
                 date = resp.headers.get("Date")
                 if date:
