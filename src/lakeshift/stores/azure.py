@@ -145,13 +145,13 @@ class AzureBlobStore:
                 raise
 
     async def server_time(self) -> datetime | None:
-        await self._blobs.list_page("", None, None, self._where(), 1)
+        await self.check_source()  # any response carries the service's Date
         return self._blobs.last_date
 
     async def is_folder(self, path: str) -> bool:
-        async for _ in self.list_pages(path.rstrip("/") + "/"):
-            return True
-        return False
+        prefix = path.rstrip("/") + "/"
+        return bool((await self._blobs.list_page(prefix, None, None, self._where(prefix),
+                                                 1)).objects)
 
     async def exists(self, key: str) -> ObjectInfo | None:
         return await self._blobs.head(key, self._where(key))
