@@ -31,7 +31,7 @@ from lakeshift.model import ObjectInfo, TransferStats  # noqa: E402
 from lakeshift.plan.partitioner import PlannedSource, auto_partitions  # noqa: E402
 from lakeshift.plan.source import SourceSpec  # noqa: E402
 from lakeshift.stores.base import StoreConfig  # noqa: E402
-from lakeshift.stores.local import LocalStore  # noqa: E402
+from lakeshift.stores.local.store import LocalStore  # noqa: E402
 from lakeshift.urls import parse_url  # noqa: E402
 
 

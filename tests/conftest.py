@@ -71,7 +71,7 @@ def entra_env(azurite_oauth: servers.Server, entra_credential: EntraTestCredenti
               monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """The environment of a user whose Azure credential is an Entra ID token (here with
     ``--azure-auth cli``, its credential replaced by EntraTestCredential)."""
-    from lakeshift.stores import azure_auth
+    from lakeshift.stores.azure import auth as azure_auth
 
     env = {"AZURE_STORAGE_ACCOUNT": servers.AZURITE_ACCOUNT,
            "AZURE_STORAGE_BLOB_ENDPOINT":

@@ -13,7 +13,7 @@ import pytest
 
 import lakeshift
 from lakeshift.engine.transfer import slots_per_block
-from lakeshift.stores import azure
+from lakeshift.stores.azure import store as azure
 from tests.helpers import blob_bytes, put_multipart
 
 KiB, MiB = 1024, 1024 * 1024

@@ -175,7 +175,7 @@ def test_ten_percent_503s_adapt_the_concurrency_and_lose_nothing(
 def test_a_stalled_streamed_upload_is_given_up_and_sent_again(
         via_proxies: tuple[FaultProxy, FaultProxy], s3: Any, bucket: str, blob_service: Any,
         container: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from lakeshift.stores.azure_rest import LeanBlobClient
+    from lakeshift.stores.azure.rest import LeanBlobClient
 
     monkeypatch.setattr(LeanBlobClient, "stall_seconds", 1.5)
     _, azp = via_proxies

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from lakeshift.errors import AuthError
-from lakeshift.stores.azure_rest import BearerTokens
+from lakeshift.stores.azure.rest import BearerTokens
 
 
 class Credential:

@@ -8,7 +8,8 @@ import pytest
 
 from lakeshift import AuthError, StoreOptions, UsageError, parse_url
 from lakeshift.redact import redact
-from lakeshift.stores import aws_auth, azure_auth
+from lakeshift.stores.azure import auth as azure_auth
+from lakeshift.stores.s3 import auth as aws_auth
 
 CS = ("DefaultEndpointsProtocol=http;AccountName=acct1;AccountKey=a2V5a2V5a2V5;"
       "BlobEndpoint=http://127.0.0.1:1/acct1;")

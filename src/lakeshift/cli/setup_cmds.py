@@ -19,7 +19,7 @@ from lakeshift.cli.options import (
 )
 from lakeshift.engine.check import CheckLine, check_pair
 from lakeshift.errors import LakeshiftError, UsageError
-from lakeshift.stores.azure_auth import AUTH_CHOICES
+from lakeshift.stores.azure.auth import AUTH_CHOICES
 from lakeshift.stores.base import StoreOptions
 from lakeshift.urls import parse_url
 

@@ -10,13 +10,13 @@ from lakeshift.stores.base import Store, StoreConfig
 def open_store(config: StoreConfig) -> Store:
     scheme = config.url.scheme
     if scheme == "s3":
-        from lakeshift.stores.s3 import S3Store
+        from lakeshift.stores.s3.store import S3Store
 
         return cast(Store, S3Store(config))
     if scheme == "azure":
-        from lakeshift.stores.azure import AzureBlobStore
+        from lakeshift.stores.azure.store import AzureBlobStore
 
         return cast(Store, AzureBlobStore(config))
-    from lakeshift.stores.local import LocalStore
+    from lakeshift.stores.local.store import LocalStore
 
     return cast(Store, LocalStore(config))

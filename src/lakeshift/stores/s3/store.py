@@ -7,14 +7,12 @@ empty segments, true string prefixes, StartAfter); data moves through obstore.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import re
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from functools import cached_property
 from typing import Any
-from urllib.parse import urlsplit
 
 import obstore
 from obstore.store import S3Store as _ObS3
@@ -31,38 +29,19 @@ from lakeshift.errors import (
 )
 from lakeshift.model import Data, ObjectInfo, ObjectProps, ReadResult
 from lakeshift.redact import redact
-from lakeshift.stores import aws_auth
 from lakeshift.stores.base import BlockUpload, Capabilities, StoreConfig
+from lakeshift.stores.http import check_http
 from lakeshift.stores.obstore_common import RETRY_CONFIG, client_options, translate
 from lakeshift.stores.obstore_stream import ObstoreRange, open_range
 from lakeshift.stores.obstore_stream import read as obstore_read
 from lakeshift.stores.props import attributes_from_props, unquote_etag
+from lakeshift.stores.s3 import auth as aws_auth
 
 CAPABILITIES = Capabilities(
     list_start_after=True, content_md5=True, hierarchical=False, acls=False,
     copy_from_url=False, block_upload=False, max_block_size=5 * 1024**3, etag_is_md5=True,
     metadata_in_listing=False, max_blocks=10_000,
 )
-
-
-def is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_http(endpoint: str, allow_http: bool) -> bool:
-    """Whether plain HTTP is in use; refuse it to a non-loopback host unless allowed."""
-    if not endpoint.lower().startswith("http://"):
-        return False
-    if not (allow_http or is_loopback(endpoint)):
-        raise UsageError(f"endpoint {endpoint} is plain HTTP to a host that is not loopback: "
-                         "use https, or pass --allow-http if you really mean it")
-    return True
 
 
 class S3Store:

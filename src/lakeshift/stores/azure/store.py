@@ -21,14 +21,14 @@ from obstore.store import AzureStore as _ObAzure
 
 from lakeshift.errors import AuthError, ForbiddenError, LakeshiftError, TransientError
 from lakeshift.model import Data, ObjectInfo, ObjectProps, ReadResult
-from lakeshift.stores import azure_auth
-from lakeshift.stores.azure_rest import BearerTokens, LeanBlobClient
+from lakeshift.stores.azure import auth as azure_auth
+from lakeshift.stores.azure.rest import BearerTokens, LeanBlobClient
 from lakeshift.stores.base import BlockUpload, Capabilities, StoreConfig
+from lakeshift.stores.http import check_http
 from lakeshift.stores.obstore_common import RETRY_CONFIG, client_options
 from lakeshift.stores.obstore_stream import ObstoreRange, open_range
 from lakeshift.stores.obstore_stream import read as obstore_read
 from lakeshift.stores.props import decode_metadata_name, encode_metadata
-from lakeshift.stores.s3 import check_http
 
 CAPABILITIES = Capabilities(
     list_start_after=False, content_md5=True, hierarchical=False, acls=False,

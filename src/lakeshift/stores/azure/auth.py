@@ -100,7 +100,7 @@ def resolve(url: StoreURL, options: StoreOptions) -> AzureSettings:
 def _from_connection_string(url: StoreURL, cs: str) -> AzureSettings:
     parts = parse_connection_string(cs)
     if parts.get("usedevelopmentstorage", "").lower() == "true":
-        from lakeshift.stores.azure_dev import DEV_ACCOUNT, DEV_ENDPOINT, DEV_KEY
+        from lakeshift.stores.azure.dev import DEV_ACCOUNT, DEV_ENDPOINT, DEV_KEY
 
         parts = {"accountname": DEV_ACCOUNT, "accountkey": DEV_KEY, "blobendpoint": DEV_ENDPOINT}
     account = parts.get("accountname")
