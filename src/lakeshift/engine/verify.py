@@ -116,6 +116,10 @@ class VerifyOptions:
     #: destination names; with "skip", objects with invalid names are reported as
     #: unverifiable (not copied on purpose).
     invalid_names: str = "fail"
+    #: Pacing, as for copy (CopyOptions): AIMD per endpoint, request-rate and bandwidth caps.
+    adaptive: bool = True
+    max_requests_per_second: float | None = None
+    max_bandwidth: float | None = None  # bytes per second
 
 
 async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts: VerifyOptions,
