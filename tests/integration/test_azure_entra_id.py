@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 import lakeshift
+from lakeshift.engine.listing import list_pages
 from lakeshift.stores.base import StoreConfig, StoreOptions
 from lakeshift.stores.registry import open_store
 from lakeshift.urls import parse_url
@@ -23,7 +24,7 @@ def _listing(url: str) -> dict[str, Any]:
     async def main() -> dict[str, Any]:
         store = open_store(StoreConfig(parse_url(url), StoreOptions(azure_auth="cli")))
         try:
-            return {o.key: o async for page in store.list_pages("") for o in page}
+            return {o.key: o async for page in list_pages(store, "") for o in page}
         finally:
             await store.close()
 

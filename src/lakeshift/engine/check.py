@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from lakeshift.engine.listing import list_pages
 from lakeshift.engine.pipeline import check_reachable
 from lakeshift.engine.retry import RetryPolicy
 from lakeshift.errors import AuthError, LakeshiftError, UsageError
@@ -90,7 +91,7 @@ async def _source_steps(side: str, store: Store) -> AsyncIterator[CheckLine]:
                       f"{store.url.display()} exists and can be listed")
     try:
         first = None
-        async for page in store.list_pages(store.url.path):
+        async for page in list_pages(store, store.url.path):
             first = page[0]
             break
         if first is None:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from lakeshift.engine.limiter import EndpointLimiter
+from lakeshift.engine.limiter import EndpointLimiter, Pacing
 from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.slots import SlotPool
 from lakeshift.errors import LakeshiftError
@@ -23,9 +23,11 @@ CHUNK = 8 * 1024 * 1024
 async def stream_checksums(store: Store, obj: ObjectInfo, slots: SlotPool, policy: RetryPolicy,
                            part_sizes: Sequence[int] = (), if_match: str | None = None,
                            limiter: EndpointLimiter | None = None,
-                           chunk: int = CHUNK) -> tuple[bytes, list[str]]:
+                           chunk: int = CHUNK, pacing: Pacing | None = None
+                           ) -> tuple[bytes, list[str]]:
     """Stream ``obj`` (holding one slot of memory) and return its MD5 and the multipart
-    ETags for ``part_sizes``."""
+    ETags for ``part_sizes``.  With ``pacing``, every byte read counts against its bandwidth
+    cap (--max-bandwidth), as a copy's do."""
     md5 = hashlib.md5()
     parts: dict[int, tuple[Any, list[bytes]]] = {ps: (hashlib.md5(), []) for ps in part_sizes}
     pos = 0
@@ -35,6 +37,8 @@ async def stream_checksums(store: Store, obj: ObjectInfo, slots: SlotPool, polic
             stream = await retry(lambda: store.open_range(obj.key, 0, obj.size,
                                                           if_match=if_match), policy, limiter)
             async for data in stream.chunks(chunk):
+                if pacing is not None:
+                    await pacing.transfer(len(data))
                 await asyncio.to_thread(_fold, md5, parts, pos, bytes(data))
                 pos += len(data)
         finally:
@@ -63,15 +67,15 @@ def _fold(md5: Any, parts: dict[int, tuple[Any, list[bytes]]], pos: int, data: b
                 parts[ps] = (cur, digests)
 
 
-async def without_unvouched_md5(store: Store, obj: ObjectInfo,
-                                policy: RetryPolicy) -> ObjectInfo | None:
+async def without_unvouched_md5(store: Store, obj: ObjectInfo, policy: RetryPolicy,
+                                limiter: EndpointLimiter | None = None) -> ObjectInfo | None:
     """``obj`` without the MD5 its listing offered, when the object's own HEAD does not
     vouch for it (an S3 ETag under SSE-KMS or SSE-C looks like an MD5 but is not one);
     None when the HEAD confirms the MD5, or cannot tell.  Asked only after a mismatch."""
     if obj.md5 is None:
         return None
     try:
-        fresh = await retry(lambda: store.exists(obj.key), policy)
+        fresh = await retry(lambda: store.exists(obj.key), policy, limiter)
     except LakeshiftError:
         return None
     if fresh is None or fresh.etag != obj.etag or fresh.md5 is not None:

@@ -24,6 +24,10 @@ class TokenBucket:
         self.tokens = rate
         self.stamp = time.monotonic()
         self._lock = asyncio.Lock()
+        #: Tokens taken in all (bytes, for the bandwidth cap) and how many times a taker had
+        #: to wait for them: what the cap did, counted rather than timed.
+        self.taken = 0.0
+        self.waits = 0
 
     async def take(self, n: float = 1.0) -> None:
         async with self._lock:
@@ -35,7 +39,9 @@ class TokenBucket:
                 need = min(n, self.rate)
                 if self.tokens >= need:
                     self.tokens -= n
+                    self.taken += n
                     return
+                self.waits += 1
                 await asyncio.sleep((need - self.tokens) / self.rate)
 
 

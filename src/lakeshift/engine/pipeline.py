@@ -8,9 +8,11 @@ the number of objects.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from lakeshift.engine.checksums import without_unvouched_md5
 from lakeshift.engine.events import (
@@ -24,7 +26,8 @@ from lakeshift.engine.events import (
     Subscriber,
     Throttled,
 )
-from lakeshift.engine.limiter import Pacing
+from lakeshift.engine.limiter import EndpointLimiter, Pacing
+from lakeshift.engine.listing import DEFAULT_POLICY, list_pages
 from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.slots import SlotPool
 from lakeshift.engine.transfer import (
@@ -51,6 +54,7 @@ from lakeshift.plan.source import SourceSpec, destination_root, resolve_source
 from lakeshift.stores.base import Store, StoreConfig
 from lakeshift.stores.registry import open_store
 
+T = TypeVar("T")
 MiB = 1024 * 1024
 SKIPPABLE = frozenset({"missing", "forbidden", "invalid-name"})
 
@@ -229,8 +233,11 @@ async def copy_async(source: StoreConfig, destination: StoreConfig,
 
 
 async def source_items(src: Store, spec: SourceSpec, name_filter: NameFilter,
-                        events: EventBus) -> AsyncIterator[tuple[str, ObjectInfo]]:
-    async for page in src.list_pages(spec.listing_prefix(), spec.start_after):
+                       events: EventBus, policy: RetryPolicy = DEFAULT_POLICY,
+                       limiter: EndpointLimiter | None = None
+                       ) -> AsyncIterator[tuple[str, ObjectInfo]]:
+    pages = list_pages(src, spec.listing_prefix(), spec.start_after, policy, limiter)
+    async for page in pages:
         taken = []
         ended = False
         for obj in page:
@@ -258,14 +265,47 @@ def dest_prefix(spec: SourceSpec, root: str) -> str:
 
 
 async def dest_items(dst: Store, root: str, prefix: str, start_after: str | None,
-                     dry_run: bool) -> AsyncIterator[tuple[str, ObjectInfo]]:
+                     dry_run: bool, policy: RetryPolicy = DEFAULT_POLICY,
+                     limiter: EndpointLimiter | None = None
+                     ) -> AsyncIterator[tuple[str, ObjectInfo]]:
     try:
-        async for page in dst.list_pages(prefix, start_after):
+        async for page in list_pages(dst, prefix, start_after, policy, limiter):
             for obj in page:
                 yield obj.key[len(root):], obj
     except UsageError:
         if not dry_run:
             raise  # a missing container in a dry run simply holds nothing yet
+
+
+async def drive(work: AsyncIterator[T], action: Callable[[T], Awaitable[None]],
+                concurrency: int) -> None:
+    """The engine's pool: the planner's ``work`` (listing, merge, decisions) runs as the
+    producer and hands items through a bounded queue to ``concurrency`` workers, each of
+    which runs the mode's per-object ``action`` (copy: transfer one object; verify: prove
+    one pair).  The action records its own outcome; an exception from it or from the
+    producer (an auth error, a listing that failed after its retries) ends the pool."""
+    queue: asyncio.Queue[tuple[T] | None] = asyncio.Queue(maxsize=concurrency * 4)
+
+    async def produce() -> None:
+        async for item in work:
+            await queue.put((item,))
+        for _ in range(concurrency):
+            await queue.put(None)
+
+    async def worker() -> None:
+        while (item := await queue.get()) is not None:
+            await action(item[0])
+
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(produce())
+            for _ in range(concurrency):
+                tg.create_task(worker())
+    except BaseExceptionGroup as eg:
+        # One error (the usual case) is raised as itself, so callers see the error tree.
+        if len(eg.exceptions) == 1 and isinstance(eg.exceptions[0], Exception):
+            raise eg.exceptions[0] from None
+        raise
 
 
 async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts: CopyOptions,
@@ -279,8 +319,6 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
     """
     ctx = TransferContext(src, dst, opts.block_size, slots, policy, events,
                           pacing or opts.pacing(events), opts.single_put_max)
-    queue: asyncio.Queue[tuple[str, ObjectInfo, int] | None] = asyncio.Queue(
-        maxsize=opts.concurrency * 4)
     name_filter = NameFilter(opts.include, opts.exclude)
     dest_after = None
     if spec.start_after is not None and spec.start_after.startswith(spec.rel_base):
@@ -292,10 +330,13 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
 
     namer = DestinationNamer(opts.invalid_names, dst.capabilities.hierarchical)
 
-    async def produce() -> None:
+    async def planned() -> AsyncIterator[tuple[str, ObjectInfo, int]]:
+        """What to copy: the merge of both listings, minus what is decided here."""
         dest = None if opts.overwrite == "always" else dest_items(
-            dst, root, dest_prefix(spec, root), dest_after, opts.dry_run)
-        async for rel, s, d in merge(source_items(src, spec, name_filter, events), dest):
+            dst, root, dest_prefix(spec, root), dest_after, opts.dry_run, policy,
+            ctx.dst_limit)
+        items = source_items(src, spec, name_filter, events, policy, ctx.src_limit)
+        async for rel, s, d in merge(items, dest):
             ticket = -1
             if watermark is not None:
                 await watermark.wait_for_room()
@@ -330,21 +371,15 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
                 events.emit(ObjectDone(s.key, s.size, "copied"))
                 finish(ticket, True)
                 continue
-            await queue.put((root + name, s, ticket))
-        for _ in range(opts.concurrency):
-            await queue.put(None)
+            yield root + name, s, ticket
 
-    async def work() -> None:
-        while (item := await queue.get()) is not None:
-            dest_key, s, ticket = item
-            ok = await _transfer_one(ctx, s, dest_key, events, opts.retries, opts.skip_errors,
-                                     opts.delete_source)
-            finish(ticket, ok)
+    async def transfer(item: tuple[str, ObjectInfo, int]) -> None:
+        dest_key, s, ticket = item
+        ok = await _transfer_one(ctx, s, dest_key, events, opts.retries, opts.skip_errors,
+                                 opts.delete_source)
+        finish(ticket, ok)
 
-    async with asyncio.TaskGroup() as tg:
-        tg.create_task(produce())
-        for _ in range(opts.concurrency):
-            tg.create_task(work())
+    await drive(planned(), transfer, opts.concurrency)
 
 
 async def _transfer_one(ctx: TransferContext, s: ObjectInfo, dest_key: str, events: EventBus,
@@ -368,7 +403,19 @@ async def _transfer_one(ctx: TransferContext, s: ObjectInfo, dest_key: str, even
         except (AuthError, UsageError):
             raise
         except ChangedError as e:
-            fresh = await ctx.src.exists(s.key) if attempt < attempts else None
+            if attempt >= attempts:
+                _failed(events, s, e, attempt)
+                return False
+            # The source changed under the copy: copy what it holds now.  This look-up is
+            # a request like any other (retried, paced); its own error is this object's
+            # outcome, below, not the run's.
+            try:
+                fresh = await retry(functools.partial(ctx.src.exists, s.key), ctx.policy,
+                                    ctx.src_limit)
+            except (AuthError, UsageError):
+                raise
+            except LakeshiftError as lookup:
+                return _not_copied(events, s, lookup, attempt, skip_errors)
             if fresh is None:
                 _failed(events, s, e, attempt)
                 return False
@@ -379,13 +426,19 @@ async def _transfer_one(ctx: TransferContext, s: ObjectInfo, dest_key: str, even
                 return False
             # The listing's MD5 may not be one (S3 ETags under SSE-KMS / SSE-C): if the
             # object's HEAD does not vouch for it, copy again hashing the bytes here.
-            s = await without_unvouched_md5(ctx.src, s, ctx.policy) or s
+            s = await without_unvouched_md5(ctx.src, s, ctx.policy, ctx.src_limit) or s
         except LakeshiftError as e:
-            if e.kind in skip_errors:
-                events.emit(ObjectDone(s.key, s.size, "skipped", e.kind, str(e), attempt))
-                return True
-            _failed(events, s, e, attempt)
-            return False
+            return _not_copied(events, s, e, attempt, skip_errors)
+
+
+def _not_copied(events: EventBus, s: ObjectInfo, e: LakeshiftError, attempts: int,
+                skip_errors: frozenset[str]) -> bool:
+    """Record an object's error: skipped when its kind is in --skip-errors, else failed."""
+    if e.kind in skip_errors:
+        events.emit(ObjectDone(s.key, s.size, "skipped", e.kind, str(e), attempts))
+        return True
+    _failed(events, s, e, attempts)
+    return False
 
 
 async def _renamed_copy(ctx: TransferContext, dest_key: str) -> ObjectInfo | None:

@@ -20,22 +20,26 @@ import json
 import re
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from lakeshift.engine.checksums import stream_checksums, without_unvouched_md5
 from lakeshift.engine.events import EventBus
+from lakeshift.engine.limiter import Pacing
 from lakeshift.engine.pipeline import (
     DestinationNamer,
     check_reachable,
     dest_items,
     dest_prefix,
+    drive,
     source_items,
 )
 from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.slots import SlotPool
-from lakeshift.errors import LakeshiftError
+from lakeshift.engine.transfer import endpoint_name
+from lakeshift.errors import AuthError, LakeshiftError, UsageError
 from lakeshift.model import ObjectInfo
 from lakeshift.plan.compare import outer_merge
 from lakeshift.plan.filters import NameFilter
@@ -122,18 +126,32 @@ class VerifyOptions:
     max_bandwidth: float | None = None  # bytes per second
 
 
+    def pacing(self) -> Pacing:
+        """The run's pacing, as copy's (CopyOptions.pacing): one limiter per endpoint and
+        the bandwidth cap every byte hashed is counted against."""
+        return Pacing(self.concurrency, self.adaptive, self.max_requests_per_second,
+                      self.max_bandwidth)
+
+
 async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts: VerifyOptions,
                       report: Report, result: VerifyResult, slots: SlotPool,
-                      policy: RetryPolicy) -> None:
-    """Verify what ``spec`` names on ``src`` against ``dst`` under ``root``."""
+                      policy: RetryPolicy, pacing: Pacing | None = None) -> None:
+    """Verify what ``spec`` names on ``src`` against ``dst`` under ``root``.
+
+    Runs on the engine (pipeline.drive): the planner below is the outer merge of both
+    listings (paged under retry and the endpoints' limiters) that settles what listings
+    alone can settle; the per-object action is the checksum proof (``prove``)."""
+    pacing = pacing or opts.pacing()
+    src_limit = pacing.endpoint(endpoint_name(src))
+    dst_limit = pacing.endpoint(endpoint_name(dst))
     await check_reachable(src.check_source, "source", policy)
     await check_reachable(dst.check_source, "destination", policy)
-    queue: asyncio.Queue[tuple[str, ObjectInfo, ObjectInfo | str] | None] = asyncio.Queue(
-        maxsize=opts.concurrency * 4)
     names = NameFilter(opts.include, opts.exclude)
     namer = DestinationNamer(opts.invalid_names, dst.capabilities.hierarchical)
     renamed_to: set[str] = set()
     maybe_extra: list[ObjectInfo] = []  # destination-only names that may be renamings
+    #: Renamed objects met in the source listing, proven under their new names.
+    renamed: list[tuple[str, ObjectInfo, ObjectInfo | str]] = []
 
     def dest_kept(item: tuple[str, ObjectInfo]) -> bool:
         rel, d = item
@@ -142,7 +160,8 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
             not spec.range_end or d.key < root + spec.rel(spec.range_end))
 
     async def dest() -> Any:
-        async for item in dest_items(dst, root, dest_prefix(spec, root), None, False):
+        async for item in dest_items(dst, root, dest_prefix(spec, root), None, False, policy,
+                                     dst_limit):
             if dest_kept(item):
                 yield item
 
@@ -155,7 +174,7 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
 
     async def named_source() -> Any:
         """Source names as the copy wrote them; renamed objects are checked on the side."""
-        async for rel, s in source_items(src, spec, names, EventBus()):
+        async for rel, s in source_items(src, spec, names, EventBus(), policy, src_limit):
             if s.is_dir_marker:
                 continue
             new, why = namer(rel)
@@ -170,7 +189,7 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
                 # Listed in the report so the pairing can be audited (not a difference).
                 report.row(rel, "renamed", s, None, None, None,
                            f"{root + new} ({(why or '').split(':')[0]})")
-                await queue.put((rel, s, root + new))
+                renamed.append((rel, s, root + new))
             else:
                 yield rel, s
 
@@ -187,8 +206,11 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
             return False
         return True
 
-    async def produce() -> None:
+    async def planned() -> AsyncIterator[tuple[str, ObjectInfo, ObjectInfo | str]]:
+        """The pairs listings alone cannot settle (and renamed objects)."""
         async for name, s, d in outer_merge(named_source(), dest()):
+            while renamed:
+                yield renamed.pop()
             if s is None and d is not None and "%" in d.key and opts.invalid_names == "encode":
                 maybe_extra.append(d)  # decided at the end, once every renaming is known
                 continue
@@ -197,30 +219,32 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
                 differ(name, "extra", None, d, detail="only at the destination")
             elif not settled_by_listing(name, s, d, "not at the destination"):
                 assert d is not None
-                await queue.put((name, s, d))
-        for _ in range(opts.concurrency):
-            await queue.put(None)
+                yield name, s, d
+        while renamed:
+            yield renamed.pop()
 
-    async def work() -> None:
-        while (item := await queue.get()) is not None:
-            name, s, d = item
-            try:
-                if isinstance(d, str):  # a renamed object: look it up under its new name
-                    found = await retry(functools.partial(dst.exists, d), policy)
-                    missing = f"not at the destination under its encoded name {d}"
-                    if not settled_by_listing(name, s, found, missing):
-                        assert found is not None
-                        await _deep_check(name, s, found)
-                else:
-                    await _deep_check(name, s, d)
-            except LakeshiftError as e:
-                differ(name, "unverifiable", s, None, detail=f"could not read: {e.kind}")
+    async def prove(item: tuple[str, ObjectInfo, ObjectInfo | str]) -> None:
+        """The per-object action: prove one pair equal, or record how it differs."""
+        name, s, d = item
+        try:
+            if isinstance(d, str):  # a renamed object: look it up under its new name
+                found = await retry(functools.partial(dst.exists, d), policy, dst_limit)
+                missing = f"not at the destination under its encoded name {d}"
+                if not settled_by_listing(name, s, found, missing):
+                    assert found is not None
+                    await _deep_check(name, s, found)
+            else:
+                await _deep_check(name, s, d)
+        except (AuthError, UsageError):
+            raise
+        except LakeshiftError as e:
+            differ(name, "unverifiable", s, None, detail=f"could not read: {e.kind}")
 
     async def _deep_check(name: str, s: ObjectInfo, d: ObjectInfo) -> None:
         if not opts.deep and s.md5 is not None and d.md5 is not None and s.md5 != d.md5:
             # The listing's MD5 may not be one (S3 ETags under SSE-KMS / SSE-C): then the
             # source's bytes are hashed below instead.
-            s = await without_unvouched_md5(src, s, policy) or s
+            s = await without_unvouched_md5(src, s, policy, src_limit) or s
             if s.md5 is not None:
                 differ(name, "checksum", s, d, s.md5.hex(), d.md5.hex(),
                        "source MD5 != destination Content-MD5")
@@ -230,12 +254,14 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
         want_parts = multipart_part_sizes(s.size, int(m.group(1))) if m else []
         src_md5 = s.md5
         if opts.deep or (src_md5 is None and not multipart):
-            src_md5, _ = await stream_checksums(src, s, slots, policy)
+            src_md5, _ = await stream_checksums(src, s, slots, policy, limiter=src_limit,
+                                                pacing=pacing)
             result.bytes_read += s.size
         dst_md5 = d.md5
         etags: list[str] = []
         if opts.deep or dst_md5 is None or (multipart and src_md5 is None):
-            dst_md5, etags = await stream_checksums(dst, d, slots, policy, want_parts)
+            dst_md5, etags = await stream_checksums(dst, d, slots, policy, want_parts,
+                                                    limiter=dst_limit, pacing=pacing)
             result.bytes_read += d.size
         if src_md5 is not None:
             if src_md5 == dst_md5:
@@ -256,10 +282,7 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
             return
         differ(name, "unverifiable", s, d, None, None, "no checksum on either side")
 
-    async with asyncio.TaskGroup() as tg:
-        tg.create_task(produce())
-        for _ in range(opts.concurrency):
-            tg.create_task(work())
+    await drive(planned(), prove, opts.concurrency)
     for d in maybe_extra:
         if d.key not in renamed_to:
             result.checked += 1
@@ -275,12 +298,15 @@ def write_summary(path: Path, result: VerifyResult, extra: dict[str, Any]) -> di
 Pair = tuple[StoreConfig, StoreConfig, SourceSpec | None, str | None]
 
 
-async def verify_async(pairs: list[Pair], opts: VerifyOptions, report: Report) -> VerifyResult:
+async def verify_async(pairs: list[Pair], opts: VerifyOptions, report: Report,
+                       pacing: Pacing | None = None) -> VerifyResult:
     """Verify each (source, destination, spec, destination root) pair; a spec of None means
-    what the source URL names (as `copy` reads it), a root of None the destination's path."""
+    what the source URL names (as `copy` reads it), a root of None the destination's path.
+    ``pacing`` (default: ``opts.pacing()``) is shared by every pair, as a run's is."""
     result = VerifyResult()
     slots = SlotPool(opts.concurrency)
     policy = RetryPolicy()
+    pacing = pacing or opts.pacing()
     stores: dict[str, Store] = {}
 
     def store(cfg: StoreConfig) -> Store:
@@ -296,7 +322,7 @@ async def verify_async(pairs: list[Pair], opts: VerifyOptions, report: Report) -
                 await check_reachable(src.check_source, "source", policy)
                 spec = await resolve_source(src)
             await verify_pair(src, dst, spec, destination_root(dst) if root is None else root,
-                              opts, report, result, slots, policy)
+                              opts, report, result, slots, policy, pacing)
     finally:
         result.finished = time.monotonic()
         await asyncio.gather(*(s.close() for s in stores.values()), return_exceptions=True)

@@ -14,6 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lakeshift.control.records import PartitionSpec
+from lakeshift.engine.limiter import EndpointLimiter
+from lakeshift.engine.listing import DEFAULT_POLICY, list_folders, list_pages
+from lakeshift.engine.retry import RetryPolicy
 from lakeshift.errors import UsageError
 from lakeshift.plan.source import SourceSpec
 from lakeshift.stores.base import Store
@@ -64,8 +67,11 @@ def check_overlaps(specs: Sequence[PartitionSpec]) -> None:
         seen.setdefault(s.source, []).append(s.prefix)
 
 
-async def auto_ranges(store: Store, src: PlannedSource, target: int) -> list[PartitionSpec]:
-    """Ranges of ``target`` objects along the listing of ``src``."""
+async def auto_ranges(store: Store, src: PlannedSource, target: int,
+                      policy: RetryPolicy = DEFAULT_POLICY,
+                      limiter: EndpointLimiter | None = None) -> list[PartitionSpec]:
+    """Ranges of ``target`` objects along the listing of ``src`` (each page retried, and
+    paced by ``limiter`` when given, as every listing is: engine/listing.py)."""
     if target < 1:
         raise UsageError("--target-objects must be at least 1")
     specs: list[PartitionSpec] = []
@@ -73,7 +79,7 @@ async def auto_ranges(store: Store, src: PlannedSource, target: int) -> list[Par
     first: str | None = None
     last: str | None = None
     prev_last: str | None = None
-    async for page in store.list_pages(src.spec.list_prefix):
+    async for page in list_pages(store, src.spec.list_prefix, None, policy, limiter):
         for obj in page:
             if first is None:
                 first = obj.key
@@ -105,13 +111,14 @@ class _Chunk:
     folder: str | None = None
 
 
-async def _folder_chunks(store: Store, folder: str, target: int,
-                         gate: asyncio.Semaphore) -> list[_Chunk]:
+async def _folder_chunks(store: Store, folder: str, target: int, gate: asyncio.Semaphore,
+                         policy: RetryPolicy, limiter: EndpointLimiter | None
+                         ) -> list[_Chunk]:
     async with gate:
         out: list[_Chunk] = []
         first = last = ""
         n = 0
-        async for page in store.list_pages(folder):
+        async for page in list_pages(store, folder, None, policy, limiter):
             for obj in page:
                 if n == target:
                     out.append(_Chunk(first, last, n))
@@ -128,7 +135,8 @@ async def _folder_chunks(store: Store, folder: str, target: int,
 
 
 async def auto_partitions(store: Store, src: PlannedSource, target: int,
-                          parallel: int = 8) -> list[PartitionSpec]:
+                          parallel: int = 8, policy: RetryPolicy = DEFAULT_POLICY,
+                          limiter: EndpointLimiter | None = None) -> list[PartitionSpec]:
     """Partitions of about ``target`` objects that follow the folder tree.
 
     A delimiter listing finds the root's child folders; the folders are then listed in
@@ -141,12 +149,12 @@ async def auto_partitions(store: Store, src: PlannedSource, target: int,
         raise UsageError("--target-objects must be at least 1")
     root = src.spec.list_prefix
     if root and not root.endswith("/"):
-        return await auto_ranges(store, src, target)
-    folders, direct = await store.list_folders(root, max_objects=max(target, 100_000))
+        return await auto_ranges(store, src, target, policy, limiter)
+    folders, direct = await list_folders(store, root, max(target, 100_000), policy, limiter)
     if direct is None:  # a huge flat folder: one streamed pass of key ranges instead
-        return await auto_ranges(store, src, target)
+        return await auto_ranges(store, src, target, policy, limiter)
     gate = asyncio.Semaphore(parallel)
-    per_folder = await asyncio.gather(*(_folder_chunks(store, f, target, gate)
+    per_folder = await asyncio.gather(*(_folder_chunks(store, f, target, gate, policy, limiter)
                                         for f in folders))
     chunks = [c for cs in per_folder for c in cs]
     for i in range(0, len(direct), target):

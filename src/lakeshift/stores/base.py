@@ -71,21 +71,30 @@ class StoreConfig:
     options: StoreOptions = StoreOptions()
 
 
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One listing request's answer."""
+
+    objects: Sequence[ObjectInfo]
+    #: With a delimiter: the child folder prefixes (each ending in it), in key order.
+    folders: Sequence[str] = ()
+    #: Where the next page starts (the service's continuation token or marker); None on the
+    #: last page.  A page may be empty and still have a token.
+    token: str | None = None
+
+
 class Lister(Protocol):
-    def list_pages(self, prefix: str, start_after: str | None = None
-                   ) -> AsyncIterator[Sequence[ObjectInfo]]:
-        """Pages of objects whose key starts with ``prefix`` (a string prefix), in
-        ascending key order, after ``start_after`` when given."""
-        ...
+    #: Objects asked for per listing request (the service's maximum by default).
+    page_size: int
 
-
-class PrefixLister(Protocol):
-    async def list_folders(self, prefix: str, max_objects: int = 100_000
-                           ) -> tuple[list[str], list[ObjectInfo] | None]:
-        """One level of the tree under the folder ``prefix`` (ending in "/" or empty): the
-        child folder prefixes (each ending in "/") and the objects directly in it, both in
-        key order (a delimiter listing).  Objects is None when there are more than
-        ``max_objects`` of them (the caller must not hold them all)."""
+    async def list_page(self, prefix: str, token: str | None = None,
+                        start_after: str | None = None, delimiter: str | None = None) -> Page:
+        """One listing request: objects whose key starts with ``prefix`` (a string prefix),
+        in ascending key order, after ``start_after`` when given (pass the same one with
+        every token), continuing at ``token``.  With ``delimiter`` ("/"), the child folders
+        too and the objects directly under ``prefix`` only.  Errors come from the error tree:
+        a reset or a truncated body is a TransientError, so the engine can retry the page
+        (engine/listing.py pages through this under retry and the endpoint's limiter)."""
         ...
 
 
@@ -145,11 +154,9 @@ class Writer(Protocol):
         ...
 
 
-class Store(Lister, PrefixLister, Reader, Writer, Protocol):
+class Store(Lister, Reader, Writer, Protocol):
     capabilities: Capabilities
     url: StoreURL
-    #: Objects asked for per listing request (the service's maximum by default).
-    page_size: int
 
     async def prepare_destination(self) -> None:
         """Create the container/bucket/directory if missing (destinations only)."""

@@ -298,7 +298,11 @@ class LeanBlobClient:
             q["marker"] = marker
         _, body = await self._send("GET", self._url(None, urlencode(q, quote_via=quote)), {},
                                    b"", what, not_found="ContainerNotFound")
-        return parse_list(body)
+        try:
+            return parse_list(body)
+        except ET.ParseError as e:
+            # A body cut short that still looked complete: the page can be asked for again.
+            raise TransientError(f"{what}: listing response is not whole XML ({e})") from None
 
     # -- blobs ---------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ Listings include metadata, so comparing needs no HEAD per object.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import datetime
 from functools import cached_property
@@ -23,7 +23,7 @@ from lakeshift.errors import AuthError, ForbiddenError, LakeshiftError, Transien
 from lakeshift.model import Data, ObjectInfo, ObjectProps, ReadResult
 from lakeshift.stores.azure import auth as azure_auth
 from lakeshift.stores.azure.rest import BearerTokens, LeanBlobClient
-from lakeshift.stores.base import BlockUpload, Capabilities, StoreConfig
+from lakeshift.stores.base import BlockUpload, Capabilities, Page, StoreConfig
 from lakeshift.stores.http import check_http
 from lakeshift.stores.obstore_common import RETRY_CONFIG, client_options
 from lakeshift.stores.obstore_stream import ObstoreRange, open_range
@@ -85,38 +85,15 @@ class AzureBlobStore:
 
     # -- listing -------------------------------------------------------------------
 
-    async def list_pages(self, prefix: str, start_after: str | None = None
-                         ) -> AsyncIterator[Sequence[ObjectInfo]]:
-        # List Blobs has no start-after: the pages are filtered here instead.
-        marker: str | None = None
-        while True:
-            page = await self._blobs.list_page(prefix, None, marker, self._where(prefix),
-                                               self.page_size)
-            items = page.objects
-            if start_after is not None:
-                items = [i for i in items if i.key > start_after]
-            if items:
-                yield items
-            marker = page.marker
-            if marker is None:
-                return
-
-    async def list_folders(self, prefix: str, max_objects: int = 100_000
-                           ) -> tuple[list[str], list[ObjectInfo] | None]:
-        folders: list[str] = []
-        objects: list[ObjectInfo] | None = []
-        marker: str | None = None
-        while True:
-            page = await self._blobs.list_page(prefix, "/", marker, self._where(prefix),
-                                               self.page_size)
-            folders.extend(page.prefixes)
-            if objects is not None:
-                objects.extend(page.objects)
-                if len(objects) > max_objects:
-                    objects = None
-            marker = page.marker
-            if marker is None:
-                return folders, objects
+    async def list_page(self, prefix: str, token: str | None = None,
+                        start_after: str | None = None, delimiter: str | None = None) -> Page:
+        page = await self._blobs.list_page(prefix, delimiter, token, self._where(prefix),
+                                           self.page_size)
+        items = page.objects
+        if start_after is not None:
+            # List Blobs has no start-after: each page is filtered here instead.
+            items = [i for i in items if i.key > start_after]
+        return Page(items, page.prefixes, page.marker)
 
     async def check_source(self) -> None:
         # List Blobs rather than Get Container Properties, which a container SAS may not do.

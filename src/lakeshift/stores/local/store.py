@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import mimetypes
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 
 from lakeshift.errors import (
@@ -29,7 +30,7 @@ from lakeshift.errors import (
     UsageError,
 )
 from lakeshift.model import Data, ObjectInfo, ObjectProps, ReadResult
-from lakeshift.stores.base import BlockUpload, Capabilities, StoreConfig
+from lakeshift.stores.base import BlockUpload, Capabilities, Page, StoreConfig
 from lakeshift.stores.props import SRC_ETAG_KEY
 
 CAPABILITIES = Capabilities(
@@ -59,36 +60,42 @@ class LocalStore:
     def _path(self, key: str) -> str:
         return os.path.join(self.root, *key.split("/"))
 
-    async def list_pages(self, prefix: str, start_after: str | None = None
-                         ) -> AsyncIterator[Sequence[ObjectInfo]]:
-        gen = _pages(self.root, prefix, start_after, self.page_size)
-        while True:
-            page = await asyncio.to_thread(next, gen, None)
-            if page is None:
-                return
-            yield page
+    async def list_page(self, prefix: str, token: str | None = None,
+                        start_after: str | None = None, delimiter: str | None = None) -> Page:
+        """One page of the sorted walk; the token is the last key of the page before."""
+        if delimiter:
+            return await asyncio.to_thread(self._folder_page, prefix)
+        if os.path.isfile(self.root):
+            # The URL named one file: it is the only object, with an empty key.
+            return Page([_info("", os.stat(self.root), self.root)])
+        after = token if token is not None else start_after
+        size = self.page_size
 
-    async def list_folders(self, prefix: str, max_objects: int = 100_000
-                           ) -> tuple[list[str], list[ObjectInfo] | None]:
-        def scan() -> tuple[list[str], list[ObjectInfo] | None]:
-            base = self._path(prefix.rstrip("/")) if prefix else self.root
-            folders, objects = [], []
-            try:
-                entries = sorted(os.scandir(base), key=lambda e: e.name)
-            except (FileNotFoundError, NotADirectoryError):
-                return [], []
-            for e in entries:
-                if e.name.startswith(_PARTIAL):
-                    continue
-                if e.is_dir(follow_symlinks=True):
-                    folders.append(prefix + e.name + "/")
-                else:
-                    objects.append(_info(prefix + e.name, e.stat(follow_symlinks=True), e.path))
-            folders.sort()
-            objects.sort(key=lambda o: o.key)
-            return folders, objects if len(objects) <= max_objects else None
+        def walk() -> Page:
+            folder, _, name_prefix = prefix.rpartition("/")
+            items = list(itertools.islice(_walk(self.root, folder, name_prefix, after), size))
+            return Page(items, (), items[-1].key if len(items) == size else None)
 
-        return await asyncio.to_thread(scan)
+        return await asyncio.to_thread(walk)
+
+    def _folder_page(self, prefix: str) -> Page:
+        """The delimiter listing: one level of the tree, in one page."""
+        base = self._path(prefix.rstrip("/")) if prefix else self.root
+        folders, objects = [], []
+        try:
+            entries = sorted(os.scandir(base), key=lambda e: e.name)
+        except (FileNotFoundError, NotADirectoryError):
+            return Page([])
+        for e in entries:
+            if e.name.startswith(_PARTIAL):
+                continue
+            if e.is_dir(follow_symlinks=True):
+                folders.append(prefix + e.name + "/")
+            else:
+                objects.append(_info(prefix + e.name, e.stat(follow_symlinks=True), e.path))
+        folders.sort()
+        objects.sort(key=lambda o: o.key)
+        return Page(objects, folders)
 
     async def check_source(self) -> None:
         if not os.path.isdir(self.root):
@@ -307,23 +314,6 @@ def _info(key: str, st: os.stat_result, path: str) -> ObjectInfo:
                 meta[SRC_ETAG_KEY] = fields[4]
     return ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC),
                       local_etag(st), md5, False, meta)
-
-
-def _pages(root: str, prefix: str, start_after: str | None,
-           size: int) -> Iterator[list[ObjectInfo]]:
-    if os.path.isfile(root):
-        # The URL named one file: it is the only object, with an empty key.
-        yield [_info("", os.stat(root), root)]
-        return
-    page: list[ObjectInfo] = []
-    folder, _, name_prefix = prefix.rpartition("/")
-    for info in _walk(root, folder, name_prefix, start_after):
-        page.append(info)
-        if len(page) >= size:
-            yield page
-            page = []
-    if page:
-        yield page
 
 
 def _walk(root: str, folder: str, name_prefix: str,

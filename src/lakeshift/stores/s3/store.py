@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from functools import cached_property
@@ -29,7 +29,7 @@ from lakeshift.errors import (
 )
 from lakeshift.model import Data, ObjectInfo, ObjectProps, ReadResult
 from lakeshift.redact import redact
-from lakeshift.stores.base import BlockUpload, Capabilities, StoreConfig
+from lakeshift.stores.base import BlockUpload, Capabilities, Page, StoreConfig
 from lakeshift.stores.http import check_http
 from lakeshift.stores.obstore_common import RETRY_CONFIG, client_options, translate
 from lakeshift.stores.obstore_stream import ObstoreRange, open_range
@@ -108,58 +108,38 @@ class S3Store:
                 self._etags_md5 = True
         return self._etags_md5
 
-    async def list_pages(self, prefix: str, start_after: str | None = None
-                         ) -> AsyncIterator[Sequence[ObjectInfo]]:
+    async def list_page(self, prefix: str, token: str | None = None,
+                        start_after: str | None = None, delimiter: str | None = None) -> Page:
         etag_md5 = await self._etags_are_md5()
-        token: str | None = None
-        while True:
-            kw: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix,
-                                  "MaxKeys": self.page_size}
-            if token:
-                kw["ContinuationToken"] = token
-            elif start_after:
-                kw["StartAfter"] = start_after
-            resp = await asyncio.to_thread(self._call, "list_objects_v2", kw, prefix)
-            page = [_info(o, etag_md5) for o in resp.get("Contents", ())]
-            if page:
-                yield page
-            if not resp.get("IsTruncated"):
-                return
-            token = resp["NextContinuationToken"]
-
-    async def list_folders(self, prefix: str, max_objects: int = 100_000
-                           ) -> tuple[list[str], list[ObjectInfo] | None]:
-        folders: list[str] = []
-        objects: list[ObjectInfo] | None = []
-        etag_md5 = await self._etags_are_md5()
-        token: str | None = None
-        while True:
-            kw: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "Delimiter": "/",
-                                  "MaxKeys": self.page_size}
-            if token:
-                kw["ContinuationToken"] = token
-            resp = await asyncio.to_thread(self._call, "list_objects_v2", kw, prefix)
-            folders += [p["Prefix"] for p in resp.get("CommonPrefixes", ())]
-            if objects is not None:
-                objects += [_info(o, etag_md5) for o in resp.get("Contents", ())]
-                if len(objects) > max_objects:
-                    objects = None
-            if not resp.get("IsTruncated"):
-                return folders, objects
-            token = resp["NextContinuationToken"]
+        kw: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": self.page_size}
+        if delimiter:
+            kw["Delimiter"] = delimiter
+        if token:
+            kw["ContinuationToken"] = token
+        elif start_after:
+            kw["StartAfter"] = start_after
+        resp = await asyncio.to_thread(self._call, "list_objects_v2", kw, prefix)
+        return Page([_info(o, etag_md5) for o in resp.get("Contents", ())],
+                    [p["Prefix"] for p in resp.get("CommonPrefixes", ())],
+                    resp.get("NextContinuationToken") if resp.get("IsTruncated") else None)
 
     def _call(self, op: str, kw: dict[str, Any], what: str) -> Any:
         import botocore.exceptions as bex
+        import urllib3.exceptions
+        from botocore.parsers import ResponseParserError
 
         try:
             return getattr(self._boto, op)(**kw)
         except bex.ClientError as e:
             raise _boto_error(e, f"s3://{self.bucket}/{what}") from None
-        except (bex.EndpointConnectionError, bex.ConnectionClosedError,
-                bex.ReadTimeoutError, bex.ConnectTimeoutError) as e:
-            raise TransientError(redact(f"s3://{self.bucket}: {e}")) from None
         except bex.NoCredentialsError as e:
             raise AuthError(f"no AWS credentials: {e}") from None
+        except (bex.HTTPClientError, bex.ConnectionError, bex.IncompleteReadError,
+                ResponseParserError, urllib3.exceptions.HTTPError) as e:
+            # A reset, a timeout, or a body cut short (its XML then does not parse): the
+            # request can be sent again (engine/retry.py).
+            raise TransientError(redact(f"s3://{self.bucket}/{what}: {type(e).__name__}: "
+                                        f"{str(e)[:200]}")) from None
 
     async def check_source(self) -> None:
         # ListObjectsV2 rather than HeadBucket: a HEAD error has no body, so a wrong key

@@ -1,0 +1,66 @@
+"""Paging through a store's listing under the engine's retry policy and pacing.
+
+Every listing in lakeshift — copy's source and destination, planning, verify, check — goes
+through here: each page is one ``Lister.list_page`` request, retried like any other request
+(backoff with jitter, Retry-After) inside one of the endpoint's limiter slots (AIMD on
+throttling, the request-rate cap), and resumed from the page's continuation token, never
+from the start of the prefix.  A page that still fails after the retries raises its error
+(TransientError / ThrottledError): for `run` that is the partition's failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+
+from lakeshift.engine.limiter import EndpointLimiter
+from lakeshift.engine.retry import RetryPolicy, retry
+from lakeshift.model import ObjectInfo
+from lakeshift.stores.base import Lister, Page
+
+DEFAULT_POLICY = RetryPolicy()
+
+
+async def _page(store: Lister, prefix: str, token: str | None, start_after: str | None,
+                delimiter: str | None, policy: RetryPolicy,
+                limiter: EndpointLimiter | None) -> Page:
+    return await retry(lambda: store.list_page(prefix, token, start_after, delimiter),
+                       policy, limiter)
+
+
+async def list_pages(store: Lister, prefix: str, start_after: str | None = None,
+                     policy: RetryPolicy = DEFAULT_POLICY,
+                     limiter: EndpointLimiter | None = None
+                     ) -> AsyncIterator[Sequence[ObjectInfo]]:
+    """Non-empty pages of objects under ``prefix`` (a string prefix) in key order, after
+    ``start_after`` when given."""
+    token: str | None = None
+    while True:
+        page = await _page(store, prefix, token, start_after, None, policy, limiter)
+        if page.objects:
+            yield page.objects
+        if page.token is None:
+            return
+        token = page.token
+
+
+async def list_folders(store: Lister, prefix: str, max_objects: int = 100_000,
+                       policy: RetryPolicy = DEFAULT_POLICY,
+                       limiter: EndpointLimiter | None = None
+                       ) -> tuple[list[str], list[ObjectInfo] | None]:
+    """One level of the tree under the folder ``prefix`` (ending in "/" or empty): the child
+    folder prefixes (each ending in "/") and the objects directly in it, both in key order.
+    Objects is None when there are more than ``max_objects`` (the caller must not hold them
+    all)."""
+    folders: list[str] = []
+    objects: list[ObjectInfo] | None = []
+    token: str | None = None
+    while True:
+        page = await _page(store, prefix, token, None, "/", policy, limiter)
+        folders.extend(page.folders)
+        if objects is not None:
+            objects.extend(page.objects)
+            if len(objects) > max_objects:
+                objects = None
+        if page.token is None:
+            return folders, objects
+        token = page.token
