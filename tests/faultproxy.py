@@ -18,6 +18,12 @@ method and path pattern match:
 are for objects encrypted with SSE-KMS or SSE-C (moto keeps them MD5s): 32 hex digits that
 are not the data's MD5, in listings, GET and HEAD responses; If-Match is mapped back.
 
+A rule may be limited to one kind of request (``request=``, see ``request_kind``):
+``listing`` (S3 ListObjectsV2 ``?list-type=2``, Azure List Blobs ``restype=container`` +
+``comp=list``), ``metadata`` (HEAD: S3 HeadObject, Azure Get Blob Properties) or ``data``
+(GET of an object, PUT of an object / part / block).  ``fault(request, what, times)`` is the
+short form: ``what`` is 503, 429 (with Retry-After), ``reset`` or ``truncate``.
+
 It runs in its own thread and event loop; ``stop()`` ends it.
 """
 
@@ -54,11 +60,30 @@ class Rule:
     probability: float = 1.0
     #: For stall_request: how long nothing is read.
     delay: float = 30.0
+    #: Only requests of this kind (request_kind): listing, metadata, data; None for any.
+    request: str | None = None
 
     def matches(self, method: str, path: str) -> bool:
         return (self.uses > 0 and re.fullmatch(self.method, method) is not None
                 and re.search(self.path, path) is not None
+                and (self.request is None or request_kind(method, path) == self.request)
                 and (self.probability >= 1.0 or _rng.random() < self.probability))
+
+
+def request_kind(method: str, path_qs: str) -> str:
+    """listing, metadata, data, or other (container creation, commits, deletes, ...)."""
+    query = path_qs.partition("?")[2]
+    params = dict(p.partition("=")[::2] for p in query.split("&") if p)
+    if method == "GET" and (params.get("list-type") == "2" or params.get("comp") == "list"):
+        return "listing"
+    if method == "HEAD":
+        return "metadata"
+    if method == "GET" and not params.keys() - {"partNumber", "versionId"}:
+        return "data"
+    if method == "PUT" and ("restype" not in params and
+                            params.get("comp") in (None, "block")):
+        return "data"  # Put Blob, Put Block, PutObject, UploadPart
+    return "other"
 
 
 class FaultProxy:
@@ -87,6 +112,17 @@ class FaultProxy:
         with self.lock:
             self.rules.append(rule)
         return rule
+
+    def fault(self, request: str, what: str | int, times: int = 1, path: str = ".*",
+              retry_after: int = 1) -> Rule:
+        """Fault the next ``times`` requests of kind ``request`` (whose path matches
+        ``path``) with ``what``: 503, 429 (Retry-After: ``retry_after``), reset, truncate."""
+        if what in (503, 429):
+            headers = {"Retry-After": str(retry_after)} if what == 429 else {}
+            return self.add("status", status=int(what), headers=headers, uses=times,
+                            path=path, request=request)
+        assert what in ("reset", "truncate"), what
+        return self.add(str(what), uses=times, path=path, request=request)
 
     def opaque_etags(self, pattern: str) -> None:
         self._opaque = re.compile(pattern)
