@@ -1,11 +1,25 @@
 """lakeshift: migrate data lakes into Azure Data Lake Storage Gen2.
 
-The public API is what ``__all__`` lists; everything else is private and may change.
+The public API is what ``__all__`` lists (docs/api.md); everything else is private and may
+change.  ``copy``, ``plan``, ``run``, ``status``, ``failures``, ``verify`` and ``check`` are
+the commands of the same names, with the same options.
 """
 
 from __future__ import annotations
 
-from lakeshift.api import copy, destination_config, plan_job, run_job, source_config
+from lakeshift.api import (
+    check,
+    copy,
+    destination_config,
+    failures,
+    plan,
+    plan_job,
+    run,
+    run_job,
+    source_config,
+    status,
+    verify,
+)
 from lakeshift.engine.events import (
     BytesMoved,
     Event,
@@ -13,9 +27,10 @@ from lakeshift.engine.events import (
     ListingDone,
     ObjectDone,
     Renamed,
+    Subscriber,
     Throttled,
 )
-from lakeshift.engine.pipeline import CopyOptions, CopyResult, Failure
+from lakeshift.engine.pipeline import CopyOptions, CopyResult, Failure, Rename
 from lakeshift.errors import (
     AuthError,
     ForbiddenError,
@@ -27,7 +42,23 @@ from lakeshift.errors import (
     TransientError,
     UsageError,
 )
-from lakeshift.model import ObjectInfo, ObjectProps, RunResult, TransferStats
+from lakeshift.model import (
+    CheckLine,
+    CheckResult,
+    FailedObject,
+    FailuresResult,
+    JobStatus,
+    ObjectInfo,
+    ObjectProps,
+    PartitionSpec,
+    PartitionStatus,
+    PlanResult,
+    RunResult,
+    RunStatus,
+    StatusResult,
+    TransferStats,
+    VerifyResult,
+)
 from lakeshift.stores.base import Capabilities, StoreConfig, StoreOptions
 from lakeshift.urls import StoreURL, parse_url
 
@@ -37,13 +68,18 @@ __all__ = [
     "AuthError",
     "BytesMoved",
     "Capabilities",
+    "CheckLine",
+    "CheckResult",
     "CopyOptions",
     "CopyResult",
     "Event",
+    "FailedObject",
     "Failure",
+    "FailuresResult",
     "ForbiddenError",
     "IntegrityError",
     "InvalidNameError",
+    "JobStatus",
     "LakeshiftError",
     "Listed",
     "ListingDone",
@@ -51,21 +87,35 @@ __all__ = [
     "ObjectDone",
     "ObjectInfo",
     "ObjectProps",
+    "PartitionSpec",
+    "PartitionStatus",
+    "PlanResult",
+    "Rename",
     "Renamed",
     "RunResult",
+    "RunStatus",
+    "StatusResult",
     "StoreConfig",
     "StoreOptions",
     "StoreURL",
+    "Subscriber",
     "Throttled",
     "ThrottledError",
     "TransferStats",
     "TransientError",
     "UsageError",
+    "VerifyResult",
     "__version__",
+    "check",
     "copy",
     "destination_config",
+    "failures",
     "parse_url",
+    "plan",
     "plan_job",
+    "run",
     "run_job",
     "source_config",
+    "status",
+    "verify",
 ]

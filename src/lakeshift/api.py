@@ -1,101 +1,432 @@
-"""The Python API; it mirrors the CLI (``lakeshift copy`` ↔ :func:`copy`)."""
+"""The public API: one function per command, with every option the command has under the
+same name (``lakeshift copy --max-bandwidth`` ↔ ``lakeshift.copy(max_bandwidth=...)``), and
+typed results.  The CLI is a face over these functions; so will be the web monitor and
+the Dask workers.  See docs/api.md.
+
+Conventions shared by every function:
+
+- Sizes (``block_size``, ``single_put_max``, ``max_bandwidth``) are bytes as an ``int`` or a
+  string such as ``"8MiB"``; repeatable flags (``include``, ``prefix``) are sequences;
+  ``skip_errors`` is ``"missing,forbidden"`` or a sequence of kinds.
+- How to reach the stores (``--s3-endpoint`` … ``--allow-http``) is one ``store_options``
+  argument, a :class:`StoreOptions` whose fields carry the flags' names.
+- A user mistake raises :class:`UsageError`, bad credentials :class:`AuthError` (the tree in
+  ``lakeshift.errors``); objects that fail are counted in the result, not raised.
+
+Nothing here imports SQLAlchemy at module level: ``copy`` and ``check`` never need it.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import os
-from dataclasses import replace
+import csv
+import json
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
 
+from lakeshift.control import DEFAULT_DB
+from lakeshift.engine.check import check_pair
+from lakeshift.engine.copy_options import copy_options
 from lakeshift.engine.events import Subscriber
 from lakeshift.engine.pipeline import CopyOptions, CopyResult, copy_async
-from lakeshift.model import RunResult
-from lakeshift.plan.compare import Overwrite
+from lakeshift.errors import UsageError
+from lakeshift.model import (
+    CheckResult,
+    FailedObject,
+    FailuresResult,
+    JobStatus,
+    PartitionStatus,
+    PlanResult,
+    RunResult,
+    RunStatus,
+    StatusResult,
+    VerifyResult,
+)
+from lakeshift.plan.jobconfig import JobConfig
+from lakeshift.plan.jobconfig import dump as config_text
+from lakeshift.plan.jobconfig import load as load_config
+from lakeshift.plan.jobconfig import parse_every as parse_schedule
+from lakeshift.plan.source import SourceSpec, destination_config, source_config
+from lakeshift.stores.azure.auth import AUTH_CHOICES as AZURE_AUTH_CHOICES
 from lakeshift.stores.base import StoreConfig, StoreOptions
 from lakeshift.urls import StoreURL, parse_url
 
+if TYPE_CHECKING:
+    from lakeshift.control.records import Job
+    from lakeshift.control.repository import ControlDB
+    from lakeshift.engine.verify import Pair
 
-def source_config(url: str, options: StoreOptions | None = None) -> StoreConfig:
-    """A source URL; a local path that is not a directory is split into its directory and
-    the name (one file, or a string prefix of names) inside it."""
-    parsed = parse_url(url)
-    if parsed.scheme == "file" and not os.path.isdir(parsed.bucket):
-        parent, name = os.path.split(parsed.bucket)
-        parsed = replace(parsed, bucket=parent or "/", path=name)
-    return StoreConfig(parsed, options or StoreOptions())
+MiB = 1024 * 1024
+_STATES = ("pending", "running", "succeeded", "failed")
 
 
-def destination_config(url: str, options: StoreOptions | None = None) -> StoreConfig:
-    return StoreConfig(parse_url(url), options or StoreOptions())
+def _control(db: str, create: bool = False) -> ControlDB:
+    # Imported here: SQLAlchemy costs ~0.13 s at start-up, and `copy` never needs it.
+    from lakeshift.control.repository import ControlDB
+
+    return ControlDB(db, create=create)
+
+
+def _as_utc(value: datetime | None) -> datetime | None:
+    from lakeshift.control.records import as_utc
+
+    return as_utc(value)
+
+
+# -- copy --------------------------------------------------------------------------------
 
 
 def copy(source: str, destination: str, *, concurrency: int = 32,
-         block_size: int = 8 * 1024 * 1024, single_put_max: int = 64 * 1024 * 1024,
-         overwrite: Overwrite = "if-different", include: tuple[str, ...] = (),
-         exclude: tuple[str, ...] = (), dry_run: bool = False,
-         folder_markers: str = "skip", skip_errors: tuple[str, ...] = (),
-         invalid_names: str = "fail", delete_source_after_verify: bool = False,
+         block_size: int | str = 8 * MiB, single_put_max: int | str = 64 * MiB,
+         overwrite: str = "if-different", include: Sequence[str] = (),
+         exclude: Sequence[str] = (), dry_run: bool = False, folder_markers: str = "skip",
+         skip_errors: str | Iterable[str] = (), invalid_names: str = "fail",
+         max_requests_per_second: float | None = None,
+         max_bandwidth: int | str | None = None, adaptive: bool = True,
+         delete_source_after_verify: bool = False,
          store_options: StoreOptions | None = None,
          subscribers: list[Subscriber] | None = None) -> CopyResult:
-    """Copy what ``source`` names into ``destination``; see ``lakeshift copy --help``.
+    """Copy what ``source`` names into ``destination`` (``lakeshift copy``).
 
     Returns a :class:`CopyResult`; object failures are in ``result.failures`` (and
     ``result.exit_code`` is 1), errors that stop the run raise a ``LakeshiftError``.
+    ``subscribers`` receive the engine's events (progress).
     """
-    opts = CopyOptions(concurrency=concurrency, block_size=block_size,
-                       single_put_max=single_put_max, overwrite=overwrite,
-                       include=tuple(include), exclude=tuple(exclude), dry_run=dry_run,
-                       folder_markers=folder_markers, skip_errors=frozenset(skip_errors),
-                       invalid_names=invalid_names,
-                       delete_source=delete_source_after_verify)
-    opts.validate()
+    opts = copy_options(concurrency=concurrency, block_size=block_size,
+                        single_put_max=single_put_max, overwrite=overwrite, include=include,
+                        exclude=exclude, dry_run=dry_run, folder_markers=folder_markers,
+                        skip_errors=skip_errors, invalid_names=invalid_names,
+                        adaptive=adaptive, max_requests_per_second=max_requests_per_second,
+                        max_bandwidth=max_bandwidth, delete_source=delete_source_after_verify)
     return asyncio.run(copy_async(source_config(source, store_options),
                                   destination_config(destination, store_options), opts,
                                   subscribers))
 
 
-def plan_job(sources: list[str], destination: str, *, job: str,
-             db: str = "sqlite:///lakeshift.db",
-         prefixes: tuple[str, ...] = (), partition_by: str = "none",
-         target_objects: int = 100_000, adf_control_table: str | None = None,
-         include: tuple[str, ...] = (), exclude: tuple[str, ...] = (),
-         overwrite: Overwrite = "if-different", folder_markers: str = "skip",
-         store_options: StoreOptions | None = None) -> int:
-    """Write a job and its partitions to the control DB (``lakeshift plan``); returns the
-    number of partitions."""
-    from lakeshift.cli.job_cmds import create_plan
-    from lakeshift.control.repository import ControlDB
+# -- plan, run ---------------------------------------------------------------------------
 
-    control = ControlDB(db, create=True)
+
+def plan(sources: str | Sequence[str] = (), destination: str | None = None, *, job: str,
+         db: str = DEFAULT_DB, prefix: Sequence[str] = (),
+         partitions_file: str | Path | None = None, partition_by: str = "none",
+         target_objects: int = 100_000, adf_control_table: str | None = None,
+         show: bool = False, include: Sequence[str] = (), exclude: Sequence[str] = (),
+         overwrite: str = "if-different", folder_markers: str = "skip",
+         skip_errors: str | Iterable[str] = (), invalid_names: str = "fail",
+         delete_source_after_verify: bool = False,
+         store_options: StoreOptions | None = None) -> PlanResult:
+    """Write a job and its partitions to the control DB (``lakeshift plan``); nothing is
+    copied yet.  With ``show`` and no sources, read the existing job instead."""
+    from lakeshift.engine.copy_options import skip_error_kinds
+    from lakeshift.plan.jobplan import create_plan, read_partitions_file
+
+    if not job:
+        raise UsageError("--job NAME is required")
+    srcs = [sources] if isinstance(sources, str) else list(sources)
+    if show and not srcs and destination is None:
+        control = _control(db)
+        try:
+            return PlanResult(control.shown, _job_status(control, control.job(job), True),
+                              created=False)
+        finally:
+            control.close()
+    if not srcs or destination is None:
+        raise UsageError("plan needs SRC and DST (lakeshift plan SRC [SRC…] DST --job NAME)")
+    prefixes = list(prefix)
+    if partitions_file is not None:
+        if prefixes:
+            raise UsageError("use --prefix or --partitions-file, not both")
+        prefixes = read_partitions_file(Path(partitions_file))
+    control = _control(db, create=True)
     try:
-        j = create_plan(control, job, list(sources), destination,
-                        store_options or StoreOptions(), list(prefixes), partition_by,
-                        target_objects, adf_control_table, list(include), list(exclude),
-                        overwrite, folder_markers)
-        return len(control.partitions(j.id))
+        j = create_plan(control, job, srcs, destination, store_options or StoreOptions(),
+                        prefixes, partition_by, target_objects, adf_control_table,
+                        list(include), list(exclude), overwrite, folder_markers,
+                        sorted(skip_error_kinds(skip_errors)), invalid_names,
+                        delete_source_after_verify)
+        return PlanResult(control.shown, _job_status(control, j, True))
     finally:
         control.close()
 
 
-def run_job(*, job: str, db: str = "sqlite:///lakeshift.db", batch_count: int = 4,
-            concurrency: int = 32, block_size: int = 8 * 1024 * 1024,
-            single_put_max: int = 64 * 1024 * 1024, lease_seconds: float = 60.0,
-            subscribers: list[Subscriber] | None = None) -> RunResult:
-    """Copy the pending and failed partitions of a job (``lakeshift run``)."""
-    from lakeshift.control.repository import ControlDB
+def run(*, job: str = "", db: str = DEFAULT_DB, batch_count: int = 4, concurrency: int = 32,
+        block_size: int | str = 8 * MiB, single_put_max: int | str = 64 * MiB,
+        lease_seconds: float = 60.0, max_requests_per_second: float | None = None,
+        max_bandwidth: int | str | None = None, adaptive: bool = True,
+        config: str | Path | None = None,
+        subscribers: list[Subscriber] | None = None) -> RunResult:
+    """Copy the pending and failed partitions of a job (``lakeshift run``), once.
+
+    ``config`` (a ``lakeshift.toml``) replaces ``job``, ``db``, ``batch_count`` and
+    ``concurrency`` and plans the job first if the DB lacks it; its schedule is the
+    caller's to follow (``load_config(path).every_s``).
+    """
+    if config is not None:
+        cfg = load_config(Path(config))
+        job, db, batch_count, concurrency = cfg.name, cfg.db, cfg.batch_count, cfg.concurrency
+        _plan_from_config(cfg)
+    if not job:
+        raise UsageError("--job NAME is required")
+    if batch_count < 1:
+        raise UsageError("--batch-count must be at least 1")
+    if lease_seconds < 2:
+        raise UsageError("--lease-seconds must be at least 2")
     from lakeshift.engine import jobrunner
 
-    control = ControlDB(db)
+    control = _control(db)
     try:
         j = control.job(job)
-        opts = jobrunner.job_copy_options(j, concurrency, block_size,
-                                          single_put_max=single_put_max)
-        return asyncio.run(jobrunner.run_job(control, j, batch_count, opts,
-                                             StoreOptions(**j.options.get("store", {})),
-                                             subscribers, lease_s=lease_seconds,
-                                             heartbeat_s=max(1.0, min(5.0, lease_seconds / 4))))
+        # Checked by the one builder; job_copy_options then adds the job's saved options.
+        pace = copy_options(concurrency=concurrency, block_size=block_size,
+                            single_put_max=single_put_max, adaptive=adaptive,
+                            max_requests_per_second=max_requests_per_second,
+                            max_bandwidth=max_bandwidth)
+        opts = jobrunner.job_copy_options(j, pace.concurrency, pace.block_size, pace.adaptive,
+                                          pace.max_requests_per_second, pace.max_bandwidth,
+                                          single_put_max=pace.single_put_max)
+        result = asyncio.run(jobrunner.run_job(
+            control, j, batch_count, opts, StoreOptions(**j.options.get("store", {})),
+            subscribers, lease_s=lease_seconds,
+            heartbeat_s=max(1.0, min(5.0, lease_seconds / 4))))
+        result.job = j.name
+        return result
     finally:
         control.close()
 
 
-__all__ = ["CopyOptions", "CopyResult", "StoreOptions", "StoreURL", "copy",
-           "destination_config", "plan_job", "run_job", "source_config"]
+def _plan_from_config(cfg: JobConfig) -> None:
+    from lakeshift.plan.jobplan import create_plan
+
+    control = _control(cfg.db, create=True)
+    try:
+        if cfg.name in {j.name for j in control.jobs()}:
+            return
+        create_plan(control, cfg.name, cfg.sources, cfg.destination, cfg.store,
+                    cfg.prefixes if cfg.mode == "prefixes" else [],
+                    "auto" if cfg.mode == "auto" else "none", cfg.target_objects,
+                    cfg.adf_control_table if cfg.mode == "adf" else None, [], [],
+                    "if-different", "skip")
+    finally:
+        control.close()
+
+
+def plan_job(sources: list[str], destination: str, *, job: str, db: str = DEFAULT_DB,
+             prefixes: tuple[str, ...] = (), partition_by: str = "none",
+             target_objects: int = 100_000, adf_control_table: str | None = None,
+             include: tuple[str, ...] = (), exclude: tuple[str, ...] = (),
+             overwrite: str = "if-different", folder_markers: str = "skip",
+             store_options: StoreOptions | None = None) -> int:
+    """Older spelling of :func:`plan`; returns the number of partitions."""
+    return plan(sources, destination, job=job, db=db, prefix=prefixes,
+                partition_by=partition_by, target_objects=target_objects,
+                adf_control_table=adf_control_table, include=include, exclude=exclude,
+                overwrite=overwrite, folder_markers=folder_markers,
+                store_options=store_options).job.partitions
+
+
+#: Older spelling of :func:`run`.
+run_job = run
+
+
+# -- status, failures --------------------------------------------------------------------
+
+
+def status(*, db: str = DEFAULT_DB, job: str | None = None) -> StatusResult:
+    """Jobs with their totals (``lakeshift status``); a named job also with its partition
+    table and its latest runs."""
+    control = _control(db)
+    try:
+        jobs = [control.job(job)] if job else control.jobs()
+        return StatusResult(control.shown,
+                            tuple(_job_status(control, j, job is not None) for j in jobs))
+    finally:
+        control.close()
+
+
+def _partition_status(r: Any) -> PartitionStatus:
+    duration = r["duration_s"] or 0.0
+    return PartitionStatus(
+        seq=r["seq"], state=r["state"], source=r["source"], prefix=r["prefix"],
+        range_start=r["range_start"], range_end=r["range_end"],
+        destination=r["destination"], cursor=r["cursor"], attempts=r["attempts"],
+        listed=r["listed"], copied=r["copied"], skipped=r["skipped"],
+        failed_objects=r["failed_objects"], bytes=r["bytes"], duration_s=round(duration, 3),
+        throughput_bytes_per_s=round(r["bytes"] / duration, 1) if duration > 0 else 0.0,
+        last_error=r["last_error"], lease_owner=r["lease_owner"],
+        started_at=_as_utc(r["started_at"]), finished_at=_as_utc(r["finished_at"]),
+        adf_prefix=r["adf_prefix"])
+
+
+def _run_status(r: Any) -> RunStatus:
+    return RunStatus(id=r["id"], state=r["state"], owner=r["owner"],
+                     batch_count=r["batch_count"], partitions_succeeded=r["partitions_done"],
+                     partitions_failed=r["partitions_failed"], copied=r["copied"],
+                     bytes=r["bytes"], started_at=_as_utc(r["started_at"]),
+                     finished_at=_as_utc(r["finished_at"]),
+                     settings=json.loads(r["settings"]))
+
+
+def _job_status(control: ControlDB, job: Job, detail: bool) -> JobStatus:
+    parts = tuple(_partition_status(r) for r in control.partitions(job.id))
+    counts = {s: sum(1 for p in parts if p.state == s) for s in _STATES}
+    return JobStatus(
+        job=job.name, destination=job.destination, created_at=_as_utc(job.created_at),
+        adf_table=job.adf_table, partitions=len(parts), **counts,
+        copied=sum(p.copied for p in parts), bytes=sum(p.bytes for p in parts),
+        failed_objects=sum(p.failed_objects for p in parts), detail=detail,
+        partition_table=parts if detail else (),
+        runs=tuple(_run_status(r) for r in control.runs(job.id)) if detail else ())
+
+
+FAILURE_FIELDS = ("object_key", "error_kind", "message", "attempts", "skipped", "at",
+                  "partition_id", "run_id")
+
+
+def failures(*, job: str = "", db: str = DEFAULT_DB,
+             csv_file: str | Path | None = None) -> FailuresResult:
+    """Every object that failed in a job (``lakeshift failures``).
+
+    With ``csv_file`` the rows are streamed into that CSV (``"-"``: standard output) and not
+    kept in the result (memory stays flat however many there are); ``count`` says how many.
+    """
+    if not job:
+        raise UsageError("--job NAME is required")
+    control = _control(db)
+    try:
+        j = control.job(job)
+        rows = (_failed_object(r) for r in control.failures(j.id))
+        if csv_file is None:
+            kept = tuple(rows)
+            return FailuresResult(job, kept, len(kept))
+        fh: TextIO
+        if str(csv_file) == "-":
+            fh = sys.stdout
+        else:
+            try:
+                fh = open(csv_file, "w", newline="", encoding="utf-8")  # noqa: SIM115
+            except OSError as e:
+                raise UsageError(f"cannot write {csv_file}: {e.strerror}") from None
+        try:
+            n = write_failures_csv(rows, fh)
+        finally:
+            if fh is not sys.stdout:
+                fh.close()
+        return FailuresResult(job, (), n, str(csv_file))
+    finally:
+        control.close()
+
+
+def _failed_object(r: Any) -> FailedObject:
+    return FailedObject(object_key=r["object_key"], error_kind=r["error_kind"],
+                        message=r["message"], attempts=r["attempts"], skipped=r["skipped"],
+                        at=_as_utc(r["at"]), partition_id=r["partition_id"],
+                        run_id=r["run_id"])
+
+
+def write_failures_csv(rows: Iterable[FailedObject], fh: TextIO) -> int:
+    """The failure log as CSV (a header, then one row each; times ISO 8601 UTC)."""
+    w = csv.writer(fh)
+    w.writerow(FAILURE_FIELDS)
+    n = 0
+    for f in rows:
+        w.writerow([v.isoformat() if isinstance(v, datetime) else v
+                    for v in (getattr(f, name) for name in FAILURE_FIELDS)])
+        n += 1
+    return n
+
+
+# -- verify, check -----------------------------------------------------------------------
+
+
+def verify(source: str | None = None, destination: str | None = None, *,
+           job: str | None = None, db: str = DEFAULT_DB, deep: bool = False,
+           report: str | Path | None = None, concurrency: int = 16,
+           include: Sequence[str] = (), exclude: Sequence[str] = (),
+           invalid_names: str = "fail", adaptive: bool = True,
+           max_requests_per_second: float | None = None,
+           max_bandwidth: int | str | None = None,
+           store_options: StoreOptions | None = None) -> VerifyResult:
+    """Prove that ``destination`` holds exactly what ``source`` holds, or every partition of
+    ``job`` (``lakeshift verify``).  Writes ``REPORT.csv`` (the differences) and
+    ``REPORT.json`` (the summary); ``result.exit_code`` is 1 on any difference."""
+    from lakeshift.engine.verify import Report, VerifyOptions, verify_async, write_summary
+
+    so = store_options or StoreOptions()
+    if job:
+        if source or destination:
+            raise UsageError("give SRC DST, or --job, not both")
+        pairs, label, invalid_names = _job_pairs(db, job, so)
+    elif source and destination:
+        pairs = [(source_config(source, so), destination_config(destination, so), None, None)]
+        label = f"{source} → {destination}"
+    else:
+        raise UsageError("verify needs SRC DST (or --job NAME)")
+    if invalid_names not in ("fail", "skip", "encode"):
+        raise UsageError("--invalid-names must be fail, skip or encode")
+    if not 1 <= concurrency <= 256:
+        raise UsageError("--concurrency must be between 1 and 256")
+    pace = copy_options(adaptive=adaptive, max_requests_per_second=max_requests_per_second,
+                        max_bandwidth=max_bandwidth)
+    prefix = report or Path(time.strftime("lakeshift-verify-%Y%m%d-%H%M%S"))
+    csv_path, json_path = Path(f"{prefix}.csv"), Path(f"{prefix}.json")
+    try:
+        fh = open(csv_path, "w", newline="", encoding="utf-8")  # noqa: SIM115
+    except OSError as e:
+        raise UsageError(f"cannot write the report {csv_path}: {e.strerror}") from None
+    with fh:
+        opts = VerifyOptions(deep=deep, concurrency=concurrency, include=tuple(include),
+                             exclude=tuple(exclude), invalid_names=invalid_names,
+                             adaptive=pace.adaptive,
+                             max_requests_per_second=pace.max_requests_per_second,
+                             max_bandwidth=pace.max_bandwidth)
+        result = asyncio.run(verify_async(pairs, opts, Report(fh)))
+    s = write_summary(json_path, result, {"verified_what": label, "deep": deep,
+                                          "report_csv": str(csv_path)})
+    return VerifyResult(
+        verified_what=label, deep=deep, report_csv=str(csv_path), report_json=str(json_path),
+        checked=s["checked"], verified=s["verified"], missing=s["missing"], extra=s["extra"],
+        size=s["size"], checksum=s["checksum"], unverifiable=s["unverifiable"],
+        differences=s["differences"], renamed=s["renamed"],
+        unverifiable_reasons=dict(s["unverifiable_reasons"]), bytes_read=s["bytes_read"],
+        duration_s=s["duration_s"], exit_code=result.exit_code, summary=s)
+
+
+def _job_pairs(db: str, job: str, so: StoreOptions) -> tuple[list[Pair], str, str]:
+    control = _control(db)
+    try:
+        j = control.job(job)
+        saved = StoreOptions(**j.options.get("store", {}))
+        options = saved if so == StoreOptions() else so
+        pairs: list[Pair] = []
+        for r in control.partitions(j.id):
+            spec = SourceSpec(r["prefix"], r["rel_base"], range_start=r["range_start"],
+                              range_end=r["range_end"])
+            pairs.append((StoreConfig(parse_url(r["source"]), options),
+                          StoreConfig(parse_url(r["destination"]), options), spec, None))
+        return (pairs, f"job {job} ({len(pairs)} partitions)",
+                str(j.options.get("invalid_names", "fail")))
+    finally:
+        control.close()
+
+
+def check(source: str, destination: str, *,
+          store_options: StoreOptions | None = None) -> CheckResult:
+    """Test both sides before a migration (``lakeshift check``): credentials, reachability,
+    list and read on the source, write and delete of a probe under the destination, clock
+    skew.  A failed step is a line of the result, not an exception."""
+    lines = asyncio.run(check_pair(source_config(source, store_options),
+                                   destination_config(destination, store_options)))
+    return CheckResult(source, destination, tuple(lines))
+
+
+__all__ = ["AZURE_AUTH_CHOICES", "DEFAULT_DB", "FAILURE_FIELDS", "CheckResult", "CopyOptions",
+           "CopyResult", "FailedObject", "FailuresResult", "JobConfig", "JobStatus",
+           "PartitionStatus", "PlanResult", "RunResult", "RunStatus", "StatusResult",
+           "StoreOptions", "StoreURL", "VerifyResult", "check", "config_text", "copy",
+           "destination_config", "failures", "load_config", "parse_schedule", "plan",
+           "plan_job", "run", "run_job", "source_config", "status", "verify",
+           "write_failures_csv"]

@@ -98,7 +98,185 @@ class RunResult:
     errors: list[tuple[str, str]] = field(default_factory=list)  # (partition, error)
     remaining_failed: int = 0  # failed partitions of the job after this run
     remaining_pending: int = 0
+    job: str = ""  # the job's name (set by lakeshift.run)
 
     @property
     def exit_code(self) -> int:
         return 1 if self.failed or self.remaining_failed else 0
+
+
+@dataclass(frozen=True)
+class PartitionSpec:
+    """One partition of a job as the planner cuts it: a prefix (or key range) of a source,
+    and where its objects go."""
+
+    source: str
+    prefix: str
+    rel_base: str
+    destination: str
+    range_start: str | None = None
+    range_end: str | None = None
+    cursor: str | None = None
+    adf_prefix: str | None = None
+
+
+# -- results of the public API (lakeshift.plan, status, failures, verify, check) ---------
+# ``copy`` returns engine.pipeline.CopyResult and ``run`` returns RunResult (above).
+
+
+@dataclass(frozen=True, slots=True)
+class CheckLine:
+    """One step of ``check``: ok, or what to fix (``exit_code`` says how bad: 2 or 3)."""
+
+    side: str  # source | destination
+    step: str
+    ok: bool
+    detail: str
+    exit_code: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    source: str
+    destination: str
+    lines: tuple[CheckLine, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(ln.ok for ln in self.lines)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every step passed; else the worst step's code (3 credentials, 2 other)."""
+        failed = [ln for ln in self.lines if not ln.ok]
+        return max((ln.exit_code for ln in failed), default=0) or (2 if failed else 0)
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionStatus:
+    """One row of a job's partition table.  Times are UTC."""
+
+    seq: int
+    state: str  # pending | running | succeeded | failed
+    source: str
+    prefix: str
+    range_start: str | None
+    range_end: str | None
+    destination: str
+    cursor: str | None
+    attempts: int
+    listed: int
+    copied: int
+    skipped: int
+    failed_objects: int
+    bytes: int
+    duration_s: float
+    throughput_bytes_per_s: float
+    last_error: str | None
+    lease_owner: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    adf_prefix: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunStatus:
+    """One ``run`` of a job (newest first in JobStatus.runs).  Times are UTC."""
+
+    id: int
+    state: str
+    owner: str
+    batch_count: int
+    partitions_succeeded: int
+    partitions_failed: int
+    copied: int
+    bytes: int
+    started_at: datetime | None
+    finished_at: datetime | None
+    settings: Mapping[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class JobStatus:
+    """A job and its totals; ``partition_table`` and ``runs`` are filled when the job was
+    asked for by name (``detail``)."""
+
+    job: str
+    destination: str
+    created_at: datetime | None
+    adf_table: str | None
+    partitions: int
+    pending: int
+    running: int
+    succeeded: int
+    failed: int
+    copied: int
+    bytes: int
+    failed_objects: int
+    detail: bool = False
+    partition_table: tuple[PartitionStatus, ...] = ()
+    runs: tuple[RunStatus, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StatusResult:
+    db: str  # the control DB's URL, password redacted
+    jobs: tuple[JobStatus, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PlanResult:
+    """The planned (or, with ``show``, the existing) job, with its partition table."""
+
+    db: str
+    job: JobStatus
+    #: True when this call wrote the job; False for ``show`` of an existing one.
+    created: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class FailedObject:
+    """One row of a job's failure log."""
+
+    object_key: str
+    error_kind: str
+    message: str
+    attempts: int
+    skipped: bool
+    at: datetime | None
+    partition_id: int | None
+    run_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class FailuresResult:
+    job: str
+    #: Rows of the failure log; empty when they were streamed to ``csv_file`` instead.
+    failures: tuple[FailedObject, ...]
+    count: int
+    csv_file: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    """What ``verify`` found; the differences themselves are in ``report_csv``."""
+
+    verified_what: str
+    deep: bool
+    report_csv: str
+    report_json: str
+    checked: int
+    verified: int
+    missing: int
+    extra: int
+    size: int
+    checksum: int
+    unverifiable: int
+    differences: int
+    renamed: int
+    unverifiable_reasons: Mapping[str, int]
+    bytes_read: int
+    duration_s: float
+    exit_code: int
+    #: Exactly what was written to ``report_json`` (the CLI's ``--json`` prints it).
+    summary: Mapping[str, object]

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 import typer
 
-from lakeshift.api import destination_config, source_config
+from lakeshift import api
 from lakeshift.cli.options import (
     NO_STORE_OPTIONS,
     AdaptiveOpt,
@@ -25,17 +24,10 @@ from lakeshift.cli.options import (
     ProgressOpt,
     SinglePutMaxOpt,
     SkipErrorsOpt,
-    parse_skip_errors,
     with_store_options,
 )
-from lakeshift.cli.progress import make_progress
-from lakeshift.cli.sizes import parse_size
+from lakeshift.cli.progress import check_progress_mode, progress_subscribers
 from lakeshift.cli.summary import print_summary
-from lakeshift.engine.events import Subscriber
-from lakeshift.engine.pipeline import CopyOptions, copy_async
-from lakeshift.errors import UsageError
-from lakeshift.plan.compare import Overwrite
-from lakeshift.stores.base import StoreOptions
 
 HELP = """Copy objects from SRC into DST (S3, Azure Blob / ADLS Gen2, local disk).
 
@@ -77,30 +69,19 @@ def copy(
     delete_source_after_verify: DeleteSourceOpt = False,
     as_json: JsonOpt = False,
     progress: ProgressOpt = "auto",
-    store: StoreOptions = NO_STORE_OPTIONS,
+    store: api.StoreOptions = NO_STORE_OPTIONS,
 ) -> int:
-    if overwrite not in ("if-different", "always", "never"):
-        raise UsageError(f"--overwrite {overwrite!r}: use if-different, always or never")
-    if progress not in ("auto", "bar", "plain", "none"):
-        raise UsageError(f"--progress {progress!r}: use auto, bar, plain or none")
-    ow: Overwrite = overwrite  # type: ignore[assignment]
-    opts = CopyOptions(concurrency=concurrency, block_size=parse_size(block_size, "--block-size"),
-                       single_put_max=parse_size(single_put_max, "--single-put-max"),
-                       overwrite=ow, include=tuple(include or ()), exclude=tuple(exclude or ()),
-                       dry_run=dry_run, folder_markers=folder_markers,
-                       skip_errors=parse_skip_errors(skip_errors), invalid_names=invalid_names,
-                       adaptive=adaptive, max_requests_per_second=max_requests_per_second,
-                       max_bandwidth=parse_size(max_bandwidth, "--max-bandwidth")
-                       if max_bandwidth else None, delete_source=delete_source_after_verify)
-    opts.validate()
-    so = store
-    src_cfg, dst_cfg = source_config(src, so), destination_config(dst, so)
-    display = make_progress("none" if as_json and progress == "auto" else progress)
-    subs: list[Subscriber] = [display] if display is not None else []
-    try:
-        result = asyncio.run(copy_async(src_cfg, dst_cfg, opts, subs))
-    finally:
-        if display is not None:
-            display.close()
-    print_summary(result, src_cfg.url.display(), dst_cfg.url.display(), as_json)
+    check_progress_mode(progress)
+    with progress_subscribers(progress, as_json) as subs:
+        result = api.copy(src, dst, concurrency=concurrency, block_size=block_size,
+                          single_put_max=single_put_max, overwrite=overwrite,
+                          include=include or (), exclude=exclude or (), dry_run=dry_run,
+                          folder_markers=folder_markers, skip_errors=skip_errors,
+                          invalid_names=invalid_names,
+                          max_requests_per_second=max_requests_per_second,
+                          max_bandwidth=max_bandwidth, adaptive=adaptive,
+                          delete_source_after_verify=delete_source_after_verify,
+                          store_options=store, subscribers=subs)
+    print_summary(result, api.source_config(src, store).url.display(),
+                  api.destination_config(dst, store).url.display(), as_json)
     return result.exit_code

@@ -1,4 +1,7 @@
-"""Option types shared by several commands (one definition, one help text)."""
+"""Option types shared by several commands (one definition, one help text).
+
+Each option's parameter name is the name of the API function's argument
+(tests/unit/test_api_parity.py checks it)."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from typing import Annotated, Any, TypeVar, cast
 
 import typer
 
-from lakeshift.stores.base import StoreOptions
+from lakeshift.api import StoreOptions
 
 _S3 = "S3 options"
 _AZ = "Azure options"
@@ -66,10 +69,6 @@ AdaptiveOpt = Annotated[bool, typer.Option(
 DeleteSourceOpt = Annotated[bool, typer.Option(
     "--delete-source-after-verify", help="Move: delete each source object once its copy is "
                                          "verified by MD5 (each deletion is recorded).")]
-
-
-def parse_skip_errors(text: str) -> frozenset[str]:
-    return frozenset(p.strip() for p in text.split(",") if p.strip())
 
 
 S3EndpointOpt = Annotated[str | None, typer.Option(

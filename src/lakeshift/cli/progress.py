@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, TextIO
 
 from lakeshift.cli.sizes import human_bytes
-from lakeshift.engine.events import BytesMoved, Event, Listed, ListingDone, ObjectDone
+from lakeshift.engine.events import (
+    BytesMoved,
+    Event,
+    Listed,
+    ListingDone,
+    ObjectDone,
+    Subscriber,
+)
+from lakeshift.errors import UsageError
 
 
 class PlainProgress:
@@ -103,3 +113,20 @@ def make_progress(mode: str) -> PlainProgress | RichProgress | None:
     if mode == "bar" or (mode == "auto" and sys.stderr.isatty()):
         return RichProgress()
     return PlainProgress()
+
+
+def check_progress_mode(mode: str) -> None:
+    if mode not in ("auto", "bar", "plain", "none"):
+        raise UsageError(f"--progress {mode!r}: use auto, bar, plain or none")
+
+
+@contextmanager
+def progress_subscribers(mode: str, as_json: bool) -> Iterator[list[Subscriber]]:
+    """The display for ``--progress`` as event subscribers (none under ``--json`` unless
+    asked for), closed when the command's work ends."""
+    display = make_progress("none" if as_json and mode == "auto" else mode)
+    try:
+        yield [display] if display is not None else []
+    finally:
+        if display is not None:
+            display.close()

@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from lakeshift.api import destination_config, source_config
-from lakeshift.cli import config_file
+from lakeshift import api
+from lakeshift.api import AZURE_AUTH_CHOICES, CheckResult, JobConfig, StoreOptions
 from lakeshift.cli.options import (
     NO_STORE_OPTIONS,
     JsonOpt,
     with_store_options,
 )
-from lakeshift.engine.check import CheckLine, check_pair
 from lakeshift.errors import LakeshiftError, UsageError
-from lakeshift.stores.azure.auth import AUTH_CHOICES
-from lakeshift.stores.base import StoreOptions
 from lakeshift.urls import parse_url
 
 CHECK_HELP = """Test both sides before a migration.
@@ -39,16 +36,11 @@ Every answer has an equivalent flag of `plan`/`run`; `lakeshift run --config lak
 runs it."""
 
 
-def run_checks(src: str, dst: str, so: StoreOptions) -> list[CheckLine]:
-    return asyncio.run(check_pair(source_config(src, so), destination_config(dst, so)))
-
-
-def print_checks(lines: list[CheckLine]) -> int:
-    for ln in lines:
+def print_checks(result: CheckResult) -> int:
+    for ln in result.lines:
         mark = "ok  " if ln.ok else "FAIL"
         print(f"{mark} {ln.side:<11} {ln.step:<17} {ln.detail}", flush=True)
-    failed = [ln for ln in lines if not ln.ok]
-    return max((ln.exit_code for ln in failed), default=0) or (2 if failed else 0)
+    return result.exit_code
 
 
 @with_store_options
@@ -58,14 +50,12 @@ def check(
     as_json: JsonOpt = False,
     store: StoreOptions = NO_STORE_OPTIONS,
 ) -> int:
-    so = store
-    lines = run_checks(src, dst, so)
+    result = api.check(src, dst, store_options=store)
     if as_json:
-        json.dump([ln.__dict__ for ln in lines], sys.stdout, indent=2)
+        json.dump([asdict(ln) for ln in result.lines], sys.stdout, indent=2)
         print()
-        failed = [ln for ln in lines if not ln.ok]
-        return max((ln.exit_code for ln in failed), default=0) or (2 if failed else 0)
-    return print_checks(lines)
+        return result.exit_code
+    return print_checks(result)
 
 
 def _ask(text: str, default: str | None = None, choices: tuple[str, ...] = ()) -> str:
@@ -108,13 +98,13 @@ def init(
     azure_auth = "auto"
     if any(parse_url(u).scheme == "azure" for u in [*src_list, dst]):
         azure_auth = _ask("Azure credentials from (auto = connection string, key, SAS, then "
-                          "service principal)", "auto", AUTH_CHOICES)
+                          "service principal)", "auto", AZURE_AUTH_CHOICES)
     so = StoreOptions(s3_endpoint=s3_endpoint or None, aws_profile=aws_profile or None,
                       aws_imds=aws_imds, s3_anonymous=s3_anon, azure_auth=azure_auth)
     if _ask("Test the connections now? (y/n)", "y", ("y", "n")) == "y":
         for s in src_list:
             try:
-                print_checks(run_checks(s, dst, so))
+                print_checks(api.check(s, dst, store_options=so))
             except LakeshiftError as e:
                 print(f"FAIL {e}")
     mode = _ask("Partitioning: none, prefixes, auto (key ranges), adf (ADF control table)",
@@ -133,18 +123,18 @@ def init(
     batch = int(_ask("Partitions at a time (batch count)", "4"))
     concurrency = int(_ask("Objects in flight (concurrency)", "32"))
     schedule = _ask("Run once, or on a schedule (\"every 30m\")", "once")
-    config_file.parse_every(schedule)
-    cfg = config_file.JobConfig(name=name, db=db, sources=src_list, destination=dst, store=so,
+    api.parse_schedule(schedule)
+    cfg = JobConfig(name=name, db=db, sources=src_list, destination=dst, store=so,
                                 mode=mode, prefixes=prefixes, target_objects=target,
                                 adf_control_table=adf_table or None, batch_count=batch,
                                 concurrency=concurrency)
-    output.write_text(config_file.dump(cfg, schedule), encoding="utf-8")
+    output.write_text(api.config_text(cfg, schedule), encoding="utf-8")
     print(f"\nwrote {output}. Run it with:\n  lakeshift run --config {output}\n"
           "or with flags:\n  " + equivalent_flags(cfg))
     return 0
 
 
-def equivalent_flags(cfg: config_file.JobConfig) -> str:
+def equivalent_flags(cfg: JobConfig) -> str:
     s = cfg.store
     plan = ["lakeshift plan", *cfg.sources, cfg.destination, "--job", cfg.name, "--db", cfg.db]
     plan += [f"--prefix {p}" for p in cfg.prefixes]

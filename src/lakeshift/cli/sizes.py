@@ -1,25 +1,8 @@
-"""Human sizes on the command line: 8MiB, 4M, 100MB, 65536."""
+"""Sizes on the command line; the parsing lives in the core (``lakeshift.sizes``) because
+the API takes the same spellings."""
 
 from __future__ import annotations
 
-import re
+from lakeshift.sizes import human_bytes, parse_size
 
-from lakeshift.errors import UsageError
-
-_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1000, "kib": 1024, "m": 1024**2, "mb": 1000**2,
-          "mib": 1024**2, "g": 1024**3, "gb": 1000**3, "gib": 1024**3}
-
-
-def parse_size(text: str, option: str) -> int:
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
-    if not m or m.group(2).lower() not in _UNITS:
-        raise UsageError(f"{option} {text!r} is not a size: use e.g. 8MiB, 100MB or 65536")
-    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
+__all__ = ["human_bytes", "parse_size"]

@@ -6,8 +6,8 @@ import json
 import sys
 from typing import Any
 
+from lakeshift.api import CopyResult
 from lakeshift.cli.sizes import human_bytes
-from lakeshift.engine.pipeline import CopyResult
 
 
 def summary_dict(result: CopyResult, source: str, destination: str) -> dict[str, Any]:

@@ -7,24 +7,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from lakeshift.model import PartitionSpec
+
+__all__ = ["Job", "PartitionSpec", "as_utc"]
+
 
 def as_utc(value: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; everything stored is UTC."""
     if value is None:
         return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-@dataclass(frozen=True)
-class PartitionSpec:
-    source: str
-    prefix: str
-    rel_base: str
-    destination: str
-    range_start: str | None = None
-    range_end: str | None = None
-    cursor: str | None = None
-    adf_prefix: str | None = None
 
 
 @dataclass(frozen=True)

@@ -7,28 +7,18 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from lakeshift.engine.listing import list_pages
 from lakeshift.engine.pipeline import check_reachable
 from lakeshift.engine.retry import RetryPolicy
 from lakeshift.errors import AuthError, LakeshiftError, UsageError
-from lakeshift.model import ObjectProps
+from lakeshift.model import CheckLine, ObjectProps
 from lakeshift.plan.source import destination_root
 from lakeshift.stores.base import Store, StoreConfig
 from lakeshift.stores.registry import open_store
 
 MAX_SKEW_S = 300
-
-
-@dataclass(frozen=True)
-class CheckLine:
-    side: str
-    step: str
-    ok: bool
-    detail: str
-    exit_code: int = 0
 
 
 async def check_pair(source: StoreConfig, destination: StoreConfig) -> list[CheckLine]:

@@ -10,9 +10,10 @@ object into the destination root under its own name.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from lakeshift.stores.base import Store
+from lakeshift.stores.base import Store, StoreConfig, StoreOptions
+from lakeshift.urls import parse_url
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,3 +66,17 @@ async def resolve_source(store: Store) -> SourceSpec:
 def destination_root(store: Store) -> str:
     path = store.url.path
     return path if path == "" or path.endswith("/") else path + "/"
+
+
+def source_config(url: str, options: StoreOptions | None = None) -> StoreConfig:
+    """A source URL; a local path that is not a directory is split into its directory and
+    the name (one file, or a string prefix of names) inside it."""
+    parsed = parse_url(url)
+    if parsed.scheme == "file" and not os.path.isdir(parsed.bucket):
+        parent, name = os.path.split(parsed.bucket)
+        parsed = replace(parsed, bucket=parent or "/", path=name)
+    return StoreConfig(parsed, options or StoreOptions())
+
+
+def destination_config(url: str, options: StoreOptions | None = None) -> StoreConfig:
+    return StoreConfig(parse_url(url), options or StoreOptions())

@@ -1,4 +1,5 @@
-"""`lakeshift.toml`: what `lakeshift init` writes and `lakeshift run --config` runs.
+"""`lakeshift.toml`: what `lakeshift init` writes and `lakeshift run --config` (and
+``lakeshift.run(config=...)``) runs.
 
 It names where credentials come from (a profile, an auth mode), never a secret; every key
 has an equivalent flag of `plan` / `run`.

@@ -1,0 +1,116 @@
+"""Planning a job: validate its options, cut its sources into partitions (prefixes, a
+partitions file, the ADF control table, or automatic key ranges) and write the job and its
+partitions to the control DB in one transaction (``lakeshift plan`` / ``lakeshift.plan``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lakeshift.engine.copy_options import copy_options
+from lakeshift.engine.pipeline import check_reachable
+from lakeshift.engine.retry import RetryPolicy
+from lakeshift.errors import UsageError
+from lakeshift.model import PartitionSpec
+from lakeshift.plan.partitioner import (
+    PlannedSource,
+    auto_partitions,
+    bucket_url,
+    check_overlaps,
+    from_prefixes,
+)
+from lakeshift.plan.source import resolve_source, source_config
+from lakeshift.stores.base import StoreOptions
+from lakeshift.stores.registry import open_store
+from lakeshift.urls import parse_url
+
+if TYPE_CHECKING:
+    from lakeshift.control.records import Job
+    from lakeshift.control.repository import ControlDB
+
+
+def create_plan(control: ControlDB, job: str, sources: Sequence[str], dst: str,
+                so: StoreOptions, prefixes: Sequence[str], partition_by: str,
+                target_objects: int, adf_control_table: str | None, include: Sequence[str],
+                exclude: Sequence[str], overwrite: str, folder_markers: str,
+                skip_errors: Sequence[str] = (), invalid_names: str = "fail",
+                delete_source: bool = False) -> Job:
+    """Validate everything, then write the job and its partitions in one transaction."""
+    copy_options(include=include, exclude=exclude, overwrite=overwrite,
+                 folder_markers=folder_markers, skip_errors=skip_errors,
+                 invalid_names=invalid_names)
+    ways = sum([bool(prefixes), partition_by == "auto", adf_control_table is not None])
+    if ways > 1:
+        raise UsageError("use one of --prefix/--partitions-file, --partition-by auto and "
+                         "--adf-control-table")
+    if partition_by not in ("none", "auto"):
+        raise UsageError(f"--partition-by {partition_by!r}: use none or auto")
+    dst_url = parse_url(dst)
+    if adf_control_table and len(sources) != 1:
+        raise UsageError("--adf-control-table takes one SRC: the bucket its PartitionPrefix "
+                         "values are relative to")
+    adf_source = ""
+    specs: list[PartitionSpec] = []
+    if adf_control_table:
+        src_url = parse_url(sources[0])
+        adf_source = bucket_url(sources[0], src_url.bucket, src_url.scheme, src_url.account)
+        control.adf_pending_prefixes(adf_control_table)  # checks the table before writing
+    else:
+        specs = asyncio.run(plan_sources(sources, dst, so, prefixes, partition_by,
+                                         target_objects))
+    options: dict[str, Any] = {
+        "include": list(include), "exclude": list(exclude), "overwrite": overwrite,
+        "folder_markers": folder_markers, "skip_errors": list(skip_errors),
+        "invalid_names": invalid_names, "delete_source": delete_source,
+        "store": asdict(so), "sources": list(sources),
+        "adf_source": adf_source}
+    control.create_job(job, dst_url.display() if dst_url.scheme != "file" else dst, options,
+                       specs, adf_table=adf_control_table)
+    j = control.job(job)
+    if adf_control_table:
+        from lakeshift.engine.jobrunner import sync_adf
+
+        sync_adf(control, j)
+    return j
+
+
+def read_partitions_file(path: Path) -> list[str]:
+    """One prefix per line; ``#`` starts a comment; blank lines are ignored."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise UsageError(f"cannot read --partitions-file {path}: {e.strerror}") from None
+    out = [ln.split("#", 1)[0].strip() for ln in lines]
+    out = [p for p in out if p]
+    if not out:
+        raise UsageError(f"--partitions-file {path} lists no prefixes")
+    return out
+
+
+async def plan_sources(sources: Sequence[str], dst: str, so: StoreOptions,
+                       prefixes: Sequence[str], partition_by: str,
+                       target: int) -> list[PartitionSpec]:
+    """Each source's partitions (its prefixes, or automatic key ranges), overlap-checked."""
+    parsed = [source_config(s, so) for s in sources]
+    buckets = {(c.url.scheme, c.url.account, c.url.bucket) for c in parsed}
+    specs: list[PartitionSpec] = []
+    policy = RetryPolicy(attempts=3)
+    for text, cfg in zip(sources, parsed, strict=True):
+        store = open_store(cfg)
+        try:
+            await check_reachable(store.check_source, "source", policy)
+            spec = await resolve_source(store)
+            dest = dst.rstrip("/") + (f"/{cfg.url.bucket}/" if len(buckets) > 1 else "/")
+            base = bucket_url(text, cfg.url.bucket, cfg.url.scheme, cfg.url.account)
+            planned = PlannedSource(text, spec, base, dest)
+            if partition_by == "auto":
+                specs += await auto_partitions(store, planned, target)
+            else:
+                specs += from_prefixes(planned, prefixes)
+        finally:
+            await store.close()
+    check_overlaps(specs)
+    return specs
