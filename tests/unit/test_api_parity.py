@@ -1,0 +1,71 @@
+"""Every option of every command is an argument of the API function of the same name
+(issue 10): the CLI is a face over lakeshift.api, so nothing a command can do is out of a
+program's reach."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import fields
+from typing import Any
+
+import pytest
+import typer
+
+import lakeshift
+from lakeshift.cli.app import app
+
+#: Command → API function.
+FUNCTIONS = {"copy": lakeshift.copy, "plan": lakeshift.plan, "run": lakeshift.run,
+             "status": lakeshift.status, "failures": lakeshift.failures,
+             "verify": lakeshift.verify, "check": lakeshift.check}
+
+#: How the output looks is the face's business, not the API's.
+PRESENTATION = {"as_json", "progress"}
+
+#: Positional arguments whose Python spelling differs: SRC DST are source, destination;
+#: `plan`'s SRC… DST are sources and destination.
+ARGUMENTS = {("copy", "src"): ("source",), ("copy", "dst"): ("destination",),
+             ("check", "src"): ("source",), ("check", "dst"): ("destination",),
+             ("plan", "urls"): ("sources", "destination"),
+             ("verify", "urls"): ("source", "destination")}
+
+STORE_FIELDS = {f.name for f in fields(lakeshift.StoreOptions)}
+
+
+def _params(command: str) -> list[Any]:
+    group: Any = typer.main.get_command(app)
+    return list(group.commands[command].params)
+
+
+def test_every_command_with_a_function_is_checked() -> None:
+    commands = set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+    assert commands - {"init"} == set(FUNCTIONS)  # init is the interactive wizard
+
+
+@pytest.mark.parametrize("command", sorted(FUNCTIONS))
+def test_the_function_has_every_option_of_its_command(command: str) -> None:
+    fn = FUNCTIONS[command]
+    accepted = inspect.signature(fn).parameters
+    missing = []
+    for p in _params(command):
+        if p.name in PRESENTATION:
+            continue
+        names = ARGUMENTS.get((command, p.name), (p.name,))
+        for name in names:
+            if name in accepted:
+                continue
+            if name in STORE_FIELDS and "store_options" in accepted:
+                continue  # one StoreOptions argument carries every store flag
+            missing.append(f"{'/'.join(p.opts)} ({name})")
+    assert not missing, f"lakeshift.{command} lacks {', '.join(missing)}"
+
+
+@pytest.mark.parametrize("command", sorted(FUNCTIONS))
+def test_store_options_only_where_the_command_opens_stores(command: str) -> None:
+    has_flags = any(p.name in STORE_FIELDS for p in _params(command))
+    assert has_flags == ("store_options" in inspect.signature(FUNCTIONS[command]).parameters)
+
+
+def test_the_older_names_remain() -> None:
+    assert lakeshift.run_job is lakeshift.run
+    assert callable(lakeshift.plan_job)
