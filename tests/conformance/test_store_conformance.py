@@ -8,6 +8,7 @@ import hashlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,11 @@ from lakeshift.model import ObjectProps
 from lakeshift.stores.base import Store, StoreConfig, StoreOptions
 from lakeshift.stores.registry import open_store
 from lakeshift.urls import parse_url
+from tests import servers
 
-#: azure-token: the Blob store with an Entra ID token (Azurite over HTTPS, OAuth "basic").
-KINDS = ["local", "s3", "azure", "azure-token"]
+#: azure: the Blob store with the account key; azure-sas: with an account SAS;
+#: azure-token: with an Entra ID token (Azurite over HTTPS, OAuth "basic").
+KINDS = ["local", "s3", "azure", "azure-sas", "azure-token"]
 _TOKEN = "token+"
 
 
@@ -35,7 +38,24 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if kind == "azure-token":
         request.getfixturevalue("entra_env")
         return f"{_TOKEN}az://t-{uuid.uuid4().hex[:12]}/"
+    if kind == "azure-sas":
+        container = request.getfixturevalue("container")
+        port = request.getfixturevalue("azurite").port
+        request.getfixturevalue("monkeypatch").setenv("AZURE_STORAGE_CONNECTION_STRING", (
+            f"BlobEndpoint=http://127.0.0.1:{port}/{servers.AZURITE_ACCOUNT};"
+            f"SharedAccessSignature={_account_sas()}"))
+        return f"az://{container}/"
     return "az://" + request.getfixturevalue("container") + "/"
+
+
+def _account_sas() -> str:
+    from azure.storage.blob import AccountSasPermissions, ResourceTypes, generate_account_sas
+
+    return generate_account_sas(servers.AZURITE_ACCOUNT, servers.AZURITE_KEY,
+                                ResourceTypes(service=True, container=True, object=True),
+                                AccountSasPermissions(read=True, write=True, list=True,
+                                                      create=True, add=True, delete=True),
+                                datetime.now(UTC) + timedelta(hours=1))
 
 
 def _open(url: str) -> Store:
@@ -147,6 +167,40 @@ def test_properties_and_metadata_survive(store_url: str) -> None:
             return  # local disk keeps file contents, not HTTP properties
         assert got.cache_control == "max-age=60"
         assert got.metadata.get("owner") == "team-a"
+
+    run(store_url, body)
+
+
+#: Names that sort differently under the Blob service's collation than under Python's once
+#: encoded (``my-key`` → ``my_x2D_key`` against ``my1``; ``a_1`` against ``a1``), values
+#: with inner runs of whitespace, whitespace at the ends, non-ASCII text and the encoding's
+#: own marker: each must arrive, and read back, exactly as written.
+ODD_METADATA = {"my-key": "v", "my1": "two  spaces", "a_1": "a\ttab", "a1": "x",
+                "x-y": "ü non-ASCII 日本", "xy": " padded ", "x_y": "=?utf-8?b?eA==?=",
+                "x0": "a;b=c, d"}
+
+
+def test_odd_metadata_names_and_values_survive(store_url: str) -> None:
+    data = b"m" * 100
+    meta = dict(ODD_METADATA)
+    if store_url.startswith("s3://"):
+        # Known gaps of S3 through obstore, not the Azure rule's: a non-ASCII value is stored
+        # but cannot be read back ("contained non UTF-8 characters"), and whitespace at the
+        # ends of a value is lost.
+        meta = {k: v for k, v in meta.items() if v.isascii() and v == v.strip()}
+
+    async def body(store: Store) -> None:
+        if store.capabilities.hierarchical and not store.capabilities.metadata_in_listing:
+            pytest.skip("local disk keeps file contents, not metadata")
+        await store.put("m/whole", data, ObjectProps(metadata=meta), md5(data))
+        assert dict((await store.read("m/whole")).props.metadata) == meta
+        if store.capabilities.block_upload:
+            up = await store.start_blocks("m/blocks", len(data), 50,
+                                          ObjectProps(metadata=meta))
+            await up.stage(0, 0, data[:50], md5(data[:50]))
+            await up.stage(1, 50, data[50:], md5(data[50:]))
+            await up.commit([0, 1], md5(data))
+            assert dict((await store.read("m/blocks")).props.metadata) == meta
 
     run(store_url, body)
 

@@ -5,10 +5,19 @@ digit).  S3 allows more (``my-key``, ``a.b``).  Rule, applied to every user meta
 the way into Azure: each character outside ``[A-Za-z0-9_]`` becomes ``_xHH_`` (HH = the hex
 of each of its UTF-8 bytes) and a leading digit gets a ``_`` in front.  ``decode_metadata_name``
 reverses it.  Keys lakeshift writes for itself start with ``lakeshift_``.
+
+Metadata values travel in HTTP headers, which carry printable ASCII and tabs and drop
+whitespace at either end.  Rule, applied to every value on the way into Azure: a value that
+holds any other character (é, 日本, a newline), begins or ends with a space or tab, or itself
+begins with ``=?utf-8?b?`` is sent as ``=?utf-8?b?BASE64?=`` (the RFC 2047 encoded-word form;
+BASE64 = its UTF-8 bytes).  Every other value, inner runs of spaces and tabs included, is sent
+exactly as received.  ``decode_metadata_value`` reverses it when reading from Azure.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from typing import Any
 
@@ -72,7 +81,8 @@ def encode_metadata_name(name: str) -> str:
     return "_" + encoded if encoded[0].isdigit() else encoded
 
 
-_ESCAPE = re.compile(r"(_x[0-9A-F]{2}_)")
+# Any case: reads through obstore see header names lowercased (``my_x2d_key``).
+_ESCAPE = re.compile(r"(_x[0-9A-Fa-f]{2}_)")
 
 
 def decode_metadata_name(name: str) -> str:
@@ -87,5 +97,30 @@ def decode_metadata_name(name: str) -> str:
     return buf.decode("utf-8", "replace")
 
 
+_ENCODED_PREFIX = "=?utf-8?b?"
+_HEADER_SAFE = re.compile(r"^[\x20-\x7e\t]*$")
+
+
+def encode_metadata_value(value: str) -> str:
+    if _HEADER_SAFE.match(value) and value == value.strip(" \t") and \
+            not value.lower().startswith(_ENCODED_PREFIX):
+        return value
+    return f"{_ENCODED_PREFIX}{base64.b64encode(value.encode('utf-8')).decode()}?="
+
+
+def decode_metadata_value(value: str) -> str:
+    if not (value.lower().startswith(_ENCODED_PREFIX) and value.endswith("?=")):
+        return value
+    try:
+        return base64.b64decode(value[len(_ENCODED_PREFIX):-2], validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return value  # not written by this rule: kept as the service holds it
+
+
 def encode_metadata(meta: dict[str, str] | Any) -> dict[str, str]:
-    return {encode_metadata_name(k): v for k, v in dict(meta).items()}
+    return {encode_metadata_name(k): encode_metadata_value(v) for k, v in dict(meta).items()}
+
+
+def decode_metadata(meta: dict[str, str] | Any) -> dict[str, str]:
+    """Azure metadata as it was before ``encode_metadata``: names and values."""
+    return {decode_metadata_name(k): decode_metadata_value(v) for k, v in dict(meta).items()}

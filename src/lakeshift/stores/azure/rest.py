@@ -23,8 +23,9 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
+from functools import cmp_to_key
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from yarl import URL
 
@@ -54,9 +55,76 @@ _PROPERTY_HEADERS = (
 )
 
 
+# The order in which the Blob service sorts x-ms- header names when it checks a Shared Key
+# signature: not ordinal (Python's sorted) but a two-level collation in which '-' and "'"
+# weigh nothing at the first level (so "x-ms-meta-my_x2D_key" and "x-ms-meta-my1" compare
+# as "xmsmetamy_x2D_key" and "xmsmetamy1", and '_' sorts before digits).  The weights are the
+# service's, as published in azure-storage-blob (_shared/authentication.py, MIT licence),
+# which the differential test in tests/unit/test_azure_signer.py checks against.
+_WEIGHTS_1 = (
+    [0x0] * 33
+    + [0x71C, 0x0, 0x71F, 0x721, 0x723, 0x725, 0x0, 0x0, 0x0, 0x72D, 0x803, 0x0, 0x0, 0x733,
+       0x0, 0xD03, 0xD1A, 0xD1C, 0xD1E, 0xD20, 0xD22, 0xD24, 0xD26, 0xD28, 0xD2A, 0x0, 0x0,
+       0x0, 0x0, 0x0, 0x0, 0x0]
+    + [0xE02, 0xE09, 0xE0A, 0xE1A, 0xE21, 0xE23, 0xE25, 0xE2C, 0xE32, 0xE35, 0xE36, 0xE48,
+       0xE51, 0xE70, 0xE7C, 0xE7E, 0xE89, 0xE8A, 0xE91, 0xE99, 0xE9F, 0xEA2, 0xEA4, 0xEA6,
+       0xEA7, 0xEA9]
+    + [0x0, 0x0, 0x0, 0x743, 0x744, 0x748]
+    + [0xE02, 0xE09, 0xE0A, 0xE1A, 0xE21, 0xE23, 0xE25, 0xE2C, 0xE32, 0xE35, 0xE36, 0xE48,
+       0xE51, 0xE70, 0xE7C, 0xE7E, 0xE89, 0xE8A, 0xE91, 0xE99, 0xE9F, 0xEA2, 0xEA4, 0xEA6,
+       0xEA7, 0xEA9]
+    + [0x0, 0x74C, 0x0, 0x750, 0x0]
+)
+_WEIGHTS_2 = [0x0] * 39 + [0x8012] + [0x0] * 5 + [0x8212] + [0x0] * 82
+
+
+def _service_compare(a: str, b: str) -> int:
+    """-1, 0 or 1 as the service orders header names ``a`` and ``b`` (see the weights)."""
+    tables = (_WEIGHTS_1, _WEIGHTS_2)
+    level, i, j = 0, 0, 0
+    while level < len(tables):
+        if level == len(tables) - 1 and i != j:
+            return -1 if i > j else 1
+        table = tables[level]
+        w1 = table[ord(a[i])] if i < len(a) and ord(a[i]) < 128 else (1 if i >= len(a) else 0)
+        w2 = table[ord(b[j])] if j < len(b) and ord(b[j]) < 128 else (1 if j >= len(b) else 0)
+        if w1 == 1 and w2 == 1:
+            level, i, j = level + 1, 0, 0
+        elif w1 == w2:
+            i, j = i + 1, j + 1
+        elif w1 == 0:
+            i += 1
+        elif w2 == 0:
+            j += 1
+        else:
+            return -1 if w1 < w2 else 1
+    return 0
+
+
+def canonical_resource(account: str, url: str) -> str:
+    """``/account/path`` (the path as sent, percent-encoded) and one ``\nname:value`` line
+    per query parameter: names lowercased and sorted, values percent-decoded (``+`` stays
+    ``+``), repeated names' values sorted and joined by commas."""
+    split = urlsplit(url)
+    resource = f"/{account}{split.path}"
+    query: dict[str, list[str]] = {}
+    for pair in split.query.split("&") if split.query else ():
+        name, _, value = pair.partition("=")
+        query.setdefault(unquote(name).lower(), []).append(unquote(value))
+    for name in sorted(query):
+        resource += f"\n{name}:{','.join(sorted(query[name]))}"
+    return resource
+
+
 def shared_key_signature(account: str, key: bytes, method: str, url: str,
                          headers: dict[str, str]) -> str:
-    """The ``Authorization`` value for the Blob service (Shared Key, version 2015-02-21+)."""
+    """The ``Authorization`` value for the Blob service (Shared Key, version 2015-02-21+).
+
+    As the service and azure-storage-blob compute it: ``x-ms-`` header names lowercased and
+    put in the service's order (``_service_compare``), values exactly as sent (no folding of
+    inner whitespace: the service does not fold, and ``a  b`` signed as ``a b`` is
+    rejected).  A value must not begin or end with whitespace, which HTTP drops in transit
+    (``props.encode_metadata_value`` sees to it for metadata)."""
     h = {k.lower(): v for k, v in headers.items()}
     length = h.get("content-length", "")
     parts = [method, h.get("content-encoding", ""), h.get("content-language", ""),
@@ -64,16 +132,9 @@ def shared_key_signature(account: str, key: bytes, method: str, url: str,
              h.get("content-type", ""), "", h.get("if-modified-since", ""),
              h.get("if-match", ""), h.get("if-none-match", ""),
              h.get("if-unmodified-since", ""), h.get("range", "")]
-    canon_headers = "".join(f"{k}:{' '.join(v.split())}\n" for k, v in sorted(h.items())
-                            if k.startswith("x-ms-"))
-    split = urlsplit(url)
-    resource = f"/{account}{split.path}"
-    query: dict[str, list[str]] = {}
-    for k, v in parse_qsl(split.query, keep_blank_values=True):
-        query.setdefault(k.lower(), []).append(v)
-    for k in sorted(query):
-        resource += f"\n{k}:{','.join(sorted(query[k]))}"
-    to_sign = "\n".join(parts) + "\n" + canon_headers + resource
+    names = sorted((k for k in h if k.startswith("x-ms-")), key=cmp_to_key(_service_compare))
+    canon_headers = "".join(f"{k}:{h[k]}\n" for k in names)
+    to_sign = "\n".join(parts) + "\n" + canon_headers + canonical_resource(account, url)
     digest = hmac.new(key, to_sign.encode("utf-8"), hashlib.sha256).digest()
     return f"SharedKey {account}:{base64.b64encode(digest).decode()}"
 

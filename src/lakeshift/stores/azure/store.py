@@ -28,7 +28,7 @@ from lakeshift.stores.http import check_http
 from lakeshift.stores.obstore_common import RETRY_CONFIG, client_options
 from lakeshift.stores.obstore_stream import ObstoreRange, open_range
 from lakeshift.stores.obstore_stream import read as obstore_read
-from lakeshift.stores.props import decode_metadata_name, encode_metadata
+from lakeshift.stores.props import decode_metadata, encode_metadata
 
 CAPABILITIES = Capabilities(
     list_start_after=False, content_md5=True, hierarchical=False, acls=False,
@@ -131,7 +131,10 @@ class AzureBlobStore:
                                                  1)).objects)
 
     async def exists(self, key: str) -> ObjectInfo | None:
-        return await self._blobs.head(key, self._where(key))
+        info = await self._blobs.head(key, self._where(key))
+        if info is None or not info.metadata:
+            return info
+        return replace(info, metadata=decode_metadata(info.metadata))
 
     # -- data ----------------------------------------------------------------------
 
@@ -199,6 +202,5 @@ class _AzureBlocks:
 
 
 def _decoded(props: ObjectProps) -> ObjectProps:
-    """Metadata names as they were before encode_metadata (see stores/props.py)."""
-    return replace(props, metadata={decode_metadata_name(k): v
-                                    for k, v in props.metadata.items()})
+    """Metadata names and values as they were before encode_metadata (stores/props.py)."""
+    return replace(props, metadata=decode_metadata(props.metadata))
