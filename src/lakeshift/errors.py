@@ -6,14 +6,24 @@ Backends translate SDK errors into these at the store boundary; nothing above
 
 from __future__ import annotations
 
+from typing import Any
+
+from lakeshift.redact import redact
+
 
 class LakeshiftError(Exception):
-    """Base of every error lakeshift raises on purpose."""
+    """Base of every error lakeshift raises on purpose.
+
+    Its message is redacted when the error is made (``redact``): whatever keeps or prints
+    it later — the control DB, reports, the error log — never sees a secret."""
 
     exit_code = 4
     retryable = False
     #: Short name used in failure logs and ``--skip-errors``.
     kind = "error"
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*(redact(a) if isinstance(a, str) else a for a in args))
 
 
 class UsageError(LakeshiftError):

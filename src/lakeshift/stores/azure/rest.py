@@ -144,9 +144,18 @@ AUTH_CODES = frozenset({"AuthenticationFailed", "AuthorizationFailure",
 
 
 def status_error(status: int, code: str, what: str, retry_after: str | None = None,
-                 message: str = "") -> LakeshiftError:
-    """The lakeshift error for an Azure Storage HTTP status and x-ms-error-code."""
+                 message: str = "", request_id: str = "",
+                 credentials_worked: bool = False) -> LakeshiftError:
+    """The lakeshift error for an Azure Storage HTTP status and x-ms-error-code.
+
+    An authorisation code is the run's end (AuthError, exit 3) only while the credentials
+    have not yet worked; once a request with them has succeeded, it is about this one request
+    (a blob the SAS or role does not cover, a signature this request alone got wrong) and
+    fails only its object, recorded with the code and the service's request ID."""
+    ref = f", request {request_id}" if request_id else ""
     if code in AUTH_CODES:
+        if credentials_worked:
+            return ForbiddenError(f"{what}: the service refused this request ({code}{ref})")
         return AuthError(f"{what}: Azure credentials rejected ({code}): check "
                          "AZURE_STORAGE_CONNECTION_STRING / AZURE_STORAGE_ACCOUNT_KEY / the SAS")
     if code == "ContainerNotFound":
@@ -160,13 +169,13 @@ def status_error(status: int, code: str, what: str, retry_after: str | None = No
     if code in ("InvalidResourceName", "InvalidUri", "OutOfRangeInput"):
         return InvalidNameError(f"{what}: invalid name at the destination ({code})")
     if status == 403:
-        return ForbiddenError(f"{what}: permission denied ({code or status})")
+        return ForbiddenError(f"{what}: permission denied ({code or status}{ref})")
     if status in (429, 503) or code in ("ServerBusy", "OperationTimedOut"):
         delay = float(retry_after) if retry_after and retry_after.isdigit() else None
         return ThrottledError(f"{what}: throttled ({code or status})", delay)
     if status >= 500 or status in (408, 0):
-        return TransientError(redact(f"{what}: {code or status} {message}"))
-    return LakeshiftError(redact(f"{what}: {code or status} {message}"))
+        return TransientError(f"{what}: {code or status} {message}")
+    return LakeshiftError(f"{what}: {code or status} {message}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,6 +314,8 @@ class LeanBlobClient:
         self._session: Any = None
         #: The Date header of the last response: the service's clock.
         self.last_date: datetime | None = None
+        #: A request with these credentials has succeeded (see status_error).
+        self.credentials_worked = False
 
     def _client(self) -> Any:
         if self._session is None:
@@ -497,11 +508,14 @@ class LeanBlobClient:
                 if date:
                     self.last_date = parsedate_to_datetime(date)
                 if 200 <= resp.status < 300:
+                    self.credentials_worked = True
                     return resp.headers, body
                 code = resp.headers.get("x-ms-error-code", "") or (
                     not_found if resp.status == 404 else "")
                 raise status_error(resp.status, code, what, resp.headers.get("Retry-After"),
-                                   body.decode("utf-8", "replace")[:300])
+                                   body.decode("utf-8", "replace")[:300],
+                                   resp.headers.get("x-ms-request-id", ""),
+                                   self.credentials_worked)
         except LakeshiftError:
             raise
         except (aiohttp.ClientError, TimeoutError, OSError) as e:

@@ -138,14 +138,28 @@ class AzureBlobStore:
 
     # -- data ----------------------------------------------------------------------
 
+    def _refused(self, error: AuthError) -> LakeshiftError:
+        """A read refused after the credentials have worked fails only its object (see
+        rest.status_error); before that, it is the run's credential error."""
+        blobs = self.__dict__.get("_blobs")
+        if blobs is not None and blobs.credentials_worked:
+            return ForbiddenError(str(error))
+        return error
+
     async def read(self, key: str, start: int | None = None, end: int | None = None,
                    if_match: str | None = None) -> ReadResult:
-        r = await obstore_read(self._ob, key, start, end, if_match, self._where(key))
+        try:
+            r = await obstore_read(self._ob, key, start, end, if_match, self._where(key))
+        except AuthError as e:
+            raise self._refused(e) from None
         return replace(r, props=_decoded(r.props))
 
     async def open_range(self, key: str, start: int, end: int,
                          if_match: str | None = None) -> ObstoreRange:
-        rng = await open_range(self._ob, key, start, end, if_match, self._where(key))
+        try:
+            rng = await open_range(self._ob, key, start, end, if_match, self._where(key))
+        except AuthError as e:
+            raise self._refused(e) from None
         rng.props = _decoded(rng.props)
         return rng
 
