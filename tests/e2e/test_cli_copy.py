@@ -203,3 +203,24 @@ def test_abfss_url_on_the_emulator_and_an_account_mismatch(
     other = f"abfss://{container}@otheraccount.dfs.core.windows.net/g2/"
     p = lakeshift("copy", str(tmp_path / "src"), other, env=cli_env)
     assert p.returncode == 2 and "names account 'otheraccount'" in one_clear_line(p)
+
+
+_KEY_ENV = {"AZURE_STORAGE_CONNECTION_STRING": "", "AZURE_STORAGE_ACCOUNT_KEY": "a2V5a2V5"}
+
+
+@pytest.mark.parametrize(("args", "extra_env", "expected"), [
+    (("https://acct.blob.core.windows.net.evil.example/cont/x",), _KEY_ENV, "is not Azure's"),
+    (("https://acct.blob.core.windows.nett/cont/x",), _KEY_ENV, "is not Azure's"),
+    (("az://cont/x",), {"AZURE_STORAGE_CONNECTION_STRING": "",
+                        "AZURE_STORAGE_ACCOUNT": "acct",
+                        "AZURE_STORAGE_ACCOUNT_KEY": "not base64!"}, "not an account key"),
+    (("az://cont/x", "--s3-endpoint", "not-a-url"), {}, "is not a URL"),
+])
+def test_refused_before_any_request(args: tuple[str, ...], extra_env: dict[str, str],
+                                    expected: str, cli_env: dict[str, str],
+                                    bucket: str) -> None:
+    env = {**cli_env, **extra_env}
+    p = lakeshift("copy", f"s3://{bucket}/in/", *args, env=env)
+    assert p.returncode == 2, p.stderr
+    line = one_clear_line(p)
+    assert expected in line and "not base64!" not in line

@@ -15,8 +15,10 @@ Precedence with ``--azure-auth auto`` (the default), first match wins:
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from lakeshift.errors import AuthError, UsageError
@@ -32,13 +34,20 @@ _MISSING = ("no Azure credentials: set AZURE_STORAGE_CONNECTION_STRING, AZURE_ST
             " or pass --azure-auth cli|managed-identity")
 
 
+#: The Blob service's public host suffixes: Azure, Azure China, Azure US Government.  A URL
+#: naming another host (``core.windows.net.evil.example``) is refused unless the user set the
+#: endpoint explicitly: a key signs, and a bearer token goes, only where the user meant.
+AZURE_SUFFIXES = ("core.windows.net", "core.chinacloudapi.cn", "core.usgovcloudapi.net")
+
+
 @dataclass(frozen=True)
 class AzureSettings:
     account: str
     blob_endpoint: str  # https://ACCOUNT.blob.core.windows.net or the emulator's URL
     kind: Kind
-    key: str | None = None
-    sas: str | None = None
+    #: Secrets: never in a repr (which tracebacks and logs may show).
+    key: str | None = field(default=None, repr=False)
+    sas: str | None = field(default=None, repr=False)
     #: For kind == "token": which azure-identity credential to build.
     token_source: str | None = None
 
@@ -79,10 +88,11 @@ def resolve(url: StoreURL, options: StoreOptions) -> AzureSettings:
                          "abfss://FS@ACCOUNT.dfs.core.windows.net/... or set AZURE_STORAGE_ACCOUNT")
     # A private endpoint's or an emulator's address; the public one otherwise.
     endpoint = (env.get("AZURE_STORAGE_BLOB_ENDPOINT")
-                or f"https://{account}.blob.{url.endpoint_suffix or 'core.windows.net'}")
+                or _public_endpoint(url, "https", account, url.endpoint_suffix))
     endpoint = endpoint.rstrip("/")
     if mode in ("auto", "key") and key:
         register_secret(key)
+        _check_key(key, "AZURE_STORAGE_ACCOUNT_KEY")
         return AzureSettings(account, endpoint, "key", key=key)
     if mode in ("auto", "sas") and sas:
         register_secret(sas)
@@ -117,16 +127,37 @@ def _from_connection_string(url: StoreURL, cs: str) -> AzureSettings:
                          f"AZURE_STORAGE_CONNECTION_STRING is for {account!r}: use one account")
     if not endpoint:
         proto = parts.get("defaultendpointsprotocol", "https")
-        suffix = parts.get("endpointsuffix", url.endpoint_suffix or "core.windows.net")
-        endpoint = f"{proto}://{account}.blob.{suffix}"
+        # An EndpointSuffix in the connection string is the user's explicit choice.
+        endpoint = (f"{proto}://{account}.blob.{parts['endpointsuffix']}"
+                    if parts.get("endpointsuffix")
+                    else _public_endpoint(url, proto, account, url.endpoint_suffix))
     if key:
         register_secret(key)
+        _check_key(key, "the AccountKey in AZURE_STORAGE_CONNECTION_STRING")
         return AzureSettings(account, endpoint.rstrip("/"), "key", key=key)
     if sas:
         register_secret(sas)
         return AzureSettings(account, endpoint.rstrip("/"), "sas", sas=sas.lstrip("?"))
     raise AuthError("AZURE_STORAGE_CONNECTION_STRING has neither AccountKey nor "
                     "SharedAccessSignature")
+
+
+def _public_endpoint(url: StoreURL, proto: str, account: str, suffix: str | None) -> str:
+    """The Blob endpoint a URL names; refuse a host that only looks like Azure's."""
+    suffix = suffix or "core.windows.net"
+    if suffix not in AZURE_SUFFIXES:
+        raise UsageError(f"{url.display()}: host suffix {suffix!r} is not Azure's "
+                         f"({', '.join(AZURE_SUFFIXES)}): fix the URL, or set "
+                         "AZURE_STORAGE_BLOB_ENDPOINT for a private endpoint")
+    return f"{proto}://{account}.blob.{suffix}"
+
+
+def _check_key(key: str, source: str) -> None:
+    try:
+        base64.b64decode(key, validate=True)
+    except (binascii.Error, ValueError):
+        raise UsageError(f"{source} is not an account key (not base64): copy key1 or key2 "
+                         "again from the storage account's Access keys page") from None
 
 
 def token_credential(settings: AzureSettings) -> Any:

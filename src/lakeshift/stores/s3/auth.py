@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any
+from urllib.parse import urlsplit
 
 from lakeshift.errors import AuthError, UsageError
 from lakeshift.redact import register_secret
@@ -23,8 +24,9 @@ from lakeshift.stores.base import StoreOptions
 class AwsSettings:
     endpoint: str | None
     region: str
-    credentials: Any  # botocore Credentials (refreshable or not), None when anonymous
-    session: Any
+    #: botocore Credentials (refreshable or not), None when anonymous; kept out of reprs.
+    credentials: Any = field(repr=False)
+    session: Any = field(repr=False)
 
 
 def resolve(options: StoreOptions) -> AwsSettings:
@@ -41,6 +43,10 @@ def resolve(options: StoreOptions) -> AwsSettings:
                          "~/.aws/credentials: check --aws-profile / AWS_PROFILE") from e
     endpoint = (options.s3_endpoint or os.environ.get("AWS_ENDPOINT_URL_S3")
                 or os.environ.get("AWS_ENDPOINT_URL"))
+    if endpoint:
+        check_endpoint(endpoint, "--s3-endpoint" if options.s3_endpoint else
+                       "AWS_ENDPOINT_URL_S3" if os.environ.get("AWS_ENDPOINT_URL_S3")
+                       else "AWS_ENDPOINT_URL")
     if options.s3_anonymous:
         return AwsSettings(endpoint, region, None, session)
     resolver = session.get_component("credential_provider")
@@ -59,6 +65,18 @@ def resolve(options: StoreOptions) -> AwsSettings:
     register_secret(frozen.secret_key)
     register_secret(frozen.token)
     return AwsSettings(endpoint, region, creds, session)
+
+
+def check_endpoint(endpoint: str, source: str) -> None:
+    """Refuse an endpoint that is not an http(s) URL with a host, before any request."""
+    try:
+        parts = urlsplit(endpoint)
+        parts.port  # noqa: B018 -- raises ValueError on a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"{source} {endpoint!r} is not a URL: give it as "
+                         "https://HOST[:PORT] (http:// only for loopback or with --allow-http)")
 
 
 def obstore_provider(settings: AwsSettings) -> Callable[[], Any] | None:

@@ -1,0 +1,91 @@
+"""Endpoints and keys refused before any request (exit 2, one line): hosts that only look
+like Azure's, an account key that is not base64, an S3 endpoint that is not a URL; and
+settings whose repr shows no secret."""
+
+from __future__ import annotations
+
+import pytest
+
+from lakeshift import StoreOptions, UsageError, parse_url
+from lakeshift.stores.azure import auth as azure_auth
+from lakeshift.stores.s3 import auth as aws_auth
+
+KEY = "a2V5a2V5a2V5"
+
+
+@pytest.fixture(autouse=True)
+def _clean(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_BLOB_ENDPOINT",
+                 "AZURE_STORAGE_SAS_TOKEN", "AZURE_STORAGE_KEY", "AWS_ENDPOINT_URL",
+                 "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_KEY", KEY)
+
+
+@pytest.mark.parametrize("host", ["acct.blob.core.windows.net.evil.example",
+                                  "acct.blob.core.windows.nett", "acct.dfs.evil.example"])
+def test_a_host_that_only_looks_like_azure_is_refused(host: str) -> None:
+    with pytest.raises(UsageError, match="is not Azure's") as e:
+        azure_auth.resolve(parse_url(f"https://{host}/cont/x"), StoreOptions())
+    assert e.value.exit_code == 2
+
+
+def test_lookalike_refused_with_a_connection_string_without_endpoint(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", f"AccountName=acct;AccountKey={KEY}")
+    with pytest.raises(UsageError, match="is not Azure's"):
+        azure_auth.resolve(parse_url("abfss://c1x@acct.dfs.core.windows.net.evil.example/x"),
+                           StoreOptions())
+
+
+@pytest.mark.parametrize(("host", "endpoint"), [
+    ("acct.blob.core.windows.net", "https://acct.blob.core.windows.net"),
+    ("acct.dfs.core.chinacloudapi.cn", "https://acct.blob.core.chinacloudapi.cn"),
+    ("acct.blob.core.usgovcloudapi.net", "https://acct.blob.core.usgovcloudapi.net"),
+])
+def test_azure_public_china_and_government_hosts_are_accepted(host: str, endpoint: str) -> None:
+    s = azure_auth.resolve(parse_url(f"https://{host}/cont/x"), StoreOptions())
+    assert s.blob_endpoint == endpoint
+
+
+def test_an_explicit_endpoint_is_the_users_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AZURE_STORAGE_BLOB_ENDPOINT", "https://private.example.internal/acct")
+    s = azure_auth.resolve(parse_url("https://acct.blob.core.windows.net.x/cont/y"),
+                           StoreOptions())
+    assert s.blob_endpoint == "https://private.example.internal/acct"
+    monkeypatch.delenv("AZURE_STORAGE_BLOB_ENDPOINT")
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING",
+                       f"AccountName=acct;AccountKey={KEY};EndpointSuffix=azurestack.example")
+    s = azure_auth.resolve(parse_url("az://cont/x"), StoreOptions())
+    assert s.blob_endpoint == "https://acct.blob.azurestack.example"
+
+
+@pytest.mark.parametrize("key", ["not base64!", "abc", "a2V5a2V5a2V5=x"])
+def test_an_account_key_that_is_not_base64_is_refused(key: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_KEY", key)
+    with pytest.raises(UsageError, match="not an account key") as e:
+        azure_auth.resolve(parse_url("https://acct.blob.core.windows.net/cont/x"),
+                           StoreOptions())
+    assert key not in str(e.value)
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", f"AccountName=acct;AccountKey={key}")
+    with pytest.raises(UsageError, match="AccountKey in AZURE_STORAGE_CONNECTION_STRING"):
+        azure_auth.resolve(parse_url("az://cont/x"), StoreOptions())
+
+
+@pytest.mark.parametrize("endpoint", ["not-a-url", "ftp://host", "http://", "https://h:port"])
+def test_an_s3_endpoint_that_is_not_a_url_is_refused(endpoint: str) -> None:
+    with pytest.raises(UsageError, match="is not a URL") as e:
+        aws_auth.resolve(StoreOptions(s3_endpoint=endpoint, s3_anonymous=True))
+    assert e.value.exit_code == 2 and "--s3-endpoint" in str(e.value)
+
+
+def test_settings_reprs_hold_no_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = azure_auth.resolve(parse_url("https://acct.blob.core.windows.net/cont/x"),
+                           StoreOptions())
+    assert KEY not in repr(s)
+    monkeypatch.delenv("AZURE_STORAGE_ACCOUNT_KEY")
+    monkeypatch.setenv("AZURE_STORAGE_SAS_TOKEN", "sv=2024&sig=SIGSECRET")
+    s = azure_auth.resolve(parse_url("https://acct.blob.core.windows.net/cont/x"),
+                           StoreOptions())
+    assert "SIGSECRET" not in repr(s)
