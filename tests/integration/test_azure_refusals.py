@@ -55,3 +55,21 @@ def test_a_403_on_the_first_requests_is_still_a_credential_error(
                  headers={"x-ms-error-code": "AuthenticationFailed"})
     with pytest.raises(lakeshift.AuthError):
         lakeshift.copy(f"s3://{bucket}/d/", f"az://{container}/o/")
+
+
+def test_a_failed_namespace_check_is_said_not_assumed_flat(
+        az_proxy: FaultProxy, s3: Any, bucket: str, container: str) -> None:
+    s3.put_object(Bucket=bucket, Key="d/a.bin", Body=b"abc")
+    az_proxy.add("status", method="GET", path="restype=account", uses=1000, status=400,
+                 headers={"x-ms-error-code": "InvalidHeaderValue"})
+    with pytest.raises(lakeshift.UsageError, match=r"hierarchical namespace.*InvalidHeaderValue"):
+        lakeshift.copy(f"s3://{bucket}/d/", f"az://{container}/o/")
+
+
+def test_a_namespace_check_not_permitted_goes_on_flat(
+        az_proxy: FaultProxy, s3: Any, bucket: str, blob_service: Any, container: str) -> None:
+    s3.put_object(Bucket=bucket, Key="d/a.bin", Body=b"abc")
+    az_proxy.add("status", method="GET", path="restype=account", uses=1000, status=403,
+                 headers={"x-ms-error-code": "AuthorizationPermissionMismatch"})
+    assert lakeshift.copy(f"s3://{bucket}/d/", f"az://{container}/o/").exit_code == 0
+    assert blob_bytes(blob_service, container, "o/a.bin") == b"abc"

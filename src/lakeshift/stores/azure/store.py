@@ -19,7 +19,13 @@ from typing import Any
 
 from obstore.store import AzureStore as _ObAzure
 
-from lakeshift.errors import AuthError, ForbiddenError, LakeshiftError, TransientError
+from lakeshift.errors import (
+    AuthError,
+    ForbiddenError,
+    LakeshiftError,
+    TransientError,
+    UsageError,
+)
 from lakeshift.model import Data, ObjectInfo, ObjectProps, ReadResult
 from lakeshift.stores.azure import auth as azure_auth
 from lakeshift.stores.azure.rest import BearerTokens, LeanBlobClient
@@ -111,8 +117,15 @@ class AzureBlobStore:
         except AuthError:
             if not sas:
                 raise
-        except LakeshiftError:
-            pass  # account information needs account-level rights
+        except ForbiddenError:
+            pass  # account information needs account-level rights: a flat namespace it is
+        except LakeshiftError as e:
+            # Any other answer is not "you may not ask": assuming flat would leave name
+            # collisions between files and folders unchecked on an ADLS Gen2 account.
+            raise UsageError(f"{self._where()}: cannot tell whether the account has a "
+                             f"hierarchical namespace (Get Account Information failed: "
+                             f"{str(e).split(': ', 1)[-1]}): check the account and the "
+                             "endpoint") from None
         try:
             await self._blobs.create_container(self._where())
         except ForbiddenError:
