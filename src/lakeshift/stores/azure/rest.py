@@ -519,7 +519,10 @@ class LeanBlobClient:
         except LakeshiftError:
             raise
         except (aiohttp.ClientError, TimeoutError, OSError) as e:
-            raise TransientError(f"{what}: {type(e).__name__}: {str(e)[:200]}") from None
+            # aiohttp may name the URL, SAS and all: redact before cutting, or a cut SAS
+            # would no longer match the secret registered for it.
+            raise TransientError(f"{what}: {type(e).__name__}: {redact(str(e))[:200]}") \
+                from None
 
     async def close(self) -> None:
         if self._session is not None:
