@@ -17,6 +17,7 @@ from lakeshift.control.db import db_error, display_url, open_engine
 from lakeshift.control.records import Job, PartitionSpec, as_utc
 from lakeshift.control.schema import deletions, failures, jobs, partitions, renames, runs
 from lakeshift.errors import UsageError
+from lakeshift.redact import redact
 
 
 def utcnow() -> datetime:
@@ -170,7 +171,8 @@ class ControlDB:
         with self._tx() as conn:
             res = conn.execute(update(partitions).where(and_(
                 partitions.c.id == partition_id, partitions.c.lease_owner == owner)).values(
-                state=state, cursor=cursor, last_error=error, lease_owner=None,
+                state=state, cursor=cursor, last_error=redact(error) if error else error,
+                lease_owner=None,
                 lease_expires=None, finished_at=now if state != "pending" else None,
                 duration_s=(func.coalesce(partitions.c.duration_s, 0.0) + duration),
                 **_stats(stats)))
@@ -209,7 +211,7 @@ class ControlDB:
         with self._tx() as conn:
             conn.execute(failures.insert(), [
                 {"job_id": job_id, "partition_id": partition_id, "run_id": run_id,
-                 "object_key": f.key, "error_kind": f.kind, "message": f.message[:4000],
+                 "object_key": f.key, "error_kind": f.kind, "message": redact(f.message)[:4000],
                  "attempts": f.attempts, "at": now, "skipped": int(getattr(f, "skipped", False))}
                 for f in items])
 
