@@ -1,11 +1,31 @@
-"""What several HTTP backends share: the loopback rule for plain HTTP."""
+"""What several HTTP backends share: the loopback rule for plain HTTP, the stall limit."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+from collections.abc import AsyncIterator
+from typing import TypeVar
 from urllib.parse import urlsplit
 
-from lakeshift.errors import UsageError
+from lakeshift.errors import TransientError, UsageError
+
+T = TypeVar("T")
+
+#: A data transfer whose connection moves no bytes for this many seconds is given up (a
+#: TransientError: retried).  There is deliberately no limit on a whole request: a large
+#: block under --max-bandwidth or over a slow link takes as long as it takes.  Read when
+#: each transfer starts, so it can be changed at run time (tests make it short).
+STALL_SECONDS = 120.0
+
+
+async def next_or_stall(chunks: AsyncIterator[T], seconds: float, what: str) -> T:
+    """The next item of ``chunks``; TransientError if none arrives within ``seconds``
+    (StopAsyncIteration at the end, as ``__anext__``)."""
+    try:
+        return await asyncio.wait_for(anext(chunks), seconds)
+    except TimeoutError:
+        raise TransientError(f"{what}: no data for {seconds:g} s (stalled)") from None
 
 
 def is_loopback(url: str) -> bool:

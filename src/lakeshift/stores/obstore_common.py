@@ -24,9 +24,15 @@ from lakeshift.redact import redact
 RETRY_CONFIG: Any = {"max_retries": 0, "retry_timeout": timedelta(seconds=30)}
 
 
+#: obstore's limit on a whole request, set far out of the way: a large ranged GET under
+#: --max-bandwidth or over a slow link may take hours.  Reads are bounded by the stall limit
+#: instead (``http.STALL_SECONDS``, applied in obstore_stream).
+REQUEST_LIMIT = timedelta(days=7)
+
+
 def client_options(allow_http: bool) -> Any:
     return {"allow_http": allow_http, "connect_timeout": timedelta(seconds=10),
-            "timeout": timedelta(seconds=300), "pool_idle_timeout": timedelta(seconds=60)}
+            "timeout": REQUEST_LIMIT, "pool_idle_timeout": timedelta(seconds=60)}
 
 
 _STATUS = re.compile(r"status(?: code)?:? (\d{3})")

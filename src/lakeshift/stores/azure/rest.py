@@ -42,6 +42,7 @@ from lakeshift.errors import (
 )
 from lakeshift.model import Data, ObjectInfo, ObjectProps
 from lakeshift.redact import redact
+from lakeshift.stores import http
 from lakeshift.stores.props import FOLDER_KEY, unquote_etag
 
 API_VERSION = "2023-11-03"
@@ -255,6 +256,17 @@ def _object_info(key: str, length: str | None, modified: str | None, etag: str |
                       meta.get(FOLDER_KEY, "").lower() == "true", meta)
 
 
+#: The pieces a whole object or block is handed to aiohttp in (views, no copies): each is a
+#: moment at which the stall limit can see whether the connection takes data.
+_SLICE = 256 * 1024
+
+
+async def _slices(data: Data) -> AsyncIterator[memoryview]:
+    view = memoryview(data).cast("B")
+    for i in range(0, len(view), _SLICE):
+        yield view[i:i + _SLICE]
+
+
 def _wire_id(block_id: str) -> str:
     """Block IDs travel base64-encoded (as the SDK sends them)."""
     return base64.b64encode(block_id.encode()).decode()
@@ -297,9 +309,9 @@ class LeanBlobClient:
     (close it).  Every method raises lakeshift errors (``status_error``).  Authorised by
     Shared Key (``key``), a SAS (``sas``) or Entra ID (``tokens``)."""
 
-    #: A streamed upload whose connection takes no data for this long is given up (and
-    #: retried).
-    stall_seconds: float = 120.0
+    #: An upload whose connection takes no data for this long is given up (and retried);
+    #: ``http.STALL_SECONDS`` when None.
+    stall_seconds: float | None = None
 
     def __init__(self, endpoint: str, account: str, container: str, key: str | None,
                  sas: str | None, tokens: BearerTokens | None = None,
@@ -399,8 +411,8 @@ class LeanBlobClient:
     async def put(self, key: str, data: Data, props: ObjectProps, md5: bytes,
                   metadata: dict[str, str], what: str) -> None:
         """Put Blob: the whole object in one request."""
-        await self._send("PUT", self._url(key), _blob_headers(props, md5, metadata), data,
-                         what)
+        await self._send_watched("PUT", self._url(key), _blob_headers(props, md5, metadata),
+                                 _slices(data), len(data), what)
 
     async def put_stream(self, key: str, size: int, chunks: AsyncIterator[bytes],
                          props: ObjectProps, md5: bytes, metadata: dict[str, str],
@@ -411,13 +423,30 @@ class LeanBlobClient:
         blob only when the two agree, so an object is proven end to end without the
         client hashing it.  Should ``chunks`` fail or fall short, the request is cut
         and no blob is created."""
+        await self._send_watched("PUT", self._url(key), _blob_headers(props, md5, metadata),
+                                 chunks, size, what)
+
+    async def put_block(self, key: str, block_id: str, data: Data, md5: bytes | None,
+                        what: str) -> None:
+        """Put Block, with the block's MD5 as Content-MD5 (the service checks it) if given."""
+        headers = {"Content-Type": "application/octet-stream"}
+        if md5 is not None:
+            headers["Content-MD5"] = base64.b64encode(md5).decode()
+        url = self._url(key, f"comp=block&blockid={quote(_wire_id(block_id), safe='')}")
+        await self._send_watched("PUT", url, headers, _slices(data), len(data), what)
+
+    async def _send_watched(self, method: str, url: str, headers: dict[str, str],
+                            chunks: AsyncIterator[bytes | memoryview], size: int,
+                            what: str) -> None:
+        """A request whose body (``size`` bytes from ``chunks``) may take any time to send,
+        but whose connection may not stop taking data for ``stall_seconds``."""
         failed: list[BaseException] = []
         # When the last chunk was handed to aiohttp and it has not asked for the next one:
         # the connection is not taking data.  (Time spent reading the source or waiting for
         # --max-bandwidth is not counted: the generator is running then.)
         handed: list[float | None] = [None]
 
-        async def body() -> AsyncIterator[bytes]:
+        async def body() -> AsyncIterator[bytes | memoryview]:
             try:
                 async for chunk in chunks:
                     handed[0] = time.monotonic()
@@ -433,19 +462,19 @@ class LeanBlobClient:
         # or --max-bandwidth paces it; a connection that takes nothing for stall_seconds is
         # given up instead.  Connecting, and the answer once the body is sent, keep theirs.
         streaming = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=300)
-        request = asyncio.ensure_future(self._send(
-            "PUT", self._url(key), _blob_headers(props, md5, metadata), body(), what,
-            length=size, timeout=streaming))
+        stall = self.stall_seconds or http.STALL_SECONDS
+        request = asyncio.ensure_future(self._send(method, url, headers, body(), what,
+                                                   length=size, timeout=streaming))
         try:
             while not request.done():
-                await asyncio.wait({request}, timeout=min(5.0, self.stall_seconds / 2))
+                await asyncio.wait({request}, timeout=min(5.0, stall / 2))
                 since = handed[0]
                 if not request.done() and since is not None and \
-                        time.monotonic() - since > self.stall_seconds:
+                        time.monotonic() - since > stall:
                     request.cancel()
                     await asyncio.gather(request, return_exceptions=True)
                     raise TransientError(f"{what}: the upload made no progress for "
-                                         f"{self.stall_seconds:.0f} s")
+                                         f"{stall:g} s")
             request.result()
         except LakeshiftError:
             # A failing source cuts the request: report the source's error, not the cut.
@@ -456,15 +485,6 @@ class LeanBlobClient:
             if not request.done():
                 request.cancel()
                 await asyncio.gather(request, return_exceptions=True)
-
-    async def put_block(self, key: str, block_id: str, data: Data, md5: bytes | None,
-                        what: str) -> None:
-        """Put Block, with the block's MD5 as Content-MD5 (the service checks it) if given."""
-        headers = {"Content-Type": "application/octet-stream"}
-        if md5 is not None:
-            headers["Content-MD5"] = base64.b64encode(md5).decode()
-        url = self._url(key, f"comp=block&blockid={quote(_wire_id(block_id), safe='')}")
-        await self._send("PUT", url, headers, data, what)
 
     async def put_block_list(self, key: str, block_ids: Sequence[str], props: ObjectProps,
                              md5: bytes | None, metadata: dict[str, str], what: str) -> None:
@@ -477,7 +497,7 @@ class LeanBlobClient:
     # -- the request ---------------------------------------------------------------
 
     async def _send(self, method: str, url: str, headers: dict[str, str],
-                    data: Data | AsyncIterator[bytes], what: str, length: int | None = None,
+                    data: Data | AsyncIterator[Data], what: str, length: int | None = None,
                     not_found: str = "", timeout: Any = None) -> tuple[Any, bytes]:
         """One request; returns the response headers and body on 2xx, else raises the
         lakeshift error for it.  ``length`` is required for a streamed body; ``not_found``
