@@ -411,8 +411,8 @@ class LeanBlobClient:
     async def put(self, key: str, data: Data, props: ObjectProps, md5: bytes,
                   metadata: dict[str, str], what: str) -> None:
         """Put Blob: the whole object in one request."""
-        await self._send_watched("PUT", self._url(key), _blob_headers(props, md5, metadata),
-                                 _slices(data), len(data), what)
+        await self._send_data("PUT", self._url(key), _blob_headers(props, md5, metadata),
+                              data, what)
 
     async def put_stream(self, key: str, size: int, chunks: AsyncIterator[bytes],
                          props: ObjectProps, md5: bytes, metadata: dict[str, str],
@@ -433,7 +433,26 @@ class LeanBlobClient:
         if md5 is not None:
             headers["Content-MD5"] = base64.b64encode(md5).decode()
         url = self._url(key, f"comp=block&blockid={quote(_wire_id(block_id), safe='')}")
-        await self._send_watched("PUT", url, headers, _slices(data), len(data), what)
+        await self._send_data("PUT", url, headers, data, what)
+
+    def _data_timeout(self) -> Any:
+        """No limit on the whole request, which lasts as long as the source is slow to read
+        or --max-bandwidth paces it; the answer must start within the stall limit once the
+        body is sent, connecting within 10 s."""
+        import aiohttp
+
+        stall = self.stall_seconds or http.STALL_SECONDS
+        return aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=stall)
+
+    async def _send_data(self, method: str, url: str, headers: dict[str, str], data: Data,
+                         what: str) -> None:
+        """A request carrying ``data``.  A body of one slice goes whole (the sockets'
+        buffers take it at once, so only the answer can stall); a larger one goes slice by
+        slice under the stall watch."""
+        if len(data) <= _SLICE:
+            await self._send(method, url, headers, data, what, timeout=self._data_timeout())
+        else:
+            await self._send_watched(method, url, headers, _slices(data), len(data), what)
 
     async def _send_watched(self, method: str, url: str, headers: dict[str, str],
                             chunks: AsyncIterator[bytes | memoryview], size: int,
@@ -456,15 +475,11 @@ class LeanBlobClient:
                 failed.append(e)
                 raise
 
-        import aiohttp
-
-        # No limit on the whole request, which lasts as long as the source is slow to read
-        # or --max-bandwidth paces it; a connection that takes nothing for stall_seconds is
-        # given up instead.  Connecting, and the answer once the body is sent, keep theirs.
-        streaming = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=300)
+        # A connection that takes nothing for the stall limit is given up (see
+        # _data_timeout for the rest).
         stall = self.stall_seconds or http.STALL_SECONDS
         request = asyncio.ensure_future(self._send(method, url, headers, body(), what,
-                                                   length=size, timeout=streaming))
+                                                   length=size, timeout=self._data_timeout()))
         try:
             while not request.done():
                 await asyncio.wait({request}, timeout=min(5.0, stall / 2))
