@@ -53,7 +53,7 @@ class ObstoreRange:
 
 
 #: The most obstore accumulates before handing bytes over (and the stall limit looks again).
-_PIECE = 256 * 1024
+_PIECE = 1024 * 1024
 
 
 def get_options(start: int | None, end: int | None, if_match: str | None) -> Any:
