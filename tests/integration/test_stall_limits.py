@@ -48,13 +48,12 @@ class Pace:
 
 
 class PacingProxy:
-    """A loopback proxy (its own thread and loop) that paces or stalls bodies; it records
-    when the client gave up on a stalled connection (``gave_up``)."""
+    """A loopback proxy (its own thread and loop) that paces or stalls bodies; it counts
+    the requests it paced (``paced``) and stalled (``stalled``)."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
         self.rules: list[Pace] = []
-        self.gave_up = 0
         self.paced = 0
         self.stalled = 0
         self._loop = asyncio.new_event_loop()
@@ -93,19 +92,13 @@ class PacingProxy:
         await runner.cleanup()
 
     async def _wait_or_client_gone(self, request: web.Request, seconds: float) -> None:
-        """Wait ``seconds``; count it in ``gave_up`` if the client leaves first (its
-        connection closes, or aiohttp cancels this handler for it)."""
+        """Wait ``seconds``, or until the client leaves."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
-        try:
-            while loop.time() < deadline:
-                if request.transport is None or request.transport.is_closing():
-                    self.gave_up += 1
-                    return
-                await asyncio.sleep(0.05)
-        except asyncio.CancelledError:
-            self.gave_up += 1
-            raise
+        while loop.time() < deadline:
+            if request.transport is None or request.transport.is_closing():
+                return
+            await asyncio.sleep(0.05)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         rule = self._take(request.method, request.path_qs)
@@ -138,6 +131,7 @@ class PacingProxy:
         resp.content_length = len(payload)
         await resp.prepare(request)
         if rule.kind == "stall_response":
+            self.stalled += 1
             await resp.write(payload[: len(payload) // 2])
             await self._wait_or_client_gone(request, rule.pause)
             return resp
@@ -200,7 +194,8 @@ def test_reads_paced_longer_than_the_stall_limit_succeed(
     s3_proxy.rules += [Pace("pace_response", "GET", r"/d/(whole|blocks)\.bin", uses=20)]
     res = _copy_to_local(bucket, tmp_path / "out")
     assert res.exit_code == 0 and res.failures == []
-    assert s3_proxy.paced >= 2 and s3_proxy.gave_up == 0
+    # One GET each: none was given up and sent again.
+    assert s3_proxy.paced == 2
     for k, v in objs.items():
         assert (tmp_path / "out" / k[2:]).read_bytes() == v
 
@@ -208,12 +203,13 @@ def test_reads_paced_longer_than_the_stall_limit_succeed(
 def test_a_stalled_read_is_given_up_and_read_again(
         s3_proxy: PacingProxy, s3: Any, bucket: str, tmp_path: Path) -> None:
     objs = _seed(s3, bucket)
-    # Half of each body, then nothing: only giving up on the stall lets the copy finish.
+    # Half of each body, then nothing for an hour: only giving up on the stall lets the copy
+    # finish (the proxy may notice the client leaving only after the copy has returned).
     s3_proxy.rules += [Pace("stall_response", "GET", r"/d/whole\.bin"),
                        Pace("stall_response", "GET", r"/d/blocks\.bin")]
     res = _copy_to_local(bucket, tmp_path / "out")
     assert res.exit_code == 0 and res.failures == []
-    assert s3_proxy.gave_up == 2
+    assert s3_proxy.stalled == 2
     for k, v in objs.items():
         assert (tmp_path / "out" / k[2:]).read_bytes() == v
 
@@ -229,7 +225,8 @@ def test_uploads_paced_longer_than_the_stall_limit_succeed(
     res = lakeshift.copy(f"s3://{bucket}/d/", f"az://{container}/o/", block_size=12 * MiB,
                          single_put_max=16 * MiB)
     assert res.exit_code == 0 and res.failures == []
-    assert az_proxy.paced >= 3 and az_proxy.gave_up == 0
+    # Put Blob, two Put Blocks and Put Block List, each once: none was given up.
+    assert az_proxy.paced == 4
     for k, v in objs.items():
         assert blob_bytes(blob_service, container, "o/" + k[2:]) == v
 
