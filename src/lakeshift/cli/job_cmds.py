@@ -163,7 +163,7 @@ def run(
 
 def _print_run(result: RunResult, as_json: bool) -> None:
     s, job = result.stats, result.job
-    summary = {"job": job, "run_id": result.run_id,
+    summary = {"job": job, "run_id": result.run_id, "run_number": result.number,
                "nothing_to_do": result.nothing_to_do,
                "partitions_succeeded": result.succeeded,
                "partitions_failed": result.failed,
@@ -181,11 +181,11 @@ def _print_run(result: RunResult, as_json: bool) -> None:
         return
     if result.nothing_to_do:
         print(f"Job {job!r}: nothing to do — every partition has succeeded already "
-              f"(lakeshift status --job {job}). To copy what changed at the source since, "
-              f"plan it again: lakeshift plan --replan --job {job} …")
+              f"(lakeshift status --job {job}).")
         return
     skipped = f" ({skip_reasons(s.skipped_by_reason)})" if s.skipped else ""
-    print(f"Run {result.run_id} of job {job!r}: {count(result.succeeded, 'partition')} "
+    run = f"Run {result.number}" if result.number else f"Run id {result.run_id}"
+    print(f"{run} of job {job!r}: {count(result.succeeded, 'partition')} "
           f"succeeded, {result.failed} failed; {count(s.copied, 'object')} copied "
           f"({human_bytes(s.bytes_transferred)}), {s.skipped} skipped{skipped}, {s.failed} "
           f"failed, in {s.duration:.1f} s")
