@@ -50,8 +50,9 @@ class PlainProgress:
 
     def line(self, now: float) -> None:
         rate = self.bytes / max(now - self.started, 1e-9)
-        total = f"{self.listed}" + ("" if self.listing_done else "+")
-        of = count(self.listed, "object") if self.listing_done else f"{total} objects"
+        # While the listing goes on the total is a lower bound: "12/40+ objects".
+        of = (count(self.listed, "object") if self.listing_done
+              else f"{self.listed}+ objects")
         print(f"progress: {self.done}/{of}, {human_bytes(self.bytes)} "
               f"({human_bytes(rate)}/s), {self.failed} failed", file=self.stream, flush=True)
 
@@ -96,6 +97,8 @@ class RichProgress:
         from rich.text import Text
 
         class Computed(ProgressColumn):
+            """A column whose text is a function of the task (rich is imported late)."""
+
             def __init__(self, render: Any) -> None:
                 super().__init__()
                 self.render_task = render
