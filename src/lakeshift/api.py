@@ -23,7 +23,8 @@ import csv
 import json
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -33,7 +34,7 @@ from lakeshift.engine.check import check_pair
 from lakeshift.engine.copy_options import copy_options
 from lakeshift.engine.events import Subscriber
 from lakeshift.engine.pipeline import CopyOptions, CopyResult, copy_async
-from lakeshift.errors import UsageError
+from lakeshift.errors import LakeshiftError, UsageError
 from lakeshift.model import (
     CheckResult,
     FailedObject,
@@ -141,16 +142,52 @@ def plan(sources: str | Sequence[str] = (), destination: str | None = None, *, j
         if prefixes:
             raise UsageError("use --prefix or --partitions-file, not both")
         prefixes = read_partitions_file(Path(partitions_file))
-    control = _control(db, create=True)
-    try:
+    with _planning_db(db) as control:
         j = create_plan(control, job, srcs, destination, store_options or StoreOptions(),
                         prefixes, partition_by, target_objects, adf_control_table,
                         list(include), list(exclude), overwrite, folder_markers,
                         sorted(skip_error_kinds(skip_errors)), invalid_names,
                         delete_source_after_verify)
         return PlanResult(control.shown, _job_status(control, j, True))
+
+
+@contextmanager
+def _planning_db(db: str) -> Iterator[ControlDB]:
+    """The control DB to write a job in, created if missing.  The job is written in one
+    transaction, last: a plan that fails before it leaves no job, and no DB file that was
+    created only to hold it."""
+    new_file = _new_sqlite_file(db)
+    control: ControlDB | None = None
+    try:
+        control = _control(db, create=True)
+        yield control
+    except BaseException:
+        if control is not None:
+            control.close()
+            control = None
+        if new_file is not None:
+            for path in (new_file, *(Path(f"{new_file}{s}") for s in ("-wal", "-shm",
+                                                                       "-journal"))):
+                path.unlink(missing_ok=True)
+        raise
     finally:
-        control.close()
+        if control is not None:
+            control.close()
+
+
+def _new_sqlite_file(db: str) -> Path | None:
+    """The SQLite file ``db`` names when it does not exist yet (else None)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(db)
+    except ArgumentError:
+        return None  # ControlDB says what is wrong with it
+    if not url.drivername.startswith("sqlite") or url.database in (None, "", ":memory:"):
+        return None
+    path = Path(url.database)
+    return None if path.exists() else path
 
 
 def run(*, job: str = "", db: str = DEFAULT_DB, batch_count: int = 4, concurrency: int = 32,
@@ -193,6 +230,8 @@ def run(*, job: str = "", db: str = DEFAULT_DB, batch_count: int = 4, concurrenc
             subscribers, lease_s=lease_seconds,
             heartbeat_s=max(1.0, min(5.0, lease_seconds / 4))))
         result.job = j.name
+        result.number = next((r.number for r in map(_run_status, control.runs(j.id))
+                              if r.id == result.run_id), None)
         return result
     finally:
         control.close()
@@ -201,8 +240,7 @@ def run(*, job: str = "", db: str = DEFAULT_DB, batch_count: int = 4, concurrenc
 def _plan_from_config(cfg: JobConfig) -> None:
     from lakeshift.plan.jobplan import create_plan
 
-    control = _control(cfg.db, create=True)
-    try:
+    with _planning_db(cfg.db) as control:
         if cfg.name in {j.name for j in control.jobs()}:
             return
         create_plan(control, cfg.name, cfg.sources, cfg.destination, cfg.store,
@@ -210,8 +248,6 @@ def _plan_from_config(cfg: JobConfig) -> None:
                     "auto" if cfg.mode == "auto" else "none", cfg.target_objects,
                     cfg.adf_control_table if cfg.mode == "adf" else None, [], [],
                     "if-different", "skip")
-    finally:
-        control.close()
 
 
 def plan_job(sources: list[str], destination: str, *, job: str, db: str = DEFAULT_DB,
@@ -267,7 +303,7 @@ def _run_status(r: Any) -> RunStatus:
                      partitions_failed=r["partitions_failed"], copied=r["copied"],
                      bytes=r["bytes"], started_at=_as_utc(r["started_at"]),
                      finished_at=_as_utc(r["finished_at"]),
-                     settings=json.loads(r["settings"]))
+                     settings=json.loads(r["settings"]), number=r.get("number") or None)
 
 
 def _job_status(control: ControlDB, job: Job, detail: bool) -> JobStatus:
@@ -373,17 +409,27 @@ def verify(source: str | None = None, destination: str | None = None, *,
                         max_bandwidth=max_bandwidth)
     prefix = report or Path(time.strftime("lakeshift-verify-%Y%m%d-%H%M%S"))
     csv_path, json_path = Path(f"{prefix}.csv"), Path(f"{prefix}.json")
+    made = _make_folders(csv_path.parent)
     try:
         fh = open(csv_path, "w", newline="", encoding="utf-8")  # noqa: SIM115
     except OSError as e:
+        _remove_folders(made)
         raise UsageError(f"cannot write the report {csv_path}: {e.strerror}") from None
-    with fh:
-        opts = VerifyOptions(deep=deep, concurrency=concurrency, include=tuple(include),
-                             exclude=tuple(exclude), invalid_names=invalid_names,
-                             adaptive=pace.adaptive,
-                             max_requests_per_second=pace.max_requests_per_second,
-                             max_bandwidth=pace.max_bandwidth)
-        result = asyncio.run(verify_async(pairs, opts, Report(fh)))
+    opts = VerifyOptions(deep=deep, concurrency=concurrency, include=tuple(include),
+                         exclude=tuple(exclude), invalid_names=invalid_names,
+                         adaptive=pace.adaptive,
+                         max_requests_per_second=pace.max_requests_per_second,
+                         max_bandwidth=pace.max_bandwidth)
+    try:
+        with fh:
+            result = asyncio.run(verify_async(pairs, opts, Report(fh)))
+    except (LakeshiftError, BaseExceptionGroup):
+        # Stopped before a verdict (credentials rejected, a missing container): a report
+        # with only its header would read as "no differences".  (After Ctrl-C the rows
+        # found so far stay.)
+        csv_path.unlink(missing_ok=True)
+        _remove_folders(made)
+        raise
     s = write_summary(json_path, result, {"verified_what": label, "deep": deep,
                                           "report_csv": str(csv_path)})
     return VerifyResult(
@@ -393,6 +439,24 @@ def verify(source: str | None = None, destination: str | None = None, *,
         differences=s["differences"], renamed=s["renamed"],
         unverifiable_reasons=dict(s["unverifiable_reasons"]), bytes_read=s["bytes_read"],
         duration_s=s["duration_s"], exit_code=result.exit_code, summary=s)
+
+
+def _make_folders(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; return those created, deepest first."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot create the report folder {folder}: {e.strerror}") from None
+    return missing
+
+
+def _remove_folders(folders: list[Path]) -> None:
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def _job_pairs(db: str, job: str, so: StoreOptions) -> tuple[list[Pair], str, str]:
@@ -407,7 +471,8 @@ def _job_pairs(db: str, job: str, so: StoreOptions) -> tuple[list[Pair], str, st
                               range_end=r["range_end"])
             pairs.append((StoreConfig(parse_url(r["source"]), options),
                           StoreConfig(parse_url(r["destination"]), options), spec, None))
-        return (pairs, f"job {job} ({len(pairs)} partitions)",
+        n = len(pairs)
+        return (pairs, f"job {job} ({n} partition{'' if n == 1 else 's'})",
                 str(j.options.get("invalid_names", "fail")))
     finally:
         control.close()

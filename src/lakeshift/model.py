@@ -69,6 +69,9 @@ class TransferStats:
     bytes_transferred: int = 0
     #: Objects skipped because of --skip-errors / --invalid-names skip (part of skipped).
     skipped_errors: int = 0
+    #: Skipped objects by reason: identical, exists, folder-marker, or a skipped error's
+    #: kind (missing, forbidden, invalid-name); the counts add up to ``skipped``.
+    skipped_by_reason: dict[str, int] = field(default_factory=dict)
     renamed: int = 0
     throttled: int = 0
     #: --delete-source-after-verify: source objects deleted, and kept (not provable).
@@ -99,10 +102,18 @@ class RunResult:
     remaining_failed: int = 0  # failed partitions of the job after this run
     remaining_pending: int = 0
     job: str = ""  # the job's name (set by lakeshift.run)
+    #: The run's number within its job (set by lakeshift.run when the DB numbers runs).
+    number: int | None = None
 
     @property
     def exit_code(self) -> int:
         return 1 if self.failed or self.remaining_failed else 0
+
+    @property
+    def nothing_to_do(self) -> bool:
+        """No partition was left to run: every one had succeeded before this run."""
+        return not (self.succeeded or self.failed or self.remaining_failed
+                    or self.remaining_pending or self.errors)
 
 
 @dataclass(frozen=True)
@@ -183,6 +194,7 @@ class PartitionStatus:
 class RunStatus:
     """One ``run`` of a job (newest first in JobStatus.runs).  Times are UTC."""
 
+    #: The run's id in the control DB (unique across jobs).
     id: int
     state: str
     owner: str
@@ -194,6 +206,9 @@ class RunStatus:
     started_at: datetime | None
     finished_at: datetime | None
     settings: Mapping[str, object]
+    #: The run's number within its job (1, 2, 3 …); None in a control DB that does not
+    #: number runs.
+    number: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import tempfile
@@ -62,14 +63,25 @@ app.command("failures", help="Every object that failed in a job: key, error clas
             "failed.csv")(job_cmds.failures)
 
 
-def _internal_error(exc: BaseException) -> int:
+def _error(kind: str, message: str, exit_code: int, as_json: bool) -> int:
+    """One line on stderr; with ``--json`` also ``{"error": {...}}`` on stdout, so a script
+    reading stdout gets JSON whatever happened."""
+    message = redact(message)
+    print(f"lakeshift: {message}", file=sys.stderr)
+    if as_json:
+        json.dump({"error": {"kind": kind, "message": message, "exit_code": exit_code}},
+                  sys.stdout)
+        print()
+    return exit_code
+
+
+def _internal_error(exc: BaseException, as_json: bool) -> int:
     fd, path = tempfile.mkstemp(prefix=f"lakeshift-error-{time.strftime('%Y%m%d-%H%M%S')}-",
                                 suffix=".log")
     with os.fdopen(fd, "w") as f:
         f.write(redact("".join(traceback.format_exception(exc))))
-    print(f"lakeshift: internal error ({type(exc).__name__}); this is a bug — the traceback is "
-          f"in {path}", file=sys.stderr)
-    return 4
+    return _error("internal", f"internal error ({type(exc).__name__}); this is a bug — the "
+                  f"traceback is in {path}", 4, as_json)
 
 
 def _click_exceptions() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...],
@@ -100,6 +112,7 @@ def _interrupted() -> int:
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (never raises)."""
     exits, aborts, click_errors = _click_exceptions()
+    as_json = "--json" in (sys.argv[1:] if argv is None else argv)
     try:
         result = app(args=argv, standalone_mode=False, prog_name="lakeshift")
         code = int(result) if isinstance(result, int) else 0
@@ -107,8 +120,7 @@ def run(argv: list[str] | None = None) -> int:
             _interrupted()
         return code
     except LakeshiftError as e:
-        print(f"lakeshift: {redact(str(e))}", file=sys.stderr)
-        return e.exit_code
+        return _error(e.kind, str(e), e.exit_code, as_json)
     except exits as e:
         code = int(getattr(e, "exit_code", 0))
         if code == 130:
@@ -117,18 +129,16 @@ def run(argv: list[str] | None = None) -> int:
     except aborts:
         return _interrupted()
     except click_errors as e:
-        print(f"lakeshift: {redact(e.format_message())} (see --help)", file=sys.stderr)
-        return 2
+        return _error("usage", f"{e.format_message()} (see --help)", 2, as_json)
     except (KeyboardInterrupt, asyncio.CancelledError):
         return _interrupted()
     except BaseExceptionGroup as eg:
         for inner in eg.exceptions:
             if isinstance(inner, LakeshiftError):
-                print(f"lakeshift: {redact(str(inner))}", file=sys.stderr)
-                return inner.exit_code
-        return _internal_error(eg)
+                return _error(inner.kind, str(inner), inner.exit_code, as_json)
+        return _internal_error(eg, as_json)
     except Exception as e:
-        return _internal_error(e)
+        return _internal_error(e, as_json)
 
 
 def main() -> NoReturn:

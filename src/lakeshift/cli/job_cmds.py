@@ -37,6 +37,7 @@ from lakeshift.cli.options import (
 from lakeshift.cli.progress import progress_subscribers
 from lakeshift.cli.sizes import human_bytes
 from lakeshift.cli.status_view import print_partitions, print_status
+from lakeshift.cli.text import count, skip_reasons
 from lakeshift.model import RunResult
 
 PLAN_HELP = """Write a job and its partitions to the control DB (nothing is copied yet).
@@ -118,7 +119,7 @@ def plan(
     if show or as_json or not result.created:
         print_partitions(result.job, as_json)
     else:
-        print(f"job {job!r}: {result.job.partitions} partitions planned in {result.db} "
+        print(f"job {job!r}: {count(result.job.partitions, 'partition')} planned in {result.db} "
               f"(lakeshift plan --show --job {job}; lakeshift run --job {job})")
     return 0
 
@@ -162,27 +163,36 @@ def run(
 
 def _print_run(result: RunResult, as_json: bool) -> None:
     s, job = result.stats, result.job
-    summary = {"job": job, "run_id": result.run_id,
+    summary = {"job": job, "run_id": result.run_id, "run_number": result.number,
+               "nothing_to_do": result.nothing_to_do,
                "partitions_succeeded": result.succeeded,
                "partitions_failed": result.failed,
                "partitions_failed_total": result.remaining_failed,
                "partitions_left": result.remaining_pending,
-               "copied": s.copied, "skipped": s.skipped, "failed": s.failed,
-               "bytes": s.bytes_transferred, "duration_s": round(s.duration, 3),
+               "copied": s.copied, "skipped": s.skipped,
+               "skipped_by_reason": dict(sorted(s.skipped_by_reason.items())),
+               "failed": s.failed, "bytes": s.bytes_transferred,
+               "duration_s": round(s.duration, 3),
                "errors": [{"partition": p, "error": e} for p, e in result.errors],
                "exit_code": result.exit_code}
     if as_json:
         json.dump(summary, sys.stdout, indent=2)
         print()
         return
-    print(f"Run {result.run_id} of job {job!r}: {result.succeeded} partitions "
-          f"succeeded, {result.failed} failed; {s.copied} objects copied "
-          f"({human_bytes(s.bytes_transferred)}), {s.skipped} skipped, {s.failed} "
+    if result.nothing_to_do:
+        print(f"Job {job!r}: nothing to do — every partition has succeeded already "
+              f"(lakeshift status --job {job}).")
+        return
+    skipped = f" ({skip_reasons(s.skipped_by_reason)})" if s.skipped else ""
+    run = f"Run {result.number}" if result.number else f"Run id {result.run_id}"
+    print(f"{run} of job {job!r}: {count(result.succeeded, 'partition')} "
+          f"succeeded, {result.failed} failed; {count(s.copied, 'object')} copied "
+          f"({human_bytes(s.bytes_transferred)}), {s.skipped} skipped{skipped}, {s.failed} "
           f"failed, in {s.duration:.1f} s")
     for p, e in result.errors[:20]:
         print(f"  FAILED partition {p}: {e}")
     if result.remaining_pending:
-        print(f"  {result.remaining_pending} partitions still pending or running "
+        print(f"  {count(result.remaining_pending, 'partition')} still pending or running "
               "(held by another process, or interrupted)")
     if result.exit_code:
         print(f"  rerun `lakeshift run --job {job}` to retry the failed partitions; "
@@ -206,6 +216,11 @@ def failures(
                         ] = None,
 ) -> int:
     result = api.failures(job=job, db=db, csv_file="-" if csv_file is None else csv_file)
-    if csv_file is not None:
-        print(f"{result.count} failures of job {job!r} written to {csv_file}")
+    if result.count == 0:
+        # On stderr when the CSV goes to stdout, which stays a valid (header-only) CSV.
+        print(f"job {job!r} has no failed or skipped objects" + (
+            f"; {csv_file} holds only the header" if csv_file is not None else ""),
+            file=sys.stderr if csv_file is None else sys.stdout)
+    elif csv_file is not None:
+        print(f"{count(result.count, 'failure')} of job {job!r} written to {csv_file}")
     return 0

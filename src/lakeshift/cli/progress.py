@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Any, TextIO
 
 from lakeshift.cli.sizes import human_bytes
+from lakeshift.cli.text import count
 from lakeshift.engine.events import (
     BytesMoved,
     Event,
@@ -49,12 +50,35 @@ class PlainProgress:
 
     def line(self, now: float) -> None:
         rate = self.bytes / max(now - self.started, 1e-9)
-        total = f"{self.listed}" + ("" if self.listing_done else "+")
-        print(f"progress: {self.done}/{total} objects, {human_bytes(self.bytes)} "
+        # While the listing goes on the total is a lower bound: "12/40+ objects".
+        of = (count(self.listed, "object") if self.listing_done
+              else f"{self.listed}+ objects")
+        print(f"progress: {self.done}/{of}, {human_bytes(self.bytes)} "
               f"({human_bytes(rate)}/s), {self.failed} failed", file=self.stream, flush=True)
 
     def close(self) -> None:
         return None
+
+
+def _done_of_total(task: Any) -> str:
+    """``12/40 objects`` on the objects row, ``1.2 MiB/3.4 MiB`` on the bytes row: the
+    summary's units (binary), never a raw byte count."""
+    total = task.total
+    if task.fields.get("unit") == "bytes":
+        return human_bytes(task.completed) + (f"/{human_bytes(total)}" if total else "")
+    done = int(task.completed)
+    return (f"{done}/{count(int(total), 'object')}" if total is not None
+            else count(done, "object"))
+
+
+def _rate(task: Any) -> str:
+    """MiB/s like the summary's throughput; objects per second on the objects row."""
+    speed = task.finished_speed or task.speed
+    if speed is None:
+        return "?"
+    if task.fields.get("unit") == "bytes":
+        return f"{human_bytes(speed)}/s"
+    return f"{speed:.1f} objects/s"
 
 
 class RichProgress:
@@ -64,21 +88,30 @@ class RichProgress:
         from rich.console import Console
         from rich.progress import (
             BarColumn,
-            DownloadColumn,
-            MofNCompleteColumn,
             Progress,
+            ProgressColumn,
             TextColumn,
             TimeElapsedColumn,
             TimeRemainingColumn,
-            TransferSpeedColumn,
         )
+        from rich.text import Text
+
+        class Computed(ProgressColumn):
+            """A column whose text is a function of the task (rich is imported late)."""
+
+            def __init__(self, render: Any) -> None:
+                super().__init__()
+                self.render_task = render
+
+            def render(self, task: Any) -> Text:
+                return Text(self.render_task(task))
 
         self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            DownloadColumn(binary_units=True), TransferSpeedColumn(), TimeElapsedColumn(),
-            TimeRemainingColumn(), console=Console(stderr=True), transient=False)
-        self.files: Any = self.progress.add_task("objects", total=None)
-        self.data: Any = self.progress.add_task("bytes  ", total=None)
+            TextColumn("[bold]{task.description}"), BarColumn(), Computed(_done_of_total),
+            Computed(_rate), TimeElapsedColumn(), TimeRemainingColumn(),
+            console=Console(stderr=True), transient=False)
+        self.files: Any = self.progress.add_task("objects", total=None, unit="objects")
+        self.data: Any = self.progress.add_task("bytes  ", total=None, unit="bytes")
         self.listed = 0
         self.listed_bytes = 0
         self.listing_done = False

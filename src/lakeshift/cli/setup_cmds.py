@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
@@ -59,17 +61,55 @@ def check(
 
 
 def _ask(text: str, default: str | None = None, choices: tuple[str, ...] = ()) -> str:
+    return _ask_until(text, default, lambda a: not choices or a in choices,
+                      f"one of: {', '.join(choices)}")
+
+
+def _ask_count(text: str, default: int) -> int:
+    return int(_ask_until(text, str(default), lambda a: a.isdigit() and int(a) >= 1,
+                          "a whole number of at least 1"))
+
+
+def _ask_until(text: str, default: str | None, valid: Callable[[str], bool],
+               hint: str) -> str:
+    """Ask until the answer is valid.  When the answers run out after a wrong one, that
+    wrong answer is the error (one line), not a traceback or a silent default."""
+    wrong: str | None = None
     while True:
         try:
-            answer = typer.prompt(text, default=default, show_default=default not in (None, ""))
+            answer = typer.prompt(text, default=default,
+                                  show_default=default not in (None, ""))
         except (EOFError, typer.Abort):
-            raise UsageError("init is interactive and got no answer: answer its questions, or "
-                             "use the flags (lakeshift plan --help, lakeshift run --help)"
+            if wrong is not None:
+                raise UsageError(f"init: {text!r} wants {hint}, not {wrong!r}") from None
+            raise UsageError("init is interactive and got no answer: answer its questions, "
+                             "or use the flags (lakeshift plan --help, lakeshift run --help)"
                              ) from None
         answer = str(answer).strip()
-        if not choices or answer in choices:
+        if valid(answer):
             return answer
-        print(f"  one of: {', '.join(choices)}")
+        wrong = answer
+        print(f"  {hint}")
+
+
+def _schedule_ok(text: str) -> bool:
+    try:
+        api.parse_schedule(text)
+    except UsageError:
+        return False
+    return True
+
+
+def _check_writable(output: Path) -> None:
+    """Before any question: refuse a path init could not write at the end.  Missing
+    folders are created then; the nearest existing one must be a writable folder."""
+    if output.is_dir():
+        raise UsageError(f"{output} is a folder: give the config's file name, e.g. "
+                         f"-o {output / 'lakeshift.toml'}")
+    existing = next(p for p in output.absolute().parents if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write {output}: {existing} is not a folder you can write "
+                         "to; choose another path with -o")
 
 
 def init(
@@ -77,8 +117,9 @@ def init(
                       ] = Path("lakeshift.toml"),
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> int:
-    if output.exists() and not force:
+    if output.exists() and not output.is_dir() and not force:
         raise UsageError(f"{output} exists: pass --force to overwrite it, or -o another path")
+    _check_writable(output)
     print("lakeshift init — each answer has a flag; secrets are never asked for or written.\n")
     sources = _ask("Source URL(s), comma-separated (s3://bucket/prefix, az://…, a path)")
     src_list = [s.strip() for s in sources.split(",") if s.strip()]
@@ -115,20 +156,24 @@ def init(
         prefixes = [p.strip() for p in _ask("Prefixes under the source, comma-separated")
                     .split(",") if p.strip()]
     elif mode == "auto":
-        target = int(_ask("Objects per partition", "100000"))
+        target = _ask_count("Objects per partition", 100_000)
     elif mode == "adf":
         adf_table = _ask("Control table name", "s3_partition_control_table")
     name = _ask("Job name", "migration")
     db = _ask("Control DB URL", "sqlite:///lakeshift.db")
-    batch = int(_ask("Partitions at a time (batch count)", "4"))
-    concurrency = int(_ask("Objects in flight (concurrency)", "32"))
-    schedule = _ask("Run once, or on a schedule (\"every 30m\")", "once")
-    api.parse_schedule(schedule)
+    batch = _ask_count("Partitions at a time (batch count)", 4)
+    concurrency = _ask_count("Objects in flight (concurrency)", 32)
+    schedule = _ask_until("Run once, or on a schedule (\"every 30m\")", "once", _schedule_ok,
+                          "once, or every N followed by s, m, h or d (every 30m)")
     cfg = JobConfig(name=name, db=db, sources=src_list, destination=dst, store=so,
                                 mode=mode, prefixes=prefixes, target_objects=target,
                                 adf_control_table=adf_table or None, batch_count=batch,
                                 concurrency=concurrency)
-    output.write_text(api.config_text(cfg, schedule), encoding="utf-8")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(api.config_text(cfg, schedule), encoding="utf-8")
+    except OSError as e:
+        raise UsageError(f"cannot write {output}: {e.strerror}") from None
     print(f"\nwrote {output}. Run it with:\n  lakeshift run --config {output}\n"
           "or with flags:\n  " + equivalent_flags(cfg))
     return 0

@@ -10,6 +10,7 @@ from typing import Any
 
 from lakeshift.api import JobStatus, PartitionStatus, RunStatus, StatusResult
 from lakeshift.cli.sizes import human_bytes
+from lakeshift.cli.text import count, shorten
 
 
 def _t(value: datetime | None) -> str | None:
@@ -41,6 +42,10 @@ def job_dict(job: JobStatus) -> dict[str, Any]:
     return out
 
 
+#: Characters of a partition's last error in the text table (whole in --json).
+_ERROR_WIDTH = 120
+
+
 def print_partitions(job: JobStatus, as_json: bool) -> None:
     if as_json:
         json.dump(job_dict(job), sys.stdout, indent=2)
@@ -50,8 +55,9 @@ def print_partitions(job: JobStatus, as_json: bool) -> None:
     from rich.table import Table
 
     t = Table(title=f"job {job.job} → {job.destination}", title_justify="left")
-    for col in ("#", "state", "source / prefix", "range", "objects", "bytes", "MB/s",
+    for col in ("#", "state", "source / prefix", "range", "objects", "bytes", "rate",
                 "duration", "last error"):
+        # Long cells wrap at words; only a single word wider than its column is folded.
         t.add_column(col, overflow="fold")
     for p in job.partition_table:
         rng = ""
@@ -59,8 +65,8 @@ def print_partitions(job: JobStatus, as_json: bool) -> None:
             rng = f"[{p.range_start or ''}, {p.range_end or '…'})"
         t.add_row(str(p.seq), p.state, f"{p.source}{p.prefix}", rng,
                   f"{p.copied}/{p.listed}", human_bytes(p.bytes),
-                  f"{p.throughput_bytes_per_s / 1e6:.1f}", f"{p.duration_s:.1f}s",
-                  (p.last_error or "")[:120])
+                  f"{human_bytes(p.throughput_bytes_per_s)}/s", f"{p.duration_s:.1f}s",
+                  shorten(p.last_error or "", _ERROR_WIDTH))
     Console(width=160).print(t)
 
 
@@ -74,15 +80,16 @@ def print_status(result: StatusResult, job_name: str | None, as_json: bool) -> N
         print(f"{result.db}: no jobs yet (lakeshift plan … --job NAME)")
         return
     for d in result.jobs:
-        print(f"job {d.job} → {d.destination}: {d.partitions} partitions — "
+        print(f"job {d.job} → {d.destination}: {count(d.partitions, 'partition')} — "
               f"{d.succeeded} succeeded, {d.failed} failed, {d.running} running, "
-              f"{d.pending} pending; {d.copied} objects, {human_bytes(d.bytes)} "
-              f"copied, {d.failed_objects} objects failed")
+              f"{d.pending} pending; {count(d.copied, 'object')}, {human_bytes(d.bytes)} "
+              f"copied, {count(d.failed_objects, 'object')} failed")
     if job_name:
         job = result.jobs[0]
         print_partitions(job, False)
         for r in job.runs[:5]:
-            print(f"  run {r.id} {r.state:<11} {_t(r.started_at)} → "
+            label = f"run {r.number}" if r.number else f"run id {r.id}"
+            print(f"  {label} {r.state:<11} {_t(r.started_at)} → "
                   f"{_t(r.finished_at) or '…'}  batch {r.batch_count}, "
                   f"{r.partitions_succeeded} ok / {r.partitions_failed} failed, "
-                  f"{r.copied} objects, {human_bytes(r.bytes)}")
+                  f"{count(r.copied, 'object')}, {human_bytes(r.bytes)}")

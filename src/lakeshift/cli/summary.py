@@ -8,6 +8,7 @@ from typing import Any
 
 from lakeshift.api import CopyResult
 from lakeshift.cli.sizes import human_bytes
+from lakeshift.cli.text import count, noun, skip_reasons
 
 
 def summary_dict(result: CopyResult, source: str, destination: str) -> dict[str, Any]:
@@ -26,6 +27,7 @@ def summary_dict(result: CopyResult, source: str, destination: str) -> dict[str,
         "failed_bytes": s.failed_bytes,
         "bytes_transferred": s.bytes_transferred,
         "skipped_errors": s.skipped_errors,
+        "skipped_by_reason": dict(sorted(s.skipped_by_reason.items())),
         "renamed": s.renamed,
         "throttled": s.throttled,
         "sources_deleted": s.sources_deleted,
@@ -51,27 +53,32 @@ def print_summary(result: CopyResult, source: str, destination: str, as_json: bo
         sys.stdout.write("\n")
         return
     verb = "would copy" if result.dry_run else "copied"
+
+    def row(label: str, n: int, nbytes: int) -> str:
+        return f"  {label:<8} {n:>10} {noun(n, 'object'):<7}  {human_bytes(nbytes)}"
+
     lines = [
         f"{'Dry run' if result.dry_run else 'Copy'}: {source} → {destination}",
-        f"  listed   {d['listed']:>10} objects  {human_bytes(d['listed_bytes'])}",
-        f"  {verb:<8} {d['copied']:>10} objects  {human_bytes(d['copied_bytes'])}",
-        f"  skipped  {d['skipped']:>10} objects  {human_bytes(d['skipped_bytes'])} "
-        "(identical at the destination, or filtered folder markers)",
-        f"  failed   {d['failed']:>10} objects  {human_bytes(d['failed_bytes'])}",
-        f"  duration {d['duration_s']:>10.1f} s       " + (
+        row("listed", d["listed"], d["listed_bytes"]),
+        row(verb, d["copied"], d["copied_bytes"]),
+        row("skipped", d["skipped"], d["skipped_bytes"]) + (
+            f" ({skip_reasons(d['skipped_by_reason'])})" if d["skipped"] else ""),
+        row("failed", d["failed"], d["failed_bytes"]),
+        f"  duration {d['duration_s']:>10.1f} s        " + (
             f"{human_bytes(d['throughput_bytes_per_s'])}/s, {d['objects_per_s']} objects/s"
-            if d["copied"] else f"nothing to copy; {d['listed']} objects compared"),
+            if d["copied"] else
+            f"nothing to copy; {count(d['listed'], 'object')} compared"),
     ]
-    if d["skipped_errors"]:
-        lines.append(f"  of the skipped, {d['skipped_errors']} were skipped because of an error "
-                     "(--skip-errors / --invalid-names skip)")
     if d["renamed"]:
-        lines.append(f"  renamed  {d['renamed']:>10} objects (--invalid-names encode)")
+        lines.append(f"  renamed  {d['renamed']:>10} {noun(d['renamed'], 'object')} "
+                     "(--invalid-names encode)")
     if d["sources_deleted"] or d["sources_kept"]:
-        lines.append(f"  moved    {d['sources_deleted']:>10} source objects deleted after "
-                     f"verification, {d['sources_kept']} kept (not provably copied)")
+        lines.append(f"  moved    {d['sources_deleted']:>10} source "
+                     f"{noun(d['sources_deleted'], 'object')} deleted after verification, "
+                     f"{d['sources_kept']} kept (not provably copied)")
     if d["throttled"]:
-        lines.append(f"  throttled {d['throttled']:>9} requests (retried; concurrency adapted)")
+        lines.append(f"  throttled {d['throttled']:>9} {noun(d['throttled'], 'request')} "
+                     "(retried; concurrency adapted)")
     for f in result.failures[:20]:
         lines.append(f"  {'SKIPPED' if f.skipped else 'FAILED'} {f.key}: [{f.kind}] {f.message}")
     for r in result.renames[:20]:

@@ -23,6 +23,7 @@ from lakeshift.cli.options import (
     with_store_options,
 )
 from lakeshift.cli.sizes import human_bytes
+from lakeshift.cli.text import count
 from lakeshift.errors import UsageError
 
 HELP = """Prove that DST holds exactly what SRC holds.
@@ -82,11 +83,11 @@ def verify(
         print()
         return result.exit_code
     r = result
-    print(f"Verify {r.verified_what}{' (deep)' if r.deep else ''}: {r.checked} objects "
-          f"checked, {r.verified} verified by checksum; {r.missing} missing, {r.extra} "
-          f"extra, {r.size} size mismatches, {r.checksum} checksum mismatches, "
-          f"{r.unverifiable} unverifiable; read {human_bytes(r.bytes_read)} in "
-          f"{r.duration_s:.1f} s")
+    print(f"Verify {r.verified_what}{' (deep)' if r.deep else ''}: "
+          f"{count(r.checked, 'object')} checked, {r.verified} verified by checksum; "
+          f"{r.missing} missing, {r.extra} extra, {count(r.size, 'size mismatch')}, "
+          f"{count(r.checksum, 'checksum mismatch')}, {r.unverifiable} unverifiable; read "
+          f"{human_bytes(r.bytes_read)} in {r.duration_s:.1f} s")
     for reason, n in r.unverifiable_reasons.items():
         print(f"  unverifiable ({n}): {reason}")
     print(f"  report: {r.report_csv} and {r.report_json}")

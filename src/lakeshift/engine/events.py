@@ -35,6 +35,14 @@ class ObjectDone:
     attempts: int = 1
     #: A "skipped" outcome with an error_kind was skipped because of --skip-errors or
     #: --invalid-names skip; it is recorded like a failure but does not fail the run.
+    #: Why a "skipped" outcome without an error was skipped (SKIP_* below).
+    reason: str | None = None
+
+
+#: Reasons of skips that are not errors (a skipped error's reason is its error kind).
+SKIP_IDENTICAL = "identical"  # proven identical at the destination (--overwrite if-different)
+SKIP_EXISTS = "exists"  # the name exists at the destination (--overwrite never)
+SKIP_FOLDER_MARKER = "folder-marker"  # an S3 folder marker (--folder-markers skip)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,9 @@ from typing import TypeVar
 
 from lakeshift.engine.checksums import without_unvouched_md5
 from lakeshift.engine.events import (
+    SKIP_EXISTS,
+    SKIP_FOLDER_MARKER,
+    SKIP_IDENTICAL,
     BytesMoved,
     EventBus,
     Listed,
@@ -165,6 +168,8 @@ class StatsCounter:
             elif event.outcome == "skipped":
                 s.skipped += 1
                 s.skipped_bytes += event.size
+                why = event.error_kind or event.reason or "other"
+                s.skipped_by_reason[why] = s.skipped_by_reason.get(why, 0) + 1
                 if event.error_kind is not None:
                     s.skipped_errors += 1
                     if len(self.failures) < self.keep:
@@ -342,7 +347,7 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
                 await watermark.wait_for_room()
                 ticket = watermark.add(s.key)
             if s.is_dir_marker and opts.folder_markers == "skip":
-                events.emit(ObjectDone(s.key, 0, "skipped"))
+                events.emit(ObjectDone(s.key, 0, "skipped", reason=SKIP_FOLDER_MARKER))
                 finish(ticket, True)
                 continue
             # Every name goes through the namer, in listing order (collisions need that);
@@ -361,7 +366,8 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
                 d = await _renamed_copy(ctx, root + name) if opts.overwrite != "always" else None
                 events.emit(Renamed(s.key, root + name, why or ""))
             if not needs_copy(s, d, opts.overwrite):
-                events.emit(ObjectDone(s.key, s.size, "skipped"))
+                events.emit(ObjectDone(s.key, s.size, "skipped", reason=SKIP_EXISTS
+                                       if opts.overwrite == "never" else SKIP_IDENTICAL))
                 if opts.delete_source and not opts.dry_run and d is not None:
                     # Already there from an earlier run: move it too, when MD5 proves it.
                     await _move(ctx, s, root + name, None, events)

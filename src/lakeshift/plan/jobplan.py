@@ -38,10 +38,15 @@ def create_plan(control: ControlDB, job: str, sources: Sequence[str], dst: str,
                 exclude: Sequence[str], overwrite: str, folder_markers: str,
                 skip_errors: Sequence[str] = (), invalid_names: str = "fail",
                 delete_source: bool = False) -> Job:
-    """Validate everything, then write the job and its partitions in one transaction."""
+    """Validate everything (the options, that the job is new, then the sources by listing
+    them), then write the job and its partitions in one transaction: a plan that fails
+    writes nothing."""
     copy_options(include=include, exclude=exclude, overwrite=overwrite,
                  folder_markers=folder_markers, skip_errors=skip_errors,
                  invalid_names=invalid_names)
+    if job in {j.name for j in control.jobs()}:
+        raise UsageError(f"job {job!r} already exists in {control.shown}: choose another "
+                         "--job name, or `lakeshift run --job` it")
     ways = sum([bool(prefixes), partition_by == "auto", adf_control_table is not None])
     if ways > 1:
         raise UsageError("use one of --prefix/--partitions-file, --partition-by auto and "

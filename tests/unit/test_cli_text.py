@@ -1,0 +1,41 @@
+"""Words in the CLI's text output."""
+
+from __future__ import annotations
+
+import io
+
+from lakeshift.cli.progress import PlainProgress
+from lakeshift.cli.text import count, shorten, skip_reasons
+from lakeshift.engine.events import BytesMoved, Listed, ListingDone, ObjectDone
+
+
+def test_count_takes_the_number_of_its_count() -> None:
+    assert [count(n, "object") for n in (0, 1, 2)] == ["0 objects", "1 object", "2 objects"]
+    assert count(1, "size mismatch") == "1 size mismatch"
+    assert count(3, "size mismatch") == "3 size mismatches"
+
+
+def test_shorten_cuts_at_a_word() -> None:
+    text = "the service answered 503 ServerBusy after several attempts"
+    assert shorten(text, 100) == text
+    assert shorten(text, 30) == "the service answered 503…"
+    assert shorten("a\nmultiline   message", 100) == "a multiline message"
+    assert shorten("x" * 50, 10) == "x" * 9 + "…"  # one word wider than the room
+    assert len(shorten(text, 30)) <= 30
+
+
+def test_skip_reasons_largest_first_in_the_right_number() -> None:
+    assert skip_reasons({"identical": 3, "folder-marker": 1, "invalid-name": 2}) == \
+        "3 identical, 2 invalid names, 1 folder marker"
+    assert skip_reasons({"exists": 1}) == "1 already at the destination (--overwrite never)"
+
+
+def test_plain_progress_line_says_1_object() -> None:
+    out = io.StringIO()
+    progress = PlainProgress(out, interval=0.0)
+    for event in (Listed(1, 2048), ListingDone(), BytesMoved(2048),
+                  ObjectDone("a", 2048, "copied")):
+        progress(event)
+    last = out.getvalue().splitlines()[-1]
+    assert last.startswith("progress: 1/1 object, 2.0 KiB ("), last
+    assert "/s), 0 failed" in last
