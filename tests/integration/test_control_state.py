@@ -104,6 +104,11 @@ def test_heartbeat_saves_records_with_the_cursor_and_nothing_once_the_lease_is_l
     [f] = list(control.failures(job))
     assert (f["object_key"], f["skipped"], f["run_id"]) == ("p0/a", 1, run)
     assert [r["destination_key"] for r in control.renames(job)] == ["b%5C"]
+    # The same rename met again (by the rerun of a run that died) is not recorded twice.
+    assert control.heartbeat(p["id"], "h:1:a", 60, "p0/e", PartitionStats(listed=4), None,
+                             Records(job, run, renames=[Rename("p0/b", "b%5C", "backslash"),
+                                                        Rename("p0/e", "e%5C", "backslash")]))
+    assert [r["destination_key"] for r in control.renames(job)] == ["b%5C", "e%5C"]
     other = Records(job, run, [Failure("p0/z", "error", "x", 1)])
     assert not control.heartbeat(p["id"], "h:2:b", 60, "p0/z", PartitionStats(), None, other)
     assert [x["object_key"] for x in control.failures(job)] == ["p0/a"]

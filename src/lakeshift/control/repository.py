@@ -434,9 +434,19 @@ def _insert_records(conn: Connection, partition_id: int | None, r: Records,
              "attempts": f.attempts, "skipped": int(getattr(f, "skipped", False))}
             for f in r.failures])
     if r.renames:
-        conn.execute(renames.insert().values(at=now), [
-            {"job_id": r.job_id, "partition_id": partition_id, "source_key": x.key,
-             "destination_key": x.destination_key, "rule": x.rule} for x in r.renames])
+        # A run that died saved the renames of keys after its cursor; its rerun meets those
+        # keys again and must not record them twice.
+        keys = [x.key for x in r.renames]
+        known: set[tuple[str, str]] = set()
+        for i in range(0, len(keys), 500):  # bound the statement's parameters
+            known.update((k, d) for k, d in conn.execute(
+                select(renames.c.source_key, renames.c.destination_key).where(and_(
+                    renames.c.job_id == r.job_id, renames.c.source_key.in_(keys[i:i + 500])))))
+        new = [x for x in r.renames if (x.key, x.destination_key) not in known]
+        if new:
+            conn.execute(renames.insert().values(at=now), [
+                {"job_id": r.job_id, "partition_id": partition_id, "source_key": x.key,
+                 "destination_key": x.destination_key, "rule": x.rule} for x in new])
     done = [x for x in r.deletions if x.kept is None]
     if done:
         conn.execute(deletions.insert().values(at=now), [
