@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-LATEST = 2
+LATEST = 3
 
 
 def _to_2(conn: Any) -> None:
@@ -22,7 +22,30 @@ def _to_2(conn: Any) -> None:
     deletions.create(conn)
 
 
-STEPS: dict[int, Callable[[Any], None]] = {2: _to_2}
+def _to_3(conn: Any) -> None:
+    """Runs are numbered per job and carry a heartbeat and lease; partitions keep the
+    counters of the keys before their cursor."""
+    add = "ADD" if conn.dialect.name == "mssql" else "ADD COLUMN"
+    stamp = "DATETIMEOFFSET" if conn.dialect.name == "mssql" else (
+        "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME")
+    for col in ("cursor_copied", "cursor_skipped", "cursor_bytes"):
+        conn.exec_driver_sql(f"ALTER TABLE lakeshift_partitions {add} {col} BIGINT NOT NULL "
+                             "DEFAULT 0")
+    # Before version 3 the counters of an unfinished partition also counted keys after its
+    # cursor; they are the best there is.
+    conn.exec_driver_sql("UPDATE lakeshift_partitions SET cursor_copied = copied, "
+                         "cursor_skipped = skipped, cursor_bytes = bytes "
+                         "WHERE cursor IS NOT NULL")
+    conn.exec_driver_sql(f"ALTER TABLE lakeshift_runs {add} number INTEGER NOT NULL DEFAULT 0")
+    conn.exec_driver_sql(f"ALTER TABLE lakeshift_runs {add} heartbeat_at {stamp}")
+    conn.exec_driver_sql(f"ALTER TABLE lakeshift_runs {add} lease_expires {stamp}")
+    conn.exec_driver_sql(
+        "UPDATE lakeshift_runs SET number = (SELECT COUNT(*) FROM lakeshift_runs r "
+        "WHERE r.job_id = lakeshift_runs.job_id AND r.id <= lakeshift_runs.id), "
+        "heartbeat_at = started_at, lease_expires = started_at")
+
+
+STEPS: dict[int, Callable[[Any], None]] = {2: _to_2, 3: _to_3}
 
 
 def upgrade(conn: Any, version: int) -> None:

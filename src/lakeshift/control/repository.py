@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.engine import Engine, RowMapping
+from sqlalchemy import and_, delete, func, literal_column, or_, select, update
+from sqlalchemy.engine import Connection, Engine, RowMapping
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.sql.elements import ColumnElement
 
 from lakeshift.control.db import db_error, display_url, open_engine
 from lakeshift.control.records import Job, PartitionSpec, as_utc
@@ -31,6 +33,19 @@ class PartitionStats:
     skipped: int = 0
     failed_objects: int = 0
     bytes: int = 0
+
+
+@dataclass
+class Records:
+    """What a partition's copy wrote down since the last save: failures (and skips on
+    purpose), renames and source deletions.  Saved in the same transaction as the cursor,
+    so every record of a key at or before a saved cursor is in the DB."""
+
+    job_id: int
+    run_id: int | None
+    failures: Sequence[Any] = field(default_factory=list)
+    renames: Sequence[Any] = field(default_factory=list)
+    deletions: Sequence[Any] = field(default_factory=list)
 
 
 class ControlDB:
@@ -111,7 +126,50 @@ class ControlDB:
             return
         with self._tx() as conn:
             conn.execute(update(partitions).where(partitions.c.id.in_(list(ids))).values(
-                state="pending", cursor=None, lease_owner=None, lease_expires=None))
+                state="pending", cursor=None, lease_owner=None, lease_expires=None,
+                cursor_copied=0, cursor_skipped=0, cursor_bytes=0))
+
+    def reset_job(self, name: str, force: bool = False) -> int:
+        """Re-plan: every partition of job ``name`` pending again, from the start (cursor,
+        counters, attempts and errors cleared) and its failure records dropped; its runs,
+        renames and deletions stay as history.  Refused while a live process holds a
+        partition, unless ``force``.  Returns the number of partitions."""
+        job_id = self.job(name).id
+        with self._tx() as conn:
+            self._refuse_if_leased(conn, job_id, name, force, "reset")
+            conn.execute(delete(failures).where(failures.c.job_id == job_id))
+            return int(conn.execute(update(partitions).where(
+                partitions.c.job_id == job_id).values(
+                state="pending", cursor=None, lease_owner=None, lease_expires=None,
+                attempts=0, listed=0, copied=0, skipped=0, failed_objects=0, bytes=0,
+                cursor_copied=0, cursor_skipped=0, cursor_bytes=0, last_error=None,
+                started_at=None, finished_at=None, duration_s=None)).rowcount)
+
+    def delete_job(self, name: str, force: bool = False) -> None:
+        """Delete job ``name`` and everything recorded about it (partitions, runs,
+        failures, renames, deletions).  Refused while a live process holds one of its
+        partitions, unless ``force``.  Objects already copied are not touched."""
+        job_id = self.job(name).id
+        with self._tx() as conn:
+            self._refuse_if_leased(conn, job_id, name, force, "delete")
+            for t in (failures, renames, deletions, runs, partitions):
+                conn.execute(delete(t).where(t.c.job_id == job_id))
+            conn.execute(delete(jobs).where(jobs.c.id == job_id))
+
+    def _refuse_if_leased(self, conn: Connection, job_id: int, name: str, force: bool,
+                          verb: str) -> None:
+        if force:
+            return
+        rows = conn.execute(select(partitions.c.seq, partitions.c.lease_owner).where(and_(
+            partitions.c.job_id == job_id, partitions.c.state == "running",
+            partitions.c.lease_expires >= self._now()))).all()
+        live = [(seq, owner) for seq, owner in rows if not _owner_dead(owner)]
+        if live:
+            seq, owner = live[0]
+            host, _, rest = (owner or "").partition(":")
+            raise UsageError(f"job {name!r} is being run (partition #{seq} held by process "
+                             f"{rest.split(':', 1)[0]} on {host}): wait for that run to end "
+                             f"or stop it, or {verb} with --force")
 
     def expire_dead_local(self, job_id: int, host: str) -> int:
         """Running partitions leased by a process of this host that no longer exists are
@@ -121,11 +179,9 @@ class ControlDB:
             rows = conn.execute(select(partitions.c.id, partitions.c.lease_owner).where(and_(
                 partitions.c.job_id == job_id, partitions.c.state == "running"))).all()
             for pid_, owner in rows:
-                o_host, _, rest = (owner or "").partition(":")
-                o_pid = rest.split(":", 1)[0]
-                if o_host == host and o_pid.isdigit() and not _alive(int(o_pid)):
+                if _owner_dead(owner, host):
                     conn.execute(update(partitions).where(partitions.c.id == pid_).values(
-                        lease_expires=utcnow() - timedelta(seconds=1)))
+                        lease_expires=self._now(-1)))
                     n += 1
         return n
 
@@ -134,7 +190,7 @@ class ControlDB:
         one statement; two processes can never take the same one."""
         if n <= 0:
             return []
-        now = utcnow()
+        now = self._now()
         candidates = (select(partitions.c.id).where(and_(
             partitions.c.job_id == job_id,
             or_(partitions.c.state == "pending",
@@ -142,32 +198,48 @@ class ControlDB:
             .order_by(partitions.c.seq).limit(n))
         if self.engine.dialect.name != "sqlite":
             candidates = candidates.with_for_update(skip_locked=True)
+        p = partitions.c
+        # The counters start again from those of the keys before the cursor: whatever a
+        # dead run counted after it is listed and counted again by this one.
         stmt = (update(partitions)
-                .where(partitions.c.id.in_(candidates.scalar_subquery()))
+                .where(p.id.in_(candidates.scalar_subquery()))
                 .values(state="running", lease_owner=owner,
-                        lease_expires=now + timedelta(seconds=lease_s),
-                        attempts=partitions.c.attempts + 1,
-                        started_at=func.coalesce(partitions.c.started_at, now),
-                        finished_at=None)
+                        lease_expires=self._now(lease_s),
+                        attempts=p.attempts + 1,
+                        started_at=func.coalesce(p.started_at, now),
+                        finished_at=None,
+                        listed=p.cursor_copied + p.cursor_skipped, copied=p.cursor_copied,
+                        skipped=p.cursor_skipped, failed_objects=0, bytes=p.cursor_bytes)
                 .returning(*partitions.c))
         with self._tx() as conn:
             rows = list(conn.execute(stmt).mappings())
         return sorted(rows, key=lambda r: r["seq"])
 
     def heartbeat(self, partition_id: int, owner: str, lease_s: float, cursor: str | None,
-                  stats: PartitionStats) -> bool:
-        """Renew the lease and save progress; False when the lease was lost to another."""
+                  stats: PartitionStats, at_cursor: PartitionStats | None = None,
+                  records: Records | None = None) -> bool:
+        """Renew the lease and save progress: the cursor, the counters (``at_cursor``: those
+        of the keys at or before the cursor) and the records since the last save, in one
+        transaction.  False, and nothing written, when the lease was lost to another."""
         with self._tx() as conn:
             res = conn.execute(update(partitions).where(and_(
                 partitions.c.id == partition_id, partitions.c.lease_owner == owner,
                 partitions.c.state == "running")).values(
-                lease_expires=utcnow() + timedelta(seconds=lease_s), cursor=cursor,
-                **_stats(stats)))
-            return bool(res.rowcount)
+                lease_expires=self._now(lease_s), cursor=cursor, **_stats(stats),
+                **_cursor_stats(cursor, at_cursor)))
+            if not res.rowcount:
+                return False
+            if records is not None:
+                _insert_records(conn, partition_id, records, self._now())
+            return True
 
     def finish(self, partition_id: int, owner: str, state: str, cursor: str | None,
-               stats: PartitionStats, error: str | None, duration: float) -> bool:
-        now = utcnow()
+               stats: PartitionStats, error: str | None, duration: float,
+               at_cursor: PartitionStats | None = None,
+               records: Records | None = None) -> bool:
+        """End a partition's run (``pending`` when interrupted) with its last progress and
+        records, in one transaction; False, and nothing written, when the lease was lost."""
+        now = self._now()
         with self._tx() as conn:
             res = conn.execute(update(partitions).where(and_(
                 partitions.c.id == partition_id, partitions.c.lease_owner == owner)).values(
@@ -175,28 +247,82 @@ class ControlDB:
                 lease_owner=None,
                 lease_expires=None, finished_at=now if state != "pending" else None,
                 duration_s=(func.coalesce(partitions.c.duration_s, 0.0) + duration),
-                **_stats(stats)))
-            return bool(res.rowcount)
+                **_stats(stats), **_cursor_stats(cursor, at_cursor)))
+            if not res.rowcount:
+                return False
+            if records is not None:
+                _insert_records(conn, partition_id, records, now)
+            return True
+
+    def _now(self, plus_s: float = 0.0) -> ColumnElement[Any]:
+        """The DB's clock (plus ``plus_s`` seconds), never this client's: leases taken and
+        checked by several machines must agree on what time it is."""
+        return db_now(self.engine.dialect.name, plus_s)
 
     # -- runs --------------------------------------------------------------------------
 
     def start_run(self, job_id: int, owner: str, batch_count: int,
-                  settings: dict[str, Any]) -> int:
+                  settings: dict[str, Any], lease_s: float = 60.0) -> int:
+        """A new run of the job, numbered after the job's last one (``number``)."""
         with self._tx() as conn:
+            lock = select(jobs.c.id).where(jobs.c.id == job_id)
+            if self.engine.dialect.name != "sqlite":  # SQLite: BEGIN IMMEDIATE serialises
+                lock = lock.with_for_update()
+            conn.execute(lock)
+            last = conn.execute(select(func.max(runs.c.number)).where(
+                runs.c.job_id == job_id)).scalar() or 0
             return int(conn.execute(runs.insert().values(
                 job_id=job_id, owner=owner, state="running", batch_count=batch_count,
                 settings=json.dumps(settings, sort_keys=True), partitions_done=0,
-                partitions_failed=0, copied=0, bytes=0, started_at=utcnow()))
-                .inserted_primary_key[0])
+                partitions_failed=0, copied=0, bytes=0, started_at=self._now(),
+                number=int(last) + 1, heartbeat_at=self._now(),
+                lease_expires=self._now(lease_s))).inserted_primary_key[0])
+
+    def heartbeat_run(self, run_id: int, lease_s: float, done: int, failed: int, copied: int,
+                      nbytes: int) -> None:
+        """Save a running run's counters and renew its lease (a run closed meanwhile as
+        interrupted, its beats having been late, is running again)."""
+        with self._tx() as conn:
+            conn.execute(update(runs).where(and_(
+                runs.c.id == run_id, runs.c.state.in_(("running", "interrupted")))).values(
+                state="running", finished_at=None, partitions_done=done,
+                partitions_failed=failed, copied=copied, bytes=nbytes,
+                heartbeat_at=self._now(), lease_expires=self._now(lease_s)))
 
     def finish_run(self, run_id: int, state: str, done: int, failed: int, copied: int,
                    nbytes: int) -> None:
         with self._tx() as conn:
             conn.execute(update(runs).where(runs.c.id == run_id).values(
                 state=state, partitions_done=done, partitions_failed=failed, copied=copied,
-                bytes=nbytes, finished_at=utcnow()))
+                bytes=nbytes, finished_at=self._now(), heartbeat_at=self._now(),
+                lease_expires=None))
+
+    def close_dead_runs(self, job_id: int | None = None) -> int:
+        """Close as ``interrupted`` every running run whose process is gone (same host, no
+        such pid) or whose lease expired (no heartbeat for a lease's length): its finish
+        time is its last heartbeat's, its counters those that heartbeat saved."""
+        host = socket.gethostname()
+        n = 0
+        with self._tx() as conn:
+            where = runs.c.state == "running"
+            if job_id is not None:
+                where = and_(where, runs.c.job_id == job_id)
+            expired = or_(runs.c.lease_expires.is_(None), runs.c.lease_expires < self._now())
+            rows = conn.execute(select(runs.c.id, runs.c.owner, expired.label("expired"))
+                                .where(where)).all()
+            for run_id, owner, is_expired in rows:
+                if is_expired or _owner_dead(owner, host):
+                    conn.execute(update(runs).where(and_(
+                        runs.c.id == run_id, runs.c.state == "running")).values(
+                        state="interrupted", lease_expires=None,
+                        finished_at=func.coalesce(runs.c.heartbeat_at, runs.c.started_at)))
+                    n += 1
+        return n
 
     def runs(self, job_id: int, limit: int = 20) -> list[RowMapping]:
+        """The job's latest runs, newest first (each with its ``number`` in the job).  Runs
+        whose process died are closed first (``close_dead_runs``)."""
+        self.close_dead_runs(job_id)
         with self._tx() as conn:
             return list(conn.execute(select(runs).where(runs.c.job_id == job_id)
                                      .order_by(runs.c.id.desc()).limit(limit)).mappings())
@@ -205,37 +331,20 @@ class ControlDB:
 
     def add_failures(self, job_id: int, partition_id: int | None, run_id: int | None,
                      items: Sequence[Any]) -> None:
-        if not items:
-            return
-        now = utcnow()
-        with self._tx() as conn:
-            conn.execute(failures.insert(), [
-                {"job_id": job_id, "partition_id": partition_id, "run_id": run_id,
-                 "object_key": f.key, "error_kind": f.kind, "message": redact(f.message)[:4000],
-                 "attempts": f.attempts, "at": now, "skipped": int(getattr(f, "skipped", False))}
-                for f in items])
+        self.add_records(partition_id, Records(job_id, run_id, failures=items))
 
     def add_renames(self, job_id: int, partition_id: int | None, items: Sequence[Any]) -> None:
-        if not items:
-            return
-        now = utcnow()
-        with self._tx() as conn:
-            conn.execute(renames.insert(), [
-                {"job_id": job_id, "partition_id": partition_id, "source_key": r.key,
-                 "destination_key": r.destination_key, "rule": r.rule, "at": now}
-                for r in items])
+        self.add_records(partition_id, Records(job_id, None, renames=items))
 
     def add_deletions(self, job_id: int, partition_id: int | None,
                       items: Sequence[Any]) -> None:
-        done = [x for x in items if x.kept is None]
-        if not done:
+        self.add_records(partition_id, Records(job_id, None, deletions=items))
+
+    def add_records(self, partition_id: int | None, records: Records) -> None:
+        if not (records.failures or records.renames or records.deletions):
             return
-        now = utcnow()
         with self._tx() as conn:
-            conn.execute(deletions.insert(), [
-                {"job_id": job_id, "partition_id": partition_id, "source_key": x.key,
-                 "destination_key": x.destination_key, "md5": x.md5, "at": now}
-                for x in done])
+            _insert_records(conn, partition_id, records, self._now())
 
     def renames(self, job_id: int) -> Iterator[RowMapping]:
         with self.engine.connect() as conn:
@@ -306,6 +415,55 @@ def _adf_table(engine: Engine, name: str, shown: str) -> Any:
     return t
 
 
+def db_now(dialect: str, plus_s: float = 0.0) -> ColumnElement[Any]:
+    """The DB server's current UTC time plus ``plus_s`` seconds, as SQL.  On SQLite the
+    text has SQLAlchemy's own DateTime format, so stored times compare as they should."""
+    if dialect == "sqlite":
+        return func.strftime("%Y-%m-%d %H:%M:%f000", "now", f"{plus_s:+.3f} seconds")
+    if dialect == "mssql":
+        return func.dateadd(literal_column("millisecond"), int(plus_s * 1000),
+                            func.sysdatetimeoffset())
+    now: ColumnElement[Any] = func.now()
+    return now + timedelta(seconds=plus_s) if plus_s else now
+
+
+def _insert_records(conn: Connection, partition_id: int | None, r: Records,
+                    now: ColumnElement[Any]) -> None:
+    if r.failures:
+        conn.execute(failures.insert().values(at=now), [
+            {"job_id": r.job_id, "partition_id": partition_id, "run_id": r.run_id,
+             "object_key": f.key, "error_kind": f.kind, "message": redact(f.message)[:4000],
+             "attempts": f.attempts, "skipped": int(getattr(f, "skipped", False))}
+            for f in r.failures])
+    if r.renames:
+        # A run that died saved the renames of keys after its cursor; its rerun meets those
+        # keys again and must not record them twice.
+        keys = [x.key for x in r.renames]
+        known: set[tuple[str, str]] = set()
+        for i in range(0, len(keys), 500):  # bound the statement's parameters
+            known.update((k, d) for k, d in conn.execute(
+                select(renames.c.source_key, renames.c.destination_key).where(and_(
+                    renames.c.job_id == r.job_id, renames.c.source_key.in_(keys[i:i + 500])))))
+        new = [x for x in r.renames if (x.key, x.destination_key) not in known]
+        if new:
+            conn.execute(renames.insert().values(at=now), [
+                {"job_id": r.job_id, "partition_id": partition_id, "source_key": x.key,
+                 "destination_key": x.destination_key, "rule": x.rule} for x in new])
+    done = [x for x in r.deletions if x.kept is None]
+    if done:
+        conn.execute(deletions.insert().values(at=now), [
+            {"job_id": r.job_id, "partition_id": partition_id, "source_key": x.key,
+             "destination_key": x.destination_key, "md5": x.md5} for x in done])
+
+
+def _cursor_stats(cursor: str | None, s: PartitionStats | None) -> dict[str, int]:
+    if s is None:
+        return {}
+    if cursor is None:
+        return {"cursor_copied": 0, "cursor_skipped": 0, "cursor_bytes": 0}
+    return {"cursor_copied": s.copied, "cursor_skipped": s.skipped, "cursor_bytes": s.bytes}
+
+
 def _stats(s: PartitionStats) -> dict[str, int]:
     return {"listed": s.listed, "copied": s.copied, "skipped": s.skipped,
             "failed_objects": s.failed_objects, "bytes": s.bytes}
@@ -315,6 +473,14 @@ def _job(row: RowMapping) -> Job:
     return Job(int(row["id"]), str(row["name"]), str(row["destination"]),
                json.loads(row["options"]), row["adf_table"],
                as_utc(row["created_at"]) or utcnow())
+
+
+def _owner_dead(owner: str | None, host: str | None = None) -> bool:
+    """Whether ``owner`` (host:pid:nonce) is a process of this host that no longer exists."""
+    o_host, _, rest = (owner or "").partition(":")
+    o_pid = rest.split(":", 1)[0]
+    return (o_host == (host or socket.gethostname()) and o_pid.isdigit()
+            and not _alive(int(o_pid)))
 
 
 def _alive(pid: int) -> bool:

@@ -72,6 +72,13 @@ partitions = Table(
     Column("duration_s", Float),
     #: The ADF control table's PartitionPrefix this partition stands for.
     Column("adf_prefix", String(255)),
+    #: Counters of the keys at or before ``cursor`` only (added in version 3).  A run that
+    #: takes the partition over starts from these: what lies after the cursor is listed and
+    #: counted again, so counting it twice would be wrong.  No failed key is ever before the
+    #: cursor, hence no failed counter.
+    Column("cursor_copied", BigInteger, nullable=False, server_default="0"),
+    Column("cursor_skipped", BigInteger, nullable=False, server_default="0"),
+    Column("cursor_bytes", BigInteger, nullable=False, server_default="0"),
     Index("ix_lakeshift_partitions_job_state", "job_id", "state"),
 )
 
@@ -89,6 +96,12 @@ runs = Table(
     Column("bytes", BigInteger, nullable=False, default=0),
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True)),
+    #: The run's number within its job: 1, 2, 3 … (added in version 3).
+    Column("number", Integer, nullable=False, server_default="0"),
+    #: DB-clock time of the run's last heartbeat, and until when it holds (version 3): a
+    #: running run past it, or whose process is gone, is closed as interrupted.
+    Column("heartbeat_at", DateTime(timezone=True)),
+    Column("lease_expires", DateTime(timezone=True)),
 )
 
 failures = Table(

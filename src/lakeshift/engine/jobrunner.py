@@ -15,15 +15,17 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy.engine import RowMapping
 
 from lakeshift.control.records import Job, PartitionSpec
-from lakeshift.control.repository import ControlDB, PartitionStats
+from lakeshift.control.repository import ControlDB, PartitionStats, Records
 from lakeshift.engine.events import (
+    Event,
     EventBus,
+    ObjectDone,
     SourceDeleted,
     Subscriber,
 )
@@ -48,8 +50,9 @@ from lakeshift.urls import parse_url
 
 @dataclass
 class _Active:
+    """A partition being copied by this run, and what of it is not yet in the DB."""
+
     row: RowMapping
-    watermark: Watermark
     started: float
     counts: TransferStats = field(default_factory=TransferStats)
     failures: list[Failure] = field(default_factory=list)
@@ -57,19 +60,71 @@ class _Active:
     deletions: list[SourceDeleted] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
     lost: bool = False
+    #: Its finish was saved (or, lost, skipped): heartbeats leave it alone.
+    ended: bool = False
+    #: Counters the partition had when claimed: those of the keys before its cursor.
+    base: PartitionStats = field(init=False)
+    #: Counters of the keys at or before the watermark (base included).
+    at_cursor: PartitionStats = field(init=False)
+    #: Outcome and size of each key done but not yet passed by the watermark.
+    outcomes: dict[str, tuple[str, int]] = field(default_factory=dict)
+    watermark: Watermark = field(init=False)
+    #: Held while a save is in flight, so a heartbeat and the finish never write the same
+    #: records twice.
+    saving: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def __post_init__(self) -> None:
+        r = self.row
+        self.base = PartitionStats(listed=r["copied"] + r["skipped"], copied=r["copied"],
+                                   skipped=r["skipped"], bytes=r["bytes"])
+        self.at_cursor = replace(self.base)
+        self.watermark = Watermark(r["cursor"], on_pass=self._passed)
 
     def counter(self) -> StatsCounter:
         # Every failure of a partition goes to the failure log: no cap on the list.
         return StatsCounter(self.counts, self.failures, self.renames, self.deletions,
                             keep=sys.maxsize)
 
+    def track(self, event: Event) -> None:
+        """Remember each key's outcome until the watermark passes it (events of a key come
+        before the watermark hears it is done)."""
+        if isinstance(event, ObjectDone):
+            if self.watermark.frozen:
+                self.outcomes.clear()  # nothing passes the watermark any more in this run
+            else:
+                self.outcomes[event.key] = (event.outcome, event.size)
+
+    def _passed(self, key: str) -> None:
+        outcome, size = self.outcomes.pop(key, ("", 0))
+        if outcome == "copied":
+            self.at_cursor.copied += 1
+            self.at_cursor.bytes += size
+        elif outcome == "skipped":
+            self.at_cursor.skipped += 1
+        self.at_cursor.listed = self.at_cursor.copied + self.at_cursor.skipped
+
     @property
     def stats(self) -> PartitionStats:
-        """The partition's counters as the control DB keeps them."""
-        c = self.counts
-        return PartitionStats(listed=c.copied + c.skipped + c.failed, copied=c.copied,
-                              skipped=c.skipped, failed_objects=c.failed,
-                              bytes=c.copied_bytes)
+        """The partition's counters as the control DB keeps them: each object once, over
+        all the runs that worked on it."""
+        c, b = self.counts, self.base
+        return PartitionStats(listed=b.listed + c.copied + c.skipped + c.failed,
+                              copied=b.copied + c.copied, skipped=b.skipped + c.skipped,
+                              failed_objects=c.failed, bytes=b.bytes + c.copied_bytes)
+
+    def snapshot(self, job_id: int, run_id: int) -> tuple[str | None, PartitionStats,
+                                                          PartitionStats, Records]:
+        """Cursor, counters and the records not yet saved, taken together (no await in
+        between, so every record of a key at or before the cursor is among them)."""
+        return (self.watermark.cursor, self.stats, replace(self.at_cursor),
+                Records(job_id, run_id, list(self.failures), list(self.renames),
+                        list(self.deletions)))
+
+    def saved(self, records: Records) -> None:
+        """The records were written: drop them from memory."""
+        del self.failures[:len(records.failures)]
+        del self.renames[:len(records.renames)]
+        del self.deletions[:len(records.deletions)]
 
 
 def job_copy_options(job: Job, concurrency: int, block_size: int, adaptive: bool = True,
@@ -106,11 +161,12 @@ async def run_job(db: ControlDB, job: Job, batch_count: int, opts: CopyOptions,
         await call(sync_adf, db, job)
     await call(db.reset_failed, job.id)
     await call(db.expire_dead_local, job.id, socket.gethostname())
+    await call(db.close_dead_runs, job.id)
     settings = {"batch_count": batch_count, "concurrency": opts.concurrency,
                 "block_size": opts.block_size, "overwrite": opts.overwrite,
                 "include": list(opts.include), "exclude": list(opts.exclude),
                 "lease_s": lease_s, "pid": os.getpid()}
-    run_id = await call(db.start_run, job.id, owner, batch_count, settings)
+    run_id = await call(db.start_run, job.id, owner, batch_count, settings, lease_s)
     result = RunResult(run_id, stats=TransferStats(started=time.monotonic()))
     totals = EventBus([StatsCounter(result.stats, []), *(subscribers or [])])
     slots = SlotPool(opts.concurrency)
@@ -140,7 +196,7 @@ async def run_job(db: ControlDB, job: Job, batch_count: int, opts: CopyOptions,
             dst = await store_for(row["destination"], "destination")
             spec = SourceSpec(row["prefix"], row["rel_base"], start_after=row["cursor"],
                               range_start=row["range_start"], range_end=row["range_end"])
-            bus = EventBus([a.counter(), totals.emit])
+            bus = EventBus([a.track, a.counter(), totals.emit])
             await run_pipeline(src, dst, spec, destination_root(dst), per_partition, bus,
                                slots, policy, a.watermark, pacing)
             state = "failed" if a.stats.failed_objects else "succeeded"
@@ -159,14 +215,18 @@ async def run_job(db: ControlDB, job: Job, batch_count: int, opts: CopyOptions,
     async def _finish(a: _Active, state: str, error: str | None) -> None:
         row = a.row
         duration = time.monotonic() - a.started
-        cursor = a.watermark.cursor
-        if not a.lost:
-            await call(db.finish, row["id"], owner, state, cursor, a.stats, error, duration)
-            await call(db.add_failures, job.id, row["id"], run_id, a.failures)
-            await call(db.add_renames, job.id, row["id"], a.renames)
-            await call(db.add_deletions, job.id, row["id"], a.deletions)
-            if state == "succeeded" and row["adf_prefix"] is not None and job.adf_table:
-                await call(db.adf_mark_success, job.adf_table, row["adf_prefix"])
+        async with a.saving:
+            try:
+                cursor, stats, at_cursor, records = a.snapshot(job.id, run_id)
+                if not a.lost:
+                    await call(db.finish, row["id"], owner, state, cursor, stats, error,
+                               duration, at_cursor, records)
+                    a.saved(records)
+            finally:
+                a.ended = True
+        if (not a.lost and state == "succeeded" and row["adf_prefix"] is not None
+                and job.adf_table):
+            await call(db.adf_mark_success, job.adf_table, row["adf_prefix"])
         if state == "succeeded":
             result.succeeded += 1
         elif state == "failed":
@@ -179,16 +239,29 @@ async def run_job(db: ControlDB, job: Job, batch_count: int, opts: CopyOptions,
         while True:
             await asyncio.sleep(heartbeat_s)
             for a in list(active.values()):
-                try:
-                    ok = await call(db.heartbeat, a.row["id"], owner, lease_s,
-                                    a.watermark.cursor, a.stats)
-                except LakeshiftError:
-                    # The control DB is unreachable for now: keep copying and try again at
-                    # the next beat (the worst case is a lease that expires meanwhile).
+                if a.ended:
                     continue
+                async with a.saving:
+                    if a.ended:
+                        continue  # its finish wrote the rest
+                    cursor, stats, at_cursor, records = a.snapshot(job.id, run_id)
+                    try:
+                        ok = await call(db.heartbeat, a.row["id"], owner, lease_s, cursor,
+                                        stats, at_cursor, records)
+                    except LakeshiftError:
+                        # The control DB is unreachable for now: keep copying and try again
+                        # at the next beat (the worst case is a lease that expires meanwhile).
+                        continue
+                    if ok:
+                        a.saved(records)
                 if not ok and a.task is not None and not a.task.done():
                     a.lost = True  # another process took it over: stop, write nothing
                     a.task.cancel()
+            try:
+                await call(db.heartbeat_run, run_id, lease_s, result.succeeded, result.failed,
+                           result.stats.copied, result.stats.bytes_transferred)
+            except LakeshiftError:
+                pass  # as above: the next beat tries again
 
     hb = asyncio.create_task(heartbeat())
     state = "interrupted"
@@ -197,7 +270,7 @@ async def run_job(db: ControlDB, job: Job, batch_count: int, opts: CopyOptions,
             free = batch_count - len(active)
             rows = await call(db.claim, job.id, owner, free, lease_s) if free else []
             for row in rows:
-                a = _Active(row, Watermark(row["cursor"]), time.monotonic())
+                a = _Active(row, time.monotonic())
                 a.task = asyncio.create_task(run_partition(a))
                 active[row["id"]] = a
             if not active:

@@ -272,21 +272,25 @@ async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> 
                 del data, item
                 hashed.set()
 
+    # Whatever ends this copy short of a commit (a block that fails for good, an integrity
+    # error, a commit that fails, the run cancelled) aborts the upload: no staged blocks or
+    # open multipart upload are left behind.
+    committed = False
     try:
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(launch(tg))
-            tg.create_task(hash_in_order())
-    except BaseExceptionGroup as eg:
-        await upload.abort()
-        raise _first_error(eg) from None
-    md5 = hasher.digest()
-    try:
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(launch(tg))
+                tg.create_task(hash_in_order())
+        except BaseExceptionGroup as eg:
+            raise _first_error(eg) from None
+        md5 = hasher.digest()
         _check(src, total, md5, src.key)
-    except IntegrityError:
-        await upload.abort()
-        raise
-    order = [i for span in staged for i in span]
-    await retry(lambda: upload.commit(order, md5), ctx.policy, ctx.dst_limit)
+        order = [i for span in staged for i in span]
+        await retry(lambda: upload.commit(order, md5), ctx.policy, ctx.dst_limit)
+        committed = True
+    finally:
+        if not committed:
+            await upload.abort()
     return md5
 
 

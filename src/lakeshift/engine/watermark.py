@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 
 
 class Watermark:
-    def __init__(self, start: str | None = None, window: int = 100_000) -> None:
+    def __init__(self, start: str | None = None, window: int = 100_000,
+                 on_pass: Callable[[str], None] | None = None) -> None:
+        """``on_pass`` is told each key the cursor moves past, in listing order."""
         self.cursor = start
+        self.on_pass = on_pass
         self.window = window
         self.frozen = False
         self._next = 0
@@ -41,6 +45,8 @@ class Watermark:
                 self.frozen = True
             elif not self.frozen:
                 self.cursor = str(key)
+                if self.on_pass is not None:
+                    self.on_pass(self.cursor)
         if len(self._items) < self.window:
             self._room.set()
 

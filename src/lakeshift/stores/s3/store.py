@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from functools import cached_property
@@ -229,7 +229,22 @@ class S3Store:
         writer = obstore.open_writer_async(self._ob, key, attributes=attributes_from_props(props),
                                            buffer_size=max(block_size, 5 * 1024 * 1024),
                                            max_concurrency=4)
-        return _SequentialUpload(writer, f"s3://{self.bucket}/{key}")
+        return _SequentialUpload(writer, f"s3://{self.bucket}/{key}",
+                                 lambda: self._abort_open_uploads(key))
+
+    def _abort_open_uploads(self, key: str) -> None:
+        """AbortMultipartUpload for every open multipart upload of ``key``."""
+        kw: dict[str, Any] = {"Bucket": self.bucket, "Prefix": key}
+        while True:
+            resp = self._call("list_multipart_uploads", kw, key)
+            for u in resp.get("Uploads", []):
+                if u.get("Key") == key:
+                    self._call("abort_multipart_upload", {"Bucket": self.bucket, "Key": key,
+                                                          "UploadId": u["UploadId"]}, key)
+            if not resp.get("IsTruncated"):
+                return
+            kw["KeyMarker"] = resp.get("NextKeyMarker")
+            kw["UploadIdMarker"] = resp.get("NextUploadIdMarker")
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self._call, "delete_object", {"Bucket": self.bucket, "Key": key},
@@ -245,9 +260,10 @@ class _SequentialUpload:
     waits until everything before its offset is written (its predecessors already hold
     their memory slots, so this cannot deadlock)."""
 
-    def __init__(self, writer: Any, what: str) -> None:
+    def __init__(self, writer: Any, what: str, abort_open: Callable[[], None]) -> None:
         self._writer = writer
         self._what = what
+        self._abort_open = abort_open
         self._written = 0
         self._turn = asyncio.Condition()
 
@@ -268,8 +284,27 @@ class _SequentialUpload:
             raise translate(e, self._what) from None
 
     async def abort(self) -> None:
-        # obstore aborts the multipart upload when the writer is dropped unclosed.
-        self._writer = None
+        """Abort the multipart upload (AbortMultipartUpload), so its parts are neither kept
+        nor billed.  A writer merely dropped leaves the upload open, and obstore's own abort
+        (leaving the writer's context with an exception) fails once a write was cancelled or
+        failed; so the open uploads of this key are also listed and aborted through botocore
+        (another writer of the same key at the same moment would lose its upload: two
+        writers of one key race anyway).  Never raises: the error that made the copy fail
+        is the one to report."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            try:
+                await writer.__aexit__(_Aborted, _Aborted(self._what), None)
+            except Exception:
+                pass
+        try:
+            await asyncio.to_thread(self._abort_open)
+        except Exception:
+            pass
+
+
+class _Aborted(Exception):
+    """Given to obstore's writer so that it aborts the multipart upload."""
 
 
 _OBSTORE_BAD = re.compile(r"(^|/)(\.{1,2})?(/|$)|[\x00-\x1f\x7f]")

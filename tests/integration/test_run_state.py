@@ -1,0 +1,86 @@
+"""What a `run` killed with SIGKILL leaves in the control DB: every record of a key its saved
+cursor passed, a run closed as interrupted by the next one, and totals that count each
+object once over the interrupted run and its rerun."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lakeshift.control.repository import ControlDB
+from tests.e2e.cli import BIN, lakeshift
+from tests.helpers import blobs
+
+pytestmark = pytest.mark.slow
+
+N = 1500
+BAD = "00003\\bad.bin"  # a backslash: Azure cannot hold the name (listed 5th)
+
+
+def _poll(path: Path, sql: str) -> Any:
+    con = sqlite3.connect(path)
+    try:
+        return con.execute(sql).fetchone()[0]
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("skip", [False, True], ids=["failed", "skipped"])
+def test_kill_9_keeps_failures_closes_the_run_and_counts_each_object_once(
+        skip: bool, cli_env: dict[str, str], tmp_path: Path, blob_service: Any,
+        container: str) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(N):
+        (src / f"{i:05d}.bin").write_bytes(os.urandom(1500))
+    (src / BAD).write_bytes(b"bad name")
+    path = tmp_path / "k.db"
+    db = f"sqlite:///{path}"
+    extra = ["--skip-errors", "invalid-name"] if skip else []
+    p = lakeshift("plan", str(src), f"az://{container}/k/", "--job", "k", "--db", db, *extra,
+                  env=cli_env)
+    assert p.returncode == 0, p.stderr
+    proc = subprocess.Popen([str(BIN), "run", "--job", "k", "--db", db, "--concurrency", "1",
+                             "--lease-seconds", "4", "--progress", "none"], env=cli_env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    # The first heartbeat comes well after the 5th key failed.
+    while time.monotonic() < deadline and not _poll(
+            path, "select count(*) from lakeshift_partitions where cursor is not null"):
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = len(blobs(blob_service, container, "k/"))
+    assert 0 < done_before < N, "the run was not killed mid-partition"
+
+    control = ControlDB(db)
+    try:
+        job = control.job("k")
+        [row] = control.partitions(job.id)
+        assert row["state"] == "running" and row["cursor"] is not None
+        [f] = list(control.failures(job.id))
+        assert (f["object_key"], f["error_kind"], f["skipped"]) == (BAD, "invalid-name", skip)
+        # The rerun closes the dead run, then copies the rest.
+        r = lakeshift("run", "--job", "k", "--db", db, env=cli_env)
+        assert r.returncode == (0 if skip else 1), r.stderr
+        assert len(blobs(blob_service, container, "k/")) == N
+        [row] = control.partitions(job.id)
+        assert row["listed"] == N + 1
+        assert row["copied"] + row["skipped"] + row["failed_objects"] == N + 1
+        assert row["failed_objects"] == (0 if skip else 1)
+        fails = list(control.failures(job.id))
+        # Skipped, the key is behind the cursor: recorded once.  Failed, each run tried it.
+        assert [x["object_key"] for x in fails] == [BAD] * (1 if skip else 2)
+        second, first = control.runs(job.id)
+        assert (first["number"], first["state"]) == (1, "interrupted")
+        assert first["finished_at"] is not None and first["copied"] > 0
+        assert (second["number"], second["state"]) == (2, "succeeded" if skip else "failed")
+    finally:
+        control.close()
