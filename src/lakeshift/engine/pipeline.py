@@ -109,6 +109,7 @@ class CopyOptions:
             raise UsageError("--max-requests-per-second must be positive")
         if self.max_bandwidth is not None and self.max_bandwidth < 1024:
             raise UsageError("--max-bandwidth must be at least 1KiB (per second)")
+        NameFilter(self.include, self.exclude)  # a glob that cannot work: UsageError
 
 
 @dataclass(frozen=True, slots=True)
