@@ -92,3 +92,16 @@ def test_a_glob_that_cannot_work_is_exit_2(local_env: dict[str, str], tmp_path: 
         assert not (tmp_path / "dst").exists()
     else:
         assert (tmp_path / "dst" / "a[]b").read_bytes() == b"literal"
+
+
+def test_destination_inside_the_source_is_refused(local_env: dict[str, str],
+                                                  tmp_path: Path) -> None:
+    src = tmp_path / "d"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"a")
+    os.symlink(src, tmp_path / "alias")
+    for dst in (src / "sub", tmp_path / "alias" / "sub"):
+        p = lakeshift("copy", str(src), str(dst), env=local_env)
+        assert p.returncode == 2, p.stderr
+        assert "is inside the source" in one_clear_line(p)
+    assert sorted(os.listdir(src)) == ["a.txt"]  # nothing written, nothing nested

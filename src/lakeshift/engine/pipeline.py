@@ -50,7 +50,12 @@ from lakeshift.model import ObjectInfo, TransferStats
 from lakeshift.plan.compare import Overwrite, merge, needs_copy
 from lakeshift.plan.filters import NameFilter
 from lakeshift.plan.names import CollisionTracker, collision_name, encode, problem
-from lakeshift.plan.source import SourceSpec, destination_root, resolve_source
+from lakeshift.plan.source import (
+    SourceSpec,
+    destination_root,
+    refuse_destination_inside_source,
+    resolve_source,
+)
 from lakeshift.stores.base import Store, StoreConfig
 from lakeshift.stores.registry import open_store
 
@@ -213,6 +218,7 @@ async def copy_async(source: StoreConfig, destination: StoreConfig,
     """Copy everything the source URL names into the destination (see README "copy")."""
     opts = options or CopyOptions()
     opts.validate()
+    refuse_destination_inside_source(source, destination)
     stats = TransferStats(started=time.monotonic())
     result = CopyResult(stats, dry_run=opts.dry_run)
     events = EventBus([StatsCounter(stats, result.failures, result.renames, result.deletions),
