@@ -6,7 +6,7 @@ tested against real servers.)"""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 import pytest
 
@@ -21,33 +21,29 @@ from lakeshift.plan.partitioner import (
     from_prefixes,
 )
 from lakeshift.plan.source import SourceSpec
+from lakeshift.stores.base import Page
 
 
 class MemoryLister:
-    """Sorted keys; pages of ``page`` objects, as a store's listing gives them."""
+    """Sorted keys answering ``list_page`` as a store does: pages of ``page`` objects whose
+    token is the last key, and one level of the tree with the "/" delimiter."""
 
     def __init__(self, keys: Sequence[str], page: int = 7) -> None:
         self.keys = sorted(keys)
         self.page = page
 
-    async def list_pages(self, prefix: str, start_after: str | None = None
-                         ) -> AsyncIterator[Sequence[ObjectInfo]]:
-        hits = [ObjectInfo(k, 1) for k in self.keys
-                if k.startswith(prefix) and (start_after is None or k > start_after)]
-        for i in range(0, len(hits), self.page):
-            yield hits[i:i + self.page]
-
-    async def list_folders(self, prefix: str, max_objects: int = 100_000
-                           ) -> tuple[list[str], list[ObjectInfo] | None]:
-        folders, direct = set(), []
-        for k in self.keys:
-            if k.startswith(prefix):
-                head, slash, _ = k[len(prefix):].partition("/")
-                if slash:
-                    folders.add(prefix + head + "/")
-                else:
-                    direct.append(ObjectInfo(k, 1))
-        return sorted(folders), direct if len(direct) <= max_objects else None
+    async def list_page(self, prefix: str, token: str | None = None,
+                        start_after: str | None = None, delimiter: str | None = None) -> Page:
+        after = token if token is not None else start_after
+        hits = [k for k in self.keys
+                if k.startswith(prefix) and (after is None or k > after)]
+        if delimiter:
+            folders = sorted({prefix + k[len(prefix):].split("/", 1)[0] + "/"
+                              for k in hits if "/" in k[len(prefix):]})
+            direct = [ObjectInfo(k, 1) for k in hits if "/" not in k[len(prefix):]]
+            return Page(direct, folders)
+        got = [ObjectInfo(k, 1) for k in hits[:self.page]]
+        return Page(got, (), got[-1].key if len(hits) > self.page else None)
 
 
 def _src(prefix: str = "") -> PlannedSource:
