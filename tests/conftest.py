@@ -57,6 +57,8 @@ SLOW_TESTS = frozenset({
     "tests/integration/test_names_and_skips.py::"
     "test_verify_pairs_renamed_objects_and_reports_renamings",
     "tests/integration/test_verify.py::test_local_source_and_deep_mode",
+    "tests/integration/test_verify_pacing.py::"
+    "test_deep_verify_takes_every_hashed_byte_from_the_bandwidth_cap",
     "tests/integration/test_verify.py::test_multipart_etag_is_recomputed_from_the_destination",
     "tests/integration/test_verify.py::test_verify_a_job",
     "tests/integration/test_verify.py::test_verify_finds_each_planted_difference_and_nothing_else",
