@@ -1,4 +1,4 @@
-# Everything a fresh machine needs: `make demo` and `make test`.
+# Everything a fresh machine needs: `make demo` (no root) and `make test`.
 SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
@@ -7,7 +7,7 @@ AZURITE := .tools/node_modules/.bin/azurite-blob
 PYTEST_ARGS ?=
 DEBIAN_PACKAGES := rclone postgresql time
 
-.PHONY: all venv tools test demo lint bench clean
+.PHONY: all venv azurite tools test demo lint bench clean
 
 all: test
 
@@ -19,8 +19,11 @@ $(BIN)/lakeshift: pyproject.toml constraints.txt
 
 venv: $(BIN)/lakeshift
 
-# Servers the tests and the demo need: Azurite (npm, into .tools/), PostgreSQL and
-# rclone and time (Debian packages, for the benchmarks). moto server comes from PyPI with the dev extra.
+# The demo needs the venv (moto server comes from PyPI with the dev extra) and Azurite (npm,
+# into .tools/): no root.  Tests and benchmarks also need PostgreSQL, rclone and time (Debian
+# packages, installed as root).
+azurite: $(AZURITE)
+
 tools: $(AZURITE) .tools/debian.ok
 
 $(AZURITE): tools/package.json tools/package-lock.json
@@ -42,7 +45,7 @@ test: venv tools
 	$(BIN)/mypy --strict src
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-demo: venv tools
+demo: venv azurite
 	$(BIN)/python scripts/demo.py
 
 lint: venv

@@ -3,7 +3,8 @@
 Starts moto (S3) and Azurite (Blob) on free loopback ports, fills an S3 bucket with a small
 realistic lake, runs ``lakeshift copy`` with progress, then checks independently (boto3 and
 the Azure SDK, not lakeshift) that every object arrived with the same bytes, and stops the
-emulators by PID whatever happens.  ``--small`` is the quick version that `make test` runs.
+emulators by PID and removes its temp folder whatever happens.  ``--small`` is the quick
+version that `make test` runs.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 import hashlib
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -100,12 +102,19 @@ def main() -> int:
     import boto3
     from azure.storage.blob import BlobServiceClient
 
+    # Everything the demo and the programs it starts write to the temp folder (emulator
+    # data and logs, the verify report, an error log) goes into one folder removed at the
+    # end, whatever happens: a demo run leaves nothing behind.
+    scratch = tempfile.mkdtemp(prefix="lakeshift-demo-")
+    tempfile.tempdir = scratch
     moto = azurite = None
     try:
         print("Starting moto (S3) and Azurite (Blob) on loopback…", flush=True)
-        moto, azurite = servers.start_moto(), servers.start_azurite()
+        moto = servers.start_moto()
+        azurite = servers.start_azurite()
         env = servers.clean_env()
         env.update({
+            "TMPDIR": scratch,
             "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto.port}",
             "AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo-secret",
             "AWS_REGION": "us-east-1",
@@ -143,7 +152,7 @@ def main() -> int:
         rerun = subprocess.run([*cmd, "--progress", "none"], env=env, stdin=subprocess.DEVNULL)
         if rerun.returncode:
             return rerun.returncode
-        report = Path(tempfile.mkdtemp(prefix="lakeshift-demo-")) / "verify"
+        report = Path(scratch) / "verify"
         print("\nAnd lakeshift's own proof, `lakeshift verify` (multipart ETags recomputed):",
               flush=True)
         return subprocess.run([str(Path(sys.executable).parent / "lakeshift"), "verify",
@@ -154,6 +163,8 @@ def main() -> int:
         for srv in (moto, azurite):
             if srv is not None:
                 srv.stop()
+        tempfile.tempdir = None
+        shutil.rmtree(scratch, ignore_errors=True)
         print("Emulators stopped.", flush=True)
 
 

@@ -19,6 +19,58 @@ os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 os.environ["AWS_CONFIG_FILE"] = os.environ["AWS_SHARED_CREDENTIALS_FILE"] = "/nonexistent"
 
 
+# The tests `-m "not slow"` leaves out besides those marked in their own files: each took
+# 0.8 s or more (`pytest -m "not slow" --durations=0`, 2 shared cores, 2026-11).  A few
+# quick representatives of each area stay in the fast subset; CI runs everything.  A node id
+# without a parameter stands for all its parameters.
+SLOW_TESTS = frozenset({
+    "tests/e2e/test_cli_copy.py::test_abfss_url_on_the_emulator_and_an_account_mismatch",
+    "tests/e2e/test_cli_copy.py::test_copy_json_summary_and_exit_code_every_time",
+    "tests/e2e/test_cli_copy.py::test_interrupt_exits_130_and_a_rerun_finishes",
+    "tests/e2e/test_cli_copy.py::test_wrong_aws_key_is_exit_3_when_the_service_checks_keys",
+    "tests/e2e/test_cli_setup.py::test_check_reports_each_step_ok",
+    "tests/e2e/test_cli_setup.py::test_init_wizard_writes_a_config_that_run_runs",
+    "tests/e2e/test_cli_sources.py::test_symlink_loops_are_recorded_and_the_rest_is_copied",
+    "tests/e2e/test_cli_sources.py::test_unreadable_file_and_folder_are_forbidden",
+    "tests/integration/test_azure_entra_id.py::test_copy_and_rerun_with_an_entra_id_token",
+    "tests/integration/test_azure_sas.py::test_copy_rerun_and_move_with_a_sas",
+    "tests/integration/test_block_limits.py::"
+    "test_bigger_blocks_keep_an_object_within_the_block_limit",
+    "tests/integration/test_control_db.py::"
+    "test_claims_never_overlap_and_expired_leases_are_taken_over",
+    "tests/integration/test_copy_s3_to_azure.py::"
+    "test_destination_container_is_created_and_other_directions_work",
+    "tests/integration/test_jobs.py::test_adf_control_table_is_read_and_updated_like_the_template",
+    "tests/integration/test_jobs.py::"
+    "test_auto_partitioning_cuts_key_ranges_that_cover_everything_once",
+    "tests/integration/test_jobs.py::test_auto_partitioning_follows_folders_that_fit",
+    "tests/integration/test_jobs.py::test_corrupt_newer_and_locked_dbs_are_refused_unchanged",
+    "tests/integration/test_jobs.py::test_failures_are_listed_with_key_class_and_message",
+    "tests/integration/test_jobs.py::test_kill_9_mid_partition_then_rerun_misses_nothing",
+    "tests/integration/test_jobs.py::"
+    "test_one_failing_partition_leaves_the_others_and_a_rerun_finishes_it",
+    "tests/integration/test_jobs.py::test_plan_run_status_and_rerun[postgresql]",
+    "tests/integration/test_jobs.py::test_two_runs_share_a_job_without_doing_a_partition_twice",
+    "tests/integration/test_names_and_skips.py::test_a_version_1_control_db_is_upgraded",
+    "tests/integration/test_names_and_skips.py::"
+    "test_job_records_renames_and_skips_in_the_control_db",
+    "tests/integration/test_names_and_skips.py::"
+    "test_verify_pairs_renamed_objects_and_reports_renamings",
+    "tests/integration/test_verify.py::test_local_source_and_deep_mode",
+    "tests/integration/test_verify_pacing.py::"
+    "test_deep_verify_takes_every_hashed_byte_from_the_bandwidth_cap",
+    "tests/integration/test_verify.py::test_multipart_etag_is_recomputed_from_the_destination",
+    "tests/integration/test_verify.py::test_verify_a_job",
+    "tests/integration/test_verify.py::test_verify_finds_each_planted_difference_and_nothing_else",
+})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid in SLOW_TESTS or item.nodeid.split("[", 1)[0] in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def moto() -> Iterator[servers.Server]:
     srv = servers.start_moto()

@@ -117,18 +117,19 @@ def start_moto(auth: bool = False) -> Server:
         moto = Path(shutil.which("moto_server") or "moto_server")
     env = {"INITIAL_NO_AUTH_ACTION_COUNT": "0"} if auth else None
     proc, log = _spawn("moto", [str(moto), "-H", "127.0.0.1", "-p", str(port)], workdir, env)
-    _wait_http(f"http://127.0.0.1:{port}/", proc, log)
-    return Server("moto", port, proc, workdir, log)
+    srv = Server("moto", port, proc, workdir, log)
+    _wait_or_stop(srv, f"http://127.0.0.1:{port}/")
+    return srv
 
 
 def start_azurite(oauth: bool = False) -> Server:
     """Azurite's blob service.  With ``oauth``: over HTTPS with a throw-away certificate
     (trusted by pointing SSL_CERT_FILE at ``workdir/ca.pem``) and Entra ID
     bearer tokens checked at Azurite's "basic" level (issuer, audience, lifetime)."""
+    if not AZURITE_BIN.exists():
+        raise RuntimeError(f"{AZURITE_BIN} missing: run `make azurite` (or `make tools`) first")
     workdir = Path(tempfile.mkdtemp(prefix="lakeshift-azurite-"))
     port = free_port()
-    if not AZURITE_BIN.exists():
-        raise RuntimeError(f"{AZURITE_BIN} missing: run `make tools` first")
     argv = [str(AZURITE_BIN), "--blobHost", "127.0.0.1", "--blobPort", str(port),
             "--location", str(workdir / "data"), "--skipApiVersionCheck", "--loose",
             "--disableTelemetry", "--silent"]
@@ -138,8 +139,19 @@ def start_azurite(oauth: bool = False) -> Server:
         argv += ["--oauth", "basic", "--cert", str(cert), "--key", str(key)]
         scheme = "https"
     proc, log = _spawn("azurite", argv, workdir)
-    _wait_http(f"{scheme}://127.0.0.1:{port}/{AZURITE_ACCOUNT}?comp=list", proc, log)
-    return Server("azurite", port, proc, workdir, log)
+    srv = Server("azurite", port, proc, workdir, log)
+    _wait_or_stop(srv, f"{scheme}://127.0.0.1:{port}/{AZURITE_ACCOUNT}?comp=list")
+    return srv
+
+
+def _wait_or_stop(srv: Server, url: str) -> None:
+    """Wait for ``srv`` to answer; one that does not is stopped (by PID, its workdir
+    removed) before the error goes up, so a failed start leaves nothing running."""
+    try:
+        _wait_http(url, srv.proc, srv.log)
+    except BaseException:
+        srv.stop()
+        raise
 
 
 def self_signed_certificate(workdir: Path) -> tuple[Path, Path]:

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
+import pytest
+
+from lakeshift.engine import limiter
 from lakeshift.engine.limiter import EndpointLimiter, TokenBucket
 
 
@@ -44,12 +46,61 @@ def test_not_adaptive_keeps_the_limit() -> None:
     assert int(lim.limit) == 8 and lim.throttles == 1
 
 
-def test_token_bucket_paces() -> None:
-    async def main() -> float:
+class FakeClock:
+    """Stands in for time.monotonic and asyncio.sleep in the limiter: sleeping advances it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        # A real clock ticks at least a little during any sleep (1 µs here): the bucket's
+        # float arithmetic may ask for a wait too small to move a float clock at all.
+        step = max(seconds, 1e-6)
+        self.now += step
+        self.slept += step
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(limiter.time, "monotonic", fake.monotonic)
+    monkeypatch.setattr(limiter.asyncio, "sleep", fake.sleep)
+    return fake
+
+
+@pytest.mark.timeout(20)
+def test_token_bucket_paces(clock: FakeClock) -> None:
+    async def main() -> None:
         bucket = TokenBucket(100.0)  # 100 a second, burst 100
-        t0 = time.monotonic()
         for _ in range(150):
             await bucket.take()
-        return time.monotonic() - t0
 
-    assert 0.4 <= asyncio.run(main()) < 1.5
+    asyncio.run(main())
+    # The first 100 are the burst; the other 50 wait for refills at 100 a second.
+    assert clock.slept == pytest.approx(0.5, abs=0.02)
+
+
+@pytest.mark.timeout(20)
+def test_bandwidth_cap_waits_for_a_full_bucket_for_a_large_request(clock: FakeClock) -> None:
+    async def main() -> None:
+        bucket = TokenBucket(1000.0)
+        await bucket.take(1000)   # the burst
+        await bucket.take(5000)   # larger than the bucket: waits until it is full again
+
+    asyncio.run(main())
+    assert clock.slept == pytest.approx(1.0, abs=0.02)
+
+
+def test_one_throttle_burst_halves_once_per_cooldown(clock: FakeClock) -> None:
+    lim = EndpointLimiter("e", 32, cooldown=1.0)
+    lim.throttled()
+    clock.now += 0.5
+    lim.throttled()
+    assert int(lim.limit) == 16
+    clock.now += 1.0
+    lim.throttled()
+    assert int(lim.limit) == 8 and lim.throttles == 3

@@ -53,7 +53,12 @@ from lakeshift.model import ObjectInfo, TransferStats
 from lakeshift.plan.compare import Overwrite, merge, needs_copy
 from lakeshift.plan.filters import NameFilter
 from lakeshift.plan.names import CollisionTracker, collision_name, encode, problem
-from lakeshift.plan.source import SourceSpec, destination_root, resolve_source
+from lakeshift.plan.source import (
+    SourceSpec,
+    destination_root,
+    refuse_destination_inside_source,
+    resolve_source,
+)
 from lakeshift.stores.base import Store, StoreConfig
 from lakeshift.stores.registry import open_store
 
@@ -112,6 +117,7 @@ class CopyOptions:
             raise UsageError("--max-requests-per-second must be positive")
         if self.max_bandwidth is not None and self.max_bandwidth < 1024:
             raise UsageError("--max-bandwidth must be at least 1KiB (per second)")
+        NameFilter(self.include, self.exclude)  # a glob that cannot work: UsageError
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +223,7 @@ async def copy_async(source: StoreConfig, destination: StoreConfig,
     """Copy everything the source URL names into the destination (see README "copy")."""
     opts = options or CopyOptions()
     opts.validate()
+    refuse_destination_inside_source(source, destination)
     stats = TransferStats(started=time.monotonic())
     result = CopyResult(stats, dry_run=opts.dry_run)
     events = EventBus([StatsCounter(stats, result.failures, result.renames, result.deletions),

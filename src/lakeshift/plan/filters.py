@@ -1,60 +1,59 @@
-"""--include / --exclude globs.
+"""--include / --exclude globs, matched by wcmatch (a maintained glob library).
 
 A pattern is matched against the name relative to the source root.  ``*`` and ``?`` match
 within one path segment, ``**`` matches across segments; a pattern without ``/`` matches the
-last segment (the file name) at any depth.  An object is taken when it matches some
-include (or there are none) and no exclude.
+last segment (the file name) at any depth; a leading ``/`` anchors a pattern at the root.
+``[abc]``, ``[a-z]`` and ``[!abc]`` match one character other than ``/``; a ``!`` that is not
+first in the brackets is a plain ``!``; a ``[`` without its ``]`` is a plain ``[``.  Matching
+is case-sensitive and ``*`` matches names starting with ``.``.  An object is taken when it
+matches some include (or there are none) and no exclude.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
-from functools import lru_cache
+from collections.abc import Callable, Sequence
+
+from wcmatch import glob
+
+from lakeshift.errors import UsageError
+
+# GLOBSTAR: ``**`` crosses folders; DOTGLOB: ``*`` takes dot-files too; CASE: the same on
+# every OS.  MATCHBASE (a pattern without ``/`` matches the file name) is added per pattern.
+_FLAGS = glob.GLOBSTAR | glob.DOTGLOB | glob.CASE
+# What wcmatch compiles a bracket holding only reversed ranges (``[z-a]``) into: a pattern
+# that can match nothing, which is always a mistake.
+_NEVER = "(?!)"
 
 
-@lru_cache(maxsize=256)
-def _compile(pattern: str) -> re.Pattern[str]:
-    out = []
-    i = 0
-    while i < len(pattern):
-        c = pattern[i]
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-            continue
-        if pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-            continue
-        if c == "*":
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "[":
-            end = pattern.find("]", i + 1)
-            if end == -1:
-                out.append(re.escape(c))
-            else:
-                out.append("[" + pattern[i + 1:end].replace("!", "^", 1) + "]")
-                i = end
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return re.compile("".join(out) + r"\Z")
-
-
-def _matches(pattern: str, rel: str) -> bool:
-    target = rel if "/" in pattern else rel.rsplit("/", 1)[-1]
-    return _compile(pattern.lstrip("/")).match(target) is not None
+def compile_glob(pattern: str, option: str = "--include") -> Callable[[str], bool]:
+    """A matcher for one pattern; UsageError (naming the option) for a pattern that is
+    empty, cannot be compiled, or can never match."""
+    body = pattern.lstrip("/")
+    flags = _FLAGS if "/" in pattern else _FLAGS | glob.MATCHBASE
+    if not body:
+        raise UsageError(f"{option} {pattern!r}: empty pattern: give a glob such as '*.csv'")
+    try:
+        regexes, _ = glob.translate(body, flags=flags)
+        matcher = glob.compile(body, flags=flags)
+    except Exception as e:  # the library's own errors (ValueError, re.error, limits)
+        raise UsageError(f"{option} {pattern!r} is not a valid glob ({e}): see README "
+                         "\"Globs\"") from None
+    if any(_NEVER in r for r in regexes):
+        raise UsageError(f"{option} {pattern!r} can match nothing (a range such as [z-a] is "
+                         "reversed): write ranges low to high, e.g. [a-z]")
+    return matcher.match
 
 
 class NameFilter:
+    """Built once per run; building it checks every pattern (UsageError, exit 2)."""
+
     def __init__(self, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> None:
         self.include = tuple(include)
         self.exclude = tuple(exclude)
+        self._include = [compile_glob(p, "--include") for p in self.include]
+        self._exclude = [compile_glob(p, "--exclude") for p in self.exclude]
 
     def __call__(self, rel: str) -> bool:
-        if self.include and not any(_matches(p, rel) for p in self.include):
+        if self._include and not any(m(rel) for m in self._include):
             return False
-        return not any(_matches(p, rel) for p in self.exclude)
+        return not any(m(rel) for m in self._exclude)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 
+from lakeshift.errors import UsageError
 from lakeshift.stores.base import Store, StoreConfig, StoreOptions
 from lakeshift.urls import parse_url
 
@@ -80,3 +81,40 @@ def source_config(url: str, options: StoreOptions | None = None) -> StoreConfig:
 
 def destination_config(url: str, options: StoreOptions | None = None) -> StoreConfig:
     return StoreConfig(parse_url(url), options or StoreOptions())
+
+
+def refuse_destination_inside_source(source: StoreConfig, destination: StoreConfig) -> None:
+    """UsageError when the destination lies inside what the source names: every run would
+    then list the previous run's copy as source and nest it one level deeper.
+
+    Local → local (symlinks resolved): the destination directory is the source's directory,
+    or is below it where the source names it (a source path naming a file or a name prefix
+    in its directory, see ``source_config``, takes only names starting with it).  The same
+    bucket (S3, same endpoint) or the same container (Azure, same
+    account): the destination root starts with the source path — a string prefix, as the
+    source lists it (``logs/2024-0`` also takes ``logs/2024-05-copy/``).  Asks no server."""
+    src, dst = source.url, destination.url
+    if src.scheme != dst.scheme:
+        return
+    if src.scheme == "file":
+        src_dir = os.path.realpath(src.bucket)
+        dst_dir = os.path.realpath(os.path.join(dst.bucket, *dst.path.split("/")))
+        under = dst_dir.startswith(src_dir.rstrip(os.sep) + os.sep)
+        inside = dst_dir == src_dir or (
+            under and _root(os.path.relpath(dst_dir, src_dir).replace(os.sep, "/"))
+            .startswith(src.path))
+    elif src.scheme == "s3":
+        inside = (src.bucket == dst.bucket
+                  and source.options.s3_endpoint == destination.options.s3_endpoint
+                  and _root(dst.path).startswith(src.path))
+    else:
+        inside = (src.bucket == dst.bucket and src.account == dst.account
+                  and _root(dst.path).startswith(src.path))
+    if inside:
+        raise UsageError(f"destination {dst.display()} is inside the source {src.display()}: "
+                         "each run would copy the last copy again, one level deeper; choose a "
+                         "destination outside the source")
+
+
+def _root(path: str) -> str:
+    return path if path == "" or path.endswith("/") else path + "/"

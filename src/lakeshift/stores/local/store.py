@@ -14,6 +14,7 @@ skips files already copied and a file changed since is copied again.
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import itertools
 import mimetypes
@@ -26,6 +27,7 @@ from lakeshift.errors import (
     ForbiddenError,
     IntegrityError,
     InvalidNameError,
+    LakeshiftError,
     NotFoundError,
     UsageError,
 )
@@ -149,9 +151,14 @@ class LocalStore:
         except FileNotFoundError:
             raise NotFoundError(f"{path}: not found") from None
         except PermissionError:
-            raise ForbiddenError(f"{path}: permission denied (cannot read)") from None
+            what = "list the folder" if os.path.isdir(path) else "read"
+            raise ForbiddenError(f"{path}: permission denied (cannot {what})") from None
         except IsADirectoryError:
-            raise NotFoundError(f"{path}: is a directory") from None
+            raise _unwalkable(path) from None
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise _unwalkable(path) from None
+            raise
         ctype = mimetypes.guess_type(key, strict=False)[0]
         return ReadResult(data, ObjectProps(content_type=ctype), st.st_size, etag)
 
@@ -316,32 +323,84 @@ def _info(key: str, st: os.stat_result, path: str) -> ObjectInfo:
                       local_etag(st), md5, False, meta)
 
 
-def _walk(root: str, folder: str, name_prefix: str,
-          start_after: str | None) -> Iterator[ObjectInfo]:
+def _walk(root: str, folder: str, name_prefix: str, start_after: str | None,
+          ancestors: frozenset[tuple[int, int]] | None = None) -> Iterator[ObjectInfo]:
+    """Keys below ``folder`` in key order.  A folder that cannot be listed (permissions) or
+    a symlink that loops (to a folder above it, or to itself) is not walked into: it is
+    listed as one empty entry, sorted as a file of that name, whose read fails with the
+    reason (see ``_unwalkable``); so it is recorded as that object's failure — or skip —
+    and the rest of the walk goes on."""
     base = os.path.join(root, *folder.split("/")) if folder else root
     try:
+        if ancestors is None:
+            st = os.stat(base)
+            ancestors = frozenset({(st.st_dev, st.st_ino)})
         entries = list(os.scandir(base))
     except (FileNotFoundError, NotADirectoryError):
         return
     except PermissionError:
         raise ForbiddenError(f"{base}: permission denied (cannot list)") from None
-    keyed = []
+    keyed: list[tuple[str, str, os.DirEntry[str], tuple[int, int] | None]] = []
     for e in entries:
         if not e.name.startswith(name_prefix) or e.name.startswith(_PARTIAL):
             continue
-        is_dir = e.is_dir(follow_symlinks=True)
-        keyed.append(((folder + "/" if folder else "") + e.name + ("/" if is_dir else ""),
-                      is_dir, e))
+        key = (folder + "/" if folder else "") + e.name
+        try:
+            if not e.is_dir(follow_symlinks=True):
+                keyed.append((key, "file", e, None))
+                continue
+            st = e.stat(follow_symlinks=True)
+        except OSError:  # a symlink loop (ELOOP), or gone
+            keyed.append((key, "entry", e, None))
+            continue
+        ident = (st.st_dev, st.st_ino)
+        if ident in ancestors or not os.access(e.path, os.R_OK | os.X_OK):
+            keyed.append((key, "entry", e, None))
+        else:
+            keyed.append((key + "/", "folder", e, ident))
     keyed.sort(key=lambda t: t[0])
-    for key, is_dir, e in keyed:
-        if is_dir:
+    for key, kind, e, folder_id in keyed:
+        if kind == "folder":
+            assert folder_id is not None
             # Every key below sorts after ``key``; skip the subtree when it is all done.
             if start_after is not None and not (key > start_after or
                                                 start_after.startswith(key)):
                 continue
-            yield from _walk(root, key[:-1], "", start_after)
+            yield from _walk(root, key[:-1], "", start_after, ancestors | {folder_id})
         elif start_after is None or key > start_after:
+            if kind == "entry":
+                yield ObjectInfo(key, 0)
+                continue
             try:
                 yield _info(key, e.stat(follow_symlinks=True), e.path)
             except FileNotFoundError:
                 continue
+            except OSError:
+                yield ObjectInfo(key, 0)  # its read says why
+
+
+def _unwalkable(path: str) -> LakeshiftError:
+    """Why the walk listed ``path`` as an entry instead of walking into it."""
+    try:
+        target = os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return NotFoundError(f"{path}: symlink loop (the link resolves to itself): not "
+                                 "followed")
+        return NotFoundError(f"{path}: {e.strerror}")
+    parent = os.path.dirname(path)
+    while True:
+        try:
+            here = os.stat(parent)
+        except OSError:
+            break
+        if (here.st_dev, here.st_ino) == (target.st_dev, target.st_ino):
+            return NotFoundError(f"{path}: symlink loop (it points to {parent}, a folder "
+                                 "above it): not followed")
+        up = os.path.dirname(parent)
+        if up == parent:
+            break
+        parent = up
+    if not os.access(path, os.R_OK | os.X_OK):
+        return ForbiddenError(f"{path}: permission denied (cannot list the folder)")
+    return NotFoundError(f"{path}: is a directory")

@@ -1,0 +1,107 @@
+"""Local sources a user really has (symlink loops, unreadable files and folders), globs,
+and a destination inside its source — through the CLI, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.cli import lakeshift, obeying_file_modes, one_clear_line
+
+
+@pytest.fixture
+def local_env(tmp_path: Path) -> dict[str, str]:
+    from tests import servers
+
+    env = servers.clean_env()
+    env["HOME"] = str(tmp_path / "home")
+    env["TMPDIR"] = str(tmp_path)
+    return env
+
+
+def _tree(src: Path) -> None:
+    (src / "d" / "sub").mkdir(parents=True)
+    (src / "a.txt").write_bytes(b"hello")
+    (src / "d" / "sub" / "f.txt").write_bytes(b"deep")
+    (src / "d" / "sub" / "up").symlink_to("..")          # a folder above it: a loop
+    (src / "loop1").symlink_to("loop2")                    # two links naming each other
+    (src / "loop2").symlink_to("loop1")
+
+
+def test_symlink_loops_are_recorded_and_the_rest_is_copied(local_env: dict[str, str],
+                                                           tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _tree(src)
+    p = lakeshift("copy", str(src), str(dst), "--json", env=local_env)
+    assert p.returncode == 1, p.stderr
+    s = json.loads(p.stdout)
+    assert s["copied"] == 2 and s["failed"] == 3
+    why = {f["key"]: (f["kind"], f["message"]) for f in s["failures"]}
+    assert set(why) == {"d/sub/up", "loop1", "loop2"}
+    assert all(kind == "missing" and "symlink loop" in msg for kind, msg in why.values())
+    assert (dst / "a.txt").read_bytes() == b"hello"
+    assert (dst / "d" / "sub" / "f.txt").read_bytes() == b"deep"
+    assert not (dst / "d" / "sub" / "up").exists()
+    again = lakeshift("copy", str(src), str(dst), "--json", "--skip-errors", "missing",
+                      env=local_env)
+    assert again.returncode == 0, again.stderr
+    s = json.loads(again.stdout)
+    assert s["skipped_errors"] == 3 and s["failed"] == 0
+
+
+def test_unreadable_file_and_folder_are_forbidden(local_env: dict[str, str],
+                                                   tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "locked").mkdir(parents=True)
+    (src / "locked" / "inner.txt").write_bytes(b"x")
+    (src / "ok.txt").write_bytes(b"ok")
+    (src / "secret.txt").write_bytes(b"s")
+    os.chmod(src / "secret.txt", 0)
+    os.chmod(src / "locked", 0)
+    try:
+        p = lakeshift("copy", str(src), str(dst), "--json", env=local_env,
+                      prefix=obeying_file_modes())
+        assert p.returncode == 1, p.stderr
+        s = json.loads(p.stdout)
+        why = {f["key"]: (f["kind"], f["message"]) for f in s["failures"]}
+        assert why["secret.txt"][0] == "forbidden" and "cannot read" in why["secret.txt"][1]
+        assert why["locked"][0] == "forbidden" and "cannot list" in why["locked"][1]
+        assert (dst / "ok.txt").read_bytes() == b"ok"
+        skip = lakeshift("copy", str(src), str(dst), "--json", "--skip-errors", "forbidden",
+                         env=local_env, prefix=obeying_file_modes())
+        assert skip.returncode == 0, skip.stderr
+        assert json.loads(skip.stdout)["skipped_errors"] == 2
+    finally:
+        os.chmod(src / "locked", 0o755)
+        os.chmod(src / "secret.txt", 0o644)
+
+
+@pytest.mark.parametrize("glob,code", [("a[z-a]b", 2), ("a[]b", 0)])
+def test_a_glob_that_cannot_work_is_exit_2(local_env: dict[str, str], tmp_path: Path,
+                                           glob: str, code: int) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a[]b").write_bytes(b"literal")
+    p = lakeshift("copy", str(src), str(tmp_path / "dst"), "--include", glob, env=local_env)
+    assert p.returncode == code, p.stderr
+    if code == 2:
+        assert "can match nothing" in one_clear_line(p)
+        assert not (tmp_path / "dst").exists()
+    else:
+        assert (tmp_path / "dst" / "a[]b").read_bytes() == b"literal"
+
+
+def test_destination_inside_the_source_is_refused(local_env: dict[str, str],
+                                                  tmp_path: Path) -> None:
+    src = tmp_path / "d"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"a")
+    os.symlink(src, tmp_path / "alias")
+    for dst in (src / "sub", tmp_path / "alias" / "sub"):
+        p = lakeshift("copy", str(src), str(dst), env=local_env)
+        assert p.returncode == 2, p.stderr
+        assert "is inside the source" in one_clear_line(p)
+    assert sorted(os.listdir(src)) == ["a.txt"]  # nothing written, nothing nested

@@ -1,0 +1,138 @@
+"""The partitioner's cutting logic on an in-memory listing: every key in exactly one
+partition, partitions of at most about ``target`` objects, folders kept whole when they fit.
+(The in-memory lister is a stand-in only for the listing; the listing code itself is
+tested against real servers.)"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+
+from lakeshift.control.records import PartitionSpec
+from lakeshift.errors import UsageError
+from lakeshift.model import ObjectInfo
+from lakeshift.plan.partitioner import (
+    PlannedSource,
+    auto_partitions,
+    auto_ranges,
+    check_overlaps,
+    from_prefixes,
+)
+from lakeshift.plan.source import SourceSpec
+from lakeshift.stores.base import Page
+
+
+class MemoryLister:
+    """Sorted keys answering ``list_page`` as a store does: pages of ``page`` objects whose
+    token is the last key, and one level of the tree with the "/" delimiter."""
+
+    def __init__(self, keys: Sequence[str], page: int = 7) -> None:
+        self.keys = sorted(keys)
+        self.page = page
+
+    async def list_page(self, prefix: str, token: str | None = None,
+                        start_after: str | None = None, delimiter: str | None = None) -> Page:
+        after = token if token is not None else start_after
+        hits = [k for k in self.keys
+                if k.startswith(prefix) and (after is None or k > after)]
+        if delimiter:
+            folders = sorted({prefix + k[len(prefix):].split("/", 1)[0] + "/"
+                              for k in hits if "/" in k[len(prefix):]})
+            direct = [ObjectInfo(k, 1) for k in hits if "/" not in k[len(prefix):]]
+            return Page(direct, folders)
+        got = [ObjectInfo(k, 1) for k in hits[:self.page]]
+        return Page(got, (), got[-1].key if len(hits) > self.page else None)
+
+
+def _src(prefix: str = "") -> PlannedSource:
+    return PlannedSource("s3://bkt/" + prefix, SourceSpec(prefix, prefix), "s3://bkt/", "dst/")
+
+
+def _members(spec: PartitionSpec, keys: Sequence[str]) -> list[str]:
+    """The keys a partition copies: under its prefix, in its range, after its cursor."""
+    return [k for k in keys if k.startswith(spec.prefix)
+            and (spec.range_start is None or k >= spec.range_start)
+            and (spec.range_end is None or k < spec.range_end)
+            and (spec.cursor is None or k > spec.cursor)]
+
+
+def _assert_exact_cover(specs: list[PartitionSpec], keys: Sequence[str], target: int,
+                        slack: int = 1) -> None:
+    seen: dict[str, int] = {}
+    for s in specs:
+        m = _members(s, keys)
+        assert len(m) <= target * slack, (s, len(m))
+        for k in m:
+            seen[k] = seen.get(k, 0) + 1
+    assert sorted(seen) == sorted(keys)
+    assert set(seen.values()) == {1}, {k: n for k, n in seen.items() if n != 1}
+
+
+LAKE = ([f"big/{i:04d}" for i in range(95)] + [f"small{j}/{i}" for j in range(5)
+                                               for i in range(3)]
+        + ["mid/a", "mid/b", "mid/c", "mid/d", "mid/e", "mid/f"] + ["root0", "root1", "z.csv"])
+
+
+@pytest.mark.parametrize("target", [1, 4, 10, 30, 1000])
+def test_auto_ranges_cover_every_key_once(target: int) -> None:
+    specs = asyncio.run(auto_ranges(MemoryLister(LAKE), _src(), target))  # type: ignore[arg-type]
+    _assert_exact_cover(specs, LAKE, target)
+    assert len(specs) == -(-len(LAKE) // target)
+
+
+_LOSES_DIRECT_OBJECTS = pytest.mark.xfail(
+    strict=True, reason="bug in plan/partitioner.py (owned by another helper): a chunk of the "
+    "root's own objects spans the folders between them, so its range ends before its last key "
+    "and that key is in no partition")
+
+
+@pytest.mark.parametrize("target", [1, pytest.param(4, marks=_LOSES_DIRECT_OBJECTS), 10, 30,
+                                    1000])
+def test_auto_partitions_cover_every_key_once(target: int) -> None:
+    specs = asyncio.run(auto_partitions(MemoryLister(LAKE), _src(), target))  # type: ignore[arg-type]
+    _assert_exact_cover(specs, LAKE, target)
+
+
+def test_a_folder_that_fits_is_one_prefix_partition_and_small_ones_are_grouped() -> None:
+    specs = asyncio.run(auto_partitions(MemoryLister(LAKE), _src(), 10))  # type: ignore[arg-type]
+    prefixes = [s.prefix for s in specs if s.range_start is None and s.range_end is None]
+    assert "mid/" in prefixes                      # 6 objects, at least half of 10: whole
+    assert not any(p.startswith("small") for p in prefixes)  # 3 each: grouped into ranges
+    big = [s for s in specs if s.range_start and s.range_start.startswith("big/")]
+    assert len(big) == 10                          # 95 keys cut every 10
+
+
+def test_empty_source_is_one_partition() -> None:
+    specs = asyncio.run(auto_partitions(MemoryLister([]), _src(), 5))  # type: ignore[arg-type]
+    assert [(s.prefix, s.range_start, s.range_end) for s in specs] == [("", None, None)]
+    specs = asyncio.run(auto_ranges(MemoryLister([]), _src("x"), 5))  # type: ignore[arg-type]
+    assert [(s.prefix, s.range_start, s.range_end) for s in specs] == [("x", None, None)]
+
+
+def test_string_prefix_source_is_cut_into_ranges() -> None:
+    keys = [f"logs/2024-0{m}/{d:02d}" for m in range(1, 4) for d in range(10)]
+    specs = asyncio.run(auto_partitions(MemoryLister(keys), _src("logs/2024-0"), 7))  # type: ignore[arg-type]
+    _assert_exact_cover(specs, keys, 7)
+
+
+def test_target_below_one_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="--target-objects"):
+        asyncio.run(auto_partitions(MemoryLister(LAKE), _src(), 0))  # type: ignore[arg-type]
+
+
+def test_prefix_partitions_and_overlaps() -> None:
+    specs = from_prefixes(_src("raw/"), ["a/", " b/ ", "", "/c/"])
+    assert [s.prefix for s in specs] == ["raw/a/", "raw/b/", "raw/c/"]
+    with pytest.raises(UsageError, match="overlap"):
+        from_prefixes(_src("raw/"), ["a/", "a/b/"])
+    check_overlaps([PartitionSpec("s3://bkt/", "a/", "", "d/", range_start="a/1"),
+                    PartitionSpec("s3://bkt/", "a/", "", "d/", range_start="a/5")])
+
+
+@_LOSES_DIRECT_OBJECTS
+def test_root_objects_on_both_sides_of_a_folder_are_all_planned() -> None:
+    keys = ["a/1", "a/2", "m", "z/1", "z/2", "zz"]
+    specs = asyncio.run(auto_partitions(MemoryLister(keys), _src(), 2))  # type: ignore[arg-type]
+    _assert_exact_cover(specs, keys, 2)
