@@ -35,13 +35,13 @@ def fake_az(bin_dir: Path, token: str) -> Path:
 
 @pytest.fixture
 def gen1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[WebHdfsDouble]:
-    """A Gen1-dialect double; this process reaches it with ``--azure-auth cli`` through a
-    fake ``az`` on PATH (``gen1.env`` holds the variables for a CLI subprocess)."""
+    """A Gen1-dialect double; this process reaches it with ``LAKESHIFT_ADL_AUTH=cli`` through
+    a fake ``az`` on PATH (``gen1.env`` holds the variables for a CLI subprocess)."""
     root = tmp_path / "gen1-root"
     root.mkdir()
     with serve(root, "gen1") as double:
         bin_dir = fake_az(tmp_path / "az-bin", double.token)
-        env = {"LAKESHIFT_WEBHDFS_ENDPOINT": double.endpoint,
+        env = {"LAKESHIFT_WEBHDFS_ENDPOINT": double.endpoint, "LAKESHIFT_ADL_AUTH": "cli",
                "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
         for k, v in env.items():
             monkeypatch.setenv(k, v)

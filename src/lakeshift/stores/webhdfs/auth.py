@@ -6,7 +6,9 @@ Two dialects of the same REST API:
   for ``https://datalake.azure.net/.default`` from azure-identity — a service principal
   (``AZURE_CLIENT_ID`` + ``AZURE_TENANT_ID`` + ``AZURE_CLIENT_SECRET`` or
   ``AZURE_CLIENT_CERTIFICATE_PATH``), or managed identity / the Azure CLI login only when
-  asked for with ``--azure-auth managed-identity`` / ``cli``.
+  asked for with ``--azure-auth managed-identity`` / ``cli``, or with
+  ``LAKESHIFT_ADL_AUTH`` (same values), which applies to adl:// sources only: ``--azure-auth``
+  is shared with an Azure destination that may use an account key.
 * **hadoop** (``webhdfs://`` plain HTTP, ``swebhdfs://`` TLS): Hadoop's simple
   authentication (``user.name``: ``HADOOP_USER_NAME``, else the local user name) or a
   delegation token (``HADOOP_DELEGATION_TOKEN``, sent as ``delegation=``; a secret).
@@ -34,7 +36,7 @@ GEN1_SCOPE = "https://datalake.azure.net/.default"
 _DEFAULT_PORTS = {"webhdfs": 9870, "swebhdfs": 9871}
 _MISSING_GEN1 = ("no credentials for ADLS Gen1: set AZURE_CLIENT_ID, AZURE_TENANT_ID and "
                  "AZURE_CLIENT_SECRET (a service principal), or pass --azure-auth "
-                 "managed-identity|cli")
+                 "managed-identity|cli (or set LAKESHIFT_ADL_AUTH to one of them)")
 
 
 @dataclass(frozen=True)
@@ -74,12 +76,13 @@ def resolve(url: StoreURL, options: StoreOptions) -> WebHdfsSettings:
 
 def _gen1_token_source(options: StoreOptions) -> str:
     env = os.environ
-    mode = options.azure_auth
+    mode = env.get("LAKESHIFT_ADL_AUTH") or options.azure_auth
     if mode in ("managed-identity", "cli"):
         return mode
     if mode not in ("auto", "service-principal"):
-        raise UsageError(f"--azure-auth {mode} does not apply to ADLS Gen1 (it takes Entra ID "
-                         "tokens only): use auto, service-principal, managed-identity or cli")
+        raise UsageError(f"--azure-auth / LAKESHIFT_ADL_AUTH {mode} does not apply to ADLS "
+                         "Gen1 (it takes Entra ID tokens only): use auto, service-principal, "
+                         "managed-identity or cli")
     sp = env.get("AZURE_CLIENT_ID") and env.get("AZURE_TENANT_ID") and (
         env.get("AZURE_CLIENT_SECRET") or env.get("AZURE_CLIENT_CERTIFICATE_PATH"))
     if not sp:
