@@ -211,3 +211,7 @@ def pg_url(postgres: servers.Server) -> str:
     with psycopg.connect(postgres.extra["url"], autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     return postgres.extra["url"].rsplit("/", 1)[0] + "/" + name
+
+
+# The WebHDFS double's fixtures (ADLS Gen1 and Hadoop dialects): gen1, hadoop.
+from tests.doubles.fixtures import gen1, hadoop  # noqa: E402, F401

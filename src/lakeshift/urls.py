@@ -7,6 +7,8 @@ Accepted forms (README "URLs"):
 * ``https://ACCOUNT.blob.core.windows.net/container/prefix`` (also ``.dfs.``)
 * ``abfss://filesystem@ACCOUNT.dfs.core.windows.net/path`` (ADLS Gen2; written through
   the blob endpoint)
+* ``adl://ACCOUNT.azuredatalakestore.net/path`` (ADLS Gen1), ``webhdfs://host:port/path``
+  and ``swebhdfs://host:port/path`` (Hadoop HDFS): sources read over WebHDFS
 * ``file:///path`` or a plain path
 """
 
@@ -20,7 +22,7 @@ from urllib.parse import unquote, urlsplit
 
 from lakeshift.errors import UsageError
 
-Scheme = Literal["s3", "azure", "file"]
+Scheme = Literal["s3", "azure", "file", "adl", "webhdfs", "swebhdfs"]
 
 _S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 _AZ_CONTAINER = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9\-]{1,61}[a-z0-9]$")
@@ -49,6 +51,8 @@ class StoreURL:
         if self.scheme == "azure":
             acct = f"{self.account}/" if self.account else ""
             return f"az://{acct}{self.bucket}/{self.path}"
+        if self.scheme in ("adl", "webhdfs", "swebhdfs"):
+            return f"{self.scheme}://{self.bucket}/{self.path}"
         return self.bucket
 
 
@@ -93,8 +97,24 @@ def parse_url(text: str) -> StoreURL:
         container, _, rest = parts.path.lstrip("/").partition("/")
         return StoreURL("azure", _container(container, text), _path(rest), account, suffix,
                         ".dfs." in parts.netloc.lower())
+    if scheme in ("adl", "webhdfs", "swebhdfs"):
+        return _webhdfs(scheme, parts.netloc.lower(), parts.path, text)
     raise UsageError(f"unknown URL scheme {scheme!r} in {text!r}: use s3://, az://, abfss://, "
-                     "https://ACCOUNT.blob.core.windows.net/..., file:// or a local path")
+                     "https://ACCOUNT.blob.core.windows.net/..., adl://, webhdfs://, file:// "
+                     "or a local path")
+
+
+def _webhdfs(scheme: str, host: str, path: str, text: str) -> StoreURL:
+    """WebHDFS sources: ``bucket`` is the host (with its port), ``account`` Gen1's account."""
+    if scheme == "adl":
+        m = re.match(r"^([a-z0-9]{3,24})\.azuredatalakestore\.[a-z0-9.]+$", host)
+        if not m:
+            raise UsageError(f"invalid ADLS Gen1 URL {text!r}: expected "
+                             "adl://ACCOUNT.azuredatalakestore.net/path")
+        return StoreURL("adl", host, _path(path), m.group(1))
+    if not re.match(r"^[a-z0-9.\-]+(:[0-9]{1,5})?$", host):
+        raise UsageError(f"invalid WebHDFS URL {text!r}: expected {scheme}://NAMENODE:PORT/path")
+    return StoreURL("swebhdfs" if scheme == "swebhdfs" else "webhdfs", host, _path(path))
 
 
 def _safe(text: str) -> str:

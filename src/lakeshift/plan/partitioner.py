@@ -36,6 +36,8 @@ def bucket_url(url: str, bucket: str, scheme: str, account: str | None) -> str:
     if scheme == "azure":
         return (f"abfss://{bucket}@{account}.dfs.core.windows.net/" if account
                 else f"az://{bucket}/")
+    if scheme in ("adl", "webhdfs", "swebhdfs"):
+        return f"{scheme}://{bucket}/"
     return "file://" + bucket.rstrip("/") + "/"
 
 

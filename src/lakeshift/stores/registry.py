@@ -17,6 +17,10 @@ def open_store(config: StoreConfig) -> Store:
         from lakeshift.stores.azure.store import AzureBlobStore
 
         return cast(Store, AzureBlobStore(config))
+    if scheme in ("adl", "webhdfs", "swebhdfs"):
+        from lakeshift.stores.webhdfs.store import WebHdfsStore
+
+        return cast(Store, WebHdfsStore(config))
     from lakeshift.stores.local.store import LocalStore
 
     return cast(Store, LocalStore(config))
