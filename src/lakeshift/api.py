@@ -118,16 +118,24 @@ def plan(sources: str | Sequence[str] = (), destination: str | None = None, *, j
          show: bool = False, include: Sequence[str] = (), exclude: Sequence[str] = (),
          overwrite: str = "if-different", folder_markers: str = "skip",
          skip_errors: str | Iterable[str] = (), invalid_names: str = "fail",
-         delete_source_after_verify: bool = False,
+         delete_source_after_verify: bool = False, replan: bool = False,
+         force: bool = False,
          store_options: StoreOptions | None = None) -> PlanResult:
     """Write a job and its partitions to the control DB (``lakeshift plan``); nothing is
-    copied yet.  With ``show`` and no sources, read the existing job instead."""
+    copied yet.  With ``show`` and no sources, read the existing job instead.
+
+    ``replan`` plans a job that exists again: with sources, the old job is replaced by the
+    new plan once the new one has been validated and listed; without, its partitions are
+    reset (:func:`reset_job`).  ``force``: even while a live process runs the job."""
     from lakeshift.engine.copy_options import skip_error_kinds
     from lakeshift.plan.jobplan import create_plan, read_partitions_file
 
     if not job:
         raise UsageError("--job NAME is required")
     srcs = [sources] if isinstance(sources, str) else list(sources)
+    if replan and not srcs and destination is None:
+        reset_job(job, db=db, force=force)
+        return plan(job=job, db=db, show=True)
     if show and not srcs and destination is None:
         control = _control(db)
         try:
@@ -147,7 +155,7 @@ def plan(sources: str | Sequence[str] = (), destination: str | None = None, *, j
                         prefixes, partition_by, target_objects, adf_control_table,
                         list(include), list(exclude), overwrite, folder_markers,
                         sorted(skip_error_kinds(skip_errors)), invalid_names,
-                        delete_source_after_verify)
+                        delete_source_after_verify, replace=replan, force=force)
         return PlanResult(control.shown, _job_status(control, j, True))
 
 
@@ -188,6 +196,29 @@ def _new_sqlite_file(db: str) -> Path | None:
         return None
     path = Path(url.database)
     return None if path.exists() else path
+
+
+def reset_job(job: str, *, db: str = DEFAULT_DB, force: bool = False) -> int:
+    """Plan job ``job`` again from the start (``lakeshift plan --job J --replan``): every
+    partition pending with no cursor, its failure records dropped; runs stay as history.
+    Refused while a live process runs the job, unless ``force``.  Returns the number of
+    partitions."""
+    control = _control(db)
+    try:
+        return control.reset_job(job, force=force)
+    finally:
+        control.close()
+
+
+def delete_job(job: str, *, db: str = DEFAULT_DB, force: bool = False) -> None:
+    """Delete job ``job`` and everything recorded about it (``lakeshift plan --job J
+    --delete``); objects already copied stay.  Refused while a live process runs the job,
+    unless ``force``."""
+    control = _control(db)
+    try:
+        control.delete_job(job, force=force)
+    finally:
+        control.close()
 
 
 def run(*, job: str = "", db: str = DEFAULT_DB, batch_count: int = 4, concurrency: int = 32,
@@ -492,6 +523,6 @@ __all__ = ["AZURE_AUTH_CHOICES", "DEFAULT_DB", "FAILURE_FIELDS", "CheckResult", 
            "CopyResult", "FailedObject", "FailuresResult", "JobConfig", "JobStatus",
            "PartitionStatus", "PlanResult", "RunResult", "RunStatus", "StatusResult",
            "StoreOptions", "StoreURL", "VerifyResult", "check", "config_text", "copy",
-           "destination_config", "failures", "load_config", "parse_schedule", "plan",
-           "plan_job", "run", "run_job", "source_config", "status", "verify",
+           "delete_job", "destination_config", "failures", "load_config", "parse_schedule", "plan",
+           "plan_job", "reset_job", "run", "run_job", "source_config", "status", "verify",
            "write_failures_csv"]

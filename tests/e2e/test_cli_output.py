@@ -226,3 +226,50 @@ def test_plan_that_fails_leaves_no_db_and_no_job(cli_env: dict[str, str], tmp_pa
     assert again.returncode == 2
     s = json.loads(lakeshift("status", "--db", db, "--json", env=cli_env).stdout)
     assert [j["job"] for j in s["jobs"]] == ["ok"]
+
+
+def test_replan_a_job_and_delete_one(cli_env: dict[str, str], tmp_path: Path,
+                                     container: str) -> None:
+    from lakeshift import delete_job
+
+    src = _local_source(tmp_path, {"a.txt": 1, "b.txt": 2})
+    db = f"sqlite:///{tmp_path}/r.db"
+    dst = f"az://{container}/re/"
+    _plan_and_run(cli_env, str(src), dst, db)
+    again = lakeshift("plan", str(src), dst, "--job", "j", "--db", db, env=cli_env)
+    assert again.returncode == 2 and "--replan" in one_clear_line(again)
+    # Without SRC DST: the same partitions, from the start.
+    p = lakeshift("plan", "--job", "j", "--db", db, "--replan", "--json", env=cli_env)
+    assert p.returncode == 0, p.stderr
+    assert [x["state"] for x in json.loads(p.stdout)["partition_table"]] == ["pending"]
+    r = lakeshift("run", "--job", "j", "--db", db, "--json", env=cli_env)
+    s = json.loads(r.stdout)
+    assert (s["nothing_to_do"], s["partitions_succeeded"], s["skipped"]) == (False, 1, 2)
+    # With SRC DST: the new plan replaces the old one.
+    (tmp_path / "o").mkdir()
+    other = _local_source(tmp_path / "o", {"c.txt": 3})
+    q = lakeshift("plan", str(other), dst, "--job", "j", "--db", db, "--replan", "--json",
+                  env=cli_env)
+    assert q.returncode == 0, q.stderr
+    assert [x["source"][-7:] for x in json.loads(q.stdout)["partition_table"]] == ["/o/src/"]
+    delete_job("j", db=db)
+    st = lakeshift("status", "--db", db, "--json", env=cli_env)
+    assert json.loads(st.stdout)["jobs"] == []
+
+
+def test_runs_are_numbered_per_job(cli_env: dict[str, str], tmp_path: Path,
+                                   container: str) -> None:
+    src = _local_source(tmp_path, {"a.txt": 1})
+    db = f"sqlite:///{tmp_path}/n.db"
+    _plan_and_run(cli_env, str(src), f"az://{container}/n1/", db, job="one")
+    _plan_and_run(cli_env, str(src), f"az://{container}/n2/", db, job="two")
+    r = lakeshift("run", "--job", "two", "--db", db, env=cli_env)
+    assert r.stdout.startswith("Job 'two': nothing to do")
+    j = lakeshift("run", "--job", "two", "--db", db, "--json", env=cli_env)
+    assert json.loads(j.stdout)["run_number"] == 3  # the job's third run, the DB's fifth
+    st = lakeshift("status", "--job", "two", "--db", db, env=cli_env)
+    assert [ln.split()[1] for ln in st.stdout.splitlines() if ln.startswith("  run ")] == \
+        ["3", "2", "1"]
+    runs = json.loads(lakeshift("status", "--job", "two", "--db", db, "--json",
+                                env=cli_env).stdout)["jobs"][0]["runs"]
+    assert [x["number"] for x in runs] == [3, 2, 1]

@@ -59,6 +59,8 @@ PLAN_EPILOG = """Examples:
   --db postgresql://lakeshift@dbhost/migration
 
   lakeshift plan --show --job raw
+
+  lakeshift plan --replan --job raw    (every partition again from the start)
 """
 RUN_HELP = """Copy the pending and failed partitions of a job, --batch-count at a time.
 
@@ -95,6 +97,12 @@ def plan(
         "--adf-control-table", help="Take partitions from this ADF-template table "
                                     "(PartitionPrefix, SuccessOrFailure) in the --db.")] = None,
     show: Annotated[bool, typer.Option("--show", help="Print the partition table.")] = False,
+    replan: Annotated[bool, typer.Option(
+        "--replan", help="Plan an existing job again: with SRC DST, replace it by the new "
+                         "plan (once that plan is listed and valid); without, restart its "
+                         "partitions from the start. Its runs stay as history.")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="With --replan: even while a process is running the job.")] = False,
     include: IncludeOpt = None,
     exclude: ExcludeOpt = None,
     overwrite: OverwriteOpt = "if-different",
@@ -115,7 +123,7 @@ def plan(
                       folder_markers=folder_markers, skip_errors=skip_errors,
                       invalid_names=invalid_names,
                       delete_source_after_verify=delete_source_after_verify,
-                      store_options=store)
+                      replan=replan, force=force, store_options=store)
     if show or as_json or not result.created:
         print_partitions(result.job, as_json)
     else:

@@ -37,16 +37,19 @@ def create_plan(control: ControlDB, job: str, sources: Sequence[str], dst: str,
                 target_objects: int, adf_control_table: str | None, include: Sequence[str],
                 exclude: Sequence[str], overwrite: str, folder_markers: str,
                 skip_errors: Sequence[str] = (), invalid_names: str = "fail",
-                delete_source: bool = False) -> Job:
+                delete_source: bool = False, replace: bool = False,
+                force: bool = False) -> Job:
     """Validate everything (the options, that the job is new, then the sources by listing
     them), then write the job and its partitions in one transaction: a plan that fails
-    writes nothing."""
+    writes nothing.  ``replace``: a job of that name is deleted just before the new one is
+    written (only once the new plan is known good)."""
     copy_options(include=include, exclude=exclude, overwrite=overwrite,
                  folder_markers=folder_markers, skip_errors=skip_errors,
                  invalid_names=invalid_names)
-    if job in {j.name for j in control.jobs()}:
-        raise UsageError(f"job {job!r} already exists in {control.shown}: choose another "
-                         "--job name, or `lakeshift run --job` it")
+    exists = job in {j.name for j in control.jobs()}
+    if exists and not replace:
+        raise UsageError(f"job {job!r} already exists in {control.shown}: `lakeshift run "
+                         "--job` it, plan it again with --replan, or choose another --job")
     ways = sum([bool(prefixes), partition_by == "auto", adf_control_table is not None])
     if ways > 1:
         raise UsageError("use one of --prefix/--partitions-file, --partition-by auto and "
@@ -72,6 +75,8 @@ def create_plan(control: ControlDB, job: str, sources: Sequence[str], dst: str,
         "invalid_names": invalid_names, "delete_source": delete_source,
         "store": asdict(so), "sources": list(sources),
         "adf_source": adf_source}
+    if exists:
+        control.delete_job(job, force=force)
     control.create_job(job, dst_url.display() if dst_url.scheme != "file" else dst, options,
                        specs, adf_table=adf_control_table)
     j = control.job(job)
