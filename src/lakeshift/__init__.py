@@ -1,8 +1,8 @@
 """lakeshift: migrate data lakes into Azure Data Lake Storage Gen2.
 
 The public API is what ``__all__`` lists (docs/api.md); everything else is private and may
-change.  ``copy``, ``plan``, ``run``, ``status``, ``failures``, ``verify`` and ``check`` are
-the commands of the same names, with the same options.
+change.  ``copy``, ``plan``, ``run``, ``sync``, ``status``, ``failures``, ``verify`` and
+``check`` are the commands of the same names, with the same options.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from lakeshift.api import (
     run_job,
     source_config,
     status,
+    sync,
     verify,
 )
 from lakeshift.engine.events import (
@@ -58,6 +59,8 @@ from lakeshift.model import (
     RunResult,
     RunStatus,
     StatusResult,
+    SyncResult,
+    SyncWindow,
     TransferStats,
     VerifyResult,
 )
@@ -101,6 +104,8 @@ __all__ = [
     "StoreOptions",
     "StoreURL",
     "Subscriber",
+    "SyncResult",
+    "SyncWindow",
     "Throttled",
     "ThrottledError",
     "TransferStats",
@@ -121,5 +126,6 @@ __all__ = [
     "run_job",
     "source_config",
     "status",
+    "sync",
     "verify",
 ]

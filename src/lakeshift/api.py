@@ -23,7 +23,7 @@ import csv
 import json
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -45,6 +45,8 @@ from lakeshift.model import (
     RunResult,
     RunStatus,
     StatusResult,
+    SyncResult,
+    SyncWindow,
     VerifyResult,
 )
 from lakeshift.plan.jobconfig import JobConfig
@@ -299,6 +301,186 @@ def plan_job(sources: list[str], destination: str, *, job: str, db: str = DEFAUL
 run_job = run
 
 
+# -- sync ---------------------------------------------------------------------------------
+
+
+def sync(source: str | None = None, destination: str | None = None, *, job: str = "",
+         db: str = DEFAULT_DB, prefix: Sequence[str] = (),
+         partitions_file: str | Path | None = None, partition_by: str = "none",
+         target_objects: int = 100_000, adf_delta_table: str | None = None,
+         lag: str = "5m", overlap: str = "0", path_template: str | None = None,
+         files_from: str | Path | None = None, inventory: str | None = None,
+         delete: bool = False, max_delete: str | int | None = None,
+         every: str | None = None, cron: str | None = None, batch_count: int = 4,
+         concurrency: int = 32, block_size: int | str = 8 * MiB,
+         single_put_max: int | str = 64 * MiB, lease_seconds: float = 60.0,
+         max_requests_per_second: float | None = None,
+         max_bandwidth: int | str | None = None, adaptive: bool = True,
+         include: Sequence[str] = (), exclude: Sequence[str] = (),
+         overwrite: str = "if-different", folder_markers: str = "skip",
+         skip_errors: str | Iterable[str] = (), invalid_names: str = "fail",
+         store_options: StoreOptions | None = None,
+         subscribers: list[Subscriber] | None = None,
+         on_pass: Callable[[SyncResult], None] | None = None) -> SyncResult:
+    """Delta pass(es) over a job (``lakeshift sync``; README "Delta sync").
+
+    With ``source`` and ``destination`` the job is created on first use (partitions as in
+    :func:`plan`, or from ``adf_delta_table``); with ``job`` alone it is a job that
+    plan/run made.  Each partition copies the objects whose LastModified is in its window
+    ``[start, now - lag)``: start is the end of its last succeeded window (minus
+    ``overlap``), or the start of the job's historical run, or nothing (a full copy).
+    With ``every`` or ``cron`` it keeps syncing until SIGINT/SIGTERM (the current pass is
+    checkpointed) and calls ``on_pass`` after each pass; the result is the last pass's.
+    """
+    from lakeshift.plan.windows import DeleteCap, PathTemplate, Schedule, parse_duration
+
+    if not job:
+        raise UsageError("--job NAME is required")
+    lag_td = parse_duration(lag, "--lag")
+    overlap_td = parse_duration(overlap, "--overlap")
+    template = PathTemplate.parse(path_template) if path_template is not None else None
+    schedule = Schedule.parse(every, cron)
+    if max_delete is not None and not delete:
+        raise UsageError("--max-delete caps --delete: add --delete, or leave --max-delete out")
+    cap = DeleteCap.parse(max_delete)
+    ways = [n for n, v in (("--path-template", template), ("--files-from", files_from),
+                           ("--inventory", inventory)) if v is not None]
+    if len(ways) > 1:
+        raise UsageError(f"use one of {', '.join(ways)}, not several")
+    if delete and (files_from is not None or inventory is not None):
+        raise UsageError("--delete needs a listing of the source to know what is gone: it "
+                         "cannot go with --files-from or --inventory")
+    if batch_count < 1:
+        raise UsageError("--batch-count must be at least 1")
+    if lease_seconds < 2:
+        raise UsageError("--lease-seconds must be at least 2")
+    keys = None
+    if files_from is not None:
+        from lakeshift.plan.changes import read_files_from
+
+        keys = tuple(read_files_from(files_from))
+    if (source is None) != (destination is None):
+        raise UsageError("sync needs SRC and DST (to create the job), or --job NAME alone")
+    pace = copy_options(concurrency=concurrency, block_size=block_size,
+                        single_put_max=single_put_max, adaptive=adaptive,
+                        max_requests_per_second=max_requests_per_second,
+                        max_bandwidth=max_bandwidth)
+    control = _control(db, create=source is not None)
+    try:
+        j = _sync_job(control, job, source, destination, store_options, prefix,
+                      partitions_file, partition_by, target_objects, adf_delta_table,
+                      include, exclude, overwrite, folder_markers, skip_errors,
+                      invalid_names)
+        from lakeshift.control.schema import ADF_DELTA_TABLE
+        from lakeshift.engine import jobrunner
+        from lakeshift.engine import sync as engine_sync
+
+        delta_table = str(j.options.get("adf_delta_table") or ADF_DELTA_TABLE)
+        from_adf = bool(j.options.get("adf_delta_table"))
+        so = store_options or StoreOptions(**j.options.get("store", {}))
+        opts = jobrunner.job_copy_options(j, pace.concurrency, pace.block_size, pace.adaptive,
+                                          pace.max_requests_per_second, pace.max_bandwidth,
+                                          single_put_max=pace.single_put_max)
+        heartbeat = max(1.0, min(5.0, lease_seconds / 4))
+
+        async def one_pass() -> SyncResult:
+            from datetime import UTC
+
+            now = datetime.now(UTC)
+            inv = None
+            if inventory is not None:
+                buckets = {parse_url(r["source"]).bucket for r in
+                           await asyncio.to_thread(control.partitions, j.id)}
+                inv = await engine_sync.load_inventory(inventory, so, buckets)
+            if from_adf:
+                await asyncio.to_thread(_add_adf_delta_partitions, control, j)
+            settings = engine_sync.SyncSettings(
+                now=now, lag=lag_td, overlap=overlap_td, path_template=template,
+                files_from=keys, inventory=inv, delete=delete, max_delete=cap,
+                adf_delta_table=delta_table, windows_from_adf=from_adf)
+            p = await engine_sync.sync_pass(control, j, settings, opts, so, batch_count,
+                                            subscribers, lease_seconds, heartbeat)
+            p.run.job = j.name
+            windows = tuple(SyncWindow(o.partition, o.start, o.end, o.state, o.copied,
+                                       o.skipped, o.failed_objects, o.deleted, o.error)
+                            for o in p.outcomes)
+            return SyncResult(j.name, p.run, windows, deleted=len(p.deleted_keys),
+                              deleted_keys=tuple(p.deleted_keys[:1000]))
+
+        if schedule is None:
+            return asyncio.run(one_pass())
+        followed: SyncResult = asyncio.run(engine_sync.follow_schedule(
+            control, j, schedule, one_pass, on_pass, lease_seconds))
+        return followed
+    finally:
+        control.close()
+
+
+def _sync_job(control: ControlDB, job: str, source: str | None, destination: str | None,
+              store_options: StoreOptions | None, prefix: Sequence[str],
+              partitions_file: str | Path | None, partition_by: str, target_objects: int,
+              adf_delta_table: str | None, include: Sequence[str], exclude: Sequence[str],
+              overwrite: str, folder_markers: str, skip_errors: str | Iterable[str],
+              invalid_names: str) -> Job:
+    """The job to sync: the existing one, or (with SRC DST, on first use) a new one."""
+    from lakeshift.engine.copy_options import skip_error_kinds
+    from lakeshift.plan.jobplan import create_plan, read_partitions_file
+
+    if source is None or destination is None or job in {x.name for x in control.jobs()}:
+        j = control.job(job)
+        if adf_delta_table and j.options.get("adf_delta_table") != adf_delta_table:
+            raise UsageError(f"job {job!r} was not made from --adf-delta-table "
+                             f"{adf_delta_table}: leave the option out, or use a new --job")
+        return j
+    prefixes = list(prefix)
+    if partitions_file is not None:
+        if prefixes:
+            raise UsageError("use --prefix or --partitions-file, not both")
+        prefixes = read_partitions_file(Path(partitions_file))
+    so = store_options or StoreOptions()
+    if adf_delta_table:
+        if prefixes or partition_by != "none":
+            raise UsageError("--adf-delta-table takes the partitions from the table: leave "
+                             "out --prefix, --partitions-file and --partition-by")
+        from dataclasses import asdict
+
+        from lakeshift.plan.partitioner import bucket_url
+
+        copy_options(include=include, exclude=exclude, overwrite=overwrite,
+                     folder_markers=folder_markers, skip_errors=skip_errors,
+                     invalid_names=invalid_names)
+        control.adf_delta_prefixes(adf_delta_table)  # checks the table before writing
+        src_url = parse_url(source)
+        base = bucket_url(source, src_url.bucket, src_url.scheme, src_url.account)
+        dst_url = parse_url(destination)
+        options: dict[str, Any] = {
+            "include": list(include), "exclude": list(exclude), "overwrite": overwrite,
+            "folder_markers": folder_markers,
+            "skip_errors": sorted(skip_error_kinds(skip_errors)),
+            "invalid_names": invalid_names, "store": asdict(so), "sources": [source],
+            "adf_source": base, "adf_delta_table": adf_delta_table}
+        control.create_job(job, dst_url.display() if dst_url.scheme != "file"
+                           else destination, options, [])
+        j = control.job(job)
+        _add_adf_delta_partitions(control, j)
+        return j
+    return create_plan(control, job, [source], destination, so, prefixes, partition_by,
+                       target_objects, None, list(include), list(exclude), overwrite,
+                       folder_markers, sorted(skip_error_kinds(skip_errors)), invalid_names)
+
+
+def _add_adf_delta_partitions(control: ControlDB, j: Job) -> None:
+    """A PartitionPrefix new in the delta table is a new partition of the job."""
+    from lakeshift.model import PartitionSpec
+
+    table = str(j.options["adf_delta_table"])
+    known = {r["adf_prefix"] for r in control.partitions(j.id)}
+    source = str(j.options.get("adf_source", ""))
+    control.add_partitions(j.id, [PartitionSpec(source, p, "", j.destination, adf_prefix=p)
+                                  for p in control.adf_delta_prefixes(table)
+                                  if p not in known])
+
+
 # -- status, failures --------------------------------------------------------------------
 
 
@@ -339,6 +521,7 @@ def _run_status(r: Any) -> RunStatus:
 
 def _job_status(control: ControlDB, job: Job, detail: bool) -> JobStatus:
     parts = tuple(_partition_status(r) for r in control.partitions(job.id))
+    sched = control.schedule(job.id)
     counts = {s: sum(1 for p in parts if p.state == s) for s in _STATES}
     return JobStatus(
         job=job.name, destination=job.destination, created_at=_as_utc(job.created_at),
@@ -346,7 +529,9 @@ def _job_status(control: ControlDB, job: Job, detail: bool) -> JobStatus:
         copied=sum(p.copied for p in parts), bytes=sum(p.bytes for p in parts),
         failed_objects=sum(p.failed_objects for p in parts), detail=detail,
         partition_table=parts if detail else (),
-        runs=tuple(_run_status(r) for r in control.runs(job.id)) if detail else ())
+        runs=tuple(_run_status(r) for r in control.runs(job.id)) if detail else (),
+        sync_schedule=sched["schedule"] if sched is not None and sched["owner"] else None,
+        next_sync_at=_as_utc(sched["next_run_at"]) if sched is not None else None)
 
 
 FAILURE_FIELDS = ("object_key", "error_kind", "message", "attempts", "skipped", "at",
@@ -522,7 +707,8 @@ def check(source: str, destination: str, *,
 __all__ = ["AZURE_AUTH_CHOICES", "DEFAULT_DB", "FAILURE_FIELDS", "CheckResult", "CopyOptions",
            "CopyResult", "FailedObject", "FailuresResult", "JobConfig", "JobStatus",
            "PartitionStatus", "PlanResult", "RunResult", "RunStatus", "StatusResult",
-           "StoreOptions", "StoreURL", "VerifyResult", "check", "config_text", "copy",
-           "delete_job", "destination_config", "failures", "load_config", "parse_schedule", "plan",
-           "plan_job", "reset_job", "run", "run_job", "source_config", "status", "verify",
+           "StoreOptions", "StoreURL", "SyncResult", "SyncWindow", "VerifyResult", "check",
+           "config_text", "copy", "delete_job", "destination_config", "failures", "load_config",
+           "parse_schedule", "plan", "plan_job", "reset_job", "run", "run_job", "source_config",
+           "status", "sync", "verify",
            "write_failures_csv"]

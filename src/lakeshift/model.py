@@ -231,6 +231,10 @@ class JobStatus:
     detail: bool = False
     partition_table: tuple[PartitionStatus, ...] = ()
     runs: tuple[RunStatus, ...] = ()
+    #: The sync schedule followed for this job (``every 15m``, ``cron */15 * * * *``) and
+    #: when its next pass starts (UTC; None when no scheduler is running).
+    sync_schedule: str | None = None
+    next_sync_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,3 +299,44 @@ class VerifyResult:
     exit_code: int
     #: Exactly what was written to ``report_json`` (the CLI's ``--json`` prints it).
     summary: Mapping[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class SyncWindow:
+    """One partition's window in a sync pass: modification times ``[start, end)`` (UTC;
+    start None = everything, a full copy) and what the pass did with it."""
+
+    partition: str
+    start: datetime | None
+    end: datetime
+    state: str  # succeeded | failed | interrupted
+    copied: int
+    skipped: int
+    failed_objects: int
+    deleted: int
+    error: str | None
+
+
+@dataclass
+class SyncResult:
+    """What ``lakeshift.sync`` did: its last pass (``run``: partitions, objects, bytes), that
+    pass's windows, and the destination objects deleted (--delete) across its passes."""
+
+    job: str
+    run: RunResult
+    windows: tuple[SyncWindow, ...] = ()
+    passes: int = 1
+    deleted: int = 0
+    #: Destination keys deleted (the first 1,000; every one is in lakeshift_sync_deletions).
+    deleted_keys: tuple[str, ...] = ()
+    #: With a schedule: when the next pass would have started; the signal that stopped it.
+    next_run_at: datetime | None = None
+    stopped_by: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        if self.stopped_by == "SIGINT":
+            return 130
+        if self.stopped_by == "SIGTERM":
+            return 143
+        return self.run.exit_code

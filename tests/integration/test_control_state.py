@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Column, MetaData, Table, create_engine, select
 
-from lakeshift.control import repository
+from lakeshift.control import migrations, repository
 from lakeshift.control.records import PartitionSpec
 from lakeshift.control.repository import ControlDB, PartitionStats, Records
 from lakeshift.control.schema import metadata
@@ -212,7 +212,7 @@ def test_a_version_2_db_is_upgraded(url: str) -> None:
     control = ControlDB(url)
     try:
         with control.engine.connect() as conn:
-            assert conn.exec_driver_sql("SELECT version FROM lakeshift_schema").scalar() == 3
+            assert conn.exec_driver_sql("SELECT version FROM lakeshift_schema").scalar() == migrations.LATEST
         assert [r["number"] for r in control.runs(1)] == [3, 2, 1]
         assert [(r["number"], r["state"]) for r in control.runs(2)] == [
             (2, "interrupted"), (1, "succeeded")]

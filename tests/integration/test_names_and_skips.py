@@ -112,13 +112,17 @@ def test_a_version_1_control_db_is_upgraded(cli_env: dict[str, str], tmp_path: P
                        ("lakeshift_partitions", "cursor_bytes"), ("lakeshift_runs", "number"),
                        ("lakeshift_runs", "heartbeat_at"), ("lakeshift_runs", "lease_expires")]:
         con.execute(f"ALTER TABLE {table} DROP COLUMN {col}")  # added by version 3
+    con.execute("DROP TABLE lakeshift_sync_windows")
+    con.execute("DROP TABLE lakeshift_schedules")
+    con.execute("DROP TABLE lakeshift_sync_deletions")
     con.execute("UPDATE lakeshift_schema SET version = 1")
     con.commit()
     con.close()
     p = cli("run", "--job", "old", "--db", f"sqlite:///{db}", env=cli_env)
     assert p.returncode == 0, p.stderr
     con = sqlite3.connect(db)
-    assert con.execute("select version from lakeshift_schema").fetchone()[0] == 3
+    assert con.execute("select version from lakeshift_schema").fetchone()[0] == 4
+    assert con.execute("select count(*) from lakeshift_sync_windows").fetchone()[0] == 0
     cols = [r[1] for r in con.execute("pragma table_info(lakeshift_failures)")]
     assert "skipped" in cols
     assert con.execute("select count(*) from lakeshift_renames").fetchone()[0] == 0

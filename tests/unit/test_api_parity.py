@@ -16,7 +16,7 @@ from lakeshift.cli.app import app
 
 #: Command → API function.
 FUNCTIONS = {"copy": lakeshift.copy, "plan": lakeshift.plan, "run": lakeshift.run,
-             "status": lakeshift.status, "failures": lakeshift.failures,
+             "sync": lakeshift.sync, "status": lakeshift.status, "failures": lakeshift.failures,
              "verify": lakeshift.verify, "check": lakeshift.check}
 
 #: How the output looks is the face's business, not the API's.
@@ -27,7 +27,8 @@ PRESENTATION = {"as_json", "progress"}
 ARGUMENTS = {("copy", "src"): ("source",), ("copy", "dst"): ("destination",),
              ("check", "src"): ("source",), ("check", "dst"): ("destination",),
              ("plan", "urls"): ("sources", "destination"),
-             ("verify", "urls"): ("source", "destination")}
+             ("verify", "urls"): ("source", "destination"),
+             ("sync", "urls"): ("source", "destination")}
 
 STORE_FIELDS = {f.name for f in fields(lakeshift.StoreOptions)}
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-LATEST = 3
+LATEST = 4
 
 
 def _to_2(conn: Any) -> None:
@@ -45,7 +45,17 @@ def _to_3(conn: Any) -> None:
         "heartbeat_at = started_at, lease_expires = started_at")
 
 
-STEPS: dict[int, Callable[[Any], None]] = {2: _to_2, 3: _to_3}
+def _to_4(conn: Any) -> None:
+    """Delta sync: the window each partition's pass took, the schedule leases, and the
+    destination objects sync deleted."""
+    from lakeshift.control.schema import schedules, sync_deletions, sync_windows
+
+    sync_windows.create(conn)
+    schedules.create(conn)
+    sync_deletions.create(conn)
+
+
+STEPS: dict[int, Callable[[Any], None]] = {2: _to_2, 3: _to_3, 4: _to_4}
 
 
 def upgrade(conn: Any, version: int) -> None:

@@ -17,7 +17,18 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from lakeshift.control.db import db_error, display_url, open_engine
 from lakeshift.control.records import Job, PartitionSpec, as_utc
-from lakeshift.control.schema import deletions, failures, jobs, partitions, renames, runs
+from lakeshift.control.schema import (
+    adf_delta_table,
+    deletions,
+    failures,
+    jobs,
+    partitions,
+    renames,
+    runs,
+    schedules,
+    sync_deletions,
+    sync_windows,
+)
 from lakeshift.errors import UsageError
 from lakeshift.redact import redact
 
@@ -373,6 +384,174 @@ class ControlDB:
                 SuccessOrFailure=1))
 
 
+    # -- delta sync ----------------------------------------------------------------------
+
+    def historical_run_start(self, job_id: int) -> datetime | None:
+        """When the job's first copy run (not a sync pass) started, if it had one."""
+        with self._tx() as conn:
+            value = conn.execute(select(func.min(runs.c.started_at)).where(and_(
+                runs.c.job_id == job_id,
+                runs.c.settings.notlike('%"mode": "sync"%')))).scalar()
+        return as_utc(value)
+
+    def last_sync_end(self, partition_id: int) -> datetime | None:
+        """The end of the partition's last succeeded sync window (its JobRunTime)."""
+        with self._tx() as conn:
+            value = conn.execute(select(func.max(sync_windows.c.window_end)).where(and_(
+                sync_windows.c.partition_id == partition_id,
+                sync_windows.c.state == "succeeded"))).scalar()
+        return as_utc(value)
+
+    def first_sync_window(self, partition_id: int) -> tuple[datetime | None] | None:
+        """The start of the partition's first window (None: it never had one)."""
+        with self._tx() as conn:
+            row = conn.execute(select(sync_windows.c.window_start).where(
+                sync_windows.c.partition_id == partition_id).order_by(sync_windows.c.id)
+                .limit(1)).first()
+        return None if row is None else (as_utc(row[0]),)
+
+    def prepare_sync_pass(self, job_id: int) -> None:
+        """Every partition not held by a live lease becomes pending with no cursor: a sync
+        pass looks at each partition again, from the start of its window."""
+        now = utcnow()
+        with self._tx() as conn:
+            conn.execute(update(partitions).where(and_(
+                partitions.c.job_id == job_id,
+                or_(partitions.c.state != "running", partitions.c.lease_expires < now)))
+                .values(state="pending", cursor=None, lease_owner=None, lease_expires=None))
+
+    def start_windows(self, job_id: int, run_id: int,
+                      windows: Sequence[tuple[int, datetime | None, datetime]]
+                      ) -> dict[int, int]:
+        """One pending window row per (partition id, start, end); partition id → row id."""
+        out: dict[int, int] = {}
+        now = utcnow()
+        with self._tx() as conn:
+            for pid_, start, end in windows:
+                out[pid_] = int(conn.execute(sync_windows.insert().values(
+                    job_id=job_id, partition_id=pid_, run_id=run_id, window_start=start,
+                    window_end=end, state="pending", listed=0, copied=0, skipped=0,
+                    failed_objects=0, deleted=0, bytes=0, started_at=now))
+                    .inserted_primary_key[0])
+        return out
+
+    def finish_window(self, window_id: int, state: str, stats: PartitionStats, deleted: int,
+                      error: str | None) -> None:
+        with self._tx() as conn:
+            conn.execute(update(sync_windows).where(sync_windows.c.id == window_id).values(
+                state=state, deleted=deleted, error=error, finished_at=utcnow(),
+                **_stats(stats)))
+
+    def close_pending_windows(self, run_id: int) -> None:
+        """Windows of partitions a pass never reached (interrupted, or held elsewhere)."""
+        with self._tx() as conn:
+            conn.execute(update(sync_windows).where(and_(
+                sync_windows.c.run_id == run_id, sync_windows.c.state == "pending")).values(
+                state="interrupted", finished_at=utcnow()))
+
+    def sync_windows(self, job_id: int, limit: int = 1000) -> list[RowMapping]:
+        with self._tx() as conn:
+            return list(conn.execute(select(sync_windows).where(
+                sync_windows.c.job_id == job_id).order_by(sync_windows.c.id.desc())
+                .limit(limit)).mappings())
+
+    def add_sync_deletions(self, job_id: int, partition_id: int, run_id: int,
+                           items: Sequence[tuple[str, str, int]]) -> None:
+        """(source key that is gone, destination key deleted, size) rows."""
+        if not items:
+            return
+        now = utcnow()
+        with self._tx() as conn:
+            conn.execute(sync_deletions.insert(), [
+                {"job_id": job_id, "partition_id": partition_id, "run_id": run_id,
+                 "source_key": src, "destination_key": dst, "size": size, "at": now}
+                for src, dst, size in items])
+
+    def sync_deletions(self, job_id: int) -> list[RowMapping]:
+        with self._tx() as conn:
+            return list(conn.execute(select(sync_deletions).where(
+                sync_deletions.c.job_id == job_id).order_by(sync_deletions.c.id)).mappings())
+
+    # -- schedules (one scheduler per job, by lease) -------------------------------------
+
+    def acquire_schedule(self, job_id: int, owner: str, schedule: str, lease_s: float,
+                         host: str) -> str | None:
+        """Take the job's scheduler lease; None when taken, else the owner holding it (a
+        live lease of another process; a dead local process's lease is taken over)."""
+        now = utcnow()
+        with self._tx() as conn:
+            row = conn.execute(select(schedules).where(schedules.c.job_id == job_id)
+                               ).mappings().first()
+            if row is None:
+                conn.execute(schedules.insert().values(
+                    job_id=job_id, schedule=schedule, owner=owner,
+                    lease_expires=now + timedelta(seconds=lease_s)))
+                return None
+            held = row["owner"]
+            expires = as_utc(row["lease_expires"])
+            o_host, _, rest = (held or "").partition(":")
+            o_pid = rest.split(":", 1)[0]
+            dead = o_host == host and o_pid.isdigit() and not _alive(int(o_pid))
+            if held and held != owner and expires is not None and expires > now and not dead:
+                return str(held)
+            conn.execute(update(schedules).where(schedules.c.job_id == job_id).values(
+                schedule=schedule, owner=owner, lease_expires=now + timedelta(seconds=lease_s)))
+            return None
+
+    def renew_schedule(self, job_id: int, owner: str, lease_s: float,
+                       next_run_at: datetime | None, last_run_at: datetime | None = None
+                       ) -> bool:
+        values: dict[str, Any] = {"lease_expires": utcnow() + timedelta(seconds=lease_s),
+                                  "next_run_at": next_run_at}
+        if last_run_at is not None:
+            values["last_run_at"] = last_run_at
+        with self._tx() as conn:
+            res = conn.execute(update(schedules).where(and_(
+                schedules.c.job_id == job_id, schedules.c.owner == owner)).values(**values))
+            return bool(res.rowcount)
+
+    def release_schedule(self, job_id: int, owner: str) -> None:
+        """The scheduler stopped: no lease, no next run."""
+        with self._tx() as conn:
+            conn.execute(update(schedules).where(and_(
+                schedules.c.job_id == job_id, schedules.c.owner == owner)).values(
+                owner=None, lease_expires=None, next_run_at=None))
+
+    def schedule(self, job_id: int) -> RowMapping | None:
+        with self._tx() as conn:
+            row: RowMapping | None = conn.execute(select(schedules).where(
+                schedules.c.job_id == job_id)).mappings().first()
+            return row
+
+    # -- the ADF delta template's table --------------------------------------------------
+
+    def adf_delta_prefixes(self, table: str) -> list[str]:
+        """The template's Lookup: select distinct PartitionPrefix from t."""
+        t = _adf_delta(self.engine, table, self.shown, create=False)
+        with self._tx() as conn:
+            rows = conn.execute(select(t.c.PartitionPrefix).distinct()
+                                .order_by(t.c.PartitionPrefix))
+            return [r[0] for r in rows if r[0] is not None]
+
+    def adf_delta_last_success(self, table: str, prefix: str) -> datetime | None:
+        """select max(JobRunTime) from t where PartitionPrefix = p and SuccessOrFailure = 1"""
+        t = _adf_delta(self.engine, table, self.shown, create=False)
+        with self._tx() as conn:
+            value = conn.execute(select(func.max(t.c.JobRunTime)).where(and_(
+                t.c.PartitionPrefix == prefix, t.c.SuccessOrFailure == 1))).scalar()
+        return as_utc(value)
+
+    def adf_delta_record(self, table: str, prefix: str, run_time: datetime,
+                         success: bool) -> None:
+        """What the template's stored procedures insert after each partition's copy."""
+        t = _adf_delta(self.engine, table, self.shown, create=True)
+        with self._tx() as conn:
+            # JobRunTime is a naive UTC datetime, as the template's SQL Server column holds.
+            conn.execute(t.insert().values(
+                PartitionPrefix=prefix[:255], SuccessOrFailure=1 if success else 0,
+                JobRunTime=run_time.astimezone(UTC).replace(tzinfo=None)))
+
+
 class _Tx:
     """A transaction whose database errors become one-line UsageErrors."""
 
@@ -462,6 +641,29 @@ def _cursor_stats(cursor: str | None, s: PartitionStats | None) -> dict[str, int
     if cursor is None:
         return {"cursor_copied": 0, "cursor_skipped": 0, "cursor_bytes": 0}
     return {"cursor_copied": s.copied, "cursor_skipped": s.skipped, "cursor_bytes": s.bytes}
+def _adf_delta(engine: Engine, name: str, shown: str, create: bool) -> Any:
+    """The delta table, created with the template's columns when ``create`` and missing."""
+    from sqlalchemy import MetaData, Table
+    from sqlalchemy.exc import NoSuchTableError
+
+    if not name.replace("_", "").replace(".", "").isalnum():
+        raise UsageError(f"--adf-delta-table {name!r} is not a plain table name")
+    schema, _, table = name.rpartition(".")
+    try:
+        t = Table(table, MetaData(), schema=schema or None, autoload_with=engine)
+    except NoSuchTableError:
+        if not create:
+            raise UsageError(f"table {name!r} not found in {shown}: create it as the ADF "
+                             "delta template does (PartitionPrefix varchar(255), JobRunTime "
+                             "datetime, SuccessOrFailure bit)") from None
+        t = adf_delta_table(table, schema or None)
+        t.create(engine, checkfirst=True)
+        return t
+    for col in ("PartitionPrefix", "JobRunTime", "SuccessOrFailure"):
+        if col not in t.c:
+            raise UsageError(f"table {name!r} has no {col} column (the ADF delta template's "
+                             "columns are PartitionPrefix, JobRunTime and SuccessOrFailure)")
+    return t
 
 
 def _stats(s: PartitionStats) -> dict[str, int]:

@@ -145,3 +145,70 @@ deletions = Table(
     Column("at", DateTime(timezone=True), nullable=False),
     Index("ix_lakeshift_deletions_job", "job_id"),
 )
+
+#: One row per partition and sync pass: the window of modification times [window_start,
+#: window_end) it took (window_start NULL: everything, a full copy) and what it did.  The
+#: next pass of a partition starts at the window_end of its last succeeded row; a failed or
+#: interrupted row does not move it.  Added in version 3.
+sync_windows = Table(
+    "lakeshift_sync_windows", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", Integer, ForeignKey("lakeshift_jobs.id"), nullable=False),
+    Column("partition_id", Integer, ForeignKey("lakeshift_partitions.id"), nullable=False),
+    Column("run_id", Integer, ForeignKey("lakeshift_runs.id")),
+    Column("window_start", DateTime(timezone=True)),
+    Column("window_end", DateTime(timezone=True), nullable=False),
+    Column("state", String(16), nullable=False),  # pending succeeded failed interrupted
+    Column("listed", BigInteger, nullable=False, default=0),
+    Column("copied", BigInteger, nullable=False, default=0),
+    Column("skipped", BigInteger, nullable=False, default=0),
+    Column("failed_objects", BigInteger, nullable=False, default=0),
+    Column("deleted", BigInteger, nullable=False, default=0),
+    Column("bytes", BigInteger, nullable=False, default=0),
+    Column("error", Text),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Index("ix_lakeshift_sync_windows_partition", "partition_id", "state"),
+)
+
+#: The sync schedule of a job (--every / --cron) and the lease of the one process that
+#: follows it: a second scheduler on the job is refused while the lease is live.  Added in
+#: version 3.
+schedules = Table(
+    "lakeshift_schedules", metadata,
+    Column("job_id", Integer, ForeignKey("lakeshift_jobs.id"), primary_key=True),
+    Column("schedule", String(200), nullable=False),
+    Column("owner", String(200)),
+    Column("lease_expires", DateTime(timezone=True)),
+    Column("next_run_at", DateTime(timezone=True)),
+    Column("last_run_at", DateTime(timezone=True)),
+)
+
+#: Destination objects removed by ``sync --delete`` because their source is gone.  Added in
+#: version 3.
+sync_deletions = Table(
+    "lakeshift_sync_deletions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", Integer, ForeignKey("lakeshift_jobs.id"), nullable=False),
+    Column("partition_id", Integer, ForeignKey("lakeshift_partitions.id")),
+    Column("run_id", Integer, ForeignKey("lakeshift_runs.id")),
+    #: The source key that no longer exists, and the destination object deleted for it.
+    Column("source_key", Text, nullable=False),
+    Column("destination_key", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_lakeshift_sync_deletions_job", "job_id"),
+)
+
+#: The delta table of Data Factory's "copy delta data from AWS S3" template, under its name.
+ADF_DELTA_TABLE = "s3_partition_delta_control_table"
+
+
+def adf_delta_table(name: str, schema: str | None = None) -> Table:
+    """The template's columns: PartitionPrefix varchar(255), JobRunTime datetime (UTC),
+    SuccessOrFailure bit (1 success, 0 failure)."""
+    from sqlalchemy import Boolean
+
+    return Table(name, MetaData(), Column("PartitionPrefix", String(255)),
+                 Column("JobRunTime", DateTime), Column("SuccessOrFailure", Boolean),
+                 schema=schema)

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.engine import RowMapping
 
@@ -72,6 +72,7 @@ class _Active:
     #: Held while a save is in flight, so a heartbeat and the finish never write the same
     #: records twice.
     saving: asyncio.Lock = field(default_factory=asyncio.Lock)
+    claimed: ClaimedPartition | None = None
 
     def __post_init__(self) -> None:
         r = self.row
@@ -127,6 +128,38 @@ class _Active:
         del self.deletions[:len(records.deletions)]
 
 
+@dataclass
+class ClaimedPartition:
+    """What the work of one claimed partition gets: its row, the run, both stores, its
+    source spec (after its cursor) and the run's shared engine parts."""
+
+    row: RowMapping
+    run_id: int
+    src: Store
+    dst: Store
+    spec: SourceSpec
+    opts: CopyOptions
+    events: EventBus
+    slots: SlotPool
+    policy: RetryPolicy
+    watermark: Watermark
+    pacing: Any
+    stats: Callable[[], PartitionStats]
+
+
+class PartitionMode(Protocol):
+    """What a run does with each claimed partition.  ``copy`` (the default) is one pipeline
+    over the partition; ``sync`` (engine/sync.py) takes the partition's window."""
+
+    async def run(self, part: ClaimedPartition) -> None: ...
+
+    async def finished(self, part: ClaimedPartition | None, row: RowMapping, state: str,
+                       error: str | None, stats: PartitionStats) -> None:
+        """After the partition's row is written (state succeeded, failed, or pending when
+        interrupted); ``part`` is None when it ended before its stores were open."""
+        ...
+
+
 def job_copy_options(job: Job, concurrency: int, block_size: int, adaptive: bool = True,
                      max_rps: float | None = None,
                      max_bandwidth: float | None = None,
@@ -153,7 +186,8 @@ def owner_id() -> str:
 async def run_job(db: ControlDB, job: Job, batch_count: int, opts: CopyOptions,
                   store_options: StoreOptions, subscribers: list[Subscriber] | None = None,
                   lease_s: float = 60.0, heartbeat_s: float = 5.0,
-                  on_partition: Callable[[RowMapping, str, str | None], None] | None = None
+                  on_partition: Callable[[RowMapping, str, str | None], None] | None = None,
+                  mode: PartitionMode | None = None, run_settings: dict[str, Any] | None = None
                   ) -> RunResult:
     owner = owner_id()
     call = asyncio.to_thread
@@ -165,7 +199,7 @@ async def run_job(db: ControlDB, job: Job, batch_count: int, opts: CopyOptions,
     settings = {"batch_count": batch_count, "concurrency": opts.concurrency,
                 "block_size": opts.block_size, "overwrite": opts.overwrite,
                 "include": list(opts.include), "exclude": list(opts.exclude),
-                "lease_s": lease_s, "pid": os.getpid()}
+                "lease_s": lease_s, "pid": os.getpid(), **(run_settings or {})}
     run_id = await call(db.start_run, job.id, owner, batch_count, settings, lease_s)
     result = RunResult(run_id, stats=TransferStats(started=time.monotonic()))
     totals = EventBus([StatsCounter(result.stats, []), *(subscribers or [])])
@@ -197,8 +231,14 @@ async def run_job(db: ControlDB, job: Job, batch_count: int, opts: CopyOptions,
             spec = SourceSpec(row["prefix"], row["rel_base"], start_after=row["cursor"],
                               range_start=row["range_start"], range_end=row["range_end"])
             bus = EventBus([a.track, a.counter(), totals.emit])
-            await run_pipeline(src, dst, spec, destination_root(dst), per_partition, bus,
-                               slots, policy, a.watermark, pacing)
+            if mode is None:
+                await run_pipeline(src, dst, spec, destination_root(dst), per_partition, bus,
+                                   slots, policy, a.watermark, pacing)
+            else:
+                a.claimed = ClaimedPartition(row, run_id, src, dst, spec, per_partition, bus,
+                                             slots, policy, a.watermark, pacing,
+                                             lambda: a.stats)
+                await mode.run(a.claimed)
             state = "failed" if a.stats.failed_objects else "succeeded"
             if a.stats.failed_objects:
                 error = f"{a.stats.failed_objects} objects failed (lakeshift failures --job)"
@@ -227,6 +267,8 @@ async def run_job(db: ControlDB, job: Job, batch_count: int, opts: CopyOptions,
         if (not a.lost and state == "succeeded" and row["adf_prefix"] is not None
                 and job.adf_table):
             await call(db.adf_mark_success, job.adf_table, row["adf_prefix"])
+        if not a.lost and mode is not None:
+            await mode.finished(a.claimed, row, state, error, a.stats)
         if state == "succeeded":
             result.succeeded += 1
         elif state == "failed":

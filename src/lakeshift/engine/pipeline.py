@@ -50,7 +50,7 @@ from lakeshift.errors import (
     UsageError,
 )
 from lakeshift.model import ObjectInfo, TransferStats
-from lakeshift.plan.compare import Overwrite, merge, needs_copy
+from lakeshift.plan.compare import Overwrite, merge, needs_copy, outer_merge
 from lakeshift.plan.filters import NameFilter
 from lakeshift.plan.names import CollisionTracker, collision_name, encode, problem
 from lakeshift.plan.source import (
@@ -322,12 +322,17 @@ async def drive(work: AsyncIterator[T], action: Callable[[T], Awaitable[None]],
 
 async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts: CopyOptions,
                        events: EventBus, slots: SlotPool, policy: RetryPolicy,
-                       watermark: Watermark | None = None, pacing: Pacing | None = None
+                       watermark: Watermark | None = None, pacing: Pacing | None = None,
+                       select: Callable[[ObjectInfo], bool] | None = None,
+                       on_dest: Callable[[str, ObjectInfo, bool], None] | None = None
                        ) -> None:
     """List ``spec`` on ``src``, compare with ``dst`` under ``root``, copy what differs.
 
     ``slots`` may be shared by several pipelines (partitions) to bound their memory
-    together; ``watermark``, when given, follows the listing's low watermark.
+    together; ``watermark``, when given, follows the listing's low watermark.  ``select``
+    (sync's window) picks which listed source objects are considered at all; ``on_dest``
+    (sync --delete) receives every destination object under the listed names, in name
+    order, and whether a source object has its name.
     """
     ctx = TransferContext(src, dst, opts.block_size, slots, policy, events,
                           pacing or opts.pacing(events), opts.single_put_max)
@@ -344,11 +349,24 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
 
     async def planned() -> AsyncIterator[tuple[str, ObjectInfo, int]]:
         """What to copy: the merge of both listings, minus what is decided here."""
-        dest = None if opts.overwrite == "always" else dest_items(
+        dest = None if opts.overwrite == "always" and on_dest is None else dest_items(
             dst, root, dest_prefix(spec, root), dest_after, opts.dry_run, policy,
             ctx.dst_limit)
         items = source_items(src, spec, name_filter, events, policy, ctx.src_limit)
-        async for rel, s, d in merge(items, dest):
+        pairs: AsyncIterator[tuple[str, ObjectInfo | None, ObjectInfo | None]]
+        if on_dest is not None and dest is not None:
+            pairs = outer_merge(items, dest)
+        else:
+            pairs = merge(items, dest)
+        async for rel, s_or_none, d in pairs:
+            if on_dest is not None and d is not None and name_filter(rel):
+                # Names --include/--exclude leave out are not this job's to judge.
+                on_dest(rel, d, s_or_none is not None)
+            if s_or_none is None:
+                continue
+            s = s_or_none
+            if select is not None and not select(s):
+                continue
             ticket = -1
             if watermark is not None:
                 await watermark.wait_for_room()

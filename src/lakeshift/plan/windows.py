@@ -71,10 +71,13 @@ def delta_window(last_end: datetime | None, now: datetime, lag: timedelta,
     end, so that the edge of the previous window is looked at twice (identical objects are
     skipped, so this costs requests, not bytes).
     """
-    end = utc(now) - lag
+    # Whole seconds: S3 and Azure report LastModified truncated to the second, so an object
+    # written at 12:00:00.7 shows 12:00:00; a window ending at 12:00:00.5 would leave it
+    # before the next window's start for ever.  Ending on a whole second puts it in the next.
+    end = (utc(now) - lag).replace(microsecond=0)
     if last_end is None:
         return Window(None, end)
-    start = utc(last_end) - overlap
+    start = (utc(last_end) - overlap).replace(microsecond=0)
     return Window(min(start, end), end)
 
 
@@ -168,3 +171,92 @@ class PathTemplate:
                                  "or a full listing")
             yield self.render(t)
             t = self.next_slot(t)
+
+
+# --- deletion cap ----------------------------------------------------------------------------
+
+#: What ``--delete`` may remove per partition and pass when ``--max-delete`` is not given.
+DEFAULT_MAX_DELETE = 1000
+
+
+@dataclass(frozen=True)
+class DeleteCap:
+    """``--max-delete``: at most ``count`` objects, or ``percent`` of the partition's
+    destination objects; ``explicit`` when the user gave it (else the default)."""
+
+    count: int | None = DEFAULT_MAX_DELETE
+    percent: float | None = None
+    explicit: bool = False
+
+    @classmethod
+    def parse(cls, text: str | int | None) -> DeleteCap:
+        if text is None:
+            return cls()
+        t = str(text).strip()
+        try:
+            if t.endswith("%"):
+                pct = float(t[:-1])
+                if not 0 <= pct <= 100:
+                    raise ValueError(t)
+                return cls(None, pct, True)
+            n = int(t)
+            if n < 0:
+                raise ValueError(t)
+            return cls(n, None, True)
+        except ValueError:
+            raise UsageError(f"--max-delete {text!r}: use a number of objects (e.g. 500) or "
+                             "a percentage of the partition's destination objects (e.g. "
+                             "2%)") from None
+
+    def limit(self, destination_objects: int) -> int:
+        if self.percent is not None:
+            return int(destination_objects * self.percent / 100)
+        assert self.count is not None
+        return self.count
+
+    def __str__(self) -> str:
+        return f"{self.percent:g}%" if self.percent is not None else str(self.count)
+
+
+# --- schedules ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """``--every 15m`` (a fixed interval from the end of the previous pass's start) or
+    ``--cron '*/15 * * * *'`` (UTC)."""
+
+    text: str
+    every: timedelta | None = None
+    cron: str | None = None
+
+    @classmethod
+    def parse(cls, every: str | None, cron: str | None) -> Schedule | None:
+        if every is not None and cron is not None:
+            raise UsageError("use --every or --cron, not both")
+        if every is not None:
+            step = parse_duration(every, "--every")
+            if step < timedelta(seconds=1):
+                raise UsageError(f"--every {every!r}: the interval must be at least 1s")
+            return cls(f"every {every}", every=step)
+        if cron is not None:
+            from cronsim import CronSim, CronSimError
+
+            try:
+                CronSim(cron, datetime.now(UTC))
+            except (CronSimError, ValueError) as e:
+                raise UsageError(f"--cron {cron!r} is not a cron expression ({e}): use five "
+                                 "fields, minute hour day month weekday, e.g. "
+                                 "'*/15 * * * *'") from None
+            return cls(f"cron {cron}", cron=cron)
+        return None
+
+    def next_after(self, t: datetime) -> datetime:
+        """The first run time after ``t`` (aware UTC)."""
+        t = utc(t)
+        if self.every is not None:
+            return t + self.every
+        from cronsim import CronSim
+
+        assert self.cron is not None
+        return utc(next(CronSim(self.cron, t)))

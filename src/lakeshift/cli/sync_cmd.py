@@ -1,0 +1,192 @@
+"""`lakeshift sync`: delta passes over a job (README "Delta sync"); calls lakeshift.sync."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from lakeshift import api
+from lakeshift.api import DEFAULT_DB, StoreOptions
+from lakeshift.cli.options import (
+    NO_STORE_OPTIONS,
+    AdaptiveOpt,
+    BlockSizeOpt,
+    ConcurrencyOpt,
+    DbOpt,
+    ExcludeOpt,
+    FolderMarkersOpt,
+    IncludeOpt,
+    InvalidNamesOpt,
+    JobOpt,
+    JsonOpt,
+    MaxBandwidthOpt,
+    MaxRpsOpt,
+    OverwriteOpt,
+    ProgressOpt,
+    SinglePutMaxOpt,
+    SkipErrorsOpt,
+    with_store_options,
+)
+from lakeshift.cli.progress import progress_subscribers
+from lakeshift.cli.sizes import human_bytes
+from lakeshift.model import SyncResult
+
+HELP = """Copy what changed since the last pass, partition by partition (delta sync).
+
+Each partition copies the objects whose LastModified falls in its window: from the end of its
+last successful pass (or the start of the job's historical `run`; nothing before = a full
+copy) to now − --lag. A failed partition keeps its window for the next pass. Every window is
+recorded in lakeshift_sync_windows and in the ADF delta table (PartitionPrefix, JobRunTime,
+SuccessOrFailure). With SRC DST the job is created on first use.
+"""
+EPILOG = """Examples:
+
+  lakeshift sync s3://lake/raw/ az://raw/ --job raw --prefix 2024/ --prefix 2025/
+
+  lakeshift sync --job raw --lag 10m --overlap 5m --delete --max-delete 2%
+
+  lakeshift sync s3://lake/ az://raw/ --job logs --path-template 'logs/{yyyy}/{MM}/{dd}/{HH}/'
+  --every 15m
+
+  lakeshift sync s3://lake/ az://raw/ --job adf --adf-delta-table s3_partition_delta_control_table
+"""
+
+
+@with_store_options
+def sync(
+    urls: Annotated[list[str] | None, typer.Argument(
+        help="SRC DST (to create the job on first use); leave out with --job of an existing "
+             "job.", show_default=False)] = None,
+    job: JobOpt = "",
+    db: DbOpt = DEFAULT_DB,
+    prefix: Annotated[list[str] | None, typer.Option(
+        "--prefix", help="A partition: this prefix under SRC (repeatable; new jobs).")] = None,
+    partitions_file: Annotated[Path | None, typer.Option(
+        "--partitions-file", help="One prefix per line (new jobs).")] = None,
+    partition_by: Annotated[str, typer.Option(
+        "--partition-by", help="none, or auto: key ranges of --target-objects (new jobs).")
+    ] = "none",
+    target_objects: Annotated[int, typer.Option(
+        "--target-objects", help="Objects per partition with --partition-by auto.")] = 100_000,
+    adf_delta_table: Annotated[str | None, typer.Option(
+        "--adf-delta-table", help="Partitions from this ADF delta table (select distinct "
+                                  "PartitionPrefix); windows start at max(JobRunTime) of its "
+                                  "successful rows.")] = None,
+    lag: Annotated[str, typer.Option(
+        "--lag", help="Leave the newest changes to the next pass: windows end at now − lag "
+                      "(S3's LastModified is when an upload started).")] = "5m",
+    overlap: Annotated[str, typer.Option(
+        "--overlap", help="Start each window this long before the last one ended (identical "
+                          "objects are skipped).")] = "0",
+    path_template: Annotated[str | None, typer.Option(
+        "--path-template", help="Time-partitioned folders under SRC, e.g. "
+                                "'logs/{yyyy}/{MM}/{dd}/{HH}/': list only the folders in the "
+                                "window.")] = None,
+    files_from: Annotated[Path | None, typer.Option(
+        "--files-from", help="Copy exactly these keys (relative to SRC): one per line, or a "
+                             ".csv with a 'key' column.")] = None,
+    inventory: Annotated[str | None, typer.Option(
+        "--inventory", help="s3://…/manifest.json of an S3 Inventory report (CSV, or Parquet "
+                            "with lakeshift[parquet]) to read instead of listing.")] = None,
+    delete: Annotated[bool, typer.Option(
+        "--delete", help="Delete destination objects whose source is gone (recorded).")
+    ] = False,
+    max_delete: Annotated[str | None, typer.Option(
+        "--max-delete", help="Most deletions per partition and pass: N objects or P% of its "
+                             "destination objects (default 1000); above it nothing is "
+                             "deleted and the partition fails.")] = None,
+    every: Annotated[str | None, typer.Option(
+        "--every", help="Keep syncing: a pass every 15m, 1h, … (Ctrl-C or SIGTERM stops).")
+    ] = None,
+    cron: Annotated[str | None, typer.Option(
+        "--cron", help="Keep syncing at the times of a cron expression (UTC), e.g. "
+                       "'*/15 * * * *'.")] = None,
+    batch_count: Annotated[int, typer.Option(
+        "--batch-count", "-b", help="Partitions synced at the same time.")] = 4,
+    concurrency: ConcurrencyOpt = 32,
+    block_size: BlockSizeOpt = "8MiB",
+    single_put_max: SinglePutMaxOpt = "64MiB",
+    lease_seconds: Annotated[float, typer.Option(
+        "--lease-seconds", help="A partition (or schedule) whose holder stops renewing for "
+                                "this long can be taken over.")] = 60.0,
+    max_requests_per_second: MaxRpsOpt = None,
+    max_bandwidth: MaxBandwidthOpt = None,
+    adaptive: AdaptiveOpt = True,
+    include: IncludeOpt = None,
+    exclude: ExcludeOpt = None,
+    overwrite: OverwriteOpt = "if-different",
+    folder_markers: FolderMarkersOpt = "skip",
+    skip_errors: SkipErrorsOpt = "",
+    invalid_names: InvalidNamesOpt = "fail",
+    progress: ProgressOpt = "auto",
+    as_json: JsonOpt = False,
+    store: StoreOptions = NO_STORE_OPTIONS,
+) -> int:
+    urls = urls or []
+    if len(urls) not in (0, 2):
+        raise typer.BadParameter("give SRC DST, or no URL with --job of an existing job")
+    with progress_subscribers(progress, as_json) as subs:
+        result = api.sync(
+            urls[0] if urls else None, urls[1] if urls else None, job=job, db=db,
+            prefix=prefix or (), partitions_file=partitions_file, partition_by=partition_by,
+            target_objects=target_objects, adf_delta_table=adf_delta_table, lag=lag,
+            overlap=overlap, path_template=path_template, files_from=files_from,
+            inventory=inventory, delete=delete, max_delete=max_delete, every=every, cron=cron,
+            batch_count=batch_count, concurrency=concurrency, block_size=block_size,
+            single_put_max=single_put_max, lease_seconds=lease_seconds,
+            max_requests_per_second=max_requests_per_second, max_bandwidth=max_bandwidth,
+            adaptive=adaptive, include=include or (), exclude=exclude or (),
+            overwrite=overwrite, folder_markers=folder_markers, skip_errors=skip_errors,
+            invalid_names=invalid_names, store_options=store if urls else None,
+            subscribers=subs, on_pass=lambda r: _print(r, as_json))
+    if every is None and cron is None:
+        _print(result, as_json)
+    elif result.stopped_by:
+        print(f"lakeshift: {result.stopped_by}: schedule stopped after {result.passes} "
+              "passes; an interrupted pass continues at the next one", file=sys.stderr)
+    return result.exit_code
+
+
+def _summary(r: SyncResult) -> dict[str, Any]:
+    s = r.run.stats
+    return {"job": r.job, "run_id": r.run.run_id, "pass": r.passes,
+            "partitions_succeeded": r.run.succeeded, "partitions_failed": r.run.failed,
+            "copied": s.copied, "skipped": s.skipped, "failed": s.failed,
+            "deleted": r.deleted, "deleted_keys": list(r.deleted_keys),
+            "bytes": s.bytes_transferred, "duration_s": round(s.duration, 3),
+            "windows": [{"partition": w.partition,
+                         "start": w.start.isoformat() if w.start else None,
+                         "end": w.end.isoformat(), "state": w.state, "copied": w.copied,
+                         "skipped": w.skipped, "failed_objects": w.failed_objects,
+                         "deleted": w.deleted, "error": w.error} for w in r.windows],
+            "next_run_at": r.next_run_at.isoformat() if r.next_run_at else None,
+            "exit_code": r.run.exit_code}
+
+
+def _print(r: SyncResult, as_json: bool) -> None:
+    if as_json:
+        json.dump(_summary(r), sys.stdout)
+        print(flush=True)
+        return
+    s = r.run.stats
+    print(f"Sync pass (run {r.run.run_id}) of job {r.job!r}: {r.run.succeeded} partitions "
+          f"succeeded, {r.run.failed} failed; {s.copied} objects copied "
+          f"({human_bytes(s.bytes_transferred)}), {s.skipped} skipped, {s.failed} failed, "
+          f"{r.deleted} deleted, in {s.duration:.1f} s")
+    for w in r.windows:
+        start = f"{w.start:%Y-%m-%d %H:%M:%S}" if w.start else "the beginning"
+        line = (f"  {w.partition or '(root)'}: [{start}, {w.end:%Y-%m-%d %H:%M:%S}) UTC "
+                f"{w.state}")
+        if w.error:
+            line += f": {w.error}"
+        print(line)
+    for k in r.deleted_keys[:20]:
+        print(f"  deleted {k}")
+    if r.deleted > 20:
+        print(f"  … {r.deleted - 20} more deletions (lakeshift_sync_deletions)")
+    if r.next_run_at:
+        print(f"next pass at {r.next_run_at:%Y-%m-%d %H:%M:%S} UTC; Ctrl-C stops", flush=True)

@@ -1,0 +1,499 @@
+"""`lakeshift sync`: delta passes over a job's partitions (issue 11).
+
+A pass is one `run` of the job (engine/jobrunner.py: claims, leases, heartbeat, records)
+whose per-partition work is :class:`SyncMode`: the partition's window of modification
+times ``[start, end)`` selects what the one pipeline (engine/pipeline.py) copies, its
+change source decides what is listed (the partition's listing; only the folders of a
+``--path-template`` inside the window; the keys of ``--files-from``; an S3 Inventory
+report), and ``--delete`` removes destination objects whose source is gone, as one more
+action on ``pipeline.drive``.  Every window is a row of ``lakeshift_sync_windows`` and of
+the ADF delta table; a failed or interrupted partition does not advance its window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.engine import RowMapping
+
+from lakeshift.control.records import Job
+from lakeshift.control.repository import ControlDB, PartitionStats
+from lakeshift.engine.events import EventBus, ObjectDone, Renamed
+from lakeshift.engine.jobrunner import ClaimedPartition
+from lakeshift.engine.pipeline import (
+    DestinationNamer,
+    _transfer_one,
+    drive,
+    run_pipeline,
+)
+from lakeshift.engine.retry import retry
+from lakeshift.engine.transfer import TransferContext
+from lakeshift.errors import AuthError, LakeshiftError, UsageError
+from lakeshift.model import ObjectInfo
+from lakeshift.plan.compare import needs_copy
+from lakeshift.plan.filters import NameFilter
+from lakeshift.plan.source import SourceSpec, destination_root
+from lakeshift.plan.windows import DeleteCap, PathTemplate, Window, delta_window
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    """One pass's settings (the API validated them)."""
+
+    now: datetime
+    lag: timedelta
+    overlap: timedelta = timedelta(0)
+    path_template: PathTemplate | None = None
+    #: --files-from: keys relative to the source root, sorted.
+    files_from: tuple[str, ...] | None = None
+    #: --inventory: the report's objects (full keys), sorted; read once per pass.
+    inventory: tuple[ObjectInfo, ...] | None = None
+    delete: bool = False
+    max_delete: DeleteCap = field(default_factory=DeleteCap)
+    #: The ADF delta table every window is recorded in.
+    adf_delta_table: str = "s3_partition_delta_control_table"
+    #: The partitions came from that table (--adf-delta-table): windows start at its
+    #: max(JobRunTime) of successful rows.
+    windows_from_adf: bool = False
+
+
+@dataclass
+class WindowOutcome:
+    partition: str
+    start: datetime | None
+    end: datetime
+    state: str = "pending"
+    copied: int = 0
+    skipped: int = 0
+    failed_objects: int = 0
+    deleted: int = 0
+    error: str | None = None
+
+
+@dataclass
+class _PartitionPass:
+    window: Window
+    window_id: int
+    outcome: WindowOutcome
+    deleted: list[tuple[str, str, int]] = field(default_factory=list)
+
+
+def partition_label(row: Any) -> str:
+    """The PartitionPrefix a partition has in the ADF delta table."""
+    if row["adf_prefix"] is not None:
+        return str(row["adf_prefix"])
+    label = str(row["prefix"])
+    if row["range_start"] or row["range_end"]:
+        label += f"[{row['range_start'] or ''},{row['range_end'] or ''})"
+    return label
+
+
+class SyncMode:
+    """The per-partition work of a sync pass (a ``jobrunner.PartitionMode``)."""
+
+    def __init__(self, db: ControlDB, job: Job, settings: SyncSettings,
+                 historical_start: datetime | None, historical_ids: set[int]) -> None:
+        self.db = db
+        #: Partitions a copy run (plan/run) finished before this pass.
+        self.historical_ids = historical_ids
+        self.job = job
+        self.settings = settings
+        self.historical_start = historical_start
+        self.outcomes: list[WindowOutcome] = []
+        self.deleted_keys: list[str] = []
+        self._passes: dict[int, _PartitionPass] = {}
+
+    # -- the window ---------------------------------------------------------------------
+
+    def window_for(self, row: RowMapping) -> Window:
+        """Start: the end of the partition's last succeeded window; a partition whose
+        windows all failed retries from the first one's start; else the historical run's
+        start (the template's seeding); else nothing (a full copy)."""
+        st = self.settings
+        if st.windows_from_adf:
+            last = self.db.adf_delta_last_success(st.adf_delta_table, partition_label(row))
+        else:
+            last = self.db.last_sync_end(row["id"])
+            if last is None:
+                first = self.db.first_sync_window(row["id"])
+                if first is not None:
+                    last = first[0]
+                elif row["id"] in self.historical_ids:
+                    last = self.historical_start
+        return delta_window(last, st.now, st.lag, st.overlap if last is not None
+                            else timedelta(0))
+
+    # -- PartitionMode -----------------------------------------------------------------
+
+    async def run(self, part: ClaimedPartition) -> None:
+        row = part.row
+        window = await asyncio.to_thread(self.window_for, row)
+        ids = await asyncio.to_thread(self.db.start_windows, self.job.id, part.run_id,
+                                      [(row["id"], window.start, window.end)])
+        p = _PartitionPass(window, ids[row["id"]],
+                           WindowOutcome(partition_label(row), window.start, window.end))
+        self._passes[row["id"]] = p
+        root = destination_root(part.dst)
+        st = self.settings
+        if st.files_from is not None:
+            keys = [row["rel_base"] + k for k in st.files_from]
+            await _keyed(part, root, [(k, None) for k in keys if _inside(part.spec, k)])
+            return
+        if st.inventory is not None:
+            await _keyed(part, root, [(o.key, o) for o in st.inventory
+                                      if _inside(part.spec, o.key) and _in(window, o)])
+            return
+        renamed: set[str] = set()
+        part.events.subscribe(lambda e: renamed.add(e.destination_key)
+                              if isinstance(e, Renamed) else None)
+        extras: list[tuple[str, str, int]] = []
+        seen = [0]
+
+        def on_dest(rel: str, d: ObjectInfo, has_source: bool) -> None:
+            seen[0] += 1
+            if not has_source and not d.is_dir_marker:
+                extras.append((part.spec.rel_base + rel, d.key, d.size))
+
+        on_dest_cb = on_dest if st.delete else None
+        for spec in _specs(part.spec, st.path_template, window):
+            await run_pipeline(part.src, part.dst, spec, root, part.opts, part.events,
+                               part.slots, part.policy, part.watermark, part.pacing,
+                               select=None if st.path_template else functools.partial(_in,
+                                                                                       window),
+                               on_dest=on_dest_cb)
+        if st.delete:
+            extras = [x for x in extras if x[1] not in renamed]
+            await self._delete(part, p, extras, seen[0])
+
+    async def _delete(self, part: ClaimedPartition, p: _PartitionPass,
+                      extras: list[tuple[str, str, int]], destination_objects: int) -> None:
+        """Remove destination objects whose source is gone, unless there are more than the
+        cap allows: then nothing is deleted and the partition fails (its window stays)."""
+        cap = self.settings.max_delete
+        limit = cap.limit(destination_objects)
+        if len(extras) > limit:
+            how = (f"--max-delete {cap}" if cap.explicit
+                   else f"the default cap of {cap} (pass --max-delete N or P% to allow more)")
+            raise UsageError(f"{len(extras)} destination objects have no source any more, "
+                             f"more than {how}: nothing deleted in this partition")
+
+        ctx = TransferContext(part.src, part.dst, part.opts.block_size, part.slots,
+                              part.policy, part.events, part.pacing, part.opts.single_put_max)
+
+        async def delete_one(item: tuple[str, str, int]) -> None:
+            _, dest_key, size = item
+            try:
+                await retry(functools.partial(part.dst.delete, dest_key), part.policy,
+                            ctx.dst_limit)
+            except (AuthError, UsageError):
+                raise
+            except LakeshiftError as e:
+                part.events.emit(ObjectDone(dest_key, size, "failed", e.kind,
+                                            f"could not delete from the destination: {e}"))
+                return
+            p.deleted.append(item)
+            self.deleted_keys.append(dest_key)
+
+        async def work() -> AsyncIterator[tuple[str, str, int]]:
+            for x in extras:
+                yield x
+
+        await drive(work(), delete_one, max(1, part.opts.concurrency))
+
+    async def finished(self, part: ClaimedPartition | None, row: RowMapping, state: str,
+                       error: str | None, stats: PartitionStats) -> None:
+        p = self._passes.pop(row["id"], None)
+        if p is None:
+            return  # ended before its window was taken (a store could not be opened)
+        window_state = "interrupted" if state == "pending" else state
+        o = p.outcome
+        o.state, o.error = window_state, error
+        o.copied, o.skipped, o.failed_objects = stats.copied, stats.skipped, stats.failed_objects
+        o.deleted = len(p.deleted)
+        self.outcomes.append(o)
+        call = asyncio.to_thread
+        if part is not None:
+            await call(self.db.add_sync_deletions, self.job.id, row["id"], part.run_id,
+                       p.deleted)
+        await call(self.db.finish_window, p.window_id, window_state, stats, len(p.deleted),
+                   error)
+        if window_state != "interrupted":
+            await call(self.db.adf_delta_record, self.settings.adf_delta_table,
+                       partition_label(row), p.window.end, window_state == "succeeded")
+
+
+def _in(window: Window, obj: ObjectInfo) -> bool:
+    # An object whose store gives no modification time cannot be placed: it is taken (and
+    # skipped by compare when identical).
+    return obj.last_modified is None or window.contains(obj.last_modified)
+
+
+def _inside(spec: SourceSpec, key: str) -> bool:
+    return key.startswith(spec.listing_prefix()) and spec.takes(key) and not spec.past_end(key)
+
+
+def _specs(spec: SourceSpec, template: PathTemplate | None,
+           window: Window) -> list[SourceSpec]:
+    """What to list for a partition: itself, or with a path template only the template's
+    folders inside the window (its static prefix when the window has no start)."""
+    if template is None:
+        return [spec]
+    folders = [template.static_prefix] if window.start is None else list(
+        template.prefixes(window))
+    out = []
+    for folder in folders:
+        narrow = spec.rel_base + folder
+        if narrow.startswith(spec.list_prefix):
+            out.append(SourceSpec(narrow, spec.rel_base, range_start=spec.range_start,
+                                  range_end=spec.range_end))
+        elif spec.list_prefix.startswith(narrow):
+            out.append(spec)
+    # A partition narrower than several folders would be listed once per folder.
+    unique: list[SourceSpec] = []
+    for s in out:
+        if s not in unique:
+            unique.append(s)
+    return unique
+
+
+async def _keyed(part: ClaimedPartition, root: str,
+                 items: list[tuple[str, ObjectInfo | None]]) -> None:
+    """Copy exactly these keys: no listing on either side.  A key the source does not
+    have (files-from) is that key's ``missing`` failure; the destination is looked up by
+    key (one HEAD) to skip identical objects."""
+    opts, events = part.opts, part.events
+    ctx = TransferContext(part.src, part.dst, opts.block_size, part.slots, part.policy,
+                          events, part.pacing, opts.single_put_max)
+    name_filter = NameFilter(opts.include, opts.exclude)
+    namer = DestinationNamer(opts.invalid_names, part.dst.capabilities.hierarchical)
+
+    async def planned() -> AsyncIterator[tuple[str, str, ObjectInfo | None, int]]:
+        for key, info in sorted(items, key=lambda x: x[0]):
+            rel = part.spec.rel(key)
+            if not rel or not name_filter(rel):
+                continue
+            name, why = namer(rel)
+            await part.watermark.wait_for_room()
+            ticket = part.watermark.add(key)
+            if name is None:
+                skip = opts.invalid_names == "skip" or "invalid-name" in opts.skip_errors
+                events.emit(ObjectDone(key, info.size if info else 0,
+                                       "skipped" if skip else "failed", "invalid-name", why))
+                part.watermark.done(ticket, skip)
+                continue
+            if name != rel:
+                events.emit(Renamed(key, root + name, why or ""))
+            yield key, root + name, info, ticket
+
+    async def one(item: tuple[str, str, ObjectInfo | None, int]) -> None:
+        key, dest_key, info, ticket = item
+        ok = await _copy_key(ctx, key, dest_key, info, opts.overwrite, opts.retries,
+                             opts.skip_errors, opts.delete_source)
+        part.watermark.done(ticket, ok)
+
+    await drive(planned(), one, opts.concurrency)
+
+
+async def _copy_key(ctx: TransferContext, key: str, dest_key: str, info: ObjectInfo | None,
+                    overwrite: Any, attempts: int, skip_errors: frozenset[str],
+                    delete_source: bool) -> bool:
+    events = ctx.events
+    try:
+        s = info or await retry(functools.partial(ctx.src.exists, key), ctx.policy,
+                                ctx.src_limit)
+        if s is None:
+            kind = "missing"
+            message = "not at the source (named by --files-from)"
+            skip = kind in skip_errors
+            events.emit(ObjectDone(key, 0, "skipped" if skip else "failed", kind, message))
+            return skip
+        d = None if overwrite == "always" else await retry(
+            functools.partial(ctx.dst.exists, dest_key), ctx.policy, ctx.dst_limit)
+    except (AuthError, UsageError):
+        raise
+    except LakeshiftError as e:
+        skip = e.kind in skip_errors
+        events.emit(ObjectDone(key, info.size if info else 0, "skipped" if skip else "failed",
+                               e.kind, str(e)))
+        return skip
+    if not needs_copy(s, d, overwrite):
+        events.emit(ObjectDone(s.key, s.size, "skipped"))
+        return True
+    return await _transfer_one(ctx, s, dest_key, events, attempts, skip_errors,
+                               delete_source)
+
+
+__all__ = ["EventBus", "SyncMode", "SyncSettings", "WindowOutcome", "partition_label"]
+
+
+# -- a pass, and a schedule of passes ------------------------------------------------------
+
+
+async def load_inventory(url: str, store_options: Any, buckets: set[str]
+                         ) -> tuple[ObjectInfo, ...]:
+    """The objects of an S3 Inventory report (its manifest.json URL), sorted by key.
+    Refused when its sourceBucket is not the job's source bucket."""
+    from lakeshift.plan.changes import csv_rows, parquet_rows, parse_manifest
+    from lakeshift.stores.base import StoreConfig
+    from lakeshift.stores.registry import open_store
+    from lakeshift.urls import parse_url
+
+    parsed = parse_url(url)
+    if parsed.scheme != "s3":
+        raise UsageError(f"--inventory {url}: give the s3:// URL of the report's "
+                         "manifest.json")
+    store = open_store(StoreConfig(parsed, store_options))
+    try:
+        manifest = parse_manifest(bytes((await store.read(parsed.path)).data), url)
+        if manifest.source_bucket not in buckets:
+            raise UsageError(f"--inventory {url} lists bucket {manifest.source_bucket!r}, "
+                             f"not the job's source ({', '.join(sorted(buckets))}): give "
+                             "the inventory of the source bucket")
+        if manifest.bucket != parsed.bucket:
+            store2 = open_store(StoreConfig(replace(parsed, bucket=manifest.bucket, path=""),
+                                            store_options))
+            await store.close()
+            store = store2
+        rows: list[ObjectInfo] = []
+        for key in manifest.files:
+            data = bytes((await store.read(key)).data)
+            rows.extend(csv_rows(data, manifest.columns) if manifest.file_format == "CSV"
+                        else parquet_rows(data))
+    finally:
+        await store.close()
+    rows.sort(key=lambda o: o.key)
+    return tuple(rows)
+
+
+@dataclass
+class PassResult:
+    run: Any
+    outcomes: list[WindowOutcome]
+    deleted_keys: list[str]
+
+
+async def sync_pass(db: ControlDB, job: Job, settings: SyncSettings, opts: Any,
+                    store_options: Any, batch_count: int, subscribers: Any,
+                    lease_s: float, heartbeat_s: float) -> PassResult:
+    """One delta pass over every partition of the job (a `run` whose mode is sync)."""
+    from lakeshift.engine.jobrunner import run_job
+
+    call = asyncio.to_thread
+    rows = await call(db.partitions, job.id)
+    historical_ids = {int(r["id"]) for r in rows if r["state"] == "succeeded"}
+    historical_start = await call(db.historical_run_start, job.id)
+    await call(db.prepare_sync_pass, job.id)
+    mode = SyncMode(db, job, settings, historical_start, historical_ids)
+    run_settings = {"mode": "sync", "lag_s": settings.lag.total_seconds(),
+                    "overlap_s": settings.overlap.total_seconds(), "delete": settings.delete,
+                    "window_end": settings.now.isoformat(),
+                    "path_template": settings.path_template.text
+                    if settings.path_template else None}
+    result = await run_job(db, job, batch_count, opts, store_options, subscribers,
+                           lease_s=lease_s, heartbeat_s=heartbeat_s, mode=mode,
+                           run_settings=run_settings)
+    return PassResult(result, mode.outcomes, mode.deleted_keys)
+
+
+async def follow_schedule(db: ControlDB, job: Job, schedule: Any,
+                          one_pass: Callable[[], Coroutine[Any, Any, Any]],
+                          on_pass: Callable[[Any], None] | None, lease_s: float) -> Any:
+    """Run ``one_pass`` at the schedule's times until SIGINT or SIGTERM.
+
+    One scheduler per job: its lease (``lakeshift_schedules``) is taken first, renewed
+    while it waits and while a pass runs, and a second scheduler is refused.  A signal
+    during a pass cancels it: its partitions go back to pending with their cursors and
+    their windows are recorded as interrupted (not advanced); during the wait it simply
+    ends.  The result is the last pass's, with ``stopped_by`` set to the signal's name.
+    """
+    import signal
+    import socket
+    from datetime import UTC
+
+    from lakeshift.engine.jobrunner import owner_id
+
+    call = asyncio.to_thread
+    owner = owner_id()
+    held = await call(db.acquire_schedule, job.id, owner, schedule.text, lease_s,
+                      socket.gethostname())
+    if held is not None:
+        raise UsageError(f"job {job.name!r} already has a scheduler ({held}): stop it first, "
+                         "or run one pass with `lakeshift sync --job` and no schedule")
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    stopped_by: list[str] = []
+    current: list[asyncio.Task[Any]] = []
+
+    def on_signal(name: str) -> None:
+        if not stopped_by:
+            stopped_by.append(name)
+        stop.set()
+        for t in current:
+            t.cancel()
+
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, on_signal, sig.name)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass  # not the main thread: the caller stops us by cancelling
+    result: Any = None
+    passes = 0
+    try:
+        while not stop.is_set():
+            started = datetime.now(UTC)
+            task: asyncio.Task[Any] = asyncio.create_task(one_pass())
+            current.append(task)
+            renew = asyncio.create_task(_renew_while(db, job.id, owner, lease_s, None, task))
+            try:
+                result = await task
+            except asyncio.CancelledError:
+                if not stopped_by:
+                    raise
+                break
+            finally:
+                current.clear()
+                renew.cancel()
+            passes += 1
+            next_at = schedule.next_after(started)
+            now = datetime.now(UTC)
+            if next_at <= now:  # the pass took longer than the interval: go on at once
+                next_at = schedule.next_after(now) if schedule.cron else now
+            await call(db.renew_schedule, job.id, owner, lease_s, next_at, started)
+            result.passes, result.next_run_at = passes, next_at
+            if on_pass is not None:
+                on_pass(result)
+            while not stop.is_set() and datetime.now(UTC) < next_at:
+                wait = min(lease_s / 3, (next_at - datetime.now(UTC)).total_seconds())
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=max(wait, 0.01))
+                except TimeoutError:
+                    await call(db.renew_schedule, job.id, owner, lease_s, next_at)
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        await call(db.release_schedule, job.id, owner)
+
+    if result is None:
+        from lakeshift.model import RunResult, SyncResult
+
+        result = SyncResult(job.name, RunResult(0), passes=0)
+    result.passes = passes
+    result.stopped_by = stopped_by[0] if stopped_by else None
+    return result
+
+
+async def _renew_while(db: ControlDB, job_id: int, owner: str, lease_s: float,
+                       next_at: datetime | None, task: asyncio.Task[Any]) -> None:
+    while not task.done():
+        await asyncio.sleep(lease_s / 3)
+        try:
+            await asyncio.to_thread(db.renew_schedule, job_id, owner, lease_s, next_at)
+        except LakeshiftError:
+            continue  # the DB is unreachable for now: try again at the next beat

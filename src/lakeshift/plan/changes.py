@@ -1,0 +1,143 @@
+"""Change sources cheaper than a full listing: a list of keys (``--files-from``) and an S3
+Inventory report (``--inventory``).  Parsing only; the engine reads the files.
+
+S3 Inventory (AWS docs, "Configuring Amazon S3 Inventory" / "Locating your inventory
+list"): ``manifest.json`` names ``sourceBucket``, ``destinationBucket``
+(``arn:aws:s3:::NAME``), ``fileFormat`` (CSV, ORC or Parquet), ``fileSchema`` (the
+columns, e.g. ``Bucket, Key, Size, LastModifiedDate, ETag``) and ``files`` (``key``,
+``size``, ``MD5checksum`` of each data file in the destination bucket).  CSV files are
+gzipped, without a header, every field quoted, and the object keys URL-encoded.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import unquote
+
+from lakeshift.errors import UsageError
+from lakeshift.model import ObjectInfo
+
+
+def read_files_from(path: str | Path) -> list[str]:
+    """Keys relative to the source root: one per line (blank lines and ``#`` comments
+    ignored), or a ``.csv`` file with a header that has a ``key`` column."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise UsageError(f"cannot read --files-from {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"--files-from {path} is not UTF-8 text") from None
+    if p.suffix.lower() == ".csv":
+        reader = csv.DictReader(io.StringIO(text))
+        if reader.fieldnames is None or "key" not in reader.fieldnames:
+            raise UsageError(f"--files-from {path}: a .csv file needs a header with a 'key' "
+                             f"column (found {', '.join(reader.fieldnames or []) or 'none'})")
+        keys = [(row.get("key") or "").strip() for row in reader]
+    else:
+        keys = [ln.strip() for ln in text.splitlines()]
+        keys = [k for k in keys if not k.startswith("#")]
+    keys = sorted({k.lstrip("/") for k in keys if k})
+    if not keys:
+        raise UsageError(f"--files-from {path} names no keys")
+    return keys
+
+
+@dataclass(frozen=True)
+class InventoryManifest:
+    source_bucket: str
+    #: Where the data files are (the inventory's destination bucket).
+    bucket: str
+    file_format: str
+    columns: tuple[str, ...]
+    files: tuple[str, ...]
+
+
+def parse_manifest(data: bytes, where: str) -> InventoryManifest:
+    try:
+        m = json.loads(data)
+        dest = str(m["destinationBucket"])
+        bucket = dest.rsplit(":", 1)[-1]
+        columns = tuple(c.strip() for c in str(m["fileSchema"]).split(","))
+        fmt = str(m["fileFormat"]).upper()
+        files = tuple(str(f["key"]) for f in m["files"])
+        source = str(m["sourceBucket"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise UsageError(f"--inventory {where} is not an S3 Inventory manifest.json "
+                         f"({type(e).__name__}: {e})") from None
+    if fmt not in ("CSV", "PARQUET"):
+        raise UsageError(f"--inventory {where}: format {fmt} is not supported (use CSV, or "
+                         "Parquet with lakeshift[parquet])")
+    if "Key" not in columns:
+        raise UsageError(f"--inventory {where}: its fileSchema has no Key column")
+    return InventoryManifest(source, bucket, fmt, columns, files)
+
+
+def _parse_time(text: str) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError:
+        return None
+
+
+def _info(row: Mapping[str, object], key: str) -> ObjectInfo | None:
+    if str(row.get("IsDeleteMarker", "")).lower() == "true":
+        return None
+    if str(row.get("IsLatest", "true")).lower() == "false":
+        return None
+    size_text = row.get("Size")
+    size = int(str(size_text)) if size_text not in (None, "") else 0
+    lm = row.get("LastModifiedDate")
+    modified = (lm.astimezone(UTC) if lm.tzinfo else lm.replace(tzinfo=UTC)) \
+        if isinstance(lm, datetime) else _parse_time(str(lm or ""))
+    etag = str(row.get("ETag") or "").strip('"') or None
+    md5 = None
+    if etag and len(etag) == 32 and "-" not in etag:
+        try:
+            md5 = bytes.fromhex(etag)
+        except ValueError:
+            md5 = None
+    return ObjectInfo(key, size, modified, etag, md5, key.endswith("/") and size == 0)
+
+
+def csv_rows(data: bytes, columns: tuple[str, ...]) -> Iterator[ObjectInfo]:
+    """Objects of one gzipped CSV data file (keys URL-decoded)."""
+    try:
+        text = gzip.decompress(data).decode("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"an inventory data file is not gzipped UTF-8 CSV: {e}") from None
+    for fields in csv.reader(io.StringIO(text)):
+        row = dict(zip(columns, fields, strict=False))
+        info = _info(row, unquote(row.get("Key", "")))
+        if info is not None and info.key:
+            yield info
+
+
+_PARQUET_COLUMNS = {"bucket": "Bucket", "key": "Key", "size": "Size",
+                    "last_modified_date": "LastModifiedDate", "e_tag": "ETag",
+                    "is_latest": "IsLatest", "is_delete_marker": "IsDeleteMarker"}
+
+
+def parquet_rows(data: bytes) -> Iterator[ObjectInfo]:
+    """Objects of one Parquet data file (pyarrow, the optional extra lakeshift[parquet])."""
+    try:
+        import pyarrow.parquet as pq  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        raise UsageError("this inventory is Parquet: install the extra "
+                         "(pip install 'lakeshift[parquet]') or use a CSV inventory") from None
+    table = pq.read_table(io.BytesIO(data))
+    for raw in table.to_pylist():
+        # Parquet and ORC inventories name their columns in snake case (e_tag, …).
+        row = {_PARQUET_COLUMNS.get(k, k): v for k, v in raw.items()}
+        info = _info(row, str(row.get("Key") or ""))
+        if info is not None and info.key:
+            yield info
