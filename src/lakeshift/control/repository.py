@@ -533,6 +533,11 @@ class ControlDB:
                                 .order_by(t.c.PartitionPrefix))
             return [r[0] for r in rows if r[0] is not None]
 
+    def ensure_adf_delta_table(self, table: str) -> None:
+        """Create the delta table (the template's columns) when the DB lacks it.  Called once
+        before a pass: partitions finishing together must not race to create it."""
+        _adf_delta(self.engine, table, self.shown, create=True)
+
     def adf_delta_last_success(self, table: str, prefix: str) -> datetime | None:
         """select max(JobRunTime) from t where PartitionPrefix = p and SuccessOrFailure = 1"""
         t = _adf_delta(self.engine, table, self.shown, create=False)

@@ -387,6 +387,7 @@ async def sync_pass(db: ControlDB, job: Job, settings: SyncSettings, opts: Any,
     rows = await call(db.partitions, job.id)
     historical_ids = {int(r["id"]) for r in rows if r["state"] == "succeeded"}
     historical_start = await call(db.historical_run_start, job.id)
+    await call(db.ensure_adf_delta_table, settings.adf_delta_table)
     await call(db.prepare_sync_pass, job.id)
     mode = SyncMode(db, job, settings, historical_start, historical_ids)
     run_settings = {"mode": "sync", "lag_s": settings.lag.total_seconds(),
