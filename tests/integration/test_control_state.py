@@ -212,7 +212,8 @@ def test_a_version_2_db_is_upgraded(url: str) -> None:
     control = ControlDB(url)
     try:
         with control.engine.connect() as conn:
-            assert conn.exec_driver_sql("SELECT version FROM lakeshift_schema").scalar() == migrations.LATEST
+            version = conn.exec_driver_sql("SELECT version FROM lakeshift_schema").scalar()
+            assert version == migrations.LATEST
         assert [r["number"] for r in control.runs(1)] == [3, 2, 1]
         assert [(r["number"], r["state"]) for r in control.runs(2)] == [
             (2, "interrupted"), (1, "succeeded")]

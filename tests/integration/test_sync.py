@@ -84,6 +84,9 @@ def test_added_changed_and_deleted_objects_are_propagated_exactly(
     assert second.exit_code == 0
     assert (second.run.stats.copied, second.deleted) == (2, 1)
     assert second.deleted_keys == ("lake/p1/f3",)
+    # Each window counts its own pass only, not the passes before it.
+    assert sorted((w.partition, w.copied, w.deleted) for w in second.windows) == [
+        ("raw/p0/", 1, 0), ("raw/p1/", 1, 1)]
     got = blobs(blob_service, container, "lake/")
     want = {"lake/" + k[len("raw/"):]: v for k, v in
             ((o["Key"], s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read())

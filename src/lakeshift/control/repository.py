@@ -411,14 +411,17 @@ class ControlDB:
         return None if row is None else (as_utc(row[0]),)
 
     def prepare_sync_pass(self, job_id: int) -> None:
-        """Every partition not held by a live lease becomes pending with no cursor: a sync
-        pass looks at each partition again, from the start of its window."""
+        """Every partition not held by a live lease becomes pending with no cursor and no
+        counters: a sync pass looks at each partition again, from the start of its window,
+        and its counters are that pass's (the windows table keeps each pass's)."""
         now = utcnow()
         with self._tx() as conn:
             conn.execute(update(partitions).where(and_(
                 partitions.c.job_id == job_id,
                 or_(partitions.c.state != "running", partitions.c.lease_expires < now)))
-                .values(state="pending", cursor=None, lease_owner=None, lease_expires=None))
+                .values(state="pending", cursor=None, lease_owner=None, lease_expires=None,
+                        listed=0, copied=0, skipped=0, failed_objects=0, bytes=0, cursor_copied=0,
+                        cursor_skipped=0, cursor_bytes=0))
 
     def start_windows(self, job_id: int, run_id: int,
                       windows: Sequence[tuple[int, datetime | None, datetime]]
