@@ -177,11 +177,15 @@ def test_reset_job_puts_every_partition_back_to_the_start(control: ControlDB) ->
 #: Columns added by version 3.
 V3 = {"lakeshift_partitions": {"cursor_copied", "cursor_skipped", "cursor_bytes"},
       "lakeshift_runs": {"number", "heartbeat_at", "lease_expires"}}
+#: Tables added after version 2.
+NEWER_TABLES = {"lakeshift_sync_windows", "lakeshift_schedules", "lakeshift_sync_deletions"}
 
 
 def test_a_version_2_db_is_upgraded(url: str) -> None:
     old = MetaData()
     for t in metadata.sorted_tables:
+        if t.name in NEWER_TABLES:
+            continue
         cols: list[Column[object]] = [c._copy() for c in t.columns
                                       if c.name not in V3.get(t.name, set())]
         Table(t.name, old, *cols)
