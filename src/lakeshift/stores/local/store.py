@@ -179,9 +179,9 @@ class LocalStore:
         return await asyncio.to_thread(_LocalUpload, final, size, props)
 
     async def put_stream(self, key: str, size: int, chunks: AsyncIterator[bytes],
-                         props: ObjectProps, md5: bytes) -> None:
+                         props: ObjectProps, md5: bytes | None) -> bytes | None:
         """Hashed here as it is written to a temporary file, renamed into place only when
-        the MD5 matches."""
+        the MD5 matches (any MD5 when ``md5`` is None); returns the MD5 written."""
         up = await asyncio.to_thread(_LocalUpload, self._path(key), size, props)
         hasher = hashlib.md5()
 
@@ -197,13 +197,15 @@ class LocalStore:
             if offset != size:
                 raise IntegrityError(f"{self._path(key)}: {offset} bytes arrived, "
                                      f"{size} were announced")
-            if hasher.digest() != md5:
+            written = hasher.digest()
+            if md5 is not None and written != md5:
                 raise IntegrityError(f"{self._path(key)}: the bytes written have MD5 "
                                      f"{hasher.hexdigest()}, not {md5.hex()}")
         except BaseException:
             await up.abort()
             raise
-        await up.commit([0], md5)
+        await up.commit([0], written)
+        return written
 
     async def delete(self, key: str) -> None:
         try:
