@@ -111,12 +111,12 @@ async def copy_object(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> C
     - up to ``single_put_max``, when the source has no MD5 but keeps other checksums (an
       S3 multipart object) and the destination returns the MD5 of a streamed put: the
       same streamed put without an MD5, each byte read once and hashed at most once
-      here — by the source's own checksum (``SourceProof``: its additional checksum, else
-      its multipart ETag), and
-      by MD5 only where the transport needs it (``capabilities.block_md5``, plain HTTP),
-      to compare with the MD5 the destination computed of what it stored.  Over TLS the
-      stored MD5 is the service's own of bytes TLS delivered intact.  A failed proof
-      deletes what was written (it must never look like a finished copy);
+      here — by the source's own checksum (``SourceProof``: its additional checksum,
+      else its multipart ETag), and by MD5 only where the transport needs it
+      (``capabilities.block_md5``, plain HTTP), to compare with the MD5 the destination
+      computed of what it stored.  Over TLS the stored MD5 is the service's own of bytes
+      TLS delivered intact.  A failed proof deletes what was written (it must never look
+      like a finished copy);
     - otherwise parallel blocks (each with its own MD5 where the transport needs one,
       ``capabilities.block_md5``), committed with the whole-object MD5 computed here."""
     if src.size <= ctx.block_size:
