@@ -2,6 +2,7 @@
 
   python bench/copy_vs_rclone.py                 # both sets, 2 runs each tool, interleaved
   python bench/copy_vs_rclone.py --sets small --runs 1
+  python bench/copy_vs_rclone.py --sets local    # local → local, 100,000 × 64 B
   python bench/copy_vs_rclone.py --rss           # lakeshift peak RSS, 5,000 vs 50,000 objects
 
 Every measured run gets fresh emulators (Azurite slows down as blobs accumulate). Prints
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -32,12 +34,41 @@ SETS = {
                "rclone": ["--transfers", "32", "--checkers", "32"]},
     "multipart": {"count": 16, "size": 64 * MiB, "parts": 8 * MiB,
                   "rclone": ["--transfers", "8"]},
+    # Local disk → local disk, no emulator in the way: the client's cycles per object
+    # decide (issue 16 item 4; `--sets local`).
+    "local": {"count": int(os.environ.get("BENCH_LOCAL_COUNT", "100000")), "size": 64, "local": 1,
+              "rclone": ["--transfers", "32", "--checkers", "32"]},
 }
+
+
+def local_run(tool: str, count: int, size: int, rclone_args: list[str]) -> Measured:
+    """``count`` files of ``size`` bytes in 100 folders, copied to an empty folder."""
+    work = Path(tempfile.mkdtemp(prefix="lakeshift-bench-local-"))
+    emus = Emulators(azure=False)  # only for measure(): nothing is sent to it
+    try:
+        src, dst = work / "src", work / "dst"
+        block = os.urandom(size)
+        for i in range(count):
+            folder = src / f"{i // 1000:03d}"
+            if i % 1000 == 0:
+                folder.mkdir(parents=True)
+            (folder / f"f-{i:06d}.bin").write_bytes(block)
+        settle()
+        if tool == "lakeshift":
+            argv = [LAKESHIFT, "copy", str(src), str(dst), "--progress", "none", "--json"]
+        else:
+            argv = ["rclone", "copy", str(src), str(dst), *rclone_args]
+        return measure(tool, argv, emus.env, emus, count, count * size)
+    finally:
+        emus.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def one_run(tool: str, name: str, extra: list[str]) -> Measured:
     spec = SETS[name]
     count, size = int(spec["count"]), int(spec["size"])  # type: ignore[call-overload]
+    if spec.get("local"):
+        return local_run(tool, count, size, list(spec["rclone"]))  # type: ignore[call-overload]
     emus = Emulators()
     try:
         seed(emus.s3(), "bench", "data/", count, size, int(spec.get("parts", 0)))  # type: ignore[call-overload]

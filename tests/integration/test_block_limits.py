@@ -31,9 +31,10 @@ def test_bigger_blocks_keep_an_object_within_the_block_limit(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(azure, "CAPABILITIES", replace(azure.CAPABILITIES, max_blocks=4))
     data = os.urandom(3 * MiB + 5)
-    put_multipart(s3, bucket, "b/big.bin", data, 5 * MiB)  # no MD5: the block path
+    put_multipart(s3, bucket, "b/big.bin", data, 5 * MiB)
+    # single_put_max=0: the block path even for a multipart object of a few MiB.
     res = lakeshift.copy(f"s3://{bucket}/b/", f"az://{container}/b/", block_size=256 * KiB,
-                         concurrency=16)
+                         concurrency=16, single_put_max=0)
     assert res.exit_code == 0, res.failures
     assert blob_bytes(blob_service, container, "b/big.bin") == data
     committed, _ = blob_service.get_blob_client(container, "b/big.bin").get_block_list("all")
@@ -42,7 +43,7 @@ def test_bigger_blocks_keep_an_object_within_the_block_limit(
     # Blocks that would need more memory than the run allows: that object fails, alone.
     s3.put_object(Bucket=bucket, Key="b/small.txt", Body=b"fine")
     res = lakeshift.copy(f"s3://{bucket}/b/", f"az://{container}/c/", block_size=256 * KiB,
-                         concurrency=2)
+                         concurrency=2, single_put_max=0)
     assert res.exit_code == 1
     assert [f.key for f in res.failures] == ["b/big.bin"]
     assert "raise --block-size" in res.failures[0].message

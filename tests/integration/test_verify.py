@@ -34,6 +34,7 @@ def test_verify_finds_each_planted_difference_and_nothing_else(
     assert p.returncode == 0, p.stdout + p.stderr
     s = json.loads(p.stdout)
     assert (s["checked"], s["verified"], s["differences"], s["unverifiable"]) == (11, 11, 0, 0)
+    assert s["proofs"] == {"source-md5": 10, "multipart-etag": 1}
     assert _report(clean) == {}
 
     c = blob_service.get_container_client(container)

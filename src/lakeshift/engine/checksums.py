@@ -5,7 +5,10 @@ a source without an MD5 of its own."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import re
+import zlib
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -13,9 +16,9 @@ from typing import Any
 from lakeshift.engine.limiter import EndpointLimiter, Pacing
 from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.slots import SlotPool
-from lakeshift.errors import LakeshiftError
-from lakeshift.model import ObjectInfo
-from lakeshift.stores.base import Store
+from lakeshift.errors import IntegrityError, LakeshiftError
+from lakeshift.model import Data, ObjectInfo
+from lakeshift.stores.base import SourceChecksum, Store
 
 CHUNK = 8 * 1024 * 1024
 
@@ -81,3 +84,112 @@ async def without_unvouched_md5(store: Store, obj: ObjectInfo, policy: RetryPoli
     if fresh is None or fresh.etag != obj.etag or fresh.md5 is not None:
         return None
     return replace(obj, md5=None)
+
+
+#: Algorithms a source's additional checksum can be checked with here (CRC32C and
+#: CRC64NVME need a library lakeshift does not carry: such objects fall back to their
+#: multipart ETag).
+_ALGORITHMS = {"crc32", "sha256", "sha1"}
+_MULTIPART_ETAG = re.compile(r"^([0-9a-fA-F]{32})-(\d+)$")
+
+
+class _Crc32:
+    """zlib.crc32 behind the hashlib interface."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def update(self, data: Data) -> None:
+        self.value = zlib.crc32(data, self.value)
+
+    def digest(self) -> bytes:
+        return self.value.to_bytes(4, "big")
+
+
+def _new(algorithm: str) -> Any:
+    return _Crc32() if algorithm == "crc32" else hashlib.new(algorithm)
+
+
+class SourceProof:
+    """Proves that the bytes read of a source object are the source's, from what the
+    source keeps besides an MD5: its additional checksum (whole-object, or COMPOSITE: the
+    checksum of the parts' checksums), else its multipart ETag rebuilt from the parts' MD5s.
+    Fed the bytes in order, each once (``update``); ``check`` after the last.
+
+    ``label`` names the proof for the summary and the docs: ``source-crc32``,
+    ``source-sha256``, ``source-sha1``, ``multipart-etag``, or ``size-only`` when the
+    source keeps nothing usable (then only the size is checked)."""
+
+    def __init__(self, obj: ObjectInfo, kept: SourceChecksum | None) -> None:
+        self.obj = obj
+        self.expected: bytes | str | None = None
+        self.algorithm: str | None = None
+        self.part_size: int | None = None
+        m = _MULTIPART_ETAG.match(obj.etag or "")
+        if kept is not None and kept.algorithm in _ALGORITHMS and kept.value and (
+                not kept.composite or kept.part_size):
+            self.algorithm = kept.algorithm
+            self.expected = base64.b64decode(kept.value)
+            self.part_size = kept.part_size if kept.composite else None
+            self.label = f"source-{kept.algorithm}"
+        elif m and kept is not None and kept.part_size:
+            self.algorithm = "md5"
+            self.expected = m.group(1).lower()
+            self.part_size = kept.part_size
+            self.label = "multipart-etag"
+        else:
+            self.label = "size-only"
+        algorithm = self.algorithm or "md5"
+        self._whole = _new(algorithm) if self.algorithm and not self.part_size else None
+        self._part = _new(algorithm) if self.part_size else None
+        self._digests: list[bytes] = []
+        self._pos = 0
+
+    def update(self, data: Data) -> None:
+        if self._whole is not None:
+            self._whole.update(data)
+        elif self._part is not None and self.part_size:
+            view = memoryview(data)
+            while view:
+                room = self.part_size - self._pos % self.part_size
+                self._part.update(view[:room])
+                self._pos += min(room, len(view))
+                view = view[room:]
+                if self._pos % self.part_size == 0:
+                    self._digests.append(self._part.digest())
+                    self._part = _new(self.algorithm or "md5")
+            return
+        self._pos += len(data)
+
+    def check(self) -> None:
+        """Raise IntegrityError unless the bytes fed have the source's size and checksum."""
+        where = self.obj.key
+        if self._pos != self.obj.size:
+            raise IntegrityError(f"{where}: read {self._pos} bytes, the listing said "
+                                 f"{self.obj.size}")
+        if self._whole is not None:
+            got: bytes | str = self._whole.digest()
+        elif self._part is not None:
+            digests = [*self._digests, self._part.digest()] if self._pos % (
+                self.part_size or 1) else self._digests
+            if not self._pos:
+                digests = [self._part.digest()]
+            joined = _new(self.algorithm or "md5")
+            joined.update(b"".join(digests))
+            got = joined.digest()
+            if self.label == "multipart-etag":
+                got = joined.hexdigest()
+                m = _MULTIPART_ETAG.match(self.obj.etag or "")
+                if m and int(m.group(2)) != len(digests):
+                    raise IntegrityError(f"{where}: {len(digests)} parts of "
+                                         f"{self.part_size} bytes, the ETag says {m.group(2)}")
+        else:
+            return
+        if got != self.expected:
+            raise IntegrityError(f"{where}: the bytes read do not have the source's "
+                                 f"{self.label.removeprefix('source-')} "
+                                 f"({_shown(got)}, the source keeps {_shown(self.expected)})")
+
+
+def _shown(value: bytes | str | None) -> str:
+    return value.hex() if isinstance(value, bytes) else str(value)

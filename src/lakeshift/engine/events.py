@@ -33,6 +33,8 @@ class ObjectDone:
     error_kind: str | None = None
     message: str | None = None
     attempts: int = 1
+    #: How a copied object was proven (transfer.Copied.proof), else None.
+    proof: str | None = None
     #: A "skipped" outcome with an error_kind was skipped because of --skip-errors or
     #: --invalid-names skip; it is recorded like a failure but does not fail the run.
     #: Why a "skipped" outcome without an error was skipped (SKIP_* below).

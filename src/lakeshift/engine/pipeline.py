@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -144,6 +145,8 @@ class CopyResult:
     dry_run: bool = False
     renames: list[Rename] = field(default_factory=list)
     deletions: list[SourceDeleted] = field(default_factory=list)
+    #: Copied objects per proof they got (transfer.Copied.proof).
+    proofs: Counter[str] = field(default_factory=Counter)
 
     @property
     def exit_code(self) -> int:
@@ -155,8 +158,10 @@ class StatsCounter:
 
     def __init__(self, stats: TransferStats, failures: list[Failure],
                  renames: list[Rename] | None = None,
-                 deletions: list[SourceDeleted] | None = None, keep: int = 10_000):
+                 deletions: list[SourceDeleted] | None = None, keep: int = 10_000,
+                 proofs: Counter[str] | None = None):
         self.stats = stats
+        self.proofs = proofs if proofs is not None else Counter()
         self.failures = failures
         self.renames = renames if renames is not None else []
         self.deletions = deletions if deletions is not None else []
@@ -171,6 +176,8 @@ class StatsCounter:
             if event.outcome == "copied":
                 s.copied += 1
                 s.copied_bytes += event.size
+                if event.proof is not None:
+                    self.proofs[event.proof] += 1
             elif event.outcome == "skipped":
                 s.skipped += 1
                 s.skipped_bytes += event.size
@@ -226,7 +233,8 @@ async def copy_async(source: StoreConfig, destination: StoreConfig,
     refuse_destination_inside_source(source, destination)
     stats = TransferStats(started=time.monotonic())
     result = CopyResult(stats, dry_run=opts.dry_run)
-    events = EventBus([StatsCounter(stats, result.failures, result.renames, result.deletions),
+    events = EventBus([StatsCounter(stats, result.failures, result.renames, result.deletions,
+                                    proofs=result.proofs),
                        *(subscribers or [])])
     src = open_store(source)
     dst = open_store(destination)
@@ -424,10 +432,11 @@ async def _transfer_one(ctx: TransferContext, s: ObjectInfo, dest_key: str, even
         try:
             if s.is_dir_marker:
                 await copy_marker(ctx, dest_key)
-                md5 = None
+                md5, proof = None, None
             else:
-                md5 = await copy_object(ctx, s, dest_key)
-            events.emit(ObjectDone(s.key, s.size, "copied", attempts=attempt))
+                copied = await copy_object(ctx, s, dest_key)
+                md5, proof = copied.md5, copied.proof
+            events.emit(ObjectDone(s.key, s.size, "copied", attempts=attempt, proof=proof))
             if delete_source and not s.is_dir_marker:
                 await _move(ctx, s, dest_key, md5, events)
             return True

@@ -11,16 +11,16 @@ import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
-from lakeshift.engine.checksums import stream_checksums
+from lakeshift.engine.checksums import SourceProof, stream_checksums
 from lakeshift.engine.events import BytesMoved, EventBus
 from lakeshift.engine.limiter import EndpointLimiter, Pacing
 from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.slots import SlotPool
 from lakeshift.errors import IntegrityError, LakeshiftError, ThrottledError, TransientError
 from lakeshift.model import Data, ObjectInfo, ObjectProps
-from lakeshift.stores.base import RangeStream, Store
+from lakeshift.stores.base import ChecksumSource, RangeStream, Store
 from lakeshift.stores.props import FOLDER_KEY, SRC_ETAG_KEY
 
 _HASH_IN_THREAD = 1 << 20
@@ -85,10 +85,22 @@ async def copy_marker(ctx: TransferContext, dest_key: str) -> None:
     await retry(lambda: ctx.dst.put(key, b"", props, empty), ctx.policy, ctx.dst_limit)
 
 
-async def copy_object(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> bytes:
-    """Copy one object; returns its MD5, proven equal to the bytes written.
+@dataclass(frozen=True, slots=True)
+class Copied:
+    """What a copy proved: the MD5 the destination holds (None when it keeps none) and how
+    the bytes were proven to be the source's (README "What is copied, and how it is
+    checked"): ``source-md5``, ``source-crc32``/``-sha256``/``-sha1``, ``multipart-etag``,
+    ``service-md5`` (the source keeps no checksum: the destination holds exactly the bytes
+    read), ``size-only``."""
 
-    Three paths:
+    md5: bytes | None
+    proof: str
+
+
+async def copy_object(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> Copied:
+    """Copy one object; returns the MD5 the destination holds and the proof it got.
+
+    Four paths:
     - up to one block: read whole, one put carrying the MD5 — the source's, when the
       destination checks it (Azure), else hashed here and checked against the source's;
     - up to ``single_put_max``, when the source has an MD5 and the destination can check a
@@ -96,17 +108,38 @@ async def copy_object(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> b
       carrying the source's MD5, and the object is created only if what arrived has that
       MD5.  On Azure (Put Blob with Content-MD5) the service checks it, an end-to-end proof
       that costs the client no hashing;
+    - up to ``single_put_max``, when the source has no MD5 but keeps other checksums (an
+      S3 multipart object) and the destination returns the MD5 of a streamed put: the
+      same streamed put without an MD5, each byte read once and hashed at most once
+      here — by the source's own checksum (``SourceProof``: its additional checksum,
+      else its multipart ETag), and by MD5 only where the transport needs it
+      (``capabilities.block_md5``, plain HTTP), to compare with the MD5 the destination
+      computed of what it stored.  Over TLS the stored MD5 is the service's own of bytes
+      TLS delivered intact.  A failed proof deletes what was written (it must never look
+      like a finished copy);
     - otherwise parallel blocks (each with its own MD5 where the transport needs one,
       ``capabilities.block_md5``), committed with the whole-object MD5 computed here."""
     if src.size <= ctx.block_size:
         return await _copy_single(ctx, src, dest_key)
-    if (src.md5 is not None and src.size <= ctx.single_put_max
-            and ctx.dst.capabilities.stream_put):
-        return await _copy_streamed(ctx, src, src.md5, dest_key)
+    if src.size <= ctx.single_put_max and ctx.dst.capabilities.stream_put:
+        if src.md5 is not None:
+            return Copied(await _copy_streamed(ctx, src, src.md5, dest_key), "source-md5")
+        if ctx.src.capabilities.source_checksums:
+            return await _copy_streamed_proven(ctx, src, dest_key)
     return await _copy_blocks(ctx, src, dest_key)
 
 
-async def _copy_single(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> bytes:
+async def source_proof(ctx: TransferContext, src: ObjectInfo) -> SourceProof:
+    """The proof a read of ``src`` will be checked with (one or two HEADs on S3)."""
+    kept = None
+    if ctx.src.capabilities.source_checksums:
+        store = cast(ChecksumSource, ctx.src)
+        kept = await retry(lambda: store.source_checksums(src.key, src.etag), ctx.policy,
+                           ctx.src_limit)
+    return SourceProof(src, kept)
+
+
+async def _copy_single(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> Copied:
     await ctx.slots.acquire(1)
     try:
         await ctx.pacing.transfer(src.size)
@@ -123,7 +156,7 @@ async def _copy_single(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> 
         await retry(lambda: ctx.dst.put(dest_key, r.data, props, md5), ctx.policy,
                     ctx.dst_limit)
         ctx.events.emit(BytesMoved(len(r.data)))
-        return md5
+        return Copied(md5, "service-md5" if src.md5 is None else "source-md5")
     finally:
         ctx.slots.release(1)
 
@@ -160,12 +193,63 @@ async def _copy_streamed(ctx: TransferContext, src: ObjectInfo, md5: bytes,
     return md5
 
 
+async def _copy_streamed_proven(ctx: TransferContext, src: ObjectInfo,
+                                dest_key: str) -> Copied:
+    """A source without an MD5, streamed into one put without one (see copy_object)."""
+    chunk = min(ctx.block_size, _STREAM_CHUNK)
+    transit_md5 = ctx.dst.capabilities.block_md5
+
+    async def attempt() -> Copied:
+        proof = await source_proof(ctx, src)
+        hasher = hashlib.md5() if transit_md5 else None
+        stream = await ctx.src.open_range(src.key, 0, src.size, if_match=src.etag)
+
+        async def body() -> AsyncIterator[bytes]:
+            sent = 0
+            async for data in stream.chunks(chunk):
+                sent += len(data)
+                if sent > src.size:
+                    raise IntegrityError(f"{src.key}: the read returned more than the "
+                                         f"{src.size} bytes listed")
+                proof.update(data)
+                if hasher is not None:
+                    hasher.update(data)
+                await ctx.pacing.transfer(len(data))
+                yield data
+                ctx.events.emit(BytesMoved(len(data)))
+            if sent < src.size:
+                raise TransientError(f"{src.key}: the read ended early at {sent} of "
+                                     f"{src.size} bytes")
+
+        stored = await ctx.dst.put_stream(dest_key, src.size, body(),
+                                          _dest_props(stream.props, src), None)
+        try:
+            proof.check()
+            if hasher is not None and stored != hasher.digest():
+                raise IntegrityError(
+                    f"{dest_key}: the destination stored MD5 "
+                    f"{stored.hex() if stored else 'none'}, the bytes sent have "
+                    f"{hasher.hexdigest()} (changed in transit)")
+        except IntegrityError:
+            # Written but not proven: it must not stay behind looking like a finished copy
+            # (it carries the source's ETag, which the skip rule trusts).
+            await retry(lambda: ctx.dst.delete(dest_key), ctx.policy, ctx.dst_limit)
+            raise
+        return Copied(stored, "service-md5" if proof.label == "size-only" else proof.label)
+
+    await ctx.slots.acquire(1)
+    try:
+        return await retry(attempt, ctx.policy, ctx.dst_limit)
+    finally:
+        ctx.slots.release(1)
+
+
 # Block indices are span * _SPAN_STRIDE + position in the span (a span's blocks are not
 # known until its bytes arrive, because a block is whatever chunk the stream delivers).
 _SPAN_STRIDE = 100_000
 
 
-async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> bytes:
+async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> Copied:
     """A large object: spans of ``span_blocks`` blocks, each span one streamed ranged GET.
     Every chunk the stream delivers (≥ block size, except a span's last) becomes a block,
     staged in parallel with the others without being copied; the whole-object MD5 is
@@ -194,6 +278,8 @@ async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> 
         asyncio.Queue() for _ in spans]
     staged: list[list[int]] = [[] for _ in spans]
     hasher = hashlib.md5()
+    # A source without an MD5 is proven by what else it keeps, folded in order too.
+    proof = await source_proof(ctx, src) if src.md5 is None else None
     total = 0
 
     await ctx.slots.acquire(reserve[0])
@@ -265,9 +351,9 @@ async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> 
             while (item := await queue.get()) is not None:
                 data, hashed = item
                 if len(data) >= _HASH_IN_THREAD:
-                    await asyncio.to_thread(hasher.update, data)
+                    await asyncio.to_thread(_fold, hasher, proof, data)
                 else:
-                    hasher.update(data)
+                    _fold(hasher, proof, data)
                 total += len(data)
                 del data, item
                 hashed.set()
@@ -285,13 +371,23 @@ async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> 
             raise _first_error(eg) from None
         md5 = hasher.digest()
         _check(src, total, md5, src.key)
+        if proof is not None:
+            proof.check()
         order = [i for span in staged for i in span]
         await retry(lambda: upload.commit(order, md5), ctx.policy, ctx.dst_limit)
         committed = True
     finally:
         if not committed:
             await upload.abort()
-    return md5
+    if proof is None:
+        return Copied(md5, "source-md5")
+    return Copied(md5, "service-md5" if proof.label == "size-only" else proof.label)
+
+
+def _fold(hasher: Any, proof: SourceProof | None, data: Data) -> None:
+    hasher.update(data)
+    if proof is not None:
+        proof.update(data)
 
 
 async def delete_source_if_verified(ctx: TransferContext, src: ObjectInfo, dest_key: str,

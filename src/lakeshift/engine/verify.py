@@ -59,6 +59,10 @@ class VerifyResult:
     verified: int = 0
     counts: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
+    #: Verified pairs per proof: ``source-md5`` (the source's own MD5 equals the
+    #: destination's), ``read-md5`` (the source had none: its bytes were read and hashed),
+    #: ``multipart-etag`` (the source's multipart ETag rebuilt from the destination's bytes).
+    proofs: Counter[str] = field(default_factory=Counter)
     bytes_read: int = 0
     started: float = field(default_factory=time.monotonic)
     finished: float = 0.0
@@ -75,7 +79,8 @@ class VerifyResult:
         return {"checked": self.checked, "verified": self.verified,
                 **{k: self.counts[k] for k in KINDS}, "differences": self.differences,
                 "renamed": self.counts["renamed"],
-                "unverifiable_reasons": dict(self.reasons), "bytes_read": self.bytes_read,
+                "unverifiable_reasons": dict(self.reasons),
+                "proofs": dict(sorted(self.proofs.items())), "bytes_read": self.bytes_read,
                 "duration_s": round(self.finished - self.started, 3),
                 "exit_code": self.exit_code}
 
@@ -202,6 +207,7 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
             differ(name, "size", s, d, detail=f"{s.size} != {d.size} bytes")
         elif not opts.deep and s.md5 is not None and d.md5 is not None and s.md5 == d.md5:
             result.verified += 1
+            result.proofs["source-md5"] += 1
         else:  # not decided here; an MD5 mismatch is looked at closer (_deep_check)
             return False
         return True
@@ -253,6 +259,7 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
         multipart = s.etag if m else None
         want_parts = multipart_part_sizes(s.size, int(m.group(1))) if m else []
         src_md5 = s.md5
+        proof = "source-md5" if src_md5 is not None and not opts.deep else "read-md5"
         if opts.deep or (src_md5 is None and not multipart):
             src_md5, _ = await stream_checksums(src, s, slots, policy, limiter=src_limit,
                                                 pacing=pacing)
@@ -266,6 +273,7 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
         if src_md5 is not None:
             if src_md5 == dst_md5:
                 result.verified += 1
+                result.proofs[proof] += 1
             else:
                 differ(name, "checksum", s, d, src_md5.hex(), dst_md5.hex() if dst_md5 else None,
                        "MD5 of the bytes differs")
@@ -273,6 +281,7 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
         if multipart:
             if multipart in etags:
                 result.verified += 1
+                result.proofs["multipart-etag"] += 1
             elif want_parts:
                 differ(name, "checksum", s, d, multipart, ", ".join(etags),
                        "multipart ETag recomputed from the destination differs")

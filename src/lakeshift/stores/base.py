@@ -44,6 +44,26 @@ class Capabilities:
     #: A staged block needs its own MD5, which the service checks: nothing else protects it
     #: in transit (plain HTTP).  Over TLS, and on stores that ignore it, it is not computed.
     block_md5: bool = False
+    #: ``source_checksums(key, etag)`` answers: the checksum the service keeps for an
+    #: object besides its ETag (S3 additional checksums), and its part layout.
+    source_checksums: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SourceChecksum:
+    """What a store keeps about an object's bytes beyond its ETag, to prove a read of it.
+
+    ``algorithm`` is one of crc32, crc32c, crc64nvme, sha1, sha256 (None: the object has
+    none); ``value`` is the service's base64 text without any ``-N`` suffix; ``composite``
+    says it is the checksum of the parts' checksums (S3 COMPOSITE), not of the whole
+    object.  ``part_size``/``parts`` describe a multipart object (part 1's size, the part
+    count; every part but the last has part 1's size, as SDK uploads do)."""
+
+    algorithm: str | None = None
+    value: str | None = None
+    composite: bool = False
+    part_size: int | None = None
+    parts: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +131,13 @@ class Reader(Protocol):
         ...
 
 
+class ChecksumSource(Protocol):
+    async def source_checksums(self, key: str, etag: str | None) -> SourceChecksum:
+        """The object's additional checksum and part layout (two HEADs on S3; the version
+        with ETag ``etag``).  Only when ``capabilities.source_checksums``."""
+        ...
+
+
 class RangeStream(Protocol):
     """An open ranged read: properties from the response, then the bytes in chunks."""
 
@@ -147,10 +174,13 @@ class Writer(Protocol):
         ...
 
     async def put_stream(self, key: str, size: int, chunks: AsyncIterator[bytes],
-                         props: ObjectProps, md5: bytes) -> None:
+                         props: ObjectProps, md5: bytes | None) -> bytes | None:
         """Write ``size`` bytes from ``chunks`` as one object, created only if they have
-        MD5 ``md5`` (else IntegrityError, and nothing is visible under ``key``).  An error
-        raised by ``chunks`` propagates unchanged.  Only when ``capabilities.stream_put``."""
+        MD5 ``md5`` (else IntegrityError, and nothing is visible under ``key``).  With
+        ``md5`` None the object is created whatever its MD5, and the MD5 the destination
+        computed of what it stored is returned (None if it gives none): the caller compares
+        it with its own.  An error raised by ``chunks`` propagates unchanged.  Only when
+        ``capabilities.stream_put``."""
         ...
 
 

@@ -205,12 +205,15 @@ def _property_headers(props: ObjectProps, md5: bytes | None,
     return headers
 
 
-def _blob_headers(props: ObjectProps, md5: bytes, metadata: dict[str, str]) -> dict[str, str]:
+def _blob_headers(props: ObjectProps, md5: bytes | None,
+                  metadata: dict[str, str]) -> dict[str, str]:
     """Put Blob headers: ``Content-MD5`` (checked by the service) and the same MD5 as
-    ``x-ms-blob-content-md5`` (stored), the blob's properties and its metadata."""
+    ``x-ms-blob-content-md5`` (stored), the blob's properties and its metadata.  Without
+    ``md5`` the service stores the MD5 it computes itself (and returns it)."""
     headers = _property_headers(props, md5, metadata)
     headers["x-ms-blob-type"] = "BlockBlob"
-    headers["Content-MD5"] = headers["x-ms-blob-content-md5"]
+    if md5 is not None:
+        headers["Content-MD5"] = headers["x-ms-blob-content-md5"]
     # aiohttp would add a Content-Type after signing; send (and sign) the blob's own.
     headers["Content-Type"] = headers["x-ms-blob-content-type"]
     return headers
@@ -415,16 +418,21 @@ class LeanBlobClient:
                               data, what)
 
     async def put_stream(self, key: str, size: int, chunks: AsyncIterator[bytes],
-                         props: ObjectProps, md5: bytes, metadata: dict[str, str],
-                         what: str) -> None:
-        """Put Blob with the body streamed from ``chunks`` (``size`` bytes in all).
+                         props: ObjectProps, md5: bytes | None, metadata: dict[str, str],
+                         what: str) -> bytes | None:
+        """Put Blob with the body streamed from ``chunks`` (``size`` bytes in all); returns
+        the Content-MD5 the service computed of what it stored (None if it sent none).
 
         ``Content-MD5`` is ``md5``: the service hashes what it receives and creates the
         blob only when the two agree, so an object is proven end to end without the
-        client hashing it.  Should ``chunks`` fail or fall short, the request is cut
-        and no blob is created."""
-        await self._send_watched("PUT", self._url(key), _blob_headers(props, md5, metadata),
-                                 chunks, size, what)
+        client hashing it.  Without ``md5`` the caller compares the returned MD5 with its
+        own.  Should ``chunks`` fail or fall short, the request is cut and no blob is
+        created."""
+        headers = await self._send_watched("PUT", self._url(key),
+                                           _blob_headers(props, md5, metadata), chunks, size,
+                                           what)
+        returned = headers.get("Content-MD5")
+        return base64.b64decode(returned) if returned else None
 
     async def put_block(self, key: str, block_id: str, data: Data, md5: bytes | None,
                         what: str) -> None:
@@ -456,9 +464,10 @@ class LeanBlobClient:
 
     async def _send_watched(self, method: str, url: str, headers: dict[str, str],
                             chunks: AsyncIterator[bytes | memoryview], size: int,
-                            what: str) -> None:
+                            what: str) -> Any:
         """A request whose body (``size`` bytes from ``chunks``) may take any time to send,
-        but whose connection may not stop taking data for ``stall_seconds``."""
+        but whose connection may not stop taking data for ``stall_seconds``; returns the
+        response's headers."""
         failed: list[BaseException] = []
         # When the last chunk was handed to aiohttp and it has not asked for the next one:
         # the connection is not taking data.  (Time spent reading the source or waiting for
@@ -490,7 +499,8 @@ class LeanBlobClient:
                     await asyncio.gather(request, return_exceptions=True)
                     raise TransientError(f"{what}: the upload made no progress for "
                                          f"{stall:g} s")
-            request.result()
+            response_headers, _ = request.result()
+            return response_headers
         except LakeshiftError:
             # A failing source cuts the request: report the source's error, not the cut.
             if failed and isinstance(failed[0], Exception):

@@ -181,8 +181,8 @@ class AzureBlobStore:
                               self._where(key))
 
     async def put_stream(self, key: str, size: int, chunks: AsyncIterator[bytes],
-                         props: ObjectProps, md5: bytes) -> None:
-        await self._blobs.put_stream(key, size, chunks, props, md5,
+                         props: ObjectProps, md5: bytes | None) -> bytes | None:
+        return await self._blobs.put_stream(key, size, chunks, props, md5,
                                      encode_metadata(props.metadata), self._where(key))
 
     async def start_blocks(self, key: str, size: int, block_size: int,

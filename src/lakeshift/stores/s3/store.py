@@ -29,7 +29,7 @@ from lakeshift.errors import (
 )
 from lakeshift.model import Data, ObjectInfo, ObjectProps, ReadResult
 from lakeshift.redact import redact
-from lakeshift.stores.base import BlockUpload, Capabilities, Page, StoreConfig
+from lakeshift.stores.base import BlockUpload, Capabilities, Page, SourceChecksum, StoreConfig
 from lakeshift.stores.http import check_http
 from lakeshift.stores.obstore_common import RETRY_CONFIG, client_options, translate
 from lakeshift.stores.obstore_stream import ObstoreRange, open_range
@@ -40,8 +40,13 @@ from lakeshift.stores.s3 import auth as aws_auth
 CAPABILITIES = Capabilities(
     list_start_after=True, content_md5=True, hierarchical=False, acls=False,
     copy_from_url=False, block_upload=False, max_block_size=5 * 1024**3, etag_is_md5=True,
-    metadata_in_listing=False, max_blocks=10_000,
+    metadata_in_listing=False, max_blocks=10_000, source_checksums=True,
 )
+#: S3's additional checksums, as botocore names them, and lakeshift's names.
+_CHECKSUM_FIELDS = (("ChecksumCRC32", "crc32"), ("ChecksumCRC32C", "crc32c"),
+                    ("ChecksumCRC64NVME", "crc64nvme"), ("ChecksumSHA256", "sha256"),
+                    ("ChecksumSHA1", "sha1"))
+_PARTS = re.compile(r"^[0-9a-fA-F]{32}-(\d+)$")
 
 
 class S3Store:
@@ -177,6 +182,46 @@ class S3Store:
                           None if opaque else _md5_from_etag(etag), key.endswith("/"),
                           resp.get("Metadata"))
 
+    async def source_checksums(self, key: str, etag: str | None) -> SourceChecksum:
+        """HEAD with ``x-amz-checksum-mode: ENABLED`` (the additional checksum, and whether
+        it is COMPOSITE), and for a multipart object HEAD ``?partNumber=1`` (part 1's size
+        and the part count), both of version ``etag``."""
+        base: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if etag:
+            base["IfMatch"] = f'"{etag}"'
+        multipart = _PARTS.match(etag or "")
+        heads = [asyncio.to_thread(self._call, "head_object",
+                                   {**base, "ChecksumMode": "ENABLED"}, key)]
+        if multipart:
+            # Without If-Match: moto answers a part's HEAD with the part's ETag.  The ETag
+            # is checked by the first HEAD and by the GET that follows.
+            heads.append(asyncio.to_thread(self._call, "head_object",
+                                           {"Bucket": self.bucket, "Key": key,
+                                            "PartNumber": 1}, key))
+        try:
+            answers = await asyncio.gather(*heads)
+        except LakeshiftError as e:
+            if "PreconditionFailed" in str(e) or "412" in str(e):
+                raise ChangedError(f"s3://{self.bucket}/{key}: changed during the copy") from None
+            raise
+        head = answers[0]
+        algorithm = value = None
+        for field, name in _CHECKSUM_FIELDS:
+            if head.get(field):
+                algorithm, value = name, str(head[field])
+                break
+        part_size = parts = None
+        if multipart:
+            part = answers[1]
+            parts = int(part.get("PartsCount") or multipart.group(1))
+            part_size = int(part["ContentLength"])
+        # S3 writes "value-N" for a COMPOSITE checksum and says ChecksumType; a multipart
+        # object whose type is not given (older services, moto) has a composite one.
+        composite = bool(multipart) and (head.get("ChecksumType") != "FULL_OBJECT")
+        if value is not None and "-" in value:
+            value, composite = value.split("-", 1)[0], True
+        return SourceChecksum(algorithm, value, composite, part_size, parts)
+
     # -- data ----------------------------------------------------------------------
 
     async def read(self, key: str, start: int | None = None, end: int | None = None,
@@ -220,7 +265,7 @@ class S3Store:
             raise translate(e, f"s3://{self.bucket}/{key}") from None
 
     async def put_stream(self, key: str, size: int, chunks: AsyncIterator[bytes],
-                         props: ObjectProps, md5: bytes) -> None:
+                         props: ObjectProps, md5: bytes | None) -> bytes | None:
         raise LakeshiftError(f"s3://{self.bucket}/{key}: streamed puts are not available for "
                              "S3 destinations (capabilities.stream_put is false)")
 
