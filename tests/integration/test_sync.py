@@ -288,6 +288,7 @@ def test_schedule_runs_passes_refuses_a_second_scheduler_and_stops_on_sigint(
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, err
+    assert "interrupted" in one_clear_line(subprocess.CompletedProcess([], 130, out, err))
     passes = [json.loads(x) for x in out.splitlines() if x.startswith("{")]
     assert len(passes) >= 2 and all(p["exit_code"] == 0 for p in passes)
     assert lakeshift.status(db=db, job="sch").jobs[0].next_sync_at is None  # released
