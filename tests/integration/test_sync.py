@@ -220,8 +220,15 @@ def test_delete_above_the_cap_deletes_nothing(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--lag", "5x"], "--lag '5x' is not a duration"),
+    (["--lag=-5m"], "--lag '-5m' is not a duration"),
+    (["--overlap", "an hour"], "--overlap 'an hour' is not a duration"),
     (["--path-template", "logs/{yyyy}/{dd}/"], "coarsest first"),
+    (["--path-template", "logs/{yy}/"], "unknown token {yy}"),
+    (["--path-template", "logs/"], "has no time token"),
+    (["--path-template", "logs/{yyyy/"], "unbalanced braces"),
     (["--cron", "*/15 * *"], "--cron '*/15 * *' is not a cron expression"),
+    (["--cron", "61 * * * *"], "--cron '61 * * * *' is not a cron expression"),
+    (["--every", "1m", "--cron", "* * * * *"], "use --every or --cron, not both"),
     (["--every", "soon"], "--every 'soon' is not a duration"),
     (["--max-delete", "5"], "--max-delete caps --delete"),
     (["--delete", "--max-delete", "lots"], "--max-delete 'lots'"),
