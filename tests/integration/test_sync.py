@@ -141,6 +141,25 @@ def test_a_failed_partition_keeps_its_window_and_the_next_pass_retries_it(
                        "order by rowid").fetchall() == [(0,), (1,)]
 
 
+def test_status_after_a_pass_shows_that_passs_objects_bytes_and_rate(tmp_path: Path) -> None:
+    src, dst, db = tmp_path / "src", tmp_path / "dst", f"sqlite:///{tmp_path}/c.db"
+    _write(src, "a", b"a" * 1000, datetime.now(UTC) - timedelta(hours=1))
+    lakeshift.sync(str(src), str(dst), job="st", db=db, lag="0")
+    con = sqlite3.connect(f"{tmp_path}/c.db")
+    with con:  # as if the first pass had taken an hour
+        con.execute("update lakeshift_partitions set duration_s = 3600")
+    con.close()
+    time.sleep(1.1)
+    _write(src, "b", b"b" * 2000)
+    time.sleep(1.1)
+    assert lakeshift.sync(job="st", db=db, lag="0").run.stats.copied == 1
+    p = lakeshift.status(db=db, job="st").jobs[0].partition_table[0]
+    # This pass's counters and duration, not the sum over passes (which gave a rate of
+    # 3000 bytes over an hour and more).
+    assert (p.copied, p.bytes) == (1, 2000)
+    assert p.duration_s < 3600 and p.throughput_bytes_per_s > 3000 / 3600
+
+
 def test_a_historical_job_then_sync_copies_only_what_changed_since_the_run_started(
         tmp_path: Path) -> None:
     src, dst, db = tmp_path / "src", tmp_path / "dst", f"sqlite:///{tmp_path}/c.db"

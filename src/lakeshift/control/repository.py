@@ -422,7 +422,7 @@ class ControlDB:
                 or_(partitions.c.state != "running", partitions.c.lease_expires < now)))
                 .values(state="pending", cursor=None, lease_owner=None, lease_expires=None,
                         listed=0, copied=0, skipped=0, failed_objects=0, bytes=0, cursor_copied=0,
-                        cursor_skipped=0, cursor_bytes=0))
+                        cursor_skipped=0, cursor_bytes=0, duration_s=None))
 
     def start_windows(self, job_id: int, run_id: int,
                       windows: Sequence[tuple[int, datetime | None, datetime]]
