@@ -235,6 +235,11 @@ def test_delete_above_the_cap_deletes_nothing(tmp_path: Path) -> None:
         r.windows[0].error or "")
     r2 = lakeshift.sync(job="d", db=db, lag="0", delete=True, max_delete="4")
     assert r2.exit_code == 0 and r2.deleted == 4 and len(_tree(dst)) == 6
+    (src / "k4").unlink()
+    r3 = lakeshift.sync(job="d", db=db, lag="0", delete=True, max_delete="0")
+    assert r3.exit_code == 1 and len(_tree(dst)) == 6
+    assert "1 destination object has no source any more, more than --max-delete 0" in (
+        r3.windows[0].error or "")
 
 
 @pytest.mark.parametrize(("args", "message"), [
