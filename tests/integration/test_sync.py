@@ -267,6 +267,22 @@ def test_bad_input_is_one_clear_line(cli_env: dict[str, str], tmp_path: Path,
     assert not (tmp_path / "c.db").exists()  # nothing written before the input is checked
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["--adf-delta-table", "s3_partition_delta_control_table"],
+     "table 's3_partition_delta_control_table' not found"),
+    (["--adf-delta-table", "no such; table"], "is not a plain table name"),
+    (["--partitions-file", "missing.txt"], "missing.txt"),
+])
+def test_a_job_that_cannot_be_made_leaves_no_db_file(cli_env: dict[str, str], tmp_path: Path,
+                                                     args: list[str], message: str) -> None:
+    (tmp_path / "src").mkdir()
+    p = cli("sync", str(tmp_path / "src"), str(tmp_path / "dst"), "--job", "x", "--db",
+            f"sqlite:///{tmp_path}/c.db", *args, env=cli_env)
+    assert p.returncode == 2
+    assert message in one_clear_line(p)
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["src"]
+
+
 def test_inventory_of_another_bucket_is_refused_and_its_own_is_read(
         s3_env: Any, s3: Any, bucket: str, tmp_path: Path) -> None:
     s3.put_object(Bucket=bucket, Key="data/a", Body=b"aaa")
