@@ -365,12 +365,19 @@ def sync(source: str | None = None, destination: str | None = None, *, job: str 
                         single_put_max=single_put_max, adaptive=adaptive,
                         max_requests_per_second=max_requests_per_second,
                         max_bandwidth=max_bandwidth)
+    new_file = _new_sqlite_file(db) if source is not None else None
     control = _control(db, create=source is not None)
     try:
-        j = _sync_job(control, job, source, destination, store_options, prefix,
-                      partitions_file, partition_by, target_objects, adf_delta_table,
-                      include, exclude, overwrite, folder_markers, skip_errors,
-                      invalid_names)
+        try:
+            j = _sync_job(control, job, source, destination, store_options, prefix,
+                          partitions_file, partition_by, target_objects, adf_delta_table,
+                          include, exclude, overwrite, folder_markers, skip_errors,
+                          invalid_names)
+        except BaseException:
+            # A job that could not be made leaves no DB file made only to hold it.
+            control.close()
+            _remove_sqlite_file(new_file)
+            raise
         from lakeshift.control.schema import ADF_DELTA_TABLE
         from lakeshift.engine import jobrunner
         from lakeshift.engine import sync as engine_sync
@@ -414,6 +421,12 @@ def sync(source: str | None = None, destination: str | None = None, *, job: str 
         return followed
     finally:
         control.close()
+
+
+def _remove_sqlite_file(path: Path | None) -> None:
+    if path is not None:
+        for p in (path, *(Path(f"{path}{s}") for s in ("-wal", "-shm", "-journal"))):
+            p.unlink(missing_ok=True)
 
 
 def _sync_job(control: ControlDB, job: str, source: str | None, destination: str | None,

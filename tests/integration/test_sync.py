@@ -141,6 +141,25 @@ def test_a_failed_partition_keeps_its_window_and_the_next_pass_retries_it(
                        "order by rowid").fetchall() == [(0,), (1,)]
 
 
+def test_status_after_a_pass_shows_that_passs_objects_bytes_and_rate(tmp_path: Path) -> None:
+    src, dst, db = tmp_path / "src", tmp_path / "dst", f"sqlite:///{tmp_path}/c.db"
+    _write(src, "a", b"a" * 1000, datetime.now(UTC) - timedelta(hours=1))
+    lakeshift.sync(str(src), str(dst), job="st", db=db, lag="0")
+    con = sqlite3.connect(f"{tmp_path}/c.db")
+    with con:  # as if the first pass had taken an hour
+        con.execute("update lakeshift_partitions set duration_s = 3600")
+    con.close()
+    time.sleep(1.1)
+    _write(src, "b", b"b" * 2000)
+    time.sleep(1.1)
+    assert lakeshift.sync(job="st", db=db, lag="0").run.stats.copied == 1
+    p = lakeshift.status(db=db, job="st").jobs[0].partition_table[0]
+    # This pass's counters and duration, not the sum over passes (which gave a rate of
+    # 3000 bytes over an hour and more).
+    assert (p.copied, p.bytes) == (1, 2000)
+    assert p.duration_s < 3600 and p.throughput_bytes_per_s > 3000 / 3600
+
+
 def test_a_historical_job_then_sync_copies_only_what_changed_since_the_run_started(
         tmp_path: Path) -> None:
     src, dst, db = tmp_path / "src", tmp_path / "dst", f"sqlite:///{tmp_path}/c.db"
@@ -216,12 +235,24 @@ def test_delete_above_the_cap_deletes_nothing(tmp_path: Path) -> None:
         r.windows[0].error or "")
     r2 = lakeshift.sync(job="d", db=db, lag="0", delete=True, max_delete="4")
     assert r2.exit_code == 0 and r2.deleted == 4 and len(_tree(dst)) == 6
+    (src / "k4").unlink()
+    r3 = lakeshift.sync(job="d", db=db, lag="0", delete=True, max_delete="0")
+    assert r3.exit_code == 1 and len(_tree(dst)) == 6
+    assert "1 destination object has no source any more, more than --max-delete 0" in (
+        r3.windows[0].error or "")
 
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--lag", "5x"], "--lag '5x' is not a duration"),
+    (["--lag=-5m"], "--lag '-5m' is not a duration"),
+    (["--overlap", "an hour"], "--overlap 'an hour' is not a duration"),
     (["--path-template", "logs/{yyyy}/{dd}/"], "coarsest first"),
+    (["--path-template", "logs/{yy}/"], "unknown token {yy}"),
+    (["--path-template", "logs/"], "has no time token"),
+    (["--path-template", "logs/{yyyy/"], "unbalanced braces"),
     (["--cron", "*/15 * *"], "--cron '*/15 * *' is not a cron expression"),
+    (["--cron", "61 * * * *"], "--cron '61 * * * *' is not a cron expression"),
+    (["--every", "1m", "--cron", "* * * * *"], "use --every or --cron, not both"),
     (["--every", "soon"], "--every 'soon' is not a duration"),
     (["--max-delete", "5"], "--max-delete caps --delete"),
     (["--delete", "--max-delete", "lots"], "--max-delete 'lots'"),
@@ -234,6 +265,22 @@ def test_bad_input_is_one_clear_line(cli_env: dict[str, str], tmp_path: Path,
     assert p.returncode == 2
     assert message in one_clear_line(p)
     assert not (tmp_path / "c.db").exists()  # nothing written before the input is checked
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--adf-delta-table", "s3_partition_delta_control_table"],
+     "table 's3_partition_delta_control_table' not found"),
+    (["--adf-delta-table", "no such; table"], "is not a plain table name"),
+    (["--partitions-file", "missing.txt"], "missing.txt"),
+])
+def test_a_job_that_cannot_be_made_leaves_no_db_file(cli_env: dict[str, str], tmp_path: Path,
+                                                     args: list[str], message: str) -> None:
+    (tmp_path / "src").mkdir()
+    p = cli("sync", str(tmp_path / "src"), str(tmp_path / "dst"), "--job", "x", "--db",
+            f"sqlite:///{tmp_path}/c.db", *args, env=cli_env)
+    assert p.returncode == 2
+    assert message in one_clear_line(p)
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["src"]
 
 
 def test_inventory_of_another_bucket_is_refused_and_its_own_is_read(
@@ -288,6 +335,7 @@ def test_schedule_runs_passes_refuses_a_second_scheduler_and_stops_on_sigint(
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, err
+    assert "interrupted" in one_clear_line(subprocess.CompletedProcess([], 130, out, err))
     passes = [json.loads(x) for x in out.splitlines() if x.startswith("{")]
     assert len(passes) >= 2 and all(p["exit_code"] == 0 for p in passes)
     assert lakeshift.status(db=db, job="sch").jobs[0].next_sync_at is None  # released

@@ -35,6 +35,7 @@ def job_dict(job: JobStatus) -> dict[str, Any]:
         "adf_table": job.adf_table, "partitions": job.partitions, "pending": job.pending,
         "running": job.running, "succeeded": job.succeeded, "failed": job.failed,
         "copied": job.copied, "bytes": job.bytes, "failed_objects": job.failed_objects,
+        "sync_schedule": job.sync_schedule, "next_sync_at": _t(job.next_sync_at),
     }
     if job.detail:
         out["partition_table"] = [_record(p) for p in job.partition_table]
@@ -84,6 +85,9 @@ def print_status(result: StatusResult, job_name: str | None, as_json: bool) -> N
               f"{d.succeeded} succeeded, {d.failed} failed, {d.running} running, "
               f"{d.pending} pending; {count(d.copied, 'object')}, {human_bytes(d.bytes)} "
               f"copied, {count(d.failed_objects, 'object')} failed")
+        if d.sync_schedule and d.next_sync_at:
+            print(f"  sync {d.sync_schedule}: next pass at "
+                  f"{d.next_sync_at:%Y-%m-%d %H:%M:%S} UTC")
     if job_name:
         job = result.jobs[0]
         print_partitions(job, False)

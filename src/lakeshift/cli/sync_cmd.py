@@ -33,6 +33,7 @@ from lakeshift.cli.options import (
 )
 from lakeshift.cli.progress import progress_subscribers
 from lakeshift.cli.sizes import human_bytes
+from lakeshift.cli.text import count
 from lakeshift.model import SyncResult
 
 HELP = """Copy what changed since the last pass, partition by partition (delta sync).
@@ -145,9 +146,11 @@ def sync(
             subscribers=subs, on_pass=lambda r: _print(r, as_json))
     if every is None and cron is None:
         _print(result, as_json)
-    elif result.stopped_by:
-        print(f"lakeshift: {result.stopped_by}: schedule stopped after {result.passes} "
-              "passes; an interrupted pass continues at the next one", file=sys.stderr)
+    elif result.stopped_by == "SIGTERM":
+        # (SIGINT's line is the one every command prints on Ctrl-C: exit code 130.)
+        print(f"lakeshift: SIGTERM: the schedule of job {job!r} stopped after "
+              f"{count(result.passes, 'pass')}; run the same command to start it again (an "
+              "interrupted pass continues where it stopped)", file=sys.stderr)
     return result.exit_code
 
 
@@ -173,10 +176,11 @@ def _print(r: SyncResult, as_json: bool) -> None:
         print(flush=True)
         return
     s = r.run.stats
-    print(f"Sync pass (run {r.run.run_id}) of job {r.job!r}: {r.run.succeeded} partitions "
-          f"succeeded, {r.run.failed} failed; {s.copied} objects copied "
-          f"({human_bytes(s.bytes_transferred)}), {s.skipped} skipped, {s.failed} failed, "
-          f"{r.deleted} deleted, in {s.duration:.1f} s")
+    print(f"Sync pass (run {r.run.run_id}) of job {r.job!r}: "
+          f"{count(r.run.succeeded, 'partition')} succeeded, {r.run.failed} failed; "
+          f"{count(s.copied, 'object')} copied ({human_bytes(s.bytes_transferred)}), "
+          f"{s.skipped} skipped, {s.failed} failed, {r.deleted} deleted, in "
+          f"{s.duration:.1f} s")
     for w in r.windows:
         start = f"{w.start:%Y-%m-%d %H:%M:%S}" if w.start else "the beginning"
         line = (f"  {w.partition or '(root)'}: [{start}, {w.end:%Y-%m-%d %H:%M:%S}) UTC "

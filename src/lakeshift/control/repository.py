@@ -373,7 +373,8 @@ class ControlDB:
         """The template's Lookup: SELECT PartitionPrefix FROM t WHERE SuccessOrFailure = 0."""
         t = _adf_table(self.engine, table, self.shown)
         with self._tx() as conn:
-            rows = conn.execute(select(t.c.PartitionPrefix).where(t.c.SuccessOrFailure == 0))
+            rows = conn.execute(select(t.c.PartitionPrefix).where(
+                t.c.SuccessOrFailure == _flag(t.c.SuccessOrFailure, 0)))
             return [r[0] for r in rows if r[0] is not None]
 
     def adf_mark_success(self, table: str, prefix: str) -> None:
@@ -381,7 +382,7 @@ class ControlDB:
         t = _adf_table(self.engine, table, self.shown)
         with self._tx() as conn:
             conn.execute(update(t).where(t.c.PartitionPrefix == prefix).values(
-                SuccessOrFailure=1))
+                SuccessOrFailure=_flag(t.c.SuccessOrFailure, 1)))
 
 
     # -- delta sync ----------------------------------------------------------------------
@@ -421,7 +422,7 @@ class ControlDB:
                 or_(partitions.c.state != "running", partitions.c.lease_expires < now)))
                 .values(state="pending", cursor=None, lease_owner=None, lease_expires=None,
                         listed=0, copied=0, skipped=0, failed_objects=0, bytes=0, cursor_copied=0,
-                        cursor_skipped=0, cursor_bytes=0))
+                        cursor_skipped=0, cursor_bytes=0, duration_s=None))
 
     def start_windows(self, job_id: int, run_id: int,
                       windows: Sequence[tuple[int, datetime | None, datetime]]
@@ -546,7 +547,8 @@ class ControlDB:
         t = _adf_delta(self.engine, table, self.shown, create=False)
         with self._tx() as conn:
             value = conn.execute(select(func.max(t.c.JobRunTime)).where(and_(
-                t.c.PartitionPrefix == prefix, t.c.SuccessOrFailure == 1))).scalar()
+                t.c.PartitionPrefix == prefix,
+                t.c.SuccessOrFailure == _flag(t.c.SuccessOrFailure, 1)))).scalar()
         return as_utc(value)
 
     def adf_delta_record(self, table: str, prefix: str, run_time: datetime,
@@ -556,7 +558,8 @@ class ControlDB:
         with self._tx() as conn:
             # JobRunTime is a naive UTC datetime, as the template's SQL Server column holds.
             conn.execute(t.insert().values(
-                PartitionPrefix=prefix[:255], SuccessOrFailure=1 if success else 0,
+                PartitionPrefix=prefix[:255],
+                SuccessOrFailure=_flag(t.c.SuccessOrFailure, 1 if success else 0),
                 JobRunTime=run_time.astimezone(UTC).replace(tzinfo=None)))
 
 
@@ -649,6 +652,19 @@ def _cursor_stats(cursor: str | None, s: PartitionStats | None) -> dict[str, int
     if cursor is None:
         return {"cursor_copied": 0, "cursor_skipped": 0, "cursor_bytes": 0}
     return {"cursor_copied": s.copied, "cursor_skipped": s.skipped, "cursor_bytes": s.bytes}
+def _flag(column: Any, value: int) -> Any:
+    """1 or 0 in the type of a template table's SuccessOrFailure column.  The template's
+    column is SQL Server's ``bit``; a user's table on PostgreSQL has ``bit`` (a bit string),
+    ``boolean`` or an integer, and PostgreSQL compares and stores only values of the column's
+    own type (``bit = integer`` has no operator)."""
+    from sqlalchemy import cast, literal
+    from sqlalchemy.types import NullType
+
+    if isinstance(column.type, NullType):  # SQLite reflects `bit` as a type it does not know
+        return literal(value)
+    return cast(literal(value), column.type)
+
+
 def _adf_delta(engine: Engine, name: str, shown: str, create: bool) -> Any:
     """The delta table, created with the template's columns when ``create`` and missing."""
     from sqlalchemy import MetaData, Table

@@ -179,8 +179,10 @@ class SyncMode:
         if len(extras) > limit:
             how = (f"--max-delete {cap}" if cap.explicit
                    else f"the default cap of {cap} (pass --max-delete N or P% to allow more)")
-            raise UsageError(f"{len(extras)} destination objects have no source any more, "
-                             f"more than {how}: nothing deleted in this partition")
+            n = len(extras)
+            raise UsageError(f"{n} destination object{'s have' if n != 1 else ' has'} no "
+                             f"source any more, more than {how}: nothing deleted in this "
+                             "partition")
 
         ctx = TransferContext(part.src, part.dst, part.opts.block_size, part.slots,
                               part.policy, part.events, part.pacing, part.opts.single_put_max)

@@ -15,6 +15,7 @@ import csv
 import gzip
 import io
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -65,8 +66,8 @@ def parse_manifest(data: bytes, where: str) -> InventoryManifest:
         m = json.loads(data)
         dest = str(m["destinationBucket"])
         bucket = dest.rsplit(":", 1)[-1]
-        columns = tuple(c.strip() for c in str(m["fileSchema"]).split(","))
         fmt = str(m["fileFormat"]).upper()
+        columns = _schema_columns(str(m["fileSchema"]), fmt)
         files = tuple(str(f["key"]) for f in m["files"])
         source = str(m["sourceBucket"])
     except (ValueError, KeyError, TypeError) as e:
@@ -78,6 +79,22 @@ def parse_manifest(data: bytes, where: str) -> InventoryManifest:
     if "Key" not in columns:
         raise UsageError(f"--inventory {where}: its fileSchema has no Key column")
     return InventoryManifest(source, bucket, fmt, columns, files)
+
+
+#: A field of a Parquet message type: ``optional int64 size;``.
+_PARQUET_FIELD = re.compile(r"\b(?:required|optional|repeated)\s+\w+\s+(\w+)")
+
+
+def _schema_columns(schema: str, fmt: str) -> tuple[str, ...]:
+    """The report's columns, named as in CSV (``Key``, ``LastModifiedDate``, …).
+
+    A CSV report's fileSchema lists them (``Bucket, Key, Size, …``); a Parquet (or ORC)
+    report's is the file's schema (``message s3.inventory { required binary key (UTF8);
+    … }``, or ``struct<bucket:string,key:string,…>``), whose columns are in snake case."""
+    if fmt == "CSV":
+        return tuple(c.strip() for c in schema.split(","))
+    names = _PARQUET_FIELD.findall(schema) or re.findall(r"(\w+):", schema)
+    return tuple(_PARQUET_COLUMNS.get(n, n) for n in names)
 
 
 def _parse_time(text: str) -> datetime | None:
@@ -130,14 +147,20 @@ _PARQUET_COLUMNS = {"bucket": "Bucket", "key": "Key", "size": "Size",
 def parquet_rows(data: bytes) -> Iterator[ObjectInfo]:
     """Objects of one Parquet data file (pyarrow, the optional extra lakeshift[parquet])."""
     try:
-        import pyarrow.parquet as pq  # type: ignore[import-not-found, unused-ignore]
+        import pyarrow.parquet as pq  # type: ignore[import-not-found, import-untyped, unused-ignore]
     except ImportError:
         raise UsageError("this inventory is Parquet: install the extra "
                          "(pip install 'lakeshift[parquet]') or use a CSV inventory") from None
-    table = pq.read_table(io.BytesIO(data))
-    for raw in table.to_pylist():
-        # Parquet and ORC inventories name their columns in snake case (e_tag, …).
-        row = {_PARQUET_COLUMNS.get(k, k): v for k, v in raw.items()}
-        info = _info(row, str(row.get("Key") or ""))
-        if info is not None and info.key:
-            yield info
+    try:
+        file = pq.ParquetFile(io.BytesIO(data))
+        # Only the columns an object needs, a batch at a time (a report file holds millions).
+        wanted = [c for c in file.schema_arrow.names if c in _PARQUET_COLUMNS]
+        for batch in file.iter_batches(columns=wanted):
+            for raw in batch.to_pylist():
+                # Parquet and ORC inventories name their columns in snake case (e_tag, …).
+                row = {_PARQUET_COLUMNS[k]: v for k, v in raw.items()}
+                info = _info(row, str(row.get("Key") or ""))
+                if info is not None and info.key:
+                    yield info
+    except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
+        raise UsageError(f"an inventory data file is not Parquet: {e}") from None

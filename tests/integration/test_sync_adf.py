@@ -1,0 +1,132 @@
+"""`lakeshift sync --adf-delta-table`: a table made and seeded as Data Factory's delta template
+makes it ("Copy delta data from Amazon S3 to Azure Data Lake Storage Gen2"), on SQLite and
+PostgreSQL, driven through the CLI.
+
+The template's table: ``s3_partition_delta_control_table(PartitionPrefix varchar(255),
+JobRunTime datetime, SuccessOrFailure bit)``, seeded with each partition's prefix, the time
+the historical migration started and 1.  Its pipeline reads ``select distinct
+PartitionPrefix``, starts each partition's window at ``max(JobRunTime)`` of its rows with
+SuccessOrFailure = 1, and inserts a row with 1 or 0 after each partition's copy.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.e2e.cli import lakeshift as cli
+
+TABLE = "s3_partition_delta_control_table"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/control.db"
+    return str(request.getfixturevalue("pg_url"))
+
+
+def _engine(db_url: str) -> Any:
+    return create_engine(db_url.replace("postgresql://", "postgresql+psycopg://"))
+
+
+def _create_template_table(db_url: str, seed: list[tuple[str, datetime, int]]) -> None:
+    """CREATE TABLE and INSERT as a user of the template writes them for this database
+    (PostgreSQL folds unquoted names to lower case, so the template's names are quoted)."""
+    q = '"' if db_url.startswith("postgresql") else ""
+    eng = _engine(db_url)
+    with eng.begin() as c:
+        c.execute(text(f"CREATE TABLE {TABLE} ({q}PartitionPrefix{q} varchar(255), "
+                       f"{q}JobRunTime{q} {'timestamp' if q else 'datetime'}, "
+                       f"{q}SuccessOrFailure{q} bit)"))
+        for prefix, at, ok in seed:
+            c.execute(text(f"INSERT INTO {TABLE} VALUES ('{prefix}', "
+                           f"'{at:%Y-%m-%d %H:%M:%S}', '{ok}')"))
+    eng.dispose()
+
+
+def _rows(db_url: str) -> list[tuple[str, datetime, int]]:
+    """The table's rows in the order they were inserted."""
+    q = '"' if db_url.startswith("postgresql") else ""
+    order = "ctid" if q else "rowid"
+    eng = _engine(db_url)
+    with eng.connect() as c:
+        rows = c.execute(text(f"SELECT {q}PartitionPrefix{q}, {q}JobRunTime{q}, "
+                              f"CAST({q}SuccessOrFailure{q} AS integer) FROM {TABLE} "
+                              f"ORDER BY {order}")).all()
+    eng.dispose()
+    out = []
+    for p, at, ok in rows:
+        at = datetime.fromisoformat(at) if isinstance(at, str) else at
+        out.append((p, at.replace(tzinfo=None), int(ok)))
+    return out
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def _sync(cli_env: dict[str, str], *args: str) -> tuple[int, dict[str, Any], str]:
+    p = cli("sync", *args, "--json", "--progress", "none", env=cli_env)
+    out = json.loads(p.stdout) if p.stdout.startswith("{") else {}
+    return p.returncode, out, p.stderr
+
+
+def test_windows_start_at_the_template_tables_seed_and_each_pass_inserts_its_rows(
+        cli_env: dict[str, str], s3: Any, bucket: str, tmp_path: Path, db_url: str) -> None:
+    for key in ("a/before", "b/before"):
+        s3.put_object(Bucket=bucket, Key=key, Body=b"copied by the historical migration")
+    time.sleep(1.1)
+    seed = datetime.now(UTC).replace(microsecond=0, tzinfo=None)  # historical run started
+    time.sleep(1.1)  # LastModified has whole seconds: what follows is after the seed
+    s3.put_object(Bucket=bucket, Key="a/after", Body=b"a-after")
+    s3.put_object(Bucket=bucket, Key="b/after", Body=b"b-after")
+    s3.put_object(Bucket=bucket, Key="c/x", Body=b"not a partition of the table")
+    seeded = [("a/", seed - timedelta(days=1), 1), ("a/", seed, 1),
+              # A later failed row: a window never starts at a failed run's time.
+              ("a/", seed + timedelta(days=1), 0), ("b/", seed, 1)]
+    _create_template_table(db_url, seeded)
+    dst = tmp_path / "dst"
+    # The partition b/ fails this pass: its destination folder's name is taken by a file.
+    dst.mkdir()
+    (dst / "b").write_bytes(b"in the way")
+    time.sleep(1.1)
+    code, out, err = _sync(cli_env, f"s3://{bucket}/", str(dst), "--job", "adf", "--db",
+                           db_url, "--adf-delta-table", TABLE, "--lag", "0")
+    assert code == 1, err
+    windows = {w["partition"]: w for w in out["windows"]}
+    assert set(windows) == {"a/", "b/"}
+    # Both windows start at the seeded max(JobRunTime) of the successful rows.
+    assert {datetime.fromisoformat(w["start"]).replace(tzinfo=None)
+            for w in windows.values()} == {seed}
+    assert (windows["a/"]["state"], windows["b/"]["state"]) == ("succeeded", "failed")
+    assert windows["a/"]["copied"] == 1 and windows["b/"]["failed_objects"] == 1
+    assert _tree(dst) == {"a/after": b"a-after", "b": b"in the way"}  # nothing before seed
+    first_end = datetime.fromisoformat(windows["a/"]["end"]).replace(tzinfo=None)
+    rows = _rows(db_url)
+    assert rows[:4] == seeded
+    assert sorted(rows[4:]) == [("a/", first_end, 1), ("b/", first_end, 0)]
+
+    # The next pass: a/ starts where its last window ended; b/'s failed window did not
+    # advance, so it starts at the seed again and copies b/after now that it can.
+    (dst / "b").unlink()
+    time.sleep(1.1)
+    s3.put_object(Bucket=bucket, Key="a/later", Body=b"a-later")
+    time.sleep(1.1)
+    code, out, err = _sync(cli_env, "--job", "adf", "--db", db_url, "--lag", "0")
+    assert code == 0, err
+    windows = {w["partition"]: w for w in out["windows"]}
+    assert datetime.fromisoformat(windows["a/"]["start"]).replace(tzinfo=None) == first_end
+    assert datetime.fromisoformat(windows["b/"]["start"]).replace(tzinfo=None) == seed
+    assert (windows["a/"]["copied"], windows["b/"]["copied"]) == (1, 1)
+    assert _tree(dst) == {"a/after": b"a-after", "a/later": b"a-later", "b/after": b"b-after"}
+    second_end = datetime.fromisoformat(windows["a/"]["end"]).replace(tzinfo=None)
+    rows = _rows(db_url)
+    assert len(rows) == 8
+    assert sorted(rows[6:]) == [("a/", second_end, 1), ("b/", second_end, 1)]
