@@ -42,6 +42,9 @@ class ObjectInfo:
     is_dir_marker: bool = False
     metadata: Mapping[str, str] | None = None
     """User metadata, when the listing returns it (Azure with include=metadata)."""
+    storage_class: str | None = None
+    """The storage class (S3: STANDARD, GLACIER, DEEP_ARCHIVE…) or access tier (Azure: Hot,
+    Cool, Cold, Archive) the listing reports; None where the store has none (local disk)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,8 @@ class TransferStats:
     #: Skipped objects by reason: identical, exists, folder-marker, or a skipped error's
     #: kind (missing, forbidden, invalid-name); the counts add up to ``skipped``.
     skipped_by_reason: dict[str, int] = field(default_factory=dict)
+    #: Failed objects by error kind (archived, forbidden, transient…); adds up to ``failed``.
+    failed_by_kind: dict[str, int] = field(default_factory=dict)
     renamed: int = 0
     throttled: int = 0
     #: --delete-source-after-verify: source objects deleted, and kept (not provable).

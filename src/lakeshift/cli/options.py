@@ -51,7 +51,8 @@ FolderMarkersOpt = Annotated[str, typer.Option(
                              "hdi_isfolder marker blobs.")]
 SkipErrorsOpt = Annotated[str, typer.Option(
     "--skip-errors", help="Record and skip objects that fail with these errors instead of "
-                          "failing: any of missing,forbidden,invalid-name (comma-separated).")]
+                          "failing: any of missing,forbidden,invalid-name,archived "
+                          "(comma-separated).")]
 InvalidNamesOpt = Annotated[str, typer.Option(
     "--invalid-names", help="Names the destination cannot hold: fail, skip (recorded), or "
                             "encode (percent-encode the offending characters; recorded).")]

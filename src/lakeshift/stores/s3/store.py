@@ -18,6 +18,7 @@ import obstore
 from obstore.store import S3Store as _ObS3
 
 from lakeshift.errors import (
+    ArchivedError,
     AuthError,
     ChangedError,
     ForbiddenError,
@@ -31,7 +32,13 @@ from lakeshift.model import Data, ObjectInfo, ObjectProps, ReadResult
 from lakeshift.redact import redact
 from lakeshift.stores.base import BlockUpload, Capabilities, Page, SourceChecksum, StoreConfig
 from lakeshift.stores.http import check_http
-from lakeshift.stores.obstore_common import RETRY_CONFIG, client_options, translate
+from lakeshift.stores.obstore_common import (
+    ARCHIVED_CODES,
+    RETRY_CONFIG,
+    archived_message,
+    client_options,
+    translate,
+)
 from lakeshift.stores.obstore_stream import ObstoreRange, open_range
 from lakeshift.stores.obstore_stream import read as obstore_read
 from lakeshift.stores.props import attributes_from_props, unquote_etag
@@ -415,13 +422,21 @@ def _info(o: dict[str, Any], etag_md5: bool) -> ObjectInfo:
     key = o["Key"]
     return ObjectInfo(key, int(o["Size"]), o.get("LastModified"), etag,
                       _md5_from_etag(etag) if etag_md5 else None,
-                      key.endswith("/") and int(o["Size"]) == 0)
+                      key.endswith("/") and int(o["Size"]) == 0,
+                      storage_class=_readable_class(o))
+
+
+def _readable_class(o: dict[str, Any]) -> str:
+    """The listing's StorageClass (STANDARD when absent: some S3-compatible stores omit it)."""
+    return str(o.get("StorageClass") or "STANDARD")
 
 
 def _boto_error(e: Any, what: str) -> LakeshiftError:
     err = e.response.get("Error", {})
     code = str(err.get("Code", ""))
     status = int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    if code in ARCHIVED_CODES:
+        return ArchivedError(archived_message(what))
     if code in ("NoSuchBucket",):
         return UsageError(f"{what}: bucket does not exist: create it or fix the URL")
     if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"):
