@@ -44,6 +44,7 @@ from lakeshift.model import (
     PlanResult,
     RunResult,
     RunStatus,
+    ScanResult,
     StatusResult,
     SyncResult,
     SyncWindow,
@@ -704,11 +705,76 @@ def check(source: str, destination: str, *,
     return CheckResult(source, destination, tuple(lines))
 
 
-__all__ = ["AZURE_AUTH_CHOICES", "DEFAULT_DB", "FAILURE_FIELDS", "CheckResult", "CopyOptions",
-           "CopyResult", "FailedObject", "FailuresResult", "JobConfig", "JobStatus",
-           "PartitionStatus", "PlanResult", "RunResult", "RunStatus", "StatusResult",
-           "StoreOptions", "StoreURL", "SyncResult", "SyncWindow", "VerifyResult", "check",
-           "config_text", "copy", "delete_job", "destination_config", "failures", "load_config",
-           "parse_schedule", "plan", "plan_job", "reset_job", "run", "run_job", "source_config",
-           "status", "sync", "verify",
-           "write_failures_csv"]
+# -- scan --------------------------------------------------------------------------------
+
+
+def scan(source: str, destination: str | None = None, *, prices: str | Path | None = None,
+         sample: int = 100, head_all: bool = False, block_size: int | str = 8 * MiB,
+         calibrate: bool = True, store_options: StoreOptions | None = None) -> ScanResult:
+    """What a migration of ``source`` would meet, before it starts (``lakeshift scan``).
+
+    One streamed listing: objects and bytes by top-level prefix and storage class; what
+    cannot be copied as it is (archived, invalid names, colliding metadata keys, SSE-C,
+    file/folder collisions, folder markers, empty folders), each with a count and the first
+    examples; versioning and request payment; a cost estimate from the price table
+    (``prices``: a TOML file over the shipped one) and a duration estimate.  ``sample``
+    objects get a HEAD (SSE-C, metadata, restores); ``head_all``: every one.  With a
+    ``destination`` a small sample is copied to a temporary prefix there to time it (unless
+    ``calibrate`` is false), then removed: nothing else is written.  An empty prefix is a
+    UsageError."""
+    from lakeshift.plan.prices import load_prices
+    from lakeshift.plan.scan import ScanOptions, scan_async
+    from lakeshift.sizes import size_arg
+
+    if sample < 0:
+        raise UsageError("--sample must be 0 or more")
+    table = load_prices(prices)
+    opts = ScanOptions(sample=sample, head_all=head_all,
+                       block_size=size_arg(block_size, "--block-size"), calibrate=calibrate)
+    so = store_options or StoreOptions()
+    dst = destination_config(destination, so) if destination else None
+    return asyncio.run(scan_async(source_config(source, so), dst, table, opts))
+
+
+__all__ = [
+    "AZURE_AUTH_CHOICES",
+    "DEFAULT_DB",
+    "FAILURE_FIELDS",
+    "CheckResult",
+    "CopyOptions",
+    "CopyResult",
+    "FailedObject",
+    "FailuresResult",
+    "JobConfig",
+    "JobStatus",
+    "PartitionStatus",
+    "PlanResult",
+    "RunResult",
+    "RunStatus",
+    "ScanResult",
+    "StatusResult",
+    "StoreOptions",
+    "StoreURL",
+    "SyncResult",
+    "SyncWindow",
+    "VerifyResult",
+    "check",
+    "config_text",
+    "copy",
+    "delete_job",
+    "destination_config",
+    "failures",
+    "load_config",
+    "parse_schedule",
+    "plan",
+    "plan_job",
+    "reset_job",
+    "run",
+    "run_job",
+    "scan",
+    "source_config",
+    "status",
+    "sync",
+    "verify",
+    "write_failures_csv",
+]

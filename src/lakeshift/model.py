@@ -345,3 +345,85 @@ class SyncResult:
         if self.stopped_by == "SIGTERM":
             return 143
         return self.run.exit_code
+
+
+# -- scan (lakeshift.scan) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ScanGroup:
+    """Objects and bytes under one top-level prefix, or of one storage class."""
+
+    name: str
+    objects: int
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScanFinding:
+    """One kind of object that cannot be copied as it is: how many, the first examples, and
+    how it was found (``checked_by``: "listing", or "HEAD of N objects")."""
+
+    kind: str  # archived | invalid-name | metadata-collision | sse-c | file-folder-collision
+    #            | folder-marker | empty-folder | unknown-storage-class
+    objects: int
+    bytes: int
+    examples: tuple[str, ...]
+    checked_by: str
+    advice: str
+
+
+@dataclass(frozen=True, slots=True)
+class CostLine:
+    what: str  # e.g. "source egress", "source GET requests"
+    quantity: float
+    unit: str  # GB, requests
+    amount: float
+
+
+@dataclass(frozen=True, slots=True)
+class CostEstimate:
+    currency: str
+    total: float
+    lines: tuple[CostLine, ...]
+    #: Where the figures come from: the price table's region, date and source pages.
+    region: str
+    date: str
+    sources: tuple[str, ...]
+    price_file: str
+
+
+@dataclass(frozen=True, slots=True)
+class DurationEstimate:
+    seconds: float
+    #: "calibration" (a sample copied to the destination and removed) or "default rate".
+    method: str
+    bytes_per_s: float
+    objects_per_s: float
+    sample_objects: int = 0
+    sample_bytes: int = 0
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    """What ``scan`` found under a source (and about its destination, when given)."""
+
+    source: str
+    destination: str | None
+    objects: int
+    bytes: int
+    by_prefix: tuple[ScanGroup, ...]
+    by_storage_class: tuple[ScanGroup, ...]
+    findings: tuple[ScanFinding, ...]
+    #: True / False from the bucket's settings; None where unknown or not applicable.
+    versioned: bool | None
+    requester_pays: bool | None
+    cost: CostEstimate
+    duration: DurationEstimate
+    listing_requests: int
+    head_requests: int
+    notes: tuple[str, ...] = ()
+
+    def finding(self, kind: str) -> ScanFinding | None:
+        return next((f for f in self.findings if f.kind == kind), None)
