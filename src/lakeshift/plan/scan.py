@@ -58,7 +58,8 @@ SAMPLE_OBJECTS = 32
 SAMPLE_BYTES = 64 * MiB
 SAMPLE_OBJECT_MAX = 16 * MiB
 CALIBRATION_CONCURRENCY = 8
-HEAD_CONCURRENCY = 16
+#: The S3 client keeps 4 connections (stores/s3/store.py): more in flight only queue.
+HEAD_CONCURRENCY = 4
 #: Metadata names lakeshift writes on every blob: a source key that encodes to one of them
 #: would be overwritten (``hdi_isfolder`` would even turn the blob into a folder).
 RESERVED_METADATA = frozenset({"lakeshift_src_etag", "lakeshift_src_mtime", FOLDER_KEY})
