@@ -601,11 +601,12 @@ def verify(source: str | None = None, destination: str | None = None, *,
            include: Sequence[str] = (), exclude: Sequence[str] = (),
            invalid_names: str = "fail", adaptive: bool = True,
            max_requests_per_second: float | None = None,
-           max_bandwidth: int | str | None = None,
+           max_bandwidth: int | str | None = None, check_times: bool = False,
            store_options: StoreOptions | None = None) -> VerifyResult:
     """Prove that ``destination`` holds exactly what ``source`` holds, or every partition of
     ``job`` (``lakeshift verify``).  Writes ``REPORT.csv`` (the differences) and
-    ``REPORT.json`` (the summary); ``result.exit_code`` is 1 on any difference."""
+    ``REPORT.json`` (the summary); ``result.exit_code`` is 1 on any difference.
+    ``check_times``: a kept original modification time that differs is a difference too."""
     from lakeshift.engine.verify import Report, VerifyOptions, verify_async, write_summary
 
     so = store_options or StoreOptions()
@@ -636,7 +637,7 @@ def verify(source: str | None = None, destination: str | None = None, *,
                          exclude=tuple(exclude), invalid_names=invalid_names,
                          adaptive=pace.adaptive,
                          max_requests_per_second=pace.max_requests_per_second,
-                         max_bandwidth=pace.max_bandwidth)
+                         max_bandwidth=pace.max_bandwidth, check_times=check_times)
     try:
         with fh:
             result = asyncio.run(verify_async(pairs, opts, Report(fh)))
@@ -652,7 +653,8 @@ def verify(source: str | None = None, destination: str | None = None, *,
     return VerifyResult(
         verified_what=label, deep=deep, report_csv=str(csv_path), report_json=str(json_path),
         checked=s["checked"], verified=s["verified"], missing=s["missing"], extra=s["extra"],
-        size=s["size"], checksum=s["checksum"], unverifiable=s["unverifiable"],
+        size=s["size"], checksum=s["checksum"], times=s["time"],
+        unverifiable=s["unverifiable"],
         differences=s["differences"], renamed=s["renamed"],
         unverifiable_reasons=dict(s["unverifiable_reasons"]), bytes_read=s["bytes_read"],
         duration_s=s["duration_s"], exit_code=result.exit_code, summary=s)

@@ -304,6 +304,8 @@ class VerifyResult:
     exit_code: int
     #: Exactly what was written to ``report_json`` (the CLI's ``--json`` prints it).
     summary: Mapping[str, object]
+    #: Kept original modification times that differ (only counted with ``check_times``).
+    times: int = 0
 
 
 @dataclass(frozen=True, slots=True)
