@@ -61,7 +61,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if "list-type=2" in self.path:
             self._answer(LISTING)
         elif "versioning" in self.path:
@@ -73,7 +73,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._answer(b"hello")
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         self._answer(b"hello")
 
 
