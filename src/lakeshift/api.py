@@ -551,10 +551,16 @@ def failures(*, job: str = "", db: str = DEFAULT_DB,
     control = _control(db)
     try:
         j = control.job(job)
-        rows = (_failed_object(r) for r in control.failures(j.id))
+        by_kind: dict[str, int] = {}
+
+        def counted(r: Any) -> FailedObject:
+            by_kind[r["error_kind"]] = by_kind.get(r["error_kind"], 0) + 1
+            return _failed_object(r)
+
+        rows = (counted(r) for r in control.failures(j.id))
         if csv_file is None:
             kept = tuple(rows)
-            return FailuresResult(job, kept, len(kept))
+            return FailuresResult(job, kept, len(kept), by_kind=by_kind)
         fh: TextIO
         if str(csv_file) == "-":
             fh = sys.stdout
@@ -568,7 +574,7 @@ def failures(*, job: str = "", db: str = DEFAULT_DB,
         finally:
             if fh is not sys.stdout:
                 fh.close()
-        return FailuresResult(job, (), n, str(csv_file))
+        return FailuresResult(job, (), n, str(csv_file), by_kind=by_kind)
     finally:
         control.close()
 

@@ -279,6 +279,8 @@ class FailuresResult:
     failures: tuple[FailedObject, ...]
     count: int
     csv_file: str | None = None
+    #: The rows by error kind (archived, forbidden, …), skipped or not; adds up to count.
+    by_kind: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

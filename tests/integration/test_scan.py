@@ -219,3 +219,18 @@ def test_a_price_file_overrides_the_shipped_figures(s3: Any, bucket: str,
     assert (r.cost.currency, r.cost.date, r.cost.price_file) == ("EUR", "2030-01-01", str(mine))
     gets = next(ln for ln in r.cost.lines if ln.what == "source GET requests")
     assert (gets.quantity, gets.amount) == (1, 1.0)
+
+
+def test_a_job_records_archived_objects_apart(cli_env: dict[str, str], s3: Any, bucket: str,
+                                              tmp_path: Path) -> None:
+    _archived_bucket(s3, bucket)
+    db = f"sqlite:///{tmp_path}/j.db"
+    assert lakeshift_cli("plan", f"s3://{bucket}/a/", str(tmp_path / "o"), "--job", "j",
+                         "--db", db, "--skip-errors", "archived", env=cli_env).returncode == 0
+    r = lakeshift_cli("run", "--job", "j", "--db", db, env=cli_env)
+    assert r.returncode == 0, r.stderr
+    f = lakeshift.failures(job="j", db=db)
+    assert f.by_kind == {"archived": 2} and all(x.skipped for x in f.failures)
+    p = lakeshift_cli("failures", "--job", "j", "--db", db, env=cli_env)
+    assert p.returncode == 0 and "by kind: 2 archived" in p.stderr
+    assert sorted(ln.split(",")[1] for ln in p.stdout.splitlines()[1:]) == ["archived"] * 2
