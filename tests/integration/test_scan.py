@@ -62,8 +62,8 @@ def _lake(s3: Any, bucket: str) -> None:
     put("d/names/bad./x")                 # a segment ending in a dot
     put("d/names/back\\slash")            # a backslash
     put("d/meta/m1", Metadata={"hdi_isfolder": "true"})       # would make a folder of it
-    put("d/meta/m2", Metadata={"lakeshift_src_etag": "x", "ok": "1"})
-    put("d/meta/m3", Metadata={"plain-key": "1"})
+    put("d/meta/m2", Metadata={"hdi_isfolder": "false", "ok": "1"})
+    put("d/meta/m3", Metadata={"plain-key": "1", "lakeshift_src_mtime": "2001-01-01T00:00:00Z"})
     put("d/ff", b"file")                  # "ff" is a file and a folder (below)
     put("d/ff/inner", b"inner")
     put("d/empty/", b"")                  # a folder marker with nothing below: empty folder

@@ -60,9 +60,10 @@ SAMPLE_OBJECT_MAX = 16 * MiB
 CALIBRATION_CONCURRENCY = 8
 #: The S3 client keeps 4 connections (stores/s3/store.py): more in flight only queue.
 HEAD_CONCURRENCY = 4
-#: Metadata names lakeshift writes on every blob: a source key that encodes to one of them
-#: would be overwritten (``hdi_isfolder`` would even turn the blob into a folder).
-RESERVED_METADATA = frozenset({"lakeshift_src_etag", "lakeshift_src_mtime", FOLDER_KEY})
+#: Metadata names with a meaning at the destination: ADLS Gen2 takes a blob with
+#: ``hdi_isfolder`` for a folder.  (lakeshift's own ``lakeshift_*`` keys are not: a source
+#: that has them was written by lakeshift, and they are carried on as intended.)
+RESERVED_METADATA = frozenset({FOLDER_KEY})
 
 ADVICE = {
     "archived": "restore them first (S3 RestoreObject / Azure rehydrate), or copy with "
@@ -135,13 +136,13 @@ def _top_prefix(rel: str) -> str:
 
 def _metadata_collisions(meta: dict[str, str]) -> list[str]:
     """Metadata keys that collide once encoded for Azure: two keys whose encoded names are
-    equal (Azure names ignore case), or a key that encodes to a name lakeshift writes."""
+    equal (Azure names ignore case), or a key that encodes to a name with a meaning there."""
     seen: dict[str, str] = {}
     hits = []
     for key in sorted(meta):
         enc = encode_metadata_name(key).lower()
         if enc in RESERVED_METADATA:
-            hits.append(f"{key} (lakeshift writes {enc})")
+            hits.append(f"{key} (ADLS Gen2 reads {enc} as the folder flag)")
         elif enc in seen:
             hits.append(f"{seen[enc]} / {key} (both {enc})")
         seen.setdefault(enc, key)
