@@ -234,3 +234,16 @@ def test_a_job_records_archived_objects_apart(cli_env: dict[str, str], s3: Any, 
     p = lakeshift_cli("failures", "--job", "j", "--db", db, env=cli_env)
     assert p.returncode == 0 and "by kind: 2 archived" in p.stderr
     assert sorted(ln.split(",")[1] for ln in p.stdout.splitlines()[1:]) == ["archived"] * 2
+
+
+def test_azure_archive_tier_is_archived(blob_service: Any, container: str,
+                                        tmp_path: Path) -> None:
+    c = blob_service.get_container_client(container)
+    c.upload_blob("z/hot.txt", b"hot")
+    c.upload_blob("z/cold.txt", b"cold")
+    c.get_blob_client("z/cold.txt").set_standard_blob_tier("Archive")
+    r = lakeshift.scan(f"az://{container}/z/")
+    assert {g.name: g.objects for g in r.by_storage_class} == {"Archive": 1, "Hot": 1}
+    assert r.finding("archived").examples == ("cold.txt (Archive)",)  # type: ignore[union-attr]
+    res = lakeshift.copy(f"az://{container}/z/", str(tmp_path / "o"), skip_errors="archived")
+    assert res.exit_code == 0 and res.stats.skipped_by_reason == {"archived": 1}
