@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from lakeshift.engine.events import EventBus
 from lakeshift.engine.listing import list_pages
+from lakeshift.engine.pipeline import check_reachable
 from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.slots import SlotPool
 from lakeshift.engine.transfer import TransferContext, copy_object
@@ -155,7 +156,7 @@ async def scan_async(source: StoreConfig, destination: StoreConfig | None,
     dst = open_store(destination) if destination is not None else None
     policy = RetryPolicy()
     try:
-        await retry(src.check_source, policy)
+        await check_reachable(src.check_source, "source", policy)
         spec = await resolve_source(src)
         tally = _Tally()
         notes: list[str] = []
@@ -344,7 +345,7 @@ async def _duration(src: Store, dst: Store | None, sample: list[ObjectInfo],
         notes.append("no readable object small enough to calibrate with: default rate used")
         return default
     try:
-        await retry(dst.check_source, policy)
+        await check_reachable(dst.check_source, "destination", policy)
     except UsageError as e:
         notes.append(f"calibration skipped ({e}): default rate used")
         return default
