@@ -10,6 +10,11 @@ in 1,000 has a name the destination rejects (a trailing dot), so the findings pa
 Each size is scanned in a fresh process under /usr/bin/time (peak RSS); memory must not grow
 with the number of keys.  The tree is made under DIR (default: a temporary folder) and
 removed at the end unless --keep.
+
+Measured here (2 cores shared with five other helpers' test runs, load average ~8):
+100,000 keys 57,546 keys/s, peak RSS 29 MB; 1,000,000 keys 11,738 keys/s, peak RSS 31 MB.
+Memory stays flat; the slower rate at 1M is the walk's stat/getxattr on a tree whose 1M
+inodes were not all in the cache (the cause was not isolated further).
 """
 
 from __future__ import annotations
