@@ -1,8 +1,8 @@
 """lakeshift: migrate data lakes into Azure Data Lake Storage Gen2.
 
 The public API is what ``__all__`` lists (docs/api.md); everything else is private and may
-change.  ``copy``, ``plan``, ``run``, ``sync``, ``status``, ``failures``, ``verify`` and
-``check`` are the commands of the same names, with the same options.
+change.  ``copy``, ``plan``, ``run``, ``sync``, ``status``, ``failures``, ``verify``,
+``check`` and ``scan`` are the commands of the same names, with the same options.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from lakeshift.api import (
     reset_job,
     run,
     run_job,
+    scan,
     source_config,
     status,
     sync,
@@ -35,6 +36,7 @@ from lakeshift.engine.events import (
 )
 from lakeshift.engine.pipeline import CopyOptions, CopyResult, Failure, Rename
 from lakeshift.errors import (
+    ArchivedError,
     AuthError,
     ForbiddenError,
     IntegrityError,
@@ -58,6 +60,9 @@ from lakeshift.model import (
     PlanResult,
     RunResult,
     RunStatus,
+    ScanFinding,
+    ScanGroup,
+    ScanResult,
     StatusResult,
     SyncResult,
     SyncWindow,
@@ -70,6 +75,7 @@ from lakeshift.urls import StoreURL, parse_url
 __version__ = "0.1.0"
 
 __all__ = [
+    "ArchivedError",
     "AuthError",
     "BytesMoved",
     "Capabilities",
@@ -99,6 +105,9 @@ __all__ = [
     "Renamed",
     "RunResult",
     "RunStatus",
+    "ScanFinding",
+    "ScanGroup",
+    "ScanResult",
     "StatusResult",
     "StoreConfig",
     "StoreOptions",
@@ -124,6 +133,7 @@ __all__ = [
     "reset_job",
     "run",
     "run_job",
+    "scan",
     "source_config",
     "status",
     "sync",

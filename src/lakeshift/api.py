@@ -44,6 +44,7 @@ from lakeshift.model import (
     PlanResult,
     RunResult,
     RunStatus,
+    ScanResult,
     StatusResult,
     SyncResult,
     SyncWindow,
@@ -563,10 +564,16 @@ def failures(*, job: str = "", db: str = DEFAULT_DB,
     control = _control(db)
     try:
         j = control.job(job)
-        rows = (_failed_object(r) for r in control.failures(j.id))
+        by_kind: dict[str, int] = {}
+
+        def counted(r: Any) -> FailedObject:
+            by_kind[r["error_kind"]] = by_kind.get(r["error_kind"], 0) + 1
+            return _failed_object(r)
+
+        rows = (counted(r) for r in control.failures(j.id))
         if csv_file is None:
             kept = tuple(rows)
-            return FailuresResult(job, kept, len(kept))
+            return FailuresResult(job, kept, len(kept), by_kind=by_kind)
         fh: TextIO
         if str(csv_file) == "-":
             fh = sys.stdout
@@ -580,7 +587,7 @@ def failures(*, job: str = "", db: str = DEFAULT_DB,
         finally:
             if fh is not sys.stdout:
                 fh.close()
-        return FailuresResult(job, (), n, str(csv_file))
+        return FailuresResult(job, (), n, str(csv_file), by_kind=by_kind)
     finally:
         control.close()
 
@@ -613,11 +620,12 @@ def verify(source: str | None = None, destination: str | None = None, *,
            include: Sequence[str] = (), exclude: Sequence[str] = (),
            invalid_names: str = "fail", adaptive: bool = True,
            max_requests_per_second: float | None = None,
-           max_bandwidth: int | str | None = None,
+           max_bandwidth: int | str | None = None, check_times: bool = False,
            store_options: StoreOptions | None = None) -> VerifyResult:
     """Prove that ``destination`` holds exactly what ``source`` holds, or every partition of
     ``job`` (``lakeshift verify``).  Writes ``REPORT.csv`` (the differences) and
-    ``REPORT.json`` (the summary); ``result.exit_code`` is 1 on any difference."""
+    ``REPORT.json`` (the summary); ``result.exit_code`` is 1 on any difference.
+    ``check_times``: a kept original modification time that differs is a difference too."""
     from lakeshift.engine.verify import Report, VerifyOptions, verify_async, write_summary
 
     so = store_options or StoreOptions()
@@ -648,7 +656,7 @@ def verify(source: str | None = None, destination: str | None = None, *,
                          exclude=tuple(exclude), invalid_names=invalid_names,
                          adaptive=pace.adaptive,
                          max_requests_per_second=pace.max_requests_per_second,
-                         max_bandwidth=pace.max_bandwidth)
+                         max_bandwidth=pace.max_bandwidth, check_times=check_times)
     try:
         with fh:
             result = asyncio.run(verify_async(pairs, opts, Report(fh)))
@@ -664,7 +672,8 @@ def verify(source: str | None = None, destination: str | None = None, *,
     return VerifyResult(
         verified_what=label, deep=deep, report_csv=str(csv_path), report_json=str(json_path),
         checked=s["checked"], verified=s["verified"], missing=s["missing"], extra=s["extra"],
-        size=s["size"], checksum=s["checksum"], unverifiable=s["unverifiable"],
+        size=s["size"], checksum=s["checksum"], times=s["time"],
+        unverifiable=s["unverifiable"],
         differences=s["differences"], renamed=s["renamed"],
         unverifiable_reasons=dict(s["unverifiable_reasons"]), bytes_read=s["bytes_read"],
         duration_s=s["duration_s"], exit_code=result.exit_code, summary=s)
@@ -717,11 +726,76 @@ def check(source: str, destination: str, *,
     return CheckResult(source, destination, tuple(lines))
 
 
-__all__ = ["AZURE_AUTH_CHOICES", "DEFAULT_DB", "FAILURE_FIELDS", "CheckResult", "CopyOptions",
-           "CopyResult", "FailedObject", "FailuresResult", "JobConfig", "JobStatus",
-           "PartitionStatus", "PlanResult", "RunResult", "RunStatus", "StatusResult",
-           "StoreOptions", "StoreURL", "SyncResult", "SyncWindow", "VerifyResult", "check",
-           "config_text", "copy", "delete_job", "destination_config", "failures", "load_config",
-           "parse_schedule", "plan", "plan_job", "reset_job", "run", "run_job", "source_config",
-           "status", "sync", "verify",
-           "write_failures_csv"]
+# -- scan --------------------------------------------------------------------------------
+
+
+def scan(source: str, destination: str | None = None, *, prices: str | Path | None = None,
+         sample: int = 100, head_all: bool = False, block_size: int | str = 8 * MiB,
+         calibrate: bool = True, store_options: StoreOptions | None = None) -> ScanResult:
+    """What a migration of ``source`` would meet, before it starts (``lakeshift scan``).
+
+    One streamed listing: objects and bytes by top-level prefix and storage class; what
+    cannot be copied as it is (archived, invalid names, colliding metadata keys, SSE-C,
+    file/folder collisions, folder markers, empty folders), each with a count and the first
+    examples; versioning and request payment; a cost estimate from the price table
+    (``prices``: a TOML file over the shipped one) and a duration estimate.  ``sample``
+    objects get a HEAD (SSE-C, metadata, restores); ``head_all``: every one.  With a
+    ``destination`` a small sample is copied to a temporary prefix there to time it (unless
+    ``calibrate`` is false), then removed: nothing else is written.  An empty prefix is a
+    UsageError."""
+    from lakeshift.plan.prices import load_prices
+    from lakeshift.plan.scan import ScanOptions, scan_async
+    from lakeshift.sizes import size_arg
+
+    if sample < 0:
+        raise UsageError("--sample must be 0 or more")
+    table = load_prices(prices)
+    opts = ScanOptions(sample=sample, head_all=head_all,
+                       block_size=size_arg(block_size, "--block-size"), calibrate=calibrate)
+    so = store_options or StoreOptions()
+    dst = destination_config(destination, so) if destination else None
+    return asyncio.run(scan_async(source_config(source, so), dst, table, opts))
+
+
+__all__ = [
+    "AZURE_AUTH_CHOICES",
+    "DEFAULT_DB",
+    "FAILURE_FIELDS",
+    "CheckResult",
+    "CopyOptions",
+    "CopyResult",
+    "FailedObject",
+    "FailuresResult",
+    "JobConfig",
+    "JobStatus",
+    "PartitionStatus",
+    "PlanResult",
+    "RunResult",
+    "RunStatus",
+    "ScanResult",
+    "StatusResult",
+    "StoreOptions",
+    "StoreURL",
+    "SyncResult",
+    "SyncWindow",
+    "VerifyResult",
+    "check",
+    "config_text",
+    "copy",
+    "delete_job",
+    "destination_config",
+    "failures",
+    "load_config",
+    "parse_schedule",
+    "plan",
+    "plan_job",
+    "reset_job",
+    "run",
+    "run_job",
+    "scan",
+    "source_config",
+    "status",
+    "sync",
+    "verify",
+    "write_failures_csv",
+]

@@ -58,6 +58,14 @@ class ForbiddenError(ObjectError):
     kind = "forbidden"
 
 
+class ArchivedError(ObjectError):
+    """The object sits in an archive tier (S3 GLACIER / DEEP_ARCHIVE not restored, Azure
+    Archive): it cannot be read until it is restored.  Never retried: a retry cannot
+    restore it (hours to days, and a cost the owner decides).  Skippable."""
+
+    kind = "archived"
+
+
 class InvalidNameError(ObjectError):
     """The name cannot exist at the destination."""
 

@@ -42,6 +42,9 @@ class ObjectInfo:
     is_dir_marker: bool = False
     metadata: Mapping[str, str] | None = None
     """User metadata, when the listing returns it (Azure with include=metadata)."""
+    storage_class: str | None = None
+    """The storage class (S3: STANDARD, GLACIER, DEEP_ARCHIVE…) or access tier (Azure: Hot,
+    Cool, Cold, Archive) the listing reports; None where the store has none (local disk)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,8 @@ class TransferStats:
     #: Skipped objects by reason: identical, exists, folder-marker, or a skipped error's
     #: kind (missing, forbidden, invalid-name); the counts add up to ``skipped``.
     skipped_by_reason: dict[str, int] = field(default_factory=dict)
+    #: Failed objects by error kind (archived, forbidden, transient…); adds up to ``failed``.
+    failed_by_kind: dict[str, int] = field(default_factory=dict)
     renamed: int = 0
     throttled: int = 0
     #: --delete-source-after-verify: source objects deleted, and kept (not provable).
@@ -274,6 +279,8 @@ class FailuresResult:
     failures: tuple[FailedObject, ...]
     count: int
     csv_file: str | None = None
+    #: The rows by error kind (archived, forbidden, …), skipped or not; adds up to count.
+    by_kind: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,6 +306,8 @@ class VerifyResult:
     exit_code: int
     #: Exactly what was written to ``report_json`` (the CLI's ``--json`` prints it).
     summary: Mapping[str, object]
+    #: Kept original modification times that differ (only counted with ``check_times``).
+    times: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,3 +349,85 @@ class SyncResult:
         if self.stopped_by == "SIGTERM":
             return 143
         return self.run.exit_code
+
+
+# -- scan (lakeshift.scan) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ScanGroup:
+    """Objects and bytes under one top-level prefix, or of one storage class."""
+
+    name: str
+    objects: int
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScanFinding:
+    """One kind of object that cannot be copied as it is: how many, the first examples, and
+    how it was found (``checked_by``: "listing", or "HEAD of N objects")."""
+
+    kind: str  # archived | invalid-name | metadata-collision | sse-c | file-folder-collision
+    #            | folder-marker | empty-folder | unknown-storage-class
+    objects: int
+    bytes: int
+    examples: tuple[str, ...]
+    checked_by: str
+    advice: str
+
+
+@dataclass(frozen=True, slots=True)
+class CostLine:
+    what: str  # e.g. "source egress", "source GET requests"
+    quantity: float
+    unit: str  # GB, requests
+    amount: float
+
+
+@dataclass(frozen=True, slots=True)
+class CostEstimate:
+    currency: str
+    total: float
+    lines: tuple[CostLine, ...]
+    #: Where the figures come from: the price table's region, date and source pages.
+    region: str
+    date: str
+    sources: tuple[str, ...]
+    price_file: str
+
+
+@dataclass(frozen=True, slots=True)
+class DurationEstimate:
+    seconds: float
+    #: "calibration" (a sample copied to the destination and removed) or "default rate".
+    method: str
+    bytes_per_s: float
+    objects_per_s: float
+    sample_objects: int = 0
+    sample_bytes: int = 0
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    """What ``scan`` found under a source (and about its destination, when given)."""
+
+    source: str
+    destination: str | None
+    objects: int
+    bytes: int
+    by_prefix: tuple[ScanGroup, ...]
+    by_storage_class: tuple[ScanGroup, ...]
+    findings: tuple[ScanFinding, ...]
+    #: True / False from the bucket's settings; None where unknown or not applicable.
+    versioned: bool | None
+    requester_pays: bool | None
+    cost: CostEstimate
+    duration: DurationEstimate
+    listing_requests: int
+    head_requests: int
+    notes: tuple[str, ...] = ()
+
+    def finding(self, kind: str) -> ScanFinding | None:
+        return next((f for f in self.findings if f.kind == kind), None)

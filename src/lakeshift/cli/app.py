@@ -15,7 +15,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from lakeshift import __version__
-from lakeshift.cli import copy_cmd, job_cmds, setup_cmds, sync_cmd, verify_cmd
+from lakeshift.cli import copy_cmd, job_cmds, scan_cmd, setup_cmds, sync_cmd, verify_cmd
 from lakeshift.errors import LakeshiftError
 from lakeshift.redact import redact
 
@@ -51,6 +51,7 @@ app.command("verify", help=verify_cmd.HELP, epilog=verify_cmd.EPILOG)(verify_cmd
 app.command("plan", help=job_cmds.PLAN_HELP, epilog=job_cmds.PLAN_EPILOG)(job_cmds.plan)
 app.command("run", help=job_cmds.RUN_HELP, epilog=job_cmds.RUN_EPILOG)(job_cmds.run)
 app.command("sync", help=sync_cmd.HELP, epilog=sync_cmd.EPILOG)(sync_cmd.sync)
+app.command("scan", help=scan_cmd.HELP, epilog=scan_cmd.EPILOG)(scan_cmd.scan)
 app.command("check", help=setup_cmds.CHECK_HELP, epilog=setup_cmds.CHECK_EPILOG
             )(setup_cmds.check)
 app.command("init", help=setup_cmds.INIT_HELP,

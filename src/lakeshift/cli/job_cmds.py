@@ -231,4 +231,9 @@ def failures(
             file=sys.stderr if csv_file is None else sys.stdout)
     elif csv_file is not None:
         print(f"{count(result.count, 'failure')} of job {job!r} written to {csv_file}")
+    if result.count:
+        # Counted apart by kind (archived objects need a restore, not a rerun); on stderr
+        # when the CSV goes to stdout.
+        kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(result.by_kind.items()))
+        print(f"by kind: {kinds}", file=sys.stderr if csv_file is None else sys.stdout)
     return 0

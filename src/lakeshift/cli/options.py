@@ -51,7 +51,8 @@ FolderMarkersOpt = Annotated[str, typer.Option(
                              "hdi_isfolder marker blobs.")]
 SkipErrorsOpt = Annotated[str, typer.Option(
     "--skip-errors", help="Record and skip objects that fail with these errors instead of "
-                          "failing: any of missing,forbidden,invalid-name (comma-separated).")]
+                          "failing: any of missing,forbidden,invalid-name,archived "
+                          "(comma-separated).")]
 InvalidNamesOpt = Annotated[str, typer.Option(
     "--invalid-names", help="Names the destination cannot hold: fail, skip (recorded), or "
                             "encode (percent-encode the offending characters; recorded).")]
@@ -82,6 +83,9 @@ AwsImdsOpt = Annotated[bool, typer.Option(
     "--aws-imds", rich_help_panel=_S3, help="Allow the EC2 instance role (metadata service).")]
 S3AnonOpt = Annotated[bool, typer.Option(
     "--s3-anonymous", rich_help_panel=_S3, help="Unsigned requests (public buckets).")]
+S3RequestPayerOpt = Annotated[str | None, typer.Option(
+    "--s3-request-payer", envvar="LAKESHIFT_S3_REQUEST_PAYER", rich_help_panel=_S3,
+    help="requester: read a requester-pays bucket (every S3 request says you pay).")]
 AzureAuthOpt = Annotated[str, typer.Option(
     "--azure-auth", envvar="LAKESHIFT_AZURE_AUTH", rich_help_panel=_AZ,
     help="auto, connection-string, key, sas, service-principal, cli, managed-identity.")]
@@ -99,6 +103,7 @@ _STORE_PARAMS: list[tuple[str, Any, Any]] = [
     ("aws_profile", AwsProfileOpt, None),
     ("aws_imds", AwsImdsOpt, False),
     ("s3_anonymous", S3AnonOpt, False),
+    ("s3_request_payer", S3RequestPayerOpt, None),
     ("azure_auth", AzureAuthOpt, "auto"),
     ("allow_http", AllowHttpOpt, False),
 ]

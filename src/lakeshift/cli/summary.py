@@ -28,6 +28,7 @@ def summary_dict(result: CopyResult, source: str, destination: str) -> dict[str,
         "bytes_transferred": s.bytes_transferred,
         "skipped_errors": s.skipped_errors,
         "skipped_by_reason": dict(sorted(s.skipped_by_reason.items())),
+        "failed_by_kind": dict(sorted(s.failed_by_kind.items())),
         "renamed": s.renamed,
         "throttled": s.throttled,
         "sources_deleted": s.sources_deleted,
@@ -64,7 +65,9 @@ def print_summary(result: CopyResult, source: str, destination: str, as_json: bo
         row(verb, d["copied"], d["copied_bytes"]),
         row("skipped", d["skipped"], d["skipped_bytes"]) + (
             f" ({skip_reasons(d['skipped_by_reason'])})" if d["skipped"] else ""),
-        row("failed", d["failed"], d["failed_bytes"]),
+        row("failed", d["failed"], d["failed_bytes"]) + (
+            " (" + ", ".join(f"{n} {kind}" for kind, n in d["failed_by_kind"].items()) + ")"
+            if d["failed"] else ""),
         f"  duration {d['duration_s']:>10.1f} s        " + (
             f"{human_bytes(d['throughput_bytes_per_s'])}/s, {d['objects_per_s']} objects/s"
             if d["copied"] else

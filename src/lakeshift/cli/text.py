@@ -26,6 +26,7 @@ _SKIP_ADJECTIVES = {
     "exists": "already at the destination (--overwrite never)",
     "missing": "missing at the source (--skip-errors)",
     "forbidden": "forbidden (--skip-errors)",
+    "archived": "archived, not restored (--skip-errors)",
 }
 _SKIP_NOUNS = {"folder-marker": "folder marker", "invalid-name": "invalid name"}
 

@@ -66,6 +66,9 @@ def verify(
     max_requests_per_second: MaxRpsOpt = None,
     max_bandwidth: MaxBandwidthOpt = None,
     adaptive: AdaptiveOpt = True,
+    check_times: Annotated[bool, typer.Option(
+        "--check-times", help="Also report objects whose kept original modification time "
+                              "(lakeshift_src_mtime; a local file's mtime) differs.")] = False,
     as_json: JsonOpt = False,
     store: StoreOptions = NO_STORE_OPTIONS,
 ) -> int:
@@ -77,7 +80,8 @@ def verify(
                         include=include or (), exclude=exclude or (),
                         invalid_names=invalid_names,
                         max_requests_per_second=max_requests_per_second,
-                        max_bandwidth=max_bandwidth, adaptive=adaptive, store_options=store)
+                        max_bandwidth=max_bandwidth, adaptive=adaptive,
+                        check_times=check_times, store_options=store)
     if as_json:
         json.dump(result.summary, sys.stdout, indent=2)
         print()
@@ -86,7 +90,9 @@ def verify(
     print(f"Verify {r.verified_what}{' (deep)' if r.deep else ''}: "
           f"{count(r.checked, 'object')} checked, {r.verified} verified by checksum; "
           f"{r.missing} missing, {r.extra} extra, {count(r.size, 'size mismatch')}, "
-          f"{count(r.checksum, 'checksum mismatch')}, {r.unverifiable} unverifiable; read "
+          f"{count(r.checksum, 'checksum mismatch')}, "
+          + (f"{count(r.times, 'time mismatch')}, " if check_times else "")
+          + f"{r.unverifiable} unverifiable; read "
           f"{human_bytes(r.bytes_read)} in {r.duration_s:.1f} s")
     for reason, n in r.unverifiable_reasons.items():
         print(f"  unverifiable ({n}): {reason}")

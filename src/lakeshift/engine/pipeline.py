@@ -65,7 +65,7 @@ from lakeshift.stores.registry import open_store
 
 T = TypeVar("T")
 MiB = 1024 * 1024
-SKIPPABLE = frozenset({"missing", "forbidden", "invalid-name"})
+SKIPPABLE = frozenset({"missing", "forbidden", "invalid-name", "archived"})
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,8 @@ class CopyOptions:
     dry_run: bool = False
     folder_markers: str = "skip"  # skip | keep
     retries: int = 6
-    #: Error kinds recorded and skipped instead of failing: missing, forbidden, invalid-name.
+    #: Error kinds recorded and skipped instead of failing: missing, forbidden, invalid-name,
+    #: archived.
     skip_errors: frozenset[str] = frozenset()
     #: What to do with names the destination cannot hold: fail, skip, encode.
     invalid_names: str = "fail"
@@ -191,6 +192,8 @@ class StatsCounter:
             else:
                 s.failed += 1
                 s.failed_bytes += event.size
+                kind = event.error_kind or "error"
+                s.failed_by_kind[kind] = s.failed_by_kind.get(kind, 0) + 1
                 if len(self.failures) < self.keep:
                     self.failures.append(Failure(event.key, event.error_kind or "error",
                                                  event.message or "", event.attempts))

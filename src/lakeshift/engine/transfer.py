@@ -21,7 +21,7 @@ from lakeshift.engine.slots import SlotPool
 from lakeshift.errors import IntegrityError, LakeshiftError, ThrottledError, TransientError
 from lakeshift.model import Data, ObjectInfo, ObjectProps
 from lakeshift.stores.base import ChecksumSource, RangeStream, Store
-from lakeshift.stores.props import FOLDER_KEY, SRC_ETAG_KEY
+from lakeshift.stores.props import FOLDER_KEY, SRC_ETAG_KEY, SRC_MTIME_KEY, format_time
 
 _HASH_IN_THREAD = 1 << 20
 #: Chunks of a streamed put: small enough to keep memory per stream low, large enough that
@@ -66,6 +66,12 @@ def _dest_props(props: ObjectProps, src: ObjectInfo) -> ObjectProps:
     meta = dict(props.metadata)
     if src.etag:
         meta[SRC_ETAG_KEY] = src.etag
+    # The original time: one the source itself kept from an earlier copy wins.
+    kept = (src.metadata or {}).get(SRC_MTIME_KEY) or meta.get(SRC_MTIME_KEY)
+    if kept:
+        meta[SRC_MTIME_KEY] = kept
+    elif src.last_modified is not None:
+        meta[SRC_MTIME_KEY] = format_time(src.last_modified)
     return replace(props, metadata=meta)
 
 

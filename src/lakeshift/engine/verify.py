@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -45,10 +46,11 @@ from lakeshift.plan.compare import outer_merge
 from lakeshift.plan.filters import NameFilter
 from lakeshift.plan.source import SourceSpec, destination_root, resolve_source
 from lakeshift.stores.base import Store, StoreConfig
+from lakeshift.stores.props import SRC_MTIME_KEY, format_time, parse_time
 from lakeshift.stores.registry import open_store
 
 MiB = 1024 * 1024
-KINDS = ("missing", "extra", "size", "checksum", "unverifiable")
+KINDS = ("missing", "extra", "size", "checksum", "time", "unverifiable")
 _PART_SIZES = [5, 8, 10, 15, 16, 25, 32, 50, 64, 100, 128, 256, 512]
 _MULTIPART = re.compile(r"^[0-9a-f]{32}-(\d+)$")
 
@@ -69,7 +71,7 @@ class VerifyResult:
 
     @property
     def differences(self) -> int:
-        return sum(self.counts[k] for k in ("missing", "extra", "size", "checksum"))
+        return sum(self.counts[k] for k in ("missing", "extra", "size", "checksum", "time"))
 
     @property
     def exit_code(self) -> int:
@@ -129,7 +131,9 @@ class VerifyOptions:
     adaptive: bool = True
     max_requests_per_second: float | None = None
     max_bandwidth: float | None = None  # bytes per second
-
+    #: Also report a destination whose kept original time (``lakeshift_src_mtime``, or a
+    #: local file's mtime) differs from the source's by a second or more.
+    check_times: bool = False
 
     def pacing(self) -> Pacing:
         """The run's pacing, as copy's (CopyOptions.pacing): one limiter per endpoint and
@@ -221,6 +225,8 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
                 maybe_extra.append(d)  # decided at the end, once every renaming is known
                 continue
             result.checked += 1
+            if opts.check_times and s is not None and d is not None:
+                await check_time(name, s, d)
             if s is None:
                 differ(name, "extra", None, d, detail="only at the destination")
             elif not settled_by_listing(name, s, d, "not at the destination"):
@@ -228,6 +234,28 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
                 yield name, s, d
         while renamed:
             yield renamed.pop()
+
+    async def check_time(name: str, s: ObjectInfo, d: ObjectInfo) -> None:
+        want = source_time(s)
+        if want is None:
+            return
+        meta = d.metadata or {}
+        if SRC_MTIME_KEY not in meta and not dst.capabilities.metadata_in_listing \
+                and not dst.capabilities.hierarchical:
+            # S3 destinations list no metadata: a HEAD shows it.
+            found = await retry(functools.partial(dst.exists, d.key), policy, dst_limit)
+            meta = (found.metadata or {}) if found is not None else {}
+        kept = meta.get(SRC_MTIME_KEY)
+        # A local destination keeps the time as the file's mtime.
+        got = parse_time(kept) if kept else (
+            d.last_modified if dst.capabilities.hierarchical and
+            not dst.capabilities.metadata_in_listing else None)
+        if got is None:
+            differ(name, "time", s, d, format_time(want), None,
+                   f"no {SRC_MTIME_KEY} at the destination")
+        elif abs((got - want).total_seconds()) >= 1:
+            differ(name, "time", s, d, format_time(want), format_time(got),
+                   "original modification time differs")
 
     async def prove(item: tuple[str, ObjectInfo, ObjectInfo | str]) -> None:
         """The per-object action: prove one pair equal, or record how it differs."""
@@ -296,6 +324,12 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
         if d.key not in renamed_to:
             result.checked += 1
             differ(d.key[len(root):], "extra", None, d, detail="only at the destination")
+
+
+def source_time(s: ObjectInfo) -> datetime | None:
+    """The time a copy of ``s`` keeps: the original one ``s`` itself kept, or its own."""
+    kept = parse_time((s.metadata or {}).get(SRC_MTIME_KEY))
+    return kept or s.last_modified
 
 
 def write_summary(path: Path, result: VerifyResult, extra: dict[str, Any]) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from lakeshift.model import Data, ObjectInfo, ObjectProps, ReadResult
 from lakeshift.urls import StoreURL
@@ -81,6 +81,9 @@ class StoreOptions:
     azure_auth: str = "auto"
     #: Allow plain HTTP to a host that is not loopback.
     allow_http: bool = False
+    #: "requester": every S3 request carries ``x-amz-request-payer: requester`` (the caller
+    #: pays a requester-pays bucket's requests and egress); None: not sent.
+    s3_request_payer: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +185,34 @@ class Writer(Protocol):
         it with its own.  An error raised by ``chunks`` propagates unchanged.  Only when
         ``capabilities.stream_put``."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class BucketFacts:
+    """Bucket settings a migration must know; None where unknown (no right to read them)."""
+
+    versioned: bool | None = None
+    requester_pays: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectDetails:
+    """What a HEAD of one object shows beyond the listing."""
+
+    metadata: dict[str, str]
+    #: Encrypted with a customer-provided key (SSE-C): unreadable without that key.
+    sse_customer: bool = False
+    #: For an archived object: its restore has finished and it can be read now.
+    restored: bool = False
+
+
+@runtime_checkable
+class Inspector(Protocol):
+    """A store that can say more about its bucket and objects than a listing does (S3)."""
+
+    async def bucket_facts(self) -> BucketFacts: ...
+
+    async def inspect(self, key: str) -> ObjectDetails: ...
 
 
 class Store(Lister, Reader, Writer, Protocol):

@@ -9,6 +9,7 @@ from typing import Any
 from obstore import exceptions as obx
 
 from lakeshift.errors import (
+    ArchivedError,
     AuthError,
     ChangedError,
     ForbiddenError,
@@ -51,6 +52,8 @@ def translate(exc: BaseException, what: str) -> LakeshiftError:
         return ChangedError(f"{what}: the source object changed during the copy")
     if isinstance(exc, FileNotFoundError | obx.NotFoundError):
         return NotFoundError(f"{what}: not found")
+    if any(c in text for c in ARCHIVED_CODES):
+        return ArchivedError(archived_message(what))
     if isinstance(exc, obx.UnauthenticatedError) or any(c in text for c in _AUTH_CODES):
         code = _code(text)
         detail = "" if code != "403" else f": {first[:200]}"
@@ -69,6 +72,16 @@ def translate(exc: BaseException, what: str) -> LakeshiftError:
         return NotFoundError(f"{what}: not found")
     return TransientError(f"{what}: {first[:300]}") if status == 408 else \
         LakeshiftError(f"{what}: {first[:300]}")
+
+
+#: What S3 (InvalidObjectState: GLACIER / DEEP_ARCHIVE not restored) and Azure (BlobArchived:
+#: Archive tier) answer a read of an archived object.
+ARCHIVED_CODES = ("InvalidObjectState", "BlobArchived")
+
+
+def archived_message(what: str) -> str:
+    return (f"{what}: archived (storage class or tier needs a restore before it can be "
+            "read); restore it, or pass --skip-errors archived to record and skip it")
 
 
 def _code(text: str) -> str:

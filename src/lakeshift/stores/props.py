@@ -19,11 +19,16 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from lakeshift.model import ObjectProps
 
 SRC_ETAG_KEY = "lakeshift_src_etag"
+#: The source object's original modification time (S3 LastModified, a local file's mtime,
+#: a Gen1/HDFS modificationTime), kept on every copy: RFC 3339 UTC, microseconds
+#: (``2024-05-01T12:34:56.123456Z``).  A copy of a copy keeps the first original.
+SRC_MTIME_KEY = "lakeshift_src_mtime"
 FOLDER_KEY = "hdi_isfolder"
 
 _STANDARD = {
@@ -34,6 +39,24 @@ _STANDARD = {
     "Content-Language": "content_language",
 }
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def format_time(when: datetime) -> str:
+    """``when`` as SRC_MTIME_KEY holds it (a naive datetime is taken as UTC)."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """A SRC_MTIME_KEY value back as an aware UTC datetime; None when it is not one."""
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def unquote_etag(etag: str | None) -> str | None:

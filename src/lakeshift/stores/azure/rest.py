@@ -30,6 +30,7 @@ from urllib.parse import quote, unquote, urlencode, urlsplit
 from yarl import URL
 
 from lakeshift.errors import (
+    ArchivedError,
     AuthError,
     ForbiddenError,
     IntegrityError,
@@ -159,6 +160,9 @@ def status_error(status: int, code: str, what: str, retry_after: str | None = No
             return ForbiddenError(f"{what}: the service refused this request ({code}{ref})")
         return AuthError(f"{what}: Azure credentials rejected ({code}): check "
                          "AZURE_STORAGE_CONNECTION_STRING / AZURE_STORAGE_ACCOUNT_KEY / the SAS")
+    if code == "BlobArchived":
+        return ArchivedError(f"{what}: archived (Archive tier): rehydrate it to Hot or Cool, "
+                             "or pass --skip-errors archived to record and skip it")
     if code == "ContainerNotFound":
         return UsageError(f"{what}: container/filesystem does not exist: create it or fix the URL")
     if status == 404:
@@ -248,15 +252,16 @@ def _blob_info(el: ET.Element) -> ObjectInfo:
     m = el.find("Metadata")
     meta = {c.tag: c.text or "" for c in m} if m is not None else {}
     return _object_info(_name(el), prop.get("Content-Length"), prop.get("Last-Modified"),
-                        prop.get("Etag"), prop.get("Content-MD5"), meta)
+                        prop.get("Etag"), prop.get("Content-MD5"), meta,
+                        prop.get("AccessTier") or None)
 
 
 def _object_info(key: str, length: str | None, modified: str | None, etag: str | None,
-                 md5: str | None, meta: dict[str, str]) -> ObjectInfo:
+                 md5: str | None, meta: dict[str, str], tier: str | None = None) -> ObjectInfo:
     return ObjectInfo(key, int(length or 0),
                       parsedate_to_datetime(modified) if modified else None,
                       unquote_etag(etag), base64.b64decode(md5) if md5 else None,
-                      meta.get(FOLDER_KEY, "").lower() == "true", meta)
+                      meta.get(FOLDER_KEY, "").lower() == "true", meta, tier)
 
 
 #: The pieces a whole object or block is handed to aiohttp in (views, no copies): each is a

@@ -33,7 +33,7 @@ from lakeshift.errors import (
 )
 from lakeshift.model import Data, ObjectInfo, ObjectProps, ReadResult
 from lakeshift.stores.base import BlockUpload, Capabilities, Page, StoreConfig
-from lakeshift.stores.props import SRC_ETAG_KEY
+from lakeshift.stores.props import SRC_ETAG_KEY, SRC_MTIME_KEY, parse_time
 
 CAPABILITIES = Capabilities(
     list_start_after=True, content_md5=True, hierarchical=True, acls=False,
@@ -266,6 +266,8 @@ class _LocalUpload:
     def __init__(self, final: str, size: int, props: ObjectProps) -> None:
         self.final = final
         self.src_etag = props.metadata.get(SRC_ETAG_KEY)
+        #: The source's original time, given to the file as its mtime.
+        self.mtime = parse_time(props.metadata.get(SRC_MTIME_KEY))
         parent = os.path.dirname(final)
         if os.path.isfile(parent):
             raise InvalidNameError(f"cannot create directory {parent}: a file has that name")
@@ -285,6 +287,9 @@ class _LocalUpload:
 
     def finish(self, md5: bytes | None) -> None:
         os.close(self.fd)
+        if self.mtime is not None:
+            ns = _ns(self.mtime)
+            os.utime(self.tmp, ns=(ns, ns))
         if os.path.isdir(self.final):
             os.remove(self.tmp)
             raise InvalidNameError(f"cannot write {self.final}: a directory has that name")
@@ -317,6 +322,12 @@ def _write_whole(final: str, data: Data, props: ObjectProps, md5: bytes) -> None
     up.finish(md5)
 
 
+def _ns(when: datetime) -> int:
+    """Nanoseconds since the epoch, exactly (no float rounding of the microseconds)."""
+    delta = when - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 10**9 + delta.microseconds * 1000
+
+
 def _record(path: str, md5: bytes, src_etag: str | None) -> None:
     """Remember the MD5 (and source ETag) of the file just written, for as long as its size
     and mtime stay as they are now."""
@@ -345,8 +356,13 @@ def _info(key: str, st: os.stat_result, path: str) -> ObjectInfo:
                 md5 = None
             if md5 is not None and fields[4] != "-":
                 meta[SRC_ETAG_KEY] = fields[4]
-    return ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC),
-                      local_etag(st), md5, False, meta)
+    return ObjectInfo(key, st.st_size, _mtime(st), local_etag(st), md5, False, meta)
+
+
+def _mtime(st: os.stat_result) -> datetime:
+    """The file's mtime to the microsecond, from the exact nanoseconds (not the float)."""
+    seconds, ns = divmod(st.st_mtime_ns, 10**9)
+    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=ns // 1000)
 
 
 def _walk(root: str, folder: str, name_prefix: str, start_after: str | None,

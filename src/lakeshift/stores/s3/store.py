@@ -18,6 +18,7 @@ import obstore
 from obstore.store import S3Store as _ObS3
 
 from lakeshift.errors import (
+    ArchivedError,
     AuthError,
     ChangedError,
     ForbiddenError,
@@ -29,9 +30,23 @@ from lakeshift.errors import (
 )
 from lakeshift.model import Data, ObjectInfo, ObjectProps, ReadResult
 from lakeshift.redact import redact
-from lakeshift.stores.base import BlockUpload, Capabilities, Page, SourceChecksum, StoreConfig
+from lakeshift.stores.base import (
+    BlockUpload,
+    BucketFacts,
+    Capabilities,
+    ObjectDetails,
+    Page,
+    SourceChecksum,
+    StoreConfig,
+)
 from lakeshift.stores.http import check_http
-from lakeshift.stores.obstore_common import RETRY_CONFIG, client_options, translate
+from lakeshift.stores.obstore_common import (
+    ARCHIVED_CODES,
+    RETRY_CONFIG,
+    archived_message,
+    client_options,
+    translate,
+)
 from lakeshift.stores.obstore_stream import ObstoreRange, open_range
 from lakeshift.stores.obstore_stream import read as obstore_read
 from lakeshift.stores.props import attributes_from_props, unquote_etag
@@ -62,6 +77,7 @@ class S3Store:
         self.settings = aws_auth.resolve(config.options)
         self.http = bool(self.settings.endpoint) and check_http(
             self.settings.endpoint or "", config.options.allow_http)
+        self.request_payer = request_payer(config.options.s3_request_payer)
 
     @cached_property
     def _ob(self) -> Any:
@@ -71,6 +87,8 @@ class S3Store:
             kw["virtual_hosted_style_request"] = False
         if self.settings.credentials is None:
             kw["skip_signature"] = True
+        if self.request_payer:
+            kw["request_payer"] = True
         return _ObS3(self.bucket, client_options=client_options(self.http),
                      retry_config=RETRY_CONFIG,
                      credential_provider=aws_auth.obstore_provider(self.settings), **kw)
@@ -90,7 +108,12 @@ class S3Store:
 
             kw["config"] = cfg.merge(Config(signature_version=UNSIGNED))
         # The session's resolver already had the instance-metadata provider removed.
-        return self.settings.session.create_client("s3", **kw)
+        client = self.settings.session.create_client("s3", **kw)
+        if self.request_payer:
+            # Every request, whatever the operation (ListObjectsV2, HEAD, GET, the bucket
+            # settings): added before signing, so it is signed with the rest.
+            client.meta.events.register("before-sign.s3", _add_request_payer)
+        return client
 
     # -- listing -------------------------------------------------------------------
 
@@ -128,6 +151,47 @@ class S3Store:
                     [p["Prefix"] for p in resp.get("CommonPrefixes", ())],
                     resp.get("NextContinuationToken") if resp.get("IsTruncated") else None)
 
+    async def bucket_facts(self) -> BucketFacts:
+        """Versioning and request payment, each None when it cannot be read."""
+
+        async def status(op: str, field: str) -> str | None:
+            try:
+                resp = await asyncio.to_thread(self._call, op, {"Bucket": self.bucket}, "")
+            except (AuthError, UsageError):
+                raise
+            except LakeshiftError:
+                return None
+            return str(resp.get(field) or "")
+
+        versioning = await status("get_bucket_versioning", "Status")
+        payer = await status("get_bucket_request_payment", "Payer")
+        return BucketFacts(None if versioning is None else versioning in ("Enabled",
+                                                                           "Suspended"),
+                           None if payer is None else payer == "Requester")
+
+    async def inspect(self, key: str) -> ObjectDetails:
+        """A HEAD of ``key``.  S3 refuses a HEAD of an SSE-C object without its key with a
+        bare 400; an S3-compatible store may instead answer with the
+        ``x-amz-server-side-encryption-customer-algorithm`` header.  Either is SSE-C."""
+        import botocore.exceptions as bex
+
+        def head() -> dict[str, Any] | None:
+            try:
+                return dict(self._boto.head_object(Bucket=self.bucket, Key=key))
+            except bex.ClientError as e:
+                status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                if status == 400:
+                    return None
+            return dict(self._call("head_object", {"Bucket": self.bucket, "Key": key}, key))
+
+        resp = await asyncio.to_thread(head)
+        if resp is None:
+            return ObjectDetails({}, sse_customer=True)
+        restore = str(resp.get("Restore") or "")
+        return ObjectDetails(dict(resp.get("Metadata") or {}),
+                             bool(resp.get("SSECustomerAlgorithm")),
+                             'ongoing-request="false"' in restore)
+
     def _call(self, op: str, kw: dict[str, Any], what: str) -> Any:
         import botocore.exceptions as bex
         import urllib3.exceptions
@@ -136,7 +200,13 @@ class S3Store:
         try:
             return getattr(self._boto, op)(**kw)
         except bex.ClientError as e:
-            raise _boto_error(e, f"s3://{self.bucket}/{what}") from None
+            err = _boto_error(e, f"s3://{self.bucket}/{what}")
+            if isinstance(err, ForbiddenError) and not self.request_payer and \
+                    op == "list_objects_v2" and self._pays_requester():
+                raise UsageError(f"s3://{self.bucket} is a requester-pays bucket: pass "
+                                 "--s3-request-payer requester (you then pay for its "
+                                 "requests and data transfer)") from None
+            raise err from None
         except bex.NoCredentialsError as e:
             raise AuthError(f"no AWS credentials: {e}") from None
         except (bex.HTTPClientError, bex.ConnectionError, bex.IncompleteReadError,
@@ -145,6 +215,18 @@ class S3Store:
             # request can be sent again (engine/retry.py).
             raise TransientError(redact(f"s3://{self.bucket}/{what}: {type(e).__name__}: "
                                         f"{str(e)[:200]}")) from None
+
+    def _pays_requester(self) -> bool:
+        """After a listing was refused: whether the same listing succeeds when the caller
+        accepts the charges (so the refusal was the bucket's request payment setting)."""
+        import botocore.exceptions as bex
+
+        try:
+            self._boto.list_objects_v2(Bucket=self.bucket, MaxKeys=1,
+                                       RequestPayer="requester")
+        except (bex.BotoCoreError, bex.ClientError):
+            return False
+        return True
 
     async def check_source(self) -> None:
         # ListObjectsV2 rather than HeadBucket: a HEAD error has no body, so a wrong key
@@ -300,6 +382,22 @@ class S3Store:
             self._boto.close()
 
 
+REQUEST_PAYER_CHOICES = ("requester",)
+
+
+def request_payer(value: str | None) -> bool:
+    """--s3-request-payer: "requester" or nothing."""
+    if value in (None, ""):
+        return False
+    if value not in REQUEST_PAYER_CHOICES:
+        raise UsageError(f"--s3-request-payer {value!r}: the only value is requester")
+    return True
+
+
+def _add_request_payer(request: Any, **_: Any) -> None:
+    request.headers["x-amz-request-payer"] = "requester"
+
+
 class _SequentialUpload:
     """S3 multipart through obstore's writer: bytes must arrive in order, so each block
     waits until everything before its offset is written (its predecessors already hold
@@ -415,13 +513,21 @@ def _info(o: dict[str, Any], etag_md5: bool) -> ObjectInfo:
     key = o["Key"]
     return ObjectInfo(key, int(o["Size"]), o.get("LastModified"), etag,
                       _md5_from_etag(etag) if etag_md5 else None,
-                      key.endswith("/") and int(o["Size"]) == 0)
+                      key.endswith("/") and int(o["Size"]) == 0,
+                      storage_class=_readable_class(o))
+
+
+def _readable_class(o: dict[str, Any]) -> str:
+    """The listing's StorageClass (STANDARD when absent: some S3-compatible stores omit it)."""
+    return str(o.get("StorageClass") or "STANDARD")
 
 
 def _boto_error(e: Any, what: str) -> LakeshiftError:
     err = e.response.get("Error", {})
     code = str(err.get("Code", ""))
     status = int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    if code in ARCHIVED_CODES:
+        return ArchivedError(archived_message(what))
     if code in ("NoSuchBucket",):
         return UsageError(f"{what}: bucket does not exist: create it or fix the URL")
     if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"):

@@ -1,0 +1,134 @@
+"""``lakeshift scan``: what a migration would meet, before it starts.  Calls
+``lakeshift.api.scan`` and renders its result as text or JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from lakeshift import api
+from lakeshift.cli.options import NO_STORE_OPTIONS, BlockSizeOpt, JsonOpt, with_store_options
+from lakeshift.cli.sizes import human_bytes
+from lakeshift.cli.text import count
+from lakeshift.model import ScanResult
+
+HELP = """Scan SRC before migrating it: objects and bytes by top-level prefix and storage
+class; what cannot be copied as it is (archived objects, names the destination rejects,
+colliding metadata keys, SSE-C objects, file/folder collisions, folder markers, empty
+folders); versioning and requester-pays; the cost and duration of the copy.
+
+One listing, as copy lists; a HEAD for the first --sample objects only (--head-all: every
+one). With DST, a small sample is copied to a temporary prefix of DST to time it, then
+removed: a scan writes nothing else."""
+EPILOG = """Examples:
+
+  lakeshift scan s3://my-bucket/raw/
+
+  lakeshift scan s3://my-bucket/raw/ abfss://lake@acct.dfs.core.windows.net/raw/ --json
+
+  lakeshift scan s3://my-bucket/ --prices my-prices.toml --head-all
+"""
+
+#: How a finding reads after its count.
+_FINDING_TEXT = {
+    "archived": "archived, not restored",
+    "archived-restored": "archived and restored (copy as they are)",
+    "invalid-name": "names the destination rejects",
+    "metadata-collision": "metadata keys that collide once encoded",
+    "sse-c": "SSE-C encrypted (need the customer's key)",
+    "file-folder-collision": "file/folder collisions",
+    "folder-marker": "folder markers",
+    "empty-folder": "empty folders",
+    "unknown-storage-class": "in an unknown storage class",
+}
+
+
+@with_store_options
+def scan(
+    src: Annotated[str, typer.Argument(help="Source: s3://bucket/prefix, az://container/path, "
+                                            "or a local path.", show_default=False)],
+    dst: Annotated[str | None, typer.Argument(
+        help="Destination (optional): names are checked against it, and a calibration copy "
+             "times it.", show_default=False)] = None,
+    prices: Annotated[Path | None, typer.Option(
+        "--prices", help="A TOML price table over the shipped one (layout: "
+                         "lakeshift/data/prices.toml).")] = None,
+    sample: Annotated[int, typer.Option(
+        "--sample", help="HEAD this many objects (SSE-C, metadata keys, restores).")] = 100,
+    head_all: Annotated[bool, typer.Option(
+        "--head-all", help="HEAD every object (one request each).")] = False,
+    block_size: BlockSizeOpt = "8MiB",
+    calibrate: Annotated[bool, typer.Option(
+        "--calibrate/--no-calibrate", help="With DST: time a small sample copy (removed "
+                                           "after).")] = True,
+    as_json: JsonOpt = False,
+    store: api.StoreOptions = NO_STORE_OPTIONS,
+) -> int:
+    result = api.scan(src, dst, prices=prices, sample=sample, head_all=head_all,
+                      block_size=block_size, calibrate=calibrate, store_options=store)
+    if as_json:
+        json.dump(scan_dict(result), sys.stdout, indent=2)
+        print()
+    else:
+        print("\n".join(scan_lines(result)), flush=True)
+    return 0
+
+
+def scan_dict(result: ScanResult) -> dict[str, Any]:
+    d = dataclasses.asdict(result)
+    d["duration"]["hours"] = round(result.duration.seconds / 3600, 2)
+    return d
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def scan_lines(r: ScanResult) -> list[str]:
+    lines = [f"Scan: {r.source}" + (f" → {r.destination}" if r.destination else ""),
+             f"  {count(r.objects, 'object')}, {human_bytes(r.bytes)}; "
+             f"{count(r.listing_requests, 'listing request')}, "
+             f"{count(r.head_requests, 'HEAD request')}"]
+    lines.append("  by top-level prefix:")
+    for g in sorted(r.by_prefix, key=lambda g: -g.bytes)[:20]:
+        lines.append(f"    {g.name:<30} {g.objects:>10}  {human_bytes(g.bytes):>10}")
+    if len(r.by_prefix) > 20:
+        lines.append(f"    … {len(r.by_prefix) - 20} more in --json")
+    lines.append("  by storage class:")
+    for g in r.by_storage_class:
+        lines.append(f"    {g.name:<30} {g.objects:>10}  {human_bytes(g.bytes):>10}")
+    lines.append(f"  versioned: {_yes(r.versioned)}; requester-pays: {_yes(r.requester_pays)}")
+    if r.findings:
+        lines.append("  cannot be copied as they are:")
+    else:
+        lines.append("  nothing found that cannot be copied as it is")
+    for f in r.findings:
+        lines.append(f"    {f.objects} {_FINDING_TEXT.get(f.kind, f.kind)} "
+                     f"({human_bytes(f.bytes)}; checked by {f.checked_by})")
+        for ex in f.examples:
+            lines.append(f"      {ex}")
+        lines.append(f"      → {f.advice}")
+    c = r.cost
+    lines.append(f"  cost estimate: {c.total:,.2f} {c.currency} (prices for {c.region}, "
+                 f"as of {c.date}; {c.price_file})")
+    for ln in c.lines:
+        qty = f"{ln.quantity:,.2f}" if ln.unit == "GB" else f"{ln.quantity:,.0f}"
+        lines.append(f"    {ln.what:<44} {qty:>14} {ln.unit:<10} {ln.amount:>10,.2f}")
+    d = r.duration
+    lines.append(f"  duration estimate: {_duration(d.seconds)} ({d.method}: {d.detail})")
+    for note in r.notes:
+        lines.append(f"  note: {note}")
+    return lines
+
+
+def _yes(value: bool | None) -> str:
+    return "unknown" if value is None else "yes" if value else "no"

@@ -1,0 +1,397 @@
+"""``scan``: what a migration of a source would meet, before it starts.
+
+One streamed listing, exactly as ``copy`` and ``plan`` list (``engine/listing.py`` under
+retry, the source root resolved by ``plan/source.py``).  Memory stays flat however many keys
+there are: counters, at most ``MAX_PREFIXES`` top-level prefixes, the first ``EXAMPLES``
+keys of each finding, the file names that are prefixes of what comes next (the collision
+tracker), a bounded set of HEADs in flight, and the calibration sample.
+
+Checked by the listing, for every object: sizes, storage classes (archived or not), names
+the destination rejects, file/folder collisions, folder markers and empty folders, metadata
+when the listing carries it (Azure).  Checked by a HEAD, for the first ``sample`` objects
+and every archived one up to that many (or for every object with ``head_all``): SSE-C,
+metadata keys that collide once encoded for Azure, whether an archived object was restored.
+
+With a destination, a calibration copies a small sample of readable objects to a temporary
+prefix of it (``.lakeshift-scan-<random>/``), times it, and deletes what it wrote: that is
+all a scan writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from lakeshift.engine.events import EventBus
+from lakeshift.engine.listing import list_pages
+from lakeshift.engine.pipeline import check_reachable
+from lakeshift.engine.retry import RetryPolicy, retry
+from lakeshift.engine.slots import SlotPool
+from lakeshift.engine.transfer import TransferContext, copy_object
+from lakeshift.errors import LakeshiftError, UsageError
+from lakeshift.model import (
+    DurationEstimate,
+    ObjectInfo,
+    ScanFinding,
+    ScanGroup,
+    ScanResult,
+)
+from lakeshift.plan.names import CollisionTracker, encode, problem
+from lakeshift.plan.prices import GB, PriceTable, Traffic, estimate, write_operations
+from lakeshift.plan.source import destination_root, resolve_source
+from lakeshift.stores.base import Inspector, ObjectDetails, Store, StoreConfig
+from lakeshift.stores.props import FOLDER_KEY, encode_metadata_name
+from lakeshift.stores.registry import open_store
+
+MiB = 1024 * 1024
+MAX_PREFIXES = 1000
+EXAMPLES = 5
+#: Without a destination to calibrate against: a stated rate.
+DEFAULT_BYTES_PER_S = 50 * MiB
+DEFAULT_OBJECTS_PER_S = 100.0
+#: The calibration sample: at most this many objects, bytes, and bytes per object.
+SAMPLE_OBJECTS = 32
+SAMPLE_BYTES = 64 * MiB
+SAMPLE_OBJECT_MAX = 16 * MiB
+CALIBRATION_CONCURRENCY = 8
+#: The S3 client keeps 4 connections (stores/s3/store.py): more in flight only queue.
+HEAD_CONCURRENCY = 4
+#: Metadata names with a meaning at the destination: ADLS Gen2 takes a blob with
+#: ``hdi_isfolder`` for a folder.  (lakeshift's own ``lakeshift_*`` keys are not: a source
+#: that has them was written by lakeshift, and they are carried on as intended.)
+RESERVED_METADATA = frozenset({FOLDER_KEY})
+
+ADVICE = {
+    "archived": "restore them first (S3 RestoreObject / Azure rehydrate), or copy with "
+                "--skip-errors archived to record and skip them",
+    "invalid-name": "copy with --invalid-names encode (the example shows the new name) or "
+                    "skip",
+    "metadata-collision": "rename the metadata keys at the source; otherwise one value "
+                          "replaces the other at the destination",
+    "sse-c": "SSE-C objects need the customer's key to be read: re-encrypt them with SSE-S3 "
+             "or SSE-KMS first, or exclude them",
+    "file-folder-collision": "a hierarchical destination cannot hold both: --invalid-names "
+                             "encode renames the deeper one (a%2Fb)",
+    "folder-marker": "skipped by default; --folder-markers keep writes them as folder blobs",
+    "empty-folder": "an empty folder holds no object: it is only kept with --folder-markers "
+                    "keep",
+    "unknown-storage-class": "not in the price table: treated as readable and priced as "
+                             "STANDARD; add it to a --prices file",
+}
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    sample: int = 100
+    head_all: bool = False
+    block_size: int = 8 * MiB
+    calibrate: bool = True
+
+
+@dataclass
+class _Finding:
+    objects: int = 0
+    bytes: int = 0
+    examples: list[str] = field(default_factory=list)
+
+    def add(self, example: str, size: int) -> None:
+        self.objects += 1
+        self.bytes += size
+        if len(self.examples) < EXAMPLES:
+            self.examples.append(example)
+
+
+class _Tally:
+    """Every counter of a scan (flat memory: bounded by the constants above)."""
+
+    def __init__(self) -> None:
+        self.objects = 0
+        self.bytes = 0
+        self.prefixes: dict[str, list[int]] = {}
+        self.classes: dict[str, list[int]] = {}
+        self.findings: dict[str, _Finding] = {}
+        self.heads = 0
+        self.retrieval_gb = 0.0
+        self.retrieval_cost = 0.0
+
+    def finding(self, kind: str) -> _Finding:
+        return self.findings.setdefault(kind, _Finding())
+
+    def group(self, table: dict[str, list[int]], name: str, size: int) -> None:
+        if name not in table and len(table) >= MAX_PREFIXES:
+            name = "(other)"
+        row = table.setdefault(name, [0, 0])
+        row[0] += 1
+        row[1] += size
+
+
+def _top_prefix(rel: str) -> str:
+    head, sep, _ = rel.partition("/")
+    return head + "/" if sep else "(root)"
+
+
+def _metadata_collisions(meta: dict[str, str]) -> list[str]:
+    """Metadata keys that collide once encoded for Azure: two keys whose encoded names are
+    equal (Azure names ignore case), or a key that encodes to a name with a meaning there."""
+    seen: dict[str, str] = {}
+    hits = []
+    for key in sorted(meta):
+        enc = encode_metadata_name(key).lower()
+        if enc in RESERVED_METADATA:
+            hits.append(f"{key} (ADLS Gen2 reads {enc} as the folder flag)")
+        elif enc in seen:
+            hits.append(f"{seen[enc]} / {key} (both {enc})")
+        seen.setdefault(enc, key)
+    return hits
+
+
+async def scan_async(source: StoreConfig, destination: StoreConfig | None,
+                     prices: PriceTable, opts: ScanOptions = ScanOptions()) -> ScanResult:
+    src = open_store(source)
+    dst = open_store(destination) if destination is not None else None
+    policy = RetryPolicy()
+    try:
+        await check_reachable(src.check_source, "source", policy)
+        spec = await resolve_source(src)
+        tally = _Tally()
+        notes: list[str] = []
+        facts = await src.bucket_facts() if isinstance(src, Inspector) else None
+        hierarchical = dst.capabilities.hierarchical if dst is not None else True
+        if dst is None:
+            notes.append("names checked against ADLS Gen2 (hierarchical) rules: no "
+                         "destination given")
+        sample: list[ObjectInfo] = []
+        sample_bytes = 0
+        collisions = CollisionTracker() if hierarchical else None
+        open_marker: str | None = None
+        pages = 0
+        heads: set[asyncio.Task[None]] = set()
+        head_slots = asyncio.Semaphore(HEAD_CONCURRENCY)
+        inspector = src if isinstance(src, Inspector) else None
+
+        async def head(inspector: Inspector, obj: ObjectInfo, rel: str,
+                       archived: bool) -> None:
+            try:
+                details: ObjectDetails = await retry(lambda: inspector.inspect(obj.key),
+                                                     policy)
+            except LakeshiftError as e:
+                if isinstance(e, UsageError) or e.exit_code in (2, 3):
+                    raise
+                return
+            finally:
+                head_slots.release()
+            if details.sse_customer:
+                tally.finding("sse-c").add(rel, obj.size)
+            for hit in _metadata_collisions(details.metadata):
+                tally.finding("metadata-collision").add(f"{rel}: {hit}", obj.size)
+            if archived and details.restored:
+                f = tally.finding("archived")
+                f.objects -= 1
+                f.bytes -= obj.size
+                tally.finding("archived-restored").add(rel, obj.size)
+
+        async for page in list_pages(src, spec.listing_prefix(), spec.start_after, policy):
+            pages += 1
+            for obj in page:
+                if not spec.takes(obj.key):
+                    continue
+                rel = spec.rel(obj.key)
+                tally.objects += 1
+                tally.bytes += obj.size
+                tally.group(tally.prefixes, _top_prefix(rel), obj.size)
+                cls = obj.storage_class or "(none)"
+                tally.group(tally.classes, cls, obj.size)
+                price = prices.storage_class(cls) if obj.storage_class else None
+                if obj.storage_class and price is None:
+                    tally.finding("unknown-storage-class").add(f"{rel} ({cls})", obj.size)
+                archived = price is not None and price.archived
+                if archived:
+                    tally.finding("archived").add(f"{rel} ({cls})", obj.size)
+                elif price is not None and price.retrieval_per_gb:
+                    tally.retrieval_gb += obj.size / GB
+                    tally.retrieval_cost += obj.size / GB * price.retrieval_per_gb
+                if open_marker is not None and not obj.key.startswith(open_marker):
+                    tally.finding("empty-folder").add(spec.rel(open_marker), 0)
+                open_marker = None
+                if obj.is_dir_marker:
+                    tally.finding("folder-marker").add(rel, obj.size)
+                    open_marker = obj.key
+                    continue
+                bad = problem(rel)
+                if bad is not None:
+                    enc = encode(rel)
+                    tally.finding("invalid-name").add(
+                        f"{rel!r} ({bad.rule}) → {enc!r}" if enc else
+                        f"{rel!r} ({bad.rule}) → cannot be encoded", obj.size)
+                elif collisions is not None:
+                    hit = collisions.check(rel)
+                    if hit is not None:
+                        tally.finding("file-folder-collision").add(
+                            f"{hit} (file) / {rel}", obj.size)
+                for key in _metadata_collisions(dict(obj.metadata or {})):
+                    tally.finding("metadata-collision").add(f"{rel}: {key}", obj.size)
+                if inspector is not None and (opts.head_all or tally.heads < opts.sample):
+                    tally.heads += 1
+                    await head_slots.acquire()
+                    task = asyncio.create_task(head(inspector, obj, rel, archived))
+                    heads.add(task)
+                    task.add_done_callback(heads.discard)
+                if (dst is not None and not archived and bad is None
+                        and len(sample) < SAMPLE_OBJECTS
+                        and obj.size <= SAMPLE_OBJECT_MAX
+                        and sample_bytes + obj.size <= SAMPLE_BYTES):
+                    sample.append(obj)
+                    sample_bytes += obj.size
+        if open_marker is not None:
+            tally.finding("empty-folder").add(spec.rel(open_marker), 0)
+        if heads:
+            await asyncio.gather(*heads)
+        if tally.objects == 0:
+            raise UsageError(f"nothing to scan under {src.url.display()}: the prefix is "
+                             "empty (check the URL; a folder needs its trailing /)")
+        duration = await _duration(src, dst, sample, tally, opts, policy, notes)
+        return _result(source, destination, src, dst, tally, pages, facts, prices, opts,
+                       duration, notes)
+    finally:
+        await asyncio.gather(src.close(), *([dst.close()] if dst else []),
+                             return_exceptions=True)
+
+
+def _result(source: StoreConfig, destination: StoreConfig | None, src: Store,
+            dst: Store | None, tally: _Tally, pages: int, facts: object, prices: PriceTable,
+            opts: ScanOptions, duration: DurationEstimate, notes: list[str]) -> ScanResult:
+    from lakeshift.stores.base import BucketFacts
+
+    bf = facts if isinstance(facts, BucketFacts) else BucketFacts()
+    if bf.versioned:
+        notes.append("the bucket is versioned: only current versions are copied (older "
+                     "versions and delete markers stay behind)")
+    if bf.requester_pays:
+        notes.append("the bucket is requester-pays: copy with --s3-request-payer requester "
+                     "(you pay its requests and egress)")
+    headed = (f"HEAD of every object ({tally.heads})" if opts.head_all
+              else f"HEAD of the first {tally.heads} objects")
+    by_head = {"sse-c", "archived-restored"}
+    findings = []
+    order = ["archived", "archived-restored", "invalid-name", "metadata-collision", "sse-c",
+             "file-folder-collision", "folder-marker", "empty-folder",
+             "unknown-storage-class"]
+    for kind in order:
+        f = tally.findings.get(kind)
+        if f is None or f.objects <= 0:
+            continue
+        checked = headed if kind in by_head else "listing"
+        if kind == "metadata-collision":
+            checked = "listing" if src.capabilities.metadata_in_listing else headed
+        advice = ADVICE.get(kind, "restored: these copy as they are")
+        findings.append(ScanFinding(kind, f.objects, f.bytes, tuple(f.examples), checked,
+                                    advice))
+    if isinstance(src, Inspector) and not opts.head_all and tally.heads < tally.objects:
+        notes.append(f"SSE-C, metadata keys and restores were checked by HEAD on "
+                     f"{tally.heads} of {tally.objects} objects (--head-all checks every one)")
+    traffic = _traffic(src, dst, tally, pages, prices, opts)
+    cost = estimate(prices, src.url.scheme if src.url.scheme != "file" else "local",
+                    _dest_kind(dst), traffic)
+    return ScanResult(
+        source=source.url.display(),
+        destination=destination.url.display() if destination else None,
+        objects=tally.objects, bytes=tally.bytes,
+        by_prefix=tuple(ScanGroup(k, v[0], v[1]) for k, v in tally.prefixes.items()),
+        by_storage_class=tuple(ScanGroup(k, v[0], v[1])
+                               for k, v in sorted(tally.classes.items())),
+        findings=tuple(findings), versioned=bf.versioned, requester_pays=bf.requester_pays,
+        cost=cost, duration=duration, listing_requests=pages, head_requests=tally.heads,
+        notes=tuple(notes))
+
+
+def _dest_kind(dst: Store | None) -> str:
+    if dst is None:
+        return "azure"
+    return {"file": "local", "azure": "azure", "s3": "s3"}.get(dst.url.scheme, "azure")
+
+
+def _traffic(src: Store, dst: Store | None, tally: _Tally, pages: int, prices: PriceTable,
+             opts: ScanOptions) -> Traffic:
+    """Requests a copy would make: the listing's pages again, a GET per object (or per block
+    of a large one), and the destination's billed write operations — estimated from the
+    average object size, since sizes are not kept."""
+    dest = prices.destination.get(_dest_kind(dst), {})
+    unit = int(dest.get("write_unit_bytes", 0))
+    n = tally.objects
+    avg = tally.bytes / n if n else 0
+    reads = n if avg <= opts.block_size else n * math.ceil(avg / opts.block_size)
+    writes = n * write_operations(int(avg), opts.block_size, unit) if n else 0
+    return Traffic(objects=n, bytes=tally.bytes, list_requests=pages, read_requests=reads,
+                   write_ops=writes, retrieval_gb=tally.retrieval_gb,
+                   retrieval_cost=tally.retrieval_cost)
+
+
+async def _duration(src: Store, dst: Store | None, sample: list[ObjectInfo],
+                    tally: _Tally, opts: ScanOptions, policy: RetryPolicy,
+                    notes: list[str]) -> DurationEstimate:
+    default = DurationEstimate(
+        max(tally.bytes / DEFAULT_BYTES_PER_S, tally.objects / DEFAULT_OBJECTS_PER_S),
+        "default rate", DEFAULT_BYTES_PER_S, DEFAULT_OBJECTS_PER_S,
+        detail=f"at a stated default of {DEFAULT_BYTES_PER_S // MiB} MiB/s and "
+               f"{DEFAULT_OBJECTS_PER_S:.0f} objects/s, whichever takes longer")
+    if dst is None or not opts.calibrate:
+        return default
+    if not sample:
+        notes.append("no readable object small enough to calibrate with: default rate used")
+        return default
+    try:
+        await check_reachable(dst.check_source, "destination", policy)
+    except UsageError as e:
+        notes.append(f"calibration skipped ({e}): default rate used")
+        return default
+    base = destination_root(dst) + f".lakeshift-scan-{uuid.uuid4().hex[:12]}/"
+    ctx = TransferContext(src, dst, opts.block_size, SlotPool(CALIBRATION_CONCURRENCY * 2),
+                          policy, EventBus())
+    written: list[str] = []
+    gate = asyncio.Semaphore(CALIBRATION_CONCURRENCY)
+
+    async def one(i: int, obj: ObjectInfo) -> None:
+        key = f"{base}{i:06d}"
+        async with gate:
+            written.append(key)
+            await copy_object(ctx, obj, key)
+
+    started = time.monotonic()
+    try:
+        await asyncio.gather(*(one(i, o) for i, o in enumerate(sample)))
+        elapsed = max(time.monotonic() - started, 1e-3)
+    except LakeshiftError as e:
+        notes.append(f"calibration copy failed ({e}): default rate used")
+        return default
+    finally:
+        await _remove(dst, written, policy, notes)
+    n, b = len(sample), sum(o.size for o in sample)
+    per_obj = elapsed / n
+    seconds = max(tally.objects * per_obj, tally.bytes / b * elapsed if b else 0.0)
+    return DurationEstimate(
+        seconds, "calibration", b / elapsed, n / elapsed, n, b,
+        detail=f"{n} objects ({b} bytes) copied to the destination in {elapsed:.2f} s at "
+               f"{CALIBRATION_CONCURRENCY} in flight, then removed; copy runs 32 in flight "
+               "by default, so this errs long")
+
+
+async def _remove(dst: Store, keys: list[str], policy: RetryPolicy, notes: list[str]) -> None:
+    left = []
+    for key in keys:
+        try:
+            await retry(lambda k=key: dst.delete(k), policy)  # type: ignore[misc]
+        except LakeshiftError:
+            left.append(key)
+    if dst.url.scheme == "file" and keys:
+        # Local disk made a directory for them; object stores have none to remove.
+        folder = os.path.join(dst.url.bucket, *keys[0].rsplit("/", 1)[0].split("/"))
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)
+    if left:
+        notes.append(f"could not remove {len(left)} calibration objects under "
+                     f"{left[0].rsplit('/', 1)[0]}/: delete them by hand")

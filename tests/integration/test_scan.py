@@ -1,0 +1,249 @@
+"""``lakeshift scan`` on moto: a versioned bucket holding every case a migration trips on, each
+counted exactly; and copies that meet archived objects.
+
+moto keeps storage classes (ListObjectsV2 ``StorageClass``; a GET of a GLACIER or
+DEEP_ARCHIVE object answers 403 InvalidObjectState, as S3 does), versioning and request
+payment.  It does not keep SSE-C: it stores such objects in the clear and HEADs them without
+the key.  S3 refuses a HEAD (and a GET) of an SSE-C object without its key with a bare 400,
+so the fault proxy answers 400 for the keys named ``ssec-``, as S3 would."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import lakeshift
+from lakeshift.plan.prices import load_prices
+from lakeshift.plan.scan import ScanOptions, scan_async
+from lakeshift.plan.source import source_config
+from tests import servers
+from tests.e2e.cli import lakeshift as lakeshift_cli
+from tests.e2e.cli import one_clear_line
+from tests.faultproxy import FaultProxy
+from tests.helpers import blobs
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def s3_proxy(moto: servers.Server, s3_env: Any,
+             monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
+    p = FaultProxy(f"http://127.0.0.1:{moto.port}")
+    p.add("status", method="HEAD|GET", path=r"/ssec-", status=400, uses=10_000)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", p.url)
+    yield p
+    p.stop()
+
+
+def _lake(s3: Any, bucket: str) -> None:
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+
+    def put(key: str, body: bytes = b"data", **kw: Any) -> None:
+        s3.put_object(Bucket=bucket, Key=key, Body=body, **kw)
+
+    put("d/plain/", b"")                  # a folder marker with objects below it
+    put("d/plain/a.csv", b"a" * 100)
+    put("d/plain/b.csv", b"b" * 200)
+    put("d/plain/b.csv", b"b" * 300)      # a second version: only the current one counts
+    put("d/cold/g1", b"g" * 10, StorageClass="GLACIER")
+    put("d/cold/g2", b"g" * 20, StorageClass="GLACIER")
+    put("d/cold/deep", b"d" * 30, StorageClass="DEEP_ARCHIVE")
+    put("d/cold/instant", b"i" * 40, StorageClass="GLACIER_IR")  # readable
+    key = os.urandom(32)
+    for name in ("ssec-1", "ssec-2"):
+        put(f"d/enc/{name}", b"secret", SSECustomerAlgorithm="AES256", SSECustomerKey=key)
+    put("d/names/bad./x")                 # a segment ending in a dot
+    put("d/names/back\\slash")            # a backslash
+    put("d/meta/m1", Metadata={"hdi_isfolder": "true"})       # would make a folder of it
+    put("d/meta/m2", Metadata={"hdi_isfolder": "false", "ok": "1"})
+    put("d/meta/m3", Metadata={"plain-key": "1", "lakeshift_src_mtime": "2001-01-01T00:00:00Z"})
+    put("d/ff", b"file")                  # "ff" is a file and a folder (below)
+    put("d/ff/inner", b"inner")
+    put("d/empty/", b"")                  # a folder marker with nothing below: empty folder
+
+
+def _counts(r: lakeshift.ScanResult) -> dict[str, int]:
+    return {f.kind: f.objects for f in r.findings}
+
+
+def test_scan_counts_every_case_exactly(s3_proxy: FaultProxy, s3: Any, bucket: str) -> None:
+    _lake(s3, bucket)
+    r = lakeshift.scan(f"s3://{bucket}/d/", head_all=True)
+    assert r.objects == 17
+    assert r.bytes == 100 + 300 + 10 + 20 + 30 + 40 + 2 * 6 + 2 * 4 + 3 * 4 + 4 + 5
+    assert _counts(r) == {"archived": 3, "invalid-name": 2, "metadata-collision": 2,
+                          "sse-c": 2, "file-folder-collision": 1, "folder-marker": 2,
+                          "empty-folder": 1}
+    archived = r.finding("archived")
+    assert archived is not None and archived.bytes == 60
+    assert set(archived.examples) == {"cold/g1 (GLACIER)", "cold/g2 (GLACIER)",
+                                      "cold/deep (DEEP_ARCHIVE)"}
+    names = r.finding("invalid-name")
+    assert names is not None and set(names.examples) == {
+        "'names/bad./x' (trailing-dot) → 'names/bad%2E/x'",
+        "'names/back\\\\slash' (backslash) → 'names/back%5Cslash'"}
+    assert r.finding("sse-c").examples == ("enc/ssec-1", "enc/ssec-2")  # type: ignore[union-attr]
+    assert r.finding("sse-c").checked_by == "HEAD of every object (15)"  # type: ignore[union-attr]
+    assert r.finding("invalid-name").checked_by == "listing"  # type: ignore[union-attr]
+    assert r.finding("empty-folder").examples == ("empty/",)  # type: ignore[union-attr]
+    assert r.finding("file-folder-collision").examples == (  # type: ignore[union-attr]
+        "ff (file) / ff/inner",)
+    classes = {g.name: (g.objects, g.bytes) for g in r.by_storage_class}
+    assert classes == {"STANDARD": (13, 100 + 300 + 12 + 8 + 12 + 4 + 5), "GLACIER": (2, 30),
+                       "DEEP_ARCHIVE": (1, 30), "GLACIER_IR": (1, 40)}
+    prefixes = {g.name: g.objects for g in r.by_prefix}
+    assert prefixes == {"plain/": 3, "cold/": 4, "enc/": 2, "names/": 2, "meta/": 3,
+                        "(root)": 1, "ff/": 1, "empty/": 1}
+    assert r.versioned is True and r.requester_pays is False
+    assert any("versioned" in n and "current versions" in n for n in r.notes)
+    assert r.head_requests == 15  # not the two folder markers
+    assert r.cost.currency == "USD" and r.cost.date and r.cost.sources
+    assert r.duration.method == "default rate"
+
+
+def test_a_sampled_scan_says_what_it_checked_by_head(s3_proxy: FaultProxy, s3: Any,
+                                                     bucket: str) -> None:
+    _lake(s3, bucket)
+    r = lakeshift.scan(f"s3://{bucket}/d/", sample=3)
+    assert r.head_requests == 3
+    assert "sse-c" not in _counts(r)   # the SSE-C objects were not among the first three
+    assert _counts(r)["archived"] == 3  # the listing tells these
+    assert any("HEAD on 3 of 17 objects" in n for n in r.notes)
+
+
+def test_an_unknown_storage_class_is_a_finding(s3: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="x/ia", Body=b"1234", StorageClass="STANDARD_IA")
+    s3.put_object(Bucket=bucket, Key="x/std", Body=b"1")
+    table = load_prices()
+    table = dataclasses.replace(table, classes={k: v for k, v in table.classes.items()
+                                                if k != "STANDARD_IA"})
+    r = asyncio.run(scan_async(source_config(f"s3://{bucket}/x/"), None, table,
+                               ScanOptions(sample=0)))
+    f = r.finding("unknown-storage-class")
+    assert f is not None and (f.objects, f.bytes, f.examples) == (1, 4, ("ia (STANDARD_IA)",))
+
+
+def test_scan_with_a_destination_calibrates_and_leaves_nothing_there(
+        s3: Any, bucket: str, blob_service: Any, container: str) -> None:
+    for i in range(5):
+        s3.put_object(Bucket=bucket, Key=f"p/{i}.bin", Body=os.urandom(1000 + i))
+    s3.put_object(Bucket=bucket, Key="p/cold", Body=b"x", StorageClass="GLACIER")
+    r = lakeshift.scan(f"s3://{bucket}/p/", f"az://{container}/out/")
+    assert r.duration.method == "calibration"
+    assert r.duration.sample_objects == 5           # the archived one is not read
+    assert r.duration.sample_bytes == sum(1000 + i for i in range(5))
+    assert r.duration.seconds > 0
+    assert blobs(blob_service, container) == {}     # the calibration's objects are gone
+    assert not any("could not remove" in n for n in r.notes)
+
+
+def _archived_bucket(s3: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="a/one.txt", Body=b"one")
+    s3.put_object(Bucket=bucket, Key="a/two.txt", Body=b"two")
+    s3.put_object(Bucket=bucket, Key="a/cold.txt", Body=b"cold", StorageClass="GLACIER")
+    s3.put_object(Bucket=bucket, Key="a/deep.txt", Body=b"deep", StorageClass="DEEP_ARCHIVE")
+
+
+def test_archived_objects_fail_as_archived_once_and_are_skipped_on_request(
+        s3: Any, bucket: str, tmp_path: Path) -> None:
+    _archived_bucket(s3, bucket)
+    res = lakeshift.copy(f"s3://{bucket}/a/", str(tmp_path / "fail"))
+    assert res.exit_code == 1
+    assert res.stats.failed_by_kind == {"archived": 2}
+    assert {(f.key, f.kind, f.attempts) for f in res.failures} == {
+        ("a/cold.txt", "archived", 1), ("a/deep.txt", "archived", 1)}  # never retried
+    assert all("--skip-errors archived" in f.message for f in res.failures)
+
+    out = tmp_path / "skip"
+    res = lakeshift.copy(f"s3://{bucket}/a/", str(out), skip_errors="archived")
+    assert res.exit_code == 0
+    assert res.stats.skipped_by_reason == {"archived": 2} and res.stats.copied == 2
+    assert {f.key for f in res.failures if f.skipped and f.kind == "archived"} == {
+        "a/cold.txt", "a/deep.txt"}
+    assert sorted(p.name for p in out.iterdir()) == ["one.txt", "two.txt"]
+
+
+def test_cli_copy_skips_archived_with_exit_0_and_counts_them_apart(
+        cli_env: dict[str, str], s3: Any, bucket: str, tmp_path: Path) -> None:
+    _archived_bucket(s3, bucket)
+    p = lakeshift_cli("copy", f"s3://{bucket}/a/", str(tmp_path / "o"), "--skip-errors",
+                      "archived", "--progress", "none", env=cli_env)
+    assert p.returncode == 0, p.stderr
+    assert "2 archived, not restored (--skip-errors)" in p.stdout
+    p = lakeshift_cli("copy", f"s3://{bucket}/a/", str(tmp_path / "o2"), "--json",
+                      "--progress", "none", env=cli_env)
+    assert p.returncode == 1
+    assert json.loads(p.stdout)["failed_by_kind"] == {"archived": 2}
+
+
+def test_cli_scan_json_and_bad_input(cli_env: dict[str, str], s3: Any, bucket: str,
+                                     tmp_path: Path) -> None:
+    _archived_bucket(s3, bucket)
+    p = lakeshift_cli("scan", f"s3://{bucket}/a/", "--json", env=cli_env)
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout)
+    assert d["objects"] == 4 and d["findings"][0]["kind"] == "archived"
+    assert d["findings"][0]["objects"] == 2
+    text = lakeshift_cli("scan", f"s3://{bucket}/a/", env=cli_env)
+    assert "2 archived, not restored" in text.stdout and "cost estimate:" in text.stdout
+
+    bad = tmp_path / "prices.toml"
+    bad.write_text("[source.s3\negress = ")
+    p = lakeshift_cli("scan", f"s3://{bucket}/a/", "--prices", str(bad), env=cli_env)
+    assert p.returncode == 2 and "not a TOML price table" in one_clear_line(p)
+
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text("[storage_classes.GLACIER]\nthawed = true\n")
+    p = lakeshift_cli("scan", f"s3://{bucket}/a/", "--prices", str(unknown), env=cli_env)
+    assert p.returncode == 2
+    assert "storage_classes.GLACIER.thawed: unknown key" in one_clear_line(p)
+
+    p = lakeshift_cli("scan", f"s3://{bucket}/nothing-here/", env=cli_env)
+    assert p.returncode == 2 and "nothing to scan" in one_clear_line(p)
+
+
+def test_a_price_file_overrides_the_shipped_figures(s3: Any, bucket: str,
+                                                    tmp_path: Path) -> None:
+    s3.put_object(Bucket=bucket, Key="c/x", Body=b"x" * 1000)
+    mine = tmp_path / "mine.toml"
+    mine.write_text('currency = "EUR"\ndate = "2030-01-01"\n'
+                    "[source.s3]\nread_per_1000 = 1000.0\n")
+    r = lakeshift.scan(f"s3://{bucket}/c/", prices=mine, sample=0)
+    assert (r.cost.currency, r.cost.date, r.cost.price_file) == ("EUR", "2030-01-01", str(mine))
+    gets = next(ln for ln in r.cost.lines if ln.what == "source GET requests")
+    assert (gets.quantity, gets.amount) == (1, 1.0)
+
+
+def test_a_job_records_archived_objects_apart(cli_env: dict[str, str], s3: Any, bucket: str,
+                                              tmp_path: Path) -> None:
+    _archived_bucket(s3, bucket)
+    db = f"sqlite:///{tmp_path}/j.db"
+    assert lakeshift_cli("plan", f"s3://{bucket}/a/", str(tmp_path / "o"), "--job", "j",
+                         "--db", db, "--skip-errors", "archived", env=cli_env).returncode == 0
+    r = lakeshift_cli("run", "--job", "j", "--db", db, env=cli_env)
+    assert r.returncode == 0, r.stderr
+    f = lakeshift.failures(job="j", db=db)
+    assert f.by_kind == {"archived": 2} and all(x.skipped for x in f.failures)
+    p = lakeshift_cli("failures", "--job", "j", "--db", db, env=cli_env)
+    assert p.returncode == 0 and "by kind: 2 archived" in p.stderr
+    assert sorted(ln.split(",")[1] for ln in p.stdout.splitlines()[1:]) == ["archived"] * 2
+
+
+def test_azure_archive_tier_is_archived(blob_service: Any, container: str,
+                                        tmp_path: Path) -> None:
+    c = blob_service.get_container_client(container)
+    c.upload_blob("z/hot.txt", b"hot")
+    c.upload_blob("z/cold.txt", b"cold")
+    c.get_blob_client("z/cold.txt").set_standard_blob_tier("Archive")
+    r = lakeshift.scan(f"az://{container}/z/")
+    assert {g.name: g.objects for g in r.by_storage_class} == {"Archive": 1, "Hot": 1}
+    assert r.finding("archived").examples == ("cold.txt (Archive)",)  # type: ignore[union-attr]
+    res = lakeshift.copy(f"az://{container}/z/", str(tmp_path / "o"), skip_errors="archived")
+    assert res.exit_code == 0 and res.stats.skipped_by_reason == {"archived": 1}
