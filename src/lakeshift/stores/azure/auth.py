@@ -160,13 +160,17 @@ def _check_key(key: str, source: str) -> None:
                          "again from the storage account's Access keys page") from None
 
 
-def token_credential(settings: AzureSettings) -> Any:
-    """An azure-identity async credential for kind == 'token'."""
+def token_credential(token_source: str | None) -> Any:
+    """The azure-identity async credential for a token source (``service-principal``,
+    ``managed-identity``, ``cli``): the one builder for Azure Storage and ADLS Gen1.  Instance
+    metadata is asked only for ``managed-identity``; a service principal's authority is
+    ``AZURE_AUTHORITY_HOST`` when set (a sovereign cloud or Azure Stack), else Azure's public
+    one."""
     from azure.identity import aio
 
-    if settings.token_source == "cli":
+    if token_source == "cli":
         return aio.AzureCliCredential()
-    if settings.token_source == "managed-identity":
+    if token_source == "managed-identity":
         client_id = os.environ.get("AZURE_CLIENT_ID")
         return aio.ManagedIdentityCredential(client_id=client_id) if client_id \
             else aio.ManagedIdentityCredential()

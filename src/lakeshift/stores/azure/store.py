@@ -64,7 +64,7 @@ class AzureBlobStore:
 
     def _token_credential(self) -> Any:
         if self._credential is None:
-            self._credential = azure_auth.token_credential(self.settings)
+            self._credential = azure_auth.token_credential(self.settings.token_source)
         return self._credential
 
     @cached_property

@@ -10,10 +10,8 @@ deviations (``LISTSTATUS`` paged with ``listSize``/``listAfter``, an Entra ID be
 
 from __future__ import annotations
 
-import asyncio
 import json
 import ssl
-import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,7 +31,7 @@ from lakeshift.errors import (
 )
 from lakeshift.redact import redact
 from lakeshift.stores.http import check_http
-from lakeshift.stores.webhdfs.auth import GEN1_SCOPE, WebHdfsSettings
+from lakeshift.stores.webhdfs.auth import WebHdfsSettings
 
 #: Entries per Gen1 LISTSTATUS request (Hadoop's batch size is the NameNode's dfs.ls.limit).
 GEN1_LIST_SIZE = 4000
@@ -125,7 +123,7 @@ class WebHdfsClient:
         self.settings = settings
         self.allow_http = allow_http
         self.http = check_http(settings.endpoint, allow_http)
-        #: For gen1: a BearerTokens-like object (``await tokens.get()``).
+        #: For gen1: ``stores.azure.rest.BearerTokens`` for the Gen1 scope.
         self.tokens = tokens
         self.connections = connections
         self._session: Any = None
@@ -290,34 +288,3 @@ class WebHdfsClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
-
-
-class Gen1Tokens:
-    """Entra ID access tokens for ADLS Gen1 from an azure-identity async credential,
-    fetched when first needed and renewed five minutes before they expire (as
-    ``stores/azure/rest.py: BearerTokens`` does for Azure Storage)."""
-
-    def __init__(self, credential: Any) -> None:
-        self.credential = credential
-        self._token: str | None = None
-        self._expires = 0.0
-        self._lock = asyncio.Lock()
-
-    async def get(self) -> str:
-        if self._token is None or time.time() > self._expires - 300:
-            async with self._lock:
-                if self._token is None or time.time() > self._expires - 300:
-                    try:
-                        t = await self.credential.get_token(GEN1_SCOPE)
-                    except Exception as e:  # azure-identity raises several classes
-                        first = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-                        raise AuthError(redact(f"no Entra ID token for ADLS Gen1: {first} — "
-                                               "check AZURE_CLIENT_ID/AZURE_TENANT_ID/"
-                                               "AZURE_CLIENT_SECRET or --azure-auth")) from None
-                    self._token, self._expires = t.token, float(t.expires_on)
-        assert self._token is not None
-        return self._token
-
-    def expire(self) -> None:
-        """Forget the token (the service said it expired): the next request gets a new one."""
-        self._token = None

@@ -27,6 +27,8 @@ from typing import Any
 
 from lakeshift.errors import ChangedError, ForbiddenError, NotFoundError, UsageError
 from lakeshift.model import Data, ObjectInfo, ObjectProps, ReadResult
+from lakeshift.stores.azure import auth as azure_auth
+from lakeshift.stores.azure.rest import GEN1_SCOPE, BearerTokens
 from lakeshift.stores.base import BlockUpload, Capabilities, Page, StoreConfig
 from lakeshift.stores.webhdfs import auth
 from lakeshift.stores.webhdfs.client import (
@@ -34,7 +36,6 @@ from lakeshift.stores.webhdfs.client import (
     AclStatus,
     DirPage,
     FileStatus,
-    Gen1Tokens,
     WebHdfsClient,
 )
 
@@ -75,8 +76,8 @@ class WebHdfsStore:
         if self._client is None:
             tokens = None
             if self.settings.dialect == "gen1":
-                self._credential = auth.token_credential(self.settings)
-                tokens = Gen1Tokens(self._credential)
+                self._credential = azure_auth.token_credential(self.settings.token_source)
+                tokens = BearerTokens(self._credential, GEN1_SCOPE)
             self._client = WebHdfsClient(self.settings, self.config.options.allow_http, tokens)
         return self._client
 
