@@ -47,6 +47,9 @@ class Capabilities:
     #: ``source_checksums(key, etag)`` answers: the checksum the service keeps for an
     #: object besides its ETag (S3 additional checksums), and its part layout.
     source_checksums: bool = False
+    #: ``make_directory`` creates a real (empty) directory; ``set_access`` / ``get_access``
+    #: keep owner, group and ACLs when ``acls`` is true too (ADLS Gen2 over its DFS endpoint).
+    directories: bool = False
 
 
 @dataclass(frozen=True, slots=True)

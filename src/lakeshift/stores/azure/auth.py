@@ -51,6 +51,16 @@ class AzureSettings:
     #: For kind == "token": which azure-identity credential to build.
     token_source: str | None = None
 
+    @property
+    def dfs_endpoint(self) -> str:
+        """The account's DFS endpoint (directories, ACLs): ``AZURE_STORAGE_DFS_ENDPOINT``
+        when set, else the blob endpoint with ``.blob.`` → ``.dfs.``; an emulator's or a
+        private endpoint's address that has no ``.blob.`` serves both."""
+        explicit = os.environ.get("AZURE_STORAGE_DFS_ENDPOINT")
+        if explicit:
+            return explicit.rstrip("/")
+        return self.blob_endpoint.replace(".blob.", ".dfs.", 1)
+
 
 def parse_connection_string(text: str) -> dict[str, str]:
     out: dict[str, str] = {}
