@@ -11,8 +11,7 @@ import uuid
 import pytest
 
 from lakeshift.errors import LakeshiftError
-from lakeshift.stores.azure.dfs import PathAccess
-from lakeshift.stores.base import StoreConfig
+from lakeshift.stores.base import PathAccess, StoreConfig
 from lakeshift.stores.registry import open_store
 from lakeshift.urls import parse_url
 from tests.doubles.dfs import DfsDouble

@@ -32,6 +32,7 @@ from lakeshift.engine.events import (
 )
 from lakeshift.engine.limiter import EndpointLimiter, Pacing
 from lakeshift.engine.listing import DEFAULT_POLICY, list_pages
+from lakeshift.engine.preserve import AccessKeeper, IdentityMap, check_preserve, preserve_set
 from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.slots import SlotPool
 from lakeshift.engine.transfer import (
@@ -91,6 +92,14 @@ class CopyOptions:
     max_bandwidth: float | None = None  # bytes per second
     #: Move instead of copy: delete each source object once its copy is verified.
     delete_source: bool = False
+    #: Create the source's empty directories (folder markers) at the destination; None:
+    #: when the source is hierarchical (WebHDFS, Gen2).  Real directories on a destination
+    #: with ``capabilities.directories``, marker blobs elsewhere.
+    empty_dirs: bool | None = None
+    #: --preserve: acl, owner, group, permissions (engine/preserve.py).
+    preserve: frozenset[str] = frozenset()
+    #: --map-identities: (source principal, destination object ID or UPN) pairs.
+    identity_map: tuple[tuple[str, str], ...] = ()
 
     def pacing(self, events: EventBus) -> Pacing:
         return Pacing(self.concurrency, self.adaptive, self.max_requests_per_second,
@@ -112,6 +121,7 @@ class CopyOptions:
         if unknown:
             raise UsageError(f"--skip-errors {','.join(sorted(unknown))}: use any of "
                              f"{','.join(sorted(SKIPPABLE))}")
+        preserve_set(self.preserve)
         if self.invalid_names not in ("fail", "skip", "encode"):
             raise UsageError("--invalid-names must be fail, skip or encode")
         if self.max_requests_per_second is not None and self.max_requests_per_second <= 0:
@@ -354,6 +364,13 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
             watermark.done(ticket, ok)
 
     namer = DestinationNamer(opts.invalid_names, dst.capabilities.hierarchical)
+    empty_dirs = src.capabilities.hierarchical if opts.empty_dirs is None else opts.empty_dirs
+    keep_markers = opts.folder_markers == "keep" or empty_dirs
+    keeper = None
+    if opts.preserve and not opts.dry_run:
+        check_preserve(opts.preserve, src, dst)
+        keeper = AccessKeeper(ctx, opts.preserve, IdentityMap.of(opts.identity_map),
+                              spec.rel_base, root, events)
 
     async def planned() -> AsyncIterator[tuple[str, ObjectInfo, int]]:
         """What to copy: the merge of both listings, minus what is decided here."""
@@ -379,7 +396,7 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
             if watermark is not None:
                 await watermark.wait_for_room()
                 ticket = watermark.add(s.key)
-            if s.is_dir_marker and opts.folder_markers == "skip":
+            if s.is_dir_marker and not keep_markers:
                 events.emit(ObjectDone(s.key, 0, "skipped", reason=SKIP_FOLDER_MARKER))
                 finish(ticket, True)
                 continue
@@ -415,7 +432,7 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
     async def transfer(item: tuple[str, ObjectInfo, int]) -> None:
         dest_key, s, ticket = item
         ok = await _transfer_one(ctx, s, dest_key, events, opts.retries, opts.skip_errors,
-                                 opts.delete_source)
+                                 opts.delete_source, keeper)
         finish(ticket, ok)
 
     await drive(planned(), transfer, opts.concurrency)
@@ -423,9 +440,12 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
 
 async def _transfer_one(ctx: TransferContext, s: ObjectInfo, dest_key: str, events: EventBus,
                         attempts: int, skip_errors: frozenset[str] = frozenset(),
-                        delete_source: bool = False) -> bool:
+                        delete_source: bool = False,
+                        access: AccessKeeper | None = None) -> bool:
     """Copy one object, re-copying it after an integrity or change error; an object error
-    is recorded and the run goes on (False); auth and usage errors stop the run."""
+    is recorded and the run goes on (False); auth and usage errors stop the run.  With
+    ``access`` (--preserve) the copy then gets the source's owner, group and ACLs: a failure
+    there is the object's."""
     attempt = 0
     while True:
         attempt += 1
@@ -436,6 +456,8 @@ async def _transfer_one(ctx: TransferContext, s: ObjectInfo, dest_key: str, even
             else:
                 copied = await copy_object(ctx, s, dest_key)
                 md5, proof = copied.md5, copied.proof
+            if access is not None:
+                await access.apply(s, dest_key)
             events.emit(ObjectDone(s.key, s.size, "copied", attempts=attempt, proof=proof))
             if delete_source and not s.is_dir_marker:
                 await _move(ctx, s, dest_key, md5, events)

@@ -10,25 +10,12 @@ endpoint.  Errors are translated into the error tree at this boundary.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from lakeshift.errors import LakeshiftError, TransientError
 from lakeshift.redact import redact
 from lakeshift.stores.azure.rest import status_error
-
-
-@dataclass(frozen=True, slots=True)
-class PathAccess:
-    """Owner, group and the ACL of a Gen2 path, as Path - Update takes them (``acl`` holds
-    the access entries and the ``default:`` entries, comma-separated; empty values are
-    left as they are)."""
-
-    owner: str = ""
-    group: str = ""
-    acl: str = ""
-    #: ``rwxr-x---`` (only when no ACL is given: the two are mutually exclusive).
-    permissions: str = ""
+from lakeshift.stores.base import PathAccess
 
 
 class DfsClient:

@@ -28,9 +28,9 @@ from lakeshift.errors import (
 )
 from lakeshift.model import Data, ObjectInfo, ObjectProps, ReadResult
 from lakeshift.stores.azure import auth as azure_auth
-from lakeshift.stores.azure.dfs import DfsClient, PathAccess
+from lakeshift.stores.azure.dfs import DfsClient
 from lakeshift.stores.azure.rest import BearerTokens, LeanBlobClient
-from lakeshift.stores.base import BlockUpload, Capabilities, Page, StoreConfig
+from lakeshift.stores.base import BlockUpload, Capabilities, Page, PathAccess, StoreConfig
 from lakeshift.stores.http import check_http
 from lakeshift.stores.obstore_common import RETRY_CONFIG, client_options
 from lakeshift.stores.obstore_stream import ObstoreRange, open_range
