@@ -301,7 +301,10 @@ async def dest_items(dst: Store, root: str, prefix: str, start_after: str | None
     try:
         async for page in list_pages(dst, prefix, start_after, policy, limiter):
             for obj in page:
-                yield obj.key[len(root):], obj
+                rel = obj.key[len(root):]
+                # A directory is listed as "d" (a Gen2 directory, an hdi_isfolder blob); the
+                # source names it "d/": pair them.
+                yield (rel + "/" if obj.is_dir_marker and not rel.endswith("/") else rel), obj
     except UsageError:
         if not dry_run:
             raise  # a missing container in a dry run simply holds nothing yet
