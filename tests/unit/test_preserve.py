@@ -49,7 +49,7 @@ def test_named_entries_take_the_mask_from_the_group_bits_and_map_their_names() -
 
 def test_an_unmappable_principal_names_itself() -> None:
     st = AclStatus("hdfs", "hdfs", "640", ("user:bob:r--",))
-    with pytest.raises(UnmappableError, match="user 'bob'.*user:bob,") as e:
+    with pytest.raises(UnmappableError, match=r"user 'bob'.*user:bob,") as e:
         gen2_access(st, frozenset({"acl"}), IDS, False)
     assert e.value.kind == "unmappable-principal" and e.value.exit_code == 1
     # A group may not borrow a user's mapping.

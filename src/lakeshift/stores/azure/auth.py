@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -178,6 +179,9 @@ def token_credential(token_source: str | None) -> Any:
     one."""
     from azure.identity import aio
 
+    # azure-identity logs each failed attempt as a WARNING (on stderr, through logging's
+    # last-resort handler); BearerTokens reports the failure as one AuthError line instead.
+    logging.getLogger("azure.identity").setLevel(logging.ERROR)
     if token_source == "cli":
         return aio.AzureCliCredential()
     if token_source == "managed-identity":

@@ -19,7 +19,7 @@ import hmac
 import ssl
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
@@ -290,11 +290,19 @@ _SERVICE_NAMES = {STORAGE_SCOPE: "Azure Storage", GEN1_SCOPE: "ADLS Gen1"}
 class BearerTokens:
     """Entra ID access tokens for one ``scope`` (Azure Storage by default, ADLS Gen1 for
     adl:// sources) from an azure-identity async credential, fetched when first needed and
-    renewed five minutes before they expire, or at once after ``expire()``."""
+    renewed five minutes before they expire, or at once after ``expire()``.
 
-    def __init__(self, credential: Any, scope: str = STORAGE_SCOPE) -> None:
+    azure-identity's credentials cache their tokens until they near expiry, so asking the
+    same credential again after the service refused a token would hand back the refused
+    one: ``renew`` (when given) builds a fresh credential for that.  ``close()`` closes
+    every credential used."""
+
+    def __init__(self, credential: Any, scope: str = STORAGE_SCOPE,
+                 renew: Callable[[], Any] | None = None) -> None:
         self.credential = credential
         self.scope = scope
+        self._renew = renew
+        self._retired: list[Any] = []
         self._token: str | None = None
         self._expires = 0.0
         self._lock = asyncio.Lock()
@@ -317,8 +325,17 @@ class BearerTokens:
         return self._token
 
     def expire(self) -> None:
-        """Forget the token (the service said it expired): the next request gets a new one."""
+        """Forget the token (the service said it expired): the next request gets a new one,
+        from a fresh credential when ``renew`` was given."""
         self._token = None
+        if self._renew is not None:
+            self._retired.append(self.credential)
+            self.credential = self._renew()
+
+    async def close(self) -> None:
+        for credential in (*self._retired, self.credential):
+            await credential.close()
+        self._retired.clear()
 
 
 class LeanBlobClient:

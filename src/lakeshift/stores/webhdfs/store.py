@@ -63,7 +63,7 @@ class WebHdfsStore:
         #: Entries per Gen1 directory request (Hadoop's is the NameNode's own).
         self.list_size = GEN1_LIST_SIZE
         self.settings = auth.resolve(config.url, config.options)
-        self._credential: Any = None
+        self._tokens: BearerTokens | None = None
         self._client: WebHdfsClient | None = None
         #: Directories a listing could not enter (key → the error's message).
         self._unlisted: dict[str, str] = {}
@@ -76,8 +76,10 @@ class WebHdfsStore:
         if self._client is None:
             tokens = None
             if self.settings.dialect == "gen1":
-                self._credential = azure_auth.token_credential(self.settings.token_source)
-                tokens = BearerTokens(self._credential, GEN1_SCOPE)
+                source = self.settings.token_source
+                tokens = self._tokens = BearerTokens(
+                    azure_auth.token_credential(source), GEN1_SCOPE,
+                    renew=lambda: azure_auth.token_credential(source))
             self._client = WebHdfsClient(self.settings, self.config.options.allow_http, tokens)
         return self._client
 
@@ -304,8 +306,8 @@ class WebHdfsStore:
     async def close(self) -> None:
         if self._client is not None:
             await self._client.close()
-        if self._credential is not None:
-            await self._credential.close()
+        if self._tokens is not None:
+            await self._tokens.close()
 
 
 class _WebHdfsRange:
