@@ -661,7 +661,8 @@ def verify(source: str | None = None, destination: str | None = None, *,
         size=s["size"], checksum=s["checksum"], unverifiable=s["unverifiable"],
         differences=s["differences"], renamed=s["renamed"],
         unverifiable_reasons=dict(s["unverifiable_reasons"]), bytes_read=s["bytes_read"],
-        duration_s=s["duration_s"], exit_code=result.exit_code, summary=s)
+        duration_s=s["duration_s"], exit_code=result.exit_code, summary=s,
+        proofs=dict(s["proofs"]))
 
 
 def _make_folders(folder: Path) -> list[Path]:

@@ -299,6 +299,9 @@ class VerifyResult:
     exit_code: int
     #: Exactly what was written to ``report_json`` (the CLI's ``--json`` prints it).
     summary: Mapping[str, object]
+    #: Verified objects by the proof each got (``source-md5``, ``read-md5``,
+    #: ``multipart-etag``: the summary's ``proofs``).
+    proofs: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
