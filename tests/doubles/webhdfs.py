@@ -52,6 +52,10 @@ class WebHdfsDouble:
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     #: The next N requests answer 403 StandbyException (a NameNode fail-over).
     standby: int = 0
+    #: A NameNode older than Hadoop 2.8: LISTSTATUS_BATCH is an unknown op (400).
+    old_namenode: bool = False
+    #: Paths whose reads (OPEN) answer 400 with this RemoteException name.
+    refused_reads: dict[str, str] = field(default_factory=dict)
     port: int = 0
     datanode_port: int = 0
     #: The environment a client needs to reach it (set by the fixtures).
@@ -148,7 +152,11 @@ class _Handler(BaseHTTPRequestHandler):
                                     f"File /{rel} does not exist."))
             return
         handler = getattr(self, f"_op_{op.lower()}", None)
-        if handler is None:
+        if op == "OPEN" and rel in d.refused_reads:
+            name = d.refused_reads[rel]
+            self._json(400, _remote(name, f"java.lang.{name}", f"cannot open /{rel}"))
+            return
+        if handler is None or (op == "LISTSTATUS_BATCH" and d.old_namenode):
             self._json(400, _remote("IllegalArgumentException",
                                     "java.lang.IllegalArgumentException",
                                     f"Invalid value for webhdfs parameter \"op\": {op}"))

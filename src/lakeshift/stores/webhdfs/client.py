@@ -26,6 +26,7 @@ from lakeshift.errors import (
     ForbiddenError,
     LakeshiftError,
     NotFoundError,
+    ObjectError,
     ThrottledError,
     TransientError,
 )
@@ -104,7 +105,9 @@ def remote_error(status: int, body: bytes, what: str,
         return ThrottledError(f"{what}: throttled ({said})", delay)
     if status >= 500 or status == 408:
         return TransientError(f"{what}: server error {status} ({said})")
-    return LakeshiftError(f"{what}: {said}")
+    # Any other refusal is the server's word about this path (not a bug here): it fails
+    # what asked for it, with the server's exception and message.
+    return ObjectError(f"{what}: the server refused the request ({said})")
 
 
 def _status(item: Mapping[str, Any]) -> FileStatus:
@@ -126,6 +129,8 @@ class WebHdfsClient:
         #: For gen1: ``stores.azure.rest.BearerTokens`` for the Gen1 scope.
         self.tokens = tokens
         self.connections = connections
+        #: Hadoop: the NameNode takes LISTSTATUS_BATCH (false after it refused it once).
+        self.batch_listing = True
         self._session: Any = None
         #: The Date header of the last response: the service's clock.
         self.last_date: datetime | None = None
@@ -162,14 +167,33 @@ class WebHdfsClient:
             items = (body.get("FileStatuses") or {}).get("FileStatus") or []
             entries = [_status(i) for i in items]
             return DirPage([e for e in entries if e.name], len(entries) >= size)
+        if not self.batch_listing:
+            return await self._list_whole(path, after, what)
         params = {} if after is None else {"startAfter": after}
-        body = await self._json("GET", self._url(path, "LISTSTATUS_BATCH", **params), what)
+        try:
+            body = await self._json("GET", self._url(path, "LISTSTATUS_BATCH", **params),
+                                    what)
+        except ObjectError as e:
+            if "IllegalArgumentException" not in str(e) and \
+                    "UnsupportedOperationException" not in str(e):
+                raise
+            # Hadoop before 2.8 has no LISTSTATUS_BATCH: list whole directories instead.
+            self.batch_listing = False
+            return await self._list_whole(path, after, what)
         listing = body.get("DirectoryListing") or {}
         items = ((listing.get("partialListing") or {}).get("FileStatuses") or {}).get(
             "FileStatus") or []
         entries = [_status(i) for i in items]
         return DirPage([e for e in entries if e.name],
                        int(listing.get("remainingEntries") or 0) > 0 and bool(entries))
+
+    async def _list_whole(self, path: str, after: str | None, what: str) -> DirPage:
+        """``LISTSTATUS`` (one answer per directory, however large), from after ``after``."""
+        body = await self._json("GET", self._url(path, "LISTSTATUS"), what)
+        items = (body.get("FileStatuses") or {}).get("FileStatus") or []
+        entries = [e for e in map(_status, items) if e.name and (after is None or
+                                                                 e.name > after)]
+        return DirPage(sorted(entries, key=lambda e: e.name), False)
 
     async def status(self, path: str, what: str) -> FileStatus:
         body = await self._json("GET", self._url(path, "GETFILESTATUS"), what)
