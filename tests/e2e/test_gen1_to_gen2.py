@@ -138,3 +138,29 @@ def test_preserve_needs_a_hierarchical_destination(cli_env: dict[str, str],
     assert p.returncode == 2
     assert "hierarchical namespace" in p.stderr and "Traceback" not in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
+
+
+def test_empty_directories_go_where_directories_are_real(cli_env: dict[str, str],
+                                                        hadoop: WebHdfsDouble,
+                                                        container: str, blob_service: Any,
+                                                        tmp_path: Path) -> None:
+    """Local disk gets directories (not empty files named like them); a flat account gets
+    hdi_isfolder marker blobs only when --empty-dirs asks; reruns copy nothing."""
+    hadoop.write("e/a.txt", b"a")
+    (hadoop.root / "e/empty").mkdir()
+    (hadoop.root / "e/x/y").mkdir(parents=True)
+    env = {**cli_env, **hadoop.env}
+    src, out = "webhdfs://nn:9870/e/", tmp_path / "out"
+    for attempt in (1, 2):
+        p = lakeshift("copy", src, str(out), "--json", env=env)
+        assert p.returncode == 0, p.stderr
+        assert json.loads(p.stdout)["copied"] == (3 if attempt == 1 else 0), p.stdout
+    assert (out / "empty").is_dir() and (out / "x" / "y").is_dir()
+    assert (out / "a.txt").read_bytes() == b"a"
+    flat = lakeshift("copy", src, f"az://{container}/flat/", "--json", env=env)
+    assert flat.returncode == 0 and json.loads(flat.stdout)["copied"] == 1
+    asked = lakeshift("copy", src, f"az://{container}/asked/", "--empty-dirs", "--json",
+                      env=env)
+    assert asked.returncode == 0 and json.loads(asked.stdout)["copied"] == 3
+    props = blob_service.get_blob_client(container, "asked/x/y").get_blob_properties()
+    assert props.metadata == {"hdi_isfolder": "true"}

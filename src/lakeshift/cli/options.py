@@ -52,7 +52,8 @@ FolderMarkersOpt = Annotated[str, typer.Option(
 EmptyDirsOpt = Annotated[bool | None, typer.Option(
     "--empty-dirs/--no-empty-dirs",
     help="Create the source's empty directories at the destination (real directories on "
-         "ADLS Gen2). Default: on for hierarchical sources (adl://, webhdfs://).",
+         "ADLS Gen2 and local disk, hdi_isfolder marker blobs on a flat account). Default: "
+         "on from adl:// and webhdfs:// to a hierarchical destination.",
     show_default=False)]
 PreserveOpt = Annotated[str, typer.Option(
     "--preserve", help="Keep these of each file and directory on an ADLS Gen2 destination: "

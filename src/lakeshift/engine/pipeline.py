@@ -93,8 +93,8 @@ class CopyOptions:
     #: Move instead of copy: delete each source object once its copy is verified.
     delete_source: bool = False
     #: Create the source's empty directories (folder markers) at the destination; None:
-    #: when the source is hierarchical (WebHDFS, Gen2).  Real directories on a destination
-    #: with ``capabilities.directories``, marker blobs elsewhere.
+    #: when both sides are hierarchical (WebHDFS → ADLS Gen2 or local disk).  Real
+    #: directories on a destination with ``capabilities.directories``, marker blobs elsewhere.
     empty_dirs: bool | None = None
     #: --preserve: acl, owner, group, permissions (engine/preserve.py).
     preserve: frozenset[str] = frozenset()
@@ -367,7 +367,10 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
             watermark.done(ticket, ok)
 
     namer = DestinationNamer(opts.invalid_names, dst.capabilities.hierarchical)
-    empty_dirs = src.capabilities.hierarchical if opts.empty_dirs is None else opts.empty_dirs
+    # By default empty directories go where directories are real: a hierarchical source to a
+    # hierarchical destination (a flat one gets marker blobs only when asked).
+    empty_dirs = opts.empty_dirs if opts.empty_dirs is not None else (
+        src.capabilities.hierarchical and dst.capabilities.hierarchical)
     keep_markers = opts.folder_markers == "keep" or empty_dirs
     keeper = None
     if opts.preserve and not opts.dry_run:
@@ -418,6 +421,13 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
                 # looked up under its new name (one HEAD; renames are rare).
                 d = await _renamed_copy(ctx, root + name) if opts.overwrite != "always" else None
                 events.emit(Renamed(s.key, root + name, why or ""))
+            if s.is_dir_marker and d is None and dst.capabilities.directories and \
+                    opts.overwrite != "always":
+                # A listing that shows no empty directories (local disk) is asked once per
+                # empty directory whether it is there.
+                asked = functools.partial(dst.is_folder, root + name)
+                if await retry(asked, policy, ctx.dst_limit):
+                    d = s
             if not needs_copy(s, d, opts.overwrite):
                 events.emit(ObjectDone(s.key, s.size, "skipped", reason=SKIP_EXISTS
                                        if opts.overwrite == "never" else SKIP_IDENTICAL))
