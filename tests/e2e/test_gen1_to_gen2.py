@@ -127,6 +127,19 @@ def test_an_unmappable_principal_is_a_recorded_failure(cli_env: dict[str, str],
     assert _access(gen2, container, "h/ok.txt") == {
         "owner": DST_ALICE, "group": DST_TEAM, "permissions": "rw-r-----",
         "acl": "user::rw-,group::r--,other::---"}
+    # bob's file was copied but keeps the service's default access until bob is mapped;
+    # planned again with him mapped, the run sets it (the copy itself is identical).
+    assert _access(gen2, container, "h/bobs.txt")["owner"] == "$superuser"
+    ids.write_text(f"user:alice,{DST_ALICE}\nuser:bob,bob@contoso.com\n"
+                   f"group:analysts,{DST_TEAM}\nhdfs,{DST_OWNER}\n")
+    again = lakeshift("plan", "webhdfs://nn:9870/t/", f"az://{container}/h/", "--job", "h",
+                      "--db", db, "--replan", "--preserve", "owner,group,permissions",
+                      "--map-identities", str(ids), env=env)
+    assert again.returncode == 0, again.stderr
+    r = lakeshift("run", "--job", "h", "--db", db, "--json", env=env)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert json.loads(r.stdout)["copied"] == 0
+    assert _access(gen2, container, "h/bobs.txt")["owner"] == "bob@contoso.com"
 
 
 def test_preserve_needs_a_hierarchical_destination(cli_env: dict[str, str],

@@ -378,7 +378,7 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
         keeper = AccessKeeper(ctx, opts.preserve, IdentityMap.of(opts.identity_map),
                               spec.rel_base, root, events)
 
-    async def planned() -> AsyncIterator[tuple[str, ObjectInfo, int]]:
+    async def planned() -> AsyncIterator[tuple[str, ObjectInfo, int, bool]]:
         """What to copy: the merge of both listings, minus what is decided here."""
         dest = None if opts.overwrite == "always" and on_dest is None else dest_items(
             dst, root, dest_prefix(spec, root), dest_after, opts.dry_run, policy,
@@ -429,6 +429,11 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
                 if await retry(asked, policy, ctx.dst_limit):
                     d = s
             if not needs_copy(s, d, opts.overwrite):
+                if keeper is not None and d is not None:
+                    # --preserve: the copy is there, its access is set again (the source's
+                    # may have changed, or an earlier run could not map a principal).
+                    yield root + name, s, ticket, True
+                    continue
                 events.emit(ObjectDone(s.key, s.size, "skipped", reason=SKIP_EXISTS
                                        if opts.overwrite == "never" else SKIP_IDENTICAL))
                 if opts.delete_source and not opts.dry_run and d is not None:
@@ -440,12 +445,15 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
                 events.emit(ObjectDone(s.key, s.size, "copied"))
                 finish(ticket, True)
                 continue
-            yield root + name, s, ticket
+            yield root + name, s, ticket, False
 
-    async def transfer(item: tuple[str, ObjectInfo, int]) -> None:
-        dest_key, s, ticket = item
-        ok = await _transfer_one(ctx, s, dest_key, events, opts.retries, opts.skip_errors,
-                                 opts.delete_source, keeper)
+    async def transfer(item: tuple[str, ObjectInfo, int, bool]) -> None:
+        dest_key, s, ticket, access_only = item
+        if access_only and keeper is not None:
+            ok = await _access_only(keeper, s, dest_key, events, opts)
+        else:
+            ok = await _transfer_one(ctx, s, dest_key, events, opts.retries, opts.skip_errors,
+                                     opts.delete_source, keeper)
         finish(ticket, ok)
 
     await drive(planned(), transfer, opts.concurrency)
@@ -504,6 +512,22 @@ async def _transfer_one(ctx: TransferContext, s: ObjectInfo, dest_key: str, even
             s = await without_unvouched_md5(ctx.src, s, ctx.policy, ctx.src_limit) or s
         except LakeshiftError as e:
             return _not_copied(events, s, e, attempt, skip_errors)
+
+
+async def _access_only(keeper: AccessKeeper, s: ObjectInfo, dest_key: str, events: EventBus,
+                       opts: CopyOptions) -> bool:
+    """An object already copied gets the source's access again (--preserve)."""
+    try:
+        await keeper.apply(s, dest_key)
+    except (AuthError, UsageError):
+        raise
+    except LakeshiftError as e:
+        return _not_copied(events, s, e, 1, opts.skip_errors)
+    events.emit(ObjectDone(s.key, s.size, "skipped", reason=SKIP_EXISTS
+                           if opts.overwrite == "never" else SKIP_IDENTICAL))
+    if opts.delete_source and not s.is_dir_marker:
+        await _move(keeper.ctx, s, dest_key, None, events)
+    return True
 
 
 def _not_copied(events: EventBus, s: ObjectInfo, e: LakeshiftError, attempts: int,
