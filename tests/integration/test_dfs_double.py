@@ -6,11 +6,13 @@ back as set (and as Gen2 refuses what it refuses)."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 
 import pytest
 
 from lakeshift.errors import LakeshiftError
+from lakeshift.model import ObjectProps
 from lakeshift.stores.base import PathAccess, StoreConfig
 from lakeshift.stores.registry import open_store
 from lakeshift.urls import parse_url
@@ -29,9 +31,8 @@ def test_directories_and_acls_through_the_dfs_endpoint(gen2: DfsDouble) -> None:
             await store.prepare_destination()
             assert store.capabilities.hierarchical and store.capabilities.directories
             await store.make_directory("out/empty/")
-            await store.put("out/data/a.txt", b"hello", __import__(
-                "lakeshift.model", fromlist=["ObjectProps"]).ObjectProps(),
-                __import__("hashlib").md5(b"hello").digest())
+            await store.put("out/data/a.txt", b"hello", ObjectProps(),
+                            hashlib.md5(b"hello").digest())
             page = await store.list_page("out/")
             markers = {o.key for o in page.objects if o.is_dir_marker}
             assert "out/empty" in markers  # as Gen2 shows a directory on the blob endpoint
