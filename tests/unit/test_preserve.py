@@ -76,6 +76,17 @@ def test_preserve_names_are_checked() -> None:
         preserve_set("times")
 
 
+def test_a_map_without_preserve_is_refused(tmp_path: Path) -> None:
+    from lakeshift.engine.copy_options import copy_options
+
+    ids = tmp_path / "ids.csv"
+    ids.write_text(f"alice,{OID}\n")
+    with pytest.raises(UsageError, match="add --preserve"):
+        copy_options(map_identities=str(ids))
+    assert copy_options(map_identities=str(ids), preserve="owner").identity_map == (
+        ("alice", OID),)
+
+
 def test_the_api_refuses_preserve_from_a_source_without_acls(tmp_path: Path) -> None:
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "a.txt").write_text("a")

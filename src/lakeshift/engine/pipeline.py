@@ -122,6 +122,9 @@ class CopyOptions:
             raise UsageError(f"--skip-errors {','.join(sorted(unknown))}: use any of "
                              f"{','.join(sorted(SKIPPABLE))}")
         preserve_set(self.preserve)
+        if self.identity_map and not {"acl", "owner", "group"} & set(self.preserve):
+            raise UsageError("--map-identities maps the principals --preserve "
+                             "acl/owner/group keeps: add --preserve")
         if self.invalid_names not in ("fail", "skip", "encode"):
             raise UsageError("--invalid-names must be fail, skip or encode")
         if self.max_requests_per_second is not None and self.max_requests_per_second <= 0:
