@@ -214,4 +214,4 @@ def pg_url(postgres: servers.Server) -> str:
 
 
 # The WebHDFS double's fixtures (ADLS Gen1 and Hadoop dialects): gen1, hadoop.
-from tests.doubles.fixtures import gen1, hadoop  # noqa: E402, F401
+from tests.doubles.fixtures import gen1, gen2, hadoop  # noqa: E402, F401

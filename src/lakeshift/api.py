@@ -92,6 +92,8 @@ def copy(source: str, destination: str, *, concurrency: int = 32,
          max_requests_per_second: float | None = None,
          max_bandwidth: int | str | None = None, adaptive: bool = True,
          delete_source_after_verify: bool = False,
+         empty_dirs: bool | None = None, preserve: str | Iterable[str] = (),
+         map_identities: str | Path | None = None,
          store_options: StoreOptions | None = None,
          subscribers: list[Subscriber] | None = None) -> CopyResult:
     """Copy what ``source`` names into ``destination`` (``lakeshift copy``).
@@ -105,7 +107,9 @@ def copy(source: str, destination: str, *, concurrency: int = 32,
                         exclude=exclude, dry_run=dry_run, folder_markers=folder_markers,
                         skip_errors=skip_errors, invalid_names=invalid_names,
                         adaptive=adaptive, max_requests_per_second=max_requests_per_second,
-                        max_bandwidth=max_bandwidth, delete_source=delete_source_after_verify)
+                        max_bandwidth=max_bandwidth, delete_source=delete_source_after_verify,
+                        empty_dirs=empty_dirs, preserve=preserve,
+                        map_identities=map_identities)
     return asyncio.run(copy_async(source_config(source, store_options),
                                   destination_config(destination, store_options), opts,
                                   subscribers))
@@ -122,7 +126,8 @@ def plan(sources: str | Sequence[str] = (), destination: str | None = None, *, j
          overwrite: str = "if-different", folder_markers: str = "skip",
          skip_errors: str | Iterable[str] = (), invalid_names: str = "fail",
          delete_source_after_verify: bool = False, replan: bool = False,
-         force: bool = False,
+         force: bool = False, empty_dirs: bool | None = None,
+         preserve: str | Iterable[str] = (), map_identities: str | Path | None = None,
          store_options: StoreOptions | None = None) -> PlanResult:
     """Write a job and its partitions to the control DB (``lakeshift plan``); nothing is
     copied yet.  With ``show`` and no sources, read the existing job instead.
@@ -158,7 +163,9 @@ def plan(sources: str | Sequence[str] = (), destination: str | None = None, *, j
                         prefixes, partition_by, target_objects, adf_control_table,
                         list(include), list(exclude), overwrite, folder_markers,
                         sorted(skip_error_kinds(skip_errors)), invalid_names,
-                        delete_source_after_verify, replace=replan, force=force)
+                        delete_source_after_verify, replace=replan, force=force,
+                        empty_dirs=empty_dirs, preserve=preserve,
+                        map_identities=map_identities)
         return PlanResult(control.shown, _job_status(control, j, True))
 
 
@@ -676,7 +683,8 @@ def verify(source: str | None = None, destination: str | None = None, *,
         unverifiable=s["unverifiable"],
         differences=s["differences"], renamed=s["renamed"],
         unverifiable_reasons=dict(s["unverifiable_reasons"]), bytes_read=s["bytes_read"],
-        duration_s=s["duration_s"], exit_code=result.exit_code, summary=s)
+        duration_s=s["duration_s"], exit_code=result.exit_code, summary=s,
+        proofs=dict(s["proofs"]))
 
 
 def _make_folders(folder: Path) -> list[Path]:

@@ -308,6 +308,9 @@ class VerifyResult:
     summary: Mapping[str, object]
     #: Kept original modification times that differ (only counted with ``check_times``).
     times: int = 0
+    #: Verified objects by the proof each got (``source-md5``, ``read-md5``,
+    #: ``multipart-etag``: the summary's ``proofs``).
+    proofs: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,9 +9,12 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.doubles.dfs import DfsDouble
+from tests.doubles.dfs import serve as serve_dfs
 from tests.doubles.webhdfs import WebHdfsDouble, serve
 
 #: What Gen1 URLs look like in tests; LAKESHIFT_WEBHDFS_ENDPOINT sends them to the double.
@@ -59,4 +62,14 @@ def hadoop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[WebHdfsD
         for k, v in env.items():
             monkeypatch.setenv(k, v)
         double.env = env
+        yield double
+
+
+@pytest.fixture
+def gen2(azurite: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[DfsDouble]:
+    """An ADLS Gen2 account: the DFS double in front of the session's Azurite, reached
+    with its connection string (``gen2.env()`` for a CLI subprocess)."""
+    with serve_dfs(azurite.port) as double:
+        for k, v in double.env().items():
+            monkeypatch.setenv(k, v)
         yield double

@@ -27,6 +27,9 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 PREFIX = "/webhdfs/v1"
+#: Owner and group of Gen1 paths not set otherwise (object IDs, as Gen1 keeps them).
+GEN1_OWNER = "0e0e0e0e-0000-4000-8000-00000000000a"
+GEN1_GROUP = "0e0e0e0e-0000-4000-8000-00000000000b"
 
 
 @dataclass
@@ -39,12 +42,20 @@ class WebHdfsDouble:
     batch_size: int = 3
     #: Paths (relative, no leading slash) whose subtree answers 403 AccessControlException.
     forbidden: set[str] = field(default_factory=set)
-    #: ACL entries per path (GETACLSTATUS).
+    #: ACL entries per path (GETACLSTATUS): the extended entries, as HDFS lists them (named
+    #: and default entries, and "group::" when the ACL is extended).
     acls: dict[str, list[str]] = field(default_factory=dict)
+    #: (owner, group, octal permission) per path; else GEN1_OWNER, GEN1_GROUP (Hadoop: hdfs,
+    #: supergroup), 755 / 644.
+    owners: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     #: Requests seen, as (op, path, query) (for asserting what the client asked).
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     #: The next N requests answer 403 StandbyException (a NameNode fail-over).
     standby: int = 0
+    #: A NameNode older than Hadoop 2.8: LISTSTATUS_BATCH is an unknown op (400).
+    old_namenode: bool = False
+    #: Paths whose reads (OPEN) answer 400 with this RemoteException name.
+    refused_reads: dict[str, str] = field(default_factory=dict)
     port: int = 0
     datanode_port: int = 0
     #: The environment a client needs to reach it (set by the fixtures).
@@ -141,7 +152,11 @@ class _Handler(BaseHTTPRequestHandler):
                                     f"File /{rel} does not exist."))
             return
         handler = getattr(self, f"_op_{op.lower()}", None)
-        if handler is None:
+        if op == "OPEN" and rel in d.refused_reads:
+            name = d.refused_reads[rel]
+            self._json(400, _remote(name, f"java.lang.{name}", f"cannot open /{rel}"))
+            return
+        if handler is None or (op == "LISTSTATUS_BATCH" and d.old_namenode):
             self._json(400, _remote("IllegalArgumentException",
                                     "java.lang.IllegalArgumentException",
                                     f"Invalid value for webhdfs parameter \"op\": {op}"))
@@ -182,9 +197,14 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(200, {"FileStatus": _status(path, "", self.double.dialect)})
 
     def _op_getaclstatus(self, rel: str, path: Path, q: dict[str, str]) -> None:
+        # Gen1's principals are Entra object IDs; HDFS's are names.
+        default = (GEN1_OWNER, GEN1_GROUP) if self.double.dialect == "gen1" \
+            else ("hdfs", "supergroup")
+        owner, group, permission = self.double.owners.get(
+            rel, (*default, "755" if path.is_dir() else "644"))
         self._json(200, {"AclStatus": {
-            "entries": self.double.acls.get(rel, []), "group": "supergroup", "owner": "hdfs",
-            "permission": "755" if path.is_dir() else "644", "stickyBit": False}})
+            "entries": self.double.acls.get(rel, []), "group": group, "owner": owner,
+            "permission": permission, "stickyBit": False}})
 
     def _redirect(self) -> None:
         """Hadoop's NameNode answers OPEN and GETFILECHECKSUM with a DataNode's address."""

@@ -147,3 +147,21 @@ def test_bad_gen1_input_is_one_clear_line(cli_env: dict[str, str], gen1: WebHdfs
     # Not a Gen1 host: exit 2.
     p = lakeshift("copy", "adl://acct.example.com/x", str(tmp_path / "o"), env=env)
     assert p.returncode == 2 and "adl://ACCOUNT.azuredatalakestore.net" in one_clear_line(p)
+
+
+def test_a_remote_exception_fails_its_file_with_the_servers_words(
+        cli_env: dict[str, str], hadoop: WebHdfsDouble, tmp_path: Path) -> None:
+    """An exception the client has no rule for (here IllegalArgumentException on OPEN) is
+    that file's recorded failure (exit 1), not an internal error (exit 4)."""
+    hadoop.write("r/good.txt", b"good")
+    hadoop.write("r/odd.txt", b"odd")
+    hadoop.refused_reads["r/odd.txt"] = "IllegalArgumentException"
+    p = lakeshift("copy", "webhdfs://nn:9870/r/", str(tmp_path / "out"), "--json",
+                  env=_env(cli_env, hadoop))
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    summary = json.loads(p.stdout)
+    assert summary["copied"] == 1 and summary["failed"] == 1
+    [failure] = summary["failures"]
+    assert failure["key"] == "r/odd.txt"
+    assert "IllegalArgumentException: cannot open /r/odd.txt" in failure["message"]
+    assert (tmp_path / "out" / "good.txt").read_bytes() == b"good"

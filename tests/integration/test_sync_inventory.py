@@ -141,6 +141,7 @@ def test_a_csv_inventory_as_s3_writes_it(cli_env: dict[str, str], s3: Any, bucke
                       "IsDeleteMarker",
         "files": [{"key": "r/data/1.csv.gz", "size": 1, "MD5checksum": "0" * 32}]}))
     db, dst = f"sqlite:///{tmp_path}/c.db", tmp_path / "dst"
+    time.sleep(1.1)  # a window ends on a whole second: the objects must be before it
     p = cli("sync", f"s3://{bucket}/data/", str(dst), "--job", "csv", "--db", db, "--lag", "0",
             "--inventory", f"s3://{inv}/r/2026-01-01T00-00Z/manifest.json", "--json",
             "--progress", "none", env=cli_env)

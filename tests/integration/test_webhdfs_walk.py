@@ -86,3 +86,22 @@ def test_urls() -> None:
         parse_url("adl://acct.example.com/x")
     with pytest.raises(UsageError, match="not loopback"):
         _ = open_store(StoreConfig(parse_url("webhdfs://nn.corp:9870/x"), StoreOptions())).client
+
+
+def test_an_old_namenode_without_liststatus_batch_is_listed_whole(hadoop: WebHdfsDouble) -> None:
+    """Hadoop before 2.8 answers LISTSTATUS_BATCH with IllegalArgumentException: the walk
+    lists whole directories (LISTSTATUS) instead, same keys, same order."""
+    hadoop.old_namenode = True
+    for k in KEYS:
+        hadoop.write("o/" + k, k.encode())
+
+    async def main() -> list[str]:
+        store = open_store(StoreConfig(parse_url("webhdfs://nn:9870/")))
+        try:
+            return [o.key async for p in list_pages(store, "o/", "o/d/a.b") for o in p]
+        finally:
+            await store.close()
+
+    assert asyncio.run(main()) == ["o/" + k for k in sorted(KEYS) if "o/" + k > "o/d/a.b"]
+    ops = [op for op, _, _ in hadoop.requests]
+    assert ops.count("LISTSTATUS_BATCH") == 1 and "LISTSTATUS" in ops

@@ -49,3 +49,30 @@ def test_a_failing_credential_is_one_clear_auth_error() -> None:
         assert "--azure-auth" in str(e.value)
 
     asyncio.run(main())
+
+
+def test_one_class_serves_every_scope_and_renews_after_expire() -> None:
+    """ADLS Gen1 sources and Azure Storage share BearerTokens; each asks its own scope."""
+    from lakeshift.stores.azure.rest import GEN1_SCOPE, STORAGE_SCOPE
+
+    class Scoped(Credential):
+        def __init__(self) -> None:
+            super().__init__(3600)
+            self.scopes: list[str] = []
+
+        async def get_token(self, *scopes: str) -> Any:
+            self.scopes.extend(scopes)
+            return await super().get_token(*scopes)
+
+    async def main() -> None:
+        gen1, storage = Scoped(), Scoped()
+        gen1_tokens = BearerTokens(gen1, GEN1_SCOPE)
+        assert await gen1_tokens.get() == "token-1"
+        gen1_tokens.expire()  # the service said 401: the next request gets a new token
+        assert await gen1_tokens.get() == "token-2"
+        await BearerTokens(storage).get()
+        assert gen1.scopes == [GEN1_SCOPE, GEN1_SCOPE] and storage.scopes == [STORAGE_SCOPE]
+        with pytest.raises(AuthError, match="ADLS Gen1"):
+            await BearerTokens(Credential(3600, fail=True), GEN1_SCOPE).get()
+
+    asyncio.run(main())

@@ -20,15 +20,18 @@ from lakeshift.cli.options import (
     ConcurrencyOpt,
     DbOpt,
     DeleteSourceOpt,
+    EmptyDirsOpt,
     ExcludeOpt,
     FolderMarkersOpt,
     IncludeOpt,
     InvalidNamesOpt,
     JobOpt,
     JsonOpt,
+    MapIdentitiesOpt,
     MaxBandwidthOpt,
     MaxRpsOpt,
     OverwriteOpt,
+    PreserveOpt,
     ProgressOpt,
     SinglePutMaxOpt,
     SkipErrorsOpt,
@@ -110,6 +113,9 @@ def plan(
     skip_errors: SkipErrorsOpt = "",
     invalid_names: InvalidNamesOpt = "fail",
     delete_source_after_verify: DeleteSourceOpt = False,
+    empty_dirs: EmptyDirsOpt = None,
+    preserve: PreserveOpt = "",
+    map_identities: MapIdentitiesOpt = None,
     as_json: JsonOpt = False,
     store: StoreOptions = NO_STORE_OPTIONS,
 ) -> int:
@@ -123,7 +129,9 @@ def plan(
                       folder_markers=folder_markers, skip_errors=skip_errors,
                       invalid_names=invalid_names,
                       delete_source_after_verify=delete_source_after_verify,
-                      replan=replan, force=force, store_options=store)
+                      replan=replan, force=force, empty_dirs=empty_dirs,
+                      preserve=preserve, map_identities=map_identities,
+                      store_options=store)
     if show or as_json or not result.created:
         print_partitions(result.job, as_json)
     else:

@@ -49,6 +49,21 @@ OverwriteOpt = Annotated[str, typer.Option(
 FolderMarkersOpt = Annotated[str, typer.Option(
     "--folder-markers", help="S3 folder-marker keys (dir/, size 0): skip, or keep as "
                              "hdi_isfolder marker blobs.")]
+EmptyDirsOpt = Annotated[bool | None, typer.Option(
+    "--empty-dirs/--no-empty-dirs",
+    help="Create the source's empty directories at the destination (real directories on "
+         "ADLS Gen2 and local disk, hdi_isfolder marker blobs on a flat account). Default: "
+         "on from adl:// and webhdfs:// to a hierarchical destination.",
+    show_default=False)]
+PreserveOpt = Annotated[str, typer.Option(
+    "--preserve", help="Keep these of each file and directory on an ADLS Gen2 destination: "
+                       "any of acl,owner,group,permissions (comma-separated; from adl:// "
+                       "and webhdfs:// sources).")]
+MapIdentitiesOpt = Annotated[str | None, typer.Option(
+    "--map-identities", help="CSV of source principal → Entra object ID or UPN, one "
+                             "'source,destination' a line (user:NAME / group:NAME to map one "
+                             "kind). A principal it lacks fails its path (recorded).",
+    show_default=False)]
 SkipErrorsOpt = Annotated[str, typer.Option(
     "--skip-errors", help="Record and skip objects that fail with these errors instead of "
                           "failing: any of missing,forbidden,invalid-name,archived "

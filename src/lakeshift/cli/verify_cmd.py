@@ -26,6 +26,12 @@ from lakeshift.cli.sizes import human_bytes
 from lakeshift.cli.text import count
 from lakeshift.errors import UsageError
 
+#: What each proof of the summary's ``proofs`` means, for the text output.
+PROOFS = {"source-md5": "the source's own MD5 equals the destination's",
+          "read-md5": "the source has no MD5 (WebHDFS, local, multipart): its bytes were read "
+                      "and hashed",
+          "multipart-etag": "the source's multipart ETag rebuilt from the destination's bytes"}
+
 HELP = """Prove that DST holds exactly what SRC holds.
 
 Every object present, same size, same checksum (source MD5 vs destination Content-MD5; S3
@@ -94,6 +100,8 @@ def verify(
           + (f"{count(r.times, 'time mismatch')}, " if check_times else "")
           + f"{r.unverifiable} unverifiable; read "
           f"{human_bytes(r.bytes_read)} in {r.duration_s:.1f} s")
+    for proof, n in r.proofs.items():
+        print(f"  verified ({n}): {proof} ({PROOFS.get(proof, proof)})")
     for reason, n in r.unverifiable_reasons.items():
         print(f"  unverifiable ({n}): {reason}")
     print(f"  report: {r.report_csv} and {r.report_json}")

@@ -6,8 +6,10 @@ a job's options through ``jobrunner.job_copy_options``, which ends in the same v
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 from lakeshift.engine.pipeline import CopyOptions
+from lakeshift.engine.preserve import preserve_set, read_identity_map
 from lakeshift.errors import UsageError
 from lakeshift.sizes import size_arg
 
@@ -20,6 +22,17 @@ def skip_error_kinds(value: str | Iterable[str]) -> frozenset[str]:
     return frozenset(p.strip() for p in parts if p.strip())
 
 
+def identity_pairs(value: str | Path | Iterable[tuple[str, str]] | None
+                   ) -> tuple[tuple[str, str], ...]:
+    """--map-identities: a file's path (read now: a job keeps the pairs, not the path), or
+    the pairs themselves (a job's saved options, a program's own)."""
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str | Path):
+        return read_identity_map(value)
+    return tuple((str(a), str(b)) for a, b in value)
+
+
 def copy_options(*, concurrency: int = 32, block_size: int | str = 8 * MiB,
                  single_put_max: int | str = 64 * MiB, overwrite: str = "if-different",
                  include: Iterable[str] = (), exclude: Iterable[str] = (),
@@ -27,7 +40,10 @@ def copy_options(*, concurrency: int = 32, block_size: int | str = 8 * MiB,
                  skip_errors: str | Iterable[str] = (), invalid_names: str = "fail",
                  adaptive: bool = True, max_requests_per_second: float | None = None,
                  max_bandwidth: int | str | None = None,
-                 delete_source: bool = False) -> CopyOptions:
+                 delete_source: bool = False, empty_dirs: bool | None = None,
+                 preserve: str | Iterable[str] = (),
+                 map_identities: str | Path | Iterable[tuple[str, str]] | None = None
+                 ) -> CopyOptions:
     """Validated copy options; a bad value raises a UsageError naming its flag."""
     if overwrite not in ("if-different", "always", "never"):
         raise UsageError(f"--overwrite {overwrite!r}: use if-different, always or never")
@@ -41,6 +57,7 @@ def copy_options(*, concurrency: int = 32, block_size: int | str = 8 * MiB,
         max_requests_per_second=max_requests_per_second,
         max_bandwidth=size_arg(max_bandwidth, "--max-bandwidth")
         if max_bandwidth not in (None, "") else None,
-        delete_source=delete_source)
+        delete_source=delete_source, empty_dirs=empty_dirs, preserve=preserve_set(preserve),
+        identity_map=identity_pairs(map_identities))
     opts.validate()
     return opts

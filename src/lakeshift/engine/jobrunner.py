@@ -174,7 +174,10 @@ def job_copy_options(job: Job, concurrency: int, block_size: int, adaptive: bool
                        folder_markers=o.get("folder_markers", "skip"),
                        skip_errors=frozenset(o.get("skip_errors", ())),
                        delete_source=bool(o.get("delete_source", False)),
-                       invalid_names=o.get("invalid_names", "fail"))
+                       invalid_names=o.get("invalid_names", "fail"),
+                       empty_dirs=o.get("empty_dirs"),
+                       preserve=frozenset(o.get("preserve", ())),
+                       identity_map=tuple((a, b) for a, b in o.get("identity_map", ())))
     opts.validate()
     return opts
 

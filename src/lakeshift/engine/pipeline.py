@@ -32,6 +32,7 @@ from lakeshift.engine.events import (
 )
 from lakeshift.engine.limiter import EndpointLimiter, Pacing
 from lakeshift.engine.listing import DEFAULT_POLICY, list_pages
+from lakeshift.engine.preserve import AccessKeeper, IdentityMap, check_preserve, preserve_set
 from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.slots import SlotPool
 from lakeshift.engine.transfer import (
@@ -92,6 +93,14 @@ class CopyOptions:
     max_bandwidth: float | None = None  # bytes per second
     #: Move instead of copy: delete each source object once its copy is verified.
     delete_source: bool = False
+    #: Create the source's empty directories (folder markers) at the destination; None:
+    #: when both sides are hierarchical (WebHDFS → ADLS Gen2 or local disk).  Real
+    #: directories on a destination with ``capabilities.directories``, marker blobs elsewhere.
+    empty_dirs: bool | None = None
+    #: --preserve: acl, owner, group, permissions (engine/preserve.py).
+    preserve: frozenset[str] = frozenset()
+    #: --map-identities: (source principal, destination object ID or UPN) pairs.
+    identity_map: tuple[tuple[str, str], ...] = ()
 
     def pacing(self, events: EventBus) -> Pacing:
         return Pacing(self.concurrency, self.adaptive, self.max_requests_per_second,
@@ -113,6 +122,10 @@ class CopyOptions:
         if unknown:
             raise UsageError(f"--skip-errors {','.join(sorted(unknown))}: use any of "
                              f"{','.join(sorted(SKIPPABLE))}")
+        preserve_set(self.preserve)
+        if self.identity_map and not {"acl", "owner", "group"} & set(self.preserve):
+            raise UsageError("--map-identities maps the principals --preserve "
+                             "acl/owner/group keeps: add --preserve")
         if self.invalid_names not in ("fail", "skip", "encode"):
             raise UsageError("--invalid-names must be fail, skip or encode")
         if self.max_requests_per_second is not None and self.max_requests_per_second <= 0:
@@ -294,7 +307,10 @@ async def dest_items(dst: Store, root: str, prefix: str, start_after: str | None
     try:
         async for page in list_pages(dst, prefix, start_after, policy, limiter):
             for obj in page:
-                yield obj.key[len(root):], obj
+                rel = obj.key[len(root):]
+                # A directory is listed as "d" (a Gen2 directory, an hdi_isfolder blob); the
+                # source names it "d/": pair them.
+                yield (rel + "/" if obj.is_dir_marker and not rel.endswith("/") else rel), obj
     except UsageError:
         if not dry_run:
             raise  # a missing container in a dry run simply holds nothing yet
@@ -357,8 +373,18 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
             watermark.done(ticket, ok)
 
     namer = DestinationNamer(opts.invalid_names, dst.capabilities.hierarchical)
+    # By default empty directories go where directories are real: a hierarchical source to a
+    # hierarchical destination (a flat one gets marker blobs only when asked).
+    empty_dirs = opts.empty_dirs if opts.empty_dirs is not None else (
+        src.capabilities.hierarchical and dst.capabilities.hierarchical)
+    keep_markers = opts.folder_markers == "keep" or empty_dirs
+    keeper = None
+    if opts.preserve and not opts.dry_run:
+        check_preserve(opts.preserve, src, dst)
+        keeper = AccessKeeper(ctx, opts.preserve, IdentityMap.of(opts.identity_map),
+                              spec.rel_base, root, events)
 
-    async def planned() -> AsyncIterator[tuple[str, ObjectInfo, int]]:
+    async def planned() -> AsyncIterator[tuple[str, ObjectInfo, int, bool]]:
         """What to copy: the merge of both listings, minus what is decided here."""
         dest = None if opts.overwrite == "always" and on_dest is None else dest_items(
             dst, root, dest_prefix(spec, root), dest_after, opts.dry_run, policy,
@@ -382,7 +408,7 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
             if watermark is not None:
                 await watermark.wait_for_room()
                 ticket = watermark.add(s.key)
-            if s.is_dir_marker and opts.folder_markers == "skip":
+            if s.is_dir_marker and not keep_markers:
                 events.emit(ObjectDone(s.key, 0, "skipped", reason=SKIP_FOLDER_MARKER))
                 finish(ticket, True)
                 continue
@@ -401,7 +427,19 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
                 # looked up under its new name (one HEAD; renames are rare).
                 d = await _renamed_copy(ctx, root + name) if opts.overwrite != "always" else None
                 events.emit(Renamed(s.key, root + name, why or ""))
+            if s.is_dir_marker and d is None and dst.capabilities.directories and \
+                    opts.overwrite != "always":
+                # A listing that shows no empty directories (local disk) is asked once per
+                # empty directory whether it is there.
+                asked = functools.partial(dst.is_folder, root + name)
+                if await retry(asked, policy, ctx.dst_limit):
+                    d = s
             if not needs_copy(s, d, opts.overwrite):
+                if keeper is not None and d is not None:
+                    # --preserve: the copy is there, its access is set again (the source's
+                    # may have changed, or an earlier run could not map a principal).
+                    yield root + name, s, ticket, True
+                    continue
                 events.emit(ObjectDone(s.key, s.size, "skipped", reason=SKIP_EXISTS
                                        if opts.overwrite == "never" else SKIP_IDENTICAL))
                 if opts.delete_source and not opts.dry_run and d is not None:
@@ -413,12 +451,15 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
                 events.emit(ObjectDone(s.key, s.size, "copied"))
                 finish(ticket, True)
                 continue
-            yield root + name, s, ticket
+            yield root + name, s, ticket, False
 
-    async def transfer(item: tuple[str, ObjectInfo, int]) -> None:
-        dest_key, s, ticket = item
-        ok = await _transfer_one(ctx, s, dest_key, events, opts.retries, opts.skip_errors,
-                                 opts.delete_source)
+    async def transfer(item: tuple[str, ObjectInfo, int, bool]) -> None:
+        dest_key, s, ticket, access_only = item
+        if access_only and keeper is not None:
+            ok = await _access_only(keeper, s, dest_key, events, opts)
+        else:
+            ok = await _transfer_one(ctx, s, dest_key, events, opts.retries, opts.skip_errors,
+                                     opts.delete_source, keeper)
         finish(ticket, ok)
 
     await drive(planned(), transfer, opts.concurrency)
@@ -426,9 +467,12 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
 
 async def _transfer_one(ctx: TransferContext, s: ObjectInfo, dest_key: str, events: EventBus,
                         attempts: int, skip_errors: frozenset[str] = frozenset(),
-                        delete_source: bool = False) -> bool:
+                        delete_source: bool = False,
+                        access: AccessKeeper | None = None) -> bool:
     """Copy one object, re-copying it after an integrity or change error; an object error
-    is recorded and the run goes on (False); auth and usage errors stop the run."""
+    is recorded and the run goes on (False); auth and usage errors stop the run.  With
+    ``access`` (--preserve) the copy then gets the source's owner, group and ACLs: a failure
+    there is the object's."""
     attempt = 0
     while True:
         attempt += 1
@@ -439,6 +483,8 @@ async def _transfer_one(ctx: TransferContext, s: ObjectInfo, dest_key: str, even
             else:
                 copied = await copy_object(ctx, s, dest_key)
                 md5, proof = copied.md5, copied.proof
+            if access is not None:
+                await access.apply(s, dest_key)
             events.emit(ObjectDone(s.key, s.size, "copied", attempts=attempt, proof=proof))
             if delete_source and not s.is_dir_marker:
                 await _move(ctx, s, dest_key, md5, events)
@@ -472,6 +518,22 @@ async def _transfer_one(ctx: TransferContext, s: ObjectInfo, dest_key: str, even
             s = await without_unvouched_md5(ctx.src, s, ctx.policy, ctx.src_limit) or s
         except LakeshiftError as e:
             return _not_copied(events, s, e, attempt, skip_errors)
+
+
+async def _access_only(keeper: AccessKeeper, s: ObjectInfo, dest_key: str, events: EventBus,
+                       opts: CopyOptions) -> bool:
+    """An object already copied gets the source's access again (--preserve)."""
+    try:
+        await keeper.apply(s, dest_key)
+    except (AuthError, UsageError):
+        raise
+    except LakeshiftError as e:
+        return _not_copied(events, s, e, 1, opts.skip_errors)
+    events.emit(ObjectDone(s.key, s.size, "skipped", reason=SKIP_EXISTS
+                           if opts.overwrite == "never" else SKIP_IDENTICAL))
+    if opts.delete_source and not s.is_dir_marker:
+        await _move(keeper.ctx, s, dest_key, None, events)
+    return True
 
 
 def _not_copied(events: EventBus, s: ObjectInfo, e: LakeshiftError, attempts: int,

@@ -20,7 +20,7 @@ from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.slots import SlotPool
 from lakeshift.errors import IntegrityError, LakeshiftError, ThrottledError, TransientError
 from lakeshift.model import Data, ObjectInfo, ObjectProps
-from lakeshift.stores.base import ChecksumSource, RangeStream, Store
+from lakeshift.stores.base import ChecksumSource, DirectoryWriter, RangeStream, Store
 from lakeshift.stores.props import FOLDER_KEY, SRC_ETAG_KEY, SRC_MTIME_KEY, format_time
 
 _HASH_IN_THREAD = 1 << 20
@@ -84,7 +84,13 @@ def _check(src: ObjectInfo, size: int, md5: bytes, where: str) -> None:
 
 
 async def copy_marker(ctx: TransferContext, dest_key: str) -> None:
-    """An S3 folder marker becomes an ``hdi_isfolder`` marker blob (flat destinations)."""
+    """A folder marker (an S3 ``dir/`` key, a WebHDFS empty directory) becomes a directory
+    where the destination has real ones (ADLS Gen2: Path - Create on the DFS endpoint), else
+    an ``hdi_isfolder`` marker blob."""
+    if ctx.dst.capabilities.directories:
+        dirs = cast(DirectoryWriter, ctx.dst)
+        await retry(lambda: dirs.make_directory(dest_key), ctx.policy, ctx.dst_limit)
+        return
     empty = hashlib.md5(b"").digest()
     props = ObjectProps(metadata={FOLDER_KEY: "true"})
     key = dest_key.rstrip("/")

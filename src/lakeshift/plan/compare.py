@@ -54,6 +54,8 @@ def identical(src: ObjectInfo, dst: ObjectInfo) -> bool:
     that it was copied from exactly this source version (its ETag; the copy was proven by
     MD5 when it was written).  The recorded ETag also settles an MD5 mismatch, because an
     S3 ETag that looks like an MD5 may not be one (SSE-KMS, SSE-C)."""
+    if src.is_dir_marker and dst.is_dir_marker:
+        return True  # a directory (or its marker blob) is there: nothing to copy
     if src.size != dst.size:
         return False
     if src.md5 is not None and dst.md5 is not None and src.md5 == dst.md5:

@@ -5,7 +5,7 @@ partitions to the control DB in one transaction (``lakeshift plan`` / ``lakeshif
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,14 +38,17 @@ def create_plan(control: ControlDB, job: str, sources: Sequence[str], dst: str,
                 exclude: Sequence[str], overwrite: str, folder_markers: str,
                 skip_errors: Sequence[str] = (), invalid_names: str = "fail",
                 delete_source: bool = False, replace: bool = False,
-                force: bool = False) -> Job:
+                force: bool = False, empty_dirs: bool | None = None,
+                preserve: str | Iterable[str] = (),
+                map_identities: str | Path | None = None) -> Job:
     """Validate everything (the options, that the job is new, then the sources by listing
     them), then write the job and its partitions in one transaction: a plan that fails
     writes nothing.  ``replace``: a job of that name is deleted just before the new one is
     written (only once the new plan is known good)."""
-    copy_options(include=include, exclude=exclude, overwrite=overwrite,
-                 folder_markers=folder_markers, skip_errors=skip_errors,
-                 invalid_names=invalid_names)
+    checked = copy_options(include=include, exclude=exclude, overwrite=overwrite,
+                           folder_markers=folder_markers, skip_errors=skip_errors,
+                           invalid_names=invalid_names, empty_dirs=empty_dirs,
+                           preserve=preserve, map_identities=map_identities)
     exists = job in {j.name for j in control.jobs()}
     if exists and not replace:
         raise UsageError(f"job {job!r} already exists in {control.shown}: `lakeshift run "
@@ -74,6 +77,9 @@ def create_plan(control: ControlDB, job: str, sources: Sequence[str], dst: str,
         "folder_markers": folder_markers, "skip_errors": list(skip_errors),
         "invalid_names": invalid_names, "delete_source": delete_source,
         "store": asdict(so), "sources": list(sources),
+        # The identity map is kept with the job (the file may change or go before a run).
+        "empty_dirs": empty_dirs, "preserve": sorted(checked.preserve),
+        "identity_map": [list(p) for p in checked.identity_map],
         "adf_source": adf_source}
     if exists:
         control.delete_job(job, force=force)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from lakeshift.model import Data, ObjectInfo, ObjectProps, ReadResult
 from lakeshift.urls import StoreURL
@@ -47,6 +47,9 @@ class Capabilities:
     #: ``source_checksums(key, etag)`` answers: the checksum the service keeps for an
     #: object besides its ETag (S3 additional checksums), and its part layout.
     source_checksums: bool = False
+    #: ``make_directory`` creates a real (empty) directory; ``set_access`` / ``get_access``
+    #: keep owner, group and ACLs when ``acls`` is true too (ADLS Gen2 over its DFS endpoint).
+    directories: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,19 @@ class SourceChecksum:
     composite: bool = False
     part_size: int | None = None
     parts: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PathAccess:
+    """Owner, group and ACL of a path as a hierarchical destination sets them (ADLS Gen2
+    Path - Update): ``acl`` holds the access entries then the ``default:`` ones,
+    comma-separated; ``permissions`` (``rwxr-x---``) only when no ACL is given (the two are
+    mutually exclusive).  Empty values are left as they are."""
+
+    owner: str = ""
+    group: str = ""
+    acl: str = ""
+    permissions: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +229,30 @@ class Inspector(Protocol):
     async def bucket_facts(self) -> BucketFacts: ...
 
     async def inspect(self, key: str) -> ObjectDetails: ...
+
+
+class DirectoryWriter(Protocol):
+    """Stores with ``capabilities.directories`` (ADLS Gen2 over its DFS endpoint)."""
+
+    async def make_directory(self, key: str) -> None:
+        """Create the directory ``key`` (and its parents); one that exists is fine."""
+        ...
+
+    async def set_access(self, key: str, access: PathAccess) -> None:
+        """Set owner, group and ACL (or permission bits) of a file or directory."""
+        ...
+
+    async def get_access(self, key: str) -> PathAccess:
+        ...
+
+
+class AccessReader(Protocol):
+    """Sources with ``capabilities.acls``: a path's owner, group, permission bits (octal
+    text) and ACL entries (``user:alice:rwx``, ``default:group::r-x``), as WebHDFS's
+    ``GETACLSTATUS`` gives them."""
+
+    async def acl_status(self, key: str) -> Any:
+        ...
 
 
 class Store(Lister, Reader, Writer, Protocol):

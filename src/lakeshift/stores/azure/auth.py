@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -50,6 +51,16 @@ class AzureSettings:
     sas: str | None = field(default=None, repr=False)
     #: For kind == "token": which azure-identity credential to build.
     token_source: str | None = None
+
+    @property
+    def dfs_endpoint(self) -> str:
+        """The account's DFS endpoint (directories, ACLs): ``AZURE_STORAGE_DFS_ENDPOINT``
+        when set, else the blob endpoint with ``.blob.`` → ``.dfs.``; an emulator's or a
+        private endpoint's address that has no ``.blob.`` serves both."""
+        explicit = os.environ.get("AZURE_STORAGE_DFS_ENDPOINT")
+        if explicit:
+            return explicit.rstrip("/")
+        return self.blob_endpoint.replace(".blob.", ".dfs.", 1)
 
 
 def parse_connection_string(text: str) -> dict[str, str]:
@@ -160,13 +171,20 @@ def _check_key(key: str, source: str) -> None:
                          "again from the storage account's Access keys page") from None
 
 
-def token_credential(settings: AzureSettings) -> Any:
-    """An azure-identity async credential for kind == 'token'."""
+def token_credential(token_source: str | None) -> Any:
+    """The azure-identity async credential for a token source (``service-principal``,
+    ``managed-identity``, ``cli``): the one builder for Azure Storage and ADLS Gen1.  Instance
+    metadata is asked only for ``managed-identity``; a service principal's authority is
+    ``AZURE_AUTHORITY_HOST`` when set (a sovereign cloud or Azure Stack), else Azure's public
+    one."""
     from azure.identity import aio
 
-    if settings.token_source == "cli":
+    # azure-identity logs each failed attempt as a WARNING (on stderr, through logging's
+    # last-resort handler); BearerTokens reports the failure as one AuthError line instead.
+    logging.getLogger("azure.identity").setLevel(logging.ERROR)
+    if token_source == "cli":
         return aio.AzureCliCredential()
-    if settings.token_source == "managed-identity":
+    if token_source == "managed-identity":
         client_id = os.environ.get("AZURE_CLIENT_ID")
         return aio.ManagedIdentityCredential(client_id=client_id) if client_id \
             else aio.ManagedIdentityCredential()

@@ -19,7 +19,7 @@ import hmac
 import ssl
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
@@ -285,14 +285,29 @@ def _block_list_xml(block_ids: Sequence[str]) -> bytes:
     return f'<?xml version="1.0" encoding="utf-8"?><BlockList>{items}</BlockList>'.encode()
 
 
+#: The Entra ID scope of Azure Storage (Blob and DFS endpoints).
+STORAGE_SCOPE = "https://storage.azure.com/.default"
+#: The Entra ID scope of Azure Data Lake Store Gen1.
+GEN1_SCOPE = "https://datalake.azure.net/.default"
+_SERVICE_NAMES = {STORAGE_SCOPE: "Azure Storage", GEN1_SCOPE: "ADLS Gen1"}
+
+
 class BearerTokens:
-    """Entra ID access tokens for Azure Storage from an azure-identity async credential,
-    fetched when first needed and renewed five minutes before they expire."""
+    """Entra ID access tokens for one ``scope`` (Azure Storage by default, ADLS Gen1 for
+    adl:// sources) from an azure-identity async credential, fetched when first needed and
+    renewed five minutes before they expire, or at once after ``expire()``.
 
-    SCOPE = "https://storage.azure.com/.default"
+    azure-identity's credentials cache their tokens until they near expiry, so asking the
+    same credential again after the service refused a token would hand back the refused
+    one: ``renew`` (when given) builds a fresh credential for that.  ``close()`` closes
+    every credential used."""
 
-    def __init__(self, credential: Any) -> None:
+    def __init__(self, credential: Any, scope: str = STORAGE_SCOPE,
+                 renew: Callable[[], Any] | None = None) -> None:
         self.credential = credential
+        self.scope = scope
+        self._renew = renew
+        self._retired: list[Any] = []
         self._token: str | None = None
         self._expires = 0.0
         self._lock = asyncio.Lock()
@@ -302,14 +317,30 @@ class BearerTokens:
             async with self._lock:
                 if self._token is None or time.time() > self._expires - 300:
                     try:
-                        t = await self.credential.get_token(self.SCOPE)
+                        t = await self.credential.get_token(self.scope)
                     except Exception as e:  # azure-identity raises several classes
                         first = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-                        raise AuthError(redact(f"no Entra ID token for Azure Storage: {first} "
-                                               "— check the --azure-auth credential")) from None
+                        service = _SERVICE_NAMES.get(self.scope, self.scope)
+                        raise AuthError(redact(f"no Entra ID token for {service}: {first} — "
+                                               "check AZURE_CLIENT_ID/AZURE_TENANT_ID/"
+                                               "AZURE_CLIENT_SECRET or the --azure-auth "
+                                               "credential")) from None
                     self._token, self._expires = t.token, float(t.expires_on)
         assert self._token is not None
         return self._token
+
+    def expire(self) -> None:
+        """Forget the token (the service said it expired): the next request gets a new one,
+        from a fresh credential when ``renew`` was given."""
+        self._token = None
+        if self._renew is not None:
+            self._retired.append(self.credential)
+            self.credential = self._renew()
+
+    async def close(self) -> None:
+        for credential in (*self._retired, self.credential):
+            await credential.close()
+        self._retired.clear()
 
 
 class LeanBlobClient:

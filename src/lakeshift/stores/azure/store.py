@@ -28,8 +28,9 @@ from lakeshift.errors import (
 )
 from lakeshift.model import Data, ObjectInfo, ObjectProps, ReadResult
 from lakeshift.stores.azure import auth as azure_auth
+from lakeshift.stores.azure.dfs import DfsClient
 from lakeshift.stores.azure.rest import BearerTokens, LeanBlobClient
-from lakeshift.stores.base import BlockUpload, Capabilities, Page, StoreConfig
+from lakeshift.stores.base import BlockUpload, Capabilities, Page, PathAccess, StoreConfig
 from lakeshift.stores.http import check_http
 from lakeshift.stores.obstore_common import RETRY_CONFIG, client_options
 from lakeshift.stores.obstore_stream import ObstoreRange, open_range
@@ -64,7 +65,7 @@ class AzureBlobStore:
 
     def _token_credential(self) -> Any:
         if self._credential is None:
-            self._credential = azure_auth.token_credential(self.settings)
+            self._credential = azure_auth.token_credential(self.settings.token_source)
         return self._credential
 
     @cached_property
@@ -89,6 +90,23 @@ class AzureBlobStore:
         return LeanBlobClient(self.settings.blob_endpoint, self.settings.account, self.container,
                               self.settings.key, self.settings.sas, tokens)
 
+    @cached_property
+    def _dfs(self) -> DfsClient:
+        token = self._token_credential() if self.settings.kind == "token" else None
+        return DfsClient(self.settings.dfs_endpoint, self.settings.account, self.container,
+                         self.settings.key, self.settings.sas, token)
+
+    # -- directories and access control (hierarchical accounts: the DFS endpoint) -----
+
+    async def make_directory(self, key: str) -> None:
+        await self._dfs.make_directory(key.rstrip("/"), self._where(key))
+
+    async def set_access(self, key: str, access: PathAccess) -> None:
+        await self._dfs.set_access(key.rstrip("/"), access, self._where(key))
+
+    async def get_access(self, key: str) -> PathAccess:
+        return await self._dfs.get_access(key.rstrip("/"), self._where(key))
+
     # -- listing -------------------------------------------------------------------
 
     async def list_page(self, prefix: str, token: str | None = None,
@@ -111,7 +129,8 @@ class AzureBlobStore:
         sas = self.settings.kind == "sas"
         try:
             if await self._blobs.account_is_hns(self._where()):
-                self.capabilities = replace(self.capabilities, hierarchical=True, acls=True)
+                self.capabilities = replace(self.capabilities, hierarchical=True, acls=True,
+                                            directories=True)
         except TransientError:
             raise
         except AuthError:
@@ -196,6 +215,9 @@ class AzureBlobStore:
         blobs = self.__dict__.get("_blobs")
         if blobs is not None:
             await blobs.close()
+        dfs = self.__dict__.get("_dfs")
+        if dfs is not None:
+            await dfs.close()
         if self._credential is not None:
             await self._credential.close()
 

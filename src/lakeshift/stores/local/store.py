@@ -38,7 +38,7 @@ from lakeshift.stores.props import SRC_ETAG_KEY, SRC_MTIME_KEY, parse_time
 CAPABILITIES = Capabilities(
     list_start_after=True, content_md5=True, hierarchical=True, acls=False,
     copy_from_url=False, block_upload=True, max_block_size=2**62, etag_is_md5=False,
-    metadata_in_listing=False, stream_put=True,
+    metadata_in_listing=False, stream_put=True, directories=True,
 )
 PAGE = 1000
 #: Files up to this size are read in the event loop itself: a few syscalls on a small file
@@ -179,6 +179,14 @@ class LocalStore:
         # Reads nothing yet but checks the file is there and unchanged (like a GET would).
         head = await self.read(key, start, start, if_match)
         return _LocalRange(self._path(key), head, start, end)
+
+    async def make_directory(self, key: str) -> None:
+        """An empty directory of the source (--empty-dirs) as a directory here."""
+        path = self._path(key.rstrip("/"))
+        try:
+            await asyncio.to_thread(os.makedirs, path, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise InvalidNameError(f"{path}: a file is in the way of the directory") from None
 
     async def put(self, key: str, data: Data, props: ObjectProps, md5: bytes) -> None:
         # One thread hop for the whole file (was three), but not in the event loop: creating

@@ -23,7 +23,7 @@ from __future__ import annotations
 import getpass
 import os
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from lakeshift.errors import AuthError, UsageError
 from lakeshift.redact import register_secret
@@ -31,7 +31,6 @@ from lakeshift.stores.base import StoreOptions
 from lakeshift.urls import StoreURL
 
 Dialect = Literal["gen1", "hadoop"]
-GEN1_SCOPE = "https://datalake.azure.net/.default"
 #: Hadoop 3's NameNode HTTP and HTTPS ports, for URLs that give none.
 _DEFAULT_PORTS = {"webhdfs": 9870, "swebhdfs": 9871}
 _MISSING_GEN1 = ("no credentials for ADLS Gen1: set AZURE_CLIENT_ID, AZURE_TENANT_ID and "
@@ -96,17 +95,3 @@ def _local_user() -> str | None:
         return getpass.getuser()
     except (KeyError, OSError):
         return None
-
-
-def token_credential(settings: WebHdfsSettings) -> Any:
-    """An azure-identity async credential for Gen1 (never probes instance metadata unless
-    managed identity was asked for)."""
-    from azure.identity import aio
-
-    if settings.token_source == "cli":
-        return aio.AzureCliCredential()
-    if settings.token_source == "managed-identity":
-        client_id = os.environ.get("AZURE_CLIENT_ID")
-        return aio.ManagedIdentityCredential(client_id=client_id) if client_id \
-            else aio.ManagedIdentityCredential()
-    return aio.EnvironmentCredential()

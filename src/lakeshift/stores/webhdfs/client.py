@@ -10,10 +10,8 @@ deviations (``LISTSTATUS`` paged with ``listSize``/``listAfter``, an Entra ID be
 
 from __future__ import annotations
 
-import asyncio
 import json
 import ssl
-import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,12 +26,13 @@ from lakeshift.errors import (
     ForbiddenError,
     LakeshiftError,
     NotFoundError,
+    ObjectError,
     ThrottledError,
     TransientError,
 )
 from lakeshift.redact import redact
 from lakeshift.stores.http import check_http
-from lakeshift.stores.webhdfs.auth import GEN1_SCOPE, WebHdfsSettings
+from lakeshift.stores.webhdfs.auth import WebHdfsSettings
 
 #: Entries per Gen1 LISTSTATUS request (Hadoop's batch size is the NameNode's dfs.ls.limit).
 GEN1_LIST_SIZE = 4000
@@ -106,7 +105,9 @@ def remote_error(status: int, body: bytes, what: str,
         return ThrottledError(f"{what}: throttled ({said})", delay)
     if status >= 500 or status == 408:
         return TransientError(f"{what}: server error {status} ({said})")
-    return LakeshiftError(f"{what}: {said}")
+    # Any other refusal is the server's word about this path (not a bug here): it fails
+    # what asked for it, with the server's exception and message.
+    return ObjectError(f"{what}: the server refused the request ({said})")
 
 
 def _status(item: Mapping[str, Any]) -> FileStatus:
@@ -125,9 +126,11 @@ class WebHdfsClient:
         self.settings = settings
         self.allow_http = allow_http
         self.http = check_http(settings.endpoint, allow_http)
-        #: For gen1: a BearerTokens-like object (``await tokens.get()``).
+        #: For gen1: ``stores.azure.rest.BearerTokens`` for the Gen1 scope.
         self.tokens = tokens
         self.connections = connections
+        #: Hadoop: the NameNode takes LISTSTATUS_BATCH (false after it refused it once).
+        self.batch_listing = True
         self._session: Any = None
         #: The Date header of the last response: the service's clock.
         self.last_date: datetime | None = None
@@ -164,14 +167,33 @@ class WebHdfsClient:
             items = (body.get("FileStatuses") or {}).get("FileStatus") or []
             entries = [_status(i) for i in items]
             return DirPage([e for e in entries if e.name], len(entries) >= size)
+        if not self.batch_listing:
+            return await self._list_whole(path, after, what)
         params = {} if after is None else {"startAfter": after}
-        body = await self._json("GET", self._url(path, "LISTSTATUS_BATCH", **params), what)
+        try:
+            body = await self._json("GET", self._url(path, "LISTSTATUS_BATCH", **params),
+                                    what)
+        except ObjectError as e:
+            if "IllegalArgumentException" not in str(e) and \
+                    "UnsupportedOperationException" not in str(e):
+                raise
+            # Hadoop before 2.8 has no LISTSTATUS_BATCH: list whole directories instead.
+            self.batch_listing = False
+            return await self._list_whole(path, after, what)
         listing = body.get("DirectoryListing") or {}
         items = ((listing.get("partialListing") or {}).get("FileStatuses") or {}).get(
             "FileStatus") or []
         entries = [_status(i) for i in items]
         return DirPage([e for e in entries if e.name],
                        int(listing.get("remainingEntries") or 0) > 0 and bool(entries))
+
+    async def _list_whole(self, path: str, after: str | None, what: str) -> DirPage:
+        """``LISTSTATUS`` (one answer per directory, however large), from after ``after``."""
+        body = await self._json("GET", self._url(path, "LISTSTATUS"), what)
+        items = (body.get("FileStatuses") or {}).get("FileStatus") or []
+        entries = [e for e in map(_status, items) if e.name and (after is None or
+                                                                 e.name > after)]
+        return DirPage(sorted(entries, key=lambda e: e.name), False)
 
     async def status(self, path: str, what: str) -> FileStatus:
         body = await self._json("GET", self._url(path, "GETFILESTATUS"), what)
@@ -290,34 +312,3 @@ class WebHdfsClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
-
-
-class Gen1Tokens:
-    """Entra ID access tokens for ADLS Gen1 from an azure-identity async credential,
-    fetched when first needed and renewed five minutes before they expire (as
-    ``stores/azure/rest.py: BearerTokens`` does for Azure Storage)."""
-
-    def __init__(self, credential: Any) -> None:
-        self.credential = credential
-        self._token: str | None = None
-        self._expires = 0.0
-        self._lock = asyncio.Lock()
-
-    async def get(self) -> str:
-        if self._token is None or time.time() > self._expires - 300:
-            async with self._lock:
-                if self._token is None or time.time() > self._expires - 300:
-                    try:
-                        t = await self.credential.get_token(GEN1_SCOPE)
-                    except Exception as e:  # azure-identity raises several classes
-                        first = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-                        raise AuthError(redact(f"no Entra ID token for ADLS Gen1: {first} — "
-                                               "check AZURE_CLIENT_ID/AZURE_TENANT_ID/"
-                                               "AZURE_CLIENT_SECRET or --azure-auth")) from None
-                    self._token, self._expires = t.token, float(t.expires_on)
-        assert self._token is not None
-        return self._token
-
-    def expire(self) -> None:
-        """Forget the token (the service said it expired): the next request gets a new one."""
-        self._token = None

@@ -27,6 +27,8 @@ from typing import Any
 
 from lakeshift.errors import ChangedError, ForbiddenError, NotFoundError, UsageError
 from lakeshift.model import Data, ObjectInfo, ObjectProps, ReadResult
+from lakeshift.stores.azure import auth as azure_auth
+from lakeshift.stores.azure.rest import GEN1_SCOPE, BearerTokens
 from lakeshift.stores.base import BlockUpload, Capabilities, Page, StoreConfig
 from lakeshift.stores.webhdfs import auth
 from lakeshift.stores.webhdfs.client import (
@@ -34,7 +36,6 @@ from lakeshift.stores.webhdfs.client import (
     AclStatus,
     DirPage,
     FileStatus,
-    Gen1Tokens,
     WebHdfsClient,
 )
 
@@ -62,7 +63,7 @@ class WebHdfsStore:
         #: Entries per Gen1 directory request (Hadoop's is the NameNode's own).
         self.list_size = GEN1_LIST_SIZE
         self.settings = auth.resolve(config.url, config.options)
-        self._credential: Any = None
+        self._tokens: BearerTokens | None = None
         self._client: WebHdfsClient | None = None
         #: Directories a listing could not enter (key → the error's message).
         self._unlisted: dict[str, str] = {}
@@ -75,8 +76,10 @@ class WebHdfsStore:
         if self._client is None:
             tokens = None
             if self.settings.dialect == "gen1":
-                self._credential = auth.token_credential(self.settings)
-                tokens = Gen1Tokens(self._credential)
+                source = self.settings.token_source
+                tokens = self._tokens = BearerTokens(
+                    azure_auth.token_credential(source), GEN1_SCOPE,
+                    renew=lambda: azure_auth.token_credential(source))
             self._client = WebHdfsClient(self.settings, self.config.options.allow_http, tokens)
         return self._client
 
@@ -303,8 +306,8 @@ class WebHdfsStore:
     async def close(self) -> None:
         if self._client is not None:
             await self._client.close()
-        if self._credential is not None:
-            await self._credential.close()
+        if self._tokens is not None:
+            await self._tokens.close()
 
 
 class _WebHdfsRange:

@@ -1,0 +1,94 @@
+"""--preserve and --map-identities: the mapping table of docs/gen1-migration.md, the map
+file's format, and the refusals (one clear line each)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import lakeshift
+from lakeshift.engine.preserve import (
+    IdentityMap,
+    UnmappableError,
+    gen2_access,
+    preserve_set,
+    read_identity_map,
+)
+from lakeshift.errors import UsageError
+from lakeshift.stores.webhdfs.client import AclStatus
+
+OID = "5d6f1a2b-0000-4000-8000-00000000abcd"
+IDS = IdentityMap.of([("user:alice", "alice@contoso.com"), ("group:etl", OID),
+                      ("hdfs", "$superuser"), ("group:hdfs", OID)])
+
+
+def test_permission_bits_and_a_plain_acl() -> None:
+    st = AclStatus("hdfs", "hdfs", "750", ())
+    assert gen2_access(st, frozenset({"acl", "owner", "group"}), IDS, True).acl == \
+        "user::rwx,group::r-x,other::---"
+    plain = gen2_access(st, frozenset({"permissions"}), IDS, True)
+    assert (plain.permissions, plain.acl, plain.owner) == ("rwxr-x---", "", "")
+    owned = gen2_access(st, frozenset({"owner", "group"}), IDS, False)
+    assert (owned.owner, owned.group) == ("$superuser", OID)
+
+
+def test_named_entries_take_the_mask_from_the_group_bits_and_map_their_names() -> None:
+    # HDFS: permission 770 with an extended ACL → the group bits are the mask; the owning
+    # group's own bits are in the "group::" entry.
+    st = AclStatus("alice", "etl", "770", ("user:alice:rwx", "group::r-x", "group:etl:rwx",
+                                           "default:user::rwx", "default:group:etl:r-x",
+                                           "default:other::---"))
+    got = gen2_access(st, frozenset({"acl"}), IDS, True)
+    assert got.acl == ("user::rwx,user:alice@contoso.com:rwx,group::r-x,"
+                       f"group:{OID}:rwx,mask::rwx,other::---,default:user::rwx,"
+                       f"default:group:{OID}:r-x,default:other::---")
+    # Default entries belong to directories only.
+    assert "default:" not in gen2_access(st, frozenset({"acl"}), IDS, False).acl
+
+
+def test_an_unmappable_principal_names_itself() -> None:
+    st = AclStatus("hdfs", "hdfs", "640", ("user:bob:r--",))
+    with pytest.raises(UnmappableError, match=r"user 'bob'.*user:bob,") as e:
+        gen2_access(st, frozenset({"acl"}), IDS, False)
+    assert e.value.kind == "unmappable-principal" and e.value.exit_code == 1
+    # A group may not borrow a user's mapping.
+    with pytest.raises(UnmappableError, match="group 'alice'"):
+        gen2_access(AclStatus("hdfs", "alice", "640", ()), frozenset({"group"}), IDS, False)
+
+
+def test_the_map_file(tmp_path: Path) -> None:
+    f = tmp_path / "ids.csv"
+    f.write_text(f"source,destination\n# comment\n\nuser:alice, alice@contoso.com\netl,{OID}\n")
+    assert read_identity_map(f) == (("user:alice", "alice@contoso.com"), ("etl", OID))
+    f.write_text("alice\n")
+    with pytest.raises(UsageError, match="line 1: expected 'source,destination'"):
+        read_identity_map(f)
+    with pytest.raises(UsageError, match="cannot read it"):
+        read_identity_map(tmp_path / "missing.csv")
+
+
+def test_preserve_names_are_checked() -> None:
+    assert preserve_set("acl, owner") == {"acl", "owner"}
+    with pytest.raises(UsageError, match="--preserve xattrs"):
+        preserve_set("acl,xattrs")
+    with pytest.raises(UsageError, match="times"):
+        preserve_set("times")
+
+
+def test_a_map_without_preserve_is_refused(tmp_path: Path) -> None:
+    from lakeshift.engine.copy_options import copy_options
+
+    ids = tmp_path / "ids.csv"
+    ids.write_text(f"alice,{OID}\n")
+    with pytest.raises(UsageError, match="add --preserve"):
+        copy_options(map_identities=str(ids))
+    assert copy_options(map_identities=str(ids), preserve="owner").identity_map == (
+        ("alice", OID),)
+
+
+def test_the_api_refuses_preserve_from_a_source_without_acls(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.txt").write_text("a")
+    with pytest.raises(UsageError, match="no ACLs"):
+        lakeshift.copy(str(tmp_path / "src"), str(tmp_path / "dst"), preserve="acl")
