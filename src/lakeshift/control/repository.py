@@ -338,6 +338,40 @@ class ControlDB:
             return list(conn.execute(select(runs).where(runs.c.job_id == job_id)
                                      .order_by(runs.c.id.desc()).limit(limit)).mappings())
 
+    # -- a fleet of workers (lakeshift.scale) --------------------------------------------
+
+    def run_state(self, run_id: int) -> str | None:
+        """The run's state (a fleet's workers stop when it is no longer ``running``)."""
+        with self._tx() as conn:
+            value = conn.execute(select(runs.c.state).where(runs.c.id == run_id)).scalar()
+        return None if value is None else str(value)
+
+    def unfinished_partitions(self, job_id: int) -> int:
+        """Partitions still pending or running (held by a worker, or by a dead one whose
+        lease has not expired yet)."""
+        with self._tx() as conn:
+            return int(conn.execute(select(func.count()).select_from(partitions).where(and_(
+                partitions.c.job_id == job_id,
+                partitions.c.state.in_(("pending", "running"))))).scalar() or 0)
+
+    def job_progress(self, job_id: int) -> dict[str, int]:
+        """The job's counters summed over its partitions (each object once, as the workers'
+        heartbeats saved them) and its partitions by state: one aggregate query."""
+        p = partitions.c
+        with self._tx() as conn:
+            row = conn.execute(select(
+                func.coalesce(func.sum(p.listed), 0), func.coalesce(func.sum(p.copied), 0),
+                func.coalesce(func.sum(p.skipped), 0),
+                func.coalesce(func.sum(p.failed_objects), 0),
+                func.coalesce(func.sum(p.bytes), 0)).where(p.job_id == job_id)).one()
+            states = dict(conn.execute(select(p.state, func.count()).where(
+                p.job_id == job_id).group_by(p.state)).all())
+        out = dict(zip(("listed", "copied", "skipped", "failed_objects", "bytes"),
+                       (int(v) for v in row), strict=True))
+        for state in ("pending", "running", "succeeded", "failed"):
+            out[state] = int(states.get(state, 0))
+        return out
+
     # -- failures ------------------------------------------------------------------------
 
     def add_failures(self, job_id: int, partition_id: int | None, run_id: int | None,

@@ -1,0 +1,197 @@
+"""lakeshift run/sync --dask: worker processes of a Dask LocalCluster claim the partitions
+of one job from a real PostgreSQL control DB, copying from moto (issue 14).
+
+One LocalCluster of two worker processes (on loopback) serves the module; its
+workers get the emulators' endpoints and credentials in their environment, as workers of a
+real cluster would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import lakeshift
+from lakeshift.engine.events import Event, ObjectDone
+from lakeshift.errors import UsageError
+from lakeshift.stores.base import StoreOptions
+from tests import servers
+from tests.faultproxy import FaultProxy, request_kind
+
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def cluster(moto: servers.Server, azurite: servers.Server) -> Iterator[Any]:
+    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto.port}", "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing-secret", "AWS_REGION": "us-east-1",
+           "AWS_EC2_METADATA_DISABLED": "true", "NO_PROXY": "127.0.0.1,localhost",
+           "AZURE_STORAGE_CONNECTION_STRING": servers.azurite_connection_string(azurite.port)}
+    c = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                 host="127.0.0.1", dashboard_address="127.0.0.1:0", env=env)
+    yield c
+    c.close()
+
+
+def _seed(s3: Any, bucket: str, prefixes: list[str], per: int, size: int) -> dict[str, bytes]:
+    data = {}
+    for p in prefixes:
+        for i in range(per):
+            key = f"{p}f{i:03d}.bin"
+            body = hashlib.sha256(key.encode()).digest() * (size // 32)
+            s3.put_object(Bucket=bucket, Key=key, Body=body)
+            data[key] = body
+    return data
+
+
+def _partitions(pg_url: str, job: str) -> list[Any]:
+    from lakeshift.control.repository import ControlDB
+
+    db = ControlDB(pg_url)
+    try:
+        return db.partitions(db.job(job).id)
+    finally:
+        db.close()
+
+
+def _local_files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_a_job_runs_exactly_on_two_workers(cluster: Any, s3: Any, bucket: str,
+                                           blob_service: Any, container: str,
+                                           pg_url: str) -> None:
+    prefixes = ["a/", "b/", "c/", "d/"]
+    data = _seed(s3, bucket, prefixes, 15, 4096)
+    lakeshift.plan(f"s3://{bucket}/", f"az://{container}/", job="j",
+                   db=pg_url, prefix=prefixes)
+    seen: list[Event] = []
+    result = lakeshift.run(job="j", db=pg_url, batch_count=1, concurrency=4,
+                           dask=cluster.scheduler_address, subscribers=[seen.append])
+    assert (result.succeeded, result.failed, result.exit_code) == (4, 0, 0)
+    assert (result.stats.copied, result.stats.skipped) == (60, 0)
+    assert result.stats.bytes_transferred == 60 * 4096
+    cc = blob_service.get_container_client(container)
+    got = {b.name: cc.download_blob(b.name).readall() for b in cc.list_blobs()}
+    assert got == data
+    rows = _partitions(pg_url, "j")
+    assert [r["state"] for r in rows] == ["succeeded"] * 4
+    assert sum(r["copied"] for r in rows) == 60
+    assert [r["attempts"] for r in rows] == [1] * 4  # no partition taken twice
+    # One progress display, fed from the DB's counters: every object once.
+    assert sum(1 for e in seen if isinstance(e, ObjectDone)) == 60
+    status = lakeshift.status(db=pg_url, job="j")
+    run = status.jobs[0].runs[0]
+    assert (run.state, run.copied) == ("succeeded", 60)
+    # A second run finds nothing to do.
+    again = lakeshift.run(job="j", db=pg_url, dask=cluster.scheduler_address)
+    assert again.nothing_to_do
+
+
+def test_a_worker_killed_mid_partition_is_taken_over_exactly(
+        cluster: Any, s3: Any, bucket: str, pg_url: str, tmp_path: Path) -> None:
+    prefixes = ["p0/", "p1/", "p2/", "p3/"]
+    data = _seed(s3, bucket, prefixes, 40, 2048)
+    dest = tmp_path / "dest"
+    lakeshift.plan(f"s3://{bucket}/", str(dest), job="k", db=pg_url, prefix=prefixes)
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            # Paced so that the run lasts long enough to kill a worker inside a partition.
+            out["result"] = lakeshift.run(job="k", db=pg_url, batch_count=1, concurrency=2,
+                                          lease_seconds=3, max_requests_per_second=40,
+                                          dask=cluster.scheduler_address)
+        except BaseException as e:  # pragma: no cover - reported below
+            out["error"] = e
+
+    t = threading.Thread(target=run)
+    t.start()
+    killed = None
+    deadline = time.monotonic() + 60
+    while killed is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+        for r in _partitions(pg_url, "k"):
+            if r["state"] == "running" and r["cursor"] and r["lease_owner"]:
+                killed = int(r["lease_owner"].split(":")[1])  # host:pid:tag
+                os.kill(killed, signal.SIGKILL)
+                break
+    assert killed is not None, "no worker was seen inside a partition"
+    t.join(120)
+    assert not t.is_alive()
+    assert "error" not in out, out.get("error")
+    result = out["result"]
+    assert result.exit_code == 0
+    assert _local_files(dest) == data
+    rows = _partitions(pg_url, "k")
+    assert [r["state"] for r in rows] == ["succeeded"] * 4
+    # Each object counted once: what the dead worker copied after its last saved cursor
+    # was found identical by the worker that took the partition over.
+    assert sum(r["copied"] + r["skipped"] for r in rows) == 160
+    assert sum(r["listed"] for r in rows) == 160
+    assert max(r["attempts"] for r in rows) == 2
+    assert lakeshift.failures(job="k", db=pg_url).count == 0
+
+
+class CountingProxy(FaultProxy):
+    """The fault proxy, noting when each request arrived."""
+
+    def __init__(self, upstream: str) -> None:
+        self.arrivals: list[tuple[float, str]] = []
+        super().__init__(upstream)
+
+    def _take(self, method: str, path: str) -> Any:
+        self.arrivals.append((time.monotonic(), request_kind(method, path)))
+        return super()._take(method, path)
+
+
+def test_the_request_cap_holds_for_all_workers_together(
+        cluster: Any, s3: Any, bucket: str, moto: servers.Server, pg_url: str,
+        tmp_path: Path) -> None:
+    prefixes = ["a/", "b/", "c/", "d/"]
+    data = _seed(s3, bucket, prefixes, 25, 1024)
+    proxy = CountingProxy(f"http://127.0.0.1:{moto.port}")
+    try:
+        dest = tmp_path / "dest"
+        lakeshift.plan(f"s3://{bucket}/", str(dest), job="cap", db=pg_url, prefix=prefixes,
+                       store_options=StoreOptions(s3_endpoint=proxy.url))
+        proxy.arrivals.clear()  # the planner's listing is not the run's
+        rate = 16.0
+        result = lakeshift.run(job="cap", db=pg_url, batch_count=2, concurrency=8,
+                               max_requests_per_second=rate, dask=cluster.scheduler_address)
+    finally:
+        proxy.stop()
+    assert result.exit_code == 0
+    assert _local_files(dest) == data
+    times = sorted(t for t, kind in proxy.arrivals if kind == "data")
+    assert len(times) >= 100
+    # In any 3 s, all workers together send at most 3 s of the rate plus one burst (each
+    # worker's bucket holds its share of one second): 2 workers each at the full rate
+    # would send about twice as many.
+    window = 3.0
+    most = max(sum(1 for u in times[i:] if u - t < window) for i, t in enumerate(times))
+    assert most <= rate * window + rate, most
+
+
+def test_dask_needs_postgresql_and_a_reachable_scheduler(pg_url: str, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="PostgreSQL control DB"):
+        lakeshift.run(job="x", db=f"sqlite:///{tmp_path}/c.db", dask="local:2")
+    with pytest.raises(UsageError, match="give a scheduler address"):
+        lakeshift.run(job="x", db=pg_url, dask="somewhere:8786")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_bytes(b"x")
+    lakeshift.plan(str(src), str(tmp_path / "dst"), job="x", db=pg_url)
+    port = servers.free_port()
+    with pytest.raises(UsageError, match=f"cannot reach the Dask scheduler at "
+                                         f"tcp://127.0.0.1:{port}"):
+        lakeshift.run(job="x", db=pg_url, dask=f"tcp://127.0.0.1:{port}")
+    assert [r["state"] for r in _partitions(pg_url, "x")] == ["pending"]
