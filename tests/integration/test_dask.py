@@ -195,3 +195,155 @@ def test_dask_needs_postgresql_and_a_reachable_scheduler(pg_url: str, tmp_path: 
                                          f"tcp://127.0.0.1:{port}"):
         lakeshift.run(job="x", db=pg_url, dask=f"tcp://127.0.0.1:{port}")
     assert [r["state"] for r in _partitions(pg_url, "x")] == ["pending"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_the_driver_stops_the_workers_at_a_checkpoint(
+        cluster: Any, s3: Any, bucket: str, pg_url: str, cli_env: dict[str, str],
+        tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.e2e.cli import BIN
+    from tests.e2e.cli import lakeshift as cli
+
+    prefixes = ["a/", "b/", "c/", "d/"]
+    data = _seed(s3, bucket, prefixes, 40, 1024)
+    dest = tmp_path / "dest"
+    lakeshift.plan(f"s3://{bucket}/", str(dest), job="int", db=pg_url, prefix=prefixes)
+    proc = subprocess.Popen([str(BIN), "run", "--job", "int", "--db", pg_url, "--dask",
+                             cluster.scheduler_address, "--batch-count", "1",
+                             "--lease-seconds", "4", "--max-requests-per-second", "20",
+                             "--progress", "none"], env=cli_env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(_local_files(dest) if dest.exists() else {}) < 20:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (proc.returncode, err)
+    assert "Traceback" not in err
+    rows = _partitions(pg_url, "int")
+    # Every worker stopped: nothing is held, what was left is pending with its cursor.
+    assert not [r for r in rows if r["state"] == "running" or r["lease_owner"]]
+    assert [r for r in rows if r["state"] == "pending" and r["cursor"]]
+    done = len(_local_files(dest))
+    time.sleep(2)
+    assert len(_local_files(dest)) == done < 160  # no worker goes on copying
+    runs = lakeshift.status(db=pg_url, job="int").jobs[0].runs
+    assert runs[0].state == "interrupted"
+    p = cli("run", "--job", "int", "--db", pg_url, "--dask", cluster.scheduler_address,
+            "--json", env=cli_env)
+    assert p.returncode == 0, p.stderr
+    assert _local_files(dest) == data
+    rows = _partitions(pg_url, "int")
+    assert sum(r["copied"] + r["skipped"] for r in rows) == 160
+
+
+class CuttableTCP:
+    """A loopback TCP forwarder to PostgreSQL whose connections can be cut: ``cut(s)``
+    drops every open connection and refuses new ones for ``s`` seconds (a DB restart or a
+    network outage, as the workers see it)."""
+
+    def __init__(self, port: int) -> None:
+        import socket
+
+        self.upstream = port
+        self.down_until = 0.0
+        self.conns: list[Any] = []
+        self.lock = threading.Lock()
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            if time.monotonic() < self.down_until:
+                c.close()
+                continue
+            try:
+                u = socket.create_connection(("127.0.0.1", self.upstream))
+            except OSError:
+                c.close()
+                continue
+            with self.lock:
+                self.conns += [c, u]
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a: Any, b: Any) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def cut(self, seconds: float) -> None:
+        import socket
+
+        self.down_until = time.monotonic() + seconds
+        with self.lock:
+            conns, self.conns = self.conns, []
+        for s in conns:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+                s.close()
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.sock.close()
+        self.cut(0)
+
+
+@pytest.mark.slow
+def test_a_lost_db_connection_costs_a_pause_not_the_run(
+        cluster: Any, s3: Any, bucket: str, pg_url: str, tmp_path: Path) -> None:
+    from sqlalchemy.engine import make_url
+
+    prefixes = [f"p{i:02d}/" for i in range(12)]
+    data = _seed(s3, bucket, prefixes, 6, 1024)
+    dest = tmp_path / "dest"
+    lakeshift.plan(f"s3://{bucket}/", str(dest), job="db", db=pg_url, prefix=prefixes)
+    u = make_url(pg_url)
+    link = CuttableTCP(int(u.port or 5432))
+    via = u.set(port=link.port).render_as_string(hide_password=False)
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            out["result"] = lakeshift.run(job="db", db=via, batch_count=1, concurrency=2,
+                                          lease_seconds=10, max_requests_per_second=30,
+                                          dask=cluster.scheduler_address)
+        except BaseException as e:  # reported below
+            out["error"] = e
+
+    t = threading.Thread(target=run)
+    t.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(
+                _local_files(dest) if dest.exists() else {}) < 12:
+            time.sleep(0.1)
+        link.cut(4)  # every worker's and the driver's connections, for 4 s
+        t.join(120)
+    finally:
+        link.close()
+    assert "error" not in out, out.get("error")
+    assert out["result"].exit_code == 0
+    assert _local_files(dest) == data
+    rows = _partitions(pg_url, "db")
+    assert [r["state"] for r in rows] == ["succeeded"] * 12
+    assert sum(r["copied"] + r["skipped"] for r in rows) == 72

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
 
-from lakeshift.control.db import db_error, display_url, open_engine
+from lakeshift.control.db import ControlDBUnavailable, db_error, display_url, open_engine
 from lakeshift.control.records import Job, PartitionSpec, as_utc
 from lakeshift.control.schema import (
     adf_delta_table,
@@ -610,11 +610,19 @@ class _Tx:
 
     def __exit__(self, *exc: Any) -> bool:
         try:
-            return bool(self.ctx.__exit__(*exc))
+            handled = bool(self.ctx.__exit__(*exc))
         except OperationalError as e:
             raise db_error(e, self.db.shown) from None
         except SQLAlchemyError as e:
             raise UsageError(f"control DB {self.db.shown}: {str(e).splitlines()[0]}") from None
+        if isinstance(exc[1], OperationalError) and _connection_lost(exc[1]):
+            # The server went away inside the transaction: as unreachable as at its start.
+            raise db_error(exc[1], self.db.shown) from None
+        return handled
+
+
+def _connection_lost(e: OperationalError) -> bool:
+    return isinstance(db_error(e, ""), ControlDBUnavailable)
 
 
 def _adf_table(engine: Engine, name: str, shown: str) -> Any:
