@@ -141,6 +141,34 @@ def test_a_worker_killed_mid_partition_is_taken_over_exactly(
     assert lakeshift.failures(job="k", db=pg_url).count == 0
 
 
+def test_sync_passes_run_on_the_workers(cluster: Any, s3: Any, bucket: str, pg_url: str,
+                                        tmp_path: Path) -> None:
+    prefixes = ["x/", "y/", "z/"]
+    data = _seed(s3, bucket, prefixes, 8, 512)
+    time.sleep(1.1)  # LastModified has whole seconds: the objects before the window's end
+    dest = tmp_path / "dest"
+    first = lakeshift.sync(f"s3://{bucket}/", str(dest), job="s", db=pg_url, prefix=prefixes,
+                           lag="0s", dask=cluster.scheduler_address)
+    assert first.run.exit_code == 0
+    assert sorted((w.partition, w.state, w.copied) for w in first.windows) == [
+        ("x/", "succeeded", 8), ("y/", "succeeded", 8), ("z/", "succeeded", 8)]
+    assert _local_files(dest) == data
+    # New, changed and deleted source objects: the next pass moves just those.
+    time.sleep(1.1)  # LastModified has whole seconds: the changes come after the window
+    s3.put_object(Bucket=bucket, Key="x/new.bin", Body=b"new")
+    s3.put_object(Bucket=bucket, Key="y/f000.bin", Body=b"changed")
+    s3.delete_object(Bucket=bucket, Key="z/f001.bin")
+    time.sleep(1.1)  # a window ends on a whole second before now - lag
+    second = lakeshift.sync(job="s", db=pg_url, lag="0s", delete=True,
+                            dask=cluster.scheduler_address)
+    assert second.run.exit_code == 0
+    assert sum(w.copied for w in second.windows) == 2
+    assert second.deleted_keys == ("z/f001.bin",)
+    data.update({"x/new.bin": b"new", "y/f000.bin": b"changed"})
+    del data["z/f001.bin"]
+    assert _local_files(dest) == data
+
+
 class CountingProxy(FaultProxy):
     """The fault proxy, noting when each request arrived."""
 
