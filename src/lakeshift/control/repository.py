@@ -198,22 +198,39 @@ class ControlDB:
 
     def claim(self, job_id: int, owner: str, n: int, lease_s: float) -> list[RowMapping]:
         """Take up to n claimable partitions (pending, or running with an expired lease) in
-        one statement; two processes can never take the same one."""
+        one transaction that locks the rows it reads (FOR UPDATE SKIP LOCKED on PostgreSQL;
+        BEGIN IMMEDIATE serialises SQLite): two processes can never take the same one."""
         if n <= 0:
             return []
         now = self._now()
-        candidates = (select(partitions.c.id).where(and_(
-            partitions.c.job_id == job_id,
-            or_(partitions.c.state == "pending",
-                and_(partitions.c.state == "running", partitions.c.lease_expires < now))))
-            .order_by(partitions.c.seq).limit(n))
-        if self.engine.dialect.name != "sqlite":
-            candidates = candidates.with_for_update(skip_locked=True)
+        p = partitions.c
+
+        def free(which: ColumnElement[bool], limit: int) -> Any:
+            q = select(p.id).where(and_(p.job_id == job_id, which)).order_by(p.seq).limit(limit)
+            if self.engine.dialect.name != "sqlite":
+                q = q.with_for_update(skip_locked=True)
+            return q
+
+        # Two walks of the (job_id, state, seq) index instead of one OR: an OR made the DB
+        # sort every pending partition on each claim (25 ms a claim at 50,000 pending).
+        # Partitions whose holder died come first: they were started before the others.
+        expired = and_(p.state == "running", p.lease_expires < now)
+        with self._tx() as conn:
+            ids = list(conn.execute(free(expired, n)).scalars())
+            if len(ids) < n:
+                ids += conn.execute(free(p.state == "pending", n - len(ids))).scalars()
+            if not ids:
+                return []
+            rows = list(conn.execute(self._take(ids, owner, lease_s, now)).mappings())
+        return sorted(rows, key=lambda r: r["seq"])
+
+    def _take(self, ids: list[int], owner: str, lease_s: float,
+              now: ColumnElement[Any]) -> Any:
         p = partitions.c
         # The counters start again from those of the keys before the cursor: whatever a
         # dead run counted after it is listed and counted again by this one.
-        stmt = (update(partitions)
-                .where(p.id.in_(candidates.scalar_subquery()))
+        return (update(partitions)
+                .where(p.id.in_(ids))
                 .values(state="running", lease_owner=owner,
                         lease_expires=self._now(lease_s),
                         attempts=p.attempts + 1,
@@ -222,9 +239,6 @@ class ControlDB:
                         listed=p.cursor_copied + p.cursor_skipped, copied=p.cursor_copied,
                         skipped=p.cursor_skipped, failed_objects=0, bytes=p.cursor_bytes)
                 .returning(*partitions.c))
-        with self._tx() as conn:
-            rows = list(conn.execute(stmt).mappings())
-        return sorted(rows, key=lambda r: r["seq"])
 
     def heartbeat(self, partition_id: int, owner: str, lease_s: float, cursor: str | None,
                   stats: PartitionStats, at_cursor: PartitionStats | None = None,
