@@ -64,3 +64,18 @@ def test_lakeshift_works_without_dask_and_dask_says_which_extra() -> None:
                          timeout=60)
     assert out.returncode == 0, out.stderr
     assert "pip install 'lakeshift[dask]'" in out.stdout
+
+
+def test_what_a_worker_is_sent_shows_no_db_password() -> None:
+    import pickle
+
+    from lakeshift.control.db import display_url
+    from lakeshift.scale.worker import WorkerAssignment
+    from lakeshift.stores.base import StoreOptions
+
+    url = "postgresql://lake:s3cr3t-pw@db.example:5432/lakeshift"
+    a = WorkerAssignment(url, display_url(url), "j", 7, 4, CopyOptions(), StoreOptions(), 60.0,
+                         5.0)
+    assert "s3cr3t-pw" not in repr(a) and "s3cr3t-pw" not in str(a)
+    assert "db.example" in repr(a)
+    assert pickle.loads(pickle.dumps(a)).db_url == url  # the worker still gets it
