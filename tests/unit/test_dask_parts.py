@@ -8,7 +8,14 @@ import sys
 
 import pytest
 
-from lakeshift.engine.events import BytesMoved, Event, EventBus, Listed, ObjectDone
+from lakeshift.engine.events import (
+    BytesMoved,
+    Event,
+    EventBus,
+    Listed,
+    ListingDone,
+    ObjectDone,
+)
 from lakeshift.engine.pipeline import CopyOptions
 from lakeshift.errors import UsageError
 from lakeshift.scale.cluster import ClusterSpec
@@ -44,7 +51,12 @@ def test_progress_from_the_db_counts_each_object_once_and_never_goes_back() -> N
     p.update({"listed": 9, "copied": 7, "skipped": 1, "failed_objects": 1, "bytes": 90})
     # A partition taken over goes back to its cursor's counters: nothing shown twice.
     p.update({"listed": 8, "copied": 6, "skipped": 1, "failed_objects": 1, "bytes": 80})
-    p.update({"listed": 10, "copied": 8, "skipped": 1, "failed_objects": 1, "bytes": 100})
+    p.update({"listed": 10, "copied": 8, "skipped": 1, "failed_objects": 1, "bytes": 100,
+              "pending": 0, "running": 1})
+    assert not [e for e in seen if isinstance(e, ListingDone)]
+    p.update({"listed": 10, "copied": 8, "skipped": 1, "failed_objects": 1, "bytes": 100,
+              "pending": 0, "running": 0})
+    assert [e for e in seen if isinstance(e, ListingDone)] == [ListingDone()]
     done = [e.outcome for e in seen if isinstance(e, ObjectDone)]
     assert sorted(done) == ["copied", "copied", "copied", "failed", "skipped"]
     assert sum(e.count for e in seen if isinstance(e, Listed)) == 5

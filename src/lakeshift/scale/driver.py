@@ -16,7 +16,14 @@ from typing import Any
 
 from lakeshift.control.records import Job
 from lakeshift.control.repository import ControlDB
-from lakeshift.engine.events import BytesMoved, EventBus, Listed, ObjectDone, Subscriber
+from lakeshift.engine.events import (
+    BytesMoved,
+    EventBus,
+    Listed,
+    ListingDone,
+    ObjectDone,
+    Subscriber,
+)
 from lakeshift.engine.jobrunner import count_remaining, owner_id, start_job_run
 from lakeshift.engine.pipeline import CopyOptions
 from lakeshift.errors import LakeshiftError, TransientError, UsageError
@@ -70,6 +77,7 @@ class ProgressFromDB:
         self.bus = bus
         self.shown = {k: start.get(k, 0) for k in ("listed", "copied", "skipped",
                                                    "failed_objects", "bytes")}
+        self.listing_done = False
 
     def update(self, now: dict[str, int]) -> None:
         # A partition taken over from a dead worker goes back to its cursor's counters:
@@ -89,6 +97,9 @@ class ProgressFromDB:
                              ("failed", "failed_objects")):
             for _ in range(more(key)):
                 self.bus.emit(ObjectDone("", 0, outcome))  # type: ignore[arg-type]
+        if not self.listing_done and now.get("pending", 1) == now.get("running", 1) == 0:
+            self.listing_done = True  # every partition ended: the total is known
+            self.bus.emit(ListingDone())
 
 
 async def run_on_dask(db: ControlDB, job: Job, spec: ClusterSpec, batch_count: int,
