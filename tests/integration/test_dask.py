@@ -63,7 +63,20 @@ def _partitions(pg_url: str, job: str) -> list[Any]:
 
 
 def _local_files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    """The objects at a local destination.  A file being written is a hidden
+    ``.lakeshift-partial-*`` renamed into place when done (the local store's listing skips
+    them): a worker killed mid-write leaves one behind, which is no object."""
+    out = {}
+    for p in root.rglob("*"):
+        if p.name.startswith(".lakeshift-partial-"):
+            continue
+        try:
+            out[str(p.relative_to(root))] = p.read_bytes()
+        except IsADirectoryError:
+            continue
+        except FileNotFoundError:  # renamed meanwhile: seen at its final name next time
+            continue
+    return out
 
 
 def test_a_job_runs_exactly_on_two_workers(cluster: Any, s3: Any, bucket: str,
@@ -108,7 +121,7 @@ def test_a_worker_killed_mid_partition_is_taken_over_exactly(
         try:
             # Paced so that the run lasts long enough to kill a worker inside a partition.
             out["result"] = lakeshift.run(job="k", db=pg_url, batch_count=1, concurrency=2,
-                                          lease_seconds=3, max_requests_per_second=40,
+                                          lease_seconds=8, max_requests_per_second=40,
                                           dask=cluster.scheduler_address)
         except BaseException as e:  # pragma: no cover - reported below
             out["error"] = e
@@ -137,10 +150,13 @@ def test_a_worker_killed_mid_partition_is_taken_over_exactly(
     # was found identical by the worker that took the partition over.
     assert sum(r["copied"] + r["skipped"] for r in rows) == 160
     assert sum(r["listed"] for r in rows) == 160
-    assert max(r["attempts"] for r in rows) == 2
+    # The dead worker's partition was claimed again (at once: its process is gone from
+    # this host); a lease lost to a slow heartbeat on a loaded machine may add another.
+    assert max(r["attempts"] for r in rows) >= 2
     assert lakeshift.failures(job="k", db=pg_url).count == 0
 
 
+@pytest.mark.slow
 def test_sync_passes_run_on_the_workers(cluster: Any, s3: Any, bucket: str, pg_url: str,
                                         tmp_path: Path) -> None:
     prefixes = ["x/", "y/", "z/"]
