@@ -14,7 +14,7 @@ all: test
 $(BIN)/lakeshift: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,dask]'
 	touch $@
 
 venv: $(BIN)/lakeshift

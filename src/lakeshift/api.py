@@ -236,12 +236,14 @@ def run(*, job: str = "", db: str = DEFAULT_DB, batch_count: int = 4, concurrenc
         lease_seconds: float = 60.0, max_requests_per_second: float | None = None,
         max_bandwidth: int | str | None = None, adaptive: bool = True,
         config: str | Path | None = None,
-        subscribers: list[Subscriber] | None = None) -> RunResult:
+        subscribers: list[Subscriber] | None = None, dask: str | None = None) -> RunResult:
     """Copy the pending and failed partitions of a job (``lakeshift run``), once.
 
     ``config`` (a ``lakeshift.toml``) replaces ``job``, ``db``, ``batch_count`` and
     ``concurrency`` and plans the job first if the DB lacks it; its schedule is the
-    caller's to follow (``load_config(path).every_s``).
+    caller's to follow (``load_config(path).every_s``).  ``dask`` (``tcp://HOST:8786`` or
+    ``local:N``) runs it on a Dask cluster, every worker claiming partitions from ``db``
+    (PostgreSQL): see docs/dask.md.
     """
     if config is not None:
         cfg = load_config(Path(config))
@@ -253,6 +255,7 @@ def run(*, job: str = "", db: str = DEFAULT_DB, batch_count: int = 4, concurrenc
         raise UsageError("--batch-count must be at least 1")
     if lease_seconds < 2:
         raise UsageError("--lease-seconds must be at least 2")
+    fleet = _dask_cluster(dask, db)
     from lakeshift.engine import jobrunner
 
     control = _control(db)
@@ -266,16 +269,36 @@ def run(*, job: str = "", db: str = DEFAULT_DB, batch_count: int = 4, concurrenc
         opts = jobrunner.job_copy_options(j, pace.concurrency, pace.block_size, pace.adaptive,
                                           pace.max_requests_per_second, pace.max_bandwidth,
                                           single_put_max=pace.single_put_max)
-        result = asyncio.run(jobrunner.run_job(
-            control, j, batch_count, opts, StoreOptions(**j.options.get("store", {})),
-            subscribers, lease_s=lease_seconds,
-            heartbeat_s=max(1.0, min(5.0, lease_seconds / 4))))
+        so = StoreOptions(**j.options.get("store", {}))
+        heartbeat = max(1.0, min(5.0, lease_seconds / 4))
+        if fleet is not None:
+            from lakeshift.scale.driver import run_on_dask
+
+            result = asyncio.run(run_on_dask(control, j, fleet, batch_count, opts, so,
+                                             subscribers, lease_seconds, heartbeat)).run
+        else:
+            result = asyncio.run(jobrunner.run_job(
+                control, j, batch_count, opts, so, subscribers, lease_s=lease_seconds,
+                heartbeat_s=heartbeat))
         result.job = j.name
         result.number = next((r.number for r in map(_run_status, control.runs(j.id))
                               if r.id == result.run_id), None)
         return result
     finally:
         control.close()
+
+
+def _dask_cluster(dask: str | None, db: str) -> Any:
+    """``--dask``'s cluster (a scale.cluster.ClusterSpec), checked with the DB it needs;
+    None without ``--dask``."""
+    if dask is None:
+        return None
+    from lakeshift.scale.cluster import ClusterSpec
+    from lakeshift.scale.driver import refuse_sqlite
+
+    spec = ClusterSpec.parse(dask)
+    refuse_sqlite(db, dask)
+    return spec
 
 
 def _plan_from_config(cfg: JobConfig) -> None:
@@ -329,7 +352,8 @@ def sync(source: str | None = None, destination: str | None = None, *, job: str 
          skip_errors: str | Iterable[str] = (), invalid_names: str = "fail",
          store_options: StoreOptions | None = None,
          subscribers: list[Subscriber] | None = None,
-         on_pass: Callable[[SyncResult], None] | None = None) -> SyncResult:
+         on_pass: Callable[[SyncResult], None] | None = None,
+         dask: str | None = None) -> SyncResult:
     """Delta pass(es) over a job (``lakeshift sync``; README "Delta sync").
 
     With ``source`` and ``destination`` the job is created on first use (partitions as in
@@ -339,6 +363,7 @@ def sync(source: str | None = None, destination: str | None = None, *, job: str 
     ``overlap``), or the start of the job's historical run, or nothing (a full copy).
     With ``every`` or ``cron`` it keeps syncing until SIGINT/SIGTERM (the current pass is
     checkpointed) and calls ``on_pass`` after each pass; the result is the last pass's.
+    ``dask`` runs each pass on a Dask cluster, as for :func:`run`.
     """
     from lakeshift.plan.windows import DeleteCap, PathTemplate, Schedule, parse_duration
 
@@ -369,6 +394,7 @@ def sync(source: str | None = None, destination: str | None = None, *, job: str 
         keys = tuple(read_files_from(files_from))
     if (source is None) != (destination is None):
         raise UsageError("sync needs SRC and DST (to create the job), or --job NAME alone")
+    fleet = _dask_cluster(dask, db)
     pace = copy_options(concurrency=concurrency, block_size=block_size,
                         single_put_max=single_put_max, adaptive=adaptive,
                         max_requests_per_second=max_requests_per_second,
@@ -413,8 +439,15 @@ def sync(source: str | None = None, destination: str | None = None, *, job: str 
                 now=now, lag=lag_td, overlap=overlap_td, path_template=template,
                 files_from=keys, inventory=inv, delete=delete, max_delete=cap,
                 adf_delta_table=delta_table, windows_from_adf=from_adf)
-            p = await engine_sync.sync_pass(control, j, settings, opts, so, batch_count,
-                                            subscribers, lease_seconds, heartbeat)
+            if fleet is not None:
+                from lakeshift.scale.driver import sync_pass_on_dask
+
+                p = await sync_pass_on_dask(control, j, fleet, settings, opts, so,
+                                            batch_count, subscribers, lease_seconds,
+                                            heartbeat)
+            else:
+                p = await engine_sync.sync_pass(control, j, settings, opts, so, batch_count,
+                                                subscribers, lease_seconds, heartbeat)
             p.run.job = j.name
             windows = tuple(SyncWindow(o.partition, o.start, o.end, o.state, o.copied,
                                        o.skipped, o.failed_objects, o.deleted, o.error)

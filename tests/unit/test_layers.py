@@ -21,7 +21,9 @@ ALLOWED: dict[str, set[str]] = {
     "control": {"core", "control"},
     "engine": {"core", "stores", "control", "engine", "plan"},
     "plan": {"core", "stores", "control", "engine", "plan"},
-    "api": {"core", "stores", "control", "engine", "plan", "api"},
+    # scale/ (Dask) drives the engine on workers: beside engine and plan, under the API.
+    "scale": {"core", "stores", "control", "engine", "plan", "scale"},
+    "api": {"core", "stores", "control", "engine", "plan", "scale", "api"},
 }
 
 

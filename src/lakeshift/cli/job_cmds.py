@@ -18,6 +18,7 @@ from lakeshift.cli.options import (
     AdaptiveOpt,
     BlockSizeOpt,
     ConcurrencyOpt,
+    DaskOpt,
     DbOpt,
     DeleteSourceOpt,
     EmptyDirsOpt,
@@ -158,6 +159,7 @@ def run(
         "--config", help="Run what `lakeshift init` wrote (plans the job first if the DB does "
                          "not have it; its values replace --job, --db, --batch-count and "
                          "--concurrency).")] = None,
+    dask: DaskOpt = None,
     progress: ProgressOpt = "auto",
     as_json: JsonOpt = False,
 ) -> int:
@@ -169,7 +171,7 @@ def run(
                              lease_seconds=lease_seconds,
                              max_requests_per_second=max_requests_per_second,
                              max_bandwidth=max_bandwidth, adaptive=adaptive, config=config,
-                             subscribers=subs)
+                             subscribers=subs, dask=dask)
         _print_run(result, as_json)
         if every is None:
             return result.exit_code

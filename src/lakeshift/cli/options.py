@@ -75,6 +75,11 @@ InvalidNamesOpt = Annotated[str, typer.Option(
 
 MaxRpsOpt = Annotated[float | None, typer.Option(
     "--max-requests-per-second", help="Cap on requests per second to each endpoint.")]
+DaskOpt = Annotated[str | None, typer.Option(
+    "--dask", help="Run on a Dask cluster: tcp://HOST:8786 (a running scheduler) or local:N "
+                   "(N worker processes here). Needs a PostgreSQL --db; --batch-count and "
+                   "--concurrency are per worker, the request and bandwidth caps for all "
+                   "workers together (docs/dask.md).")]
 MaxBandwidthOpt = Annotated[str | None, typer.Option(
     "--max-bandwidth", help="Cap on data moved per second, e.g. 200MiB (per run).")]
 AdaptiveOpt = Annotated[bool, typer.Option(

@@ -16,6 +16,7 @@ from lakeshift.cli.options import (
     AdaptiveOpt,
     BlockSizeOpt,
     ConcurrencyOpt,
+    DaskOpt,
     DbOpt,
     ExcludeOpt,
     FolderMarkersOpt,
@@ -123,6 +124,7 @@ def sync(
     folder_markers: FolderMarkersOpt = "skip",
     skip_errors: SkipErrorsOpt = "",
     invalid_names: InvalidNamesOpt = "fail",
+    dask: DaskOpt = None,
     progress: ProgressOpt = "auto",
     as_json: JsonOpt = False,
     store: StoreOptions = NO_STORE_OPTIONS,
@@ -143,7 +145,8 @@ def sync(
             adaptive=adaptive, include=include or (), exclude=exclude or (),
             overwrite=overwrite, folder_markers=folder_markers, skip_errors=skip_errors,
             invalid_names=invalid_names, store_options=store if urls else None,
-            subscribers=subs, on_pass=lambda r: _print(r, as_json))
+            subscribers=subs, on_pass=lambda r: _print(r, as_json),
+            dask=dask)
     if every is None and cron is None:
         _print(result, as_json)
     elif result.stopped_by == "SIGTERM":

@@ -83,6 +83,11 @@ def open_engine(url: str, create: bool) -> Engine:
     return engine
 
 
+class ControlDBUnavailable(UsageError):
+    """The control DB could not be reached or dropped the connection (server down,
+    restarted, network cut): worth trying again later, unlike a wrong URL or a damaged DB."""
+
+
 def db_error(e: Exception, shown: str) -> UsageError:
     text = str(getattr(e, "orig", e)).strip().splitlines()[0] if str(e) else type(e).__name__
     if "locked" in text:
@@ -91,7 +96,17 @@ def db_error(e: Exception, shown: str) -> UsageError:
     if "not a database" in text or "malformed" in text:
         return UsageError(f"{shown} is not a lakeshift control DB (corrupt, or another kind "
                           "of file) — restore it or use another --db")
+    lost = isinstance(e, OperationalError) and bool(getattr(e, "connection_invalidated", False))
+    if lost or any(w in text.lower() for w in _CONNECTION_LOST):
+        return ControlDBUnavailable(redact(f"cannot use control DB {shown}: {text}"))
     return UsageError(redact(f"cannot use control DB {shown}: {text}"))
+
+
+#: What psycopg and SQLAlchemy say when the server is down or the connection was cut.
+_CONNECTION_LOST = ("connection refused", "server closed the connection", "terminating connection",
+                    "connection timeout", "timeout expired", "could not receive data",
+                    "could not send data", "connection is closed", "the connection is lost",
+                    "consuming input failed", "connection failed", "connection to server")
 
 
 def _sqlite_pragmas(engine: Engine) -> None:

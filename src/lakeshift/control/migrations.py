@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-LATEST = 4
+LATEST = 6  # 5 is the monitor's (another branch): see upgrade()
 
 
 def _to_2(conn: Any) -> None:
@@ -55,9 +55,21 @@ def _to_4(conn: Any) -> None:
     sync_deletions.create(conn)
 
 
-STEPS: dict[int, Callable[[Any], None]] = {2: _to_2, 3: _to_3, 4: _to_4}
+def _to_6(conn: Any) -> None:
+    """Claims at scale (issue 14): an index on (job_id, state, seq), so that taking the
+    next pending partition is an index walk, not a sort of every pending one."""
+    from lakeshift.control.schema import partitions
+
+    index = next(i for i in partitions.indexes if i.name == "ix_lakeshift_partitions_claim")
+    index.create(conn, checkfirst=True)
+
+
+STEPS: dict[int, Callable[[Any], None]] = {2: _to_2, 3: _to_3, 4: _to_4, 6: _to_6}
 
 
 def upgrade(conn: Any, version: int) -> None:
     for target in range(version + 1, LATEST + 1):
-        STEPS[target](conn)
+        # Branches number their migrations apart until they are merged: a number with no
+        # step (yet) is skipped.
+        if target in STEPS:
+            STEPS[target](conn)

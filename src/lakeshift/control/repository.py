@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
 
-from lakeshift.control.db import db_error, display_url, open_engine
+from lakeshift.control.db import ControlDBUnavailable, db_error, display_url, open_engine
 from lakeshift.control.records import Job, PartitionSpec, as_utc
 from lakeshift.control.schema import (
     adf_delta_table,
@@ -198,22 +198,39 @@ class ControlDB:
 
     def claim(self, job_id: int, owner: str, n: int, lease_s: float) -> list[RowMapping]:
         """Take up to n claimable partitions (pending, or running with an expired lease) in
-        one statement; two processes can never take the same one."""
+        one transaction that locks the rows it reads (FOR UPDATE SKIP LOCKED on PostgreSQL;
+        BEGIN IMMEDIATE serialises SQLite): two processes can never take the same one."""
         if n <= 0:
             return []
         now = self._now()
-        candidates = (select(partitions.c.id).where(and_(
-            partitions.c.job_id == job_id,
-            or_(partitions.c.state == "pending",
-                and_(partitions.c.state == "running", partitions.c.lease_expires < now))))
-            .order_by(partitions.c.seq).limit(n))
-        if self.engine.dialect.name != "sqlite":
-            candidates = candidates.with_for_update(skip_locked=True)
+        p = partitions.c
+
+        def free(which: ColumnElement[bool], limit: int) -> Any:
+            q = select(p.id).where(and_(p.job_id == job_id, which)).order_by(p.seq).limit(limit)
+            if self.engine.dialect.name != "sqlite":
+                q = q.with_for_update(skip_locked=True)
+            return q
+
+        # Two walks of the (job_id, state, seq) index instead of one OR: an OR made the DB
+        # sort every pending partition on each claim (25 ms a claim at 50,000 pending).
+        # Partitions whose holder died come first: they were started before the others.
+        expired = and_(p.state == "running", p.lease_expires < now)
+        with self._tx() as conn:
+            ids = list(conn.execute(free(expired, n)).scalars())
+            if len(ids) < n:
+                ids += conn.execute(free(p.state == "pending", n - len(ids))).scalars()
+            if not ids:
+                return []
+            rows = list(conn.execute(self._take(ids, owner, lease_s, now)).mappings())
+        return sorted(rows, key=lambda r: r["seq"])
+
+    def _take(self, ids: list[int], owner: str, lease_s: float,
+              now: ColumnElement[Any]) -> Any:
         p = partitions.c
         # The counters start again from those of the keys before the cursor: whatever a
         # dead run counted after it is listed and counted again by this one.
-        stmt = (update(partitions)
-                .where(p.id.in_(candidates.scalar_subquery()))
+        return (update(partitions)
+                .where(p.id.in_(ids))
                 .values(state="running", lease_owner=owner,
                         lease_expires=self._now(lease_s),
                         attempts=p.attempts + 1,
@@ -222,9 +239,6 @@ class ControlDB:
                         listed=p.cursor_copied + p.cursor_skipped, copied=p.cursor_copied,
                         skipped=p.cursor_skipped, failed_objects=0, bytes=p.cursor_bytes)
                 .returning(*partitions.c))
-        with self._tx() as conn:
-            rows = list(conn.execute(stmt).mappings())
-        return sorted(rows, key=lambda r: r["seq"])
 
     def heartbeat(self, partition_id: int, owner: str, lease_s: float, cursor: str | None,
                   stats: PartitionStats, at_cursor: PartitionStats | None = None,
@@ -337,6 +351,40 @@ class ControlDB:
         with self._tx() as conn:
             return list(conn.execute(select(runs).where(runs.c.job_id == job_id)
                                      .order_by(runs.c.id.desc()).limit(limit)).mappings())
+
+    # -- a fleet of workers (lakeshift.scale) --------------------------------------------
+
+    def run_state(self, run_id: int) -> str | None:
+        """The run's state (a fleet's workers stop when it is no longer ``running``)."""
+        with self._tx() as conn:
+            value = conn.execute(select(runs.c.state).where(runs.c.id == run_id)).scalar()
+        return None if value is None else str(value)
+
+    def unfinished_partitions(self, job_id: int) -> int:
+        """Partitions still pending or running (held by a worker, or by a dead one whose
+        lease has not expired yet)."""
+        with self._tx() as conn:
+            return int(conn.execute(select(func.count()).select_from(partitions).where(and_(
+                partitions.c.job_id == job_id,
+                partitions.c.state.in_(("pending", "running"))))).scalar() or 0)
+
+    def job_progress(self, job_id: int) -> dict[str, int]:
+        """The job's counters summed over its partitions (each object once, as the workers'
+        heartbeats saved them) and its partitions by state: one aggregate query."""
+        p = partitions.c
+        with self._tx() as conn:
+            row = conn.execute(select(
+                func.coalesce(func.sum(p.listed), 0), func.coalesce(func.sum(p.copied), 0),
+                func.coalesce(func.sum(p.skipped), 0),
+                func.coalesce(func.sum(p.failed_objects), 0),
+                func.coalesce(func.sum(p.bytes), 0)).where(p.job_id == job_id)).one()
+            states = dict(conn.execute(select(p.state, func.count()).where(
+                p.job_id == job_id).group_by(p.state)).all())
+        out = dict(zip(("listed", "copied", "skipped", "failed_objects", "bytes"),
+                       (int(v) for v in row), strict=True))
+        for state in ("pending", "running", "succeeded", "failed"):
+            out[state] = int(states.get(state, 0))
+        return out
 
     # -- failures ------------------------------------------------------------------------
 
@@ -579,11 +627,19 @@ class _Tx:
 
     def __exit__(self, *exc: Any) -> bool:
         try:
-            return bool(self.ctx.__exit__(*exc))
+            handled = bool(self.ctx.__exit__(*exc))
         except OperationalError as e:
             raise db_error(e, self.db.shown) from None
         except SQLAlchemyError as e:
             raise UsageError(f"control DB {self.db.shown}: {str(e).splitlines()[0]}") from None
+        if isinstance(exc[1], OperationalError) and _connection_lost(exc[1]):
+            # The server went away inside the transaction: as unreachable as at its start.
+            raise db_error(exc[1], self.db.shown) from None
+        return handled
+
+
+def _connection_lost(e: OperationalError) -> bool:
+    return isinstance(db_error(e, ""), ControlDBUnavailable)
 
 
 def _adf_table(engine: Engine, name: str, shown: str) -> Any:

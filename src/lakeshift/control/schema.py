@@ -80,6 +80,9 @@ partitions = Table(
     Column("cursor_skipped", BigInteger, nullable=False, server_default="0"),
     Column("cursor_bytes", BigInteger, nullable=False, server_default="0"),
     Index("ix_lakeshift_partitions_job_state", "job_id", "state"),
+    # A claim walks this index in seq order and stops at the first free row: its cost does
+    # not grow with the number of pending partitions (migration 6).
+    Index("ix_lakeshift_partitions_claim", "job_id", "state", "seq"),
 )
 
 runs = Table(

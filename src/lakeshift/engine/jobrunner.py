@@ -9,6 +9,7 @@ partition.  One partition failing marks it failed with its error; the others go 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import sys
@@ -16,10 +17,11 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.engine import RowMapping
 
+from lakeshift.control.db import ControlDBUnavailable
 from lakeshift.control.records import Job, PartitionSpec
 from lakeshift.control.repository import ControlDB, PartitionStats, Records
 from lakeshift.engine.events import (
@@ -46,6 +48,8 @@ from lakeshift.plan.source import SourceSpec, destination_root
 from lakeshift.stores.base import Store, StoreConfig, StoreOptions
 from lakeshift.stores.registry import open_store
 from lakeshift.urls import parse_url
+
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -192,19 +196,68 @@ async def run_job(db: ControlDB, job: Job, batch_count: int, opts: CopyOptions,
                   on_partition: Callable[[RowMapping, str, str | None], None] | None = None,
                   mode: PartitionMode | None = None, run_settings: dict[str, Any] | None = None
                   ) -> RunResult:
+    """One run of the job in this process: its run row, the claim loop, the run's end."""
     owner = owner_id()
     call = asyncio.to_thread
+    run_id = await call(start_job_run, db, job, owner, batch_count, opts, lease_s,
+                        run_settings)
+    result = RunResult(run_id, stats=TransferStats(started=time.monotonic()))
+    state = "interrupted"
+    try:
+        await claim_partitions(db, job, run_id, owner, result, batch_count, opts,
+                               store_options, subscribers, lease_s, heartbeat_s, on_partition,
+                               mode)
+        state = "failed" if result.failed else "succeeded"
+    finally:
+        await call(db.finish_run, run_id, state, result.succeeded, result.failed,
+                   result.stats.copied, result.stats.bytes_transferred)
+    await call(count_remaining, db, job, result)
+    return result
+
+
+def start_job_run(db: ControlDB, job: Job, owner: str, batch_count: int, opts: CopyOptions,
+                  lease_s: float, run_settings: dict[str, Any] | None = None) -> int:
+    """What comes before the first claim of a run (the ADF table read, failed partitions
+    pending again, dead runs and leases of this host closed), then the run's row."""
     if job.adf_table:
-        await call(sync_adf, db, job)
-    await call(db.reset_failed, job.id)
-    await call(db.expire_dead_local, job.id, socket.gethostname())
-    await call(db.close_dead_runs, job.id)
+        sync_adf(db, job)
+    db.reset_failed(job.id)
+    db.expire_dead_local(job.id, socket.gethostname())
+    db.close_dead_runs(job.id)
     settings = {"batch_count": batch_count, "concurrency": opts.concurrency,
                 "block_size": opts.block_size, "overwrite": opts.overwrite,
                 "include": list(opts.include), "exclude": list(opts.exclude),
                 "lease_s": lease_s, "pid": os.getpid(), **(run_settings or {})}
-    run_id = await call(db.start_run, job.id, owner, batch_count, settings, lease_s)
-    result = RunResult(run_id, stats=TransferStats(started=time.monotonic()))
+    return db.start_run(job.id, owner, batch_count, settings, lease_s)
+
+
+def count_remaining(db: ControlDB, job: Job, result: RunResult) -> None:
+    """The job's failed and unfinished partitions after the run, into ``result``."""
+    rows_now = db.partitions(job.id)
+    result.remaining_failed = sum(1 for r in rows_now if r["state"] == "failed")
+    result.remaining_pending = sum(1 for r in rows_now if r["state"] in ("pending", "running"))
+
+
+async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
+                           result: RunResult, batch_count: int, opts: CopyOptions,
+                           store_options: StoreOptions,
+                           subscribers: list[Subscriber] | None = None,
+                           lease_s: float = 60.0, heartbeat_s: float = 5.0,
+                           on_partition: Callable[[RowMapping, str, str | None], None]
+                           | None = None, mode: PartitionMode | None = None,
+                           worker: bool = False) -> bool:
+    """The partition runner: claim up to ``batch_count`` partitions of run ``run_id`` at a
+    time as lease owner ``owner``, copy each (or run ``mode`` on it), heartbeat, and add
+    what was done to ``result``, until no partition is left to claim.
+
+    ``worker``: this loop is one of a fleet's (lakeshift.scale) — the driver owns the run
+    row, so the heartbeat reads its state instead of renewing it and stops at a checkpoint
+    when it is no longer ``running`` (the driver was interrupted, or died and its run was
+    closed); and with nothing left to claim the loop waits, while partitions are still
+    held by other workers, for them to end or for their leases to expire (a dead worker's
+    partitions are resumed from their cursors).  True when it stopped so.
+    """
+    call = asyncio.to_thread
     totals = EventBus([StatsCounter(result.stats, []), *(subscribers or [])])
     slots = SlotPool(opts.concurrency)
     pacing = opts.pacing(totals)
@@ -262,8 +315,8 @@ async def run_job(db: ControlDB, job: Job, batch_count: int, opts: CopyOptions,
             try:
                 cursor, stats, at_cursor, records = a.snapshot(job.id, run_id)
                 if not a.lost:
-                    await call(db.finish, row["id"], owner, state, cursor, stats, error,
-                               duration, at_cursor, records)
+                    await _patiently(db.finish, lease_s, row["id"], owner, state, cursor,
+                                     stats, error, duration, at_cursor, records)
                     a.saved(records)
             finally:
                 a.ended = True
@@ -303,30 +356,45 @@ async def run_job(db: ControlDB, job: Job, batch_count: int, opts: CopyOptions,
                     a.lost = True  # another process took it over: stop, write nothing
                     a.task.cancel()
             try:
-                await call(db.heartbeat_run, run_id, lease_s, result.succeeded, result.failed,
-                           result.stats.copied, result.stats.bytes_transferred)
+                if not worker:
+                    await call(db.heartbeat_run, run_id, lease_s, result.succeeded,
+                               result.failed, result.stats.copied,
+                               result.stats.bytes_transferred)
+                elif await call(db.run_state, run_id) != "running":
+                    stop.set()  # partitions end as pending, with their cursors saved
+                    for a in list(active.values()):
+                        if a.task is not None and not a.task.done():
+                            a.task.cancel()
             except LakeshiftError:
                 pass  # as above: the next beat tries again
 
+    stop = asyncio.Event()
     hb = asyncio.create_task(heartbeat())
-    state = "interrupted"
     try:
         while True:
             free = batch_count - len(active)
-            rows = await call(db.claim, job.id, owner, free, lease_s) if free else []
+            rows = (await _patiently(db.claim, lease_s, job.id, owner, free, lease_s)
+                    if free and not stop.is_set() else [])
             for row in rows:
                 a = _Active(row, time.monotonic())
                 a.task = asyncio.create_task(run_partition(a))
                 active[row["id"]] = a
             if not active:
-                break
+                if (not worker or stop.is_set()
+                        or not await _patiently(db.unfinished_partitions, lease_s, job.id)):
+                    break
+                # Held by other workers: wait for them to end, or for their leases to
+                # expire (a process of this host that died is expired at once).
+                await call(db.expire_dead_local, job.id, socket.gethostname())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), heartbeat_s)
+                continue
             done, _ = await asyncio.wait([a.task for a in active.values() if a.task],
                                          return_when=asyncio.FIRST_COMPLETED)
             for pid in [k for k, a in active.items() if a.task in done]:
                 a = active.pop(pid)
                 if a.task is not None and not a.task.cancelled():
                     a.task.result()
-        state = "failed" if result.failed else "succeeded"
     finally:
         for a in active.values():
             if a.task is not None:
@@ -337,12 +405,24 @@ async def run_job(db: ControlDB, job: Job, batch_count: int, opts: CopyOptions,
         hb.cancel()
         result.stats.finished = time.monotonic()
         await asyncio.gather(*(s.close() for s in stores.values()), return_exceptions=True)
-        await call(db.finish_run, run_id, state, result.succeeded, result.failed,
-                   result.stats.copied, result.stats.bytes_transferred)
-    rows_now = await call(db.partitions, job.id)
-    result.remaining_failed = sum(1 for r in rows_now if r["state"] == "failed")
-    result.remaining_pending = sum(1 for r in rows_now if r["state"] in ("pending", "running"))
-    return result
+    return stop.is_set()
+
+
+async def _patiently(fn: Callable[..., _T], patience_s: float, *args: Any) -> _T:
+    """``fn(*args)`` in a thread, tried again with backoff (0.5 s doubling to 8 s) while
+    the control DB is unreachable, for up to ``patience_s`` (at least 30 s): a restarted
+    server or a cut connection costs a pause, not the run.  pool_pre_ping replaces the
+    pool's dead connections when the server is back."""
+    deadline = time.monotonic() + max(30.0, patience_s)
+    delay = 0.5
+    while True:
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except ControlDBUnavailable:
+            if time.monotonic() + delay > deadline:
+                raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 8.0)
 
 
 def _label(row: Any) -> str:

@@ -385,22 +385,34 @@ async def sync_pass(db: ControlDB, job: Job, settings: SyncSettings, opts: Any,
     """One delta pass over every partition of the job (a `run` whose mode is sync)."""
     from lakeshift.engine.jobrunner import run_job
 
-    call = asyncio.to_thread
-    rows = await call(db.partitions, job.id)
-    historical_ids = {int(r["id"]) for r in rows if r["state"] == "succeeded"}
-    historical_start = await call(db.historical_run_start, job.id)
-    await call(db.ensure_adf_delta_table, settings.adf_delta_table)
-    await call(db.prepare_sync_pass, job.id)
+    historical_start, historical_ids = await asyncio.to_thread(prepare_pass, db, job,
+                                                               settings)
     mode = SyncMode(db, job, settings, historical_start, historical_ids)
-    run_settings = {"mode": "sync", "lag_s": settings.lag.total_seconds(),
-                    "overlap_s": settings.overlap.total_seconds(), "delete": settings.delete,
-                    "window_end": settings.now.isoformat(),
-                    "path_template": settings.path_template.text
-                    if settings.path_template else None}
     result = await run_job(db, job, batch_count, opts, store_options, subscribers,
                            lease_s=lease_s, heartbeat_s=heartbeat_s, mode=mode,
-                           run_settings=run_settings)
+                           run_settings=pass_run_settings(settings))
     return PassResult(result, mode.outcomes, mode.deleted_keys)
+
+
+def prepare_pass(db: ControlDB, job: Job, settings: SyncSettings
+                 ) -> tuple[datetime | None, set[int]]:
+    """Before a pass's run: the start of the job's historical run and the partitions it
+    finished (``SyncMode``'s inputs), the ADF delta table, the partitions made pending."""
+    rows = db.partitions(job.id)
+    historical_ids = {int(r["id"]) for r in rows if r["state"] == "succeeded"}
+    historical_start = db.historical_run_start(job.id)
+    db.ensure_adf_delta_table(settings.adf_delta_table)
+    db.prepare_sync_pass(job.id)
+    return historical_start, historical_ids
+
+
+def pass_run_settings(settings: SyncSettings) -> dict[str, Any]:
+    """What a pass's run row records of its settings."""
+    return {"mode": "sync", "lag_s": settings.lag.total_seconds(),
+            "overlap_s": settings.overlap.total_seconds(), "delete": settings.delete,
+            "window_end": settings.now.isoformat(),
+            "path_template": settings.path_template.text
+            if settings.path_template else None}
 
 
 async def follow_schedule(db: ControlDB, job: Job, schedule: Any,

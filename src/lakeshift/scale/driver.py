@@ -1,0 +1,259 @@
+"""The driver of a run on Dask: the run row, one worker task per Dask worker, one
+progress display read from the control DB, the run's end.
+
+Ctrl-C (or a cancelled task) ends the run row as ``interrupted``; each worker sees it at
+its next heartbeat and stops at a checkpoint (its partitions pending again, cursors and
+counters saved), and the driver waits for that before it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from lakeshift.control.records import Job
+from lakeshift.control.repository import ControlDB
+from lakeshift.engine.events import (
+    BytesMoved,
+    EventBus,
+    Listed,
+    ListingDone,
+    ObjectDone,
+    Subscriber,
+)
+from lakeshift.engine.jobrunner import count_remaining, owner_id, start_job_run
+from lakeshift.engine.pipeline import CopyOptions
+from lakeshift.errors import LakeshiftError, TransientError, UsageError
+from lakeshift.model import RunResult, TransferStats
+from lakeshift.scale.cluster import ClusterSpec, Fleet, distributed_module, open_fleet
+from lakeshift.scale.worker import SyncAssignment, WorkerAssignment, WorkerReport, run_worker
+from lakeshift.stores.base import StoreOptions
+
+
+def refuse_sqlite(db_url: str, spec: str) -> None:
+    """--dask needs a DB every worker machine can reach (UsageError, exit 2)."""
+    if db_url.strip().lower().startswith("sqlite"):
+        raise UsageError(f"--dask {spec} needs a PostgreSQL control DB that every worker can "
+                         "reach (--db postgresql://user@host/db): SQLite is one machine's "
+                         "file")
+
+
+def fleet_share(opts: CopyOptions, workers: int) -> CopyOptions:
+    """One worker's options: an equal share of the fleet-wide request-rate and bandwidth
+    caps, so that all workers together stay within them (each bucket also bursts to at
+    most its share)."""
+    rps, bw = opts.max_requests_per_second, opts.max_bandwidth
+    return replace(opts, max_requests_per_second=rps / workers if rps else None,
+                   max_bandwidth=bw / workers if bw else None)
+
+
+@dataclass
+class FleetResult:
+    """A run on Dask: the run's result, and what each worker task reported."""
+
+    run: RunResult
+    reports: list[WorkerReport] = field(default_factory=list)
+    #: Worker tasks that ended with an error instead of a report (their partitions are
+    #: resumable: another worker or a rerun takes them over).
+    lost_tasks: list[str] = field(default_factory=list)
+
+    @property
+    def outcomes(self) -> list[Any]:
+        return [o for r in self.reports for o in r.outcomes]
+
+    @property
+    def deleted_keys(self) -> list[str]:
+        return [k for r in self.reports for k in r.deleted_keys]
+
+
+class ProgressFromDB:
+    """The fleet's progress as engine events, from the job's counters in the control DB
+    (summed over partitions each time: the display is one bar for all workers)."""
+
+    def __init__(self, bus: EventBus, start: dict[str, int]) -> None:
+        self.bus = bus
+        self.shown = {k: start.get(k, 0) for k in ("listed", "copied", "skipped",
+                                                   "failed_objects", "bytes")}
+        self.listing_done = False
+
+    def update(self, now: dict[str, int]) -> None:
+        # A partition taken over from a dead worker goes back to its cursor's counters:
+        # the display never goes backwards, it waits until the counts pass it again.
+        def more(key: str) -> int:
+            d = now.get(key, 0) - self.shown[key]
+            if d > 0:
+                self.shown[key] = now[key]
+            return max(d, 0)
+
+        listed, nbytes = more("listed"), more("bytes")
+        if listed:
+            self.bus.emit(Listed(listed, 0))
+        if nbytes:
+            self.bus.emit(BytesMoved(nbytes))
+        for outcome, key in (("copied", "copied"), ("skipped", "skipped"),
+                             ("failed", "failed_objects")):
+            for _ in range(more(key)):
+                self.bus.emit(ObjectDone("", 0, outcome))  # type: ignore[arg-type]
+        if not self.listing_done and now.get("pending", 1) == now.get("running", 1) == 0:
+            self.listing_done = True  # every partition ended: the total is known
+            self.bus.emit(ListingDone())
+
+
+async def run_on_dask(db: ControlDB, job: Job, spec: ClusterSpec, batch_count: int,
+                      opts: CopyOptions, store_options: StoreOptions,
+                      subscribers: list[Subscriber] | None = None, lease_s: float = 60.0,
+                      heartbeat_s: float = 5.0, run_settings: dict[str, Any] | None = None,
+                      sync: SyncAssignment | None = None) -> FleetResult:
+    """Run the job's partitions on the cluster: one task per worker, each the claim loop
+    of ``lakeshift run`` with ``batch_count`` partitions and ``opts.concurrency`` transfers
+    at a time, and its share of the request and bandwidth caps."""
+    refuse_sqlite(db.url, str(spec))
+    call = asyncio.to_thread
+    fleet: Fleet = await call(open_fleet, spec)
+    try:
+        workers = await call(fleet.workers)
+        owner = owner_id()
+        settings = {**(run_settings or {}), "dask": str(spec), "workers": len(workers)}
+        run_id = await call(start_job_run, db, job, owner, batch_count, opts, lease_s,
+                            settings)
+        out = FleetResult(RunResult(run_id, stats=TransferStats(started=time.monotonic())))
+        share = fleet_share(opts, len(workers))
+        futures = [fleet.client.submit(
+            run_worker, WorkerAssignment(db.url, db.shown, job.name, run_id, batch_count,
+                                         share, store_options, lease_s, heartbeat_s, sync),
+            key=f"lakeshift-run-{run_id}-worker-{i}", workers=[w], allow_other_workers=True,
+            pure=False) for i, w in enumerate(workers)]
+        progress = ProgressFromDB(EventBus(list(subscribers or [])),
+                                  await call(db.job_progress, job.id))
+        state = "interrupted"
+        try:
+            await _follow(db, job, run_id, futures, progress, lease_s, heartbeat_s)
+            state = "succeeded"
+        except BaseException:
+            # Interrupted: the workers stop at their next heartbeat when they see the run
+            # is no longer running; wait for them so their partitions are saved.
+            with contextlib.suppress(LakeshiftError):
+                await call(db.finish_run, run_id, "interrupted", 0, 0, 0, 0)
+            with contextlib.suppress(Exception):
+                await call(_wait, futures, lease_s + 2 * heartbeat_s)
+            raise
+        finally:
+            _collect(futures, out)
+            r = out.run
+            r.stats.finished = time.monotonic()
+            if state == "succeeded" and (r.failed or out.lost_tasks):
+                state = "failed"
+            if any(rep.stopped for rep in out.reports):
+                state = "interrupted"
+            await call(db.finish_run, run_id, state, r.succeeded, r.failed, r.stats.copied,
+                       r.stats.bytes_transferred)
+        await call(count_remaining, db, job, out.run)
+        _raise_worker_error(futures, out)
+        return out
+    finally:
+        await call(fleet.close)
+
+
+async def sync_pass_on_dask(db: ControlDB, job: Job, spec: ClusterSpec, settings: Any,
+                            opts: CopyOptions, store_options: StoreOptions, batch_count: int,
+                            subscribers: list[Subscriber] | None, lease_s: float,
+                            heartbeat_s: float) -> Any:
+    """One delta pass (engine/sync.py) whose partitions the cluster's workers take."""
+    from lakeshift.engine.sync import PassResult, pass_run_settings, prepare_pass
+
+    refuse_sqlite(db.url, str(spec))
+    historical_start, historical_ids = await asyncio.to_thread(prepare_pass, db, job,
+                                                               settings)
+    out = await run_on_dask(db, job, spec, batch_count, opts, store_options, subscribers,
+                            lease_s, heartbeat_s, pass_run_settings(settings),
+                            SyncAssignment(settings, historical_start,
+                                           frozenset(historical_ids)))
+    return PassResult(out.run, out.outcomes, out.deleted_keys)
+
+
+async def _follow(db: ControlDB, job: Job, run_id: int, futures: list[Any],
+                  progress: ProgressFromDB, lease_s: float, heartbeat_s: float) -> None:
+    """Until every worker task ends: progress from the DB and the run row's heartbeat."""
+    call = asyncio.to_thread
+    tick = min(1.0, heartbeat_s)
+    last_beat = 0.0
+    start = await call(db.job_progress, job.id)
+    while True:
+        pending = await call(_wait, futures, tick)
+        try:
+            now = await call(db.job_progress, job.id)
+        except LakeshiftError:
+            continue  # the DB is unreachable for now: the workers wait for it too
+        progress.update(now)
+        if time.monotonic() - last_beat >= heartbeat_s:
+            last_beat = time.monotonic()
+            with contextlib.suppress(LakeshiftError):
+                await call(db.heartbeat_run, run_id, lease_s,
+                           max(0, now["succeeded"] - start["succeeded"]), now["failed"],
+                           max(0, now["copied"] - start["copied"]),
+                           max(0, now["bytes"] - start["bytes"]))
+        if not pending:
+            return
+
+
+def _wait(futures: list[Any], timeout: float) -> int:
+    """Wait up to ``timeout`` s for the tasks; how many are still running."""
+    with contextlib.suppress(TimeoutError):
+        distributed_module().wait(futures, timeout=timeout)
+    return sum(1 for f in futures if not f.done())
+
+
+def _collect(futures: list[Any], out: FleetResult) -> None:
+    r = out.run
+    for f in futures:
+        if not f.done():
+            out.lost_tasks.append(f"{f.key}: still running")
+            continue
+        if f.status != "finished":
+            out.lost_tasks.append(f"{f.key}: {_task_error(f)}")
+            continue
+        rep: WorkerReport = f.result()
+        out.reports.append(rep)
+        r.succeeded += rep.succeeded
+        r.failed += rep.failed
+        r.errors.extend(rep.errors)
+        _add_stats(r.stats, rep.stats)
+
+
+def _task_error(f: Any) -> str:
+    try:
+        e = f.exception(timeout=1)
+    except Exception as x:  # cancelled, or the scheduler is gone
+        return type(x).__name__
+    return f"{type(e).__name__}: {e}"
+
+
+def _raise_worker_error(futures: list[Any], out: FleetResult) -> None:
+    """A lakeshift error a worker raised (bad credentials on the workers, a missing
+    container…) is the run's error; a task lost with its workers is a transient one."""
+    for f in futures:
+        if f.done() and f.status == "error":
+            with contextlib.suppress(Exception):
+                e = f.exception(timeout=1)
+                if isinstance(e, LakeshiftError):
+                    raise e
+    if out.lost_tasks and not out.reports:
+        raise TransientError("every Dask worker task was lost ("
+                             + "; ".join(out.lost_tasks)[:500]
+                             + "): the partitions stay resumable, run again")
+
+
+def _add_stats(total: TransferStats, part: TransferStats) -> None:
+    for f in fields(TransferStats):
+        if f.name in ("started", "finished"):
+            continue
+        value = getattr(part, f.name)
+        if isinstance(value, dict):
+            merged = getattr(total, f.name)
+            for k, v in value.items():
+                merged[k] = merged.get(k, 0) + v
+        else:
+            setattr(total, f.name, getattr(total, f.name) + value)

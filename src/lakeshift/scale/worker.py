@@ -1,0 +1,110 @@
+"""What runs on a Dask worker: the claim loop of one run, in that worker's process.
+
+A :class:`WorkerAssignment` is all a worker gets, pickled: plain data (the job's name,
+the run's id, copy options, store options) and the control DB's URL.  Store clients are
+built in the worker from the store configs, with the credentials of the worker's
+environment (AWS_*, AZURE_*, a managed identity…), exactly as a ``lakeshift run`` process
+builds them.  No Dask import here: a worker runs this like any function.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from lakeshift.engine.pipeline import CopyOptions
+from lakeshift.model import TransferStats
+from lakeshift.stores.base import StoreOptions
+
+
+@dataclass(frozen=True)
+class SyncAssignment:
+    """A sync pass's part of an assignment (engine/sync.py ``SyncMode``'s inputs)."""
+
+    settings: Any  # engine.sync.SyncSettings
+    historical_start: datetime | None
+    historical_ids: frozenset[int]
+
+
+@dataclass(frozen=True)
+class WorkerAssignment:
+    """One worker task of a run.  Its repr (which Dask may log) shows the DB URL without
+    its password."""
+
+    db_url: str = field(repr=False)
+    db_shown: str
+    job: str
+    run_id: int
+    batch_count: int
+    #: This worker's copy options: its share of the fleet's request and bandwidth caps.
+    opts: CopyOptions
+    store_options: StoreOptions
+    lease_s: float
+    heartbeat_s: float
+    sync: SyncAssignment | None = None
+
+
+@dataclass
+class WorkerReport:
+    """What one worker task did (summed by the driver)."""
+
+    owner: str
+    host: str
+    pid: int
+    succeeded: int = 0
+    failed: int = 0
+    stats: TransferStats = field(default_factory=TransferStats)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    stopped: bool = False
+    #: Sync passes: each partition's window outcome (engine.sync.WindowOutcome), and the
+    #: destination keys deleted.
+    outcomes: list[Any] = field(default_factory=list)
+    deleted_keys: list[str] = field(default_factory=list)
+    #: Peak resident set size of the worker process, in bytes (Linux: ru_maxrss).
+    peak_rss: int = 0
+
+
+def run_worker(a: WorkerAssignment) -> WorkerReport:
+    """Claim and copy partitions of run ``a.run_id`` until none is left (or the run is
+    no longer running); the Dask task's body."""
+    from lakeshift.control.repository import ControlDB
+    from lakeshift.engine.jobrunner import PartitionMode, claim_partitions, owner_id
+    from lakeshift.model import RunResult
+
+    db = ControlDB(a.db_url)
+    try:
+        job = db.job(a.job)
+        owner = owner_id()
+        result = RunResult(a.run_id, stats=TransferStats(started=time.monotonic()))
+        mode: PartitionMode | None = None
+        if a.sync is not None:
+            from lakeshift.engine.sync import SyncMode
+
+            sync_mode = SyncMode(db, job, a.sync.settings, a.sync.historical_start,
+                                 set(a.sync.historical_ids))
+            mode = sync_mode
+        stopped = asyncio.run(claim_partitions(
+            db, job, a.run_id, owner, result, a.batch_count, a.opts, a.store_options,
+            lease_s=a.lease_s, heartbeat_s=a.heartbeat_s, mode=mode, worker=True))
+        report = WorkerReport(owner, socket.gethostname(), os.getpid(), result.succeeded,
+                              result.failed, result.stats, result.errors, stopped,
+                              peak_rss=_peak_rss())
+        if a.sync is not None:
+            report.outcomes = sync_mode.outcomes
+            report.deleted_keys = sync_mode.deleted_keys
+        return report
+    finally:
+        db.close()
+
+
+def _peak_rss() -> int:
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return 0
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024

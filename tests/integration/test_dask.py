@@ -1,0 +1,393 @@
+"""lakeshift run/sync --dask: worker processes of a Dask LocalCluster claim the partitions
+of one job from a real PostgreSQL control DB, copying from moto (issue 14).
+
+One LocalCluster of two worker processes (on loopback) serves the module; its
+workers get the emulators' endpoints and credentials in their environment, as workers of a
+real cluster would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import lakeshift
+from lakeshift.engine.events import Event, ObjectDone
+from lakeshift.errors import UsageError
+from lakeshift.stores.base import StoreOptions
+from tests import servers
+from tests.faultproxy import FaultProxy, request_kind
+
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def cluster(moto: servers.Server, azurite: servers.Server) -> Iterator[Any]:
+    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto.port}", "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing-secret", "AWS_REGION": "us-east-1",
+           "AWS_EC2_METADATA_DISABLED": "true", "NO_PROXY": "127.0.0.1,localhost",
+           "AZURE_STORAGE_CONNECTION_STRING": servers.azurite_connection_string(azurite.port)}
+    c = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                 host="127.0.0.1", dashboard_address="127.0.0.1:0", env=env)
+    yield c
+    c.close()
+
+
+def _seed(s3: Any, bucket: str, prefixes: list[str], per: int, size: int) -> dict[str, bytes]:
+    data = {}
+    for p in prefixes:
+        for i in range(per):
+            key = f"{p}f{i:03d}.bin"
+            body = hashlib.sha256(key.encode()).digest() * (size // 32)
+            s3.put_object(Bucket=bucket, Key=key, Body=body)
+            data[key] = body
+    return data
+
+
+def _partitions(pg_url: str, job: str) -> list[Any]:
+    from lakeshift.control.repository import ControlDB
+
+    db = ControlDB(pg_url)
+    try:
+        return db.partitions(db.job(job).id)
+    finally:
+        db.close()
+
+
+def _local_files(root: Path) -> dict[str, bytes]:
+    """The objects at a local destination.  A file being written is a hidden
+    ``.lakeshift-partial-*`` renamed into place when done (the local store's listing skips
+    them): a worker killed mid-write leaves one behind, which is no object."""
+    out = {}
+    for p in root.rglob("*"):
+        if p.name.startswith(".lakeshift-partial-"):
+            continue
+        try:
+            out[str(p.relative_to(root))] = p.read_bytes()
+        except IsADirectoryError:
+            continue
+        except FileNotFoundError:  # renamed meanwhile: seen at its final name next time
+            continue
+    return out
+
+
+def test_a_job_runs_exactly_on_two_workers(cluster: Any, s3: Any, bucket: str,
+                                           blob_service: Any, container: str,
+                                           pg_url: str) -> None:
+    prefixes = ["a/", "b/", "c/", "d/"]
+    data = _seed(s3, bucket, prefixes, 15, 4096)
+    lakeshift.plan(f"s3://{bucket}/", f"az://{container}/", job="j",
+                   db=pg_url, prefix=prefixes)
+    seen: list[Event] = []
+    result = lakeshift.run(job="j", db=pg_url, batch_count=1, concurrency=4,
+                           dask=cluster.scheduler_address, subscribers=[seen.append])
+    assert (result.succeeded, result.failed, result.exit_code) == (4, 0, 0)
+    assert (result.stats.copied, result.stats.skipped) == (60, 0)
+    assert result.stats.bytes_transferred == 60 * 4096
+    cc = blob_service.get_container_client(container)
+    got = {b.name: cc.download_blob(b.name).readall() for b in cc.list_blobs()}
+    assert got == data
+    rows = _partitions(pg_url, "j")
+    assert [r["state"] for r in rows] == ["succeeded"] * 4
+    assert sum(r["copied"] for r in rows) == 60
+    assert [r["attempts"] for r in rows] == [1] * 4  # no partition taken twice
+    # One progress display, fed from the DB's counters: every object once.
+    assert sum(1 for e in seen if isinstance(e, ObjectDone)) == 60
+    status = lakeshift.status(db=pg_url, job="j")
+    run = status.jobs[0].runs[0]
+    assert (run.state, run.copied) == ("succeeded", 60)
+    # A second run finds nothing to do.
+    again = lakeshift.run(job="j", db=pg_url, dask=cluster.scheduler_address)
+    assert again.nothing_to_do
+
+
+def test_a_worker_killed_mid_partition_is_taken_over_exactly(
+        cluster: Any, s3: Any, bucket: str, pg_url: str, tmp_path: Path) -> None:
+    prefixes = ["p0/", "p1/", "p2/", "p3/"]
+    data = _seed(s3, bucket, prefixes, 40, 2048)
+    dest = tmp_path / "dest"
+    lakeshift.plan(f"s3://{bucket}/", str(dest), job="k", db=pg_url, prefix=prefixes)
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            # Paced so that the run lasts long enough to kill a worker inside a partition.
+            out["result"] = lakeshift.run(job="k", db=pg_url, batch_count=1, concurrency=2,
+                                          lease_seconds=8, max_requests_per_second=40,
+                                          dask=cluster.scheduler_address)
+        except BaseException as e:  # pragma: no cover - reported below
+            out["error"] = e
+
+    t = threading.Thread(target=run)
+    t.start()
+    killed = None
+    deadline = time.monotonic() + 60
+    while killed is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+        for r in _partitions(pg_url, "k"):
+            if r["state"] == "running" and r["cursor"] and r["lease_owner"]:
+                killed = int(r["lease_owner"].split(":")[1])  # host:pid:tag
+                os.kill(killed, signal.SIGKILL)
+                break
+    assert killed is not None, "no worker was seen inside a partition"
+    t.join(120)
+    assert not t.is_alive()
+    assert "error" not in out, out.get("error")
+    result = out["result"]
+    assert result.exit_code == 0
+    assert _local_files(dest) == data
+    rows = _partitions(pg_url, "k")
+    assert [r["state"] for r in rows] == ["succeeded"] * 4
+    # Each object counted once: what the dead worker copied after its last saved cursor
+    # was found identical by the worker that took the partition over.
+    assert sum(r["copied"] + r["skipped"] for r in rows) == 160
+    assert sum(r["listed"] for r in rows) == 160
+    # The dead worker's partition was claimed again (at once: its process is gone from
+    # this host); a lease lost to a slow heartbeat on a loaded machine may add another.
+    assert max(r["attempts"] for r in rows) >= 2
+    assert lakeshift.failures(job="k", db=pg_url).count == 0
+
+
+@pytest.mark.slow
+def test_sync_passes_run_on_the_workers(cluster: Any, s3: Any, bucket: str, pg_url: str,
+                                        tmp_path: Path) -> None:
+    prefixes = ["x/", "y/", "z/"]
+    data = _seed(s3, bucket, prefixes, 8, 512)
+    time.sleep(1.1)  # LastModified has whole seconds: the objects before the window's end
+    dest = tmp_path / "dest"
+    first = lakeshift.sync(f"s3://{bucket}/", str(dest), job="s", db=pg_url, prefix=prefixes,
+                           lag="0s", dask=cluster.scheduler_address)
+    assert first.run.exit_code == 0
+    assert sorted((w.partition, w.state, w.copied) for w in first.windows) == [
+        ("x/", "succeeded", 8), ("y/", "succeeded", 8), ("z/", "succeeded", 8)]
+    assert _local_files(dest) == data
+    # New, changed and deleted source objects: the next pass moves just those.
+    time.sleep(1.1)  # LastModified has whole seconds: the changes come after the window
+    s3.put_object(Bucket=bucket, Key="x/new.bin", Body=b"new")
+    s3.put_object(Bucket=bucket, Key="y/f000.bin", Body=b"changed")
+    s3.delete_object(Bucket=bucket, Key="z/f001.bin")
+    time.sleep(1.1)  # a window ends on a whole second before now - lag
+    second = lakeshift.sync(job="s", db=pg_url, lag="0s", delete=True,
+                            dask=cluster.scheduler_address)
+    assert second.run.exit_code == 0
+    assert sum(w.copied for w in second.windows) == 2
+    assert second.deleted_keys == ("z/f001.bin",)
+    data.update({"x/new.bin": b"new", "y/f000.bin": b"changed"})
+    del data["z/f001.bin"]
+    assert _local_files(dest) == data
+
+
+class CountingProxy(FaultProxy):
+    """The fault proxy, noting when each request arrived."""
+
+    def __init__(self, upstream: str) -> None:
+        self.arrivals: list[tuple[float, str]] = []
+        super().__init__(upstream)
+
+    def _take(self, method: str, path: str) -> Any:
+        self.arrivals.append((time.monotonic(), request_kind(method, path)))
+        return super()._take(method, path)
+
+
+def test_the_request_cap_holds_for_all_workers_together(
+        cluster: Any, s3: Any, bucket: str, moto: servers.Server, pg_url: str,
+        tmp_path: Path) -> None:
+    prefixes = ["a/", "b/", "c/", "d/"]
+    data = _seed(s3, bucket, prefixes, 25, 1024)
+    proxy = CountingProxy(f"http://127.0.0.1:{moto.port}")
+    try:
+        dest = tmp_path / "dest"
+        lakeshift.plan(f"s3://{bucket}/", str(dest), job="cap", db=pg_url, prefix=prefixes,
+                       store_options=StoreOptions(s3_endpoint=proxy.url))
+        proxy.arrivals.clear()  # the planner's listing is not the run's
+        rate = 16.0
+        result = lakeshift.run(job="cap", db=pg_url, batch_count=2, concurrency=8,
+                               max_requests_per_second=rate, dask=cluster.scheduler_address)
+    finally:
+        proxy.stop()
+    assert result.exit_code == 0
+    assert _local_files(dest) == data
+    times = sorted(t for t, kind in proxy.arrivals if kind == "data")
+    assert len(times) >= 100
+    # In any 3 s, all workers together send at most 3 s of the rate plus one burst (each
+    # worker's bucket holds its share of one second): 2 workers each at the full rate
+    # would send about twice as many.
+    window = 3.0
+    most = max(sum(1 for u in times[i:] if u - t < window) for i, t in enumerate(times))
+    assert most <= rate * window + rate, most
+
+
+def test_dask_needs_postgresql_and_a_reachable_scheduler(pg_url: str, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="PostgreSQL control DB"):
+        lakeshift.run(job="x", db=f"sqlite:///{tmp_path}/c.db", dask="local:2")
+    with pytest.raises(UsageError, match="give a scheduler address"):
+        lakeshift.run(job="x", db=pg_url, dask="somewhere:8786")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_bytes(b"x")
+    lakeshift.plan(str(src), str(tmp_path / "dst"), job="x", db=pg_url)
+    port = servers.free_port()
+    with pytest.raises(UsageError, match=f"cannot reach the Dask scheduler at "
+                                         f"tcp://127.0.0.1:{port}"):
+        lakeshift.run(job="x", db=pg_url, dask=f"tcp://127.0.0.1:{port}")
+    assert [r["state"] for r in _partitions(pg_url, "x")] == ["pending"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_the_driver_stops_the_workers_at_a_checkpoint(
+        cluster: Any, s3: Any, bucket: str, pg_url: str, cli_env: dict[str, str],
+        tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.e2e.cli import BIN
+    from tests.e2e.cli import lakeshift as cli
+
+    prefixes = ["a/", "b/", "c/", "d/"]
+    data = _seed(s3, bucket, prefixes, 40, 1024)
+    dest = tmp_path / "dest"
+    lakeshift.plan(f"s3://{bucket}/", str(dest), job="int", db=pg_url, prefix=prefixes)
+    proc = subprocess.Popen([str(BIN), "run", "--job", "int", "--db", pg_url, "--dask",
+                             cluster.scheduler_address, "--batch-count", "1",
+                             "--lease-seconds", "4", "--max-requests-per-second", "20",
+                             "--progress", "none"], env=cli_env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(_local_files(dest) if dest.exists() else {}) < 20:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (proc.returncode, err)
+    assert "Traceback" not in err
+    rows = _partitions(pg_url, "int")
+    # Every worker stopped: nothing is held, what was left is pending with its cursor.
+    assert not [r for r in rows if r["state"] == "running" or r["lease_owner"]]
+    assert [r for r in rows if r["state"] == "pending" and r["cursor"]]
+    done = len(_local_files(dest))
+    time.sleep(2)
+    assert len(_local_files(dest)) == done < 160  # no worker goes on copying
+    runs = lakeshift.status(db=pg_url, job="int").jobs[0].runs
+    assert runs[0].state == "interrupted"
+    p = cli("run", "--job", "int", "--db", pg_url, "--dask", cluster.scheduler_address,
+            "--json", env=cli_env)
+    assert p.returncode == 0, p.stderr
+    assert _local_files(dest) == data
+    rows = _partitions(pg_url, "int")
+    assert sum(r["copied"] + r["skipped"] for r in rows) == 160
+
+
+class CuttableTCP:
+    """A loopback TCP forwarder to PostgreSQL whose connections can be cut: ``cut(s)``
+    drops every open connection and refuses new ones for ``s`` seconds (a DB restart or a
+    network outage, as the workers see it)."""
+
+    def __init__(self, port: int) -> None:
+        import socket
+
+        self.upstream = port
+        self.down_until = 0.0
+        self.conns: list[Any] = []
+        self.lock = threading.Lock()
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            if time.monotonic() < self.down_until:
+                c.close()
+                continue
+            try:
+                u = socket.create_connection(("127.0.0.1", self.upstream))
+            except OSError:
+                c.close()
+                continue
+            with self.lock:
+                self.conns += [c, u]
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a: Any, b: Any) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def cut(self, seconds: float) -> None:
+        import socket
+
+        self.down_until = time.monotonic() + seconds
+        with self.lock:
+            conns, self.conns = self.conns, []
+        for s in conns:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+                s.close()
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.sock.close()
+        self.cut(0)
+
+
+@pytest.mark.slow
+def test_a_lost_db_connection_costs_a_pause_not_the_run(
+        cluster: Any, s3: Any, bucket: str, pg_url: str, tmp_path: Path) -> None:
+    from sqlalchemy.engine import make_url
+
+    prefixes = [f"p{i:02d}/" for i in range(12)]
+    data = _seed(s3, bucket, prefixes, 6, 1024)
+    dest = tmp_path / "dest"
+    lakeshift.plan(f"s3://{bucket}/", str(dest), job="db", db=pg_url, prefix=prefixes)
+    u = make_url(pg_url)
+    link = CuttableTCP(int(u.port or 5432))
+    via = u.set(port=link.port).render_as_string(hide_password=False)
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            out["result"] = lakeshift.run(job="db", db=via, batch_count=1, concurrency=2,
+                                          lease_seconds=10, max_requests_per_second=30,
+                                          dask=cluster.scheduler_address)
+        except BaseException as e:  # reported below
+            out["error"] = e
+
+    t = threading.Thread(target=run)
+    t.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(
+                _local_files(dest) if dest.exists() else {}) < 12:
+            time.sleep(0.1)
+        link.cut(4)  # every worker's and the driver's connections, for 4 s
+        t.join(120)
+    finally:
+        link.close()
+    assert "error" not in out, out.get("error")
+    assert out["result"].exit_code == 0
+    assert _local_files(dest) == data
+    rows = _partitions(pg_url, "db")
+    assert [r["state"] for r in rows] == ["succeeded"] * 12
+    assert sum(r["copied"] + r["skipped"] for r in rows) == 72

@@ -1,0 +1,93 @@
+"""The claim loop as a fleet's worker runs it (``claim_partitions(worker=True)``), on a real
+PostgreSQL DB and without Dask: it waits for a partition another machine's worker holds and
+takes it over when that lease expires, from its cursor."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+import lakeshift
+from lakeshift.control.repository import ControlDB
+from lakeshift.engine.jobrunner import claim_partitions, job_copy_options, start_job_run
+from lakeshift.model import RunResult, TransferStats
+from lakeshift.stores.base import StoreOptions
+
+
+@pytest.mark.parametrize("worker", [True, False])
+def test_a_worker_waits_for_a_lease_held_elsewhere_and_takes_it_over(
+        pg_url: str, tmp_path: Path, worker: bool) -> None:
+    src = tmp_path / "src"
+    for p in ("a", "b"):
+        (src / p).mkdir(parents=True)
+        for i in range(5):
+            (src / p / f"f{i}").write_bytes(f"{p}{i}".encode())
+    lakeshift.plan(str(src), str(tmp_path / "dst"), job="w", db=pg_url, prefix=["a/", "b/"])
+    db = ControlDB(pg_url)
+    try:
+        job = db.job("w")
+        # Partition b/ is held by a worker on another machine that died after f1: its
+        # lease runs out in 3 s (the DB's clock).
+        with db.engine.begin() as conn:
+            conn.execute(text(
+                "UPDATE lakeshift_partitions SET state = 'running', "
+                "lease_owner = 'elsewhere:4242:dead', cursor = 'b/f1', attempts = 1, "
+                "cursor_copied = 2, lease_expires = now() + interval '3 seconds' "
+                "WHERE prefix = 'b/'"))
+        opts = job_copy_options(job, 4, 8 * 1024 * 1024)
+        owner = "here:1:w"
+        run_id = start_job_run(db, job, owner, 1, opts, 10.0)
+        result = RunResult(run_id, stats=TransferStats(started=time.monotonic()))
+        stopped = asyncio.run(claim_partitions(db, job, run_id, owner, result, 1, opts,
+                                               StoreOptions(), lease_s=10.0, heartbeat_s=1.0,
+                                               worker=worker))
+        assert stopped is False
+        rows = {r["prefix"]: r for r in db.partitions(job.id)}
+        assert rows["a/"]["state"] == "succeeded"
+        if not worker:
+            # A plain `run` process ends with what it could claim.
+            assert rows["b/"]["state"] == "running"
+            return
+        assert rows["b/"]["state"] == "succeeded"
+        assert rows["b/"]["attempts"] == 2
+        # Resumed after the cursor: b/f2..f4 copied now, b/f0..f1 counted once from before.
+        assert (rows["b/"]["copied"], rows["b/"]["listed"]) == (5, 5)
+        assert result.stats.copied == 5 + 3
+        assert sorted(p.name for p in (tmp_path / "dst" / "b").iterdir()) == ["f2", "f3",
+                                                                            "f4"]
+    finally:
+        db.close()
+
+
+def test_a_worker_stops_at_a_checkpoint_when_the_run_is_no_longer_running(
+        pg_url: str, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "a").mkdir(parents=True)
+    for i in range(40):
+        (src / "a" / f"f{i:02d}").write_bytes(b"x" * 100)
+    lakeshift.plan(str(src), str(tmp_path / "dst"), job="s", db=pg_url)
+    db = ControlDB(pg_url)
+    try:
+        job = db.job("s")
+        opts = job_copy_options(job, 1, 8 * 1024 * 1024, max_rps=10)
+        run_id = start_job_run(db, job, "driver:1:x", 1, opts, 10.0)
+        result = RunResult(run_id, stats=TransferStats(started=time.monotonic()))
+
+        async def main() -> bool:
+            loop = asyncio.create_task(claim_partitions(
+                db, job, run_id, "here:1:w", result, 1, opts, StoreOptions(), lease_s=10.0,
+                heartbeat_s=1.0, worker=True))
+            await asyncio.sleep(1.5)
+            await asyncio.to_thread(db.finish_run, run_id, "interrupted", 0, 0, 0, 0)
+            return await loop
+
+        assert asyncio.run(main()) is True
+        row = db.partitions(job.id)[0]
+        assert (row["state"], row["lease_owner"]) == ("pending", None)
+        assert row["cursor"] is not None and row["copied"] < 40
+    finally:
+        db.close()
