@@ -3,6 +3,7 @@
   python bench/copy_vs_rclone.py                 # both sets, 2 runs each tool, interleaved
   python bench/copy_vs_rclone.py --sets small --runs 1
   python bench/copy_vs_rclone.py --sets local    # local → local, 100,000 × 64 B
+  python bench/copy_vs_rclone.py --transports https   # Azurite over HTTPS only
   python bench/copy_vs_rclone.py --rss           # lakeshift peak RSS, 5,000 vs 50,000 objects
 
 Every measured run gets fresh emulators (Azurite slows down as blobs accumulate). Prints
@@ -64,12 +65,12 @@ def local_run(tool: str, count: int, size: int, rclone_args: list[str]) -> Measu
         shutil.rmtree(work, ignore_errors=True)
 
 
-def one_run(tool: str, name: str, extra: list[str]) -> Measured:
+def one_run(tool: str, name: str, extra: list[str], tls: bool = False) -> Measured:
     spec = SETS[name]
     count, size = int(spec["count"]), int(spec["size"])  # type: ignore[call-overload]
     if spec.get("local"):
         return local_run(tool, count, size, list(spec["rclone"]))  # type: ignore[call-overload]
-    emus = Emulators()
+    emus = Emulators(tls=tls)
     try:
         seed(emus.s3(), "bench", "data/", count, size, int(spec.get("parts", 0)))  # type: ignore[call-overload]
         settle()
@@ -81,6 +82,8 @@ def one_run(tool: str, name: str, extra: list[str]) -> Measured:
             conf = emus.rclone_config()
             argv = ["rclone", "copy", "s3:bench/data", "az:bench/data",
                     *spec["rclone"]]  # type: ignore[misc]
+            if tls:
+                argv += ["--ca-cert", str(emus.ca_file())]
             env = rclone_env(emus.env, conf)
         return measure(tool, argv, env, emus, count, count * size)
     finally:
@@ -108,6 +111,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", default="small,large")
+    ap.add_argument("--transports", default="http",
+                    help="http, https or both (http,https): Azurite's scheme; local sets "
+                         "run once whatever this says")
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--warmup", type=int, default=1, choices=(0, 1),
                     help="one unmeasured run of each tool first: the first run after seeding "
@@ -122,21 +128,26 @@ def main() -> int:
         rss_scaling()
         return 0
     results: dict[str, list[Measured]] = {}
+    extra = args.lakeshift_args.split()
     for name in args.sets.split(","):
-        print(f"== {name}: {SETS[name]['count']} × {int(SETS[name]['size']) // 1024} KiB",
-              flush=True)
-        for tool in ("rclone", "lakeshift")[:args.warmup * 2]:
-            m = one_run(tool, name, args.lakeshift_args.split())
-            print(f"  (warm-up, not counted) {m.row()}", flush=True)
-        for run in range(args.runs):
-            for tool in ("lakeshift", "rclone") if run % 2 == 0 else ("rclone", "lakeshift"):
-                m = one_run(tool, name, args.lakeshift_args.split())
-                results.setdefault(f"{name}/{tool}", []).append(m)
-                print("  " + m.row(), flush=True)
-        ls = [m.objects / m.wall for m in results[f"{name}/lakeshift"]]
-        rc = [m.objects / m.wall for m in results[f"{name}/rclone"]]
-        print(f"  ratio lakeshift/rclone ({name}, mean files/s): "
-              f"{statistics.mean(ls) / statistics.mean(rc):.2f}", flush=True)
+        transports = ["http"] if SETS[name].get("local") else args.transports.split(",")
+        for transport in transports:
+            tls = transport == "https"
+            label = name if SETS[name].get("local") else f"{name}/{transport}"
+            print(f"== {label}: {SETS[name]['count']} × "
+                  f"{int(SETS[name]['size']) // 1024} KiB", flush=True)
+            for tool in ("rclone", "lakeshift")[:args.warmup * 2]:
+                m = one_run(tool, name, extra, tls)
+                print(f"  (warm-up, not counted) {m.row()}", flush=True)
+            for run in range(args.runs):
+                for tool in ("lakeshift", "rclone") if run % 2 == 0 else ("rclone", "lakeshift"):
+                    m = one_run(tool, name, extra, tls)
+                    results.setdefault(f"{label}/{tool}", []).append(m)
+                    print("  " + m.row(), flush=True)
+            ls = [m.objects / m.wall for m in results[f"{label}/lakeshift"]]
+            rc = [m.objects / m.wall for m in results[f"{label}/rclone"]]
+            print(f"  ratio lakeshift/rclone ({label}, mean files/s): "
+                  f"{statistics.mean(ls) / statistics.mean(rc):.2f}", flush=True)
     out = REPO / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "copy_vs_rclone.json").write_text(json.dumps(
