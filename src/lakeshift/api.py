@@ -90,7 +90,7 @@ def copy(source: str, destination: str, *, concurrency: int = 32,
          skip_errors: str | Iterable[str] = (), invalid_names: str = "fail",
          max_requests_per_second: float | None = None,
          max_bandwidth: int | str | None = None, adaptive: bool = True,
-         delete_source_after_verify: bool = False,
+         delete_source_after_verify: bool = False, copy_mode: str = "stream",
          store_options: StoreOptions | None = None,
          subscribers: list[Subscriber] | None = None) -> CopyResult:
     """Copy what ``source`` names into ``destination`` (``lakeshift copy``).
@@ -104,7 +104,8 @@ def copy(source: str, destination: str, *, concurrency: int = 32,
                         exclude=exclude, dry_run=dry_run, folder_markers=folder_markers,
                         skip_errors=skip_errors, invalid_names=invalid_names,
                         adaptive=adaptive, max_requests_per_second=max_requests_per_second,
-                        max_bandwidth=max_bandwidth, delete_source=delete_source_after_verify)
+                        max_bandwidth=max_bandwidth, delete_source=delete_source_after_verify,
+                        copy_mode=copy_mode)
     return asyncio.run(copy_async(source_config(source, store_options),
                                   destination_config(destination, store_options), opts,
                                   subscribers))

@@ -12,6 +12,7 @@ from lakeshift.cli.options import (
     AdaptiveOpt,
     BlockSizeOpt,
     ConcurrencyOpt,
+    CopyModeOpt,
     DeleteSourceOpt,
     ExcludeOpt,
     FolderMarkersOpt,
@@ -67,6 +68,7 @@ def copy(
     max_bandwidth: MaxBandwidthOpt = None,
     adaptive: AdaptiveOpt = True,
     delete_source_after_verify: DeleteSourceOpt = False,
+    copy_mode: CopyModeOpt = "stream",
     as_json: JsonOpt = False,
     progress: ProgressOpt = "auto",
     store: api.StoreOptions = NO_STORE_OPTIONS,
@@ -81,7 +83,7 @@ def copy(
                           max_requests_per_second=max_requests_per_second,
                           max_bandwidth=max_bandwidth, adaptive=adaptive,
                           delete_source_after_verify=delete_source_after_verify,
-                          store_options=store, subscribers=subs)
+                          copy_mode=copy_mode, store_options=store, subscribers=subs)
     print_summary(result, api.source_config(src, store).url.display(),
                   api.destination_config(dst, store).url.display(), as_json)
     return result.exit_code

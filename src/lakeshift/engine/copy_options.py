@@ -27,7 +27,7 @@ def copy_options(*, concurrency: int = 32, block_size: int | str = 8 * MiB,
                  skip_errors: str | Iterable[str] = (), invalid_names: str = "fail",
                  adaptive: bool = True, max_requests_per_second: float | None = None,
                  max_bandwidth: int | str | None = None,
-                 delete_source: bool = False) -> CopyOptions:
+                 delete_source: bool = False, copy_mode: str = "stream") -> CopyOptions:
     """Validated copy options; a bad value raises a UsageError naming its flag."""
     if overwrite not in ("if-different", "always", "never"):
         raise UsageError(f"--overwrite {overwrite!r}: use if-different, always or never")
@@ -41,6 +41,6 @@ def copy_options(*, concurrency: int = 32, block_size: int | str = 8 * MiB,
         max_requests_per_second=max_requests_per_second,
         max_bandwidth=size_arg(max_bandwidth, "--max-bandwidth")
         if max_bandwidth not in (None, "") else None,
-        delete_source=delete_source)
+        delete_source=delete_source, copy_mode=copy_mode)
     opts.validate()
     return opts

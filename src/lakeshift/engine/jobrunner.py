@@ -39,6 +39,7 @@ from lakeshift.engine.pipeline import (
 )
 from lakeshift.engine.retry import RetryPolicy
 from lakeshift.engine.slots import SlotPool
+from lakeshift.engine.transfer import ServerRoute
 from lakeshift.engine.watermark import Watermark
 from lakeshift.errors import LakeshiftError
 from lakeshift.model import RunResult, TransferStats
@@ -174,6 +175,7 @@ def job_copy_options(job: Job, concurrency: int, block_size: int, adaptive: bool
                        folder_markers=o.get("folder_markers", "skip"),
                        skip_errors=frozenset(o.get("skip_errors", ())),
                        delete_source=bool(o.get("delete_source", False)),
+                       copy_mode=o.get("copy_mode", "stream"),
                        invalid_names=o.get("invalid_names", "fail"))
     opts.validate()
     return opts
@@ -205,6 +207,7 @@ async def run_job(db: ControlDB, job: Job, batch_count: int, opts: CopyOptions,
     totals = EventBus([StatsCounter(result.stats, []), *(subscribers or [])])
     slots = SlotPool(opts.concurrency)
     pacing = opts.pacing(totals)
+    route = ServerRoute(opts.copy_mode)  # tried once for the whole job
     per_partition = CopyOptions(**{**opts.__dict__,
                                    "concurrency": max(1, -(-opts.concurrency // batch_count))})
     policy = RetryPolicy(attempts=opts.retries)
@@ -233,7 +236,7 @@ async def run_job(db: ControlDB, job: Job, batch_count: int, opts: CopyOptions,
             bus = EventBus([a.track, a.counter(), totals.emit])
             if mode is None:
                 await run_pipeline(src, dst, spec, destination_root(dst), per_partition, bus,
-                                   slots, policy, a.watermark, pacing)
+                                   slots, policy, a.watermark, pacing, route=route)
             else:
                 a.claimed = ClaimedPartition(row, run_id, src, dst, spec, per_partition, bus,
                                              slots, policy, a.watermark, pacing,
