@@ -21,6 +21,7 @@ from lakeshift.api import (
     source_config,
     status,
     sync,
+    tune,
     verify,
 )
 from lakeshift.engine.events import (
@@ -127,5 +128,6 @@ __all__ = [
     "source_config",
     "status",
     "sync",
+    "tune",
     "verify",
 ]

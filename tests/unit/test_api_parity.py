@@ -17,7 +17,7 @@ from lakeshift.cli.app import app
 #: Command → API function.
 FUNCTIONS = {"copy": lakeshift.copy, "plan": lakeshift.plan, "run": lakeshift.run,
              "sync": lakeshift.sync, "status": lakeshift.status, "failures": lakeshift.failures,
-             "verify": lakeshift.verify, "check": lakeshift.check}
+             "verify": lakeshift.verify, "check": lakeshift.check, "tune": lakeshift.tune}
 
 #: How the output looks is the face's business, not the API's.
 PRESENTATION = {"as_json", "progress"}
@@ -26,6 +26,7 @@ PRESENTATION = {"as_json", "progress"}
 #: `plan`'s SRC… DST are sources and destination.
 ARGUMENTS = {("copy", "src"): ("source",), ("copy", "dst"): ("destination",),
              ("check", "src"): ("source",), ("check", "dst"): ("destination",),
+             ("tune", "src"): ("source",), ("tune", "dst"): ("destination",),
              ("plan", "urls"): ("sources", "destination"),
              ("verify", "urls"): ("source", "destination"),
              ("sync", "urls"): ("source", "destination")}
