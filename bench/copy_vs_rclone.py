@@ -3,6 +3,8 @@
   python bench/copy_vs_rclone.py                 # both sets, 2 runs each tool, interleaved
   python bench/copy_vs_rclone.py --sets small --runs 1
   python bench/copy_vs_rclone.py --sets local    # local → local, 100,000 × 64 B
+  python bench/copy_vs_rclone.py --transports https   # Azurite over HTTPS only
+  python bench/copy_vs_rclone.py --sets blob     # Blob → Blob: streamed, --copy-mode server, rclone
   python bench/copy_vs_rclone.py --rss           # lakeshift peak RSS, 5,000 vs 50,000 objects
 
 Every measured run gets fresh emulators (Azurite slows down as blobs accumulate). Prints
@@ -13,6 +15,7 @@ lakeshift/rclone of the mean throughput.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -34,6 +37,9 @@ SETS = {
                "rclone": ["--transfers", "32", "--checkers", "32"]},
     "multipart": {"count": 16, "size": 64 * MiB, "parts": 8 * MiB,
                   "rclone": ["--transfers", "8"]},
+    # Blob → Blob in one Azurite (two containers), 16 × 64 MiB: lakeshift streamed, lakeshift
+    # --copy-mode server (Copy Blob From URL), rclone; `io` is what passed through the tool.
+    "blob": {"count": 16, "size": 64 * MiB, "blob": 1, "rclone": ["--transfers", "8"]},
     # Local disk → local disk, no emulator in the way: the client's cycles per object
     # decide (issue 16 item 4; `--sets local`).
     "local": {"count": int(os.environ.get("BENCH_LOCAL_COUNT", "100000")), "size": 64, "local": 1,
@@ -64,12 +70,65 @@ def local_run(tool: str, count: int, size: int, rclone_args: list[str]) -> Measu
         shutil.rmtree(work, ignore_errors=True)
 
 
-def one_run(tool: str, name: str, extra: list[str]) -> Measured:
+def blob_run(tool: str, count: int, size: int, rclone_args: list[str], tls: bool,
+             extra: list[str], count_bytes: bool = False) -> Measured:
+    """``count`` blobs of ``size`` bytes (each with its Content-MD5) copied to another
+    container of the same Azurite.  With ``count_bytes`` the tool reaches Azurite through
+    tests/faultproxy.py, which counts the body bytes both ways (plain HTTP only)."""
+    from azure.storage.blob import BlobServiceClient, ContentSettings
+
+    from tests import servers
+    from tests.faultproxy import FaultProxy
+
+    emus = Emulators(tls=tls)
+    proxy = None
+    try:
+        svc = BlobServiceClient.from_connection_string(
+            emus.env["AZURE_STORAGE_CONNECTION_STRING"],
+            connection_verify=str(emus.ca_file()) if tls else True)
+        src = svc.create_container("src")
+        svc.create_container("dst")
+        for i in range(count):
+            body = os.urandom(size)
+            src.upload_blob(f"data/obj-{i:04d}.bin", body, max_concurrency=4,
+                            content_settings=ContentSettings(
+                                content_md5=bytearray(hashlib.md5(body).digest())))
+        settle()
+        if count_bytes:
+            assert emus.azurite is not None and not tls
+            proxy = FaultProxy(f"http://127.0.0.1:{emus.azurite.port}")
+            emus.env["AZURE_STORAGE_CONNECTION_STRING"] = servers.azurite_connection_string(
+                emus.azurite.port).replace(f":{emus.azurite.port}/", f":{proxy.port}/")
+            emus.azurite.port = proxy.port  # rclone's sas_url too
+        if tool.startswith("lakeshift"):
+            mode = ["--copy-mode", "server"] if tool == "lakeshift-server" else []
+            argv = [LAKESHIFT, "copy", "az://src/data/", "az://dst/data/", "--progress",
+                    "none", "--json", *mode, *extra]
+            env = emus.env
+        else:
+            conf = emus.rclone_config()
+            argv = ["rclone", "copy", "az:src/data", "az:dst/data", *rclone_args]
+            if tls:
+                argv += ["--ca-cert", str(emus.ca_file())]
+            env = rclone_env(emus.env, conf)
+        m = measure(tool, argv, env, emus, count, count * size)
+        if proxy is not None:
+            m.through_mb = proxy.body_bytes / MiB
+        return m
+    finally:
+        if proxy is not None:
+            proxy.stop()
+        emus.stop()
+
+
+def one_run(tool: str, name: str, extra: list[str], tls: bool = False) -> Measured:
     spec = SETS[name]
     count, size = int(spec["count"]), int(spec["size"])  # type: ignore[call-overload]
     if spec.get("local"):
         return local_run(tool, count, size, list(spec["rclone"]))  # type: ignore[call-overload]
-    emus = Emulators()
+    if spec.get("blob"):
+        return blob_run(tool, count, size, list(spec["rclone"]), tls, extra)  # type: ignore[call-overload]
+    emus = Emulators(tls=tls)
     try:
         seed(emus.s3(), "bench", "data/", count, size, int(spec.get("parts", 0)))  # type: ignore[call-overload]
         settle()
@@ -81,6 +140,8 @@ def one_run(tool: str, name: str, extra: list[str]) -> Measured:
             conf = emus.rclone_config()
             argv = ["rclone", "copy", "s3:bench/data", "az:bench/data",
                     *spec["rclone"]]  # type: ignore[misc]
+            if tls:
+                argv += ["--ca-cert", str(emus.ca_file())]
             env = rclone_env(emus.env, conf)
         return measure(tool, argv, env, emus, count, count * size)
     finally:
@@ -108,6 +169,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", default="small,large")
+    ap.add_argument("--transports", default="http",
+                    help="http, https or both (http,https): Azurite's scheme; local sets "
+                         "run once whatever this says")
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--warmup", type=int, default=1, choices=(0, 1),
                     help="one unmeasured run of each tool first: the first run after seeding "
@@ -122,21 +186,36 @@ def main() -> int:
         rss_scaling()
         return 0
     results: dict[str, list[Measured]] = {}
+    extra = args.lakeshift_args.split()
     for name in args.sets.split(","):
-        print(f"== {name}: {SETS[name]['count']} × {int(SETS[name]['size']) // 1024} KiB",
-              flush=True)
-        for tool in ("rclone", "lakeshift")[:args.warmup * 2]:
-            m = one_run(tool, name, args.lakeshift_args.split())
-            print(f"  (warm-up, not counted) {m.row()}", flush=True)
-        for run in range(args.runs):
-            for tool in ("lakeshift", "rclone") if run % 2 == 0 else ("rclone", "lakeshift"):
-                m = one_run(tool, name, args.lakeshift_args.split())
-                results.setdefault(f"{name}/{tool}", []).append(m)
-                print("  " + m.row(), flush=True)
-        ls = [m.objects / m.wall for m in results[f"{name}/lakeshift"]]
-        rc = [m.objects / m.wall for m in results[f"{name}/rclone"]]
-        print(f"  ratio lakeshift/rclone ({name}, mean files/s): "
-              f"{statistics.mean(ls) / statistics.mean(rc):.2f}", flush=True)
+        transports = ["http"] if SETS[name].get("local") else args.transports.split(",")
+        for transport in transports:
+            tls = transport == "https"
+            label = name if SETS[name].get("local") else f"{name}/{transport}"
+            print(f"== {label}: {SETS[name]['count']} × "
+                  f"{int(SETS[name]['size']) // 1024} KiB", flush=True)
+            for tool in ("rclone", "lakeshift")[:args.warmup * 2]:
+                m = one_run(tool, name, extra, tls)
+                print(f"  (warm-up, not counted) {m.row()}", flush=True)
+            for run in range(args.runs):
+                tools = ["lakeshift", "rclone"]
+                if SETS[name].get("blob"):
+                    tools.insert(1, "lakeshift-server")
+                for tool in tools if run % 2 == 0 else tools[::-1]:
+                    m = one_run(tool, name, extra, tls)
+                    results.setdefault(f"{label}/{tool}", []).append(m)
+                    print("  " + m.row(), flush=True)
+            if SETS[name].get("blob") and not tls:
+                spec = SETS[name]
+                for tool in ("lakeshift", "lakeshift-server", "rclone"):
+                    m = blob_run(tool, int(spec["count"]), int(spec["size"]),  # type: ignore[call-overload]
+                                 list(spec["rclone"]), False, extra, count_bytes=True)  # type: ignore[call-overload]
+                    results.setdefault(f"{label}/{tool}/counted", []).append(m)
+                    print("  (counted through a proxy, not timed) " + m.row(), flush=True)
+            ls = [m.objects / m.wall for m in results[f"{label}/lakeshift"]]
+            rc = [m.objects / m.wall for m in results[f"{label}/rclone"]]
+            print(f"  ratio lakeshift/rclone ({label}, mean files/s): "
+                  f"{statistics.mean(ls) / statistics.mean(rc):.2f}", flush=True)
     out = REPO / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "copy_vs_rclone.json").write_text(json.dumps(

@@ -92,6 +92,10 @@ class FaultProxy:
         self.rules: list[Rule] = []
         self.lock = threading.Lock()
         self.requests = 0
+        #: Body bytes that passed through, both ways; and (method, path, header names) of
+        #: each request, to count kinds of requests by what they carry.
+        self.body_bytes = 0
+        self.seen: list[tuple[str, str, frozenset[str]]] = []
         self._opaque: re.Pattern[str] | None = None
         self._stopping = False
         self._real: dict[str, str] = {}  # opaque ETag -> real one
@@ -197,6 +201,10 @@ class FaultProxy:
                 await asyncio.sleep(0.1)
             return web.Response(status=500)
         body = await request.read()
+        with self.lock:
+            self.body_bytes += len(body)
+            self.seen.append((request.method, path,
+                              frozenset(k.lower() for k in request.headers)))
         if rule is not None and rule.kind == "status":
             return web.Response(status=rule.status, headers=rule.headers, body=rule.body)
         if rule is not None and rule.kind == "flip_request" and body:
@@ -216,6 +224,8 @@ class FaultProxy:
                                          allow_redirects=False,
                                          skip_auto_headers=("Content-Type",)) as up:
             payload = await up.read()
+            with self.lock:
+                self.body_bytes += len(payload)
             out_headers = {k: v for k, v in up.headers.items() if k.lower() not in HOP}
             if self._opaque is not None:
                 self._hide_in_headers(request.path, out_headers)

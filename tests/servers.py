@@ -122,10 +122,11 @@ def start_moto(auth: bool = False) -> Server:
     return srv
 
 
-def start_azurite(oauth: bool = False) -> Server:
-    """Azurite's blob service.  With ``oauth``: over HTTPS with a throw-away certificate
-    (trusted by pointing SSL_CERT_FILE at ``workdir/ca.pem``) and Entra ID
-    bearer tokens checked at Azurite's "basic" level (issuer, audience, lifetime)."""
+def start_azurite(oauth: bool = False, tls: bool = False) -> Server:
+    """Azurite's blob service.  With ``tls``: over HTTPS with a throw-away certificate
+    (trusted by pointing SSL_CERT_FILE at ``workdir/ca.pem``).  With ``oauth``: over HTTPS
+    too, and Entra ID bearer tokens checked at Azurite's "basic" level (issuer, audience,
+    lifetime)."""
     if not AZURITE_BIN.exists():
         raise RuntimeError(f"{AZURITE_BIN} missing: run `make azurite` (or `make tools`) first")
     workdir = Path(tempfile.mkdtemp(prefix="lakeshift-azurite-"))
@@ -134,10 +135,12 @@ def start_azurite(oauth: bool = False) -> Server:
             "--location", str(workdir / "data"), "--skipApiVersionCheck", "--loose",
             "--disableTelemetry", "--silent"]
     scheme = "http"
-    if oauth:
+    if oauth or tls:
         cert, key = self_signed_certificate(workdir)
-        argv += ["--oauth", "basic", "--cert", str(cert), "--key", str(key)]
+        argv += ["--cert", str(cert), "--key", str(key)]
         scheme = "https"
+    if oauth:
+        argv += ["--oauth", "basic"]
     proc, log = _spawn("azurite", argv, workdir)
     srv = Server("azurite", port, proc, workdir, log)
     _wait_or_stop(srv, f"{scheme}://127.0.0.1:{port}/{AZURITE_ACCOUNT}?comp=list")
@@ -212,9 +215,9 @@ def entra_token(minutes: int = 60) -> str:
     return f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part(claims)}.c2lnbmF0dXJl"
 
 
-def azurite_connection_string(port: int, key: str = AZURITE_KEY) -> str:
-    return (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={key};"
-            f"BlobEndpoint=http://127.0.0.1:{port}/{AZURITE_ACCOUNT};")
+def azurite_connection_string(port: int, key: str = AZURITE_KEY, scheme: str = "http") -> str:
+    return (f"DefaultEndpointsProtocol={scheme};AccountName={AZURITE_ACCOUNT};AccountKey={key};"
+            f"BlobEndpoint={scheme}://127.0.0.1:{port}/{AZURITE_ACCOUNT};")
 
 
 def find_pg_bin() -> Path:

@@ -22,6 +22,7 @@ from lakeshift.api import (
     source_config,
     status,
     sync,
+    tune,
     verify,
 )
 from lakeshift.engine.events import (
@@ -137,5 +138,6 @@ __all__ = [
     "source_config",
     "status",
     "sync",
+    "tune",
     "verify",
 ]

@@ -34,6 +34,7 @@ from lakeshift.engine.check import check_pair
 from lakeshift.engine.copy_options import copy_options
 from lakeshift.engine.events import Subscriber
 from lakeshift.engine.pipeline import CopyOptions, CopyResult, copy_async
+from lakeshift.engine.tune import TuneResult
 from lakeshift.errors import LakeshiftError, UsageError
 from lakeshift.model import (
     CheckResult,
@@ -55,6 +56,7 @@ from lakeshift.plan.jobconfig import dump as config_text
 from lakeshift.plan.jobconfig import load as load_config
 from lakeshift.plan.jobconfig import parse_every as parse_schedule
 from lakeshift.plan.source import SourceSpec, destination_config, source_config
+from lakeshift.sizes import size_arg
 from lakeshift.stores.azure.auth import AUTH_CHOICES as AZURE_AUTH_CHOICES
 from lakeshift.stores.base import StoreConfig, StoreOptions
 from lakeshift.urls import StoreURL, parse_url
@@ -93,7 +95,7 @@ def copy(source: str, destination: str, *, concurrency: int = 32,
          max_bandwidth: int | str | None = None, adaptive: bool = True,
          delete_source_after_verify: bool = False,
          empty_dirs: bool | None = None, preserve: str | Iterable[str] = (),
-         map_identities: str | Path | None = None,
+         map_identities: str | Path | None = None, copy_mode: str = "stream",
          store_options: StoreOptions | None = None,
          subscribers: list[Subscriber] | None = None) -> CopyResult:
     """Copy what ``source`` names into ``destination`` (``lakeshift copy``).
@@ -109,7 +111,7 @@ def copy(source: str, destination: str, *, concurrency: int = 32,
                         adaptive=adaptive, max_requests_per_second=max_requests_per_second,
                         max_bandwidth=max_bandwidth, delete_source=delete_source_after_verify,
                         empty_dirs=empty_dirs, preserve=preserve,
-                        map_identities=map_identities)
+                        map_identities=map_identities, copy_mode=copy_mode)
     return asyncio.run(copy_async(source_config(source, store_options),
                                   destination_config(destination, store_options), opts,
                                   subscribers))
@@ -248,6 +250,8 @@ def run(*, job: str = "", db: str = DEFAULT_DB, batch_count: int = 4, concurrenc
     if config is not None:
         cfg = load_config(Path(config))
         job, db, batch_count, concurrency = cfg.name, cfg.db, cfg.batch_count, cfg.concurrency
+        block_size = cfg.block_size or block_size  # as `lakeshift tune` wrote them
+        single_put_max = single_put_max if cfg.single_put_max is None else cfg.single_put_max
         _plan_from_config(cfg)
     if not job:
         raise UsageError("--job NAME is required")
@@ -798,6 +802,36 @@ def scan(source: str, destination: str | None = None, *, prices: str | Path | No
     return asyncio.run(scan_async(source_config(source, so), dst, table, opts))
 
 
+# -- tune (issue 16) ----------------------------------------------------------------------
+
+
+def tune(source: str, destination: str, *, config: str | Path | None = None,
+         sample_objects: int = 200, sample_size: int | str = 512 * MiB,
+         store_options: StoreOptions | None = None) -> TuneResult:
+    """Try a few settings of concurrency, block size and single-put limit on a sample of
+    ``source`` (its first ``sample_objects`` objects, at most ``sample_size`` bytes) copied
+    into a scratch folder under ``destination`` that is deleted after each trial
+    (``lakeshift tune``).  With ``config`` (a ``lakeshift.toml``) the best setting is written
+    into its [run] table, which ``run --config`` then uses."""
+    from lakeshift.engine.tune import tune_async
+    from lakeshift.plan.jobconfig import write_run_settings
+
+    if sample_objects < 1:
+        raise UsageError("--sample-objects must be at least 1")
+    size = size_arg(sample_size, "--sample-size")
+    if config is not None:
+        load_config(Path(config))  # a config that cannot be read fails before the trials
+    result = asyncio.run(tune_async(source_config(source, store_options),
+                                    destination_config(destination, store_options),
+                                    sample_objects, size))
+    if config is not None:
+        b = result.best
+        write_run_settings(Path(config), {"concurrency": b.concurrency,
+                                          "block_size": b.block_size,
+                                          "single_put_max": b.single_put_max})
+    return result
+
+
 __all__ = [
     "AZURE_AUTH_CHOICES",
     "DEFAULT_DB",
@@ -819,6 +853,7 @@ __all__ = [
     "StoreURL",
     "SyncResult",
     "SyncWindow",
+    "TuneResult",
     "VerifyResult",
     "check",
     "config_text",
@@ -837,6 +872,7 @@ __all__ = [
     "source_config",
     "status",
     "sync",
+    "tune",
     "verify",
     "write_failures_csv",
 ]

@@ -86,6 +86,14 @@ class ChangedError(ObjectError):
     retryable = True
 
 
+class ServerCopyUnavailable(ObjectError):
+    """The destination service cannot read the source itself (a private endpoint, a
+    source it cannot reach, an emulator without the request): ``--copy-mode auto`` streams
+    instead, ``--copy-mode server`` fails the object with this."""
+
+    kind = "server-copy"
+
+
 class TransientError(ObjectError):
     """Timeouts, resets, 5xx: retried with backoff and jitter."""
 

@@ -17,7 +17,8 @@ from lakeshift.cli.app import app
 #: Command → API function.
 FUNCTIONS = {"copy": lakeshift.copy, "plan": lakeshift.plan, "run": lakeshift.run,
              "sync": lakeshift.sync, "status": lakeshift.status, "failures": lakeshift.failures,
-             "verify": lakeshift.verify, "check": lakeshift.check, "scan": lakeshift.scan}
+             "verify": lakeshift.verify, "check": lakeshift.check, "scan": lakeshift.scan,
+             "tune": lakeshift.tune}
 
 #: How the output looks is the face's business, not the API's.
 PRESENTATION = {"as_json", "progress"}
@@ -27,6 +28,7 @@ PRESENTATION = {"as_json", "progress"}
 ARGUMENTS = {("copy", "src"): ("source",), ("copy", "dst"): ("destination",),
              ("check", "src"): ("source",), ("check", "dst"): ("destination",),
              ("scan", "src"): ("source",), ("scan", "dst"): ("destination",),
+             ("tune", "src"): ("source",), ("tune", "dst"): ("destination",),
              ("plan", "urls"): ("sources", "destination"),
              ("verify", "urls"): ("source", "destination"),
              ("sync", "urls"): ("source", "destination")}

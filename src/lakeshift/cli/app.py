@@ -15,7 +15,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from lakeshift import __version__
-from lakeshift.cli import copy_cmd, job_cmds, scan_cmd, setup_cmds, sync_cmd, verify_cmd
+from lakeshift.cli import copy_cmd, job_cmds, scan_cmd, setup_cmds, sync_cmd, tune_cmd, verify_cmd
 from lakeshift.errors import LakeshiftError
 from lakeshift.redact import redact
 
@@ -48,6 +48,7 @@ def root(
 
 app.command("copy", help=copy_cmd.HELP, epilog=copy_cmd.EPILOG)(copy_cmd.copy)
 app.command("verify", help=verify_cmd.HELP, epilog=verify_cmd.EPILOG)(verify_cmd.verify)
+app.command("tune", help=tune_cmd.HELP, epilog=tune_cmd.EPILOG)(tune_cmd.tune)
 app.command("plan", help=job_cmds.PLAN_HELP, epilog=job_cmds.PLAN_EPILOG)(job_cmds.plan)
 app.command("run", help=job_cmds.RUN_HELP, epilog=job_cmds.RUN_EPILOG)(job_cmds.run)
 app.command("sync", help=sync_cmd.HELP, epilog=sync_cmd.EPILOG)(sync_cmd.sync)

@@ -12,6 +12,7 @@ from lakeshift.cli.options import (
     AdaptiveOpt,
     BlockSizeOpt,
     ConcurrencyOpt,
+    CopyModeOpt,
     DeleteSourceOpt,
     EmptyDirsOpt,
     ExcludeOpt,
@@ -73,6 +74,7 @@ def copy(
     empty_dirs: EmptyDirsOpt = None,
     preserve: PreserveOpt = "",
     map_identities: MapIdentitiesOpt = None,
+    copy_mode: CopyModeOpt = "stream",
     as_json: JsonOpt = False,
     progress: ProgressOpt = "auto",
     store: api.StoreOptions = NO_STORE_OPTIONS,
@@ -88,7 +90,7 @@ def copy(
                           max_bandwidth=max_bandwidth, adaptive=adaptive,
                           delete_source_after_verify=delete_source_after_verify,
                           empty_dirs=empty_dirs, preserve=preserve,
-                          map_identities=map_identities,
+                          map_identities=map_identities, copy_mode=copy_mode,
                           store_options=store, subscribers=subs)
     print_summary(result, api.source_config(src, store).url.display(),
                   api.destination_config(dst, store).url.display(), as_json)

@@ -87,6 +87,13 @@ AdaptiveOpt = Annotated[bool, typer.Option(
                                      "throttles, then creep back up (AIMD).")]
 
 
+CopyModeOpt = Annotated[str, typer.Option(
+    "--copy-mode", envvar="LAKESHIFT_COPY_MODE",
+    help="server: the destination service reads each source object itself (Azure: Copy "
+         "Blob From URL / Put Blob From URL through a blob SAS or an S3 presigned GET), "
+         "no byte through this machine; objects without a source MD5 are streamed. auto: "
+         "the same, streaming everything once the service cannot reach the source "
+         "(private endpoints, emulators). stream: every byte through this machine.")]
 DeleteSourceOpt = Annotated[bool, typer.Option(
     "--delete-source-after-verify", help="Move: delete each source object once its copy is "
                                          "verified by MD5 (each deletion is recorded).")]

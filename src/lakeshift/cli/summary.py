@@ -37,6 +37,7 @@ def summary_dict(result: CopyResult, source: str, destination: str) -> dict[str,
         "throughput_bytes_per_s": round(s.throughput, 1),
         "objects_per_s": round(s.copied / s.duration, 1) if s.duration > 0 else 0.0,
         "proofs": dict(sorted(result.proofs.items())),
+        "server_copy_off": result.server_copy_off[0] if result.server_copy_off else None,
         "exit_code": result.exit_code,
         "failures": [{"key": f.key, "kind": f.kind, "message": f.message,
                       "attempts": f.attempts, "skipped": f.skipped} for f in result.failures],
@@ -83,6 +84,8 @@ def print_summary(result: CopyResult, source: str, destination: str, as_json: bo
     if d["throttled"]:
         lines.append(f"  throttled {d['throttled']:>9} {noun(d['throttled'], 'request')} "
                      "(retried; concurrency adapted)")
+    if d["server_copy_off"]:
+        lines.append(f"  streamed: no server-side copy ({d['server_copy_off']})")
     for f in result.failures[:20]:
         lines.append(f"  {'SKIPPED' if f.skipped else 'FAILED'} {f.key}: [{f.kind}] {f.message}")
     for r in result.renames[:20]:

@@ -42,8 +42,8 @@ def copy_options(*, concurrency: int = 32, block_size: int | str = 8 * MiB,
                  max_bandwidth: int | str | None = None,
                  delete_source: bool = False, empty_dirs: bool | None = None,
                  preserve: str | Iterable[str] = (),
-                 map_identities: str | Path | Iterable[tuple[str, str]] | None = None
-                 ) -> CopyOptions:
+                 map_identities: str | Path | Iterable[tuple[str, str]] | None = None,
+                 copy_mode: str = "stream") -> CopyOptions:
     """Validated copy options; a bad value raises a UsageError naming its flag."""
     if overwrite not in ("if-different", "always", "never"):
         raise UsageError(f"--overwrite {overwrite!r}: use if-different, always or never")
@@ -58,6 +58,6 @@ def copy_options(*, concurrency: int = 32, block_size: int | str = 8 * MiB,
         max_bandwidth=size_arg(max_bandwidth, "--max-bandwidth")
         if max_bandwidth not in (None, "") else None,
         delete_source=delete_source, empty_dirs=empty_dirs, preserve=preserve_set(preserve),
-        identity_map=identity_pairs(map_identities))
+        identity_map=identity_pairs(map_identities), copy_mode=copy_mode)
     opts.validate()
     return opts

@@ -76,7 +76,16 @@ class SourceDeleted:
     kept: str | None = None
 
 
-Event = Listed | ListingDone | BytesMoved | ObjectDone | Renamed | Throttled | SourceDeleted
+@dataclass(frozen=True, slots=True)
+class ServerCopyOff:
+    """``--copy-mode auto``: the destination service cannot read the source itself
+    (``reason``), so every object of this run is streamed through the client."""
+
+    reason: str
+
+
+Event = (Listed | ListingDone | BytesMoved | ObjectDone | Renamed | Throttled | SourceDeleted
+         | ServerCopyOff)
 
 
 class Subscriber(Protocol):

@@ -41,6 +41,7 @@ from lakeshift.engine.pipeline import (
 )
 from lakeshift.engine.retry import RetryPolicy
 from lakeshift.engine.slots import SlotPool
+from lakeshift.engine.transfer import ServerRoute
 from lakeshift.engine.watermark import Watermark
 from lakeshift.errors import LakeshiftError
 from lakeshift.model import RunResult, TransferStats
@@ -181,7 +182,8 @@ def job_copy_options(job: Job, concurrency: int, block_size: int, adaptive: bool
                        invalid_names=o.get("invalid_names", "fail"),
                        empty_dirs=o.get("empty_dirs"),
                        preserve=frozenset(o.get("preserve", ())),
-                       identity_map=tuple((a, b) for a, b in o.get("identity_map", ())))
+                       identity_map=tuple((a, b) for a, b in o.get("identity_map", ())),
+                       copy_mode=o.get("copy_mode", "stream"))
     opts.validate()
     return opts
 
@@ -261,6 +263,7 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
     totals = EventBus([StatsCounter(result.stats, []), *(subscribers or [])])
     slots = SlotPool(opts.concurrency)
     pacing = opts.pacing(totals)
+    route = ServerRoute(opts.copy_mode)  # tried once for the whole job
     per_partition = CopyOptions(**{**opts.__dict__,
                                    "concurrency": max(1, -(-opts.concurrency // batch_count))})
     policy = RetryPolicy(attempts=opts.retries)
@@ -289,7 +292,7 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
             bus = EventBus([a.track, a.counter(), totals.emit])
             if mode is None:
                 await run_pipeline(src, dst, spec, destination_root(dst), per_partition, bus,
-                                   slots, policy, a.watermark, pacing)
+                                   slots, policy, a.watermark, pacing, route=route)
             else:
                 a.claimed = ClaimedPartition(row, run_id, src, dst, spec, per_partition, bus,
                                              slots, policy, a.watermark, pacing,

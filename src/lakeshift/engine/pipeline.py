@@ -26,6 +26,7 @@ from lakeshift.engine.events import (
     ListingDone,
     ObjectDone,
     Renamed,
+    ServerCopyOff,
     SourceDeleted,
     Subscriber,
     Throttled,
@@ -36,6 +37,7 @@ from lakeshift.engine.preserve import AccessKeeper, IdentityMap, check_preserve,
 from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.slots import SlotPool
 from lakeshift.engine.transfer import (
+    ServerRoute,
     TransferContext,
     copy_marker,
     copy_object,
@@ -67,6 +69,7 @@ from lakeshift.stores.registry import open_store
 T = TypeVar("T")
 MiB = 1024 * 1024
 SKIPPABLE = frozenset({"missing", "forbidden", "invalid-name", "archived"})
+COPY_MODES = ("auto", "server", "stream")
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,9 @@ class CopyOptions:
     preserve: frozenset[str] = frozenset()
     #: --map-identities: (source principal, destination object ID or UPN) pairs.
     identity_map: tuple[tuple[str, str], ...] = ()
+    #: auto | server | stream: whether the destination service reads sources itself
+    #: (transfer.ServerRoute).
+    copy_mode: str = "stream"
 
     def pacing(self, events: EventBus) -> Pacing:
         return Pacing(self.concurrency, self.adaptive, self.max_requests_per_second,
@@ -132,6 +138,8 @@ class CopyOptions:
             raise UsageError("--max-requests-per-second must be positive")
         if self.max_bandwidth is not None and self.max_bandwidth < 1024:
             raise UsageError("--max-bandwidth must be at least 1KiB (per second)")
+        if self.copy_mode not in COPY_MODES:
+            raise UsageError(f"--copy-mode {self.copy_mode!r}: use {', '.join(COPY_MODES)}")
         NameFilter(self.include, self.exclude)  # a glob that cannot work: UsageError
 
 
@@ -161,6 +169,8 @@ class CopyResult:
     deletions: list[SourceDeleted] = field(default_factory=list)
     #: Copied objects per proof they got (transfer.Copied.proof).
     proofs: Counter[str] = field(default_factory=Counter)
+    #: --copy-mode auto: why the service could not copy server-side (everything streamed).
+    server_copy_off: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -173,8 +183,9 @@ class StatsCounter:
     def __init__(self, stats: TransferStats, failures: list[Failure],
                  renames: list[Rename] | None = None,
                  deletions: list[SourceDeleted] | None = None, keep: int = 10_000,
-                 proofs: Counter[str] | None = None):
+                 proofs: Counter[str] | None = None, server_copy_off: list[str] | None = None):
         self.stats = stats
+        self.server_copy_off = server_copy_off if server_copy_off is not None else []
         self.proofs = proofs if proofs is not None else Counter()
         self.failures = failures
         self.renames = renames if renames is not None else []
@@ -218,6 +229,8 @@ class StatsCounter:
                 self.renames.append(Rename(event.key, event.destination_key, event.rule))
         elif isinstance(event, Throttled):
             s.throttled += 1
+        elif isinstance(event, ServerCopyOff):
+            self.server_copy_off.append(event.reason)
         elif isinstance(event, SourceDeleted):
             if event.kept is None:
                 s.sources_deleted += 1
@@ -250,7 +263,8 @@ async def copy_async(source: StoreConfig, destination: StoreConfig,
     stats = TransferStats(started=time.monotonic())
     result = CopyResult(stats, dry_run=opts.dry_run)
     events = EventBus([StatsCounter(stats, result.failures, result.renames, result.deletions,
-                                    proofs=result.proofs),
+                                    proofs=result.proofs,
+                                    server_copy_off=result.server_copy_off),
                        *(subscribers or [])])
     src = open_store(source)
     dst = open_store(destination)
@@ -351,18 +365,21 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
                        events: EventBus, slots: SlotPool, policy: RetryPolicy,
                        watermark: Watermark | None = None, pacing: Pacing | None = None,
                        select: Callable[[ObjectInfo], bool] | None = None,
-                       on_dest: Callable[[str, ObjectInfo, bool], None] | None = None
-                       ) -> None:
+                       on_dest: Callable[[str, ObjectInfo, bool], None] | None = None,
+                       route: ServerRoute | None = None) -> None:
     """List ``spec`` on ``src``, compare with ``dst`` under ``root``, copy what differs.
 
     ``slots`` may be shared by several pipelines (partitions) to bound their memory
     together; ``watermark``, when given, follows the listing's low watermark.  ``select``
     (sync's window) picks which listed source objects are considered at all; ``on_dest``
     (sync --delete) receives every destination object under the listed names, in name
-    order, and whether a source object has its name.
+    order, and whether a source object has its name.  ``route`` (shared by a job's
+    partitions, so the service is tried once) decides server-side copies, by default one
+    of its own for ``opts.copy_mode``.
     """
     ctx = TransferContext(src, dst, opts.block_size, slots, policy, events,
-                          pacing or opts.pacing(events), opts.single_put_max)
+                          pacing or opts.pacing(events), opts.single_put_max,
+                          route or ServerRoute(opts.copy_mode))
     name_filter = NameFilter(opts.include, opts.exclude)
     dest_after = None
     if spec.start_after is not None and spec.start_after.startswith(spec.rel_base):

@@ -14,13 +14,27 @@ from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 from lakeshift.engine.checksums import SourceProof, stream_checksums
-from lakeshift.engine.events import BytesMoved, EventBus
+from lakeshift.engine.events import BytesMoved, EventBus, ServerCopyOff
 from lakeshift.engine.limiter import EndpointLimiter, Pacing
 from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.slots import SlotPool
-from lakeshift.errors import IntegrityError, LakeshiftError, ThrottledError, TransientError
+from lakeshift.errors import (
+    IntegrityError,
+    LakeshiftError,
+    NotFoundError,
+    ServerCopyUnavailable,
+    ThrottledError,
+    TransientError,
+)
 from lakeshift.model import Data, ObjectInfo, ObjectProps
-from lakeshift.stores.base import ChecksumSource, DirectoryWriter, RangeStream, Store
+from lakeshift.stores.base import (
+    ChecksumSource,
+    DirectoryWriter,
+    RangeStream,
+    Store,
+    URLSource,
+    URLWriter,
+)
 from lakeshift.stores.props import FOLDER_KEY, SRC_ETAG_KEY, SRC_MTIME_KEY, format_time
 
 _HASH_IN_THREAD = 1 << 20
@@ -40,6 +54,8 @@ class TransferContext:
     pacing: Pacing = field(default_factory=lambda: Pacing(1 << 30, adaptive=False))
     #: Largest object sent as one streamed, service-checked put (see copy_object).
     single_put_max: int = 64 * 1024 * 1024
+    #: Server-side copies (``--copy-mode``); None: every object is streamed.
+    route: ServerRoute | None = None
 
     @property
     def src_limit(self) -> EndpointLimiter:
@@ -54,6 +70,95 @@ class TransferContext:
         """Blocks per ranged GET: a quarter of the slots, so several spans (of one large
         object or of several) stream at once."""
         return max(1, self.slots.total // 4)
+
+
+#: How long a URL minted for one server-side copy request lives.  Each request (and each
+#: retry) gets a new one, so none expires while it is in use.
+URL_LIFETIME = 15 * 60
+
+
+class ServerRoute:
+    """Whether the destination service may read sources itself, decided once per run (or
+    job: the partitions share one): ``auto`` tries the first object that qualifies while
+    the others wait, then either copies every object server-side or, if the service
+    cannot reach the source, streams every object; ``server`` fails an object that cannot
+    be copied server-side; ``stream`` never tries."""
+
+    def __init__(self, mode: str = "stream") -> None:
+        self.mode = mode
+        #: None until the first attempt tells; then whether server-side copies work.
+        self.works: bool | None = None
+        #: Why not, once ``works`` is False (printed once in the summary).
+        self.reason = ""
+        self._probe: asyncio.Lock | None = None
+
+    def applies(self, ctx: TransferContext, src: ObjectInfo) -> bool:
+        """Whether ``src`` goes server-side: the stores can do it, the source's MD5 is known
+        (the service checks what it reads against it), and no earlier attempt failed."""
+        return (self.mode != "stream" and self.works is not False and src.md5 is not None
+                and ctx.src.capabilities.read_url and ctx.dst.capabilities.copy_from_url)
+
+    async def attempt(self, ctx: TransferContext, src: ObjectInfo,
+                      dest_key: str) -> Copied | None:
+        """The server-side copy of ``src``, or None when it is to be streamed instead."""
+        if self.works is None:
+            if self._probe is None:
+                self._probe = asyncio.Lock()
+            async with self._probe:
+                if self.works is None:
+                    return await self._one(ctx, src, dest_key)
+        if not self.works:
+            return None
+        return await self._one(ctx, src, dest_key)
+
+    async def _one(self, ctx: TransferContext, src: ObjectInfo, dest_key: str) -> Copied | None:
+        try:
+            copied = await _copy_server(ctx, src, dest_key)
+        except ServerCopyUnavailable as e:
+            if self.mode == "server":
+                raise
+            if self.works is not False:
+                self.works, self.reason = False, str(e)
+                ctx.events.emit(ServerCopyOff(str(e)))
+            return None
+        self.works = True
+        return copied
+
+
+async def _copy_server(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> Copied:
+    """The destination service reads the source through a URL minted for this request and
+    writes the object; no byte passes through here.  Its MD5 is checked by the service
+    against the source's (``x-ms-source-content-md5``)."""
+    assert src.md5 is not None
+    md5 = src.md5
+    source = cast(URLSource, ctx.src)
+    dest = cast(URLWriter, ctx.dst)
+    same = ctx.src.url.scheme == ctx.dst.url.scheme
+    # The source's metadata as its HEAD gives it (a listing may have none, or have it in
+    # the service's encoding): one request, no bytes.
+    head = await retry(lambda: ctx.src.exists(src.key), ctx.policy, ctx.src_limit)
+    if head is None:
+        raise NotFoundError(f"{src.key}: gone from the source since it was listed")
+    metadata = head.metadata
+    # The source's metadata and its ETag, which the skip rule reads, as a streamed copy
+    # writes them; the HTTP properties the service copies from what it reads.
+    props = _dest_props(ObjectProps(metadata=dict(metadata or {})), src)
+
+    async def once() -> None:
+        url = await source.read_url(src.key, URL_LIFETIME)
+        if url is None:
+            raise ServerCopyUnavailable(f"{src.key}: the source's credential cannot give the "
+                                        "destination a URL to read it (an Entra ID token)")
+        await ctx.pacing.transfer(0)
+        await dest.put_from_url(dest_key, url, src.size, props, md5, same, src.etag)
+
+    await ctx.slots.acquire(1)
+    try:
+        await retry(once, ctx.policy, ctx.dst_limit)
+    finally:
+        ctx.slots.release(1)
+    ctx.events.emit(BytesMoved(src.size))
+    return Copied(md5, "server-md5")
 
 
 async def _md5(data: Data) -> bytes:
@@ -131,6 +236,10 @@ async def copy_object(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> C
       like a finished copy);
     - otherwise parallel blocks (each with its own MD5 where the transport needs one,
       ``capabilities.block_md5``), committed with the whole-object MD5 computed here."""
+    if ctx.route is not None and ctx.route.applies(ctx, src):
+        copied = await ctx.route.attempt(ctx, src, dest_key)
+        if copied is not None:
+            return copied
     if src.size <= ctx.block_size:
         return await _copy_single(ctx, src, dest_key)
     if src.size <= ctx.single_put_max and ctx.dst.capabilities.stream_put:

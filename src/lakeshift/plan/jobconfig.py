@@ -28,6 +28,8 @@ has an equivalent flag of `plan` / `run`.
     [run]
     batch_count = 4           # --batch-count
     concurrency = 32          # --concurrency
+    block_size = "8MiB"       # --block-size (optional; `lakeshift tune` writes it)
+    single_put_max = "64MiB"  # --single-put-max (optional; `lakeshift tune` writes it)
     schedule = "once"         # once | "every 30m" (run again after each run ends)
 """
 
@@ -40,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from lakeshift.errors import UsageError
+from lakeshift.sizes import parse_size
 from lakeshift.stores.base import StoreOptions
 
 
@@ -57,6 +60,9 @@ class JobConfig:
     batch_count: int = 4
     concurrency: int = 32
     every_s: float | None = None
+    #: None: the flag's (or the API's) value.
+    block_size: int | None = None
+    single_put_max: int | None = None
 
 
 def parse_every(text: str) -> float | None:
@@ -109,12 +115,48 @@ def load(path: Path) -> JobConfig:
         target_objects=int(part.get("target_objects", 100_000)),
         adf_control_table=str(part.get("adf_control_table") or "") or None,
         batch_count=int(run.get("batch_count", 4)), concurrency=int(run.get("concurrency", 32)),
-        every_s=parse_every(str(run.get("schedule", "once"))))
+        every_s=parse_every(str(run.get("schedule", "once"))),
+        block_size=_size(run, "block_size", path), single_put_max=_size(run, "single_put_max",
+                                                                         path))
     if mode == "prefixes" and not cfg.prefixes:
         raise UsageError(f"{path}: partitioning.mode = \"prefixes\" needs prefixes = [...]")
     if mode == "adf" and not cfg.adf_control_table:
         raise UsageError(f"{path}: partitioning.mode = \"adf\" needs adf_control_table")
     return cfg
+
+
+def _size(sec: dict[str, Any], key: str, path: Path) -> int | None:
+    value = sec.get(key)
+    if value in (None, ""):
+        return None
+    if isinstance(value, int):
+        return value
+    return parse_size(str(value), f"{path}: run.{key}")
+
+
+def write_run_settings(path: Path, values: dict[str, int | str]) -> None:
+    """Set ``values`` in the [run] table of the config at ``path`` (adding the table or
+    keys that are missing), keeping every other line and comment as it is."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise UsageError(f"cannot read config {path}: {e.strerror}") from None
+    load(path)  # a config that does not load is not edited
+    text = {k: str(v) if isinstance(v, int) else _q(v) for k, v in values.items()}
+    start = next((i for i, line in enumerate(lines) if line.strip() == "[run]"), None)
+    if start is None:
+        lines += ["", "[run]"]
+        start = len(lines) - 1
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith("[")),
+               len(lines))
+    for i in range(start + 1, end):
+        key = lines[i].split("=", 1)[0].strip()
+        if key in text and "=" in lines[i]:
+            lines[i] = f"{key} = {text.pop(key)}"
+    while end > start + 1 and not lines[end - 1].strip():
+        end -= 1  # new keys go after the table's last key, not after blank lines
+    lines[end:end] = [f"{k} = {v}" for k, v in text.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def _q(value: str) -> str:

@@ -50,6 +50,9 @@ class Capabilities:
     #: ``make_directory`` creates a real (empty) directory; ``set_access`` / ``get_access``
     #: keep owner, group and ACLs when ``acls`` is true too (ADLS Gen2 over its DFS endpoint).
     directories: bool = False
+    #: ``read_url(key, expires_in)`` mints a URL through which another service can GET an
+    #: object (S3: a presigned GET; Azure: a blob SAS), for server-side copies.
+    read_url: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +157,27 @@ class ChecksumSource(Protocol):
     async def source_checksums(self, key: str, etag: str | None) -> SourceChecksum:
         """The object's additional checksum and part layout (two HEADs on S3; the version
         with ETag ``etag``).  Only when ``capabilities.source_checksums``."""
+        ...
+
+
+class URLSource(Protocol):
+    async def read_url(self, key: str, expires_in: int) -> str | None:
+        """A URL another service can GET ``key`` through for ``expires_in`` seconds, minted
+        now (one per request, so none expires during a copy); None when this store's
+        credential cannot mint one.  Only when ``capabilities.read_url``.  The URL is a
+        secret: it never goes into a message."""
+        ...
+
+
+class URLWriter(Protocol):
+    async def put_from_url(self, key: str, url: str, size: int, props: ObjectProps,
+                           md5: bytes, same_service: bool, source_etag: str | None) -> None:
+        """Write ``key`` from the ``size`` bytes the service itself reads at ``url``, created
+        only if they have MD5 ``md5`` (the service checks it).  ``same_service``: the URL is
+        this service's own (a blob SAS), so it may copy the source's properties itself, and
+        ``source_etag`` pins the version read.  ServerCopyUnavailable when the service
+        cannot read the URL or does not do the request.  Only when
+        ``capabilities.copy_from_url``."""
         ...
 
 

@@ -13,6 +13,7 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from functools import cached_property
 from typing import Any
+from urllib.parse import quote
 
 import obstore
 from obstore.store import S3Store as _ObS3
@@ -51,11 +52,12 @@ from lakeshift.stores.obstore_stream import ObstoreRange, open_range
 from lakeshift.stores.obstore_stream import read as obstore_read
 from lakeshift.stores.props import attributes_from_props, unquote_etag
 from lakeshift.stores.s3 import auth as aws_auth
+from lakeshift.stores.s3.presign import presigned_get
 
 CAPABILITIES = Capabilities(
     list_start_after=True, content_md5=True, hierarchical=False, acls=False,
     copy_from_url=False, block_upload=False, max_block_size=5 * 1024**3, etag_is_md5=True,
-    metadata_in_listing=False, max_blocks=10_000, source_checksums=True,
+    metadata_in_listing=False, max_blocks=10_000, source_checksums=True, read_url=True,
 )
 #: S3's additional checksums, as botocore names them, and lakeshift's names.
 _CHECKSUM_FIELDS = (("ChecksumCRC32", "crc32"), ("ChecksumCRC32C", "crc32c"),
@@ -303,6 +305,18 @@ class S3Store:
         if value is not None and "-" in value:
             value, composite = value.split("-", 1)[0], True
         return SourceChecksum(algorithm, value, composite, part_size, parts)
+
+    async def read_url(self, key: str, expires_in: int) -> str | None:
+        """A presigned GET (SigV4, minted now; unsigned for --s3-anonymous)."""
+        endpoint = self.settings.endpoint or f"https://s3.{self.settings.region}.amazonaws.com"
+        creds = self.settings.credentials
+        if creds is None:
+            base = endpoint.rstrip("/")
+            return f"{base}/{quote(self.bucket)}/{quote(key, safe='/-_.~')}"
+        frozen = await asyncio.to_thread(creds.get_frozen_credentials)
+        return presigned_get(endpoint, self.bucket, key, self.settings.region,
+                             frozen.access_key, frozen.secret_key, frozen.token, expires_in,
+                             path_style=bool(self.settings.endpoint))
 
     # -- data ----------------------------------------------------------------------
 

@@ -1,0 +1,67 @@
+"""``lakeshift tune SRC DST``: a short trial of a few settings on a sample of the source."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from lakeshift import api
+from lakeshift.cli.options import NO_STORE_OPTIONS, JsonOpt, with_store_options
+from lakeshift.sizes import human_bytes
+
+HELP = """Try a few settings of --concurrency, --block-size and --single-put-max on a sample
+of SRC (its first objects), copied into a scratch folder under DST that is deleted after
+each trial; print a table and, with --config, write the fastest into its [run] table.
+"""
+EPILOG = """Example:
+
+  lakeshift tune s3://lake/raw/ abfss://lake@acct.dfs.core.windows.net/raw/ --config lakeshift.toml
+"""
+
+
+@with_store_options
+def tune(
+    src: Annotated[str, typer.Argument(help="Source URL (as for copy).", show_default=False)],
+    dst: Annotated[str, typer.Argument(help="Destination URL (as for copy); the trials write "
+                                            "under DST/.lakeshift-tune-*/ and delete it.",
+                                       show_default=False)],
+    config: Annotated[str | None, typer.Option(
+        "--config", help="lakeshift.toml whose [run] table gets the best setting.")] = None,
+    sample_objects: Annotated[int, typer.Option(
+        "--sample-objects", help="At most this many objects in the sample.")] = 200,
+    sample_size: Annotated[str, typer.Option(
+        "--sample-size", help="At most this many bytes in the sample.")] = "512MiB",
+    as_json: JsonOpt = False,
+    store: api.StoreOptions = NO_STORE_OPTIONS,
+) -> int:
+    result = api.tune(src, dst, config=config, sample_objects=sample_objects,
+                      sample_size=sample_size, store_options=store)
+    rows = [{"concurrency": t.setting.concurrency, "block_size": t.setting.block_size,
+             "single_put_max": t.setting.single_put_max, "seconds": round(t.seconds, 3),
+             "bytes_per_s": round(t.bytes_per_s, 1),
+             "objects_per_s": round(t.objects_per_s, 1), "failed": t.failed}
+            for t in result.trials]
+    best = result.best
+    if as_json:
+        import json
+
+        print(json.dumps({"sample_objects": result.sample_objects,
+                          "sample_bytes": result.sample_bytes, "trials": rows,
+                          "best": {"concurrency": best.concurrency,
+                                   "block_size": best.block_size,
+                                   "single_put_max": best.single_put_max},
+                          "config": config}, indent=2))
+        return 0
+    print(f"Sample: {result.sample_objects} objects, {human_bytes(result.sample_bytes)}")
+    print(f"  {'concurrency':>11}  {'block size':>10}  {'single put':>10}  {'seconds':>8}  "
+          f"{'MiB/s':>8}  {'objects/s':>9}  failed")
+    for t in result.trials:
+        mark = "  <- best" if t.setting == best and not t.failed else ""
+        print(f"  {t.setting.concurrency:>11}  {human_bytes(t.setting.block_size):>10}  "
+              f"{human_bytes(t.setting.single_put_max):>10}  {t.seconds:>8.2f}  "
+              f"{t.bytes_per_s / 1048576:>8.1f}  {t.objects_per_s:>9.1f}  {t.failed:>6}{mark}")
+    where = f"; written to {config} [run]" if config else " (--config FILE writes it)"
+    print(f"Best: --concurrency {best.concurrency} --block-size {human_bytes(best.block_size)} "
+          f"--single-put-max {human_bytes(best.single_put_max)}{where}")
+    return 0

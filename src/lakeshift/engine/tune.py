@@ -1,0 +1,174 @@
+"""`lakeshift tune SRC DST`: a short trial on a sample of the source before a big migration
+(the proof of concept Data Factory recommends): the sample is copied once per setting of
+concurrency, block size and single-put limit into a scratch folder at the destination,
+which is deleted after each trial; the fastest setting wins.
+
+Settings are searched one at a time (concurrency, then block size, then the single-put
+limit), each from the best found so far: 3 + 2 + 2 trials rather than every combination,
+after one unrecorded warm-up round.
+During runs the adaptive limiter keeps adjusting concurrency to throttling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from lakeshift.engine.events import EventBus
+from lakeshift.engine.limiter import Pacing
+from lakeshift.engine.listing import list_pages
+from lakeshift.engine.pipeline import check_reachable, drive
+from lakeshift.engine.retry import RetryPolicy, retry
+from lakeshift.engine.slots import SlotPool
+from lakeshift.engine.transfer import TransferContext, copy_object
+from lakeshift.errors import LakeshiftError, UsageError
+from lakeshift.model import ObjectInfo
+from lakeshift.plan.source import destination_root, resolve_source
+from lakeshift.stores.base import Store, StoreConfig
+from lakeshift.stores.registry import open_store
+
+T = TypeVar("T")
+MiB = 1024 * 1024
+CONCURRENCIES = (8, 32, 64)
+BLOCK_SIZES = (4 * MiB, 16 * MiB)
+SINGLE_PUT_MAXES = (0, 256 * MiB)
+#: The scratch folder, under the destination's root: never a name a migration writes.
+SCRATCH = ".lakeshift-tune-"
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    concurrency: int = 32
+    block_size: int = 8 * MiB
+    single_put_max: int = 64 * MiB
+
+
+@dataclass(frozen=True, slots=True)
+class Trial:
+    setting: Setting
+    seconds: float
+    objects: int
+    nbytes: int
+    failed: int
+
+    @property
+    def bytes_per_s(self) -> float:
+        return self.nbytes / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def objects_per_s(self) -> float:
+        return self.objects / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class TuneResult:
+    """Every trial in the order run, and the best setting (fastest without failures)."""
+
+    sample_objects: int
+    sample_bytes: int
+    trials: list[Trial] = field(default_factory=list)
+    best: Setting = Setting()
+
+
+async def sample_of(src: Store, max_objects: int, max_bytes: int,
+                    policy: RetryPolicy) -> list[ObjectInfo]:
+    """The first objects of the source's listing, up to ``max_objects`` or ``max_bytes``."""
+    spec = await resolve_source(src)
+    out: list[ObjectInfo] = []
+    total = 0
+    async for page in list_pages(src, spec.listing_prefix(), None, policy, None):
+        for o in page:
+            if o.is_dir_marker or o.key.endswith("/"):
+                continue
+            out.append(o)
+            total += o.size
+            if len(out) >= max_objects or total >= max_bytes:
+                return out
+    return out
+
+
+async def _trial(src: Store, dst: Store, sample: list[ObjectInfo], base: str, scratch: str,
+                 setting: Setting, policy: RetryPolicy) -> Trial:
+    ctx = TransferContext(src, dst, setting.block_size, SlotPool(setting.concurrency), policy,
+                          EventBus([]), Pacing(setting.concurrency, adaptive=False),
+                          setting.single_put_max)
+    failed = 0
+    written: list[str] = []
+
+    async def one(o: ObjectInfo) -> None:
+        nonlocal failed
+        key = scratch + o.key[len(base):]
+        try:
+            await copy_object(ctx, o, key)
+            written.append(key)
+        except LakeshiftError:
+            failed += 1
+
+    t0 = time.monotonic()
+    await drive(_each(sample), one, setting.concurrency)
+    seconds = time.monotonic() - t0
+    await drive(_each(written), lambda k: retry(lambda: dst.delete(k), policy), 16)
+    return Trial(setting, seconds, len(sample) - failed,
+                 sum(o.size for o in sample) if not failed else 0, failed)
+
+
+async def _each(items: list[T]) -> AsyncIterator[T]:
+    for item in items:
+        yield item
+
+
+async def tune_async(source: StoreConfig, destination: StoreConfig, max_objects: int = 200,
+                     max_bytes: int = 512 * MiB) -> TuneResult:
+    src, dst = open_store(source), open_store(destination)
+    policy = RetryPolicy()
+    scratch = ""
+    try:
+        await check_reachable(src.check_source, "source", policy)
+        await check_reachable(dst.prepare_destination, "destination", policy)
+        sample = await sample_of(src, max_objects, max_bytes, policy)
+        if not sample:
+            raise UsageError(f"{src.url.display()}: nothing to try: the source lists no object")
+        base = (await resolve_source(src)).rel_base
+        scratch = f"{destination_root(dst)}{SCRATCH}{uuid.uuid4().hex[:8]}/"
+        result = TuneResult(len(sample), sum(o.size for o in sample))
+        best: Trial | None = None
+
+        async def run(setting: Setting) -> None:
+            nonlocal best
+            trial = await _trial(src, dst, sample, base, f"{scratch}{len(result.trials)}/",
+                                 setting, policy)
+            result.trials.append(trial)
+            if not trial.failed and (best is None or trial.seconds < best.seconds):
+                best = trial
+
+        # One unrecorded round first: the first copy of a sample pays for cold caches,
+        # connections and imports, which would count against whichever setting came first.
+        await _trial(src, dst, sample, base, f"{scratch}warm-up/", Setting(), policy)
+        for c in CONCURRENCIES:
+            await run(Setting(concurrency=c))
+        for axis in ("block_size", "single_put_max"):
+            start = best.setting if best is not None else Setting()
+            for value in BLOCK_SIZES if axis == "block_size" else SINGLE_PUT_MAXES:
+                await run(Setting(**{**_fields(start), axis: value}))
+        if best is None:
+            raise LakeshiftError(f"every trial failed: {result.trials[-1].failed} of "
+                                 f"{len(sample)} objects each time (see lakeshift copy)")
+        result.best = best.setting
+        return result
+    finally:
+        if dst.url.scheme == "file" and scratch:
+            # Deleting the files leaves their folders on a disk: the scratch tree goes too.
+            await asyncio.to_thread(shutil.rmtree, os.path.join(dst.url.bucket, scratch),
+                                    ignore_errors=True)
+        await asyncio.gather(src.close(), dst.close(), return_exceptions=True)
+
+
+def _fields(s: Setting) -> dict[str, int]:
+    return {"concurrency": s.concurrency, "block_size": s.block_size,
+            "single_put_max": s.single_put_max}

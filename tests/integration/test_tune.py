@@ -1,0 +1,103 @@
+"""`lakeshift tune SRC DST`: trials on a sample, a table, the best setting written into the
+config's [run] table (which `run --config` uses), and no scratch left at the destination."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import lakeshift
+from lakeshift.engine.tune import CONCURRENCIES
+from lakeshift.plan.jobconfig import load, write_run_settings
+from tests.e2e.cli import BIN
+from tests.helpers import blobs
+
+MiB = 1024 * 1024
+CONFIG = """[job]
+name = "raw"
+
+[source]
+urls = ["s3://lake/raw/"]
+
+[destination]
+url = "az://lake/raw/"
+
+[run]
+# chosen by hand once
+concurrency = 32
+schedule = "every 30m"
+
+[partitioning]
+mode = "none"
+"""
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    files = {f"a/f-{i}.bin": os.urandom(i * 50_000 + 1) for i in range(8)}
+    files["big.bin"] = os.urandom(5 * MiB)
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    return files
+
+
+def test_tune_writes_the_best_setting_into_the_config_and_leaves_nothing(
+        tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    dst.mkdir()
+    files = _tree(src)
+    cfg = tmp_path / "lakeshift.toml"
+    cfg.write_text(CONFIG)
+
+    res = lakeshift.tune(str(src), str(dst), config=cfg, sample_objects=5)
+
+    assert res.sample_objects == 5
+    assert len(res.trials) == len(CONCURRENCIES) + 4
+    assert {t.setting.concurrency for t in res.trials} >= set(CONCURRENCIES)
+    assert all(t.failed == 0 and t.objects == 5 for t in res.trials)
+    assert res.best in [t.setting for t in res.trials]
+    loaded = load(cfg)
+    assert (loaded.concurrency, loaded.block_size, loaded.single_put_max) == (
+        res.best.concurrency, res.best.block_size, res.best.single_put_max)
+    text = cfg.read_text()
+    assert "# chosen by hand once" in text and 'schedule = "every 30m"' in text
+    assert loaded.every_s == 1800 and loaded.mode == "none"
+    assert list(dst.iterdir()) == []  # trials and their folders are gone
+    assert {str(p.relative_to(src)) for p in src.rglob("*") if p.is_file()} == set(files)
+
+
+def test_tune_on_blob_storage_deletes_its_trials(s3: Any, bucket: str, blob_service: Any,
+                                                 container: str, cli_env: dict[str, str]
+                                                 ) -> None:
+    for i in range(6):
+        s3.put_object(Bucket=bucket, Key=f"raw/o-{i}.bin", Body=os.urandom(20_000 + i))
+    proc = subprocess.run([str(BIN), "tune", f"s3://{bucket}/raw/", f"az://{container}/raw/",
+                           "--json"], env=cli_env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["sample_objects"] == 6 and len(out["trials"]) == len(CONCURRENCIES) + 4
+    assert blobs(blob_service, container, "") == {}
+
+
+def test_tune_refuses_a_config_it_cannot_read_before_any_trial(
+        tmp_path: Path, cli_env: dict[str, str]) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "f").write_bytes(b"x")
+    proc = subprocess.run([str(BIN), "tune", str(tmp_path / "src"), str(tmp_path / "dst"),
+                           "--config", str(tmp_path / "missing.toml")], env=cli_env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "cannot read config" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "dst").exists() or not any((tmp_path / "dst").iterdir())
+
+
+def test_run_settings_are_added_to_a_config_without_a_run_table(tmp_path: Path) -> None:
+    cfg = tmp_path / "lakeshift.toml"
+    cfg.write_text(CONFIG.replace("[run]\n# chosen by hand once\nconcurrency = 32\n"
+                                  'schedule = "every 30m"\n', ""))
+    write_run_settings(cfg, {"concurrency": 16, "block_size": "16MiB"})
+    loaded = load(cfg)
+    assert (loaded.concurrency, loaded.block_size, loaded.single_put_max) == (16, 16 * MiB, None)
