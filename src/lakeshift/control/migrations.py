@@ -7,7 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-LATEST = 4
+LATEST = 5
+#: The monitor's migration (renumbered when branches merge: change this line only).
+MONITOR_VERSION = 5
 
 
 def _to_2(conn: Any) -> None:
@@ -55,9 +57,24 @@ def _to_4(conn: Any) -> None:
     sync_deletions.create(conn)
 
 
-STEPS: dict[int, Callable[[Any], None]] = {2: _to_2, 3: _to_3, 4: _to_4}
+def _to_monitor(conn: Any) -> None:
+    """What the monitor shows is recorded as a run goes: partition runs (stages, peak in
+    flight, retries by class), throughput samples, and a run's cancel request."""
+    from lakeshift.control.schema import partition_runs, run_samples
+
+    add = "ADD" if conn.dialect.name == "mssql" else "ADD COLUMN"
+    conn.exec_driver_sql(f"ALTER TABLE lakeshift_runs {add} cancel_requested INTEGER NOT NULL "
+                         "DEFAULT 0")
+    partition_runs.create(conn)
+    run_samples.create(conn)
+
+
+STEPS: dict[int, Callable[[Any], None]] = {2: _to_2, 3: _to_3, 4: _to_4,
+                                              MONITOR_VERSION: _to_monitor}
 
 
 def upgrade(conn: Any, version: int) -> None:
+    # A step another branch has not merged yet is skipped (the lead renumbers at merge).
     for target in range(version + 1, LATEST + 1):
-        STEPS[target](conn)
+        if target in STEPS:
+            STEPS[target](conn)

@@ -26,6 +26,13 @@ class BytesMoved:
 
 
 @dataclass(frozen=True, slots=True)
+class ObjectStarted:
+    """A worker took an object to copy (its ObjectDone follows): objects in flight."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
 class ObjectDone:
     key: str
     size: int
@@ -76,7 +83,8 @@ class SourceDeleted:
     kept: str | None = None
 
 
-Event = Listed | ListingDone | BytesMoved | ObjectDone | Renamed | Throttled | SourceDeleted
+Event = (Listed | ListingDone | BytesMoved | ObjectStarted | ObjectDone | Renamed | Throttled
+         | SourceDeleted)
 
 
 class Subscriber(Protocol):

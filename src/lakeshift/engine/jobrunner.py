@@ -25,7 +25,9 @@ from lakeshift.control.repository import ControlDB, PartitionStats, Records
 from lakeshift.engine.events import (
     Event,
     EventBus,
+    ListingDone,
     ObjectDone,
+    ObjectStarted,
     SourceDeleted,
     Subscriber,
 )
@@ -37,7 +39,7 @@ from lakeshift.engine.pipeline import (
     check_reachable,
     run_pipeline,
 )
-from lakeshift.engine.retry import RetryPolicy
+from lakeshift.engine.retry import RetryPolicy, retry_observer
 from lakeshift.engine.slots import SlotPool
 from lakeshift.engine.watermark import Watermark
 from lakeshift.errors import LakeshiftError
@@ -73,6 +75,8 @@ class _Active:
     #: records twice.
     saving: asyncio.Lock = field(default_factory=asyncio.Lock)
     claimed: ClaimedPartition | None = None
+    #: What the monitor shows of this partition in this run (its partition-run record).
+    activity: _Activity = field(init=False)
 
     def __post_init__(self) -> None:
         r = self.row
@@ -80,6 +84,7 @@ class _Active:
                                    skipped=r["skipped"], bytes=r["bytes"])
         self.at_cursor = replace(self.base)
         self.watermark = Watermark(r["cursor"], on_pass=self._passed)
+        self.activity = _Activity(self.started)
 
     def counter(self) -> StatsCounter:
         # Every failure of a partition goes to the failure log: no cap on the list.
@@ -89,6 +94,7 @@ class _Active:
     def track(self, event: Event) -> None:
         """Remember each key's outcome until the watermark passes it (events of a key come
         before the watermark hears it is done)."""
+        self.activity.track(event)
         if isinstance(event, ObjectDone):
             if self.watermark.frozen:
                 self.outcomes.clear()  # nothing passes the watermark any more in this run
@@ -160,6 +166,58 @@ class PartitionMode(Protocol):
         ...
 
 
+@dataclass
+class _Activity:
+    """A partition's run as the monitor shows it: stages (monotonic seconds), objects in
+    flight and their peak, retries by error class."""
+
+    started: float
+    record_id: int | None = None
+    queued_s: float = 0.0
+    listing_done: float | None = None
+    first_started: float | None = None
+    last_done: float | None = None
+    in_flight: set[str] = field(default_factory=set)
+    peak_in_flight: int = 0
+    retries: dict[str, int] = field(default_factory=dict)
+
+    def track(self, event: Event) -> None:
+        if isinstance(event, ObjectStarted):
+            self.first_started = self.first_started or time.monotonic()
+            self.in_flight.add(event.key)
+            self.peak_in_flight = max(self.peak_in_flight, len(self.in_flight))
+        elif isinstance(event, ObjectDone):
+            if event.key in self.in_flight:
+                self.in_flight.discard(event.key)
+                self.last_done = time.monotonic()
+            if event.attempts > 1:  # the whole object was copied again (integrity, change)
+                self.retries["object"] = self.retries.get("object", 0) + event.attempts - 1
+        elif isinstance(event, ListingDone):
+            self.listing_done = time.monotonic()
+
+    def note_retry(self, kind: str) -> None:
+        self.retries[kind] = self.retries.get(kind, 0) + 1
+
+    def values(self, counts: TransferStats, end: float | None = None) -> dict[str, Any]:
+        """The partition-run record's columns now (``end``: the partition has ended)."""
+        now = end if end is not None else time.monotonic()
+        transferring = 0.0
+        if self.first_started is not None:
+            last = self.last_done if end is not None and self.last_done else now
+            transferring = max(last - self.first_started, 0.0)
+        return {
+            "listed": counts.listed, "copied": counts.copied, "skipped": counts.skipped,
+            "failed_objects": counts.failed, "bytes_read": counts.bytes_transferred,
+            "bytes_written": counts.copied_bytes,
+            "listing_s": round((self.listing_done or now) - self.started, 3),
+            "transferring_s": round(transferring, 3),
+            "finishing_s": round(max(now - (self.last_done or now), 0.0), 3)
+            if end is not None else 0.0,
+            "in_flight": 0 if end is not None else len(self.in_flight),
+            "peak_in_flight": self.peak_in_flight, "retries": dict(self.retries),
+            "throttled": self.retries.get("throttled", 0)}
+
+
 def job_copy_options(job: Job, concurrency: int, block_size: int, adaptive: bool = True,
                      max_rps: float | None = None,
                      max_bandwidth: float | None = None,
@@ -202,6 +260,7 @@ async def run_job(db: ControlDB, job: Job, batch_count: int, opts: CopyOptions,
                 "lease_s": lease_s, "pid": os.getpid(), **(run_settings or {})}
     run_id = await call(db.start_run, job.id, owner, batch_count, settings, lease_s)
     result = RunResult(run_id, stats=TransferStats(started=time.monotonic()))
+    cancelled = False  # the run was asked to stop (lakeshift_runs.cancel_requested)
     totals = EventBus([StatsCounter(result.stats, []), *(subscribers or [])])
     slots = SlotPool(opts.concurrency)
     pacing = opts.pacing(totals)
@@ -231,6 +290,7 @@ async def run_job(db: ControlDB, job: Job, batch_count: int, opts: CopyOptions,
             spec = SourceSpec(row["prefix"], row["rel_base"], start_after=row["cursor"],
                               range_start=row["range_start"], range_end=row["range_end"])
             bus = EventBus([a.track, a.counter(), totals.emit])
+            retry_observer.set(a.activity.note_retry)  # this task and those it starts
             if mode is None:
                 await run_pipeline(src, dst, spec, destination_root(dst), per_partition, bus,
                                    slots, policy, a.watermark, pacing)
@@ -276,6 +336,15 @@ async def run_job(db: ControlDB, job: Job, batch_count: int, opts: CopyOptions,
             result.errors.append((_label(row), error or "failed"))
         if on_partition is not None:
             on_partition(row, state, error)
+        if a.activity.record_id is not None:
+            ended = "cancelled" if cancelled and state == "pending" else (
+                "interrupted" if state == "pending" else state)
+            try:
+                await call(db.save_partition_run, a.activity.record_id,
+                           {**a.activity.values(a.counts, end=time.monotonic()),
+                            "state": ended, "error": error}, True)
+            except LakeshiftError:
+                pass  # what the monitor shows; the partition's own record is saved
 
     async def heartbeat() -> None:
         while True:
@@ -296,23 +365,46 @@ async def run_job(db: ControlDB, job: Job, batch_count: int, opts: CopyOptions,
                         continue
                     if ok:
                         a.saved(records)
+                        if a.activity.record_id is not None:
+                            await call(db.save_partition_run, a.activity.record_id,
+                                       a.activity.values(a.counts))
                 if not ok and a.task is not None and not a.task.done():
                     a.lost = True  # another process took it over: stop, write nothing
                     a.task.cancel()
             try:
-                await call(db.heartbeat_run, run_id, lease_s, result.succeeded, result.failed,
-                           result.stats.copied, result.stats.bytes_transferred)
+                stop = await call(db.heartbeat_run, run_id, lease_s, result.succeeded,
+                                  result.failed, result.stats.copied,
+                                  result.stats.bytes_transferred,
+                                  sum(len(a.activity.in_flight) for a in active.values()))
             except LakeshiftError:
-                pass  # as above: the next beat tries again
+                continue  # as above: the next beat tries again
+            if stop and not cancelled:
+                # Asked to stop (the monitor's cancel): claim nothing more; each partition
+                # ends as interrupted at its cursor (pending), as after Ctrl-C.
+                cancel_run()
+
+    def cancel_run() -> None:
+        nonlocal cancelled
+        cancelled = True
+        for a in active.values():
+            if a.task is not None and not a.task.done():
+                a.task.cancel()
 
     hb = asyncio.create_task(heartbeat())
     state = "interrupted"
     try:
         while True:
             free = batch_count - len(active)
-            rows = await call(db.claim, job.id, owner, free, lease_s) if free else []
+            rows = await call(db.claim, job.id, owner, free, lease_s) if free and not cancelled \
+                else []
             for row in rows:
                 a = _Active(row, time.monotonic())
+                a.activity.queued_s = round(a.started - result.stats.started, 3)
+                try:
+                    a.activity.record_id = await call(db.start_partition_run, run_id,
+                                                      row["id"], a.activity.queued_s)
+                except LakeshiftError:
+                    pass  # the monitor misses this partition run; the copy goes on
                 a.task = asyncio.create_task(run_partition(a))
                 active[row["id"]] = a
             if not active:
@@ -323,7 +415,7 @@ async def run_job(db: ControlDB, job: Job, batch_count: int, opts: CopyOptions,
                 a = active.pop(pid)
                 if a.task is not None and not a.task.cancelled():
                     a.task.result()
-        state = "failed" if result.failed else "succeeded"
+        state = "cancelled" if cancelled else ("failed" if result.failed else "succeeded")
     finally:
         for a in active.values():
             if a.task is not None:

@@ -25,6 +25,7 @@ from lakeshift.engine.events import (
     Listed,
     ListingDone,
     ObjectDone,
+    ObjectStarted,
     Renamed,
     SourceDeleted,
     Subscriber,
@@ -414,6 +415,7 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
 
     async def transfer(item: tuple[str, ObjectInfo, int]) -> None:
         dest_key, s, ticket = item
+        events.emit(ObjectStarted(s.key))
         ok = await _transfer_one(ctx, s, dest_key, events, opts.retries, opts.skip_errors,
                                  opts.delete_source)
         finish(ticket, ok)
