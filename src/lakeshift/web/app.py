@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
@@ -102,7 +102,7 @@ class Monitor:
             raise self.not_found(f"no partition run {pr_id} in this control DB")
         return pr
 
-    def check_token(self, request: Request, form: Any) -> None:
+    def check_token(self, request: Request, form: dict[str, str]) -> None:
         """Actions need the monitor started with --allow-actions and the same token, sent
         as the form field ``token``, an ``X-Lakeshift-Token`` header or a bearer token."""
         if self.token is None:
@@ -162,7 +162,7 @@ class Monitor:
     # -- actions ---------------------------------------------------------------------
 
     async def cancel(self, request: Request) -> Response:
-        form = await request.form()
+        form = await _form(request)
         self.check_token(request, form)
         run_id = request.path_params["run_id"]
         from starlette.concurrency import run_in_threadpool
@@ -174,7 +174,7 @@ class Monitor:
         return self._done(request, f"/runs/{run_id}", message, asked)
 
     async def rerun_failed(self, request: Request) -> Response:
-        form = await request.form()
+        form = await _form(request)
         self.check_token(request, form)
         name = request.path_params["job"]
         from starlette.concurrency import run_in_threadpool
@@ -245,6 +245,15 @@ class Monitor:
             return Response(f"{detail}\n", status_code=code, media_type="text/plain")
         return self.page("error.html", status_code=code, code=code, title=title,
                          detail=detail)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """The fields of a URL-encoded form (the pages' only kind; no multipart parser)."""
+    if request.headers.get("content-type", "").startswith(
+            "application/x-www-form-urlencoded"):
+        body = (await request.body())[:65536].decode("utf-8", "replace")
+        return {k: v[0] for k, v in parse_qs(body).items()}
+    return {}
 
 
 def create_app(db: str, token: str | None = None) -> Starlette:

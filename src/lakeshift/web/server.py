@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import uvicorn
 
-from lakeshift.errors import UsageError
+from lakeshift import UsageError
 from lakeshift.web.app import create_app
 
 
