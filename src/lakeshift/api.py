@@ -870,9 +870,8 @@ def metrics(*, db: str = DEFAULT_DB) -> tuple[JobMetrics, ...]:
             e["retries"][kind] = e["retries"].get(kind, 0) + int(n)
     for r in t["errors"]:
         job_entry(r["job"])["errors"][r["error_kind"]] = int(r["n"])
-    for name in out:
-        st = status(db=db, job=name).jobs[0]
-        out[name]["runs_running"] = sum(1 for x in st.runs if x.state == "running")
+    for r in t["running"]:
+        job_entry(r["job"])["runs_running"] = int(r["n"])
     return tuple(JobMetrics(**e) for e in out.values())
 
 

@@ -457,7 +457,12 @@ class ControlDB:
                 .join(failures, failures.c.job_id == jobs.c.id)
                 .where(failures.c.skipped == 0)
                 .group_by(jobs.c.name, failures.c.error_kind)).mappings())
-        return {"copied": copied, "states": states, "activity": activity, "errors": errors}
+            running = list(conn.execute(
+                select(jobs.c.name.label("job"), func.count().label("n"))
+                .join(runs, runs.c.job_id == jobs.c.id).where(runs.c.state == "running")
+                .group_by(jobs.c.name)).mappings())
+        return {"copied": copied, "states": states, "activity": activity, "errors": errors,
+                "running": running}
 
     # -- failures ------------------------------------------------------------------------
 
