@@ -211,3 +211,31 @@ def test_the_settings_shown_hide_secrets() -> None:
     assert shown["concurrency"] == 8
 
 
+def test_pages_forbid_foreign_scripts_and_foreign_host_names(
+        filled_db: FilledDB, monitor_of: Callable[..., Monitor]) -> None:
+    m = monitor_of(filled_db.url)
+    r = httpx.get(m.url + "/jobs/filled")
+    csp = r.headers["content-security-policy"]
+    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert r.headers["x-content-type-options"] == "nosniff"
+    # A page of another site reaching the monitor through DNS rebinding names its own host.
+    r = httpx.get(m.url + "/api/jobs", headers={"Host": "attacker.example"})
+    assert r.status_code == 400 and "filled" not in r.text
+    port = m.url.rsplit(":", 1)[1]
+    assert httpx.get(m.url + "/api/jobs",
+                     headers={"Host": f"localhost:{port}"}).status_code == 200
+
+
+def test_sync_schedules_are_shown_when_the_db_has_them() -> None:
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from lakeshift.web.app import Monitor as App
+
+    job = SimpleNamespace(job="j", destination="az://c/", partitions=1, pending=0, running=0,
+                          succeeded=1, failed=0, copied=1, bytes=1, failed_objects=0,
+                          sync_schedule="every 15m",
+                          next_sync_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+    html = App("sqlite:///unused.db").env.get_template("jobs.html").render(
+        status=SimpleNamespace(jobs=[job]), api=None)
+    assert "every 15m" in html and "2026-01-02 03:04:05Z" in html

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hmac
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,10 +19,13 @@ from urllib.parse import parse_qs, quote
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import lakeshift
 from lakeshift.api import write_failures_csv
@@ -183,9 +186,7 @@ class Monitor:
         n = await run_in_threadpool(lakeshift.rerun_failed, name, db=self.db)
         message = (f"{n} failed partition{'' if n == 1 else 's'} pending again: a running "
                    "run with a free batch slot takes them, else the next `lakeshift run`")
-        back = str(form.get("back") or f"/jobs/{quote(name, safe='')}")
-        return self._done(request, back if back.startswith("/") and not back.startswith("//")
-                          else "/", message, n)
+        return self._done(request, f"/jobs/{quote(name, safe='')}", message, n)
 
     def _done(self, request: Request, back: str, message: str, value: Any) -> Response:
         if "application/json" in request.headers.get("accept", ""):
@@ -256,8 +257,40 @@ async def _form(request: Request) -> dict[str, str]:
     return {}
 
 
-def create_app(db: str, token: str | None = None) -> Starlette:
-    """The monitor over control DB ``db``; actions are offered only with a ``token``."""
+#: Sent with every answer: no script, style or frame from anywhere else, so even an escaping
+#: mistake could not run a script a key smuggled in; no sniffing of content types.
+SECURITY_HEADERS = [
+    (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; "
+                                 b"frame-ancestors 'none'; base-uri 'none'; form-action 'self'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+]
+
+
+class SecurityHeaders:
+    """ASGI middleware adding SECURITY_HEADERS to every HTTP response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def create_app(db: str, token: str | None = None,
+               allowed_hosts: Sequence[str] | None = None) -> Starlette:
+    """The monitor over control DB ``db``; actions are offered only with a ``token``.
+    ``allowed_hosts``: the Host headers answered (a page another site's script reaches
+    through DNS rebinding names that site's host, and is refused); None answers any."""
     m = Monitor(db, token)
 
     def get(path: str, fn: Callable[[Request], Any]) -> Route:
@@ -278,9 +311,13 @@ def create_app(db: str, token: str | None = None) -> Starlette:
         get("/api/runs/{run_id:int}/failures", m.api_failures),
         get("/api/partition-runs/{pr_id:int}", m.api_partition_run),
         get("/metrics", m.metrics),
+        get("/favicon.ico", lambda request: Response(status_code=204)),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    return Starlette(routes=routes, exception_handlers={
+    middleware = [Middleware(SecurityHeaders)]
+    if allowed_hosts is not None:
+        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts)))
+    return Starlette(routes=routes, middleware=middleware, exception_handlers={
         HTTPException: m.http_error, lakeshift.LakeshiftError: m.db_error,
         Exception: m.internal_error})
 

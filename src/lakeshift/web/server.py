@@ -48,7 +48,9 @@ def serve(db: str, host: str, port: int, token: str | None,
     sock = bind(host, port)
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-    config = uvicorn.Config(create_app(db, token), log_level="warning", access_log=False,
+    # Bound to loopback, only loopback names are answered (DNS rebinding cannot reach it).
+    hosts = ["127.0.0.1", "localhost", host] if is_loopback(host) else None
+    config = uvicorn.Config(create_app(db, token, hosts), log_level="warning", access_log=False,
                             server_header=False, lifespan="off")
     server = uvicorn.Server(config)
     on_ready(f"http://{shown}:{bound_port}/")
