@@ -174,8 +174,10 @@ def monitor_of(lake: Lake) -> Iterator[Callable[..., Monitor]]:
         m.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    # Not session-wide: while Playwright's sync API is open its event loop counts as
+    # running in this thread, and every later test's asyncio.run() would be refused.
     from playwright.sync_api import sync_playwright
 
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: `make test` installs Debian's chromium"
