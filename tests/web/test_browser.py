@@ -92,6 +92,10 @@ def test_a_live_run_moves_on_the_page_and_a_cancel_stops_it_at_a_checkpoint(
         assert page.locator("#live-state").is_visible()
         assert page.locator("#run-state").inner_text() == "running"
         assert 'lakeshift_runs_running{job="live"} 1.0' in httpx.get(f"{m.url}/metrics").text
+        # The partition run's record moves with the partition's heartbeat.
+        wait_for(lambda: [(p["state"], p["copied"] > 0, p["peak_in_flight"] > 0) for p in
+                          httpx.get(f"{m.url}/api/runs/{run_id}").json()["partition_runs"]]
+                 == [("running", True, True)], what="the partition run's progress")
         screenshot(page, "live-run")
 
         page.fill("input[name=token]", TOKEN)

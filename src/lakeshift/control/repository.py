@@ -233,9 +233,11 @@ class ControlDB:
 
     def heartbeat(self, partition_id: int, owner: str, lease_s: float, cursor: str | None,
                   stats: PartitionStats, at_cursor: PartitionStats | None = None,
-                  records: Records | None = None) -> bool:
+                  records: Records | None = None,
+                  partition_run: tuple[int, dict[str, Any]] | None = None) -> bool:
         """Renew the lease and save progress: the cursor, the counters (``at_cursor``: those
-        of the keys at or before the cursor) and the records since the last save, in one
+        of the keys at or before the cursor), the records since the last save and
+        ``partition_run`` (its record's id and values, see ``save_partition_run``), in one
         transaction.  False, and nothing written, when the lease was lost to another."""
         with self._tx() as conn:
             res = conn.execute(update(partitions).where(and_(
@@ -247,6 +249,10 @@ class ControlDB:
                 return False
             if records is not None:
                 _insert_records(conn, partition_id, records, self._now())
+            if partition_run is not None:
+                conn.execute(update(partition_runs).where(
+                    partition_runs.c.id == partition_run[0]).values(
+                    **_partition_run_values(partition_run[1])))
             return True
 
     def finish(self, partition_id: int, owner: str, state: str, cursor: str | None,
@@ -365,11 +371,7 @@ class ControlDB:
                            finished: bool = False) -> None:
         """This run's counters, stage times, in flight and retries of a partition (and, when
         ``finished``, its end: state, error, finish time)."""
-        row = dict(values)
-        if "retries" in row:
-            row["retries"] = json.dumps(row["retries"], sort_keys=True)
-        if row.get("error"):
-            row["error"] = redact(str(row["error"]))[:4000]
+        row = _partition_run_values(values)
         if finished:
             row["finished_at"] = self._now()
         with self._tx() as conn:
@@ -767,6 +769,15 @@ def _insert_records(conn: Connection, partition_id: int | None, r: Records,
         conn.execute(deletions.insert().values(at=now), [
             {"job_id": r.job_id, "partition_id": partition_id, "source_key": x.key,
              "destination_key": x.destination_key, "md5": x.md5} for x in done])
+
+
+def _partition_run_values(values: dict[str, Any]) -> dict[str, Any]:
+    row = dict(values)
+    if "retries" in row:
+        row["retries"] = json.dumps(row["retries"], sort_keys=True)
+    if row.get("error"):
+        row["error"] = redact(str(row["error"]))[:4000]
+    return row
 
 
 def _cursor_stats(cursor: str | None, s: PartitionStats | None) -> dict[str, int]:

@@ -356,18 +356,17 @@ async def run_job(db: ControlDB, job: Job, batch_count: int, opts: CopyOptions,
                     if a.ended:
                         continue  # its finish wrote the rest
                     cursor, stats, at_cursor, records = a.snapshot(job.id, run_id)
+                    shown = None if a.activity.record_id is None else (
+                        a.activity.record_id, a.activity.values(a.counts))
                     try:
                         ok = await call(db.heartbeat, a.row["id"], owner, lease_s, cursor,
-                                        stats, at_cursor, records)
+                                        stats, at_cursor, records, shown)
                     except LakeshiftError:
                         # The control DB is unreachable for now: keep copying and try again
                         # at the next beat (the worst case is a lease that expires meanwhile).
                         continue
                     if ok:
                         a.saved(records)
-                        if a.activity.record_id is not None:
-                            await call(db.save_partition_run, a.activity.record_id,
-                                       a.activity.values(a.counts))
                 if not ok and a.task is not None and not a.task.done():
                     a.lost = True  # another process took it over: stop, write nothing
                     a.task.cancel()
