@@ -349,6 +349,23 @@ async def run_job(db: ControlDB, job: Job, batch_count: int, opts: CopyOptions,
     async def heartbeat() -> None:
         while True:
             await asyncio.sleep(heartbeat_s)
+            # The run's row first: a partition's progress is never seen saved before the
+            # run's of the same beat (a kill between the two left a run that had copied
+            # nothing beside partitions that had).
+            try:
+                stop = await call(db.heartbeat_run, run_id, lease_s, result.succeeded,
+                                  result.failed, result.stats.copied,
+                                  result.stats.bytes_transferred,
+                                  sum(len(a.activity.in_flight) for a in active.values()))
+            except LakeshiftError:
+                stop = False  # the control DB is unreachable for now: see below
+            if stop and not cancelled:
+                # Asked to stop (the monitor's cancel): claim nothing more; each partition
+                # ends as interrupted at its cursor (pending), as after Ctrl-C, and saves
+                # its progress as it ends.
+                cancel_run()
+            if cancelled:
+                continue
             for a in list(active.values()):
                 if a.ended:
                     continue
@@ -370,17 +387,6 @@ async def run_job(db: ControlDB, job: Job, batch_count: int, opts: CopyOptions,
                 if not ok and a.task is not None and not a.task.done():
                     a.lost = True  # another process took it over: stop, write nothing
                     a.task.cancel()
-            try:
-                stop = await call(db.heartbeat_run, run_id, lease_s, result.succeeded,
-                                  result.failed, result.stats.copied,
-                                  result.stats.bytes_transferred,
-                                  sum(len(a.activity.in_flight) for a in active.values()))
-            except LakeshiftError:
-                continue  # as above: the next beat tries again
-            if stop and not cancelled:
-                # Asked to stop (the monitor's cancel): claim nothing more; each partition
-                # ends as interrupted at its cursor (pending), as after Ctrl-C.
-                cancel_run()
 
     def cancel_run() -> None:
         nonlocal cancelled
