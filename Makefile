@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 AZURITE := .tools/node_modules/.bin/azurite-blob
 PYTEST_ARGS ?=
-DEBIAN_PACKAGES := rclone postgresql time
+DEBIAN_PACKAGES := rclone postgresql time chromium
 
 .PHONY: all venv azurite tools test demo lint bench clean
 
@@ -21,7 +21,8 @@ venv: $(BIN)/lakeshift
 
 # The demo needs the venv (moto server comes from PyPI with the dev extra) and Azurite (npm,
 # into .tools/): no root.  Tests and benchmarks also need PostgreSQL, rclone and time (Debian
-# packages, installed as root).
+# packages, installed as root); the web monitor's tests need Debian's chromium, which
+# Playwright drives through executable_path (no `playwright install` download).
 azurite: $(AZURITE)
 
 tools: $(AZURITE) .tools/debian.ok
@@ -32,9 +33,9 @@ $(AZURITE): tools/package.json tools/package-lock.json
 	cd .tools && npm ci --silent --no-audit --no-fund
 	touch $@
 
-.tools/debian.ok:
+.tools/debian.ok: Makefile
 	mkdir -p .tools
-	@if ! command -v rclone >/dev/null || ! test -x /usr/bin/time || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	@if ! command -v rclone >/dev/null || ! test -x /usr/bin/time || ! test -x /usr/bin/chromium || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "need root to apt-get install $(DEBIAN_PACKAGES)" >&2; exit 1; fi; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_PACKAGES) >/dev/null; \
 	fi

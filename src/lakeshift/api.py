@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import dataclasses
 import json
 import sys
 import time
@@ -40,9 +41,12 @@ from lakeshift.model import (
     CheckResult,
     FailedObject,
     FailuresResult,
+    JobMetrics,
     JobStatus,
+    PartitionRunStatus,
     PartitionStatus,
     PlanResult,
+    RunDetail,
     RunResult,
     RunStatus,
     ScanResult,
@@ -832,6 +836,173 @@ def tune(source: str, destination: str, *, config: str | Path | None = None,
     return result
 
 
+# -- the monitor's reads and actions (lakeshift monitor; docs/api.md "monitor") -----------
+
+#: Names of settings whose values are never shown (a secret could hide in any of them).
+_SECRET_NAMES = ("secret", "password", "token", "sas", "account_key", "access_key",
+                 "credential", "connection_string", "signature")
+
+
+def _shown_settings(value: Any, name: str = "") -> Any:
+    """Settings as the monitor may show them: a secret-like name's value hidden, every
+    string redacted."""
+    from lakeshift.redact import redact
+
+    if any(word in name.lower() for word in _SECRET_NAMES):
+        return "***"
+    if isinstance(value, dict):
+        return {str(k): _shown_settings(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_shown_settings(v, name) for v in value]
+    return redact(value) if isinstance(value, str) else value
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float:
+    from datetime import UTC
+
+    if start is None:
+        return 0.0
+    return round(max(((end or datetime.now(UTC)) - start).total_seconds(), 0.0), 3)
+
+
+def _partition_run_status(r: Any, job: Job) -> PartitionRunStatus:
+    state = r["state"]
+    if state == "running" and r["run_state"] != "running":
+        state = "interrupted"  # its run died without saying so
+    started, finished = _as_utc(r["started_at"]), _as_utc(r["finished_at"])
+    duration = _seconds(started, finished)
+    settings = {"job": dict(job.options), "run": json.loads(r["settings"])}
+    return PartitionRunStatus(
+        id=r["id"], run_id=r["run_id"], job=job.name, partition_id=r["partition_id"],
+        seq=r["seq"], source=r["source"], prefix=r["prefix"], range_start=r["range_start"],
+        range_end=r["range_end"], destination=r["destination"], state=state,
+        started_at=started, finished_at=finished, duration_s=duration, listed=r["listed"],
+        copied=r["copied"], skipped=r["skipped"], failed_objects=r["failed_objects"],
+        bytes_read=r["bytes_read"], bytes_written=r["bytes_written"],
+        throughput_bytes_per_s=round(r["bytes_written"] / duration, 1) if duration else 0.0,
+        queued_s=r["queued_s"], listing_s=r["listing_s"], transferring_s=r["transferring_s"],
+        finishing_s=r["finishing_s"], in_flight=r["in_flight"] if state == "running" else 0,
+        peak_in_flight=r["peak_in_flight"], retries=json.loads(r["retries"] or "{}"),
+        throttled=r["throttled"], error=r["error"],
+        settings=_shown_settings(settings))
+
+
+def run_detail(run_id: int, *, db: str = DEFAULT_DB) -> RunDetail | None:
+    """Run ``run_id`` (the id ``status`` shows) with its partition runs and throughput
+    samples; None when the DB has no such run."""
+    from lakeshift.model import ThroughputSample
+
+    control = _control(db)
+    try:
+        r = control.run(run_id)
+        if r is None:
+            return None
+        job = control.job(r["job"])
+        run_ = _run_status(r)
+        run_ = dataclasses.replace(run_, settings=_shown_settings(dict(run_.settings)))
+        duration = _seconds(run_.started_at, run_.finished_at)
+        return RunDetail(
+            job=job.name, run=run_, duration_s=duration,
+            throughput_bytes_per_s=round(run_.bytes / duration, 1) if duration else 0.0,
+            cancel_requested=bool(r["cancel_requested"]),
+            partition_runs=tuple(_partition_run_status(p, job)
+                                 for p in control.partition_runs(run_id)),
+            samples=tuple(ThroughputSample(_as_utc(s["at"]), s["copied"], s["bytes"],
+                                           s["in_flight"])
+                          for s in control.run_samples(run_id)))
+    finally:
+        control.close()
+
+
+def partition_run(partition_run_id: int, *, db: str = DEFAULT_DB) -> PartitionRunStatus | None:
+    """One partition run (an id from ``run_detail``); None when there is no such one."""
+    control = _control(db)
+    try:
+        r = control.partition_run(partition_run_id)
+        if r is None:
+            return None
+        job = next(j for j in control.jobs() if j.id == r["job_id"])
+        return _partition_run_status(r, job)
+    finally:
+        control.close()
+
+
+def run_failures(run_id: int, *, db: str = DEFAULT_DB,
+                 partition_run_id: int | None = None) -> tuple[FailedObject, ...] | None:
+    """The failure log of run ``run_id`` (of one of its partition runs, when given); None
+    when there is no such run or partition run."""
+    control = _control(db)
+    try:
+        r = control.run(run_id)
+        if r is None:
+            return None
+        partition_id = None
+        if partition_run_id is not None:
+            p = control.partition_run(partition_run_id)
+            if p is None or p["run_id"] != run_id:
+                return None
+            partition_id = p["partition_id"]
+        return tuple(_failed_object(f) for f in control.failures_of(r["job_id"], run_id,
+                                                                     partition_id))
+    finally:
+        control.close()
+
+
+def cancel_run(run_id: int, *, db: str = DEFAULT_DB) -> bool:
+    """Ask run ``run_id`` to stop: at its next heartbeat it claims nothing more and its
+    partitions end at their cursor (pending; the next run resumes them).  False when the
+    run is not running."""
+    control = _control(db)
+    try:
+        return control.request_cancel(run_id)
+    finally:
+        control.close()
+
+
+def rerun_failed(job: str, *, db: str = DEFAULT_DB) -> int:
+    """Make the failed partitions of ``job`` pending again (at their cursor): a running
+    run with a free batch slot takes them, else the next ``lakeshift run``.  Returns how
+    many."""
+    control = _control(db)
+    try:
+        return control.reset_failed(control.job(job).id)
+    finally:
+        control.close()
+
+
+def metrics(*, db: str = DEFAULT_DB) -> tuple[JobMetrics, ...]:
+    """Every job's figures for monitoring (``/metrics``), computed from the control DB."""
+    control = _control(db)
+    try:
+        t = control.monitor_totals()
+    finally:
+        control.close()
+    out: dict[str, dict[str, Any]] = {}
+
+    def job_entry(name: str) -> dict[str, Any]:
+        return out.setdefault(name, {"job": name, "objects_copied": 0, "bytes_copied": 0,
+                                     "in_flight": 0, "runs_running": 0, "partitions": {},
+                                     "retries": {}, "throttled": 0, "errors": {}})
+
+    for r in t["copied"]:
+        e = job_entry(r["job"])
+        e["objects_copied"], e["bytes_copied"] = int(r["copied"]), int(r["bytes"])
+    for r in t["states"]:
+        job_entry(r["job"])["partitions"][r["state"]] = int(r["n"])
+    for r in t["activity"]:
+        e = job_entry(r["job"])
+        if r["run_state"] == "running" and r["state"] == "running":
+            e["in_flight"] += int(r["in_flight"])
+        e["throttled"] += int(r["throttled"])
+        for kind, n in json.loads(r["retries"] or "{}").items():
+            e["retries"][kind] = e["retries"].get(kind, 0) + int(n)
+    for r in t["errors"]:
+        job_entry(r["job"])["errors"][r["error_kind"]] = int(r["n"])
+    for r in t["running"]:
+        job_entry(r["job"])["runs_running"] = int(r["n"])
+    return tuple(JobMetrics(**e) for e in out.values())
+
+
 __all__ = [
     "AZURE_AUTH_CHOICES",
     "DEFAULT_DB",
@@ -876,3 +1047,6 @@ __all__ = [
     "verify",
     "write_failures_csv",
 ]
+# The monitor's reads and actions (the block above).
+__all__ += ["JobMetrics", "PartitionRunStatus", "RunDetail", "cancel_run", "metrics",
+            "partition_run", "rerun_failed", "run_detail", "run_failures"]

@@ -434,3 +434,88 @@ class ScanResult:
 
     def finding(self, kind: str) -> ScanFinding | None:
         return next((f for f in self.findings if f.kind == kind), None)
+# -- the monitor's reads (lakeshift.run_detail, partition_run, run_failures, metrics) -----
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionRunStatus:
+    """One partition's part in one run (Data Factory's "activity run").  Counters are this
+    run's only; times are UTC; stage times in seconds (``listing_s`` and
+    ``transferring_s`` overlap: the listing is consumed as it arrives)."""
+
+    id: int
+    run_id: int
+    job: str
+    partition_id: int
+    seq: int
+    source: str
+    prefix: str
+    range_start: str | None
+    range_end: str | None
+    destination: str
+    #: running | succeeded | failed | interrupted | cancelled
+    state: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_s: float
+    listed: int
+    copied: int
+    skipped: int
+    failed_objects: int
+    #: Bytes read from the source (re-sent bytes included) and bytes of objects written.
+    bytes_read: int
+    bytes_written: int
+    throughput_bytes_per_s: float
+    queued_s: float
+    listing_s: float
+    transferring_s: float
+    finishing_s: float
+    in_flight: int
+    peak_in_flight: int
+    #: Requests retried by error class (``throttled``, ``transient``; ``object``: whole
+    #: objects copied again after an integrity or change error).
+    retries: Mapping[str, int]
+    throttled: int
+    error: str | None
+    #: The run's settings and the job's options, secrets never included.
+    settings: Mapping[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class ThroughputSample:
+    """A run's totals at one heartbeat (UTC)."""
+
+    at: datetime | None
+    copied: int
+    bytes: int
+    in_flight: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunDetail:
+    """One run with its partition runs and its throughput samples."""
+
+    job: str
+    run: RunStatus
+    duration_s: float
+    throughput_bytes_per_s: float
+    cancel_requested: bool
+    partition_runs: tuple[PartitionRunStatus, ...]
+    samples: tuple[ThroughputSample, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class JobMetrics:
+    """A job's figures for Prometheus: totals over its partitions and partition runs."""
+
+    job: str
+    objects_copied: int
+    bytes_copied: int
+    #: Objects being copied now by running runs.
+    in_flight: int
+    runs_running: int
+    partitions: Mapping[str, int]
+    retries: Mapping[str, int]
+    throttled: int
+    #: Failed objects by error class (skipped ones not counted).
+    errors: Mapping[str, int]

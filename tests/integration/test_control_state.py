@@ -174,11 +174,12 @@ def test_reset_job_puts_every_partition_back_to_the_start(control: ControlDB) ->
     assert [(r["cursor"], r["listed"], r["copied"]) for r in claimed] == [(None, 0, 0)] * 2
 
 
-#: Columns added by version 3.
+#: Columns added by version 3 (and by the monitor's version, migrations.MONITOR_VERSION).
 V3 = {"lakeshift_partitions": {"cursor_copied", "cursor_skipped", "cursor_bytes"},
-      "lakeshift_runs": {"number", "heartbeat_at", "lease_expires"}}
-#: Tables added after version 2.
-NEWER_TABLES = {"lakeshift_sync_windows", "lakeshift_schedules", "lakeshift_sync_deletions"}
+      "lakeshift_runs": {"number", "heartbeat_at", "lease_expires", "cancel_requested"}}
+#: Tables added after version 2 (sync's, then the monitor's).
+NEWER_TABLES = {"lakeshift_sync_windows", "lakeshift_schedules", "lakeshift_sync_deletions",
+                "lakeshift_partition_runs", "lakeshift_run_samples"}
 
 
 def test_a_version_2_db_is_upgraded(url: str) -> None:

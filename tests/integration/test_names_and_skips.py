@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import lakeshift
+from lakeshift.control.migrations import LATEST
 from tests.e2e.cli import lakeshift as cli
 from tests.e2e.cli import obeying_file_modes
 
@@ -116,14 +117,16 @@ def test_a_version_1_control_db_is_upgraded(cli_env: dict[str, str], tmp_path: P
     con.execute("DROP TABLE lakeshift_schedules")
     con.execute("DROP TABLE lakeshift_sync_deletions")
     con.execute("DROP INDEX ix_lakeshift_partitions_claim")  # added by the dask migration
+    # added by the monitor's version (migrations.MONITOR_VERSION)
+    con.execute("ALTER TABLE lakeshift_runs DROP COLUMN cancel_requested")
+    con.execute("DROP TABLE lakeshift_partition_runs")
+    con.execute("DROP TABLE lakeshift_run_samples")
     con.execute("UPDATE lakeshift_schema SET version = 1")
     con.commit()
     con.close()
     p = cli("run", "--job", "old", "--db", f"sqlite:///{db}", env=cli_env)
     assert p.returncode == 0, p.stderr
     con = sqlite3.connect(db)
-    from lakeshift.control.migrations import LATEST
-
     assert con.execute("select version from lakeshift_schema").fetchone()[0] == LATEST
     assert con.execute("select count(*) from sqlite_master where type = 'index' and "
                        "name = 'ix_lakeshift_partitions_claim'").fetchone()[0] == 1

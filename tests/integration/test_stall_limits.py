@@ -1,8 +1,8 @@
 """No limit on a whole data request, a limit on a stalled one (issue 9 item 3): reads
 through obstore and Put Blob / Put Block paced slower than a total limit of the same size
 would allow still succeed; a connection that moves nothing for the stall limit is given up
-and the object sent again.  The stall limit is made 4 s here (120 s by default; 2 s was hit on a loaded 2-core
-machine by Azurite answering a 12 MiB Put Block late)."""
+and the object sent again.  The stall limit is made 4 s here (120 s by default; 2 s was
+hit on a loaded 2-core machine by Azurite answering a 12 MiB Put Block late)."""
 
 from __future__ import annotations
 

@@ -68,9 +68,19 @@ def imports(path: Path) -> list[tuple[int, str]]:
     return [(n, m) for n, m in out if m == "lakeshift" or m.startswith("lakeshift.")]
 
 
+#: The web monitor reads and acts only through the public API and its records.
+WEB_MAY_IMPORT = {"lakeshift", "lakeshift.api", "lakeshift.model"}
+#: The one door from the CLI into the web face: `lakeshift monitor` serves it.
+CLI_TO_WEB = {"lakeshift.web.server"}
+
+
 def face_may_import(module: str) -> bool:
     return (module in ("lakeshift", "lakeshift.api", "lakeshift.engine.events")
             or layer(module) == "core" or module.split(".")[1] in FACES)
+
+
+def web_may_import(module: str) -> bool:
+    return module in WEB_MAY_IMPORT or module.split(".")[:2] == ["lakeshift", "web"]
 
 
 MODULES = sorted(PKG.rglob("*.py"))
@@ -79,7 +89,15 @@ MODULES = sorted(PKG.rglob("*.py"))
 def test_the_rules_see_every_module() -> None:
     assert len(MODULES) > 40
     assert {layer(module_name(p)) for p in MODULES} >= {"core", "stores", "control", "engine",
-                                                         "plan", "api", "cli"}
+                                                         "plan", "api", "cli", "web"}
+
+
+def test_the_web_face_may_not_reach_below_the_api() -> None:
+    for allowed in ("lakeshift", "lakeshift.api", "lakeshift.model", "lakeshift.web.chart"):
+        assert web_may_import(allowed)
+    for refused in ("lakeshift.control.repository", "lakeshift.engine.events",
+                    "lakeshift.errors", "lakeshift.cli.app"):
+        assert not web_may_import(refused)
 
 
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: module_name(p))
@@ -88,7 +106,11 @@ def test_imports_go_downward(path: Path) -> None:
     mine = layer(me)
     bad = []
     for line, target in imports(path):
-        if mine in FACES:
+        if mine == "web":
+            ok = web_may_import(target)
+        elif mine == "cli" and target in CLI_TO_WEB:
+            ok = True
+        elif mine in FACES:
             ok = face_may_import(target) and not (
                 target.split(".")[1:2] and target.split(".")[1] in FACES
                 and target.split(".")[1] != mine)

@@ -15,7 +15,16 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from lakeshift import __version__
-from lakeshift.cli import copy_cmd, job_cmds, scan_cmd, setup_cmds, sync_cmd, tune_cmd, verify_cmd
+from lakeshift.cli import (
+    copy_cmd,
+    job_cmds,
+    monitor_cmd,
+    scan_cmd,
+    setup_cmds,
+    sync_cmd,
+    tune_cmd,
+    verify_cmd,
+)
 from lakeshift.errors import LakeshiftError
 from lakeshift.redact import redact
 
@@ -64,6 +73,7 @@ app.command("status", help="Jobs, runs and partitions: state, objects, bytes, th
 app.command("failures", help="Every object that failed in a job: key, error class, message, "
             "attempts, time.", epilog="Example:\n\n  lakeshift failures --job raw --csv "
             "failed.csv")(job_cmds.failures)
+app.command("monitor", help=monitor_cmd.HELP, epilog=monitor_cmd.EPILOG)(monitor_cmd.monitor)
 
 
 def _error(kind: str, message: str, exit_code: int, as_json: bool) -> int:

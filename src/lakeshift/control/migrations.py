@@ -7,7 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-LATEST = 6  # 5 is the monitor's (another branch): see upgrade()
+LATEST = 6
+#: The monitor's migration (renumbered when branches merge: change this line only).
+MONITOR_VERSION = 5
 
 
 def _to_2(conn: Any) -> None:
@@ -55,6 +57,18 @@ def _to_4(conn: Any) -> None:
     sync_deletions.create(conn)
 
 
+def _to_monitor(conn: Any) -> None:
+    """What the monitor shows is recorded as a run goes: partition runs (stages, peak in
+    flight, retries by class), throughput samples, and a run's cancel request."""
+    from lakeshift.control.schema import partition_runs, run_samples
+
+    add = "ADD" if conn.dialect.name == "mssql" else "ADD COLUMN"
+    conn.exec_driver_sql(f"ALTER TABLE lakeshift_runs {add} cancel_requested INTEGER NOT NULL "
+                         "DEFAULT 0")
+    partition_runs.create(conn)
+    run_samples.create(conn)
+
+
 def _to_6(conn: Any) -> None:
     """Claims at scale (issue 14): an index on (job_id, state, seq), so that taking the
     next pending partition is an index walk, not a sort of every pending one."""
@@ -64,12 +78,10 @@ def _to_6(conn: Any) -> None:
     index.create(conn, checkfirst=True)
 
 
-STEPS: dict[int, Callable[[Any], None]] = {2: _to_2, 3: _to_3, 4: _to_4, 6: _to_6}
+STEPS: dict[int, Callable[[Any], None]] = {2: _to_2, 3: _to_3, 4: _to_4,
+                                              MONITOR_VERSION: _to_monitor, 6: _to_6}
 
 
 def upgrade(conn: Any, version: int) -> None:
     for target in range(version + 1, LATEST + 1):
-        # Branches number their migrations apart until they are merged: a number with no
-        # step (yet) is skipped.
-        if target in STEPS:
-            STEPS[target](conn)
+        STEPS[target](conn)

@@ -22,8 +22,10 @@ from lakeshift.control.schema import (
     deletions,
     failures,
     jobs,
+    partition_runs,
     partitions,
     renames,
+    run_samples,
     runs,
     schedules,
     sync_deletions,
@@ -163,6 +165,9 @@ class ControlDB:
         job_id = self.job(name).id
         with self._tx() as conn:
             self._refuse_if_leased(conn, job_id, name, force, "delete")
+            run_ids = select(runs.c.id).where(runs.c.job_id == job_id).scalar_subquery()
+            for rt in (partition_runs, run_samples):
+                conn.execute(delete(rt).where(rt.c.run_id.in_(run_ids)))
             for t in (failures, renames, deletions, runs, partitions):
                 conn.execute(delete(t).where(t.c.job_id == job_id))
             conn.execute(delete(jobs).where(jobs.c.id == job_id))
@@ -242,9 +247,11 @@ class ControlDB:
 
     def heartbeat(self, partition_id: int, owner: str, lease_s: float, cursor: str | None,
                   stats: PartitionStats, at_cursor: PartitionStats | None = None,
-                  records: Records | None = None) -> bool:
+                  records: Records | None = None,
+                  partition_run: tuple[int, dict[str, Any]] | None = None) -> bool:
         """Renew the lease and save progress: the cursor, the counters (``at_cursor``: those
-        of the keys at or before the cursor) and the records since the last save, in one
+        of the keys at or before the cursor), the records since the last save and
+        ``partition_run`` (its record's id and values, see ``save_partition_run``), in one
         transaction.  False, and nothing written, when the lease was lost to another."""
         with self._tx() as conn:
             res = conn.execute(update(partitions).where(and_(
@@ -256,6 +263,10 @@ class ControlDB:
                 return False
             if records is not None:
                 _insert_records(conn, partition_id, records, self._now())
+            if partition_run is not None:
+                conn.execute(update(partition_runs).where(
+                    partition_runs.c.id == partition_run[0]).values(
+                    **_partition_run_values(partition_run[1])))
             return True
 
     def finish(self, partition_id: int, owner: str, state: str, cursor: str | None,
@@ -304,15 +315,21 @@ class ControlDB:
                 lease_expires=self._now(lease_s))).inserted_primary_key[0])
 
     def heartbeat_run(self, run_id: int, lease_s: float, done: int, failed: int, copied: int,
-                      nbytes: int) -> None:
+                      nbytes: int, in_flight: int = 0) -> bool:
         """Save a running run's counters and renew its lease (a run closed meanwhile as
-        interrupted, its beats having been late, is running again)."""
+        interrupted, its beats having been late, is running again), with a throughput
+        sample.  True when someone asked the run to stop (``request_cancel``)."""
         with self._tx() as conn:
             conn.execute(update(runs).where(and_(
                 runs.c.id == run_id, runs.c.state.in_(("running", "interrupted")))).values(
                 state="running", finished_at=None, partitions_done=done,
                 partitions_failed=failed, copied=copied, bytes=nbytes,
                 heartbeat_at=self._now(), lease_expires=self._now(lease_s)))
+            conn.execute(run_samples.insert().values(run_id=run_id, at=self._now(),
+                                                     copied=copied, bytes=nbytes,
+                                                     in_flight=in_flight))
+            return bool(conn.execute(select(runs.c.cancel_requested).where(
+                runs.c.id == run_id)).scalar())
 
     def finish_run(self, run_id: int, state: str, done: int, failed: int, copied: int,
                    nbytes: int) -> None:
@@ -321,6 +338,8 @@ class ControlDB:
                 state=state, partitions_done=done, partitions_failed=failed, copied=copied,
                 bytes=nbytes, finished_at=self._now(), heartbeat_at=self._now(),
                 lease_expires=None))
+            conn.execute(run_samples.insert().values(run_id=run_id, at=self._now(),
+                                                     copied=copied, bytes=nbytes, in_flight=0))
 
     def close_dead_runs(self, job_id: int | None = None) -> int:
         """Close as ``interrupted`` every running run whose process is gone (same host, no
@@ -385,6 +404,114 @@ class ControlDB:
         for state in ("pending", "running", "succeeded", "failed"):
             out[state] = int(states.get(state, 0))
         return out
+    # -- what the monitor shows (schema 5) ----------------------------------------------
+
+    def start_partition_run(self, run_id: int, partition_id: int, queued_s: float) -> int:
+        """A partition claimed by run ``run_id``: its activity-run record."""
+        with self._tx() as conn:
+            return int(conn.execute(partition_runs.insert().values(
+                run_id=run_id, partition_id=partition_id, state="running",
+                started_at=self._now(), queued_s=queued_s, retries="{}")
+            ).inserted_primary_key[0])
+
+    def save_partition_run(self, partition_run_id: int, values: dict[str, Any],
+                           finished: bool = False) -> None:
+        """This run's counters, stage times, in flight and retries of a partition (and, when
+        ``finished``, its end: state, error, finish time)."""
+        row = _partition_run_values(values)
+        if finished:
+            row["finished_at"] = self._now()
+        with self._tx() as conn:
+            conn.execute(update(partition_runs).where(
+                partition_runs.c.id == partition_run_id).values(**row))
+
+    def request_cancel(self, run_id: int) -> bool:
+        """Ask a running run to stop at its next heartbeat; False when it is not running."""
+        self.close_dead_runs()
+        with self._tx() as conn:
+            return bool(conn.execute(update(runs).where(and_(
+                runs.c.id == run_id, runs.c.state == "running")).values(
+                cancel_requested=1)).rowcount)
+
+    def run(self, run_id: int) -> RowMapping | None:
+        """One run (dead runs closed first), with its job's name as ``job``."""
+        self.close_dead_runs()
+        with self._tx() as conn:
+            row: RowMapping | None = conn.execute(
+                select(runs, jobs.c.name.label("job")).join(jobs, jobs.c.id == runs.c.job_id)
+                .where(runs.c.id == run_id)).mappings().first()
+            return row
+
+    def _partition_runs(self) -> Any:
+        p = partitions.c
+        return (select(partition_runs, p.seq, p.source, p.prefix, p.range_start, p.range_end,
+                       p.destination, p.job_id, runs.c.state.label("run_state"),
+                       runs.c.settings)
+                .join(partitions, p.id == partition_runs.c.partition_id)
+                .join(runs, runs.c.id == partition_runs.c.run_id))
+
+    def partition_runs(self, run_id: int) -> list[RowMapping]:
+        with self._tx() as conn:
+            return list(conn.execute(self._partition_runs().where(
+                partition_runs.c.run_id == run_id).order_by(partitions.c.seq,
+                                                            partition_runs.c.id)).mappings())
+
+    def partition_run(self, partition_run_id: int) -> RowMapping | None:
+        with self._tx() as conn:
+            row: RowMapping | None = conn.execute(self._partition_runs().where(
+                partition_runs.c.id == partition_run_id)).mappings().first()
+            return row
+
+    def run_samples(self, run_id: int) -> list[RowMapping]:
+        with self._tx() as conn:
+            return list(conn.execute(select(run_samples).where(run_samples.c.run_id == run_id)
+                                     .order_by(run_samples.c.id)).mappings())
+
+    def failures_of(self, job_id: int, run_id: int | None = None,
+                    partition_id: int | None = None) -> Iterator[RowMapping]:
+        """A job's failure log, or that of one run, or one partition in one run."""
+        where = failures.c.job_id == job_id
+        if run_id is not None:
+            where = and_(where, failures.c.run_id == run_id)
+        if partition_id is not None:
+            where = and_(where, failures.c.partition_id == partition_id)
+        with self.engine.connect() as conn:
+            yield from conn.execute(select(failures).where(where)
+                                    .order_by(failures.c.id)).mappings()
+
+    def monitor_totals(self) -> dict[str, list[RowMapping]]:
+        """Per job: objects and bytes copied, partitions by state, objects in flight in
+        running runs, retries and throttling, errors by class (Prometheus /metrics)."""
+        self.close_dead_runs()
+        p, pr = partitions.c, partition_runs.c
+        with self._tx() as conn:
+            copied = list(conn.execute(
+                select(jobs.c.name.label("job"), func.coalesce(func.sum(p.copied), 0)
+                       .label("copied"), func.coalesce(func.sum(p.bytes), 0).label("bytes"))
+                .select_from(jobs.outerjoin(partitions, p.job_id == jobs.c.id))
+                .group_by(jobs.c.name)).mappings())
+            states = list(conn.execute(
+                select(jobs.c.name.label("job"), p.state, func.count().label("n"))
+                .join(partitions, p.job_id == jobs.c.id)
+                .group_by(jobs.c.name, p.state)).mappings())
+            activity = list(conn.execute(
+                select(jobs.c.name.label("job"), runs.c.state.label("run_state"), pr.state,
+                       pr.in_flight, pr.retries, pr.throttled)
+                .join(partitions, p.job_id == jobs.c.id)
+                .join(partition_runs, pr.partition_id == p.id)
+                .join(runs, runs.c.id == pr.run_id)).mappings())
+            errors = list(conn.execute(
+                select(jobs.c.name.label("job"), failures.c.error_kind,
+                       func.count().label("n"))
+                .join(failures, failures.c.job_id == jobs.c.id)
+                .where(failures.c.skipped == 0)
+                .group_by(jobs.c.name, failures.c.error_kind)).mappings())
+            running = list(conn.execute(
+                select(jobs.c.name.label("job"), func.count().label("n"))
+                .join(runs, runs.c.job_id == jobs.c.id).where(runs.c.state == "running")
+                .group_by(jobs.c.name)).mappings())
+        return {"copied": copied, "states": states, "activity": activity, "errors": errors,
+                "running": running}
 
     # -- failures ------------------------------------------------------------------------
 
@@ -700,6 +827,15 @@ def _insert_records(conn: Connection, partition_id: int | None, r: Records,
         conn.execute(deletions.insert().values(at=now), [
             {"job_id": r.job_id, "partition_id": partition_id, "source_key": x.key,
              "destination_key": x.destination_key, "md5": x.md5} for x in done])
+
+
+def _partition_run_values(values: dict[str, Any]) -> dict[str, Any]:
+    row = dict(values)
+    if "retries" in row:
+        row["retries"] = json.dumps(row["retries"], sort_keys=True)
+    if row.get("error"):
+        row["error"] = redact(str(row["error"]))[:4000]
+    return row
 
 
 def _cursor_stats(cursor: str | None, s: PartitionStats | None) -> dict[str, int]:

@@ -105,6 +105,9 @@ runs = Table(
     #: running run past it, or whose process is gone, is closed as interrupted.
     Column("heartbeat_at", DateTime(timezone=True)),
     Column("lease_expires", DateTime(timezone=True)),
+    #: 1 once someone asked the run to stop (the monitor's cancel, version 5): the run's
+    #: heartbeat reads it and stops at a checkpoint (its partitions pending at their cursor).
+    Column("cancel_requested", Integer, nullable=False, server_default="0"),
 )
 
 failures = Table(
@@ -215,3 +218,51 @@ def adf_delta_table(name: str, schema: str | None = None) -> Table:
     return Table(name, MetaData(), Column("PartitionPrefix", String(255)),
                  Column("JobRunTime", DateTime), Column("SuccessOrFailure", Boolean),
                  schema=schema)
+
+# -- what the monitor shows (version 5): recorded as a run goes, by its heartbeat ----------
+
+#: One partition's part in one run (Data Factory's "activity run"): this run's counters,
+#: time per stage, peak objects in flight and retries by error class.
+partition_runs = Table(
+    "lakeshift_partition_runs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("lakeshift_runs.id"), nullable=False),
+    Column("partition_id", Integer, ForeignKey("lakeshift_partitions.id"), nullable=False),
+    Column("state", String(16), nullable=False),  # running succeeded failed interrupted
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    #: Objects of this run only (the partition's own counters span runs).
+    Column("listed", BigInteger, nullable=False, server_default="0"),
+    Column("copied", BigInteger, nullable=False, server_default="0"),
+    Column("skipped", BigInteger, nullable=False, server_default="0"),
+    Column("failed_objects", BigInteger, nullable=False, server_default="0"),
+    Column("bytes_read", BigInteger, nullable=False, server_default="0"),
+    Column("bytes_written", BigInteger, nullable=False, server_default="0"),
+    #: Seconds: waiting for a batch slot after the run started; listing the source (start
+    #: to end of its listing); transferring (first object started to last object done);
+    #: finishing (last object done to the partition's end).  Listing and transferring
+    #: overlap: the listing is consumed as it arrives.
+    Column("queued_s", Float, nullable=False, server_default="0"),
+    Column("listing_s", Float, nullable=False, server_default="0"),
+    Column("transferring_s", Float, nullable=False, server_default="0"),
+    Column("finishing_s", Float, nullable=False, server_default="0"),
+    Column("in_flight", Integer, nullable=False, server_default="0"),
+    Column("peak_in_flight", Integer, nullable=False, server_default="0"),
+    #: JSON {error class: retries}; throttled requests are the "throttled" class.
+    Column("retries", Text, nullable=False, server_default="{}"),
+    Column("throttled", BigInteger, nullable=False, server_default="0"),
+    Column("error", Text),
+    Index("ix_lakeshift_partition_runs_run", "run_id"),
+)
+
+#: A run's totals at each heartbeat: the throughput-over-time chart.
+run_samples = Table(
+    "lakeshift_run_samples", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("lakeshift_runs.id"), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("copied", BigInteger, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("in_flight", Integer, nullable=False),
+    Index("ix_lakeshift_run_samples_run", "run_id"),
+)

@@ -26,6 +26,13 @@ class BytesMoved:
 
 
 @dataclass(frozen=True, slots=True)
+class ObjectStarted:
+    """A worker took an object to copy (its ObjectDone follows): objects in flight."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
 class ObjectDone:
     key: str
     size: int
@@ -84,8 +91,8 @@ class ServerCopyOff:
     reason: str
 
 
-Event = (Listed | ListingDone | BytesMoved | ObjectDone | Renamed | Throttled | SourceDeleted
-         | ServerCopyOff)
+Event = (Listed | ListingDone | BytesMoved | ObjectStarted | ObjectDone | Renamed | Throttled
+         | SourceDeleted | ServerCopyOff)
 
 
 class Subscriber(Protocol):

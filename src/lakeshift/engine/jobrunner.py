@@ -27,7 +27,9 @@ from lakeshift.control.repository import ControlDB, PartitionStats, Records
 from lakeshift.engine.events import (
     Event,
     EventBus,
+    ListingDone,
     ObjectDone,
+    ObjectStarted,
     SourceDeleted,
     Subscriber,
 )
@@ -39,7 +41,7 @@ from lakeshift.engine.pipeline import (
     check_reachable,
     run_pipeline,
 )
-from lakeshift.engine.retry import RetryPolicy
+from lakeshift.engine.retry import RetryPolicy, retry_observer
 from lakeshift.engine.slots import SlotPool
 from lakeshift.engine.transfer import ServerRoute
 from lakeshift.engine.watermark import Watermark
@@ -78,6 +80,8 @@ class _Active:
     #: records twice.
     saving: asyncio.Lock = field(default_factory=asyncio.Lock)
     claimed: ClaimedPartition | None = None
+    #: What the monitor shows of this partition in this run (its partition-run record).
+    activity: _Activity = field(init=False)
 
     def __post_init__(self) -> None:
         r = self.row
@@ -85,6 +89,7 @@ class _Active:
                                    skipped=r["skipped"], bytes=r["bytes"])
         self.at_cursor = replace(self.base)
         self.watermark = Watermark(r["cursor"], on_pass=self._passed)
+        self.activity = _Activity(self.started)
 
     def counter(self) -> StatsCounter:
         # Every failure of a partition goes to the failure log: no cap on the list.
@@ -94,6 +99,7 @@ class _Active:
     def track(self, event: Event) -> None:
         """Remember each key's outcome until the watermark passes it (events of a key come
         before the watermark hears it is done)."""
+        self.activity.track(event)
         if isinstance(event, ObjectDone):
             if self.watermark.frozen:
                 self.outcomes.clear()  # nothing passes the watermark any more in this run
@@ -131,6 +137,58 @@ class _Active:
         del self.failures[:len(records.failures)]
         del self.renames[:len(records.renames)]
         del self.deletions[:len(records.deletions)]
+
+
+@dataclass
+class _Activity:
+    """A partition's run as the monitor shows it: stages (monotonic seconds), objects in
+    flight and their peak, retries by error class."""
+
+    started: float
+    record_id: int | None = None
+    queued_s: float = 0.0
+    listing_done: float | None = None
+    first_started: float | None = None
+    last_done: float | None = None
+    in_flight: set[str] = field(default_factory=set)
+    peak_in_flight: int = 0
+    retries: dict[str, int] = field(default_factory=dict)
+
+    def track(self, event: Event) -> None:
+        if isinstance(event, ObjectStarted):
+            self.first_started = self.first_started or time.monotonic()
+            self.in_flight.add(event.key)
+            self.peak_in_flight = max(self.peak_in_flight, len(self.in_flight))
+        elif isinstance(event, ObjectDone):
+            if event.key in self.in_flight:
+                self.in_flight.discard(event.key)
+                self.last_done = time.monotonic()
+            if event.attempts > 1:  # the whole object was copied again (integrity, change)
+                self.retries["object"] = self.retries.get("object", 0) + event.attempts - 1
+        elif isinstance(event, ListingDone):
+            self.listing_done = time.monotonic()
+
+    def note_retry(self, kind: str) -> None:
+        self.retries[kind] = self.retries.get(kind, 0) + 1
+
+    def values(self, counts: TransferStats, end: float | None = None) -> dict[str, Any]:
+        """The partition-run record's columns now (``end``: the partition has ended)."""
+        now = end if end is not None else time.monotonic()
+        transferring = 0.0
+        if self.first_started is not None:
+            last = self.last_done if end is not None and self.last_done else now
+            transferring = max(last - self.first_started, 0.0)
+        return {
+            "listed": counts.listed, "copied": counts.copied, "skipped": counts.skipped,
+            "failed_objects": counts.failed, "bytes_read": counts.bytes_transferred,
+            "bytes_written": counts.copied_bytes,
+            "listing_s": round((self.listing_done or now) - self.started, 3),
+            "transferring_s": round(transferring, 3),
+            "finishing_s": round(max(now - (self.last_done or now), 0.0), 3)
+            if end is not None else 0.0,
+            "in_flight": 0 if end is not None else len(self.in_flight),
+            "peak_in_flight": self.peak_in_flight, "retries": dict(self.retries),
+            "throttled": self.retries.get("throttled", 0)}
 
 
 @dataclass
@@ -206,10 +264,10 @@ async def run_job(db: ControlDB, job: Job, batch_count: int, opts: CopyOptions,
     result = RunResult(run_id, stats=TransferStats(started=time.monotonic()))
     state = "interrupted"
     try:
-        await claim_partitions(db, job, run_id, owner, result, batch_count, opts,
-                               store_options, subscribers, lease_s, heartbeat_s, on_partition,
-                               mode)
-        state = "failed" if result.failed else "succeeded"
+        stopped = await claim_partitions(db, job, run_id, owner, result, batch_count, opts,
+                                         store_options, subscribers, lease_s, heartbeat_s,
+                                         on_partition, mode)
+        state = "cancelled" if stopped else ("failed" if result.failed else "succeeded")
     finally:
         await call(db.finish_run, run_id, state, result.succeeded, result.failed,
                    result.stats.copied, result.stats.bytes_transferred)
@@ -270,6 +328,8 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
     stores: dict[str, Store] = {}
     checked: set[str] = set()
     active: dict[int, _Active] = {}
+    stop = asyncio.Event()
+    cancelled = False  # the run was asked to stop (lakeshift_runs.cancel_requested)
 
     async def store_for(url: str, role: str) -> Store:
         if url not in stores:
@@ -284,6 +344,7 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
     async def run_partition(a: _Active) -> None:
         row = a.row
         state, error = "failed", None
+        retry_observer.set(a.activity.note_retry)  # this task and those it starts
         try:
             src = await store_for(row["source"], "source")
             dst = await store_for(row["destination"], "destination")
@@ -323,6 +384,15 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
                     a.saved(records)
             finally:
                 a.ended = True
+        if a.activity.record_id is not None:
+            ended = "cancelled" if cancelled and state == "pending" else (
+                "interrupted" if state == "pending" else state)
+            try:
+                await call(db.save_partition_run, a.activity.record_id,
+                           {**a.activity.values(a.counts, end=time.monotonic()),
+                            "state": ended, "error": error}, True)
+            except LakeshiftError:
+                pass  # what the monitor shows; the partition's own record is saved
         if (not a.lost and state == "succeeded" and row["adf_prefix"] is not None
                 and job.adf_table):
             await call(db.adf_mark_success, job.adf_table, row["adf_prefix"])
@@ -336,9 +406,38 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
         if on_partition is not None:
             on_partition(row, state, error)
 
+    def stop_all() -> None:
+        """Claim nothing more; each partition ends as pending at its cursor (as after
+        Ctrl-C) and saves its progress as it ends."""
+        stop.set()
+        for a in list(active.values()):
+            if a.task is not None and not a.task.done():
+                a.task.cancel()
+
     async def heartbeat() -> None:
+        nonlocal cancelled
         while True:
             await asyncio.sleep(heartbeat_s)
+            # The run's row first: a partition's progress is never seen saved before the
+            # run's of the same beat (a kill between the two left a run that had copied
+            # nothing beside partitions that had).  A fleet's worker reads the run's state
+            # instead (the driver owns the row): not running any more → stop.
+            try:
+                if not worker:
+                    asked = await call(db.heartbeat_run, run_id, lease_s, result.succeeded,
+                                       result.failed, result.stats.copied,
+                                       result.stats.bytes_transferred,
+                                       sum(len(a.activity.in_flight)
+                                           for a in active.values()))
+                    cancelled = cancelled or asked  # the monitor's cancel
+                else:
+                    asked = await call(db.run_state, run_id) != "running"
+            except LakeshiftError:
+                asked = False  # the control DB is unreachable for now: see below
+            if asked and not stop.is_set():
+                stop_all()
+            if stop.is_set():
+                continue
             for a in list(active.values()):
                 if a.ended:
                     continue
@@ -346,9 +445,11 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
                     if a.ended:
                         continue  # its finish wrote the rest
                     cursor, stats, at_cursor, records = a.snapshot(job.id, run_id)
+                    shown = None if a.activity.record_id is None else (
+                        a.activity.record_id, a.activity.values(a.counts))
                     try:
                         ok = await call(db.heartbeat, a.row["id"], owner, lease_s, cursor,
-                                        stats, at_cursor, records)
+                                        stats, at_cursor, records, shown)
                     except LakeshiftError:
                         # The control DB is unreachable for now: keep copying and try again
                         # at the next beat (the worst case is a lease that expires meanwhile).
@@ -358,20 +459,7 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
                 if not ok and a.task is not None and not a.task.done():
                     a.lost = True  # another process took it over: stop, write nothing
                     a.task.cancel()
-            try:
-                if not worker:
-                    await call(db.heartbeat_run, run_id, lease_s, result.succeeded,
-                               result.failed, result.stats.copied,
-                               result.stats.bytes_transferred)
-                elif await call(db.run_state, run_id) != "running":
-                    stop.set()  # partitions end as pending, with their cursors saved
-                    for a in list(active.values()):
-                        if a.task is not None and not a.task.done():
-                            a.task.cancel()
-            except LakeshiftError:
-                pass  # as above: the next beat tries again
 
-    stop = asyncio.Event()
     hb = asyncio.create_task(heartbeat())
     try:
         while True:
@@ -380,6 +468,12 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
                     if free and not stop.is_set() else [])
             for row in rows:
                 a = _Active(row, time.monotonic())
+                a.activity.queued_s = round(a.started - result.stats.started, 3)
+                try:
+                    a.activity.record_id = await call(db.start_partition_run, run_id,
+                                                      row["id"], a.activity.queued_s)
+                except LakeshiftError:
+                    pass  # the monitor misses this partition run; the copy goes on
                 a.task = asyncio.create_task(run_partition(a))
                 active[row["id"]] = a
             if not active:

@@ -25,6 +25,7 @@ from lakeshift.engine.events import (
     Listed,
     ListingDone,
     ObjectDone,
+    ObjectStarted,
     Renamed,
     ServerCopyOff,
     SourceDeleted,
@@ -472,6 +473,7 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
 
     async def transfer(item: tuple[str, ObjectInfo, int, bool]) -> None:
         dest_key, s, ticket, access_only = item
+        events.emit(ObjectStarted(s.key))
         if access_only and keeper is not None:
             ok = await _access_only(keeper, s, dest_key, events, opts)
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -12,6 +13,17 @@ from lakeshift.engine.limiter import EndpointLimiter
 from lakeshift.errors import ThrottledError, TransientError
 
 T = TypeVar("T")
+
+#: Told the error class of every request about to be retried, in the context that set it
+#: (a partition's tasks: `run` counts retries by class per partition for the monitor).
+retry_observer: ContextVar[Callable[[str], None] | None] = ContextVar("retry_observer",
+                                                                      default=None)
+
+
+def _observe(kind: str) -> None:
+    observer = retry_observer.get()
+    if observer is not None:
+        observer(kind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +59,10 @@ async def retry(fn: Callable[[], Awaitable[T]], policy: RetryPolicy,
                 limiter.throttled()
             if attempt >= policy.attempts:
                 raise
+            _observe(e.kind)
             await asyncio.sleep(policy.delay(attempt, e.retry_after))
         except TransientError as e:
             if attempt >= policy.attempts:
                 raise
+            _observe(e.kind)
             await asyncio.sleep(policy.delay(attempt, e.retry_after))

@@ -129,8 +129,9 @@ async def run_on_dask(db: ControlDB, job: Job, spec: ClusterSpec, batch_count: i
         progress = ProgressFromDB(EventBus(list(subscribers or [])),
                                   await call(db.job_progress, job.id))
         state = "interrupted"
+        cancelled: list[bool] = []  # the monitor asked the run to stop
         try:
-            await _follow(db, job, run_id, futures, progress, lease_s, heartbeat_s)
+            await _follow(db, job, run_id, futures, progress, lease_s, heartbeat_s, cancelled)
             state = "succeeded"
         except BaseException:
             # Interrupted: the workers stop at their next heartbeat when they see the run
@@ -147,7 +148,7 @@ async def run_on_dask(db: ControlDB, job: Job, spec: ClusterSpec, batch_count: i
             if state == "succeeded" and (r.failed or out.lost_tasks):
                 state = "failed"
             if any(rep.stopped for rep in out.reports):
-                state = "interrupted"
+                state = "cancelled" if cancelled else "interrupted"
             await call(db.finish_run, run_id, state, r.succeeded, r.failed, r.stats.copied,
                        r.stats.bytes_transferred)
         await call(count_remaining, db, job, out.run)
@@ -175,7 +176,8 @@ async def sync_pass_on_dask(db: ControlDB, job: Job, spec: ClusterSpec, settings
 
 
 async def _follow(db: ControlDB, job: Job, run_id: int, futures: list[Any],
-                  progress: ProgressFromDB, lease_s: float, heartbeat_s: float) -> None:
+                  progress: ProgressFromDB, lease_s: float, heartbeat_s: float,
+                  cancelled: list[bool]) -> None:
     """Until every worker task ends: progress from the DB and the run row's heartbeat."""
     call = asyncio.to_thread
     tick = min(1.0, heartbeat_s)
@@ -191,10 +193,17 @@ async def _follow(db: ControlDB, job: Job, run_id: int, futures: list[Any],
         if time.monotonic() - last_beat >= heartbeat_s:
             last_beat = time.monotonic()
             with contextlib.suppress(LakeshiftError):
-                await call(db.heartbeat_run, run_id, lease_s,
-                           max(0, now["succeeded"] - start["succeeded"]), now["failed"],
-                           max(0, now["copied"] - start["copied"]),
-                           max(0, now["bytes"] - start["bytes"]))
+                done, copied = (max(0, now["succeeded"] - start["succeeded"]),
+                                max(0, now["copied"] - start["copied"]))
+                nbytes = max(0, now["bytes"] - start["bytes"])
+                if await call(db.heartbeat_run, run_id, lease_s, done, now["failed"], copied,
+                              nbytes):
+                    # The monitor's cancel: the run row leaves "running", so every worker
+                    # stops at its next heartbeat with its partitions pending at their
+                    # cursors; the driver then ends the run as cancelled.
+                    await call(db.finish_run, run_id, "cancelled", done, now["failed"],
+                               copied, nbytes)
+                    cancelled.append(True)
         if not pending:
             return
 

@@ -1,0 +1,323 @@
+"""The monitor's Starlette app: pages, ``/api/…`` JSON, ``/metrics``, and (with
+``allow_actions``) two POST actions guarded by a token.
+
+Handlers are plain functions: Starlette runs them in its thread pool, so the API's
+blocking DB reads never stall the event loop.  Every read goes through the public API.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import io
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import lakeshift
+from lakeshift.api import write_failures_csv
+from lakeshift.web.chart import throughput_svg
+from lakeshift.web.format import FILTERS
+from lakeshift.web.metrics import exposition
+
+HERE = Path(__file__).parent
+#: How often the pages ask the JSON API whether anything changed (milliseconds).
+REFRESH_MS = 2000
+
+
+def to_jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, dict) or hasattr(value, "items"):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+def flatten(settings: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """Nested settings as (dotted name, value) rows."""
+    if isinstance(settings, dict) or hasattr(settings, "items"):
+        rows: list[tuple[str, str]] = []
+        for k, v in sorted(settings.items()):
+            rows += flatten(v, f"{prefix}{k}.")
+        return rows
+    if isinstance(settings, list | tuple):
+        return [(prefix.rstrip("."), ", ".join(str(v) for v in settings) or "—")]
+    return [(prefix.rstrip("."), "—" if settings is None else str(settings))]
+
+
+class Monitor:
+    """Routes over one control DB; ``token`` is None when the monitor is read-only."""
+
+    def __init__(self, db: str, token: str | None = None) -> None:
+        self.db = db
+        self.token = token
+        self.env = Environment(loader=FileSystemLoader(HERE / "templates"),
+                               autoescape=select_autoescape(default=True,
+                                                            default_for_string=True))
+        self.env.filters.update(FILTERS)
+        self.env.filters["flatten"] = flatten
+        self.env.globals.update(actions=token is not None, refresh_ms=REFRESH_MS,
+                                quote=quote, now_utc=lambda: datetime.now(UTC))
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def page(self, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+        html = self.env.get_template(name).render(**context)
+        return HTMLResponse(html, status_code=status_code)
+
+    def not_found(self, what: str) -> HTTPException:
+        return HTTPException(404, what)
+
+    def _job_names(self) -> list[str]:
+        return [j.job for j in lakeshift.status(db=self.db).jobs]
+
+    def job_status(self, name: str) -> lakeshift.JobStatus:
+        if name not in self._job_names():
+            raise self.not_found(f"no job {name!r} in this control DB")
+        return lakeshift.status(db=self.db, job=name).jobs[0]
+
+    def run(self, run_id: int) -> lakeshift.RunDetail:
+        detail = lakeshift.run_detail(run_id, db=self.db)
+        if detail is None:
+            raise self.not_found(f"no run {run_id} in this control DB")
+        return detail
+
+    def partition_run(self, pr_id: int) -> lakeshift.PartitionRunStatus:
+        pr = lakeshift.partition_run(pr_id, db=self.db)
+        if pr is None:
+            raise self.not_found(f"no partition run {pr_id} in this control DB")
+        return pr
+
+    def check_token(self, request: Request, form: dict[str, str]) -> None:
+        """Actions need the monitor started with --allow-actions and the same token, sent
+        as the form field ``token``, an ``X-Lakeshift-Token`` header or a bearer token."""
+        if self.token is None:
+            raise HTTPException(403, "this monitor is read-only: start it with "
+                                "--allow-actions --token T to allow actions")
+        auth = request.headers.get("authorization", "")
+        given = (form.get("token") or request.headers.get("x-lakeshift-token")
+                 or (auth[7:] if auth.lower().startswith("bearer ") else ""))
+        if not hmac.compare_digest(str(given).encode(), self.token.encode()):
+            raise HTTPException(403, "wrong or missing token: actions need the token the "
+                                "monitor was started with")
+
+    # -- pages -----------------------------------------------------------------------
+
+    def jobs_page(self, request: Request) -> Response:
+        st = lakeshift.status(db=self.db)
+        return self.page("jobs.html", status=st, api="/api/jobs")
+
+    def job_page(self, request: Request) -> Response:
+        name = request.path_params["job"]
+        job = self.job_status(name)
+        return self.page("job.html", job=job, api=f"/api/jobs/{quote(name, safe='')}",
+                         message=request.query_params.get("message"))
+
+    def run_page(self, request: Request) -> Response:
+        detail = self.run(request.path_params["run_id"])
+        return self.page("run.html", d=detail, chart=throughput_svg(
+            detail.samples, detail.run.started_at), api=f"/api/runs/{detail.run.id}",
+            message=request.query_params.get("message"))
+
+    def partition_run_page(self, request: Request) -> Response:
+        pr = self.partition_run(request.path_params["pr_id"])
+        failures = lakeshift.run_failures(pr.run_id, db=self.db, partition_run_id=pr.id) or ()
+        return self.page("partition_run.html", pr=pr, failures=failures[:200],
+                         failures_count=len(failures), api=f"/api/partition-runs/{pr.id}")
+
+    def run_chart(self, request: Request) -> Response:
+        detail = self.run(request.path_params["run_id"])
+        return Response(str(throughput_svg(detail.samples, detail.run.started_at)),
+                        media_type="image/svg+xml")
+
+    def failures_csv(self, request: Request) -> Response:
+        run_id = request.path_params["run_id"]
+        raw = request.query_params.get("partition_run")
+        pr_id = int(raw) if raw and raw.isdigit() else None
+        if raw and pr_id is None:
+            raise HTTPException(400, "partition_run must be a number")
+        rows = lakeshift.run_failures(run_id, db=self.db, partition_run_id=pr_id)
+        if rows is None:
+            raise self.not_found(f"no run {run_id} (or partition run {raw}) in this DB")
+        buf = io.StringIO()
+        write_failures_csv(rows, buf)
+        name = f"failures-run{run_id}" + (f"-partition-run{pr_id}" if pr_id else "") + ".csv"
+        return Response(buf.getvalue(), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+    # -- actions ---------------------------------------------------------------------
+
+    async def cancel(self, request: Request) -> Response:
+        form = await _form(request)
+        self.check_token(request, form)
+        run_id = request.path_params["run_id"]
+        from starlette.concurrency import run_in_threadpool
+
+        await run_in_threadpool(self.run, run_id)  # 404 for an unknown run
+        asked = await run_in_threadpool(lakeshift.cancel_run, run_id, db=self.db)
+        message = ("cancel requested: the run stops at its next heartbeat" if asked
+                   else "the run is not running: nothing to cancel")
+        return self._done(request, f"/runs/{run_id}", message, asked)
+
+    async def rerun_failed(self, request: Request) -> Response:
+        form = await _form(request)
+        self.check_token(request, form)
+        name = request.path_params["job"]
+        from starlette.concurrency import run_in_threadpool
+
+        await run_in_threadpool(self.job_status, name)  # 404 for an unknown job
+        n = await run_in_threadpool(lakeshift.rerun_failed, name, db=self.db)
+        message = (f"{n} failed partition{'' if n == 1 else 's'} pending again: a running "
+                   "run with a free batch slot takes them, else the next `lakeshift run`")
+        return self._done(request, f"/jobs/{quote(name, safe='')}", message, n)
+
+    def _done(self, request: Request, back: str, message: str, value: Any) -> Response:
+        if "application/json" in request.headers.get("accept", ""):
+            return JSONResponse({"ok": True, "message": message, "result": value})
+        sep = "&" if "?" in back else "?"
+        return RedirectResponse(f"{back}{sep}message={quote(message)}", status_code=303)
+
+    # -- JSON and metrics ------------------------------------------------------------
+
+    def api_jobs(self, request: Request) -> Response:
+        return JSONResponse(to_jsonable(lakeshift.status(db=self.db)))
+
+    def api_job(self, request: Request) -> Response:
+        return JSONResponse(to_jsonable(self.job_status(request.path_params["job"])))
+
+    def api_run(self, request: Request) -> Response:
+        return JSONResponse(to_jsonable(self.run(request.path_params["run_id"])))
+
+    def api_partition_run(self, request: Request) -> Response:
+        return JSONResponse(to_jsonable(self.partition_run(request.path_params["pr_id"])))
+
+    def api_failures(self, request: Request) -> Response:
+        run_id = request.path_params["run_id"]
+        rows = lakeshift.run_failures(run_id, db=self.db)
+        if rows is None:
+            raise self.not_found(f"no run {run_id} in this control DB")
+        return JSONResponse(to_jsonable({"run_id": run_id, "failures": rows}))
+
+    def metrics(self, request: Request) -> Response:
+        return Response(exposition(self.db),
+                        media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    # -- errors ----------------------------------------------------------------------
+
+    def http_error(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        titles = {404: "Not found", 403: "Not allowed", 400: "Bad request",
+                  405: "Method not allowed"}
+        detail = exc.detail if exc.status_code != 404 or exc.detail != "Not Found" else \
+            f"no page {request.url.path}"
+        return self._error(request, exc.status_code, titles.get(exc.status_code, "Error"),
+                           detail)
+
+    def db_error(self, request: Request, exc: Exception) -> Response:
+        # A LakeshiftError from the API: the control DB is missing, unreachable or damaged.
+        return self._error(request, 503, "Control DB unavailable", str(exc))
+
+    def internal_error(self, request: Request, exc: Exception) -> Response:
+        return self._error(request, 500, "Internal error",
+                           f"internal error ({type(exc).__name__}); this is a bug")
+
+    def _error(self, request: Request, code: int, title: str, detail: str) -> Response:
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"error": {"status": code, "message": detail}},
+                                status_code=code)
+        if request.url.path == "/metrics":
+            return Response(f"{detail}\n", status_code=code, media_type="text/plain")
+        return self.page("error.html", status_code=code, code=code, title=title,
+                         detail=detail)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """The fields of a URL-encoded form (the pages' only kind; no multipart parser)."""
+    if request.headers.get("content-type", "").startswith(
+            "application/x-www-form-urlencoded"):
+        body = (await request.body())[:65536].decode("utf-8", "replace")
+        return {k: v[0] for k, v in parse_qs(body).items()}
+    return {}
+
+
+#: Sent with every answer: no script, style or frame from anywhere else, so even an escaping
+#: mistake could not run a script a key smuggled in; no sniffing of content types.
+SECURITY_HEADERS = [
+    (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; "
+                                 b"frame-ancestors 'none'; base-uri 'none'; form-action 'self'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+]
+
+
+class SecurityHeaders:
+    """ASGI middleware adding SECURITY_HEADERS to every HTTP response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def create_app(db: str, token: str | None = None,
+               allowed_hosts: Sequence[str] | None = None) -> Starlette:
+    """The monitor over control DB ``db``; actions are offered only with a ``token``.
+    ``allowed_hosts``: the Host headers answered (a page another site's script reaches
+    through DNS rebinding names that site's host, and is refused); None answers any."""
+    m = Monitor(db, token)
+
+    def get(path: str, fn: Callable[[Request], Any]) -> Route:
+        return Route(path, fn, methods=["GET"])
+
+    routes = [
+        get("/", m.jobs_page),
+        get("/jobs/{job:str}", m.job_page),
+        get("/runs/{run_id:int}", m.run_page),
+        get("/runs/{run_id:int}/chart.svg", m.run_chart),
+        get("/runs/{run_id:int}/failures.csv", m.failures_csv),
+        get("/partition-runs/{pr_id:int}", m.partition_run_page),
+        Route("/runs/{run_id:int}/cancel", m.cancel, methods=["POST"]),
+        Route("/jobs/{job:str}/rerun-failed", m.rerun_failed, methods=["POST"]),
+        get("/api/jobs", m.api_jobs),
+        get("/api/jobs/{job:str}", m.api_job),
+        get("/api/runs/{run_id:int}", m.api_run),
+        get("/api/runs/{run_id:int}/failures", m.api_failures),
+        get("/api/partition-runs/{pr_id:int}", m.api_partition_run),
+        get("/metrics", m.metrics),
+        get("/favicon.ico", lambda request: Response(status_code=204)),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    middleware = [Middleware(SecurityHeaders)]
+    if allowed_hosts is not None:
+        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts)))
+    return Starlette(routes=routes, middleware=middleware, exception_handlers={
+        HTTPException: m.http_error, lakeshift.LakeshiftError: m.db_error,
+        Exception: m.internal_error})
+

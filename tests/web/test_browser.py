@@ -1,0 +1,171 @@
+"""Playwright drives Debian's Chromium through the monitor as a person would: over a
+control DB filled by real runs on the emulators, with a run going on in the background.
+Screenshots land in tests/artifacts/web/ (git-ignored)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.e2e.cli import lakeshift
+from tests.helpers import blob_bytes, blobs
+from tests.web.conftest import (
+    HARMLESS_HTML_KEY,
+    SCRIPT_KEY,
+    TOKEN,
+    FilledDB,
+    Lake,
+    Monitor,
+    copy_db,
+    screenshot,
+    slow_run,
+    wait_for,
+)
+
+
+def test_navigation_jobs_runs_partitions_detail(
+        page: Any, filled_db: FilledDB, monitor_of: Callable[..., Monitor]) -> None:
+    m = monitor_of(filled_db.url)
+    page.goto(m.url + "/")
+    assert page.locator("#jobs tbody tr").count() == 1
+    screenshot(page, "jobs")
+    page.get_by_role("link", name="filled").click()
+    page.wait_for_url("**/jobs/filled")
+    assert page.locator("#partitions tbody tr").count() == 3
+    assert page.locator("#runs tbody tr").count() == 1
+    screenshot(page, "job")
+    page.locator("#runs tbody tr a").first.click()
+    page.wait_for_url("**/runs/*")
+    assert page.locator("#run-copied").inner_text() == str(filled_db.copied)
+    assert page.locator("#partition-runs tbody tr").count() == 3
+    assert page.locator("svg.chart polyline").count() == 1
+    screenshot(page, "run")
+    row = page.locator("#partition-runs tbody tr", has_text="2023/")
+    row.get_by_role("link").click()
+    page.wait_for_url("**/partition-runs/*")
+    assert page.locator("#pr-copied").inner_text() == "10"
+    assert page.locator("#pr-written").inner_text() == "9.8 KiB"  # 10,045 bytes
+    assert int(page.locator("#pr-peak").inner_text()) >= 1
+    stages = page.locator("#stages tbody td:first-child").all_inner_texts()
+    assert stages == ["queued", "listing", "transferring", "finishing"]
+    assert "run.concurrency" in page.locator("#settings").inner_text()
+    screenshot(page, "partition-run")
+
+
+def test_a_key_holding_html_is_shown_as_text(
+        page: Any, filled_db: FilledDB, monitor_of: Callable[..., Monitor]) -> None:
+    m = monitor_of(filled_db.url)
+    run = httpx.get(f"{m.url}/api/jobs/filled").json()["runs"][0]["id"]
+    parts = httpx.get(f"{m.url}/api/runs/{run}").json()["partition_runs"]
+    xss = next(p["id"] for p in parts if p["prefix"] == "xss/")
+    page.goto(f"{m.url}/partition-runs/{xss}")
+    assert page.locator("#failures td.key").all_inner_texts() == [SCRIPT_KEY]
+    assert page.evaluate("window.__xss") is None and page.dialogs == []
+    assert page.locator("#failures script, #failures b").count() == 0
+    page.goto(f"{m.url}/jobs/filled")  # the cursor of xss/ is the harmless <b> key
+    assert HARMLESS_HTML_KEY in page.locator("#partitions").inner_text()  # shown as text
+    assert page.locator("#partitions b").count() == 0
+    assert HARMLESS_HTML_KEY not in page.content()  # escaped in the HTML…
+    assert page.evaluate("window.__xss") is None
+    screenshot(page, "html-in-keys")
+
+
+def test_a_live_run_moves_on_the_page_and_a_cancel_stops_it_at_a_checkpoint(
+        page: Any, lake: Lake, monitor_of: Callable[..., Monitor], tmp_path: Path) -> None:
+    path = tmp_path / "live.db"
+    db = f"sqlite:///{path}"
+    proc, objs = slow_run(lake, db, "live", "live/", n=80, bandwidth="32KiB")
+    try:
+        m = monitor_of(db, "--allow-actions", "--token", TOKEN)
+        run_id = wait_for(lambda: next(iter(httpx.get(f"{m.url}/api/jobs/live").json()["runs"]),
+                                       {}).get("id"), what="the run's row")
+        page.goto(f"{m.url}/runs/{run_id}")
+        first = int(page.locator("#run-copied").inner_text())
+        # No reload: the page's script polls /api and swaps in the new counters.
+        page.wait_for_function(
+            f"Number(document.getElementById('run-copied').innerText) > {first}",
+            timeout=30_000)
+        assert page.locator("#live-state").is_visible()
+        assert page.locator("#run-state").inner_text() == "running"
+        assert 'lakeshift_runs_running{job="live"} 1.0' in httpx.get(f"{m.url}/metrics").text
+        # The partition run's record moves with the partition's heartbeat.
+        wait_for(lambda: [(p["state"], p["copied"] > 0, p["peak_in_flight"] > 0) for p in
+                          httpx.get(f"{m.url}/api/runs/{run_id}").json()["partition_runs"]]
+                 == [("running", True, True)], what="the partition run's progress")
+        screenshot(page, "live-run")
+
+        page.fill("input[name=token]", TOKEN)
+        page.click("#cancel-run")
+        page.wait_for_url("**/runs/*?message=*")
+        assert "cancel requested" in page.locator(".message").inner_text()
+        proc.wait(30)  # the run stops by itself at its next heartbeat
+        page.wait_for_function("document.getElementById('run-state').innerText == "
+                               "'cancelled'", timeout=30_000)
+        assert 'lakeshift_runs_running{job="live"} 0.0' in httpx.get(f"{m.url}/metrics").text
+        screenshot(page, "cancelled-run")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    with sqlite3.connect(path) as conn:
+        state, copied = conn.execute("SELECT state, copied FROM lakeshift_runs").fetchone()
+        parts = conn.execute("SELECT state, cursor FROM lakeshift_partitions").fetchall()
+    assert state == "cancelled" and 0 < copied < len(objs)
+    assert parts[0][0] == "pending" and parts[0][1] is not None  # resumes at its cursor
+    again = lakeshift("run", "--job", "live", "--db", db, "--json", env=lake.env)
+    assert again.returncode == 0, again.stderr
+    got = blobs(lake.blobs, lake.container, "live/")
+    assert set(got) == set(objs)
+    for key in ("live/o000.bin", "live/o079.bin"):
+        assert blob_bytes(lake.blobs, lake.container, key) == objs[key]
+    with sqlite3.connect(path) as conn:  # each object counted once across both runs
+        # (one the cancelled run copied after its cursor is found identical: skipped)
+        assert conn.execute("SELECT copied + skipped, failed_objects FROM "
+                            "lakeshift_partitions").fetchone() == (len(objs), 0)
+
+
+def test_actions_in_the_page_need_the_token(
+        page: Any, filled_db: FilledDB, monitor_of: Callable[..., Monitor],
+        tmp_path: Path) -> None:
+    db = copy_db(filled_db, tmp_path)
+    read_only = monitor_of(db)
+    page.goto(f"{read_only.url}/jobs/filled")
+    assert page.locator("#rerun-failed").count() == 0
+    assert page.locator(".mode").inner_text() == "read-only"
+    armed = monitor_of(db, "--allow-actions", "--token", TOKEN)
+    page.goto(f"{armed.url}/jobs/filled")
+    page.fill("input[name=token]", "not-the-token-123")
+    page.click("#rerun-failed")
+    assert "wrong or missing token" in page.locator("#error-detail").inner_text()
+    screenshot(page, "action-refused")
+    page.goto(f"{armed.url}/jobs/filled")
+    page.fill("input[name=token]", TOKEN)
+    page.click("#rerun-failed")
+    page.wait_for_url("**/jobs/filled?message=*")
+    assert "1 failed partition pending again" in page.locator(".message").inner_text()
+    assert page.locator("#partitions tr.state-pending").count() == 1
+    screenshot(page, "action-done")
+
+
+def test_404_and_an_unreachable_db_are_pages_not_stack_traces(
+        page: Any, filled_db: FilledDB, monitor_of: Callable[..., Monitor],
+        tmp_path: Path) -> None:
+    db = copy_db(filled_db, tmp_path)
+    m = monitor_of(db)
+    response = page.goto(f"{m.url}/runs/424242")
+    assert response.status == 404
+    assert page.locator("#error-detail").inner_text() == "no run 424242 in this control DB"
+    screenshot(page, "not-found")
+    (tmp_path / "control.db").unlink()
+    for suffix in ("-wal", "-shm"):
+        (tmp_path / f"control.db{suffix}").unlink(missing_ok=True)
+    response = page.goto(f"{m.url}/")
+    assert response.status == 503
+    assert page.locator("h1").inner_text() == "Control DB unavailable"
+    assert "no control DB at" in page.locator("#error-detail").inner_text()
+    assert "Traceback" not in page.content()
+    screenshot(page, "db-unreachable")
