@@ -284,6 +284,26 @@ def dest_prefix(spec: SourceSpec, root: str) -> str:
     return root + spec.rel(spec.listing_prefix())
 
 
+def dest_range(spec: SourceSpec, root: str) -> tuple[str | None, str | None]:
+    """The destination keys ``[low, high)`` a key-range partition's names can take (None:
+    unbounded).  Names keep the source's order (a fixed prefix is swapped), so the range
+    maps to a range: listing the destination under the common prefix alone would show the
+    neighbouring partitions' objects as having no source here."""
+    def mapped(key: str | None) -> str | None:
+        return root + spec.rel(key) if key is not None and key.startswith(spec.rel_base) \
+            else None
+    return mapped(spec.range_start), mapped(spec.range_end)
+
+
+async def _within(items: AsyncIterator[tuple[str, ObjectInfo]], low: str | None,
+                  high: str | None) -> AsyncIterator[tuple[str, ObjectInfo]]:
+    async for rel, obj in items:
+        if high is not None and obj.key >= high:
+            break
+        if low is None or obj.key >= low:
+            yield rel, obj
+
+
 async def dest_items(dst: Store, root: str, prefix: str, start_after: str | None,
                      dry_run: bool, policy: RetryPolicy = DEFAULT_POLICY,
                      limiter: EndpointLimiter | None = None
@@ -357,9 +377,9 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
 
     async def planned() -> AsyncIterator[tuple[str, ObjectInfo, int]]:
         """What to copy: the merge of both listings, minus what is decided here."""
-        dest = None if opts.overwrite == "always" and on_dest is None else dest_items(
-            dst, root, dest_prefix(spec, root), dest_after, opts.dry_run, policy,
-            ctx.dst_limit)
+        dest = None if opts.overwrite == "always" and on_dest is None else _within(
+            dest_items(dst, root, dest_prefix(spec, root), dest_after, opts.dry_run, policy,
+                       ctx.dst_limit), *dest_range(spec, root))
         items = source_items(src, spec, name_filter, events, policy, ctx.src_limit)
         pairs: AsyncIterator[tuple[str, ObjectInfo | None, ObjectInfo | None]]
         if on_dest is not None and dest is not None:

@@ -1,0 +1,114 @@
+"""Delta sync: what the review of issue 11 found (local disk + SQLite; each test failed
+before its fix).  Sleeps of 1.1 s: modification times have whole seconds, so a change must
+land in the next window."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import lakeshift
+
+
+def _lake(root: Path, names: list[str], data: bytes = b"v1") -> None:
+    old = (datetime.now(UTC) - timedelta(hours=2)).timestamp()
+    for n in names:
+        p = root / n
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+        os.utime(p, (old, old))
+
+
+def _names(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def test_delete_on_key_range_partitions_deletes_only_what_the_source_lost(
+        tmp_path: Path) -> None:
+    src, dst, db = tmp_path / "src", tmp_path / "dst", f"sqlite:///{tmp_path}/c.db"
+    _lake(src, [f"f{i:02d}" for i in range(10)])
+    first = lakeshift.sync(str(src), str(dst), job="j", db=db, partition_by="auto",
+                           target_objects=4, lag="0")
+    assert first.run.stats.copied == 10 and len(first.windows) >= 2
+    (src / "f05").unlink()
+    time.sleep(1.1)
+    second = lakeshift.sync(job="j", db=db, lag="0", delete=True, max_delete="100%")
+    assert (second.deleted, second.deleted_keys) == (1, ("f05",))
+    assert _names(dst) == [f"f{i:02d}" for i in range(10) if i != 5]
+
+
+def test_delete_keeps_renamed_objects_whose_source_is_outside_the_window(
+        tmp_path: Path) -> None:
+    src, dst, db = tmp_path / "src", tmp_path / "dst", f"sqlite:///{tmp_path}/c.db"
+    _lake(src, ["ok", "bad."])
+    lakeshift.sync(str(src), str(dst), job="j", db=db, lag="0", invalid_names="encode")
+    assert _names(dst) == ["bad%2E", "ok"]
+    time.sleep(1.1)
+    second = lakeshift.sync(job="j", db=db, lag="0", delete=True)
+    assert second.deleted == 0 and _names(dst) == ["bad%2E", "ok"]
+    (src / "bad.").unlink()
+    time.sleep(1.1)
+    third = lakeshift.sync(job="j", db=db, lag="0", delete=True, max_delete="100%")
+    assert third.deleted_keys == ("bad%2E",) and _names(dst) == ["ok"]
+
+
+def test_a_files_from_pass_does_not_move_the_window_past_unlisted_changes(
+        tmp_path: Path) -> None:
+    src, dst, db = tmp_path / "src", tmp_path / "dst", f"sqlite:///{tmp_path}/c.db"
+    _lake(src, ["a", "b"])
+    lakeshift.sync(str(src), str(dst), job="j", db=db, lag="0")
+    time.sleep(1.1)
+    (src / "a").write_bytes(b"v2")
+    (src / "b").write_bytes(b"v2")
+    time.sleep(1.1)
+    (tmp_path / "list.txt").write_text("a\n")
+    keyed = lakeshift.sync(job="j", db=db, lag="0", files_from=str(tmp_path / "list.txt"))
+    assert keyed.run.stats.copied == 1 and (dst / "a").read_bytes() == b"v2"
+    time.sleep(1.1)
+    normal = lakeshift.sync(job="j", db=db, lag="0")
+    assert normal.run.stats.copied == 1 and (dst / "b").read_bytes() == b"v2"
+
+
+def test_a_files_from_key_in_no_partition_is_a_failure(tmp_path: Path) -> None:
+    src, dst, db = tmp_path / "src", tmp_path / "dst", f"sqlite:///{tmp_path}/c.db"
+    _lake(src, ["logs/a", "other/x"])
+    lakeshift.sync(str(src), str(dst), job="j", db=db, lag="0", prefix=["logs/"])
+    (tmp_path / "list.txt").write_text("logs/a\nother/x\n")
+    keyed = lakeshift.sync(job="j", db=db, lag="0", files_from=str(tmp_path / "list.txt"))
+    assert keyed.exit_code == 1
+    assert [(f["key"], f["kind"]) for f in lakeshift.failures(job="j", db=db)
+            if f["key"] == "other/x"] == [("other/x", "outside-partitions")]
+
+
+def test_a_partition_outside_the_path_template_is_listed_whole(tmp_path: Path) -> None:
+    src, dst, db = tmp_path / "src", tmp_path / "dst", f"sqlite:///{tmp_path}/c.db"
+    _lake(src, ["logs/2020/01/01/00/a", "other/x"])
+    lakeshift.sync(str(src), str(dst), job="j", db=db, lag="0", prefix=["logs/", "other/"])
+    time.sleep(1.1)
+    (src / "other/x").write_bytes(b"v2")
+    time.sleep(1.1)
+    tpl = lakeshift.sync(job="j", db=db, lag="0", path_template="logs/{yyyy}/{MM}/{dd}/{HH}/")
+    assert tpl.run.stats.copied == 1 and (dst / "other/x").read_bytes() == b"v2"
+
+
+def test_a_pass_after_a_killed_one_lists_its_partition_from_the_start(
+        tmp_path: Path) -> None:
+    src, dst, db = tmp_path / "src", tmp_path / "dst", f"sqlite:///{tmp_path}/c.db"
+    _lake(src, [f"f{i:02d}" for i in range(6)])
+    lakeshift.sync(str(src), str(dst), job="j", db=db, lag="0")
+    # A pass killed -9 on this host after it saved cursor f04: its partition still running.
+    c = sqlite3.connect(f"{tmp_path}/c.db")
+    later = (datetime.now(UTC) + timedelta(seconds=50)).strftime("%Y-%m-%d %H:%M:%S.%f")
+    c.execute("update lakeshift_partitions set state='running', cursor='f04', lease_owner=?, "
+              "lease_expires=?", (f"{socket.gethostname()}:999999:dead", later))
+    c.commit()
+    c.close()
+    time.sleep(1.1)
+    (src / "f01").write_bytes(b"v2-changed")
+    time.sleep(1.1)
+    after = lakeshift.sync(job="j", db=db, lag="0")
+    assert after.run.stats.copied == 1 and (dst / "f01").read_bytes() == b"v2-changed"
