@@ -352,15 +352,17 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
                        events: EventBus, slots: SlotPool, policy: RetryPolicy,
                        watermark: Watermark | None = None, pacing: Pacing | None = None,
                        select: Callable[[ObjectInfo], bool] | None = None,
-                       on_dest: Callable[[str, ObjectInfo, bool], None] | None = None
-                       ) -> None:
+                       on_dest: Callable[[str, ObjectInfo, bool], None] | None = None,
+                       on_renamed: Callable[[str], None] | None = None) -> None:
     """List ``spec`` on ``src``, compare with ``dst`` under ``root``, copy what differs.
 
     ``slots`` may be shared by several pipelines (partitions) to bound their memory
     together; ``watermark``, when given, follows the listing's low watermark.  ``select``
     (sync's window) picks which listed source objects are considered at all; ``on_dest``
     (sync --delete) receives every destination object under the listed names, in name
-    order, and whether a source object has its name.
+    order, and whether a source object has its name; ``on_renamed`` (sync --delete) the
+    destination key of every listed source object whose name changed, selected or not (its
+    copy there has a source).
     """
     ctx = TransferContext(src, dst, opts.block_size, slots, policy, events,
                           pacing or opts.pacing(events), opts.single_put_max)
@@ -393,6 +395,12 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
             if s_or_none is None:
                 continue
             s = s_or_none
+            # Every name goes through the namer, in listing order and whether ``select``
+            # takes it or not (collisions need every name before it; folder markers keep
+            # theirs: copy_marker writes "dir/" as "dir").
+            name, why = (rel, None) if s.is_dir_marker else namer(rel)
+            if on_renamed is not None and name is not None and name != rel:
+                on_renamed(root + name)
             if select is not None and not select(s):
                 continue
             ticket = -1
@@ -403,9 +411,6 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
                 events.emit(ObjectDone(s.key, 0, "skipped", reason=SKIP_FOLDER_MARKER))
                 finish(ticket, True)
                 continue
-            # Every name goes through the namer, in listing order (collisions need that);
-            # folder markers keep theirs (copy_marker writes "dir/" as "dir").
-            name, why = (rel, None) if s.is_dir_marker else namer(rel)
             if name is None:
                 # A name the destination cannot hold: fail, or skip (recorded) when asked.
                 skip = opts.invalid_names == "skip" or "invalid-name" in opts.skip_errors

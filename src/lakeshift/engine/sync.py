@@ -148,9 +148,9 @@ class SyncMode:
             await _keyed(part, root, [(o.key, o) for o in st.inventory
                                       if _inside(part.spec, o.key) and _in(window, o)])
             return
+        #: Destination keys of renamed sources (--invalid-names encode, collisions), in the
+        #: window or not: their copies have a source.
         renamed: set[str] = set()
-        part.events.subscribe(lambda e: renamed.add(e.destination_key)
-                              if isinstance(e, Renamed) else None)
         extras: list[tuple[str, str, int]] = []
         seen = [0]
 
@@ -165,7 +165,8 @@ class SyncMode:
                                part.slots, part.policy, part.watermark, part.pacing,
                                select=None if st.path_template else functools.partial(_in,
                                                                                        window),
-                               on_dest=on_dest_cb)
+                               on_dest=on_dest_cb,
+                               on_renamed=renamed.add if st.delete else None)
         if st.delete:
             extras = [x for x in extras if x[1] not in renamed]
             await self._delete(part, p, extras, seen[0])
