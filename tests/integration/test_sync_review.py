@@ -68,6 +68,7 @@ def test_a_files_from_pass_does_not_move_the_window_past_unlisted_changes(
     (tmp_path / "list.txt").write_text("a\n")
     keyed = lakeshift.sync(job="j", db=db, lag="0", files_from=str(tmp_path / "list.txt"))
     assert keyed.run.stats.copied == 1 and (dst / "a").read_bytes() == b"v2"
+    assert [w.state for w in keyed.windows] == ["keyed"]
     time.sleep(1.1)
     normal = lakeshift.sync(job="j", db=db, lag="0")
     assert normal.run.stats.copied == 1 and (dst / "b").read_bytes() == b"v2"
@@ -80,8 +81,9 @@ def test_a_files_from_key_in_no_partition_is_a_failure(tmp_path: Path) -> None:
     (tmp_path / "list.txt").write_text("logs/a\nother/x\n")
     keyed = lakeshift.sync(job="j", db=db, lag="0", files_from=str(tmp_path / "list.txt"))
     assert keyed.exit_code == 1
-    assert [(f["key"], f["kind"]) for f in lakeshift.failures(job="j", db=db)
-            if f["key"] == "other/x"] == [("other/x", "outside-partitions")]
+    assert [(f.object_key, f.error_kind) for f in lakeshift.failures(job="j", db=db).failures
+            ] == [("other/x", "outside-partitions")]
+    assert (dst / "logs/a").read_bytes() == b"v1" and not (dst / "other").exists()
 
 
 def test_a_partition_outside_the_path_template_is_listed_whole(tmp_path: Path) -> None:

@@ -49,10 +49,11 @@ class SyncSettings:
     lag: timedelta
     overlap: timedelta = timedelta(0)
     path_template: PathTemplate | None = None
-    #: --files-from: keys relative to the source root, sorted.
+    #: --files-from: keys relative to the source root, sorted.  A keyed pass examines no
+    #: window: its windows are recorded as ``keyed`` and move no partition's start.
     files_from: tuple[str, ...] | None = None
-    #: --inventory: the report's objects (full keys), sorted; read once per pass.
-    inventory: tuple[ObjectInfo, ...] | None = None
+    #: --inventory: the report, read once per pass.
+    inventory: Inventory | None = None
     delete: bool = False
     max_delete: DeleteCap = field(default_factory=DeleteCap)
     #: The ADF delta table every window is recorded in.
@@ -60,6 +61,14 @@ class SyncSettings:
     #: The partitions came from that table (--adf-delta-table): windows start at its
     #: max(JobRunTime) of successful rows.
     windows_from_adf: bool = False
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """An S3 Inventory report: its objects (full keys, sorted) as of ``created``."""
+
+    objects: tuple[ObjectInfo, ...]
+    created: datetime | None = None
 
 
 @dataclass
@@ -107,6 +116,8 @@ class SyncMode:
         self.outcomes: list[WindowOutcome] = []
         self.deleted_keys: list[str] = []
         self._passes: dict[int, _PartitionPass] = {}
+        #: --files-from keys (full) that lie in no partition of the job.
+        self.stray_keys: tuple[str, ...] = ()
 
     # -- the window ---------------------------------------------------------------------
 
@@ -125,8 +136,16 @@ class SyncMode:
                     last = first[0]
                 elif row["id"] in self.historical_ids:
                     last = self.historical_start
-        return delta_window(last, st.now, st.lag, st.overlap if last is not None
-                            else timedelta(0))
+        window = delta_window(last, st.now, st.lag, st.overlap if last is not None
+                              else timedelta(0))
+        created = st.inventory.created if st.inventory is not None else None
+        if created is not None and created < window.end:
+            # A report is a snapshot: what changed after S3 took it is not in it, so the
+            # window ends there (the next pass starts there and sees those changes).
+            end = created.replace(microsecond=0)
+            start = window.start if window.start is None else min(window.start, end)
+            window = Window(start, end)
+        return window
 
     # -- PartitionMode -----------------------------------------------------------------
 
@@ -141,11 +160,19 @@ class SyncMode:
         root = destination_root(part.dst)
         st = self.settings
         if st.files_from is not None:
+            if self.stray_keys:
+                # Keys in no partition of the job: the first partition of the pass records
+                # them as failures (they would otherwise vanish without a word).
+                stray, self.stray_keys = self.stray_keys, ()
+                for k in stray:
+                    part.events.emit(ObjectDone(k, 0, "failed", "outside-partitions",
+                                                "named by --files-from but in no partition "
+                                                "of the job (see `lakeshift status`)"))
             keys = [row["rel_base"] + k for k in st.files_from]
             await _keyed(part, root, [(k, None) for k in keys if _inside(part.spec, k)])
             return
         if st.inventory is not None:
-            await _keyed(part, root, [(o.key, o) for o in st.inventory
+            await _keyed(part, root, [(o.key, o) for o in st.inventory.objects
                                       if _inside(part.spec, o.key) and _in(window, o)])
             return
         #: Destination keys of renamed sources (--invalid-names encode, collisions), in the
@@ -214,6 +241,10 @@ class SyncMode:
         if p is None:
             return  # ended before its window was taken (a store could not be opened)
         window_state = "interrupted" if state == "pending" else state
+        keyed = self.settings.files_from is not None and window_state != "interrupted"
+        if keyed:
+            # Not "succeeded": only the named keys were looked at, not the window.
+            window_state = "keyed" if window_state == "succeeded" else "keyed-failed"
         o = p.outcome
         o.state, o.error = window_state, error
         o.copied, o.skipped, o.failed_objects = stats.copied, stats.skipped, stats.failed_objects
@@ -225,7 +256,7 @@ class SyncMode:
                        p.deleted)
         await call(self.db.finish_window, p.window_id, window_state, stats, len(p.deleted),
                    error)
-        if window_state != "interrupted":
+        if window_state != "interrupted" and not keyed:
             await call(self.db.adf_delta_record, self.settings.adf_delta_table,
                        partition_label(row), p.window.end, window_state == "succeeded")
 
@@ -243,8 +274,10 @@ def _inside(spec: SourceSpec, key: str) -> bool:
 def _specs(spec: SourceSpec, template: PathTemplate | None,
            window: Window) -> list[SourceSpec]:
     """What to list for a partition: itself, or with a path template only the template's
-    folders inside the window (its static prefix when the window has no start)."""
-    if template is None:
+    folders inside the window (its static prefix when the window has no start).  A
+    partition that holds none of the template's folders is listed whole: the template
+    says nothing about where its changes are."""
+    if template is None or not _holds(spec, spec.rel_base + template.static_prefix):
         return [spec]
     folders = [template.static_prefix] if window.start is None else list(
         template.prefixes(window))
@@ -262,6 +295,16 @@ def _specs(spec: SourceSpec, template: PathTemplate | None,
         if s not in unique:
             unique.append(s)
     return unique
+
+
+def _holds(spec: SourceSpec, folder: str) -> bool:
+    """Whether some key starting with ``folder`` can be in the partition ``spec``."""
+    if not (folder.startswith(spec.list_prefix) or spec.list_prefix.startswith(folder)):
+        return False
+    if spec.range_end is not None and spec.range_end <= folder:
+        return False
+    start = spec.range_start
+    return start is None or start <= folder or start.startswith(folder)
 
 
 async def _keyed(part: ClaimedPartition, root: str,
@@ -338,7 +381,7 @@ __all__ = ["EventBus", "SyncMode", "SyncSettings", "WindowOutcome", "partition_l
 
 
 async def load_inventory(url: str, store_options: Any, buckets: set[str]
-                         ) -> tuple[ObjectInfo, ...]:
+                         ) -> Inventory:
     """The objects of an S3 Inventory report (its manifest.json URL), sorted by key.
     Refused when its sourceBucket is not the job's source bucket."""
     from lakeshift.plan.changes import csv_rows, parquet_rows, parse_manifest
@@ -370,7 +413,7 @@ async def load_inventory(url: str, store_options: Any, buckets: set[str]
     finally:
         await store.close()
     rows.sort(key=lambda o: o.key)
-    return tuple(rows)
+    return Inventory(tuple(rows), manifest.created)
 
 
 @dataclass
@@ -393,6 +436,12 @@ async def sync_pass(db: ControlDB, job: Job, settings: SyncSettings, opts: Any,
     await call(db.ensure_adf_delta_table, settings.adf_delta_table)
     await call(db.prepare_sync_pass, job.id)
     mode = SyncMode(db, job, settings, historical_start, historical_ids)
+    if settings.files_from is not None:
+        specs = [SourceSpec(r["prefix"], r["rel_base"], range_start=r["range_start"],
+                            range_end=r["range_end"]) for r in rows]
+        mode.stray_keys = tuple(
+            (specs[0].rel_base if specs else "") + key for key in settings.files_from
+            if not any(_inside(s, s.rel_base + key) for s in specs))
     run_settings = {"mode": "sync", "lag_s": settings.lag.total_seconds(),
                     "overlap_s": settings.overlap.total_seconds(), "delete": settings.delete,
                     "window_end": settings.now.isoformat(),

@@ -59,6 +59,9 @@ class InventoryManifest:
     file_format: str
     columns: tuple[str, ...]
     files: tuple[str, ...]
+    #: When S3 took the report (``creationTimestamp``, ms since the epoch): a snapshot,
+    #: blind to every change after it.
+    created: datetime | None = None
 
 
 def parse_manifest(data: bytes, where: str) -> InventoryManifest:
@@ -70,7 +73,10 @@ def parse_manifest(data: bytes, where: str) -> InventoryManifest:
         columns = _schema_columns(str(m["fileSchema"]), fmt)
         files = tuple(str(f["key"]) for f in m["files"])
         source = str(m["sourceBucket"])
-    except (ValueError, KeyError, TypeError) as e:
+        stamp = m.get("creationTimestamp")
+        created = None if stamp in (None, "") else datetime.fromtimestamp(
+            int(str(stamp)) / 1000, UTC)
+    except (ValueError, KeyError, TypeError, OverflowError) as e:
         raise UsageError(f"--inventory {where} is not an S3 Inventory manifest.json "
                          f"({type(e).__name__}: {e})") from None
     if fmt not in ("CSV", "PARQUET"):
@@ -78,7 +84,7 @@ def parse_manifest(data: bytes, where: str) -> InventoryManifest:
                          "Parquet with lakeshift[parquet])")
     if "Key" not in columns:
         raise UsageError(f"--inventory {where}: its fileSchema has no Key column")
-    return InventoryManifest(source, bucket, fmt, columns, files)
+    return InventoryManifest(source, bucket, fmt, columns, files, created)
 
 
 #: A field of a Parquet message type: ``optional int64 size;``.
