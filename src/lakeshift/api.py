@@ -415,7 +415,8 @@ def sync(source: str | None = None, destination: str | None = None, *, job: str 
                               deleted_keys=tuple(p.deleted_keys[:1000]))
 
         if schedule is None:
-            return asyncio.run(one_pass())
+            once: SyncResult = asyncio.run(engine_sync.run_once(j, one_pass))
+            return once
         followed: SyncResult = asyncio.run(engine_sync.follow_schedule(
             control, j, schedule, one_pass, on_pass, lease_seconds))
         return followed

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import socket
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -151,6 +152,12 @@ class SyncMode:
 
     async def run(self, part: ClaimedPartition) -> None:
         row = part.row
+        if part.spec.start_after is not None:
+            # A cursor left by a pass that died (its lease expired): it belongs to that
+            # pass's window, not to this one, which ends later; keys at or before it may
+            # have changed since.  The partition is looked at from its start.
+            part.spec = replace(part.spec, start_after=None)
+            part.watermark.cursor = None
         window = await asyncio.to_thread(self.window_for, row)
         ids = await asyncio.to_thread(self.db.start_windows, self.job.id, part.run_id,
                                       [(row["id"], window.start, window.end)])
@@ -434,6 +441,9 @@ async def sync_pass(db: ControlDB, job: Job, settings: SyncSettings, opts: Any,
     historical_ids = {int(r["id"]) for r in rows if r["state"] == "succeeded"}
     historical_start = await call(db.historical_run_start, job.id)
     await call(db.ensure_adf_delta_table, settings.adf_delta_table)
+    # A pass of this host that died leaves its partitions running under a lease that has
+    # not expired yet: expired now, prepare_sync_pass clears their cursors and counters.
+    await call(db.expire_dead_local, job.id, socket.gethostname())
     await call(db.prepare_sync_pass, job.id)
     mode = SyncMode(db, job, settings, historical_start, historical_ids)
     if settings.files_from is not None:
@@ -450,7 +460,43 @@ async def sync_pass(db: ControlDB, job: Job, settings: SyncSettings, opts: Any,
     result = await run_job(db, job, batch_count, opts, store_options, subscribers,
                            lease_s=lease_s, heartbeat_s=heartbeat_s, mode=mode,
                            run_settings=run_settings)
+    # Windows whose partition this process lost to another (its lease ran out): they end
+    # here, unfinished.
+    await call(db.close_pending_windows, result.run_id)
     return PassResult(result, mode.outcomes, mode.deleted_keys)
+
+
+async def run_once(job: Job, one_pass: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
+    """One pass that SIGTERM checkpoints as it does a scheduled one: the pass is cancelled,
+    its partitions go back to pending and their windows are recorded as interrupted (the
+    next pass looks at them again); the result then has ``stopped_by`` "SIGTERM".  (SIGINT
+    is Python's KeyboardInterrupt, which cancels the pass the same way.)"""
+    import signal
+
+    loop = asyncio.get_running_loop()
+    task: asyncio.Task[Any] = asyncio.create_task(one_pass())
+    stopped: list[str] = []
+
+    def on_sigterm() -> None:
+        stopped.append("SIGTERM")
+        task.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+        installed = True
+    except (NotImplementedError, RuntimeError, ValueError):
+        installed = False  # not the main thread: the caller stops us by cancelling
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if not stopped:
+            raise
+        from lakeshift.model import RunResult, SyncResult
+
+        return SyncResult(job.name, RunResult(0), passes=0, stopped_by="SIGTERM")
+    finally:
+        if installed:
+            loop.remove_signal_handler(signal.SIGTERM)
 
 
 async def follow_schedule(db: ControlDB, job: Job, schedule: Any,
@@ -460,12 +506,11 @@ async def follow_schedule(db: ControlDB, job: Job, schedule: Any,
 
     One scheduler per job: its lease (``lakeshift_schedules``) is taken first, renewed
     while it waits and while a pass runs, and a second scheduler is refused.  A signal
-    during a pass cancels it: its partitions go back to pending with their cursors and
-    their windows are recorded as interrupted (not advanced); during the wait it simply
-    ends.  The result is the last pass's, with ``stopped_by`` set to the signal's name.
+    during a pass cancels it: its partitions go back to pending and their windows are
+    recorded as interrupted (not advanced: the next pass looks at each again from its
+    start, not from a cursor); during the wait it simply ends.  The result is the last pass's, with ``stopped_by`` set to the signal's name.
     """
     import signal
-    import socket
     from datetime import UTC
 
     from lakeshift.engine.jobrunner import owner_id
