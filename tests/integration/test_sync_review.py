@@ -114,3 +114,24 @@ def test_a_pass_after_a_killed_one_lists_its_partition_from_the_start(
     time.sleep(1.1)
     after = lakeshift.sync(job="j", db=db, lag="0")
     assert after.run.stats.copied == 1 and (dst / "f01").read_bytes() == b"v2-changed"
+
+
+def test_the_first_window_after_a_historical_run_starts_a_lag_before_it(
+        tmp_path: Path) -> None:
+    src, dst, db = tmp_path / "src", tmp_path / "dst", f"sqlite:///{tmp_path}/c.db"
+    _lake(src, ["d/old"])
+    lakeshift.plan(str(src), str(dst), job="h", db=db)
+    lakeshift.run(job="h", db=db)
+    c = sqlite3.connect(f"{tmp_path}/c.db")
+    started = datetime.fromisoformat(c.execute(
+        "select min(started_at) from lakeshift_runs").fetchone()[0]).replace(tzinfo=UTC)
+    c.close()
+    # An upload that started 1.5 s before the historical run, and that its listing missed.
+    late = src / "d/late"
+    late.write_bytes(b"late")
+    t = started.timestamp() - 1.5
+    os.utime(late, (t, t))
+    while datetime.now(UTC) < started + timedelta(seconds=1):
+        time.sleep(0.1)
+    r = lakeshift.sync(job="h", db=db, lag="2s")
+    assert r.run.stats.copied == 1 and (dst / "d/late").read_bytes() == b"late"

@@ -125,7 +125,7 @@ class SyncMode:
     def window_for(self, row: RowMapping) -> Window:
         """Start: the end of the partition's last succeeded window; a partition whose
         windows all failed retries from the first one's start; else the historical run's
-        start (the template's seeding); else nothing (a full copy)."""
+        start less the lag (the template's seeding); else nothing (a full copy)."""
         st = self.settings
         if st.windows_from_adf:
             last = self.db.adf_delta_last_success(st.adf_delta_table, partition_label(row))
@@ -135,8 +135,10 @@ class SyncMode:
                 first = self.db.first_sync_window(row["id"])
                 if first is not None:
                     last = first[0]
-                elif row["id"] in self.historical_ids:
-                    last = self.historical_start
+                elif row["id"] in self.historical_ids and self.historical_start is not None:
+                    # The lag applies here too: an object whose upload started just before
+                    # the historical run may have been missing from its listing.
+                    last = self.historical_start - st.lag
         window = delta_window(last, st.now, st.lag, st.overlap if last is not None
                               else timedelta(0))
         created = st.inventory.created if st.inventory is not None else None
@@ -508,7 +510,8 @@ async def follow_schedule(db: ControlDB, job: Job, schedule: Any,
     while it waits and while a pass runs, and a second scheduler is refused.  A signal
     during a pass cancels it: its partitions go back to pending and their windows are
     recorded as interrupted (not advanced: the next pass looks at each again from its
-    start, not from a cursor); during the wait it simply ends.  The result is the last pass's, with ``stopped_by`` set to the signal's name.
+    start, not from a cursor); during the wait it simply ends.  The result is the last
+    pass's, with ``stopped_by`` set to the signal's name.
     """
     import signal
     from datetime import UTC
