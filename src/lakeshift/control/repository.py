@@ -556,11 +556,16 @@ class ControlDB:
         """What the template's stored procedures insert after each partition's copy."""
         t = _adf_delta(self.engine, table, self.shown, create=True)
         with self._tx() as conn:
-            # JobRunTime is a naive UTC datetime, as the template's SQL Server column holds.
+            # JobRunTime is UTC: naive, as the template's SQL Server datetime column holds
+            # it; aware in a column with a time zone (timestamptz), which would read a
+            # naive value in the session's time zone.
+            at = run_time.astimezone(UTC)
+            if not getattr(t.c.JobRunTime.type, "timezone", False):
+                at = at.replace(tzinfo=None)
             conn.execute(t.insert().values(
                 PartitionPrefix=prefix[:255],
                 SuccessOrFailure=_flag(t.c.SuccessOrFailure, 1 if success else 0),
-                JobRunTime=run_time.astimezone(UTC).replace(tzinfo=None)))
+                JobRunTime=at))
 
 
 class _Tx:
