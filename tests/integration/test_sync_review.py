@@ -7,9 +7,11 @@ from __future__ import annotations
 import os
 import socket
 import sqlite3
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import lakeshift
 
@@ -135,3 +137,80 @@ def test_the_first_window_after_a_historical_run_starts_a_lag_before_it(
         time.sleep(0.1)
     r = lakeshift.sync(job="h", db=db, lag="2s")
     assert r.run.stats.copied == 1 and (dst / "d/late").read_bytes() == b"late"
+
+
+def _race(dbs: list[Any], job_id: int, attempt: int) -> tuple[list[str | None],
+                                                              list[BaseException]]:
+    """Every ControlDB asks for the job's schedule lease at the same instant."""
+    barrier = threading.Barrier(len(dbs))
+    got: list[str | None] = [None] * len(dbs)
+    errors: list[BaseException] = []
+
+    def take(i: int) -> None:
+        barrier.wait()
+        try:
+            got[i] = dbs[i].acquire_schedule(job_id, f"elsewhere:{i}:{attempt}", "every 1h",
+                                             60.0, "elsewhere")
+        except BaseException as e:  # a race error is what this looks for
+            errors.append(e)
+
+    threads = [threading.Thread(target=take, args=(i,)) for i in range(len(dbs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return got, errors
+
+
+def test_schedulers_racing_for_a_job_leave_exactly_one_holder(pg_url: str,
+                                                               tmp_path: Path) -> None:
+    from lakeshift.control.repository import ControlDB
+
+    src = tmp_path / "src"
+    _lake(src, ["a"])
+    lakeshift.sync(str(src), str(tmp_path / "dst"), job="j", db=pg_url, lag="0")
+    dbs = [ControlDB(pg_url) for _ in range(8)]
+    job_id = dbs[0].job("j").id
+    for attempt in range(3):  # no row yet; then a released lease; then an expired one
+        if attempt == 2:
+            dbs[0].acquire_schedule(job_id, "gone:1:x", "every 1h", -5.0, "elsewhere")
+        got, errors = _race(dbs, job_id, attempt)
+        assert errors == []
+        winners = [i for i, held in enumerate(got) if held is None]
+        assert len(winners) == 1, (attempt, got)
+        owner = f"elsewhere:{winners[0]}:{attempt}"
+        assert all(held == owner for held in got if held is not None)
+        assert dbs[0].schedule(job_id)["owner"] == owner  # type: ignore[index]
+        dbs[0].release_schedule(job_id, owner)
+    for d in dbs:
+        d.close()
+
+
+def test_a_scheduler_whose_lease_another_took_stops(tmp_path: Path) -> None:
+    from lakeshift.errors import UsageError
+
+    src, dst, db = tmp_path / "src", tmp_path / "dst", f"sqlite:///{tmp_path}/c.db"
+    _lake(src, ["a"])
+    outcome: list[BaseException | object] = []
+
+    def follow() -> None:
+        try:
+            outcome.append(lakeshift.sync(str(src), str(dst), job="j", db=db, lag="0",
+                                          every="1h", lease_seconds=3))
+        except BaseException as e:  # what the scheduler ended with is the point
+            outcome.append(e)
+
+    thread = threading.Thread(target=follow, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not (dst / "a").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    c = sqlite3.connect(f"{tmp_path}/c.db")
+    c.execute("update lakeshift_schedules set owner='elsewhere:1:other'")
+    c.commit()
+    c.close()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], UsageError)
+    assert "another scheduler took this one's lease" in str(outcome[0])

@@ -481,26 +481,51 @@ class ControlDB:
     def acquire_schedule(self, job_id: int, owner: str, schedule: str, lease_s: float,
                          host: str) -> str | None:
         """Take the job's scheduler lease; None when taken, else the owner holding it (a
-        live lease of another process; a dead local process's lease is taken over)."""
+        live lease of another process; a dead local process's lease is taken over).
+
+        Two schedulers starting together must not both win: the row is inserted if missing
+        (a concurrent insert is ignored), then taken by one conditional UPDATE whose
+        condition is the lease being free, expired, ours, or a dead local process's."""
         now = utcnow()
+        s = schedules.c
+        self._insert_schedule_if_missing(job_id, schedule)
         with self._tx() as conn:
-            row = conn.execute(select(schedules).where(schedules.c.job_id == job_id)
-                               ).mappings().first()
-            if row is None:
-                conn.execute(schedules.insert().values(
-                    job_id=job_id, schedule=schedule, owner=owner,
-                    lease_expires=now + timedelta(seconds=lease_s)))
-                return None
-            held = row["owner"]
-            expires = as_utc(row["lease_expires"])
+            held = conn.execute(select(s.owner).where(s.job_id == job_id)).scalar()
             o_host, _, rest = (held or "").partition(":")
             o_pid = rest.split(":", 1)[0]
             dead = o_host == host and o_pid.isdigit() and not _alive(int(o_pid))
-            if held and held != owner and expires is not None and expires > now and not dead:
-                return str(held)
-            conn.execute(update(schedules).where(schedules.c.job_id == job_id).values(
-                schedule=schedule, owner=owner, lease_expires=now + timedelta(seconds=lease_s)))
-            return None
+            free = or_(s.owner.is_(None), s.owner == owner, s.lease_expires.is_(None),
+                       s.lease_expires <= now)
+            if dead:
+                free = or_(free, s.owner == held)  # still that dead process's, not a new one's
+            took = conn.execute(update(schedules).where(and_(s.job_id == job_id, free)).values(
+                schedule=schedule, owner=owner, lease_expires=now + timedelta(seconds=lease_s))
+                .returning(s.job_id)).first()
+            if took is not None:
+                return None
+            holder = conn.execute(select(s.owner).where(s.job_id == job_id)).scalar()
+        return str(holder)
+
+    def _insert_schedule_if_missing(self, job_id: int, schedule: str) -> None:
+        row = {"job_id": job_id, "schedule": schedule, "owner": None, "lease_expires": None}
+        dialect = self.engine.dialect.name
+        if dialect in ("postgresql", "sqlite"):
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            insert = pg_insert if dialect == "postgresql" else sqlite_insert
+            with self._tx() as conn:
+                conn.execute(insert(schedules).values(**row).on_conflict_do_nothing())
+            return
+        from sqlalchemy.exc import IntegrityError
+
+        try:
+            with self.engine.begin() as conn:
+                if conn.execute(select(schedules.c.job_id).where(
+                        schedules.c.job_id == job_id)).first() is None:
+                    conn.execute(schedules.insert().values(**row))
+        except IntegrityError:
+            pass  # another scheduler inserted it first
 
     def renew_schedule(self, job_id: int, owner: str, lease_s: float,
                        next_run_at: datetime | None, last_run_at: datetime | None = None

@@ -566,7 +566,8 @@ async def follow_schedule(db: ControlDB, job: Job, schedule: Any,
             now = datetime.now(UTC)
             if next_at <= now:  # the pass took longer than the interval: go on at once
                 next_at = schedule.next_after(now) if schedule.cron else now
-            await call(db.renew_schedule, job.id, owner, lease_s, next_at, started)
+            if not await call(db.renew_schedule, job.id, owner, lease_s, next_at, started):
+                _lease_lost(job)
             result.passes, result.next_run_at = passes, next_at
             if on_pass is not None:
                 on_pass(result)
@@ -575,7 +576,8 @@ async def follow_schedule(db: ControlDB, job: Job, schedule: Any,
                 try:
                     await asyncio.wait_for(stop.wait(), timeout=max(wait, 0.01))
                 except TimeoutError:
-                    await call(db.renew_schedule, job.id, owner, lease_s, next_at)
+                    if not await call(db.renew_schedule, job.id, owner, lease_s, next_at):
+                        _lease_lost(job)
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
@@ -588,6 +590,11 @@ async def follow_schedule(db: ControlDB, job: Job, schedule: Any,
     result.passes = passes
     result.stopped_by = stopped_by[0] if stopped_by else None
     return result
+
+
+def _lease_lost(job: Job) -> None:
+    raise UsageError(f"job {job.name!r}: another scheduler took this one's lease (it ran "
+                     "out while the control DB could not be reached): this one stops")
 
 
 async def _renew_while(db: ControlDB, job_id: int, owner: str, lease_s: float,
