@@ -148,8 +148,9 @@ deletions = Table(
 
 #: One row per partition and sync pass: the window of modification times [window_start,
 #: window_end) it took (window_start NULL: everything, a full copy) and what it did.  The
-#: next pass of a partition starts at the window_end of its last succeeded row; a failed or
-#: interrupted row does not move it.  Added in version 3.
+#: next pass of a partition starts at the window_end of its last succeeded row; a failed,
+#: interrupted or keyed (--files-from: no window looked at) row does not move it.  Added in
+#: version 4.
 sync_windows = Table(
     "lakeshift_sync_windows", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -158,7 +159,8 @@ sync_windows = Table(
     Column("run_id", Integer, ForeignKey("lakeshift_runs.id")),
     Column("window_start", DateTime(timezone=True)),
     Column("window_end", DateTime(timezone=True), nullable=False),
-    Column("state", String(16), nullable=False),  # pending succeeded failed interrupted
+    # pending succeeded failed interrupted keyed keyed-failed
+    Column("state", String(16), nullable=False),
     Column("listed", BigInteger, nullable=False, default=0),
     Column("copied", BigInteger, nullable=False, default=0),
     Column("skipped", BigInteger, nullable=False, default=0),
@@ -173,7 +175,7 @@ sync_windows = Table(
 
 #: The sync schedule of a job (--every / --cron) and the lease of the one process that
 #: follows it: a second scheduler on the job is refused while the lease is live.  Added in
-#: version 3.
+#: version 4.
 schedules = Table(
     "lakeshift_schedules", metadata,
     Column("job_id", Integer, ForeignKey("lakeshift_jobs.id"), primary_key=True),
@@ -185,7 +187,7 @@ schedules = Table(
 )
 
 #: Destination objects removed by ``sync --delete`` because their source is gone.  Added in
-#: version 3.
+#: version 4.
 sync_deletions = Table(
     "lakeshift_sync_deletions", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
