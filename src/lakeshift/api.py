@@ -411,7 +411,7 @@ def sync(source: str | None = None, destination: str | None = None, *, job: str 
             windows = tuple(SyncWindow(o.partition, o.start, o.end, o.state, o.copied,
                                        o.skipped, o.failed_objects, o.deleted, o.error)
                             for o in p.outcomes)
-            return SyncResult(j.name, p.run, windows, deleted=len(p.deleted_keys),
+            return SyncResult(j.name, p.run, windows, deleted=p.deleted,
                               deleted_keys=tuple(p.deleted_keys[:1000]))
 
         if schedule is None:

@@ -178,7 +178,8 @@ def test_reset_job_puts_every_partition_back_to_the_start(control: ControlDB) ->
 V3 = {"lakeshift_partitions": {"cursor_copied", "cursor_skipped", "cursor_bytes"},
       "lakeshift_runs": {"number", "heartbeat_at", "lease_expires"}}
 #: Tables added after version 2.
-NEWER_TABLES = {"lakeshift_sync_windows", "lakeshift_schedules", "lakeshift_sync_deletions"}
+NEWER_TABLES = {"lakeshift_sync_windows", "lakeshift_schedules", "lakeshift_sync_deletions",
+                "lakeshift_sync_delete_candidates"}
 
 
 def test_a_version_2_db_is_upgraded(url: str) -> None:

@@ -214,3 +214,46 @@ def test_a_scheduler_whose_lease_another_took_stops(tmp_path: Path) -> None:
     assert not thread.is_alive()
     assert len(outcome) == 1 and isinstance(outcome[0], UsageError)
     assert "another scheduler took this one's lease" in str(outcome[0])
+
+
+def test_the_delete_cap_counts_the_whole_pass_not_each_partition(tmp_path: Path) -> None:
+    src, dst, db = tmp_path / "src", tmp_path / "dst", f"sqlite:///{tmp_path}/c.db"
+    _lake(src, [f"p{p}/k{i}" for p in range(2) for i in range(5)])
+    lakeshift.sync(str(src), str(dst), job="j", db=db, lag="0", prefix=["p0/", "p1/"])
+    for p in range(2):
+        for i in range(3):
+            (src / f"p{p}/k{i}").unlink()
+    time.sleep(1.1)
+    over = lakeshift.sync(job="j", db=db, lag="0", delete=True, max_delete="5")
+    assert over.exit_code == 1 and over.deleted == 0 and len(_names(dst)) == 10
+    assert all("6 destination objects have no source any more, more than --max-delete 5"
+               in (w.error or "") and w.state == "failed" for w in over.windows)
+    ok = lakeshift.sync(job="j", db=db, lag="0", delete=True, max_delete="6")
+    assert ok.exit_code == 0 and ok.deleted == 6 and _names(dst) == _names(src)
+    c = sqlite3.connect(f"{tmp_path}/c.db")
+    assert c.execute("select count(*) from lakeshift_sync_deletions").fetchone() == (6,)
+    assert c.execute("select count(*) from lakeshift_sync_delete_candidates").fetchone() == (0,)
+    c.close()
+
+
+def test_delete_candidates_are_held_a_bounded_batch_at_a_time(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    from lakeshift.engine import sync as engine_sync
+
+    src, dst, db = tmp_path / "src", tmp_path / "dst", f"sqlite:///{tmp_path}/c.db"
+    _lake(src, [f"k{i:02d}" for i in range(40)])
+    lakeshift.sync(str(src), str(dst), job="j", db=db, lag="0")
+    for i in range(30):
+        (src / f"k{i:02d}").unlink()
+    monkeypatch.setattr(engine_sync, "CANDIDATE_BATCH", 4)
+    passes: list[Any] = []
+    real = engine_sync.sync_pass
+
+    async def spy(*a: Any, **kw: Any) -> Any:
+        passes.append(await real(*a, **kw))
+        return passes[-1]
+
+    monkeypatch.setattr(engine_sync, "sync_pass", spy)
+    r = lakeshift.sync(job="j", db=db, lag="0", delete=True, max_delete="100%")
+    assert r.deleted == 30 and _names(dst) == [f"k{i}" for i in range(30, 40)]
+    assert 1 <= passes[0].peak_candidates <= 4

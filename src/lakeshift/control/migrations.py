@@ -7,8 +7,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-LATEST = 4
-
 
 def _to_2(conn: Any) -> None:
     """Failures can be skipped on purpose; renamed objects and deleted sources are
@@ -55,9 +53,23 @@ def _to_4(conn: Any) -> None:
     sync_deletions.create(conn)
 
 
-STEPS: dict[int, Callable[[Any], None]] = {2: _to_2, 3: _to_3, 4: _to_4}
+def _sync_candidates(conn: Any) -> None:
+    """sync --delete records what it finds to delete before it deletes anything."""
+    from lakeshift.control.schema import sync_delete_candidates
+
+    sync_delete_candidates.create(conn)
+
+
+#: The sync3 branch's migration.  Its number is the only thing to change when branches are
+#: merged and migrations renumbered to be consecutive.
+SYNC_CANDIDATES = 9
+
+STEPS: dict[int, Callable[[Any], None]] = {2: _to_2, 3: _to_3, 4: _to_4,
+                                           SYNC_CANDIDATES: _sync_candidates}
+LATEST = max(STEPS)
 
 
 def upgrade(conn: Any, version: int) -> None:
-    for target in range(version + 1, LATEST + 1):
+    # In order; a number another branch holds may be missing until the branches are merged.
+    for target in sorted(t for t in STEPS if t > version):
         STEPS[target](conn)

@@ -26,6 +26,7 @@ from lakeshift.control.schema import (
     renames,
     runs,
     schedules,
+    sync_delete_candidates,
     sync_deletions,
     sync_windows,
 )
@@ -459,17 +460,59 @@ class ControlDB:
                 sync_windows.c.job_id == job_id).order_by(sync_windows.c.id.desc())
                 .limit(limit)).mappings())
 
-    def add_sync_deletions(self, job_id: int, partition_id: int, run_id: int,
-                           items: Sequence[tuple[str, str, int]]) -> None:
-        """(source key that is gone, destination key deleted, size) rows."""
+    def add_delete_candidates(self, run_id: int, partition_id: int,
+                              items: Sequence[tuple[str, str, int]]) -> None:
+        """(source key that is gone, destination key, size) rows ``sync --delete`` found."""
         if not items:
             return
+        with self._tx() as conn:
+            conn.execute(sync_delete_candidates.insert(), [
+                {"run_id": run_id, "partition_id": partition_id, "source_key": src,
+                 "destination_key": dst, "size": size} for src, dst, size in items])
+
+    def drop_delete_candidates(self, run_id: int, destination_keys: Sequence[str]) -> None:
+        """These destination objects have a source after all (renamed copies)."""
+        c = sync_delete_candidates.c
+        with self._tx() as conn:
+            for i in range(0, len(destination_keys), 500):  # bound the statement's parameters
+                conn.execute(delete(sync_delete_candidates).where(and_(
+                    c.run_id == run_id, c.destination_key.in_(destination_keys[i:i + 500]))))
+
+    def delete_candidate_counts(self, run_id: int) -> dict[int, int]:
+        """Partition id → number of candidates the pass found there."""
+        c = sync_delete_candidates.c
+        with self._tx() as conn:
+            return {int(pid_): int(n) for pid_, n in conn.execute(
+                select(c.partition_id, func.count()).where(c.run_id == run_id)
+                .group_by(c.partition_id))}
+
+    def delete_candidates(self, run_id: int, after_id: int, n: int) -> list[RowMapping]:
+        """The next ``n`` candidates of the pass after row ``after_id``, in id order."""
+        c = sync_delete_candidates.c
+        with self._tx() as conn:
+            return list(conn.execute(select(sync_delete_candidates).where(and_(
+                c.run_id == run_id, c.id > after_id)).order_by(c.id).limit(n)).mappings())
+
+    def delete_candidates_done(self, job_id: int, run_id: int, ids: Sequence[int],
+                               deleted: Sequence[tuple[int, str, str, int]]) -> None:
+        """Candidates handled (deleted, or recorded as failures): their rows go, and the
+        deleted ones — (partition id, source key, destination key, size) — are recorded in
+        lakeshift_sync_deletions, in one transaction."""
         now = utcnow()
         with self._tx() as conn:
-            conn.execute(sync_deletions.insert(), [
-                {"job_id": job_id, "partition_id": partition_id, "run_id": run_id,
-                 "source_key": src, "destination_key": dst, "size": size, "at": now}
-                for src, dst, size in items])
+            if deleted:
+                conn.execute(sync_deletions.insert(), [
+                    {"job_id": job_id, "partition_id": pid_, "run_id": run_id,
+                     "source_key": src, "destination_key": dst, "size": size, "at": now}
+                    for pid_, src, dst, size in deleted])
+            for i in range(0, len(ids), 500):
+                conn.execute(delete(sync_delete_candidates).where(
+                    sync_delete_candidates.c.id.in_(ids[i:i + 500])))
+
+    def clear_delete_candidates(self, run_id: int) -> None:
+        with self._tx() as conn:
+            conn.execute(delete(sync_delete_candidates).where(
+                sync_delete_candidates.c.run_id == run_id))
 
     def sync_deletions(self, job_id: int) -> list[RowMapping]:
         with self._tx() as conn:

@@ -202,6 +202,21 @@ sync_deletions = Table(
     Index("ix_lakeshift_sync_deletions_job", "job_id"),
 )
 
+#: What ``sync --delete`` found to delete in a pass, recorded as found (not held in memory):
+#: the pass checks their number against --max-delete across all its partitions, then
+#: deletes them (each row removed as its object is).  Added in version SYNC_CANDIDATES (a
+#: migration of its own, migrations.py).
+sync_delete_candidates = Table(
+    "lakeshift_sync_delete_candidates", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("lakeshift_runs.id"), nullable=False),
+    Column("partition_id", Integer, ForeignKey("lakeshift_partitions.id"), nullable=False),
+    Column("source_key", Text, nullable=False),
+    Column("destination_key", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Index("ix_lakeshift_sync_delete_candidates_run", "run_id", "id"),
+)
+
 #: The delta table of Data Factory's "copy delta data from AWS S3" template, under its name.
 ADF_DELTA_TABLE = "s3_partition_delta_control_table"
 

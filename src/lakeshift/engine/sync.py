@@ -28,18 +28,24 @@ from lakeshift.engine.events import EventBus, ObjectDone, Renamed
 from lakeshift.engine.jobrunner import ClaimedPartition
 from lakeshift.engine.pipeline import (
     DestinationNamer,
+    Failure,
     _transfer_one,
     drive,
     run_pipeline,
 )
-from lakeshift.engine.retry import retry
+from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.transfer import TransferContext
 from lakeshift.errors import AuthError, LakeshiftError, UsageError
-from lakeshift.model import ObjectInfo
+from lakeshift.model import ObjectInfo, RunResult
 from lakeshift.plan.compare import needs_copy
 from lakeshift.plan.filters import NameFilter
 from lakeshift.plan.source import SourceSpec, destination_root
 from lakeshift.plan.windows import DeleteCap, PathTemplate, Window, delta_window
+from lakeshift.stores.base import Store
+
+#: --delete candidates are written to the DB in batches of this many; the deletion phase
+#: reads them back as many at a time.
+CANDIDATE_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -90,7 +96,6 @@ class _PartitionPass:
     window: Window
     window_id: int
     outcome: WindowOutcome
-    deleted: list[tuple[str, str, int]] = field(default_factory=list)
 
 
 def partition_label(row: Any) -> str:
@@ -119,6 +124,16 @@ class SyncMode:
         self._passes: dict[int, _PartitionPass] = {}
         #: --files-from keys (full) that lie in no partition of the job.
         self.stray_keys: tuple[str, ...] = ()
+        # --delete, across the pass: destination objects listed, the largest batch of
+        # candidates held, deletions per partition, windows waiting for the deletions and
+        # why a partition's window fails after all.
+        self.destination_objects = 0
+        self.peak_batch = 0
+        #: The pass's run (known once a partition is claimed).
+        self.run_id: int | None = None
+        self.deleted_count: dict[int, int] = {}
+        self._deferred: list[tuple[RowMapping, _PartitionPass, PartitionStats]] = []
+        self._deferred_failure: dict[int, str] = {}
 
     # -- the window ---------------------------------------------------------------------
 
@@ -154,6 +169,7 @@ class SyncMode:
 
     async def run(self, part: ClaimedPartition) -> None:
         row = part.row
+        self.run_id = part.run_id
         if part.spec.start_after is not None:
             # A cursor left by a pass that died (its lease expired): it belongs to that
             # pass's window, not to this one, which ends later; keys at or before it may
@@ -187,13 +203,23 @@ class SyncMode:
         #: Destination keys of renamed sources (--invalid-names encode, collisions), in the
         #: window or not: their copies have a source.
         renamed: set[str] = set()
-        extras: list[tuple[str, str, int]] = []
-        seen = [0]
+        #: Deletion candidates not yet written to the DB (at most CANDIDATE_BATCH).
+        batch: list[tuple[str, str, int]] = []
+
+        def flush() -> None:
+            if batch:
+                self.db.add_delete_candidates(part.run_id, row["id"], batch)
+                batch.clear()
 
         def on_dest(rel: str, d: ObjectInfo, has_source: bool) -> None:
-            seen[0] += 1
+            self.destination_objects += 1
             if not has_source and not d.is_dir_marker:
-                extras.append((part.spec.rel_base + rel, d.key, d.size))
+                batch.append((part.spec.rel_base + rel, d.key, d.size))
+                self.peak_batch = max(self.peak_batch, len(batch))
+                if len(batch) >= CANDIDATE_BATCH:
+                    # Called from the merge, which cannot await: one short write of a
+                    # bounded batch keeps memory flat however many objects are gone.
+                    flush()
 
         on_dest_cb = on_dest if st.delete else None
         for spec in _specs(part.spec, st.path_template, window):
@@ -204,45 +230,89 @@ class SyncMode:
                                on_dest=on_dest_cb,
                                on_renamed=renamed.add if st.delete else None)
         if st.delete:
-            extras = [x for x in extras if x[1] not in renamed]
-            await self._delete(part, p, extras, seen[0])
+            await asyncio.to_thread(flush)
+            if renamed:
+                await asyncio.to_thread(self.db.drop_delete_candidates, part.run_id,
+                                        sorted(renamed))
 
-    async def _delete(self, part: ClaimedPartition, p: _PartitionPass,
-                      extras: list[tuple[str, str, int]], destination_objects: int) -> None:
-        """Remove destination objects whose source is gone, unless there are more than the
-        cap allows: then nothing is deleted and the partition fails (its window stays)."""
+    async def delete_found(self, run: RunResult, store_options: Any, opts: Any) -> None:
+        """After every partition of the pass: the candidates' number against --max-delete
+        (across the pass), then the deletions, recorded a batch at a time as they are
+        made.  Above the cap nothing is deleted and the windows of the partitions that
+        had candidates fail (they stay where they were)."""
+        from lakeshift.stores.base import StoreConfig
+        from lakeshift.stores.registry import open_store
+        from lakeshift.urls import parse_url
+
+        call = asyncio.to_thread
+        # Only partitions whose listing succeeded: a failed one's candidates may be
+        # incomplete, and its window stays anyway.
+        eligible = {int(row["id"]) for row, _, _ in self._deferred}
+        per_partition = {pid_: n for pid_, n in (await call(
+            self.db.delete_candidate_counts, run.run_id)).items() if pid_ in eligible}
+        total = sum(per_partition.values())
         cap = self.settings.max_delete
-        limit = cap.limit(destination_objects)
-        if len(extras) > limit:
+        if total > cap.limit(self.destination_objects):
             how = (f"--max-delete {cap}" if cap.explicit
                    else f"the default cap of {cap} (pass --max-delete N or P% to allow more)")
-            n = len(extras)
-            raise UsageError(f"{n} destination object{'s have' if n != 1 else ' has'} no "
-                             f"source any more, more than {how}: nothing deleted in this "
-                             "partition")
+            error = (f"{total} destination object{'s have' if total != 1 else ' has'} no "
+                     f"source any more, more than {how}: nothing deleted in this pass")
+            for pid_ in per_partition:
+                self._deferred_failure[pid_] = error
+            return
+        policy = RetryPolicy(attempts=opts.retries)
+        stores: dict[str, Store] = {}
+        destinations = {int(r["id"]): str(r["destination"])
+                        for r in await call(self.db.partitions, self.job.id)}
+        # What the batch under way deleted / could not delete.
+        deleted: list[tuple[int, str, str, int]] = []
+        failed: list[Failure] = []
 
-        ctx = TransferContext(part.src, part.dst, part.opts.block_size, part.slots,
-                              part.policy, part.events, part.pacing, part.opts.single_put_max)
-
-        async def delete_one(item: tuple[str, str, int]) -> None:
-            _, dest_key, size = item
+        async def delete_one(r: Any) -> None:
+            pid_ = int(r["partition_id"])
+            if pid_ not in eligible:
+                return
+            url = destinations[pid_]
+            if url not in stores:
+                stores[url] = open_store(StoreConfig(parse_url(url), store_options))
             try:
-                await retry(functools.partial(part.dst.delete, dest_key), part.policy,
-                            ctx.dst_limit)
+                await retry(functools.partial(stores[url].delete, r["destination_key"]),
+                            policy)
             except (AuthError, UsageError):
                 raise
             except LakeshiftError as e:
-                part.events.emit(ObjectDone(dest_key, size, "failed", e.kind,
-                                            f"could not delete from the destination: {e}"))
+                failed.append(Failure(r["destination_key"], e.kind,
+                                      f"could not delete from the destination: {e}",
+                                      policy.attempts))
+                self._deferred_failure[pid_] = ("some deletions failed (lakeshift failures "
+                                                "--job)")
                 return
-            p.deleted.append(item)
-            self.deleted_keys.append(dest_key)
+            deleted.append((pid_, r["source_key"], r["destination_key"], int(r["size"])))
+            self.deleted_count[pid_] = self.deleted_count.get(pid_, 0) + 1
+            if len(self.deleted_keys) < 1000:
+                self.deleted_keys.append(r["destination_key"])
 
-        async def work() -> AsyncIterator[tuple[str, str, int]]:
-            for x in extras:
-                yield x
+        async def each(rows: list[Any]) -> AsyncIterator[Any]:
+            for r in rows:
+                yield r
 
-        await drive(work(), delete_one, max(1, part.opts.concurrency))
+        after = 0
+        try:
+            while rows := await call(self.db.delete_candidates, run.run_id, after,
+                                     CANDIDATE_BATCH):
+                after = int(rows[-1]["id"])
+                deleted.clear()
+                failed.clear()
+                await drive(each(rows), delete_one, max(1, opts.concurrency))
+                # Written as they are made, a batch at a time.
+                await call(self.db.delete_candidates_done, self.job.id, run.run_id,
+                           [int(r["id"]) for r in rows], deleted)
+                if failed:
+                    await call(self.db.add_failures, self.job.id, None, run.run_id, failed)
+                run.stats.failed += len(failed)
+        finally:
+            await asyncio.gather(*(st.close() for st in stores.values()),
+                                 return_exceptions=True)
 
     async def finished(self, part: ClaimedPartition | None, row: RowMapping, state: str,
                        error: str | None, stats: PartitionStats) -> None:
@@ -257,17 +327,35 @@ class SyncMode:
         o = p.outcome
         o.state, o.error = window_state, error
         o.copied, o.skipped, o.failed_objects = stats.copied, stats.skipped, stats.failed_objects
-        o.deleted = len(p.deleted)
         self.outcomes.append(o)
+        if self.settings.delete and window_state == "succeeded":
+            # Its deletions come after every partition's listing: the window ends then.
+            self._deferred.append((row, p, stats))
+            return
+        await self._finish_window(row, p, stats, keyed)
+
+    async def _finish_window(self, row: RowMapping, p: _PartitionPass, stats: PartitionStats,
+                             keyed: bool = False) -> None:
+        o = p.outcome
         call = asyncio.to_thread
-        if part is not None:
-            await call(self.db.add_sync_deletions, self.job.id, row["id"], part.run_id,
-                       p.deleted)
-        await call(self.db.finish_window, p.window_id, window_state, stats, len(p.deleted),
-                   error)
-        if window_state != "interrupted" and not keyed:
+        await call(self.db.finish_window, p.window_id, o.state, stats, o.deleted, o.error)
+        if o.state != "interrupted" and not keyed:
             await call(self.db.adf_delta_record, self.settings.adf_delta_table,
-                       partition_label(row), p.window.end, window_state == "succeeded")
+                       partition_label(row), p.window.end, o.state == "succeeded")
+
+    async def finish_deferred(self, run: RunResult) -> None:
+        """The windows of a --delete pass, once its deletions are done (or refused)."""
+        for row, p, stats in self._deferred:
+            pid_ = int(row["id"])
+            p.outcome.deleted = self.deleted_count.get(pid_, 0)
+            error = self._deferred_failure.get(pid_)
+            if error is not None:
+                p.outcome.state, p.outcome.error = "failed", error
+                run.succeeded -= 1
+                run.failed += 1
+                run.errors.append((p.outcome.partition, error))
+            await self._finish_window(row, p, stats)
+        self._deferred.clear()
 
 
 def _in(window: Window, obj: ObjectInfo) -> bool:
@@ -429,7 +517,11 @@ async def load_inventory(url: str, store_options: Any, buckets: set[str]
 class PassResult:
     run: Any
     outcomes: list[WindowOutcome]
+    #: The first 1,000 destination keys deleted (all are in lakeshift_sync_deletions).
     deleted_keys: list[str]
+    deleted: int = 0
+    #: The most --delete candidates held in memory at once (at most CANDIDATE_BATCH).
+    peak_candidates: int = 0
 
 
 async def sync_pass(db: ControlDB, job: Job, settings: SyncSettings, opts: Any,
@@ -459,13 +551,22 @@ async def sync_pass(db: ControlDB, job: Job, settings: SyncSettings, opts: Any,
                     "window_end": settings.now.isoformat(),
                     "path_template": settings.path_template.text
                     if settings.path_template else None}
-    result = await run_job(db, job, batch_count, opts, store_options, subscribers,
-                           lease_s=lease_s, heartbeat_s=heartbeat_s, mode=mode,
-                           run_settings=run_settings)
-    # Windows whose partition this process lost to another (its lease ran out): they end
-    # here, unfinished.
-    await call(db.close_pending_windows, result.run_id)
-    return PassResult(result, mode.outcomes, mode.deleted_keys)
+    try:
+        result = await run_job(db, job, batch_count, opts, store_options, subscribers,
+                               lease_s=lease_s, heartbeat_s=heartbeat_s, mode=mode,
+                               run_settings=run_settings)
+        if settings.delete:
+            await mode.delete_found(result, store_options, opts)
+            await mode.finish_deferred(result)
+    finally:
+        if mode.run_id is not None:
+            # Windows not finished: partitions lost to another process (their lease ran
+            # out), or a pass stopped before its deletions were done.
+            await call(db.close_pending_windows, mode.run_id)
+            if settings.delete:
+                await call(db.clear_delete_candidates, mode.run_id)
+    return PassResult(result, mode.outcomes, mode.deleted_keys,
+                      sum(mode.deleted_count.values()), mode.peak_batch)
 
 
 async def run_once(job: Job, one_pass: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
