@@ -133,7 +133,9 @@ def test_the_first_window_after_a_historical_run_starts_a_lag_before_it(
     late.write_bytes(b"late")
     t = started.timestamp() - 1.5
     os.utime(late, (t, t))
-    while datetime.now(UTC) < started + timedelta(seconds=1):
+    # The window ends at now − 2 s, on a whole second: past the upload's time only once
+    # now is 2 s past the run's start.
+    while datetime.now(UTC) < started + timedelta(seconds=2.1):
         time.sleep(0.1)
     r = lakeshift.sync(job="h", db=db, lag="2s")
     assert r.run.stats.copied == 1 and (dst / "d/late").read_bytes() == b"late"

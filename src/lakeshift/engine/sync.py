@@ -39,6 +39,7 @@ from lakeshift.errors import AuthError, LakeshiftError, UsageError
 from lakeshift.model import ObjectInfo, RunResult
 from lakeshift.plan.compare import needs_copy
 from lakeshift.plan.filters import NameFilter
+from lakeshift.plan.inventory import Inventory, load_inventory
 from lakeshift.plan.source import SourceSpec, destination_root
 from lakeshift.plan.windows import DeleteCap, PathTemplate, Window, delta_window
 from lakeshift.stores.base import Store
@@ -68,14 +69,6 @@ class SyncSettings:
     #: The partitions came from that table (--adf-delta-table): windows start at its
     #: max(JobRunTime) of successful rows.
     windows_from_adf: bool = False
-
-
-@dataclass(frozen=True)
-class Inventory:
-    """An S3 Inventory report: its objects (full keys, sorted) as of ``created``."""
-
-    objects: tuple[ObjectInfo, ...]
-    created: datetime | None = None
 
 
 @dataclass
@@ -194,11 +187,11 @@ class SyncMode:
                                                 "named by --files-from but in no partition "
                                                 "of the job (see `lakeshift status`)"))
             keys = [row["rel_base"] + k for k in st.files_from]
-            await _keyed(part, root, [(k, None) for k in keys if _inside(part.spec, k)])
+            await _keyed(part, root, _each([(k, None) for k in sorted(keys)
+                                            if _inside(part.spec, k)]))
             return
         if st.inventory is not None:
-            await _keyed(part, root, [(o.key, o) for o in st.inventory.objects
-                                      if _inside(part.spec, o.key) and _in(window, o)])
+            await _keyed(part, root, _inventory_items(st.inventory, part.spec, window))
             return
         #: Destination keys of renamed sources (--invalid-names encode, collisions), in the
         #: window or not: their copies have a source.
@@ -404,8 +397,28 @@ def _holds(spec: SourceSpec, folder: str) -> bool:
     return start is None or start <= folder or start.startswith(folder)
 
 
+async def _each(items: list[tuple[str, ObjectInfo | None]]
+                ) -> AsyncIterator[tuple[str, ObjectInfo | None]]:
+    for item in items:
+        yield item
+
+
+async def _inventory_items(inventory: Inventory, spec: SourceSpec, window: Window
+                           ) -> AsyncIterator[tuple[str, ObjectInfo | None]]:
+    """The report's objects in the partition and the window, in key order, read from its
+    spill file a page at a time."""
+    prefix = spec.listing_prefix()
+    pages = inventory.pages_from(max(prefix, spec.range_start or ""))
+    while page := await asyncio.to_thread(next, pages, None):
+        for o in page:
+            if not o.key.startswith(prefix) or spec.past_end(o.key):
+                return
+            if _inside(spec, o.key) and _in(window, o):
+                yield o.key, o
+
+
 async def _keyed(part: ClaimedPartition, root: str,
-                 items: list[tuple[str, ObjectInfo | None]]) -> None:
+                 items: AsyncIterator[tuple[str, ObjectInfo | None]]) -> None:
     """Copy exactly these keys: no listing on either side.  A key the source does not
     have (files-from) is that key's ``missing`` failure; the destination is looked up by
     key (one HEAD) to skip identical objects."""
@@ -416,7 +429,7 @@ async def _keyed(part: ClaimedPartition, root: str,
     namer = DestinationNamer(opts.invalid_names, part.dst.capabilities.hierarchical)
 
     async def planned() -> AsyncIterator[tuple[str, str, ObjectInfo | None, int]]:
-        for key, info in sorted(items, key=lambda x: x[0]):
+        async for key, info in items:  # in key order (collisions need it)
             rel = part.spec.rel(key)
             if not rel or not name_filter(rel):
                 continue
@@ -471,46 +484,11 @@ async def _copy_key(ctx: TransferContext, key: str, dest_key: str, info: ObjectI
                                delete_source)
 
 
-__all__ = ["EventBus", "SyncMode", "SyncSettings", "WindowOutcome", "partition_label"]
+__all__ = ["EventBus", "Inventory", "SyncMode", "SyncSettings", "WindowOutcome",
+           "load_inventory", "partition_label"]
 
 
 # -- a pass, and a schedule of passes ------------------------------------------------------
-
-
-async def load_inventory(url: str, store_options: Any, buckets: set[str]
-                         ) -> Inventory:
-    """The objects of an S3 Inventory report (its manifest.json URL), sorted by key.
-    Refused when its sourceBucket is not the job's source bucket."""
-    from lakeshift.plan.changes import csv_rows, parquet_rows, parse_manifest
-    from lakeshift.stores.base import StoreConfig
-    from lakeshift.stores.registry import open_store
-    from lakeshift.urls import parse_url
-
-    parsed = parse_url(url)
-    if parsed.scheme != "s3":
-        raise UsageError(f"--inventory {url}: give the s3:// URL of the report's "
-                         "manifest.json")
-    store = open_store(StoreConfig(parsed, store_options))
-    try:
-        manifest = parse_manifest(bytes((await store.read(parsed.path)).data), url)
-        if manifest.source_bucket not in buckets:
-            raise UsageError(f"--inventory {url} lists bucket {manifest.source_bucket!r}, "
-                             f"not the job's source ({', '.join(sorted(buckets))}): give "
-                             "the inventory of the source bucket")
-        if manifest.bucket != parsed.bucket:
-            store2 = open_store(StoreConfig(replace(parsed, bucket=manifest.bucket, path=""),
-                                            store_options))
-            await store.close()
-            store = store2
-        rows: list[ObjectInfo] = []
-        for key in manifest.files:
-            data = bytes((await store.read(key)).data)
-            rows.extend(csv_rows(data, manifest.columns) if manifest.file_format == "CSV"
-                        else parquet_rows(data))
-    finally:
-        await store.close()
-    rows.sort(key=lambda o: o.key)
-    return Inventory(tuple(rows), manifest.created)
 
 
 @dataclass
@@ -559,6 +537,8 @@ async def sync_pass(db: ControlDB, job: Job, settings: SyncSettings, opts: Any,
             await mode.delete_found(result, store_options, opts)
             await mode.finish_deferred(result)
     finally:
+        if settings.inventory is not None:
+            settings.inventory.close()
         if mode.run_id is not None:
             # Windows not finished: partitions lost to another process (their lease ran
             # out), or a pass stopped before its deletions were done.
