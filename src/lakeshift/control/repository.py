@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -660,21 +660,40 @@ class _Tx:
 
 
 def _adf_table(engine: Engine, name: str, shown: str) -> Any:
+    """The ADF control table (``--adf-control-table``), reflected."""
+    return _reflect_adf(engine, name, shown, "--adf-control-table",
+                        ("PartitionPrefix", "SuccessOrFailure"), None)
+
+
+def _reflect_adf(engine: Engine, name: str, shown: str, option: str,
+                 columns: tuple[str, ...], create: Callable[[str, str | None], Any] | None
+                 ) -> Any:
+    """An ADF template table, reflected: a plain name, the template's ``columns``; when
+    missing, made by ``create`` (table, schema) or refused."""
     from sqlalchemy import MetaData, Table
     from sqlalchemy.exc import NoSuchTableError
 
     if not name.replace("_", "").replace(".", "").isalnum():
-        raise UsageError(f"--adf-control-table {name!r} is not a plain table name")
+        raise UsageError(f"{option} {name!r} is not a plain table name")
     schema, _, table = name.rpartition(".")
+    what = "delta template" if "JobRunTime" in columns else "template"
+    types = {"PartitionPrefix": "varchar(255)", "JobRunTime": "datetime",
+             "SuccessOrFailure": "bit"}
     try:
         t = Table(table, MetaData(), schema=schema or None, autoload_with=engine)
     except NoSuchTableError:
-        raise UsageError(f"table {name!r} not found in {shown}: create it as the ADF template "
-                         "does (PartitionPrefix varchar(255), SuccessOrFailure bit)") from None
-    for col in ("PartitionPrefix", "SuccessOrFailure"):
+        if create is None:
+            raise UsageError(f"table {name!r} not found in {shown}: create it as the ADF "
+                             f"{what} does ({', '.join(f'{c} {types[c]}' for c in columns)})"
+                             ) from None
+        t = create(table, schema or None)
+        t.create(engine, checkfirst=True)
+        return t
+    for col in columns:
         if col not in t.c:
-            raise UsageError(f"table {name!r} has no {col} column (the ADF template's "
-                             "columns are PartitionPrefix and SuccessOrFailure)")
+            listed = ", ".join(columns[:-1]) + " and " + columns[-1]
+            raise UsageError(f"table {name!r} has no {col} column (the ADF {what}'s columns "
+                             f"are {listed})")
     return t
 
 
@@ -740,27 +759,9 @@ def _flag(column: Any, value: int) -> Any:
 
 def _adf_delta(engine: Engine, name: str, shown: str, create: bool) -> Any:
     """The delta table, created with the template's columns when ``create`` and missing."""
-    from sqlalchemy import MetaData, Table
-    from sqlalchemy.exc import NoSuchTableError
-
-    if not name.replace("_", "").replace(".", "").isalnum():
-        raise UsageError(f"--adf-delta-table {name!r} is not a plain table name")
-    schema, _, table = name.rpartition(".")
-    try:
-        t = Table(table, MetaData(), schema=schema or None, autoload_with=engine)
-    except NoSuchTableError:
-        if not create:
-            raise UsageError(f"table {name!r} not found in {shown}: create it as the ADF "
-                             "delta template does (PartitionPrefix varchar(255), JobRunTime "
-                             "datetime, SuccessOrFailure bit)") from None
-        t = adf_delta_table(table, schema or None)
-        t.create(engine, checkfirst=True)
-        return t
-    for col in ("PartitionPrefix", "JobRunTime", "SuccessOrFailure"):
-        if col not in t.c:
-            raise UsageError(f"table {name!r} has no {col} column (the ADF delta template's "
-                             "columns are PartitionPrefix, JobRunTime and SuccessOrFailure)")
-    return t
+    return _reflect_adf(engine, name, shown, "--adf-delta-table",
+                        ("PartitionPrefix", "JobRunTime", "SuccessOrFailure"),
+                        adf_delta_table if create else None)
 
 
 def _stats(s: PartitionStats) -> dict[str, int]:
