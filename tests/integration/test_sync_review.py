@@ -109,6 +109,10 @@ def test_a_pass_after_a_killed_one_lists_its_partition_from_the_start(
     later = (datetime.now(UTC) + timedelta(seconds=50)).strftime("%Y-%m-%d %H:%M:%S.%f")
     c.execute("update lakeshift_partitions set state='running', cursor='f04', lease_owner=?, "
               "lease_expires=?", (f"{socket.gethostname()}:999999:dead", later))
+    c.execute("insert into lakeshift_sync_windows (job_id, partition_id, run_id, window_end, "
+              "state, listed, copied, skipped, failed_objects, deleted, bytes, started_at) "
+              "select job_id, partition_id, run_id, window_end, 'pending', 0, 0, 0, 0, 0, 0, "
+              "started_at from lakeshift_sync_windows")
     c.commit()
     c.close()
     time.sleep(1.1)
@@ -116,6 +120,10 @@ def test_a_pass_after_a_killed_one_lists_its_partition_from_the_start(
     time.sleep(1.1)
     after = lakeshift.sync(job="j", db=db, lag="0")
     assert after.run.stats.copied == 1 and (dst / "f01").read_bytes() == b"v2-changed"
+    c = sqlite3.connect(f"{tmp_path}/c.db")
+    assert c.execute("select state from lakeshift_sync_windows order by id").fetchall() == [
+        ("succeeded",), ("interrupted",), ("succeeded",)]  # the dead pass's window ended
+    c.close()
 
 
 def test_the_first_window_after_a_historical_run_starts_a_lag_before_it(

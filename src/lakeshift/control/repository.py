@@ -415,12 +415,18 @@ class ControlDB:
     def prepare_sync_pass(self, job_id: int) -> None:
         """Every partition not held by a live lease becomes pending with no cursor and no
         counters: a sync pass looks at each partition again, from the start of its window,
-        and its counters are that pass's (the windows table keeps each pass's)."""
+        and its counters are that pass's (the windows table keeps each pass's).  Their
+        windows still pending (a pass that died) become interrupted."""
         now = utcnow()
+        free = and_(partitions.c.job_id == job_id,
+                    or_(partitions.c.state != "running", partitions.c.lease_expires < now))
         with self._tx() as conn:
-            conn.execute(update(partitions).where(and_(
-                partitions.c.job_id == job_id,
-                or_(partitions.c.state != "running", partitions.c.lease_expires < now)))
+            # The windows a dead pass left pending on them end as interrupted.
+            conn.execute(update(sync_windows).where(and_(
+                sync_windows.c.state == "pending",
+                sync_windows.c.partition_id.in_(select(partitions.c.id).where(free))))
+                .values(state="interrupted", finished_at=now))
+            conn.execute(update(partitions).where(free)
                 .values(state="pending", cursor=None, lease_owner=None, lease_expires=None,
                         listed=0, copied=0, skipped=0, failed_objects=0, bytes=0, cursor_copied=0,
                         cursor_skipped=0, cursor_bytes=0, duration_s=None))
