@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import lakeshift
+from lakeshift.control import migrations
 from tests.e2e.cli import lakeshift as cli
 from tests.e2e.cli import obeying_file_modes
 
@@ -115,13 +116,15 @@ def test_a_version_1_control_db_is_upgraded(cli_env: dict[str, str], tmp_path: P
     con.execute("DROP TABLE lakeshift_sync_windows")
     con.execute("DROP TABLE lakeshift_schedules")
     con.execute("DROP TABLE lakeshift_sync_deletions")
+    con.execute("DROP TABLE lakeshift_sync_delete_candidates")  # the sync3 migration's
     con.execute("UPDATE lakeshift_schema SET version = 1")
     con.commit()
     con.close()
     p = cli("run", "--job", "old", "--db", f"sqlite:///{db}", env=cli_env)
     assert p.returncode == 0, p.stderr
     con = sqlite3.connect(db)
-    assert con.execute("select version from lakeshift_schema").fetchone()[0] == 4
+    assert con.execute("select version from lakeshift_schema").fetchone()[0] == (
+        migrations.LATEST)
     assert con.execute("select count(*) from lakeshift_sync_windows").fetchone()[0] == 0
     cols = [r[1] for r in con.execute("pragma table_info(lakeshift_failures)")]
     assert "skipped" in cols
