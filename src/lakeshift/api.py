@@ -460,11 +460,12 @@ def sync(source: str | None = None, destination: str | None = None, *, job: str 
             windows = tuple(SyncWindow(o.partition, o.start, o.end, o.state, o.copied,
                                        o.skipped, o.failed_objects, o.deleted, o.error)
                             for o in p.outcomes)
-            return SyncResult(j.name, p.run, windows, deleted=len(p.deleted_keys),
+            return SyncResult(j.name, p.run, windows, deleted=p.deleted,
                               deleted_keys=tuple(p.deleted_keys[:1000]))
 
         if schedule is None:
-            return asyncio.run(one_pass())
+            once: SyncResult = asyncio.run(engine_sync.run_once(j, one_pass))
+            return once
         followed: SyncResult = asyncio.run(engine_sync.follow_schedule(
             control, j, schedule, one_pass, on_pass, lease_seconds))
         return followed

@@ -332,14 +332,15 @@ class SyncWindow:
 @dataclass
 class SyncResult:
     """What ``lakeshift.sync`` did: its last pass (``run``: partitions, objects, bytes), that
-    pass's windows, and the destination objects deleted (--delete) across its passes."""
+    pass's windows, and the destination objects that pass deleted (--delete)."""
 
     job: str
     run: RunResult
     windows: tuple[SyncWindow, ...] = ()
     passes: int = 1
     deleted: int = 0
-    #: Destination keys deleted (the first 1,000; every one is in lakeshift_sync_deletions).
+    #: Destination keys the pass deleted (the first 1,000; every one is in
+    #: lakeshift_sync_deletions).
     deleted_keys: tuple[str, ...] = ()
     #: With a schedule: when the next pass would have started; the signal that stopped it.
     next_run_at: datetime | None = None

@@ -169,19 +169,19 @@ def test_sync_passes_run_on_the_workers(cluster: Any, s3: Any, bucket: str, pg_u
     assert sorted((w.partition, w.state, w.copied) for w in first.windows) == [
         ("x/", "succeeded", 8), ("y/", "succeeded", 8), ("z/", "succeeded", 8)]
     assert _local_files(dest) == data
-    # New, changed and deleted source objects: the next pass moves just those.
+    # New and changed source objects: the next pass moves just those.  (--delete is the
+    # driver's phase after every partition is listed: refused on Dask for now.)
     time.sleep(1.1)  # LastModified has whole seconds: the changes come after the window
     s3.put_object(Bucket=bucket, Key="x/new.bin", Body=b"new")
     s3.put_object(Bucket=bucket, Key="y/f000.bin", Body=b"changed")
-    s3.delete_object(Bucket=bucket, Key="z/f001.bin")
     time.sleep(1.1)  # a window ends on a whole second before now - lag
-    second = lakeshift.sync(job="s", db=pg_url, lag="0s", delete=True,
-                            dask=cluster.scheduler_address)
+    with pytest.raises(UsageError, match="--delete does not run on Dask"):
+        lakeshift.sync(job="s", db=pg_url, lag="0s", delete=True,
+                       dask=cluster.scheduler_address)
+    second = lakeshift.sync(job="s", db=pg_url, lag="0s", dask=cluster.scheduler_address)
     assert second.run.exit_code == 0
     assert sum(w.copied for w in second.windows) == 2
-    assert second.deleted_keys == ("z/f001.bin",)
     data.update({"x/new.bin": b"new", "y/f000.bin": b"changed"})
-    del data["z/f001.bin"]
     assert _local_files(dest) == data
 
 

@@ -121,6 +121,7 @@ def test_a_version_1_control_db_is_upgraded(cli_env: dict[str, str], tmp_path: P
     con.execute("ALTER TABLE lakeshift_runs DROP COLUMN cancel_requested")
     con.execute("DROP TABLE lakeshift_partition_runs")
     con.execute("DROP TABLE lakeshift_run_samples")
+    con.execute("DROP TABLE lakeshift_sync_delete_candidates")  # the sync3 migration's
     con.execute("UPDATE lakeshift_schema SET version = 1")
     con.commit()
     con.close()

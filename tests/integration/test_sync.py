@@ -123,15 +123,16 @@ def test_an_object_written_inside_the_lag_is_copied_by_the_next_pass(tmp_path: P
 def test_a_failed_partition_keeps_its_window_and_the_next_pass_retries_it(
         tmp_path: Path) -> None:
     src, dst, db = tmp_path / "src", tmp_path / "dst", f"sqlite:///{tmp_path}/c.db"
-    _write(src, "a/1", b"1")
-    listed = tmp_path / "keys.txt"
-    listed.write_text("a/1\na/2\n")
-    r1 = lakeshift.sync(str(src), str(dst), job="f", db=db, lag="0", files_from=listed)
+    old = datetime.now(UTC) - timedelta(hours=1)
+    _write(src, "a/1", b"1", old)
+    _write(src, "a/bad.", b"a name the destination cannot hold", old)
+    r1 = lakeshift.sync(str(src), str(dst), job="f", db=db, lag="0")
     assert r1.exit_code == 1 and [w.state for w in r1.windows] == ["failed"]
     fails = lakeshift.failures(job="f", db=db).failures
-    assert [(f.object_key, f.error_kind) for f in fails] == [("a/2", "missing")]
-    _write(src, "a/2", b"2")
-    r2 = lakeshift.sync(job="f", db=db, lag="0", files_from=listed)
+    assert [(f.object_key, f.error_kind) for f in fails] == [("a/bad.", "invalid-name")]
+    (src / "a/bad.").unlink()
+    _write(src, "a/2", b"2", old)  # inside the failed window: the retry must look again
+    r2 = lakeshift.sync(job="f", db=db, lag="0")
     assert r2.exit_code == 0 and r2.run.stats.copied == 1
     # The failed window did not advance: the retry starts where the failed one started.
     assert r2.windows[0].start == r1.windows[0].start

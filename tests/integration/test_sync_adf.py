@@ -130,3 +130,30 @@ def test_windows_start_at_the_template_tables_seed_and_each_pass_inserts_its_row
     rows = _rows(db_url)
     assert len(rows) == 8
     assert sorted(rows[6:]) == [("a/", second_end, 1), ("b/", second_end, 1)]
+
+
+def test_job_run_time_is_utc_in_a_timestamptz_column_whatever_the_session_time_zone(
+        pg_url: str, tmp_path: Path) -> None:
+    import os
+
+    import lakeshift
+
+    eng = _engine(pg_url)
+    name = pg_url.rsplit("/", 1)[1]
+    with eng.begin() as c:
+        c.execute(text(f"ALTER DATABASE {name} SET timezone = 'America/New_York'"))
+        c.execute(text(f'CREATE TABLE {TABLE} ("PartitionPrefix" varchar(255), '
+                       '"JobRunTime" timestamptz, "SuccessOrFailure" bit)'))
+    eng.dispose()
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a").write_bytes(b"a")
+    old = time.time() - 3600
+    os.utime(src / "a", (old, old))
+    r = lakeshift.sync(str(src), str(tmp_path / "dst"), job="tz", db=pg_url, lag="0")
+    assert r.exit_code == 0
+    eng = _engine(pg_url)
+    with eng.connect() as c:
+        (at,) = c.execute(text(f'SELECT "JobRunTime" FROM {TABLE}')).one()
+    eng.dispose()
+    assert at.astimezone(UTC) == r.windows[0].end

@@ -61,7 +61,10 @@ def _row(s3: Any, bucket: str, key: str, **extra: Any) -> dict[str, Any]:
 
 def _publish(s3: Any, inv: str, source: str, stamp: str, data: list[bytes]) -> str:
     """Write a Parquet report as S3 does: data files under data/, the manifest under a
-    timestamped folder; returns the manifest's URL."""
+    timestamped folder; returns the manifest's URL.  Taken a second after the objects
+    written before it (a report is a snapshot: a pass's window ends at its
+    creationTimestamp, and LastModified has whole seconds)."""
+    time.sleep(1.1)
     base = f"reports/{source}/daily"
     files = []
     for i, body in enumerate(data):
@@ -134,9 +137,11 @@ def test_a_csv_inventory_as_s3_writes_it(cli_env: dict[str, str], s3: Any, bucke
                      f'"{h["ETag"].strip(chr(34))}","STANDARD"\n')
     lines.append(f'"{bucket}","data/deleted","","","","","true"\n')
     s3.put_object(Bucket=inv, Key="r/data/1.csv.gz", Body=gzip.compress("".join(lines).encode()))
+    time.sleep(1.1)  # the report is taken after the objects (see _publish)
     s3.put_object(Bucket=inv, Key="r/2026-01-01T00-00Z/manifest.json", Body=json.dumps({
         "sourceBucket": bucket, "destinationBucket": f"arn:aws:s3:::{inv}",
-        "version": "2016-11-30", "creationTimestamp": "1767225600000", "fileFormat": "CSV",
+        "version": "2016-11-30", "creationTimestamp": str(int(time.time() * 1000)),
+        "fileFormat": "CSV",
         "fileSchema": "Bucket, Key, Size, LastModifiedDate, ETag, StorageClass, "
                       "IsDeleteMarker",
         "files": [{"key": "r/data/1.csv.gz", "size": 1, "MD5checksum": "0" * 32}]}))
@@ -148,3 +153,25 @@ def test_a_csv_inventory_as_s3_writes_it(cli_env: dict[str, str], s3: Any, bucke
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["copied"] == 2
     assert _tree(dst) == {"x y+z": b"xyz", "plain": b"plain"}
+
+
+def test_what_changed_after_the_report_was_taken_is_copied_by_the_next_pass(
+        cli_env: dict[str, str], s3: Any, bucket: str, tmp_path: Path) -> None:
+    s3.put_object(Bucket=bucket, Key="data/a", Body=b"a")
+    inv = bucket + "-inv"
+    s3.create_bucket(Bucket=inv)
+    report = _publish(s3, inv, bucket, "2026-01-01T00-00Z", [_parquet([_row(s3, bucket,
+                                                                             "data/a")])])
+    time.sleep(1.1)
+    s3.put_object(Bucket=bucket, Key="data/b", Body=b"written after the report")
+    time.sleep(1.1)
+    db, dst = f"sqlite:///{tmp_path}/c.db", tmp_path / "dst"
+    p = cli("sync", f"s3://{bucket}/data/", str(dst), "--job", "inv", "--db", db, "--lag", "0",
+            "--inventory", report, "--json", "--progress", "none", env=cli_env)
+    assert p.returncode == 0, p.stderr
+    assert _tree(dst) == {"a": b"a"}
+    # The window of that pass ended when the report was taken: a listing pass sees b.
+    p = cli("sync", "--job", "inv", "--db", db, "--lag", "0", "--json", "--progress", "none",
+            env=cli_env)
+    assert p.returncode == 0, p.stderr
+    assert _tree(dst) == {"a": b"a", "b": b"written after the report"}

@@ -142,3 +142,35 @@ def test_sigterm_between_passes_exits_143_and_status_shows_the_next_pass(
         if again.poll() is None:
             again.kill()
     assert again.returncode == 143
+
+
+def test_sigterm_during_a_one_shot_pass_checkpoints_it_and_exits_143(
+        cli_env: dict[str, str], tmp_path: Path) -> None:
+    src, dst, db = tmp_path / "src", tmp_path / "dst", f"sqlite:///{tmp_path}/c.db"
+    src.mkdir()
+    for i in range(OBJECTS):
+        _write(src / f"f{i:02}", b"x" * (i + 1))
+    proc = _scheduler(src, dst, db, cli_env, "--concurrency", "1",
+                      "--max-requests-per-second", "8")
+    try:
+        _wait_for(lambda: dst.exists() and len(_tree(dst)) >= 3)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err
+    line = one_clear_line(subprocess.CompletedProcess([], 143, out, err))
+    assert "SIGTERM" in line and "interrupted" in line
+    st = lakeshift.status(db=db, job="sch").jobs[0]
+    assert (st.pending, st.running, st.succeeded) == (1, 0, 0)
+    con = sqlite3.connect(f"{tmp_path}/c.db")
+    assert con.execute("select state from lakeshift_sync_windows").fetchall() == [
+        ("interrupted",)]
+    assert con.execute("select count(*) from s3_partition_delta_control_table").fetchone() == (
+        0,)
+    con.close()
+    p = cli("sync", "--job", "sch", "--db", db, "--lag", "0", "--json", "--progress", "none",
+            env=cli_env)
+    assert p.returncode == 0, p.stderr
+    assert _tree(dst) == _tree(src)

@@ -148,12 +148,18 @@ def sync(
             subscribers=subs, on_pass=lambda r: _print(r, as_json),
             dask=dask)
     if every is None and cron is None:
-        _print(result, as_json)
+        if result.stopped_by == "SIGTERM":
+            print(f"lakeshift: SIGTERM: the sync pass of job {job!r} stopped; its unfinished "
+                  "windows are recorded as interrupted and the next pass looks at them again",
+                  file=sys.stderr)
+        else:
+            _print(result, as_json)
     elif result.stopped_by == "SIGTERM":
         # (SIGINT's line is the one every command prints on Ctrl-C: exit code 130.)
         print(f"lakeshift: SIGTERM: the schedule of job {job!r} stopped after "
               f"{count(result.passes, 'pass')}; run the same command to start it again (an "
-              "interrupted pass continues where it stopped)", file=sys.stderr)
+              "interrupted pass's windows are looked at again, from their start)",
+              file=sys.stderr)
     return result.exit_code
 
 

@@ -7,10 +7,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-LATEST = 6
-#: The monitor's migration (renumbered when branches merge: change this line only).
-MONITOR_VERSION = 5
-
 
 def _to_2(conn: Any) -> None:
     """Failures can be skipped on purpose; renamed objects and deleted sources are
@@ -78,8 +74,22 @@ def _to_6(conn: Any) -> None:
     index.create(conn, checkfirst=True)
 
 
+def _sync_candidates(conn: Any) -> None:
+    """sync --delete records what it finds to delete before it deletes anything."""
+    from lakeshift.control.schema import sync_delete_candidates
+
+    sync_delete_candidates.create(conn)
+
+
+#: The monitor's and sync --delete's migrations (numbers kept apart while they were built
+#: on separate branches).
+MONITOR_VERSION = 5
+SYNC_CANDIDATES = 7
+
 STEPS: dict[int, Callable[[Any], None]] = {2: _to_2, 3: _to_3, 4: _to_4,
-                                              MONITOR_VERSION: _to_monitor, 6: _to_6}
+                                           MONITOR_VERSION: _to_monitor, 6: _to_6,
+                                           SYNC_CANDIDATES: _sync_candidates}
+LATEST = max(STEPS)
 
 
 def upgrade(conn: Any, version: int) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,6 +28,7 @@ from lakeshift.control.schema import (
     run_samples,
     runs,
     schedules,
+    sync_delete_candidates,
     sync_deletions,
     sync_windows,
 )
@@ -589,12 +590,18 @@ class ControlDB:
     def prepare_sync_pass(self, job_id: int) -> None:
         """Every partition not held by a live lease becomes pending with no cursor and no
         counters: a sync pass looks at each partition again, from the start of its window,
-        and its counters are that pass's (the windows table keeps each pass's)."""
+        and its counters are that pass's (the windows table keeps each pass's).  Their
+        windows still pending (a pass that died) become interrupted."""
         now = utcnow()
+        free = and_(partitions.c.job_id == job_id,
+                    or_(partitions.c.state != "running", partitions.c.lease_expires < now))
         with self._tx() as conn:
-            conn.execute(update(partitions).where(and_(
-                partitions.c.job_id == job_id,
-                or_(partitions.c.state != "running", partitions.c.lease_expires < now)))
+            # The windows a dead pass left pending on them end as interrupted.
+            conn.execute(update(sync_windows).where(and_(
+                sync_windows.c.state == "pending",
+                sync_windows.c.partition_id.in_(select(partitions.c.id).where(free))))
+                .values(state="interrupted", finished_at=now))
+            conn.execute(update(partitions).where(free)
                 .values(state="pending", cursor=None, lease_owner=None, lease_expires=None,
                         listed=0, copied=0, skipped=0, failed_objects=0, bytes=0, cursor_copied=0,
                         cursor_skipped=0, cursor_bytes=0, duration_s=None))
@@ -634,17 +641,59 @@ class ControlDB:
                 sync_windows.c.job_id == job_id).order_by(sync_windows.c.id.desc())
                 .limit(limit)).mappings())
 
-    def add_sync_deletions(self, job_id: int, partition_id: int, run_id: int,
-                           items: Sequence[tuple[str, str, int]]) -> None:
-        """(source key that is gone, destination key deleted, size) rows."""
+    def add_delete_candidates(self, run_id: int, partition_id: int,
+                              items: Sequence[tuple[str, str, int]]) -> None:
+        """(source key that is gone, destination key, size) rows ``sync --delete`` found."""
         if not items:
             return
+        with self._tx() as conn:
+            conn.execute(sync_delete_candidates.insert(), [
+                {"run_id": run_id, "partition_id": partition_id, "source_key": src,
+                 "destination_key": dst, "size": size} for src, dst, size in items])
+
+    def drop_delete_candidates(self, run_id: int, destination_keys: Sequence[str]) -> None:
+        """These destination objects have a source after all (renamed copies)."""
+        c = sync_delete_candidates.c
+        with self._tx() as conn:
+            for i in range(0, len(destination_keys), 500):  # bound the statement's parameters
+                conn.execute(delete(sync_delete_candidates).where(and_(
+                    c.run_id == run_id, c.destination_key.in_(destination_keys[i:i + 500]))))
+
+    def delete_candidate_counts(self, run_id: int) -> dict[int, int]:
+        """Partition id → number of candidates the pass found there."""
+        c = sync_delete_candidates.c
+        with self._tx() as conn:
+            return {int(pid_): int(n) for pid_, n in conn.execute(
+                select(c.partition_id, func.count()).where(c.run_id == run_id)
+                .group_by(c.partition_id))}
+
+    def delete_candidates(self, run_id: int, after_id: int, n: int) -> list[RowMapping]:
+        """The next ``n`` candidates of the pass after row ``after_id``, in id order."""
+        c = sync_delete_candidates.c
+        with self._tx() as conn:
+            return list(conn.execute(select(sync_delete_candidates).where(and_(
+                c.run_id == run_id, c.id > after_id)).order_by(c.id).limit(n)).mappings())
+
+    def delete_candidates_done(self, job_id: int, run_id: int, ids: Sequence[int],
+                               deleted: Sequence[tuple[int, str, str, int]]) -> None:
+        """Candidates handled (deleted, or recorded as failures): their rows go, and the
+        deleted ones — (partition id, source key, destination key, size) — are recorded in
+        lakeshift_sync_deletions, in one transaction."""
         now = utcnow()
         with self._tx() as conn:
-            conn.execute(sync_deletions.insert(), [
-                {"job_id": job_id, "partition_id": partition_id, "run_id": run_id,
-                 "source_key": src, "destination_key": dst, "size": size, "at": now}
-                for src, dst, size in items])
+            if deleted:
+                conn.execute(sync_deletions.insert(), [
+                    {"job_id": job_id, "partition_id": pid_, "run_id": run_id,
+                     "source_key": src, "destination_key": dst, "size": size, "at": now}
+                    for pid_, src, dst, size in deleted])
+            for i in range(0, len(ids), 500):
+                conn.execute(delete(sync_delete_candidates).where(
+                    sync_delete_candidates.c.id.in_(ids[i:i + 500])))
+
+    def clear_delete_candidates(self, run_id: int) -> None:
+        with self._tx() as conn:
+            conn.execute(delete(sync_delete_candidates).where(
+                sync_delete_candidates.c.run_id == run_id))
 
     def sync_deletions(self, job_id: int) -> list[RowMapping]:
         with self._tx() as conn:
@@ -656,26 +705,51 @@ class ControlDB:
     def acquire_schedule(self, job_id: int, owner: str, schedule: str, lease_s: float,
                          host: str) -> str | None:
         """Take the job's scheduler lease; None when taken, else the owner holding it (a
-        live lease of another process; a dead local process's lease is taken over)."""
+        live lease of another process; a dead local process's lease is taken over).
+
+        Two schedulers starting together must not both win: the row is inserted if missing
+        (a concurrent insert is ignored), then taken by one conditional UPDATE whose
+        condition is the lease being free, expired, ours, or a dead local process's."""
         now = utcnow()
+        s = schedules.c
+        self._insert_schedule_if_missing(job_id, schedule)
         with self._tx() as conn:
-            row = conn.execute(select(schedules).where(schedules.c.job_id == job_id)
-                               ).mappings().first()
-            if row is None:
-                conn.execute(schedules.insert().values(
-                    job_id=job_id, schedule=schedule, owner=owner,
-                    lease_expires=now + timedelta(seconds=lease_s)))
-                return None
-            held = row["owner"]
-            expires = as_utc(row["lease_expires"])
+            held = conn.execute(select(s.owner).where(s.job_id == job_id)).scalar()
             o_host, _, rest = (held or "").partition(":")
             o_pid = rest.split(":", 1)[0]
             dead = o_host == host and o_pid.isdigit() and not _alive(int(o_pid))
-            if held and held != owner and expires is not None and expires > now and not dead:
-                return str(held)
-            conn.execute(update(schedules).where(schedules.c.job_id == job_id).values(
-                schedule=schedule, owner=owner, lease_expires=now + timedelta(seconds=lease_s)))
-            return None
+            free = or_(s.owner.is_(None), s.owner == owner, s.lease_expires.is_(None),
+                       s.lease_expires <= now)
+            if dead:
+                free = or_(free, s.owner == held)  # still that dead process's, not a new one's
+            took = conn.execute(update(schedules).where(and_(s.job_id == job_id, free)).values(
+                schedule=schedule, owner=owner, lease_expires=now + timedelta(seconds=lease_s))
+                .returning(s.job_id)).first()
+            if took is not None:
+                return None
+            holder = conn.execute(select(s.owner).where(s.job_id == job_id)).scalar()
+        return str(holder)
+
+    def _insert_schedule_if_missing(self, job_id: int, schedule: str) -> None:
+        row = {"job_id": job_id, "schedule": schedule, "owner": None, "lease_expires": None}
+        dialect = self.engine.dialect.name
+        if dialect in ("postgresql", "sqlite"):
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            insert = pg_insert if dialect == "postgresql" else sqlite_insert
+            with self._tx() as conn:
+                conn.execute(insert(schedules).values(**row).on_conflict_do_nothing())
+            return
+        from sqlalchemy.exc import IntegrityError
+
+        try:
+            with self.engine.begin() as conn:
+                if conn.execute(select(schedules.c.job_id).where(
+                        schedules.c.job_id == job_id)).first() is None:
+                    conn.execute(schedules.insert().values(**row))
+        except IntegrityError:
+            pass  # another scheduler inserted it first
 
     def renew_schedule(self, job_id: int, owner: str, lease_s: float,
                        next_run_at: datetime | None, last_run_at: datetime | None = None
@@ -731,11 +805,16 @@ class ControlDB:
         """What the template's stored procedures insert after each partition's copy."""
         t = _adf_delta(self.engine, table, self.shown, create=True)
         with self._tx() as conn:
-            # JobRunTime is a naive UTC datetime, as the template's SQL Server column holds.
+            # JobRunTime is UTC: naive, as the template's SQL Server datetime column holds
+            # it; aware in a column with a time zone (timestamptz), which would read a
+            # naive value in the session's time zone.
+            at = run_time.astimezone(UTC)
+            if not getattr(t.c.JobRunTime.type, "timezone", False):
+                at = at.replace(tzinfo=None)
             conn.execute(t.insert().values(
                 PartitionPrefix=prefix[:255],
                 SuccessOrFailure=_flag(t.c.SuccessOrFailure, 1 if success else 0),
-                JobRunTime=run_time.astimezone(UTC).replace(tzinfo=None)))
+                JobRunTime=at))
 
 
 class _Tx:
@@ -770,21 +849,40 @@ def _connection_lost(e: OperationalError) -> bool:
 
 
 def _adf_table(engine: Engine, name: str, shown: str) -> Any:
+    """The ADF control table (``--adf-control-table``), reflected."""
+    return _reflect_adf(engine, name, shown, "--adf-control-table",
+                        ("PartitionPrefix", "SuccessOrFailure"), None)
+
+
+def _reflect_adf(engine: Engine, name: str, shown: str, option: str,
+                 columns: tuple[str, ...], create: Callable[[str, str | None], Any] | None
+                 ) -> Any:
+    """An ADF template table, reflected: a plain name, the template's ``columns``; when
+    missing, made by ``create`` (table, schema) or refused."""
     from sqlalchemy import MetaData, Table
     from sqlalchemy.exc import NoSuchTableError
 
     if not name.replace("_", "").replace(".", "").isalnum():
-        raise UsageError(f"--adf-control-table {name!r} is not a plain table name")
+        raise UsageError(f"{option} {name!r} is not a plain table name")
     schema, _, table = name.rpartition(".")
+    what = "delta template" if "JobRunTime" in columns else "template"
+    types = {"PartitionPrefix": "varchar(255)", "JobRunTime": "datetime",
+             "SuccessOrFailure": "bit"}
     try:
         t = Table(table, MetaData(), schema=schema or None, autoload_with=engine)
     except NoSuchTableError:
-        raise UsageError(f"table {name!r} not found in {shown}: create it as the ADF template "
-                         "does (PartitionPrefix varchar(255), SuccessOrFailure bit)") from None
-    for col in ("PartitionPrefix", "SuccessOrFailure"):
+        if create is None:
+            raise UsageError(f"table {name!r} not found in {shown}: create it as the ADF "
+                             f"{what} does ({', '.join(f'{c} {types[c]}' for c in columns)})"
+                             ) from None
+        t = create(table, schema or None)
+        t.create(engine, checkfirst=True)
+        return t
+    for col in columns:
         if col not in t.c:
-            raise UsageError(f"table {name!r} has no {col} column (the ADF template's "
-                             "columns are PartitionPrefix and SuccessOrFailure)")
+            listed = ", ".join(columns[:-1]) + " and " + columns[-1]
+            raise UsageError(f"table {name!r} has no {col} column (the ADF {what}'s columns "
+                             f"are {listed})")
     return t
 
 
@@ -859,27 +957,9 @@ def _flag(column: Any, value: int) -> Any:
 
 def _adf_delta(engine: Engine, name: str, shown: str, create: bool) -> Any:
     """The delta table, created with the template's columns when ``create`` and missing."""
-    from sqlalchemy import MetaData, Table
-    from sqlalchemy.exc import NoSuchTableError
-
-    if not name.replace("_", "").replace(".", "").isalnum():
-        raise UsageError(f"--adf-delta-table {name!r} is not a plain table name")
-    schema, _, table = name.rpartition(".")
-    try:
-        t = Table(table, MetaData(), schema=schema or None, autoload_with=engine)
-    except NoSuchTableError:
-        if not create:
-            raise UsageError(f"table {name!r} not found in {shown}: create it as the ADF "
-                             "delta template does (PartitionPrefix varchar(255), JobRunTime "
-                             "datetime, SuccessOrFailure bit)") from None
-        t = adf_delta_table(table, schema or None)
-        t.create(engine, checkfirst=True)
-        return t
-    for col in ("PartitionPrefix", "JobRunTime", "SuccessOrFailure"):
-        if col not in t.c:
-            raise UsageError(f"table {name!r} has no {col} column (the ADF delta template's "
-                             "columns are PartitionPrefix, JobRunTime and SuccessOrFailure)")
-    return t
+    return _reflect_adf(engine, name, shown, "--adf-delta-table",
+                        ("PartitionPrefix", "JobRunTime", "SuccessOrFailure"),
+                        adf_delta_table if create else None)
 
 
 def _stats(s: PartitionStats) -> dict[str, int]:

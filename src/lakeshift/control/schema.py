@@ -154,8 +154,9 @@ deletions = Table(
 
 #: One row per partition and sync pass: the window of modification times [window_start,
 #: window_end) it took (window_start NULL: everything, a full copy) and what it did.  The
-#: next pass of a partition starts at the window_end of its last succeeded row; a failed or
-#: interrupted row does not move it.  Added in version 3.
+#: next pass of a partition starts at the window_end of its last succeeded row; a failed,
+#: interrupted or keyed (--files-from: no window looked at) row does not move it.  Added in
+#: version 4.
 sync_windows = Table(
     "lakeshift_sync_windows", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -164,7 +165,8 @@ sync_windows = Table(
     Column("run_id", Integer, ForeignKey("lakeshift_runs.id")),
     Column("window_start", DateTime(timezone=True)),
     Column("window_end", DateTime(timezone=True), nullable=False),
-    Column("state", String(16), nullable=False),  # pending succeeded failed interrupted
+    # pending succeeded failed interrupted keyed keyed-failed
+    Column("state", String(16), nullable=False),
     Column("listed", BigInteger, nullable=False, default=0),
     Column("copied", BigInteger, nullable=False, default=0),
     Column("skipped", BigInteger, nullable=False, default=0),
@@ -179,7 +181,7 @@ sync_windows = Table(
 
 #: The sync schedule of a job (--every / --cron) and the lease of the one process that
 #: follows it: a second scheduler on the job is refused while the lease is live.  Added in
-#: version 3.
+#: version 4.
 schedules = Table(
     "lakeshift_schedules", metadata,
     Column("job_id", Integer, ForeignKey("lakeshift_jobs.id"), primary_key=True),
@@ -191,7 +193,7 @@ schedules = Table(
 )
 
 #: Destination objects removed by ``sync --delete`` because their source is gone.  Added in
-#: version 3.
+#: version 4.
 sync_deletions = Table(
     "lakeshift_sync_deletions", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -204,6 +206,21 @@ sync_deletions = Table(
     Column("size", BigInteger, nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),
     Index("ix_lakeshift_sync_deletions_job", "job_id"),
+)
+
+#: What ``sync --delete`` found to delete in a pass, recorded as found (not held in memory):
+#: the pass checks their number against --max-delete across all its partitions, then
+#: deletes them (each row removed as its object is).  Added in version SYNC_CANDIDATES (a
+#: migration of its own, migrations.py).
+sync_delete_candidates = Table(
+    "lakeshift_sync_delete_candidates", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("lakeshift_runs.id"), nullable=False),
+    Column("partition_id", Integer, ForeignKey("lakeshift_partitions.id"), nullable=False),
+    Column("source_key", Text, nullable=False),
+    Column("destination_key", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Index("ix_lakeshift_sync_delete_candidates_run", "run_id", "id"),
 )
 
 #: The delta table of Data Factory's "copy delta data from AWS S3" template, under its name.

@@ -315,6 +315,26 @@ def dest_prefix(spec: SourceSpec, root: str) -> str:
     return root + spec.rel(spec.listing_prefix())
 
 
+def dest_range(spec: SourceSpec, root: str) -> tuple[str | None, str | None]:
+    """The destination keys ``[low, high)`` a key-range partition's names can take (None:
+    unbounded).  Names keep the source's order (a fixed prefix is swapped), so the range
+    maps to a range: listing the destination under the common prefix alone would show the
+    neighbouring partitions' objects as having no source here."""
+    def mapped(key: str | None) -> str | None:
+        return root + spec.rel(key) if key is not None and key.startswith(spec.rel_base) \
+            else None
+    return mapped(spec.range_start), mapped(spec.range_end)
+
+
+async def _within(items: AsyncIterator[tuple[str, ObjectInfo]], low: str | None,
+                  high: str | None) -> AsyncIterator[tuple[str, ObjectInfo]]:
+    async for rel, obj in items:
+        if high is not None and obj.key >= high:
+            break
+        if low is None or obj.key >= low:
+            yield rel, obj
+
+
 async def dest_items(dst: Store, root: str, prefix: str, start_after: str | None,
                      dry_run: bool, policy: RetryPolicy = DEFAULT_POLICY,
                      limiter: EndpointLimiter | None = None
@@ -367,7 +387,8 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
                        watermark: Watermark | None = None, pacing: Pacing | None = None,
                        select: Callable[[ObjectInfo], bool] | None = None,
                        on_dest: Callable[[str, ObjectInfo, bool], None] | None = None,
-                       route: ServerRoute | None = None) -> None:
+                       route: ServerRoute | None = None,
+                       on_renamed: Callable[[str], None] | None = None) -> None:
     """List ``spec`` on ``src``, compare with ``dst`` under ``root``, copy what differs.
 
     ``slots`` may be shared by several pipelines (partitions) to bound their memory
@@ -376,7 +397,9 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
     (sync --delete) receives every destination object under the listed names, in name
     order, and whether a source object has its name.  ``route`` (shared by a job's
     partitions, so the service is tried once) decides server-side copies, by default one
-    of its own for ``opts.copy_mode``.
+    of its own for ``opts.copy_mode``; ``on_renamed`` (sync --delete) the destination key
+    of every listed source object whose name changed, selected or not (its copy there has
+    a source).
     """
     ctx = TransferContext(src, dst, opts.block_size, slots, policy, events,
                           pacing or opts.pacing(events), opts.single_put_max,
@@ -404,9 +427,9 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
 
     async def planned() -> AsyncIterator[tuple[str, ObjectInfo, int, bool]]:
         """What to copy: the merge of both listings, minus what is decided here."""
-        dest = None if opts.overwrite == "always" and on_dest is None else dest_items(
-            dst, root, dest_prefix(spec, root), dest_after, opts.dry_run, policy,
-            ctx.dst_limit)
+        dest = None if opts.overwrite == "always" and on_dest is None else _within(
+            dest_items(dst, root, dest_prefix(spec, root), dest_after, opts.dry_run, policy,
+                       ctx.dst_limit), *dest_range(spec, root))
         items = source_items(src, spec, name_filter, events, policy, ctx.src_limit)
         pairs: AsyncIterator[tuple[str, ObjectInfo | None, ObjectInfo | None]]
         if on_dest is not None and dest is not None:
@@ -420,6 +443,12 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
             if s_or_none is None:
                 continue
             s = s_or_none
+            # Every name goes through the namer, in listing order and whether ``select``
+            # takes it or not (collisions need every name before it; folder markers keep
+            # theirs: copy_marker writes "dir/" as "dir").
+            name, why = (rel, None) if s.is_dir_marker else namer(rel)
+            if on_renamed is not None and name is not None and name != rel:
+                on_renamed(root + name)
             if select is not None and not select(s):
                 continue
             ticket = -1
@@ -430,9 +459,6 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
                 events.emit(ObjectDone(s.key, 0, "skipped", reason=SKIP_FOLDER_MARKER))
                 finish(ticket, True)
                 continue
-            # Every name goes through the namer, in listing order (collisions need that);
-            # folder markers keep theirs (copy_marker writes "dir/" as "dir").
-            name, why = (rel, None) if s.is_dir_marker else namer(rel)
             if name is None:
                 # A name the destination cannot hold: fail, or skip (recorded) when asked.
                 skip = opts.invalid_names == "skip" or "invalid-name" in opts.skip_errors

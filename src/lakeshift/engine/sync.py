@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Callable, Coroutine
+import socket
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,18 +28,26 @@ from lakeshift.engine.events import EventBus, ObjectDone, Renamed
 from lakeshift.engine.jobrunner import ClaimedPartition
 from lakeshift.engine.pipeline import (
     DestinationNamer,
+    Failure,
     _transfer_one,
     drive,
     run_pipeline,
 )
-from lakeshift.engine.retry import retry
+from lakeshift.engine.retry import RetryPolicy, retry
+from lakeshift.engine.schedule import follow_schedule, run_once
 from lakeshift.engine.transfer import TransferContext
 from lakeshift.errors import AuthError, LakeshiftError, UsageError
-from lakeshift.model import ObjectInfo
+from lakeshift.model import ObjectInfo, RunResult
 from lakeshift.plan.compare import needs_copy
 from lakeshift.plan.filters import NameFilter
+from lakeshift.plan.inventory import Inventory, load_inventory
 from lakeshift.plan.source import SourceSpec, destination_root
 from lakeshift.plan.windows import DeleteCap, PathTemplate, Window, delta_window
+from lakeshift.stores.base import Store
+
+#: --delete candidates are written to the DB in batches of this many; the deletion phase
+#: reads them back as many at a time.
+CANDIDATE_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -49,10 +58,11 @@ class SyncSettings:
     lag: timedelta
     overlap: timedelta = timedelta(0)
     path_template: PathTemplate | None = None
-    #: --files-from: keys relative to the source root, sorted.
+    #: --files-from: keys relative to the source root, sorted.  A keyed pass examines no
+    #: window: its windows are recorded as ``keyed`` and move no partition's start.
     files_from: tuple[str, ...] | None = None
-    #: --inventory: the report's objects (full keys), sorted; read once per pass.
-    inventory: tuple[ObjectInfo, ...] | None = None
+    #: --inventory: the report, read once per pass.
+    inventory: Inventory | None = None
     delete: bool = False
     max_delete: DeleteCap = field(default_factory=DeleteCap)
     #: The ADF delta table every window is recorded in.
@@ -80,7 +90,6 @@ class _PartitionPass:
     window: Window
     window_id: int
     outcome: WindowOutcome
-    deleted: list[tuple[str, str, int]] = field(default_factory=list)
 
 
 def partition_label(row: Any) -> str:
@@ -107,13 +116,25 @@ class SyncMode:
         self.outcomes: list[WindowOutcome] = []
         self.deleted_keys: list[str] = []
         self._passes: dict[int, _PartitionPass] = {}
+        #: --files-from keys (full) that lie in no partition of the job.
+        self.stray_keys: tuple[str, ...] = ()
+        # --delete, across the pass: destination objects listed, the largest batch of
+        # candidates held, deletions per partition, windows waiting for the deletions and
+        # why a partition's window fails after all.
+        self.destination_objects = 0
+        self.peak_batch = 0
+        #: The pass's run (known once a partition is claimed).
+        self.run_id: int | None = None
+        self.deleted_count: dict[int, int] = {}
+        self._deferred: list[tuple[RowMapping, _PartitionPass, PartitionStats]] = []
+        self._deferred_failure: dict[int, str] = {}
 
     # -- the window ---------------------------------------------------------------------
 
     def window_for(self, row: RowMapping) -> Window:
         """Start: the end of the partition's last succeeded window; a partition whose
         windows all failed retries from the first one's start; else the historical run's
-        start (the template's seeding); else nothing (a full copy)."""
+        start less the lag (the template's seeding); else nothing (a full copy)."""
         st = self.settings
         if st.windows_from_adf:
             last = self.db.adf_delta_last_success(st.adf_delta_table, partition_label(row))
@@ -123,15 +144,32 @@ class SyncMode:
                 first = self.db.first_sync_window(row["id"])
                 if first is not None:
                     last = first[0]
-                elif row["id"] in self.historical_ids:
-                    last = self.historical_start
-        return delta_window(last, st.now, st.lag, st.overlap if last is not None
-                            else timedelta(0))
+                elif row["id"] in self.historical_ids and self.historical_start is not None:
+                    # The lag applies here too: an object whose upload started just before
+                    # the historical run may have been missing from its listing.
+                    last = self.historical_start - st.lag
+        window = delta_window(last, st.now, st.lag, st.overlap if last is not None
+                              else timedelta(0))
+        created = st.inventory.created if st.inventory is not None else None
+        if created is not None and created < window.end:
+            # A report is a snapshot: what changed after S3 took it is not in it, so the
+            # window ends there (the next pass starts there and sees those changes).
+            end = created.replace(microsecond=0)
+            start = window.start if window.start is None else min(window.start, end)
+            window = Window(start, end)
+        return window
 
     # -- PartitionMode -----------------------------------------------------------------
 
     async def run(self, part: ClaimedPartition) -> None:
         row = part.row
+        self.run_id = part.run_id
+        if part.spec.start_after is not None:
+            # A cursor left by a pass that died (its lease expired): it belongs to that
+            # pass's window, not to this one, which ends later; keys at or before it may
+            # have changed since.  The partition is looked at from its start.
+            part.spec = replace(part.spec, start_after=None)
+            part.watermark.cursor = None
         window = await asyncio.to_thread(self.window_for, row)
         ids = await asyncio.to_thread(self.db.start_windows, self.job.id, part.run_id,
                                       [(row["id"], window.start, window.end)])
@@ -141,23 +179,41 @@ class SyncMode:
         root = destination_root(part.dst)
         st = self.settings
         if st.files_from is not None:
+            if self.stray_keys:
+                # Keys in no partition of the job: the first partition of the pass records
+                # them as failures (they would otherwise vanish without a word).
+                stray, self.stray_keys = self.stray_keys, ()
+                for k in stray:
+                    part.events.emit(ObjectDone(k, 0, "failed", "outside-partitions",
+                                                "named by --files-from but in no partition "
+                                                "of the job (see `lakeshift status`)"))
             keys = [row["rel_base"] + k for k in st.files_from]
-            await _keyed(part, root, [(k, None) for k in keys if _inside(part.spec, k)])
+            await _keyed(part, root, _each([(k, None) for k in sorted(keys)
+                                            if _inside(part.spec, k)]))
             return
         if st.inventory is not None:
-            await _keyed(part, root, [(o.key, o) for o in st.inventory
-                                      if _inside(part.spec, o.key) and _in(window, o)])
+            await _keyed(part, root, _inventory_items(st.inventory, part.spec, window))
             return
+        #: Destination keys of renamed sources (--invalid-names encode, collisions), in the
+        #: window or not: their copies have a source.
         renamed: set[str] = set()
-        part.events.subscribe(lambda e: renamed.add(e.destination_key)
-                              if isinstance(e, Renamed) else None)
-        extras: list[tuple[str, str, int]] = []
-        seen = [0]
+        #: Deletion candidates not yet written to the DB (at most CANDIDATE_BATCH).
+        batch: list[tuple[str, str, int]] = []
+
+        def flush() -> None:
+            if batch:
+                self.db.add_delete_candidates(part.run_id, row["id"], batch)
+                batch.clear()
 
         def on_dest(rel: str, d: ObjectInfo, has_source: bool) -> None:
-            seen[0] += 1
+            self.destination_objects += 1
             if not has_source and not d.is_dir_marker:
-                extras.append((part.spec.rel_base + rel, d.key, d.size))
+                batch.append((part.spec.rel_base + rel, d.key, d.size))
+                self.peak_batch = max(self.peak_batch, len(batch))
+                if len(batch) >= CANDIDATE_BATCH:
+                    # Called from the merge, which cannot await: one short write of a
+                    # bounded batch keeps memory flat however many objects are gone.
+                    flush()
 
         on_dest_cb = on_dest if st.delete else None
         for spec in _specs(part.spec, st.path_template, window):
@@ -165,47 +221,92 @@ class SyncMode:
                                part.slots, part.policy, part.watermark, part.pacing,
                                select=None if st.path_template else functools.partial(_in,
                                                                                        window),
-                               on_dest=on_dest_cb)
+                               on_dest=on_dest_cb,
+                               on_renamed=renamed.add if st.delete else None)
         if st.delete:
-            extras = [x for x in extras if x[1] not in renamed]
-            await self._delete(part, p, extras, seen[0])
+            await asyncio.to_thread(flush)
+            if renamed:
+                await asyncio.to_thread(self.db.drop_delete_candidates, part.run_id,
+                                        sorted(renamed))
 
-    async def _delete(self, part: ClaimedPartition, p: _PartitionPass,
-                      extras: list[tuple[str, str, int]], destination_objects: int) -> None:
-        """Remove destination objects whose source is gone, unless there are more than the
-        cap allows: then nothing is deleted and the partition fails (its window stays)."""
+    async def delete_found(self, run: RunResult, store_options: Any, opts: Any) -> None:
+        """After every partition of the pass: the candidates' number against --max-delete
+        (across the pass), then the deletions, recorded a batch at a time as they are
+        made.  Above the cap nothing is deleted and the windows of the partitions that
+        had candidates fail (they stay where they were)."""
+        from lakeshift.stores.base import StoreConfig
+        from lakeshift.stores.registry import open_store
+        from lakeshift.urls import parse_url
+
+        call = asyncio.to_thread
+        # Only partitions whose listing succeeded: a failed one's candidates may be
+        # incomplete, and its window stays anyway.
+        eligible = {int(row["id"]) for row, _, _ in self._deferred}
+        per_partition = {pid_: n for pid_, n in (await call(
+            self.db.delete_candidate_counts, run.run_id)).items() if pid_ in eligible}
+        total = sum(per_partition.values())
         cap = self.settings.max_delete
-        limit = cap.limit(destination_objects)
-        if len(extras) > limit:
+        if total > cap.limit(self.destination_objects):
             how = (f"--max-delete {cap}" if cap.explicit
                    else f"the default cap of {cap} (pass --max-delete N or P% to allow more)")
-            n = len(extras)
-            raise UsageError(f"{n} destination object{'s have' if n != 1 else ' has'} no "
-                             f"source any more, more than {how}: nothing deleted in this "
-                             "partition")
+            error = (f"{total} destination object{'s have' if total != 1 else ' has'} no "
+                     f"source any more, more than {how}: nothing deleted in this pass")
+            for pid_ in per_partition:
+                self._deferred_failure[pid_] = error
+            return
+        policy = RetryPolicy(attempts=opts.retries)
+        stores: dict[str, Store] = {}
+        destinations = {int(r["id"]): str(r["destination"])
+                        for r in await call(self.db.partitions, self.job.id)}
+        # What the batch under way deleted / could not delete.
+        deleted: list[tuple[int, str, str, int]] = []
+        failed: list[Failure] = []
 
-        ctx = TransferContext(part.src, part.dst, part.opts.block_size, part.slots,
-                              part.policy, part.events, part.pacing, part.opts.single_put_max)
-
-        async def delete_one(item: tuple[str, str, int]) -> None:
-            _, dest_key, size = item
+        async def delete_one(r: Any) -> None:
+            pid_ = int(r["partition_id"])
+            if pid_ not in eligible:
+                return
+            url = destinations[pid_]
+            if url not in stores:
+                stores[url] = open_store(StoreConfig(parse_url(url), store_options))
             try:
-                await retry(functools.partial(part.dst.delete, dest_key), part.policy,
-                            ctx.dst_limit)
+                await retry(functools.partial(stores[url].delete, r["destination_key"]),
+                            policy)
             except (AuthError, UsageError):
                 raise
             except LakeshiftError as e:
-                part.events.emit(ObjectDone(dest_key, size, "failed", e.kind,
-                                            f"could not delete from the destination: {e}"))
+                failed.append(Failure(r["destination_key"], e.kind,
+                                      f"could not delete from the destination: {e}",
+                                      policy.attempts))
+                self._deferred_failure[pid_] = ("some deletions failed (lakeshift failures "
+                                                "--job)")
                 return
-            p.deleted.append(item)
-            self.deleted_keys.append(dest_key)
+            deleted.append((pid_, r["source_key"], r["destination_key"], int(r["size"])))
+            self.deleted_count[pid_] = self.deleted_count.get(pid_, 0) + 1
+            if len(self.deleted_keys) < 1000:
+                self.deleted_keys.append(r["destination_key"])
 
-        async def work() -> AsyncIterator[tuple[str, str, int]]:
-            for x in extras:
-                yield x
+        async def each(rows: list[Any]) -> AsyncIterator[Any]:
+            for r in rows:
+                yield r
 
-        await drive(work(), delete_one, max(1, part.opts.concurrency))
+        after = 0
+        try:
+            while rows := await call(self.db.delete_candidates, run.run_id, after,
+                                     CANDIDATE_BATCH):
+                after = int(rows[-1]["id"])
+                deleted.clear()
+                failed.clear()
+                await drive(each(rows), delete_one, max(1, opts.concurrency))
+                # Written as they are made, a batch at a time.
+                await call(self.db.delete_candidates_done, self.job.id, run.run_id,
+                           [int(r["id"]) for r in rows], deleted)
+                if failed:
+                    await call(self.db.add_failures, self.job.id, None, run.run_id, failed)
+                run.stats.failed += len(failed)
+        finally:
+            await asyncio.gather(*(st.close() for st in stores.values()),
+                                 return_exceptions=True)
 
     async def finished(self, part: ClaimedPartition | None, row: RowMapping, state: str,
                        error: str | None, stats: PartitionStats) -> None:
@@ -213,20 +314,42 @@ class SyncMode:
         if p is None:
             return  # ended before its window was taken (a store could not be opened)
         window_state = "interrupted" if state == "pending" else state
+        keyed = self.settings.files_from is not None and window_state != "interrupted"
+        if keyed:
+            # Not "succeeded": only the named keys were looked at, not the window.
+            window_state = "keyed" if window_state == "succeeded" else "keyed-failed"
         o = p.outcome
         o.state, o.error = window_state, error
         o.copied, o.skipped, o.failed_objects = stats.copied, stats.skipped, stats.failed_objects
-        o.deleted = len(p.deleted)
         self.outcomes.append(o)
+        if self.settings.delete and window_state == "succeeded":
+            # Its deletions come after every partition's listing: the window ends then.
+            self._deferred.append((row, p, stats))
+            return
+        await self._finish_window(row, p, stats, keyed)
+
+    async def _finish_window(self, row: RowMapping, p: _PartitionPass, stats: PartitionStats,
+                             keyed: bool = False) -> None:
+        o = p.outcome
         call = asyncio.to_thread
-        if part is not None:
-            await call(self.db.add_sync_deletions, self.job.id, row["id"], part.run_id,
-                       p.deleted)
-        await call(self.db.finish_window, p.window_id, window_state, stats, len(p.deleted),
-                   error)
-        if window_state != "interrupted":
+        await call(self.db.finish_window, p.window_id, o.state, stats, o.deleted, o.error)
+        if o.state != "interrupted" and not keyed:
             await call(self.db.adf_delta_record, self.settings.adf_delta_table,
-                       partition_label(row), p.window.end, window_state == "succeeded")
+                       partition_label(row), p.window.end, o.state == "succeeded")
+
+    async def finish_deferred(self, run: RunResult) -> None:
+        """The windows of a --delete pass, once its deletions are done (or refused)."""
+        for row, p, stats in self._deferred:
+            pid_ = int(row["id"])
+            p.outcome.deleted = self.deleted_count.get(pid_, 0)
+            error = self._deferred_failure.get(pid_)
+            if error is not None:
+                p.outcome.state, p.outcome.error = "failed", error
+                run.succeeded -= 1
+                run.failed += 1
+                run.errors.append((p.outcome.partition, error))
+            await self._finish_window(row, p, stats)
+        self._deferred.clear()
 
 
 def _in(window: Window, obj: ObjectInfo) -> bool:
@@ -242,8 +365,10 @@ def _inside(spec: SourceSpec, key: str) -> bool:
 def _specs(spec: SourceSpec, template: PathTemplate | None,
            window: Window) -> list[SourceSpec]:
     """What to list for a partition: itself, or with a path template only the template's
-    folders inside the window (its static prefix when the window has no start)."""
-    if template is None:
+    folders inside the window (its static prefix when the window has no start).  A
+    partition that holds none of the template's folders is listed whole: the template
+    says nothing about where its changes are."""
+    if template is None or not _holds(spec, spec.rel_base + template.static_prefix):
         return [spec]
     folders = [template.static_prefix] if window.start is None else list(
         template.prefixes(window))
@@ -263,8 +388,38 @@ def _specs(spec: SourceSpec, template: PathTemplate | None,
     return unique
 
 
+def _holds(spec: SourceSpec, folder: str) -> bool:
+    """Whether some key starting with ``folder`` can be in the partition ``spec``."""
+    if not (folder.startswith(spec.list_prefix) or spec.list_prefix.startswith(folder)):
+        return False
+    if spec.range_end is not None and spec.range_end <= folder:
+        return False
+    start = spec.range_start
+    return start is None or start <= folder or start.startswith(folder)
+
+
+async def _each(items: list[tuple[str, ObjectInfo | None]]
+                ) -> AsyncIterator[tuple[str, ObjectInfo | None]]:
+    for item in items:
+        yield item
+
+
+async def _inventory_items(inventory: Inventory, spec: SourceSpec, window: Window
+                           ) -> AsyncIterator[tuple[str, ObjectInfo | None]]:
+    """The report's objects in the partition and the window, in key order, read from its
+    spill file a page at a time."""
+    prefix = spec.listing_prefix()
+    pages = inventory.pages_from(max(prefix, spec.range_start or ""))
+    while page := await asyncio.to_thread(next, pages, None):
+        for o in page:
+            if not o.key.startswith(prefix) or spec.past_end(o.key):
+                return
+            if _inside(spec, o.key) and _in(window, o):
+                yield o.key, o
+
+
 async def _keyed(part: ClaimedPartition, root: str,
-                 items: list[tuple[str, ObjectInfo | None]]) -> None:
+                 items: AsyncIterator[tuple[str, ObjectInfo | None]]) -> None:
     """Copy exactly these keys: no listing on either side.  A key the source does not
     have (files-from) is that key's ``missing`` failure; the destination is looked up by
     key (one HEAD) to skip identical objects."""
@@ -275,7 +430,7 @@ async def _keyed(part: ClaimedPartition, root: str,
     namer = DestinationNamer(opts.invalid_names, part.dst.capabilities.hierarchical)
 
     async def planned() -> AsyncIterator[tuple[str, str, ObjectInfo | None, int]]:
-        for key, info in sorted(items, key=lambda x: x[0]):
+        async for key, info in items:  # in key order (collisions need it)
             rel = part.spec.rel(key)
             if not rel or not name_filter(rel):
                 continue
@@ -330,53 +485,22 @@ async def _copy_key(ctx: TransferContext, key: str, dest_key: str, info: ObjectI
                                delete_source)
 
 
-__all__ = ["EventBus", "SyncMode", "SyncSettings", "WindowOutcome", "partition_label"]
+__all__ = ["EventBus", "Inventory", "SyncMode", "SyncSettings", "WindowOutcome",
+           "follow_schedule", "load_inventory", "partition_label", "run_once"]
 
 
-# -- a pass, and a schedule of passes ------------------------------------------------------
-
-
-async def load_inventory(url: str, store_options: Any, buckets: set[str]
-                         ) -> tuple[ObjectInfo, ...]:
-    """The objects of an S3 Inventory report (its manifest.json URL), sorted by key.
-    Refused when its sourceBucket is not the job's source bucket."""
-    from lakeshift.plan.changes import csv_rows, parquet_rows, parse_manifest
-    from lakeshift.stores.base import StoreConfig
-    from lakeshift.stores.registry import open_store
-    from lakeshift.urls import parse_url
-
-    parsed = parse_url(url)
-    if parsed.scheme != "s3":
-        raise UsageError(f"--inventory {url}: give the s3:// URL of the report's "
-                         "manifest.json")
-    store = open_store(StoreConfig(parsed, store_options))
-    try:
-        manifest = parse_manifest(bytes((await store.read(parsed.path)).data), url)
-        if manifest.source_bucket not in buckets:
-            raise UsageError(f"--inventory {url} lists bucket {manifest.source_bucket!r}, "
-                             f"not the job's source ({', '.join(sorted(buckets))}): give "
-                             "the inventory of the source bucket")
-        if manifest.bucket != parsed.bucket:
-            store2 = open_store(StoreConfig(replace(parsed, bucket=manifest.bucket, path=""),
-                                            store_options))
-            await store.close()
-            store = store2
-        rows: list[ObjectInfo] = []
-        for key in manifest.files:
-            data = bytes((await store.read(key)).data)
-            rows.extend(csv_rows(data, manifest.columns) if manifest.file_format == "CSV"
-                        else parquet_rows(data))
-    finally:
-        await store.close()
-    rows.sort(key=lambda o: o.key)
-    return tuple(rows)
+# -- a pass (engine/schedule.py runs one, or a schedule of them) ---------------------------
 
 
 @dataclass
 class PassResult:
     run: Any
     outcomes: list[WindowOutcome]
+    #: The first 1,000 destination keys deleted (all are in lakeshift_sync_deletions).
     deleted_keys: list[str]
+    deleted: int = 0
+    #: The most --delete candidates held in memory at once (at most CANDIDATE_BATCH).
+    peak_candidates: int = 0
 
 
 async def sync_pass(db: ControlDB, job: Job, settings: SyncSettings, opts: Any,
@@ -385,23 +509,49 @@ async def sync_pass(db: ControlDB, job: Job, settings: SyncSettings, opts: Any,
     """One delta pass over every partition of the job (a `run` whose mode is sync)."""
     from lakeshift.engine.jobrunner import run_job
 
-    historical_start, historical_ids = await asyncio.to_thread(prepare_pass, db, job,
-                                                               settings)
+    call = asyncio.to_thread
+    historical_start, historical_ids = await call(prepare_pass, db, job, settings)
     mode = SyncMode(db, job, settings, historical_start, historical_ids)
-    result = await run_job(db, job, batch_count, opts, store_options, subscribers,
-                           lease_s=lease_s, heartbeat_s=heartbeat_s, mode=mode,
-                           run_settings=pass_run_settings(settings))
-    return PassResult(result, mode.outcomes, mode.deleted_keys)
+    if settings.files_from is not None:
+        rows = await call(db.partitions, job.id)
+        specs = [SourceSpec(r["prefix"], r["rel_base"], range_start=r["range_start"],
+                            range_end=r["range_end"]) for r in rows]
+        mode.stray_keys = tuple(
+            (specs[0].rel_base if specs else "") + key for key in settings.files_from
+            if not any(_inside(s, s.rel_base + key) for s in specs))
+    run_settings = pass_run_settings(settings)
+    try:
+        result = await run_job(db, job, batch_count, opts, store_options, subscribers,
+                               lease_s=lease_s, heartbeat_s=heartbeat_s, mode=mode,
+                               run_settings=run_settings)
+        if settings.delete:
+            await mode.delete_found(result, store_options, opts)
+            await mode.finish_deferred(result)
+    finally:
+        if settings.inventory is not None:
+            settings.inventory.close()
+        if mode.run_id is not None:
+            # Windows not finished: partitions lost to another process (their lease ran
+            # out), or a pass stopped before its deletions were done.
+            await call(db.close_pending_windows, mode.run_id)
+            if settings.delete:
+                await call(db.clear_delete_candidates, mode.run_id)
+    return PassResult(result, mode.outcomes, mode.deleted_keys,
+                      sum(mode.deleted_count.values()), mode.peak_batch)
 
 
 def prepare_pass(db: ControlDB, job: Job, settings: SyncSettings
                  ) -> tuple[datetime | None, set[int]]:
     """Before a pass's run: the start of the job's historical run and the partitions it
-    finished (``SyncMode``'s inputs), the ADF delta table, the partitions made pending."""
+    finished (``SyncMode``'s inputs), the ADF delta table, the partitions made pending
+    with no cursor.  A pass of this host that died leaves its partitions running under a
+    lease that has not expired yet: they are expired first, so their cursors are cleared
+    too (a pass never resumes a dead pass's cursor: its window differs)."""
     rows = db.partitions(job.id)
     historical_ids = {int(r["id"]) for r in rows if r["state"] == "succeeded"}
     historical_start = db.historical_run_start(job.id)
     db.ensure_adf_delta_table(settings.adf_delta_table)
+    db.expire_dead_local(job.id, socket.gethostname())
     db.prepare_sync_pass(job.id)
     return historical_start, historical_ids
 
@@ -413,102 +563,3 @@ def pass_run_settings(settings: SyncSettings) -> dict[str, Any]:
             "window_end": settings.now.isoformat(),
             "path_template": settings.path_template.text
             if settings.path_template else None}
-
-
-async def follow_schedule(db: ControlDB, job: Job, schedule: Any,
-                          one_pass: Callable[[], Coroutine[Any, Any, Any]],
-                          on_pass: Callable[[Any], None] | None, lease_s: float) -> Any:
-    """Run ``one_pass`` at the schedule's times until SIGINT or SIGTERM.
-
-    One scheduler per job: its lease (``lakeshift_schedules``) is taken first, renewed
-    while it waits and while a pass runs, and a second scheduler is refused.  A signal
-    during a pass cancels it: its partitions go back to pending with their cursors and
-    their windows are recorded as interrupted (not advanced); during the wait it simply
-    ends.  The result is the last pass's, with ``stopped_by`` set to the signal's name.
-    """
-    import signal
-    import socket
-    from datetime import UTC
-
-    from lakeshift.engine.jobrunner import owner_id
-
-    call = asyncio.to_thread
-    owner = owner_id()
-    held = await call(db.acquire_schedule, job.id, owner, schedule.text, lease_s,
-                      socket.gethostname())
-    if held is not None:
-        raise UsageError(f"job {job.name!r} already has a scheduler ({held}): stop it first, "
-                         "or run one pass with `lakeshift sync --job` and no schedule")
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    stopped_by: list[str] = []
-    current: list[asyncio.Task[Any]] = []
-
-    def on_signal(name: str) -> None:
-        if not stopped_by:
-            stopped_by.append(name)
-        stop.set()
-        for t in current:
-            t.cancel()
-
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, on_signal, sig.name)
-            installed.append(sig)
-        except (NotImplementedError, RuntimeError, ValueError):
-            pass  # not the main thread: the caller stops us by cancelling
-    result: Any = None
-    passes = 0
-    try:
-        while not stop.is_set():
-            started = datetime.now(UTC)
-            task: asyncio.Task[Any] = asyncio.create_task(one_pass())
-            current.append(task)
-            renew = asyncio.create_task(_renew_while(db, job.id, owner, lease_s, None, task))
-            try:
-                result = await task
-            except asyncio.CancelledError:
-                if not stopped_by:
-                    raise
-                break
-            finally:
-                current.clear()
-                renew.cancel()
-            passes += 1
-            next_at = schedule.next_after(started)
-            now = datetime.now(UTC)
-            if next_at <= now:  # the pass took longer than the interval: go on at once
-                next_at = schedule.next_after(now) if schedule.cron else now
-            await call(db.renew_schedule, job.id, owner, lease_s, next_at, started)
-            result.passes, result.next_run_at = passes, next_at
-            if on_pass is not None:
-                on_pass(result)
-            while not stop.is_set() and datetime.now(UTC) < next_at:
-                wait = min(lease_s / 3, (next_at - datetime.now(UTC)).total_seconds())
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=max(wait, 0.01))
-                except TimeoutError:
-                    await call(db.renew_schedule, job.id, owner, lease_s, next_at)
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
-        await call(db.release_schedule, job.id, owner)
-
-    if result is None:
-        from lakeshift.model import RunResult, SyncResult
-
-        result = SyncResult(job.name, RunResult(0), passes=0)
-    result.passes = passes
-    result.stopped_by = stopped_by[0] if stopped_by else None
-    return result
-
-
-async def _renew_while(db: ControlDB, job_id: int, owner: str, lease_s: float,
-                       next_at: datetime | None, task: asyncio.Task[Any]) -> None:
-    while not task.done():
-        await asyncio.sleep(lease_s / 3)
-        try:
-            await asyncio.to_thread(db.renew_schedule, job_id, owner, lease_s, next_at)
-        except LakeshiftError:
-            continue  # the DB is unreachable for now: try again at the next beat

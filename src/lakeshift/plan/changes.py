@@ -16,10 +16,11 @@ import gzip
 import io
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 from lakeshift.errors import UsageError
@@ -59,6 +60,9 @@ class InventoryManifest:
     file_format: str
     columns: tuple[str, ...]
     files: tuple[str, ...]
+    #: When S3 took the report (``creationTimestamp``, ms since the epoch): a snapshot,
+    #: blind to every change after it.
+    created: datetime | None = None
 
 
 def parse_manifest(data: bytes, where: str) -> InventoryManifest:
@@ -70,7 +74,10 @@ def parse_manifest(data: bytes, where: str) -> InventoryManifest:
         columns = _schema_columns(str(m["fileSchema"]), fmt)
         files = tuple(str(f["key"]) for f in m["files"])
         source = str(m["sourceBucket"])
-    except (ValueError, KeyError, TypeError) as e:
+        stamp = m.get("creationTimestamp")
+        created = None if stamp in (None, "") else datetime.fromtimestamp(
+            int(str(stamp)) / 1000, UTC)
+    except (ValueError, KeyError, TypeError, OverflowError) as e:
         raise UsageError(f"--inventory {where} is not an S3 Inventory manifest.json "
                          f"({type(e).__name__}: {e})") from None
     if fmt not in ("CSV", "PARQUET"):
@@ -78,7 +85,7 @@ def parse_manifest(data: bytes, where: str) -> InventoryManifest:
                          "Parquet with lakeshift[parquet])")
     if "Key" not in columns:
         raise UsageError(f"--inventory {where}: its fileSchema has no Key column")
-    return InventoryManifest(source, bucket, fmt, columns, files)
+    return InventoryManifest(source, bucket, fmt, columns, files, created)
 
 
 #: A field of a Parquet message type: ``optional int64 size;``.
@@ -132,7 +139,12 @@ def csv_rows(data: bytes, columns: tuple[str, ...]) -> Iterator[ObjectInfo]:
         text = gzip.decompress(data).decode("utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise UsageError(f"an inventory data file is not gzipped UTF-8 CSV: {e}") from None
-    for fields in csv.reader(io.StringIO(text)):
+    yield from csv_lines(io.StringIO(text), columns)
+
+
+def csv_lines(lines: Iterable[str], columns: tuple[str, ...]) -> Iterator[ObjectInfo]:
+    """Objects of the lines of a CSV data file (already decompressed), one at a time."""
+    for fields in csv.reader(lines):
         row = dict(zip(columns, fields, strict=False))
         info = _info(row, unquote(row.get("Key", "")))
         if info is not None and info.key:
@@ -146,13 +158,18 @@ _PARQUET_COLUMNS = {"bucket": "Bucket", "key": "Key", "size": "Size",
 
 def parquet_rows(data: bytes) -> Iterator[ObjectInfo]:
     """Objects of one Parquet data file (pyarrow, the optional extra lakeshift[parquet])."""
+    return parquet_file_rows(io.BytesIO(data))
+
+
+def parquet_file_rows(source: Any) -> Iterator[ObjectInfo]:
+    """Objects of a Parquet data file (a path or a file object), a batch at a time."""
     try:
         import pyarrow.parquet as pq  # type: ignore[import-not-found, import-untyped, unused-ignore]
     except ImportError:
         raise UsageError("this inventory is Parquet: install the extra "
                          "(pip install 'lakeshift[parquet]') or use a CSV inventory") from None
     try:
-        file = pq.ParquetFile(io.BytesIO(data))
+        file = pq.ParquetFile(source)
         # Only the columns an object needs, a batch at a time (a report file holds millions).
         wanted = [c for c in file.schema_arrow.names if c in _PARQUET_COLUMNS]
         for batch in file.iter_batches(columns=wanted):

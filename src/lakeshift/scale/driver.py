@@ -166,6 +166,14 @@ async def sync_pass_on_dask(db: ControlDB, job: Job, spec: ClusterSpec, settings
     from lakeshift.engine.sync import PassResult, pass_run_settings, prepare_pass
 
     refuse_sqlite(db.url, str(spec))
+    # Both are phases of the driver's own (engine/sync.py sync_pass): the run-wide delete
+    # cap checked once every partition is listed, and an inventory spilled to this
+    # machine's disk.  Not yet carried by a fleet.
+    if settings.delete:
+        raise UsageError("sync --delete does not run on Dask yet: run the deleting pass "
+                         "without --dask (lakeshift sync --job J --delete)")
+    if settings.inventory is not None:
+        raise UsageError("sync --inventory does not run on Dask yet: run it without --dask")
     historical_start, historical_ids = await asyncio.to_thread(prepare_pass, db, job,
                                                                settings)
     out = await run_on_dask(db, job, spec, batch_count, opts, store_options, subscribers,
