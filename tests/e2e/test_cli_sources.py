@@ -105,3 +105,43 @@ def test_destination_inside_the_source_is_refused(local_env: dict[str, str],
         assert p.returncode == 2, p.stderr
         assert "is inside the source" in one_clear_line(p)
     assert sorted(os.listdir(src)) == ["a.txt"]  # nothing written, nothing nested
+
+
+def test_plan_auto_and_run_copy_root_files_on_both_sides_of_folders(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    # Root-level files that sort before, between and after folders: a chunk of them around
+    # a folder once ended its range at the folder and lost the files after it.
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    files = {"a/1": b"a1", "a/2": b"a2", "m": b"m", "n": b"n", "z/1": b"z1", "z/2": b"z2",
+             "zz": b"zz", "zzz": b"zzz"}
+    for key, body in files.items():
+        (src / key).parent.mkdir(parents=True, exist_ok=True)
+        (src / key).write_bytes(body)
+    db = f"sqlite:///{tmp_path}/auto.db"
+    for target in ("2", "3"):
+        job = f"auto{target}"
+        p = lakeshift("plan", str(src), str(dst / job), "--job", job, "--db", db,
+                      "--partition-by", "auto", "--target-objects", target, env=local_env)
+        assert p.returncode == 0, p.stderr
+        r = lakeshift("run", "--job", job, "--db", db, "--json", env=local_env)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["copied"] == len(files)
+        copied = {str(f.relative_to(dst / job)): f.read_bytes()
+                  for f in (dst / job).rglob("*") if f.is_file()}
+        assert copied == files
+
+
+def test_plan_refuses_a_destination_inside_its_source(local_env: dict[str, str],
+                                                      tmp_path: Path) -> None:
+    src, other = tmp_path / "d", tmp_path / "o"
+    src.mkdir()
+    other.mkdir()
+    (src / "a.txt").write_bytes(b"a")
+    (other / "b.txt").write_bytes(b"b")
+    db = tmp_path / "p.db"
+    # Inside the second of two sources: refused, and nothing planned.
+    p = lakeshift("plan", str(other), str(src), str(src / "sub"), "--job", "j", "--db",
+                  f"sqlite:///{db}", env=local_env)
+    assert p.returncode == 2, p.stderr
+    assert "is inside the source" in one_clear_line(p)
+    assert not db.exists()

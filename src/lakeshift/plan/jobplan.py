@@ -22,8 +22,13 @@ from lakeshift.plan.partitioner import (
     check_overlaps,
     from_prefixes,
 )
-from lakeshift.plan.source import resolve_source, source_config
-from lakeshift.stores.base import StoreOptions
+from lakeshift.plan.source import (
+    destination_config,
+    refuse_destination_inside_source,
+    resolve_source,
+    source_config,
+)
+from lakeshift.stores.base import StoreConfig, StoreOptions
 from lakeshift.stores.registry import open_store
 from lakeshift.urls import parse_url
 
@@ -57,6 +62,8 @@ def create_plan(control: ControlDB, job: str, sources: Sequence[str], dst: str,
     if partition_by not in ("none", "auto"):
         raise UsageError(f"--partition-by {partition_by!r}: use none or auto")
     dst_url = parse_url(dst)
+    for _, cfg, dest in source_destinations(sources, dst, so):
+        refuse_destination_inside_source(cfg, destination_config(dest, so))
     if adf_control_table and len(sources) != 1:
         raise UsageError("--adf-control-table takes one SRC: the bucket its PartitionPrefix "
                          "values are relative to")
@@ -100,20 +107,27 @@ def read_partitions_file(path: Path) -> list[str]:
     return out
 
 
+def source_destinations(sources: Sequence[str], dst: str, so: StoreOptions
+                        ) -> list[tuple[str, StoreConfig, str]]:
+    """Each source URL, its store config, and where its objects go: ``dst``, or with
+    sources in more than one bucket, ``dst/BUCKET/``."""
+    parsed = [source_config(s, so) for s in sources]
+    buckets = {(c.url.scheme, c.url.account, c.url.bucket) for c in parsed}
+    return [(text, cfg, dst.rstrip("/") + (f"/{cfg.url.bucket}/" if len(buckets) > 1 else "/"))
+            for text, cfg in zip(sources, parsed, strict=True)]
+
+
 async def plan_sources(sources: Sequence[str], dst: str, so: StoreOptions,
                        prefixes: Sequence[str], partition_by: str,
                        target: int) -> list[PartitionSpec]:
     """Each source's partitions (its prefixes, or automatic key ranges), overlap-checked."""
-    parsed = [source_config(s, so) for s in sources]
-    buckets = {(c.url.scheme, c.url.account, c.url.bucket) for c in parsed}
     specs: list[PartitionSpec] = []
     policy = RetryPolicy(attempts=3)
-    for text, cfg in zip(sources, parsed, strict=True):
+    for text, cfg, dest in source_destinations(sources, dst, so):
         store = open_store(cfg)
         try:
             await check_reachable(store.check_source, "source", policy)
             spec = await resolve_source(store)
-            dest = dst.rstrip("/") + (f"/{cfg.url.bucket}/" if len(buckets) > 1 else "/")
             base = bucket_url(text, cfg.url.bucket, cfg.url.scheme, cfg.url.account)
             planned = PlannedSource(text, spec, base, dest)
             if partition_by == "auto":

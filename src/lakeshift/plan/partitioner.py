@@ -10,6 +10,7 @@ cursor, so the first run and a resumed run are the same code.
 from __future__ import annotations
 
 import asyncio
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -136,6 +137,23 @@ async def _folder_chunks(store: Store, folder: str, target: int, gate: asyncio.S
         return out
 
 
+def _direct_chunks(keys: Sequence[str], folders: Sequence[str], target: int) -> list[_Chunk]:
+    """The root's own objects (``keys``, in key order) in chunks of at most ``target`` that
+    span no folder: a partition's range ends at the next unit's first key, so a chunk
+    ``[m, zz]`` around the folder ``z/`` would end at ``z/…`` and lose ``zz``."""
+    ordered = sorted(folders)
+    out: list[_Chunk] = []
+    for key in keys:
+        last = out[-1] if out else None
+        if (last is None or last.count == target
+                or bisect.bisect_right(ordered, last.last) != bisect.bisect_right(ordered, key)):
+            out.append(_Chunk(key, key, 1))
+        else:
+            last.last = key
+            last.count += 1
+    return out
+
+
 async def auto_partitions(store: Store, src: PlannedSource, target: int,
                           parallel: int = 8, policy: RetryPolicy = DEFAULT_POLICY,
                           limiter: EndpointLimiter | None = None) -> list[PartitionSpec]:
@@ -159,9 +177,7 @@ async def auto_partitions(store: Store, src: PlannedSource, target: int,
     per_folder = await asyncio.gather(*(_folder_chunks(store, f, target, gate, policy, limiter)
                                         for f in folders))
     chunks = [c for cs in per_folder for c in cs]
-    for i in range(0, len(direct), target):
-        part = direct[i:i + target]
-        chunks.append(_Chunk(part[0].key, part[-1].key, len(part)))
+    chunks += _direct_chunks([o.key for o in direct], folders, target)
     chunks.sort(key=lambda c: c.first)
     if not chunks:
         return from_prefixes(src, [])
