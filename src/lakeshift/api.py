@@ -574,7 +574,7 @@ def failures(*, job: str = "", db: str = DEFAULT_DB,
 
 def _failed_object(r: Any) -> FailedObject:
     return FailedObject(object_key=r["object_key"], error_kind=r["error_kind"],
-                        message=r["message"], attempts=r["attempts"], skipped=r["skipped"],
+                        message=r["message"], attempts=r["attempts"], skipped=bool(r["skipped"]),
                         at=_as_utc(r["at"]), partition_id=r["partition_id"],
                         run_id=r["run_id"])
 

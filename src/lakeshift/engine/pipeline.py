@@ -47,6 +47,7 @@ from lakeshift.errors import (
     ForbiddenError,
     IntegrityError,
     LakeshiftError,
+    ObjectError,
     TransientError,
     UsageError,
 )
@@ -473,8 +474,9 @@ async def _transfer_one(ctx: TransferContext, s: ObjectInfo, dest_key: str, even
 
 def _not_copied(events: EventBus, s: ObjectInfo, e: LakeshiftError, attempts: int,
                 skip_errors: frozenset[str]) -> bool:
-    """Record an object's error: skipped when its kind is in --skip-errors, else failed."""
-    if e.kind in skip_errors:
+    """Record an object's error: skipped when its kind is in --skip-errors (or its class is
+    always skipped), else failed."""
+    if e.kind in skip_errors or (isinstance(e, ObjectError) and e.skipped_always):
         events.emit(ObjectDone(s.key, s.size, "skipped", e.kind, str(e), attempts))
         return True
     _failed(events, s, e, attempts)
