@@ -213,8 +213,8 @@ def reset_job(job: str, *, db: str = DEFAULT_DB, force: bool = False) -> int:
 
 
 def delete_job(job: str, *, db: str = DEFAULT_DB, force: bool = False) -> None:
-    """Delete job ``job`` and everything recorded about it (``lakeshift plan --job J
-    --delete``); objects already copied stay.  Refused while a live process runs the job,
+    """Delete job ``job`` and everything recorded about it (``lakeshift delete-job --job
+    J``); objects already copied stay.  Refused while a live process runs the job,
     unless ``force``."""
     control = _control(db)
     try:

@@ -17,10 +17,11 @@ from lakeshift.cli.app import app
 #: Command → API function.
 FUNCTIONS = {"copy": lakeshift.copy, "plan": lakeshift.plan, "run": lakeshift.run,
              "sync": lakeshift.sync, "status": lakeshift.status, "failures": lakeshift.failures,
-             "verify": lakeshift.verify, "check": lakeshift.check}
+             "verify": lakeshift.verify, "check": lakeshift.check,
+             "delete-job": lakeshift.delete_job}
 
-#: How the output looks is the face's business, not the API's.
-PRESENTATION = {"as_json", "progress"}
+#: How the output looks, and asking before deleting, are the face's business, not the API's.
+PRESENTATION = {"as_json", "progress", "yes"}
 
 #: Positional arguments whose Python spelling differs: SRC DST are source, destination;
 #: `plan`'s SRC… DST are sources and destination.

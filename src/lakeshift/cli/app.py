@@ -62,6 +62,8 @@ app.command("status", help="Jobs, runs and partitions: state, objects, bytes, th
 app.command("failures", help="Every object that failed in a job: key, error class, message, "
             "attempts, time.", epilog="Example:\n\n  lakeshift failures --job raw --csv "
             "failed.csv")(job_cmds.failures)
+app.command("delete-job", help=job_cmds.DELETE_HELP, epilog=job_cmds.DELETE_EPILOG
+            )(job_cmds.delete_job)
 
 
 def _error(kind: str, message: str, exit_code: int, as_json: bool) -> int:

@@ -158,12 +158,15 @@ class ControlDB:
 
     def delete_job(self, name: str, force: bool = False) -> None:
         """Delete job ``name`` and everything recorded about it (partitions, runs,
-        failures, renames, deletions).  Refused while a live process holds one of its
-        partitions, unless ``force``.  Objects already copied are not touched."""
+        failures, renames, deletions, sync windows, sync deletions, schedule).  Refused
+        while a live process holds one of its partitions, unless ``force``.  Objects
+        already copied are not touched."""
         job_id = self.job(name).id
         with self._tx() as conn:
             self._refuse_if_leased(conn, job_id, name, force, "delete")
-            for t in (failures, renames, deletions, runs, partitions):
+            # Rows that refer to partitions and runs go first (PostgreSQL checks the keys).
+            for t in (failures, renames, deletions, sync_windows, sync_deletions, schedules,
+                      runs, partitions):
                 conn.execute(delete(t).where(t.c.job_id == job_id))
             conn.execute(delete(jobs).where(jobs.c.id == job_id))
 
