@@ -2,26 +2,36 @@
 
 The public API is what ``__all__`` lists (docs/api.md); everything else is private and may
 change.  ``copy``, ``plan``, ``run``, ``sync``, ``status``, ``failures``, ``verify`` and
-``check`` are the commands of the same names, with the same options.
+``check`` are the commands of the same names, with the same options; each has an
+``…_async`` variant for callers that already run an event loop.
 """
 
 from __future__ import annotations
 
 from lakeshift.api import (
+    DEFAULT_DB,
     check,
+    check_async,
     copy,
+    copy_async,
     delete_job,
-    destination_config,
+    delete_job_async,
     failures,
+    failures_async,
     plan,
+    plan_async,
     plan_job,
     reset_job,
+    reset_job_async,
     run,
+    run_async,
     run_job,
-    source_config,
     status,
+    status_async,
     sync,
+    sync_async,
     verify,
+    verify_async,
 )
 from lakeshift.engine.events import (
     BytesMoved,
@@ -33,7 +43,6 @@ from lakeshift.engine.events import (
     Subscriber,
     Throttled,
 )
-from lakeshift.engine.pipeline import CopyOptions, CopyResult, Failure, Rename
 from lakeshift.errors import (
     AuthError,
     ForbiddenError,
@@ -41,6 +50,7 @@ from lakeshift.errors import (
     InvalidNameError,
     LakeshiftError,
     NotFoundError,
+    SymlinkLoopError,
     ThrottledError,
     TransientError,
     UsageError,
@@ -48,37 +58,35 @@ from lakeshift.errors import (
 from lakeshift.model import (
     CheckLine,
     CheckResult,
-    FailedObject,
+    CopyResult,
+    Failure,
     FailuresResult,
     JobStatus,
-    ObjectInfo,
-    ObjectProps,
-    PartitionSpec,
     PartitionStatus,
     PlanResult,
+    Rename,
     RunResult,
     RunStatus,
+    SourceDeleted,
     StatusResult,
     SyncResult,
     SyncWindow,
     TransferStats,
     VerifyResult,
 )
-from lakeshift.stores.base import Capabilities, StoreConfig, StoreOptions
+from lakeshift.stores.base import StoreOptions
 from lakeshift.urls import StoreURL, parse_url
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_DB",
     "AuthError",
     "BytesMoved",
-    "Capabilities",
     "CheckLine",
     "CheckResult",
-    "CopyOptions",
     "CopyResult",
     "Event",
-    "FailedObject",
     "Failure",
     "FailuresResult",
     "ForbiddenError",
@@ -90,20 +98,18 @@ __all__ = [
     "ListingDone",
     "NotFoundError",
     "ObjectDone",
-    "ObjectInfo",
-    "ObjectProps",
-    "PartitionSpec",
     "PartitionStatus",
     "PlanResult",
     "Rename",
     "Renamed",
     "RunResult",
     "RunStatus",
+    "SourceDeleted",
     "StatusResult",
-    "StoreConfig",
     "StoreOptions",
     "StoreURL",
     "Subscriber",
+    "SymlinkLoopError",
     "SyncResult",
     "SyncWindow",
     "Throttled",
@@ -114,18 +120,26 @@ __all__ = [
     "VerifyResult",
     "__version__",
     "check",
+    "check_async",
     "copy",
+    "copy_async",
     "delete_job",
-    "destination_config",
+    "delete_job_async",
     "failures",
+    "failures_async",
     "parse_url",
     "plan",
+    "plan_async",
     "plan_job",
     "reset_job",
+    "reset_job_async",
     "run",
+    "run_async",
     "run_job",
-    "source_config",
     "status",
+    "status_async",
     "sync",
+    "sync_async",
     "verify",
+    "verify_async",
 ]

@@ -10,9 +10,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from lakeshift.control.records import PartitionSpec
 from lakeshift.errors import UsageError
-from lakeshift.model import ObjectInfo
+from lakeshift.model import ObjectInfo, PartitionSpec
 from lakeshift.plan.partitioner import (
     PlannedSource,
     auto_partitions,

@@ -82,6 +82,5 @@ def copy(
                           max_bandwidth=max_bandwidth, adaptive=adaptive,
                           delete_source_after_verify=delete_source_after_verify,
                           store_options=store, subscribers=subs)
-    print_summary(result, api.source_config(src, store).url.display(),
-                  api.destination_config(dst, store).url.display(), as_json)
+    print_summary(result, result.source, result.destination, as_json)
     return result.exit_code

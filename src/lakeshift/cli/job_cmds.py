@@ -41,6 +41,7 @@ from lakeshift.cli.status_view import print_partitions, print_status
 from lakeshift.cli.text import count, skip_reasons
 from lakeshift.errors import UsageError
 from lakeshift.model import RunResult
+from lakeshift.plan.jobconfig import load as load_config
 
 PLAN_HELP = """Write a job and its partitions to the control DB (nothing is copied yet).
 
@@ -155,7 +156,7 @@ def run(
     progress: ProgressOpt = "auto",
     as_json: JsonOpt = False,
 ) -> int:
-    every = api.load_config(config).every_s if config is not None else None
+    every = load_config(config).every_s if config is not None else None
     while True:
         with progress_subscribers(progress, as_json) as subs:
             result = api.run(job=job, db=db, batch_count=batch_count, concurrency=concurrency,

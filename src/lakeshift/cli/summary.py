@@ -6,9 +6,9 @@ import json
 import sys
 from typing import Any
 
-from lakeshift.api import CopyResult
 from lakeshift.cli.sizes import human_bytes
 from lakeshift.cli.text import count, noun, skip_reasons
+from lakeshift.model import CopyResult
 
 
 def summary_dict(result: CopyResult, source: str, destination: str) -> dict[str, Any]:
@@ -37,7 +37,7 @@ def summary_dict(result: CopyResult, source: str, destination: str) -> dict[str,
         "objects_per_s": round(s.copied / s.duration, 1) if s.duration > 0 else 0.0,
         "proofs": dict(sorted(result.proofs.items())),
         "exit_code": result.exit_code,
-        "failures": [{"key": f.key, "kind": f.kind, "message": f.message,
+        "failures": [{"key": f.object_key, "kind": f.error_kind, "message": f.message,
                       "attempts": f.attempts, "skipped": f.skipped} for f in result.failures],
         "renames": [{"key": r.key, "destination_key": r.destination_key, "rule": r.rule}
                     for r in result.renames],
@@ -81,7 +81,8 @@ def print_summary(result: CopyResult, source: str, destination: str, as_json: bo
         lines.append(f"  throttled {d['throttled']:>9} {noun(d['throttled'], 'request')} "
                      "(retried; concurrency adapted)")
     for f in result.failures[:20]:
-        lines.append(f"  {'SKIPPED' if f.skipped else 'FAILED'} {f.key}: [{f.kind}] {f.message}")
+        lines.append(f"  {'SKIPPED' if f.skipped else 'FAILED'} {f.object_key}: "
+                     f"[{f.error_kind}] {f.message}")
     for r in result.renames[:20]:
         lines.append(f"  RENAMED {r.key} → {r.destination_key} ({r.rule})")
     if len(result.failures) > 20 or len(result.renames) > 20:

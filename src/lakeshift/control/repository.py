@@ -16,7 +16,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
 
 from lakeshift.control.db import db_error, display_url, open_engine
-from lakeshift.control.records import Job, PartitionSpec, as_utc
+from lakeshift.control.records import Job, as_utc
 from lakeshift.control.schema import (
     adf_delta_table,
     deletions,
@@ -30,6 +30,7 @@ from lakeshift.control.schema import (
     sync_windows,
 )
 from lakeshift.errors import UsageError
+from lakeshift.model import Failure, PartitionSpec, Rename, SourceDeleted
 from lakeshift.redact import redact
 
 
@@ -54,9 +55,9 @@ class Records:
 
     job_id: int
     run_id: int | None
-    failures: Sequence[Any] = field(default_factory=list)
-    renames: Sequence[Any] = field(default_factory=list)
-    deletions: Sequence[Any] = field(default_factory=list)
+    failures: Sequence[Failure] = field(default_factory=list)
+    renames: Sequence[Rename] = field(default_factory=list)
+    deletions: Sequence[SourceDeleted] = field(default_factory=list)
 
 
 class ControlDB:
@@ -622,8 +623,9 @@ def _insert_records(conn: Connection, partition_id: int | None, r: Records,
     if r.failures:
         conn.execute(failures.insert().values(at=now), [
             {"job_id": r.job_id, "partition_id": partition_id, "run_id": r.run_id,
-             "object_key": f.key, "error_kind": f.kind, "message": redact(f.message)[:4000],
-             "attempts": f.attempts, "skipped": int(getattr(f, "skipped", False))}
+             "object_key": f.object_key, "error_kind": f.error_kind,
+             "message": redact(f.message)[:4000], "attempts": f.attempts,
+             "skipped": int(f.skipped)}
             for f in r.failures])
     if r.renames:
         # A run that died saved the renames of keys after its cursor; its rerun meets those

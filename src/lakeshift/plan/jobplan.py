@@ -5,12 +5,13 @@ partitions to the control DB in one transaction (``lakeshift plan`` / ``lakeshif
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lakeshift.engine.copy_options import copy_options
+from lakeshift.engine.events import EventBus, ListingDone
 from lakeshift.engine.pipeline import check_reachable
 from lakeshift.engine.retry import RetryPolicy
 from lakeshift.errors import UsageError
@@ -23,6 +24,7 @@ from lakeshift.plan.partitioner import (
     from_prefixes,
 )
 from lakeshift.plan.source import (
+    SourceSpec,
     destination_config,
     refuse_destination_inside_source,
     resolve_source,
@@ -37,21 +39,25 @@ if TYPE_CHECKING:
     from lakeshift.control.repository import ControlDB
 
 
-def create_plan(control: ControlDB, job: str, sources: Sequence[str], dst: str,
-                so: StoreOptions, prefixes: Sequence[str], partition_by: str,
-                target_objects: int, adf_control_table: str | None, include: Sequence[str],
-                exclude: Sequence[str], overwrite: str, folder_markers: str,
-                skip_errors: Sequence[str] = (), invalid_names: str = "fail",
-                delete_source: bool = False, replace: bool = False,
-                force: bool = False) -> Job:
-    """Validate everything (the options, that the job is new, then the sources by listing
-    them), then write the job and its partitions in one transaction: a plan that fails
-    writes nothing.  ``replace``: a job of that name is deleted just before the new one is
-    written (only once the new plan is known good)."""
+async def create_plan(control: ControlDB, job: str, sources: Sequence[str], dst: str,
+                      so: StoreOptions, prefixes: Sequence[str], partition_by: str,
+                      target_objects: int, adf_control_table: str | None,
+                      include: Sequence[str], exclude: Sequence[str], overwrite: str,
+                      folder_markers: str, skip_errors: Sequence[str] = (),
+                      invalid_names: str = "fail", delete_source: bool = False,
+                      replace: bool = False, force: bool = False,
+                      events: EventBus | None = None) -> Job:
+    """Validate everything (the options, that the job is new, that no destination lies
+    inside its source, then the sources by listing them), then write the job and its
+    partitions in one transaction: a plan that fails writes nothing.  ``replace``: a job of
+    that name is deleted just before the new one is written (only once the new plan is
+    known good).  ``events`` hears the listing (Listed per page, ListingDone).  The control
+    DB is called in worker threads: the event loop stays free."""
+    call = asyncio.to_thread
     copy_options(include=include, exclude=exclude, overwrite=overwrite,
                  folder_markers=folder_markers, skip_errors=skip_errors,
                  invalid_names=invalid_names)
-    exists = job in {j.name for j in control.jobs()}
+    exists = job in {j.name for j in await call(control.jobs)}
     if exists and not replace:
         raise UsageError(f"job {job!r} already exists in {control.shown}: `lakeshift run "
                          "--job` it, plan it again with --replan, or choose another --job")
@@ -72,26 +78,48 @@ def create_plan(control: ControlDB, job: str, sources: Sequence[str], dst: str,
     if adf_control_table:
         src_url = parse_url(sources[0])
         adf_source = bucket_url(sources[0], src_url.bucket, src_url.scheme, src_url.account)
-        control.adf_pending_prefixes(adf_control_table)  # checks the table before writing
+        # Checks the table before writing.
+        await call(control.adf_pending_prefixes, adf_control_table)
     else:
-        specs = asyncio.run(plan_sources(sources, dst, so, prefixes, partition_by,
-                                         target_objects))
+        specs = await plan_sources(sources, dst, so, prefixes, partition_by, target_objects,
+                                   events)
     options: dict[str, Any] = {
         "include": list(include), "exclude": list(exclude), "overwrite": overwrite,
         "folder_markers": folder_markers, "skip_errors": list(skip_errors),
         "invalid_names": invalid_names, "delete_source": delete_source,
         "store": asdict(so), "sources": list(sources),
         "adf_source": adf_source}
-    if exists:
+    destination = dst_url.display() if dst_url.scheme != "file" else dst
+    return await call(_write_job, control, job, destination, options, specs,
+                      adf_control_table, exists, force)
+
+
+def _write_job(control: ControlDB, job: str, destination: str, options: dict[str, Any],
+               specs: list[PartitionSpec], adf_control_table: str | None, replace: bool,
+               force: bool) -> Job:
+    if replace:
         control.delete_job(job, force=force)
-    control.create_job(job, dst_url.display() if dst_url.scheme != "file" else dst, options,
-                       specs, adf_table=adf_control_table)
+    control.create_job(job, destination, options, specs, adf_table=adf_control_table)
     j = control.job(job)
     if adf_control_table:
         from lakeshift.engine.jobrunner import sync_adf
 
         sync_adf(control, j)
     return j
+
+
+def partition_spec(row: Mapping[Any, Any], after_cursor: bool = True) -> SourceSpec:
+    """What a partition's row in the control DB names on its source: its prefix and key
+    range, listed after its cursor (``after_cursor``: what a run still has to copy) or
+    whole (what verify checks)."""
+    return SourceSpec(row["prefix"], row["rel_base"],
+                      start_after=row["cursor"] if after_cursor else None,
+                      range_start=row["range_start"], range_end=row["range_end"])
+
+
+def job_store_options(job: Job) -> StoreOptions:
+    """How the job reaches its stores, as it was planned (the plan's store flags)."""
+    return StoreOptions(**job.options.get("store", {}))
 
 
 def read_partitions_file(path: Path) -> list[str]:
@@ -119,8 +147,9 @@ def source_destinations(sources: Sequence[str], dst: str, so: StoreOptions
 
 async def plan_sources(sources: Sequence[str], dst: str, so: StoreOptions,
                        prefixes: Sequence[str], partition_by: str,
-                       target: int) -> list[PartitionSpec]:
+                       target: int, events: EventBus | None = None) -> list[PartitionSpec]:
     """Each source's partitions (its prefixes, or automatic key ranges), overlap-checked."""
+    events = events or EventBus()
     specs: list[PartitionSpec] = []
     policy = RetryPolicy(attempts=3)
     for text, cfg, dest in source_destinations(sources, dst, so):
@@ -131,10 +160,11 @@ async def plan_sources(sources: Sequence[str], dst: str, so: StoreOptions,
             base = bucket_url(text, cfg.url.bucket, cfg.url.scheme, cfg.url.account)
             planned = PlannedSource(text, spec, base, dest)
             if partition_by == "auto":
-                specs += await auto_partitions(store, planned, target)
+                specs += await auto_partitions(store, planned, target, events=events)
             else:
                 specs += from_prefixes(planned, prefixes)
         finally:
             await store.close()
+    events.emit(ListingDone())
     check_overlaps(specs)
     return specs

@@ -14,11 +14,12 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from lakeshift.control.records import PartitionSpec
+from lakeshift.engine.events import EventBus, Listed
 from lakeshift.engine.limiter import EndpointLimiter
 from lakeshift.engine.listing import DEFAULT_POLICY, list_folders, list_pages
 from lakeshift.engine.retry import RetryPolicy
 from lakeshift.errors import UsageError
+from lakeshift.model import ObjectInfo, PartitionSpec
 from lakeshift.plan.source import SourceSpec
 from lakeshift.stores.base import Store
 
@@ -72,7 +73,8 @@ def check_overlaps(specs: Sequence[PartitionSpec]) -> None:
 
 async def auto_ranges(store: Store, src: PlannedSource, target: int,
                       policy: RetryPolicy = DEFAULT_POLICY,
-                      limiter: EndpointLimiter | None = None) -> list[PartitionSpec]:
+                      limiter: EndpointLimiter | None = None,
+                      events: EventBus | None = None) -> list[PartitionSpec]:
     """Ranges of ``target`` objects along the listing of ``src`` (each page retried, and
     paced by ``limiter`` when given, as every listing is: engine/listing.py)."""
     if target < 1:
@@ -83,6 +85,7 @@ async def auto_ranges(store: Store, src: PlannedSource, target: int,
     last: str | None = None
     prev_last: str | None = None
     async for page in list_pages(store, src.spec.list_prefix, None, policy, limiter):
+        _listed(events, page)
         for obj in page:
             if first is None:
                 first = obj.key
@@ -103,6 +106,11 @@ async def auto_ranges(store: Store, src: PlannedSource, target: int,
     return specs
 
 
+def _listed(events: EventBus | None, objects: Sequence[ObjectInfo]) -> None:
+    if events is not None and objects:
+        events.emit(Listed(len(objects), sum(o.size for o in objects)))
+
+
 @dataclass
 class _Chunk:
     """Consecutive keys (at most ``target``) of one folder, or of the objects directly
@@ -115,13 +123,14 @@ class _Chunk:
 
 
 async def _folder_chunks(store: Store, folder: str, target: int, gate: asyncio.Semaphore,
-                         policy: RetryPolicy, limiter: EndpointLimiter | None
-                         ) -> list[_Chunk]:
+                         policy: RetryPolicy, limiter: EndpointLimiter | None,
+                         events: EventBus | None = None) -> list[_Chunk]:
     async with gate:
         out: list[_Chunk] = []
         first = last = ""
         n = 0
         async for page in list_pages(store, folder, None, policy, limiter):
+            _listed(events, page)
             for obj in page:
                 if n == target:
                     out.append(_Chunk(first, last, n))
@@ -156,7 +165,8 @@ def _direct_chunks(keys: Sequence[str], folders: Sequence[str], target: int) -> 
 
 async def auto_partitions(store: Store, src: PlannedSource, target: int,
                           parallel: int = 8, policy: RetryPolicy = DEFAULT_POLICY,
-                          limiter: EndpointLimiter | None = None) -> list[PartitionSpec]:
+                          limiter: EndpointLimiter | None = None,
+                          events: EventBus | None = None) -> list[PartitionSpec]:
     """Partitions of about ``target`` objects that follow the folder tree.
 
     A delimiter listing finds the root's child folders; the folders are then listed in
@@ -169,13 +179,14 @@ async def auto_partitions(store: Store, src: PlannedSource, target: int,
         raise UsageError("--target-objects must be at least 1")
     root = src.spec.list_prefix
     if root and not root.endswith("/"):
-        return await auto_ranges(store, src, target, policy, limiter)
+        return await auto_ranges(store, src, target, policy, limiter, events)
     folders, direct = await list_folders(store, root, max(target, 100_000), policy, limiter)
     if direct is None:  # a huge flat folder: one streamed pass of key ranges instead
-        return await auto_ranges(store, src, target, policy, limiter)
+        return await auto_ranges(store, src, target, policy, limiter, events)
+    _listed(events, direct)
     gate = asyncio.Semaphore(parallel)
-    per_folder = await asyncio.gather(*(_folder_chunks(store, f, target, gate, policy, limiter)
-                                        for f in folders))
+    per_folder = await asyncio.gather(*(_folder_chunks(store, f, target, gate, policy, limiter,
+                                                       events) for f in folders))
     chunks = [c for cs in per_folder for c in cs]
     chunks += _direct_chunks([o.key for o in direct], folders, target)
     chunks.sort(key=lambda c: c.first)
