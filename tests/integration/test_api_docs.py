@@ -16,6 +16,8 @@ import lakeshift
 from lakeshift.plan.jobconfig import JobConfig, dump
 from lakeshift.stores.base import StoreOptions
 
+pytestmark = pytest.mark.slow  # ~15 s: every example of the page, one after the other
+
 DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 OBJECTS = {"lake/2023/a.csv": b"a,1\n", "lake/2023/b.csv": b"b,2\n", "lake/2024/c.csv": b"c\n",
            "lake/2024/d.json": b"{}", "lake/top.csv": b"top\n"}
@@ -57,7 +59,7 @@ def test_every_example_in_the_api_page_runs(demo: Path, blob_service: Any,
     namespace: dict[str, Any] = {"__name__": "api_md"}
     for i, code in enumerate(blocks):
         try:
-            exec(compile(code, f"{DOC}:block{i + 1}", "exec"), namespace)  # noqa: S102
+            exec(compile(code, f"{DOC}:block{i + 1}", "exec"), namespace)
         except Exception as e:  # pragma: no cover - the message names the block
             pytest.fail(f"docs/api.md block {i + 1} failed: {type(e).__name__}: {e}\n{code}")
     out = capsys.readouterr().out
