@@ -240,7 +240,7 @@ def failures(
 DELETE_HELP = """Delete a job and everything the control DB records about it: partitions, runs,
 failures, renames, sync windows. Objects already copied stay where they are.
 
-Refused while a process runs the job (unless --force). On a terminal it asks before deleting;
+Refused while a process runs the job (unless --force). On a terminal it asks first;
 otherwise (a script, a pipe) it needs --yes.
 """
 DELETE_EPILOG = """Examples:
@@ -259,8 +259,7 @@ def delete_job(
     yes: Annotated[bool, typer.Option(
         "--yes", "-y", help="Delete without asking (needed when not on a terminal).")] = False,
     force: Annotated[bool, typer.Option(
-        "--force", help="Even while a process is running the job (it fails when it next "
-                        "writes).")] = False,
+        "--force", help="Even while a live process holds a partition of the job.")] = False,
     as_json: JsonOpt = False,
 ) -> int:
     if not job:
