@@ -49,6 +49,13 @@ def test_symlink_loops_are_skipped_and_recorded_and_the_rest_is_copied(
     assert (dst / "a.txt").read_bytes() == b"hello"
     assert (dst / "d" / "sub" / "f.txt").read_bytes() == b"deep"
     assert not (dst / "d" / "sub" / "up").exists()
+    # verify agrees: not copied on purpose (unverifiable), not missing.
+    v = lakeshift("verify", str(src), str(dst), "--report", str(tmp_path / "v"), "--json",
+                  env=local_env)
+    assert v.returncode == 0, v.stdout + v.stderr
+    got = json.loads(v.stdout)
+    assert (got["verified"], got["missing"], got["unverifiable"]) == (2, 0, 3)
+    assert got["unverifiable_reasons"] == {"not copied on purpose: symlink-loop": 3}
     # A job records them in its failure log as skipped, and its partition succeeds.
     db = f"sqlite:///{tmp_path}/loops.db"
     assert lakeshift("plan", str(src), str(tmp_path / "dst2"), "--job", "j", "--db", db,

@@ -40,7 +40,7 @@ from lakeshift.engine.pipeline import (
 from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.slots import SlotPool
 from lakeshift.engine.transfer import endpoint_name
-from lakeshift.errors import AuthError, LakeshiftError, UsageError
+from lakeshift.errors import AuthError, LakeshiftError, ObjectError, UsageError
 from lakeshift.model import ObjectInfo
 from lakeshift.plan.filters import NameFilter
 from lakeshift.plan.source import SourceSpec, destination_root, resolve_source
@@ -49,8 +49,9 @@ from lakeshift.stores.registry import open_store
 
 MiB = 1024 * 1024
 #: One item of verify's work: (name, source object, destination object or — renamed — its
-#: destination key); a source of None is a destination-only name that may be a renaming.
-Work = tuple[str, ObjectInfo | None, ObjectInfo | str]
+#: destination key, or None: an empty source object not at the destination); a source of
+#: None is a destination-only name that may be a renaming.
+Work = tuple[str, ObjectInfo | None, ObjectInfo | str | None]
 KINDS = ("missing", "extra", "size", "checksum", "unverifiable")
 _PART_SIZES = [5, 8, 10, 15, 16, 25, 32, 50, 64, 100, 128, 256, 512]
 _MULTIPART = re.compile(r"^[0-9a-f]{32}-(\d+)$")
@@ -251,7 +252,9 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
             if pair is not None:
                 d = await anext(dests, None)
             result.checked += 1
-            if not settled_by_listing(name, s, pair, "not at the destination"):
+            if pair is None and s.size == 0:
+                yield name, s, None  # missing, or a symlink loop the copy skipped: read it
+            elif not settled_by_listing(name, s, pair, "not at the destination"):
                 assert pair is not None
                 yield name, s, pair
         while d is not None:
@@ -274,6 +277,17 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
         result.checked += 1
         differ(name, "extra", None, d, detail="only at the destination")
 
+    async def missing_or_skipped(name: str, s: ObjectInfo) -> None:
+        """An empty source object without a copy: missing — unless reading it says the copy
+        always skips it (a local symlink loop): then it is not copied on purpose."""
+        try:
+            await retry(functools.partial(src.read, s.key), policy, src_limit)
+        except ObjectError as e:
+            if e.skipped_always:
+                differ(name, "unverifiable", s, None, detail=f"not copied on purpose: {e.kind}")
+                return
+        differ(name, "missing", s, None, detail="not at the destination")
+
     async def prove(item: Work) -> None:
         """The per-object action: prove one pair equal, or record how it differs."""
         name, s, d = item
@@ -281,6 +295,8 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
             if s is None:
                 assert isinstance(d, ObjectInfo)
                 await maybe_renamed(name, d)
+            elif d is None:
+                await missing_or_skipped(name, s)
             elif isinstance(d, str):  # a renamed object: look it up under its new name
                 found = await retry(functools.partial(dst.exists, d), policy, dst_limit)
                 missing = f"not at the destination under its encoded name {d}"
