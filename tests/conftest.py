@@ -30,7 +30,7 @@ SLOW_TESTS = frozenset({
     "tests/e2e/test_cli_copy.py::test_wrong_aws_key_is_exit_3_when_the_service_checks_keys",
     "tests/e2e/test_cli_setup.py::test_check_reports_each_step_ok",
     "tests/e2e/test_cli_setup.py::test_init_wizard_writes_a_config_that_run_runs",
-    "tests/e2e/test_cli_sources.py::test_symlink_loops_are_recorded_and_the_rest_is_copied",
+    "tests/e2e/test_cli_sources.py::test_symlink_loops_are_skipped_and_recorded_and_the_rest_is_copied",
     "tests/e2e/test_cli_sources.py::test_unreadable_file_and_folder_are_forbidden",
     "tests/integration/test_azure_entra_id.py::test_copy_and_rerun_with_an_entra_id_token",
     "tests/integration/test_azure_sas.py::test_copy_rerun_and_move_with_a_sas",
@@ -69,6 +69,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.nodeid in SLOW_TESTS or item.nodeid.split("[", 1)[0] in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
+
+
+_LEFT_BEHIND = ("lakeshift-verify-*", "lakeshift-error-*", "*.db")
+
+
+@pytest.fixture(autouse=True)
+def _nothing_left_in_the_working_folder() -> Iterator[None]:
+    """A test writes its reports, DBs and logs under ``tmp_path``: what a command writes by
+    default into the current folder (verify's report) must not pile up in the repository."""
+    here = Path.cwd()
+    before = {p for pattern in _LEFT_BEHIND for p in here.glob(pattern)}
+    yield
+    left = {p for pattern in _LEFT_BEHIND for p in here.glob(pattern)} - before
+    for p in left:
+        p.unlink(missing_ok=True)
+    assert not left, f"the test left {sorted(p.name for p in left)} in {here}"
 
 
 @pytest.fixture(scope="session")

@@ -21,49 +21,58 @@ from __future__ import annotations
 import asyncio
 import csv
 import dataclasses
+import functools
 import json
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, ParamSpec, TextIO, TypeVar
 
 from lakeshift.control import DEFAULT_DB
 from lakeshift.engine.check import check_pair
-from lakeshift.engine.copy_options import copy_options
-from lakeshift.engine.events import Subscriber
-from lakeshift.engine.pipeline import CopyOptions, CopyResult, copy_async
+from lakeshift.engine.copy_options import (
+    bandwidth_arg,
+    copy_options,
+    job_copy_options,
+    skip_error_kinds,
+)
+from lakeshift.engine.events import EventBus, Subscriber
+from lakeshift.engine.pipeline import copy_async as _copy_pair
 from lakeshift.engine.tune import TuneResult
 from lakeshift.errors import LakeshiftError, UsageError
 from lakeshift.model import (
+    CheckLine,
     CheckResult,
-    FailedObject,
+    CopyResult,
+    Failure,
     FailuresResult,
     JobMetrics,
     JobStatus,
     PartitionRunStatus,
     PartitionStatus,
     PlanResult,
+    Rename,
     RunDetail,
     RunResult,
     RunStatus,
     ScanResult,
+    SourceDeleted,
     StatusResult,
     SyncResult,
     SyncWindow,
+    TransferStats,
     VerifyResult,
 )
 from lakeshift.plan.jobconfig import JobConfig
-from lakeshift.plan.jobconfig import dump as config_text
 from lakeshift.plan.jobconfig import load as load_config
-from lakeshift.plan.jobconfig import parse_every as parse_schedule
-from lakeshift.plan.source import SourceSpec, destination_config, source_config
+from lakeshift.plan.source import destination_config, source_config
 from lakeshift.sizes import size_arg
-from lakeshift.stores.azure.auth import AUTH_CHOICES as AZURE_AUTH_CHOICES
 from lakeshift.stores.base import StoreConfig, StoreOptions
-from lakeshift.urls import StoreURL, parse_url
+from lakeshift.urls import parse_url
 
 if TYPE_CHECKING:
     from lakeshift.control.records import Job
@@ -72,6 +81,29 @@ if TYPE_CHECKING:
 
 MiB = 1024 * 1024
 _STATES = ("pending", "running", "succeeded", "failed")
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _blocking(async_fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
+    """The blocking twin of ``NAME_async``: runs it in a new event loop (``asyncio.run``).
+    Called from a running loop (a web handler, a notebook, a Dask worker's coroutine) it
+    cannot block that loop: it raises one UsageError naming ``NAME_async`` instead."""
+    name = async_fn.__name__.removesuffix("_async")
+
+    @functools.wraps(async_fn)
+    def call(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(async_fn(*args, **kwargs))
+        raise UsageError(f"lakeshift.{name}() was called inside a running event loop, which "
+                         f"it would block: use `await lakeshift.{name}_async(...)` there")
+
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = (f"Blocking form of :func:`{name}_async` (same arguments, same result); "
+                    f"not for use inside a running event loop.\n\n{async_fn.__doc__ or ''}")
+    return call
 
 
 def _control(db: str, create: bool = False) -> ControlDB:
@@ -79,6 +111,16 @@ def _control(db: str, create: bool = False) -> ControlDB:
     from lakeshift.control.repository import ControlDB
 
     return ControlDB(db, create=create)
+
+
+@asynccontextmanager
+async def _opened(db: str, create: bool = False) -> AsyncIterator[ControlDB]:
+    """The control DB, opened and closed in a worker thread (the event loop stays free)."""
+    control = await asyncio.to_thread(_control, db, create)
+    try:
+        yield control
+    finally:
+        await asyncio.to_thread(control.close)
 
 
 def _as_utc(value: datetime | None) -> datetime | None:
@@ -90,18 +132,19 @@ def _as_utc(value: datetime | None) -> datetime | None:
 # -- copy --------------------------------------------------------------------------------
 
 
-def copy(source: str, destination: str, *, concurrency: int = 32,
-         block_size: int | str = 8 * MiB, single_put_max: int | str = 64 * MiB,
-         overwrite: str = "if-different", include: Sequence[str] = (),
-         exclude: Sequence[str] = (), dry_run: bool = False, folder_markers: str = "skip",
-         skip_errors: str | Iterable[str] = (), invalid_names: str = "fail",
-         max_requests_per_second: float | None = None,
-         max_bandwidth: int | str | None = None, adaptive: bool = True,
-         delete_source_after_verify: bool = False,
-         empty_dirs: bool | None = None, preserve: str | Iterable[str] = (),
-         map_identities: str | Path | None = None, copy_mode: str = "stream",
-         store_options: StoreOptions | None = None,
-         subscribers: list[Subscriber] | None = None) -> CopyResult:
+async def copy_async(source: str, destination: str, *, concurrency: int = 32,
+                     block_size: int | str = 8 * MiB, single_put_max: int | str = 64 * MiB,
+                     overwrite: str = "if-different", include: Sequence[str] = (),
+                     exclude: Sequence[str] = (), dry_run: bool = False,
+                     folder_markers: str = "skip", skip_errors: str | Iterable[str] = (),
+                     invalid_names: str = "fail",
+                     max_requests_per_second: float | None = None,
+                     max_bandwidth: int | str | None = None, adaptive: bool = True,
+                     delete_source_after_verify: bool = False,
+                     empty_dirs: bool | None = None, preserve: str | Iterable[str] = (),
+                     map_identities: str | Path | None = None, copy_mode: str = "stream",
+                     store_options: StoreOptions | None = None,
+                     subscribers: list[Subscriber] | None = None) -> CopyResult:
     """Copy what ``source`` names into ``destination`` (``lakeshift copy``).
 
     Returns a :class:`CopyResult`; object failures are in ``result.failures`` (and
@@ -116,47 +159,54 @@ def copy(source: str, destination: str, *, concurrency: int = 32,
                         max_bandwidth=max_bandwidth, delete_source=delete_source_after_verify,
                         empty_dirs=empty_dirs, preserve=preserve,
                         map_identities=map_identities, copy_mode=copy_mode)
-    return asyncio.run(copy_async(source_config(source, store_options),
-                                  destination_config(destination, store_options), opts,
-                                  subscribers))
+    src = source_config(source, store_options)
+    dst = destination_config(destination, store_options)
+    result = await _copy_pair(src, dst, opts, subscribers)
+    result.source, result.destination = src.url.display(), dst.url.display()
+    return result
+
+
+copy = _blocking(copy_async)
 
 
 # -- plan, run ---------------------------------------------------------------------------
 
 
-def plan(sources: str | Sequence[str] = (), destination: str | None = None, *, job: str,
-         db: str = DEFAULT_DB, prefix: Sequence[str] = (),
-         partitions_file: str | Path | None = None, partition_by: str = "none",
-         target_objects: int = 100_000, adf_control_table: str | None = None,
-         show: bool = False, include: Sequence[str] = (), exclude: Sequence[str] = (),
-         overwrite: str = "if-different", folder_markers: str = "skip",
-         skip_errors: str | Iterable[str] = (), invalid_names: str = "fail",
-         delete_source_after_verify: bool = False, replan: bool = False,
-         force: bool = False, empty_dirs: bool | None = None,
-         preserve: str | Iterable[str] = (), map_identities: str | Path | None = None,
-         store_options: StoreOptions | None = None) -> PlanResult:
+async def plan_async(sources: str | Sequence[str] = (), destination: str | None = None, *,
+                     job: str, db: str = DEFAULT_DB, prefix: Sequence[str] = (),
+                     partitions_file: str | Path | None = None, partition_by: str = "none",
+                     target_objects: int = 100_000, adf_control_table: str | None = None,
+                     show: bool = False, include: Sequence[str] = (),
+                     exclude: Sequence[str] = (), overwrite: str = "if-different",
+                     folder_markers: str = "skip", skip_errors: str | Iterable[str] = (),
+                     invalid_names: str = "fail", delete_source_after_verify: bool = False,
+                     replan: bool = False, force: bool = False,
+                     empty_dirs: bool | None = None, preserve: str | Iterable[str] = (),
+                     map_identities: str | Path | None = None,
+                     store_options: StoreOptions | None = None,
+                     subscribers: list[Subscriber] | None = None) -> PlanResult:
     """Write a job and its partitions to the control DB (``lakeshift plan``); nothing is
     copied yet.  With ``show`` and no sources, read the existing job instead.
 
     ``replan`` plans a job that exists again: with sources, the old job is replaced by the
     new plan once the new one has been validated and listed; without, its partitions are
-    reset (:func:`reset_job`).  ``force``: even while a live process runs the job."""
-    from lakeshift.engine.copy_options import skip_error_kinds
+    reset (:func:`reset_job`).  ``force``: even while a live process runs the job.
+    ``subscribers`` hear the listing that ``partition_by="auto"`` makes (``Listed`` per
+    page, then ``ListingDone``)."""
     from lakeshift.plan.jobplan import create_plan, read_partitions_file
 
     if not job:
         raise UsageError("--job NAME is required")
     srcs = [sources] if isinstance(sources, str) else list(sources)
     if replan and not srcs and destination is None:
-        reset_job(job, db=db, force=force)
-        return plan(job=job, db=db, show=True)
+        await reset_job_async(job, db=db, force=force)
+        return await plan_async(job=job, db=db, show=True)
     if show and not srcs and destination is None:
-        control = _control(db)
-        try:
-            return PlanResult(control.shown, _job_status(control, control.job(job), True),
+        async with _opened(db) as control:
+            j = await asyncio.to_thread(control.job, job)
+            return PlanResult(control.shown,
+                              await asyncio.to_thread(_job_status, control, j, True),
                               created=False)
-        finally:
-            control.close()
     if not srcs or destination is None:
         raise UsageError("plan needs SRC and DST (lakeshift plan SRC [SRC…] DST --job NAME)")
     prefixes = list(prefix)
@@ -164,39 +214,39 @@ def plan(sources: str | Sequence[str] = (), destination: str | None = None, *, j
         if prefixes:
             raise UsageError("use --prefix or --partitions-file, not both")
         prefixes = read_partitions_file(Path(partitions_file))
-    with _planning_db(db) as control:
-        j = create_plan(control, job, srcs, destination, store_options or StoreOptions(),
-                        prefixes, partition_by, target_objects, adf_control_table,
-                        list(include), list(exclude), overwrite, folder_markers,
-                        sorted(skip_error_kinds(skip_errors)), invalid_names,
-                        delete_source_after_verify, replace=replan, force=force,
-                        empty_dirs=empty_dirs, preserve=preserve,
-                        map_identities=map_identities)
-        return PlanResult(control.shown, _job_status(control, j, True))
+    async with _planning_db(db) as control:
+        j = await create_plan(control, job, srcs, destination, store_options or StoreOptions(),
+                              prefixes, partition_by, target_objects, adf_control_table,
+                              list(include), list(exclude), overwrite, folder_markers,
+                              sorted(skip_error_kinds(skip_errors)), invalid_names,
+                              delete_source_after_verify, replace=replan, force=force,
+                              empty_dirs=empty_dirs, preserve=preserve,
+                              map_identities=map_identities, events=EventBus(subscribers))
+        return PlanResult(control.shown, await asyncio.to_thread(_job_status, control, j, True))
 
 
-@contextmanager
-def _planning_db(db: str) -> Iterator[ControlDB]:
+plan = _blocking(plan_async)
+
+
+@asynccontextmanager
+async def _planning_db(db: str) -> AsyncIterator[ControlDB]:
     """The control DB to write a job in, created if missing.  The job is written in one
     transaction, last: a plan that fails before it leaves no job, and no DB file that was
     created only to hold it."""
     new_file = _new_sqlite_file(db)
     control: ControlDB | None = None
     try:
-        control = _control(db, create=True)
+        control = await asyncio.to_thread(_control, db, True)
         yield control
     except BaseException:
         if control is not None:
-            control.close()
+            await asyncio.to_thread(control.close)
             control = None
-        if new_file is not None:
-            for path in (new_file, *(Path(f"{new_file}{s}") for s in ("-wal", "-shm",
-                                                                       "-journal"))):
-                path.unlink(missing_ok=True)
+        _remove_sqlite_file(new_file)
         raise
     finally:
         if control is not None:
-            control.close()
+            await asyncio.to_thread(control.close)
 
 
 def _new_sqlite_file(db: str) -> Path | None:
@@ -214,41 +264,43 @@ def _new_sqlite_file(db: str) -> Path | None:
     return None if path.exists() else path
 
 
-def reset_job(job: str, *, db: str = DEFAULT_DB, force: bool = False) -> int:
+async def reset_job_async(job: str, *, db: str = DEFAULT_DB, force: bool = False) -> int:
     """Plan job ``job`` again from the start (``lakeshift plan --job J --replan``): every
     partition pending with no cursor, its failure records dropped; runs stay as history.
     Refused while a live process runs the job, unless ``force``.  Returns the number of
     partitions."""
-    control = _control(db)
-    try:
-        return control.reset_job(job, force=force)
-    finally:
-        control.close()
+    async with _opened(db) as control:
+        return await asyncio.to_thread(control.reset_job, job, force)
 
 
-def delete_job(job: str, *, db: str = DEFAULT_DB, force: bool = False) -> None:
-    """Delete job ``job`` and everything recorded about it (``lakeshift plan --job J
-    --delete``); objects already copied stay.  Refused while a live process runs the job,
-    unless ``force``."""
-    control = _control(db)
-    try:
-        control.delete_job(job, force=force)
-    finally:
-        control.close()
+reset_job = _blocking(reset_job_async)
 
 
-def run(*, job: str = "", db: str = DEFAULT_DB, batch_count: int = 4, concurrency: int = 32,
-        block_size: int | str = 8 * MiB, single_put_max: int | str = 64 * MiB,
-        lease_seconds: float = 60.0, max_requests_per_second: float | None = None,
-        max_bandwidth: int | str | None = None, adaptive: bool = True,
-        config: str | Path | None = None,
-        subscribers: list[Subscriber] | None = None, dask: str | None = None) -> RunResult:
+async def delete_job_async(job: str, *, db: str = DEFAULT_DB, force: bool = False) -> None:
+    """Delete job ``job`` and everything recorded about it (``lakeshift delete-job --job
+    J``); objects already copied stay.  Refused while a live process runs the job, unless
+    ``force``."""
+    async with _opened(db) as control:
+        await asyncio.to_thread(control.delete_job, job, force)
+
+
+delete_job = _blocking(delete_job_async)
+
+
+async def run_async(*, job: str = "", db: str = DEFAULT_DB, batch_count: int = 4,
+                    concurrency: int = 32, block_size: int | str = 8 * MiB,
+                    single_put_max: int | str = 64 * MiB, lease_seconds: float = 60.0,
+                    max_requests_per_second: float | None = None,
+                    max_bandwidth: int | str | None = None, adaptive: bool = True,
+                    config: str | Path | None = None,
+                    subscribers: list[Subscriber] | None = None,
+                    dask: str | None = None) -> RunResult:
     """Copy the pending and failed partitions of a job (``lakeshift run``), once.
 
     ``config`` (a ``lakeshift.toml``) replaces ``job``, ``db``, ``batch_count`` and
     ``concurrency`` and plans the job first if the DB lacks it; its schedule is the
-    caller's to follow (``load_config(path).every_s``).  ``dask`` (``tcp://HOST:8786`` or
-    ``local:N``) runs it on a Dask cluster, every worker claiming partitions from ``db``
+    caller's to follow (the CLI's ``run --config`` loop).  ``dask`` (``tcp://HOST:8786``
+    or ``local:N``) runs it on a Dask cluster, every worker claiming partitions from ``db``
     (PostgreSQL): see docs/dask.md.
     """
     if config is not None:
@@ -256,44 +308,40 @@ def run(*, job: str = "", db: str = DEFAULT_DB, batch_count: int = 4, concurrenc
         job, db, batch_count, concurrency = cfg.name, cfg.db, cfg.batch_count, cfg.concurrency
         block_size = cfg.block_size or block_size  # as `lakeshift tune` wrote them
         single_put_max = single_put_max if cfg.single_put_max is None else cfg.single_put_max
-        _plan_from_config(cfg)
+        await _plan_from_config(cfg)
     if not job:
         raise UsageError("--job NAME is required")
     if batch_count < 1:
         raise UsageError("--batch-count must be at least 1")
     if lease_seconds < 2:
         raise UsageError("--lease-seconds must be at least 2")
-    fleet = _dask_cluster(dask, db)
     from lakeshift.engine import jobrunner
+    from lakeshift.plan.jobplan import job_store_options
 
-    control = _control(db)
-    try:
-        j = control.job(job)
-        # Checked by the one builder; job_copy_options then adds the job's saved options.
-        pace = copy_options(concurrency=concurrency, block_size=block_size,
-                            single_put_max=single_put_max, adaptive=adaptive,
-                            max_requests_per_second=max_requests_per_second,
-                            max_bandwidth=max_bandwidth)
-        opts = jobrunner.job_copy_options(j, pace.concurrency, pace.block_size, pace.adaptive,
-                                          pace.max_requests_per_second, pace.max_bandwidth,
-                                          single_put_max=pace.single_put_max)
-        so = StoreOptions(**j.options.get("store", {}))
-        heartbeat = max(1.0, min(5.0, lease_seconds / 4))
+    fleet = _dask_cluster(dask, db)
+    async with _opened(db) as control:
+        j = await asyncio.to_thread(control.job, job)
+        opts = job_copy_options(j.options, concurrency=concurrency, block_size=block_size,
+                                single_put_max=single_put_max, adaptive=adaptive,
+                                max_requests_per_second=max_requests_per_second,
+                                max_bandwidth=max_bandwidth)
+        so, heartbeat = job_store_options(j), max(1.0, min(5.0, lease_seconds / 4))
         if fleet is not None:
             from lakeshift.scale.driver import run_on_dask
 
-            result = asyncio.run(run_on_dask(control, j, fleet, batch_count, opts, so,
-                                             subscribers, lease_seconds, heartbeat)).run
+            result = (await run_on_dask(control, j, fleet, batch_count, opts, so, subscribers,
+                                        lease_seconds, heartbeat)).run
         else:
-            result = asyncio.run(jobrunner.run_job(
-                control, j, batch_count, opts, so, subscribers, lease_s=lease_seconds,
-                heartbeat_s=heartbeat))
+            result = await jobrunner.run_job(control, j, batch_count, opts, so, subscribers,
+                                             lease_s=lease_seconds, heartbeat_s=heartbeat)
         result.job = j.name
-        result.number = next((r.number for r in map(_run_status, control.runs(j.id))
+        runs = await asyncio.to_thread(control.runs, j.id)
+        result.number = next((r.number for r in map(_run_status, runs)
                               if r.id == result.run_id), None)
         return result
-    finally:
-        control.close()
+
+
+run = _blocking(run_async)
 
 
 def _dask_cluster(dask: str | None, db: str) -> Any:
@@ -309,17 +357,17 @@ def _dask_cluster(dask: str | None, db: str) -> Any:
     return spec
 
 
-def _plan_from_config(cfg: JobConfig) -> None:
+async def _plan_from_config(cfg: JobConfig) -> None:
     from lakeshift.plan.jobplan import create_plan
 
-    with _planning_db(cfg.db) as control:
-        if cfg.name in {j.name for j in control.jobs()}:
+    async with _planning_db(cfg.db) as control:
+        if cfg.name in {j.name for j in await asyncio.to_thread(control.jobs)}:
             return
-        create_plan(control, cfg.name, cfg.sources, cfg.destination, cfg.store,
-                    cfg.prefixes if cfg.mode == "prefixes" else [],
-                    "auto" if cfg.mode == "auto" else "none", cfg.target_objects,
-                    cfg.adf_control_table if cfg.mode == "adf" else None, [], [],
-                    "if-different", "skip")
+        await create_plan(control, cfg.name, cfg.sources, cfg.destination, cfg.store,
+                          cfg.prefixes if cfg.mode == "prefixes" else [],
+                          "auto" if cfg.mode == "auto" else "none", cfg.target_objects,
+                          cfg.adf_control_table if cfg.mode == "adf" else None, [], [],
+                          "if-different", "skip")
 
 
 def plan_job(sources: list[str], destination: str, *, job: str, db: str = DEFAULT_DB,
@@ -343,25 +391,26 @@ run_job = run
 # -- sync ---------------------------------------------------------------------------------
 
 
-def sync(source: str | None = None, destination: str | None = None, *, job: str = "",
-         db: str = DEFAULT_DB, prefix: Sequence[str] = (),
-         partitions_file: str | Path | None = None, partition_by: str = "none",
-         target_objects: int = 100_000, adf_delta_table: str | None = None,
-         lag: str = "5m", overlap: str = "0", path_template: str | None = None,
-         files_from: str | Path | None = None, inventory: str | None = None,
-         delete: bool = False, max_delete: str | int | None = None,
-         every: str | None = None, cron: str | None = None, batch_count: int = 4,
-         concurrency: int = 32, block_size: int | str = 8 * MiB,
-         single_put_max: int | str = 64 * MiB, lease_seconds: float = 60.0,
-         max_requests_per_second: float | None = None,
-         max_bandwidth: int | str | None = None, adaptive: bool = True,
-         include: Sequence[str] = (), exclude: Sequence[str] = (),
-         overwrite: str = "if-different", folder_markers: str = "skip",
-         skip_errors: str | Iterable[str] = (), invalid_names: str = "fail",
-         store_options: StoreOptions | None = None,
-         subscribers: list[Subscriber] | None = None,
-         on_pass: Callable[[SyncResult], None] | None = None,
-         dask: str | None = None) -> SyncResult:
+async def sync_async(source: str | None = None, destination: str | None = None, *,
+                     job: str = "", db: str = DEFAULT_DB, prefix: Sequence[str] = (),
+                     partitions_file: str | Path | None = None, partition_by: str = "none",
+                     target_objects: int = 100_000, adf_delta_table: str | None = None,
+                     lag: str = "5m", overlap: str = "0", path_template: str | None = None,
+                     files_from: str | Path | None = None, inventory: str | None = None,
+                     delete: bool = False, max_delete: str | int | None = None,
+                     every: str | None = None, cron: str | None = None,
+                     batch_count: int = 4, concurrency: int = 32,
+                     block_size: int | str = 8 * MiB, single_put_max: int | str = 64 * MiB,
+                     lease_seconds: float = 60.0,
+                     max_requests_per_second: float | None = None,
+                     max_bandwidth: int | str | None = None, adaptive: bool = True,
+                     include: Sequence[str] = (), exclude: Sequence[str] = (),
+                     overwrite: str = "if-different", folder_markers: str = "skip",
+                     skip_errors: str | Iterable[str] = (), invalid_names: str = "fail",
+                     store_options: StoreOptions | None = None,
+                     subscribers: list[Subscriber] | None = None,
+                     on_pass: Callable[[SyncResult], None] | None = None,
+                     dask: str | None = None) -> SyncResult:
     """Delta pass(es) over a job (``lakeshift sync``; README "Delta sync").
 
     With ``source`` and ``destination`` the job is created on first use (partitions as in
@@ -402,34 +451,34 @@ def sync(source: str | None = None, destination: str | None = None, *, job: str 
         keys = tuple(read_files_from(files_from))
     if (source is None) != (destination is None):
         raise UsageError("sync needs SRC and DST (to create the job), or --job NAME alone")
+    # The run's sizes and pacing, checked before anything is written.
+    copy_options(concurrency=concurrency, block_size=block_size,
+                 single_put_max=single_put_max, adaptive=adaptive,
+                 max_requests_per_second=max_requests_per_second, max_bandwidth=max_bandwidth)
     fleet = _dask_cluster(dask, db)
-    pace = copy_options(concurrency=concurrency, block_size=block_size,
-                        single_put_max=single_put_max, adaptive=adaptive,
-                        max_requests_per_second=max_requests_per_second,
-                        max_bandwidth=max_bandwidth)
     new_file = _new_sqlite_file(db) if source is not None else None
-    control = _control(db, create=source is not None)
-    try:
+    async with _opened(db, create=source is not None) as control:
         try:
-            j = _sync_job(control, job, source, destination, store_options, prefix,
-                          partitions_file, partition_by, target_objects, adf_delta_table,
-                          include, exclude, overwrite, folder_markers, skip_errors,
-                          invalid_names)
+            j = await _sync_job(control, job, source, destination, store_options, prefix,
+                                partitions_file, partition_by, target_objects,
+                                adf_delta_table, include, exclude, overwrite, folder_markers,
+                                skip_errors, invalid_names)
         except BaseException:
             # A job that could not be made leaves no DB file made only to hold it.
-            control.close()
+            await asyncio.to_thread(control.close)
             _remove_sqlite_file(new_file)
             raise
         from lakeshift.control.schema import ADF_DELTA_TABLE
-        from lakeshift.engine import jobrunner
         from lakeshift.engine import sync as engine_sync
+        from lakeshift.plan.jobplan import job_store_options
 
         delta_table = str(j.options.get("adf_delta_table") or ADF_DELTA_TABLE)
         from_adf = bool(j.options.get("adf_delta_table"))
-        so = store_options or StoreOptions(**j.options.get("store", {}))
-        opts = jobrunner.job_copy_options(j, pace.concurrency, pace.block_size, pace.adaptive,
-                                          pace.max_requests_per_second, pace.max_bandwidth,
-                                          single_put_max=pace.single_put_max)
+        so = store_options or job_store_options(j)
+        opts = job_copy_options(j.options, concurrency=concurrency, block_size=block_size,
+                                single_put_max=single_put_max, adaptive=adaptive,
+                                max_requests_per_second=max_requests_per_second,
+                                max_bandwidth=max_bandwidth)
         heartbeat = max(1.0, min(5.0, lease_seconds / 4))
 
         async def one_pass() -> SyncResult:
@@ -464,13 +513,14 @@ def sync(source: str | None = None, destination: str | None = None, *, job: str 
                               deleted_keys=tuple(p.deleted_keys[:1000]))
 
         if schedule is None:
-            once: SyncResult = asyncio.run(engine_sync.run_once(j, one_pass))
+            once: SyncResult = await engine_sync.run_once(j, one_pass)
             return once
-        followed: SyncResult = asyncio.run(engine_sync.follow_schedule(
-            control, j, schedule, one_pass, on_pass, lease_seconds))
+        followed: SyncResult = await engine_sync.follow_schedule(
+            control, j, schedule, one_pass, on_pass, lease_seconds)
         return followed
-    finally:
-        control.close()
+
+
+sync = _blocking(sync_async)
 
 
 def _remove_sqlite_file(path: Path | None) -> None:
@@ -479,18 +529,20 @@ def _remove_sqlite_file(path: Path | None) -> None:
             p.unlink(missing_ok=True)
 
 
-def _sync_job(control: ControlDB, job: str, source: str | None, destination: str | None,
-              store_options: StoreOptions | None, prefix: Sequence[str],
-              partitions_file: str | Path | None, partition_by: str, target_objects: int,
-              adf_delta_table: str | None, include: Sequence[str], exclude: Sequence[str],
-              overwrite: str, folder_markers: str, skip_errors: str | Iterable[str],
-              invalid_names: str) -> Job:
+async def _sync_job(control: ControlDB, job: str, source: str | None,
+                    destination: str | None, store_options: StoreOptions | None,
+                    prefix: Sequence[str], partitions_file: str | Path | None,
+                    partition_by: str, target_objects: int, adf_delta_table: str | None,
+                    include: Sequence[str], exclude: Sequence[str], overwrite: str,
+                    folder_markers: str, skip_errors: str | Iterable[str],
+                    invalid_names: str) -> Job:
     """The job to sync: the existing one, or (with SRC DST, on first use) a new one."""
-    from lakeshift.engine.copy_options import skip_error_kinds
     from lakeshift.plan.jobplan import create_plan, read_partitions_file
 
-    if source is None or destination is None or job in {x.name for x in control.jobs()}:
-        j = control.job(job)
+    call = asyncio.to_thread
+    if (source is None or destination is None
+            or job in {x.name for x in await call(control.jobs)}):
+        j = await call(control.job, job)
         if adf_delta_table and j.options.get("adf_delta_table") != adf_delta_table:
             raise UsageError(f"job {job!r} was not made from --adf-delta-table "
                              f"{adf_delta_table}: leave the option out, or use a new --job")
@@ -512,7 +564,8 @@ def _sync_job(control: ControlDB, job: str, source: str | None, destination: str
         copy_options(include=include, exclude=exclude, overwrite=overwrite,
                      folder_markers=folder_markers, skip_errors=skip_errors,
                      invalid_names=invalid_names)
-        control.adf_delta_prefixes(adf_delta_table)  # checks the table before writing
+        # Checks the table before writing.
+        await call(control.adf_delta_prefixes, adf_delta_table)
         src_url = parse_url(source)
         base = bucket_url(source, src_url.bucket, src_url.scheme, src_url.account)
         dst_url = parse_url(destination)
@@ -522,14 +575,15 @@ def _sync_job(control: ControlDB, job: str, source: str | None, destination: str
             "skip_errors": sorted(skip_error_kinds(skip_errors)),
             "invalid_names": invalid_names, "store": asdict(so), "sources": [source],
             "adf_source": base, "adf_delta_table": adf_delta_table}
-        control.create_job(job, dst_url.display() if dst_url.scheme != "file"
-                           else destination, options, [])
-        j = control.job(job)
-        _add_adf_delta_partitions(control, j)
+        await call(control.create_job, job, dst_url.display() if dst_url.scheme != "file"
+                   else destination, options, [])
+        j = await call(control.job, job)
+        await call(_add_adf_delta_partitions, control, j)
         return j
-    return create_plan(control, job, [source], destination, so, prefixes, partition_by,
-                       target_objects, None, list(include), list(exclude), overwrite,
-                       folder_markers, sorted(skip_error_kinds(skip_errors)), invalid_names)
+    return await create_plan(control, job, [source], destination, so, prefixes, partition_by,
+                             target_objects, None, list(include), list(exclude), overwrite,
+                             folder_markers, sorted(skip_error_kinds(skip_errors)),
+                             invalid_names)
 
 
 def _add_adf_delta_partitions(control: ControlDB, j: Job) -> None:
@@ -547,9 +601,16 @@ def _add_adf_delta_partitions(control: ControlDB, j: Job) -> None:
 # -- status, failures --------------------------------------------------------------------
 
 
-def status(*, db: str = DEFAULT_DB, job: str | None = None) -> StatusResult:
+async def status_async(*, db: str = DEFAULT_DB, job: str | None = None) -> StatusResult:
     """Jobs with their totals (``lakeshift status``); a named job also with its partition
-    table and its latest runs."""
+    table and its latest runs.  (The control DB is read in a worker thread.)"""
+    return await asyncio.to_thread(_status, db, job)
+
+
+status = _blocking(status_async)
+
+
+def _status(db: str, job: str | None) -> StatusResult:
     control = _control(db)
     try:
         jobs = [control.job(job)] if job else control.jobs()
@@ -601,13 +662,22 @@ FAILURE_FIELDS = ("object_key", "error_kind", "message", "attempts", "skipped", 
                   "partition_id", "run_id")
 
 
-def failures(*, job: str = "", db: str = DEFAULT_DB,
-             csv_file: str | Path | None = None) -> FailuresResult:
-    """Every object that failed in a job (``lakeshift failures``).
+async def failures_async(*, job: str = "", db: str = DEFAULT_DB,
+                         csv_file: str | Path | None = None) -> FailuresResult:
+    """Every object that failed, or was skipped on purpose, in a job (``lakeshift
+    failures``).
 
     With ``csv_file`` the rows are streamed into that CSV (``"-"``: standard output) and not
     kept in the result (memory stays flat however many there are); ``count`` says how many.
+    (The control DB is read in a worker thread.)
     """
+    return await asyncio.to_thread(_failures, job, db, csv_file)
+
+
+failures = _blocking(failures_async)
+
+
+def _failures(job: str, db: str, csv_file: str | Path | None) -> FailuresResult:
     if not job:
         raise UsageError("--job NAME is required")
     control = _control(db)
@@ -615,7 +685,7 @@ def failures(*, job: str = "", db: str = DEFAULT_DB,
         j = control.job(job)
         by_kind: dict[str, int] = {}
 
-        def counted(r: Any) -> FailedObject:
+        def counted(r: Any) -> Failure:
             by_kind[r["error_kind"]] = by_kind.get(r["error_kind"], 0) + 1
             return _failed_object(r)
 
@@ -641,14 +711,13 @@ def failures(*, job: str = "", db: str = DEFAULT_DB,
         control.close()
 
 
-def _failed_object(r: Any) -> FailedObject:
-    return FailedObject(object_key=r["object_key"], error_kind=r["error_kind"],
-                        message=r["message"], attempts=r["attempts"], skipped=r["skipped"],
-                        at=_as_utc(r["at"]), partition_id=r["partition_id"],
-                        run_id=r["run_id"])
+def _failed_object(r: Any) -> Failure:
+    return Failure(object_key=r["object_key"], error_kind=r["error_kind"],
+                   message=r["message"], attempts=r["attempts"], skipped=bool(r["skipped"]),
+                   at=_as_utc(r["at"]), partition_id=r["partition_id"], run_id=r["run_id"])
 
 
-def write_failures_csv(rows: Iterable[FailedObject], fh: TextIO) -> int:
+def write_failures_csv(rows: Iterable[Failure], fh: TextIO) -> int:
     """The failure log as CSV (a header, then one row each; times ISO 8601 UTC)."""
     w = csv.writer(fh)
     w.writerow(FAILURE_FIELDS)
@@ -663,36 +732,41 @@ def write_failures_csv(rows: Iterable[FailedObject], fh: TextIO) -> int:
 # -- verify, check -----------------------------------------------------------------------
 
 
-def verify(source: str | None = None, destination: str | None = None, *,
-           job: str | None = None, db: str = DEFAULT_DB, deep: bool = False,
-           report: str | Path | None = None, concurrency: int = 16,
-           include: Sequence[str] = (), exclude: Sequence[str] = (),
-           invalid_names: str = "fail", adaptive: bool = True,
-           max_requests_per_second: float | None = None,
-           max_bandwidth: int | str | None = None, check_times: bool = False,
-           store_options: StoreOptions | None = None) -> VerifyResult:
+async def verify_async(source: str | None = None, destination: str | None = None, *,
+                       job: str | None = None, db: str = DEFAULT_DB, deep: bool = False,
+                       report: str | Path | None = None, concurrency: int = 16,
+                       include: Sequence[str] = (), exclude: Sequence[str] = (),
+                       invalid_names: str = "fail", adaptive: bool = True,
+                       max_requests_per_second: float | None = None,
+                       max_bandwidth: int | str | None = None, check_times: bool = False,
+                       store_options: StoreOptions | None = None,
+                       subscribers: list[Subscriber] | None = None) -> VerifyResult:
     """Prove that ``destination`` holds exactly what ``source`` holds, or every partition of
     ``job`` (``lakeshift verify``).  Writes ``REPORT.csv`` (the differences) and
-    ``REPORT.json`` (the summary); ``result.exit_code`` is 1 on any difference.
-    ``check_times``: a kept original modification time that differs is a difference too."""
-    from lakeshift.engine.verify import Report, VerifyOptions, verify_async, write_summary
+    ``REPORT.json`` (the summary), creating REPORT's folder if needed; the default REPORT is
+    ``lakeshift-verify-YYYYMMDD-HHMMSS`` in the current folder.  ``result.exit_code`` is 1 on
+    any difference.  ``subscribers`` hear the source listing (``Listed``, ``ListingDone``),
+    the bytes hashed (``BytesMoved``) and throttling (``Throttled``).  ``check_times``: a
+    kept original modification time that differs is a difference too."""
+    from lakeshift.engine.verify import Report, VerifyOptions, write_summary
+    from lakeshift.engine.verify import verify_async as verify_pairs
 
     so = store_options or StoreOptions()
+    opts = VerifyOptions(deep=deep, concurrency=concurrency, include=tuple(include),
+                         exclude=tuple(exclude), invalid_names=invalid_names,
+                         adaptive=adaptive, max_requests_per_second=max_requests_per_second,
+                         max_bandwidth=bandwidth_arg(max_bandwidth), check_times=check_times)
     if job:
         if source or destination:
             raise UsageError("give SRC DST, or --job, not both")
-        pairs, label, invalid_names = _job_pairs(db, job, so)
+        pairs, label, saved_names = await asyncio.to_thread(_job_pairs, db, job, so)
+        opts = replace(opts, invalid_names=saved_names)
     elif source and destination:
         pairs = [(source_config(source, so), destination_config(destination, so), None, None)]
         label = f"{source} → {destination}"
     else:
         raise UsageError("verify needs SRC DST (or --job NAME)")
-    if invalid_names not in ("fail", "skip", "encode"):
-        raise UsageError("--invalid-names must be fail, skip or encode")
-    if not 1 <= concurrency <= 256:
-        raise UsageError("--concurrency must be between 1 and 256")
-    pace = copy_options(adaptive=adaptive, max_requests_per_second=max_requests_per_second,
-                        max_bandwidth=max_bandwidth)
+    opts.validate()
     prefix = report or Path(time.strftime("lakeshift-verify-%Y%m%d-%H%M%S"))
     csv_path, json_path = Path(f"{prefix}.csv"), Path(f"{prefix}.json")
     made = _make_folders(csv_path.parent)
@@ -701,14 +775,9 @@ def verify(source: str | None = None, destination: str | None = None, *,
     except OSError as e:
         _remove_folders(made)
         raise UsageError(f"cannot write the report {csv_path}: {e.strerror}") from None
-    opts = VerifyOptions(deep=deep, concurrency=concurrency, include=tuple(include),
-                         exclude=tuple(exclude), invalid_names=invalid_names,
-                         adaptive=pace.adaptive,
-                         max_requests_per_second=pace.max_requests_per_second,
-                         max_bandwidth=pace.max_bandwidth, check_times=check_times)
     try:
         with fh:
-            result = asyncio.run(verify_async(pairs, opts, Report(fh)))
+            result = await verify_pairs(pairs, opts, Report(fh), events=EventBus(subscribers))
     except (LakeshiftError, BaseExceptionGroup):
         # Stopped before a verdict (credentials rejected, a missing container): a report
         # with only its header would read as "no differences".  (After Ctrl-C the rows
@@ -727,6 +796,9 @@ def verify(source: str | None = None, destination: str | None = None, *,
         unverifiable_reasons=dict(s["unverifiable_reasons"]), bytes_read=s["bytes_read"],
         duration_s=s["duration_s"], exit_code=result.exit_code, summary=s,
         proofs=dict(s["proofs"]))
+
+
+verify = _blocking(verify_async)
 
 
 def _make_folders(folder: Path) -> list[Path]:
@@ -748,17 +820,19 @@ def _remove_folders(folders: list[Path]) -> None:
 
 
 def _job_pairs(db: str, job: str, so: StoreOptions) -> tuple[list[Pair], str, str]:
+    """Each partition of ``job`` as a verify pair (its whole prefix or range, whatever its
+    cursor), the label of the report, and the job's --invalid-names."""
+    from lakeshift.plan.jobplan import job_store_options, partition_spec
+
     control = _control(db)
     try:
         j = control.job(job)
-        saved = StoreOptions(**j.options.get("store", {}))
-        options = saved if so == StoreOptions() else so
-        pairs: list[Pair] = []
-        for r in control.partitions(j.id):
-            spec = SourceSpec(r["prefix"], r["rel_base"], range_start=r["range_start"],
-                              range_end=r["range_end"])
-            pairs.append((StoreConfig(parse_url(r["source"]), options),
-                          StoreConfig(parse_url(r["destination"]), options), spec, None))
+        options = job_store_options(j) if so == StoreOptions() else so
+        pairs: list[Pair] = [
+            (StoreConfig(parse_url(r["source"]), options),
+             StoreConfig(parse_url(r["destination"]), options),
+             partition_spec(r, after_cursor=False), None)
+            for r in control.partitions(j.id)]
         n = len(pairs)
         return (pairs, f"job {job} ({n} partition{'' if n == 1 else 's'})",
                 str(j.options.get("invalid_names", "fail")))
@@ -766,22 +840,27 @@ def _job_pairs(db: str, job: str, so: StoreOptions) -> tuple[list[Pair], str, st
         control.close()
 
 
-def check(source: str, destination: str, *,
-          store_options: StoreOptions | None = None) -> CheckResult:
+async def check_async(source: str, destination: str, *,
+                      store_options: StoreOptions | None = None) -> CheckResult:
     """Test both sides before a migration (``lakeshift check``): credentials, reachability,
     list and read on the source, write and delete of a probe under the destination, clock
     skew.  A failed step is a line of the result, not an exception."""
-    lines = asyncio.run(check_pair(source_config(source, store_options),
-                                   destination_config(destination, store_options)))
+    lines = await check_pair(source_config(source, store_options),
+                             destination_config(destination, store_options))
     return CheckResult(source, destination, tuple(lines))
+
+
+check = _blocking(check_async)
 
 
 # -- scan --------------------------------------------------------------------------------
 
 
-def scan(source: str, destination: str | None = None, *, prices: str | Path | None = None,
-         sample: int = 100, head_all: bool = False, block_size: int | str = 8 * MiB,
-         calibrate: bool = True, store_options: StoreOptions | None = None) -> ScanResult:
+async def scan_async(source: str, destination: str | None = None, *,
+                     prices: str | Path | None = None, sample: int = 100,
+                     head_all: bool = False, block_size: int | str = 8 * MiB,
+                     calibrate: bool = True,
+                     store_options: StoreOptions | None = None) -> ScanResult:
     """What a migration of ``source`` would meet, before it starts (``lakeshift scan``).
 
     One streamed listing: objects and bytes by top-level prefix and storage class; what
@@ -794,8 +873,8 @@ def scan(source: str, destination: str | None = None, *, prices: str | Path | No
     ``calibrate`` is false), then removed: nothing else is written.  An empty prefix is a
     UsageError."""
     from lakeshift.plan.prices import load_prices
-    from lakeshift.plan.scan import ScanOptions, scan_async
-    from lakeshift.sizes import size_arg
+    from lakeshift.plan.scan import ScanOptions
+    from lakeshift.plan.scan import scan_async as scan_pair
 
     if sample < 0:
         raise UsageError("--sample must be 0 or more")
@@ -804,21 +883,24 @@ def scan(source: str, destination: str | None = None, *, prices: str | Path | No
                        block_size=size_arg(block_size, "--block-size"), calibrate=calibrate)
     so = store_options or StoreOptions()
     dst = destination_config(destination, so) if destination else None
-    return asyncio.run(scan_async(source_config(source, so), dst, table, opts))
+    return await scan_pair(source_config(source, so), dst, table, opts)
+
+
+scan = _blocking(scan_async)
 
 
 # -- tune (issue 16) ----------------------------------------------------------------------
 
 
-def tune(source: str, destination: str, *, config: str | Path | None = None,
-         sample_objects: int = 200, sample_size: int | str = 512 * MiB,
-         store_options: StoreOptions | None = None) -> TuneResult:
+async def tune_async(source: str, destination: str, *, config: str | Path | None = None,
+                     sample_objects: int = 200, sample_size: int | str = 512 * MiB,
+                     store_options: StoreOptions | None = None) -> TuneResult:
     """Try a few settings of concurrency, block size and single-put limit on a sample of
     ``source`` (its first ``sample_objects`` objects, at most ``sample_size`` bytes) copied
     into a scratch folder under ``destination`` that is deleted after each trial
     (``lakeshift tune``).  With ``config`` (a ``lakeshift.toml``) the best setting is written
     into its [run] table, which ``run --config`` then uses."""
-    from lakeshift.engine.tune import tune_async
+    from lakeshift.engine.tune import tune_async as tune_pair
     from lakeshift.plan.jobconfig import write_run_settings
 
     if sample_objects < 1:
@@ -826,15 +908,18 @@ def tune(source: str, destination: str, *, config: str | Path | None = None,
     size = size_arg(sample_size, "--sample-size")
     if config is not None:
         load_config(Path(config))  # a config that cannot be read fails before the trials
-    result = asyncio.run(tune_async(source_config(source, store_options),
-                                    destination_config(destination, store_options),
-                                    sample_objects, size))
+    result = await tune_pair(source_config(source, store_options),
+                             destination_config(destination, store_options), sample_objects,
+                             size)
     if config is not None:
         b = result.best
         write_run_settings(Path(config), {"concurrency": b.concurrency,
                                           "block_size": b.block_size,
                                           "single_put_max": b.single_put_max})
     return result
+
+
+tune = _blocking(tune_async)
 
 
 # -- the monitor's reads and actions (lakeshift monitor; docs/api.md "monitor") -----------
@@ -929,7 +1014,7 @@ def partition_run(partition_run_id: int, *, db: str = DEFAULT_DB) -> PartitionRu
 
 
 def run_failures(run_id: int, *, db: str = DEFAULT_DB,
-                 partition_run_id: int | None = None) -> tuple[FailedObject, ...] | None:
+                 partition_run_id: int | None = None) -> tuple[Failure, ...] | None:
     """The failure log of run ``run_id`` (of one of its partition runs, when given); None
     when there is no such run or partition run."""
     control = _control(db)
@@ -1004,50 +1089,17 @@ def metrics(*, db: str = DEFAULT_DB) -> tuple[JobMetrics, ...]:
     return tuple(JobMetrics(**e) for e in out.values())
 
 
+#: What docs/api.md documents (lakeshift/__init__.py re-exports it).  Everything else here
+#: is private: the CLI imports what it needs beyond this from the modules that own it.
 __all__ = [
-    "AZURE_AUTH_CHOICES",
-    "DEFAULT_DB",
-    "FAILURE_FIELDS",
-    "CheckResult",
-    "CopyOptions",
-    "CopyResult",
-    "FailedObject",
-    "FailuresResult",
-    "JobConfig",
-    "JobStatus",
-    "PartitionStatus",
-    "PlanResult",
-    "RunResult",
-    "RunStatus",
-    "ScanResult",
-    "StatusResult",
-    "StoreOptions",
-    "StoreURL",
-    "SyncResult",
-    "SyncWindow",
-    "TuneResult",
-    "VerifyResult",
-    "check",
-    "config_text",
-    "copy",
-    "delete_job",
-    "destination_config",
-    "failures",
-    "load_config",
-    "parse_schedule",
-    "plan",
-    "plan_job",
-    "reset_job",
-    "run",
-    "run_job",
-    "scan",
-    "source_config",
-    "status",
-    "sync",
-    "tune",
-    "verify",
-    "write_failures_csv",
-]
-# The monitor's reads and actions (the block above).
-__all__ += ["JobMetrics", "PartitionRunStatus", "RunDetail", "cancel_run", "metrics",
-            "partition_run", "rerun_failed", "run_detail", "run_failures"]
+    "DEFAULT_DB", "CheckLine", "CheckResult", "CopyResult", "Failure", "FailuresResult",
+    "JobStatus", "PartitionStatus", "PlanResult", "Rename", "RunResult", "RunStatus",
+    "SourceDeleted", "StatusResult", "StoreOptions", "SyncResult", "SyncWindow",
+    "TransferStats", "VerifyResult", "check", "check_async", "copy", "copy_async",
+    "delete_job", "delete_job_async", "failures", "failures_async", "plan", "plan_async",
+    "plan_job", "reset_job", "reset_job_async", "run", "run_async", "run_job", "status",
+    "status_async", "sync", "sync_async", "verify", "verify_async"]
+# scan (issue 15), tune (issue 16); the monitor's reads and actions (issue 13).
+__all__ += ["JobMetrics", "PartitionRunStatus", "RunDetail", "ScanResult", "TuneResult",
+            "cancel_run", "metrics", "partition_run", "rerun_failed", "run_detail",
+            "run_failures", "scan", "scan_async", "tune", "tune_async"]

@@ -44,6 +44,9 @@ class ObjectError(LakeshiftError):
     """An error about one object: it fails that object, not the run."""
 
     exit_code = 1
+    #: Recorded as skipped, never as a failure, whatever --skip-errors says: there is
+    #: nothing the copy could have done (a symlink loop).
+    skipped_always = False
 
 
 class NotFoundError(ObjectError):
@@ -64,6 +67,12 @@ class ArchivedError(ObjectError):
     restore it (hours to days, and a cost the owner decides).  Skippable."""
 
     kind = "archived"
+class SymlinkLoopError(NotFoundError):
+    """A local symlink that resolves to itself or to a folder above it: not followed,
+    skipped and recorded (reason ``symlink-loop``)."""
+
+    kind = "symlink-loop"
+    skipped_always = True
 
 
 class InvalidNameError(ObjectError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -136,8 +137,75 @@ class PartitionSpec:
     adf_prefix: str | None = None
 
 
-# -- results of the public API (lakeshift.plan, status, failures, verify, check) ---------
-# ``copy`` returns engine.pipeline.CopyResult and ``run`` returns RunResult (above).
+# -- results of the public API (lakeshift.copy, plan, status, failures, verify, check) ---
+# ``run`` returns RunResult (above).
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """An object that failed, or was skipped on purpose: one row of a job's failure log
+    (``lakeshift failures``), or of ``CopyResult.failures``.  The field names are the failure
+    log's columns.  ``at``, ``partition_id`` and ``run_id`` are known once it is recorded in
+    a control DB (None in a ``copy``'s result)."""
+
+    object_key: str
+    error_kind: str
+    message: str
+    attempts: int
+    #: Skipped on purpose (--skip-errors, --invalid-names skip, a symlink loop), not a
+    #: failure of the run.
+    skipped: bool = False
+    at: datetime | None = None
+    partition_id: int | None = None
+    run_id: int | None = None
+
+
+#: Older name of :class:`Failure` (the failure log's rows).
+FailedObject = Failure
+
+
+@dataclass(frozen=True, slots=True)
+class Rename:
+    """An object written under another name than its source key maps to (--invalid-names
+    encode), and the rule that renamed it."""
+
+    key: str
+    destination_key: str
+    rule: str
+
+
+@dataclass(frozen=True, slots=True)
+class SourceDeleted:
+    """--delete-source-after-verify removed a source object (``kept`` says why not, when
+    it was kept).  Also an engine event (engine/events.py)."""
+
+    key: str
+    destination_key: str
+    md5: str
+    kept: str | None = None
+
+
+@dataclass
+class CopyResult:
+    """What ``copy`` did: counters, then the objects that failed or were skipped on purpose,
+    renamed, or moved (the first 10,000 of each)."""
+
+    stats: TransferStats
+    failures: list[Failure] = field(default_factory=list)
+    dry_run: bool = False
+    renames: list[Rename] = field(default_factory=list)
+    deletions: list[SourceDeleted] = field(default_factory=list)
+    #: Copied objects per proof they got (engine/transfer.py: Copied.proof).
+    proofs: Counter[str] = field(default_factory=Counter)
+    #: --copy-mode auto: why the service could not copy server-side (everything streamed).
+    server_copy_off: list[str] = field(default_factory=list)
+    #: Both sides as lakeshift understood them (URLs, secrets left out).
+    source: str = ""
+    destination: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.stats.failed else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,24 +327,10 @@ class PlanResult:
 
 
 @dataclass(frozen=True, slots=True)
-class FailedObject:
-    """One row of a job's failure log."""
-
-    object_key: str
-    error_kind: str
-    message: str
-    attempts: int
-    skipped: bool
-    at: datetime | None
-    partition_id: int | None
-    run_id: int | None
-
-
-@dataclass(frozen=True, slots=True)
 class FailuresResult:
     job: str
     #: Rows of the failure log; empty when they were streamed to ``csv_file`` instead.
-    failures: tuple[FailedObject, ...]
+    failures: tuple[Failure, ...]
     count: int
     csv_file: str | None = None
     #: The rows by error kind (archived, forbidden, …), skipped or not; adds up to count.

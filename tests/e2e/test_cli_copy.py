@@ -179,7 +179,7 @@ def test_internal_error_is_exit_4_with_the_traceback_in_a_log(
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("simulated bug")
 
-    monkeypatch.setattr(api, "copy_async", broken)
+    monkeypatch.setattr(api, "_copy_pair", broken)  # the engine under lakeshift.copy
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     import tempfile
 

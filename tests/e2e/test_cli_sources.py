@@ -3,6 +3,8 @@ and a destination inside its source — through the CLI, as a user runs it."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 from pathlib import Path
@@ -31,25 +33,41 @@ def _tree(src: Path) -> None:
     (src / "loop2").symlink_to("loop1")
 
 
-def test_symlink_loops_are_recorded_and_the_rest_is_copied(local_env: dict[str, str],
-                                                           tmp_path: Path) -> None:
+def test_symlink_loops_are_skipped_and_recorded_and_the_rest_is_copied(
+        local_env: dict[str, str], tmp_path: Path) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
     _tree(src)
     p = lakeshift("copy", str(src), str(dst), "--json", env=local_env)
-    assert p.returncode == 1, p.stderr
+    assert p.returncode == 0, p.stderr  # a loop is not a failure: nothing could be copied
     s = json.loads(p.stdout)
-    assert s["copied"] == 2 and s["failed"] == 3
-    why = {f["key"]: (f["kind"], f["message"]) for f in s["failures"]}
+    assert (s["copied"], s["failed"], s["skipped"]) == (2, 0, 3)
+    assert s["skipped_by_reason"] == {"symlink-loop": 3}
+    why = {f["key"]: (f["kind"], f["message"], f["skipped"]) for f in s["failures"]}
     assert set(why) == {"d/sub/up", "loop1", "loop2"}
-    assert all(kind == "missing" and "symlink loop" in msg for kind, msg in why.values())
+    assert all(kind == "symlink-loop" and "symlink loop" in msg and skipped
+               for kind, msg, skipped in why.values())
     assert (dst / "a.txt").read_bytes() == b"hello"
     assert (dst / "d" / "sub" / "f.txt").read_bytes() == b"deep"
     assert not (dst / "d" / "sub" / "up").exists()
-    again = lakeshift("copy", str(src), str(dst), "--json", "--skip-errors", "missing",
-                      env=local_env)
-    assert again.returncode == 0, again.stderr
-    s = json.loads(again.stdout)
-    assert s["skipped_errors"] == 3 and s["failed"] == 0
+    # verify agrees: not copied on purpose (unverifiable), not missing.
+    v = lakeshift("verify", str(src), str(dst), "--report", str(tmp_path / "v"), "--json",
+                  env=local_env)
+    assert v.returncode == 0, v.stdout + v.stderr
+    got = json.loads(v.stdout)
+    assert (got["verified"], got["missing"], got["unverifiable"]) == (2, 0, 3)
+    assert got["unverifiable_reasons"] == {"not copied on purpose: symlink-loop": 3}
+    # A job records them in its failure log as skipped, and its partition succeeds.
+    db = f"sqlite:///{tmp_path}/loops.db"
+    assert lakeshift("plan", str(src), str(tmp_path / "dst2"), "--job", "j", "--db", db,
+                     env=local_env).returncode == 0
+    r = lakeshift("run", "--job", "j", "--db", db, "--json", env=local_env)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["skipped_by_reason"] == {"symlink-loop": 3}
+    f = lakeshift("failures", "--job", "j", "--db", db, env=local_env)
+    rows = list(csv.DictReader(io.StringIO(f.stdout)))
+    assert sorted((r["object_key"], r["error_kind"], r["skipped"]) for r in rows) == [
+        ("d/sub/up", "symlink-loop", "True"), ("loop1", "symlink-loop", "True"),
+        ("loop2", "symlink-loop", "True")]
 
 
 def test_unreadable_file_and_folder_are_forbidden(local_env: dict[str, str],
@@ -105,3 +123,43 @@ def test_destination_inside_the_source_is_refused(local_env: dict[str, str],
         assert p.returncode == 2, p.stderr
         assert "is inside the source" in one_clear_line(p)
     assert sorted(os.listdir(src)) == ["a.txt"]  # nothing written, nothing nested
+
+
+def test_plan_auto_and_run_copy_root_files_on_both_sides_of_folders(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    # Root-level files that sort before, between and after folders: a chunk of them around
+    # a folder once ended its range at the folder and lost the files after it.
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    files = {"a/1": b"a1", "a/2": b"a2", "m": b"m", "n": b"n", "z/1": b"z1", "z/2": b"z2",
+             "zz": b"zz", "zzz": b"zzz"}
+    for key, body in files.items():
+        (src / key).parent.mkdir(parents=True, exist_ok=True)
+        (src / key).write_bytes(body)
+    db = f"sqlite:///{tmp_path}/auto.db"
+    for target in ("2", "3"):
+        job = f"auto{target}"
+        p = lakeshift("plan", str(src), str(dst / job), "--job", job, "--db", db,
+                      "--partition-by", "auto", "--target-objects", target, env=local_env)
+        assert p.returncode == 0, p.stderr
+        r = lakeshift("run", "--job", job, "--db", db, "--json", env=local_env)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["copied"] == len(files)
+        copied = {str(f.relative_to(dst / job)): f.read_bytes()
+                  for f in (dst / job).rglob("*") if f.is_file()}
+        assert copied == files
+
+
+def test_plan_refuses_a_destination_inside_its_source(local_env: dict[str, str],
+                                                      tmp_path: Path) -> None:
+    src, other = tmp_path / "d", tmp_path / "o"
+    src.mkdir()
+    other.mkdir()
+    (src / "a.txt").write_bytes(b"a")
+    (other / "b.txt").write_bytes(b"b")
+    db = tmp_path / "p.db"
+    # Inside the second of two sources: refused, and nothing planned.
+    p = lakeshift("plan", str(other), str(src), str(src / "sub"), "--job", "j", "--db",
+                  f"sqlite:///{db}", env=local_env)
+    assert p.returncode == 2, p.stderr
+    assert "is inside the source" in one_clear_line(p)
+    assert not db.exists()

@@ -37,7 +37,8 @@ def _env(cli_env: dict[str, str], double: WebHdfsDouble) -> dict[str, str]:
 
 
 def test_gen1_tree_copies_to_blob_and_verifies(cli_env: dict[str, str], gen1: WebHdfsDouble,
-                                               blob_service: Any, container: str) -> None:
+                                               blob_service: Any, container: str,
+                                               tmp_path: Path) -> None:
     files = _tree(gen1)
     env = _env(cli_env, gen1)
     src = f"adl://{GEN1_HOST}/lake/raw/"
@@ -60,7 +61,7 @@ def test_gen1_tree_copies_to_blob_and_verifies(cli_env: dict[str, str], gen1: We
     # Gen1 listings were paged with listSize (every LISTSTATUS asked for a bounded batch).
     assert all("listSize" in q for op, _, q in gen1.requests if op == "LISTSTATUS")
     v = lakeshift("verify", src, f"az://{container}/gen2/", "--json",
-                  env=env)
+                  "--report", str(tmp_path / "verify"), env=env)
     assert v.returncode == 0, (v.stdout, v.stderr)
     again = lakeshift("copy", src, f"az://{container}/gen2/", "--json",
                       env=env)

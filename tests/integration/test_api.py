@@ -115,3 +115,37 @@ def test_cli_verify_takes_the_pacing_flags(cli_env: dict[str, str], tmp_path: Pa
     bad = cli("verify", str(src), str(dst), "--max-bandwidth", "fast", "--report",
               str(tmp_path / "r2"), env=cli_env)
     assert bad.returncode == 2 and "--max-bandwidth 'fast' is not a size" in one_clear_line(bad)
+
+
+def test_plan_and_verify_send_events_and_the_async_twins_run_in_a_loop(tmp_path: Path) -> None:
+    import asyncio
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    for d in ("a", "b", "c"):
+        (src / d).mkdir(parents=True)
+        for i in range(3):
+            (src / d / f"{i}.bin").write_bytes(bytes([i]) * (100 + i))
+    db = f"sqlite:///{tmp_path}/j.db"
+    heard: list[lakeshift.Event] = []
+
+    async def main() -> tuple[Any, Any, Any, Any]:
+        p = await lakeshift.plan_async(str(src), str(dst), job="j", db=db, partition_by="auto",
+                                       target_objects=3, subscribers=[heard.append])
+        r = await lakeshift.run_async(job="j", db=db)
+        v = await lakeshift.verify_async(str(src), str(dst), deep=True,
+                                         report=tmp_path / "r", subscribers=[heard.append])
+        st = await lakeshift.status_async(db=db, job="j")
+        return p, r, v, st
+
+    p, r, v, st = asyncio.run(main())
+    assert p.job.partitions == 3 and r.stats.copied == 9 and r.exit_code == 0
+    assert (v.verified, v.differences) == (9, 0)
+    assert st.jobs[0].copied == 9
+    listed = [e for e in heard if isinstance(e, lakeshift.Listed)]
+    # plan listed every object once, verify listed the source once more.
+    assert sum(e.count for e in listed) == 18
+    assert sum(e.nbytes for e in listed) == 2 * sum(100 + i for i in range(3)) * 3
+    assert sum(isinstance(e, lakeshift.ListingDone) for e in heard) == 2
+    # verify --deep hashed both sides: every byte once per side.
+    assert sum(e.nbytes for e in heard if isinstance(e, lakeshift.BytesMoved)) == v.bytes_read
+    assert v.bytes_read == 2 * 3 * sum(100 + i for i in range(3))

@@ -40,7 +40,7 @@ def test_a_403_on_one_object_after_success_fails_only_that_object(
     res = lakeshift.copy(f"s3://{bucket}/d/", f"az://{container}/o/")
 
     assert res.exit_code == 1
-    assert [(f.key, f.kind) for f in res.failures] == [("d/deny.bin", "forbidden")]
+    assert [(f.object_key, f.error_kind) for f in res.failures] == [("d/deny.bin", "forbidden")]
     assert "AuthorizationFailure" in res.failures[0].message
     assert "0b6a1d2e-request-id" in res.failures[0].message
     for k, v in objs.items():

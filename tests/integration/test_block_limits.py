@@ -45,6 +45,6 @@ def test_bigger_blocks_keep_an_object_within_the_block_limit(
     res = lakeshift.copy(f"s3://{bucket}/b/", f"az://{container}/c/", block_size=256 * KiB,
                          concurrency=2, single_put_max=0)
     assert res.exit_code == 1
-    assert [f.key for f in res.failures] == ["b/big.bin"]
+    assert [f.object_key for f in res.failures] == ["b/big.bin"]
     assert "raise --block-size" in res.failures[0].message
     assert blob_bytes(blob_service, container, "c/small.txt") == b"fine"

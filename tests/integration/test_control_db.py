@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lakeshift.control.records import PartitionSpec
 from lakeshift.control.repository import ControlDB, PartitionStats
+from lakeshift.model import PartitionSpec
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -15,12 +15,11 @@ import pytest
 from sqlalchemy import Column, MetaData, Table, create_engine, select
 
 from lakeshift.control import migrations, repository
-from lakeshift.control.records import PartitionSpec
 from lakeshift.control.repository import ControlDB, PartitionStats, Records
 from lakeshift.control.schema import metadata
 from lakeshift.engine.events import SourceDeleted
-from lakeshift.engine.pipeline import Failure, Rename
 from lakeshift.errors import UsageError
+from lakeshift.model import Failure, PartitionSpec, Rename
 
 HOST = socket.gethostname()
 

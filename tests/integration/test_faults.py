@@ -138,9 +138,9 @@ def test_a_persistent_error_fails_only_that_object_and_is_logged_exactly(
     s3p.add("flip", method="GET", path=r"/d/small-4", uses=100)  # corrupt every time
     res = _copy(bucket, container, "stream")
     assert res.exit_code == 1
-    assert sorted((f.key, f.kind) for f in res.failures) == [
+    assert sorted((f.object_key, f.error_kind) for f in res.failures) == [
         ("d/small-2.bin", "forbidden"), ("d/small-4.bin", "integrity")]
-    f4 = next(f for f in res.failures if f.key == "d/small-4.bin")
+    f4 = next(f for f in res.failures if f.object_key == "d/small-4.bin")
     assert f4.attempts == 6 and "MD5" in f4.message
     del objs["d/small-2.bin"], objs["d/small-4.bin"]
     _assert_exact(blob_service, container, objs)

@@ -161,5 +161,5 @@ def test_the_lookup_after_a_changed_source_is_retried_and_stays_that_objects_out
         _assert_copied(blob_service, container, objs)
     else:  # that object fails alone; every other one is copied
         assert res.exit_code == 1
-        assert [f.key for f in res.failures] == ["d/f2.bin"]
+        assert [f.object_key for f in res.failures] == ["d/f2.bin"]
         assert got == {"out/" + k[2:] for k in objs if k != "d/f2.bin"}

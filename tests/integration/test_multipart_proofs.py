@@ -115,6 +115,6 @@ def test_a_copy_that_stays_corrupt_fails_and_leaves_nothing(
     res = lakeshift.copy(f"s3://{bucket}/d/", f"az://{container}/out/", block_size=MiB,
                          concurrency=4)
     assert res.exit_code == 1 and res.stats.copied == 0
-    assert [f.kind for f in res.failures] == ["integrity"]
+    assert [f.error_kind for f in res.failures] == ["integrity"]
     assert "changed in transit" in res.failures[0].message
     assert blobs(blob_service, container, "out/") == {}

@@ -31,7 +31,7 @@ def test_invalid_names_fail_by_default_with_the_rule(s3: Any, bucket: str,
     _seed(s3, bucket)
     res = lakeshift.copy(f"s3://{bucket}/n/", str(tmp_path / "out"))
     assert res.exit_code == 1
-    kinds = {f.key: (f.kind, f.message.split(":")[0]) for f in res.failures}
+    kinds = {f.object_key: (f.error_kind, f.message.split(":")[0]) for f in res.failures}
     want = {k: ("invalid-name", rule) for k, rule in BAD.items()}
     # Local disk is hierarchical: "a" is a file, so "a/b" cannot be written.
     want["n/a/b"] = ("invalid-name", "file-directory-collision")

@@ -49,7 +49,7 @@ def test_a_part_that_fails_for_good_aborts_the_upload(
     s3_proxy.add("status", method="PUT", path=PART, uses=10_000, status=500)
     res = lakeshift.copy(str(src), f"s3://{bucket}/out/", block_size=5 * MiB,
                          single_put_max=0, concurrency=4)
-    assert res.exit_code == 1 and [f.key for f in res.failures] == ["big.bin"]
+    assert res.exit_code == 1 and [f.object_key for f in res.failures] == ["big.bin"]
     assert s3_proxy.injected >= 1
     assert _open_uploads(s3, bucket) == []
     assert _keys(s3, bucket) == []
@@ -62,7 +62,7 @@ def test_an_object_that_fails_its_integrity_check_aborts_every_upload(
     s3_proxy.add("flip", method="GET", path=rf"/{bucket}/in/big\.bin", uses=10_000)
     res = lakeshift.copy(f"s3://{bucket}/in/", f"s3://{bucket}/out/", block_size=5 * MiB,
                          single_put_max=0, concurrency=4)
-    assert res.exit_code == 1 and [f.kind for f in res.failures] == ["integrity"]
+    assert res.exit_code == 1 and [f.error_kind for f in res.failures] == ["integrity"]
     assert _open_uploads(s3, bucket) == []
     assert _keys(s3, bucket) == ["in/big.bin"]
 

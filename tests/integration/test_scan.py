@@ -157,7 +157,7 @@ def test_archived_objects_fail_as_archived_once_and_are_skipped_on_request(
     res = lakeshift.copy(f"s3://{bucket}/a/", str(tmp_path / "fail"))
     assert res.exit_code == 1
     assert res.stats.failed_by_kind == {"archived": 2}
-    assert {(f.key, f.kind, f.attempts) for f in res.failures} == {
+    assert {(f.object_key, f.error_kind, f.attempts) for f in res.failures} == {
         ("a/cold.txt", "archived", 1), ("a/deep.txt", "archived", 1)}  # never retried
     assert all("--skip-errors archived" in f.message for f in res.failures)
 
@@ -165,7 +165,7 @@ def test_archived_objects_fail_as_archived_once_and_are_skipped_on_request(
     res = lakeshift.copy(f"s3://{bucket}/a/", str(out), skip_errors="archived")
     assert res.exit_code == 0
     assert res.stats.skipped_by_reason == {"archived": 2} and res.stats.copied == 2
-    assert {f.key for f in res.failures if f.skipped and f.kind == "archived"} == {
+    assert {f.object_key for f in res.failures if f.skipped and f.error_kind == "archived"} == {
         "a/cold.txt", "a/deep.txt"}
     assert sorted(p.name for p in out.iterdir()) == ["one.txt", "two.txt"]
 

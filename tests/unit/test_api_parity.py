@@ -4,6 +4,7 @@ program's reach."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from dataclasses import fields
 from typing import Any
@@ -18,10 +19,10 @@ from lakeshift.cli.app import app
 FUNCTIONS = {"copy": lakeshift.copy, "plan": lakeshift.plan, "run": lakeshift.run,
              "sync": lakeshift.sync, "status": lakeshift.status, "failures": lakeshift.failures,
              "verify": lakeshift.verify, "check": lakeshift.check, "scan": lakeshift.scan,
-             "tune": lakeshift.tune}
+             "tune": lakeshift.tune, "delete-job": lakeshift.delete_job}
 
-#: How the output looks is the face's business, not the API's.
-PRESENTATION = {"as_json", "progress"}
+#: How the output looks, and asking before deleting, are the face's business, not the API's.
+PRESENTATION = {"as_json", "progress", "yes"}
 
 #: Positional arguments whose Python spelling differs: SRC DST are source, destination;
 #: `plan`'s SRC… DST are sources and destination.
@@ -75,3 +76,28 @@ def test_store_options_only_where_the_command_opens_stores(command: str) -> None
 def test_the_older_names_remain() -> None:
     assert lakeshift.run_job is lakeshift.run
     assert callable(lakeshift.plan_job)
+
+
+#: Every blocking function of the API and its async twin.
+BLOCKING = {name: getattr(lakeshift, name) for name in
+            ("copy", "plan", "run", "sync", "status", "failures", "verify", "check",
+             "reset_job", "delete_job")}
+
+
+@pytest.mark.parametrize("name", sorted(BLOCKING))
+def test_each_function_has_an_async_twin_with_the_same_parameters(name: str) -> None:
+    twin = getattr(lakeshift, f"{name}_async")
+    assert inspect.iscoroutinefunction(twin)
+    assert inspect.signature(BLOCKING[name]) == inspect.signature(twin)
+    assert f"{name}_async" in lakeshift.__all__
+
+
+@pytest.mark.parametrize("name", sorted(BLOCKING))
+def test_a_blocking_call_inside_a_running_loop_names_the_async_twin(name: str) -> None:
+    async def inside() -> None:
+        with pytest.raises(lakeshift.UsageError, match=rf"await lakeshift\.{name}_async"):
+            BLOCKING[name]("x", "y") if name in ("copy", "check") else (
+                BLOCKING[name]("x") if name in ("reset_job", "delete_job")
+                else BLOCKING[name](job="x"))
+
+    asyncio.run(inside())

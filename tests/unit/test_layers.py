@@ -72,10 +72,15 @@ def imports(path: Path) -> list[tuple[int, str]]:
 WEB_MAY_IMPORT = {"lakeshift", "lakeshift.api", "lakeshift.model"}
 #: The one door from the CLI into the web face: `lakeshift monitor` serves it.
 CLI_TO_WEB = {"lakeshift.web.server"}
+#: Internals a face may import from the module that owns them (they are not public API):
+#: the config file that `init` writes and `run --config` reads, and the Azure auth choices
+#: `init` offers.  Both are plain data and parsing, no store or DB.
+FACE_INTERNALS = {"lakeshift.plan.jobconfig", "lakeshift.stores.azure.auth"}
 
 
 def face_may_import(module: str) -> bool:
     return (module in ("lakeshift", "lakeshift.api", "lakeshift.engine.events")
+            or module in FACE_INTERNALS
             or layer(module) == "core" or module.split(".")[1] in FACES)
 
 

@@ -10,9 +10,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from lakeshift.control.records import PartitionSpec
 from lakeshift.errors import UsageError
-from lakeshift.model import ObjectInfo
+from lakeshift.model import ObjectInfo, PartitionSpec
 from lakeshift.plan.partitioner import (
     PlannedSource,
     auto_partitions,
@@ -82,14 +81,7 @@ def test_auto_ranges_cover_every_key_once(target: int) -> None:
     assert len(specs) == -(-len(LAKE) // target)
 
 
-_LOSES_DIRECT_OBJECTS = pytest.mark.xfail(
-    strict=True, reason="bug in plan/partitioner.py (owned by another helper): a chunk of the "
-    "root's own objects spans the folders between them, so its range ends before its last key "
-    "and that key is in no partition")
-
-
-@pytest.mark.parametrize("target", [1, pytest.param(4, marks=_LOSES_DIRECT_OBJECTS), 10, 30,
-                                    1000])
+@pytest.mark.parametrize("target", [1, 4, 10, 30, 1000])
 def test_auto_partitions_cover_every_key_once(target: int) -> None:
     specs = asyncio.run(auto_partitions(MemoryLister(LAKE), _src(), target))  # type: ignore[arg-type]
     _assert_exact_cover(specs, LAKE, target)
@@ -131,7 +123,6 @@ def test_prefix_partitions_and_overlaps() -> None:
                     PartitionSpec("s3://bkt/", "a/", "", "d/", range_start="a/5")])
 
 
-@_LOSES_DIRECT_OBJECTS
 def test_root_objects_on_both_sides_of_a_folder_are_all_planned() -> None:
     keys = ["a/1", "a/2", "m", "z/1", "z/2", "zz"]
     specs = asyncio.run(auto_partitions(MemoryLister(keys), _src(), 2))  # type: ignore[arg-type]

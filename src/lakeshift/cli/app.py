@@ -74,6 +74,8 @@ app.command("failures", help="Every object that failed in a job: key, error clas
             "attempts, time.", epilog="Example:\n\n  lakeshift failures --job raw --csv "
             "failed.csv")(job_cmds.failures)
 app.command("monitor", help=monitor_cmd.HELP, epilog=monitor_cmd.EPILOG)(monitor_cmd.monitor)
+app.command("delete-job", help=job_cmds.DELETE_HELP, epilog=job_cmds.DELETE_EPILOG
+            )(job_cmds.delete_job)
 
 
 def _error(kind: str, message: str, exit_code: int, as_json: bool) -> int:

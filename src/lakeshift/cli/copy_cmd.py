@@ -92,6 +92,5 @@ def copy(
                           empty_dirs=empty_dirs, preserve=preserve,
                           map_identities=map_identities, copy_mode=copy_mode,
                           store_options=store, subscribers=subs)
-    print_summary(result, api.source_config(src, store).url.display(),
-                  api.destination_config(dst, store).url.display(), as_json)
+    print_summary(result, result.source, result.destination, as_json)
     return result.exit_code

@@ -1,5 +1,6 @@
-"""`lakeshift plan`, `run`, `status`, `failures`: partitioned, resumable migrations tracked
-in the control DB.  Each calls the function of the same name in ``lakeshift.api``."""
+"""`lakeshift plan`, `run`, `status`, `failures`, `delete-job`: partitioned, resumable
+migrations tracked in the control DB.  Each calls the function of the same name in
+``lakeshift.api`` (``delete-job``: ``delete_job``)."""
 
 from __future__ import annotations
 
@@ -42,7 +43,9 @@ from lakeshift.cli.progress import progress_subscribers
 from lakeshift.cli.sizes import human_bytes
 from lakeshift.cli.status_view import print_partitions, print_status
 from lakeshift.cli.text import count, skip_reasons
+from lakeshift.errors import UsageError
 from lakeshift.model import RunResult
+from lakeshift.plan.jobconfig import load as load_config
 
 PLAN_HELP = """Write a job and its partitions to the control DB (nothing is copied yet).
 
@@ -163,7 +166,7 @@ def run(
     progress: ProgressOpt = "auto",
     as_json: JsonOpt = False,
 ) -> int:
-    every = api.load_config(config).every_s if config is not None else None
+    every = load_config(config).every_s if config is not None else None
     while True:
         with progress_subscribers(progress, as_json) as subs:
             result = api.run(job=job, db=db, batch_count=batch_count, concurrency=concurrency,
@@ -246,4 +249,52 @@ def failures(
         # when the CSV goes to stdout.
         kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(result.by_kind.items()))
         print(f"by kind: {kinds}", file=sys.stderr if csv_file is None else sys.stdout)
+    return 0
+
+
+DELETE_HELP = """Delete a job and everything the control DB records about it: partitions, runs,
+failures, renames, sync windows. Objects already copied stay where they are.
+
+Refused while a process runs the job (unless --force). On a terminal it asks first;
+otherwise (a script, a pipe) it needs --yes.
+"""
+DELETE_EPILOG = """Examples:
+
+  lakeshift delete-job --job raw
+
+  lakeshift delete-job --job raw --db postgresql://lakeshift@dbhost/migration --yes
+"""
+
+
+def delete_job(
+    job: Annotated[str, typer.Option("--job", "-j", help="The job to delete (by name; "
+                                     "LAKESHIFT_JOB is not read here).", show_default=False)
+                   ] = "",
+    db: DbOpt = DEFAULT_DB,
+    yes: Annotated[bool, typer.Option(
+        "--yes", "-y", help="Delete without asking (needed when not on a terminal).")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Even while a live process holds a partition of the job.")] = False,
+    as_json: JsonOpt = False,
+) -> int:
+    if not job:
+        raise UsageError("--job NAME is required")
+    found = api.status(db=db, job=job)
+    j = found.jobs[0]
+    what = (f"job {job!r} ({count(j.partitions, 'partition')}, {count(len(j.runs), 'run')}, "
+            f"{count(j.copied, 'object')} copied) from {found.db}")
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"deleting {what} needs confirmation: add --yes")
+        answer = input(f"Delete {what} and everything recorded about it? Objects already "
+                       "copied stay. [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing deleted")
+            return 0
+    api.delete_job(job, db=db, force=force)
+    if as_json:
+        json.dump({"deleted": job, "db": found.db, "partitions": j.partitions}, sys.stdout)
+        print()
+    else:
+        print(f"deleted {what}")
     return 0

@@ -13,13 +13,16 @@ from typing import Annotated
 import typer
 
 from lakeshift import api
-from lakeshift.api import AZURE_AUTH_CHOICES, CheckResult, JobConfig, StoreOptions
+from lakeshift.api import CheckResult, StoreOptions
 from lakeshift.cli.options import (
     NO_STORE_OPTIONS,
     JsonOpt,
     with_store_options,
 )
 from lakeshift.errors import LakeshiftError, UsageError
+from lakeshift.plan.jobconfig import JobConfig, parse_every
+from lakeshift.plan.jobconfig import dump as config_text
+from lakeshift.stores.azure.auth import AUTH_CHOICES as AZURE_AUTH_CHOICES
 from lakeshift.urls import parse_url
 
 CHECK_HELP = """Test both sides before a migration.
@@ -94,7 +97,7 @@ def _ask_until(text: str, default: str | None, valid: Callable[[str], bool],
 
 def _schedule_ok(text: str) -> bool:
     try:
-        api.parse_schedule(text)
+        parse_every(text)
     except UsageError:
         return False
     return True
@@ -171,7 +174,7 @@ def init(
                                 concurrency=concurrency)
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(api.config_text(cfg, schedule), encoding="utf-8")
+        output.write_text(config_text(cfg, schedule), encoding="utf-8")
     except OSError as e:
         raise UsageError(f"cannot write {output}: {e.strerror}") from None
     print(f"\nwrote {output}. Run it with:\n  lakeshift run --config {output}\n"

@@ -6,9 +6,9 @@ import json
 import sys
 from typing import Any
 
-from lakeshift.api import CopyResult
 from lakeshift.cli.sizes import human_bytes
 from lakeshift.cli.text import count, noun, skip_reasons
+from lakeshift.model import CopyResult
 
 
 def summary_dict(result: CopyResult, source: str, destination: str) -> dict[str, Any]:
@@ -39,7 +39,7 @@ def summary_dict(result: CopyResult, source: str, destination: str) -> dict[str,
         "proofs": dict(sorted(result.proofs.items())),
         "server_copy_off": result.server_copy_off[0] if result.server_copy_off else None,
         "exit_code": result.exit_code,
-        "failures": [{"key": f.key, "kind": f.kind, "message": f.message,
+        "failures": [{"key": f.object_key, "kind": f.error_kind, "message": f.message,
                       "attempts": f.attempts, "skipped": f.skipped} for f in result.failures],
         "renames": [{"key": r.key, "destination_key": r.destination_key, "rule": r.rule}
                     for r in result.renames],
@@ -87,7 +87,8 @@ def print_summary(result: CopyResult, source: str, destination: str, as_json: bo
     if d["server_copy_off"]:
         lines.append(f"  streamed: no server-side copy ({d['server_copy_off']})")
     for f in result.failures[:20]:
-        lines.append(f"  {'SKIPPED' if f.skipped else 'FAILED'} {f.key}: [{f.kind}] {f.message}")
+        lines.append(f"  {'SKIPPED' if f.skipped else 'FAILED'} {f.object_key}: "
+                     f"[{f.error_kind}] {f.message}")
     for r in result.renames[:20]:
         lines.append(f"  RENAMED {r.key} → {r.destination_key} ({r.rule})")
     if len(result.failures) > 20 or len(result.renames) > 20:

@@ -7,9 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from lakeshift.model import PartitionSpec
-
-__all__ = ["Job", "PartitionSpec", "as_utc"]
+__all__ = ["Job", "as_utc"]
 
 
 def as_utc(value: datetime | None) -> datetime | None:

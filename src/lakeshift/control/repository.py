@@ -16,7 +16,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
 
 from lakeshift.control.db import ControlDBUnavailable, db_error, display_url, open_engine
-from lakeshift.control.records import Job, PartitionSpec, as_utc
+from lakeshift.control.records import Job, as_utc
 from lakeshift.control.schema import (
     adf_delta_table,
     deletions,
@@ -33,6 +33,7 @@ from lakeshift.control.schema import (
     sync_windows,
 )
 from lakeshift.errors import UsageError
+from lakeshift.model import Failure, PartitionSpec, Rename, SourceDeleted
 from lakeshift.redact import redact
 
 
@@ -57,9 +58,9 @@ class Records:
 
     job_id: int
     run_id: int | None
-    failures: Sequence[Any] = field(default_factory=list)
-    renames: Sequence[Any] = field(default_factory=list)
-    deletions: Sequence[Any] = field(default_factory=list)
+    failures: Sequence[Failure] = field(default_factory=list)
+    renames: Sequence[Rename] = field(default_factory=list)
+    deletions: Sequence[SourceDeleted] = field(default_factory=list)
 
 
 class ControlDB:
@@ -161,15 +162,18 @@ class ControlDB:
 
     def delete_job(self, name: str, force: bool = False) -> None:
         """Delete job ``name`` and everything recorded about it (partitions, runs,
-        failures, renames, deletions).  Refused while a live process holds one of its
-        partitions, unless ``force``.  Objects already copied are not touched."""
+        failures, renames, deletions, sync windows, sync deletions, schedule).  Refused
+        while a live process holds one of its partitions, unless ``force``.  Objects
+        already copied are not touched."""
         job_id = self.job(name).id
         with self._tx() as conn:
             self._refuse_if_leased(conn, job_id, name, force, "delete")
+            # Rows that refer to partitions and runs go first (PostgreSQL checks the keys).
             run_ids = select(runs.c.id).where(runs.c.job_id == job_id).scalar_subquery()
-            for rt in (partition_runs, run_samples):
+            for rt in (partition_runs, run_samples, sync_delete_candidates):
                 conn.execute(delete(rt).where(rt.c.run_id.in_(run_ids)))
-            for t in (failures, renames, deletions, runs, partitions):
+            for t in (failures, renames, deletions, sync_windows, sync_deletions, schedules,
+                      runs, partitions):
                 conn.execute(delete(t).where(t.c.job_id == job_id))
             conn.execute(delete(jobs).where(jobs.c.id == job_id))
 
@@ -903,8 +907,9 @@ def _insert_records(conn: Connection, partition_id: int | None, r: Records,
     if r.failures:
         conn.execute(failures.insert().values(at=now), [
             {"job_id": r.job_id, "partition_id": partition_id, "run_id": r.run_id,
-             "object_key": f.key, "error_kind": f.kind, "message": redact(f.message)[:4000],
-             "attempts": f.attempts, "skipped": int(getattr(f, "skipped", False))}
+             "object_key": f.object_key, "error_kind": f.error_kind,
+             "message": redact(f.message)[:4000], "attempts": f.attempts,
+             "skipped": int(f.skipped)}
             for f in r.failures])
     if r.renames:
         # A run that died saved the renames of keys after its cursor; its rerun meets those

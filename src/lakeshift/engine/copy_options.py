@@ -1,12 +1,14 @@
 """The one way to build :class:`CopyOptions` from what a user gives (the CLI's flags, the
-API's keyword arguments, a job's saved options): sizes and lists in their user spellings,
-then :meth:`CopyOptions.validate`.  ``copy`` and ``plan`` build theirs here; ``run`` rebuilds
-a job's options through ``jobrunner.job_copy_options``, which ends in the same validator."""
+API's keyword arguments) and from what a job saved when it was planned: sizes and lists in
+their user spellings, then :meth:`CopyOptions.validate`.  ``copy`` and ``plan`` call
+:func:`copy_options`; ``run`` and ``sync`` call :func:`job_copy_options`, which is the same
+builder fed with the job's saved options."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from lakeshift.engine.pipeline import CopyOptions
 from lakeshift.engine.preserve import preserve_set, read_identity_map
@@ -31,6 +33,13 @@ def identity_pairs(value: str | Path | Iterable[tuple[str, str]] | None
     if isinstance(value, str | Path):
         return read_identity_map(value)
     return tuple((str(a), str(b)) for a, b in value)
+def bandwidth_arg(value: int | str | float | None) -> float | None:
+    """``--max-bandwidth`` in bytes per second (None: no cap)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, float):
+        return value
+    return size_arg(value, "--max-bandwidth")
 
 
 def copy_options(*, concurrency: int = 32, block_size: int | str = 8 * MiB,
@@ -39,7 +48,7 @@ def copy_options(*, concurrency: int = 32, block_size: int | str = 8 * MiB,
                  dry_run: bool = False, folder_markers: str = "skip",
                  skip_errors: str | Iterable[str] = (), invalid_names: str = "fail",
                  adaptive: bool = True, max_requests_per_second: float | None = None,
-                 max_bandwidth: int | str | None = None,
+                 max_bandwidth: int | str | float | None = None,
                  delete_source: bool = False, empty_dirs: bool | None = None,
                  preserve: str | Iterable[str] = (),
                  map_identities: str | Path | Iterable[tuple[str, str]] | None = None,
@@ -55,9 +64,28 @@ def copy_options(*, concurrency: int = 32, block_size: int | str = 8 * MiB,
         folder_markers=folder_markers, skip_errors=skip_error_kinds(skip_errors),
         invalid_names=invalid_names, adaptive=adaptive,
         max_requests_per_second=max_requests_per_second,
-        max_bandwidth=size_arg(max_bandwidth, "--max-bandwidth")
-        if max_bandwidth not in (None, "") else None,
-        delete_source=delete_source, empty_dirs=empty_dirs, preserve=preserve_set(preserve),
+        max_bandwidth=bandwidth_arg(max_bandwidth), delete_source=delete_source,
+        empty_dirs=empty_dirs, preserve=preserve_set(preserve),
         identity_map=identity_pairs(map_identities), copy_mode=copy_mode)
     opts.validate()
     return opts
+
+
+def job_copy_options(saved: Mapping[str, Any], *, concurrency: int = 32,
+                     block_size: int | str = 8 * MiB, single_put_max: int | str = 64 * MiB,
+                     adaptive: bool = True, max_requests_per_second: float | None = None,
+                     max_bandwidth: int | str | float | None = None) -> CopyOptions:
+    """A job's copy options: what it saved when it was planned (``saved``: its options —
+    filters, overwrite, skips, names, move) with this run's concurrency, sizes and pacing."""
+    return copy_options(
+        concurrency=concurrency, block_size=block_size, single_put_max=single_put_max,
+        adaptive=adaptive, max_requests_per_second=max_requests_per_second,
+        max_bandwidth=max_bandwidth, overwrite=str(saved.get("overwrite", "if-different")),
+        include=saved.get("include", ()), exclude=saved.get("exclude", ()),
+        folder_markers=str(saved.get("folder_markers", "skip")),
+        skip_errors=saved.get("skip_errors", ()),
+        invalid_names=str(saved.get("invalid_names", "fail")),
+        delete_source=bool(saved.get("delete_source", False)),
+        empty_dirs=saved.get("empty_dirs"), preserve=saved.get("preserve", ()),
+        map_identities=[(str(a), str(b)) for a, b in saved.get("identity_map", ())],
+        copy_mode=str(saved.get("copy_mode", "stream")))

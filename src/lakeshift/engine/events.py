@@ -6,6 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from lakeshift.model import SourceDeleted
+
+__all__ = ["SKIP_EXISTS", "SKIP_FOLDER_MARKER", "SKIP_IDENTICAL", "BytesMoved", "Event",
+           "EventBus", "Listed", "ListingDone", "ObjectDone", "Outcome", "Renamed",
+           "SourceDeleted", "Subscriber", "Throttled"]
+
 Outcome = Literal["copied", "skipped", "failed"]
 
 
@@ -70,17 +76,6 @@ class Throttled:
 
     endpoint: str
     limit: int
-
-
-@dataclass(frozen=True, slots=True)
-class SourceDeleted:
-    """--delete-source-after-verify removed a source object (``kept`` says why not, when
-    it was kept)."""
-
-    key: str
-    destination_key: str
-    md5: str
-    kept: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy.engine import RowMapping
 
 from lakeshift.control.db import ControlDBUnavailable
-from lakeshift.control.records import Job, PartitionSpec
+from lakeshift.control.records import Job
 from lakeshift.control.repository import ControlDB, PartitionStats, Records
 from lakeshift.engine.events import (
     Event,
@@ -35,8 +35,6 @@ from lakeshift.engine.events import (
 )
 from lakeshift.engine.pipeline import (
     CopyOptions,
-    Failure,
-    Rename,
     StatsCounter,
     check_reachable,
     run_pipeline,
@@ -46,7 +44,8 @@ from lakeshift.engine.slots import SlotPool
 from lakeshift.engine.transfer import ServerRoute
 from lakeshift.engine.watermark import Watermark
 from lakeshift.errors import LakeshiftError
-from lakeshift.model import RunResult, TransferStats
+from lakeshift.model import Failure, PartitionSpec, Rename, RunResult, TransferStats
+from lakeshift.plan.jobplan import partition_spec
 from lakeshift.plan.source import SourceSpec, destination_root
 from lakeshift.stores.base import Store, StoreConfig, StoreOptions
 from lakeshift.stores.registry import open_store
@@ -223,29 +222,6 @@ class PartitionMode(Protocol):
         ...
 
 
-def job_copy_options(job: Job, concurrency: int, block_size: int, adaptive: bool = True,
-                     max_rps: float | None = None,
-                     max_bandwidth: float | None = None,
-                     single_put_max: int = 64 * 1024 * 1024) -> CopyOptions:
-    """The job's saved copy options with this run's concurrency, block sizes and pacing."""
-    o = job.options
-    opts = CopyOptions(concurrency=concurrency, block_size=block_size,
-                       single_put_max=single_put_max, adaptive=adaptive,
-                       max_requests_per_second=max_rps, max_bandwidth=max_bandwidth,
-                       overwrite=o.get("overwrite", "if-different"),
-                       include=tuple(o.get("include", ())), exclude=tuple(o.get("exclude", ())),
-                       folder_markers=o.get("folder_markers", "skip"),
-                       skip_errors=frozenset(o.get("skip_errors", ())),
-                       delete_source=bool(o.get("delete_source", False)),
-                       invalid_names=o.get("invalid_names", "fail"),
-                       empty_dirs=o.get("empty_dirs"),
-                       preserve=frozenset(o.get("preserve", ())),
-                       identity_map=tuple((a, b) for a, b in o.get("identity_map", ())),
-                       copy_mode=o.get("copy_mode", "stream"))
-    opts.validate()
-    return opts
-
-
 def owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -348,8 +324,7 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
         try:
             src = await store_for(row["source"], "source")
             dst = await store_for(row["destination"], "destination")
-            spec = SourceSpec(row["prefix"], row["rel_base"], start_after=row["cursor"],
-                              range_start=row["range_start"], range_end=row["range_end"])
+            spec = partition_spec(row)
             bus = EventBus([a.track, a.counter(), totals.emit])
             if mode is None:
                 await run_pipeline(src, dst, spec, destination_root(dst), per_partition, bus,

@@ -15,6 +15,8 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+from lakeshift.errors import UsageError
+
 
 class TokenBucket:
     """``rate`` tokens a second, bursts up to ``rate`` (one second's worth)."""
@@ -89,6 +91,14 @@ class EndpointLimiter:
             self.lowest = min(self.lowest, int(self.limit))
         if self._on_throttle is not None:
             self._on_throttle(self.name, int(self.limit))
+
+
+def validate_pacing(max_rps: float | None, max_bandwidth: float | None) -> None:
+    """The request-rate and bandwidth caps a user gave (copy, run, sync and verify)."""
+    if max_rps is not None and max_rps <= 0:
+        raise UsageError("--max-requests-per-second must be positive")
+    if max_bandwidth is not None and max_bandwidth < 1024:
+        raise UsageError("--max-bandwidth must be at least 1KiB (per second)")
 
 
 class Pacing:

@@ -12,7 +12,7 @@ import functools
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TypeVar
 
 from lakeshift.engine.checksums import without_unvouched_md5
@@ -32,7 +32,7 @@ from lakeshift.engine.events import (
     Subscriber,
     Throttled,
 )
-from lakeshift.engine.limiter import EndpointLimiter, Pacing
+from lakeshift.engine.limiter import EndpointLimiter, Pacing, validate_pacing
 from lakeshift.engine.listing import DEFAULT_POLICY, list_pages
 from lakeshift.engine.preserve import AccessKeeper, IdentityMap, check_preserve, preserve_set
 from lakeshift.engine.retry import RetryPolicy, retry
@@ -51,10 +51,11 @@ from lakeshift.errors import (
     ForbiddenError,
     IntegrityError,
     LakeshiftError,
+    ObjectError,
     TransientError,
     UsageError,
 )
-from lakeshift.model import ObjectInfo, TransferStats
+from lakeshift.model import CopyResult, Failure, ObjectInfo, Rename, TransferStats
 from lakeshift.plan.compare import Overwrite, merge, needs_copy, outer_merge
 from lakeshift.plan.filters import NameFilter
 from lakeshift.plan.names import CollisionTracker, collision_name, encode, problem
@@ -135,47 +136,10 @@ class CopyOptions:
                              "acl/owner/group keeps: add --preserve")
         if self.invalid_names not in ("fail", "skip", "encode"):
             raise UsageError("--invalid-names must be fail, skip or encode")
-        if self.max_requests_per_second is not None and self.max_requests_per_second <= 0:
-            raise UsageError("--max-requests-per-second must be positive")
-        if self.max_bandwidth is not None and self.max_bandwidth < 1024:
-            raise UsageError("--max-bandwidth must be at least 1KiB (per second)")
+        validate_pacing(self.max_requests_per_second, self.max_bandwidth)
         if self.copy_mode not in COPY_MODES:
             raise UsageError(f"--copy-mode {self.copy_mode!r}: use {', '.join(COPY_MODES)}")
         NameFilter(self.include, self.exclude)  # a glob that cannot work: UsageError
-
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    key: str
-    kind: str
-    message: str
-    attempts: int
-    #: Skipped on purpose (--skip-errors / --invalid-names skip), not a failure of the run.
-    skipped: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Rename:
-    key: str
-    destination_key: str
-    rule: str
-
-
-@dataclass
-class CopyResult:
-    stats: TransferStats
-    failures: list[Failure] = field(default_factory=list)
-    dry_run: bool = False
-    renames: list[Rename] = field(default_factory=list)
-    deletions: list[SourceDeleted] = field(default_factory=list)
-    #: Copied objects per proof they got (transfer.Copied.proof).
-    proofs: Counter[str] = field(default_factory=Counter)
-    #: --copy-mode auto: why the service could not copy server-side (everything streamed).
-    server_copy_off: list[str] = field(default_factory=list)
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if self.stats.failed else 0
 
 
 class StatsCounter:
@@ -213,7 +177,8 @@ class StatsCounter:
                     s.skipped_errors += 1
                     if len(self.failures) < self.keep:
                         self.failures.append(Failure(event.key, event.error_kind,
-                                                     event.message or "", event.attempts, True))
+                                                     event.message or "", event.attempts,
+                                                     skipped=True))
             else:
                 s.failed += 1
                 s.failed_bytes += event.size
@@ -583,8 +548,9 @@ async def _access_only(keeper: AccessKeeper, s: ObjectInfo, dest_key: str, event
 
 def _not_copied(events: EventBus, s: ObjectInfo, e: LakeshiftError, attempts: int,
                 skip_errors: frozenset[str]) -> bool:
-    """Record an object's error: skipped when its kind is in --skip-errors, else failed."""
-    if e.kind in skip_errors:
+    """Record an object's error: skipped when its kind is in --skip-errors (or its class is
+    always skipped), else failed."""
+    if e.kind in skip_errors or (isinstance(e, ObjectError) and e.skipped_always):
         events.emit(ObjectDone(s.key, s.size, "skipped", e.kind, str(e), attempts))
         return True
     _failed(events, s, e, attempts)

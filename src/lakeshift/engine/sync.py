@@ -28,7 +28,6 @@ from lakeshift.engine.events import EventBus, ObjectDone, Renamed
 from lakeshift.engine.jobrunner import ClaimedPartition
 from lakeshift.engine.pipeline import (
     DestinationNamer,
-    Failure,
     _transfer_one,
     drive,
     run_pipeline,
@@ -37,7 +36,7 @@ from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.schedule import follow_schedule, run_once
 from lakeshift.engine.transfer import TransferContext
 from lakeshift.errors import AuthError, LakeshiftError, UsageError
-from lakeshift.model import ObjectInfo, RunResult
+from lakeshift.model import Failure, ObjectInfo, RunResult
 from lakeshift.plan.compare import needs_copy
 from lakeshift.plan.filters import NameFilter
 from lakeshift.plan.inventory import Inventory, load_inventory

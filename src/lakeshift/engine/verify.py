@@ -25,10 +25,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import unquote
 
 from lakeshift.engine.checksums import stream_checksums, without_unvouched_md5
-from lakeshift.engine.events import EventBus
-from lakeshift.engine.limiter import Pacing
+from lakeshift.engine.events import BytesMoved, EventBus, Throttled
+from lakeshift.engine.limiter import Pacing, validate_pacing
 from lakeshift.engine.pipeline import (
     DestinationNamer,
     check_reachable,
@@ -40,9 +41,8 @@ from lakeshift.engine.pipeline import (
 from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.slots import SlotPool
 from lakeshift.engine.transfer import endpoint_name
-from lakeshift.errors import AuthError, LakeshiftError, UsageError
+from lakeshift.errors import AuthError, LakeshiftError, ObjectError, UsageError
 from lakeshift.model import ObjectInfo
-from lakeshift.plan.compare import outer_merge
 from lakeshift.plan.filters import NameFilter
 from lakeshift.plan.source import SourceSpec, destination_root, resolve_source
 from lakeshift.stores.base import Store, StoreConfig
@@ -50,6 +50,10 @@ from lakeshift.stores.props import SRC_MTIME_KEY, format_time, parse_time
 from lakeshift.stores.registry import open_store
 
 MiB = 1024 * 1024
+#: One item of verify's work: (name, source object, destination object or — renamed — its
+#: destination key, or None: an empty source object not at the destination); a source of
+#: None is a destination-only name that may be a renaming.
+Work = tuple[str, ObjectInfo | None, ObjectInfo | str | None]
 KINDS = ("missing", "extra", "size", "checksum", "time", "unverifiable")
 _PART_SIZES = [5, 8, 10, 15, 16, 25, 32, 50, 64, 100, 128, 256, 512]
 _MULTIPART = re.compile(r"^[0-9a-f]{32}-(\d+)$")
@@ -135,32 +139,44 @@ class VerifyOptions:
     #: local file's mtime) differs from the source's by a second or more.
     check_times: bool = False
 
-    def pacing(self) -> Pacing:
+    def validate(self) -> None:
+        """A bad value raises a UsageError naming its flag."""
+        if self.invalid_names not in ("fail", "skip", "encode"):
+            raise UsageError("--invalid-names must be fail, skip or encode")
+        if not 1 <= self.concurrency <= 256:
+            raise UsageError("--concurrency must be between 1 and 256")
+        validate_pacing(self.max_requests_per_second, self.max_bandwidth)
+        NameFilter(self.include, self.exclude)  # a glob that cannot work: UsageError
+
+    def pacing(self, events: EventBus | None = None) -> Pacing:
         """The run's pacing, as copy's (CopyOptions.pacing): one limiter per endpoint and
         the bandwidth cap every byte hashed is counted against."""
+        bus = events or EventBus()
         return Pacing(self.concurrency, self.adaptive, self.max_requests_per_second,
-                      self.max_bandwidth)
+                      self.max_bandwidth,
+                      on_throttle=lambda name, limit: bus.emit(Throttled(name, limit)))
 
 
 async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts: VerifyOptions,
                       report: Report, result: VerifyResult, slots: SlotPool,
-                      policy: RetryPolicy, pacing: Pacing | None = None) -> None:
+                      policy: RetryPolicy, pacing: Pacing | None = None,
+                      events: EventBus | None = None) -> None:
     """Verify what ``spec`` names on ``src`` against ``dst`` under ``root``.
 
-    Runs on the engine (pipeline.drive): the planner below is the outer merge of both
-    listings (paged under retry and the endpoints' limiters) that settles what listings
-    alone can settle; the per-object action is the checksum proof (``prove``)."""
+    Runs on the engine (pipeline.drive): the planner below merges both listings (paged
+    under retry and the endpoints' limiters) and settles what listings alone can settle;
+    the per-object action (``prove``) does the rest.  Nothing is buffered beside the
+    pool's bounded queue: a renamed object goes to the workers as it is listed (looked up
+    under its new name), and a destination-only name that may be a renaming is settled by
+    a look-up of the source name it decodes to."""
     pacing = pacing or opts.pacing()
+    events = events or EventBus()
     src_limit = pacing.endpoint(endpoint_name(src))
     dst_limit = pacing.endpoint(endpoint_name(dst))
     await check_reachable(src.check_source, "source", policy)
     await check_reachable(dst.check_source, "destination", policy)
     names = NameFilter(opts.include, opts.exclude)
     namer = DestinationNamer(opts.invalid_names, dst.capabilities.hierarchical)
-    renamed_to: set[str] = set()
-    maybe_extra: list[ObjectInfo] = []  # destination-only names that may be renamings
-    #: Renamed objects met in the source listing, proven under their new names.
-    renamed: list[tuple[str, ObjectInfo, ObjectInfo | str]] = []
 
     def dest_kept(item: tuple[str, ObjectInfo]) -> bool:
         rel, d = item
@@ -181,9 +197,10 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
             result.reasons[detail] += 1
         report.row(name, kind, s, d, s_sum, d_sum, detail)
 
-    async def named_source() -> Any:
-        """Source names as the copy wrote them; renamed objects are checked on the side."""
-        async for rel, s in source_items(src, spec, names, EventBus(), policy, src_limit):
+    async def named_source() -> AsyncIterator[tuple[str, ObjectInfo, str | None]]:
+        """Source names as the copy wrote them, in listing order: (name, object, None), or
+        for an object the copy renamed (name, object, its destination key)."""
+        async for rel, s in source_items(src, spec, names, events, policy, src_limit):
             if s.is_dir_marker:
                 continue
             new, why = namer(rel)
@@ -194,13 +211,12 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
             elif new is not None and new != rel:
                 result.checked += 1
                 result.counts["renamed"] += 1
-                renamed_to.add(root + new)
                 # Listed in the report so the pairing can be audited (not a difference).
                 report.row(rel, "renamed", s, None, None, None,
                            f"{root + new} ({(why or '').split(':')[0]})")
-                renamed.append((rel, s, root + new))
+                yield rel, s, root + new
             else:
-                yield rel, s
+                yield rel, s, None
 
     def settled_by_listing(name: str, s: ObjectInfo, d: ObjectInfo | None,
                            missing: str) -> bool:
@@ -216,24 +232,41 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
             return False
         return True
 
-    async def planned() -> AsyncIterator[tuple[str, ObjectInfo, ObjectInfo | str]]:
-        """The pairs listings alone cannot settle (and renamed objects)."""
-        async for name, s, d in outer_merge(named_source(), dest()):
-            while renamed:
-                yield renamed.pop()
-            if s is None and d is not None and "%" in d.key and opts.invalid_names == "encode":
-                maybe_extra.append(d)  # decided at the end, once every renaming is known
+    def dest_only(name: str, d: ObjectInfo) -> Work | None:
+        if "%" in d.key and opts.invalid_names == "encode":
+            return name, None, d  # maybe a renamed copy: the worker looks up its source
+        result.checked += 1
+        differ(name, "extra", None, d, detail="only at the destination")
+        return None
+
+    async def planned() -> AsyncIterator[Work]:
+        """Both listings merged (every name on either side once); yields the pairs the
+        listings cannot settle, renamed objects and possible renamings."""
+        dests = dest()
+        d: tuple[str, ObjectInfo] | None = await anext(dests, None)
+        async for name, s, renamed_to in named_source():
+            if renamed_to is not None:
+                yield name, s, renamed_to
                 continue
+            while d is not None and d[0] < name:
+                if (work := dest_only(*d)) is not None:
+                    yield work
+                d = await anext(dests, None)
+            pair = d[1] if d is not None and d[0] == name else None
+            if pair is not None:
+                d = await anext(dests, None)
             result.checked += 1
-            if opts.check_times and s is not None and d is not None:
-                await check_time(name, s, d)
-            if s is None:
-                differ(name, "extra", None, d, detail="only at the destination")
-            elif not settled_by_listing(name, s, d, "not at the destination"):
-                assert d is not None
-                yield name, s, d
-        while renamed:
-            yield renamed.pop()
+            if opts.check_times and pair is not None:
+                await check_time(name, s, pair)
+            if pair is None and s.size == 0:
+                yield name, s, None  # missing, or a symlink loop the copy skipped: read it
+            elif not settled_by_listing(name, s, pair, "not at the destination"):
+                assert pair is not None
+                yield name, s, pair
+        while d is not None:
+            if (work := dest_only(*d)) is not None:
+                yield work
+            d = await anext(dests, None)
 
     async def check_time(name: str, s: ObjectInfo, d: ObjectInfo) -> None:
         want = source_time(s)
@@ -257,11 +290,42 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
             differ(name, "time", s, d, format_time(want), format_time(got),
                    "original modification time differs")
 
-    async def prove(item: tuple[str, ObjectInfo, ObjectInfo | str]) -> None:
+    async def maybe_renamed(name: str, d: ObjectInfo) -> None:
+        """A destination-only name with a percent sign: the renamed copy of the source name
+        it decodes to (checked from that source object's side), or an extra."""
+        # "%2F" stands for a "/" (a file-directory collision, a leading empty segment) or
+        # for "//" (an empty segment inside the name): both readings are looked up.
+        for spelled in dict.fromkeys((name, name.replace("%2F", "/%2F"))):
+            original = unquote(spelled, errors="surrogateescape")
+            if original == name or not names(original):
+                continue
+            key = spec.rel_base + original
+            if await retry(functools.partial(src.exists, key), policy, src_limit):
+                return
+        result.checked += 1
+        differ(name, "extra", None, d, detail="only at the destination")
+
+    async def missing_or_skipped(name: str, s: ObjectInfo) -> None:
+        """An empty source object without a copy: missing — unless reading it says the copy
+        always skips it (a local symlink loop): then it is not copied on purpose."""
+        try:
+            await retry(functools.partial(src.read, s.key), policy, src_limit)
+        except ObjectError as e:
+            if e.skipped_always:
+                differ(name, "unverifiable", s, None, detail=f"not copied on purpose: {e.kind}")
+                return
+        differ(name, "missing", s, None, detail="not at the destination")
+
+    async def prove(item: Work) -> None:
         """The per-object action: prove one pair equal, or record how it differs."""
         name, s, d = item
         try:
-            if isinstance(d, str):  # a renamed object: look it up under its new name
+            if s is None:
+                assert isinstance(d, ObjectInfo)
+                await maybe_renamed(name, d)
+            elif d is None:
+                await missing_or_skipped(name, s)
+            elif isinstance(d, str):  # a renamed object: look it up under its new name
                 found = await retry(functools.partial(dst.exists, d), policy, dst_limit)
                 missing = f"not at the destination under its encoded name {d}"
                 if not settled_by_listing(name, s, found, missing):
@@ -272,7 +336,10 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
         except (AuthError, UsageError):
             raise
         except LakeshiftError as e:
-            differ(name, "unverifiable", s, None, detail=f"could not read: {e.kind}")
+            if s is None:
+                result.checked += 1
+            differ(name, "unverifiable", s, d if s is None and isinstance(d, ObjectInfo)
+                   else None, detail=f"could not read: {e.kind}")
 
     async def _deep_check(name: str, s: ObjectInfo, d: ObjectInfo) -> None:
         if not opts.deep and s.md5 is not None and d.md5 is not None and s.md5 != d.md5:
@@ -292,12 +359,14 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
             src_md5, _ = await stream_checksums(src, s, slots, policy, limiter=src_limit,
                                                 pacing=pacing)
             result.bytes_read += s.size
+            events.emit(BytesMoved(s.size))
         dst_md5 = d.md5
         etags: list[str] = []
         if opts.deep or dst_md5 is None or (multipart and src_md5 is None):
             dst_md5, etags = await stream_checksums(dst, d, slots, policy, want_parts,
                                                     limiter=dst_limit, pacing=pacing)
             result.bytes_read += d.size
+            events.emit(BytesMoved(d.size))
         if src_md5 is not None:
             if src_md5 == dst_md5:
                 result.verified += 1
@@ -320,10 +389,6 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
         differ(name, "unverifiable", s, d, None, None, "no checksum on either side")
 
     await drive(planned(), prove, opts.concurrency)
-    for d in maybe_extra:
-        if d.key not in renamed_to:
-            result.checked += 1
-            differ(d.key[len(root):], "extra", None, d, detail="only at the destination")
 
 
 def source_time(s: ObjectInfo) -> datetime | None:
@@ -342,14 +407,18 @@ Pair = tuple[StoreConfig, StoreConfig, SourceSpec | None, str | None]
 
 
 async def verify_async(pairs: list[Pair], opts: VerifyOptions, report: Report,
-                       pacing: Pacing | None = None) -> VerifyResult:
+                       pacing: Pacing | None = None,
+                       events: EventBus | None = None) -> VerifyResult:
     """Verify each (source, destination, spec, destination root) pair; a spec of None means
     what the source URL names (as `copy` reads it), a root of None the destination's path.
-    ``pacing`` (default: ``opts.pacing()``) is shared by every pair, as a run's is."""
+    ``pacing`` (default: ``opts.pacing()``) is shared by every pair, as a run's is.
+    ``events`` hears the source listing (Listed, ListingDone), the bytes hashed
+    (BytesMoved) and throttling (Throttled)."""
     result = VerifyResult()
     slots = SlotPool(opts.concurrency)
     policy = RetryPolicy()
-    pacing = pacing or opts.pacing()
+    events = events or EventBus()
+    pacing = pacing or opts.pacing(events)
     stores: dict[str, Store] = {}
 
     def store(cfg: StoreConfig) -> Store:
@@ -365,7 +434,7 @@ async def verify_async(pairs: list[Pair], opts: VerifyOptions, report: Report,
                 await check_reachable(src.check_source, "source", policy)
                 spec = await resolve_source(src)
             await verify_pair(src, dst, spec, destination_root(dst) if root is None else root,
-                              opts, report, result, slots, policy, pacing)
+                              opts, report, result, slots, policy, pacing, events)
     finally:
         result.finished = time.monotonic()
         await asyncio.gather(*(s.close() for s in stores.values()), return_exceptions=True)

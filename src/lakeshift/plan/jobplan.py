@@ -5,12 +5,13 @@ partitions to the control DB in one transaction (``lakeshift plan`` / ``lakeshif
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lakeshift.engine.copy_options import copy_options
+from lakeshift.engine.events import EventBus, ListingDone
 from lakeshift.engine.pipeline import check_reachable
 from lakeshift.engine.retry import RetryPolicy
 from lakeshift.errors import UsageError
@@ -22,8 +23,14 @@ from lakeshift.plan.partitioner import (
     check_overlaps,
     from_prefixes,
 )
-from lakeshift.plan.source import resolve_source, source_config
-from lakeshift.stores.base import StoreOptions
+from lakeshift.plan.source import (
+    SourceSpec,
+    destination_config,
+    refuse_destination_inside_source,
+    resolve_source,
+    source_config,
+)
+from lakeshift.stores.base import StoreConfig, StoreOptions
 from lakeshift.stores.registry import open_store
 from lakeshift.urls import parse_url
 
@@ -32,24 +39,28 @@ if TYPE_CHECKING:
     from lakeshift.control.repository import ControlDB
 
 
-def create_plan(control: ControlDB, job: str, sources: Sequence[str], dst: str,
-                so: StoreOptions, prefixes: Sequence[str], partition_by: str,
-                target_objects: int, adf_control_table: str | None, include: Sequence[str],
-                exclude: Sequence[str], overwrite: str, folder_markers: str,
-                skip_errors: Sequence[str] = (), invalid_names: str = "fail",
-                delete_source: bool = False, replace: bool = False,
-                force: bool = False, empty_dirs: bool | None = None,
-                preserve: str | Iterable[str] = (),
-                map_identities: str | Path | None = None) -> Job:
-    """Validate everything (the options, that the job is new, then the sources by listing
-    them), then write the job and its partitions in one transaction: a plan that fails
-    writes nothing.  ``replace``: a job of that name is deleted just before the new one is
-    written (only once the new plan is known good)."""
+async def create_plan(control: ControlDB, job: str, sources: Sequence[str], dst: str,
+                      so: StoreOptions, prefixes: Sequence[str], partition_by: str,
+                      target_objects: int, adf_control_table: str | None,
+                      include: Sequence[str], exclude: Sequence[str], overwrite: str,
+                      folder_markers: str, skip_errors: Sequence[str] = (),
+                      invalid_names: str = "fail", delete_source: bool = False,
+                      replace: bool = False, force: bool = False,
+                      empty_dirs: bool | None = None, preserve: str | Iterable[str] = (),
+                      map_identities: str | Path | None = None,
+                      events: EventBus | None = None) -> Job:
+    """Validate everything (the options, that the job is new, that no destination lies
+    inside its source, then the sources by listing them), then write the job and its
+    partitions in one transaction: a plan that fails writes nothing.  ``replace``: a job of
+    that name is deleted just before the new one is written (only once the new plan is
+    known good).  ``events`` hears the listing (Listed per page, ListingDone).  The control
+    DB is called in worker threads: the event loop stays free."""
+    call = asyncio.to_thread
     checked = copy_options(include=include, exclude=exclude, overwrite=overwrite,
                            folder_markers=folder_markers, skip_errors=skip_errors,
                            invalid_names=invalid_names, empty_dirs=empty_dirs,
                            preserve=preserve, map_identities=map_identities)
-    exists = job in {j.name for j in control.jobs()}
+    exists = job in {j.name for j in await call(control.jobs)}
     if exists and not replace:
         raise UsageError(f"job {job!r} already exists in {control.shown}: `lakeshift run "
                          "--job` it, plan it again with --replan, or choose another --job")
@@ -60,6 +71,8 @@ def create_plan(control: ControlDB, job: str, sources: Sequence[str], dst: str,
     if partition_by not in ("none", "auto"):
         raise UsageError(f"--partition-by {partition_by!r}: use none or auto")
     dst_url = parse_url(dst)
+    for _, cfg, dest in source_destinations(sources, dst, so):
+        refuse_destination_inside_source(cfg, destination_config(dest, so))
     if adf_control_table and len(sources) != 1:
         raise UsageError("--adf-control-table takes one SRC: the bucket its PartitionPrefix "
                          "values are relative to")
@@ -68,10 +81,11 @@ def create_plan(control: ControlDB, job: str, sources: Sequence[str], dst: str,
     if adf_control_table:
         src_url = parse_url(sources[0])
         adf_source = bucket_url(sources[0], src_url.bucket, src_url.scheme, src_url.account)
-        control.adf_pending_prefixes(adf_control_table)  # checks the table before writing
+        # Checks the table before writing.
+        await call(control.adf_pending_prefixes, adf_control_table)
     else:
-        specs = asyncio.run(plan_sources(sources, dst, so, prefixes, partition_by,
-                                         target_objects))
+        specs = await plan_sources(sources, dst, so, prefixes, partition_by, target_objects,
+                                   events)
     options: dict[str, Any] = {
         "include": list(include), "exclude": list(exclude), "overwrite": overwrite,
         "folder_markers": folder_markers, "skip_errors": list(skip_errors),
@@ -81,16 +95,37 @@ def create_plan(control: ControlDB, job: str, sources: Sequence[str], dst: str,
         "empty_dirs": empty_dirs, "preserve": sorted(checked.preserve),
         "identity_map": [list(p) for p in checked.identity_map],
         "adf_source": adf_source}
-    if exists:
+    destination = dst_url.display() if dst_url.scheme != "file" else dst
+    return await call(_write_job, control, job, destination, options, specs,
+                      adf_control_table, exists, force)
+
+
+def _write_job(control: ControlDB, job: str, destination: str, options: dict[str, Any],
+               specs: list[PartitionSpec], adf_control_table: str | None, replace: bool,
+               force: bool) -> Job:
+    if replace:
         control.delete_job(job, force=force)
-    control.create_job(job, dst_url.display() if dst_url.scheme != "file" else dst, options,
-                       specs, adf_table=adf_control_table)
+    control.create_job(job, destination, options, specs, adf_table=adf_control_table)
     j = control.job(job)
     if adf_control_table:
         from lakeshift.engine.jobrunner import sync_adf
 
         sync_adf(control, j)
     return j
+
+
+def partition_spec(row: Mapping[Any, Any], after_cursor: bool = True) -> SourceSpec:
+    """What a partition's row in the control DB names on its source: its prefix and key
+    range, listed after its cursor (``after_cursor``: what a run still has to copy) or
+    whole (what verify checks)."""
+    return SourceSpec(row["prefix"], row["rel_base"],
+                      start_after=row["cursor"] if after_cursor else None,
+                      range_start=row["range_start"], range_end=row["range_end"])
+
+
+def job_store_options(job: Job) -> StoreOptions:
+    """How the job reaches its stores, as it was planned (the plan's store flags)."""
+    return StoreOptions(**job.options.get("store", {}))
 
 
 def read_partitions_file(path: Path) -> list[str]:
@@ -106,27 +141,36 @@ def read_partitions_file(path: Path) -> list[str]:
     return out
 
 
-async def plan_sources(sources: Sequence[str], dst: str, so: StoreOptions,
-                       prefixes: Sequence[str], partition_by: str,
-                       target: int) -> list[PartitionSpec]:
-    """Each source's partitions (its prefixes, or automatic key ranges), overlap-checked."""
+def source_destinations(sources: Sequence[str], dst: str, so: StoreOptions
+                        ) -> list[tuple[str, StoreConfig, str]]:
+    """Each source URL, its store config, and where its objects go: ``dst``, or with
+    sources in more than one bucket, ``dst/BUCKET/``."""
     parsed = [source_config(s, so) for s in sources]
     buckets = {(c.url.scheme, c.url.account, c.url.bucket) for c in parsed}
+    return [(text, cfg, dst.rstrip("/") + (f"/{cfg.url.bucket}/" if len(buckets) > 1 else "/"))
+            for text, cfg in zip(sources, parsed, strict=True)]
+
+
+async def plan_sources(sources: Sequence[str], dst: str, so: StoreOptions,
+                       prefixes: Sequence[str], partition_by: str,
+                       target: int, events: EventBus | None = None) -> list[PartitionSpec]:
+    """Each source's partitions (its prefixes, or automatic key ranges), overlap-checked."""
+    events = events or EventBus()
     specs: list[PartitionSpec] = []
     policy = RetryPolicy(attempts=3)
-    for text, cfg in zip(sources, parsed, strict=True):
+    for text, cfg, dest in source_destinations(sources, dst, so):
         store = open_store(cfg)
         try:
             await check_reachable(store.check_source, "source", policy)
             spec = await resolve_source(store)
-            dest = dst.rstrip("/") + (f"/{cfg.url.bucket}/" if len(buckets) > 1 else "/")
             base = bucket_url(text, cfg.url.bucket, cfg.url.scheme, cfg.url.account)
             planned = PlannedSource(text, spec, base, dest)
             if partition_by == "auto":
-                specs += await auto_partitions(store, planned, target)
+                specs += await auto_partitions(store, planned, target, events=events)
             else:
                 specs += from_prefixes(planned, prefixes)
         finally:
             await store.close()
+    events.emit(ListingDone())
     check_overlaps(specs)
     return specs

@@ -10,14 +10,16 @@ cursor, so the first run and a resumed run are the same code.
 from __future__ import annotations
 
 import asyncio
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from lakeshift.control.records import PartitionSpec
+from lakeshift.engine.events import EventBus, Listed
 from lakeshift.engine.limiter import EndpointLimiter
 from lakeshift.engine.listing import DEFAULT_POLICY, list_folders, list_pages
 from lakeshift.engine.retry import RetryPolicy
 from lakeshift.errors import UsageError
+from lakeshift.model import ObjectInfo, PartitionSpec
 from lakeshift.plan.source import SourceSpec
 from lakeshift.stores.base import Store
 
@@ -71,7 +73,8 @@ def check_overlaps(specs: Sequence[PartitionSpec]) -> None:
 
 async def auto_ranges(store: Store, src: PlannedSource, target: int,
                       policy: RetryPolicy = DEFAULT_POLICY,
-                      limiter: EndpointLimiter | None = None) -> list[PartitionSpec]:
+                      limiter: EndpointLimiter | None = None,
+                      events: EventBus | None = None) -> list[PartitionSpec]:
     """Ranges of ``target`` objects along the listing of ``src`` (each page retried, and
     paced by ``limiter`` when given, as every listing is: engine/listing.py)."""
     if target < 1:
@@ -82,6 +85,7 @@ async def auto_ranges(store: Store, src: PlannedSource, target: int,
     last: str | None = None
     prev_last: str | None = None
     async for page in list_pages(store, src.spec.list_prefix, None, policy, limiter):
+        _listed(events, page)
         for obj in page:
             if first is None:
                 first = obj.key
@@ -102,6 +106,11 @@ async def auto_ranges(store: Store, src: PlannedSource, target: int,
     return specs
 
 
+def _listed(events: EventBus | None, objects: Sequence[ObjectInfo]) -> None:
+    if events is not None and objects:
+        events.emit(Listed(len(objects), sum(o.size for o in objects)))
+
+
 @dataclass
 class _Chunk:
     """Consecutive keys (at most ``target``) of one folder, or of the objects directly
@@ -114,13 +123,14 @@ class _Chunk:
 
 
 async def _folder_chunks(store: Store, folder: str, target: int, gate: asyncio.Semaphore,
-                         policy: RetryPolicy, limiter: EndpointLimiter | None
-                         ) -> list[_Chunk]:
+                         policy: RetryPolicy, limiter: EndpointLimiter | None,
+                         events: EventBus | None = None) -> list[_Chunk]:
     async with gate:
         out: list[_Chunk] = []
         first = last = ""
         n = 0
         async for page in list_pages(store, folder, None, policy, limiter):
+            _listed(events, page)
             for obj in page:
                 if n == target:
                     out.append(_Chunk(first, last, n))
@@ -136,9 +146,27 @@ async def _folder_chunks(store: Store, folder: str, target: int, gate: asyncio.S
         return out
 
 
+def _direct_chunks(keys: Sequence[str], folders: Sequence[str], target: int) -> list[_Chunk]:
+    """The root's own objects (``keys``, in key order) in chunks of at most ``target`` that
+    span no folder: a partition's range ends at the next unit's first key, so a chunk
+    ``[m, zz]`` around the folder ``z/`` would end at ``z/…`` and lose ``zz``."""
+    ordered = sorted(folders)
+    out: list[_Chunk] = []
+    for key in keys:
+        last = out[-1] if out else None
+        if (last is None or last.count == target
+                or bisect.bisect_right(ordered, last.last) != bisect.bisect_right(ordered, key)):
+            out.append(_Chunk(key, key, 1))
+        else:
+            last.last = key
+            last.count += 1
+    return out
+
+
 async def auto_partitions(store: Store, src: PlannedSource, target: int,
                           parallel: int = 8, policy: RetryPolicy = DEFAULT_POLICY,
-                          limiter: EndpointLimiter | None = None) -> list[PartitionSpec]:
+                          limiter: EndpointLimiter | None = None,
+                          events: EventBus | None = None) -> list[PartitionSpec]:
     """Partitions of about ``target`` objects that follow the folder tree.
 
     A delimiter listing finds the root's child folders; the folders are then listed in
@@ -151,17 +179,16 @@ async def auto_partitions(store: Store, src: PlannedSource, target: int,
         raise UsageError("--target-objects must be at least 1")
     root = src.spec.list_prefix
     if root and not root.endswith("/"):
-        return await auto_ranges(store, src, target, policy, limiter)
+        return await auto_ranges(store, src, target, policy, limiter, events)
     folders, direct = await list_folders(store, root, max(target, 100_000), policy, limiter)
     if direct is None:  # a huge flat folder: one streamed pass of key ranges instead
-        return await auto_ranges(store, src, target, policy, limiter)
+        return await auto_ranges(store, src, target, policy, limiter, events)
+    _listed(events, direct)
     gate = asyncio.Semaphore(parallel)
-    per_folder = await asyncio.gather(*(_folder_chunks(store, f, target, gate, policy, limiter)
-                                        for f in folders))
+    per_folder = await asyncio.gather(*(_folder_chunks(store, f, target, gate, policy, limiter,
+                                                       events) for f in folders))
     chunks = [c for cs in per_folder for c in cs]
-    for i in range(0, len(direct), target):
-        part = direct[i:i + target]
-        chunks.append(_Chunk(part[0].key, part[-1].key, len(part)))
+    chunks += _direct_chunks([o.key for o in direct], folders, target)
     chunks.sort(key=lambda c: c.first)
     if not chunks:
         return from_prefixes(src, [])

@@ -1,4 +1,5 @@
-"""What several HTTP backends share: the loopback rule for plain HTTP, the stall limit."""
+"""What several HTTP backends share: the loopback rule for plain HTTP, the connect and
+request timeouts, the stall limit."""
 
 from __future__ import annotations
 
@@ -11,6 +12,14 @@ from urllib.parse import urlsplit
 from lakeshift.errors import TransientError, UsageError
 
 T = TypeVar("T")
+
+#: Seconds to open a connection (TCP, then TLS) before the attempt is given up (a
+#: TransientError: retried).  Every HTTP backend uses it.
+CONNECT_SECONDS = 10.0
+
+#: Seconds a control request (a listing page, a HEAD, a delete, a commit) may take from
+#: start to end.  Data transfers have no such limit: they have the stall limit below.
+REQUEST_SECONDS = 300.0
 
 #: A data transfer whose connection moves no bytes for this many seconds is given up (a
 #: TransientError: retried).  There is deliberately no limit on a whole request: a large

@@ -19,6 +19,7 @@ from lakeshift.errors import (
     TransientError,
 )
 from lakeshift.redact import redact
+from lakeshift.stores import http
 
 # lakeshift retries on its own (engine.retry); obstore's own retries would hide throttling
 # from the limiter and make a wrong endpoint hang for minutes.
@@ -32,7 +33,8 @@ REQUEST_LIMIT = timedelta(days=7)
 
 
 def client_options(allow_http: bool) -> Any:
-    return {"allow_http": allow_http, "connect_timeout": timedelta(seconds=10),
+    return {"allow_http": allow_http,
+            "connect_timeout": timedelta(seconds=http.CONNECT_SECONDS),
             "timeout": REQUEST_LIMIT, "pool_idle_timeout": timedelta(seconds=60)}
 
 

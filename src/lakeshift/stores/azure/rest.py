@@ -421,7 +421,8 @@ class LeanBlobClient:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self.connections, ttl_dns_cache=300,
                                                ssl=tls),
-                timeout=aiohttp.ClientTimeout(total=300, sock_connect=10),
+                timeout=aiohttp.ClientTimeout(total=http.REQUEST_SECONDS,
+                                              sock_connect=http.CONNECT_SECONDS),
                 auto_decompress=False, trust_env=False)
         return self._session
 
@@ -524,11 +525,12 @@ class LeanBlobClient:
     def _data_timeout(self) -> Any:
         """No limit on the whole request, which lasts as long as the source is slow to read
         or --max-bandwidth paces it; the answer must start within the stall limit once the
-        body is sent, connecting within 10 s."""
+        body is sent, connecting within ``http.CONNECT_SECONDS``."""
         import aiohttp
 
         stall = self.stall_seconds or http.STALL_SECONDS
-        return aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=stall)
+        return aiohttp.ClientTimeout(total=None, sock_connect=http.CONNECT_SECONDS,
+                                     sock_read=stall)
 
     async def _send_data(self, method: str, url: str, headers: dict[str, str], data: Data,
                          what: str) -> None:

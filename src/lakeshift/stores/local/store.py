@@ -29,6 +29,7 @@ from lakeshift.errors import (
     InvalidNameError,
     LakeshiftError,
     NotFoundError,
+    SymlinkLoopError,
     UsageError,
 )
 from lakeshift.model import Data, ObjectInfo, ObjectProps, ReadResult
@@ -435,7 +436,7 @@ def _unwalkable(path: str) -> LakeshiftError:
         target = os.stat(path)
     except OSError as e:
         if e.errno == errno.ELOOP:
-            return NotFoundError(f"{path}: symlink loop (the link resolves to itself): not "
+            return SymlinkLoopError(f"{path}: symlink loop (the link resolves to itself): not "
                                  "followed")
         return NotFoundError(f"{path}: {e.strerror}")
     parent = os.path.dirname(path)
@@ -445,7 +446,7 @@ def _unwalkable(path: str) -> LakeshiftError:
         except OSError:
             break
         if (here.st_dev, here.st_ino) == (target.st_dev, target.st_ino):
-            return NotFoundError(f"{path}: symlink loop (it points to {parent}, a folder "
+            return SymlinkLoopError(f"{path}: symlink loop (it points to {parent}, a folder "
                                  "above it): not followed")
         up = os.path.dirname(parent)
         if up == parent:
