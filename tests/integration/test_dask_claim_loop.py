@@ -13,7 +13,8 @@ from sqlalchemy import text
 
 import lakeshift
 from lakeshift.control.repository import ControlDB
-from lakeshift.engine.jobrunner import claim_partitions, job_copy_options, start_job_run
+from lakeshift.engine.copy_options import job_copy_options
+from lakeshift.engine.jobrunner import claim_partitions, start_job_run
 from lakeshift.model import RunResult, TransferStats
 from lakeshift.stores.base import StoreOptions
 
@@ -38,7 +39,7 @@ def test_a_worker_waits_for_a_lease_held_elsewhere_and_takes_it_over(
                 "lease_owner = 'elsewhere:4242:dead', cursor = 'b/f1', attempts = 1, "
                 "cursor_copied = 2, lease_expires = now() + interval '3 seconds' "
                 "WHERE prefix = 'b/'"))
-        opts = job_copy_options(job, 4, 8 * 1024 * 1024)
+        opts = job_copy_options(job.options, concurrency=4, block_size=8 * 1024 * 1024)
         owner = "here:1:w"
         run_id = start_job_run(db, job, owner, 1, opts, 10.0)
         result = RunResult(run_id, stats=TransferStats(started=time.monotonic()))
@@ -73,7 +74,8 @@ def test_a_worker_stops_at_a_checkpoint_when_the_run_is_no_longer_running(
     db = ControlDB(pg_url)
     try:
         job = db.job("s")
-        opts = job_copy_options(job, 1, 8 * 1024 * 1024, max_rps=10)
+        opts = job_copy_options(job.options, concurrency=1, block_size=8 * 1024 * 1024,
+                                max_requests_per_second=10)
         run_id = start_job_run(db, job, "driver:1:x", 1, opts, 10.0)
         result = RunResult(run_id, stats=TransferStats(started=time.monotonic()))
 
