@@ -1089,6 +1089,40 @@ def metrics(*, db: str = DEFAULT_DB) -> tuple[JobMetrics, ...]:
     return tuple(JobMetrics(**e) for e in out.values())
 
 
+async def run_detail_async(run_id: int, *, db: str = DEFAULT_DB) -> RunDetail | None:
+    """:func:`run_detail` in a worker thread (the event loop stays free)."""
+    return await asyncio.to_thread(run_detail, run_id, db=db)
+
+
+async def partition_run_async(partition_run_id: int, *,
+                              db: str = DEFAULT_DB) -> PartitionRunStatus | None:
+    """:func:`partition_run` in a worker thread."""
+    return await asyncio.to_thread(partition_run, partition_run_id, db=db)
+
+
+async def run_failures_async(run_id: int, *, db: str = DEFAULT_DB,
+                             partition_run_id: int | None = None
+                             ) -> tuple[Failure, ...] | None:
+    """:func:`run_failures` in a worker thread."""
+    return await asyncio.to_thread(run_failures, run_id, db=db,
+                                   partition_run_id=partition_run_id)
+
+
+async def cancel_run_async(run_id: int, *, db: str = DEFAULT_DB) -> bool:
+    """:func:`cancel_run` in a worker thread."""
+    return await asyncio.to_thread(cancel_run, run_id, db=db)
+
+
+async def rerun_failed_async(job: str, *, db: str = DEFAULT_DB) -> int:
+    """:func:`rerun_failed` in a worker thread."""
+    return await asyncio.to_thread(rerun_failed, job, db=db)
+
+
+async def metrics_async(*, db: str = DEFAULT_DB) -> tuple[JobMetrics, ...]:
+    """:func:`metrics` in a worker thread."""
+    return await asyncio.to_thread(metrics, db=db)
+
+
 #: What docs/api.md documents (lakeshift/__init__.py re-exports it).  Everything else here
 #: is private: the CLI imports what it needs beyond this from the modules that own it.
 __all__ = [
@@ -1101,5 +1135,7 @@ __all__ = [
     "status_async", "sync", "sync_async", "verify", "verify_async"]
 # scan (issue 15), tune (issue 16); the monitor's reads and actions (issue 13).
 __all__ += ["JobMetrics", "PartitionRunStatus", "RunDetail", "ScanResult", "TuneResult",
-            "cancel_run", "metrics", "partition_run", "rerun_failed", "run_detail",
-            "run_failures", "scan", "scan_async", "tune", "tune_async"]
+            "cancel_run", "cancel_run_async", "metrics", "metrics_async", "partition_run",
+            "partition_run_async", "rerun_failed", "rerun_failed_async", "run_detail",
+            "run_detail_async", "run_failures", "run_failures_async", "scan", "scan_async",
+            "tune", "tune_async"]

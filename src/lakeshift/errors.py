@@ -67,11 +67,21 @@ class ArchivedError(ObjectError):
     restore it (hours to days, and a cost the owner decides).  Skippable."""
 
     kind = "archived"
+
+
 class SymlinkLoopError(NotFoundError):
     """A local symlink that resolves to itself or to a folder above it: not followed,
     skipped and recorded (reason ``symlink-loop``)."""
 
     kind = "symlink-loop"
+    skipped_always = True
+
+
+class SpecialFileError(NotFoundError):
+    """A local FIFO, socket or device file: no content to copy (reading a FIFO would wait
+    forever for a writer), so it is skipped and recorded (reason ``not-a-file``)."""
+
+    kind = "not-a-file"
     skipped_always = True
 
 

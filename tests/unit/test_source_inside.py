@@ -75,4 +75,5 @@ def test_a_local_source_naming_a_file_or_name_prefix(tmp_path: Path) -> None:
     assert not _refused(one, str(tmp_path / "d" / "out"))     # takes only a.csv
     assert _refused(one, str(tmp_path / "d"))                  # onto itself
     assert _refused(one, str(tmp_path / "d" / "a.csv-copy"))   # a.csv… takes it
+    (tmp_path / "d" / "log.txt").write_text("l")  # "lo" names it (a typo would be refused)
     assert _refused(str(tmp_path / "d" / "lo"), str(tmp_path / "d" / "logs-out"))

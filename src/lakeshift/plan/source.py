@@ -75,6 +75,14 @@ def source_config(url: str, options: StoreOptions | None = None) -> StoreConfig:
     parsed = parse_url(url)
     if parsed.scheme == "file" and not os.path.isdir(parsed.bucket):
         parent, name = os.path.split(parsed.bucket)
+        if not os.path.lexists(parsed.bucket):
+            try:
+                any_match = any(n.startswith(name) for n in os.listdir(parent or "/"))
+            except OSError:
+                any_match = False
+            if not any_match:  # a typo, not a name prefix: nothing would be copied
+                raise UsageError(f"local source {parsed.bucket} does not exist (and no name "
+                                 f"in {parent or '/'} starts with {name!r}): check the path")
         parsed = replace(parsed, bucket=parent or "/", path=name)
     return StoreConfig(parsed, options or StoreOptions())
 

@@ -19,6 +19,7 @@ import hashlib
 import itertools
 import mimetypes
 import os
+import stat
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from lakeshift.errors import (
     InvalidNameError,
     LakeshiftError,
     NotFoundError,
+    SpecialFileError,
     SymlinkLoopError,
     UsageError,
 )
@@ -92,13 +94,26 @@ class LocalStore:
             entries = sorted(os.scandir(base), key=lambda e: e.name)
         except (FileNotFoundError, NotADirectoryError):
             return Page([])
+        here = os.path.realpath(base)
         for e in entries:
             if e.name.startswith(_PARTIAL):
                 continue
-            if e.is_dir(follow_symlinks=True):
-                folders.append(prefix + e.name + "/")
-            else:
-                objects.append(_info(prefix + e.name, e.stat(follow_symlinks=True), e.path))
+            try:
+                is_dir = e.is_dir(follow_symlinks=True)
+                if is_dir and not _above_or_at(os.path.realpath(e.path), here):
+                    folders.append(prefix + e.name + "/")
+                    continue
+                if not is_dir:
+                    objects.append(_info(prefix + e.name, e.stat(follow_symlinks=True),
+                                         e.path))
+                    continue
+            except FileNotFoundError:
+                continue  # gone, or a dangling symlink: as the walk does
+            except OSError:
+                pass  # a symlink loop (ELOOP)
+            # As in the walk: a symlink to a folder above it (or itself) is one empty entry,
+            # whose read says why.
+            objects.append(ObjectInfo(prefix + e.name, 0))
         folders.sort()
         objects.sort(key=lambda o: o.key)
         return Page(objects, folders)
@@ -151,8 +166,12 @@ class LocalStore:
               if_match: str | None) -> ReadResult:
         path = self._path(key)
         try:
-            with open(path, "rb") as f:
+            # O_NONBLOCK: opening a FIFO must not wait for a writer (regular files ignore it).
+            with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
                 st = os.fstat(f.fileno())
+                if not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
+                    raise SpecialFileError(f"{path}: a FIFO, socket or device, not a file: "
+                                           "skipped")
                 etag = local_etag(st)
                 if if_match and if_match != etag:
                     from lakeshift.errors import ChangedError
@@ -171,6 +190,9 @@ class LocalStore:
         except OSError as e:
             if e.errno == errno.ELOOP:
                 raise _unwalkable(path) from None
+            if e.errno == errno.ENXIO:  # a socket
+                raise SpecialFileError(f"{path}: a FIFO, socket or device, not a file: "
+                                       "skipped") from None
             raise
         ctype = mimetypes.guess_type(key, strict=False)[0]
         return ReadResult(data, ObjectProps(content_type=ctype), st.st_size, etag)
@@ -384,8 +406,9 @@ def _walk(root: str, folder: str, name_prefix: str, start_after: str | None,
     base = os.path.join(root, *folder.split("/")) if folder else root
     try:
         if ancestors is None:
-            st = os.stat(base)
-            ancestors = frozenset({(st.st_dev, st.st_ino)})
+            # Every folder from here up to / : a symlink to any of them would loop (a
+            # partition's walk starts below the store's root, not at it).
+            ancestors = frozenset(_identities_up(base))
         entries = list(os.scandir(base))
     except (FileNotFoundError, NotADirectoryError):
         return
@@ -428,6 +451,23 @@ def _walk(root: str, folder: str, name_prefix: str, start_after: str | None,
                 continue
             except OSError:
                 yield ObjectInfo(key, 0)  # its read says why
+
+
+def _identities_up(path: str) -> Iterator[tuple[int, int]]:
+    """(device, inode) of ``path`` and of every folder above it."""
+    here = os.path.realpath(path)
+    while True:
+        st = os.stat(here)
+        yield st.st_dev, st.st_ino
+        up = os.path.dirname(here)
+        if up == here:
+            return
+        here = up
+
+
+def _above_or_at(target: str, here: str) -> bool:
+    """``target`` is ``here`` or a folder above it (a symlink there would loop)."""
+    return here == target or here.startswith(target.rstrip(os.sep) + os.sep)
 
 
 def _unwalkable(path: str) -> LakeshiftError:

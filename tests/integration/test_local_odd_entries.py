@@ -1,0 +1,61 @@
+"""Local sources with entries that are not plain files or folders (found by a new user's
+tryout): a FIFO is skipped, not waited on; a symlink loop does not break automatic
+partitioning; a mistyped source path is refused instead of copying nothing."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import lakeshift
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.mark.timeout(60)
+def test_a_fifo_is_skipped_not_waited_on(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"a")
+    os.mkfifo(src / "pipe")
+    (src / "z.txt").write_bytes(b"z")
+    res = lakeshift.copy(str(src), str(dst))
+    assert res.exit_code == 0
+    assert _tree(dst) == {"a.txt": b"a", "z.txt": b"z"}
+    assert res.stats.skipped_by_reason == {"not-a-file": 1}
+    assert [(f.object_key, f.error_kind, f.skipped) for f in res.failures] == [
+        ("pipe", "not-a-file", True)]
+
+
+def test_automatic_partitions_of_a_tree_with_symlink_loops(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    for d in ("a", "b", "c"):
+        (src / d).mkdir(parents=True)
+        for i in range(3):
+            (src / d / f"f{i}").write_bytes(f"{d}{i}".encode())
+    (src / "a" / "up").symlink_to(src)            # to a folder above it
+    (src / "self").symlink_to(src / "self")       # to itself
+    (src / "root.txt").write_bytes(b"r")
+    db = f"sqlite:///{tmp_path}/c.db"
+    plan = lakeshift.plan(str(src), str(dst), job="j", db=db, partition_by="auto",
+                          target_objects=2)
+    assert plan.job.partitions >= 2
+    run = lakeshift.run(job="j", db=db)
+    assert run.exit_code == 0
+    want = {str(p.relative_to(src)): p.read_bytes() for p in src.rglob("*")
+            if p.is_file() and not p.is_symlink()}
+    assert _tree(dst) == want
+
+
+def test_a_mistyped_local_source_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    with pytest.raises(lakeshift.UsageError, match="does not exist"):
+        lakeshift.copy(str(tmp_path / "dtaa"), str(tmp_path / "out"))
+    # A name prefix that matches is still a source (the names starting with it).
+    (tmp_path / "data-2024.csv").write_bytes(b"x")
+    res = lakeshift.copy(str(tmp_path / "data-20"), str(tmp_path / "out"))
+    assert res.stats.copied == 1
