@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,9 @@ def test_delete_job_asks_needs_yes_and_refuses_a_running_job(
     src, dst = tmp_path / "src", tmp_path / "dst"
     src.mkdir()
     (src / "a.txt").write_bytes(b"a")
+    # Modified a minute ago: inside the window even with --lag 0s (a window ends on the
+    # whole second before now, so a file of this very second would wait for the next).
+    os.utime(src / "a.txt", (time.time() - 60, time.time() - 60))
     # A synced job (sync windows, runs) and a planned one that is run.
     s = lakeshift("sync", str(src), str(dst / "s"), "--job", "synced", "--db", db_url,
                   "--lag", "0s", "--progress", "none", env=local_env)

@@ -22,6 +22,9 @@ def test_a_db_from_before_the_monitor_is_upgraded(tmp_path: Path) -> None:
     con.execute("ALTER TABLE lakeshift_runs DROP COLUMN cancel_requested")
     con.execute("DROP TABLE lakeshift_partition_runs")
     con.execute("DROP TABLE lakeshift_run_samples")
+    # and what later versions add
+    con.execute("DROP INDEX IF EXISTS ix_lakeshift_partitions_claim")
+    con.execute("DROP TABLE lakeshift_sync_delete_candidates")
     con.execute(f"UPDATE lakeshift_schema SET version = {MONITOR_VERSION - 1}")
     con.commit()
     con.close()
