@@ -59,3 +59,14 @@ def test_a_mistyped_local_source_is_refused(tmp_path: Path) -> None:
     (tmp_path / "data-2024.csv").write_bytes(b"x")
     res = lakeshift.copy(str(tmp_path / "data-20"), str(tmp_path / "out"))
     assert res.stats.copied == 1
+
+
+def test_verify_reports_a_stray_percent_name_beside_its_decoded_source(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    (src / "a b").write_bytes(b"x")
+    assert lakeshift.copy(str(src), str(dst), invalid_names="encode").exit_code == 0
+    (dst / "a%20b").write_bytes(b"stray")  # not a name the copy writes for "a b"
+    r = lakeshift.verify(str(src), str(dst), invalid_names="encode",
+                         report=str(tmp_path / "rep" / "v"))
+    assert (r.extra, r.exit_code) == (1, 1)
