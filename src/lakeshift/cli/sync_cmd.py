@@ -156,7 +156,8 @@ def sync(
 
 def _summary(r: SyncResult) -> dict[str, Any]:
     s = r.run.stats
-    return {"job": r.job, "run_id": r.run.run_id, "pass": r.passes,
+    return {"job": r.job, "run_id": r.run.run_id, "run_number": r.run.number,
+            "pass": r.passes,
             "partitions_succeeded": r.run.succeeded, "partitions_failed": r.run.failed,
             "copied": s.copied, "skipped": s.skipped, "failed": s.failed,
             "deleted": r.deleted, "deleted_keys": list(r.deleted_keys),
@@ -176,7 +177,8 @@ def _print(r: SyncResult, as_json: bool) -> None:
         print(flush=True)
         return
     s = r.run.stats
-    print(f"Sync pass (run {r.run.run_id}) of job {r.job!r}: "
+    run = f"run {r.run.number}" if r.run.number else f"run id {r.run.run_id}"
+    print(f"Sync pass ({run}) of job {r.job!r}: "
           f"{count(r.run.succeeded, 'partition')} succeeded, {r.run.failed} failed; "
           f"{count(s.copied, 'object')} copied ({human_bytes(s.bytes_transferred)}), "
           f"{s.skipped} skipped, {s.failed} failed, {r.deleted} deleted, in "
