@@ -258,7 +258,8 @@ def run(*, job: str = "", db: str = DEFAULT_DB, batch_count: int = 4, concurrenc
         opts = jobrunner.job_copy_options(j, pace.concurrency, pace.block_size, pace.adaptive,
                                           pace.max_requests_per_second, pace.max_bandwidth,
                                           single_put_max=pace.single_put_max)
-        check_stores(_job_store_pairs(control, j, StoreOptions(**j.options.get("store", {}))))
+        check_stores(_job_store_pairs(control, j, StoreOptions(**j.options.get("store", {}))),
+                     new_job=False)
         result = asyncio.run(jobrunner.run_job(
             control, j, batch_count, opts, StoreOptions(**j.options.get("store", {})),
             subscribers, lease_s=lease_seconds,
@@ -433,11 +434,13 @@ def _remove_sqlite_file(path: Path | None) -> None:
             p.unlink(missing_ok=True)
 
 
-def check_stores(pairs: Iterable[tuple[StoreConfig, StoreConfig]]) -> None:
+def check_stores(pairs: Iterable[tuple[StoreConfig, StoreConfig]], new_job: bool) -> None:
     """``copy``'s start-up checks for every distinct source and destination store: the
     credentials are resolved, a source is listed, a destination prepared.  A missing or
     rejected credential raises AuthError (exit 3), a bad key or URL UsageError (exit 2),
-    before a job or a run is recorded (it used to end as a failed partition, exit 1)."""
+    before a job or a run is recorded (it used to end as a failed partition, exit 1).
+    For an existing job a store that answers but is unusable (a bucket gone) is left to
+    fail its own partitions: the others still run (README "plan and run")."""
     from lakeshift.engine.pipeline import check_reachable
     from lakeshift.engine.retry import RetryPolicy
     from lakeshift.stores.registry import open_store
@@ -456,6 +459,9 @@ def check_stores(pairs: Iterable[tuple[StoreConfig, StoreConfig]]) -> None:
             try:
                 await check_reachable(store.check_source if label == "source"
                                       else store.prepare_destination, label, RetryPolicy())
+            except UsageError:
+                if new_job:
+                    raise
             finally:
                 await store.close()
 
@@ -518,7 +524,8 @@ def _sync_job(control: ControlDB, job: str, source: str | None, destination: str
                              f"{adf_delta_table}: leave the option out, or use a new --job")
         _refuse_other_urls(j, source, destination, prefix, partitions_file)
         check_stores(_job_store_pairs(
-            control, j, store_options or StoreOptions(**j.options.get("store", {}))))
+            control, j, store_options or StoreOptions(**j.options.get("store", {}))),
+            new_job=False)
         return j
     new_stores = [(source_config(source, store_options),
                    destination_config(destination, store_options))]
@@ -540,7 +547,7 @@ def _sync_job(control: ControlDB, job: str, source: str | None, destination: str
                      folder_markers=folder_markers, skip_errors=skip_errors,
                      invalid_names=invalid_names)
         control.adf_delta_prefixes(adf_delta_table)  # checks the table before writing
-        check_stores(new_stores)
+        check_stores(new_stores, new_job=True)
         src_url = parse_url(source)
         base = bucket_url(source, src_url.bucket, src_url.scheme, src_url.account)
         dst_url = parse_url(destination)
@@ -560,7 +567,7 @@ def _sync_job(control: ControlDB, job: str, source: str | None, destination: str
     copy_options(include=include, exclude=exclude, overwrite=overwrite,
                  folder_markers=folder_markers, skip_errors=skip_errors,
                  invalid_names=invalid_names)
-    check_stores(new_stores)
+    check_stores(new_stores, new_job=True)
     return create_plan(control, job, [source], destination, so, prefixes, partition_by,
                        target_objects, None, list(include), list(exclude), overwrite,
                        folder_markers, sorted(skip_error_kinds(skip_errors)), invalid_names)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import sqlite3
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -14,8 +16,8 @@ from typing import Any
 import pytest
 
 from tests import servers
+from tests.e2e.cli import BIN, one_clear_line
 from tests.e2e.cli import lakeshift as cli
-from tests.e2e.cli import one_clear_line
 
 WRONG_KEY = base64.b64encode(b"not the account key at all, 64 bytes long....").decode()
 
@@ -177,3 +179,75 @@ def test_sync_numbers_runs_per_job_and_status_totals_count_every_pass(
     job = json.loads(cli("status", "--db", db, "--json", env=cli_env).stdout)["jobs"][1]
     assert (job["job"], job["copied"], job["bytes"]) == ("b", 7, 250)
     assert (job["last_sync_pass"]["number"], job["last_sync_pass"]["copied"]) == (3, 0)
+
+
+def test_a_pass_says_where_its_windows_end_and_when_nothing_was_new(
+        cli_env: dict[str, str], tmp_path: Path) -> None:
+    src, db = tmp_path / "src", f"sqlite:///{tmp_path}/c.db"
+    _write(src, "fresh", b"fresh")
+    p = cli("sync", str(src), str(tmp_path / "dst"), "--job", "lag", "--db", db, env=cli_env)
+    assert p.returncode == 0, p.stderr
+    # The first pass with the default lag copies nothing: the summary says why.
+    assert "0 objects copied" in p.stdout
+    assert "windows end at now − 5m = " in p.stdout
+    assert "UTC: objects modified after that wait for a later pass" in p.stdout
+    p = cli("sync", "--job", "lag", "--db", db, "--json", env=cli_env)
+    out = json.loads(p.stdout)
+    assert out["lag"] == "5m" and out["window_end"] == out["windows"][0]["end"]
+    assert (out["run_number"], out["next_sync_at"]) == (2, None) and "next_run_at" not in out
+    # A longer lag than the last pass's: the window is empty, and the text says so.
+    p = cli("sync", "--job", "lag", "--db", db, "--lag", "1h", env=cli_env)
+    assert p.returncode == 0, p.stderr
+    line = [x for x in p.stdout.splitlines() if x.startswith("  (root):")]
+    assert len(line) == 1 and "nothing new since " in line[0], p.stdout
+    assert line[0].endswith("UTC, succeeded") and "[" not in line[0]
+
+
+def test_a_files_from_pass_shows_its_keys_not_a_window(cli_env: dict[str, str],
+                                                        tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    _write(src, "a/1", b"1")
+    keys = tmp_path / "keys.txt"
+    keys.write_text("a/1\na/2\n")
+    p = cli("sync", str(src), str(tmp_path / "dst"), "--job", "f", "--db",
+            f"sqlite:///{tmp_path}/c.db", "--lag", "0", "--files-from", str(keys),
+            env=cli_env)
+    assert p.returncode == 1
+    assert "  (root): the listed keys: 1 copied, 0 skipped, failed: 1 object failed " \
+           "(lakeshift failures --job)" in p.stdout.splitlines()
+    assert "windows end at" not in p.stdout
+
+
+@pytest.mark.parametrize("option", ["--every", "--lag"])
+def test_a_duration_without_a_unit_is_refused(cli_env: dict[str, str], tmp_path: Path,
+                                              option: str) -> None:
+    (tmp_path / "src").mkdir()
+    p = cli("sync", str(tmp_path / "src"), str(tmp_path / "dst"), "--job", "x", "--db",
+            f"sqlite:///{tmp_path}/c.db", option, "15", env=cli_env)
+    assert p.returncode == 2
+    assert f"{option} '15' has no unit: write 15s, 15m or 15h" in one_clear_line(p)
+    assert not (tmp_path / "c.db").exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_and_sigterm_stop_a_schedule_with_the_same_line(
+        cli_env: dict[str, str], tmp_path: Path, sig: signal.Signals) -> None:
+    src = tmp_path / "src"
+    _write(src, "a", b"a")
+    proc = subprocess.Popen([str(BIN), "sync", str(src), str(tmp_path / "dst"), "--job", "s",
+                             "--db", f"sqlite:///{tmp_path}/c.db", "--lag", "0", "--json",
+                             "--progress", "none", "--every", "2h"], env=cli_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert json.loads(proc.stdout.readline())["copied"] == 1
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}[sig]
+    line = one_clear_line(subprocess.CompletedProcess([], proc.returncode, out, err))
+    assert line == (f"lakeshift: {sig.name}: the schedule of job 's' stopped after 1 pass; run "
+                    "the same command to start it again (an interrupted pass continues where "
+                    "it stopped)")

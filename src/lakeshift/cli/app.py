@@ -16,6 +16,7 @@ import typer
 
 from lakeshift import __version__
 from lakeshift.cli import copy_cmd, job_cmds, setup_cmds, sync_cmd, verify_cmd
+from lakeshift.cli.text import StopNotice
 from lakeshift.errors import LakeshiftError
 from lakeshift.redact import redact
 
@@ -106,7 +107,9 @@ def _click_exceptions() -> tuple[tuple[type[Exception], ...], tuple[type[Excepti
 
 
 def _interrupted() -> int:
-    print("lakeshift: interrupted; run the same command again to continue", file=sys.stderr)
+    if not StopNotice.given:
+        print("lakeshift: interrupted; run the same command again to continue",
+              file=sys.stderr)
     return 130
 
 
