@@ -71,20 +71,22 @@ def test_run_and_sync_of_an_existing_job_check_credentials_before_a_run(
     assert _db_runs(db) == 0
 
 
-def test_a_partition_that_fails_is_listed_in_sync_json(cli_env: dict[str, str],
-                                                       tmp_path: Path) -> None:
-    src = tmp_path / "src"
-    (src / "a").mkdir(parents=True)
-    (src / "a" / "1").write_bytes(b"1")
-    keys = tmp_path / "keys.txt"
-    keys.write_text("a/1\na/missing\n")
-    p = cli("sync", str(src), str(tmp_path / "dst"), "--job", "f", "--db",
-            f"sqlite:///{tmp_path}/c.db", "--lag", "0", "--files-from", str(keys), "--json",
-            env=cli_env)
+def test_a_partition_that_fails_before_its_window_is_listed_in_text_and_json(
+        cli_env: dict[str, str], tmp_path: Path) -> None:
+    src, db = tmp_path / "src", f"sqlite:///{tmp_path}/c.db"
+    _write(src, "a", b"a")
+    assert cli("sync", str(src), str(tmp_path / "dst"), "--job", "f", "--db", db, "--lag",
+               "0", env=cli_env).returncode == 0
+    (src / "a").unlink()
+    src.rmdir()  # the source of an existing job is gone: its partition fails, as in `run`
+    p = cli("sync", "--job", "f", "--db", db, "--lag", "0", "--json", env=cli_env)
     assert p.returncode == 1
     out = json.loads(p.stdout)
     assert out["partitions_failed"] == 1
-    assert [w["state"] for w in out["windows"]] == ["failed"]
+    assert [(w["state"], w["error"]) for w in out["windows"]] == [
+        ("failed", f"local source {src} does not exist")]
+    p = cli("sync", "--job", "f", "--db", db, "--lag", "0", env=cli_env)
+    assert f"failed before its window opened: local source {src} does not exist" in p.stdout
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -164,6 +165,19 @@ def _utc(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _without_window(r: SyncResult) -> list[tuple[str, str]]:
+    """Partitions that failed before their window was opened (their store could not be
+    opened or listed): in the run's errors, not among the windows."""
+    windowed = Counter(w.error for w in r.windows if w.state == "failed")
+    out = []
+    for label, error in r.run.errors:
+        if windowed[error] > 0:
+            windowed[error] -= 1
+        else:
+            out.append((label, error))
+    return out
+
+
 def _summary(r: SyncResult, lag: str) -> dict[str, Any]:
     s = r.run.stats
     return {"job": r.job, "run_id": r.run.run_id, "run_number": r.run.number,
@@ -180,7 +194,10 @@ def _summary(r: SyncResult, lag: str) -> dict[str, Any]:
                          "state": w.state,
                          "copied": w.copied, "skipped": w.skipped,
                          "failed_objects": w.failed_objects, "deleted": w.deleted,
-                         "error": w.error} for w in r.windows],
+                         "error": w.error} for w in r.windows]
+            + [{"partition": label, "start": None, "end": None, "empty": False,
+                "state": "failed", "copied": 0, "skipped": 0, "failed_objects": 0,
+                "deleted": 0, "error": error} for label, error in _without_window(r)],
             "next_sync_at": _utc(r.next_run_at) if r.next_run_at else None,
             "exit_code": r.run.exit_code}
 
@@ -216,6 +233,8 @@ def _print(r: SyncResult, as_json: bool, lag: str, keyed: bool) -> None:
         if w.error:
             line += f": {w.error}"
         print(line)
+    for label, error in _without_window(r):
+        print(f"  {label}: failed before its window opened: {error}")
     for k in r.deleted_keys[:20]:
         print(f"  deleted {k}")
     if r.deleted > 20:
