@@ -258,7 +258,7 @@ def run(*, job: str = "", db: str = DEFAULT_DB, batch_count: int = 4, concurrenc
         opts = jobrunner.job_copy_options(j, pace.concurrency, pace.block_size, pace.adaptive,
                                           pace.max_requests_per_second, pace.max_bandwidth,
                                           single_put_max=pace.single_put_max)
-        check_stores(_job_store_pairs(control, j, StoreOptions(**j.options.get("store", {}))),
+        _check_stores(_job_store_pairs(control, j, StoreOptions(**j.options.get("store", {}))),
                      new_job=False)
         result = asyncio.run(jobrunner.run_job(
             control, j, batch_count, opts, StoreOptions(**j.options.get("store", {})),
@@ -434,7 +434,7 @@ def _remove_sqlite_file(path: Path | None) -> None:
             p.unlink(missing_ok=True)
 
 
-def check_stores(pairs: Iterable[tuple[StoreConfig, StoreConfig]], new_job: bool) -> None:
+def _check_stores(pairs: Iterable[tuple[StoreConfig, StoreConfig]], new_job: bool) -> None:
     """``copy``'s start-up checks for every distinct source and destination store: the
     credentials are resolved, a source is listed, a destination prepared.  A missing or
     rejected credential raises AuthError (exit 3), a bad key or URL UsageError (exit 2),
@@ -513,7 +513,7 @@ def _sync_job(control: ControlDB, job: str, source: str | None, destination: str
               overwrite: str, folder_markers: str, skip_errors: str | Iterable[str],
               invalid_names: str) -> Job:
     """The job to sync: the existing one, or (with SRC DST, on first use) a new one; the
-    stores pass :func:`check_stores` before a job is made."""
+    stores pass :func:`_check_stores` before a job is made."""
     from lakeshift.engine.copy_options import skip_error_kinds
     from lakeshift.plan.jobplan import create_plan, read_partitions_file
 
@@ -523,7 +523,7 @@ def _sync_job(control: ControlDB, job: str, source: str | None, destination: str
             raise UsageError(f"job {job!r} was not made from --adf-delta-table "
                              f"{adf_delta_table}: leave the option out, or use a new --job")
         _refuse_other_urls(j, source, destination, prefix, partitions_file)
-        check_stores(_job_store_pairs(
+        _check_stores(_job_store_pairs(
             control, j, store_options or StoreOptions(**j.options.get("store", {}))),
             new_job=False)
         return j
@@ -547,7 +547,7 @@ def _sync_job(control: ControlDB, job: str, source: str | None, destination: str
                      folder_markers=folder_markers, skip_errors=skip_errors,
                      invalid_names=invalid_names)
         control.adf_delta_prefixes(adf_delta_table)  # checks the table before writing
-        check_stores(new_stores, new_job=True)
+        _check_stores(new_stores, new_job=True)
         src_url = parse_url(source)
         base = bucket_url(source, src_url.bucket, src_url.scheme, src_url.account)
         dst_url = parse_url(destination)
@@ -567,7 +567,7 @@ def _sync_job(control: ControlDB, job: str, source: str | None, destination: str
     copy_options(include=include, exclude=exclude, overwrite=overwrite,
                  folder_markers=folder_markers, skip_errors=skip_errors,
                  invalid_names=invalid_names)
-    check_stores(new_stores, new_job=True)
+    _check_stores(new_stores, new_job=True)
     return create_plan(control, job, [source], destination, so, prefixes, partition_by,
                        target_objects, None, list(include), list(exclude), overwrite,
                        folder_markers, sorted(skip_error_kinds(skip_errors)), invalid_names)
