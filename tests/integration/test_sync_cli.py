@@ -235,7 +235,7 @@ def test_a_duration_without_a_unit_is_refused(cli_env: dict[str, str], tmp_path:
 def test_ctrl_c_and_sigterm_stop_a_schedule_with_the_same_line(
         cli_env: dict[str, str], tmp_path: Path, sig: signal.Signals) -> None:
     src = tmp_path / "src"
-    _write(src, "a", b"a")
+    _write(src, "a", b"a", 3600)  # before the window's end (now, on a whole second)
     proc = subprocess.Popen([str(BIN), "sync", str(src), str(tmp_path / "dst"), "--job", "s",
                              "--db", f"sqlite:///{tmp_path}/c.db", "--lag", "0", "--json",
                              "--progress", "none", "--every", "2h"], env=cli_env,
