@@ -326,6 +326,8 @@ async def run_async(*, job: str = "", db: str = DEFAULT_DB, batch_count: int = 4
                                 max_requests_per_second=max_requests_per_second,
                                 max_bandwidth=max_bandwidth)
         so, heartbeat = job_store_options(j), max(1.0, min(5.0, lease_seconds / 4))
+        await _check_stores(await asyncio.to_thread(_job_store_pairs, control, j, so),
+                            new_job=False)
         if fleet is not None:
             from lakeshift.scale.driver import run_on_dask
 
@@ -506,6 +508,9 @@ async def sync_async(source: str | None = None, destination: str | None = None, 
                 p = await engine_sync.sync_pass(control, j, settings, opts, so, batch_count,
                                                 subscribers, lease_seconds, heartbeat)
             p.run.job = j.name
+            # The number users see in status ("run 2"), not the DB-wide id.
+            p.run.number = next((r["number"] for r in await asyncio.to_thread(
+                control.runs, j.id, 5) if r["id"] == p.run.run_id), None) or None
             windows = tuple(SyncWindow(o.partition, o.start, o.end, o.state, o.copied,
                                        o.skipped, o.failed_objects, o.deleted, o.error)
                             for o in p.outcomes)
@@ -529,6 +534,79 @@ def _remove_sqlite_file(path: Path | None) -> None:
             p.unlink(missing_ok=True)
 
 
+async def _check_stores(pairs: Iterable[tuple[StoreConfig, StoreConfig]],
+                       new_job: bool) -> None:
+    """``copy``'s start-up checks for every distinct source and destination store: the
+    credentials are resolved, a source is listed, a destination prepared.  A missing or
+    rejected credential raises AuthError (exit 3), a bad key or URL UsageError (exit 2),
+    before a job or a run is recorded (it used to end as a failed partition, exit 1).
+    For an existing job a store that answers but is unusable (a bucket gone) is left to
+    fail its own partitions: the others still run (README "plan and run")."""
+    from lakeshift.engine.pipeline import check_reachable
+    from lakeshift.engine.retry import RetryPolicy
+    from lakeshift.stores.registry import open_store
+
+    def root(c: StoreConfig) -> tuple[str | None, ...]:
+        return (c.url.scheme, c.url.bucket, c.url.account, c.url.endpoint_suffix)
+
+    checks: dict[tuple[str | None, ...], tuple[StoreConfig, str]] = {}
+    for src, dst in pairs:
+        checks.setdefault(("source", *root(src)), (src, "source"))
+        checks.setdefault(("destination", *root(dst)), (dst, "destination"))
+
+    async def check_all() -> None:
+        for config, label in checks.values():
+            store = open_store(config)
+            try:
+                await check_reachable(store.check_source if label == "source"
+                                      else store.prepare_destination, label, RetryPolicy())
+            except UsageError:
+                if new_job:
+                    raise
+            finally:
+                await store.close()
+
+    await check_all()
+
+
+def _job_store_pairs(control: ControlDB, j: Job,
+                     so: StoreOptions) -> list[tuple[StoreConfig, StoreConfig]]:
+    return [(StoreConfig(parse_url(r["source"]), so), StoreConfig(parse_url(r["destination"]), so))
+            for r in control.partitions(j.id) if r["source"]]
+
+
+def _refuse_other_urls(j: Job, source: str | None, destination: str | None,
+                       prefix: Sequence[str], partitions_file: str | Path | None) -> None:
+    """An existing job is synced as it was made: other URLs or partitions are a mistake
+    (they were silently ignored, and the job's own source synced)."""
+    from lakeshift.plan.partitioner import bucket_url
+
+    sources = [str(x) for x in j.options.get("sources", [])]
+    if source is not None and destination is not None:
+        same_src = any(_same_url(source, s) for s in sources) or not sources
+        adf_src = j.options.get("adf_source")
+        if adf_src and not same_src:
+            u = parse_url(source)
+            same_src = bucket_url(source, u.bucket, u.scheme, u.account) == adf_src
+        if not same_src or not _same_url(destination, j.destination):
+            raise UsageError(
+                f"job {j.name!r} syncs {', '.join(sources) or j.options.get('adf_source')} → "
+                f"{j.destination}, not {source} → {destination}: leave the URLs out to sync "
+                "that job, or give another --job to make a new one")
+    if prefix or partitions_file is not None:
+        raise UsageError(f"job {j.name!r} exists: its partitions were set when it was made; "
+                         "leave out --prefix/--partitions-file, or give another --job")
+
+
+def _same_url(a: str, b: str) -> bool:
+    try:
+        ua, ub = parse_url(a), parse_url(b)
+    except UsageError:
+        return False
+    # display(): a job records an Azure URL as az://ACCOUNT/CONTAINER/path.
+    return ua.display().rstrip("/") == ub.display().rstrip("/")
+
+
 async def _sync_job(control: ControlDB, job: str, source: str | None,
                     destination: str | None, store_options: StoreOptions | None,
                     prefix: Sequence[str], partitions_file: str | Path | None,
@@ -536,7 +614,8 @@ async def _sync_job(control: ControlDB, job: str, source: str | None,
                     include: Sequence[str], exclude: Sequence[str], overwrite: str,
                     folder_markers: str, skip_errors: str | Iterable[str],
                     invalid_names: str) -> Job:
-    """The job to sync: the existing one, or (with SRC DST, on first use) a new one."""
+    """The job to sync: the existing one, or (with SRC DST, on first use) a new one; the
+    stores pass :func:`_check_stores` before a job is made."""
     from lakeshift.plan.jobplan import create_plan, read_partitions_file
 
     call = asyncio.to_thread
@@ -546,7 +625,13 @@ async def _sync_job(control: ControlDB, job: str, source: str | None,
         if adf_delta_table and j.options.get("adf_delta_table") != adf_delta_table:
             raise UsageError(f"job {job!r} was not made from --adf-delta-table "
                              f"{adf_delta_table}: leave the option out, or use a new --job")
+        _refuse_other_urls(j, source, destination, prefix, partitions_file)
+        await _check_stores(await call(
+            _job_store_pairs, control, j,
+            store_options or StoreOptions(**j.options.get("store", {}))), new_job=False)
         return j
+    new_stores = [(source_config(source, store_options),
+                   destination_config(destination, store_options))]
     prefixes = list(prefix)
     if partitions_file is not None:
         if prefixes:
@@ -566,6 +651,7 @@ async def _sync_job(control: ControlDB, job: str, source: str | None,
                      invalid_names=invalid_names)
         # Checks the table before writing.
         await call(control.adf_delta_prefixes, adf_delta_table)
+        await _check_stores(new_stores, new_job=True)
         src_url = parse_url(source)
         base = bucket_url(source, src_url.bucket, src_url.scheme, src_url.account)
         dst_url = parse_url(destination)
@@ -580,6 +666,12 @@ async def _sync_job(control: ControlDB, job: str, source: str | None,
         j = await call(control.job, job)
         await call(_add_adf_delta_partitions, control, j)
         return j
+    if partition_by not in ("none", "auto"):
+        raise UsageError(f"--partition-by {partition_by!r}: use none or auto")
+    copy_options(include=include, exclude=exclude, overwrite=overwrite,
+                 folder_markers=folder_markers, skip_errors=skip_errors,
+                 invalid_names=invalid_names)
+    await _check_stores(new_stores, new_job=True)
     return await create_plan(control, job, [source], destination, so, prefixes, partition_by,
                              target_objects, None, list(include), list(exclude), overwrite,
                              folder_markers, sorted(skip_error_kinds(skip_errors)),
@@ -647,15 +739,22 @@ def _job_status(control: ControlDB, job: Job, detail: bool) -> JobStatus:
     parts = tuple(_partition_status(r) for r in control.partitions(job.id))
     sched = control.schedule(job.id)
     counts = {s: sum(1 for p in parts if p.state == s) for s in _STATES}
+    runs = tuple(_run_status(r) for r in control.runs(job.id))
+    last_pass = next((r for r in runs if r.settings.get("mode") == "sync"), None)
+    copied, nbytes = sum(p.copied for p in parts), sum(p.bytes for p in parts)
+    if last_pass is not None:
+        # A sync pass starts its partitions' counters at zero: the job's totals are its runs'.
+        copied, nbytes = control.run_totals(job.id)
     return JobStatus(
         job=job.name, destination=job.destination, created_at=_as_utc(job.created_at),
         adf_table=job.adf_table, partitions=len(parts), **counts,
-        copied=sum(p.copied for p in parts), bytes=sum(p.bytes for p in parts),
+        copied=copied, bytes=nbytes,
         failed_objects=sum(p.failed_objects for p in parts), detail=detail,
         partition_table=parts if detail else (),
-        runs=tuple(_run_status(r) for r in control.runs(job.id)) if detail else (),
+        runs=runs if detail else (),
         sync_schedule=sched["schedule"] if sched is not None and sched["owner"] else None,
-        next_sync_at=_as_utc(sched["next_run_at"]) if sched is not None else None)
+        next_sync_at=_as_utc(sched["next_run_at"]) if sched is not None else None,
+        last_sync_pass=last_pass)
 
 
 FAILURE_FIELDS = ("object_key", "error_kind", "message", "attempts", "skipped", "at",

@@ -308,6 +308,9 @@ class JobStatus:
     #: when its next pass starts (UTC; None when no scheduler is running).
     sync_schedule: str | None = None
     next_sync_at: datetime | None = None
+    #: The job's newest sync pass (None for a job never synced).  A synced job's ``copied``
+    #: and ``bytes`` are summed over all its runs and passes, not its partitions' last pass.
+    last_sync_pass: RunStatus | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,7 +102,7 @@ def test_sigterm_between_passes_exits_143_and_status_shows_the_next_pass(
         assert proc.stdout is not None
         first = json.loads(proc.stdout.readline())  # the first pass's summary
         assert first["exit_code"] == 0 and first["copied"] == 1
-        next_at = datetime.fromisoformat(first["next_run_at"])
+        next_at = datetime.fromisoformat(first["next_sync_at"])
         assert timedelta(hours=1, minutes=59) < next_at - datetime.now(UTC) <= timedelta(
             hours=2)
 

@@ -39,3 +39,12 @@ def test_plain_progress_line_says_1_object() -> None:
     last = out.getvalue().splitlines()[-1]
     assert last.startswith("progress: 1/1 object, 2.0 KiB ("), last
     assert "/s), 0 failed" in last
+
+
+def test_plain_progress_of_a_pass_given_its_keys_has_no_total() -> None:
+    # --files-from lists nothing: the line read "progress: 1/0+ objects".
+    out = io.StringIO()
+    progress = PlainProgress(out, interval=0.0)
+    progress(ObjectDone("a", 10, "copied"))
+    last = out.getvalue().splitlines()[-1]
+    assert last.startswith("progress: 1 object, "), last

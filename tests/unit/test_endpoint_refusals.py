@@ -50,9 +50,12 @@ def test_azure_public_china_and_government_hosts_are_accepted(host: str, endpoin
 
 def test_an_explicit_endpoint_is_the_users_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AZURE_STORAGE_BLOB_ENDPOINT", "https://private.example.internal/acct")
-    s = azure_auth.resolve(parse_url("https://acct.blob.core.windows.net.x/cont/y"),
+    s = azure_auth.resolve(parse_url("https://acct.blob.core.windows.net/cont/y"),
                            StoreOptions())
     assert s.blob_endpoint == "https://private.example.internal/acct"
+    monkeypatch.setenv("AZURE_STORAGE_BLOB_ENDPOINT", "https://acct.blob.stack.example")
+    s = azure_auth.resolve(parse_url("https://acct.dfs.stack.example/cont/y"), StoreOptions())
+    assert s.blob_endpoint == "https://acct.blob.stack.example"
     monkeypatch.delenv("AZURE_STORAGE_BLOB_ENDPOINT")
     monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING",
                        f"AccountName=acct;AccountKey={KEY};EndpointSuffix=azurestack.example")
@@ -89,3 +92,21 @@ def test_settings_reprs_hold_no_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     s = azure_auth.resolve(parse_url("https://acct.blob.core.windows.net/cont/x"),
                            StoreOptions())
     assert "SIGSECRET" not in repr(s)
+
+
+@pytest.mark.parametrize("setting", [
+    ("AZURE_STORAGE_BLOB_ENDPOINT", "http://127.0.0.1:10000/acct"),
+    ("AZURE_STORAGE_CONNECTION_STRING",
+     f"AccountName=acct;AccountKey={KEY};BlobEndpoint=http://127.0.0.1:10000/acct"),
+    ("AZURE_STORAGE_CONNECTION_STRING",
+     f"AccountName=acct;AccountKey={KEY};EndpointSuffix=stack.example"),
+])
+def test_a_lookalike_host_is_refused_whatever_endpoint_is_set(
+        monkeypatch: pytest.MonkeyPatch, setting: tuple[str, str]) -> None:
+    # The set endpoint used to win and the URL's host was dropped: the look-alike was
+    # accepted, written to the endpoint and labelled az://acct/cont/.
+    monkeypatch.setenv(*setting)
+    with pytest.raises(UsageError, match=r"acct\.blob\.core\.windows\.net\.evil\.example") as e:
+        azure_auth.resolve(parse_url("https://acct.blob.core.windows.net.evil.example/cont/"),
+                           StoreOptions())
+    assert e.value.exit_code == 2 and "is neither Azure's" in str(e.value)

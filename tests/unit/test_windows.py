@@ -15,8 +15,8 @@ def t(*a: int) -> datetime:
 
 
 @pytest.mark.parametrize(("text", "seconds"), [
-    ("90", 90), ("30s", 30), ("15m", 900), ("2h", 7200), ("1d", 86400), ("1h30m", 5400),
-    ("1w", 604800), ("0", 0), ("1.5h", 5400), (" 5M ", 300),
+    ("0", 0), ("30s", 30), ("15m", 900), ("2h", 7200), ("1d", 86400), ("1h30m", 5400),
+    ("1w", 604800), ("0.0", 0), ("1.5h", 5400), (" 5M ", 300),
 ])
 def test_parse_duration(text: str, seconds: int) -> None:
     assert parse_duration(text, "--lag") == timedelta(seconds=seconds)
@@ -26,6 +26,13 @@ def test_parse_duration(text: str, seconds: int) -> None:
 def test_parse_duration_rejects(text: str) -> None:
     with pytest.raises(UsageError, match="--lag"):
         parse_duration(text, "--lag")
+
+
+@pytest.mark.parametrize("text", ["15", "90", "1.5"])
+def test_a_bare_number_other_than_zero_needs_a_unit(text: str) -> None:
+    with pytest.raises(UsageError, match=f"--every '{text}' has no unit: write {text}s, "
+                                         f"{text}m or {text}h"):
+        parse_duration(text, "--every")
 
 
 def test_first_window_is_everything_before_now_minus_lag() -> None:

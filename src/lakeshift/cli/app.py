@@ -25,6 +25,7 @@ from lakeshift.cli import (
     tune_cmd,
     verify_cmd,
 )
+from lakeshift.cli.text import StopNotice
 from lakeshift.errors import LakeshiftError
 from lakeshift.redact import redact
 
@@ -120,7 +121,9 @@ def _click_exceptions() -> tuple[tuple[type[Exception], ...], tuple[type[Excepti
 
 
 def _interrupted() -> int:
-    print("lakeshift: interrupted; run the same command again to continue", file=sys.stderr)
+    if not StopNotice.given:
+        print("lakeshift: interrupted; run the same command again to continue",
+              file=sys.stderr)
     return 130
 
 

@@ -50,10 +50,14 @@ class PlainProgress:
 
     def line(self, now: float) -> None:
         rate = self.bytes / max(now - self.started, 1e-9)
-        # While the listing goes on the total is a lower bound: "12/40+ objects".
-        of = (count(self.listed, "object") if self.listing_done
-              else f"{self.listed}+ objects")
-        print(f"progress: {self.done}/{of}, {human_bytes(self.bytes)} "
+        # While the listing goes on the total is a lower bound: "12/40+ objects".  A pass
+        # given its keys (--files-from, --inventory) lists nothing: no total ("1/0+").
+        if self.listed < self.done:
+            done = count(self.done, "object")
+        else:
+            done = f"{self.done}/" + (count(self.listed, "object") if self.listing_done
+                                      else f"{self.listed}+ objects")
+        print(f"progress: {done}, {human_bytes(self.bytes)} "
               f"({human_bytes(rate)}/s), {self.failed} failed", file=self.stream, flush=True)
 
     def close(self) -> None:

@@ -36,6 +36,7 @@ def job_dict(job: JobStatus) -> dict[str, Any]:
         "running": job.running, "succeeded": job.succeeded, "failed": job.failed,
         "copied": job.copied, "bytes": job.bytes, "failed_objects": job.failed_objects,
         "sync_schedule": job.sync_schedule, "next_sync_at": _t(job.next_sync_at),
+        "last_sync_pass": _record(job.last_sync_pass) if job.last_sync_pass else None,
     }
     if job.detail:
         out["partition_table"] = [_record(p) for p in job.partition_table]
@@ -85,6 +86,11 @@ def print_status(result: StatusResult, job_name: str | None, as_json: bool) -> N
               f"{d.succeeded} succeeded, {d.failed} failed, {d.running} running, "
               f"{d.pending} pending; {count(d.copied, 'object')}, {human_bytes(d.bytes)} "
               f"copied, {count(d.failed_objects, 'object')} failed")
+        if d.last_sync_pass is not None:
+            r = d.last_sync_pass
+            print(f"  last sync pass: {_run_label(r)} {r.state}, {_t(r.started_at)}: "
+                  f"{count(r.copied, 'object')}, {human_bytes(r.bytes)} copied; "
+                  f"{r.partitions_succeeded} ok / {r.partitions_failed} failed")
         if d.sync_schedule and d.next_sync_at:
             print(f"  sync {d.sync_schedule}: next pass at "
                   f"{d.next_sync_at:%Y-%m-%d %H:%M:%S} UTC")
@@ -92,8 +98,12 @@ def print_status(result: StatusResult, job_name: str | None, as_json: bool) -> N
         job = result.jobs[0]
         print_partitions(job, False)
         for r in job.runs[:5]:
-            label = f"run {r.number}" if r.number else f"run id {r.id}"
-            print(f"  {label} {r.state:<11} {_t(r.started_at)} → "
+            print(f"  {_run_label(r)} {r.state:<11} {_t(r.started_at)} → "
                   f"{_t(r.finished_at) or '…'}  batch {r.batch_count}, "
                   f"{r.partitions_succeeded} ok / {r.partitions_failed} failed, "
                   f"{count(r.copied, 'object')}, {human_bytes(r.bytes)}")
+
+
+def _run_label(r: RunStatus) -> str:
+    """Runs are numbered per job (``run 2``); a DB that does not number them shows the id."""
+    return f"run {r.number}" if r.number else f"run id {r.id}"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -34,25 +36,26 @@ from lakeshift.cli.options import (
 )
 from lakeshift.cli.progress import progress_subscribers
 from lakeshift.cli.sizes import human_bytes
-from lakeshift.cli.text import count
+from lakeshift.cli.text import StopNotice, count
 from lakeshift.model import SyncResult
 
-HELP = """Copy what changed since the last pass, partition by partition (delta sync).
-
-Each partition copies the objects whose LastModified falls in its window: from the end of its
-last successful pass (or the start of the job's historical `run`; nothing before = a full
-copy) to now − --lag. A failed partition keeps its window for the next pass. Every window is
-recorded in lakeshift_sync_windows and in the ADF delta table (PartitionPrefix, JobRunTime,
-SuccessOrFailure). With SRC DST the job is created on first use.
-"""
+# One paragraph a line: the help formatter keeps a line break inside a paragraph.
+HELP = (
+    "Copy what changed since the last pass, partition by partition (delta sync).\n\n"
+    "Each partition copies the objects whose LastModified falls in its window: from the end "
+    "of its last successful pass (or the start of the job's historical `run`; nothing before "
+    "= a full copy) to now − --lag. A failed partition keeps its window for the next pass. "
+    "Every window is recorded in lakeshift_sync_windows and in the ADF delta table "
+    "(PartitionPrefix, JobRunTime, SuccessOrFailure). With SRC DST the job is created on "
+    "first use; with --job alone an existing job is synced as it was made.")
 EPILOG = """Examples:
 
   lakeshift sync s3://lake/raw/ az://raw/ --job raw --prefix 2024/ --prefix 2025/
 
   lakeshift sync --job raw --lag 10m --overlap 5m --delete --max-delete 2%
 
-  lakeshift sync s3://lake/ az://raw/ --job logs --path-template 'logs/{yyyy}/{MM}/{dd}/{HH}/'
-  --every 15m
+  lakeshift sync s3://lake/ az://raw/ --job logs --every 15m \\
+      --path-template 'logs/{yyyy}/{MM}/{dd}/{HH}/'
 
   lakeshift sync s3://lake/ az://raw/ --job adf --adf-delta-table s3_partition_delta_control_table
 """
@@ -130,6 +133,7 @@ def sync(
     store: StoreOptions = NO_STORE_OPTIONS,
 ) -> int:
     urls = urls or []
+    keyed = files_from is not None or inventory is not None
     if len(urls) not in (0, 2):
         raise typer.BadParameter("give SRC DST, or no URL with --job of an existing job")
     with progress_subscribers(progress, as_json) as subs:
@@ -145,58 +149,101 @@ def sync(
             adaptive=adaptive, include=include or (), exclude=exclude or (),
             overwrite=overwrite, folder_markers=folder_markers, skip_errors=skip_errors,
             invalid_names=invalid_names, store_options=store if urls else None,
-            subscribers=subs, on_pass=lambda r: _print(r, as_json),
+            subscribers=subs, on_pass=lambda r: _print(r, as_json, lag, keyed),
             dask=dask)
     if every is None and cron is None:
         if result.stopped_by == "SIGTERM":
+            StopNotice.given = True
             print(f"lakeshift: SIGTERM: the sync pass of job {job!r} stopped; its unfinished "
                   "windows are recorded as interrupted and the next pass looks at them again",
                   file=sys.stderr)
         else:
-            _print(result, as_json)
-    elif result.stopped_by == "SIGTERM":
-        # (SIGINT's line is the one every command prints on Ctrl-C: exit code 130.)
-        print(f"lakeshift: SIGTERM: the schedule of job {job!r} stopped after "
+            _print(result, as_json, lag, keyed)
+    elif result.stopped_by:
+        # Ctrl-C (SIGINT) and SIGTERM say the same; no generic "interrupted" line after it.
+        StopNotice.given = True
+        print(f"lakeshift: {result.stopped_by}: the schedule of job {job!r} stopped after "
               f"{count(result.passes, 'pass')}; run the same command to start it again (an "
               "interrupted pass's windows are looked at again, from their start)",
               file=sys.stderr)
     return result.exit_code
 
 
-def _summary(r: SyncResult) -> dict[str, Any]:
+def _utc(t: datetime) -> str:
+    """A time as status's JSON writes it (``2026-12-01T04:21:11Z``): next_sync_at."""
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _without_window(r: SyncResult) -> list[tuple[str, str]]:
+    """Partitions that failed before their window was opened (their store could not be
+    opened or listed): in the run's errors, not among the windows."""
+    windowed = Counter(w.error for w in r.windows if w.state == "failed")
+    out = []
+    for label, error in r.run.errors:
+        if windowed[error] > 0:
+            windowed[error] -= 1
+        else:
+            out.append((label, error))
+    return out
+
+
+def _summary(r: SyncResult, lag: str) -> dict[str, Any]:
     s = r.run.stats
-    return {"job": r.job, "run_id": r.run.run_id, "pass": r.passes,
+    return {"job": r.job, "run_id": r.run.run_id, "run_number": r.run.number,
+            "pass": r.passes,
             "partitions_succeeded": r.run.succeeded, "partitions_failed": r.run.failed,
             "copied": s.copied, "skipped": s.skipped, "failed": s.failed,
             "deleted": r.deleted, "deleted_keys": list(r.deleted_keys),
             "bytes": s.bytes_transferred, "duration_s": round(s.duration, 3),
+            "lag": lag, "window_end": max(w.end for w in r.windows).isoformat() if r.windows
+            else None,
             "windows": [{"partition": w.partition,
                          "start": w.start.isoformat() if w.start else None,
-                         "end": w.end.isoformat(), "state": w.state, "copied": w.copied,
-                         "skipped": w.skipped, "failed_objects": w.failed_objects,
-                         "deleted": w.deleted, "error": w.error} for w in r.windows],
-            "next_run_at": r.next_run_at.isoformat() if r.next_run_at else None,
+                         "end": w.end.isoformat(), "empty": w.start == w.end,
+                         "state": w.state,
+                         "copied": w.copied, "skipped": w.skipped,
+                         "failed_objects": w.failed_objects, "deleted": w.deleted,
+                         "error": w.error} for w in r.windows]
+            + [{"partition": label, "start": None, "end": None, "empty": False,
+                "state": "failed", "copied": 0, "skipped": 0, "failed_objects": 0,
+                "deleted": 0, "error": error} for label, error in _without_window(r)],
+            "next_sync_at": _utc(r.next_run_at) if r.next_run_at else None,
             "exit_code": r.run.exit_code}
 
 
-def _print(r: SyncResult, as_json: bool) -> None:
+def _print(r: SyncResult, as_json: bool, lag: str, keyed: bool) -> None:
     if as_json:
-        json.dump(_summary(r), sys.stdout)
+        json.dump(_summary(r, lag), sys.stdout)
         print(flush=True)
         return
     s = r.run.stats
-    print(f"Sync pass (run {r.run.run_id}) of job {r.job!r}: "
+    run = f"run {r.run.number}" if r.run.number else f"run id {r.run.run_id}"
+    print(f"Sync pass ({run}) of job {r.job!r}: "
           f"{count(r.run.succeeded, 'partition')} succeeded, {r.run.failed} failed; "
           f"{count(s.copied, 'object')} copied ({human_bytes(s.bytes_transferred)}), "
           f"{s.skipped} skipped, {s.failed} failed, {r.deleted} deleted, in "
           f"{s.duration:.1f} s")
+    if r.windows and not keyed and any(c in "123456789" for c in lag):  # lag > 0
+        # Objects modified after the window end are not copied yet: say so (a first pass
+        # of 0 objects read as "nothing to copy").
+        end = max(w.end for w in r.windows)
+        print(f"  windows end at now − {lag} = {end:%Y-%m-%d %H:%M:%S} UTC: objects "
+              "modified after that wait for a later pass")
     for w in r.windows:
-        start = f"{w.start:%Y-%m-%d %H:%M:%S}" if w.start else "the beginning"
-        line = (f"  {w.partition or '(root)'}: [{start}, {w.end:%Y-%m-%d %H:%M:%S}) UTC "
-                f"{w.state}")
+        name = w.partition or "(root)"
+        if keyed:
+            what = f"the listed keys: {w.copied} copied, {w.skipped} skipped"
+        elif w.start is not None and w.start >= w.end:
+            what = f"nothing new since {w.end:%Y-%m-%d %H:%M:%S} UTC"
+        else:
+            start = f"{w.start:%Y-%m-%d %H:%M:%S}" if w.start else "the beginning"
+            what = f"[{start}, {w.end:%Y-%m-%d %H:%M:%S}) UTC"
+        line = f"  {name}: {what}, {w.state}"
         if w.error:
             line += f": {w.error}"
         print(line)
+    for label, error in _without_window(r):
+        print(f"  {label}: failed before its window opened: {error}")
     for k in r.deleted_keys[:20]:
         print(f"  deleted {k}")
     if r.deleted > 20:

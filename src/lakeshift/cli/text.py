@@ -6,6 +6,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 
+class StopNotice:
+    """Set ``given`` once a command has said in one line why it stopped (a sync schedule
+    stopped by SIGINT or SIGTERM): the CLI then adds no generic "interrupted" line."""
+
+    given = False
+
+
 def noun(n: int, singular: str) -> str:
     """``singular`` or its plural, as ``n`` needs (the nouns of lakeshift's output only:
     object, partition, failure, request, size mismatch…)."""

@@ -518,6 +518,15 @@ class ControlDB:
         return {"copied": copied, "states": states, "activity": activity, "errors": errors,
                 "running": running}
 
+    def run_totals(self, job_id: int) -> tuple[int, int]:
+        """(objects copied, bytes) summed over every run of the job: what all its runs and
+        sync passes copied (a partition's counters hold only its last pass)."""
+        with self._tx() as conn:
+            row = conn.execute(select(func.coalesce(func.sum(runs.c.copied), 0),
+                                      func.coalesce(func.sum(runs.c.bytes), 0))
+                               .where(runs.c.job_id == job_id)).one()
+            return int(row[0]), int(row[1])
+
     # -- failures ------------------------------------------------------------------------
 
     def add_failures(self, job_id: int, partition_id: int | None, run_id: int | None,

@@ -336,7 +336,9 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
                 await mode.run(a.claimed)
             state = "failed" if a.stats.failed_objects else "succeeded"
             if a.stats.failed_objects:
-                error = f"{a.stats.failed_objects} objects failed (lakeshift failures --job)"
+                error = (f"{a.stats.failed_objects} object"
+                         f"{'' if a.stats.failed_objects == 1 else 's'} failed "
+                         "(lakeshift failures --job)")
         except asyncio.CancelledError:
             state = "pending"  # interrupted: claimable again, resumes from the cursor
             raise

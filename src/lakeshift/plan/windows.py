@@ -20,10 +20,13 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def parse_duration(text: str, option: str) -> timedelta:
-    """``90s``, ``15m``, ``2h``, ``1d``, ``1h30m``, or a bare number of seconds."""
+    """``90s``, ``15m``, ``2h``, ``1d``, ``1h30m``, or ``0``.  A bare number other than 0
+    is refused: ``--every 15`` read as 15 seconds surprised a user who meant minutes."""
     t = text.strip().lower().replace(" ", "")
     if re.fullmatch(r"\d+(?:\.\d+)?", t):
-        return timedelta(seconds=float(t))
+        if float(t) == 0:
+            return timedelta(0)
+        raise UsageError(f"{option} {text.strip()!r} has no unit: write {t}s, {t}m or {t}h")
     pos, total = 0, 0.0
     for m in _DURATION_PART.finditer(t):
         if m.start() != pos:

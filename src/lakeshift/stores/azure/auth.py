@@ -21,6 +21,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from lakeshift.errors import AuthError, UsageError
 from lakeshift.redact import register_secret
@@ -98,8 +99,11 @@ def resolve(url: StoreURL, options: StoreOptions) -> AzureSettings:
         raise UsageError(f"{url.display()}: no storage account: use "
                          "abfss://FS@ACCOUNT.dfs.core.windows.net/... or set AZURE_STORAGE_ACCOUNT")
     # A private endpoint's or an emulator's address; the public one otherwise.
-    endpoint = (env.get("AZURE_STORAGE_BLOB_ENDPOINT")
-                or _public_endpoint(url, "https", account, url.endpoint_suffix))
+    endpoint = env.get("AZURE_STORAGE_BLOB_ENDPOINT") or ""
+    if endpoint:
+        check_url_host(url, endpoint, "AZURE_STORAGE_BLOB_ENDPOINT")
+    else:
+        endpoint = _public_endpoint(url, "https", account, url.endpoint_suffix)
     endpoint = endpoint.rstrip("/")
     if mode in ("auto", "key") and key:
         register_secret(key)
@@ -136,12 +140,17 @@ def _from_connection_string(url: StoreURL, cs: str) -> AzureSettings:
     if url.account and url.account != account:
         raise UsageError(f"{url.display()} names account {url.account!r} but "
                          f"AZURE_STORAGE_CONNECTION_STRING is for {account!r}: use one account")
-    if not endpoint:
+    if endpoint:
+        check_url_host(url, endpoint, "the BlobEndpoint of AZURE_STORAGE_CONNECTION_STRING")
+    else:
         proto = parts.get("defaultendpointsprotocol", "https")
         # An EndpointSuffix in the connection string is the user's explicit choice.
-        endpoint = (f"{proto}://{account}.blob.{parts['endpointsuffix']}"
-                    if parts.get("endpointsuffix")
-                    else _public_endpoint(url, proto, account, url.endpoint_suffix))
+        if parts.get("endpointsuffix"):
+            endpoint = f"{proto}://{account}.blob.{parts['endpointsuffix']}"
+            check_url_host(url, endpoint,
+                           "the EndpointSuffix of AZURE_STORAGE_CONNECTION_STRING")
+        else:
+            endpoint = _public_endpoint(url, proto, account, url.endpoint_suffix)
     if key:
         register_secret(key)
         _check_key(key, "the AccountKey in AZURE_STORAGE_CONNECTION_STRING")
@@ -161,6 +170,25 @@ def _public_endpoint(url: StoreURL, proto: str, account: str, suffix: str | None
                          f"({', '.join(AZURE_SUFFIXES)}): fix the URL, or set "
                          "AZURE_STORAGE_BLOB_ENDPOINT for a private endpoint")
     return f"{proto}://{account}.blob.{suffix}"
+
+
+def check_url_host(url: StoreURL, endpoint: str, setting: str) -> None:
+    """A URL that names a host must name Azure's or the endpoint's the user set.
+
+    The set endpoint is where requests go; without this check a look-alike host
+    (``ACCOUNT.blob.core.windows.net.evil.example``) would be accepted, written to the
+    configured endpoint and labelled as the account (README "Azure credentials").
+    """
+    suffix = url.endpoint_suffix
+    if suffix is None or suffix in AZURE_SUFFIXES:
+        return
+    named = f"{url.account}.{'dfs' if url.gen2 else 'blob'}.{suffix}"
+    endpoint_host = (urlsplit(endpoint).hostname or "").lower()
+    if endpoint_host in (f"{url.account}.blob.{suffix}", f"{url.account}.dfs.{suffix}"):
+        return
+    raise UsageError(f"host {named!r} is neither Azure's ({', '.join(AZURE_SUFFIXES)}) nor "
+                     f"the host of {setting} ({endpoint_host or endpoint!r}): fix the URL, or "
+                     "use az://CONTAINER/path with that endpoint")
 
 
 def _check_key(key: str, source: str) -> None:
