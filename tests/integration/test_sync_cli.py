@@ -251,5 +251,5 @@ def test_ctrl_c_and_sigterm_stop_a_schedule_with_the_same_line(
     assert proc.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}[sig]
     line = one_clear_line(subprocess.CompletedProcess([], proc.returncode, out, err))
     assert line == (f"lakeshift: {sig.name}: the schedule of job 's' stopped after 1 pass; run "
-                    "the same command to start it again (an interrupted pass continues where "
-                    "it stopped)")
+                    "the same command to start it again (an interrupted pass's windows are "
+                    "looked at again, from their start)")

@@ -177,7 +177,7 @@ def _utc(t: datetime) -> str:
 def _without_window(r: SyncResult) -> list[tuple[str, str]]:
     """Partitions that failed before their window was opened (their store could not be
     opened or listed): in the run's errors, not among the windows."""
-    windowed = Counter(w.error for w in r.windows if w.state == "failed")
+    windowed = Counter(w.error for w in r.windows if w.state in ("failed", "keyed-failed"))
     out = []
     for label, error in r.run.errors:
         if windowed[error] > 0:
@@ -238,7 +238,9 @@ def _print(r: SyncResult, as_json: bool, lag: str, keyed: bool) -> None:
         else:
             start = f"{w.start:%Y-%m-%d %H:%M:%S}" if w.start else "the beginning"
             what = f"[{start}, {w.end:%Y-%m-%d %H:%M:%S}) UTC"
-        line = f"  {name}: {what}, {w.state}"
+        # A --files-from pass's windows are "keyed": they never move a window's start.
+        state = {"keyed": "succeeded", "keyed-failed": "failed"}.get(w.state, w.state)
+        line = f"  {name}: {what}, {state}"
         if w.error:
             line += f": {w.error}"
         print(line)
