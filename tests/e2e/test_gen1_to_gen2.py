@@ -87,11 +87,11 @@ def test_gen1_tree_to_gen2_with_directories_and_acls(cli_env: dict[str, str],
                "other::---"}
     assert _access(gen2, container, "g2/empty")["owner"] == DST_ALICE
     assert _access(gen2, container, "g2/empty")["permissions"] == "rwx------"
-    v = lakeshift("verify", src, dst, "--json", env=env)
+    v = lakeshift("verify", src, dst, "--json", "--report", str(tmp_path / "v1"), env=env)
     assert v.returncode == 0, (v.stdout, v.stderr)
     # WebHDFS has no MD5 (GETFILECHECKSUM is HDFS's CRC composite): the proof says so.
     assert json.loads(v.stdout)["proofs"] == {"read-md5": len(files)}
-    text = lakeshift("verify", src, dst, env=env)
+    text = lakeshift("verify", src, dst, "--report", str(tmp_path / "v2"), env=env)
     assert "verified (4): read-md5 (the source has no MD5" in text.stdout, text.stdout
     again = lakeshift("copy", src, dst, "--preserve", "acl,owner,group", "--map-identities",
                       str(ids), "--json", env=env)
