@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import heapq
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -304,13 +305,23 @@ async def dest_items(dst: Store, root: str, prefix: str, start_after: str | None
                      dry_run: bool, policy: RetryPolicy = DEFAULT_POLICY,
                      limiter: EndpointLimiter | None = None
                      ) -> AsyncIterator[tuple[str, ObjectInfo]]:
+    # A directory is listed as "d" (a Gen2 directory, an hdi_isfolder blob); the source names
+    # it "d/": pair them.  "d/" sorts after "d-x" and "d.csv", so it is held back until the
+    # listing passes it (merge() needs ascending names).  Held: at most one per open
+    # directory name that is a prefix of what follows, so bounded by the depth.
+    held: list[tuple[str, ObjectInfo]] = []
     try:
         async for page in list_pages(dst, prefix, start_after, policy, limiter):
             for obj in page:
                 rel = obj.key[len(root):]
-                # A directory is listed as "d" (a Gen2 directory, an hdi_isfolder blob); the
-                # source names it "d/": pair them.
-                yield (rel + "/" if obj.is_dir_marker and not rel.endswith("/") else rel), obj
+                while held and held[0][0] < rel:
+                    yield heapq.heappop(held)
+                if obj.is_dir_marker and not rel.endswith("/"):
+                    heapq.heappush(held, (rel + "/", obj))
+                else:
+                    yield rel, obj
+        while held:
+            yield heapq.heappop(held)
     except UsageError:
         if not dry_run:
             raise  # a missing container in a dry run simply holds nothing yet
