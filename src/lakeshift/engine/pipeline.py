@@ -482,12 +482,15 @@ async def _transfer_one(ctx: TransferContext, s: ObjectInfo, dest_key: str, even
                         access: AccessKeeper | None = None) -> bool:
     """Copy one object, re-copying it after an integrity or change error; an object error
     is recorded and the run goes on (False); auth and usage errors stop the run.  With
-    ``access`` (--preserve) the copy then gets the source's owner, group and ACLs: a failure
-    there is the object's."""
+    ``access`` (--preserve) the copy then gets the source's owner, group and ACLs (read and
+    mapped before the copy is written): a failure there is the object's."""
     attempt = 0
     while True:
         attempt += 1
         try:
+            # --preserve: the access is read and mapped first; one that cannot be kept
+            # fails the object before any of it is written.
+            wanted = None if access is None else await access.access_of(s.key, s.is_dir_marker)
             if s.is_dir_marker:
                 await copy_marker(ctx, dest_key)
                 md5, proof = None, None
@@ -495,7 +498,7 @@ async def _transfer_one(ctx: TransferContext, s: ObjectInfo, dest_key: str, even
                 copied = await copy_object(ctx, s, dest_key)
                 md5, proof = copied.md5, copied.proof
             if access is not None:
-                await access.apply(s, dest_key)
+                await access.apply(s, dest_key, wanted)
             events.emit(ObjectDone(s.key, s.size, "copied", attempts=attempt, proof=proof))
             if delete_source and not s.is_dir_marker:
                 await _move(ctx, s, dest_key, md5, events)

@@ -169,27 +169,40 @@ class AccessKeeper:
         #: Relative directories whose access is set (or recorded as failed).
         self._dirs: set[str] = set()
 
-    async def _apply(self, src_key: str, dest_key: str, is_dir: bool) -> None:
+    async def access_of(self, src_key: str, is_dir: bool) -> PathAccess:
+        """The Gen2 access the copy of ``src_key`` gets: read from the source and mapped
+        (UnmappableError for a principal the map lacks).  Asked before the copy is written,
+        so an object whose access cannot be kept is not left with the service's default."""
         ctx = self.ctx
         src = cast(AccessReader, ctx.src)
-        dst = cast(DirectoryWriter, ctx.dst)
         status = await retry(lambda: src.acl_status(src_key.rstrip("/")), ctx.policy,
                              ctx.src_limit)
-        access = gen2_access(status, self.chosen, self.identities, is_dir)
+        return gen2_access(status, self.chosen, self.identities, is_dir)
+
+    async def _set(self, dest_key: str, access: PathAccess) -> None:
+        ctx = self.ctx
+        dst = cast(DirectoryWriter, ctx.dst)
         await retry(lambda: dst.set_access(dest_key, access), ctx.policy, ctx.dst_limit)
 
-    async def apply(self, s: ObjectInfo, dest_key: str) -> None:
+    async def apply(self, s: ObjectInfo, dest_key: str,
+                    access: PathAccess | None = None) -> None:
         """Parent directories first (their failures recorded on their own), then the object
-        itself (its failure raised: the object's outcome)."""
+        itself (its failure raised: the object's outcome) with ``access`` when it was
+        already read (``access_of``).  A parent's destination name is cut from ``dest_key``
+        (its names as written, encoded), its source name from the source key."""
         rel = s.key[len(self.src_base):]
         parts = rel.rstrip("/").split("/")[:-1]
+        dest_parts = dest_key[len(self.dest_root):].rstrip("/").split("/")[:-1]
+        if len(dest_parts) != len(parts):  # a renaming that changed the depth: no guessing
+            dest_parts = parts
         for i in range(1, len(parts) + 1):
             folder = "/".join(parts[:i]) + "/"
             if folder in self._dirs:
                 continue
             self._dirs.add(folder)
             try:
-                await self._apply(self.src_base + folder, self.dest_root + folder, True)
+                await self._set(self.dest_root + "/".join(dest_parts[:i]) + "/",
+                                await self.access_of(self.src_base + folder, True))
             except (UsageError, AuthError):
                 raise
             except LakeshiftError as e:
@@ -197,7 +210,9 @@ class AccessKeeper:
                                             str(e)))
         if s.is_dir_marker:
             self._dirs.add(rel)
-        await self._apply(s.key, dest_key, s.is_dir_marker)
+        if access is None:
+            access = await self.access_of(s.key, s.is_dir_marker)
+        await self._set(dest_key, access)
 
 
 def check_preserve(chosen: frozenset[str], src: Any, dst: Any) -> None:
