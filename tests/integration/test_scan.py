@@ -24,6 +24,7 @@ from lakeshift.plan.prices import load_prices
 from lakeshift.plan.scan import ScanOptions, scan_async
 from lakeshift.plan.source import source_config
 from tests import servers
+from tests.doubles.dfs import DfsDouble
 from tests.e2e.cli import lakeshift as lakeshift_cli
 from tests.e2e.cli import one_clear_line
 from tests.faultproxy import FaultProxy
@@ -144,6 +145,19 @@ def test_scan_with_a_destination_calibrates_and_leaves_nothing_there(
     assert not any("could not remove" in n for n in r.notes)
 
 
+def test_scan_calibration_leaves_no_directory_on_a_hierarchical_destination(
+        s3: Any, bucket: str, blob_service: Any, container: str, gen2: DfsDouble) -> None:
+    """Gen2 makes a directory for the calibration's objects; deleting them leaves it, so the
+    scan deletes it too (the DFS double lists implicit directories as Gen2 does)."""
+    for i in range(3):
+        s3.put_object(Bucket=bucket, Key=f"p/{i}.bin", Body=os.urandom(500 + i))
+    r = lakeshift.scan(f"s3://{bucket}/p/", f"az://{container}/out/")  # through the double
+    assert r.duration.method == "calibration" and r.duration.sample_objects == 3
+    assert any(m == "DELETE" for m, *_ in gen2.requests)
+    assert blobs(blob_service, container) == {}     # no .lakeshift-scan-<hex> folder left
+    assert not any("could not remove" in n for n in r.notes), r.notes
+
+
 def _archived_bucket(s3: Any, bucket: str) -> None:
     s3.put_object(Bucket=bucket, Key="a/one.txt", Body=b"one")
     s3.put_object(Bucket=bucket, Key="a/two.txt", Body=b"two")
@@ -247,3 +261,15 @@ def test_azure_archive_tier_is_archived(blob_service: Any, container: str,
     assert r.finding("archived").examples == ("cold.txt (Archive)",)  # type: ignore[union-attr]
     res = lakeshift.copy(f"az://{container}/z/", str(tmp_path / "o"), skip_errors="archived")
     assert res.exit_code == 0 and res.stats.skipped_by_reason == {"archived": 1}
+
+
+def test_scan_calibration_on_local_disk_leaves_no_folder(tmp_path: Path) -> None:
+    src, out = tmp_path / "src", tmp_path / "out"
+    (src / "p").mkdir(parents=True)
+    out.mkdir()
+    for i in range(3):
+        (src / "p" / f"{i}.bin").write_bytes(os.urandom(300 + i))
+    r = lakeshift.scan(str(src / "p"), str(out))
+    assert r.duration.method == "calibration" and r.duration.sample_objects == 3
+    assert list(out.iterdir()) == []
+    assert not any("could not remove" in n for n in r.notes), r.notes

@@ -20,12 +20,11 @@ all a scan writes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
-import os
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import cast
 
 from lakeshift.engine.events import EventBus
 from lakeshift.engine.listing import list_pages
@@ -44,7 +43,13 @@ from lakeshift.model import (
 from lakeshift.plan.names import CollisionTracker, encode, problem
 from lakeshift.plan.prices import GB, PriceTable, Traffic, estimate, write_operations
 from lakeshift.plan.source import destination_root, resolve_source
-from lakeshift.stores.base import Inspector, ObjectDetails, Store, StoreConfig
+from lakeshift.stores.base import (
+    DirectoryWriter,
+    Inspector,
+    ObjectDetails,
+    Store,
+    StoreConfig,
+)
 from lakeshift.stores.props import FOLDER_KEY, encode_metadata_name
 from lakeshift.stores.registry import open_store
 
@@ -346,10 +351,17 @@ async def _duration(src: Store, dst: Store | None, sample: list[ObjectInfo],
         return default
     try:
         await check_reachable(dst.check_source, "destination", policy)
+        # The container is there (listed): this only learns whether the namespace is
+        # hierarchical, so the calibration's directory is removed afterwards.
+        await check_reachable(dst.prepare_destination, "destination", policy)
     except UsageError as e:
         notes.append(f"calibration skipped ({e}): default rate used")
         return default
-    base = destination_root(dst) + f".lakeshift-scan-{uuid.uuid4().hex[:12]}/"
+    root = destination_root(dst)
+    base = root + f".lakeshift-scan-{uuid.uuid4().hex[:12]}/"
+    # A hierarchical destination makes the folders of what is written: those of the root
+    # that are not there yet are the calibration's too, and go with it.
+    made = await _missing_folders(dst, root, policy) if dst.capabilities.directories else []
     ctx = TransferContext(src, dst, opts.block_size, SlotPool(CALIBRATION_CONCURRENCY * 2),
                           policy, EventBus())
     written: list[str] = []
@@ -369,7 +381,7 @@ async def _duration(src: Store, dst: Store | None, sample: list[ObjectInfo],
         notes.append(f"calibration copy failed ({e}): default rate used")
         return default
     finally:
-        await _remove(dst, written, policy, notes)
+        await _remove(dst, written, [base, *reversed(made)], policy, notes)
     n, b = len(sample), sum(o.size for o in sample)
     per_obj = elapsed / n
     seconds = max(tally.objects * per_obj, tally.bytes / b * elapsed if b else 0.0)
@@ -380,18 +392,44 @@ async def _duration(src: Store, dst: Store | None, sample: list[ObjectInfo],
                "by default, so this errs long")
 
 
-async def _remove(dst: Store, keys: list[str], policy: RetryPolicy, notes: list[str]) -> None:
+async def _missing_folders(dst: Store, root: str, policy: RetryPolicy) -> list[str]:
+    """The folders of ``root`` ("a/", "a/b/"), from the first one not there."""
+    parts = root.rstrip("/").split("/") if root else []
+    for i in range(1, len(parts) + 1):
+        folder = "/".join(parts[:i]) + "/"
+        there = await retry(lambda f=folder: dst.is_folder(f), policy)  # type: ignore[misc]
+        if not there and await retry(lambda f=folder: dst.exists(f.rstrip("/")),  # type: ignore[misc]
+                                     policy) is None:
+            return ["/".join(parts[:k]) + "/" for k in range(i, len(parts) + 1)]
+    return []
+
+
+async def _remove(dst: Store, keys: list[str], folders: list[str], policy: RetryPolicy,
+                  notes: list[str]) -> None:
+    """Delete the calibration's objects, then (hierarchical destinations) ``folders``, the
+    deepest first, each only while nothing is under it."""
+    if not keys:
+        return
     left = []
     for key in keys:
         try:
             await retry(lambda k=key: dst.delete(k), policy)  # type: ignore[misc]
         except LakeshiftError:
             left.append(key)
-    if dst.url.scheme == "file" and keys:
-        # Local disk made a directory for them; object stores have none to remove.
-        folder = os.path.join(dst.url.bucket, *keys[0].rsplit("/", 1)[0].split("/"))
-        with contextlib.suppress(OSError):
-            os.rmdir(folder)
     if left:
-        notes.append(f"could not remove {len(left)} calibration objects under "
-                     f"{left[0].rsplit('/', 1)[0]}/: delete them by hand")
+        notes.append(f"could not remove {len(left)} calibration objects under {folders[0]}: "
+                     "delete them by hand")
+        return
+    if not dst.capabilities.directories:
+        return  # flat object stores have no folders to remove
+    for folder in folders:
+        try:
+            page = await retry(lambda f=folder: dst.list_page(f), policy)  # type: ignore[misc]
+            if page.objects:
+                return  # something else is in it (and so in its parents)
+            await retry(lambda f=folder: cast(DirectoryWriter, dst).remove_directory(f),  # type: ignore[misc]
+                        policy)
+        except (LakeshiftError, OSError) as e:
+            notes.append(f"could not remove the calibration folder {folder} ({e}): delete "
+                         "it by hand")
+            return

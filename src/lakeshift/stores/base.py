@@ -238,6 +238,11 @@ class DirectoryWriter(Protocol):
         """Create the directory ``key`` (and its parents); one that exists is fine."""
         ...
 
+    async def remove_directory(self, key: str) -> None:
+        """Remove the directory ``key`` that lakeshift made and emptied; one that is gone is
+        fine."""
+        ...
+
     async def set_access(self, key: str, access: PathAccess) -> None:
         """Set owner, group and ACL (or permission bits) of a file or directory."""
         ...

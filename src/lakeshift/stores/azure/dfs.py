@@ -49,6 +49,20 @@ class DfsClient:
         """Path - Create a directory (and its missing parents); one that exists is fine."""
         await self._call(self._fs().get_directory_client(path).create_directory(), what)
 
+    async def remove_directory(self, path: str, what: str) -> None:
+        """Path - Delete a directory lakeshift made and emptied; one that is gone is fine.
+        (The SDK always sends ``recursive=true`` for a directory: callers pass only their
+        own, emptied ones.)"""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        async def delete() -> None:
+            try:
+                await self._fs().get_directory_client(path).delete_directory()
+            except ResourceNotFoundError:
+                pass
+
+        await self._call(delete(), what)
+
     async def set_access(self, path: str, access: PathAccess, what: str) -> None:
         """Path - Update ``setAccessControl`` on a file or a directory."""
         kw = {k: v for k, v in (("owner", access.owner), ("group", access.group),
