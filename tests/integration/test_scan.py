@@ -273,3 +273,21 @@ def test_scan_calibration_on_local_disk_leaves_no_folder(tmp_path: Path) -> None
     assert r.duration.method == "calibration" and r.duration.sample_objects == 3
     assert list(out.iterdir()) == []
     assert not any("could not remove" in n for n in r.notes), r.notes
+
+
+def test_intelligent_tiering_in_an_archive_tier_is_counted_archived(
+        s3_proxy: FaultProxy, s3: Any, bucket: str) -> None:
+    """ListObjectsV2 says INTELLIGENT_TIERING (readable); only a HEAD's ArchiveStatus tells
+    the object sits in an archive access tier (moto keeps no tiers: the proxy answers that
+    HEAD as S3 does)."""
+    s3.put_object(Bucket=bucket, Key="it/warm", Body=b"w" * 5, StorageClass="INTELLIGENT_TIERING")
+    s3.put_object(Bucket=bucket, Key="it/frozen", Body=b"f" * 7,
+                  StorageClass="INTELLIGENT_TIERING")
+    s3_proxy.add("status", method="HEAD", path=r"/it/frozen", status=200, uses=10_000,
+                 headers={"x-amz-storage-class": "INTELLIGENT_TIERING",
+                          "x-amz-archive-status": "DEEP_ARCHIVE_ACCESS",
+                          "Content-Length": "7", "ETag": '"x"'})
+    r = lakeshift.scan(f"s3://{bucket}/it/", head_all=True, calibrate=False)
+    f = r.finding("archived")
+    assert f is not None and (f.objects, f.bytes, f.examples) == (
+        1, 7, ("frozen (DEEP_ARCHIVE_ACCESS)",))

@@ -9,8 +9,12 @@ tracker), a bounded set of HEADs in flight, and the calibration sample.
 Checked by the listing, for every object: sizes, storage classes (archived or not), names
 the destination rejects, file/folder collisions, folder markers and empty folders, metadata
 when the listing carries it (Azure).  Checked by a HEAD, for the first ``sample`` objects
-and every archived one up to that many (or for every object with ``head_all``): SSE-C,
-metadata keys that collide once encoded for Azure, whether an archived object was restored.
+listed (or for every object with ``head_all``): SSE-C, metadata keys that collide once
+encoded for Azure, whether an archived object was restored, whether an INTELLIGENT_TIERING
+object sits in an archive access tier (``ArchiveStatus``; counted as archived).  So restores
+and archive tiers beyond the sample are only seen with ``head_all``: ListObjectsV2's
+``OptionalObjectAttributes=RestoreStatus`` would show restores for every object, but moto
+(the test server) does not implement it, so it is not used untested.
 
 With a destination, a calibration copies a small sample of readable objects to a temporary
 prefix of it (``.lakeshift-scan-<random>/``), times it, and deletes what it wrote: that is
@@ -199,6 +203,9 @@ async def scan_async(source: StoreConfig, destination: StoreConfig | None,
                 f.objects -= 1
                 f.bytes -= obj.size
                 tally.finding("archived-restored").add(rel, obj.size)
+            elif not archived and details.archive_status:
+                # Listed as INTELLIGENT_TIERING (readable), but in an archive access tier.
+                tally.finding("archived").add(f"{rel} ({details.archive_status})", obj.size)
 
         async for page in list_pages(src, spec.listing_prefix(), spec.start_after, policy):
             pages += 1

@@ -220,6 +220,9 @@ class ObjectDetails:
     sse_customer: bool = False
     #: For an archived object: its restore has finished and it can be read now.
     restored: bool = False
+    #: An INTELLIGENT_TIERING object in an archive access tier (S3 ``ArchiveStatus``:
+    #: ARCHIVE_ACCESS, DEEP_ARCHIVE_ACCESS) and not restored: unreadable as archived ones.
+    archive_status: str = ""
 
 
 @runtime_checkable

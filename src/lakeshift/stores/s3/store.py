@@ -188,9 +188,10 @@ class S3Store:
         if resp is None:
             return ObjectDetails({}, sse_customer=True)
         restore = str(resp.get("Restore") or "")
+        restored = 'ongoing-request="false"' in restore
         return ObjectDetails(dict(resp.get("Metadata") or {}),
-                             bool(resp.get("SSECustomerAlgorithm")),
-                             'ongoing-request="false"' in restore)
+                             bool(resp.get("SSECustomerAlgorithm")), restored,
+                             "" if restored else str(resp.get("ArchiveStatus") or ""))
 
     def _call(self, op: str, kw: dict[str, Any], what: str) -> Any:
         import botocore.exceptions as bex
