@@ -291,3 +291,19 @@ def test_intelligent_tiering_in_an_archive_tier_is_counted_archived(
     f = r.finding("archived")
     assert f is not None and (f.objects, f.bytes, f.examples) == (
         1, 7, ("frozen (DEEP_ARCHIVE_ACCESS)",))
+
+
+def test_an_hdfs_empty_directory_is_one_empty_folder_kept_by_default(
+        hadoop: Any, blob_service: Any, container: str) -> None:
+    """HDFS lists an empty directory as a marker: it is an empty folder (not also a marker
+    object), and the advice follows copy's --empty-dirs default for the pair."""
+    hadoop.write("h/a.txt", b"a")
+    (hadoop.root / "h/empty").mkdir()
+    r = lakeshift.scan("webhdfs://nn:9870/h/", calibrate=False)  # ADLS Gen2 assumed
+    assert _counts(r) == {"empty-folder": 1}
+    f = r.finding("empty-folder")
+    assert f is not None and f.examples == ("empty/",)
+    assert f.advice.startswith("kept as directories by default")
+    flat = lakeshift.scan("webhdfs://nn:9870/h/", f"az://{container}/x/", calibrate=False)
+    f = flat.finding("empty-folder")  # Azurite: a flat namespace, markers only when asked
+    assert f is not None and "--empty-dirs" in f.advice and "marker blobs" in f.advice

@@ -24,6 +24,7 @@ all a scan writes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 import uuid
@@ -170,6 +171,12 @@ async def scan_async(source: StoreConfig, destination: StoreConfig | None,
         tally = _Tally()
         notes: list[str] = []
         facts = await src.bucket_facts() if isinstance(src, Inspector) else None
+        if dst is not None:
+            with contextlib.suppress(UsageError):  # the calibration says why it cannot run
+                await check_reachable(dst.check_source, "destination", policy)
+                # The container is there (listed): this only learns whether its namespace
+                # is hierarchical (names, empty folders, the calibration's folder).
+                await check_reachable(dst.prepare_destination, "destination", policy)
         hierarchical = dst.capabilities.hierarchical if dst is not None else True
         if dst is None:
             notes.append("names checked against ADLS Gen2 (hierarchical) rules: no "
@@ -231,7 +238,10 @@ async def scan_async(source: StoreConfig, destination: StoreConfig | None,
                     tally.finding("empty-folder").add(spec.rel(open_marker), 0)
                 open_marker = None
                 if obj.is_dir_marker:
-                    tally.finding("folder-marker").add(rel, obj.size)
+                    # A hierarchical source (HDFS, Gen1, local disk) lists a directory as a
+                    # marker only when it is empty: an empty folder, not a marker object.
+                    if not src.capabilities.hierarchical:
+                        tally.finding("folder-marker").add(rel, obj.size)
                     open_marker = obj.key
                     continue
                 bad = problem(rel)
@@ -274,6 +284,19 @@ async def scan_async(source: StoreConfig, destination: StoreConfig | None,
                              return_exceptions=True)
 
 
+def _empty_folder_advice(src: Store, dst: Store | None) -> str:
+    """As copy's --empty-dirs default decides (engine/pipeline.py): kept where directories
+    are real on both sides; no destination given means ADLS Gen2 (hierarchical)."""
+    dst_hierarchical = dst is None or dst.capabilities.hierarchical
+    if src.capabilities.hierarchical and dst_hierarchical:
+        return "kept as directories by default (--empty-dirs); --no-empty-dirs leaves them out"
+    if dst_hierarchical:
+        return "an empty folder holds no object: left out by default; --empty-dirs creates " \
+               "them as directories"
+    return ("an empty folder holds no object: left out by default; --empty-dirs (or "
+            "--folder-markers keep) writes them as hdi_isfolder marker blobs")
+
+
 def _result(source: StoreConfig, destination: StoreConfig | None, src: Store,
             dst: Store | None, tally: _Tally, pages: int, facts: object, prices: PriceTable,
             opts: ScanOptions, duration: DurationEstimate, notes: list[str]) -> ScanResult:
@@ -301,6 +324,8 @@ def _result(source: StoreConfig, destination: StoreConfig | None, src: Store,
         if kind == "metadata-collision":
             checked = "listing" if src.capabilities.metadata_in_listing else headed
         advice = ADVICE.get(kind, "restored: these copy as they are")
+        if kind == "empty-folder":
+            advice = _empty_folder_advice(src, dst)
         findings.append(ScanFinding(kind, f.objects, f.bytes, tuple(f.examples), checked,
                                     advice))
     if isinstance(src, Inspector) and not opts.head_all and tally.heads < tally.objects:
@@ -358,9 +383,6 @@ async def _duration(src: Store, dst: Store | None, sample: list[ObjectInfo],
         return default
     try:
         await check_reachable(dst.check_source, "destination", policy)
-        # The container is there (listed): this only learns whether the namespace is
-        # hierarchical, so the calibration's directory is removed afterwards.
-        await check_reachable(dst.prepare_destination, "destination", policy)
     except UsageError as e:
         notes.append(f"calibration skipped ({e}): default rate used")
         return default
