@@ -63,6 +63,8 @@ class PathAccess:
     group: str
     #: The ACL as the service returns it: access entries, then ``default:`` entries.
     acl: str
+    #: The sticky bit (x-ms-permissions ``1777`` or ``rwxrwxrwt``): in no ACL entry.
+    sticky: bool = False
 
 
 @dataclass
@@ -95,9 +97,17 @@ def _default_acl(is_dir: bool) -> str:
     return "user::rwx,group::r-x,other::---" if is_dir else "user::rw-,group::r--,other::---"
 
 
-def permissions_of(acl: str) -> str:
+def _sticky(perm: str) -> bool:
+    """x-ms-permissions with the sticky bit: 4-digit octal ``1xxx`` or symbolic ``t``/``T``."""
+    if re.fullmatch(r"[0-7]{4}", perm):
+        return bool(int(perm[0], 8) & 1)
+    return perm[8:9] in ("t", "T")
+
+
+def permissions_of(acl: str, sticky: bool = False) -> str:
     """``rwxr-x---`` (``+`` when named or default entries exist) from an ACL's base entries;
-    the mask, when present, stands for the group bits (POSIX ACLs)."""
+    the mask, when present, stands for the group bits (POSIX ACLs); the sticky bit shows as
+    ``t`` (``T`` without other's x), as Gen2 reports it."""
     base: dict[str, str] = {}
     extended = False
     for entry in acl.split(","):
@@ -111,15 +121,18 @@ def permissions_of(acl: str) -> str:
         else:
             base[kind] = perm
     group = base.get("mask", base.get("group", "---"))
-    return base.get("user", "---") + group + base.get("other", "---") + ("+" if extended else "")
+    other = base.get("other", "---")
+    if sticky:
+        other = other[:2] + ("t" if other[2] == "x" else "T")
+    return base.get("user", "---") + group + other + ("+" if extended else "")
 
 
 def _acl_from_permissions(perm: str, old: str) -> str:
     """x-ms-permissions (``rwxr-x---`` or octal ``0750``) applied to the base entries."""
-    if re.fullmatch(r"0?[0-7]{3,4}", perm):
+    if re.fullmatch(r"[0-7]{3,4}", perm):
         digits = perm[-3:]
         perm = "".join("rwx"[i] if int(d) & (4 >> i) else "-" for d in digits for i in range(3))
-    user, group, other = perm[0:3], perm[3:6], perm[6:9]
+    user, group, other = perm[0:3], perm[3:6], perm[6:9].replace("t", "x").replace("T", "-")
     kept = [e for e in old.split(",") if e.split(":")[1] or e.startswith("default:")
             or e.startswith("mask:")]
     has_mask = any(e.startswith("mask:") for e in kept)
@@ -372,6 +385,7 @@ class _Handler(BaseHTTPRequestHandler):
             with self.double.lock:
                 entry = self.double.access[(fs, path)]
                 entry.acl = _acl_from_permissions(permissions, entry.acl)
+                entry.sticky = _sticky(permissions)
         self._ok(201)
 
     def _delete(self, fs: str, path: str, recursive: bool) -> None:
@@ -445,6 +459,8 @@ class _Handler(BaseHTTPRequestHandler):
                 entry.acl = acl
             elif permissions:
                 entry.acl = _acl_from_permissions(permissions, entry.acl)
+            if permissions:
+                entry.sticky = _sticky(permissions)
         self._ok(200)
 
     def _get_access(self, fs: str, path: str, action: str) -> None:
@@ -456,7 +472,7 @@ class _Handler(BaseHTTPRequestHandler):
             entry = self.double.access.get((fs, path)) or PathAccess(
                 "$superuser", "$superuser", _default_acl(kind == "directory"))
         headers = {"x-ms-owner": entry.owner, "x-ms-group": entry.group,
-                   "x-ms-permissions": permissions_of(entry.acl),
+                   "x-ms-permissions": permissions_of(entry.acl, entry.sticky),
                    "x-ms-resource-type": kind}
         if action == "getaccesscontrol":
             headers["x-ms-acl"] = entry.acl

@@ -92,3 +92,13 @@ def test_the_api_refuses_preserve_from_a_source_without_acls(tmp_path: Path) -> 
     (tmp_path / "src" / "a.txt").write_text("a")
     with pytest.raises(UsageError, match="no ACLs"):
         lakeshift.copy(str(tmp_path / "src"), str(tmp_path / "dst"), preserve="acl")
+
+
+def test_the_sticky_bit_is_kept_as_four_digit_octal() -> None:
+    st = AclStatus("hdfs", "hdfs", "1777", ())
+    assert gen2_access(st, frozenset({"permissions"}), IDS, True).permissions == "1777"
+    with_acl = gen2_access(st, frozenset({"acl"}), IDS, True)
+    assert (with_acl.acl, with_acl.permissions) == (
+        "user::rwx,group::rwx,other::rwx", "1777")  # set after the ACL: no entry holds it
+    assert gen2_access(AclStatus("hdfs", "hdfs", "0750", ()), frozenset({"acl"}), IDS,
+                       True).permissions == ""

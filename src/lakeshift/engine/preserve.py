@@ -116,8 +116,13 @@ def gen2_access(status: Any, chosen: frozenset[str], identities: IdentityMap,
     group = identities.map("group", status.group) if "group" in chosen and status.group \
         else ""
     user_bits, group_bits, other_bits = _bits(status.permission)
+    # The sticky bit (octal 1xxx, on shared directories such as /tmp) is in no ACL entry:
+    # Gen2 takes it in x-ms-permissions as the 4-digit octal.
+    digits = (status.permission or "0").strip().rjust(4, "0")
+    sticky = digits[-4:] if len(digits) <= 4 and int(digits[-4], 8) & 1 else ""
     if "acl" not in chosen:
-        permissions = user_bits + group_bits + other_bits if "permissions" in chosen else ""
+        permissions = (sticky or user_bits + group_bits + other_bits) \
+            if "permissions" in chosen else ""
         return PathAccess(owner, group, "", permissions)
     base = {"user": user_bits, "group": group_bits, "other": other_bits}
     named: list[str] = []
@@ -152,7 +157,8 @@ def gen2_access(status: Any, chosen: frozenset[str], identities: IdentityMap,
     if named:
         entries.append(f"mask::{mask or group_bits}")
     entries.append(f"other::{base['other']}")
-    return PathAccess(owner, group, ",".join(entries + defaults), "")
+    # With a sticky bit the permissions are set too, after the ACL (the same bits, and t).
+    return PathAccess(owner, group, ",".join(entries + defaults), sticky)
 
 
 class AccessKeeper:
