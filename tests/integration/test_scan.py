@@ -5,7 +5,8 @@ moto keeps storage classes (ListObjectsV2 ``StorageClass``; a GET of a GLACIER o
 DEEP_ARCHIVE object answers 403 InvalidObjectState, as S3 does), versioning and request
 payment.  It does not keep SSE-C: it stores such objects in the clear and HEADs them without
 the key.  S3 refuses a HEAD (and a GET) of an SSE-C object without its key with a bare 400,
-so the fault proxy answers 400 for the keys named ``ssec-``, as S3 would."""
+so the fault proxy answers for the keys named ``ssec-`` as S3 would: 400 with no body to a
+HEAD, 400 ``InvalidRequest`` naming Server Side Encryption to a GET."""
 
 from __future__ import annotations
 
@@ -33,11 +34,20 @@ from tests.helpers import blobs
 pytestmark = pytest.mark.slow
 
 
+# What S3 answers a GET of an SSE-C object made without the customer's key.
+SSE_C_REFUSAL = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InvalidRequest</Code>'
+                 b"<Message>The object was stored using a form of Server Side Encryption. The "
+                 b"correct parameters must be provided to retrieve the object.</Message>"
+                 b"</Error>")
+
+
 @pytest.fixture
 def s3_proxy(moto: servers.Server, s3_env: Any,
              monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
     p = FaultProxy(f"http://127.0.0.1:{moto.port}")
-    p.add("status", method="HEAD|GET", path=r"/ssec-", status=400, uses=10_000)
+    p.add("status", method="HEAD", path=r"/ssec-", status=400, uses=10_000)
+    p.add("status", method="GET", path=r"/ssec-", status=400, uses=10_000, body=SSE_C_REFUSAL,
+          headers={"Content-Type": "application/xml"})
     monkeypatch.setenv("AWS_ENDPOINT_URL", p.url)
     yield p
     p.stop()
@@ -307,3 +317,15 @@ def test_an_hdfs_empty_directory_is_one_empty_folder_kept_by_default(
     flat = lakeshift.scan("webhdfs://nn:9870/h/", f"az://{container}/x/", calibrate=False)
     f = flat.finding("empty-folder")  # Azurite: a flat namespace, markers only when asked
     assert f is not None and "--empty-dirs" in f.advice and "marker blobs" in f.advice
+
+
+def test_a_400_that_is_not_sse_c_is_not_counted_as_sse_c(s3_proxy: FaultProxy, s3: Any,
+                                                        bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="q/odd", Body=b"x")
+    s3.put_object(Bucket=bucket, Key="q/ssec-1", Body=b"y")
+    s3_proxy.add("status", method="HEAD|GET", path=r"/q/odd", status=400, uses=10_000,
+                 body=b"<Error><Code>BadRequest</Code><Message>something else</Message>"
+                      b"</Error>")
+    r = lakeshift.scan(f"s3://{bucket}/q/", head_all=True, calibrate=False)
+    f = r.finding("sse-c")
+    assert f is not None and f.examples == ("ssec-1",)
