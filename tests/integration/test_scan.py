@@ -329,3 +329,15 @@ def test_a_400_that_is_not_sse_c_is_not_counted_as_sse_c(s3_proxy: FaultProxy, s
     r = lakeshift.scan(f"s3://{bucket}/q/", head_all=True, calibrate=False)
     f = r.finding("sse-c")
     assert f is not None and f.examples == ("ssec-1",)
+
+
+def test_requests_and_write_operations_are_summed_per_object(s3: Any, bucket: str) -> None:
+    """Three 1-byte objects and one of 9 MiB (8 MiB blocks, Gen2 bills a write per 4 MiB):
+    GETs 1+1+1+2, writes 1+1+1+(3 units + the commit) — not four times the average's."""
+    for i in range(3):
+        s3.put_object(Bucket=bucket, Key=f"w/{i}", Body=b"x")
+    s3.put_object(Bucket=bucket, Key="w/big", Body=os.urandom(9 * 1024 * 1024))
+    r = lakeshift.scan(f"s3://{bucket}/w/", calibrate=False, sample=0)
+    got = {ln.what: ln.quantity for ln in r.cost.lines}
+    assert got["source GET requests"] == 5
+    assert got["destination write operations"] == 7

@@ -128,6 +128,9 @@ class _Tally:
         self.heads = 0
         self.retrieval_gb = 0.0
         self.retrieval_cost = 0.0
+        #: GETs and billed destination write operations a copy makes, summed per object.
+        self.reads = 0
+        self.writes = 0
 
     def finding(self, kind: str) -> _Finding:
         return self.findings.setdefault(kind, _Finding())
@@ -214,6 +217,8 @@ async def scan_async(source: StoreConfig, destination: StoreConfig | None,
                 # Listed as INTELLIGENT_TIERING (readable), but in an archive access tier.
                 tally.finding("archived").add(f"{rel} ({details.archive_status})", obj.size)
 
+        write_unit = int(prices.destination.get(_dest_kind(dst), {}).get("write_unit_bytes",
+                                                                          0))
         async for page in list_pages(src, spec.listing_prefix(), spec.start_after, policy):
             pages += 1
             for obj in page:
@@ -222,6 +227,9 @@ async def scan_async(source: StoreConfig, destination: StoreConfig | None,
                 rel = spec.rel(obj.key)
                 tally.objects += 1
                 tally.bytes += obj.size
+                tally.reads += 1 if obj.size <= opts.block_size else \
+                    math.ceil(obj.size / opts.block_size)
+                tally.writes += write_operations(obj.size, opts.block_size, write_unit)
                 tally.group(tally.prefixes, _top_prefix(rel), obj.size)
                 cls = obj.storage_class or "(none)"
                 tally.group(tally.classes, cls, obj.size)
@@ -355,16 +363,11 @@ def _dest_kind(dst: Store | None) -> str:
 def _traffic(src: Store, dst: Store | None, tally: _Tally, pages: int, prices: PriceTable,
              opts: ScanOptions) -> Traffic:
     """Requests a copy would make: the listing's pages again, a GET per object (or per block
-    of a large one), and the destination's billed write operations — estimated from the
-    average object size, since sizes are not kept."""
-    dest = prices.destination.get(_dest_kind(dst), {})
-    unit = int(dest.get("write_unit_bytes", 0))
-    n = tally.objects
-    avg = tally.bytes / n if n else 0
-    reads = n if avg <= opts.block_size else n * math.ceil(avg / opts.block_size)
-    writes = n * write_operations(int(avg), opts.block_size, unit) if n else 0
-    return Traffic(objects=n, bytes=tally.bytes, list_requests=pages, read_requests=reads,
-                   write_ops=writes, retrieval_gb=tally.retrieval_gb,
+    of a large one), and the destination's billed write operations — both summed object by
+    object as listed (an average size would miss what a few large objects add)."""
+    return Traffic(objects=tally.objects, bytes=tally.bytes, list_requests=pages,
+                   read_requests=tally.reads, write_ops=tally.writes,
+                   retrieval_gb=tally.retrieval_gb,
                    retrieval_cost=tally.retrieval_cost)
 
 
