@@ -341,3 +341,18 @@ def test_requests_and_write_operations_are_summed_per_object(s3: Any, bucket: st
     got = {ln.what: ln.quantity for ln in r.cost.lines}
     assert got["source GET requests"] == 5
     assert got["destination write operations"] == 7
+
+
+def test_azure_egress_tiers_and_a_source_kind_without_prices(gen1: Any) -> None:
+    from lakeshift.plan.prices import egress
+    table = load_prices(None)
+    tiers = table.source["azure"]["egress_tiers_gb"]
+    # 200 TB out of Azure: 100 GB free, 10 TB at .087, 40 TB at .083, 100 TB at .07, the
+    # remaining 50 TB - 100 GB in the 350 TB tier at .05.
+    want = 10240 * 0.087 + 40960 * 0.083 + 102400 * 0.07 + (204800 - 100 - 153600) * 0.05
+    assert abs(egress(tiers, 204800) - want) < 0.01
+    from tests.doubles.fixtures import GEN1_HOST
+    gen1.write("g/a.txt", b"a")
+    r = lakeshift.scan(f"adl://{GEN1_HOST}/g/", calibrate=False)
+    assert any("no prices for adl sources" in n and "[source.adl]" in n for n in r.notes), \
+        r.notes

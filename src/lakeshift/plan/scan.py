@@ -340,8 +340,13 @@ def _result(source: StoreConfig, destination: StoreConfig | None, src: Store,
         notes.append(f"SSE-C, metadata keys and restores were checked by HEAD on "
                      f"{tally.heads} of {tally.objects} objects (--head-all checks every one)")
     traffic = _traffic(src, dst, tally, pages, prices, opts)
-    cost = estimate(prices, src.url.scheme if src.url.scheme != "file" else "local",
-                    _dest_kind(dst), traffic)
+    src_kind = {"file": "local", "swebhdfs": "webhdfs"}.get(src.url.scheme, src.url.scheme)
+    for side, kind, table in (("source", src_kind, prices.source),
+                              ("destination", _dest_kind(dst), prices.destination)):
+        if kind not in table:
+            notes.append(f"the price table has no prices for {kind} {side}s: their egress "
+                         f"and requests count as 0; add [{side}.{kind}] to a --prices file")
+    cost = estimate(prices, src_kind, _dest_kind(dst), traffic)
     return ScanResult(
         source=source.url.display(),
         destination=destination.url.display() if destination else None,
