@@ -315,6 +315,8 @@ class BearerTokens:
     async def get(self) -> str:
         if self._token is None or time.time() > self._expires - 300:
             async with self._lock:
+                while self._retired:  # replaced by renew: nothing asks them any more
+                    await self._retired.pop().close()
                 if self._token is None or time.time() > self._expires - 300:
                     try:
                         t = await self.credential.get_token(self.scope)
@@ -329,9 +331,14 @@ class BearerTokens:
         assert self._token is not None
         return self._token
 
-    def expire(self) -> None:
+    def expire(self, refused: str | None = None) -> None:
         """Forget the token (the service said it expired): the next request gets a new one,
-        from a fresh credential when ``renew`` was given."""
+        from a fresh credential when ``renew`` was given.  With ``refused`` (the token the
+        service refused), only when that is still the current one: requests refused
+        together renew once, not once each.  The replaced credential is closed at the next
+        ``get``."""
+        if refused is not None and refused != self._token:
+            return
         self._token = None
         if self._renew is not None:
             self._retired.append(self.credential)
