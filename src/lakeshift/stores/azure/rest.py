@@ -566,7 +566,8 @@ class LeanBlobClient:
 
     async def _send(self, method: str, url: str, headers: dict[str, str],
                     data: Data | AsyncIterator[Data], what: str, length: int | None = None,
-                    not_found: str = "", timeout: Any = None) -> tuple[Any, bytes]:
+                    not_found: str = "", timeout: Any = None,
+                    _renewed: bool = False) -> tuple[Any, bytes]:
         """One request; returns the response headers and body on 2xx, else raises the
         lakeshift error for it.  ``length`` is required for a streamed body; ``not_found``
         is the error code a 404 without one means (HEAD responses have no body)."""
@@ -598,6 +599,17 @@ class LeanBlobClient:
                 if 200 <= resp.status < 300:
                     self.credentials_worked = True
                     return resp.headers, body
+                refused = resp.status == 401 or (
+                    resp.status == 403
+                    and resp.headers.get("x-ms-error-code") == "AuthenticationFailed")
+                if refused and self.tokens is not None and \
+                        isinstance(data, bytes | memoryview) and not _renewed:
+                    # A token the service refuses (Azure Storage answers an expired one
+                    # with 403 AuthenticationFailed, "Lifetime validation failed"): renewed
+                    # (once for all requests it refused) and this request sent again, once.
+                    self.tokens.expire(headers["Authorization"].removeprefix("Bearer "))
+                    return await self._send(method, url, headers, data, what, length,
+                                            not_found, timeout, _renewed=True)
                 code = resp.headers.get("x-ms-error-code", "") or (
                     not_found if resp.status == 404 else "")
                 raise status_error(resp.status, code, what, resp.headers.get("Retry-After"),
