@@ -102,3 +102,34 @@ def test_the_sticky_bit_is_kept_as_four_digit_octal() -> None:
         "user::rwx,group::rwx,other::rwx", "1777")  # set after the ACL: no entry holds it
     assert gen2_access(AclStatus("hdfs", "hdfs", "0750", ()), frozenset({"acl"}), IDS,
                        True).permissions == ""
+
+
+def test_parent_directories_are_set_under_their_names_at_the_destination() -> None:
+    """A renamed (encoded) folder: its access is read from the source's name and set on
+    the destination's, taken from the object's destination key."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from lakeshift.engine.events import EventBus
+    from lakeshift.engine.preserve import AccessKeeper
+    from lakeshift.engine.retry import RetryPolicy
+    from lakeshift.model import ObjectInfo
+
+    read: list[str] = []
+    set_on: list[str] = []
+
+    class Src:
+        async def acl_status(self, key: str) -> AclStatus:
+            read.append(key)
+            return AclStatus("hdfs", "hdfs", "750", ())
+
+    class Dst:
+        async def set_access(self, key: str, access: object) -> None:
+            set_on.append(key)
+
+    ctx = SimpleNamespace(src=Src(), dst=Dst(), policy=RetryPolicy(), src_limit=None,
+                          dst_limit=None)
+    keeper = AccessKeeper(ctx, frozenset({"permissions"}), IDS, "lake/", "out/", EventBus())
+    asyncio.run(keeper.apply(ObjectInfo("lake/bad:dir/x.txt", 1), "out/bad%3Adir/x.txt"))
+    assert read == ["lake/bad:dir", "lake/bad:dir/x.txt"]
+    assert set_on == ["out/bad%3Adir/", "out/bad%3Adir/x.txt"]
