@@ -133,3 +133,42 @@ def test_parent_directories_are_set_under_their_names_at_the_destination() -> No
     asyncio.run(keeper.apply(ObjectInfo("lake/bad:dir/x.txt", 1), "out/bad%3Adir/x.txt"))
     assert read == ["lake/bad:dir", "lake/bad:dir/x.txt"]
     assert set_on == ["out/bad%3Adir/", "out/bad%3Adir/x.txt"]
+
+
+def test_directories_done_are_remembered_within_a_bound(monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    """Memory stays flat over many directories; each is still set once while its objects
+    come (together, as the listing gives them)."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from lakeshift.engine import preserve
+    from lakeshift.engine.events import EventBus
+    from lakeshift.engine.retry import RetryPolicy
+    from lakeshift.model import ObjectInfo
+
+    set_on: list[str] = []
+
+    class Src:
+        async def acl_status(self, key: str) -> AclStatus:
+            return AclStatus("hdfs", "hdfs", "750", ())
+
+    class Dst:
+        async def set_access(self, key: str, access: object) -> None:
+            set_on.append(key)
+
+    monkeypatch.setattr(preserve, "RECENT_DIRS", 8)
+    ctx = SimpleNamespace(src=Src(), dst=Dst(), policy=RetryPolicy(), src_limit=None,
+                          dst_limit=None)
+    keeper = preserve.AccessKeeper(ctx, frozenset({"permissions"}), IDS, "", "", EventBus())
+
+    async def main() -> None:
+        for d in range(100):
+            for f in range(3):
+                key = f"top/d{d:03d}/f{f}"
+                await keeper.apply(ObjectInfo(key, 1), key)
+
+    asyncio.run(main())
+    dirs = [k for k in set_on if k.endswith("/")]
+    assert len(dirs) == len(set(dirs)) == 101  # top/ and each d###/ once
+    assert len(keeper._dirs) <= 8

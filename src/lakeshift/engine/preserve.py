@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,6 +162,10 @@ def gen2_access(status: Any, chosen: frozenset[str], identities: IdentityMap,
     return PathAccess(owner, group, ",".join(entries + defaults), sticky)
 
 
+#: Directories an AccessKeeper remembers as done (see AccessKeeper._dirs).
+RECENT_DIRS = 4096
+
+
 class AccessKeeper:
     """Sets access on the copies of one pipeline's objects and their parent directories."""
 
@@ -172,8 +177,17 @@ class AccessKeeper:
         self.src_base = src_base
         self.dest_root = dest_root
         self.events = events
-        #: Relative directories whose access is set (or recorded as failed).
-        self._dirs: set[str] = set()
+        #: Relative directories whose access is set (or recorded as failed), most recently
+        #: used last, at most RECENT_DIRS: memory stays flat however many directories.  The
+        #: listing is in key order, so a directory's objects come together; once passed it
+        #: is only met again by objects finishing out of order, at most the pool's window
+        #: (far below RECENT_DIRS) behind.
+        self._dirs: OrderedDict[str, None] = OrderedDict()
+
+    def _remember(self, folder: str) -> None:
+        self._dirs[folder] = None
+        if len(self._dirs) > RECENT_DIRS:
+            self._dirs.popitem(last=False)
 
     async def access_of(self, src_key: str, is_dir: bool) -> PathAccess:
         """The Gen2 access the copy of ``src_key`` gets: read from the source and mapped
@@ -204,8 +218,9 @@ class AccessKeeper:
         for i in range(1, len(parts) + 1):
             folder = "/".join(parts[:i]) + "/"
             if folder in self._dirs:
+                self._dirs.move_to_end(folder)
                 continue
-            self._dirs.add(folder)
+            self._remember(folder)
             try:
                 await self._set(self.dest_root + "/".join(dest_parts[:i]) + "/",
                                 await self.access_of(self.src_base + folder, True))
@@ -215,7 +230,7 @@ class AccessKeeper:
                 self.events.emit(ObjectDone(self.src_base + folder, 0, "failed", e.kind,
                                             str(e)))
         if s.is_dir_marker:
-            self._dirs.add(rel)
+            self._remember(rel)
         if access is None:
             access = await self.access_of(s.key, s.is_dir_marker)
         await self._set(dest_key, access)
