@@ -24,8 +24,11 @@ Directories are kept where Gen2 shows them on the blob endpoint — zero-length 
 ``hdi_isfolder=true`` metadata, written to Azurite — so List Blobs, verify and the DFS calls
 all see one tree.  Owner, group, permissions and ACLs are kept here, per path.  A path
 exists for the DFS calls when Azurite holds a blob under that name or under ``name/``.
-Not modelled: the implicit parent directories of blobs written through the blob endpoint do
-not appear in List Blobs (Gen2 would list them), rename, leases, recursive ACL updates.
+A blob written through the blob endpoint (Put Blob, Put Block List, Copy Blob) gets its
+parent directories as Gen2 makes them: folder blobs, so List Blobs shows them (deleting the
+blob leaves them).  Path - Delete (``DELETE ?recursive=``) removes a directory with what is
+below it (``recursive=true``) or an empty one (409 ``DirectoryNotEmpty`` otherwise).
+Not modelled: rename, leases, recursive ACL updates.
 
 DFS requests must carry a Shared Key signature, checked with the account key (the service's
 Shared Key scheme is the same on both endpoints).  Identities in owner, group and ACL
@@ -35,6 +38,7 @@ accepts; anything else is 400 ``InvalidInput`` naming it.
 
 from __future__ import annotations
 
+import html
 import http.client
 import json
 import re
@@ -59,6 +63,8 @@ class PathAccess:
     group: str
     #: The ACL as the service returns it: access entries, then ``default:`` entries.
     acl: str
+    #: The sticky bit (x-ms-permissions ``1777`` or ``rwxrwxrwt``): in no ACL entry.
+    sticky: bool = False
 
 
 @dataclass
@@ -70,6 +76,9 @@ class DfsDouble:
     #: DFS requests seen: (method, filesystem, path, action or resource).
     requests: list[tuple[str, str, str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: (filesystem, path) of directories known to be in Azurite (a cache; a DELETE of the
+    #: name drops it).
+    dirs: set[tuple[str, str]] = field(default_factory=set)
 
     @property
     def endpoint(self) -> str:
@@ -88,9 +97,17 @@ def _default_acl(is_dir: bool) -> str:
     return "user::rwx,group::r-x,other::---" if is_dir else "user::rw-,group::r--,other::---"
 
 
-def permissions_of(acl: str) -> str:
+def _sticky(perm: str) -> bool:
+    """x-ms-permissions with the sticky bit: 4-digit octal ``1xxx`` or symbolic ``t``/``T``."""
+    if re.fullmatch(r"[0-7]{4}", perm):
+        return bool(int(perm[0], 8) & 1)
+    return perm[8:9] in ("t", "T")
+
+
+def permissions_of(acl: str, sticky: bool = False) -> str:
     """``rwxr-x---`` (``+`` when named or default entries exist) from an ACL's base entries;
-    the mask, when present, stands for the group bits (POSIX ACLs)."""
+    the mask, when present, stands for the group bits (POSIX ACLs); the sticky bit shows as
+    ``t`` (``T`` without other's x), as Gen2 reports it."""
     base: dict[str, str] = {}
     extended = False
     for entry in acl.split(","):
@@ -104,15 +121,18 @@ def permissions_of(acl: str) -> str:
         else:
             base[kind] = perm
     group = base.get("mask", base.get("group", "---"))
-    return base.get("user", "---") + group + base.get("other", "---") + ("+" if extended else "")
+    other = base.get("other", "---")
+    if sticky:
+        other = other[:2] + ("t" if other[2] == "x" else "T")
+    return base.get("user", "---") + group + other + ("+" if extended else "")
 
 
 def _acl_from_permissions(perm: str, old: str) -> str:
     """x-ms-permissions (``rwxr-x---`` or octal ``0750``) applied to the base entries."""
-    if re.fullmatch(r"0?[0-7]{3,4}", perm):
+    if re.fullmatch(r"[0-7]{3,4}", perm):
         digits = perm[-3:]
         perm = "".join("rwx"[i] if int(d) & (4 >> i) else "-" for d in digits for i in range(3))
-    user, group, other = perm[0:3], perm[3:6], perm[6:9]
+    user, group, other = perm[0:3], perm[3:6], perm[6:9].replace("t", "x").replace("T", "-")
     kept = [e for e in old.split(",") if e.split(":")[1] or e.startswith("default:")
             or e.startswith("mask:")]
     has_mask = any(e.startswith("mask:") for e in kept)
@@ -144,6 +164,8 @@ class _Handler(BaseHTTPRequestHandler):
         q = self._query()
         if self.command == "PATCH":
             return True
+        if self.command == "DELETE" and "recursive" in q:
+            return True
         if q.get("resource") in ("directory", "file"):
             return True
         return self.command == "HEAD" and q.get("action", "").lower() in (
@@ -171,6 +193,7 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             conn.close()
         q = self._query()
+        self._after_blob_request(resp.status, q)  # before the answer, as Gen2 does
         self.send_response(resp.status)
         for k, v in resp.getheaders():
             # send_response wrote Server and Date; this account is hierarchical.
@@ -185,6 +208,39 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
+
+    def _after_blob_request(self, status: int, q: dict[str, str]) -> None:
+        """Gen2 keeps a directory for each parent of a blob written through the blob
+        endpoint; the double writes it as Gen2 lists it (a folder blob), before the blob
+        request is answered."""
+        segments = unquote(urlsplit(self.path).path).lstrip("/").split("/", 2)
+        if len(segments) < 3 or not segments[2] or "restype" in q:
+            return
+        _, fs, name = segments
+        if self.command == "DELETE":
+            with self.double.lock:
+                self.double.dirs.discard((fs, name.rstrip("/")))
+            return
+        if self.command != "PUT" or not 200 <= status < 300 or \
+                q.get("comp") not in (None, "blocklist"):
+            return
+        pieces = name.rstrip("/").split("/")[:-1]
+        for i in range(1, len(pieces) + 1):
+            self._ensure_directory(fs, "/".join(pieces[:i]))
+
+    def _ensure_directory(self, fs: str, path: str) -> None:
+        from urllib.parse import quote
+
+        with self.double.lock:
+            if (fs, path) in self.double.dirs:
+                return
+        status, _ = self._azurite("HEAD", f"/{servers.AZURITE_ACCOUNT}/{fs}/{quote(path)}")
+        if status == 404:
+            self._azurite("PUT", f"/{servers.AZURITE_ACCOUNT}/{fs}/{quote(path)}",
+                          {"x-ms-blob-type": "BlockBlob", "x-ms-meta-hdi_isfolder": "true",
+                           "Content-Type": "application/octet-stream"})
+        with self.double.lock:
+            self.double.dirs.add((fs, path))
 
     def _azurite(self, method: str, path: str, headers: dict[str, str] | None = None
                  ) -> tuple[int, bytes]:
@@ -285,6 +341,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._set_access(fs, path)
         elif self.command == "HEAD":
             self._get_access(fs, path, what.lower())
+        elif self.command == "DELETE":
+            self._delete(fs, path, q.get("recursive", "").lower() == "true")
         else:
             self._error(400, "InvalidQueryParameterValue",
                         f"the DFS double does not implement {self.command} {what}")
@@ -327,7 +385,32 @@ class _Handler(BaseHTTPRequestHandler):
             with self.double.lock:
                 entry = self.double.access[(fs, path)]
                 entry.acl = _acl_from_permissions(permissions, entry.acl)
+                entry.sticky = _sticky(permissions)
         self._ok(201)
+
+    def _delete(self, fs: str, path: str, recursive: bool) -> None:
+        from urllib.parse import quote
+
+        account = servers.AZURITE_ACCOUNT
+        kind = self._kind(fs, path)
+        if kind is None:
+            self._error(404, "PathNotFound", "The specified path does not exist.")
+            return
+        below: list[str] = []
+        if kind == "directory":
+            _, body = self._azurite("GET", f"/{account}/{fs}?restype=container&comp=list"
+                                           f"&prefix={quote(path + '/', safe='')}")
+            below = [html.unescape(n) for n in re.findall(r"<Name>([^<]*)</Name>", body.decode())]
+            if below and not recursive:
+                self._error(409, "DirectoryNotEmpty", "The recursive query parameter value "
+                            "must be true to delete a non-empty directory.")
+                return
+        for name in [*sorted(below, reverse=True), path]:
+            self._azurite("DELETE", f"/{account}/{fs}/{quote(name)}")
+            with self.double.lock:
+                self.double.dirs.discard((fs, name))
+                self.double.access.pop((fs, name), None)
+        self._ok(200)
 
     def _set_access(self, fs: str, path: str) -> None:
         kind = self._kind(fs, path)
@@ -376,6 +459,8 @@ class _Handler(BaseHTTPRequestHandler):
                 entry.acl = acl
             elif permissions:
                 entry.acl = _acl_from_permissions(permissions, entry.acl)
+            if permissions:
+                entry.sticky = _sticky(permissions)
         self._ok(200)
 
     def _get_access(self, fs: str, path: str, action: str) -> None:
@@ -387,7 +472,7 @@ class _Handler(BaseHTTPRequestHandler):
             entry = self.double.access.get((fs, path)) or PathAccess(
                 "$superuser", "$superuser", _default_acl(kind == "directory"))
         headers = {"x-ms-owner": entry.owner, "x-ms-group": entry.group,
-                   "x-ms-permissions": permissions_of(entry.acl),
+                   "x-ms-permissions": permissions_of(entry.acl, entry.sticky),
                    "x-ms-resource-type": kind}
         if action == "getaccesscontrol":
             headers["x-ms-acl"] = entry.acl

@@ -11,6 +11,7 @@ from typing import Any
 
 import lakeshift
 from lakeshift.engine.listing import list_pages
+from lakeshift.model import ObjectProps
 from lakeshift.stores.base import StoreConfig, StoreOptions
 from lakeshift.stores.registry import open_store
 from lakeshift.urls import parse_url
@@ -57,3 +58,37 @@ def test_copy_and_rerun_with_an_entra_id_token(
     # A token is fetched once per client (4 stores; obstore's reader has its own) and
     # reused, not once for each of the dozens of requests.
     assert 4 <= entra_credential.issued <= 6
+
+
+def test_a_token_the_service_refuses_is_renewed_once_and_the_request_sent_again(
+        entra_env: dict[str, str], entra_credential: EntraTestCredential) -> None:
+    """The first token handed out is one the service refuses (expired): the store asks for a
+    new one and the request goes through, instead of the run ending as a credentials
+    error."""
+    from tests import servers
+
+    tokens = iter([servers.entra_token(minutes=-5)])  # expired: the service refuses it (403)
+
+    async def first_refused(*scopes: str, **kw: object) -> object:
+        import time
+
+        from azure.core.credentials import AccessToken
+
+        entra_credential.issued += 1
+        return AccessToken(next(tokens, None) or servers.entra_token(), int(time.time()) + 3600)
+
+    entra_credential.get_token = first_refused  # type: ignore[method-assign]
+    container = f"entra-{uuid.uuid4().hex[:8]}"
+
+    async def main() -> None:
+        store = open_store(StoreConfig(parse_url(f"az://{container}/"),
+                                       StoreOptions(azure_auth="cli")))
+        try:
+            await store.prepare_destination()
+            await store.put("k", b"v", ObjectProps(), hashlib.md5(b"v").digest())
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+    assert set(_listing(f"az://{container}/")) == {"k"}
+    assert entra_credential.issued >= 2

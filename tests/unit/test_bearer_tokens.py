@@ -76,3 +76,31 @@ def test_one_class_serves_every_scope_and_renews_after_expire() -> None:
             await BearerTokens(Credential(3600, fail=True), GEN1_SCOPE).get()
 
     asyncio.run(main())
+
+
+def test_requests_refused_together_renew_once_and_the_old_credential_is_closed() -> None:
+    class Closable(Credential):
+        closed = False
+
+        async def close(self) -> None:
+            self.closed = True
+
+    made: list[Closable] = []
+
+    def renew() -> Closable:
+        made.append(Closable(3600))
+        return made[-1]
+
+    async def main() -> None:
+        first = Closable(3600)
+        tokens = BearerTokens(first, renew=renew)
+        refused = await tokens.get()
+        for _ in range(5):  # five requests in flight all got 401 with the same token
+            tokens.expire(refused)
+        assert len(made) == 1
+        assert await tokens.get() == "token-1" and made[0].calls == 1  # the new credential's
+        assert first.closed
+        tokens.expire("an older token")  # refused before the renewal: nothing to do
+        assert len(made) == 1
+
+    asyncio.run(main())

@@ -171,3 +171,29 @@ def test_slot_pool_cancelled_waiter_gives_everything_back() -> None:
         return pool.free
 
     assert asyncio.run(main()) == 2
+
+
+def test_dest_items_puts_a_directory_where_its_slash_name_sorts() -> None:
+    """A Gen2 directory "a" is listed before "a-1.csv" but the source names it "a/", which
+    sorts after: both must still pair, or a rerun copies "a-1.csv" again every time."""
+    from lakeshift.engine.pipeline import dest_items
+    from lakeshift.stores.base import Page
+
+    listed = [ObjectInfo("r/a", 0, is_dir_marker=True), ObjectInfo("r/a-1.csv", 1),
+              ObjectInfo("r/a.b", 1, is_dir_marker=True), ObjectInfo("r/a.b/c", 1),
+              ObjectInfo("r/a/x", 1), ObjectInfo("r/b", 0, is_dir_marker=True)]
+
+    class Lister:
+        async def list_page(self, prefix: str, token: str | None = None,
+                            start_after: str | None = None,
+                            delimiter: str | None = None) -> Page:
+            return Page(listed)
+
+    source = ["a-1.csv", "a.b/", "a.b/c", "a/", "a/x", "b/"]
+
+    async def main() -> list[tuple[str, bool]]:
+        dest = dest_items(Lister(), "r/", "r/", None, False)  # type: ignore[arg-type]
+        return [(rel, d is not None) async for rel, _, d in
+                merge(_items(source), dest)]
+
+    assert asyncio.run(main()) == [(name, True) for name in source]

@@ -92,3 +92,83 @@ def test_the_api_refuses_preserve_from_a_source_without_acls(tmp_path: Path) -> 
     (tmp_path / "src" / "a.txt").write_text("a")
     with pytest.raises(UsageError, match="no ACLs"):
         lakeshift.copy(str(tmp_path / "src"), str(tmp_path / "dst"), preserve="acl")
+
+
+def test_the_sticky_bit_is_kept_as_four_digit_octal() -> None:
+    st = AclStatus("hdfs", "hdfs", "1777", ())
+    assert gen2_access(st, frozenset({"permissions"}), IDS, True).permissions == "1777"
+    with_acl = gen2_access(st, frozenset({"acl"}), IDS, True)
+    assert (with_acl.acl, with_acl.permissions) == (
+        "user::rwx,group::rwx,other::rwx", "1777")  # set after the ACL: no entry holds it
+    assert gen2_access(AclStatus("hdfs", "hdfs", "0750", ()), frozenset({"acl"}), IDS,
+                       True).permissions == ""
+
+
+def test_parent_directories_are_set_under_their_names_at_the_destination() -> None:
+    """A renamed (encoded) folder: its access is read from the source's name and set on
+    the destination's, taken from the object's destination key."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from lakeshift.engine.events import EventBus
+    from lakeshift.engine.preserve import AccessKeeper
+    from lakeshift.engine.retry import RetryPolicy
+    from lakeshift.model import ObjectInfo
+
+    read: list[str] = []
+    set_on: list[str] = []
+
+    class Src:
+        async def acl_status(self, key: str) -> AclStatus:
+            read.append(key)
+            return AclStatus("hdfs", "hdfs", "750", ())
+
+    class Dst:
+        async def set_access(self, key: str, access: object) -> None:
+            set_on.append(key)
+
+    ctx = SimpleNamespace(src=Src(), dst=Dst(), policy=RetryPolicy(), src_limit=None,
+                          dst_limit=None)
+    keeper = AccessKeeper(ctx, frozenset({"permissions"}), IDS, "lake/", "out/", EventBus())
+    asyncio.run(keeper.apply(ObjectInfo("lake/bad:dir/x.txt", 1), "out/bad%3Adir/x.txt"))
+    assert read == ["lake/bad:dir", "lake/bad:dir/x.txt"]
+    assert set_on == ["out/bad%3Adir/", "out/bad%3Adir/x.txt"]
+
+
+def test_directories_done_are_remembered_within_a_bound(monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    """Memory stays flat over many directories; each is still set once while its objects
+    come (together, as the listing gives them)."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from lakeshift.engine import preserve
+    from lakeshift.engine.events import EventBus
+    from lakeshift.engine.retry import RetryPolicy
+    from lakeshift.model import ObjectInfo
+
+    set_on: list[str] = []
+
+    class Src:
+        async def acl_status(self, key: str) -> AclStatus:
+            return AclStatus("hdfs", "hdfs", "750", ())
+
+    class Dst:
+        async def set_access(self, key: str, access: object) -> None:
+            set_on.append(key)
+
+    monkeypatch.setattr(preserve, "RECENT_DIRS", 8)
+    ctx = SimpleNamespace(src=Src(), dst=Dst(), policy=RetryPolicy(), src_limit=None,
+                          dst_limit=None)
+    keeper = preserve.AccessKeeper(ctx, frozenset({"permissions"}), IDS, "", "", EventBus())
+
+    async def main() -> None:
+        for d in range(100):
+            for f in range(3):
+                key = f"top/d{d:03d}/f{f}"
+                await keeper.apply(ObjectInfo(key, 1), key)
+
+    asyncio.run(main())
+    dirs = [k for k in set_on if k.endswith("/")]
+    assert len(dirs) == len(set(dirs)) == 101  # top/ and each d###/ once
+    assert len(keeper._dirs) <= 8

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import heapq
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -304,13 +305,23 @@ async def dest_items(dst: Store, root: str, prefix: str, start_after: str | None
                      dry_run: bool, policy: RetryPolicy = DEFAULT_POLICY,
                      limiter: EndpointLimiter | None = None
                      ) -> AsyncIterator[tuple[str, ObjectInfo]]:
+    # A directory is listed as "d" (a Gen2 directory, an hdi_isfolder blob); the source names
+    # it "d/": pair them.  "d/" sorts after "d-x" and "d.csv", so it is held back until the
+    # listing passes it (merge() needs ascending names).  Held: at most one per open
+    # directory name that is a prefix of what follows, so bounded by the depth.
+    held: list[tuple[str, ObjectInfo]] = []
     try:
         async for page in list_pages(dst, prefix, start_after, policy, limiter):
             for obj in page:
                 rel = obj.key[len(root):]
-                # A directory is listed as "d" (a Gen2 directory, an hdi_isfolder blob); the
-                # source names it "d/": pair them.
-                yield (rel + "/" if obj.is_dir_marker and not rel.endswith("/") else rel), obj
+                while held and held[0][0] < rel:
+                    yield heapq.heappop(held)
+                if obj.is_dir_marker and not rel.endswith("/"):
+                    heapq.heappush(held, (rel + "/", obj))
+                else:
+                    yield rel, obj
+        while held:
+            yield heapq.heappop(held)
     except UsageError:
         if not dry_run:
             raise  # a missing container in a dry run simply holds nothing yet
@@ -481,12 +492,15 @@ async def _transfer_one(ctx: TransferContext, s: ObjectInfo, dest_key: str, even
                         access: AccessKeeper | None = None) -> bool:
     """Copy one object, re-copying it after an integrity or change error; an object error
     is recorded and the run goes on (False); auth and usage errors stop the run.  With
-    ``access`` (--preserve) the copy then gets the source's owner, group and ACLs: a failure
-    there is the object's."""
+    ``access`` (--preserve) the copy then gets the source's owner, group and ACLs (read and
+    mapped before the copy is written): a failure there is the object's."""
     attempt = 0
     while True:
         attempt += 1
         try:
+            # --preserve: the access is read and mapped first; one that cannot be kept
+            # fails the object before any of it is written.
+            wanted = None if access is None else await access.access_of(s.key, s.is_dir_marker)
             if s.is_dir_marker:
                 await copy_marker(ctx, dest_key)
                 md5, proof = None, None
@@ -494,7 +508,7 @@ async def _transfer_one(ctx: TransferContext, s: ObjectInfo, dest_key: str, even
                 copied = await copy_object(ctx, s, dest_key)
                 md5, proof = copied.md5, copied.proof
             if access is not None:
-                await access.apply(s, dest_key)
+                await access.apply(s, dest_key, wanted)
             events.emit(ObjectDone(s.key, s.size, "copied", attempts=attempt, proof=proof))
             if delete_source and not s.is_dir_marker:
                 await _move(ctx, s, dest_key, md5, events)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,8 +117,13 @@ def gen2_access(status: Any, chosen: frozenset[str], identities: IdentityMap,
     group = identities.map("group", status.group) if "group" in chosen and status.group \
         else ""
     user_bits, group_bits, other_bits = _bits(status.permission)
+    # The sticky bit (octal 1xxx, on shared directories such as /tmp) is in no ACL entry:
+    # Gen2 takes it in x-ms-permissions as the 4-digit octal.
+    digits = (status.permission or "0").strip().rjust(4, "0")
+    sticky = digits[-4:] if len(digits) <= 4 and int(digits[-4], 8) & 1 else ""
     if "acl" not in chosen:
-        permissions = user_bits + group_bits + other_bits if "permissions" in chosen else ""
+        permissions = (sticky or user_bits + group_bits + other_bits) \
+            if "permissions" in chosen else ""
         return PathAccess(owner, group, "", permissions)
     base = {"user": user_bits, "group": group_bits, "other": other_bits}
     named: list[str] = []
@@ -152,7 +158,12 @@ def gen2_access(status: Any, chosen: frozenset[str], identities: IdentityMap,
     if named:
         entries.append(f"mask::{mask or group_bits}")
     entries.append(f"other::{base['other']}")
-    return PathAccess(owner, group, ",".join(entries + defaults), "")
+    # With a sticky bit the permissions are set too, after the ACL (the same bits, and t).
+    return PathAccess(owner, group, ",".join(entries + defaults), sticky)
+
+
+#: Directories an AccessKeeper remembers as done (see AccessKeeper._dirs).
+RECENT_DIRS = 4096
 
 
 class AccessKeeper:
@@ -166,38 +177,63 @@ class AccessKeeper:
         self.src_base = src_base
         self.dest_root = dest_root
         self.events = events
-        #: Relative directories whose access is set (or recorded as failed).
-        self._dirs: set[str] = set()
+        #: Relative directories whose access is set (or recorded as failed), most recently
+        #: used last, at most RECENT_DIRS: memory stays flat however many directories.  The
+        #: listing is in key order, so a directory's objects come together; once passed it
+        #: is only met again by objects finishing out of order, at most the pool's window
+        #: (far below RECENT_DIRS) behind.
+        self._dirs: OrderedDict[str, None] = OrderedDict()
 
-    async def _apply(self, src_key: str, dest_key: str, is_dir: bool) -> None:
+    def _remember(self, folder: str) -> None:
+        self._dirs[folder] = None
+        if len(self._dirs) > RECENT_DIRS:
+            self._dirs.popitem(last=False)
+
+    async def access_of(self, src_key: str, is_dir: bool) -> PathAccess:
+        """The Gen2 access the copy of ``src_key`` gets: read from the source and mapped
+        (UnmappableError for a principal the map lacks).  Asked before the copy is written,
+        so an object whose access cannot be kept is not left with the service's default."""
         ctx = self.ctx
         src = cast(AccessReader, ctx.src)
-        dst = cast(DirectoryWriter, ctx.dst)
         status = await retry(lambda: src.acl_status(src_key.rstrip("/")), ctx.policy,
                              ctx.src_limit)
-        access = gen2_access(status, self.chosen, self.identities, is_dir)
+        return gen2_access(status, self.chosen, self.identities, is_dir)
+
+    async def _set(self, dest_key: str, access: PathAccess) -> None:
+        ctx = self.ctx
+        dst = cast(DirectoryWriter, ctx.dst)
         await retry(lambda: dst.set_access(dest_key, access), ctx.policy, ctx.dst_limit)
 
-    async def apply(self, s: ObjectInfo, dest_key: str) -> None:
+    async def apply(self, s: ObjectInfo, dest_key: str,
+                    access: PathAccess | None = None) -> None:
         """Parent directories first (their failures recorded on their own), then the object
-        itself (its failure raised: the object's outcome)."""
+        itself (its failure raised: the object's outcome) with ``access`` when it was
+        already read (``access_of``).  A parent's destination name is cut from ``dest_key``
+        (its names as written, encoded), its source name from the source key."""
         rel = s.key[len(self.src_base):]
         parts = rel.rstrip("/").split("/")[:-1]
+        dest_parts = dest_key[len(self.dest_root):].rstrip("/").split("/")[:-1]
+        if len(dest_parts) != len(parts):  # a renaming that changed the depth: no guessing
+            dest_parts = parts
         for i in range(1, len(parts) + 1):
             folder = "/".join(parts[:i]) + "/"
             if folder in self._dirs:
+                self._dirs.move_to_end(folder)
                 continue
-            self._dirs.add(folder)
+            self._remember(folder)
             try:
-                await self._apply(self.src_base + folder, self.dest_root + folder, True)
+                await self._set(self.dest_root + "/".join(dest_parts[:i]) + "/",
+                                await self.access_of(self.src_base + folder, True))
             except (UsageError, AuthError):
                 raise
             except LakeshiftError as e:
                 self.events.emit(ObjectDone(self.src_base + folder, 0, "failed", e.kind,
                                             str(e)))
         if s.is_dir_marker:
-            self._dirs.add(rel)
-        await self._apply(s.key, dest_key, s.is_dir_marker)
+            self._remember(rel)
+        if access is None:
+            access = await self.access_of(s.key, s.is_dir_marker)
+        await self._set(dest_key, access)
 
 
 def check_preserve(chosen: frozenset[str], src: Any, dst: Any) -> None:

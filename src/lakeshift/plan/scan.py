@@ -9,8 +9,12 @@ tracker), a bounded set of HEADs in flight, and the calibration sample.
 Checked by the listing, for every object: sizes, storage classes (archived or not), names
 the destination rejects, file/folder collisions, folder markers and empty folders, metadata
 when the listing carries it (Azure).  Checked by a HEAD, for the first ``sample`` objects
-and every archived one up to that many (or for every object with ``head_all``): SSE-C,
-metadata keys that collide once encoded for Azure, whether an archived object was restored.
+listed (or for every object with ``head_all``): SSE-C, metadata keys that collide once
+encoded for Azure, whether an archived object was restored, whether an INTELLIGENT_TIERING
+object sits in an archive access tier (``ArchiveStatus``; counted as archived).  So restores
+and archive tiers beyond the sample are only seen with ``head_all``: ListObjectsV2's
+``OptionalObjectAttributes=RestoreStatus`` would show restores for every object, but moto
+(the test server) does not implement it, so it is not used untested.
 
 With a destination, a calibration copies a small sample of readable objects to a temporary
 prefix of it (``.lakeshift-scan-<random>/``), times it, and deletes what it wrote: that is
@@ -22,10 +26,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import os
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import cast
 
 from lakeshift.engine.events import EventBus
 from lakeshift.engine.listing import list_pages
@@ -44,7 +48,13 @@ from lakeshift.model import (
 from lakeshift.plan.names import CollisionTracker, encode, problem
 from lakeshift.plan.prices import GB, PriceTable, Traffic, estimate, write_operations
 from lakeshift.plan.source import destination_root, resolve_source
-from lakeshift.stores.base import Inspector, ObjectDetails, Store, StoreConfig
+from lakeshift.stores.base import (
+    DirectoryWriter,
+    Inspector,
+    ObjectDetails,
+    Store,
+    StoreConfig,
+)
 from lakeshift.stores.props import FOLDER_KEY, encode_metadata_name
 from lakeshift.stores.registry import open_store
 
@@ -118,6 +128,9 @@ class _Tally:
         self.heads = 0
         self.retrieval_gb = 0.0
         self.retrieval_cost = 0.0
+        #: GETs and billed destination write operations a copy makes, summed per object.
+        self.reads = 0
+        self.writes = 0
 
     def finding(self, kind: str) -> _Finding:
         return self.findings.setdefault(kind, _Finding())
@@ -161,6 +174,12 @@ async def scan_async(source: StoreConfig, destination: StoreConfig | None,
         tally = _Tally()
         notes: list[str] = []
         facts = await src.bucket_facts() if isinstance(src, Inspector) else None
+        if dst is not None:
+            with contextlib.suppress(UsageError):  # the calibration says why it cannot run
+                await check_reachable(dst.check_source, "destination", policy)
+                # The container is there (listed): this only learns whether its namespace
+                # is hierarchical (names, empty folders, the calibration's folder).
+                await check_reachable(dst.prepare_destination, "destination", policy)
         hierarchical = dst.capabilities.hierarchical if dst is not None else True
         if dst is None:
             notes.append("names checked against ADLS Gen2 (hierarchical) rules: no "
@@ -194,7 +213,12 @@ async def scan_async(source: StoreConfig, destination: StoreConfig | None,
                 f.objects -= 1
                 f.bytes -= obj.size
                 tally.finding("archived-restored").add(rel, obj.size)
+            elif not archived and details.archive_status:
+                # Listed as INTELLIGENT_TIERING (readable), but in an archive access tier.
+                tally.finding("archived").add(f"{rel} ({details.archive_status})", obj.size)
 
+        write_unit = int(prices.destination.get(_dest_kind(dst), {}).get("write_unit_bytes",
+                                                                          0))
         async for page in list_pages(src, spec.listing_prefix(), spec.start_after, policy):
             pages += 1
             for obj in page:
@@ -203,6 +227,9 @@ async def scan_async(source: StoreConfig, destination: StoreConfig | None,
                 rel = spec.rel(obj.key)
                 tally.objects += 1
                 tally.bytes += obj.size
+                tally.reads += 1 if obj.size <= opts.block_size else \
+                    math.ceil(obj.size / opts.block_size)
+                tally.writes += write_operations(obj.size, opts.block_size, write_unit)
                 tally.group(tally.prefixes, _top_prefix(rel), obj.size)
                 cls = obj.storage_class or "(none)"
                 tally.group(tally.classes, cls, obj.size)
@@ -219,7 +246,10 @@ async def scan_async(source: StoreConfig, destination: StoreConfig | None,
                     tally.finding("empty-folder").add(spec.rel(open_marker), 0)
                 open_marker = None
                 if obj.is_dir_marker:
-                    tally.finding("folder-marker").add(rel, obj.size)
+                    # A hierarchical source (HDFS, Gen1, local disk) lists a directory as a
+                    # marker only when it is empty: an empty folder, not a marker object.
+                    if not src.capabilities.hierarchical:
+                        tally.finding("folder-marker").add(rel, obj.size)
                     open_marker = obj.key
                     continue
                 bad = problem(rel)
@@ -262,6 +292,19 @@ async def scan_async(source: StoreConfig, destination: StoreConfig | None,
                              return_exceptions=True)
 
 
+def _empty_folder_advice(src: Store, dst: Store | None) -> str:
+    """As copy's --empty-dirs default decides (engine/pipeline.py): kept where directories
+    are real on both sides; no destination given means ADLS Gen2 (hierarchical)."""
+    dst_hierarchical = dst is None or dst.capabilities.hierarchical
+    if src.capabilities.hierarchical and dst_hierarchical:
+        return "kept as directories by default (--empty-dirs); --no-empty-dirs leaves them out"
+    if dst_hierarchical:
+        return "an empty folder holds no object: left out by default; --empty-dirs creates " \
+               "them as directories"
+    return ("an empty folder holds no object: left out by default; --empty-dirs (or "
+            "--folder-markers keep) writes them as hdi_isfolder marker blobs")
+
+
 def _result(source: StoreConfig, destination: StoreConfig | None, src: Store,
             dst: Store | None, tally: _Tally, pages: int, facts: object, prices: PriceTable,
             opts: ScanOptions, duration: DurationEstimate, notes: list[str]) -> ScanResult:
@@ -289,14 +332,21 @@ def _result(source: StoreConfig, destination: StoreConfig | None, src: Store,
         if kind == "metadata-collision":
             checked = "listing" if src.capabilities.metadata_in_listing else headed
         advice = ADVICE.get(kind, "restored: these copy as they are")
+        if kind == "empty-folder":
+            advice = _empty_folder_advice(src, dst)
         findings.append(ScanFinding(kind, f.objects, f.bytes, tuple(f.examples), checked,
                                     advice))
     if isinstance(src, Inspector) and not opts.head_all and tally.heads < tally.objects:
         notes.append(f"SSE-C, metadata keys and restores were checked by HEAD on "
                      f"{tally.heads} of {tally.objects} objects (--head-all checks every one)")
     traffic = _traffic(src, dst, tally, pages, prices, opts)
-    cost = estimate(prices, src.url.scheme if src.url.scheme != "file" else "local",
-                    _dest_kind(dst), traffic)
+    src_kind = {"file": "local", "swebhdfs": "webhdfs"}.get(src.url.scheme, src.url.scheme)
+    for side, kind, table in (("source", src_kind, prices.source),
+                              ("destination", _dest_kind(dst), prices.destination)):
+        if kind not in table:
+            notes.append(f"the price table has no prices for {kind} {side}s: their egress "
+                         f"and requests count as 0; add [{side}.{kind}] to a --prices file")
+    cost = estimate(prices, src_kind, _dest_kind(dst), traffic)
     return ScanResult(
         source=source.url.display(),
         destination=destination.url.display() if destination else None,
@@ -318,16 +368,11 @@ def _dest_kind(dst: Store | None) -> str:
 def _traffic(src: Store, dst: Store | None, tally: _Tally, pages: int, prices: PriceTable,
              opts: ScanOptions) -> Traffic:
     """Requests a copy would make: the listing's pages again, a GET per object (or per block
-    of a large one), and the destination's billed write operations — estimated from the
-    average object size, since sizes are not kept."""
-    dest = prices.destination.get(_dest_kind(dst), {})
-    unit = int(dest.get("write_unit_bytes", 0))
-    n = tally.objects
-    avg = tally.bytes / n if n else 0
-    reads = n if avg <= opts.block_size else n * math.ceil(avg / opts.block_size)
-    writes = n * write_operations(int(avg), opts.block_size, unit) if n else 0
-    return Traffic(objects=n, bytes=tally.bytes, list_requests=pages, read_requests=reads,
-                   write_ops=writes, retrieval_gb=tally.retrieval_gb,
+    of a large one), and the destination's billed write operations — both summed object by
+    object as listed (an average size would miss what a few large objects add)."""
+    return Traffic(objects=tally.objects, bytes=tally.bytes, list_requests=pages,
+                   read_requests=tally.reads, write_ops=tally.writes,
+                   retrieval_gb=tally.retrieval_gb,
                    retrieval_cost=tally.retrieval_cost)
 
 
@@ -349,7 +394,11 @@ async def _duration(src: Store, dst: Store | None, sample: list[ObjectInfo],
     except UsageError as e:
         notes.append(f"calibration skipped ({e}): default rate used")
         return default
-    base = destination_root(dst) + f".lakeshift-scan-{uuid.uuid4().hex[:12]}/"
+    root = destination_root(dst)
+    base = root + f".lakeshift-scan-{uuid.uuid4().hex[:12]}/"
+    # A hierarchical destination makes the folders of what is written: those of the root
+    # that are not there yet are the calibration's too, and go with it.
+    made = await _missing_folders(dst, root, policy) if dst.capabilities.directories else []
     ctx = TransferContext(src, dst, opts.block_size, SlotPool(CALIBRATION_CONCURRENCY * 2),
                           policy, EventBus())
     written: list[str] = []
@@ -369,7 +418,7 @@ async def _duration(src: Store, dst: Store | None, sample: list[ObjectInfo],
         notes.append(f"calibration copy failed ({e}): default rate used")
         return default
     finally:
-        await _remove(dst, written, policy, notes)
+        await _remove(dst, written, [base, *reversed(made)], policy, notes)
     n, b = len(sample), sum(o.size for o in sample)
     per_obj = elapsed / n
     seconds = max(tally.objects * per_obj, tally.bytes / b * elapsed if b else 0.0)
@@ -380,18 +429,44 @@ async def _duration(src: Store, dst: Store | None, sample: list[ObjectInfo],
                "by default, so this errs long")
 
 
-async def _remove(dst: Store, keys: list[str], policy: RetryPolicy, notes: list[str]) -> None:
+async def _missing_folders(dst: Store, root: str, policy: RetryPolicy) -> list[str]:
+    """The folders of ``root`` ("a/", "a/b/"), from the first one not there."""
+    parts = root.rstrip("/").split("/") if root else []
+    for i in range(1, len(parts) + 1):
+        folder = "/".join(parts[:i]) + "/"
+        there = await retry(lambda f=folder: dst.is_folder(f), policy)  # type: ignore[misc]
+        if not there and await retry(lambda f=folder: dst.exists(f.rstrip("/")),  # type: ignore[misc]
+                                     policy) is None:
+            return ["/".join(parts[:k]) + "/" for k in range(i, len(parts) + 1)]
+    return []
+
+
+async def _remove(dst: Store, keys: list[str], folders: list[str], policy: RetryPolicy,
+                  notes: list[str]) -> None:
+    """Delete the calibration's objects, then (hierarchical destinations) ``folders``, the
+    deepest first, each only while nothing is under it."""
+    if not keys:
+        return
     left = []
     for key in keys:
         try:
             await retry(lambda k=key: dst.delete(k), policy)  # type: ignore[misc]
         except LakeshiftError:
             left.append(key)
-    if dst.url.scheme == "file" and keys:
-        # Local disk made a directory for them; object stores have none to remove.
-        folder = os.path.join(dst.url.bucket, *keys[0].rsplit("/", 1)[0].split("/"))
-        with contextlib.suppress(OSError):
-            os.rmdir(folder)
     if left:
-        notes.append(f"could not remove {len(left)} calibration objects under "
-                     f"{left[0].rsplit('/', 1)[0]}/: delete them by hand")
+        notes.append(f"could not remove {len(left)} calibration objects under {folders[0]}: "
+                     "delete them by hand")
+        return
+    if not dst.capabilities.directories:
+        return  # flat object stores have no folders to remove
+    for folder in folders:
+        try:
+            page = await retry(lambda f=folder: dst.list_page(f), policy)  # type: ignore[misc]
+            if page.objects:
+                return  # something else is in it (and so in its parents)
+            await retry(lambda f=folder: cast(DirectoryWriter, dst).remove_directory(f),  # type: ignore[misc]
+                        policy)
+        except (LakeshiftError, OSError) as e:
+            notes.append(f"could not remove the calibration folder {folder} ({e}): delete "
+                         "it by hand")
+            return

@@ -244,6 +244,9 @@ class ObjectDetails:
     sse_customer: bool = False
     #: For an archived object: its restore has finished and it can be read now.
     restored: bool = False
+    #: An INTELLIGENT_TIERING object in an archive access tier (S3 ``ArchiveStatus``:
+    #: ARCHIVE_ACCESS, DEEP_ARCHIVE_ACCESS) and not restored: unreadable as archived ones.
+    archive_status: str = ""
 
 
 @runtime_checkable
@@ -260,6 +263,11 @@ class DirectoryWriter(Protocol):
 
     async def make_directory(self, key: str) -> None:
         """Create the directory ``key`` (and its parents); one that exists is fine."""
+        ...
+
+    async def remove_directory(self, key: str) -> None:
+        """Remove the directory ``key`` that lakeshift made and emptied; one that is gone is
+        fine."""
         ...
 
     async def set_access(self, key: str, access: PathAccess) -> None:

@@ -49,13 +49,33 @@ class DfsClient:
         """Path - Create a directory (and its missing parents); one that exists is fine."""
         await self._call(self._fs().get_directory_client(path).create_directory(), what)
 
+    async def remove_directory(self, path: str, what: str) -> None:
+        """Path - Delete a directory lakeshift made and emptied; one that is gone is fine.
+        (The SDK always sends ``recursive=true`` for a directory: callers pass only their
+        own, emptied ones.)"""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        async def delete() -> None:
+            try:
+                await self._fs().get_directory_client(path).delete_directory()
+            except ResourceNotFoundError:
+                pass
+
+        await self._call(delete(), what)
+
     async def set_access(self, path: str, access: PathAccess, what: str) -> None:
-        """Path - Update ``setAccessControl`` on a file or a directory."""
+        """Path - Update ``setAccessControl`` on a file or a directory.  ACL and permissions
+        exclude each other in one request: with both (a sticky bit kept beside an ACL), the
+        permissions follow in a second one."""
         kw = {k: v for k, v in (("owner", access.owner), ("group", access.group),
-                                ("acl", access.acl), ("permissions", access.permissions))
-              if v}
+                                ("acl", access.acl)) if v}
+        if access.permissions and not access.acl:
+            kw["permissions"] = access.permissions
         if kw:
             await self._call(self._fs().get_file_client(path).set_access_control(**kw), what)
+        if access.permissions and access.acl:
+            await self._call(self._fs().get_file_client(path).set_access_control(
+                permissions=access.permissions), what)
 
     async def get_access(self, path: str, what: str) -> PathAccess:
         """Path - Get Properties ``getAccessControl``: object IDs as stored (no UPNs)."""

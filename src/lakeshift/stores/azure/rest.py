@@ -357,6 +357,8 @@ class BearerTokens:
     async def get(self) -> str:
         if self._token is None or time.time() > self._expires - 300:
             async with self._lock:
+                while self._retired:  # replaced by renew: nothing asks them any more
+                    await self._retired.pop().close()
                 if self._token is None or time.time() > self._expires - 300:
                     try:
                         t = await self.credential.get_token(self.scope)
@@ -371,9 +373,14 @@ class BearerTokens:
         assert self._token is not None
         return self._token
 
-    def expire(self) -> None:
+    def expire(self, refused: str | None = None) -> None:
         """Forget the token (the service said it expired): the next request gets a new one,
-        from a fresh credential when ``renew`` was given."""
+        from a fresh credential when ``renew`` was given.  With ``refused`` (the token the
+        service refused), only when that is still the current one: requests refused
+        together renew once, not once each.  The replaced credential is closed at the next
+        ``get``."""
+        if refused is not None and refused != self._token:
+            return
         self._token = None
         if self._renew is not None:
             self._retired.append(self.credential)
@@ -624,7 +631,8 @@ class LeanBlobClient:
 
     async def _send(self, method: str, url: str, headers: dict[str, str],
                     data: Data | AsyncIterator[Data], what: str, length: int | None = None,
-                    not_found: str = "", timeout: Any = None) -> tuple[Any, bytes]:
+                    not_found: str = "", timeout: Any = None,
+                    _renewed: bool = False) -> tuple[Any, bytes]:
         """One request; returns the response headers and body on 2xx, else raises the
         lakeshift error for it.  ``length`` is required for a streamed body; ``not_found``
         is the error code a 404 without one means (HEAD responses have no body)."""
@@ -656,6 +664,17 @@ class LeanBlobClient:
                 if 200 <= resp.status < 300:
                     self.credentials_worked = True
                     return resp.headers, body
+                refused = resp.status == 401 or (
+                    resp.status == 403
+                    and resp.headers.get("x-ms-error-code") == "AuthenticationFailed")
+                if refused and self.tokens is not None and \
+                        isinstance(data, bytes | memoryview) and not _renewed:
+                    # A token the service refuses (Azure Storage answers an expired one
+                    # with 403 AuthenticationFailed, "Lifetime validation failed"): renewed
+                    # (once for all requests it refused) and this request sent again, once.
+                    self.tokens.expire(headers["Authorization"].removeprefix("Bearer "))
+                    return await self._send(method, url, headers, data, what, length,
+                                            not_found, timeout, _renewed=True)
                 code = resp.headers.get("x-ms-error-code", "") or (
                     not_found if resp.status == 404 else "")
                 raise status_error(resp.status, code, what, resp.headers.get("Retry-After"),

@@ -14,6 +14,7 @@ skips files already copied and a file changed since is copied again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import hashlib
 import itertools
@@ -210,6 +211,10 @@ class LocalStore:
             await asyncio.to_thread(os.makedirs, path, exist_ok=True)
         except (FileExistsError, NotADirectoryError):
             raise InvalidNameError(f"{path}: a file is in the way of the directory") from None
+
+    async def remove_directory(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            await asyncio.to_thread(os.rmdir, self._path(key.rstrip("/")))
 
     async def put(self, key: str, data: Data, props: ObjectProps, md5: bytes) -> None:
         # One thread hop for the whole file (was three), but not in the event loop: creating

@@ -173,16 +173,28 @@ class S3Store:
 
     async def inspect(self, key: str) -> ObjectDetails:
         """A HEAD of ``key``.  S3 refuses a HEAD of an SSE-C object without its key with a
-        bare 400; an S3-compatible store may instead answer with the
-        ``x-amz-server-side-encryption-customer-algorithm`` header.  Either is SSE-C."""
+        bare 400 (a HEAD has no body), which says nothing by itself: a one-byte GET then
+        names the cause, ``InvalidRequest`` "...stored using a form of Server Side
+        Encryption...".  Only that is SSE-C; any other 400 is the error it is.  An
+        S3-compatible store may instead answer the HEAD with the
+        ``x-amz-server-side-encryption-customer-algorithm`` header: SSE-C too."""
         import botocore.exceptions as bex
+
+        def sse_c_refusal() -> bool:
+            try:
+                self._boto.get_object(Bucket=self.bucket, Key=key, Range="bytes=0-0")
+            except bex.ClientError as e:
+                err = e.response.get("Error", {})
+                return str(err.get("Code")) == "InvalidRequest" and \
+                    "server side encryption" in str(err.get("Message", "")).lower()
+            return False
 
         def head() -> dict[str, Any] | None:
             try:
                 return dict(self._boto.head_object(Bucket=self.bucket, Key=key))
             except bex.ClientError as e:
                 status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-                if status == 400:
+                if status == 400 and sse_c_refusal():
                     return None
             return dict(self._call("head_object", {"Bucket": self.bucket, "Key": key}, key))
 
@@ -190,9 +202,10 @@ class S3Store:
         if resp is None:
             return ObjectDetails({}, sse_customer=True)
         restore = str(resp.get("Restore") or "")
+        restored = 'ongoing-request="false"' in restore
         return ObjectDetails(dict(resp.get("Metadata") or {}),
-                             bool(resp.get("SSECustomerAlgorithm")),
-                             'ongoing-request="false"' in restore)
+                             bool(resp.get("SSECustomerAlgorithm")), restored,
+                             "" if restored else str(resp.get("ArchiveStatus") or ""))
 
     def _call(self, op: str, kw: dict[str, Any], what: str) -> Any:
         import botocore.exceptions as bex

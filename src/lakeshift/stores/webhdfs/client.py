@@ -298,7 +298,7 @@ class WebHdfsClient:
                 if resp.status == 401 and self.tokens is not None and not renewed:
                     # A token the service calls expired before we thought: one new one.
                     renewed = True
-                    self.tokens.expire()
+                    self.tokens.expire(headers["Authorization"].removeprefix("Bearer "))
                     headers["Authorization"] = f"Bearer {await self.tokens.get()}"
                     continue
                 raise remote_error(resp.status, body, what, resp.headers.get("Retry-After"))
