@@ -21,16 +21,6 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("pg_url"))
 
 
-@pytest.fixture
-def local_env(tmp_path: Path) -> dict[str, str]:
-    from tests import servers
-
-    env = servers.clean_env()
-    env["HOME"] = str(tmp_path / "home")
-    env["TMPDIR"] = str(tmp_path)
-    return env
-
-
 def _jobs(env: dict[str, str], db: str) -> list[str]:
     p = lakeshift("status", "--db", db, "--json", env=env)
     assert p.returncode == 0, p.stderr

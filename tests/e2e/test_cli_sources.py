@@ -14,16 +14,6 @@ import pytest
 from tests.e2e.cli import lakeshift, obeying_file_modes, one_clear_line
 
 
-@pytest.fixture
-def local_env(tmp_path: Path) -> dict[str, str]:
-    from tests import servers
-
-    env = servers.clean_env()
-    env["HOME"] = str(tmp_path / "home")
-    env["TMPDIR"] = str(tmp_path)
-    return env
-
-
 def _tree(src: Path) -> None:
     (src / "d" / "sub").mkdir(parents=True)
     (src / "a.txt").write_bytes(b"hello")
