@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
@@ -282,29 +282,36 @@ async def _copy_single(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> 
         ctx.slots.release(1)
 
 
+async def _sized_body(ctx: TransferContext, src: ObjectInfo, stream: RangeStream,
+                      chunk: int, seen: Callable[[bytes], None] | None = None
+                      ) -> AsyncIterator[bytes]:
+    """The body of one streamed put: the source's chunks, paced and counted, held to the
+    listed size (more is an IntegrityError, less a TransientError); ``seen`` hashes each
+    chunk before it is sent."""
+    sent = 0
+    async for data in stream.chunks(chunk):
+        sent += len(data)
+        if sent > src.size:
+            raise IntegrityError(f"{src.key}: the read returned more than the "
+                                 f"{src.size} bytes listed")
+        if seen is not None:
+            seen(data)
+        await ctx.pacing.transfer(len(data))
+        yield data
+        ctx.events.emit(BytesMoved(len(data)))
+    if sent < src.size:
+        raise TransientError(f"{src.key}: the read ended early at {sent} of "
+                             f"{src.size} bytes")
+
+
 async def _copy_streamed(ctx: TransferContext, src: ObjectInfo, md5: bytes,
                          dest_key: str) -> bytes:
     chunk = min(ctx.block_size, _STREAM_CHUNK)
 
     async def attempt() -> None:
         stream = await ctx.src.open_range(src.key, 0, src.size, if_match=src.etag)
-
-        async def body() -> AsyncIterator[bytes]:
-            sent = 0
-            async for data in stream.chunks(chunk):
-                sent += len(data)
-                if sent > src.size:
-                    raise IntegrityError(f"{src.key}: the read returned more than the "
-                                         f"{src.size} bytes listed")
-                await ctx.pacing.transfer(len(data))
-                yield data
-                ctx.events.emit(BytesMoved(len(data)))
-            if sent < src.size:
-                raise TransientError(f"{src.key}: the read ended early at {sent} of "
-                                     f"{src.size} bytes")
-
-        await ctx.dst.put_stream(dest_key, src.size, body(), _dest_props(stream.props, src),
-                                 md5)
+        await ctx.dst.put_stream(dest_key, src.size, _sized_body(ctx, src, stream, chunk),
+                                 _dest_props(stream.props, src), md5)
 
     await ctx.slots.acquire(1)
     try:
@@ -325,24 +332,13 @@ async def _copy_streamed_proven(ctx: TransferContext, src: ObjectInfo,
         hasher = hashlib.md5() if transit_md5 else None
         stream = await ctx.src.open_range(src.key, 0, src.size, if_match=src.etag)
 
-        async def body() -> AsyncIterator[bytes]:
-            sent = 0
-            async for data in stream.chunks(chunk):
-                sent += len(data)
-                if sent > src.size:
-                    raise IntegrityError(f"{src.key}: the read returned more than the "
-                                         f"{src.size} bytes listed")
-                proof.update(data)
-                if hasher is not None:
-                    hasher.update(data)
-                await ctx.pacing.transfer(len(data))
-                yield data
-                ctx.events.emit(BytesMoved(len(data)))
-            if sent < src.size:
-                raise TransientError(f"{src.key}: the read ended early at {sent} of "
-                                     f"{src.size} bytes")
+        def seen(data: bytes) -> None:
+            proof.update(data)
+            if hasher is not None:
+                hasher.update(data)
 
-        stored = await ctx.dst.put_stream(dest_key, src.size, body(),
+        stored = await ctx.dst.put_stream(dest_key, src.size,
+                                          _sized_body(ctx, src, stream, chunk, seen),
                                           _dest_props(stream.props, src), None)
         try:
             proof.check()
