@@ -85,7 +85,7 @@ class PacingProxy:
         self._session = ClientSession(timeout=ClientTimeout(total=None), auto_decompress=False)
         app = web.Application(client_max_size=1 << 31)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app)
+        runner = web.AppRunner(app, shutdown_timeout=2.0)
         await runner.setup()
         await web.SockSite(runner, sock).start()
         self._ready.set()
