@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,12 @@ from pathlib import Path
 import pytest
 
 from tests import servers
+
+# A shell without job control starts background commands (`make test &`, nohup) with SIGINT
+# ignored, and an ignored signal stays ignored across exec: every lakeshift process a test
+# starts would then shrug off the Ctrl-C the interrupt tests send. Give children the default.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Nothing in a test may reach a cloud endpoint or an instance-metadata service.
 for _k in [k for k in os.environ if k.startswith(("AWS_", "AZURE_", "LAKESHIFT_"))]:
