@@ -276,12 +276,12 @@ async def reset_job_async(job: str, *, db: str = DEFAULT_DB, force: bool = False
 reset_job = _blocking(reset_job_async)
 
 
-async def delete_job_async(job: str, *, db: str = DEFAULT_DB, force: bool = False) -> None:
-    """Delete job ``job`` and everything recorded about it (``lakeshift delete-job --job
-    J``); objects already copied stay.  Refused while a live process runs the job, unless
-    ``force``."""
+async def delete_job_async(job: str, *, db: str = DEFAULT_DB) -> None:
+    """Delete job ``job`` and everything recorded about it (``lakeshift delete-job J``);
+    objects already copied stay.  Raises :class:`UsageError` while anything runs the job
+    (a run, a worker's partition lease, a sync schedule): there is no override."""
     async with _opened(db) as control:
-        await asyncio.to_thread(control.delete_job, job, force)
+        await asyncio.to_thread(control.delete_job, job)
 
 
 delete_job = _blocking(delete_job_async)

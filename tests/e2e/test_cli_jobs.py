@@ -27,16 +27,30 @@ def _jobs(env: dict[str, str], db: str) -> list[str]:
     return [j["job"] for j in json.loads(p.stdout)["jobs"]]
 
 
-def _on_a_terminal(env: dict[str, str], answer: bytes, *args: str
+def _on_a_terminal(env: dict[str, str], answer: bytes, *args: str, stderr_too: bool = True
                    ) -> subprocess.CompletedProcess[str]:
-    """Run lakeshift with a pseudo-terminal as its standard input and type ``answer``."""
+    """Run lakeshift with a pseudo-terminal as its standard input (and standard error,
+    unless not ``stderr_too``) and type ``answer``.  The result's stderr is what the
+    terminal showed (the typed answer echoed included) when stderr is on it."""
     main, term = os.openpty()
     try:
         proc = subprocess.Popen([str(BIN), *args], env=env, stdin=term,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE,
+                                stderr=term if stderr_too else subprocess.PIPE, text=True)
         os.close(term)
         os.write(main, answer)
         out, err = proc.communicate(timeout=120)
+        if stderr_too:
+            shown = b""
+            while True:
+                try:
+                    chunk = os.read(main, 4096)
+                except OSError:  # EIO: the terminal's other side is closed
+                    break
+                if not chunk:
+                    break
+                shown += chunk
+            err = shown.decode().replace("\r\n", "\n")
     finally:
         os.close(main)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
@@ -65,15 +79,27 @@ def test_delete_job_asks_needs_yes_and_refuses_a_running_job(
     p = lakeshift("delete-job", "--job", "synced", "--db", db_url, env=local_env)
     assert p.returncode == 2
     assert "--yes" in one_clear_line(p)
-    # On a terminal: asks; "n" keeps it, "y" deletes it (sync windows included).
-    no = _on_a_terminal(local_env, b"n\n", "delete-job", "--job", "synced", "--db", db_url)
-    assert no.returncode == 0 and "nothing deleted" in no.stdout, no.stderr
+    # --json read by a program: a terminal to type on but none showing the question (stderr
+    # goes to the program too): refused at once, not left waiting for an answer.
+    blind = _on_a_terminal(local_env, b"", "delete-job", "synced", "--db", db_url, "--json",
+                           stderr_too=False)
+    assert blind.returncode == 2
+    assert "--yes" in one_clear_line(blind)
+    assert json.loads(blind.stdout)["error"]["kind"] == "usage"
+    # On a terminal: asks on stderr (stdout stays the result); "n" keeps it, "y" deletes it
+    # (sync windows included).  The job may be given as an argument.
+    no = _on_a_terminal(local_env, b"n\n", "delete-job", "synced", "--db", db_url)
+    assert no.returncode == 0 and "nothing deleted" in no.stderr, no.stderr
+    assert "[y/N]" in no.stderr and no.stdout == ""
     assert sorted(_jobs(local_env, db_url)) == ["planned", "synced"]
-    yes = _on_a_terminal(local_env, b"y\n", "delete-job", "--job", "synced", "--db", db_url)
+    yes = _on_a_terminal(local_env, b"y\n", "delete-job", "synced", "--db", db_url,
+                         "--json")
     assert yes.returncode == 0, yes.stderr
-    assert "[y/N]" in yes.stdout and "deleted job 'synced'" in yes.stdout
+    assert "[y/N]" in yes.stderr and "[y/N]" not in yes.stdout
+    assert json.loads(yes.stdout)["deleted"] == "synced"
     assert _jobs(local_env, db_url) == ["planned"]
-    # A live process holds a partition of the job: refused even with --yes, unless --force.
+    # A live process holds a partition of the job: refused, even with --yes or --force
+    # (a synonym of --yes: there is no way to delete a job under a live process).
     control = ControlDB(db_url)
     try:
         job = control.job("planned")
@@ -81,11 +107,18 @@ def test_delete_job_asks_needs_yes_and_refuses_a_running_job(
         assert control.claim(job.id, owner_id(), 1, 600)
     finally:
         control.close()
-    held = lakeshift("delete-job", "--job", "planned", "--db", db_url, "--yes", env=local_env)
-    assert held.returncode == 2
-    assert "is being run" in one_clear_line(held)
-    assert _jobs(local_env, db_url) == ["planned"]
-    forced = lakeshift("delete-job", "--job", "planned", "--db", db_url, "--yes", "--force",
+    for flag in ("--yes", "--force"):
+        held = lakeshift("delete-job", "--job", "planned", "--db", db_url, flag,
+                         env=local_env)
+        assert held.returncode == 2
+        assert "is being run" in one_clear_line(held)
+        assert _jobs(local_env, db_url) == ["planned"]
+    control = ControlDB(db_url)
+    try:
+        control.reset_job("planned", force=True)  # the holder let go
+    finally:
+        control.close()
+    forced = lakeshift("delete-job", "--job", "planned", "--db", db_url, "--force",
                        "--json", env=local_env)
     assert forced.returncode == 0, forced.stderr
     assert json.loads(forced.stdout)["deleted"] == "planned"
@@ -96,3 +129,11 @@ def test_delete_job_asks_needs_yes_and_refuses_a_running_job(
     gone = lakeshift("delete-job", "--job", "planned", "--db", db_url, "--yes", env=local_env)
     assert gone.returncode == 2
     assert "planned" in one_clear_line(gone)
+
+
+def test_the_api_cannot_delete_a_job_under_a_live_process() -> None:
+    import inspect
+
+    import lakeshift
+
+    assert "force" not in inspect.signature(lakeshift.delete_job).parameters

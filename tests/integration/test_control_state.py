@@ -136,11 +136,22 @@ def test_delete_job_refuses_while_a_live_process_holds_it(control: ControlDB) ->
     [p, _] = control.claim(job, me, 2, lease_s=60)
     control.start_run(job, me, 1, {})
     control.add_failures(job, p["id"], None, [Failure("p0/a", "error", "x", 1)])
-    with pytest.raises(UsageError, match=r"job 'j' is being run .*--force"):
+    with pytest.raises(UsageError, match=r"job 'j' is being run .*stop it or wait"):
         control.delete_job("j")
     with pytest.raises(UsageError, match="--force"):
         control.reset_job("j")
-    control.delete_job("j", force=True)
+    # There is no override: delete_job takes no force.
+    with pytest.raises(TypeError):
+        control.delete_job("j", force=True)  # type: ignore[call-arg]
+    assert [j.name for j in control.jobs()] == ["j", "other"]
+    control.reset_job("j", force=True)  # the partitions' leases are gone; the run is not
+    with pytest.raises(UsageError, match=r"job 'j' is live \(a run of it is followed by "
+                                         rf"process {os.getpid()} on "):
+        control.delete_job("j")
+    with control.engine.begin() as conn:
+        from lakeshift.control.schema import runs
+        conn.execute(runs.update().values(state="succeeded"))
+    control.delete_job("j")
     assert [j.name for j in control.jobs()] == ["other"]
     assert control.partitions(job) == [] and control.runs(job) == []
     assert list(control.failures(job)) == []
@@ -149,9 +160,23 @@ def test_delete_job_refuses_while_a_live_process_holds_it(control: ControlDB) ->
         control.delete_job("j")
 
 
-def test_delete_job_goes_ahead_when_the_holder_is_dead(control: ControlDB) -> None:
+def test_delete_job_refuses_while_a_sync_schedule_is_followed(control: ControlDB) -> None:
     job = _job(control, 1)
-    control.claim(job, f"{HOST}:{_dead_pid()}:a", 1, lease_s=60)
+    me = f"{HOST}:{os.getpid()}:s"
+    assert control.acquire_schedule(job, me, "every 15m", 600, HOST) is None
+    with pytest.raises(UsageError, match=r"job 'j' is live \(its sync schedule .*stop it"):
+        control.delete_job("j")
+    control.release_schedule(job, me)
+    control.delete_job("j")
+    assert control.jobs() == []
+
+
+def test_delete_job_goes_ahead_when_the_holders_are_dead(control: ControlDB) -> None:
+    job = _job(control, 1)
+    dead = f"{HOST}:{_dead_pid()}:a"
+    control.claim(job, dead, 1, lease_s=60)
+    control.start_run(job, dead, 1, {})
+    assert control.acquire_schedule(job, dead, "every 15m", 600, HOST) is None
     control.delete_job("j")
     assert control.jobs() == []
 

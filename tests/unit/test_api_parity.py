@@ -32,7 +32,8 @@ ARGUMENTS = {("copy", "src"): ("source",), ("copy", "dst"): ("destination",),
              ("tune", "src"): ("source",), ("tune", "dst"): ("destination",),
              ("plan", "urls"): ("sources", "destination"),
              ("verify", "urls"): ("source", "destination"),
-             ("sync", "urls"): ("source", "destination")}
+             ("sync", "urls"): ("source", "destination"),
+             ("delete-job", "name"): ("job",)}
 
 STORE_FIELDS = {f.name for f in fields(lakeshift.StoreOptions)}
 

@@ -255,43 +255,55 @@ def failures(
 DELETE_HELP = """Delete a job and everything the control DB records about it: partitions, runs,
 failures, renames, sync windows. Objects already copied stay where they are.
 
-Refused while a process runs the job (unless --force). On a terminal it asks first;
-otherwise (a script, a pipe) it needs --yes.
+Refused while anything runs the job: a run, a worker holding a partition, a sync schedule
+(stop it first). On a terminal it asks first (on stderr); otherwise (a script, a pipe,
+--json into a program) it needs --yes (or its synonym --force).
 """
 DELETE_EPILOG = """Examples:
 
-  lakeshift delete-job --job raw
+  lakeshift delete-job raw
 
   lakeshift delete-job --job raw --db postgresql://lakeshift@dbhost/migration --yes
 """
 
 
 def delete_job(
+    name: Annotated[str, typer.Argument(
+        metavar="[JOB]", help="The job to delete (or --job NAME).", show_default=False)] = "",
     job: Annotated[str, typer.Option("--job", "-j", help="The job to delete (by name; "
                                      "LAKESHIFT_JOB is not read here).", show_default=False)
                    ] = "",
     db: DbOpt = DEFAULT_DB,
     yes: Annotated[bool, typer.Option(
-        "--yes", "-y", help="Delete without asking (needed when not on a terminal).")] = False,
-    force: Annotated[bool, typer.Option(
-        "--force", help="Even while a live process holds a partition of the job.")] = False,
+        "--yes", "-y", "--force",
+        help="Delete without asking (needed when not on a terminal).")] = False,
     as_json: JsonOpt = False,
 ) -> int:
+    if name and job and name != job:
+        raise UsageError(f"two jobs given ({name!r} and --job {job!r}): give one")
+    job = name or job
     if not job:
-        raise UsageError("--job NAME is required")
+        raise UsageError("which job? give its name: lakeshift delete-job NAME")
     found = api.status(db=db, job=job)
     j = found.jobs[0]
     what = (f"job {job!r} ({count(j.partitions, 'partition')}, {count(len(j.runs), 'run')}, "
             f"{count(j.copied, 'object')} copied) from {found.db}")
     if not yes:
-        if not sys.stdin.isatty():
-            raise UsageError(f"deleting {what} needs confirmation: add --yes")
-        answer = input(f"Delete {what} and everything recorded about it? Objects already "
-                       "copied stay. [y/N] ")
+        # Ask only where the question is seen and answered: the prompt goes to stderr (so
+        # stdout stays the result, JSON with --json) and the answer comes from stdin.
+        if not (sys.stdin.isatty() and sys.stderr.isatty()):
+            raise UsageError(f"deleting {what} needs confirmation, and there is no terminal "
+                             "to ask on: add --yes")
+        print(f"Delete {what} and everything recorded about it? Objects already copied "
+              "stay. [y/N] ", end="", file=sys.stderr, flush=True)
+        answer = sys.stdin.readline()
         if answer.strip().lower() not in ("y", "yes"):
-            print("nothing deleted")
+            print("nothing deleted", file=sys.stderr)
+            if as_json:
+                json.dump({"deleted": None, "db": found.db}, sys.stdout)
+                print()
             return 0
-    api.delete_job(job, db=db, force=force)
+    api.delete_job(job, db=db)
     if as_json:
         json.dump({"deleted": job, "db": found.db, "partitions": j.partitions}, sys.stdout)
         print()

@@ -160,22 +160,36 @@ class ControlDB:
                 cursor_copied=0, cursor_skipped=0, cursor_bytes=0, last_error=None,
                 started_at=None, finished_at=None, duration_s=None)).rowcount)
 
-    def delete_job(self, name: str, force: bool = False) -> None:
+    def delete_job(self, name: str) -> None:
         """Delete job ``name`` and everything recorded about it (partitions, runs,
         failures, renames, deletions, sync windows, sync deletions, schedule).  Refused
-        while a live process holds one of its partitions, unless ``force``.  Objects
-        already copied are not touched."""
+        while anything of the job is live: a running run, a worker's partition lease or a
+        sync scheduler's lease (a dead local process's is not live).  There is no override:
+        rows deleted under a live process would leave it writing to a job that is gone.
+        Objects already copied are not touched."""
         job_id = self.job(name).id
         with self._tx() as conn:
-            self._refuse_if_leased(conn, job_id, name, force, "delete")
-            # Rows that refer to partitions and runs go first (PostgreSQL checks the keys).
-            run_ids = select(runs.c.id).where(runs.c.job_id == job_id).scalar_subquery()
-            for rt in (partition_runs, run_samples, sync_delete_candidates):
-                conn.execute(delete(rt).where(rt.c.run_id.in_(run_ids)))
-            for t in (failures, renames, deletions, sync_windows, sync_deletions, schedules,
-                      runs, partitions):
-                conn.execute(delete(t).where(t.c.job_id == job_id))
-            conn.execute(delete(jobs).where(jobs.c.id == job_id))
+            self._refuse_if_live(conn, job_id, name)
+            self._delete_job_rows(conn, job_id)
+
+    def replace_job(self, name: str, force: bool = False) -> None:
+        """Drop job ``name``'s records before its new plan is written (``plan SRC DST --job
+        J --replan``): refused while a live process holds one of its partitions, unless
+        ``force``."""
+        job_id = self.job(name).id
+        with self._tx() as conn:
+            self._refuse_if_leased(conn, job_id, name, force, "replan")
+            self._delete_job_rows(conn, job_id)
+
+    def _delete_job_rows(self, conn: Connection, job_id: int) -> None:
+        # Rows that refer to partitions and runs go first (PostgreSQL checks the keys).
+        run_ids = select(runs.c.id).where(runs.c.job_id == job_id).scalar_subquery()
+        for rt in (partition_runs, run_samples, sync_delete_candidates):
+            conn.execute(delete(rt).where(rt.c.run_id.in_(run_ids)))
+        for t in (failures, renames, deletions, sync_windows, sync_deletions, schedules,
+                  runs, partitions):
+            conn.execute(delete(t).where(t.c.job_id == job_id))
+        conn.execute(delete(jobs).where(jobs.c.id == job_id))
 
     def _refuse_if_leased(self, conn: Connection, job_id: int, name: str, force: bool,
                           verb: str) -> None:
@@ -187,10 +201,30 @@ class ControlDB:
         live = [(seq, owner) for seq, owner in rows if not _owner_dead(owner)]
         if live:
             seq, owner = live[0]
-            host, _, rest = (owner or "").partition(":")
+            hint = ("stop it or wait for it to end, then delete the job" if verb == "delete"
+                    else f"wait for that run to end or stop it, or {verb} with --force")
             raise UsageError(f"job {name!r} is being run (partition #{seq} held by process "
-                             f"{rest.split(':', 1)[0]} on {host}): wait for that run to end "
-                             f"or stop it, or {verb} with --force")
+                             f"{_owner_pid(owner)} on {_owner_host(owner)}): {hint}")
+
+    def _refuse_if_live(self, conn: Connection, job_id: int, name: str) -> None:
+        """UsageError naming what still runs job ``name``: a partition lease, a running
+        run or a sync scheduler's lease that has not expired and whose holder is not a dead
+        process of this host."""
+        self._refuse_if_leased(conn, job_id, name, False, "delete")
+        now = self._now()
+        held: list[tuple[str, str | None]] = [
+            ("a run of it", owner) for (owner,) in conn.execute(select(runs.c.owner).where(
+                and_(runs.c.job_id == job_id, runs.c.state == "running",
+                     runs.c.lease_expires >= now)))]
+        held += [("its sync schedule", owner) for (owner,) in conn.execute(
+            select(schedules.c.owner).where(and_(
+                schedules.c.job_id == job_id, schedules.c.owner.is_not(None),
+                schedules.c.lease_expires >= now)))]
+        for what, owner in held:
+            if not _owner_dead(owner):
+                raise UsageError(f"job {name!r} is live ({what} is followed by process "
+                                 f"{_owner_pid(owner)} on {_owner_host(owner)}): stop it "
+                                 "or wait for it to end, then delete the job")
 
     def expire_dead_local(self, job_id: int, host: str) -> int:
         """Running partitions leased by a process of this host that no longer exists are
@@ -993,6 +1027,14 @@ def _owner_dead(owner: str | None, host: str | None = None) -> bool:
     o_pid = rest.split(":", 1)[0]
     return (o_host == (host or socket.gethostname()) and o_pid.isdigit()
             and not _alive(int(o_pid)))
+
+
+def _owner_host(owner: str | None) -> str:
+    return (owner or "").partition(":")[0]
+
+
+def _owner_pid(owner: str | None) -> str:
+    return (owner or "").partition(":")[2].split(":", 1)[0]
 
 
 def _alive(pid: int) -> bool:

@@ -104,7 +104,7 @@ def _write_job(control: ControlDB, job: str, destination: str, options: dict[str
                specs: list[PartitionSpec], adf_control_table: str | None, replace: bool,
                force: bool) -> Job:
     if replace:
-        control.delete_job(job, force=force)
+        control.replace_job(job, force=force)
     control.create_job(job, destination, options, specs, adf_table=adf_control_table)
     j = control.job(job)
     if adf_control_table:
