@@ -137,3 +137,39 @@ def test_the_api_cannot_delete_a_job_under_a_live_process() -> None:
     import lakeshift
 
     assert "force" not in inspect.signature(lakeshift.delete_job).parameters
+
+
+def test_a_run_whose_job_is_deleted_under_it_stops_with_one_line(
+        local_env: dict[str, str], tmp_path: Path, db_url: str) -> None:
+    """Deleting a live job is refused, but another tool (or an older lakeshift) may still
+    drop its rows: the run then ends with one line saying so, not a traceback or a
+    success."""
+    from lakeshift.control.repository import ControlDB
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    for i in range(40):
+        (src / f"f{i:02}.txt").write_bytes(b"x" * 1000)
+    assert lakeshift("plan", str(src), str(dst), "--job", "j", "--db", db_url,
+                     env=local_env).returncode == 0
+    proc = subprocess.Popen([str(BIN), "run", "--job", "j", "--db", db_url, "--progress",
+                             "none", "--max-bandwidth", "2KiB"], env=local_env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    control = ControlDB(db_url)
+    try:
+        job = control.job("j")
+        for _ in range(600):  # until the run has copied something
+            if (dst.exists() and any(dst.iterdir())) or proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.communicate()
+        with control._tx() as conn:
+            control._delete_job_rows(conn, job.id)
+    finally:
+        control.close()
+    out, err = proc.communicate(timeout=120)
+    done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    assert done.returncode == 2, (out, err)
+    assert "job 'j' was deleted while it ran" in one_clear_line(done)
+    assert len(list(dst.iterdir())) < 40  # it stopped, and what it copied stays

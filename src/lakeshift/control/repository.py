@@ -41,6 +41,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class RunGone(UsageError):
+    """The run's row is no longer in the control DB: its job was deleted while it ran."""
+
+
 @dataclass
 class PartitionStats:
     listed: int = 0
@@ -357,13 +361,16 @@ class ControlDB:
                       nbytes: int, in_flight: int = 0) -> bool:
         """Save a running run's counters and renew its lease (a run closed meanwhile as
         interrupted, its beats having been late, is running again), with a throughput
-        sample.  True when someone asked the run to stop (``request_cancel``)."""
+        sample.  True when someone asked the run to stop (``request_cancel``); RunGone when
+        the run's row is gone (its job was deleted)."""
         with self._tx() as conn:
-            conn.execute(update(runs).where(and_(
+            res = conn.execute(update(runs).where(and_(
                 runs.c.id == run_id, runs.c.state.in_(("running", "interrupted")))).values(
                 state="running", finished_at=None, partitions_done=done,
                 partitions_failed=failed, copied=copied, bytes=nbytes,
                 heartbeat_at=self._now(), lease_expires=self._now(lease_s)))
+            if not res.rowcount:
+                _check_run_exists(conn, run_id)
             conn.execute(run_samples.insert().values(run_id=run_id, at=self._now(),
                                                      copied=copied, bytes=nbytes,
                                                      in_flight=in_flight))
@@ -372,11 +379,14 @@ class ControlDB:
 
     def finish_run(self, run_id: int, state: str, done: int, failed: int, copied: int,
                    nbytes: int) -> None:
+        """End the run; RunGone when its row is gone (its job was deleted)."""
         with self._tx() as conn:
-            conn.execute(update(runs).where(runs.c.id == run_id).values(
+            res = conn.execute(update(runs).where(runs.c.id == run_id).values(
                 state=state, partitions_done=done, partitions_failed=failed, copied=copied,
                 bytes=nbytes, finished_at=self._now(), heartbeat_at=self._now(),
                 lease_expires=None))
+            if not res.rowcount:
+                _check_run_exists(conn, run_id)
             conn.execute(run_samples.insert().values(run_id=run_id, at=self._now(),
                                                      copied=copied, bytes=nbytes, in_flight=0))
 
@@ -1027,6 +1037,11 @@ def _owner_dead(owner: str | None, host: str | None = None) -> bool:
     o_pid = rest.split(":", 1)[0]
     return (o_host == (host or socket.gethostname()) and o_pid.isdigit()
             and not _alive(int(o_pid)))
+
+
+def _check_run_exists(conn: Connection, run_id: int) -> None:
+    if conn.execute(select(runs.c.id).where(runs.c.id == run_id)).first() is None:
+        raise RunGone(f"run {run_id} is no longer in the control DB")
 
 
 def _owner_host(owner: str | None) -> str:

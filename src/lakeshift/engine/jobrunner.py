@@ -23,7 +23,7 @@ from sqlalchemy.engine import RowMapping
 
 from lakeshift.control.db import ControlDBUnavailable
 from lakeshift.control.records import Job
-from lakeshift.control.repository import ControlDB, PartitionStats, Records
+from lakeshift.control.repository import ControlDB, PartitionStats, Records, RunGone
 from lakeshift.engine.events import (
     Event,
     EventBus,
@@ -43,7 +43,7 @@ from lakeshift.engine.retry import RetryPolicy, retry_observer
 from lakeshift.engine.slots import SlotPool
 from lakeshift.engine.transfer import ServerRoute
 from lakeshift.engine.watermark import Watermark
-from lakeshift.errors import LakeshiftError
+from lakeshift.errors import LakeshiftError, UsageError
 from lakeshift.model import Failure, PartitionSpec, Rename, RunResult, TransferStats
 from lakeshift.plan.jobplan import partition_spec
 from lakeshift.plan.source import SourceSpec, destination_root
@@ -244,11 +244,24 @@ async def run_job(db: ControlDB, job: Job, batch_count: int, opts: CopyOptions,
                                          store_options, subscribers, lease_s, heartbeat_s,
                                          on_partition, mode)
         state = "cancelled" if stopped else ("failed" if result.failed else "succeeded")
+    except RunGone:
+        raise job_deleted(job) from None
     finally:
-        await call(db.finish_run, run_id, state, result.succeeded, result.failed,
-                   result.stats.copied, result.stats.bytes_transferred)
+        try:
+            await call(db.finish_run, run_id, state, result.succeeded, result.failed,
+                       result.stats.copied, result.stats.bytes_transferred)
+        except RunGone:
+            raise job_deleted(job) from None
     await call(count_remaining, db, job, result)
     return result
+
+
+def job_deleted(job: Job) -> UsageError:
+    """What a run says when its job's rows vanished under it (deleted by another process:
+    ``delete-job`` refuses a live job, but an older lakeshift or a hand-written DELETE
+    does not)."""
+    return UsageError(f"job {job.name!r} was deleted while it ran: it stopped; what it "
+                      "copied stays at the destination (plan the job again to go on)")
 
 
 def start_job_run(db: ControlDB, job: Job, owner: str, batch_count: int, opts: CopyOptions,
@@ -306,6 +319,7 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
     active: dict[int, _Active] = {}
     stop = asyncio.Event()
     cancelled = False  # the run was asked to stop (lakeshift_runs.cancel_requested)
+    gone = False  # the run's row vanished: its job was deleted under it
 
     async def store_for(url: str, role: str) -> Store:
         if url not in stores:
@@ -392,7 +406,7 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
                 a.task.cancel()
 
     async def heartbeat() -> None:
-        nonlocal cancelled
+        nonlocal cancelled, gone
         while True:
             await asyncio.sleep(heartbeat_s)
             # The run's row first: a partition's progress is never seen saved before the
@@ -409,6 +423,12 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
                     cancelled = cancelled or asked  # the monitor's cancel
                 else:
                     asked = await call(db.run_state, run_id) != "running"
+            except RunGone:
+                # Nothing of the job is left to write to: every partition stops, as if
+                # taken over by another process (it writes nothing more).
+                gone = asked = True
+                for a in active.values():
+                    a.lost = True
             except LakeshiftError:
                 asked = False  # the control DB is unreachable for now: see below
             if asked and not stop.is_set():
@@ -479,6 +499,8 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
         hb.cancel()
         result.stats.finished = time.monotonic()
         await asyncio.gather(*(s.close() for s in stores.values()), return_exceptions=True)
+    if gone:
+        raise RunGone(f"run {run_id} is no longer in the control DB")
     return stop.is_set()
 
 
