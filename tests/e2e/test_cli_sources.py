@@ -87,16 +87,21 @@ def test_unreadable_file_and_folder_are_forbidden(local_env: dict[str, str],
         os.chmod(src / "secret.txt", 0o644)
 
 
-@pytest.mark.parametrize("glob,code", [("a[z-a]b", 2), ("a[]b", 0)])
+@pytest.mark.parametrize("option,glob,code,needle", [
+    ("--include", "a[z-a]b", 2, "can match nothing"),
+    ("--include", "a[]b", 2, "is not a valid glob"),
+    ("--exclude", "a[]b", 2, "is not a valid glob"),
+    ("--include", "a[[]]b", 0, "")])
 def test_a_glob_that_cannot_work_is_exit_2(local_env: dict[str, str], tmp_path: Path,
-                                           glob: str, code: int) -> None:
+                                           option: str, glob: str, code: int,
+                                           needle: str) -> None:
     src = tmp_path / "src"
     src.mkdir()
     (src / "a[]b").write_bytes(b"literal")
-    p = lakeshift("copy", str(src), str(tmp_path / "dst"), "--include", glob, env=local_env)
+    p = lakeshift("copy", str(src), str(tmp_path / "dst"), option, glob, env=local_env)
     assert p.returncode == code, p.stderr
     if code == 2:
-        assert "can match nothing" in one_clear_line(p)
+        assert needle in one_clear_line(p)
         assert not (tmp_path / "dst").exists()
     else:
         assert (tmp_path / "dst" / "a[]b").read_bytes() == b"literal"

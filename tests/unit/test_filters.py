@@ -42,9 +42,11 @@ from lakeshift.plan.filters import NameFilter
     ("a[a!b]c", "a!c", True),
     ("a[a!b]c", "abc", True),
     ("a[a!b]c", "axc", False),
-    # a "[" without its "]" is a plain "["
-    ("a[]b", "a[]b", True),
-    ("a[b", "a[b", True),
+    # a "]" first in the brackets is in the set; [[] and \[ are a plain "["
+    ("a[]]b", "a]b", True),
+    ("a[!]]b", "a]b", False),
+    ("a[[]b", "a[b", True),
+    (r"a\[b", "a[b", True),
     # case-sensitive, and * takes dot-files
     ("*.csv", "B.CSV", False),
     ("*.csv", "x/.hidden.csv", True),
@@ -71,6 +73,11 @@ def test_exclude_wins_over_include_and_none_includes_all() -> None:
     ((), ("x[9-0]",), "--exclude 'x[9-0]' can match nothing"),
     (("",), (), "--include '': empty pattern"),
     (("/",), (), "empty pattern"),
+    # a "[" without its "]": a slip, refused rather than matched as a plain "["
+    (("a[]b",), (), "--include 'a[]b' is not a valid glob: the '[' at character 2 has no "
+                    "closing ']'"),
+    ((), ("x/a[b",), "--exclude 'x/a[b' is not a valid glob"),
+    (("a[!]",), (), "write [[] or \\["),
 ])
 def test_a_glob_that_cannot_work_is_a_usage_error(include: tuple[str, ...],
                                                   exclude: tuple[str, ...],

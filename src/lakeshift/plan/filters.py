@@ -4,7 +4,9 @@ A pattern is matched against the name relative to the source root.  ``*`` and ``
 within one path segment, ``**`` matches across segments; a pattern without ``/`` matches the
 last segment (the file name) at any depth; a leading ``/`` anchors a pattern at the root.
 ``[abc]``, ``[a-z]`` and ``[!abc]`` match one character other than ``/``; a ``!`` that is not
-first in the brackets is a plain ``!``; a ``[`` without its ``]`` is a plain ``[``.  Matching
+first in the brackets is a plain ``!``; a ``]`` first in the brackets is a plain ``]``.  A
+``[`` without its ``]`` (``a[b``, ``a[]b``) is refused: it is a typo more often than a name
+(``[[]`` or ``\\[`` match a plain ``[``).  Matching
 is case-sensitive and ``*`` matches names starting with ``.``.  An object is taken when it
 matches some include (or there are none) and no exclude.
 """
@@ -32,6 +34,10 @@ def compile_glob(pattern: str, option: str = "--include") -> Callable[[str], boo
     flags = _FLAGS if "/" in pattern else _FLAGS | glob.MATCHBASE
     if not body:
         raise UsageError(f"{option} {pattern!r}: empty pattern: give a glob such as '*.csv'")
+    if (at := _unclosed_bracket(pattern)) is not None:
+        raise UsageError(f"{option} {pattern!r} is not a valid glob: the '[' at character "
+                         f"{at + 1} has no closing ']' (a ']' right after '[' or '[!' is "
+                         "part of the set); to match a '[' itself write [[] or \\[")
     try:
         regexes, _ = glob.translate(body, flags=flags)
         matcher = glob.compile(body, flags=flags)
@@ -57,3 +63,28 @@ class NameFilter:
         if self._include and not any(m(rel) for m in self._include):
             return False
         return not any(m(rel) for m in self._exclude)
+
+
+def _unclosed_bracket(pattern: str) -> int | None:
+    """The index of the first ``[`` that opens no complete set (as glob syntax reads it: a
+    ``!`` or ``^`` and then a ``]`` right after the ``[`` belong to the set), else None.
+    wcmatch would match such a ``[`` as itself; ``a[]b`` is a slip, not a name."""
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "[":
+            j = i + 1
+            if j < len(pattern) and pattern[j] in "!^":
+                j += 1
+            if j < len(pattern) and pattern[j] == "]":
+                j += 1
+            close = pattern.find("]", j)
+            if close < 0:
+                return i
+            i = close + 1
+            continue
+        i += 1
+    return None
