@@ -64,6 +64,7 @@ from lakeshift.engine.events import (
 from lakeshift.errors import (
     ArchivedError,
     AuthError,
+    DanglingLinkError,
     ForbiddenError,
     IntegrityError,
     InvalidNameError,
@@ -119,6 +120,7 @@ __all__ = [
     "CheckLine",
     "CheckResult",
     "CopyResult",
+    "DanglingLinkError",
     "Event",
     "Failure",
     "FailuresResult",

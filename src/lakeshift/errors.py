@@ -77,6 +77,14 @@ class SymlinkLoopError(NotFoundError):
     skipped_always = True
 
 
+class DanglingLinkError(ObjectError):
+    """A local symlink whose target does not exist: nothing to copy.  Its own kind
+    (``dangling-link``), not ``missing``: the source was listed as it is, and no rerun will
+    find it; the object's failure, or a skip with ``--skip-errors dangling-link``."""
+
+    kind = "dangling-link"
+
+
 class SpecialFileError(NotFoundError):
     """A local FIFO, socket or device file: no content to copy (reading a FIFO would wait
     forever for a writer), so it is skipped and recorded (reason ``not-a-file``)."""

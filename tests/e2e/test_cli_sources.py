@@ -60,6 +60,50 @@ def test_symlink_loops_are_skipped_and_recorded_and_the_rest_is_copied(
         ("loop2", "symlink-loop", "True")]
 
 
+def test_dangling_symlinks_are_their_own_error_kind(local_env: dict[str, str],
+                                                   tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "d").mkdir(parents=True)
+    (src / "a.txt").write_bytes(b"a")
+    (src / "b.lnk").symlink_to("nowhere.txt")              # a link to nothing
+    (src / "d" / "c.lnk").symlink_to(tmp_path / "gone")    # absolute, to nothing
+    # A failure by default (not silently dropped, not "missing"), the rest copied.
+    p = lakeshift("copy", str(src), str(dst), "--json", env=local_env)
+    assert p.returncode == 1, p.stderr
+    s = json.loads(p.stdout)
+    assert (s["copied"], s["failed"], s["failed_by_kind"]) == (1, 2, {"dangling-link": 2})
+    why = {f["key"]: (f["kind"], f["message"]) for f in s["failures"]}
+    assert set(why) == {"b.lnk", "d/c.lnk"}
+    assert why["b.lnk"][0] == "dangling-link" and "nowhere.txt" in why["b.lnk"][1]
+    assert (dst / "a.txt").read_bytes() == b"a"
+    # Skippable by its kind (and only by it: "missing" does not cover it).
+    miss = lakeshift("copy", str(src), str(dst), "--json", "--skip-errors", "missing",
+                     env=local_env)
+    assert miss.returncode == 1, miss.stderr
+    skip = lakeshift("copy", str(src), str(dst), "--json", "--skip-errors", "dangling-link",
+                     env=local_env)
+    assert skip.returncode == 0, skip.stderr
+    assert json.loads(skip.stdout)["skipped_by_reason"] == {"dangling-link": 2,
+                                                            "identical": 1}
+    # verify names it: a dangling link, not a missing object.
+    v = lakeshift("verify", str(src), str(dst), "--report", str(tmp_path / "v"), "--json",
+                  env=local_env)
+    got = json.loads(v.stdout)
+    assert (got["verified"], got["missing"], got["unverifiable"]) == (1, 0, 2), got
+    assert list(got["unverifiable_reasons"]) == ["dangling-link"]
+    assert v.returncode == 0, v.stderr
+    # A job records them in its failure log under that kind.
+    db = f"sqlite:///{tmp_path}/links.db"
+    assert lakeshift("plan", str(src), str(tmp_path / "dst2"), "--job", "j", "--db", db,
+                     "--skip-errors", "dangling-link", env=local_env).returncode == 0
+    r = lakeshift("run", "--job", "j", "--db", db, "--json", env=local_env)
+    assert r.returncode == 0, r.stderr
+    f = lakeshift("failures", "--job", "j", "--db", db, env=local_env)
+    rows = list(csv.DictReader(io.StringIO(f.stdout)))
+    assert sorted((r["object_key"], r["error_kind"], r["skipped"]) for r in rows) == [
+        ("b.lnk", "dangling-link", "True"), ("d/c.lnk", "dangling-link", "True")]
+
+
 def test_unreadable_file_and_folder_are_forbidden(local_env: dict[str, str],
                                                    tmp_path: Path) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"

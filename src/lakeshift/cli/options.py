@@ -66,7 +66,8 @@ MapIdentitiesOpt = Annotated[str | None, typer.Option(
     show_default=False)]
 SkipErrorsOpt = Annotated[str, typer.Option(
     "--skip-errors", help="Record and skip objects that fail with these errors instead of "
-                          "failing: any of missing,forbidden,invalid-name,archived "
+                          "failing: any of missing,forbidden,invalid-name,archived,"
+                          "dangling-link "
                           "(comma-separated).")]
 InvalidNamesOpt = Annotated[str, typer.Option(
     "--invalid-names", help="Names the destination cannot hold: fail, skip (recorded), or "

@@ -71,7 +71,7 @@ from lakeshift.stores.registry import open_store
 
 T = TypeVar("T")
 MiB = 1024 * 1024
-SKIPPABLE = frozenset({"missing", "forbidden", "invalid-name", "archived"})
+SKIPPABLE = frozenset({"missing", "forbidden", "invalid-name", "archived", "dangling-link"})
 COPY_MODES = ("auto", "server", "stream")
 
 

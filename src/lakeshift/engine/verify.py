@@ -41,7 +41,13 @@ from lakeshift.engine.pipeline import (
 from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.slots import SlotPool
 from lakeshift.engine.transfer import endpoint_name
-from lakeshift.errors import AuthError, LakeshiftError, ObjectError, UsageError
+from lakeshift.errors import (
+    AuthError,
+    DanglingLinkError,
+    LakeshiftError,
+    ObjectError,
+    UsageError,
+)
 from lakeshift.model import ObjectInfo
 from lakeshift.plan.filters import NameFilter
 from lakeshift.plan.source import SourceSpec, destination_root, resolve_source
@@ -316,6 +322,10 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
         always skips it (a local symlink loop): then it is not copied on purpose."""
         try:
             await retry(functools.partial(src.read, s.key), policy, src_limit)
+        except DanglingLinkError:
+            # Not missing: a link to nothing has no content to copy (the copy recorded it).
+            differ(name, "unverifiable", s, None, detail=DanglingLinkError.kind)
+            return
         except ObjectError as e:
             if e.skipped_always:
                 differ(name, "unverifiable", s, None, detail=f"not copied on purpose: {e.kind}")

@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 
 from lakeshift.errors import (
+    DanglingLinkError,
     ForbiddenError,
     IntegrityError,
     InvalidNameError,
@@ -109,7 +110,9 @@ class LocalStore:
                                          e.path))
                     continue
             except FileNotFoundError:
-                continue  # gone, or a dangling symlink: as the walk does
+                if e.is_symlink():  # dangling: an entry whose read says so, as in the walk
+                    objects.append(ObjectInfo(prefix + e.name, 0))
+                continue  # gone
             except OSError:
                 pass  # a symlink loop (ELOOP)
             # As in the walk: a symlink to a folder above it (or itself) is one empty entry,
@@ -182,7 +185,7 @@ class LocalStore:
                     f.seek(start)
                 data = f.read((end if end is not None else st.st_size) - (start or 0))
         except FileNotFoundError:
-            raise NotFoundError(f"{path}: not found") from None
+            raise _dangling(path) or NotFoundError(f"{path}: not found") from None
         except PermissionError:
             what = "list the folder" if os.path.isdir(path) else "read"
             raise ForbiddenError(f"{path}: permission denied (cannot {what})") from None
@@ -453,7 +456,9 @@ def _walk(root: str, folder: str, name_prefix: str, start_after: str | None,
             try:
                 yield _info(key, e.stat(follow_symlinks=True), e.path)
             except FileNotFoundError:
-                continue
+                if e.is_symlink():
+                    yield ObjectInfo(key, 0)  # a dangling link: its read says so
+                continue  # gone since the folder was read
             except OSError:
                 yield ObjectInfo(key, 0)  # its read says why
 
@@ -473,6 +478,16 @@ def _identities_up(path: str) -> Iterator[tuple[int, int]]:
 def _above_or_at(target: str, here: str) -> bool:
     """``target`` is ``here`` or a folder above it (a symlink there would loop)."""
     return here == target or here.startswith(target.rstrip(os.sep) + os.sep)
+
+
+def _dangling(path: str) -> DanglingLinkError | None:
+    """A DanglingLinkError when ``path`` is a symlink whose target does not exist."""
+    try:
+        target = os.readlink(path)
+    except OSError:  # not a symlink, or gone
+        return None
+    return DanglingLinkError(f"{path}: a symlink to {target}, which does not exist: nothing "
+                             "to copy")
 
 
 def _unwalkable(path: str) -> LakeshiftError:
