@@ -33,6 +33,14 @@ class UsageError(LakeshiftError):
     kind = "usage"
 
 
+class MissingContainerError(UsageError):
+    """The bucket, container, filesystem or local directory a URL names does not exist.
+    ``copy`` and ``run`` create a missing destination; ``check`` reports it and creates
+    nothing."""
+
+    kind = "missing-container"
+
+
 class AuthError(LakeshiftError):
     """Credentials are missing or invalid; the message names what to set."""
 

@@ -38,6 +38,34 @@ def test_check_names_the_fix_for_a_wrong_key(cli_env: dict[str, str], azurite: A
     assert "V3JvbmdLZXlXcm9uZ0tleQ==" not in p.stdout
 
 
+def test_check_reports_a_missing_destination_and_does_not_create_it(
+        cli_env: dict[str, str], s3: Any, bucket: str, blob_service: Any,
+        tmp_path: Path) -> None:
+    from lakeshift import MissingContainerError, UsageError
+
+    assert issubclass(MissingContainerError, UsageError)
+    (tmp_path / "src").mkdir()
+    missing = {"az://not-made-yet/dst/": "az storage container create",
+               "s3://not-made-yet/dst/": "aws s3 mb",
+               str(tmp_path / "nothing" / "here"): "mkdir -p"}
+    for dst, how in missing.items():
+        p = lakeshift("check", str(tmp_path / "src"), dst, "--json", env=cli_env)
+        assert p.returncode == 2, p.stdout + p.stderr
+        last = json.loads(p.stdout)[-1]
+        assert (last["side"], last["ok"], last["exit_code"]) == ("destination", False, 2)
+        assert "does not exist" in last["detail"] and how in last["detail"]
+        assert "lakeshift copy" in last["detail"]
+    # Nothing was created on any side.
+    assert "not-made-yet" not in [c.name for c in blob_service.list_containers()]
+    assert "not-made-yet" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    assert not (tmp_path / "nothing").exists()
+    # The text form: one line saying so, after the source's lines.
+    p = lakeshift("check", str(tmp_path / "src"), "az://not-made-yet/", env=cli_env)
+    assert p.returncode == 2
+    assert p.stdout.splitlines()[-1].startswith("FAIL")
+    assert "az://" in p.stdout.splitlines()[-1]
+
+
 def test_init_wizard_writes_a_config_that_run_runs(cli_env: dict[str, str], s3: Any,
                                                    bucket: str, container: str,
                                                    blob_service: Any, tmp_path: Path) -> None:

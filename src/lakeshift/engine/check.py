@@ -12,11 +12,12 @@ from datetime import UTC, datetime
 from lakeshift.engine.listing import list_pages
 from lakeshift.engine.pipeline import check_reachable
 from lakeshift.engine.retry import RetryPolicy
-from lakeshift.errors import AuthError, LakeshiftError, UsageError
+from lakeshift.errors import AuthError, LakeshiftError, MissingContainerError, UsageError
 from lakeshift.model import CheckLine, ObjectProps
 from lakeshift.plan.source import destination_root
 from lakeshift.stores.base import Store, StoreConfig
 from lakeshift.stores.registry import open_store
+from lakeshift.urls import StoreURL
 
 MAX_SKEW_S = 300
 
@@ -46,6 +47,21 @@ async def _side(side: str, cfg: StoreConfig, steps: Steps) -> list[CheckLine]:
     finally:
         await store.close()
     return out
+
+
+def _missing(url: StoreURL, e: MissingContainerError) -> str:
+    """The line for a destination that does not exist: how to create it, or that a copy
+    will."""
+    if url.scheme == "azure":
+        what, how = "container", f"az storage container create --name {url.bucket}"
+    elif url.scheme == "s3":
+        what, how = "bucket", f"aws s3 mb s3://{url.bucket}"
+    elif url.scheme == "file":
+        what, how = "directory", f"mkdir -p {url.bucket}"
+    else:
+        return f"{e}: `lakeshift copy` and `run` create it; check creates nothing"
+    return (f"{url.display()}: the {what} does not exist: `lakeshift copy` and `run` create "
+            f"it, or create it yourself ({how}); check creates nothing")
 
 
 def _fail(side: str, step: str, e: LakeshiftError) -> CheckLine:
@@ -97,8 +113,17 @@ async def _source_steps(side: str, store: Store) -> AsyncIterator[CheckLine]:
 
 
 async def _dest_steps(side: str, store: Store) -> AsyncIterator[CheckLine]:
-    yield await _step(side, "reach and create", store.prepare_destination,
-                      f"{store.url.display()} exists (or was created) and is writable")
+    # Listed first, and never created here: check changes nothing (but its probe object).
+    try:
+        await check_reachable(store.check_source, side, RetryPolicy(attempts=2))
+    except MissingContainerError as e:
+        yield CheckLine(side, "reach and list", False, _missing(store.url, e), e.exit_code)
+        return
+    except LakeshiftError as e:
+        yield _fail(side, "reach and list", e)
+        return
+    yield await _step(side, "reach and list", store.prepare_destination,
+                      f"{store.url.display()} exists and can be listed")
     probe = destination_root(store) + f".lakeshift-check-{uuid.uuid4().hex[:12]}"
     data = b"lakeshift check probe\n"
     try:

@@ -36,11 +36,11 @@ from lakeshift.errors import (
     IntegrityError,
     InvalidNameError,
     LakeshiftError,
+    MissingContainerError,
     NotFoundError,
     ServerCopyUnavailable,
     ThrottledError,
     TransientError,
-    UsageError,
 )
 from lakeshift.model import Data, ObjectInfo, ObjectProps
 from lakeshift.redact import redact
@@ -176,7 +176,8 @@ def status_error(status: int, code: str, what: str, retry_after: str | None = No
         return ArchivedError(f"{what}: archived (Archive tier): rehydrate it to Hot or Cool, "
                              "or pass --skip-errors archived to record and skip it")
     if code == "ContainerNotFound":
-        return UsageError(f"{what}: container/filesystem does not exist: create it or fix the URL")
+        return MissingContainerError(f"{what}: container/filesystem does not exist: create it "
+                                     "or fix the URL")
     if status == 404:
         return NotFoundError(f"{what}: not found")
     # Azure says Md5Mismatch; Azurite says InvalidOperation "Provided contentMD5 doesn't match."

@@ -31,6 +31,7 @@ from lakeshift.errors import (
     IntegrityError,
     InvalidNameError,
     LakeshiftError,
+    MissingContainerError,
     NotFoundError,
     SpecialFileError,
     SymlinkLoopError,
@@ -126,7 +127,7 @@ class LocalStore:
         if not os.path.isdir(self.root):
             if os.path.isfile(self.root):
                 return
-            raise UsageError(f"local source {self.root} does not exist")
+            raise MissingContainerError(f"local source {self.root} does not exist")
         if not os.access(self.root, os.R_OK | os.X_OK):
             raise UsageError(f"local source {self.root} is not readable: check its permissions")
 

@@ -24,6 +24,7 @@ from lakeshift.errors import (
     ChangedError,
     ForbiddenError,
     LakeshiftError,
+    MissingContainerError,
     NotFoundError,
     ThrottledError,
     TransientError,
@@ -556,13 +557,14 @@ def _boto_error(e: Any, what: str) -> LakeshiftError:
     if code in ARCHIVED_CODES:
         return ArchivedError(archived_message(what))
     if code in ("NoSuchBucket",):
-        return UsageError(f"{what}: bucket does not exist: create it or fix the URL")
+        return MissingContainerError(f"{what}: bucket does not exist: create it or fix the URL")
     if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"):
         return AuthError(f"{what}: AWS credentials rejected ({code}): check AWS_ACCESS_KEY_ID / "
                          "AWS_SECRET_ACCESS_KEY or the profile")
     if status == 404 or code in ("NoSuchKey", "404", "NotFound"):
         if what.endswith("/") or (code == "404" and "/" not in what.split("://", 1)[1]):
-            return UsageError(f"{what}: bucket does not exist: create it or fix the URL")
+            return MissingContainerError(f"{what}: bucket does not exist: create it or fix "
+                                         "the URL")
         return NotFoundError(f"{what}: not found")
     if status == 403 or code == "AccessDenied":
         return ForbiddenError(f"{what}: access denied ({code})")
