@@ -255,9 +255,9 @@ def failures(
 DELETE_HELP = """Delete a job and everything the control DB records about it: partitions, runs,
 failures, renames, sync windows. Objects already copied stay where they are.
 
-Refused while anything runs the job: a run, a worker holding a partition, a sync schedule
-(stop it first). On a terminal it asks first (on stderr); otherwise (a script, a pipe,
---json into a program) it needs --yes (or its synonym --force).
+Refused while anything runs the job (a run, a worker, a sync schedule): stop it first.
+
+On a terminal it asks first (on stderr); otherwise it needs --yes (or --force).
 """
 DELETE_EPILOG = """Examples:
 
@@ -269,7 +269,7 @@ DELETE_EPILOG = """Examples:
 
 def delete_job(
     name: Annotated[str, typer.Argument(
-        metavar="[JOB]", help="The job to delete (or --job NAME).", show_default=False)] = "",
+        metavar="JOB", help="The job to delete (or --job NAME).", show_default=False)] = "",
     job: Annotated[str, typer.Option("--job", "-j", help="The job to delete (by name; "
                                      "LAKESHIFT_JOB is not read here).", show_default=False)
                    ] = "",

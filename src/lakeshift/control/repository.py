@@ -1041,7 +1041,8 @@ def _owner_dead(owner: str | None, host: str | None = None) -> bool:
 
 def _check_run_exists(conn: Connection, run_id: int) -> None:
     if conn.execute(select(runs.c.id).where(runs.c.id == run_id)).first() is None:
-        raise RunGone(f"run {run_id} is no longer in the control DB")
+        raise RunGone(f"run {run_id} is no longer in the control DB: its job was deleted "
+                      "while it ran")
 
 
 def _owner_host(owner: str | None) -> str:

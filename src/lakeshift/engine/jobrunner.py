@@ -500,7 +500,8 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
         result.stats.finished = time.monotonic()
         await asyncio.gather(*(s.close() for s in stores.values()), return_exceptions=True)
     if gone:
-        raise RunGone(f"run {run_id} is no longer in the control DB")
+        raise RunGone(f"run {run_id} is no longer in the control DB: its job was deleted "
+                      "while it ran")
     return stop.is_set()
 
 
