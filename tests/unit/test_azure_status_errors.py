@@ -11,10 +11,10 @@ from lakeshift.errors import (
     IntegrityError,
     InvalidNameError,
     LakeshiftError,
+    MissingContainerError,
     NotFoundError,
     ThrottledError,
     TransientError,
-    UsageError,
 )
 from lakeshift.stores.azure.rest import status_error
 
@@ -23,7 +23,7 @@ from lakeshift.stores.azure.rest import status_error
     (403, "AuthenticationFailed", "", AuthError),
     (403, "AuthorizationFailure", "", AuthError),
     (401, "NoAuthenticationInformation", "", AuthError),
-    (404, "ContainerNotFound", "", UsageError),
+    (404, "ContainerNotFound", "", MissingContainerError),  # a UsageError
     (404, "BlobNotFound", "", NotFoundError),
     (404, "", "", NotFoundError),
     (400, "Md5Mismatch", "", IntegrityError),
