@@ -19,14 +19,15 @@ Nothing here imports SQLAlchemy at module level: ``copy`` and ``check`` never ne
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import csv
 import dataclasses
 import functools
 import json
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -106,10 +107,32 @@ def _blocking(async_fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
     return call
 
 
+#: Set by reading_only(): the control DB is opened read-only in this context.
+_READ_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("lakeshift_read_only",
+                                                                  default=False)
+
+
+@contextmanager
+def reading_only() -> Iterator[None]:
+    """Inside ``with lakeshift.reading_only():`` the API only reads control DBs: no table is
+    created, no migration runs (a DB of an older schema raises
+    :class:`~lakeshift.control.db.SchemaOutdated`, a UsageError naming the command that
+    upgrades it), SQLite takes no write lock, and a call that would write fails.  The
+    monitor serves every page in it.  A context variable: it follows ``asyncio`` tasks and
+    ``asyncio.to_thread``."""
+    token = _READ_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _READ_ONLY.reset(token)
+
+
 def _control(db: str, create: bool = False) -> ControlDB:
     # Imported here: SQLAlchemy costs ~0.13 s at start-up, and `copy` never needs it.
     from lakeshift.control.repository import ControlDB
 
+    if _READ_ONLY.get():
+        return ControlDB(db, read_only=True)
     return ControlDB(db, create=create)
 
 
@@ -1052,9 +1075,11 @@ def _seconds(start: datetime | None, end: datetime | None) -> float:
 
 def _partition_run_status(r: Any, job: Job) -> PartitionRunStatus:
     state = r["state"]
-    if state == "running" and r["run_state"] != "running":
-        state = "interrupted"  # its run died without saying so
     started, finished = _as_utc(r["started_at"]), _as_utc(r["finished_at"])
+    if state == "running" and r["run_state"] != "running":
+        # Its run died without saying so: it ended at the run's last heartbeat.
+        state = "interrupted"
+        finished = _as_utc(r["run_heartbeat_at"]) or started
     duration = _seconds(started, finished)
     settings = {"job": dict(job.options), "run": json.loads(r["settings"])}
     return PartitionRunStatus(
@@ -1238,3 +1263,5 @@ __all__ += ["JobMetrics", "PartitionRunStatus", "RunDetail", "ScanResult", "Tune
             "partition_run_async", "rerun_failed", "rerun_failed_async", "run_detail",
             "run_detail_async", "run_failures", "run_failures_async", "scan", "scan_async",
             "tune", "tune_async"]
+# The monitor's review (issue 13): read-only access.
+__all__ += ["reading_only"]

@@ -41,6 +41,12 @@ class MissingContainerError(UsageError):
     kind = "missing-container"
 
 
+class SchemaOutdated(UsageError):
+    """A control DB opened only to read (``lakeshift.reading_only()``, the monitor) has an
+    older schema than this lakeshift's: it is upgraded only by a command that may write it
+    (``lakeshift status``, ``run``, …), which the message names."""
+
+
 class AuthError(LakeshiftError):
     """Credentials are missing or invalid; the message names what to set."""
 

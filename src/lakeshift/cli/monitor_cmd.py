@@ -10,7 +10,7 @@ import typer
 from lakeshift import api
 from lakeshift.cli.options import DbOpt
 from lakeshift.errors import UsageError
-from lakeshift.redact import register_secret
+from lakeshift.redact import redact, register_secret
 
 HELP = """Web monitor of a control DB: jobs, runs, partition runs and their details, live.
 
@@ -51,7 +51,15 @@ def monitor(
                          "actions)")
     if token:
         register_secret(token)
-    shown_db = api.status(db=db).db  # a missing or damaged DB: one line, exit 2
+    from lakeshift.errors import SchemaOutdated
+
+    try:
+        with api.reading_only():  # the monitor never writes the DB, nor upgrades it
+            shown_db = api.status(db=db).db  # a missing or damaged DB: one line, exit 2
+    except SchemaOutdated as e:
+        # Served anyway: each page says the same (503) until the DB is upgraded.
+        print(f"lakeshift: warning: {e}", file=sys.stderr, flush=True)
+        shown_db = redact(db)
     if not is_loopback(host):
         print(f"lakeshift: warning: listening on {host}: other machines can reach the monitor "
               "(job names, keys and errors" + (", and its actions to whoever has the token"

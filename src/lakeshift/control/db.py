@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import create_engine, event, inspect, select
 from sqlalchemy.engine import Engine, make_url
@@ -17,7 +18,7 @@ from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, Oper
 
 from lakeshift.control import migrations
 from lakeshift.control.schema import metadata, schema_version
-from lakeshift.errors import UsageError
+from lakeshift.errors import SchemaOutdated, UsageError
 from lakeshift.redact import redact
 
 SCHEMA_VERSION = migrations.LATEST
@@ -46,32 +47,51 @@ def _normalise(url: str) -> Any:
     return u
 
 
-def open_engine(url: str, create: bool) -> Engine:
-    """An engine on a DB whose schema is current (created or migrated when ``create``)."""
+def open_read_only(url: str) -> Engine:
+    """An engine that can only read the DB: no table is created, no migration runs (an older
+    schema raises SchemaOutdated), SQLite opens the file with ``mode=ro`` and takes no write
+    lock, PostgreSQL sessions are ``default_transaction_read_only``."""
+    return open_engine(url, create=False, read_only=True)
+
+
+def open_engine(url: str, create: bool, read_only: bool = False) -> Engine:
+    """An engine on a DB whose schema is current (created or migrated when ``create``).
+    ``read_only``: see open_read_only."""
     u = _normalise(url)
     shown = display_url(url)
     if u.drivername.startswith("sqlite"):
         path = u.database or ""
         if path in ("", ":memory:"):
             raise UsageError("the control DB must be a file: sqlite:///path/to/file.db")
-        if not create and not os.path.exists(path):
+        if (not create or read_only) and not os.path.exists(path):
             raise UsageError(f"no control DB at {path}: run `lakeshift plan` first, or pass "
                              "--db with the right path")
         parent = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(parent):
             raise UsageError(f"cannot create control DB {path}: directory {parent} does not "
                              "exist")
-        engine = create_engine(u, connect_args={"timeout": 10})
-        _sqlite_pragmas(engine)
+        if read_only:
+            # The file opened read-only by SQLite itself: nothing here can write it.
+            file_url = "file:" + quote(os.path.abspath(path)) + "?mode=ro"
+            engine = create_engine("sqlite://", creator=lambda: sqlite3.connect(
+                file_url, uri=True, timeout=10, check_same_thread=False))
+            _sqlite_read_pragmas(engine)
+        else:
+            engine = create_engine(u, connect_args={"timeout": 10})
+            _sqlite_pragmas(engine)
     else:
+        args: dict[str, Any] = {}
+        if "psycopg" in u.drivername:
+            args["connect_timeout"] = 10
+            if read_only:
+                args["options"] = "-c default_transaction_read_only=on"
         try:
             engine = create_engine(u, pool_pre_ping=True, pool_size=5, max_overflow=5,
-                                   connect_args={"connect_timeout": 10}
-                                   if "psycopg" in u.drivername else {})
+                                   connect_args=args)
         except NoSuchModuleError as e:
             raise UsageError(f"the driver for {shown} is not installed: {e}") from None
     try:
-        _check_schema(engine, create, shown)
+        _check_schema(engine, create and not read_only, shown, read_only)
     except OperationalError as e:
         engine.dispose()
         raise db_error(e, shown) from None
@@ -126,7 +146,22 @@ def _sqlite_pragmas(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _check_schema(engine: Engine, create: bool, shown: str) -> None:
+def _sqlite_read_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA busy_timeout=10000")
+        cur.execute("PRAGMA query_only=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(conn: Any) -> None:
+        # A deferred transaction: a reader never takes the write lock a claim waits for.
+        conn.exec_driver_sql("BEGIN")
+
+
+def _check_schema(engine: Engine, create: bool, shown: str, read_only: bool = False) -> None:
     with engine.begin() as conn:
         names = set(inspect(conn).get_table_names())
         if "lakeshift_schema" not in names:
@@ -141,6 +176,11 @@ def _check_schema(engine: Engine, create: bool, shown: str) -> None:
         if version > SCHEMA_VERSION:
             raise UsageError(f"{shown} has schema version {version}, newer than this "
                              f"lakeshift understands ({SCHEMA_VERSION}): upgrade lakeshift")
+        if version < SCHEMA_VERSION and read_only:
+            raise SchemaOutdated(
+                f"{shown} has schema version {version}, older than this lakeshift's "
+                f"({SCHEMA_VERSION}), and is only read here: run `lakeshift status --db "
+                f"{shown}` once to upgrade it")
         if version < SCHEMA_VERSION:
             migrations.upgrade(conn, version)
             conn.execute(schema_version.update().values(version=SCHEMA_VERSION))

@@ -10,9 +10,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, literal_column, or_, select, update
+from sqlalchemy import (
+    and_,
+    case,
+    delete,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.engine import Connection, Engine, RowMapping
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
 
 from lakeshift.control.db import ControlDBUnavailable, db_error, display_url, open_engine
@@ -68,10 +79,15 @@ class Records:
 
 
 class ControlDB:
-    def __init__(self, url: str, create: bool = False) -> None:
+    """The control DB.  ``read_only``: opened by ``db.open_read_only`` (the monitor): every
+    write fails, and the reads show a run whose lease expired as ``interrupted`` at its last
+    heartbeat instead of closing it (``close_dead_runs``) first."""
+
+    def __init__(self, url: str, create: bool = False, read_only: bool = False) -> None:
         self.url = url
         self.shown = display_url(url)
-        self.engine: Engine = open_engine(url, create)
+        self.read_only = read_only
+        self.engine: Engine = open_engine(url, create, read_only=read_only)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -394,6 +410,8 @@ class ControlDB:
         """Close as ``interrupted`` every running run whose process is gone (same host, no
         such pid) or whose lease expired (no heartbeat for a lease's length): its finish
         time is its last heartbeat's, its counters those that heartbeat saved."""
+        if self.read_only:
+            return 0  # the reads below show such runs as interrupted (_run_columns)
         host = socket.gethostname()
         n = 0
         with self._tx() as conn:
@@ -417,8 +435,27 @@ class ControlDB:
         whose process died are closed first (``close_dead_runs``)."""
         self.close_dead_runs(job_id)
         with self._tx() as conn:
-            return list(conn.execute(select(runs).where(runs.c.job_id == job_id)
-                                     .order_by(runs.c.id.desc()).limit(limit)).mappings())
+            return list(conn.execute(select(*self._run_columns()).where(
+                runs.c.job_id == job_id).order_by(runs.c.id.desc()).limit(limit)).mappings())
+
+    def _lease_gone(self) -> ColumnElement[bool]:
+        return and_(runs.c.state == "running",
+                    or_(runs.c.lease_expires.is_(None), runs.c.lease_expires < self._now()))
+
+    def _run_state(self) -> ColumnElement[Any]:
+        """A run's state as a reader sees it: running with its lease expired is
+        interrupted (what close_dead_runs would make it)."""
+        return case((self._lease_gone(), literal("interrupted")), else_=runs.c.state)
+
+    def _run_columns(self) -> list[ColumnElement[Any]]:
+        """The runs table's columns, state and finished_at as close_dead_runs leaves them
+        (a dead run ends at its last heartbeat)."""
+        ended = type_coerce(func.coalesce(runs.c.heartbeat_at, runs.c.started_at),
+                            runs.c.finished_at.type)
+        return [*(c for c in runs.c if c.name not in ("state", "finished_at")),
+                self._run_state().label("state"),
+                case((self._lease_gone(), ended), else_=runs.c.finished_at)
+                .label("finished_at")]
 
     # -- a fleet of workers (lakeshift.scale) --------------------------------------------
 
@@ -487,15 +524,16 @@ class ControlDB:
         self.close_dead_runs()
         with self._tx() as conn:
             row: RowMapping | None = conn.execute(
-                select(runs, jobs.c.name.label("job")).join(jobs, jobs.c.id == runs.c.job_id)
+                select(*self._run_columns(), jobs.c.name.label("job"))
+                .join(jobs, jobs.c.id == runs.c.job_id)
                 .where(runs.c.id == run_id)).mappings().first()
             return row
 
     def _partition_runs(self) -> Any:
         p = partitions.c
         return (select(partition_runs, p.seq, p.source, p.prefix, p.range_start, p.range_end,
-                       p.destination, p.job_id, runs.c.state.label("run_state"),
-                       runs.c.settings)
+                       p.destination, p.job_id, self._run_state().label("run_state"),
+                       runs.c.heartbeat_at.label("run_heartbeat_at"), runs.c.settings)
                 .join(partitions, p.id == partition_runs.c.partition_id)
                 .join(runs, runs.c.id == partition_runs.c.run_id))
 
@@ -544,7 +582,7 @@ class ControlDB:
                 .join(partitions, p.job_id == jobs.c.id)
                 .group_by(jobs.c.name, p.state)).mappings())
             activity = list(conn.execute(
-                select(jobs.c.name.label("job"), runs.c.state.label("run_state"), pr.state,
+                select(jobs.c.name.label("job"), self._run_state().label("run_state"), pr.state,
                        pr.in_flight, pr.retries, pr.throttled)
                 .join(partitions, p.job_id == jobs.c.id)
                 .join(partition_runs, pr.partition_id == p.id)
@@ -557,7 +595,8 @@ class ControlDB:
                 .group_by(jobs.c.name, failures.c.error_kind)).mappings())
             running = list(conn.execute(
                 select(jobs.c.name.label("job"), func.count().label("n"))
-                .join(runs, runs.c.job_id == jobs.c.id).where(runs.c.state == "running")
+                .join(runs, runs.c.job_id == jobs.c.id)
+                .where(self._run_state() == "running")
                 .group_by(jobs.c.name)).mappings())
         return {"copied": copied, "states": states, "activity": activity, "errors": errors,
                 "running": running}
@@ -898,6 +937,9 @@ class _Tx:
         if isinstance(exc[1], OperationalError) and _connection_lost(exc[1]):
             # The server went away inside the transaction: as unreachable as at its start.
             raise db_error(exc[1], self.db.shown) from None
+        if self.db.read_only and isinstance(exc[1], DBAPIError):
+            raise UsageError(f"control DB {self.db.shown} is open read-only here: "
+                             f"{str(exc[1].orig).splitlines()[0]}") from None
         return handled
 
 

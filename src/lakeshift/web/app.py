@@ -34,6 +34,10 @@ from lakeshift.web.format import FILTERS
 from lakeshift.web.metrics import exposition
 
 HERE = Path(__file__).parent
+#: The ``code`` of each error the monitor answers (JSON ``error.code``; the error page's
+#: ``data-code``): stable, for scripts to match on, unlike the message.
+ERROR_CODES = {400: "bad-request", 403: "forbidden", 404: "not-found",
+               405: "method-not-allowed"}
 #: How often the pages ask the JSON API whether anything changed (milliseconds).
 REFRESH_MS = 2000
 
@@ -48,6 +52,18 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [to_jsonable(v) for v in value]
     return value
+
+
+def reading(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` run inside ``lakeshift.reading_only()``: the monitor's pages never write the
+    control DB, never upgrade its schema, and take no SQLite write lock."""
+
+    def read(*args: Any, **kwargs: Any) -> Any:
+        with lakeshift.reading_only():
+            return fn(*args, **kwargs)
+
+    read.__name__ = getattr(fn, "__name__", "read")
+    return read
 
 
 def flatten(settings: Any, prefix: str = "") -> list[tuple[str, str]]:
@@ -170,7 +186,7 @@ class Monitor:
         run_id = request.path_params["run_id"]
         from starlette.concurrency import run_in_threadpool
 
-        await run_in_threadpool(self.run, run_id)  # 404 for an unknown run
+        await run_in_threadpool(reading(self.run), run_id)  # 404 for an unknown run
         asked = await run_in_threadpool(lakeshift.cancel_run, run_id, db=self.db)
         message = ("cancel requested: the run stops at its next heartbeat" if asked
                    else "the run is not running: nothing to cancel")
@@ -182,7 +198,7 @@ class Monitor:
         name = request.path_params["job"]
         from starlette.concurrency import run_in_threadpool
 
-        await run_in_threadpool(self.job_status, name)  # 404 for an unknown job
+        await run_in_threadpool(reading(self.job_status), name)  # 404 for an unknown job
         n = await run_in_threadpool(lakeshift.rerun_failed, name, db=self.db)
         message = (f"{n} failed partition{'' if n == 1 else 's'} pending again: a running "
                    "run with a free batch slot takes them, else the next `lakeshift run`")
@@ -228,24 +244,32 @@ class Monitor:
         detail = exc.detail if exc.status_code != 404 or exc.detail != "Not Found" else \
             f"no page {request.url.path}"
         return self._error(request, exc.status_code, titles.get(exc.status_code, "Error"),
-                           detail)
+                           detail, ERROR_CODES.get(exc.status_code, "error"))
 
     def db_error(self, request: Request, exc: Exception) -> Response:
-        # A LakeshiftError from the API: the control DB is missing, unreachable or damaged.
-        return self._error(request, 503, "Control DB unavailable", str(exc))
+        # A LakeshiftError from the API: the control DB is missing, unreachable, damaged,
+        # or of an older schema (which the monitor, only reading, does not upgrade).
+        if isinstance(exc, lakeshift.SchemaOutdated):
+            return self._error(request, 503, "Control DB schema outdated", str(exc),
+                               "schema-outdated")
+        return self._error(request, 503, "Control DB unavailable", str(exc),
+                           "db-unavailable")
 
     def internal_error(self, request: Request, exc: Exception) -> Response:
         return self._error(request, 500, "Internal error",
-                           f"internal error ({type(exc).__name__}); this is a bug")
+                           f"internal error ({type(exc).__name__}); this is a bug",
+                           "internal")
 
-    def _error(self, request: Request, code: int, title: str, detail: str) -> Response:
-        if request.url.path.startswith("/api/"):
-            return JSONResponse({"error": {"status": code, "message": detail}},
-                                status_code=code)
+    def _error(self, request: Request, code: int, title: str, detail: str,
+               reason: str) -> Response:
+        if request.url.path.startswith("/api/") or "application/json" in request.headers.get(
+                "accept", ""):
+            return JSONResponse({"error": {"status": code, "code": reason,
+                                           "message": detail}}, status_code=code)
         if request.url.path == "/metrics":
             return Response(f"{detail}\n", status_code=code, media_type="text/plain")
         return self.page("error.html", status_code=code, code=code, title=title,
-                         detail=detail)
+                         detail=detail, reason=reason)
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -294,7 +318,7 @@ def create_app(db: str, token: str | None = None,
     m = Monitor(db, token)
 
     def get(path: str, fn: Callable[[Request], Any]) -> Route:
-        return Route(path, fn, methods=["GET"])
+        return Route(path, reading(fn), methods=["GET"])
 
     routes = [
         get("/", m.jobs_page),
