@@ -100,7 +100,7 @@ def test_a_live_run_moves_on_the_page_and_a_cancel_stops_it_at_a_checkpoint(
 
         page.fill("input[name=token]", TOKEN)
         page.click("#cancel-run")
-        page.wait_for_url("**/runs/*?message=*")
+        page.wait_for_url("**/runs/*?done=*")
         assert "cancel requested" in page.locator(".message").inner_text()
         proc.wait(30)  # the run stops by itself at its next heartbeat
         page.wait_for_function("document.getElementById('run-state').innerText == "
@@ -145,7 +145,7 @@ def test_actions_in_the_page_need_the_token(
     page.goto(f"{armed.url}/jobs/filled")
     page.fill("input[name=token]", TOKEN)
     page.click("#rerun-failed")
-    page.wait_for_url("**/jobs/filled?message=*")
+    page.wait_for_url("**/jobs/filled?done=*")
     assert "1 failed partition pending again" in page.locator(".message").inner_text()
     assert page.locator("#partitions tr.state-pending").count() == 1
     screenshot(page, "action-done")

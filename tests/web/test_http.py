@@ -102,7 +102,8 @@ def test_unknown_ids_are_404_and_nothing_holds_a_secret(
         assert r.status_code == 404, path
         assert "Traceback" not in r.text
     assert httpx.get(f"{m.url}/api/runs/999999").json() == {
-        "error": {"status": 404, "message": "no run 999999 in this control DB"}}
+        "error": {"status": 404, "code": "not-found",
+                  "message": "no run 999999 in this control DB"}}
     run = httpx.get(f"{m.url}/api/jobs/filled").json()["runs"][0]["id"]
     pages = [httpx.get(m.url + p).text for p in (
         "/", "/jobs/filled", f"/runs/{run}", f"/api/runs/{run}", "/api/jobs/filled",

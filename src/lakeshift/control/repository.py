@@ -47,6 +47,10 @@ from lakeshift.errors import UsageError
 from lakeshift.model import Failure, PartitionSpec, Rename, SourceDeleted
 from lakeshift.redact import redact
 
+#: The greatest id a row can have (a signed 64-bit integer): a greater one names no row,
+#: and is answered as such instead of reaching the driver (which cannot bind it).
+MAX_ID = 2**63 - 1
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -513,6 +517,8 @@ class ControlDB:
 
     def request_cancel(self, run_id: int) -> bool:
         """Ask a running run to stop at its next heartbeat; False when it is not running."""
+        if not 0 < run_id <= MAX_ID:
+            return False
         self.close_dead_runs()
         with self._tx() as conn:
             return bool(conn.execute(update(runs).where(and_(
@@ -521,6 +527,8 @@ class ControlDB:
 
     def run(self, run_id: int) -> RowMapping | None:
         """One run (dead runs closed first), with its job's name as ``job``."""
+        if not 0 < run_id <= MAX_ID:
+            return None
         self.close_dead_runs()
         with self._tx() as conn:
             row: RowMapping | None = conn.execute(
@@ -544,6 +552,8 @@ class ControlDB:
                                                             partition_runs.c.id)).mappings())
 
     def partition_run(self, partition_run_id: int) -> RowMapping | None:
+        if not 0 < partition_run_id <= MAX_ID:
+            return None
         with self._tx() as conn:
             row: RowMapping | None = conn.execute(self._partition_runs().where(
                 partition_runs.c.id == partition_run_id)).mappings().first()

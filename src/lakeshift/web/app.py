@@ -144,13 +144,13 @@ class Monitor:
         name = request.path_params["job"]
         job = self.job_status(name)
         return self.page("job.html", job=job, api=f"/api/jobs/{quote(name, safe='')}",
-                         message=request.query_params.get("message"))
+                         message=done_message(request))
 
     def run_page(self, request: Request) -> Response:
         detail = self.run(request.path_params["run_id"])
         return self.page("run.html", d=detail, chart=throughput_svg(
             detail.samples, detail.run.started_at), api=f"/api/runs/{detail.run.id}",
-            message=request.query_params.get("message"))
+            message=done_message(request))
 
     def partition_run_page(self, request: Request) -> Response:
         pr = self.partition_run(request.path_params["pr_id"])
@@ -188,9 +188,8 @@ class Monitor:
 
         await run_in_threadpool(reading(self.run), run_id)  # 404 for an unknown run
         asked = await run_in_threadpool(lakeshift.cancel_run, run_id, db=self.db)
-        message = ("cancel requested: the run stops at its next heartbeat" if asked
-                   else "the run is not running: nothing to cancel")
-        return self._done(request, f"/runs/{run_id}", message, asked)
+        return self._done(request, f"/runs/{run_id}",
+                          "cancel-requested" if asked else "not-running", asked)
 
     async def rerun_failed(self, request: Request) -> Response:
         form = await _form(request)
@@ -200,15 +199,18 @@ class Monitor:
 
         await run_in_threadpool(reading(self.job_status), name)  # 404 for an unknown job
         n = await run_in_threadpool(lakeshift.rerun_failed, name, db=self.db)
-        message = (f"{n} failed partition{'' if n == 1 else 's'} pending again: a running "
-                   "run with a free batch slot takes them, else the next `lakeshift run`")
-        return self._done(request, f"/jobs/{quote(name, safe='')}", message, n)
+        return self._done(request, f"/jobs/{quote(name, safe='')}", "rerun-failed", n)
 
-    def _done(self, request: Request, back: str, message: str, value: Any) -> Response:
+    def _done(self, request: Request, back: str, code: str, value: Any) -> Response:
+        """The action's answer: JSON with a stable ``code``, or back to the page with only
+        that code in its URL (the page words it: a link cannot put text on a page)."""
+        n = value if isinstance(value, int) and not isinstance(value, bool) else 0
         if "application/json" in request.headers.get("accept", ""):
-            return JSONResponse({"ok": True, "message": message, "result": value})
-        sep = "&" if "?" in back else "?"
-        return RedirectResponse(f"{back}{sep}message={quote(message)}", status_code=303)
+            return JSONResponse({"ok": True, "code": code,
+                                 "message": DONE_MESSAGES[code].format(n=n, s=_s(n)),
+                                 "result": value})
+        query = f"done={code}" + (f"&n={n}" if code == "rerun-failed" else "")
+        return RedirectResponse(f"{back}?{query}", status_code=303)
 
     # -- JSON and metrics ------------------------------------------------------------
 
@@ -272,6 +274,27 @@ class Monitor:
                          detail=detail, reason=reason)
 
 
+#: What each action's code says on the page it returns to (``?done=CODE``).
+DONE_MESSAGES = {
+    "cancel-requested": "cancel requested: the run stops at its next heartbeat",
+    "not-running": "the run is not running: nothing to cancel",
+    "rerun-failed": "{n} failed partition{s} pending again: a running run with a free batch "
+                    "slot takes them, else the next `lakeshift run`",
+}
+
+
+def _s(n: int) -> str:
+    return "" if n == 1 else "s"
+
+
+def done_message(request: Request) -> str | None:
+    """The message of a known ``?done=`` code; any other query shows nothing."""
+    text = DONE_MESSAGES.get(request.query_params.get("done", ""))
+    raw = request.query_params.get("n", "0")
+    n = int(raw) if raw.isdigit() and len(raw) < 10 else 0
+    return None if text is None else text.format(n=n, s=_s(n))
+
+
 async def _form(request: Request) -> dict[str, str]:
     """The fields of a URL-encoded form (the pages' only kind; no multipart parser)."""
     if request.headers.get("content-type", "").startswith(
@@ -322,15 +345,15 @@ def create_app(db: str, token: str | None = None,
 
     routes = [
         get("/", m.jobs_page),
-        get("/jobs/{job:str}", m.job_page),
+        get("/jobs/{job:path}", m.job_page),
         get("/runs/{run_id:int}", m.run_page),
         get("/runs/{run_id:int}/chart.svg", m.run_chart),
         get("/runs/{run_id:int}/failures.csv", m.failures_csv),
         get("/partition-runs/{pr_id:int}", m.partition_run_page),
         Route("/runs/{run_id:int}/cancel", m.cancel, methods=["POST"]),
-        Route("/jobs/{job:str}/rerun-failed", m.rerun_failed, methods=["POST"]),
+        Route("/jobs/{job:path}/rerun-failed", m.rerun_failed, methods=["POST"]),
         get("/api/jobs", m.api_jobs),
-        get("/api/jobs/{job:str}", m.api_job),
+        get("/api/jobs/{job:path}", m.api_job),
         get("/api/runs/{run_id:int}", m.api_run),
         get("/api/runs/{run_id:int}/failures", m.api_failures),
         get("/api/partition-runs/{pr_id:int}", m.api_partition_run),

@@ -49,7 +49,9 @@ def serve(db: str, host: str, port: int, token: str | None,
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     # Bound to loopback, only loopback names are answered (DNS rebinding cannot reach it).
-    hosts = ["127.0.0.1", "localhost", host] if is_loopback(host) else None
+    # Host headers bracket an IPv6 address ("[::1]:8765"), as allowed_hosts must.
+    hosts = (["127.0.0.1", "localhost", "[::1]", f"[{host}]" if ":" in host else host]
+             if is_loopback(host) else None)
     config = uvicorn.Config(create_app(db, token, hosts), log_level="warning", access_log=False,
                             server_header=False, lifespan="off")
     server = uvicorn.Server(config)
