@@ -50,6 +50,7 @@ from lakeshift.model import (
     CheckResult,
     CopyResult,
     Failure,
+    FailurePage,
     FailuresResult,
     JobMetrics,
     JobStatus,
@@ -1097,11 +1098,27 @@ def _partition_run_status(r: Any, job: Job) -> PartitionRunStatus:
         settings=_shown_settings(settings))
 
 
-def run_detail(run_id: int, *, db: str = DEFAULT_DB) -> RunDetail | None:
-    """Run ``run_id`` (the id ``status`` shows) with its partition runs and throughput
-    samples; None when the DB has no such run."""
+#: The most throughput samples ``run_detail`` returns: a long run's are thinned evenly
+#: (first and last kept; each holds running totals, so rates between them stay true).
+MAX_SAMPLES = 501
+
+
+def _page_args(offset: int, limit: int | None, most: int | None = None) -> None:
+    if offset < 0 or (limit is not None and limit < 0):
+        raise UsageError("offset and limit must be 0 or more")
+    if most is not None and (limit is None or limit > most):
+        raise UsageError(f"limit must be at most {most}")
+
+
+def run_detail(run_id: int, *, db: str = DEFAULT_DB, offset: int = 0,
+               limit: int | None = None) -> RunDetail | None:
+    """Run ``run_id`` (the id ``status`` shows) with its partition runs (``limit`` of them
+    from ``offset``, in partition order; all when None: ``partition_runs_total`` says how
+    many there are) and at most MAX_SAMPLES throughput samples; None when the DB has no
+    such run."""
     from lakeshift.model import ThroughputSample
 
+    _page_args(offset, limit)
     control = _control(db)
     try:
         r = control.run(run_id)
@@ -1116,10 +1133,12 @@ def run_detail(run_id: int, *, db: str = DEFAULT_DB) -> RunDetail | None:
             throughput_bytes_per_s=round(run_.bytes / duration, 1) if duration else 0.0,
             cancel_requested=bool(r["cancel_requested"]),
             partition_runs=tuple(_partition_run_status(p, job)
-                                 for p in control.partition_runs(run_id)),
+                                 for p in control.partition_runs(run_id, offset, limit)),
             samples=tuple(ThroughputSample(_as_utc(s["at"]), s["copied"], s["bytes"],
                                            s["in_flight"])
-                          for s in control.run_samples(run_id)))
+                          for s in control.run_samples(run_id, MAX_SAMPLES)),
+            partition_runs_total=control.count_partition_runs(run_id),
+            partition_runs_offset=offset)
     finally:
         control.close()
 
@@ -1143,19 +1162,86 @@ def run_failures(run_id: int, *, db: str = DEFAULT_DB,
     when there is no such run or partition run."""
     control = _control(db)
     try:
-        r = control.run(run_id)
-        if r is None:
+        scope = _failure_scope(control, run_id, partition_run_id)
+        if scope is None:
             return None
-        partition_id = None
-        if partition_run_id is not None:
-            p = control.partition_run(partition_run_id)
-            if p is None or p["run_id"] != run_id:
-                return None
-            partition_id = p["partition_id"]
-        return tuple(_failed_object(f) for f in control.failures_of(r["job_id"], run_id,
-                                                                     partition_id))
+        return tuple(_failed_object(f) for f in control.failures_of(scope[0], run_id,
+                                                                     scope[1]))
     finally:
         control.close()
+
+
+def _failure_scope(control: ControlDB, run_id: int,
+                   partition_run_id: int | None) -> tuple[int, int | None] | None:
+    """(job id, partition id or None) of a run's failure log; None when there is no such
+    run, or no such partition run in it."""
+    r = control.run(run_id)
+    if r is None:
+        return None
+    if partition_run_id is None:
+        return int(r["job_id"]), None
+    p = control.partition_run(partition_run_id)
+    if p is None or p["run_id"] != run_id:
+        return None
+    return int(r["job_id"]), int(p["partition_id"])
+
+
+#: The most rows run_failures_page returns at once.
+MAX_FAILURE_PAGE = 1000
+
+
+def run_failures_page(run_id: int, *, db: str = DEFAULT_DB,
+                      partition_run_id: int | None = None, offset: int = 0,
+                      limit: int = 100) -> FailurePage | None:
+    """One page of :func:`run_failures`: ``limit`` rows (at most 1000) from ``offset``, and
+    how many there are; None when there is no such run or partition run."""
+    _page_args(offset, limit, MAX_FAILURE_PAGE)
+    control = _control(db)
+    try:
+        scope = _failure_scope(control, run_id, partition_run_id)
+        if scope is None:
+            return None
+        job_id, partition_id = scope
+        rows = control.failures_page(job_id, run_id, partition_id, offset=offset,
+                                     limit=limit) if limit else []
+        return FailurePage(run_id, partition_run_id,
+                           control.count_failures(job_id, run_id, partition_id), offset, limit,
+                           tuple(_failed_object(f) for f in rows))
+    finally:
+        control.close()
+
+
+def iter_run_failures(run_id: int, *, db: str = DEFAULT_DB,
+                      partition_run_id: int | None = None) -> Iterator[Failure] | None:
+    """Every row of :func:`run_failures`, read a page at a time as the iterator is consumed
+    (memory stays flat however long the log is); None when there is no such run or
+    partition run.  The DB stays open until the iterator ends or is closed."""
+    control = _control(db)
+    try:
+        scope = _failure_scope(control, run_id, partition_run_id)
+    except BaseException:
+        control.close()
+        raise
+    if scope is None:
+        control.close()
+        return None
+    job_id, partition_id = scope
+
+    def rows() -> Iterator[Failure]:
+        try:
+            after = 0
+            while True:
+                page = control.failures_page(job_id, run_id, partition_id, after_id=after,
+                                             limit=MAX_FAILURE_PAGE)
+                for f in page:
+                    yield _failed_object(f)
+                if len(page) < MAX_FAILURE_PAGE:
+                    return
+                after = int(page[-1]["id"])
+        finally:
+            control.close()
+
+    return rows()
 
 
 def cancel_run(run_id: int, *, db: str = DEFAULT_DB) -> bool:
@@ -1213,9 +1299,10 @@ def metrics(*, db: str = DEFAULT_DB) -> tuple[JobMetrics, ...]:
     return tuple(JobMetrics(**e) for e in out.values())
 
 
-async def run_detail_async(run_id: int, *, db: str = DEFAULT_DB) -> RunDetail | None:
+async def run_detail_async(run_id: int, *, db: str = DEFAULT_DB, offset: int = 0,
+                           limit: int | None = None) -> RunDetail | None:
     """:func:`run_detail` in a worker thread (the event loop stays free)."""
-    return await asyncio.to_thread(run_detail, run_id, db=db)
+    return await asyncio.to_thread(run_detail, run_id, db=db, offset=offset, limit=limit)
 
 
 async def partition_run_async(partition_run_id: int, *,
@@ -1230,6 +1317,15 @@ async def run_failures_async(run_id: int, *, db: str = DEFAULT_DB,
     """:func:`run_failures` in a worker thread."""
     return await asyncio.to_thread(run_failures, run_id, db=db,
                                    partition_run_id=partition_run_id)
+
+
+async def run_failures_page_async(run_id: int, *, db: str = DEFAULT_DB,
+                                  partition_run_id: int | None = None, offset: int = 0,
+                                  limit: int = 100) -> FailurePage | None:
+    """:func:`run_failures_page` in a worker thread."""
+    return await asyncio.to_thread(run_failures_page, run_id, db=db,
+                                   partition_run_id=partition_run_id, offset=offset,
+                                   limit=limit)
 
 
 async def cancel_run_async(run_id: int, *, db: str = DEFAULT_DB) -> bool:
@@ -1264,4 +1360,5 @@ __all__ += ["JobMetrics", "PartitionRunStatus", "RunDetail", "ScanResult", "Tune
             "run_detail_async", "run_failures", "run_failures_async", "scan", "scan_async",
             "tune", "tune_async"]
 # The monitor's review (issue 13): read-only access.
-__all__ += ["reading_only"]
+__all__ += ["MAX_SAMPLES", "FailurePage", "iter_run_failures", "reading_only",
+            "run_failures_page", "run_failures_page_async"]

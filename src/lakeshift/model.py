@@ -560,6 +560,23 @@ class RunDetail:
     cancel_requested: bool
     partition_runs: tuple[PartitionRunStatus, ...]
     samples: tuple[ThroughputSample, ...]
+    #: How many partition runs the run has (``partition_runs`` may hold one page of them).
+    partition_runs_total: int = 0
+    #: Where that page starts in the run's partition runs (partition order).
+    partition_runs_offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FailurePage:
+    """One page of a run's failure log (``lakeshift.run_failures_page``): ``failures`` are
+    rows ``offset`` … ``offset + len(failures) - 1`` of ``total``, oldest first."""
+
+    run_id: int
+    partition_run_id: int | None
+    total: int
+    offset: int
+    limit: int
+    failures: tuple[Failure, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -545,11 +545,20 @@ class ControlDB:
                 .join(partitions, p.id == partition_runs.c.partition_id)
                 .join(runs, runs.c.id == partition_runs.c.run_id))
 
-    def partition_runs(self, run_id: int) -> list[RowMapping]:
+    def partition_runs(self, run_id: int, offset: int = 0,
+                       limit: int | None = None) -> list[RowMapping]:
+        """The run's partition runs in partition order (``limit`` of them after
+        ``offset``; all when None)."""
         with self._tx() as conn:
             return list(conn.execute(self._partition_runs().where(
-                partition_runs.c.run_id == run_id).order_by(partitions.c.seq,
-                                                            partition_runs.c.id)).mappings())
+                partition_runs.c.run_id == run_id).order_by(
+                partitions.c.seq, partition_runs.c.id).offset(offset).limit(limit))
+                .mappings())
+
+    def count_partition_runs(self, run_id: int) -> int:
+        with self._tx() as conn:
+            return int(conn.execute(select(func.count()).select_from(partition_runs).where(
+                partition_runs.c.run_id == run_id)).scalar() or 0)
 
     def partition_run(self, partition_run_id: int) -> RowMapping | None:
         if not 0 < partition_run_id <= MAX_ID:
@@ -559,22 +568,49 @@ class ControlDB:
                 partition_runs.c.id == partition_run_id)).mappings().first()
             return row
 
-    def run_samples(self, run_id: int) -> list[RowMapping]:
+    def run_samples(self, run_id: int, at_most: int | None = None) -> list[RowMapping]:
+        """The run's samples in order; with ``at_most`` (≥ 2) no more than that many, evenly
+        spaced, the first and the last always among them (each sample holds running totals,
+        so the rate between two kept ones is still true)."""
+        where = run_samples.c.run_id == run_id
         with self._tx() as conn:
-            return list(conn.execute(select(run_samples).where(run_samples.c.run_id == run_id)
-                                     .order_by(run_samples.c.id)).mappings())
+            n = int(conn.execute(select(func.count()).select_from(run_samples)
+                                 .where(where)).scalar() or 0)
+            if at_most is None or n <= at_most:
+                return list(conn.execute(select(run_samples).where(where)
+                                         .order_by(run_samples.c.id)).mappings())
+            # Every step-th row from the first, and the last: at most at_most rows.
+            step = -(-(n - 1) // (at_most - 2))
+            numbered = select(run_samples, func.row_number().over(
+                order_by=run_samples.c.id).label("rn")).where(where).subquery()
+            keep = or_((numbered.c.rn - 1) % step == 0, numbered.c.rn == n)
+            return list(conn.execute(select(*(numbered.c[c.name] for c in run_samples.c))
+                                     .where(keep).order_by(numbered.c.id)).mappings())
 
     def failures_of(self, job_id: int, run_id: int | None = None,
                     partition_id: int | None = None) -> Iterator[RowMapping]:
         """A job's failure log, or that of one run, or one partition in one run."""
-        where = failures.c.job_id == job_id
-        if run_id is not None:
-            where = and_(where, failures.c.run_id == run_id)
-        if partition_id is not None:
-            where = and_(where, failures.c.partition_id == partition_id)
         with self.engine.connect() as conn:
-            yield from conn.execute(select(failures).where(where)
-                                    .order_by(failures.c.id)).mappings()
+            yield from conn.execute(select(failures).where(
+                _failures_of(job_id, run_id, partition_id)).order_by(failures.c.id)).mappings()
+
+    def count_failures(self, job_id: int, run_id: int | None = None,
+                       partition_id: int | None = None) -> int:
+        with self._tx() as conn:
+            return int(conn.execute(select(func.count()).select_from(failures).where(
+                _failures_of(job_id, run_id, partition_id))).scalar() or 0)
+
+    def failures_page(self, job_id: int, run_id: int | None = None,
+                      partition_id: int | None = None, *, offset: int = 0,
+                      after_id: int = 0, limit: int = 100) -> list[RowMapping]:
+        """``limit`` rows of failures_of's log: after ``offset`` rows (a page to show), or
+        after the row ``after_id`` (reading it all, one short transaction a page)."""
+        where = _failures_of(job_id, run_id, partition_id)
+        if after_id:
+            where = and_(where, failures.c.id > after_id)
+        with self._tx() as conn:
+            return list(conn.execute(select(failures).where(where).order_by(failures.c.id)
+                                     .offset(offset).limit(limit)).mappings())
 
     def monitor_totals(self) -> dict[str, list[RowMapping]]:
         """Per job: objects and bytes copied, partitions by state, objects in flight in
@@ -951,6 +987,16 @@ class _Tx:
             raise UsageError(f"control DB {self.db.shown} is open read-only here: "
                              f"{str(exc[1].orig).splitlines()[0]}") from None
         return handled
+
+
+def _failures_of(job_id: int, run_id: int | None,
+                 partition_id: int | None) -> ColumnElement[bool]:
+    where = failures.c.job_id == job_id
+    if run_id is not None:
+        where = and_(where, failures.c.run_id == run_id)
+    if partition_id is not None:
+        where = and_(where, failures.c.partition_id == partition_id)
+    return where
 
 
 def _connection_lost(e: OperationalError) -> bool:

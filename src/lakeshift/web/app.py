@@ -7,10 +7,11 @@ blocking DB reads never stall the event loop.  Every read goes through the publi
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import hmac
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,13 +23,19 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import lakeshift
-from lakeshift.api import write_failures_csv
+from lakeshift.api import FAILURE_FIELDS
 from lakeshift.web.chart import throughput_svg
 from lakeshift.web.format import FILTERS
 from lakeshift.web.metrics import exposition
@@ -109,8 +116,8 @@ class Monitor:
             raise self.not_found(f"no job {name!r} in this control DB")
         return lakeshift.status(db=self.db, job=name).jobs[0]
 
-    def run(self, run_id: int) -> lakeshift.RunDetail:
-        detail = lakeshift.run_detail(run_id, db=self.db)
+    def run(self, run_id: int, offset: int = 0, limit: int | None = 0) -> lakeshift.RunDetail:
+        detail = lakeshift.run_detail(run_id, db=self.db, offset=offset, limit=limit)
         if detail is None:
             raise self.not_found(f"no run {run_id} in this control DB")
         return detail
@@ -147,16 +154,22 @@ class Monitor:
                          message=done_message(request))
 
     def run_page(self, request: Request) -> Response:
-        detail = self.run(request.path_params["run_id"])
+        run_id, page = request.path_params["run_id"], page_number(request)
+        detail = self.run(run_id, offset=(page - 1) * PAGE, limit=PAGE)
         return self.page("run.html", d=detail, chart=throughput_svg(
-            detail.samples, detail.run.started_at), api=f"/api/runs/{detail.run.id}",
-            message=done_message(request))
+            detail.samples, detail.run.started_at),
+            api=f"/api/runs/{detail.run.id}?offset={(page - 1) * PAGE}&limit={PAGE}",
+            message=done_message(request), pages=pages(page, detail.partition_runs_total))
 
     def partition_run_page(self, request: Request) -> Response:
         pr = self.partition_run(request.path_params["pr_id"])
-        failures = lakeshift.run_failures(pr.run_id, db=self.db, partition_run_id=pr.id) or ()
-        return self.page("partition_run.html", pr=pr, failures=failures[:200],
-                         failures_count=len(failures), api=f"/api/partition-runs/{pr.id}")
+        page = page_number(request)
+        failures = lakeshift.run_failures_page(pr.run_id, db=self.db, partition_run_id=pr.id,
+                                               offset=(page - 1) * PAGE, limit=PAGE)
+        assert failures is not None  # the partition run exists: so does its run
+        return self.page("partition_run.html", pr=pr, failures=failures,
+                         pages=pages(page, failures.total),
+                         api=f"/api/partition-runs/{pr.id}")
 
     def run_chart(self, request: Request) -> Response:
         detail = self.run(request.path_params["run_id"])
@@ -164,19 +177,20 @@ class Monitor:
                         media_type="image/svg+xml")
 
     def failures_csv(self, request: Request) -> Response:
+        """The failure log as CSV, streamed a page of rows at a time (memory stays flat),
+        every cell a spreadsheet could run as a formula neutralised (safe_cell)."""
         run_id = request.path_params["run_id"]
         raw = request.query_params.get("partition_run")
         pr_id = int(raw) if raw and raw.isdigit() else None
         if raw and pr_id is None:
             raise HTTPException(400, "partition_run must be a number")
-        rows = lakeshift.run_failures(run_id, db=self.db, partition_run_id=pr_id)
+        rows = lakeshift.iter_run_failures(run_id, db=self.db, partition_run_id=pr_id)
         if rows is None:
             raise self.not_found(f"no run {run_id} (or partition run {raw}) in this DB")
-        buf = io.StringIO()
-        write_failures_csv(rows, buf)
         name = f"failures-run{run_id}" + (f"-partition-run{pr_id}" if pr_id else "") + ".csv"
-        return Response(buf.getvalue(), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+        return StreamingResponse(csv_lines(rows), media_type="text/csv; charset=utf-8",
+                                 headers={"Content-Disposition":
+                                          f'attachment; filename="{name}"'})
 
     # -- actions ---------------------------------------------------------------------
 
@@ -221,17 +235,22 @@ class Monitor:
         return JSONResponse(to_jsonable(self.job_status(request.path_params["job"])))
 
     def api_run(self, request: Request) -> Response:
-        return JSONResponse(to_jsonable(self.run(request.path_params["run_id"])))
+        offset = int_param(request, "offset", 0)
+        limit = int_param(request, "limit", PAGE, MAX_PAGE)
+        return JSONResponse(to_jsonable(self.run(request.path_params["run_id"], offset,
+                                                 limit)))
 
     def api_partition_run(self, request: Request) -> Response:
         return JSONResponse(to_jsonable(self.partition_run(request.path_params["pr_id"])))
 
     def api_failures(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
-        rows = lakeshift.run_failures(run_id, db=self.db)
-        if rows is None:
+        page = lakeshift.run_failures_page(run_id, db=self.db,
+                                           offset=int_param(request, "offset", 0),
+                                           limit=int_param(request, "limit", PAGE, MAX_PAGE))
+        if page is None:
             raise self.not_found(f"no run {run_id} in this control DB")
-        return JSONResponse(to_jsonable({"run_id": run_id, "failures": rows}))
+        return JSONResponse(to_jsonable(page))
 
     def metrics(self, request: Request) -> Response:
         return Response(exposition(self.db),
@@ -272,6 +291,69 @@ class Monitor:
             return Response(f"{detail}\n", status_code=code, media_type="text/plain")
         return self.page("error.html", status_code=code, code=code, title=title,
                          detail=detail, reason=reason)
+
+
+#: Rows per page (partition runs of a run, failures); the JSON API's default ``limit``.
+PAGE = 100
+#: The largest ``limit`` the JSON API takes.
+MAX_PAGE = 1000
+
+
+def int_param(request: Request, name: str, default: int, most: int | None = None) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or len(raw) > 18 or (most is not None and int(raw) > most):
+        limit = f" up to {most}" if most is not None else ""
+        raise HTTPException(400, f"{name} must be a whole number{limit}")
+    return int(raw)
+
+
+def page_number(request: Request) -> int:
+    """``?page=N`` (from 1); a page past the end is shown empty, with a link back."""
+    page = int_param(request, "page", 1)
+    if page < 1:
+        raise HTTPException(400, "page must be 1 or more")
+    return page
+
+
+def pages(page: int, total: int) -> dict[str, int]:
+    """What the pager under a paged table shows."""
+    last = max(-(-total // PAGE), 1)
+    return {"page": page, "last": last, "total": total, "first_row": (page - 1) * PAGE + 1,
+            "size": PAGE}
+
+
+#: A cell starting with one of these is a formula to a spreadsheet that opens the CSV
+#: (OWASP "CSV injection"): such cells get a leading apostrophe, shown as text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def csv_lines(rows: Iterator[lakeshift.Failure]) -> Iterator[str]:
+    """The failure log's CSV (write_failures_csv's columns), a chunk per 500 rows."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(FAILURE_FIELDS)
+    try:
+        for i, f in enumerate(rows, 1):
+            w.writerow([safe_cell(getattr(f, name)) for name in FAILURE_FIELDS])
+            if i % 500 == 0:
+                yield buf.getvalue()
+                buf.seek(0)
+                buf.truncate()
+        yield buf.getvalue()
+    finally:
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()
 
 
 #: What each action's code says on the page it returns to (``?done=CODE``).
