@@ -61,3 +61,30 @@ def test_cancel_is_recorded_only_for_a_running_run(tmp_path: Path) -> None:
         control.close()
     detail = lakeshift.run_detail(live, db=url)
     assert detail is not None and detail.cancel_requested
+
+
+def test_every_copy_option_is_recorded_as_a_setting_of_the_run(tmp_path: Path) -> None:
+    import dataclasses
+
+    from lakeshift.engine.jobrunner import start_job_run
+    from lakeshift.engine.pipeline import CopyOptions
+
+    url = f"sqlite:///{tmp_path}/s.db"
+    control = ControlDB(url, create=True)
+    try:
+        control.create_job("j", "az://c/", {}, [])
+        opts = CopyOptions(concurrency=7, skip_errors=frozenset({"missing", "forbidden"}),
+                           preserve=frozenset({"acl"}), identity_map=(("u1", "oid-1"),),
+                           max_bandwidth=1e6, copy_mode="auto", delete_source=True)
+        run = start_job_run(control, control.job("j"), "far-host:1:a", 3, opts, 30.0)
+    finally:
+        control.close()
+    detail = lakeshift.run_detail(run, db=url)
+    assert detail is not None
+    shown = detail.run.settings
+    for f in dataclasses.fields(CopyOptions):
+        assert f.name in shown, f.name
+    assert shown["skip_errors"] == ["forbidden", "missing"]
+    assert shown["identity_map"] == [["u1", "oid-1"]]
+    assert (shown["concurrency"], shown["copy_mode"], shown["delete_source"],
+            shown["max_bandwidth"], shown["batch_count"]) == (7, "auto", True, 1e6, 3)

@@ -16,7 +16,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.engine import RowMapping
@@ -273,11 +273,23 @@ def start_job_run(db: ControlDB, job: Job, owner: str, batch_count: int, opts: C
     db.reset_failed(job.id)
     db.expire_dead_local(job.id, socket.gethostname())
     db.close_dead_runs(job.id)
-    settings = {"batch_count": batch_count, "concurrency": opts.concurrency,
-                "block_size": opts.block_size, "overwrite": opts.overwrite,
-                "include": list(opts.include), "exclude": list(opts.exclude),
-                "lease_s": lease_s, "pid": os.getpid(), **(run_settings or {})}
+    settings = {"batch_count": batch_count, **copy_settings(opts), "lease_s": lease_s,
+                "pid": os.getpid(), **(run_settings or {})}
     return db.start_run(job.id, owner, batch_count, settings, lease_s)
+
+
+def copy_settings(opts: CopyOptions) -> dict[str, Any]:
+    """Every CopyOptions field as JSON data (sets sorted), recorded as the run's settings:
+    the monitor shows what a run was started with, a field added later included."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, frozenset | set):
+            return sorted(plain(v) for v in value)
+        if isinstance(value, tuple | list):
+            return [plain(v) for v in value]
+        return value
+
+    return {f.name: plain(getattr(opts, f.name)) for f in fields(opts)}
 
 
 def count_remaining(db: ControlDB, job: Job, result: RunResult) -> None:
