@@ -169,3 +169,21 @@ def test_404_and_an_unreachable_db_are_pages_not_stack_traces(
     assert "no control DB at" in page.locator("#error-detail").inner_text()
     assert "Traceback" not in page.content()
     screenshot(page, "db-unreachable")
+
+
+def test_a_typed_token_survives_a_live_refresh(
+        page: Any, filled_db: FilledDB, monitor_of: Callable[..., Monitor],
+        tmp_path: Path) -> None:
+    db = copy_db(filled_db, tmp_path)
+    armed = monitor_of(db, "--allow-actions", "--token", TOKEN)
+    page.goto(f"{armed.url}/jobs/filled")
+    page.wait_for_selector("#live-state:not([hidden])")  # the page polls its JSON
+    page.fill("input[name=token]", TOKEN)
+    page.evaluate("document.getElementById('live').dataset.before = 'refresh'")
+    with sqlite3.connect(tmp_path / "control.db") as conn:  # a run's heartbeat, say
+        conn.execute("UPDATE lakeshift_partitions SET listed = listed + 5")
+    page.wait_for_selector("#live:not([data-before])", timeout=15_000)  # swapped
+    assert page.input_value("input[name=token]") == TOKEN
+    page.click("#rerun-failed")
+    page.wait_for_url("**/jobs/filled?done=*")
+    assert "1 failed partition pending again" in page.locator(".message").inner_text()

@@ -15,8 +15,22 @@
         var doc = new DOMParser().parseFromString(html, "text/html");
         var fresh = doc.getElementById("live");
         var here = document.getElementById("live");
-        if (fresh && here) { here.replaceWith(fresh); }
+        if (fresh && here) { keepTyped(here, fresh); here.replaceWith(fresh); }
       });
+  }
+  // What a person typed into a form (the action token) survives the swap: each field of
+  // the fresh page takes the value of the same form's field here, and focus stays on it.
+  function keepTyped(here, fresh) {
+    var focused = document.activeElement;
+    here.querySelectorAll("form input[name]").forEach(function (old) {
+      var form = old.form.getAttribute("action");
+      fresh.querySelectorAll("form input[name]").forEach(function (field) {
+        if (field.name === old.name && field.form.getAttribute("action") === form) {
+          field.value = old.value;
+          if (old === focused) { window.setTimeout(function () { field.focus(); }, 0); }
+        }
+      });
+    });
   }
   function poll() {
     fetch(api, {cache: "no-store", headers: {"Accept": "application/json"}})
