@@ -161,3 +161,49 @@ def test_the_monitor_over_an_outdated_db_is_a_503_page_naming_the_fix(
     assert j.status_code == 503 and j.json()["error"]["code"] == "schema-outdated"
     assert client.get("/metrics").status_code == 200  # lakeshift_control_db_up 0
     assert _version(url) == MONITOR_VERSION - 1
+
+
+def test_postgresql_read_only_sessions_read_and_refuse_writes(pg_url: str) -> None:
+    control = ControlDB(pg_url, create=True)
+    try:
+        job = control.create_job("pg", "az://c/", {}, [])
+        run = control.start_run(job, "far-host:1:a", 1, {}, lease_s=600)
+    finally:
+        control.close()
+    with lakeshift.reading_only():
+        assert [j.job for j in lakeshift.status(db=pg_url).jobs] == ["pg"]
+        detail = lakeshift.run_detail(run, db=pg_url)
+        assert detail is not None and detail.run.state == "running"
+    reader = ControlDB(pg_url, read_only=True)
+    try:
+        with pytest.raises(lakeshift.UsageError, match="read-only"):
+            reader.create_job("other", "az://c/", {}, [])
+    finally:
+        reader.close()
+    import psycopg
+
+    with psycopg.connect(pg_url.replace("postgresql+psycopg", "postgresql"),
+                         autocommit=True) as conn:
+        conn.execute(f"UPDATE lakeshift_schema SET version = {LATEST - 1}")
+    with lakeshift.reading_only(), pytest.raises(lakeshift.SchemaOutdated):
+        lakeshift.status(db=pg_url)
+
+
+def test_the_monitor_starts_over_an_outdated_db_warns_and_leaves_it_as_it_is(
+        tmp_path: Path) -> None:
+    import httpx
+
+    from tests import servers
+    from tests.web.conftest import start_monitor
+
+    url = _outdated(tmp_path)
+    m = start_monitor(url, servers.clean_env())
+    try:
+        r = httpx.get(f"{m.url}/jobs/old")
+        assert r.status_code == 503 and "lakeshift status --db" in r.text
+    finally:
+        m.stop()
+    assert m.proc.stderr is not None
+    err = m.proc.stderr.read()
+    assert "warning:" in err and "older than this lakeshift" in err and "Traceback" not in err
+    assert _version(url) == MONITOR_VERSION - 1
