@@ -166,7 +166,8 @@ class Monitor:
         page = page_number(request)
         failures = lakeshift.run_failures_page(pr.run_id, db=self.db, partition_run_id=pr.id,
                                                offset=(page - 1) * PAGE, limit=PAGE)
-        assert failures is not None  # the partition run exists: so does its run
+        if failures is None:  # deleted since (delete-job)
+            raise self.not_found(f"no partition run {pr.id} in this control DB")
         return self.page("partition_run.html", pr=pr, failures=failures,
                          pages=pages(page, failures.total),
                          api=f"/api/partition-runs/{pr.id}")
