@@ -43,7 +43,7 @@ from lakeshift.errors import (
     TransientError,
 )
 from lakeshift.model import Data, ObjectInfo, ObjectProps
-from lakeshift.redact import redact
+from lakeshift.redact import redact, register_secret
 from lakeshift.stores import http
 from lakeshift.stores.props import FOLDER_KEY, unquote_etag
 
@@ -52,7 +52,8 @@ API_VERSION = "2023-11-03"
 #: found from where it stands), or does not do From-URL requests at all (501 NotImplemented:
 #: Azurite answers Put Blob From URL so).
 COPY_SOURCE_CODES = ("CannotVerifyCopySource", "NotImplemented")
-#: The largest source Copy Blob From URL (synchronous) takes; Put Blob From URL takes 5000 MiB.
+#: The largest source Copy Blob From URL (synchronous) takes; Put Blob From URL takes 5000 MiB
+#: (above it: Put Block From URL per block, then Put Block List).
 SYNC_COPY_MAX = 256 * 1024 * 1024
 PUT_FROM_URL_MAX = 5000 * 1024 * 1024
 
@@ -197,6 +198,20 @@ def status_error(status: int, code: str, what: str, retry_after: str | None = No
 
 
 @dataclass(frozen=True, slots=True)
+class DelegationKey:
+    """A user delegation key as Get User Delegation Key returns it (``value`` is base64 and
+    a secret; the other fields go into every SAS signed with it)."""
+
+    oid: str
+    tid: str
+    start: str
+    expiry: str
+    service: str
+    version: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
 class ListPage:
     """One page of List Blobs: blobs, folder prefixes (with a delimiter), next marker."""
 
@@ -263,6 +278,17 @@ def copy_from_url_headers(url: str, md5: bytes, metadata: dict[str, str],
         headers["x-ms-source-if-match"] = f'"{source_etag}"'
     for name, value in metadata.items():
         headers[f"x-ms-meta-{name}"] = value
+    return headers
+
+
+def put_block_from_url_headers(url: str, start: int, end: int,
+                               source_etag: str | None) -> dict[str, str]:
+    """Put Block From URL: the service reads bytes ``start`` to ``end`` (exclusive) of
+    ``url`` (``x-ms-source-range``, inclusive as HTTP ranges are) and stages them as a
+    block; ``source_etag`` (a blob of this service) makes it read only that version."""
+    headers = {"x-ms-copy-source": url, "x-ms-source-range": f"bytes={start}-{end - 1}"}
+    if source_etag:
+        headers["x-ms-source-if-match"] = f'"{source_etag}"'
     return headers
 
 
@@ -447,6 +473,30 @@ class LeanBlobClient:
         headers, _ = await self._send("GET", f"{self.endpoint}/?{params}", {}, b"", what)
         return str(headers.get("x-ms-is-hns-enabled", "")).lower() == "true"
 
+    async def user_delegation_key(self, start: datetime, expiry: datetime,
+                                  what: str) -> DelegationKey:
+        """Get User Delegation Key (an Entra ID token only): the key a user-delegation SAS
+        is signed with, valid from ``start`` to ``expiry`` (at most seven days)."""
+        when = "%Y-%m-%dT%H:%M:%SZ"
+        body = ('<?xml version="1.0" encoding="utf-8"?><KeyInfo>'
+                f"<Start>{start.strftime(when)}</Start><Expiry>{expiry.strftime(when)}</Expiry>"
+                "</KeyInfo>").encode()
+        params = "restype=service&comp=userdelegationkey"
+        _, answer = await self._send("POST", f"{self.endpoint}/?{params}",
+                                     {"Content-Type": "application/xml"}, body, what)
+        try:
+            root = ET.fromstring(answer)
+        except ET.ParseError as e:
+            raise TransientError(f"{what}: user delegation key is not whole XML ({e})") \
+                from None
+        fields = [root.findtext(name) or "" for name in (
+            "SignedOid", "SignedTid", "SignedStart", "SignedExpiry", "SignedService",
+            "SignedVersion", "Value")]
+        if not fields[-1]:
+            raise TransientError(f"{what}: the user delegation key came without a value")
+        register_secret(fields[-1])
+        return DelegationKey(*fields)
+
     async def create_container(self, what: str) -> bool:
         """Create Container; False when it already exists."""
         try:
@@ -615,6 +665,17 @@ class LeanBlobClient:
         status = headers.get("x-ms-copy-status", "")
         if status != "success":
             raise TransientError(f"{what}: the synchronous copy answered {status or 'nothing'}")
+
+    async def put_block_from_url(self, key: str, block_id: str, url: str, start: int,
+                                 end: int, source_etag: str | None, what: str) -> bytes | None:
+        """Put Block From URL (see put_block_from_url_headers); returns the MD5 the service
+        computed of the block it staged (None if it sent none)."""
+        query = f"comp=block&blockid={quote(_wire_id(block_id), safe='')}"
+        headers, _ = await self._send("PUT", self._url(key, query),
+                                      put_block_from_url_headers(url, start, end, source_etag),
+                                      b"", what, timeout=self._data_timeout())
+        returned = headers.get("Content-MD5")
+        return base64.b64decode(returned) if returned else None
 
     def blob_url(self, key: str) -> str:
         """The blob's URL without any query (a SAS is added by the caller)."""
