@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from azure.storage.blob import ContentSettings
 
 import lakeshift
 from lakeshift.stores.azure import store as azure_store
@@ -50,7 +51,8 @@ def test_a_blob_above_the_from_url_limit_is_staged_block_by_block_and_read_back(
     src = blob_service.get_container_client(container)
     objs = {"in/big.bin": os.urandom(10 * MiB + 7), "in/small.bin": os.urandom(3 * MiB)}
     for k, v in objs.items():
-        src.upload_blob(k, v, metadata={"origin": "test"})
+        src.upload_blob(k, v, metadata={"origin": "test"}, content_settings=ContentSettings(
+            content_type="application/x-parquet", content_language="de"))
     blob_service.create_container(container + "-dst")
 
     res = lakeshift.copy(f"az://{container}/in/", f"az://{container}-dst/out/",
@@ -66,6 +68,8 @@ def test_a_blob_above_the_from_url_limit_is_staged_block_by_block_and_read_back(
         assert blob_bytes(blob_service, container + "-dst", name) == v
         assert bytes(got[name].content_settings.content_md5) == hashlib.md5(v).digest()
         assert got[name].metadata["origin"] == "test"
+        assert got[name].content_settings.content_type == "application/x-parquet"
+        assert got[name].content_settings.content_language == "de"
 
     again = lakeshift.copy(f"az://{container}/in/", f"az://{container}-dst/out/",
                            copy_mode="server", block_size="2MiB")

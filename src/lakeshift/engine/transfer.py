@@ -194,6 +194,12 @@ async def _copy_server_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: s
         raise LakeshiftError(f"{src.key}: {src.size} bytes are more than the destination can "
                              f"hold in one object ({caps.max_blocks} blocks of at most "
                              f"{caps.max_block_size} bytes)")
+    # The service copies no properties block by block: the source's (Content-Type and the
+    # rest, with its metadata) from a one-byte read, set on Put Block List as a streamed
+    # copy sets them.
+    head = await retry(lambda: ctx.src.read(src.key, 0, 1, if_match=src.etag), ctx.policy,
+                       ctx.src_limit)
+    props = _dest_props(replace(head.props, metadata=dict(props.metadata)), src)
     # The source's version is pinned where the service can check it (its own blobs);
     # otherwise the read-back below catches a source changed under the copy.
     pin = src.etag if same else None
@@ -201,25 +207,29 @@ async def _copy_server_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: s
                   await retry(lambda: ctx.dst.start_blocks(dest_key, src.size, bs, props),
                               ctx.policy, ctx.dst_limit))
 
-    async def stage(index: int, start: int, end: int) -> None:
-        async def once() -> None:
-            url = await _read_url(source, src)
-            await ctx.pacing.transfer(0)
-            await upload.stage_from_url(index, url, start, end, pin)
+    todo = iter(enumerate(ranges))
 
-        await ctx.slots.acquire(1)
-        try:
-            await retry(once, ctx.policy, ctx.dst_limit)
-        finally:
-            ctx.slots.release(1)
-        ctx.events.emit(BytesMoved(end - start))
+    async def stager() -> None:
+        # A few stagers take the blocks in turn (not one task per block: up to 50,000).
+        for index, (start, end) in todo:
+            async def once(index: int = index, start: int = start, end: int = end) -> None:
+                url = await _read_url(source, src)
+                await ctx.pacing.transfer(0)
+                await upload.stage_from_url(index, url, start, end, pin)
+
+            await ctx.slots.acquire(1)
+            try:
+                await retry(once, ctx.policy, ctx.dst_limit)
+            finally:
+                ctx.slots.release(1)
+            ctx.events.emit(BytesMoved(end - start))
 
     committed = False
     try:
         try:
             async with asyncio.TaskGroup() as tg:
-                for index, (start, end) in enumerate(ranges):
-                    tg.create_task(stage(index, start, end))
+                for _ in range(min(len(ranges), ctx.slots.total)):
+                    tg.create_task(stager())
         except BaseExceptionGroup as eg:
             raise _first_error(eg) from None
         await retry(lambda: upload.commit(list(range(len(ranges))), src.md5), ctx.policy,
