@@ -75,3 +75,47 @@ def test_user_delegation_sas_equals_the_sdks(blob: str) -> None:
                                      hashlib.sha256).digest()).decode()
     assert ours.pop("sig") == [want]
     assert ours == {k: v for k, v in parse_qs(theirs).items() if k != "sig"}
+
+
+def test_a_token_store_asks_for_a_delegation_key_once_and_again_before_it_expires(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from lakeshift import StoreOptions, parse_url
+    from lakeshift.stores.azure.rest import DelegationKey
+    from lakeshift.stores.azure.store import AzureBlobStore
+    from lakeshift.stores.base import StoreConfig
+
+    for name in ("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_ACCOUNT_KEY",
+                 "AZURE_STORAGE_SAS_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    store = AzureBlobStore(StoreConfig(parse_url("abfss://lake@acct.dfs.core.windows.net/"),
+                                       StoreOptions(azure_auth="cli")))
+    asked: list[tuple[datetime, datetime]] = []
+
+    class Blobs:
+        def blob_url(self, key: str) -> str:
+            return f"https://acct.blob.core.windows.net/lake/{key}"
+
+        async def user_delegation_key(self, start: datetime, expiry: datetime,
+                                      what: str) -> DelegationKey:
+            asked.append((start, expiry))
+            return DelegationKey("oid", "tid", "s", "e", "b", "2023-11-03", AZURITE_KEY)
+
+    store.__dict__["_blobs"] = Blobs()
+
+    async def main() -> list[str]:
+        urls = await asyncio.gather(*(store.read_url(f"k{i}", 900) for i in range(5)))
+        # Close to its expiry (less than a URL's lifetime left): asked for again.
+        store._udk_expiry = datetime.now(UTC) + timedelta(minutes=10)
+        urls.append(await store.read_url("k9", 900))
+        return list(urls)
+
+    urls = asyncio.run(main())
+    assert len(asked) == 2
+    start, expiry = asked[0]
+    assert start < datetime.now(UTC)
+    assert timedelta(minutes=55) < expiry - datetime.now(UTC) <= timedelta(hours=1)
+    q = parse_qs(urls[0].partition("?")[2])
+    assert (q["skoid"], q["sktid"], q["sp"], q["sr"]) == (["oid"], ["tid"], ["r"], ["b"])
+    assert urls[0].startswith("https://acct.blob.core.windows.net/lake/k0?")
