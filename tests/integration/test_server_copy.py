@@ -182,3 +182,19 @@ def test_jobs_stream_unless_planned_or_run_with_a_copy_mode(
     res = lakeshift.run(job="told", db=db, copy_mode="server")
     assert res.exit_code == 0 and res.stats.copied == 3
     assert _from_url_requests(az_proxy) == 6  # this run's --copy-mode wins
+
+
+def test_plan_and_run_take_copy_mode_and_refuse_a_bad_one(
+        cli_env: dict[str, str], bucket: str, container: str, tmp_path: Any) -> None:
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    for argv in (["plan", f"s3://{bucket}/d/", f"az://{container}/o/", "--job", "j"],
+                 ["run", "--job", "j"]):
+        proc = subprocess.run([str(BIN), *argv, "--db", db, "--copy-mode", "fast"],
+                              env=cli_env, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2, proc.stderr
+        assert "--copy-mode 'fast': use auto, server, stream" in proc.stderr
+        assert "Traceback" not in proc.stderr
+        if argv[0] == "plan":  # a valid plan, for the run to be refused on its own flag
+            ok = subprocess.run([str(BIN), *argv, "--db", db, "--copy-mode", "server"],
+                                env=cli_env, capture_output=True, text=True, timeout=60)
+            assert ok.returncode == 0, ok.stderr
