@@ -325,7 +325,8 @@ class Copied:
     the bytes were proven to be the source's (README "What is copied, and how it is
     checked"): ``source-md5``, ``source-crc32``/``-sha256``/``-sha1``, ``multipart-etag``,
     ``service-md5`` (the source keeps no checksum: the destination holds exactly the bytes
-    read), ``size-only``."""
+    read), ``size-only``, ``server-md5`` (a server-side copy the service checked against
+    the source's MD5), ``server-read-md5`` (a server-side block copy, read back)."""
 
     md5: bytes | None
     proof: str
