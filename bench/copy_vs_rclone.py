@@ -101,7 +101,8 @@ def blob_run(tool: str, count: int, size: int, rclone_args: list[str], tls: bool
                 emus.azurite.port).replace(f":{emus.azurite.port}/", f":{proxy.port}/")
             emus.azurite.port = proxy.port  # rclone's sas_url too
         if tool.startswith("lakeshift"):
-            mode = ["--copy-mode", "server"] if tool == "lakeshift-server" else []
+            # `copy` is --copy-mode auto by default: the streamed row says stream.
+            mode = ["--copy-mode", "server" if tool == "lakeshift-server" else "stream"]
             argv = [LAKESHIFT, "copy", "az://src/data/", "az://dst/data/", "--progress",
                     "none", "--json", *mode, *extra]
             env = emus.env

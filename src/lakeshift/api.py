@@ -166,14 +166,15 @@ async def copy_async(source: str, destination: str, *, concurrency: int = 32,
                      max_bandwidth: int | str | None = None, adaptive: bool = True,
                      delete_source_after_verify: bool = False,
                      empty_dirs: bool | None = None, preserve: str | Iterable[str] = (),
-                     map_identities: str | Path | None = None, copy_mode: str = "stream",
+                     map_identities: str | Path | None = None, copy_mode: str = "auto",
                      store_options: StoreOptions | None = None,
                      subscribers: list[Subscriber] | None = None) -> CopyResult:
     """Copy what ``source`` names into ``destination`` (``lakeshift copy``).
 
     Returns a :class:`CopyResult`; object failures are in ``result.failures`` (and
     ``result.exit_code`` is 1), errors that stop the run raise a ``LakeshiftError``.
-    ``subscribers`` receive the engine's events (progress).
+    ``subscribers`` receive the engine's events (progress).  ``copy_mode`` is ``auto`` by
+    default: server-side copies where the stores allow, streaming once one fails.
     """
     opts = copy_options(concurrency=concurrency, block_size=block_size,
                         single_put_max=single_put_max, overwrite=overwrite, include=include,
@@ -206,7 +207,7 @@ async def plan_async(sources: str | Sequence[str] = (), destination: str | None 
                      invalid_names: str = "fail", delete_source_after_verify: bool = False,
                      replan: bool = False, force: bool = False,
                      empty_dirs: bool | None = None, preserve: str | Iterable[str] = (),
-                     map_identities: str | Path | None = None,
+                     map_identities: str | Path | None = None, copy_mode: str = "stream",
                      store_options: StoreOptions | None = None,
                      subscribers: list[Subscriber] | None = None) -> PlanResult:
     """Write a job and its partitions to the control DB (``lakeshift plan``); nothing is
@@ -245,7 +246,8 @@ async def plan_async(sources: str | Sequence[str] = (), destination: str | None 
                               sorted(skip_error_kinds(skip_errors)), invalid_names,
                               delete_source_after_verify, replace=replan, force=force,
                               empty_dirs=empty_dirs, preserve=preserve,
-                              map_identities=map_identities, events=EventBus(subscribers))
+                              map_identities=map_identities, events=EventBus(subscribers),
+                              copy_mode=copy_mode)
         return PlanResult(control.shown, await asyncio.to_thread(_job_status, control, j, True))
 
 
@@ -318,14 +320,15 @@ async def run_async(*, job: str = "", db: str = DEFAULT_DB, batch_count: int = 4
                     max_bandwidth: int | str | None = None, adaptive: bool = True,
                     config: str | Path | None = None,
                     subscribers: list[Subscriber] | None = None,
-                    dask: str | None = None) -> RunResult:
+                    dask: str | None = None, copy_mode: str | None = None) -> RunResult:
     """Copy the pending and failed partitions of a job (``lakeshift run``), once.
 
     ``config`` (a ``lakeshift.toml``) replaces ``job``, ``db``, ``batch_count`` and
     ``concurrency`` and plans the job first if the DB lacks it; its schedule is the
     caller's to follow (the CLI's ``run --config`` loop).  ``dask`` (``tcp://HOST:8786``
     or ``local:N``) runs it on a Dask cluster, every worker claiming partitions from ``db``
-    (PostgreSQL): see docs/dask.md.
+    (PostgreSQL): see docs/dask.md.  ``copy_mode`` overrides the job's saved one (``stream``
+    unless planned with another) for this run.
     """
     if config is not None:
         cfg = load_config(Path(config))
@@ -348,7 +351,7 @@ async def run_async(*, job: str = "", db: str = DEFAULT_DB, batch_count: int = 4
         opts = job_copy_options(j.options, concurrency=concurrency, block_size=block_size,
                                 single_put_max=single_put_max, adaptive=adaptive,
                                 max_requests_per_second=max_requests_per_second,
-                                max_bandwidth=max_bandwidth)
+                                max_bandwidth=max_bandwidth, copy_mode=copy_mode)
         so, heartbeat = job_store_options(j), max(1.0, min(5.0, lease_seconds / 4))
         await _check_stores(await asyncio.to_thread(_job_store_pairs, control, j, so),
                             new_job=False)

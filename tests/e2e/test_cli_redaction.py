@@ -58,7 +58,8 @@ def test_secrets_in_error_paths_are_kept_nowhere(
                                    f"{sas}&sig={SIG}"})
     secrets = (SIG, real_sig, servers.AZURITE_KEY)
 
-    copied = lakeshift("copy", f"s3://{bucket}/d/", f"az://{container}/o/", "--json", env=env)
+    copied = lakeshift("copy", f"s3://{bucket}/d/", f"az://{container}/o/", "--json",
+                       "--copy-mode", "stream", env=env)
     assert copied.returncode == 1, copied.stderr
     assert "bad.bin" in copied.stdout and "moved.bin" in copied.stdout
 

@@ -37,7 +37,7 @@ def test_a_403_on_one_object_after_success_fails_only_that_object(
                  headers={"x-ms-error-code": "AuthorizationFailure",
                           "x-ms-request-id": "0b6a1d2e-request-id"})
 
-    res = lakeshift.copy(f"s3://{bucket}/d/", f"az://{container}/o/")
+    res = lakeshift.copy(f"s3://{bucket}/d/", f"az://{container}/o/", copy_mode="stream")
 
     assert res.exit_code == 1
     assert [(f.object_key, f.error_kind) for f in res.failures] == [("d/deny.bin", "forbidden")]
@@ -54,7 +54,7 @@ def test_a_403_on_the_first_requests_is_still_a_credential_error(
     az_proxy.add("status", uses=1000, status=403,
                  headers={"x-ms-error-code": "AuthenticationFailed"})
     with pytest.raises(lakeshift.AuthError):
-        lakeshift.copy(f"s3://{bucket}/d/", f"az://{container}/o/")
+        lakeshift.copy(f"s3://{bucket}/d/", f"az://{container}/o/", copy_mode="stream")
 
 
 def test_a_failed_namespace_check_is_said_not_assumed_flat(
@@ -63,7 +63,7 @@ def test_a_failed_namespace_check_is_said_not_assumed_flat(
     az_proxy.add("status", method="GET", path="restype=account", uses=1000, status=400,
                  headers={"x-ms-error-code": "InvalidHeaderValue"})
     with pytest.raises(lakeshift.UsageError, match=r"hierarchical namespace.*InvalidHeaderValue"):
-        lakeshift.copy(f"s3://{bucket}/d/", f"az://{container}/o/")
+        lakeshift.copy(f"s3://{bucket}/d/", f"az://{container}/o/", copy_mode="stream")
 
 
 def test_a_namespace_check_not_permitted_goes_on_flat(
@@ -71,5 +71,6 @@ def test_a_namespace_check_not_permitted_goes_on_flat(
     s3.put_object(Bucket=bucket, Key="d/a.bin", Body=b"abc")
     az_proxy.add("status", method="GET", path="restype=account", uses=1000, status=403,
                  headers={"x-ms-error-code": "AuthorizationPermissionMismatch"})
-    assert lakeshift.copy(f"s3://{bucket}/d/", f"az://{container}/o/").exit_code == 0
+    assert lakeshift.copy(f"s3://{bucket}/d/", f"az://{container}/o/",
+                          copy_mode="stream").exit_code == 0
     assert blob_bytes(blob_service, container, "o/a.bin") == b"abc"

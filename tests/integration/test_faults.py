@@ -75,7 +75,8 @@ LARGE_PUT = {"blocks": r"comp=block&", "stream": r"/out/large"}
 
 
 def _copy(bucket: str, container: str, path: str) -> lakeshift.CopyResult:
-    return lakeshift.copy(f"s3://{bucket}/d/", f"az://{container}/out/", block_size=MiB,
+    return lakeshift.copy(f"s3://{bucket}/d/", f"az://{container}/out/",
+                          copy_mode="stream", block_size=MiB,
                           single_put_max=0 if path == "blocks" else 64 * MiB, concurrency=4)
 
 
@@ -161,7 +162,8 @@ def test_ten_percent_503s_adapt_the_concurrency_and_lose_nothing(
         if isinstance(event, lakeshift.Throttled):
             throttles.append(event.limit)
 
-    res = lakeshift.copy(f"s3://{bucket}/d/", f"az://{container}/out/", concurrency=16,
+    res = lakeshift.copy(f"s3://{bucket}/d/", f"az://{container}/out/",
+                         copy_mode="stream", concurrency=16,
                          subscribers=[watch])
     assert res.exit_code == 0 and res.failures == []
     assert res.stats.throttled == azp.injected > 5

@@ -70,7 +70,8 @@ def test_a_faulted_listing_page_is_retried_and_the_copy_finishes(
         rule = s3p.fault("listing", fault, path=r"prefix=d")
     else:
         rule = azp.fault("listing", fault, path=r"prefix=out")
-    res = lakeshift.copy(f"s3://{bucket}/d/", f"az://{container}/out/", concurrency=4)
+    res = lakeshift.copy(f"s3://{bucket}/d/", f"az://{container}/out/",
+                         copy_mode="stream", concurrency=4)
     assert rule.hits == 1
     assert res.exit_code == 0, res.failures
     _assert_copied(blob_service, container, objs)
@@ -116,7 +117,8 @@ def test_verify_retries_faulted_listings_on_both_sides(
         container: str, fault: Any) -> None:
     s3p, azp = proxies
     _seed_s3(s3, bucket)
-    assert lakeshift.copy(f"s3://{bucket}/d/", f"az://{container}/out/").exit_code == 0
+    assert lakeshift.copy(f"s3://{bucket}/d/", f"az://{container}/out/",
+                          copy_mode="stream").exit_code == 0
     rules = [s3p.fault("listing", fault, path=r"prefix=d"),
              azp.fault("listing", fault, path=r"prefix=out")]
     pair = (StoreConfig(parse_url(f"s3://{bucket}/d/")),
@@ -153,7 +155,8 @@ def test_the_lookup_after_a_changed_source_is_retried_and_stays_that_objects_out
     s3p.add("status", status=412, path=r"/d/f2\.bin$", request="data",
             body=b"<Error><Code>PreconditionFailed</Code></Error>")
     head = s3p.fault("metadata", 503, times=times, path=r"/d/f2\.bin$")
-    res = lakeshift.copy(f"s3://{bucket}/d/", f"az://{container}/out/", concurrency=4)
+    res = lakeshift.copy(f"s3://{bucket}/d/", f"az://{container}/out/",
+                         copy_mode="stream", concurrency=4)
     assert head.hits >= 1
     got = set(blobs(blob_service, container, "out/"))
     if times == 1:  # retried: copied

@@ -53,7 +53,8 @@ def proxies(s3_env: Any, azure_env: Any, moto: servers.Server, azurite: servers.
 
 
 def _copy(bucket: str, container: str) -> lakeshift.CopyResult:
-    return lakeshift.copy(f"s3://{bucket}/d/", f"az://{container}/out/", block_size=MiB,
+    return lakeshift.copy(f"s3://{bucket}/d/", f"az://{container}/out/",
+                          copy_mode="stream", block_size=MiB,
                           concurrency=4)
 
 
@@ -112,7 +113,8 @@ def test_a_copy_that_stays_corrupt_fails_and_leaves_nothing(
     _, azp = proxies
     _upload(s3, bucket, "d/mp.bin", os.urandom(10 * MiB + 3))
     azp.add("flip_request", method="PUT", path=r"/out/mp\.bin", uses=1000)
-    res = lakeshift.copy(f"s3://{bucket}/d/", f"az://{container}/out/", block_size=MiB,
+    res = lakeshift.copy(f"s3://{bucket}/d/", f"az://{container}/out/",
+                         copy_mode="stream", block_size=MiB,
                          concurrency=4)
     assert res.exit_code == 1 and res.stats.copied == 0
     assert [f.error_kind for f in res.failures] == ["integrity"]

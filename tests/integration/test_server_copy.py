@@ -134,3 +134,67 @@ def test_from_url_requests_carry_the_source_md5_for_the_service_to_check() -> No
     assert copy["x-ms-requires-sync"] == "true"
     assert copy["x-ms-source-if-match"] == '"0x8D"'
     assert copy["x-ms-source-content-md5"] == b64
+
+
+def test_copy_is_auto_by_default_and_a_server_side_failure_streams_the_rest(
+        az_proxy: FaultProxy, blob_service: Any, container: str) -> None:
+    """Not only "cannot reach the source": the first server-side failure of any kind (here
+    the service refuses the request) turns server-side copies off for the rest of the run,
+    and that object is streamed instead of failing."""
+    src = blob_service.get_container_client(container)
+    objs = {f"in/f-{i}.bin": os.urandom(50_000 + i) for i in range(5)}
+    for k, v in objs.items():
+        src.upload_blob(k, v)
+    blob_service.create_container(container + "-dst")
+    az_proxy.add("status", method="PUT", path=f"{container}-dst/out/", status=403,
+                 headers={"x-ms-error-code": "AuthorizationPermissionMismatch"})
+
+    res = lakeshift.copy(f"az://{container}/in/", f"az://{container}-dst/out/")
+
+    assert res.exit_code == 0, res.failures
+    assert res.stats.copied == len(objs)
+    assert _from_url_requests(az_proxy) == 1  # tried once (the default is auto), refused
+    assert res.server_copy_off and "AuthorizationPermissionMismatch" in res.server_copy_off[0]
+    assert dict(res.proofs) == {"source-md5": len(objs)}
+    for k, v in objs.items():
+        assert blob_bytes(blob_service, container + "-dst", "out/" + k[3:]) == v
+
+
+def test_jobs_stream_unless_planned_or_run_with_a_copy_mode(
+        az_proxy: FaultProxy, blob_service: Any, container: str, tmp_path: Any) -> None:
+    src = blob_service.get_container_client(container)
+    for i in range(3):
+        src.upload_blob(f"in/f-{i}.bin", os.urandom(10_000 + i))
+    blob_service.create_container(container + "-dst")
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+
+    lakeshift.plan(f"az://{container}/in/", f"az://{container}-dst/a/", job="plain", db=db)
+    assert lakeshift.run(job="plain", db=db).exit_code == 0
+    assert _from_url_requests(az_proxy) == 0  # a job streams unless told
+
+    lakeshift.plan(f"az://{container}/in/", f"az://{container}-dst/b/", job="server", db=db,
+                   copy_mode="server")
+    res = lakeshift.run(job="server", db=db)
+    assert res.exit_code == 0 and res.stats.copied == 3
+    assert _from_url_requests(az_proxy) == 3  # kept with the job's options
+
+    lakeshift.plan(f"az://{container}/in/", f"az://{container}-dst/c/", job="told", db=db)
+    res = lakeshift.run(job="told", db=db, copy_mode="server")
+    assert res.exit_code == 0 and res.stats.copied == 3
+    assert _from_url_requests(az_proxy) == 6  # this run's --copy-mode wins
+
+
+def test_plan_and_run_take_copy_mode_and_refuse_a_bad_one(
+        cli_env: dict[str, str], bucket: str, container: str, tmp_path: Any) -> None:
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    for argv in (["plan", f"s3://{bucket}/d/", f"az://{container}/o/", "--job", "j"],
+                 ["run", "--job", "j"]):
+        proc = subprocess.run([str(BIN), *argv, "--db", db, "--copy-mode", "fast"],
+                              env=cli_env, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2, proc.stderr
+        assert "--copy-mode 'fast': use auto, server, stream" in proc.stderr
+        assert "Traceback" not in proc.stderr
+        if argv[0] == "plan":  # a valid plan, for the run to be refused on its own flag
+            ok = subprocess.run([str(BIN), *argv, "--db", db, "--copy-mode", "server"],
+                                env=cli_env, capture_output=True, text=True, timeout=60)
+            assert ok.returncode == 0, ok.stderr

@@ -52,7 +52,8 @@ def test_a_bucket_encrypting_with_sse_kms_by_default_offers_no_etag_as_md5(
     for k, v in objs.items():
         s3.put_object(Bucket=bucket, Key=k, Body=v)
     events: list[Any] = []
-    res = lakeshift.copy(f"s3://{bucket}/d/", f"az://{container}/out/", block_size=MiB,
+    res = lakeshift.copy(f"s3://{bucket}/d/", f"az://{container}/out/",
+                         copy_mode="stream", block_size=MiB,
                          subscribers=[events.append])
     assert res.exit_code == 0 and res.failures == []
     assert _objects_done(events) == {k: 1 for k in objs}  # nothing failed on the way
@@ -68,7 +69,8 @@ def test_single_objects_under_sse_kms_are_found_by_their_head(
         extra = {"ServerSideEncryption": "aws:kms"} if "kms-" in k else {}
         s3.put_object(Bucket=bucket, Key=k, Body=v, **extra)
     events: list[Any] = []
-    res = lakeshift.copy(f"s3://{bucket}/d/", f"az://{container}/out/", block_size=MiB,
+    res = lakeshift.copy(f"s3://{bucket}/d/", f"az://{container}/out/",
+                         copy_mode="stream", block_size=MiB,
                          subscribers=[events.append])
     assert res.exit_code == 0 and res.failures == []
     # The listing offered the opaque ETag as an MD5; the mismatch led to the HEAD, which
@@ -76,7 +78,8 @@ def test_single_objects_under_sse_kms_are_found_by_their_head(
     assert _objects_done(events) == {"d/kms-big.bin": 2, "d/kms-small.bin": 2,
                                      "d/plain.bin": 1}
     _assert_copied(blob_service, container, objs)
-    again = lakeshift.copy(f"s3://{bucket}/d/", f"az://{container}/out/", block_size=MiB)
+    again = lakeshift.copy(f"s3://{bucket}/d/", f"az://{container}/out/",
+                           copy_mode="stream", block_size=MiB)
     assert (again.stats.copied, again.stats.skipped) == (0, 3)  # matched by source ETag
 
     env = dict(cli_env, AWS_ENDPOINT_URL=s3_proxy.url)

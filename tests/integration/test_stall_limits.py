@@ -225,7 +225,8 @@ def test_uploads_paced_longer_than_the_stall_limit_succeed(
     # 1 MiB/s into the service: Put Blob of 12 MiB and Put Blocks of 12 MiB take ~12 s each.
     az_proxy.rules += [Pace("pace_request", "PUT", r"/o/(whole|blocks)\.bin", uses=20,
                             piece=256 * 1024, interval=0.25)]
-    res = lakeshift.copy(f"s3://{bucket}/d/", f"az://{container}/o/", block_size=12 * MiB,
+    res = lakeshift.copy(f"s3://{bucket}/d/", f"az://{container}/o/",
+                         copy_mode="stream", block_size=12 * MiB,
                          single_put_max=16 * MiB)
     assert res.exit_code == 0 and res.failures == []
     # Put Blob, two Put Blocks and Put Block List, each once: none was given up.
@@ -242,7 +243,8 @@ def test_a_stalled_put_is_given_up_and_sent_again(
     s3.put_object(Bucket=bucket, Key=f"d/{name}.bin", Body=data)
     # Never answered within the test's time: only giving up on the stall lets it finish.
     az_proxy.rules += [Pace("stall_request", "PUT", rf"/o/{name}\.bin")]
-    res = lakeshift.copy(f"s3://{bucket}/d/", f"az://{container}/o/", block_size=12 * MiB,
+    res = lakeshift.copy(f"s3://{bucket}/d/", f"az://{container}/o/",
+                         copy_mode="stream", block_size=12 * MiB,
                          single_put_max=32 * MiB if name == "whole" else 8 * MiB)
     assert res.exit_code == 0 and res.failures == []
     assert az_proxy.stalled == 1

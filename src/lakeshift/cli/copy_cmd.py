@@ -74,7 +74,7 @@ def copy(
     empty_dirs: EmptyDirsOpt = None,
     preserve: PreserveOpt = "",
     map_identities: MapIdentitiesOpt = None,
-    copy_mode: CopyModeOpt = "stream",
+    copy_mode: CopyModeOpt = "auto",
     as_json: JsonOpt = False,
     progress: ProgressOpt = "auto",
     store: api.StoreOptions = NO_STORE_OPTIONS,

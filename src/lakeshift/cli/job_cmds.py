@@ -19,6 +19,7 @@ from lakeshift.cli.options import (
     AdaptiveOpt,
     BlockSizeOpt,
     ConcurrencyOpt,
+    CopyModeOpt,
     DaskOpt,
     DbOpt,
     DeleteSourceOpt,
@@ -35,6 +36,7 @@ from lakeshift.cli.options import (
     OverwriteOpt,
     PreserveOpt,
     ProgressOpt,
+    RunCopyModeOpt,
     SinglePutMaxOpt,
     SkipErrorsOpt,
     with_store_options,
@@ -120,6 +122,7 @@ def plan(
     empty_dirs: EmptyDirsOpt = None,
     preserve: PreserveOpt = "",
     map_identities: MapIdentitiesOpt = None,
+    copy_mode: CopyModeOpt = "stream",
     as_json: JsonOpt = False,
     store: StoreOptions = NO_STORE_OPTIONS,
 ) -> int:
@@ -135,7 +138,7 @@ def plan(
                       delete_source_after_verify=delete_source_after_verify,
                       replan=replan, force=force, empty_dirs=empty_dirs,
                       preserve=preserve, map_identities=map_identities,
-                      store_options=store)
+                      copy_mode=copy_mode, store_options=store)
     if show or as_json or not result.created:
         print_partitions(result.job, as_json)
     else:
@@ -163,6 +166,7 @@ def run(
                          "not have it; its values replace --job, --db, --batch-count and "
                          "--concurrency).")] = None,
     dask: DaskOpt = None,
+    copy_mode: RunCopyModeOpt = None,
     progress: ProgressOpt = "auto",
     as_json: JsonOpt = False,
 ) -> int:
@@ -174,7 +178,7 @@ def run(
                              lease_seconds=lease_seconds,
                              max_requests_per_second=max_requests_per_second,
                              max_bandwidth=max_bandwidth, adaptive=adaptive, config=config,
-                             subscribers=subs, dask=dask)
+                             subscribers=subs, dask=dask, copy_mode=copy_mode)
         _print_run(result, as_json)
         if every is None:
             return result.exit_code

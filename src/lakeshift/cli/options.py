@@ -88,13 +88,20 @@ AdaptiveOpt = Annotated[bool, typer.Option(
                                      "throttles, then creep back up (AIMD).")]
 
 
+_COPY_MODE_HELP = (
+    "server: the destination service reads each source object itself (Azure: Copy Blob "
+    "From URL, Put Blob From URL, or Put Block From URL per block above 5000 MiB, through a "
+    "blob SAS, a user-delegation SAS or an S3 presigned GET), no byte through this machine; "
+    "objects without a source MD5 are streamed. auto: the same, but the first server-side "
+    "failure (private endpoints, emulators) turns it off for the rest of the run and that "
+    "object is streamed. stream: every byte through this machine.")
 CopyModeOpt = Annotated[str, typer.Option(
-    "--copy-mode", envvar="LAKESHIFT_COPY_MODE",
-    help="server: the destination service reads each source object itself (Azure: Copy "
-         "Blob From URL / Put Blob From URL through a blob SAS or an S3 presigned GET), "
-         "no byte through this machine; objects without a source MD5 are streamed. auto: "
-         "the same, streaming everything once the service cannot reach the source "
-         "(private endpoints, emulators). stream: every byte through this machine.")]
+    "--copy-mode", envvar="LAKESHIFT_COPY_MODE", help=_COPY_MODE_HELP + " copy: auto by "
+    "default; plan: stream by default, kept with the job.")]
+RunCopyModeOpt = Annotated[str | None, typer.Option(
+    "--copy-mode", envvar="LAKESHIFT_COPY_MODE", show_default=False,
+    help="This run's copy mode instead of the one the job was planned with (stream unless "
+         "planned otherwise): auto, server or stream.")]
 DeleteSourceOpt = Annotated[bool, typer.Option(
     "--delete-source-after-verify", help="Move: delete each source object once its copy is "
                                          "verified by MD5 (each deletion is recorded).")]

@@ -74,9 +74,11 @@ def copy_options(*, concurrency: int = 32, block_size: int | str = 8 * MiB,
 def job_copy_options(saved: Mapping[str, Any], *, concurrency: int = 32,
                      block_size: int | str = 8 * MiB, single_put_max: int | str = 64 * MiB,
                      adaptive: bool = True, max_requests_per_second: float | None = None,
-                     max_bandwidth: int | str | float | None = None) -> CopyOptions:
+                     max_bandwidth: int | str | float | None = None,
+                     copy_mode: str | None = None) -> CopyOptions:
     """A job's copy options: what it saved when it was planned (``saved``: its options —
-    filters, overwrite, skips, names, move) with this run's concurrency, sizes and pacing."""
+    filters, overwrite, skips, names, move, copy mode) with this run's concurrency, sizes
+    and pacing; ``copy_mode`` (``run --copy-mode``) overrides the saved one for this run."""
     return copy_options(
         concurrency=concurrency, block_size=block_size, single_put_max=single_put_max,
         adaptive=adaptive, max_requests_per_second=max_requests_per_second,
@@ -88,4 +90,4 @@ def job_copy_options(saved: Mapping[str, Any], *, concurrency: int = 32,
         delete_source=bool(saved.get("delete_source", False)),
         empty_dirs=saved.get("empty_dirs"), preserve=saved.get("preserve", ()),
         map_identities=[(str(a), str(b)) for a, b in saved.get("identity_map", ())],
-        copy_mode=str(saved.get("copy_mode", "stream")))
+        copy_mode=copy_mode or str(saved.get("copy_mode", "stream")))

@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, cast
 
 from lakeshift.engine.checksums import SourceProof, stream_checksums
@@ -32,6 +33,7 @@ from lakeshift.stores.base import (
     DirectoryWriter,
     RangeStream,
     Store,
+    URLBlockUpload,
     URLSource,
     URLWriter,
 )
@@ -114,7 +116,13 @@ class ServerRoute:
     async def _one(self, ctx: TransferContext, src: ObjectInfo, dest_key: str) -> Copied | None:
         try:
             copied = await _copy_server(ctx, src, dest_key)
-        except ServerCopyUnavailable as e:
+        except NotFoundError:
+            raise  # the source is gone: streaming would not find it either
+        except LakeshiftError as e:
+            # ``auto``: the first server-side failure of any kind (the service cannot reach
+            # the source, refuses the request, a read-back that does not prove the copy,
+            # retries used up) turns server-side copies off for the rest of the run, and
+            # this object is streamed instead.
             if self.mode == "server":
                 raise
             if self.works is not False:
@@ -143,12 +151,11 @@ async def _copy_server(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> 
     # The source's metadata and its ETag, which the skip rule reads, as a streamed copy
     # writes them; the HTTP properties the service copies from what it reads.
     props = _dest_props(ObjectProps(metadata=dict(metadata or {})), src)
+    if src.size > ctx.dst.capabilities.from_url_max:
+        return await _copy_server_blocks(ctx, src, dest_key, props, same)
 
     async def once() -> None:
-        url = await source.read_url(src.key, URL_LIFETIME)
-        if url is None:
-            raise ServerCopyUnavailable(f"{src.key}: the source's credential cannot give the "
-                                        "destination a URL to read it (an Entra ID token)")
+        url = await _read_url(source, src)
         await ctx.pacing.transfer(0)
         await dest.put_from_url(dest_key, url, src.size, props, md5, same, src.etag)
 
@@ -159,6 +166,116 @@ async def _copy_server(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> 
         ctx.slots.release(1)
     ctx.events.emit(BytesMoved(src.size))
     return Copied(md5, "server-md5")
+
+
+async def _read_url(source: URLSource, src: ObjectInfo) -> str:
+    """A URL minted now for one request (each block, each retry: none expires in use)."""
+    url = await source.read_url(src.key, URL_LIFETIME)
+    if url is None:
+        raise ServerCopyUnavailable(f"{src.key}: the source's credential cannot give the "
+                                    "destination a URL to read it")
+    return url
+
+
+async def _copy_server_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str,
+                              props: ObjectProps, same: bool) -> Copied:
+    """An object larger than one From-URL write (Azure: 5000 MiB): Put Block From URL per
+    block, in parallel (one slot each, no data held), then Put Block List storing the
+    source's MD5.  The service checks no whole-object MD5 of blocks it read itself, so the
+    committed object is read back and hashed (``server-read-md5``); one that differs is
+    deleted (it must never look like a finished copy) and fails as an IntegrityError."""
+    assert src.md5 is not None
+    source = cast(URLSource, ctx.src)
+    caps = ctx.dst.capabilities
+    bs = min(slots_per_block(src.size, ctx.block_size, caps.max_blocks) * ctx.block_size,
+             caps.max_block_size)
+    ranges = [(start, min(start + bs, src.size)) for start in range(0, src.size, bs)]
+    if caps.max_blocks and len(ranges) > caps.max_blocks:
+        raise LakeshiftError(f"{src.key}: {src.size} bytes are more than the destination can "
+                             f"hold in one object ({caps.max_blocks} blocks of at most "
+                             f"{caps.max_block_size} bytes)")
+    # The service copies no properties block by block: the source's (Content-Type and the
+    # rest, with its metadata) from a one-byte read, set on Put Block List as a streamed
+    # copy sets them.
+    head = await retry(lambda: ctx.src.read(src.key, 0, 1, if_match=src.etag), ctx.policy,
+                       ctx.src_limit)
+    props = _dest_props(replace(head.props, metadata=dict(props.metadata)), src)
+    # The source's version is pinned where the service can check it (its own blobs);
+    # otherwise the read-back below catches a source changed under the copy.
+    pin = src.etag if same else None
+    upload = cast(URLBlockUpload,
+                  await retry(lambda: ctx.dst.start_blocks(dest_key, src.size, bs, props),
+                              ctx.policy, ctx.dst_limit))
+
+    todo = iter(enumerate(ranges))
+
+    async def stager() -> None:
+        # A few stagers take the blocks in turn (not one task per block: up to 50,000).
+        for index, (start, end) in todo:
+            async def once(index: int = index, start: int = start, end: int = end) -> None:
+                url = await _read_url(source, src)
+                await ctx.pacing.transfer(0)
+                await upload.stage_from_url(index, url, start, end, pin)
+
+            await ctx.slots.acquire(1)
+            try:
+                await retry(once, ctx.policy, ctx.dst_limit)
+            finally:
+                ctx.slots.release(1)
+            ctx.events.emit(BytesMoved(end - start))
+
+    committed = False
+    try:
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for _ in range(min(len(ranges), ctx.slots.total)):
+                    tg.create_task(stager())
+        except BaseExceptionGroup as eg:
+            raise _first_error(eg) from None
+        await retry(lambda: upload.commit(list(range(len(ranges))), src.md5), ctx.policy,
+                    ctx.dst_limit)
+        committed = True
+    finally:
+        if not committed:
+            await upload.abort()
+    read = await _read_back_md5(ctx, dest_key, src.size)
+    if read != src.md5:
+        await retry(lambda: ctx.dst.delete(dest_key), ctx.policy, ctx.dst_limit)
+        raise IntegrityError(f"{dest_key}: read back after the server-side copy, its MD5 "
+                             f"{read.hex()} differs from the source's {src.md5.hex()}")
+    return Copied(src.md5, "server-read-md5")
+
+
+async def _read_back_md5(ctx: TransferContext, key: str, size: int) -> bytes:
+    """MD5 of the destination's ``key`` read back (one slot of memory), resuming with a
+    ranged GET from where a broken read stopped."""
+    hasher = hashlib.md5()
+    pos, attempt = 0, 0
+    await ctx.slots.acquire(1)
+    try:
+        while pos < size:
+            try:
+                stream = await retry(partial(ctx.dst.open_range, key, pos, size), ctx.policy,
+                                     ctx.dst_limit)
+                async for data in stream.chunks(min(ctx.block_size, _STREAM_CHUNK)):
+                    if pos + len(data) > size:
+                        raise IntegrityError(f"{key}: read back more than {size} bytes")
+                    await ctx.pacing.transfer(len(data))
+                    if len(data) >= _HASH_IN_THREAD:
+                        await asyncio.to_thread(hasher.update, data)
+                    else:
+                        hasher.update(data)
+                    pos += len(data)
+                if pos < size:
+                    raise TransientError(f"{key}: read back ended early at {pos} of {size}")
+            except TransientError as e:
+                attempt += 1
+                if attempt >= ctx.policy.attempts:
+                    raise
+                await asyncio.sleep(ctx.policy.delay(attempt, e.retry_after))
+    finally:
+        ctx.slots.release(1)
+    return hasher.digest()
 
 
 async def _md5(data: Data) -> bytes:
@@ -208,7 +325,8 @@ class Copied:
     the bytes were proven to be the source's (README "What is copied, and how it is
     checked"): ``source-md5``, ``source-crc32``/``-sha256``/``-sha1``, ``multipart-etag``,
     ``service-md5`` (the source keeps no checksum: the destination holds exactly the bytes
-    read), ``size-only``."""
+    read), ``size-only``, ``server-md5`` (a server-side copy the service checked against
+    the source's MD5), ``server-read-md5`` (a server-side block copy, read back)."""
 
     md5: bytes | None
     proof: str

@@ -48,7 +48,7 @@ async def create_plan(control: ControlDB, job: str, sources: Sequence[str], dst:
                       replace: bool = False, force: bool = False,
                       empty_dirs: bool | None = None, preserve: str | Iterable[str] = (),
                       map_identities: str | Path | None = None,
-                      events: EventBus | None = None) -> Job:
+                      events: EventBus | None = None, copy_mode: str = "stream") -> Job:
     """Validate everything (the options, that the job is new, that no destination lies
     inside its source, then the sources by listing them), then write the job and its
     partitions in one transaction: a plan that fails writes nothing.  ``replace``: a job of
@@ -59,7 +59,8 @@ async def create_plan(control: ControlDB, job: str, sources: Sequence[str], dst:
     checked = copy_options(include=include, exclude=exclude, overwrite=overwrite,
                            folder_markers=folder_markers, skip_errors=skip_errors,
                            invalid_names=invalid_names, empty_dirs=empty_dirs,
-                           preserve=preserve, map_identities=map_identities)
+                           preserve=preserve, map_identities=map_identities,
+                           copy_mode=copy_mode)
     exists = job in {j.name for j in await call(control.jobs)}
     if exists and not replace:
         raise UsageError(f"job {job!r} already exists in {control.shown}: `lakeshift run "
@@ -94,7 +95,7 @@ async def create_plan(control: ControlDB, job: str, sources: Sequence[str], dst:
         # The identity map is kept with the job (the file may change or go before a run).
         "empty_dirs": empty_dirs, "preserve": sorted(checked.preserve),
         "identity_map": [list(p) for p in checked.identity_map],
-        "adf_source": adf_source}
+        "adf_source": adf_source, "copy_mode": copy_mode}
     destination = dst_url.display() if dst_url.scheme != "file" else dst
     return await call(_write_job, control, job, destination, options, specs,
                       adf_control_table, exists, force)

@@ -53,6 +53,10 @@ class Capabilities:
     #: ``read_url(key, expires_in)`` mints a URL through which another service can GET an
     #: object (S3: a presigned GET; Azure: a blob SAS), for server-side copies.
     read_url: bool = False
+    #: Largest object one ``put_from_url`` writes (Azure: Put Blob From URL, 5000 MiB);
+    #: a larger one is staged block by block from the URL (``URLBlockUpload``) and
+    #: committed.  Only with ``copy_from_url``.
+    from_url_max: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +183,20 @@ class URLWriter(Protocol):
         cannot read the URL or does not do the request.  Only when
         ``capabilities.copy_from_url``."""
         ...
+
+
+class URLBlockUpload(Protocol):
+    """A block upload (``Writer.start_blocks``) whose blocks the service reads itself."""
+
+    async def stage_from_url(self, index: int, url: str, start: int, end: int,
+                             source_etag: str | None) -> None:
+        """Stage bytes ``start`` to ``end`` (exclusive) of what ``url`` serves as block
+        ``index``; ``source_etag`` (the same service only) pins the version read.
+        ServerCopyUnavailable as for ``URLWriter.put_from_url``."""
+        ...
+
+    async def commit(self, order: list[int], md5: bytes | None) -> None: ...
+    async def abort(self) -> None: ...
 
 
 class RangeStream(Protocol):

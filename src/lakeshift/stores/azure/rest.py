@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
-from functools import cmp_to_key
+from functools import cmp_to_key, lru_cache
 from typing import Any
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
@@ -43,7 +43,7 @@ from lakeshift.errors import (
     TransientError,
 )
 from lakeshift.model import Data, ObjectInfo, ObjectProps
-from lakeshift.redact import redact
+from lakeshift.redact import redact, register_secret
 from lakeshift.stores import http
 from lakeshift.stores.props import FOLDER_KEY, unquote_etag
 
@@ -52,7 +52,8 @@ API_VERSION = "2023-11-03"
 #: found from where it stands), or does not do From-URL requests at all (501 NotImplemented:
 #: Azurite answers Put Blob From URL so).
 COPY_SOURCE_CODES = ("CannotVerifyCopySource", "NotImplemented")
-#: The largest source Copy Blob From URL (synchronous) takes; Put Blob From URL takes 5000 MiB.
+#: The largest source Copy Blob From URL (synchronous) takes; Put Blob From URL takes 5000 MiB
+#: (above it: Put Block From URL per block, then Put Block List).
 SYNC_COPY_MAX = 256 * 1024 * 1024
 PUT_FROM_URL_MAX = 5000 * 1024 * 1024
 
@@ -111,6 +112,14 @@ def _service_compare(a: str, b: str) -> int:
     return 0
 
 
+@lru_cache(maxsize=1024)
+def _service_order(names: tuple[str, ...]) -> tuple[str, ...]:
+    """``names`` in the service's order: the same few sets of header names recur on every
+    request, and sorting them with ``_service_compare`` in Python cost ~34 µs a request
+    (of ~1.5 ms of client CPU per small object)."""
+    return tuple(sorted(names, key=cmp_to_key(_service_compare)))
+
+
 def canonical_resource(account: str, url: str) -> str:
     """``/account/path`` (the path as sent, percent-encoded) and one ``\nname:value`` line
     per query parameter: names lowercased and sorted, values percent-decoded (``+`` stays
@@ -142,7 +151,7 @@ def shared_key_signature(account: str, key: bytes, method: str, url: str,
              h.get("content-type", ""), "", h.get("if-modified-since", ""),
              h.get("if-match", ""), h.get("if-none-match", ""),
              h.get("if-unmodified-since", ""), h.get("range", "")]
-    names = sorted((k for k in h if k.startswith("x-ms-")), key=cmp_to_key(_service_compare))
+    names = _service_order(tuple(sorted(k for k in h if k.startswith("x-ms-"))))
     canon_headers = "".join(f"{k}:{h[k]}\n" for k in names)
     to_sign = "\n".join(parts) + "\n" + canon_headers + canonical_resource(account, url)
     digest = hmac.new(key, to_sign.encode("utf-8"), hashlib.sha256).digest()
@@ -194,6 +203,20 @@ def status_error(status: int, code: str, what: str, retry_after: str | None = No
     if status >= 500 or status in (408, 0):
         return TransientError(f"{what}: {code or status} {message}")
     return LakeshiftError(f"{what}: {code or status} {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class DelegationKey:
+    """A user delegation key as Get User Delegation Key returns it (``value`` is base64 and
+    a secret; the other fields go into every SAS signed with it)."""
+
+    oid: str
+    tid: str
+    start: str
+    expiry: str
+    service: str
+    version: str
+    value: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +286,17 @@ def copy_from_url_headers(url: str, md5: bytes, metadata: dict[str, str],
         headers["x-ms-source-if-match"] = f'"{source_etag}"'
     for name, value in metadata.items():
         headers[f"x-ms-meta-{name}"] = value
+    return headers
+
+
+def put_block_from_url_headers(url: str, start: int, end: int,
+                               source_etag: str | None) -> dict[str, str]:
+    """Put Block From URL: the service reads bytes ``start`` to ``end`` (exclusive) of
+    ``url`` (``x-ms-source-range``, inclusive as HTTP ranges are) and stages them as a
+    block; ``source_etag`` (a blob of this service) makes it read only that version."""
+    headers = {"x-ms-copy-source": url, "x-ms-source-range": f"bytes={start}-{end - 1}"}
+    if source_etag:
+        headers["x-ms-source-if-match"] = f'"{source_etag}"'
     return headers
 
 
@@ -447,6 +481,30 @@ class LeanBlobClient:
         headers, _ = await self._send("GET", f"{self.endpoint}/?{params}", {}, b"", what)
         return str(headers.get("x-ms-is-hns-enabled", "")).lower() == "true"
 
+    async def user_delegation_key(self, start: datetime, expiry: datetime,
+                                  what: str) -> DelegationKey:
+        """Get User Delegation Key (an Entra ID token only): the key a user-delegation SAS
+        is signed with, valid from ``start`` to ``expiry`` (at most seven days)."""
+        when = "%Y-%m-%dT%H:%M:%SZ"
+        body = ('<?xml version="1.0" encoding="utf-8"?><KeyInfo>'
+                f"<Start>{start.strftime(when)}</Start><Expiry>{expiry.strftime(when)}</Expiry>"
+                "</KeyInfo>").encode()
+        params = "restype=service&comp=userdelegationkey"
+        _, answer = await self._send("POST", f"{self.endpoint}/?{params}",
+                                     {"Content-Type": "application/xml"}, body, what)
+        try:
+            root = ET.fromstring(answer)
+        except ET.ParseError as e:
+            raise TransientError(f"{what}: user delegation key is not whole XML ({e})") \
+                from None
+        fields = [root.findtext(name) or "" for name in (
+            "SignedOid", "SignedTid", "SignedStart", "SignedExpiry", "SignedService",
+            "SignedVersion", "Value")]
+        if not fields[-1]:
+            raise TransientError(f"{what}: the user delegation key came without a value")
+        register_secret(fields[-1])
+        return DelegationKey(*fields)
+
     async def create_container(self, what: str) -> bool:
         """Create Container; False when it already exists."""
         try:
@@ -615,6 +673,17 @@ class LeanBlobClient:
         status = headers.get("x-ms-copy-status", "")
         if status != "success":
             raise TransientError(f"{what}: the synchronous copy answered {status or 'nothing'}")
+
+    async def put_block_from_url(self, key: str, block_id: str, url: str, start: int,
+                                 end: int, source_etag: str | None, what: str) -> bytes | None:
+        """Put Block From URL (see put_block_from_url_headers); returns the MD5 the service
+        computed of the block it staged (None if it sent none)."""
+        query = f"comp=block&blockid={quote(_wire_id(block_id), safe='')}"
+        headers, _ = await self._send("PUT", self._url(key, query),
+                                      put_block_from_url_headers(url, start, end, source_etag),
+                                      b"", what, timeout=self._data_timeout())
+        returned = headers.get("Content-MD5")
+        return base64.b64decode(returned) if returned else None
 
     def blob_url(self, key: str) -> str:
         """The blob's URL without any query (a SAS is added by the caller)."""

@@ -10,6 +10,7 @@ Listings include metadata, so comparing needs no HEAD per object.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -34,9 +35,10 @@ from lakeshift.stores.azure.rest import (
     PUT_FROM_URL_MAX,
     SYNC_COPY_MAX,
     BearerTokens,
+    DelegationKey,
     LeanBlobClient,
 )
-from lakeshift.stores.azure.sas import blob_sas
+from lakeshift.stores.azure.sas import blob_sas, user_delegation_sas
 from lakeshift.stores.base import BlockUpload, Capabilities, Page, PathAccess, StoreConfig
 from lakeshift.stores.http import check_http
 from lakeshift.stores.obstore_common import RETRY_CONFIG, client_options
@@ -48,7 +50,11 @@ CAPABILITIES = Capabilities(
     list_start_after=False, content_md5=True, hierarchical=False, acls=False,
     copy_from_url=True, block_upload=True, max_block_size=4000 * 1024 * 1024,
     etag_is_md5=False, metadata_in_listing=True, max_blocks=50_000, read_url=True,
+    from_url_max=PUT_FROM_URL_MAX,
 )
+
+#: How long a user delegation key lakeshift asks for lives (the service allows 7 days).
+_DELEGATION_KEY_LIFETIME = timedelta(hours=1)
 
 
 class AzureBlobStore:
@@ -64,6 +70,9 @@ class AzureBlobStore:
         self.capabilities = replace(CAPABILITIES, stream_put=True, put_checks_md5=True,
                                     block_md5=not self.settings.blob_endpoint.startswith("https:"))
         self._credential: Any = None
+        self._udk: DelegationKey | None = None
+        self._udk_expiry = datetime.min.replace(tzinfo=UTC)
+        self._udk_lock: asyncio.Lock | None = None
 
     def _where(self, key: str = "") -> str:
         return f"az://{self.settings.account}/{self.container}/{key}"
@@ -217,17 +226,37 @@ class AzureBlobStore:
     # -- server-side copy ------------------------------------------------------------
 
     async def read_url(self, key: str, expires_in: int) -> str | None:
-        """The blob's URL with a read-only blob SAS minted now (account key), or with the
-        user's SAS (which lakeshift cannot renew).  None with an Entra ID token: a
-        user-delegation SAS is not built yet, so such a source is streamed."""
+        """The blob's URL with a read-only blob SAS minted now: a service SAS (account key),
+        a user-delegation SAS (an Entra ID token: signed with a user delegation key, asked
+        for once an hour), or the user's own SAS (which lakeshift cannot renew)."""
+        now = datetime.now(UTC)
+        start, expiry = now - timedelta(minutes=5), now + timedelta(seconds=expires_in)
         if self.settings.kind == "key" and self.settings.key:
-            now = datetime.now(UTC)
             sas = blob_sas(self.settings.account, self.settings.key, self.container, key,
-                           "r", now - timedelta(minutes=5), now + timedelta(seconds=expires_in))
+                           "r", start, expiry)
             return f"{self._blobs.blob_url(key)}?{sas}"
         if self.settings.kind == "sas" and self.settings.sas:
             return f"{self._blobs.blob_url(key)}?{self.settings.sas}"
+        if self.settings.kind == "token":
+            udk = await self._delegation_key(expiry)
+            sas = user_delegation_sas(self.settings.account, udk, self.container, key, "r",
+                                      start, expiry)
+            return f"{self._blobs.blob_url(key)}?{sas}"
         return None
+
+    async def _delegation_key(self, until: datetime) -> DelegationKey:
+        """The user delegation key, asked for again when it would expire before ``until``
+        (one request for all the copies waiting on it)."""
+        if self._udk_lock is None:
+            self._udk_lock = asyncio.Lock()
+        async with self._udk_lock:
+            if self._udk is None or self._udk_expiry < until + timedelta(minutes=1):
+                now = datetime.now(UTC)
+                expiry = max(now + _DELEGATION_KEY_LIFETIME, until + timedelta(minutes=5))
+                self._udk = await self._blobs.user_delegation_key(
+                    now - timedelta(minutes=5), expiry, self._where())
+                self._udk_expiry = expiry
+            return self._udk
 
     async def put_from_url(self, key: str, url: str, size: int, props: ObjectProps,
                            md5: bytes, same_service: bool, source_etag: str | None) -> None:
@@ -284,6 +313,11 @@ class _AzureBlocks:
         await self.store._blobs.put_block_list(
             self.key, [self._id(i) for i in order], self.props, md5,
             encode_metadata(self.props.metadata), self.store._where(self.key))
+
+    async def stage_from_url(self, index: int, url: str, start: int, end: int,
+                             source_etag: str | None) -> None:
+        await self.store._blobs.put_block_from_url(self.key, self._id(index), url, start, end,
+                                                   source_etag, self.store._where(self.key))
 
     async def abort(self) -> None:
         # Uncommitted blocks are invisible and the service drops them after a week.
