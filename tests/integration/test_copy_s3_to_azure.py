@@ -209,3 +209,37 @@ def test_a_local_destination_reruns_copy_only_what_changed(
     third = lakeshift.copy(f"s3://{bucket}/raw/", str(out), block_size=MiB)
     assert (third.stats.copied, third.stats.skipped) == (1, 6)
     assert target.read_bytes() == objs["raw/deep/x/y/z.parquet"]
+
+
+def test_a_non_empty_object_with_hdi_isfolder_stays_a_file(
+        s3: Any, bucket: str, blob_service: Any, container: str, tmp_path: Any) -> None:
+    """ADLS Gen2 takes a blob with ``hdi_isfolder=true`` for a folder: only a zero-length one
+    is; a non-empty object's key is renamed lakeshift_hdi_isfolder, value kept."""
+    big = os.urandom(3 * MiB + 1)
+    s3.put_object(Bucket=bucket, Key="h/small.txt", Body=b"data",
+                  Metadata={"hdi_isfolder": "true", "team": "x"})
+    s3.put_object(Bucket=bucket, Key="h/big.bin", Body=big, Metadata={"HDI_ISFOLDER": "true"})
+    res = lakeshift.copy(f"s3://{bucket}/h/", f"az://{container}/h/", block_size=MiB,
+                         single_put_max=MiB)
+    assert res.exit_code == 0 and res.stats.copied == 2
+    got = blobs(blob_service, container, "h/")
+    for key in ("h/small.txt", "h/big.bin"):
+        meta = {k.lower(): v for k, v in got[key].metadata.items()}
+        assert "hdi_isfolder" not in meta and meta["lakeshift_hdi_isfolder"] == "true"
+    assert got["h/small.txt"].metadata["team"] == "x"
+    assert blob_bytes(blob_service, container, "h/big.bin") == big
+    assert lakeshift.verify(f"s3://{bucket}/h/", f"az://{container}/h/",
+                            report=str(tmp_path / "v")).exit_code == 0
+    again = lakeshift.copy(f"s3://{bucket}/h/", f"az://{container}/h/", block_size=MiB)
+    assert again.stats.copied == 0
+
+
+def test_a_non_empty_blob_another_tool_flagged_is_copied_as_a_file(
+        blob_service: Any, container: str, tmp_path: Any) -> None:
+    cc = blob_service.get_container_client(container)
+    cc.upload_blob("f/flagged", b"abc", metadata={"hdi_isfolder": "true"})
+    cc.upload_blob("f/dir", b"", metadata={"hdi_isfolder": "true"})
+    res = lakeshift.copy(f"az://{container}/f/", str(tmp_path / "out"), empty_dirs=True)
+    assert res.exit_code == 0
+    assert (tmp_path / "out" / "flagged").read_bytes() == b"abc"
+    assert (tmp_path / "out" / "dir").is_dir()

@@ -54,7 +54,8 @@ def test_a_price_value_of_the_wrong_type_is_named(tmp_path) -> None:  # type: ig
 def test_metadata_keys_that_collide_once_encoded() -> None:
     assert _metadata_collisions({"team": "a", "a-b": "x"}) == []
     assert _metadata_collisions({"hdi_isfolder": "1"}) == [
-        "hdi_isfolder (ADLS Gen2 reads hdi_isfolder as the folder flag)"]
+        "hdi_isfolder (ADLS Gen2 reads hdi_isfolder as the folder flag: copied as "
+        "lakeshift_hdi_isfolder)"]
     assert _metadata_collisions({"lakeshift_src_mtime": "x"}) == []  # carried on on purpose
     assert _metadata_collisions({"Team": "a", "team": "b"}) == ["Team / team (both team)"]
 

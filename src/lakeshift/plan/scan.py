@@ -55,7 +55,7 @@ from lakeshift.stores.base import (
     Store,
     StoreConfig,
 )
-from lakeshift.stores.props import FOLDER_KEY, encode_metadata_name
+from lakeshift.stores.props import FOLDER_KEY, RENAMED_FOLDER_KEY, encode_metadata_name
 from lakeshift.stores.registry import open_store
 
 MiB = 1024 * 1024
@@ -156,7 +156,8 @@ def _metadata_collisions(meta: dict[str, str]) -> list[str]:
     for key in sorted(meta):
         enc = encode_metadata_name(key).lower()
         if enc in RESERVED_METADATA:
-            hits.append(f"{key} (ADLS Gen2 reads {enc} as the folder flag)")
+            hits.append(f"{key} (ADLS Gen2 reads {enc} as the folder flag: copied as "
+                        f"{RENAMED_FOLDER_KEY})")
         elif enc in seen:
             hits.append(f"{seen[enc]} / {key} (both {enc})")
         seen.setdefault(enc, key)

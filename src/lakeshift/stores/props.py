@@ -12,6 +12,12 @@ holds any other character (é, 日本, a newline), begins or ends with a space o
 begins with ``=?utf-8?b?`` is sent as ``=?utf-8?b?BASE64?=`` (the RFC 2047 encoded-word form;
 BASE64 = its UTF-8 bytes).  Every other value, inner runs of spaces and tabs included, is sent
 exactly as received.  ``decode_metadata_value`` reverses it when reading from Azure.
+
+``hdi_isfolder`` (any case) is the folder flag to ADLS Gen2 and to lakeshift: only a
+zero-length blob that carries it is a folder.  A non-empty object that carries it (an S3
+object with that user metadata key) is written to Azure with the key renamed to
+``lakeshift_hdi_isfolder``, value unchanged, so that Gen2 never takes a file for a folder and
+the value is not dropped; reading does not rename it back.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ SRC_ETAG_KEY = "lakeshift_src_etag"
 #: (``2024-05-01T12:34:56.123456Z``).  A copy of a copy keeps the first original.
 SRC_MTIME_KEY = "lakeshift_src_mtime"
 FOLDER_KEY = "hdi_isfolder"
+#: What ``FOLDER_KEY`` on a non-empty object becomes on the way into Azure.
+RENAMED_FOLDER_KEY = "lakeshift_hdi_isfolder"
 
 _STANDARD = {
     "Content-Type": "content_type",
@@ -140,8 +148,22 @@ def decode_metadata_value(value: str) -> str:
         return value  # not written by this rule: kept as the service holds it
 
 
-def encode_metadata(meta: dict[str, str] | Any) -> dict[str, str]:
-    return {encode_metadata_name(k): encode_metadata_value(v) for k, v in dict(meta).items()}
+def encode_metadata(meta: dict[str, str] | Any, size: int = 0) -> dict[str, str]:
+    """``meta`` as Azure takes it for a blob of ``size`` bytes: names and values encoded,
+    and a folder flag on a non-empty blob renamed (RENAMED_FOLDER_KEY)."""
+    out: dict[str, str] = {}
+    for k, v in dict(meta).items():
+        name = encode_metadata_name(k)
+        if size > 0 and name.lower() == FOLDER_KEY:
+            name = RENAMED_FOLDER_KEY
+        out.setdefault(name, encode_metadata_value(v))
+    return out
+
+
+def is_folder_blob(size: int, meta: dict[str, str]) -> bool:
+    """A zero-length blob whose ``hdi_isfolder`` (any case) is true: a folder to ADLS Gen2."""
+    return size == 0 and any(k.lower() == FOLDER_KEY and v.strip().lower() == "true"
+                             for k, v in meta.items())
 
 
 def decode_metadata(meta: dict[str, str] | Any) -> dict[str, str]:

@@ -45,7 +45,7 @@ from lakeshift.errors import (
 from lakeshift.model import Data, ObjectInfo, ObjectProps
 from lakeshift.redact import redact, register_secret
 from lakeshift.stores import http
-from lakeshift.stores.props import FOLDER_KEY, unquote_etag
+from lakeshift.stores.props import is_folder_blob, unquote_etag
 
 API_VERSION = "2023-11-03"
 #: The service could not read a copy source (CannotVerifyCopySource: unreachable, refused, not
@@ -335,10 +335,10 @@ def _blob_info(el: ET.Element) -> ObjectInfo:
 
 def _object_info(key: str, length: str | None, modified: str | None, etag: str | None,
                  md5: str | None, meta: dict[str, str], tier: str | None = None) -> ObjectInfo:
-    return ObjectInfo(key, int(length or 0),
-                      parsedate_to_datetime(modified) if modified else None,
+    size = int(length or 0)
+    return ObjectInfo(key, size, parsedate_to_datetime(modified) if modified else None,
                       unquote_etag(etag), base64.b64decode(md5) if md5 else None,
-                      meta.get(FOLDER_KEY, "").lower() == "true", meta, tier)
+                      is_folder_blob(size, meta), meta, tier)
 
 
 #: The pieces a whole object or block is handed to aiohttp in (views, no copies): each is a

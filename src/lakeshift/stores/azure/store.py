@@ -215,13 +215,14 @@ class AzureBlobStore:
         return rng
 
     async def put(self, key: str, data: Data, props: ObjectProps, md5: bytes) -> None:
-        await self._blobs.put(key, data, props, md5, encode_metadata(props.metadata),
-                              self._where(key))
+        meta = encode_metadata(props.metadata, memoryview(data).nbytes)
+        await self._blobs.put(key, data, props, md5, meta, self._where(key))
 
     async def put_stream(self, key: str, size: int, chunks: AsyncIterator[bytes],
                          props: ObjectProps, md5: bytes | None) -> bytes | None:
         return await self._blobs.put_stream(key, size, chunks, props, md5,
-                                            encode_metadata(props.metadata), self._where(key))
+                                            encode_metadata(props.metadata, size),
+                                            self._where(key))
 
     # -- server-side copy ------------------------------------------------------------
 
@@ -263,7 +264,7 @@ class AzureBlobStore:
         """A blob of this service up to 256 MiB: Copy Blob From URL (its properties come
         with it; the request Azurite does too); anything else up to 5000 MiB: Put Blob From
         URL (Azurite answers 501: ServerCopyUnavailable)."""
-        metadata = encode_metadata(props.metadata)
+        metadata = encode_metadata(props.metadata, size)
         if same_service and size <= SYNC_COPY_MAX:
             await self._blobs.copy_from_url(key, url, md5, metadata, source_etag,
                                             self._where(key))
@@ -275,7 +276,7 @@ class AzureBlobStore:
 
     async def start_blocks(self, key: str, size: int, block_size: int,
                            props: ObjectProps) -> BlockUpload:
-        return _AzureBlocks(self, key, props)
+        return _AzureBlocks(self, key, size, props)
 
     async def delete(self, key: str) -> None:
         await self._blobs.delete(key, self._where(key))
@@ -295,9 +296,11 @@ class _AzureBlocks:
     """Put Block for each block (any order, in parallel), then Put Block List with the
     whole object's MD5.  Nothing is visible under the name until the commit."""
 
-    def __init__(self, store: AzureBlobStore, key: str, props: ObjectProps) -> None:
+    def __init__(self, store: AzureBlobStore, key: str, size: int,
+                 props: ObjectProps) -> None:
         self.store = store
         self.key = key
+        self.size = size
         self.props = props
         self.token = uuid.uuid4().hex[:12]
 
@@ -312,7 +315,7 @@ class _AzureBlocks:
     async def commit(self, order: list[int], md5: bytes | None) -> None:
         await self.store._blobs.put_block_list(
             self.key, [self._id(i) for i in order], self.props, md5,
-            encode_metadata(self.props.metadata), self.store._where(self.key))
+            encode_metadata(self.props.metadata, self.size), self.store._where(self.key))
 
     async def stage_from_url(self, index: int, url: str, start: int, end: int,
                              source_etag: str | None) -> None:
