@@ -21,9 +21,12 @@ from typing import Any
 import pytest
 
 import lakeshift
+from lakeshift.engine.retry import RetryPolicy
+from lakeshift.errors import ForbiddenError
 from lakeshift.plan.prices import load_prices
-from lakeshift.plan.scan import ScanOptions, scan_async
+from lakeshift.plan.scan import ScanOptions, _duration, _Tally, scan_async
 from lakeshift.plan.source import source_config
+from lakeshift.stores.registry import open_store
 from tests import servers
 from tests.doubles.dfs import DfsDouble
 from tests.e2e.cli import lakeshift as lakeshift_cli
@@ -154,6 +157,68 @@ def test_scan_with_a_destination_calibrates_and_leaves_nothing_there(
     assert r.duration.seconds > 0
     assert blobs(blob_service, container) == {}     # the calibration's objects are gone
     assert not any("could not remove" in n for n in r.notes)
+
+
+class _OneRefused:
+    """A source store whose read of ``bad`` is refused at once, every other read slow."""
+
+    def __init__(self, store: Any, bad: str) -> None:
+        self._store, self._bad = store, bad
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def _gate(self, key: str) -> None:
+        if key == self._bad:
+            raise ForbiddenError(f"{key}: permission denied (403)")
+        await asyncio.sleep(0.3)
+
+    async def read(self, key: str, *a: Any, **kw: Any) -> Any:
+        await self._gate(key)
+        return await self._store.read(key, *a, **kw)
+
+    async def open_range(self, key: str, *a: Any, **kw: Any) -> Any:
+        await self._gate(key)
+        return await self._store.open_range(key, *a, **kw)
+
+
+def test_a_failed_calibration_still_removes_what_it_wrote(tmp_path: Path) -> None:
+    """One sample object is refused at once while the others are still on their way: the
+    calibration waits for them, then removes everything it wrote (nothing lands later)."""
+    src_dir, out = tmp_path / "src", tmp_path / "out"
+    src_dir.mkdir()
+    out.mkdir()
+    for i in range(12):  # more than CALIBRATION_CONCURRENCY: some wait for a slot
+        (src_dir / f"{i:02d}.bin").write_bytes(os.urandom(100 + i))
+
+    async def main() -> tuple[Any, list[str]]:
+        src = open_store(source_config(str(src_dir)))
+        dst = open_store(source_config(str(out)))
+        sample = [o async for o in _all(src)]
+        notes: list[str] = []
+        tally = _Tally()
+        tally.objects, tally.bytes = len(sample), sum(o.size for o in sample)
+        est = await _duration(_OneRefused(src, sample[0].key), dst, sample, tally,
+                              ScanOptions(), RetryPolicy(), notes)
+        await asyncio.sleep(1.0)  # anything still in flight would land now
+        return est, notes
+
+    est, notes = asyncio.run(main())
+    assert est.method == "default rate"
+    assert any("calibration copy failed" in n for n in notes), notes
+    assert list(out.rglob("*")) == []
+    assert not any("could not remove" in n for n in notes), notes
+
+
+async def _all(store: Any) -> Any:
+    token = None
+    while True:
+        page = await store.list_page("", token)
+        for o in page.objects:
+            yield o
+        token = page.token
+        if not token:
+            return
 
 
 def test_scan_calibration_leaves_no_directory_on_a_hierarchical_destination(

@@ -404,16 +404,30 @@ async def _duration(src: Store, dst: Store | None, sample: list[ObjectInfo],
                           policy, EventBus())
     written: list[str] = []
     gate = asyncio.Semaphore(CALIBRATION_CONCURRENCY)
+    failed = False
 
     async def one(i: int, obj: ObjectInfo) -> None:
+        nonlocal failed
         key = f"{base}{i:06d}"
         async with gate:
+            if failed:
+                return  # the calibration has failed: start nothing more
             written.append(key)
-            await copy_object(ctx, obj, key)
+            try:
+                await copy_object(ctx, obj, key)
+            except BaseException:
+                failed = True
+                raise
 
     started = time.monotonic()
     try:
-        await asyncio.gather(*(one(i, o) for i, o in enumerate(sample)))
+        # Every copy started is waited for, failed or not, before the removal below: one
+        # still in flight would land after it.
+        outcomes = await asyncio.gather(*(one(i, o) for i, o in enumerate(sample)),
+                                        return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
         elapsed = max(time.monotonic() - started, 1e-3)
     except LakeshiftError as e:
         notes.append(f"calibration copy failed ({e}): default rate used")
