@@ -283,6 +283,7 @@ def test_cli_scan_json_and_bad_input(cli_env: dict[str, str], s3: Any, bucket: s
     assert d["findings"][0]["objects"] == 2
     text = lakeshift_cli("scan", f"s3://{bucket}/a/", env=cli_env)
     assert "2 archived, not restored" in text.stdout and "cost estimate:" in text.stdout
+    assert "AWS us-east-1 (internet egress) (source) → " in text.stdout  # the sections' regions
 
     bad = tmp_path / "prices.toml"
     bad.write_text("[source.s3\negress = ")
@@ -294,6 +295,9 @@ def test_cli_scan_json_and_bad_input(cli_env: dict[str, str], s3: Any, bucket: s
     p = lakeshift_cli("scan", f"s3://{bucket}/a/", "--prices", str(unknown), env=cli_env)
     assert p.returncode == 2
     assert "storage_classes.GLACIER.thawed: unknown key" in one_clear_line(p)
+    unknown.write_text('currency = "EUR"\nregoin = "eu-west-1"\n')  # a typo is not ignored
+    p = lakeshift_cli("scan", f"s3://{bucket}/a/", "--prices", str(unknown), env=cli_env)
+    assert p.returncode == 2 and f"{unknown}: regoin: unknown key" in one_clear_line(p)
 
     p = lakeshift_cli("scan", f"s3://{bucket}/nothing-here/", env=cli_env)
     assert p.returncode == 2 and "nothing to scan" in one_clear_line(p)

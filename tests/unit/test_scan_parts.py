@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from lakeshift.errors import ArchivedError, UsageError
-from lakeshift.plan.prices import egress, load_prices, write_operations
+from lakeshift.plan.prices import Traffic, egress, estimate, load_prices, write_operations
 from lakeshift.plan.scan import _metadata_collisions
 from lakeshift.stores.azure.rest import status_error
 from lakeshift.stores.obstore_common import translate
@@ -48,6 +48,33 @@ def test_a_price_value_of_the_wrong_type_is_named(tmp_path) -> None:  # type: ig
     p = tmp_path / "p.toml"
     p.write_text('[source.s3]\nread_per_1000 = "cheap"\n')
     with pytest.raises(UsageError, match=r"source\.s3\.read_per_1000: must be a float"):
+        load_prices(p)
+
+
+@pytest.mark.parametrize("text, key", [
+    ('regoin = "EU"\n', "regoin"),
+    ('[sourse.s3]\nread_per_1000 = 1.0\n', "sourse"),
+])
+def test_an_unknown_top_level_price_key_is_named(tmp_path, text, key) -> None:  # type: ignore[no-untyped-def]
+    p = tmp_path / "p.toml"
+    p.write_text(text)
+    with pytest.raises(UsageError, match=rf"--prices {p}: {key}: unknown key \(known: "):
+        load_prices(p)
+
+
+def test_each_price_section_states_its_region_and_the_estimate_says_which(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    t = load_prices()
+    assert all(isinstance(v.get("region"), str) and v["region"]
+               for v in (*t.source.values(), *t.destination.values()))
+    c = estimate(t, "s3", "azure", Traffic(objects=1, bytes=10))
+    assert c.region == (f"{t.source['s3']['region']} (source) → "
+                        f"{t.destination['azure']['region']} (destination)")
+    p = tmp_path / "p.toml"
+    p.write_text('[source.s3]\nregion = "eu-west-1"\n')
+    c = estimate(load_prices(p), "s3", "azure", Traffic())
+    assert c.region.startswith("eu-west-1 (source) → ")
+    p.write_text('[source.s3]\nregion = 3\n')
+    with pytest.raises(UsageError, match=r"source\.s3\.region: must be a str"):
         load_prices(p)
 
 

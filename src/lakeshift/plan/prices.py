@@ -3,8 +3,12 @@ and the estimate itself.
 
 A ``--prices FILE`` has the same layout; what it sets replaces the shipped value, key by key
 (a file may set only ``[source.s3] egress_tiers_gb``).  A file that does not parse, a value
-of the wrong type, or a storage class entry with an unknown setting is a UsageError naming
-the file and the key.
+of the wrong type, or an unknown key (at the top, in a section, in a storage class entry) is
+a UsageError naming the file and the key.
+
+Each ``[source.KIND]`` and ``[destination.KIND]`` section states the ``region`` its figures
+are for; the estimate names the two it used (``CostEstimate.region``: "us-east-1 (source) →
+East US (destination)"), or the table's own ``region`` where a section has none.
 """
 
 from __future__ import annotations
@@ -21,9 +25,12 @@ from lakeshift.model import CostEstimate, CostLine
 
 GB = 1024**3
 _CLASS_KEYS: dict[str, type[Any]] = {"archived": bool, "retrieval_per_gb": float}
-_SOURCE_KEYS: dict[str, type[Any]] = {"egress_tiers_gb": list, "list_per_1000": float,
-                                      "read_per_1000": float}
-_DEST_KEYS: dict[str, type[Any]] = {"write_per_1000": float, "write_unit_bytes": int}
+_SOURCE_KEYS: dict[str, type[Any]] = {"region": str, "egress_tiers_gb": list,
+                                      "list_per_1000": float, "read_per_1000": float}
+_DEST_KEYS: dict[str, type[Any]] = {"region": str, "write_per_1000": float,
+                                    "write_unit_bytes": int}
+_TOP_KEYS = ("region", "currency", "date", "sources", "source", "destination",
+             "storage_classes")
 
 
 @dataclass(frozen=True)
@@ -105,6 +112,9 @@ def _table(data: dict[str, Any], where: str) -> PriceTable:
             out[kind] = values
         return out
 
+    for key in data:
+        if key not in _TOP_KEYS:
+            raise fail(key, f"unknown key (known: {', '.join(sorted(_TOP_KEYS))})")
     classes: dict[str, StorageClassPrice] = {}
     for name, entry in checked("storage_classes", data.get("storage_classes", {}),
                                _CLASS_KEYS).items():
@@ -185,5 +195,9 @@ def estimate(prices: PriceTable, source_kind: str, dest_kind: str, t: Traffic) -
                               round(t.retrieval_gb, 3),
                               "GB", t.retrieval_cost))
     lines = [CostLine(ln.what, ln.quantity, ln.unit, round(ln.amount, 4)) for ln in lines]
+    region = prices.region
+    if src.get("region") or dst.get("region"):
+        region = (f"{src.get('region') or prices.region} (source) → "
+                  f"{dst.get('region') or prices.region} (destination)")
     return CostEstimate(prices.currency, round(sum(ln.amount for ln in lines), 2),
-                        tuple(lines), prices.region, prices.date, prices.sources, prices.path)
+                        tuple(lines), region, prices.date, prices.sources, prices.path)
