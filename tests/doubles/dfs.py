@@ -31,9 +31,12 @@ below it (``recursive=true``) or an empty one (409 ``DirectoryNotEmpty`` otherwi
 Not modelled: rename, leases, recursive ACL updates.
 
 DFS requests must carry a Shared Key signature, checked with the account key (the service's
-Shared Key scheme is the same on both endpoints).  Identities in owner, group and ACL
-entries must be object IDs (GUIDs), ``$superuser``, or UPNs (``name@domain``) as the service
-accepts; anything else is 400 ``InvalidInput`` naming it.
+Shared Key scheme is the same on both endpoints), or an Entra ID bearer token
+(``Authorization: Bearer …``, the reference's "Authorize with Microsoft Entra ID") that is
+in ``bearer_tokens``; any other token is answered as the service answers an expired one:
+401 ``InvalidAuthenticationInfo`` ("Lifetime validation failed. The token is expired.").
+Identities in owner, group and ACL entries must be object IDs (GUIDs), ``$superuser``, or
+UPNs (``name@domain``) as the service accepts; anything else is 400 ``InvalidInput`` naming it.
 """
 
 from __future__ import annotations
@@ -79,6 +82,9 @@ class DfsDouble:
     #: (filesystem, path) of directories known to be in Azurite (a cache; a DELETE of the
     #: name drops it).
     dirs: set[tuple[str, str]] = field(default_factory=set)
+    #: Entra ID access tokens the DFS endpoint accepts; each bearer token presented, in turn.
+    bearer_tokens: set[str] = field(default_factory=set)
+    bearers_seen: list[str] = field(default_factory=list)
 
     @property
     def endpoint(self) -> str:
@@ -330,7 +336,16 @@ class _Handler(BaseHTTPRequestHandler):
         what = q.get("action") or q.get("resource") or ""
         with d.lock:
             d.requests.append((self.command, fs, path, what))
-        if not self._signed():
+        given = self.headers.get("Authorization", "")
+        if given.startswith("Bearer "):
+            token = given.removeprefix("Bearer ")
+            with d.lock:
+                d.bearers_seen.append(token)
+            if token not in d.bearer_tokens:
+                self._error(401, "InvalidAuthenticationInfo", "Server failed to authenticate "
+                            "the request. Lifetime validation failed. The token is expired.")
+                return
+        elif not self._signed():
             self._error(403, "AuthenticationFailed", "Server failed to authenticate the "
                         "request. Make sure the value of Authorization header is formed "
                         "correctly including the signature.")

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
+import os
+import subprocess
+import sys
 import uuid
 from typing import Any
 
@@ -107,3 +111,63 @@ def test_a_rerun_to_gen2_copies_nothing_again(s3: Any, bucket: str, blob_service
     assert {"out/a", "out/a/b"} <= listed  # the double lists Gen2's implicit directories
     again = lakeshift.copy(src, dst)
     assert (again.stats.copied, again.exit_code) == (0, 0)
+
+
+_BEARER_SCRIPT = """
+import asyncio, json, sys
+from lakeshift.errors import LakeshiftError
+from lakeshift.stores.base import PathAccess, StoreConfig
+from lakeshift.stores.registry import open_store
+from lakeshift.urls import parse_url
+
+async def main(fs, path, owner):
+    store = open_store(StoreConfig(parse_url(f"az://{fs}/")))
+    try:
+        await store.make_directory(path)
+        await store.set_access(path, PathAccess(owner=owner))
+        got = await store.get_access(path)
+        return {"owner": got.owner, "blob_token": await store._blobs.tokens.get()}
+    finally:
+        await store.close()
+
+try:
+    print(json.dumps(asyncio.run(main(*sys.argv[1:]))))
+except LakeshiftError as e:
+    print(json.dumps({"error": str(e), "class": type(e).__name__}))
+"""
+
+
+def test_the_dfs_endpoint_uses_the_stores_bearer_token_and_renews_it_on_401(
+        gen2: DfsDouble, blob_service: Any) -> None:
+    """With Entra ID (a service principal), DFS calls carry the store's bearer token — the one
+    the blob endpoint uses — and a token the service refuses as expired is renewed once.
+    (In a child process: aiohttp reads SSL_CERT_FILE, the token endpoint's CA, at import.)"""
+    from tests.doubles import entra
+
+    fs = f"fs{uuid.uuid4().hex[:10]}"
+    blob_service.create_container(fs)
+    with entra.serve(["expired-token", "good-token"]) as tokens:
+        gen2.bearer_tokens = {"good-token"}
+        env = {k: v for k, v in os.environ.items() if k != "AZURE_STORAGE_CONNECTION_STRING"}
+        env.update({**tokens.env(), "AZURE_STORAGE_ACCOUNT": "devstoreaccount1",
+                    "AZURE_STORAGE_BLOB_ENDPOINT": gen2.endpoint,
+                    "AZURE_STORAGE_DFS_ENDPOINT": gen2.endpoint})
+
+        def run(path: str) -> dict[str, str]:
+            p = subprocess.run([sys.executable, "-c", _BEARER_SCRIPT, fs, path, ALICE],
+                               env=env, capture_output=True, text=True, timeout=120)
+            assert p.returncode == 0, p.stderr
+            return dict(json.loads(p.stdout))
+
+        got = run("t/one")
+        assert got == {"owner": ALICE, "blob_token": "good-token"}  # one token, both endpoints
+        assert gen2.bearers_seen == ["expired-token", "good-token", "good-token", "good-token"]
+        assert len(tokens.requests) == 2               # renewed once, then reused
+
+        # Refused again after renewal: the credentials' error (exit 3), one line, no token.
+        tokens.tokens[:] = ["expired-token"]
+        gen2.bearers_seen.clear()
+        got = run("t/two")
+        assert got["class"] == "AuthError" and "credentials rejected" in got["error"], got
+        assert "expired-token" not in got["error"]
+        assert gen2.bearers_seen == ["expired-token", "expired-token"]

@@ -101,16 +101,24 @@ class AzureBlobStore:
                         retry_config=RETRY_CONFIG, credential_provider=provider, **kw)
 
     @cached_property
+    def _tokens(self) -> BearerTokens | None:
+        """The store's Entra ID tokens, one for both endpoints (blob and DFS): a token the
+        service refuses is renewed from a fresh credential (azure-identity's caches it)."""
+        if self.settings.kind != "token":
+            return None
+        source = self.settings.token_source
+        return BearerTokens(self._token_credential(),
+                            renew=lambda: azure_auth.token_credential(source))
+
+    @cached_property
     def _blobs(self) -> LeanBlobClient:
-        tokens = BearerTokens(self._token_credential()) if self.settings.kind == "token" else None
         return LeanBlobClient(self.settings.blob_endpoint, self.settings.account, self.container,
-                              self.settings.key, self.settings.sas, tokens)
+                              self.settings.key, self.settings.sas, self._tokens)
 
     @cached_property
     def _dfs(self) -> DfsClient:
-        token = self._token_credential() if self.settings.kind == "token" else None
         return DfsClient(self.settings.dfs_endpoint, self.settings.account, self.container,
-                         self.settings.key, self.settings.sas, token)
+                         self.settings.key, self.settings.sas, self._tokens)
 
     # -- directories and access control (hierarchical accounts: the DFS endpoint) -----
 
@@ -288,7 +296,10 @@ class AzureBlobStore:
         dfs = self.__dict__.get("_dfs")
         if dfs is not None:
             await dfs.close()
-        if self._credential is not None:
+        tokens = self.__dict__.get("_tokens")
+        if tokens is not None:
+            await tokens.close()  # closes self._credential and any renewed one
+        elif self._credential is not None:
             await self._credential.close()
 
 
