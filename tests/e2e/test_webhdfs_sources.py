@@ -89,7 +89,7 @@ def test_gen1_plan_auto_partitions_and_run(cli_env: dict[str, str], gen1: WebHdf
 
 def test_forbidden_subtree_is_skipped_and_recorded(cli_env: dict[str, str],
                                                    gen1: WebHdfsDouble, container: str,
-                                                   blob_service: Any) -> None:
+                                                   blob_service: Any, tmp_path: Path) -> None:
     gen1.write("t/open/a.txt", b"a")
     gen1.write("t/secret/s.txt", b"s")
     gen1.write("t/z.txt", b"z")
@@ -106,6 +106,18 @@ def test_forbidden_subtree_is_skipped_and_recorded(cli_env: dict[str, str],
     assert summary["copied"] == 2
     assert set(blobs(blob_service, container, "f2/")) == {"f2/open/a.txt", "f2/z.txt"}
     assert "t/secret" in p.stdout and "AccessControlException" in p.stdout
+
+    # verify: the subtree the source refused is reported as forbidden, not as missing.
+    report = tmp_path / "v"
+    v = lakeshift("verify", src, f"az://{container}/f2/", "--json", "--report", str(report),
+                  env=env)
+    assert v.returncode == 0, (v.stdout, v.stderr)
+    got = json.loads(v.stdout)
+    assert got["missing"] == 0 and got["unverifiable"] == 1, got
+    reason, = got["unverifiable_reasons"]
+    assert reason.startswith("forbidden at the source"), reason
+    rows = (report.with_suffix(".csv")).read_text()
+    assert "secret" in rows and "AccessControlException" in rows
 
 
 def test_hadoop_copy_follows_the_datanode_redirect(cli_env: dict[str, str],

@@ -44,6 +44,7 @@ from lakeshift.engine.transfer import endpoint_name
 from lakeshift.errors import (
     AuthError,
     DanglingLinkError,
+    ForbiddenError,
     LakeshiftError,
     ObjectError,
     UsageError,
@@ -63,6 +64,8 @@ Work = tuple[str, ObjectInfo | None, ObjectInfo | str | None]
 KINDS = ("missing", "extra", "size", "checksum", "time", "unverifiable")
 _PART_SIZES = [5, 8, 10, 15, 16, 25, 32, 50, 64, 100, 128, 256, 512]
 _MULTIPART = re.compile(r"^[0-9a-f]{32}-(\d+)$")
+#: The reason given for a source path that may not be read (a 403 subtree), not "missing".
+FORBIDDEN_AT_SOURCE = "forbidden at the source: permission denied, so not copied"
 
 
 @dataclass
@@ -325,6 +328,14 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
         except DanglingLinkError:
             # Not missing: a link to nothing has no content to copy (the copy recorded it).
             differ(name, "unverifiable", s, None, detail=DanglingLinkError.kind)
+            return
+        except ForbiddenError as e:
+            # A directory the source may not list (an HDFS/Gen1 403 subtree): nothing below
+            # it could be copied, and nothing can prove otherwise; the row names it.
+            result.counts["unverifiable"] += 1
+            result.reasons[FORBIDDEN_AT_SOURCE] += 1
+            report.row(name, "unverifiable", s, None, None, None,
+                       f"{FORBIDDEN_AT_SOURCE} ({e})")
             return
         except ObjectError as e:
             if e.skipped_always:
