@@ -72,8 +72,26 @@ def test_preserve_names_are_checked() -> None:
     assert preserve_set("acl, owner") == {"acl", "owner"}
     with pytest.raises(UsageError, match="--preserve xattrs"):
         preserve_set("acl,xattrs")
-    with pytest.raises(UsageError, match="times"):
-        preserve_set("times")
+    assert preserve_set("times,acl") == {"times", "acl"}
+
+
+def test_preserve_times_is_accepted_between_any_stores_and_its_help_says_what_it_does() -> None:
+    """The source's modification time is kept on every copy; --preserve times names it (and
+    needs neither ACLs at the source nor a Gen2 destination)."""
+    from types import SimpleNamespace
+
+    from typer.testing import CliRunner
+
+    from lakeshift.cli.app import app
+    from lakeshift.engine.preserve import check_preserve
+
+    flat = SimpleNamespace(capabilities=SimpleNamespace(acls=False, directories=False))
+    check_preserve(preserve_set("times"), flat, flat)
+    with pytest.raises(UsageError, match="the source has no ACLs"):
+        check_preserve(preserve_set("times,owner"), flat, flat)
+    out = " ".join(CliRunner().invoke(app, ["copy", "--help"], terminal_width=200).output.split())
+    out = out.replace("│", "").replace("  ", " ")
+    assert "times" in out and "lakeshift_src_mtime" in out and "mtime" in out, out
 
 
 def test_a_map_without_preserve_is_refused(tmp_path: Path) -> None:

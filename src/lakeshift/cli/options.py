@@ -58,7 +58,11 @@ EmptyDirsOpt = Annotated[bool | None, typer.Option(
 PreserveOpt = Annotated[str, typer.Option(
     "--preserve", help="Keep these of each file and directory on an ADLS Gen2 destination: "
                        "any of acl,owner,group,permissions (comma-separated; from adl:// "
-                       "and webhdfs:// sources).")]
+                       "and webhdfs:// sources), and times: the source's modification time "
+                       "(S3 LastModified, a file's mtime, Gen1/HDFS modificationTime), kept "
+                       "on every copy anyway — on Azure as the lakeshift_src_mtime metadata "
+                       "(Gen2 sets Last-Modified itself), on local disk as the file's "
+                       "mtime; verify --check-times compares it.")]
 MapIdentitiesOpt = Annotated[str | None, typer.Option(
     "--map-identities", help="CSV of source principal → Entra object ID or UPN, one "
                              "'source,destination' a line (user:NAME / group:NAME to map one "

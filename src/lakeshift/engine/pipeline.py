@@ -35,7 +35,13 @@ from lakeshift.engine.events import (
 )
 from lakeshift.engine.limiter import EndpointLimiter, Pacing, validate_pacing
 from lakeshift.engine.listing import DEFAULT_POLICY, list_pages
-from lakeshift.engine.preserve import AccessKeeper, IdentityMap, check_preserve, preserve_set
+from lakeshift.engine.preserve import (
+    ACCESS,
+    AccessKeeper,
+    IdentityMap,
+    check_preserve,
+    preserve_set,
+)
 from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.slots import SlotPool
 from lakeshift.engine.transfer import (
@@ -396,9 +402,9 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
         src.capabilities.hierarchical and dst.capabilities.hierarchical)
     keep_markers = opts.folder_markers == "keep" or empty_dirs
     keeper = None
-    if opts.preserve and not opts.dry_run:
+    if opts.preserve & ACCESS and not opts.dry_run:  # times: kept on every copy anyway
         check_preserve(opts.preserve, src, dst)
-        keeper = AccessKeeper(ctx, opts.preserve, IdentityMap.of(opts.identity_map),
+        keeper = AccessKeeper(ctx, opts.preserve & ACCESS, IdentityMap.of(opts.identity_map),
                               spec.rel_base, root, events)
 
     async def planned() -> AsyncIterator[tuple[str, ObjectInfo, int, bool]]:

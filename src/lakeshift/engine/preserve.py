@@ -1,4 +1,4 @@
-"""``--preserve acl,owner,group,permissions`` and ``--map-identities``: a source path's
+"""``--preserve acl,owner,group,permissions[,times]`` and ``--map-identities``: a source path's
 owner, group, permission bits and ACLs (WebHDFS ``GETACLSTATUS``) set on its copy (ADLS Gen2
 Path - Update ``setAccessControl``), principals renamed through the identity map.
 
@@ -33,6 +33,11 @@ from lakeshift.model import ObjectInfo
 from lakeshift.stores.base import AccessReader, DirectoryWriter, PathAccess
 
 PRESERVABLE = ("acl", "owner", "group", "permissions", "times")
+#: What is kept through the DFS endpoint (an AccessKeeper); ``times`` is not: the source's
+#: modification time is kept on every copy, asked for or not — on Azure as the
+#: ``lakeshift_src_mtime`` metadata (ADLS Gen2 sets Last-Modified itself and takes no other
+#: time), on local disk as the file's mtime — so ``times`` only names it.
+ACCESS = frozenset({"acl", "owner", "group", "permissions"})
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
                    r"[0-9a-fA-F]{12}$")
 
@@ -51,10 +56,6 @@ def preserve_set(value: str | Iterable[str]) -> frozenset[str]:
     if unknown:
         raise UsageError(f"--preserve {','.join(sorted(unknown))}: use any of "
                          f"{','.join(PRESERVABLE)}")
-    if "times" in chosen:
-        raise UsageError("--preserve times: ADLS Gen2 sets Last-Modified itself and takes "
-                         "no other time through setAccessControl; leave times out (the "
-                         "source's modification time is compared by `sync`)")
     return chosen
 
 
@@ -237,7 +238,9 @@ class AccessKeeper:
 
 
 def check_preserve(chosen: frozenset[str], src: Any, dst: Any) -> None:
-    """Refuse (UsageError) what cannot be kept, before anything is copied."""
+    """Refuse (UsageError) what cannot be kept, before anything is copied (``times`` is
+    kept between any two stores)."""
+    chosen = chosen & ACCESS
     if not chosen:
         return
     if not src.capabilities.acls:
