@@ -78,6 +78,9 @@ class TransferStats:
     skipped_by_reason: dict[str, int] = field(default_factory=dict)
     #: Failed objects by error kind (archived, forbidden, transient…); adds up to ``failed``.
     failed_by_kind: dict[str, int] = field(default_factory=dict)
+    #: --preserve: source principals the identity map lacks ("user:bob"), with how many
+    #: paths each failed (part of failed_by_kind["unmappable-principal"]).
+    unmapped_principals: dict[str, int] = field(default_factory=dict)
     renamed: int = 0
     throttled: int = 0
     #: --delete-source-after-verify: source objects deleted, and kept (not provable).

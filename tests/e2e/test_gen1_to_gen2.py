@@ -120,6 +120,7 @@ def test_an_unmappable_principal_is_a_recorded_failure(cli_env: dict[str, str],
     ids.unlink()  # the map is kept with the job
     r = lakeshift("run", "--job", "h", "--db", db, "--json", env=env)
     assert r.returncode == 1, (r.stdout, r.stderr)
+    assert json.loads(r.stdout)["unmapped_principals"] == {"user:bob": 1}
     f = lakeshift("failures", "--job", "h", "--db", db, env=env)
     text = f.stdout
     assert "t/bobs.txt" in text and "'bob'" in text and "--map-identities" in text, text
@@ -142,6 +143,26 @@ def test_an_unmappable_principal_is_a_recorded_failure(cli_env: dict[str, str],
     assert r.returncode == 0, (r.stdout, r.stderr)
     assert json.loads(r.stdout)["copied"] == 1
     assert _access(gen2, container, "h/bobs.txt")["owner"] == "bob@contoso.com"
+
+
+def test_the_copy_summary_names_each_unmappable_principal_and_its_count(
+        cli_env: dict[str, str], hadoop: WebHdfsDouble, gen2: DfsDouble, container: str,
+        tmp_path: Path) -> None:
+    for name, owner in (("a", "bob"), ("b", "bob"), ("c", "carol"), ("d", "alice")):
+        hadoop.write(f"u/{name}.txt", name.encode())
+        hadoop.owners[f"u/{name}.txt"] = (owner, "analysts", "640")
+    ids = tmp_path / "ids.csv"
+    ids.write_text(f"user:alice,{DST_ALICE}\ngroup:analysts,{DST_TEAM}\n"
+                   f"hdfs,{DST_OWNER}\ngroup:supergroup,{DST_TEAM}\n")
+    env = {**cli_env, **hadoop.env, **gen2.env()}
+    args = ("copy", "webhdfs://nn:9870/u/", f"az://{container}/u/", "--preserve",
+            "owner,group", "--map-identities", str(ids))
+    p = lakeshift(*args, env=env)
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    assert ("unmappable principals: user:bob (2 paths), user:carol (1 path) — add them to "
+            "--map-identities") in p.stdout, p.stdout
+    j = lakeshift(*args, "--json", env=env)
+    assert json.loads(j.stdout)["unmapped_principals"] == {"user:bob": 2, "user:carol": 1}
 
 
 def test_preserve_needs_a_hierarchical_destination(cli_env: dict[str, str],

@@ -44,6 +44,7 @@ from lakeshift.cli.options import (
 from lakeshift.cli.progress import progress_subscribers
 from lakeshift.cli.sizes import human_bytes
 from lakeshift.cli.status_view import print_partitions, print_status
+from lakeshift.cli.summary import unmapped_line
 from lakeshift.cli.text import count, skip_reasons
 from lakeshift.errors import UsageError
 from lakeshift.model import RunResult
@@ -196,7 +197,9 @@ def _print_run(result: RunResult, as_json: bool) -> None:
                "partitions_left": result.remaining_pending,
                "copied": s.copied, "skipped": s.skipped,
                "skipped_by_reason": dict(sorted(s.skipped_by_reason.items())),
-               "failed": s.failed, "bytes": s.bytes_transferred,
+               "failed": s.failed,
+               "unmapped_principals": dict(sorted(s.unmapped_principals.items())),
+               "bytes": s.bytes_transferred,
                "duration_s": round(s.duration, 3),
                "errors": [{"partition": p, "error": e} for p, e in result.errors],
                "exit_code": result.exit_code}
@@ -214,6 +217,8 @@ def _print_run(result: RunResult, as_json: bool) -> None:
           f"succeeded, {result.failed} failed; {count(s.copied, 'object')} copied "
           f"({human_bytes(s.bytes_transferred)}), {s.skipped} skipped{skipped}, {s.failed} "
           f"failed, in {s.duration:.1f} s")
+    if s.unmapped_principals:
+        print(unmapped_line(dict(sorted(s.unmapped_principals.items()))))
     for p, e in result.errors[:20]:
         print(f"  FAILED partition {p}: {e}")
     if result.remaining_pending:

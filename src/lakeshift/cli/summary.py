@@ -29,6 +29,7 @@ def summary_dict(result: CopyResult, source: str, destination: str) -> dict[str,
         "skipped_errors": s.skipped_errors,
         "skipped_by_reason": dict(sorted(s.skipped_by_reason.items())),
         "failed_by_kind": dict(sorted(s.failed_by_kind.items())),
+        "unmapped_principals": dict(sorted(s.unmapped_principals.items())),
         "renamed": s.renamed,
         "throttled": s.throttled,
         "sources_deleted": s.sources_deleted,
@@ -74,6 +75,8 @@ def print_summary(result: CopyResult, source: str, destination: str, as_json: bo
             if d["copied"] else
             f"nothing to copy; {count(d['listed'], 'object')} compared"),
     ]
+    if d["unmapped_principals"]:
+        lines.append(unmapped_line(d["unmapped_principals"]))
     if d["renamed"]:
         lines.append(f"  renamed  {d['renamed']:>10} {noun(d['renamed'], 'object')} "
                      "(--invalid-names encode)")
@@ -94,3 +97,9 @@ def print_summary(result: CopyResult, source: str, destination: str, as_json: bo
     if len(result.failures) > 20 or len(result.renames) > 20:
         lines.append("  … more in --json")
     print("\n".join(lines), flush=True)
+
+
+def unmapped_line(principals: dict[str, int]) -> str:
+    """The principals --map-identities lacks, each with its count of failed paths."""
+    named = ", ".join(f"{who} ({count(n, 'path')})" for who, n in principals.items())
+    return f"  unmappable principals: {named} — add them to --map-identities and rerun"

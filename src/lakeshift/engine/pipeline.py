@@ -39,8 +39,10 @@ from lakeshift.engine.preserve import (
     ACCESS,
     AccessKeeper,
     IdentityMap,
+    UnmappableError,
     check_preserve,
     preserve_set,
+    unmapped_principal,
 )
 from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.slots import SlotPool
@@ -191,6 +193,9 @@ class StatsCounter:
                 s.failed_bytes += event.size
                 kind = event.error_kind or "error"
                 s.failed_by_kind[kind] = s.failed_by_kind.get(kind, 0) + 1
+                if kind == UnmappableError.kind:
+                    who = unmapped_principal(event.message or "") or "(unnamed)"
+                    s.unmapped_principals[who] = s.unmapped_principals.get(who, 0) + 1
                 if len(self.failures) < self.keep:
                     self.failures.append(Failure(event.key, event.error_kind or "error",
                                                  event.message or "", event.attempts))

@@ -48,6 +48,15 @@ class UnmappableError(ObjectError):
     kind = "unmappable-principal"
 
 
+_UNMAPPED = re.compile(r"\b(user|group) '([^']*)' has no destination identity")
+
+
+def unmapped_principal(message: str) -> str | None:
+    """The principal (``user:bob``) an UnmappableError's message names, else None."""
+    m = _UNMAPPED.search(message)
+    return f"{m.group(1)}:{m.group(2)}" if m else None
+
+
 def preserve_set(value: str | Iterable[str]) -> frozenset[str]:
     """``"acl,owner"`` (the flag's spelling) or an iterable; unknown names are refused."""
     parts = value.split(",") if isinstance(value, str) else value
