@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests import servers
+from tests.netguard import sitecustomize as _netguard
 
 # A shell without job control starts background commands (`make test &`, nohup) with SIGINT
 # ignored, and an ignored signal stays ignored across exec: every lakeshift process a test
@@ -24,6 +25,10 @@ for _k in [k for k in os.environ if k.startswith(("AWS_", "AZURE_", "LAKESHIFT_"
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 os.environ["AWS_CONFIG_FILE"] = os.environ["AWS_SHARED_CREDENTIALS_FILE"] = "/nonexistent"
+# ...and the network guard proves it: a DNS lookup of anything but loopback fails loudly,
+# here and (PYTHONPATH → tests/netguard/sitecustomize.py) in every Python child.
+_netguard.install()
+os.environ["PYTHONPATH"] = _netguard.child_pythonpath(os.environ.get("PYTHONPATH"))
 
 
 # The tests `-m "not slow"` leaves out besides those marked in their own files: each took

@@ -41,6 +41,10 @@ def clean_env() -> dict[str, str]:
         env.pop(k, None)
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
     env["AWS_EC2_METADATA_DISABLED"] = "true"
+    # The network guard (tests/netguard/sitecustomize.py) in every Python child.
+    from tests.netguard.sitecustomize import child_pythonpath
+
+    env["PYTHONPATH"] = child_pythonpath(env.get("PYTHONPATH"))
     return env
 
 
