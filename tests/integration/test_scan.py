@@ -389,6 +389,42 @@ def test_an_hdfs_empty_directory_is_one_empty_folder_kept_by_default(
     assert f is not None and "--empty-dirs" in f.advice and "marker blobs" in f.advice
 
 
+def test_a_forbidden_hdfs_subtree_is_a_finding_and_requests_are_counted_as_made(
+        gen1: Any) -> None:
+    """A directory the source refuses to list (403) is counted with its example, not as an
+    object and not a crash; the listing requests are the LISTSTATUS requests really made
+    (one per directory and page), not the walker's pages."""
+    from tests.doubles.fixtures import GEN1_HOST
+    for k in ("w/a.txt", "w/d1/b.txt", "w/d1/d2/c.txt", "w/d3/e.txt", "w/secret/s.txt",
+              "w/secret/t.txt"):
+        gen1.write(k, b"x" * 10)
+    gen1.forbidden.add("w/secret")
+    gen1.requests.clear()
+    r = lakeshift.scan(f"adl://{GEN1_HOST}/w/", calibrate=False)
+    assert (r.objects, r.bytes) == (4, 40)
+    f = r.finding("forbidden")
+    assert f is not None and f.objects == 1 and f.bytes == 0
+    assert f.examples[0].startswith("secret/") and "AccessControlException" in f.examples[0]
+    assert "--skip-errors forbidden" in f.advice
+    made = sum(1 for op, *_ in gen1.requests if op == "LISTSTATUS")
+    assert made >= 5 and r.listing_requests == made, (r.listing_requests, made)
+    gets = next(ln for ln in r.cost.lines if ln.what == "source LIST requests")
+    assert gets.quantity == made
+
+
+def test_scan_asks_the_destination_namespace_without_creating_anything(
+        s3: Any, bucket: str, blob_service: Any, gen2: DfsDouble) -> None:
+    """Whether the destination is hierarchical is asked of the service (Get Account
+    Information) even before its container exists — and the scan creates no container."""
+    s3.put_object(Bucket=bucket, Key="n/a", Body=b"file")
+    s3.put_object(Bucket=bucket, Key="n/a/b", Body=b"under a file")
+    fresh = f"c{os.urandom(5).hex()}"
+    r = lakeshift.scan(f"s3://{bucket}/n/", f"az://{fresh}/x/", calibrate=False)
+    f = r.finding("file-folder-collision")
+    assert f is not None and f.objects == 1, r.findings
+    assert fresh not in {c.name for c in blob_service.list_containers()}
+
+
 def test_a_400_that_is_not_sse_c_is_not_counted_as_sse_c(s3_proxy: FaultProxy, s3: Any,
                                                         bucket: str) -> None:
     s3.put_object(Bucket=bucket, Key="q/odd", Body=b"x")

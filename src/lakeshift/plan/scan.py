@@ -51,9 +51,11 @@ from lakeshift.plan.source import destination_root, resolve_source
 from lakeshift.stores.base import (
     DirectoryWriter,
     Inspector,
+    NamespaceAsker,
     ObjectDetails,
     Store,
     StoreConfig,
+    TreeWalker,
 )
 from lakeshift.stores.props import FOLDER_KEY, RENAMED_FOLDER_KEY, encode_metadata_name
 from lakeshift.stores.registry import open_store
@@ -77,6 +79,9 @@ HEAD_CONCURRENCY = 4
 RESERVED_METADATA = frozenset({FOLDER_KEY})
 
 ADVICE = {
+    "forbidden": "the source refused to list these directories (403), so nothing under "
+                 "them is counted: grant the identity read and execute on them, or copy with "
+                 "--skip-errors forbidden to record and skip them",
     "archived": "restore them first (S3 RestoreObject / Azure rehydrate), or copy with "
                 "--skip-errors archived to record and skip them",
     "invalid-name": "copy with --invalid-names encode (the example shows the new name) or "
@@ -175,12 +180,11 @@ async def scan_async(source: StoreConfig, destination: StoreConfig | None,
         tally = _Tally()
         notes: list[str] = []
         facts = await src.bucket_facts() if isinstance(src, Inspector) else None
-        if dst is not None:
+        if isinstance(dst, NamespaceAsker):
+            # Hierarchical or flat decides names, empty folders and the calibration's
+            # folder: asked of the account, container or not, and nothing is created.
             with contextlib.suppress(UsageError):  # the calibration says why it cannot run
-                await check_reachable(dst.check_source, "destination", policy)
-                # The container is there (listed): this only learns whether its namespace
-                # is hierarchical (names, empty folders, the calibration's folder).
-                await check_reachable(dst.prepare_destination, "destination", policy)
+                await check_reachable(dst.ask_namespace, "destination", policy)
         hierarchical = dst.capabilities.hierarchical if dst is not None else True
         if dst is None:
             notes.append("names checked against ADLS Gen2 (hierarchical) rules: no "
@@ -193,6 +197,7 @@ async def scan_async(source: StoreConfig, destination: StoreConfig | None,
         heads: set[asyncio.Task[None]] = set()
         head_slots = asyncio.Semaphore(HEAD_CONCURRENCY)
         inspector = src if isinstance(src, Inspector) else None
+        walker = src if isinstance(src, TreeWalker) else None
 
         async def head(inspector: Inspector, obj: ObjectInfo, rel: str,
                        archived: bool) -> None:
@@ -226,6 +231,11 @@ async def scan_async(source: StoreConfig, destination: StoreConfig | None,
                 if not spec.takes(obj.key):
                     continue
                 rel = spec.rel(obj.key)
+                refused = walker.refused_directory(obj.key) if walker is not None else None
+                if refused is not None:
+                    # A directory the source would not list (403): a finding, not an object.
+                    tally.finding("forbidden").add(f"{rel}/ ({_reason(refused)})", 0)
+                    continue
                 tally.objects += 1
                 tally.bytes += obj.size
                 tally.reads += 1 if obj.size <= opts.block_size else \
@@ -282,7 +292,9 @@ async def scan_async(source: StoreConfig, destination: StoreConfig | None,
             tally.finding("empty-folder").add(spec.rel(open_marker), 0)
         if heads:
             await asyncio.gather(*heads)
-        if tally.objects == 0:
+        if walker is not None:
+            pages = walker.list_requests_made()  # the requests the walk really made
+        if tally.objects == 0 and "forbidden" not in tally.findings:
             raise UsageError(f"nothing to scan under {src.url.display()}: the prefix is "
                              "empty (check the URL; a folder needs its trailing /)")
         duration = await _duration(src, dst, sample, tally, opts, policy, notes)
@@ -322,9 +334,9 @@ def _result(source: StoreConfig, destination: StoreConfig | None, src: Store,
               else f"HEAD of the first {tally.heads} objects")
     by_head = {"sse-c", "archived-restored"}
     findings = []
-    order = ["archived", "archived-restored", "invalid-name", "metadata-collision", "sse-c",
-             "file-folder-collision", "folder-marker", "empty-folder",
-             "unknown-storage-class"]
+    order = ["forbidden", "archived", "archived-restored", "invalid-name",
+             "metadata-collision", "sse-c", "file-folder-collision", "folder-marker",
+             "empty-folder", "unknown-storage-class"]
     for kind in order:
         f = tally.findings.get(kind)
         if f is None or f.objects <= 0:
@@ -485,3 +497,9 @@ async def _remove(dst: Store, keys: list[str], folders: list[str], policy: Retry
             notes.append(f"could not remove the calibration folder {folder} ({e}): delete "
                          "it by hand")
             return
+
+
+def _reason(message: str) -> str:
+    """The server's words for a refusal, without the URL in front (one line, short)."""
+    tail = message.split(": ", 1)[-1] if "://" in message.split(": ", 1)[0] else message
+    return tail.splitlines()[0][:160] if tail else "permission denied"

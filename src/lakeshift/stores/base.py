@@ -276,6 +276,24 @@ class Inspector(Protocol):
     async def inspect(self, key: str) -> ObjectDetails: ...
 
 
+@runtime_checkable
+class TreeWalker(Protocol):
+    """A store whose listing walks a directory tree (WebHDFS): one page is many requests,
+    and a directory it may not enter is listed as one entry."""
+
+    def list_requests_made(self) -> int: ...
+
+    def refused_directory(self, key: str) -> str | None: ...
+
+
+@runtime_checkable
+class NamespaceAsker(Protocol):
+    """A destination whose namespace (hierarchical or flat) is a property of the account,
+    asked of the service (Azure: Get Account Information), writing nothing."""
+
+    async def ask_namespace(self) -> bool: ...
+
+
 class DirectoryWriter(Protocol):
     """Stores with ``capabilities.directories`` (ADLS Gen2 over its DFS endpoint)."""
 

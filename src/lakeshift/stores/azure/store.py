@@ -150,9 +150,13 @@ class AzureBlobStore:
         # List Blobs rather than Get Container Properties, which a container SAS may not do.
         await self._blobs.list_page("", None, None, self._where(), 1)
 
-    async def prepare_destination(self) -> None:
-        # A container SAS may not read account information nor create containers (Azure and
-        # Azurite answer AuthorizationFailure): a bad SAS shows up at the next request.
+    async def ask_namespace(self) -> bool:
+        """Whether the account has a hierarchical namespace (ADLS Gen2), asked of the
+        service (Get Account Information, ``x-ms-is-hns-enabled``); the capabilities follow
+        the answer.  Writes nothing and needs no container: ``scan`` asks this alone,
+        ``prepare_destination`` before it creates the container."""
+        # A container SAS may not read account information (Azure and Azurite answer
+        # AuthorizationFailure): a bad SAS shows up at the next request.
         sas = self.settings.kind == "sas"
         try:
             if await self._blobs.account_is_hns(self._where()):
@@ -172,6 +176,12 @@ class AzureBlobStore:
                              f"hierarchical namespace (Get Account Information failed: "
                              f"{str(e).split(': ', 1)[-1]}): check the account and the "
                              "endpoint") from None
+        return self.capabilities.hierarchical
+
+    async def prepare_destination(self) -> None:
+        # A container SAS may not create containers either.
+        sas = self.settings.kind == "sas"
+        await self.ask_namespace()
         try:
             await self._blobs.create_container(self._where())
         except ForbiddenError:

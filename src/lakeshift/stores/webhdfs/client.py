@@ -131,6 +131,9 @@ class WebHdfsClient:
         self.connections = connections
         #: Hadoop: the NameNode takes LISTSTATUS_BATCH (false after it refused it once).
         self.batch_listing = True
+        #: Directory listing requests made (LISTSTATUS, LISTSTATUS_BATCH): what a walk of
+        #: the tree really costs (one per directory and batch), counted as sent.
+        self.list_requests = 0
         self._session: Any = None
         #: The Date header of the last response: the service's clock.
         self.last_date: datetime | None = None
@@ -163,6 +166,7 @@ class WebHdfsClient:
             params = {"listSize": str(size)}
             if after is not None:
                 params["listAfter"] = after
+            self.list_requests += 1
             body = await self._json("GET", self._url(path, "LISTSTATUS", **params), what)
             items = (body.get("FileStatuses") or {}).get("FileStatus") or []
             entries = [_status(i) for i in items]
@@ -170,6 +174,7 @@ class WebHdfsClient:
         if not self.batch_listing:
             return await self._list_whole(path, after, what)
         params = {} if after is None else {"startAfter": after}
+        self.list_requests += 1
         try:
             body = await self._json("GET", self._url(path, "LISTSTATUS_BATCH", **params),
                                     what)
@@ -189,6 +194,7 @@ class WebHdfsClient:
 
     async def _list_whole(self, path: str, after: str | None, what: str) -> DirPage:
         """``LISTSTATUS`` (one answer per directory, however large), from after ``after``."""
+        self.list_requests += 1
         body = await self._json("GET", self._url(path, "LISTSTATUS"), what)
         items = (body.get("FileStatuses") or {}).get("FileStatus") or []
         entries = [e for e in map(_status, items) if e.name and (after is None or

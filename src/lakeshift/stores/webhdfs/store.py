@@ -100,6 +100,16 @@ class WebHdfsStore:
                     break
         return Page(items, (), items[-1].key if len(items) >= self.page_size else None)
 
+    def list_requests_made(self) -> int:
+        """LISTSTATUS / LISTSTATUS_BATCH requests sent so far (a page of the walk is one
+        per directory entered and per batch of a large one)."""
+        return self._client.list_requests if self._client is not None else 0
+
+    def refused_directory(self, key: str) -> str | None:
+        """Why the walk could not enter the directory ``key`` (a 403), else None: the walk
+        lists such a directory as one entry, which a read then refuses."""
+        return self._unlisted.get(key)
+
     async def _list(self, folder: str, after: str | None) -> DirPage:
         return await self.client.list_dir(folder, after, self._where(folder + "/"),
                                           self.list_size)
