@@ -7,7 +7,7 @@ AZURITE := .tools/node_modules/.bin/azurite-blob
 PYTEST_ARGS ?=
 DEBIAN_PACKAGES := rclone postgresql time chromium
 
-.PHONY: all venv azurite tools test demo lint bench clean
+.PHONY: all venv azurite tools test demo demo-gen1 lint bench clean
 
 all: test
 
@@ -48,6 +48,12 @@ test: venv tools
 
 demo: venv azurite
 	$(BIN)/python scripts/demo.py
+
+# ADLS Gen1 → ADLS Gen2 with ACLs, on the lab (tests/doubles/lab.py: the WebHDFS double in
+# its Gen1 dialect, Azurite behind the DFS double): scan, copy --preserve, verify, then the
+# files and ACLs checked with the Azure SDKs.  `python -m tests.doubles.lab` keeps it up.
+demo-gen1: venv azurite
+	$(BIN)/python -m tests.doubles.lab --demo
 
 lint: venv
 	$(BIN)/ruff check src tests bench scripts

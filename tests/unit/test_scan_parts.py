@@ -73,6 +73,8 @@ def test_each_price_section_states_its_region_and_the_estimate_says_which(tmp_pa
     p.write_text('[source.s3]\nregion = "eu-west-1"\n')
     c = estimate(load_prices(p), "s3", "azure", Traffic())
     assert c.region.startswith("eu-west-1 (source) → ")
+    c = estimate(load_prices(), "adl", "azure", Traffic())
+    assert c.region.startswith("no prices for adl (source) → Azure East US"), c.region
     p.write_text('[source.s3]\nregion = 3\n')
     with pytest.raises(UsageError, match=r"source\.s3\.region: must be a str"):
         load_prices(p)

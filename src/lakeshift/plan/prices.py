@@ -8,7 +8,8 @@ a UsageError naming the file and the key.
 
 Each ``[source.KIND]`` and ``[destination.KIND]`` section states the ``region`` its figures
 are for; the estimate names the two it used (``CostEstimate.region``: "us-east-1 (source) →
-East US (destination)"), or the table's own ``region`` where a section has none.
+East US (destination)"; "no prices for adl" for a side the table has no section for), or the
+table's own ``region`` where neither section states one.
 """
 
 from __future__ import annotations
@@ -197,7 +198,7 @@ def estimate(prices: PriceTable, source_kind: str, dest_kind: str, t: Traffic) -
     lines = [CostLine(ln.what, ln.quantity, ln.unit, round(ln.amount, 4)) for ln in lines]
     region = prices.region
     if src.get("region") or dst.get("region"):
-        region = (f"{src.get('region') or prices.region} (source) → "
-                  f"{dst.get('region') or prices.region} (destination)")
+        region = (f"{src.get('region') or f'no prices for {source_kind}'} (source) → "
+                  f"{dst.get('region') or f'no prices for {dest_kind}'} (destination)")
     return CostEstimate(prices.currency, round(sum(ln.amount for ln in lines), 2),
                         tuple(lines), region, prices.date, prices.sources, prices.path)
