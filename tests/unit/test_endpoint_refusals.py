@@ -110,3 +110,19 @@ def test_a_lookalike_host_is_refused_whatever_endpoint_is_set(
         azure_auth.resolve(parse_url("https://acct.blob.core.windows.net.evil.example/cont/"),
                            StoreOptions())
     assert e.value.exit_code == 2 and "is neither Azure's" in str(e.value)
+
+
+def test_a_plain_http_dfs_endpoint_to_another_host_is_refused(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The DFS endpoint gets the same transport rule as the blob endpoint: a bearer token or
+    a signed request never goes over plain HTTP to a host that is not loopback unasked."""
+    import asyncio
+
+    from lakeshift.stores.base import PathAccess, StoreConfig
+    from lakeshift.stores.registry import open_store
+
+    monkeypatch.setenv("AZURE_STORAGE_DFS_ENDPOINT", "http://dfs.example.internal")
+    store = open_store(StoreConfig(parse_url("https://acct.blob.core.windows.net/cont/")))
+    with pytest.raises(UsageError, match="plain HTTP") as e:
+        asyncio.run(store.set_access("x", PathAccess(owner="$superuser")))
+    assert e.value.exit_code == 2

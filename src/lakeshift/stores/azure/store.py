@@ -117,6 +117,8 @@ class AzureBlobStore:
 
     @cached_property
     def _dfs(self) -> DfsClient:
+        # The blob endpoint's transport rule: no plain HTTP to another host unless allowed.
+        check_http(self.settings.dfs_endpoint, self.config.options.allow_http)
         return DfsClient(self.settings.dfs_endpoint, self.settings.account, self.container,
                          self.settings.key, self.settings.sas, self._tokens)
 
