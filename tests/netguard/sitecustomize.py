@@ -1,7 +1,9 @@
 """The tests' network guard: in a process that imports it, a DNS lookup (or an address
 lookup of a literal IP) of anything but loopback fails loudly — a ``socket.gaierror`` naming
-the host, and a line on stderr — so no test reaches a cloud endpoint or an
-instance-metadata service (IMDS, 169.254.169.254), even by mistake.
+the host, and a line on stderr — and so does a connection to an address that is not
+loopback (``ConnectionRefusedError``), so no test reaches a cloud endpoint or an
+instance-metadata service (IMDS, 169.254.169.254), even by mistake.  Binding to an address
+(``getaddrinfo`` with ``AI_PASSIVE`` of a literal IP) is allowed: it reaches nothing.
 
 Wiring: ``tests/conftest.py`` installs it in the test process and puts this folder first on
 ``PYTHONPATH``, which Python reads at start-up: every Python child a test starts — the CLI
@@ -56,10 +58,48 @@ def _refuse(host: Any) -> socket.gaierror:
     return socket.gaierror(socket.EAI_NONAME, message)
 
 
-def _getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
-    if not allowed(host):
+def _literal_ip(host: Any) -> bool:
+    try:
+        ipaddress.ip_address(str(host).strip("[]").split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+def _getaddrinfo(host: Any, port: Any = None, family: int = 0, type: int = 0,
+                 proto: int = 0, flags: int = 0) -> Any:
+    # A literal address to bind to (AI_PASSIVE) is no lookup and reaches nothing: allowed
+    # (connecting to it is what _connect refuses).
+    if not allowed(host) and not (flags & socket.AI_PASSIVE and _literal_ip(host)):
         raise _refuse(host)
-    return _real_getaddrinfo(host, *args, **kwargs)
+    return _real_getaddrinfo(host, port, family, type, proto, flags)
+
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+def _target_allowed(sock: socket.socket, address: Any) -> bool:
+    if sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return True  # Unix sockets and the like
+    return isinstance(address, tuple) and allowed(address[0])
+
+
+def _connect(self: socket.socket, address: Any) -> None:
+    if not _target_allowed(self, address):
+        raise _refuse_connect(address)
+    _real_connect(self, address)
+
+
+def _connect_ex(self: socket.socket, address: Any) -> int:
+    if not _target_allowed(self, address):
+        raise _refuse_connect(address)
+    return _real_connect_ex(self, address)
+
+
+def _refuse_connect(address: Any) -> OSError:
+    err = _refuse(address[0] if isinstance(address, tuple) else address)
+    return ConnectionRefusedError(err.args[1].replace("a DNS lookup", "a connection"))
 
 
 def _gethostbyname(host: str) -> str:
@@ -79,6 +119,8 @@ def install() -> None:
     socket.getaddrinfo = _getaddrinfo
     socket.gethostbyname = _gethostbyname
     socket.gethostbyname_ex = _gethostbyname_ex
+    socket.socket.connect = _connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = _connect_ex  # type: ignore[method-assign]
 
 
 def child_pythonpath(current: str | None) -> str:

@@ -39,6 +39,23 @@ def test_loopback_still_resolves() -> None:
         assert socket.getaddrinfo(host, 80)
 
 
+def test_a_connection_to_another_address_is_refused_but_binding_is_not() -> None:
+    with socket.socket() as s, pytest.raises(ConnectionRefusedError, match="netguard"):
+        s.connect(("169.254.169.254", 80))
+    with socket.socket() as s, pytest.raises(ConnectionRefusedError, match="netguard"):
+        s.connect_ex(("192.0.2.1", 80))
+    # An address to listen on is no lookup and reaches nothing (the monitor's --host).
+    assert socket.getaddrinfo("192.0.2.1", 0, type=socket.SOCK_STREAM,
+                              flags=socket.AI_PASSIVE)
+    with pytest.raises(socket.gaierror, match="netguard"):
+        socket.getaddrinfo("example.com", 0, flags=socket.AI_PASSIVE)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        with socket.create_connection(s.getsockname(), timeout=5):
+            pass
+
+
 @pytest.mark.parametrize("env", ["servers", "os"])
 def test_children_are_guarded_too(env: str, capfd: pytest.CaptureFixture[str]) -> None:
     """The servers' clean environment (moto, CLI subprocesses) and the test process's own
