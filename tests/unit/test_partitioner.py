@@ -6,7 +6,9 @@ tested against real servers.)"""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Sequence
+from types import SimpleNamespace
 
 import pytest
 
@@ -14,10 +16,12 @@ from lakeshift.errors import UsageError
 from lakeshift.model import ObjectInfo, PartitionSpec
 from lakeshift.plan.partitioner import (
     PlannedSource,
+    Region,
     auto_partitions,
-    auto_ranges,
     check_overlaps,
     from_prefixes,
+    list_region,
+    next_characters,
 )
 from lakeshift.plan.source import SourceSpec
 from lakeshift.stores.base import Page
@@ -27,13 +31,19 @@ class MemoryLister:
     """Sorted keys answering ``list_page`` as a store does: pages of ``page`` objects whose
     token is the last key, and one level of the tree with the "/" delimiter."""
 
-    def __init__(self, keys: Sequence[str], page: int = 7) -> None:
+    def __init__(self, keys: Sequence[str], page: int = 7, start_after: bool = True) -> None:
         self.keys = sorted(keys)
         self.page = page
+        self.capabilities = SimpleNamespace(list_start_after=start_after)
+        #: Keys answered by each listing (a first request and the pages that continue it).
+        self.streams: list[int] = []
+        self._stream_of: dict[str, int] = {}
+        self._ids = itertools.count()
 
     async def list_page(self, prefix: str, token: str | None = None,
                         start_after: str | None = None, delimiter: str | None = None) -> Page:
-        after = token if token is not None else start_after
+        # A token is the page's last key and which listing it continues.
+        after = token.rsplit("#", 1)[0] if token is not None else start_after
         hits = [k for k in self.keys
                 if k.startswith(prefix) and (after is None or k > after)]
         if delimiter:
@@ -42,7 +52,15 @@ class MemoryLister:
             direct = [ObjectInfo(k, 1) for k in hits if "/" not in k[len(prefix):]]
             return Page(direct, folders)
         got = [ObjectInfo(k, 1) for k in hits[:self.page]]
-        return Page(got, (), got[-1].key if len(hits) > self.page else None)
+        stream = self._stream_of.pop(token, None) if token else None
+        if stream is None:
+            stream = len(self.streams)
+            self.streams.append(0)
+        self.streams[stream] += len(got)
+        nxt = got[-1].key + f"#{next(self._ids)}" if len(hits) > self.page else None
+        if nxt is not None:
+            self._stream_of[nxt] = stream
+        return Page(got, (), nxt)
 
 
 def _src(prefix: str = "") -> PlannedSource:
@@ -75,13 +93,6 @@ LAKE = ([f"big/{i:04d}" for i in range(95)] + [f"small{j}/{i}" for j in range(5)
 
 
 @pytest.mark.parametrize("target", [1, 4, 10, 30, 1000])
-def test_auto_ranges_cover_every_key_once(target: int) -> None:
-    specs = asyncio.run(auto_ranges(MemoryLister(LAKE), _src(), target))  # type: ignore[arg-type]
-    _assert_exact_cover(specs, LAKE, target)
-    assert len(specs) == -(-len(LAKE) // target)
-
-
-@pytest.mark.parametrize("target", [1, 4, 10, 30, 1000])
 def test_auto_partitions_cover_every_key_once(target: int) -> None:
     specs = asyncio.run(auto_partitions(MemoryLister(LAKE), _src(), target))  # type: ignore[arg-type]
     _assert_exact_cover(specs, LAKE, target)
@@ -99,7 +110,7 @@ def test_a_folder_that_fits_is_one_prefix_partition_and_small_ones_are_grouped()
 def test_empty_source_is_one_partition() -> None:
     specs = asyncio.run(auto_partitions(MemoryLister([]), _src(), 5))  # type: ignore[arg-type]
     assert [(s.prefix, s.range_start, s.range_end) for s in specs] == [("", None, None)]
-    specs = asyncio.run(auto_ranges(MemoryLister([]), _src("x"), 5))  # type: ignore[arg-type]
+    specs = asyncio.run(auto_partitions(MemoryLister([]), _src("x"), 5))  # type: ignore[arg-type]
     assert [(s.prefix, s.range_start, s.range_end) for s in specs] == [("x", None, None)]
 
 
@@ -127,3 +138,48 @@ def test_root_objects_on_both_sides_of_a_folder_are_all_planned() -> None:
     keys = ["a/1", "a/2", "m", "z/1", "z/2", "zz"]
     specs = asyncio.run(auto_partitions(MemoryLister(keys), _src(), 2))  # type: ignore[arg-type]
     _assert_exact_cover(specs, keys, 2)
+
+
+def _flat(n: int, prefix: str) -> list[str]:
+    return [f"{prefix}{i * 7919 % 100_003:06d}" for i in range(n)]
+
+
+@pytest.mark.parametrize("target", [5, 40, 1000])
+def test_a_flat_folder_with_a_long_common_prefix_is_split_by_next_character(
+        target: int) -> None:
+    # 600 objects directly in flat/, every key starting "flat/2024-06-01T00:0".
+    keys = [*_flat(600, "flat/2024-06-01T00:0"), "flat/", "other/a", "top"]
+    lister = MemoryLister(keys, page=10)
+    specs = asyncio.run(auto_partitions(lister, _src(), target, split_at=50))  # type: ignore[arg-type]
+    _assert_exact_cover(specs, keys, target)
+    # No lister listed the folder to its end: each listing stopped at the split size
+    # (plus the page it was reading) or covered one next-character part.
+    assert max(lister.streams) <= 50 + 10
+    assert len(lister.streams) > 10
+
+
+def test_next_characters_grow_a_common_prefix_and_find_the_prefix_object() -> None:
+    keys = ["p/2024-06-01T0", "p/2024-06-01T0a", "p/2024-06-01T0b/x",
+            "p/2024-06-01T0c", "p/2024-06-01T0c9", "q"]
+    lister = MemoryLister(keys, page=2)
+    prefix, chars, own = asyncio.run(next_characters(lister, "p/"))  # type: ignore[arg-type]
+    assert (prefix, chars) == ("p/2024-06-01T0", ["a", "b", "c"])
+    assert own is not None and own.key == "p/2024-06-01T0"
+
+
+def test_a_big_folder_is_cut_per_subfolder() -> None:
+    keys = [f"big/{d}/{i:03d}" for d in "abcdefgh" for i in range(30)] + ["big/own"]
+    lister = MemoryLister(keys, page=10)
+    r = asyncio.run(list_region(lister, Region("big/", True), 30, split_at=100))  # type: ignore[arg-type]
+    assert [s.prefix for s in r.split] == [f"big/{d}/" for d in "abcdefgh"]
+    assert [(c.first, c.count) for c in r.chunks] == [("big/own", 1)]
+    specs = asyncio.run(auto_partitions(lister, _src(), 30, split_at=100))  # type: ignore[arg-type]
+    _assert_exact_cover(specs, keys, 30)
+    assert {s.prefix for s in specs} >= {f"big/{d}/" for d in "abcdefgh"}
+
+
+def test_a_store_without_start_after_lists_a_flat_folder_whole() -> None:
+    keys = _flat(300, "f/x")
+    lister = MemoryLister(keys, page=10, start_after=False)
+    specs = asyncio.run(auto_partitions(lister, _src(), 40, split_at=50))  # type: ignore[arg-type]
+    _assert_exact_cover(specs, keys, 40)
