@@ -27,7 +27,7 @@ import json
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -209,7 +209,8 @@ async def plan_async(sources: str | Sequence[str] = (), destination: str | None 
                      empty_dirs: bool | None = None, preserve: str | Iterable[str] = (),
                      map_identities: str | Path | None = None, copy_mode: str = "stream",
                      store_options: StoreOptions | None = None,
-                     subscribers: list[Subscriber] | None = None) -> PlanResult:
+                     subscribers: list[Subscriber] | None = None,
+                     dask: str | None = None) -> PlanResult:
     """Write a job and its partitions to the control DB (``lakeshift plan``); nothing is
     copied yet.  With ``show`` and no sources, read the existing job instead.
 
@@ -217,7 +218,8 @@ async def plan_async(sources: str | Sequence[str] = (), destination: str | None 
     new plan once the new one has been validated and listed; without, its partitions are
     reset (:func:`reset_job`).  ``force``: even while a live process runs the job.
     ``subscribers`` hear the listing that ``partition_by="auto"`` makes (``Listed`` per
-    page, then ``ListingDone``)."""
+    page, then ``ListingDone``).  ``dask`` (``tcp://HOST:8786`` or ``local:N``): that
+    listing is split across the cluster's workers (docs/dask.md)."""
     from lakeshift.plan.jobplan import create_plan, read_partitions_file
 
     if not job:
@@ -239,7 +241,16 @@ async def plan_async(sources: str | Sequence[str] = (), destination: str | None 
         if prefixes:
             raise UsageError("use --prefix or --partitions-file, not both")
         prefixes = read_partitions_file(Path(partitions_file))
-    async with _planning_db(db) as control:
+    if dask is not None and partition_by != "auto":
+        raise UsageError("--dask splits the listing of an automatic plan: add "
+                         "--partition-by auto (the other plans list nothing)")
+    async with _planning_db(db) as control, AsyncExitStack() as stack:
+        auto = None
+        if dask is not None:
+            from lakeshift.scale.cluster import ClusterSpec
+            from lakeshift.scale.planner import dask_partitioner
+
+            auto = await stack.enter_async_context(dask_partitioner(ClusterSpec.parse(dask)))
         j = await create_plan(control, job, srcs, destination, store_options or StoreOptions(),
                               prefixes, partition_by, target_objects, adf_control_table,
                               list(include), list(exclude), overwrite, folder_markers,
@@ -247,7 +258,7 @@ async def plan_async(sources: str | Sequence[str] = (), destination: str | None 
                               delete_source_after_verify, replace=replan, force=force,
                               empty_dirs=empty_dirs, preserve=preserve,
                               map_identities=map_identities, events=EventBus(subscribers),
-                              copy_mode=copy_mode)
+                              copy_mode=copy_mode, auto=auto)
         return PlanResult(control.shown, await asyncio.to_thread(_job_status, control, j, True))
 
 

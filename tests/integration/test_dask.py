@@ -391,3 +391,76 @@ def test_a_lost_db_connection_costs_a_pause_not_the_run(
     rows = _partitions(pg_url, "db")
     assert [r["state"] for r in rows] == ["succeeded"] * 12
     assert sum(r["copied"] + r["skipped"] for r in rows) == 72
+
+
+# -- planning on the workers (scale/planner.py) --------------------------------------------
+
+
+def _spec_rows(pg_url: str, job: str) -> list[tuple[Any, ...]]:
+    return [(r["prefix"], r["range_start"], r["range_end"], r["cursor"])
+            for r in _partitions(pg_url, job)]
+
+
+def test_an_auto_plan_lists_on_the_workers_and_cuts_the_same_partitions(
+        cluster: Any, s3: Any, bucket: str, pg_url: str, tmp_path: Path) -> None:
+    import asyncio
+
+    from lakeshift.plan.jobplan import plan_sources
+    from lakeshift.plan.partitioner import auto_partitions
+    from lakeshift.scale.cluster import ClusterSpec, Fleet
+    from lakeshift.scale.planner import auto_partitions_on_dask
+
+    # A flat folder whose keys share a long prefix, two subfolders, a root object.
+    keys = ([f"flat/2024-06-01T00:0{i * 7919 % 100_003:06d}" for i in range(240)]
+            + [f"{d}/{i:02d}" for d in ("a", "b") for i in range(30)] + ["top"])
+    for k in keys:
+        s3.put_object(Bucket=bucket, Key=k, Body=k.encode())
+    src, dest = f"s3://{bucket}/", str(tmp_path / "dest")
+    # Through the API: the same partitions as a plan listed in this process.
+    lakeshift.plan(src, dest, job="pd", db=pg_url, partition_by="auto", target_objects=40,
+                   dask=cluster.scheduler_address)
+    lakeshift.plan(src, dest, job="pl", db=pg_url, partition_by="auto", target_objects=40)
+    assert _spec_rows(pg_url, "pd") == _spec_rows(pg_url, "pl")
+    result = lakeshift.run(job="pd", db=pg_url, dask=cluster.scheduler_address)
+    assert (result.exit_code, result.stats.copied) == (0, len(keys))
+    assert sorted(_local_files(Path(dest))) == sorted(keys)
+
+    # With a small split size the big folder comes back from a worker split by its keys'
+    # next characters, and its parts are listed by the workers as further tasks.
+    client = distributed.Client(cluster.scheduler_address)
+    fleet = Fleet(client, None, ClusterSpec(address=cluster.scheduler_address))
+    try:
+        async def on_dask(store: Any, cfg: Any, planned: Any, target: int,
+                          events: Any) -> Any:
+            return await auto_partitions_on_dask(fleet, cfg, planned, target, events,
+                                                 split_at=50, store=store)
+
+        async def here(store: Any, cfg: Any, planned: Any, target: int, events: Any) -> Any:
+            return await auto_partitions(store, planned, target, events=events, split_at=50)
+
+        with distributed.get_task_stream(client) as ts:
+            specs = asyncio.run(plan_sources([src], dest, StoreOptions(), (), "auto", 40,
+                                             auto=on_dask))
+        local = asyncio.run(plan_sources([src], dest, StoreOptions(), (), "auto", 40,
+                                         auto=here))
+    finally:
+        fleet.close()
+    assert specs == local
+    tasks = [t for t in ts.data if str(t["key"]).startswith("list_region_task")]
+    # a/, b/, flat/ (too big: split), then flat/'s parts after "flat/2024-06-01T00:0".
+    assert len(tasks) >= 5, len(tasks)
+    members = [k for s in specs for k in keys if k.startswith(s.prefix)
+               and (s.range_start is None or k >= s.range_start)
+               and (s.range_end is None or k < s.range_end)
+               and (s.cursor is None or k > s.cursor)]
+    assert sorted(members) == sorted(keys)  # every key in exactly one partition
+    assert all(sum(1 for k in keys if k.startswith(s.prefix)
+                   and (s.range_start is None or k >= s.range_start)
+                   and (s.range_end is None or k < s.range_end)
+                   and (s.cursor is None or k > s.cursor)) <= 40 for s in specs)
+
+
+def test_plan_dask_needs_an_automatic_plan(pg_url: str, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="--dask splits the listing of an automatic plan"):
+        lakeshift.plan(str(tmp_path), str(tmp_path / "d"), job="x", db=pg_url,
+                       dask="local:1")

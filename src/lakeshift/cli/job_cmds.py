@@ -125,6 +125,10 @@ def plan(
     map_identities: MapIdentitiesOpt = None,
     copy_mode: CopyModeOpt = "stream",
     as_json: JsonOpt = False,
+    dask: Annotated[str | None, typer.Option(
+        "--dask", help="With --partition-by auto: split the listing across a Dask "
+                       "cluster's workers: tcp://HOST:8786 or local:N (docs/dask.md).")
+    ] = None,
     store: StoreOptions = NO_STORE_OPTIONS,
 ) -> int:
     urls = urls or []
@@ -139,7 +143,7 @@ def plan(
                       delete_source_after_verify=delete_source_after_verify,
                       replan=replan, force=force, empty_dirs=empty_dirs,
                       preserve=preserve, map_identities=map_identities,
-                      copy_mode=copy_mode, store_options=store)
+                      copy_mode=copy_mode, store_options=store, dask=dask)
     if show or as_json or not result.created:
         print_partitions(result.job, as_json)
     else:

@@ -17,6 +17,7 @@ from lakeshift.engine.retry import RetryPolicy
 from lakeshift.errors import UsageError
 from lakeshift.model import PartitionSpec
 from lakeshift.plan.partitioner import (
+    AutoPartitioner,
     PlannedSource,
     auto_partitions,
     bucket_url,
@@ -48,13 +49,15 @@ async def create_plan(control: ControlDB, job: str, sources: Sequence[str], dst:
                       replace: bool = False, force: bool = False,
                       empty_dirs: bool | None = None, preserve: str | Iterable[str] = (),
                       map_identities: str | Path | None = None,
-                      events: EventBus | None = None, copy_mode: str = "stream") -> Job:
+                      events: EventBus | None = None, copy_mode: str = "stream",
+                      auto: AutoPartitioner | None = None) -> Job:
     """Validate everything (the options, that the job is new, that no destination lies
     inside its source, then the sources by listing them), then write the job and its
     partitions in one transaction: a plan that fails writes nothing.  ``replace``: a job of
     that name is deleted just before the new one is written (only once the new plan is
     known good).  ``events`` hears the listing (Listed per page, ListingDone).  The control
-    DB is called in worker threads: the event loop stays free."""
+    DB is called in worker threads: the event loop stays free.  ``auto``: who lists an
+    automatic plan's sources (this process by default; scale/planner.py: Dask workers)."""
     call = asyncio.to_thread
     checked = copy_options(include=include, exclude=exclude, overwrite=overwrite,
                            folder_markers=folder_markers, skip_errors=skip_errors,
@@ -86,7 +89,7 @@ async def create_plan(control: ControlDB, job: str, sources: Sequence[str], dst:
         await call(control.adf_pending_prefixes, adf_control_table)
     else:
         specs = await plan_sources(sources, dst, so, prefixes, partition_by, target_objects,
-                                   events)
+                                   events, auto)
     options: dict[str, Any] = {
         "include": list(include), "exclude": list(exclude), "overwrite": overwrite,
         "folder_markers": folder_markers, "skip_errors": list(skip_errors),
@@ -154,8 +157,10 @@ def source_destinations(sources: Sequence[str], dst: str, so: StoreOptions
 
 async def plan_sources(sources: Sequence[str], dst: str, so: StoreOptions,
                        prefixes: Sequence[str], partition_by: str,
-                       target: int, events: EventBus | None = None) -> list[PartitionSpec]:
-    """Each source's partitions (its prefixes, or automatic key ranges), overlap-checked."""
+                       target: int, events: EventBus | None = None,
+                       auto: AutoPartitioner | None = None) -> list[PartitionSpec]:
+    """Each source's partitions (its prefixes, or automatic key ranges), overlap-checked.
+    ``auto`` cuts the automatic ones (default: listed in this process)."""
     events = events or EventBus()
     specs: list[PartitionSpec] = []
     policy = RetryPolicy(attempts=3)
@@ -166,7 +171,9 @@ async def plan_sources(sources: Sequence[str], dst: str, so: StoreOptions,
             spec = await resolve_source(store)
             base = bucket_url(text, cfg.url.bucket, cfg.url.scheme, cfg.url.account)
             planned = PlannedSource(text, spec, base, dest)
-            if partition_by == "auto":
+            if partition_by == "auto" and auto is not None:
+                specs += await auto(store, cfg, planned, target, events)
+            elif partition_by == "auto":
                 specs += await auto_partitions(store, planned, target, events=events)
             else:
                 specs += from_prefixes(planned, prefixes)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from lakeshift.engine.events import EventBus, Listed
@@ -23,7 +23,7 @@ from lakeshift.engine.retry import RetryPolicy
 from lakeshift.errors import UsageError
 from lakeshift.model import ObjectInfo, PartitionSpec
 from lakeshift.plan.source import SourceSpec
-from lakeshift.stores.base import Store
+from lakeshift.stores.base import Store, StoreConfig
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,13 @@ class PlannedSource:
     spec: SourceSpec
     bucket_url: str  # s3://bucket/ (what the store is opened with)
     destination: str
+
+
+#: Who cuts a source into automatic partitions: (its open store, its config, the source,
+#: target objects, listing events) → partitions.  ``auto_partitions`` in this process;
+#: scale/planner.py on Dask workers.
+AutoPartitioner = Callable[[Store, StoreConfig, PlannedSource, int, EventBus | None],
+                           Awaitable[list[PartitionSpec]]]
 
 
 def bucket_url(url: str, bucket: str, scheme: str, account: str | None) -> str:
@@ -240,7 +247,7 @@ async def auto_partitions(store: Store, src: PlannedSource, target: int,
 
     first = await split_region(store, root_region(src), target, split_at, policy, limiter)
     chunks = list(first.chunks)
-    _listed_chunks(events, first.chunks)
+    emit_listed(events, first.chunks)
     running = {asyncio.ensure_future(one(r)) for r in first.split}
     try:
         while running:
@@ -248,7 +255,7 @@ async def auto_partitions(store: Store, src: PlannedSource, target: int,
             for t in done:
                 r = t.result()
                 chunks += r.chunks
-                _listed_chunks(events, r.chunks)
+                emit_listed(events, r.chunks)
                 running |= {asyncio.ensure_future(one(s)) for s in r.split}
     finally:
         for t in running:
@@ -261,7 +268,7 @@ def check_target(target: int) -> None:
         raise UsageError("--target-objects must be at least 1")
 
 
-def _listed_chunks(events: EventBus | None, chunks: Sequence[Chunk]) -> None:
+def emit_listed(events: EventBus | None, chunks: Sequence[Chunk]) -> None:
     if events is not None and chunks:
         events.emit(Listed(sum(c.count for c in chunks), sum(c.size for c in chunks)))
 

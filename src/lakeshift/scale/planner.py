@@ -1,0 +1,117 @@
+"""``lakeshift plan --partition-by auto --dask …``: the listing of a huge source, split
+across Dask workers so that no process lists it all.
+
+The driver discovers the first regions with a few listing requests (the root's subfolders,
+or its keys' next characters: plan/partitioner.py ``split_region``).  Each region is one
+Dask task: a worker lists it, with its own store client built from the pickled
+``StoreConfig``, and returns chunk boundaries (first key, last key, count), never keys; a
+region bigger than ``split_at`` comes back split, and its parts become new tasks.  The
+driver then cuts the partitions from the boundaries, exactly as a plan without Dask does:
+memory on the driver is O(partitions), on a worker O(one page + its chunks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from lakeshift.engine.events import EventBus
+from lakeshift.model import PartitionSpec
+from lakeshift.plan.partitioner import (
+    SPLIT_AT,
+    AutoPartitioner,
+    Chunk,
+    PlannedSource,
+    Region,
+    RegionResult,
+    check_target,
+    emit_listed,
+    list_region,
+    partitions_of,
+    root_region,
+    split_region,
+)
+from lakeshift.scale.cluster import ClusterSpec, Fleet, open_fleet
+from lakeshift.stores.base import Store, StoreConfig
+from lakeshift.stores.registry import open_store
+
+
+@asynccontextmanager
+async def dask_partitioner(spec: ClusterSpec, split_at: int = SPLIT_AT
+                           ) -> AsyncIterator[AutoPartitioner]:
+    """An ``AutoPartitioner`` whose listing runs on the cluster ``spec`` (connected on
+    entry, closed, with a local:N cluster stopped, on exit)."""
+    fleet = await asyncio.to_thread(open_fleet, spec)
+    try:
+        async def auto(store: Store, cfg: StoreConfig, src: PlannedSource, target: int,
+                       events: EventBus | None) -> list[PartitionSpec]:
+            return await auto_partitions_on_dask(fleet, cfg, src, target, events, split_at,
+                                                 store)
+
+        yield auto
+    finally:
+        await asyncio.to_thread(fleet.close)
+
+
+def list_region_task(cfg: StoreConfig, region: Region, target: int,
+                     split_at: int) -> RegionResult:
+    """A Dask task's body: one region's chunk boundaries (or its parts), listed in the
+    worker's process with the worker's credentials."""
+
+    async def go() -> RegionResult:
+        store = open_store(cfg)
+        try:
+            return await list_region(store, region, target, split_at)
+        finally:
+            await store.close()
+
+    return asyncio.run(go())
+
+
+async def auto_partitions_on_dask(fleet: Fleet, cfg: StoreConfig, src: PlannedSource,
+                                  target: int, events: EventBus | None = None,
+                                  split_at: int = SPLIT_AT,
+                                  store: Store | None = None) -> list[PartitionSpec]:
+    """The automatic partitions of one source, listed by the fleet's workers (the same
+    partitions as ``partitioner.auto_partitions``); the driver's discovery goes through
+    ``store`` when given (else one opened from ``cfg``)."""
+    check_target(target)
+    own = store is None
+    driver = open_store(cfg) if store is None else store
+    try:
+        first = await split_region(driver, root_region(src), target, split_at)
+    finally:
+        if own:
+            await driver.close()
+    chunks = await asyncio.to_thread(_gather, fleet, cfg, first, target, split_at, events)
+    return partitions_of(src, chunks, target)
+
+
+def _gather(fleet: Fleet, cfg: StoreConfig, first: RegionResult, target: int,
+            split_at: int, events: EventBus | None) -> list[Chunk]:
+    """Every chunk of the source: the first regions' tasks, then their parts' tasks, as
+    the results come in."""
+    from lakeshift.scale.cluster import distributed_module
+
+    distributed = distributed_module()
+    client = fleet.client
+    chunks: list[Chunk] = list(first.chunks)
+    emit_listed(events, first.chunks)
+
+    def submit(regions: list[Region]) -> list[Any]:
+        return [client.submit(list_region_task, cfg, r, target, split_at, pure=False)
+                for r in regions]
+
+    pending = distributed.as_completed(submit(first.split))
+    try:
+        for future in pending:
+            r: RegionResult = future.result()  # a worker's LakeshiftError is the plan's
+            chunks += r.chunks
+            emit_listed(events, r.chunks)
+            for f in submit(r.split):
+                pending.add(f)
+    finally:
+        pending.clear()  # on an error: the tasks not done yet are released (cancelled)
+    return chunks
