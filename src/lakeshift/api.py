@@ -480,6 +480,10 @@ async def sync_async(source: str | None = None, destination: str | None = None, 
     if delete and (files_from is not None or inventory is not None):
         raise UsageError("--delete needs a listing of the source to know what is gone: it "
                          "cannot go with --files-from or --inventory")
+    if dask is not None and inventory is not None:
+        from lakeshift.scale.driver import refuse_inventory
+
+        refuse_inventory(True)
     if batch_count < 1:
         raise UsageError("--batch-count must be at least 1")
     if lease_seconds < 2:

@@ -169,20 +169,42 @@ def test_sync_passes_run_on_the_workers(cluster: Any, s3: Any, bucket: str, pg_u
     assert sorted((w.partition, w.state, w.copied) for w in first.windows) == [
         ("x/", "succeeded", 8), ("y/", "succeeded", 8), ("z/", "succeeded", 8)]
     assert _local_files(dest) == data
-    # New and changed source objects: the next pass moves just those.  (--delete is the
-    # driver's phase after every partition is listed: refused on Dask for now.)
+    # New and changed source objects: the next pass moves just those.
     time.sleep(1.1)  # LastModified has whole seconds: the changes come after the window
     s3.put_object(Bucket=bucket, Key="x/new.bin", Body=b"new")
     s3.put_object(Bucket=bucket, Key="y/f000.bin", Body=b"changed")
     time.sleep(1.1)  # a window ends on a whole second before now - lag
-    with pytest.raises(UsageError, match="--delete does not run on Dask"):
-        lakeshift.sync(job="s", db=pg_url, lag="0s", delete=True,
-                       dask=cluster.scheduler_address)
     second = lakeshift.sync(job="s", db=pg_url, lag="0s", dask=cluster.scheduler_address)
     assert second.run.exit_code == 0
     assert sum(w.copied for w in second.windows) == 2
     data.update({"x/new.bin": b"new", "y/f000.bin": b"changed"})
     assert _local_files(dest) == data
+    # --delete: the workers list and record what is gone; the deletions follow, once
+    # every partition is listed, under the pass-wide cap.
+    for key in ("x/f001.bin", "z/f002.bin", "z/f003.bin"):
+        s3.delete_object(Bucket=bucket, Key=key)
+        del data[key]
+    time.sleep(1.1)
+    capped = lakeshift.sync(job="s", db=pg_url, lag="0s", delete=True, max_delete="2",
+                            dask=cluster.scheduler_address)
+    assert capped.run.exit_code == 1 and capped.deleted == 0
+    assert "more than --max-delete 2" in " ".join(w.error or "" for w in capped.windows)
+    assert len(_local_files(dest)) == len(data) + 3
+    third = lakeshift.sync(job="s", db=pg_url, lag="0s", delete=True,
+                           dask=cluster.scheduler_address)
+    assert third.run.exit_code == 0, third.windows
+    assert (third.deleted, sorted(third.deleted_keys)) == (
+        3, ["x/f001.bin", "z/f002.bin", "z/f003.bin"])
+    assert sorted((w.partition, w.state, w.deleted) for w in third.windows) == [
+        ("x/", "succeeded", 1), ("y/", "succeeded", 0), ("z/", "succeeded", 2)]
+    assert _local_files(dest) == data
+
+
+def test_sync_inventory_is_refused_on_dask(pg_url: str, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="--inventory cannot run on Dask: the inventory "
+                                         "report is read into this machine's"):
+        lakeshift.sync(job="s", db=pg_url, inventory=str(tmp_path / "manifest.json"),
+                       dask="local:1")
 
 
 class CountingProxy(FaultProxy):

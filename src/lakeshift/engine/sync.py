@@ -336,6 +336,20 @@ class SyncMode:
             await call(self.db.adf_delta_record, self.settings.adf_delta_table,
                        partition_label(row), p.window.end, o.state == "succeeded")
 
+    def deferred_windows(self) -> tuple[list[tuple[dict[str, Any], Any, PartitionStats]], int]:
+        """A --delete pass's windows that wait for its deletions, and the destination
+        objects listed: what a Dask worker hands to the driver, which deletes once every
+        partition is listed (scale/driver.py, :meth:`adopt_windows`)."""
+        return ([(dict(row), p, stats) for row, p, stats in self._deferred],
+                self.destination_objects)
+
+    def adopt_windows(self, windows: list[tuple[dict[str, Any], Any, PartitionStats]],
+                      destination_objects: int, run_id: int) -> None:
+        """Take over windows another process's pass deferred (:meth:`deferred_windows`)."""
+        self._deferred.extend(windows)  # type: ignore[arg-type]
+        self.destination_objects += destination_objects
+        self.run_id = run_id
+
     async def finish_deferred(self, run: RunResult) -> None:
         """The windows of a --delete pass, once its deletions are done (or refused)."""
         for row, p, stats in self._deferred:

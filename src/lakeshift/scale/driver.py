@@ -162,25 +162,48 @@ async def sync_pass_on_dask(db: ControlDB, job: Job, spec: ClusterSpec, settings
                             opts: CopyOptions, store_options: StoreOptions, batch_count: int,
                             subscribers: list[Subscriber] | None, lease_s: float,
                             heartbeat_s: float) -> Any:
-    """One delta pass (engine/sync.py) whose partitions the cluster's workers take."""
-    from lakeshift.engine.sync import PassResult, pass_run_settings, prepare_pass
+    """One delta pass (engine/sync.py) whose partitions the cluster's workers take.  With
+    --delete, the workers list and record the candidates; the deletion phase runs here,
+    once every partition is listed, as in a pass without Dask (the run-wide
+    --max-delete cap needs them all)."""
+    from lakeshift.engine.sync import PassResult, SyncMode, pass_run_settings, prepare_pass
 
     refuse_sqlite(db.url, str(spec))
-    # Both are phases of the driver's own (engine/sync.py sync_pass): the run-wide delete
-    # cap checked once every partition is listed, and an inventory spilled to this
-    # machine's disk.  Not yet carried by a fleet.
-    if settings.delete:
-        raise UsageError("sync --delete does not run on Dask yet: run the deleting pass "
-                         "without --dask (lakeshift sync --job J --delete)")
-    if settings.inventory is not None:
-        raise UsageError("sync --inventory does not run on Dask yet: run it without --dask")
-    historical_start, historical_ids = await asyncio.to_thread(prepare_pass, db, job,
-                                                               settings)
-    out = await run_on_dask(db, job, spec, batch_count, opts, store_options, subscribers,
-                            lease_s, heartbeat_s, pass_run_settings(settings),
-                            SyncAssignment(settings, historical_start,
-                                           frozenset(historical_ids)))
-    return PassResult(out.run, out.outcomes, out.deleted_keys)
+    refuse_inventory(settings.inventory is not None)
+    call = asyncio.to_thread
+    historical_start, historical_ids = await call(prepare_pass, db, job, settings)
+    run_id: int | None = None
+    try:
+        out = await run_on_dask(db, job, spec, batch_count, opts, store_options, subscribers,
+                                lease_s, heartbeat_s, pass_run_settings(settings),
+                                SyncAssignment(settings, historical_start,
+                                               frozenset(historical_ids)))
+        run_id = out.run.run_id
+        if not settings.delete:
+            return PassResult(out.run, out.outcomes, out.deleted_keys)
+        mode = SyncMode(db, job, settings, historical_start, historical_ids)
+        mode.adopt_windows([w for r in out.reports for w in r.deferred],
+                           sum(r.destination_objects for r in out.reports), run_id)
+        await mode.delete_found(out.run, store_options, opts)
+        await mode.finish_deferred(out.run)
+        return PassResult(out.run, out.outcomes, mode.deleted_keys,
+                          sum(mode.deleted_count.values()), 0)
+    finally:
+        if run_id is not None:
+            # Windows not finished (a pass stopped before its deletions were done), and
+            # the candidates, as engine/sync.py sync_pass leaves them.
+            await call(db.close_pending_windows, run_id)
+            if settings.delete:
+                await call(db.clear_delete_candidates, run_id)
+
+
+def refuse_inventory(inventory: bool) -> None:
+    """An inventory report is read (and spilled) on the driver's machine; the workers
+    could not read it (UsageError, exit 2)."""
+    if inventory:
+        raise UsageError("sync --inventory cannot run on Dask: the inventory report is "
+                         "read into this machine's temporary files, which the workers "
+                         "cannot reach; run the inventory pass without --dask")
 
 
 async def _follow(db: ControlDB, job: Job, run_id: int, futures: list[Any],

@@ -67,6 +67,11 @@ class WorkerReport:
     deleted_keys: list[str] = field(default_factory=list)
     #: Peak resident set size of the worker process, in bytes (Linux: ru_maxrss).
     peak_rss: int = 0
+    #: A --delete pass: the windows waiting for the deletions, which the driver makes once
+    #: every partition is listed (engine.sync.SyncMode.deferred_windows), and the
+    #: destination objects this worker listed (for a percentage --max-delete).
+    deferred: list[Any] = field(default_factory=list)
+    destination_objects: int = 0
 
 
 def run_worker(a: WorkerAssignment) -> WorkerReport:
@@ -97,6 +102,7 @@ def run_worker(a: WorkerAssignment) -> WorkerReport:
         if a.sync is not None:
             report.outcomes = sync_mode.outcomes
             report.deleted_keys = sync_mode.deleted_keys
+            report.deferred, report.destination_objects = sync_mode.deferred_windows()
         return report
     finally:
         db.close()
