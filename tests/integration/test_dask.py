@@ -486,3 +486,44 @@ def test_plan_dask_needs_an_automatic_plan(pg_url: str, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="--dask splits the listing of an automatic plan"):
         lakeshift.plan(str(tmp_path), str(tmp_path / "d"), job="x", db=pg_url,
                        dask="local:1")
+
+
+def test_a_throttled_worker_makes_every_worker_back_off(
+        cluster: Any, s3: Any, bucket: str, moto: servers.Server, pg_url: str,
+        tmp_path: Path) -> None:
+    import asyncio
+
+    from lakeshift.control.repository import ControlDB
+    from lakeshift.engine.pipeline import CopyOptions
+    from lakeshift.scale.cluster import ClusterSpec
+    from lakeshift.scale.driver import run_on_dask
+
+    prefixes = ["a/", "b/"]
+    data = _seed(s3, bucket, prefixes, 60, 1024)
+    proxy = FaultProxy(f"http://127.0.0.1:{moto.port}")
+    dest = tmp_path / "dest"
+    so = StoreOptions(s3_endpoint=proxy.url)
+    lakeshift.plan(f"s3://{bucket}/", str(dest), job="thr", db=pg_url, prefix=prefixes,
+                   store_options=so)
+    db = ControlDB(pg_url)
+    try:
+        # Only the worker copying a/ meets the 503s (SlowDown, as S3 answers a hot
+        # prefix); both copy at once (one partition each, paced to last a while).
+        proxy.fault("data", 503, times=12, path=r"/a/f0[0-4]")
+        out = asyncio.run(run_on_dask(db, db.job("thr"), ClusterSpec(
+            address=cluster.scheduler_address), 1, CopyOptions(
+                concurrency=8, max_requests_per_second=40), so, heartbeat_s=1.0))
+    finally:
+        db.close()
+        proxy.stop()
+    assert (out.run.succeeded, out.run.failed) == (2, 0)
+    assert _local_files(dest) == data
+    assert len(out.reports) == 2
+    hit = [r for r in out.reports if r.throttles]
+    spared = [r for r in out.reports if not r.throttles]
+    assert len(hit) == 1 and len(spared) == 1, [(r.throttles, r.throttles_heard)
+                                               for r in out.reports]
+    # The worker that met no throttling backed off too: it heard of the other's and
+    # halved its own in-flight limit for the account.
+    assert spared[0].throttles_heard >= 1
+    assert spared[0].lowest_limit <= 4

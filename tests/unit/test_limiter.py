@@ -104,3 +104,16 @@ def test_one_throttle_burst_halves_once_per_cooldown(clock: FakeClock) -> None:
     clock.now += 1.0
     lim.throttled()
     assert int(lim.limit) == 8 and lim.throttles == 3
+
+
+def test_throttling_heard_from_another_worker_halves_without_being_told_again() -> None:
+    told: list[tuple[str, int]] = []
+    pacing = limiter.Pacing(16, on_throttle=lambda name, lim: told.append((name, lim)))
+    pacing.throttled_elsewhere("s3:///bkt")
+    lim = pacing.endpoint("s3:///bkt")
+    assert (lim.limit, lim.lowest, lim.throttles, lim.throttles_elsewhere) == (8, 8, 0, 1)
+    assert told == []  # the worker that met it told the fleet; no echo back
+    lim._last_cut = 0.0  # a later burst
+    lim.throttled()
+    assert (lim.limit, lim.throttles) == (4, 1)
+    assert told == [("s3:///bkt", 4)]

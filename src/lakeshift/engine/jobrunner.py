@@ -33,6 +33,7 @@ from lakeshift.engine.events import (
     SourceDeleted,
     Subscriber,
 )
+from lakeshift.engine.limiter import Pacing
 from lakeshift.engine.pipeline import (
     CopyOptions,
     StatsCounter,
@@ -306,7 +307,7 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
                            lease_s: float = 60.0, heartbeat_s: float = 5.0,
                            on_partition: Callable[[RowMapping, str, str | None], None]
                            | None = None, mode: PartitionMode | None = None,
-                           worker: bool = False) -> bool:
+                           worker: bool = False, pacing: Pacing | None = None) -> bool:
     """The partition runner: claim up to ``batch_count`` partitions of run ``run_id`` at a
     time as lease owner ``owner``, copy each (or run ``mode`` on it), heartbeat, and add
     what was done to ``result``, until no partition is left to claim.
@@ -316,12 +317,14 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
     when it is no longer ``running`` (the driver was interrupted, or died and its run was
     closed); and with nothing left to claim the loop waits, while partitions are still
     held by other workers, for them to end or for their leases to expire (a dead worker's
-    partitions are resumed from their cursors).  True when it stopped so.
+    partitions are resumed from their cursors).  True when it stopped so.  ``pacing``:
+    the run's limiters, when the caller made them (a fleet worker's hear the other
+    workers' throttling: scale/throttle.py); else from ``opts``.
     """
     call = asyncio.to_thread
     totals = EventBus([StatsCounter(result.stats, []), *(subscribers or [])])
     slots = SlotPool(opts.concurrency)
-    pacing = opts.pacing(totals)
+    pacing = pacing or opts.pacing(totals)
     route = ServerRoute(opts.copy_mode)  # tried once for the whole job
     per_partition = CopyOptions(**{**opts.__dict__,
                                    "concurrency": max(1, -(-opts.concurrency // batch_count))})

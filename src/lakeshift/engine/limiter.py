@@ -59,6 +59,9 @@ class EndpointLimiter:
         self.inflight = 0
         self.lowest = self.maximum
         self.throttles = 0
+        #: Throttling another process of the fleet met at this endpoint (Pacing.
+        #: throttled_elsewhere): each counted, each a cut like one met here.
+        self.throttles_elsewhere = 0
         self._last_cut = 0.0
         self._cond = asyncio.Condition()
         self._rps = TokenBucket(max_rps) if max_rps else None
@@ -82,14 +85,20 @@ class EndpointLimiter:
         if self.adaptive and self.limit < self.maximum:
             self.limit = min(float(self.maximum), self.limit + 1.0 / self.limit)
 
-    def throttled(self) -> None:
-        self.throttles += 1
+    def throttled(self, here: bool = True) -> None:
+        """A throttled answer: halve the limit (once per cooldown).  ``here``: met by this
+        process, which tells ``on_throttle``; else heard from another process of the fleet
+        (which told its own), so it is not told again."""
+        if here:
+            self.throttles += 1
+        else:
+            self.throttles_elsewhere += 1
         now = time.monotonic()
         if self.adaptive and now - self._last_cut >= self.cooldown:
             self._last_cut = now
             self.limit = max(1.0, self.limit / 2)
             self.lowest = min(self.lowest, int(self.limit))
-        if self._on_throttle is not None:
+        if here and self._on_throttle is not None:
             self._on_throttle(self.name, int(self.limit))
 
 
@@ -120,6 +129,12 @@ class Pacing:
             self.endpoints[name] = EndpointLimiter(name, self.concurrency, self.adaptive,
                                                    self.max_rps, on_throttle=self.on_throttle)
         return self.endpoints[name]
+
+    def throttled_elsewhere(self, endpoint: str) -> None:
+        """Another process of the fleet (a Dask worker: scale/throttle.py) was throttled by
+        ``endpoint``, which throttles the account as a whole: back off as if this one had
+        been."""
+        self.endpoint(endpoint).throttled(here=False)
 
     async def transfer(self, nbytes: int) -> None:
         if self.bandwidth is not None and nbytes:

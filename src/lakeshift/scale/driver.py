@@ -29,6 +29,7 @@ from lakeshift.engine.pipeline import CopyOptions
 from lakeshift.errors import LakeshiftError, TransientError, UsageError
 from lakeshift.model import RunResult, TransferStats
 from lakeshift.scale.cluster import ClusterSpec, Fleet, distributed_module, open_fleet
+from lakeshift.scale.throttle import create_channel
 from lakeshift.scale.worker import SyncAssignment, WorkerAssignment, WorkerReport, run_worker
 from lakeshift.stores.base import StoreOptions
 
@@ -121,9 +122,11 @@ async def run_on_dask(db: ControlDB, job: Job, spec: ClusterSpec, batch_count: i
                             settings)
         out = FleetResult(RunResult(run_id, stats=TransferStats(started=time.monotonic())))
         share = fleet_share(opts, len(workers))
+        channel = await call(create_channel, fleet.client, run_id)
         futures = [fleet.client.submit(
             run_worker, WorkerAssignment(db.url, db.shown, job.name, run_id, batch_count,
-                                         share, store_options, lease_s, heartbeat_s, sync),
+                                         share, store_options, lease_s, heartbeat_s, sync,
+                                         fleet_throttle=True),
             key=f"lakeshift-run-{run_id}-worker-{i}", workers=[w], allow_other_workers=True,
             pure=False) for i, w in enumerate(workers)]
         progress = ProgressFromDB(EventBus(list(subscribers or [])),
@@ -143,6 +146,8 @@ async def run_on_dask(db: ControlDB, job: Job, spec: ClusterSpec, batch_count: i
             raise
         finally:
             _collect(futures, out)
+            with contextlib.suppress(Exception):  # the scheduler may be gone
+                await call(channel.delete)
             r = out.run
             r.stats.finished = time.monotonic()
             if state == "succeeded" and (r.failed or out.lost_tasks):

@@ -4,7 +4,7 @@ A :class:`WorkerAssignment` is all a worker gets, pickled: plain data (the job's
 the run's id, copy options, store options) and the control DB's URL.  Store clients are
 built in the worker from the store configs, with the credentials of the worker's
 environment (AWS_*, AZURE_*, a managed identity…), exactly as a ``lakeshift run`` process
-builds them.  No Dask import here: a worker runs this like any function.
+builds them.  Dask is imported only for the fleet-wide throttle signal (scale/throttle.py).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from lakeshift.engine.events import EventBus
 from lakeshift.engine.pipeline import CopyOptions
 from lakeshift.model import TransferStats
 from lakeshift.stores.base import StoreOptions
@@ -47,6 +48,9 @@ class WorkerAssignment:
     lease_s: float
     heartbeat_s: float
     sync: SyncAssignment | None = None
+    #: The driver made the run's throttle variable: back off when another worker is
+    #: throttled, and tell the others when this one is (scale/throttle.py).
+    fleet_throttle: bool = False
 
 
 @dataclass
@@ -72,6 +76,11 @@ class WorkerReport:
     #: destination objects this worker listed (for a percentage --max-delete).
     deferred: list[Any] = field(default_factory=list)
     destination_objects: int = 0
+    #: Throttled answers this worker met, throttling it heard of from the others, and
+    #: the lowest in-flight limit any of its endpoints fell to.
+    throttles: int = 0
+    throttles_heard: int = 0
+    lowest_limit: int = 0
 
 
 def run_worker(a: WorkerAssignment) -> WorkerReport:
@@ -93,12 +102,33 @@ def run_worker(a: WorkerAssignment) -> WorkerReport:
             sync_mode = SyncMode(db, job, a.sync.settings, a.sync.historical_start,
                                  set(a.sync.historical_ids))
             mode = sync_mode
-        stopped = asyncio.run(claim_partitions(
-            db, job, a.run_id, owner, result, a.batch_count, a.opts, a.store_options,
-            lease_s=a.lease_s, heartbeat_s=a.heartbeat_s, mode=mode, worker=True))
+        relay = None
+        if a.fleet_throttle:
+            from lakeshift.scale.throttle import FleetThrottle
+
+            relay = FleetThrottle.for_run(a.run_id, owner)
+        pacing = a.opts.pacing(EventBus([relay.throttled_here] if relay else []))
+
+        async def claim() -> bool:
+            if relay is not None:
+                relay.start(pacing, asyncio.get_running_loop())
+            try:
+                return await claim_partitions(
+                    db, job, a.run_id, owner, result, a.batch_count, a.opts, a.store_options,
+                    lease_s=a.lease_s, heartbeat_s=a.heartbeat_s, mode=mode, worker=True,
+                    pacing=pacing)
+            finally:
+                if relay is not None:
+                    await asyncio.to_thread(relay.stop)
+
+        stopped = asyncio.run(claim())
         report = WorkerReport(owner, socket.gethostname(), os.getpid(), result.succeeded,
                               result.failed, result.stats, result.errors, stopped,
                               peak_rss=_peak_rss())
+        limiters = pacing.endpoints.values()
+        report.throttles = sum(x.throttles for x in limiters)
+        report.throttles_heard = sum(x.throttles_elsewhere for x in limiters)
+        report.lowest_limit = min((x.lowest for x in limiters), default=a.opts.concurrency)
         if a.sync is not None:
             report.outcomes = sync_mode.outcomes
             report.deleted_keys = sync_mode.deleted_keys
