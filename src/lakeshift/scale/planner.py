@@ -37,6 +37,9 @@ from lakeshift.scale.cluster import ClusterSpec, Fleet, open_fleet
 from lakeshift.stores.base import Store, StoreConfig
 from lakeshift.stores.registry import open_store
 
+#: Regions one worker task lists at a time.
+PARALLEL = 8
+
 
 @asynccontextmanager
 async def dask_partitioner(spec: ClusterSpec, split_at: int = SPLIT_AT
@@ -55,15 +58,21 @@ async def dask_partitioner(spec: ClusterSpec, split_at: int = SPLIT_AT
         await asyncio.to_thread(fleet.close)
 
 
-def list_region_task(cfg: StoreConfig, region: Region, target: int,
-                     split_at: int) -> RegionResult:
-    """A Dask task's body: one region's chunk boundaries (or its parts), listed in the
-    worker's process with the worker's credentials."""
+def list_regions_task(cfg: StoreConfig, regions: list[Region], target: int,
+                      split_at: int, parallel: int = PARALLEL) -> list[RegionResult]:
+    """A Dask task's body: the chunk boundaries (or the parts) of a few regions, listed
+    ``parallel`` at a time in the worker's process with the worker's credentials."""
 
-    async def go() -> RegionResult:
+    async def go() -> list[RegionResult]:
         store = open_store(cfg)
+        gate = asyncio.Semaphore(parallel)
+
+        async def one(region: Region) -> RegionResult:
+            async with gate:
+                return await list_region(store, region, target, split_at)
+
         try:
-            return await list_region(store, region, target, split_at)
+            return list(await asyncio.gather(*(one(r) for r in regions)))
         finally:
             await store.close()
 
@@ -100,17 +109,26 @@ def _gather(fleet: Fleet, cfg: StoreConfig, first: RegionResult, target: int,
     chunks: list[Chunk] = list(first.chunks)
     emit_listed(events, first.chunks)
 
+    workers = max(1, len(fleet.workers()))
+
     def submit(regions: list[Region]) -> list[Any]:
-        return [client.submit(list_region_task, cfg, r, target, split_at, pure=False)
-                for r in regions]
+        # A task lists a few regions at once (a worker runs one task per thread, and a
+        # listing mostly waits); about two tasks per worker, so that all are busy.
+        size = min(PARALLEL * 4, max(1, -(-len(regions) // (2 * workers))))
+        return [client.submit(list_regions_task, cfg, regions[i:i + size], target,
+                              split_at, pure=False)
+                for i in range(0, len(regions), size)]
 
     pending = distributed.as_completed(submit(first.split))
     try:
         for future in pending:
-            r: RegionResult = future.result()  # a worker's LakeshiftError is the plan's
-            chunks += r.chunks
-            emit_listed(events, r.chunks)
-            for f in submit(r.split):
+            results: list[RegionResult] = future.result()  # a worker's error is the plan's
+            parts: list[Region] = []
+            for r in results:
+                chunks += r.chunks
+                emit_listed(events, r.chunks)
+                parts += r.split
+            for f in submit(parts):
                 pending.add(f)
     finally:
         pending.clear()  # on an error: the tasks not done yet are released (cancelled)
