@@ -523,6 +523,7 @@ def test_a_throttled_worker_makes_every_worker_back_off(
     spared = [r for r in out.reports if not r.throttles]
     assert len(hit) == 1 and len(spared) == 1, [(r.throttles, r.throttles_heard)
                                                for r in out.reports]
+    assert hit[0].stats.throttled == hit[0].throttles  # counted in the run's stats
     # The worker that met no throttling backed off too: it heard of the other's and
     # halved its own in-flight limit for the account.
     assert spared[0].throttles_heard >= 1

@@ -88,6 +88,7 @@ def run_worker(a: WorkerAssignment) -> WorkerReport:
     no longer running); the Dask task's body."""
     from lakeshift.control.repository import ControlDB
     from lakeshift.engine.jobrunner import PartitionMode, claim_partitions, owner_id
+    from lakeshift.engine.pipeline import StatsCounter
     from lakeshift.model import RunResult
 
     db = ControlDB(a.db_url)
@@ -107,7 +108,10 @@ def run_worker(a: WorkerAssignment) -> WorkerReport:
             from lakeshift.scale.throttle import FleetThrottle
 
             relay = FleetThrottle.for_run(a.run_id, owner)
-        pacing = a.opts.pacing(EventBus([relay.throttled_here] if relay else []))
+        # Its Throttled events: counted in the worker's stats (as claim_partitions' own
+        # pacing would) and told to the fleet.
+        pacing = a.opts.pacing(EventBus([StatsCounter(result.stats, []),
+                                         *([relay.throttled_here] if relay else [])]))
 
         async def claim() -> bool:
             if relay is not None:
