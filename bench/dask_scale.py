@@ -44,7 +44,7 @@ def throughput(pg: servers.Server, workers: int, objects: int, size: int,
                partitions: int) -> dict[str, float]:
     import lakeshift
     from lakeshift.control.repository import ControlDB
-    from lakeshift.engine.jobrunner import job_copy_options
+    from lakeshift.engine.copy_options import job_copy_options
     from lakeshift.scale.cluster import ClusterSpec
     from lakeshift.scale.driver import run_on_dask
     from lakeshift.stores.base import StoreOptions
@@ -65,7 +65,7 @@ def throughput(pg: servers.Server, workers: int, objects: int, size: int,
         lakeshift.plan("s3://src/", str(tmp / "dest"), job="b", db=db, prefix=prefixes)
         control = ControlDB(db)
         job = control.job("b")
-        opts = job_copy_options(job, 16, 8 * 1024 * 1024)
+        opts = job_copy_options(job.options, concurrency=16)
         t0 = time.monotonic()
         out = asyncio.run(run_on_dask(control, job, ClusterSpec(local_workers=workers), 2,
                                       opts, StoreOptions(), lease_s=60, heartbeat_s=5))
