@@ -12,11 +12,11 @@ through the same listing/compare path a copy uses. RSS must stay flat as keys gr
 from __future__ import annotations
 
 import asyncio
+import bisect
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -30,13 +30,18 @@ from lakeshift.engine.slots import SlotPool  # noqa: E402
 from lakeshift.model import ObjectInfo, TransferStats  # noqa: E402
 from lakeshift.plan.partitioner import PlannedSource, auto_partitions  # noqa: E402
 from lakeshift.plan.source import SourceSpec  # noqa: E402
-from lakeshift.stores.base import StoreConfig  # noqa: E402
+from lakeshift.stores.base import Page, StoreConfig  # noqa: E402
 from lakeshift.stores.local.store import LocalStore  # noqa: E402
+from lakeshift.stores.s3.store import CAPABILITIES as S3_CAPABILITIES  # noqa: E402
 from lakeshift.urls import parse_url  # noqa: E402
 
 
 class SyntheticStore:
-    """Sorted keys 'data/dNNNN/objNNNNNNN.bin', generated page by page."""
+    """Sorted keys 'data/dNNNN/objNNNNNNN.bin', answered page by page as a store's
+    ``list_page`` does (1,000 a page; the token is the page's last key)."""
+
+    page_size = 1000
+    capabilities = S3_CAPABILITIES
 
     def __init__(self, n: int) -> None:
         self.n = n
@@ -45,23 +50,25 @@ class SyntheticStore:
     def key(self, i: int) -> str:
         return f"data/d{i // 1000:04d}/obj{i:07d}.bin"
 
-    async def list_folders(self, prefix: str, max_objects: int = 100_000
-                           ) -> tuple[list[str], list[ObjectInfo]]:
-        return [f"data/d{d:04d}/" for d in range(-(-self.n // 1000))], []
-
-    async def list_pages(self, prefix: str, start_after: str | None = None
-                         ) -> AsyncIterator[Sequence[ObjectInfo]]:
-        lo, hi = 0, self.n
+    def _bounds(self, prefix: str) -> tuple[int, int]:
         if prefix.startswith("data/d") and len(prefix) > 6:
             folder = int(prefix[6:10])
-            lo, hi = folder * 1000, min((folder + 1) * 1000, self.n)
-        for base in range(lo, hi, 1000):
-            page = [ObjectInfo(self.key(i), 1024, None, f"{i:032x}", None)
-                    for i in range(base, min(base + 1000, hi))]
-            page = [o for o in page if start_after is None or o.key > start_after]
-            if page:
-                yield page
-            await asyncio.sleep(0)
+            return folder * 1000, min((folder + 1) * 1000, self.n)
+        return 0, self.n
+
+    async def list_page(self, prefix: str, token: str | None = None,
+                        start_after: str | None = None, delimiter: str | None = None) -> Page:
+        await asyncio.sleep(0)
+        if delimiter and prefix == "data/":
+            return Page([], [f"data/d{d:04d}/" for d in range(-(-self.n // 1000))])
+        lo, hi = self._bounds(prefix)
+        after = token if token is not None else start_after
+        if after is not None:  # keys grow with i: the first index after it
+            lo = max(lo, bisect.bisect_right(range(self.n), after, key=self.key))
+        page = [ObjectInfo(self.key(i), 1024, None, f"{i:032x}", None)
+                for i in range(lo, min(lo + self.page_size, hi))]
+        more = lo + self.page_size < hi and not delimiter
+        return Page(page, (), page[-1].key if more and page else None)
 
 
 async def child(n: int) -> None:
