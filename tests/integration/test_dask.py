@@ -9,6 +9,7 @@ real cluster would.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import threading
@@ -528,3 +529,25 @@ def test_a_throttled_worker_makes_every_worker_back_off(
     # halved its own in-flight limit for the account.
     assert spared[0].throttles_heard >= 1
     assert spared[0].lowest_limit <= 4
+
+
+def test_plan_dask_from_the_cli(cli_env: dict[str, str], tmp_path: Path) -> None:
+    from tests.e2e.cli import lakeshift as cli
+    from tests.e2e.cli import one_clear_line
+
+    src = tmp_path / "src"
+    for d in ("a", "b", "c"):
+        (src / d).mkdir(parents=True)
+        for i in range(5):
+            (src / d / f"{i}.txt").write_bytes(b"x")
+    db = f"sqlite:///{tmp_path}/c.db"  # planning writes from the driver only
+    p = cli("plan", str(src), str(tmp_path / "dst"), "--job", "p", "--db", db,
+            "--partition-by", "auto", "--target-objects", "5", "--dask", "local:1", "--json",
+            env=cli_env, timeout=180)
+    assert p.returncode == 0, p.stderr
+    parts = json.loads(p.stdout)["partition_table"]
+    assert sorted(r["prefix"] for r in parts) == ["a/", "b/", "c/"]
+    p = cli("plan", str(src), str(tmp_path / "dst"), "--job", "q", "--db", db, "--dask",
+            "local:1", env=cli_env)
+    assert p.returncode == 2
+    assert "add --partition-by auto" in one_clear_line(p)
