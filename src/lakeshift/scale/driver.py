@@ -192,7 +192,8 @@ async def sync_pass_on_dask(db: ControlDB, job: Job, spec: ClusterSpec, settings
         await mode.delete_found(out.run, store_options, opts)
         await mode.finish_deferred(out.run)
         return PassResult(out.run, out.outcomes, mode.deleted_keys,
-                          sum(mode.deleted_count.values()), 0)
+                          sum(mode.deleted_count.values()),
+                          max((r.peak_candidates for r in out.reports), default=0))
     finally:
         if run_id is not None:
             # Windows not finished (a pass stopped before its deletions were done), and

@@ -76,6 +76,8 @@ class WorkerReport:
     #: destination objects this worker listed (for a percentage --max-delete).
     deferred: list[Any] = field(default_factory=list)
     destination_objects: int = 0
+    #: The most --delete candidates this worker held in memory at once.
+    peak_candidates: int = 0
     #: Throttled answers this worker met, throttling it heard of from the others, and
     #: the lowest in-flight limit any of its endpoints fell to.
     throttles: int = 0
@@ -137,6 +139,7 @@ def run_worker(a: WorkerAssignment) -> WorkerReport:
             report.outcomes = sync_mode.outcomes
             report.deleted_keys = sync_mode.deleted_keys
             report.deferred, report.destination_objects = sync_mode.deferred_windows()
+            report.peak_candidates = sync_mode.peak_batch
         return report
     finally:
         db.close()
