@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -731,21 +731,45 @@ class ControlDB:
             return list(conn.execute(select(sync_delete_candidates).where(and_(
                 c.run_id == run_id, c.id > after_id)).order_by(c.id).limit(n)).mappings())
 
-    def delete_candidates_done(self, job_id: int, run_id: int, ids: Sequence[int],
-                               deleted: Sequence[tuple[int, str, str, int]]) -> None:
-        """Candidates handled (deleted, or recorded as failures): their rows go, and the
-        deleted ones — (partition id, source key, destination key, size) — are recorded in
-        lakeshift_sync_deletions, in one transaction."""
-        now = utcnow()
+    def drop_delete_candidates_under_failures(self, run_id: int) -> int:
+        """Candidates the pass cannot be sure of: those under any key the pass recorded a
+        failure for (a skipped error, such as a folder it could not walk into).  The pass
+        did not see what is there, so what looks gone may not be.  The number dropped."""
+        c = sync_delete_candidates.c
         with self._tx() as conn:
-            if deleted:
-                conn.execute(sync_deletions.insert(), [
-                    {"job_id": job_id, "partition_id": pid_, "run_id": run_id,
-                     "source_key": src, "destination_key": dst, "size": size, "at": now}
-                    for pid_, src, dst, size in deleted])
-            for i in range(0, len(ids), 500):
-                conn.execute(delete(sync_delete_candidates).where(
-                    sync_delete_candidates.c.id.in_(ids[i:i + 500])))
+            keys = sorted({str(k) for (k,) in conn.execute(
+                select(failures.c.object_key).where(failures.c.run_id == run_id).distinct())})
+            dropped = 0
+            for i, key in enumerate(keys):
+                if any(key.startswith(k) for k in keys[:i]):
+                    continue  # a shorter key drops these too
+                dropped += int(conn.execute(delete(sync_delete_candidates).where(and_(
+                    c.run_id == run_id, c.source_key.startswith(key, autoescape=True))))
+                    .rowcount or 0)
+            return dropped
+
+    def delete_candidate_done(self, job_id: int, run_id: int, candidate_id: int,
+                              deleted: tuple[int, str, str, int] | None) -> None:
+        """One candidate handled, written as it happens: its row goes and, when it was
+        deleted — (partition id, source key, destination key, size) — the deletion is
+        recorded in lakeshift_sync_deletions, in one transaction."""
+        with self._tx() as conn:
+            if deleted is not None:
+                pid_, src, dst, size = deleted
+                conn.execute(sync_deletions.insert().values(
+                    job_id=job_id, partition_id=pid_, run_id=run_id, source_key=src,
+                    destination_key=dst, size=size, at=utcnow()))
+            conn.execute(delete(sync_delete_candidates).where(
+                sync_delete_candidates.c.id == candidate_id))
+
+    def fail_sync_partitions(self, errors: Mapping[int, str]) -> None:
+        """Partitions whose pass failed after their listing (refused by the --delete
+        cap, deletions that failed): failed with that error, like any failed partition,
+        so nothing reads them as synced."""
+        with self._tx() as conn:
+            for pid_, error in errors.items():
+                conn.execute(update(partitions).where(partitions.c.id == pid_).values(
+                    state="failed", last_error=redact(error)))
 
     def clear_delete_candidates(self, run_id: int) -> None:
         with self._tx() as conn:

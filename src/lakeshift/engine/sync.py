@@ -125,6 +125,13 @@ class SyncMode:
         #: The pass's run (known once a partition is claimed).
         self.run_id: int | None = None
         self.deleted_count: dict[int, int] = {}
+        #: Source keys that were gone when listed but there again when about to be deleted
+        #: (their copies were kept, or copied back).
+        self.reappeared: list[str] = []
+        #: Candidates dropped because the pass had failures in their folder.
+        self.held_by_failures = 0
+        #: The pass's progress subscribers (the deletion phase reports through them too).
+        self.subscribers: list[Any] = []
         self._deferred: list[tuple[RowMapping, _PartitionPass, PartitionStats]] = []
         self._deferred_failure: dict[int, str] = {}
 
@@ -229,10 +236,15 @@ class SyncMode:
                                         sorted(renamed))
 
     async def delete_found(self, run: RunResult, store_options: Any, opts: Any) -> None:
-        """After every partition of the pass: the candidates' number against --max-delete
-        (across the pass), then the deletions, recorded a batch at a time as they are
-        made.  Above the cap nothing is deleted and the windows of the partitions that
-        had candidates fail (they stay where they were)."""
+        """After every partition of the pass (before its run row closes): candidates under
+        a folder where the pass had failures are dropped (it did not see all there), the
+        rest are counted against --max-delete (across the pass), then deleted, each
+        recorded as it is made.  Before each deletion the source key is asked again (one
+        HEAD): an object that reappeared is not deleted; after it, once more: one that
+        reappeared meanwhile is copied back.  Above the cap nothing is deleted and the
+        partitions that had candidates fail (their windows stay where they were)."""
+        from lakeshift.engine.pipeline import StatsCounter
+        from lakeshift.engine.slots import SlotPool
         from lakeshift.stores.base import StoreConfig
         from lakeshift.stores.registry import open_store
         from lakeshift.urls import parse_url
@@ -241,6 +253,8 @@ class SyncMode:
         # Only partitions whose listing succeeded: a failed one's candidates may be
         # incomplete, and its window stays anyway.
         eligible = {int(row["id"]) for row, _, _ in self._deferred}
+        self.held_by_failures = await call(self.db.drop_delete_candidates_under_failures,
+                                           run.run_id)
         per_partition = {pid_: n for pid_, n in (await call(
             self.db.delete_candidate_counts, run.run_id)).items() if pid_ in eligible}
         total = sum(per_partition.values())
@@ -255,35 +269,55 @@ class SyncMode:
             return
         policy = RetryPolicy(attempts=opts.retries)
         stores: dict[str, Store] = {}
-        destinations = {int(r["id"]): str(r["destination"])
-                        for r in await call(self.db.partitions, self.job.id)}
-        # What the batch under way deleted / could not delete.
-        deleted: list[tuple[int, str, str, int]] = []
-        failed: list[Failure] = []
+        rows = {int(r["id"]): r for r in await call(self.db.partitions, self.job.id)}
+        events = EventBus([StatsCounter(run.stats, []), *self.subscribers])
 
-        async def delete_one(r: Any) -> None:
-            pid_ = int(r["partition_id"])
-            if pid_ not in eligible:
-                return
-            url = destinations[pid_]
+        def store(url: str) -> Store:
             if url not in stores:
                 stores[url] = open_store(StoreConfig(parse_url(url), store_options))
+            return stores[url]
+
+        def failed(pid_: int, key: str, e: LakeshiftError, what: str) -> Failure:
+            self._deferred_failure[pid_] = "some deletions failed (lakeshift failures --job)"
+            run.stats.failed += 1
+            return Failure(key, e.kind, f"{what}: {e}", policy.attempts)
+
+        async def delete_one(r: Any) -> None:
+            pid_, key = int(r["partition_id"]), str(r["destination_key"])
+            if pid_ not in eligible:
+                return
+            src, dst = store(str(rows[pid_]["source"])), store(str(rows[pid_]["destination"]))
+            head = functools.partial(src.exists, r["source_key"])
+            problem: Failure | None = None
+            done: tuple[int, str, str, int] | None = None
             try:
-                await retry(functools.partial(stores[url].delete, r["destination_key"]),
-                            policy)
+                if await retry(head, policy) is not None:
+                    self.reappeared.append(str(r["source_key"]))
+                else:
+                    await retry(functools.partial(dst.delete, key), policy)
+                    done = (pid_, str(r["source_key"]), key, int(r["size"]))
+                    again = await retry(head, policy)
+                    if again is not None:
+                        # Written while it was being deleted: its copy goes back now.
+                        self.reappeared.append(str(r["source_key"]))
+                        ctx = TransferContext(src, dst, opts.block_size, SlotPool(1),
+                                              policy, events, opts.pacing(events),
+                                              opts.single_put_max)
+                        await _transfer_one(ctx, again, key, events, opts.retries)
             except (AuthError, UsageError):
                 raise
             except LakeshiftError as e:
-                failed.append(Failure(r["destination_key"], e.kind,
-                                      f"could not delete from the destination: {e}",
-                                      policy.attempts))
-                self._deferred_failure[pid_] = ("some deletions failed (lakeshift failures "
-                                                "--job)")
-                return
-            deleted.append((pid_, r["source_key"], r["destination_key"], int(r["size"])))
-            self.deleted_count[pid_] = self.deleted_count.get(pid_, 0) + 1
-            if len(self.deleted_keys) < 1000:
-                self.deleted_keys.append(r["destination_key"])
+                problem = failed(pid_, key, e, "could not delete from the destination"
+                                 if done is None else "deleted, then its source reappeared")
+            # Written as it happens: a pass stopped now has recorded every deletion made.
+            await call(self.db.delete_candidate_done, self.job.id, run.run_id, int(r["id"]),
+                       done)
+            if problem is not None:
+                await call(self.db.add_failures, self.job.id, pid_, run.run_id, [problem])
+            if done is not None:
+                self.deleted_count[pid_] = self.deleted_count.get(pid_, 0) + 1
+                if len(self.deleted_keys) < 1000:
+                    self.deleted_keys.append(key)
 
         async def each(rows: list[Any]) -> AsyncIterator[Any]:
             for r in rows:
@@ -291,18 +325,10 @@ class SyncMode:
 
         after = 0
         try:
-            while rows := await call(self.db.delete_candidates, run.run_id, after,
-                                     CANDIDATE_BATCH):
-                after = int(rows[-1]["id"])
-                deleted.clear()
-                failed.clear()
-                await drive(each(rows), delete_one, max(1, opts.concurrency))
-                # Written as they are made, a batch at a time.
-                await call(self.db.delete_candidates_done, self.job.id, run.run_id,
-                           [int(r["id"]) for r in rows], deleted)
-                if failed:
-                    await call(self.db.add_failures, self.job.id, None, run.run_id, failed)
-                run.stats.failed += len(failed)
+            while batch := await call(self.db.delete_candidates, run.run_id, after,
+                                      CANDIDATE_BATCH):
+                after = int(batch[-1]["id"])
+                await drive(each(batch), delete_one, max(1, opts.concurrency))
         finally:
             await asyncio.gather(*(st.close() for st in stores.values()),
                                  return_exceptions=True)
@@ -337,7 +363,13 @@ class SyncMode:
                        partition_label(row), p.window.end, o.state == "succeeded")
 
     async def finish_deferred(self, run: RunResult) -> None:
-        """The windows of a --delete pass, once its deletions are done (or refused)."""
+        """The windows of a --delete pass, once its deletions are done (or refused).  A
+        partition that fails here (the cap, a deletion) is failed in the DB as well, so it
+        is retried, and its window does not advance."""
+        failing = {int(row["id"]): self._deferred_failure[int(row["id"])]
+                   for row, _, _ in self._deferred if int(row["id"]) in self._deferred_failure}
+        if failing:
+            await asyncio.to_thread(self.db.fail_sync_partitions, failing)
         for row, p, stats in self._deferred:
             pid_ = int(row["id"])
             p.outcome.deleted = self.deleted_count.get(pid_, 0)
@@ -520,12 +552,15 @@ async def sync_pass(db: ControlDB, job: Job, settings: SyncSettings, opts: Any,
             if not any(_inside(s, s.rel_base + key) for s in specs))
     run_settings = pass_run_settings(settings)
     try:
+        async def deletions(run: RunResult) -> None:
+            await mode.delete_found(run, store_options, opts)
+            await mode.finish_deferred(run)
+
+        mode.subscribers = list(subscribers or [])
         result = await run_job(db, job, batch_count, opts, store_options, subscribers,
                                lease_s=lease_s, heartbeat_s=heartbeat_s, mode=mode,
-                               run_settings=run_settings)
-        if settings.delete:
-            await mode.delete_found(result, store_options, opts)
-            await mode.finish_deferred(result)
+                               run_settings=run_settings,
+                               before_close=deletions if settings.delete else None)
     finally:
         if settings.inventory is not None:
             settings.inventory.close()
