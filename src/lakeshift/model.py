@@ -384,6 +384,8 @@ class SyncWindow:
     failed_objects: int
     deleted: int
     error: str | None
+    #: Objects seen modified at or after ``end``: left to the next pass.
+    held_back: int = 0
 
 
 @dataclass

@@ -24,7 +24,7 @@ from sqlalchemy.engine import RowMapping
 
 from lakeshift.control.records import Job
 from lakeshift.control.repository import ControlDB, PartitionStats
-from lakeshift.engine.events import EventBus, ObjectDone, Renamed
+from lakeshift.engine.events import EventBus, ObjectDone, Renamed, WindowCount
 from lakeshift.engine.jobrunner import ClaimedPartition
 from lakeshift.engine.pipeline import (
     DestinationNamer,
@@ -41,7 +41,7 @@ from lakeshift.plan.compare import needs_copy
 from lakeshift.plan.filters import NameFilter
 from lakeshift.plan.inventory import Inventory, load_inventory
 from lakeshift.plan.source import SourceSpec, destination_root
-from lakeshift.plan.windows import DeleteCap, PathTemplate, Window, delta_window
+from lakeshift.plan.windows import DeleteCap, PathTemplate, Window, delta_window, utc
 from lakeshift.stores.base import Store
 
 #: --delete candidates are written to the DB in batches of this many; the deletion phase
@@ -82,6 +82,8 @@ class WindowOutcome:
     failed_objects: int = 0
     deleted: int = 0
     error: str | None = None
+    #: Objects seen modified at or after ``end`` (the next pass takes them).
+    held_back: int = 0
 
 
 @dataclass
@@ -157,10 +159,12 @@ class SyncMode:
         window = delta_window(last, st.now, st.lag, st.overlap if last is not None
                               else timedelta(0))
         created = st.inventory.created if st.inventory is not None else None
-        if created is not None and created < window.end:
-            # A report is a snapshot: what changed after S3 took it is not in it, so the
-            # window ends there (the next pass starts there and sees those changes).
-            end = created.replace(microsecond=0)
+        if created is not None and utc(created) - st.lag < window.end:
+            # A report is a snapshot: what changed after S3 took it is not in it, and, as
+            # for a listing, an upload begun just before it may be missing from it (the
+            # lag).  So the window ends the lag before the report's date: the next pass
+            # starts there; the report's objects modified since are held back for it.
+            end = (utc(created) - st.lag).replace(microsecond=0)
             start = window.start if window.start is None else min(window.start, end)
             window = Window(start, end)
         return window
@@ -198,7 +202,9 @@ class SyncMode:
                                             if _inside(part.spec, k)]))
             return
         if st.inventory is not None:
-            await _keyed(part, root, _inventory_items(st.inventory, part.spec, window))
+            tally = _Tally(window)
+            await _keyed(part, root, _inventory_items(st.inventory, part.spec, tally))
+            self._counted(part, p, tally)
             return
         #: Destination keys of renamed sources (--invalid-names encode, collisions), in the
         #: window or not: their copies have a source.
@@ -222,18 +228,25 @@ class SyncMode:
                     flush()
 
         on_dest_cb = on_dest if st.delete else None
-        for spec in _specs(part.spec, st.path_template, window):
+        tally = _Tally(window)
+        for spec, folder in _specs(part.spec, st.path_template, window):
             await run_pipeline(part.src, part.dst, spec, root, part.opts, part.events,
                                part.slots, part.policy, part.watermark, part.pacing,
-                               select=None if st.path_template else functools.partial(_in,
-                                                                                       window),
+                               select=tally.every if folder else tally.select,
                                on_dest=on_dest_cb,
                                on_renamed=renamed.add if st.delete else None)
+        self._counted(part, p, tally)
         if st.delete:
             await asyncio.to_thread(flush)
             if renamed:
                 await asyncio.to_thread(self.db.drop_delete_candidates, part.run_id,
                                         sorted(renamed))
+
+    @staticmethod
+    def _counted(part: ClaimedPartition, p: _PartitionPass, tally: _Tally) -> None:
+        p.outcome.held_back = tally.held_back
+        part.events.emit(WindowCount(p.outcome.partition, p.window.start, p.window.end,
+                                     tally.selected, tally.held_back))
 
     async def delete_found(self, run: RunResult, store_options: Any, opts: Any) -> None:
         """After every partition of the pass (before its run row closes): candidates under
@@ -383,6 +396,29 @@ class SyncMode:
         self._deferred.clear()
 
 
+class _Tally:
+    """A window's selection of listed objects, counted: those taken, and those modified at
+    or after its end (held back for the next pass)."""
+
+    def __init__(self, window: Window) -> None:
+        self.window = window
+        self.selected = 0
+        self.held_back = 0
+
+    def select(self, obj: ObjectInfo) -> bool:
+        if _in(self.window, obj):
+            self.selected += 1
+            return True
+        if obj.last_modified is not None and utc(obj.last_modified) >= self.window.end:
+            self.held_back += 1
+        return False
+
+    def every(self, obj: ObjectInfo) -> bool:
+        """A path template's folders: every object in them is taken."""
+        self.selected += 1
+        return True
+
+
 def _in(window: Window, obj: ObjectInfo) -> bool:
     # An object whose store gives no modification time cannot be placed: it is taken (and
     # skipped by compare when identical).
@@ -394,29 +430,46 @@ def _inside(spec: SourceSpec, key: str) -> bool:
 
 
 def _specs(spec: SourceSpec, template: PathTemplate | None,
-           window: Window) -> list[SourceSpec]:
-    """What to list for a partition: itself, or with a path template only the template's
-    folders inside the window (its static prefix when the window has no start).  A
-    partition that holds none of the template's folders is listed whole: the template
-    says nothing about where its changes are."""
+           window: Window) -> list[tuple[SourceSpec, bool]]:
+    """What to list for a partition, in key order, each with whether it is a template
+    folder (every object in it is taken) or not (the window selects by modification
+    time): the partition itself; or with a path template the template's folders inside
+    the window (its static prefix when the window has no start) and, when the partition
+    is wider than the template's static prefix, the key ranges before and after it (the
+    template says nothing about the objects there).  A partition that holds none of the
+    template's folders is listed whole."""
     if template is None or not _holds(spec, spec.rel_base + template.static_prefix):
-        return [spec]
+        return [(spec, False)]
+    static = spec.rel_base + template.static_prefix
     folders = [template.static_prefix] if window.start is None else list(
         template.prefixes(window))
-    out = []
+    out: list[tuple[SourceSpec, bool]] = []
     for folder in folders:
         narrow = spec.rel_base + folder
         if narrow.startswith(spec.list_prefix):
-            out.append(SourceSpec(narrow, spec.rel_base, range_start=spec.range_start,
-                                  range_end=spec.range_end))
+            item = SourceSpec(narrow, spec.rel_base, range_start=spec.range_start,
+                              range_end=spec.range_end)
         elif spec.list_prefix.startswith(narrow):
-            out.append(spec)
-    # A partition narrower than several folders would be listed once per folder.
-    unique: list[SourceSpec] = []
-    for s in out:
-        if s not in unique:
-            unique.append(s)
-    return unique
+            item = spec
+        else:
+            continue
+        # A partition narrower than several folders would be listed once per folder.
+        if (item, True) not in out:
+            out.append((item, True))
+    if static.startswith(spec.list_prefix) and static != spec.list_prefix:
+        after = static[:-1] + chr(ord(static[-1]) + 1)  # the first key past the prefix
+        if spec.range_start is None or spec.range_start < static:
+            end = static if spec.range_end is None else min(static, spec.range_end)
+            out.insert(0, (SourceSpec(spec.list_prefix, spec.rel_base,
+                                      range_start=spec.range_start, range_end=end), False))
+        if spec.range_end is None or spec.range_end > after:
+            start = after if spec.range_start is None else max(after, spec.range_start)
+            # Listed from past every key of the prefix (a store without start-after lists
+            # from the start and the range drops those keys).
+            out.append((SourceSpec(spec.list_prefix, spec.rel_base,
+                                   start_after=static + "\U0010ffff", range_start=start,
+                                   range_end=spec.range_end), False))
+    return out
 
 
 def _holds(spec: SourceSpec, folder: str) -> bool:
@@ -435,17 +488,17 @@ async def _each(items: list[tuple[str, ObjectInfo | None]]
         yield item
 
 
-async def _inventory_items(inventory: Inventory, spec: SourceSpec, window: Window
+async def _inventory_items(inventory: Inventory, spec: SourceSpec, tally: _Tally
                            ) -> AsyncIterator[tuple[str, ObjectInfo | None]]:
     """The report's objects in the partition and the window, in key order, read from its
-    spill file a page at a time."""
+    spill file a page at a time (those newer than the window are counted as held back)."""
     prefix = spec.listing_prefix()
     pages = inventory.pages_from(max(prefix, spec.range_start or ""))
     while page := await asyncio.to_thread(next, pages, None):
         for o in page:
             if not o.key.startswith(prefix) or spec.past_end(o.key):
                 return
-            if _inside(spec, o.key) and _in(window, o):
+            if _inside(spec, o.key) and tally.select(o):
                 yield o.key, o
 
 
