@@ -139,3 +139,39 @@ def test_no_deletion_under_a_folder_the_pass_could_not_see(tmp_path: Path) -> No
     r = lakeshift.sync(job="j", db=db, lag="0", delete=True, max_delete="100%")
     assert r.exit_code == 0
     assert r.deleted_keys == ("e/x",) and _names(dst) == ["d/a", "d/b", "top"]
+
+
+def test_a_second_concurrent_pass_neither_resets_nor_redoes_the_first_ones_partitions(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    import threading
+
+    src, dst, db = tmp_path / "src", tmp_path / "dst", f"sqlite:///{tmp_path}/c.db"
+    _lake(src, ["p0/a", "p1/a"])
+    lakeshift.sync(str(src), str(dst), job="j", db=db, lag="0", prefix=["p0/", "p1/"])
+    time.sleep(1.1)
+    real = LocalStore.list_page
+    blocked, release = threading.Event(), threading.Event()
+    first: list[Any] = []
+
+    async def list_page(self: LocalStore, prefix: str, *a: Any, **kw: Any) -> Any:
+        if threading.current_thread().name == "first" and prefix.startswith("p1/"):
+            blocked.set()
+            release.wait(30)  # the first pass holds p1's lease, having finished p0
+        return await real(self, prefix, *a, **kw)
+
+    monkeypatch.setattr(LocalStore, "list_page", list_page)
+    t = threading.Thread(name="first", target=lambda: first.append(
+        lakeshift.sync(job="j", db=db, lag="0", batch_count=1)))
+    t.start()
+    try:
+        assert blocked.wait(30)
+        second = lakeshift.sync(job="j", db=db, lag="0")
+    finally:
+        release.set()
+        t.join(30)
+    assert second.windows == () and second.run.succeeded == 0
+    assert first[0].exit_code == 0 and len(first[0].windows) == 2
+    # p0's window of the first pass is its only one since the job was made.
+    assert _sql(tmp_path, "select count(*) from lakeshift_sync_windows w join "
+                          "lakeshift_partitions p on p.id = w.partition_id "
+                          "where p.prefix = 'p0/'") == [(2,)]

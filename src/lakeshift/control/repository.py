@@ -644,15 +644,24 @@ class ControlDB:
                 .limit(1)).first()
         return None if row is None else (as_utc(row[0]),)
 
-    def prepare_sync_pass(self, job_id: int) -> None:
+    def prepare_sync_pass(self, job_id: int) -> bool:
         """Every partition not held by a live lease becomes pending with no cursor and no
         counters: a sync pass looks at each partition again, from the start of its window,
         and its counters are that pass's (the windows table keeps each pass's).  Their
-        windows still pending (a pass that died) become interrupted."""
+        windows still pending (a pass that died) become interrupted.
+
+        Not while another run of the job is live (its row running, its lease not expired:
+        close_dead_runs first): that pass's partitions, done or still pending, are its
+        own; this one then only claims what is pending, as a second `run` does.  False
+        then."""
         now = utcnow()
         free = and_(partitions.c.job_id == job_id,
                     or_(partitions.c.state != "running", partitions.c.lease_expires < now))
         with self._tx() as conn:
+            if conn.execute(select(func.count()).select_from(runs).where(and_(
+                    runs.c.job_id == job_id, runs.c.state == "running",
+                    runs.c.lease_expires >= self._now()))).scalar():
+                return False
             # The windows a dead pass left pending on them end as interrupted.
             conn.execute(update(sync_windows).where(and_(
                 sync_windows.c.state == "pending",
@@ -662,6 +671,7 @@ class ControlDB:
                 .values(state="pending", cursor=None, lease_owner=None, lease_expires=None,
                         listed=0, copied=0, skipped=0, failed_objects=0, bytes=0, cursor_copied=0,
                         cursor_skipped=0, cursor_bytes=0, duration_s=None))
+        return True
 
     def start_windows(self, job_id: int, run_id: int,
                       windows: Sequence[tuple[int, datetime | None, datetime]]

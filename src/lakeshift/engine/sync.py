@@ -633,12 +633,16 @@ def prepare_pass(db: ControlDB, job: Job, settings: SyncSettings
     finished (``SyncMode``'s inputs), the ADF delta table, the partitions made pending
     with no cursor.  A pass of this host that died leaves its partitions running under a
     lease that has not expired yet: they are expired first, so their cursors are cleared
-    too (a pass never resumes a dead pass's cursor: its window differs)."""
+    too (a pass never resumes a dead pass's cursor: its window differs).  While another
+    pass (or run) of the job is live nothing is reset: this pass takes only what is still
+    pending, like a second `run` (it neither resets that pass's partitions nor redoes
+    those it finished)."""
     rows = db.partitions(job.id)
     historical_ids = {int(r["id"]) for r in rows if r["state"] == "succeeded"}
     historical_start = db.historical_run_start(job.id)
     db.ensure_adf_delta_table(settings.adf_delta_table)
     db.expire_dead_local(job.id, socket.gethostname())
+    db.close_dead_runs(job.id)
     db.prepare_sync_pass(job.id)
     return historical_start, historical_ids
 
