@@ -404,6 +404,9 @@ class SyncResult:
     #: With a schedule: when the next pass would have started; the signal that stopped it.
     next_run_at: datetime | None = None
     stopped_by: str | None = None
+    #: Objects renamed at the source that --delete paired: (old destination key, new
+    #: destination key); the new name was copied before the old one was deleted.
+    renames: tuple[tuple[str, str], ...] = ()
 
     @property
     def exit_code(self) -> int:

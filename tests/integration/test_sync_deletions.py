@@ -175,3 +175,48 @@ def test_a_second_concurrent_pass_neither_resets_nor_redoes_the_first_ones_parti
     assert _sql(tmp_path, "select count(*) from lakeshift_sync_windows w join "
                           "lakeshift_partitions p on p.id = w.partition_id "
                           "where p.prefix = 'p0/'") == [(2,)]
+
+
+def test_a_rename_that_kept_its_time_is_copied_before_the_old_name_goes(
+        tmp_path: Path) -> None:
+    src, dst, db = tmp_path / "src", tmp_path / "dst", f"sqlite:///{tmp_path}/c.db"
+    _lake(src, ["p0/a", "p0/keep", "p1/other"])
+    lakeshift.sync(str(src), str(dst), job="j", db=db, lag="0", prefix=["p0/", "p1/"])
+    time.sleep(1.1)
+    # A file system's rename keeps the modification time: the new name is older than the
+    # window, in another partition than the old one.
+    os.rename(src / "p0/a", src / "p1/a-renamed")
+    r = lakeshift.sync(job="j", db=db, lag="0", delete=True, max_delete="100%")
+    assert r.exit_code == 0
+    assert r.renames == (("p0/a", "p1/a-renamed"),) and r.deleted_keys == ("p0/a",)
+    assert _names(dst) == ["p0/keep", "p1/a-renamed", "p1/other"]
+    assert (dst / "p1/a-renamed").read_bytes() == b"v1"
+
+
+def test_the_old_name_stays_when_the_new_one_cannot_be_copied(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    from lakeshift.errors import ForbiddenError
+
+    src, dst, db = tmp_path / "src", tmp_path / "dst", f"sqlite:///{tmp_path}/c.db"
+    _lake(src, ["p0/a", "p1/other"])
+    lakeshift.sync(str(src), str(dst), job="j", db=db, lag="0", prefix=["p0/", "p1/"])
+    time.sleep(1.1)
+    os.rename(src / "p0/a", src / "p1/b")
+    real_read, real_range = LocalStore.read, LocalStore.open_range
+
+    async def read(self: LocalStore, key: str, *a: Any, **kw: Any) -> Any:
+        if key == "p1/b" and kw.get("if_match"):  # a copy's read (not a comparison's)
+            raise ForbiddenError("p1/b: permission denied")
+        return await real_read(self, key, *a, **kw)
+
+    async def open_range(self: LocalStore, key: str, *a: Any, **kw: Any) -> Any:
+        if key == "p1/b":
+            raise ForbiddenError("p1/b: permission denied")
+        return await real_range(self, key, *a, **kw)
+
+    monkeypatch.setattr(LocalStore, "read", read)
+    monkeypatch.setattr(LocalStore, "open_range", open_range)
+    r = lakeshift.sync(job="j", db=db, lag="0", delete=True, max_delete="100%")
+    assert r.exit_code == 1 and r.deleted == 0 and r.renames == ()
+    assert _names(dst) == ["p0/a", "p1/other"]
+    assert [w.state for w in r.windows if w.partition == "p0/"] == ["failed"]

@@ -364,7 +364,8 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
                        select: Callable[[ObjectInfo], bool] | None = None,
                        on_dest: Callable[[str, ObjectInfo, bool], None] | None = None,
                        route: ServerRoute | None = None,
-                       on_renamed: Callable[[str], None] | None = None) -> None:
+                       on_renamed: Callable[[str], None] | None = None,
+                       on_unmatched: Callable[[str, ObjectInfo], None] | None = None) -> None:
     """List ``spec`` on ``src``, compare with ``dst`` under ``root``, copy what differs.
 
     ``slots`` may be shared by several pipelines (partitions) to bound their memory
@@ -375,7 +376,8 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
     partitions, so the service is tried once) decides server-side copies, by default one
     of its own for ``opts.copy_mode``; ``on_renamed`` (sync --delete) the destination key
     of every listed source object whose name changed, selected or not (its copy there has
-    a source).
+    a source); ``on_unmatched`` (sync --delete) every listed source object, selected or
+    not, that has no destination object of its name (a renamed object's new name).
     """
     ctx = TransferContext(src, dst, opts.block_size, slots, policy, events,
                           pacing or opts.pacing(events), opts.single_put_max,
@@ -419,6 +421,8 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
             if s_or_none is None:
                 continue
             s = s_or_none
+            if on_unmatched is not None and d is None and dest is not None:
+                on_unmatched(rel, s)
             # Every name goes through the namer, in listing order and whether ``select``
             # takes it or not (collisions need every name before it; folder markers keep
             # theirs: copy_marker writes "dir/" as "dir").

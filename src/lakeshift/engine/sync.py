@@ -32,6 +32,7 @@ from lakeshift.engine.pipeline import (
     drive,
     run_pipeline,
 )
+from lakeshift.engine.renames import NewName, NewNames, same_content
 from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.schedule import follow_schedule, run_once
 from lakeshift.engine.transfer import TransferContext
@@ -134,6 +135,11 @@ class SyncMode:
         self.held_by_failures = 0
         #: The pass's progress subscribers (the deletion phase reports through them too).
         self.subscribers: list[Any] = []
+        #: --delete: the source objects listed with no destination copy of their name (a
+        #: renamed object's new name is one), and the renames paired — (old destination
+        #: key, new destination key), the new name copied before the old was deleted.
+        self.new_names: NewNames | None = None
+        self.renames: list[tuple[str, str]] = []
         self._deferred: list[tuple[RowMapping, _PartitionPass, PartitionStats]] = []
         self._deferred_failure: dict[int, str] = {}
 
@@ -228,13 +234,19 @@ class SyncMode:
                     flush()
 
         on_dest_cb = on_dest if st.delete else None
+
+        def on_new(rel: str, s: ObjectInfo) -> None:
+            assert self.new_names is not None
+            self.new_names.add(int(row["id"]), s, root + rel)
+
         tally = _Tally(window)
         for spec, folder in _specs(part.spec, st.path_template, window):
             await run_pipeline(part.src, part.dst, spec, root, part.opts, part.events,
                                part.slots, part.policy, part.watermark, part.pacing,
                                select=tally.every if folder else tally.select,
                                on_dest=on_dest_cb,
-                               on_renamed=renamed.add if st.delete else None)
+                               on_renamed=renamed.add if st.delete else None,
+                               on_unmatched=on_new if self.new_names is not None else None)
         self._counted(part, p, tally)
         if st.delete:
             await asyncio.to_thread(flush)
@@ -306,6 +318,11 @@ class SyncMode:
             try:
                 if await retry(head, policy) is not None:
                     self.reappeared.append(str(r["source_key"]))
+                elif not await renamed_first(r, dst):
+                    problem = Failure(key, "rename", "kept: it was renamed at the source and "
+                                      "its new name could not be copied", policy.attempts)
+                    self._deferred_failure[pid_] = ("a renamed object's new name could not be "
+                                                    "copied (lakeshift failures --job)")
                 else:
                     await retry(functools.partial(dst.delete, key), policy)
                     done = (pid_, str(r["source_key"]), key, int(r["size"]))
@@ -313,10 +330,8 @@ class SyncMode:
                     if again is not None:
                         # Written while it was being deleted: its copy goes back now.
                         self.reappeared.append(str(r["source_key"]))
-                        ctx = TransferContext(src, dst, opts.block_size, SlotPool(1),
-                                              policy, events, opts.pacing(events),
-                                              opts.single_put_max)
-                        await _transfer_one(ctx, again, key, events, opts.retries)
+                        await _transfer_one(context(src, dst), again, key, events,
+                                            opts.retries)
             except (AuthError, UsageError):
                 raise
             except LakeshiftError as e:
@@ -331,6 +346,55 @@ class SyncMode:
                 self.deleted_count[pid_] = self.deleted_count.get(pid_, 0) + 1
                 if len(self.deleted_keys) < 1000:
                     self.deleted_keys.append(key)
+
+        pairing = asyncio.Lock()
+        contexts: dict[tuple[int, int], TransferContext] = {}
+
+        def context(src: Store, dst: Store) -> TransferContext:
+            if (id(src), id(dst)) not in contexts:
+                contexts[id(src), id(dst)] = TransferContext(
+                    src, dst, opts.block_size, SlotPool(max(1, min(4, opts.concurrency))),
+                    policy, events, opts.pacing(events), opts.single_put_max)
+            return contexts[id(src), id(dst)]
+
+        async def partner(r: Any, dst: Store) -> NewName | None:
+            """A new name of the pass with the candidate's content, taken (once)."""
+            assert self.new_names is not None
+            names = await call(self.new_names.of_size, int(r["size"]))
+            if not names:
+                return None
+            old = await retry(functools.partial(dst.exists, r["destination_key"]), policy)
+            if old is None:
+                return None
+            async with pairing:
+                for n in await call(self.new_names.of_size, int(r["size"])):
+                    if await same_content(old, dst, n,
+                                          store(str(rows[n.partition_id]["source"]))):
+                        await call(self.new_names.take, n)
+                        return n
+            return None
+
+        async def renamed_first(r: Any, dst: Store) -> bool:
+            """When the candidate was renamed at the source, its new name's copy is made
+            before it is deleted (a rename that kept its time is outside the window).
+            False: it was, and that copy failed."""
+            if self.new_names is None:
+                return True
+            n = await partner(r, dst)
+            if n is None:
+                return True
+            row = rows[n.partition_id]
+            nsrc, ndst = store(str(row["source"])), store(str(row["destination"]))
+            there = await retry(functools.partial(ndst.exists, n.destination_key), policy)
+            if there is None or there.size != n.size:
+                now = await retry(functools.partial(nsrc.exists, n.key), policy)
+                if now is None:
+                    return True  # the new name is gone too: not a rename after all
+                if not await _transfer_one(context(nsrc, ndst), now, n.destination_key,
+                                           events, opts.retries):
+                    return False
+            self.renames.append((str(r["destination_key"]), n.destination_key))
+            return True
 
         async def each(rows: list[Any]) -> AsyncIterator[Any]:
             for r in rows:
@@ -585,6 +649,8 @@ class PassResult:
     deleted: int = 0
     #: The most --delete candidates held in memory at once (at most CANDIDATE_BATCH).
     peak_candidates: int = 0
+    #: Renames paired by --delete: (old destination key, new destination key).
+    renames: list[tuple[str, str]] = field(default_factory=list)
 
 
 async def sync_pass(db: ControlDB, job: Job, settings: SyncSettings, opts: Any,
@@ -610,6 +676,8 @@ async def sync_pass(db: ControlDB, job: Job, settings: SyncSettings, opts: Any,
             await mode.finish_deferred(run)
 
         mode.subscribers = list(subscribers or [])
+        if settings.delete:
+            mode.new_names = NewNames()
         result = await run_job(db, job, batch_count, opts, store_options, subscribers,
                                lease_s=lease_s, heartbeat_s=heartbeat_s, mode=mode,
                                run_settings=run_settings,
@@ -617,6 +685,8 @@ async def sync_pass(db: ControlDB, job: Job, settings: SyncSettings, opts: Any,
     finally:
         if settings.inventory is not None:
             settings.inventory.close()
+        if mode.new_names is not None:
+            mode.new_names.close()
         if mode.run_id is not None:
             # Windows not finished: partitions lost to another process (their lease ran
             # out), or a pass stopped before its deletions were done.
@@ -624,7 +694,7 @@ async def sync_pass(db: ControlDB, job: Job, settings: SyncSettings, opts: Any,
             if settings.delete:
                 await call(db.clear_delete_candidates, mode.run_id)
     return PassResult(result, mode.outcomes, mode.deleted_keys,
-                      sum(mode.deleted_count.values()), mode.peak_batch)
+                      sum(mode.deleted_count.values()), mode.peak_batch, mode.renames)
 
 
 def prepare_pass(db: ControlDB, job: Job, settings: SyncSettings
