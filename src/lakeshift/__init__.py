@@ -60,6 +60,7 @@ from lakeshift.engine.events import (
     Renamed,
     Subscriber,
     Throttled,
+    WindowCount,
 )
 from lakeshift.errors import (
     ArchivedError,
@@ -165,6 +166,7 @@ __all__ = [
     "TuneResult",
     "UsageError",
     "VerifyResult",
+    "WindowCount",
     "__version__",
     "cancel_run",
     "cancel_run_async",
