@@ -517,7 +517,7 @@ async def sync_async(source: str | None = None, destination: str | None = None, 
                             for o in p.outcomes)
             return SyncResult(j.name, p.run, windows, deleted=p.deleted,
                               deleted_keys=tuple(p.deleted_keys[:1000]),
-                              renames=tuple(p.renames))
+                              renames=tuple(p.renames), kept=p.kept)
 
         if schedule is None:
             once: SyncResult = await engine_sync.run_once(j, one_pass)

@@ -407,6 +407,10 @@ class SyncResult:
     #: Objects renamed at the source that --delete paired: (old destination key, new
     #: destination key); the new name was copied before the old one was deleted.
     renames: tuple[tuple[str, str], ...] = ()
+    #: Destination objects --delete found without a source but kept: the source was
+    #: there again when asked before the deletion, or the pass recorded a failure at or
+    #: above its key (it could not see all there).
+    kept: int = 0
 
     @property
     def exit_code(self) -> int:

@@ -103,7 +103,7 @@ def test_a_source_that_reappears_before_its_deletion_is_kept(
 
     monkeypatch.setattr(ControlDB, "delete_candidate_counts", counts)
     r = lakeshift.sync(job="j", db=db, lag="0", delete=True, max_delete="100%")
-    assert r.exit_code == 0 and r.deleted_keys == ("b",)
+    assert r.exit_code == 0 and r.deleted_keys == ("b",) and r.kept == 1
     assert _names(dst) == ["a", "c"]
 
 
@@ -139,6 +139,7 @@ def test_no_deletion_under_a_folder_the_pass_could_not_see(tmp_path: Path) -> No
     r = lakeshift.sync(job="j", db=db, lag="0", delete=True, max_delete="100%")
     assert r.exit_code == 0
     assert r.deleted_keys == ("e/x",) and _names(dst) == ["d/a", "d/b", "top"]
+    assert r.kept == 2
 
 
 def test_a_second_concurrent_pass_neither_resets_nor_redoes_the_first_ones_partitions(

@@ -195,6 +195,7 @@ def _summary(r: SyncResult, lag: str) -> dict[str, Any]:
             "copied": s.copied, "skipped": s.skipped, "failed": s.failed,
             "deleted": r.deleted, "deleted_keys": list(r.deleted_keys),
             "renamed": [{"from": old, "to": new} for old, new in r.renames],
+            "kept": r.kept,
             "bytes": s.bytes_transferred, "duration_s": round(s.duration, 3),
             "lag": lag, "window_end": max(w.end for w in r.windows).isoformat() if r.windows
             else None,
@@ -250,6 +251,10 @@ def _print(r: SyncResult, as_json: bool, lag: str, keyed: bool) -> None:
         print(line)
     for label, error in _without_window(r):
         print(f"  {label}: failed before its window opened: {error}")
+    if r.kept:
+        print(f"  kept {count(r.kept, 'destination object')} whose source looked gone: it "
+              "was there again, or the pass could not read all around it (lakeshift "
+              "failures --job)")
     for old, new in r.renames[:20]:
         print(f"  renamed {old} → {new} (the new name copied before the old was deleted)")
     for k in r.deleted_keys[:20]:

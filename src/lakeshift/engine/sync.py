@@ -651,6 +651,8 @@ class PassResult:
     peak_candidates: int = 0
     #: Renames paired by --delete: (old destination key, new destination key).
     renames: list[tuple[str, str]] = field(default_factory=list)
+    #: --delete candidates kept (source reappeared, or a failure of the pass above them).
+    kept: int = 0
 
 
 async def sync_pass(db: ControlDB, job: Job, settings: SyncSettings, opts: Any,
@@ -694,7 +696,8 @@ async def sync_pass(db: ControlDB, job: Job, settings: SyncSettings, opts: Any,
             if settings.delete:
                 await call(db.clear_delete_candidates, mode.run_id)
     return PassResult(result, mode.outcomes, mode.deleted_keys,
-                      sum(mode.deleted_count.values()), mode.peak_batch, mode.renames)
+                      sum(mode.deleted_count.values()), mode.peak_batch, mode.renames,
+                      mode.held_by_failures + len(mode.reappeared))
 
 
 def prepare_pass(db: ControlDB, job: Job, settings: SyncSettings
