@@ -376,8 +376,9 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
     partitions, so the service is tried once) decides server-side copies, by default one
     of its own for ``opts.copy_mode``; ``on_renamed`` (sync --delete) the destination key
     of every listed source object whose name changed, selected or not (its copy there has
-    a source); ``on_unmatched`` (sync --delete) every listed source object, selected or
-    not, that has no destination object of its name (a renamed object's new name).
+    a source); ``on_unmatched`` (sync --delete) the destination name (relative to ``root``)
+    and source object of every listed source object, selected or not, that has no
+    destination object of its source name (a renamed object's new name is one).
     """
     ctx = TransferContext(src, dst, opts.block_size, slots, policy, events,
                           pacing or opts.pacing(events), opts.single_put_max,
@@ -421,14 +422,14 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
             if s_or_none is None:
                 continue
             s = s_or_none
-            if on_unmatched is not None and d is None and dest is not None:
-                on_unmatched(rel, s)
             # Every name goes through the namer, in listing order and whether ``select``
             # takes it or not (collisions need every name before it; folder markers keep
             # theirs: copy_marker writes "dir/" as "dir").
             name, why = (rel, None) if s.is_dir_marker else namer(rel)
             if on_renamed is not None and name is not None and name != rel:
                 on_renamed(root + name)
+            if on_unmatched is not None and d is None and dest is not None and name is not None:
+                on_unmatched(name, s)
             if select is not None and not select(s):
                 continue
             ticket = -1

@@ -235,9 +235,9 @@ class SyncMode:
 
         on_dest_cb = on_dest if st.delete else None
 
-        def on_new(rel: str, s: ObjectInfo) -> None:
+        def on_new(name: str, s: ObjectInfo) -> None:
             assert self.new_names is not None
-            self.new_names.add(int(row["id"]), s, root + rel)
+            self.new_names.add(int(row["id"]), s, root + name)
 
         tally = _Tally(window)
         for spec, folder in _specs(part.spec, st.path_template, window):
