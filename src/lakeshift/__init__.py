@@ -65,6 +65,7 @@ from lakeshift.engine.events import (
     Renamed,
     Subscriber,
     Throttled,
+    WindowCount,
 )
 from lakeshift.errors import (
     ArchivedError,
@@ -175,6 +176,7 @@ __all__ = [
     "TuneResult",
     "UsageError",
     "VerifyResult",
+    "WindowCount",
     "__version__",
     "cancel_run",
     "cancel_run_async",

@@ -554,10 +554,12 @@ async def sync_async(source: str | None = None, destination: str | None = None, 
             p.run.number = next((r["number"] for r in await asyncio.to_thread(
                 control.runs, j.id, 5) if r["id"] == p.run.run_id), None) or None
             windows = tuple(SyncWindow(o.partition, o.start, o.end, o.state, o.copied,
-                                       o.skipped, o.failed_objects, o.deleted, o.error)
+                                       o.skipped, o.failed_objects, o.deleted, o.error,
+                                       o.held_back)
                             for o in p.outcomes)
             return SyncResult(j.name, p.run, windows, deleted=p.deleted,
-                              deleted_keys=tuple(p.deleted_keys[:1000]))
+                              deleted_keys=tuple(p.deleted_keys[:1000]),
+                              renames=tuple(p.renames), kept=p.kept)
 
         if schedule is None:
             once: SyncResult = await engine_sync.run_once(j, one_pass)

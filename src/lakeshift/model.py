@@ -387,6 +387,8 @@ class SyncWindow:
     failed_objects: int
     deleted: int
     error: str | None
+    #: Objects seen modified at or after ``end``: left to the next pass.
+    held_back: int = 0
 
 
 @dataclass
@@ -405,6 +407,13 @@ class SyncResult:
     #: With a schedule: when the next pass would have started; the signal that stopped it.
     next_run_at: datetime | None = None
     stopped_by: str | None = None
+    #: Objects renamed at the source that --delete paired: (old destination key, new
+    #: destination key); the new name was copied before the old one was deleted.
+    renames: tuple[tuple[str, str], ...] = ()
+    #: Destination objects --delete found without a source but kept: the source was
+    #: there again when asked before the deletion, or the pass recorded a failure at or
+    #: above its key (it could not see all there).
+    kept: int = 0
 
     @property
     def exit_code(self) -> int:

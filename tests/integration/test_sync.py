@@ -187,7 +187,7 @@ def test_path_template_and_files_from_list_far_less_than_a_full_listing(
     old = now - timedelta(days=3)
     from lakeshift.stores.local import store as local_store
 
-    for h in range(48):  # two days of hourly folders, 3 files each, all old
+    for h in range(144):  # six days of hourly folders, 3 files each, all old
         t = old - timedelta(hours=h)
         for i in range(3):
             _write(src, f"logs/{t:%Y/%m/%d/%H}/f{i}", b"old", old)
@@ -215,10 +215,12 @@ def test_path_template_and_files_from_list_far_less_than_a_full_listing(
         files_lists = sum(list_counts.values())
     finally:
         local_store.PAGE = orig_page
-    # 145 objects in pages of 10: a full pass takes 15 pages or more; the template pass
-    # lists the one hour folder in the window (each side); the file list lists nothing.
-    assert base_full >= 15 and full_lists >= 15
-    assert tpl_lists <= 4 and full_lists >= 7 * tpl_lists and files_lists == 0
+    # 433 objects in pages of 10: a full pass takes 44 pages or more; the template pass
+    # lists the hour folders in the window and, the partition being the whole source, the
+    # (empty) key ranges before and after logs/ (one request each), on each side; the file
+    # list lists nothing.
+    assert base_full >= 44 and full_lists >= 44
+    assert tpl_lists <= 8 and full_lists >= 7 * tpl_lists and files_lists == 0
     assert full.exit_code == tpl.exit_code == listed.exit_code == 0
     assert (tmp_path / "tpl" / f"logs/{hour:%Y/%m/%d/%H}/new").read_bytes() == b"new"
 

@@ -103,3 +103,26 @@ def test_template_refuses_a_window_that_is_too_long() -> None:
 def test_template_rejects(text: str, why: str) -> None:
     with pytest.raises(UsageError, match=why):
         PathTemplate.parse(text)
+
+
+def test_a_template_on_a_key_range_partition_lists_only_the_range_outside_its_folders(
+        ) -> None:
+    from datetime import UTC, datetime
+
+    from lakeshift.engine.sync import _specs
+    from lakeshift.plan.source import SourceSpec
+    from lakeshift.plan.windows import PathTemplate, Window
+
+    template = PathTemplate.parse("logs/{yyyy}/{MM}/")
+    window = Window(datetime(2026, 11, 20, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC))
+    specs = _specs(SourceSpec("", "", range_start="a", range_end="m"), template, window)
+    assert [(s.list_prefix, s.range_start, s.range_end, s.start_after, folder)
+            for s, folder in specs] == [
+        ("", "a", "logs/", None, False),
+        ("logs/2026/11/", "a", "m", None, True),
+        ("", "logs0", "m", "logs/\U0010ffff", False)]
+    # A partition inside the template's prefix, or one ending before it: no extra range.
+    inside = _specs(SourceSpec("logs/", ""), template, window)
+    assert [folder for _, folder in inside] == [True]
+    before = _specs(SourceSpec("", "", range_end="c"), template, window)
+    assert [(s.range_end, folder) for s, folder in before] == [("c", False)]

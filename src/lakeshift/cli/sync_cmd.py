@@ -194,6 +194,8 @@ def _summary(r: SyncResult, lag: str) -> dict[str, Any]:
             "partitions_succeeded": r.run.succeeded, "partitions_failed": r.run.failed,
             "copied": s.copied, "skipped": s.skipped, "failed": s.failed,
             "deleted": r.deleted, "deleted_keys": list(r.deleted_keys),
+            "renamed": [{"from": old, "to": new} for old, new in r.renames],
+            "kept": r.kept,
             "bytes": s.bytes_transferred, "duration_s": round(s.duration, 3),
             "lag": lag, "window_end": max(w.end for w in r.windows).isoformat() if r.windows
             else None,
@@ -203,10 +205,11 @@ def _summary(r: SyncResult, lag: str) -> dict[str, Any]:
                          "state": w.state,
                          "copied": w.copied, "skipped": w.skipped,
                          "failed_objects": w.failed_objects, "deleted": w.deleted,
-                         "error": w.error} for w in r.windows]
+                         "held_back": w.held_back, "error": w.error} for w in r.windows]
             + [{"partition": label, "start": None, "end": None, "empty": False,
                 "state": "failed", "copied": 0, "skipped": 0, "failed_objects": 0,
-                "deleted": 0, "error": error} for label, error in _without_window(r)],
+                "deleted": 0, "held_back": 0, "error": error}
+               for label, error in _without_window(r)],
             "next_sync_at": _utc(r.next_run_at) if r.next_run_at else None,
             "exit_code": r.run.exit_code}
 
@@ -241,11 +244,19 @@ def _print(r: SyncResult, as_json: bool, lag: str, keyed: bool) -> None:
         # A --files-from pass's windows are "keyed": they never move a window's start.
         state = {"keyed": "succeeded", "keyed-failed": "failed"}.get(w.state, w.state)
         line = f"  {name}: {what}, {state}"
+        if w.held_back:
+            line += (f", {count(w.held_back, 'newer object')} held back for the next pass")
         if w.error:
             line += f": {w.error}"
         print(line)
     for label, error in _without_window(r):
         print(f"  {label}: failed before its window opened: {error}")
+    if r.kept:
+        print(f"  kept {count(r.kept, 'destination object')} whose source looked gone: it "
+              "was there again, or the pass could not read all around it (lakeshift "
+              "failures --job)")
+    for old, new in r.renames[:20]:
+        print(f"  renamed {old} → {new} (the new name copied before the old was deleted)")
     for k in r.deleted_keys[:20]:
         print(f"  deleted {k}")
     if r.deleted > 20:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -729,15 +729,24 @@ class ControlDB:
                 .limit(1)).first()
         return None if row is None else (as_utc(row[0]),)
 
-    def prepare_sync_pass(self, job_id: int) -> None:
+    def prepare_sync_pass(self, job_id: int) -> bool:
         """Every partition not held by a live lease becomes pending with no cursor and no
         counters: a sync pass looks at each partition again, from the start of its window,
         and its counters are that pass's (the windows table keeps each pass's).  Their
-        windows still pending (a pass that died) become interrupted."""
+        windows still pending (a pass that died) become interrupted.
+
+        Not while another run of the job is live (its row running, its lease not expired:
+        close_dead_runs first): that pass's partitions, done or still pending, are its
+        own; this one then only claims what is pending, as a second `run` does.  False
+        then."""
         now = utcnow()
         free = and_(partitions.c.job_id == job_id,
                     or_(partitions.c.state != "running", partitions.c.lease_expires < now))
         with self._tx() as conn:
+            if conn.execute(select(func.count()).select_from(runs).where(and_(
+                    runs.c.job_id == job_id, runs.c.state == "running",
+                    runs.c.lease_expires >= self._now()))).scalar():
+                return False
             # The windows a dead pass left pending on them end as interrupted.
             conn.execute(update(sync_windows).where(and_(
                 sync_windows.c.state == "pending",
@@ -747,6 +756,7 @@ class ControlDB:
                 .values(state="pending", cursor=None, lease_owner=None, lease_expires=None,
                         listed=0, copied=0, skipped=0, failed_objects=0, bytes=0, cursor_copied=0,
                         cursor_skipped=0, cursor_bytes=0, duration_s=None))
+        return True
 
     def start_windows(self, job_id: int, run_id: int,
                       windows: Sequence[tuple[int, datetime | None, datetime]]
@@ -816,21 +826,45 @@ class ControlDB:
             return list(conn.execute(select(sync_delete_candidates).where(and_(
                 c.run_id == run_id, c.id > after_id)).order_by(c.id).limit(n)).mappings())
 
-    def delete_candidates_done(self, job_id: int, run_id: int, ids: Sequence[int],
-                               deleted: Sequence[tuple[int, str, str, int]]) -> None:
-        """Candidates handled (deleted, or recorded as failures): their rows go, and the
-        deleted ones — (partition id, source key, destination key, size) — are recorded in
-        lakeshift_sync_deletions, in one transaction."""
-        now = utcnow()
+    def drop_delete_candidates_under_failures(self, run_id: int) -> int:
+        """Candidates the pass cannot be sure of: those under any key the pass recorded a
+        failure for (a skipped error, such as a folder it could not walk into).  The pass
+        did not see what is there, so what looks gone may not be.  The number dropped."""
+        c = sync_delete_candidates.c
         with self._tx() as conn:
-            if deleted:
-                conn.execute(sync_deletions.insert(), [
-                    {"job_id": job_id, "partition_id": pid_, "run_id": run_id,
-                     "source_key": src, "destination_key": dst, "size": size, "at": now}
-                    for pid_, src, dst, size in deleted])
-            for i in range(0, len(ids), 500):
-                conn.execute(delete(sync_delete_candidates).where(
-                    sync_delete_candidates.c.id.in_(ids[i:i + 500])))
+            keys = sorted({str(k) for (k,) in conn.execute(
+                select(failures.c.object_key).where(failures.c.run_id == run_id).distinct())})
+            dropped = 0
+            for i, key in enumerate(keys):
+                if any(key.startswith(k) for k in keys[:i]):
+                    continue  # a shorter key drops these too
+                dropped += int(conn.execute(delete(sync_delete_candidates).where(and_(
+                    c.run_id == run_id, c.source_key.startswith(key, autoescape=True))))
+                    .rowcount or 0)
+            return dropped
+
+    def delete_candidate_done(self, job_id: int, run_id: int, candidate_id: int,
+                              deleted: tuple[int, str, str, int] | None) -> None:
+        """One candidate handled, written as it happens: its row goes and, when it was
+        deleted — (partition id, source key, destination key, size) — the deletion is
+        recorded in lakeshift_sync_deletions, in one transaction."""
+        with self._tx() as conn:
+            if deleted is not None:
+                pid_, src, dst, size = deleted
+                conn.execute(sync_deletions.insert().values(
+                    job_id=job_id, partition_id=pid_, run_id=run_id, source_key=src,
+                    destination_key=dst, size=size, at=utcnow()))
+            conn.execute(delete(sync_delete_candidates).where(
+                sync_delete_candidates.c.id == candidate_id))
+
+    def fail_sync_partitions(self, errors: Mapping[int, str]) -> None:
+        """Partitions whose pass failed after their listing (refused by the --delete
+        cap, deletions that failed): failed with that error, like any failed partition,
+        so nothing reads them as synced."""
+        with self._tx() as conn:
+            for pid_, error in errors.items():
+                conn.execute(update(partitions).where(partitions.c.id == pid_).values(
+                    state="failed", last_error=redact(error)))
 
     def clear_delete_candidates(self, run_id: int) -> None:
         with self._tx() as conn:

@@ -4,13 +4,14 @@ display, the stats counter and later the web monitor subscribe."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal, Protocol
 
 from lakeshift.model import SourceDeleted
 
 __all__ = ["SKIP_EXISTS", "SKIP_FOLDER_MARKER", "SKIP_IDENTICAL", "BytesMoved", "Event",
            "EventBus", "Listed", "ListingDone", "ObjectDone", "Outcome", "Renamed",
-           "SourceDeleted", "Subscriber", "Throttled"]
+           "SourceDeleted", "Subscriber", "Throttled", "WindowCount"]
 
 Outcome = Literal["copied", "skipped", "failed"]
 
@@ -86,8 +87,21 @@ class ServerCopyOff:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class WindowCount:
+    """sync: one partition's window was looked at.  ``selected``: its objects in the window
+    (copied or found identical); ``held_back``: objects seen that were modified at or after
+    the window's end, left to the next pass (whose window starts there)."""
+
+    partition: str
+    start: datetime | None
+    end: datetime
+    selected: int
+    held_back: int
+
+
 Event = (Listed | ListingDone | BytesMoved | ObjectStarted | ObjectDone | Renamed | Throttled
-         | SourceDeleted | ServerCopyOff)
+         | SourceDeleted | ServerCopyOff | WindowCount)
 
 
 class Subscriber(Protocol):

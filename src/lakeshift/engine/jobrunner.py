@@ -15,7 +15,7 @@ import socket
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Protocol, TypeVar
 
@@ -231,9 +231,14 @@ async def run_job(db: ControlDB, job: Job, batch_count: int, opts: CopyOptions,
                   store_options: StoreOptions, subscribers: list[Subscriber] | None = None,
                   lease_s: float = 60.0, heartbeat_s: float = 5.0,
                   on_partition: Callable[[RowMapping, str, str | None], None] | None = None,
-                  mode: PartitionMode | None = None, run_settings: dict[str, Any] | None = None
+                  mode: PartitionMode | None = None, run_settings: dict[str, Any] | None = None,
+                  before_close: Callable[[RunResult], Awaitable[None]] | None = None
                   ) -> RunResult:
-    """One run of the job in this process: its run row, the claim loop, the run's end."""
+    """One run of the job in this process: its run row, the claim loop, the run's end.
+
+    ``before_close`` (sync --delete: the deletion phase) runs after the last partition and
+    before the run's row is closed, so the row counts what it did and a concurrent pass
+    sees the run live until then."""
     owner = owner_id()
     call = asyncio.to_thread
     run_id = await call(start_job_run, db, job, owner, batch_count, opts, lease_s,
@@ -244,6 +249,13 @@ async def run_job(db: ControlDB, job: Job, batch_count: int, opts: CopyOptions,
         stopped = await claim_partitions(db, job, run_id, owner, result, batch_count, opts,
                                          store_options, subscribers, lease_s, heartbeat_s,
                                          on_partition, mode)
+        if not stopped and before_close is not None:
+            beat = asyncio.create_task(_keep_run_alive(db, run_id, result, lease_s,
+                                                       heartbeat_s))
+            try:
+                await before_close(result)
+            finally:
+                beat.cancel()
         state = "cancelled" if stopped else ("failed" if result.failed else "succeeded")
     except RunGone:
         raise job_deleted(job) from None
@@ -263,6 +275,17 @@ def job_deleted(job: Job) -> UsageError:
     does not)."""
     return UsageError(f"job {job.name!r} was deleted while it ran: it stopped; what it "
                       "copied stays at the destination (plan the job again to go on)")
+
+
+async def _keep_run_alive(db: ControlDB, run_id: int, result: RunResult, lease_s: float,
+                          heartbeat_s: float) -> None:
+    """The run's lease renewed while its last phase runs (no partition is held then)."""
+    while True:
+        await asyncio.sleep(heartbeat_s)
+        with contextlib.suppress(LakeshiftError):
+            await asyncio.to_thread(db.heartbeat_run, run_id, lease_s, result.succeeded,
+                                    result.failed, result.stats.copied,
+                                    result.stats.bytes_transferred)
 
 
 def start_job_run(db: ControlDB, job: Job, owner: str, batch_count: int, opts: CopyOptions,

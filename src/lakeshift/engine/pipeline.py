@@ -375,7 +375,8 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
                        select: Callable[[ObjectInfo], bool] | None = None,
                        on_dest: Callable[[str, ObjectInfo, bool], None] | None = None,
                        route: ServerRoute | None = None,
-                       on_renamed: Callable[[str], None] | None = None) -> None:
+                       on_renamed: Callable[[str], None] | None = None,
+                       on_unmatched: Callable[[str, ObjectInfo], None] | None = None) -> None:
     """List ``spec`` on ``src``, compare with ``dst`` under ``root``, copy what differs.
 
     ``slots`` may be shared by several pipelines (partitions) to bound their memory
@@ -386,7 +387,9 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
     partitions, so the service is tried once) decides server-side copies, by default one
     of its own for ``opts.copy_mode``; ``on_renamed`` (sync --delete) the destination key
     of every listed source object whose name changed, selected or not (its copy there has
-    a source).
+    a source); ``on_unmatched`` (sync --delete) the destination name (relative to ``root``)
+    and source object of every listed source object, selected or not, that has no
+    destination object of its source name (a renamed object's new name is one).
     """
     ctx = TransferContext(src, dst, opts.block_size, slots, policy, events,
                           pacing or opts.pacing(events), opts.single_put_max,
@@ -436,6 +439,8 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
             name, why = (rel, None) if s.is_dir_marker else namer(rel)
             if on_renamed is not None and name is not None and name != rel:
                 on_renamed(root + name)
+            if on_unmatched is not None and d is None and dest is not None and name is not None:
+                on_unmatched(name, s)
             if select is not None and not select(s):
                 continue
             ticket = -1

@@ -24,7 +24,7 @@ from sqlalchemy.engine import RowMapping
 
 from lakeshift.control.records import Job
 from lakeshift.control.repository import ControlDB, PartitionStats
-from lakeshift.engine.events import EventBus, ObjectDone, Renamed
+from lakeshift.engine.events import EventBus, ObjectDone, Renamed, WindowCount
 from lakeshift.engine.jobrunner import ClaimedPartition
 from lakeshift.engine.pipeline import (
     DestinationNamer,
@@ -32,6 +32,7 @@ from lakeshift.engine.pipeline import (
     drive,
     run_pipeline,
 )
+from lakeshift.engine.renames import NewName, NewNames, same_content
 from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.schedule import follow_schedule, run_once
 from lakeshift.engine.transfer import TransferContext
@@ -41,7 +42,7 @@ from lakeshift.plan.compare import needs_copy
 from lakeshift.plan.filters import NameFilter
 from lakeshift.plan.inventory import Inventory, load_inventory
 from lakeshift.plan.source import SourceSpec, destination_root
-from lakeshift.plan.windows import DeleteCap, PathTemplate, Window, delta_window
+from lakeshift.plan.windows import DeleteCap, PathTemplate, Window, delta_window, utc
 from lakeshift.stores.base import Store
 
 #: --delete candidates are written to the DB in batches of this many; the deletion phase
@@ -82,6 +83,8 @@ class WindowOutcome:
     failed_objects: int = 0
     deleted: int = 0
     error: str | None = None
+    #: Objects seen modified at or after ``end`` (the next pass takes them).
+    held_back: int = 0
 
 
 @dataclass
@@ -125,6 +128,18 @@ class SyncMode:
         #: The pass's run (known once a partition is claimed).
         self.run_id: int | None = None
         self.deleted_count: dict[int, int] = {}
+        #: Source keys that were gone when listed but there again when about to be deleted
+        #: (their copies were kept, or copied back).
+        self.reappeared: list[str] = []
+        #: Candidates dropped because the pass had failures in their folder.
+        self.held_by_failures = 0
+        #: The pass's progress subscribers (the deletion phase reports through them too).
+        self.subscribers: list[Any] = []
+        #: --delete: the source objects listed with no destination copy of their name (a
+        #: renamed object's new name is one), and the renames paired — (old destination
+        #: key, new destination key), the new name copied before the old was deleted.
+        self.new_names: NewNames | None = None
+        self.renames: list[tuple[str, str]] = []
         self._deferred: list[tuple[RowMapping, _PartitionPass, PartitionStats]] = []
         self._deferred_failure: dict[int, str] = {}
 
@@ -150,10 +165,12 @@ class SyncMode:
         window = delta_window(last, st.now, st.lag, st.overlap if last is not None
                               else timedelta(0))
         created = st.inventory.created if st.inventory is not None else None
-        if created is not None and created < window.end:
-            # A report is a snapshot: what changed after S3 took it is not in it, so the
-            # window ends there (the next pass starts there and sees those changes).
-            end = created.replace(microsecond=0)
+        if created is not None and utc(created) - st.lag < window.end:
+            # A report is a snapshot: what changed after S3 took it is not in it, and, as
+            # for a listing, an upload begun just before it may be missing from it (the
+            # lag).  So the window ends the lag before the report's date: the next pass
+            # starts there; the report's objects modified since are held back for it.
+            end = (utc(created) - st.lag).replace(microsecond=0)
             start = window.start if window.start is None else min(window.start, end)
             window = Window(start, end)
         return window
@@ -191,7 +208,9 @@ class SyncMode:
                                             if _inside(part.spec, k)]))
             return
         if st.inventory is not None:
-            await _keyed(part, root, _inventory_items(st.inventory, part.spec, window))
+            tally = _Tally(window)
+            await _keyed(part, root, _inventory_items(st.inventory, part.spec, tally))
+            self._counted(part, p, tally)
             return
         #: Destination keys of renamed sources (--invalid-names encode, collisions), in the
         #: window or not: their copies have a source.
@@ -215,24 +234,42 @@ class SyncMode:
                     flush()
 
         on_dest_cb = on_dest if st.delete else None
-        for spec in _specs(part.spec, st.path_template, window):
+
+        def on_new(name: str, s: ObjectInfo) -> None:
+            assert self.new_names is not None
+            self.new_names.add(int(row["id"]), s, root + name)
+
+        tally = _Tally(window)
+        for spec, folder in _specs(part.spec, st.path_template, window):
             await run_pipeline(part.src, part.dst, spec, root, part.opts, part.events,
                                part.slots, part.policy, part.watermark, part.pacing,
-                               select=None if st.path_template else functools.partial(_in,
-                                                                                       window),
+                               select=tally.every if folder else tally.select,
                                on_dest=on_dest_cb,
-                               on_renamed=renamed.add if st.delete else None)
+                               on_renamed=renamed.add if st.delete else None,
+                               on_unmatched=on_new if self.new_names is not None else None)
+        self._counted(part, p, tally)
         if st.delete:
             await asyncio.to_thread(flush)
             if renamed:
                 await asyncio.to_thread(self.db.drop_delete_candidates, part.run_id,
                                         sorted(renamed))
 
+    @staticmethod
+    def _counted(part: ClaimedPartition, p: _PartitionPass, tally: _Tally) -> None:
+        p.outcome.held_back = tally.held_back
+        part.events.emit(WindowCount(p.outcome.partition, p.window.start, p.window.end,
+                                     tally.selected, tally.held_back))
+
     async def delete_found(self, run: RunResult, store_options: Any, opts: Any) -> None:
-        """After every partition of the pass: the candidates' number against --max-delete
-        (across the pass), then the deletions, recorded a batch at a time as they are
-        made.  Above the cap nothing is deleted and the windows of the partitions that
-        had candidates fail (they stay where they were)."""
+        """After every partition of the pass (before its run row closes): candidates under
+        a folder where the pass had failures are dropped (it did not see all there), the
+        rest are counted against --max-delete (across the pass), then deleted, each
+        recorded as it is made.  Before each deletion the source key is asked again (one
+        HEAD): an object that reappeared is not deleted; after it, once more: one that
+        reappeared meanwhile is copied back.  Above the cap nothing is deleted and the
+        partitions that had candidates fail (their windows stay where they were)."""
+        from lakeshift.engine.pipeline import StatsCounter
+        from lakeshift.engine.slots import SlotPool
         from lakeshift.stores.base import StoreConfig
         from lakeshift.stores.registry import open_store
         from lakeshift.urls import parse_url
@@ -241,6 +278,8 @@ class SyncMode:
         # Only partitions whose listing succeeded: a failed one's candidates may be
         # incomplete, and its window stays anyway.
         eligible = {int(row["id"]) for row, _, _ in self._deferred}
+        self.held_by_failures = await call(self.db.drop_delete_candidates_under_failures,
+                                           run.run_id)
         per_partition = {pid_: n for pid_, n in (await call(
             self.db.delete_candidate_counts, run.run_id)).items() if pid_ in eligible}
         total = sum(per_partition.values())
@@ -255,35 +294,107 @@ class SyncMode:
             return
         policy = RetryPolicy(attempts=opts.retries)
         stores: dict[str, Store] = {}
-        destinations = {int(r["id"]): str(r["destination"])
-                        for r in await call(self.db.partitions, self.job.id)}
-        # What the batch under way deleted / could not delete.
-        deleted: list[tuple[int, str, str, int]] = []
-        failed: list[Failure] = []
+        rows = {int(r["id"]): r for r in await call(self.db.partitions, self.job.id)}
+        events = EventBus([StatsCounter(run.stats, []), *self.subscribers])
 
-        async def delete_one(r: Any) -> None:
-            pid_ = int(r["partition_id"])
-            if pid_ not in eligible:
-                return
-            url = destinations[pid_]
+        def store(url: str) -> Store:
             if url not in stores:
                 stores[url] = open_store(StoreConfig(parse_url(url), store_options))
+            return stores[url]
+
+        def failed(pid_: int, key: str, e: LakeshiftError, what: str) -> Failure:
+            self._deferred_failure[pid_] = "some deletions failed (lakeshift failures --job)"
+            run.stats.failed += 1
+            return Failure(key, e.kind, f"{what}: {e}", policy.attempts)
+
+        async def delete_one(r: Any) -> None:
+            pid_, key = int(r["partition_id"]), str(r["destination_key"])
+            if pid_ not in eligible:
+                return
+            src, dst = store(str(rows[pid_]["source"])), store(str(rows[pid_]["destination"]))
+            head = functools.partial(src.exists, r["source_key"])
+            problem: Failure | None = None
+            done: tuple[int, str, str, int] | None = None
             try:
-                await retry(functools.partial(stores[url].delete, r["destination_key"]),
-                            policy)
+                if await retry(head, policy) is not None:
+                    self.reappeared.append(str(r["source_key"]))
+                elif not await renamed_first(r, dst):
+                    problem = Failure(key, "rename", "kept: it was renamed at the source and "
+                                      "its new name could not be copied", policy.attempts)
+                    self._deferred_failure[pid_] = ("a renamed object's new name could not be "
+                                                    "copied (lakeshift failures --job)")
+                else:
+                    await retry(functools.partial(dst.delete, key), policy)
+                    done = (pid_, str(r["source_key"]), key, int(r["size"]))
+                    again = await retry(head, policy)
+                    if again is not None:
+                        # Written while it was being deleted: its copy goes back now.
+                        self.reappeared.append(str(r["source_key"]))
+                        await _transfer_one(context(src, dst), again, key, events,
+                                            opts.retries)
             except (AuthError, UsageError):
                 raise
             except LakeshiftError as e:
-                failed.append(Failure(r["destination_key"], e.kind,
-                                      f"could not delete from the destination: {e}",
-                                      policy.attempts))
-                self._deferred_failure[pid_] = ("some deletions failed (lakeshift failures "
-                                                "--job)")
-                return
-            deleted.append((pid_, r["source_key"], r["destination_key"], int(r["size"])))
-            self.deleted_count[pid_] = self.deleted_count.get(pid_, 0) + 1
-            if len(self.deleted_keys) < 1000:
-                self.deleted_keys.append(r["destination_key"])
+                problem = failed(pid_, key, e, "could not delete from the destination"
+                                 if done is None else "deleted, then its source reappeared")
+            # Written as it happens: a pass stopped now has recorded every deletion made.
+            await call(self.db.delete_candidate_done, self.job.id, run.run_id, int(r["id"]),
+                       done)
+            if problem is not None:
+                await call(self.db.add_failures, self.job.id, pid_, run.run_id, [problem])
+            if done is not None:
+                self.deleted_count[pid_] = self.deleted_count.get(pid_, 0) + 1
+                if len(self.deleted_keys) < 1000:
+                    self.deleted_keys.append(key)
+
+        pairing = asyncio.Lock()
+        contexts: dict[tuple[int, int], TransferContext] = {}
+
+        def context(src: Store, dst: Store) -> TransferContext:
+            if (id(src), id(dst)) not in contexts:
+                contexts[id(src), id(dst)] = TransferContext(
+                    src, dst, opts.block_size, SlotPool(max(1, min(4, opts.concurrency))),
+                    policy, events, opts.pacing(events), opts.single_put_max)
+            return contexts[id(src), id(dst)]
+
+        async def partner(r: Any, dst: Store) -> NewName | None:
+            """A new name of the pass with the candidate's content, taken (once)."""
+            assert self.new_names is not None
+            names = await call(self.new_names.of_size, int(r["size"]))
+            if not names:
+                return None
+            old = await retry(functools.partial(dst.exists, r["destination_key"]), policy)
+            if old is None:
+                return None
+            async with pairing:
+                for n in await call(self.new_names.of_size, int(r["size"])):
+                    if await same_content(old, dst, n,
+                                          store(str(rows[n.partition_id]["source"]))):
+                        await call(self.new_names.take, n)
+                        return n
+            return None
+
+        async def renamed_first(r: Any, dst: Store) -> bool:
+            """When the candidate was renamed at the source, its new name's copy is made
+            before it is deleted (a rename that kept its time is outside the window).
+            False: it was, and that copy failed."""
+            if self.new_names is None:
+                return True
+            n = await partner(r, dst)
+            if n is None:
+                return True
+            row = rows[n.partition_id]
+            nsrc, ndst = store(str(row["source"])), store(str(row["destination"]))
+            there = await retry(functools.partial(ndst.exists, n.destination_key), policy)
+            if there is None or there.size != n.size:
+                now = await retry(functools.partial(nsrc.exists, n.key), policy)
+                if now is None:
+                    return True  # the new name is gone too: not a rename after all
+                if not await _transfer_one(context(nsrc, ndst), now, n.destination_key,
+                                           events, opts.retries):
+                    return False
+            self.renames.append((str(r["destination_key"]), n.destination_key))
+            return True
 
         async def each(rows: list[Any]) -> AsyncIterator[Any]:
             for r in rows:
@@ -291,18 +402,10 @@ class SyncMode:
 
         after = 0
         try:
-            while rows := await call(self.db.delete_candidates, run.run_id, after,
-                                     CANDIDATE_BATCH):
-                after = int(rows[-1]["id"])
-                deleted.clear()
-                failed.clear()
-                await drive(each(rows), delete_one, max(1, opts.concurrency))
-                # Written as they are made, a batch at a time.
-                await call(self.db.delete_candidates_done, self.job.id, run.run_id,
-                           [int(r["id"]) for r in rows], deleted)
-                if failed:
-                    await call(self.db.add_failures, self.job.id, None, run.run_id, failed)
-                run.stats.failed += len(failed)
+            while batch := await call(self.db.delete_candidates, run.run_id, after,
+                                      CANDIDATE_BATCH):
+                after = int(batch[-1]["id"])
+                await drive(each(batch), delete_one, max(1, opts.concurrency))
         finally:
             await asyncio.gather(*(st.close() for st in stores.values()),
                                  return_exceptions=True)
@@ -351,7 +454,13 @@ class SyncMode:
         self.run_id = run_id
 
     async def finish_deferred(self, run: RunResult) -> None:
-        """The windows of a --delete pass, once its deletions are done (or refused)."""
+        """The windows of a --delete pass, once its deletions are done (or refused).  A
+        partition that fails here (the cap, a deletion) is failed in the DB as well, so it
+        is retried, and its window does not advance."""
+        failing = {int(row["id"]): self._deferred_failure[int(row["id"])]
+                   for row, _, _ in self._deferred if int(row["id"]) in self._deferred_failure}
+        if failing:
+            await asyncio.to_thread(self.db.fail_sync_partitions, failing)
         for row, p, stats in self._deferred:
             pid_ = int(row["id"])
             p.outcome.deleted = self.deleted_count.get(pid_, 0)
@@ -365,6 +474,29 @@ class SyncMode:
         self._deferred.clear()
 
 
+class _Tally:
+    """A window's selection of listed objects, counted: those taken, and those modified at
+    or after its end (held back for the next pass)."""
+
+    def __init__(self, window: Window) -> None:
+        self.window = window
+        self.selected = 0
+        self.held_back = 0
+
+    def select(self, obj: ObjectInfo) -> bool:
+        if _in(self.window, obj):
+            self.selected += 1
+            return True
+        if obj.last_modified is not None and utc(obj.last_modified) >= self.window.end:
+            self.held_back += 1
+        return False
+
+    def every(self, obj: ObjectInfo) -> bool:
+        """A path template's folders: every object in them is taken."""
+        self.selected += 1
+        return True
+
+
 def _in(window: Window, obj: ObjectInfo) -> bool:
     # An object whose store gives no modification time cannot be placed: it is taken (and
     # skipped by compare when identical).
@@ -376,29 +508,46 @@ def _inside(spec: SourceSpec, key: str) -> bool:
 
 
 def _specs(spec: SourceSpec, template: PathTemplate | None,
-           window: Window) -> list[SourceSpec]:
-    """What to list for a partition: itself, or with a path template only the template's
-    folders inside the window (its static prefix when the window has no start).  A
-    partition that holds none of the template's folders is listed whole: the template
-    says nothing about where its changes are."""
+           window: Window) -> list[tuple[SourceSpec, bool]]:
+    """What to list for a partition, in key order, each with whether it is a template
+    folder (every object in it is taken) or not (the window selects by modification
+    time): the partition itself; or with a path template the template's folders inside
+    the window (its static prefix when the window has no start) and, when the partition
+    is wider than the template's static prefix, the key ranges before and after it (the
+    template says nothing about the objects there).  A partition that holds none of the
+    template's folders is listed whole."""
     if template is None or not _holds(spec, spec.rel_base + template.static_prefix):
-        return [spec]
+        return [(spec, False)]
+    static = spec.rel_base + template.static_prefix
     folders = [template.static_prefix] if window.start is None else list(
         template.prefixes(window))
-    out = []
+    out: list[tuple[SourceSpec, bool]] = []
     for folder in folders:
         narrow = spec.rel_base + folder
         if narrow.startswith(spec.list_prefix):
-            out.append(SourceSpec(narrow, spec.rel_base, range_start=spec.range_start,
-                                  range_end=spec.range_end))
+            item = SourceSpec(narrow, spec.rel_base, range_start=spec.range_start,
+                              range_end=spec.range_end)
         elif spec.list_prefix.startswith(narrow):
-            out.append(spec)
-    # A partition narrower than several folders would be listed once per folder.
-    unique: list[SourceSpec] = []
-    for s in out:
-        if s not in unique:
-            unique.append(s)
-    return unique
+            item = spec
+        else:
+            continue
+        # A partition narrower than several folders would be listed once per folder.
+        if (item, True) not in out:
+            out.append((item, True))
+    if static.startswith(spec.list_prefix) and static != spec.list_prefix:
+        after = static[:-1] + chr(ord(static[-1]) + 1)  # the first key past the prefix
+        if spec.range_start is None or spec.range_start < static:
+            end = static if spec.range_end is None else min(static, spec.range_end)
+            out.insert(0, (SourceSpec(spec.list_prefix, spec.rel_base,
+                                      range_start=spec.range_start, range_end=end), False))
+        if spec.range_end is None or spec.range_end > after:
+            start = after if spec.range_start is None else max(after, spec.range_start)
+            # Listed from past every key of the prefix (a store without start-after lists
+            # from the start and the range drops those keys).
+            out.append((SourceSpec(spec.list_prefix, spec.rel_base,
+                                   start_after=static + "\U0010ffff", range_start=start,
+                                   range_end=spec.range_end), False))
+    return out
 
 
 def _holds(spec: SourceSpec, folder: str) -> bool:
@@ -417,17 +566,17 @@ async def _each(items: list[tuple[str, ObjectInfo | None]]
         yield item
 
 
-async def _inventory_items(inventory: Inventory, spec: SourceSpec, window: Window
+async def _inventory_items(inventory: Inventory, spec: SourceSpec, tally: _Tally
                            ) -> AsyncIterator[tuple[str, ObjectInfo | None]]:
     """The report's objects in the partition and the window, in key order, read from its
-    spill file a page at a time."""
+    spill file a page at a time (those newer than the window are counted as held back)."""
     prefix = spec.listing_prefix()
     pages = inventory.pages_from(max(prefix, spec.range_start or ""))
     while page := await asyncio.to_thread(next, pages, None):
         for o in page:
             if not o.key.startswith(prefix) or spec.past_end(o.key):
                 return
-            if _inside(spec, o.key) and _in(window, o):
+            if _inside(spec, o.key) and tally.select(o):
                 yield o.key, o
 
 
@@ -514,6 +663,10 @@ class PassResult:
     deleted: int = 0
     #: The most --delete candidates held in memory at once (at most CANDIDATE_BATCH).
     peak_candidates: int = 0
+    #: Renames paired by --delete: (old destination key, new destination key).
+    renames: list[tuple[str, str]] = field(default_factory=list)
+    #: --delete candidates kept (source reappeared, or a failure of the pass above them).
+    kept: int = 0
 
 
 async def sync_pass(db: ControlDB, job: Job, settings: SyncSettings, opts: Any,
@@ -534,15 +687,22 @@ async def sync_pass(db: ControlDB, job: Job, settings: SyncSettings, opts: Any,
             if not any(_inside(s, s.rel_base + key) for s in specs))
     run_settings = pass_run_settings(settings)
     try:
+        async def deletions(run: RunResult) -> None:
+            await mode.delete_found(run, store_options, opts)
+            await mode.finish_deferred(run)
+
+        mode.subscribers = list(subscribers or [])
+        if settings.delete:
+            mode.new_names = NewNames()
         result = await run_job(db, job, batch_count, opts, store_options, subscribers,
                                lease_s=lease_s, heartbeat_s=heartbeat_s, mode=mode,
-                               run_settings=run_settings)
-        if settings.delete:
-            await mode.delete_found(result, store_options, opts)
-            await mode.finish_deferred(result)
+                               run_settings=run_settings,
+                               before_close=deletions if settings.delete else None)
     finally:
         if settings.inventory is not None:
             settings.inventory.close()
+        if mode.new_names is not None:
+            mode.new_names.close()
         if mode.run_id is not None:
             # Windows not finished: partitions lost to another process (their lease ran
             # out), or a pass stopped before its deletions were done.
@@ -550,7 +710,8 @@ async def sync_pass(db: ControlDB, job: Job, settings: SyncSettings, opts: Any,
             if settings.delete:
                 await call(db.clear_delete_candidates, mode.run_id)
     return PassResult(result, mode.outcomes, mode.deleted_keys,
-                      sum(mode.deleted_count.values()), mode.peak_batch)
+                      sum(mode.deleted_count.values()), mode.peak_batch, mode.renames,
+                      mode.held_by_failures + len(mode.reappeared))
 
 
 def prepare_pass(db: ControlDB, job: Job, settings: SyncSettings
@@ -559,12 +720,16 @@ def prepare_pass(db: ControlDB, job: Job, settings: SyncSettings
     finished (``SyncMode``'s inputs), the ADF delta table, the partitions made pending
     with no cursor.  A pass of this host that died leaves its partitions running under a
     lease that has not expired yet: they are expired first, so their cursors are cleared
-    too (a pass never resumes a dead pass's cursor: its window differs)."""
+    too (a pass never resumes a dead pass's cursor: its window differs).  While another
+    pass (or run) of the job is live nothing is reset: this pass takes only what is still
+    pending, like a second `run` (it neither resets that pass's partitions nor redoes
+    those it finished)."""
     rows = db.partitions(job.id)
     historical_ids = {int(r["id"]) for r in rows if r["state"] == "succeeded"}
     historical_start = db.historical_run_start(job.id)
     db.ensure_adf_delta_table(settings.adf_delta_table)
     db.expire_dead_local(job.id, socket.gethostname())
+    db.close_dead_runs(job.id)
     db.prepare_sync_pass(job.id)
     return historical_start, historical_ids
 

@@ -1,0 +1,223 @@
+"""sync --delete: the second review of issue 11 (local disk + SQLite; each test failed
+before its fix).  Sleeps of 1.1 s: modification times have whole seconds, so a change must
+land in the next window."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import lakeshift
+from lakeshift.control.repository import ControlDB
+from lakeshift.errors import AuthError
+from lakeshift.stores.local.store import LocalStore
+
+
+def _lake(root: Path, names: list[str], data: bytes = b"v1") -> None:
+    old = (datetime.now(UTC) - timedelta(hours=2)).timestamp()
+    for n in names:
+        p = root / n
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+        os.utime(p, (old, old))
+
+
+def _names(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def _sql(tmp_path: Path, query: str) -> list[tuple[Any, ...]]:
+    c = sqlite3.connect(f"{tmp_path}/c.db")
+    try:
+        return c.execute(query).fetchall()
+    finally:
+        c.close()
+
+
+def test_a_pass_refused_by_the_cap_fails_its_partitions(tmp_path: Path) -> None:
+    src, dst, db = tmp_path / "src", tmp_path / "dst", f"sqlite:///{tmp_path}/c.db"
+    _lake(src, [f"p{p}/k{i}" for p in range(2) for i in range(3)])
+    lakeshift.sync(str(src), str(dst), job="j", db=db, lag="0", prefix=["p0/", "p1/"])
+    for i in range(3):
+        (src / f"p0/k{i}").unlink()
+    time.sleep(1.1)
+    over = lakeshift.sync(job="j", db=db, lag="0", delete=True, max_delete="2")
+    assert over.exit_code == 1 and over.deleted == 0
+    rows = dict(_sql(tmp_path, "select prefix, state from lakeshift_partitions"))
+    assert rows == {"p0/": "failed", "p1/": "succeeded"}
+    (error,) = _sql(tmp_path, "select last_error from lakeshift_partitions "
+                              "where prefix = 'p0/'")[0]
+    assert "more than --max-delete 2" in error
+    # The run's row counts the failed partition (the deletion phase ran before it closed).
+    assert _sql(tmp_path, "select partitions_done, partitions_failed, state from "
+                          "lakeshift_runs order by id desc limit 1") == [(1, 1, "failed")]
+    assert lakeshift.sync(job="j", db=db, lag="0", delete=True,
+                          max_delete="3").deleted == 3
+
+
+def test_deletions_are_recorded_as_they_happen(tmp_path: Path, monkeypatch: Any) -> None:
+    src, dst, db = tmp_path / "src", tmp_path / "dst", f"sqlite:///{tmp_path}/c.db"
+    _lake(src, [f"k{i}" for i in range(6)])
+    lakeshift.sync(str(src), str(dst), job="j", db=db, lag="0")
+    for i in range(5):
+        (src / f"k{i}").unlink()
+    real = LocalStore.delete
+    calls: list[str] = []
+
+    async def delete(self: LocalStore, key: str) -> None:
+        calls.append(key)
+        if len(calls) == 3:
+            raise AuthError("the destination's key was revoked")
+        await real(self, key)
+
+    monkeypatch.setattr(LocalStore, "delete", delete)
+    with pytest.raises(AuthError):
+        lakeshift.sync(job="j", db=db, lag="0", delete=True, max_delete="100%",
+                       concurrency=1)
+    gone = sorted(f"k{i}" for i in range(6) if not (dst / f"k{i}").exists())
+    assert len(gone) == 2
+    recorded = sorted(k for (k,) in _sql(tmp_path, "select destination_key from "
+                                                   "lakeshift_sync_deletions"))
+    assert recorded == gone
+
+
+def test_a_source_that_reappears_before_its_deletion_is_kept(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    src, dst, db = tmp_path / "src", tmp_path / "dst", f"sqlite:///{tmp_path}/c.db"
+    _lake(src, ["a", "b", "c"])
+    lakeshift.sync(str(src), str(dst), job="j", db=db, lag="0")
+    (src / "a").unlink()
+    (src / "b").unlink()
+    real = ControlDB.delete_candidate_counts
+
+    def counts(self: ControlDB, run_id: int) -> dict[int, int]:
+        # After the listing, before the deletions: "a" is written again.
+        (src / "a").write_bytes(b"v2")
+        return real(self, run_id)
+
+    monkeypatch.setattr(ControlDB, "delete_candidate_counts", counts)
+    r = lakeshift.sync(job="j", db=db, lag="0", delete=True, max_delete="100%")
+    assert r.exit_code == 0 and r.deleted_keys == ("b",) and r.kept == 1
+    assert _names(dst) == ["a", "c"]
+
+
+def test_a_source_that_reappears_during_its_deletion_is_copied_back(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    src, dst, db = tmp_path / "src", tmp_path / "dst", f"sqlite:///{tmp_path}/c.db"
+    _lake(src, ["a", "b"])
+    lakeshift.sync(str(src), str(dst), job="j", db=db, lag="0")
+    (src / "a").unlink()
+    real = LocalStore.delete
+
+    async def delete(self: LocalStore, key: str) -> None:
+        await real(self, key)
+        (src / "a").write_bytes(b"v2")
+
+    monkeypatch.setattr(LocalStore, "delete", delete)
+    r = lakeshift.sync(job="j", db=db, lag="0", delete=True, max_delete="100%")
+    assert r.exit_code == 0
+    assert (dst / "a").read_bytes() == b"v2"
+
+
+def test_no_deletion_under_a_folder_the_pass_could_not_see(tmp_path: Path) -> None:
+    src, dst, db = tmp_path / "src", tmp_path / "dst", f"sqlite:///{tmp_path}/c.db"
+    _lake(src, ["d/a", "d/b", "e/x", "top"])
+    lakeshift.sync(str(src), str(dst), job="j", db=db, lag="0")
+    # d/ can no longer be walked (a symlink to a folder above): its objects are not gone.
+    for n in ("a", "b"):
+        (src / "d" / n).unlink()
+    (src / "d").rmdir()
+    (src / "d").symlink_to(src)
+    (src / "e" / "x").unlink()
+    time.sleep(1.1)
+    r = lakeshift.sync(job="j", db=db, lag="0", delete=True, max_delete="100%")
+    assert r.exit_code == 0
+    assert r.deleted_keys == ("e/x",) and _names(dst) == ["d/a", "d/b", "top"]
+    assert r.kept == 2
+
+
+def test_a_second_concurrent_pass_neither_resets_nor_redoes_the_first_ones_partitions(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    import threading
+
+    src, dst, db = tmp_path / "src", tmp_path / "dst", f"sqlite:///{tmp_path}/c.db"
+    _lake(src, ["p0/a", "p1/a"])
+    lakeshift.sync(str(src), str(dst), job="j", db=db, lag="0", prefix=["p0/", "p1/"])
+    time.sleep(1.1)
+    real = LocalStore.list_page
+    blocked, release = threading.Event(), threading.Event()
+    first: list[Any] = []
+
+    async def list_page(self: LocalStore, prefix: str, *a: Any, **kw: Any) -> Any:
+        if threading.current_thread().name == "first" and prefix.startswith("p1/"):
+            blocked.set()
+            release.wait(30)  # the first pass holds p1's lease, having finished p0
+        return await real(self, prefix, *a, **kw)
+
+    monkeypatch.setattr(LocalStore, "list_page", list_page)
+    t = threading.Thread(name="first", target=lambda: first.append(
+        lakeshift.sync(job="j", db=db, lag="0", batch_count=1)))
+    t.start()
+    try:
+        assert blocked.wait(30)
+        second = lakeshift.sync(job="j", db=db, lag="0")
+    finally:
+        release.set()
+        t.join(30)
+    assert second.windows == () and second.run.succeeded == 0
+    assert first[0].exit_code == 0 and len(first[0].windows) == 2
+    # p0's window of the first pass is its only one since the job was made.
+    assert _sql(tmp_path, "select count(*) from lakeshift_sync_windows w join "
+                          "lakeshift_partitions p on p.id = w.partition_id "
+                          "where p.prefix = 'p0/'") == [(2,)]
+
+
+def test_a_rename_that_kept_its_time_is_copied_before_the_old_name_goes(
+        tmp_path: Path) -> None:
+    src, dst, db = tmp_path / "src", tmp_path / "dst", f"sqlite:///{tmp_path}/c.db"
+    _lake(src, ["p0/a", "p0/keep", "p1/other"])
+    lakeshift.sync(str(src), str(dst), job="j", db=db, lag="0", prefix=["p0/", "p1/"])
+    time.sleep(1.1)
+    # A file system's rename keeps the modification time: the new name is older than the
+    # window, in another partition than the old one.
+    os.rename(src / "p0/a", src / "p1/a-renamed")
+    r = lakeshift.sync(job="j", db=db, lag="0", delete=True, max_delete="100%")
+    assert r.exit_code == 0
+    assert r.renames == (("p0/a", "p1/a-renamed"),) and r.deleted_keys == ("p0/a",)
+    assert _names(dst) == ["p0/keep", "p1/a-renamed", "p1/other"]
+    assert (dst / "p1/a-renamed").read_bytes() == b"v1"
+
+
+def test_the_old_name_stays_when_the_new_one_cannot_be_copied(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    from lakeshift.errors import ForbiddenError
+
+    src, dst, db = tmp_path / "src", tmp_path / "dst", f"sqlite:///{tmp_path}/c.db"
+    _lake(src, ["p0/a", "p1/other"])
+    lakeshift.sync(str(src), str(dst), job="j", db=db, lag="0", prefix=["p0/", "p1/"])
+    time.sleep(1.1)
+    os.rename(src / "p0/a", src / "p1/b")
+    real_read, real_range = LocalStore.read, LocalStore.open_range
+
+    async def read(self: LocalStore, key: str, *a: Any, **kw: Any) -> Any:
+        if key == "p1/b" and kw.get("if_match"):  # a copy's read (not a comparison's)
+            raise ForbiddenError("p1/b: permission denied")
+        return await real_read(self, key, *a, **kw)
+
+    async def open_range(self: LocalStore, key: str, *a: Any, **kw: Any) -> Any:
+        if key == "p1/b":
+            raise ForbiddenError("p1/b: permission denied")
+        return await real_range(self, key, *a, **kw)
+
+    monkeypatch.setattr(LocalStore, "read", read)
+    monkeypatch.setattr(LocalStore, "open_range", open_range)
+    r = lakeshift.sync(job="j", db=db, lag="0", delete=True, max_delete="100%")
+    assert r.exit_code == 1 and r.deleted == 0 and r.renames == ()
+    assert _names(dst) == ["p0/a", "p1/other"]
+    assert [w.state for w in r.windows if w.partition == "p0/"] == ["failed"]
