@@ -201,6 +201,29 @@ def test_sync_passes_run_on_the_workers(cluster: Any, s3: Any, bucket: str, pg_u
     assert _local_files(dest) == data
 
 
+@pytest.mark.slow
+def test_a_rename_on_dask_is_copied_before_the_old_name_goes(cluster: Any, pg_url: str,
+                                                             tmp_path: Path) -> None:
+    # The new name lies in another worker's partition and, renamed on a file system, keeps
+    # its old time (outside the window): the driver pairs it with the old name from what
+    # every worker listed, copies it, and only then deletes the old name.
+    src, dest = tmp_path / "src", tmp_path / "dest"
+    for key in ("p0/a", "p0/keep", "p1/other"):
+        (src / key).parent.mkdir(parents=True, exist_ok=True)
+        (src / key).write_bytes(b"v1-" + key.encode())
+    first = lakeshift.sync(str(src), str(dest), job="renames", db=pg_url, lag="0s",
+                           prefix=["p0/", "p1/"], dask=cluster.scheduler_address)
+    assert first.run.exit_code == 0
+    time.sleep(1.1)
+    os.rename(src / "p0/a", src / "p1/a-renamed")
+    r = lakeshift.sync(job="renames", db=pg_url, lag="0s", delete=True, max_delete="100%",
+                       dask=cluster.scheduler_address)
+    assert r.run.exit_code == 0, r.windows
+    assert r.renames == (("p0/a", "p1/a-renamed"),) and r.deleted_keys == ("p0/a",)
+    assert _local_files(dest) == {"p0/keep": b"v1-p0/keep", "p1/other": b"v1-p1/other",
+                                  "p1/a-renamed": b"v1-p0/a"}
+
+
 def test_sync_inventory_is_refused_on_dask(pg_url: str, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="--inventory cannot run on Dask: the inventory "
                                          "report is read into this machine's"):
