@@ -868,9 +868,9 @@ async def verify_async(source: str | None = None, destination: str | None = None
     opts.validate()
     prefix = report or Path(time.strftime("lakeshift-verify-%Y%m%d-%H%M%S"))
     csv_path, json_path = Path(f"{prefix}.csv"), Path(f"{prefix}.json")
-    made = _make_folders(csv_path.parent)
+    made = await asyncio.to_thread(_make_folders, csv_path.parent)
     try:
-        fh = open(csv_path, "w", newline="", encoding="utf-8")  # noqa: SIM115
+        fh = await asyncio.to_thread(open, csv_path, "w", newline="", encoding="utf-8")
     except OSError as e:
         _remove_folders(made)
         raise UsageError(f"cannot write the report {csv_path}: {e.strerror}") from None
@@ -884,8 +884,9 @@ async def verify_async(source: str | None = None, destination: str | None = None
         csv_path.unlink(missing_ok=True)
         _remove_folders(made)
         raise
-    s = write_summary(json_path, result, {"verified_what": label, "deep": deep,
-                                          "report_csv": str(csv_path)})
+    s = await asyncio.to_thread(write_summary, json_path, result,
+                                {"verified_what": label, "deep": deep,
+                                 "report_csv": str(csv_path)})
     return VerifyResult(
         verified_what=label, deep=deep, report_csv=str(csv_path), report_json=str(json_path),
         checked=s["checked"], verified=s["verified"], missing=s["missing"], extra=s["extra"],

@@ -1,0 +1,110 @@
+"""The engine keeps its event loop free (issue 10): per-object look-ups run in the pool's
+workers, and files, the verify report and the control DB are reached from threads."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import lakeshift
+from lakeshift.engine.verify import Report, VerifyOptions, verify_async
+from lakeshift.model import ObjectInfo
+from lakeshift.stores.base import StoreConfig
+from lakeshift.stores.s3.store import S3Store
+from lakeshift.urls import parse_url
+
+
+def test_check_times_heads_run_in_the_workers_not_the_planner(
+        s3: Any, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(8):
+        (src / f"f{i}.txt").write_bytes(f"object {i}".encode())
+    assert lakeshift.copy(str(src), f"s3://{bucket}/t/").exit_code == 0
+    in_flight, peak = [0], [0]
+    real = S3Store.exists
+
+    async def slow_head(self: S3Store, key: str) -> ObjectInfo | None:
+        in_flight[0] += 1
+        peak[0] = max(peak[0], in_flight[0])
+        try:
+            await asyncio.sleep(0.1)
+            return await real(self, key)
+        finally:
+            in_flight[0] -= 1
+
+    monkeypatch.setattr(S3Store, "exists", slow_head)
+    v = lakeshift.verify(str(src), f"s3://{bucket}/t/", check_times=True, concurrency=4,
+                         report=tmp_path / "r")
+    assert (v.exit_code, v.checked, v.verified, v.times) == (0, 8, 8, 0)
+    # The HEAD that shows an S3 object's kept time is a worker's: several at once (the
+    # planner, which merges the listings, would make them one after another).
+    assert peak[0] > 1
+
+
+class _ThreadRecorder(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: set[str] = set()
+
+    def write(self, s: str) -> int:
+        self.threads.add(threading.current_thread().name)
+        return super().write(s)
+
+
+def test_the_verify_report_is_written_by_a_writer_thread(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    for i in range(5):
+        (src / f"f{i}").write_bytes(b"x" * i)
+    (dst / "extra").write_bytes(b"y")
+    fh = _ThreadRecorder()
+    pair = (StoreConfig(parse_url(str(src))), StoreConfig(parse_url(str(dst))), None, None)
+    result = asyncio.run(verify_async([pair], VerifyOptions(), Report(fh)))
+    assert result.counts["missing"] == 5 and result.counts["extra"] == 1
+    assert len(fh.getvalue().splitlines()) == 7  # the header and six rows, all written
+    assert fh.threads and threading.main_thread().name not in fh.threads
+
+
+class _SlowDisk(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.go = threading.Event()
+
+    def write(self, s: str) -> int:
+        self.go.wait(10)
+        return super().write(s)
+
+
+def test_a_slow_report_holds_verify_back_through_a_bounded_queue_not_the_loop() -> None:
+    fh = _SlowDisk()
+
+    async def main() -> tuple[bool, int]:
+        report = Report(fh, depth=2)
+        rows = asyncio.create_task(_rows(report, 10))
+        ticks = 0
+        started = time.monotonic()
+        while time.monotonic() - started < 0.3:  # the loop stays free meanwhile
+            await asyncio.sleep(0.01)
+            ticks += 1
+        held = not rows.done()  # the queue is full: row() waits for room
+        fh.go.set()
+        await rows
+        await report.close()
+        return held, ticks
+
+    held, ticks = asyncio.run(main())
+    assert held and ticks > 10
+    assert len(fh.getvalue().splitlines()) == 11
+
+
+async def _rows(report: Report, n: int) -> None:
+    for i in range(n):
+        await report.row(f"k{i}", "missing", None, None, None, None, "")
