@@ -37,6 +37,7 @@ from lakeshift.engine.check import check_pair
 from lakeshift.engine.copy_options import (
     bandwidth_arg,
     copy_options,
+    identity_pairs,
     job_copy_options,
     skip_error_kinds,
 )
@@ -151,6 +152,7 @@ async def copy_async(source: str, destination: str, *, concurrency: int = 32,
     ``result.exit_code`` is 1), errors that stop the run raise a ``LakeshiftError``.
     ``subscribers`` receive the engine's events (progress).
     """
+    pairs = await asyncio.to_thread(identity_pairs, map_identities)  # a file: off the loop
     opts = copy_options(concurrency=concurrency, block_size=block_size,
                         single_put_max=single_put_max, overwrite=overwrite, include=include,
                         exclude=exclude, dry_run=dry_run, folder_markers=folder_markers,
@@ -158,7 +160,7 @@ async def copy_async(source: str, destination: str, *, concurrency: int = 32,
                         adaptive=adaptive, max_requests_per_second=max_requests_per_second,
                         max_bandwidth=max_bandwidth, delete_source=delete_source_after_verify,
                         empty_dirs=empty_dirs, preserve=preserve,
-                        map_identities=map_identities, copy_mode=copy_mode)
+                        map_identities=pairs, copy_mode=copy_mode)
     src = source_config(source, store_options)
     dst = destination_config(destination, store_options)
     result = await _copy_pair(src, dst, opts, subscribers)
@@ -213,7 +215,7 @@ async def plan_async(sources: str | Sequence[str] = (), destination: str | None 
     if partitions_file is not None:
         if prefixes:
             raise UsageError("use --prefix or --partitions-file, not both")
-        prefixes = read_partitions_file(Path(partitions_file))
+        prefixes = await asyncio.to_thread(read_partitions_file, Path(partitions_file))
     async with _planning_db(db) as control:
         j = await create_plan(control, job, srcs, destination, store_options or StoreOptions(),
                               prefixes, partition_by, target_objects, adf_control_table,
@@ -304,7 +306,7 @@ async def run_async(*, job: str = "", db: str = DEFAULT_DB, batch_count: int = 4
     (PostgreSQL): see docs/dask.md.
     """
     if config is not None:
-        cfg = load_config(Path(config))
+        cfg = await asyncio.to_thread(load_config, Path(config))
         job, db, batch_count, concurrency = cfg.name, cfg.db, cfg.batch_count, cfg.concurrency
         block_size = cfg.block_size or block_size  # as `lakeshift tune` wrote them
         single_put_max = single_put_max if cfg.single_put_max is None else cfg.single_put_max
@@ -450,7 +452,7 @@ async def sync_async(source: str | None = None, destination: str | None = None, 
     if files_from is not None:
         from lakeshift.plan.changes import read_files_from
 
-        keys = tuple(read_files_from(files_from))
+        keys = tuple(await asyncio.to_thread(read_files_from, files_from))
     if (source is None) != (destination is None):
         raise UsageError("sync needs SRC and DST (to create the job), or --job NAME alone")
     # The run's sizes and pacing, checked before anything is written.
@@ -636,7 +638,7 @@ async def _sync_job(control: ControlDB, job: str, source: str | None,
     if partitions_file is not None:
         if prefixes:
             raise UsageError("use --prefix or --partitions-file, not both")
-        prefixes = read_partitions_file(Path(partitions_file))
+        prefixes = await asyncio.to_thread(read_partitions_file, Path(partitions_file))
     so = store_options or StoreOptions()
     if adf_delta_table:
         if prefixes or partition_by != "none":

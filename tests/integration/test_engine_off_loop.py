@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import threading
 import time
 from pathlib import Path
@@ -108,3 +109,88 @@ def test_a_slow_report_holds_verify_back_through_a_bounded_queue_not_the_loop() 
 async def _rows(report: Report, n: int) -> None:
     for i in range(n):
         await report.row(f"k{i}", "missing", None, None, None, None, "")
+
+
+def _on_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
+    """Each file read with Path.read_text, by name: whether it ran on the event loop."""
+    seen: dict[str, bool] = {}
+    real = Path.read_text
+
+    def read_text(self: Path, *a: Any, **kw: Any) -> str:
+        seen[self.name] = seen.get(self.name, False) or _on_loop()
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(Path, "read_text", read_text)
+    return seen
+
+
+def test_plan_and_copy_read_their_files_off_the_loop(tmp_path: Path,
+                                                      reads: dict[str, bool]) -> None:
+    src = tmp_path / "src"
+    (src / "a").mkdir(parents=True)
+    (src / "a" / "x").write_bytes(b"x")
+    (tmp_path / "ids.csv").write_text("user:alice,11111111-1111-1111-1111-111111111111\n")
+    (tmp_path / "parts.txt").write_text("a/\n")
+    db = f"sqlite:///{tmp_path}/c.db"
+    r = lakeshift.plan(str(src), str(tmp_path / "dst"), job="j", db=db, preserve="acl",
+                       map_identities=tmp_path / "ids.csv",
+                       partitions_file=tmp_path / "parts.txt")
+    assert r.job.partitions == 1
+    with pytest.raises(lakeshift.UsageError):  # local disk keeps no ACLs; read first
+        lakeshift.copy(str(src), str(tmp_path / "out"), preserve="acl",
+                       map_identities=str(tmp_path / "ids.csv"))
+    assert reads == {"ids.csv": False, "parts.txt": False}
+
+
+def test_run_config_and_sync_files_from_are_read_off_the_loop(
+        tmp_path: Path, reads: dict[str, bool]) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "k").write_bytes(b"k")
+    db = f"sqlite:///{tmp_path}/c.db"
+    (tmp_path / "lakeshift.toml").write_text(
+        f'[job]\nname = "j"\ndb = "{db}"\n[source]\nurls = ["{src}"]\n'
+        f'[destination]\nurl = "{tmp_path / "dst"}"\n')
+    assert lakeshift.run(config=tmp_path / "lakeshift.toml").exit_code == 0
+    (tmp_path / "keys.txt").write_text("k\n")
+    s = lakeshift.sync(str(src), str(tmp_path / "d2"), job="s", db=db,
+                       files_from=tmp_path / "keys.txt")
+    assert s.exit_code == 0
+    assert reads == {"lakeshift.toml": False, "keys.txt": False}
+
+
+def test_sync_delete_candidates_are_written_off_the_loop(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lakeshift.control.repository import ControlDB
+    from lakeshift.engine import sync as engine_sync
+
+    src, dst, db = tmp_path / "src", tmp_path / "dst", f"sqlite:///{tmp_path}/c.db"
+    src.mkdir()
+    old = time.time() - 7200  # before the first pass's window ends
+    for i in range(20):
+        (src / f"k{i:02d}").write_bytes(b"v")
+        os.utime(src / f"k{i:02d}", (old, old))
+    lakeshift.sync(str(src), str(dst), job="j", db=db, lag="0")
+    for i in range(12):
+        (src / f"k{i:02d}").unlink()
+    monkeypatch.setattr(engine_sync, "CANDIDATE_BATCH", 4)
+    writes: list[bool] = []
+    real = ControlDB.add_delete_candidates
+
+    def spy(self: ControlDB, *a: Any, **kw: Any) -> Any:
+        writes.append(_on_loop())
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(ControlDB, "add_delete_candidates", spy)
+    r = lakeshift.sync(job="j", db=db, lag="0", delete=True, max_delete="100%")
+    assert r.deleted == 12
+    assert len(writes) >= 3 and not any(writes)  # full batches during the merge, and the rest
