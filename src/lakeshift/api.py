@@ -43,7 +43,6 @@ from lakeshift.engine.copy_options import (
 )
 from lakeshift.engine.events import EventBus, Subscriber
 from lakeshift.engine.pipeline import copy_async as _copy_pair
-from lakeshift.engine.tune import TuneResult
 from lakeshift.errors import LakeshiftError, UsageError
 from lakeshift.model import (
     CheckLine,
@@ -66,6 +65,7 @@ from lakeshift.model import (
     SyncResult,
     SyncWindow,
     TransferStats,
+    TuneResult,
     VerifyResult,
 )
 from lakeshift.plan.jobconfig import JobConfig
