@@ -289,9 +289,9 @@ async def delete_job_async(job: str, *, db: str = DEFAULT_DB) -> None:
 delete_job = _blocking(delete_job_async)
 
 
-async def run_async(*, job: str = "", db: str = DEFAULT_DB, batch_count: int = 4,
-                    concurrency: int = 32, block_size: int | str = 8 * MiB,
-                    single_put_max: int | str = 64 * MiB, lease_seconds: float = 60.0,
+async def run_async(*, job: str = "", db: str | None = None, batch_count: int | None = None,
+                    concurrency: int | None = None, block_size: int | str | None = None,
+                    single_put_max: int | str | None = None, lease_seconds: float = 60.0,
                     max_requests_per_second: float | None = None,
                     max_bandwidth: int | str | None = None, adaptive: bool = True,
                     config: str | Path | None = None,
@@ -299,18 +299,29 @@ async def run_async(*, job: str = "", db: str = DEFAULT_DB, batch_count: int = 4
                     dask: str | None = None) -> RunResult:
     """Copy the pending and failed partitions of a job (``lakeshift run``), once.
 
-    ``config`` (a ``lakeshift.toml``) replaces ``job``, ``db``, ``batch_count`` and
-    ``concurrency`` and plans the job first if the DB lacks it; its schedule is the
-    caller's to follow (the CLI's ``run --config`` loop).  ``dask`` (``tcp://HOST:8786``
-    or ``local:N``) runs it on a Dask cluster, every worker claiming partitions from ``db``
-    (PostgreSQL): see docs/dask.md.
+    ``db`` defaults to ``DEFAULT_DB``, ``batch_count`` to 4, ``concurrency`` to 32,
+    ``block_size`` to 8 MiB and ``single_put_max`` to 64 MiB.  ``config`` (a
+    ``lakeshift.toml``) gives the job's name, DB, batch count, concurrency and sizes instead
+    of those defaults (an argument given here wins over the file's value) and plans the job
+    first if the DB lacks it; its schedule is the caller's to follow (the CLI's ``run
+    --config`` loop).  ``dask`` (``tcp://HOST:8786`` or ``local:N``) runs it on a Dask
+    cluster, every worker claiming partitions from ``db`` (PostgreSQL): see docs/dask.md.
     """
     if config is not None:
         cfg = await asyncio.to_thread(load_config, Path(config))
+        # What the caller gave wins over the file; the file over the defaults.
+        cfg = replace(cfg, name=job or cfg.name, db=db if db is not None else cfg.db,
+                      batch_count=batch_count if batch_count is not None else cfg.batch_count,
+                      concurrency=concurrency if concurrency is not None else cfg.concurrency)
         job, db, batch_count, concurrency = cfg.name, cfg.db, cfg.batch_count, cfg.concurrency
-        block_size = cfg.block_size or block_size  # as `lakeshift tune` wrote them
-        single_put_max = single_put_max if cfg.single_put_max is None else cfg.single_put_max
+        block_size = block_size if block_size is not None else cfg.block_size
+        single_put_max = single_put_max if single_put_max is not None else cfg.single_put_max
         await _plan_from_config(cfg)
+    db = DEFAULT_DB if db is None else db
+    batch_count = 4 if batch_count is None else batch_count
+    concurrency = 32 if concurrency is None else concurrency
+    block_size = 8 * MiB if block_size is None else block_size
+    single_put_max = 64 * MiB if single_put_max is None else single_put_max
     if not job:
         raise UsageError("--job NAME is required")
     if batch_count < 1:

@@ -37,6 +37,7 @@ from lakeshift.cli.options import (
     ProgressOpt,
     SinglePutMaxOpt,
     SkipErrorsOpt,
+    given,
     with_store_options,
 )
 from lakeshift.cli.progress import progress_subscribers
@@ -145,6 +146,7 @@ def plan(
 
 
 def run(
+    ctx: typer.Context,
     job: JobOpt = "",
     db: DbOpt = DEFAULT_DB,
     batch_count: Annotated[int, typer.Option(
@@ -160,8 +162,8 @@ def run(
     adaptive: AdaptiveOpt = True,
     config: Annotated[Path | None, typer.Option(
         "--config", help="Run what `lakeshift init` wrote (plans the job first if the DB does "
-                         "not have it; its values replace --job, --db, --batch-count and "
-                         "--concurrency).")] = None,
+                         "not have it). Its job, db, batch count, concurrency and sizes "
+                         "replace the defaults; a flag given here wins over the file.")] = None,
     dask: DaskOpt = None,
     progress: ProgressOpt = "auto",
     as_json: JsonOpt = False,
@@ -169,8 +171,12 @@ def run(
     every = load_config(config).every_s if config is not None else None
     while True:
         with progress_subscribers(progress, as_json) as subs:
-            result = api.run(job=job, db=db, batch_count=batch_count, concurrency=concurrency,
-                             block_size=block_size, single_put_max=single_put_max,
+            # Values left at their defaults are not passed: a --config file's then apply.
+            result = api.run(job=job, db=given(ctx, "db", db),
+                             batch_count=given(ctx, "batch_count", batch_count),
+                             concurrency=given(ctx, "concurrency", concurrency),
+                             block_size=given(ctx, "block_size", block_size),
+                             single_put_max=given(ctx, "single_put_max", single_put_max),
                              lease_seconds=lease_seconds,
                              max_requests_per_second=max_requests_per_second,
                              max_bandwidth=max_bandwidth, adaptive=adaptive, config=config,

@@ -137,6 +137,14 @@ _STORE_PARAMS: list[tuple[str, Any, Any]] = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+V = TypeVar("V")
+
+
+def given(ctx: typer.Context, name: str, value: V) -> V | None:
+    """``value`` when the user gave the option (flag or environment), None when it is the
+    default: the API then takes it from elsewhere (``run --config``)."""
+    source = ctx.get_parameter_source(name)
+    return None if source is None or source.name == "DEFAULT" else value
 
 
 def with_store_options(fn: F) -> F:
