@@ -829,14 +829,29 @@ def _failed_object(r: Any) -> Failure:
                    at=_as_utc(r["at"]), partition_id=r["partition_id"], run_id=r["run_id"])
 
 
+#: What a spreadsheet reads as the start of a formula (OWASP "CSV injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A cell safe to open in a spreadsheet: text that would start a formula (an object key
+    or an error message beginning with = + - @, a tab or a carriage return) gets a leading
+    apostrophe, so it is shown as text and never evaluated; times are ISO 8601."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def write_failures_csv(rows: Iterable[Failure], fh: TextIO) -> int:
-    """The failure log as CSV (a header, then one row each; times ISO 8601 UTC)."""
+    """The failure log as CSV (a header, then one row each; times ISO 8601 UTC; text that
+    a spreadsheet would take for a formula neutralised: :func:`csv_cell`)."""
     w = csv.writer(fh)
     w.writerow(FAILURE_FIELDS)
     n = 0
     for f in rows:
-        w.writerow([v.isoformat() if isinstance(v, datetime) else v
-                    for v in (getattr(f, name) for name in FAILURE_FIELDS)])
+        w.writerow([csv_cell(getattr(f, name)) for name in FAILURE_FIELDS])
         n += 1
     return n
 

@@ -239,8 +239,10 @@ def status(
 def failures(
     job: JobOpt = "",
     db: DbOpt = DEFAULT_DB,
-    csv_file: Annotated[Path | None, typer.Option("--csv", help="Write them to this CSV file.")
-                        ] = None,
+    csv_file: Annotated[Path | None, typer.Option(
+        "--csv-file", "--csv", help="Write them to this CSV file (--csv: the older spelling). "
+                                    "Text a spreadsheet would take for a formula (= + - @) "
+                                    "gets a leading apostrophe.")] = None,
 ) -> int:
     result = api.failures(job=job, db=db, csv_file="-" if csv_file is None else csv_file)
     if result.count == 0:
