@@ -1006,7 +1006,7 @@ async def scan_async(source: str, destination: str | None = None, *,
 
     if sample < 0:
         raise UsageError("--sample must be 0 or more")
-    table = load_prices(prices)
+    table = await asyncio.to_thread(load_prices, prices)  # a file: off the loop
     opts = ScanOptions(sample=sample, head_all=head_all,
                        block_size=size_arg(block_size, "--block-size"), calibrate=calibrate)
     so = store_options or StoreOptions()
@@ -1035,15 +1035,16 @@ async def tune_async(source: str, destination: str, *, config: str | Path | None
         raise UsageError("--sample-objects must be at least 1")
     size = size_arg(sample_size, "--sample-size")
     if config is not None:
-        load_config(Path(config))  # a config that cannot be read fails before the trials
+        # A config that cannot be read fails before the trials (read in a thread).
+        await asyncio.to_thread(load_config, Path(config))
     result = await tune_pair(source_config(source, store_options),
                              destination_config(destination, store_options), sample_objects,
                              size)
     if config is not None:
         b = result.best
-        write_run_settings(Path(config), {"concurrency": b.concurrency,
-                                          "block_size": b.block_size,
-                                          "single_put_max": b.single_put_max})
+        await asyncio.to_thread(write_run_settings, Path(config),
+                                {"concurrency": b.concurrency, "block_size": b.block_size,
+                                 "single_put_max": b.single_put_max})
     return result
 
 

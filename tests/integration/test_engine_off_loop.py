@@ -194,3 +194,19 @@ def test_sync_delete_candidates_are_written_off_the_loop(
     r = lakeshift.sync(job="j", db=db, lag="0", delete=True, max_delete="100%")
     assert r.deleted == 12
     assert len(writes) >= 3 and not any(writes)  # full batches during the merge, and the rest
+
+
+def test_scan_and_tune_read_their_files_off_the_loop(tmp_path: Path,
+                                                      reads: dict[str, bool]) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "k").write_bytes(b"k" * 100)
+    (tmp_path / "prices.toml").write_text("")
+    assert lakeshift.scan(str(src), prices=tmp_path / "prices.toml").objects == 1
+    cfg = tmp_path / "lakeshift.toml"
+    cfg.write_text(f'[job]\nname = "j"\n[source]\nurls = ["{src}"]\n'
+                   f'[destination]\nurl = "{tmp_path / "dst"}"\n')
+    lakeshift.tune(str(src), str(tmp_path / "dst"), config=cfg, sample_objects=1)
+    assert "concurrency" in cfg.read_text()
+    assert {n: reads[n] for n in ("prices.toml", "lakeshift.toml")} == {
+        "prices.toml": False, "lakeshift.toml": False}
