@@ -25,7 +25,8 @@ def _free_to_take(loop: asyncio.AbstractEventLoop, sig: signal.Signals) -> bool:
     if sig in getattr(loop, "_signal_handlers", {}):
         return False  # the program's own handler on this loop
     current = signal.getsignal(sig)
-    if current in (signal.SIG_DFL, None) or current is signal.default_int_handler:
+    # (None: a handler set outside Python, which could not be put back: left alone.)
+    if current is signal.SIG_DFL or current is signal.default_int_handler:
         return True
     owner = getattr(getattr(current, "func", current), "__self__", None)
     return isinstance(owner, asyncio.Runner)
@@ -55,7 +56,7 @@ def signal_handlers(sigs: tuple[signal.Signals, ...],
     finally:
         for sig, previous in taken:
             loop.remove_signal_handler(sig)
-            signal.signal(sig, signal.SIG_DFL if previous is None else previous)
+            signal.signal(sig, previous)
 
 
 async def run_once(job: Job, one_pass: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
