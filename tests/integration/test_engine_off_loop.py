@@ -210,3 +210,23 @@ def test_scan_and_tune_read_their_files_off_the_loop(tmp_path: Path,
     assert "concurrency" in cfg.read_text()
     assert {n: reads[n] for n in ("prices.toml", "lakeshift.toml")} == {
         "prices.toml": False, "lakeshift.toml": False}
+
+
+def test_local_files_are_read_in_a_thread_however_small(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lakeshift.stores.local.store import LocalStore
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):
+        (src / f"f{i}").write_bytes(b"tiny" * i)
+    on_loop: list[bool] = []
+    real = LocalStore._read
+
+    def spy(self: LocalStore, *a: Any) -> Any:
+        on_loop.append(_on_loop())
+        return real(self, *a)
+
+    monkeypatch.setattr(LocalStore, "_read", spy)
+    assert lakeshift.copy(str(src), str(tmp_path / "dst")).stats.copied == 3
+    assert len(on_loop) == 3 and not any(on_loop)
