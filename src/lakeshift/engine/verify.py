@@ -362,7 +362,7 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
             await retry(functools.partial(src.read, s.key), policy, src_limit)
         except DanglingLinkError:
             # Not missing: a link to nothing has no content to copy (the copy recorded it).
-            differ(name, "unverifiable", s, None, detail=DanglingLinkError.kind)
+            await differ(name, "unverifiable", s, None, detail=DanglingLinkError.kind)
             return
         except ObjectError as e:
             if e.skipped_always:
