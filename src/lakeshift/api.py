@@ -38,12 +38,12 @@ from lakeshift.engine.check import check_pair
 from lakeshift.engine.copy_options import (
     bandwidth_arg,
     copy_options,
+    identity_pairs,
     job_copy_options,
     skip_error_kinds,
 )
 from lakeshift.engine.events import EventBus, Subscriber
 from lakeshift.engine.pipeline import copy_async as _copy_pair
-from lakeshift.engine.tune import TuneResult
 from lakeshift.errors import LakeshiftError, UsageError
 from lakeshift.model import (
     CheckLine,
@@ -67,6 +67,7 @@ from lakeshift.model import (
     SyncResult,
     SyncWindow,
     TransferStats,
+    TuneResult,
     VerifyResult,
 )
 from lakeshift.plan.jobconfig import JobConfig
@@ -176,6 +177,7 @@ async def copy_async(source: str, destination: str, *, concurrency: int = 32,
     ``subscribers`` receive the engine's events (progress).  ``copy_mode`` is ``auto`` by
     default: server-side copies where the stores allow, streaming once one fails.
     """
+    pairs = await asyncio.to_thread(identity_pairs, map_identities)  # a file: off the loop
     opts = copy_options(concurrency=concurrency, block_size=block_size,
                         single_put_max=single_put_max, overwrite=overwrite, include=include,
                         exclude=exclude, dry_run=dry_run, folder_markers=folder_markers,
@@ -183,7 +185,7 @@ async def copy_async(source: str, destination: str, *, concurrency: int = 32,
                         adaptive=adaptive, max_requests_per_second=max_requests_per_second,
                         max_bandwidth=max_bandwidth, delete_source=delete_source_after_verify,
                         empty_dirs=empty_dirs, preserve=preserve,
-                        map_identities=map_identities, copy_mode=copy_mode)
+                        map_identities=pairs, copy_mode=copy_mode)
     src = source_config(source, store_options)
     dst = destination_config(destination, store_options)
     result = await _copy_pair(src, dst, opts, subscribers)
@@ -240,7 +242,7 @@ async def plan_async(sources: str | Sequence[str] = (), destination: str | None 
     if partitions_file is not None:
         if prefixes:
             raise UsageError("use --prefix or --partitions-file, not both")
-        prefixes = read_partitions_file(Path(partitions_file))
+        prefixes = await asyncio.to_thread(read_partitions_file, Path(partitions_file))
     if dask is not None and partition_by != "auto":
         raise UsageError("--dask splits the listing of an automatic plan: add "
                          "--partition-by auto (the other plans list nothing)")
@@ -324,9 +326,9 @@ async def delete_job_async(job: str, *, db: str = DEFAULT_DB) -> None:
 delete_job = _blocking(delete_job_async)
 
 
-async def run_async(*, job: str = "", db: str = DEFAULT_DB, batch_count: int = 4,
-                    concurrency: int = 32, block_size: int | str = 8 * MiB,
-                    single_put_max: int | str = 64 * MiB, lease_seconds: float = 60.0,
+async def run_async(*, job: str = "", db: str | None = None, batch_count: int | None = None,
+                    concurrency: int | None = None, block_size: int | str | None = None,
+                    single_put_max: int | str | None = None, lease_seconds: float = 60.0,
                     max_requests_per_second: float | None = None,
                     max_bandwidth: int | str | None = None, adaptive: bool = True,
                     config: str | Path | None = None,
@@ -334,19 +336,31 @@ async def run_async(*, job: str = "", db: str = DEFAULT_DB, batch_count: int = 4
                     dask: str | None = None, copy_mode: str | None = None) -> RunResult:
     """Copy the pending and failed partitions of a job (``lakeshift run``), once.
 
-    ``config`` (a ``lakeshift.toml``) replaces ``job``, ``db``, ``batch_count`` and
-    ``concurrency`` and plans the job first if the DB lacks it; its schedule is the
-    caller's to follow (the CLI's ``run --config`` loop).  ``dask`` (``tcp://HOST:8786``
-    or ``local:N``) runs it on a Dask cluster, every worker claiming partitions from ``db``
-    (PostgreSQL): see docs/dask.md.  ``copy_mode`` overrides the job's saved one (``stream``
-    unless planned with another) for this run.
+    ``db`` defaults to ``DEFAULT_DB``, ``batch_count`` to 4, ``concurrency`` to 32,
+    ``block_size`` to 8 MiB and ``single_put_max`` to 64 MiB.  ``config`` (a
+    ``lakeshift.toml``) gives the job's name, DB, batch count, concurrency and sizes instead
+    of those defaults (an argument given here wins over the file's value) and plans the job
+    first if the DB lacks it; its schedule is the caller's to follow (the CLI's ``run
+    --config`` loop).  ``dask`` (``tcp://HOST:8786`` or ``local:N``) runs it on a Dask
+    cluster, every worker claiming partitions from ``db`` (PostgreSQL): see docs/dask.md.
+    ``copy_mode`` overrides the job's saved one (``stream`` unless planned with another) for
+    this run.
     """
     if config is not None:
-        cfg = load_config(Path(config))
+        cfg = await asyncio.to_thread(load_config, Path(config))
+        # What the caller gave wins over the file; the file over the defaults.
+        cfg = replace(cfg, name=job or cfg.name, db=db if db is not None else cfg.db,
+                      batch_count=batch_count if batch_count is not None else cfg.batch_count,
+                      concurrency=concurrency if concurrency is not None else cfg.concurrency)
         job, db, batch_count, concurrency = cfg.name, cfg.db, cfg.batch_count, cfg.concurrency
-        block_size = cfg.block_size or block_size  # as `lakeshift tune` wrote them
-        single_put_max = single_put_max if cfg.single_put_max is None else cfg.single_put_max
+        block_size = block_size if block_size is not None else cfg.block_size
+        single_put_max = single_put_max if single_put_max is not None else cfg.single_put_max
         await _plan_from_config(cfg)
+    db = DEFAULT_DB if db is None else db
+    batch_count = 4 if batch_count is None else batch_count
+    concurrency = 32 if concurrency is None else concurrency
+    block_size = 8 * MiB if block_size is None else block_size
+    single_put_max = 64 * MiB if single_put_max is None else single_put_max
     if not job:
         raise UsageError("--job NAME is required")
     if batch_count < 1:
@@ -492,7 +506,7 @@ async def sync_async(source: str | None = None, destination: str | None = None, 
     if files_from is not None:
         from lakeshift.plan.changes import read_files_from
 
-        keys = tuple(read_files_from(files_from))
+        keys = tuple(await asyncio.to_thread(read_files_from, files_from))
     if (source is None) != (destination is None):
         raise UsageError("sync needs SRC and DST (to create the job), or --job NAME alone")
     # The run's sizes and pacing, checked before anything is written.
@@ -680,7 +694,7 @@ async def _sync_job(control: ControlDB, job: str, source: str | None,
     if partitions_file is not None:
         if prefixes:
             raise UsageError("use --prefix or --partitions-file, not both")
-        prefixes = read_partitions_file(Path(partitions_file))
+        prefixes = await asyncio.to_thread(read_partitions_file, Path(partitions_file))
     so = store_options or StoreOptions()
     if adf_delta_table:
         if prefixes or partition_by != "none":
@@ -860,14 +874,29 @@ def _failed_object(r: Any) -> Failure:
                    at=_as_utc(r["at"]), partition_id=r["partition_id"], run_id=r["run_id"])
 
 
+#: What a spreadsheet reads as the start of a formula (OWASP "CSV injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A cell safe to open in a spreadsheet: text that would start a formula (an object key
+    or an error message beginning with = + - @, a tab or a carriage return) gets a leading
+    apostrophe, so it is shown as text and never evaluated; times are ISO 8601."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def write_failures_csv(rows: Iterable[Failure], fh: TextIO) -> int:
-    """The failure log as CSV (a header, then one row each; times ISO 8601 UTC)."""
+    """The failure log as CSV (a header, then one row each; times ISO 8601 UTC; text that
+    a spreadsheet would take for a formula neutralised: :func:`csv_cell`)."""
     w = csv.writer(fh)
     w.writerow(FAILURE_FIELDS)
     n = 0
     for f in rows:
-        w.writerow([v.isoformat() if isinstance(v, datetime) else v
-                    for v in (getattr(f, name) for name in FAILURE_FIELDS)])
+        w.writerow([csv_cell(getattr(f, name)) for name in FAILURE_FIELDS])
         n += 1
     return n
 
@@ -912,9 +941,9 @@ async def verify_async(source: str | None = None, destination: str | None = None
     opts.validate()
     prefix = report or Path(time.strftime("lakeshift-verify-%Y%m%d-%H%M%S"))
     csv_path, json_path = Path(f"{prefix}.csv"), Path(f"{prefix}.json")
-    made = _make_folders(csv_path.parent)
+    made = await asyncio.to_thread(_make_folders, csv_path.parent)
     try:
-        fh = open(csv_path, "w", newline="", encoding="utf-8")  # noqa: SIM115
+        fh = await asyncio.to_thread(open, csv_path, "w", newline="", encoding="utf-8")
     except OSError as e:
         _remove_folders(made)
         raise UsageError(f"cannot write the report {csv_path}: {e.strerror}") from None
@@ -928,8 +957,9 @@ async def verify_async(source: str | None = None, destination: str | None = None
         csv_path.unlink(missing_ok=True)
         _remove_folders(made)
         raise
-    s = write_summary(json_path, result, {"verified_what": label, "deep": deep,
-                                          "report_csv": str(csv_path)})
+    s = await asyncio.to_thread(write_summary, json_path, result,
+                                {"verified_what": label, "deep": deep,
+                                 "report_csv": str(csv_path)})
     return VerifyResult(
         verified_what=label, deep=deep, report_csv=str(csv_path), report_json=str(json_path),
         checked=s["checked"], verified=s["verified"], missing=s["missing"], extra=s["extra"],
@@ -1021,7 +1051,7 @@ async def scan_async(source: str, destination: str | None = None, *,
 
     if sample < 0:
         raise UsageError("--sample must be 0 or more")
-    table = load_prices(prices)
+    table = await asyncio.to_thread(load_prices, prices)  # a file: off the loop
     opts = ScanOptions(sample=sample, head_all=head_all,
                        block_size=size_arg(block_size, "--block-size"), calibrate=calibrate)
     so = store_options or StoreOptions()
@@ -1050,15 +1080,16 @@ async def tune_async(source: str, destination: str, *, config: str | Path | None
         raise UsageError("--sample-objects must be at least 1")
     size = size_arg(sample_size, "--sample-size")
     if config is not None:
-        load_config(Path(config))  # a config that cannot be read fails before the trials
+        # A config that cannot be read fails before the trials (read in a thread).
+        await asyncio.to_thread(load_config, Path(config))
     result = await tune_pair(source_config(source, store_options),
                              destination_config(destination, store_options), sample_objects,
                              size)
     if config is not None:
         b = result.best
-        write_run_settings(Path(config), {"concurrency": b.concurrency,
-                                          "block_size": b.block_size,
-                                          "single_put_max": b.single_put_max})
+        await asyncio.to_thread(write_run_settings, Path(config),
+                                {"concurrency": b.concurrency, "block_size": b.block_size,
+                                 "single_put_max": b.single_put_max})
     return result
 
 

@@ -606,3 +606,44 @@ class JobMetrics:
     throttled: int
     #: Failed objects by error class (skipped ones not counted).
     errors: Mapping[str, int]
+
+
+# -- tune ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One setting `lakeshift tune` tries (and ``TuneResult.best``)."""
+
+    concurrency: int = 32
+    block_size: int = 8 * 1024 * 1024
+    single_put_max: int = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Trial:
+    """One trial of ``lakeshift tune``: the sample copied once with ``setting``."""
+
+    setting: Setting
+    seconds: float
+    objects: int
+    nbytes: int
+    failed: int
+
+    @property
+    def bytes_per_s(self) -> float:
+        return self.nbytes / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def objects_per_s(self) -> float:
+        return self.objects / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class TuneResult:
+    """Every trial in the order run, and the best setting (fastest without failures)."""
+
+    sample_objects: int
+    sample_bytes: int
+    trials: list[Trial] = field(default_factory=list)
+    best: Setting = Setting()

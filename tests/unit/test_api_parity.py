@@ -102,3 +102,17 @@ def test_a_blocking_call_inside_a_running_loop_names_the_async_twin(name: str) -
                 else BLOCKING[name](job="x"))
 
     asyncio.run(inside())
+
+
+@pytest.mark.parametrize("command", sorted(FUNCTIONS))
+def test_each_option_is_spelled_as_the_argument_it_sets(command: str) -> None:
+    """Not only the parameter names: the flag a user types is the argument's name with
+    dashes (`failures --csv-file` sets csv_file; older spellings may remain beside it)."""
+    wrong = []
+    for p in _params(command):
+        if p.name in PRESENTATION or p.param_type_name != "option":
+            continue
+        flag = "--" + p.name.replace("_", "-")
+        if flag not in p.opts:
+            wrong.append(f"{'/'.join(p.opts)} sets {p.name}: add {flag}")
+    assert not wrong, f"lakeshift {command}: {', '.join(wrong)}"

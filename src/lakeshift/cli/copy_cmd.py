@@ -2,32 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from lakeshift import api
 from lakeshift.cli.options import (
+    FILTERS,
+    KEEPING,
+    NO_OPTIONS,
     NO_STORE_OPTIONS,
-    AdaptiveOpt,
-    BlockSizeOpt,
-    ConcurrencyOpt,
+    PACING,
     CopyModeOpt,
-    DeleteSourceOpt,
-    EmptyDirsOpt,
-    ExcludeOpt,
-    FolderMarkersOpt,
-    IncludeOpt,
-    InvalidNamesOpt,
     JsonOpt,
-    MapIdentitiesOpt,
-    MaxBandwidthOpt,
-    MaxRpsOpt,
-    OverwriteOpt,
-    PreserveOpt,
     ProgressOpt,
-    SinglePutMaxOpt,
-    SkipErrorsOpt,
+    with_options,
     with_store_options,
 )
 from lakeshift.cli.progress import check_progress_mode, progress_subscribers
@@ -49,6 +38,7 @@ EPILOG = """Examples:
 """
 
 @with_store_options
+@with_options(pacing=PACING, filters=FILTERS, keeping=KEEPING)
 def copy(
     src: Annotated[str, typer.Argument(help="Source: s3://bucket/prefix, az://container/path, "
                                             "https://ACCOUNT.blob.core.windows.net/c/path, "
@@ -56,24 +46,11 @@ def copy(
     dst: Annotated[str, typer.Argument(help="Destination: abfss://FS@ACCOUNT.dfs.core.windows.net"
                                             "/path, az://container/path, s3://…, or a local "
                                             "directory.", show_default=False)],
-    concurrency: ConcurrencyOpt = 32,
-    block_size: BlockSizeOpt = "8MiB",
-    single_put_max: SinglePutMaxOpt = "64MiB",
-    overwrite: OverwriteOpt = "if-different",
-    include: IncludeOpt = None,
-    exclude: ExcludeOpt = None,
+    pacing: dict[str, Any] = NO_OPTIONS,
+    filters: dict[str, Any] = NO_OPTIONS,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List and compare, copy nothing."
                                           )] = False,
-    folder_markers: FolderMarkersOpt = "skip",
-    skip_errors: SkipErrorsOpt = "",
-    invalid_names: InvalidNamesOpt = "fail",
-    max_requests_per_second: MaxRpsOpt = None,
-    max_bandwidth: MaxBandwidthOpt = None,
-    adaptive: AdaptiveOpt = True,
-    delete_source_after_verify: DeleteSourceOpt = False,
-    empty_dirs: EmptyDirsOpt = None,
-    preserve: PreserveOpt = "",
-    map_identities: MapIdentitiesOpt = None,
+    keeping: dict[str, Any] = NO_OPTIONS,
     copy_mode: CopyModeOpt = "auto",
     as_json: JsonOpt = False,
     progress: ProgressOpt = "auto",
@@ -81,16 +58,7 @@ def copy(
 ) -> int:
     check_progress_mode(progress)
     with progress_subscribers(progress, as_json) as subs:
-        result = api.copy(src, dst, concurrency=concurrency, block_size=block_size,
-                          single_put_max=single_put_max, overwrite=overwrite,
-                          include=include or (), exclude=exclude or (), dry_run=dry_run,
-                          folder_markers=folder_markers, skip_errors=skip_errors,
-                          invalid_names=invalid_names,
-                          max_requests_per_second=max_requests_per_second,
-                          max_bandwidth=max_bandwidth, adaptive=adaptive,
-                          delete_source_after_verify=delete_source_after_verify,
-                          empty_dirs=empty_dirs, preserve=preserve,
-                          map_identities=map_identities, copy_mode=copy_mode,
-                          store_options=store, subscribers=subs)
+        result = api.copy(src, dst, dry_run=dry_run, copy_mode=copy_mode, store_options=store,
+                          subscribers=subs, **pacing, **filters, **keeping)
     print_summary(result, result.source, result.destination, as_json)
     return result.exit_code

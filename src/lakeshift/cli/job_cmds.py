@@ -8,37 +8,27 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from lakeshift import api
 from lakeshift.api import DEFAULT_DB, StoreOptions
 from lakeshift.cli.options import (
+    FILTERS,
+    JOB_WORK,
+    KEEPING,
+    NO_OPTIONS,
     NO_STORE_OPTIONS,
-    AdaptiveOpt,
-    BlockSizeOpt,
-    ConcurrencyOpt,
+    PACING,
     CopyModeOpt,
-    DaskOpt,
     DbOpt,
-    DeleteSourceOpt,
-    EmptyDirsOpt,
-    ExcludeOpt,
-    FolderMarkersOpt,
-    IncludeOpt,
-    InvalidNamesOpt,
     JobOpt,
     JsonOpt,
-    MapIdentitiesOpt,
-    MaxBandwidthOpt,
-    MaxRpsOpt,
-    OverwriteOpt,
-    PreserveOpt,
     ProgressOpt,
     RunCopyModeOpt,
-    SinglePutMaxOpt,
-    SkipErrorsOpt,
+    given,
+    with_options,
     with_store_options,
 )
 from lakeshift.cli.progress import progress_subscribers
@@ -87,6 +77,7 @@ RUN_EPILOG = """Examples:
 
 
 @with_store_options
+@with_options(filters=FILTERS, keeping=KEEPING)
 def plan(
     urls: Annotated[list[str] | None, typer.Argument(
         help="SRC [SRC…] DST: one or more sources, then the destination.",
@@ -113,16 +104,8 @@ def plan(
                          "partitions from the start. Its runs stay as history.")] = False,
     force: Annotated[bool, typer.Option(
         "--force", help="With --replan: even while a process is running the job.")] = False,
-    include: IncludeOpt = None,
-    exclude: ExcludeOpt = None,
-    overwrite: OverwriteOpt = "if-different",
-    folder_markers: FolderMarkersOpt = "skip",
-    skip_errors: SkipErrorsOpt = "",
-    invalid_names: InvalidNamesOpt = "fail",
-    delete_source_after_verify: DeleteSourceOpt = False,
-    empty_dirs: EmptyDirsOpt = None,
-    preserve: PreserveOpt = "",
-    map_identities: MapIdentitiesOpt = None,
+    filters: dict[str, Any] = NO_OPTIONS,
+    keeping: dict[str, Any] = NO_OPTIONS,
     copy_mode: CopyModeOpt = "stream",
     as_json: JsonOpt = False,
     dask: Annotated[str | None, typer.Option(
@@ -136,14 +119,9 @@ def plan(
                       urls[-1] if len(urls) >= 2 else None, job=job, db=db,
                       prefix=prefix or (), partitions_file=partitions_file,
                       partition_by=partition_by, target_objects=target_objects,
-                      adf_control_table=adf_control_table, show=show, include=include or (),
-                      exclude=exclude or (), overwrite=overwrite,
-                      folder_markers=folder_markers, skip_errors=skip_errors,
-                      invalid_names=invalid_names,
-                      delete_source_after_verify=delete_source_after_verify,
-                      replan=replan, force=force, empty_dirs=empty_dirs,
-                      preserve=preserve, map_identities=map_identities,
-                      copy_mode=copy_mode, store_options=store, dask=dask)
+                      adf_control_table=adf_control_table, show=show, replan=replan,
+                      force=force, store_options=store, copy_mode=copy_mode, dask=dask,
+                      **filters, **keeping)
     if show or as_json or not result.created:
         print_partitions(result.job, as_json)
     else:
@@ -152,38 +130,33 @@ def plan(
     return 0
 
 
+#: What run --config may set: passed only when given (the file's value applies otherwise).
+_CONFIGURED = ("batch_count", "concurrency", "block_size", "single_put_max")
+
+
+@with_options(pacing=PACING, work=JOB_WORK)
 def run(
+    ctx: typer.Context,
     job: JobOpt = "",
     db: DbOpt = DEFAULT_DB,
-    batch_count: Annotated[int, typer.Option(
-        "--batch-count", "-b", help="Partitions copied at the same time.")] = 4,
-    concurrency: ConcurrencyOpt = 32,
-    block_size: BlockSizeOpt = "8MiB",
-    single_put_max: SinglePutMaxOpt = "64MiB",
-    lease_seconds: Annotated[float, typer.Option(
-        "--lease-seconds", help="A partition held by a process that stops renewing its lease "
-                                "for this long can be taken over.")] = 60.0,
-    max_requests_per_second: MaxRpsOpt = None,
-    max_bandwidth: MaxBandwidthOpt = None,
-    adaptive: AdaptiveOpt = True,
+    pacing: dict[str, Any] = NO_OPTIONS,
+    work: dict[str, Any] = NO_OPTIONS,
     config: Annotated[Path | None, typer.Option(
         "--config", help="Run what `lakeshift init` wrote (plans the job first if the DB does "
-                         "not have it; its values replace --job, --db, --batch-count and "
-                         "--concurrency).")] = None,
-    dask: DaskOpt = None,
+                         "not have it). Its job, db, batch count, concurrency and sizes "
+                         "replace the defaults; a flag given here wins over the file.")] = None,
     copy_mode: RunCopyModeOpt = None,
     progress: ProgressOpt = "auto",
     as_json: JsonOpt = False,
 ) -> int:
     every = load_config(config).every_s if config is not None else None
+    # Values left at their defaults are not passed: a --config file's then apply.
+    options = {**pacing, **work}
+    options.update({k: given(ctx, k, options[k]) for k in _CONFIGURED})
     while True:
         with progress_subscribers(progress, as_json) as subs:
-            result = api.run(job=job, db=db, batch_count=batch_count, concurrency=concurrency,
-                             block_size=block_size, single_put_max=single_put_max,
-                             lease_seconds=lease_seconds,
-                             max_requests_per_second=max_requests_per_second,
-                             max_bandwidth=max_bandwidth, adaptive=adaptive, config=config,
-                             subscribers=subs, dask=dask, copy_mode=copy_mode)
+            result = api.run(job=job, db=given(ctx, "db", db), config=config,
+                             subscribers=subs, copy_mode=copy_mode, **options)
         _print_run(result, as_json)
         if every is None:
             return result.exit_code
@@ -246,8 +219,10 @@ def status(
 def failures(
     job: JobOpt = "",
     db: DbOpt = DEFAULT_DB,
-    csv_file: Annotated[Path | None, typer.Option("--csv", help="Write them to this CSV file.")
-                        ] = None,
+    csv_file: Annotated[Path | None, typer.Option(
+        "--csv-file", "--csv", help="Write them to this CSV file (--csv: the older spelling). "
+                                    "Text a spreadsheet would take for a formula (= + - @) "
+                                    "gets a leading apostrophe.")] = None,
 ) -> int:
     result = api.failures(job=job, db=db, csv_file="-" if csv_file is None else csv_file)
     if result.count == 0:

@@ -132,11 +132,46 @@ AllowHttpOpt = Annotated[bool, typer.Option(
     "--allow-http", help="Allow plain HTTP to a host that is not loopback.")]
 
 
-#: Placeholder default of the ``store`` parameter that with_store_options fills in.
-NO_STORE_OPTIONS = StoreOptions()
+#: One option of a group: (parameter name, its Annotated type, its default).
+Param = tuple[str, Any, Any]
 
-# The options that say how to reach the stores, shared by every command that opens one.
-_STORE_PARAMS: list[tuple[str, Any, Any]] = [
+#: How a copy paces itself: copy, run, sync.
+PACING: tuple[Param, ...] = (
+    ("concurrency", ConcurrencyOpt, 32),
+    ("block_size", BlockSizeOpt, "8MiB"),
+    ("single_put_max", SinglePutMaxOpt, "64MiB"),
+    ("max_requests_per_second", MaxRpsOpt, None),
+    ("max_bandwidth", MaxBandwidthOpt, None),
+    ("adaptive", AdaptiveOpt, True),
+)
+#: Which objects are copied, and how names and errors are treated: copy, plan, sync.
+FILTERS: tuple[Param, ...] = (
+    ("include", IncludeOpt, None),
+    ("exclude", ExcludeOpt, None),
+    ("overwrite", OverwriteOpt, "if-different"),
+    ("folder_markers", FolderMarkersOpt, "skip"),
+    ("skip_errors", SkipErrorsOpt, ""),
+    ("invalid_names", InvalidNamesOpt, "fail"),
+)
+#: What is kept of each object besides its bytes, and moving: copy, plan.
+KEEPING: tuple[Param, ...] = (
+    ("delete_source_after_verify", DeleteSourceOpt, False),
+    ("empty_dirs", EmptyDirsOpt, None),
+    ("preserve", PreserveOpt, ""),
+    ("map_identities", MapIdentitiesOpt, None),
+)
+#: How a job's partitions are worked through: run, sync.
+JOB_WORK: tuple[Param, ...] = (
+    ("batch_count", Annotated[int, typer.Option(
+        "--batch-count", "-b", help="Partitions worked on at the same time.")], 4),
+    ("lease_seconds", Annotated[float, typer.Option(
+        "--lease-seconds", help="A partition (or a sync schedule) whose holder stops "
+                                "renewing its lease for this long can be taken over.")], 60.0),
+    ("dask", DaskOpt, None),
+)
+
+#: The options that say how to reach the stores, shared by every command that opens one.
+_STORE_PARAMS: tuple[Param, ...] = (
     ("s3_endpoint", S3EndpointOpt, None),
     ("s3_region", S3RegionOpt, None),
     ("aws_profile", AwsProfileOpt, None),
@@ -145,27 +180,70 @@ _STORE_PARAMS: list[tuple[str, Any, Any]] = [
     ("s3_request_payer", S3RequestPayerOpt, None),
     ("azure_auth", AzureAuthOpt, "auto"),
     ("allow_http", AllowHttpOpt, False),
-]
+)
+
+#: Placeholder default of the ``store`` parameter that with_store_options fills in.
+NO_STORE_OPTIONS = StoreOptions()
+#: Placeholder default of a group's parameter that with_options fills in.
+NO_OPTIONS: dict[str, Any] = {}
 
 F = TypeVar("F", bound=Callable[..., Any])
+V = TypeVar("V")
+
+
+def given(ctx: typer.Context, name: str, value: V) -> V | None:
+    """``value`` when the user gave the option (flag or environment), None when it is the
+    default: the API then takes it from elsewhere (``run --config``)."""
+    source = ctx.get_parameter_source(name)
+    return None if source is None or source.name == "DEFAULT" else value
+
+
+def _gathered(fn: F, groups: dict[str, tuple[Param, ...]],
+              gather: Callable[[str, dict[str, Any]], Any]) -> F:
+    """``fn`` as a command whose parameter named after each group is replaced by that
+    group's options (flags, in the group's order, where the parameter stood); ``fn`` is
+    called with ``gather(group, {option: value})`` there."""
+    sig = inspect.signature(fn, eval_str=True)
+    params: list[inspect.Parameter] = []
+    for p in sig.parameters.values():
+        if p.name in groups:
+            params += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY,
+                                         default=default, annotation=annotation)
+                       for name, annotation, default in groups[p.name]]
+        else:
+            params.append(p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+                          if p.kind != inspect.Parameter.KEYWORD_ONLY else p)
+
+    @functools.wraps(fn)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        for group, members in groups.items():
+            kwargs[group] = gather(group, {name: kwargs.pop(name) for name, _, _ in members})
+        return fn(*args, **kwargs)
+
+    command.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    command.__annotations__ = {
+        **{k: v for k, v in fn.__annotations__.items() if k not in groups},
+        **{name: ann for members in groups.values() for name, ann, _ in members}}
+    return cast(F, command)
+
+
+def _as_api_arguments(group: str, values: dict[str, Any]) -> dict[str, Any]:
+    """A group's values as the API's keyword arguments (repeatable flags: tuples)."""
+    return {k: () if v is None and k in ("include", "exclude") else v
+            for k, v in values.items()}
+
+
+def with_options(**groups: tuple[Param, ...]) -> Callable[[F], F]:
+    """Give a command the options of each named group (``pacing=PACING``…) as flags, and
+    call it with each group's values as one dict argument of that name, ready to pass to
+    the API function (``api.copy(..., **pacing)``)."""
+    def decorate(fn: F) -> F:
+        return _gathered(fn, groups, _as_api_arguments)
+
+    return decorate
 
 
 def with_store_options(fn: F) -> F:
     """Give a command the store options (--s3-endpoint … --allow-http) as flags, and call
     it with them gathered into one ``store: StoreOptions`` argument."""
-    sig = inspect.signature(fn, eval_str=True)
-    params = [p for p in sig.parameters.values() if p.name != "store"]
-    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
-                               annotation=annotation)
-             for name, annotation, default in _STORE_PARAMS]
-
-    @functools.wraps(fn)
-    def command(*args: Any, **kwargs: Any) -> Any:
-        values = {name: kwargs.pop(name) for name, _, _ in _STORE_PARAMS}
-        return fn(*args, store=StoreOptions(**values), **kwargs)
-
-    command.__signature__ = sig.replace(parameters=[  # type: ignore[attr-defined]
-        p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in params] + extra)
-    command.__annotations__ = {**fn.__annotations__,
-                               **{name: ann for name, ann, _ in _STORE_PARAMS}}
-    return cast(F, command)
+    return _gathered(fn, {"store": _STORE_PARAMS}, lambda _, v: StoreOptions(**v))

@@ -14,24 +14,16 @@ import typer
 from lakeshift import api
 from lakeshift.api import DEFAULT_DB, StoreOptions
 from lakeshift.cli.options import (
+    FILTERS,
+    JOB_WORK,
+    NO_OPTIONS,
     NO_STORE_OPTIONS,
-    AdaptiveOpt,
-    BlockSizeOpt,
-    ConcurrencyOpt,
-    DaskOpt,
+    PACING,
     DbOpt,
-    ExcludeOpt,
-    FolderMarkersOpt,
-    IncludeOpt,
-    InvalidNamesOpt,
     JobOpt,
     JsonOpt,
-    MaxBandwidthOpt,
-    MaxRpsOpt,
-    OverwriteOpt,
     ProgressOpt,
-    SinglePutMaxOpt,
-    SkipErrorsOpt,
+    with_options,
     with_store_options,
 )
 from lakeshift.cli.progress import progress_subscribers
@@ -62,6 +54,7 @@ EPILOG = """Examples:
 
 
 @with_store_options
+@with_options(work=JOB_WORK, pacing=PACING, filters=FILTERS)
 def sync(
     urls: Annotated[list[str] | None, typer.Argument(
         help="SRC DST (to create the job on first use); leave out with --job of an existing "
@@ -110,24 +103,9 @@ def sync(
     cron: Annotated[str | None, typer.Option(
         "--cron", help="Keep syncing at the times of a cron expression (UTC), e.g. "
                        "'*/15 * * * *'.")] = None,
-    batch_count: Annotated[int, typer.Option(
-        "--batch-count", "-b", help="Partitions synced at the same time.")] = 4,
-    concurrency: ConcurrencyOpt = 32,
-    block_size: BlockSizeOpt = "8MiB",
-    single_put_max: SinglePutMaxOpt = "64MiB",
-    lease_seconds: Annotated[float, typer.Option(
-        "--lease-seconds", help="A partition (or schedule) whose holder stops renewing for "
-                                "this long can be taken over.")] = 60.0,
-    max_requests_per_second: MaxRpsOpt = None,
-    max_bandwidth: MaxBandwidthOpt = None,
-    adaptive: AdaptiveOpt = True,
-    include: IncludeOpt = None,
-    exclude: ExcludeOpt = None,
-    overwrite: OverwriteOpt = "if-different",
-    folder_markers: FolderMarkersOpt = "skip",
-    skip_errors: SkipErrorsOpt = "",
-    invalid_names: InvalidNamesOpt = "fail",
-    dask: DaskOpt = None,
+    work: dict[str, Any] = NO_OPTIONS,
+    pacing: dict[str, Any] = NO_OPTIONS,
+    filters: dict[str, Any] = NO_OPTIONS,
     progress: ProgressOpt = "auto",
     as_json: JsonOpt = False,
     store: StoreOptions = NO_STORE_OPTIONS,
@@ -143,14 +121,8 @@ def sync(
             target_objects=target_objects, adf_delta_table=adf_delta_table, lag=lag,
             overlap=overlap, path_template=path_template, files_from=files_from,
             inventory=inventory, delete=delete, max_delete=max_delete, every=every, cron=cron,
-            batch_count=batch_count, concurrency=concurrency, block_size=block_size,
-            single_put_max=single_put_max, lease_seconds=lease_seconds,
-            max_requests_per_second=max_requests_per_second, max_bandwidth=max_bandwidth,
-            adaptive=adaptive, include=include or (), exclude=exclude or (),
-            overwrite=overwrite, folder_markers=folder_markers, skip_errors=skip_errors,
-            invalid_names=invalid_names, store_options=store if urls else None,
-            subscribers=subs, on_pass=lambda r: _print(r, as_json, lag, keyed),
-            dask=dask)
+            store_options=store if urls else None, subscribers=subs,
+            on_pass=lambda r: _print(r, as_json, lag, keyed), **work, **pacing, **filters)
     if every is None and cron is None:
         if result.stopped_by == "SIGTERM":
             StopNotice.given = True

@@ -373,7 +373,8 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
                        events: EventBus, slots: SlotPool, policy: RetryPolicy,
                        watermark: Watermark | None = None, pacing: Pacing | None = None,
                        select: Callable[[ObjectInfo], bool] | None = None,
-                       on_dest: Callable[[str, ObjectInfo, bool], None] | None = None,
+                       on_dest: Callable[[str, ObjectInfo, bool], Awaitable[None] | None]
+                       | None = None,
                        route: ServerRoute | None = None,
                        on_renamed: Callable[[str], None] | None = None,
                        on_unmatched: Callable[[str, ObjectInfo], None] | None = None) -> None:
@@ -383,7 +384,8 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
     together; ``watermark``, when given, follows the listing's low watermark.  ``select``
     (sync's window) picks which listed source objects are considered at all; ``on_dest``
     (sync --delete) receives every destination object under the listed names, in name
-    order, and whether a source object has its name.  ``route`` (shared by a job's
+    order, and whether a source object has its name (what it returns, when not None, is
+    awaited before the merge goes on: a batch it writes off the loop).  ``route`` (shared by a job's
     partitions, so the service is tried once) decides server-side copies, by default one
     of its own for ``opts.copy_mode``; ``on_renamed`` (sync --delete) the destination key
     of every listed source object whose name changed, selected or not (its copy there has
@@ -427,9 +429,10 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
         else:
             pairs = merge(items, dest)
         async for rel, s_or_none, d in pairs:
-            if on_dest is not None and d is not None and name_filter(rel):
-                # Names --include/--exclude leave out are not this job's to judge.
-                on_dest(rel, d, s_or_none is not None)
+            # Names --include/--exclude leave out are not this job's to judge.
+            if on_dest is not None and d is not None and name_filter(rel) and (
+                    pending := on_dest(rel, d, s_or_none is not None)) is not None:
+                await pending
             if s_or_none is None:
                 continue
             s = s_or_none

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -223,15 +223,16 @@ class SyncMode:
                 self.db.add_delete_candidates(part.run_id, row["id"], batch)
                 batch.clear()
 
-        def on_dest(rel: str, d: ObjectInfo, has_source: bool) -> None:
+        def on_dest(rel: str, d: ObjectInfo, has_source: bool) -> Awaitable[None] | None:
             self.destination_objects += 1
             if not has_source and not d.is_dir_marker:
                 batch.append((part.spec.rel_base + rel, d.key, d.size))
                 self.peak_batch = max(self.peak_batch, len(batch))
                 if len(batch) >= CANDIDATE_BATCH:
-                    # Called from the merge, which cannot await: one short write of a
-                    # bounded batch keeps memory flat however many objects are gone.
-                    flush()
+                    # One write of a bounded batch keeps memory flat however many objects
+                    # are gone; the merge awaits it, made in a thread (the loop stays free).
+                    return asyncio.to_thread(flush)
+            return None
 
         on_dest_cb = on_dest if st.delete else None
 

@@ -17,7 +17,6 @@ import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import TypeVar
 
 from lakeshift.engine.events import EventBus
@@ -28,7 +27,7 @@ from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.slots import SlotPool
 from lakeshift.engine.transfer import TransferContext, copy_object
 from lakeshift.errors import LakeshiftError, UsageError
-from lakeshift.model import ObjectInfo
+from lakeshift.model import ObjectInfo, Setting, Trial, TuneResult
 from lakeshift.plan.source import destination_root, resolve_source
 from lakeshift.stores.base import Store, StoreConfig
 from lakeshift.stores.registry import open_store
@@ -40,40 +39,6 @@ BLOCK_SIZES = (4 * MiB, 16 * MiB)
 SINGLE_PUT_MAXES = (0, 256 * MiB)
 #: The scratch folder, under the destination's root: never a name a migration writes.
 SCRATCH = ".lakeshift-tune-"
-
-
-@dataclass(frozen=True, slots=True)
-class Setting:
-    concurrency: int = 32
-    block_size: int = 8 * MiB
-    single_put_max: int = 64 * MiB
-
-
-@dataclass(frozen=True, slots=True)
-class Trial:
-    setting: Setting
-    seconds: float
-    objects: int
-    nbytes: int
-    failed: int
-
-    @property
-    def bytes_per_s(self) -> float:
-        return self.nbytes / self.seconds if self.seconds > 0 else 0.0
-
-    @property
-    def objects_per_s(self) -> float:
-        return self.objects / self.seconds if self.seconds > 0 else 0.0
-
-
-@dataclass
-class TuneResult:
-    """Every trial in the order run, and the best setting (fastest without failures)."""
-
-    sample_objects: int
-    sample_bytes: int
-    trials: list[Trial] = field(default_factory=list)
-    best: Setting = Setting()
 
 
 async def sample_of(src: Store, max_objects: int, max_bytes: int,

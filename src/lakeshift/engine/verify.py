@@ -17,7 +17,9 @@ import asyncio
 import csv
 import functools
 import json
+import queue
 import re
+import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -101,21 +103,55 @@ class VerifyResult:
 
 
 class Report:
-    """The CSV of differences, written as they are found."""
+    """The CSV of differences, written as they are found: by a writer thread fed through a
+    bounded queue, so a slow disk holds back the verify (the queue is full) without
+    blocking the event loop.  ``close`` waits for every row to be written."""
 
     FIELDS = ("name", "kind", "source_key", "destination_key", "source_size",
               "destination_size", "source_checksum", "destination_checksum", "detail")
 
-    def __init__(self, fh: TextIO) -> None:
+    def __init__(self, fh: TextIO, depth: int = 1024) -> None:
         self.fh = fh
         self.w = csv.writer(fh)
-        self.w.writerow(self.FIELDS)
+        self._rows: queue.Queue[list[Any] | None] = queue.Queue(maxsize=depth)
+        self._error: OSError | None = None
+        self._closed = False
+        self._rows.put(list(self.FIELDS))
+        self._thread = threading.Thread(target=self._write, name="lakeshift-verify-report",
+                                        daemon=True)
+        self._thread.start()
 
-    def row(self, name: str, kind: str, s: ObjectInfo | None, d: ObjectInfo | None,
-            s_sum: str | None, d_sum: str | None, detail: str) -> None:
-        self.w.writerow([name, kind, s.key if s else "", d.key if d else "",
-                         s.size if s else "", d.size if d else "", s_sum or "", d_sum or "",
-                         detail])
+    def _write(self) -> None:
+        while (cells := self._rows.get()) is not None:
+            if self._error is None:
+                try:
+                    self.w.writerow(cells)
+                except OSError as e:  # disk full: said at close; the queue keeps draining
+                    self._error = e
+
+    async def row(self, name: str, kind: str, s: ObjectInfo | None, d: ObjectInfo | None,
+                  s_sum: str | None, d_sum: str | None, detail: str) -> None:
+        cells = [name, kind, s.key if s else "", d.key if d else "", s.size if s else "",
+                 d.size if d else "", s_sum or "", d_sum or "", detail]
+        try:
+            self._rows.put_nowait(cells)
+        except queue.Full:  # the writer is behind: wait for room off the loop
+            await asyncio.to_thread(self._rows.put, cells)
+
+    async def close(self) -> None:
+        """Write what is queued and stop the writer; a write that failed is a UsageError."""
+        if not self._closed:
+            self._closed = True
+            await asyncio.to_thread(self._stop)
+        if self._error is not None:
+            why = self._error.strerror or self._error
+            raise UsageError(f"cannot write the verify report: {why}: free space or choose "
+                             "another --report")
+
+    def _stop(self) -> None:
+        self._rows.put(None)
+        self._thread.join()
+        self.fh.flush()
 
 
 def multipart_part_sizes(size: int, parts: int) -> list[int]:
@@ -200,12 +236,12 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
             if dest_kept(item):
                 yield item
 
-    def differ(name: str, kind: str, s: ObjectInfo | None, d: ObjectInfo | None,
+    async def differ(name: str, kind: str, s: ObjectInfo | None, d: ObjectInfo | None,
                s_sum: str | None = None, d_sum: str | None = None, detail: str = "") -> None:
         result.counts[kind] += 1
         if kind == "unverifiable":
             result.reasons[detail] += 1
-        report.row(name, kind, s, d, s_sum, d_sum, detail)
+        await report.row(name, kind, s, d, s_sum, d_sum, detail)
 
     async def named_source() -> AsyncIterator[tuple[str, ObjectInfo, str | None]]:
         """Source names as the copy wrote them, in listing order: (name, object, None), or
@@ -216,25 +252,25 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
             new, why = namer(rel)
             if new is None and opts.invalid_names == "skip":
                 result.checked += 1
-                differ(rel, "unverifiable", s, None, detail=f"not copied on purpose: "
-                       f"{(why or '').split(':')[0]}")
+                await differ(rel, "unverifiable", s, None, detail=f"not copied on purpose: "
+                             f"{(why or '').split(':')[0]}")
             elif new is not None and new != rel:
                 result.checked += 1
                 result.counts["renamed"] += 1
                 # Listed in the report so the pairing can be audited (not a difference).
-                report.row(rel, "renamed", s, None, None, None,
-                           f"{root + new} ({(why or '').split(':')[0]})")
+                await report.row(rel, "renamed", s, None, None, None,
+                                 f"{root + new} ({(why or '').split(':')[0]})")
                 yield rel, s, root + new
             else:
                 yield rel, s, None
 
-    def settled_by_listing(name: str, s: ObjectInfo, d: ObjectInfo | None,
-                           missing: str) -> bool:
+    async def settled_by_listing(name: str, s: ObjectInfo, d: ObjectInfo | None,
+                                 missing: str) -> bool:
         """Decide from listings alone when possible (missing, size, both MD5s known)."""
         if d is None:
-            differ(name, "missing", s, None, detail=missing)
+            await differ(name, "missing", s, None, detail=missing)
         elif s.size != d.size:
-            differ(name, "size", s, d, detail=f"{s.size} != {d.size} bytes")
+            await differ(name, "size", s, d, detail=f"{s.size} != {d.size} bytes")
         elif not opts.deep and s.md5 is not None and d.md5 is not None and s.md5 == d.md5:
             result.verified += 1
             result.proofs["source-md5"] += 1
@@ -242,11 +278,11 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
             return False
         return True
 
-    def dest_only(name: str, d: ObjectInfo) -> Work | None:
+    async def dest_only(name: str, d: ObjectInfo) -> Work | None:
         if "%" in d.key and opts.invalid_names == "encode":
             return name, None, d  # maybe a renamed copy: the worker looks up its source
         result.checked += 1
-        differ(name, "extra", None, d, detail="only at the destination")
+        await differ(name, "extra", None, d, detail="only at the destination")
         return None
 
     async def planned() -> AsyncIterator[Work]:
@@ -259,7 +295,7 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
                 yield name, s, renamed_to
                 continue
             while d is not None and d[0] < name:
-                if (work := dest_only(*d)) is not None:
+                if (work := await dest_only(*d)) is not None:
                     yield work
                 d = await anext(dests, None)
             pair = d[1] if d is not None and d[0] == name else None
@@ -267,14 +303,16 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
                 d = await anext(dests, None)
             result.checked += 1
             if opts.check_times and pair is not None:
-                await check_time(name, s, pair)
-            if pair is None and s.size == 0:
+                # The kept time may need a HEAD of the destination: a worker's job (prove),
+                # as are the checks of the pair that follow it.
+                yield name, s, pair
+            elif pair is None and s.size == 0:
                 yield name, s, None  # missing, or a symlink loop the copy skipped: read it
-            elif not settled_by_listing(name, s, pair, "not at the destination"):
+            elif not await settled_by_listing(name, s, pair, "not at the destination"):
                 assert pair is not None
                 yield name, s, pair
         while d is not None:
-            if (work := dest_only(*d)) is not None:
+            if (work := await dest_only(*d)) is not None:
                 yield work
             d = await anext(dests, None)
 
@@ -294,11 +332,11 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
             d.last_modified if dst.capabilities.hierarchical and
             not dst.capabilities.metadata_in_listing else None)
         if got is None:
-            differ(name, "time", s, d, format_time(want), None,
-                   f"no {SRC_MTIME_KEY} at the destination")
+            await differ(name, "time", s, d, format_time(want), None,
+                         f"no {SRC_MTIME_KEY} at the destination")
         elif abs((got - want).total_seconds()) >= 1:
-            differ(name, "time", s, d, format_time(want), format_time(got),
-                   "original modification time differs")
+            await differ(name, "time", s, d, format_time(want), format_time(got),
+                         "original modification time differs")
 
     async def maybe_renamed(name: str, d: ObjectInfo) -> None:
         """A destination-only name with a percent sign: the renamed copy of the source name
@@ -318,7 +356,7 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
             if await retry(functools.partial(src.exists, key), policy, src_limit):
                 return
         result.checked += 1
-        differ(name, "extra", None, d, detail="only at the destination")
+        await differ(name, "extra", None, d, detail="only at the destination")
 
     async def missing_or_skipped(name: str, s: ObjectInfo) -> None:
         """An empty source object without a copy: missing — unless reading it says the copy
@@ -327,21 +365,22 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
             await retry(functools.partial(src.read, s.key), policy, src_limit)
         except DanglingLinkError:
             # Not missing: a link to nothing has no content to copy (the copy recorded it).
-            differ(name, "unverifiable", s, None, detail=DanglingLinkError.kind)
+            await differ(name, "unverifiable", s, None, detail=DanglingLinkError.kind)
             return
         except ForbiddenError as e:
             # A directory the source may not list (an HDFS/Gen1 403 subtree): nothing below
             # it could be copied, and nothing can prove otherwise; the row names it.
             result.counts["unverifiable"] += 1
             result.reasons[FORBIDDEN_AT_SOURCE] += 1
-            report.row(name, "unverifiable", s, None, None, None,
+            await report.row(name, "unverifiable", s, None, None, None,
                        f"{FORBIDDEN_AT_SOURCE} ({e})")
             return
         except ObjectError as e:
             if e.skipped_always:
-                differ(name, "unverifiable", s, None, detail=f"not copied on purpose: {e.kind}")
+                await differ(name, "unverifiable", s, None,
+                             detail=f"not copied on purpose: {e.kind}")
                 return
-        differ(name, "missing", s, None, detail="not at the destination")
+        await differ(name, "missing", s, None, detail="not at the destination")
 
     async def prove(item: Work) -> None:
         """The per-object action: prove one pair equal, or record how it differs."""
@@ -355,18 +394,22 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
             elif isinstance(d, str):  # a renamed object: look it up under its new name
                 found = await retry(functools.partial(dst.exists, d), policy, dst_limit)
                 missing = f"not at the destination under its encoded name {d}"
-                if not settled_by_listing(name, s, found, missing):
+                if not await settled_by_listing(name, s, found, missing):
                     assert found is not None
                     await _deep_check(name, s, found)
             else:
+                if opts.check_times:  # yielded before the listings settled anything
+                    await check_time(name, s, d)
+                    if await settled_by_listing(name, s, d, ""):
+                        return
                 await _deep_check(name, s, d)
         except (AuthError, UsageError):
             raise
         except LakeshiftError as e:
             if s is None:
                 result.checked += 1
-            differ(name, "unverifiable", s, d if s is None and isinstance(d, ObjectInfo)
-                   else None, detail=f"could not read: {e.kind}")
+            await differ(name, "unverifiable", s, d if s is None and isinstance(d, ObjectInfo)
+                         else None, detail=f"could not read: {e.kind}")
 
     async def _deep_check(name: str, s: ObjectInfo, d: ObjectInfo) -> None:
         if not opts.deep and s.md5 is not None and d.md5 is not None and s.md5 != d.md5:
@@ -374,8 +417,8 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
             # source's bytes are hashed below instead.
             s = await without_unvouched_md5(src, s, policy, src_limit) or s
             if s.md5 is not None:
-                differ(name, "checksum", s, d, s.md5.hex(), d.md5.hex(),
-                       "source MD5 != destination Content-MD5")
+                await differ(name, "checksum", s, d, s.md5.hex(), d.md5.hex(),
+                             "source MD5 != destination Content-MD5")
                 return
         m = _MULTIPART.match(s.etag or "") if s.md5 is None else None
         multipart = s.etag if m else None
@@ -399,21 +442,21 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
                 result.verified += 1
                 result.proofs[proof] += 1
             else:
-                differ(name, "checksum", s, d, src_md5.hex(), dst_md5.hex() if dst_md5 else None,
-                       "MD5 of the bytes differs")
+                await differ(name, "checksum", s, d, src_md5.hex(),
+                             dst_md5.hex() if dst_md5 else None, "MD5 of the bytes differs")
             return
         if multipart:
             if multipart in etags:
                 result.verified += 1
                 result.proofs["multipart-etag"] += 1
             elif want_parts:
-                differ(name, "checksum", s, d, multipart, ", ".join(etags),
-                       "multipart ETag recomputed from the destination differs")
+                await differ(name, "checksum", s, d, multipart, ", ".join(etags),
+                             "multipart ETag recomputed from the destination differs")
             else:
-                differ(name, "unverifiable", s, d, multipart, None,
-                       "multipart ETag: part size cannot be inferred (use --deep)")
+                await differ(name, "unverifiable", s, d, multipart, None,
+                             "multipart ETag: part size cannot be inferred (use --deep)")
             return
-        differ(name, "unverifiable", s, d, None, None, "no checksum on either side")
+        await differ(name, "unverifiable", s, d, None, None, "no checksum on either side")
 
     await drive(planned(), prove, opts.concurrency)
 
@@ -465,4 +508,5 @@ async def verify_async(pairs: list[Pair], opts: VerifyOptions, report: Report,
     finally:
         result.finished = time.monotonic()
         await asyncio.gather(*(s.close() for s in stores.values()), return_exceptions=True)
+        await report.close()
     return result

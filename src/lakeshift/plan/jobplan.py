@@ -10,7 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lakeshift.engine.copy_options import copy_options
+from lakeshift.engine.copy_options import copy_options, identity_pairs
 from lakeshift.engine.events import EventBus, ListingDone
 from lakeshift.engine.pipeline import check_reachable
 from lakeshift.engine.retry import RetryPolicy
@@ -59,10 +59,12 @@ async def create_plan(control: ControlDB, job: str, sources: Sequence[str], dst:
     DB is called in worker threads: the event loop stays free.  ``auto``: who lists an
     automatic plan's sources (this process by default; scale/planner.py: Dask workers)."""
     call = asyncio.to_thread
+    # --map-identities names a file: read in a thread (the event loop stays free).
+    identities = await call(identity_pairs, map_identities)
     checked = copy_options(include=include, exclude=exclude, overwrite=overwrite,
                            folder_markers=folder_markers, skip_errors=skip_errors,
                            invalid_names=invalid_names, empty_dirs=empty_dirs,
-                           preserve=preserve, map_identities=map_identities,
+                           preserve=preserve, map_identities=identities,
                            copy_mode=copy_mode)
     exists = job in {j.name for j in await call(control.jobs)}
     if exists and not replace:

@@ -47,9 +47,6 @@ CAPABILITIES = Capabilities(
     metadata_in_listing=False, stream_put=True, directories=True,
 )
 PAGE = 1000
-#: Files up to this size are read in the event loop itself: a few syscalls on a small file
-#: cost less than handing it to a thread and back (docs/performance.md).
-INLINE_MAX = 64 * 1024
 _PARTIAL = ".lakeshift-partial-"
 _XATTR = "user.lakeshift"
 
@@ -156,15 +153,8 @@ class LocalStore:
 
     async def read(self, key: str, start: int | None = None, end: int | None = None,
                    if_match: str | None = None) -> ReadResult:
-        if start is not None and end is not None:
-            small = end - start <= INLINE_MAX
-        else:
-            try:
-                small = os.stat(self._path(key)).st_size <= INLINE_MAX
-            except OSError:
-                small = False  # the read below raises the right error
-        if small:
-            return self._read(key, start, end, if_match)
+        # In a thread, however small: a disk (or a network mount) that stalls must not stall
+        # the event loop and every transfer with it; one hop per read (docs/performance.md).
         return await asyncio.to_thread(self._read, key, start, end, if_match)
 
     def _read(self, key: str, start: int | None, end: int | None,
