@@ -373,7 +373,7 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
             result.counts["unverifiable"] += 1
             result.reasons[FORBIDDEN_AT_SOURCE] += 1
             await report.row(name, "unverifiable", s, None, None, None,
-                       f"{FORBIDDEN_AT_SOURCE} ({e})")
+                             f"{FORBIDDEN_AT_SOURCE} ({e})")
             return
         except ObjectError as e:
             if e.skipped_always:
