@@ -4,6 +4,9 @@ source objects made the way other tools make them."""
 from __future__ import annotations
 
 import hashlib
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 
@@ -53,3 +56,18 @@ def seed_each_path(s3: Any, bucket: str, prefix: str) -> dict[str, bytes]:
     objs[f"{prefix}blocks.bin"] = os.urandom(6 * 2**20)
     put_multipart(s3, bucket, f"{prefix}blocks.bin", objs[f"{prefix}blocks.bin"], 5 * 2**20)
     return objs
+
+
+def old_lake(root: Path, names: list[str], data: bytes = b"v1") -> None:
+    """Files under ``root``, modified two hours ago (before any sync window's end)."""
+    old = (datetime.now(UTC) - timedelta(hours=2)).timestamp()
+    for n in names:
+        p = root / n
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+        os.utime(p, (old, old))
+
+
+def file_names(root: Path) -> list[str]:
+    """The files under ``root``, relative, sorted."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,19 +16,8 @@ import lakeshift
 from lakeshift.control.repository import ControlDB
 from lakeshift.errors import AuthError
 from lakeshift.stores.local.store import LocalStore
-
-
-def _lake(root: Path, names: list[str], data: bytes = b"v1") -> None:
-    old = (datetime.now(UTC) - timedelta(hours=2)).timestamp()
-    for n in names:
-        p = root / n
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(data)
-        os.utime(p, (old, old))
-
-
-def _names(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+from tests.helpers import file_names as _names
+from tests.helpers import old_lake as _lake
 
 
 def _sql(tmp_path: Path, query: str) -> list[tuple[Any, ...]]:

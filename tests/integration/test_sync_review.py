@@ -14,19 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import lakeshift
-
-
-def _lake(root: Path, names: list[str], data: bytes = b"v1") -> None:
-    old = (datetime.now(UTC) - timedelta(hours=2)).timestamp()
-    for n in names:
-        p = root / n
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(data)
-        os.utime(p, (old, old))
-
-
-def _names(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+from tests.helpers import file_names as _names
+from tests.helpers import old_lake as _lake
 
 
 def test_delete_on_key_range_partitions_deletes_only_what_the_source_lost(
