@@ -182,6 +182,24 @@ def test_a_rename_that_kept_its_time_is_copied_before_the_old_name_goes(
     assert (dst / "p1/a-renamed").read_bytes() == b"v1"
 
 
+def test_a_rename_among_many_new_objects_of_its_size_is_never_lost(tmp_path: Path) -> None:
+    # Pairing looks at a bounded number of same-size new names (and by size alone above
+    # 16 MiB without MD5s): whatever it finds, a source object with no destination copy is
+    # copied by a --delete pass, so a rename that kept its time is never lost.
+    src, dst, db = tmp_path / "src", tmp_path / "dst", f"sqlite:///{tmp_path}/c.db"
+    _lake(src, ["p0/a", "p1/other"])
+    lakeshift.sync(str(src), str(dst), job="j", db=db, lag="0", prefix=["p0/", "p1/"])
+    time.sleep(1.1)
+    for i in range(60):
+        (src / f"p1/new{i:02d}").write_bytes(b"n" + bytes([65 + i % 26]))
+    os.rename(src / "p0/a", src / "p1/z-renamed")
+    time.sleep(1.1)
+    r = lakeshift.sync(job="j", db=db, lag="0", delete=True, max_delete="100%")
+    assert r.exit_code == 0 and r.deleted_keys == ("p0/a",)
+    assert (dst / "p1/z-renamed").read_bytes() == b"v1"
+    assert len(_names(dst)) == 62
+
+
 def test_the_old_name_stays_when_the_new_one_cannot_be_copied(
         tmp_path: Path, monkeypatch: Any) -> None:
     from lakeshift.errors import ForbiddenError

@@ -377,7 +377,8 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
                        | None = None,
                        route: ServerRoute | None = None,
                        on_renamed: Callable[[str], None] | None = None,
-                       on_unmatched: Callable[[str, ObjectInfo], None] | None = None) -> None:
+                       on_unmatched: Callable[[str, ObjectInfo], None] | None = None,
+                       copy_unmatched: bool = False) -> None:
     """List ``spec`` on ``src``, compare with ``dst`` under ``root``, copy what differs.
 
     ``slots`` may be shared by several pipelines (partitions) to bound their memory
@@ -392,6 +393,9 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
     a source); ``on_unmatched`` (sync --delete) the destination name (relative to ``root``)
     and source object of every listed source object, selected or not, that has no
     destination object of its source name (a renamed object's new name is one).
+    ``copy_unmatched`` (sync --delete): such an object is copied whatever ``select`` says:
+    a file renamed at the source keeps its modification time, so its new name can lie
+    outside the window while its old name is about to be deleted.
     """
     ctx = TransferContext(src, dst, opts.block_size, slots, policy, events,
                           pacing or opts.pacing(events), opts.single_put_max,
@@ -444,7 +448,8 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
                 on_renamed(root + name)
             if on_unmatched is not None and d is None and dest is not None and name is not None:
                 on_unmatched(name, s)
-            if select is not None and not select(s):
+            if select is not None and not select(s) and not (
+                    copy_unmatched and d is None and dest is not None and name == rel):
                 continue
             ticket = -1
             if watermark is not None:

@@ -76,23 +76,6 @@ class NewNames:
                 "SELECT id, partition_id, key, dest_key, size, md5 FROM new WHERE size = ? "
                 "AND paired = 0 ORDER BY id LIMIT ?", (size, limit))]
 
-    def unpaired(self) -> list[tuple[int, str, str, int, bytes | None]]:
-        """Every unpaired new name, as rows for :meth:`add_rows` of another pass's
-        ``NewNames`` (a Dask worker hands them to the driver, which deletes)."""
-        self.flush()
-        with self._lock:
-            return [tuple(r) for r in self._db.execute(
-                "SELECT partition_id, key, dest_key, size, md5 FROM new WHERE paired = 0 "
-                "ORDER BY id")]
-
-    def add_rows(self, rows: list[tuple[int, str, str, int, bytes | None]]) -> None:
-        """New names another process listed (:meth:`unpaired`)."""
-        with self._lock:
-            self._db.executemany("INSERT INTO new (partition_id, key, dest_key, size, md5) "
-                                 "VALUES (?, ?, ?, ?, ?)", rows)
-            self._db.commit()
-        self.count += len(rows)
-
     def take(self, name: NewName) -> None:
         with self._lock:
             self._db.execute("UPDATE new SET paired = 1 WHERE id = ?", (name.row,))

@@ -247,7 +247,8 @@ class SyncMode:
                                select=tally.every if folder else tally.select,
                                on_dest=on_dest_cb,
                                on_renamed=renamed.add if st.delete else None,
-                               on_unmatched=on_new if self.new_names is not None else None)
+                               on_unmatched=on_new if self.new_names is not None else None,
+                               copy_unmatched=st.delete)
         self._counted(part, p, tally)
         if st.delete:
             await asyncio.to_thread(flush)

@@ -171,7 +171,6 @@ async def sync_pass_on_dask(db: ControlDB, job: Job, spec: ClusterSpec, settings
     --delete, the workers list and record the candidates; the deletion phase runs here,
     once every partition is listed, as in a pass without Dask (the run-wide
     --max-delete cap needs them all)."""
-    from lakeshift.engine.renames import NewNames
     from lakeshift.engine.sync import PassResult, SyncMode, pass_run_settings, prepare_pass
 
     refuse_sqlite(db.url, str(spec))
@@ -190,20 +189,11 @@ async def sync_pass_on_dask(db: ControlDB, job: Job, spec: ClusterSpec, settings
         mode = SyncMode(db, job, settings, historical_start, historical_ids)
         mode.adopt_windows([w for r in out.reports for w in r.deferred],
                            sum(r.destination_objects for r in out.reports), run_id)
-        # Renames are paired across the whole pass, as without Dask: the new names every
-        # worker listed, so that an old name goes only once its new name is copied.
-        mode.new_names = NewNames()
-        try:
-            for r in out.reports:
-                await call(mode.new_names.add_rows, r.new_names)
-            await mode.delete_found(out.run, store_options, opts)
-            await mode.finish_deferred(out.run)
-        finally:
-            mode.new_names.close()
+        await mode.delete_found(out.run, store_options, opts)
+        await mode.finish_deferred(out.run)
         return PassResult(out.run, out.outcomes, mode.deleted_keys,
                           sum(mode.deleted_count.values()),
-                          max((r.peak_candidates for r in out.reports), default=0),
-                          mode.renames, mode.held_by_failures + len(mode.reappeared))
+                          max((r.peak_candidates for r in out.reports), default=0))
     finally:
         if run_id is not None:
             # Windows not finished (a pass stopped before its deletions were done), and

@@ -76,10 +76,6 @@ class WorkerReport:
     #: destination objects this worker listed (for a percentage --max-delete).
     deferred: list[Any] = field(default_factory=list)
     destination_objects: int = 0
-    #: A --delete pass: the source objects this worker listed with no destination copy of
-    #: their name (engine.renames.NewNames.unpaired), so that the driver pairs renames
-    #: across the whole pass before it deletes an old name.
-    new_names: list[Any] = field(default_factory=list)
     #: The most --delete candidates this worker held in memory at once.
     peak_candidates: int = 0
     #: Throttled answers this worker met, throttling it heard of from the others, and
@@ -98,7 +94,6 @@ def run_worker(a: WorkerAssignment) -> WorkerReport:
     from lakeshift.model import RunResult
 
     db = ControlDB(a.db_url)
-    new_names: Any = None
     try:
         job = db.job(a.job)
         owner = owner_id()
@@ -109,10 +104,6 @@ def run_worker(a: WorkerAssignment) -> WorkerReport:
 
             sync_mode = SyncMode(db, job, a.sync.settings, a.sync.historical_start,
                                  set(a.sync.historical_ids))
-            if a.sync.settings.delete:
-                from lakeshift.engine.renames import NewNames
-
-                sync_mode.new_names = new_names = NewNames()
             mode = sync_mode
         relay = None
         if a.fleet_throttle:
@@ -149,12 +140,8 @@ def run_worker(a: WorkerAssignment) -> WorkerReport:
             report.deleted_keys = sync_mode.deleted_keys
             report.deferred, report.destination_objects = sync_mode.deferred_windows()
             report.peak_candidates = sync_mode.peak_batch
-            if new_names is not None:
-                report.new_names = new_names.unpaired()
         return report
     finally:
-        if new_names is not None:
-            new_names.close()
         db.close()
 
 
