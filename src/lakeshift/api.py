@@ -943,7 +943,9 @@ async def verify_async(source: str | None = None, destination: str | None = None
     csv_path, json_path = Path(f"{prefix}.csv"), Path(f"{prefix}.json")
     made = await asyncio.to_thread(_make_folders, csv_path.parent)
     try:
-        fh = await asyncio.to_thread(open, csv_path, "w", newline="", encoding="utf-8")
+        # A name that is not valid UTF-8 (a local file's raw bytes) is written escaped.
+        fh = await asyncio.to_thread(open, csv_path, "w", newline="", encoding="utf-8",
+                                     errors="backslashreplace")
     except OSError as e:
         _remove_folders(made)
         raise UsageError(f"cannot write the report {csv_path}: {e.strerror}") from None

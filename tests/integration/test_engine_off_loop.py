@@ -230,3 +230,25 @@ def test_local_files_are_read_in_a_thread_however_small(
     monkeypatch.setattr(LocalStore, "_read", spy)
     assert lakeshift.copy(str(src), str(tmp_path / "dst")).stats.copied == 3
     assert len(on_loop) == 3 and not any(on_loop)
+
+
+class _BrokenDisk(io.StringIO):
+    """A report file whose writes fail with something other than an OSError."""
+
+    def write(self, s: str) -> int:
+        if "bad" in s:
+            raise UnicodeEncodeError("utf-8", "bad\udcff", 3, 4, "surrogates not allowed")
+        return super().write(s)
+
+
+def test_a_report_write_that_fails_neither_hangs_verify_nor_goes_unsaid() -> None:
+    from lakeshift.errors import UsageError
+
+    async def main() -> None:
+        report = Report(_BrokenDisk(), depth=2)
+        await report.row("bad", "missing", None, None, None, None, "")
+        await asyncio.wait_for(_rows(report, 10), 10)  # more rows than the queue holds
+        await report.close()
+
+    with pytest.raises(UsageError, match="cannot write the verify report"):
+        asyncio.run(main())

@@ -114,7 +114,7 @@ class Report:
         self.fh = fh
         self.w = csv.writer(fh)
         self._rows: queue.Queue[list[Any] | None] = queue.Queue(maxsize=depth)
-        self._error: OSError | None = None
+        self._error: Exception | None = None
         self._closed = False
         self._rows.put(list(self.FIELDS))
         self._thread = threading.Thread(target=self._write, name="lakeshift-verify-report",
@@ -126,8 +126,8 @@ class Report:
             if self._error is None:
                 try:
                     self.w.writerow(cells)
-                except OSError as e:  # disk full: said at close; the queue keeps draining
-                    self._error = e
+                except Exception as e:  # disk full, an unencodable name: said at close
+                    self._error = e  # the queue keeps draining, so no row() waits forever
 
     async def row(self, name: str, kind: str, s: ObjectInfo | None, d: ObjectInfo | None,
                   s_sum: str | None, d_sum: str | None, detail: str) -> None:
@@ -144,7 +144,7 @@ class Report:
             self._closed = True
             await asyncio.to_thread(self._stop)
         if self._error is not None:
-            why = self._error.strerror or self._error
+            why = getattr(self._error, "strerror", None) or self._error
             raise UsageError(f"cannot write the verify report: {why}: free space or choose "
                              "another --report")
 
