@@ -113,9 +113,14 @@ class RunResult:
     job: str = ""  # the job's name (set by lakeshift.run)
     #: The run's number within its job (set by lakeshift.run when the DB numbers runs).
     number: int | None = None
+    #: The run was cancelled (``lakeshift.cancel_run``, the monitor's Cancel): it stopped
+    #: at a checkpoint; running the job again continues it.
+    cancelled: bool = False
 
     @property
     def exit_code(self) -> int:
+        if self.cancelled:
+            return 130  # stopped before the end, as after Ctrl-C: run again to continue
         return 1 if self.failed or self.remaining_failed else 0
 
     @property

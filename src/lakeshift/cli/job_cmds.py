@@ -179,6 +179,7 @@ def _print_run(result: RunResult, as_json: bool) -> None:
                "bytes": s.bytes_transferred,
                "duration_s": round(s.duration, 3),
                "errors": [{"partition": p, "error": e} for p, e in result.errors],
+               "cancelled": result.cancelled,
                "exit_code": result.exit_code}
     if as_json:
         json.dump(summary, sys.stdout, indent=2)
@@ -201,7 +202,10 @@ def _print_run(result: RunResult, as_json: bool) -> None:
     if result.remaining_pending:
         print(f"  {count(result.remaining_pending, 'partition')} still pending or running "
               "(held by another process, or interrupted)")
-    if result.exit_code:
+    if result.cancelled:
+        print(f"  the run was cancelled: it stopped at a checkpoint; `lakeshift run --job "
+              f"{job}` continues it")
+    elif result.exit_code:
         print(f"  rerun `lakeshift run --job {job}` to retry the failed partitions; "
               f"`lakeshift failures --job {job}` lists failed objects")
 

@@ -257,6 +257,7 @@ async def run_job(db: ControlDB, job: Job, batch_count: int, opts: CopyOptions,
             finally:
                 beat.cancel()
         state = "cancelled" if stopped else ("failed" if result.failed else "succeeded")
+        result.cancelled = stopped
     except RunGone:
         raise job_deleted(job) from None
     finally:

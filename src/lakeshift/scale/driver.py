@@ -154,6 +154,7 @@ async def run_on_dask(db: ControlDB, job: Job, spec: ClusterSpec, batch_count: i
                 state = "failed"
             if any(rep.stopped for rep in out.reports):
                 state = "cancelled" if cancelled else "interrupted"
+                r.cancelled = bool(cancelled)
             await call(db.finish_run, run_id, state, r.succeeded, r.failed, r.stats.copied,
                        r.stats.bytes_transferred)
         await call(count_remaining, db, job, out.run)
