@@ -11,7 +11,9 @@ HEAD, 400 ``InvalidRequest`` naming Server Side Encryption to a GET."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import importlib
 import json
 import os
 from collections.abc import Iterator
@@ -208,6 +210,51 @@ def test_a_failed_calibration_still_removes_what_it_wrote(tmp_path: Path) -> Non
     assert any("calibration copy failed" in n for n in notes), notes
     assert list(out.rglob("*")) == []
     assert not any("could not remove" in n for n in notes), notes
+
+
+def test_a_stopped_calibration_sweeps_what_lands_after_it(tmp_path: Path,
+                                                          monkeypatch: Any) -> None:
+    """Ctrl-C during the calibration: a copy whose request the service already took lands
+    after the client gave up; the calibration deletes what it wrote once that had time to
+    land, so nothing stays (tryout: two objects were left in the user's container)."""
+    # (lakeshift.plan is also the function of that name: the module is taken by its name)
+    scan_mod = importlib.import_module("lakeshift.plan.scan")
+    src_dir, out = tmp_path / "src", tmp_path / "out"
+    src_dir.mkdir()
+    out.mkdir()
+    for i in range(6):
+        (src_dir / f"{i:02d}.bin").write_bytes(os.urandom(100 + i))
+    real = scan_mod.copy_object
+    late: list[asyncio.Task[Any]] = []
+
+    async def copy(ctx: Any, obj: Any, key: str) -> Any:
+        if key.endswith("000000"):
+            async def land() -> None:
+                await asyncio.sleep(0.3)
+                await real(ctx, obj, key)
+            late.append(asyncio.get_running_loop().create_task(land()))
+            await asyncio.sleep(30)  # the client waits for the answer… and is stopped
+        return await real(ctx, obj, key)
+
+    monkeypatch.setattr(scan_mod, "copy_object", copy)
+
+    async def main() -> None:
+        src = open_store(source_config(str(src_dir)))
+        dst = open_store(source_config(str(out)))
+        sample = [o async for o in _all(src)]
+        tally = _Tally()
+        tally.objects, tally.bytes = len(sample), sum(o.size for o in sample)
+        task = asyncio.create_task(_duration(src, dst, sample, tally, ScanOptions(),
+                                             RetryPolicy(), []))
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await asyncio.gather(*late)
+        await asyncio.sleep(0.5)
+
+    asyncio.run(main())
+    assert late and [p for p in out.rglob("*") if p.is_file()] == []
 
 
 async def _all(store: Any) -> Any:

@@ -66,6 +66,9 @@ EXAMPLES = 5
 #: Without a destination to calibrate against: a stated rate.
 DEFAULT_BYTES_PER_S = 50 * MiB
 DEFAULT_OBJECTS_PER_S = 100.0
+#: After a calibration stopped or failed: how long a copy the service already took may
+#: take to land before the calibration's objects are deleted.
+LATE_LANDING_S = 1.0
 #: The calibration sample: at most this many objects, bytes, and bytes per object.
 SAMPLE_OBJECTS = 32
 SAMPLE_BYTES = 64 * MiB
@@ -432,6 +435,7 @@ async def _duration(src: Store, dst: Store | None, sample: list[ObjectInfo],
                 raise
 
     started = time.monotonic()
+    stopped = False
     try:
         # Every copy started is waited for, failed or not, before the removal below: one
         # still in flight would land after it.
@@ -444,7 +448,14 @@ async def _duration(src: Store, dst: Store | None, sample: list[ObjectInfo],
     except LakeshiftError as e:
         notes.append(f"calibration copy failed ({e}): default rate used")
         return default
+    except BaseException:
+        stopped = True  # Ctrl-C, or the scan's task cancelled
+        raise
     finally:
+        if stopped or failed:
+            # A request cut on this side may still be completed by the service (its body
+            # was all sent): give it a moment to land before it is deleted.
+            await asyncio.sleep(LATE_LANDING_S)
         await _remove(dst, written, [base, *reversed(made)], policy, notes)
     n, b = len(sample), sum(o.size for o in sample)
     per_obj = elapsed / n
