@@ -252,3 +252,16 @@ def test_a_version_2_db_is_upgraded(url: str) -> None:
         assert control.start_run(1, "h:1:b", 1, {}) and control.runs(1)[0]["number"] == 4
     finally:
         control.close()
+
+
+def test_candidates_under_a_failed_key_are_dropped_and_only_those(control: ControlDB) -> None:
+    job = _job(control, 1)
+    [p] = control.claim(job, "h:1:a", 1, lease_s=60)
+    run = control.start_run(job, "h:1:a", 1, {})
+    control.add_failures(job, p["id"], run, [Failure(k, "error", "x", 1)
+                                             for k in ("a/", "a/b", "c/d/", "z")])
+    control.add_delete_candidates(run, p["id"], [(k, k, 1) for k in (
+        "a/x", "a/b/y", "a0", "c/d/e", "c/e", "b", "z/1", "zz")])
+    assert control.drop_delete_candidates_under_failures(run) == 5
+    assert sorted(r["source_key"] for r in control.delete_candidates(run, 0, 100)) == [
+        "a0", "b", "c/e"]

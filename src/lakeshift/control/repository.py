@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import socket
@@ -834,13 +835,24 @@ class ControlDB:
         with self._tx() as conn:
             keys = sorted({str(k) for (k,) in conn.execute(
                 select(failures.c.object_key).where(failures.c.run_id == run_id).distinct())})
-            dropped = 0
-            for i, key in enumerate(keys):
-                if any(key.startswith(k) for k in keys[:i]):
-                    continue  # a shorter key drops these too
-                dropped += int(conn.execute(delete(sync_delete_candidates).where(and_(
-                    c.run_id == run_id, c.source_key.startswith(key, autoescape=True))))
-                    .rowcount or 0)
+            # Sorted, a key under an earlier one follows it: comparing with the last key
+            # kept leaves the keys none of the others lies under (O(n)).
+            under: list[str] = []
+            for key in keys:
+                if not (under and key.startswith(under[-1])):
+                    under.append(key)
+            dropped, after = 0, 0
+            while under and (rows := conn.execute(
+                    select(c.id, c.source_key).where(and_(c.run_id == run_id, c.id > after))
+                    .order_by(c.id).limit(10_000)).all()):
+                after = int(rows[-1][0])
+                # Of keys none of which lies under another, the one sorted just before a
+                # candidate is the only one it can lie under.
+                ids = [int(i) for i, src in rows
+                       if (j := bisect.bisect_right(under, src)) and src.startswith(under[j - 1])]
+                if ids:
+                    dropped += int(conn.execute(delete(sync_delete_candidates).where(
+                        c.id.in_(ids))).rowcount or 0)
             return dropped
 
     def delete_candidate_done(self, job_id: int, run_id: int, candidate_id: int,
