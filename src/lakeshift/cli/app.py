@@ -120,10 +120,18 @@ def _click_exceptions() -> tuple[tuple[type[Exception], ...], tuple[type[Excepti
     return classes("Exit"), classes("Abort"), classes("ClickException")
 
 
-def _interrupted() -> int:
+#: Commands that leave nothing to continue when stopped (they only read, or start over).
+_NOTHING_TO_CONTINUE = {"scan", "monitor", "status", "failures", "check", "verify", "tune"}
+
+
+def _interrupted(argv: list[str] | None = None) -> int:
     if not StopNotice.given:
-        print("lakeshift: interrupted; run the same command again to continue",
-              file=sys.stderr)
+        words = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")]
+        if words and words[0] in _NOTHING_TO_CONTINUE:
+            print("lakeshift: interrupted", file=sys.stderr)
+        else:
+            print("lakeshift: interrupted; run the same command again to continue",
+                  file=sys.stderr)
     return 130
 
 
@@ -135,21 +143,21 @@ def run(argv: list[str] | None = None) -> int:
         result = app(args=argv, standalone_mode=False, prog_name="lakeshift")
         code = int(result) if isinstance(result, int) else 0
         if code == 130:  # typer turns KeyboardInterrupt into Exit(130) and returns it
-            _interrupted()
+            _interrupted(argv)
         return code
     except LakeshiftError as e:
         return _error(e.kind, str(e), e.exit_code, as_json)
     except exits as e:
         code = int(getattr(e, "exit_code", 0))
         if code == 130:
-            _interrupted()
+            _interrupted(argv)
         return code
     except aborts:
-        return _interrupted()
+        return _interrupted(argv)
     except click_errors as e:
         return _error("usage", f"{e.format_message()} (see --help)", 2, as_json)
     except (KeyboardInterrupt, asyncio.CancelledError):
-        return _interrupted()
+        return _interrupted(argv)
     except BaseExceptionGroup as eg:
         for inner in eg.exceptions:
             if isinstance(inner, LakeshiftError):

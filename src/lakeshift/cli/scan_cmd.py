@@ -119,7 +119,7 @@ def scan_lines(r: ScanResult) -> list[str]:
             lines.append(f"      {ex}")
         lines.append(f"      → {f.advice}")
     c = r.cost
-    lines.append(f"  cost estimate: {c.total:,.2f} {c.currency} (prices for {c.region}, "
+    lines.append(f"  cost estimate: {c.total:,.2f} {c.currency} (prices: {c.region}, "
                  f"as of {c.date}; {c.price_file})")
     for ln in c.lines:
         qty = f"{ln.quantity:,.2f}" if ln.unit == "GB" else f"{ln.quantity:,.0f}"
