@@ -854,9 +854,12 @@ def _failures(job: str, db: str, csv_file: str | Path | None) -> FailuresResult:
         if str(csv_file) == "-":
             fh = sys.stdout
         else:
+            made = _make_folders(Path(csv_file).parent)  # as verify --report does
             try:
-                fh = open(csv_file, "w", newline="", encoding="utf-8")  # noqa: SIM115
+                fh = open(csv_file, "w", newline="", encoding="utf-8",  # noqa: SIM115
+                          errors="backslashreplace")
             except OSError as e:
+                _remove_folders(made)
                 raise UsageError(f"cannot write {csv_file}: {e.strerror}") from None
         try:
             n = write_failures_csv(rows, fh)

@@ -41,7 +41,7 @@ def test_failures_writes_its_csv_with_csv_file_and_with_the_older_csv(tmp_path: 
     db = f"sqlite:///{tmp_path}/c.db"
     lakeshift.plan(str(src), str(tmp_path / "dst"), job="j", db=db)
     for flag in ("--csv-file", "--csv"):
-        out = tmp_path / f"{flag.strip('-')}.csv"
+        out = tmp_path / "new" / f"{flag.strip('-')}.csv"  # its folder is made, as verify's
         r = CliRunner().invoke(app, ["failures", "--job", "j", "--db", db, flag, str(out)])
         assert r.exit_code == 0, r.output
         assert out.read_text().splitlines() == [
