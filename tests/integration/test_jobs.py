@@ -119,8 +119,9 @@ def test_auto_partitioning_cuts_key_ranges_that_cover_everything_once(
     assert p.returncode == 0, p.stderr
     parts = json.loads(p.stdout)["partition_table"]
     # Two folders of 25 with a target of 12: each cut into 12 + 12 + 1; the ranges follow
-    # each other without gaps.
-    assert len(parts) == 6 and parts[0]["range_start"] == "big/x/f0000.bin"
+    # each other without gaps, from the source's start (a key written later before the
+    # first one is the first range's) to its end.
+    assert len(parts) == 6 and parts[0]["range_start"] is None and parts[-1]["range_end"] is None
     assert all(a["range_end"] == b["range_start"] for a, b in itertools.pairwise(parts))
     r = lakeshift("run", "--job", "auto", "--db", db, "--batch-count", "3", "--json",
                   env=cli_env)
@@ -334,9 +335,10 @@ def test_auto_partitioning_follows_folders_that_fit(
                       "--db", db, "--partition-by", "auto", "--target-objects", str(target),
                       "--json", env=cli_env)
         parts = json.loads(p.stdout)["partition_table"]
-        prefixes = [x["prefix"] for x in parts if not x["range_start"]]
+        prefixes = [x["prefix"] for x in parts if not x["range_start"] and not x["range_end"]]
         if target == 8:  # each folder (5 ≥ 8/2) is its own partition; the root's 2 objects
-            assert prefixes == ["t/a/", "t/b/", "t/c/"] and len(parts) == 4
+            # and the keys beside the folders (before, between: none yet) are ranges
+            assert prefixes == ["t/a/", "t/b/", "t/c/"] and len(parts) == 7
         else:  # small neighbours grouped into ranges of at most 12
             assert prefixes == [] and len(parts) == want
         r = lakeshift("run", "--job", "f", "--db", db, "--json", env=cli_env)

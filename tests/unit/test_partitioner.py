@@ -103,8 +103,24 @@ def test_a_folder_that_fits_is_one_prefix_partition_and_small_ones_are_grouped()
     prefixes = [s.prefix for s in specs if s.range_start is None and s.range_end is None]
     assert "mid/" in prefixes                      # 6 objects, at least half of 10: whole
     assert not any(p.startswith("small") for p in prefixes)  # 3 each: grouped into ranges
-    big = [s for s in specs if s.range_start and s.range_start.startswith("big/")]
+    big = [s for s in specs if any(k.startswith("big/") for k in _members(s, LAKE))]
     assert len(big) == 10                          # 95 keys cut every 10
+
+
+#: Keys written after the plan: before its first key, beside and between folders, after
+#: its last key, inside a folder partition.
+LATER = ["", "!first", "0", "a", "big", "big.csv", "big/", "big/9999", "big0", "mid", "mid.x",
+         "mid/", "mid/0", "mid/zz", "mid0", "n", "root", "small0/9", "small9", "y", "z.csv0",
+         "zzz", "\U0010ffff"]
+
+
+@pytest.mark.parametrize("target", [1, 4, 6, 10, 30, 1000])
+def test_keys_written_after_the_plan_each_fall_in_one_partition(target: int) -> None:
+    # A sync of the job lists only its partitions: a key in none would never be copied.
+    specs = asyncio.run(auto_partitions(MemoryLister(LAKE), _src(), target))  # type: ignore[arg-type]
+    for key in LATER:
+        owners = [s for s in specs if _members(s, [key])]
+        assert len(owners) == 1, (key, owners)
 
 
 def test_empty_source_is_one_partition() -> None:

@@ -273,6 +273,15 @@ def emit_listed(events: EventBus | None, chunks: Sequence[Chunk]) -> None:
         events.emit(Listed(sum(c.count for c in chunks), sum(c.size for c in chunks)))
 
 
+def _is_folder(unit: list[Chunk]) -> bool:
+    return len(unit) == 1 and unit[0].folder is not None
+
+
+def _after_folder(folder: str) -> str:
+    """The first key after every key under ``folder`` ("d1/" → "d10")."""
+    return folder[:-1] + chr(ord(folder[-1]) + 1)
+
+
 def partitions_of(src: PlannedSource, chunks: list[Chunk], target: int
                   ) -> list[PartitionSpec]:
     """The partitions of a source from its chunks (disjoint, together every key)."""
@@ -293,15 +302,32 @@ def partitions_of(src: PlannedSource, chunks: list[Chunk], target: int
         else:
             units.append([c])
             open_group = True
+    # The partitions tile the whole key space of the source, not only the keys there when
+    # it was planned: the first range starts at the source's start, the last runs to its
+    # end, and the keys beside a folder partition (before it, between two of them, after
+    # it) fall in a range, so a key written later always lies in one partition.
+    def start(unit: list[Chunk]) -> str:
+        return unit[0].folder if _is_folder(unit) else unit[0].first  # type: ignore[return-value]
+
+    def ranged(lo: str | None, hi: str | None, cursor: str | None = None) -> PartitionSpec:
+        return PartitionSpec(src.bucket_url, root, src.spec.rel_base, src.destination,
+                             range_start=lo, range_end=hi, cursor=cursor)
+
     specs: list[PartitionSpec] = []
+    lo: str | None = None  # where the next partition starts (None: the source's start)
     for i, unit in enumerate(units):
-        only = unit[0]
-        if len(unit) == 1 and only.folder is not None:
-            specs.append(PartitionSpec(src.bucket_url, only.folder, src.spec.rel_base,
+        hi = start(units[i + 1]) if i + 1 < len(units) else None
+        if _is_folder(unit):
+            folder = start(unit)
+            if lo != folder:  # the keys before it (the source's first, or after a folder)
+                specs.append(ranged(lo, folder))
+            specs.append(PartitionSpec(src.bucket_url, folder, src.spec.rel_base,
                                        src.destination))
+            lo = _after_folder(folder)
+            if hi is None:  # the keys after the last folder
+                specs.append(ranged(lo, None))
             continue
-        nxt = units[i + 1][0].first if i + 1 < len(units) else None
-        prev_last = units[i - 1][-1].last if i else None
-        specs.append(PartitionSpec(src.bucket_url, root, src.spec.rel_base, src.destination,
-                                   range_start=unit[0].first, range_end=nxt, cursor=prev_last))
+        prev_last = units[i - 1][-1].last if i and not _is_folder(units[i - 1]) else None
+        specs.append(ranged(lo, hi, prev_last))
+        lo = hi
     return specs
