@@ -105,6 +105,7 @@ def test_a_live_run_moves_on_the_page_and_a_cancel_stops_it_at_a_checkpoint(
         # The run stops by itself at its next heartbeat, and says so (exit 130: not done).
         assert proc.wait(30) == 130
         assert "the run was cancelled" in (proc.stdout.read() if proc.stdout else "")
+        assert "interrupted" not in (proc.stderr.read() if proc.stderr else "")  # said once
         page.wait_for_function("document.getElementById('run-state').innerText == "
                                "'cancelled'", timeout=30_000)
         assert 'lakeshift_runs_running{job="live"} 0.0' in httpx.get(f"{m.url}/metrics").text

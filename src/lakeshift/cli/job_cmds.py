@@ -35,7 +35,7 @@ from lakeshift.cli.progress import progress_subscribers
 from lakeshift.cli.sizes import human_bytes
 from lakeshift.cli.status_view import print_partitions, print_status
 from lakeshift.cli.summary import unmapped_line
-from lakeshift.cli.text import count, skip_reasons
+from lakeshift.cli.text import StopNotice, count, skip_reasons
 from lakeshift.errors import UsageError
 from lakeshift.model import RunResult
 from lakeshift.plan.jobconfig import load as load_config
@@ -199,12 +199,14 @@ def _print_run(result: RunResult, as_json: bool) -> None:
         print(unmapped_line(dict(sorted(s.unmapped_principals.items()))))
     for p, e in result.errors[:20]:
         print(f"  FAILED partition {p}: {e}")
-    if result.remaining_pending:
+    if result.remaining_pending and not result.cancelled:
         print(f"  {count(result.remaining_pending, 'partition')} still pending or running "
               "(held by another process, or interrupted)")
     if result.cancelled:
-        print(f"  the run was cancelled: it stopped at a checkpoint; `lakeshift run --job "
+        print(f"  the run was cancelled: it stopped at a checkpoint with "
+              f"{count(result.remaining_pending, 'partition')} left; `lakeshift run --job "
               f"{job}` continues it")
+        StopNotice.given = True  # said why it stopped: no generic "interrupted" line
     elif result.exit_code:
         print(f"  rerun `lakeshift run --job {job}` to retry the failed partitions; "
               f"`lakeshift failures --job {job}` lists failed objects")
