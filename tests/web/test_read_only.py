@@ -15,6 +15,7 @@ from lakeshift.control.migrations import LATEST, MONITOR_VERSION
 from lakeshift.control.repository import ControlDB
 from lakeshift.model import PartitionSpec
 from lakeshift.web.app import create_app
+from tests.web.test_records import as_before_the_monitor
 
 
 def _db_with_a_dead_run(tmp_path: Path) -> tuple[str, int, int]:
@@ -120,15 +121,7 @@ def _outdated(tmp_path: Path) -> str:
     control = ControlDB(url, create=True)
     control.create_job("old", "az://c/", {}, [])
     control.close()
-    con = sqlite3.connect(path)
-    con.execute("ALTER TABLE lakeshift_runs DROP COLUMN cancel_requested")
-    con.execute("DROP TABLE lakeshift_partition_runs")
-    con.execute("DROP TABLE lakeshift_run_samples")
-    con.execute("DROP INDEX IF EXISTS ix_lakeshift_partitions_claim")
-    con.execute("DROP TABLE lakeshift_sync_delete_candidates")
-    con.execute(f"UPDATE lakeshift_schema SET version = {MONITOR_VERSION - 1}")
-    con.commit()
-    con.close()
+    as_before_the_monitor(path)
     return url
 
 

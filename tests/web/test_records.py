@@ -11,6 +11,20 @@ from lakeshift.control.migrations import LATEST, MONITOR_VERSION
 from lakeshift.control.repository import ControlDB
 
 
+def as_before_the_monitor(path: Path) -> None:
+    """Turn the SQLite control DB at ``path`` back into one from before the monitor's
+    migration (and what later versions add)."""
+    con = sqlite3.connect(path)
+    con.execute("ALTER TABLE lakeshift_runs DROP COLUMN cancel_requested")
+    con.execute("DROP TABLE lakeshift_partition_runs")
+    con.execute("DROP TABLE lakeshift_run_samples")
+    con.execute("DROP INDEX IF EXISTS ix_lakeshift_partitions_claim")
+    con.execute("DROP TABLE lakeshift_sync_delete_candidates")
+    con.execute(f"UPDATE lakeshift_schema SET version = {MONITOR_VERSION - 1}")
+    con.commit()
+    con.close()
+
+
 def test_a_db_from_before_the_monitor_is_upgraded(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     url = f"sqlite:///{path}"
@@ -18,16 +32,7 @@ def test_a_db_from_before_the_monitor_is_upgraded(tmp_path: Path) -> None:
     job = control.create_job("old", "az://c/", {}, [])
     run = control.start_run(job, "far-host:1:a", 1, {"concurrency": 4})
     control.close()
-    con = sqlite3.connect(path)
-    con.execute("ALTER TABLE lakeshift_runs DROP COLUMN cancel_requested")
-    con.execute("DROP TABLE lakeshift_partition_runs")
-    con.execute("DROP TABLE lakeshift_run_samples")
-    # and what later versions add
-    con.execute("DROP INDEX IF EXISTS ix_lakeshift_partitions_claim")
-    con.execute("DROP TABLE lakeshift_sync_delete_candidates")
-    con.execute(f"UPDATE lakeshift_schema SET version = {MONITOR_VERSION - 1}")
-    con.commit()
-    con.close()
+    as_before_the_monitor(path)
 
     detail = lakeshift.run_detail(run, db=url)  # opening the DB upgrades it
     assert detail is not None and detail.job == "old" and not detail.cancel_requested
