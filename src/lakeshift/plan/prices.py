@@ -107,6 +107,8 @@ def _table(data: dict[str, Any], where: str) -> PriceTable:
                     v = float(v)
                 if not isinstance(v, want) or isinstance(v, bool) != (want is bool):
                     raise fail(f"{section}.{kind}.{k}", f"must be a {want.__name__}")
+                if want is float and not v >= 0:  # also refuses nan
+                    raise fail(f"{section}.{kind}.{k}", "must not be negative (a price)")
                 if k == "egress_tiers_gb":
                     _check_tiers(v, f"{section}.{kind}.{k}", fail)
                 values[k] = v
@@ -135,10 +137,12 @@ def _table(data: dict[str, Any], where: str) -> PriceTable:
 
 def _check_tiers(tiers: list[Any], key: str, fail: Any) -> None:
     ok = bool(tiers) and all(
-        isinstance(t, list) and len(t) == 2 and all(isinstance(x, int | float) for x in t)
+        isinstance(t, list) and len(t) == 2
+        and all(isinstance(x, int | float) and not isinstance(x, bool) and x >= 0 for x in t)
         for t in tiers)
     if not ok:
-        raise fail(key, "must be a list of [GB in the tier (0: the rest), price per GB]")
+        raise fail(key, "must be a list of [GB in the tier (0: the rest), price per GB], "
+                        "neither negative")
 
 
 def egress(tiers: list[list[float]], gb: float) -> float:
