@@ -106,3 +106,12 @@ def test_kept_times_round_trip_to_the_microsecond() -> None:
     assert format_time(when) == "2024-05-01T12:34:56.123456Z"
     assert parse_time(format_time(when)) == when
     assert parse_time("yesterday") is None and parse_time(None) is None
+
+
+def test_a_small_total_is_not_rounded_away() -> None:
+    t = load_prices()
+    c = estimate(t, "s3", "azure", Traffic(objects=5000, bytes=5000, list_requests=5,
+                                            read_requests=5000, write_ops=0))
+    assert c.lines and sum(ln.amount for ln in c.lines) > 0
+    assert c.total == round(sum(ln.amount for ln in c.lines), 4) > 0
+    assert c.total < 0.005  # would have been 0.0 at 2 decimals

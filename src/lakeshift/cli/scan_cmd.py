@@ -119,7 +119,8 @@ def scan_lines(r: ScanResult) -> list[str]:
             lines.append(f"      {ex}")
         lines.append(f"      → {f.advice}")
     c = r.cost
-    lines.append(f"  cost estimate: {c.total:,.2f} {c.currency} (prices: {c.region}, "
+    total = "under 0.01" if 0 < c.total < 0.005 else f"{c.total:,.2f}"
+    lines.append(f"  cost estimate: {total} {c.currency} (prices: {c.region}, "
                  f"as of {c.date}; {c.price_file})")
     for ln in c.lines:
         qty = f"{ln.quantity:,.2f}" if ln.unit == "GB" else f"{ln.quantity:,.0f}"

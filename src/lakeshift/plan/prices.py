@@ -204,5 +204,6 @@ def estimate(prices: PriceTable, source_kind: str, dest_kind: str, t: Traffic) -
     if src.get("region") or dst.get("region"):
         region = (f"{src.get('region') or f'no prices for {source_kind}'} (source) → "
                   f"{dst.get('region') or f'no prices for {dest_kind}'} (destination)")
-    return CostEstimate(prices.currency, round(sum(ln.amount for ln in lines), 2),
+    # As precise as the lines (a small lake's total is not 0.0 beside lines that are not).
+    return CostEstimate(prices.currency, round(sum(ln.amount for ln in lines), 4),
                         tuple(lines), region, prices.date, prices.sources, prices.path)
