@@ -65,6 +65,9 @@ def test_plain_progress_lines_and_text_summary(cli_env: dict[str, str], tmp_path
     (["copy", "/tmp", "/tmp/x", "--overwrite", "sometimes"], 2, "--overwrite"),
     (["copy", "/tmp"], 2, "Missing argument"),
     (["copy", "/nonexistent/src/dir/", "/tmp/x"], 2, "does not exist"),
+    # verify reads the destination with the same check: it is not called the "source".
+    (["verify", "/tmp", "/nonexistent/verify/dst/"], 2,
+     "local directory /nonexistent/verify/dst does not exist"),
 ])
 def test_user_mistakes_get_one_line_and_exit_2(cli_env: dict[str, str], args: list[str],
                                               code: int, needle: str) -> None:

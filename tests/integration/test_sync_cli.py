@@ -84,9 +84,9 @@ def test_a_partition_that_fails_before_its_window_is_listed_in_text_and_json(
     out = json.loads(p.stdout)
     assert out["partitions_failed"] == 1
     assert [(w["state"], w["error"]) for w in out["windows"]] == [
-        ("failed", f"local source {src} does not exist")]
+        ("failed", f"local directory {src} does not exist")]
     p = cli("sync", "--job", "f", "--db", db, "--lag", "0", env=cli_env)
-    assert f"failed before its window opened: local source {src} does not exist" in p.stdout
+    assert f"failed before its window opened: local directory {src} does not exist" in p.stdout
 
 
 @pytest.fixture

@@ -124,9 +124,9 @@ class LocalStore:
         if not os.path.isdir(self.root):
             if os.path.isfile(self.root):
                 return
-            raise MissingContainerError(f"local source {self.root} does not exist")
+            raise MissingContainerError(f"local directory {self.root} does not exist")
         if not os.access(self.root, os.R_OK | os.X_OK):
-            raise UsageError(f"local source {self.root} is not readable: check its permissions")
+            raise UsageError(f"local directory {self.root} is not readable: check its permissions")
 
     async def prepare_destination(self) -> None:
         if os.path.exists(self.root) and not os.path.isdir(self.root):
