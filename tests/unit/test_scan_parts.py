@@ -54,7 +54,8 @@ def test_a_price_value_of_the_wrong_type_is_named(tmp_path) -> None:  # type: ig
 @pytest.mark.parametrize("text, key", [
     ("[source.s3]\nread_per_1000 = -0.4\n", r"source\.s3\.read_per_1000: must not be negative"),
     ("[source.s3]\nread_per_1000 = nan\n", r"source\.s3\.read_per_1000: must not be negative"),
-    ("[source.s3]\negress_tiers_gb = [[10, -0.09]]\n", r"egress_tiers_gb: must be a list .* neither negative"),
+    ("[source.s3]\negress_tiers_gb = [[10, -0.09]]\n",
+     r"egress_tiers_gb: must be a list .* neither negative"),
 ])
 def test_a_negative_price_is_refused(tmp_path, text, key) -> None:  # type: ignore[no-untyped-def]
     p = tmp_path / "p.toml"

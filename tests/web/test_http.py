@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -181,6 +182,15 @@ def test_a_port_in_use_and_a_foreign_host_are_said_clearly(
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert "warning: listening on 192.0.2.1: other machines can reach" in lines[0]
     assert "cannot listen on 192.0.2.1" in lines[1] and len(lines) == 2
+
+
+def test_all_interfaces_prints_an_address_to_open_not_the_wildcard(
+        filled_db: FilledDB, lake: Lake, monitor_of: Callable[..., Monitor]) -> None:
+    m = monitor_of(filled_db.url, "--host", "0.0.0.0")
+    host, port = m.url.removeprefix("http://").rsplit(":", 1)
+    assert host == socket.gethostname() and host != "0.0.0.0"
+    # Listening on every interface, so loopback answers too (the name needs no DNS here).
+    assert httpx.get(f"http://127.0.0.1:{port}/").status_code == 200
 
 
 def test_the_chart_is_an_svg_drawn_from_the_samples(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import sys
 from typing import Annotated
 
@@ -68,7 +69,16 @@ def monitor(
 
     def ready(url: str) -> None:
         mode = "actions allowed with the token" if allow_actions else "read-only"
-        print(f"lakeshift monitor: {url} over {shown_db} ({mode}; Ctrl-C stops)", flush=True)
+        where = "listening on all interfaces; " if _all_interfaces(host) else ""
+        print(f"lakeshift monitor: {url} over {shown_db} ({where}{mode}; Ctrl-C stops)",
+              flush=True)
 
     serve(db, host, port, token if allow_actions else None, ready)
     return 0
+
+
+def _all_interfaces(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        return False

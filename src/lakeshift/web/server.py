@@ -48,6 +48,9 @@ def serve(db: str, host: str, port: int, token: str | None,
     sock = bind(host, port)
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    if ipaddress.ip_address(bound_host.split("%", 1)[0]).is_unspecified:
+        # 0.0.0.0 / :: is where it listens, not an address to open: this machine's name.
+        shown = socket.gethostname()
     # Bound to loopback, only loopback names are answered (DNS rebinding cannot reach it).
     # Host headers bracket an IPv6 address ("[::1]:8765"), as allowed_hosts must.
     hosts = (["127.0.0.1", "localhost", "[::1]", f"[{host}]" if ":" in host else host]
