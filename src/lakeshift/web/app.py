@@ -35,7 +35,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import lakeshift
-from lakeshift.api import FAILURE_FIELDS
+from lakeshift.api import FAILURE_FIELDS, csv_cell
 from lakeshift.web.chart import throughput_svg
 from lakeshift.web.format import FILTERS
 from lakeshift.web.metrics import exposition
@@ -179,7 +179,7 @@ class Monitor:
 
     def failures_csv(self, request: Request) -> Response:
         """The failure log as CSV, streamed a page of rows at a time (memory stays flat),
-        every cell a spreadsheet could run as a formula neutralised (safe_cell)."""
+        every cell a spreadsheet could run as a formula neutralised (api.csv_cell)."""
         run_id = request.path_params["run_id"]
         raw = request.query_params.get("partition_run")
         pr_id = int(raw) if raw and raw.isdigit() else None
@@ -325,19 +325,6 @@ def pages(page: int, total: int) -> dict[str, int]:
             "size": PAGE}
 
 
-#: A cell starting with one of these is a formula to a spreadsheet that opens the CSV
-#: (OWASP "CSV injection"): such cells get a leading apostrophe, shown as text.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe_cell(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
-
-
 def csv_lines(rows: Iterator[lakeshift.Failure]) -> Iterator[str]:
     """The failure log's CSV (write_failures_csv's columns), a chunk per 500 rows."""
     buf = io.StringIO()
@@ -345,7 +332,7 @@ def csv_lines(rows: Iterator[lakeshift.Failure]) -> Iterator[str]:
     w.writerow(FAILURE_FIELDS)
     try:
         for i, f in enumerate(rows, 1):
-            w.writerow([safe_cell(getattr(f, name)) for name in FAILURE_FIELDS])
+            w.writerow([csv_cell(getattr(f, name)) for name in FAILURE_FIELDS])
             if i % 500 == 0:
                 yield buf.getvalue()
                 buf.seek(0)
