@@ -573,7 +573,8 @@ async def sync_async(source: str | None = None, destination: str | None = None, 
                             for o in p.outcomes)
             return SyncResult(j.name, p.run, windows, deleted=p.deleted,
                               deleted_keys=tuple(p.deleted_keys[:1000]),
-                              renames=tuple(p.renames), kept=p.kept)
+                              renames=tuple(p.renames), kept=p.kept,
+                              renames_paired=p.renames_paired)
 
         if schedule is None:
             once: SyncResult = await engine_sync.run_once(j, one_pass)

@@ -419,6 +419,10 @@ class SyncResult:
     #: there again when asked before the deletion, or the pass recorded a failure at or
     #: above its key (it could not see all there).
     kept: int = 0
+    #: False for a pass on Dask: renames are not paired there (``renames`` is empty; a
+    #: renamed object's new name was copied by the worker that listed it, its old name is
+    #: among the deletions).
+    renames_paired: bool = True
 
     @property
     def exit_code(self) -> int:

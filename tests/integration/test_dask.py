@@ -64,6 +64,16 @@ def _partitions(pg_url: str, job: str) -> list[Any]:
         db.close()
 
 
+def _run_row(pg_url: str, run_id: int) -> Any:
+    from lakeshift.control.repository import ControlDB
+
+    db = ControlDB(pg_url)
+    try:
+        return db.run(run_id)
+    finally:
+        db.close()
+
+
 def _local_files(root: Path) -> dict[str, bytes]:
     """The objects at a local destination.  A file being written is a hidden
     ``.lakeshift-partial-*`` renamed into place when done (the local store's listing skips
@@ -160,7 +170,8 @@ def test_a_worker_killed_mid_partition_is_taken_over_exactly(
 
 @pytest.mark.slow
 def test_sync_passes_run_on_the_workers(cluster: Any, s3: Any, bucket: str, pg_url: str,
-                                        tmp_path: Path) -> None:
+                                        tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                        ) -> None:
     prefixes = ["x/", "y/", "z/"]
     data = _seed(s3, bucket, prefixes, 8, 512)
     time.sleep(1.1)  # LastModified has whole seconds: the objects before the window's end
@@ -192,9 +203,30 @@ def test_sync_passes_run_on_the_workers(cluster: Any, s3: Any, bucket: str, pg_u
     assert capped.run.exit_code == 1 and capped.deleted == 0
     assert "more than --max-delete 2" in " ".join(w.error or "" for w in capped.windows)
     assert len(_local_files(dest)) == len(data) + 3
+    # The run's row counts what the deletion phase decided (the two partitions the cap
+    # failed), as a pass without Dask records it.
+    row = _run_row(pg_url, capped.run.run_id)
+    assert (row["state"], row["partitions_done"], row["partitions_failed"]) == (
+        "failed", 1, 2)
+    # The deletion phase runs while the run is live: a driver that dies in it leaves a
+    # run that did not finish (closed as interrupted once its lease runs out).
+    from lakeshift.engine.sync import SyncMode
+
+    seen: list[Any] = []
+    real = SyncMode.delete_found
+
+    async def watched(self: SyncMode, run: Any, *args: Any) -> None:
+        seen.append(_run_row(pg_url, run.run_id)["state"])
+        await real(self, run, *args)
+
+    monkeypatch.setattr(SyncMode, "delete_found", watched)
     third = lakeshift.sync(job="s", db=pg_url, lag="0s", delete=True,
                            dask=cluster.scheduler_address)
+    assert seen == ["running"]
     assert third.run.exit_code == 0, third.windows
+    row = _run_row(pg_url, third.run.run_id)
+    assert (row["state"], row["partitions_done"], row["partitions_failed"]) == (
+        "succeeded", 3, 0)
     assert (third.deleted, sorted(third.deleted_keys)) == (
         3, ["x/f001.bin", "z/f002.bin", "z/f003.bin"])
     assert sorted((w.partition, w.state, w.deleted) for w in third.windows) == [
@@ -203,8 +235,8 @@ def test_sync_passes_run_on_the_workers(cluster: Any, s3: Any, bucket: str, pg_u
 
 
 @pytest.mark.slow
-def test_a_rename_on_dask_is_copied_before_the_old_name_goes(cluster: Any, pg_url: str,
-                                                             tmp_path: Path) -> None:
+def test_a_rename_on_dask_is_copied_before_the_old_name_goes(
+        cluster: Any, pg_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # The new name lies in another worker's partition and, renamed on a file system, keeps
     # its old time (outside the window): the worker that lists it copies it all the same
     # (it has no destination copy), so the driver's deletion of the old name loses nothing.
@@ -222,6 +254,12 @@ def test_a_rename_on_dask_is_copied_before_the_old_name_goes(cluster: Any, pg_ur
     assert r.deleted_keys == ("p0/a",), r.windows
     assert _local_files(dest) == {"p0/keep": b"v1-p0/keep", "p1/other": b"v1-p1/other",
                                   "p1/a-renamed": b"v1-p0/a"}
+    # The pairing is not made on Dask: the summary says renames are not reported.
+    assert (r.renames, r.renames_paired) == ((), False)
+    from lakeshift.cli.sync_cmd import _print
+
+    _print(r, False, "0s", False)
+    assert "renames are not reported on Dask" in capsys.readouterr().out
 
 
 def test_sync_inventory_is_refused_on_dask(pg_url: str, tmp_path: Path) -> None:

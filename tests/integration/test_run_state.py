@@ -84,3 +84,41 @@ def test_kill_9_keeps_failures_closes_the_run_and_counts_each_object_once(
         assert (second["number"], second["state"]) == (2, "succeeded" if skip else "failed")
     finally:
         control.close()
+
+
+def test_a_run_killed_before_its_first_heartbeat_shows_what_it_copied(
+        cli_env: dict[str, str], tmp_path: Path, container: str) -> None:
+    # The run's row is written when its first objects are done, not a whole heartbeat (5 s
+    # here) after it started: a run killed in its first seconds showed 0 objects.
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(200):
+        (src / f"{i:05d}.bin").write_bytes(os.urandom(4096))
+    path = tmp_path / "first.db"
+    db = f"sqlite:///{path}"
+    p = lakeshift("plan", str(src), f"az://{container}/first/", "--job", "first", "--db", db,
+                  env=cli_env)
+    assert p.returncode == 0, p.stderr
+    proc = subprocess.Popen([str(BIN), "run", "--job", "first", "--db", db,
+                             "--concurrency", "1", "--lease-seconds", "120",
+                             "--max-bandwidth", "40KiB", "--progress", "none"], env=cli_env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not _poll(
+            path, "select coalesce(max(copied), 0) from lakeshift_runs"):
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    control = ControlDB(db)
+    try:
+        job = control.job("first")
+        [run] = control.runs(job.id)
+        [row] = control.partitions(job.id)
+        assert run["state"] == "interrupted"
+        assert 0 < run["copied"] < 200
+        assert (run["heartbeat_at"] - run["started_at"]).total_seconds() < 5, \
+            "the run's counters waited for the first heartbeat"
+        # What the run row says matches its partition's saved row (one beat wrote both).
+        assert row["copied"] == run["copied"] and row["cursor"] is not None
+    finally:
+        control.close()

@@ -4,6 +4,7 @@ land in the next window."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import time
@@ -227,3 +228,34 @@ def test_the_old_name_stays_when_the_new_one_cannot_be_copied(
     assert r.exit_code == 1 and r.deleted == 0 and r.renames == ()
     assert _names(dst) == ["p0/a", "p1/other"]
     assert [w.state for w in r.windows if w.partition == "p0/"] == ["failed"]
+
+
+def test_a_cancel_during_the_deletion_phase_stops_it(tmp_path: Path, monkeypatch: Any) -> None:
+    # The deletions come after every partition (no partition heartbeat is left): the
+    # run's own heartbeat reads the monitor's cancel there too (it used to be ignored,
+    # the run deleting on and ending as succeeded).
+    src, dst, db = tmp_path / "src", tmp_path / "dst", f"sqlite:///{tmp_path}/c.db"
+    _lake(src, [f"k{i}" for i in range(6)])
+    lakeshift.sync(str(src), str(dst), job="j", db=db, lag="0")
+    for i in range(5):
+        (src / f"k{i}").unlink()
+    time.sleep(1.1)
+    real = LocalStore.delete
+
+    async def delete(self: LocalStore, key: str) -> None:
+        [(run_id,)] = _sql(tmp_path, "select id from lakeshift_runs where state = 'running'")
+        assert lakeshift.cancel_run(run_id, db=db)
+        await asyncio.sleep(3)  # the run's heartbeat (1 s here) comes meanwhile
+        await real(self, key)
+
+    monkeypatch.setattr(LocalStore, "delete", delete)
+    r = lakeshift.sync(job="j", db=db, lag="0", delete=True, max_delete="100%",
+                       concurrency=1, lease_seconds=4)
+    assert r.run.cancelled and r.deleted == 0
+    assert _names(dst) == [f"k{i}" for i in range(6)]
+    assert _sql(tmp_path, "select state from lakeshift_runs order by id desc limit 1") == [
+        ("cancelled",)]
+    monkeypatch.setattr(LocalStore, "delete", real)
+    again = lakeshift.sync(job="j", db=db, lag="0", delete=True, max_delete="100%")
+    assert again.exit_code == 0 and again.deleted == 5
+    assert _names(dst) == ["k5"]

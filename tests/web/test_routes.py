@@ -104,3 +104,21 @@ def test_the_monitor_serves_on_ipv6_loopback(tmp_path: Path) -> None:
                          ).status_code == 400
     finally:
         m.stop()
+
+
+def test_a_cancel_that_came_after_the_last_heartbeat_says_the_run_had_finished(
+        tmp_path: Path) -> None:
+    # The cancel was recorded (the run was still running), but the run asked no more:
+    # its work was done.  The page says so instead of a bare "requested" next to
+    # "succeeded".
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    control = ControlDB(url, create=True)
+    try:
+        j = control.create_job("j", "az://c/", {}, [])
+        run = control.start_run(j, "far-host:1:a", 1, {}, lease_s=600)
+        assert control.request_cancel(run)
+        control.finish_run(run, "succeeded", 1, 0, 3, 30)
+    finally:
+        control.close()
+    page = TestClient(create_app(url)).get(f"/runs/{run}").text
+    assert "requested too late: the run had already finished its work" in page

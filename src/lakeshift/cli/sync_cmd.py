@@ -167,7 +167,7 @@ def _summary(r: SyncResult, lag: str) -> dict[str, Any]:
             "copied": s.copied, "skipped": s.skipped, "failed": s.failed,
             "deleted": r.deleted, "deleted_keys": list(r.deleted_keys),
             "renamed": [{"from": old, "to": new} for old, new in r.renames],
-            "kept": r.kept,
+            "kept": r.kept, "renames_paired": r.renames_paired,
             "bytes": s.bytes_transferred, "duration_s": round(s.duration, 3),
             "lag": lag, "window_end": max(w.end for w in r.windows).isoformat() if r.windows
             else None,
@@ -229,6 +229,9 @@ def _print(r: SyncResult, as_json: bool, lag: str, keyed: bool) -> None:
               "failures --job)")
     for old, new in r.renames[:20]:
         print(f"  renamed {old} → {new} (the new name copied before the old was deleted)")
+    if r.deleted and not r.renames_paired:
+        print("  renames are not reported on Dask: a renamed object's new name was copied "
+              "like any new object, its old name is among the deletions")
     for k in r.deleted_keys[:20]:
         print(f"  deleted {k}")
     if r.deleted > 20:

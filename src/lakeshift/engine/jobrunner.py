@@ -250,12 +250,8 @@ async def run_job(db: ControlDB, job: Job, batch_count: int, opts: CopyOptions,
                                          store_options, subscribers, lease_s, heartbeat_s,
                                          on_partition, mode)
         if not stopped and before_close is not None:
-            beat = asyncio.create_task(_keep_run_alive(db, run_id, result, lease_s,
-                                                       heartbeat_s))
-            try:
-                await before_close(result)
-            finally:
-                beat.cancel()
+            stopped = await last_phase(db, run_id, result, lease_s, heartbeat_s,
+                                       before_close(result))
         state = "cancelled" if stopped else ("failed" if result.failed else "succeeded")
         result.cancelled = stopped
     except RunGone:
@@ -278,15 +274,33 @@ def job_deleted(job: Job) -> UsageError:
                       "copied stays at the destination (plan the job again to go on)")
 
 
-async def _keep_run_alive(db: ControlDB, run_id: int, result: RunResult, lease_s: float,
-                          heartbeat_s: float) -> None:
-    """The run's lease renewed while its last phase runs (no partition is held then)."""
-    while True:
-        await asyncio.sleep(heartbeat_s)
-        with contextlib.suppress(LakeshiftError):
-            await asyncio.to_thread(db.heartbeat_run, run_id, lease_s, result.succeeded,
-                                    result.failed, result.stats.copied,
-                                    result.stats.bytes_transferred)
+async def last_phase(db: ControlDB, run_id: int, result: RunResult, lease_s: float,
+                     heartbeat_s: float, phase: Awaitable[None]) -> bool:
+    """Run the run's last phase (sync --delete: the deletions; no partition is held then)
+    with the run's heartbeat: its lease renewed, its counters saved, and a cancel asked
+    meanwhile (the monitor's) obeyed: the phase stops where it is (what it did is
+    recorded as it happens).  True when it was cancelled so."""
+    work = asyncio.ensure_future(phase)
+    try:
+        while True:
+            done, _ = await asyncio.wait([work], timeout=heartbeat_s)
+            if done:
+                work.result()
+                return False
+            with contextlib.suppress(LakeshiftError):
+                if await asyncio.to_thread(db.heartbeat_run, run_id, lease_s,
+                                           result.succeeded, result.failed,
+                                           result.stats.copied,
+                                           result.stats.bytes_transferred):
+                    work.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await work
+                    return True
+    finally:
+        if not work.done():
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await work
 
 
 def start_job_run(db: ControlDB, job: Job, owner: str, batch_count: int, opts: CopyOptions,
@@ -346,7 +360,15 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
     workers' throttling: scale/throttle.py); else from ``opts``.
     """
     call = asyncio.to_thread
-    totals = EventBus([StatsCounter(result.stats, []), *(subscribers or [])])
+    #: Set when the run's first objects are done: the first beat comes then, not a whole
+    #: heartbeat later (a run killed in its first seconds showed nothing done).
+    first_done = asyncio.Event()
+
+    def note_first(event: Event) -> None:
+        if isinstance(event, ObjectDone) and not first_done.is_set():
+            first_done.set()
+
+    totals = EventBus([StatsCounter(result.stats, []), note_first, *(subscribers or [])])
     slots = SlotPool(opts.concurrency)
     pacing = pacing or opts.pacing(totals)
     route = ServerRoute(opts.copy_mode)  # tried once for the whole job
@@ -433,6 +455,12 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
         elif state == "failed":
             result.failed += 1
             result.errors.append((_label(row), error or "failed"))
+        if not worker and not a.lost and state != "pending":
+            # The run's row counts the partition as soon as its own row does.
+            with contextlib.suppress(LakeshiftError):
+                await call(db.heartbeat_run, run_id, lease_s, result.succeeded,
+                           result.failed, result.stats.copied,
+                           result.stats.bytes_transferred)
         if on_partition is not None:
             on_partition(row, state, error)
 
@@ -446,12 +474,23 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
 
     async def heartbeat() -> None:
         nonlocal cancelled, gone
+        first = True
         while True:
-            await asyncio.sleep(heartbeat_s)
+            if first:
+                first = False
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(first_done.wait(), heartbeat_s)
+            else:
+                await asyncio.sleep(heartbeat_s)
             # The run's row first: a partition's progress is never seen saved before the
             # run's of the same beat (a kill between the two left a run that had copied
             # nothing beside partitions that had).  A fleet's worker reads the run's state
-            # instead (the driver owns the row): not running any more → stop.
+            # instead (the driver owns the row): not running any more → stop.  The
+            # partitions' snapshots are taken with the run's counters (no await between):
+            # a kill after the beat leaves rows that agree.
+            snaps = {pid_: (a.snapshot(job.id, run_id), None if a.activity.record_id is None
+                            else (a.activity.record_id, a.activity.values(a.counts)))
+                     for pid_, a in active.items() if not a.ended}
             try:
                 if not worker:
                     asked = await call(db.heartbeat_run, run_id, lease_s, result.succeeded,
@@ -474,15 +513,13 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
                 stop_all()
             if stop.is_set():
                 continue
-            for a in list(active.values()):
-                if a.ended:
+            for pid_, a in list(active.items()):
+                if a.ended or pid_ not in snaps:
                     continue
                 async with a.saving:
                     if a.ended:
                         continue  # its finish wrote the rest
-                    cursor, stats, at_cursor, records = a.snapshot(job.id, run_id)
-                    shown = None if a.activity.record_id is None else (
-                        a.activity.record_id, a.activity.values(a.counts))
+                    (cursor, stats, at_cursor, records), shown = snaps[pid_]
                     try:
                         ok = await call(db.heartbeat, a.row["id"], owner, lease_s, cursor,
                                         stats, at_cursor, records, shown)

@@ -669,6 +669,9 @@ class PassResult:
     renames: list[tuple[str, str]] = field(default_factory=list)
     #: --delete candidates kept (source reappeared, or a failure of the pass above them).
     kept: int = 0
+    #: False on Dask: renames are not paired there (``renames`` stays empty; each new name
+    #: is copied by the worker that lists it and the old name is one of the deletions).
+    renames_paired: bool = True
 
 
 async def sync_pass(db: ControlDB, job: Job, settings: SyncSettings, opts: Any,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -24,7 +25,12 @@ from lakeshift.engine.events import (
     ObjectDone,
     Subscriber,
 )
-from lakeshift.engine.jobrunner import count_remaining, owner_id, start_job_run
+from lakeshift.engine.jobrunner import (
+    count_remaining,
+    last_phase,
+    owner_id,
+    start_job_run,
+)
 from lakeshift.engine.pipeline import CopyOptions
 from lakeshift.errors import LakeshiftError, TransientError, UsageError
 from lakeshift.model import RunResult, TransferStats
@@ -60,6 +66,8 @@ class FleetResult:
     #: Worker tasks that ended with an error instead of a report (their partitions are
     #: resumable: another worker or a rerun takes them over).
     lost_tasks: list[str] = field(default_factory=list)
+    #: The tasks' reports were summed into ``run`` (once).
+    collected: bool = False
 
     @property
     def outcomes(self) -> list[Any]:
@@ -107,10 +115,15 @@ async def run_on_dask(db: ControlDB, job: Job, spec: ClusterSpec, batch_count: i
                       opts: CopyOptions, store_options: StoreOptions,
                       subscribers: list[Subscriber] | None = None, lease_s: float = 60.0,
                       heartbeat_s: float = 5.0, run_settings: dict[str, Any] | None = None,
-                      sync: SyncAssignment | None = None) -> FleetResult:
+                      sync: SyncAssignment | None = None,
+                      before_close: Callable[[FleetResult], Awaitable[None]] | None = None
+                      ) -> FleetResult:
     """Run the job's partitions on the cluster: one task per worker, each the claim loop
     of ``lakeshift run`` with ``batch_count`` partitions and ``opts.concurrency`` transfers
-    at a time, and its share of the request and bandwidth caps."""
+    at a time, and its share of the request and bandwidth caps.
+
+    ``before_close`` (sync --delete: the deletion phase) runs here once every worker task
+    ended, before the run's row is closed, as in engine/jobrunner.py ``run_job``."""
     refuse_sqlite(db.url, str(spec))
     call = asyncio.to_thread
     fleet: Fleet = await call(open_fleet, spec)
@@ -135,6 +148,13 @@ async def run_on_dask(db: ControlDB, job: Job, spec: ClusterSpec, batch_count: i
         cancelled: list[bool] = []  # the monitor asked the run to stop
         try:
             await _follow(db, job, run_id, futures, progress, lease_s, heartbeat_s, cancelled)
+            _collect(futures, out)
+            # As run_job's before_close: the run stays live (its lease renewed, a cancel
+            # obeyed) until its last phase is done, and its row counts what that did.
+            if (before_close is not None and not any(rep.stopped for rep in out.reports)
+                    and await last_phase(db, run_id, out.run, lease_s, heartbeat_s,
+                                         before_close(out))):
+                cancelled.append(True)
             state = "succeeded"
         except BaseException:
             # Interrupted: the workers stop at their next heartbeat when they see the run
@@ -145,14 +165,15 @@ async def run_on_dask(db: ControlDB, job: Job, spec: ClusterSpec, batch_count: i
                 await call(_wait, futures, lease_s + 2 * heartbeat_s)
             raise
         finally:
-            _collect(futures, out)
+            if not out.collected:
+                _collect(futures, out)
             with contextlib.suppress(Exception):  # the scheduler may be gone
                 await call(channel.delete)
             r = out.run
             r.stats.finished = time.monotonic()
             if state == "succeeded" and (r.failed or out.lost_tasks):
                 state = "failed"
-            if any(rep.stopped for rep in out.reports):
+            if any(rep.stopped for rep in out.reports) or cancelled:
                 state = "cancelled" if cancelled else "interrupted"
                 r.cancelled = bool(cancelled)
             await call(db.finish_run, run_id, state, r.succeeded, r.failed, r.stats.copied,
@@ -178,30 +199,38 @@ async def sync_pass_on_dask(db: ControlDB, job: Job, spec: ClusterSpec, settings
     refuse_inventory(settings.inventory is not None)
     call = asyncio.to_thread
     historical_start, historical_ids = await call(prepare_pass, db, job, settings)
-    run_id: int | None = None
+    mode = SyncMode(db, job, settings, historical_start, historical_ids)
+
+    async def deletions(fleet: FleetResult) -> None:
+        mode.adopt_windows([w for r in fleet.reports for w in r.deferred],
+                           sum(r.destination_objects for r in fleet.reports),
+                           fleet.run.run_id)
+        await mode.delete_found(fleet.run, store_options, opts)
+        await mode.finish_deferred(fleet.run)
+
     try:
         out = await run_on_dask(db, job, spec, batch_count, opts, store_options, subscribers,
                                 lease_s, heartbeat_s, pass_run_settings(settings),
                                 SyncAssignment(settings, historical_start,
-                                               frozenset(historical_ids)))
-        run_id = out.run.run_id
+                                               frozenset(historical_ids)),
+                                before_close=deletions if settings.delete else None)
+        mode.run_id = out.run.run_id
         if not settings.delete:
             return PassResult(out.run, out.outcomes, out.deleted_keys)
-        mode = SyncMode(db, job, settings, historical_start, historical_ids)
-        mode.adopt_windows([w for r in out.reports for w in r.deferred],
-                           sum(r.destination_objects for r in out.reports), run_id)
-        await mode.delete_found(out.run, store_options, opts)
-        await mode.finish_deferred(out.run)
+        # Renames are not paired here: each worker copies a new name it lists (it has no
+        # destination copy), the old name is a deletion; the summary says so.
         return PassResult(out.run, out.outcomes, mode.deleted_keys,
                           sum(mode.deleted_count.values()),
-                          max((r.peak_candidates for r in out.reports), default=0))
+                          max((r.peak_candidates for r in out.reports), default=0),
+                          kept=mode.held_by_failures + len(mode.reappeared),
+                          renames_paired=False)
     finally:
-        if run_id is not None:
+        if mode.run_id is not None:
             # Windows not finished (a pass stopped before its deletions were done), and
             # the candidates, as engine/sync.py sync_pass leaves them.
-            await call(db.close_pending_windows, run_id)
+            await call(db.close_pending_windows, mode.run_id)
             if settings.delete:
-                await call(db.clear_delete_candidates, run_id)
+                await call(db.clear_delete_candidates, mode.run_id)
 
 
 def refuse_inventory(inventory: bool) -> None:
@@ -254,6 +283,7 @@ def _wait(futures: list[Any], timeout: float) -> int:
 
 
 def _collect(futures: list[Any], out: FleetResult) -> None:
+    out.collected = True
     r = out.run
     for f in futures:
         if not f.done():
