@@ -252,3 +252,56 @@ def test_a_report_write_that_fails_neither_hangs_verify_nor_goes_unsaid() -> Non
 
     with pytest.raises(UsageError, match="cannot write the verify report"):
         asyncio.run(main())
+
+
+def test_sync_delete_new_names_are_written_off_the_loop(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # NewNames.add is the pipeline's (sync) on_unmatched callback, on the event loop: a
+    # full batch of new names used to be inserted into its SQLite file right there.
+    from lakeshift.engine import renames
+
+    src, dst, db = tmp_path / "src", tmp_path / "dst", f"sqlite:///{tmp_path}/c.db"
+    src.mkdir()
+    (src / "gone").write_bytes(b"old")
+    old = time.time() - 7200  # before the first pass's window ends
+    os.utime(src / "gone", (old, old))
+    lakeshift.sync(str(src), str(dst), job="j", db=db, lag="0")
+    (src / "gone").unlink()
+    for i in range(23):
+        (src / f"n{i:02d}").write_bytes(b"new %d" % i)
+    time.sleep(1.1)  # the new objects inside the next window
+    monkeypatch.setattr(renames, "BATCH", 4)
+    writes: list[bool] = []
+    names: list[Any] = []
+    real_init = renames.NewNames.__init__
+
+    class Spy:
+        def __init__(self, con: Any) -> None:
+            self.con = con
+
+        def executemany(self, sql: str, rows: Any) -> Any:
+            writes.append(_on_loop())
+            return self.con.executemany(sql, rows)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.con, name)
+
+    def init(self: Any) -> None:
+        real_init(self)
+        self._db = Spy(self._db)
+        names.append(self)
+
+    monkeypatch.setattr(renames.NewNames, "__init__", init)
+    real_of_size = renames.NewNames.of_size
+    seen: list[int] = []
+
+    def of_size(self: Any, size: int, limit: int = 50) -> Any:
+        out = real_of_size(self, size, limit)
+        seen.append(self._db.execute("SELECT count(*) FROM new").fetchone()[0])
+        return out
+
+    monkeypatch.setattr(renames.NewNames, "of_size", of_size)
+    r = lakeshift.sync(job="j", db=db, lag="0", delete=True, max_delete="100%")
+    assert r.exit_code == 0 and r.deleted == 1, r
+    assert len(writes) >= 5 and not any(writes)  # five full batches and the rest
+    assert names[0].count == 23 and seen == [23]  # every name written before the pairing

@@ -14,6 +14,7 @@ import shutil
 import sqlite3
 import tempfile
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from lakeshift.model import ObjectInfo
@@ -38,7 +39,11 @@ class NewName:
 
 class NewNames:
     """Source objects the pass listed with no destination object of their name.  Owned by
-    one pass: ``close`` removes the file."""
+    one pass: ``close`` removes the file.
+
+    ``add`` is called on the event loop (the pipeline's ``on_unmatched``): a full batch is
+    handed to one writer thread, which inserts the batches in the order given; ``flush``
+    (from a thread: ``of_size``) writes the rest and waits for them all."""
 
     def __init__(self) -> None:
         self._dir = tempfile.mkdtemp(prefix="lakeshift-renames-")
@@ -49,24 +54,42 @@ class NewNames:
                          "NOT NULL, md5 BLOB, paired INTEGER NOT NULL DEFAULT 0)")
         self._db.execute("CREATE INDEX ix_new_size ON new (size, paired)")
         self._lock = threading.Lock()
+        #: Guards ``_batch`` and ``_writes`` (held for a swap, never for I/O).
+        self._handoff = threading.Lock()
         self._batch: list[tuple[int, str, str, int, bytes | None]] = []
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="lakeshift-renames")
+        self._writes: list[Future[None]] = []
         self.count = 0
 
     def add(self, partition_id: int, obj: ObjectInfo, destination_key: str) -> None:
         if obj.is_dir_marker:
             return
-        self._batch.append((partition_id, obj.key, destination_key, obj.size, obj.md5))
-        self.count += 1
-        if len(self._batch) >= BATCH:
-            self.flush()
+        with self._handoff:
+            self._batch.append((partition_id, obj.key, destination_key, obj.size, obj.md5))
+            self.count += 1
+            if len(self._batch) >= BATCH:
+                self._submit()
+
+    def _submit(self) -> None:
+        """The batch to the writer thread (``_handoff`` held)."""
+        batch, self._batch = self._batch, []
+        self._writes = [f for f in self._writes if not f.done() or f.exception()]
+        self._writes.append(self._writer.submit(self._write, batch))
+
+    def _write(self, batch: list[tuple[int, str, str, int, bytes | None]]) -> None:
+        with self._lock:
+            self._db.executemany("INSERT INTO new (partition_id, key, dest_key, size, md5) "
+                                 "VALUES (?, ?, ?, ?, ?)", batch)
+            self._db.commit()
 
     def flush(self) -> None:
-        with self._lock:
+        """Every name added so far written (blocks: call it off the event loop)."""
+        with self._handoff:
             if self._batch:
-                self._db.executemany("INSERT INTO new (partition_id, key, dest_key, size, "
-                                     "md5) VALUES (?, ?, ?, ?, ?)", self._batch)
-                self._db.commit()
-                self._batch.clear()
+                self._submit()
+            writes, self._writes = self._writes, []
+        for f in writes:
+            f.result()  # a failed write raises here
 
     def of_size(self, size: int, limit: int = 50) -> list[NewName]:
         """Unpaired new names of this size."""
@@ -82,6 +105,7 @@ class NewNames:
             self._db.commit()
 
     def close(self) -> None:
+        self._writer.shutdown(wait=True)
         with self._lock:
             self._db.close()
         shutil.rmtree(self._dir, ignore_errors=True)

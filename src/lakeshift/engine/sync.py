@@ -707,7 +707,7 @@ async def sync_pass(db: ControlDB, job: Job, settings: SyncSettings, opts: Any,
         if settings.inventory is not None:
             settings.inventory.close()
         if mode.new_names is not None:
-            mode.new_names.close()
+            await call(mode.new_names.close)  # waits for its writer thread
         if mode.run_id is not None:
             # Windows not finished: partitions lost to another process (their lease ran
             # out), or a pass stopped before its deletions were done.
