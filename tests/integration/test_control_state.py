@@ -265,3 +265,19 @@ def test_candidates_under_a_failed_key_are_dropped_and_only_those(control: Contr
     assert control.drop_delete_candidates_under_failures(run) == 5
     assert sorted(r["source_key"] for r in control.delete_candidates(run, 0, 100)) == [
         "a0", "b", "c/e"]
+
+
+def test_replan_force_is_refused_under_a_live_run(control: ControlDB) -> None:
+    # --force overrides partition leases; a live run would go on claiming the new plan's
+    # partitions (SQLite reuses the ids) under a run row that is gone.
+    job = _job(control, 1)
+    me = f"{HOST}:{os.getpid()}:a"
+    control.claim(job, me, 1, lease_s=60)
+    run = control.start_run(job, me, 1, {})
+    with pytest.raises(UsageError, match=r"^job 'j' has a live run \(process "
+                                         rf"{os.getpid()} on .*\): --force cannot replan"):
+        control.replace_job("j", force=True)
+    assert [j.name for j in control.jobs()] == ["j"]
+    control.finish_run(run, "interrupted", 0, 0, 0, 0)
+    control.replace_job("j", force=True)  # the run ended; its partition lease is overridden
+    assert control.jobs() == []

@@ -344,3 +344,39 @@ def test_auto_partitioning_follows_folders_that_fit(
         r = lakeshift("run", "--job", "f", "--db", db, "--json", env=cli_env)
         s = json.loads(r.stdout)
         assert r.returncode == 0 and s["copied"] + s["skipped"] == 17  # every object, once
+
+
+def test_a_partition_reset_under_a_live_run_is_not_counted_twice_by_it(
+        tmp_path: Path) -> None:
+    # `plan --replan --force` (no sources: a reset) while a run holds the only
+    # partition: the run's finish of it finds its lease gone.  That finish used to count
+    # the partition as the run's anyway; the run then claimed the reset partition again
+    # and counted it a second time ("2 partitions succeeded" of a one-partition job).
+    import threading
+
+    import lakeshift
+    from lakeshift.control.repository import ControlDB
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    for i in range(20):
+        (src / f"f{i:02d}").write_bytes(os.urandom(4096))
+    db = f"sqlite:///{tmp_path}/c.db"
+    lakeshift.plan(str(src), str(dst), job="j", db=db)
+    out: list[Any] = []
+    t = threading.Thread(target=lambda: out.append(lakeshift.run(
+        job="j", db=db, concurrency=1, max_bandwidth="40KiB")))
+    t.start()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (dst.exists() and any(dst.iterdir())):
+        time.sleep(0.02)
+    lakeshift.reset_job("j", db=db, force=True)  # before the run's next heartbeat (5 s)
+    t.join(60)
+    [r] = out
+    assert (r.succeeded, r.failed) == (1, 0)
+    control = ControlDB(db)
+    try:
+        [run] = control.runs(control.job("j").id)
+        assert (run["state"], run["partitions_done"]) == ("succeeded", 1)
+    finally:
+        control.close()

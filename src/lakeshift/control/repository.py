@@ -200,11 +200,26 @@ class ControlDB:
     def replace_job(self, name: str, force: bool = False) -> None:
         """Drop job ``name``'s records before its new plan is written (``plan SRC DST --job
         J --replan``): refused while a live process holds one of its partitions, unless
-        ``force``."""
+        ``force``; refused, ``force`` or not, while a run of the job is live (its row
+        running, its lease held, its process not a dead one of this host): the new plan's
+        rows can take the old ones' ids (SQLite reuses them), so that run would go on
+        claiming the new partitions under a run row that is gone."""
         job_id = self.job(name).id
         with self._tx() as conn:
             self._refuse_if_leased(conn, job_id, name, force, "replan")
+            for owner in self._live_run_owners(conn, job_id):
+                raise UsageError(
+                    f"job {name!r} has a live run (process {_owner_pid(owner)} on "
+                    f"{_owner_host(owner)}): --force cannot replan under it; stop that run "
+                    "(Ctrl-C, or Cancel in the monitor) or wait for it to end, then replan")
             self._delete_job_rows(conn, job_id)
+
+    def _live_run_owners(self, conn: Connection, job_id: int) -> list[str]:
+        """Owners of the job's running runs whose lease holds and whose process is not a
+        dead one of this host."""
+        return [owner for (owner,) in conn.execute(select(runs.c.owner).where(and_(
+            runs.c.job_id == job_id, runs.c.state == "running",
+            runs.c.lease_expires >= self._now()))) if not _owner_dead(owner)]
 
     def _delete_job_rows(self, conn: Connection, job_id: int) -> None:
         # Rows that refer to partitions and runs go first (PostgreSQL checks the keys).
@@ -238,9 +253,7 @@ class ControlDB:
         self._refuse_if_leased(conn, job_id, name, False, "delete")
         now = self._now()
         held: list[tuple[str, str | None]] = [
-            ("a run of it", owner) for (owner,) in conn.execute(select(runs.c.owner).where(
-                and_(runs.c.job_id == job_id, runs.c.state == "running",
-                     runs.c.lease_expires >= now)))]
+            ("a run of it", owner) for owner in self._live_run_owners(conn, job_id)]
         held += [("its sync schedule", owner) for (owner,) in conn.execute(
             select(schedules.c.owner).where(and_(
                 schedules.c.job_id == job_id, schedules.c.owner.is_not(None),

@@ -431,9 +431,13 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
             try:
                 cursor, stats, at_cursor, records = a.snapshot(job.id, run_id)
                 if not a.lost:
-                    await _patiently(db.finish, lease_s, row["id"], owner, state, cursor,
-                                     stats, error, duration, at_cursor, records)
-                    a.saved(records)
+                    if await _patiently(db.finish, lease_s, row["id"], owner, state,
+                                        cursor, stats, error, duration, at_cursor, records):
+                        a.saved(records)
+                    else:
+                        # Its lease is gone (the job re-planned with --force, or taken over
+                        # after it lapsed): the partition is another's now, not this run's.
+                        a.lost = True
             finally:
                 a.ended = True
         if a.activity.record_id is not None:
@@ -450,7 +454,9 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
             await call(db.adf_mark_success, job.adf_table, row["adf_prefix"])
         if not a.lost and mode is not None:
             await mode.finished(a.claimed, row, state, error, a.stats)
-        if state == "succeeded":
+        if a.lost:
+            pass  # not this run's to count
+        elif state == "succeeded":
             result.succeeded += 1
         elif state == "failed":
             result.failed += 1
