@@ -13,9 +13,8 @@ the ADF delta table; a failed or interrupted partition does not advance its wind
 from __future__ import annotations
 
 import asyncio
-import functools
 import socket
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,26 +23,18 @@ from sqlalchemy.engine import RowMapping
 
 from lakeshift.control.records import Job
 from lakeshift.control.repository import ControlDB, PartitionStats
-from lakeshift.engine.events import EventBus, ObjectDone, Renamed, WindowCount
+from lakeshift.engine.events import EventBus, ObjectDone, WindowCount
 from lakeshift.engine.jobrunner import ClaimedPartition
 from lakeshift.engine.pipeline import (
-    DestinationNamer,
-    _transfer_one,
-    drive,
     run_pipeline,
 )
-from lakeshift.engine.renames import NewName, NewNames, same_content
-from lakeshift.engine.retry import RetryPolicy, retry
+from lakeshift.engine.renames import NewNames
 from lakeshift.engine.schedule import follow_schedule, run_once
-from lakeshift.engine.transfer import TransferContext
-from lakeshift.errors import AuthError, LakeshiftError, UsageError
-from lakeshift.model import Failure, ObjectInfo, RunResult
-from lakeshift.plan.compare import needs_copy
-from lakeshift.plan.filters import NameFilter
+from lakeshift.engine.sync_keyed import _each, _inside, _inventory_items, _keyed, _Tally
+from lakeshift.model import ObjectInfo, RunResult
 from lakeshift.plan.inventory import Inventory, load_inventory
 from lakeshift.plan.source import SourceSpec, destination_root
 from lakeshift.plan.windows import DeleteCap, PathTemplate, Window, delta_window, utc
-from lakeshift.stores.base import Store
 
 #: --delete candidates are written to the DB in batches of this many; the deletion phase
 #: reads them back as many at a time.
@@ -270,147 +261,9 @@ class SyncMode:
         HEAD): an object that reappeared is not deleted; after it, once more: one that
         reappeared meanwhile is copied back.  Above the cap nothing is deleted and the
         partitions that had candidates fail (their windows stay where they were)."""
-        from lakeshift.engine.pipeline import StatsCounter
-        from lakeshift.engine.slots import SlotPool
-        from lakeshift.stores.base import StoreConfig
-        from lakeshift.stores.registry import open_store
-        from lakeshift.urls import parse_url
+        from lakeshift.engine.sync_delete import delete_found
 
-        call = asyncio.to_thread
-        # Only partitions whose listing succeeded: a failed one's candidates may be
-        # incomplete, and its window stays anyway.
-        eligible = {int(row["id"]) for row, _, _ in self._deferred}
-        self.held_by_failures = await call(self.db.drop_delete_candidates_under_failures,
-                                           run.run_id)
-        per_partition = {pid_: n for pid_, n in (await call(
-            self.db.delete_candidate_counts, run.run_id)).items() if pid_ in eligible}
-        total = sum(per_partition.values())
-        cap = self.settings.max_delete
-        if total > cap.limit(self.destination_objects):
-            how = (f"--max-delete {cap}" if cap.explicit
-                   else f"the default cap of {cap} (pass --max-delete N or P% to allow more)")
-            error = (f"{total} destination object{'s have' if total != 1 else ' has'} no "
-                     f"source any more, more than {how}: nothing deleted in this pass")
-            for pid_ in per_partition:
-                self._deferred_failure[pid_] = error
-            return
-        policy = RetryPolicy(attempts=opts.retries)
-        stores: dict[str, Store] = {}
-        rows = {int(r["id"]): r for r in await call(self.db.partitions, self.job.id)}
-        events = EventBus([StatsCounter(run.stats, []), *self.subscribers])
-
-        def store(url: str) -> Store:
-            if url not in stores:
-                stores[url] = open_store(StoreConfig(parse_url(url), store_options))
-            return stores[url]
-
-        def failed(pid_: int, key: str, e: LakeshiftError, what: str) -> Failure:
-            self._deferred_failure[pid_] = "some deletions failed (lakeshift failures --job)"
-            run.stats.failed += 1
-            return Failure(key, e.kind, f"{what}: {e}", policy.attempts)
-
-        async def delete_one(r: Any) -> None:
-            pid_, key = int(r["partition_id"]), str(r["destination_key"])
-            if pid_ not in eligible:
-                return
-            src, dst = store(str(rows[pid_]["source"])), store(str(rows[pid_]["destination"]))
-            head = functools.partial(src.exists, r["source_key"])
-            problem: Failure | None = None
-            done: tuple[int, str, str, int] | None = None
-            try:
-                if await retry(head, policy) is not None:
-                    self.reappeared.append(str(r["source_key"]))
-                elif not await renamed_first(r, dst):
-                    problem = Failure(key, "rename", "kept: it was renamed at the source and "
-                                      "its new name could not be copied", policy.attempts)
-                    self._deferred_failure[pid_] = ("a renamed object's new name could not be "
-                                                    "copied (lakeshift failures --job)")
-                else:
-                    await retry(functools.partial(dst.delete, key), policy)
-                    done = (pid_, str(r["source_key"]), key, int(r["size"]))
-                    again = await retry(head, policy)
-                    if again is not None:
-                        # Written while it was being deleted: its copy goes back now.
-                        self.reappeared.append(str(r["source_key"]))
-                        await _transfer_one(context(src, dst), again, key, events,
-                                            opts.retries)
-            except (AuthError, UsageError):
-                raise
-            except LakeshiftError as e:
-                problem = failed(pid_, key, e, "could not delete from the destination"
-                                 if done is None else "deleted, then its source reappeared")
-            # Written as it happens: a pass stopped now has recorded every deletion made.
-            await call(self.db.delete_candidate_done, self.job.id, run.run_id, int(r["id"]),
-                       done)
-            if problem is not None:
-                await call(self.db.add_failures, self.job.id, pid_, run.run_id, [problem])
-            if done is not None:
-                self.deleted_count[pid_] = self.deleted_count.get(pid_, 0) + 1
-                if len(self.deleted_keys) < 1000:
-                    self.deleted_keys.append(key)
-
-        pairing = asyncio.Lock()
-        contexts: dict[tuple[int, int], TransferContext] = {}
-
-        def context(src: Store, dst: Store) -> TransferContext:
-            if (id(src), id(dst)) not in contexts:
-                contexts[id(src), id(dst)] = TransferContext(
-                    src, dst, opts.block_size, SlotPool(max(1, min(4, opts.concurrency))),
-                    policy, events, opts.pacing(events), opts.single_put_max)
-            return contexts[id(src), id(dst)]
-
-        async def partner(r: Any, dst: Store) -> NewName | None:
-            """A new name of the pass with the candidate's content, taken (once)."""
-            assert self.new_names is not None
-            names = await call(self.new_names.of_size, int(r["size"]))
-            if not names:
-                return None
-            old = await retry(functools.partial(dst.exists, r["destination_key"]), policy)
-            if old is None:
-                return None
-            async with pairing:
-                for n in await call(self.new_names.of_size, int(r["size"])):
-                    if await same_content(old, dst, n,
-                                          store(str(rows[n.partition_id]["source"]))):
-                        await call(self.new_names.take, n)
-                        return n
-            return None
-
-        async def renamed_first(r: Any, dst: Store) -> bool:
-            """When the candidate was renamed at the source, its new name's copy is made
-            before it is deleted (a rename that kept its time is outside the window).
-            False: it was, and that copy failed."""
-            if self.new_names is None:
-                return True
-            n = await partner(r, dst)
-            if n is None:
-                return True
-            row = rows[n.partition_id]
-            nsrc, ndst = store(str(row["source"])), store(str(row["destination"]))
-            there = await retry(functools.partial(ndst.exists, n.destination_key), policy)
-            if there is None or there.size != n.size:
-                now = await retry(functools.partial(nsrc.exists, n.key), policy)
-                if now is None:
-                    return True  # the new name is gone too: not a rename after all
-                if not await _transfer_one(context(nsrc, ndst), now, n.destination_key,
-                                           events, opts.retries):
-                    return False
-            self.renames.append((str(r["destination_key"]), n.destination_key))
-            return True
-
-        async def each(rows: list[Any]) -> AsyncIterator[Any]:
-            for r in rows:
-                yield r
-
-        after = 0
-        try:
-            while batch := await call(self.db.delete_candidates, run.run_id, after,
-                                      CANDIDATE_BATCH):
-                after = int(batch[-1]["id"])
-                await drive(each(batch), delete_one, max(1, opts.concurrency))
-        finally:
-            await asyncio.gather(*(st.close() for st in stores.values()),
-                                 return_exceptions=True)
+        await delete_found(self, run, store_options, opts)
 
     async def finished(self, part: ClaimedPartition | None, row: RowMapping, state: str,
                        error: str | None, stats: PartitionStats) -> None:
@@ -476,37 +329,6 @@ class SyncMode:
         self._deferred.clear()
 
 
-class _Tally:
-    """A window's selection of listed objects, counted: those taken, and those modified at
-    or after its end (held back for the next pass)."""
-
-    def __init__(self, window: Window) -> None:
-        self.window = window
-        self.selected = 0
-        self.held_back = 0
-
-    def select(self, obj: ObjectInfo) -> bool:
-        if _in(self.window, obj):
-            self.selected += 1
-            return True
-        if obj.last_modified is not None and utc(obj.last_modified) >= self.window.end:
-            self.held_back += 1
-        return False
-
-    def every(self, obj: ObjectInfo) -> bool:
-        """A path template's folders: every object in them is taken."""
-        self.selected += 1
-        return True
-
-
-def _in(window: Window, obj: ObjectInfo) -> bool:
-    # An object whose store gives no modification time cannot be placed: it is taken (and
-    # skipped by compare when identical).
-    return obj.last_modified is None or window.contains(obj.last_modified)
-
-
-def _inside(spec: SourceSpec, key: str) -> bool:
-    return key.startswith(spec.listing_prefix()) and spec.takes(key) and not spec.past_end(key)
 
 
 def _specs(spec: SourceSpec, template: PathTemplate | None,
@@ -562,91 +384,6 @@ def _holds(spec: SourceSpec, folder: str) -> bool:
     return start is None or start <= folder or start.startswith(folder)
 
 
-async def _each(items: list[tuple[str, ObjectInfo | None]]
-                ) -> AsyncIterator[tuple[str, ObjectInfo | None]]:
-    for item in items:
-        yield item
-
-
-async def _inventory_items(inventory: Inventory, spec: SourceSpec, tally: _Tally
-                           ) -> AsyncIterator[tuple[str, ObjectInfo | None]]:
-    """The report's objects in the partition and the window, in key order, read from its
-    spill file a page at a time (those newer than the window are counted as held back)."""
-    prefix = spec.listing_prefix()
-    pages = inventory.pages_from(max(prefix, spec.range_start or ""))
-    while page := await asyncio.to_thread(next, pages, None):
-        for o in page:
-            if not o.key.startswith(prefix) or spec.past_end(o.key):
-                return
-            if _inside(spec, o.key) and tally.select(o):
-                yield o.key, o
-
-
-async def _keyed(part: ClaimedPartition, root: str,
-                 items: AsyncIterator[tuple[str, ObjectInfo | None]]) -> None:
-    """Copy exactly these keys: no listing on either side.  A key the source does not
-    have (files-from) is that key's ``missing`` failure; the destination is looked up by
-    key (one HEAD) to skip identical objects."""
-    opts, events = part.opts, part.events
-    ctx = TransferContext(part.src, part.dst, opts.block_size, part.slots, part.policy,
-                          events, part.pacing, opts.single_put_max)
-    name_filter = NameFilter(opts.include, opts.exclude)
-    namer = DestinationNamer(opts.invalid_names, part.dst.capabilities.hierarchical)
-
-    async def planned() -> AsyncIterator[tuple[str, str, ObjectInfo | None, int]]:
-        async for key, info in items:  # in key order (collisions need it)
-            rel = part.spec.rel(key)
-            if not rel or not name_filter(rel):
-                continue
-            name, why = namer(rel)
-            await part.watermark.wait_for_room()
-            ticket = part.watermark.add(key)
-            if name is None:
-                skip = opts.invalid_names == "skip" or "invalid-name" in opts.skip_errors
-                events.emit(ObjectDone(key, info.size if info else 0,
-                                       "skipped" if skip else "failed", "invalid-name", why))
-                part.watermark.done(ticket, skip)
-                continue
-            if name != rel:
-                events.emit(Renamed(key, root + name, why or ""))
-            yield key, root + name, info, ticket
-
-    async def one(item: tuple[str, str, ObjectInfo | None, int]) -> None:
-        key, dest_key, info, ticket = item
-        ok = await _copy_key(ctx, key, dest_key, info, opts.overwrite, opts.retries,
-                             opts.skip_errors, opts.delete_source)
-        part.watermark.done(ticket, ok)
-
-    await drive(planned(), one, opts.concurrency)
-
-
-async def _copy_key(ctx: TransferContext, key: str, dest_key: str, info: ObjectInfo | None,
-                    overwrite: Any, attempts: int, skip_errors: frozenset[str],
-                    delete_source: bool) -> bool:
-    events = ctx.events
-    try:
-        s = info or await retry(functools.partial(ctx.src.exists, key), ctx.policy,
-                                ctx.src_limit)
-        if s is None:
-            kind = "missing"
-            message = "not at the source (named by --files-from)"
-            skip = kind in skip_errors
-            events.emit(ObjectDone(key, 0, "skipped" if skip else "failed", kind, message))
-            return skip
-        d = None if overwrite == "always" else await retry(
-            functools.partial(ctx.dst.exists, dest_key), ctx.policy, ctx.dst_limit)
-    except (AuthError, UsageError):
-        raise
-    except LakeshiftError as e:
-        skip = e.kind in skip_errors
-        events.emit(ObjectDone(key, info.size if info else 0, "skipped" if skip else "failed",
-                               e.kind, str(e)))
-        return skip
-    if not needs_copy(s, d, overwrite):
-        events.emit(ObjectDone(s.key, s.size, "skipped"))
-        return True
-    return await _transfer_one(ctx, s, dest_key, events, attempts, skip_errors,
-                               delete_source)
 
 
 __all__ = ["EventBus", "Inventory", "SyncMode", "SyncSettings", "WindowOutcome",
