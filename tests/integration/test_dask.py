@@ -262,6 +262,47 @@ def test_a_rename_on_dask_is_copied_before_the_old_name_goes(
     assert "renames are not reported on Dask" in capsys.readouterr().out
 
 
+@pytest.mark.slow
+def test_a_cancel_during_the_deletion_phase_on_dask_stops_it(
+        cluster: Any, pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The driver deletes once every worker task ended: its run heartbeat reads the
+    # monitor's cancel there too, stops the deletions and ends the run as cancelled.
+    import asyncio
+
+    from lakeshift.engine.sync import SyncMode
+    from lakeshift.stores.local.store import LocalStore
+
+    src, dest = tmp_path / "src", tmp_path / "dest"
+    old_lake(src, [f"p0/k{i}" for i in range(4)], b"v")
+    first = lakeshift.sync(str(src), str(dest), job="cancel-del", db=pg_url, lag="0s",
+                           prefix=["p0/"], dask=cluster.scheduler_address)
+    assert first.run.exit_code == 0
+    for i in range(3):
+        (src / f"p0/k{i}").unlink()
+    time.sleep(1.1)
+    real = LocalStore.delete
+
+    async def delete(self: LocalStore, key: str) -> None:
+        assert lakeshift.cancel_run(run_id[0], db=pg_url)
+        await asyncio.sleep(3)  # the run's heartbeat (1 s here) comes meanwhile
+        await real(self, key)
+
+    run_id: list[int] = []
+    real_found = SyncMode.delete_found
+
+    async def watched(self: SyncMode, run: Any, *args: Any) -> None:
+        run_id.append(run.run_id)
+        await real_found(self, run, *args)
+
+    monkeypatch.setattr(SyncMode, "delete_found", watched)
+    monkeypatch.setattr(LocalStore, "delete", delete)
+    r = lakeshift.sync(job="cancel-del", db=pg_url, lag="0s", delete=True,
+                       max_delete="100%", lease_seconds=4, dask=cluster.scheduler_address)
+    assert r.run.cancelled and r.deleted == 0
+    assert len(_local_files(dest)) == 4
+    assert _run_row(pg_url, r.run.run_id)["state"] == "cancelled"
+
+
 def test_sync_inventory_is_refused_on_dask(pg_url: str, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="--inventory cannot run on Dask: the inventory "
                                          "report is read into this machine's"):
