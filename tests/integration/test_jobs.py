@@ -380,3 +380,37 @@ def test_a_partition_reset_under_a_live_run_is_not_counted_twice_by_it(
         assert (run["state"], run["partitions_done"]) == ("succeeded", 1)
     finally:
         control.close()
+
+
+def test_each_partition_end_updates_the_run_row_without_a_chart_sample(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The run's row is written as each partition ends (its counters then match the
+    # partitions'), but the throughput chart gets a sample per beat, not per partition.
+    import lakeshift
+    from lakeshift.control.repository import ControlDB
+
+    src = tmp_path / "src"
+    prefixes = [f"p{i}/" for i in range(8)]
+    for p in prefixes:
+        (src / p).mkdir(parents=True)
+        (src / p / "k").write_bytes(b"x")
+    db = f"sqlite:///{tmp_path}/c.db"
+    lakeshift.plan(str(src), str(tmp_path / "dst"), job="j", db=db, prefix=prefixes)
+    saved: list[int] = []
+    real = ControlDB.heartbeat_run
+
+    def spy(self: ControlDB, run_id: int, lease_s: float, done: int, *a: Any) -> bool:
+        saved.append(done)
+        return real(self, run_id, lease_s, done, *a)
+
+    monkeypatch.setattr(ControlDB, "heartbeat_run", spy)
+    r = lakeshift.run(job="j", db=db, batch_count=1)
+    assert r.succeeded == 8
+    ends = iter(saved)
+    assert all(n in ends for n in range(1, 9))  # the run row after each partition's end
+    control = ControlDB(db)
+    try:
+        samples = control.run_samples(r.run_id)
+    finally:
+        control.close()
+    assert len(samples) <= 4, samples  # the early beat (and a few more), then the finish

@@ -62,11 +62,12 @@ class RunRows(ControlBase):
                 lease_expires=self._now(lease_s))).inserted_primary_key[0])
 
     def heartbeat_run(self, run_id: int, lease_s: float, done: int, failed: int, copied: int,
-                      nbytes: int, in_flight: int = 0) -> bool:
+                      nbytes: int, in_flight: int = 0, sample: bool = True) -> bool:
         """Save a running run's counters and renew its lease (a run closed meanwhile as
         interrupted, its beats having been late, is running again), with a throughput
-        sample.  True when someone asked the run to stop (``request_cancel``); RunGone when
-        the run's row is gone (its job was deleted)."""
+        sample (unless not ``sample``: a partition's end, not a beat).  True when someone
+        asked the run to stop (``request_cancel``); RunGone when the run's row is gone
+        (its job was deleted)."""
         with self._tx() as conn:
             res = conn.execute(update(runs).where(and_(
                 runs.c.id == run_id, runs.c.state.in_(("running", "interrupted")))).values(
@@ -75,9 +76,10 @@ class RunRows(ControlBase):
                 heartbeat_at=self._now(), lease_expires=self._now(lease_s)))
             if not res.rowcount:
                 _check_run_exists(conn, run_id)
-            conn.execute(run_samples.insert().values(run_id=run_id, at=self._now(),
-                                                     copied=copied, bytes=nbytes,
-                                                     in_flight=in_flight))
+            if sample:
+                conn.execute(run_samples.insert().values(run_id=run_id, at=self._now(),
+                                                         copied=copied, bytes=nbytes,
+                                                         in_flight=in_flight))
             return bool(conn.execute(select(runs.c.cancel_requested).where(
                 runs.c.id == run_id)).scalar())
 

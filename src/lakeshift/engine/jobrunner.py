@@ -462,11 +462,12 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
             result.failed += 1
             result.errors.append((_label(row), error or "failed"))
         if not worker and not a.lost and state != "pending":
-            # The run's row counts the partition as soon as its own row does.
+            # The run's row counts the partition as soon as its own row does (no chart
+            # sample: those come with the beats, not once per partition).
             with contextlib.suppress(LakeshiftError):
                 await call(db.heartbeat_run, run_id, lease_s, result.succeeded,
                            result.failed, result.stats.copied,
-                           result.stats.bytes_transferred)
+                           result.stats.bytes_transferred, 0, False)
         if on_partition is not None:
             on_partition(row, state, error)
 
