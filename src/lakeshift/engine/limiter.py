@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -63,27 +64,65 @@ class EndpointLimiter:
         #: throttled_elsewhere): each counted, each a cut like one met here.
         self.throttles_elsewhere = 0
         self._last_cut = 0.0
-        self._cond = asyncio.Condition()
+        self._waiters: deque[asyncio.Future[None]] = deque()
         self._rps = TokenBucket(max_rps) if max_rps else None
         self._on_throttle = on_throttle
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
-        async with self._cond:
-            await self._cond.wait_for(lambda: self.inflight < int(self.limit))
-            self.inflight += 1
+        await self.acquire()
         try:
-            if self._rps is not None:
-                await self._rps.take()
             yield
         finally:
-            async with self._cond:
-                self.inflight -= 1
-                self._cond.notify_all()
+            self.release()
+
+    async def acquire(self) -> None:
+        """Take one in-flight slot (first come, first served); the caller must
+        ``release()`` it.  A free slot with nobody waiting is taken without suspending:
+        one comparison and one increment per request (retry's no-failure path)."""
+        if self.inflight < int(self.limit) and not self._waiters:
+            self.inflight += 1
+        else:
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(fut)
+            try:
+                await fut
+            except asyncio.CancelledError:
+                if fut.done() and not fut.cancelled():
+                    self.release()  # granted just as we were cancelled: give it back
+                else:
+                    try:
+                        self._waiters.remove(fut)
+                    except ValueError:
+                        pass
+                    self._wake()
+                raise
+        if self._rps is not None:
+            try:
+                await self._rps.take()
+            except BaseException:
+                self.release()
+                raise
+
+    def release(self) -> None:
+        self.inflight -= 1
+        if self._waiters:
+            self._wake()
+
+    def _wake(self) -> None:
+        # Waiters are granted their slot here (counted in ``inflight`` before they run), in
+        # the order they came, while the limit (which throttling may have cut) has room.
+        while self._waiters and self.inflight < int(self.limit):
+            fut = self._waiters.popleft()
+            if not fut.done():
+                self.inflight += 1
+                fut.set_result(None)
 
     def success(self) -> None:
         if self.adaptive and self.limit < self.maximum:
             self.limit = min(float(self.maximum), self.limit + 1.0 / self.limit)
+            if self._waiters:
+                self._wake()  # the limit grew by a whole slot: a waiter may go now
 
     def throttled(self, here: bool = True) -> None:
         """A throttled answer: halve the limit (once per cooldown).  ``here``: met by this

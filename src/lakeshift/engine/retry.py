@@ -50,8 +50,13 @@ async def retry(fn: Callable[[], Awaitable[T]], policy: RetryPolicy,
         try:
             if limiter is None:
                 return await fn()
-            async with limiter.slot():
+            # (acquire/release rather than ``async with limiter.slot()``: no context
+            # manager object per request on the no-failure path.)
+            await limiter.acquire()
+            try:
                 result = await fn()
+            finally:
+                limiter.release()
             limiter.success()
             return result
         except ThrottledError as e:

@@ -1,0 +1,98 @@
+"""What the engine spends per request and per object outside the store calls, counted in
+Python function calls (deterministic, unlike a timing): the no-failure path of retry with
+an endpoint limiter must stay a few calls, not a context manager, a Condition and its
+lock per request."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from types import FrameType
+from typing import Any
+
+from lakeshift.engine.limiter import EndpointLimiter
+from lakeshift.engine.retry import RetryPolicy, retry
+
+
+async def _python_calls(step: Callable[[], Awaitable[Any]]) -> int:
+    """Python-level calls made while awaiting ``step()`` (the awaited store call itself is
+    a coroutine that returns at once and counts one)."""
+    calls = 0
+
+    def prof(frame: FrameType, event: str, arg: object) -> None:
+        nonlocal calls
+        if event == "call":
+            calls += 1
+
+    sys.setprofile(prof)
+    try:
+        await step()
+    finally:
+        sys.setprofile(None)
+    return calls
+
+
+def test_retry_with_a_free_limiter_slot_costs_a_few_calls() -> None:
+    async def main() -> tuple[int, int]:
+        lim = EndpointLimiter("e", 4)
+        lim.limit = 3.5  # below the maximum: success() has work to do too
+
+        async def request() -> int:
+            return 7
+
+        bare = await _python_calls(lambda: retry(request, RetryPolicy()))
+        paced = await _python_calls(lambda: retry(request, RetryPolicy(), lim))
+        assert lim.inflight == 0
+        return bare, paced
+
+    bare, paced = asyncio.run(main())
+    # acquire, release, success (and the limiter's own bookkeeping): not an
+    # asynccontextmanager, a Condition, its Lock and a predicate per request.
+    assert paced - bare <= 4, (bare, paced)
+
+
+def test_limiter_hands_slots_over_in_order_and_survives_cancellation() -> None:
+    async def main() -> list[str]:
+        lim = EndpointLimiter("e", 2)
+        order: list[str] = []
+        await lim.acquire()
+        await lim.acquire()
+        assert lim.inflight == 2
+
+        async def waiter(name: str) -> None:
+            await lim.acquire()
+            order.append(name)
+            lim.release()
+
+        a = asyncio.create_task(waiter("a"))
+        b = asyncio.create_task(waiter("b"))
+        c = asyncio.create_task(waiter("c"))
+        await asyncio.sleep(0)
+        b.cancel()  # waiting: leaves the queue, takes nothing
+        await asyncio.sleep(0)
+        lim.release()
+        c.cancel()  # not granted yet (a was first): gives nothing back, takes nothing
+        await asyncio.gather(a, b, c, return_exceptions=True)
+        assert lim.inflight == 1
+        # Granted just as it is cancelled: the slot is given back.
+        await lim.acquire()  # full again (2 of 2)
+        d = asyncio.create_task(waiter("d"))
+        await asyncio.sleep(0)
+        lim.release()  # grants d its slot (2 of 2 again) before d runs
+        d.cancel()
+        await asyncio.gather(d, return_exceptions=True)
+        assert lim.inflight == 1
+        lim.release()
+        lim.limit = 1.0
+        await lim.acquire()
+        e = asyncio.create_task(waiter("e"))
+        await asyncio.sleep(0)
+        lim.limit = 2.0
+        lim.success()  # not adaptive-capped: the limit is at its maximum, nothing to wake
+        lim.release()
+        await e
+        assert lim.inflight == 0
+        return order
+
+    assert asyncio.run(main()) == ["a", "e"]
