@@ -39,6 +39,7 @@ from lakeshift.errors import (
 )
 from lakeshift.model import Data, ObjectInfo, ObjectProps, ReadResult
 from lakeshift.stores.base import BlockUpload, Capabilities, Page, StoreConfig
+from lakeshift.stores.local.hops import ThreadHops
 from lakeshift.stores.props import SRC_ETAG_KEY, SRC_MTIME_KEY, parse_time
 
 CAPABILITIES = Capabilities(
@@ -64,6 +65,8 @@ class LocalStore:
         self.url = config.url
         self.root = config.url.bucket
         self.page_size = PAGE
+        #: Reads and whole-file writes: in worker threads, several per hop (hops.py).
+        self.hops = ThreadHops(threads=2, batch=32)
 
     def _path(self, key: str) -> str:
         return os.path.join(self.root, *key.split("/"))
@@ -154,16 +157,17 @@ class LocalStore:
     async def read(self, key: str, start: int | None = None, end: int | None = None,
                    if_match: str | None = None) -> ReadResult:
         # In a thread, however small: a disk (or a network mount) that stalls must not stall
-        # the event loop and every transfer with it; one hop per read (docs/performance.md).
-        return await asyncio.to_thread(self._read, key, start, end, if_match)
+        # the event loop and every transfer with it; several reads per hop (hops.py).
+        return await self.hops.run(self._read, key, start, end, if_match)
 
     def _read(self, key: str, start: int | None, end: int | None,
               if_match: str | None) -> ReadResult:
         path = self._path(key)
         try:
             # O_NONBLOCK: opening a FIFO must not wait for a writer (regular files ignore it).
-            with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
-                st = os.fstat(f.fileno())
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+            try:
+                st = os.fstat(fd)
                 if not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
                     raise SpecialFileError(f"{path}: a FIFO, socket or device, not a file: "
                                            "skipped")
@@ -172,9 +176,10 @@ class LocalStore:
                     from lakeshift.errors import ChangedError
 
                     raise ChangedError(f"{path}: changed during the copy")
-                if start:
-                    f.seek(start)
-                data = f.read((end if end is not None else st.st_size) - (start or 0))
+                data = _read_span(fd, start or 0,
+                                  (end if end is not None else st.st_size) - (start or 0))
+            finally:
+                os.close(fd)
         except FileNotFoundError:
             raise _dangling(path) or NotFoundError(f"{path}: not found") from None
         except PermissionError:
@@ -214,7 +219,7 @@ class LocalStore:
         # One thread hop for the whole file (was three), but not in the event loop: creating
         # a file can block in the kernel for long under load (measured: 16 s of 20 in a
         # profile while other jobs wrote to the same disk), and the loop must not wait.
-        await asyncio.to_thread(_write_whole, self._path(key), data, props, md5)
+        await self.hops.run(_write_whole, self._path(key), data, props, md5)
 
     async def start_blocks(self, key: str, size: int, block_size: int,
                            props: ObjectProps) -> BlockUpload:
@@ -284,6 +289,25 @@ class _LocalRange:
             yield data
 
 
+def _read_span(fd: int, pos: int, n: int) -> bytes:
+    """Up to ``n`` bytes from ``pos`` (fewer only at the end of the file), as a buffered
+    file's read would return them, without building a file object."""
+    if n <= 0:
+        return b""
+    data = os.pread(fd, n, pos)
+    if len(data) == n or not data:
+        return data
+    parts = [data]
+    got = len(data)
+    while got < n:
+        more = os.pread(fd, n - got, pos + got)
+        if not more:
+            break
+        parts.append(more)
+        got += len(more)
+    return b"".join(parts)
+
+
 def _pread(path: str, pos: int, n: int) -> bytes:
     try:
         with open(path, "rb") as f:
@@ -292,22 +316,58 @@ def _pread(path: str, pos: int, n: int) -> bytes:
         raise NotFoundError(f"{path}: vanished during the copy") from None
 
 
+#: Temporary names: a random part per process and a counter (one uuid4, so one read of
+#: the kernel's random source, per process rather than per file); a forked child draws
+#: its own.
+_TMP_PREFIX = ""
+_tmp_numbers = itertools.count()
+
+
+def _new_tmp_prefix() -> None:
+    global _TMP_PREFIX, _tmp_numbers
+    _TMP_PREFIX = f"{_PARTIAL}{uuid.uuid4().hex[:16]}-"
+    _tmp_numbers = itertools.count()
+
+
+_new_tmp_prefix()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_tmp_prefix)
+#: The folder the last temporary file was created in (it existed then): files come in
+#: listing order, so most files go to the folder of the one before.  A folder removed or
+#: replaced since makes the open fail, which takes the full path below.
+_last_parent: str | None = None
+
+
+def _create(final: str) -> tuple[str, int]:
+    global _last_parent
+    parent = os.path.dirname(final)
+    tmp = os.path.join(parent, f"{_TMP_PREFIX}{next(_tmp_numbers)}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    if parent == _last_parent:
+        try:
+            return tmp, os.open(tmp, flags, 0o644)
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+    if os.path.isfile(parent):
+        raise InvalidNameError(f"cannot create directory {parent}: a file has that name")
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except PermissionError:
+        raise ForbiddenError(f"{parent}: permission denied") from None
+    fd = os.open(tmp, flags, 0o644)
+    _last_parent = parent
+    return tmp, fd
+
+
 class _LocalUpload:
-    def __init__(self, final: str, size: int, props: ObjectProps) -> None:
+    def __init__(self, final: str, size: int, props: ObjectProps, whole: bool = False) -> None:
         self.final = final
         self.src_etag = props.metadata.get(SRC_ETAG_KEY)
         #: The source's original time, given to the file as its mtime.
         self.mtime = parse_time(props.metadata.get(SRC_MTIME_KEY))
-        parent = os.path.dirname(final)
-        if os.path.isfile(parent):
-            raise InvalidNameError(f"cannot create directory {parent}: a file has that name")
-        try:
-            os.makedirs(parent, exist_ok=True)
-        except PermissionError:
-            raise ForbiddenError(f"{parent}: permission denied") from None
-        self.tmp = os.path.join(parent, f"{_PARTIAL}{uuid.uuid4().hex}")
-        self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.ftruncate(self.fd, size)
+        self.tmp, self.fd = _create(final)
+        if not whole:  # blocks land at their offsets, in any order
+            os.ftruncate(self.fd, size)
 
     async def stage(self, index: int, offset: int, data: Data, md5: bytes | None) -> None:
         await asyncio.to_thread(os.pwrite, self.fd, data, offset)
@@ -316,16 +376,22 @@ class _LocalUpload:
         await asyncio.to_thread(self.finish, md5)
 
     def finish(self, md5: bytes | None) -> None:
-        os.close(self.fd)
-        if self.mtime is not None:
-            ns = _ns(self.mtime)
-            os.utime(self.tmp, ns=(ns, ns))
-        if os.path.isdir(self.final):
+        # Time and record through the open file (no path look-ups); both travel with the
+        # file when it is renamed into place, and neither changes its mtime.
+        try:
+            if self.mtime is not None:
+                ns = _ns(self.mtime)
+                os.utime(self.fd, ns=(ns, ns))
+            if md5 is not None:
+                _record(self.fd, md5, self.src_etag)
+        finally:
+            os.close(self.fd)
+        try:
+            os.replace(self.tmp, self.final)
+        except IsADirectoryError:
             os.remove(self.tmp)
-            raise InvalidNameError(f"cannot write {self.final}: a directory has that name")
-        os.replace(self.tmp, self.final)
-        if md5 is not None:
-            _record(self.final, md5, self.src_etag)
+            raise InvalidNameError(f"cannot write {self.final}: a directory has that "
+                                   "name") from None
 
     async def abort(self) -> None:
         await asyncio.to_thread(self.drop)
@@ -343,13 +409,20 @@ class _LocalUpload:
 
 def _write_whole(final: str, data: Data, props: ObjectProps, md5: bytes) -> None:
     """A whole file in one go: temporary file, rename, remembered MD5."""
-    up = _LocalUpload(final, len(data), props)
+    up = _LocalUpload(final, len(data), props, whole=True)
     try:
-        os.pwrite(up.fd, data, 0)
+        _write_all(up.fd, data)
     except BaseException:
         up.drop()
         raise
     up.finish(md5)
+
+
+def _write_all(fd: int, data: Data) -> None:
+    view = memoryview(data)
+    pos = 0
+    while pos < len(view):
+        pos += os.pwrite(fd, view[pos:], pos)
 
 
 def _ns(when: datetime) -> int:
@@ -358,15 +431,15 @@ def _ns(when: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 10**9 + delta.microseconds * 1000
 
 
-def _record(path: str, md5: bytes, src_etag: str | None) -> None:
+def _record(fd: int, md5: bytes, src_etag: str | None) -> None:
     """Remember the MD5 (and source ETag) of the file just written, for as long as its size
     and mtime stay as they are now."""
     if not hasattr(os, "setxattr"):
         return
     try:
-        st = os.stat(path)
+        st = os.fstat(fd)
         value = f"1 {st.st_mtime_ns} {st.st_size} {md5.hex()} {src_etag or '-'}"
-        os.setxattr(path, _XATTR, value.encode())
+        os.setxattr(fd, _XATTR, value.encode())
     except OSError:
         pass  # a file system without user extended attributes: reruns compare less
 
