@@ -41,10 +41,15 @@ class Measured:
     #: Body bytes through the tool, counted by a loopback proxy in front of Azurite (only
     #: in the runs made to count them, never the timed ones: the proxy costs CPU).
     through_mb: float | None = None
+    #: The tool's CPU split: user (its own code) and system (the kernel working for it; on
+    #: local disk mostly the file system's, which other jobs on the machine disturb).
+    user: float = 0.0
+    sys: float = 0.0
 
     def row(self) -> str:
         return (f"{self.tool:<10} {self.wall:7.1f} s {self.objects / self.wall:8.1f} files/s "
-                f"{self.nbytes / MiB / self.wall:8.1f} MB/s  cpu {self.cpu:6.1f} s  "
+                f"{self.nbytes / MiB / self.wall:8.1f} MB/s  cpu {self.cpu:6.1f} s "
+                f"(user {self.user:.1f}, sys {self.sys:.1f})  "
                 f"rss {self.rss_mb:7.0f} MB  emulators {self.emulator_cpu:6.1f} s "
                 f"(moto {self.moto_cpu:.1f}, azurite {self.azurite_cpu:.1f})  "
                 f"rc={self.returncode}" + (f"  through the client {self.through_mb:.1f} MB"
@@ -175,7 +180,7 @@ def measure(tool: str, argv: list[str], env: dict[str, str], emus: Emulators, ob
     moto1, az1 = emus.cpu_split()
     return Measured(tool, wall, float(user) + float(sys_), int(maxrss_kb) / 1024,
                     moto1 - moto0 + az1 - az0, proc.returncode, objects, nbytes,
-                    moto1 - moto0, az1 - az0)
+                    moto1 - moto0, az1 - az0, user=float(user), sys=float(sys_))
 
 
 def rclone_env(env: dict[str, str], conf: Path) -> dict[str, str]:

@@ -15,6 +15,7 @@ lakeshift/rclone of the mean throughput.
 from __future__ import annotations
 
 import argparse
+import atexit
 import hashlib
 import json
 import os
@@ -67,7 +68,15 @@ def local_run(tool: str, count: int, size: int, rclone_args: list[str]) -> Measu
         return measure(tool, argv, emus.env, emus, count, count * size)
     finally:
         emus.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        # Removed when the bench ends, not before the next run: on this ext4 (no journal)
+        # creating a file right after tens of thousands were deleted makes the kernel
+        # check each recently freed inode (ext4 recently_deleted(), a minute or more),
+        # seconds of system CPU for whichever tool runs next (measured with perf).
+        _LEFT_FOR_LATER.append(work)
+
+
+_LEFT_FOR_LATER: list[Path] = []
+atexit.register(lambda: [shutil.rmtree(w, ignore_errors=True) for w in _LEFT_FOR_LATER])
 
 
 def blob_run(tool: str, count: int, size: int, rclone_args: list[str], tls: bool,
