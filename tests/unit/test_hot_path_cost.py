@@ -96,3 +96,44 @@ def test_limiter_hands_slots_over_in_order_and_survives_cancellation() -> None:
         return order
 
     assert asyncio.run(main()) == ["a", "e"]
+
+
+def test_format_time_writes_what_strftime_writes() -> None:
+    """Differential: the f-string of format_time against the strftime it replaced."""
+    import random
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from lakeshift.stores.props import format_time, parse_time
+
+    rng = random.Random(16)
+    zones = [None, UTC, timezone(timedelta(hours=5, minutes=30)), timezone(-timedelta(hours=8))]
+    cases = [datetime(1, 1, 1, tzinfo=UTC), datetime(999, 12, 31, 23, 59, 59, 999999),
+             datetime(1000, 1, 1), datetime(9999, 12, 31, 12, tzinfo=UTC),
+             datetime(2024, 2, 29, 0, 0, 0, 0, tzinfo=zones[2])]
+    for _ in range(2000):
+        cases.append(datetime(rng.randint(1001, 9998), rng.randint(1, 12), rng.randint(1, 28),
+                              rng.randint(0, 23), rng.randint(0, 59), rng.randint(0, 59),
+                              rng.choice([0, rng.randint(0, 999_999)]),
+                              tzinfo=rng.choice(zones)))
+    for when in cases:
+        aware = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+        want = aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        assert format_time(when) == want, when
+        if when.year >= 1000:
+            assert parse_time(want) == aware
+
+
+def test_destination_props_keep_every_field_and_add_the_source_time() -> None:
+    from datetime import UTC, datetime
+
+    from lakeshift.engine.transfer import _dest_props
+    from lakeshift.model import ObjectInfo, ObjectProps
+    from lakeshift.stores.props import SRC_ETAG_KEY, SRC_MTIME_KEY
+
+    props = ObjectProps("text/csv", "gzip", "no-cache", "attachment", "de", {"a": "1"})
+    src = ObjectInfo("k", 3, datetime(2021, 5, 6, 7, 8, 9, 10, tzinfo=UTC), "e1")
+    out = _dest_props(props, src)
+    assert out == ObjectProps("text/csv", "gzip", "no-cache", "attachment", "de",
+                              {"a": "1", SRC_ETAG_KEY: "e1",
+                               SRC_MTIME_KEY: "2021-05-06T07:08:09.000010Z"})
+    assert props.metadata == {"a": "1"}  # the source's props are not changed

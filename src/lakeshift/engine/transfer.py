@@ -294,7 +294,9 @@ def _dest_props(props: ObjectProps, src: ObjectInfo) -> ObjectProps:
         meta[SRC_MTIME_KEY] = kept
     elif src.last_modified is not None:
         meta[SRC_MTIME_KEY] = format_time(src.last_modified)
-    return replace(props, metadata=meta)
+    # (Built directly: dataclasses.replace looks the fields up again for every object.)
+    return ObjectProps(props.content_type, props.content_encoding, props.cache_control,
+                       props.content_disposition, props.content_language, meta)
 
 
 def _check(src: ObjectInfo, size: int, md5: bytes, where: str) -> None:

@@ -53,7 +53,13 @@ def format_time(when: datetime) -> str:
     """``when`` as SRC_MTIME_KEY holds it (a naive datetime is taken as UTC)."""
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    elif when.tzinfo is not UTC:
+        when = when.astimezone(UTC)
+    if when.year < 1000:  # strftime writes such a year unpadded: keep its exact text
+        return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # (An f-string: a third of strftime's cost, once per object copied.)
+    return (f"{when.year}-{when.month:02}-{when.day:02}T{when.hour:02}:{when.minute:02}:"
+            f"{when.second:02}.{when.microsecond:06}Z")
 
 
 def parse_time(text: str | None) -> datetime | None:
