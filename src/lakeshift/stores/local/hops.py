@@ -4,9 +4,11 @@
 queue, two chained futures and one wake-up of the event loop through its self-pipe; for a
 64-byte file that is most of the client's CPU (measured: ~0.6 ms of CPU per local file,
 half of it system time, with two hops per file).  ``ThreadHops`` keeps a queue of calls:
-up to ``threads`` workers each take up to ``batch`` calls at a time, run them, and hand all
-their results back to the loop in one wake-up.  Nothing runs in the event loop (issue 10): a
-disk that stalls holds back the calls of that worker's batch, not the loop.
+up to ``threads`` long-lived workers (each ends after ``linger`` seconds without work) take
+up to ``batch`` calls at a time, run them, and hand all their results back to the loop in
+one wake-up; a call that finds a worker idle wakes it, else waits for a busy one.
+Nothing runs in the event loop (issue 10): a disk that stalls holds back the calls of that
+worker's batch, not the loop.
 """
 
 from __future__ import annotations
@@ -24,44 +26,50 @@ _Result = tuple["asyncio.Future[Any]", bool, Any]
 
 
 class ThreadHops:
-    def __init__(self, threads: int = 4, batch: int = 16) -> None:
+    def __init__(self, threads: int = 2, batch: int = 32, linger: float = 0.5) -> None:
         self.threads = threads
         self.batch = batch
+        #: How long an idle worker waits for calls before its thread ends.
+        self.linger = linger
         self._queue: deque[_Call] = deque()
-        self._lock = threading.Lock()
+        self._cond = threading.Condition(threading.Lock())
         self._running = 0
+        self._idle = 0
         #: Thread hops made (each takes one or more calls): what the batching saves, counted.
         self.hops = 0
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` in a worker thread; its result or exception, here."""
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[T] = loop.create_future()
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.append((fn, args, fut))
-        with self._lock:
-            start = self._running < self.threads
-            if start:
+        with self._cond:
+            if self._idle:
+                self._cond.notify()
+            elif self._running < self.threads:
                 self._running += 1
-        if start:
-            self.hops += 1
-            try:
-                loop.run_in_executor(None, self._drain)
-            except BaseException:
-                with self._lock:
+                try:
+                    threading.Thread(target=self._work, name="lakeshift-disk",
+                                     daemon=True).start()
+                except BaseException:
                     self._running -= 1
-                raise
+                    raise
         return await fut
 
-    def _drain(self) -> None:
-        """A worker: take calls until none are left (the loop starts another when a call
-        arrives with fewer than ``threads`` running)."""
+    def _work(self) -> None:
+        """A worker: take up to ``batch`` calls at a time; end after ``linger`` seconds
+        without any."""
         while True:
-            with self._lock:
-                if not self._queue:
-                    self._running -= 1
-                    return
+            with self._cond:
+                while not self._queue:
+                    self._idle += 1
+                    woken = self._cond.wait(self.linger)
+                    self._idle -= 1
+                    if not woken and not self._queue:
+                        self._running -= 1
+                        return
                 calls = [self._queue.popleft()
                          for _ in range(min(self.batch, len(self._queue)))]
+                self.hops += 1
             results: list[_Result] = []
             for fn, args, fut in calls:
                 if fut.cancelled():

@@ -419,15 +419,19 @@ def _write_whole(final: str, data: Data, props: ObjectProps, md5: bytes) -> None
 
 
 def _write_all(fd: int, data: Data) -> None:
-    view = memoryview(data)
-    pos = 0
-    while pos < len(view):
-        pos += os.pwrite(fd, view[pos:], pos)
+    pos = os.pwrite(fd, data, 0) if data else 0
+    if pos < len(data):  # a short write (rare): the rest, from where it stopped
+        view = memoryview(data)
+        while pos < len(view):
+            pos += os.pwrite(fd, view[pos:], pos)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _ns(when: datetime) -> int:
     """Nanoseconds since the epoch, exactly (no float rounding of the microseconds)."""
-    delta = when - datetime(1970, 1, 1, tzinfo=UTC)
+    delta = when - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 10**9 + delta.microseconds * 1000
 
 
