@@ -25,10 +25,12 @@ from lakeshift.cli import (
     tune_cmd,
     verify_cmd,
 )
+from lakeshift.cli.lazy_params import install as _lazy_params
 from lakeshift.cli.text import StopNotice
 from lakeshift.errors import LakeshiftError
 from lakeshift.redact import redact
 
+_lazy_params()  # typer's Pydantic adapters only for the values that need one
 app = typer.Typer(
     name="lakeshift",
     help="Migrate data lakes (S3, Azure Blob, local disk) into Azure Data Lake Storage Gen2.",
