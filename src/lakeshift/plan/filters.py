@@ -15,13 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from wcmatch import glob
-
 from lakeshift.errors import UsageError
 
 # GLOBSTAR: ``**`` crosses folders; DOTGLOB: ``*`` takes dot-files too; CASE: the same on
 # every OS.  MATCHBASE (a pattern without ``/`` matches the file name) is added per pattern.
-_FLAGS = glob.GLOBSTAR | glob.DOTGLOB | glob.CASE
+# (wcmatch is imported with the first pattern: a run without --include/--exclude does not
+# pay for it at start-up.)
 # What wcmatch compiles a bracket holding only reversed ranges (``[z-a]``) into: a pattern
 # that can match nothing, which is always a mistake.
 _NEVER = "(?!)"
@@ -30,8 +29,12 @@ _NEVER = "(?!)"
 def compile_glob(pattern: str, option: str = "--include") -> Callable[[str], bool]:
     """A matcher for one pattern; UsageError (naming the option) for a pattern that is
     empty, cannot be compiled, or can never match."""
+    from wcmatch import glob
+
     body = pattern.lstrip("/")
-    flags = _FLAGS if "/" in pattern else _FLAGS | glob.MATCHBASE
+    flags = glob.GLOBSTAR | glob.DOTGLOB | glob.CASE
+    if "/" not in pattern:
+        flags |= glob.MATCHBASE
     if not body:
         raise UsageError(f"{option} {pattern!r}: empty pattern: give a glob such as '*.csv'")
     if (at := _unclosed_bracket(pattern)) is not None:
