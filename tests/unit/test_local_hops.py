@@ -133,3 +133,22 @@ def test_a_forked_child_names_its_temporary_files_apart() -> None:
     os.close(r)
     os.waitpid(pid, 0)
     assert child.startswith(".lakeshift-partial-") and child != local_store._TMP_PREFIX
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_hops_made_before_a_fork_work_in_the_child() -> None:
+    hops = ThreadHops(threads=1, linger=30)  # its worker lingers in the parent
+    assert asyncio.run(hops.run(int, "1")) == 1
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            got = asyncio.run(asyncio.wait_for(hops.run(int, "42"), 10))
+            os.write(w, str(got).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    out = os.read(r, 100).decode()
+    os.close(r)
+    os.waitpid(pid, 0)
+    assert out == "42"

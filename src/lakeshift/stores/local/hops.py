@@ -14,7 +14,9 @@ worker's batch, not the loop.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -37,6 +39,13 @@ class ThreadHops:
         self._idle = 0
         #: Thread hops made (each takes one or more calls): what the batching saves, counted.
         self.hops = 0
+        _ALL.add(self)
+
+    def _forked(self) -> None:
+        """In a forked child: the parent's workers did not come along (nor did its loop)."""
+        self._queue.clear()
+        self._cond = threading.Condition(threading.Lock())
+        self._running = self._idle = 0
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` in a worker thread; its result or exception, here."""
@@ -96,3 +105,15 @@ def _deliver(results: list[_Result]) -> None:
             fut.set_result(value)
         else:
             fut.set_exception(value)
+
+
+_ALL: weakref.WeakSet[ThreadHops] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    for hops in list(_ALL):
+        hops._forked()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
