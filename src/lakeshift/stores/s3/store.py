@@ -110,6 +110,10 @@ class S3Store:
             from botocore import UNSIGNED
 
             kw["config"] = cfg.merge(Config(signature_version=UNSIGNED))
+        # LastModified without dateutil's general parser (half a listing's client CPU).
+        from lakeshift.stores.s3 import timestamps
+
+        timestamps.install(self.settings.session)
         # The session's resolver already had the instance-metadata provider removed.
         client = self.settings.session.create_client("s3", **kw)
         if self.request_payer:
