@@ -1,7 +1,8 @@
 """Amazon S3 and S3-compatible stores (MinIO, Ceph, moto).
 
 Listing goes through botocore (ListObjectsV2 keeps keys verbatim: folder markers ``dir/``,
-empty segments, true string prefixes, StartAfter); data moves through obstore.
+empty segments, true string prefixes, StartAfter); reads are signed GETs through
+``stores/wire.py`` (``reads.py``); writes to S3 go through obstore.
 """
 
 from __future__ import annotations
@@ -49,11 +50,10 @@ from lakeshift.stores.obstore_common import (
     client_options,
     translate,
 )
-from lakeshift.stores.obstore_stream import ObstoreRange, open_range
-from lakeshift.stores.obstore_stream import read as obstore_read
 from lakeshift.stores.props import attributes_from_props, unquote_etag
 from lakeshift.stores.s3 import auth as aws_auth
 from lakeshift.stores.s3.presign import presigned_get
+from lakeshift.stores.s3.reads import S3Reads, WireRange
 
 CAPABILITIES = Capabilities(
     list_start_after=True, content_md5=True, hierarchical=False, acls=False,
@@ -338,38 +338,17 @@ class S3Store:
 
     # -- data ----------------------------------------------------------------------
 
+    @cached_property
+    def _reads(self) -> S3Reads:
+        return S3Reads(self.settings, self.bucket, self.request_payer)
+
     async def read(self, key: str, start: int | None = None, end: int | None = None,
                    if_match: str | None = None) -> ReadResult:
-        if not obstore_can_name(key):
-            rng = await self._boto_range(key, start, end, if_match)
-            data = b"".join([c async for c in rng.chunks(1 << 20)])
-            return ReadResult(data, rng.props, rng.size, rng.etag)
-        return await obstore_read(self._ob, key, start, end, if_match,
-                                  f"s3://{self.bucket}/{key}")
-
-    async def _boto_range(self, key: str, start: int | None, end: int | None,
-                          if_match: str | None) -> _BotoRange:
-        """A GET through botocore, for keys obstore's paths cannot name (empty or dot
-        segments, control characters)."""
-        kw: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
-        if start is not None:
-            kw["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
-        if if_match:
-            kw["IfMatch"] = f'"{if_match}"'
-        try:
-            resp = await asyncio.to_thread(self._call, "get_object", kw, key)
-        except LakeshiftError as e:
-            if "PreconditionFailed" in str(e):
-                raise ChangedError(f"s3://{self.bucket}/{key}: changed during the copy") from None
-            raise
-        return _BotoRange(resp, f"s3://{self.bucket}/{key}")
+        return await self._reads.read(key, start, end, if_match)
 
     async def open_range(self, key: str, start: int, end: int,
-                         if_match: str | None = None) -> ObstoreRange | _BotoRange:
-        if not obstore_can_name(key):
-            return await self._boto_range(key, start, end, if_match)
-        return await open_range(self._ob, key, start, end, if_match,
-                                f"s3://{self.bucket}/{key}")
+                         if_match: str | None = None) -> WireRange:
+        return await self._reads.open_range(key, start, end, if_match)
 
     async def put(self, key: str, data: Data, props: ObjectProps, md5: bytes) -> None:
         try:
@@ -410,6 +389,8 @@ class S3Store:
                                 key)
 
     async def close(self) -> None:
+        if "_reads" in self.__dict__:
+            await self._reads.close()
         if "_boto" in self.__dict__:
             self._boto.close()
 
@@ -480,50 +461,6 @@ class _SequentialUpload:
 
 class _Aborted(Exception):
     """Given to obstore's writer so that it aborts the multipart upload."""
-
-
-_OBSTORE_BAD = re.compile(r"(^|/)(\.{1,2})?(/|$)|[\x00-\x1f\x7f]")
-
-
-def obstore_can_name(key: str) -> bool:
-    """obstore's paths refuse empty and "." / ".." segments and control characters."""
-    return _OBSTORE_BAD.search(key) is None
-
-
-class _BotoRange:
-    def __init__(self, resp: dict[str, Any], what: str) -> None:
-        self._body = resp["Body"]
-        self._what = what
-        meta = {k: v for k, v in (resp.get("Metadata") or {}).items()}
-        self.props = ObjectProps(content_type=resp.get("ContentType"),
-                                 content_encoding=resp.get("ContentEncoding"),
-                                 cache_control=resp.get("CacheControl"),
-                                 content_disposition=resp.get("ContentDisposition"),
-                                 content_language=resp.get("ContentLanguage"), metadata=meta)
-        rng = resp.get("ContentRange") or ""
-        self.size = int(rng.rsplit("/", 1)[1]) if "/" in rng else int(resp["ContentLength"])
-        self.etag = unquote_etag(resp.get("ETag"))
-
-    async def chunks(self, min_size: int) -> AsyncIterator[bytes]:
-        import botocore.exceptions as bex
-
-        def read_at_least() -> bytes:
-            parts, n = [], 0
-            while n < min_size:
-                piece = self._body.read(min_size - n)
-                if not piece:
-                    break
-                parts.append(piece)
-                n += len(piece)
-            return b"".join(parts)
-
-        try:
-            while data := await asyncio.to_thread(read_at_least):
-                yield data
-        except (bex.BotoCoreError, OSError) as e:
-            raise TransientError(f"{self._what}: {type(e).__name__}") from None
-        finally:
-            self._body.close()
 
 
 #: Server-side encryption under which S3 ETags are not the MD5 of the data (SSE-C is told by
