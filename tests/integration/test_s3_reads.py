@@ -223,3 +223,25 @@ def test_a_service_that_checks_signatures_takes_ours_and_refuses_a_wrong_secret(
     message = str(err.value)
     assert "credentials rejected (SignatureDoesNotMatch)" in message
     assert "a-wrong-secret" not in message and "Signature=" not in message
+
+
+def test_chunks_larger_than_what_wire_buffers_arrive(
+        s3: Any, bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A block larger than wire's unconsumed-bytes limit (it stops reading the socket past
+    it) is still delivered whole, not waited for until the stall limit."""
+    import os
+
+    from lakeshift.stores import http, wire
+
+    monkeypatch.setattr(http, "STALL_SECONDS", 3.0)
+    data = os.urandom(3 * wire.MAX_BUFFERED + 11)
+    s3.put_object(Bucket=bucket, Key="big", Body=data)
+
+    async def main() -> list[bytes]:
+        async with _store(f"s3://{bucket}/") as store:
+            rng = await store.open_range("big", 0, len(data))
+            return [c async for c in rng.chunks(2 * wire.MAX_BUFFERED)]
+
+    chunks = asyncio.run(main())
+    assert b"".join(chunks) == data
+    assert all(len(c) >= 2 * wire.MAX_BUFFERED for c in chunks[:-1])

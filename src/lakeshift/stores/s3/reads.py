@@ -158,17 +158,32 @@ class WireRange:
     async def chunks(self, min_size: int) -> AsyncIterator[bytes]:
         """The body in chunks of at least ``min_size`` bytes (the last may be shorter),
         stall-watched per piece arriving from the socket; a piece that arrived whole is
-        handed on without a copy."""
-        stream = self._resp.chunks(min_size)
+        handed on without a copy.
+
+        wire is asked for pieces of at most ``wire.MAX_BUFFERED`` bytes: it stops reading
+        the socket while more than that waits unconsumed, so a wait for a larger piece
+        would never end (a stall).  Pieces are joined here up to ``min_size``."""
+        stream = self._resp.chunks(min(min_size, wire.MAX_BUFFERED))
+        pending: list[bytes] = []
+        size = 0
         try:
             while True:
                 try:
                     piece = await anext(stream)
                 except StopAsyncIteration:
-                    return
+                    break
                 except wire.WireError as e:
                     raise _wire_failure(e, self._what) from None
-                yield piece
+                if not pending and len(piece) >= min_size:
+                    yield piece
+                    continue
+                pending.append(piece)
+                size += len(piece)
+                if size >= min_size:
+                    yield pending[0] if len(pending) == 1 else b"".join(pending)
+                    pending, size = [], 0
+            if pending:
+                yield pending[0] if len(pending) == 1 else b"".join(pending)
         finally:
             self._resp.release()  # the connection is closed when not read to the end
 
