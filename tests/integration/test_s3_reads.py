@@ -245,3 +245,31 @@ def test_chunks_larger_than_what_wire_buffers_arrive(
     chunks = asyncio.run(main())
     assert b"".join(chunks) == data
     assert all(len(c) >= 2 * wire.MAX_BUFFERED for c in chunks[:-1])
+
+
+@pytest.mark.parametrize("what", [503, "reset", "truncate"])
+def test_faulted_data_gets_still_copy_byte_exact(
+        what: Any, moto: Any, s3: Any, bucket: str, tmp_path: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only data GETs are faulted (whole reads and ranged blocks); listings pass."""
+    import os
+
+    from tests.faultproxy import FaultProxy
+
+    objs = {f"d/small-{i}": os.urandom(3000 + i) for i in range(6)}
+    objs["d/large"] = os.urandom(5 * 1024 * 1024 + 3)
+    for k, v in objs.items():
+        s3.put_object(Bucket=bucket, Key=k, Body=v)
+    proxy = FaultProxy(f"http://127.0.0.1:{moto.port}")
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        proxy.fault("data", what, times=2, path=r"/d/small-")
+        proxy.fault("data", what, times=2, path=r"/d/large")
+        res = lakeshift.copy(f"s3://{bucket}/d/", str(tmp_path / "out"), block_size=1024 * 1024,
+                             single_put_max=1024 * 1024, concurrency=4)
+        assert res.exit_code == 0 and res.failures == []
+        assert proxy.injected == 4
+    finally:
+        proxy.stop()
+    for k, v in objs.items():
+        assert (tmp_path / "out" / k[2:]).read_bytes() == v
