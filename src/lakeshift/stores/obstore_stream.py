@@ -1,4 +1,5 @@
-"""Reads through obstore (S3 and Azure sources): one GET, or a streamed ranged GET.
+"""Reads through obstore (Azure sources; S3 reads go through s3/reads.py): one GET, or a
+streamed ranged GET.
 
 Neither has a limit on the whole request; each gives up when no data arrives for
 ``http.STALL_SECONDS`` (the response's headers, then every chunk of its body)."""
