@@ -173,3 +173,15 @@ def test_wire_failures_are_transient_and_name_no_secret(
     assert SECRET not in message and "Signature" not in message and "AKIDTEST" not in message
     if fault.startswith("stall"):
         assert "stalled" in message
+
+
+def test_a_whole_object_answered_to_a_ranged_read_is_cut_to_the_range(
+        server: WireServer) -> None:
+    server.objects["/bkt/k"] = b"0123456789"  # the default answer ignores Range: 200, all
+    got = _run(_reads(server.url), lambda r: r.read("k", 2, 6, None))
+    assert (bytes(got.data), got.size) == (b"2345", 10)
+    empty = _run(_reads(server.url), lambda r: r.read("k", 4, 4, None))
+    assert bytes(empty.data) == b""
+    assert not any(n.lower() == "range" for n, _ in server.requests[-1].headers)
+    with pytest.raises(LakeshiftError, match="ignored the Range header"):
+        _run(_reads(server.url), lambda r: r.open_range("k", 2, 6, None))

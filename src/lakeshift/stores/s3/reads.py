@@ -98,7 +98,8 @@ class S3Reads:
         what = self.where(key)
         path = self.prefix + sigv4.quote_path(key)
         headers: list[tuple[str, str]] = []
-        if start is not None:
+        if start is not None and (end is None or end > start):
+            # (An empty range has no Range form: "bytes=5-4" would be ignored by S3 anyway.)
             headers.append(("range", f"bytes={start}-{'' if end is None else end - 1}"))
         if if_match:
             headers.append(("if-match", f'"{if_match}"'))
@@ -136,12 +137,19 @@ class S3Reads:
         except wire.WireError as e:
             raise _wire_failure(e, self.where(key)) from None
         # The body's own bytes object, viewed: hashed and sent on without a copy.
-        return ReadResult(memoryview(data), props_from_headers(resp.headers),
+        view = memoryview(data)
+        if start is not None and resp.status == 200:
+            view = view[start:end]  # the whole object came back (no Range, or one ignored)
+        return ReadResult(view, props_from_headers(resp.headers),
                           _size(resp), unquote_etag(resp.headers.get("ETag")))
 
     async def open_range(self, key: str, start: int, end: int,
                          if_match: str | None) -> WireRange:
         resp = await self.get(key, start, end, if_match)
+        if resp.status == 200 and start > 0:
+            resp.release()
+            raise LakeshiftError(f"{self.where(key)}: the service answered a ranged GET with "
+                                 "the whole object (200): it ignored the Range header")
         return WireRange(resp, self.where(key))
 
 
