@@ -160,10 +160,24 @@ def test_signing_key_is_kept_per_day_and_refreshed_credentials_are_used() -> Non
         f"AWS4-HMAC-SHA256 Credential={creds.get_frozen_credentials().access_key[:2]}")
     # The secrets read are registered: no message can carry them.
     assert "secret-number-2" not in redact("oops secret-number-2 token-number-2")
-    with mock.patch("hmac.digest", side_effect=AssertionError("key derived again")):
-        fixed = sigv4.Signer(Credentials("A", "same-secret", None), "us-east-1")
-        fixed._keys[("same-secret", "20261201")] = b"k" * 32
+    # The HMAC chain runs once a day: later requests take one HMAC (the signature).
+    import hmac
+
+    calls: list[int] = []
+    real = hmac.digest
+
+    def counting(*a: Any) -> bytes:
+        calls.append(1)
+        return real(*a)
+
+    fixed = sigv4.Signer(Credentials("A", "same-secret", None), "us-east-1")
+    with mock.patch("hmac.digest", counting):
         fixed.sign("GET", "h", "/b/k", "", {}, now=_epoch(NOW))
+        assert len(calls) == 5
+        fixed.sign("GET", "h", "/b/x", "", {}, now=_epoch(NOW) + 3600)
+        assert len(calls) == 6
+        fixed.sign("GET", "h", "/b/x", "", {}, now=_epoch(NOW) + 86400)  # the next day
+        assert len(calls) == 11
 
 
 def test_host_header_drops_default_ports_only() -> None:
