@@ -168,10 +168,11 @@ class WireRange:
         stall-watched per piece arriving from the socket; a piece that arrived whole is
         handed on without a copy.
 
-        wire is asked for pieces of at most ``wire.MAX_BUFFERED`` bytes: it stops reading
-        the socket while more than that waits unconsumed, so a wait for a larger piece
-        would never end (a stall).  Pieces are joined here up to ``min_size``."""
-        stream = self._resp.chunks(min(min_size, wire.MAX_BUFFERED))
+        wire stops reading the socket while more than ``wire.MAX_BUFFERED`` bytes wait
+        unconsumed, so it cannot be asked for a larger piece (the wait would never end: a
+        stall).  For a larger ``min_size`` it hands on what arrived, as it arrived, and the
+        pieces are joined here once (one copy, not one in wire and another here)."""
+        stream = self._resp.chunks(min_size if min_size <= wire.MAX_BUFFERED else 1)
         pending: list[bytes] = []
         size = 0
         try:
