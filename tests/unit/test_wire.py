@@ -297,6 +297,8 @@ def test_reads_in_pieces_of_at_least_min_size_with_flow_control(server: WireServ
 
     async def main(p: wire.Pool) -> list[bytes]:
         r = await p.request("GET", "/big", {}, **TIMEOUTS)
+        await asyncio.sleep(0.5)  # nothing consumed: the client holds about 1 MiB at most
+        assert r._conn is not None and r._conn.buffered < 2 * 1024 * 1024
         pieces = []
         async for piece in r.chunks(1024 * 1024):
             await asyncio.sleep(0.01)  # a slow consumer: reading pauses, nothing is lost
