@@ -223,6 +223,21 @@ def test_the_stall_watch_on_the_upload_and_the_drain(server: WireServer) -> None
     assert server.objects["/slow2"] == body
 
 
+def test_a_short_stall_limit_after_a_long_one_on_the_same_connection(
+        server: WireServer) -> None:
+    server.add("stall_head", path="/stuck", delay=30)
+
+    async def main(p: wire.Pool) -> None:
+        await get(p, "/x", stall_timeout=300)  # its stall timer is due in 150 s
+        await get(p, "/stuck", stall_timeout=0.4)
+
+    start = time.monotonic()
+    with pytest.raises(wire.Stalled):
+        run(main, server.url)
+    assert time.monotonic() - start < 5
+    assert server.connections() == 1
+
+
 def test_a_response_time_limit_for_control_requests(server: WireServer) -> None:
     server.add("stall_head", path="/slow", delay=30)
     start = time.monotonic()

@@ -198,8 +198,8 @@ class _Connection(asyncio.Protocol):
         return b""
 
     def _parse_head(self, head: bytes, rest: bytes) -> bytes:
-        lines = head.split(b"\r\n")
-        status_line = lines[0]
+        eol = head.find(b"\r\n")
+        status_line = head if eol < 0 else head[:eol]
         try:
             if not status_line.startswith(b"HTTP/1.") or status_line[12:13] not in (b" ", b""):
                 raise ValueError
@@ -213,14 +213,16 @@ class _Connection(asyncio.Protocol):
         if len(head) > MAX_HEAD:
             self._fail(WireError(f"response head from {self.peer} over {MAX_HEAD:,} bytes"))
             return b""
+        # (Decoded as aiohttp does, once for the whole head.)
+        fields = head[eol + 2:].decode("utf-8", "surrogateescape").split("\r\n") \
+            if eol >= 0 else ()
         pairs: list[tuple[str, str]] = []
-        for line in lines[1:]:
-            name, colon, value = line.partition(b":")
-            if not colon or not name or name != name.strip():
+        for line in fields:
+            name, colon, value = line.partition(":")
+            if not colon or not name or name[0] in " \t" or name[-1] in " \t":
                 self._fail(WireError(f"malformed response header from {self.peer}"))
                 return b""
-            pairs.append((name.decode("utf-8", "surrogateescape"),
-                          value.strip(b" \t").decode("utf-8", "surrogateescape")))
+            pairs.append((name, value.strip(" \t")))
         headers = CIMultiDict(pairs)
         http10 = status_line[7:8] == b"0"
         connection = headers.get("Connection", "").lower()
@@ -353,8 +355,12 @@ class _Connection(asyncio.Protocol):
     def _watch(self, stall: float) -> None:
         """Start the stall watch for an exchange (the timer is re-armed by itself)."""
         self.stall = stall
-        self.progress = self.loop.time()
-        if self.timer is None:
+        self.progress = now = self.loop.time()
+        timer = self.timer
+        if timer is None or timer.when() > now + stall / 2:
+            # (None, or left from an exchange with a longer limit: too late for this one.)
+            if timer is not None:
+                timer.cancel()
             self.timer = self.loop.call_later(stall / 2, self._tick)
 
     def _tick(self) -> None:
