@@ -13,14 +13,15 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
-from lakeshift.errors import NotFoundError, TransientError
+from lakeshift.errors import LakeshiftError, NotFoundError, TransientError
 from lakeshift.model import ObjectProps
 from lakeshift.stores import http
 from lakeshift.stores.azure.rest import LeanBlobClient, shared_key_signature
+from tests import servers
 from tests.wireserver import WireServer
 
 T = TypeVar("T")
@@ -136,3 +137,36 @@ print("aiohttp" in sys.modules)
                          timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_set_properties_stores_the_md5_after_a_commit_without_one(
+        azurite: servers.Server, blob_service: Any, container: str) -> None:
+    port = azurite.port
+    parts = [os.urandom(1000), os.urandom(500)]
+    md5 = hashlib.md5(b"".join(parts)).digest()
+    props = ObjectProps(content_type="text/csv", cache_control="no-cache")
+
+    async def main() -> tuple[str | None, str | None]:
+        c = LeanBlobClient(f"http://127.0.0.1:{port}/{servers.AZURITE_ACCOUNT}",
+                           servers.AZURITE_ACCOUNT, container, servers.AZURITE_KEY, None)
+        try:
+            for i, part in enumerate(parts):
+                await c.put_block("k", f"block-{i}", part, None, "k")
+            etag = await c.put_block_list("k", ["block-0", "block-1"], props, None, {"m": "1"},
+                                          "k")
+            before = blob_service.get_blob_client(container, "k").get_blob_properties()
+            assert before.content_settings.content_md5 is None  # nothing proven yet
+            with pytest.raises(LakeshiftError, match="ConditionNotMet"):
+                await c.set_properties("k", props, md5, "0xWRONG", "k")
+            await c.set_properties("k", props, md5, etag, "k")
+            return etag, before.etag
+        finally:
+            await c.close()
+
+    etag, listed = asyncio.run(main())
+    assert etag is not None and etag == listed.strip('"')
+    after = blob_service.get_blob_client(container, "k").get_blob_properties()
+    assert bytes(after.content_settings.content_md5) == md5
+    assert after.content_settings.content_type == "text/csv"
+    assert after.content_settings.cache_control == "no-cache"
+    assert after.metadata == {"m": "1"}

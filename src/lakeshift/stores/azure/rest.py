@@ -622,12 +622,30 @@ class LeanBlobClient:
         return f"{self.base}/{quote(key, safe='/')}"
 
     async def put_block_list(self, key: str, block_ids: Sequence[str], props: ObjectProps,
-                             md5: bytes | None, metadata: dict[str, str], what: str) -> None:
-        """Put Block List: commit the blocks in order, storing the whole object's MD5."""
+                             md5: bytes | None, metadata: dict[str, str],
+                             what: str) -> str | None:
+        """Put Block List: commit the blocks in order, storing the whole object's MD5 (none
+        when ``md5`` is None); returns the committed blob's ETag (unquoted)."""
         body = _block_list_xml(block_ids)
         headers = _property_headers(props, md5, metadata)
         headers["Content-Type"] = "application/xml; charset=utf-8"
-        await self._send("PUT", self._url(key, "comp=blocklist"), headers, body, what)
+        answer, _ = await self._send("PUT", self._url(key, "comp=blocklist"), headers, body,
+                                     what)
+        return unquote_etag(answer.get("ETag"))
+
+    async def set_properties(self, key: str, props: ObjectProps, md5: bytes,
+                             if_match: str | None, what: str) -> None:
+        """Set Blob Properties: store ``md5`` as the blob's Content-MD5, with ``props``
+        (the service replaces every x-ms-blob-* property at once, so all are sent, as Put
+        Blob and Put Block List send them; the metadata is left as it is).  With
+        ``if_match`` (an ETag) only that version of the blob is changed (412 otherwise).
+
+        For a blob committed without an MD5 and proven afterwards (a server-side block
+        copy read back): the MD5 is stored only once the copy is proven."""
+        headers = _property_headers(props, md5, {})
+        if if_match:
+            headers["If-Match"] = f'"{if_match}"'
+        await self._send("PUT", self._url(key, "comp=properties"), headers, b"", what)
 
     # -- the request ---------------------------------------------------------------
 
