@@ -326,10 +326,18 @@ def test_reads_in_pieces_of_at_least_min_size_with_flow_control(server: WireServ
 
 
 def test_close_is_idempotent_and_later_requests_fail(server: WireServer) -> None:
+    server.add("stall_head", path="/slow", delay=30)
+
     async def main() -> None:
-        p = wire.Pool(server.url)
+        p = wire.Pool(server.url, connections=1)
         await get(p, "/x")
+        busy = asyncio.ensure_future(get(p, "/slow"))
+        waiting = asyncio.ensure_future(get(p, "/x"))  # for the one connection
+        await asyncio.sleep(0.2)
         await p.close()
+        for request in (busy, waiting):
+            with pytest.raises(wire.WireError, match="closed"):
+                await request
         await p.close()
         with pytest.raises(wire.WireError, match="closed"):
             await get(p, "/x")

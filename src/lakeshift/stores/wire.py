@@ -711,6 +711,8 @@ class Pool:
     async def _acquire(self, connect_timeout: float, deadline: float | None,
                        fresh: bool) -> _Connection:
         while True:
+            if self._closed:
+                raise WireError(f"connection pool for {self.peer} is closed")
             if not fresh:
                 while self._idle:
                     conn = self._idle.pop()
@@ -800,5 +802,9 @@ class Pool:
             conn._fail(Disconnected(f"connection pool for {self.peer} closed"))
         self._idle.clear()
         self._all.clear()
+        while self._waiting:  # requests waiting for a connection: they fail
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
         if self._loop is not None:
             await asyncio.sleep(0)  # let the transports' connection_lost run
