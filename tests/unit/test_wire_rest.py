@@ -76,6 +76,33 @@ def test_what_is_sent_is_what_was_signed(server: WireServer) -> None:
     assert put["Content-Type"] == "text/plain" and put["Content-Length"] == "5000"
 
 
+def test_the_dates_sent_and_the_service_clock_follow_time(
+        server: WireServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC, datetime
+    from email.utils import format_datetime
+
+    clock = [1_800_000_000.2]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    dates = ["Mon, 01 Dec 2026 10:00:00 GMT", "Mon, 01 Dec 2026 10:00:01 GMT"]
+    for date in dates:
+        server.add("answer", method="HEAD", uses=2, headers=[("Date", date)])
+
+    async def act(c: LeanBlobClient) -> list[datetime | None]:
+        seen = []
+        for step in (0.0, 0.5, 1.0, 0.2):
+            clock[0] += step
+            await c.head("k", "head")
+            seen.append(c.last_date)
+        return seen
+
+    seen = run(server, act)
+    sent = [dict(r.headers)["x-ms-date"] for r in server.requests]
+    expected = [format_datetime(datetime.fromtimestamp(int(t), UTC), usegmt=True)
+                for t in (1_800_000_000.2, 1_800_000_000.7, 1_800_000_001.7, 1_800_000_001.9)]
+    assert sent == expected
+    assert [d.second if d else None for d in seen] == [0, 0, 1, 1]
+
+
 def test_a_failing_source_is_reported_as_itself(server: WireServer) -> None:
     async def broken() -> AsyncIterator[bytes]:
         yield b"abc"

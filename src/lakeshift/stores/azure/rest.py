@@ -340,6 +340,19 @@ def _object_info(key: str, length: str | None, modified: str | None, etag: str |
                       is_folder_blob(size, meta), meta, tier)
 
 
+_date_cache: tuple[int, str] = (0, "")
+
+
+def _http_date() -> str:
+    """Now as an HTTP date (x-ms-date), formatted once a second: formatting it for every
+    request cost ~10-30 µs, a tenth of a small object's request."""
+    global _date_cache
+    now = int(time.time())
+    if now != _date_cache[0]:
+        _date_cache = (now, format_datetime(datetime.fromtimestamp(now, UTC), usegmt=True))
+    return _date_cache[1]
+
+
 def _wire_id(block_id: str) -> str:
     """Block IDs travel base64-encoded (as the SDK sends them)."""
     return base64.b64encode(block_id.encode()).decode()
@@ -441,6 +454,7 @@ class LeanBlobClient:
         self._pool: wire.Pool | None = None
         #: The Date header of the last response: the service's clock.
         self.last_date: datetime | None = None
+        self._date_text = ""
         #: A request with these credentials has succeeded (see status_error).
         self.credentials_worked = False
 
@@ -664,7 +678,7 @@ class LeanBlobClient:
             assert isinstance(data, bytes | memoryview)
             length = len(data)
         headers["x-ms-version"] = API_VERSION
-        headers["x-ms-date"] = format_datetime(datetime.now(UTC), usegmt=True)
+        headers["x-ms-date"] = _http_date()
         if method == "PUT" or length:
             headers["Content-Length"] = str(length)
             # Signed, so sent exactly as signed (the client adds no headers of its own).
@@ -691,7 +705,8 @@ class LeanBlobClient:
             raise TransientError(f"{what}: {type(e).__name__}: {redact(str(e))[:200]}") \
                 from None
         date = resp.headers.get("Date")
-        if date:
+        if date and date != self._date_text:  # (parsed once a second, not per request)
+            self._date_text = date
             self.last_date = parsedate_to_datetime(date)
         if 200 <= resp.status < 300:
             self.credentials_worked = True
