@@ -325,6 +325,19 @@ def test_reads_in_pieces_of_at_least_min_size_with_flow_control(server: WireServ
     assert all(len(x) >= 1024 * 1024 for x in pieces[:-1])
 
 
+def test_pieces_larger_than_the_read_buffer(server: WireServer) -> None:
+    data = os.urandom(8 * 1024 * 1024 + 5)
+    server.objects["/big"] = data
+
+    async def main(p: wire.Pool) -> list[bytes]:
+        r = await p.request("GET", "/big", {}, connect_timeout=5, stall_timeout=1)
+        return [piece async for piece in r.chunks(3 * 1024 * 1024)]
+
+    pieces = run(main, server.url)
+    assert b"".join(pieces) == data
+    assert [len(x) >= 3 * 1024 * 1024 for x in pieces] == [True, True, False]
+
+
 def test_close_is_idempotent_and_later_requests_fail(server: WireServer) -> None:
     server.add("stall_head", path="/slow", delay=30)
 

@@ -101,6 +101,7 @@ class _Connection(asyncio.Protocol):
         self.done = False
         self.keep_alive = True
         self.read_paused = False
+        self.limit = MAX_BUFFERED  # reading pauses above this (raised by take's min_size)
 
     # -- asyncio.Protocol ------------------------------------------------------------
 
@@ -277,7 +278,7 @@ class _Connection(asyncio.Protocol):
             self.body.append(data)
             self.buffered += len(data)
             self.body_read += len(data)
-            if self.buffered > MAX_BUFFERED and not self.read_paused and \
+            if self.buffered > self.limit and not self.read_paused and \
                     self.transport is not None:
                 self.read_paused = True
                 self.transport.pause_reading()
@@ -470,12 +471,14 @@ class _Connection(asyncio.Protocol):
 
     async def take(self, min_size: int) -> bytes:
         """The next piece of the body, of at least ``min_size`` bytes unless it is the
-        last; b"" at the end."""
+        last; b"" at the end.  (Reading pauses above ``max(MAX_BUFFERED, min_size)``.)"""
+        self.limit = max(MAX_BUFFERED, min_size)
         while self.buffered < min_size and not self.done:
             if self.error is not None:
                 raise self.error
             if self.closed:
                 raise self._lost_error(None)
+            self._resume()
             await self._wait()
         if self.error is not None and not self.done:
             raise self.error
@@ -495,11 +498,14 @@ class _Connection(asyncio.Protocol):
                 got += len(part)
             piece = b"".join(parts)
         self.buffered -= len(piece)
-        if self.read_paused and self.buffered <= MAX_BUFFERED // 4 and \
-                self.transport is not None:
+        if self.buffered <= self.limit // 4:
+            self._resume()
+        return piece
+
+    def _resume(self) -> None:
+        if self.read_paused and self.buffered <= self.limit and self.transport is not None:
             self.read_paused = False
             self.transport.resume_reading()
-        return piece
 
     async def take_all(self) -> bytes:
         parts: list[bytes] = []
