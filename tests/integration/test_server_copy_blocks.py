@@ -40,10 +40,12 @@ def az_double(azurite: servers.Server, azure_env: Any,
 
 
 def _data_puts(proxy: FromURLDouble) -> int:
-    """PUTs that carried object data through the client (not From-URL ones)."""
+    """PUTs that carried object data through the client (not From-URL ones, nor the
+    commit, nor the properties and metadata set once the copy is proven)."""
     return sum(1 for m, p, h in proxy.seen
-               if m == "PUT" and "x-ms-copy-source" not in h and "comp=blocklist" not in p
-               and "restype=container" not in p)
+               if m == "PUT" and "x-ms-copy-source" not in h
+               and not any(c in p for c in ("comp=blocklist", "comp=properties",
+                                            "comp=metadata", "restype=container")))
 
 
 def test_a_blob_above_the_from_url_limit_is_staged_block_by_block_and_read_back(
@@ -144,3 +146,35 @@ def test_a_token_source_is_copied_server_side_through_a_user_delegation_sas(
             assert (tmp_path / "back" / k).read_bytes() == v
     finally:
         d.stop()
+
+
+def test_an_object_committed_but_not_yet_proven_does_not_look_copied(
+        az_double: FromURLDouble, blob_service: Any, container: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run that stops between Put Block List and the read-back's verdict (a crash, a
+    kill) leaves a blob with neither the MD5 nor the record of the source's version: the
+    next run copies it again instead of skipping it as done."""
+    data = os.urandom(6 * MiB)
+    blob_service.get_container_client(container).upload_blob("in/big.bin", data)
+    blob_service.create_container(container + "-dst")
+
+    async def crash(self: Any, md5: bytes) -> None:
+        raise lakeshift.LakeshiftError("stopped before the proof was stored")
+
+    with monkeypatch.context() as m:
+        m.setattr(azure_store._AzureBlocks, "prove", crash)
+        res = lakeshift.copy(f"az://{container}/in/", f"az://{container}-dst/out/",
+                             copy_mode="server", block_size="2MiB")
+    assert res.exit_code != 0
+    left = blobs(blob_service, container + "-dst", "out/")["out/big.bin"]
+    assert left.content_settings.content_md5 is None
+    assert "lakeshift_src_etag" not in left.metadata
+
+    again = lakeshift.copy(f"az://{container}/in/", f"az://{container}-dst/out/",
+                           copy_mode="server", block_size="2MiB")
+    assert again.exit_code == 0, again.failures
+    assert again.stats.copied == 1 and dict(again.proofs) == {"server-read-md5": 1}
+    done = blobs(blob_service, container + "-dst", "out/")["out/big.bin"]
+    assert bytes(done.content_settings.content_md5) == hashlib.md5(data).digest()
+    assert done.metadata.get("lakeshift_src_etag")
+    assert blob_bytes(blob_service, container + "-dst", "out/big.bin") == data

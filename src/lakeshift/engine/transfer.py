@@ -180,10 +180,12 @@ async def _read_url(source: URLSource, src: ObjectInfo) -> str:
 async def _copy_server_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str,
                               props: ObjectProps, same: bool) -> Copied:
     """An object larger than one From-URL write (Azure: 5000 MiB): Put Block From URL per
-    block, in parallel (one slot each, no data held), then Put Block List storing the
-    source's MD5.  The service checks no whole-object MD5 of blocks it read itself, so the
-    committed object is read back and hashed (``server-read-md5``); one that differs is
-    deleted (it must never look like a finished copy) and fails as an IntegrityError."""
+    block, in parallel (one slot each, no data held), then Put Block List without an MD5.
+    The service checks no whole-object MD5 of blocks it read itself, so the committed
+    object is read back and hashed (``server-read-md5``): one that differs is deleted and
+    fails as an IntegrityError; one that agrees gets the source's MD5 and the record of the
+    source's version only then (``prove``), so that nothing interrupted before looks like a
+    finished copy."""
     assert src.md5 is not None
     source = cast(URLSource, ctx.src)
     caps = ctx.dst.capabilities
@@ -232,7 +234,9 @@ async def _copy_server_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: s
                     tg.create_task(stager())
         except BaseExceptionGroup as eg:
             raise _first_error(eg) from None
-        await retry(lambda: upload.commit(list(range(len(ranges))), src.md5), ctx.policy,
+        # Committed without the MD5 (and without the record of the source's version): an
+        # object that a crash leaves here before the read-back must not look proven.
+        await retry(lambda: upload.commit(list(range(len(ranges))), None), ctx.policy,
                     ctx.dst_limit)
         committed = True
     finally:
@@ -243,6 +247,8 @@ async def _copy_server_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: s
         await retry(lambda: ctx.dst.delete(dest_key), ctx.policy, ctx.dst_limit)
         raise IntegrityError(f"{dest_key}: read back after the server-side copy, its MD5 "
                              f"{read.hex()} differs from the source's {src.md5.hex()}")
+    md5 = src.md5
+    await retry(lambda: upload.prove(md5), ctx.policy, ctx.dst_limit)
     return Copied(src.md5, "server-read-md5")
 
 

@@ -648,18 +648,33 @@ class LeanBlobClient:
         return unquote_etag(answer.get("ETag"))
 
     async def set_properties(self, key: str, props: ObjectProps, md5: bytes,
-                             if_match: str | None, what: str) -> None:
+                             if_match: str | None, what: str) -> str | None:
         """Set Blob Properties: store ``md5`` as the blob's Content-MD5, with ``props``
         (the service replaces every x-ms-blob-* property at once, so all are sent, as Put
         Blob and Put Block List send them; the metadata is left as it is).  With
         ``if_match`` (an ETag) only that version of the blob is changed (412 otherwise).
 
         For a blob committed without an MD5 and proven afterwards (a server-side block
-        copy read back): the MD5 is stored only once the copy is proven."""
+        copy read back): the MD5 is stored only once the copy is proven.  Returns the
+        blob's new ETag (unquoted)."""
         headers = _property_headers(props, md5, {})
         if if_match:
             headers["If-Match"] = f'"{if_match}"'
-        await self._send("PUT", self._url(key, "comp=properties"), headers, b"", what)
+        answer, _ = await self._send("PUT", self._url(key, "comp=properties"), headers, b"",
+                                     what)
+        return unquote_etag(answer.get("ETag"))
+
+    async def set_metadata(self, key: str, metadata: dict[str, str], if_match: str | None,
+                           what: str) -> str | None:
+        """Set Blob Metadata: replace the blob's metadata with ``metadata`` (already
+        encoded); with ``if_match`` only that version (412 otherwise).  Returns the new
+        ETag (unquoted)."""
+        headers = {f"x-ms-meta-{name}": value for name, value in metadata.items()}
+        if if_match:
+            headers["If-Match"] = f'"{if_match}"'
+        answer, _ = await self._send("PUT", self._url(key, "comp=metadata"), headers, b"",
+                                     what)
+        return unquote_etag(answer.get("ETag"))
 
     # -- the request ---------------------------------------------------------------
 

@@ -44,7 +44,7 @@ from lakeshift.stores.http import check_http
 from lakeshift.stores.obstore_common import RETRY_CONFIG, client_options
 from lakeshift.stores.obstore_stream import ObstoreRange, open_range
 from lakeshift.stores.obstore_stream import read as obstore_read
-from lakeshift.stores.props import decode_metadata, encode_metadata
+from lakeshift.stores.props import SRC_ETAG_KEY, decode_metadata, encode_metadata
 
 CAPABILITIES = Capabilities(
     list_start_after=False, content_md5=True, hierarchical=False, acls=False,
@@ -326,6 +326,8 @@ class _AzureBlocks:
         self.size = size
         self.props = props
         self.token = uuid.uuid4().hex[:12]
+        self._etag: str | None = None  # of the committed blob, while it is proven
+        self._proven = self._recorded = False
 
     def _id(self, index: int) -> str:
         """Fixed length, as the service requires of all IDs in one blob."""
@@ -336,9 +338,30 @@ class _AzureBlocks:
                                           self.store._where(self.key))
 
     async def commit(self, order: list[int], md5: bytes | None) -> None:
-        await self.store._blobs.put_block_list(
+        # Without an MD5 the copy is still to be proven (see prove): until then nothing on
+        # the blob may say it is a copy of this source version, not even the recorded ETag
+        # (plan/compare.identical would take either for proof and skip it on a rerun).
+        meta = self.props.metadata if md5 is not None else {
+            k: v for k, v in self.props.metadata.items() if k != SRC_ETAG_KEY}
+        self._etag = await self.store._blobs.put_block_list(
             self.key, [self._id(i) for i in order], self.props, md5,
-            encode_metadata(self.props.metadata, self.size), self.store._where(self.key))
+            encode_metadata(meta, self.size), self.store._where(self.key))
+        self._proven = md5 is not None
+
+    async def prove(self, md5: bytes) -> None:
+        """The blob committed without an MD5 (``commit(order, None)``) was proven by the
+        caller: store ``md5`` on it, then the metadata that records the source's version.
+        Only the version committed is changed (a blob changed since fails with 412).
+        Retried, the steps already done are not done again."""
+        where = self.store._where(self.key)
+        if not self._proven:
+            self._etag = await self.store._blobs.set_properties(self.key, self.props, md5,
+                                                                self._etag, where)
+            self._proven = True
+        if SRC_ETAG_KEY in self.props.metadata and not self._recorded:
+            await self.store._blobs.set_metadata(
+                self.key, encode_metadata(self.props.metadata, self.size), self._etag, where)
+            self._recorded = True
 
     async def stage_from_url(self, index: int, url: str, start: int, end: int,
                              source_etag: str | None) -> None:
