@@ -9,7 +9,8 @@ number of times, script everything else:
 
 - ``answer``: a given status, headers and body; ``chunks=[sizes]`` sends it chunked
   (``trailers`` after the last chunk), ``close=True`` adds ``Connection: close`` and closes;
-- ``raw``: bytes sent verbatim as the response (odd heads, HTTP/1.0), then ``close`` or not;
+- ``raw``: bytes sent verbatim as the response (odd heads, HTTP/1.0), then ``close`` (a FIN),
+  ``reset`` (an RST) or neither;
 - ``cut``: declares the whole body and sends only ``at`` bytes of it, then closes;
 - ``stall_head``: reads the request, answers nothing for ``delay`` seconds;
 - ``stall_body``: sends the head and ``at`` body bytes, then nothing for ``delay``;
@@ -48,6 +49,8 @@ class Rule:
     chunks: list[int] | None = None
     trailers: list[tuple[str, str]] = field(default_factory=list)
     close: bool = False
+    #: raw: end with an RST after the bytes, not a FIN.
+    reset: bool = False
     raw: bytes = b""
     at: int = 0
     delay: float = 0.0
@@ -187,9 +190,7 @@ class WireServer:
             writer.close()
             return False
         if kind == "reset":
-            sock = writer.get_extra_info("socket")
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            writer.transport.abort()
+            _reset(writer)
             return False
         if kind == "stall_head":
             await asyncio.sleep(rule.delay)
@@ -197,6 +198,12 @@ class WireServer:
         if kind == "raw":
             writer.write(rule.raw)
             await writer.drain()
+            if rule.reset:
+                await asyncio.sleep(0.05)  # the bytes reach the client before the RST
+                _reset(writer)
+                return False
+            if rule.close:
+                writer.close()
             return not rule.close
         response_headers = list(rule.headers)
         if rule.close:
@@ -253,6 +260,13 @@ class WireServer:
             writer.write(_head(405, [("Content-Length", "0")]))
         await writer.drain()
         return True
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """End the connection with an RST (SO_LINGER 0), not a FIN."""
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
 
 
 def _head(status: int, headers: list[tuple[str, str]]) -> bytes:

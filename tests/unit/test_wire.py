@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import socket
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -152,6 +153,41 @@ def test_an_unread_body_closes_the_connection(server: WireServer) -> None:
     assert server.connections() == 2
 
 
+def test_a_response_dropped_unread_frees_its_connection(server: WireServer) -> None:
+    """A caller that fails before reading a response (a destination that fails before it
+    pulls the first chunk of a source stream) must not keep the pool's slot for good: with
+    2 connections, the third request would wait forever."""
+    server.objects["/o"] = os.urandom(300_000)
+
+    async def main(p: wire.Pool) -> bytes:
+        for _ in range(3):
+            r = await asyncio.wait_for(p.request("GET", "/o", {}, **TIMEOUTS), 5)
+            del r  # neither read nor released
+            await asyncio.sleep(0)
+        return (await asyncio.wait_for(get(p, "/o"), 5))[2]
+
+    assert run(main, server.url, connections=2) == server.objects["/o"]
+
+
+def test_a_range_closed_unread_frees_its_connection_while_still_held(
+        server: WireServer) -> None:
+    """RangeStream.close (what the engine calls when the destination failed before
+    reading): the connection is free at once, not when the stream is garbage."""
+    from lakeshift.stores.s3.reads import WireRange
+
+    server.objects["/o"] = os.urandom(300_000)
+
+    async def main(p: wire.Pool) -> bytes:
+        held = []
+        for _ in range(2):
+            r = await asyncio.wait_for(p.request("GET", "/o", {}, **TIMEOUTS), 5)
+            held.append(WireRange(r, "s3://b/o"))
+            held[-1].close()
+        return (await asyncio.wait_for(get(p, "/o"), 5))[2]
+
+    assert run(main, server.url, connections=1) == server.objects["/o"]
+
+
 def test_a_dead_idle_connection_is_retried_once_for_bytes_bodies(server: WireServer) -> None:
     async def main(p: wire.Pool) -> tuple[int, int]:
         await get(p, "/warm")  # leaves one idle connection
@@ -176,6 +212,31 @@ def test_a_dead_idle_connection_is_not_retried_for_an_iterator_body(
     with pytest.raises(wire.Disconnected, match="closed before any response byte"):
         run(main, server.url)
     assert "/o" not in server.objects and len(server.requests) == 2
+
+
+@pytest.mark.parametrize("method", ["DELETE", "POST"])
+def test_a_dead_idle_connection_is_not_retried_for_a_method_that_may_have_acted(
+        server: WireServer, method: str) -> None:
+    """The peer may have carried out a DELETE or POST before it dropped the connection:
+    sending it again is the caller's decision (its retry knows what the answer means)."""
+    async def main(p: wire.Pool) -> None:
+        await get(p, "/warm")
+        server.add("drop", method=method, uses=1)
+        await get(p, "/o", method, b"")
+
+    with pytest.raises(wire.Disconnected, match="closed before any response byte"):
+        run(main, server.url)
+    assert len(server.requests) == 2
+
+
+def test_a_body_read_to_the_end_of_the_stream_is_cut_by_a_reset(server: WireServer) -> None:
+    """Framed by the connection's end (no Content-Length, not chunked): a reset is not the
+    end of the body, only a clean close is."""
+    server.add("raw", path="/eof", raw=b"HTTP/1.1 200 OK\r\n\r\npartial", reset=True)
+    server.add("raw", path="/clean", raw=b"HTTP/1.1 200 OK\r\n\r\nwhole", close=True)
+    assert run(lambda p: get(p, "/clean"), server.url)[2] == b"whole"
+    with pytest.raises(wire.Disconnected, match="reset"):
+        run(lambda p: get(p, "/eof"), server.url)
 
 
 def test_a_new_connection_that_drops_is_not_retried(server: WireServer) -> None:
@@ -385,3 +446,18 @@ def test_tls_with_a_throwaway_ca(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "nothing.pem"))
         with pytest.raises(wire.WireError, match="certificate not trusted"):
             run(lambda p: get(p, f"/o?{SECRET}"), srv.url)
+
+
+def test_a_failed_connection_says_a_configured_proxy_is_not_used(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as s:  # a loopback port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    with pytest.raises(wire.WireError, match="HTTPS_PROXY is set, but lakeshift connects "
+                                             "to the storage services directly"):
+        run(lambda p: get(p, "/x"), f"http://127.0.0.1:{port}")
+    monkeypatch.delenv("HTTPS_PROXY")
+    with pytest.raises(wire.WireError) as e:
+        run(lambda p: get(p, "/x"), f"http://127.0.0.1:{port}")
+    assert "PROXY" not in str(e.value)

@@ -39,11 +39,14 @@ async def stream_checksums(store: Store, obj: ObjectInfo, slots: SlotPool, polic
         try:
             stream = await retry(lambda: store.open_range(obj.key, 0, obj.size,
                                                           if_match=if_match), policy, limiter)
-            async for data in stream.chunks(chunk):
-                if pacing is not None:
-                    await pacing.transfer(len(data))
-                await asyncio.to_thread(_fold, md5, parts, pos, bytes(data))
-                pos += len(data)
+            try:
+                async for data in stream.chunks(chunk):
+                    if pacing is not None:
+                        await pacing.transfer(len(data))
+                    await asyncio.to_thread(_fold, md5, parts, pos, bytes(data))
+                    pos += len(data)
+            finally:
+                stream.close()
         finally:
             slots.release(1)
     etags = []

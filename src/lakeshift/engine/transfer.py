@@ -252,6 +252,16 @@ async def _copy_server_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: s
     return Copied(src.md5, "server-read-md5")
 
 
+async def _closing(stream: RangeStream, min_size: int) -> AsyncIterator[bytes]:
+    """``stream.chunks(min_size)``, the stream closed however the reading ends (an error
+    in the loop that reads it, a cancellation): its connection is never left taken."""
+    try:
+        async for data in stream.chunks(min_size):
+            yield data
+    finally:
+        stream.close()
+
+
 async def _read_back_md5(ctx: TransferContext, key: str, size: int) -> bytes:
     """MD5 of the destination's ``key`` read back (one slot of memory), resuming with a
     ranged GET from where a broken read stopped."""
@@ -263,7 +273,7 @@ async def _read_back_md5(ctx: TransferContext, key: str, size: int) -> bytes:
             try:
                 stream = await retry(partial(ctx.dst.open_range, key, pos, size), ctx.policy,
                                      ctx.dst_limit)
-                async for data in stream.chunks(min(ctx.block_size, _STREAM_CHUNK)):
+                async for data in _closing(stream, min(ctx.block_size, _STREAM_CHUNK)):
                     if pos + len(data) > size:
                         raise IntegrityError(f"{key}: read back more than {size} bytes")
                     await ctx.pacing.transfer(len(data))
@@ -436,8 +446,11 @@ async def _copy_streamed(ctx: TransferContext, src: ObjectInfo, md5: bytes,
 
     async def attempt() -> None:
         stream = await ctx.src.open_range(src.key, 0, src.size, if_match=src.etag)
-        await ctx.dst.put_stream(dest_key, src.size, _sized_body(ctx, src, stream, chunk),
-                                 _dest_props(stream.props, src), md5)
+        try:
+            await ctx.dst.put_stream(dest_key, src.size, _sized_body(ctx, src, stream, chunk),
+                                     _dest_props(stream.props, src), md5)
+        finally:
+            stream.close()  # the destination may fail before it reads a byte
 
     await ctx.slots.acquire(1)
     try:
@@ -463,9 +476,12 @@ async def _copy_streamed_proven(ctx: TransferContext, src: ObjectInfo,
             if hasher is not None:
                 hasher.update(data)
 
-        stored = await ctx.dst.put_stream(dest_key, src.size,
-                                          _sized_body(ctx, src, stream, chunk, seen),
-                                          _dest_props(stream.props, src), None)
+        try:
+            stored = await ctx.dst.put_stream(dest_key, src.size,
+                                              _sized_body(ctx, src, stream, chunk, seen),
+                                              _dest_props(stream.props, src), None)
+        finally:
+            stream.close()  # the destination may fail before it reads a byte
         try:
             proof.check()
             if hasher is not None and stored != hasher.digest():
@@ -530,8 +546,12 @@ async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> 
         stream0: RangeStream = await retry(
             lambda: ctx.src.open_range(src.key, spans[0][0], spans[0][1], if_match=src.etag),
             ctx.policy, ctx.src_limit)
-        upload = await ctx.dst.start_blocks(dest_key, src.size, bs,
-                                            _dest_props(stream0.props, src))
+        try:
+            upload = await ctx.dst.start_blocks(dest_key, src.size, bs,
+                                                _dest_props(stream0.props, src))
+        except BaseException:
+            stream0.close()
+            raise
     except BaseException:
         ctx.slots.release(reserve[0])
         raise
@@ -576,10 +596,14 @@ async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> 
                     attempt += 1
                     if attempt >= ctx.policy.attempts:
                         raise
+                    if stream is not None:
+                        stream.close()
                     stream = None
                     await asyncio.sleep(ctx.policy.delay(attempt, e.retry_after))
             await arrived[n].put(None)
         finally:
+            if stream is not None:
+                stream.close()  # a span given up (or cancelled) frees its connection now
             ctx.slots.release(reserve[n] - launched * k)
 
     async def launch(tg: asyncio.TaskGroup) -> None:

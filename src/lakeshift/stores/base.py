@@ -216,6 +216,11 @@ class RangeStream(Protocol):
         """The bytes in order, in chunks of at least ``min_size`` (but the last)."""
         ...
 
+    def close(self) -> None:
+        """Done with it, read or not: its connection is freed (reading to the end frees it
+        too; a stream dropped unread must be closed, or its connection stays taken)."""
+        ...
+
 
 class BlockUpload(Protocol):
     """Blocks of one object.  ``index`` names a block (any non-negative int below 10**10),

@@ -53,6 +53,10 @@ class ObstoreRange:
             yield pending[0] if len(pending) == 1 else b"".join(pending)
 
 
+    def close(self) -> None:
+        self._result = None  # obstore's stream is dropped with it
+
+
 #: The most obstore accumulates before handing bytes over (and the stall limit looks again).
 _PIECE = 1024 * 1024
 

@@ -17,6 +17,7 @@ signature).
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -35,6 +36,20 @@ MAX_HEAD = 64 * 1024
 MAX_BUFFERED = 1024 * 1024
 
 _Body = bytes | bytearray | memoryview
+
+
+#: Methods sent again on a fresh connection when a reused one was found dead.
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "OPTIONS"})
+
+
+def _proxy_note() -> str:
+    """What a failed connection adds when a proxy is configured: lakeshift's data requests
+    do not go through one."""
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+        if os.environ.get(name):
+            return (f" ({name} is set, but lakeshift connects to the storage services "
+                    "directly: it does not use proxies)")
+    return ""
 
 
 class WireError(OSError):
@@ -150,7 +165,8 @@ class _Connection(asyncio.Protocol):
             self.timer.cancel()
             self.timer = None
         if self.busy and not self.done:
-            if self.head is not None and self.framing == _EOF:
+            # A body read to the end of the stream ends with a clean close, not a reset.
+            if self.head is not None and self.framing == _EOF and exc is None:
                 self.done = True
                 self.keep_alive = False
             elif self.error is None:
@@ -591,6 +607,18 @@ class Response:
         if conn is not None:
             conn.finish()
 
+    def __del__(self) -> None:
+        # A response dropped without release (a caller that failed before reading it)
+        # would keep its connection, and its pool slot, taken for good: free it.  (From the
+        # loop's thread: the garbage collector may run in any thread.)
+        conn = self._conn
+        if conn is not None:
+            self._conn = None
+            try:
+                conn.loop.call_soon_threadsafe(conn.finish)
+            except RuntimeError:  # the loop is closed: so is the connection
+                pass
+
     async def __aenter__(self) -> Response:
         return self
 
@@ -678,7 +706,10 @@ class Pool:
             return await self._exchange(method, head, body, length, connect_timeout,
                                         stall_timeout, deadline, fresh=False)
         except _DeadIdle as e:
-            if not replayable:
+            # Sent again only when the body can be, and the request is idempotent: a POST
+            # or a DELETE the peer may have acted on is left to the caller's retry, which
+            # knows what it means.
+            if not replayable or method not in _IDEMPOTENT:
                 raise Disconnected(str(e)) from None
         return await self._exchange(method, head, body, length, connect_timeout,
                                     stall_timeout, deadline, fresh=True)
@@ -772,7 +803,7 @@ class Pool:
                 reason = f"certificate not trusted ({e.verify_message})"
             elif isinstance(e, ssl.SSLError):
                 reason = f"TLS: {e.reason or e}"
-            raise WireError(f"cannot connect to {self.peer}: {reason}") from None
+            raise WireError(f"cannot connect to {self.peer}: {reason}{_proxy_note()}") from None
         conn.busy = True
         self._all.add(conn)
         return conn

@@ -709,12 +709,18 @@ class LeanBlobClient:
         else:
             stall = limit = http.REQUEST_SECONDS
         try:
-            resp = await self._client().request(
-                method, url[len(self._origin):], headers, data if length else None,
-                length=length, connect_timeout=http.CONNECT_SECONDS, stall_timeout=stall,
-                response_timeout=limit)
-            async with resp:
-                body = await resp.read()
+            # A control request's limit holds to the end of its body too (a listing page
+            # trickled byte by byte would otherwise never end).
+            async with asyncio.timeout(limit):
+                resp = await self._client().request(
+                    method, url[len(self._origin):], headers, data if length else None,
+                    length=length, connect_timeout=http.CONNECT_SECONDS, stall_timeout=stall,
+                    response_timeout=limit)
+                async with resp:
+                    body = await resp.read()
+        except TimeoutError:
+            raise TransientError(f"{what}: no whole answer within "
+                                 f"{http.REQUEST_SECONDS:g} s") from None
         except wire.WireError as e:
             # (Its message never holds the URL; redacted all the same.)
             raise TransientError(f"{what}: {type(e).__name__}: {redact(str(e))[:200]}") \

@@ -288,6 +288,9 @@ class _LocalRange:
             self._pos += len(data)
             yield data
 
+    def close(self) -> None:
+        self._pos = self._end  # nothing held between reads
+
 
 def _read_span(fd: int, pos: int, n: int) -> bytes:
     """Up to ``n`` bytes from ``pos`` (fewer only at the end of the file), as a buffered

@@ -196,6 +196,9 @@ class WireRange:
         finally:
             self._resp.release()  # the connection is closed when not read to the end
 
+    def close(self) -> None:
+        self._resp.release()
+
 
 def _wire_failure(e: wire.WireError, what: str) -> TransientError:
     if isinstance(e, wire.Stalled):

@@ -335,6 +335,10 @@ class _WebHdfsRange:
         async for data in self._client.chunks(self._resp, min_size, self._what):
             yield data
 
+    def close(self) -> None:
+        if self._resp is not None:
+            self._resp.close()  # (a no-op once read to the end and released)
+
 
 def _time(st: FileStatus) -> datetime | None:
     return datetime.fromtimestamp(st.modification_time / 1000, UTC) \
