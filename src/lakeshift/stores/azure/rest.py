@@ -719,8 +719,8 @@ class LeanBlobClient:
                 async with resp:
                     body = await resp.read()
         except TimeoutError:
-            raise TransientError(f"{what}: no whole answer within "
-                                 f"{http.REQUEST_SECONDS:g} s") from None
+            raise TransientError(f"{what}: no response from {self._client().peer} "
+                                 f"complete within {http.REQUEST_SECONDS:g} s") from None
         except wire.WireError as e:
             # (Its message never holds the URL; redacted all the same.)
             raise TransientError(f"{what}: {type(e).__name__}: {redact(str(e))[:200]}") \
