@@ -254,13 +254,7 @@ class SyncMode:
                                      tally.selected, tally.held_back))
 
     async def delete_found(self, run: RunResult, store_options: Any, opts: Any) -> None:
-        """After every partition of the pass (before its run row closes): candidates under
-        a folder where the pass had failures are dropped (it did not see all there), the
-        rest are counted against --max-delete (across the pass), then deleted, each
-        recorded as it is made.  Before each deletion the source key is asked again (one
-        HEAD): an object that reappeared is not deleted; after it, once more: one that
-        reappeared meanwhile is copied back.  Above the cap nothing is deleted and the
-        partitions that had candidates fail (their windows stay where they were)."""
+        """The pass's deletion phase: :func:`lakeshift.engine.sync_delete.delete_found`."""
         from lakeshift.engine.sync_delete import delete_found
 
         await delete_found(self, run, store_options, opts)
