@@ -52,7 +52,6 @@ class ObstoreRange:
         if pending:
             yield pending[0] if len(pending) == 1 else b"".join(pending)
 
-
     def close(self) -> None:
         self._result = None  # obstore's stream is dropped with it
 

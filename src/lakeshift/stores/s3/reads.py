@@ -165,16 +165,9 @@ class WireRange:
 
     async def chunks(self, min_size: int) -> AsyncIterator[bytes]:
         """The body in chunks of at least ``min_size`` bytes (the last may be shorter),
-        stall-watched per piece arriving from the socket; a piece that arrived whole is
-        handed on without a copy.
-
-        wire stops reading the socket while more than ``wire.MAX_BUFFERED`` bytes wait
-        unconsumed, so it cannot be asked for a larger piece (the wait would never end: a
-        stall).  For a larger ``min_size`` it hands on what arrived, as it arrived, and the
-        pieces are joined here once (one copy, not one in wire and another here)."""
-        stream = self._resp.chunks(min_size if min_size <= wire.MAX_BUFFERED else 1)
-        pending: list[bytes] = []
-        size = 0
+        stall-watched per piece arriving from the socket (``wire.Response.chunks``: a
+        piece that arrived whole is handed on without a copy, others joined once)."""
+        stream = self._resp.chunks(min_size)
         try:
             while True:
                 try:
@@ -183,16 +176,7 @@ class WireRange:
                     break
                 except wire.WireError as e:
                     raise _wire_failure(e, self._what) from None
-                if not pending and len(piece) >= min_size:
-                    yield piece
-                    continue
-                pending.append(piece)
-                size += len(piece)
-                if size >= min_size:
-                    yield pending[0] if len(pending) == 1 else b"".join(pending)
-                    pending, size = [], 0
-            if pending:
-                yield pending[0] if len(pending) == 1 else b"".join(pending)
+                yield piece
         finally:
             self._resp.release()  # the connection is closed when not read to the end
 
