@@ -55,3 +55,46 @@ def test_failed_partitions_return_to_pending_on_rerun(control: ControlDB) -> Non
     assert control.reset_failed(job) == 1
     [again] = control.claim(job, "h:2:b", 5, lease_s=60)
     assert again["prefix"] == "p1/" and again["cursor"] == "p1/x" and again["attempts"] == 2
+
+
+def test_a_job_deleted_while_its_run_writes_a_sample_is_deleted_and_the_run_told(
+        control: ControlDB) -> None:
+    """A live run's heartbeat that lands between the delete of the job's samples and the
+    delete of its runs must not break the delete (PostgreSQL checks the foreign key): it
+    waits for the delete and then finds its run gone."""
+    import threading
+
+    from sqlalchemy import event
+
+    from lakeshift.control.repository import RunGone
+
+    job = _job(control, 2)
+    run_id = control.start_run(job, "h:1:a", 2, {})
+    other = ControlDB(control.url)
+    outcome: list[BaseException | bool] = []
+
+    def beat() -> None:
+        try:
+            outcome.append(other.heartbeat_run(run_id, 60, 0, 0, 1, 10))
+        except BaseException as e:  # the test reads what happened
+            outcome.append(e)
+
+    def mid_delete(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.startswith("DELETE FROM lakeshift_run_samples"):
+            t = threading.Thread(target=beat)
+            t.start()
+            t.join(1.5)  # a beat that does not wait for the delete lands here
+
+    event.listen(control.engine, "after_cursor_execute", mid_delete)
+    try:
+        with control._tx() as conn:
+            control._delete_job_rows(conn, job)
+    finally:
+        event.remove(control.engine, "after_cursor_execute", mid_delete)
+    for _ in range(100):
+        if outcome:
+            break
+        time.sleep(0.05)
+    other.close()
+    assert [j.name for j in control.jobs()] == []
+    assert len(outcome) == 1 and isinstance(outcome[0], RunGone), outcome

@@ -177,6 +177,13 @@ class JobRows(ControlBase):
 
     def _delete_job_rows(self, conn: Connection, job_id: int) -> None:
         # Rows that refer to partitions and runs go first (PostgreSQL checks the keys).
+        # A live run may still write a sample or a partition-run row meanwhile: the job's,
+        # runs' and partitions' rows are locked first, so such a write waits for this
+        # delete and then finds its run gone (RunGone) instead of failing this one's keys.
+        if self.engine.dialect.name != "sqlite":  # SQLite: BEGIN IMMEDIATE serialises
+            for t, col in ((jobs, jobs.c.id), (runs, runs.c.job_id),
+                           (partitions, partitions.c.job_id)):
+                conn.execute(select(t.c.id).where(col == job_id).with_for_update())
         run_ids = select(runs.c.id).where(runs.c.job_id == job_id).scalar_subquery()
         for rt in (partition_runs, run_samples, sync_delete_candidates):
             conn.execute(delete(rt).where(rt.c.run_id.in_(run_ids)))
