@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.e2e.cli import lakeshift
 from tests.helpers import blob_bytes, blobs
@@ -190,3 +191,36 @@ def test_a_typed_token_survives_a_live_refresh(
     page.click("#rerun-failed")
     page.wait_for_url("**/jobs/filled?done=*")
     assert "1 failed partition pending again" in page.locator(".message").inner_text()
+
+
+@pytest.mark.parametrize("fault", ["503", "hang"])
+def test_a_page_fetch_that_fails_is_tried_again_at_the_next_poll(
+        page: Any, filled_db: FilledDB, monitor_of: Callable[..., Monitor],
+        tmp_path: Path, fault: str) -> None:
+    """The live refresh swaps the page in when the API's answer changes; a page fetch that
+    fails then (a busy or restarting monitor) or never answers must not count the change
+    as shown nor stop the polling, or a run that ended meanwhile would stay 'running' on
+    the page for good."""
+    db = copy_db(filled_db, tmp_path)
+    m = monitor_of(db)
+    run = httpx.get(f"{m.url}/api/jobs/filled").json()["runs"][0]["id"]
+    page.goto(f"{m.url}/runs/{run}")
+    assert page.locator("#run-copied").inner_text() == str(filled_db.copied)
+    failed: list[str] = []
+
+    def fail_once(route: Any) -> None:
+        if not failed and route.request.resource_type == "fetch":
+            failed.append(route.request.url)
+            if fault == "503":
+                route.fulfill(status=503, body="busy")
+            # "hang": never answered; the page's own time limit must give up on it
+        else:
+            route.continue_()
+
+    page.route(f"{m.url}/runs/{run}", fail_once)
+    with sqlite3.connect(tmp_path / "control.db") as conn:
+        conn.execute("UPDATE lakeshift_runs SET copied = copied + 5 WHERE id = ?", (run,))
+    page.wait_for_function(
+        f"document.getElementById('run-copied').innerText == '{filled_db.copied + 5}'",
+        timeout=40_000)
+    assert failed  # the first swap after the change did fail

@@ -7,15 +7,21 @@
   var every = parseInt(document.body.dataset.refreshMs || "2000", 10);
   var last = null;
   var badge = document.getElementById("live-state");
+  // A request that hangs must not stop the polling: each gives up after a while.
+  function limit() {
+    return window.AbortSignal && AbortSignal.timeout ? AbortSignal.timeout(Math.max(every * 5, 10000))
+                                                     : undefined;
+  }
   function swap() {
-    return fetch(window.location.href, {cache: "no-store"})
+    return fetch(window.location.href, {cache: "no-store", signal: limit()})
       .then(function (r) { return r.ok ? r.text() : null; })
       .then(function (html) {
-        if (html === null) { return; }
+        if (html === null) { return false; }
         var doc = new DOMParser().parseFromString(html, "text/html");
         var fresh = doc.getElementById("live");
         var here = document.getElementById("live");
         if (fresh && here) { keepTyped(here, fresh); here.replaceWith(fresh); }
+        return true;
       });
   }
   // What a person typed into a form (the action token) survives the swap: each field of
@@ -33,12 +39,18 @@
     });
   }
   function poll() {
-    fetch(api, {cache: "no-store", headers: {"Accept": "application/json"}})
+    fetch(api, {cache: "no-store", signal: limit(),
+           headers: {"Accept": "application/json"}})
       .then(function (r) { return r.ok ? r.text() : null; })
       .then(function (text) {
         if (badge) { badge.hidden = text === null; }
         if (text === null) { return; }
-        if (last !== null && text !== last) { return swap().then(function () { last = text; }); }
+        // The answer counts as seen only once the page that shows it is in: a page fetch
+        // that failed (a busy server, a restart) is tried again at the next poll, even if
+        // the answer no longer changes (a run that ended stays ended).
+        if (last !== null && text !== last) {
+          return swap().then(function (done) { if (done) { last = text; } });
+        }
         last = text;
       })
       .catch(function () { if (badge) { badge.hidden = true; } })
