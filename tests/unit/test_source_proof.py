@@ -73,3 +73,19 @@ def test_nothing_kept_is_size_only_and_still_checks_the_size() -> None:
     proof.check()
     with pytest.raises(IntegrityError, match="read"):
         _fed(SourceProof(obj, None), DATA[:-1]).check()
+
+
+def test_part_md5s_hashed_elsewhere_prove_the_etag_and_a_wrong_part_fails() -> None:
+    # A copy by parts hashes each block once and hands the MD5s over (parts_hashed).
+    obj = ObjectInfo("k", len(DATA), etag=_etag())
+    digests = [hashlib.md5(p).digest() for p in PIECES]
+    proof = SourceProof(obj, KEPT["etag"])
+    proof.parts_hashed(digests, len(DATA))
+    proof.check()
+    wrong = [digests[0], hashlib.md5(PIECES[1][:-1] + b"?").digest(), digests[2]]
+    for given, size in ((wrong, len(DATA)), (digests[:2], len(DATA)),
+                        (digests, len(DATA) - 1), (digests[::-1], len(DATA))):
+        proof = SourceProof(obj, KEPT["etag"])
+        proof.parts_hashed(given, size)
+        with pytest.raises(IntegrityError):
+            proof.check()

@@ -147,6 +147,15 @@ class SourceProof:
         self._part = _new(algorithm) if self.part_size else None
         self._digests: list[bytes] = []
         self._pos = 0
+        self._given = False
+
+    def parts_hashed(self, digests: Sequence[bytes], size: int) -> None:
+        """Instead of ``update``: the parts' checksums, in order, computed by the caller
+        (a copy whose blocks are the source's parts hashes each block once, for its
+        Content-MD5 and for this proof), ``size`` bytes in all."""
+        self._digests = list(digests)
+        self._pos = size
+        self._given = True
 
     def update(self, data: Data) -> None:
         if self._whole is not None:
@@ -177,6 +186,8 @@ class SourceProof:
                 self.part_size or 1) else self._digests
             if not self._pos:
                 digests = [self._part.digest()]
+            if self._given:
+                digests = self._digests
             joined = _new(self.algorithm or "md5")
             joined.update(b"".join(digests))
             got = joined.digest()

@@ -32,6 +32,7 @@ from lakeshift.stores.base import (
     ChecksumSource,
     DirectoryWriter,
     RangeStream,
+    SourceChecksum,
     Store,
     URLBlockUpload,
     URLSource,
@@ -369,9 +370,12 @@ async def copy_object(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> C
       (``capabilities.block_md5``, plain HTTP), to compare with the MD5 the destination
       computed of what it stored.  Over TLS the stored MD5 is the service's own of bytes
       TLS delivered intact.  A failed proof deletes what was written (it must never look
-      like a finished copy);
+      like a finished copy).  Over plain HTTP a source proven by its multipart ETag goes
+      by parts instead (``_copy_parts``: each byte hashed once, the destination keeps no
+      MD5), since the streamed put would hash it twice;
     - otherwise parallel blocks (each with its own MD5 where the transport needs one,
-      ``capabilities.block_md5``), committed with the whole-object MD5 computed here."""
+      ``capabilities.block_md5``), committed with the whole-object MD5 computed here;
+      a source proven by its multipart ETag by parts (``_copy_parts``)."""
     if ctx.route is not None and ctx.route.applies(ctx, src):
         copied = await ctx.route.attempt(ctx, src, dest_key)
         if copied is not None:
@@ -382,18 +386,40 @@ async def copy_object(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> C
         if src.md5 is not None:
             return Copied(await _copy_streamed(ctx, src, src.md5, dest_key), "source-md5")
         if ctx.src.capabilities.source_checksums:
-            return await _copy_streamed_proven(ctx, src, dest_key)
+            kept = await source_kept(ctx, src)
+            if ctx.dst.capabilities.block_md5 and \
+                    _part_blocks(ctx, src, SourceProof(src, kept)) is not None:
+                return await _copy_blocks(ctx, src, dest_key, kept)
+            return await _copy_streamed_proven(ctx, src, dest_key, kept)
     return await _copy_blocks(ctx, src, dest_key)
 
 
-async def source_proof(ctx: TransferContext, src: ObjectInfo) -> SourceProof:
-    """The proof a read of ``src`` will be checked with (one or two HEADs on S3)."""
-    kept = None
-    if ctx.src.capabilities.source_checksums:
-        store = cast(ChecksumSource, ctx.src)
-        kept = await retry(lambda: store.source_checksums(src.key, src.etag), ctx.policy,
-                           ctx.src_limit)
-    return SourceProof(src, kept)
+async def source_kept(ctx: TransferContext, src: ObjectInfo) -> SourceChecksum | None:
+    """What the source keeps to prove a read of ``src`` by (one or two HEADs on S3; None
+    where the store keeps nothing): a new ``SourceProof(src, kept)`` per attempt."""
+    if not ctx.src.capabilities.source_checksums:
+        return None
+    store = cast(ChecksumSource, ctx.src)
+    return await retry(lambda: store.source_checksums(src.key, src.etag), ctx.policy,
+                       ctx.src_limit)
+
+
+def _part_blocks(ctx: TransferContext, src: ObjectInfo, proof: SourceProof) -> int | None:
+    """The slots per block when ``src`` can be copied in blocks that are its parts, each
+    block's MD5 computed once for two uses: the Content-MD5 the service checks the block
+    against (transit) and the part's MD5 its multipart ETag is rebuilt from (source).
+    None when the proof is not a multipart ETag, the destination checks no block MD5 (on
+    TLS too: ``put_checks_md5``), or the parts do not fit the destination's blocks or the
+    memory allowed."""
+    caps = ctx.dst.capabilities
+    part = proof.part_size
+    if proof.label != "multipart-etag" or not part or not caps.put_checks_md5 or \
+            not caps.block_upload or part > caps.max_block_size:
+        return None
+    if caps.max_blocks and -(-src.size // part) > caps.max_blocks:
+        return None
+    k = -(-part // ctx.block_size)
+    return k if k <= ctx.slots.total else None
 
 
 async def _copy_single(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> Copied:
@@ -460,14 +486,14 @@ async def _copy_streamed(ctx: TransferContext, src: ObjectInfo, md5: bytes,
     return md5
 
 
-async def _copy_streamed_proven(ctx: TransferContext, src: ObjectInfo,
-                                dest_key: str) -> Copied:
+async def _copy_streamed_proven(ctx: TransferContext, src: ObjectInfo, dest_key: str,
+                                kept: SourceChecksum | None) -> Copied:
     """A source without an MD5, streamed into one put without one (see copy_object)."""
     chunk = min(ctx.block_size, _STREAM_CHUNK)
     transit_md5 = ctx.dst.capabilities.block_md5
 
     async def attempt() -> Copied:
-        proof = await source_proof(ctx, src)
+        proof = SourceProof(src, kept)
         hasher = hashlib.md5() if transit_md5 else None
         stream = await ctx.src.open_range(src.key, 0, src.size, if_match=src.etag)
 
@@ -508,11 +534,28 @@ async def _copy_streamed_proven(ctx: TransferContext, src: ObjectInfo,
 _SPAN_STRIDE = 100_000
 
 
-async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> Copied:
+async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str,
+                       kept: SourceChecksum | None = None) -> Copied:
     """A large object: spans of ``span_blocks`` blocks, each span one streamed ranged GET.
     Every chunk the stream delivers (≥ block size, except a span's last) becomes a block,
     staged in parallel with the others without being copied; the whole-object MD5 is
-    folded in order as the blocks arrive."""
+    folded in order as the blocks arrive.
+
+    A source proven by its multipart ETag (``_part_blocks``) is copied by parts instead:
+    one ranged GET per part, each part one block, hashed once (its MD5 is the block's
+    Content-MD5, which the service checks, and one of the MD5s the ETag is rebuilt from);
+    no whole-object MD5 is computed, so the destination keeps none (Put Block List
+    computes none): the blob records the source's ETag, which `verify` and a move
+    rebuild from the destination's bytes."""
+    # A source without an MD5 is proven by what else it keeps.
+    proof = None
+    if src.md5 is None:
+        if kept is None:
+            kept = await source_kept(ctx, src)
+        proof = SourceProof(src, kept)
+    by_parts = _part_blocks(ctx, src, proof) if proof is not None else None
+    if by_parts is not None and proof is not None and proof.part_size:
+        return await _copy_parts(ctx, src, dest_key, proof, proof.part_size, by_parts)
     # A block holds ``k`` slots: more than one only when the destination's block limit
     # (50,000 on Azure) needs bigger blocks for this object.
     k = slots_per_block(src.size, ctx.block_size, ctx.dst.capabilities.max_blocks)
@@ -537,8 +580,6 @@ async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> 
         asyncio.Queue() for _ in spans]
     staged: list[list[int]] = [[] for _ in spans]
     hasher = hashlib.md5()
-    # A source without an MD5 is proven by what else it keeps, folded in order too.
-    proof = await source_proof(ctx, src) if src.md5 is None else None
     total = 0
 
     await ctx.slots.acquire(reserve[0])
@@ -651,6 +692,113 @@ async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> 
     return Copied(md5, "service-md5" if proof.label == "size-only" else proof.label)
 
 
+async def _copy_parts(ctx: TransferContext, src: ObjectInfo, dest_key: str, proof: SourceProof,
+                      part: int, k: int) -> Copied:
+    """``_copy_blocks`` by the source's parts (see there): block ``i`` is part ``i + 1``,
+    read by its own ranged GET (so that it arrives as one chunk of exactly the part's
+    size) and held under ``k`` slots until it is staged; a few workers take the parts in
+    turn.  The rebuilt ETag is checked before the commit: a wrong one commits nothing."""
+    ranges = [(start, min(start + part, src.size)) for start in range(0, src.size, part)]
+    digests: list[bytes] = [b""] * len(ranges)
+    await ctx.slots.acquire(k)
+    try:
+        first: RangeStream = await retry(
+            lambda: ctx.src.open_range(src.key, 0, ranges[0][1], if_match=src.etag),
+            ctx.policy, ctx.src_limit)
+        try:
+            upload = await ctx.dst.start_blocks(dest_key, src.size, part,
+                                                _dest_props(first.props, src))
+        except BaseException:
+            first.close()
+            raise
+    except BaseException:
+        ctx.slots.release(k)
+        raise
+    # Part 0's slots and stream, until its worker takes them over (a worker cancelled
+    # before it starts leaves them to the clean-up below).
+    held: list[RangeStream] = [first]
+
+    async def read_part(start: int, end: int, stream: RangeStream | None) -> Data:
+        attempt = 0
+        while True:
+            try:
+                if stream is None:
+                    stream = await ctx.src.open_range(src.key, start, end, if_match=src.etag)
+                data: Data = b""
+                try:
+                    async for chunk in stream.chunks(end - start):
+                        if data or len(chunk) > end - start:
+                            raise IntegrityError(f"{src.key}: the ranged read returned more "
+                                                 f"than the {end - start} bytes asked for")
+                        data = chunk
+                finally:
+                    stream.close()
+                if len(data) < end - start:
+                    raise TransientError(f"{src.key}: ranged read ended early at "
+                                         f"{start + len(data)}")
+                return data
+            except TransientError as e:
+                if isinstance(e, ThrottledError):
+                    ctx.src_limit.throttled()
+                attempt += 1
+                if attempt >= ctx.policy.attempts:
+                    raise
+                stream = None
+                await asyncio.sleep(ctx.policy.delay(attempt, e.retry_after))
+
+    async def one(index: int, stream: RangeStream | None) -> None:
+        start, end = ranges[index]
+        data = await read_part(start, end, stream)
+        md5 = digests[index] = await _md5(data)
+        await ctx.pacing.transfer(len(data))
+        try:
+            await retry(lambda: upload.stage(index, start, data, md5), ctx.policy,
+                        ctx.dst_limit)
+        except IntegrityError as e:
+            raise IntegrityError(f"{e}: the block changed in transit") from None
+        ctx.events.emit(BytesMoved(len(data)))
+
+    todo = iter(range(1, len(ranges)))
+
+    async def worker(lead: bool) -> None:
+        if lead:
+            stream = held.pop()
+            try:
+                await one(0, stream)
+            finally:
+                ctx.slots.release(k)
+        for index in todo:
+            await ctx.slots.acquire(k)
+            try:
+                await one(index, None)
+            finally:
+                ctx.slots.release(k)
+
+    committed = False
+    try:
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for n in range(min(len(ranges), max(1, ctx.slots.total // k))):
+                    tg.create_task(worker(n == 0))
+        except BaseExceptionGroup as eg:
+            raise _first_error(eg) from None
+        finally:
+            if held:
+                held.pop().close()
+                ctx.slots.release(k)
+        proof.parts_hashed(digests, src.size)
+        proof.check()
+        # No whole-object MD5 to store (none was computed); the blob records the source's
+        # ETag, proven above.
+        await retry(lambda: upload.commit(list(range(len(ranges))), None), ctx.policy,
+                    ctx.dst_limit)
+        committed = True
+    finally:
+        if not committed:
+            await upload.abort()
+    return Copied(None, proof.label)
+
+
 def _fold(hasher: Any, proof: SourceProof | None, data: Data) -> None:
     hasher.update(data)
     if proof is not None:
@@ -665,15 +813,26 @@ async def delete_source_if_verified(ctx: TransferContext, src: ObjectInfo, dest_
     Proof: the destination has the source's size and a Content-MD5 (equal to ``md5``, the
     MD5 of the bytes this run wrote, when given); that MD5 equals the source's own MD5 —
     or, for a source without one (S3 multipart, local files), the MD5 of the source read
-    again now; and the source is still the version that was copied (same ETag)."""
+    again now; and the source is still the version that was copied (same ETag).  A copy
+    by parts (``_copy_parts``) keeps no Content-MD5: the destination's bytes, read back,
+    must rebuild the source's multipart ETag instead."""
     d = await retry(lambda: ctx.dst.exists(dest_key), ctx.policy, ctx.dst_limit)
     if d is None or d.size != src.size:
         return "the destination copy is missing or has another size"
-    if d.md5 is None:
+    if d.md5 is None and src.md5 is None and md5 is None:
+        proof = SourceProof(src, await source_kept(ctx, src))
+        if proof.label != "multipart-etag" or not proof.part_size:
+            return "the destination has no Content-MD5 to prove the copy"
+        _, etags = await stream_checksums(ctx.dst, d, ctx.slots, ctx.policy,
+                                          [proof.part_size], limiter=ctx.dst_limit,
+                                          chunk=ctx.block_size)
+        if etags[0] != (src.etag or "").lower():
+            return "the destination's bytes, read back, do not rebuild the source's ETag"
+    elif d.md5 is None:
         return "the destination has no Content-MD5 to prove the copy"
-    if md5 is not None and d.md5 != md5:
+    elif md5 is not None and d.md5 != md5:
         return "the destination's Content-MD5 is not the MD5 of the bytes written"
-    if src.md5 is not None:
+    elif src.md5 is not None:
         if src.md5 != d.md5:
             return "the source's MD5 differs from the destination's Content-MD5"
     elif await rehash(ctx, src) != d.md5:

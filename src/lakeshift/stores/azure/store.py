@@ -328,6 +328,7 @@ class _AzureBlocks:
         self.token = uuid.uuid4().hex[:12]
         self._etag: str | None = None  # of the committed blob, while it is proven
         self._proven = self._recorded = False
+        self._from_url = False  # a block the service read itself (a server-side copy)
 
     def _id(self, index: int) -> str:
         """Fixed length, as the service requires of all IDs in one blob."""
@@ -338,11 +339,14 @@ class _AzureBlocks:
                                           self.store._where(self.key))
 
     async def commit(self, order: list[int], md5: bytes | None) -> None:
-        # Without an MD5 the copy is still to be proven (see prove): until then nothing on
-        # the blob may say it is a copy of this source version, not even the recorded ETag
-        # (plan/compare.identical would take either for proof and skip it on a rerun).
-        meta = self.props.metadata if md5 is not None else {
-            k: v for k, v in self.props.metadata.items() if k != SRC_ETAG_KEY}
+        # A server-side copy committed without an MD5 is still to be proven (see prove):
+        # until then nothing on the blob may say it is a copy of this source version, not
+        # even the recorded ETag (plan/compare.identical would take either for proof and
+        # skip it on a rerun).  Blocks sent from here were proven before the commit (by
+        # parts, engine/transfer._copy_parts, there is no whole-object MD5 to store).
+        unproven = md5 is None and self._from_url
+        meta = {k: v for k, v in self.props.metadata.items()
+                if k != SRC_ETAG_KEY} if unproven else self.props.metadata
         self._etag = await self.store._blobs.put_block_list(
             self.key, [self._id(i) for i in order], self.props, md5,
             encode_metadata(meta, self.size), self.store._where(self.key))
@@ -365,6 +369,7 @@ class _AzureBlocks:
 
     async def stage_from_url(self, index: int, url: str, start: int, end: int,
                              source_etag: str | None) -> None:
+        self._from_url = True
         await self.store._blobs.put_block_from_url(self.key, self._id(index), url, start, end,
                                                    source_etag, self.store._where(self.key))
 
