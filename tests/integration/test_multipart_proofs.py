@@ -96,6 +96,18 @@ def test_multipart_with_crc32_is_proven_by_it(s3: Any, bucket: str, blob_service
     _assert_copied(blob_service, container, "out/mp.bin", data)
 
 
+def test_over_http_a_crc32_source_that_fits_by_parts_is_proven_by_its_etag_alone(
+        s3: Any, bucket: str, blob_service: Any, container: str) -> None:
+    # The part MD5s the transit needs prove the source too: no CRC32 pass besides.
+    data = os.urandom(12 * MiB + 77)
+    _upload(s3, bucket, "d/mp.bin", data)
+    assert s3.head_object(Bucket=bucket, Key="d/mp.bin", ChecksumMode="ENABLED")["ChecksumCRC32"]
+    res = _copy(bucket, container, BY_PARTS)
+    assert res.exit_code == 0 and res.failures == []
+    assert dict(res.proofs) == {"multipart-etag": 1}
+    _assert_copied(blob_service, container, "out/mp.bin", data, md5_kept=False)
+
+
 @pytest.mark.parametrize("block_size", [STREAMED, BY_PARTS])
 def test_multipart_without_checksum_is_proven_by_its_etag(
         block_size: int, s3_plain: Any, bucket: str, blob_service: Any,
@@ -180,3 +192,23 @@ def test_a_copy_that_stays_corrupt_fails_and_leaves_nothing(
     assert ("do not have the source's" if side.startswith("source") else
             "changed in transit") in res.failures[0].message, res.failures[0].message
     assert blobs(blob_service, container, "out/") == {}
+
+
+@pytest.mark.parametrize("flip", ["none", "source", "destination"])
+def test_a_crc32_source_in_blocks_is_proven_by_its_crc32_without_a_whole_md5(
+        flip: str, proxies: tuple[FaultProxy, FaultProxy], s3: Any, bucket: str,
+        blob_service: Any, container: str) -> None:
+    # Parts too large for the slots, above single_put_max: blocks not aligned to the parts;
+    # the CRC32 proves the source, each block's MD5 the transit; no whole-object MD5.
+    s3p, azp = proxies
+    data = os.urandom(10 * MiB + 3)
+    _upload(s3, bucket, "d/mp.bin", data)
+    if flip == "source":
+        s3p.add("flip", method="GET", path=r"/d/mp\.bin", uses=1)
+    elif flip == "destination":
+        azp.add("flip_request", method="PUT", path=r"/out/mp\.bin", uses=1)
+    res = _copy(bucket, container, STREAMED, single_put_max=0)
+    assert res.exit_code == 0 and res.failures == []
+    assert (s3p.injected + azp.injected) == (flip != "none")
+    assert dict(res.proofs) == {"source-crc32": 1}
+    _assert_copied(blob_service, container, "out/mp.bin", data, md5_kept=False)
