@@ -63,7 +63,7 @@ def proxies(s3_env: Any, azure_env: Any, moto: servers.Server, azurite: servers.
 
 
 #: Block sizes: 1 MiB with 4 slots cannot hold a 5 MiB part (one streamed Put Blob);
-#: 5 MiB blocks are the parts.
+#: 5 MiB blocks are the parts (a part holds 2 of the 4 slots).
 STREAMED, BY_PARTS = MiB, 5 * MiB
 
 
@@ -96,16 +96,22 @@ def test_multipart_with_crc32_is_proven_by_it(s3: Any, bucket: str, blob_service
     _assert_copied(blob_service, container, "out/mp.bin", data)
 
 
-def test_over_http_a_crc32_source_that_fits_by_parts_is_proven_by_its_etag_alone(
-        s3: Any, bucket: str, blob_service: Any, container: str) -> None:
-    # The part MD5s the transit needs prove the source too: no CRC32 pass besides.
+@pytest.mark.parametrize("single_put_max", [0, None])
+def test_over_http_a_crc32_source_in_blocks_goes_by_parts_proven_by_its_etag_alone(
+        single_put_max: int | None, s3: Any, bucket: str, blob_service: Any,
+        container: str) -> None:
+    # In blocks, the part MD5s the transit needs prove the source too: no CRC32 pass
+    # besides.  Up to single_put_max it is streamed (one cheap CRC32 pass more, one slot,
+    # the service's MD5 kept).
     data = os.urandom(12 * MiB + 77)
     _upload(s3, bucket, "d/mp.bin", data)
     assert s3.head_object(Bucket=bucket, Key="d/mp.bin", ChecksumMode="ENABLED")["ChecksumCRC32"]
-    res = _copy(bucket, container, BY_PARTS)
+    kw = {} if single_put_max is None else {"single_put_max": single_put_max}
+    res = _copy(bucket, container, BY_PARTS, **kw)
     assert res.exit_code == 0 and res.failures == []
-    assert dict(res.proofs) == {"multipart-etag": 1}
-    _assert_copied(blob_service, container, "out/mp.bin", data, md5_kept=False)
+    by_parts = single_put_max == 0
+    assert dict(res.proofs) == {"multipart-etag" if by_parts else "source-crc32": 1}
+    _assert_copied(blob_service, container, "out/mp.bin", data, md5_kept=not by_parts)
 
 
 @pytest.mark.parametrize("block_size", [STREAMED, BY_PARTS])
