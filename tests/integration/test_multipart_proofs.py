@@ -218,3 +218,15 @@ def test_a_crc32_source_in_blocks_is_proven_by_its_crc32_without_a_whole_md5(
     assert (s3p.injected + azp.injected) == (flip != "none")
     assert dict(res.proofs) == {"source-crc32": 1}
     _assert_copied(blob_service, container, "out/mp.bin", data, md5_kept=False)
+
+
+def test_a_move_after_blocks_without_a_whole_md5_rebuilds_the_etag_from_the_destination(
+        s3: Any, bucket: str, blob_service: Any, container: str) -> None:
+    data = os.urandom(10 * MiB + 3)
+    _upload(s3, bucket, "d/mp.bin", data)  # a CRC32 too: proven by it, no whole MD5
+    res = _copy(bucket, container, STREAMED, single_put_max=0,
+                delete_source_after_verify=True)
+    assert res.exit_code == 0 and dict(res.proofs) == {"source-crc32": 1}
+    assert [(d.key, d.kept) for d in res.deletions] == [("d/mp.bin", None)]
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
+    _assert_copied(blob_service, container, "out/mp.bin", data, md5_kept=False)

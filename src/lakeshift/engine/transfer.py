@@ -845,13 +845,14 @@ async def delete_source_if_verified(ctx: TransferContext, src: ObjectInfo, dest_
     MD5 of the bytes this run wrote, when given); that MD5 equals the source's own MD5 —
     or, for a source without one (S3 multipart, local files), the MD5 of the source read
     again now; and the source is still the version that was copied (same ETag).  A copy
-    by parts (``_copy_parts``) keeps no Content-MD5: the destination's bytes, read back,
-    must rebuild the source's multipart ETag instead."""
+    by parts (``_copy_parts``) or in blocks proven by the source's checksum keeps no
+    Content-MD5: the destination's bytes, read back, must rebuild the source's multipart
+    ETag instead."""
     d = await retry(lambda: ctx.dst.exists(dest_key), ctx.policy, ctx.dst_limit)
     if d is None or d.size != src.size:
         return "the destination copy is missing or has another size"
     if d.md5 is None and src.md5 is None and md5 is None:
-        proof = SourceProof(src, await source_kept(ctx, src))
+        proof = _etag_proof(src, await source_kept(ctx, src))
         if proof.label != "multipart-etag" or not proof.part_size:
             return "the destination has no Content-MD5 to prove the copy"
         _, etags = await stream_checksums(ctx.dst, d, ctx.slots, ctx.policy,
