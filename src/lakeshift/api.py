@@ -506,7 +506,7 @@ async def sync_async(source: str | None = None, destination: str | None = None, 
     if files_from is not None:
         from lakeshift.plan.changes import read_files_from
 
-        keys = tuple(await asyncio.to_thread(read_files_from, files_from))
+        keys = await asyncio.to_thread(read_files_from, files_from)
     if (source is None) != (destination is None):
         raise UsageError("sync needs SRC and DST (to create the job), or --job NAME alone")
     # The run's sizes and pacing, checked before anything is written.
@@ -552,7 +552,9 @@ async def sync_async(source: str | None = None, destination: str | None = None, 
                 await asyncio.to_thread(_add_adf_delta_partitions, control, j)
             settings = engine_sync.SyncSettings(
                 now=now, lag=lag_td, overlap=overlap_td, path_template=template,
-                files_from=keys, inventory=inv, delete=delete, max_delete=cap,
+                files_from=None if keys is None else keys.keys,
+                files_from_source_keys=keys is not None and keys.source_keys, inventory=inv,
+                delete=delete, max_delete=cap,
                 adf_delta_table=delta_table, windows_from_adf=from_adf)
             if fleet is not None:
                 from lakeshift.scale.driver import sync_pass_on_dask
@@ -878,14 +880,17 @@ def _failed_object(r: Any) -> Failure:
                    at=_as_utc(r["at"]), partition_id=r["partition_id"], run_id=r["run_id"])
 
 
-#: What a spreadsheet reads as the start of a formula (OWASP "CSV injection").
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: What a spreadsheet reads as the start of a formula (OWASP "CSV injection"), and the
+#: apostrophe itself, so that taking one leading apostrophe off gives the text back
+#: (``--files-from`` reads a failures CSV so: plan/changes.py).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
 
 
 def csv_cell(value: Any) -> Any:
     """A cell safe to open in a spreadsheet: text that would start a formula (an object key
     or an error message beginning with = + - @, a tab or a carriage return) gets a leading
-    apostrophe, so it is shown as text and never evaluated; times are ISO 8601."""
+    apostrophe, so it is shown as text and never evaluated (text beginning with an
+    apostrophe gets one more: one taken off is the text as it was); times are ISO 8601."""
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, str) and value.startswith(_FORMULA_START):

@@ -46,3 +46,18 @@ def test_failures_writes_its_csv_with_csv_file_and_with_the_older_csv(tmp_path: 
         assert r.exit_code == 0, r.output
         assert out.read_text().splitlines() == [
             "object_key,error_kind,message,attempts,skipped,at,partition_id,run_id"]
+
+
+def test_the_csv_read_back_by_files_from_gives_every_key_exactly(tmp_path: Path) -> None:
+    from lakeshift.plan.changes import FilesFrom, read_files_from
+
+    keys = ["=HYPERLINK(\"x\")", "'=x", "''", "'plain", "-2", " lead and trail ", "a/b.txt",
+            "/rooted", "\tcmd"]
+    out = tmp_path / "failed.txt"  # recognised by its header, whatever its name
+    with open(out, "w", newline="", encoding="utf-8") as fh:
+        write_failures_csv([_failure(k, "m") for k in [*keys, "a/b.txt"]], fh)
+    got = read_files_from(out)
+    assert got.source_keys and got.keys == tuple(sorted(keys))
+    # Any other file keeps its meaning: keys relative to the source root.
+    (tmp_path / "keys.txt").write_text("/a/b\nc\n")
+    assert read_files_from(tmp_path / "keys.txt") == FilesFrom(("a/b", "c"), False)

@@ -75,7 +75,8 @@ app.command("status", help="Jobs, runs and partitions: state, objects, bytes, th
             )(job_cmds.status)
 app.command("failures", help="Every object that failed in a job: key, error class, message, "
             "attempts, time.", epilog="Example:\n\n  lakeshift failures --job raw --csv "
-            "failed.csv")(job_cmds.failures)
+            "failed.csv\n\nThen, to retry just those objects:\n\n  lakeshift sync --job raw "
+            "--files-from failed.csv")(job_cmds.failures)
 app.command("monitor", help=monitor_cmd.HELP, epilog=monitor_cmd.EPILOG)(monitor_cmd.monitor)
 app.command("delete-job", help=job_cmds.DELETE_HELP, epilog=job_cmds.DELETE_EPILOG
             )(job_cmds.delete_job)

@@ -228,7 +228,9 @@ def failures(
     csv_file: Annotated[Path | None, typer.Option(
         "--csv-file", "--csv", help="Write them to this CSV file (--csv: the older spelling). "
                                     "Text a spreadsheet would take for a formula (= + - @) "
-                                    "gets a leading apostrophe.")] = None,
+                                    "or starting with ' gets a leading apostrophe. Retry "
+                                    "these objects: sync --job J --files-from FILE.")
+    ] = None,
 ) -> int:
     result = api.failures(job=job, db=db, csv_file="-" if csv_file is None else csv_file)
     if result.count == 0:

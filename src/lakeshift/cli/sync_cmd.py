@@ -86,7 +86,9 @@ def sync(
                                 "window.")] = None,
     files_from: Annotated[Path | None, typer.Option(
         "--files-from", help="Copy exactly these keys (relative to SRC): one per line, or a "
-                             ".csv with a 'key' column.")] = None,
+                             ".csv with a 'key' column, or the CSV `lakeshift failures` "
+                             "wrote, as written (its source keys: retries what failed).")
+    ] = None,
     inventory: Annotated[str | None, typer.Option(
         "--inventory", help="s3://…/manifest.json of an S3 Inventory report (CSV, or Parquet "
                             "with lakeshift[parquet]) to read instead of listing.")] = None,

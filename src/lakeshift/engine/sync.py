@@ -52,6 +52,8 @@ class SyncSettings:
     #: --files-from: keys relative to the source root, sorted.  A keyed pass examines no
     #: window: its windows are recorded as ``keyed`` and move no partition's start.
     files_from: tuple[str, ...] | None = None
+    #: The keys are source keys, the source root included (a ``lakeshift failures`` CSV).
+    files_from_source_keys: bool = False
     #: --inventory: the report, read once per pass.
     inventory: Inventory | None = None
     delete: bool = False
@@ -194,7 +196,8 @@ class SyncMode:
                     part.events.emit(ObjectDone(k, 0, "failed", "outside-partitions",
                                                 "named by --files-from but in no partition "
                                                 "of the job (see `lakeshift status`)"))
-            keys = [row["rel_base"] + k for k in st.files_from]
+            keys = [k if st.files_from_source_keys else row["rel_base"] + k
+                    for k in st.files_from]
             await _keyed(part, root, _each([(k, None) for k in sorted(keys)
                                             if _inside(part.spec, k)]))
             return
@@ -418,9 +421,11 @@ async def sync_pass(db: ControlDB, job: Job, settings: SyncSettings, opts: Any,
         rows = await call(db.partitions, job.id)
         specs = [SourceSpec(r["prefix"], r["rel_base"], range_start=r["range_start"],
                             range_end=r["range_end"]) for r in rows]
+        whole = settings.files_from_source_keys
         mode.stray_keys = tuple(
-            (specs[0].rel_base if specs else "") + key for key in settings.files_from
-            if not any(_inside(s, s.rel_base + key) for s in specs))
+            key if whole else (specs[0].rel_base if specs else "") + key
+            for key in settings.files_from
+            if not any(_inside(s, key if whole else s.rel_base + key) for s in specs))
     run_settings = pass_run_settings(settings)
     try:
         async def deletions(run: RunResult) -> None:

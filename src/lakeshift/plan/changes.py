@@ -27,9 +27,26 @@ from lakeshift.errors import UsageError
 from lakeshift.model import ObjectInfo
 
 
-def read_files_from(path: str | Path) -> list[str]:
+@dataclass(frozen=True)
+class FilesFrom:
+    """The keys a ``--files-from`` file names."""
+
+    keys: tuple[str, ...]
+    #: True for a ``lakeshift failures`` CSV: its ``object_key`` cells are source keys as
+    #: recorded (the source root included), not keys relative to the root.
+    source_keys: bool = False
+
+
+#: The columns that make a CSV a ``lakeshift failures`` log (api.FAILURE_FIELDS starts so).
+FAILURES_HEADER = ("object_key", "error_kind")
+
+
+def read_files_from(path: str | Path) -> FilesFrom:
     """Keys relative to the source root: one per line (blank lines and ``#`` comments
-    ignored), or a ``.csv`` file with a header that has a ``key`` column."""
+    ignored), or a ``.csv`` file with a header that has a ``key`` column.  A file that
+    ``lakeshift failures`` wrote (its header starts ``object_key,error_kind``, whatever the
+    file's name) is read as written: its ``object_key`` column holds source keys, each
+    with the apostrophe that neutralised it for spreadsheets (api.csv_cell) taken off."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -37,7 +54,13 @@ def read_files_from(path: str | Path) -> list[str]:
         raise UsageError(f"cannot read --files-from {path}: {e.strerror}") from None
     except UnicodeDecodeError:
         raise UsageError(f"--files-from {path} is not UTF-8 text") from None
-    if p.suffix.lower() == ".csv":
+    source_keys = False
+    first = next(csv.reader(io.StringIO(text.partition("\n")[0])), [])
+    if tuple(first[:len(FAILURES_HEADER)]) == FAILURES_HEADER:
+        source_keys = True
+        keys = [_unneutralised(row.get("object_key") or "")
+                for row in csv.DictReader(io.StringIO(text))]
+    elif p.suffix.lower() == ".csv":
         reader = csv.DictReader(io.StringIO(text))
         if reader.fieldnames is None or "key" not in reader.fieldnames:
             raise UsageError(f"--files-from {path}: a .csv file needs a header with a 'key' "
@@ -46,10 +69,20 @@ def read_files_from(path: str | Path) -> list[str]:
     else:
         keys = [ln.strip() for ln in text.splitlines()]
         keys = [k for k in keys if not k.startswith("#")]
-    keys = sorted({k.lstrip("/") for k in keys if k})
-    if not keys:
+    if source_keys:
+        # Source keys are exact (a key may begin or end with a space, or with "/").
+        found = sorted({k for k in keys if k})
+    else:
+        found = sorted({k.lstrip("/") for k in keys if k})
+    if not found:
         raise UsageError(f"--files-from {path} names no keys")
-    return keys
+    return FilesFrom(tuple(found), source_keys)
+
+
+def _unneutralised(cell: str) -> str:
+    """A cell as ``lakeshift failures`` had it before api.csv_cell: that adds one
+    apostrophe in front of text starting with a formula character or an apostrophe."""
+    return cell[1:] if cell.startswith("'") else cell
 
 
 @dataclass(frozen=True)

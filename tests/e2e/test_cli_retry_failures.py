@@ -1,0 +1,89 @@
+"""The failure log fed back: `lakeshift failures --csv-file F` then `lakeshift sync --job J
+--files-from F` retries exactly the objects that failed (README "Historical migrations")."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.cli import lakeshift, obeying_file_modes
+
+
+def _files(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+
+
+def test_a_failures_csv_fed_back_copies_only_the_failed_files(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "a").mkdir(parents=True)
+    for i in range(3):
+        (src / "a" / f"f{i}.txt").write_text(f"file {i}")
+    # Names a spreadsheet would take for a formula are written with an apostrophe in front:
+    # read back, the apostrophe comes off again.
+    unreadable = [src / "a" / "f1.txt", src / "=sum.txt", src / "'quoted.txt"]
+    for p in unreadable[1:]:
+        p.write_text(p.name)
+    for p in unreadable:
+        os.chmod(p, 0o000)
+    db = f"sqlite:///{tmp_path}/control.db"
+    p = lakeshift("plan", str(src), str(dst), "--job", "j", "--db", db,
+                  "--skip-errors", "forbidden", env=local_env)
+    assert p.returncode == 0, p.stderr
+    p = lakeshift("run", "--job", "j", "--db", db, "--json", env=local_env,
+                  prefix=obeying_file_modes())
+    assert p.returncode == 0, p.stderr
+    assert _files(dst) == {"a/f0.txt", "a/f2.txt"}
+    csv_file = tmp_path / "failed.csv"
+    p = lakeshift("failures", "--job", "j", "--db", db, "--csv-file", str(csv_file),
+                  env=local_env)
+    assert p.returncode == 0, p.stderr
+    assert "3 failures" in p.stdout
+    assert "'=sum.txt" in csv_file.read_text()
+
+    for f in unreadable:
+        os.chmod(f, 0o644)
+    (src / "a" / "f0.txt").write_text("changed since: not in the list, not copied")
+    (src / "new.txt").write_text("new since: not in the list, not copied")
+    p = lakeshift("sync", "--job", "j", "--db", db, "--files-from", str(csv_file),
+                  "--lag", "0", "--json", env=local_env)
+    assert p.returncode == 0, p.stderr
+    s = json.loads(p.stdout)
+    assert (s["copied"], s["failed"]) == (3, 0), s
+    assert _files(dst) == {"a/f0.txt", "a/f1.txt", "a/f2.txt", "=sum.txt", "'quoted.txt"}
+    assert (dst / "a" / "f1.txt").read_text() == "file 1"
+    assert (dst / "'quoted.txt").read_text() == "'quoted.txt"
+    assert (dst / "a" / "f0.txt").read_text() == "file 0"
+
+
+def test_the_failures_csv_of_a_job_under_a_prefix_names_the_same_objects(
+        cli_env: dict[str, str], s3: Any, bucket: str, tmp_path: Path) -> None:
+    """The log holds source keys (``raw/…``); `--files-from` takes them as they are, not
+    as keys relative to the source root (which would be ``raw/raw/…``)."""
+    for name in ("x.txt", "y/z.txt", "w.txt"):
+        s3.put_object(Bucket=bucket, Key=f"raw/{name}", Body=name.encode())
+    dst = tmp_path / "dst"
+    (dst / "x.txt").mkdir(parents=True)  # a directory in the way of x.txt
+    db = f"sqlite:///{tmp_path}/control.db"
+    p = lakeshift("plan", f"s3://{bucket}/raw/", str(dst), "--job", "j", "--db", db,
+                  "--skip-errors", "invalid-name", env=cli_env)
+    assert p.returncode == 0, p.stderr
+    p = lakeshift("run", "--job", "j", "--db", db, env=cli_env)
+    assert p.returncode == 0, p.stderr
+    csv_file = tmp_path / "failed.csv"
+    p = lakeshift("failures", "--job", "j", "--db", db, "--csv-file", str(csv_file),
+                  env=cli_env)
+    assert p.returncode == 0 and "1 failure" in p.stdout, p.stdout + p.stderr
+    assert "raw/x.txt,invalid-name" in csv_file.read_text()
+
+    (dst / "x.txt").rmdir()
+    (dst / "w.txt").unlink()  # not in the list: stays gone
+    p = lakeshift("sync", "--job", "j", "--db", db, "--files-from", str(csv_file),
+                  "--lag", "0", "--json", env=cli_env)
+    assert p.returncode == 0, p.stderr
+    s = json.loads(p.stdout)
+    assert (s["copied"], s["failed"]) == (1, 0), s
+    assert _files(dst) == {"x.txt", "y/z.txt"}
+    assert (dst / "x.txt").read_text() == "x.txt"
