@@ -255,3 +255,32 @@ def test_ctrl_c_and_sigterm_stop_a_schedule_with_the_same_line(
     assert line == (f"lakeshift: {sig.name}: the schedule of job 's' stopped after 1 pass; run "
                     "the same command to start it again (an interrupted pass's windows are "
                     "looked at again, from their start)")
+
+
+def test_each_scheduled_pass_shows_its_own_progress(tmp_path: Path) -> None:
+    """`sync --every`: the progress line counts the pass under way, not every pass so far
+    (it read 3/18, then 3/33 objects while each pass listed 3)."""
+    import re
+
+    src = tmp_path / "src"
+    for name in ("a", "b", "c"):
+        _write(src, name, b"x", 3600)
+    env = servers.clean_env()
+    proc = subprocess.Popen([str(BIN), "sync", str(src), str(tmp_path / "dst"), "--job", "s",
+                             "--db", f"sqlite:///{tmp_path}/c.db", "--lag", "0",
+                             "--progress", "plain", "--every", "1s"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(11.5)  # a plain progress line every 5 s; a pass every second
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert out.count("Sync pass (run ") >= 4, out
+    lines = [ln for ln in err.splitlines() if ln.startswith("progress: ")]
+    assert len(lines) >= 2, err
+    for ln in lines:
+        m = re.match(r"progress: (\d+)/(\d+)\+? objects", ln)
+        assert m is not None and int(m[1]) <= 3 and int(m[2]) <= 3, ln

@@ -48,3 +48,23 @@ def test_plain_progress_of_a_pass_given_its_keys_has_no_total() -> None:
     progress(ObjectDone("a", 10, "copied"))
     last = out.getvalue().splitlines()[-1]
     assert last.startswith("progress: 1 object, "), last
+
+
+def test_the_bar_starts_each_scheduled_pass_from_zero() -> None:
+    from lakeshift.cli.progress import RichProgress, new_pass
+
+    bar = RichProgress()
+    try:
+        for _ in range(2):
+            for event in (Listed(3, 30), ListingDone(), BytesMoved(10),
+                          ObjectDone("a", 10, "copied"), ObjectDone("b", 10, "skipped")):
+                bar(event)
+            tasks = {t.description.strip(): t for t in bar.progress.tasks}
+            # The second pass's own: 2 of 3 objects, 10 B of 20 B (not 4/6, 20 B of 40 B).
+            assert (tasks["objects"].completed, tasks["objects"].total) == (2, 3)
+            assert (tasks["bytes"].completed, tasks["bytes"].total) == (10, 20)
+            new_pass([bar])
+            # Until the next pass's first event the bars stand as the pass left them.
+            assert bar.progress.tasks[0].completed == 2
+    finally:
+        bar.close()

@@ -32,8 +32,19 @@ class PlainProgress:
         self.listed = self.done = self.failed = 0
         self.bytes = 0
         self.listing_done = False
+        self.next_pass = False
+
+    def new_pass(self) -> None:
+        """A pass of a schedule ended: the next event starts the next pass's own counts
+        (until then the line stands as the pass left it)."""
+        self.next_pass = True
 
     def __call__(self, event: Event) -> None:
+        if self.next_pass:
+            self.next_pass = False
+            self.started = time.monotonic()
+            self.listed = self.done = self.failed = self.bytes = 0
+            self.listing_done = False
         if isinstance(event, Listed):
             self.listed += event.count
         elif isinstance(event, ListingDone):
@@ -119,10 +130,22 @@ class RichProgress:
         self.listed = 0
         self.listed_bytes = 0
         self.listing_done = False
+        self.next_pass = False
         self.progress.start()
+
+    def new_pass(self) -> None:
+        """A pass of a schedule ended: the next event starts the next pass's own bars (until
+        then they stand as the pass left them)."""
+        self.next_pass = True
 
     def __call__(self, event: Event) -> None:
         p = self.progress
+        if self.next_pass:
+            self.next_pass = False
+            self.listed = self.listed_bytes = 0
+            self.listing_done = False
+            p.reset(self.files, total=None)
+            p.reset(self.data, total=None)
         if isinstance(event, Listed):
             self.listed += event.count
             self.listed_bytes += event.nbytes
@@ -155,6 +178,14 @@ def make_progress(mode: str) -> PlainProgress | RichProgress | None:
 def check_progress_mode(mode: str) -> None:
     if mode not in ("auto", "bar", "plain", "none"):
         raise UsageError(f"--progress {mode!r}: use auto, bar, plain or none")
+
+
+def new_pass(subscribers: list[Subscriber]) -> None:
+    """``sync --every`` / ``--cron``: each pass's progress is its own, not the sum of all
+    passes so far."""
+    for s in subscribers:
+        if isinstance(s, PlainProgress | RichProgress):
+            s.new_pass()
 
 
 @contextmanager

@@ -26,7 +26,7 @@ from lakeshift.cli.options import (
     with_options,
     with_store_options,
 )
-from lakeshift.cli.progress import progress_subscribers
+from lakeshift.cli.progress import new_pass, progress_subscribers
 from lakeshift.cli.sizes import human_bytes
 from lakeshift.cli.text import StopNotice, count
 from lakeshift.model import SyncResult
@@ -117,6 +117,10 @@ def sync(
     if len(urls) not in (0, 2):
         raise typer.BadParameter("give SRC DST, or no URL with --job of an existing job")
     with progress_subscribers(progress, as_json) as subs:
+        def passed(r: SyncResult) -> None:
+            _print(r, as_json, lag, keyed)
+            new_pass(subs)  # the next pass's progress is its own
+
         result = api.sync(
             urls[0] if urls else None, urls[1] if urls else None, job=job, db=db,
             prefix=prefix or (), partitions_file=partitions_file, partition_by=partition_by,
@@ -124,7 +128,7 @@ def sync(
             overlap=overlap, path_template=path_template, files_from=files_from,
             inventory=inventory, delete=delete, max_delete=max_delete, every=every, cron=cron,
             store_options=store if urls else None, subscribers=subs,
-            on_pass=lambda r: _print(r, as_json, lag, keyed), **work, **pacing, **filters)
+            on_pass=passed, **work, **pacing, **filters)
     if every is None and cron is None:
         if result.stopped_by == "SIGTERM":
             StopNotice.given = True
