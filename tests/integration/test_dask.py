@@ -310,6 +310,36 @@ def test_sync_inventory_is_refused_on_dask(pg_url: str, tmp_path: Path) -> None:
                        dask="local:1")
 
 
+def test_a_rerun_on_dask_shows_what_it_does_not_the_jobs_totals(
+        cluster: Any, pg_url: str, tmp_path: Path) -> None:
+    """The progress is the run's own, from its partition-run records: a rerun of a failed
+    partition (whose counters its claim sets back to its cursor's) showed 0 copied and no
+    total, the job's earlier counts being higher."""
+    from lakeshift.engine.events import Listed, ListingDone
+
+    src, dest = tmp_path / "src", tmp_path / "dest"
+    for p in ("a", "b"):
+        (src / p).mkdir(parents=True)
+        for i in range(30):
+            (src / p / f"{i:03d}.bin").write_bytes(f"{p}{i}".encode() * 50)
+    (dest / "b" / "000.bin").mkdir(parents=True)  # in the way of b's first object
+    lakeshift.plan(str(src), str(dest), job="r", db=pg_url, prefix=["a/", "b/"])
+    first = lakeshift.run(job="r", db=pg_url, dask=cluster.scheduler_address)
+    assert (first.succeeded, first.failed) == (1, 1)
+    (dest / "b" / "000.bin").rmdir()
+    seen: list[Event] = []
+    again = lakeshift.run(job="r", db=pg_url, dask=cluster.scheduler_address,
+                          subscribers=[seen.append])
+    assert (again.succeeded, again.failed) == (1, 0)
+    assert (again.stats.copied, again.stats.skipped) == (1, 29)
+    done = [e.outcome for e in seen if isinstance(e, ObjectDone)]
+    assert (done.count("copied"), done.count("skipped"), len(done)) == (1, 29, 30)
+    assert sum(e.count for e in seen if isinstance(e, Listed)) == 30
+    assert any(isinstance(e, ListingDone) for e in seen)
+    row = _run_row(pg_url, again.run_id)
+    assert (row["state"], row["copied"]) == ("succeeded", 1)
+
+
 class CountingProxy(FaultProxy):
     """The fault proxy, noting when each request arrived."""
 

@@ -68,3 +68,17 @@ def test_the_bar_starts_each_scheduled_pass_from_zero() -> None:
             assert bar.progress.tasks[0].completed == 2
     finally:
         bar.close()
+
+
+def test_a_batch_of_events_gives_one_line_with_all_of_them() -> None:
+    # A Dask run's progress comes from the control DB in bursts: the line printed at the
+    # burst's first event read "progress: 0/4+ objects" while its 4 objects were done.
+    out = io.StringIO()
+    progress = PlainProgress(out, interval=0.0)
+    with progress.batch():
+        for event in (Listed(4, 0), BytesMoved(400), *(ObjectDone("", 0, "copied")
+                                                       for _ in range(4))):
+            progress(event)
+        assert out.getvalue() == ""
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("progress: 4/4+ objects, 400 B ("), lines

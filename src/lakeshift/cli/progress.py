@@ -33,6 +33,7 @@ class PlainProgress:
         self.bytes = 0
         self.listing_done = False
         self.next_pass = False
+        self.holding = False
 
     def new_pass(self) -> None:
         """A pass of a schedule ended: the next event starts the next pass's own counts
@@ -54,10 +55,25 @@ class PlainProgress:
         elif isinstance(event, ObjectDone):
             self.done += 1
             self.failed += event.outcome == "failed"
+        if not self.holding:
+            self.maybe_line()
+
+    def maybe_line(self) -> None:
         now = time.monotonic()
         if now - self.last >= self.interval:
             self.last = now
             self.line(now)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Events that arrive together (a Dask run's progress, read from the control DB
+        every second): the line, when one is due, shows them all, not the first few."""
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = False
+            self.maybe_line()
 
     def line(self, now: float) -> None:
         rate = self.bytes / max(now - self.started, 1e-9)

@@ -163,6 +163,28 @@ class RunRows(ControlBase):
                 partitions.c.job_id == job_id,
                 partitions.c.state.in_(("pending", "running"))))).scalar() or 0)
 
+    def run_progress(self, job_id: int, run_id: int) -> dict[str, int]:
+        """What run ``run_id`` did so far, from its partition-run records as the workers'
+        heartbeats saved them (a partition's own counters do not tell: a claim sets them
+        back to its cursor's, a sync pass to zero), and the job's partitions by state.
+        ``listed`` is what the run listed, ``bytes`` what it moved.  A partition taken over
+        from a dead worker has two records: what the dead one did after its last saved
+        cursor is counted twice (it was done twice, mostly found identical the second
+        time)."""
+        pr = partition_runs.c
+        with self._tx() as conn:
+            row = conn.execute(select(
+                *(func.coalesce(func.sum(c), 0) for c in (
+                    pr.listed, pr.copied, pr.skipped, pr.failed_objects, pr.bytes_read)))
+                .where(pr.run_id == run_id)).one()
+            states = dict(conn.execute(select(partitions.c.state, func.count()).where(
+                partitions.c.job_id == job_id).group_by(partitions.c.state)).all())
+        out = dict(zip(("listed", "copied", "skipped", "failed_objects", "bytes"),
+                       (int(v) for v in row), strict=True))
+        for state in ("pending", "running", "succeeded", "failed"):
+            out[state] = int(states.get(state, 0))
+        return out
+
     def job_progress(self, job_id: int) -> dict[str, int]:
         """The job's counters summed over its partitions (each object once, as the workers'
         heartbeats saved them) and its partitions by state: one aggregate query."""

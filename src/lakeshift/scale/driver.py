@@ -79,36 +79,44 @@ class FleetResult:
 
 
 class ProgressFromDB:
-    """The fleet's progress as engine events, from the job's counters in the control DB
-    (summed over partitions each time: the display is one bar for all workers)."""
+    """The fleet's progress as engine events, from the run's partition-run records in the
+    control DB (summed over partitions each time: the display is one bar for all
+    workers).  Each update's events are given to the displays together: a display that
+    prints a line now and then (``batch``) prints it once they are all in."""
 
-    def __init__(self, bus: EventBus, start: dict[str, int]) -> None:
-        self.bus = bus
-        self.shown = {k: start.get(k, 0) for k in ("listed", "copied", "skipped",
-                                                   "failed_objects", "bytes")}
+    def __init__(self, subscribers: list[Subscriber]) -> None:
+        self.subscribers = subscribers
+        self.bus = EventBus(subscribers)
+        self.shown = dict.fromkeys(("listed", "copied", "skipped", "failed_objects", "bytes"),
+                                   0)
         self.listing_done = False
 
     def update(self, now: dict[str, int]) -> None:
-        # A partition taken over from a dead worker goes back to its cursor's counters:
-        # the display never goes backwards, it waits until the counts pass it again.
+        # Counters only grow (each record's are its claim's); should one be read back
+        # lower, the display waits until it passes what it showed.
         def more(key: str) -> int:
             d = now.get(key, 0) - self.shown[key]
             if d > 0:
                 self.shown[key] = now[key]
             return max(d, 0)
 
-        listed, nbytes = more("listed"), more("bytes")
-        if listed:
-            self.bus.emit(Listed(listed, 0))
-        if nbytes:
-            self.bus.emit(BytesMoved(nbytes))
-        for outcome, key in (("copied", "copied"), ("skipped", "skipped"),
-                             ("failed", "failed_objects")):
-            for _ in range(more(key)):
-                self.bus.emit(ObjectDone("", 0, outcome))  # type: ignore[arg-type]
-        if not self.listing_done and now.get("pending", 1) == now.get("running", 1) == 0:
-            self.listing_done = True  # every partition ended: the total is known
-            self.bus.emit(ListingDone())
+        with contextlib.ExitStack() as together:
+            for s in self.subscribers:
+                batch = getattr(s, "batch", None)
+                if batch is not None:
+                    together.enter_context(batch())
+            listed, nbytes = more("listed"), more("bytes")
+            if listed:
+                self.bus.emit(Listed(listed, 0))
+            if nbytes:
+                self.bus.emit(BytesMoved(nbytes))
+            for outcome, key in (("copied", "copied"), ("skipped", "skipped"),
+                                 ("failed", "failed_objects")):
+                for _ in range(more(key)):
+                    self.bus.emit(ObjectDone("", 0, outcome))  # type: ignore[arg-type]
+            if not self.listing_done and now.get("pending", 1) == now.get("running", 1) == 0:
+                self.listing_done = True  # every partition ended: the total is known
+                self.bus.emit(ListingDone())
 
 
 async def run_on_dask(db: ControlDB, job: Job, spec: ClusterSpec, batch_count: int,
@@ -142,8 +150,7 @@ async def run_on_dask(db: ControlDB, job: Job, spec: ClusterSpec, batch_count: i
                                          fleet_throttle=True),
             key=f"lakeshift-run-{run_id}-worker-{i}", workers=[w], allow_other_workers=True,
             pure=False) for i, w in enumerate(workers)]
-        progress = ProgressFromDB(EventBus(list(subscribers or [])),
-                                  await call(db.job_progress, job.id))
+        progress = ProgressFromDB(list(subscribers or []))
         state = "interrupted"
         cancelled: list[bool] = []  # the monitor asked the run to stop
         try:
@@ -249,20 +256,19 @@ async def _follow(db: ControlDB, job: Job, run_id: int, futures: list[Any],
     call = asyncio.to_thread
     tick = min(1.0, heartbeat_s)
     last_beat = 0.0
-    start = await call(db.job_progress, job.id)
+    start = await call(db.run_progress, job.id, run_id)
     while True:
         pending = await call(_wait, futures, tick)
         try:
-            now = await call(db.job_progress, job.id)
+            now = await call(db.run_progress, job.id, run_id)
         except LakeshiftError:
             continue  # the DB is unreachable for now: the workers wait for it too
         progress.update(now)
         if time.monotonic() - last_beat >= heartbeat_s:
             last_beat = time.monotonic()
             with contextlib.suppress(LakeshiftError):
-                done, copied = (max(0, now["succeeded"] - start["succeeded"]),
-                                max(0, now["copied"] - start["copied"]))
-                nbytes = max(0, now["bytes"] - start["bytes"])
+                done = max(0, now["succeeded"] - start["succeeded"])
+                copied, nbytes = now["copied"], now["bytes"]
                 if await call(db.heartbeat_run, run_id, lease_s, done, now["failed"], copied,
                               nbytes):
                     # The monitor's cancel: the run row leaves "running", so every worker
