@@ -754,21 +754,26 @@ def _add_adf_delta_partitions(control: ControlDB, j: Job) -> None:
 # -- status, failures --------------------------------------------------------------------
 
 
-async def status_async(*, db: str = DEFAULT_DB, job: str | None = None) -> StatusResult:
+async def status_async(*, db: str = DEFAULT_DB, job: str | None = None, offset: int = 0,
+                       limit: int | None = None) -> StatusResult:
     """Jobs with their totals (``lakeshift status``); a named job also with its partition
-    table and its latest runs.  (The control DB is read in a worker thread.)"""
-    return await asyncio.to_thread(_status, db, job)
+    table (``limit`` partitions from ``offset``, in order; all when None: the job's
+    ``partitions`` says how many there are) and its latest runs.  (The control DB is read
+    in a worker thread.)"""
+    _page_args(offset, limit)
+    return await asyncio.to_thread(_status, db, job, offset, limit)
 
 
 status = _blocking(status_async)
 
 
-def _status(db: str, job: str | None) -> StatusResult:
+def _status(db: str, job: str | None, offset: int = 0, limit: int | None = None
+            ) -> StatusResult:
     control = _control(db)
     try:
         jobs = [control.job(job)] if job else control.jobs()
-        return StatusResult(control.shown,
-                            tuple(_job_status(control, j, job is not None) for j in jobs))
+        return StatusResult(control.shown, tuple(
+            _job_status(control, j, job is not None, offset, limit) for j in jobs))
     finally:
         control.close()
 
@@ -796,22 +801,27 @@ def _run_status(r: Any) -> RunStatus:
                      settings=json.loads(r["settings"]), number=r.get("number") or None)
 
 
-def _job_status(control: ControlDB, job: Job, detail: bool) -> JobStatus:
-    parts = tuple(_partition_status(r) for r in control.partitions(job.id))
+def _job_status(control: ControlDB, job: Job, detail: bool, offset: int = 0,
+                limit: int | None = None) -> JobStatus:
+    # Totals by one aggregate query; partitions read only for the table, a page of them
+    # when asked (a job may have tens of thousands).
+    totals = control.partition_totals(job.id)
+    parts = tuple(_partition_status(r) for r in control.partitions(job.id, offset, limit)
+                  ) if detail else ()
     sched = control.schedule(job.id)
-    counts = {s: sum(1 for p in parts if p.state == s) for s in _STATES}
+    counts = {s: totals.get(s, 0) for s in _STATES}
     runs = tuple(_run_status(r) for r in control.runs(job.id))
     last_pass = next((r for r in runs if r.settings.get("mode") == "sync"), None)
-    copied, nbytes = sum(p.copied for p in parts), sum(p.bytes for p in parts)
+    copied, nbytes = totals["copied"], totals["bytes"]
     if last_pass is not None:
         # A sync pass starts its partitions' counters at zero: the job's totals are its runs'.
         copied, nbytes = control.run_totals(job.id)
     return JobStatus(
         job=job.name, destination=job.destination, created_at=_as_utc(job.created_at),
-        adf_table=job.adf_table, partitions=len(parts), **counts,
+        adf_table=job.adf_table, partitions=totals["partitions"], **counts,
         copied=copied, bytes=nbytes,
-        failed_objects=sum(p.failed_objects for p in parts), detail=detail,
-        partition_table=parts if detail else (),
+        failed_objects=totals["failed_objects"], detail=detail,
+        partition_table=parts, partition_table_offset=offset if detail else 0,
         runs=runs if detail else (),
         sync_schedule=sched["schedule"] if sched is not None and sched["owner"] else None,
         next_sync_at=_as_utc(sched["next_run_at"]) if sched is not None else None,

@@ -312,6 +312,10 @@ class JobStatus:
     detail: bool = False
     partition_table: tuple[PartitionStatus, ...] = ()
     runs: tuple[RunStatus, ...] = ()
+    #: ``partition_table`` is the job's partitions from this one (0: the first), when
+    #: status was asked for a page of them (``offset``/``limit``); ``partitions`` counts
+    #: them all.
+    partition_table_offset: int = 0
     #: The sync schedule followed for this job (``every 15m``, ``cron */15 * * * *``) and
     #: when its next pass starts (UTC; None when no scheduler is running).
     sync_schedule: str | None = None

@@ -90,6 +90,26 @@ def test_partition_runs_come_a_page_at_a_time(long_run: tuple[str, int]) -> None
     assert client.get(f"/runs/{run}?page=0").status_code == 400
 
 
+def test_a_jobs_partitions_come_a_page_at_a_time(long_run: tuple[str, int]) -> None:
+    url, _ = long_run
+    job = lakeshift.status(db=url, job="long", offset=100, limit=100).jobs[0]
+    assert (job.partitions, job.pending, job.partition_table_offset) == (PARTS, PARTS, 100)
+    assert [p.seq for p in job.partition_table] == list(range(101, 201))
+    assert len(lakeshift.status(db=url, job="long").jobs[0].partition_table) == PARTS
+    client = TestClient(create_app(url))
+    page = client.get("/jobs/long?page=3")
+    assert page.status_code == 200
+    assert "rows 201–250 of 250" in page.text and "p0249/" in page.text
+    assert "p0199/" not in page.text
+    assert len(client.get("/api/jobs/long").json()["partition_table"]) == 100
+    j = client.get("/api/jobs/long?offset=240&limit=1000").json()
+    assert (j["partitions"], len(j["partition_table"])) == (PARTS, 10)
+    for bad in ("?limit=1001", "?offset=-1", "?offset=x"):
+        r = client.get(f"/api/jobs/long{bad}")
+        assert r.status_code == 400 and r.json()["error"]["code"] == "bad-request", bad
+    assert client.get("/jobs/long?page=0").status_code == 400
+
+
 def test_failures_come_a_page_at_a_time(long_run: tuple[str, int]) -> None:
     url, run = long_run
     page = lakeshift.run_failures_page(run, db=url, offset=2590, limit=10)

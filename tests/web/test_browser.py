@@ -224,3 +224,50 @@ def test_a_page_fetch_that_fails_is_tried_again_at_the_next_poll(
         f"document.getElementById('run-copied').innerText == '{filled_db.copied + 5}'",
         timeout=40_000)
     assert failed  # the first swap after the change did fail
+
+
+def test_a_job_of_many_partitions_is_shown_a_page_at_a_time(
+        page: Any, monitor_of: Callable[..., Monitor], tmp_path: Path) -> None:
+    """The job page reads and sends one page of partitions (a job may have tens of
+    thousands), with links to the others; the live refresh keeps the page shown."""
+    from lakeshift.control.repository import ControlDB
+    from lakeshift.model import PartitionSpec
+
+    path = tmp_path / "control.db"
+    control = ControlDB(f"sqlite:///{path}", create=True)
+    try:
+        job = control.create_job("many", "az://c/", {}, [])
+        control.add_partitions(job, [PartitionSpec(
+            source="s3://b/", prefix=f"p{i:04d}/", rel_base=f"p{i:04d}/",
+            destination="az://c/") for i in range(250)])
+    finally:
+        control.close()
+    m = monitor_of(f"sqlite:///{path}")
+    page.goto(f"{m.url}/jobs/many")
+    rows = page.locator("#partitions tbody tr")
+    assert rows.count() == 100
+    assert "p0000/" in rows.first.inner_text() and "p0099/" in rows.last.inner_text()
+    pager = page.locator("#partitions-pages")
+    assert "rows 1–100 of 250 · page 1 of 3" in pager.inner_text()
+    assert "250 (0 succeeded, 0 failed" in page.locator("dl.facts").inner_text()
+    pager.get_by_role("link", name="next").click()
+    page.wait_for_url("**/jobs/many?page=2")
+    assert rows.count() == 100 and "p0100/" in rows.first.inner_text()
+    # A heartbeat on this page's partitions: the page refreshes, and stays page 2.
+    page.wait_for_selector("#live-state:not([hidden])")
+    page.evaluate("document.getElementById('live').dataset.before = 'refresh'")
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE lakeshift_partitions SET copied = 7777 WHERE seq = 150")
+    page.wait_for_selector("#live:not([data-before])", timeout=15_000)
+    assert "7,777" in page.locator("#partitions tbody tr", has_text="p0149/").inner_text()
+    assert rows.count() == 100 and "p0100/" in rows.first.inner_text()
+    pager.get_by_role("link", name="last").click()
+    page.wait_for_url("**/jobs/many?page=3")
+    assert rows.count() == 50 and "p0249/" in rows.last.inner_text()
+    assert "rows 201–250 of 250" in pager.inner_text()
+    pager.get_by_role("link", name="previous").click()
+    page.wait_for_url("**/jobs/many?page=2")
+    pager.get_by_role("link", name="first").click()
+    page.wait_for_url("**/jobs/many?page=1")
+    assert "p0000/" in rows.first.inner_text()
+    screenshot(page, "job-pages")

@@ -102,10 +102,35 @@ class JobRows(ControlBase):
 
     # -- partitions ----------------------------------------------------------------------
 
-    def partitions(self, job_id: int) -> list[RowMapping]:
+    def partitions(self, job_id: int, offset: int = 0,
+                   limit: int | None = None) -> list[RowMapping]:
+        """The job's partitions in order (``limit`` of them from ``offset``: a page)."""
+        q = select(partitions).where(partitions.c.job_id == job_id).order_by(partitions.c.seq)
+        if offset:
+            q = q.offset(offset)
+        if limit is not None:
+            q = q.limit(limit)
         with self._tx() as conn:
-            return list(conn.execute(select(partitions).where(partitions.c.job_id == job_id)
-                                     .order_by(partitions.c.seq)).mappings())
+            return list(conn.execute(q).mappings())
+
+    def partition_totals(self, job_id: int) -> dict[str, int]:
+        """The job's partitions by state and their counters' sums, in one aggregate query
+        (a job may have tens of thousands of partitions: none is read)."""
+        p = partitions.c
+        with self._tx() as conn:
+            rows = conn.execute(select(
+                p.state, func.count(), func.coalesce(func.sum(p.copied), 0),
+                func.coalesce(func.sum(p.bytes), 0),
+                func.coalesce(func.sum(p.failed_objects), 0))
+                .where(p.job_id == job_id).group_by(p.state)).all()
+        out = {"partitions": 0, "copied": 0, "bytes": 0, "failed_objects": 0}
+        for state, n, copied, nbytes, failed in rows:
+            out[str(state)] = int(n)
+            out["partitions"] += int(n)
+            out["copied"] += int(copied)
+            out["bytes"] += int(nbytes)
+            out["failed_objects"] += int(failed)
+        return out
 
     def reset_failed(self, job_id: int) -> int:
         """failed → pending (a rerun takes pending and failed partitions)."""

@@ -109,12 +109,16 @@ class Monitor:
         return HTTPException(404, what)
 
     def _job_names(self) -> list[str]:
+        # Every job's totals: aggregate queries, no partition read.
         return [j.job for j in lakeshift.status(db=self.db).jobs]
 
-    def job_status(self, name: str) -> lakeshift.JobStatus:
+    def job_status(self, name: str, offset: int = 0, limit: int | None = 0
+                   ) -> lakeshift.JobStatus:
+        """The job with ``limit`` of its partitions from ``offset`` (a page: a job may have
+        tens of thousands)."""
         if name not in self._job_names():
             raise self.not_found(f"no job {name!r} in this control DB")
-        return lakeshift.status(db=self.db, job=name).jobs[0]
+        return lakeshift.status(db=self.db, job=name, offset=offset, limit=limit).jobs[0]
 
     def run(self, run_id: int, offset: int = 0, limit: int | None = 0) -> lakeshift.RunDetail:
         detail = lakeshift.run_detail(run_id, db=self.db, offset=offset, limit=limit)
@@ -148,10 +152,12 @@ class Monitor:
         return self.page("jobs.html", status=st, api="/api/jobs")
 
     def job_page(self, request: Request) -> Response:
-        name = request.path_params["job"]
-        job = self.job_status(name)
-        return self.page("job.html", job=job, api=f"/api/jobs/{quote(name, safe='')}",
-                         message=done_message(request))
+        name, page = request.path_params["job"], page_number(request)
+        job = self.job_status(name, offset=(page - 1) * PAGE, limit=PAGE)
+        return self.page("job.html", job=job, message=done_message(request),
+                         api=f"/api/jobs/{quote(name, safe='')}"
+                             f"?offset={(page - 1) * PAGE}&limit={PAGE}",
+                         pages=pages(page, job.partitions))
 
     def run_page(self, request: Request) -> Response:
         run_id, page = request.path_params["run_id"], page_number(request)
@@ -233,7 +239,10 @@ class Monitor:
         return JSONResponse(to_jsonable(lakeshift.status(db=self.db)))
 
     def api_job(self, request: Request) -> Response:
-        return JSONResponse(to_jsonable(self.job_status(request.path_params["job"])))
+        offset = int_param(request, "offset", 0)
+        limit = int_param(request, "limit", PAGE, MAX_PAGE)
+        return JSONResponse(to_jsonable(self.job_status(request.path_params["job"], offset,
+                                                        limit)))
 
     def api_run(self, request: Request) -> Response:
         offset = int_param(request, "offset", 0)
