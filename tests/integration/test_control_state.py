@@ -281,3 +281,72 @@ def test_replan_force_is_refused_under_a_live_run(control: ControlDB) -> None:
     control.finish_run(run, "interrupted", 0, 0, 0, 0)
     control.replace_job("j", force=True)  # the run ended; its partition lease is overridden
     assert control.jobs() == []
+
+
+FAILURE_INDEXES = ("ix_lakeshift_failures_run", "ix_lakeshift_failures_partition_run")
+
+
+def test_a_runs_failures_are_read_through_its_index_after_the_upgrade(url: str) -> None:
+    """Version 8: a run's failures (the monitor's page, count and CSV, sync --delete's
+    holds) and a partition's in a run are found by an index on the run, not by reading all
+    of the job's failures.  A version-7 DB gets the indexes when opened."""
+    from sqlalchemy import event, inspect
+
+    control = ControlDB(url, create=True)
+    try:
+        job = _job(control, 2)
+        parts = [p["id"] for p in control.partitions(job)]
+        runs = [control.start_run(job, "h:1:a", 1, {}) for _ in range(2)]
+        for run in runs:
+            for p in parts:
+                control.add_failures(job, p, run, [Failure(f"{run}-{p}-{i:03d}", "error",
+                                                           "x", 1) for i in range(50)])
+            control.finish_run(run, "failed", 0, 2, 0, 0)
+        with control.engine.begin() as conn:
+            for name in FAILURE_INDEXES:
+                conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
+            conn.exec_driver_sql("UPDATE lakeshift_schema SET version = 7")
+    finally:
+        control.close()
+
+    control = ControlDB(url)  # opening it upgrades it
+    try:
+        with control.engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT version FROM lakeshift_schema").scalar() == \
+                migrations.LATEST == 8
+            have = {i["name"] for i in inspect(conn).get_indexes("lakeshift_failures")}
+        assert set(FAILURE_INDEXES) <= have
+        if control.engine.dialect.name == "postgresql":
+            with control.engine.begin() as conn:
+                conn.exec_driver_sql("ANALYZE lakeshift_failures")
+        seen: list[tuple[str, object]] = []
+
+        def note(conn: object, cursor: object, statement: str, params: object,
+                 *rest: object) -> None:
+            if "lakeshift_failures" in statement and not statement.startswith("EXPLAIN"):
+                seen.append((statement, params))
+
+        event.listen(control.engine, "before_cursor_execute", note)
+        run, p = runs[1], parts[1]
+        page = control.failures_page(job, run, offset=60, limit=10)
+        assert [r["object_key"] for r in page] == [f"{run}-{p}-{i:03d}" for i in range(10, 20)]
+        assert control.count_failures(job, run) == 100
+        assert len(control.failures_page(job, run, p, offset=45, limit=10)) == 5
+        assert control.count_failures(job, run, p) == 50
+        assert len(control.failures_page(job, run, after_id=1, limit=10)) == 10
+        event.remove(control.engine, "before_cursor_execute", note)
+        assert len(seen) == 5
+        for statement, params in seen:
+            with control.engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+                    plan = " ".join(r[0] for r in conn.exec_driver_sql(
+                        "EXPLAIN " + statement, params))  # type: ignore[arg-type]
+                else:
+                    plan = " ".join(str(r[3]) for r in conn.exec_driver_sql(
+                        "EXPLAIN QUERY PLAN " + statement, params))  # type: ignore[arg-type]
+            assert "ix_lakeshift_failures_run" in plan or \
+                "ix_lakeshift_failures_partition_run" in plan, (statement, plan)
+            assert "ix_lakeshift_failures_job" not in plan, (statement, plan)
+    finally:
+        control.close()

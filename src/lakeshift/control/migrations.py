@@ -81,6 +81,16 @@ def _sync_candidates(conn: Any) -> None:
     sync_delete_candidates.create(conn)
 
 
+def _to_8(conn: Any) -> None:
+    """A run's failures, and a partition's in a run, are found by an index on the run (the
+    job's index made every run's failures page read all of the job's)."""
+    from lakeshift.control.schema import failures
+
+    for index in failures.indexes:
+        if index.name in ("ix_lakeshift_failures_run", "ix_lakeshift_failures_partition_run"):
+            index.create(conn, checkfirst=True)
+
+
 #: The monitor's and sync --delete's migrations (numbers kept apart while they were built
 #: on separate branches).
 MONITOR_VERSION = 5
@@ -88,7 +98,7 @@ SYNC_CANDIDATES = 7
 
 STEPS: dict[int, Callable[[Any], None]] = {2: _to_2, 3: _to_3, 4: _to_4,
                                            MONITOR_VERSION: _to_monitor, 6: _to_6,
-                                           SYNC_CANDIDATES: _sync_candidates}
+                                           SYNC_CANDIDATES: _sync_candidates, 8: _to_8}
 LATEST = max(STEPS)
 
 

@@ -124,6 +124,10 @@ failures = Table(
     #: 1 = skipped on purpose (--skip-errors / --invalid-names skip); added in version 2.
     Column("skipped", Integer, nullable=False, server_default="0"),
     Index("ix_lakeshift_failures_job", "job_id"),
+    #: A run's failures (the monitor's pages, its CSV, sync --delete's holds) and one
+    #: partition's in a run, in order, without reading the job's others (version 8).
+    Index("ix_lakeshift_failures_run", "run_id", "id"),
+    Index("ix_lakeshift_failures_partition_run", "run_id", "partition_id", "id"),
 )
 
 #: Objects written under another name (--invalid-names encode); added in version 2.
