@@ -234,8 +234,10 @@ def test_delete_above_the_cap_deletes_nothing(tmp_path: Path) -> None:
         (src / f"k{i}").unlink()
     r = lakeshift.sync(job="d", db=db, lag="0", delete=True, max_delete="30%")
     assert r.exit_code == 1 and r.deleted == 0 and len(_tree(dst)) == 10
-    assert "4 destination objects have no source any more, more than --max-delete 30%" in (
-        r.windows[0].error or "")
+    # The limit a percentage gives is said, and what it is a percentage of.
+    assert ("4 destination objects have no source any more, more than --max-delete 30% "
+            "(30% of the 10 destination objects the pass listed: 3): nothing deleted in "
+            "this pass") == r.windows[0].error
     r2 = lakeshift.sync(job="d", db=db, lag="0", delete=True, max_delete="4")
     assert r2.exit_code == 0 and r2.deleted == 4 and len(_tree(dst)) == 6
     (src / "k4").unlink()
@@ -258,7 +260,8 @@ def test_delete_above_the_cap_deletes_nothing(tmp_path: Path) -> None:
     (["--every", "1m", "--cron", "* * * * *"], "use --every or --cron, not both"),
     (["--every", "soon"], "--every 'soon' is not a duration"),
     (["--max-delete", "5"], "--max-delete caps --delete"),
-    (["--delete", "--max-delete", "lots"], "--max-delete 'lots'"),
+    (["--delete", "--max-delete", "lots"], "--max-delete 'lots': use a number of objects "
+     "(e.g. 500) or a percentage of the destination objects the pass lists (e.g. 2%)"),
 ])
 def test_bad_input_is_one_clear_line(cli_env: dict[str, str], tmp_path: Path,
                                      args: list[str], message: str) -> None:

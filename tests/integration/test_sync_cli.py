@@ -197,11 +197,22 @@ def test_a_pass_says_where_its_windows_end_and_when_nothing_was_new(
     out = json.loads(p.stdout)
     assert out["lag"] == "5m" and out["window_end"] == out["windows"][0]["end"]
     assert (out["run_number"], out["next_sync_at"]) == (2, None) and "next_run_at" not in out
-    # A longer lag than the last pass's: the window is empty, and the text says so.
+    # A window in which nothing was modified says so, and what it found when it did.
+    p = cli("sync", "--job", "lag", "--db", db, "--lag", "0", env=cli_env)
+    line = [x for x in p.stdout.splitlines() if x.startswith("  (root):")]
+    assert len(line) == 1 and line[0].endswith(" UTC: 1 copied, 0 skipped, succeeded"), line
+    time.sleep(1.1)  # the next window is not empty: it ends a second later
+    p = cli("sync", "--job", "lag", "--db", db, "--lag", "0", env=cli_env)
+    line = [x for x in p.stdout.splitlines() if x.startswith("  (root):")]
+    assert len(line) == 1 and line[0].endswith(" UTC: no object modified in it, succeeded")
+    # A longer lag than the last pass's: the window is empty, and the text says so; it
+    # looked at no time, so it does not claim there was "nothing new".
     p = cli("sync", "--job", "lag", "--db", db, "--lag", "1h", env=cli_env)
     assert p.returncode == 0, p.stderr
     line = [x for x in p.stdout.splitlines() if x.startswith("  (root):")]
-    assert len(line) == 1 and "nothing new since " in line[0], p.stdout
+    assert len(line) == 1 and line[0].startswith(
+        "  (root): no window to look at: earlier passes already reached now − 1h = "), p.stdout
+    assert "nothing new" not in p.stdout
     # The object written after the window's end is counted as held back.
     assert line[0].endswith("UTC, succeeded, 1 newer object held back for the next pass")
     assert "[" not in line[0]

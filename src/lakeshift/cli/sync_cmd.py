@@ -29,7 +29,7 @@ from lakeshift.cli.options import (
 from lakeshift.cli.progress import new_pass, progress_subscribers
 from lakeshift.cli.sizes import human_bytes
 from lakeshift.cli.text import StopNotice, count
-from lakeshift.model import SyncResult
+from lakeshift.model import SyncResult, SyncWindow
 
 # One paragraph a line: the help formatter keeps a line break inside a paragraph.
 HELP = (
@@ -96,9 +96,10 @@ def sync(
         "--delete", help="Delete destination objects whose source is gone (recorded).")
     ] = False,
     max_delete: Annotated[str | None, typer.Option(
-        "--max-delete", help="Most deletions per partition and pass: N objects or P% of its "
-                             "destination objects (default 1000); above it nothing is "
-                             "deleted and the partition fails.")] = None,
+        "--max-delete", help="Most deletions in a pass, across all its partitions: N "
+                             "objects or P% of the destination objects the pass lists "
+                             "(default 1000); above it nothing is deleted and the partitions "
+                             "that found something to delete fail.")] = None,
     every: Annotated[str | None, typer.Option(
         "--every", help="Keep syncing: a pass every 15m, 1h, … (Ctrl-C or SIGTERM stops).")
     ] = None,
@@ -192,6 +193,16 @@ def _summary(r: SyncResult, lag: str) -> dict[str, Any]:
             "exit_code": r.run.exit_code}
 
 
+def _found(w: SyncWindow) -> str:
+    """What a window's listing found: its objects' outcomes, or that none was modified."""
+    if not (w.copied or w.skipped or w.failed_objects or w.deleted):
+        return "no object modified in it"
+    did = f"{w.copied} copied, {w.skipped} skipped"
+    if w.failed_objects:
+        did += f", {w.failed_objects} failed"
+    return did + (f", {w.deleted} deleted" if w.deleted else "")
+
+
 def _print(r: SyncResult, as_json: bool, lag: str, keyed: bool) -> None:
     if as_json:
         json.dump(_summary(r, lag), sys.stdout)
@@ -215,10 +226,12 @@ def _print(r: SyncResult, as_json: bool, lag: str, keyed: bool) -> None:
         if keyed:
             what = f"the listed keys: {w.copied} copied, {w.skipped} skipped"
         elif w.start is not None and w.start >= w.end:
-            what = f"nothing new since {w.end:%Y-%m-%d %H:%M:%S} UTC"
+            # An empty window looked at no time at all: it did not find "nothing new".
+            what = (f"no window to look at: earlier passes already reached now − {lag} = "
+                    f"{w.end:%Y-%m-%d %H:%M:%S} UTC")
         else:
             start = f"{w.start:%Y-%m-%d %H:%M:%S}" if w.start else "the beginning"
-            what = f"[{start}, {w.end:%Y-%m-%d %H:%M:%S}) UTC"
+            what = f"[{start}, {w.end:%Y-%m-%d %H:%M:%S}) UTC: {_found(w)}"
         # A --files-from pass's windows are "keyed": they never move a window's start.
         state = {"keyed": "succeeded", "keyed-failed": "failed"}.get(w.state, w.state)
         line = f"  {name}: {what}, {state}"

@@ -50,9 +50,15 @@ async def delete_found(mode: SyncMode, run: RunResult, store_options: Any, opts:
         mode.db.delete_candidate_counts, run.run_id)).items() if pid_ in eligible}
     total = sum(per_partition.values())
     cap = mode.settings.max_delete
-    if total > cap.limit(mode.destination_objects):
+    limit = cap.limit(mode.destination_objects)
+    if total > limit:
         how = (f"--max-delete {cap}" if cap.explicit
                else f"the default cap of {cap} (pass --max-delete N or P% to allow more)")
+        if cap.percent is not None:
+            # The limit a percentage gives, and what it is a percentage of (the pass's).
+            how += (f" ({cap} of the {mode.destination_objects} destination object"
+                    f"{'s' if mode.destination_objects != 1 else ''} the pass listed: "
+                    f"{limit})")
         error = (f"{total} destination object{'s have' if total != 1 else ' has'} no "
                  f"source any more, more than {how}: nothing deleted in this pass")
         for pid_ in per_partition:

@@ -178,14 +178,16 @@ class PathTemplate:
 
 # --- deletion cap ----------------------------------------------------------------------------
 
-#: What ``--delete`` may remove per partition and pass when ``--max-delete`` is not given.
+#: What ``--delete`` may remove in a pass (all its partitions together) when
+#: ``--max-delete`` is not given.
 DEFAULT_MAX_DELETE = 1000
 
 
 @dataclass(frozen=True)
 class DeleteCap:
-    """``--max-delete``: at most ``count`` objects, or ``percent`` of the partition's
-    destination objects; ``explicit`` when the user gave it (else the default)."""
+    """``--max-delete``: at most ``count`` deletions in a pass, or ``percent`` of the
+    destination objects the pass listed (all its partitions together); ``explicit`` when
+    the user gave it (else the default)."""
 
     count: int | None = DEFAULT_MAX_DELETE
     percent: float | None = None
@@ -208,7 +210,7 @@ class DeleteCap:
             return cls(n, None, True)
         except ValueError:
             raise UsageError(f"--max-delete {text!r}: use a number of objects (e.g. 500) or "
-                             "a percentage of the partition's destination objects (e.g. "
+                             "a percentage of the destination objects the pass lists (e.g. "
                              "2%)") from None
 
     def limit(self, destination_objects: int) -> int:
