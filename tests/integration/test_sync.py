@@ -235,9 +235,9 @@ def test_delete_above_the_cap_deletes_nothing(tmp_path: Path) -> None:
     r = lakeshift.sync(job="d", db=db, lag="0", delete=True, max_delete="30%")
     assert r.exit_code == 1 and r.deleted == 0 and len(_tree(dst)) == 10
     # The limit a percentage gives is said, and what it is a percentage of.
-    assert ("4 destination objects have no source any more, more than --max-delete 30% "
-            "(30% of the 10 destination objects the pass listed: 3): nothing deleted in "
-            "this pass") == r.windows[0].error
+    assert r.windows[0].error == (
+        "4 destination objects have no source any more, more than --max-delete 30% (30% of "
+        "the 10 destination objects the pass listed: 3): nothing deleted in this pass")
     r2 = lakeshift.sync(job="d", db=db, lag="0", delete=True, max_delete="4")
     assert r2.exit_code == 0 and r2.deleted == 4 and len(_tree(dst)) == 6
     (src / "k4").unlink()

@@ -11,7 +11,6 @@ import pytest
 from lakeshift.engine.events import (
     BytesMoved,
     Event,
-    EventBus,
     Listed,
     ListingDone,
     ObjectDone,
@@ -46,10 +45,12 @@ def test_each_worker_gets_an_equal_share_of_the_fleet_caps() -> None:
 
 
 def test_progress_from_the_db_counts_each_object_once_and_never_goes_back() -> None:
+    # The counters are the run's own (its partition-run records): they start at zero.
     seen: list[Event] = []
-    p = ProgressFromDB(EventBus([seen.append]), {"listed": 5, "copied": 5, "bytes": 50})
+    p = ProgressFromDB([seen.append])
+    p.update({"listed": 4, "copied": 2, "bytes": 40})
     p.update({"listed": 9, "copied": 7, "skipped": 1, "failed_objects": 1, "bytes": 90})
-    # A partition taken over goes back to its cursor's counters: nothing shown twice.
+    # Should one be read back lower, nothing is shown twice.
     p.update({"listed": 8, "copied": 6, "skipped": 1, "failed_objects": 1, "bytes": 80})
     p.update({"listed": 10, "copied": 8, "skipped": 1, "failed_objects": 1, "bytes": 100,
               "pending": 0, "running": 1})
@@ -58,9 +59,21 @@ def test_progress_from_the_db_counts_each_object_once_and_never_goes_back() -> N
               "pending": 0, "running": 0})
     assert [e for e in seen if isinstance(e, ListingDone)] == [ListingDone()]
     done = [e.outcome for e in seen if isinstance(e, ObjectDone)]
-    assert sorted(done) == ["copied", "copied", "copied", "failed", "skipped"]
-    assert sum(e.count for e in seen if isinstance(e, Listed)) == 5
-    assert sum(e.nbytes for e in seen if isinstance(e, BytesMoved)) == 50
+    assert sorted(done) == ["copied"] * 8 + ["failed", "skipped"]
+    assert sum(e.count for e in seen if isinstance(e, Listed)) == 10
+    assert sum(e.nbytes for e in seen if isinstance(e, BytesMoved)) == 100
+
+
+def test_a_display_gets_each_read_of_the_db_as_one_batch() -> None:
+    import io
+
+    from lakeshift.cli.progress import PlainProgress
+
+    out = io.StringIO()
+    display = PlainProgress(out, interval=0.0)
+    ProgressFromDB([display]).update({"listed": 4, "copied": 3, "skipped": 1, "bytes": 30})
+    assert out.getvalue().startswith("progress: 4/4+ objects, 30 B ("), out.getvalue()
+    assert len(out.getvalue().splitlines()) == 1
 
 
 def test_lakeshift_works_without_dask_and_dask_says_which_extra() -> None:
