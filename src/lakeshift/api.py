@@ -833,21 +833,23 @@ FAILURE_FIELDS = ("object_key", "error_kind", "message", "attempts", "skipped", 
 
 
 async def failures_async(*, job: str = "", db: str = DEFAULT_DB,
-                         csv_file: str | Path | None = None) -> FailuresResult:
+                         csv_file: str | Path | None = None,
+                         run: int | None = None) -> FailuresResult:
     """Every object that failed, or was skipped on purpose, in a job (``lakeshift
-    failures``).
+    failures``), or in its run number ``run`` (as ``status`` numbers them: 1, 2, …).
 
     With ``csv_file`` the rows are streamed into that CSV (``"-"``: standard output) and not
     kept in the result (memory stays flat however many there are); ``count`` says how many.
     (The control DB is read in a worker thread.)
     """
-    return await asyncio.to_thread(_failures, job, db, csv_file)
+    return await asyncio.to_thread(_failures, job, db, csv_file, run)
 
 
 failures = _blocking(failures_async)
 
 
-def _failures(job: str, db: str, csv_file: str | Path | None) -> FailuresResult:
+def _failures(job: str, db: str, csv_file: str | Path | None,
+              run: int | None = None) -> FailuresResult:
     if not job:
         raise UsageError("--job NAME is required")
     control = _control(db)
@@ -859,7 +861,17 @@ def _failures(job: str, db: str, csv_file: str | Path | None) -> FailuresResult:
             by_kind[r["error_kind"]] = by_kind.get(r["error_kind"], 0) + 1
             return _failed_object(r)
 
-        rows = (counted(r) for r in control.failures(j.id))
+        if run is None:
+            found = control.failures(j.id)
+        else:
+            run_id = control.run_numbered(j.id, run)
+            if run_id is None:
+                latest = control.runs(j.id, 1)
+                raise UsageError(f"job {job!r} has no run {run} (" + (
+                    f"its runs are numbered 1 to {latest[0]['number']}" if latest
+                    else "it has no runs yet") + "; `lakeshift status --job` lists them)")
+            found = control.failures_of(j.id, run_id)
+        rows = (counted(r) for r in found)
         if csv_file is None:
             kept = tuple(rows)
             return FailuresResult(job, kept, len(kept), by_kind=by_kind)

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.cli import lakeshift, obeying_file_modes
+from tests.e2e.cli import lakeshift, obeying_file_modes, one_clear_line
 
 
 def _files(root: Path) -> set[str]:
@@ -56,6 +56,17 @@ def test_a_failures_csv_fed_back_copies_only_the_failed_files(
     assert (dst / "a" / "f1.txt").read_text() == "file 1"
     assert (dst / "'quoted.txt").read_text() == "'quoted.txt"
     assert (dst / "a" / "f0.txt").read_text() == "file 0"
+    # The log keeps every run's failures; --run N gives one run's (the retry's: none).
+    p = lakeshift("failures", "--job", "j", "--db", db, "--run", "2", "--csv-file",
+                  str(tmp_path / "retry.csv"), env=local_env)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("run 2 of job 'j' has no failed or skipped objects")
+    p = lakeshift("failures", "--job", "j", "--db", db, "--run", "1", env=local_env)
+    assert p.returncode == 0 and len(p.stdout.splitlines()) == 4, p.stdout  # header + 3
+    p = lakeshift("failures", "--job", "j", "--db", db, "--run", "3", env=local_env)
+    assert p.returncode == 2
+    assert one_clear_line(p) == ("lakeshift: job 'j' has no run 3 (its runs are numbered 1 "
+                                 "to 2; `lakeshift status --job` lists them)")
 
 
 def test_the_failures_csv_of_a_job_under_a_prefix_names_the_same_objects(

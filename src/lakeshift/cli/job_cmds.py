@@ -231,15 +231,20 @@ def failures(
                                     "or starting with ' gets a leading apostrophe. Retry "
                                     "these objects: sync --job J --files-from FILE.")
     ] = None,
+    run: Annotated[int | None, typer.Option(
+        "--run", help="Only those of this run of the job (its number in `lakeshift status "
+                      "--job`: 1, 2, …), e.g. the last retry's.")] = None,
 ) -> int:
-    result = api.failures(job=job, db=db, csv_file="-" if csv_file is None else csv_file)
+    result = api.failures(job=job, db=db, csv_file="-" if csv_file is None else csv_file,
+                          run=run)
+    of = f"job {job!r}" if run is None else f"run {run} of job {job!r}"
     if result.count == 0:
         # On stderr when the CSV goes to stdout, which stays a valid (header-only) CSV.
-        print(f"job {job!r} has no failed or skipped objects" + (
+        print(f"{of} has no failed or skipped objects" + (
             f"; {csv_file} holds only the header" if csv_file is not None else ""),
             file=sys.stderr if csv_file is None else sys.stdout)
     elif csv_file is not None:
-        print(f"{count(result.count, 'failure')} of job {job!r} written to {csv_file}")
+        print(f"{count(result.count, 'failure')} of {of} written to {csv_file}")
     if result.count:
         # Counted apart by kind (archived objects need a restore, not a rerun); on stderr
         # when the CSV goes to stdout.

@@ -128,6 +128,15 @@ class RunRows(ControlBase):
             return list(conn.execute(select(*self._run_columns()).where(
                 runs.c.job_id == job_id).order_by(runs.c.id.desc()).limit(limit)).mappings())
 
+    def run_numbered(self, job_id: int, number: int) -> int | None:
+        """The id of the job's run ``number`` (as ``status`` shows it), or None."""
+        if not 0 < number <= MAX_ID:
+            return None
+        with self._tx() as conn:
+            found = conn.execute(select(runs.c.id).where(and_(
+                runs.c.job_id == job_id, runs.c.number == number))).scalar()
+        return None if found is None else int(found)
+
     def _lease_gone(self) -> ColumnElement[bool]:
         return and_(runs.c.state == "running",
                     or_(runs.c.lease_expires.is_(None), runs.c.lease_expires < self._now()))
