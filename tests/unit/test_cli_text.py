@@ -82,3 +82,20 @@ def test_a_batch_of_events_gives_one_line_with_all_of_them() -> None:
         assert out.getvalue() == ""
     lines = out.getvalue().splitlines()
     assert len(lines) == 1 and lines[0].startswith("progress: 4/4+ objects, 400 B ("), lines
+
+
+def test_the_bar_total_grows_with_a_listing_after_another_ended() -> None:
+    # A run lists its partitions one after another: the first one's end fixed the total,
+    # and the bar then read 5/3 objects.
+    from lakeshift.cli.progress import RichProgress
+
+    bar = RichProgress()
+    try:
+        for event in (Listed(3, 30), ListingDone(), Listed(2, 20),
+                      *(ObjectDone(k, 10, "copied") for k in "abcde")):
+            bar(event)
+        files, data = bar.progress.tasks
+        assert (files.completed, files.total) == (5, 5)
+        assert data.total == 50
+    finally:
+        bar.close()

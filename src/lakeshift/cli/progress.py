@@ -165,6 +165,11 @@ class RichProgress:
         if isinstance(event, Listed):
             self.listed += event.count
             self.listed_bytes += event.nbytes
+            if self.listing_done:
+                # A listing done, another going on (a run's next partition, a fleet's
+                # counts read later): the totals grow with it.
+                p.update(self.files, total=self.listed)
+                p.update(self.data, total=self.listed_bytes)
         elif isinstance(event, ListingDone):
             self.listing_done = True
             p.update(self.files, total=self.listed)
