@@ -281,13 +281,31 @@ def test_each_scheduled_pass_shows_its_own_progress(tmp_path: Path) -> None:
                              "--db", f"sqlite:///{tmp_path}/c.db", "--lag", "0",
                              "--progress", "plain", "--every", "1s"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    import threading
+
+    got: list[str] = []
+
+    def read() -> None:
+        assert proc.stderr is not None
+        got.extend(iter(proc.stderr.readline, ""))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     try:
-        time.sleep(11.5)  # a plain progress line every 5 s; a pass every second
+        # A plain progress line every 5 s (at an event: during a pass); a pass every second.
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and sum(
+                ln.startswith("progress: ") for ln in list(got)) < 3:
+            time.sleep(0.2)
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        assert proc.stdout is not None
+        out = proc.stdout.read()
+        proc.wait(timeout=60)
+        reader.join(10)
     finally:
         if proc.poll() is None:
             proc.kill()
+    err = "".join(got)
     assert proc.returncode == 130, err
     assert out.count("Sync pass (run ") >= 4, out
     lines = [ln for ln in err.splitlines() if ln.startswith("progress: ")]
