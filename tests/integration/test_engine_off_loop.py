@@ -305,3 +305,35 @@ def test_sync_delete_new_names_are_written_off_the_loop(
     assert r.exit_code == 0 and r.deleted == 1, r
     assert len(writes) >= 5 and not any(writes)  # five full batches and the rest
     assert names[0].count == 23 and seen == [23]  # every name written before the pairing
+
+
+def test_local_look_ups_stat_off_the_loop(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # A HEAD (exists), an empty directory's check (is_folder) and a listing of a store
+    # whose URL names one file: every stat of them in a thread, never in the event loop.
+    from lakeshift.stores.local.store import LocalStore
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "f").write_bytes(b"data")
+    on_loop: list[str] = []
+    real_stat = os.stat
+
+    def stat(path: Any, *a: Any, **k: Any) -> os.stat_result:
+        if _on_loop() and str(path).startswith(str(tmp_path)):
+            on_loop.append(str(path))
+        return real_stat(path, *a, **k)
+
+    monkeypatch.setattr(os, "stat", stat)
+    store = LocalStore(StoreConfig(parse_url(str(tmp_path))))
+    one = LocalStore(StoreConfig(parse_url(str(tmp_path / "f"))))
+
+    async def look() -> tuple[Any, ...]:
+        return (await store.exists("f"), await store.exists("d"), await store.exists("x"),
+                await store.is_folder("d/"), await store.is_folder("f"),
+                await one.list_page(""))
+
+    f, d, x, d_is, f_is, page = asyncio.run(look())
+    assert f is not None and f.size == 4 and (d, x) == (None, None)
+    assert (d_is, f_is) == (True, False)
+    assert [(o.key, o.size) for o in page.objects] == [("", 4)]
+    assert on_loop == []

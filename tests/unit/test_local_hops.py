@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -78,7 +79,40 @@ def test_a_copy_of_many_small_files_makes_fewer_hops_than_files(tmp_path: Path) 
     for p in src.rglob("f*"):
         assert (tmp_path / "dst" / p.relative_to(src)).read_bytes() == p.read_bytes()
     # One read and one write per file; far fewer thread hops.
-    assert sum(h.hops for h in hops) < 600
+    assert sum(h.hops for h in {id(h): h for h in hops}.values()) < 600
+
+
+def test_a_local_copy_runs_its_disk_calls_in_one_pool_of_two_threads(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Source and destination share the workers: more threads only take the GIL from each
+    # other around every small system call.
+    src = tmp_path / "src"
+    for i in range(400):
+        folder = src / f"{i // 100}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"f{i}").write_bytes(b"x" * (i % 7))
+    pools: dict[int, ThreadHops] = {}
+    peak = [0]
+    real_init = LocalStore.__init__
+
+    def spy(self: LocalStore, config: StoreConfig) -> None:
+        real_init(self, config)
+        pools[id(self.hops)] = self.hops
+
+    real_run = ThreadHops.run
+
+    async def run(self: ThreadHops, fn: Callable[..., object], *args: object) -> object:
+        def counted(*a: object) -> object:
+            # Worker threads alive in the stores' pools while this call runs.
+            peak[0] = max(peak[0], sum(p._running for p in pools.values()))
+            return fn(*a)
+        return await real_run(self, counted, *args)
+
+    monkeypatch.setattr(LocalStore, "__init__", spy)
+    monkeypatch.setattr(ThreadHops, "run", run)
+    result = lakeshift.copy(str(src), str(tmp_path / "dst"))
+    assert result.stats.copied == 400 and result.stats.failed == 0
+    assert 1 <= peak[0] <= 2 and len(pools) == 1
 
 
 def _put(store: LocalStore, key: str, data: bytes) -> None:

@@ -9,6 +9,12 @@ up to ``batch`` calls at a time, run them, and hand all their results back to th
 one wake-up; a call that finds a worker idle wakes it, else waits for a busy one.
 Nothing runs in the event loop (issue 10): a disk that stalls holds back the calls of that
 worker's batch, not the loop.
+
+Every local store of a process shares one pool, ``DISK`` (2 workers): a local → local copy
+had 2 workers per store, 4 threads taking the GIL from each other and from the loop around
+every small system call (measured on 20,000 × 64 B files: 208,000 futex calls, against
+80,000 with one pool of 2 and 15,000 for rclone); more threads only add hand-offs when the
+work is the interpreter's, and a disk that stalls still leaves the other worker free.
 """
 
 from __future__ import annotations
@@ -108,6 +114,8 @@ def _deliver(results: list[_Result]) -> None:
 
 
 _ALL: weakref.WeakSet[ThreadHops] = weakref.WeakSet()
+#: The pool every local store of the process shares (see the top of this file).
+DISK = ThreadHops(threads=2, batch=32)
 
 
 def _after_fork() -> None:

@@ -39,7 +39,7 @@ from lakeshift.errors import (
 )
 from lakeshift.model import Data, ObjectInfo, ObjectProps, ReadResult
 from lakeshift.stores.base import BlockUpload, Capabilities, Page, StoreConfig
-from lakeshift.stores.local.hops import ThreadHops
+from lakeshift.stores.local.hops import DISK
 from lakeshift.stores.props import SRC_ETAG_KEY, SRC_MTIME_KEY, parse_time
 
 CAPABILITIES = Capabilities(
@@ -65,8 +65,9 @@ class LocalStore:
         self.url = config.url
         self.root = config.url.bucket
         self.page_size = PAGE
-        #: Reads and whole-file writes: in worker threads, several per hop (hops.py).
-        self.hops = ThreadHops(threads=2, batch=32)
+        #: Reads, whole-file writes and look-ups: in worker threads, several per hop; one
+        #: pool for every local store of the process (hops.py).
+        self.hops = DISK
 
     def _path(self, key: str) -> str:
         return os.path.join(self.root, *key.split("/"))
@@ -76,13 +77,13 @@ class LocalStore:
         """One page of the sorted walk; the token is the last key of the page before."""
         if delimiter:
             return await asyncio.to_thread(self._folder_page, prefix)
-        if os.path.isfile(self.root):
-            # The URL named one file: it is the only object, with an empty key.
-            return Page([_info("", os.stat(self.root), self.root)])
         after = token if token is not None else start_after
         size = self.page_size
 
         def walk() -> Page:
+            if os.path.isfile(self.root):
+                # The URL named one file: it is the only object, with an empty key.
+                return Page([_info("", os.stat(self.root), self.root)])
             folder, _, name_prefix = prefix.rpartition("/")
             items = list(itertools.islice(_walk(self.root, folder, name_prefix, after), size))
             return Page(items, (), items[-1].key if len(items) == size else None)
@@ -144,15 +145,11 @@ class LocalStore:
             raise UsageError(f"destination directory {self.root} is not writable")
 
     async def is_folder(self, path: str) -> bool:
-        return os.path.isdir(self._path(path.rstrip("/")))
+        # Off the loop, as every other disk call (a stat can stall on a busy or remote disk).
+        return await self.hops.run(os.path.isdir, self._path(path.rstrip("/")))
 
     async def exists(self, key: str) -> ObjectInfo | None:
-        try:
-            st = os.stat(self._path(key))
-        except OSError:
-            return None
-        path = self._path(key)
-        return _info(key, st, path) if not os.path.isdir(path) else None
+        return await self.hops.run(_exists, key, self._path(key))
 
     async def read(self, key: str, start: int | None = None, end: int | None = None,
                    if_match: str | None = None) -> ReadResult:
@@ -449,6 +446,15 @@ def _record(fd: int, md5: bytes, src_etag: str | None) -> None:
         os.setxattr(fd, _XATTR, value.encode())
     except OSError:
         pass  # a file system without user extended attributes: reruns compare less
+
+
+def _exists(key: str, path: str) -> ObjectInfo | None:
+    """What ``key`` is (a HEAD): None for nothing there, or a directory."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return None if stat.S_ISDIR(st.st_mode) else _info(key, st, path)
 
 
 def _info(key: str, st: os.stat_result, path: str) -> ObjectInfo:
