@@ -104,8 +104,11 @@ def test_a_run_killed_before_its_first_heartbeat_shows_what_it_copied(
                              "--max-bandwidth", "40KiB", "--progress", "none"], env=cli_env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not _poll(
-            path, "select coalesce(max(copied), 0) from lakeshift_runs"):
+    # The beat writes the run's row, then its partitions' (one transaction each): the kill
+    # comes once both are in, as it would a moment later in a real run.
+    while time.monotonic() < deadline and not (
+            _poll(path, "select coalesce(max(copied), 0) from lakeshift_runs")
+            and _poll(path, "select coalesce(max(copied), 0) from lakeshift_partitions")):
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -118,7 +121,7 @@ def test_a_run_killed_before_its_first_heartbeat_shows_what_it_copied(
         assert 0 < run["copied"] < 200
         assert (run["heartbeat_at"] - run["started_at"]).total_seconds() < 5, \
             "the run's counters waited for the first heartbeat"
-        # What the run row says matches its partition's saved row (one beat wrote both).
+        # What the run row says matches its partition's saved row (the same beat's).
         assert row["copied"] == run["copied"] and row["cursor"] is not None
     finally:
         control.close()
