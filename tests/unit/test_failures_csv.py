@@ -52,7 +52,8 @@ def test_the_csv_read_back_by_files_from_gives_every_key_exactly(tmp_path: Path)
     from lakeshift.plan.changes import FilesFrom, read_files_from
 
     keys = ["=HYPERLINK(\"x\")", "'=x", "''", "'plain", "-2", " lead and trail ", "a/b.txt",
-            "/rooted", "\tcmd"]
+            "/rooted", "\tcmd", "cr\rmid", "crlf\r\nmid", "\rcr", "line\nbreak", "a,b",
+            'q"uote']
     out = tmp_path / "failed.txt"  # recognised by its header, whatever its name
     with open(out, "w", newline="", encoding="utf-8") as fh:
         write_failures_csv([_failure(k, "m") for k in [*keys, "a/b.txt"]], fh)
@@ -61,3 +62,5 @@ def test_the_csv_read_back_by_files_from_gives_every_key_exactly(tmp_path: Path)
     # Any other file keeps its meaning: keys relative to the source root.
     (tmp_path / "keys.txt").write_text("/a/b\nc\n")
     assert read_files_from(tmp_path / "keys.txt") == FilesFrom(("a/b", "c"), False)
+    (tmp_path / "crlf.txt").write_bytes(b"a/b\r\nc\r\n")  # line ends of any kind
+    assert read_files_from(tmp_path / "crlf.txt") == FilesFrom(("a/b", "c"), False)

@@ -84,10 +84,11 @@ def test_partition_runs_come_a_page_at_a_time(long_run: tuple[str, int]) -> None
     assert len(api["partition_runs"]) == 100 and api["partition_runs_total"] == PARTS
     assert len(client.get(f"/api/runs/{run}?offset=240&limit=1000").json()[
         "partition_runs"]) == 10
-    for bad in ("?limit=1001", "?offset=-1", "?offset=x"):
+    for bad in ("?limit=1001", "?offset=-1", "?offset=x", "?offset=%C2%B2", "?limit=%D9%A3"):
         r = client.get(f"/api/runs/{run}{bad}")
         assert r.status_code == 400 and r.json()["error"]["code"] == "bad-request", bad
     assert client.get(f"/runs/{run}?page=0").status_code == 400
+    assert client.get(f"/runs/{run}?page=%C2%B2").status_code == 400  # a superscript 2
 
 
 def test_a_jobs_partitions_come_a_page_at_a_time(long_run: tuple[str, int]) -> None:
@@ -104,7 +105,7 @@ def test_a_jobs_partitions_come_a_page_at_a_time(long_run: tuple[str, int]) -> N
     assert len(client.get("/api/jobs/long").json()["partition_table"]) == 100
     j = client.get("/api/jobs/long?offset=240&limit=1000").json()
     assert (j["partitions"], len(j["partition_table"])) == (PARTS, 10)
-    for bad in ("?limit=1001", "?offset=-1", "?offset=x"):
+    for bad in ("?limit=1001", "?offset=-1", "?offset=x", "?offset=%C2%B2", "?limit=%D9%A3"):
         r = client.get(f"/api/jobs/long{bad}")
         assert r.status_code == 400 and r.json()["error"]["code"] == "bad-request", bad
     assert client.get("/jobs/long?page=0").status_code == 400

@@ -49,7 +49,10 @@ def read_files_from(path: str | Path) -> FilesFrom:
     with the apostrophe that neutralised it for spreadsheets (api.csv_cell) taken off."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        # newline="": a CR inside a quoted CSV cell is part of its key (universal
+        # newlines would turn it into LF); line files split on any line end below.
+        with p.open(encoding="utf-8", newline="") as fh:
+            text = fh.read()
     except OSError as e:
         raise UsageError(f"cannot read --files-from {path}: {e.strerror}") from None
     except UnicodeDecodeError:

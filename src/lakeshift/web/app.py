@@ -313,7 +313,8 @@ def int_param(request: Request, name: str, default: int, most: int | None = None
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or len(raw) > 18 or (most is not None and int(raw) > most):
+    if (not (raw.isascii() and raw.isdigit()) or len(raw) > 18
+            or (most is not None and int(raw) > most)):
         limit = f" up to {most}" if most is not None else ""
         raise HTTPException(400, f"{name} must be a whole number{limit}")
     return int(raw)
