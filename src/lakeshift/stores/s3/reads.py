@@ -17,6 +17,7 @@ request target or headers (so no signature)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from html import unescape
@@ -79,6 +80,12 @@ class S3Reads:
         self._pool: wire.Pool | None = None
 
     @property
+    def bucket_path(self) -> str:
+        """The bucket's own path (ListObjectsV2, the bucket's settings): ``/BUCKET``
+        path-style, ``/`` virtual-hosted (as botocore sends them)."""
+        return self.prefix[:-1] or "/"
+
+    @property
     def pool(self) -> wire.Pool:
         if self._pool is None:
             self._pool = wire.Pool(self.origin, connections=self._connections)
@@ -127,6 +134,36 @@ class S3Reads:
         finally:
             resp.release()
         raise s3_error(resp.status, resp.headers, body, what, self.region)
+
+    async def control(self, query: list[tuple[str, str]], what: str,
+                      request_payer: bool | None = None) -> tuple[int, Any, bytes]:
+        """A signed GET of the bucket with ``query`` -- a listing page, a bucket setting:
+        (status, headers, body), whatever the status.  ``request_payer`` overrides the
+        store's setting.  A control request: its answer, body included, must come within
+        ``http.REQUEST_SECONDS`` (and bytes must keep arriving within the stall limit)."""
+        path = self.bucket_path
+        target = sigv4.canonical_query(query)
+        headers: list[tuple[str, str]] = []
+        if self.request_payer if request_payer is None else request_payer:
+            headers.append(("x-amz-request-payer", "requester"))
+        if self.signer is not None:
+            headers = self.signer.sign("GET", self.host, path, target, headers)
+        else:
+            headers.append(("host", self.host))
+        limit = http.REQUEST_SECONDS
+        try:
+            async with asyncio.timeout(limit):
+                resp = await self.pool.request("GET", f"{path}?{target}" if target else path,
+                                               headers, connect_timeout=http.CONNECT_SECONDS,
+                                               stall_timeout=http.STALL_SECONDS,
+                                               response_timeout=limit)
+                async with resp:
+                    body = await resp.read()
+        except TimeoutError:
+            raise TransientError(f"{what}: no complete response within {limit:g} s") from None
+        except wire.WireError as e:
+            raise _wire_failure(e, what) from None
+        return resp.status, resp.headers, body
 
     async def read(self, key: str, start: int | None, end: int | None,
                    if_match: str | None) -> ReadResult:

@@ -1,8 +1,9 @@
 """Amazon S3 and S3-compatible stores (MinIO, Ceph, moto).
 
-Listing goes through botocore (ListObjectsV2 keeps keys verbatim: folder markers ``dir/``,
-empty segments, true string prefixes, StartAfter); reads are signed GETs through
-``stores/wire.py`` (``reads.py``); writes to S3 go through obstore.
+Listing is ListObjectsV2 (it keeps keys verbatim: folder markers ``dir/``, empty segments,
+true string prefixes, StartAfter) and reads are GETs, each one SigV4-signed request through
+``stores/wire.py`` (``listing.py``, ``reads.py``); writes to S3 go through obstore; HEADs,
+bucket settings, deletes and multipart clean-up through botocore.
 """
 
 from __future__ import annotations
@@ -52,8 +53,15 @@ from lakeshift.stores.obstore_common import (
 )
 from lakeshift.stores.props import attributes_from_props, unquote_etag
 from lakeshift.stores.s3 import auth as aws_auth
+from lakeshift.stores.s3.listing import (
+    Listed,
+    ListResult,
+    list_query,
+    parse_encryption,
+    parse_list,
+)
 from lakeshift.stores.s3.presign import presigned_get
-from lakeshift.stores.s3.reads import S3Reads, WireRange
+from lakeshift.stores.s3.reads import S3Reads, WireRange, s3_error
 
 CAPABILITIES = Capabilities(
     list_start_after=True, content_md5=True, hierarchical=False, acls=False,
@@ -131,32 +139,47 @@ class S3Store:
         SSE-KMS or SSE-C in a bucket without that default is found by its HEAD (``exists``)
         when its copy fails the MD5 check."""
         if self._etags_md5 is None:
+            # GetBucketEncryption.  No default-encryption configuration (404), no right to
+            # read it, or an answer that cannot be read: MD5s.
             try:
-                resp = await asyncio.to_thread(self._call, "get_bucket_encryption",
-                                               {"Bucket": self.bucket}, "")
-                rules = resp.get("ServerSideEncryptionConfiguration", {}).get("Rules", [])
-                algos = {r.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm")
-                         for r in rules}
-                self._etags_md5 = not algos & _OPAQUE_ETAG_SSE
-            except LakeshiftError:
-                # No default-encryption configuration, or no right to read it.
-                self._etags_md5 = True
+                status, _, body = await self._reads.control([("encryption", "")],
+                                                            self._reads.where(""))
+                algos = parse_encryption(body) if status == 200 else set()
+            except (LakeshiftError, ValueError):
+                algos = set()
+            self._etags_md5 = not algos & _OPAQUE_ETAG_SSE
         return self._etags_md5
+
+    async def _list(self, prefix: str, max_keys: int, token: str | None = None,
+                    start_after: str | None = None,
+                    delimiter: str | None = None) -> tuple[ListResult, Any]:
+        """One ListObjectsV2 page (``listing.py``, through wire) and its response headers;
+        errors in the lakeshift tree.  A listing refused because the bucket is
+        requester-pays (the same listing accepting the charges works) is a UsageError
+        naming the flag."""
+        what = self._reads.where(prefix)
+        query = list_query(prefix, max_keys, token, start_after, delimiter)
+        status, headers, body = await self._reads.control(query, what)
+        if status != 200:
+            err = s3_error(status, headers, body, what, self.settings.region)
+            if isinstance(err, ForbiddenError) and not self.request_payer and \
+                    await self._pays_requester():
+                raise UsageError(f"s3://{self.bucket} is a requester-pays bucket: pass "
+                                 "--s3-request-payer requester (you then pay for its "
+                                 "requests and data transfer)") from None
+            raise err
+        try:
+            return parse_list(body), headers
+        except ValueError as e:
+            # A body cut short that still looked complete: the page can be asked for again.
+            raise TransientError(f"{what}: listing response: {str(e)[:200]}") from None
 
     async def list_page(self, prefix: str, token: str | None = None,
                         start_after: str | None = None, delimiter: str | None = None) -> Page:
         etag_md5 = await self._etags_are_md5()
-        kw: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": self.page_size}
-        if delimiter:
-            kw["Delimiter"] = delimiter
-        if token:
-            kw["ContinuationToken"] = token
-        elif start_after:
-            kw["StartAfter"] = start_after
-        resp = await asyncio.to_thread(self._call, "list_objects_v2", kw, prefix)
-        return Page([_info(o, etag_md5) for o in resp.get("Contents", ())],
-                    [p["Prefix"] for p in resp.get("CommonPrefixes", ())],
-                    resp.get("NextContinuationToken") if resp.get("IsTruncated") else None)
+        result, _ = await self._list(prefix, self.page_size, token, start_after, delimiter)
+        return Page([_info(o, etag_md5) for o in result.contents], result.common_prefixes,
+                    result.next_token if result.is_truncated else None)
 
     async def bucket_facts(self) -> BucketFacts:
         """Versioning and request payment, each None when it cannot be read."""
@@ -220,13 +243,7 @@ class S3Store:
         try:
             return getattr(self._boto, op)(**kw)
         except bex.ClientError as e:
-            err = _boto_error(e, f"s3://{self.bucket}/{what}")
-            if isinstance(err, ForbiddenError) and not self.request_payer and \
-                    op == "list_objects_v2" and self._pays_requester():
-                raise UsageError(f"s3://{self.bucket} is a requester-pays bucket: pass "
-                                 "--s3-request-payer requester (you then pay for its "
-                                 "requests and data transfer)") from None
-            raise err from None
+            raise _boto_error(e, f"s3://{self.bucket}/{what}") from None
         except bex.NoCredentialsError as e:
             raise AuthError(f"no AWS credentials: {e}") from None
         except (bex.HTTPClientError, bex.ConnectionError, bex.IncompleteReadError,
@@ -236,28 +253,24 @@ class S3Store:
             raise TransientError(redact(f"s3://{self.bucket}/{what}: {type(e).__name__}: "
                                         f"{str(e)[:200]}")) from None
 
-    def _pays_requester(self) -> bool:
+    async def _pays_requester(self) -> bool:
         """After a listing was refused: whether the same listing succeeds when the caller
         accepts the charges (so the refusal was the bucket's request payment setting)."""
-        import botocore.exceptions as bex
-
         try:
-            self._boto.list_objects_v2(Bucket=self.bucket, MaxKeys=1,
-                                       RequestPayer="requester")
-        except (bex.BotoCoreError, bex.ClientError):
+            status, _, _ = await self._reads.control(list_query("", 1), self._reads.where(""),
+                                                     request_payer=True)
+        except LakeshiftError:
             return False
-        return True
+        return status == 200
 
     async def check_source(self) -> None:
         # ListObjectsV2 rather than HeadBucket: a HEAD error has no body, so a wrong key
         # and a missing permission would look the same.
-        await asyncio.to_thread(self._call, "list_objects_v2",
-                                {"Bucket": self.bucket, "MaxKeys": 1}, "")
+        await self._list("", 1)
 
     async def server_time(self) -> datetime | None:
-        resp = await asyncio.to_thread(self._call, "list_objects_v2",
-                                       {"Bucket": self.bucket, "MaxKeys": 1}, "")
-        date = resp.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+        _, headers = await self._list("", 1)
+        date = headers.get("Date")
         return parsedate_to_datetime(date) if date else None
 
     async def prepare_destination(self) -> None:
@@ -267,9 +280,10 @@ class S3Store:
             await asyncio.to_thread(self._call, "create_bucket", {"Bucket": self.bucket}, "")
 
     async def is_folder(self, path: str) -> bool:
-        resp = await asyncio.to_thread(self._call, "list_objects_v2", {
-            "Bucket": self.bucket, "Prefix": path.rstrip("/") + "/", "MaxKeys": 1}, path)
-        return bool(resp.get("KeyCount"))
+        result, _ = await self._list(path.rstrip("/") + "/", 1)
+        if result.key_count is not None:
+            return result.key_count > 0
+        return bool(result.contents or result.common_prefixes)
 
     async def exists(self, key: str) -> ObjectInfo | None:
         try:
@@ -477,18 +491,13 @@ def _md5_from_etag(etag: str | None) -> bytes | None:
     return None
 
 
-def _info(o: dict[str, Any], etag_md5: bool) -> ObjectInfo:
-    etag = unquote_etag(o.get("ETag"))
-    key = o["Key"]
-    return ObjectInfo(key, int(o["Size"]), o.get("LastModified"), etag,
+def _info(o: Listed, etag_md5: bool) -> ObjectInfo:
+    etag = unquote_etag(o.etag)
+    return ObjectInfo(o.key, o.size, o.last_modified, etag,
                       _md5_from_etag(etag) if etag_md5 else None,
-                      key.endswith("/") and int(o["Size"]) == 0,
-                      storage_class=_readable_class(o))
-
-
-def _readable_class(o: dict[str, Any]) -> str:
-    """The listing's StorageClass (STANDARD when absent: some S3-compatible stores omit it)."""
-    return str(o.get("StorageClass") or "STANDARD")
+                      o.key.endswith("/") and o.size == 0,
+                      # STANDARD when absent: some S3-compatible stores omit it.
+                      storage_class=o.storage_class or "STANDARD")
 
 
 def _boto_error(e: Any, what: str) -> LakeshiftError:
