@@ -188,3 +188,68 @@ def test_a_long_page_parses_the_same() -> None:
         itertools.product(["x", "y y", "ü"], itertools.permutations("ab+&c", 3)))] * 5
     _same(_body(keys, truncated=True, token="next"))
     assert isinstance(parse_list(_body(keys)).contents[0].last_modified, datetime)
+
+
+def _boto_head(headers: dict[str, str]) -> dict[str, Any]:
+    session = botocore.session.Session()
+    client = session.create_client("s3", region_name="us-east-1",
+                                   endpoint_url="http://127.0.0.1:9",
+                                   aws_access_key_id="AKIDEXAMPLE",
+                                   aws_secret_access_key="not-a-secret")
+
+    def answer(request: Any, **_: Any) -> AWSResponse:
+        return AWSResponse(request.url, 200, headers, _Raw(b""))
+
+    client.meta.events.register("before-send.s3.*", answer)
+    try:
+        return dict(client.head_object(Bucket="bkt", Key="k"))
+    finally:
+        client.close()
+
+
+def _old_exists(key: str, resp: dict[str, Any]) -> Any:
+    """What S3Store.exists made of botocore's head_object (before it went through wire)."""
+    from lakeshift.model import ObjectInfo
+    from lakeshift.stores.props import unquote_etag
+    from lakeshift.stores.s3.reads import OPAQUE_ETAG_SSE, md5_from_etag
+
+    etag = unquote_etag(resp.get("ETag"))
+    opaque = (resp.get("ServerSideEncryption") in OPAQUE_ETAG_SSE
+              or resp.get("SSECustomerAlgorithm"))
+    return ObjectInfo(key, int(resp["ContentLength"]), resp.get("LastModified"), etag,
+                      None if opaque else md5_from_etag(etag), key.endswith("/"),
+                      resp.get("Metadata"))
+
+
+HEADS: list[dict[str, str]] = [
+    {"Content-Length": "4096", "ETag": '"5d41402abc4b2a76b9719d911017c592"',
+     "Last-Modified": "Tue, 01 Dec 2026 14:05:33 GMT", "Content-Type": "text/plain",
+     "x-amz-meta-Owner": "me", "x-amz-meta-two-words": "a  b", "X-Amz-Meta-Upper": "U"},
+    {"Content-Length": "0", "ETag": '"d41d8cd98f00b204e9800998ecf8427e"',
+     "Last-Modified": "Sat, 29 Feb 2024 23:59:59 GMT"},
+    {"Content-Length": "12582912", "ETag": '"745a0ee26a47605380d3ea370bc281db-3"',
+     "Last-Modified": "Thu, 01 Jan 1970 00:00:00 GMT"},
+    {"Content-Length": "7", "ETag": '"5d41402abc4b2a76b9719d911017c592"',
+     "Last-Modified": "Tue, 01 Dec 2026 14:05:33 GMT",
+     "x-amz-server-side-encryption": "aws:kms"},
+    {"Content-Length": "7", "ETag": '"5d41402abc4b2a76b9719d911017c592"',
+     "Last-Modified": "Tue, 01 Dec 2026 14:05:33 GMT",
+     "x-amz-server-side-encryption": "AES256"},
+    {"Content-Length": "7", "ETag": '"5d41402abc4b2a76b9719d911017c592"',
+     "Last-Modified": "Tue, 01 Dec 2026 14:05:33 GMT",
+     "x-amz-server-side-encryption-customer-algorithm": "AES256"},
+    {"Content-Length": "7", "ETag": 'W/"not-hex-at-all-not-hex-at-all!"',
+     "Last-Modified": "Tue, 01 Dec 2026 14:05:33 GMT"},
+]
+
+
+@pytest.mark.parametrize("headers", HEADS)
+@pytest.mark.parametrize("key", ["k", "dir/"])
+def test_a_head_gives_what_botocores_head_gave(headers: dict[str, str], key: str) -> None:
+    from multidict import CIMultiDict, CIMultiDictProxy
+
+    from lakeshift.stores.s3.reads import info_from_head
+
+    ours = info_from_head(key, CIMultiDictProxy(CIMultiDict(headers)))
+    theirs = _old_exists(key, _boto_head(headers))
+    assert ours == theirs

@@ -61,7 +61,14 @@ from lakeshift.stores.s3.listing import (
     parse_list,
 )
 from lakeshift.stores.s3.presign import presigned_get
-from lakeshift.stores.s3.reads import S3Reads, WireRange, s3_error
+from lakeshift.stores.s3.reads import (
+    OPAQUE_ETAG_SSE,
+    S3Reads,
+    WireRange,
+    info_from_head,
+    md5_from_etag,
+    s3_error,
+)
 
 CAPABILITIES = Capabilities(
     list_start_after=True, content_md5=True, hierarchical=False, acls=False,
@@ -147,7 +154,7 @@ class S3Store:
                 algos = parse_encryption(body) if status == 200 else set()
             except (LakeshiftError, ValueError):
                 algos = set()
-            self._etags_md5 = not algos & _OPAQUE_ETAG_SSE
+            self._etags_md5 = not algos & OPAQUE_ETAG_SSE
         return self._etags_md5
 
     async def _list(self, prefix: str, max_keys: int, token: str | None = None,
@@ -286,17 +293,15 @@ class S3Store:
         return bool(result.contents or result.common_prefixes)
 
     async def exists(self, key: str) -> ObjectInfo | None:
-        try:
-            resp = await asyncio.to_thread(self._call, "head_object",
-                                           {"Bucket": self.bucket, "Key": key}, key)
-        except (NotFoundError, UsageError):
+        """A HEAD of ``key`` (through wire; None when there is no such object or bucket)."""
+        what = self._reads.where(key)
+        status, headers, _ = await self._reads.control([], what, method="HEAD", key=key)
+        if status == 200:
+            return info_from_head(key, headers)
+        err = s3_error(status, headers, b"", what, self.settings.region)
+        if isinstance(err, NotFoundError | UsageError):
             return None
-        etag = unquote_etag(resp.get("ETag"))
-        opaque = (resp.get("ServerSideEncryption") in _OPAQUE_ETAG_SSE
-                  or resp.get("SSECustomerAlgorithm"))
-        return ObjectInfo(key, int(resp["ContentLength"]), resp.get("LastModified"), etag,
-                          None if opaque else _md5_from_etag(etag), key.endswith("/"),
-                          resp.get("Metadata"))
+        raise err
 
     async def source_checksums(self, key: str, etag: str | None) -> SourceChecksum:
         """HEAD with ``x-amz-checksum-mode: ENABLED`` (the additional checksum, and whether
@@ -477,24 +482,10 @@ class _Aborted(Exception):
     """Given to obstore's writer so that it aborts the multipart upload."""
 
 
-#: Server-side encryption under which S3 ETags are not the MD5 of the data (SSE-C is told by
-#: its own header).
-_OPAQUE_ETAG_SSE = frozenset({"aws:kms", "aws:kms:dsse"})
-
-
-def _md5_from_etag(etag: str | None) -> bytes | None:
-    if etag and len(etag) == 32 and "-" not in etag:
-        try:
-            return bytes.fromhex(etag)
-        except ValueError:
-            return None
-    return None
-
-
 def _info(o: Listed, etag_md5: bool) -> ObjectInfo:
     etag = unquote_etag(o.etag)
     return ObjectInfo(o.key, o.size, o.last_modified, etag,
-                      _md5_from_etag(etag) if etag_md5 else None,
+                      md5_from_etag(etag) if etag_md5 else None,
                       o.key.endswith("/") and o.size == 0,
                       # STANDARD when absent: some S3-compatible stores omit it.
                       storage_class=o.storage_class or "STANDARD")
