@@ -128,9 +128,18 @@ class S3Store:
         # LastModified without dateutil's general parser (half a listing's client CPU).
         from lakeshift.stores.s3 import timestamps
 
-        timestamps.install(self.settings.session)
+        session = self.settings.session
+        if session is None:
+            # The credentials came from the environment without botocore: the same ones
+            # (static), given to the client as they are.
+            session = aws_auth.new_session(self.config.options)
+            frozen = self.settings.credentials.get_frozen_credentials()
+            kw.update(aws_access_key_id=frozen.access_key,
+                      aws_secret_access_key=frozen.secret_key,
+                      aws_session_token=frozen.token)
+        timestamps.install(session)
         # The session's resolver already had the instance-metadata provider removed.
-        client = self.settings.session.create_client("s3", **kw)
+        client = session.create_client("s3", **kw)
         if self.request_payer:
             # Every request, whatever the operation (ListObjectsV2, HEAD, GET, the bucket
             # settings): added before signing, so it is signed with the rest.
