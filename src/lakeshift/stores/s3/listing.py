@@ -84,7 +84,9 @@ def parse_list(body: bytes) -> ListResult:
             key = f.get("Key", "")
             modified = f.get("LastModified")
             size = f.get("Size")
-            contents.append(Listed(unquote_plus(key) if encoded else key,
+            if encoded and ("%" in key or "+" in key):
+                key = unquote_plus(key)
+            contents.append(Listed(key,
                                    int(size) if size else 0,
                                    parse_timestamp(modified) if modified else None,
                                    f.get("ETag"), f.get("StorageClass")))
