@@ -193,7 +193,9 @@ class S3Store:
     async def list_page(self, prefix: str, token: str | None = None,
                         start_after: str | None = None, delimiter: str | None = None) -> Page:
         etag_md5 = await self._etags_are_md5()
-        result, _ = await self._list(prefix, self.page_size, token, start_after, delimiter)
+        # (StartAfter only on the first page: the token carries the position after it.)
+        result, _ = await self._list(prefix, self.page_size, token,
+                                     None if token else start_after, delimiter)
         return Page([_info(o, etag_md5) for o in result.contents], result.common_prefixes,
                     result.next_token if result.is_truncated else None)
 
@@ -308,9 +310,9 @@ class S3Store:
         if status == 200:
             return info_from_head(key, headers)
         err = s3_error(status, headers, b"", what, self.settings.region)
-        if isinstance(err, NotFoundError | UsageError):
+        if isinstance(err, NotFoundError | MissingContainerError):
             return None
-        raise err
+        raise err  # (a wrong region too: a UsageError naming --s3-region)
 
     async def source_checksums(self, key: str, etag: str | None) -> SourceChecksum:
         """HEAD with ``x-amz-checksum-mode: ENABLED`` (the additional checksum, and whether
