@@ -56,13 +56,39 @@ class Measured:
                                            if self.through_mb is not None else ""))
 
 
+#: How moto serves: "keepalive" (bench/moto_keepalive.py: moto's app on werkzeug, connections
+#: kept alive as real S3 keeps them) or "close" (``moto_server``: ``Connection: close`` on
+#: every response, so every S3 request of either tool opens a TCP connection).
+#: ``--moto`` or BENCH_MOTO.
+MOTO_MODES = ("keepalive", "close")
+MOTO = os.environ.get("BENCH_MOTO", "keepalive")
+
+
+def start_moto(mode: str | None = None) -> servers.Server:
+    """A fresh moto server, served as ``mode`` (MOTO when None) says."""
+    mode = mode or MOTO
+    if mode not in MOTO_MODES:
+        raise SystemExit(f"moto mode {mode!r}: use {' or '.join(MOTO_MODES)}")
+    if mode == "close":
+        return servers.start_moto()
+    workdir = Path(tempfile.mkdtemp(prefix="lakeshift-moto-"))
+    port = servers.free_port()
+    argv = [sys.executable, str(REPO / "bench" / "moto_keepalive.py"), "-H", "127.0.0.1",
+            "-p", str(port)]
+    proc, log = servers._spawn("moto", argv, workdir)
+    srv = servers.Server("moto", port, proc, workdir, log)
+    servers._wait_or_stop(srv, f"http://127.0.0.1:{port}/")
+    return srv
+
+
 class Emulators:
     """A fresh moto + Azurite pair (new, empty data directories); with ``tls`` Azurite
     serves HTTPS with a throw-away CA that both tools are told to trust (lakeshift through
-    SSL_CERT_FILE, rclone through --ca-cert), as a real Azure endpoint is reached."""
+    SSL_CERT_FILE, rclone through --ca-cert), as a real Azure endpoint is reached.  moto
+    serves as ``MOTO`` says (kept-alive connections by default)."""
 
     def __init__(self, azure: bool = True, tls: bool = False) -> None:
-        self.moto = servers.start_moto()
+        self.moto = start_moto()
         self.azurite = servers.start_azurite(tls=tls) if azure else None
         self.tls = tls and azure
         self.env = servers.clean_env()

@@ -7,6 +7,7 @@
   python bench/copy_vs_rclone.py --transports https   # Azurite over HTTPS only
   python bench/copy_vs_rclone.py --sets blob     # Blob → Blob: streamed, --copy-mode server, rclone
   python bench/copy_vs_rclone.py --rss           # lakeshift peak RSS, 5,000 vs 50,000 objects
+  python bench/copy_vs_rclone.py --moto close    # moto_server as shipped (Connection: close)
 
 Every measured run gets fresh emulators (Azurite slows down as blobs accumulate). Prints
 each run (wall, files/s, MB/s, client CPU, peak RSS, emulator CPU) and the ratio
@@ -28,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import common
 from common import LAKESHIFT, REPO, Emulators, Measured, MiB, measure, rclone_env, seed, settle
 
 SETS = {
@@ -198,7 +200,11 @@ def main() -> int:
                          "a set was the slowest for either tool")
     ap.add_argument("--rss", action="store_true", help="only the RSS scaling check")
     ap.add_argument("--lakeshift-args", default="", help="extra flags for lakeshift copy")
+    ap.add_argument("--moto", default=common.MOTO, choices=common.MOTO_MODES,
+                    help="keepalive (default: connections kept alive, as real S3 keeps them) "
+                         "or close (moto_server's Connection: close on every response)")
     args = ap.parse_args()
+    common.MOTO = args.moto
     if not shutil.which("rclone") and not args.rss:
         print("rclone is not installed: `make tools` (apt-get install rclone)", file=sys.stderr)
         return 2
@@ -212,7 +218,7 @@ def main() -> int:
         for transport in transports:
             tls = transport == "https"
             label = name if SETS[name].get("local") else f"{name}/{transport}"
-            print(f"== {label}: {SETS[name]['count']} × "
+            print(f"== {label} (moto {common.MOTO}): {SETS[name]['count']} × "
                   f"{int(SETS[name]['size']) // 1024} KiB", flush=True)
             versus = str(SETS[name].get("versus", "rclone"))
             for tool in (versus, "lakeshift")[:args.warmup * 2]:

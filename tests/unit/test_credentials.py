@@ -83,3 +83,77 @@ def test_aws_profile_from_shared_credentials_file(monkeypatch: pytest.MonkeyPatc
     assert s.region == "eu-west-1"
     with pytest.raises(UsageError, match="profile 'nope' not found"):
         aws_auth.resolve(StoreOptions(aws_profile="nope"))
+
+
+AWS_CASES: list[dict[str, str]] = [
+    {"AWS_ACCESS_KEY_ID": "AKID1", "AWS_SECRET_ACCESS_KEY": "s1"},
+    {"AWS_ACCESS_KEY_ID": "AKID2", "AWS_SECRET_ACCESS_KEY": "s2", "AWS_SESSION_TOKEN": "t2"},
+    {"AWS_ACCESS_KEY_ID": "AKID3", "AWS_SECRET_ACCESS_KEY": "s3", "AWS_SECURITY_TOKEN": "old",
+     "AWS_SESSION_TOKEN": "new"},
+    {"AWS_ACCESS_KEY_ID": "AKID4", "AWS_SECRET_ACCESS_KEY": "s4", "AWS_SECURITY_TOKEN": "",
+     "AWS_SESSION_TOKEN": "t4"},
+    {"AWS_ACCESS_KEY_ID": "AKID5", "AWS_SECRET_ACCESS_KEY": "s5",
+     "AWS_CREDENTIAL_EXPIRATION": "2099-01-01T00:00:00Z"},
+]
+
+
+@pytest.mark.parametrize("env", AWS_CASES)
+@pytest.mark.parametrize("region", ["eu-west-1", ""])
+def test_environment_credentials_are_botocores(env: dict[str, str], region: str,
+                                               monkeypatch: pytest.MonkeyPatch,
+                                               tmp_path: Path) -> None:
+    """Read without botocore where they can be, the same credentials and region as
+    botocore's chain gives (with a config file that names other keys and a region)."""
+    config = tmp_path / "config"
+    config.write_text("[default]\nregion = ap-south-1\naws_access_key_id = FROMFILE\n"
+                      "aws_secret_access_key = file-secret\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_REGION",
+              "AWS_DEFAULT_REGION", "AWS_CREDENTIAL_EXPIRATION"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in (env | ({"AWS_REGION": region} if region else {})).items():
+        monkeypatch.setenv(k, v)
+    ours = aws_auth.resolve(StoreOptions())
+    theirs = aws_auth._resolve_with_botocore(StoreOptions())
+    mine, boto = ours.credentials.get_frozen_credentials(), \
+        theirs.credentials.get_frozen_credentials()
+    assert (mine.access_key, mine.secret_key, mine.token, ours.region) == \
+        (boto.access_key, boto.secret_key, boto.token, theirs.region)
+    fast = region != "" and "AWS_CREDENTIAL_EXPIRATION" not in env
+    assert (ours.session is None) == fast
+
+
+def test_a_profile_is_never_read_past(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """--aws-profile or AWS_PROFILE: botocore decides (an explicit profile takes the
+    environment's keys out of its chain; a missing one is a UsageError)."""
+    config = tmp_path / "config"
+    config.write_text("[profile p]\naws_access_key_id = PROFILEKEY\n"
+                      "aws_secret_access_key = profile-secret\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "ENVKEY")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "env-secret")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    s = aws_auth.resolve(StoreOptions(aws_profile="p"))
+    assert s.credentials.get_frozen_credentials().access_key == "PROFILEKEY"
+    monkeypatch.setenv("AWS_PROFILE", "missing")
+    with pytest.raises(UsageError, match="not found"):
+        aws_auth.resolve(StoreOptions())
+
+
+def test_environment_credentials_do_not_import_botocore() -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys; from lakeshift.stores.base import StoreOptions; "
+            "from lakeshift.stores.s3.auth import resolve; "
+            "s = resolve(StoreOptions()); "
+            "print(s.credentials.get_frozen_credentials().access_key, "
+            "any(m.startswith('botocore') for m in sys.modules))")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env |= {"AWS_ACCESS_KEY_ID": "AKIDX", "AWS_SECRET_ACCESS_KEY": "sx",
+            "AWS_REGION": "us-east-1", "LAKESHIFT_NETGUARD": "off"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out == ["AKIDX", "False"]

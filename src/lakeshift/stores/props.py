@@ -26,6 +26,7 @@ import base64
 import binascii
 import re
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from lakeshift.model import ObjectProps
@@ -103,8 +104,11 @@ def attributes_from_props(props: ObjectProps) -> dict[str, str]:
     return out
 
 
+@lru_cache(maxsize=4096)
 def encode_metadata_name(name: str) -> str:
-    if _IDENT.match(name) and "_x" not in name and not re.match(r"^_\d", name):
+    """(Cached: the same few names, lakeshift's own among them, recur on every object.)"""
+    if _IDENT.match(name) and "_x" not in name and not (name[:1] == "_" and
+                                                       name[1:2].isdigit()):
         return name
     out = []
     for i, ch in enumerate(name):

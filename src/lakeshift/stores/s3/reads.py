@@ -17,8 +17,10 @@ request target or headers (so no signature)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
+from email.utils import parsedate_to_datetime
 from html import unescape
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,7 +37,7 @@ from lakeshift.errors import (
     TransientError,
     UsageError,
 )
-from lakeshift.model import ObjectProps, ReadResult
+from lakeshift.model import ObjectInfo, ObjectProps, ReadResult
 from lakeshift.stores import http, wire
 from lakeshift.stores.obstore_common import ARCHIVED_CODES, archived_message
 from lakeshift.stores.props import unquote_etag
@@ -77,6 +79,12 @@ class S3Reads:
         self.request_payer = request_payer
         self._connections = connections
         self._pool: wire.Pool | None = None
+
+    @property
+    def bucket_path(self) -> str:
+        """The bucket's own path (ListObjectsV2, the bucket's settings): ``/BUCKET``
+        path-style, ``/`` virtual-hosted (as botocore sends them)."""
+        return self.prefix[:-1] or "/"
 
     @property
     def pool(self) -> wire.Pool:
@@ -127,6 +135,38 @@ class S3Reads:
         finally:
             resp.release()
         raise s3_error(resp.status, resp.headers, body, what, self.region)
+
+    async def control(self, query: list[tuple[str, str]], what: str,
+                      request_payer: bool | None = None, method: str = "GET",
+                      key: str | None = None) -> tuple[int, Any, bytes]:
+        """A signed request (GET unless ``method`` says) of the bucket, or of object
+        ``key``, with ``query`` -- a listing page, a bucket setting, a HEAD: (status,
+        headers, body), whatever the status.  ``request_payer`` overrides the store's
+        setting.  A control request: its answer, body included, must come within
+        ``http.REQUEST_SECONDS`` (and bytes must keep arriving within the stall limit)."""
+        path = self.bucket_path if key is None else self.prefix + sigv4.quote_path(key)
+        target = sigv4.canonical_query(query)
+        headers: list[tuple[str, str]] = []
+        if self.request_payer if request_payer is None else request_payer:
+            headers.append(("x-amz-request-payer", "requester"))
+        if self.signer is not None:
+            headers = self.signer.sign(method, self.host, path, target, headers)
+        else:
+            headers.append(("host", self.host))
+        limit = http.REQUEST_SECONDS
+        try:
+            async with asyncio.timeout(limit):
+                resp = await self.pool.request(method, f"{path}?{target}" if target else path,
+                                               headers, connect_timeout=http.CONNECT_SECONDS,
+                                               stall_timeout=http.STALL_SECONDS,
+                                               response_timeout=limit)
+                async with resp:
+                    body = await resp.read()
+        except TimeoutError:
+            raise TransientError(f"{what}: no complete response within {limit:g} s") from None
+        except wire.WireError as e:
+            raise _wire_failure(e, what) from None
+        return resp.status, resp.headers, body
 
     async def read(self, key: str, start: int | None, end: int | None,
                    if_match: str | None) -> ReadResult:
@@ -182,6 +222,34 @@ class WireRange:
 
     def close(self) -> None:
         self._resp.release()
+
+
+def info_from_head(key: str, headers: Any) -> ObjectInfo:
+    """A HEAD response's headers as the ObjectInfo ``S3Store.exists`` gives: the MD5 from
+    the ETag unless the object is encrypted so that its ETag is not one (SSE-KMS, SSE-C),
+    the user metadata (``x-amz-meta-NAME`` -> NAME, as botocore's ``Metadata``)."""
+    etag = unquote_etag(headers.get("ETag"))
+    opaque = headers.get("x-amz-server-side-encryption") in OPAQUE_ETAG_SSE or \
+        headers.get("x-amz-server-side-encryption-customer-algorithm")
+    modified = headers.get("Last-Modified")
+    meta = {k[len(_META):]: v for k, v in headers.items() if k.lower().startswith(_META)}
+    return ObjectInfo(key, int(headers.get("Content-Length") or 0),
+                      parsedate_to_datetime(modified) if modified else None, etag,
+                      None if opaque else md5_from_etag(etag), key.endswith("/"), meta)
+
+
+#: Server-side encryption under which S3 ETags are not the MD5 of the data (SSE-C is told by
+#: its own header).
+OPAQUE_ETAG_SSE = frozenset({"aws:kms", "aws:kms:dsse"})
+
+
+def md5_from_etag(etag: str | None) -> bytes | None:
+    if etag and len(etag) == 32 and "-" not in etag:
+        try:
+            return bytes.fromhex(etag)
+        except ValueError:
+            return None
+    return None
 
 
 def _wire_failure(e: wire.WireError, what: str) -> TransientError:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -39,10 +40,16 @@ _OWN = frozenset({"authorization", "x-amz-date", "x-amz-content-sha256",
                   "x-amz-security-token", "host"})
 
 
+#: Text that ``quote_path`` leaves as it is (checked in one C call before quoting).
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~/-]*")
+
+
 def quote_path(text: str) -> str:
     """A key (or bucket/key) as S3 wants it in the path: every byte except the unreserved
     ``A-Z a-z 0-9 - _ . ~`` and ``/`` percent-encoded (UTF-8), as botocore serialises
     it.  Nothing is collapsed: ``//``, a leading ``/``, ``.`` and ``..`` segments stay."""
+    if _UNRESERVED.fullmatch(text):
+        return text  # (most keys: urllib's quote costs ~2 µs even when nothing changes)
     return quote(text, safe="/~")
 
 
@@ -106,8 +113,7 @@ class Signer:
             register_secret(secret)
             register_secret(token)
             self._registered = secret
-        amz_date = time.strftime("%Y%m%dT%H%M%SZ",
-                                 time.gmtime(time.time() if now is None else now))
+        amz_date = _amz_date(int(time.time() if now is None else now))
         day = amz_date[:8]
         items = headers.items() if isinstance(headers, Mapping) else headers
         out = [(k, v) for k, v in items if k.lower() not in _OWN]
@@ -134,3 +140,14 @@ class Signer:
         out.append(("authorization", f"{ALGORITHM} Credential={frozen.access_key}/{scope}, "
                                      f"SignedHeaders={signed}, Signature={signature}"))
         return out
+
+
+_date_cache: tuple[int, str] = (-1, "")
+
+
+def _amz_date(now: int) -> str:
+    """``now`` (epoch seconds) as x-amz-date, formatted once a second."""
+    global _date_cache
+    if now != _date_cache[0]:
+        _date_cache = (now, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now)))
+    return _date_cache[1]

@@ -1,8 +1,9 @@
 """Amazon S3 and S3-compatible stores (MinIO, Ceph, moto).
 
-Listing goes through botocore (ListObjectsV2 keeps keys verbatim: folder markers ``dir/``,
-empty segments, true string prefixes, StartAfter); reads are signed GETs through
-``stores/wire.py`` (``reads.py``); writes to S3 go through obstore.
+Listing is ListObjectsV2 (it keeps keys verbatim: folder markers ``dir/``, empty segments,
+true string prefixes, StartAfter) and reads are GETs, each one SigV4-signed request through
+``stores/wire.py`` (``listing.py``, ``reads.py``); writes to S3 go through obstore; HEADs,
+bucket settings, deletes and multipart clean-up through botocore.
 """
 
 from __future__ import annotations
@@ -52,8 +53,22 @@ from lakeshift.stores.obstore_common import (
 )
 from lakeshift.stores.props import attributes_from_props, unquote_etag
 from lakeshift.stores.s3 import auth as aws_auth
+from lakeshift.stores.s3.listing import (
+    Listed,
+    ListResult,
+    list_query,
+    parse_encryption,
+    parse_list,
+)
 from lakeshift.stores.s3.presign import presigned_get
-from lakeshift.stores.s3.reads import S3Reads, WireRange
+from lakeshift.stores.s3.reads import (
+    OPAQUE_ETAG_SSE,
+    S3Reads,
+    WireRange,
+    info_from_head,
+    md5_from_etag,
+    s3_error,
+)
 
 CAPABILITIES = Capabilities(
     list_start_after=True, content_md5=True, hierarchical=False, acls=False,
@@ -113,9 +128,18 @@ class S3Store:
         # LastModified without dateutil's general parser (half a listing's client CPU).
         from lakeshift.stores.s3 import timestamps
 
-        timestamps.install(self.settings.session)
+        session = self.settings.session
+        if session is None:
+            # The credentials came from the environment without botocore: the same ones
+            # (static), given to the client as they are.
+            session = aws_auth.new_session(self.config.options)
+            frozen = self.settings.credentials.get_frozen_credentials()
+            kw.update(aws_access_key_id=frozen.access_key,
+                      aws_secret_access_key=frozen.secret_key,
+                      aws_session_token=frozen.token)
+        timestamps.install(session)
         # The session's resolver already had the instance-metadata provider removed.
-        client = self.settings.session.create_client("s3", **kw)
+        client = session.create_client("s3", **kw)
         if self.request_payer:
             # Every request, whatever the operation (ListObjectsV2, HEAD, GET, the bucket
             # settings): added before signing, so it is signed with the rest.
@@ -131,32 +155,49 @@ class S3Store:
         SSE-KMS or SSE-C in a bucket without that default is found by its HEAD (``exists``)
         when its copy fails the MD5 check."""
         if self._etags_md5 is None:
+            # GetBucketEncryption.  No default-encryption configuration (404), no right to
+            # read it, or an answer that cannot be read: MD5s.
             try:
-                resp = await asyncio.to_thread(self._call, "get_bucket_encryption",
-                                               {"Bucket": self.bucket}, "")
-                rules = resp.get("ServerSideEncryptionConfiguration", {}).get("Rules", [])
-                algos = {r.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm")
-                         for r in rules}
-                self._etags_md5 = not algos & _OPAQUE_ETAG_SSE
-            except LakeshiftError:
-                # No default-encryption configuration, or no right to read it.
-                self._etags_md5 = True
+                status, _, body = await self._reads.control([("encryption", "")],
+                                                            self._reads.where(""))
+                algos = parse_encryption(body) if status == 200 else set()
+            except (LakeshiftError, ValueError):
+                algos = set()
+            self._etags_md5 = not algos & OPAQUE_ETAG_SSE
         return self._etags_md5
+
+    async def _list(self, prefix: str, max_keys: int, token: str | None = None,
+                    start_after: str | None = None,
+                    delimiter: str | None = None) -> tuple[ListResult, Any]:
+        """One ListObjectsV2 page (``listing.py``, through wire) and its response headers;
+        errors in the lakeshift tree.  A listing refused because the bucket is
+        requester-pays (the same listing accepting the charges works) is a UsageError
+        naming the flag."""
+        what = self._reads.where(prefix)
+        query = list_query(prefix, max_keys, token, start_after, delimiter)
+        status, headers, body = await self._reads.control(query, what)
+        if status != 200:
+            err = s3_error(status, headers, body, what, self.settings.region)
+            if isinstance(err, ForbiddenError) and not self.request_payer and \
+                    await self._pays_requester():
+                raise UsageError(f"s3://{self.bucket} is a requester-pays bucket: pass "
+                                 "--s3-request-payer requester (you then pay for its "
+                                 "requests and data transfer)") from None
+            raise err
+        try:
+            return parse_list(body), headers
+        except ValueError as e:
+            # A body cut short that still looked complete: the page can be asked for again.
+            raise TransientError(f"{what}: listing response: {str(e)[:200]}") from None
 
     async def list_page(self, prefix: str, token: str | None = None,
                         start_after: str | None = None, delimiter: str | None = None) -> Page:
         etag_md5 = await self._etags_are_md5()
-        kw: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": self.page_size}
-        if delimiter:
-            kw["Delimiter"] = delimiter
-        if token:
-            kw["ContinuationToken"] = token
-        elif start_after:
-            kw["StartAfter"] = start_after
-        resp = await asyncio.to_thread(self._call, "list_objects_v2", kw, prefix)
-        return Page([_info(o, etag_md5) for o in resp.get("Contents", ())],
-                    [p["Prefix"] for p in resp.get("CommonPrefixes", ())],
-                    resp.get("NextContinuationToken") if resp.get("IsTruncated") else None)
+        # (StartAfter only on the first page: the token carries the position after it.)
+        result, _ = await self._list(prefix, self.page_size, token,
+                                     None if token else start_after, delimiter)
+        return Page([_info(o, etag_md5) for o in result.contents], result.common_prefixes,
+                    result.next_token if result.is_truncated else None)
 
     async def bucket_facts(self) -> BucketFacts:
         """Versioning and request payment, each None when it cannot be read."""
@@ -220,13 +261,7 @@ class S3Store:
         try:
             return getattr(self._boto, op)(**kw)
         except bex.ClientError as e:
-            err = _boto_error(e, f"s3://{self.bucket}/{what}")
-            if isinstance(err, ForbiddenError) and not self.request_payer and \
-                    op == "list_objects_v2" and self._pays_requester():
-                raise UsageError(f"s3://{self.bucket} is a requester-pays bucket: pass "
-                                 "--s3-request-payer requester (you then pay for its "
-                                 "requests and data transfer)") from None
-            raise err from None
+            raise _boto_error(e, f"s3://{self.bucket}/{what}") from None
         except bex.NoCredentialsError as e:
             raise AuthError(f"no AWS credentials: {e}") from None
         except (bex.HTTPClientError, bex.ConnectionError, bex.IncompleteReadError,
@@ -236,28 +271,24 @@ class S3Store:
             raise TransientError(redact(f"s3://{self.bucket}/{what}: {type(e).__name__}: "
                                         f"{str(e)[:200]}")) from None
 
-    def _pays_requester(self) -> bool:
+    async def _pays_requester(self) -> bool:
         """After a listing was refused: whether the same listing succeeds when the caller
         accepts the charges (so the refusal was the bucket's request payment setting)."""
-        import botocore.exceptions as bex
-
         try:
-            self._boto.list_objects_v2(Bucket=self.bucket, MaxKeys=1,
-                                       RequestPayer="requester")
-        except (bex.BotoCoreError, bex.ClientError):
+            status, _, _ = await self._reads.control(list_query("", 1), self._reads.where(""),
+                                                     request_payer=True)
+        except LakeshiftError:
             return False
-        return True
+        return status == 200
 
     async def check_source(self) -> None:
         # ListObjectsV2 rather than HeadBucket: a HEAD error has no body, so a wrong key
         # and a missing permission would look the same.
-        await asyncio.to_thread(self._call, "list_objects_v2",
-                                {"Bucket": self.bucket, "MaxKeys": 1}, "")
+        await self._list("", 1)
 
     async def server_time(self) -> datetime | None:
-        resp = await asyncio.to_thread(self._call, "list_objects_v2",
-                                       {"Bucket": self.bucket, "MaxKeys": 1}, "")
-        date = resp.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+        _, headers = await self._list("", 1)
+        date = headers.get("Date")
         return parsedate_to_datetime(date) if date else None
 
     async def prepare_destination(self) -> None:
@@ -267,22 +298,21 @@ class S3Store:
             await asyncio.to_thread(self._call, "create_bucket", {"Bucket": self.bucket}, "")
 
     async def is_folder(self, path: str) -> bool:
-        resp = await asyncio.to_thread(self._call, "list_objects_v2", {
-            "Bucket": self.bucket, "Prefix": path.rstrip("/") + "/", "MaxKeys": 1}, path)
-        return bool(resp.get("KeyCount"))
+        result, _ = await self._list(path.rstrip("/") + "/", 1)
+        if result.key_count is not None:
+            return result.key_count > 0
+        return bool(result.contents or result.common_prefixes)
 
     async def exists(self, key: str) -> ObjectInfo | None:
-        try:
-            resp = await asyncio.to_thread(self._call, "head_object",
-                                           {"Bucket": self.bucket, "Key": key}, key)
-        except (NotFoundError, UsageError):
+        """A HEAD of ``key`` (through wire; None when there is no such object or bucket)."""
+        what = self._reads.where(key)
+        status, headers, _ = await self._reads.control([], what, method="HEAD", key=key)
+        if status == 200:
+            return info_from_head(key, headers)
+        err = s3_error(status, headers, b"", what, self.settings.region)
+        if isinstance(err, NotFoundError | MissingContainerError):
             return None
-        etag = unquote_etag(resp.get("ETag"))
-        opaque = (resp.get("ServerSideEncryption") in _OPAQUE_ETAG_SSE
-                  or resp.get("SSECustomerAlgorithm"))
-        return ObjectInfo(key, int(resp["ContentLength"]), resp.get("LastModified"), etag,
-                          None if opaque else _md5_from_etag(etag), key.endswith("/"),
-                          resp.get("Metadata"))
+        raise err  # (a wrong region too: a UsageError naming --s3-region)
 
     async def source_checksums(self, key: str, etag: str | None) -> SourceChecksum:
         """HEAD with ``x-amz-checksum-mode: ENABLED`` (the additional checksum, and whether
@@ -463,32 +493,13 @@ class _Aborted(Exception):
     """Given to obstore's writer so that it aborts the multipart upload."""
 
 
-#: Server-side encryption under which S3 ETags are not the MD5 of the data (SSE-C is told by
-#: its own header).
-_OPAQUE_ETAG_SSE = frozenset({"aws:kms", "aws:kms:dsse"})
-
-
-def _md5_from_etag(etag: str | None) -> bytes | None:
-    if etag and len(etag) == 32 and "-" not in etag:
-        try:
-            return bytes.fromhex(etag)
-        except ValueError:
-            return None
-    return None
-
-
-def _info(o: dict[str, Any], etag_md5: bool) -> ObjectInfo:
-    etag = unquote_etag(o.get("ETag"))
-    key = o["Key"]
-    return ObjectInfo(key, int(o["Size"]), o.get("LastModified"), etag,
-                      _md5_from_etag(etag) if etag_md5 else None,
-                      key.endswith("/") and int(o["Size"]) == 0,
-                      storage_class=_readable_class(o))
-
-
-def _readable_class(o: dict[str, Any]) -> str:
-    """The listing's StorageClass (STANDARD when absent: some S3-compatible stores omit it)."""
-    return str(o.get("StorageClass") or "STANDARD")
+def _info(o: Listed, etag_md5: bool) -> ObjectInfo:
+    etag = unquote_etag(o.etag)
+    return ObjectInfo(o.key, o.size, o.last_modified, etag,
+                      md5_from_etag(etag) if etag_md5 else None,
+                      o.key.endswith("/") and o.size == 0,
+                      # STANDARD when absent: some S3-compatible stores omit it.
+                      storage_class=o.storage_class or "STANDARD")
 
 
 def _boto_error(e: Any, what: str) -> LakeshiftError:

@@ -1,0 +1,93 @@
+"""What the S3 and Azure request paths spend per small object in Python calls
+(deterministic, unlike a timing; see test_hot_path_cost.py for the engine's): a Put Blob's
+URL, headers and Shared Key signature, a GET's path and SigV4 signature, the metadata
+encoding, and a ListObjectsV2 page's parse per key.  A key that needs no percent-encoding
+is not run through urllib's quote, a URL without a query not through urlsplit, and
+metadata names already encoded are not encoded again."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import sys
+from collections.abc import Callable
+from types import FrameType, SimpleNamespace
+from typing import Any
+
+from lakeshift.model import ObjectProps
+from lakeshift.stores import props
+from lakeshift.stores.azure import rest
+from lakeshift.stores.s3 import sigv4
+from lakeshift.stores.s3.listing import parse_list
+from tests.unit.test_s3_listing import _body
+
+_SEQ = itertools.count()
+
+
+def _calls(step: Callable[[], Any]) -> int:
+    calls = 0
+
+    def prof(frame: FrameType, event: str, arg: object) -> None:
+        nonlocal calls
+        if event == "call":
+            calls += 1
+
+    step()  # (warm: first-use caches filled)
+    sys.setprofile(prof)
+    try:
+        step()
+    finally:
+        sys.setprofile(None)
+    return calls
+
+
+def test_a_put_blob_is_prepared_in_few_calls() -> None:
+    key = base64.b64encode(b"k" * 64).decode()
+    client = rest.LeanBlobClient("http://127.0.0.1:10000/devstoreaccount1",
+                                 "devstoreaccount1", "bench", key, None)
+    meta = {"lakeshift_src_etag": "e", "lakeshift_src_mtime": "2026-12-01T00:00:00.000000Z"}
+
+    def prepare() -> None:
+        url = client._url(f"data/000/obj-{next(_SEQ):06d}.bin")  # a new URL each time
+        headers = rest._blob_headers(ObjectProps(), b"0" * 16, props.encode_metadata(meta, 5))
+        headers.update({"x-ms-version": rest.API_VERSION, "x-ms-date": rest._http_date(),
+                        "Content-Length": "4096"})
+        rest.shared_key_signature(client.account, client.key, "PUT", url, headers)
+
+    assert _calls(prepare) <= 36  # was 51: quote, urlsplit, hmac.new, re.match per name
+
+
+def test_a_get_is_signed_in_few_calls() -> None:
+    frozen = SimpleNamespace(access_key="AKID", secret_key="secret", token=None)
+    signer = sigv4.Signer(SimpleNamespace(get_frozen_credentials=lambda: frozen), "us-east-1")
+
+    def sign() -> None:
+        path = "/bench/" + sigv4.quote_path(f"data/000/obj-{next(_SEQ):06d}.bin")
+        signer.sign("GET", "127.0.0.1:5000", path, "", [("if-match", '"e"')])
+
+    assert _calls(sign) <= 14  # was 15 (quote's two calls for a plain key)
+
+
+def test_a_listing_page_costs_few_calls_per_key() -> None:
+    keys = [f"data/{i // 1000:03d}/obj-{i:06d}.bin" for i in range(1000)]
+    body = _body(keys)
+    assert _calls(lambda: parse_list(body)) / len(keys) <= 3.1  # was 5: unquote_plus per key
+    assert [o.key for o in parse_list(_body(["a b+c%41"])).contents] == ["a b+c%41"]
+
+
+AWKWARD = ["plain/key.bin", "with space/and+plus.csv", "ünï/日本.parquet", "pct%41/~t", "a//b",
+           "/lead", "dots/./..", "sym!$'()*,;:@[]{}|^`\"<>\\", "#hash?q=1", "a\tb", ""]
+
+
+def test_the_shortcuts_give_what_the_long_way_gives() -> None:
+    from urllib.parse import quote, urlsplit
+
+    for key in AWKWARD:
+        assert rest.quote_key(key) == quote(key, safe="/")
+        assert sigv4.quote_path(key) == quote(key, safe="/~")
+        for base in ("http://127.0.0.1:10000/acct/c", "https://acct.blob.core.windows.net/c"):
+            url = f"{base}/{rest.quote_key(key)}"
+            assert rest.canonical_resource("acct", url) == f"/acct{urlsplit(url).path}"
+    assert rest.canonical_resource("acct", "https://h") == "/acct"
+    assert rest.canonical_resource("acct", "https://h/c/b?comp=block&blockid=x%3D") == \
+        "/acct/c/b\nblockid:x=\ncomp:block"
