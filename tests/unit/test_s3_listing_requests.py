@@ -39,7 +39,10 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         query = parse_qs(urlsplit(self.path).query, keep_blank_values=True)
         self.seen.append(query)
-        if "list-type" in query:
+        if "list-type" in query and query.get("prefix") == ["big/"]:
+            keys = [f"big/{i:06d}-{'x' * 120}" for i in range(1000)]
+            self._send(200, _body(keys), {"Content-Type": "application/xml"})
+        elif "list-type" in query:
             self._send(200, _body(["d/a", "d/b"]), {"Content-Type": "application/xml"})
         else:
             self._send(404, b"<Error><Code>ServerSideEncryptionConfigurationNotFoundError"
@@ -96,3 +99,31 @@ def test_a_head_tells_missing_from_the_wrong_region(store: tuple[S3Store, list[A
             await s3.close()
 
     asyncio.run(use())
+
+
+def test_a_full_page_is_parsed_off_the_loop(store: tuple[S3Store, list[Any]],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 1,000-key page takes tens of ms to parse: in a thread, not in the event loop where
+    every transfer would wait; a small page stays on the loop (a hop costs more)."""
+    from lakeshift.stores.s3 import store as s3_store
+
+    s3, _ = store
+    threads: list[bool] = []
+    real = s3_store.parse_list
+
+    def spy(body: bytes) -> Any:
+        threads.append(threading.current_thread() is threading.main_thread())
+        return real(body)
+
+    monkeypatch.setattr(s3_store, "parse_list", spy)
+
+    async def use() -> None:
+        try:
+            big = await s3.list_page("big/")
+            small = await s3.list_page("d/")
+            assert len(big.objects) == 1000 and len(small.objects) == 2
+        finally:
+            await s3.close()
+
+    asyncio.run(use())
+    assert threads == [False, True]
