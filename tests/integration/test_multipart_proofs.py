@@ -230,3 +230,66 @@ def test_a_move_after_blocks_without_a_whole_md5_rebuilds_the_etag_from_the_dest
     assert [(d.key, d.kept) for d in res.deletions] == [("d/mp.bin", None)]
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
     _assert_copied(blob_service, container, "out/mp.bin", data, md5_kept=False)
+
+
+def _upload_parts(s3: Any, bucket: str, key: str, sizes: list[int], crc32: bool = True,
+                  **extra: Any) -> bytes:
+    """A multipart upload of parts of ``sizes`` (not all equal, as some tools write them),
+    with a CRC32 each when ``crc32``; returns the bytes."""
+    algo = {"ChecksumAlgorithm": "CRC32"} if crc32 else {}
+    up = s3.create_multipart_upload(Bucket=bucket, Key=key, **algo, **extra)["UploadId"]
+    parts, done = [os.urandom(n) for n in sizes], []
+    for n, body in enumerate(parts, 1):
+        r = s3.upload_part(Bucket=bucket, Key=key, UploadId=up, PartNumber=n, Body=body,
+                           **algo)
+        done.append({"ETag": r["ETag"], "PartNumber": n,
+                     **({"ChecksumCRC32": r["ChecksumCRC32"]} if crc32 else {})})
+    s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=up,
+                                 MultipartUpload={"Parts": done})
+    return b"".join(parts)
+
+
+@pytest.mark.parametrize("single_put_max", [0, None])
+def test_a_crc32_source_with_unequal_parts_is_copied_and_moved_by_its_crc32(
+        single_put_max: int | None, s3: Any, bucket: str, blob_service: Any,
+        container: str) -> None:
+    # Part 1 is larger than the others: the ETag cannot be rebuilt from part 1's size
+    # (4 parts, not ceil(size / 6 MiB) = 3), so the CRC32 proves the copy and the move.
+    data = _upload_parts(s3, bucket, "d/mp.bin", [6 * MiB, 5 * MiB, 5 * MiB, 123])
+    kw = {} if single_put_max is None else {"single_put_max": single_put_max}
+    res = _copy(bucket, container, BY_PARTS, delete_source_after_verify=True, **kw)
+    assert res.exit_code == 0 and res.failures == []
+    assert dict(res.proofs) == {"source-crc32": 1}
+    assert [(d.key, d.kept) for d in res.deletions] == [("d/mp.bin", None)]
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
+    _assert_copied(blob_service, container, "out/mp.bin", data,
+                   md5_kept=single_put_max is None)
+
+
+def test_an_sse_kms_crc32_source_is_proven_by_its_crc32_not_its_etag(
+        s3: Any, bucket: str, blob_service: Any, container: str) -> None:
+    # Under SSE-KMS the multipart ETag is no digest of the bytes (moto keeps it one, but
+    # its HEAD says aws:kms): over plain HTTP the copy is proven by the CRC32, and so is
+    # the move (the blob keeps no whole-object MD5).
+    data = _upload_parts(s3, bucket, "d/mp.bin", [5 * MiB, 5 * MiB, 77],
+                         ServerSideEncryption="aws:kms")
+    assert s3.head_object(Bucket=bucket, Key="d/mp.bin")["ServerSideEncryption"] == "aws:kms"
+    res = _copy(bucket, container, BY_PARTS, single_put_max=0,
+                delete_source_after_verify=True)
+    assert res.exit_code == 0 and res.failures == []
+    assert dict(res.proofs) == {"source-crc32": 1}
+    assert [(d.key, d.kept) for d in res.deletions] == [("d/mp.bin", None)]
+    _assert_copied(blob_service, container, "out/mp.bin", data, md5_kept=False)
+
+
+def test_an_etag_only_source_with_unequal_parts_fails_in_one_line_before_reading(
+        s3_plain: Any, bucket: str, blob_service: Any, container: str) -> None:
+    _upload_parts(s3_plain, bucket, "d/mp.bin", [6 * MiB, 5 * MiB, 5 * MiB, 123],
+                  crc32=False)
+    res = _copy(bucket, container, BY_PARTS)
+    assert res.exit_code == 1 and res.stats.copied == 0
+    [failed] = res.failures
+    assert failed.attempts == 1, failed
+    assert "its 4 parts are not all 6291456 bytes" in failed.message, failed.message
+    assert "\n" not in failed.message
+    assert blobs(blob_service, container, "out/") == {}

@@ -26,11 +26,12 @@ CHUNK = 8 * 1024 * 1024
 async def stream_checksums(store: Store, obj: ObjectInfo, slots: SlotPool, policy: RetryPolicy,
                            part_sizes: Sequence[int] = (), if_match: str | None = None,
                            limiter: EndpointLimiter | None = None,
-                           chunk: int = CHUNK, pacing: Pacing | None = None
-                           ) -> tuple[bytes, list[str]]:
+                           chunk: int = CHUNK, pacing: Pacing | None = None,
+                           proof: SourceProof | None = None) -> tuple[bytes, list[str]]:
     """Stream ``obj`` (holding one slot of memory) and return its MD5 and the multipart
     ETags for ``part_sizes``.  With ``pacing``, every byte read counts against its bandwidth
-    cap (--max-bandwidth), as a copy's do."""
+    cap (--max-bandwidth), as a copy's do; ``proof`` is fed the bytes too (its ``check``
+    is the caller's)."""
     md5 = hashlib.md5()
     parts: dict[int, tuple[Any, list[bytes]]] = {ps: (hashlib.md5(), []) for ps in part_sizes}
     pos = 0
@@ -43,7 +44,7 @@ async def stream_checksums(store: Store, obj: ObjectInfo, slots: SlotPool, polic
                 async for data in stream.chunks(chunk):
                     if pacing is not None:
                         await pacing.transfer(len(data))
-                    await asyncio.to_thread(_fold, md5, parts, pos, bytes(data))
+                    await asyncio.to_thread(_fold, md5, parts, pos, bytes(data), proof)
                     pos += len(data)
             finally:
                 stream.close()
@@ -56,8 +57,11 @@ async def stream_checksums(store: Store, obj: ObjectInfo, slots: SlotPool, polic
     return md5.digest(), etags
 
 
-def _fold(md5: Any, parts: dict[int, tuple[Any, list[bytes]]], pos: int, data: bytes) -> None:
+def _fold(md5: Any, parts: dict[int, tuple[Any, list[bytes]]], pos: int, data: bytes,
+          proof: SourceProof | None = None) -> None:
     md5.update(data)
+    if proof is not None:
+        proof.update(data)
     for ps, (cur, digests) in list(parts.items()):
         view = memoryview(data)
         p = pos
@@ -121,10 +125,12 @@ class SourceProof:
 
     ``label`` names the proof for the summary and the docs: ``source-crc32``,
     ``source-sha256``, ``source-sha1``, ``multipart-etag``, or ``size-only`` when the
-    source keeps nothing usable (then only the size is checked)."""
+    source keeps nothing usable (then only the size is checked; an ETag under SSE-KMS or
+    SSE-C, ``kept.opaque_etag``, is no digest of the bytes)."""
 
     def __init__(self, obj: ObjectInfo, kept: SourceChecksum | None) -> None:
         self.obj = obj
+        self.kept = kept
         self.expected: bytes | str | None = None
         self.algorithm: str | None = None
         self.part_size: int | None = None
@@ -135,7 +141,7 @@ class SourceProof:
             self.expected = base64.b64decode(kept.value)
             self.part_size = kept.part_size if kept.composite else None
             self.label = f"source-{kept.algorithm}"
-        elif m and kept is not None and kept.part_size:
+        elif m and kept is not None and kept.part_size and not kept.opaque_etag:
             self.algorithm = "md5"
             self.expected = m.group(1).lower()
             self.part_size = kept.part_size

@@ -23,6 +23,7 @@ from lakeshift.errors import (
     IntegrityError,
     LakeshiftError,
     NotFoundError,
+    ObjectError,
     ServerCopyUnavailable,
     ThrottledError,
     TransientError,
@@ -409,12 +410,45 @@ async def source_kept(ctx: TransferContext, src: ObjectInfo) -> SourceChecksum |
                        ctx.src_limit)
 
 
+def _parts_fit(src: ObjectInfo, kept: SourceChecksum | None) -> bool:
+    """Whether the source's parts can be cut from part 1's size: the part count is
+    ceil(size / part 1's size).  Not so for an upload whose parts are not all part 1's size
+    (but the last); one whose count still fits is only found when its check fails."""
+    return kept is not None and bool(kept.part_size) and \
+        kept.parts == -(-src.size // (kept.part_size or 1))
+
+
+def _etag_rebuilds(src: ObjectInfo, kept: SourceChecksum | None) -> bool:
+    """Whether the source's multipart ETag can be rebuilt from the MD5s of its parts: not
+    under SSE-KMS or SSE-C (the ETag is then no digest of the bytes), and only where the
+    parts can be cut from part 1's size (``_parts_fit``)."""
+    return kept is not None and not kept.opaque_etag and _parts_fit(src, kept)
+
+
+def _source_proof(src: ObjectInfo, kept: SourceChecksum | None) -> SourceProof:
+    """``SourceProof(src, kept)`` for one attempt; an ObjectError, before anything is
+    read, when the proof goes by parts (a multipart ETag, a COMPOSITE checksum) but the
+    parts are not all part 1's size (``_parts_fit``): reading would only fail its check."""
+    proof = SourceProof(src, kept)
+    if proof.part_size and not _parts_fit(src, kept):
+        what = "multipart ETag" if proof.label == "multipart-etag" else \
+            f"composite {proof.label.removeprefix('source-')}"
+        raise ObjectError(
+            f"{src.key}: its {kept.parts if kept else '?'} parts are not all "
+            f"{proof.part_size} bytes (but the last), so its {what}, the only checksum it "
+            "keeps, cannot prove a copy: upload it again with equal parts or with a "
+            "full-object checksum (CRC32, SHA-256)")
+    return proof
+
+
 def _etag_proof(src: ObjectInfo, kept: SourceChecksum | None) -> SourceProof:
     """The proof by the multipart ETag alone, even where the source keeps an additional
     checksum: over plain HTTP the transit needs an MD5 of each byte anyway, and the part
     MD5s that prove the transit block by block prove the source too, so hashing the bytes
-    again for the checksum (CRC32 ~0.27 s/GiB here, SHA-256 far more) buys nothing."""
-    if kept is not None and kept.algorithm is not None:
+    again for the checksum (CRC32 ~0.27 s/GiB here, SHA-256 far more) buys nothing.
+    Only where the ETag can be rebuilt (``_etag_rebuilds``); otherwise the source's own
+    proof (``SourceProof(src, kept)``)."""
+    if kept is not None and kept.algorithm is not None and _etag_rebuilds(src, kept):
         kept = replace(kept, algorithm=None, value=None, composite=False)
     return SourceProof(src, kept)
 
@@ -430,6 +464,8 @@ def _part_blocks(ctx: TransferContext, src: ObjectInfo, proof: SourceProof) -> i
     part = proof.part_size
     if proof.label != "multipart-etag" or not part or not caps.put_checks_md5 or \
             not caps.block_upload or part > caps.max_block_size:
+        return None
+    if not _etag_rebuilds(src, proof.kept):
         return None
     if caps.max_blocks and -(-src.size // part) > caps.max_blocks:
         return None
@@ -511,7 +547,7 @@ async def _copy_streamed_proven(ctx: TransferContext, src: ObjectInfo, dest_key:
     transit_md5 = ctx.dst.capabilities.block_md5
 
     async def attempt() -> Copied:
-        proof = SourceProof(src, kept)
+        proof = _source_proof(src, kept)
         hasher = hashlib.md5() if transit_md5 else None
         stream = await ctx.src.open_range(src.key, 0, src.size, if_match=src.etag)
 
@@ -570,7 +606,7 @@ async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str,
     if src.md5 is None:
         if kept is None:
             kept = await source_kept(ctx, src)
-        proof = SourceProof(src, kept)
+        proof = _source_proof(src, kept)
         # Over plain HTTP, by parts whenever the ETag can prove them (see _etag_proof);
         # over TLS only when the ETag is the proof anyway (a CRC32 is cheaper than MD5).
         by_etag = _etag_proof(src, kept) if ctx.dst.capabilities.block_md5 else proof
@@ -846,20 +882,32 @@ async def delete_source_if_verified(ctx: TransferContext, src: ObjectInfo, dest_
     or, for a source without one (S3 multipart, local files), the MD5 of the source read
     again now; and the source is still the version that was copied (same ETag).  A copy
     by parts (``_copy_parts``) or in blocks proven by the source's checksum keeps no
-    Content-MD5: the destination's bytes, read back, must rebuild the source's multipart
-    ETag instead."""
+    Content-MD5: the destination's bytes, read back, must have the source's own checksum
+    (CRC32, SHA) where it keeps one, else rebuild its multipart ETag (where that can be
+    rebuilt: ``_etag_rebuilds``)."""
     d = await retry(lambda: ctx.dst.exists(dest_key), ctx.policy, ctx.dst_limit)
     if d is None or d.size != src.size:
         return "the destination copy is missing or has another size"
     if d.md5 is None and src.md5 is None and md5 is None:
-        proof = _etag_proof(src, await source_kept(ctx, src))
-        if proof.label != "multipart-etag" or not proof.part_size:
-            return "the destination has no Content-MD5 to prove the copy"
-        _, etags = await stream_checksums(ctx.dst, d, ctx.slots, ctx.policy,
-                                          [proof.part_size], limiter=ctx.dst_limit,
-                                          chunk=ctx.block_size)
-        if etags[0] != (src.etag or "").lower():
-            return "the destination's bytes, read back, do not rebuild the source's ETag"
+        kept = await source_kept(ctx, src)
+        proof = SourceProof(src, kept)
+        if proof.label.startswith("source-"):
+            await stream_checksums(ctx.dst, d, ctx.slots, ctx.policy, limiter=ctx.dst_limit,
+                                   chunk=ctx.block_size, proof=proof)
+            try:
+                proof.check()
+            except IntegrityError:
+                return (f"the destination's bytes, read back, do not have the source's "
+                        f"{proof.label.removeprefix('source-')}")
+        else:
+            if proof.label != "multipart-etag" or not proof.part_size or \
+                    not _etag_rebuilds(src, kept):
+                return "the destination has no Content-MD5 to prove the copy"
+            _, etags = await stream_checksums(ctx.dst, d, ctx.slots, ctx.policy,
+                                              [proof.part_size], limiter=ctx.dst_limit,
+                                              chunk=ctx.block_size)
+            if etags[0] != (src.etag or "").lower():
+                return "the destination's bytes, read back, do not rebuild the source's ETag"
     elif d.md5 is None:
         return "the destination has no Content-MD5 to prove the copy"
     elif md5 is not None and d.md5 != md5:

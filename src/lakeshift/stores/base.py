@@ -67,13 +67,16 @@ class SourceChecksum:
     none); ``value`` is the service's base64 text without any ``-N`` suffix; ``composite``
     says it is the checksum of the parts' checksums (S3 COMPOSITE), not of the whole
     object.  ``part_size``/``parts`` describe a multipart object (part 1's size, the part
-    count; every part but the last has part 1's size, as SDK uploads do)."""
+    count; every part but the last has part 1's size, as SDK uploads do).  ``opaque_etag``:
+    the object is encrypted with SSE-KMS or SSE-C, so its ETag is no digest of its bytes
+    (a multipart one cannot be rebuilt from the part MD5s)."""
 
     algorithm: str | None = None
     value: str | None = None
     composite: bool = False
     part_size: int | None = None
     parts: int | None = None
+    opaque_etag: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -358,7 +358,9 @@ class S3Store:
         composite = bool(multipart) and (head.get("ChecksumType") != "FULL_OBJECT")
         if value is not None and "-" in value:
             value, composite = value.split("-", 1)[0], True
-        return SourceChecksum(algorithm, value, composite, part_size, parts)
+        opaque = bool(head.get("ServerSideEncryption") in _OPAQUE_ETAG_SSE
+                      or head.get("SSECustomerAlgorithm"))
+        return SourceChecksum(algorithm, value, composite, part_size, parts, opaque)
 
     async def read_url(self, key: str, expires_in: int) -> str | None:
         """A presigned GET (SigV4, minted now; unsigned for --s3-anonymous)."""
