@@ -358,7 +358,7 @@ class S3Store:
         composite = bool(multipart) and (head.get("ChecksumType") != "FULL_OBJECT")
         if value is not None and "-" in value:
             value, composite = value.split("-", 1)[0], True
-        opaque = bool(head.get("ServerSideEncryption") in _OPAQUE_ETAG_SSE
+        opaque = bool(head.get("ServerSideEncryption") in OPAQUE_ETAG_SSE
                       or head.get("SSECustomerAlgorithm"))
         return SourceChecksum(algorithm, value, composite, part_size, parts, opaque)
 
