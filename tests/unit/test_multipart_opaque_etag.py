@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import os
 import zlib
 from collections.abc import AsyncIterator
@@ -118,7 +119,6 @@ def _source(sizes: list[int], opaque: bool, crc: bool = True,
     if opaque:
         etag = os.urandom(16).hex() + f"-{len(parts)}"  # as under SSE-KMS: no digest
     else:
-        import hashlib
         etag = hashlib.md5(b"".join(hashlib.md5(p).digest() for p in parts)).hexdigest() + \
             f"-{len(parts)}"
     if not crc:
@@ -204,4 +204,23 @@ def test_a_rebuildable_etag_over_plain_http_still_goes_by_parts() -> None:
 
     copied, kept = asyncio.run(run())
     assert copied.proof == "multipart-etag" and dst.blob == data
+    assert kept is None and src.deleted == ["k"]
+
+
+@pytest.mark.parametrize("tls", [True, False], ids=["tls", "plain-http"])
+def test_an_sse_kms_source_keeping_no_checksum_is_copied_by_md5_and_moved(tls: bool) -> None:
+    # Its ETag proves nothing: the bytes read are hashed here (a whole-object MD5, which
+    # the blob keeps), and a move rehashes the source, as for a single-part SSE-KMS object.
+    data, src = _source([PART, PART, PART, 123], opaque=True, crc=False)
+    dst = _Dst(block_md5=not tls)
+    ctx = _ctx(src, dst)
+    info = ObjectInfo("k", len(data), etag=src.etag)
+
+    async def run() -> tuple[T.Copied, str | None]:
+        copied = await T.copy_object(ctx, info, "k")
+        return copied, await T.delete_source_if_verified(ctx, info, "k", copied.md5)
+
+    copied, kept = asyncio.run(run())
+    assert copied.proof == "service-md5" and dst.blob == data
+    assert dst.md5 == hashlib.md5(data).digest()
     assert kept is None and src.deleted == ["k"]

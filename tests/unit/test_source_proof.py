@@ -89,3 +89,14 @@ def test_part_md5s_hashed_elsewhere_prove_the_etag_and_a_wrong_part_fails() -> N
         proof.parts_hashed(given, size)
         with pytest.raises(IntegrityError):
             proof.check()
+
+
+def test_an_etag_under_sse_kms_or_sse_c_is_no_proof_but_a_checksum_still_is() -> None:
+    # The ETag is no digest of the bytes there: proving by it could only ever fail.
+    obj = ObjectInfo("k", len(DATA), etag=os.urandom(16).hex() + "-3")
+    proof = _fed(SourceProof(obj, SourceChecksum(None, None, False, PART, 3, True)), DATA)
+    assert proof.label == "size-only"
+    proof.check()
+    crc = SourceChecksum("crc32", _b64(zlib.crc32(DATA).to_bytes(4, "big")), False, PART, 3,
+                         True)
+    assert SourceProof(obj, crc).label == "source-crc32"
