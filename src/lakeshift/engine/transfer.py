@@ -457,9 +457,10 @@ def _part_blocks(ctx: TransferContext, src: ObjectInfo, proof: SourceProof) -> i
     """The slots per block when ``src`` can be copied in blocks that are its parts, each
     block's MD5 computed once for two uses: the Content-MD5 the service checks the block
     against (transit) and the part's MD5 its multipart ETag is rebuilt from (source).
-    None when the proof is not a multipart ETag, the destination checks no block MD5 (on
-    TLS too: ``put_checks_md5``), or the parts do not fit the destination's blocks or the
-    memory allowed."""
+    None when the proof is not a multipart ETag, the ETag cannot be rebuilt
+    (``_etag_rebuilds``: SSE-KMS/SSE-C, or a part count that does not fit part 1's size),
+    the destination checks no block MD5 (on TLS too: ``put_checks_md5``), or the parts do
+    not fit the destination's blocks or the memory allowed."""
     caps = ctx.dst.capabilities
     part = proof.part_size
     if proof.label != "multipart-etag" or not part or not caps.put_checks_md5 or \
