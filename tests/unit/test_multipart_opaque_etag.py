@@ -20,7 +20,7 @@ from lakeshift.engine import transfer as T
 from lakeshift.engine.events import EventBus
 from lakeshift.engine.retry import RetryPolicy
 from lakeshift.engine.slots import SlotPool
-from lakeshift.errors import ObjectError
+from lakeshift.errors import IntegrityError, ObjectError
 from lakeshift.model import ObjectInfo, ObjectProps
 from lakeshift.stores.azure.store import CAPABILITIES as AZ
 from lakeshift.stores.base import SourceChecksum
@@ -224,3 +224,36 @@ def test_an_sse_kms_source_keeping_no_checksum_is_copied_by_md5_and_moved(tls: b
     assert copied.proof == "service-md5" and dst.blob == data
     assert dst.md5 == hashlib.md5(data).digest()
     assert kept is None and src.deleted == ["k"]
+
+
+@pytest.mark.parametrize("case", ["opaque-unnamed", "unequal-parts-count-fits"])
+def test_over_plain_http_parts_that_do_not_rebuild_the_etag_fall_back_to_the_crc32(
+        case: str) -> None:
+    # Nothing said the ETag cannot be rebuilt (no SSE header; a part count that fits part
+    # 1's size), so the copy goes by parts; the ETag does not rebuild, and the source's
+    # full-object CRC32 proves the bytes read again in blocks (the reviewer's kms_http.py).
+    if case == "opaque-unnamed":
+        data, src = _source([PART, PART, PART, 123], opaque=True, composite=False)
+        src.kept = replace(src.kept, opaque_etag=False)
+    else:
+        data, src = _source([PART, PART + MiB, PART, 123], opaque=False, composite=False)
+    dst = _Dst(block_md5=True)
+    ctx = _ctx(src, dst)
+    info = ObjectInfo("k", len(data), etag=src.etag)
+
+    async def run() -> tuple[T.Copied, str | None]:
+        copied = await T.copy_object(ctx, info, "k")
+        return copied, await T.delete_source_if_verified(ctx, info, "k", copied.md5)
+
+    copied, kept = asyncio.run(run())
+    assert copied.proof == "source-crc32" and dst.blob == data
+    assert src.reads > 4  # by parts (4 reads), then again in blocks
+    assert kept is None and src.deleted == ["k"]
+
+
+def test_an_etag_only_source_whose_parts_do_not_rebuild_it_still_fails() -> None:
+    data, src = _source([PART, PART + MiB, PART, 123], opaque=False, crc=False)
+    ctx = _ctx(src, _Dst(block_md5=True))
+    with pytest.raises(IntegrityError, match="do not have the source's multipart-etag"):
+        asyncio.run(T.copy_object(ctx, ObjectInfo("k", len(data), etag=src.etag), "k"))
+    assert src.reads == 4  # by parts only: nothing else could prove it
