@@ -301,3 +301,30 @@ def test_a_source_with_unequal_parts_proven_by_parts_fails_in_one_line_before_re
     assert "its 4 parts are not all 6291456 bytes" in failed.message, failed.message
     assert "\n" not in failed.message
     assert blobs(blob_service, container, "out/") == {}
+
+
+def test_a_streamed_copy_hashes_its_large_chunks_off_the_loop_in_order(
+        s3: Any, bucket: str, blob_service: Any, container: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The proof's and the transit's hashing of each MiB runs in a worker thread while the
+    chunk is sent (hashed on the loop it held every other transfer), one chunk after the
+    other, all of it before the proof is checked."""
+    import threading
+
+    from lakeshift.engine.checksums import SourceProof
+
+    data = os.urandom(12 * MiB + 77)
+    _upload(s3, bucket, "d/mp.bin", data)
+    seen: list[tuple[bool, int]] = []
+    real = SourceProof.update
+
+    def spy(self: SourceProof, chunk: Any) -> None:
+        seen.append((threading.current_thread() is threading.main_thread(), len(chunk)))
+        real(self, chunk)
+
+    monkeypatch.setattr(SourceProof, "update", spy)
+    res = _copy(bucket, container)
+    assert res.exit_code == 0 and dict(res.proofs) == {"source-crc32": 1}
+    _assert_copied(blob_service, container, "out/mp.bin", data)
+    assert sum(n for _, n in seen) == len(data)
+    assert all(not on_loop for on_loop, n in seen if n >= 128 * 1024), seen
