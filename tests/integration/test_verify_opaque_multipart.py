@@ -9,6 +9,7 @@ keys it is told (as S3 does), in listings, GET and HEAD, If-Match mapped back.""
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import os
 import re
@@ -123,7 +124,7 @@ def _copy_and_verify(bucket: str, container: str, tmp_path: Path, proof: str,
     assert res.exit_code == 0 and res.failures == [], res.failures
     good = lakeshift.verify(f"s3://{bucket}/d/", f"az://{container}/out/",
                             report=tmp_path / "good")
-    assert good.exit_code == 0 and good.differences == 0, good.summary()
+    assert good.exit_code == 0 and good.differences == 0, good.summary
     assert dict(good.proofs) == {proof: 1}
     assert good.verified == 1
     kept_md5 = bool(blob_service.get_blob_client(container, name)
@@ -131,8 +132,11 @@ def _copy_and_verify(bucket: str, container: str, tmp_path: Path, proof: str,
     _flip_at_destination(blob_service, container, name, with_md5=kept_md5)
     bad = lakeshift.verify(f"s3://{bucket}/d/", f"az://{container}/out/",
                            report=tmp_path / "bad")
-    assert bad.exit_code == 1 and bad.counts["checksum"] == 1, bad.summary()
+    assert bad.exit_code == 1 and bad.checksum == 1 and bad.differences == 1, bad.summary
     assert bad.verified == 0 and dict(bad.proofs) == {}
+    with open(bad.report_csv, newline="") as fh:
+        assert [(r["name"], r["kind"]) for r in csv.DictReader(fh)] == [
+            (name.removeprefix("out/"), "checksum")]
 
 
 @pytest.mark.parametrize("crc32", ["COMPOSITE", "FULL_OBJECT"])
@@ -165,8 +169,9 @@ def _assert_opaque(bucket: str, key: str, data: bytes, sizes: list[int]) -> None
 def test_sse_kms_multipart_without_a_checksum_is_verified_by_md5_of_its_bytes(
         block_size: int, s3_proxy: OpaqueMultipartProxy, s3_env: Any, bucket: str,
         s3: Any, blob_service: Any, container: str, tmp_path: Path) -> None:
-    # (A client that adds no additional checksum, as SDKs before 2025.)
-    plain = boto3.client("s3", config=Config(request_checksum_calculation="when_required"))
+    # (A client that adds no additional checksum, as SDKs before 2025; straight to moto.)
+    plain = boto3.client("s3", endpoint_url=s3_env["AWS_ENDPOINT_URL"],
+                         config=Config(request_checksum_calculation="when_required"))
     _kms_bucket(s3, bucket)
     sizes = [5 * MiB, 5 * MiB, 5 * MiB, 1000]
     data = _upload_parts(plain, bucket, "d/kms-mp.bin", sizes)
