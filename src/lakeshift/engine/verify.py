@@ -7,9 +7,10 @@ Both listings are merged (every name on either side once).  Per object: present 
 sides, same size, same checksum — source MD5 against the destination's Content-MD5; an S3
 multipart object as the copy proved it: its own CRC32/SHA checked on the destination's
 bytes, else its multipart ETag (md5-of-md5s-N) rebuilt from them where it can be (not under
-SSE-KMS/SSE-C, parts of part 1's size), else the MD5 of its bytes; a local file hashed; ``--deep`` hashes both sides' bytes.  Each
-difference is written to a CSV report as it is found (memory stays flat); the JSON summary
-counts missing, extra, size mismatch, checksum mismatch and unverifiable (with reasons).
+SSE-KMS/SSE-C, parts of part 1's size), else the MD5 of its bytes; a local file hashed;
+``--deep`` hashes both sides' bytes.  Each difference is written to a CSV report as it is
+found (memory stays flat); the JSON summary counts missing, extra, size mismatch, checksum
+mismatch and unverifiable (with reasons).
 """
 
 from __future__ import annotations
