@@ -5,10 +5,12 @@ key, destination key, rule) and are then checked like any other.
 
 Both listings are merged (every name on either side once).  Per object: present on both
 sides, same size, same checksum — source MD5 against the destination's Content-MD5; an S3
-multipart ETag (md5-of-md5s-N) recomputed from the destination's bytes with the part size
-inferred from size and N; a local file hashed; ``--deep`` hashes both sides' bytes.  Each
-difference is written to a CSV report as it is found (memory stays flat); the JSON summary
-counts missing, extra, size mismatch, checksum mismatch and unverifiable (with reasons).
+multipart object as the copy proved it: its own CRC32/SHA checked on the destination's
+bytes, else its multipart ETag (md5-of-md5s-N) rebuilt from them where it can be (not under
+SSE-KMS/SSE-C, parts of part 1's size), else the MD5 of its bytes; a local file hashed;
+``--deep`` hashes both sides' bytes.  Each difference is written to a CSV report as it is
+found (memory stays flat); the JSON summary counts missing, extra, size mismatch, checksum
+mismatch and unverifiable (with reasons).
 """
 
 from __future__ import annotations
@@ -26,10 +28,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 from urllib.parse import unquote
 
-from lakeshift.engine.checksums import stream_checksums, without_unvouched_md5
+from lakeshift.engine.checksums import SourceProof, stream_checksums, without_unvouched_md5
 from lakeshift.engine.events import BytesMoved, EventBus, Throttled
 from lakeshift.engine.limiter import Pacing, validate_pacing
 from lakeshift.engine.pipeline import (
@@ -42,11 +44,12 @@ from lakeshift.engine.pipeline import (
 )
 from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.slots import SlotPool
-from lakeshift.engine.transfer import endpoint_name
+from lakeshift.engine.transfer import _etag_rebuilds, _parts_fit, endpoint_name
 from lakeshift.errors import (
     AuthError,
     DanglingLinkError,
     ForbiddenError,
+    IntegrityError,
     LakeshiftError,
     ObjectError,
     UsageError,
@@ -54,7 +57,7 @@ from lakeshift.errors import (
 from lakeshift.model import ObjectInfo
 from lakeshift.plan.filters import NameFilter
 from lakeshift.plan.source import SourceSpec, destination_root, resolve_source
-from lakeshift.stores.base import Store, StoreConfig
+from lakeshift.stores.base import ChecksumSource, SourceChecksum, Store, StoreConfig
 from lakeshift.stores.props import SRC_MTIME_KEY, format_time, parse_time
 from lakeshift.stores.registry import open_store
 
@@ -78,7 +81,9 @@ class VerifyResult:
     reasons: Counter[str] = field(default_factory=Counter)
     #: Verified pairs per proof: ``source-md5`` (the source's own MD5 equals the
     #: destination's), ``read-md5`` (the source had none: its bytes were read and hashed),
-    #: ``multipart-etag`` (the source's multipart ETag rebuilt from the destination's bytes).
+    #: ``multipart-etag`` (the source's multipart ETag rebuilt from the destination's bytes),
+    #: ``source-crc32`` / ``source-sha256`` / ``source-sha1`` (the checksum an S3 multipart
+    #: source keeps, checked on the destination's bytes).
     proofs: Counter[str] = field(default_factory=Counter)
     bytes_read: int = 0
     started: float = field(default_factory=time.monotonic)
@@ -423,6 +428,23 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
         m = _MULTIPART.match(s.etag or "") if s.md5 is None else None
         multipart = s.etag if m else None
         want_parts = multipart_part_sizes(s.size, int(m.group(1))) if m else []
+        if multipart and not opts.deep and src.capabilities.source_checksums:
+            # As the copy proved it (transfer.copy_object): by the source's own checksum,
+            # else its multipart ETag where that can be rebuilt (not under SSE-KMS/SSE-C,
+            # parts cut from part 1's size), else the MD5 of its bytes.  Where the ETag
+            # rebuilds, a kept CRC32 is still preferred (cheaper than MD5; a SHA is not).
+            store = cast(ChecksumSource, src)
+            kept = await retry(functools.partial(store.source_checksums, s.key, s.etag),
+                               policy, src_limit)
+            rebuilds = _etag_rebuilds(s, kept)
+            if (not rebuilds or SourceProof(s, kept).label == "source-crc32") and \
+                    await _by_own_checksum(name, s, d, kept):
+                return
+            if rebuilds:
+                assert kept is not None and kept.part_size
+                want_parts = [kept.part_size]
+            else:
+                multipart = None  # an MD5 of the source's bytes proves it (read-md5)
         src_md5 = s.md5
         proof = "source-md5" if src_md5 is not None and not opts.deep else "read-md5"
         if opts.deep or (src_md5 is None and not multipart):
@@ -457,6 +479,30 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
                              "multipart ETag: part size cannot be inferred (use --deep)")
             return
         await differ(name, "unverifiable", s, d, None, None, "no checksum on either side")
+
+    async def _by_own_checksum(name: str, s: ObjectInfo, d: ObjectInfo,
+                               kept: SourceChecksum | None) -> bool:
+        """Prove ``d`` by the checksum the source keeps besides its ETag (CRC32, SHA; a
+        COMPOSITE one only where the parts can be cut from part 1's size): the
+        destination's bytes read back must have it.  False when it keeps none usable."""
+        proof = SourceProof(s, kept)
+        if not proof.label.startswith("source-") or (
+                proof.part_size and not _parts_fit(s, kept)):
+            return False
+        await stream_checksums(dst, d, slots, policy, limiter=dst_limit, pacing=pacing,
+                               proof=proof)
+        result.bytes_read += d.size
+        events.emit(BytesMoved(d.size))
+        algorithm = proof.label.removeprefix("source-")
+        try:
+            proof.check()
+        except IntegrityError:
+            await differ(name, "checksum", s, d, f"{algorithm}:{kept.value if kept else ''}",
+                         None, f"the destination's bytes do not have the source's {algorithm}")
+        else:
+            result.verified += 1
+            result.proofs[proof.label] += 1
+        return True
 
     await drive(planned(), prove, opts.concurrency)
 
