@@ -209,3 +209,31 @@ def test_unequal_parts_with_a_full_object_crc32_are_verified_by_it(
     kw = {} if single_put_max is None else {"single_put_max": single_put_max}
     _copy_and_verify(bucket, container, tmp_path, "source-crc32", blob_service,
                      "out/mp.bin", block_size=5 * MiB, **kw)
+
+
+def test_a_pair_proven_by_a_crc32_costs_verify_no_md5(
+        s3_env: Any, azure_env: Any, s3: Any, bucket: str, blob_service: Any,
+        container: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The destination read back for the source's CRC32 is hashed by that CRC32 alone: an
+    MD5 of the same bytes beside it would be a second pass over every byte, for nothing."""
+    import hashlib
+    import types
+
+    from lakeshift.engine import checksums
+
+    _upload_parts(s3, bucket, "d/mp.bin", [5 * MiB, 5 * MiB, 77], "FULL_OBJECT")
+    res = lakeshift.copy(f"s3://{bucket}/d/", f"az://{container}/out/", copy_mode="stream",
+                         concurrency=4, block_size=5 * MiB)
+    assert res.exit_code == 0 and res.failures == [], res.failures
+    made: list[str] = []
+
+    def md5(*a: Any, **kw: Any) -> Any:
+        made.append("md5")
+        return hashlib.md5(*a, **kw)
+
+    monkeypatch.setattr(checksums, "hashlib", types.SimpleNamespace(
+        md5=md5, new=hashlib.new))
+    good = lakeshift.verify(f"s3://{bucket}/d/", f"az://{container}/out/",
+                            report=tmp_path / "good")
+    assert good.exit_code == 0 and dict(good.proofs) == {"source-crc32": 1}
+    assert made == []

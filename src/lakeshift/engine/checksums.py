@@ -27,12 +27,14 @@ async def stream_checksums(store: Store, obj: ObjectInfo, slots: SlotPool, polic
                            part_sizes: Sequence[int] = (), if_match: str | None = None,
                            limiter: EndpointLimiter | None = None,
                            chunk: int = CHUNK, pacing: Pacing | None = None,
-                           proof: SourceProof | None = None) -> tuple[bytes, list[str]]:
-    """Stream ``obj`` (holding one slot of memory) and return its MD5 and the multipart
+                           proof: SourceProof | None = None, whole_md5: bool = True
+                           ) -> tuple[bytes, list[str]]:
+    """Stream ``obj`` (holding one slot of memory) and return its MD5 (empty unless
+    ``whole_md5``: a read that only feeds ``proof`` hashes nothing else) and the multipart
     ETags for ``part_sizes``.  With ``pacing``, every byte read counts against its bandwidth
     cap (--max-bandwidth), as a copy's do; ``proof`` is fed the bytes too (its ``check``
     is the caller's)."""
-    md5 = hashlib.md5()
+    md5 = hashlib.md5() if whole_md5 else None
     parts: dict[int, tuple[Any, list[bytes]]] = {ps: (hashlib.md5(), []) for ps in part_sizes}
     pos = 0
     if obj.size:
@@ -54,12 +56,13 @@ async def stream_checksums(store: Store, obj: ObjectInfo, slots: SlotPool, polic
     for ps, (cur, digests) in parts.items():
         done = [*digests, cur.digest()] if pos % ps else digests
         etags.append(hashlib.md5(b"".join(done)).hexdigest() + f"-{len(done)}")
-    return md5.digest(), etags
+    return (b"" if md5 is None else md5.digest()), etags
 
 
 def _fold(md5: Any, parts: dict[int, tuple[Any, list[bytes]]], pos: int, data: bytes,
           proof: SourceProof | None = None) -> None:
-    md5.update(data)
+    if md5 is not None:
+        md5.update(data)
     if proof is not None:
         proof.update(data)
     for ps, (cur, digests) in list(parts.items()):

@@ -933,7 +933,7 @@ async def delete_source_if_verified(ctx: TransferContext, src: ObjectInfo, dest_
         proof = SourceProof(src, kept)
         if proof.label.startswith("source-"):
             await stream_checksums(ctx.dst, d, ctx.slots, ctx.policy, limiter=ctx.dst_limit,
-                                   chunk=ctx.block_size, proof=proof)
+                                   chunk=ctx.block_size, proof=proof, whole_md5=False)
             try:
                 proof.check()
             except IntegrityError:

@@ -490,7 +490,7 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
                 proof.part_size and not _parts_fit(s, kept)):
             return False
         await stream_checksums(dst, d, slots, policy, limiter=dst_limit, pacing=pacing,
-                               proof=proof)
+                               proof=proof, whole_md5=False)
         result.bytes_read += d.size
         events.emit(BytesMoved(d.size))
         algorithm = proof.label.removeprefix("source-")
