@@ -55,7 +55,13 @@ def test_copy_rerun_and_move_with_a_sas(kind: str, azurite: servers.Server, s3: 
     for k, v in objs.items():
         name = "o/" + k[2:]
         assert blob_bytes(blob_service, container, name) == v
-        assert bytes(got[name].content_settings.content_md5) == hashlib.md5(v).digest()
+        kept = got[name].content_settings.content_md5
+        if name == "o/blocks.bin":
+            # A multipart source over plain HTTP goes by parts (each part's MD5 proves the
+            # transit and rebuilds the ETag): no whole-object MD5 is computed to keep.
+            assert not kept
+        else:
+            assert bytes(kept) == hashlib.md5(v).digest()
     again = lakeshift.copy(f"s3://{bucket}/s/", f"az://{container}/o/", block_size=MiB)
     assert (again.stats.copied, again.stats.skipped) == (0, 3)
     # Azure as the source, and deleting there (a move), through the same SAS.
