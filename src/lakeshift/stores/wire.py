@@ -34,6 +34,9 @@ SLICE = 256 * 1024
 MAX_HEAD = 64 * 1024
 #: Reading pauses while more than this waits unconsumed.
 MAX_BUFFERED = 1024 * 1024
+#: Header lines remembered parsed, per pool (emptied when full), and the longest one kept.
+_LINES_MEMO = 512
+_LINE_MEMO = 256
 
 _Body = bytes | bytearray | memoryview
 
@@ -231,16 +234,28 @@ class _Connection(asyncio.Protocol):
             self._fail(WireError(f"response head from {self.peer} over {MAX_HEAD:,} bytes"))
             return b""
         # (Decoded as aiohttp does, once for the whole head.)
-        fields = head[eol + 2:].decode("utf-8", "surrogateescape").split("\r\n") \
-            if eol >= 0 else ()
-        pairs: list[tuple[str, str]] = []
-        for line in fields:
-            name, colon, value = line.partition(":")
-            if not colon or not name or name[0] in " \t" or name[-1] in " \t":
-                self._fail(WireError(f"malformed response header from {self.peer}"))
-                return b""
-            pairs.append((name, value.strip(" \t")))
-        headers = CIMultiDict(pairs)
+        lines = head[eol + 2:].decode("utf-8", "surrogateescape").split("\r\n") \
+            if eol >= 0 else []
+        # Most lines repeat from response to response (Server, Content-Type, x-ms-version,
+        # a Content-Length, a Date within the second...): a line seen before is looked up
+        # (one C-level pass), only the others are parsed, and valid short ones remembered.
+        seen = self.pool._head_lines
+        pairs = list(map(seen.get, lines))
+        if None in pairs:
+            for i, pair in enumerate(pairs):
+                if pair is not None:
+                    continue
+                line = lines[i]
+                name, colon, value = line.partition(":")
+                if not colon or not name or name[0] in " \t" or name[-1] in " \t":
+                    self._fail(WireError(f"malformed response header from {self.peer}"))
+                    return b""
+                pairs[i] = pair = (name, value.strip(" \t"))
+                if len(line) <= _LINE_MEMO:
+                    if len(seen) >= _LINES_MEMO:
+                        seen.clear()
+                    seen[line] = pair
+        headers: CIMultiDict[str] = CIMultiDict(pairs)  # type: ignore[arg-type]  # (no None left)
         http10 = status_line[7:8] == b"0"
         connection = headers.get("Connection", "").lower()
         if "close" in connection or (http10 and "keep-alive" not in connection):
@@ -652,6 +667,7 @@ class Pool:
         self._open = 0
         self._waiting: deque[asyncio.Future[None]] = deque()
         self._all: set[_Connection] = set()
+        self._head_lines: dict[str, tuple[str, str]] = {}  # response header lines, parsed
         self._closed = False
         self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
 
