@@ -30,6 +30,7 @@ from lakeshift.errors import (
 )
 from lakeshift.model import Data, ObjectInfo, ObjectProps
 from lakeshift.stores.base import (
+    BlockUpload,
     ChecksumSource,
     DirectoryWriter,
     RangeStream,
@@ -613,6 +614,28 @@ async def _copy_streamed_proven(ctx: TransferContext, src: ObjectInfo, dest_key:
 _SPAN_STRIDE = 100_000
 
 
+async def _open_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str, end: int,
+                       block: int, slots: int) -> tuple[RangeStream, BlockUpload]:
+    """The start of a copy in blocks: ``slots`` slots taken, the source opened from 0 to
+    ``end``, the destination's block upload begun (with the stream's properties); on a
+    failure nothing is left held."""
+    await ctx.slots.acquire(slots)
+    try:
+        stream = await retry(
+            lambda: ctx.src.open_range(src.key, 0, end, if_match=src.etag),
+            ctx.policy, ctx.src_limit)
+        try:
+            upload = await ctx.dst.start_blocks(dest_key, src.size, block,
+                                                _dest_props(stream.props, src))
+        except BaseException:
+            stream.close()
+            raise
+    except BaseException:
+        ctx.slots.release(slots)
+        raise
+    return stream, upload
+
+
 async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str,
                        kept: SourceChecksum | None = None) -> Copied:
     """A large object: spans of ``span_blocks`` blocks, each span one streamed ranged GET.
@@ -680,20 +703,7 @@ async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str,
     hasher = hashlib.md5()
     total = 0
 
-    await ctx.slots.acquire(reserve[0])
-    try:
-        stream0: RangeStream = await retry(
-            lambda: ctx.src.open_range(src.key, spans[0][0], spans[0][1], if_match=src.etag),
-            ctx.policy, ctx.src_limit)
-        try:
-            upload = await ctx.dst.start_blocks(dest_key, src.size, bs,
-                                                _dest_props(stream0.props, src))
-        except BaseException:
-            stream0.close()
-            raise
-    except BaseException:
-        ctx.slots.release(reserve[0])
-        raise
+    stream0, upload = await _open_blocks(ctx, src, dest_key, spans[0][1], bs, reserve[0])
 
     async def stage_block(index: int, offset: int, data: bytes, hashed: asyncio.Event) -> None:
         # Holds its k slots until the block is staged and folded into the whole-object MD5.
@@ -799,20 +809,7 @@ async def _copy_parts(ctx: TransferContext, src: ObjectInfo, dest_key: str, proo
     turn.  The rebuilt ETag is checked before the commit: a wrong one commits nothing."""
     ranges = [(start, min(start + part, src.size)) for start in range(0, src.size, part)]
     digests: list[bytes] = [b""] * len(ranges)
-    await ctx.slots.acquire(k)
-    try:
-        first: RangeStream = await retry(
-            lambda: ctx.src.open_range(src.key, 0, ranges[0][1], if_match=src.etag),
-            ctx.policy, ctx.src_limit)
-        try:
-            upload = await ctx.dst.start_blocks(dest_key, src.size, part,
-                                                _dest_props(first.props, src))
-        except BaseException:
-            first.close()
-            raise
-    except BaseException:
-        ctx.slots.release(k)
-        raise
+    first, upload = await _open_blocks(ctx, src, dest_key, ranges[0][1], part, k)
     # Part 0's slots and stream, until its worker takes them over (a worker cancelled
     # before it starts leaves them to the clean-up below).
     held: list[RangeStream] = [first]
