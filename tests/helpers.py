@@ -71,3 +71,24 @@ def old_lake(root: Path, names: list[str], data: bytes = b"v1") -> None:
 def file_names(root: Path) -> list[str]:
     """The files under ``root``, relative, sorted."""
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def upload_parts(s3: Any, bucket: str, key: str, sizes: list[int], crc32: str = "",
+                 **extra: Any) -> bytes:
+    """A multipart upload of parts of ``sizes`` (not all equal, as some tools write them),
+    with a CRC32 each when ``crc32`` ("COMPOSITE" or "FULL_OBJECT"); returns the bytes."""
+    import os
+
+    algo = {"ChecksumAlgorithm": "CRC32"} if crc32 else {}
+    kind = {"ChecksumType": crc32} if crc32 else {}
+    up = s3.create_multipart_upload(Bucket=bucket, Key=key, **algo, **kind,
+                                    **extra)["UploadId"]
+    parts, done = [os.urandom(n) for n in sizes], []
+    for n, body in enumerate(parts, 1):
+        r = s3.upload_part(Bucket=bucket, Key=key, UploadId=up, PartNumber=n, Body=body,
+                           **algo)
+        done.append({"ETag": r["ETag"], "PartNumber": n,
+                     **({"ChecksumCRC32": r["ChecksumCRC32"]} if crc32 else {})})
+    s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=up,
+                                 MultipartUpload={"Parts": done})
+    return b"".join(parts)

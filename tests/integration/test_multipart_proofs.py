@@ -30,7 +30,7 @@ from botocore.config import Config
 import lakeshift
 from tests import servers
 from tests.faultproxy import FaultProxy
-from tests.helpers import blob_bytes, blobs
+from tests.helpers import blob_bytes, blobs, upload_parts
 
 MiB = 1024 * 1024
 PARTS = TransferConfig(multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB,
@@ -232,24 +232,6 @@ def test_a_move_after_blocks_without_a_whole_md5_rebuilds_the_etag_from_the_dest
     _assert_copied(blob_service, container, "out/mp.bin", data, md5_kept=False)
 
 
-def _upload_parts(s3: Any, bucket: str, key: str, sizes: list[int], crc32: str = "",
-                  **extra: Any) -> bytes:
-    """A multipart upload of parts of ``sizes`` (not all equal, as some tools write them),
-    with a CRC32 each when ``crc32`` ("COMPOSITE" or "FULL_OBJECT"); returns the bytes."""
-    algo = {"ChecksumAlgorithm": "CRC32"} if crc32 else {}
-    kind = {"ChecksumType": crc32} if crc32 else {}
-    up = s3.create_multipart_upload(Bucket=bucket, Key=key, **algo, **kind,
-                                    **extra)["UploadId"]
-    parts, done = [os.urandom(n) for n in sizes], []
-    for n, body in enumerate(parts, 1):
-        r = s3.upload_part(Bucket=bucket, Key=key, UploadId=up, PartNumber=n, Body=body,
-                           **algo)
-        done.append({"ETag": r["ETag"], "PartNumber": n,
-                     **({"ChecksumCRC32": r["ChecksumCRC32"]} if crc32 else {})})
-    s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=up,
-                                 MultipartUpload={"Parts": done})
-    return b"".join(parts)
-
 
 #: Part 1 larger than the others: 4 parts, not ceil(size / part 1) = 3, so neither the
 #: multipart ETag nor a COMPOSITE checksum can be rebuilt from part 1's size.
@@ -260,7 +242,7 @@ UNEQUAL = [6 * MiB, 5 * MiB, 5 * MiB, 123]
 def test_a_full_object_crc32_source_with_unequal_parts_is_copied_and_moved_by_it(
         single_put_max: int | None, s3: Any, bucket: str, blob_service: Any,
         container: str) -> None:
-    data = _upload_parts(s3, bucket, "d/mp.bin", UNEQUAL, "FULL_OBJECT")
+    data = upload_parts(s3, bucket, "d/mp.bin", UNEQUAL, "FULL_OBJECT")
     head = s3.head_object(Bucket=bucket, Key="d/mp.bin", ChecksumMode="ENABLED")
     assert head["ChecksumType"] == "FULL_OBJECT"
     kw = {} if single_put_max is None else {"single_put_max": single_put_max}
@@ -279,7 +261,7 @@ def test_an_sse_kms_crc32_source_is_proven_by_its_crc32_not_its_etag(
     # Under SSE-KMS the multipart ETag is no digest of the bytes (moto keeps it one, but
     # its HEAD says aws:kms): over plain HTTP the copy is proven by the CRC32, and so is
     # the move (the blob keeps no whole-object MD5).
-    data = _upload_parts(s3, bucket, "d/mp.bin", [5 * MiB, 5 * MiB, 77], crc32,
+    data = upload_parts(s3, bucket, "d/mp.bin", [5 * MiB, 5 * MiB, 77], crc32,
                          ServerSideEncryption="aws:kms")
     assert s3.head_object(Bucket=bucket, Key="d/mp.bin")["ServerSideEncryption"] == "aws:kms"
     res = _copy(bucket, container, BY_PARTS, single_put_max=0,
@@ -293,7 +275,7 @@ def test_an_sse_kms_crc32_source_is_proven_by_its_crc32_not_its_etag(
 @pytest.mark.parametrize("crc32", ["", "COMPOSITE"])
 def test_a_source_with_unequal_parts_proven_by_parts_fails_in_one_line_before_reading(
         crc32: str, s3: Any, bucket: str, blob_service: Any, container: str) -> None:
-    _upload_parts(s3, bucket, "d/mp.bin", UNEQUAL, crc32)
+    upload_parts(s3, bucket, "d/mp.bin", UNEQUAL, crc32)
     res = _copy(bucket, container, BY_PARTS)
     assert res.exit_code == 1 and res.stats.copied == 0
     [failed] = res.failures

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +24,7 @@ from botocore.config import Config
 import lakeshift
 from tests import servers
 from tests.faultproxy import FaultProxy
-from tests.helpers import blob_bytes
+from tests.helpers import blob_bytes, upload_parts
 
 MiB = 1024 * 1024
 _ETAG = re.compile(r'"?([0-9a-f]{32})(-\d+)?"?')
@@ -73,24 +72,6 @@ def s3_proxy(moto: servers.Server, s3_env: Any, azure_env: Any,
     yield p
     p.stop()
 
-
-def _upload_parts(s3: Any, bucket: str, key: str, sizes: list[int], crc32: str = "",
-                  **extra: Any) -> bytes:
-    """A multipart upload of parts of ``sizes``, with a CRC32 each when ``crc32``
-    ("COMPOSITE" or "FULL_OBJECT"); returns the bytes."""
-    algo = {"ChecksumAlgorithm": "CRC32"} if crc32 else {}
-    kind = {"ChecksumType": crc32} if crc32 else {}
-    up = s3.create_multipart_upload(Bucket=bucket, Key=key, **algo, **kind,
-                                    **extra)["UploadId"]
-    parts, done = [os.urandom(n) for n in sizes], []
-    for n, body in enumerate(parts, 1):
-        r = s3.upload_part(Bucket=bucket, Key=key, UploadId=up, PartNumber=n, Body=body,
-                           **algo)
-        done.append({"ETag": r["ETag"], "PartNumber": n,
-                     **({"ChecksumCRC32": r["ChecksumCRC32"]} if crc32 else {})})
-    s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=up,
-                                 MultipartUpload={"Parts": done})
-    return b"".join(parts)
 
 
 def _kms_bucket(s3: Any, bucket: str) -> None:
@@ -149,7 +130,7 @@ def test_sse_kms_multipart_with_a_crc32_is_verified_by_it(
         crc32: str, single_put_max: int | None, s3_proxy: OpaqueMultipartProxy, s3: Any,
         bucket: str, blob_service: Any, container: str, tmp_path: Path) -> None:
     _kms_bucket(s3, bucket)
-    data = _upload_parts(s3, bucket, "d/kms-mp.bin", [5 * MiB, 5 * MiB, 77], crc32)
+    data = upload_parts(s3, bucket, "d/kms-mp.bin", [5 * MiB, 5 * MiB, 77], crc32)
     _assert_opaque(bucket, "d/kms-mp.bin", data, [5 * MiB, 5 * MiB, 77])
     kw = {} if single_put_max is None else {"single_put_max": single_put_max}
     _copy_and_verify(bucket, container, tmp_path, "source-crc32", blob_service,
@@ -178,7 +159,7 @@ def test_sse_kms_multipart_without_a_checksum_is_verified_by_md5_of_its_bytes(
                          config=Config(request_checksum_calculation="when_required"))
     _kms_bucket(s3, bucket)
     sizes = [5 * MiB, 5 * MiB, 5 * MiB, 1000]
-    data = _upload_parts(plain, bucket, "d/kms-mp.bin", sizes)
+    data = upload_parts(plain, bucket, "d/kms-mp.bin", sizes)
     _assert_opaque(bucket, "d/kms-mp.bin", data, sizes)
     assert "ChecksumCRC32" not in s3.head_object(Bucket=bucket, Key="d/kms-mp.bin",
                                                  ChecksumMode="ENABLED")
@@ -191,7 +172,7 @@ def test_a_multipart_etag_that_rebuilds_still_gives_way_to_a_kept_crc32(
         crc32: str, s3_env: Any, azure_env: Any, s3: Any, bucket: str, blob_service: Any,
         container: str, tmp_path: Path) -> None:
     # Both prove it; the CRC32 of the destination's bytes costs less than their part MD5s.
-    _upload_parts(s3, bucket, "d/mp.bin", [5 * MiB, 5 * MiB, 77], crc32)
+    upload_parts(s3, bucket, "d/mp.bin", [5 * MiB, 5 * MiB, 77], crc32)
     _copy_and_verify(bucket, container, tmp_path, "source-crc32", blob_service,
                      "out/mp.bin", block_size=5 * MiB)
 
@@ -205,7 +186,7 @@ UNEQUAL = [6 * MiB, 5 * MiB, 5 * MiB, 123]
 def test_unequal_parts_with_a_full_object_crc32_are_verified_by_it(
         single_put_max: int | None, s3_env: Any, azure_env: Any, s3: Any, bucket: str,
         blob_service: Any, container: str, tmp_path: Path) -> None:
-    _upload_parts(s3, bucket, "d/mp.bin", UNEQUAL, "FULL_OBJECT")
+    upload_parts(s3, bucket, "d/mp.bin", UNEQUAL, "FULL_OBJECT")
     kw = {} if single_put_max is None else {"single_put_max": single_put_max}
     _copy_and_verify(bucket, container, tmp_path, "source-crc32", blob_service,
                      "out/mp.bin", block_size=5 * MiB, **kw)
@@ -221,7 +202,7 @@ def test_a_pair_proven_by_a_crc32_costs_verify_no_md5(
 
     from lakeshift.engine import checksums
 
-    _upload_parts(s3, bucket, "d/mp.bin", [5 * MiB, 5 * MiB, 77], "FULL_OBJECT")
+    upload_parts(s3, bucket, "d/mp.bin", [5 * MiB, 5 * MiB, 77], "FULL_OBJECT")
     res = lakeshift.copy(f"s3://{bucket}/d/", f"az://{container}/out/", copy_mode="stream",
                          concurrency=4, block_size=5 * MiB)
     assert res.exit_code == 0 and res.failures == [], res.failures
