@@ -121,15 +121,21 @@ def _on_loop() -> bool:
 
 @pytest.fixture
 def reads(monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
-    """Each file read with Path.read_text, by name: whether it ran on the event loop."""
+    """Each file read with Path.read_text or read_bytes, by name: whether it ran on the
+    event loop."""
     seen: dict[str, bool] = {}
-    real = Path.read_text
+    real_text, real_bytes = Path.read_text, Path.read_bytes
 
     def read_text(self: Path, *a: Any, **kw: Any) -> str:
         seen[self.name] = seen.get(self.name, False) or _on_loop()
-        return real(self, *a, **kw)
+        return real_text(self, *a, **kw)
+
+    def read_bytes(self: Path) -> bytes:
+        seen[self.name] = seen.get(self.name, False) or _on_loop()
+        return real_bytes(self)
 
     monkeypatch.setattr(Path, "read_text", read_text)
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
     return seen
 
 

@@ -49,10 +49,9 @@ def read_files_from(path: str | Path) -> FilesFrom:
     with the apostrophe that neutralised it for spreadsheets (api.csv_cell) taken off."""
     p = Path(path)
     try:
-        # newline="": a CR inside a quoted CSV cell is part of its key (universal
-        # newlines would turn it into LF); line files split on any line end below.
-        with p.open(encoding="utf-8", newline="") as fh:
-            text = fh.read()
+        # Bytes decoded, not read_text: a CR inside a quoted CSV cell is part of its key
+        # (universal newlines would make it LF); line files split on any line end below.
+        text = p.read_bytes().decode("utf-8")
     except OSError as e:
         raise UsageError(f"cannot read --files-from {path}: {e.strerror}") from None
     except UnicodeDecodeError:
