@@ -132,6 +132,19 @@ def _source(sizes: list[int], opaque: bool, crc: bool = True,
     return data, _Src(data, etag, kept)
 
 
+def _copy_then_move(src: _Src, dst: _Dst, size: int) -> tuple[T.Copied, str | None]:
+    """Copy object ``k`` from ``src`` to ``dst``, then ask to delete the source (a move):
+    what the copy proved, and why the source was kept (None: it was deleted)."""
+    ctx = _ctx(src, dst)
+    info = ObjectInfo("k", size, etag=src.etag)
+
+    async def run() -> tuple[T.Copied, str | None]:
+        copied = await T.copy_object(ctx, info, "k")
+        return copied, await T.delete_source_if_verified(ctx, info, "k", copied.md5)
+
+    return asyncio.run(run())
+
+
 #: (part sizes, SSE-KMS, composite CRC32).  Parts of unequal size: part 1 larger, so the
 #: count (4) is not ceil(size / part 1) (3); only a full-object CRC32 can prove them.
 CASES = {
@@ -148,14 +161,7 @@ def test_an_unrebuildable_etag_source_is_copied_and_moved_by_its_crc32(
     sizes, opaque, composite = CASES[case]
     data, src = _source(sizes, opaque, composite=composite)
     dst = _Dst(block_md5=not tls)
-    ctx = _ctx(src, dst)
-    info = ObjectInfo("k", len(data), etag=src.etag)
-
-    async def run() -> tuple[T.Copied, str | None]:
-        copied = await T.copy_object(ctx, info, "k")
-        return copied, await T.delete_source_if_verified(ctx, info, "k", copied.md5)
-
-    copied, kept = asyncio.run(run())
+    copied, kept = _copy_then_move(src, dst, len(data))
     assert copied.proof == "source-crc32"
     assert dst.blob == data
     assert kept is None and src.deleted == ["k"]
@@ -195,14 +201,7 @@ def test_a_source_with_unequal_parts_proven_by_parts_fails_in_one_line_before_re
 def test_a_rebuildable_etag_over_plain_http_still_goes_by_parts() -> None:
     data, src = _source([PART, PART, PART, 123], opaque=False)
     dst = _Dst(block_md5=True)
-    ctx = _ctx(src, dst)
-    info = ObjectInfo("k", len(data), etag=src.etag)
-
-    async def run() -> tuple[T.Copied, str | None]:
-        copied = await T.copy_object(ctx, info, "k")
-        return copied, await T.delete_source_if_verified(ctx, info, "k", copied.md5)
-
-    copied, kept = asyncio.run(run())
+    copied, kept = _copy_then_move(src, dst, len(data))
     assert copied.proof == "multipart-etag" and dst.blob == data
     assert kept is None and src.deleted == ["k"]
 
@@ -213,14 +212,7 @@ def test_an_sse_kms_source_keeping_no_checksum_is_copied_by_md5_and_moved(tls: b
     # the blob keeps), and a move rehashes the source, as for a single-part SSE-KMS object.
     data, src = _source([PART, PART, PART, 123], opaque=True, crc=False)
     dst = _Dst(block_md5=not tls)
-    ctx = _ctx(src, dst)
-    info = ObjectInfo("k", len(data), etag=src.etag)
-
-    async def run() -> tuple[T.Copied, str | None]:
-        copied = await T.copy_object(ctx, info, "k")
-        return copied, await T.delete_source_if_verified(ctx, info, "k", copied.md5)
-
-    copied, kept = asyncio.run(run())
+    copied, kept = _copy_then_move(src, dst, len(data))
     assert copied.proof == "service-md5" and dst.blob == data
     assert dst.md5 == hashlib.md5(data).digest()
     assert kept is None and src.deleted == ["k"]
@@ -238,14 +230,7 @@ def test_over_plain_http_parts_that_do_not_rebuild_the_etag_fall_back_to_the_crc
     else:
         data, src = _source([PART, PART + MiB, PART, 123], opaque=False, composite=False)
     dst = _Dst(block_md5=True)
-    ctx = _ctx(src, dst)
-    info = ObjectInfo("k", len(data), etag=src.etag)
-
-    async def run() -> tuple[T.Copied, str | None]:
-        copied = await T.copy_object(ctx, info, "k")
-        return copied, await T.delete_source_if_verified(ctx, info, "k", copied.md5)
-
-    copied, kept = asyncio.run(run())
+    copied, kept = _copy_then_move(src, dst, len(data))
     assert copied.proof == "source-crc32" and dst.blob == data
     assert src.reads > 4  # by parts (4 reads), then again in blocks
     assert kept is None and src.deleted == ["k"]
