@@ -1,0 +1,179 @@
+"""What every copy path of one object shares (engine/transfer.py is the entry): the
+context, the result, the properties written, the checks of what was read, and the start of
+a copy in blocks.
+
+Memory contract: every block of object data in memory is held under one slot of the run's
+SlotPool (engine/slots.py), so object data never exceeds slots × block size (plus one
+chunk being cut per open span), however many objects there are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from lakeshift.engine.checksums import SourceProof
+from lakeshift.engine.events import EventBus
+from lakeshift.engine.limiter import EndpointLimiter, Pacing
+from lakeshift.engine.retry import RetryPolicy, retry
+from lakeshift.engine.slots import SlotPool
+from lakeshift.errors import (
+    IntegrityError,
+    LakeshiftError,
+)
+from lakeshift.model import Data, ObjectInfo, ObjectProps
+from lakeshift.stores.base import (
+    BlockUpload,
+    RangeStream,
+    Store,
+)
+from lakeshift.stores.props import SRC_ETAG_KEY, SRC_MTIME_KEY, format_time
+
+if TYPE_CHECKING:
+    from lakeshift.engine.transfer_server import ServerRoute
+
+
+_HASH_IN_THREAD = 1 << 20
+#: Chunks of a streamed put: small enough to keep memory per stream low, large enough that
+#: the per-chunk Python work does not matter.
+_STREAM_CHUNK = 1 << 20
+#: Chunks from this size up are hashed in a worker thread (below, a hop costs more).
+_HASH_OFF_LOOP_MIN = 128 * 1024
+
+
+@dataclass
+class TransferContext:
+    src: Store
+    dst: Store
+    block_size: int
+    slots: SlotPool
+    policy: RetryPolicy
+    events: EventBus
+    pacing: Pacing = field(default_factory=lambda: Pacing(1 << 30, adaptive=False))
+    #: Largest object sent as one streamed, service-checked put (see copy_object).
+    single_put_max: int = 64 * 1024 * 1024
+    #: Server-side copies (``--copy-mode``); None: every object is streamed.
+    route: ServerRoute | None = None
+
+    @property
+    def src_limit(self) -> EndpointLimiter:
+        return self.pacing.endpoint(endpoint_name(self.src))
+
+    @property
+    def dst_limit(self) -> EndpointLimiter:
+        return self.pacing.endpoint(endpoint_name(self.dst))
+
+    @property
+    def span_blocks(self) -> int:
+        """Blocks per ranged GET: a quarter of the slots, so several spans (of one large
+        object or of several) stream at once."""
+        return max(1, self.slots.total // 4)
+
+
+@dataclass(frozen=True, slots=True)
+class Copied:
+    """What a copy proved: the MD5 the destination holds (None when it keeps none) and how
+    the bytes were proven to be the source's (README "What is copied, and how it is
+    checked"): ``source-md5``, ``source-crc32``/``-sha256``/``-sha1``, ``multipart-etag``,
+    ``service-md5`` (the source keeps no checksum: the destination holds exactly the bytes
+    read), ``size-only``, ``server-md5`` (a server-side copy the service checked against
+    the source's MD5), ``server-read-md5`` (a server-side block copy, read back)."""
+
+    md5: bytes | None
+    proof: str
+
+
+async def _md5(data: Data) -> bytes:
+    if len(data) >= _HASH_IN_THREAD:
+        return await asyncio.to_thread(lambda: hashlib.md5(data).digest())
+    return hashlib.md5(data).digest()
+
+
+def _dest_props(props: ObjectProps, src: ObjectInfo) -> ObjectProps:
+    meta = dict(props.metadata)
+    if src.etag:
+        meta[SRC_ETAG_KEY] = src.etag
+    # The original time: one the source itself kept from an earlier copy wins.
+    kept = (src.metadata or {}).get(SRC_MTIME_KEY) or meta.get(SRC_MTIME_KEY)
+    if kept:
+        meta[SRC_MTIME_KEY] = kept
+    elif src.last_modified is not None:
+        meta[SRC_MTIME_KEY] = format_time(src.last_modified)
+    # (Built directly: dataclasses.replace looks the fields up again for every object.)
+    return ObjectProps(props.content_type, props.content_encoding, props.cache_control,
+                       props.content_disposition, props.content_language, meta)
+
+
+def _check(src: ObjectInfo, size: int, md5: bytes, where: str) -> None:
+    if size != src.size:
+        raise IntegrityError(f"{where}: read {size} bytes, the listing said {src.size}")
+    if src.md5 is not None and md5 != src.md5:
+        raise IntegrityError(f"{where}: MD5 of the data read ({md5.hex()}) differs from the "
+                             f"source's ({src.md5.hex()})")
+
+
+def _fold(hasher: Any, proof: SourceProof | None, data: Data) -> None:
+    if hasher is not None:
+        hasher.update(data)
+    if proof is not None:
+        proof.update(data)
+
+
+async def _open_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str, end: int,
+                       block: int, slots: int) -> tuple[RangeStream, BlockUpload]:
+    """The start of a copy in blocks: ``slots`` slots taken, the source opened from 0 to
+    ``end``, the destination's block upload begun (with the stream's properties); on a
+    failure nothing is left held."""
+    await ctx.slots.acquire(slots)
+    try:
+        stream = await retry(
+            lambda: ctx.src.open_range(src.key, 0, end, if_match=src.etag),
+            ctx.policy, ctx.src_limit)
+        try:
+            upload = await ctx.dst.start_blocks(dest_key, src.size, block,
+                                                _dest_props(stream.props, src))
+        except BaseException:
+            stream.close()
+            raise
+    except BaseException:
+        ctx.slots.release(slots)
+        raise
+    return stream, upload
+
+
+def slots_per_block(size: int, block_size: int, max_blocks: int) -> int:
+    """How many block-size slots one block of an object of ``size`` bytes takes: 1, unless
+    the destination's limit of ``max_blocks`` blocks (0: none) needs bigger blocks."""
+    if not max_blocks:
+        return 1
+    need = -(-size // max_blocks)  # the smallest block that fits within max_blocks
+    return max(1, -(-need // block_size))
+
+
+def _first_error(eg: BaseExceptionGroup[Any]) -> BaseException:
+    """The most telling error of a failed block upload (a LakeshiftError if there is one)."""
+    flat: list[BaseException] = []
+
+    def walk(g: BaseException) -> None:
+        if isinstance(g, BaseExceptionGroup):
+            for e in g.exceptions:
+                walk(e)
+        else:
+            flat.append(g)
+
+    walk(eg)
+    for e in flat:
+        if isinstance(e, LakeshiftError):
+            return e
+    for e in flat:
+        if not isinstance(e, asyncio.CancelledError):
+            return e
+    return flat[0]
+
+
+def endpoint_name(store: Store) -> str:
+    """Throttling is per account/bucket: one limiter for each."""
+    u = store.url
+    return f"{u.scheme}://{u.account or ''}/{u.bucket}"

@@ -1,0 +1,121 @@
+"""A multipart-ETag source copied by its parts (engine/transfer.py is the entry; the
+block path, engine/transfer_blocks.py, chooses it)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from lakeshift.engine.checksums import SourceProof
+from lakeshift.engine.events import BytesMoved
+from lakeshift.engine.retry import retry
+from lakeshift.engine.transfer_base import Copied, TransferContext, _first_error, _md5, _open_blocks
+from lakeshift.errors import (
+    IntegrityError,
+    ThrottledError,
+    TransientError,
+)
+from lakeshift.model import Data, ObjectInfo
+from lakeshift.stores.base import (
+    RangeStream,
+)
+
+
+async def _copy_parts(ctx: TransferContext, src: ObjectInfo, dest_key: str, proof: SourceProof,
+                      part: int, k: int) -> Copied:
+    """``_copy_blocks`` by the source's parts (see there): block ``i`` is part ``i + 1``,
+    read by its own ranged GET (so that it arrives as one chunk of exactly the part's
+    size) and held under ``k`` slots until it is staged; a few workers take the parts in
+    turn.  The rebuilt ETag is checked before the commit: a wrong one commits nothing."""
+    ranges = [(start, min(start + part, src.size)) for start in range(0, src.size, part)]
+    digests: list[bytes] = [b""] * len(ranges)
+    first, upload = await _open_blocks(ctx, src, dest_key, ranges[0][1], part, k)
+    # Part 0's slots and stream, until its worker takes them over (a worker cancelled
+    # before it starts leaves them to the clean-up below).
+    held: list[RangeStream] = [first]
+
+    async def read_part(start: int, end: int, stream: RangeStream | None) -> Data:
+        attempt = 0
+        while True:
+            try:
+                if stream is None:
+                    stream = await ctx.src.open_range(src.key, start, end, if_match=src.etag)
+                data: Data = b""
+                try:
+                    async for chunk in stream.chunks(end - start):
+                        if data or len(chunk) > end - start:
+                            raise IntegrityError(f"{src.key}: the ranged read returned more "
+                                                 f"than the {end - start} bytes asked for")
+                        data = chunk
+                finally:
+                    stream.close()
+                if len(data) < end - start:
+                    raise TransientError(f"{src.key}: ranged read ended early at "
+                                         f"{start + len(data)}")
+                return data
+            except TransientError as e:
+                if isinstance(e, ThrottledError):
+                    ctx.src_limit.throttled()
+                attempt += 1
+                if attempt >= ctx.policy.attempts:
+                    raise
+                stream = None
+                await asyncio.sleep(ctx.policy.delay(attempt, e.retry_after))
+
+    async def one(index: int, stream: RangeStream | None) -> None:
+        start, end = ranges[index]
+        data = await read_part(start, end, stream)
+        md5 = digests[index] = await _md5(data)
+        await ctx.pacing.transfer(len(data))
+        try:
+            await retry(lambda: upload.stage(index, start, data, md5), ctx.policy,
+                        ctx.dst_limit)
+        except IntegrityError as e:
+            raise IntegrityError(f"{e}: the block changed in transit") from None
+        ctx.events.emit(BytesMoved(len(data)))
+
+    todo = iter(range(1, len(ranges)))
+
+    async def worker(lead: bool) -> None:
+        if lead:
+            stream = held.pop()
+            try:
+                await one(0, stream)
+            finally:
+                ctx.slots.release(k)
+        for index in todo:
+            await ctx.slots.acquire(k)
+            try:
+                await one(index, None)
+            finally:
+                ctx.slots.release(k)
+
+    committed = False
+    try:
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for n in range(min(len(ranges), max(1, ctx.slots.total // k))):
+                    tg.create_task(worker(n == 0))
+        except BaseExceptionGroup as eg:
+            raise _first_error(eg) from None
+        finally:
+            if held:
+                held.pop().close()
+                ctx.slots.release(k)
+        proof.parts_hashed(digests, src.size)
+        try:
+            proof.check()
+        except IntegrityError as e:
+            raise _EtagNotRebuilt(str(e)) from None
+        # No whole-object MD5 to store (none was computed); the blob records the source's
+        # ETag, proven above.
+        await retry(lambda: upload.commit(list(range(len(ranges))), None), ctx.policy,
+                    ctx.dst_limit)
+        committed = True
+    finally:
+        if not committed:
+            await upload.abort()
+    return Copied(None, proof.label)
+
+
+class _EtagNotRebuilt(IntegrityError):
+    """A copy by parts whose part MD5s do not rebuild the source's multipart ETag."""

@@ -1,0 +1,96 @@
+"""How a source without an MD5 is proven (engine/transfer.py is the entry): what it
+keeps, whether its multipart ETag can be rebuilt, and whether it goes by parts."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import cast
+
+from lakeshift.engine.checksums import SourceProof
+from lakeshift.engine.retry import retry
+from lakeshift.engine.transfer_base import TransferContext
+from lakeshift.errors import (
+    ObjectError,
+)
+from lakeshift.model import ObjectInfo
+from lakeshift.stores.base import (
+    ChecksumSource,
+    SourceChecksum,
+)
+
+
+async def source_kept(ctx: TransferContext, src: ObjectInfo) -> SourceChecksum | None:
+    """What the source keeps to prove a read of ``src`` by (one or two HEADs on S3; None
+    where the store keeps nothing): a new ``SourceProof(src, kept)`` per attempt."""
+    if not ctx.src.capabilities.source_checksums:
+        return None
+    store = cast(ChecksumSource, ctx.src)
+    return await retry(lambda: store.source_checksums(src.key, src.etag), ctx.policy,
+                       ctx.src_limit)
+
+
+def _parts_fit(src: ObjectInfo, kept: SourceChecksum | None) -> bool:
+    """Whether the source's parts can be cut from part 1's size: the part count is
+    ceil(size / part 1's size).  Not so for an upload whose parts are not all part 1's size
+    (but the last); one whose count still fits is only found when its check fails."""
+    return kept is not None and bool(kept.part_size) and \
+        kept.parts == -(-src.size // (kept.part_size or 1))
+
+
+def _etag_rebuilds(src: ObjectInfo, kept: SourceChecksum | None) -> bool:
+    """Whether the source's multipart ETag can be rebuilt from the MD5s of its parts: not
+    under SSE-KMS or SSE-C (the ETag is then no digest of the bytes), and only where the
+    parts can be cut from part 1's size (``_parts_fit``)."""
+    return kept is not None and not kept.opaque_etag and _parts_fit(src, kept)
+
+
+def _source_proof(src: ObjectInfo, kept: SourceChecksum | None) -> SourceProof:
+    """``SourceProof(src, kept)`` for one attempt; an ObjectError, before anything is
+    read, when the proof goes by parts (a multipart ETag, a COMPOSITE checksum) but the
+    parts are not all part 1's size (``_parts_fit``): reading would only fail its check."""
+    proof = SourceProof(src, kept)
+    if proof.part_size and not _parts_fit(src, kept):
+        what = "multipart ETag" if proof.label == "multipart-etag" else \
+            f"composite {proof.label.removeprefix('source-')}"
+        raise ObjectError(
+            f"{src.key}: its {kept.parts if kept else '?'} parts are not all "
+            f"{proof.part_size} bytes (but the last), so its {what}, the only checksum it "
+            "keeps, cannot prove a copy: upload it again with equal parts or with a "
+            "full-object checksum (CRC32, SHA-256)")
+    return proof
+
+
+def _etag_proof(src: ObjectInfo, kept: SourceChecksum | None) -> SourceProof:
+    """The proof by the multipart ETag alone, even where the source keeps an additional
+    checksum: over plain HTTP the transit needs an MD5 of each byte anyway, and the part
+    MD5s that prove the transit block by block prove the source too, so hashing the bytes
+    again for the checksum (CRC32 ~0.27 s/GiB here, SHA-256 far more) buys nothing.
+    Only where the ETag can be rebuilt (``_etag_rebuilds``); otherwise the source's own
+    proof (``SourceProof(src, kept)``)."""
+    if kept is not None and kept.algorithm is not None and _etag_rebuilds(src, kept):
+        kept = replace(kept, algorithm=None, value=None, composite=False)
+    return SourceProof(src, kept)
+
+
+def _part_blocks(ctx: TransferContext, src: ObjectInfo, proof: SourceProof) -> int | None:
+    """The slots per block when ``src`` can be copied in blocks that are its parts, each
+    block's MD5 computed once for two uses: the Content-MD5 the service checks the block
+    against (transit) and the part's MD5 its multipart ETag is rebuilt from (source).
+    None when the proof is not a multipart ETag, the ETag cannot be rebuilt
+    (``_etag_rebuilds``: SSE-KMS/SSE-C, or a part count that does not fit part 1's size),
+    the destination checks no block MD5 (on TLS too: ``put_checks_md5``), or the parts do
+    not fit the destination's blocks or the memory allowed."""
+    caps = ctx.dst.capabilities
+    part = proof.part_size
+    if proof.label != "multipart-etag" or not part or not caps.put_checks_md5 or \
+            not caps.block_upload or part > caps.max_block_size:
+        return None
+    if not _etag_rebuilds(src, proof.kept):
+        return None
+    if caps.max_blocks and -(-src.size // part) > caps.max_blocks:
+        return None
+    # A part is read whole: at its peak the pieces as they arrive and the part joined from
+    # them, twice its size; so it holds twice its slots (and the parts in flight, all the
+    # run's slots at most, stay within the memory the slots allow).
+    k = 2 * -(-part // ctx.block_size)
+    return k if k <= ctx.slots.total else None

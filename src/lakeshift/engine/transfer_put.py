@@ -1,0 +1,160 @@
+"""Copies of one object in one put (engine/transfer.py is the entry, copy_object says
+which path): read whole, or streamed into one put checked by the source's MD5 or proven by
+its own checksum."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator, Callable
+
+from lakeshift.engine.events import BytesMoved
+from lakeshift.engine.retry import retry
+from lakeshift.engine.transfer_base import (
+    _HASH_OFF_LOOP_MIN,
+    _STREAM_CHUNK,
+    Copied,
+    TransferContext,
+    _check,
+    _dest_props,
+    _md5,
+)
+from lakeshift.engine.transfer_proofs import _source_proof
+from lakeshift.errors import (
+    IntegrityError,
+    TransientError,
+)
+from lakeshift.model import ObjectInfo
+from lakeshift.stores.base import (
+    RangeStream,
+    SourceChecksum,
+)
+
+
+async def _copy_single(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> Copied:
+    await ctx.slots.acquire(1)
+    try:
+        await ctx.pacing.transfer(src.size)
+        r = await retry(lambda: ctx.src.read(src.key, if_match=src.etag), ctx.policy,
+                        ctx.src_limit)
+        if src.md5 is not None and ctx.dst.capabilities.put_checks_md5:
+            # The destination checks the bytes against the source's MD5 (as on the
+            # streamed path): no need to hash them here too.
+            md5 = src.md5
+        else:
+            md5 = await _md5(r.data)
+        _check(src, len(r.data), md5, src.key)
+        props = _dest_props(r.props, src)
+        await retry(lambda: ctx.dst.put(dest_key, r.data, props, md5), ctx.policy,
+                    ctx.dst_limit)
+        ctx.events.emit(BytesMoved(len(r.data)))
+        return Copied(md5, "service-md5" if src.md5 is None else "source-md5")
+    finally:
+        ctx.slots.release(1)
+
+
+async def _sized_body(ctx: TransferContext, src: ObjectInfo, stream: RangeStream,
+                      chunk: int, seen: Callable[[bytes], None] | None = None
+                      ) -> AsyncIterator[bytes]:
+    """The body of one streamed put: the source's chunks, paced and counted, held to the
+    listed size (more is an IntegrityError, less a TransientError); ``seen`` hashes each
+    chunk, in order, and all of them before the body ends.  A large chunk is hashed in a
+    worker thread while it is sent (hashlib and zlib let go of the GIL): hashed on the
+    loop, a MiB of MD5 held every other transfer for ~2 ms."""
+    sent = 0
+    loop = asyncio.get_running_loop()
+    hashing: asyncio.Future[None] | None = None
+    try:
+        async for data in stream.chunks(chunk):
+            sent += len(data)
+            if sent > src.size:
+                raise IntegrityError(f"{src.key}: the read returned more than the "
+                                     f"{src.size} bytes listed")
+            if seen is not None:
+                if hashing is not None:
+                    await hashing  # the previous chunk first: one hasher, in order
+                    hashing = None
+                if len(data) >= _HASH_OFF_LOOP_MIN:
+                    hashing = loop.run_in_executor(None, seen, data)
+                else:
+                    seen(data)
+            await ctx.pacing.transfer(len(data))
+            yield data
+            ctx.events.emit(BytesMoved(len(data)))
+        if hashing is not None:
+            await hashing
+            hashing = None
+    finally:
+        if hashing is not None:  # the put ended early: nobody waits for that hash now
+            hashing.add_done_callback(_retrieved)
+    if sent < src.size:
+        raise TransientError(f"{src.key}: the read ended early at {sent} of "
+                             f"{src.size} bytes")
+
+
+def _retrieved(f: asyncio.Future[None]) -> None:
+    if not f.cancelled():
+        f.exception()
+
+
+async def _copy_streamed(ctx: TransferContext, src: ObjectInfo, md5: bytes,
+                         dest_key: str) -> bytes:
+    chunk = min(ctx.block_size, _STREAM_CHUNK)
+
+    async def attempt() -> None:
+        stream = await ctx.src.open_range(src.key, 0, src.size, if_match=src.etag)
+        try:
+            await ctx.dst.put_stream(dest_key, src.size, _sized_body(ctx, src, stream, chunk),
+                                     _dest_props(stream.props, src), md5)
+        finally:
+            stream.close()  # the destination may fail before it reads a byte
+
+    await ctx.slots.acquire(1)
+    try:
+        await retry(attempt, ctx.policy, ctx.dst_limit)
+    finally:
+        ctx.slots.release(1)
+    return md5
+
+
+async def _copy_streamed_proven(ctx: TransferContext, src: ObjectInfo, dest_key: str,
+                                kept: SourceChecksum | None) -> Copied:
+    """A source without an MD5, streamed into one put without one (see copy_object)."""
+    chunk = min(ctx.block_size, _STREAM_CHUNK)
+    transit_md5 = ctx.dst.capabilities.block_md5
+
+    async def attempt() -> Copied:
+        proof = _source_proof(src, kept)
+        hasher = hashlib.md5() if transit_md5 else None
+        stream = await ctx.src.open_range(src.key, 0, src.size, if_match=src.etag)
+
+        def seen(data: bytes) -> None:
+            proof.update(data)
+            if hasher is not None:
+                hasher.update(data)
+
+        try:
+            stored = await ctx.dst.put_stream(dest_key, src.size,
+                                              _sized_body(ctx, src, stream, chunk, seen),
+                                              _dest_props(stream.props, src), None)
+        finally:
+            stream.close()  # the destination may fail before it reads a byte
+        try:
+            proof.check()
+            if hasher is not None and stored != hasher.digest():
+                raise IntegrityError(
+                    f"{dest_key}: the destination stored MD5 "
+                    f"{stored.hex() if stored else 'none'}, the bytes sent have "
+                    f"{hasher.hexdigest()} (changed in transit)")
+        except IntegrityError:
+            # Written but not proven: it must not stay behind looking like a finished copy
+            # (it carries the source's ETag, which the skip rule trusts).
+            await retry(lambda: ctx.dst.delete(dest_key), ctx.policy, ctx.dst_limit)
+            raise
+        return Copied(stored, "service-md5" if proof.label == "size-only" else proof.label)
+
+    await ctx.slots.acquire(1)
+    try:
+        return await retry(attempt, ctx.policy, ctx.dst_limit)
+    finally:
+        ctx.slots.release(1)
