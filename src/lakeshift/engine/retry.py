@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from lakeshift.engine.limiter import EndpointLimiter
-from lakeshift.errors import ThrottledError, TransientError
+from lakeshift.errors import IntegrityError, ThrottledError, TransientError
+
+if TYPE_CHECKING:
+    from lakeshift.stores.base import RangeStream
 
 T = TypeVar("T")
 
@@ -71,3 +74,46 @@ async def retry(fn: Callable[[], Awaitable[T]], policy: RetryPolicy,
                 raise
             _observe(e.kind)
             await asyncio.sleep(policy.delay(attempt, e.retry_after))
+
+
+async def resumed_read(open_at: Callable[[int, int], Awaitable[RangeStream]], start: int,
+                       end: int,
+                       chunk: int | None, policy: RetryPolicy,
+                       limiter: EndpointLimiter | None, what: str,
+                       stream: RangeStream | None = None) -> AsyncGenerator[bytes, None]:
+    """The bytes ``start`` to ``end`` of one ranged read, in ``stream.chunks(chunk)`` (None:
+    the rest of the range in one chunk), resumed after a TransientError (a broken or short
+    read, a failed open) by ``open_at(pos, end)`` from where it stopped: chunks already yielded
+    are never read again.  Each retry is reported as ``retry`` reports one (the limiter
+    told of throttling, ``retry_observer`` told the error class), up to ``policy.attempts``
+    attempts; more bytes than asked for are an IntegrityError.  ``stream``: one already
+    open at ``start``.  Use it under ``contextlib.aclosing``: whatever ends the reading
+    (an error in the loop that reads it, a cancellation) closes the stream then."""
+    pos, attempt = start, 0
+    try:
+        while pos < end:
+            try:
+                if stream is None:
+                    stream = await open_at(pos, end)
+                async for data in stream.chunks(end - pos if chunk is None else chunk):
+                    if pos + len(data) > end:
+                        raise IntegrityError(f"{what}: the ranged read returned more than "
+                                             f"the {end - start} bytes asked for")
+                    pos += len(data)
+                    yield data
+                if pos < end:
+                    raise TransientError(f"{what}: ranged read ended early at {pos}")
+            except TransientError as e:
+                if isinstance(e, ThrottledError) and limiter is not None:
+                    limiter.throttled()
+                attempt += 1
+                if attempt >= policy.attempts:
+                    raise
+                _observe(e.kind)
+                if stream is not None:
+                    stream.close()
+                stream = None
+                await asyncio.sleep(policy.delay(attempt, e.retry_after))
+    finally:
+        if stream is not None:
+            stream.close()  # a read given up (or cancelled) frees its connection now

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Awaitable
+from contextlib import aclosing
 
 from lakeshift.engine.events import BytesMoved
-from lakeshift.engine.retry import retry
+from lakeshift.engine.retry import resumed_read, retry
 from lakeshift.engine.transfer_base import (
     _HASH_IN_THREAD,
     Copied,
@@ -24,8 +26,6 @@ from lakeshift.engine.transfer_proofs import _etag_proof, _part_blocks, _source_
 from lakeshift.errors import (
     IntegrityError,
     LakeshiftError,
-    ThrottledError,
-    TransientError,
 )
 from lakeshift.model import ObjectInfo
 from lakeshift.stores.base import (
@@ -107,6 +107,9 @@ async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str,
 
     stream0, upload = await _open_blocks(ctx, src, dest_key, spans[0][1], bs, reserve[0])
 
+    def open_at(pos: int, end: int) -> Awaitable[RangeStream]:
+        return ctx.src.open_range(src.key, pos, end, if_match=src.etag)
+
     async def stage_block(index: int, offset: int, data: bytes, hashed: asyncio.Event) -> None:
         # Holds its k slots until the block is staged and folded into the whole-object MD5.
         try:
@@ -121,40 +124,24 @@ async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str,
 
     async def read_span(tg: asyncio.TaskGroup, n: int, stream: RangeStream | None) -> None:
         start, end = spans[n]
-        pos, launched, attempt = start, 0, 0
+        pos, launched = start, 0
         try:
-            while pos < end:
-                try:
-                    if stream is None:
-                        stream = await ctx.src.open_range(src.key, pos, end, if_match=src.etag)
-                    async for chunk in stream.chunks(bs):
-                        if launched >= blocks_in[n] or pos + len(chunk) > end:
-                            raise IntegrityError(f"{src.key}: the ranged read returned more "
-                                                 f"than the {end - start} bytes asked for")
-                        index = n * _SPAN_STRIDE + launched
-                        hashed = asyncio.Event()
-                        await arrived[n].put((chunk, hashed))
-                        staged[n].append(index)
-                        tg.create_task(stage_block(index, pos, chunk, hashed))
-                        pos += len(chunk)
-                        launched += 1
-                    if pos < end:
-                        raise TransientError(f"{src.key}: ranged read ended early at {pos}")
-                except TransientError as e:
-                    # Resume where the stream broke; blocks already cut are kept.
-                    if isinstance(e, ThrottledError):
-                        ctx.src_limit.throttled()
-                    attempt += 1
-                    if attempt >= ctx.policy.attempts:
-                        raise
-                    if stream is not None:
-                        stream.close()
-                    stream = None
-                    await asyncio.sleep(ctx.policy.delay(attempt, e.retry_after))
+            # Resumed where the stream breaks; blocks already cut are kept.
+            async with aclosing(resumed_read(open_at, start, end, bs, ctx.policy,
+                                             ctx.src_limit, src.key, stream)) as chunks:
+                async for chunk in chunks:
+                    if launched >= blocks_in[n]:
+                        raise IntegrityError(f"{src.key}: the ranged read returned more "
+                                             f"than the {end - start} bytes asked for")
+                    index = n * _SPAN_STRIDE + launched
+                    hashed = asyncio.Event()
+                    await arrived[n].put((chunk, hashed))
+                    staged[n].append(index)
+                    tg.create_task(stage_block(index, pos, chunk, hashed))
+                    pos += len(chunk)
+                    launched += 1
             await arrived[n].put(None)
         finally:
-            if stream is not None:
-                stream.close()  # a span given up (or cancelled) frees its connection now
             ctx.slots.release(reserve[n] - launched * k)
 
     async def launch(tg: asyncio.TaskGroup) -> None:

@@ -4,16 +4,14 @@ block path, engine/transfer_blocks.py, chooses it)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
+from contextlib import aclosing
 
 from lakeshift.engine.checksums import SourceProof
 from lakeshift.engine.events import BytesMoved
-from lakeshift.engine.retry import retry
+from lakeshift.engine.retry import resumed_read, retry
 from lakeshift.engine.transfer_base import Copied, TransferContext, _first_error, _md5, _open_blocks
-from lakeshift.errors import (
-    IntegrityError,
-    ThrottledError,
-    TransientError,
-)
+from lakeshift.errors import IntegrityError
 from lakeshift.model import Data, ObjectInfo
 from lakeshift.stores.base import (
     RangeStream,
@@ -33,33 +31,18 @@ async def _copy_parts(ctx: TransferContext, src: ObjectInfo, dest_key: str, proo
     # before it starts leaves them to the clean-up below).
     held: list[RangeStream] = [first]
 
+    def open_at(pos: int, end: int) -> Awaitable[RangeStream]:
+        return ctx.src.open_range(src.key, pos, end, if_match=src.etag)
+
     async def read_part(start: int, end: int, stream: RangeStream | None) -> Data:
-        attempt = 0
-        while True:
-            try:
-                if stream is None:
-                    stream = await ctx.src.open_range(src.key, start, end, if_match=src.etag)
-                data: Data = b""
-                try:
-                    async for chunk in stream.chunks(end - start):
-                        if data or len(chunk) > end - start:
-                            raise IntegrityError(f"{src.key}: the ranged read returned more "
-                                                 f"than the {end - start} bytes asked for")
-                        data = chunk
-                finally:
-                    stream.close()
-                if len(data) < end - start:
-                    raise TransientError(f"{src.key}: ranged read ended early at "
-                                         f"{start + len(data)}")
-                return data
-            except TransientError as e:
-                if isinstance(e, ThrottledError):
-                    ctx.src_limit.throttled()
-                attempt += 1
-                if attempt >= ctx.policy.attempts:
-                    raise
-                stream = None
-                await asyncio.sleep(ctx.policy.delay(attempt, e.retry_after))
+        # The rest of the part in one chunk (a part arrives whole, without a copy), resumed
+        # where a broken read stopped.
+        got: list[bytes] = []
+        async with aclosing(resumed_read(open_at, start, end, None, ctx.policy,
+                                         ctx.src_limit, src.key, stream)) as chunks:
+            async for chunk in chunks:
+                got.append(chunk)
+        return got[0] if len(got) == 1 else b"".join(got)
 
     async def one(index: int, stream: RangeStream | None) -> None:
         start, end = ranges[index]

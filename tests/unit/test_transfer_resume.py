@@ -1,0 +1,153 @@
+"""A data GET that breaks in the middle of a block read (a span of blocks) or of a part read
+(a copy by parts) is resumed from where it stopped, not from the start, and each such retry
+is reported as ``retry`` reports its own: to ``retry_observer``, which counts a partition's
+retries by class (engine/retry.resumed_read)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+from lakeshift.engine import transfer as T
+from lakeshift.engine.events import EventBus
+from lakeshift.engine.retry import RetryPolicy, retry_observer
+from lakeshift.engine.slots import SlotPool
+from lakeshift.errors import TransientError
+from lakeshift.model import ObjectInfo, ObjectProps
+from lakeshift.stores.azure.store import CAPABILITIES as AZ
+from lakeshift.stores.base import SourceChecksum
+from lakeshift.stores.s3.store import CAPABILITIES as S3
+from lakeshift.urls import parse_url
+
+MiB = 1 << 20
+PART = 3 * MiB
+
+
+class _Stream:
+    """A ranged GET's body from ``start``; ``fault``: ("reset", at) raises a TransientError
+    once the bytes before ``at`` are delivered (a connection reset), ("short", at) ends the
+    body there (a short read)."""
+
+    def __init__(self, data: bytes, start: int, fault: tuple[str, int] | None) -> None:
+        self.data, self.start, self.fault = data, start, fault
+        self.props, self.size, self.etag = ObjectProps(), len(data), None
+
+    async def chunks(self, n: int) -> AsyncIterator[bytes]:
+        stop = len(self.data) if self.fault is None else self.fault[1] - self.start
+        for i in range(0, len(self.data), n):
+            if i + n > stop and self.fault is not None:
+                if stop > i and self.fault[0] == "short":
+                    yield self.data[i:stop]
+                if self.fault[0] == "reset":
+                    raise TransientError("k: connection reset by peer")
+                return
+            yield self.data[i:i + n]
+
+    def close(self) -> None:
+        pass
+
+
+class _Src:
+    url = parse_url("s3://bkt/")
+    capabilities = S3
+
+    def __init__(self, data: bytes, etag: str, kept: SourceChecksum | None,
+                 faults: dict[int, tuple[str, int]]) -> None:
+        self.data, self.etag, self.kept = data, etag, kept
+        #: Per data GET, by the offset it starts at: the fault of its first request.
+        self.faults = faults
+        self.gets: list[tuple[int, int]] = []
+
+    async def open_range(self, key: str, start: int, end: int,
+                         if_match: str | None = None) -> _Stream:
+        self.gets.append((start, end))
+        return _Stream(self.data[start:end], start, self.faults.pop(start, None))
+
+    async def source_checksums(self, key: str, etag: str | None) -> SourceChecksum | None:
+        return self.kept
+
+
+class _Upload:
+    def __init__(self, dst: _Dst) -> None:
+        self.dst, self.blocks = dst, {}  # type: ignore[var-annotated]
+
+    async def stage(self, i: int, off: int, data: Any, md5: bytes | None) -> None:
+        self.blocks[i] = bytes(data)
+
+    async def commit(self, order: list[int], md5: bytes | None) -> None:
+        self.dst.blob = b"".join(self.blocks[i] for i in order)
+
+    async def abort(self) -> None:
+        pass
+
+
+class _Dst:
+    url = parse_url("az://cont/")
+    # Plain HTTP: each block carries its MD5, so a multipart-ETag source goes by parts.
+    capabilities = replace(AZ, put_checks_md5=True, block_md5=True)
+
+    def __init__(self) -> None:
+        self.blob = b""
+
+    async def start_blocks(self, key: str, size: int, bs: int, props: Any) -> _Upload:
+        return _Upload(self)
+
+
+def _copy(src: _Src, info: ObjectInfo) -> tuple[T.Copied, bytes, list[str]]:
+    """Copy ``info`` to a fresh destination: what the copy proved, the bytes committed and
+    the retries observed (by class)."""
+    dst = _Dst()
+    ctx = T.TransferContext(src, dst, MiB, SlotPool(64),  # type: ignore[arg-type]
+                            RetryPolicy(attempts=3, base=0.0), EventBus([]),
+                            single_put_max=0)
+    seen: list[str] = []
+
+    async def run() -> T.Copied:
+        retry_observer.set(seen.append)
+        return await T.copy_object(ctx, info, "k")
+
+    copied = asyncio.run(run())
+    return copied, dst.blob, seen
+
+
+def test_a_block_read_broken_in_the_middle_resumes_there_and_is_counted() -> None:
+    data = os.urandom(6 * MiB)
+    # One span of six 1 MiB blocks: the first GET is reset after 2 MiB.
+    src = _Src(data, "e", None, {0: ("reset", 2 * MiB)})
+    info = ObjectInfo("k", len(data), etag="e", md5=hashlib.md5(data).digest())
+    copied, blob, seen = _copy(src, info)
+    assert blob == data and copied.proof == "source-md5"
+    assert src.gets == [(0, 6 * MiB), (2 * MiB, 6 * MiB)]  # the 2 MiB read are kept
+    assert seen == ["transient"]
+
+
+def _by_parts(faults: dict[int, tuple[str, int]]) -> tuple[bytes, _Src, ObjectInfo]:
+    parts = [os.urandom(n) for n in (PART, PART, 123)]
+    data = b"".join(parts)
+    etag = hashlib.md5(b"".join(hashlib.md5(p).digest() for p in parts)).hexdigest() + "-3"
+    kept = SourceChecksum(None, None, False, PART, 3, False)
+    return data, _Src(data, etag, kept, faults), ObjectInfo("k", len(data), etag=etag)
+
+
+def test_a_part_read_cut_short_resumes_where_it_stopped_and_is_counted() -> None:
+    # Part 2's first GET ends after 1 MiB of its 3: the rest is asked for, not the part.
+    data, src, info = _by_parts({PART: ("short", PART + MiB)})
+    copied, blob, seen = _copy(src, info)
+    assert blob == data and copied.proof == "multipart-etag"
+    assert sorted(src.gets) == [(0, PART), (PART, 2 * PART), (PART + MiB, 2 * PART),
+                                (2 * PART, 2 * PART + 123)]
+    assert seen == ["transient"]
+
+
+def test_a_part_read_reset_is_read_again_alone_and_is_counted() -> None:
+    # A part arrives as one chunk: reset before it is whole, only that part is read again.
+    data, src, info = _by_parts({PART: ("reset", PART + MiB)})
+    copied, blob, seen = _copy(src, info)
+    assert blob == data and copied.proof == "multipart-etag"
+    assert sorted(src.gets) == [(0, PART), (PART, 2 * PART), (PART, 2 * PART),
+                                (2 * PART, 2 * PART + 123)]
+    assert seen == ["transient"]
