@@ -310,3 +310,30 @@ def test_a_streamed_copy_hashes_its_large_chunks_off_the_loop_in_order(
     _assert_copied(blob_service, container, "out/mp.bin", data)
     assert sum(n for _, n in seen) == len(data)
     assert all(not on_loop for on_loop, n in seen if n >= 128 * 1024), seen
+
+
+@pytest.mark.parametrize(("head", "times"), [("checksums", 1), ("part", 1), ("part", 1000)])
+def test_the_heads_that_prove_a_multipart_source_are_retried_then_fail_it_alone(
+        head: str, times: int, proxies: tuple[FaultProxy, FaultProxy], s3: Any,
+        bucket: str, blob_service: Any, container: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Its HEAD with the checksum mode, or its HEAD ?partNumber=1, faulted (metadata kind).
+    from lakeshift.engine.retry import RetryPolicy
+
+    monkeypatch.setattr(RetryPolicy, "delay", lambda *_: 0.01)  # (every retry, at once)
+    s3p, _ = proxies
+    data = os.urandom(5 * MiB + 7)  # 2 parts
+    _upload(s3, bucket, "d/mp.bin", data)
+    s3.put_object(Bucket=bucket, Key="d/small.bin", Body=b"x" * 100)
+    path = r"/d/mp\.bin\?partNumber=1$" if head == "part" else r"/d/mp\.bin$"
+    rule = s3p.fault("metadata", 503, times=times, path=path)
+    res = _copy(bucket, container)
+    assert rule.hits >= 1
+    if times == 1:  # retried: copied, proven
+        assert res.exit_code == 0 and res.failures == [], res.failures
+        assert dict(res.proofs) == {"source-crc32": 1, "source-md5": 1}
+        _assert_copied(blob_service, container, "out/mp.bin", data)
+    else:  # that object fails alone, in one line
+        assert res.exit_code == 1 and [f.object_key for f in res.failures] == ["d/mp.bin"]
+        assert "throttled" in res.failures[0].message and "\n" not in res.failures[0].message
+        assert set(blobs(blob_service, container, "out/")) == {"out/small.bin"}

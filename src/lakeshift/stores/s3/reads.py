@@ -39,6 +39,7 @@ from lakeshift.errors import (
 )
 from lakeshift.model import ObjectInfo, ObjectProps, ReadResult
 from lakeshift.stores import http, wire
+from lakeshift.stores.base import SourceChecksum
 from lakeshift.stores.obstore_common import ARCHIVED_CODES, archived_message
 from lakeshift.stores.props import unquote_etag
 from lakeshift.stores.s3 import sigv4
@@ -138,15 +139,17 @@ class S3Reads:
 
     async def control(self, query: list[tuple[str, str]], what: str,
                       request_payer: bool | None = None, method: str = "GET",
-                      key: str | None = None) -> tuple[int, Any, bytes]:
+                      key: str | None = None,
+                      extra: list[tuple[str, str]] | None = None) -> tuple[int, Any, bytes]:
         """A signed request (GET unless ``method`` says) of the bucket, or of object
-        ``key``, with ``query`` -- a listing page, a bucket setting, a HEAD: (status,
-        headers, body), whatever the status.  ``request_payer`` overrides the store's
-        setting.  A control request: its answer, body included, must come within
-        ``http.REQUEST_SECONDS`` (and bytes must keep arriving within the stall limit)."""
+        ``key``, with ``query`` and the ``extra`` headers -- a listing page, a bucket
+        setting, a HEAD: (status, headers, body), whatever the status.  ``request_payer``
+        overrides the store's setting.  A control request: its answer, body included, must
+        come within ``http.REQUEST_SECONDS`` (and bytes must keep arriving within the
+        stall limit)."""
         path = self.bucket_path if key is None else self.prefix + sigv4.quote_path(key)
         target = sigv4.canonical_query(query)
-        headers: list[tuple[str, str]] = []
+        headers: list[tuple[str, str]] = list(extra or ())
         if self.request_payer if request_payer is None else request_payer:
             headers.append(("x-amz-request-payer", "requester"))
         if self.signer is not None:
@@ -236,6 +239,40 @@ def info_from_head(key: str, headers: Any) -> ObjectInfo:
     return ObjectInfo(key, int(headers.get("Content-Length") or 0),
                       parsedate_to_datetime(modified) if modified else None, etag,
                       None if opaque else md5_from_etag(etag), key.endswith("/"), meta)
+
+
+#: S3's additional checksums: their response headers (botocore's ChecksumCRC32, ...) in
+#: the order they are looked for, and lakeshift's names.
+_CHECKSUM_HEADERS = (("x-amz-checksum-crc32", "crc32"), ("x-amz-checksum-crc32c", "crc32c"),
+                     ("x-amz-checksum-crc64nvme", "crc64nvme"),
+                     ("x-amz-checksum-sha256", "sha256"), ("x-amz-checksum-sha1", "sha1"))
+
+
+def checksum_from_heads(head: Any, part: Any, etag_parts: int | None) -> SourceChecksum:
+    """What ``S3Store.source_checksums`` makes of its HEADs' response headers: ``head``
+    (``x-amz-checksum-mode: ENABLED``), ``part`` (``?partNumber=1``, None when not
+    asked), ``etag_parts`` (N of a multipart ETag ``...-N``, None for a single-part one).
+    Compared with what it made of botocore's ``head_object`` for the same responses in
+    ``tests/unit/test_s3_source_checksums.py``."""
+    algorithm = value = None
+    for header, name in _CHECKSUM_HEADERS:
+        found = head.get(header)
+        if found:
+            algorithm, value = name, found
+            break
+    part_size = parts = None
+    multipart = etag_parts is not None
+    if etag_parts is not None and part is not None:
+        parts = int(part.get("x-amz-mp-parts-count") or etag_parts)
+        part_size = int(part["Content-Length"])
+    # S3 writes "value-N" for a COMPOSITE checksum and says x-amz-checksum-type; a
+    # multipart object whose type is not given (older services, moto) has a composite one.
+    composite = multipart and head.get("x-amz-checksum-type") != "FULL_OBJECT"
+    if value is not None and "-" in value:
+        value, composite = value.split("-", 1)[0], True
+    opaque = bool(head.get("x-amz-server-side-encryption") in OPAQUE_ETAG_SSE
+                  or head.get("x-amz-server-side-encryption-customer-algorithm"))
+    return SourceChecksum(algorithm, value, composite, part_size, parts, opaque)
 
 
 #: Server-side encryption under which S3 ETags are not the MD5 of the data (SSE-C is told by

@@ -23,7 +23,6 @@ from obstore.store import S3Store as _ObS3
 from lakeshift.errors import (
     ArchivedError,
     AuthError,
-    ChangedError,
     ForbiddenError,
     LakeshiftError,
     MissingContainerError,
@@ -65,6 +64,7 @@ from lakeshift.stores.s3.reads import (
     OPAQUE_ETAG_SSE,
     S3Reads,
     WireRange,
+    checksum_from_heads,
     info_from_head,
     md5_from_etag,
     s3_error,
@@ -75,10 +75,6 @@ CAPABILITIES = Capabilities(
     copy_from_url=False, block_upload=False, max_block_size=5 * 1024**3, etag_is_md5=True,
     metadata_in_listing=False, max_blocks=10_000, source_checksums=True, read_url=True,
 )
-#: S3's additional checksums, as botocore names them, and lakeshift's names.
-_CHECKSUM_FIELDS = (("ChecksumCRC32", "crc32"), ("ChecksumCRC32C", "crc32c"),
-                    ("ChecksumCRC64NVME", "crc64nvme"), ("ChecksumSHA256", "sha256"),
-                    ("ChecksumSHA1", "sha1"))
 _PARTS = re.compile(r"^[0-9a-fA-F]{32}-(\d+)$")
 #: Listing bodies up to this size are parsed on the event loop (a thread hop costs more).
 _PARSE_ON_LOOP_MAX = 64 * 1024
@@ -323,44 +319,31 @@ class S3Store:
     async def source_checksums(self, key: str, etag: str | None) -> SourceChecksum:
         """HEAD with ``x-amz-checksum-mode: ENABLED`` (the additional checksum, and whether
         it is COMPOSITE), and for a multipart object HEAD ``?partNumber=1`` (part 1's size
-        and the part count), both of version ``etag``."""
-        base: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
-        if etag:
-            base["IfMatch"] = f'"{etag}"'
+        and the part count), both of version ``etag``; through wire, as ``exists``."""
         multipart = _PARTS.match(etag or "")
-        heads = [asyncio.to_thread(self._call, "head_object",
-                                   {**base, "ChecksumMode": "ENABLED"}, key)]
+        extra = [("x-amz-checksum-mode", "ENABLED")]
+        if etag:
+            extra.append(("if-match", f'"{etag}"'))
+        heads = [self._head(key, [], extra)]
         if multipart:
             # Without If-Match: moto answers a part's HEAD with the part's ETag.  The ETag
             # is checked by the first HEAD and by the GET that follows.
-            heads.append(asyncio.to_thread(self._call, "head_object",
-                                           {"Bucket": self.bucket, "Key": key,
-                                            "PartNumber": 1}, key))
-        try:
-            answers = await asyncio.gather(*heads)
-        except LakeshiftError as e:
-            if "PreconditionFailed" in str(e) or "412" in str(e):
-                raise ChangedError(f"s3://{self.bucket}/{key}: changed during the copy") from None
-            raise
-        head = answers[0]
-        algorithm = value = None
-        for field, name in _CHECKSUM_FIELDS:
-            if head.get(field):
-                algorithm, value = name, str(head[field])
-                break
-        part_size = parts = None
-        if multipart:
-            part = answers[1]
-            parts = int(part.get("PartsCount") or multipart.group(1))
-            part_size = int(part["ContentLength"])
-        # S3 writes "value-N" for a COMPOSITE checksum and says ChecksumType; a multipart
-        # object whose type is not given (older services, moto) has a composite one.
-        composite = bool(multipart) and (head.get("ChecksumType") != "FULL_OBJECT")
-        if value is not None and "-" in value:
-            value, composite = value.split("-", 1)[0], True
-        opaque = bool(head.get("ServerSideEncryption") in OPAQUE_ETAG_SSE
-                      or head.get("SSECustomerAlgorithm"))
-        return SourceChecksum(algorithm, value, composite, part_size, parts, opaque)
+            heads.append(self._head(key, [("partNumber", "1")], []))
+        # (A 412 is a ChangedError, a 416 for part 1 too: the object is no longer the
+        # multipart one listed.)
+        answers = await asyncio.gather(*heads)
+        return checksum_from_heads(answers[0], answers[1] if multipart else None,
+                                   int(multipart.group(1)) if multipart else None)
+
+    async def _head(self, key: str, query: list[tuple[str, str]],
+                    extra: list[tuple[str, str]]) -> Any:
+        """A HEAD of ``key`` through wire: its response headers (200), else its error."""
+        what = self._reads.where(key)
+        status, headers, _ = await self._reads.control(query, what, method="HEAD", key=key,
+                                                       extra=extra)
+        if status != 200:
+            raise s3_error(status, headers, b"", what, self.settings.region)
+        return headers
 
     async def read_url(self, key: str, expires_in: int) -> str | None:
         """A presigned GET (SigV4, minted now; unsigned for --s3-anonymous)."""
