@@ -29,6 +29,7 @@ from botocore.config import Config
 
 import lakeshift
 from tests import servers
+from tests.e2e.cli import lakeshift as cli
 from tests.faultproxy import FaultProxy
 from tests.helpers import blob_bytes, blobs, upload_parts
 
@@ -337,3 +338,26 @@ def test_the_heads_that_prove_a_multipart_source_are_retried_then_fail_it_alone(
         assert res.exit_code == 1 and [f.object_key for f in res.failures] == ["d/mp.bin"]
         assert "throttled" in res.failures[0].message and "\n" not in res.failures[0].message
         assert set(blobs(blob_service, container, "out/")) == {"out/small.bin"}
+
+
+def test_a_copy_with_credentials_from_the_environment_never_imports_botocore(
+        s3: Any, s3_plain: Any, bucket: str, container: str, cli_env: dict[str, str],
+        blob_service: Any) -> None:
+    # Listing, the HEADs that prove a multipart source (with a CRC32 or by its ETag), GETs:
+    # all through wire (importing and building a botocore client cost ~0.2 s of CPU).
+    _upload(s3, bucket, "d/crc.bin", os.urandom(5 * MiB + 1))
+    _upload(s3_plain, bucket, "d/plain.bin", os.urandom(5 * MiB + 2))
+    s3.put_object(Bucket=bucket, Key="d/small.bin", Body=b"x" * 100)
+    env = {**cli_env, "PYTHONPROFILEIMPORTTIME": "1"}
+    p = cli("copy", f"s3://{bucket}/d/", f"az://{container}/out/", "--progress", "none",
+            "--block-size", "1MiB", "--json", env=env)
+    assert p.returncode == 0, p.stderr[-2000:]
+    imported = {line.rpartition("|")[2].strip() for line in p.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "lakeshift.stores.s3.store" in imported  # (the log is the copy's)
+    assert not {m for m in imported if m.split(".")[0] in ("botocore", "boto3")}
+    # Nor what only an error needs: html's entity table (an S3 error body), tempfile (the
+    # log of a bug).
+    assert not imported & {"html", "html.entities", "tempfile"}
+    assert set(blobs(blob_service, container, "out/")) == {
+        "out/crc.bin", "out/plain.bin", "out/small.bin"}

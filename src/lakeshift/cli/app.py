@@ -7,9 +7,7 @@ import asyncio
 import json
 import os
 import sys
-import tempfile
 import time
-import traceback
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -95,6 +93,9 @@ def _error(kind: str, message: str, exit_code: int, as_json: bool) -> int:
 
 
 def _internal_error(exc: BaseException, as_json: bool) -> int:
+    import tempfile  # (only after a bug: it imports shutil, bz2, lzma)
+    import traceback
+
     fd, path = tempfile.mkstemp(prefix=f"lakeshift-error-{time.strftime('%Y%m%d-%H%M%S')}-",
                                 suffix=".log")
     with os.fdopen(fd, "w") as f:

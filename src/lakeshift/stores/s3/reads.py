@@ -21,7 +21,6 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 from email.utils import parsedate_to_datetime
-from html import unescape
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -320,6 +319,8 @@ _REGION = re.compile(r"<Region>([^<]*)</Region>")
 def s3_error(status: int, headers: Any, body: bytes, what: str,
              region: str) -> LakeshiftError:
     """An S3 error response (status, headers, XML body) in the lakeshift tree."""
+    from html import unescape  # (only on errors: html.entities is a large table)
+
     text = body[:4096].decode("utf-8", "replace")
     m = _CODE.search(text)
     code = unescape(m.group(1)) if m else ""
