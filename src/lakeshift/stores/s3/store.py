@@ -1,8 +1,9 @@
 """Amazon S3 and S3-compatible stores (MinIO, Ceph, moto).
 
 Listing is ListObjectsV2 (it keeps keys verbatim: folder markers ``dir/``, empty segments,
-true string prefixes, StartAfter) and reads are GETs, each one SigV4-signed request through
-``stores/wire.py`` (``listing.py``, ``reads.py``); writes to S3 go through obstore; HEADs,
+true string prefixes, StartAfter), reads are GETs and the HEADs of a copy (``exists``,
+``source_checksums``) HEADs, each one SigV4-signed request through ``stores/wire.py``
+(``listing.py``, ``reads.py``); writes to S3 go through obstore; scan's HEAD (``inspect``),
 bucket settings, deletes and multipart clean-up through botocore.
 """
 
