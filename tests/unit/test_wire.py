@@ -461,3 +461,54 @@ def test_a_failed_connection_says_a_configured_proxy_is_not_used(
     with pytest.raises(wire.WireError) as e:
         run(lambda p: get(p, "/x"), f"http://127.0.0.1:{port}")
     assert "PROXY" not in str(e.value)
+
+
+def test_a_piece_that_arrives_in_many_reads_wakes_its_reader_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """take(min_size) is woken when min_size bytes are in (or the body ends), not at every
+    read from the socket: a MiB read as 16 KiB segments cost its task ~64 steps."""
+    size, segment = 2 * 1024 * 1024, 16 * 1024
+    data = os.urandom(size)
+    srv = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = srv.accept()
+        with conn:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn.recv(65536)
+            conn.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {size}\r\n\r\n".encode())
+            for i in range(0, size, segment):
+                conn.sendall(data[i:i + segment])
+                time.sleep(0.001)  # (each segment its own read on the client)
+            conn.recv(1)
+
+    import threading
+
+    threading.Thread(target=serve, daemon=True).start()
+    reads = wakes = 0
+    real_received, real_wake = wire._Connection.data_received, wire._Connection._wake
+
+    def received(self: Any, chunk: bytes) -> None:
+        nonlocal reads
+        reads += 1
+        real_received(self, chunk)
+
+    def wake(self: Any) -> None:
+        nonlocal wakes
+        wakes += self.waiter is not None
+        real_wake(self)
+
+    monkeypatch.setattr(wire._Connection, "data_received", received)
+    monkeypatch.setattr(wire._Connection, "_wake", wake)
+
+    async def main(p: wire.Pool) -> list[bytes]:
+        r = await p.request("GET", "/", {}, **TIMEOUTS)
+        return [piece async for piece in r.chunks(1024 * 1024)]
+
+    try:
+        pieces = run(main, f"http://127.0.0.1:{srv.getsockname()[1]}")
+    finally:
+        srv.close()
+    assert b"".join(pieces) == data and len(pieces) == 2
+    assert reads >= 32, reads  # (else the test proves nothing)
+    assert wakes <= 4, (wakes, reads)  # the head, then once per MiB

@@ -95,6 +95,9 @@ class _Connection(asyncio.Protocol):
         self.progress = 0.0
         self.timer: asyncio.TimerHandle | None = None
         self.waiter: asyncio.Future[None] | None = None  # head / body data
+        #: Body bytes the waiter needs before it is woken (take's min_size): a MiB that
+        #: arrives in 64-256 KiB reads wakes its task once, not at every read.
+        self.want = 0
         self.drain: asyncio.Future[None] | None = None  # the transport taking data
         self.write_paused = False
         self.write_size = 0  # the transport's buffer at the last tick (drain progress)
@@ -152,7 +155,8 @@ class _Connection(asyncio.Protocol):
                 return
         if data:
             self._feed_body(data)
-        self._wake()
+        if self.buffered >= self.want or self.done:
+            self._wake()
 
     def eof_received(self) -> bool | None:
         if self.head is not None and self.framing == _EOF and not self.done:
@@ -510,7 +514,11 @@ class _Connection(asyncio.Protocol):
             if self.closed:
                 raise self._lost_error(None)
             self._resume()
-            await self._wait()
+            self.want = min_size
+            try:
+                await self._wait()
+            finally:
+                self.want = 0
         if self.error is not None and not self.done:
             raise self.error
         body = self.body
@@ -546,7 +554,11 @@ class _Connection(asyncio.Protocol):
                     raise self.error
                 if self.closed:
                     raise self._lost_error(None)
-                await self._wait()
+                self.want = MAX_BUFFERED
+                try:
+                    await self._wait()
+                finally:
+                    self.want = 0
             if self.error is not None and not self.done:
                 raise self.error
             parts.extend(self.body)
