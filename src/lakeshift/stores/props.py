@@ -52,15 +52,12 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 def format_time(when: datetime) -> str:
     """``when`` as SRC_MTIME_KEY holds it (a naive datetime is taken as UTC)."""
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    elif when.tzinfo is not UTC:
-        when = when.astimezone(UTC)
+    if when.tzinfo is not UTC:
+        when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
     if when.year < 1000:  # strftime writes such a year unpadded: keep its exact text
         return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    # (An f-string: a third of strftime's cost, once per object copied.)
-    return (f"{when.year}-{when.month:02}-{when.day:02}T{when.hour:02}:{when.minute:02}:"
-            f"{when.second:02}.{when.microsecond:06}Z")
+    # (isoformat in C, "+00:00" cut: a third of an f-string's cost, once per object copied.)
+    return when.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def parse_time(text: str | None) -> datetime | None:
@@ -68,9 +65,14 @@ def parse_time(text: str | None) -> datetime | None:
     if not text:
         return None
     try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        # Python 3.11 reads a final "Z" itself (a seventh of the cost of the replace below,
+        # once per file written to local disk); anything else takes the path it always did.
+        when = datetime.fromisoformat(text)
     except ValueError:
-        return None
+        try:
+            when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return None
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import hmac
 import re
 import time
@@ -139,6 +140,27 @@ def canonical_resource(account: str, url: str) -> str:
     return resource
 
 
+#: The standard headers Shared Key signs, in its order (Date: always empty, x-ms-date is
+#: sent); Content-Length is signed empty when it is 0.
+_SIGNED_STANDARD = ("content-encoding", "content-language", "content-length", "content-md5",
+                    "content-type", "date", "if-modified-since", "if-match", "if-none-match",
+                    "if-unmodified-since", "range")
+
+
+@lru_cache(maxsize=1024)
+def _signing_plan(names: tuple[str, ...]) -> tuple[tuple[str | None, ...],
+                                                   tuple[tuple[str, str], ...]]:
+    """For a request's header names as given (in order), which of them Shared Key signs:
+    per standard header the name that holds it (None: empty), and the ``x-ms-`` headers as
+    (lowercase name, name given) in the service's order.  Where two names differ only in
+    case the later one counts, as in a dict of the lowercased names.  The same few name
+    lists recur on every request: built once each."""
+    given = {name.lower(): name for name in names}
+    standard = tuple(None if n == "date" else given.get(n) for n in _SIGNED_STANDARD)
+    xms = _service_order(tuple(sorted(n for n in given if n.startswith("x-ms-"))))
+    return standard, tuple((n, given[n]) for n in xms)
+
+
 def shared_key_signature(account: str, key: bytes, method: str, url: str,
                          headers: dict[str, str]) -> str:
     """The ``Authorization`` value for the Blob service (Shared Key, version 2015-02-21+).
@@ -148,18 +170,17 @@ def shared_key_signature(account: str, key: bytes, method: str, url: str,
     inner whitespace: the service does not fold, and ``a  b`` signed as ``a b`` is
     rejected).  A value must not begin or end with whitespace, which HTTP drops in transit
     (``props.encode_metadata_value`` sees to it for metadata)."""
-    h = {k.lower(): v for k, v in headers.items()}
-    length = h.get("content-length", "")
-    parts = [method, h.get("content-encoding", ""), h.get("content-language", ""),
-             "" if length == "0" else length, h.get("content-md5", ""),
-             h.get("content-type", ""), "", h.get("if-modified-since", ""),
-             h.get("if-match", ""), h.get("if-none-match", ""),
-             h.get("if-unmodified-since", ""), h.get("range", "")]
-    names = _service_order(tuple(sorted(k for k in h if k.startswith("x-ms-"))))
-    canon_headers = "".join(f"{k}:{h[k]}\n" for k in names)
-    to_sign = "\n".join(parts) + "\n" + canon_headers + canonical_resource(account, url)
+    standard, xms = _signing_plan(tuple(headers))
+    parts = [method]
+    for name in standard:
+        parts.append("" if name is None else headers[name])
+    if parts[3] == "0":  # Content-Length 0 is signed empty
+        parts[3] = ""
+    parts.extend([f"{lower}:{headers[name]}" for lower, name in xms])
+    parts.append(canonical_resource(account, url))
+    to_sign = "\n".join(parts)
     digest = hmac.digest(key, to_sign.encode("utf-8"), "sha256")  # (one call in C)
-    return f"SharedKey {account}:{base64.b64encode(digest).decode()}"
+    return f"SharedKey {account}:{_b64(digest)}"
 
 
 AUTH_CODES = frozenset({"AuthenticationFailed", "AuthorizationFailure",
@@ -213,6 +234,11 @@ def status_error(status: int, code: str, what: str, retry_after: str | None = No
 _UNRESERVED = re.compile(r"[A-Za-z0-9_.~/-]*")
 
 
+def _b64(data: bytes) -> str:
+    """``base64.b64encode(data).decode()`` in one C call (no Python wrapper per request)."""
+    return binascii.b2a_base64(data, newline=False).decode()
+
+
 def quote_key(key: str) -> str:
     """A blob name as the request path carries it: ``quote(key, safe="/")``."""
     return key if _UNRESERVED.fullmatch(key) else quote(key, safe="/")
@@ -247,7 +273,7 @@ def _property_headers(props: ObjectProps, md5: bytes | None,
     for Put Blob and Put Block List."""
     headers: dict[str, str] = {}
     if md5 is not None:
-        headers["x-ms-blob-content-md5"] = base64.b64encode(md5).decode()
+        headers["x-ms-blob-content-md5"] = _b64(md5)
     for field, header in _PROPERTY_HEADERS:
         value = getattr(props, field)
         if value:
@@ -494,8 +520,9 @@ class LeanBlobClient:
 
     def _url(self, key: str | None, query: str = "") -> str:
         url = self.base if key is None else f"{self.base}/{quote_key(key)}"
-        params = "&".join(p for p in (query, self.sas or "") if p)
-        return f"{url}?{params}" if params else url
+        if self.sas:
+            return f"{url}?{query}&{self.sas}" if query else f"{url}?{self.sas}"
+        return f"{url}?{query}" if query else url
 
     # -- account and container -----------------------------------------------------
 

@@ -22,8 +22,9 @@ import mimetypes
 import os
 import stat
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 
 from lakeshift.errors import (
     DanglingLinkError,
@@ -50,6 +51,8 @@ CAPABILITIES = Capabilities(
 PAGE = 1000
 _PARTIAL = ".lakeshift-partial-"
 _XATTR = "user.lakeshift"
+#: A read's metadata (local files have none): one shared empty mapping.
+_NO_METADATA: Mapping[str, str] = MappingProxyType({})
 
 
 def local_etag(st: os.stat_result) -> str:
@@ -65,11 +68,17 @@ class LocalStore:
         self.url = config.url
         self.root = config.url.bucket
         self.page_size = PAGE
+        #: What os.path.join puts before a plain key (``_path``).
+        self._prefix = self.root + "/" if self.root and not self.root.endswith("/") \
+            else self.root
         #: Reads, whole-file writes and look-ups: in worker threads, several per hop; one
         #: pool for every local store of the process (hops.py).
         self.hops = DISK
 
     def _path(self, key: str) -> str:
+        if "//" not in key and key[:1] != "/" and os.sep == "/":
+            # What os.path.join gives for such a key (two Python calls fewer, per file).
+            return self._prefix + key
         return os.path.join(self.root, *key.split("/"))
 
     async def list_page(self, prefix: str, token: str | None = None,
@@ -191,8 +200,8 @@ class LocalStore:
                 raise SpecialFileError(f"{path}: a FIFO, socket or device, not a file: "
                                        "skipped") from None
             raise
-        ctype = mimetypes.guess_type(key, strict=False)[0]
-        return ReadResult(data, ObjectProps(content_type=ctype), st.st_size, etag)
+        return ReadResult(data, ObjectProps(content_type(key), metadata=_NO_METADATA), st.st_size,
+                          etag)
 
     async def open_range(self, key: str, start: int, end: int,
                          if_match: str | None = None) -> _LocalRange:
@@ -427,12 +436,12 @@ def _write_all(fd: int, data: Data) -> None:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def _ns(when: datetime) -> int:
     """Nanoseconds since the epoch, exactly (no float rounding of the microseconds)."""
-    delta = when - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 10**9 + delta.microseconds * 1000
+    return (when - _EPOCH) // _MICROSECOND * 1000
 
 
 def _record(fd: int, md5: bytes, src_etag: str | None) -> None:
@@ -477,8 +486,33 @@ def _info(key: str, st: os.stat_result, path: str) -> ObjectInfo:
 
 def _mtime(st: os.stat_result) -> datetime:
     """The file's mtime to the microsecond, from the exact nanoseconds (not the float)."""
-    seconds, ns = divmod(st.st_mtime_ns, 10**9)
-    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=ns // 1000)
+    # (One timedelta added in C: half the cost of fromtimestamp and replace, per file.)
+    return _EPOCH + timedelta(microseconds=st.st_mtime_ns // 1000)
+
+
+#: Content types by extension: ``mimetypes.guess_type`` parses each key (a URL scheme, the
+#: suffix and encoding maps, two tables: ~6 µs, once per file read); its answer for a key
+#: with no ``:`` (no scheme) and an extension in neither of its suffix maps depends on
+#: that extension alone, so it is asked once per extension.
+_TYPES: dict[str, str | None] = {}
+_TYPES_MAX = 4096
+
+
+def content_type(key: str) -> str | None:
+    """``mimetypes.guess_type(key, strict=False)[0]``, remembered per extension."""
+    slash = key.rfind("/")
+    dot = key.rfind(".")
+    # posixpath.splitext: the extension starts at the last dot of the last component,
+    # unless only dots come before it there (".bashrc", "..x": none).
+    ext = key[dot:] if dot > slash and key[slash + 1:dot].lstrip(".") else ""
+    plain = ":" not in key  # (a ":" before any "/" is read as a URL scheme)
+    if plain and ext in _TYPES:
+        return _TYPES[ext]
+    guessed = mimetypes.guess_type(key, strict=False)[0]
+    if plain and ext.lower() not in mimetypes.suffix_map and \
+            ext not in mimetypes.encodings_map and len(_TYPES) < _TYPES_MAX:
+        _TYPES[ext] = guessed
+    return guessed
 
 
 def _walk(root: str, folder: str, name_prefix: str, start_after: str | None,
