@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     and_,
+    case,
     delete,
     func,
     select,
@@ -102,10 +103,16 @@ class JobRows(ControlBase):
 
     # -- partitions ----------------------------------------------------------------------
 
-    def partitions(self, job_id: int, offset: int = 0,
-                   limit: int | None = None) -> list[RowMapping]:
-        """The job's partitions in order (``limit`` of them from ``offset``: a page)."""
-        q = select(partitions).where(partitions.c.job_id == job_id).order_by(partitions.c.seq)
+    def partitions(self, job_id: int, offset: int = 0, limit: int | None = None,
+                   states: Sequence[str] | None = None) -> list[RowMapping]:
+        """The job's partitions in order (``limit`` of them from ``offset``: a page).  With
+        ``states``, only those in one of them, grouped in the order the states are given
+        (``failed`` first, say), each group in order."""
+        q = select(partitions).where(partitions.c.job_id == job_id)
+        if states is not None:
+            q = q.where(partitions.c.state.in_(list(states))).order_by(case(
+                {s: i for i, s in enumerate(states)}, value=partitions.c.state))
+        q = q.order_by(partitions.c.seq)
         if offset:
             q = q.offset(offset)
         if limit is not None:
@@ -116,21 +123,27 @@ class JobRows(ControlBase):
     def partition_totals(self, job_id: int) -> dict[str, int]:
         """The job's partitions by state and their counters' sums, in one aggregate query
         (a job may have tens of thousands of partitions: none is read)."""
+        out = {"partitions": 0, "copied": 0, "bytes": 0, "failed_objects": 0}
+        for state, t in self.partition_totals_by_state(job_id).items():
+            out[state] = t["partitions"]
+            for k in ("partitions", "copied", "bytes", "failed_objects"):
+                out[k] += t[k]
+        return out
+
+    def partition_totals_by_state(self, job_id: int) -> dict[str, dict[str, int]]:
+        """For each state the job's partitions are in: how many, and the sums of their
+        ``listed``, ``copied``, ``bytes`` and ``failed_objects`` (one aggregate query)."""
         p = partitions.c
         with self._tx() as conn:
             rows = conn.execute(select(
-                p.state, func.count(), func.coalesce(func.sum(p.copied), 0),
-                func.coalesce(func.sum(p.bytes), 0),
+                p.state, func.count(), func.coalesce(func.sum(p.listed), 0),
+                func.coalesce(func.sum(p.copied), 0), func.coalesce(func.sum(p.bytes), 0),
                 func.coalesce(func.sum(p.failed_objects), 0))
                 .where(p.job_id == job_id).group_by(p.state)).all()
-        out = {"partitions": 0, "copied": 0, "bytes": 0, "failed_objects": 0}
-        for state, n, copied, nbytes, failed in rows:
-            out[str(state)] = int(n)
-            out["partitions"] += int(n)
-            out["copied"] += int(copied)
-            out["bytes"] += int(nbytes)
-            out["failed_objects"] += int(failed)
-        return out
+        return {str(state): {"partitions": int(n), "listed": int(listed),
+                             "copied": int(copied), "bytes": int(nbytes),
+                             "failed_objects": int(failed)}
+                for state, n, listed, copied, nbytes, failed in rows}
 
     def reset_failed(self, job_id: int) -> int:
         """failed → pending (a rerun takes pending and failed partitions)."""
