@@ -128,13 +128,15 @@ def test_a_worker_killed_mid_partition_is_taken_over_exactly(
     dest = tmp_path / "dest"
     lakeshift.plan(f"s3://{bucket}/", str(dest), job="k", db=pg_url, prefix=prefixes)
     out: dict[str, Any] = {}
+    seen: list[Event] = []
 
     def run() -> None:
         try:
             # Paced so that the run lasts long enough to kill a worker inside a partition.
             out["result"] = lakeshift.run(job="k", db=pg_url, batch_count=1, concurrency=2,
                                           lease_seconds=8, max_requests_per_second=40,
-                                          dask=cluster.scheduler_address)
+                                          dask=cluster.scheduler_address,
+                                          subscribers=[seen.append])
         except BaseException as e:  # pragma: no cover - reported below
             out["error"] = e
 
@@ -166,6 +168,16 @@ def test_a_worker_killed_mid_partition_is_taken_over_exactly(
     # this host); a lease lost to a slow heartbeat on a loaded machine may add another.
     assert max(r["attempts"] for r in rows) >= 2
     assert lakeshift.failures(job="k", db=pg_url).count == 0
+    # The run's summary, its row and its progress count each object once too, and each
+    # byte copied once: the taken-over partition's objects were neither lost with the dead
+    # worker's report nor counted again by the worker that found them identical.
+    done = [e for e in seen if isinstance(e, ObjectDone)]
+    run_row = _run_row(pg_url, result.run_id)
+    copied = sum(r["copied"] for r in rows)
+    assert (result.stats.copied, result.stats.skipped) == (copied, 160 - copied)
+    assert result.stats.copied_bytes == sum(r["bytes"] for r in rows) == copied * 2048
+    assert (run_row["copied"], run_row["bytes"]) == (copied, copied * 2048)
+    assert len(done) == 160 and sum(e.outcome == "copied" for e in done) == copied
 
 
 @pytest.mark.slow

@@ -298,6 +298,8 @@ class JobRows(ControlBase):
         expired = and_(p.state == "running", p.lease_expires < now)
         with self._tx() as conn:
             ids = list(conn.execute(free(expired, n)).scalars())
+            if ids:
+                _trim_taken_over(conn, ids, self._now())
             if len(ids) < n:
                 ids += conn.execute(free(p.state == "pending", n - len(ids))).scalars()
             if not ids:
@@ -365,3 +367,39 @@ class JobRows(ControlBase):
             if records is not None:
                 _insert_records(conn, partition_id, records, now)
             return True
+
+
+#: The state of a partition-run record whose worker lost the partition to another (its
+#: process died, or its lease lapsed): what it did after its cursor is the taker's.
+TAKEN_OVER = "taken-over"
+
+
+def _trim_taken_over(conn: Connection, ids: list[int], now: Any) -> None:
+    """Partitions ``ids`` are taken over from a worker that stopped renewing their leases:
+    the taker lists each from its saved cursor and counts what comes after it again.  The
+    dead worker's partition-run record keeps only what lay at or before that cursor, so a
+    run's records count each object once (they feed the run's progress, its row and, on
+    Dask, its summary).  The partition's counters and its record were saved by the same
+    heartbeat, so what the record counted after the cursor is the partition's counters less
+    its cursor's; failures are all after the cursor (a failed key stops it)."""
+    p, pr = partitions.c, partition_runs.c
+    parts = conn.execute(select(p.id, p.copied, p.skipped, p.bytes, p.cursor_copied,
+                                p.cursor_skipped, p.cursor_bytes).where(p.id.in_(ids))).all()
+    for pid_, copied, skipped, nbytes, c_copied, c_skipped, c_bytes in parts:
+        rec = conn.execute(select(pr.id, pr.copied, pr.skipped, pr.bytes_read,
+                                  pr.bytes_written).where(and_(
+            pr.partition_id == pid_, pr.finished_at.is_(None))).order_by(pr.id.desc())
+            .limit(1)).first()
+        if rec is None:
+            continue
+        after_c = max(int(copied) - int(c_copied), 0)
+        after_s = max(int(skipped) - int(c_skipped), 0)
+        after_b = max(int(nbytes) - int(c_bytes), 0)
+        kept_c, kept_s = max(rec.copied - after_c, 0), max(rec.skipped - after_s, 0)
+        conn.execute(update(partition_runs).where(pr.id == rec.id).values(
+            copied=kept_c, skipped=kept_s, listed=kept_c + kept_s, failed_objects=0,
+            bytes_read=max(rec.bytes_read - after_b, 0),
+            bytes_written=max(rec.bytes_written - after_b, 0), in_flight=0,
+            state=TAKEN_OVER, finished_at=now,
+            error="its worker stopped renewing the lease: another took the partition over "
+                  "from its cursor"))

@@ -174,6 +174,8 @@ async def run_on_dask(db: ControlDB, job: Job, spec: ClusterSpec, batch_count: i
         finally:
             if not out.collected:
                 _collect(futures, out)
+            with contextlib.suppress(LakeshiftError):
+                _count_taken_over(await call(db.run_record_totals, run_id), out.run.stats)
             with contextlib.suppress(Exception):  # the scheduler may be gone
                 await call(channel.delete)
             r = out.run
@@ -304,6 +306,18 @@ def _collect(futures: list[Any], out: FleetResult) -> None:
         r.failed += rep.failed
         r.errors.extend(rep.errors)
         _add_stats(r.stats, rep.stats)
+
+
+def _count_taken_over(records: dict[str, int], stats: TransferStats) -> None:
+    """A worker that died took its report with it: what it did before the cursor its
+    partition was taken over from is in no task's report.  When a partition was taken
+    over, the run's counts are its partition-run records' (trimmed at the takeover, each
+    object once); the reports' finer counts (by reason, by kind, proofs) stay as they are."""
+    if not records["taken_over"]:
+        return
+    stats.listed, stats.copied = records["listed"], records["copied"]
+    stats.skipped, stats.failed = records["skipped"], records["failed_objects"]
+    stats.bytes_transferred, stats.copied_bytes = records["bytes_read"], records["bytes_written"]
 
 
 def _task_error(f: Any) -> str:
