@@ -353,9 +353,9 @@ def copy_settings(opts: CopyOptions) -> dict[str, Any]:
 
 def count_remaining(db: ControlDB, job: Job, result: RunResult) -> None:
     """The job's failed and unfinished partitions after the run, into ``result``."""
-    rows_now = db.partitions(job.id)
-    result.remaining_failed = sum(1 for r in rows_now if r["state"] == "failed")
-    result.remaining_pending = sum(1 for r in rows_now if r["state"] in ("pending", "running"))
+    totals = db.partition_totals(job.id)  # one aggregate query, however many there are
+    result.remaining_failed = totals.get("failed", 0)
+    result.remaining_pending = totals.get("pending", 0) + totals.get("running", 0)
 
 
 async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
@@ -451,7 +451,7 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
             try:
                 cursor, stats, at_cursor, records = a.snapshot(job.id, run_id)
                 if not a.lost:
-                    if await _patiently(db.finish, lease_s, row["id"], owner, state,
+                    if await patiently(db.finish, lease_s, row["id"], owner, state,
                                         cursor, stats, error, duration, at_cursor, records):
                         a.saved(records)
                     else:
@@ -574,7 +574,7 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
     try:
         while True:
             free = batch_count - len(active)
-            rows = (await _patiently(db.claim, lease_s, job.id, owner, free, lease_s)
+            rows = (await patiently(db.claim, lease_s, job.id, owner, free, lease_s)
                     if free and not stop.is_set() else [])
             for row in rows:
                 a = _Active(row, time.monotonic())
@@ -588,7 +588,7 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
                 active[row["id"]] = a
             if not active:
                 if (not worker or stop.is_set()
-                        or not await _patiently(db.unfinished_partitions, lease_s, job.id)):
+                        or not await patiently(db.unfinished_partitions, lease_s, job.id)):
                     break
                 # Held by other workers: wait for them to end, or for their leases to
                 # expire (a process of this host that died is expired at once).
@@ -618,7 +618,7 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
     return stop.is_set()
 
 
-async def _patiently(fn: Callable[..., _T], patience_s: float, *args: Any) -> _T:
+async def patiently(fn: Callable[..., _T], patience_s: float, *args: Any) -> _T:
     """``fn(*args)`` in a thread, tried again with backoff (0.5 s doubling to 8 s) while
     the control DB is unreachable, for up to ``patience_s`` (at least 30 s): a restarted
     server or a cut connection costs a pause, not the run.  pool_pre_ping replaces the

@@ -29,6 +29,7 @@ from lakeshift.engine.jobrunner import (
     count_remaining,
     last_phase,
     owner_id,
+    patiently,
     start_job_run,
 )
 from lakeshift.engine.pipeline import CopyOptions
@@ -185,9 +186,10 @@ async def run_on_dask(db: ControlDB, job: Job, spec: ClusterSpec, batch_count: i
             if any(rep.stopped for rep in out.reports) or cancelled:
                 state = "cancelled" if cancelled else "interrupted"
                 r.cancelled = bool(cancelled)
-            await call(db.finish_run, run_id, state, r.succeeded, r.failed, r.stats.copied,
-                       r.stats.bytes_transferred)
-        await call(count_remaining, db, job, out.run)
+            # Patiently, as the workers' writes: a DB cut as the run ends costs a pause.
+            await patiently(db.finish_run, lease_s, run_id, state, r.succeeded, r.failed,
+                             r.stats.copied, r.stats.bytes_transferred)
+        await patiently(count_remaining, lease_s, db, job, out.run)
         _raise_worker_error(futures, out)
         return out
     finally:
@@ -258,7 +260,7 @@ async def _follow(db: ControlDB, job: Job, run_id: int, futures: list[Any],
     call = asyncio.to_thread
     tick = min(1.0, heartbeat_s)
     last_beat = 0.0
-    start = await call(db.run_progress, job.id, run_id)
+    start = await patiently(db.run_progress, lease_s, job.id, run_id)
     while True:
         pending = await call(_wait, futures, tick)
         try:
