@@ -85,6 +85,9 @@ def test_a_page_and_the_line_that_names_the_next(big_job: str) -> None:
                "3", env=env)
     assert _seqs(none.stdout) == [] and "3 failed partitions, none from --offset 3" in \
         none.stdout
+    zero = cli("status", "--job", "big", "--db", big_job, "--limit", "0", env=env)
+    assert _seqs(zero.stdout) == [] and zero.stdout.splitlines()[-1] == \
+        "  10 partitions needing attention, none shown (--limit 0)"
 
 
 def test_json_keeps_every_partition_and_pages_the_same_way(big_job: str) -> None:

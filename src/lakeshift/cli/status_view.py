@@ -139,9 +139,11 @@ def _print_page(job: JobStatus) -> None:
     if shown:
         print_partitions(job, False, f"{what} {first + 1}–{first + shown} of {total:,}")
     after = total - first - shown
-    if after > 0:
+    if after > 0 and shown:
         print(f"  … {after:,} more {what}: --offset {first + shown} shows the next"
               + ("" if states is None else ", --all every partition"))
+    elif after > 0:
+        print(f"  {total:,} {what}, none shown (--limit 0)")
     elif not shown:
         print(f"  {total:,} {what}, none from --offset {first}")
 
