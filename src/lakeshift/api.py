@@ -63,6 +63,7 @@ from lakeshift.model import (
     RunStatus,
     ScanResult,
     SourceDeleted,
+    StateTotals,
     StatusResult,
     SyncResult,
     SyncWindow,
@@ -754,26 +755,58 @@ def _add_adf_delta_partitions(control: ControlDB, j: Job) -> None:
 # -- status, failures --------------------------------------------------------------------
 
 
+#: The states of partitions that need attention, in the order ``status`` lists them.
+ATTENTION_STATES = ("failed", "running", "pending")
+
+
 async def status_async(*, db: str = DEFAULT_DB, job: str | None = None, offset: int = 0,
-                       limit: int | None = None) -> StatusResult:
-    """Jobs with their totals (``lakeshift status``); a named job also with its partition
-    table (``limit`` partitions from ``offset``, in order; all when None: the job's
-    ``partitions`` says how many there are) and its latest runs.  (The control DB is read
-    in a worker thread.)"""
+                       limit: int | None = None, state: Sequence[str] | None = None,
+                       all_partitions: bool = False) -> StatusResult:
+    """Jobs with their totals (``lakeshift status``); a named job also with its totals by
+    state (``by_state``), its latest runs and its partition table: ``limit`` partitions
+    from ``offset`` (all when None), of every state in order, or with ``state`` only of
+    those states, grouped in the order given (``ATTENTION_STATES``: the failed, then the
+    running, then the pending).  ``partition_table_total`` says how many there are to page
+    through.  ``all_partitions``: every partition in order (``state``, ``offset`` and
+    ``limit`` must then be left out).  (The control DB is read in a worker thread.)"""
     _page_args(offset, limit)
-    return await asyncio.to_thread(_status, db, job, offset, limit)
+    states = _states(state)
+    if all_partitions and (states is not None or offset or limit is not None):
+        raise UsageError("--all shows every partition: leave out --state, --offset and "
+                         "--limit (or leave out --all to page)")
+    return await asyncio.to_thread(_status, db, job, offset, limit, states)
 
 
 status = _blocking(status_async)
 
 
-def _status(db: str, job: str | None, offset: int = 0, limit: int | None = None
-            ) -> StatusResult:
+def _states(state: Sequence[str] | str | None) -> tuple[str, ...] | None:
+    """``state`` as a tuple of known states, without repeats (None: every state); ``all``
+    is every state, ``attention`` the failed, running and pending; a comma list is split."""
+    if state is None:
+        return None
+    words = [w.strip() for s in ([state] if isinstance(state, str) else state)
+             for w in s.split(",") if w.strip()]
+    out: list[str] = []
+    for w in words:
+        if w == "all":
+            return None
+        for s in (ATTENTION_STATES if w == "attention" else (w,)):
+            if s not in _STATES:
+                raise UsageError(f"--state {w!r}: use {', '.join(_STATES)}, attention "
+                                 "(failed, running, pending) or all")
+            if s not in out:
+                out.append(s)
+    return tuple(out) if out else None
+
+
+def _status(db: str, job: str | None, offset: int = 0, limit: int | None = None,
+            states: tuple[str, ...] | None = None) -> StatusResult:
     control = _control(db)
     try:
         jobs = [control.job(job)] if job else control.jobs()
         return StatusResult(control.shown, tuple(
-            _job_status(control, j, job is not None, offset, limit) for j in jobs))
+            _job_status(control, j, job is not None, offset, limit, states) for j in jobs))
     finally:
         control.close()
 
@@ -802,12 +835,14 @@ def _run_status(r: Any) -> RunStatus:
 
 
 def _job_status(control: ControlDB, job: Job, detail: bool, offset: int = 0,
-                limit: int | None = None) -> JobStatus:
+                limit: int | None = None, states: tuple[str, ...] | None = None
+                ) -> JobStatus:
     # Totals by one aggregate query; partitions read only for the table, a page of them
     # when asked (a job may have tens of thousands).
+    by_state = control.partition_totals_by_state(job.id)
     totals = control.partition_totals(job.id)
-    parts = tuple(_partition_status(r) for r in control.partitions(job.id, offset, limit)
-                  ) if detail else ()
+    parts = tuple(_partition_status(r) for r in control.partitions(
+        job.id, offset, limit, states)) if detail else ()
     sched = control.schedule(job.id)
     counts = {s: totals.get(s, 0) for s in _STATES}
     runs = tuple(_run_status(r) for r in control.runs(job.id))
@@ -816,12 +851,16 @@ def _job_status(control: ControlDB, job: Job, detail: bool, offset: int = 0,
     if last_pass is not None:
         # A sync pass starts its partitions' counters at zero: the job's totals are its runs'.
         copied, nbytes = control.run_totals(job.id)
+    shown = totals["partitions"] if states is None else sum(counts[s] for s in states)
     return JobStatus(
         job=job.name, destination=job.destination, created_at=_as_utc(job.created_at),
         adf_table=job.adf_table, partitions=totals["partitions"], **counts,
         copied=copied, bytes=nbytes,
         failed_objects=totals["failed_objects"], detail=detail,
         partition_table=parts, partition_table_offset=offset if detail else 0,
+        partition_table_total=shown if detail else 0,
+        partition_table_states=states if detail else None,
+        by_state=tuple(StateTotals(state=s, **by_state[s]) for s in _STATES if s in by_state),
         runs=runs if detail else (),
         sync_schedule=sched["schedule"] if sched is not None and sched["owner"] else None,
         next_sync_at=_as_utc(sched["next_run_at"]) if sched is not None else None,
@@ -1432,7 +1471,7 @@ async def metrics_async(*, db: str = DEFAULT_DB) -> tuple[JobMetrics, ...]:
 __all__ = [
     "DEFAULT_DB", "CheckLine", "CheckResult", "CopyResult", "Failure", "FailuresResult",
     "JobStatus", "PartitionStatus", "PlanResult", "Rename", "RunResult", "RunStatus",
-    "SourceDeleted", "StatusResult", "StoreOptions", "SyncResult", "SyncWindow",
+    "SourceDeleted", "StateTotals", "StatusResult", "StoreOptions", "SyncResult", "SyncWindow",
     "TransferStats", "VerifyResult", "check", "check_async", "copy", "copy_async",
     "delete_job", "delete_job_async", "failures", "failures_async", "plan", "plan_async",
     "plan_job", "reset_job", "reset_job_async", "run", "run_async", "run_job", "status",

@@ -316,6 +316,15 @@ class JobStatus:
     #: status was asked for a page of them (``offset``/``limit``); ``partitions`` counts
     #: them all.
     partition_table_offset: int = 0
+    #: How many partitions ``partition_table`` was paged from: the job's, or those in one of
+    #: ``partition_table_states`` when status was asked for some states only.
+    partition_table_total: int = 0
+    #: The states ``partition_table`` was chosen from, in the order it groups them (None:
+    #: every partition, in order).
+    partition_table_states: tuple[str, ...] | None = None
+    #: The partitions by state: how many, and their objects and bytes (one row per state
+    #: any partition is in, in the order pending, running, succeeded, failed).
+    by_state: tuple[StateTotals, ...] = ()
     #: The sync schedule followed for this job (``every 15m``, ``cron */15 * * * *``) and
     #: when its next pass starts (UTC; None when no scheduler is running).
     sync_schedule: str | None = None
@@ -323,6 +332,19 @@ class JobStatus:
     #: The job's newest sync pass (None for a job never synced).  A synced job's ``copied``
     #: and ``bytes`` are summed over all its runs and passes, not its partitions' last pass.
     last_sync_pass: RunStatus | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StateTotals:
+    """The partitions of a job in one state (``lakeshift status --job``'s summary): how
+    many, objects listed, copied and failed in them, and bytes copied."""
+
+    state: str
+    partitions: int
+    listed: int
+    copied: int
+    bytes: int
+    failed_objects: int
 
 
 @dataclass(frozen=True, slots=True)

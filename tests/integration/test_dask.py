@@ -128,13 +128,15 @@ def test_a_worker_killed_mid_partition_is_taken_over_exactly(
     dest = tmp_path / "dest"
     lakeshift.plan(f"s3://{bucket}/", str(dest), job="k", db=pg_url, prefix=prefixes)
     out: dict[str, Any] = {}
+    seen: list[Event] = []
 
     def run() -> None:
         try:
             # Paced so that the run lasts long enough to kill a worker inside a partition.
             out["result"] = lakeshift.run(job="k", db=pg_url, batch_count=1, concurrency=2,
                                           lease_seconds=8, max_requests_per_second=40,
-                                          dask=cluster.scheduler_address)
+                                          dask=cluster.scheduler_address,
+                                          subscribers=[seen.append])
         except BaseException as e:  # pragma: no cover - reported below
             out["error"] = e
 
@@ -166,6 +168,16 @@ def test_a_worker_killed_mid_partition_is_taken_over_exactly(
     # this host); a lease lost to a slow heartbeat on a loaded machine may add another.
     assert max(r["attempts"] for r in rows) >= 2
     assert lakeshift.failures(job="k", db=pg_url).count == 0
+    # The run's summary, its row and its progress count each object once too, and each
+    # byte copied once: the taken-over partition's objects were neither lost with the dead
+    # worker's report nor counted again by the worker that found them identical.
+    done = [e for e in seen if isinstance(e, ObjectDone)]
+    run_row = _run_row(pg_url, result.run_id)
+    copied = sum(r["copied"] for r in rows)
+    assert (result.stats.copied, result.stats.skipped) == (copied, 160 - copied)
+    assert result.stats.copied_bytes == sum(r["bytes"] for r in rows) == copied * 2048
+    assert (run_row["copied"], run_row["bytes"]) == (copied, copied * 2048)
+    assert len(done) == 160 and sum(e.outcome == "copied" for e in done) == copied
 
 
 @pytest.mark.slow
@@ -441,7 +453,9 @@ def test_ctrl_c_on_the_driver_stops_the_workers_at_a_checkpoint(
 class CuttableTCP:
     """A loopback TCP forwarder to PostgreSQL whose connections can be cut: ``cut(s)``
     drops every open connection and refuses new ones for ``s`` seconds (a DB restart or a
-    network outage, as the workers see it)."""
+    network outage, as the workers see it).  ``cut_at(marker, nth, s)``: the cut comes
+    when the ``nth`` message to the server holding ``marker`` arrives (that message is
+    not sent): at a point of the run's own traffic, however slow the machine is."""
 
     def __init__(self, port: int) -> None:
         import socket
@@ -449,6 +463,11 @@ class CuttableTCP:
         self.upstream = port
         self.down_until = 0.0
         self.conns: list[Any] = []
+        self.marker = b""
+        self.nth = 0
+        self.seen = 0
+        self.cut_s = 0.0
+        self.cuts = 0
         self.lock = threading.Lock()
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
@@ -472,13 +491,22 @@ class CuttableTCP:
                 continue
             with self.lock:
                 self.conns += [c, u]
-            for a, b in ((c, u), (u, c)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            for a, b, watch in ((c, u, True), (u, c, False)):
+                threading.Thread(target=self._pipe, args=(a, b, watch), daemon=True).start()
 
-    @staticmethod
-    def _pipe(a: Any, b: Any) -> None:
+    def cut_at(self, marker: bytes, nth: int, seconds: float) -> None:
+        self.marker, self.nth, self.cut_s = marker, nth, seconds
+
+    def _pipe(self, a: Any, b: Any, watch: bool) -> None:
         try:
             while data := a.recv(65536):
+                if watch and self.marker and self.marker in data:
+                    with self.lock:
+                        self.seen += 1
+                        due = self.seen == self.nth
+                    if due:
+                        self.cut(self.cut_s)
+                        return
                 b.sendall(data)
         except OSError:
             pass
@@ -490,6 +518,10 @@ class CuttableTCP:
                     pass
 
     def cut(self, seconds: float) -> None:
+        self.cuts += 1
+        self._drop(seconds)
+
+    def _drop(self, seconds: float) -> None:
         import socket
 
         self.down_until = time.monotonic() + seconds
@@ -504,7 +536,7 @@ class CuttableTCP:
 
     def close(self) -> None:
         self.sock.close()
-        self.cut(0)
+        self._drop(0)
 
 
 @pytest.mark.slow
@@ -529,23 +561,61 @@ def test_a_lost_db_connection_costs_a_pause_not_the_run(
         except BaseException as e:  # reported below
             out["error"] = e
 
+    # Every worker's and the driver's connections are cut for 4 s as the run's sixth
+    # claim query reaches the DB (two workers, one partition at a time: two or three of the
+    # twelve partitions are done, the others wait for the DB).  The cut used to come when
+    # an observer saw 12 files, or after 60 s whatever it saw: on a loaded machine it could
+    # land before the run had begun or after it had ended, outside what this proves.
+    link.cut_at(b"SKIP LOCKED", 6, 4)
     t = threading.Thread(target=run)
     t.start()
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(
-                _local_files(dest) if dest.exists() else {}) < 12:
-            time.sleep(0.1)
-        link.cut(4)  # every worker's and the driver's connections, for 4 s
-        t.join(120)
+        t.join(600)  # returns when the run ends; a bound only for a hung run
+        assert not t.is_alive(), "the run did not end"
     finally:
         link.close()
+    assert link.cuts == 1, "the cut never came: the run made fewer claims than planned"
     assert "error" not in out, out.get("error")
     assert out["result"].exit_code == 0
     assert _local_files(dest) == data
     rows = _partitions(pg_url, "db")
     assert [r["state"] for r in rows] == ["succeeded"] * 12
     assert sum(r["copied"] + r["skipped"] for r in rows) == 72
+
+
+def test_the_driver_waits_out_a_lost_db_connection_at_the_run_s_start_and_end(
+        cluster: Any, s3: Any, bucket: str, pg_url: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The driver's own reads and writes as the run starts to follow the workers and as it
+    ends it (the run's row, the partitions left) wait for the DB as the workers' do: a cut
+    there failed a run whose every object was copied."""
+    from lakeshift.control.db import ControlDBUnavailable
+    from lakeshift.control.repository import ControlDB
+
+    data = _seed(s3, bucket, ["e0/", "e1/"], 3, 256)
+    dest = tmp_path / "dest"
+    lakeshift.plan(f"s3://{bucket}/", str(dest), job="ends", db=pg_url, prefix=["e0/", "e1/"])
+    failed: list[str] = []
+
+    def once(name: str) -> None:
+        real = getattr(ControlDB, name)
+
+        def flaky(self: Any, *args: Any) -> Any:
+            if name not in failed:
+                failed.append(name)
+                raise ControlDBUnavailable("cannot use control DB: server closed the "
+                                           "connection unexpectedly")
+            return real(self, *args)
+
+        monkeypatch.setattr(ControlDB, name, flaky)
+
+    for name in ("run_progress", "finish_run", "partition_totals"):
+        once(name)
+    result = lakeshift.run(job="ends", db=pg_url, dask=cluster.scheduler_address)
+    assert failed == ["run_progress", "finish_run", "partition_totals"]
+    assert (result.exit_code, result.stats.copied, result.remaining_pending) == (0, 6, 0)
+    assert _local_files(dest) == data
+    assert lakeshift.status(db=pg_url, job="ends").jobs[0].runs[0].state == "succeeded"
 
 
 # -- planning on the workers (scale/planner.py) --------------------------------------------

@@ -93,3 +93,95 @@ def test_a_worker_stops_at_a_checkpoint_when_the_run_is_no_longer_running(
         assert row["cursor"] is not None and row["copied"] < 40
     finally:
         db.close()
+
+
+def test_a_partition_taken_over_in_its_run_counts_each_object_once(
+        pg_url: str, tmp_path: Path) -> None:
+    """A worker of the run died inside b/ after copying f0..f3, its last heartbeat at cursor
+    b/f1; the worker that takes b/ over lists it after b/f1.  The run's partition-run
+    records (its progress, its row, a Dask run's summary) count f2 and f3 once: the dead
+    worker's record keeps f0 and f1 (it counted 4, and the taker 3 more: 12 of 10)."""
+    src = tmp_path / "src"
+    for p in ("a", "b"):
+        (src / p).mkdir(parents=True)
+        for i in range(5):
+            (src / p / f"f{i}").write_bytes(f"{p}{i}".encode())
+    lakeshift.plan(str(src), str(tmp_path / "dst"), job="t", db=pg_url, prefix=["a/", "b/"])
+    db = ControlDB(pg_url)
+    try:
+        job = db.job("t")
+        opts = job_copy_options(job.options, concurrency=4, block_size=8 * 1024 * 1024)
+        run_id = start_job_run(db, job, "driver:1:x", 1, opts, 10.0)
+        b = next(r for r in db.partitions(job.id) if r["prefix"] == "b/")
+        dead = db.start_partition_run(run_id, b["id"], 0.0)
+        db.save_partition_run(dead, {"listed": 5, "copied": 4, "bytes_read": 8,
+                                     "bytes_written": 8, "in_flight": 1})
+        with db.engine.begin() as conn:
+            conn.execute(text(
+                "UPDATE lakeshift_partitions SET state = 'running', "
+                "lease_owner = 'elsewhere:4242:dead', cursor = 'b/f1', attempts = 1, "
+                "listed = 4, copied = 4, bytes = 8, cursor_copied = 2, cursor_bytes = 4, "
+                "lease_expires = now() - interval '1 second' WHERE prefix = 'b/'"))
+        result = RunResult(run_id, stats=TransferStats(started=time.monotonic()))
+        asyncio.run(claim_partitions(db, job, run_id, "here:1:w", result, 1, opts,
+                                     StoreOptions(), lease_s=10.0, heartbeat_s=1.0,
+                                     worker=True))
+        totals = db.run_record_totals(run_id)
+        assert totals["copied"] + totals["skipped"] == totals["listed"] == 10
+        assert totals["bytes_written"] == 2 * (totals["copied"])
+        assert totals["taken_over"] == 1
+        shown = db.partition_run(dead)
+        assert shown is not None
+        assert (shown["state"], shown["copied"], shown["listed"], shown["bytes_written"],
+                shown["in_flight"]) == ("taken-over", 2, 2, 4, 0)
+        progress = db.run_progress(job.id, run_id)
+        assert progress["copied"] + progress["skipped"] == 10
+        assert sum(r["copied"] + r["skipped"] for r in db.partitions(job.id)) == 10
+    finally:
+        db.close()
+
+
+def test_a_claim_that_lost_its_lease_keeps_only_what_lay_before_its_saved_cursor(
+        pg_url: str, tmp_path: Path) -> None:
+    """Another process took the partition over at the cursor this run last saved (its
+    lease had lapsed): the taker counts what lies after it, so this run's totals and its
+    partition-run record keep only what lay before it (they counted it all)."""
+    src = tmp_path / "src"
+    (src / "a").mkdir(parents=True)
+    for i in range(30):
+        (src / "a" / f"f{i:02d}").write_bytes(b"x" * 100)
+    lakeshift.plan(str(src), str(tmp_path / "dst"), job="l", db=pg_url)
+    db = ControlDB(pg_url)
+    try:
+        job = db.job("l")
+        opts = job_copy_options(job.options, concurrency=1, block_size=8 * 1024 * 1024,
+                                max_requests_per_second=10)
+        owner = "here:1:l"
+        run_id = start_job_run(db, job, owner, 1, opts, 10.0)
+        result = RunResult(run_id, stats=TransferStats(started=time.monotonic()))
+        stolen: list[int] = []
+
+        async def main() -> None:
+            loop = asyncio.create_task(claim_partitions(
+                db, job, run_id, owner, result, 1, opts, StoreOptions(), lease_s=10.0,
+                heartbeat_s=0.5))
+            while not stolen:  # the first heartbeat that saved a cursor, then the theft
+                await asyncio.sleep(0.1)
+                with db.engine.begin() as conn:
+                    stolen.extend(conn.execute(text(
+                        "UPDATE lakeshift_partitions SET lease_owner = 'elsewhere:1:t', "
+                        "lease_expires = now() + interval '1 hour' WHERE job_id = :j AND "
+                        "lease_owner = :o AND cursor IS NOT NULL RETURNING cursor_copied"),
+                        {"j": job.id, "o": owner}).scalars())
+            await loop
+
+        asyncio.run(main())
+        kept = stolen[0]
+        assert 0 < kept < 30
+        assert (result.stats.copied, result.stats.listed, result.stats.failed) == (kept, kept, 0)
+        assert result.stats.copied_bytes == kept * 100
+        record = db.run_record_totals(run_id)
+        assert (record["copied"], record["bytes_written"], record["taken_over"]) == (
+            kept, kept * 100, 1)
+    finally:
+        db.close()

@@ -120,6 +120,46 @@ def test_an_object_written_inside_the_lag_is_copied_by_the_next_pass(tmp_path: P
     assert r2.run.stats.copied == 1 and _tree(dst) == {"old": b"old", "fresh": b"fresh"}
 
 
+def test_a_pass_progress_total_counts_only_the_objects_in_its_window(tmp_path: Path) -> None:
+    """The total of a pass's progress (bar and plain line) counts the objects in its window,
+    not every object listed: it ended at 2/5 when 3 of the 5 were older than the window
+    (and stayed below its total for ever)."""
+    import io
+
+    from lakeshift.cli.progress import PlainProgress, RichProgress
+    from lakeshift.engine.events import Listed, ObjectDone
+
+    src, dst, db = tmp_path / "src", tmp_path / "dst", f"sqlite:///{tmp_path}/c.db"
+    old = datetime.now(UTC) - timedelta(hours=2)
+    for name in ("a", "b", "c"):
+        _write(src, name, b"old" * 100, old)
+    first = lakeshift.sync(str(src), str(dst), job="w", db=db, lag="0")
+    assert first.run.stats.copied == 3
+    # In the next pass's window ([end - overlap, now)); a, b, c lie before it.  The newest,
+    # dated after the pass's end, is held back for the pass after: also not in its total.
+    end = first.windows[0].end
+    _write(src, "d", b"new" * 10, end - timedelta(seconds=1))
+    _write(src, "e", b"new" * 20, end - timedelta(seconds=1))
+    _write(src, "f", b"future", datetime.now(UTC) + timedelta(hours=1))
+    events: list[Any] = []
+    plain = PlainProgress(io.StringIO(), interval=0)
+    bar = RichProgress()
+    try:
+        second = lakeshift.sync(job="w", db=db, lag="0", overlap="2s",
+                                subscribers=[events.append, plain, bar])
+    finally:
+        bar.close()
+    assert second.run.stats.copied == 2 and second.windows[0].held_back == 1
+    listed = sum(e.count for e in events if isinstance(e, Listed))
+    listed_bytes = sum(e.nbytes for e in events if isinstance(e, Listed))
+    done = [e for e in events if isinstance(e, ObjectDone)]
+    assert (listed, listed_bytes) == (len(done), sum(e.size for e in done)) == (2, 90)
+    plain.line(time.monotonic())
+    assert plain.stream.getvalue().splitlines()[-1].startswith("progress: 2/2 objects, ")
+    files, data = (bar.progress.tasks[t] for t in (bar.files, bar.data))
+    assert (files.completed, files.total) == (2, 2) and (data.completed, data.total) == (90, 90)
+
+
 def test_a_failed_partition_keeps_its_window_and_the_next_pass_retries_it(
         tmp_path: Path) -> None:
     src, dst, db = tmp_path / "src", tmp_path / "dst", f"sqlite:///{tmp_path}/c.db"

@@ -109,6 +109,15 @@ def test_a_jobs_partitions_come_a_page_at_a_time(long_run: tuple[str, int]) -> N
         r = client.get(f"/api/jobs/long{bad}")
         assert r.status_code == 400 and r.json()["error"]["code"] == "bad-request", bad
     assert client.get("/jobs/long?page=0").status_code == 400
+    # As `status --job long --state …`: only the partitions in those states, paged.
+    none = client.get("/api/jobs/long?state=failed&state=running").json()
+    assert (none["partition_table"], none["partition_table_total"]) == ([], 0)
+    todo = client.get("/api/jobs/long?state=attention&offset=10&limit=5").json()
+    assert [p["seq"] for p in todo["partition_table"]] == list(range(11, 16))
+    assert (todo["partition_table_total"], todo["partition_table_states"]) == (
+        PARTS, ["failed", "running", "pending"])
+    r = client.get("/api/jobs/long?state=stuck")
+    assert r.status_code == 400 and "state 'stuck'" in r.json()["error"]["message"]
 
 
 def test_failures_come_a_page_at_a_time(long_run: tuple[str, int]) -> None:

@@ -212,13 +212,41 @@ def _print_run(result: RunResult, as_json: bool) -> None:
               f"`lakeshift failures --job {job}` lists failed objects")
 
 
+#: Partitions ``status --job`` shows as text unless --limit or --all says otherwise.
+STATUS_LIMIT = 20
+
+
 def status(
     db: DbOpt = DEFAULT_DB,
     job: Annotated[str | None, typer.Option("--job", "-j", envvar="LAKESHIFT_JOB",
                                             help="Only this job, with its partitions.")] = None,
     as_json: JsonOpt = False,
+    state: Annotated[list[str] | None, typer.Option(
+        "--state", help="With --job: only partitions in this state (pending, running, "
+                        "succeeded, failed; attention = failed, running, pending; all); "
+                        "repeat or separate with commas.  Text shows the attention ones "
+                        "unless told; --json every partition.", show_default=False)] = None,
+    limit: Annotated[int | None, typer.Option(
+        "--limit", min=0, help=f"With --job: show at most this many partitions (text: "
+                               f"{STATUS_LIMIT} unless told; --json: all).",
+        show_default=False)] = None,
+    offset: Annotated[int, typer.Option(
+        "--offset", min=0, help="With --job: skip this many partitions first (the next "
+                                "page: --offset 20).")] = 0,
+    all_partitions: Annotated[bool, typer.Option(
+        "--all", "--all-partitions", help="With --job: every partition of every state, in "
+                                          "order (the whole table).")] = False,
 ) -> int:
-    print_status(api.status(db=db, job=job), job, as_json)
+    paged = bool(state) or limit is not None or offset or all_partitions
+    if paged and not job:
+        raise UsageError("--state, --limit, --offset and --all choose a job's partitions: "
+                         "add --job NAME")
+    if job and not as_json and not all_partitions:
+        # The text view is for a terminal: the partitions that need attention, a screenful.
+        state = state or ["attention"]
+        limit = STATUS_LIMIT if limit is None else limit
+    print_status(api.status(db=db, job=job, offset=offset, limit=limit, state=state or None,
+                            all_partitions=all_partitions), job, as_json)
     return 0
 
 
@@ -285,7 +313,7 @@ def delete_job(
     job = name or job
     if not job:
         raise UsageError("which job? give its name: lakeshift delete-job NAME")
-    found = api.status(db=db, job=job)
+    found = api.status(db=db, job=job, limit=0)
     j = found.jobs[0]
     what = (f"job {job!r} ({count(j.partitions, 'partition')}, {count(len(j.runs), 'run')}, "
             f"{count(j.copied, 'object')} copied) from {found.db}")

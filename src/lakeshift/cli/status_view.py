@@ -8,9 +8,9 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
-from lakeshift.api import JobStatus, PartitionStatus, RunStatus, StatusResult
+from lakeshift.api import ATTENTION_STATES, JobStatus, PartitionStatus, RunStatus, StatusResult
 from lakeshift.cli.sizes import human_bytes
-from lakeshift.cli.text import count, shorten
+from lakeshift.cli.text import count, noun, shorten
 
 
 def _t(value: datetime | None) -> str | None:
@@ -39,7 +39,13 @@ def job_dict(job: JobStatus) -> dict[str, Any]:
         "last_sync_pass": _record(job.last_sync_pass) if job.last_sync_pass else None,
     }
     if job.detail:
+        out["by_state"] = {t.state: {f.name: getattr(t, f.name) for f in fields(t)
+                                     if f.name != "state"} for t in job.by_state}
         out["partition_table"] = [_record(p) for p in job.partition_table]
+        out["partition_table_offset"] = job.partition_table_offset
+        out["partition_table_total"] = job.partition_table_total
+        out["partition_table_states"] = (list(job.partition_table_states)
+                                         if job.partition_table_states is not None else None)
         out["runs"] = [_record(r) for r in job.runs]
     return out
 
@@ -48,7 +54,7 @@ def job_dict(job: JobStatus) -> dict[str, Any]:
 _ERROR_WIDTH = 120
 
 
-def print_partitions(job: JobStatus, as_json: bool) -> None:
+def print_partitions(job: JobStatus, as_json: bool, caption: str = "") -> None:
     if as_json:
         json.dump(job_dict(job), sys.stdout, indent=2)
         print()
@@ -56,7 +62,8 @@ def print_partitions(job: JobStatus, as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=f"job {job.job} → {job.destination}", title_justify="left")
+    t = Table(title=f"job {job.job} → {job.destination}" + (f": {caption}" if caption else ""),
+              title_justify="left")
     for col in ("#", "state", "source / prefix", "range", "objects", "bytes", "rate",
                 "duration", "last error"):
         # Long cells wrap at words; only a single word wider than its column is folded.
@@ -96,12 +103,49 @@ def print_status(result: StatusResult, job_name: str | None, as_json: bool) -> N
                   f"{d.next_sync_at:%Y-%m-%d %H:%M:%S} UTC")
     if job_name:
         job = result.jobs[0]
-        print_partitions(job, False)
+        _print_by_state(job)
+        _print_page(job)
         for r in job.runs[:5]:
             print(f"  {_run_label(r)} {r.state:<11} {_t(r.started_at)} → "
                   f"{_t(r.finished_at) or '…'}  batch {r.batch_count}, "
                   f"{r.partitions_succeeded} ok / {r.partitions_failed} failed, "
                   f"{count(r.copied, 'object')}, {human_bytes(r.bytes)}")
+
+
+def _print_by_state(job: JobStatus) -> None:
+    """The partitions by state: how many, their objects and bytes."""
+    if not job.by_state:
+        return
+    width = max(len(f"{t.partitions:,}") for t in job.by_state)
+    for t in job.by_state:
+        print(f"  {t.state:<10} {t.partitions:>{width},} {noun(t.partitions, 'partition'):<10}"
+              f" {t.copied:,}/{t.listed:,} objects copied, {human_bytes(t.bytes)}"
+              + (f", {count(t.failed_objects, 'object')} failed" if t.failed_objects else ""))
+
+
+def _print_page(job: JobStatus) -> None:
+    """The page of partitions status was asked for, and one line on what is left out and
+    the option that shows it."""
+    states = job.partition_table_states
+    what = ("partitions" if states is None else
+            "partitions needing attention" if set(states) == set(ATTENTION_STATES)
+            else f"{'/'.join(states)} partitions")
+    total, first, shown = job.partition_table_total, job.partition_table_offset, \
+        len(job.partition_table)
+    if not total:
+        if states is not None:
+            print(f"  no {what} (--all lists every partition)")
+        return
+    if shown:
+        print_partitions(job, False, f"{what} {first + 1}–{first + shown} of {total:,}")
+    after = total - first - shown
+    if after > 0 and shown:
+        print(f"  … {after:,} more {what}: --offset {first + shown} shows the next"
+              + ("" if states is None else ", --all every partition"))
+    elif after > 0:
+        print(f"  {total:,} {what}, none shown (--limit 0)")
+    elif not shown:
+        print(f"  {total:,} {what}, none from --offset {first}")
 
 
 def _run_label(r: RunStatus) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     and_,
+    case,
     delete,
     func,
     select,
@@ -102,10 +103,16 @@ class JobRows(ControlBase):
 
     # -- partitions ----------------------------------------------------------------------
 
-    def partitions(self, job_id: int, offset: int = 0,
-                   limit: int | None = None) -> list[RowMapping]:
-        """The job's partitions in order (``limit`` of them from ``offset``: a page)."""
-        q = select(partitions).where(partitions.c.job_id == job_id).order_by(partitions.c.seq)
+    def partitions(self, job_id: int, offset: int = 0, limit: int | None = None,
+                   states: Sequence[str] | None = None) -> list[RowMapping]:
+        """The job's partitions in order (``limit`` of them from ``offset``: a page).  With
+        ``states``, only those in one of them, grouped in the order the states are given
+        (``failed`` first, say), each group in order."""
+        q = select(partitions).where(partitions.c.job_id == job_id)
+        if states is not None:
+            q = q.where(partitions.c.state.in_(list(states))).order_by(case(
+                {s: i for i, s in enumerate(states)}, value=partitions.c.state))
+        q = q.order_by(partitions.c.seq)
         if offset:
             q = q.offset(offset)
         if limit is not None:
@@ -116,21 +123,27 @@ class JobRows(ControlBase):
     def partition_totals(self, job_id: int) -> dict[str, int]:
         """The job's partitions by state and their counters' sums, in one aggregate query
         (a job may have tens of thousands of partitions: none is read)."""
+        out = {"partitions": 0, "copied": 0, "bytes": 0, "failed_objects": 0}
+        for state, t in self.partition_totals_by_state(job_id).items():
+            out[state] = t["partitions"]
+            for k in ("partitions", "copied", "bytes", "failed_objects"):
+                out[k] += t[k]
+        return out
+
+    def partition_totals_by_state(self, job_id: int) -> dict[str, dict[str, int]]:
+        """For each state the job's partitions are in: how many, and the sums of their
+        ``listed``, ``copied``, ``bytes`` and ``failed_objects`` (one aggregate query)."""
         p = partitions.c
         with self._tx() as conn:
             rows = conn.execute(select(
-                p.state, func.count(), func.coalesce(func.sum(p.copied), 0),
-                func.coalesce(func.sum(p.bytes), 0),
+                p.state, func.count(), func.coalesce(func.sum(p.listed), 0),
+                func.coalesce(func.sum(p.copied), 0), func.coalesce(func.sum(p.bytes), 0),
                 func.coalesce(func.sum(p.failed_objects), 0))
                 .where(p.job_id == job_id).group_by(p.state)).all()
-        out = {"partitions": 0, "copied": 0, "bytes": 0, "failed_objects": 0}
-        for state, n, copied, nbytes, failed in rows:
-            out[str(state)] = int(n)
-            out["partitions"] += int(n)
-            out["copied"] += int(copied)
-            out["bytes"] += int(nbytes)
-            out["failed_objects"] += int(failed)
-        return out
+        return {str(state): {"partitions": int(n), "listed": int(listed),
+                             "copied": int(copied), "bytes": int(nbytes),
+                             "failed_objects": int(failed)}
+                for state, n, listed, copied, nbytes, failed in rows}
 
     def reset_failed(self, job_id: int) -> int:
         """failed → pending (a rerun takes pending and failed partitions)."""
@@ -285,6 +298,8 @@ class JobRows(ControlBase):
         expired = and_(p.state == "running", p.lease_expires < now)
         with self._tx() as conn:
             ids = list(conn.execute(free(expired, n)).scalars())
+            if ids:
+                _trim_taken_over(conn, ids, self._now())
             if len(ids) < n:
                 ids += conn.execute(free(p.state == "pending", n - len(ids))).scalars()
             if not ids:
@@ -352,3 +367,39 @@ class JobRows(ControlBase):
             if records is not None:
                 _insert_records(conn, partition_id, records, now)
             return True
+
+
+#: The state of a partition-run record whose worker lost the partition to another (its
+#: process died, or its lease lapsed): what it did after its cursor is the taker's.
+TAKEN_OVER = "taken-over"
+
+
+def _trim_taken_over(conn: Connection, ids: list[int], now: Any) -> None:
+    """Partitions ``ids`` are taken over from a worker that stopped renewing their leases:
+    the taker lists each from its saved cursor and counts what comes after it again.  The
+    dead worker's partition-run record keeps only what lay at or before that cursor, so a
+    run's records count each object once (they feed the run's progress, its row and, on
+    Dask, its summary).  The partition's counters and its record were saved by the same
+    heartbeat, so what the record counted after the cursor is the partition's counters less
+    its cursor's; failures are all after the cursor (a failed key stops it)."""
+    p, pr = partitions.c, partition_runs.c
+    parts = conn.execute(select(p.id, p.copied, p.skipped, p.bytes, p.cursor_copied,
+                                p.cursor_skipped, p.cursor_bytes).where(p.id.in_(ids))).all()
+    for pid_, copied, skipped, nbytes, c_copied, c_skipped, c_bytes in parts:
+        rec = conn.execute(select(pr.id, pr.copied, pr.skipped, pr.bytes_read,
+                                  pr.bytes_written).where(and_(
+            pr.partition_id == pid_, pr.finished_at.is_(None))).order_by(pr.id.desc())
+            .limit(1)).first()
+        if rec is None:
+            continue
+        after_c = max(int(copied) - int(c_copied), 0)
+        after_s = max(int(skipped) - int(c_skipped), 0)
+        after_b = max(int(nbytes) - int(c_bytes), 0)
+        kept_c, kept_s = max(rec.copied - after_c, 0), max(rec.skipped - after_s, 0)
+        conn.execute(update(partition_runs).where(pr.id == rec.id).values(
+            copied=kept_c, skipped=kept_s, listed=kept_c + kept_s, failed_objects=0,
+            bytes_read=max(rec.bytes_read - after_b, 0),
+            bytes_written=max(rec.bytes_written - after_b, 0), in_flight=0,
+            state=TAKEN_OVER, finished_at=now,
+            error="its worker stopped renewing the lease: another took the partition over "
+                  "from its cursor"))

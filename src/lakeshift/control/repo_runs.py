@@ -177,9 +177,9 @@ class RunRows(ControlBase):
         heartbeats saved them (a partition's own counters do not tell: a claim sets them
         back to its cursor's, a sync pass to zero), and the job's partitions by state.
         ``listed`` is what the run listed, ``bytes`` what it moved.  A partition taken over
-        from a dead worker has two records: what the dead one did after its last saved
-        cursor is counted twice (it was done twice, mostly found identical the second
-        time)."""
+        from a dead worker has two records: the dead one's keeps only what lay at or before
+        the cursor the taker started from (repo_jobs ``_trim_taken_over``), so each object
+        counts once."""
         pr = partition_runs.c
         with self._tx() as conn:
             row = conn.execute(select(
@@ -193,6 +193,23 @@ class RunRows(ControlBase):
         for state in ("pending", "running", "succeeded", "failed"):
             out[state] = int(states.get(state, 0))
         return out
+
+    def run_record_totals(self, run_id: int) -> dict[str, int]:
+        """Run ``run_id``'s partition-run records summed (``listed``, ``copied``,
+        ``skipped``, ``failed_objects``, ``bytes_read``, ``bytes_written``) and how many were
+        ``taken_over`` (their worker lost: trimmed to what lay before the cursor the taker
+        started from, so the sums count each object once)."""
+        from lakeshift.control.repo_jobs import TAKEN_OVER
+
+        pr = partition_runs.c
+        names = ("listed", "copied", "skipped", "failed_objects", "bytes_read",
+                 "bytes_written")
+        with self._tx() as conn:
+            row = conn.execute(select(
+                *(func.coalesce(func.sum(getattr(pr, n)), 0) for n in names),
+                func.count().filter(pr.state == TAKEN_OVER))
+                .where(pr.run_id == run_id)).one()
+        return dict(zip((*names, "taken_over"), (int(v) for v in row), strict=True))
 
     def job_progress(self, job_id: int) -> dict[str, int]:
         """The job's counters summed over its partitions (each object once, as the workers'

@@ -23,6 +23,7 @@ from sqlalchemy.engine import RowMapping
 
 from lakeshift.control.db import ControlDBUnavailable
 from lakeshift.control.records import Job
+from lakeshift.control.repo_jobs import TAKEN_OVER
 from lakeshift.control.repository import ControlDB, PartitionStats, Records, RunGone
 from lakeshift.engine.events import (
     Event,
@@ -73,6 +74,8 @@ class _Active:
     base: PartitionStats = field(init=False)
     #: Counters of the keys at or before the watermark (base included).
     at_cursor: PartitionStats = field(init=False)
+    #: ``at_cursor`` as last saved: a process that takes the partition over starts there.
+    saved_at_cursor: PartitionStats = field(init=False)
     #: Outcome and size of each key done but not yet passed by the watermark.
     outcomes: dict[str, tuple[str, int]] = field(default_factory=dict)
     watermark: Watermark = field(init=False)
@@ -88,6 +91,7 @@ class _Active:
         self.base = PartitionStats(listed=r["copied"] + r["skipped"], copied=r["copied"],
                                    skipped=r["skipped"], bytes=r["bytes"])
         self.at_cursor = replace(self.base)
+        self.saved_at_cursor = replace(self.base)
         self.watermark = Watermark(r["cursor"], on_pass=self._passed)
         self.activity = _Activity(self.started)
 
@@ -124,6 +128,19 @@ class _Active:
                               copied=b.copied + c.copied, skipped=b.skipped + c.skipped,
                               failed_objects=c.failed, bytes=b.bytes + c.copied_bytes)
 
+    def taken_over(self) -> TransferStats:
+        """What of this claim's counts is its own once another process took the partition
+        over (at the cursor last saved: what lies after it the taker lists and counts): the
+        keys at or before that cursor.  :func:`lakeshift.control.repo_jobs._trim_taken_over`
+        trims the claim's partition-run record the same way."""
+        kept, b, c = self.saved_at_cursor, self.base, self.counts
+        copied, skipped = max(kept.copied - b.copied, 0), max(kept.skipped - b.skipped, 0)
+        nbytes = max(kept.bytes - b.bytes, 0)
+        after = c.copied_bytes - nbytes
+        return replace(c, listed=copied + skipped, copied=copied, skipped=skipped, failed=0,
+                       copied_bytes=nbytes, bytes_transferred=max(c.bytes_transferred - after,
+                                                                  0))
+
     def snapshot(self, job_id: int, run_id: int) -> tuple[str | None, PartitionStats,
                                                           PartitionStats, Records]:
         """Cursor, counters and the records not yet saved, taken together (no await in
@@ -132,8 +149,11 @@ class _Active:
                 Records(job_id, run_id, list(self.failures), list(self.renames),
                         list(self.deletions)))
 
-    def saved(self, records: Records) -> None:
-        """The records were written: drop them from memory."""
+    def saved(self, records: Records, at_cursor: PartitionStats | None = None) -> None:
+        """The records (and the counters at the cursor) were written: drop them from
+        memory."""
+        if at_cursor is not None:
+            self.saved_at_cursor = at_cursor
         del self.failures[:len(records.failures)]
         del self.renames[:len(records.renames)]
         del self.deletions[:len(records.deletions)]
@@ -333,9 +353,9 @@ def copy_settings(opts: CopyOptions) -> dict[str, Any]:
 
 def count_remaining(db: ControlDB, job: Job, result: RunResult) -> None:
     """The job's failed and unfinished partitions after the run, into ``result``."""
-    rows_now = db.partitions(job.id)
-    result.remaining_failed = sum(1 for r in rows_now if r["state"] == "failed")
-    result.remaining_pending = sum(1 for r in rows_now if r["state"] in ("pending", "running"))
+    totals = db.partition_totals(job.id)  # one aggregate query, however many there are
+    result.remaining_failed = totals.get("failed", 0)
+    result.remaining_pending = totals.get("pending", 0) + totals.get("running", 0)
 
 
 async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
@@ -431,7 +451,7 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
             try:
                 cursor, stats, at_cursor, records = a.snapshot(job.id, run_id)
                 if not a.lost:
-                    if await _patiently(db.finish, lease_s, row["id"], owner, state,
+                    if await patiently(db.finish, lease_s, row["id"], owner, state,
                                         cursor, stats, error, duration, at_cursor, records):
                         a.saved(records)
                     else:
@@ -440,9 +460,19 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
                         a.lost = True
             finally:
                 a.ended = True
+        if a.lost and not gone:
+            # Another process took the partition over from its saved cursor and counts what
+            # lies after it: this run keeps only what it did before that cursor.
+            own = a.taken_over()
+            for f in ("listed", "copied", "skipped", "failed", "copied_bytes",
+                      "bytes_transferred"):
+                setattr(result.stats, f, getattr(result.stats, f)
+                        - (getattr(a.counts, f) - getattr(own, f)))
+            a.counts = own
         if a.activity.record_id is not None:
-            ended = "cancelled" if cancelled and state == "pending" else (
-                "interrupted" if state == "pending" else state)
+            ended = TAKEN_OVER if a.lost and not gone else (
+                "cancelled" if cancelled and state == "pending" else (
+                    "interrupted" if state == "pending" else state))
             try:
                 await call(db.save_partition_run, a.activity.record_id,
                            {**a.activity.values(a.counts, end=time.monotonic()),
@@ -535,7 +565,7 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
                         # at the next beat (the worst case is a lease that expires meanwhile).
                         continue
                     if ok:
-                        a.saved(records)
+                        a.saved(records, at_cursor)
                 if not ok and a.task is not None and not a.task.done():
                     a.lost = True  # another process took it over: stop, write nothing
                     a.task.cancel()
@@ -544,7 +574,7 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
     try:
         while True:
             free = batch_count - len(active)
-            rows = (await _patiently(db.claim, lease_s, job.id, owner, free, lease_s)
+            rows = (await patiently(db.claim, lease_s, job.id, owner, free, lease_s)
                     if free and not stop.is_set() else [])
             for row in rows:
                 a = _Active(row, time.monotonic())
@@ -558,7 +588,7 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
                 active[row["id"]] = a
             if not active:
                 if (not worker or stop.is_set()
-                        or not await _patiently(db.unfinished_partitions, lease_s, job.id)):
+                        or not await patiently(db.unfinished_partitions, lease_s, job.id)):
                     break
                 # Held by other workers: wait for them to end, or for their leases to
                 # expire (a process of this host that died is expired at once).
@@ -588,7 +618,7 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
     return stop.is_set()
 
 
-async def _patiently(fn: Callable[..., _T], patience_s: float, *args: Any) -> _T:
+async def patiently(fn: Callable[..., _T], patience_s: float, *args: Any) -> _T:
     """``fn(*args)`` in a thread, tried again with backoff (0.5 s doubling to 8 s) while
     the control DB is unreachable, for up to ``patience_s`` (at least 30 s): a restarted
     server or a cut connection costs a pause, not the run.  pool_pre_ping replaces the

@@ -29,6 +29,7 @@ from lakeshift.engine.jobrunner import (
     count_remaining,
     last_phase,
     owner_id,
+    patiently,
     start_job_run,
 )
 from lakeshift.engine.pipeline import CopyOptions
@@ -174,6 +175,8 @@ async def run_on_dask(db: ControlDB, job: Job, spec: ClusterSpec, batch_count: i
         finally:
             if not out.collected:
                 _collect(futures, out)
+            with contextlib.suppress(LakeshiftError):
+                _count_taken_over(await call(db.run_record_totals, run_id), out.run.stats)
             with contextlib.suppress(Exception):  # the scheduler may be gone
                 await call(channel.delete)
             r = out.run
@@ -183,9 +186,10 @@ async def run_on_dask(db: ControlDB, job: Job, spec: ClusterSpec, batch_count: i
             if any(rep.stopped for rep in out.reports) or cancelled:
                 state = "cancelled" if cancelled else "interrupted"
                 r.cancelled = bool(cancelled)
-            await call(db.finish_run, run_id, state, r.succeeded, r.failed, r.stats.copied,
-                       r.stats.bytes_transferred)
-        await call(count_remaining, db, job, out.run)
+            # Patiently, as the workers' writes: a DB cut as the run ends costs a pause.
+            await patiently(db.finish_run, lease_s, run_id, state, r.succeeded, r.failed,
+                             r.stats.copied, r.stats.bytes_transferred)
+        await patiently(count_remaining, lease_s, db, job, out.run)
         _raise_worker_error(futures, out)
         return out
     finally:
@@ -256,7 +260,7 @@ async def _follow(db: ControlDB, job: Job, run_id: int, futures: list[Any],
     call = asyncio.to_thread
     tick = min(1.0, heartbeat_s)
     last_beat = 0.0
-    start = await call(db.run_progress, job.id, run_id)
+    start = await patiently(db.run_progress, lease_s, job.id, run_id)
     while True:
         pending = await call(_wait, futures, tick)
         try:
@@ -304,6 +308,18 @@ def _collect(futures: list[Any], out: FleetResult) -> None:
         r.failed += rep.failed
         r.errors.extend(rep.errors)
         _add_stats(r.stats, rep.stats)
+
+
+def _count_taken_over(records: dict[str, int], stats: TransferStats) -> None:
+    """A worker that died took its report with it: what it did before the cursor its
+    partition was taken over from is in no task's report.  When a partition was taken
+    over, the run's counts are its partition-run records' (trimmed at the takeover, each
+    object once); the reports' finer counts (by reason, by kind, proofs) stay as they are."""
+    if not records["taken_over"]:
+        return
+    stats.listed, stats.copied = records["listed"], records["copied"]
+    stats.skipped, stats.failed = records["skipped"], records["failed_objects"]
+    stats.bytes_transferred, stats.copied_bytes = records["bytes_read"], records["bytes_written"]
 
 
 def _task_error(f: Any) -> str:

@@ -112,13 +112,17 @@ class Monitor:
         # Every job's totals: aggregate queries, no partition read.
         return [j.job for j in lakeshift.status(db=self.db).jobs]
 
-    def job_status(self, name: str, offset: int = 0, limit: int | None = 0
-                   ) -> lakeshift.JobStatus:
+    def job_status(self, name: str, offset: int = 0, limit: int | None = 0,
+                   state: list[str] | None = None) -> lakeshift.JobStatus:
         """The job with ``limit`` of its partitions from ``offset`` (a page: a job may have
-        tens of thousands)."""
+        tens of thousands), of every state or only those in ``state``."""
         if name not in self._job_names():
             raise self.not_found(f"no job {name!r} in this control DB")
-        return lakeshift.status(db=self.db, job=name, offset=offset, limit=limit).jobs[0]
+        try:
+            return lakeshift.status(db=self.db, job=name, offset=offset, limit=limit,
+                                    state=state).jobs[0]
+        except lakeshift.UsageError as e:  # a state that is none
+            raise HTTPException(400, str(e).replace("--state", "state")) from None
 
     def run(self, run_id: int, offset: int = 0, limit: int | None = 0) -> lakeshift.RunDetail:
         detail = lakeshift.run_detail(run_id, db=self.db, offset=offset, limit=limit)
@@ -241,8 +245,10 @@ class Monitor:
     def api_job(self, request: Request) -> Response:
         offset = int_param(request, "offset", 0)
         limit = int_param(request, "limit", PAGE, MAX_PAGE)
+        # ?state=failed&state=running (or failed,running; attention; all), as status --state.
+        state = request.query_params.getlist("state") or None
         return JSONResponse(to_jsonable(self.job_status(request.path_params["job"], offset,
-                                                        limit)))
+                                                        limit, state)))
 
     def api_run(self, request: Request) -> Response:
         offset = int_param(request, "offset", 0)
