@@ -151,3 +151,22 @@ def test_a_part_read_reset_is_read_again_alone_and_is_counted() -> None:
     assert sorted(src.gets) == [(0, PART), (PART, 2 * PART), (PART, 2 * PART),
                                 (2 * PART, 2 * PART + 123)]
     assert seen == ["transient"]
+
+
+def test_a_read_back_broken_in_the_middle_resumes_there_and_is_counted() -> None:
+    # The read-back after a server-side copy: reset after 2 MiB, the rest asked for alone.
+    from lakeshift.engine.transfer_server import _read_back_md5
+
+    data = os.urandom(5 * MiB + 7)
+    dst = _Src(data, "e", None, {0: ("reset", 2 * MiB)})
+    ctx = T.TransferContext(_Src(b"", "e", None, {}), dst, MiB,  # type: ignore[arg-type]
+                            SlotPool(64), RetryPolicy(attempts=3, base=0.0), EventBus([]))
+    seen: list[str] = []
+
+    async def run() -> bytes:
+        retry_observer.set(seen.append)
+        return await _read_back_md5(ctx, "k", len(data))
+
+    assert asyncio.run(run()) == hashlib.md5(data).digest()
+    assert dst.gets == [(0, len(data)), (2 * MiB, len(data))]
+    assert seen == ["transient"]

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable
+from contextlib import aclosing
 from dataclasses import replace
-from functools import partial
 from typing import cast
 
 from lakeshift.engine.events import BytesMoved, ServerCopyOff
-from lakeshift.engine.retry import retry
+from lakeshift.engine.retry import resumed_read, retry
 from lakeshift.engine.transfer_base import (
     _HASH_IN_THREAD,
     _STREAM_CHUNK,
@@ -26,7 +26,6 @@ from lakeshift.errors import (
     LakeshiftError,
     NotFoundError,
     ServerCopyUnavailable,
-    TransientError,
 )
 from lakeshift.model import ObjectInfo, ObjectProps
 from lakeshift.stores.base import (
@@ -214,43 +213,24 @@ async def _copy_server_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: s
     return Copied(src.md5, "server-read-md5")
 
 
-async def _closing(stream: RangeStream, min_size: int) -> AsyncIterator[bytes]:
-    """``stream.chunks(min_size)``, the stream closed however the reading ends (an error
-    in the loop that reads it, a cancellation): its connection is never left taken."""
-    try:
-        async for data in stream.chunks(min_size):
-            yield data
-    finally:
-        stream.close()
-
-
 async def _read_back_md5(ctx: TransferContext, key: str, size: int) -> bytes:
-    """MD5 of the destination's ``key`` read back (one slot of memory), resuming with a
-    ranged GET from where a broken read stopped."""
+    """MD5 of the destination's ``key`` read back (one slot of memory), resumed with a
+    ranged GET from where a broken read stopped (``retry.resumed_read``)."""
     hasher = hashlib.md5()
-    pos, attempt = 0, 0
+
+    def open_at(pos: int, end: int) -> Awaitable[RangeStream]:
+        return ctx.dst.open_range(key, pos, end)
+
     await ctx.slots.acquire(1)
     try:
-        while pos < size:
-            try:
-                stream = await retry(partial(ctx.dst.open_range, key, pos, size), ctx.policy,
-                                     ctx.dst_limit)
-                async for data in _closing(stream, min(ctx.block_size, _STREAM_CHUNK)):
-                    if pos + len(data) > size:
-                        raise IntegrityError(f"{key}: read back more than {size} bytes")
-                    await ctx.pacing.transfer(len(data))
-                    if len(data) >= _HASH_IN_THREAD:
-                        await asyncio.to_thread(hasher.update, data)
-                    else:
-                        hasher.update(data)
-                    pos += len(data)
-                if pos < size:
-                    raise TransientError(f"{key}: read back ended early at {pos} of {size}")
-            except TransientError as e:
-                attempt += 1
-                if attempt >= ctx.policy.attempts:
-                    raise
-                await asyncio.sleep(ctx.policy.delay(attempt, e.retry_after))
+        async with aclosing(resumed_read(open_at, 0, size, min(ctx.block_size, _STREAM_CHUNK),
+                                         ctx.policy, ctx.dst_limit, key)) as chunks:
+            async for data in chunks:
+                await ctx.pacing.transfer(len(data))
+                if len(data) >= _HASH_IN_THREAD:
+                    await asyncio.to_thread(hasher.update, data)
+                else:
+                    hasher.update(data)
     finally:
         ctx.slots.release(1)
     return hasher.digest()

@@ -343,7 +343,7 @@ class _AzureBlocks:
         # until then nothing on the blob may say it is a copy of this source version, not
         # even the recorded ETag (plan/compare.identical would take either for proof and
         # skip it on a rerun).  Blocks sent from here were proven before the commit (by
-        # parts, engine/transfer._copy_parts, there is no whole-object MD5 to store).
+        # parts, engine/transfer_parts._copy_parts, there is no whole-object MD5 to store).
         unproven = md5 is None and self._from_url
         meta = {k: v for k, v in self.props.metadata.items()
                 if k != SRC_ETAG_KEY} if unproven else self.props.metadata
