@@ -141,6 +141,45 @@ def test_a_partition_taken_over_in_its_run_counts_each_object_once(
         db.close()
 
 
+def test_a_partition_taken_over_from_an_earlier_run_leaves_that_run_s_record_alone(
+        pg_url: str, tmp_path: Path) -> None:
+    """Run 1's worker died inside b/ and run 1 was interrupted before the lease lapsed; run
+    2 takes b/ over from its cursor.  Run 1's record of b/ is run 1's history (it did copy
+    f0..f3): run 2's claim trims only its own run's records."""
+    src = tmp_path / "src"
+    (src / "b").mkdir(parents=True)
+    for i in range(5):
+        (src / "b" / f"f{i}").write_bytes(f"b{i}".encode())
+    lakeshift.plan(str(src), str(tmp_path / "dst"), job="t1", db=pg_url, prefix=["b/"])
+    db = ControlDB(pg_url)
+    try:
+        job = db.job("t1")
+        opts = job_copy_options(job.options, concurrency=4, block_size=8 * 1024 * 1024)
+        run1 = start_job_run(db, job, "driver:1:x", 1, opts, 10.0)
+        b = next(r for r in db.partitions(job.id) if r["prefix"] == "b/")
+        dead = db.start_partition_run(run1, b["id"], 0.0)
+        db.save_partition_run(dead, {"listed": 4, "copied": 4, "bytes_read": 8,
+                                     "bytes_written": 8, "in_flight": 1})
+        with db.engine.begin() as conn:
+            conn.execute(text(
+                "UPDATE lakeshift_partitions SET state = 'running', "
+                "lease_owner = 'elsewhere:4242:dead', cursor = 'b/f1', attempts = 1, "
+                "listed = 4, copied = 4, bytes = 8, cursor_copied = 2, cursor_bytes = 4, "
+                "lease_expires = now() - interval '1 second' WHERE prefix = 'b/'"))
+        db.finish_run(run1, "interrupted", 0, 0, 4, 8)
+        run2 = start_job_run(db, job, "driver:1:x", 1, opts, 10.0)
+        result = RunResult(run2, stats=TransferStats(started=time.monotonic()))
+        asyncio.run(claim_partitions(db, job, run2, "here:1:w", result, 1, opts,
+                                     StoreOptions(), lease_s=10.0, heartbeat_s=1.0,
+                                     worker=True))
+        kept = db.partition_run(dead)
+        assert kept is not None
+        assert (kept["copied"], kept["bytes_written"]) == (4, 8)
+        assert db.run_record_totals(run2)["taken_over"] == 0
+    finally:
+        db.close()
+
+
 def test_a_claim_that_lost_its_lease_keeps_only_what_lay_before_its_saved_cursor(
         pg_url: str, tmp_path: Path) -> None:
     """Another process took the partition over at the cursor this run last saved (its

@@ -277,10 +277,13 @@ class JobRows(ControlBase):
                     n += 1
         return n
 
-    def claim(self, job_id: int, owner: str, n: int, lease_s: float) -> list[RowMapping]:
+    def claim(self, job_id: int, owner: str, n: int, lease_s: float,
+              run_id: int | None = None) -> list[RowMapping]:
         """Take up to n claimable partitions (pending, or running with an expired lease) in
         one transaction that locks the rows it reads (FOR UPDATE SKIP LOCKED on PostgreSQL;
-        BEGIN IMMEDIATE serialises SQLite): two processes can never take the same one."""
+        BEGIN IMMEDIATE serialises SQLite): two processes can never take the same one.
+        ``run_id``: the claiming run; only its own records of partitions taken over are
+        trimmed (``_trim_taken_over``), never an earlier run's history."""
         if n <= 0:
             return []
         now = self._now()
@@ -299,7 +302,7 @@ class JobRows(ControlBase):
         with self._tx() as conn:
             ids = list(conn.execute(free(expired, n)).scalars())
             if ids:
-                _trim_taken_over(conn, ids, self._now())
+                _trim_taken_over(conn, ids, self._now(), run_id)
             if len(ids) < n:
                 ids += conn.execute(free(p.state == "pending", n - len(ids))).scalars()
             if not ids:
@@ -374,21 +377,26 @@ class JobRows(ControlBase):
 TAKEN_OVER = "taken-over"
 
 
-def _trim_taken_over(conn: Connection, ids: list[int], now: Any) -> None:
+def _trim_taken_over(conn: Connection, ids: list[int], now: Any,
+                     run_id: int | None) -> None:
     """Partitions ``ids`` are taken over from a worker that stopped renewing their leases:
     the taker lists each from its saved cursor and counts what comes after it again.  The
     dead worker's partition-run record keeps only what lay at or before that cursor, so a
     run's records count each object once (they feed the run's progress, its row and, on
     Dask, its summary).  The partition's counters and its record were saved by the same
     heartbeat, so what the record counted after the cursor is the partition's counters less
-    its cursor's; failures are all after the cursor (a failed key stops it)."""
+    its cursor's; failures are all after the cursor (a failed key stops it).  Only a record
+    of the claiming run ``run_id`` is trimmed: one left unfinished by an earlier run (its
+    driver interrupted before the lease lapsed) is that run's history, and the objects it
+    copied after the cursor are another run's to skip, not to count twice."""
     p, pr = partitions.c, partition_runs.c
     parts = conn.execute(select(p.id, p.copied, p.skipped, p.bytes, p.cursor_copied,
                                 p.cursor_skipped, p.cursor_bytes).where(p.id.in_(ids))).all()
     for pid_, copied, skipped, nbytes, c_copied, c_skipped, c_bytes in parts:
         rec = conn.execute(select(pr.id, pr.copied, pr.skipped, pr.bytes_read,
                                   pr.bytes_written).where(and_(
-            pr.partition_id == pid_, pr.finished_at.is_(None))).order_by(pr.id.desc())
+            pr.partition_id == pid_, pr.run_id == run_id, pr.finished_at.is_(None)))
+            .order_by(pr.id.desc())
             .limit(1)).first()
         if rec is None:
             continue

@@ -574,7 +574,7 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
     try:
         while True:
             free = batch_count - len(active)
-            rows = (await patiently(db.claim, lease_s, job.id, owner, free, lease_s)
+            rows = (await patiently(db.claim, lease_s, job.id, owner, free, lease_s, run_id)
                     if free and not stop.is_set() else [])
             for row in rows:
                 a = _Active(row, time.monotonic())
