@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TextIO, TypeVar
 
 from lakeshift.control import DEFAULT_DB
+from lakeshift.control.repo_jobs import fold_state_totals
 from lakeshift.engine.check import check_pair
 from lakeshift.engine.copy_options import (
     bandwidth_arg,
@@ -840,7 +841,7 @@ def _job_status(control: ControlDB, job: Job, detail: bool, offset: int = 0,
     # Totals by one aggregate query; partitions read only for the table, a page of them
     # when asked (a job may have tens of thousands).
     by_state = control.partition_totals_by_state(job.id)
-    totals = control.partition_totals(job.id)
+    totals = fold_state_totals(by_state)  # the same query's answer, not a second
     parts = tuple(_partition_status(r) for r in control.partitions(
         job.id, offset, limit, states)) if detail else ()
     sched = control.schedule(job.id)

@@ -141,3 +141,7 @@ def test_all_shows_every_partition(tmp_path: Path) -> None:
     assert len(_seqs(default.stdout)) == 20
     assert "… 5 more partitions needing attention: --offset 20 shows the next" in \
         default.stdout
+    one = cli("status", "--job", "few", "--db", db, "--state", "pending", "--limit", "24",
+              env=servers.clean_env())
+    assert "  … 1 more pending partition: --offset 24 shows the next, --all every partition" \
+        in one.stdout.splitlines()

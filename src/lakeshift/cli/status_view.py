@@ -127,25 +127,28 @@ def _print_page(job: JobStatus) -> None:
     """The page of partitions status was asked for, and one line on what is left out and
     the option that shows it."""
     states = job.partition_table_states
-    what = ("partitions" if states is None else
-            "partitions needing attention" if set(states) == set(ATTENTION_STATES)
-            else f"{'/'.join(states)} partitions")
+
+    def what(n: int) -> str:
+        p = noun(n, "partition")
+        return (p if states is None else f"{p} needing attention"
+                if set(states) == set(ATTENTION_STATES) else f"{'/'.join(states)} {p}")
+
     total, first, shown = job.partition_table_total, job.partition_table_offset, \
         len(job.partition_table)
     if not total:
         if states is not None:
-            print(f"  no {what} (--all lists every partition)")
+            print(f"  no {what(0)} (--all lists every partition)")
         return
     if shown:
-        print_partitions(job, False, f"{what} {first + 1}–{first + shown} of {total:,}")
+        print_partitions(job, False, f"{what(total)} {first + 1}–{first + shown} of {total:,}")
     after = total - first - shown
     if after > 0 and shown:
-        print(f"  … {after:,} more {what}: --offset {first + shown} shows the next"
+        print(f"  … {after:,} more {what(after)}: --offset {first + shown} shows the next"
               + ("" if states is None else ", --all every partition"))
     elif after > 0:
-        print(f"  {total:,} {what}, none shown (--limit 0)")
+        print(f"  {total:,} {what(total)}, none shown (--limit 0)")
     elif not shown:
-        print(f"  {total:,} {what}, none from --offset {first}")
+        print(f"  {total:,} {what(total)}, none from --offset {first}")
 
 
 def _run_label(r: RunStatus) -> str:

@@ -110,8 +110,10 @@ class JobRows(ControlBase):
         (``failed`` first, say), each group in order."""
         q = select(partitions).where(partitions.c.job_id == job_id)
         if states is not None:
-            q = q.where(partitions.c.state.in_(list(states))).order_by(case(
-                {s: i for i, s in enumerate(states)}, value=partitions.c.state))
+            q = q.where(partitions.c.state.in_(list(states)))
+            if len(states) > 1:  # one state walks the (job_id, state, seq) index in order
+                q = q.order_by(case({s: i for i, s in enumerate(states)},
+                                    value=partitions.c.state))
         q = q.order_by(partitions.c.seq)
         if offset:
             q = q.offset(offset)
@@ -123,12 +125,7 @@ class JobRows(ControlBase):
     def partition_totals(self, job_id: int) -> dict[str, int]:
         """The job's partitions by state and their counters' sums, in one aggregate query
         (a job may have tens of thousands of partitions: none is read)."""
-        out = {"partitions": 0, "copied": 0, "bytes": 0, "failed_objects": 0}
-        for state, t in self.partition_totals_by_state(job_id).items():
-            out[state] = t["partitions"]
-            for k in ("partitions", "copied", "bytes", "failed_objects"):
-                out[k] += t[k]
-        return out
+        return fold_state_totals(self.partition_totals_by_state(job_id))
 
     def partition_totals_by_state(self, job_id: int) -> dict[str, dict[str, int]]:
         """For each state the job's partitions are in: how many, and the sums of their
@@ -411,3 +408,14 @@ def _trim_taken_over(conn: Connection, ids: list[int], now: Any,
             state=TAKEN_OVER, finished_at=now,
             error="its worker stopped renewing the lease: another took the partition over "
                   "from its cursor"))
+
+
+def fold_state_totals(by_state: dict[str, dict[str, int]]) -> dict[str, int]:
+    """``partition_totals_by_state`` folded: partitions per state, and the sums over all
+    states of ``partitions``, ``copied``, ``bytes`` and ``failed_objects``."""
+    out = {"partitions": 0, "copied": 0, "bytes": 0, "failed_objects": 0}
+    for state, t in by_state.items():
+        out[state] = t["partitions"]
+        for k in ("partitions", "copied", "bytes", "failed_objects"):
+            out[k] += t[k]
+    return out
