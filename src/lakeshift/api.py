@@ -214,11 +214,12 @@ async def plan_async(sources: str | Sequence[str] = (), destination: str | None 
                      store_options: StoreOptions | None = None,
                      subscribers: list[Subscriber] | None = None,
                      dask: str | None = None, offset: int = 0,
-                     limit: int | None = None) -> PlanResult:
+                     limit: int | None = None, all_partitions: bool = False) -> PlanResult:
     """Write a job and its partitions to the control DB (``lakeshift plan``); nothing is
     copied yet.  With ``show`` and no sources, read the existing job instead.  The
-    result's partition table is ``limit`` partitions from ``offset`` (all when None);
-    ``partitions`` and ``key_range_partitions`` count them all.
+    result's partition table is ``limit`` partitions from ``offset`` (all when None;
+    ``all_partitions``: every one, ``offset`` and ``limit`` left out); ``partitions`` and
+    ``key_range_partitions`` count them all.
 
     ``replan`` plans a job that exists again: with sources, the old job is replaced by the
     new plan once the new one has been validated and listed; without, its partitions are
@@ -231,6 +232,9 @@ async def plan_async(sources: str | Sequence[str] = (), destination: str | None 
     if not job:
         raise UsageError("--job NAME is required")
     _page_args(offset, limit)
+    if all_partitions and (offset or limit is not None):
+        raise UsageError("--all shows every partition: leave out --offset and --limit (or "
+                         "leave out --all to page)")
     srcs = [sources] if isinstance(sources, str) else list(sources)
     if replan and not srcs and destination is None:
         await reset_job_async(job, db=db, force=force)

@@ -131,9 +131,6 @@ def plan(
     store: StoreOptions = NO_STORE_OPTIONS,
 ) -> int:
     urls = urls or []
-    if all_partitions and (offset or limit is not None):
-        raise UsageError("--all shows every partition: leave out --offset and --limit (or "
-                         "leave out --all to page)")
     if not as_json and not all_partitions and limit is None:
         limit = PLAN_LIMIT  # the text view is for a terminal: a screenful
     result = api.plan(urls[:-1] if len(urls) >= 2 else urls,
@@ -142,7 +139,8 @@ def plan(
                       partition_by=partition_by, target_objects=target_objects,
                       adf_control_table=adf_control_table, show=show, replan=replan,
                       force=force, store_options=store, copy_mode=copy_mode, dask=dask,
-                      offset=offset, limit=limit, **filters, **keeping)
+                      offset=offset, limit=limit, all_partitions=all_partitions,
+                      **filters, **keeping)
     if show or as_json or not result.created:
         print_plan(result.job, as_json)
     else:
