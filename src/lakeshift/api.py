@@ -214,9 +214,13 @@ async def plan_async(sources: str | Sequence[str] = (), destination: str | None 
                      map_identities: str | Path | None = None, copy_mode: str = "stream",
                      store_options: StoreOptions | None = None,
                      subscribers: list[Subscriber] | None = None,
-                     dask: str | None = None) -> PlanResult:
+                     dask: str | None = None, offset: int = 0,
+                     limit: int | None = None, all_partitions: bool = False) -> PlanResult:
     """Write a job and its partitions to the control DB (``lakeshift plan``); nothing is
-    copied yet.  With ``show`` and no sources, read the existing job instead.
+    copied yet.  With ``show`` and no sources, read the existing job instead.  The
+    result's partition table is ``limit`` partitions from ``offset`` (all when None;
+    ``all_partitions``: every one, ``offset`` and ``limit`` left out); ``partitions`` and
+    ``key_range_partitions`` count them all.
 
     ``replan`` plans a job that exists again: with sources, the old job is replaced by the
     new plan once the new one has been validated and listed; without, its partitions are
@@ -228,16 +232,19 @@ async def plan_async(sources: str | Sequence[str] = (), destination: str | None 
 
     if not job:
         raise UsageError("--job NAME is required")
+    _page_args(offset, limit)
+    if all_partitions and (offset or limit is not None):
+        raise UsageError("--all shows every partition: leave out --offset and --limit (or "
+                         "leave out --all to page)")
     srcs = [sources] if isinstance(sources, str) else list(sources)
     if replan and not srcs and destination is None:
         await reset_job_async(job, db=db, force=force)
-        return await plan_async(job=job, db=db, show=True)
+        return await plan_async(job=job, db=db, show=True, offset=offset, limit=limit)
     if show and not srcs and destination is None:
         async with _opened(db) as control:
             j = await asyncio.to_thread(control.job, job)
-            return PlanResult(control.shown,
-                              await asyncio.to_thread(_job_status, control, j, True),
-                              created=False)
+            return PlanResult(control.shown, await asyncio.to_thread(
+                _job_status, control, j, True, offset, limit), created=False)
     if not srcs or destination is None:
         raise UsageError("plan needs SRC and DST (lakeshift plan SRC [SRC…] DST --job NAME)")
     prefixes = list(prefix)
@@ -263,7 +270,8 @@ async def plan_async(sources: str | Sequence[str] = (), destination: str | None 
                               empty_dirs=empty_dirs, preserve=preserve,
                               map_identities=map_identities, events=EventBus(subscribers),
                               copy_mode=copy_mode, auto=auto)
-        return PlanResult(control.shown, await asyncio.to_thread(_job_status, control, j, True))
+        return PlanResult(control.shown, await asyncio.to_thread(
+            _job_status, control, j, True, offset, limit))
 
 
 plan = _blocking(plan_async)
@@ -865,7 +873,8 @@ def _job_status(control: ControlDB, job: Job, detail: bool, offset: int = 0,
         runs=runs if detail else (),
         sync_schedule=sched["schedule"] if sched is not None and sched["owner"] else None,
         next_sync_at=_as_utc(sched["next_run_at"]) if sched is not None else None,
-        last_sync_pass=last_pass)
+        last_sync_pass=last_pass,
+        key_range_partitions=control.key_range_partitions(job.id) if detail else 0)
 
 
 FAILURE_FIELDS = ("object_key", "error_kind", "message", "attempts", "skipped", "at",

@@ -325,6 +325,9 @@ class JobStatus:
     #: The partitions by state: how many, and their objects and bytes (one row per state
     #: any partition is in, in the order pending, running, succeeded, failed).
     by_state: tuple[StateTotals, ...] = ()
+    #: How many partitions are key ranges (``--partition-by auto``); the others are
+    #: prefixes.  Counted when the job was asked for by name (``detail``).
+    key_range_partitions: int = 0
     #: The sync schedule followed for this job (``every 15m``, ``cron */15 * * * *``) and
     #: when its next pass starts (UTC; None when no scheduler is running).
     sync_schedule: str | None = None

@@ -33,7 +33,7 @@ from lakeshift.cli.options import (
 )
 from lakeshift.cli.progress import progress_subscribers
 from lakeshift.cli.sizes import human_bytes
-from lakeshift.cli.status_view import print_partitions, print_status
+from lakeshift.cli.status_view import print_plan, print_status
 from lakeshift.cli.summary import unmapped_line
 from lakeshift.cli.text import StopNotice, count, skip_reasons
 from lakeshift.errors import UsageError
@@ -76,6 +76,10 @@ RUN_EPILOG = """Examples:
 """
 
 
+#: Partitions ``plan --show`` prints as text unless --limit or --all says otherwise.
+PLAN_LIMIT = 20
+
+
 @with_store_options
 @with_options(filters=FILTERS, keeping=KEEPING)
 def plan(
@@ -97,7 +101,19 @@ def plan(
     adf_control_table: Annotated[str | None, typer.Option(
         "--adf-control-table", help="Take partitions from this ADF-template table "
                                     "(PartitionPrefix, SuccessOrFailure) in the --db.")] = None,
-    show: Annotated[bool, typer.Option("--show", help="Print the partition table.")] = False,
+    show: Annotated[bool, typer.Option(
+        "--show", help=f"Print the plan: a summary, then the partition table (text: the "
+                       f"first {PLAN_LIMIT} unless --limit or --all says otherwise).")
+    ] = False,
+    limit: Annotated[int | None, typer.Option(
+        "--limit", min=0, help=f"Show at most this many partitions (text: {PLAN_LIMIT} "
+                               f"unless told; --json: all).", show_default=False)] = None,
+    offset: Annotated[int, typer.Option(
+        "--offset", min=0, help="Skip this many partitions first (the next page: "
+                                f"--offset {PLAN_LIMIT}).")] = 0,
+    all_partitions: Annotated[bool, typer.Option(
+        "--all", "--all-partitions", help="Show every partition (the whole table).")
+    ] = False,
     replan: Annotated[bool, typer.Option(
         "--replan", help="Plan an existing job again: with SRC DST, replace it by the new "
                          "plan (once that plan is listed and valid); without, restart its "
@@ -115,15 +131,18 @@ def plan(
     store: StoreOptions = NO_STORE_OPTIONS,
 ) -> int:
     urls = urls or []
+    if not as_json and not all_partitions and limit is None:
+        limit = PLAN_LIMIT  # the text view is for a terminal: a screenful
     result = api.plan(urls[:-1] if len(urls) >= 2 else urls,
                       urls[-1] if len(urls) >= 2 else None, job=job, db=db,
                       prefix=prefix or (), partitions_file=partitions_file,
                       partition_by=partition_by, target_objects=target_objects,
                       adf_control_table=adf_control_table, show=show, replan=replan,
                       force=force, store_options=store, copy_mode=copy_mode, dask=dask,
+                      offset=offset, limit=limit, all_partitions=all_partitions,
                       **filters, **keeping)
     if show or as_json or not result.created:
-        print_partitions(result.job, as_json)
+        print_plan(result.job, as_json)
     else:
         print(f"job {job!r}: {count(result.job.partitions, 'partition')} planned in {result.db} "
               f"(lakeshift plan --show --job {job}; lakeshift run --job {job})")

@@ -44,6 +44,7 @@ def job_dict(job: JobStatus) -> dict[str, Any]:
         out["partition_table"] = [_record(p) for p in job.partition_table]
         out["partition_table_offset"] = job.partition_table_offset
         out["partition_table_total"] = job.partition_table_total
+        out["key_range_partitions"] = job.key_range_partitions
         out["partition_table_states"] = (list(job.partition_table_states)
                                          if job.partition_table_states is not None else None)
         out["runs"] = [_record(r) for r in job.runs]
@@ -77,6 +78,37 @@ def print_partitions(job: JobStatus, as_json: bool, caption: str = "") -> None:
                   f"{human_bytes(p.throughput_bytes_per_s)}/s", f"{p.duration_s:.1f}s",
                   shorten(p.last_error or "", _ERROR_WIDTH))
     Console(width=160).print(t)
+
+
+def print_plan(job: JobStatus, as_json: bool) -> None:
+    """A job's plan: one summary line (how many partitions, of which kind, and the objects
+    and bytes its partitions know of), the page of partitions asked for, and one line on
+    how many are left out and the option that shows them.  --json: the data as it is."""
+    if as_json:
+        print_partitions(job, True)
+        return
+    ranges = job.key_range_partitions
+    kinds = ", ".join(f"{n:,} {noun(n, what)}" for n, what in (
+        (job.partitions - ranges, "prefix"), (ranges, "key range")) if n)
+    listed = sum(t.listed for t in job.by_state)
+    known = (f"; {count(listed, 'object')} listed, {count(job.copied, 'object')} "
+             f"({human_bytes(job.bytes)}) copied so far" if listed or job.copied else "")
+    print(f"job {job.job} → {job.destination}: {job.partitions:,} "
+          f"{noun(job.partitions, 'partition')}"
+          + (f" ({kinds})" if kinds else "") + known)
+    total, first, shown = job.partitions, job.partition_table_offset, len(job.partition_table)
+    if shown and shown < total:
+        print_partitions(job, False, f"partitions {first + 1}–{first + shown} of {total:,}")
+    elif shown:
+        print_partitions(job, False)
+    after = total - first - shown
+    if after > 0 and shown:
+        print(f"  … {after:,} more {noun(after, 'partition')}: --offset {first + shown} "
+              "shows the next, --all every partition, --json all of them as data")
+    elif after > 0:
+        print("  none shown (--limit 0): --all shows every partition")
+    elif total and not shown:
+        print(f"  no partitions from --offset {first} (the job has {total:,})")
 
 
 def print_status(result: StatusResult, job_name: str | None, as_json: bool) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy import (
     case,
     delete,
     func,
+    or_,
     select,
     update,
 )
@@ -121,6 +122,15 @@ class JobRows(ControlBase):
             q = q.limit(limit)
         with self._tx() as conn:
             return list(conn.execute(q).mappings())
+
+    def key_range_partitions(self, job_id: int) -> int:
+        """How many of the job's partitions are key ranges (the rest are prefixes), in one
+        aggregate query."""
+        p = partitions.c
+        with self._tx() as conn:
+            return int(conn.execute(select(func.count()).where(and_(
+                p.job_id == job_id,
+                or_(p.range_start.is_not(None), p.range_end.is_not(None))))).scalar_one())
 
     def partition_totals(self, job_id: int) -> dict[str, int]:
         """The job's partitions by state and their counters' sums, in one aggregate query
