@@ -33,7 +33,7 @@ from lakeshift.cli.options import (
 )
 from lakeshift.cli.progress import progress_subscribers
 from lakeshift.cli.sizes import human_bytes
-from lakeshift.cli.status_view import print_plan, print_status
+from lakeshift.cli.status_view import PAGE, print_plan, print_status
 from lakeshift.cli.summary import unmapped_line
 from lakeshift.cli.text import StopNotice, count, skip_reasons
 from lakeshift.errors import UsageError
@@ -77,7 +77,7 @@ RUN_EPILOG = """Examples:
 
 
 #: Partitions ``plan --show`` prints as text unless --limit or --all says otherwise.
-PLAN_LIMIT = 20
+PLAN_LIMIT = PAGE
 
 
 @with_store_options
@@ -232,7 +232,7 @@ def _print_run(result: RunResult, as_json: bool) -> None:
 
 
 #: Partitions ``status --job`` shows as text unless --limit or --all says otherwise.
-STATUS_LIMIT = 20
+STATUS_LIMIT = PAGE
 
 
 def status(

@@ -12,6 +12,9 @@ from lakeshift.api import ATTENTION_STATES, JobStatus, PartitionStatus, RunStatu
 from lakeshift.cli.sizes import human_bytes
 from lakeshift.cli.text import count, noun, shorten
 
+#: Partitions on a page of `plan --show` and `status --job` unless --limit says otherwise.
+PAGE = 20
+
 
 def _t(value: datetime | None) -> str | None:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
@@ -103,7 +106,7 @@ def print_plan(job: JobStatus, as_json: bool) -> None:
         print_partitions(job, False)
     after = total - first - shown
     if after > 0 and shown:
-        print(f"  … {after:,} more {noun(after, 'partition')}: --offset {first + shown} "
+        print(f"  … {after:,} more {noun(after, 'partition')}: {_next(first, shown)} "
               "shows the next, --all every partition, --json all of them as data")
     elif after > 0:
         print("  none shown (--limit 0): --all shows every partition")
@@ -155,6 +158,12 @@ def _print_by_state(job: JobStatus) -> None:
               + (f", {count(t.failed_objects, 'object')} failed" if t.failed_objects else ""))
 
 
+def _next(first: int, shown: int) -> str:
+    """The options that show the page after one of ``shown`` partitions from ``first``: a
+    full page, so ``shown`` is the page size asked for (named unless it is the default)."""
+    return f"--offset {first + shown}" + ("" if shown == PAGE else f" --limit {shown}")
+
+
 def _print_page(job: JobStatus) -> None:
     """The page of partitions status was asked for, and one line on what is left out and
     the option that shows it."""
@@ -175,7 +184,7 @@ def _print_page(job: JobStatus) -> None:
         print_partitions(job, False, f"{what(total)} {first + 1}–{first + shown} of {total:,}")
     after = total - first - shown
     if after > 0 and shown:
-        print(f"  … {after:,} more {what(after)}: --offset {first + shown} shows the next"
+        print(f"  … {after:,} more {what(after)}: {_next(first, shown)} shows the next"
               + ("" if states is None else ", --all every partition"))
     elif after > 0:
         print(f"  {total:,} {what(total)}, none shown (--limit 0)")
