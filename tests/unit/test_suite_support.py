@@ -1,12 +1,15 @@
-"""The test suite's own timing helpers (tests/helpers.py)."""
+"""The test suite's own support: timing helpers (tests/helpers.py) and the environment
+tests/conftest.py gives the processes a test starts."""
 
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import pytest
 
-from tests import helpers
+from tests import helpers, servers
 
 
 @pytest.mark.parametrize("now", [1_700_000_000.0, 1_700_000_000.3, 1_700_000_000.97,
@@ -24,3 +27,14 @@ def test_next_second_ends_just_past_the_next_whole_second(
     assert math.floor(after) == math.floor(now) + 1
     assert after - math.floor(after) == pytest.approx(0.05)
     assert waited <= 1.05 + 1e-9
+
+
+def test_python_children_keep_their_bytecode_outside_the_repository() -> None:
+    """Each `lakeshift` a test runs must not compile lakeshift from source again (what
+    PYTHONDONTWRITEBYTECODE made every child do): bytecode is written, and not into the
+    repository's tree."""
+    probe = "import sys; print(sys.dont_write_bytecode, sys.pycache_prefix)"
+    out = subprocess.run([sys.executable, "-c", probe], env=servers.clean_env(),
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out[0] == "False"
+    assert out[1] == "None" or not out[1].startswith(str(servers.REPO))
