@@ -392,7 +392,12 @@ def test_the_request_cap_holds_for_all_workers_together(
     assert most <= rate * window + rate, most
 
 
-def test_dask_needs_postgresql_and_a_reachable_scheduler(pg_url: str, tmp_path: Path) -> None:
+def test_dask_needs_postgresql_and_a_reachable_scheduler(
+        pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lakeshift.scale import cluster as fleet
+
+    # Nothing listens on the port: the refusal, not the 5 s wait, is what is checked here.
+    monkeypatch.setattr(fleet.open_fleet, "__defaults__", (0.5,))
     with pytest.raises(UsageError, match="PostgreSQL control DB"):
         lakeshift.run(job="x", db=f"sqlite:///{tmp_path}/c.db", dask="local:2")
     with pytest.raises(UsageError, match="give a scheduler address"):
