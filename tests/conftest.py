@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,12 +34,10 @@ os.environ["PYTHONPATH"] = _netguard.child_pythonpath(os.environ.get("PYTHONPATH
 # With PYTHONDONTWRITEBYTECODE set (some shells and CI images set it), every Python child —
 # each of the hundreds of `lakeshift` runs, the netguard's sitecustomize, helper scripts —
 # compiled lakeshift's modules again from source (~0.1 s CPU each), and pytest rewrote and
-# compiled every test module on each run.  Bytecode goes to a cache outside the repository
-# instead (PYTHONPYCACHEPREFIX), so the source tree stays as clean as the variable asked.
-if os.environ.pop("PYTHONDONTWRITEBYTECODE", None) is not None or sys.dont_write_bytecode:
-    PYCACHE = Path(tempfile.gettempdir()) / f"lakeshift-tests-pycache-{os.getuid()}"
-    os.environ.setdefault("PYTHONPYCACHEPREFIX", str(PYCACHE))
-    sys.pycache_prefix = os.environ["PYTHONPYCACHEPREFIX"]
+# compiled every test module on each run.  The suite's processes write bytecode as Python
+# does by default, into __pycache__/ beside the sources (git-ignored); a PYTHONPYCACHEPREFIX
+# would ignore the bytecode pip wrote for site-packages and compile all of it once more.
+if os.environ.pop("PYTHONDONTWRITEBYTECODE", None) is not None:
     sys.dont_write_bytecode = False
 
 
