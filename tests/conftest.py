@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +30,15 @@ os.environ["AWS_CONFIG_FILE"] = os.environ["AWS_SHARED_CREDENTIALS_FILE"] = "/no
 # here and (PYTHONPATH → tests/netguard/sitecustomize.py) in every Python child.
 _netguard.install()
 os.environ["PYTHONPATH"] = _netguard.child_pythonpath(os.environ.get("PYTHONPATH"))
+
+# With PYTHONDONTWRITEBYTECODE set (some shells and CI images set it), every Python child —
+# each of the hundreds of `lakeshift` runs, the netguard's sitecustomize, helper scripts —
+# compiled lakeshift's modules again from source (~0.1 s CPU each), and pytest rewrote and
+# compiled every test module on each run.  The suite's processes write bytecode as Python
+# does by default, into __pycache__/ beside the sources (git-ignored); a PYTHONPYCACHEPREFIX
+# would ignore the bytecode pip wrote for site-packages and compile all of it once more.
+if os.environ.pop("PYTHONDONTWRITEBYTECODE", None) is not None:
+    sys.dont_write_bytecode = False
 
 
 # The tests `-m "not slow"` leaves out besides those marked in their own files: each took

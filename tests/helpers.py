@@ -4,7 +4,9 @@ source objects made the way other tools make them."""
 from __future__ import annotations
 
 import hashlib
+import math
 import os
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,17 @@ def s3_objects(s3: Any, bucket: str, prefix: str = "") -> dict[str, bytes]:
         for o in page.get("Contents", []):
             out[o["Key"]] = s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
     return out
+
+
+def next_second(margin: float = 0.05) -> None:
+    """Sleep until just past the wall clock's next whole second: whatever happened before the
+    call has an earlier whole-second timestamp than whatever happens after it.  S3 and Azure
+    give LastModified in whole seconds (truncated) and sync windows end on whole seconds, so
+    this is what a test needs between a write and the pass that must (not) see it; it waits
+    0.55 s on average where a fixed ``time.sleep(1.1)`` waited 1.1 s.  The margin covers
+    file systems that stamp mtimes from a coarse clock (a few ms behind ``time.time()``)."""
+    now = time.time()
+    time.sleep(math.floor(now) + 1 + margin - now)
 
 
 def md5(b: bytes) -> bytes:

@@ -26,7 +26,7 @@ from lakeshift.errors import UsageError
 from lakeshift.stores.base import StoreOptions
 from tests import servers
 from tests.faultproxy import FaultProxy, request_kind
-from tests.helpers import old_lake
+from tests.helpers import next_second, old_lake
 
 distributed = pytest.importorskip("distributed")
 
@@ -186,7 +186,7 @@ def test_sync_passes_run_on_the_workers(cluster: Any, s3: Any, bucket: str, pg_u
                                         ) -> None:
     prefixes = ["x/", "y/", "z/"]
     data = _seed(s3, bucket, prefixes, 8, 512)
-    time.sleep(1.1)  # LastModified has whole seconds: the objects before the window's end
+    next_second()  # LastModified has whole seconds: the objects before the window's end
     dest = tmp_path / "dest"
     first = lakeshift.sync(f"s3://{bucket}/", str(dest), job="s", db=pg_url, prefix=prefixes,
                            lag="0s", dask=cluster.scheduler_address)
@@ -195,10 +195,10 @@ def test_sync_passes_run_on_the_workers(cluster: Any, s3: Any, bucket: str, pg_u
         ("x/", "succeeded", 8), ("y/", "succeeded", 8), ("z/", "succeeded", 8)]
     assert _local_files(dest) == data
     # New and changed source objects: the next pass moves just those.
-    time.sleep(1.1)  # LastModified has whole seconds: the changes come after the window
+    next_second()  # LastModified has whole seconds: the changes come after the window
     s3.put_object(Bucket=bucket, Key="x/new.bin", Body=b"new")
     s3.put_object(Bucket=bucket, Key="y/f000.bin", Body=b"changed")
-    time.sleep(1.1)  # a window ends on a whole second before now - lag
+    next_second()  # a window ends on a whole second before now - lag
     second = lakeshift.sync(job="s", db=pg_url, lag="0s", dask=cluster.scheduler_address)
     assert second.run.exit_code == 0
     assert sum(w.copied for w in second.windows) == 2
@@ -209,7 +209,7 @@ def test_sync_passes_run_on_the_workers(cluster: Any, s3: Any, bucket: str, pg_u
     for key in ("x/f001.bin", "z/f002.bin", "z/f003.bin"):
         s3.delete_object(Bucket=bucket, Key=key)
         del data[key]
-    time.sleep(1.1)
+    next_second()
     capped = lakeshift.sync(job="s", db=pg_url, lag="0s", delete=True, max_delete="2",
                             dask=cluster.scheduler_address)
     assert capped.run.exit_code == 1 and capped.deleted == 0
@@ -258,7 +258,7 @@ def test_a_rename_on_dask_is_copied_before_the_old_name_goes(
     first = lakeshift.sync(str(src), str(dest), job="renames", db=pg_url, lag="0s",
                            prefix=["p0/", "p1/"], dask=cluster.scheduler_address)
     assert first.run.exit_code == 0
-    time.sleep(1.1)
+    next_second()
     os.rename(src / "p0/a", src / "p1/a-renamed")
     r = lakeshift.sync(job="renames", db=pg_url, lag="0s", delete=True, max_delete="100%",
                        dask=cluster.scheduler_address)
@@ -291,7 +291,7 @@ def test_a_cancel_during_the_deletion_phase_on_dask_stops_it(
     assert first.run.exit_code == 0
     for i in range(3):
         (src / f"p0/k{i}").unlink()
-    time.sleep(1.1)
+    next_second()
     real = LocalStore.delete
 
     async def delete(self: LocalStore, key: str) -> None:
@@ -392,7 +392,12 @@ def test_the_request_cap_holds_for_all_workers_together(
     assert most <= rate * window + rate, most
 
 
-def test_dask_needs_postgresql_and_a_reachable_scheduler(pg_url: str, tmp_path: Path) -> None:
+def test_dask_needs_postgresql_and_a_reachable_scheduler(
+        pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lakeshift.scale import cluster as fleet
+
+    # Nothing listens on the port: the refusal, not the 5 s wait, is what is checked here.
+    monkeypatch.setattr(fleet.open_fleet, "__defaults__", (0.5,))
     with pytest.raises(UsageError, match="PostgreSQL control DB"):
         lakeshift.run(job="x", db=f"sqlite:///{tmp_path}/c.db", dask="local:2")
     with pytest.raises(UsageError, match="give a scheduler address"):

@@ -19,6 +19,7 @@ from lakeshift.model import ObjectInfo
 from lakeshift.stores.base import StoreConfig
 from lakeshift.stores.s3.store import S3Store
 from lakeshift.urls import parse_url
+from tests.helpers import next_second
 
 
 def test_check_times_heads_run_in_the_workers_not_the_planner(
@@ -275,7 +276,7 @@ def test_sync_delete_new_names_are_written_off_the_loop(
     (src / "gone").unlink()
     for i in range(23):
         (src / f"n{i:02d}").write_bytes(b"new %d" % i)
-    time.sleep(1.1)  # the new objects inside the next window
+    next_second()  # the new objects inside the next window
     monkeypatch.setattr(renames, "BATCH", 4)
     writes: list[bool] = []
     names: list[Any] = []

@@ -20,7 +20,9 @@ from tests.helpers import blobs
 
 pytestmark = pytest.mark.slow
 
-N = 1500
+# The kill comes at the first saved cursor, some 50 objects in (concurrency 1): 500 leave the
+# run far from done then, and the rerun copies the rest in a third of the time 1,500 took.
+N = 500
 BAD = "00003\\bad.bin"  # a backslash: Azure cannot hold the name (listed 5th)
 
 

@@ -20,7 +20,7 @@ from lakeshift.engine import jobrunner
 from lakeshift.errors import UsageError
 from tests.e2e.cli import BIN, one_clear_line
 from tests.e2e.cli import lakeshift as cli
-from tests.helpers import blob_bytes, blobs
+from tests.helpers import blob_bytes, blobs, next_second
 
 
 class CountingStore:
@@ -71,15 +71,15 @@ def test_added_changed_and_deleted_objects_are_propagated_exactly(
     for i in range(6):
         s3.put_object(Bucket=bucket, Key=f"raw/p{i % 2}/f{i}", Body=f"v1-{i}".encode())
     src, dst = f"s3://{bucket}/raw/", f"az://{container}/lake/"
-    time.sleep(1.1)
+    next_second()
     first = lakeshift.sync(src, dst, job="s", db=db_url, prefix=["p0/", "p1/"], lag="0")
     assert (first.run.stats.copied, first.exit_code) == (6, 0)
     assert all(w.start is None and w.state == "succeeded" for w in first.windows)
-    time.sleep(1.1)  # LastModified has whole seconds: the changes land in the next window
+    next_second()  # LastModified has whole seconds: the changes land in the next window
     s3.put_object(Bucket=bucket, Key="raw/p0/f0", Body=b"v2-changed")
     s3.put_object(Bucket=bucket, Key="raw/p1/new", Body=b"new")
     s3.delete_object(Bucket=bucket, Key="raw/p1/f3")
-    time.sleep(1.1)  # a window ends on a whole second before now - lag
+    next_second()  # a window ends on a whole second before now - lag
     second = lakeshift.sync(job="s", db=db_url, lag="0", delete=True)
     assert second.exit_code == 0
     assert (second.run.stats.copied, second.deleted) == (2, 1)
@@ -115,7 +115,7 @@ def test_an_object_written_inside_the_lag_is_copied_by_the_next_pass(tmp_path: P
     _write(src, "fresh", b"fresh")
     r1 = lakeshift.sync(str(src), str(dst), job="lag", db=db, lag="1h")
     assert r1.run.stats.copied == 1 and _tree(dst) == {"old": b"old"}
-    time.sleep(1.1)  # a window ends on a whole second before now - lag
+    next_second()  # a window ends on a whole second before now - lag
     r2 = lakeshift.sync(job="lag", db=db, lag="0")
     assert r2.run.stats.copied == 1 and _tree(dst) == {"old": b"old", "fresh": b"fresh"}
 
@@ -190,9 +190,9 @@ def test_status_after_a_pass_shows_that_passs_objects_bytes_and_rate(tmp_path: P
     with con:  # as if the first pass had taken an hour
         con.execute("update lakeshift_partitions set duration_s = 3600")
     con.close()
-    time.sleep(1.1)
+    next_second()
     _write(src, "b", b"b" * 2000)
-    time.sleep(1.1)
+    next_second()
     assert lakeshift.sync(job="st", db=db, lag="0").run.stats.copied == 1
     p = lakeshift.status(db=db, job="st").jobs[0].partition_table[0]
     # This pass's counters and duration, not the sum over passes (which gave a rate of
@@ -210,10 +210,10 @@ def test_a_historical_job_then_sync_copies_only_what_changed_since_the_run_start
     assert lakeshift.run(job="h", db=db).stats.copied == 5
     # Someone changes the historical copy by hand: sync must not re-copy the lake.
     (dst / "d" / "1").write_bytes(b"tampered")
-    time.sleep(1.1)
+    next_second()
     _write(src, "d/4", b"changed")
     _write(src, "d/new", b"new")
-    time.sleep(1.1)
+    next_second()
     r = lakeshift.sync(job="h", db=db, lag="0")
     assert r.run.stats.copied == 2 and r.windows[0].start is not None
     assert (dst / "d" / "1").read_bytes() == b"tampered"  # outside the window: left alone

@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tests.e2e.cli import lakeshift as cli
+from tests.helpers import next_second
 
 TABLE = "s3_partition_delta_control_table"
 
@@ -82,9 +83,9 @@ def test_windows_start_at_the_template_tables_seed_and_each_pass_inserts_its_row
         cli_env: dict[str, str], s3: Any, bucket: str, tmp_path: Path, db_url: str) -> None:
     for key in ("a/before", "b/before"):
         s3.put_object(Bucket=bucket, Key=key, Body=b"copied by the historical migration")
-    time.sleep(1.1)
+    next_second()
     seed = datetime.now(UTC).replace(microsecond=0, tzinfo=None)  # historical run started
-    time.sleep(1.1)  # LastModified has whole seconds: what follows is after the seed
+    next_second()  # LastModified has whole seconds: what follows is after the seed
     s3.put_object(Bucket=bucket, Key="a/after", Body=b"a-after")
     s3.put_object(Bucket=bucket, Key="b/after", Body=b"b-after")
     s3.put_object(Bucket=bucket, Key="c/x", Body=b"not a partition of the table")
@@ -96,7 +97,7 @@ def test_windows_start_at_the_template_tables_seed_and_each_pass_inserts_its_row
     # The partition b/ fails this pass: its destination folder's name is taken by a file.
     dst.mkdir()
     (dst / "b").write_bytes(b"in the way")
-    time.sleep(1.1)
+    next_second()
     code, out, err = _sync(cli_env, f"s3://{bucket}/", str(dst), "--job", "adf", "--db",
                            db_url, "--adf-delta-table", TABLE, "--lag", "0")
     assert code == 1, err
@@ -116,9 +117,9 @@ def test_windows_start_at_the_template_tables_seed_and_each_pass_inserts_its_row
     # The next pass: a/ starts where its last window ended; b/'s failed window did not
     # advance, so it starts at the seed again and copies b/after now that it can.
     (dst / "b").unlink()
-    time.sleep(1.1)
+    next_second()
     s3.put_object(Bucket=bucket, Key="a/later", Body=b"a-later")
-    time.sleep(1.1)
+    next_second()
     code, out, err = _sync(cli_env, "--job", "adf", "--db", db_url, "--lag", "0")
     assert code == 0, err
     windows = {w["partition"]: w for w in out["windows"]}

@@ -18,6 +18,7 @@ import pytest
 from tests import servers
 from tests.e2e.cli import BIN, one_clear_line
 from tests.e2e.cli import lakeshift as cli
+from tests.helpers import next_second
 
 WRONG_KEY = base64.b64encode(b"not the account key at all, 64 bytes long....").decode()
 
@@ -165,10 +166,10 @@ def test_sync_numbers_runs_per_job_and_status_totals_count_every_pass(
     assert cli("plan", str(src), str(tmp_path / "dst"), "--job", "b", "--db", db,
                env=cli_env).returncode == 0
     assert cli("run", "--job", "b", "--db", db, env=cli_env).returncode == 0  # b's run 1
-    time.sleep(1.1)
+    next_second()
     _write(src, "d/new1", b"n" * 100)
     _write(src, "d/new2", b"n" * 100)
-    time.sleep(1.1)
+    next_second()
     p = cli("sync", "--job", "b", "--db", db, "--lag", "0", env=cli_env)
     assert p.returncode == 0, p.stderr
     assert p.stdout.startswith("Sync pass (run 2) of job 'b'")  # DB-wide id 3
@@ -201,7 +202,7 @@ def test_a_pass_says_where_its_windows_end_and_when_nothing_was_new(
     p = cli("sync", "--job", "lag", "--db", db, "--lag", "0", env=cli_env)
     line = [x for x in p.stdout.splitlines() if x.startswith("  (root):")]
     assert len(line) == 1 and line[0].endswith(" UTC: 1 copied, 0 skipped, succeeded"), line
-    time.sleep(1.1)  # the next window is not empty: it ends a second later
+    next_second()  # the next window is not empty: it ends a second later
     p = cli("sync", "--job", "lag", "--db", db, "--lag", "0", env=cli_env)
     line = [x for x in p.stdout.splitlines() if x.startswith("  (root):")]
     assert len(line) == 1 and line[0].endswith(" UTC: no object modified in it, succeeded")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from lakeshift.control.repository import ControlDB
 from lakeshift.errors import AuthError
 from lakeshift.stores.local.store import LocalStore
 from tests.helpers import file_names as _names
+from tests.helpers import next_second
 from tests.helpers import old_lake as _lake
 
 
@@ -35,7 +35,7 @@ def test_a_pass_refused_by_the_cap_fails_its_partitions(tmp_path: Path) -> None:
     lakeshift.sync(str(src), str(dst), job="j", db=db, lag="0", prefix=["p0/", "p1/"])
     for i in range(3):
         (src / f"p0/k{i}").unlink()
-    time.sleep(1.1)
+    next_second()
     over = lakeshift.sync(job="j", db=db, lag="0", delete=True, max_delete="2")
     assert over.exit_code == 1 and over.deleted == 0
     rows = dict(_sql(tmp_path, "select prefix, state from lakeshift_partitions"))
@@ -124,7 +124,7 @@ def test_no_deletion_under_a_folder_the_pass_could_not_see(tmp_path: Path) -> No
     (src / "d").rmdir()
     (src / "d").symlink_to(src)
     (src / "e" / "x").unlink()
-    time.sleep(1.1)
+    next_second()
     r = lakeshift.sync(job="j", db=db, lag="0", delete=True, max_delete="100%")
     assert r.exit_code == 0
     assert r.deleted_keys == ("e/x",) and _names(dst) == ["d/a", "d/b", "top"]
@@ -138,7 +138,7 @@ def test_a_second_concurrent_pass_neither_resets_nor_redoes_the_first_ones_parti
     src, dst, db = tmp_path / "src", tmp_path / "dst", f"sqlite:///{tmp_path}/c.db"
     _lake(src, ["p0/a", "p1/a"])
     lakeshift.sync(str(src), str(dst), job="j", db=db, lag="0", prefix=["p0/", "p1/"])
-    time.sleep(1.1)
+    next_second()
     real = LocalStore.list_page
     blocked, release = threading.Event(), threading.Event()
     first: list[Any] = []
@@ -172,7 +172,7 @@ def test_a_rename_that_kept_its_time_is_copied_before_the_old_name_goes(
     src, dst, db = tmp_path / "src", tmp_path / "dst", f"sqlite:///{tmp_path}/c.db"
     _lake(src, ["p0/a", "p0/keep", "p1/other"])
     lakeshift.sync(str(src), str(dst), job="j", db=db, lag="0", prefix=["p0/", "p1/"])
-    time.sleep(1.1)
+    next_second()
     # A file system's rename keeps the modification time: the new name is older than the
     # window, in another partition than the old one.
     os.rename(src / "p0/a", src / "p1/a-renamed")
@@ -190,11 +190,11 @@ def test_a_rename_among_many_new_objects_of_its_size_is_never_lost(tmp_path: Pat
     src, dst, db = tmp_path / "src", tmp_path / "dst", f"sqlite:///{tmp_path}/c.db"
     _lake(src, ["p0/a", "p1/other"])
     lakeshift.sync(str(src), str(dst), job="j", db=db, lag="0", prefix=["p0/", "p1/"])
-    time.sleep(1.1)
+    next_second()
     for i in range(60):
         (src / f"p1/new{i:02d}").write_bytes(b"n" + bytes([65 + i % 26]))
     os.rename(src / "p0/a", src / "p1/z-renamed")
-    time.sleep(1.1)
+    next_second()
     r = lakeshift.sync(job="j", db=db, lag="0", delete=True, max_delete="100%")
     assert r.exit_code == 0 and r.deleted_keys == ("p0/a",)
     assert (dst / "p1/z-renamed").read_bytes() == b"v1"
@@ -208,7 +208,7 @@ def test_the_old_name_stays_when_the_new_one_cannot_be_copied(
     src, dst, db = tmp_path / "src", tmp_path / "dst", f"sqlite:///{tmp_path}/c.db"
     _lake(src, ["p0/a", "p1/other"])
     lakeshift.sync(str(src), str(dst), job="j", db=db, lag="0", prefix=["p0/", "p1/"])
-    time.sleep(1.1)
+    next_second()
     os.rename(src / "p0/a", src / "p1/b")
     real_read, real_range = LocalStore.read, LocalStore.open_range
 
@@ -239,7 +239,7 @@ def test_a_cancel_during_the_deletion_phase_stops_it(tmp_path: Path, monkeypatch
     lakeshift.sync(str(src), str(dst), job="j", db=db, lag="0")
     for i in range(5):
         (src / f"k{i}").unlink()
-    time.sleep(1.1)
+    next_second()
     real = LocalStore.delete
 
     async def delete(self: LocalStore, key: str) -> None:

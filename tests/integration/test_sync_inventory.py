@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e.cli import lakeshift as cli
+from tests.helpers import next_second
 
 PARQUET_SCHEMA = (
     "message s3.inventory { required binary bucket (UTF8); required binary key (UTF8); "
@@ -64,7 +65,7 @@ def _publish(s3: Any, inv: str, source: str, stamp: str, data: list[bytes]) -> s
     timestamped folder; returns the manifest's URL.  Taken a second after the objects
     written before it (a report is a snapshot: a pass's window ends at its
     creationTimestamp, and LastModified has whole seconds)."""
-    time.sleep(1.1)
+    next_second()
     base = f"reports/{source}/daily"
     files = []
     for i, body in enumerate(data):
@@ -108,9 +109,9 @@ def test_a_parquet_inventory_is_read_instead_of_listing(
 
     # The next report: one object changed since the last pass; the others are outside its
     # window and are not looked at.
-    time.sleep(1.1)  # LastModified has whole seconds: the change lands in the next window
+    next_second()  # LastModified has whole seconds: the change lands in the next window
     s3.put_object(Bucket=bucket, Key="data/a", Body=b"a-v2, changed")
-    time.sleep(1.1)
+    next_second()
     second = _publish(s3, inv, bucket, "2026-01-02T00-00Z", [_parquet([
         _row(s3, bucket, k) for k in ("data/a", "data/b c é", "data/old", "data/sub/d")])])
     p = cli("sync", "--job", "inv", "--db", db, "--lag", "0", "--inventory", second, "--json",
@@ -137,7 +138,7 @@ def test_a_csv_inventory_as_s3_writes_it(cli_env: dict[str, str], s3: Any, bucke
                      f'"{h["ETag"].strip(chr(34))}","STANDARD"\n')
     lines.append(f'"{bucket}","data/deleted","","","","","true"\n')
     s3.put_object(Bucket=inv, Key="r/data/1.csv.gz", Body=gzip.compress("".join(lines).encode()))
-    time.sleep(1.1)  # the report is taken after the objects (see _publish)
+    next_second()  # the report is taken after the objects (see _publish)
     s3.put_object(Bucket=inv, Key="r/2026-01-01T00-00Z/manifest.json", Body=json.dumps({
         "sourceBucket": bucket, "destinationBucket": f"arn:aws:s3:::{inv}",
         "version": "2016-11-30", "creationTimestamp": str(int(time.time() * 1000)),
@@ -146,7 +147,7 @@ def test_a_csv_inventory_as_s3_writes_it(cli_env: dict[str, str], s3: Any, bucke
                       "IsDeleteMarker",
         "files": [{"key": "r/data/1.csv.gz", "size": 1, "MD5checksum": "0" * 32}]}))
     db, dst = f"sqlite:///{tmp_path}/c.db", tmp_path / "dst"
-    time.sleep(1.1)  # a window ends on a whole second: the objects must be before it
+    next_second()  # a window ends on a whole second: the objects must be before it
     p = cli("sync", f"s3://{bucket}/data/", str(dst), "--job", "csv", "--db", db, "--lag", "0",
             "--inventory", f"s3://{inv}/r/2026-01-01T00-00Z/manifest.json", "--json",
             "--progress", "none", env=cli_env)
@@ -162,9 +163,9 @@ def test_what_changed_after_the_report_was_taken_is_copied_by_the_next_pass(
     s3.create_bucket(Bucket=inv)
     report = _publish(s3, inv, bucket, "2026-01-01T00-00Z", [_parquet([_row(s3, bucket,
                                                                              "data/a")])])
-    time.sleep(1.1)
+    next_second()
     s3.put_object(Bucket=bucket, Key="data/b", Body=b"written after the report")
-    time.sleep(1.1)
+    next_second()
     db, dst = f"sqlite:///{tmp_path}/c.db", tmp_path / "dst"
     p = cli("sync", f"s3://{bucket}/data/", str(dst), "--job", "inv", "--db", db, "--lag", "0",
             "--inventory", report, "--json", "--progress", "none", env=cli_env)

@@ -15,6 +15,7 @@ from typing import Any
 
 import lakeshift
 from tests.helpers import file_names as _names
+from tests.helpers import next_second
 from tests.helpers import old_lake as _lake
 
 
@@ -26,7 +27,7 @@ def test_delete_on_key_range_partitions_deletes_only_what_the_source_lost(
                            target_objects=4, lag="0")
     assert first.run.stats.copied == 10 and len(first.windows) >= 2
     (src / "f05").unlink()
-    time.sleep(1.1)
+    next_second()
     second = lakeshift.sync(job="j", db=db, lag="0", delete=True, max_delete="100%")
     assert (second.deleted, second.deleted_keys) == (1, ("f05",))
     assert _names(dst) == [f"f{i:02d}" for i in range(10) if i != 5]
@@ -38,11 +39,11 @@ def test_delete_keeps_renamed_objects_whose_source_is_outside_the_window(
     _lake(src, ["ok", "bad."])
     lakeshift.sync(str(src), str(dst), job="j", db=db, lag="0", invalid_names="encode")
     assert _names(dst) == ["bad%2E", "ok"]
-    time.sleep(1.1)
+    next_second()
     second = lakeshift.sync(job="j", db=db, lag="0", delete=True)
     assert second.deleted == 0 and _names(dst) == ["bad%2E", "ok"]
     (src / "bad.").unlink()
-    time.sleep(1.1)
+    next_second()
     third = lakeshift.sync(job="j", db=db, lag="0", delete=True, max_delete="100%")
     assert third.deleted_keys == ("bad%2E",) and _names(dst) == ["ok"]
 
@@ -52,15 +53,15 @@ def test_a_files_from_pass_does_not_move_the_window_past_unlisted_changes(
     src, dst, db = tmp_path / "src", tmp_path / "dst", f"sqlite:///{tmp_path}/c.db"
     _lake(src, ["a", "b"])
     lakeshift.sync(str(src), str(dst), job="j", db=db, lag="0")
-    time.sleep(1.1)
+    next_second()
     (src / "a").write_bytes(b"v2")
     (src / "b").write_bytes(b"v2")
-    time.sleep(1.1)
+    next_second()
     (tmp_path / "list.txt").write_text("a\n")
     keyed = lakeshift.sync(job="j", db=db, lag="0", files_from=str(tmp_path / "list.txt"))
     assert keyed.run.stats.copied == 1 and (dst / "a").read_bytes() == b"v2"
     assert [w.state for w in keyed.windows] == ["keyed"]
-    time.sleep(1.1)
+    next_second()
     normal = lakeshift.sync(job="j", db=db, lag="0")
     assert normal.run.stats.copied == 1 and (dst / "b").read_bytes() == b"v2"
 
@@ -81,9 +82,9 @@ def test_a_partition_outside_the_path_template_is_listed_whole(tmp_path: Path) -
     src, dst, db = tmp_path / "src", tmp_path / "dst", f"sqlite:///{tmp_path}/c.db"
     _lake(src, ["logs/2020/01/01/00/a", "other/x"])
     lakeshift.sync(str(src), str(dst), job="j", db=db, lag="0", prefix=["logs/", "other/"])
-    time.sleep(1.1)
+    next_second()
     (src / "other/x").write_bytes(b"v2")
-    time.sleep(1.1)
+    next_second()
     tpl = lakeshift.sync(job="j", db=db, lag="0", path_template="logs/{yyyy}/{MM}/{dd}/{HH}/")
     assert tpl.run.stats.copied == 1 and (dst / "other/x").read_bytes() == b"v2"
 
@@ -104,9 +105,9 @@ def test_a_pass_after_a_killed_one_lists_its_partition_from_the_start(
               "started_at from lakeshift_sync_windows")
     c.commit()
     c.close()
-    time.sleep(1.1)
+    next_second()
     (src / "f01").write_bytes(b"v2-changed")
-    time.sleep(1.1)
+    next_second()
     after = lakeshift.sync(job="j", db=db, lag="0")
     assert after.run.stats.copied == 1 and (dst / "f01").read_bytes() == b"v2-changed"
     c = sqlite3.connect(f"{tmp_path}/c.db")
@@ -222,7 +223,7 @@ def test_the_delete_cap_counts_the_whole_pass_not_each_partition(tmp_path: Path)
     for p in range(2):
         for i in range(3):
             (src / f"p{p}/k{i}").unlink()
-    time.sleep(1.1)
+    next_second()
     over = lakeshift.sync(job="j", db=db, lag="0", delete=True, max_delete="5")
     assert over.exit_code == 1 and over.deleted == 0 and len(_names(dst)) == 10
     assert all("6 destination objects have no source any more, more than --max-delete 5"

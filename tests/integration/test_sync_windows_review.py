@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import lakeshift
 from lakeshift.engine.events import WindowCount
 from tests.e2e.cli import lakeshift as cli
+from tests.helpers import next_second
 from tests.integration.test_sync_inventory import PARQUET_SCHEMA, _parquet
 
 
@@ -63,11 +63,11 @@ def test_a_template_on_a_wider_partition_also_lists_outside_its_folders(
     _lake(src, ["a/x", "logs/2020/01/old", "z/y"])
     lakeshift.sync(str(src), str(dst), job="j", db=db, lag="0")
     assert len(_names(dst)) == 3
-    time.sleep(1.1)
+    next_second()
     now = datetime.now(UTC)
     _lake(src, ["a/new", f"logs/{now:%Y}/{now:%m}/new", "logs/2020/01/stale", "z/new"],
           age=timedelta(0))
-    time.sleep(1.1)
+    next_second()
     r = lakeshift.sync(job="j", db=db, lag="0", path_template="logs/{yyyy}/{MM}/")
     assert r.exit_code == 0
     # Outside the template's prefix: listed (in the window); inside it, only the window's

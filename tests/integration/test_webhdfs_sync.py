@@ -4,7 +4,6 @@ time, both dialects, to local disk; --delete removes what the source lost."""
 from __future__ import annotations
 
 import os
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 import lakeshift
 from tests.doubles.fixtures import GEN1_HOST
 from tests.doubles.webhdfs import WebHdfsDouble
+from tests.helpers import next_second
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -31,11 +31,11 @@ def test_sync_copies_what_changed_since_the_last_window(dialect: str, tmp_path: 
     dst, db = tmp_path / "dst", f"sqlite:///{tmp_path}/sync.db"
     first = lakeshift.sync(url, str(dst), job="w", db=db, lag="0")
     assert (first.run.stats.copied, first.exit_code) == (3, 0)
-    time.sleep(1.1)  # windows end on whole seconds
+    next_second()  # windows end on whole seconds
     double.write("s/a/two.txt", b"two, changed")
     double.write("s/b/new.txt", b"new")
     (double.root / "s/b/three.txt").unlink()
-    time.sleep(1.1)
+    next_second()
     second = lakeshift.sync(job="w", db=db, lag="0", delete=True)
     assert second.exit_code == 0
     assert (second.run.stats.copied, second.deleted) == (2, 1)
