@@ -71,8 +71,8 @@ def test_a_page_and_the_line_that_names_the_next(big_job: str) -> None:
     env = servers.clean_env()
     first = cli("status", "--job", "big", "--db", big_job, "--limit", "4", env=env)
     assert _seqs(first.stdout) == [42, 7000, 9000, 100]
-    assert "  … 6 more partitions needing attention: --offset 4 --limit 4 shows the next, --all every " \
-           "partition" in first.stdout.splitlines()
+    assert "  … 6 more partitions needing attention: --offset 4 --limit 4 shows the next, " \
+           "--all every partition" in first.stdout.splitlines()
     nxt = cli("status", "--job", "big", "--db", big_job, "--limit", "4", "--offset", "4",
               env=env)
     assert _seqs(nxt.stdout) == [5000, 9996, 9997, 9998]
@@ -143,5 +143,5 @@ def test_all_shows_every_partition(tmp_path: Path) -> None:
         default.stdout
     one = cli("status", "--job", "few", "--db", db, "--state", "pending", "--limit", "24",
               env=servers.clean_env())
-    assert "  … 1 more pending partition: --offset 24 --limit 24 shows the next, --all every partition" \
-        in one.stdout.splitlines()
+    assert "  … 1 more pending partition: --offset 24 --limit 24 shows the next, --all every " \
+        "partition" in one.stdout.splitlines()
