@@ -33,8 +33,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TextIO, TypeVar
 
-from lakeshift.control import DEFAULT_DB
-from lakeshift.control.repo_jobs import fold_state_totals
+from lakeshift.control import DEFAULT_DB, fold_state_totals
 from lakeshift.engine.check import check_pair
 from lakeshift.engine.copy_options import (
     bandwidth_arg,

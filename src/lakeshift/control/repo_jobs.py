@@ -19,6 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.sql.elements import ColumnElement
 
+from lakeshift.control import fold_state_totals
 from lakeshift.control.records import Job
 from lakeshift.control.repo_base import (
     ControlBase,
@@ -419,13 +420,3 @@ def _trim_taken_over(conn: Connection, ids: list[int], now: Any,
             error="its worker stopped renewing the lease: another took the partition over "
                   "from its cursor"))
 
-
-def fold_state_totals(by_state: dict[str, dict[str, int]]) -> dict[str, int]:
-    """``partition_totals_by_state`` folded: partitions per state, and the sums over all
-    states of ``partitions``, ``copied``, ``bytes`` and ``failed_objects``."""
-    out = {"partitions": 0, "copied": 0, "bytes": 0, "failed_objects": 0}
-    for state, t in by_state.items():
-        out[state] = t["partitions"]
-        for k in ("partitions", "copied", "bytes", "failed_objects"):
-            out[k] += t[k]
-    return out
