@@ -1,0 +1,248 @@
+"""Keep-alive connections to one origin, and the request that uses them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Mapping
+from urllib.parse import urlsplit
+
+from lakeshift.stores.wire.connection import _Body, _Connection
+from lakeshift.stores.wire.errors import Disconnected, WireError, _DeadIdle
+from lakeshift.stores.wire.response import Response
+
+#: Methods sent again on a fresh connection when a reused one was found dead.
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "OPTIONS"})
+
+
+def _proxy_note() -> str:
+    """What a failed connection adds when a proxy is configured: lakeshift's data requests
+    do not go through one."""
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+        if os.environ.get(name):
+            return (f" ({name} is set, but lakeshift connects to the storage services "
+                    "directly: it does not use proxies)")
+    return ""
+
+
+class Pool:
+    """Keep-alive connections to one origin (``http://host:port`` or ``https://host[:port]``):
+    idle ones reused last-in first-out, at most ``connections`` open at once (further
+    requests wait).  Over https without ``ssl_context``, ``ssl.create_default_context()``
+    made when first needed (so SSL_CERT_FILE as it is then counts)."""
+
+    def __init__(self, endpoint: str, *, connections: int = 128,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        split = urlsplit(endpoint)
+        if split.scheme not in ("http", "https") or not split.hostname or \
+                split.path not in ("", "/") or split.query:
+            raise ValueError("endpoint must be http://host[:port] or https://host[:port]")
+        self.tls = split.scheme == "https"
+        self.host = split.hostname
+        self.port = split.port or (443 if self.tls else 80)
+        self.peer = f"{self.host}:{self.port}"
+        default = (self.port == 443) if self.tls else (self.port == 80)
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        self._host_line = f"Host: {host}\r\n" if default else f"Host: {host}:{self.port}\r\n"
+        self.connections = connections
+        self._ssl = ssl_context
+        self._idle: list[_Connection] = []
+        self._open = 0
+        self._waiting: deque[asyncio.Future[None]] = deque()
+        self._all: set[_Connection] = set()
+        self._head_lines: dict[str, tuple[str, str]] = {}  # response header lines, parsed
+        self._closed = False
+        self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
+
+    async def request(self, method: str, target: str,
+                      headers: Iterable[tuple[str, str]] | Mapping[str, str],
+                      body: _Body | AsyncIterator[_Body] | None = None,
+                      *, length: int | None = None,
+                      connect_timeout: float, stall_timeout: float,
+                      response_timeout: float | None = None) -> Response:
+        """Send one request; returns once the status line and headers are in.
+
+        ``target`` is sent exactly as given (already percent-encoded).  ``Host`` is added
+        unless given; ``Content-Length`` (``length``, required for an iterator body, else
+        the body's length) for any body and for PUT/POST without one, unless given.
+        ``stall_timeout``: while sending, the peer must take data, and while waiting for
+        and reading the response, bytes must arrive, within it (else Stalled).
+        ``response_timeout``: a limit on the whole exchange up to the end of the head (for
+        control requests).  A reused connection found dead before any response byte is
+        retried once on a new one when the body can be sent again (bytes or None)."""
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        if self._closed:
+            raise WireError(f"connection pool for {self.peer} is closed")
+        replayable = body is None or isinstance(body, bytes | bytearray | memoryview)
+        if length is None:
+            if not replayable:
+                raise ValueError("an iterator body needs its length")
+            length = 0 if body is None else len(body)  # type: ignore[arg-type]
+        # The head, as one bytes object.
+        lines = [f"{method} {target} HTTP/1.1\r\n"]
+        given_host = given_length = False
+        items = headers.items() if isinstance(headers, Mapping) else headers
+        for name, value in items:
+            lines.append(f"{name}: {value}\r\n")
+            low = name.lower()
+            if low == "host":
+                given_host = True
+            elif low == "content-length":
+                given_length = True
+        if not given_host:
+            lines.append(self._host_line)
+        if not given_length and (body is not None or method in ("PUT", "POST")):
+            lines.append(f"Content-Length: {length}\r\n")
+        lines.append("\r\n")
+        text = "".join(lines)
+        if text.count("\n") != len(lines) or text.count("\r") != len(lines):
+            raise ValueError("a header name or value holds a line break")
+        head = text.encode("utf-8")
+
+        deadline = None if response_timeout is None else self._loop.time() + response_timeout
+        try:
+            return await self._exchange(method, head, body, length, connect_timeout,
+                                        stall_timeout, deadline, fresh=False)
+        except _DeadIdle as e:
+            # Sent again only when the body can be, and the request is idempotent: a POST
+            # or a DELETE the peer may have acted on is left to the caller's retry, which
+            # knows what it means.
+            if not replayable or method not in _IDEMPOTENT:
+                raise Disconnected(str(e)) from None
+        return await self._exchange(method, head, body, length, connect_timeout,
+                                    stall_timeout, deadline, fresh=True)
+
+    async def _exchange(self, method: str, head: bytes,
+                        body: _Body | AsyncIterator[_Body] | None, length: int,
+                        connect_timeout: float, stall: float, deadline: float | None,
+                        fresh: bool) -> Response:
+        conn = await self._acquire(connect_timeout, deadline, fresh)
+        timer = None
+        if deadline is not None:
+            timer = self._loop.call_at(deadline, conn._fail, WireError(
+                f"no response from {self.peer} within the request's time limit"))
+        try:
+            await conn.send(method, head, body, length, stall)
+            status, reason, headers = await conn.wait_head()
+        except _DeadIdle as e:
+            conn.keep_alive = False
+            conn.finish()
+            if not conn.reused:
+                raise Disconnected(str(e)) from None
+            raise
+        except BaseException:
+            conn.keep_alive = False
+            conn.finish()
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+        response = Response(conn, status, reason, headers)
+        if conn.done and not conn.body:
+            conn.finish()  # nothing to read: free the connection now
+            response._conn = None
+        return response
+
+    async def _acquire(self, connect_timeout: float, deadline: float | None,
+                       fresh: bool) -> _Connection:
+        while True:
+            if self._closed:
+                raise WireError(f"connection pool for {self.peer} is closed")
+            if not fresh:
+                while self._idle:
+                    conn = self._idle.pop()
+                    if not conn.closed:
+                        conn.reused = True
+                        conn.busy = True
+                        return conn
+                    self._open -= 1
+            if self._open < self.connections:
+                break
+            waiter = self._loop.create_future()
+            self._waiting.append(waiter)
+            try:
+                if deadline is None:
+                    await waiter
+                else:
+                    await asyncio.wait_for(waiter, max(0.0, deadline - self._loop.time()))
+            except TimeoutError:
+                raise WireError(f"no connection to {self.peer} free within the request's "
+                                "time limit") from None
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake_one()  # pass the slot on
+                raise
+        self._open += 1
+        try:
+            return await self._connect(connect_timeout, deadline)
+        except BaseException:
+            self._open -= 1
+            self._wake_one()
+            raise
+
+    async def _connect(self, connect_timeout: float, deadline: float | None) -> _Connection:
+        limit = connect_timeout if deadline is None else \
+            min(connect_timeout, max(0.0, deadline - self._loop.time()))
+        context = None
+        if self.tls:
+            if self._ssl is None:
+                self._ssl = ssl.create_default_context()
+            context = self._ssl
+        try:
+            async with asyncio.timeout(limit):
+                _, conn = await self._loop.create_connection(
+                    lambda: _Connection(self), self.host, self.port, ssl=context,
+                    server_hostname=self.host if context is not None else None)
+        except TimeoutError:
+            raise WireError(f"connecting to {self.peer} took over {limit:g} s") from None
+        except OSError as e:
+            reason = e.strerror or type(e).__name__
+            if isinstance(e, ssl.SSLCertVerificationError):
+                reason = f"certificate not trusted ({e.verify_message})"
+            elif isinstance(e, ssl.SSLError):
+                reason = f"TLS: {e.reason or e}"
+            raise WireError(f"cannot connect to {self.peer}: {reason}{_proxy_note()}") from None
+        conn.busy = True
+        self._all.add(conn)
+        return conn
+
+    def _release(self, conn: _Connection, reusable: bool) -> None:
+        if reusable and not self._closed:
+            conn.reused = False
+            self._idle.append(conn)
+        else:
+            self._all.discard(conn)
+            self._open -= 1
+        self._wake_one()
+
+    def _forget(self, conn: _Connection) -> None:
+        """An idle connection the peer closed."""
+        if conn in self._idle:
+            self._idle.remove(conn)
+            self._all.discard(conn)
+            self._open -= 1
+            self._wake_one()
+
+    def _wake_one(self) -> None:
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    async def close(self) -> None:
+        """Close every connection (idempotent); requests in progress fail."""
+        self._closed = True
+        for conn in list(self._all):
+            conn._fail(Disconnected(f"connection pool for {self.peer} closed"))
+        self._idle.clear()
+        self._all.clear()
+        while self._waiting:  # requests waiting for a connection: they fail
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+        if self._loop is not None:
+            await asyncio.sleep(0)  # let the transports' connection_lost run
