@@ -1,5 +1,5 @@
 """ListObjectsV2 and GetBucketEncryption as botocore sends and parses them, for
-``stores/wire.py``.
+``stores/wire/``.
 
 A listing page through botocore cost ~0.1 s of client CPU to create the client (its service
 model) and then ~10 µs per key: its generic XML parser builds a dict per element from the

@@ -1,4 +1,4 @@
-"""S3 GETs through ``stores/wire.py``: one SigV4-signed request per read, whole or ranged.
+"""S3 GETs through ``stores/wire/``: one SigV4-signed request per read, whole or ranged.
 
 obstore spent ~0.5 ms of client CPU per small GET (and botocore far more); here a GET is a
 signature (``sigv4.py``) and a request on a keep-alive pool, one per store.  Any key can be

@@ -1,4 +1,4 @@
-"""AWS Signature Version 4 for S3 requests sent through ``stores/wire.py`` (header auth).
+"""AWS Signature Version 4 for S3 requests sent through ``stores/wire/`` (header auth).
 
 What botocore's ``S3SigV4Auth`` does for one request, without building an ``AWSRequest``
 and firing its event hooks: the canonical request (the path exactly as sent -- S3 does not

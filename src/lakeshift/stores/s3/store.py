@@ -2,7 +2,7 @@
 
 Listing is ListObjectsV2 (it keeps keys verbatim: folder markers ``dir/``, empty segments,
 true string prefixes, StartAfter), reads are GETs and the HEADs of a copy (``exists``,
-``source_checksums``) HEADs, each one SigV4-signed request through ``stores/wire.py``
+``source_checksums``) HEADs, each one SigV4-signed request through ``stores/wire/``
 (``listing.py``, ``reads.py``); writes to S3 go through obstore; scan's HEAD (``inspect``),
 bucket settings, deletes and multipart clean-up through botocore.
 """
