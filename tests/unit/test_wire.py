@@ -512,3 +512,42 @@ def test_a_piece_that_arrives_in_many_reads_wakes_its_reader_once(
     assert b"".join(pieces) == data and len(pieces) == 2
     assert reads >= 32, reads  # (else the test proves nothing)
     assert wakes <= 4, (wakes, reads)  # the head, then once per MiB
+
+
+class _DuckTransport:
+    """A transport that implements asyncio.Transport's methods without subclassing it, as
+    uvloop's do (an application may run lakeshift on uvloop: uvicorn[standard] does)."""
+
+    def __init__(self, real: asyncio.BaseTransport) -> None:
+        self._real = real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+class _DuckLoop(asyncio.SelectorEventLoop):
+    async def create_connection(self, protocol_factory: Any, *args: Any,
+                                **kwargs: Any) -> Any:
+        def wrapped() -> Any:
+            proto = protocol_factory()
+            made = proto.connection_made
+            proto.connection_made = lambda t: made(_DuckTransport(t))
+            return proto
+        return await super().create_connection(wrapped, *args, **kwargs)
+
+
+def test_a_request_on_a_loop_whose_transports_do_not_subclass_transport(
+        server: WireServer) -> None:
+    body = os.urandom(300_000)
+    server.add("answer", path="/cl", body=body)
+
+    async def main() -> tuple[int, Any, bytes]:
+        p = wire.Pool(server.url)
+        try:
+            return await get(p, "/cl", "PUT", body)
+        finally:
+            await p.close()
+
+    with asyncio.Runner(loop_factory=_DuckLoop) as runner:
+        status, _, got = runner.run(main())
+    assert (status, got) == (200, body)
