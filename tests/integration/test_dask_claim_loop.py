@@ -5,16 +5,20 @@ takes it over when that lease expires, from its cursor."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
 import lakeshift
+from lakeshift.control.records import Job
 from lakeshift.control.repository import ControlDB
-from lakeshift.engine.copy_options import job_copy_options
+from lakeshift.engine.copy_options import CopyOptions, job_copy_options
 from lakeshift.engine.jobrunner import claim_partitions, start_job_run
+from lakeshift.engine.sync import SyncMode, SyncSettings, pass_run_settings, prepare_pass
 from lakeshift.model import RunResult, TransferStats
 from lakeshift.stores.base import StoreOptions
 
@@ -222,5 +226,105 @@ def test_a_claim_that_lost_its_lease_keeps_only_what_lay_before_its_saved_cursor
         record = db.run_record_totals(run_id)
         assert (record["copied"], record["bytes_written"], record["taken_over"]) == (
             kept, kept * 100, 1)
+    finally:
+        db.close()
+
+
+def _sync_pass(db: ControlDB, job: Job, owner: str, opts: CopyOptions,
+               src: Path) -> tuple[int, SyncMode]:
+    """A sync pass's run row and mode, as the driver makes them before its workers claim.
+    Its window ends now, on a whole second: the sources' objects are older."""
+    for f in src.rglob("*"):
+        os.utime(f, (time.time() - 60, time.time() - 60))
+    settings = SyncSettings(now=datetime.now(UTC), lag=timedelta(0))
+    historical_start, historical_ids = prepare_pass(db, job, settings)
+    run_id = start_job_run(db, job, owner, 1, opts, 10.0, pass_run_settings(settings))
+    return run_id, SyncMode(db, job, settings, historical_start, historical_ids)
+
+
+def test_a_sync_partition_taken_over_in_its_pass_counts_each_object_once(
+        pg_url: str, tmp_path: Path) -> None:
+    """A sync pass's worker died inside b/ after copying f0..f3, its last heartbeat at cursor
+    b/f1.  The taker lists b/ from its start (the pass's window, not the cursor), so it
+    counts all five: the partition's counters start from zero, not from the cursor's (7 of
+    5), and the dead worker's record keeps nothing (12 of 10 in the pass's records)."""
+    src = tmp_path / "src"
+    for p in ("a", "b"):
+        (src / p).mkdir(parents=True)
+        for i in range(5):
+            (src / p / f"f{i}").write_bytes(f"{p}{i}".encode())
+    lakeshift.plan(str(src), str(tmp_path / "dst"), job="s", db=pg_url, prefix=["a/", "b/"])
+    db = ControlDB(pg_url)
+    try:
+        job = db.job("s")
+        opts = job_copy_options(job.options, concurrency=4, block_size=8 * 1024 * 1024)
+        run_id, mode = _sync_pass(db, job, "driver:1:x", opts, src)
+        b = next(r for r in db.partitions(job.id) if r["prefix"] == "b/")
+        dead = db.start_partition_run(run_id, b["id"], 0.0)
+        db.save_partition_run(dead, {"listed": 5, "copied": 4, "bytes_read": 8,
+                                     "bytes_written": 8, "in_flight": 1})
+        with db.engine.begin() as conn:
+            conn.execute(text(
+                "UPDATE lakeshift_partitions SET state = 'running', "
+                "lease_owner = 'elsewhere:4242:dead', cursor = 'b/f1', attempts = 1, "
+                "listed = 4, copied = 4, bytes = 8, cursor_copied = 2, cursor_bytes = 4, "
+                "lease_expires = now() - interval '1 second' WHERE prefix = 'b/'"))
+        result = RunResult(run_id, stats=TransferStats(started=time.monotonic()))
+        asyncio.run(claim_partitions(db, job, run_id, "here:1:w", result, 1, opts,
+                                     StoreOptions(), lease_s=10.0, heartbeat_s=1.0,
+                                     mode=mode, worker=True))
+        rows = {r["prefix"]: r for r in db.partitions(job.id)}
+        assert [(rows[p]["listed"], rows[p]["copied"], rows[p]["bytes"])
+                for p in ("a/", "b/")] == [(5, 5, 10), (5, 5, 10)]
+        totals = db.run_record_totals(run_id)
+        assert (totals["listed"], totals["copied"], totals["bytes_written"],
+                totals["taken_over"]) == (10, 10, 20, 1)
+        shown = db.partition_run(dead)
+        assert shown is not None
+        assert (shown["state"], shown["copied"], shown["listed"], shown["bytes_written"]) == (
+            "taken-over", 0, 0, 0)
+        assert (result.stats.copied, result.stats.listed) == (10, 10)
+    finally:
+        db.close()
+
+
+def test_a_sync_claim_that_lost_its_lease_keeps_nothing(pg_url: str, tmp_path: Path) -> None:
+    """A sync pass's partition taken over at the cursor this worker last saved: the taker
+    lists it from its start and counts every object, so this worker's totals and its
+    partition-run record keep none of it (a copy run keeps what lay before the cursor)."""
+    src = tmp_path / "src"
+    (src / "a").mkdir(parents=True)
+    for i in range(30):
+        (src / "a" / f"f{i:02d}").write_bytes(b"x" * 100)
+    lakeshift.plan(str(src), str(tmp_path / "dst"), job="sl", db=pg_url)
+    db = ControlDB(pg_url)
+    try:
+        job = db.job("sl")
+        opts = job_copy_options(job.options, concurrency=1, block_size=8 * 1024 * 1024,
+                                max_requests_per_second=10)
+        owner = "here:1:l"
+        run_id, mode = _sync_pass(db, job, owner, opts, src)
+        result = RunResult(run_id, stats=TransferStats(started=time.monotonic()))
+        stolen: list[int] = []
+
+        async def main() -> None:
+            loop = asyncio.create_task(claim_partitions(
+                db, job, run_id, owner, result, 1, opts, StoreOptions(), lease_s=10.0,
+                heartbeat_s=0.5, mode=mode))
+            while not stolen:  # the first heartbeat that saved a cursor, then the theft
+                await asyncio.sleep(0.1)
+                with db.engine.begin() as conn:
+                    stolen.extend(conn.execute(text(
+                        "UPDATE lakeshift_partitions SET lease_owner = 'elsewhere:1:t', "
+                        "lease_expires = now() + interval '1 hour' WHERE job_id = :j AND "
+                        "lease_owner = :o AND cursor IS NOT NULL RETURNING cursor_copied"),
+                        {"j": job.id, "o": owner}).scalars())
+            await loop
+
+        asyncio.run(main())
+        assert 0 < stolen[0] < 30
+        assert (result.stats.copied, result.stats.listed, result.stats.copied_bytes) == (0, 0, 0)
+        record = db.run_record_totals(run_id)
+        assert (record["copied"], record["bytes_written"], record["taken_over"]) == (0, 0, 1)
     finally:
         db.close()

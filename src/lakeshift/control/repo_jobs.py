@@ -286,12 +286,16 @@ class JobRows(ControlBase):
         return n
 
     def claim(self, job_id: int, owner: str, n: int, lease_s: float,
-              run_id: int | None = None) -> list[RowMapping]:
+              run_id: int | None = None, from_start: bool = False) -> list[RowMapping]:
         """Take up to n claimable partitions (pending, or running with an expired lease) in
         one transaction that locks the rows it reads (FOR UPDATE SKIP LOCKED on PostgreSQL;
         BEGIN IMMEDIATE serialises SQLite): two processes can never take the same one.
         ``run_id``: the claiming run; only its own records of partitions taken over are
-        trimmed (``_trim_taken_over``), never an earlier run's history."""
+        trimmed (``_trim_taken_over``), never an earlier run's history.  ``from_start``:
+        the claimer lists each partition from its start, not from its cursor (a sync pass:
+        its window is not the dead pass's): the partitions come with no cursor and no
+        counters, and a taken-over record of the run keeps nothing (the taker counts
+        every object again)."""
         if n <= 0:
             return []
         now = self._now()
@@ -310,19 +314,30 @@ class JobRows(ControlBase):
         with self._tx() as conn:
             ids = list(conn.execute(free(expired, n)).scalars())
             if ids:
-                _trim_taken_over(conn, ids, self._now(), run_id)
+                _trim_taken_over(conn, ids, self._now(), run_id, from_start)
             if len(ids) < n:
                 ids += conn.execute(free(p.state == "pending", n - len(ids))).scalars()
             if not ids:
                 return []
-            rows = list(conn.execute(self._take(ids, owner, lease_s, now)).mappings())
+            rows = list(conn.execute(self._take(ids, owner, lease_s, now, from_start))
+                        .mappings())
         return sorted(rows, key=lambda r: r["seq"])
 
     def _take(self, ids: list[int], owner: str, lease_s: float,
-              now: ColumnElement[Any]) -> Any:
+              now: ColumnElement[Any], from_start: bool) -> Any:
         p = partitions.c
         # The counters start again from those of the keys before the cursor: whatever a
-        # dead run counted after it is listed and counted again by this one.
+        # dead run counted after it is listed and counted again by this one.  From the
+        # start: no cursor, and every key is listed and counted again.
+        if from_start:
+            return (update(partitions)
+                    .where(p.id.in_(ids))
+                    .values(state="running", lease_owner=owner,
+                            lease_expires=self._now(lease_s), attempts=p.attempts + 1,
+                            started_at=func.coalesce(p.started_at, now), finished_at=None,
+                            cursor=None, listed=0, copied=0, skipped=0, failed_objects=0,
+                            bytes=0, cursor_copied=0, cursor_skipped=0, cursor_bytes=0)
+                    .returning(*partitions.c))
         return (update(partitions)
                 .where(p.id.in_(ids))
                 .values(state="running", lease_owner=owner,
@@ -386,7 +401,7 @@ TAKEN_OVER = "taken-over"
 
 
 def _trim_taken_over(conn: Connection, ids: list[int], now: Any,
-                     run_id: int | None) -> None:
+                     run_id: int | None, from_start: bool = False) -> None:
     """Partitions ``ids`` are taken over from a worker that stopped renewing their leases:
     the taker lists each from its saved cursor and counts what comes after it again.  The
     dead worker's partition-run record keeps only what lay at or before that cursor, so a
@@ -396,7 +411,9 @@ def _trim_taken_over(conn: Connection, ids: list[int], now: Any,
     its cursor's; failures are all after the cursor (a failed key stops it).  Only a record
     of the claiming run ``run_id`` is trimmed: one left unfinished by an earlier run (its
     driver interrupted before the lease lapsed) is that run's history, and the objects it
-    copied after the cursor are another run's to skip, not to count twice."""
+    copied after the cursor are another run's to skip, not to count twice.  ``from_start``:
+    the taker lists the partition from its start (a sync pass) and counts every object
+    again, so the record keeps nothing."""
     p, pr = partitions.c, partition_runs.c
     parts = conn.execute(select(p.id, p.copied, p.skipped, p.bytes, p.cursor_copied,
                                 p.cursor_skipped, p.cursor_bytes).where(p.id.in_(ids))).all()
@@ -408,15 +425,19 @@ def _trim_taken_over(conn: Connection, ids: list[int], now: Any,
             .limit(1)).first()
         if rec is None:
             continue
-        after_c = max(int(copied) - int(c_copied), 0)
-        after_s = max(int(skipped) - int(c_skipped), 0)
-        after_b = max(int(nbytes) - int(c_bytes), 0)
-        kept_c, kept_s = max(rec.copied - after_c, 0), max(rec.skipped - after_s, 0)
+        if from_start:
+            kept_c = kept_s = kept_r = kept_w = 0
+        else:
+            after_c = max(int(copied) - int(c_copied), 0)
+            after_s = max(int(skipped) - int(c_skipped), 0)
+            after_b = max(int(nbytes) - int(c_bytes), 0)
+            kept_c, kept_s = max(rec.copied - after_c, 0), max(rec.skipped - after_s, 0)
+            kept_r = max(rec.bytes_read - after_b, 0)
+            kept_w = max(rec.bytes_written - after_b, 0)
         conn.execute(update(partition_runs).where(pr.id == rec.id).values(
             copied=kept_c, skipped=kept_s, listed=kept_c + kept_s, failed_objects=0,
-            bytes_read=max(rec.bytes_read - after_b, 0),
-            bytes_written=max(rec.bytes_written - after_b, 0), in_flight=0,
+            bytes_read=kept_r, bytes_written=kept_w, in_flight=0,
             state=TAKEN_OVER, finished_at=now,
             error="its worker stopped renewing the lease: another took the partition over "
-                  "from its cursor"))
+                  + ("from its start" if from_start else "from its cursor")))
 

@@ -68,6 +68,8 @@ class _Active:
     deletions: list[SourceDeleted] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
     lost: bool = False
+    #: Listed from its start, never from a cursor (``PartitionMode.from_start``).
+    from_start: bool = False
     #: Its finish was saved (or, lost, skipped): heartbeats leave it alone.
     ended: bool = False
     #: Counters the partition had when claimed: those of the keys before its cursor.
@@ -132,8 +134,10 @@ class _Active:
         """What of this claim's counts is its own once another process took the partition
         over (at the cursor last saved: what lies after it the taker lists and counts): the
         keys at or before that cursor.  :func:`lakeshift.control.repo_jobs._trim_taken_over`
-        trims the claim's partition-run record the same way."""
-        kept, b, c = self.saved_at_cursor, self.base, self.counts
+        trims the claim's partition-run record the same way.  Listed from its start, the
+        taker counts every key again: nothing is this claim's."""
+        b, c = self.base, self.counts
+        kept = b if self.from_start else self.saved_at_cursor
         copied, skipped = max(kept.copied - b.copied, 0), max(kept.skipped - b.skipped, 0)
         nbytes = max(kept.bytes - b.bytes, 0)
         after = c.copied_bytes - nbytes
@@ -233,6 +237,12 @@ class ClaimedPartition:
 class PartitionMode(Protocol):
     """What a run does with each claimed partition.  ``copy`` (the default) is one pipeline
     over the partition; ``sync`` (engine/sync.py) takes the partition's window."""
+
+    #: It lists each partition from its start, never from a saved cursor (``sync``: a
+    #: cursor left by a dead pass belongs to that pass's window): a partition is claimed
+    #: with no cursor and no counters, and one taken over from a dead worker of the run
+    #: leaves that worker's record nothing (``ControlDB.claim(from_start=True)``).
+    from_start: bool
 
     async def run(self, part: ClaimedPartition) -> None: ...
 
@@ -375,11 +385,13 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
     when it is no longer ``running`` (the driver was interrupted, or died and its run was
     closed); and with nothing left to claim the loop waits, while partitions are still
     held by other workers, for them to end or for their leases to expire (a dead worker's
-    partitions are resumed from their cursors).  True when it stopped so.  ``pacing``:
-    the run's limiters, when the caller made them (a fleet worker's hear the other
-    workers' throttling: scale/throttle.py); else from ``opts``.
+    partitions are resumed from their cursors, or from their starts with a ``from_start``
+    mode).  True when it stopped so.  ``pacing``: the run's limiters, when the caller
+    made them (a fleet worker's hear the other workers' throttling: scale/throttle.py);
+    else from ``opts``.
     """
     call = asyncio.to_thread
+    from_start = mode is not None and mode.from_start
     #: Set when the run's first objects are done: the first beat comes then, not a whole
     #: heartbeat later (a run killed in its first seconds showed nothing done).
     first_done = asyncio.Event()
@@ -574,10 +586,10 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
     try:
         while True:
             free = batch_count - len(active)
-            rows = (await patiently(db.claim, lease_s, job.id, owner, free, lease_s, run_id)
-                    if free and not stop.is_set() else [])
+            rows = (await patiently(db.claim, lease_s, job.id, owner, free, lease_s, run_id,
+                                    from_start) if free and not stop.is_set() else [])
             for row in rows:
-                a = _Active(row, time.monotonic())
+                a = _Active(row, time.monotonic(), from_start=from_start)
                 a.activity.queued_s = round(a.started - result.stats.started, 3)
                 try:
                     a.activity.record_id = await call(db.start_partition_run, run_id,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Awaitable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -100,6 +100,12 @@ def partition_label(row: Any) -> str:
 class SyncMode:
     """The per-partition work of a sync pass (a ``jobrunner.PartitionMode``)."""
 
+    #: A cursor left by a pass that died (its lease expired) belongs to that pass's
+    #: window, not to this one, which ends later; keys at or before it may have changed
+    #: since.  Each partition is claimed with no cursor and no counters and listed from
+    #: its start (its objects counted once, by this pass's claim).
+    from_start = True
+
     def __init__(self, db: ControlDB, job: Job, settings: SyncSettings,
                  historical_start: datetime | None, historical_ids: set[int]) -> None:
         self.db = db
@@ -173,12 +179,6 @@ class SyncMode:
     async def run(self, part: ClaimedPartition) -> None:
         row = part.row
         self.run_id = part.run_id
-        if part.spec.start_after is not None:
-            # A cursor left by a pass that died (its lease expired): it belongs to that
-            # pass's window, not to this one, which ends later; keys at or before it may
-            # have changed since.  The partition is looked at from its start.
-            part.spec = replace(part.spec, start_after=None)
-            part.watermark.cursor = None
         window = await asyncio.to_thread(self.window_for, row)
         ids = await asyncio.to_thread(self.db.start_windows, self.job.id, part.run_id,
                                       [(row["id"], window.start, window.end)])
