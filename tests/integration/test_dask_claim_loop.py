@@ -23,14 +23,37 @@ from lakeshift.model import RunResult, TransferStats
 from lakeshift.stores.base import StoreOptions
 
 
-@pytest.mark.parametrize("worker", [True, False])
-def test_a_worker_waits_for_a_lease_held_elsewhere_and_takes_it_over(
-        pg_url: str, tmp_path: Path, worker: bool) -> None:
+def _tree(tmp_path: Path, folders: tuple[str, ...]) -> Path:
+    """``tmp_path/src`` with five small files f0..f4 in each of ``folders``."""
     src = tmp_path / "src"
-    for p in ("a", "b"):
+    for p in folders:
         (src / p).mkdir(parents=True)
         for i in range(5):
             (src / p / f"f{i}").write_bytes(f"{p}{i}".encode())
+    return src
+
+
+def _died_in_b(db: ControlDB, job_id: int, run_id: int, listed: int) -> int:
+    """A worker of run ``run_id`` died inside b/ after copying f0..f3 (its record says so),
+    its last heartbeat at cursor b/f1, its lease lapsed: the id of its partition-run
+    record."""
+    b = next(r for r in db.partitions(job_id) if r["prefix"] == "b/")
+    dead = db.start_partition_run(run_id, b["id"], 0.0)
+    db.save_partition_run(dead, {"listed": listed, "copied": 4, "bytes_read": 8,
+                                 "bytes_written": 8, "in_flight": 1})
+    with db.engine.begin() as conn:
+        conn.execute(text(
+            "UPDATE lakeshift_partitions SET state = 'running', "
+            "lease_owner = 'elsewhere:4242:dead', cursor = 'b/f1', attempts = 1, "
+            "listed = 4, copied = 4, bytes = 8, cursor_copied = 2, cursor_bytes = 4, "
+            "lease_expires = now() - interval '1 second' WHERE prefix = 'b/'"))
+    return int(dead)
+
+
+@pytest.mark.parametrize("worker", [True, False])
+def test_a_worker_waits_for_a_lease_held_elsewhere_and_takes_it_over(
+        pg_url: str, tmp_path: Path, worker: bool) -> None:
+    src = _tree(tmp_path, ("a", "b"))
     lakeshift.plan(str(src), str(tmp_path / "dst"), job="w", db=pg_url, prefix=["a/", "b/"])
     db = ControlDB(pg_url)
     try:
@@ -105,27 +128,14 @@ def test_a_partition_taken_over_in_its_run_counts_each_object_once(
     b/f1; the worker that takes b/ over lists it after b/f1.  The run's partition-run
     records (its progress, its row, a Dask run's summary) count f2 and f3 once: the dead
     worker's record keeps f0 and f1 (it counted 4, and the taker 3 more: 12 of 10)."""
-    src = tmp_path / "src"
-    for p in ("a", "b"):
-        (src / p).mkdir(parents=True)
-        for i in range(5):
-            (src / p / f"f{i}").write_bytes(f"{p}{i}".encode())
+    src = _tree(tmp_path, ("a", "b"))
     lakeshift.plan(str(src), str(tmp_path / "dst"), job="t", db=pg_url, prefix=["a/", "b/"])
     db = ControlDB(pg_url)
     try:
         job = db.job("t")
         opts = job_copy_options(job.options, concurrency=4, block_size=8 * 1024 * 1024)
         run_id = start_job_run(db, job, "driver:1:x", 1, opts, 10.0)
-        b = next(r for r in db.partitions(job.id) if r["prefix"] == "b/")
-        dead = db.start_partition_run(run_id, b["id"], 0.0)
-        db.save_partition_run(dead, {"listed": 5, "copied": 4, "bytes_read": 8,
-                                     "bytes_written": 8, "in_flight": 1})
-        with db.engine.begin() as conn:
-            conn.execute(text(
-                "UPDATE lakeshift_partitions SET state = 'running', "
-                "lease_owner = 'elsewhere:4242:dead', cursor = 'b/f1', attempts = 1, "
-                "listed = 4, copied = 4, bytes = 8, cursor_copied = 2, cursor_bytes = 4, "
-                "lease_expires = now() - interval '1 second' WHERE prefix = 'b/'"))
+        dead = _died_in_b(db, job.id, run_id, listed=5)
         result = RunResult(run_id, stats=TransferStats(started=time.monotonic()))
         asyncio.run(claim_partitions(db, job, run_id, "here:1:w", result, 1, opts,
                                      StoreOptions(), lease_s=10.0, heartbeat_s=1.0,
@@ -150,26 +160,14 @@ def test_a_partition_taken_over_from_an_earlier_run_leaves_that_run_s_record_alo
     """Run 1's worker died inside b/ and run 1 was interrupted before the lease lapsed; run
     2 takes b/ over from its cursor.  Run 1's record of b/ is run 1's history (it did copy
     f0..f3): run 2's claim trims only its own run's records."""
-    src = tmp_path / "src"
-    (src / "b").mkdir(parents=True)
-    for i in range(5):
-        (src / "b" / f"f{i}").write_bytes(f"b{i}".encode())
+    src = _tree(tmp_path, ("b",))
     lakeshift.plan(str(src), str(tmp_path / "dst"), job="t1", db=pg_url, prefix=["b/"])
     db = ControlDB(pg_url)
     try:
         job = db.job("t1")
         opts = job_copy_options(job.options, concurrency=4, block_size=8 * 1024 * 1024)
         run1 = start_job_run(db, job, "driver:1:x", 1, opts, 10.0)
-        b = next(r for r in db.partitions(job.id) if r["prefix"] == "b/")
-        dead = db.start_partition_run(run1, b["id"], 0.0)
-        db.save_partition_run(dead, {"listed": 4, "copied": 4, "bytes_read": 8,
-                                     "bytes_written": 8, "in_flight": 1})
-        with db.engine.begin() as conn:
-            conn.execute(text(
-                "UPDATE lakeshift_partitions SET state = 'running', "
-                "lease_owner = 'elsewhere:4242:dead', cursor = 'b/f1', attempts = 1, "
-                "listed = 4, copied = 4, bytes = 8, cursor_copied = 2, cursor_bytes = 4, "
-                "lease_expires = now() - interval '1 second' WHERE prefix = 'b/'"))
+        dead = _died_in_b(db, job.id, run1, listed=4)
         db.finish_run(run1, "interrupted", 0, 0, 4, 8)
         run2 = start_job_run(db, job, "driver:1:x", 1, opts, 10.0)
         result = RunResult(run2, stats=TransferStats(started=time.monotonic()))
@@ -248,27 +246,14 @@ def test_a_sync_partition_taken_over_in_its_pass_counts_each_object_once(
     b/f1.  The taker lists b/ from its start (the pass's window, not the cursor), so it
     counts all five: the partition's counters start from zero, not from the cursor's (7 of
     5), and the dead worker's record keeps nothing (12 of 10 in the pass's records)."""
-    src = tmp_path / "src"
-    for p in ("a", "b"):
-        (src / p).mkdir(parents=True)
-        for i in range(5):
-            (src / p / f"f{i}").write_bytes(f"{p}{i}".encode())
+    src = _tree(tmp_path, ("a", "b"))
     lakeshift.plan(str(src), str(tmp_path / "dst"), job="s", db=pg_url, prefix=["a/", "b/"])
     db = ControlDB(pg_url)
     try:
         job = db.job("s")
         opts = job_copy_options(job.options, concurrency=4, block_size=8 * 1024 * 1024)
         run_id, mode = _sync_pass(db, job, "driver:1:x", opts, src)
-        b = next(r for r in db.partitions(job.id) if r["prefix"] == "b/")
-        dead = db.start_partition_run(run_id, b["id"], 0.0)
-        db.save_partition_run(dead, {"listed": 5, "copied": 4, "bytes_read": 8,
-                                     "bytes_written": 8, "in_flight": 1})
-        with db.engine.begin() as conn:
-            conn.execute(text(
-                "UPDATE lakeshift_partitions SET state = 'running', "
-                "lease_owner = 'elsewhere:4242:dead', cursor = 'b/f1', attempts = 1, "
-                "listed = 4, copied = 4, bytes = 8, cursor_copied = 2, cursor_bytes = 4, "
-                "lease_expires = now() - interval '1 second' WHERE prefix = 'b/'"))
+        dead = _died_in_b(db, job.id, run_id, listed=5)
         result = RunResult(run_id, stats=TransferStats(started=time.monotonic()))
         asyncio.run(claim_partitions(db, job, run_id, "here:1:w", result, 1, opts,
                                      StoreOptions(), lease_s=10.0, heartbeat_s=1.0,
