@@ -182,52 +182,6 @@ def test_a_partition_taken_over_from_an_earlier_run_leaves_that_run_s_record_alo
         db.close()
 
 
-def test_a_claim_that_lost_its_lease_keeps_only_what_lay_before_its_saved_cursor(
-        pg_url: str, tmp_path: Path) -> None:
-    """Another process took the partition over at the cursor this run last saved (its
-    lease had lapsed): the taker counts what lies after it, so this run's totals and its
-    partition-run record keep only what lay before it (they counted it all)."""
-    src = tmp_path / "src"
-    (src / "a").mkdir(parents=True)
-    for i in range(30):
-        (src / "a" / f"f{i:02d}").write_bytes(b"x" * 100)
-    lakeshift.plan(str(src), str(tmp_path / "dst"), job="l", db=pg_url)
-    db = ControlDB(pg_url)
-    try:
-        job = db.job("l")
-        opts = job_copy_options(job.options, concurrency=1, block_size=8 * 1024 * 1024,
-                                max_requests_per_second=10)
-        owner = "here:1:l"
-        run_id = start_job_run(db, job, owner, 1, opts, 10.0)
-        result = RunResult(run_id, stats=TransferStats(started=time.monotonic()))
-        stolen: list[int] = []
-
-        async def main() -> None:
-            loop = asyncio.create_task(claim_partitions(
-                db, job, run_id, owner, result, 1, opts, StoreOptions(), lease_s=10.0,
-                heartbeat_s=0.5))
-            while not stolen:  # the first heartbeat that saved a cursor, then the theft
-                await asyncio.sleep(0.1)
-                with db.engine.begin() as conn:
-                    stolen.extend(conn.execute(text(
-                        "UPDATE lakeshift_partitions SET lease_owner = 'elsewhere:1:t', "
-                        "lease_expires = now() + interval '1 hour' WHERE job_id = :j AND "
-                        "lease_owner = :o AND cursor IS NOT NULL RETURNING cursor_copied"),
-                        {"j": job.id, "o": owner}).scalars())
-            await loop
-
-        asyncio.run(main())
-        kept = stolen[0]
-        assert 0 < kept < 30
-        assert (result.stats.copied, result.stats.listed, result.stats.failed) == (kept, kept, 0)
-        assert result.stats.copied_bytes == kept * 100
-        record = db.run_record_totals(run_id)
-        assert (record["copied"], record["bytes_written"], record["taken_over"]) == (
-            kept, kept * 100, 1)
-    finally:
-        db.close()
-
-
 def _sync_pass(db: ControlDB, job: Job, owner: str, opts: CopyOptions,
                src: Path) -> tuple[int, SyncMode]:
     """A sync pass's run row and mode, as the driver makes them before its workers claim.
@@ -273,22 +227,29 @@ def test_a_sync_partition_taken_over_in_its_pass_counts_each_object_once(
         db.close()
 
 
-def test_a_sync_claim_that_lost_its_lease_keeps_nothing(pg_url: str, tmp_path: Path) -> None:
-    """A sync pass's partition taken over at the cursor this worker last saved: the taker
-    lists it from its start and counts every object, so this worker's totals and its
-    partition-run record keep none of it (a copy run keeps what lay before the cursor)."""
+@pytest.mark.parametrize("kind", ["copy", "sync"])
+def test_a_claim_that_lost_its_lease_keeps_only_what_lay_before_its_saved_cursor(
+        pg_url: str, tmp_path: Path, kind: str) -> None:
+    """Another process took the partition over at the cursor this worker last saved (its
+    lease had lapsed).  A copy run's taker counts what lies after the cursor, so this run's
+    totals and its partition-run record keep only what lay before it (they counted it
+    all); a sync pass's taker lists the partition from its start and counts every object,
+    so this worker keeps none of it."""
     src = tmp_path / "src"
     (src / "a").mkdir(parents=True)
     for i in range(30):
         (src / "a" / f"f{i:02d}").write_bytes(b"x" * 100)
-    lakeshift.plan(str(src), str(tmp_path / "dst"), job="sl", db=pg_url)
+    lakeshift.plan(str(src), str(tmp_path / "dst"), job="l", db=pg_url)
     db = ControlDB(pg_url)
     try:
-        job = db.job("sl")
+        job = db.job("l")
         opts = job_copy_options(job.options, concurrency=1, block_size=8 * 1024 * 1024,
                                 max_requests_per_second=10)
         owner = "here:1:l"
-        run_id, mode = _sync_pass(db, job, owner, opts, src)
+        if kind == "sync":
+            run_id, mode = _sync_pass(db, job, owner, opts, src)
+        else:
+            run_id, mode = start_job_run(db, job, owner, 1, opts, 10.0), None
         result = RunResult(run_id, stats=TransferStats(started=time.monotonic()))
         stolen: list[int] = []
 
@@ -308,8 +269,11 @@ def test_a_sync_claim_that_lost_its_lease_keeps_nothing(pg_url: str, tmp_path: P
 
         asyncio.run(main())
         assert 0 < stolen[0] < 30
-        assert (result.stats.copied, result.stats.listed, result.stats.copied_bytes) == (0, 0, 0)
+        kept = stolen[0] if kind == "copy" else 0
+        assert (result.stats.copied, result.stats.listed, result.stats.failed) == (kept, kept, 0)
+        assert result.stats.copied_bytes == kept * 100
         record = db.run_record_totals(run_id)
-        assert (record["copied"], record["bytes_written"], record["taken_over"]) == (0, 0, 1)
+        assert (record["copied"], record["bytes_written"], record["taken_over"]) == (
+            kept, kept * 100, 1)
     finally:
         db.close()
