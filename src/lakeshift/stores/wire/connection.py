@@ -469,19 +469,7 @@ class _Connection(asyncio.Protocol):
         """The next piece of the body, of at least ``min_size`` bytes unless it is the
         last; b"" at the end.  (Reading pauses above ``max(MAX_BUFFERED, min_size)``.)"""
         self.limit = max(MAX_BUFFERED, min_size)
-        while self.buffered < min_size and not self.done:
-            if self.error is not None:
-                raise self.error
-            if self.closed:
-                raise self._lost_error(None)
-            self._resume()
-            self.want = min_size
-            try:
-                await self._wait()
-            finally:
-                self.want = 0
-        if self.error is not None and not self.done:
-            raise self.error
+        await self._fill(min_size, resume=True)
         body = self.body
         if not body:
             return b""
@@ -502,6 +490,25 @@ class _Connection(asyncio.Protocol):
             self._resume()
         return piece
 
+    async def _fill(self, n: int, resume: bool) -> None:
+        """Wait until ``n`` bytes are buffered or the body is done (woken once they are:
+        ``want``); the connection's error, or its loss, if it comes first.  ``resume``:
+        reading is resumed before each wait (``take``'s limit may have been raised)."""
+        while self.buffered < n and not self.done:
+            if self.error is not None:
+                raise self.error
+            if self.closed:
+                raise self._lost_error(None)
+            if resume:
+                self._resume()
+            self.want = n
+            try:
+                await self._wait()
+            finally:
+                self.want = 0
+        if self.error is not None and not self.done:
+            raise self.error
+
     def _resume(self) -> None:
         if self.read_paused and self.buffered <= self.limit and self.transport is not None:
             self.read_paused = False
@@ -510,18 +517,7 @@ class _Connection(asyncio.Protocol):
     async def take_all(self) -> bytes:
         parts: list[bytes] = []
         while True:
-            while not self.done and self.buffered < MAX_BUFFERED:
-                if self.error is not None:
-                    raise self.error
-                if self.closed:
-                    raise self._lost_error(None)
-                self.want = MAX_BUFFERED
-                try:
-                    await self._wait()
-                finally:
-                    self.want = 0
-            if self.error is not None and not self.done:
-                raise self.error
+            await self._fill(MAX_BUFFERED, resume=False)
             parts.extend(self.body)
             self.body.clear()
             self.buffered = 0
