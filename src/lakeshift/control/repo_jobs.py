@@ -329,24 +329,17 @@ class JobRows(ControlBase):
         # The counters start again from those of the keys before the cursor: whatever a
         # dead run counted after it is listed and counted again by this one.  From the
         # start: no cursor, and every key is listed and counted again.
-        if from_start:
-            return (update(partitions)
-                    .where(p.id.in_(ids))
-                    .values(state="running", lease_owner=owner,
-                            lease_expires=self._now(lease_s), attempts=p.attempts + 1,
-                            started_at=func.coalesce(p.started_at, now), finished_at=None,
-                            cursor=None, listed=0, copied=0, skipped=0, failed_objects=0,
-                            bytes=0, cursor_copied=0, cursor_skipped=0, cursor_bytes=0)
-                    .returning(*partitions.c))
+        counters: dict[str, Any] = (
+            dict(cursor=None, listed=0, copied=0, skipped=0, bytes=0, cursor_copied=0,
+                 cursor_skipped=0, cursor_bytes=0) if from_start else
+            dict(listed=p.cursor_copied + p.cursor_skipped, copied=p.cursor_copied,
+                 skipped=p.cursor_skipped, bytes=p.cursor_bytes))
         return (update(partitions)
                 .where(p.id.in_(ids))
                 .values(state="running", lease_owner=owner,
-                        lease_expires=self._now(lease_s),
-                        attempts=p.attempts + 1,
-                        started_at=func.coalesce(p.started_at, now),
-                        finished_at=None,
-                        listed=p.cursor_copied + p.cursor_skipped, copied=p.cursor_copied,
-                        skipped=p.cursor_skipped, failed_objects=0, bytes=p.cursor_bytes)
+                        lease_expires=self._now(lease_s), attempts=p.attempts + 1,
+                        started_at=func.coalesce(p.started_at, now), finished_at=None,
+                        failed_objects=0, **counters)
                 .returning(*partitions.c))
 
     def heartbeat(self, partition_id: int, owner: str, lease_s: float, cursor: str | None,
