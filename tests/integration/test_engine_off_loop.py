@@ -221,20 +221,22 @@ def test_scan_and_tune_read_their_files_off_the_loop(tmp_path: Path,
 
 def test_local_files_are_read_in_a_thread_however_small(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from lakeshift.stores.local.store import LocalStore
+    # Every read of a local file (LocalStore._read, and the one-call local → local copy)
+    # goes through _read_file.
+    from lakeshift.stores.local import store as local_store
 
     src = tmp_path / "src"
     src.mkdir()
     for i in range(3):
         (src / f"f{i}").write_bytes(b"tiny" * i)
     on_loop: list[bool] = []
-    real = LocalStore._read
+    real = local_store._read_file
 
-    def spy(self: LocalStore, *a: Any) -> Any:
+    def spy(*a: Any) -> Any:
         on_loop.append(_on_loop())
-        return real(self, *a)
+        return real(*a)
 
-    monkeypatch.setattr(LocalStore, "_read", spy)
+    monkeypatch.setattr(local_store, "_read_file", spy)
     assert lakeshift.copy(str(src), str(tmp_path / "dst")).stats.copied == 3
     assert len(on_loop) == 3 and not any(on_loop)
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from typing import Any, Protocol, cast
 
 from lakeshift.engine.events import BytesMoved
 from lakeshift.engine.retry import retry
@@ -29,12 +31,15 @@ from lakeshift.stores.base import (
     RangeStream,
     SourceChecksum,
 )
+from lakeshift.stores.props import SRC_MTIME_KEY, parse_time
 
 
 async def _copy_single(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> Copied:
     await ctx.slots.acquire(1)
     try:
         await ctx.pacing.transfer(src.size)
+        if type(ctx.src) is type(ctx.dst) and hasattr(ctx.dst, "copy_from"):
+            return await _copy_same_kind(ctx, cast(SameKindCopy, ctx.dst), src, dest_key)
         r = await retry(lambda: ctx.src.read(src.key, if_match=src.etag), ctx.policy,
                         ctx.src_limit)
         if src.md5 is not None and ctx.dst.capabilities.put_checks_md5:
@@ -51,6 +56,33 @@ async def _copy_single(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> 
         return Copied(md5, "service-md5" if src.md5 is None else "source-md5")
     finally:
         ctx.slots.release(1)
+
+
+class SameKindCopy(Protocol):
+    """A store that copies a whole object from another store of its kind in one call (the
+    local disk: read, hash, check and write in one disk worker call, one thread hop)."""
+
+    async def copy_from(self, source: Any, key: str, if_match: str | None, dest_key: str,
+                        check: Callable[[int, bytes], None], src_etag: str | None,
+                        mtime: datetime | None) -> bytes: ...
+
+
+async def _copy_same_kind(ctx: TransferContext, dst: SameKindCopy, src: ObjectInfo,
+                          dest_key: str) -> Copied:
+    """The read-then-put of ``_copy_single`` as one call of the destination: the same
+    checks (``_check``, in the worker) and what ``_dest_props`` gives a destination that
+    keeps only the source's ETag and time (no content type, no metadata)."""
+    kept = (src.metadata or {}).get(SRC_MTIME_KEY)
+    mtime = parse_time(kept) if kept else src.last_modified
+
+    def check(size: int, md5: bytes) -> None:
+        _check(src, size, md5, src.key)
+
+    md5 = await retry(lambda: dst.copy_from(ctx.src, src.key, src.etag, dest_key, check,
+                                            src.etag or None, mtime), ctx.policy,
+                      ctx.dst_limit)
+    ctx.events.emit(BytesMoved(src.size))
+    return Copied(md5, "service-md5" if src.md5 is None else "source-md5")
 
 
 async def _sized_body(ctx: TransferContext, src: ObjectInfo, stream: RangeStream,

@@ -22,7 +22,7 @@ import mimetypes
 import os
 import stat
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
@@ -168,40 +168,19 @@ class LocalStore:
 
     def _read(self, key: str, start: int | None, end: int | None,
               if_match: str | None) -> ReadResult:
-        path = self._path(key)
-        try:
-            # O_NONBLOCK: opening a FIFO must not wait for a writer (regular files ignore it).
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-            try:
-                st = os.fstat(fd)
-                if not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
-                    raise SpecialFileError(f"{path}: a FIFO, socket or device, not a file: "
-                                           "skipped")
-                etag = local_etag(st)
-                if if_match and if_match != etag:
-                    from lakeshift.errors import ChangedError
-
-                    raise ChangedError(f"{path}: changed during the copy")
-                data = _read_span(fd, start or 0,
-                                  (end if end is not None else st.st_size) - (start or 0))
-            finally:
-                os.close(fd)
-        except FileNotFoundError:
-            raise _dangling(path) or NotFoundError(f"{path}: not found") from None
-        except PermissionError:
-            what = "list the folder" if os.path.isdir(path) else "read"
-            raise ForbiddenError(f"{path}: permission denied (cannot {what})") from None
-        except IsADirectoryError:
-            raise _unwalkable(path) from None
-        except OSError as e:
-            if e.errno == errno.ELOOP:
-                raise _unwalkable(path) from None
-            if e.errno == errno.ENXIO:  # a socket
-                raise SpecialFileError(f"{path}: a FIFO, socket or device, not a file: "
-                                       "skipped") from None
-            raise
-        return ReadResult(data, ObjectProps(content_type(key), metadata=_NO_METADATA), st.st_size,
+        data, size, etag = _read_file(self._path(key), start, end, if_match)
+        return ReadResult(data, ObjectProps(content_type(key), metadata=_NO_METADATA), size,
                           etag)
+
+    async def copy_from(self, source: LocalStore, key: str, if_match: str | None,
+                        dest_key: str, check: Callable[[int, bytes], None],
+                        src_etag: str | None, mtime: datetime | None) -> bytes:
+        """``key`` of the local ``source`` written here as ``dest_key``, whole, in ONE call
+        of a disk worker (read, MD5, ``check(size, md5)``, temporary file, time, record,
+        rename): what a read and then a put do, with one thread hop instead of two and no
+        props built for a file that keeps none but its time and record.  Returns the MD5."""
+        return await self.hops.run(_copy_file, source._path(key), if_match, self._path(dest_key),
+                                   check, src_etag, mtime)
 
     async def open_range(self, key: str, start: int, end: int,
                          if_match: str | None = None) -> _LocalRange:
@@ -298,6 +277,55 @@ class _LocalRange:
         self._pos = self._end  # nothing held between reads
 
 
+def _read_file(path: str, start: int | None, end: int | None,
+               if_match: str | None) -> tuple[bytes, int, str]:
+    """The bytes from ``start`` to ``end`` (default: all) of the file at ``path``, its size
+    and its ETag; a read's errors as lakeshift errors."""
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer (regular files ignore it).
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
+                raise SpecialFileError(f"{path}: a FIFO, socket or device, not a file: "
+                                       "skipped")
+            etag = local_etag(st)
+            if if_match and if_match != etag:
+                from lakeshift.errors import ChangedError
+
+                raise ChangedError(f"{path}: changed during the copy")
+            data = _read_span(fd, start or 0,
+                              (end if end is not None else st.st_size) - (start or 0))
+        finally:
+            os.close(fd)
+    except FileNotFoundError:
+        raise _dangling(path) or NotFoundError(f"{path}: not found") from None
+    except PermissionError:
+        what = "list the folder" if os.path.isdir(path) else "read"
+        raise ForbiddenError(f"{path}: permission denied (cannot {what})") from None
+    except IsADirectoryError:
+        raise _unwalkable(path) from None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise _unwalkable(path) from None
+        if e.errno == errno.ENXIO:  # a socket
+            raise SpecialFileError(f"{path}: a FIFO, socket or device, not a file: "
+                                   "skipped") from None
+        raise
+    return data, st.st_size, etag
+
+
+def _copy_file(src_path: str, if_match: str | None, final: str,
+               check: Callable[[int, bytes], None], src_etag: str | None,
+               mtime: datetime | None) -> bytes:
+    """LocalStore.copy_from, in its disk worker."""
+    data, _, _ = _read_file(src_path, None, None, if_match)
+    md5 = hashlib.md5(data).digest()
+    check(len(data), md5)
+    _write_file(final, data, md5, src_etag, mtime)
+    return md5
+
+
 def _read_span(fd: int, pos: int, n: int) -> bytes:
     """Up to ``n`` bytes from ``pos`` (fewer only at the end of the file), as a buffered
     file's read would return them, without building a file object."""
@@ -385,46 +413,61 @@ class _LocalUpload:
         await asyncio.to_thread(self.finish, md5)
 
     def finish(self, md5: bytes | None) -> None:
-        # Time and record through the open file (no path look-ups); both travel with the
-        # file when it is renamed into place, and neither changes its mtime.
-        try:
-            if self.mtime is not None:
-                ns = _ns(self.mtime)
-                os.utime(self.fd, ns=(ns, ns))
-            if md5 is not None:
-                _record(self.fd, md5, self.src_etag)
-        finally:
-            os.close(self.fd)
-        try:
-            os.replace(self.tmp, self.final)
-        except IsADirectoryError:
-            os.remove(self.tmp)
-            raise InvalidNameError(f"cannot write {self.final}: a directory has that "
-                                   "name") from None
+        _finish(self.fd, self.tmp, self.final, md5, self.src_etag, self.mtime)
 
     async def abort(self) -> None:
         await asyncio.to_thread(self.drop)
 
     def drop(self) -> None:
-        try:
-            os.close(self.fd)
-        except OSError:
-            pass
-        try:
-            os.remove(self.tmp)
-        except FileNotFoundError:
-            pass
+        _drop(self.fd, self.tmp)
+
+
+def _finish(fd: int, tmp: str, final: str, md5: bytes | None, src_etag: str | None,
+            mtime: datetime | None) -> None:
+    """Time and record set through the open file (no path look-ups), closed, renamed into
+    place: both travel with the file when it is renamed, and neither changes its mtime."""
+    try:
+        if mtime is not None:
+            ns = _ns(mtime)
+            os.utime(fd, ns=(ns, ns))
+        if md5 is not None:
+            _record(fd, md5, src_etag)
+    finally:
+        os.close(fd)
+    try:
+        os.replace(tmp, final)
+    except IsADirectoryError:
+        os.remove(tmp)
+        raise InvalidNameError(f"cannot write {final}: a directory has that "
+                               "name") from None
+
+
+def _drop(fd: int, tmp: str) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+    try:
+        os.remove(tmp)
+    except FileNotFoundError:
+        pass
 
 
 def _write_whole(final: str, data: Data, props: ObjectProps, md5: bytes) -> None:
     """A whole file in one go: temporary file, rename, remembered MD5."""
-    up = _LocalUpload(final, len(data), props, whole=True)
+    _write_file(final, data, md5, props.metadata.get(SRC_ETAG_KEY),
+                parse_time(props.metadata.get(SRC_MTIME_KEY)))
+
+
+def _write_file(final: str, data: Data, md5: bytes, src_etag: str | None,
+                mtime: datetime | None) -> None:
+    tmp, fd = _create(final)
     try:
-        _write_all(up.fd, data)
+        _write_all(fd, data)
     except BaseException:
-        up.drop()
+        _drop(fd, tmp)
         raise
-    up.finish(md5)
+    _finish(fd, tmp, final, md5, src_etag, mtime)
 
 
 def _write_all(fd: int, data: Data) -> None:

@@ -1,0 +1,128 @@
+"""Local disk → local disk: each file is copied in ONE disk worker call (read, MD5, check,
+temporary file, time, record, rename) and ends exactly as the read-then-put path left it
+(differential: the same files, times, records, failures and proofs)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import lakeshift
+from lakeshift.errors import ChangedError, NotFoundError
+from lakeshift.stores.base import StoreConfig
+from lakeshift.stores.local import store as local_store
+from lakeshift.stores.local.hops import ThreadHops
+from lakeshift.stores.local.store import LocalStore
+from lakeshift.urls import parse_url
+
+_XATTR = hasattr(os, "setxattr")
+
+
+def _tree(root: Path) -> None:
+    for i in range(60):
+        folder = root / f"d{i // 20}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"f{i}.csv").write_bytes(os.urandom(i % 9))
+    os.utime(root / "d0" / "f1.csv", ns=(1577934245_123456789, 1577934245_123456789))
+    (root / "empty.bin").write_bytes(b"")
+    # A file whose record (from an earlier copy) says another MD5: an integrity failure.
+    bad = root / "d1" / "recorded-wrong.bin"
+    bad.write_bytes(b"12345")
+    if _XATTR:
+        st = os.stat(bad)
+        os.setxattr(bad, "user.lakeshift",
+                    f"1 {st.st_mtime_ns} {st.st_size} {'00' * 16} -".encode())
+
+
+def _state(root: Path) -> dict[str, tuple[bytes, int, bytes | None]]:
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            record = None
+            if _XATTR:
+                try:
+                    record = os.getxattr(p, "user.lakeshift")
+                except OSError:
+                    pass
+            out[str(p.relative_to(root))] = (p.read_bytes(), p.stat().st_mtime_ns, record)
+    return out
+
+
+def _copy(src: Path, dst: Path) -> tuple[object, list[tuple[str, str, str, int]]]:
+    result = lakeshift.copy(str(src), str(dst))
+    failures = sorted((f.object_key, f.error_kind, f.message, f.attempts)
+                      for f in result.failures)
+    return (result.stats.copied, dict(result.proofs)), failures
+
+
+def test_one_call_copy_leaves_what_read_then_put_left(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _tree(tmp_path / "src")
+    # A source that is itself a copy lakeshift made (records with the first source's ETag).
+    assert _copy(tmp_path / "src", tmp_path / "mid")[1] != []
+    one = _copy(tmp_path / "mid", tmp_path / "one")
+    with monkeypatch.context() as mp:
+        mp.delattr(LocalStore, "copy_from")  # the read-then-put path
+        two = _copy(tmp_path / "mid", tmp_path / "two")
+    assert one == two
+    assert _state(tmp_path / "one") == _state(tmp_path / "two")
+    assert len(_state(tmp_path / "one")) == 61
+    if _XATTR:
+        assert all(r is not None for _, _, r in _state(tmp_path / "one").values())
+
+
+def test_a_local_copy_is_one_disk_call_per_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = tmp_path / "src"
+    for i in range(200):
+        folder = src / f"{i // 50}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"f{i}").write_bytes(b"x" * (i % 7))
+    calls: list[Callable[..., object]] = []
+    real_run = ThreadHops.run
+
+    async def run(self: ThreadHops, fn: Callable[..., object], *args: object) -> object:
+        calls.append(fn)
+        return await real_run(self, fn, *args)
+
+    monkeypatch.setattr(ThreadHops, "run", run)
+    result = lakeshift.copy(str(src), str(tmp_path / "dst"))
+    assert result.stats.copied == 200 and result.stats.failed == 0
+    # Was two (a read, then a write) per file.
+    assert len(calls) == 200, len(calls)
+
+
+def test_one_call_copy_errors_are_the_read_s(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a").write_bytes(b"abc")
+    source = LocalStore(StoreConfig(parse_url(str(tmp_path / "src"))))
+    dest = LocalStore(StoreConfig(parse_url(str(tmp_path / "dst"))))
+
+    def check(size: int, md5: bytes) -> None:
+        assert (size, md5) == (3, hashlib.md5(b"abc").digest())
+
+    async def both(key: str, etag: str | None) -> tuple[BaseException, BaseException]:
+        errors = []
+        for call in (source.read(key, if_match=etag),
+                     dest.copy_from(source, key, etag, "b", check, None, None)):
+            with pytest.raises(Exception) as info:
+                await call
+            errors.append(info.value)
+        return errors[0], errors[1]
+
+    changed = asyncio.run(both("a", "0-0"))
+    assert all(isinstance(e, ChangedError) for e in changed)
+    assert str(changed[0]) == str(changed[1])
+    gone = asyncio.run(both("nothing", None))
+    assert all(isinstance(e, NotFoundError) for e in gone)
+    assert str(gone[0]) == str(gone[1])
+    assert not (tmp_path / "dst").exists() or not any((tmp_path / "dst").iterdir())
+    md5 = asyncio.run(dest.copy_from(source, "a", None, "b", check, None, None))
+    assert md5 == hashlib.md5(b"abc").digest()
+    assert (tmp_path / "dst" / "b").read_bytes() == b"abc"
+    assert local_store._PARTIAL not in "".join(os.listdir(tmp_path / "dst"))
