@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 import lakeshift
-from lakeshift.errors import ChangedError, NotFoundError
+from lakeshift.errors import ChangedError, InvalidNameError, NotFoundError
+from lakeshift.model import ObjectProps
 from lakeshift.stores.base import StoreConfig
 from lakeshift.stores.local import store as local_store
 from lakeshift.stores.local.hops import ThreadHops
@@ -126,3 +127,129 @@ def test_one_call_copy_errors_are_the_read_s(tmp_path: Path) -> None:
     assert md5 == hashlib.md5(b"abc").digest()
     assert (tmp_path / "dst" / "b").read_bytes() == b"abc"
     assert local_store._PARTIAL not in "".join(os.listdir(tmp_path / "dst"))
+
+
+needs_tmpfile = pytest.mark.skipif(not getattr(os, "O_TMPFILE", 0) or
+                                   not os.path.isdir("/proc/self/fd"), reason="O_TMPFILE")
+
+
+def _write(store: LocalStore, key: str, data: bytes) -> None:
+    asyncio.run(store.put(key, data, ObjectProps(metadata={
+        "lakeshift_src_mtime": "2020-01-02T03:04:05.123456Z", "lakeshift_src_etag": "e"}),
+        hashlib.md5(data).digest()))
+
+
+@needs_tmpfile
+def test_new_files_are_linked_into_place_unnamed_and_replaced_ones_renamed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(local_store, "_TMPFILE", os.O_TMPFILE)
+    renames: list[str] = []
+    real_replace = os.replace
+
+    def replace(a: str, b: str) -> None:
+        renames.append(os.path.basename(b))
+        real_replace(a, b)
+
+    monkeypatch.setattr(local_store.os, "replace", replace)
+    store = LocalStore(StoreConfig(parse_url(str(tmp_path))))
+    for i in range(5):
+        _write(store, f"d/f{i}", b"x" * i)
+    # No temporary name at all for a new file (was a named file, then a rename).
+    assert renames == []
+    _write(store, "d/f1", b"new")  # replaced: linked as a temporary name, renamed over
+    assert renames == ["f1"]
+    assert (tmp_path / "d" / "f1").read_bytes() == b"new"
+    assert sorted(os.listdir(tmp_path / "d")) == [f"f{i}" for i in range(5)]
+    (tmp_path / "e" / "x").mkdir(parents=True)
+    with pytest.raises(InvalidNameError, match="a directory has that name"):
+        _write(store, "e/x", b"4")
+    assert os.listdir(tmp_path / "e") == ["x"]
+    st = os.stat(tmp_path / "d" / "f3")
+    assert st.st_mtime_ns == 1577934245_123456000 and st.st_nlink == 1
+    assert (st.st_mode & 0o777) == (0o644 & ~_umask())
+    (info,) = [o for o in asyncio.run(store.list_page("d/f3")).objects]
+    assert info.md5 == hashlib.md5(b"xxx").digest() and info.metadata == {
+        "lakeshift_src_etag": "e"}
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@needs_tmpfile
+def test_unnamed_and_named_temporary_files_leave_the_same_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _tree(tmp_path / "src")
+    monkeypatch.setattr(local_store, "_TMPFILE", os.O_TMPFILE)
+    one = _copy(tmp_path / "src", tmp_path / "one")
+    monkeypatch.setattr(local_store, "_TMPFILE", 0)
+    two = _copy(tmp_path / "src", tmp_path / "two")
+    assert one == two
+    assert _state(tmp_path / "one") == _state(tmp_path / "two")
+    # A rerun: nothing to copy again (but the file whose record is wrong fails again).
+    monkeypatch.setattr(local_store, "_TMPFILE", os.O_TMPFILE)
+    again = lakeshift.copy(str(tmp_path / "src"), str(tmp_path / "one"))
+    assert (again.stats.copied, again.stats.skipped, again.stats.failed) == (0, 61, 1)
+
+
+@needs_tmpfile
+def test_a_file_system_without_o_tmpfile_gets_named_temporary_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    monkeypatch.setattr(local_store, "_TMPFILE", os.O_TMPFILE)
+    monkeypatch.setattr(local_store, "_last_parent", None)
+    real_open = os.open
+    refused: list[int] = []
+
+    def refuse(path: str, flags: int, mode: int = 0o777) -> int:
+        if flags & os.O_TMPFILE == os.O_TMPFILE:
+            refused.append(flags)
+            raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+        return real_open(path, flags, mode)
+
+    monkeypatch.setattr(local_store.os, "open", refuse)
+    store = LocalStore(StoreConfig(parse_url(str(tmp_path))))
+    for i in range(3):
+        _write(store, f"f{i}", b"abc")
+    assert len(refused) == 1 and local_store._TMPFILE == 0  # asked once, then named
+    assert sorted(os.listdir(tmp_path)) == ["f0", "f1", "f2"]
+    assert os.stat(tmp_path / "f2").st_mtime_ns == 1577934245_123456000
+
+
+@needs_tmpfile
+def test_an_upload_abandoned_mid_write_leaves_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(local_store, "_TMPFILE", os.O_TMPFILE)
+    store = LocalStore(StoreConfig(parse_url(str(tmp_path))))
+
+    async def main() -> None:
+        up = await store.start_blocks("big", 10, 5, ObjectProps())
+        await up.stage(0, 0, b"12345", None)
+        await up.abort()
+
+    asyncio.run(main())
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+@needs_tmpfile
+def test_a_forked_child_links_through_its_own_proc_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(local_store, "_TMPFILE", os.O_TMPFILE)
+    store = LocalStore(StoreConfig(parse_url(str(tmp_path))))
+    _write(store, "parent", b"p")
+    assert local_store._proc_fds is not None
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        ok = local_store._proc_fds is None
+        try:
+            _write(store, "child", b"c")
+        except BaseException:
+            ok = False
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert (tmp_path / "child").read_bytes() == b"c"
