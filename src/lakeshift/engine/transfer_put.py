@@ -60,26 +60,24 @@ async def _copy_single(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> 
 
 class SameKindCopy(Protocol):
     """A store that copies a whole object from another store of its kind in one call (the
-    local disk: read, hash, check and write in one disk worker call, one thread hop)."""
+    local disk: read, hash, check and write in one call of a disk worker or of its helper
+    process)."""
 
     async def copy_from(self, source: Any, key: str, if_match: str | None, dest_key: str,
-                        check: Callable[[int, bytes], None], src_etag: str | None,
+                        size: int, md5: bytes | None, src_etag: str | None,
                         mtime: datetime | None) -> bytes: ...
 
 
 async def _copy_same_kind(ctx: TransferContext, dst: SameKindCopy, src: ObjectInfo,
                           dest_key: str) -> Copied:
-    """The read-then-put of ``_copy_single`` as one call of the destination: the same
-    checks (``_check``, in the worker) and what ``_dest_props`` gives a destination that
-    keeps only the source's ETag and time (no content type, no metadata)."""
+    """The read-then-put of ``_copy_single`` as one call of the destination: the checks of
+    ``_check`` (listed size, listed MD5: done where the bytes are) and what ``_dest_props``
+    gives a destination that keeps only the source's ETag and time (no content type, no
+    metadata)."""
     kept = (src.metadata or {}).get(SRC_MTIME_KEY)
     mtime = parse_time(kept) if kept else src.last_modified
-
-    def check(size: int, md5: bytes) -> None:
-        _check(src, size, md5, src.key)
-
-    md5 = await retry(lambda: dst.copy_from(ctx.src, src.key, src.etag, dest_key, check,
-                                            src.etag or None, mtime), ctx.policy,
+    md5 = await retry(lambda: dst.copy_from(ctx.src, src.key, src.etag, dest_key, src.size,
+                                            src.md5, src.etag or None, mtime), ctx.policy,
                       ctx.dst_limit)
     ctx.events.emit(BytesMoved(src.size))
     return Copied(md5, "service-md5" if src.md5 is None else "source-md5")

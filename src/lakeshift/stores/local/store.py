@@ -24,7 +24,7 @@ import os
 import stat
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
@@ -42,6 +42,7 @@ from lakeshift.errors import (
 )
 from lakeshift.model import Data, ObjectInfo, ObjectProps, ReadResult
 from lakeshift.stores.base import BlockUpload, Capabilities, Page, StoreConfig
+from lakeshift.stores.local.helper import Helper
 from lakeshift.stores.local.hops import DISK
 from lakeshift.stores.props import SRC_ETAG_KEY, SRC_MTIME_KEY, parse_time
 
@@ -52,6 +53,9 @@ CAPABILITIES = Capabilities(
 )
 PAGE = 1000
 _PARTIAL = ".lakeshift-partial-"
+#: Local → local copies a store makes in its worker threads before it starts a helper
+#: process for the rest (helper.py); negative: never.  A small copy never starts one.
+HELPER_AFTER = 1000
 _XATTR = "user.lakeshift"
 #: A read's metadata (local files have none): one shared empty mapping.
 _NO_METADATA: Mapping[str, str] = MappingProxyType({})
@@ -76,6 +80,10 @@ class LocalStore:
         #: Reads, whole-file writes and look-ups: in worker threads, several per hop; one
         #: pool for every local store of the process (hops.py).
         self.hops = DISK
+        #: Local → local copies made so far, and the helper process taking them once
+        #: there were HELPER_AFTER (helper.py).
+        self._copies = 0
+        self._helper: Helper | None = None
 
     def _path(self, key: str) -> str:
         if "//" not in key and key[:1] != "/" and os.sep == "/":
@@ -175,14 +183,32 @@ class LocalStore:
                           etag)
 
     async def copy_from(self, source: LocalStore, key: str, if_match: str | None,
-                        dest_key: str, check: Callable[[int, bytes], None],
-                        src_etag: str | None, mtime: datetime | None) -> bytes:
+                        dest_key: str, size: int, md5: bytes | None, src_etag: str | None,
+                        mtime: datetime | None) -> bytes:
         """``key`` of the local ``source`` written here as ``dest_key``, whole, in ONE call
-        of a disk worker (read, MD5, ``check(size, md5)``, temporary file, time, record,
-        rename): what a read and then a put do, with one thread hop instead of two and no
-        props built for a file that keeps none but its time and record.  Returns the MD5."""
-        return await self.hops.run(_copy_file, source._path(key), if_match, self._path(dest_key),
-                                   check, src_etag, mtime)
+        (read, MD5, checked against the listed ``size`` and ``md5`` as the engine's
+        ``_check`` does, temporary file, time, record, link): what a read and then a put do,
+        with one hop instead of two and no props built for a file that keeps none but its
+        time and record.  The first ``HELPER_AFTER`` files go to the disk worker threads,
+        the rest to a helper process (helper.py), while it lasts.  Returns the MD5."""
+        args = (source._path(key), if_match, self._path(dest_key), key, size, md5, src_etag,
+                None if mtime is None else _ns(mtime))
+        helper = self._helper
+        if helper is None:
+            self._copies += 1
+            if self._copies > HELPER_AFTER and HELPER_AFTER >= 0:
+                helper = self._start_helper()
+        if helper is not None and not helper.broken:
+            return await helper.copy(args)
+        return await self.hops.run(_copy_file, *args)
+
+    def _start_helper(self) -> Helper | None:
+        try:
+            self._helper = Helper()
+        except OSError:
+            self._copies = -(2**62)  # no process to be had: worker threads for good
+            return None
+        return self._helper
 
     async def open_range(self, key: str, start: int, end: int,
                          if_match: str | None = None) -> _LocalRange:
@@ -252,7 +278,9 @@ class LocalStore:
         return None
 
     async def close(self) -> None:
-        return None
+        if self._helper is not None:
+            helper, self._helper = self._helper, None
+            await helper.close()
 
 
 class _LocalRange:
@@ -317,14 +345,18 @@ def _read_file(path: str, start: int | None, end: int | None,
     return data, st.st_size, etag
 
 
-def _copy_file(src_path: str, if_match: str | None, final: str,
-               check: Callable[[int, bytes], None], src_etag: str | None,
-               mtime: datetime | None) -> bytes:
-    """LocalStore.copy_from, in its disk worker."""
+def _copy_file(src_path: str, if_match: str | None, final: str, key: str, size: int,
+               listed_md5: bytes | None, src_etag: str | None, mtime_ns: int | None) -> bytes:
+    """LocalStore.copy_from, in a disk worker thread or in the helper process."""
     data, _, _ = _read_file(src_path, None, None, if_match)
     md5 = hashlib.md5(data).digest()
-    check(len(data), md5)
-    _write_file(final, data, md5, src_etag, mtime)
+    # What the engine's _check says (tests/unit/test_local_copy.py compares them).
+    if len(data) != size:
+        raise IntegrityError(f"{key}: read {len(data)} bytes, the listing said {size}")
+    if listed_md5 is not None and md5 != listed_md5:
+        raise IntegrityError(f"{key}: MD5 of the data read ({md5.hex()}) differs from the "
+                             f"source's ({listed_md5.hex()})")
+    _write_file(final, data, md5, src_etag, mtime_ns)
     return md5
 
 
@@ -468,7 +500,8 @@ class _LocalUpload:
         await asyncio.to_thread(self.finish, md5)
 
     def finish(self, md5: bytes | None) -> None:
-        _finish(self.fd, self.tmp, self.final, md5, self.src_etag, self.mtime)
+        _finish(self.fd, self.tmp, self.final, md5, self.src_etag,
+                None if self.mtime is None else _ns(self.mtime))
 
     async def abort(self) -> None:
         await asyncio.to_thread(self.drop)
@@ -478,14 +511,13 @@ class _LocalUpload:
 
 
 def _finish(fd: int, tmp: str | None, final: str, md5: bytes | None,
-            src_etag: str | None, mtime: datetime | None) -> None:
+            src_etag: str | None, mtime_ns: int | None) -> None:
     """Time and record set through the open file (no path look-ups), then into place: an
     unnamed file linked (``_link_in``), a named one renamed.  Both travel with the file,
     and neither changes its mtime."""
     try:
-        if mtime is not None:
-            ns = _ns(mtime)
-            os.utime(fd, ns=(ns, ns))
+        if mtime_ns is not None:
+            os.utime(fd, ns=(mtime_ns, mtime_ns))
         if md5 is not None:
             _record(fd, md5, src_etag)
         if tmp is None:
@@ -517,19 +549,20 @@ def _drop(fd: int, tmp: str | None) -> None:
 
 def _write_whole(final: str, data: Data, props: ObjectProps, md5: bytes) -> None:
     """A whole file in one go: temporary file, rename, remembered MD5."""
+    mtime = parse_time(props.metadata.get(SRC_MTIME_KEY))
     _write_file(final, data, md5, props.metadata.get(SRC_ETAG_KEY),
-                parse_time(props.metadata.get(SRC_MTIME_KEY)))
+                None if mtime is None else _ns(mtime))
 
 
 def _write_file(final: str, data: Data, md5: bytes, src_etag: str | None,
-                mtime: datetime | None) -> None:
+                mtime_ns: int | None) -> None:
     tmp, fd = _create(final)
     try:
         _write_all(fd, data)
     except BaseException:
         _drop(fd, tmp)
         raise
-    _finish(fd, tmp, final, md5, src_etag, mtime)
+    _finish(fd, tmp, final, md5, src_etag, mtime_ns)
 
 
 def _write_all(fd: int, data: Data) -> None:
