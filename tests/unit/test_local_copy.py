@@ -361,3 +361,18 @@ def test_a_stalled_helper_does_not_stall_the_loop(
 
     asyncio.run(main())
     assert (tmp_path / "dst" / "b").read_bytes() == b"abc"
+
+
+@pytest.mark.parametrize("program", ["/nonexistent/python", "/bin/true"])
+def test_a_helper_that_cannot_start_or_ends_at_once_leaves_the_copy_to_the_threads(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, helper_first: list[Helper],
+        program: str) -> None:
+    # Not there (the spawn fails: threads from the start), or a program that is no helper
+    # (it ends at once: what was sent to it is retried, in the threads).
+    from lakeshift.stores.local import helper as helper_module
+
+    monkeypatch.setattr(helper_module.sys, "executable", program)
+    _tree(tmp_path / "src")
+    (count, _), failures = _copy(tmp_path / "src", tmp_path / "dst")
+    assert count == 61 and [f[0] for f in failures] == ["d1/recorded-wrong.bin"]
+    assert all(h.broken for h in helper_first)

@@ -49,8 +49,6 @@ class Helper:
         assert self._proc.stdin is not None and self._proc.stdout is not None
         self._in = self._proc.stdin.fileno()
         self._out = self._proc.stdout.fileno()
-        os.set_blocking(self._in, False)
-        os.set_blocking(self._out, False)
         self._pending: dict[int, asyncio.Future[bytes]] = {}
         self._next = 0
         self._batch: list[tuple[int, tuple[Any, ...]]] = []
@@ -59,7 +57,14 @@ class Helper:
         self._writing = False
         #: The child ended (or was closed): the store uses its worker threads again.
         self.broken = False
-        self._loop.add_reader(self._out, self._readable)
+        try:
+            os.set_blocking(self._in, False)
+            os.set_blocking(self._out, False)
+            self._loop.add_reader(self._out, self._readable)
+        except BaseException:  # (a loop without add_reader for pipes): no helper after all
+            self._proc.kill()
+            self._proc.wait()
+            raise
 
     def copy(self, args: tuple[Any, ...]) -> asyncio.Future[bytes]:
         """``store._copy_file(*args)`` in the child; its MD5 or its error."""

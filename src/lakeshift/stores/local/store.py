@@ -205,7 +205,7 @@ class LocalStore:
     def _start_helper(self) -> Helper | None:
         try:
             self._helper = Helper()
-        except OSError:
+        except (OSError, NotImplementedError):
             self._copies = -(2**62)  # no process to be had: worker threads for good
             return None
         return self._helper
