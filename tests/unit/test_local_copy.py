@@ -141,6 +141,7 @@ def _write(store: LocalStore, key: str, data: bytes) -> None:
 def test_new_files_are_linked_into_place_unnamed_and_replaced_ones_renamed(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(local_store, "_TMPFILE", os.O_TMPFILE)
+    monkeypatch.setattr(local_store, "_replacing_in", None)
     renames: list[str] = []
     real_replace = os.replace
 
@@ -157,7 +158,13 @@ def test_new_files_are_linked_into_place_unnamed_and_replaced_ones_renamed(
     _write(store, "d/f1", b"new")  # replaced: linked as a temporary name, renamed over
     assert renames == ["f1"]
     assert (tmp_path / "d" / "f1").read_bytes() == b"new"
-    assert sorted(os.listdir(tmp_path / "d")) == [f"f{i}" for i in range(5)]
+    # Replacing in this folder: named temporary files here, renamed (one step, not three).
+    _write(store, "d/f2", b"new2")
+    _write(store, "d/f9", b"9")
+    assert renames == ["f1", "f2", "f9"]
+    _write(store, "d2/f", b"x")  # another folder: unnamed again
+    assert renames == ["f1", "f2", "f9"]
+    assert sorted(os.listdir(tmp_path / "d")) == [f"f{i}" for i in (0, 1, 2, 3, 4, 9)]
     (tmp_path / "e" / "x").mkdir(parents=True)
     with pytest.raises(InvalidNameError, match="a directory has that name"):
         _write(store, "e/x", b"4")

@@ -443,9 +443,15 @@ def _create(final: str) -> tuple[str | None, int]:
     return made
 
 
+#: The folder where the last unnamed file found its name taken (a rerun replacing files):
+#: named temporary files there, renamed over the old ones (one step; linking first would
+#: be three), until the copy moves on to another folder.
+_replacing_in: str | None = None
+
+
 def _open_tmp(parent: str) -> tuple[str | None, int]:
     global _TMPFILE
-    if _TMPFILE and _proc_folder() is not None:
+    if _TMPFILE and parent != _replacing_in and _proc_folder() is not None:
         try:
             return None, os.open(parent, os.O_WRONLY | _TMPFILE, 0o644)
         except OSError as e:
@@ -473,12 +479,13 @@ def _link_in(fd: int, final: str) -> str | None:
     """The unnamed file ``fd`` linked as ``final``: it appears there complete, in one step.
     When something has that name already (a file being replaced, or a folder), linked as
     a temporary name instead, returned for the rename that replaces it (atomically)."""
+    global _replacing_in
     try:
         os.link(str(fd), final, src_dir_fd=_proc_fds, follow_symlinks=True)
         return None
     except FileExistsError:
-        pass
-    tmp = os.path.join(os.path.dirname(final), f"{_TMP_PREFIX}{next(_tmp_numbers)}")
+        _replacing_in = os.path.dirname(final)
+    tmp = os.path.join(_replacing_in, f"{_TMP_PREFIX}{next(_tmp_numbers)}")
     os.link(str(fd), tmp, src_dir_fd=_proc_fds, follow_symlinks=True)
     return tmp
 
