@@ -122,52 +122,63 @@ async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str,
     def open_at(pos: int, end: int) -> Awaitable[RangeStream]:
         return ctx.src.open_range(src.key, pos, end, if_match=src.etag)
 
+    # Blocks cut from each span so far, each holding k slots until it is staged; whether
+    # a span's reader has taken its stream.  Slots (and a stream) go back when their task
+    # ends, by a done-callback: a task cancelled before its first step (the copy failing
+    # just as it was created) never runs its body, so a ``finally`` there would leak them.
+    cut = [0] * len(spans)
+    taken = [False] * len(spans)
+
     async def stage_block(index: int, offset: int, data: bytes, hashed: asyncio.Event) -> None:
         # Holds its k slots until the block is staged and folded into the whole-object MD5.
+        if by_crc64:
+            checked = cast(CRC64BlockUpload, upload)
+            request = partial(checked.stage_crc64, index, offset, data, await _crc64(data))
+        else:
+            block_md5 = await _md5(data) if caps.block_md5 else None
+            request = partial(upload.stage, index, offset, data, block_md5)
+        await ctx.pacing.transfer(len(data))
         try:
-            if by_crc64:
-                checked = cast(CRC64BlockUpload, upload)
-                request = partial(checked.stage_crc64, index, offset, data, await _crc64(data))
-            else:
-                block_md5 = await _md5(data) if caps.block_md5 else None
-                request = partial(upload.stage, index, offset, data, block_md5)
-            await ctx.pacing.transfer(len(data))
-            try:
-                await retry(request, ctx.policy, ctx.dst_limit)
-            except IntegrityError as e:
-                raise IntegrityError(f"{e}: the block changed in transit") from None
-            ctx.events.emit(BytesMoved(len(data)))
-            await hashed.wait()
-        finally:
-            ctx.slots.release(k)
+            await retry(request, ctx.policy, ctx.dst_limit)
+        except IntegrityError as e:
+            raise IntegrityError(f"{e}: the block changed in transit") from None
+        ctx.events.emit(BytesMoved(len(data)))
+        await hashed.wait()
 
     async def read_span(tg: asyncio.TaskGroup, n: int, stream: RangeStream | None) -> None:
+        taken[n] = True
         start, end = spans[n]
-        pos, launched = start, 0
-        try:
-            # Resumed where the stream breaks; blocks already cut are kept.
-            async with aclosing(resumed_read(open_at, start, end, bs, ctx.policy,
-                                             ctx.src_limit, src.key, stream)) as chunks:
-                async for chunk in chunks:
-                    if launched >= blocks_in[n]:
-                        raise IntegrityError(f"{src.key}: the ranged read returned more "
-                                             f"than the {end - start} bytes asked for")
-                    index = n * _SPAN_STRIDE + launched
-                    hashed = asyncio.Event()
-                    await arrived[n].put((chunk, hashed))
-                    staged[n].append(index)
-                    tg.create_task(stage_block(index, pos, chunk, hashed))
-                    pos += len(chunk)
-                    launched += 1
-            await arrived[n].put(None)
-        finally:
-            ctx.slots.release(reserve[n] - launched * k)
+        pos = start
+        # Resumed where the stream breaks; blocks already cut are kept.
+        async with aclosing(resumed_read(open_at, start, end, bs, ctx.policy,
+                                         ctx.src_limit, src.key, stream)) as chunks:
+            async for chunk in chunks:
+                if cut[n] >= blocks_in[n]:
+                    raise IntegrityError(f"{src.key}: the ranged read returned more "
+                                         f"than the {end - start} bytes asked for")
+                index = n * _SPAN_STRIDE + cut[n]
+                hashed = asyncio.Event()
+                await arrived[n].put((chunk, hashed))
+                staged[n].append(index)
+                block = tg.create_task(stage_block(index, pos, chunk, hashed))
+                block.add_done_callback(lambda _: ctx.slots.release(k))
+                pos += len(chunk)
+                cut[n] += 1
+        await arrived[n].put(None)
+
+    def start_span(tg: asyncio.TaskGroup, n: int, stream: RangeStream | None) -> None:
+        """Span ``n``'s reader; its reserved slots that no block took go back when it ends."""
+        def done(_: object) -> None:
+            ctx.slots.release(reserve[n] - cut[n] * k)
+            if stream is not None and not taken[n]:
+                stream.close()
+
+        tg.create_task(read_span(tg, n, stream)).add_done_callback(done)
 
     async def launch(tg: asyncio.TaskGroup) -> None:
-        tg.create_task(read_span(tg, 0, stream0))
         for n in range(1, len(spans)):
             await ctx.slots.acquire(reserve[n])
-            tg.create_task(read_span(tg, n, None))
+            start_span(tg, n, None)
 
     async def hash_in_order() -> None:
         nonlocal total
@@ -189,6 +200,7 @@ async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str,
     try:
         try:
             async with asyncio.TaskGroup() as tg:
+                start_span(tg, 0, stream0)
                 tg.create_task(launch(tg))
                 tg.create_task(hash_in_order())
         except BaseExceptionGroup as eg:
