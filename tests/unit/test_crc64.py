@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import os
+from typing import Any
 
 import pytest
 from azure.storage.extensions.checksums import crc64 as sdk_crc64
@@ -91,3 +92,24 @@ def test_a_crc64_mismatch_is_an_integrity_error() -> None:
                        "CRC64 value calculated by the server.")
     assert type(err) is IntegrityError
     assert str(err) == "az://a/c/k: the service saw a different CRC64 (Crc64Mismatch)"
+
+
+def test_the_stores_whose_blocks_carry_a_crc64(monkeypatch: pytest.MonkeyPatch,
+                                               tmp_path: Any) -> None:
+    from lakeshift import parse_url
+    from lakeshift.stores.base import StoreConfig
+    from lakeshift.stores.registry import open_store
+    from tests import servers
+
+    # Azure checks a Put Block's x-ms-content-crc64 over either transport; the engine asks
+    # for a transit check (block_md5) over plain HTTP only.
+    for scheme, transit in (("http", True), ("https", False)):
+        monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING",
+                           servers.azurite_connection_string(10000, scheme=scheme))
+        caps = open_store(StoreConfig(parse_url("az://cont/"))).capabilities
+        assert (caps.block_md5, caps.block_crc64) == (transit, True)
+    # S3 parts and local files carry none.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    for url in ("s3://bkt/", str(tmp_path)):
+        assert not open_store(StoreConfig(parse_url(url))).capabilities.block_crc64
