@@ -14,7 +14,7 @@ import pytest
 from azure.storage.extensions.checksums import crc64 as sdk_crc64
 
 from lakeshift.engine.checksums import crc64nvme
-from lakeshift.errors import IntegrityError
+from lakeshift.errors import IntegrityError, UsageError
 from lakeshift.stores.azure.rest import status_error
 
 MiB = 1024 * 1024
@@ -92,6 +92,19 @@ def test_a_crc64_mismatch_is_an_integrity_error() -> None:
                        "CRC64 value calculated by the server.")
     assert type(err) is IntegrityError
     assert str(err) == "az://a/c/k: the service saw a different CRC64 (Crc64Mismatch)"
+
+
+def test_azurite_in_strict_mode_refusing_the_header_is_one_line_naming_the_fix() -> None:
+    # Azurite's answer (500) to a Put Block with x-ms-content-crc64 unless it runs --loose.
+    body = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Error>\n  <Code>'
+            "FeatureNotSupported</Code>\n  <Message>x-ms-content-crc64 header or parameter "
+            "is not supported in Azurite strict mode. Switch to loose model by Azurite "
+            'command line parameter "--loose" or Visual Studio Code configuration "Loose". '
+            "Please vote your wanted features to https://github.com/azure/azurite/issues\n"
+            "RequestId:0ca48fc5-d037-48e1-a011")[:300]
+    err = status_error(500, "FeatureNotSupported", "az://a/c/k", None, body)
+    assert type(err) is UsageError and err.exit_code == 2
+    assert "\n" not in str(err) and '"--loose"' in str(err), str(err)
 
 
 def test_the_stores_whose_blocks_carry_a_crc64(monkeypatch: pytest.MonkeyPatch,

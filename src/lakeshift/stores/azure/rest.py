@@ -41,6 +41,7 @@ from lakeshift.errors import (
     ServerCopyUnavailable,
     ThrottledError,
     TransientError,
+    UsageError,
 )
 from lakeshift.model import Data, ObjectInfo, ObjectProps
 from lakeshift.redact import redact, register_secret
@@ -220,6 +221,12 @@ def status_error(status: int, code: str, what: str, retry_after: str | None = No
         return IntegrityError(f"{what}: the service saw a different MD5 ({code})")
     if code == "Crc64Mismatch":  # (x-ms-content-crc64: CRC-64/NVME of the body)
         return IntegrityError(f"{what}: the service saw a different CRC64 ({code})")
+    if code == "FeatureNotSupported":
+        # Azurite in strict mode (500) refuses what it does not emulate, x-ms-content-crc64
+        # among them; its message names the fix (--loose).
+        said = re.search(r"<Message>([^<\n]*)", message)
+        return UsageError(f"{what}: the service does not support a request lakeshift sends "
+                          f"({code}: {said.group(1).strip() if said else message[:200]})")
     if code in ("InvalidResourceName", "InvalidUri", "OutOfRangeInput"):
         return InvalidNameError(f"{what}: invalid name at the destination ({code})")
     if status == 403:
