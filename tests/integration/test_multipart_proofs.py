@@ -1,14 +1,20 @@
 """S3 multipart sources (no MD5 of their own) copied to Azure (plain HTTP here).
 
-- With an additional checksum (or parts too large for the memory allowed): one streamed
-  Put Blob without Content-MD5; the source side is proven by the checksum (or the multipart
-  ETag rebuilt from the parts), the transit by the MD5 Azure computed of what it stored
-  against the MD5 of the bytes sent.
-- Otherwise by parts: each part one block, hashed once: its MD5 is the Put Block's
-  Content-MD5 (the service checks the transit) and one of the MD5s the ETag is rebuilt
-  from (the source).  The blob keeps no Content-MD5 (Put Block List computes none) but
-  records the source's ETag: a rerun skips it, `verify` and a move rebuild the ETag from
-  its bytes.
+- With an additional checksum: in blocks, each carrying its CRC64 (x-ms-content-crc64,
+  which the service checks: the transit), the source side proven by the checksum; no MD5
+  is computed, so the blob keeps no Content-MD5 (tests/integration/test_crc64_transit.py
+  has more).  Into a destination that checks only MD5s (``md5_only_destination``): one
+  streamed Put Blob without Content-MD5, the transit proven by the MD5 Azure computed of
+  what it stored against the MD5 of the bytes sent.
+- Without one, by parts when they fit the memory allowed: each part one block, hashed
+  once: its MD5 is the Put Block's Content-MD5 (the service checks the transit) and one of
+  the MD5s the ETag is rebuilt from (the source).  The blob keeps no Content-MD5 (Put Block
+  List computes none) but records the source's ETag: a rerun skips it, `verify` and a move
+  rebuild the ETag from its bytes.  Otherwise streamed, as above, the source side proven
+  by the multipart ETag rebuilt from the parts.
+
+Azurite does not check x-ms-content-crc64: where a byte is changed on its way to Azure, the
+requests go through ``tests.crc64proxy.Crc64Service``, which checks it as the service does.
 
 A byte changed on either side is caught, the object copied again, never reported copied
 while wrong."""
@@ -29,6 +35,7 @@ from botocore.config import Config
 
 import lakeshift
 from tests import servers
+from tests.crc64proxy import Crc64Service, md5_only_destination
 from tests.e2e.cli import lakeshift as cli
 from tests.faultproxy import FaultProxy
 from tests.helpers import blob_bytes, blobs, upload_parts
@@ -52,7 +59,8 @@ def s3_plain(s3_env: dict[str, str]) -> Any:
 def proxies(s3_env: Any, azure_env: Any, moto: servers.Server, azurite: servers.Server,
             monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FaultProxy, FaultProxy]]:
     s3p = FaultProxy(f"http://127.0.0.1:{moto.port}")
-    azp = FaultProxy(f"http://127.0.0.1:{azurite.port}")
+    service = Crc64Service(f"http://127.0.0.1:{azurite.port}")  # (checks the CRC64s)
+    azp = FaultProxy(service.url)
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3p.url)
     monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", (
         f"DefaultEndpointsProtocol=http;AccountName={servers.AZURITE_ACCOUNT};"
@@ -61,6 +69,7 @@ def proxies(s3_env: Any, azure_env: Any, moto: servers.Server, azurite: servers.
     yield s3p, azp
     s3p.stop()
     azp.stop()
+    service.stop()
 
 
 #: Block sizes: 1 MiB with 4 slots cannot hold a 5 MiB part (one streamed Put Blob);
@@ -94,16 +103,17 @@ def test_multipart_with_crc32_is_proven_by_it(s3: Any, bucket: str, blob_service
     res = _copy(bucket, container)
     assert res.exit_code == 0 and res.failures == []
     assert dict(res.proofs) == {"source-crc32": 1}
-    _assert_copied(blob_service, container, "out/mp.bin", data)
+    _assert_copied(blob_service, container, "out/mp.bin", data, md5_kept=False)
 
 
 @pytest.mark.parametrize("single_put_max", [0, None])
-def test_over_http_a_crc32_source_in_blocks_goes_by_parts_proven_by_its_etag_alone(
+def test_over_http_into_an_md5_only_destination_a_crc32_source_in_blocks_goes_by_parts(
         single_put_max: int | None, s3: Any, bucket: str, blob_service: Any,
-        container: str) -> None:
+        container: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # In blocks, the part MD5s the transit needs prove the source too: no CRC32 pass
     # besides.  Up to single_put_max it is streamed (one cheap CRC32 pass more, one slot,
     # the service's MD5 kept).
+    md5_only_destination(monkeypatch)
     data = os.urandom(12 * MiB + 77)
     _upload(s3, bucket, "d/mp.bin", data)
     assert s3.head_object(Bucket=bucket, Key="d/mp.bin", ChecksumMode="ENABLED")["ChecksumCRC32"]
@@ -172,14 +182,15 @@ def test_a_byte_changed_in_transit_is_caught_and_copied_again(
     if side == "source":
         s3p.add("flip", method="GET", path=r"/d/mp\.bin", uses=1)
     else:
-        # (By parts: a Put Block, whose Content-MD5 the service checks.)
+        # (A Put Block, whose CRC64 or, by parts, Content-MD5 the service checks.)
         azp.add("flip_request", method="PUT", path=r"/out/mp\.bin", uses=1)
     by_parts = checksum == "none-by-parts"
     res = _copy(bucket, container, BY_PARTS if by_parts else STREAMED)
     assert res.exit_code == 0 and res.failures == []
     assert (s3p if side == "source" else azp).injected == 1
     assert dict(res.proofs) == {"source-crc32" if checksum == "crc32" else "multipart-etag": 1}
-    _assert_copied(blob_service, container, "out/mp.bin", data, md5_kept=not by_parts)
+    # (A CRC32 source goes in blocks checked by their CRC64: no MD5 computed.)
+    _assert_copied(blob_service, container, "out/mp.bin", data, md5_kept=checksum == "none")
 
 
 @pytest.mark.parametrize("side", ["destination", "source-by-parts", "destination-by-parts"])
@@ -206,7 +217,7 @@ def test_a_crc32_source_in_blocks_is_proven_by_its_crc32_without_a_whole_md5(
         flip: str, proxies: tuple[FaultProxy, FaultProxy], s3: Any, bucket: str,
         blob_service: Any, container: str) -> None:
     # Parts too large for the slots, above single_put_max: blocks not aligned to the parts;
-    # the CRC32 proves the source, each block's MD5 the transit; no whole-object MD5.
+    # the CRC32 proves the source, each block's CRC64 the transit; no MD5 at all.
     s3p, azp = proxies
     data = os.urandom(10 * MiB + 3)
     _upload(s3, bucket, "d/mp.bin", data)
@@ -252,8 +263,7 @@ def test_a_full_object_crc32_source_with_unequal_parts_is_copied_and_moved_by_it
     assert dict(res.proofs) == {"source-crc32": 1}
     assert [(d.key, d.kept) for d in res.deletions] == [("d/mp.bin", None)]
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
-    _assert_copied(blob_service, container, "out/mp.bin", data,
-                   md5_kept=single_put_max is None)
+    _assert_copied(blob_service, container, "out/mp.bin", data, md5_kept=False)
 
 
 @pytest.mark.parametrize("crc32", ["COMPOSITE", "FULL_OBJECT"])
@@ -291,11 +301,13 @@ def test_a_streamed_copy_hashes_its_large_chunks_off_the_loop_in_order(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The proof's and the transit's hashing of each MiB runs in a worker thread while the
     chunk is sent (hashed on the loop it held every other transfer), one chunk after the
-    other, all of it before the proof is checked."""
+    other, all of it before the proof is checked (streamed: into a destination that checks
+    only MD5s)."""
     import threading
 
     from lakeshift.engine.checksums import SourceProof
 
+    md5_only_destination(monkeypatch)
     data = os.urandom(12 * MiB + 77)
     _upload(s3, bucket, "d/mp.bin", data)
     seen: list[tuple[bool, int]] = []
@@ -333,7 +345,7 @@ def test_the_heads_that_prove_a_multipart_source_are_retried_then_fail_it_alone(
     if times == 1:  # retried: copied, proven
         assert res.exit_code == 0 and res.failures == [], res.failures
         assert dict(res.proofs) == {"source-crc32": 1, "source-md5": 1}
-        _assert_copied(blob_service, container, "out/mp.bin", data)
+        _assert_copied(blob_service, container, "out/mp.bin", data, md5_kept=False)
     else:  # that object fails alone, in one line
         assert res.exit_code == 1 and [f.object_key for f in res.failures] == ["d/mp.bin"]
         assert "throttled" in res.failures[0].message and "\n" not in res.failures[0].message

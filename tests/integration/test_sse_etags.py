@@ -41,7 +41,13 @@ def _assert_copied(blob_service: Any, container: str, objs: dict[str, bytes]) ->
     assert set(got) == {"out/" + k[2:] for k in objs}
     for k, v in objs.items():
         assert blob_bytes(blob_service, container, "out/" + k[2:]) == v
-        assert bytes(got["out/" + k[2:]].content_settings.content_md5) == hashlib.md5(v).digest()
+        kept = got["out/" + k[2:]].content_settings.content_md5
+        if k == "d/kms-big.bin":
+            # No MD5 of its own, but a CRC32 (the SDK's default): over plain HTTP in blocks,
+            # each checked by its CRC64, no MD5 computed, so the blob keeps none.
+            assert not kept
+        else:
+            assert bytes(kept) == hashlib.md5(v).digest()
 
 
 def test_a_bucket_encrypting_with_sse_kms_by_default_offers_no_etag_as_md5(

@@ -94,12 +94,14 @@ async def copy_object(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> C
       (``capabilities.block_md5``, plain HTTP), to compare with the MD5 the destination
       computed of what it stored.  Over TLS the stored MD5 is the service's own of bytes
       TLS delivered intact.  A failed proof deletes what was written (it must never look
-      like a finished copy).  Over plain HTTP a source proven by its multipart ETag (or
-      by a SHA: anything but a cheap CRC32) goes by parts instead (``_copy_parts``: each
-      byte hashed once, the destination keeps no MD5), since the streamed put would hash
-      it twice;
-    - otherwise parallel blocks (each with its own MD5 where the transport needs one,
-      ``capabilities.block_md5``), committed with the whole-object MD5 computed here —
+      like a finished copy).  Over plain HTTP a source proven by its own checksum goes in
+      blocks instead where the destination checks a block's CRC64 (``block_crc64``: each
+      block's CRC64 proves the transit, no MD5 is computed), and a source proven by its
+      multipart ETag (or by a SHA: anything but a cheap CRC32, where the destination
+      checks only MD5s) goes by parts (``_copy_parts``: each byte hashed once, the
+      destination keeps no MD5), since the streamed put would hash it twice;
+    - otherwise parallel blocks (each with its own CRC64 or MD5 where the transport needs
+      one, ``capabilities.block_md5``), committed with the whole-object MD5 computed here —
       except for a source proven by its multipart ETag (by parts, ``_copy_parts``) or by
       its own checksum (that checksum only; the destination keeps no MD5)."""
     if ctx.route is not None and ctx.route.applies(ctx, src):
@@ -113,11 +115,19 @@ async def copy_object(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> C
             return Copied(await _copy_streamed(ctx, src, src.md5, dest_key), "source-md5")
         if ctx.src.capabilities.source_checksums:
             kept = await source_kept(ctx, src)
+            caps = ctx.dst.capabilities
+            label = SourceProof(src, kept).label
+            # Over plain HTTP into a destination that checks a block's CRC64, a source
+            # proven by its own checksum goes in blocks: each block's CRC64 (~0.2 s/GiB)
+            # proves the transit, so no byte is MD5-hashed (the streamed put needs the MD5
+            # of every byte, ~2 s/GiB, to compare with the one the service computed).
+            if caps.block_md5 and caps.block_crc64 and label.startswith("source-"):
+                return await _copy_blocks(ctx, src, dest_key, kept)
             # By parts over plain HTTP, unless the source keeps a CRC32: then the streamed
             # put costs one cheap CRC32 pass more (~0.27 s/GiB here) but holds one slot
             # and ~1 MiB per object instead of whole parts, and keeps the service's MD5.
-            if ctx.dst.capabilities.block_md5 and SourceProof(src, kept).label != \
-                    "source-crc32" and _part_blocks(ctx, src, _etag_proof(src, kept)):
+            if caps.block_md5 and label != "source-crc32" and \
+                    _part_blocks(ctx, src, _etag_proof(src, kept)):
                 return await _copy_blocks(ctx, src, dest_key, kept)
             return await _copy_streamed_proven(ctx, src, dest_key, kept)
     return await _copy_blocks(ctx, src, dest_key)

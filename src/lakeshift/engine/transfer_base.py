@@ -14,7 +14,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lakeshift.engine.checksums import SourceProof
+from lakeshift.engine.checksums import SourceProof, crc64nvme
 from lakeshift.engine.events import EventBus
 from lakeshift.engine.limiter import EndpointLimiter, Pacing
 from lakeshift.engine.retry import RetryPolicy, retry
@@ -78,7 +78,9 @@ class Copied:
     the bytes were proven to be the source's (README "What is copied, and how it is
     checked"): ``source-md5``, ``source-crc32``/``-sha256``/``-sha1``, ``multipart-etag``,
     ``service-md5`` (the source keeps no checksum: the destination holds exactly the bytes
-    read), ``size-only``, ``server-md5`` (a server-side copy the service checked against
+    read, each block checked by the service against its MD5, or over TLS),
+    ``service-crc64`` (the same, each block checked by the service against its CRC64),
+    ``size-only``, ``server-md5`` (a server-side copy the service checked against
     the source's MD5), ``server-read-md5`` (a server-side block copy, read back)."""
 
     md5: bytes | None
@@ -89,6 +91,13 @@ async def _md5(data: Data) -> bytes:
     if len(data) >= _HASH_IN_THREAD:
         return await asyncio.to_thread(lambda: hashlib.md5(data).digest())
     return hashlib.md5(data).digest()
+
+
+async def _crc64(data: Data) -> bytes:
+    """``checksums.crc64nvme`` of a block (in a worker thread from 1 MiB up, as ``_md5``)."""
+    if len(data) >= _HASH_IN_THREAD:
+        return await asyncio.to_thread(crc64nvme, data)
+    return crc64nvme(data)
 
 
 def _dest_props(props: ObjectProps, src: ObjectInfo) -> ObjectProps:

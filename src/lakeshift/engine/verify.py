@@ -25,7 +25,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO, cast
@@ -463,6 +463,11 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
             if src_md5 == dst_md5:
                 result.verified += 1
                 result.proofs[proof] += 1
+            elif proof == "source-md5" and d.md5 is None and (
+                    fresh := await without_unvouched_md5(src, s, policy, src_limit)):
+                # As above, for a destination that keeps no MD5 (hashed here): the
+                # listing's MD5 was none (SSE-KMS / SSE-C), so the source's bytes decide.
+                await _deep_check(name, fresh, replace(d, md5=dst_md5))
             else:
                 await differ(name, "checksum", s, d, src_md5.hex(),
                              dst_md5.hex() if dst_md5 else None, "MD5 of the bytes differs")
