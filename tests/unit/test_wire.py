@@ -551,3 +551,58 @@ def test_a_request_on_a_loop_whose_transports_do_not_subclass_transport(
     with asyncio.Runner(loop_factory=_DuckLoop) as runner:
         status, _, got = runner.run(main())
     assert (status, got) == (200, body)
+
+
+@pytest.mark.parametrize("size", [4096, 3 * 1024 * 1024])
+def test_a_small_body_arriving_after_its_head_wakes_the_request_once(
+        monkeypatch: pytest.MonkeyPatch, size: int) -> None:
+    """A small response (Content-Length <= SMALL_BODY) whose body arrives in a later read
+    than its head wakes the task once, with both in (a small object's GET was two task
+    steps and two loop turns); a large one still wakes at its head, so its body can be
+    streamed as it comes."""
+    data = os.urandom(size)
+    srv = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = srv.accept()
+        with conn:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn.recv(65536)
+            conn.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {size}\r\n\r\n".encode())
+            time.sleep(0.05)  # (the body: a read of its own on the client)
+            conn.sendall(data)
+            conn.recv(1)
+
+    import threading
+
+    threading.Thread(target=serve, daemon=True).start()
+    reads = wakes = 0
+    real_received, real_wake = wire._Connection.data_received, wire._Connection._wake
+
+    def received(self: Any, chunk: bytes) -> None:
+        nonlocal reads
+        reads += 1
+        real_received(self, chunk)
+
+    def wake(self: Any) -> None:
+        nonlocal wakes
+        wakes += self.waiter is not None
+        real_wake(self)
+
+    monkeypatch.setattr(wire._Connection, "data_received", received)
+    monkeypatch.setattr(wire._Connection, "_wake", wake)
+
+    async def main(p: wire.Pool) -> bytes:
+        async with await p.request("GET", "/", {}, **TIMEOUTS) as r:
+            return await r.read()
+
+    try:
+        got = run(main, f"http://127.0.0.1:{srv.getsockname()[1]}")
+    finally:
+        srv.close()
+    assert got == data
+    assert reads >= 2, reads  # (else the test proves nothing)
+    if size == 4096:
+        assert wakes == 1, (wakes, reads)
+    else:
+        assert wakes >= 2, (wakes, reads)  # the head, then the body

@@ -33,6 +33,7 @@ from lakeshift.stores.wire.connection import _TRAILER as _TRAILER
 from lakeshift.stores.wire.connection import MAX_BUFFERED as MAX_BUFFERED
 from lakeshift.stores.wire.connection import MAX_HEAD as MAX_HEAD
 from lakeshift.stores.wire.connection import SLICE as SLICE
+from lakeshift.stores.wire.connection import SMALL_BODY as SMALL_BODY
 from lakeshift.stores.wire.connection import _Body as _Body
 from lakeshift.stores.wire.connection import _Connection as _Connection
 from lakeshift.stores.wire.errors import Disconnected as Disconnected

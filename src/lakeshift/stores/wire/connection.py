@@ -25,6 +25,10 @@ SLICE = 256 * 1024
 MAX_HEAD = 64 * 1024
 #: Reading pauses while more than this waits unconsumed.
 MAX_BUFFERED = 1024 * 1024
+#: A response whose Content-Length is at most this wakes the task awaiting its head only
+#: once its body is in too: a small object's GET is one wake-up, not two (the head and
+#: the body often arrive in separate reads).
+SMALL_BODY = 256 * 1024
 #: Header lines remembered parsed, per pool (emptied when full), and the longest one kept.
 _LINES_MEMO = 512
 _LINE_MEMO = 256
@@ -114,6 +118,8 @@ class _Connection(asyncio.Protocol):
             data = self._feed_head(data)
             if self.head is None:
                 return
+            if self.framing == _LENGTH and self.expected <= SMALL_BODY:
+                self.want = self.expected  # the head's waiter: woken with the whole body
         if data:
             self._feed_body(data)
         if self.buffered >= self.want or self.done:
@@ -463,6 +469,7 @@ class _Connection(asyncio.Protocol):
             if self.closed:
                 raise self._lost_error(None)
             await self._wait()
+        self.want = 0
         return self.head
 
     async def take(self, min_size: int) -> bytes:
