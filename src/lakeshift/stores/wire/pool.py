@@ -45,7 +45,7 @@ class Pool:
         self.peer = f"{self.host}:{self.port}"
         default = (self.port == 443) if self.tls else (self.port == 80)
         host = f"[{self.host}]" if ":" in self.host else self.host
-        self._host_line = f"Host: {host}\r\n" if default else f"Host: {host}:{self.port}\r\n"
+        self._host_line = f"Host: {host}" if default else f"Host: {host}:{self.port}"
         self.connections = connections
         self._ssl = ssl_context
         self._idle: list[_Connection] = []
@@ -81,26 +81,7 @@ class Pool:
             if not replayable:
                 raise ValueError("an iterator body needs its length")
             length = 0 if body is None else len(body)  # type: ignore[arg-type]
-        # The head, as one bytes object.
-        lines = [f"{method} {target} HTTP/1.1\r\n"]
-        given_host = given_length = False
-        items = headers.items() if isinstance(headers, Mapping) else headers
-        for name, value in items:
-            lines.append(f"{name}: {value}\r\n")
-            low = name.lower()
-            if low == "host":
-                given_host = True
-            elif low == "content-length":
-                given_length = True
-        if not given_host:
-            lines.append(self._host_line)
-        if not given_length and (body is not None or method in ("PUT", "POST")):
-            lines.append(f"Content-Length: {length}\r\n")
-        lines.append("\r\n")
-        text = "".join(lines)
-        if text.count("\n") != len(lines) or text.count("\r") != len(lines):
-            raise ValueError("a header name or value holds a line break")
-        head = text.encode("utf-8")
+        head = self.request_head(method, target, headers, body is not None, length)
 
         deadline = None if response_timeout is None else self._loop.time() + response_timeout
         try:
@@ -114,6 +95,37 @@ class Pool:
                 raise Disconnected(str(e)) from None
         return await self._exchange(method, head, body, length, connect_timeout,
                                     stall_timeout, deadline, fresh=True)
+
+    def request_head(self, method: str, target: str,
+                     headers: Iterable[tuple[str, str]] | Mapping[str, str], has_body: bool,
+                     length: int) -> bytes:
+        """The request's head as sent: the request line, ``headers`` in order, ``Host``
+        unless given, ``Content-Length: length`` unless given when there is a body or the
+        method is PUT/POST, and the empty line.  A line break in any name or value is a
+        ValueError (no header can be smuggled in)."""
+        # The head, as one bytes object, built in C-level passes (joins, one lowered copy
+        # searched for the two names it may add), not a Python step per header.
+        items = list(headers.items() if isinstance(headers, Mapping) else headers)
+        parts = [f"{method} {target} HTTP/1.1"]
+        if items:
+            block = "\r\n".join(map(": ".join, items))
+            parts.append(block)
+            names = "\n" + block.lower()
+            given_host = "\nhost:" in names
+            given_length = "\ncontent-length:" in names
+        else:
+            given_host = given_length = False
+        if not given_host:
+            parts.append(self._host_line)
+        extra = len(parts) - 1 - bool(items)
+        if not given_length and (has_body or method in ("PUT", "POST")):
+            parts.append(f"Content-Length: {length}")
+            extra += 1
+        text = "\r\n".join(parts) + "\r\n\r\n"
+        lines = len(items) + extra + 2  # the request line, headers, the empty line
+        if text.count("\n") != lines or text.count("\r") != lines:
+            raise ValueError("a header name or value holds a line break")
+        return text.encode("utf-8")
 
     async def _exchange(self, method: str, head: bytes,
                         body: _Body | AsyncIterator[_Body] | None, length: int,
