@@ -185,3 +185,46 @@ def test_host_header_drops_default_ports_only() -> None:
     assert sigv4.host_header("http://LocalHost:80") == "localhost"
     assert sigv4.host_header("http://127.0.0.1:5000") == "127.0.0.1:5000"
     assert sigv4.host_header("https://[::1]:9000") == "[::1]:9000"
+
+
+def test_names_repeated_in_another_case_are_signed_as_botocore_joins_them() -> None:
+    """Headers whose names differ only in case are one canonical header, values joined by
+    commas in the order given (the cached plan does not apply; the general path does)."""
+    headers = [("X-Amz-Meta-Dup", "a  b"), ("If-Match", '"e"'), ("x-amz-meta-dup", " c ")]
+    request = AWSRequest(method="GET", url="http://127.0.0.1:5000/b/k",
+                         headers={"X-Amz-Meta-Dup": "a  b", "If-Match": '"e"'})
+    request.headers["x-amz-meta-dup"] = " c "  # (HTTPHeaders adds a second value)
+    with mock.patch("botocore.auth.get_current_datetime", return_value=NOW):
+        S3SigV4Auth(Credentials("AKIDEXAMPLE", SECRET), "s3", "us-east-1").add_auth(request)
+    signer = sigv4.Signer(Credentials("AKIDEXAMPLE", SECRET), "us-east-1")
+    out = dict(signer.sign("GET", "127.0.0.1:5000", "/b/k", "", headers, now=_epoch(NOW)))
+    assert out["authorization"] == request.headers["Authorization"]
+    assert "x-amz-meta-dup" in out["authorization"]
+
+
+def test_signing_costs_no_python_step_per_header() -> None:
+    """The canonical headers come from a plan cached per list of header names and C-level
+    maps: 12 more headers cost at most one call each (the lowering of the given names),
+    not the ~7 of a loop that lowers, folds, groups and formats each one."""
+    import sys
+
+    signer = sigv4.Signer(Credentials("AKIDEXAMPLE", SECRET), "us-east-1")
+    few = [("Range", "bytes=0-9")]
+    many = few + [(f"x-amz-meta-k{i}", f"v  {i}") for i in range(12)]
+
+    def cost(headers: list[tuple[str, str]]) -> int:
+        signer.sign("GET", "h", "/b/k", "", headers)  # (the plan: built once)
+        calls = 0
+
+        def prof(frame: Any, event: str, arg: object) -> None:
+            nonlocal calls
+            calls += event in ("call", "c_call")
+
+        sys.setprofile(prof)
+        try:
+            signer.sign("GET", "h", "/b/k", "", headers)
+        finally:
+            sys.setprofile(None)
+        return calls
+
+    assert cost(many) - cost(few) <= 12 * 1.5, (cost(few), cost(many))

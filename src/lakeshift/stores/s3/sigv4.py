@@ -20,6 +20,8 @@ import hmac
 import re
 import time
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -122,14 +124,15 @@ class Signer:
         out.append(("x-amz-content-sha256", payload))
         if token:
             out.append(("x-amz-security-token", token))
-        canon: dict[str, list[str]] = {}
-        for k, v in out:
-            name = k.lower()
-            if name not in _UNSIGNED:
-                canon.setdefault(name, []).append(" ".join(v.split()))
-        names = sorted(canon)
-        signed = ";".join(names)
-        lines = "".join(f"{n}:{','.join(canon[n])}\n" for n in names)
+        plan = _canonical_plan(tuple(map(_first, out)))
+        if plan is not None:
+            # (Each value's whitespace folded, then "name:value\n" lines, in C-level maps.)
+            order, prefixes, signed = plan
+            values = map(_join_words, map(str.split, map(_second, map(out.__getitem__,
+                                                                         order))))
+            lines = "\n".join(map(str.__add__, prefixes, values)) + "\n" if order else ""
+        else:
+            lines, signed = _canonical_headers(out)
         request = f"{method.upper()}\n{path}\n{query}\n{lines}\n{signed}\n{payload}"
         scope = f"{day}/{self.region}/{self.service}/aws4_request"
         to_sign = (f"{ALGORITHM}\n{amz_date}\n{scope}\n"
@@ -140,6 +143,38 @@ class Signer:
         out.append(("authorization", f"{ALGORITHM} Credential={frozen.access_key}/{scope}, "
                                      f"SignedHeaders={signed}, Signature={signature}"))
         return out
+
+
+_first, _second = itemgetter(0), itemgetter(1)
+_join_words = " ".join
+
+
+def _canonical_headers(headers: list[tuple[str, str]]) -> tuple[str, str]:
+    """The canonical headers ("name:value\n" lines, sorted by lowercased name, values of
+    one name joined by commas, inner whitespace folded) and the signed header names."""
+    canon: dict[str, list[str]] = {}
+    for k, v in headers:
+        name = k.lower()
+        if name not in _UNSIGNED:
+            canon.setdefault(name, []).append(" ".join(v.split()))
+    names = sorted(canon)
+    return "".join(f"{n}:{','.join(canon[n])}\n" for n in names), ";".join(names)
+
+
+@lru_cache(maxsize=256)
+def _canonical_plan(names: tuple[str, ...]) -> tuple[tuple[int, ...], tuple[str, ...],
+                                                     str] | None:
+    """For a request's header names (in the order given): the positions of the signed
+    ones in canonical order, each one's "name:" prefix and the signed-headers string;
+    None when two names differ only in case (``_canonical_headers`` joins their values).
+    The same few name lists recur on every request: built once each."""
+    lowered = [n.lower() for n in names]
+    if len(set(lowered)) != len(lowered):
+        return None
+    order = tuple(sorted((i for i, n in enumerate(lowered) if n not in _UNSIGNED),
+                         key=lowered.__getitem__))
+    signed = [lowered[i] for i in order]
+    return order, tuple(f"{n}:" for n in signed), ";".join(signed)
 
 
 _date_cache: tuple[int, str] = (-1, "")
