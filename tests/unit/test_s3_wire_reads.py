@@ -185,3 +185,37 @@ def test_a_whole_object_answered_to_a_ranged_read_is_cut_to_the_range(
     assert not any(n.lower() == "range" for n, _ in server.requests[-1].headers)
     with pytest.raises(LakeshiftError, match="ignored the Range header"):
         _run(_reads(server.url), lambda r: r.open_range("k", 2, 6, None))
+
+
+def _old_props_from_headers(headers: Any) -> Any:
+    """props_from_headers as it was (a Python step per header): the reference."""
+    from lakeshift.model import ObjectProps
+
+    names = (("content-type", "content_type"), ("content-encoding", "content_encoding"),
+             ("cache-control", "cache_control"), ("content-disposition", "content_disposition"),
+             ("content-language", "content_language"))
+    std = {field: headers[name] for name, field in names if name in headers}
+    meta = {k[len("x-amz-meta-"):]: v for k, v in headers.items()
+            if k.lower().startswith("x-amz-meta-")}
+    return ObjectProps(metadata=meta, **std)
+
+
+def test_props_from_headers_as_before_for_any_mix_of_headers() -> None:
+    """Differential against the per-header loop it replaced: names in any case, repeated,
+    empty values, metadata or none (the new one looks for the prefix in one C pass)."""
+    import random
+
+    from multidict import CIMultiDict, CIMultiDictProxy
+
+    from lakeshift.stores.s3.reads import props_from_headers
+
+    rng = random.Random(16)
+    names = ["Content-Type", "content-type", "CONTENT-ENCODING", "Cache-Control",
+             "content-disposition", "Content-Language", "x-amz-meta-a", "X-Amz-Meta-B",
+             "x-amz-meta-", "x-amz-metadata", "x-amz-meta-a", "ETag", "x-amz-request-id",
+             "X-AMZ-META-Upper", "amz-meta-x", "Last-Modified"]
+    for _ in range(3000):
+        pairs = [(rng.choice(names), rng.choice(["", "v", "a b", "ü"]))
+                 for _ in range(rng.randint(0, 12))]
+        headers = CIMultiDictProxy(CIMultiDict(pairs))
+        assert props_from_headers(headers) == _old_props_from_headers(headers), pairs

@@ -130,3 +130,17 @@ def test_shared_key_takes_no_python_step_per_header() -> None:
     few = _opcodes(lambda: rest.shared_key_signature("acct", key, "PUT", url, dict(base)))
     many = _opcodes(lambda: rest.shared_key_signature("acct", key, "PUT", url, dict(more)))
     assert many - few <= 5, (few, many)
+
+
+def test_a_get_response_without_metadata_becomes_props_without_a_step_per_header() -> None:
+    """The response's header names are searched for x-amz-meta- in one C-level pass: a GET
+    answered with 12 headers and no metadata costs as few instructions as one with 2."""
+    from multidict import CIMultiDict, CIMultiDictProxy
+
+    from lakeshift.stores.s3.reads import props_from_headers
+
+    two = [("Content-Length", "4096"), ("Content-Type", "binary/octet-stream")]
+    twelve = two + [(f"x-amz-h{i}", f"v{i}") for i in range(10)]
+    few = _opcodes(lambda: props_from_headers(CIMultiDictProxy(CIMultiDict(two))))
+    many = _opcodes(lambda: props_from_headers(CIMultiDictProxy(CIMultiDict(twelve))))
+    assert many - few <= 2, (few, many)
