@@ -309,3 +309,41 @@ def test_the_request_head_is_built_as_before_without_a_step_per_header() -> None
     cost_few = _c_calls(lambda: pool.request_head("PUT", "/k", few, True, 5))
     cost_many = _c_calls(lambda: pool.request_head("PUT", "/k", many, True, 5))
     assert cost_many - cost_few <= 2, (cost_few, cost_many)
+
+
+def test_the_pipeline_producer_is_woken_once_per_batch_not_per_item() -> None:
+    """drive(): with the queue full, the producer waits until the workers have taken it
+    down to half, then refills it in one step; it was woken at every item taken (a task
+    step and a loop turn per object).  Every item is still acted on, once, in order of
+    arrival."""
+    from lakeshift.engine.pipeline import drive
+
+    n, concurrency = 2000, 8
+    done: list[int] = []
+
+    async def work() -> Any:
+        for i in range(n):
+            yield i
+
+    async def action(i: int) -> None:
+        await asyncio.sleep(0)
+        done.append(i)
+
+    resumes = 0
+
+    def prof(frame: FrameType, event: str, arg: object) -> None:
+        nonlocal resumes
+        if event == "call" and frame.f_code.co_name == "produce":
+            resumes += 1  # (a coroutine's every resumption is a "call")
+
+    async def main() -> None:
+        sys.setprofile(prof)
+        try:
+            await drive(work(), action, concurrency)
+        finally:
+            sys.setprofile(None)
+
+    asyncio.run(main())
+    assert sorted(done) == list(range(n))
+    assert done[:concurrency] == list(range(concurrency))
+    assert resumes <= n / (concurrency * 2) + 10, resumes

@@ -346,15 +346,30 @@ async def drive(work: AsyncIterator[T], action: Callable[[T], Awaitable[None]],
     one pair).  The action records its own outcome; an exception from it or from the
     producer (an auth error, a listing that failed after its retries) ends the pool."""
     queue: asyncio.Queue[tuple[T] | None] = asyncio.Queue(maxsize=concurrency * 4)
+    # A full queue makes the producer wait until the workers have taken it down to half
+    # (``room``), then it fills it again in one go: woken once per 2 x concurrency items,
+    # not once per item (each wake was a task step and a loop turn per object).
+    low = concurrency * 2
+    room: asyncio.Future[None] | None = None
 
     async def produce() -> None:
+        nonlocal room
+        loop = asyncio.get_running_loop()
         async for item in work:
-            await queue.put((item,))
+            if queue.full():
+                room = loop.create_future()
+                await room
+            queue.put_nowait((item,))
         for _ in range(concurrency):
             await queue.put(None)
 
     async def worker() -> None:
+        nonlocal room
         while (item := await queue.get()) is not None:
+            if room is not None and queue.qsize() <= low:
+                if not room.done():
+                    room.set_result(None)
+                room = None
             await action(item[0])
 
     try:
