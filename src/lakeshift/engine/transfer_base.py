@@ -56,6 +56,8 @@ class TransferContext:
     single_put_max: int = 64 * 1024 * 1024
     #: Server-side copies (``--copy-mode``); None: every object is streamed.
     route: ServerRoute | None = None
+    #: Blocks of one span read and not yet staged, at most (engine/transfer_blocks.py).
+    read_ahead: int = 2
 
     @property
     def src_limit(self) -> EndpointLimiter:

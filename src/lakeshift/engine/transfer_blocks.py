@@ -150,9 +150,16 @@ async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str,
         start, end = spans[n]
         pos = start
         # Resumed where the stream breaks; blocks already cut are kept.
+        # At most ``read_ahead`` of this span's blocks read and not yet staged: the next
+        # chunk is taken from the stream (which then waits, the socket paused) only when
+        # one of them is done, so reads that outrun the Put Blocks do not fill every slot.
+        ahead = asyncio.Semaphore(ctx.read_ahead)
         async with aclosing(resumed_read(open_at, start, end, bs, ctx.policy,
                                          ctx.src_limit, src.key, stream)) as chunks:
-            async for chunk in chunks:
+            while True:
+                await ahead.acquire()
+                if (chunk := await anext(chunks, None)) is None:
+                    break
                 if cut[n] >= blocks_in[n]:
                     raise IntegrityError(f"{src.key}: the ranged read returned more "
                                          f"than the {end - start} bytes asked for")
@@ -161,9 +168,10 @@ async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str,
                 await arrived[n].put((chunk, hashed))
                 staged[n].append(index)
                 block = tg.create_task(stage_block(index, pos, chunk, hashed))
-                block.add_done_callback(lambda _: ctx.slots.release(k))
+                block.add_done_callback(lambda _: (ctx.slots.release(k), ahead.release()))
                 pos += len(chunk)
                 cut[n] += 1
+                del chunk
         await arrived[n].put(None)
 
     def start_span(tg: asyncio.TaskGroup, n: int, stream: RangeStream | None) -> None:
