@@ -145,6 +145,10 @@ async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str,
         ctx.events.emit(BytesMoved(len(data)))
         await hashed.wait()
 
+    def block_done(ahead: asyncio.Semaphore, _: object) -> None:
+        ctx.slots.release(k)
+        ahead.release()
+
     async def read_span(tg: asyncio.TaskGroup, n: int, stream: RangeStream | None) -> None:
         taken[n] = True
         start, end = spans[n]
@@ -168,7 +172,7 @@ async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str,
                 await arrived[n].put((chunk, hashed))
                 staged[n].append(index)
                 block = tg.create_task(stage_block(index, pos, chunk, hashed))
-                block.add_done_callback(lambda _: (ctx.slots.release(k), ahead.release()))
+                block.add_done_callback(partial(block_done, ahead))
                 pos += len(chunk)
                 cut[n] += 1
                 del chunk
