@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
@@ -20,47 +19,31 @@ from lakeshift.engine import transfer as T
 from lakeshift.engine.events import EventBus
 from lakeshift.engine.retry import RetryPolicy
 from lakeshift.engine.slots import SlotPool
-from lakeshift.model import ObjectInfo, ObjectProps
+from lakeshift.model import ObjectInfo
 from lakeshift.stores.azure.store import CAPABILITIES as AZ
-from lakeshift.stores.s3.store import CAPABILITIES as S3
 from lakeshift.urls import parse_url
+from tests.memstores import MemSource, MemStream
 
 MiB = 1 << 20
 BLOCK = 256 * 1024
 
 
-class _Stream:
+class _Stream(MemStream):
     """Chunks made only when asked for (as a paused socket): ``held`` counts those handed
     over whose block is not staged yet, ``most`` the largest count seen."""
 
     def __init__(self, data: bytes, start: int) -> None:
-        self.data, self.start = data, start
-        self.props, self.size, self.etag = ObjectProps(), len(data), None
+        super().__init__(data, start)
         self.held = self.most = 0
 
-    async def chunks(self, n: int) -> AsyncIterator[bytes]:
-        for i in range(0, len(self.data), n):
-            await asyncio.sleep(0)
-            self.held += 1
-            self.most = max(self.most, self.held)
-            yield self.data[i:i + n]
-
-    def close(self) -> None:
-        pass
+    def handed(self) -> None:
+        self.held += 1
+        self.most = max(self.most, self.held)
 
 
-class _Src:
-    url = parse_url("s3://bkt/")
-    capabilities = S3
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.streams: list[_Stream] = []
-
-    async def open_range(self, key: str, start: int, end: int,
-                         if_match: str | None = None) -> _Stream:
-        self.streams.append(_Stream(self.data[start:end], start))
-        return self.streams[-1]
+class _Src(MemSource):
+    stream_type = _Stream
+    streams: list[_Stream]  # type: ignore[assignment]
 
 
 class _Upload:

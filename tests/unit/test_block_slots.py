@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
@@ -21,41 +20,13 @@ from lakeshift.engine.events import EventBus
 from lakeshift.engine.retry import RetryPolicy
 from lakeshift.engine.slots import SlotPool
 from lakeshift.errors import IntegrityError
-from lakeshift.model import ObjectInfo, ObjectProps
+from lakeshift.model import ObjectInfo
 from lakeshift.stores.azure.store import CAPABILITIES as AZ
-from lakeshift.stores.s3.store import CAPABILITIES as S3
 from lakeshift.urls import parse_url
+from tests.memstores import MemSource
 
 MiB = 1 << 20
 BLOCK = 256 * 1024
-
-
-class _Stream:
-    def __init__(self, data: bytes) -> None:
-        self.data, self.props, self.size, self.etag = data, ObjectProps(), len(data), None
-        self.closed = False
-
-    async def chunks(self, n: int) -> AsyncIterator[bytes]:
-        for i in range(0, len(self.data), n):
-            await asyncio.sleep(0)  # (a chunk arrives in a later turn of the loop)
-            yield self.data[i:i + n]
-
-    def close(self) -> None:
-        self.closed = True
-
-
-class _Src:
-    url = parse_url("s3://bkt/")
-    capabilities = S3
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.streams: list[_Stream] = []
-
-    async def open_range(self, key: str, start: int, end: int,
-                         if_match: str | None = None) -> _Stream:
-        self.streams.append(_Stream(self.data[start:end]))
-        return self.streams[-1]
 
 
 class _Upload:
@@ -93,7 +64,7 @@ class _Dst:
 def test_a_block_copy_refused_for_good_gives_back_every_slot(crc64: bool, refuse: int) -> None:
     data = os.urandom(2 * MiB + 5)  # blocks of 256 KiB (hashed on the loop), 4 per span
     info = ObjectInfo("k", len(data), etag="e", md5=hashlib.md5(data).digest())
-    src = _Src(data)
+    src = MemSource(data)
     slots = SlotPool(16)
     ctx = T.TransferContext(src, _Dst(crc64, refuse), BLOCK, slots,  # type: ignore[arg-type]
                             RetryPolicy(attempts=3, base=0.0), EventBus([]),
