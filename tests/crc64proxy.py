@@ -17,17 +17,16 @@ It runs in its own thread and event loop; ``stop()`` ends it.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import socket
-import threading
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from aiohttp import ClientSession, ClientTimeout, web
+from aiohttp import web
 from azure.storage.extensions.checksums import crc64
+
+from tests.faultproxy import LoopbackProxy
 
 HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host",
        "content-length"}
@@ -57,41 +56,14 @@ class Seen:
     refused: bool
 
 
-class Crc64Service:
+class Crc64Service(LoopbackProxy):
     def __init__(self, upstream: str) -> None:
-        self.upstream = upstream.rstrip("/")
         self.seen: list[Seen] = []
-        self.port = 0
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        self._ready.wait(10)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        super().__init__(upstream)
 
     @property
     def refused(self) -> int:
         return sum(s.refused for s in self.seen)
-
-    def _run(self) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._loop.run_until_complete(self._serve())
-        self._loop.run_forever()
-
-    async def _serve(self) -> None:
-        self._session = ClientSession(timeout=ClientTimeout(total=120), auto_decompress=False)
-        app = web.Application(client_max_size=1024**3)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
-        await self._runner.setup()
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        await web.SockSite(self._runner, sock).start()
-        self._ready.set()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
@@ -124,19 +96,6 @@ class Crc64Service:
                 await head.prepare(request)
                 return head
             return web.Response(status=up.status, body=payload, headers=out)
-
-    def stop(self) -> None:
-        loop = self._loop
-        if loop is None:
-            return
-
-        async def down() -> None:
-            await self._runner.cleanup()
-            await self._session.close()
-
-        asyncio.run_coroutine_threadsafe(down(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        self._thread.join(10)
 
 
 def md5_only_destination(monkeypatch: Any) -> None:

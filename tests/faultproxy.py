@@ -86,21 +86,15 @@ def request_kind(method: str, path_qs: str) -> str:
     return "other"
 
 
-class FaultProxy:
+class LoopbackProxy:
+    """An aiohttp server on a free loopback port, in its own thread and event loop, in front
+    of ``upstream``; a subclass answers each request in ``_handle`` (``self._session`` is a
+    client for the upstream).  ``stop()`` ends it."""
+
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
-        self.rules: list[Rule] = []
-        self.lock = threading.Lock()
-        self.requests = 0
-        #: Body bytes that passed through, both ways; and (method, path, header names) of
-        #: each request, to count kinds of requests by what they carry.
-        self.body_bytes = 0
-        self.seen: list[tuple[str, str, frozenset[str]]] = []
-        self._opaque: re.Pattern[str] | None = None
-        self._stopping = False
-        self._real: dict[str, str] = {}  # opaque ETag -> real one
-        self.injected = 0
         self.port = 0
+        self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -110,6 +104,56 @@ class FaultProxy:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def _run(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._loop.run_until_complete(self._serve())
+        self._loop.run_forever()
+
+    async def _serve(self) -> None:
+        self._session = ClientSession(timeout=ClientTimeout(total=120), auto_decompress=False)
+        app = web.Application(client_max_size=1024**3)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        # A short shutdown: a handler still stalled or streaming when the test ends is cut off
+        # instead of holding stop() for aiohttp's default 60 s.
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+        await self._runner.setup()
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        await web.SockSite(self._runner, sock).start()
+        self._ready.set()
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        if self._loop is None:
+            return
+        self._stopping = True  # stalled handlers end now
+
+        async def shutdown() -> None:
+            await self._runner.cleanup()
+            await self._session.close()
+
+        asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
+class FaultProxy(LoopbackProxy):
+    def __init__(self, upstream: str) -> None:
+        self.rules: list[Rule] = []
+        self.lock = threading.Lock()
+        self.requests = 0
+        #: Body bytes that passed through, both ways; and (method, path, header names) of
+        #: each request, to count kinds of requests by what they carry.
+        self.body_bytes = 0
+        self.seen: list[tuple[str, str, frozenset[str]]] = []
+        self._opaque: re.Pattern[str] | None = None
+        self._real: dict[str, str] = {}  # opaque ETag -> real one
+        self.injected = 0
+        super().__init__(upstream)
 
     def add(self, kind: str, **kw: Any) -> Rule:
         rule = Rule(kind, **kw)
@@ -172,25 +216,6 @@ class FaultProxy:
                     self.injected += 1
                     return r
         return None
-
-    def _run(self) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._loop.run_until_complete(self._serve())
-        self._loop.run_forever()
-
-    async def _serve(self) -> None:
-        self._session = ClientSession(timeout=ClientTimeout(total=120), auto_decompress=False)
-        app = web.Application(client_max_size=1024**3)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        # A short shutdown: a handler still stalled or streaming when the test ends is cut off
-        # instead of holding stop() for aiohttp's default 60 s.
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
-        await self._runner.setup()
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        await web.SockSite(self._runner, sock).start()
-        self._ready.set()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = request.path_qs
@@ -271,15 +296,3 @@ class FaultProxy:
             await resp.write_eof()
             return resp
 
-    def stop(self) -> None:
-        if self._loop is None:
-            return
-        self._stopping = True  # stalled handlers end now
-
-        async def shutdown() -> None:
-            await self._runner.cleanup()
-            await self._session.close()
-
-        asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(30)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
