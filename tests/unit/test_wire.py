@@ -463,6 +463,25 @@ def test_a_failed_connection_says_a_configured_proxy_is_not_used(
     assert "PROXY" not in str(e.value)
 
 
+def _count_reads_and_wakes(monkeypatch: Any) -> dict[str, int]:
+    """Counts, from now on, the connections' socket reads ("reads") and the wake-ups of a
+    waiting request ("wakes")."""
+    seen = {"reads": 0, "wakes": 0}
+    real_received, real_wake = wire._Connection.data_received, wire._Connection._wake
+
+    def received(self: Any, chunk: bytes) -> None:
+        seen["reads"] += 1
+        real_received(self, chunk)
+
+    def wake(self: Any) -> None:
+        seen["wakes"] += self.waiter is not None
+        real_wake(self)
+
+    monkeypatch.setattr(wire._Connection, "data_received", received)
+    monkeypatch.setattr(wire._Connection, "_wake", wake)
+    return seen
+
+
 def test_a_piece_that_arrives_in_many_reads_wakes_its_reader_once(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """take(min_size) is woken when min_size bytes are in (or the body ends), not at every
@@ -485,21 +504,7 @@ def test_a_piece_that_arrives_in_many_reads_wakes_its_reader_once(
     import threading
 
     threading.Thread(target=serve, daemon=True).start()
-    reads = wakes = 0
-    real_received, real_wake = wire._Connection.data_received, wire._Connection._wake
-
-    def received(self: Any, chunk: bytes) -> None:
-        nonlocal reads
-        reads += 1
-        real_received(self, chunk)
-
-    def wake(self: Any) -> None:
-        nonlocal wakes
-        wakes += self.waiter is not None
-        real_wake(self)
-
-    monkeypatch.setattr(wire._Connection, "data_received", received)
-    monkeypatch.setattr(wire._Connection, "_wake", wake)
+    seen = _count_reads_and_wakes(monkeypatch)
 
     async def main(p: wire.Pool) -> list[bytes]:
         r = await p.request("GET", "/", {}, **TIMEOUTS)
@@ -510,8 +515,8 @@ def test_a_piece_that_arrives_in_many_reads_wakes_its_reader_once(
     finally:
         srv.close()
     assert b"".join(pieces) == data and len(pieces) == 2
-    assert reads >= 32, reads  # (else the test proves nothing)
-    assert wakes <= 4, (wakes, reads)  # the head, then once per MiB
+    assert seen["reads"] >= 32, seen["reads"]  # (else the test proves nothing)
+    assert seen["wakes"] <= 4, (seen["wakes"], seen["reads"])  # the head, then once per MiB
 
 
 class _DuckTransport:
@@ -576,21 +581,7 @@ def test_a_small_body_arriving_after_its_head_wakes_the_request_once(
     import threading
 
     threading.Thread(target=serve, daemon=True).start()
-    reads = wakes = 0
-    real_received, real_wake = wire._Connection.data_received, wire._Connection._wake
-
-    def received(self: Any, chunk: bytes) -> None:
-        nonlocal reads
-        reads += 1
-        real_received(self, chunk)
-
-    def wake(self: Any) -> None:
-        nonlocal wakes
-        wakes += self.waiter is not None
-        real_wake(self)
-
-    monkeypatch.setattr(wire._Connection, "data_received", received)
-    monkeypatch.setattr(wire._Connection, "_wake", wake)
+    seen = _count_reads_and_wakes(monkeypatch)
 
     async def main(p: wire.Pool) -> bytes:
         async with await p.request("GET", "/", {}, **TIMEOUTS) as r:
@@ -601,8 +592,8 @@ def test_a_small_body_arriving_after_its_head_wakes_the_request_once(
     finally:
         srv.close()
     assert got == data
-    assert reads >= 2, reads  # (else the test proves nothing)
+    assert seen["reads"] >= 2, seen["reads"]  # (else the test proves nothing)
     if size == 4096:
-        assert wakes == 1, (wakes, reads)
+        assert seen["wakes"] == 1, (seen["wakes"], seen["reads"])
     else:
-        assert wakes >= 2, (wakes, reads)  # the head, then the body
+        assert seen["wakes"] >= 2, (seen["wakes"], seen["reads"])  # the head, then the body
