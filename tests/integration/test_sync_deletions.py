@@ -211,6 +211,7 @@ def test_the_old_name_stays_when_the_new_one_cannot_be_copied(
     next_second()
     os.rename(src / "p0/a", src / "p1/b")
     real_read, real_range = LocalStore.read, LocalStore.open_range
+    real_copy = LocalStore.copy_from
 
     async def read(self: LocalStore, key: str, *a: Any, **kw: Any) -> Any:
         if key == "p1/b" and kw.get("if_match"):  # a copy's read (not a comparison's)
@@ -222,8 +223,15 @@ def test_the_old_name_stays_when_the_new_one_cannot_be_copied(
             raise ForbiddenError("p1/b: permission denied")
         return await real_range(self, key, *a, **kw)
 
+    async def copy_from(self: LocalStore, source: LocalStore, key: str, *a: Any,
+                        **kw: Any) -> Any:  # (local -> local: read and write in one call)
+        if key == "p1/b":
+            raise ForbiddenError("p1/b: permission denied")
+        return await real_copy(self, source, key, *a, **kw)
+
     monkeypatch.setattr(LocalStore, "read", read)
     monkeypatch.setattr(LocalStore, "open_range", open_range)
+    monkeypatch.setattr(LocalStore, "copy_from", copy_from)
     r = lakeshift.sync(job="j", db=db, lag="0", delete=True, max_delete="100%")
     assert r.exit_code == 1 and r.deleted == 0 and r.renames == ()
     assert _names(dst) == ["p0/a", "p1/other"]
