@@ -32,6 +32,19 @@ PROOFS = {"source-md5": "the source's own MD5 equals the destination's",
                       "and hashed",
           "multipart-etag": "the source's multipart ETag rebuilt from the destination's bytes"}
 
+
+
+def proof_text(proof: str) -> str:
+    """What a proof of the summary means, in words (``source-crc32``: the source's own
+    checksum of that algorithm, recomputed from the destination's bytes)."""
+    if proof in PROOFS:
+        return PROOFS[proof]
+    if proof.startswith("source-"):
+        algorithm = proof.removeprefix("source-").upper()
+        return f"the source's own {algorithm} checksum recomputed from the destination's bytes"
+    return proof
+
+
 HELP = """Prove that DST holds exactly what SRC holds.
 
 Every object present, same size, same checksum (source MD5 vs destination Content-MD5; S3
@@ -101,7 +114,7 @@ def verify(
           + f"{r.unverifiable} unverifiable; read "
           f"{human_bytes(r.bytes_read)} in {r.duration_s:.1f} s")
     for proof, n in r.proofs.items():
-        print(f"  verified ({n}): {proof} ({PROOFS.get(proof, proof)})")
+        print(f"  verified ({n}): {proof} ({proof_text(proof)})")
     for reason, n in r.unverifiable_reasons.items():
         print(f"  unverifiable ({n}): {reason}")
     print(f"  report: {r.report_csv} and {r.report_json}")
