@@ -17,6 +17,7 @@ from lakeshift.errors import ChangedError, InvalidNameError, NotFoundError
 from lakeshift.model import ObjectProps
 from lakeshift.stores.base import StoreConfig
 from lakeshift.stores.local import store as local_store
+from lakeshift.stores.local.helper import Helper
 from lakeshift.stores.local.hops import ThreadHops
 from lakeshift.stores.local.store import LocalStore
 from lakeshift.urls import parse_url
@@ -120,17 +121,6 @@ def test_one_call_copy_errors_are_the_read_s(tmp_path: Path) -> None:
     assert all(isinstance(e, NotFoundError) for e in gone)
     assert str(gone[0]) == str(gone[1])
     assert not (tmp_path / "dst").exists() or not any((tmp_path / "dst").iterdir())
-    # The listed size and MD5 are checked where the bytes are, as the engine's _check does.
-    from lakeshift.engine.transfer_base import _check
-    from lakeshift.errors import IntegrityError
-    from lakeshift.model import ObjectInfo
-
-    for size, listed in ((4, None), (3, b"\0" * 16)):
-        with pytest.raises(IntegrityError) as here:
-            asyncio.run(dest.copy_from(source, "a", None, "b", size, listed, None, None))
-        with pytest.raises(IntegrityError) as engine:
-            _check(ObjectInfo("a", size, md5=listed), 3, hashlib.md5(b"abc").digest(), "a")
-        assert str(here.value) == str(engine.value)
     md5 = asyncio.run(dest.copy_from(source, "a", None, "b", 3, None, None, None))
     assert md5 == hashlib.md5(b"abc").digest()
     assert (tmp_path / "dst" / "b").read_bytes() == b"abc"
@@ -268,3 +258,128 @@ def test_a_forked_child_links_through_its_own_proc_folder(
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert (tmp_path / "child").read_bytes() == b"c"
+
+
+@pytest.fixture
+def helper_first(monkeypatch: pytest.MonkeyPatch) -> list[Helper]:
+    """Every local → local copy goes to a helper process from its first file; the helpers
+    started, for the test to look at."""
+    started: list[Helper] = []
+    real_init = Helper.__init__
+
+    def init(self: Helper) -> None:
+        real_init(self)
+        started.append(self)
+
+    monkeypatch.setattr(local_store, "HELPER_AFTER", 0)
+    monkeypatch.setattr(Helper, "__init__", init)
+    return started
+
+
+def test_the_helper_process_leaves_what_worker_threads_leave(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, helper_first: list[Helper]) -> None:
+    _tree(tmp_path / "src")
+    one = _copy(tmp_path / "src", tmp_path / "one")
+    assert len(helper_first) == 1
+    proc = helper_first[0]._proc
+    assert proc.poll() is not None  # ended (and reaped) with the copy
+    monkeypatch.setattr(local_store, "HELPER_AFTER", -1)
+    two = _copy(tmp_path / "src", tmp_path / "two")
+    assert len(helper_first) == 1
+    assert one == two
+    assert _state(tmp_path / "one") == _state(tmp_path / "two")
+
+
+def test_helper_errors_are_the_worker_s(tmp_path: Path, helper_first: list[Helper]) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a").write_bytes(b"abc")
+    os.symlink(tmp_path / "nowhere", tmp_path / "src" / "dangling")
+    source = LocalStore(StoreConfig(parse_url(str(tmp_path / "src"))))
+
+    async def both(key: str, etag: str | None, size: int = 3,
+                   md5: bytes | None = None) -> list[BaseException]:
+        errors: list[BaseException] = []
+        for after in (-1, 0):
+            local_store.HELPER_AFTER = after
+            dest = LocalStore(StoreConfig(parse_url(str(tmp_path / f"dst{after}"))))
+            try:
+                with pytest.raises(Exception) as info:
+                    await dest.copy_from(source, key, etag, "b", size, md5, None, None)
+                errors.append(info.value)
+            finally:
+                await dest.close()
+        return errors
+
+    cases = [("a", "0-0", 3, None), ("nothing", None, 3, None), ("dangling", None, 3, None),
+             ("a", None, 4, None), ("a", None, 3, b"\0" * 16)]
+    for key, etag, size, md5 in cases:
+        thread, helper = asyncio.run(both(key, etag, size, md5))
+        assert type(thread) is type(helper) and str(thread) == str(helper), key
+    assert len(helper_first) == len(cases)
+
+
+def test_a_helper_that_dies_leaves_its_files_to_the_worker_threads(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, helper_first: list[Helper]) -> None:
+    import signal
+
+    _tree(tmp_path / "src")
+    real_flush = Helper._flush
+    flushes = [0]
+
+    def flush(self: Helper) -> None:
+        flushes[0] += 1
+        if flushes[0] == 2:  # killed with a batch on its way
+            self._proc.send_signal(signal.SIGKILL)
+            self._proc.wait()
+        real_flush(self)
+
+    monkeypatch.setattr(Helper, "_flush", flush)
+    (count, _), failures = _copy(tmp_path / "src", tmp_path / "dst")
+    assert helper_first and helper_first[0].broken
+    assert count == 61 and [f[0] for f in failures] == ["d1/recorded-wrong.bin"]
+    assert len(_state(tmp_path / "dst")) == 61
+
+
+def test_a_stalled_helper_does_not_stall_the_loop(
+        tmp_path: Path, helper_first: list[Helper]) -> None:
+    import signal
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a").write_bytes(b"abc")
+    source = LocalStore(StoreConfig(parse_url(str(tmp_path / "src"))))
+    dest = LocalStore(StoreConfig(parse_url(str(tmp_path / "dst"))))
+
+    async def main() -> None:
+        await dest.copy_from(source, "a", None, "a", 3, None, None, None)
+        proc = helper_first[0]._proc
+        proc.send_signal(signal.SIGSTOP)  # a disk that hangs, as the loop sees it
+        try:
+            copy = asyncio.ensure_future(
+                dest.copy_from(source, "a", None, "b", 3, None, None, None))
+            ticks = 0
+            for _ in range(20):
+                await asyncio.sleep(0.005)
+                ticks += 1
+            assert ticks == 20 and not copy.done()
+        finally:
+            proc.send_signal(signal.SIGCONT)
+        assert await asyncio.wait_for(copy, 10) == hashlib.md5(b"abc").digest()
+        await dest.close()
+
+    asyncio.run(main())
+    assert (tmp_path / "dst" / "b").read_bytes() == b"abc"
+
+
+@pytest.mark.parametrize("program", ["/nonexistent/python", "/bin/true"])
+def test_a_helper_that_cannot_start_or_ends_at_once_leaves_the_copy_to_the_threads(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, helper_first: list[Helper],
+        program: str) -> None:
+    # Not there (the spawn fails: threads from the start), or a program that is no helper
+    # (it ends at once: what was sent to it is retried, in the threads).
+    from lakeshift.stores.local import helper as helper_module
+
+    monkeypatch.setattr(helper_module.sys, "executable", program)
+    _tree(tmp_path / "src")
+    (count, _), failures = _copy(tmp_path / "src", tmp_path / "dst")
+    assert count == 61 and [f[0] for f in failures] == ["d1/recorded-wrong.bin"]
+    assert all(h.broken for h in helper_first)

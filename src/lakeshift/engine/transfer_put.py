@@ -60,7 +60,8 @@ async def _copy_single(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> 
 
 class SameKindCopy(Protocol):
     """A store that copies a whole object from another store of its kind in one call (the
-    local disk: read, hash, check and write in one disk worker call, one thread hop)."""
+    local disk: read, hash, check and write in one call of a disk worker or of its helper
+    process)."""
 
     async def copy_from(self, source: Any, key: str, if_match: str | None, dest_key: str,
                         size: int, md5: bytes | None, src_etag: str | None,

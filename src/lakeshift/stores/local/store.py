@@ -42,6 +42,7 @@ from lakeshift.errors import (
 )
 from lakeshift.model import Data, ObjectInfo, ObjectProps, ReadResult
 from lakeshift.stores.base import BlockUpload, Capabilities, Page, StoreConfig
+from lakeshift.stores.local.helper import Helper
 from lakeshift.stores.local.hops import DISK
 from lakeshift.stores.props import SRC_ETAG_KEY, SRC_MTIME_KEY, parse_time
 
@@ -52,6 +53,9 @@ CAPABILITIES = Capabilities(
 )
 PAGE = 1000
 _PARTIAL = ".lakeshift-partial-"
+#: Local → local copies a store makes in its worker threads before it starts a helper
+#: process for the rest (helper.py); negative: never.  A small copy never starts one.
+HELPER_AFTER = 1000
 _XATTR = "user.lakeshift"
 #: A read's metadata (local files have none): one shared empty mapping.
 _NO_METADATA: Mapping[str, str] = MappingProxyType({})
@@ -76,6 +80,10 @@ class LocalStore:
         #: Reads, whole-file writes and look-ups: in worker threads, several per hop; one
         #: pool for every local store of the process (hops.py).
         self.hops = DISK
+        #: Local → local copies made so far, and the helper process taking them once
+        #: there were HELPER_AFTER (helper.py).
+        self._copies = 0
+        self._helper: Helper | None = None
 
     def _path(self, key: str) -> str:
         if "//" not in key and key[:1] != "/" and os.sep == "/":
@@ -178,13 +186,29 @@ class LocalStore:
                         dest_key: str, size: int, md5: bytes | None, src_etag: str | None,
                         mtime: datetime | None) -> bytes:
         """``key`` of the local ``source`` written here as ``dest_key``, whole, in ONE call
-        of a disk worker (read, MD5, checked against the listed ``size`` and ``md5`` as the
-        engine's ``_check`` does, temporary file, time, record, link): what a read and then
-        a put do, with one thread hop instead of two and no props built for a file that
-        keeps none but its time and record.  Returns the MD5."""
-        return await self.hops.run(_copy_file, source._path(key), if_match,
-                                   self._path(dest_key), key, size, md5, src_etag,
-                                   None if mtime is None else _ns(mtime))
+        (read, MD5, checked against the listed ``size`` and ``md5`` as the engine's
+        ``_check`` does, temporary file, time, record, link): what a read and then a put do,
+        with one hop instead of two and no props built for a file that keeps none but its
+        time and record.  The first ``HELPER_AFTER`` files go to the disk worker threads,
+        the rest to a helper process (helper.py), while it lasts.  Returns the MD5."""
+        args = (source._path(key), if_match, self._path(dest_key), key, size, md5, src_etag,
+                None if mtime is None else _ns(mtime))
+        helper = self._helper
+        if helper is None:
+            self._copies += 1
+            if self._copies > HELPER_AFTER and HELPER_AFTER >= 0:
+                helper = self._start_helper()
+        if helper is not None and not helper.broken:
+            return await helper.copy(args)
+        return await self.hops.run(_copy_file, *args)
+
+    def _start_helper(self) -> Helper | None:
+        try:
+            self._helper = Helper()
+        except (OSError, NotImplementedError):
+            self._copies = -(2**62)  # no process to be had: worker threads for good
+            return None
+        return self._helper
 
     async def open_range(self, key: str, start: int, end: int,
                          if_match: str | None = None) -> _LocalRange:
@@ -254,7 +278,9 @@ class LocalStore:
         return None
 
     async def close(self) -> None:
-        return None
+        if self._helper is not None:
+            helper, self._helper = self._helper, None
+            await helper.close()
 
 
 class _LocalRange:
@@ -321,7 +347,7 @@ def _read_file(path: str, start: int | None, end: int | None,
 
 def _copy_file(src_path: str, if_match: str | None, final: str, key: str, size: int,
                listed_md5: bytes | None, src_etag: str | None, mtime_ns: int | None) -> bytes:
-    """LocalStore.copy_from, in its disk worker."""
+    """LocalStore.copy_from, in a disk worker thread or in the helper process."""
     data, _, _ = _read_file(src_path, None, None, if_match)
     md5 = hashlib.md5(data).digest()
     # What the engine's _check says (tests/unit/test_local_copy.py compares them).
