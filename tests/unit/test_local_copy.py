@@ -383,3 +383,106 @@ def test_a_helper_that_cannot_start_or_ends_at_once_leaves_the_copy_to_the_threa
     (count, _), failures = _copy(tmp_path / "src", tmp_path / "dst")
     assert count == 61 and [f[0] for f in failures] == ["d1/recorded-wrong.bin"]
     assert all(h.broken for h in helper_first)
+
+
+_S3_MULTIPART = "9b2cf535f27731c974343645a3985328-10000"  # (S3's most parts)
+_ETAGS: list[str | None] = [
+    None, "d41d8cd98f00b204e9800998ecf8427e", _S3_MULTIPART, "17c5f9a2b3c4d5e6-40",
+    "0x8DC1234567890AB", "", "ABCDEF", "abc", "e", '"quoted"', "é-1", "ab" * 300 + "-x",
+    "-", "1 2 3", "00",
+]
+
+
+def test_the_record_fits_in_an_ext4_inode_and_reads_back() -> None:
+    # ext4 (256-byte inodes) keeps an xattr value of up to 56 bytes with this name in the
+    # inode: the text record (77 bytes with a local source's ETag) cost a block per file.
+    md5 = hashlib.md5(b"x").digest()
+    st = os.stat_result((0o100644, 0, 0, 1, 0, 0, 64, 0, 0, 0),
+                        {"st_mtime_ns": 1764641234_123456789})
+    for etag in _ETAGS:
+        value = local_store._record_value(st.st_mtime_ns, 64, md5, etag)
+        assert local_store._read_record(value, st) == (md5, etag), etag
+        if etag is None or len(etag) <= len(_S3_MULTIPART):
+            assert len(value) <= 56, (etag, len(value))
+        # Stale (mtime or size since changed), truncated or foreign: no record.
+        for other in (os.stat_result((*st[:6], 65, *st[7:]),
+                                     {"st_mtime_ns": st.st_mtime_ns}),
+                      os.stat_result(st, {"st_mtime_ns": st.st_mtime_ns + 1})):
+            assert local_store._read_record(value, other) is None
+        assert local_store._read_record(value[:32], st) is None
+    assert local_store._read_record(b"\2" + bytes(40) + b"\x10ab", st) is None
+    assert local_store._read_record(b"", st) is None
+    assert local_store._read_record(b"\xff\xfe", st) is None
+    # A negative mtime (before 1970) too.
+    old = os.stat_result(st, {"st_mtime_ns": -1_500_000_001})
+    assert local_store._read_record(
+        local_store._record_value(-1_500_000_001, 64, md5, None), old) == (md5, None)
+
+
+def _text_record(path: Path) -> None:
+    """The record of ``path`` rewritten as an earlier version wrote it (text, version 1)."""
+    st = os.stat(path)
+    md5, etag = local_store._read_record(os.getxattr(path, "user.lakeshift"), st) or \
+        (None, None)
+    assert md5 is not None
+    os.setxattr(path, "user.lakeshift",
+                f"1 {st.st_mtime_ns} {st.st_size} {md5.hex()} {etag or '-'}".encode())
+
+
+@pytest.mark.skipif(not _XATTR, reason="xattrs")
+def test_a_destination_with_text_records_of_an_earlier_version_is_still_read(
+        tmp_path: Path) -> None:
+    _tree(tmp_path / "src")
+    assert _copy(tmp_path / "src", tmp_path / "mid")[1] != []
+    new = _state(tmp_path / "mid")
+
+    def verified() -> tuple[object, ...]:
+        v = lakeshift.verify(str(tmp_path / "src"), str(tmp_path / "mid"),
+                             report=tmp_path / "r")
+        return v.exit_code, v.verified, v.missing, v.checksum, v.unverifiable, v.summary
+
+    before = verified()
+    for p in (tmp_path / "mid").rglob("*"):
+        if p.is_file():
+            _text_record(p)
+    assert all(r is not None and r[:2] == b"1 " for _, _, r in
+               _state(tmp_path / "mid").values())
+    # Listed with the same MD5 and source ETag: a rerun skips every file...
+    again = lakeshift.copy(str(tmp_path / "src"), str(tmp_path / "mid"))
+    assert (again.stats.copied, again.stats.skipped, again.stats.failed) == (0, 61, 1)
+    # ...verify finds what it found with new records...
+    after = verified()
+    assert after[:5] == before[:5] and after[1] == 61
+    assert after[5]["proofs"] == before[5]["proofs"]  # type: ignore[index]
+    # ...and as a source, they give the copy the same MD5s and ETags as new records do.
+    _copy(tmp_path / "mid", tmp_path / "from-text")
+    for p in (tmp_path / "mid").rglob("*"):
+        if p.is_file():
+            st = os.stat(p)
+            md5, etag = local_store._read_record(os.getxattr(p, "user.lakeshift"), st) or \
+                (None, None)
+            os.setxattr(p, "user.lakeshift",
+                        local_store._record_value(st.st_mtime_ns, st.st_size, md5, etag))
+    assert _state(tmp_path / "mid") == new
+    _copy(tmp_path / "mid", tmp_path / "from-binary")
+    assert _state(tmp_path / "from-text") == _state(tmp_path / "from-binary")
+
+
+@pytest.mark.skipif(not _XATTR, reason="xattrs")
+def test_a_written_file_takes_no_block_for_its_record(tmp_path: Path) -> None:
+    # Where the file system gives a long xattr value a block of its own (ext4), the record
+    # takes none (checked against a file without one; skipped where none does).
+    for name, value in (("bare", None), ("long", b"1 " + b"9" * 75)):
+        (tmp_path / name).write_bytes(b"x" * 64)
+        if value is not None:
+            os.setxattr(tmp_path / name, "user.lakeshift", value)
+    bare = os.stat(tmp_path / "bare").st_blocks
+    if os.stat(tmp_path / "long").st_blocks == bare:
+        pytest.skip("this file system keeps long xattrs without a block of their own")
+    store = LocalStore(StoreConfig(parse_url(str(tmp_path / "dst"))))
+    data = b"x" * 64
+    asyncio.run(store.put("f", data, ObjectProps(metadata={
+        "lakeshift_src_mtime": "2020-01-02T03:04:05.123456Z",
+        "lakeshift_src_etag": _S3_MULTIPART}), hashlib.md5(data).digest()))
+    assert os.getxattr(tmp_path / "dst" / "f", "user.lakeshift")[:1] == b"\2"
+    assert os.stat(tmp_path / "dst" / "f").st_blocks == bare

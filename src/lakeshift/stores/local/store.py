@@ -21,7 +21,9 @@ import hashlib
 import itertools
 import mimetypes
 import os
+import re
 import stat
+import struct
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -596,10 +598,66 @@ def _record(fd: int, md5: bytes, src_etag: str | None) -> None:
         return
     try:
         st = os.fstat(fd)
-        value = f"1 {st.st_mtime_ns} {st.st_size} {md5.hex()} {src_etag or '-'}"
-        os.setxattr(fd, _XATTR, value.encode())
+        os.setxattr(fd, _XATTR, _record_value(st.st_mtime_ns, st.st_size, md5, src_etag))
     except OSError:
         pass  # a file system without user extended attributes: reruns compare less
+
+
+#: The record, binary (version 2): version byte, mtime_ns (signed) and size, 8 bytes each,
+#: little-endian, the raw MD5, then the source's ETag, if any: a byte n > 0 and n raw bytes
+#: for the ETag's leading lowercase hex digits (an even number of them), then the rest of
+#: it as text ("-10000" of an S3 multipart ETag); or a 0 byte and all of it as text.
+#: 56 bytes at most for an S3 ETag (plain or multipart) and 46 for a local one, where the
+#: text record of version 1 took 77-86: ext4 keeps values up to 56 bytes (with this name)
+#: in the inode, a longer one costs every file a 4 KiB block of its own (an allocation
+#: and a write more per file).  Records of version 1 (text: "1 <mtime_ns> <size> <md5 hex>
+#: <source ETag or ->", written by earlier versions) are still read.
+_RECORD = struct.Struct("<BqQ16s")
+_HEX_RUN = re.compile(r"(?:[0-9a-f]{2})+")
+
+
+def _record_value(mtime_ns: int, size: int, md5: bytes, src_etag: str | None) -> bytes:
+    head = _RECORD.pack(2, mtime_ns, size, md5)
+    if src_etag is None:
+        return head
+    run = _HEX_RUN.match(src_etag)
+    if run is None or run.end() > 2 * 255:
+        return head + b"\0" + src_etag.encode()
+    n = run.end() // 2
+    return head + bytes((n,)) + bytes.fromhex(src_etag[:2 * n]) + \
+        src_etag[2 * n:].encode()
+
+
+def _read_record(value: bytes, st: os.stat_result) -> tuple[bytes, str | None] | None:
+    """The MD5 and source ETag a record keeps, while the file's mtime and size are still
+    those it was made for; None for a stale, foreign or damaged record."""
+    if value[:1] == b"\x02":
+        if len(value) < _RECORD.size:
+            return None
+        _, mtime_ns, size, md5 = _RECORD.unpack_from(value)
+        if mtime_ns != st.st_mtime_ns or size != st.st_size:
+            return None
+        rest = value[_RECORD.size:]
+        if not rest:
+            return md5, None
+        n = rest[0]
+        if len(rest) < 1 + n:
+            return None
+        try:
+            return md5, rest[1:1 + n].hex() + rest[1 + n:].decode()
+        except UnicodeDecodeError:
+            return None
+    try:
+        fields = value.decode().split(" ")
+    except UnicodeDecodeError:
+        return None
+    if (len(fields) == 5 and fields[0] == "1" and fields[1] == str(st.st_mtime_ns)
+            and fields[2] == str(st.st_size)):
+        try:
+            return bytes.fromhex(fields[3]), None if fields[4] == "-" else fields[4]
+        except ValueError:
+            return None
+    return None
 
 
 def _exists(key: str, path: str) -> ObjectInfo | None:
@@ -615,17 +673,13 @@ def _info(key: str, st: os.stat_result, path: str) -> ObjectInfo:
     md5, meta = None, {}
     if hasattr(os, "getxattr"):
         try:
-            fields = os.getxattr(path, _XATTR).decode().split(" ")
-        except (OSError, UnicodeDecodeError):
-            fields = []
-        if (len(fields) == 5 and fields[0] == "1" and fields[1] == str(st.st_mtime_ns)
-                and fields[2] == str(st.st_size)):
-            try:
-                md5 = bytes.fromhex(fields[3])
-            except ValueError:
-                md5 = None
-            if md5 is not None and fields[4] != "-":
-                meta[SRC_ETAG_KEY] = fields[4]
+            record = _read_record(os.getxattr(path, _XATTR), st)
+        except OSError:
+            record = None
+        if record is not None:
+            md5 = record[0]
+            if record[1] is not None:
+                meta[SRC_ETAG_KEY] = record[1]
     return ObjectInfo(key, st.st_size, _mtime(st), local_etag(st), md5, False, meta)
 
 
