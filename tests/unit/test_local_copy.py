@@ -486,3 +486,17 @@ def test_a_written_file_takes_no_block_for_its_record(tmp_path: Path) -> None:
         "lakeshift_src_etag": _S3_MULTIPART}), hashlib.md5(data).digest()))
     assert os.getxattr(tmp_path / "dst" / "f", "user.lakeshift")[:1] == b"\2"
     assert os.stat(tmp_path / "dst" / "f").st_blocks == bare
+
+
+def test_the_helper_child_imports_the_store_not_the_public_api() -> None:
+    import subprocess
+    import sys
+
+    from lakeshift.stores.local import helper as helper_module
+
+    program = helper_module._CHILD.format(path=list(lakeshift.__path__)) + (
+        "print(sorted(m for m in sys.modules if m.startswith('lakeshift')))\n")
+    out = subprocess.run([sys.executable, "-c", program], input=b"", capture_output=True,
+                         check=True, timeout=60).stdout.decode()
+    assert "'lakeshift.stores.local.store'" in out
+    assert "lakeshift.api" not in out and "lakeshift.engine" not in out, out
