@@ -21,7 +21,6 @@ import hashlib
 import itertools
 import mimetypes
 import os
-import re
 import stat
 import struct
 import threading
@@ -605,27 +604,32 @@ def _record(fd: int, md5: bytes, src_etag: str | None) -> None:
 
 #: The record, binary (version 2): version byte, mtime_ns (signed) and size, 8 bytes each,
 #: little-endian, the raw MD5, then the source's ETag, if any: a byte n > 0 and n raw bytes
-#: for the ETag's leading lowercase hex digits (an even number of them), then the rest of
-#: it as text ("-10000" of an S3 multipart ETag); or a 0 byte and all of it as text.
+#: for its lowercase hex digits up to its first "-" (an even number of them), then the
+#: rest of it as text ("-10000" of an S3 multipart ETag); or a 0 byte and all of it as text.
 #: 56 bytes at most for an S3 ETag (plain or multipart) and 46 for a local one, where the
 #: text record of version 1 took 77-86: ext4 keeps values up to 56 bytes (with this name)
 #: in the inode, a longer one costs every file a 4 KiB block of its own (an allocation
 #: and a write more per file).  Records of version 1 (text: "1 <mtime_ns> <size> <md5 hex>
 #: <source ETag or ->", written by earlier versions) are still read.
 _RECORD = struct.Struct("<BqQ16s")
-_HEX_RUN = re.compile(r"(?:[0-9a-f]{2})+")
 
 
 def _record_value(mtime_ns: int, size: int, md5: bytes, src_etag: str | None) -> bytes:
     head = _RECORD.pack(2, mtime_ns, size, md5)
     if src_etag is None:
         return head
-    run = _HEX_RUN.match(src_etag)
-    if run is None or run.end() > 2 * 255:
-        return head + b"\0" + src_etag.encode()
-    n = run.end() // 2
-    return head + bytes((n,)) + bytes.fromhex(src_etag[:2 * n]) + \
-        src_etag[2 * n:].encode()
+    # The hex part: up to the first "-" (S3's multipart ETag, a local file's); taken raw
+    # only when it reads back exactly (lowercase, an even number of digits).
+    dash = src_etag.find("-")
+    hex_part = src_etag if dash < 0 else src_etag[:dash]
+    if 0 < len(hex_part) <= 2 * 255:
+        try:
+            raw = bytes.fromhex(hex_part)
+        except ValueError:
+            raw = b""
+        if raw and raw.hex() == hex_part:
+            return head + bytes((len(raw),)) + raw + src_etag[len(hex_part):].encode()
+    return head + b"\0" + src_etag.encode()
 
 
 def _read_record(value: bytes, st: os.stat_result) -> tuple[bytes, str | None] | None:
