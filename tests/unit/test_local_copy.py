@@ -500,3 +500,60 @@ def test_the_helper_child_imports_the_store_not_the_public_api() -> None:
                          check=True, timeout=60).stdout.decode()
     assert "'lakeshift.stores.local.store'" in out
     assert "lakeshift.api" not in out and "lakeshift.engine" not in out, out
+
+
+_INTERRUPTED = """\
+import os, sys
+from lakeshift.stores.local import helper, store
+store.HELPER_AFTER = 0
+real_init = helper.Helper.__init__
+def init(self):
+    real_init(self)
+    os.write(1, f"{self._proc.pid}\\n".encode())
+helper.Helper.__init__ = init
+from lakeshift.cli.app import main
+sys.argv[0] = "lakeshift"
+sys.exit(main())
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="/proc")
+def test_ctrl_c_ends_the_copy_and_its_helper_process(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src = tmp_path / "src"
+    for i in range(3000):
+        folder = src / f"{i // 500}"
+        if i % 500 == 0:
+            folder.mkdir(parents=True)
+        (folder / f"f{i}").write_bytes(b"x")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _INTERRUPTED, "copy", str(src), str(tmp_path / "dst"),
+         "--progress", "none"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        child = int(proc.stdout.readline())
+        # Ctrl-C in a terminal: SIGINT to the whole process group (the child ignores it).
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert b"Traceback" not in err, err
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{child}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    break  # ended (its new parent has not reaped it yet)
+        except FileNotFoundError:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("the helper process outlived the interrupted copy")
