@@ -17,6 +17,7 @@ from lakeshift.errors import ChangedError, InvalidNameError, NotFoundError
 from lakeshift.model import ObjectProps
 from lakeshift.stores.base import StoreConfig
 from lakeshift.stores.local import store as local_store
+from lakeshift.stores.local import writes as local_writes
 from lakeshift.stores.local.helper import Helper
 from lakeshift.stores.local.hops import ThreadHops
 from lakeshift.stores.local.store import LocalStore
@@ -124,7 +125,7 @@ def test_one_call_copy_errors_are_the_read_s(tmp_path: Path) -> None:
     md5 = asyncio.run(dest.copy_from(source, "a", None, "b", 3, None, None, None))
     assert md5 == hashlib.md5(b"abc").digest()
     assert (tmp_path / "dst" / "b").read_bytes() == b"abc"
-    assert local_store._PARTIAL not in "".join(os.listdir(tmp_path / "dst"))
+    assert local_writes._PARTIAL not in "".join(os.listdir(tmp_path / "dst"))
 
 
 needs_tmpfile = pytest.mark.skipif(not getattr(os, "O_TMPFILE", 0) or
@@ -140,8 +141,8 @@ def _write(store: LocalStore, key: str, data: bytes) -> None:
 @needs_tmpfile
 def test_new_files_are_linked_into_place_unnamed_and_replaced_ones_renamed(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(local_store, "_TMPFILE", os.O_TMPFILE)
-    monkeypatch.setattr(local_store, "_replacing_in", None)
+    monkeypatch.setattr(local_writes, "_TMPFILE", os.O_TMPFILE)
+    monkeypatch.setattr(local_writes, "_replacing_in", None)
     renames: list[str] = []
     real_replace = os.replace
 
@@ -149,7 +150,7 @@ def test_new_files_are_linked_into_place_unnamed_and_replaced_ones_renamed(
         renames.append(os.path.basename(b))
         real_replace(a, b)
 
-    monkeypatch.setattr(local_store.os, "replace", replace)
+    monkeypatch.setattr(local_writes.os, "replace", replace)
     store = LocalStore(StoreConfig(parse_url(str(tmp_path))))
     for i in range(5):
         _write(store, f"d/f{i}", b"x" * i)
@@ -187,14 +188,14 @@ def _umask() -> int:
 def test_unnamed_and_named_temporary_files_leave_the_same_files(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _tree(tmp_path / "src")
-    monkeypatch.setattr(local_store, "_TMPFILE", os.O_TMPFILE)
+    monkeypatch.setattr(local_writes, "_TMPFILE", os.O_TMPFILE)
     one = _copy(tmp_path / "src", tmp_path / "one")
-    monkeypatch.setattr(local_store, "_TMPFILE", 0)
+    monkeypatch.setattr(local_writes, "_TMPFILE", 0)
     two = _copy(tmp_path / "src", tmp_path / "two")
     assert one == two
     assert _state(tmp_path / "one") == _state(tmp_path / "two")
     # A rerun: nothing to copy again (but the file whose record is wrong fails again).
-    monkeypatch.setattr(local_store, "_TMPFILE", os.O_TMPFILE)
+    monkeypatch.setattr(local_writes, "_TMPFILE", os.O_TMPFILE)
     again = lakeshift.copy(str(tmp_path / "src"), str(tmp_path / "one"))
     assert (again.stats.copied, again.stats.skipped, again.stats.failed) == (0, 61, 1)
 
@@ -204,8 +205,8 @@ def test_a_file_system_without_o_tmpfile_gets_named_temporary_files(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import errno
 
-    monkeypatch.setattr(local_store, "_TMPFILE", os.O_TMPFILE)
-    monkeypatch.setattr(local_store, "_last_parent", None)
+    monkeypatch.setattr(local_writes, "_TMPFILE", os.O_TMPFILE)
+    monkeypatch.setattr(local_writes, "_last_parent", None)
     real_open = os.open
     refused: list[int] = []
 
@@ -215,11 +216,11 @@ def test_a_file_system_without_o_tmpfile_gets_named_temporary_files(
             raise OSError(errno.EOPNOTSUPP, "Operation not supported")
         return real_open(path, flags, mode)
 
-    monkeypatch.setattr(local_store.os, "open", refuse)
+    monkeypatch.setattr(local_writes.os, "open", refuse)
     store = LocalStore(StoreConfig(parse_url(str(tmp_path))))
     for i in range(3):
         _write(store, f"f{i}", b"abc")
-    assert len(refused) == 1 and local_store._TMPFILE == 0  # asked once, then named
+    assert len(refused) == 1 and local_writes._TMPFILE == 0  # asked once, then named
     assert sorted(os.listdir(tmp_path)) == ["f0", "f1", "f2"]
     assert os.stat(tmp_path / "f2").st_mtime_ns == 1577934245_123456000
 
@@ -227,7 +228,7 @@ def test_a_file_system_without_o_tmpfile_gets_named_temporary_files(
 @needs_tmpfile
 def test_an_upload_abandoned_mid_write_leaves_nothing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(local_store, "_TMPFILE", os.O_TMPFILE)
+    monkeypatch.setattr(local_writes, "_TMPFILE", os.O_TMPFILE)
     store = LocalStore(StoreConfig(parse_url(str(tmp_path))))
 
     async def main() -> None:
@@ -243,13 +244,13 @@ def test_an_upload_abandoned_mid_write_leaves_nothing(
 @needs_tmpfile
 def test_a_forked_child_links_through_its_own_proc_folder(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(local_store, "_TMPFILE", os.O_TMPFILE)
+    monkeypatch.setattr(local_writes, "_TMPFILE", os.O_TMPFILE)
     store = LocalStore(StoreConfig(parse_url(str(tmp_path))))
     _write(store, "parent", b"p")
-    assert local_store._proc_fds is not None
+    assert local_writes._proc_fds is not None
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
-        ok = local_store._proc_fds is None
+        ok = local_writes._proc_fds is None
         try:
             _write(store, "child", b"c")
         except BaseException:
@@ -400,29 +401,29 @@ def test_the_record_fits_in_an_ext4_inode_and_reads_back() -> None:
     st = os.stat_result((0o100644, 0, 0, 1, 0, 0, 64, 0, 0, 0),
                         {"st_mtime_ns": 1764641234_123456789})
     for etag in _ETAGS:
-        value = local_store._record_value(st.st_mtime_ns, 64, md5, etag)
-        assert local_store._read_record(value, st) == (md5, etag), etag
+        value = local_writes._record_value(st.st_mtime_ns, 64, md5, etag)
+        assert local_writes._read_record(value, st) == (md5, etag), etag
         if etag is None or len(etag) <= len(_S3_MULTIPART):
             assert len(value) <= 56, (etag, len(value))
         # Stale (mtime or size since changed), truncated or foreign: no record.
         for other in (os.stat_result((*st[:6], 65, *st[7:]),
                                      {"st_mtime_ns": st.st_mtime_ns}),
                       os.stat_result(st, {"st_mtime_ns": st.st_mtime_ns + 1})):
-            assert local_store._read_record(value, other) is None
-        assert local_store._read_record(value[:32], st) is None
-    assert local_store._read_record(b"\2" + bytes(40) + b"\x10ab", st) is None
-    assert local_store._read_record(b"", st) is None
-    assert local_store._read_record(b"\xff\xfe", st) is None
+            assert local_writes._read_record(value, other) is None
+        assert local_writes._read_record(value[:32], st) is None
+    assert local_writes._read_record(b"\2" + bytes(40) + b"\x10ab", st) is None
+    assert local_writes._read_record(b"", st) is None
+    assert local_writes._read_record(b"\xff\xfe", st) is None
     # A negative mtime (before 1970) too.
     old = os.stat_result(st, {"st_mtime_ns": -1_500_000_001})
-    assert local_store._read_record(
-        local_store._record_value(-1_500_000_001, 64, md5, None), old) == (md5, None)
+    assert local_writes._read_record(
+        local_writes._record_value(-1_500_000_001, 64, md5, None), old) == (md5, None)
 
 
 def _text_record(path: Path) -> None:
     """The record of ``path`` rewritten as an earlier version wrote it (text, version 1)."""
     st = os.stat(path)
-    md5, etag = local_store._read_record(os.getxattr(path, "user.lakeshift"), st) or \
+    md5, etag = local_writes._read_record(os.getxattr(path, "user.lakeshift"), st) or \
         (None, None)
     assert md5 is not None
     os.setxattr(path, "user.lakeshift",
@@ -459,10 +460,10 @@ def test_a_destination_with_text_records_of_an_earlier_version_is_still_read(
     for p in (tmp_path / "mid").rglob("*"):
         if p.is_file():
             st = os.stat(p)
-            md5, etag = local_store._read_record(os.getxattr(p, "user.lakeshift"), st) or \
+            md5, etag = local_writes._read_record(os.getxattr(p, "user.lakeshift"), st) or \
                 (None, None)
             os.setxattr(p, "user.lakeshift",
-                        local_store._record_value(st.st_mtime_ns, st.st_size, md5, etag))
+                        local_writes._record_value(st.st_mtime_ns, st.st_size, md5, etag))
     assert _state(tmp_path / "mid") == new
     _copy(tmp_path / "mid", tmp_path / "from-binary")
     assert _state(tmp_path / "from-text") == _state(tmp_path / "from-binary")

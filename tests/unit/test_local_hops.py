@@ -17,7 +17,7 @@ import lakeshift
 from lakeshift.errors import InvalidNameError
 from lakeshift.model import ObjectProps
 from lakeshift.stores.base import StoreConfig
-from lakeshift.stores.local import store as local_store
+from lakeshift.stores.local import writes as local_writes
 from lakeshift.stores.local.hops import DISK, ThreadHops
 from lakeshift.stores.local.store import LocalStore
 from lakeshift.urls import parse_url
@@ -163,13 +163,13 @@ def test_a_forked_child_names_its_temporary_files_apart() -> None:
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
-        os.write(w, local_store._TMP_PREFIX.encode())
+        os.write(w, local_writes._TMP_PREFIX.encode())
         os._exit(0)
     os.close(w)
     child = os.read(r, 200).decode()
     os.close(r)
     os.waitpid(pid, 0)
-    assert child.startswith(".lakeshift-partial-") and child != local_store._TMP_PREFIX
+    assert child.startswith(".lakeshift-partial-") and child != local_writes._TMP_PREFIX
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
