@@ -29,7 +29,6 @@ import subprocess
 import sys
 from typing import Any
 
-import lakeshift
 from lakeshift import errors
 from lakeshift.errors import LakeshiftError, TransientError
 
@@ -56,7 +55,8 @@ class Helper:
     def __init__(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._proc = subprocess.Popen(
-            [sys.executable, "-c", _CHILD.format(path=list(lakeshift.__path__))],
+            [sys.executable, "-c",
+             _CHILD.format(path=list(sys.modules["lakeshift"].__path__))],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         assert self._proc.stdin is not None and self._proc.stdout is not None
         self._in = self._proc.stdin.fileno()
