@@ -558,3 +558,63 @@ def test_ctrl_c_ends_the_copy_and_its_helper_process(tmp_path: Path) -> None:
         time.sleep(0.05)
     else:
         raise AssertionError("the helper process outlived the interrupted copy")
+
+
+_NOISY_CHILD = """\
+import sys
+from lakeshift.stores.local import helper, store
+real = store._copy_file
+def noisy(*args):
+    print("a stray print")
+    sys.stdout.flush()
+    return real(*args)
+store._copy_file = noisy
+helper.main()
+"""
+
+
+def test_a_stray_print_in_the_helper_child_does_not_garble_its_answers(
+        tmp_path: Path) -> None:
+    import pickle
+    import subprocess
+    import sys
+
+    (tmp_path / "a").write_bytes(b"abc")
+    request = pickle.dumps([(7, (str(tmp_path / "a"), None, str(tmp_path / "b"), "a", 3,
+                                 None, None, None))])
+    out = subprocess.run([sys.executable, "-c", _NOISY_CHILD],
+                         input=len(request).to_bytes(4, "big") + request,
+                         capture_output=True, check=True, timeout=60).stdout
+    n = int.from_bytes(out[:4], "big")
+    assert len(out) == 4 + n
+    assert pickle.loads(out[4:]) == [(7, True, hashlib.md5(b"abc").digest())]
+    assert (tmp_path / "b").read_bytes() == b"abc"
+
+
+def test_a_garbled_answer_ends_the_helper_and_its_files_go_to_the_threads(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, helper_first: list[Helper]) -> None:
+    _tree(tmp_path / "src")
+    real_readable = Helper._readable
+    calls = [0]
+
+    def readable(self: Helper) -> None:
+        calls[0] += 1
+        if calls[0] == 2:
+            self._received += b"\0\0\0\3xyz"  # a frame that is no pickle
+        real_readable(self)
+
+    monkeypatch.setattr(Helper, "_readable", readable)
+
+    async def copy() -> object:
+        return await asyncio.wait_for(
+            lakeshift.copy_async(str(tmp_path / "src"), str(tmp_path / "dst")), 30)
+
+    result = asyncio.run(copy())
+    assert calls[0] >= 2 and helper_first and helper_first[0].broken
+    assert helper_first[0]._proc.poll() is not None
+    assert result.stats.copied == 61  # type: ignore[attr-defined]
+    assert [f.object_key for f in result.failures] == [  # type: ignore[attr-defined]
+        "d1/recorded-wrong.bin"]
+    monkeypatch.setattr(local_store, "HELPER_AFTER", -1)
+    _copy(tmp_path / "src", tmp_path / "threads")
+    assert _state(tmp_path / "dst") == _state(tmp_path / "threads")

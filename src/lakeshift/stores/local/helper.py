@@ -129,6 +129,13 @@ class Helper:
             self._end()
             return
         self._received += data
+        try:
+            self._answered()
+        except Exception:  # a garbled answer: nothing more from this child is trusted
+            self._proc.kill()
+            self._end()
+
+    def _answered(self) -> None:
         while len(self._received) >= _HEAD:
             n = int.from_bytes(self._received[:_HEAD], "big")
             if len(self._received) < _HEAD + n:
@@ -212,6 +219,10 @@ def main() -> None:
     # Ctrl-C reaches the whole process group: the parent decides when this child ends
     # (it closes our input).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Answers go to the stdout we were given, anything else printed goes to stderr: a
+    # stray print must not garble the answers.
+    answers = os.dup(1)
+    os.dup2(2, 1)
     while True:
         head = _read_exact(0, _HEAD)
         if not head:
@@ -230,10 +241,10 @@ def main() -> None:
             except Exception as e:  # anything else: the file's error, the child goes on
                 done.append((rid, False, ("Exception", repr(e))))
             if len(done) >= _ANSWER_EVERY:
-                _send(1, done)
+                _send(answers, done)
                 done = []
         if done:
-            _send(1, done)
+            _send(answers, done)
 
 
 if __name__ == "__main__":
