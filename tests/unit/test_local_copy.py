@@ -271,6 +271,12 @@ def helper_first(monkeypatch: pytest.MonkeyPatch) -> list[Helper]:
     def init(self: Helper) -> None:
         real_init(self)
         started.append(self)
+        # Ready before the first copy (the store uses its threads until the child says it
+        # has started): wait for its first answer here.
+        import select
+
+        if select.select([self._out], [], [], 30)[0]:
+            self._readable()
 
     monkeypatch.setattr(local_store, "HELPER_AFTER", 0)
     monkeypatch.setattr(Helper, "__init__", init)
@@ -497,8 +503,9 @@ def test_the_helper_child_imports_the_store_not_the_public_api() -> None:
 
     program = helper_module._CHILD.format(path=list(lakeshift.__path__)) + (
         "print(sorted(m for m in sys.modules if m.startswith('lakeshift')))\n")
+    # (What the child prints goes to its stderr: its stdout is for answers.)
     out = subprocess.run([sys.executable, "-c", program], input=b"", capture_output=True,
-                         check=True, timeout=60).stdout.decode()
+                         check=True, timeout=60).stderr.decode()
     assert "'lakeshift.stores.local.store'" in out
     assert "lakeshift.api" not in out and "lakeshift.engine" not in out, out
 
@@ -585,9 +592,13 @@ def test_a_stray_print_in_the_helper_child_does_not_garble_its_answers(
     out = subprocess.run([sys.executable, "-c", _NOISY_CHILD],
                          input=len(request).to_bytes(4, "big") + request,
                          capture_output=True, check=True, timeout=60).stdout
-    n = int.from_bytes(out[:4], "big")
-    assert len(out) == 4 + n
-    assert pickle.loads(out[4:]) == [(7, True, hashlib.md5(b"abc").digest())]
+    answers = []
+    while out:
+        n = int.from_bytes(out[:4], "big")
+        answers.append(pickle.loads(out[4:4 + n]))
+        out = out[4 + n:]
+    # "Started", then the answer.
+    assert answers == [[], [(7, True, hashlib.md5(b"abc").digest())]]
     assert (tmp_path / "b").read_bytes() == b"abc"
 
 
@@ -618,3 +629,26 @@ def test_a_garbled_answer_ends_the_helper_and_its_files_go_to_the_threads(
     monkeypatch.setattr(local_store, "HELPER_AFTER", -1)
     _copy(tmp_path / "src", tmp_path / "threads")
     assert _state(tmp_path / "dst") == _state(tmp_path / "threads")
+
+
+def test_copies_go_to_the_threads_until_the_helper_has_started(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lakeshift.stores.local import helper as helper_module
+
+    started: list[Helper] = []
+    real_init = Helper.__init__
+
+    def init(self: Helper) -> None:
+        real_init(self)
+        started.append(self)
+
+    monkeypatch.setattr(Helper, "__init__", init)
+    monkeypatch.setattr(local_store, "HELPER_AFTER", 0)
+    # A child that takes a while to start (as one does, importing, on a busy machine).
+    monkeypatch.setattr(helper_module, "_CHILD", "import time; time.sleep(2)\n" +
+                        helper_module._CHILD)
+    _tree(tmp_path / "src")
+    (count, _), failures = _copy(tmp_path / "src", tmp_path / "dst")
+    assert count == 61 and [f[0] for f in failures] == ["d1/recorded-wrong.bin"]
+    assert len(started) == 1 and not started[0].ready
+    assert started[0]._next == 0  # nothing was sent to it (nothing waited for it)

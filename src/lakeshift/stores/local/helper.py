@@ -69,6 +69,10 @@ class Helper:
         self._writing = False
         #: The child ended (or was closed): the store uses its worker threads again.
         self.broken = False
+        #: The child has started (its first, empty, answer): until then the store goes on
+        #: with its worker threads (a child takes ~0.2 s to import; copies sent to it
+        #: would wait that long, and with them every engine worker).
+        self.ready = False
         try:
             os.set_blocking(self._in, False)
             os.set_blocking(self._out, False)
@@ -142,6 +146,7 @@ class Helper:
                 break
             results = pickle.loads(self._received[_HEAD:_HEAD + n])
             del self._received[:_HEAD + n]
+            self.ready = True
             for rid, ok, value in results:
                 fut = self._pending.pop(rid)
                 if fut.cancelled():
@@ -223,6 +228,7 @@ def main() -> None:
     # stray print must not garble the answers.
     answers = os.dup(1)
     os.dup2(2, 1)
+    _send(answers, [])  # started
     while True:
         head = _read_exact(0, _HEAD)
         if not head:

@@ -196,7 +196,8 @@ class LocalStore:
         ``_check`` does, temporary file, time, record, link): what a read and then a put do,
         with one hop instead of two and no props built for a file that keeps none but its
         time and record.  The first ``HELPER_AFTER`` files go to the disk worker threads,
-        the rest to a helper process (helper.py), while it lasts.  Returns the MD5."""
+        the rest to a helper process (helper.py) once it has started, while it lasts.
+        Returns the MD5."""
         args = (source._path(key), if_match, self._path(dest_key), key, size, md5, src_etag,
                 None if mtime is None else _ns(mtime))
         helper = self._helper
@@ -204,7 +205,7 @@ class LocalStore:
             self._copies += 1
             if self._copies > HELPER_AFTER and HELPER_AFTER >= 0:
                 helper = self._start_helper()
-        if helper is not None and not helper.broken:
+        if helper is not None and helper.ready and not helper.broken:
             return await helper.copy(args)
         return await self.hops.run(_copy_file, *args)
 
