@@ -2,14 +2,15 @@
 
 Keys are paths below the root with ``/`` separators.  Listing walks directories in key
 order (a directory sorts as ``name/``, exactly where its keys sort in an object store), so
-start-after and merge-compare work as on S3.  Writes go to a temporary file — unnamed
-(O_TMPFILE) where the system has them, else hidden — that is linked or renamed into place
-on commit: a reader never sees a partial file.
+start-after and merge-compare work as on S3.  Writes (writes.py) go to a temporary file —
+unnamed (O_TMPFILE) where the system has them, else hidden — that is linked or renamed
+into place on commit: a reader never sees a partial file.
 
 A file lakeshift writes gets an extended attribute (``user.lakeshift``, where the file system
 has them) recording its MD5 and the source's ETag, together with the file's size and
-modification time.  A listing offers them only while size and mtime still match, so a rerun
-skips files already copied and a file changed since is copied again.
+modification time (writes.py ``_record_value``).  A listing offers them only while size and
+mtime still match, so a rerun skips files already copied and a file changed since is
+copied again.
 """
 
 from __future__ import annotations
