@@ -76,6 +76,10 @@ def test_crc64nvme_equals_the_azure_sdks_chained() -> None:
     for piece in pieces:
         crc = sdk_crc64.compute(piece, crc)
     assert crc64nvme(b"".join(pieces)) == crc.to_bytes(8, "little")
+    # A block given in the pieces it was read in is chained over them, never joined.
+    assert crc64nvme(*pieces) == crc.to_bytes(8, "little")
+    assert crc64nvme(*[memoryview(p) for p in pieces]) == crc.to_bytes(8, "little")
+    assert crc64nvme() == sdk_crc64.compute(b"", 0).to_bytes(8, "little")
 
 
 def test_the_header_value_is_what_the_service_computes() -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sized
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from lakeshift.engine.limiter import EndpointLimiter
 from lakeshift.errors import IntegrityError, ThrottledError, TransientError
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from lakeshift.stores.base import RangeStream
 
 T = TypeVar("T")
+_C = TypeVar("_C", bound=Sized)
 
 #: Told the error class of every request about to be retried, in the context that set it
 #: (a partition's tasks: `run` counts retries by class per partition for the monitor).
@@ -76,17 +77,35 @@ async def retry(fn: Callable[[], Awaitable[T]], policy: RetryPolicy,
             await asyncio.sleep(policy.delay(attempt, e.retry_after))
 
 
+def _chunks(stream: RangeStream, n: int) -> AsyncIterator[Any]:
+    return stream.chunks(n)
+
+
+@overload
+def resumed_read(open_at: Callable[[int, int], Awaitable[RangeStream]], start: int, end: int,
+                 chunk: int | None, policy: RetryPolicy, limiter: EndpointLimiter | None,
+                 what: str, stream: RangeStream | None = None
+                 ) -> AsyncGenerator[bytes, None]: ...
+@overload
+def resumed_read(open_at: Callable[[int, int], Awaitable[RangeStream]], start: int, end: int,
+                 chunk: int | None, policy: RetryPolicy, limiter: EndpointLimiter | None,
+                 what: str, stream: RangeStream | None = None, *,
+                 read: Callable[[RangeStream, int], AsyncIterator[_C]]
+                 ) -> AsyncGenerator[_C, None]: ...
 async def resumed_read(open_at: Callable[[int, int], Awaitable[RangeStream]], start: int,
                        end: int,
                        chunk: int | None, policy: RetryPolicy,
                        limiter: EndpointLimiter | None, what: str,
-                       stream: RangeStream | None = None) -> AsyncGenerator[bytes, None]:
+                       stream: RangeStream | None = None, *,
+                       read: Callable[[RangeStream, int], AsyncIterator[Any]] = _chunks
+                       ) -> AsyncGenerator[Any, None]:
     """The bytes ``start`` to ``end`` of one ranged read, in ``stream.chunks(chunk)`` (None:
     the rest of the range in one chunk), resumed after a TransientError (a broken or short
     read, a failed open) by ``open_at(pos, end)`` from where it stopped: chunks already yielded
     are never read again.  Each retry is reported as ``retry`` reports one (the limiter
     told of throttling, ``retry_observer`` told the error class), up to ``policy.attempts``
-    attempts; more bytes than asked for are an IntegrityError.  ``stream``: one already
+    attempts; more bytes than asked for are an IntegrityError.  ``read(stream, n)``: its
+    chunks (``stream.chunks(n)``; a block path may ask for ``pieces``).  ``stream``: one already
     open at ``start``.  Use it under ``contextlib.aclosing``: whatever ends the reading
     (an error in the loop that reads it, a cancellation) closes the stream then."""
     pos, attempt = start, 0
@@ -95,7 +114,7 @@ async def resumed_read(open_at: Callable[[int, int], Awaitable[RangeStream]], st
             try:
                 if stream is None:
                     stream = await open_at(pos, end)
-                async for data in stream.chunks(end - pos if chunk is None else chunk):
+                async for data in read(stream, end - pos if chunk is None else chunk):
                     if pos + len(data) > end:
                         raise IntegrityError(f"{what}: the ranged read returned more than "
                                              f"the {end - start} bytes asked for")

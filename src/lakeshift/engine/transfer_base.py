@@ -23,11 +23,13 @@ from lakeshift.errors import (
     IntegrityError,
     LakeshiftError,
 )
-from lakeshift.model import Data, ObjectInfo, ObjectProps
+from lakeshift.model import ObjectInfo, ObjectProps
 from lakeshift.stores.base import (
     BlockUpload,
+    Chunk,
     RangeStream,
     Store,
+    buffers,
 )
 from lakeshift.stores.props import SRC_ETAG_KEY, SRC_MTIME_KEY, format_time
 
@@ -89,17 +91,25 @@ class Copied:
     proof: str
 
 
-async def _md5(data: Data) -> bytes:
-    if len(data) >= _HASH_IN_THREAD:
-        return await asyncio.to_thread(lambda: hashlib.md5(data).digest())
-    return hashlib.md5(data).digest()
+def _md5_of(data: Chunk) -> bytes:
+    hasher = hashlib.md5()
+    for piece in buffers(data):
+        hasher.update(piece)
+    return hasher.digest()
 
 
-async def _crc64(data: Data) -> bytes:
-    """``checksums.crc64nvme`` of a block (in a worker thread from 1 MiB up, as ``_md5``)."""
+async def _md5(data: Chunk) -> bytes:
     if len(data) >= _HASH_IN_THREAD:
-        return await asyncio.to_thread(crc64nvme, data)
-    return crc64nvme(data)
+        return await asyncio.to_thread(_md5_of, data)
+    return _md5_of(data)
+
+
+async def _crc64(data: Chunk) -> bytes:
+    """``checksums.crc64nvme`` of a block (in a worker thread from 1 MiB up, as ``_md5``);
+    a block in pieces chained over them, never joined."""
+    if len(data) >= _HASH_IN_THREAD:
+        return await asyncio.to_thread(crc64nvme, *buffers(data))
+    return crc64nvme(*buffers(data))
 
 
 def _dest_props(props: ObjectProps, src: ObjectInfo) -> ObjectProps:
@@ -125,11 +135,12 @@ def _check(src: ObjectInfo, size: int, md5: bytes, where: str) -> None:
                              f"source's ({src.md5.hex()})")
 
 
-def _fold(hasher: Any, proof: SourceProof | None, data: Data) -> None:
-    if hasher is not None:
-        hasher.update(data)
-    if proof is not None:
-        proof.update(data)
+def _fold(hasher: Any, proof: SourceProof | None, data: Chunk) -> None:
+    for piece in buffers(data):
+        if hasher is not None:
+            hasher.update(piece)
+        if proof is not None:
+            proof.update(piece)
 
 
 async def _open_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str, end: int,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from functools import partial
 from typing import cast
@@ -32,7 +32,11 @@ from lakeshift.errors import (
 )
 from lakeshift.model import ObjectInfo
 from lakeshift.stores.base import (
+    Chunk,
     CRC64BlockUpload,
+    Pieces,
+    PiecesBlockUpload,
+    PiecesStream,
     RangeStream,
     SourceChecksum,
 )
@@ -111,7 +115,7 @@ async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str,
     blocks_in = [(end - start + bs - 1) // bs for start, end in spans]
     reserve = [n * k for n in blocks_in]
     # Per span, its blocks in order (None closes the span), for the in-order MD5.
-    arrived: list[asyncio.Queue[tuple[bytes, asyncio.Event] | None]] = [
+    arrived: list[asyncio.Queue[tuple[Chunk, asyncio.Event] | None]] = [
         asyncio.Queue() for _ in spans]
     staged: list[list[int]] = [[] for _ in spans]
     hasher = hashlib.md5()
@@ -122,6 +126,16 @@ async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str,
     def open_at(pos: int, end: int) -> Awaitable[RangeStream]:
         return ctx.src.open_range(src.key, pos, end, if_match=src.etag)
 
+    # A destination that sends a block given in pieces reads it from a source that can
+    # hand its bytes on as the pieces they arrived in: no block is joined (a copy of every
+    # byte and a block's worth held twice); hashed and sent piece by piece.
+    in_pieces = isinstance(upload, PiecesBlockUpload)
+
+    def read(stream: RangeStream, n: int) -> AsyncIterator[Chunk]:
+        if in_pieces and isinstance(stream, PiecesStream):
+            return stream.pieces(n)
+        return stream.chunks(n)
+
     # Blocks cut from each span so far, each holding k slots until it is staged; whether
     # a span's reader has taken its stream.  Slots (and a stream) go back when their task
     # ends, by a done-callback: a task cancelled before its first step (the copy failing
@@ -129,9 +143,15 @@ async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str,
     cut = [0] * len(spans)
     taken = [False] * len(spans)
 
-    async def stage_block(index: int, offset: int, data: bytes, hashed: asyncio.Event) -> None:
+    async def stage_block(index: int, offset: int, data: Chunk, hashed: asyncio.Event) -> None:
         # Holds its k slots until the block is staged and folded into the whole-object MD5.
-        if by_crc64:
+        request: Callable[[], Awaitable[None]]
+        if isinstance(data, Pieces):
+            crc64 = await _crc64(data) if by_crc64 else None
+            block_md5 = await _md5(data) if caps.block_md5 and not by_crc64 else None
+            request = partial(cast(PiecesBlockUpload, upload).stage_pieces, index, offset,
+                              data, block_md5, crc64)
+        elif by_crc64:
             checked = cast(CRC64BlockUpload, upload)
             request = partial(checked.stage_crc64, index, offset, data, await _crc64(data))
         else:
@@ -159,7 +179,8 @@ async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str,
         # one of them is done, so reads that outrun the Put Blocks do not fill every slot.
         ahead = asyncio.Semaphore(ctx.read_ahead)
         async with aclosing(resumed_read(open_at, start, end, bs, ctx.policy,
-                                         ctx.src_limit, src.key, stream)) as chunks:
+                                         ctx.src_limit, src.key, stream,
+                                         read=read)) as chunks:
             while True:
                 await ahead.acquire()
                 if (chunk := await anext(chunks, None)) is None:

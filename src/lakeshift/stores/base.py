@@ -213,6 +213,34 @@ class URLBlockUpload(Protocol):
     async def abort(self) -> None: ...
 
 
+class Pieces:
+    """A block's bytes as the buffers they arrived in (socket reads), never joined: hashed
+    piece by piece (CRC64 and CRC32 chain, MD5 and SHA update) and sent as one body of
+    several buffers (``wire``), so no byte of the block is copied in Python.  ``len`` is
+    its size in bytes."""
+
+    __slots__ = ("parts", "size")
+
+    def __init__(self, parts: Sequence[bytes]) -> None:
+        self.parts: tuple[bytes, ...] = tuple(parts)
+        self.size = sum(map(len, self.parts))
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __bytes__(self) -> bytes:
+        return b"".join(self.parts)
+
+
+#: A chunk of a ranged read: one buffer, or (``PiecesStream.pieces``) several.
+Chunk = Data | Pieces
+
+
+def buffers(data: Chunk) -> tuple[Data, ...]:
+    """The buffers of a chunk, in order."""
+    return data.parts if isinstance(data, Pieces) else (data,)
+
+
 class RangeStream(Protocol):
     """An open ranged read: properties from the response, then the bytes in chunks."""
 
@@ -227,6 +255,15 @@ class RangeStream(Protocol):
     def close(self) -> None:
         """Done with it, read or not: its connection is freed (reading to the end frees it
         too; a stream dropped unread must be closed, or its connection stays taken)."""
+        ...
+
+
+@runtime_checkable
+class PiecesStream(Protocol):
+    """A ``RangeStream`` that can hand its bytes on as the pieces they arrived in."""
+
+    def pieces(self, min_size: int) -> AsyncIterator[Pieces]:
+        """As ``chunks``, each chunk the list of buffers it arrived in (never joined)."""
         ...
 
 
@@ -249,6 +286,16 @@ class CRC64BlockUpload(Protocol):
         """``BlockUpload.stage`` with the block's CRC-64/NVME (``checksums.crc64nvme``: 8
         bytes, little-endian) in place of its MD5: the service refuses a block whose bytes
         do not have it (IntegrityError), so a block changed in transit is never staged."""
+        ...
+
+
+@runtime_checkable
+class PiecesBlockUpload(Protocol):
+    """A block upload that sends a block given as ``Pieces`` without joining it."""
+
+    async def stage_pieces(self, index: int, offset: int, data: Pieces, md5: bytes | None,
+                           crc64: bytes | None) -> None:
+        """``stage`` (``md5``) or ``stage_crc64`` (``crc64``) of a block in pieces."""
         ...
 
 

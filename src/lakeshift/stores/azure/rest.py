@@ -47,6 +47,7 @@ from lakeshift.errors import (
 from lakeshift.model import Data, ObjectInfo, ObjectProps
 from lakeshift.redact import redact, register_secret
 from lakeshift.stores import http, wire
+from lakeshift.stores.base import Pieces
 from lakeshift.stores.props import is_folder_blob, unquote_etag
 
 API_VERSION = "2023-11-03"
@@ -643,7 +644,7 @@ class LeanBlobClient:
         returned = headers.get("Content-MD5")
         return base64.b64decode(returned) if returned else None
 
-    async def put_block(self, key: str, block_id: str, data: Data, md5: bytes | None,
+    async def put_block(self, key: str, block_id: str, data: Data | Pieces, md5: bytes | None,
                         what: str, crc64: bytes | None = None) -> None:
         """Put Block, with the block's MD5 as Content-MD5 or its CRC-64/NVME (8 bytes,
         little-endian) as ``x-ms-content-crc64`` if given: the service checks either (not
@@ -655,7 +656,11 @@ class LeanBlobClient:
         elif crc64 is not None:
             headers["x-ms-content-crc64"] = _b64(crc64)
         url = self._url(key, f"comp=block&blockid={quote(_wire_id(block_id), safe='')}")
-        await self._send_data("PUT", url, headers, data, what)
+        if isinstance(data, Pieces):  # sent buffer after buffer, never joined
+            await self._send("PUT", url, headers, data.parts, what, length=len(data),
+                             data_request=True)
+        else:
+            await self._send_data("PUT", url, headers, data, what)
 
     async def _send_data(self, method: str, url: str, headers: dict[str, str], data: Data,
                          what: str) -> None:
@@ -751,7 +756,8 @@ class LeanBlobClient:
     # -- the request ---------------------------------------------------------------
 
     async def _send(self, method: str, url: str, headers: dict[str, str],
-                    data: Data | AsyncIterator[Data], what: str, length: int | None = None,
+                    data: Data | tuple[bytes, ...] | AsyncIterator[Data], what: str,
+                    length: int | None = None,
                     not_found: str = "", data_request: bool = False,
                     _renewed: bool = False) -> tuple[Any, bytes]:
         """One request; returns the response headers and body on 2xx, else raises the

@@ -40,7 +40,14 @@ from lakeshift.stores.azure.rest import (
     LeanBlobClient,
 )
 from lakeshift.stores.azure.sas import blob_sas, user_delegation_sas
-from lakeshift.stores.base import BlockUpload, Capabilities, Page, PathAccess, StoreConfig
+from lakeshift.stores.base import (
+    BlockUpload,
+    Capabilities,
+    Page,
+    PathAccess,
+    Pieces,
+    StoreConfig,
+)
 from lakeshift.stores.http import check_http
 from lakeshift.stores.obstore_common import RETRY_CONFIG, client_options
 from lakeshift.stores.obstore_stream import ObstoreRange, open_range
@@ -344,6 +351,11 @@ class _AzureBlocks:
 
     async def stage_crc64(self, index: int, offset: int, data: Data, crc64: bytes) -> None:
         await self.store._blobs.put_block(self.key, self._id(index), data, None,
+                                          self.store._where(self.key), crc64=crc64)
+
+    async def stage_pieces(self, index: int, offset: int, data: Pieces, md5: bytes | None,
+                           crc64: bytes | None) -> None:
+        await self.store._blobs.put_block(self.key, self._id(index), data, md5,
                                           self.store._where(self.key), crc64=crc64)
 
     async def commit(self, order: list[int], md5: bytes | None) -> None:

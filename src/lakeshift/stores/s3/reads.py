@@ -38,7 +38,7 @@ from lakeshift.errors import (
 )
 from lakeshift.model import ObjectInfo, ObjectProps, ReadResult
 from lakeshift.stores import http, wire
-from lakeshift.stores.base import SourceChecksum
+from lakeshift.stores.base import Pieces, SourceChecksum
 from lakeshift.stores.obstore_common import ARCHIVED_CODES, archived_message
 from lakeshift.stores.props import unquote_etag
 from lakeshift.stores.s3 import sigv4
@@ -218,6 +218,22 @@ class WireRange:
                 except wire.WireError as e:
                     raise _wire_failure(e, self._what) from None
                 yield piece
+        finally:
+            self._resp.release()  # the connection is closed when not read to the end
+
+    async def pieces(self, min_size: int) -> AsyncIterator[Pieces]:
+        """As ``chunks``, each chunk the buffers it arrived in from the socket, never
+        joined (``PiecesStream``): a block that is hashed and sent on in pieces."""
+        stream = self._resp.pieces(min_size)
+        try:
+            while True:
+                try:
+                    parts = await anext(stream)
+                except StopAsyncIteration:
+                    break
+                except wire.WireError as e:
+                    raise _wire_failure(e, self._what) from None
+                yield Pieces(parts)
         finally:
             self._resp.release()  # the connection is closed when not read to the end
 

@@ -410,7 +410,8 @@ class _Connection(asyncio.Protocol):
 
     # -- the exchange ----------------------------------------------------------------
 
-    async def send(self, method: str, head: bytes, body: _Body | AsyncIterator[_Body] | None,
+    async def send(self, method: str, head: bytes,
+                   body: _Body | tuple[_Body, ...] | AsyncIterator[_Body] | None,
                    length: int, stall: float) -> None:
         """Send the request (head and body), under the stall watch."""
         self._reset_response()
@@ -437,6 +438,20 @@ class _Connection(asyncio.Protocol):
                         break
                     transport.write(view[i:i + SLICE])
                     self.sent = min(length, i + SLICE)
+        elif isinstance(body, tuple):
+            # A body in several buffers (a block in the pieces it was read in): each sent
+            # as it is, in slices, none joined.
+            transport.write(head)
+            for part in body:
+                view = memoryview(part).cast("B")
+                for i in range(0, len(view), SLICE):
+                    await self._drain()
+                    if self.closed:
+                        break
+                    transport.write(view[i:i + SLICE])
+                self.sent += len(view)
+                if self.closed:
+                    break
         else:
             transport.write(head)
             async for chunk in body:
@@ -475,27 +490,35 @@ class _Connection(asyncio.Protocol):
     async def take(self, min_size: int) -> bytes:
         """The next piece of the body, of at least ``min_size`` bytes unless it is the
         last; b"" at the end.  (Reading pauses above ``max(MAX_BUFFERED, min_size)``.)"""
+        parts = await self.take_pieces(min_size)
+        if len(parts) == 1:
+            return parts[0]
+        return b"".join(parts)
+
+    async def take_pieces(self, min_size: int) -> list[bytes]:
+        """As ``take``, the bytes as the list of buffers they arrived in (never joined:
+        a block read for a Put Block is hashed and sent piece by piece); [] at the end."""
         self.limit = max(MAX_BUFFERED, min_size)
         await self._fill(min_size, resume=True)
         body = self.body
         if not body:
-            return b""
+            return []
         first = body[0]
         if len(first) >= min_size or len(body) == 1:
             body.popleft()
-            piece = first
+            parts = [first]
+            got = len(first)
         else:
-            parts: list[bytes] = []
+            parts = []
             got = 0
             while body and got < min_size:
                 part = body.popleft()
                 parts.append(part)
                 got += len(part)
-            piece = b"".join(parts)
-        self.buffered -= len(piece)
+        self.buffered -= got
         if self.buffered <= self.limit // 4:
             self._resume()
-        return piece
+        return parts
 
     async def _fill(self, n: int, resume: bool) -> None:
         """Wait until ``n`` bytes are buffered or the body is done (woken once they are:

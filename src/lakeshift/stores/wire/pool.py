@@ -58,7 +58,7 @@ class Pool:
 
     async def request(self, method: str, target: str,
                       headers: Iterable[tuple[str, str]] | Mapping[str, str],
-                      body: _Body | AsyncIterator[_Body] | None = None,
+                      body: _Body | tuple[_Body, ...] | AsyncIterator[_Body] | None = None,
                       *, length: int | None = None,
                       connect_timeout: float, stall_timeout: float,
                       response_timeout: float | None = None) -> Response:
@@ -71,16 +71,18 @@ class Pool:
         and reading the response, bytes must arrive, within it (else Stalled).
         ``response_timeout``: a limit on the whole exchange up to the end of the head (for
         control requests).  A reused connection found dead before any response byte is
-        retried once on a new one when the body can be sent again (bytes or None)."""
+        retried once on a new one when the body can be sent again (bytes or None).  A
+        tuple of buffers is one body sent buffer after buffer, never joined."""
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
         if self._closed:
             raise WireError(f"connection pool for {self.peer} is closed")
-        replayable = body is None or isinstance(body, bytes | bytearray | memoryview)
+        replayable = body is None or isinstance(body, bytes | bytearray | memoryview | tuple)
         if length is None:
             if not replayable:
                 raise ValueError("an iterator body needs its length")
-            length = 0 if body is None else len(body)  # type: ignore[arg-type]
+            length = 0 if body is None else sum(map(len, body)) if isinstance(
+                body, tuple) else len(body)  # type: ignore[arg-type]
         head = self.request_head(method, target, headers, body is not None, length)
 
         deadline = None if response_timeout is None else self._loop.time() + response_timeout
@@ -128,7 +130,8 @@ class Pool:
         return text.encode("utf-8")
 
     async def _exchange(self, method: str, head: bytes,
-                        body: _Body | AsyncIterator[_Body] | None, length: int,
+                        body: _Body | tuple[_Body, ...] | AsyncIterator[_Body] | None,
+                        length: int,
                         connect_timeout: float, stall: float, deadline: float | None,
                         fresh: bool) -> Response:
         conn = await self._acquire(connect_timeout, deadline, fresh)

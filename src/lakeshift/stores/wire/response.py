@@ -52,6 +52,20 @@ class Response:
         finally:
             self.release()
 
+    async def pieces(self, min_size: int = 1) -> AsyncIterator[list[bytes]]:
+        """As ``chunks``, each chunk the list of buffers it arrived in, never joined."""
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            while True:
+                parts = await conn.take_pieces(min_size)
+                if not parts:
+                    break
+                yield parts
+        finally:
+            self.release()
+
     def release(self) -> None:
         """Done with it: a fully read body returns the connection to the pool; otherwise
         the connection is closed (never reused with unread bytes)."""
