@@ -106,6 +106,31 @@ def test_multipart_with_crc32_is_proven_by_it(s3: Any, bucket: str, blob_service
     _assert_copied(blob_service, container, "out/mp.bin", data, md5_kept=False)
 
 
+@pytest.mark.parametrize("algorithm", ["CRC64NVME"])
+def test_a_crc64nvme_source_is_proven_by_it_and_a_flipped_read_copied_again(
+        algorithm: str, proxies: tuple[FaultProxy, FaultProxy], s3: Any, bucket: str,
+        blob_service: Any, container: str, tmp_path: Path) -> None:
+    # awscrt's CRC64NVME (~0.2 s/GiB) proves such a source by its own checksum, not by its
+    # multipart ETag rebuilt from part MD5s (~2 s/GiB); a byte changed in one of the
+    # source's GETs fails that proof and the object is copied again.  (moto gives a
+    # multipart CRC32C upload the composite CRC32, not CRC32C: that one is checked against
+    # botocore's CRC32C in tests/unit/test_source_proof.py.)
+    s3p, _ = proxies
+    data = os.urandom(12 * MiB + 77)  # 3 parts of 5 MiB
+    s3.upload_fileobj(io.BytesIO(data), bucket, "d/mp.bin", Config=PARTS,
+                      ExtraArgs={"ChecksumAlgorithm": algorithm})
+    assert s3.head_object(Bucket=bucket, Key="d/mp.bin",
+                          ChecksumMode="ENABLED")[f"Checksum{algorithm}"]
+    s3p.add("flip", method="GET", path=r"/d/mp\.bin", uses=1)
+    res = _copy(bucket, container)
+    assert res.failures == [] and res.exit_code == 0 and s3p.injected == 1
+    assert dict(res.proofs) == {f"source-{algorithm.lower()}": 1}
+    _assert_copied(blob_service, container, "out/mp.bin", data, md5_kept=False)
+    checked = lakeshift.verify(f"s3://{bucket}/d/", f"az://{container}/out/",
+                               report=tmp_path / "report")
+    assert dict(checked.proofs) == {f"source-{algorithm.lower()}": 1}
+
+
 @pytest.mark.parametrize("single_put_max", [0, None])
 def test_over_http_into_an_md5_only_destination_a_crc32_source_in_blocks_goes_by_parts(
         single_put_max: int | None, s3: Any, bucket: str, blob_service: Any,

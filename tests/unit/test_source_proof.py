@@ -33,6 +33,15 @@ def _fed(proof: SourceProof, data: bytes, chunk: int = 1024 * 1024 + 17) -> Sour
     return proof
 
 
+def _boto(algorithm: str, data: bytes) -> str:
+    """botocore's checksum of ``data`` as S3 keeps it (x-amz-checksum-*, base64)."""
+    from botocore.httpchecksum import _CHECKSUM_CLS
+
+    checksum = _CHECKSUM_CLS[algorithm]()
+    checksum.update(data)
+    return str(checksum.b64digest())
+
+
 KEPT = {
     "crc32-full": SourceChecksum("crc32", _b64(zlib.crc32(DATA).to_bytes(4, "big"))),
     "crc32-composite": SourceChecksum("crc32", _b64(zlib.crc32(b"".join(
@@ -40,11 +49,20 @@ KEPT = {
     "sha256-composite": SourceChecksum("sha256", _b64(hashlib.sha256(b"".join(
         hashlib.sha256(p).digest() for p in PIECES)).digest()), True, PART, 3),
     "etag": SourceChecksum(None, None, False, PART, 3),
-    "crc32c-falls-back-to-etag": SourceChecksum("crc32c", "AAAAAA==", True, PART, 3),
+    "xxhash64-falls-back-to-etag": SourceChecksum("xxhash64", "AAAAAAAAAAA=", True, PART, 3),
+    # CRC32C and CRC64NVME (awscrt) against botocore's own (what an SDK upload sends).
+    "crc32c-full": SourceChecksum("crc32c", _boto("crc32c", DATA)),
+    "crc32c-composite": SourceChecksum("crc32c", _boto("crc32c", b"".join(
+        base64.b64decode(_boto("crc32c", p)) for p in PIECES)), True, PART, 3),
+    "crc64nvme-full": SourceChecksum("crc64nvme", _boto("crc64nvme", DATA)),
+    # S3 keeps CRC64NVME of the whole object only, even where it does not say FULL_OBJECT.
+    "crc64nvme-multipart": SourceChecksum("crc64nvme", _boto("crc64nvme", DATA), True, PART, 3),
 }
 LABELS = {"crc32-full": "source-crc32", "crc32-composite": "source-crc32",
           "sha256-composite": "source-sha256", "etag": "multipart-etag",
-          "crc32c-falls-back-to-etag": "multipart-etag"}
+          "xxhash64-falls-back-to-etag": "multipart-etag",
+          "crc32c-full": "source-crc32c", "crc32c-composite": "source-crc32c",
+          "crc64nvme-full": "source-crc64nvme", "crc64nvme-multipart": "source-crc64nvme"}
 
 
 @pytest.mark.parametrize("case", sorted(KEPT))
@@ -100,3 +118,20 @@ def test_an_etag_under_sse_kms_or_sse_c_is_no_proof_but_a_checksum_still_is() ->
     crc = SourceChecksum("crc32", _b64(zlib.crc32(DATA).to_bytes(4, "big")), False, PART, 3,
                          True)
     assert SourceProof(obj, crc).label == "source-crc32"
+
+
+@pytest.mark.parametrize("algorithm", ["crc32c", "crc64nvme"])
+@pytest.mark.parametrize("size", [0, 1, 7, 4096 + 3, PART + 1])
+def test_crc32c_and_crc64nvme_equal_botocores_fed_in_any_pieces(algorithm: str,
+                                                                size: int) -> None:
+    data = DATA[:size]
+    kept = SourceChecksum(algorithm, _boto(algorithm, data))
+    for chunk in (1, 3, 4096, 1024 * 1024 + 17):
+        if size > 100_000 and chunk < 4096:
+            continue
+        proof = _fed(SourceProof(ObjectInfo("k", size), kept), data, chunk)
+        assert proof.label == f"source-{algorithm}"
+        proof.check()
+    other = SourceChecksum(algorithm, _boto(algorithm, data + b"x"))
+    with pytest.raises(IntegrityError, match=algorithm):
+        _fed(SourceProof(ObjectInfo("k", size), other), data).check()

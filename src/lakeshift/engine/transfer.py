@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 from typing import cast
 
-from lakeshift.engine.checksums import SourceProof
+from lakeshift.engine.checksums import CHEAP_PROOFS, SourceProof
 from lakeshift.engine.retry import retry
 from lakeshift.engine.transfer_base import (
     Copied,
@@ -123,10 +123,11 @@ async def copy_object(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> C
             # of every byte, ~2 s/GiB, to compare with the one the service computed).
             if caps.block_md5 and caps.block_crc64 and label.startswith("source-"):
                 return await _copy_blocks(ctx, src, dest_key, kept)
-            # By parts over plain HTTP, unless the source keeps a CRC32: then the streamed
-            # put costs one cheap CRC32 pass more (~0.27 s/GiB here) but holds one slot
-            # and ~1 MiB per object instead of whole parts, and keeps the service's MD5.
-            if caps.block_md5 and label != "source-crc32" and \
+            # By parts over plain HTTP, unless the source keeps a CRC (CHEAP_PROOFS): then
+            # the streamed put costs one cheap CRC pass more (~0.2-0.3 s/GiB here) but holds
+            # one slot and ~1 MiB per object instead of whole parts, and keeps the service's
+            # MD5.
+            if caps.block_md5 and label not in CHEAP_PROOFS and \
                     _part_blocks(ctx, src, _etag_proof(src, kept)):
                 return await _copy_blocks(ctx, src, dest_key, kept)
             return await _copy_streamed_proven(ctx, src, dest_key, kept)

@@ -31,7 +31,12 @@ from pathlib import Path
 from typing import Any, TextIO, cast
 from urllib.parse import unquote
 
-from lakeshift.engine.checksums import SourceProof, stream_checksums, without_unvouched_md5
+from lakeshift.engine.checksums import (
+    CHEAP_PROOFS,
+    SourceProof,
+    stream_checksums,
+    without_unvouched_md5,
+)
 from lakeshift.engine.events import BytesMoved, EventBus, Throttled
 from lakeshift.engine.limiter import Pacing, validate_pacing
 from lakeshift.engine.pipeline import (
@@ -432,12 +437,13 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
             # As the copy proved it (transfer.copy_object): by the source's own checksum,
             # else its multipart ETag where that can be rebuilt (not under SSE-KMS/SSE-C,
             # parts cut from part 1's size), else the MD5 of its bytes.  Where the ETag
-            # rebuilds, a kept CRC32 is still preferred (cheaper than MD5; a SHA is not).
+            # rebuilds, a kept CRC (CHEAP_PROOFS) is still preferred (cheaper than MD5; a
+            # SHA is not).
             store = cast(ChecksumSource, src)
             kept = await retry(functools.partial(store.source_checksums, s.key, s.etag),
                                policy, src_limit)
             rebuilds = _etag_rebuilds(s, kept)
-            if (not rebuilds or SourceProof(s, kept).label == "source-crc32") and \
+            if (not rebuilds or SourceProof(s, kept).label in CHEAP_PROOFS) and \
                     await _by_own_checksum(name, s, d, kept):
                 return
             if rebuilds:
@@ -487,7 +493,7 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
 
     async def _by_own_checksum(name: str, s: ObjectInfo, d: ObjectInfo,
                                kept: SourceChecksum | None) -> bool:
-        """Prove ``d`` by the checksum the source keeps besides its ETag (CRC32, SHA; a
+        """Prove ``d`` by the checksum the source keeps besides its ETag (a CRC, a SHA; a
         COMPOSITE one only where the parts can be cut from part 1's size): the
         destination's bytes read back must have it.  False when it keeps none usable."""
         proof = SourceProof(s, kept)
