@@ -131,6 +131,42 @@ def test_a_crc64nvme_source_is_proven_by_it_and_a_flipped_read_copied_again(
     assert dict(checked.proofs) == {f"source-{algorithm.lower()}": 1}
 
 
+def test_over_tls_a_crc32_source_in_blocks_is_sent_in_pieces_without_a_block_check(
+        entra_env: dict[str, str], s3: Any, bucket: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Over TLS (Azurite with a throw-away CA) a block carries neither CRC64 nor MD5 (TLS
+    # protects it); it is still sent as the pieces it was read in, over the TLS transport.
+    from lakeshift.api import StoreOptions
+    from lakeshift.stores.wire import connection
+
+    data = os.urandom(12 * MiB + 77)
+    _upload(s3, bucket, "d/mp.bin", data)
+    heads: list[bytes] = []
+    bodies: list[Any] = []
+    real_send = connection._Connection.send
+
+    async def send(self: Any, method: str, head: bytes, body: Any, length: int,
+                   stall: float) -> None:
+        if b"comp=block&" in head:
+            heads.append(head.lower())
+            bodies.append(body)
+        await real_send(self, method, head, body, length, stall)
+
+    monkeypatch.setattr(connection._Connection, "send", send)
+    opts = StoreOptions(azure_auth="cli")
+    c = f"tls-{os.urandom(4).hex()}"
+    res = lakeshift.copy(f"s3://{bucket}/d/", f"az://{c}/out/", copy_mode="stream",
+                         block_size=MiB, concurrency=4, single_put_max=0,
+                         store_options=opts)
+    assert res.failures == [] and res.exit_code == 0
+    assert dict(res.proofs) == {"source-crc32": 1}
+    assert len(bodies) == 13 and all(isinstance(b, tuple) for b in bodies)
+    assert not any(b"x-ms-content-crc64" in h or b"content-md5" in h for h in heads)
+    back = lakeshift.copy(f"az://{c}/out/", str(tmp_path / "back"), store_options=opts)
+    assert back.exit_code == 0, back.failures
+    assert (tmp_path / "back" / "mp.bin").read_bytes() == data
+
+
 @pytest.mark.parametrize("single_put_max", [0, None])
 def test_over_http_into_an_md5_only_destination_a_crc32_source_in_blocks_goes_by_parts(
         single_put_max: int | None, s3: Any, bucket: str, blob_service: Any,
