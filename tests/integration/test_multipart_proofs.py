@@ -205,6 +205,41 @@ def test_multipart_without_checksum_is_proven_by_its_etag(
     assert again.exit_code == 0 and again.stats.copied == 0 and again.stats.skipped == 2
 
 
+def test_a_copy_by_parts_hashes_and_sends_each_part_in_the_pieces_the_socket_delivered(
+        s3_plain: Any, bucket: str, blob_service: Any, container: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # No part is joined: its MD5 (Content-MD5 and the ETag's) is folded over the very
+    # buffers the GET's connection received, and Put Block sends those buffers.
+    from lakeshift.stores.wire import connection
+
+    data = os.urandom(11 * MiB + 5)
+    _upload(s3_plain, bucket, "d/mp.bin", data)
+    received: dict[int, bytes] = {}
+    bodies: list[Any] = []
+    real_append, real_send = connection._Connection._append, connection._Connection.send
+
+    def append(self: Any, piece: bytes) -> None:
+        received[id(piece)] = piece
+        real_append(self, piece)
+
+    async def send(self: Any, method: str, head: bytes, body: Any, length: int,
+                   stall: float) -> None:
+        if b"comp=block&" in head:
+            bodies.append(body)
+        await real_send(self, method, head, body, length, stall)
+
+    monkeypatch.setattr(connection._Connection, "_append", append)
+    monkeypatch.setattr(connection._Connection, "send", send)
+    res = _copy(bucket, container, BY_PARTS)
+    assert res.failures == [] and res.exit_code == 0
+    assert dict(res.proofs) == {"multipart-etag": 1}
+    assert len(bodies) == 3
+    for body in bodies:
+        assert isinstance(body, tuple) and body, type(body)
+        assert all(received.get(id(piece)) is piece for piece in body)
+    _assert_copied(blob_service, container, "out/mp.bin", data, md5_kept=False)
+
+
 def test_a_copy_by_parts_is_verified_and_moved_by_its_rebuilt_etag(
         s3_plain: Any, bucket: str, blob_service: Any, container: str,
         tmp_path: Path) -> None:

@@ -4,17 +4,23 @@ block path, engine/transfer_blocks.py, chooses it)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import aclosing
+from typing import cast
 
 from lakeshift.engine.checksums import SourceProof
 from lakeshift.engine.events import BytesMoved
 from lakeshift.engine.retry import resumed_read, retry
 from lakeshift.engine.transfer_base import Copied, TransferContext, _first_error, _md5, _open_blocks
 from lakeshift.errors import IntegrityError
-from lakeshift.model import Data, ObjectInfo
+from lakeshift.model import ObjectInfo
 from lakeshift.stores.base import (
+    Chunk,
+    Pieces,
+    PiecesBlockUpload,
+    PiecesStream,
     RangeStream,
+    buffers,
 )
 
 
@@ -34,15 +40,29 @@ async def _copy_parts(ctx: TransferContext, src: ObjectInfo, dest_key: str, proo
     def open_at(pos: int, end: int) -> Awaitable[RangeStream]:
         return ctx.src.open_range(src.key, pos, end, if_match=src.etag)
 
-    async def read_part(start: int, end: int, stream: RangeStream | None) -> Data:
+    # Into an upload that takes a block in pieces, from a source that gives them, a part
+    # is the buffers it arrived in, never joined (as in _copy_blocks).
+    in_pieces = isinstance(upload, PiecesBlockUpload)
+
+    def read(stream: RangeStream, n: int) -> AsyncIterator[Chunk]:
+        if in_pieces and isinstance(stream, PiecesStream):
+            return stream.pieces(n)
+        return stream.chunks(n)
+
+    async def read_part(start: int, end: int, stream: RangeStream | None) -> Chunk:
         # The rest of the part in one chunk (a part arrives whole, without a copy), resumed
         # where a broken read stopped.
-        got: list[bytes] = []
+        got: list[Chunk] = []
         async with aclosing(resumed_read(open_at, start, end, None, ctx.policy,
-                                         ctx.src_limit, src.key, stream)) as chunks:
+                                         ctx.src_limit, src.key, stream,
+                                         read=read)) as chunks:
             async for chunk in chunks:
                 got.append(chunk)
-        return got[0] if len(got) == 1 else b"".join(got)
+        if len(got) == 1:
+            return got[0]
+        if in_pieces:
+            return Pieces([piece for chunk in got for piece in buffers(chunk)])
+        return b"".join(bytes(chunk) for chunk in got)
 
     async def one(index: int, stream: RangeStream | None) -> None:
         start, end = ranges[index]
@@ -50,8 +70,13 @@ async def _copy_parts(ctx: TransferContext, src: ObjectInfo, dest_key: str, proo
         md5 = digests[index] = await _md5(data)
         await ctx.pacing.transfer(len(data))
         try:
-            await retry(lambda: upload.stage(index, start, data, md5), ctx.policy,
-                        ctx.dst_limit)
+            if isinstance(data, Pieces):
+                pieces = cast(PiecesBlockUpload, upload)
+                await retry(lambda: pieces.stage_pieces(index, start, data, md5, None),
+                            ctx.policy, ctx.dst_limit)
+            else:
+                await retry(lambda: upload.stage(index, start, data, md5), ctx.policy,
+                            ctx.dst_limit)
         except IntegrityError as e:
             raise IntegrityError(f"{e}: the block changed in transit") from None
         ctx.events.emit(BytesMoved(len(data)))

@@ -91,6 +91,7 @@ def _part_blocks(ctx: TransferContext, src: ObjectInfo, proof: SourceProof) -> i
         return None
     # A part is read whole: at its peak the pieces as they arrive and the part joined from
     # them, twice its size; so it holds twice its slots (and the parts in flight, all the
-    # run's slots at most, stay within the memory the slots allow).
+    # run's slots at most, stay within the memory the slots allow).  (A part kept in its
+    # pieces, S3 into Azure, is never joined: it needs only half of them.)
     k = 2 * -(-part // ctx.block_size)
     return k if k <= ctx.slots.total else None

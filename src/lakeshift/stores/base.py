@@ -221,8 +221,8 @@ class Pieces:
 
     __slots__ = ("parts", "size")
 
-    def __init__(self, parts: Sequence[bytes]) -> None:
-        self.parts: tuple[bytes, ...] = tuple(parts)
+    def __init__(self, parts: Sequence[Data]) -> None:
+        self.parts: tuple[Data, ...] = tuple(parts)
         self.size = sum(map(len, self.parts))
 
     def __len__(self) -> int:

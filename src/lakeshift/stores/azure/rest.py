@@ -756,7 +756,7 @@ class LeanBlobClient:
     # -- the request ---------------------------------------------------------------
 
     async def _send(self, method: str, url: str, headers: dict[str, str],
-                    data: Data | tuple[bytes, ...] | AsyncIterator[Data], what: str,
+                    data: Data | tuple[Data, ...] | AsyncIterator[Data], what: str,
                     length: int | None = None,
                     not_found: str = "", data_request: bool = False,
                     _renewed: bool = False) -> tuple[Any, bytes]:
