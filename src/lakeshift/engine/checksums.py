@@ -96,8 +96,8 @@ async def without_unvouched_md5(store: Store, obj: ObjectInfo, policy: RetryPoli
     return replace(obj, md5=None)
 
 
-#: Algorithms a source's additional checksum can be checked with here (CRC32 from zlib,
-#: CRC32C and CRC64NVME from awscrt, the SHAs from hashlib).
+#: Algorithms a source's additional checksum can be checked with here (CRC32 from ISA-L,
+#: else zlib; CRC32C and CRC64NVME from awscrt; the SHAs from hashlib).
 _ALGORITHMS = {"crc32", "crc32c", "crc64nvme", "sha256", "sha1"}
 #: The proofs by a checksum cheaper than MD5 (~0.2-0.3 s/GiB here against ~2 s): where the
 #: source keeps one, it is preferred to rebuilding a multipart ETag from part MD5s.
