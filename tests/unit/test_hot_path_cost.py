@@ -347,3 +347,33 @@ def test_the_pipeline_producer_is_woken_once_per_batch_not_per_item() -> None:
     assert sorted(done) == list(range(n))
     assert done[:concurrency] == list(range(concurrency))
     assert resumes <= n / (concurrency * 2) + 10, resumes
+
+
+def test_a_context_looks_its_endpoint_limiters_up_once() -> None:
+    """``src_limit``/``dst_limit`` are read for every request: after the first, reading
+    them makes no Python call (the endpoint name is not built again per request), and they
+    are the pacing's limiters for the two stores' endpoints."""
+    from types import SimpleNamespace
+
+    from lakeshift.engine.events import EventBus
+    from lakeshift.engine.limiter import Pacing
+    from lakeshift.engine.slots import SlotPool
+    from lakeshift.engine.transfer_base import TransferContext
+    from lakeshift.urls import parse_url
+
+    src = SimpleNamespace(url=parse_url("s3://bkt/data/"))
+    dst = SimpleNamespace(url=parse_url("az://acct/cnt/data/"))  # (scheme azure, no account)
+    pacing = Pacing(8, adaptive=False)
+    ctx = TransferContext(src, dst, 1 << 20, SlotPool(4), RetryPolicy(),  # type: ignore[arg-type]
+                          EventBus(), pacing)
+    assert ctx.src_limit is pacing.endpoint("s3:///bkt")
+    assert ctx.dst_limit is pacing.endpoint("azure:///acct")
+    assert ctx.src_limit is not ctx.dst_limit
+
+    async def read() -> Any:
+        return (ctx.src_limit, ctx.dst_limit)
+
+    async def main() -> int:
+        return await _python_calls(read)
+
+    assert asyncio.run(main()) <= 1  # the coroutine itself
