@@ -6,6 +6,7 @@ stall watch."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, cast
@@ -36,6 +37,8 @@ _LINE_MEMO = 256
 _Body = bytes | bytearray | memoryview
 
 
+_STDLIB_TIME = asyncio.BaseEventLoop.time
+
 # Body framing of a response.
 _NONE, _LENGTH, _CHUNKED, _EOF = range(4)
 # Chunked parser states.
@@ -49,6 +52,9 @@ class _Connection(asyncio.Protocol):
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
         self.loop = pool._loop
+        #: The loop's clock (read ~8 times per exchange): the stdlib loop's is
+        #: ``time.monotonic``, called directly (not through a Python-level method).
+        self.now = time.monotonic if type(self.loop).time is _STDLIB_TIME else self.loop.time
         self.peer = pool.peer
         self.transport: asyncio.Transport | None = None
         self.closed = False
@@ -100,7 +106,7 @@ class _Connection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.write_paused = False
-        self.progress = self.loop.time()
+        self.progress = self.now()
         drain, self.drain = self.drain, None
         if drain is not None and not drain.done():
             drain.set_result(None)
@@ -112,7 +118,7 @@ class _Connection(asyncio.Protocol):
             self.keep_alive = False
             self._close()
             return
-        self.progress = self.loop.time()
+        self.progress = self.now()
         self.received += len(data)
         if self.head is None:
             data = self._feed_head(data)
@@ -358,7 +364,7 @@ class _Connection(asyncio.Protocol):
     def _watch(self, stall: float) -> None:
         """Start the stall watch for an exchange (the timer is re-armed by itself)."""
         self.stall = stall
-        self.progress = now = self.loop.time()
+        self.progress = now = self.now()
         timer = self.timer
         if timer is None or timer.when() > now + stall / 2:
             # (None, or left from an exchange with a longer limit: too late for this one.)
@@ -370,7 +376,7 @@ class _Connection(asyncio.Protocol):
         self.timer = None
         if self.closed or not self.busy:
             return
-        now = self.loop.time()
+        now = self.now()
         if self.drain is not None and self.transport is not None:
             size = self.transport.get_write_buffer_size()
             if size != self.write_size:  # the peer took some bytes
@@ -395,13 +401,13 @@ class _Connection(asyncio.Protocol):
         """Until data arrives (or the response ends or fails)."""
         if self.error is not None:
             raise self.error
-        self.progress = self.loop.time()
+        self.progress = self.now()
         self.waiter = self.loop.create_future()
         await self.waiter
 
     async def _drain(self) -> None:
         if self.write_paused and not self.closed:
-            self.progress = self.loop.time()
+            self.progress = self.now()
             self.write_size = self.transport.get_write_buffer_size() if self.transport else 0
             self.drain = self.loop.create_future()
             await self.drain
