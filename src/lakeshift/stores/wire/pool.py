@@ -7,6 +7,7 @@ import os
 import ssl
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import cast
 from urllib.parse import urlsplit
 
 from lakeshift.stores.wire.connection import _Body, _Connection
@@ -105,10 +106,15 @@ class Pool:
         ValueError (no header can be smuggled in)."""
         # The head, as one bytes object, built in C-level passes (joins, one lowered copy
         # searched for the two names it may add), not a Python step per header.
-        # (A list, as the signers give, taken as it is: no ABC isinstance, a Python-level
-        # check, per request.)
-        items = headers if type(headers) is list else \
-            list(headers.items() if isinstance(headers, Mapping) else headers)
+        # (A list or a dict, as the signers give, without an isinstance against the Mapping
+        # ABC: a Python-level check, per request.)
+        kind = type(headers)
+        if kind is list:
+            items = cast(list[tuple[str, str]], headers)
+        elif kind is dict:
+            items = list(cast(dict[str, str], headers).items())
+        else:
+            items = list(headers.items() if isinstance(headers, Mapping) else headers)
         parts = [f"{method} {target} HTTP/1.1"]
         if items:
             block = "\r\n".join(map(": ".join, items))
