@@ -788,8 +788,7 @@ class LeanBlobClient:
                     method, url[len(self._origin):], headers, data if length else None,
                     length=length, connect_timeout=http.CONNECT_SECONDS, stall_timeout=stall,
                     response_timeout=limit)
-                async with resp:
-                    body = await resp.read()
+                body = await resp.read()  # (releases the connection, whatever happens)
         except TimeoutError:
             raise TransientError(f"{what}: no response from {self._client().peer} "
                                  f"complete within {http.REQUEST_SECONDS:g} s") from None
