@@ -34,7 +34,7 @@ async def _python_calls(step: Callable[[], Awaitable[Any]]) -> int:
 
 
 def test_retry_with_a_free_limiter_slot_costs_a_few_calls() -> None:
-    async def main() -> tuple[int, int]:
+    async def main() -> tuple[int, int, int]:
         lim = EndpointLimiter("e", 4)
         lim.limit = 3.5  # below the maximum: success() has work to do too
 
@@ -43,13 +43,18 @@ def test_retry_with_a_free_limiter_slot_costs_a_few_calls() -> None:
 
         bare = await _python_calls(lambda: retry(request, RetryPolicy()))
         paced = await _python_calls(lambda: retry(request, RetryPolicy(), lim))
-        assert lim.inflight == 0
-        return bare, paced
+        assert lim.inflight == 0 and lim.limit > 3.5
+        full = EndpointLimiter("f", 4)  # at its maximum: success has nothing to do
+        at_max = await _python_calls(lambda: retry(request, RetryPolicy(), full))
+        assert full.inflight == 0
+        return bare, paced, at_max
 
-    bare, paced = asyncio.run(main())
-    # acquire, release, success (and the limiter's own bookkeeping): not an
-    # asynccontextmanager, a Condition, its Lock and a predicate per request.
-    assert paced - bare <= 4, (bare, paced)
+    bare, paced, at_max = asyncio.run(main())
+    # release and success (a free slot is taken inline, as acquire takes it): not an
+    # asynccontextmanager, a Condition, its Lock and a predicate per request; at the
+    # maximum limit, release only.
+    assert paced - bare <= 2, (bare, paced)
+    assert at_max - bare <= 1, (bare, at_max)
 
 
 def test_limiter_hands_slots_over_in_order_and_survives_cancellation() -> None:

@@ -628,3 +628,31 @@ def test_an_exchange_reads_the_stdlib_loop_clock_without_a_python_call(
 
     assert run(make, server.url) == b"ok"
     assert reads == 0
+
+
+def test_python_calls_of_one_exchange_on_a_kept_connection(server: WireServer) -> None:
+    """What the wire client runs in Python for one small GET on a kept-alive connection
+    (frames entered in stores/wire, coroutine resumptions included): no drain coroutine
+    when the transport took the request at once, no separate wait coroutine for the head,
+    no pool wake-up when nobody waits (was 33)."""
+    import sys
+    from types import FrameType
+
+    server.add("answer", path="/t", body=b"ok")
+    frames: list[str] = []
+
+    def prof(frame: FrameType, event: str, arg: object) -> None:
+        if event == "call" and "/stores/wire/" in frame.f_code.co_filename:
+            frames.append(frame.f_code.co_name)
+
+    async def make(p: wire.Pool) -> bytes:
+        await get(p, "/t")  # (the connection opened)
+        sys.setprofile(prof)
+        try:
+            return (await get(p, "/t"))[2]
+        finally:
+            sys.setprofile(None)
+
+    assert run(make, server.url) == b"ok"
+    assert "_drain" not in frames and "_wait" not in frames and "_wake_one" not in frames
+    assert len(frames) <= 29, frames

@@ -466,7 +466,8 @@ class _Connection(asyncio.Protocol):
             if self.sent < length and not self.closed:
                 raise WireError(f"request body for {self.peer} ended after {self.sent:,} of "
                                 f"{length:,} bytes")
-        await self._drain()
+        if self.write_paused or self.error is not None:  # (else _drain has nothing to do)
+            await self._drain()
 
     async def wait_head(self) -> tuple[int, str, CIMultiDictProxy[str]]:
         while self.head is None:
@@ -474,7 +475,10 @@ class _Connection(asyncio.Protocol):
                 raise self.error
             if self.closed:
                 raise self._lost_error(None)
-            await self._wait()
+            # (_wait, inline: one coroutine fewer per response.)
+            self.progress = self.now()
+            self.waiter = self.loop.create_future()
+            await self.waiter
         self.want = 0
         return self.head
 

@@ -238,7 +238,8 @@ class Pool:
         else:
             self._all.discard(conn)
             self._open -= 1
-        self._wake_one()
+        if self._waiting:
+            self._wake_one()
 
     def _forget(self, conn: _Connection) -> None:
         """An idle connection the peer closed."""
