@@ -622,9 +622,10 @@ class LeanBlobClient:
 
     async def put(self, key: str, data: Data, props: ObjectProps, md5: bytes,
                   metadata: dict[str, str], what: str) -> None:
-        """Put Blob: the whole object in one request."""
-        await self._send_data("PUT", self._url(key), _blob_headers(props, md5, metadata),
-                              data, what)
+        """Put Blob: the whole object in one request (a data request, as ``_send_data``
+        sends it; called directly: one coroutine fewer per object)."""
+        await self._send("PUT", self._url(key), _blob_headers(props, md5, metadata), data,
+                         what, data_request=True)
 
     async def put_stream(self, key: str, size: int, chunks: AsyncIterator[bytes],
                          props: ObjectProps, md5: bytes | None, metadata: dict[str, str],
@@ -784,7 +785,7 @@ class LeanBlobClient:
             # A control request's limit holds to the end of its body too (a listing page
             # trickled byte by byte would otherwise never end).
             async with asyncio.timeout(limit) if limit is not None else _NO_LIMIT:
-                resp = await self._client().request(
+                resp = await (self._pool or self._client()).request(
                     method, url[len(self._origin):], headers, data if length else None,
                     length=length, connect_timeout=http.CONNECT_SECONDS, stall_timeout=stall,
                     response_timeout=limit)
