@@ -117,7 +117,10 @@ class Signer:
             self._registered = secret
         amz_date = _amz_date(int(time.time() if now is None else now))
         day = amz_date[:8]
-        items = headers.items() if isinstance(headers, Mapping) else headers
+        # (A list, as the reads give, without an isinstance against the Mapping ABC: a
+        # Python-level check per request.)
+        items = headers if type(headers) is list else \
+            headers.items() if isinstance(headers, Mapping) else headers
         out = [(k, v) for k, v in items if k.lower() not in _OWN]
         out.append(("host", host))
         out.append(("x-amz-date", amz_date))
