@@ -481,19 +481,6 @@ class BearerTokens:
         self._retired.clear()
 
 
-class _NoLimit:
-    """``asyncio.timeout(None)`` without building a Timeout per data request."""
-
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-
-_NO_LIMIT = _NoLimit()
-
-
 class LeanBlobClient:
     """The Blob operations of one container (and its account); owns a ``wire.Pool`` of
     connections to the endpoint's origin (close it).  Every method raises lakeshift errors
@@ -781,15 +768,22 @@ class LeanBlobClient:
             limit: float | None = None
         else:
             stall = limit = http.REQUEST_SECONDS
+        pool = self._pool or self._client()
+        target, sent = url[len(self._origin):], data if length else None
         try:
-            # A control request's limit holds to the end of its body too (a listing page
-            # trickled byte by byte would otherwise never end).
-            async with asyncio.timeout(limit) if limit is not None else _NO_LIMIT:
-                resp = await (self._pool or self._client()).request(
-                    method, url[len(self._origin):], headers, data if length else None,
-                    length=length, connect_timeout=http.CONNECT_SECONDS, stall_timeout=stall,
-                    response_timeout=limit)
+            if limit is None:  # a data request: the stall limit only, no context manager
+                resp = await pool.request(method, target, headers, sent, length=length,
+                                          connect_timeout=http.CONNECT_SECONDS,
+                                          stall_timeout=stall)
                 body = await resp.read()  # (releases the connection, whatever happens)
+            else:
+                # A control request's limit holds to the end of its body too (a listing
+                # page trickled byte by byte would otherwise never end).
+                async with asyncio.timeout(limit):
+                    resp = await pool.request(method, target, headers, sent, length=length,
+                                              connect_timeout=http.CONNECT_SECONDS,
+                                              stall_timeout=stall, response_timeout=limit)
+                    body = await resp.read()
         except TimeoutError:
             raise TransientError(f"{what}: no response from {self._client().peer} "
                                  f"complete within {http.REQUEST_SECONDS:g} s") from None
