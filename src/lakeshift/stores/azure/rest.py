@@ -185,7 +185,7 @@ def shared_key_signature(account: str, key: bytes, method: str, url: str,
     parts.append(canonical_resource(account, url))
     to_sign = "\n".join(parts)
     digest = hmac.digest(key, to_sign.encode("utf-8"), "sha256")  # (one call in C)
-    return f"SharedKey {account}:{_b64(digest)}"
+    return f"SharedKey {account}:{_b2a(digest, newline=False).decode()}"  # (_b64, inline)
 
 
 AUTH_CODES = frozenset({"AuthenticationFailed", "AuthorizationFailure",
@@ -247,6 +247,9 @@ def status_error(status: int, code: str, what: str, retry_after: str | None = No
 _UNRESERVED = re.compile(r"[A-Za-z0-9_.~/-]*")
 
 
+_b2a = binascii.b2a_base64
+
+
 def _b64(data: bytes) -> str:
     """``base64.b64encode(data).decode()`` in one C call (no Python wrapper per request)."""
     return binascii.b2a_base64(data, newline=False).decode()
@@ -286,7 +289,7 @@ def _property_headers(props: ObjectProps, md5: bytes | None,
     for Put Blob and Put Block List."""
     headers: dict[str, str] = {}
     if md5 is not None:
-        headers["x-ms-blob-content-md5"] = _b64(md5)
+        headers["x-ms-blob-content-md5"] = _b2a(md5, newline=False).decode()  # (_b64)
     for field, header in _PROPERTY_HEADERS:
         value = getattr(props, field)
         if value:
