@@ -204,7 +204,8 @@ def test_a_put_blob_enters_no_response_context_manager(server: WireServer) -> No
     happens): no ``async with`` around it, nor around a data request (it has no time limit
     on the whole): four Python calls fewer per request; Put Blob
     calls ``_send`` itself (no ``_send_data`` coroutine between) and takes the pool as it
-    is once made.  The connection is back in the pool after each put."""
+    is once made, the date of the second as it is, and a plain blob name as it is.  The
+    connection is back in the pool after each put."""
     import sys
     from types import FrameType
 
@@ -215,7 +216,7 @@ def test_a_put_blob_enters_no_response_context_manager(server: WireServer) -> No
         if event == "call" and (
                 (code.co_name in ("__aenter__", "__aexit__")
                 and code.co_filename.endswith(("wire/response.py", "azure/rest.py")))
-                or (code.co_name in ("_send_data", "_client")
+                or (code.co_name in ("_send_data", "_client", "_http_date", "quote_key")
                 and code.co_filename.endswith("azure/rest.py"))):
             entered.append(code.co_name)
 

@@ -522,7 +522,9 @@ class LeanBlobClient:
         return self._pool
 
     def _url(self, key: str | None, query: str = "") -> str:
-        url = self.base if key is None else f"{self.base}/{quote_key(key)}"
+        if key is not None:  # (quote_key, inline: a plain key is taken as it is)
+            key = key if _UNRESERVED.fullmatch(key) else quote(key, safe="/")
+        url = self.base if key is None else f"{self.base}/{key}"
         if self.sas:
             return f"{url}?{query}&{self.sas}" if query else f"{url}?{self.sas}"
         return f"{url}?{query}" if query else url
@@ -756,7 +758,9 @@ class LeanBlobClient:
             assert isinstance(data, bytes | memoryview)
             length = len(data)
         headers["x-ms-version"] = API_VERSION
-        headers["x-ms-date"] = _http_date()
+        # (_http_date's cache looked up here: no Python call per request within a second.)
+        headers["x-ms-date"] = _date_cache[1] if _date_cache[0] == int(time.time()) else \
+            _http_date()
         if method == "PUT" or length:
             headers["Content-Length"] = str(length)
             # Signed, so sent exactly as signed (the client adds no headers of its own).
