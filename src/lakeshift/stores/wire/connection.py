@@ -65,6 +65,7 @@ class _Connection(asyncio.Protocol):
         self.stall = 0.0
         self.progress = 0.0
         self.timer: asyncio.TimerHandle | None = None
+        self.timer_due = 0.0  # the timer's when()
         self.waiter: asyncio.Future[None] | None = None  # head / body data
         #: Body bytes the waiter needs before it is woken (take's min_size): a MiB that
         #: arrives in 64-256 KiB reads wakes its task once, not at every read.
@@ -121,7 +122,10 @@ class _Connection(asyncio.Protocol):
         self.progress = self.now()
         self.received += len(data)
         if self.head is None:
-            data = self._feed_head(data)
+            # (A whole head in one read, the common case, goes to _parse_head directly.)
+            end = -1 if self.head_buf else data.find(b"\r\n\r\n")
+            data = self._parse_head(data[:end], data[end + 4:]) if end >= 0 else \
+                self._feed_head(data)
             if self.head is None:
                 return
             if self.framing == _LENGTH and self.expected <= SMALL_BODY:
@@ -362,15 +366,20 @@ class _Connection(asyncio.Protocol):
         self.closed = True
 
     def _watch(self, stall: float) -> None:
-        """Start the stall watch for an exchange (the timer is re-armed by itself)."""
+        """Start the stall watch for an exchange (the timer is re-armed by itself).  (send
+        does the same inline while the running timer serves: no call per request.)"""
         self.stall = stall
         self.progress = now = self.now()
         timer = self.timer
-        if timer is None or timer.when() > now + stall / 2:
+        if timer is None or self.timer_due > now + stall / 2:
             # (None, or left from an exchange with a longer limit: too late for this one.)
             if timer is not None:
                 timer.cancel()
-            self.timer = self.loop.call_later(stall / 2, self._tick)
+            self._arm(stall / 2)
+
+    def _arm(self, delay: float) -> None:
+        self.timer = timer = self.loop.call_later(delay, self._tick)
+        self.timer_due = timer.when()
 
     def _tick(self) -> None:
         self.timer = None
@@ -395,7 +404,7 @@ class _Connection(asyncio.Protocol):
                         f"{total} body bytes")
             self._fail(Stalled(f"connection to {self.peer} {what}"))
             return
-        self.timer = self.loop.call_later(self.stall / 2, self._tick)
+        self._arm(self.stall / 2)
 
     async def _wait(self) -> None:
         """Until data arrives (or the response ends or fails)."""
@@ -424,7 +433,10 @@ class _Connection(asyncio.Protocol):
         self.error = None
         self.head_method = method
         self.sent, self.to_send = 0, length
-        self._watch(stall)
+        self.stall = stall
+        self.progress = now = self.now()
+        if self.timer is None or self.timer_due > now + stall / 2:
+            self._watch(stall)  # (the stall watch started, or restarted sooner)
         transport = self.transport
         if transport is None or self.closed:
             raise self._lost_error(None)
