@@ -34,7 +34,7 @@ async def _python_calls(step: Callable[[], Awaitable[Any]]) -> int:
 
 
 def test_retry_with_a_free_limiter_slot_costs_a_few_calls() -> None:
-    async def main() -> tuple[int, int]:
+    async def main() -> tuple[int, int, int]:
         lim = EndpointLimiter("e", 4)
         lim.limit = 3.5  # below the maximum: success() has work to do too
 
@@ -43,13 +43,18 @@ def test_retry_with_a_free_limiter_slot_costs_a_few_calls() -> None:
 
         bare = await _python_calls(lambda: retry(request, RetryPolicy()))
         paced = await _python_calls(lambda: retry(request, RetryPolicy(), lim))
-        assert lim.inflight == 0
-        return bare, paced
+        assert lim.inflight == 0 and lim.limit > 3.5
+        full = EndpointLimiter("f", 4)  # at its maximum: success has nothing to do
+        at_max = await _python_calls(lambda: retry(request, RetryPolicy(), full))
+        assert full.inflight == 0
+        return bare, paced, at_max
 
-    bare, paced = asyncio.run(main())
-    # acquire, release, success (and the limiter's own bookkeeping): not an
-    # asynccontextmanager, a Condition, its Lock and a predicate per request.
-    assert paced - bare <= 4, (bare, paced)
+    bare, paced, at_max = asyncio.run(main())
+    # release and success (a free slot is taken inline, as acquire takes it): not an
+    # asynccontextmanager, a Condition, its Lock and a predicate per request; at the
+    # maximum limit, release only.
+    assert paced - bare <= 2, (bare, paced)
+    assert at_max - bare <= 1, (bare, at_max)
 
 
 def test_limiter_hands_slots_over_in_order_and_survives_cancellation() -> None:
@@ -309,6 +314,27 @@ def test_the_request_head_is_built_as_before_without_a_step_per_header() -> None
     cost_few = _c_calls(lambda: pool.request_head("PUT", "/k", few, True, 5))
     cost_many = _c_calls(lambda: pool.request_head("PUT", "/k", many, True, 5))
     assert cost_many - cost_few <= 2, (cost_few, cost_many)
+    # A list of headers (what the S3 signer gives) runs no Python-level code but the method
+    # itself (an isinstance against the Mapping ABC ran abc's __instancecheck__).
+    # (2: the lambda and the method.)  A dict (the Azure client's) neither.
+    assert _python_frames(lambda: pool.request_head("PUT", "/k", few, True, 5)) == 2
+    assert _python_frames(lambda: pool.request_head("PUT", "/k", dict(few), True, 5)) == 2
+
+
+def _python_frames(fn: Callable[[], Any]) -> int:
+    calls = 0
+
+    def prof(frame: FrameType, event: str, arg: object) -> None:
+        nonlocal calls
+        if event == "call":
+            calls += 1
+
+    sys.setprofile(prof)
+    try:
+        fn()
+    finally:
+        sys.setprofile(None)
+    return calls
 
 
 def test_the_pipeline_producer_is_woken_once_per_batch_not_per_item() -> None:
@@ -347,3 +373,33 @@ def test_the_pipeline_producer_is_woken_once_per_batch_not_per_item() -> None:
     assert sorted(done) == list(range(n))
     assert done[:concurrency] == list(range(concurrency))
     assert resumes <= n / (concurrency * 2) + 10, resumes
+
+
+def test_a_context_looks_its_endpoint_limiters_up_once() -> None:
+    """``src_limit``/``dst_limit`` are read for every request: after the first, reading
+    them makes no Python call (the endpoint name is not built again per request), and they
+    are the pacing's limiters for the two stores' endpoints."""
+    from types import SimpleNamespace
+
+    from lakeshift.engine.events import EventBus
+    from lakeshift.engine.limiter import Pacing
+    from lakeshift.engine.slots import SlotPool
+    from lakeshift.engine.transfer_base import TransferContext
+    from lakeshift.urls import parse_url
+
+    src = SimpleNamespace(url=parse_url("s3://bkt/data/"))
+    dst = SimpleNamespace(url=parse_url("az://acct/cnt/data/"))  # (scheme azure, no account)
+    pacing = Pacing(8, adaptive=False)
+    ctx = TransferContext(src, dst, 1 << 20, SlotPool(4), RetryPolicy(),  # type: ignore[arg-type]
+                          EventBus(), pacing)
+    assert ctx.src_limit is pacing.endpoint("s3:///bkt")
+    assert ctx.dst_limit is pacing.endpoint("azure:///acct")
+    assert ctx.src_limit is not ctx.dst_limit
+
+    async def read() -> Any:
+        return (ctx.src_limit, ctx.dst_limit)
+
+    async def main() -> int:
+        return await _python_calls(read)
+
+    assert asyncio.run(main()) <= 1  # the coroutine itself

@@ -219,3 +219,35 @@ def test_props_from_headers_as_before_for_any_mix_of_headers() -> None:
                  for _ in range(rng.randint(0, 12))]
         headers = CIMultiDictProxy(CIMultiDict(pairs))
         assert props_from_headers(headers) == _old_props_from_headers(headers), pairs
+
+
+def test_a_successful_get_makes_no_message_name_and_no_pool_property_call(
+        server: WireServer) -> None:
+    """The object's name for messages (``where``) is made only for an error, and the pool
+    (once made) is taken as it is: two Python calls fewer per GET; a failed GET still names
+    the object."""
+    import sys
+    from types import FrameType
+
+    server.objects["/bkt/k"] = b"data"
+    reads = _reads(server.url)
+    names: list[str] = []
+
+    def prof(frame: FrameType, event: str, arg: object) -> None:
+        if event == "call" and frame.f_code.co_name in ("where", "pool") and \
+                frame.f_code.co_filename.endswith("s3/reads.py"):
+            names.append(frame.f_code.co_name)
+
+    async def call(r: S3Reads) -> bytes:
+        await r.read("k", None, None, None)  # (the pool made)
+        sys.setprofile(prof)
+        try:
+            got = await r.read("k", None, None, None)
+        finally:
+            sys.setprofile(None)
+        return bytes(got.data)
+
+    assert _run(reads, call) == b"data"
+    assert names == []
+    with pytest.raises(NotFoundError, match="s3://bkt/gone"):
+        _run(_reads(server.url), lambda r: r.read("gone", None, None, None))

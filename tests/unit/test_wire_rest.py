@@ -197,3 +197,41 @@ def test_set_properties_stores_the_md5_after_a_commit_without_one(
     assert after.content_settings.content_type == "text/csv"
     assert after.content_settings.cache_control == "no-cache"
     assert after.metadata == {"m": "1"}
+
+
+def test_a_put_blob_enters_no_response_context_manager(server: WireServer) -> None:
+    """The response of a request is read whole (``read`` releases the connection whatever
+    happens): no ``async with`` around it, nor around a data request (it has no time limit
+    on the whole): four Python calls fewer per request; Put Blob
+    calls ``_send`` itself (no ``_send_data`` coroutine between) and takes the pool as it
+    is once made, the date of the second as it is, and a plain blob name as it is.  The
+    connection is back in the pool after each put."""
+    import sys
+    from types import FrameType
+
+    entered: list[str] = []
+
+    def prof(frame: FrameType, event: str, arg: object) -> None:
+        code = frame.f_code
+        if event == "call" and (
+                (code.co_name in ("__aenter__", "__aexit__")
+                and code.co_filename.endswith(("wire/response.py", "azure/rest.py")))
+                or (code.co_name in ("_send_data", "_client", "_http_date", "quote_key")
+                and code.co_filename.endswith("azure/rest.py"))):
+            entered.append(code.co_name)
+
+    async def act(c: LeanBlobClient) -> int:
+        data = b"abc"
+        md5 = hashlib.md5(data).digest()
+        await c.put("a", data, ObjectProps(), md5, {}, "put")
+        sys.setprofile(prof)
+        try:
+            await c.put("b", data, ObjectProps(), md5, {}, "put")
+        finally:
+            sys.setprofile(None)
+        pool = c._client()
+        return len(pool._idle)
+
+    assert run(server, act) == 1
+    assert server.objects["/acct/c/b"] == b"abc"
+    assert entered == []

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from lakeshift.engine.checksums import SourceProof, crc64nvme
@@ -61,11 +62,12 @@ class TransferContext:
     #: Blocks of one span read and not yet staged, at most (engine/transfer_blocks.py).
     read_ahead: int = 2
 
-    @property
+    # (Looked up once per context, then a plain attribute: read for every request.)
+    @cached_property
     def src_limit(self) -> EndpointLimiter:
         return self.pacing.endpoint(endpoint_name(self.src))
 
-    @property
+    @cached_property
     def dst_limit(self) -> EndpointLimiter:
         return self.pacing.endpoint(endpoint_name(self.dst))
 

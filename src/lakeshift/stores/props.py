@@ -168,7 +168,12 @@ def encode_metadata(meta: dict[str, str] | Any, size: int = 0) -> dict[str, str]
         name = encode_metadata_name(k)
         if size > 0 and name.lower() == FOLDER_KEY:
             name = RENAMED_FOLDER_KEY
-        out.setdefault(name, encode_metadata_value(v))
+        # (encode_metadata_value's test for a value sent as it is, inline: no Python call
+        # for the plain values of every object, its ETag and time.)
+        if not (_HEADER_SAFE.match(v) and v == v.strip(" \t") and
+                not v.lower().startswith(_ENCODED_PREFIX)):
+            v = encode_metadata_value(v)
+        out.setdefault(name, v)
     return out
 
 

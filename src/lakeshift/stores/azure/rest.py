@@ -186,7 +186,7 @@ def shared_key_signature(account: str, key: bytes, method: str, url: str,
     parts.append(canonical_resource(account, url))
     to_sign = "\n".join(parts)
     digest = hmac.digest(key, to_sign.encode("utf-8"), "sha256")  # (one call in C)
-    return f"SharedKey {account}:{_b64(digest)}"
+    return f"SharedKey {account}:{_b2a(digest, newline=False).decode()}"  # (_b64, inline)
 
 
 AUTH_CODES = frozenset({"AuthenticationFailed", "AuthorizationFailure",
@@ -248,6 +248,9 @@ def status_error(status: int, code: str, what: str, retry_after: str | None = No
 _UNRESERVED = re.compile(r"[A-Za-z0-9_.~/-]*")
 
 
+_b2a = binascii.b2a_base64
+
+
 def _b64(data: bytes) -> str:
     """``base64.b64encode(data).decode()`` in one C call (no Python wrapper per request)."""
     return binascii.b2a_base64(data, newline=False).decode()
@@ -287,7 +290,7 @@ def _property_headers(props: ObjectProps, md5: bytes | None,
     for Put Blob and Put Block List."""
     headers: dict[str, str] = {}
     if md5 is not None:
-        headers["x-ms-blob-content-md5"] = _b64(md5)
+        headers["x-ms-blob-content-md5"] = _b2a(md5, newline=False).decode()  # (_b64)
     for field, header in _PROPERTY_HEADERS:
         value = getattr(props, field)
         if value:
@@ -482,19 +485,6 @@ class BearerTokens:
         self._retired.clear()
 
 
-class _NoLimit:
-    """``asyncio.timeout(None)`` without building a Timeout per data request."""
-
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-
-_NO_LIMIT = _NoLimit()
-
-
 class LeanBlobClient:
     """The Blob operations of one container (and its account); owns a ``wire.Pool`` of
     connections to the endpoint's origin (close it).  Every method raises lakeshift errors
@@ -533,7 +523,9 @@ class LeanBlobClient:
         return self._pool
 
     def _url(self, key: str | None, query: str = "") -> str:
-        url = self.base if key is None else f"{self.base}/{quote_key(key)}"
+        if key is not None:  # (quote_key, inline: a plain key is taken as it is)
+            key = key if _UNRESERVED.fullmatch(key) else quote(key, safe="/")
+        url = self.base if key is None else f"{self.base}/{key}"
         if self.sas:
             return f"{url}?{query}&{self.sas}" if query else f"{url}?{self.sas}"
         return f"{url}?{query}" if query else url
@@ -623,9 +615,10 @@ class LeanBlobClient:
 
     async def put(self, key: str, data: Data, props: ObjectProps, md5: bytes,
                   metadata: dict[str, str], what: str) -> None:
-        """Put Blob: the whole object in one request."""
-        await self._send_data("PUT", self._url(key), _blob_headers(props, md5, metadata),
-                              data, what)
+        """Put Blob: the whole object in one request (a data request, as ``_send_data``
+        sends it; called directly: one coroutine fewer per object)."""
+        await self._send("PUT", self._url(key), _blob_headers(props, md5, metadata), data,
+                         what, data_request=True)
 
     async def put_stream(self, key: str, size: int, chunks: AsyncIterator[bytes],
                          props: ObjectProps, md5: bytes | None, metadata: dict[str, str],
@@ -771,7 +764,9 @@ class LeanBlobClient:
             assert isinstance(data, bytes | memoryview)
             length = len(data)
         headers["x-ms-version"] = API_VERSION
-        headers["x-ms-date"] = _http_date()
+        # (_http_date's cache looked up here: no Python call per request within a second.)
+        headers["x-ms-date"] = _date_cache[1] if _date_cache[0] == int(time.time()) else \
+            _http_date()
         if method == "PUT" or length:
             headers["Content-Length"] = str(length)
             # Signed, so sent exactly as signed (the client adds no headers of its own).
@@ -786,15 +781,21 @@ class LeanBlobClient:
             limit: float | None = None
         else:
             stall = limit = http.REQUEST_SECONDS
+        pool = self._pool or self._client()
+        target, sent = url[len(self._origin):], data if length else None
         try:
-            # A control request's limit holds to the end of its body too (a listing page
-            # trickled byte by byte would otherwise never end).
-            async with asyncio.timeout(limit) if limit is not None else _NO_LIMIT:
-                resp = await self._client().request(
-                    method, url[len(self._origin):], headers, data if length else None,
-                    length=length, connect_timeout=http.CONNECT_SECONDS, stall_timeout=stall,
-                    response_timeout=limit)
-                async with resp:
+            if limit is None:  # a data request: the stall limit only, no context manager
+                resp = await pool.request(method, target, headers, sent, length=length,
+                                          connect_timeout=http.CONNECT_SECONDS,
+                                          stall_timeout=stall)
+                body = await resp.read()  # (releases the connection, whatever happens)
+            else:
+                # A control request's limit holds to the end of its body too (a listing
+                # page trickled byte by byte would otherwise never end).
+                async with asyncio.timeout(limit):
+                    resp = await pool.request(method, target, headers, sent, length=length,
+                                              connect_timeout=http.CONNECT_SECONDS,
+                                              stall_timeout=stall, response_timeout=limit)
                     body = await resp.read()
         except TimeoutError:
             raise TransientError(f"{what}: no response from {self._client().peer} "

@@ -101,8 +101,8 @@ class S3Reads:
 
     async def get(self, key: str, start: int | None, end: int | None,
                   if_match: str | None) -> wire.Response:
-        """The GET up to its response head (2xx); any other answer raised as its error."""
-        what = self.where(key)
+        """The GET up to its response head (2xx); any other answer raised as its error.
+        (The object's name for messages, ``where``, is made only for an error.)"""
         path = self.prefix + sigv4.quote_path(key)
         headers: list[tuple[str, str]] = []
         if start is not None and (end is None or end > start):
@@ -117,16 +117,19 @@ class S3Reads:
         else:
             headers.append(("host", self.host))
         stall = http.STALL_SECONDS
+        pool = self._pool or self.pool
         try:
-            resp = await self.pool.request("GET", path, headers,
-                                           connect_timeout=http.CONNECT_SECONDS,
-                                           stall_timeout=stall)
+            resp = await pool.request("GET", path, headers,
+                                      connect_timeout=http.CONNECT_SECONDS,
+                                      stall_timeout=stall)
         except wire.Stalled:
-            raise TransientError(f"{what}: no response for {stall:g} s (stalled)") from None
+            raise TransientError(f"{self.where(key)}: no response for {stall:g} s (stalled)") \
+                from None
         except wire.WireError as e:
-            raise TransientError(f"{what}: {e}") from None
+            raise TransientError(f"{self.where(key)}: {e}") from None
         if resp.status in (200, 206):
             return resp
+        what = self.where(key)
         try:
             body = await resp.read()
         except wire.WireError:

@@ -115,9 +115,15 @@ class Signer:
             register_secret(secret)
             register_secret(token)
             self._registered = secret
-        amz_date = _amz_date(int(time.time() if now is None else now))
+        second = int(time.time() if now is None else now)
+        # (_amz_date's and signing_key's caches looked up here: no Python call per request
+        # within the second and the day.)
+        amz_date = _date_cache[1] if _date_cache[0] == second else _amz_date(second)
         day = amz_date[:8]
-        items = headers.items() if isinstance(headers, Mapping) else headers
+        # (A list, as the reads give, without an isinstance against the Mapping ABC: a
+        # Python-level check per request.)
+        items = headers if type(headers) is list else \
+            headers.items() if isinstance(headers, Mapping) else headers
         out = [(k, v) for k, v in items if k.lower() not in _OWN]
         out.append(("host", host))
         out.append(("x-amz-date", amz_date))
@@ -138,8 +144,8 @@ class Signer:
         to_sign = (f"{ALGORITHM}\n{amz_date}\n{scope}\n"
                    f"{hashlib.sha256(request.encode()).hexdigest()}")
         # hmac.digest: the one-shot C path (hmac.new builds two hash objects in Python).
-        signature = hmac.digest(self.signing_key(secret, day), to_sign.encode(),
-                                "sha256").hex()
+        key = self._keys.get((secret, day)) or self.signing_key(secret, day)
+        signature = hmac.digest(key, to_sign.encode(), "sha256").hex()
         out.append(("authorization", f"{ALGORITHM} Credential={frozen.access_key}/{scope}, "
                                      f"SignedHeaders={signed}, Signature={signature}"))
         return out

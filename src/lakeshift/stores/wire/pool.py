@@ -107,7 +107,17 @@ class Pool:
         ValueError (no header can be smuggled in)."""
         # The head, as one bytes object, built in C-level passes (joins, one lowered copy
         # searched for the two names it may add), not a Python step per header.
-        items = list(headers.items() if isinstance(headers, Mapping) else headers)
+        # (A list or a dict, as the signers give, without an isinstance against the Mapping
+        # ABC: a Python-level check, per request.)
+        # (No typing.cast here: a Python-level call too.)
+        kind = type(headers)
+        items: list[tuple[str, str]]
+        if kind is list:
+            items = headers  # type: ignore[assignment]
+        elif kind is dict:
+            items = list(headers.items())  # type: ignore[union-attr]
+        else:
+            items = list(headers.items() if isinstance(headers, Mapping) else headers)
         parts = [f"{method} {target} HTTP/1.1"]
         if items:
             block = "\r\n".join(map(": ".join, items))
@@ -231,7 +241,8 @@ class Pool:
         else:
             self._all.discard(conn)
             self._open -= 1
-        self._wake_one()
+        if self._waiting:
+            self._wake_one()
 
     def _forget(self, conn: _Connection) -> None:
         """An idle connection the peer closed."""
