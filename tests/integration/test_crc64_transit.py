@@ -29,6 +29,7 @@ from tests import servers
 from tests.crc64proxy import Crc64Service, md5_only_destination, service_crc64
 from tests.faultproxy import FaultProxy
 from tests.helpers import blob_bytes, blobs, upload_parts
+from tests.piecewatch import BlockBodies
 
 MiB = 1024 * 1024
 PARTS = TransferConfig(multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB,
@@ -202,32 +203,12 @@ def test_a_block_is_hashed_and_sent_in_the_pieces_the_socket_delivered(
     buffer a Put Block sends is one of the very bytes objects the GET's connection put in
     its body buffer (the block is never joined), and each block's CRC64, chained over the
     pieces, is the one the service checks."""
-    from lakeshift.stores.wire import connection
-
     data = os.urandom(12 * MiB + 77)  # 3 parts of 5 MiB, with a CRC32
     _upload(s3, bucket, data)
-    received: dict[int, bytes] = {}  # id -> the bytes object (kept: ids stay unique)
-    bodies: list[Any] = []
-    real_append, real_send = connection._Connection._append, connection._Connection.send
-
-    def append(self: Any, data: bytes) -> None:
-        received[id(data)] = data
-        real_append(self, data)
-
-    async def send(self: Any, method: str, head: bytes, body: Any, length: int,
-                   stall: float) -> None:
-        if b"comp=block&" in head:
-            bodies.append(body)
-        await real_send(self, method, head, body, length, stall)
-
-    monkeypatch.setattr(connection._Connection, "_append", append)
-    monkeypatch.setattr(connection._Connection, "send", send)
+    watch = BlockBodies(monkeypatch)
     res = _copy(bucket, container)
     assert res.exit_code == 0 and dict(res.proofs) == {"source-crc32": 1}
-    assert len(bodies) == 13
-    for body in bodies:
-        assert isinstance(body, tuple) and body, type(body)
-        assert all(received.get(id(piece)) is piece for piece in body)
-    assert sum(len(p) for body in bodies for p in body) == len(data)
+    watch.assert_never_joined(13)
+    assert sum(len(p) for body in watch.bodies for p in body) == len(data)
     assert service.refused == 0 and all(p.crc64 for p in _block_puts(service))
     assert blob_bytes(blob_service, container, "out/mp.bin") == data

@@ -39,6 +39,7 @@ from tests.crc64proxy import Crc64Service, md5_only_destination
 from tests.e2e.cli import lakeshift as cli
 from tests.faultproxy import FaultProxy
 from tests.helpers import blob_bytes, blobs, upload_parts
+from tests.piecewatch import BlockBodies
 
 MiB = 1024 * 1024
 PARTS = TransferConfig(multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB,
@@ -210,33 +211,13 @@ def test_a_copy_by_parts_hashes_and_sends_each_part_in_the_pieces_the_socket_del
         monkeypatch: pytest.MonkeyPatch) -> None:
     # No part is joined: its MD5 (Content-MD5 and the ETag's) is folded over the very
     # buffers the GET's connection received, and Put Block sends those buffers.
-    from lakeshift.stores.wire import connection
-
     data = os.urandom(11 * MiB + 5)
     _upload(s3_plain, bucket, "d/mp.bin", data)
-    received: dict[int, bytes] = {}
-    bodies: list[Any] = []
-    real_append, real_send = connection._Connection._append, connection._Connection.send
-
-    def append(self: Any, piece: bytes) -> None:
-        received[id(piece)] = piece
-        real_append(self, piece)
-
-    async def send(self: Any, method: str, head: bytes, body: Any, length: int,
-                   stall: float) -> None:
-        if b"comp=block&" in head:
-            bodies.append(body)
-        await real_send(self, method, head, body, length, stall)
-
-    monkeypatch.setattr(connection._Connection, "_append", append)
-    monkeypatch.setattr(connection._Connection, "send", send)
+    watch = BlockBodies(monkeypatch)
     res = _copy(bucket, container, BY_PARTS)
     assert res.failures == [] and res.exit_code == 0
     assert dict(res.proofs) == {"multipart-etag": 1}
-    assert len(bodies) == 3
-    for body in bodies:
-        assert isinstance(body, tuple) and body, type(body)
-        assert all(received.get(id(piece)) is piece for piece in body)
+    watch.assert_never_joined(3)
     _assert_copied(blob_service, container, "out/mp.bin", data, md5_kept=False)
 
 

@@ -7,30 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
 from lakeshift.engine.limiter import EndpointLimiter
 from lakeshift.engine.retry import RetryPolicy, retry
-
-
-async def _python_calls(step: Callable[[], Awaitable[Any]]) -> int:
-    """Python-level calls made while awaiting ``step()`` (the awaited store call itself is
-    a coroutine that returns at once and counts one)."""
-    calls = 0
-
-    def prof(frame: FrameType, event: str, arg: object) -> None:
-        nonlocal calls
-        if event == "call":
-            calls += 1
-
-    sys.setprofile(prof)
-    try:
-        await step()
-    finally:
-        sys.setprofile(None)
-    return calls
+from tests.pycalls import python_calls, python_calls_awaited
 
 
 def test_retry_with_a_free_limiter_slot_costs_a_few_calls() -> None:
@@ -41,11 +24,11 @@ def test_retry_with_a_free_limiter_slot_costs_a_few_calls() -> None:
         async def request() -> int:
             return 7
 
-        bare = await _python_calls(lambda: retry(request, RetryPolicy()))
-        paced = await _python_calls(lambda: retry(request, RetryPolicy(), lim))
+        bare = await python_calls_awaited(lambda: retry(request, RetryPolicy()))
+        paced = await python_calls_awaited(lambda: retry(request, RetryPolicy(), lim))
         assert lim.inflight == 0 and lim.limit > 3.5
         full = EndpointLimiter("f", 4)  # at its maximum: success has nothing to do
-        at_max = await _python_calls(lambda: retry(request, RetryPolicy(), full))
+        at_max = await python_calls_awaited(lambda: retry(request, RetryPolicy(), full))
         assert full.inflight == 0
         return bare, paced, at_max
 
@@ -218,7 +201,7 @@ def test_the_engine_makes_few_calls_per_object_outside_the_stores(
         async def step() -> None:
             result.append(await copy())
 
-        calls = await _python_calls(step)
+        calls = await python_calls_awaited(step)
         return calls, result[0]
 
     calls, result = asyncio.run(main())
@@ -317,24 +300,8 @@ def test_the_request_head_is_built_as_before_without_a_step_per_header() -> None
     # A list of headers (what the S3 signer gives) runs no Python-level code but the method
     # itself (an isinstance against the Mapping ABC ran abc's __instancecheck__).
     # (2: the lambda and the method.)  A dict (the Azure client's) neither.
-    assert _python_frames(lambda: pool.request_head("PUT", "/k", few, True, 5)) == 2
-    assert _python_frames(lambda: pool.request_head("PUT", "/k", dict(few), True, 5)) == 2
-
-
-def _python_frames(fn: Callable[[], Any]) -> int:
-    calls = 0
-
-    def prof(frame: FrameType, event: str, arg: object) -> None:
-        nonlocal calls
-        if event == "call":
-            calls += 1
-
-    sys.setprofile(prof)
-    try:
-        fn()
-    finally:
-        sys.setprofile(None)
-    return calls
+    assert python_calls(lambda: pool.request_head("PUT", "/k", few, True, 5)) == 2
+    assert python_calls(lambda: pool.request_head("PUT", "/k", dict(few), True, 5)) == 2
 
 
 def test_the_pipeline_producer_is_woken_once_per_batch_not_per_item() -> None:
@@ -400,6 +367,6 @@ def test_a_context_looks_its_endpoint_limiters_up_once() -> None:
         return (ctx.src_limit, ctx.dst_limit)
 
     async def main() -> int:
-        return await _python_calls(read)
+        return await python_calls_awaited(read)
 
     assert asyncio.run(main()) <= 1  # the coroutine itself

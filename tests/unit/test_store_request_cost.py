@@ -19,26 +19,15 @@ from lakeshift.stores import props
 from lakeshift.stores.azure import rest
 from lakeshift.stores.s3 import sigv4
 from lakeshift.stores.s3.listing import parse_list
+from tests.pycalls import python_calls
 from tests.unit.test_s3_listing import _body
 
 _SEQ = itertools.count()
 
 
 def _calls(step: Callable[[], Any]) -> int:
-    calls = 0
-
-    def prof(frame: FrameType, event: str, arg: object) -> None:
-        nonlocal calls
-        if event == "call":
-            calls += 1
-
     step()  # (warm: first-use caches filled)
-    sys.setprofile(prof)
-    try:
-        step()
-    finally:
-        sys.setprofile(None)
-    return calls
+    return python_calls(step)
 
 
 def test_a_put_blob_is_prepared_in_few_calls() -> None:

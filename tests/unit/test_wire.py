@@ -599,12 +599,27 @@ def test_a_small_body_arriving_after_its_head_wakes_the_request_once(
         assert seen["wakes"] >= 2, (seen["wakes"], seen["reads"])  # the head, then the body
 
 
+def _second_get_profiled(server: WireServer, prof: Callable[..., Any]) -> bytes:
+    """The body of a GET of /t on a kept-alive connection (the second GET), made with
+    ``prof`` as the profile function."""
+    import sys
+
+    async def make(p: wire.Pool) -> bytes:
+        await get(p, "/t")  # (the connection opened)
+        sys.setprofile(prof)
+        try:
+            return (await get(p, "/t"))[2]
+        finally:
+            sys.setprofile(None)
+
+    return run(make, server.url)
+
+
 def test_an_exchange_reads_the_stdlib_loop_clock_without_a_python_call(
         server: WireServer) -> None:
     """The connection reads the loop's clock ~8 times per exchange (stall watch, progress):
     on the stdlib loop, ``time.monotonic`` directly, not ``BaseEventLoop.time`` (a Python
     method); the stall watch still works (tests above)."""
-    import sys
     from types import FrameType
 
     server.add("answer", path="/t", body=b"ok")
@@ -618,15 +633,7 @@ def test_an_exchange_reads_the_stdlib_loop_clock_without_a_python_call(
                 "/stores/wire/" in frame.f_back.f_code.co_filename:
             reads += 1
 
-    async def make(p: wire.Pool) -> bytes:
-        await get(p, "/t")  # (the connection opened)
-        sys.setprofile(prof)
-        try:
-            return (await get(p, "/t"))[2]
-        finally:
-            sys.setprofile(None)
-
-    assert run(make, server.url) == b"ok"
+    assert _second_get_profiled(server, prof) == b"ok"
     assert reads == 0
 
 
@@ -636,7 +643,6 @@ def test_python_calls_of_one_exchange_on_a_kept_connection(server: WireServer) -
     when the transport took the request at once, no separate wait coroutine for the head,
     no pool wake-up when nobody waits, the stall watch's running timer left as it is and
     a head that came whole parsed at once (was 33)."""
-    import sys
     from types import FrameType
 
     server.add("answer", path="/t", body=b"ok")
@@ -646,14 +652,6 @@ def test_python_calls_of_one_exchange_on_a_kept_connection(server: WireServer) -
         if event == "call" and "/stores/wire/" in frame.f_code.co_filename:
             frames.append(frame.f_code.co_name)
 
-    async def make(p: wire.Pool) -> bytes:
-        await get(p, "/t")  # (the connection opened)
-        sys.setprofile(prof)
-        try:
-            return (await get(p, "/t"))[2]
-        finally:
-            sys.setprofile(None)
-
-    assert run(make, server.url) == b"ok"
+    assert _second_get_profiled(server, prof) == b"ok"
     assert not {"_drain", "_wait", "_wake_one", "_watch", "_feed_head"} & set(frames), frames
     assert len(frames) <= 27, frames
