@@ -92,3 +92,46 @@ def test_a_token_the_service_refuses_is_renewed_once_and_the_request_sent_again(
     asyncio.run(main())
     assert set(_listing(f"az://{container}/")) == {"k"}
     assert entra_credential.issued >= 2
+
+
+def test_a_block_sent_in_pieces_is_sent_again_with_a_renewed_token(
+        entra_env: dict[str, str], entra_credential: EntraTestCredential) -> None:
+    """The same for a Put Block whose body is the pieces a GET's socket delivered (a tuple
+    of buffers, the multipart path): it too is sent again, whole, with the new token."""
+    from lakeshift.stores.base import Pieces
+    from tests import servers
+
+    container = f"entra-{uuid.uuid4().hex[:8]}"
+    pieces = Pieces([b"a" * 1000, b"b" * 3000, b"c" * 96])
+    data = b"".join(pieces.parts)
+
+    async def main() -> None:
+        store = open_store(StoreConfig(parse_url(f"az://{container}/"),
+                                       StoreOptions(azure_auth="cli")))
+        try:
+            await store.prepare_destination()
+            # From here on the store's token is one the service refuses (expired).
+            tokens = iter([servers.entra_token(minutes=-5)])
+
+            async def refused_first(*scopes: str, **kw: object) -> object:
+                import time
+
+                from azure.core.credentials import AccessToken
+
+                entra_credential.issued += 1
+                return AccessToken(next(tokens, None) or servers.entra_token(),
+                                   int(time.time()) + 3600)
+
+            entra_credential.get_token = refused_first  # type: ignore[method-assign]
+            assert store._blobs.tokens is not None
+            store._blobs.tokens.expire()
+            up: Any = await store.start_blocks("p", len(data), len(data), ObjectProps())
+            await up.stage_pieces(0, 0, pieces, hashlib.md5(data).digest(), None)
+            await up.commit([0], hashlib.md5(data).digest())
+        finally:
+            await store.close()
+
+    issued = entra_credential.issued
+    asyncio.run(main())
+    assert set(_listing(f"az://{container}/")) == {"p"}
+    assert entra_credential.issued >= issued + 2  # the refused one, then a new one

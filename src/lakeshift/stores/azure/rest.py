@@ -815,7 +815,7 @@ class LeanBlobClient:
             resp.status == 403
             and resp.headers.get("x-ms-error-code") == "AuthenticationFailed")
         if refused and self.tokens is not None and \
-                isinstance(data, bytes | memoryview) and not _renewed:
+                isinstance(data, bytes | memoryview | tuple) and not _renewed:
             # A token the service refuses (Azure Storage answers an expired one with 403
             # AuthenticationFailed, "Lifetime validation failed"): renewed (once for all
             # requests it refused) and this request sent again, once.
