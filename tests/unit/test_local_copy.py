@@ -287,7 +287,7 @@ def test_the_helper_process_leaves_what_worker_threads_leave(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, helper_first: list[Helper]) -> None:
     _tree(tmp_path / "src")
     one = _copy(tmp_path / "src", tmp_path / "one")
-    assert len(helper_first) == 1
+    assert len(helper_first) == 1 and helper_first[0]._next > 0  # it did copy
     proc = helper_first[0]._proc
     assert proc.poll() is not None  # ended (and reaped) with the copy
     monkeypatch.setattr(local_store, "HELPER_AFTER", -1)
@@ -323,6 +323,61 @@ def test_helper_errors_are_the_worker_s(tmp_path: Path, helper_first: list[Helpe
         thread, helper = asyncio.run(both(key, etag, size, md5))
         assert type(thread) is type(helper) and str(thread) == str(helper), key
     assert len(helper_first) == len(cases)
+    assert all(h._next == 1 for h in helper_first)  # each did its one copy
+
+
+def test_helper_failures_are_rebuilt_as_the_worker_raised_them(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the child sends for a file's error (through a pickle, as on the pipe) is
+    rebuilt as the same exception, both file names of an OSError included; an error class
+    that cannot be made from its message alone is an InternalError, not a hang."""
+    import errno
+    import pickle
+
+    from lakeshift import errors
+    from lakeshift.stores.local.helper import _failure, _rebuilt
+
+    class TwoArgError(errors.LakeshiftError):
+        def __init__(self, message: str, extra: int) -> None:
+            super().__init__(message)
+
+    monkeypatch.setattr(errors, "TwoArgError", TwoArgError, raising=False)
+    same: list[Exception] = [
+        OSError(errno.EEXIST, "File exists", "/d/a", None, "/d/b"),
+        FileExistsError(errno.EEXIST, "File exists", "/d/a", None, "/d/b"),
+        FileNotFoundError(errno.ENOENT, "No such file or directory", "/d/x"),
+        OSError("a message only"), NotFoundError("/d/x: not found")]
+    for e in same:
+        back = _rebuilt(pickle.loads(pickle.dumps(_failure(e))))
+        assert type(back) is type(e) and str(back) == str(e), e
+    for e in (TwoArgError("two", 2), ValueError("v")):
+        back = _rebuilt(pickle.loads(pickle.dumps(_failure(e))))
+        assert isinstance(back, errors.InternalError) and "local copy helper" in str(back)
+
+
+def test_an_answer_that_cannot_be_rebuilt_fails_its_copy_instead_of_hanging(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, helper_first: list[Helper]) -> None:
+    from lakeshift.errors import TransientError
+    from lakeshift.stores.local import helper as helper_module
+
+    def rebuilt(value: object) -> BaseException:
+        raise RuntimeError("cannot")
+
+    monkeypatch.setattr(helper_module, "_rebuilt", rebuilt)
+    (tmp_path / "src").mkdir()
+    source = LocalStore(StoreConfig(parse_url(str(tmp_path / "src"))))
+
+    async def main() -> None:
+        dest = LocalStore(StoreConfig(parse_url(str(tmp_path / "dst"))))
+        try:
+            with pytest.raises(TransientError, match="helper process ended"):
+                await asyncio.wait_for(
+                    dest.copy_from(source, "missing", None, "b", 3, None, None, None), 30)
+        finally:
+            await dest.close()
+
+    asyncio.run(main())
+    assert helper_first and helper_first[0].broken
 
 
 def test_a_helper_that_dies_leaves_its_files_to_the_worker_threads(

@@ -148,13 +148,14 @@ class Helper:
             del self._received[:_HEAD + n]
             self.ready = True
             for rid, ok, value in results:
-                fut = self._pending.pop(rid)
-                if fut.cancelled():
-                    continue
-                if ok:
-                    fut.set_result(value)
-                else:
-                    fut.set_exception(_rebuilt(value))
+                fut = self._pending[rid]
+                if not fut.cancelled():
+                    if ok:
+                        fut.set_result(value)
+                    else:
+                        fut.set_exception(_rebuilt(value))
+                # Only once answered: an answer that cannot be rebuilt leaves it to _end.
+                del self._pending[rid]
 
     def _end(self) -> None:
         """The child is gone: what it did not answer fails (TransientError: retried)."""
@@ -189,14 +190,26 @@ class Helper:
         self._proc.stdout.close()
 
 
+def _failure(e: Exception) -> tuple[Any, ...]:
+    """A file's error in the child, as sent to the parent (``_rebuilt`` makes it again)."""
+    if isinstance(e, LakeshiftError):
+        return (type(e).__name__, str(e))
+    if isinstance(e, OSError):
+        return ("OSError", e)  # (pickled whole: its class, errno, both file names)
+    return ("Exception", repr(e))
+
+
 def _rebuilt(value: tuple[Any, ...]) -> BaseException:
-    """An error the child sent as (kind, ...), as the exception the worker thread raises."""
-    if value[0] == "OSError":
-        return OSError(*value[1:3]) if value[3] is None else OSError(*value[1:4])
+    """An error the child sent (``_failure``), as the exception the worker thread raises."""
+    if value[0] == "OSError" and isinstance(value[1], OSError):
+        return value[1]
     cls = getattr(errors, value[0], None)
     if isinstance(cls, type) and issubclass(cls, LakeshiftError):
-        return cls(value[1])
-    return errors.InternalError(f"local copy helper: {value[1]}")
+        try:
+            return cls(value[1])
+        except TypeError:  # a class made with more than its message
+            pass
+    return errors.InternalError(f"local copy helper: {value[0]}: {value[1]}")
 
 
 def _read_exact(fd: int, n: int) -> bytes:
@@ -240,12 +253,8 @@ def main() -> None:
         for rid, args in pickle.loads(body):
             try:
                 done.append((rid, True, _copy_file(*args)))
-            except LakeshiftError as e:
-                done.append((rid, False, (type(e).__name__, str(e))))
-            except OSError as e:
-                done.append((rid, False, ("OSError", e.errno, e.strerror, e.filename)))
-            except Exception as e:  # anything else: the file's error, the child goes on
-                done.append((rid, False, ("Exception", repr(e))))
+            except Exception as e:  # the file's error: the child goes on
+                done.append((rid, False, _failure(e)))
             if len(done) >= _ANSWER_EVERY:
                 _send(answers, done)
                 done = []
