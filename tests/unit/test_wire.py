@@ -284,6 +284,24 @@ def test_the_stall_watch_on_the_upload_and_the_drain(server: WireServer) -> None
     assert server.objects["/slow2"] == body
 
 
+def test_a_body_in_pieces_that_stalls_names_the_bytes_handed_over(
+        server: WireServer) -> None:
+    """A body given as several buffers (a block in the pieces it was read in) that the
+    peer stops taking: the message counts the bytes handed to the transport so far, slice
+    by slice (not 0 until a whole piece is out, nor a whole piece for a part of one)."""
+    import re
+
+    half = os.urandom(16 * 1024 * 1024)  # one piece: more than the sockets' buffers hold
+    server.add("slow_read", method="PUT", path="/stuck", delay=30, uses=1)
+    with pytest.raises(wire.Stalled) as info:
+        run(lambda p: get(p, "/stuck", "PUT", (half, half), length=2 * len(half),
+                          stall_timeout=0.5), server.url)
+    found = re.search(r"after ([\d,]+) of 33,554,432 body bytes", str(info.value))
+    assert found, str(info.value)
+    sent = int(found[1].replace(",", ""))
+    assert 0 < sent < len(half), sent
+
+
 def test_a_short_stall_limit_after_a_long_one_on_the_same_connection(
         server: WireServer) -> None:
     server.add("stall_head", path="/stuck", delay=30)

@@ -460,6 +460,7 @@ class _Connection(asyncio.Protocol):
             # A body in several buffers (a block in the pieces it was read in): each sent
             # as it is, in slices, none joined.
             transport.write(head)
+            done = 0  # (the bytes of the parts before this one)
             for part in body:
                 view = memoryview(part).cast("B")
                 for i in range(0, len(view), SLICE):
@@ -467,9 +468,10 @@ class _Connection(asyncio.Protocol):
                     if self.closed:
                         break
                     transport.write(view[i:i + SLICE])
-                self.sent += len(view)
+                    self.sent = done + min(len(view), i + SLICE)
                 if self.closed:
                     break
+                done += len(view)
         else:
             transport.write(head)
             async for chunk in body:
