@@ -97,7 +97,7 @@ async def copy_object(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> C
       like a finished copy).  Over plain HTTP a source proven by its own checksum goes in
       blocks instead where the destination checks a block's CRC64 (``block_crc64``: each
       block's CRC64 proves the transit, no MD5 is computed), and a source proven by its
-      multipart ETag (or by a SHA: anything but a cheap CRC32, where the destination
+      multipart ETag (or by a SHA: anything but a cheap CRC, ``CHEAP_PROOFS``, where the destination
       checks only MD5s) goes by parts (``_copy_parts``: each byte hashed once, the
       destination keeps no MD5), since the streamed put would hash it twice;
     - otherwise parallel blocks (each with its own CRC64 or MD5 where the transport needs
