@@ -245,8 +245,8 @@ def _record(fd: int, md5: bytes, src_etag: str | None) -> None:
 
 #: The record, binary (version 2): version byte, mtime_ns (signed) and size, 8 bytes each,
 #: little-endian, the raw MD5, then the source's ETag, if any: a byte n > 0 and n raw bytes
-#: for its lowercase hex digits up to its first "-" (an even number of them), then the
-#: rest of it as text ("-10000" of an S3 multipart ETag); or a 0 byte and all of it as text.
+#: for its lowercase hex digits up to its first "-" (an even number of them: an odd last
+#: one goes with the text), then the rest of it as text ("-10000" of an S3 multipart ETag); or a 0 byte and all of it as text.
 #: 56 bytes at most for an S3 ETag (plain or multipart) and 46 for a local one, where the
 #: text record of version 1 took 77-86: ext4 keeps values up to 56 bytes (with this name)
 #: in the inode, a longer one costs every file a 4 KiB block of its own (an allocation
@@ -259,10 +259,12 @@ def _record_value(mtime_ns: int, size: int, md5: bytes, src_etag: str | None) ->
     head = _RECORD.pack(2, mtime_ns, size, md5)
     if src_etag is None:
         return head
-    # The hex part: up to the first "-" (S3's multipart ETag, a local file's); taken raw
-    # only when it reads back exactly (lowercase, an even number of digits).
+    # The hex part: up to the first "-" (S3's multipart ETag, a local file's), but an even
+    # number of digits (a local file's mtime before mid-2006 has 15: its last goes with the
+    # text); taken raw only when it reads back exactly (lowercase).
     dash = src_etag.find("-")
     hex_part = src_etag if dash < 0 else src_etag[:dash]
+    hex_part = hex_part[:len(hex_part) & ~1]
     if 0 < len(hex_part) <= 2 * 255:
         try:
             raw = bytes.fromhex(hex_part)
