@@ -246,7 +246,8 @@ def _record(fd: int, md5: bytes, src_etag: str | None) -> None:
 #: The record, binary (version 2): version byte, mtime_ns (signed) and size, 8 bytes each,
 #: little-endian, the raw MD5, then the source's ETag, if any: a byte n > 0 and n raw bytes
 #: for its lowercase hex digits up to its first "-" (an even number of them: an odd last
-#: one goes with the text), then the rest of it as text ("-10000" of an S3 multipart ETag); or a 0 byte and all of it as text.
+#: one goes with the text), then the rest of it as text ("-10000" of an S3 multipart
+#: ETag); or a 0 byte and all of it as text.
 #: 56 bytes at most for an S3 ETag (plain or multipart) and 46 for a local one, where the
 #: text record of version 1 took 77-86: ext4 keeps values up to 56 bytes (with this name)
 #: in the inode, a longer one costs every file a 4 KiB block of its own (an allocation
