@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,8 @@ from lakeshift.model import ObjectInfo, ObjectProps
 from lakeshift.stores.base import (
     BlockUpload,
     Chunk,
+    PiecesBlockUpload,
+    PiecesStream,
     RangeStream,
     Store,
     buffers,
@@ -165,6 +168,20 @@ async def _open_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str, end
         ctx.slots.release(slots)
         raise
     return stream, upload
+
+
+def chunk_reader(upload: BlockUpload) -> Callable[[RangeStream, int], AsyncIterator[Chunk]]:
+    """How the block path reads a source's stream for ``upload``: into an upload that takes
+    a block in pieces, from a source that gives them, as the buffers the bytes arrived in
+    (``pieces``: never joined, no copy of any byte); else in chunks."""
+    in_pieces = isinstance(upload, PiecesBlockUpload)
+
+    def read(stream: RangeStream, n: int) -> AsyncIterator[Chunk]:
+        if in_pieces and isinstance(stream, PiecesStream):
+            return stream.pieces(n)
+        return stream.chunks(n)
+
+    return read
 
 
 def slots_per_block(size: int, block_size: int, max_blocks: int) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from functools import partial
 from typing import cast
@@ -22,6 +22,7 @@ from lakeshift.engine.transfer_base import (
     _fold,
     _md5,
     _open_blocks,
+    chunk_reader,
     slots_per_block,
 )
 from lakeshift.engine.transfer_parts import _copy_parts, _EtagNotRebuilt
@@ -36,7 +37,6 @@ from lakeshift.stores.base import (
     CRC64BlockUpload,
     Pieces,
     PiecesBlockUpload,
-    PiecesStream,
     RangeStream,
     SourceChecksum,
 )
@@ -129,12 +129,7 @@ async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str,
     # A destination that sends a block given in pieces reads it from a source that can
     # hand its bytes on as the pieces they arrived in: no block is joined (a copy of every
     # byte and a block's worth held twice); hashed and sent piece by piece.
-    in_pieces = isinstance(upload, PiecesBlockUpload)
-
-    def read(stream: RangeStream, n: int) -> AsyncIterator[Chunk]:
-        if in_pieces and isinstance(stream, PiecesStream):
-            return stream.pieces(n)
-        return stream.chunks(n)
+    read = chunk_reader(upload)
 
     # Blocks cut from each span so far, each holding k slots until it is staged; whether
     # a span's reader has taken its stream.  Slots (and a stream) go back when their task

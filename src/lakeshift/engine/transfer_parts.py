@@ -4,21 +4,27 @@ block path, engine/transfer_blocks.py, chooses it)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 from contextlib import aclosing
 from typing import cast
 
 from lakeshift.engine.checksums import SourceProof
 from lakeshift.engine.events import BytesMoved
 from lakeshift.engine.retry import resumed_read, retry
-from lakeshift.engine.transfer_base import Copied, TransferContext, _first_error, _md5, _open_blocks
+from lakeshift.engine.transfer_base import (
+    Copied,
+    TransferContext,
+    _first_error,
+    _md5,
+    _open_blocks,
+    chunk_reader,
+)
 from lakeshift.errors import IntegrityError
 from lakeshift.model import ObjectInfo
 from lakeshift.stores.base import (
     Chunk,
     Pieces,
     PiecesBlockUpload,
-    PiecesStream,
     RangeStream,
     buffers,
 )
@@ -43,11 +49,7 @@ async def _copy_parts(ctx: TransferContext, src: ObjectInfo, dest_key: str, proo
     # Into an upload that takes a block in pieces, from a source that gives them, a part
     # is the buffers it arrived in, never joined (as in _copy_blocks).
     in_pieces = isinstance(upload, PiecesBlockUpload)
-
-    def read(stream: RangeStream, n: int) -> AsyncIterator[Chunk]:
-        if in_pieces and isinstance(stream, PiecesStream):
-            return stream.pieces(n)
-        return stream.chunks(n)
+    read = chunk_reader(upload)
 
     async def read_part(start: int, end: int, stream: RangeStream | None) -> Chunk:
         # The rest of the part in one chunk (a part arrives whole, without a copy), resumed
