@@ -33,11 +33,11 @@ def test_retry_with_a_free_limiter_slot_costs_a_few_calls() -> None:
         return bare, paced, at_max
 
     bare, paced, at_max = asyncio.run(main())
-    # release and success (a free slot is taken inline, as acquire takes it): not an
+    # try_take, release and success (a free slot taken without a coroutine): not an
     # asynccontextmanager, a Condition, its Lock and a predicate per request; at the
-    # maximum limit, release only.
-    assert paced - bare <= 2, (bare, paced)
-    assert at_max - bare <= 1, (bare, at_max)
+    # maximum limit, try_take and release only.
+    assert paced - bare <= 3, (bare, paced)
+    assert at_max - bare <= 2, (bare, at_max)
 
 
 def test_limiter_hands_slots_over_in_order_and_survives_cancellation() -> None:

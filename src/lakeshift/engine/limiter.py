@@ -76,6 +76,15 @@ class EndpointLimiter:
         finally:
             self.release()
 
+    def try_take(self) -> bool:
+        """A free slot taken at once, where nobody waits and no request rate is to be kept
+        (True), as ``acquire`` would take it; else False (then ``acquire``): retry's
+        no-failure path without a coroutine."""
+        if self._rps is None and not self._waiters and self.inflight < int(self.limit):
+            self.inflight += 1
+            return True
+        return False
+
     async def acquire(self) -> None:
         """Take one in-flight slot (first come, first served); the caller must
         ``release()`` it.  A free slot with nobody waiting is taken without suspending:

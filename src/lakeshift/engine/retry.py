@@ -55,13 +55,9 @@ async def retry(fn: Callable[[], Awaitable[T]], policy: RetryPolicy,
             if limiter is None:
                 return await fn()
             # (acquire/release rather than ``async with limiter.slot()``: no context
-            # manager object per request on the no-failure path; a free slot with nobody
-            # waiting and no request rate to keep is taken here, as acquire would take it,
-            # and success is called only when it has a limit to raise: no Python call.)
-            if limiter._rps is None and not limiter._waiters and \
-                    limiter.inflight < int(limiter.limit):
-                limiter.inflight += 1
-            else:
+            # manager object per request on the no-failure path; a free slot is taken
+            # without a coroutine, and success is called only when it has a limit to raise.)
+            if not limiter.try_take():
                 await limiter.acquire()
             try:
                 result = await fn()
