@@ -133,34 +133,15 @@ def _crc32_function() -> Any:
 _crc32: Any = None
 
 
-class _Crc32:
-    """CRC32 (ISA-L's, else zlib's: ``_crc32_function``) behind the hashlib interface."""
+class _Crc:
+    """A chained CRC function (``fn(data, previous)``) behind the hashlib interface, its
+    digest ``size`` bytes big-endian, as S3 keeps it in x-amz-checksum-* (not Azure's
+    little-endian x-ms-content-crc64)."""
 
-    def __init__(self) -> None:
-        global _crc32
-        if _crc32 is None:
-            _crc32 = _crc32_function()
+    def __init__(self, fn: Any, size: int) -> None:
         self.value = 0
-        self._fn = _crc32
-
-    def update(self, data: Data) -> None:
-        self.value = self._fn(data, self.value)
-
-    def digest(self) -> bytes:
-        return self.value.to_bytes(4, "big")
-
-
-class _CrtCrc:
-    """awscrt's CRC32C or CRC64NVME behind the hashlib interface (the digest big-endian,
-    as S3 keeps it in x-amz-checksum-*: not Azure's little-endian x-ms-content-crc64).
-    awscrt is imported at the first object that needs it."""
-
-    def __init__(self, algorithm: str) -> None:
-        from awscrt import checksums
-
-        self.value = 0
-        self._fn = checksums.crc32c if algorithm == "crc32c" else checksums.crc64nvme
-        self._size = 4 if algorithm == "crc32c" else 8
+        self._fn = fn
+        self._size = size
 
     def update(self, data: Data) -> None:
         self.value = self._fn(data, self.value)
@@ -170,10 +151,18 @@ class _CrtCrc:
 
 
 def _new(algorithm: str) -> Any:
+    global _crc32
     if algorithm == "crc32":
-        return _Crc32()
+        if _crc32 is None:
+            _crc32 = _crc32_function()
+        return _Crc(_crc32, 4)
     if algorithm in ("crc32c", "crc64nvme"):
-        return _CrtCrc(algorithm)
+        # awscrt's, imported at the first object that needs it.
+        from awscrt import checksums
+
+        if algorithm == "crc32c":
+            return _Crc(checksums.crc32c, 4)
+        return _Crc(checksums.crc64nvme, 8)
     return hashlib.new(algorithm)
 
 
