@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from functools import cached_property, partial
+from typing import TYPE_CHECKING, Any, cast
 
 from lakeshift.engine.checksums import SourceProof, crc64nvme
 from lakeshift.engine.events import EventBus
@@ -29,6 +29,8 @@ from lakeshift.model import ObjectInfo, ObjectProps
 from lakeshift.stores.base import (
     BlockUpload,
     Chunk,
+    CRC64BlockUpload,
+    Pieces,
     PiecesBlockUpload,
     PiecesStream,
     RangeStream,
@@ -168,6 +170,18 @@ async def _open_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str, end
         ctx.slots.release(slots)
         raise
     return stream, upload
+
+
+def stage_request(upload: BlockUpload, index: int, offset: int, data: Chunk,
+                  md5: bytes | None, crc64: bytes | None) -> Callable[[], Awaitable[None]]:
+    """The Put Block of ``data`` as ``upload`` takes it: in pieces (``stage_pieces``,
+    never joined), by its CRC64 (``stage_crc64``), else with its MD5 (``stage``)."""
+    if isinstance(data, Pieces):
+        return partial(cast(PiecesBlockUpload, upload).stage_pieces, index, offset, data,
+                       md5, crc64)
+    if crc64 is not None:
+        return partial(cast(CRC64BlockUpload, upload).stage_crc64, index, offset, data, crc64)
+    return partial(upload.stage, index, offset, data, md5)
 
 
 def chunk_reader(upload: BlockUpload) -> Callable[[RangeStream, int], AsyncIterator[Chunk]]:

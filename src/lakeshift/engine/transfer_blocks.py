@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from contextlib import aclosing
 from functools import partial
-from typing import cast
 
 from lakeshift.engine.events import BytesMoved
 from lakeshift.engine.retry import resumed_read, retry
@@ -24,6 +23,7 @@ from lakeshift.engine.transfer_base import (
     _open_blocks,
     chunk_reader,
     slots_per_block,
+    stage_request,
 )
 from lakeshift.engine.transfer_parts import _copy_parts, _EtagNotRebuilt
 from lakeshift.engine.transfer_proofs import _etag_proof, _part_blocks, _source_proof, source_kept
@@ -34,9 +34,6 @@ from lakeshift.errors import (
 from lakeshift.model import ObjectInfo
 from lakeshift.stores.base import (
     Chunk,
-    CRC64BlockUpload,
-    Pieces,
-    PiecesBlockUpload,
     RangeStream,
     SourceChecksum,
 )
@@ -140,18 +137,9 @@ async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str,
 
     async def stage_block(index: int, offset: int, data: Chunk, hashed: asyncio.Event) -> None:
         # Holds its k slots until the block is staged and folded into the whole-object MD5.
-        request: Callable[[], Awaitable[None]]
-        if isinstance(data, Pieces):
-            crc64 = await _crc64(data) if by_crc64 else None
-            block_md5 = await _md5(data) if caps.block_md5 and not by_crc64 else None
-            request = partial(cast(PiecesBlockUpload, upload).stage_pieces, index, offset,
-                              data, block_md5, crc64)
-        elif by_crc64:
-            checked = cast(CRC64BlockUpload, upload)
-            request = partial(checked.stage_crc64, index, offset, data, await _crc64(data))
-        else:
-            block_md5 = await _md5(data) if caps.block_md5 else None
-            request = partial(upload.stage, index, offset, data, block_md5)
+        crc64 = await _crc64(data) if by_crc64 else None
+        block_md5 = await _md5(data) if caps.block_md5 and not by_crc64 else None
+        request = stage_request(upload, index, offset, data, block_md5, crc64)
         await ctx.pacing.transfer(len(data))
         try:
             await retry(request, ctx.policy, ctx.dst_limit)

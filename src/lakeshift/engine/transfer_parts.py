@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 from contextlib import aclosing
-from typing import cast
 
 from lakeshift.engine.checksums import SourceProof
 from lakeshift.engine.events import BytesMoved
@@ -18,6 +17,7 @@ from lakeshift.engine.transfer_base import (
     _md5,
     _open_blocks,
     chunk_reader,
+    stage_request,
 )
 from lakeshift.errors import IntegrityError
 from lakeshift.model import ObjectInfo
@@ -72,13 +72,8 @@ async def _copy_parts(ctx: TransferContext, src: ObjectInfo, dest_key: str, proo
         md5 = digests[index] = await _md5(data)
         await ctx.pacing.transfer(len(data))
         try:
-            if isinstance(data, Pieces):
-                pieces = cast(PiecesBlockUpload, upload)
-                await retry(lambda: pieces.stage_pieces(index, start, data, md5, None),
-                            ctx.policy, ctx.dst_limit)
-            else:
-                await retry(lambda: upload.stage(index, start, data, md5), ctx.policy,
-                            ctx.dst_limit)
+            await retry(stage_request(upload, index, start, data, md5, None), ctx.policy,
+                        ctx.dst_limit)
         except IntegrityError as e:
             raise IntegrityError(f"{e}: the block changed in transit") from None
         ctx.events.emit(BytesMoved(len(data)))
