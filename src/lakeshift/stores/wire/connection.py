@@ -443,25 +443,15 @@ class _Connection(asyncio.Protocol):
             raise self._lost_error(None)
         if body is None:
             transport.write(head)
-        elif isinstance(body, bytes | bytearray | memoryview):
-            if length <= SLICE:
-                transport.write(head + body if length else head)
-                self.sent = length
-            else:
-                transport.write(head)
-                view = memoryview(body).cast("B")
-                for i in range(0, length, SLICE):
-                    await self._drain()
-                    if self.closed:
-                        break
-                    transport.write(view[i:i + SLICE])
-                    self.sent = min(length, i + SLICE)
-        elif isinstance(body, tuple):
-            # A body in several buffers (a block in the pieces it was read in): each sent
-            # as it is, in slices, none joined.
+        elif isinstance(body, bytes | bytearray | memoryview) and length <= SLICE:
+            transport.write(head + body if length else head)
+            self.sent = length
+        elif isinstance(body, bytes | bytearray | memoryview | tuple):
+            # A body in one buffer, or in several (a block in the pieces it was read in):
+            # each sent as it is, in slices, none joined.
             transport.write(head)
             done = 0  # (the bytes of the parts before this one)
-            for part in body:
+            for part in body if isinstance(body, tuple) else (body,):
                 view = memoryview(part).cast("B")
                 for i in range(0, len(view), SLICE):
                     await self._drain()
