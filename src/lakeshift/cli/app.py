@@ -13,30 +13,12 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from lakeshift import __version__
-from lakeshift.cli import (
-    copy_cmd,
-    job_cmds,
-    monitor_cmd,
-    scan_cmd,
-    setup_cmds,
-    sync_cmd,
-    tune_cmd,
-    verify_cmd,
-)
 from lakeshift.cli.lazy_params import install as _lazy_params
 from lakeshift.cli.text import StopNotice
 from lakeshift.errors import LakeshiftError
 from lakeshift.redact import redact
 
 _lazy_params()  # typer's Pydantic adapters only for the values that need one
-app = typer.Typer(
-    name="lakeshift",
-    help="Migrate data lakes (S3, Azure Blob, local disk) into Azure Data Lake Storage Gen2.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
 
 
 def _version(value: bool) -> None:
@@ -45,7 +27,6 @@ def _version(value: bool) -> None:
         raise typer.Exit(0)
 
 
-@app.callback()
 def root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
@@ -56,28 +37,81 @@ def root(
     """
 
 
-app.command("copy", help=copy_cmd.HELP, epilog=copy_cmd.EPILOG)(copy_cmd.copy)
-app.command("verify", help=verify_cmd.HELP, epilog=verify_cmd.EPILOG)(verify_cmd.verify)
-app.command("tune", help=tune_cmd.HELP, epilog=tune_cmd.EPILOG)(tune_cmd.tune)
-app.command("plan", help=job_cmds.PLAN_HELP, epilog=job_cmds.PLAN_EPILOG)(job_cmds.plan)
-app.command("run", help=job_cmds.RUN_HELP, epilog=job_cmds.RUN_EPILOG)(job_cmds.run)
-app.command("sync", help=sync_cmd.HELP, epilog=sync_cmd.EPILOG)(sync_cmd.sync)
-app.command("scan", help=scan_cmd.HELP, epilog=scan_cmd.EPILOG)(scan_cmd.scan)
-app.command("check", help=setup_cmds.CHECK_HELP, epilog=setup_cmds.CHECK_EPILOG
-            )(setup_cmds.check)
-app.command("init", help=setup_cmds.INIT_HELP,
-            epilog="Example:\n\n  lakeshift init && lakeshift run --config lakeshift.toml"
-            )(setup_cmds.init)
-app.command("status", help="Jobs, runs and partitions: state, objects, bytes, throughput, "
-            "duration, last error.", epilog="Example:\n\n  lakeshift status --job raw --json"
-            )(job_cmds.status)
-app.command("failures", help="Every object that failed in a job: key, error class, message, "
-            "attempts, time.", epilog="Example:\n\n  lakeshift failures --job raw --csv "
-            "failed.csv\n\nThen, to retry just those objects:\n\n  lakeshift sync --job raw "
-            "--files-from failed.csv")(job_cmds.failures)
-app.command("monitor", help=monitor_cmd.HELP, epilog=monitor_cmd.EPILOG)(monitor_cmd.monitor)
-app.command("delete-job", help=job_cmds.DELETE_HELP, epilog=job_cmds.DELETE_EPILOG
-            )(job_cmds.delete_job)
+#: Every command, in ``--help`` order: name -> (module in lakeshift.cli, function, help,
+#: epilog).  Help and epilog are literal text, or the name of an attribute of the module.
+_COMMANDS: dict[str, tuple[str, str, str, str]] = {
+    "copy": ("copy_cmd", "copy", "HELP", "EPILOG"),
+    "verify": ("verify_cmd", "verify", "HELP", "EPILOG"),
+    "tune": ("tune_cmd", "tune", "HELP", "EPILOG"),
+    "plan": ("job_cmds", "plan", "PLAN_HELP", "PLAN_EPILOG"),
+    "run": ("job_cmds", "run", "RUN_HELP", "RUN_EPILOG"),
+    "sync": ("sync_cmd", "sync", "HELP", "EPILOG"),
+    "scan": ("scan_cmd", "scan", "HELP", "EPILOG"),
+    "check": ("setup_cmds", "check", "CHECK_HELP", "CHECK_EPILOG"),
+    "init": ("setup_cmds", "init", "INIT_HELP",
+             "Example:\n\n  lakeshift init && lakeshift run --config lakeshift.toml"),
+    "status": ("job_cmds", "status", "Jobs, runs and partitions: state, objects, bytes, "
+               "throughput, duration, last error.",
+               "Example:\n\n  lakeshift status --job raw --json"),
+    "failures": ("job_cmds", "failures", "Every object that failed in a job: key, error "
+                 "class, message, attempts, time.",
+                 "Example:\n\n  lakeshift failures --job raw --csv failed.csv\n\nThen, to "
+                 "retry just those objects:\n\n  lakeshift sync --job raw --files-from "
+                 "failed.csv"),
+    "monitor": ("monitor_cmd", "monitor", "HELP", "EPILOG"),
+    "delete-job": ("job_cmds", "delete_job", "DELETE_HELP", "DELETE_EPILOG"),
+}
+
+
+def build_app(only: str | None = None) -> typer.Typer:
+    """The ``lakeshift`` typer app: every command, or only the command ``only``.
+
+    A command's module is imported, and typer resolves its parameters' annotations, only
+    when the command is in the app: ``lakeshift copy`` does not import the web monitor, the
+    control database's commands or ``tune``, nor build their click commands (typer builds
+    every registered command's parameters on each invocation).
+    """
+    import importlib
+
+    application = typer.Typer(
+        name="lakeshift",
+        help="Migrate data lakes (S3, Azure Blob, local disk) into Azure Data Lake Storage "
+             "Gen2.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    application.callback()(root)
+    for name, (module_name, function, help_text, epilog) in _COMMANDS.items():
+        if only is not None and name != only:
+            continue
+        module = importlib.import_module(f"lakeshift.cli.{module_name}")
+        application.command(name, help=getattr(module, help_text, help_text),
+                            epilog=getattr(module, epilog, epilog))(getattr(module, function))
+    return application
+
+
+def _command_word(args: list[str]) -> str | None:
+    """The command a command line names, when it is one of ours (the root takes no option
+    with a value, so the first word not starting with ``-`` is the command)."""
+    for arg in args:
+        if not arg.startswith("-"):
+            return arg if arg in _COMMANDS else None
+    return None
+
+
+_app: typer.Typer | None = None
+
+
+def __getattr__(name: str) -> typer.Typer:
+    """``app``: the full app, built on first use (tests and ``typer`` tools import it)."""
+    global _app
+    if name == "app":
+        if _app is None:
+            _app = build_app()
+        return _app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _error(kind: str, message: str, exit_code: int, as_json: bool) -> int:
@@ -143,7 +177,10 @@ def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (never raises)."""
     as_json = "--json" in (sys.argv[1:] if argv is None else argv)
     try:
-        result = app(args=argv, standalone_mode=False, prog_name="lakeshift")
+        args = sys.argv[1:] if argv is None else argv
+        only = _command_word(args)
+        application = build_app(only) if only is not None else __getattr__("app")
+        result = application(args=argv, standalone_mode=False, prog_name="lakeshift")
         code = int(result) if isinstance(result, int) else 0
         if code == 130:  # typer turns KeyboardInterrupt into Exit(130) and returns it
             _interrupted(argv)

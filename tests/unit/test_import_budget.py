@@ -1,0 +1,60 @@
+"""``lakeshift copy`` imports only what a copy needs: not the other commands' modules (the
+web monitor, the control DB's commands, tune, scan, Dask...), and ``import lakeshift`` alone
+imports none of the API (its names resolve on first use).  Each check runs in a fresh
+interpreter, as the command does."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+#: Modules a copy must not import (each was imported by every command before).
+NOT_FOR_COPY = (
+    "lakeshift.cli.job_cmds", "lakeshift.cli.sync_cmd", "lakeshift.cli.monitor_cmd",
+    "lakeshift.cli.tune_cmd", "lakeshift.cli.scan_cmd", "lakeshift.cli.setup_cmds",
+    "lakeshift.cli.verify_cmd", "lakeshift.cli.status_view",
+)
+#: Never imported by a copy, before or after (a regression guard).
+NEVER_FOR_COPY = ("sqlalchemy", "dask", "distributed", "pydantic", "lakeshift.web",
+                  "lakeshift.scale", "lakeshift.engine.tune", "lakeshift.plan.scan",
+                  "lakeshift.control.repository")
+
+
+def _modules(code: str) -> list[str]:
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60)
+    return list(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def test_copy_imports_only_the_copy_command(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.txt").write_bytes(b"x")
+    code = ("import json, sys; from lakeshift.cli.app import run; "
+            f"code = run(['copy', {str(tmp_path / 'src')!r}, {str(tmp_path / 'dst')!r}, "
+            "'--progress', 'none']); assert code == 0, code; "
+            "print(json.dumps(sorted(sys.modules)))")
+    loaded = _modules(code)
+    assert (tmp_path / "dst" / "a.txt").read_bytes() == b"x"
+    assert "lakeshift.cli.copy_cmd" in loaded
+    bad = [m for m in loaded if m in NOT_FOR_COPY
+           or any(m == n or m.startswith(n + ".") for n in NEVER_FOR_COPY)]
+    assert bad == []
+
+
+def test_import_lakeshift_is_lazy() -> None:
+    loaded = _modules("import json, sys, lakeshift; print(json.dumps(sorted(sys.modules)))")
+    assert "lakeshift.api" not in loaded and "lakeshift.model" not in loaded
+
+
+def test_every_public_name_resolves_and_plan_stays_the_function() -> None:
+    code = ("import json, lakeshift, lakeshift.api, lakeshift.plan.jobconfig; "
+            "import lakeshift.plan.compare; "
+            "assert lakeshift.plan is lakeshift.api.plan, lakeshift.plan; "
+            "missing = [n for n in lakeshift.__all__ if not hasattr(lakeshift, n)]; "
+            "assert not missing, missing; "
+            "assert set(lakeshift.__all__) <= set(dir(lakeshift)); "
+            "ns = {}; exec('from lakeshift import *', ns); "
+            "assert set(lakeshift.__all__) <= set(ns); print(json.dumps([]))")
+    assert _modules(code) == []
