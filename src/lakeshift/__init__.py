@@ -250,7 +250,12 @@ def __getattr__(name: str) -> _typing.Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(_importlib.import_module(module), name)
+    found = _importlib.import_module(module)
+    if module == "lakeshift.api" and name not in ("copy", "copy_async"):
+        # The other commands' functions return records lakeshift.api binds on first use;
+        # bound now, typing.get_type_hints resolves these functions' annotations.
+        found._records()
+    value = getattr(found, name)
     globals()[name] = value
     return value
 

@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TextIO, TypeVar
 
 from lakeshift.control import DEFAULT_DB, fold_state_totals
-from lakeshift.engine.check import check_pair
 from lakeshift.engine.copy_options import (
     bandwidth_arg,
     copy_options,
@@ -46,30 +45,12 @@ from lakeshift.engine.events import EventBus, Subscriber
 from lakeshift.engine.pipeline import copy_async as _copy_pair
 from lakeshift.errors import LakeshiftError, UsageError
 from lakeshift.model import (
-    CheckLine,
-    CheckResult,
     CopyResult,
     Failure,
-    FailurePage,
-    FailuresResult,
-    JobMetrics,
-    JobStatus,
-    PartitionRunStatus,
-    PartitionStatus,
-    PlanResult,
     Rename,
-    RunDetail,
     RunResult,
-    RunStatus,
-    ScanResult,
     SourceDeleted,
-    StateTotals,
-    StatusResult,
-    SyncResult,
-    SyncWindow,
     TransferStats,
-    TuneResult,
-    VerifyResult,
 )
 from lakeshift.plan.jobconfig import JobConfig
 from lakeshift.plan.jobconfig import load as load_config
@@ -82,6 +63,52 @@ if TYPE_CHECKING:
     from lakeshift.control.records import Job
     from lakeshift.control.repository import ControlDB
     from lakeshift.engine.verify import Pair
+    from lakeshift.model import (
+        CheckLine,
+        CheckResult,
+        FailurePage,
+        FailuresResult,
+        JobMetrics,
+        JobStatus,
+        PartitionRunStatus,
+        PartitionStatus,
+        PlanResult,
+        RunDetail,
+        RunStatus,
+        ScanResult,
+        StateTotals,
+        StatusResult,
+        SyncResult,
+        SyncWindow,
+        TuneResult,
+        VerifyResult,
+    )
+
+#: The other commands' records (lakeshift.model's, defined in lakeshift.reports): bound here
+#: by ``_records()`` when a function that builds one runs, or on first access, so that a
+#: copy does not build their ~27 dataclasses at start-up.
+_RECORDS = (
+    "CheckLine", "CheckResult", "FailurePage", "FailuresResult", "JobMetrics", "JobStatus",
+    "PartitionRunStatus", "PartitionStatus", "PlanResult", "RunDetail", "RunStatus",
+    "ScanResult", "StateTotals", "StatusResult", "SyncResult", "SyncWindow", "TuneResult",
+    "VerifyResult",
+)
+
+
+def _records() -> None:
+    """Bind the records of ``_RECORDS`` in this module (its functions build them, and
+    ``typing.get_type_hints`` resolves their annotations here)."""
+    if "JobStatus" not in globals():
+        from lakeshift import model
+
+        globals().update({name: getattr(model, name) for name in _RECORDS})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _RECORDS:
+        _records()
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 MiB = 1024 * 1024
 _STATES = ("pending", "running", "succeeded", "failed")
@@ -227,6 +254,7 @@ async def plan_async(sources: str | Sequence[str] = (), destination: str | None 
     ``subscribers`` hear the listing that ``partition_by="auto"`` makes (``Listed`` per
     page, then ``ListingDone``).  ``dask`` (``tcp://HOST:8786`` or ``local:N``): that
     listing is split across the cluster's workers (docs/dask.md)."""
+    _records()
     from lakeshift.plan.jobplan import create_plan, read_partitions_file
 
     if not job:
@@ -485,6 +513,7 @@ async def sync_async(source: str | None = None, destination: str | None = None, 
     checkpointed) and calls ``on_pass`` after each pass; the result is the last pass's.
     ``dask`` runs each pass on a Dask cluster, as for :func:`run`.
     """
+    _records()
     from lakeshift.plan.windows import DeleteCap, PathTemplate, Schedule, parse_duration
 
     if not job:
@@ -810,6 +839,7 @@ def _states(state: Sequence[str] | str | None) -> tuple[str, ...] | None:
 
 def _status(db: str, job: str | None, offset: int = 0, limit: int | None = None,
             states: tuple[str, ...] | None = None) -> StatusResult:
+    _records()
     control = _control(db)
     try:
         jobs = [control.job(job)] if job else control.jobs()
@@ -820,6 +850,7 @@ def _status(db: str, job: str | None, offset: int = 0, limit: int | None = None,
 
 
 def _partition_status(r: Any) -> PartitionStatus:
+    _records()
     duration = r["duration_s"] or 0.0
     return PartitionStatus(
         seq=r["seq"], state=r["state"], source=r["source"], prefix=r["prefix"],
@@ -834,6 +865,7 @@ def _partition_status(r: Any) -> PartitionStatus:
 
 
 def _run_status(r: Any) -> RunStatus:
+    _records()
     return RunStatus(id=r["id"], state=r["state"], owner=r["owner"],
                      batch_count=r["batch_count"], partitions_succeeded=r["partitions_done"],
                      partitions_failed=r["partitions_failed"], copied=r["copied"],
@@ -847,6 +879,7 @@ def _job_status(control: ControlDB, job: Job, detail: bool, offset: int = 0,
                 ) -> JobStatus:
     # Totals by one aggregate query; partitions read only for the table, a page of them
     # when asked (a job may have tens of thousands).
+    _records()
     by_state = control.partition_totals_by_state(job.id)
     totals = fold_state_totals(by_state)  # the same query's answer, not a second
     parts = tuple(_partition_status(r) for r in control.partitions(
@@ -898,6 +931,7 @@ failures = _blocking(failures_async)
 
 def _failures(job: str, db: str, csv_file: str | Path | None,
               run: int | None = None) -> FailuresResult:
+    _records()
     if not job:
         raise UsageError("--job NAME is required")
     control = _control(db)
@@ -999,6 +1033,7 @@ async def verify_async(source: str | None = None, destination: str | None = None
     any difference.  ``subscribers`` hear the source listing (``Listed``, ``ListingDone``),
     the bytes hashed (``BytesMoved``) and throttling (``Throttled``).  ``check_times``: a
     kept original modification time that differs is a difference too."""
+    _records()
     from lakeshift.engine.verify import Report, VerifyOptions, write_summary
     from lakeshift.engine.verify import verify_async as verify_pairs
 
@@ -1099,6 +1134,9 @@ async def check_async(source: str, destination: str, *,
     """Test both sides before a migration (``lakeshift check``): credentials, reachability,
     list and read on the source, write and delete of a probe under the destination, clock
     skew.  A failed step is a line of the result, not an exception."""
+    from lakeshift.engine.check import check_pair
+
+    _records()
     lines = await check_pair(source_config(source, store_options),
                              destination_config(destination, store_options))
     return CheckResult(source, destination, tuple(lines))
@@ -1207,6 +1245,7 @@ def _seconds(start: datetime | None, end: datetime | None) -> float:
 
 
 def _partition_run_status(r: Any, job: Job) -> PartitionRunStatus:
+    _records()
     state = r["state"]
     started, finished = _as_utc(r["started_at"]), _as_utc(r["finished_at"])
     if state == "running" and r["run_state"] != "running":
@@ -1248,6 +1287,7 @@ def run_detail(run_id: int, *, db: str = DEFAULT_DB, offset: int = 0,
     from ``offset``, in partition order; all when None: ``partition_runs_total`` says how
     many there are) and at most MAX_SAMPLES throughput samples; None when the DB has no
     such run."""
+    _records()
     from lakeshift.model import ThroughputSample
 
     _page_args(offset, limit)
@@ -1327,6 +1367,7 @@ def run_failures_page(run_id: int, *, db: str = DEFAULT_DB,
                       limit: int = 100) -> FailurePage | None:
     """One page of :func:`run_failures`: ``limit`` rows (at most 1000) from ``offset``, and
     how many there are; None when there is no such run or partition run."""
+    _records()
     _page_args(offset, limit, MAX_FAILURE_PAGE)
     control = _control(db)
     try:
@@ -1400,6 +1441,7 @@ def rerun_failed(job: str, *, db: str = DEFAULT_DB) -> int:
 
 def metrics(*, db: str = DEFAULT_DB) -> tuple[JobMetrics, ...]:
     """Every job's figures for monitoring (``/metrics``), computed from the control DB."""
+    _records()
     control = _control(db)
     try:
         t = control.monitor_totals()
