@@ -52,8 +52,6 @@ from lakeshift.model import (
     SourceDeleted,
     TransferStats,
 )
-from lakeshift.plan.jobconfig import JobConfig
-from lakeshift.plan.jobconfig import load as load_config
 from lakeshift.plan.source import destination_config, source_config
 from lakeshift.sizes import size_arg
 from lakeshift.stores.base import StoreConfig, StoreOptions
@@ -83,6 +81,7 @@ if TYPE_CHECKING:
         TuneResult,
         VerifyResult,
     )
+    from lakeshift.plan.jobconfig import JobConfig
 
 #: The other commands' records (lakeshift.model's, defined in lakeshift.reports): bound here
 #: by ``_records()`` when a function that builds one runs, or on first access, so that a
@@ -384,6 +383,8 @@ async def run_async(*, job: str = "", db: str | None = None, batch_count: int | 
     this run.
     """
     if config is not None:
+        from lakeshift.plan.jobconfig import load as load_config
+
         cfg = await asyncio.to_thread(load_config, Path(config))
         # What the caller gave wins over the file; the file over the defaults.
         cfg = replace(cfg, name=job or cfg.name, db=db if db is not None else cfg.db,
@@ -1200,6 +1201,8 @@ async def tune_async(source: str, destination: str, *, config: str | Path | None
     size = size_arg(sample_size, "--sample-size")
     if config is not None:
         # A config that cannot be read fails before the trials (read in a thread).
+        from lakeshift.plan.jobconfig import load as load_config
+
         await asyncio.to_thread(load_config, Path(config))
     result = await tune_pair(source_config(source, store_options),
                              destination_config(destination, store_options), sample_objects,
