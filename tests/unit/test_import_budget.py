@@ -74,3 +74,23 @@ def test_the_other_commands_records_resolve_lazily_and_stay_lakeshift_model_name
             "g = ScanGroup('p', 1, 2); assert pickle.loads(pickle.dumps(g)) == g; "
             "assert typing.get_type_hints(m.ScanResult)['by_prefix']; print(json.dumps([]))")
     assert _modules(code) == []
+
+
+def test_a_one_command_app_parses_and_helps_as_the_full_app() -> None:
+    """``lakeshift NAME …`` runs on an app of NAME alone: its help, and its usage errors,
+    are the full app's, word for word; other words (none, ``--help``, a typo) get the full
+    app."""
+    from typer.testing import CliRunner
+
+    from lakeshift.cli import app as cli
+
+    runner = CliRunner()
+    full = cli.build_app()
+    assert cli._command_word(["--progress", "copy", "a"]) == "copy"
+    assert cli._command_word(["cpy", "a"]) is None and cli._command_word(["-h"]) is None
+    for name in cli._COMMANDS:
+        one = cli.build_app(name)
+        for args in ([name, "--help"], [name, "--no-such-option"]):
+            a = runner.invoke(full, args, prog_name="lakeshift")
+            b = runner.invoke(one, args, prog_name="lakeshift")
+            assert (a.exit_code, a.output) == (b.exit_code, b.output), (name, args)
