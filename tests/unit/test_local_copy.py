@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -709,3 +710,5 @@ def test_copies_go_to_the_threads_until_the_helper_has_started(
     assert count == 61 and [f[0] for f in failures] == ["d1/recorded-wrong.bin"]
     assert len(started) == 1 and not started[0].ready
     assert started[0]._next == 0  # nothing was sent to it (nothing waited for it)
+    # Nor did the copy's end wait for its start-up: killed, as it had nothing to do.
+    assert started[0]._proc.returncode == -signal.SIGKILL
