@@ -1,0 +1,99 @@
+"""The record of a file written whole is made without an fstat once the folder has shown
+it keeps the times given exactly; the same bytes as the fstat's record, and where a file
+system keeps coarser times, made from the fstat every time."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lakeshift.stores.local import store as local_store
+from lakeshift.stores.local import writes as local_writes
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "setxattr"), reason="extended attributes")
+
+
+def _xattrs_work(path: Path) -> bool:
+    probe = path / ".probe"
+    probe.write_bytes(b"")
+    try:
+        os.setxattr(probe, "user.lakeshift-probe", b"1")
+    except OSError:
+        return False
+    finally:
+        probe.unlink()
+    return True
+
+
+def _copies(src: Path, dst: Path, n: int, monkeypatch: pytest.MonkeyPatch,
+            utime: Any = None) -> int:
+    """``n`` files copied from ``src`` to ``dst`` by ``_copy_file``; fstat calls made."""
+    calls = [0]
+    real = os.fstat
+
+    def fstat(fd: int) -> os.stat_result:
+        calls[0] += 1
+        return real(fd)
+
+    monkeypatch.setattr(os, "fstat", fstat)
+    if utime is not None:
+        monkeypatch.setattr(os, "utime", utime)
+    for i in range(n):
+        path = src / f"f{i}"
+        st = os.stat(path)
+        etag = local_store.local_etag(st)
+        local_store._copy_file(str(path), etag, str(dst / "d" / f"f{i}"), f"f{i}",
+                               st.st_size, None, etag, 1_700_000_000_123_456_789 + i)
+    monkeypatch.undo()
+    return calls[0]
+
+
+def _source(tmp_path: Path, n: int) -> Path:
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(n):
+        (src / f"f{i}").write_bytes(b"x" * i)
+    return src
+
+
+def test_records_need_one_fstat_per_folder_and_are_the_fstat_s(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not _xattrs_work(tmp_path):
+        pytest.skip("no user extended attributes here")
+    monkeypatch.setattr(local_writes, "_exact_in", "\0")
+    src = _source(tmp_path, 40)
+    fstats = _copies(src, tmp_path / "dst", 40, monkeypatch)
+    # One per file read (its size and time checked) and one for the first write only.
+    assert fstats == 40 + 1
+    for i in range(40):
+        path = tmp_path / "dst" / "d" / f"f{i}"
+        st = os.stat(path)
+        etag = local_store.local_etag(os.stat(src / f"f{i}"))
+        # The same bytes as a record made from the fstat.
+        assert os.getxattr(path, "user.lakeshift") == local_writes._record_value(
+            st.st_mtime_ns, st.st_size, hashlib.md5(b"x" * i).digest(), etag)
+        assert st.st_mtime_ns == 1_700_000_000_123_456_789 + i
+
+
+def test_a_file_system_with_coarse_times_gets_records_from_the_fstat(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not _xattrs_work(tmp_path):
+        pytest.skip("no user extended attributes here")
+    monkeypatch.setattr(local_writes, "_exact_in", "\0")
+    src = _source(tmp_path, 20)
+    real_utime = os.utime
+
+    def seconds_only(fd: int, ns: tuple[int, int]) -> None:  # as FAT or a 128-byte inode
+        real_utime(fd, ns=tuple(t // 10**9 * 10**9 for t in ns))
+
+    fstats = _copies(src, tmp_path / "dst", 20, monkeypatch, seconds_only)
+    assert fstats == 20 + 20
+    for i in range(20):
+        path = tmp_path / "dst" / "d" / f"f{i}"
+        record = local_writes._read_record(os.getxattr(path, "user.lakeshift"),
+                                           os.stat(path))
+        assert record is not None and record[0] == hashlib.md5(b"x" * i).digest()
