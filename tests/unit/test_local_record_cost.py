@@ -97,3 +97,66 @@ def test_a_file_system_with_coarse_times_gets_records_from_the_fstat(
         record = local_writes._read_record(os.getxattr(path, "user.lakeshift"),
                                            os.stat(path))
         assert record is not None and record[0] == hashlib.md5(b"x" * i).digest()
+
+
+def _old_info(key: str, st: os.stat_result, path: str) -> Any:
+    """``_info`` as it was: getxattr asked for every file."""
+    md5, meta = None, {}
+    try:
+        record = local_writes._read_record(os.getxattr(path, "user.lakeshift"), st)
+    except OSError:
+        record = None
+    if record is not None:
+        md5 = record[0]
+        if record[1] is not None:
+            meta["lakeshift_src_etag"] = record[1]
+    return local_store.ObjectInfo(key, st.st_size, local_store._mtime(st),
+                                  local_store.local_etag(st), md5, False, meta)
+
+
+def test_the_listing_asks_listxattr_after_a_file_without_record_and_says_the_same(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import random
+
+    if not _xattrs_work(tmp_path):
+        pytest.skip("no user extended attributes here")
+    rng = random.Random(5)
+    paths = []
+    for i in range(200):
+        path = tmp_path / f"f{i:03d}"
+        path.write_bytes(b"y" * (i % 7))
+        kind = rng.choice(["none", "none", "record", "stale", "foreign", "both"])
+        st = os.stat(path)
+        if kind in ("record", "both"):
+            os.setxattr(path, "user.lakeshift", local_writes._record_value(
+                st.st_mtime_ns, st.st_size, bytes(16), "abc" if i % 2 else None))
+        if kind == "stale":
+            os.setxattr(path, "user.lakeshift", local_writes._record_value(
+                st.st_mtime_ns + 1, st.st_size, bytes(16), None))
+        if kind in ("foreign", "both"):
+            os.setxattr(path, "user.other", b"1")
+        paths.append(path)
+    for start in (True, False):
+        monkeypatch.setattr(local_store, "_record_seen", start)
+        for path in paths:
+            st = os.stat(path)
+            assert local_store._info(path.name, st, str(path)) == \
+                _old_info(path.name, st, str(path)), path
+
+    # A source with no records: no getxattr raised for it (one at most, the first).
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    for i in range(100):
+        (fresh / f"g{i}").write_bytes(b"z")
+    asked = [0]
+    real = os.getxattr
+
+    def getxattr(*args: Any, **kwargs: Any) -> bytes:
+        asked[0] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(os, "getxattr", getxattr)
+    infos = list(local_store._walk(str(fresh), "", "", None))
+    monkeypatch.undo()
+    assert len(infos) == 100 and all(i.md5 is None for i in infos)
+    assert asked[0] <= 1
