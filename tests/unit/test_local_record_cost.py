@@ -160,3 +160,48 @@ def test_the_listing_asks_listxattr_after_a_file_without_record_and_says_the_sam
     monkeypatch.undo()
     assert len(infos) == 100 and all(i.md5 is None for i in infos)
     assert asked[0] <= 1
+
+
+def test_a_small_copy_in_the_helper_is_a_few_python_calls(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``_copy_file`` of a 64 B file (what the helper process does per file) makes a
+    handful of Python calls: no os.path.dirname for a file in the folder of the one before,
+    no helper for the write or the record (counted, not timed)."""
+    from tests.pycalls import python_calls
+
+    monkeypatch.setattr(local_writes, "_exact_in", "\0")
+    (tmp_path / "s").mkdir()
+    for i in range(3):
+        (tmp_path / "s" / f"f{i}").write_bytes(bytes(64))
+
+    def args(i: int) -> tuple[Any, ...]:
+        path = tmp_path / "s" / f"f{i}"
+        etag = local_store.local_etag(os.stat(path))
+        return (str(path), etag, str(tmp_path / "t" / f"f{i}"), f"f{i}", 64, None, etag,
+                1_700_000_000_000_000_000)
+
+    local_store._copy_file(*args(0))  # makes the folder; its record made from an fstat
+    one = args(1)
+    calls = python_calls(lambda: local_store._copy_file(*one))
+    assert (tmp_path / "t" / "f1").read_bytes() == bytes(64)
+    # The lambda, _copy_file, _read_file, local_etag, _read_span, _write_file, _create,
+    # _open_tmp, _finish, _record_value, _link_in (16 before: os.path.dirname and its
+    # _get_sep, _proc_folder, _write_all, _set_record).
+    assert calls <= 11, calls
+
+
+def test_files_land_in_their_folders_whatever_folder_came_before(tmp_path: Path) -> None:
+    """The folder of the file before is taken without os.path.dirname only when the path
+    is that folder, "/" and a name: a sibling folder sharing its prefix, a subfolder, or a
+    path with "//" goes the long way (and lands where it should)."""
+    base = str(tmp_path)
+    finals = [f"{base}/d/a", f"{base}/d/b", f"{base}/d2/c", f"{base}/d/e", f"{base}/d/sub/f",
+              f"{base}/d/g", f"{base}/dx", f"{base}/d//h", f"{base}/d/i", f"{base}/d/sub/j",
+              f"{base}/d/sub//k", f"{base}/e/l/m", f"{base}/e/n"]
+    for n, final in enumerate(finals):
+        data = f"{n}".encode()
+        local_writes._write_file(final, data, hashlib.md5(data).digest(), None, None)
+    for n, final in enumerate(finals):
+        assert Path(os.path.normpath(final)).read_bytes() == f"{n}".encode(), final
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == [
+        "a", "b", "e", "g", "h", "i", "sub"]

@@ -68,8 +68,13 @@ _last_parent: str | None = None
 def _create(final: str) -> tuple[str | None, int]:
     """An open temporary file for ``final``: its name, or None for an unnamed one."""
     global _last_parent
-    parent = os.path.dirname(final)
-    if parent == _last_parent:
+    last = _last_parent
+    if last and final.startswith(last) and final[len(last):len(last) + 1] == "/" \
+            and "/" not in final[len(last) + 1:]:
+        parent = last  # (what os.path.dirname gives, without its two calls)
+    else:
+        parent = os.path.dirname(final)
+    if parent == last:
         try:
             return _open_tmp(parent)
         except (FileNotFoundError, NotADirectoryError):
@@ -93,7 +98,8 @@ _replacing_in: str | None = None
 
 def _open_tmp(parent: str) -> tuple[str | None, int]:
     global _TMPFILE
-    if _TMPFILE and parent != _replacing_in and _proc_folder() is not None:
+    if _TMPFILE and parent != _replacing_in and (_proc_fds is not None or
+                                                 _proc_folder() is not None):
         try:
             return None, os.open(parent, os.O_WRONLY | _TMPFILE, 0o644)
         except OSError as e:
@@ -171,7 +177,10 @@ def _finish(fd: int, tmp: str | None, final: str, md5: bytes | None,
         if md5 is not None:
             if size is not None and mtime_ns is not None and mtime_ns >= 0 and \
                     final.startswith(_exact_in) and "/" not in final[len(_exact_in):]:
-                _set_record(fd, _record_value(mtime_ns, size, md5, src_etag))
+                try:
+                    os.setxattr(fd, _XATTR, _record_value(mtime_ns, size, md5, src_etag))
+                except OSError:
+                    pass  # (as in _set_record)
             else:
                 _record(fd, md5, src_etag, mtime_ns, final)
         if tmp is None:
@@ -212,7 +221,8 @@ def _write_file(final: str, data: Data, md5: bytes, src_etag: str | None,
                 mtime_ns: int | None) -> None:
     tmp, fd = _create(final)
     try:
-        _write_all(fd, data)
+        if data and os.pwrite(fd, data, 0) < len(data):
+            _write_all(fd, data)  # a short write (rare): all of it again, from the start
     except BaseException:
         _drop(fd, tmp)
         raise
