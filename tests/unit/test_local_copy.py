@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -688,6 +689,32 @@ def test_a_garbled_answer_ends_the_helper_and_its_files_go_to_the_threads(
     assert _state(tmp_path / "dst") == _state(tmp_path / "threads")
 
 
+def test_a_copy_of_a_few_hundred_files_has_its_helper_process(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The helper is started after HELPER_AFTER files (as it is, not patched): early
+    enough that a copy of 20,000 small files is mostly its work, while a copy of a few
+    dozen never starts one."""
+    started: list[Helper] = []
+    real_init = Helper.__init__
+
+    def init(self: Helper) -> None:
+        real_init(self)
+        started.append(self)
+
+    monkeypatch.setattr(Helper, "__init__", init)
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(300):
+        (src / f"f{i:03d}").write_bytes(b"x")
+    assert _copy(src, tmp_path / "few")[0][0] == 300  # type: ignore[index]
+    assert len(started) == 1
+    (tmp_path / "small").mkdir()
+    for i in range(40):
+        (tmp_path / "small" / f"f{i}").write_bytes(b"x")
+    _copy(tmp_path / "small", tmp_path / "small-copy")
+    assert len(started) == 1  # none for 40 files
+
+
 def test_copies_go_to_the_threads_until_the_helper_has_started(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from lakeshift.stores.local import helper as helper_module
@@ -709,3 +736,5 @@ def test_copies_go_to_the_threads_until_the_helper_has_started(
     assert count == 61 and [f[0] for f in failures] == ["d1/recorded-wrong.bin"]
     assert len(started) == 1 and not started[0].ready
     assert started[0]._next == 0  # nothing was sent to it (nothing waited for it)
+    # Nor did the copy's end wait for its start-up: killed, as it had nothing to do.
+    assert started[0]._proc.returncode == -signal.SIGKILL
