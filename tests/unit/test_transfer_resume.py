@@ -125,31 +125,43 @@ def test_a_block_read_broken_in_the_middle_resumes_there_and_is_counted() -> Non
     assert seen == ["transient"]
 
 
-def _by_parts(faults: dict[int, tuple[str, int]]) -> tuple[bytes, _Src, ObjectInfo]:
-    parts = [os.urandom(n) for n in (PART, PART, 123)]
+def _by_parts(faults: dict[int, tuple[str, int]], count: int = 2
+              ) -> tuple[bytes, _Src, ObjectInfo]:
+    parts = [os.urandom(PART) for _ in range(count)] + [os.urandom(123)]
     data = b"".join(parts)
-    etag = hashlib.md5(b"".join(hashlib.md5(p).digest() for p in parts)).hexdigest() + "-3"
-    kept = SourceChecksum(None, None, False, PART, 3, False)
+    etag = hashlib.md5(b"".join(hashlib.md5(p).digest() for p in parts)).hexdigest() + \
+        f"-{len(parts)}"
+    kept = SourceChecksum(None, None, False, PART, len(parts), False)
     return data, _Src(data, etag, kept, faults), ObjectInfo("k", len(data), etag=etag)
 
 
-def test_a_part_read_cut_short_resumes_where_it_stopped_and_is_counted() -> None:
-    # Part 2's first GET ends after 1 MiB of its 3: the rest is asked for, not the part.
-    data, src, info = _by_parts({PART: ("short", PART + MiB)})
+def test_parts_are_read_in_spans_of_several_one_get_each() -> None:
+    # A span is 16 MiB (a quarter of 64 slots of 1 MiB): five 3 MiB parts per GET, each
+    # cut at its exact end, not one GET per part.
+    data, src, info = _by_parts({}, count=7)
     copied, blob, seen = _copy(src, info)
     assert blob == data and copied.proof == "multipart-etag"
-    assert sorted(src.gets) == [(0, PART), (PART, 2 * PART), (PART + MiB, 2 * PART),
-                                (2 * PART, 2 * PART + 123)]
+    assert sorted(src.gets) == [(0, 5 * PART), (5 * PART, 7 * PART + 123)]
+    assert seen == []
+
+
+def test_a_part_read_cut_short_resumes_where_it_stopped_and_is_counted() -> None:
+    # The span's GET ends 1 MiB into part 2: the rest of the span is asked for from there
+    # (the 1 MiB received is kept), not part 2 from its start.
+    data, src, info = _by_parts({0: ("short", PART + MiB)})
+    copied, blob, seen = _copy(src, info)
+    assert blob == data and copied.proof == "multipart-etag"
+    assert src.gets == [(0, 2 * PART + 123), (PART + MiB, 2 * PART + 123)]
     assert seen == ["transient"]
 
 
-def test_a_part_read_reset_is_read_again_alone_and_is_counted() -> None:
-    # A part arrives as one chunk: reset before it is whole, only that part is read again.
-    data, src, info = _by_parts({PART: ("reset", PART + MiB)})
+def test_a_part_read_reset_resumes_after_the_last_part_received_and_is_counted() -> None:
+    # Reset before part 2 is whole (a chunk is at least a part): part 1 is kept, the read
+    # resumes at part 2.
+    data, src, info = _by_parts({0: ("reset", PART + MiB)})
     copied, blob, seen = _copy(src, info)
     assert blob == data and copied.proof == "multipart-etag"
-    assert sorted(src.gets) == [(0, PART), (PART, 2 * PART), (PART, 2 * PART),
-                                (2 * PART, 2 * PART + 123)]
+    assert src.gets == [(0, 2 * PART + 123), (PART, 2 * PART + 123)]
     assert seen == ["transient"]
 
 
