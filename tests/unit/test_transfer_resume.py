@@ -155,13 +155,13 @@ def test_a_part_read_cut_short_resumes_where_it_stopped_and_is_counted() -> None
     assert seen == ["transient"]
 
 
-def test_a_part_read_reset_resumes_after_the_last_part_received_and_is_counted() -> None:
-    # Reset before part 2 is whole (a chunk is at least a part): part 1 is kept, the read
-    # resumes at part 2.
+def test_a_part_read_reset_resumes_after_the_last_chunk_received_and_is_counted() -> None:
+    # Reset 1 MiB into part 2: what arrived of it (read in 1 MiB chunks) is kept, the read
+    # resumes there.
     data, src, info = _by_parts({0: ("reset", PART + MiB)})
     copied, blob, seen = _copy(src, info)
     assert blob == data and copied.proof == "multipart-etag"
-    assert src.gets == [(0, 2 * PART + 123), (PART, 2 * PART + 123)]
+    assert src.gets == [(0, 2 * PART + 123), (PART + MiB, 2 * PART + 123)]
     assert seen == ["transient"]
 
 

@@ -12,6 +12,7 @@ from lakeshift.engine.checksums import SourceProof
 from lakeshift.engine.events import BytesMoved
 from lakeshift.engine.retry import resumed_read, retry
 from lakeshift.engine.transfer_base import (
+    _STREAM_CHUNK,
     Copied,
     TransferContext,
     _first_error,
@@ -82,8 +83,12 @@ async def _copy_parts(ctx: TransferContext, src: ObjectInfo, dest_key: str, proo
         taken[n] = True
         parts = spans[n]
         start, end = ranges[parts[0]][0], ranges[parts[-1]][1]
-        async with aclosing(resumed_read(open_at, start, end, part, ctx.policy,
-                                         ctx.src_limit, src.key, stream,
+        # Read in chunks of 1 MiB (what a connection buffers ahead, at most), whatever the
+        # part size: the part being cut is under its slots, and an open span holds ~1 MiB
+        # more (read in parts, the socket read up to a part ahead: RSS 167 -> 320 MB for
+        # 16 x 64 MiB objects of 8 MiB parts).
+        async with aclosing(resumed_read(open_at, start, end, min(part, _STREAM_CHUNK),
+                                         ctx.policy, ctx.src_limit, src.key, stream,
                                          read=read)) as chunks:
             cutter = _Cutter(chunks, in_pieces)
             for index in parts:
