@@ -182,3 +182,27 @@ def test_a_read_back_broken_in_the_middle_resumes_there_and_is_counted() -> None
     assert asyncio.run(run()) == hashlib.md5(data).digest()
     assert dst.gets == [(0, len(data)), (2 * MiB, len(data))]
     assert seen == ["transient"]
+
+
+def test_a_part_ending_inside_a_buffer_is_cut_by_views_of_it_not_copies() -> None:
+    from lakeshift.engine.transfer_parts import _Cutter
+    from lakeshift.stores.base import Pieces
+
+    a, b, c = b"abcdef", b"ghij", b"kl"
+
+    async def chunks() -> AsyncIterator[Any]:
+        yield Pieces([a, b])
+        yield Pieces([c])
+
+    async def run() -> list[Any]:
+        cutter = _Cutter(chunks(), in_pieces=True)
+        return [await cutter.take(n) for n in (4, 4, 4)]
+
+    got = asyncio.run(run())
+    assert [b"".join(bytes(p) for p in x.parts) for x in got] == [b"abcd", b"efgh", b"ijkl"]
+    # Every piece is one of the buffers received or a memoryview of one: nothing joined.
+    for x in got:
+        for p in x.parts:
+            buf = p.obj if isinstance(p, memoryview) else p
+            assert any(buf is q for q in (a, b, c))
+    assert got[2].parts[1] is c
