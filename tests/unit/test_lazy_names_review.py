@@ -1,0 +1,24 @@
+"""What the lazy public names (PEP 562) must keep from the eager imports they replaced:
+each check in a fresh interpreter, where nothing has loaded the lazy parts yet."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def _run(code: str) -> str:
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.strip()
+
+
+def test_the_typer_tool_finds_the_app_of_lakeshift_cli_app() -> None:
+    """``typer lakeshift.cli.app utils docs`` (or ``… run``) looks for ``app`` in
+    ``dir(module)``; without it, it picked the function ``main`` as a one-command CLI."""
+    out = _run("import typer, typer.cli, lakeshift.cli.app as m; "
+               "assert 'app' in dir(m), 'app not in dir'; "
+               "found = typer.cli.get_typer_from_module(m); "
+               "print(found is m.app, sorted(c.name for c in found.registered_commands))")
+    assert out.startswith("True ['check', 'copy', 'delete-job'"), out
