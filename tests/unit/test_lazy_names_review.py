@@ -22,3 +22,14 @@ def test_the_typer_tool_finds_the_app_of_lakeshift_cli_app() -> None:
                "found = typer.cli.get_typer_from_module(m); "
                "print(found is m.app, sorted(c.name for c in found.registered_commands))")
     assert out.startswith("True ['check', 'copy', 'delete-job'"), out
+
+
+def test_star_import_of_lakeshift_model_gives_every_record() -> None:
+    """``from lakeshift.model import *`` gave the 27 records lakeshift.reports now
+    defines (they were module globals); ``dir()`` lists them too."""
+    out = _run("import lakeshift.model as m; names = dir(m); ns = {}; "
+               "exec('from lakeshift.model import *', ns); "
+               "want = {'JobStatus', 'ScanResult', 'CheckResult', 'TuneResult', "
+               "'PartitionSpec', 'CopyResult', 'ObjectInfo', 'Data'}; "
+               "print(sorted(want - set(ns)), sorted(want - set(names)))")
+    assert out == "[] []"
