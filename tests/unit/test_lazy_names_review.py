@@ -43,3 +43,12 @@ def test_star_import_of_lakeshift_model_gives_every_record() -> None:
 def test_type_hints_of_the_api_functions_resolve_through_lakeshift_api() -> None:
     _run("import typing, lakeshift.api as api; "
          "typing.get_type_hints(api.status); typing.get_type_hints(api.check_async)")
+
+
+def test_lakeshift_reloads() -> None:
+    """``importlib.reload(lakeshift)`` (IPython's autoreload, a notebook) ran the
+    package's code again, whose ``del globals()["plan"]`` found no ``plan`` the second
+    time: KeyError."""
+    out = _run("import importlib, lakeshift, lakeshift.api; importlib.reload(lakeshift); "
+               "print(lakeshift.plan is lakeshift.api.plan)")
+    assert out == "True"
