@@ -6,8 +6,6 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest
-
 
 def _run(code: str) -> str:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -37,9 +35,6 @@ def test_star_import_of_lakeshift_model_gives_every_record() -> None:
     assert out == "[] []"
 
 
-@pytest.mark.xfail(strict=True, reason="review s12-r1: lakeshift.api binds the other "
-                   "commands' records only on first use; typing.get_type_hints on its "
-                   "functions (reached as lakeshift.api.X, not lakeshift.X) raises NameError")
 def test_type_hints_of_the_api_functions_resolve_through_lakeshift_api() -> None:
     _run("import typing, lakeshift.api as api; "
          "typing.get_type_hints(api.status); typing.get_type_hints(api.check_async)")
