@@ -243,7 +243,7 @@ _EXPORTS: dict[str, str] = {
 # subpackage sets the package attribute ``plan`` to the module; import it now and drop that
 # attribute, so the name resolves to the function below whatever is imported later.
 _importlib.import_module("lakeshift.plan")
-del globals()["plan"]
+globals().pop("plan", None)  # (absent when the package is reloaded)
 
 
 def __getattr__(name: str) -> _typing.Any:

@@ -33,6 +33,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TextIO, TypeVar
 
+from lakeshift import model
 from lakeshift.control import DEFAULT_DB, fold_state_totals
 from lakeshift.engine.copy_options import (
     bandwidth_arg,
@@ -85,7 +86,9 @@ if TYPE_CHECKING:
 
 #: The other commands' records (lakeshift.model's, defined in lakeshift.reports): bound here
 #: by ``_records()`` when a function that builds one runs, or on first access, so that a
-#: copy does not build their ~27 dataclasses at start-up.
+#: copy does not build their ~27 dataclasses at start-up.  Annotations name them
+#: ``model.X``: typing.get_type_hints resolves that through lakeshift.model (which loads
+#: them), where a bare name not bound yet raised NameError.
 _RECORDS = (
     "CheckLine", "CheckResult", "FailurePage", "FailuresResult", "JobMetrics", "JobStatus",
     "PartitionRunStatus", "PartitionStatus", "PlanResult", "RunDetail", "RunStatus",
@@ -98,8 +101,6 @@ def _records() -> None:
     """Bind the records of ``_RECORDS`` in this module (its functions build them, and
     ``typing.get_type_hints`` resolves their annotations here)."""
     if "JobStatus" not in globals():
-        from lakeshift import model
-
         globals().update({name: getattr(model, name) for name in _RECORDS})
 
 
@@ -240,7 +241,7 @@ async def plan_async(sources: str | Sequence[str] = (), destination: str | None 
                      store_options: StoreOptions | None = None,
                      subscribers: list[Subscriber] | None = None,
                      dask: str | None = None, offset: int = 0,
-                     limit: int | None = None, all_partitions: bool = False) -> PlanResult:
+                     limit: int | None = None, all_partitions: bool = False) -> model.PlanResult:
     """Write a job and its partitions to the control DB (``lakeshift plan``); nothing is
     copied yet.  With ``show`` and no sources, read the existing job instead.  The
     result's partition table is ``limit`` partitions from ``offset`` (all when None;
@@ -501,8 +502,8 @@ async def sync_async(source: str | None = None, destination: str | None = None, 
                      skip_errors: str | Iterable[str] = (), invalid_names: str = "fail",
                      store_options: StoreOptions | None = None,
                      subscribers: list[Subscriber] | None = None,
-                     on_pass: Callable[[SyncResult], None] | None = None,
-                     dask: str | None = None) -> SyncResult:
+                     on_pass: Callable[[model.SyncResult], None] | None = None,
+                     dask: str | None = None) -> model.SyncResult:
     """Delta pass(es) over a job (``lakeshift sync``; README "Delta sync").
 
     With ``source`` and ``destination`` the job is created on first use (partitions as in
@@ -578,7 +579,7 @@ async def sync_async(source: str | None = None, destination: str | None = None, 
                                 max_bandwidth=max_bandwidth)
         heartbeat = max(1.0, min(5.0, lease_seconds / 4))
 
-        async def one_pass() -> SyncResult:
+        async def one_pass() -> model.SyncResult:
             from datetime import UTC
 
             now = datetime.now(UTC)
@@ -618,9 +619,9 @@ async def sync_async(source: str | None = None, destination: str | None = None, 
                               renames_paired=p.renames_paired)
 
         if schedule is None:
-            once: SyncResult = await engine_sync.run_once(j, one_pass)
+            once: model.SyncResult = await engine_sync.run_once(j, one_pass)
             return once
-        followed: SyncResult = await engine_sync.follow_schedule(
+        followed: model.SyncResult = await engine_sync.follow_schedule(
             control, j, schedule, one_pass, on_pass, lease_seconds)
         return followed
 
@@ -799,7 +800,7 @@ ATTENTION_STATES = ("failed", "running", "pending")
 
 async def status_async(*, db: str = DEFAULT_DB, job: str | None = None, offset: int = 0,
                        limit: int | None = None, state: Sequence[str] | None = None,
-                       all_partitions: bool = False) -> StatusResult:
+                       all_partitions: bool = False) -> model.StatusResult:
     """Jobs with their totals (``lakeshift status``); a named job also with its totals by
     state (``by_state``), its latest runs and its partition table: ``limit`` partitions
     from ``offset`` (all when None), of every state in order, or with ``state`` only of
@@ -839,7 +840,7 @@ def _states(state: Sequence[str] | str | None) -> tuple[str, ...] | None:
 
 
 def _status(db: str, job: str | None, offset: int = 0, limit: int | None = None,
-            states: tuple[str, ...] | None = None) -> StatusResult:
+            states: tuple[str, ...] | None = None) -> model.StatusResult:
     _records()
     control = _control(db)
     try:
@@ -850,7 +851,7 @@ def _status(db: str, job: str | None, offset: int = 0, limit: int | None = None,
         control.close()
 
 
-def _partition_status(r: Any) -> PartitionStatus:
+def _partition_status(r: Any) -> model.PartitionStatus:
     _records()
     duration = r["duration_s"] or 0.0
     return PartitionStatus(
@@ -865,7 +866,7 @@ def _partition_status(r: Any) -> PartitionStatus:
         adf_prefix=r["adf_prefix"])
 
 
-def _run_status(r: Any) -> RunStatus:
+def _run_status(r: Any) -> model.RunStatus:
     _records()
     return RunStatus(id=r["id"], state=r["state"], owner=r["owner"],
                      batch_count=r["batch_count"], partitions_succeeded=r["partitions_done"],
@@ -877,7 +878,7 @@ def _run_status(r: Any) -> RunStatus:
 
 def _job_status(control: ControlDB, job: Job, detail: bool, offset: int = 0,
                 limit: int | None = None, states: tuple[str, ...] | None = None
-                ) -> JobStatus:
+                ) -> model.JobStatus:
     # Totals by one aggregate query; partitions read only for the table, a page of them
     # when asked (a job may have tens of thousands).
     _records()
@@ -916,7 +917,7 @@ FAILURE_FIELDS = ("object_key", "error_kind", "message", "attempts", "skipped", 
 
 async def failures_async(*, job: str = "", db: str = DEFAULT_DB,
                          csv_file: str | Path | None = None,
-                         run: int | None = None) -> FailuresResult:
+                         run: int | None = None) -> model.FailuresResult:
     """Every object that failed, or was skipped on purpose, in a job (``lakeshift
     failures``), or in its run number ``run`` (as ``status`` numbers them: 1, 2, …).
 
@@ -931,7 +932,7 @@ failures = _blocking(failures_async)
 
 
 def _failures(job: str, db: str, csv_file: str | Path | None,
-              run: int | None = None) -> FailuresResult:
+              run: int | None = None) -> model.FailuresResult:
     _records()
     if not job:
         raise UsageError("--job NAME is required")
@@ -1026,7 +1027,7 @@ async def verify_async(source: str | None = None, destination: str | None = None
                        max_requests_per_second: float | None = None,
                        max_bandwidth: int | str | None = None, check_times: bool = False,
                        store_options: StoreOptions | None = None,
-                       subscribers: list[Subscriber] | None = None) -> VerifyResult:
+                       subscribers: list[Subscriber] | None = None) -> model.VerifyResult:
     """Prove that ``destination`` holds exactly what ``source`` holds, or every partition of
     ``job`` (``lakeshift verify``).  Writes ``REPORT.csv`` (the differences) and
     ``REPORT.json`` (the summary), creating REPORT's folder if needed; the default REPORT is
@@ -1131,7 +1132,7 @@ def _job_pairs(db: str, job: str, so: StoreOptions) -> tuple[list[Pair], str, st
 
 
 async def check_async(source: str, destination: str, *,
-                      store_options: StoreOptions | None = None) -> CheckResult:
+                      store_options: StoreOptions | None = None) -> model.CheckResult:
     """Test both sides before a migration (``lakeshift check``): credentials, reachability,
     list and read on the source, write and delete of a probe under the destination, clock
     skew.  A failed step is a line of the result, not an exception."""
@@ -1153,7 +1154,7 @@ async def scan_async(source: str, destination: str | None = None, *,
                      prices: str | Path | None = None, sample: int = 100,
                      head_all: bool = False, block_size: int | str = 8 * MiB,
                      calibrate: bool = True,
-                     store_options: StoreOptions | None = None) -> ScanResult:
+                     store_options: StoreOptions | None = None) -> model.ScanResult:
     """What a migration of ``source`` would meet, before it starts (``lakeshift scan``).
 
     One streamed listing: objects and bytes by top-level prefix and storage class; what
@@ -1187,7 +1188,7 @@ scan = _blocking(scan_async)
 
 async def tune_async(source: str, destination: str, *, config: str | Path | None = None,
                      sample_objects: int = 200, sample_size: int | str = 512 * MiB,
-                     store_options: StoreOptions | None = None) -> TuneResult:
+                     store_options: StoreOptions | None = None) -> model.TuneResult:
     """Try a few settings of concurrency, block size and single-put limit on a sample of
     ``source`` (its first ``sample_objects`` objects, at most ``sample_size`` bytes) copied
     into a scratch folder under ``destination`` that is deleted after each trial
@@ -1247,7 +1248,7 @@ def _seconds(start: datetime | None, end: datetime | None) -> float:
     return round(max(((end or datetime.now(UTC)) - start).total_seconds(), 0.0), 3)
 
 
-def _partition_run_status(r: Any, job: Job) -> PartitionRunStatus:
+def _partition_run_status(r: Any, job: Job) -> model.PartitionRunStatus:
     _records()
     state = r["state"]
     started, finished = _as_utc(r["started_at"]), _as_utc(r["finished_at"])
@@ -1285,7 +1286,7 @@ def _page_args(offset: int, limit: int | None, most: int | None = None) -> None:
 
 
 def run_detail(run_id: int, *, db: str = DEFAULT_DB, offset: int = 0,
-               limit: int | None = None) -> RunDetail | None:
+               limit: int | None = None) -> model.RunDetail | None:
     """Run ``run_id`` (the id ``status`` shows) with its partition runs (``limit`` of them
     from ``offset``, in partition order; all when None: ``partition_runs_total`` says how
     many there are) and at most MAX_SAMPLES throughput samples; None when the DB has no
@@ -1318,7 +1319,8 @@ def run_detail(run_id: int, *, db: str = DEFAULT_DB, offset: int = 0,
         control.close()
 
 
-def partition_run(partition_run_id: int, *, db: str = DEFAULT_DB) -> PartitionRunStatus | None:
+def partition_run(partition_run_id: int, *, db: str = DEFAULT_DB
+                  ) -> model.PartitionRunStatus | None:
     """One partition run (an id from ``run_detail``); None when there is no such one."""
     control = _control(db)
     try:
@@ -1367,7 +1369,7 @@ MAX_FAILURE_PAGE = 1000
 
 def run_failures_page(run_id: int, *, db: str = DEFAULT_DB,
                       partition_run_id: int | None = None, offset: int = 0,
-                      limit: int = 100) -> FailurePage | None:
+                      limit: int = 100) -> model.FailurePage | None:
     """One page of :func:`run_failures`: ``limit`` rows (at most 1000) from ``offset``, and
     how many there are; None when there is no such run or partition run."""
     _records()
@@ -1442,7 +1444,7 @@ def rerun_failed(job: str, *, db: str = DEFAULT_DB) -> int:
         control.close()
 
 
-def metrics(*, db: str = DEFAULT_DB) -> tuple[JobMetrics, ...]:
+def metrics(*, db: str = DEFAULT_DB) -> tuple[model.JobMetrics, ...]:
     """Every job's figures for monitoring (``/metrics``), computed from the control DB."""
     _records()
     control = _control(db)
@@ -1477,13 +1479,13 @@ def metrics(*, db: str = DEFAULT_DB) -> tuple[JobMetrics, ...]:
 
 
 async def run_detail_async(run_id: int, *, db: str = DEFAULT_DB, offset: int = 0,
-                           limit: int | None = None) -> RunDetail | None:
+                           limit: int | None = None) -> model.RunDetail | None:
     """:func:`run_detail` in a worker thread (the event loop stays free)."""
     return await asyncio.to_thread(run_detail, run_id, db=db, offset=offset, limit=limit)
 
 
 async def partition_run_async(partition_run_id: int, *,
-                              db: str = DEFAULT_DB) -> PartitionRunStatus | None:
+                              db: str = DEFAULT_DB) -> model.PartitionRunStatus | None:
     """:func:`partition_run` in a worker thread."""
     return await asyncio.to_thread(partition_run, partition_run_id, db=db)
 
@@ -1498,7 +1500,7 @@ async def run_failures_async(run_id: int, *, db: str = DEFAULT_DB,
 
 async def run_failures_page_async(run_id: int, *, db: str = DEFAULT_DB,
                                   partition_run_id: int | None = None, offset: int = 0,
-                                  limit: int = 100) -> FailurePage | None:
+                                  limit: int = 100) -> model.FailurePage | None:
     """:func:`run_failures_page` in a worker thread."""
     return await asyncio.to_thread(run_failures_page, run_id, db=db,
                                    partition_run_id=partition_run_id, offset=offset,
@@ -1515,7 +1517,7 @@ async def rerun_failed_async(job: str, *, db: str = DEFAULT_DB) -> int:
     return await asyncio.to_thread(rerun_failed, job, db=db)
 
 
-async def metrics_async(*, db: str = DEFAULT_DB) -> tuple[JobMetrics, ...]:
+async def metrics_async(*, db: str = DEFAULT_DB) -> tuple[model.JobMetrics, ...]:
     """:func:`metrics` in a worker thread."""
     return await asyncio.to_thread(metrics, db=db)
 

@@ -301,3 +301,15 @@ def __getattr__(name: str) -> Any:
 
         return globals()[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _REPORTS)
+
+
+#: ``from lakeshift.model import *`` gives the records too (loaded through __getattr__:
+#: without a list, a star import takes only what the module has loaded).
+__all__ = sorted({
+    "Data", "ObjectProps", "ObjectInfo", "ReadResult", "TransferStats", "RunResult",
+    "Failure", "FailedObject", "Rename", "SourceDeleted", "CopyResult", *_REPORTS,
+})

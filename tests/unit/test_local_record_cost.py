@@ -178,7 +178,7 @@ def test_a_small_copy_in_the_helper_is_a_few_python_calls(
         path = tmp_path / "s" / f"f{i}"
         etag = local_store.local_etag(os.stat(path))
         return (str(path), etag, str(tmp_path / "t" / f"f{i}"), f"f{i}", 64, None, etag,
-                1_700_000_000_000_000_000)
+                1_700_000_000_123_456_000)
 
     local_store._copy_file(*args(0))  # makes the folder; its record made from an fstat
     one = args(1)
@@ -205,3 +205,68 @@ def test_files_land_in_their_folders_whatever_folder_came_before(tmp_path: Path)
         assert Path(os.path.normpath(final)).read_bytes() == f"{n}".encode(), final
     assert sorted(p.name for p in (tmp_path / "d").iterdir()) == [
         "a", "b", "e", "g", "h", "i", "sub"]
+
+
+def _copy_with_times(src: Path, dst: Path, times: list[int]) -> None:
+    for i, mtime_ns in enumerate(times):
+        path = src / f"f{i}"
+        st = os.stat(path)
+        etag = local_store.local_etag(st)
+        local_store._copy_file(str(path), etag, str(dst / "d" / f"f{i}"), f"f{i}",
+                               st.st_size, None, etag, mtime_ns)
+
+
+def _records_valid(src: Path, dst: Path, n: int) -> list[int]:
+    """The files whose record is stale as soon as written (a rerun copies them again)."""
+    stale = []
+    for i in range(n):
+        path = dst / "d" / f"f{i}"
+        record = local_writes._read_record(os.getxattr(path, "user.lakeshift"),
+                                           os.stat(path))
+        if record is None or record[0] != hashlib.md5(b"x" * i).digest():
+            stale.append(i)
+    return stale
+
+
+def test_a_whole_second_time_first_does_not_make_a_coarse_folder_exact(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a file system with 1 s times, a first file whose time is a whole second reads
+    it back exactly; the folder is not exact for all that (a source with whole-second
+    times beside finer ones: tar, S3 sources on FAT's even seconds)."""
+    if not _xattrs_work(tmp_path):
+        pytest.skip("no user extended attributes here")
+    monkeypatch.setattr(local_writes, "_exact_in", "\0")
+    src = _source(tmp_path, 10)
+    real_utime = os.utime
+
+    def seconds_only(fd: int, ns: tuple[int, int]) -> None:
+        real_utime(fd, ns=tuple(t // 10**9 * 10**9 for t in ns))
+
+    monkeypatch.setattr(os, "utime", seconds_only)
+    times = [1_700_000_000_000_000_000] + [1_700_000_000_123_456_000 + i * 10**9
+                                           for i in range(1, 10)]
+    _copy_with_times(src, tmp_path / "dst", times)
+    monkeypatch.undo()
+    assert _records_valid(src, tmp_path / "dst", 10) == []
+
+
+def test_a_time_beyond_2038_gets_its_record_from_the_fstat(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file system may clamp times out of its range (XFS without bigtime: 2038-01-19;
+    ext4: 2446): the record is the time the file has, not the one given."""
+    if not _xattrs_work(tmp_path):
+        pytest.skip("no user extended attributes here")
+    monkeypatch.setattr(local_writes, "_exact_in", "\0")
+    src = _source(tmp_path, 3)
+    real_utime = os.utime
+    top = (2**31 - 1) * 10**9
+
+    def clamped(fd: int, ns: tuple[int, int]) -> None:
+        real_utime(fd, ns=tuple(min(t, top) for t in ns))
+
+    monkeypatch.setattr(os, "utime", clamped)
+    _copy_with_times(src, tmp_path / "dst", [1_700_000_000_123_456_000,
+                                             1_700_000_001_123_456_000,
+                                             2_500_000_000_123_456_000])
+    monkeypatch.undo()
+    assert _records_valid(src, tmp_path / "dst", 3) == []

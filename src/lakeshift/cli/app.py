@@ -114,6 +114,12 @@ def __getattr__(name: str) -> typer.Typer:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    """With ``app``: the ``typer`` tool (``typer lakeshift.cli.app utils docs``) looks for
+    it in ``dir()``, and without it took ``main`` for a one-command CLI."""
+    return sorted({*globals(), "app"})
+
+
 def _error(kind: str, message: str, exit_code: int, as_json: bool) -> int:
     """One line on stderr; with ``--json`` also ``{"error": {...}}`` on stdout, so a script
     reading stdout gets JSON whatever happened."""

@@ -175,7 +175,7 @@ def _finish(fd: int, tmp: str | None, final: str, md5: bytes | None,
         if mtime_ns is not None:
             os.utime(fd, ns=(mtime_ns, mtime_ns))
         if md5 is not None:
-            if size is not None and mtime_ns is not None and mtime_ns >= 0 and \
+            if size is not None and mtime_ns is not None and 0 <= mtime_ns < _LATEST and \
                     final.startswith(_exact_in) and "/" not in final[len(_exact_in):]:
                 try:
                     os.setxattr(fd, _XATTR, _record_value(mtime_ns, size, md5, src_etag))
@@ -255,6 +255,11 @@ def _ns(when: datetime) -> int:
 #: (Times before 1970 always are: a file system may clamp them.)  Only ever set where
 #: setxattr exists.
 _exact_in = "\0"
+#: Only a time with digits below the millisecond read back exactly shows it: a whole
+#: second reads back exactly from a 1 s file system too (FAT: an even second), and the
+#: next file's fraction would not.  Times from 2038 take the fstat too: a file system may
+#: clamp them (XFS without bigtime: 2038-01-19; ext4: 2446).
+_LATEST = 2**31 * 10**9
 
 
 def _record(fd: int, md5: bytes, src_etag: str | None, mtime_ns: int | None = None,
@@ -268,7 +273,8 @@ def _record(fd: int, md5: bytes, src_etag: str | None, mtime_ns: int | None = No
         st = os.fstat(fd)
     except OSError:
         return
-    if final is not None and mtime_ns is not None and st.st_mtime_ns == mtime_ns:
+    if final is not None and mtime_ns is not None and st.st_mtime_ns == mtime_ns and \
+            mtime_ns % 1_000_000:
         _exact_in = os.path.dirname(final) + "/"
     _set_record(fd, _record_value(st.st_mtime_ns, st.st_size, md5, src_etag))
 
