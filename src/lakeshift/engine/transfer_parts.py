@@ -40,15 +40,21 @@ async def _copy_parts(ctx: TransferContext, src: ObjectInfo, dest_key: str, proo
     made the source serve the object's bytes once per part where a ranged read costs it
     the whole object, as moto's does: 6-8 s of its CPU per GiB against ~1), each part cut
     from the stream at its exact end (``_Cutter``: a buffer across the boundary is split by
-    a memoryview, never copied).  A span's parts are staged in parallel as they arrive;
-    the next part is cut only once its slots are taken.  A broken read resumes where it
+    a memoryview, never copied).  A span's parts are staged in parallel as they arrive.
+    A span's slots (``k`` per part, a span as many parts as a block span's slots hold)
+    are taken before its GET is opened, as a span of blocks' are: a span opened with one
+    part's slots that waited for the next part's kept its connection, so the source's
+    pool could be all held by spans waiting for slots and the slots by spans waiting for
+    a connection (the copy hung).  A broken read resumes where it
     stopped (``resumed_read``: bytes already received are kept).  The rebuilt ETag is
     checked before the commit: a wrong one commits nothing."""
     ranges = [(start, min(start + part, src.size)) for start in range(0, src.size, part)]
-    per_span = max(1, ctx.span_blocks * ctx.block_size // part)
+    per_span = max(1, ctx.span_blocks // k)
     spans = [range(i, min(i + per_span, len(ranges))) for i in range(0, len(ranges), per_span)]
+    reserve = [len(parts) * k for parts in spans]
     digests: list[bytes] = [b""] * len(ranges)
-    first, upload = await _open_blocks(ctx, src, dest_key, ranges[spans[0][-1]][1], part, k)
+    first, upload = await _open_blocks(ctx, src, dest_key, ranges[spans[0][-1]][1], part,
+                                       reserve[0])
 
     def open_at(pos: int, end: int) -> Awaitable[RangeStream]:
         return ctx.src.open_range(src.key, pos, end, if_match=src.etag)
@@ -57,12 +63,11 @@ async def _copy_parts(ctx: TransferContext, src: ObjectInfo, dest_key: str, proo
     # is the buffers it arrived in, never joined (as in _copy_blocks).
     in_pieces = isinstance(upload, PiecesBlockUpload)
     read = chunk_reader(upload)
-    # Slots each span's reader holds for the part it is cutting (span 0's first part's
-    # from _open_blocks, every other span's first part's from ``launch``); given back when
-    # the reader ends, by a done-callback (a task cancelled before its first step never
-    # runs a ``finally``), as span 0's stream is closed if its reader never took it.
-    holding = [0] * len(spans)
-    holding[0] = k
+    # Parts cut from each span so far, each holding k of its span's slots until it is
+    # staged; the rest of a span's slots go back when its reader ends, by a done-callback
+    # (a task cancelled before its first step never runs a ``finally``), as span 0's
+    # stream is closed if its reader never took it.
+    cut = [0] * len(spans)
     taken = [False] * len(spans)
 
     async def stage(index: int, data: Chunk) -> None:
@@ -92,19 +97,15 @@ async def _copy_parts(ctx: TransferContext, src: ObjectInfo, dest_key: str, proo
                                          read=read)) as chunks:
             cutter = _Cutter(chunks, in_pieces)
             for index in parts:
-                if index != parts[0]:
-                    await ctx.slots.acquire(k)
-                    holding[n] += k
                 lo, hi = ranges[index]
                 data = await cutter.take(hi - lo)
                 tg.create_task(stage(index, data)).add_done_callback(staged)
-                holding[n] -= k
+                cut[n] += 1
                 del data
 
     def start_span(tg: asyncio.TaskGroup, n: int, stream: RangeStream | None) -> None:
         def done(_: object) -> None:
-            ctx.slots.release(holding[n])
-            holding[n] = 0
+            ctx.slots.release(reserve[n] - cut[n] * k)
             if stream is not None and not taken[n]:
                 stream.close()
 
@@ -112,8 +113,7 @@ async def _copy_parts(ctx: TransferContext, src: ObjectInfo, dest_key: str, proo
 
     async def launch(tg: asyncio.TaskGroup) -> None:
         for n in range(1, len(spans)):
-            await ctx.slots.acquire(k)
-            holding[n] = k
+            await ctx.slots.acquire(reserve[n])
             start_span(tg, n, None)
 
     committed = False
