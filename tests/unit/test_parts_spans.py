@@ -15,10 +15,13 @@ import os
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
 from lakeshift.engine import transfer as T
 from lakeshift.engine.events import EventBus
 from lakeshift.engine.retry import RetryPolicy
 from lakeshift.engine.slots import SlotPool
+from lakeshift.errors import ChangedError, IntegrityError
 from lakeshift.model import ObjectInfo
 from lakeshift.stores.azure.store import CAPABILITIES as AZ
 from lakeshift.stores.base import SourceChecksum
@@ -146,3 +149,53 @@ def test_open_spans_of_parts_stay_within_what_the_slots_allow() -> None:
     pool, copied = _copy_all(objects=8, slots=64, connections=64, part=BLOCK, count=80)
     assert {c.proof for c in copied} == {"multipart-etag"}
     assert pool.most <= 64 // 2  # a part's 2 slots at the very least per open GET
+
+
+class _Refusing(_Upload):
+    """A destination that refuses one part's Put Block for good (a body changed in transit
+    every time: the service's MD5 check)."""
+
+    refuse = -1
+
+    async def stage(self, i: int, off: int, data: Any, md5: bytes | None) -> None:
+        if i == self.refuse:
+            raise IntegrityError("k: Content-MD5 mismatch")
+        await super().stage(i, off, data, md5)
+
+
+class _ChangingSrc(_Src):
+    """A source changed after its first ranged GET: every later one is refused (If-Match)."""
+
+    async def open_range(self, key: str, start: int, end: int,
+                         if_match: str | None = None) -> MemStream:
+        if self.streams:
+            raise ChangedError(f"{key}: changed (If-Match)")
+        return await super().open_range(key, start, end, if_match)
+
+
+@pytest.mark.parametrize("fault", ["part 0", "part 5", "last part", "changed"])
+def test_a_copy_by_parts_that_fails_gives_back_every_slot_and_connection(fault: str) -> None:
+    count = 11  # spans of 4 parts (16 slots, 2 per part): 4, 4, 3
+    data, etag = _object(BLOCK, count)
+
+    async def run() -> None:
+        pool, slots = _Pool(4), SlotPool(16)
+        src = (_ChangingSrc if fault == "changed" else _Src)(data, etag, count, BLOCK, pool)
+        dst = _Dst()
+        upload = _Refusing(dst)
+        upload.refuse = {"part 0": 0, "part 5": 5, "last part": count - 1}.get(fault, -1)
+
+        async def start_blocks(*_: Any) -> _Upload:
+            return upload
+
+        dst.start_blocks = start_blocks  # type: ignore[method-assign]
+        ctx = T.TransferContext(src, dst, BLOCK, slots,  # type: ignore[arg-type]
+                                RetryPolicy(attempts=2, base=0.0), EventBus([]),
+                                single_put_max=0)
+        with pytest.raises((IntegrityError, ChangedError)):
+            await asyncio.wait_for(
+                T.copy_object(ctx, ObjectInfo("k", len(data), etag=etag), "k"), 5)
+        assert slots.free == 16 and pool.open == 0 and dst.blob == b""
+        assert all(s.closed for s in src.streams)
+
+    asyncio.run(run())
