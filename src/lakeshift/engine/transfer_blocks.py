@@ -51,8 +51,9 @@ async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str,
     folded in order as the blocks arrive.
 
     A source proven by its multipart ETag (``_part_blocks``) is copied by parts instead:
-    one ranged GET per part, each part one block, hashed once (its MD5 is the block's
-    Content-MD5, which the service checks, and one of the MD5s the ETag is rebuilt from);
+    spans of parts, one ranged GET each, each part one block, hashed once (its MD5 is the
+    block's Content-MD5, which the service checks, and one of the MD5s the ETag is rebuilt
+    from);
     no whole-object MD5 is computed, so the destination keeps none (Put Block List
     computes none): the blob records the source's ETag, which `verify` and a move
     rebuild from the destination's bytes.
