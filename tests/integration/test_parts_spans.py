@@ -109,3 +109,28 @@ def test_a_byte_flipped_in_a_later_spans_get_is_caught_and_copied_again(
         "multipart-etag": 1}
     assert blob_bytes(blob_service, container, "out/mp.bin") == data
     assert s3p.injected == 2 and _data_gets(s3p) > 2  # the object read again
+
+
+@pytest.mark.timeout(30)
+def test_spans_of_parts_never_hang_on_a_pool_of_one_connection(
+        s3_env: Any, bucket: str, blob_service: Any, container: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The S3 reads' pool (wire.Pool: further requests wait for a connection) cut to one,
+    # 40 slots of 1 MiB, parts of 5 MiB (10 slots each): a span that waited for its next
+    # part's slots while holding the connection, and spans holding all the slots while
+    # waiting for it, hung the copy (tests/unit/test_parts_spans.py: the same with a
+    # stand-in pool).
+    from lakeshift.stores.s3 import reads
+
+    real = reads.S3Reads.__init__
+
+    def one(self: Any, *args: Any, **kw: Any) -> None:
+        real(self, *args, **{**kw, "connections": 1})
+
+    monkeypatch.setattr(reads.S3Reads, "__init__", one)
+    data = _upload(s3_env, bucket, 10 * PART)
+    res = lakeshift.copy(f"s3://{bucket}/d/", f"az://{container}/out/", copy_mode="stream",
+                         block_size=MiB, concurrency=40)
+    assert res.exit_code == 0 and res.failures == [] and dict(res.proofs) == {
+        "multipart-etag": 1}
+    assert blob_bytes(blob_service, container, "out/mp.bin") == data
