@@ -199,3 +199,46 @@ def test_a_copy_by_parts_that_fails_gives_back_every_slot_and_connection(fault: 
         assert all(s.closed for s in src.streams)
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize("in_pieces", [True, False])
+def test_the_cutter_gives_each_part_exactly_whatever_the_chunking(in_pieces: bool) -> None:
+    # Parts of unequal sizes (a short last one, one of a single byte) from chunks of every
+    # kind: boundaries on a part's end, inside a part, several parts in one buffer, a part
+    # across many; each part's bytes exactly, made of received buffers or views of them.
+    import itertools
+    import random
+
+    from lakeshift.engine.transfer_parts import _Cutter
+    from lakeshift.stores.base import Pieces, buffers
+
+    rng = random.Random(7)
+    sizes = [7, 1, 13, 13, 40, 5, 3]
+    data = os.urandom(sum(sizes))
+    bounds = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
+    for trial in range(200):
+        cuts = sorted(set(rng.sample(range(1, len(data)), rng.randint(0, 20)) +
+                          (bounds[1:-1] if trial % 2 else [])))
+        edges = [0, *cuts, len(data)]
+        received = [data[a:b] for a, b in itertools.pairwise(edges)]
+
+        async def chunks(received: list[bytes] = received) -> Any:
+            i = 0
+            while i < len(received):
+                n = rng.randint(1, 3)
+                yield Pieces(received[i:i + n]) if in_pieces else b"".join(received[i:i + n])
+                i += n
+
+        async def run() -> list[Any]:
+            cutter = _Cutter(chunks(), in_pieces)
+            return [await cutter.take(n) for n in sizes]
+
+        got = asyncio.run(run())
+        for part, (a, b) in zip(got, itertools.pairwise(bounds), strict=True):
+            assert isinstance(part, Pieces) == in_pieces
+            assert b"".join(bytes(p) for p in buffers(part)) == data[a:b]
+            assert all(len(p) for p in buffers(part))
+            if in_pieces:
+                for p in buffers(part):
+                    base = p.obj if isinstance(p, memoryview) else p
+                    assert any(base is r for r in received)
