@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     from lakeshift.stores.base import RangeStream
 
 T = TypeVar("T")
+#: A ranged read that got this far since its last error has its retries back
+#: (resumed_read): a long read over a flaky link fails on a fault it cannot get past,
+#: not on the sum of the faults it got past.
+PROGRESS_RESETS_RETRIES = 1024 * 1024
 _C = TypeVar("_C", bound=Sized)
 
 #: Told the error class of every request about to be retried, in the context that set it
@@ -107,11 +111,12 @@ async def resumed_read(open_at: Callable[[int, int], Awaitable[RangeStream]], st
     read, a failed open) by ``open_at(pos, end)`` from where it stopped: chunks already yielded
     are never read again.  Each retry is reported as ``retry`` reports one (the limiter
     told of throttling, ``retry_observer`` told the error class), up to ``policy.attempts``
-    attempts; more bytes than asked for are an IntegrityError.  ``read(stream, n)``: its
-    chunks (``stream.chunks(n)``; a block path may ask for ``pieces``).  ``stream``: one already
+    attempts in a row, where an attempt that read ``PROGRESS_RESETS_RETRIES`` bytes or more
+    starts the count again; more bytes than asked for are an IntegrityError.
+    ``read(stream, n)``: its chunks (``stream.chunks(n)``; a block path may ask for ``pieces``).  ``stream``: one already
     open at ``start``.  Use it under ``contextlib.aclosing``: whatever ends the reading
     (an error in the loop that reads it, a cancellation) closes the stream then."""
-    pos, attempt = start, 0
+    pos, attempt, since = start, 0, start
     try:
         while pos < end:
             try:
@@ -128,7 +133,8 @@ async def resumed_read(open_at: Callable[[int, int], Awaitable[RangeStream]], st
             except TransientError as e:
                 if isinstance(e, ThrottledError) and limiter is not None:
                     limiter.throttled()
-                attempt += 1
+                attempt = 1 if pos - since >= PROGRESS_RESETS_RETRIES else attempt + 1
+                since = pos
                 if attempt >= policy.attempts:
                     raise
                 _observe(e.kind)
