@@ -113,9 +113,10 @@ async def resumed_read(open_at: Callable[[int, int], Awaitable[RangeStream]], st
     told of throttling, ``retry_observer`` told the error class), up to ``policy.attempts``
     attempts in a row, where an attempt that read ``PROGRESS_RESETS_RETRIES`` bytes or more
     starts the count again; more bytes than asked for are an IntegrityError.
-    ``read(stream, n)``: its chunks (``stream.chunks(n)``; a block path may ask for ``pieces``).  ``stream``: one already
-    open at ``start``.  Use it under ``contextlib.aclosing``: whatever ends the reading
-    (an error in the loop that reads it, a cancellation) closes the stream then."""
+    ``read(stream, n)``: its chunks (``stream.chunks(n)``; a block path may ask for
+    ``pieces``).  ``stream``: one already open at ``start``.  Use it under
+    ``contextlib.aclosing``: whatever ends the reading (an error in the loop that reads it,
+    a cancellation) closes the stream then."""
     pos, attempt, since = start, 0, start
     try:
         while pos < end:
