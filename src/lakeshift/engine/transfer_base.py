@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, cast
@@ -182,6 +182,38 @@ def stage_request(upload: BlockUpload, index: int, offset: int, data: Chunk,
     if crc64 is not None:
         return partial(cast(CRC64BlockUpload, upload).stage_crc64, index, offset, data, crc64)
     return partial(upload.stage, index, offset, data, md5)
+
+
+def span_readers(ctx: TransferContext, reserve: list[int], cut: list[int], taken: list[bool],
+                 k: int, read_span: Callable[[asyncio.TaskGroup, int, RangeStream | None],
+                                             Coroutine[Any, Any, None]]
+                 ) -> Callable[[asyncio.TaskGroup, RangeStream], None]:
+    """How an object in blocks or in parts starts its span readers (``read_span(tg, n,
+    stream)``) under ``tg``: span 0 at once on ``first`` (opened under its ``reserve[0]``
+    slots), each later span as its ``reserve[n]`` slots come free, all taken before its GET
+    opens (a reader never waits for slots while it holds a connection).  When a reader's
+    task ends, by a done-callback (a task cancelled before its first step never runs a
+    ``finally``), the slots it reserved that no piece took go back (``cut[n]`` pieces cut,
+    ``k`` slots each, which a piece gives back itself once staged), and a stream opened for
+    it that it never ``taken`` is closed."""
+    def start(tg: asyncio.TaskGroup, n: int, stream: RangeStream | None) -> None:
+        def done(_: object) -> None:
+            ctx.slots.release(reserve[n] - cut[n] * k)
+            if stream is not None and not taken[n]:
+                stream.close()
+
+        tg.create_task(read_span(tg, n, stream)).add_done_callback(done)
+
+    async def launch(tg: asyncio.TaskGroup) -> None:
+        for n in range(1, len(reserve)):
+            await ctx.slots.acquire(reserve[n])
+            start(tg, n, None)
+
+    def start_all(tg: asyncio.TaskGroup, first: RangeStream) -> None:
+        start(tg, 0, first)
+        tg.create_task(launch(tg))
+
+    return start_all
 
 
 def chunk_reader(upload: BlockUpload) -> Callable[[RangeStream, int], AsyncIterator[Chunk]]:

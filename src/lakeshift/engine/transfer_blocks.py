@@ -23,6 +23,7 @@ from lakeshift.engine.transfer_base import (
     _open_blocks,
     chunk_reader,
     slots_per_block,
+    span_readers,
     stage_request,
 )
 from lakeshift.engine.transfer_parts import _copy_parts, _EtagNotRebuilt
@@ -183,19 +184,7 @@ async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str,
                 del chunk
         await arrived[n].put(None)
 
-    def start_span(tg: asyncio.TaskGroup, n: int, stream: RangeStream | None) -> None:
-        """Span ``n``'s reader; its reserved slots that no block took go back when it ends."""
-        def done(_: object) -> None:
-            ctx.slots.release(reserve[n] - cut[n] * k)
-            if stream is not None and not taken[n]:
-                stream.close()
-
-        tg.create_task(read_span(tg, n, stream)).add_done_callback(done)
-
-    async def launch(tg: asyncio.TaskGroup) -> None:
-        for n in range(1, len(spans)):
-            await ctx.slots.acquire(reserve[n])
-            start_span(tg, n, None)
+    start_spans = span_readers(ctx, reserve, cut, taken, k, read_span)
 
     async def hash_in_order() -> None:
         nonlocal total
@@ -217,8 +206,7 @@ async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str,
     try:
         try:
             async with asyncio.TaskGroup() as tg:
-                start_span(tg, 0, stream0)
-                tg.create_task(launch(tg))
+                start_spans(tg, stream0)
                 tg.create_task(hash_in_order())
         except BaseExceptionGroup as eg:
             raise _first_error(eg) from None

@@ -19,6 +19,7 @@ from lakeshift.engine.transfer_base import (
     _md5,
     _open_blocks,
     chunk_reader,
+    span_readers,
     stage_request,
 )
 from lakeshift.errors import IntegrityError
@@ -103,25 +104,13 @@ async def _copy_parts(ctx: TransferContext, src: ObjectInfo, dest_key: str, proo
                 cut[n] += 1
                 del data
 
-    def start_span(tg: asyncio.TaskGroup, n: int, stream: RangeStream | None) -> None:
-        def done(_: object) -> None:
-            ctx.slots.release(reserve[n] - cut[n] * k)
-            if stream is not None and not taken[n]:
-                stream.close()
-
-        tg.create_task(read_span(tg, n, stream)).add_done_callback(done)
-
-    async def launch(tg: asyncio.TaskGroup) -> None:
-        for n in range(1, len(spans)):
-            await ctx.slots.acquire(reserve[n])
-            start_span(tg, n, None)
+    start_spans = span_readers(ctx, reserve, cut, taken, k, read_span)
 
     committed = False
     try:
         try:
             async with asyncio.TaskGroup() as tg:
-                start_span(tg, 0, first)
-                tg.create_task(launch(tg))
+                start_spans(tg, first)
         except BaseExceptionGroup as eg:
             raise _first_error(eg) from None
         proof.parts_hashed(digests, src.size)
