@@ -181,9 +181,9 @@ def _interrupted(argv: list[str] | None = None) -> int:
 
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (never raises)."""
-    as_json = "--json" in (sys.argv[1:] if argv is None else argv)
+    args = sys.argv[1:] if argv is None else argv
+    as_json = "--json" in args
     try:
-        args = sys.argv[1:] if argv is None else argv
         only = _command_word(args)
         application = build_app(only) if only is not None else __getattr__("app")
         result = application(args=argv, standalone_mode=False, prog_name="lakeshift")
