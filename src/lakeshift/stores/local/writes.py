@@ -175,8 +175,9 @@ def _finish(fd: int, tmp: str | None, final: str, md5: bytes | None,
         if mtime_ns is not None:
             os.utime(fd, ns=(mtime_ns, mtime_ns))
         if md5 is not None:
+            exact = _exact_in  # (read once: a disk thread may set it meanwhile)
             if size is not None and mtime_ns is not None and 0 <= mtime_ns < _LATEST and \
-                    final.startswith(_exact_in) and "/" not in final[len(_exact_in):]:
+                    final.startswith(exact) and "/" not in final[len(exact):]:
                 try:
                     os.setxattr(fd, _XATTR, _record_value(mtime_ns, size, md5, src_etag))
                 except OSError:
