@@ -1200,6 +1200,8 @@ async def tune_async(source: str, destination: str, *, config: str | Path | None
     if sample_objects < 1:
         raise UsageError("--sample-objects must be at least 1")
     size = size_arg(sample_size, "--sample-size")
+    if size < 1:
+        raise UsageError("--sample-size must be at least 1 byte (e.g. 512MiB)")
     if config is not None:
         # A config that cannot be read fails before the trials (read in a thread).
         from lakeshift.plan.jobconfig import load as load_config

@@ -37,7 +37,8 @@ mode = "none"
 
 def _tree(root: Path) -> dict[str, bytes]:
     files = {f"a/f-{i}.bin": os.urandom(i * 50_000 + 1) for i in range(8)}
-    files["big.bin"] = os.urandom(5 * MiB)
+    # Larger than every block size tried: the sample of 5 (listed first) gets all the trials.
+    files["a/big.bin"] = os.urandom(17 * MiB)
     for name, data in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_bytes(data)
@@ -78,7 +79,10 @@ def test_tune_on_blob_storage_deletes_its_trials(s3: Any, bucket: str, blob_serv
                            "--json"], env=cli_env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert out["sample_objects"] == 6 and len(out["trials"]) == len(CONCURRENCIES) + 4
+    # No object larger than a block: block sizes and single-put limits cannot matter, so
+    # only the concurrencies are tried (each other trial would only time noise).
+    assert out["sample_objects"] == 6 and len(out["trials"]) == len(CONCURRENCIES)
+    assert {t["block_size"] for t in out["trials"]} == {8 * MiB}
     assert blobs(blob_service, container, "") == {}
 
 
@@ -91,6 +95,7 @@ def test_tune_refuses_a_config_it_cannot_read_before_any_trial(
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "cannot read config" in proc.stderr and "Traceback" not in proc.stderr
+    assert "lakeshift init" in proc.stderr  # the fix for a missing file
     assert not (tmp_path / "dst").exists() or not any((tmp_path / "dst").iterdir())
 
 
@@ -101,3 +106,31 @@ def test_run_settings_are_added_to_a_config_without_a_run_table(tmp_path: Path) 
     write_run_settings(cfg, {"concurrency": 16, "block_size": "16MiB"})
     loaded = load(cfg)
     assert (loaded.concurrency, loaded.block_size, loaded.single_put_max) == (16, 16 * MiB, None)
+
+
+def test_tune_refuses_an_empty_sample_size_and_shows_its_run_table_in_help(
+        tmp_path: Path, cli_env: dict[str, str]) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "f").write_bytes(b"x")
+    proc = subprocess.run([str(BIN), "tune", str(tmp_path / "src"), str(tmp_path / "dst"),
+                           "--sample-size", "0"], env=cli_env, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "--sample-size must be at least 1 byte" in proc.stderr
+    helped = subprocess.run([str(BIN), "tune", "--help"], env={**cli_env, "COLUMNS": "200"},
+                            capture_output=True, text=True, timeout=60)
+    # "[run]" is Rich markup unless escaped: it used to vanish ("into its  table").
+    assert helped.stdout.count("[run]") == 2 and "its  table" not in helped.stdout
+
+
+def test_tune_cli_says_when_block_settings_were_not_tried(
+        tmp_path: Path, cli_env: dict[str, str]) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):
+        (src / f"f-{i}").write_bytes(os.urandom(1000))
+    proc = subprocess.run([str(BIN), "tune", str(src), str(tmp_path / "dst")], env=cli_env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "block size and single-put limit not tried" in proc.stdout
+    assert "may be noise" in proc.stdout  # three 1 kB files copy in well under a second

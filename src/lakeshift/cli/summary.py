@@ -58,8 +58,20 @@ def print_summary(result: CopyResult, source: str, destination: str, as_json: bo
         return
     verb = "would copy" if result.dry_run else "copied"
 
+    width = max(8, len(verb))  # "would copy" is longer than the other labels
+
     def row(label: str, n: int, nbytes: int) -> str:
-        return f"  {label:<8} {n:>10} {noun(n, 'object'):<7}  {human_bytes(nbytes)}"
+        return f"  {label:<{width}} {n:>10} {noun(n, 'object'):<7}  {human_bytes(nbytes)}"
+
+    if result.dry_run:
+        ended = f"dry run: nothing written; {count(d['listed'], 'object')} compared"
+    elif d["copied"]:
+        ended = (f"{human_bytes(d['throughput_bytes_per_s'])}/s, "
+                 f"{d['objects_per_s']} objects/s")
+    elif d["failed"]:
+        ended = f"nothing copied; {count(d['failed'], 'object')} failed"
+    else:
+        ended = f"nothing to copy; {count(d['listed'], 'object')} compared"
 
     lines = [
         f"{'Dry run' if result.dry_run else 'Copy'}: {source} → {destination}",
@@ -70,11 +82,12 @@ def print_summary(result: CopyResult, source: str, destination: str, as_json: bo
         row("failed", d["failed"], d["failed_bytes"]) + (
             " (" + ", ".join(f"{n} {kind}" for kind, n in d["failed_by_kind"].items()) + ")"
             if d["failed"] else ""),
-        f"  duration {d['duration_s']:>10.1f} s        " + (
-            f"{human_bytes(d['throughput_bytes_per_s'])}/s, {d['objects_per_s']} objects/s"
-            if d["copied"] else
-            f"nothing to copy; {count(d['listed'], 'object')} compared"),
+        f"  {'duration':<{width}} {d['duration_s']:>10.1f} s        {ended}",
     ]
+    if d["proofs"]:
+        # How each copied object was proven (README "Checksums"); --json counts the same.
+        lines.append(f"  {'proven':<{width}} " + ", ".join(
+            f"{n} {proof}" for proof, n in d["proofs"].items()))
     if d["unmapped_principals"]:
         lines.append(unmapped_line(d["unmapped_principals"]))
     if d["renamed"]:
@@ -88,7 +101,8 @@ def print_summary(result: CopyResult, source: str, destination: str, as_json: bo
         lines.append(f"  throttled {d['throttled']:>9} {noun(d['throttled'], 'request')} "
                      "(retried; concurrency adapted)")
     if d["server_copy_off"]:
-        lines.append(f"  streamed: no server-side copy ({d['server_copy_off']})")
+        lines.append("  server-side copy unavailable here, so every object was streamed "
+                     f"through this machine ({d['server_copy_off']})")
     for f in result.failures[:20]:
         lines.append(f"  {'SKIPPED' if f.skipped else 'FAILED'} {f.object_key}: "
                      f"[{f.error_kind}] {f.message}")

@@ -8,11 +8,12 @@ import typer
 
 from lakeshift import api
 from lakeshift.cli.options import NO_STORE_OPTIONS, JsonOpt, with_store_options
+from lakeshift.model import Setting
 from lakeshift.sizes import human_bytes
 
 HELP = """Try a few settings of --concurrency, --block-size and --single-put-max on a sample
 of SRC (its first objects), copied into a scratch folder under DST that is deleted after
-each trial; print a table and, with --config, write the fastest into its [run] table.
+each trial; print a table and, with --config, write the fastest into its \\[run] table.
 """
 EPILOG = """Example:
 
@@ -27,7 +28,8 @@ def tune(
                                             "under DST/.lakeshift-tune-*/ and delete it.",
                                        show_default=False)],
     config: Annotated[str | None, typer.Option(
-        "--config", help="lakeshift.toml whose [run] table gets the best setting.")] = None,
+        "--config", help="lakeshift.toml whose \\[run] table gets the best setting "
+                         "(`lakeshift init` writes one).")] = None,
     sample_objects: Annotated[int, typer.Option(
         "--sample-objects", help="At most this many objects in the sample.")] = 200,
     sample_size: Annotated[str, typer.Option(
@@ -61,6 +63,12 @@ def tune(
         print(f"  {t.setting.concurrency:>11}  {human_bytes(t.setting.block_size):>10}  "
               f"{human_bytes(t.setting.single_put_max):>10}  {t.seconds:>8.2f}  "
               f"{t.bytes_per_s / 1048576:>8.1f}  {t.objects_per_s:>9.1f}  {t.failed:>6}{mark}")
+    if not any(t.setting.block_size != Setting().block_size for t in result.trials):
+        print("  (block size and single-put limit not tried: no object in the sample is "
+              "larger than a block, so neither can matter for it)")
+    if max(t.seconds for t in result.trials) < 1.0:
+        print("  (every trial took under a second: the differences may be noise; a larger "
+              "--sample-objects / --sample-size gives a truer answer)")
     where = f"; written to {config} [run]" if config else " (--config FILE writes it)"
     print(f"Best: --concurrency {best.concurrency} --block-size {human_bytes(best.block_size)} "
           f"--single-put-max {human_bytes(best.single_put_max)}{where}")

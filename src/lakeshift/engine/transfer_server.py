@@ -85,6 +85,10 @@ class ServerRoute:
             # retries used up) turns server-side copies off for the rest of the run, and
             # this object is streamed instead.
             if self.mode == "server":
+                if isinstance(e, ServerCopyUnavailable):
+                    raise ServerCopyUnavailable(
+                        f"{e}; --copy-mode auto streams what the service cannot copy "
+                        "itself") from None
                 raise
             if self.works is not False:
                 self.works, self.reason = False, str(e)

@@ -5,7 +5,9 @@ which is deleted after each trial; the fastest setting wins.
 
 Settings are searched one at a time (concurrency, then block size, then the single-put
 limit), each from the best found so far: 3 + 2 + 2 trials rather than every combination,
-after one unrecorded warm-up round.
+after one unrecorded warm-up round.  Block sizes are tried only when the sample has an
+object larger than the smallest of them, single-put limits only when it has one larger
+than the block size chosen (otherwise neither can change a thing).
 During runs the adaptive limiter keeps adjusting concurrency to throttling.
 """
 
@@ -117,8 +119,14 @@ async def tune_async(source: StoreConfig, destination: StoreConfig, max_objects:
         await _trial(src, dst, sample, base, f"{scratch}warm-up/", Setting(), policy)
         for c in CONCURRENCIES:
             await run(Setting(concurrency=c))
+        # A block size matters only for an object larger than a block, the single-put limit
+        # only for one larger than the block size chosen: on a sample without such objects
+        # those trials would only time noise, and the noise would be written as the best.
+        largest = max(o.size for o in sample)
         for axis in ("block_size", "single_put_max"):
             start = best.setting if best is not None else Setting()
+            if largest <= (min(BLOCK_SIZES) if axis == "block_size" else start.block_size):
+                continue
             for value in BLOCK_SIZES if axis == "block_size" else SINGLE_PUT_MAXES:
                 await run(Setting(**{**_fields(start), axis: value}))
         if best is None:

@@ -78,6 +78,9 @@ def parse_every(text: str) -> float | None:
 def load(path: Path) -> JobConfig:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"cannot read config {path}: no such file: `lakeshift init` "
+                         "writes one") from None
     except OSError as e:
         raise UsageError(f"cannot read config {path}: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:

@@ -1,0 +1,50 @@
+"""The text summary of `copy`: how objects were proven, a run where everything failed, a dry
+run's rows in line (found by a new user trying the README, session 13)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from lakeshift.cli.summary import print_summary
+from lakeshift.model import CopyResult, Failure, TransferStats
+
+
+def _text(result: CopyResult, capsys: pytest.CaptureFixture[str]) -> list[str]:
+    print_summary(result, "s3://lake/raw/", "az://lake/raw/", as_json=False)
+    return capsys.readouterr().out.splitlines()
+
+
+def test_the_text_summary_says_how_the_copied_objects_were_proven(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    stats = TransferStats(listed=325, listed_bytes=10, copied=325, copied_bytes=10,
+                          bytes_transferred=10, started=1.0, finished=2.0)
+    lines = _text(CopyResult(stats, proofs=Counter({"source-md5": 322, "source-crc32": 3})),
+                  capsys)
+    assert "  proven   3 source-crc32, 322 source-md5" in lines
+
+
+def test_a_copy_where_every_object_failed_does_not_say_there_was_nothing_to_copy(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    stats = TransferStats(listed=100, listed_bytes=100, failed=100, failed_bytes=100,
+                          failed_by_kind={"server-copy": 100}, started=1.0, finished=2.0)
+    fails = [Failure(f"k{i}", "server-copy", "cannot", 1) for i in range(100)]
+    lines = _text(CopyResult(stats, failures=fails), capsys)
+    duration = next(line for line in lines if line.lstrip().startswith("duration"))
+    assert "nothing copied; 100 objects failed" in duration
+    assert "nothing to copy" not in "\n".join(lines)
+
+
+def test_a_dry_run_summary_keeps_its_rows_in_line_and_shows_no_rate(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    stats = TransferStats(listed=7, listed_bytes=700, copied=5, copied_bytes=500,
+                          skipped=2, skipped_bytes=200, skipped_by_reason={"identical": 2},
+                          started=1.0, finished=1.5)
+    lines = _text(CopyResult(stats, dry_run=True), capsys)
+    rows = [line for line in lines[1:5]]
+    # The counts end in the same column on every row, "would copy" included.
+    ends = {line.index(" object") for line in rows if " object" in line}
+    assert len(ends) == 1, rows
+    duration = next(line for line in lines if line.lstrip().startswith("duration"))
+    assert "dry run: nothing written" in duration and "/s" not in duration
