@@ -213,3 +213,32 @@ def test_the_source_time_is_written_without_a_c_level_formatting_call() -> None:
     assert format_time(when) == "2026-12-02T11:53:01.000007Z"
     # (The lambda, format_time and the setprofile that ends the count; 4 with isoformat.)
     assert _c_calls(lambda: format_time(when)) == 3
+
+
+def test_the_name_screen_passes_what_its_regex_passed(monkeypatch: Any) -> None:
+    """plan/names.problem's screen (once per object listed): substring tests and one scan
+    of a character set, where one regex alternation cost ~16k instructions a name.
+    Differential against the regex (``names._SUSPECT``): a name it passed is None, any
+    other gets the detailed checks' answer."""
+    import random
+    import re
+
+    from lakeshift.plan import names
+
+    rng = random.Random(13)
+    alphabet = ["a", "b", ".", "..", "/", "//", "\\", "\x00", "\x1f", "\x7f", " ", "é", "日",
+                "\ud800", "\udfff", "\ufffe", "\uffff", "~", "-", "\x80"]
+    cases = ["", "a", "/", ".", "..", "a/", "/a", "a/.", "a/..", "./a", "../a", "a/./b",
+             "a/../b", "a//b", "a.b/c", "a./b", ".a/b", "a/.b", "a" * 1100, "/".join("a" * 300)]
+    cases += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12)))
+              for _ in range(20000)]
+
+    def detailed(name: str) -> Any:
+        with monkeypatch.context() as m:
+            m.setattr(names, "_SUSPECT_CHAR", re.compile(""))  # (always "suspect")
+            return names.problem(name)
+
+    for name in cases:
+        passed = bool(name) and len(name) <= names.MAX_LENGTH and \
+            not names._SUSPECT.search(name) and name.count("/") < names.MAX_SEGMENTS
+        assert names.problem(name) == (None if passed else detailed(name)), repr(name)
