@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
-from lakeshift.model import SourceDeleted
+from lakeshift.model import SourceDeleted, quick_init
 
 __all__ = ["SKIP_EXISTS", "SKIP_FOLDER_MARKER", "SKIP_IDENTICAL", "BytesMoved", "Event",
            "EventBus", "Listed", "ListingDone", "ObjectDone", "Outcome", "Renamed",
@@ -16,6 +16,7 @@ __all__ = ["SKIP_EXISTS", "SKIP_FOLDER_MARKER", "SKIP_IDENTICAL", "BytesMoved", 
 Outcome = Literal["copied", "skipped", "failed"]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Listed:
     count: int
@@ -27,11 +28,13 @@ class ListingDone:
     pass
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class BytesMoved:
     nbytes: int
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ObjectStarted:
     """A worker took an object to copy (its ObjectDone follows): objects in flight."""
@@ -39,6 +42,7 @@ class ObjectStarted:
     key: str
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ObjectDone:
     key: str

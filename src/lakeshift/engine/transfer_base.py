@@ -25,7 +25,7 @@ from lakeshift.errors import (
     IntegrityError,
     LakeshiftError,
 )
-from lakeshift.model import ObjectInfo, ObjectProps
+from lakeshift.model import ObjectInfo, ObjectProps, quick_init
 from lakeshift.stores.base import (
     BlockUpload,
     Chunk,
@@ -83,6 +83,7 @@ class TransferContext:
         return max(1, self.slots.total // 4)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Copied:
     """What a copy proved: the MD5 the destination holds (None when it keeps none) and how

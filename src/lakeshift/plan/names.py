@@ -39,13 +39,19 @@ def _bad_char(ch: str) -> bool:
 # Anything that could break a rule: a fast screen before the detailed checks.
 _SUSPECT = re.compile(r"[\\\x00-\x1f\x7f\ud800-\udfff\ufffe\uffff]|//|^/|/$|\.(/|$)"
                       r"|(^|/)\.\.?(/|$)")
+#: ``_SUSPECT``'s characters alone: one scan of a character set (the alternation above
+#: tried each branch at every position, ~16k instructions for a 25-character name, once
+#: per object listed).  Its other branches are substring tests (``(^|/)\.\.?(/|$)`` needs
+#: a "." before a "/" or the end, which ``\.(/|$)`` already matches).
+_SUSPECT_CHAR = re.compile(r"[\\\x00-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 
 
 def problem(name: str) -> NameProblem | None:
     """The first rule ``name`` breaks, or None."""
-    if name and len(name) <= MAX_LENGTH and not _SUSPECT.search(name) \
-            and name.count("/") < MAX_SEGMENTS:
-        return None
+    if name and len(name) <= MAX_LENGTH and name[0] != "/" and name[-1] != "/" and \
+            name[-1] != "." and "//" not in name and "./" not in name and \
+            not _SUSPECT_CHAR.search(name) and name.count("/") < MAX_SEGMENTS:
+        return None  # (the screen _SUSPECT, in C-level tests: see _SUSPECT_CHAR)
     if not name:
         return NameProblem("empty", "empty name")
     if len(name) > MAX_LENGTH:

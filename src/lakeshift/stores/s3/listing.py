@@ -22,10 +22,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import unquote_plus
 
+from lakeshift.model import quick_init
+
 #: The fields of a Contents element that lakeshift reads.
 _FIELDS = frozenset({"Key", "LastModified", "ETag", "Size", "StorageClass"})
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Listed:
     """One Contents element (as botocore names its fields)."""

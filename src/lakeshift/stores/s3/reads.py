@@ -327,14 +327,23 @@ def props_from_headers(headers: Any) -> ObjectProps:
     names are searched for the metadata prefix in one C-level pass first: most responses
     have none, and a Python step per header cost more than the rest of this."""
     get = headers.get
-    meta = {}
+    std = (get("content-type"), get("content-encoding"), get("cache-control"),
+           get("content-disposition"), get("content-language"))
     if _META_LINE in "\n" + "\n".join(headers).lower():
         meta = {k[len(_META):]: v for k, v in headers.items() if k.lower().startswith(_META)}
-    return ObjectProps(content_type=get("content-type"),
-                       content_encoding=get("content-encoding"),
-                       cache_control=get("cache-control"),
-                       content_disposition=get("content-disposition"),
-                       content_language=get("content-language"), metadata=meta)
+        return ObjectProps(*std, meta)
+    # Without metadata the same few sets of properties recur (a content type, rarely more):
+    # one immutable ObjectProps each, not one per object read.
+    props = _PLAIN_PROPS.get(std)
+    if props is None:
+        if len(_PLAIN_PROPS) >= 256:
+            _PLAIN_PROPS.clear()
+        _PLAIN_PROPS[std] = props = ObjectProps(*std)
+    return props
+
+
+#: props_from_headers' ObjectProps without metadata, by their standard properties.
+_PLAIN_PROPS: dict[tuple[str | None, ...], ObjectProps] = {}
 
 
 _META_LINE = "\n" + _META

@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from lakeshift.redact import register_secret
+from lakeshift.stores.keyed_mac import KeyedMAC
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 #: x-amz-content-sha256 of a request without a body (GET, HEAD, DELETE).
@@ -85,6 +86,7 @@ class Signer:
         self.region = region
         self.service = service
         self._keys: dict[tuple[str, str], bytes] = {}
+        self._macs: dict[tuple[str, str], KeyedMAC] = {}
         self._registered: str | None = None
 
     def signing_key(self, secret: str, day: str) -> bytes:
@@ -99,6 +101,13 @@ class Signer:
                 self._keys.clear()
             self._keys[(secret, day)] = cached = key
         return cached
+
+    def _mac(self, secret: str, day: str) -> KeyedMAC:
+        """The signing key of (secret, day), set up for HMACs (kept as ``signing_key``)."""
+        if len(self._macs) >= 4:
+            self._macs.clear()
+        self._macs[(secret, day)] = mac = KeyedMAC(self.signing_key(secret, day))
+        return mac
 
     def sign(self, method: str, host: str, path: str, query: str,
              headers: Mapping[str, str] | Iterable[tuple[str, str]],
@@ -143,9 +152,13 @@ class Signer:
         scope = f"{day}/{self.region}/{self.service}/aws4_request"
         to_sign = (f"{ALGORITHM}\n{amz_date}\n{scope}\n"
                    f"{hashlib.sha256(request.encode()).hexdigest()}")
-        # hmac.digest: the one-shot C path (hmac.new builds two hash objects in Python).
-        key = self._keys.get((secret, day)) or self.signing_key(secret, day)
-        signature = hmac.digest(key, to_sign.encode(), "sha256").hex()
+        # HMAC-SHA256 from the signing key's states, set up once a day (keyed_mac, inline).
+        mac = self._macs.get((secret, day)) or self._mac(secret, day)
+        inner = mac.inner.copy()
+        inner.update(to_sign.encode())
+        outer = mac.outer.copy()
+        outer.update(inner.digest())
+        signature = outer.digest().hex()
         out.append(("authorization", f"{ALGORITHM} Credential={frozen.access_key}/{scope}, "
                                      f"SignedHeaders={signed}, Signature={signature}"))
         return out
