@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import socketserver
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,6 +41,20 @@ def next_second(margin: float = 0.05) -> None:
     file systems that stamp mtimes from a coarse clock (a few ms behind ``time.time()``)."""
     now = time.time()
     time.sleep(math.floor(now) + 1 + margin - now)
+
+
+#: How often a test server's ``serve_forever`` loop looks for ``shutdown()``: with the
+#: default 0.5 s every stop waited up to half a second for it (a WebHDFS double's two
+#: servers, up to a second), in each of the tests that start one.
+SERVE_POLL_S = 0.02
+
+
+def serve_in_thread(srv: socketserver.BaseServer) -> threading.Thread:
+    """Run ``srv`` in a daemon thread; ``srv.shutdown()`` then returns within SERVE_POLL_S."""
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": SERVE_POLL_S},
+                              daemon=True)
+    thread.start()
+    return thread
 
 
 def md5(b: bytes) -> bytes:

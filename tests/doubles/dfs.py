@@ -54,6 +54,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from tests import servers
+from tests.helpers import serve_in_thread
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
                    r"[0-9a-fA-F]{12}$")
@@ -501,7 +502,7 @@ def serve(azurite_port: int) -> Iterator[DfsDouble]:
     handler = type("Handler", (_Handler,), {"double": double})
     srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     srv.daemon_threads = True
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    serve_in_thread(srv)
     double.port = srv.server_address[1]
     try:
         yield double

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import ssl
 import tempfile
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from tests import servers
+from tests.helpers import serve_in_thread
 
 CLIENT_ID = "c1c1c1c1-0000-4000-8000-000000000001"
 TENANT_ID = "7e7e7e7e-0000-4000-8000-000000000001"
@@ -100,7 +100,7 @@ def serve(tokens: list[str]) -> Iterator[TokenEndpoint]:
     context.load_cert_chain(cert, key)
     srv.socket = context.wrap_socket(srv.socket, server_side=True)
     srv.daemon_threads = True
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    serve_in_thread(srv)
     endpoint.port = srv.server_address[1]
     try:
         yield endpoint

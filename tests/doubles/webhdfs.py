@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,6 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.helpers import serve_in_thread
 
 PREFIX = "/webhdfs/v1"
 #: Owner and group of Gen1 paths not set otherwise (object IDs, as Gen1 keeps them).
@@ -245,7 +246,7 @@ def serve(root: Path, dialect: str, **kw: Any) -> Iterator[WebHdfsDouble]:
         srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         srv.daemon_threads = True
         servers.append(srv)
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        serve_in_thread(srv)
     double.port = servers[0].server_address[1]
     double.datanode_port = servers[1].server_address[1]
     try:

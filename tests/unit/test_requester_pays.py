@@ -9,7 +9,6 @@ not carry the header (403 AccessDenied)."""
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -20,6 +19,7 @@ from lakeshift.errors import UsageError
 from lakeshift.stores.base import StoreConfig, StoreOptions
 from lakeshift.stores.s3.store import S3Store, request_payer
 from lakeshift.urls import parse_url
+from tests.helpers import serve_in_thread
 
 LAST_MODIFIED = "Tue, 01 Dec 2026 03:00:00 GMT"
 LISTING = (b'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult '
@@ -82,8 +82,7 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, list[Any]]]:
     seen: list[Any] = []
     handler = type("Handler", (_Handler,), {"seen": seen})
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
+    serve_in_thread(httpd)
     for k in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(k, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")

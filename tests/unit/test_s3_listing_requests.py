@@ -18,6 +18,7 @@ from lakeshift.errors import UsageError
 from lakeshift.stores.base import StoreConfig, StoreOptions
 from lakeshift.stores.s3.store import S3Store
 from lakeshift.urls import parse_url
+from tests.helpers import serve_in_thread
 from tests.unit.test_s3_listing import _body
 
 
@@ -59,7 +60,7 @@ class _Handler(BaseHTTPRequestHandler):
 def store(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[S3Store, list[Any]]]:
     seen: list[Any] = []
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), type("H", (_Handler,), {"seen": seen}))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    serve_in_thread(httpd)
     for k in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(k, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -30,6 +29,7 @@ from lakeshift.stores.base import SourceChecksum, StoreConfig, StoreOptions
 from lakeshift.stores.s3.reads import OPAQUE_ETAG_SSE
 from lakeshift.stores.s3.store import S3Store
 from lakeshift.urls import parse_url
+from tests.helpers import serve_in_thread
 
 MIB = 1024 * 1024
 ONE = "5d41402abc4b2a76b9719d911017c592"
@@ -115,7 +115,7 @@ class _Handler(BaseHTTPRequestHandler):
 def server() -> Iterator[tuple[str, list[Any]]]:
     seen: list[Any] = []
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), type("H", (_Handler,), {"seen": seen}))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    serve_in_thread(httpd)
     yield f"http://127.0.0.1:{httpd.server_address[1]}", seen
     httpd.shutdown()
     httpd.server_close()
