@@ -31,6 +31,7 @@ def quick_init(cls: type[_R]) -> type[_R]:
     which looks the name up again every time -- ~0.7k instructions a field, ~10k for an
     ``ObjectDone``.  Same signature, defaults and factories; still frozen (assignment
     raises as before).  (Applied after ``@dataclass``, so type checkers see its own.)"""
+    _refuse_unless_plain(cls)
     ns: dict[str, Any] = {"_MISSING": _FACTORY}
     params: list[str] = []
     body: list[str] = []
@@ -57,6 +58,24 @@ def quick_init(cls: type[_R]) -> type[_R]:
     init.__annotations__ = dict(cls.__init__.__annotations__)
     cls.__init__ = init  # type: ignore[method-assign]
     return cls
+
+def _refuse_unless_plain(cls: Any) -> None:
+    """``quick_init``'s ``__init__`` takes every field, positionally or by name, and does
+    nothing else: a class whose own ``__init__`` does more (``__post_init__``, an InitVar,
+    a ``field(init=False)`` or keyword-only field) or that is not frozen and slotted would
+    silently lose it, so it is refused where it is declared."""
+    import inspect
+    from types import MemberDescriptorType
+
+    names = [f.name for f in fields(cls)]
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    if hasattr(cls, "__post_init__") or [p.name for p in params] != names or any(
+            p.kind is not p.POSITIONAL_OR_KEYWORD for p in params) or \
+            not cls.__dataclass_params__.frozen or \
+            not all(isinstance(getattr(cls, n, None), MemberDescriptorType) for n in names):
+        raise TypeError(f"quick_init: {cls.__qualname__} is not a plain frozen, slotted "
+                        "dataclass (its generated __init__ does more than set its fields)")
+
 
 #: Object data in memory: bytes, or a view of a buffer another library owns (no copy).
 Data = bytes | memoryview

@@ -242,3 +242,51 @@ def test_the_name_screen_passes_what_its_regex_passed(monkeypatch: Any) -> None:
         passed = bool(name) and len(name) <= names.MAX_LENGTH and \
             not names._SUSPECT.search(name) and name.count("/") < names.MAX_SEGMENTS
         assert names.problem(name) == (None if passed else detailed(name)), repr(name)
+
+
+def _plain_record_variants() -> list[tuple[str, Any]]:
+    """Dataclasses whose generated ``__init__`` does more than set each field in order."""
+    dc = dataclasses
+
+    @dc.dataclass(frozen=True, slots=True)
+    class PostInit:
+        a: int
+
+        def __post_init__(self) -> None:
+            if self.a < 0:
+                raise ValueError("negative")
+
+    @dc.dataclass(frozen=True, slots=True)
+    class NotInit:
+        a: int
+        b: int = dc.field(init=False, default=7)
+
+    @dc.dataclass(frozen=True, slots=True, kw_only=True)
+    class KwOnly:
+        a: int
+
+    @dc.dataclass(frozen=True, slots=True)
+    class WithInitVar:
+        a: int
+        scale: dataclasses.InitVar[int] = 1
+
+    @dc.dataclass(frozen=True)
+    class NoSlots:
+        a: int = 0
+
+    @dc.dataclass(slots=True)
+    class NotFrozen:
+        a: int
+
+    return [(c.__name__, c) for c in (PostInit, NotInit, KwOnly, WithInitVar, NoSlots,
+                                      NotFrozen)]
+
+
+@pytest.mark.parametrize(("name", "cls"), _plain_record_variants(),
+                         ids=[n for n, _ in _plain_record_variants()])
+def test_quick_init_refuses_a_record_whose_init_does_more(name: str, cls: type) -> None:
+    """Its __init__ only sets the fields: a __post_init__ (a check), an InitVar, an
+    init=False or keyword-only field would be silently lost (``PostInit(-1)`` built, ``NotInit``
+    taking ``b`` as an argument, ``KwOnly(1)`` accepted), so such a class is refused."""
+    with pytest.raises(TypeError, match="quick_init"):
+        quick_init(cls)
