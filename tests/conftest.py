@@ -99,33 +99,10 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return min(2, os.cpu_count() or 1)
 
 
-# The files that take longest, longest first (summed test time, `pytest --durations=0`, 2
-# shared cores, 2026-12).  With two workers a file runs whole on one of them (--dist
-# loadfile) in the order the files were collected (--no-loadscope-reorder: xdist's own
-# order, most tests first, started these few-but-long files last, and the run ended on one
-# worker alone for minutes); so they start first, then the rest, the many short unit test
-# files last, to fill the end.
-LONG_FILES = (
-    "tests/integration/test_dask.py", "tests/integration/test_jobs.py",
-    "tests/integration/test_verify_memory.py", "tests/integration/test_sync_cli.py",
-    "tests/e2e/test_cli_output.py", "tests/e2e/test_cli_jobs.py",
-    "tests/integration/test_multipart_proofs.py", "tests/web/test_browser.py",
-    "tests/e2e/test_cli_copy.py", "tests/integration/test_stall_limits.py",
-)
-
-
-def _run_order(item: pytest.Item) -> tuple[int, int]:
-    path = item.nodeid.split("::", 1)[0]
-    if path in LONG_FILES:
-        return 0, LONG_FILES.index(path)
-    return (2 if path.startswith("tests/unit/") else 1), 0
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.nodeid in SLOW_TESTS or item.nodeid.split("[", 1)[0] in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
-    items.sort(key=_run_order)  # stable: each file's tests stay together and in order
 
 
 _LEFT_BEHIND = ("lakeshift-verify-*", "lakeshift-error-*", "*.db")

@@ -42,18 +42,3 @@ def test_auto_workers_are_two_for_folders_and_none_for_named_files(
     monkeypatch.setenv("PYTEST_XDIST_AUTO_NUM_WORKERS", "3")
     assert conftest.pytest_xdist_auto_num_workers(config) == 3  # type: ignore[arg-type]
 
-
-def test_the_longest_files_start_first_and_the_unit_tests_fill_the_end() -> None:
-    ids = ["tests/e2e/test_a.py::t1", "tests/unit/test_u.py::t1",
-           "tests/integration/test_verify_memory.py::t1", "tests/e2e/test_a.py::t2",
-           "tests/unit/test_u.py::t2", "tests/integration/test_dask.py::t1",
-           "tests/integration/test_dask.py::t2", "tests/test_top.py::t1"]
-    items = [SimpleNamespace(nodeid=i, add_marker=lambda m: None) for i in ids]
-    conftest.pytest_collection_modifyitems(items)  # type: ignore[arg-type]
-    assert [i.nodeid for i in items] == [
-        "tests/integration/test_dask.py::t1", "tests/integration/test_dask.py::t2",
-        "tests/integration/test_verify_memory.py::t1",
-        "tests/e2e/test_a.py::t1", "tests/e2e/test_a.py::t2", "tests/test_top.py::t1",
-        "tests/unit/test_u.py::t1", "tests/unit/test_u.py::t2"]
-    root = Path(conftest.__file__).parent.parent
-    assert [f for f in conftest.LONG_FILES if not (root / f).is_file()] == []
