@@ -87,18 +87,6 @@ SLOW_TESTS = frozenset({
 })
 
 
-def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """``-n auto`` (pyproject's addopts): two worker processes for a run of the suite or of a
-    folder — it mostly waits on its servers and CLI processes, so two keep two cores busy —
-    and none (this process, no start-up of workers) for a run of named files or tests.
-    PYTEST_XDIST_AUTO_NUM_WORKERS or an explicit ``-n N`` decide otherwise."""
-    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
-        return int(os.environ["PYTEST_XDIST_AUTO_NUM_WORKERS"])
-    if all(Path(a.split("::", 1)[0]).is_file() for a in config.args):
-        return 0
-    return min(2, os.cpu_count() or 1)
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.nodeid in SLOW_TESTS or item.nodeid.split("[", 1)[0] in SLOW_TESTS:
