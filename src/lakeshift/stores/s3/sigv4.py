@@ -85,26 +85,20 @@ class Signer:
         self._credentials = credentials
         self.region = region
         self.service = service
-        self._keys: dict[tuple[str, str], bytes] = {}
         self._macs: dict[tuple[str, str], KeyedMAC] = {}
         self._registered: str | None = None
 
     def signing_key(self, secret: str, day: str) -> bytes:
-        """HMAC(HMAC(HMAC(HMAC("AWS4"+secret, day), region), service), "aws4_request"),
-        kept per (secret, day) -- the region and service are this signer's."""
-        cached = self._keys.get((secret, day))
-        if cached is None:
-            key = hmac.digest(f"AWS4{secret}".encode(), day.encode(), "sha256")
-            for part in (self.region, self.service, "aws4_request"):
-                key = hmac.digest(key, part.encode(), "sha256")
-            if len(self._keys) >= 4:  # old days or rotated secrets
-                self._keys.clear()
-            self._keys[(secret, day)] = cached = key
-        return cached
+        """HMAC(HMAC(HMAC(HMAC("AWS4"+secret, day), region), service), "aws4_request")
+        -- the region and service are this signer's (kept, set up, by ``_mac``)."""
+        key = hmac.digest(f"AWS4{secret}".encode(), day.encode(), "sha256")
+        for part in (self.region, self.service, "aws4_request"):
+            key = hmac.digest(key, part.encode(), "sha256")
+        return key
 
     def _mac(self, secret: str, day: str) -> KeyedMAC:
         """The signing key of (secret, day), set up for HMACs (kept as ``signing_key``)."""
-        if len(self._macs) >= 4:
+        if len(self._macs) >= 4:  # old days or rotated secrets
             self._macs.clear()
         self._macs[(secret, day)] = mac = KeyedMAC(self.signing_key(secret, day))
         return mac
