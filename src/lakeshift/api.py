@@ -27,7 +27,7 @@ import json
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, contextmanager
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -1026,17 +1026,20 @@ async def verify_async(source: str | None = None, destination: str | None = None
                        invalid_names: str = "fail", adaptive: bool = True,
                        max_requests_per_second: float | None = None,
                        max_bandwidth: int | str | None = None, check_times: bool = False,
+                       list_verified: bool = False,
                        store_options: StoreOptions | None = None,
                        subscribers: list[Subscriber] | None = None) -> model.VerifyResult:
     """Prove that ``destination`` holds exactly what ``source`` holds, or every partition of
     ``job`` (``lakeshift verify``).  Writes ``REPORT.csv`` (the differences) and
     ``REPORT.json`` (the summary), creating REPORT's folder if needed; the default REPORT is
-    ``lakeshift-verify-YYYYMMDD-HHMMSS`` in the current folder.  ``result.exit_code`` is 1 on
+    ``lakeshift-verify-YYYYMMDD-HHMMSS`` in the current folder.  ``list_verified`` also
+    writes ``REPORT-verified.csv``: one row per object proven equal, with the proof and the
+    checksums compared, written as each is proven.  ``result.exit_code`` is 1 on
     any difference.  ``subscribers`` hear the source listing (``Listed``, ``ListingDone``),
     the bytes hashed (``BytesMoved``) and throttling (``Throttled``).  ``check_times``: a
     kept original modification time that differs is a difference too."""
     _records()
-    from lakeshift.engine.verify import Report, VerifyOptions, write_summary
+    from lakeshift.engine.verify import Report, VerifiedReport, VerifyOptions, write_summary
     from lakeshift.engine.verify import verify_async as verify_pairs
 
     so = store_options or StoreOptions()
@@ -1057,27 +1060,41 @@ async def verify_async(source: str | None = None, destination: str | None = None
     opts.validate()
     prefix = report or Path(time.strftime("lakeshift-verify-%Y%m%d-%H%M%S"))
     csv_path, json_path = Path(f"{prefix}.csv"), Path(f"{prefix}.json")
+    listed_path = Path(f"{prefix}-verified.csv") if list_verified else None
     made = await asyncio.to_thread(_make_folders, csv_path.parent)
+    written: list[Path] = []
     try:
-        # A name that is not valid UTF-8 (a local file's raw bytes) is written escaped.
-        fh = await asyncio.to_thread(open, csv_path, "w", newline="", encoding="utf-8",
-                                     errors="backslashreplace")
-    except OSError as e:
-        _remove_folders(made)
-        raise UsageError(f"cannot write the report {csv_path}: {e.strerror}") from None
-    try:
-        with fh:
-            result = await verify_pairs(pairs, opts, Report(fh), events=EventBus(subscribers))
+        with ExitStack() as files:
+            handles: list[TextIO] = []
+            for path in (csv_path, listed_path):
+                if path is None:
+                    continue
+                try:
+                    # A name that is not valid UTF-8 (a local file's raw bytes) is written
+                    # escaped.
+                    fh = await asyncio.to_thread(open, path, "w", newline="",
+                                                 encoding="utf-8", errors="backslashreplace")
+                except OSError as e:
+                    raise UsageError(f"cannot write the report {path}: {e.strerror}"
+                                     ) from None
+                written.append(path)
+                handles.append(files.enter_context(fh))
+            listed = VerifiedReport(handles[1]) if listed_path is not None else None
+            result = await verify_pairs(pairs, opts, Report(handles[0]),
+                                        events=EventBus(subscribers), verified_report=listed)
     except (LakeshiftError, BaseExceptionGroup):
         # Stopped before a verdict (credentials rejected, a missing container): a report
         # with only its header would read as "no differences".  (After Ctrl-C the rows
         # found so far stay.)
-        csv_path.unlink(missing_ok=True)
+        for path in written:
+            path.unlink(missing_ok=True)
         _remove_folders(made)
         raise
-    s = await asyncio.to_thread(write_summary, json_path, result,
-                                {"verified_what": label, "deep": deep,
-                                 "report_csv": str(csv_path)})
+    extra: dict[str, Any] = {"verified_what": label, "deep": deep,
+                             "report_csv": str(csv_path)}
+    if listed_path is not None:
+        extra["verified_csv"] = str(listed_path)
+    s = await asyncio.to_thread(write_summary, json_path, result, extra)
     return VerifyResult(
         verified_what=label, deep=deep, report_csv=str(csv_path), report_json=str(json_path),
         checked=s["checked"], verified=s["verified"], missing=s["missing"], extra=s["extra"],
@@ -1086,7 +1103,7 @@ async def verify_async(source: str | None = None, destination: str | None = None
         differences=s["differences"], renamed=s["renamed"],
         unverifiable_reasons=dict(s["unverifiable_reasons"]), bytes_read=s["bytes_read"],
         duration_s=s["duration_s"], exit_code=result.exit_code, summary=s,
-        proofs=dict(s["proofs"]))
+        proofs=dict(s["proofs"]), verified_csv=s.get("verified_csv"))
 
 
 verify = _blocking(verify_async)

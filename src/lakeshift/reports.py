@@ -221,6 +221,9 @@ class VerifyResult:
     #: Verified objects by the proof each got (``source-md5``, ``read-md5``,
     #: ``multipart-etag``: the summary's ``proofs``).
     proofs: Mapping[str, int] = field(default_factory=dict)
+    #: With ``list_verified``: the CSV of every object proven equal (one row each: name,
+    #: both keys, size, proof, the checksums compared); else None.
+    verified_csv: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,8 +49,8 @@ HELP = """Prove that DST holds exactly what SRC holds.
 
 Every object present, same size, same checksum (source MD5 vs destination Content-MD5; S3
 multipart ETags recomputed from the destination's bytes; local files hashed). --deep reads and
-hashes both sides. Writes a CSV of the differences and a JSON summary; exits 1 on any
-difference."""
+hashes both sides. Writes a CSV of the differences and a JSON summary (and, with
+--list-verified, a CSV of every object proven equal and how); exits 1 on any difference."""
 EPILOG = """Examples:
 
   lakeshift verify s3://lake/raw/ abfss://lake@acct.dfs.core.windows.net/raw/
@@ -88,6 +88,11 @@ def verify(
     check_times: Annotated[bool, typer.Option(
         "--check-times", help="Also report objects whose kept original modification time "
                               "(lakeshift_src_mtime; a local file's mtime) differs.")] = False,
+    list_verified: Annotated[bool, typer.Option(
+        "--list-verified", help="Also write PREFIX-verified.csv: one row per object proven "
+                                "equal (name, source and destination keys, size, proof, the "
+                                "checksum compared on each side), written as each is proven."
+    )] = False,
     as_json: JsonOpt = False,
     store: StoreOptions = NO_STORE_OPTIONS,
 ) -> int:
@@ -100,7 +105,8 @@ def verify(
                         invalid_names=invalid_names,
                         max_requests_per_second=max_requests_per_second,
                         max_bandwidth=max_bandwidth, adaptive=adaptive,
-                        check_times=check_times, store_options=store)
+                        check_times=check_times, list_verified=list_verified,
+                        store_options=store)
     if as_json:
         json.dump(result.summary, sys.stdout, indent=2)
         print()
@@ -118,4 +124,6 @@ def verify(
     for reason, n in r.unverifiable_reasons.items():
         print(f"  unverifiable ({n}): {reason}")
     print(f"  report: {r.report_csv} and {r.report_json}")
+    if r.verified_csv is not None:
+        print(f"  verified objects, one a line: {r.verified_csv}")
     return result.exit_code

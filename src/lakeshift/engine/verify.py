@@ -117,8 +117,11 @@ class Report:
     bounded queue, so a slow disk holds back the verify (the queue is full) without
     blocking the event loop.  ``close`` waits for every row to be written."""
 
-    FIELDS = ("name", "kind", "source_key", "destination_key", "source_size",
-              "destination_size", "source_checksum", "destination_checksum", "detail")
+    FIELDS: tuple[str, ...] = (
+        "name", "kind", "source_key", "destination_key", "source_size", "destination_size",
+        "source_checksum", "destination_checksum", "detail")
+    #: The option naming the file, for the message of a failed write.
+    OPTION = "--report"
 
     def __init__(self, fh: TextIO, depth: int = 1024) -> None:
         self.fh = fh
@@ -141,8 +144,11 @@ class Report:
 
     async def row(self, name: str, kind: str, s: ObjectInfo | None, d: ObjectInfo | None,
                   s_sum: str | None, d_sum: str | None, detail: str) -> None:
-        cells = [name, kind, s.key if s else "", d.key if d else "", s.size if s else "",
-                 d.size if d else "", s_sum or "", d_sum or "", detail]
+        await self._put([name, kind, s.key if s else "", d.key if d else "",
+                         s.size if s else "", d.size if d else "", s_sum or "", d_sum or "",
+                         detail])
+
+    async def _put(self, cells: list[Any]) -> None:
         try:
             self._rows.put_nowait(cells)
         except queue.Full:  # the writer is behind: wait for room off the loop
@@ -156,12 +162,28 @@ class Report:
         if self._error is not None:
             why = getattr(self._error, "strerror", None) or self._error
             raise UsageError(f"cannot write the verify report: {why}: free space or choose "
-                             "another --report")
+                             f"another {self.OPTION}")
 
     def _stop(self) -> None:
         self._rows.put(None)
         self._thread.join()
         self.fh.flush()
+
+
+class VerifiedReport(Report):
+    """``--list-verified``: one row per object proven equal, written as it is proven (the
+    same bounded writer as the differences' report): its name, both keys, its size, the
+    proof (``VerifyResult.proofs``' labels) and the checksum compared on each side
+    (``crc32:BASE64`` for a source's own checksum, the ETag for a multipart one, else the
+    MD5 in hex)."""
+
+    FIELDS = ("name", "source_key", "destination_key", "size", "proof", "source_checksum",
+              "destination_checksum")
+    OPTION = "--report (for --list-verified)"
+
+    async def verified(self, name: str, s: ObjectInfo, d: ObjectInfo, proof: str,
+                       s_sum: str, d_sum: str) -> None:
+        await self._put([name, s.key, d.key, s.size, proof, s_sum, d_sum])
 
 
 def multipart_part_sizes(size: int, parts: int) -> list[int]:
@@ -215,8 +237,10 @@ class VerifyOptions:
 async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts: VerifyOptions,
                       report: Report, result: VerifyResult, slots: SlotPool,
                       policy: RetryPolicy, pacing: Pacing | None = None,
-                      events: EventBus | None = None) -> None:
-    """Verify what ``spec`` names on ``src`` against ``dst`` under ``root``.
+                      events: EventBus | None = None,
+                      verified_report: VerifiedReport | None = None) -> None:
+    """Verify what ``spec`` names on ``src`` against ``dst`` under ``root``; each object
+    proven equal also gets a row in ``verified_report`` when one is given.
 
     Runs on the engine (pipeline.drive): the planner below merges both listings (paged
     under retry and the endpoints' limiters) and settles what listings alone can settle;
@@ -253,6 +277,13 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
             result.reasons[detail] += 1
         await report.row(name, kind, s, d, s_sum, d_sum, detail)
 
+    async def proven(name: str, s: ObjectInfo, d: ObjectInfo, proof: str, s_sum: str,
+                     d_sum: str) -> None:
+        result.verified += 1
+        result.proofs[proof] += 1
+        if verified_report is not None:
+            await verified_report.verified(name, s, d, proof, s_sum, d_sum)
+
     async def named_source() -> AsyncIterator[tuple[str, ObjectInfo, str | None]]:
         """Source names as the copy wrote them, in listing order: (name, object, None), or
         for an object the copy renamed (name, object, its destination key)."""
@@ -282,8 +313,7 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
         elif s.size != d.size:
             await differ(name, "size", s, d, detail=f"{s.size} != {d.size} bytes")
         elif not opts.deep and s.md5 is not None and d.md5 is not None and s.md5 == d.md5:
-            result.verified += 1
-            result.proofs["source-md5"] += 1
+            await proven(name, s, d, "source-md5", s.md5.hex(), d.md5.hex())
         else:  # not decided here; an MD5 mismatch is looked at closer (_deep_check)
             return False
         return True
@@ -467,8 +497,7 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
             events.emit(BytesMoved(d.size))
         if src_md5 is not None:
             if src_md5 == dst_md5:
-                result.verified += 1
-                result.proofs[proof] += 1
+                await proven(name, s, d, proof, src_md5.hex(), src_md5.hex())
             elif proof == "source-md5" and d.md5 is None and (
                     fresh := await without_unvouched_md5(src, s, policy, src_limit)):
                 # As above, for a destination that keeps no MD5 (hashed here): the
@@ -480,8 +509,7 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
             return
         if multipart:
             if multipart in etags:
-                result.verified += 1
-                result.proofs["multipart-etag"] += 1
+                await proven(name, s, d, "multipart-etag", multipart, multipart)
             elif want_parts:
                 await differ(name, "checksum", s, d, multipart, ", ".join(etags),
                              "multipart ETag recomputed from the destination differs")
@@ -505,14 +533,14 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
         result.bytes_read += d.size
         events.emit(BytesMoved(d.size))
         algorithm = proof.label.removeprefix("source-")
+        own = f"{algorithm}:{kept.value if kept else ''}"
         try:
             proof.check()
         except IntegrityError:
-            await differ(name, "checksum", s, d, f"{algorithm}:{kept.value if kept else ''}",
-                         None, f"the destination's bytes do not have the source's {algorithm}")
+            await differ(name, "checksum", s, d, own, None,
+                         f"the destination's bytes do not have the source's {algorithm}")
         else:
-            result.verified += 1
-            result.proofs[proof.label] += 1
+            await proven(name, s, d, proof.label, own, own)
         return True
 
     await drive(planned(), prove, opts.concurrency)
@@ -534,13 +562,14 @@ Pair = tuple[StoreConfig, StoreConfig, SourceSpec | None, str | None]
 
 
 async def verify_async(pairs: list[Pair], opts: VerifyOptions, report: Report,
-                       pacing: Pacing | None = None,
-                       events: EventBus | None = None) -> VerifyResult:
+                       pacing: Pacing | None = None, events: EventBus | None = None,
+                       verified_report: VerifiedReport | None = None) -> VerifyResult:
     """Verify each (source, destination, spec, destination root) pair; a spec of None means
     what the source URL names (as `copy` reads it), a root of None the destination's path.
     ``pacing`` (default: ``opts.pacing()``) is shared by every pair, as a run's is.
     ``events`` hears the source listing (Listed, ListingDone), the bytes hashed
-    (BytesMoved) and throttling (Throttled)."""
+    (BytesMoved) and throttling (Throttled).  ``verified_report`` (--list-verified) gets a
+    row per object proven equal; it is closed with ``report``."""
     result = VerifyResult()
     slots = SlotPool(opts.concurrency)
     policy = RetryPolicy()
@@ -561,9 +590,14 @@ async def verify_async(pairs: list[Pair], opts: VerifyOptions, report: Report,
                 await check_reachable(src.check_source, "source", policy)
                 spec = await resolve_source(src)
             await verify_pair(src, dst, spec, destination_root(dst) if root is None else root,
-                              opts, report, result, slots, policy, pacing, events)
+                              opts, report, result, slots, policy, pacing, events,
+                              verified_report)
     finally:
         result.finished = time.monotonic()
         await asyncio.gather(*(s.close() for s in stores.values()), return_exceptions=True)
-        await report.close()
+        try:
+            await report.close()
+        finally:
+            if verified_report is not None:
+                await verified_report.close()
     return result
