@@ -196,6 +196,7 @@ async def copy_async(source: str, destination: str, *, concurrency: int = 32,
                      delete_source_after_verify: bool = False,
                      empty_dirs: bool | None = None, preserve: str | Iterable[str] = (),
                      map_identities: str | Path | None = None, copy_mode: str = "auto",
+                     proof_log: str | Path | None = None,
                      store_options: StoreOptions | None = None,
                      subscribers: list[Subscriber] | None = None) -> CopyResult:
     """Copy what ``source`` names into ``destination`` (``lakeshift copy``).
@@ -204,6 +205,10 @@ async def copy_async(source: str, destination: str, *, concurrency: int = 32,
     ``result.exit_code`` is 1), errors that stop the run raise a ``LakeshiftError``.
     ``subscribers`` receive the engine's events (progress).  ``copy_mode`` is ``auto`` by
     default: server-side copies where the stores allow, streaming once one fails.
+    ``proof_log`` (a CSV file's path) gets one row per object copied, appended as each
+    finishes: when, source key, destination key, size, proof, attempts (README "Proofs";
+    nothing in a dry run).  A path that cannot be written raises a UsageError before
+    anything is copied.
     """
     pairs = await asyncio.to_thread(identity_pairs, map_identities)  # a file: off the loop
     opts = copy_options(concurrency=concurrency, block_size=block_size,
@@ -216,7 +221,21 @@ async def copy_async(source: str, destination: str, *, concurrency: int = 32,
                         map_identities=pairs, copy_mode=copy_mode)
     src = source_config(source, store_options)
     dst = destination_config(destination, store_options)
-    result = await _copy_pair(src, dst, opts, subscribers)
+    if proof_log is None or dry_run:
+        result = await _copy_pair(src, dst, opts, subscribers)
+    else:
+        from lakeshift.engine.proof_log import ProofLog, destination_keys
+
+        root = dst.url.path if dst.url.path == "" or dst.url.path.endswith("/") \
+            else dst.url.path + "/"
+        log = await asyncio.to_thread(ProofLog.open, proof_log,
+                                      destination_keys(src.url.path, root))
+        try:
+            result = await _copy_pair(src, dst, opts, [*(subscribers or []), log])
+        except BaseException:
+            log.close(discard=True)
+            raise
+        log.close()
     result.source, result.destination = src.url.display(), dst.url.display()
     return result
 

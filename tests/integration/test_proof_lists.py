@@ -12,6 +12,7 @@ from typing import Any
 
 import lakeshift
 from tests.e2e.cli import lakeshift as cli
+from tests.e2e.cli import one_clear_line
 from tests.helpers import put_multipart
 
 MiB = 1024 * 1024
@@ -86,3 +87,58 @@ def test_verify_lists_a_sources_own_checksum_and_nothing_without_the_flag(
                              report=tmp_path / "plain")
     assert plain.verified_csv is None and "verified_csv" not in plain.summary
     assert not Path(f"{tmp_path / 'plain'}-verified.csv").exists()
+
+
+def test_copy_appends_a_row_per_copied_object_to_the_proof_log(
+        cli_env: dict[str, str], s3: Any, bucket: str, blob_service: Any, container: str,
+        tmp_path: Path) -> None:
+    for i in range(3):
+        s3.put_object(Bucket=bucket, Key=f"p/f{i}.txt", Body=f"body {i}".encode())
+    put_multipart(s3, bucket, "p/sub/multi.bin", os.urandom(11 * MiB), 5 * MiB)
+    s3.put_object(Bucket=bucket, Key="p/bad\\name.txt", Body=b"renamed")
+    log = tmp_path / "proofs.csv"
+    p = cli("copy", f"s3://{bucket}/p", f"az://{container}/q/", "--block-size", "4MiB",
+            "--invalid-names", "encode", "--proof-log", str(log), "--json", env=cli_env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    summary = json.loads(p.stdout)
+    assert summary["proof_log"] == str(log)
+    rows = _rows(log)
+    by_key = {r["source_key"]: r for r in rows}
+    assert len(rows) == summary["copied"] == 5
+    assert {k: (r["destination_key"], r["proof"]) for k, r in by_key.items()} == {
+        "p/f0.txt": ("q/f0.txt", "source-md5"), "p/f1.txt": ("q/f1.txt", "source-md5"),
+        "p/f2.txt": ("q/f2.txt", "source-md5"),
+        "p/sub/multi.bin": ("q/sub/multi.bin", "multipart-etag"),
+        "p/bad\\name.txt": ("q/bad%5Cname.txt", "source-md5")}
+    # Every destination key it names is there, with the size it says.
+    c = blob_service.get_container_client(container)
+    for r in rows:
+        assert c.get_blob_client(r["destination_key"]).get_blob_properties().size == int(
+            r["size"])
+    # The counts of the summary are the log's, proof by proof.
+    assert summary["proofs"] == {"multipart-etag": 1, "source-md5": 4}
+    # A rerun copies nothing and adds nothing; a changed object adds its own row.
+    s3.put_object(Bucket=bucket, Key="p/f1.txt", Body=b"changed")
+    p = cli("copy", f"s3://{bucket}/p", f"az://{container}/q/", "--invalid-names", "encode",
+            "--proof-log", str(log), env=cli_env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert f"one row per copied object appended to {log}" in p.stdout
+    rows = _rows(log)
+    assert len(rows) == 6 and rows[-1]["source_key"] == "p/f1.txt"
+    assert log.read_text().count("finished_at") == 1
+
+
+def test_copy_refuses_a_proof_log_it_cannot_write_before_copying(
+        cli_env: dict[str, str], s3: Any, bucket: str, blob_service: Any, container: str,
+        tmp_path: Path) -> None:
+    s3.put_object(Bucket=bucket, Key="r/a.txt", Body=b"a")
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    for bad, said in ((blocked / "log.csv", "cannot write the --proof-log"),
+                      (tmp_path, "is a folder"), (blocked, "not a lakeshift proof log")):
+        p = cli("copy", f"s3://{bucket}/r/", f"az://{container}/r/", "--proof-log", str(bad),
+                env=cli_env)
+        assert p.returncode == 2, p.stdout + p.stderr
+        assert said in one_clear_line(p)
+    assert list(blob_service.get_container_client(container).list_blobs()) == []
+    assert blocked.read_text() == "not a folder"

@@ -16,6 +16,7 @@ from lakeshift.cli.options import (
     CopyModeOpt,
     JsonOpt,
     ProgressOpt,
+    ProofLogOpt,
     with_options,
     with_store_options,
 )
@@ -52,13 +53,16 @@ def copy(
                                           )] = False,
     keeping: dict[str, Any] = NO_OPTIONS,
     copy_mode: CopyModeOpt = "auto",
+    proof_log: ProofLogOpt = None,
     as_json: JsonOpt = False,
     progress: ProgressOpt = "auto",
     store: api.StoreOptions = NO_STORE_OPTIONS,
 ) -> int:
     check_progress_mode(progress)
     with progress_subscribers(progress, as_json) as subs:
-        result = api.copy(src, dst, dry_run=dry_run, copy_mode=copy_mode, store_options=store,
-                          subscribers=subs, **pacing, **filters, **keeping)
-    print_summary(result, result.source, result.destination, as_json)
+        result = api.copy(src, dst, dry_run=dry_run, copy_mode=copy_mode, proof_log=proof_log,
+                          store_options=store, subscribers=subs, **pacing, **filters,
+                          **keeping)
+    print_summary(result, result.source, result.destination, as_json,
+                  None if proof_log is None or dry_run else proof_log)
     return result.exit_code

@@ -106,6 +106,10 @@ RunCopyModeOpt = Annotated[str | None, typer.Option(
     "--copy-mode", envvar="LAKESHIFT_COPY_MODE", show_default=False,
     help="This run's copy mode instead of the one the job was planned with (stream unless "
          "planned otherwise): auto, server or stream.")]
+ProofLogOpt = Annotated[str | None, typer.Option(
+    "--proof-log", show_default=False,
+    help="Append one CSV row per object copied to this file, as each finishes: time, source "
+         "key, destination key, size, proof, attempts (created with a header if new).")]
 DeleteSourceOpt = Annotated[bool, typer.Option(
     "--delete-source-after-verify", help="Move: delete each source object once its copy is "
                                          "verified by MD5 (each deletion is recorded).")]

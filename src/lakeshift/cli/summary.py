@@ -11,7 +11,9 @@ from lakeshift.cli.text import count, noun, skip_reasons
 from lakeshift.model import CopyResult
 
 
-def summary_dict(result: CopyResult, source: str, destination: str) -> dict[str, Any]:
+def summary_dict(result: CopyResult, source: str, destination: str,
+                 proof_log: str | None = None) -> dict[str, Any]:
+    """``proof_log``: the --proof-log file, when one was written (named in the summary)."""
     s = result.stats
     return {
         "source": source,
@@ -38,6 +40,7 @@ def summary_dict(result: CopyResult, source: str, destination: str) -> dict[str,
         "throughput_bytes_per_s": round(s.throughput, 1),
         "objects_per_s": round(s.copied / s.duration, 1) if s.duration > 0 else 0.0,
         "proofs": dict(sorted(result.proofs.items())),
+        **({"proof_log": proof_log} if proof_log is not None else {}),
         "server_copy_off": result.server_copy_off[0] if result.server_copy_off else None,
         "exit_code": result.exit_code,
         "failures": [{"key": f.object_key, "kind": f.error_kind, "message": f.message,
@@ -50,8 +53,9 @@ def summary_dict(result: CopyResult, source: str, destination: str) -> dict[str,
     }
 
 
-def print_summary(result: CopyResult, source: str, destination: str, as_json: bool) -> None:
-    d = summary_dict(result, source, destination)
+def print_summary(result: CopyResult, source: str, destination: str, as_json: bool,
+                  proof_log: str | None = None) -> None:
+    d = summary_dict(result, source, destination, proof_log)
     if as_json:
         json.dump(d, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -88,6 +92,8 @@ def print_summary(result: CopyResult, source: str, destination: str, as_json: bo
         # How each copied object was proven (README "Checksums"); --json counts the same.
         lines.append(f"  {'proven':<{width}} " + ", ".join(
             f"{n} {proof}" for proof, n in d["proofs"].items()))
+    if proof_log is not None:
+        lines.append(f"  {'proofs':<{width}} one row per copied object appended to {proof_log}")
     if d["unmapped_principals"]:
         lines.append(unmapped_line(d["unmapped_principals"]))
     if d["renamed"]:
