@@ -186,7 +186,7 @@ def _as_utc(value: datetime | None) -> datetime | None:
 
 
 async def copy_async(source: str, destination: str, *, concurrency: int = 32,
-                     block_size: int | str = 8 * MiB, single_put_max: int | str = 64 * MiB,
+                     block_size: int | str = 8 * MiB, single_put_max: int | str | None = None,
                      overwrite: str = "if-different", include: Sequence[str] = (),
                      exclude: Sequence[str] = (), dry_run: bool = False,
                      folder_markers: str = "skip", skip_errors: str | Iterable[str] = (),
@@ -393,14 +393,14 @@ async def run_async(*, job: str = "", db: str | None = None, batch_count: int | 
     """Copy the pending and failed partitions of a job (``lakeshift run``), once.
 
     ``db`` defaults to ``DEFAULT_DB``, ``batch_count`` to 4, ``concurrency`` to 32,
-    ``block_size`` to 8 MiB and ``single_put_max`` to 64 MiB.  ``config`` (a
-    ``lakeshift.toml``) gives the job's name, DB, batch count, concurrency and sizes instead
-    of those defaults (an argument given here wins over the file's value) and plans the job
-    first if the DB lacks it; its schedule is the caller's to follow (the CLI's ``run
-    --config`` loop).  ``dask`` (``tcp://HOST:8786`` or ``local:N``) runs it on a Dask
-    cluster, every worker claiming partitions from ``db`` (PostgreSQL): see docs/dask.md.
-    ``copy_mode`` overrides the job's saved one (``stream`` unless planned with another) for
-    this run.
+    ``block_size`` to 8 MiB and ``single_put_max`` to 64 MiB (or the block size, when
+    larger).  ``config`` (a ``lakeshift.toml``) gives the job's name, DB, batch count,
+    concurrency and sizes instead of those defaults (an argument given here wins over the
+    file's value) and plans the job first if the DB lacks it; its schedule is the caller's
+    to follow (the CLI's ``run --config`` loop).  ``dask`` (``tcp://HOST:8786`` or
+    ``local:N``) runs it on a Dask cluster, every worker claiming partitions from ``db``
+    (PostgreSQL): see docs/dask.md.  ``copy_mode`` overrides the job's saved one
+    (``stream`` unless planned with another) for this run.
     """
     if config is not None:
         from lakeshift.plan.jobconfig import load as load_config
@@ -418,7 +418,6 @@ async def run_async(*, job: str = "", db: str | None = None, batch_count: int | 
     batch_count = 4 if batch_count is None else batch_count
     concurrency = 32 if concurrency is None else concurrency
     block_size = 8 * MiB if block_size is None else block_size
-    single_put_max = 64 * MiB if single_put_max is None else single_put_max
     if not job:
         raise UsageError("--job NAME is required")
     if batch_count < 1:
@@ -512,7 +511,7 @@ async def sync_async(source: str | None = None, destination: str | None = None, 
                      delete: bool = False, max_delete: str | int | None = None,
                      every: str | None = None, cron: str | None = None,
                      batch_count: int = 4, concurrency: int = 32,
-                     block_size: int | str = 8 * MiB, single_put_max: int | str = 64 * MiB,
+                     block_size: int | str = 8 * MiB, single_put_max: int | str | None = None,
                      lease_seconds: float = 60.0,
                      max_requests_per_second: float | None = None,
                      max_bandwidth: int | str | None = None, adaptive: bool = True,

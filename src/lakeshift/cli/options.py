@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
+import re
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar, cast
 
 import typer
 
 from lakeshift.api import StoreOptions
+from lakeshift.errors import UsageError
 
 _S3 = "S3 options"
 _AZ = "Azure options"
@@ -23,18 +26,23 @@ DbOpt = Annotated[str, typer.Option(
 JobOpt = Annotated[str, typer.Option("--job", "-j", envvar="LAKESHIFT_JOB",
                                      help="Job name.", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
-ConcurrencyOpt = Annotated[int, typer.Option(
+#: A whole number, read by with_options (``whole_number``): one line naming the flag, or the
+#: environment variable it came from, instead of the parser's wordier message.
+ConcurrencyOpt = Annotated[str, typer.Option(
     "--concurrency", "-c", envvar="LAKESHIFT_CONCURRENCY",
-    help="Objects (and blocks of large objects) in flight.")]
+    help="Objects (and blocks of large objects) in flight. Memory for data stays under "
+         "concurrency × block size, which must fit in half of this machine's memory.")]
 BlockSizeOpt = Annotated[str, typer.Option(
     "--block-size", envvar="LAKESHIFT_BLOCK_SIZE",
     help="Block size for large objects; objects up to this size go in one request. Memory "
          "for data stays under concurrency × block size.")]
-SinglePutMaxOpt = Annotated[str, typer.Option(
-    "--single-put-max", envvar="LAKESHIFT_SINGLE_PUT_MAX",
+SinglePutMaxOpt = Annotated[str | None, typer.Option(
+    "--single-put-max", envvar="LAKESHIFT_SINGLE_PUT_MAX", show_default=False,
     help="Objects above one block and up to this size, whose source has an MD5, stream "
          "into one request the destination checks against that MD5 (Azure Put Blob with "
-         "Content-MD5); larger ones go as blocks. 0 sends every large object as blocks.")]
+         "Content-MD5); larger ones go as blocks. 0 sends every large object as blocks; "
+         "otherwise at least --block-size (below it, it could change nothing). Default "
+         "64MiB, or the block size when that is larger.")]
 ProgressOpt = Annotated[str, typer.Option(
     "--progress", help="auto (bar on a terminal, plain lines otherwise), bar, plain, none.")]
 IncludeOpt = Annotated[list[str] | None, typer.Option(
@@ -141,9 +149,9 @@ Param = tuple[str, Any, Any]
 
 #: How a copy paces itself: copy, run, sync.
 PACING: tuple[Param, ...] = (
-    ("concurrency", ConcurrencyOpt, 32),
+    ("concurrency", ConcurrencyOpt, "32"),
     ("block_size", BlockSizeOpt, "8MiB"),
-    ("single_put_max", SinglePutMaxOpt, "64MiB"),
+    ("single_put_max", SinglePutMaxOpt, None),
     ("max_requests_per_second", MaxRpsOpt, None),
     ("max_bandwidth", MaxBandwidthOpt, None),
     ("adaptive", AdaptiveOpt, True),
@@ -202,11 +210,60 @@ def given(ctx: typer.Context, name: str, value: V) -> V | None:
     return None if source is None or source.name == "DEFAULT" else value
 
 
+#: The hidden parameter through which a command built by ``_gathered`` gets its context
+#: (where each value came from), when the command does not take one itself.
+_CTX = "_lakeshift_ctx"
+#: Options read as whole numbers by ``_gathered`` (their flags take text: see ConcurrencyOpt).
+_WHOLE_NUMBERS = frozenset({"concurrency"})
+
+
+def whole_number(value: str | int, flag: str, source: str | None = None) -> int:
+    """``value`` as an int; else a UsageError naming the flag (and ``source``, the
+    environment variable it came from)."""
+    if isinstance(value, int):
+        return value
+    try:
+        return int(value.strip())
+    except ValueError:
+        where = f"{source}={value!r} ({flag})" if source else f"{flag} {value!r}"
+        raise UsageError(f"{where} is not a whole number: use e.g. {flag} 32") from None
+
+
+def _from_environment(ctx: Any, names: list[str]) -> dict[str, tuple[str, str]]:
+    """Which of ``names`` took their value from an environment variable: name → (flag,
+    variable)."""
+    if ctx is None:
+        return {}
+    out: dict[str, tuple[str, str]] = {}
+    for param in getattr(ctx.command, "params", ()):
+        if param.name not in names or not param.envvar:
+            continue
+        source = ctx.get_parameter_source(param.name)
+        if source is not None and source.name == "ENVIRONMENT":
+            variables = [param.envvar] if isinstance(param.envvar, str) else param.envvar
+            variable = next((v for v in variables if v in os.environ), variables[0])
+            flag = max(param.opts, key=len)
+            out[param.name] = (flag, variable)
+    return out
+
+
+def _name_the_variables(e: UsageError, env: dict[str, tuple[str, str]]) -> None:
+    """Add to a refusal of a flag whose value came from the environment the variable that
+    set it (the user typed no such flag)."""
+    message = str(e)
+    said = [f"{var}={os.environ.get(var, '')!r} in the environment set {flag}"
+            for flag, var in env.values()
+            if re.search(re.escape(flag) + r"(?![\w-])", message) and var not in message]
+    if said:
+        e.args = (f"{message} ({'; '.join(said)})",)
+
+
 def _gathered(fn: F, groups: dict[str, tuple[Param, ...]],
               gather: Callable[[str, dict[str, Any]], Any]) -> F:
     """``fn`` as a command whose parameter named after each group is replaced by that
     group's options (flags, in the group's order, where the parameter stood); ``fn`` is
-    called with ``gather(group, {option: value})`` there."""
+    called with ``gather(group, {option: value})`` there.  A UsageError about one of these
+    options whose value came from an environment variable names that variable."""
     sig = inspect.signature(fn, eval_str=True)
     params: list[inspect.Parameter] = []
     for p in sig.parameters.values():
@@ -217,17 +274,34 @@ def _gathered(fn: F, groups: dict[str, tuple[Param, ...]],
         else:
             params.append(p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
                           if p.kind != inspect.Parameter.KEYWORD_ONLY else p)
+    ctx_name = next((p.name for p in params if p.annotation is typer.Context), None)
+    hidden = ctx_name is None
+    if hidden:
+        params.append(inspect.Parameter(_CTX, inspect.Parameter.KEYWORD_ONLY,
+                                        annotation=typer.Context))
+        ctx_name = _CTX
+    names = [name for members in groups.values() for name, _, _ in members]
 
     @functools.wraps(fn)
     def command(*args: Any, **kwargs: Any) -> Any:
+        ctx = kwargs.pop(_CTX) if hidden else kwargs.get(ctx_name or "")
+        env = _from_environment(ctx, names)
+        for name in _WHOLE_NUMBERS.intersection(names):
+            flag, variable = env.get(name, (f"--{name.replace('_', '-')}", None))
+            kwargs[name] = whole_number(kwargs[name], flag, variable)
         for group, members in groups.items():
             kwargs[group] = gather(group, {name: kwargs.pop(name) for name, _, _ in members})
-        return fn(*args, **kwargs)
+        try:
+            return fn(*args, **kwargs)
+        except UsageError as e:
+            _name_the_variables(e, env)
+            raise
 
     command.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
     command.__annotations__ = {
         **{k: v for k, v in fn.__annotations__.items() if k not in groups},
-        **{name: ann for members in groups.values() for name, ann, _ in members}}
+        **{name: ann for members in groups.values() for name, ann, _ in members},
+        **({_CTX: typer.Context} if hidden else {})}
     return cast(F, command)
 
 

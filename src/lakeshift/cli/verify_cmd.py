@@ -20,6 +20,7 @@ from lakeshift.cli.options import (
     JsonOpt,
     MaxBandwidthOpt,
     MaxRpsOpt,
+    whole_number,
     with_store_options,
 )
 from lakeshift.cli.sizes import human_bytes
@@ -73,8 +74,8 @@ def verify(
         "--report", help="Report path prefix: writes PREFIX.csv and PREFIX.json "
                          "(default lakeshift-verify-YYYYmmdd-HHMMSS in this directory).")
                       ] = None,
-    concurrency: Annotated[int, typer.Option("--concurrency", "-c",
-                                             help="Objects read at the same time.")] = 16,
+    concurrency: Annotated[str, typer.Option("--concurrency", "-c",
+                                             help="Objects read at the same time.")] = "16",
     include: IncludeOpt = None,
     exclude: ExcludeOpt = None,
     invalid_names: Annotated[str, typer.Option(
@@ -100,7 +101,8 @@ def verify(
     if len(urls) > 2 and not job:
         raise UsageError("verify needs SRC DST (or --job NAME)")
     result = api.verify(urls[0] if urls else None, urls[1] if len(urls) > 1 else None,
-                        job=job, db=db, deep=deep, report=report, concurrency=concurrency,
+                        job=job, db=db, deep=deep, report=report,
+                        concurrency=whole_number(concurrency, "--concurrency"),
                         include=include or (), exclude=exclude or (),
                         invalid_names=invalid_names,
                         max_requests_per_second=max_requests_per_second,

@@ -42,8 +42,16 @@ def bandwidth_arg(value: int | str | float | None) -> float | None:
     return size_arg(value, "--max-bandwidth")
 
 
+def single_put_limit(value: int | str | None, block_size: int) -> int:
+    """``--single-put-max`` in bytes; unset (None): 64 MiB, or the block size when that is
+    larger (a limit below it could change nothing, and is refused when given)."""
+    if value is None or value == "":
+        return max(64 * MiB, block_size)
+    return size_arg(value, "--single-put-max")
+
+
 def copy_options(*, concurrency: int = 32, block_size: int | str = 8 * MiB,
-                 single_put_max: int | str = 64 * MiB, overwrite: str = "if-different",
+                 single_put_max: int | str | None = None, overwrite: str = "if-different",
                  include: Iterable[str] = (), exclude: Iterable[str] = (),
                  dry_run: bool = False, folder_markers: str = "skip",
                  skip_errors: str | Iterable[str] = (), invalid_names: str = "fail",
@@ -53,12 +61,14 @@ def copy_options(*, concurrency: int = 32, block_size: int | str = 8 * MiB,
                  preserve: str | Iterable[str] = (),
                  map_identities: str | Path | Iterable[tuple[str, str]] | None = None,
                  copy_mode: str = "stream") -> CopyOptions:
-    """Validated copy options; a bad value raises a UsageError naming its flag."""
+    """Validated copy options; a bad value raises a UsageError naming its flag.
+    ``single_put_max`` None: see ``single_put_limit``."""
     if overwrite not in ("if-different", "always", "never"):
         raise UsageError(f"--overwrite {overwrite!r}: use if-different, always or never")
+    block = size_arg(block_size, "--block-size")
     opts = CopyOptions(
-        concurrency=concurrency, block_size=size_arg(block_size, "--block-size"),
-        single_put_max=size_arg(single_put_max, "--single-put-max"),
+        concurrency=concurrency, block_size=block,
+        single_put_max=single_put_limit(single_put_max, block),
         overwrite=overwrite,  # type: ignore[arg-type]  # checked above
         include=tuple(include), exclude=tuple(exclude), dry_run=dry_run,
         folder_markers=folder_markers, skip_errors=skip_error_kinds(skip_errors),
@@ -72,7 +82,7 @@ def copy_options(*, concurrency: int = 32, block_size: int | str = 8 * MiB,
 
 
 def job_copy_options(saved: Mapping[str, Any], *, concurrency: int = 32,
-                     block_size: int | str = 8 * MiB, single_put_max: int | str = 64 * MiB,
+                     block_size: int | str = 8 * MiB, single_put_max: int | str | None = None,
                      adaptive: bool = True, max_requests_per_second: float | None = None,
                      max_bandwidth: int | str | float | None = None,
                      copy_mode: str | None = None) -> CopyOptions:

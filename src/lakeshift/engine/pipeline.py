@@ -131,6 +131,34 @@ class CopyOptions:
             raise UsageError("--block-size must be between 256KiB and 4000MiB")
         if not 0 <= self.single_put_max <= 5000 * MiB:
             raise UsageError("--single-put-max must be between 0 (off) and 5000MiB")
+        if 0 < self.single_put_max < self.block_size:
+            from lakeshift.plan.jobconfig import size_text
+
+            # Objects up to one block go in one request anyway: a lower limit is a no-op
+            # that reads as if it did something.
+            raise UsageError(
+                f"--single-put-max {size_text(self.single_put_max)} is below --block-size "
+                f"{size_text(self.block_size)}, so it would change nothing (objects up to one "
+                f"block already go in one request): give --single-put-max 0 (every larger "
+                f"object as blocks) or at least {size_text(self.block_size)}")
+        import os
+
+        # Object data stays under concurrency × block size (the SlotPool): refused when that
+        # could take more than half of this machine's memory.
+        need = self.concurrency * self.block_size
+        try:
+            memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):  # not known here: not checked
+            memory = 0
+        if memory > 0 and need > memory // 2:
+            from lakeshift.plan.jobconfig import size_text
+            from lakeshift.sizes import human_bytes
+
+            raise UsageError(
+                f"--concurrency {self.concurrency} × --block-size {size_text(self.block_size)} "
+                f"needs {human_bytes(need)} of memory for data, more than half of this "
+                f"machine's {human_bytes(memory)}: lower --concurrency or --block-size "
+                f"(their product at most {human_bytes(memory // 2)})")
         if self.overwrite not in ("if-different", "always", "never"):
             raise UsageError("--overwrite must be if-different, always or never")
         if self.folder_markers not in ("skip", "keep"):

@@ -128,6 +128,18 @@ def load(path: Path) -> JobConfig:
     return cfg
 
 
+_SIZE_UNITS = (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024))
+
+
+def size_text(n: int) -> str:
+    """A size as a user writes it, read back identically by ``parse_size``: ``8MiB``,
+    ``512KiB``, ``1GiB``; bytes (``1000``) when no binary unit divides it."""
+    for unit, factor in _SIZE_UNITS:
+        if n and n % factor == 0:
+            return f"{n // factor}{unit}"
+    return str(n)
+
+
 def _size(sec: dict[str, Any], key: str, path: Path) -> int | None:
     value = sec.get(key)
     if value in (None, ""):
