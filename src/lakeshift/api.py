@@ -1241,7 +1241,15 @@ async def tune_async(source: str, destination: str, *, config: str | Path | None
         # A config that cannot be read fails before the trials (read in a thread).
         from lakeshift.plan.jobconfig import load as load_config
 
-        await asyncio.to_thread(load_config, Path(config))
+        cfg = await asyncio.to_thread(load_config, Path(config))
+        # The best setting goes into that job's [run]: it must be tried on that job's pair
+        # (a folder of its source, into its destination or a folder of it).
+        if not any(_url_within(source, s) for s in cfg.sources) or \
+                not _url_within(destination, cfg.destination):
+            raise UsageError(
+                f"{config} copies {', '.join(cfg.sources)} → {cfg.destination}, not "
+                f"{source} → {destination}: tune that job's source and destination (or "
+                "folders of them), or leave out --config to only print the best setting")
     result = await tune_pair(source_config(source, store_options),
                              destination_config(destination, store_options), sample_objects,
                              size)
@@ -1251,6 +1259,15 @@ async def tune_async(source: str, destination: str, *, config: str | Path | None
                                 {"concurrency": b.concurrency, "block_size": b.block_size,
                                  "single_put_max": b.single_put_max})
     return result
+
+
+def _url_within(a: str, b: str) -> bool:
+    """Whether URL ``a`` names ``b`` or a folder inside it."""
+    try:
+        ua, ub = parse_url(a).display().rstrip("/"), parse_url(b).display().rstrip("/")
+    except UsageError:
+        return False
+    return ua == ub or ua.startswith(ub + "/")
 
 
 tune = _blocking(tune_async)

@@ -504,6 +504,9 @@ class TuneResult:
     sample_bytes: int
     trials: list[Trial] = field(default_factory=list)
     best: Setting = Setting()
+    #: The settings not tried (``block_size``, ``single_put_max``) and why: none of the
+    #: sample's objects is large enough for them to matter.
+    not_tried: dict[str, str] = field(default_factory=dict)
 
 
 _RECORDS: tuple[type, ...] = (

@@ -35,6 +35,12 @@ mode = "none"
 """
 
 
+def _config(src: Path | str, dst: Path | str) -> str:
+    """CONFIG for the job copying ``src`` into ``dst``."""
+    return CONFIG.replace('"s3://lake/raw/"', f'"{src}"').replace('"az://lake/raw/"',
+                                                                   f'"{dst}"')
+
+
 def _tree(root: Path) -> dict[str, bytes]:
     files = {f"a/f-{i}.bin": os.urandom(i * 50_000 + 1) for i in range(8)}
     # Larger than every block size tried: the sample of 5 (listed first) gets all the trials.
@@ -51,7 +57,7 @@ def test_tune_writes_the_best_setting_into_the_config_and_leaves_nothing(
     dst.mkdir()
     files = _tree(src)
     cfg = tmp_path / "lakeshift.toml"
-    cfg.write_text(CONFIG)
+    cfg.write_text(_config(src, dst))
 
     res = lakeshift.tune(str(src), str(dst), config=cfg, sample_objects=5)
 
@@ -65,6 +71,11 @@ def test_tune_writes_the_best_setting_into_the_config_and_leaves_nothing(
         res.best.concurrency, res.best.block_size, res.best.single_put_max)
     text = cfg.read_text()
     assert "# chosen by hand once" in text and 'schedule = "every 30m"' in text
+    # Sizes as a user writes them, read back identically (load, above).
+    spelled = {4 * MiB: '"4MiB"', 8 * MiB: '"8MiB"', 16 * MiB: '"16MiB"', 0: '"0"',
+               64 * MiB: '"64MiB"', 256 * MiB: '"256MiB"'}
+    assert f"block_size = {spelled[res.best.block_size]}" in text
+    assert f"single_put_max = {spelled[res.best.single_put_max]}" in text
     assert loaded.every_s == 1800 and loaded.mode == "none"
     assert list(dst.iterdir()) == []  # trials and their folders are gone
     assert {str(p.relative_to(src)) for p in src.rglob("*") if p.is_file()} == set(files)
@@ -134,3 +145,75 @@ def test_tune_cli_says_when_block_settings_were_not_tried(
     assert proc.returncode == 0, proc.stderr
     assert "block size and single-put limit not tried" in proc.stdout
     assert "may be noise" in proc.stdout  # three 1 kB files copy in well under a second
+
+
+def test_tune_refuses_a_pair_other_than_its_configs_before_any_trial(
+        tmp_path: Path, cli_env: dict[str, str]) -> None:
+    src, other = tmp_path / "src", tmp_path / "other"
+    for root in (src, other):
+        (root / "in").mkdir(parents=True)
+        (root / "in" / "f").write_bytes(b"x")
+    cfg = tmp_path / "lakeshift.toml"
+    cfg.write_text(_config(src, tmp_path / "dst"))
+    before = cfg.read_text()
+    for pair in ((other, tmp_path / "dst"), (src, tmp_path / "elsewhere")):
+        proc = subprocess.run([str(BIN), "tune", *map(str, pair), "--config", str(cfg)],
+                              env=cli_env, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2, proc.stderr
+        err = proc.stderr.strip()
+        assert len(err.splitlines()) == 1 and "Traceback" not in err
+        assert f"{cfg} copies" in err and "leave out --config" in err
+    assert cfg.read_text() == before
+    assert not (tmp_path / "dst").exists() and not (tmp_path / "elsewhere").exists()
+    # A folder of the job's source, into a folder of its destination: its own pair.
+    res = lakeshift.tune(str(src / "in"), str(tmp_path / "dst" / "t"), config=cfg)
+    assert load(cfg).concurrency == res.best.concurrency
+
+
+def test_tune_removes_the_local_folders_it_made_and_creates_no_container(
+        tmp_path: Path, cli_env: dict[str, str], blob_service: Any) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_bytes(os.urandom(1000))
+    lakeshift.tune(str(src), str(tmp_path / "new" / "deeper" / "dst"), sample_objects=1)
+    assert list(tmp_path.iterdir()) == [src]  # new/deeper/dst made for the trials, removed
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "mine.txt").write_text("mine")
+    lakeshift.tune(str(src), str(kept), sample_objects=1)
+    assert [p.name for p in kept.iterdir()] == ["mine.txt"]  # only what it made goes
+    missing = f"tune-missing-{os.getpid()}"
+    proc = subprocess.run([str(BIN), "tune", str(src), f"az://{missing}/x/"], env=cli_env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert "create it first" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert missing not in [c.name for c in blob_service.list_containers()]
+
+
+def test_tune_says_which_setting_it_did_not_try(
+        tmp_path: Path, monkeypatch: Any, capsys: Any) -> None:
+    """Block sizes tried, single-put limits not (no object above the block size chosen):
+    the result and the text say so."""
+    from lakeshift.cli.app import run
+    from lakeshift.engine import tune as engine_tune
+    from lakeshift.model import Setting, Trial
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "big").write_bytes(os.urandom(6 * MiB))  # above 4MiB, below 16MiB
+
+    async def trial(src_: Any, dst: Any, sample: Any, base: str, scratch: str,
+                    setting: Setting, policy: Any) -> Trial:
+        # Bigger blocks are faster here: 16MiB wins, and the 6 MiB object fits in one.
+        return Trial(setting, 1.0 / (setting.block_size / MiB), len(sample),
+                     sum(o.size for o in sample), 0)
+
+    monkeypatch.setattr(engine_tune, "_trial", trial)
+    res = lakeshift.tune(str(src), str(tmp_path / "dst"))
+    assert res.best.block_size == 16 * MiB
+    assert list(res.not_tried) == ["single_put_max"]
+    assert "larger than 16MiB (the block size chosen)" in res.not_tried["single_put_max"]
+    assert run(["tune", str(src), str(tmp_path / "dst")]) == 0
+    out = capsys.readouterr().out
+    assert "(--single-put-max not tried: no object in the sample is larger than 16MiB " \
+           "(the block size chosen), so it cannot matter for it; the best keeps 64MiB)" in out

@@ -8,7 +8,7 @@ import typer
 
 from lakeshift import api
 from lakeshift.cli.options import NO_STORE_OPTIONS, JsonOpt, with_store_options
-from lakeshift.model import Setting
+from lakeshift.plan.jobconfig import size_text
 from lakeshift.sizes import human_bytes
 
 HELP = """Try a few settings of --concurrency, --block-size and --single-put-max on a sample
@@ -53,7 +53,7 @@ def tune(
                           "best": {"concurrency": best.concurrency,
                                    "block_size": best.block_size,
                                    "single_put_max": best.single_put_max},
-                          "config": config}, indent=2))
+                          "not_tried": result.not_tried, "config": config}, indent=2))
         return 0
     print(f"Sample: {result.sample_objects} objects, {human_bytes(result.sample_bytes)}")
     print(f"  {'concurrency':>11}  {'block size':>10}  {'single put':>10}  {'seconds':>8}  "
@@ -63,9 +63,15 @@ def tune(
         print(f"  {t.setting.concurrency:>11}  {human_bytes(t.setting.block_size):>10}  "
               f"{human_bytes(t.setting.single_put_max):>10}  {t.seconds:>8.2f}  "
               f"{t.bytes_per_s / 1048576:>8.1f}  {t.objects_per_s:>9.1f}  {t.failed:>6}{mark}")
-    if not any(t.setting.block_size != Setting().block_size for t in result.trials):
+    not_tried = result.not_tried
+    if "block_size" in not_tried and "single_put_max" in not_tried:
         print("  (block size and single-put limit not tried: no object in the sample is "
               "larger than a block, so neither can matter for it)")
+    else:
+        for axis, why in not_tried.items():
+            flag = "--" + axis.replace("_", "-")
+            print(f"  ({flag} not tried: {why}; the best keeps "
+                  f"{size_text(getattr(best, axis))})")
     if max(t.seconds for t in result.trials) < 1.0:
         print("  (every trial took under a second: the differences may be noise; a larger "
               "--sample-objects / --sample-size gives a truer answer)")

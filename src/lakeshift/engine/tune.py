@@ -7,8 +7,14 @@ Settings are searched one at a time (concurrency, then block size, then the sing
 limit), each from the best found so far: 3 + 2 + 2 trials rather than every combination,
 after one unrecorded warm-up round.  Block sizes are tried only when the sample has an
 object larger than the smallest of them, single-put limits only when it has one larger
-than the block size chosen (otherwise neither can change a thing).
+than the block size chosen (otherwise neither can change a thing); the result says which
+were not tried and why (``TuneResult.not_tried``).
 During runs the adaptive limiter keeps adjusting concurrency to throttling.
+
+Tune leaves nothing it made: the trials' objects are deleted after each trial, the scratch
+folder after the last (on a destination with real directories: ADLS Gen2, local disk), and
+a local destination folder it had to create is removed again.  A bucket or container that
+does not exist is refused rather than created: no store here can delete one again.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from lakeshift.engine.events import EventBus
 from lakeshift.engine.limiter import Pacing
@@ -28,10 +34,11 @@ from lakeshift.engine.pipeline import check_reachable, drive
 from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.slots import SlotPool
 from lakeshift.engine.transfer import TransferContext, copy_object
-from lakeshift.errors import LakeshiftError, UsageError
+from lakeshift.errors import LakeshiftError, MissingContainerError, UsageError
 from lakeshift.model import ObjectInfo, Setting, Trial, TuneResult
+from lakeshift.plan.jobconfig import size_text
 from lakeshift.plan.source import destination_root, resolve_source
-from lakeshift.stores.base import Store, StoreConfig
+from lakeshift.stores.base import DirectoryWriter, Store, StoreConfig
 from lakeshift.stores.registry import open_store
 
 T = TypeVar("T")
@@ -90,14 +97,59 @@ async def _each(items: list[T]) -> AsyncIterator[T]:
         yield item
 
 
+async def _prepare(dst: Store, policy: RetryPolicy) -> list[str]:
+    """Make the destination ready for the trials; returns the local folders this made,
+    deepest first (removed after the trials).  A missing bucket or container is refused:
+    tune would leave it behind."""
+    try:
+        await check_reachable(dst.check_source, "destination", policy)
+    except MissingContainerError as e:
+        if dst.url.scheme != "file":
+            raise UsageError(f"{e}: tune writes its trials into an existing one and leaves "
+                             "nothing behind, so it creates none: create it first (lakeshift "
+                             "copy and run create it)") from None
+    made: list[str] = []
+    if dst.url.scheme == "file":
+        folder = os.path.abspath(dst.url.bucket)
+        while folder and not os.path.exists(folder):
+            made.append(folder)
+            parent = os.path.dirname(folder)
+            folder = parent if parent != folder else ""
+    await check_reachable(dst.prepare_destination, "destination", policy)
+    return made
+
+
+async def _remove_scratch(dst: Store, scratch: str, made: list[str]) -> None:
+    """What the trials left that is tune's: the scratch folder (its objects are deleted
+    already; the folder stays where directories are real), and the local folders made."""
+    if dst.url.scheme == "file":
+        if scratch:
+            # Deleting the files leaves their folders on a disk: the scratch tree goes too.
+            await asyncio.to_thread(shutil.rmtree, os.path.join(dst.url.bucket, scratch),
+                                    ignore_errors=True)
+        for folder in made:  # deepest first; one that holds anything else stays
+            try:
+                await asyncio.to_thread(os.rmdir, folder)
+            except OSError:
+                break
+    elif scratch and dst.capabilities.directories:
+        # ADLS Gen2: the files are gone, their directories are not (one recursive delete of
+        # the scratch folder, which holds only tune's own).
+        try:
+            await cast(DirectoryWriter, dst).remove_directory(scratch)
+        except LakeshiftError:
+            pass
+
+
 async def tune_async(source: StoreConfig, destination: StoreConfig, max_objects: int = 200,
                      max_bytes: int = 512 * MiB) -> TuneResult:
     src, dst = open_store(source), open_store(destination)
     policy = RetryPolicy()
     scratch = ""
+    made: list[str] = []
     try:
         await check_reachable(src.check_source, "source", policy)
-        await check_reachable(dst.prepare_destination, "destination", policy)
+        made = await _prepare(dst, policy)
         sample = await sample_of(src, max_objects, max_bytes, policy)
         if not sample:
             raise UsageError(f"{src.url.display()}: nothing to try: the source lists no object")
@@ -125,7 +177,12 @@ async def tune_async(source: StoreConfig, destination: StoreConfig, max_objects:
         largest = max(o.size for o in sample)
         for axis in ("block_size", "single_put_max"):
             start = best.setting if best is not None else Setting()
-            if largest <= (min(BLOCK_SIZES) if axis == "block_size" else start.block_size):
+            limit = min(BLOCK_SIZES) if axis == "block_size" else start.block_size
+            if largest <= limit:
+                result.not_tried[axis] = (
+                    f"no object in the sample is larger than {size_text(limit)} "
+                    + ("(the smallest block size tried)" if axis == "block_size" else
+                       "(the block size chosen)") + ", so it cannot matter for it")
                 continue
             for value in BLOCK_SIZES if axis == "block_size" else SINGLE_PUT_MAXES:
                 await run(Setting(**{**_fields(start), axis: value}))
@@ -135,10 +192,7 @@ async def tune_async(source: StoreConfig, destination: StoreConfig, max_objects:
         result.best = best.setting
         return result
     finally:
-        if dst.url.scheme == "file" and scratch:
-            # Deleting the files leaves their folders on a disk: the scratch tree goes too.
-            await asyncio.to_thread(shutil.rmtree, os.path.join(dst.url.bucket, scratch),
-                                    ignore_errors=True)
+        await _remove_scratch(dst, scratch, made)
         await asyncio.gather(src.close(), dst.close(), return_exceptions=True)
 
 

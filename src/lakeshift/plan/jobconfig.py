@@ -129,6 +129,8 @@ def load(path: Path) -> JobConfig:
 
 
 _SIZE_UNITS = (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024))
+#: The [run] keys that hold sizes.
+_SIZE_KEYS = frozenset({"block_size", "single_put_max"})
 
 
 def size_text(n: int) -> str:
@@ -157,7 +159,9 @@ def write_run_settings(path: Path, values: dict[str, int | str]) -> None:
     except OSError as e:
         raise UsageError(f"cannot read config {path}: {e.strerror}") from None
     load(path)  # a config that does not load is not edited
-    text = {k: str(v) if isinstance(v, int) else _q(v) for k, v in values.items()}
+    # Sizes as a user writes them ("8MiB", not 8388608); load reads them back the same.
+    text = {k: _q(size_text(v)) if k in _SIZE_KEYS and isinstance(v, int) else
+            str(v) if isinstance(v, int) else _q(v) for k, v in values.items()}
     start = next((i for i, line in enumerate(lines) if line.strip() == "[run]"), None)
     if start is None:
         lines += ["", "[run]"]
@@ -195,5 +199,8 @@ def dump(cfg: JobConfig, schedule: str) -> str:
         f"target_objects = {cfg.target_objects}",
         f"adf_control_table = {_q(cfg.adf_control_table or '')}",
         "", "[run]", f"batch_count = {cfg.batch_count}", f"concurrency = {cfg.concurrency}",
+        *(f"{key} = {_q(size_text(value))}" for key, value in (
+            ("block_size", cfg.block_size), ("single_put_max", cfg.single_put_max))
+          if value is not None),
         f"schedule = {_q(schedule)}", ""]
     return "\n".join(lines)
