@@ -12,6 +12,7 @@ from typing import Any
 import lakeshift
 from lakeshift.engine.tune import CONCURRENCIES
 from lakeshift.plan.jobconfig import load, write_run_settings
+from tests.doubles.fixtures import gen2  # noqa: F401 (a fixture)
 from tests.e2e.cli import BIN
 from tests.helpers import blobs
 
@@ -217,3 +218,25 @@ def test_tune_says_which_setting_it_did_not_try(
     out = capsys.readouterr().out
     assert "(--single-put-max not tried: no object in the sample is larger than 16MiB " \
            "(the block size chosen), so it cannot matter for it; the best keeps 64MiB)" in out
+
+
+def test_tune_on_adls_gen2_leaves_no_directory_it_made(blob_service: Any, tmp_path: Path,
+                                                       request: Any) -> None:
+    double = request.getfixturevalue("gen2")  # after blob_service: the double's account
+    src = tmp_path / "src"
+    (src / "a" / "b").mkdir(parents=True)
+    for name in ("a/b/f1", "a/f2", "f3"):
+        (src / name).write_bytes(os.urandom(3000))
+    fs = f"fs{os.getpid()}x{len(str(tmp_path)) % 97}"
+    blob_service.create_container(fs)
+    from azure.storage.blob import BlobServiceClient
+
+    # Through the double, as Gen2 writes it: with its folder "keep".
+    BlobServiceClient.from_connection_string(double.connection_string()).get_container_client(
+        fs).upload_blob("keep/mine.txt", b"mine")
+    for root in (f"az://{fs}/keep/", f"az://{fs}/new/deeper/"):
+        res = lakeshift.tune(str(src), root, sample_objects=3)
+        assert res.trials and all(t.failed == 0 for t in res.trials)
+    # Only what was there before: the trials' files, their folders (.lakeshift-tune-*/…)
+    # and the destination folders made for them (new/, new/deeper/) are all gone.
+    assert sorted(blobs(blob_service, fs, "")) == ["keep", "keep/mine.txt"]

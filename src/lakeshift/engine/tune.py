@@ -20,6 +20,7 @@ does not exist is refused rather than created: no store here can delete one agai
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import shutil
 import time
@@ -116,6 +117,16 @@ async def _prepare(dst: Store, policy: RetryPolicy) -> list[str]:
             parent = os.path.dirname(folder)
             folder = parent if parent != folder else ""
     await check_reachable(dst.prepare_destination, "destination", policy)
+    if dst.capabilities.directories:  # known once prepared (asked of the account)
+        # ADLS Gen2: the trials' blobs make the destination path's directories that are not
+        # there yet; those are tune's to remove after.
+        parts = destination_root(dst).rstrip("/").split("/")
+        for i in range(len(parts), 0, -1):
+            path = "/".join(parts[:i])
+            found: ObjectInfo | None = await retry(functools.partial(dst.exists, path), policy)
+            if not path or found is not None:
+                break
+            made.append(path + "/")
     return made
 
 
@@ -132,11 +143,18 @@ async def _remove_scratch(dst: Store, scratch: str, made: list[str]) -> None:
                 await asyncio.to_thread(os.rmdir, folder)
             except OSError:
                 break
-    elif scratch and dst.capabilities.directories:
-        # ADLS Gen2: the files are gone, their directories are not (one recursive delete of
-        # the scratch folder, which holds only tune's own).
+    elif dst.capabilities.directories:
+        # ADLS Gen2: the files are gone, their directories are not: one (recursive) delete
+        # of the scratch folder, which holds only tune's own, then each destination folder
+        # the trials made, deepest first, while it is empty (Path - Delete is recursive).
+        writer = cast(DirectoryWriter, dst)
         try:
-            await cast(DirectoryWriter, dst).remove_directory(scratch)
+            if scratch:
+                await writer.remove_directory(scratch)
+            for folder in made:
+                if (await dst.list_page(folder)).objects:
+                    break
+                await writer.remove_directory(folder)
         except LakeshiftError:
             pass
 
