@@ -29,7 +29,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tex
 #: A whole number, read by with_options (``whole_number``): one line naming the flag, or the
 #: environment variable it came from, instead of the parser's wordier message.
 ConcurrencyOpt = Annotated[str, typer.Option(
-    "--concurrency", "-c", envvar="LAKESHIFT_CONCURRENCY",
+    "--concurrency", "-c", envvar="LAKESHIFT_CONCURRENCY", metavar="N",
     help="Objects (and blocks of large objects) in flight. Memory for data stays under "
          "concurrency × block size, which must fit in half of this machine's memory.")]
 BlockSizeOpt = Annotated[str, typer.Option(
@@ -115,7 +115,7 @@ RunCopyModeOpt = Annotated[str | None, typer.Option(
     help="This run's copy mode instead of the one the job was planned with (stream unless "
          "planned otherwise): auto, server or stream.")]
 ProofLogOpt = Annotated[str | None, typer.Option(
-    "--proof-log", show_default=False,
+    "--proof-log", show_default=False, metavar="FILE",
     help="Append one CSV row per object copied to this file, as each finishes: time, source "
          "key, destination key, size, proof, attempts (created with a header if new).")]
 DeleteSourceOpt = Annotated[bool, typer.Option(
