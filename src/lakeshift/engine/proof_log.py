@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import csv
 import os
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -65,6 +65,8 @@ class ProofLog:
         self._key_of = destination_key
         self._renamed: dict[str, str] = {}
         self._created = created
+        self._second = -1
+        self._second_text = ""
 
     @classmethod
     def open(cls, path: str | Path, destination_key: Callable[[str], str]) -> ProofLog:
@@ -99,11 +101,21 @@ class ProofLog:
                 self._renamed.pop(event.key, None)
                 return
             dest = self._renamed.pop(event.key, None) or self._key_of(event.key)
-            self._write([datetime.now(UTC).isoformat(timespec="milliseconds"), event.key,
-                         dest, event.size, event.proof or FOLDER, event.attempts])
+            self._write([self._now(), event.key, dest, event.size, event.proof or FOLDER,
+                         event.attempts])
             self.rows += 1
         elif isinstance(event, Renamed):
             self._renamed[event.key] = event.destination_key
+
+    def _now(self) -> str:
+        """UTC to the millisecond, ``2026-12-02T15:40:01.123Z`` (the seconds formatted once
+        per second: datetime's isoformat cost 4 µs a row, more than the write)."""
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._second_text}.{int((now - second) * 1000):03d}Z"
 
     def _write(self, cells: list[object]) -> None:
         try:
