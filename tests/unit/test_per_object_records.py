@@ -290,3 +290,238 @@ def test_quick_init_refuses_a_record_whose_init_does_more(name: str, cls: type) 
     taking ``b`` as an argument, ``KwOnly(1)`` accepted), so such a class is refused."""
     with pytest.raises(TypeError, match="quick_init"):
         quick_init(cls)
+
+
+def test_object_started_is_built_only_when_a_subscriber_listens(monkeypatch: Any) -> None:
+    """ObjectStarted (one per object) is for the job runner's objects in flight and the
+    public API's subscribers: a copy whose subscribers all ignore it (StatsCounter, the
+    CLI's progress, ``--progress none``: none) builds none; a subscriber that does not say
+    (a function) still hears each object start before it is done."""
+    import io
+
+    import lakeshift.engine.pipeline as pipeline
+    from lakeshift.cli.progress import PlainProgress
+    from lakeshift.stores.base import StoreConfig
+    from lakeshift.urls import parse_url
+    from tests.unit.test_hot_path_cost import _memory_copy
+
+    n = 40
+
+    def run(subscribers: list[Any]) -> int:
+        _memory_copy(monkeypatch, n)  # (its in-memory stores, through open_store)
+        built = 0
+
+        def prof(frame: FrameType, event: str, arg: object) -> None:
+            nonlocal built
+            built += event == "call" and \
+                frame.f_code.co_filename == "<quick_init ObjectStarted>"
+
+        async def main() -> Any:
+            sys.setprofile(prof)
+            try:
+                return await pipeline.copy_async(StoreConfig(parse_url("s3://bkt/data/")),
+                                                 StoreConfig(parse_url("az://cnt/data/")),
+                                                 subscribers=subscribers)
+            finally:
+                sys.setprofile(None)
+
+        assert asyncio.run(main()).stats.copied == n
+        return built
+
+    assert run([]) == 0
+    assert run([PlainProgress(io.StringIO())]) == 0
+    heard: list[Any] = []
+    assert run([heard.append]) == n
+    order = [(type(e).__name__, e.key) for e in heard
+             if isinstance(e, events.ObjectStarted | events.ObjectDone)]
+    for i in range(n):
+        key = f"data/{i:05}"
+        assert order.index(("ObjectStarted", key)) < order.index(("ObjectDone", key))
+
+
+def test_the_bus_knows_what_every_subscriber_ignores() -> None:
+    from lakeshift.engine.pipeline import StatsCounter
+    from lakeshift.model import TransferStats
+
+    counter = StatsCounter(TransferStats(), [])
+    started = events.ObjectStarted
+    assert events.EventBus().ignored == events.EVENT_TYPES
+    assert started in events.EventBus([counter]).ignored
+    assert events.EventBus([counter]).ignored == StatsCounter.ignores
+    for listener in (print, [].append, lambda e: None, mock.Mock(), mock.MagicMock(),
+                     events.EventBus([counter]).emit):
+        assert events.EventBus([counter, listener]).ignored == frozenset()
+    bus = events.EventBus([counter])
+    bus.subscribe(lambda e: None)
+    assert bus.ignored == frozenset()
+
+
+class _OldStatsCounter:
+    """StatsCounter.__call__ as it was: one isinstance chain for every event."""
+
+    def __init__(self, stats: Any, failures: list[Any], keep: int) -> None:
+        from collections import Counter
+
+        self.stats, self.failures, self.keep = stats, failures, keep
+        self.renames: list[Any] = []
+        self.deletions: list[Any] = []
+        self.proofs: Counter[str] = Counter()
+        self.server_copy_off: list[str] = []
+
+    def __call__(self, event: object) -> None:
+        from lakeshift.engine.events import (
+            BytesMoved,
+            Listed,
+            ObjectDone,
+            Renamed,
+            ServerCopyOff,
+            SourceDeleted,
+            Throttled,
+        )
+        from lakeshift.engine.preserve import UnmappableError, unmapped_principal
+        from lakeshift.model import Failure, Rename
+
+        s = self.stats
+        if isinstance(event, Listed):
+            s.listed += event.count
+            s.listed_bytes += event.nbytes
+        elif isinstance(event, ObjectDone):
+            if event.outcome == "copied":
+                s.copied += 1
+                s.copied_bytes += event.size
+                if event.proof is not None:
+                    self.proofs[event.proof] += 1
+            elif event.outcome == "skipped":
+                s.skipped += 1
+                s.skipped_bytes += event.size
+                why = event.error_kind or event.reason or "other"
+                s.skipped_by_reason[why] = s.skipped_by_reason.get(why, 0) + 1
+                if event.error_kind is not None:
+                    s.skipped_errors += 1
+                    if len(self.failures) < self.keep:
+                        self.failures.append(Failure(event.key, event.error_kind,
+                                                     event.message or "", event.attempts,
+                                                     skipped=True))
+            else:
+                s.failed += 1
+                s.failed_bytes += event.size
+                kind = event.error_kind or "error"
+                s.failed_by_kind[kind] = s.failed_by_kind.get(kind, 0) + 1
+                if kind == UnmappableError.kind:
+                    who = unmapped_principal(event.message or "") or "(unnamed)"
+                    s.unmapped_principals[who] = s.unmapped_principals.get(who, 0) + 1
+                if len(self.failures) < self.keep:
+                    self.failures.append(Failure(event.key, event.error_kind or "error",
+                                                 event.message or "", event.attempts))
+        elif isinstance(event, BytesMoved):
+            s.bytes_transferred += event.nbytes
+        elif isinstance(event, Renamed):
+            s.renamed += 1
+            if len(self.renames) < self.keep:
+                self.renames.append(Rename(event.key, event.destination_key, event.rule))
+        elif isinstance(event, Throttled):
+            s.throttled += 1
+        elif isinstance(event, ServerCopyOff):
+            self.server_copy_off.append(event.reason)
+        elif isinstance(event, SourceDeleted):
+            if event.kept is None:
+                s.sources_deleted += 1
+            else:
+                s.sources_kept += 1
+            if len(self.deletions) < self.keep:
+                self.deletions.append(event)
+
+
+def _random_events(n: int) -> list[Any]:
+    import random
+    from datetime import UTC, datetime
+
+    from lakeshift.engine.preserve import UnmappableError
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class LaterDone(events.ObjectDone):  # (a subclass: counted as its base)
+        pass
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class LaterBytes(events.BytesMoved):
+        pass
+
+    rng = random.Random(14)
+    out: list[Any] = []
+    for i in range(n):
+        key = f"k{i}"
+        pick = rng.randrange(14)
+        kinds = [None, "missing", "forbidden", UnmappableError.kind, "transient"]
+        if pick < 3:
+            out.append(events.ObjectDone(key, rng.randrange(100), "copied",
+                                         proof=rng.choice([None, "source-md5", "crc"]),
+                                         attempts=rng.randint(1, 3)))
+        elif pick == 3:
+            out.append(events.ObjectDone(key, rng.randrange(100), "skipped",
+                                         rng.choice(kinds), rng.choice([None, "why"]),
+                                         reason=rng.choice([None, events.SKIP_IDENTICAL])))
+        elif pick == 4:
+            out.append(events.ObjectDone(key, rng.randrange(100), "failed", rng.choice(kinds),
+                                         rng.choice([None, "principal 'user:bob' unmapped"])))
+        elif pick == 5:
+            out.append(LaterDone(key, 5, rng.choice(["copied", "skipped", "failed"]),
+                                 proof="p"))
+        elif pick == 6:
+            out.append(rng.choice([events.BytesMoved, LaterBytes])(rng.randrange(1000)))
+        elif pick == 7:
+            out.append(events.Listed(rng.randint(-3, 9), rng.randrange(1000)))
+        elif pick == 8:
+            out.append(events.Renamed(key, key + "~", "rule"))
+        elif pick == 9:
+            out.append(events.Throttled("e", rng.randint(1, 9)))
+        elif pick == 10:
+            out.append(events.SourceDeleted(key, key, "00", rng.choice([None, "kept"])))
+        elif pick == 11:
+            out.append(events.ServerCopyOff("no"))
+        elif pick == 12:
+            out.append(events.ObjectStarted(key))
+        else:
+            out.append(rng.choice([events.ListingDone(), events.WindowCount(
+                "p", None, datetime(2026, 1, 1, tzinfo=UTC), 1, 2)]))
+    return out
+
+
+def test_the_stats_counter_counts_what_its_isinstance_chain_counted() -> None:
+    """Differential: StatsCounter against the chain it replaced, over a random run of every
+    kind of event (subclasses too), with a cap on the lists kept."""
+    from lakeshift.engine.pipeline import StatsCounter
+    from lakeshift.model import TransferStats
+
+    for keep in (10_000, 7):
+        new, old = StatsCounter(TransferStats(), [], keep=keep), \
+            _OldStatsCounter(TransferStats(), [], keep)
+        for event in _random_events(3000):
+            new(event)
+            old(event)
+        for name in ("stats", "failures", "renames", "deletions", "proofs",
+                     "server_copy_off"):
+            assert getattr(new, name) == getattr(old, name), name
+
+
+def test_an_object_copied_is_counted_without_an_isinstance_chain() -> None:
+    """The events of every object copied (ObjectDone "copied", BytesMoved) are told by
+    their exact type: no isinstance call (the chain made 2 and 3 of them)."""
+    from lakeshift.engine.pipeline import StatsCounter
+    from lakeshift.model import TransferStats
+
+    counter = StatsCounter(TransferStats(), [])
+    checks = 0
+
+    def prof(frame: FrameType, event: str, arg: object) -> None:
+        nonlocal checks
+        checks += event == "c_call" and arg is isinstance
+
+    done, moved = events.ObjectDone("k", 5, "copied", proof="p"), events.BytesMoved(5)
+    sys.setprofile(prof)
+    try:
+        counter(done)
+        counter(moved)
+    finally:
+        sys.setprofile(None)
+    assert checks == 0
+    assert (counter.stats.copied, counter.stats.bytes_transferred) == (1, 5)

@@ -253,3 +253,55 @@ def test_a_head_gives_what_botocores_head_gave(headers: dict[str, str], key: str
     ours = info_from_head(key, CIMultiDictProxy(CIMultiDict(headers)))
     theirs = _old_exists(key, _boto_head(headers))
     assert ours == theirs
+
+
+def _old_info(o: Any, etag_md5: bool) -> Any:
+    """The ObjectInfo S3Store.list_page made of each ``Listed`` (its ``_info``) before the
+    parse made the ObjectInfos itself."""
+    from lakeshift.model import ObjectInfo
+    from lakeshift.stores.props import unquote_etag
+    from lakeshift.stores.s3.reads import md5_from_etag
+
+    etag = unquote_etag(o.etag)
+    return ObjectInfo(o.key, o.size, o.last_modified, etag,
+                      md5_from_etag(etag) if etag_md5 else None,
+                      o.key.endswith("/") and o.size == 0,
+                      storage_class=o.storage_class or "STANDARD")
+
+
+#: Contents elements whose ETag, size, time or storage class is unusual.
+ODD_CONTENTS = [
+    "<Key>multi</Key><ETag>&quot;745a0ee26a47605380d3ea370bc281db-3&quot;</ETag><Size>9</Size>",
+    "<Key>weak</Key><ETag>W/&quot;5d41402abc4b2a76b9719d911017c592&quot;</ETag>",
+    "<Key>spaced</Key><ETag> &quot;5d41402abc4b2a76b9719d911017c592&quot; </ETag>",
+    "<Key>bare</Key><ETag>5d41402abc4b2a76b9719d911017c592</ETag><StorageClass/>",
+    "<Key>nothex</Key><ETag>&quot;zz41402abc4b2a76b9719d911017c592&quot;</ETag>",
+    "<Key>empty-etag</Key><ETag/><Size/><LastModified/>",
+    "<Key>quotes-only</Key><ETag>&quot;&quot;</ETag>",
+    "<Key>no-etag</Key><Size>0</Size>",
+    "<Key>dir/</Key><Size>0</Size><StorageClass>GLACIER</StorageClass>",
+    "<Key>full-dir/</Key><Size>3</Size>",
+    "<Key/><Size>1</Size>",
+    "<Size>2</Size>",
+    "<Key>twice</Key><Key>second</Key><Size>1</Size><Size>2</Size>",
+    "<Key>odd-time</Key><LastModified>Tue, 01 Dec 2026 14:05:33 GMT</LastModified>",
+    "<Key>naive-time</Key><LastModified>2026-12-01T14:05:33</LastModified>",
+]
+
+
+@pytest.mark.parametrize("etag_md5", [True, False])
+@pytest.mark.parametrize("ns", [NS, ""])
+def test_the_listing_infos_are_the_records_made_of_each_entry(etag_md5: bool, ns: str) -> None:
+    """parse_list(body, etag_md5) makes list_page's ObjectInfos in the parse (one record per
+    key): the same as the Listed records made into ObjectInfos one by one."""
+    odd = _body([], ns=ns).replace(b"</ListBucketResult>", "".join(
+        f"<Contents>{c}</Contents>" for c in ODD_CONTENTS).encode() + b"</ListBucketResult>")
+    plain = [k for k in KEYS if "\x01" not in k and "\t" not in k]
+    for body in (_body(KEYS, ["p/"], ns=ns), _body(plain, encoded=False, ns=ns), odd):
+        listed = parse_list(body)
+        infos = parse_list(body, etag_md5)
+        assert infos.rows == [_old_info(o, etag_md5) for o in listed.contents]
+        assert (infos.common_prefixes, infos.is_truncated, infos.next_token,
+                infos.key_count) == (listed.common_prefixes, listed.is_truncated,
+                                     listed.next_token, listed.key_count)
+    assert len(parse_list(odd).rows) == len(ODD_CONTENTS)

@@ -112,9 +112,9 @@ def test_a_full_page_is_parsed_off_the_loop(store: tuple[S3Store, list[Any]],
     threads: list[bool] = []
     real = s3_store.parse_list
 
-    def spy(body: bytes) -> Any:
+    def spy(body: bytes, *rest: Any) -> Any:
         threads.append(threading.current_thread() is threading.main_thread())
-        return real(body)
+        return real(body, *rest)
 
     monkeypatch.setattr(s3_store, "parse_list", spy)
 
@@ -128,3 +128,38 @@ def test_a_full_page_is_parsed_off_the_loop(store: tuple[S3Store, list[Any]],
 
     asyncio.run(use())
     assert threads == [False, True]
+
+
+def test_a_listed_key_becomes_one_record(store: tuple[S3Store, list[Any]]) -> None:
+    """list_page's ObjectInfos are made in the parse: one record built per key (its quick
+    ``__init__``), and no Python call per key besides it -- not a ``Listed``, then
+    ``_info``, ``unquote_etag``, ``md5_from_etag`` and the ObjectInfo (7 calls a key)."""
+    import sys
+    from types import FrameType
+
+    s3, _ = store
+    inits: list[str] = []
+    called: set[str] = set()
+
+    def prof(frame: FrameType, event: str, arg: object) -> None:
+        if event == "call":
+            called.add(frame.f_code.co_name)
+            if frame.f_code.co_filename.startswith("<quick_init"):
+                inits.append(frame.f_code.co_filename)
+
+    async def use() -> None:
+        try:
+            await s3.list_page("d/")  # (the first: bucket encryption asked, pool opened)
+            sys.setprofile(prof)
+            try:
+                page = await s3.list_page("d/")
+            finally:
+                sys.setprofile(None)
+            assert [o.key for o in page.objects] == ["d/a", "d/b"]
+        finally:
+            await s3.close()
+
+    asyncio.run(use())
+    assert inits == ["<quick_init ObjectInfo>"] * 2, inits
+    assert not called & {"_info", "unquote_etag", "md5_from_etag", "parse_timestamp",
+                         "<dictcomp>"}, called

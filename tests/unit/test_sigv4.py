@@ -230,3 +230,52 @@ def test_signing_costs_no_python_step_per_header() -> None:
         return calls
 
     assert cost(many) - cost(few) <= 12 * 1.5, (cost(few), cost(many))
+
+
+def test_one_signer_signs_a_run_of_requests_as_botocore_does() -> None:
+    """The canonical headers kept per list of headers (names and values) never stand for
+    other values: one signer, requests whose header names recur with other values (ranges,
+    If-Match), the same headers again, more than the 64 kept, across seconds and days;
+    each signature is botocore's for the same request."""
+    signer = sigv4.Signer(Credentials("AKIDEXAMPLE", SECRET, TOKEN), "eu-west-1")
+    requests: list[tuple[dict[str, str], datetime]] = []
+    for i in range(80):
+        at = NOW + timedelta(seconds=i // 7, days=i // 40)
+        headers = [{}, {"Range": f"bytes={i}-{i + 9}"}, {"Range": "bytes=0-9"},
+                   {"If-Match": f'"{i:032x}"', "Range": f"bytes=0-{i}"},
+                   {"X-Amz-Meta-Note": f"  two   spaces {i % 3} "}][i % 5]
+        requests.append((headers, at))
+    requests += requests[:10]  # (the same again: from what is kept, when it still is)
+    for headers, at in requests:
+        request = AWSRequest(method="GET", url="http://127.0.0.1:5000/b/k",
+                             headers=dict(headers))
+        with mock.patch("botocore.auth.get_current_datetime", return_value=at):
+            S3SigV4Auth(Credentials("AKIDEXAMPLE", SECRET, TOKEN), "s3",
+                        "eu-west-1").add_auth(request)
+        out = dict(signer.sign("GET", "127.0.0.1:5000", "/b/k", "", headers, now=_epoch(at)))
+        assert out["authorization"] == request.headers["Authorization"], (headers, at)
+        assert out["x-amz-date"] == request.headers["X-Amz-Date"]
+
+
+def test_a_get_like_the_last_one_folds_no_header_again() -> None:
+    """A GET with the same headers within the same second (every small object's GET: host,
+    date, payload hash) reuses its canonical headers: neither their plan is looked up nor
+    any value's whitespace folded again (~15k instructions a request); other values of
+    the same names are made anew."""
+    signer = sigv4.Signer(Credentials("AKIDEXAMPLE", SECRET, TOKEN), "us-east-1")
+    planned: list[tuple[str, ...]] = []
+    real = sigv4._canonical_plan
+
+    def counting(names: tuple[str, ...]) -> Any:
+        planned.append(names)
+        return real(names)
+
+    with mock.patch.object(sigv4, "_canonical_plan", counting):
+        signer.sign("GET", "h", "/b/first", "", [], now=_epoch(NOW))
+        assert len(planned) == 1
+        signer.sign("GET", "h", "/b/second", "", [], now=_epoch(NOW))
+        signer.sign("GET", "h", "/b/third", "", [], now=_epoch(NOW) + 0.5)
+        assert len(planned) == 1
+        signer.sign("GET", "h", "/b/fourth", "", [], now=_epoch(NOW) + 1)  # another date
+        signer.sign("GET", "h", "/b/k", "", [("range", "bytes=0-9")], now=_epoch(NOW) + 1)
+        assert len(planned) == 3

@@ -16,6 +16,7 @@ from lakeshift.engine.events import (
     Listed,
     ListingDone,
     ObjectDone,
+    ObjectStarted,
     Subscriber,
 )
 from lakeshift.errors import UsageError
@@ -23,6 +24,9 @@ from lakeshift.errors import UsageError
 
 class PlainProgress:
     """One line every ``interval`` seconds, for logs and CI."""
+
+    #: (EventBus.ignored: the engine need not build an ObjectStarted per object for it.)
+    ignores = frozenset({ObjectStarted})
 
     def __init__(self, stream: TextIO = sys.stderr, interval: float = 5.0) -> None:
         self.stream = stream
@@ -114,6 +118,8 @@ def _rate(task: Any) -> str:
 
 class RichProgress:
     """A live bar: objects and bytes, rate and ETA (once the listing is complete)."""
+
+    ignores = frozenset({ObjectStarted})  # (as PlainProgress)
 
     def __init__(self) -> None:
         from rich.console import Console

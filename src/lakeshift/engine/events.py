@@ -9,8 +9,8 @@ from typing import Literal, Protocol
 
 from lakeshift.model import SourceDeleted, quick_init
 
-__all__ = ["SKIP_EXISTS", "SKIP_FOLDER_MARKER", "SKIP_IDENTICAL", "BytesMoved", "Event",
-           "EventBus", "Listed", "ListingDone", "ObjectDone", "Outcome", "Renamed",
+__all__ = ["EVENT_TYPES", "SKIP_EXISTS", "SKIP_FOLDER_MARKER", "SKIP_IDENTICAL", "BytesMoved",
+           "Event", "EventBus", "Listed", "ListingDone", "ObjectDone", "Outcome", "Renamed",
            "SourceDeleted", "Subscriber", "Throttled", "WindowCount"]
 
 Outcome = Literal["copied", "skipped", "failed"]
@@ -112,12 +112,35 @@ class Subscriber(Protocol):
     def __call__(self, event: Event) -> None: ...
 
 
+#: Every kind of event.
+EVENT_TYPES: frozenset[type] = frozenset({
+    Listed, ListingDone, BytesMoved, ObjectStarted, ObjectDone, Renamed, Throttled,
+    SourceDeleted, ServerCopyOff, WindowCount})
+
+
 class EventBus:
+    """Gives each event to every subscriber.  A subscriber may say which kinds of event it
+    does nothing with (an ``ignores`` attribute: a frozenset of event types, as StatsCounter and
+    the CLI's progress displays do); ``ignored`` holds the kinds that every subscriber
+    ignores (all of them without subscribers), which the engine then need not build
+    (ObjectStarted: one record per object, for the job runner's objects in flight and the
+    public API's subscribers).  A subscriber without ``ignores`` (a function, a bound
+    method) is given every kind."""
+
     def __init__(self, subscribers: list[Subscriber] | None = None) -> None:
         self._subscribers: list[Subscriber] = list(subscribers or [])
+        self.ignored = self._ignored()
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
+        self.ignored = self._ignored()
+
+    def _ignored(self) -> frozenset[type]:
+        ignored = EVENT_TYPES
+        for s in self._subscribers:
+            ignores = getattr(s, "ignores", None)
+            ignored = ignored & ignores if isinstance(ignores, frozenset) else frozenset()
+        return ignored
 
     def emit(self, event: Event) -> None:
         for s in self._subscribers:

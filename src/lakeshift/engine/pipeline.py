@@ -32,6 +32,7 @@ from lakeshift.engine.events import (
     SourceDeleted,
     Subscriber,
     Throttled,
+    WindowCount,
 )
 from lakeshift.engine.limiter import EndpointLimiter, Pacing, validate_pacing
 from lakeshift.engine.listing import DEFAULT_POLICY, list_pages
@@ -182,6 +183,9 @@ class CopyOptions:
 class StatsCounter:
     """Keeps TransferStats and the failure list from the events."""
 
+    #: Events that change no count (EventBus.ignored: ObjectStarted is then not built).
+    ignores = frozenset({ObjectStarted, ListingDone, WindowCount})
+
     def __init__(self, stats: TransferStats, failures: list[Failure],
                  renames: list[Rename] | None = None,
                  deletions: list[SourceDeleted] | None = None, keep: int = 10_000,
@@ -195,38 +199,57 @@ class StatsCounter:
         self.keep = keep
 
     def __call__(self, event: object) -> None:
+        # The events of every object copied (ObjectDone "copied", BytesMoved) told by their
+        # exact type, one identity test each, and counted here; any other (or a subclass)
+        # through ``_other``'s isinstance chain.
+        if type(event) is ObjectDone and event.outcome == "copied":
+            s = self.stats
+            s.copied += 1
+            s.copied_bytes += event.size
+            if event.proof is not None:
+                self.proofs[event.proof] += 1
+        elif type(event) is BytesMoved:
+            self.stats.bytes_transferred += event.nbytes
+        elif type(event) is not ObjectStarted:
+            self._other(event)
+
+    def _done(self, event: ObjectDone) -> None:
+        s = self.stats
+        if event.outcome == "copied":
+            s.copied += 1
+            s.copied_bytes += event.size
+            if event.proof is not None:
+                self.proofs[event.proof] += 1
+        elif event.outcome == "skipped":
+            s.skipped += 1
+            s.skipped_bytes += event.size
+            why = event.error_kind or event.reason or "other"
+            s.skipped_by_reason[why] = s.skipped_by_reason.get(why, 0) + 1
+            if event.error_kind is not None:
+                s.skipped_errors += 1
+                if len(self.failures) < self.keep:
+                    self.failures.append(Failure(event.key, event.error_kind,
+                                                 event.message or "", event.attempts,
+                                                 skipped=True))
+        else:
+            s.failed += 1
+            s.failed_bytes += event.size
+            kind = event.error_kind or "error"
+            s.failed_by_kind[kind] = s.failed_by_kind.get(kind, 0) + 1
+            if kind == UnmappableError.kind:
+                who = unmapped_principal(event.message or "") or "(unnamed)"
+                s.unmapped_principals[who] = s.unmapped_principals.get(who, 0) + 1
+            if len(self.failures) < self.keep:
+                self.failures.append(Failure(event.key, event.error_kind or "error",
+                                             event.message or "", event.attempts))
+
+    def _other(self, event: object) -> None:
         s = self.stats
         if isinstance(event, Listed):
             s.listed += event.count
             s.listed_bytes += event.nbytes
         elif isinstance(event, ObjectDone):
-            if event.outcome == "copied":
-                s.copied += 1
-                s.copied_bytes += event.size
-                if event.proof is not None:
-                    self.proofs[event.proof] += 1
-            elif event.outcome == "skipped":
-                s.skipped += 1
-                s.skipped_bytes += event.size
-                why = event.error_kind or event.reason or "other"
-                s.skipped_by_reason[why] = s.skipped_by_reason.get(why, 0) + 1
-                if event.error_kind is not None:
-                    s.skipped_errors += 1
-                    if len(self.failures) < self.keep:
-                        self.failures.append(Failure(event.key, event.error_kind,
-                                                     event.message or "", event.attempts,
-                                                     skipped=True))
-            else:
-                s.failed += 1
-                s.failed_bytes += event.size
-                kind = event.error_kind or "error"
-                s.failed_by_kind[kind] = s.failed_by_kind.get(kind, 0) + 1
-                if kind == UnmappableError.kind:
-                    who = unmapped_principal(event.message or "") or "(unnamed)"
-                    s.unmapped_principals[who] = s.unmapped_principals.get(who, 0) + 1
-                if len(self.failures) < self.keep:
-                    self.failures.append(Failure(event.key, event.error_kind or "error",
-                                                 event.message or "", event.attempts))
+            self._done(event)
         elif isinstance(event, BytesMoved):
             s.bytes_transferred += event.nbytes
         elif isinstance(event, Renamed):
@@ -558,7 +581,8 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
 
     async def transfer(item: tuple[str, ObjectInfo, int, bool]) -> None:
         dest_key, s, ticket, access_only = item
-        events.emit(ObjectStarted(s.key))
+        if ObjectStarted not in events.ignored:  # (a subscriber listens: the job runner's)
+            events.emit(ObjectStarted(s.key))
         if access_only and keeper is not None:
             ok = await _access_only(keeper, s, dest_key, events, opts)
         else:

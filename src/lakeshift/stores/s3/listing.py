@@ -20,12 +20,15 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
+from typing import Any
 from urllib.parse import unquote_plus
 
-from lakeshift.model import quick_init
+from lakeshift.model import ObjectInfo, quick_init
 
-#: The fields of a Contents element that lakeshift reads.
-_FIELDS = frozenset({"Key", "LastModified", "ETag", "Size", "StorageClass"})
+#: A Contents element's fields as ``parse_list`` reads them: (key, size, last modified,
+#: ETag as sent, storage class) -- a tuple, not a record, per listed key.
+Row = tuple[str, int, datetime | None, str | None, str | None]
 
 
 @quick_init
@@ -42,11 +45,18 @@ class Listed:
 
 @dataclass(frozen=True, slots=True)
 class ListResult:
-    contents: list[Listed]
+    #: The Contents elements: ``contents`` as records, ``infos`` as the listing's
+    #: ObjectInfos (``parse_list(body, etag_md5)``: S3Store.list_page).
+    rows: list[Any]
     common_prefixes: list[str]
     is_truncated: bool
     next_token: str | None
     key_count: int | None
+
+    @property
+    def contents(self) -> list[Listed]:
+        """Each Contents element as a ``Listed`` (when parsed without ``etag_md5``)."""
+        return [Listed(*r) for r in self.rows]
 
 
 def list_query(prefix: str, max_keys: int, token: str | None = None,
@@ -65,44 +75,91 @@ def list_query(prefix: str, max_keys: int, token: str | None = None,
     return params
 
 
-def parse_list(body: bytes) -> ListResult:
+def parse_list(body: bytes, etag_md5: bool | None = None) -> ListResult:
     """A ListObjectsV2 response body (ListBucketResult).  ValueError when it is not one:
-    a body cut short, or something else answered."""
+    a body cut short, or something else answered.
+
+    Its ``rows`` are (key, size, last modified, ETag as sent, storage class) tuples; with
+    ``etag_md5`` (True or False) they are the ObjectInfos S3Store.list_page gives instead
+    (ETag unquoted; its MD5 when ``etag_md5`` and it is one; folder marker; STANDARD when
+    no storage class came): one record per key, not a ``Listed`` and then an ObjectInfo.
+    A Contents element's children are read in one C-level pass (``zip`` of their tags and
+    texts into a dict), not a Python step per child."""
     root = _root(body)
     tag = root.tag
     ns = tag[:tag.index("}") + 1] if tag.startswith("{") else ""
     if tag[len(ns):] != "ListBucketResult":
         raise ValueError(f"not a ListBucketResult: <{tag[len(ns):]}>")
-    cut = len(ns)
     encoded = root.findtext(ns + "EncodingType") == "url"
-    contents: list[Listed] = []
+    contents_tag, prefixes_tag = ns + "Contents", ns + "CommonPrefixes"
+    key_tag, modified_tag, etag_tag = ns + "Key", ns + "LastModified", ns + "ETag"
+    size_tag, class_tag = ns + "Size", ns + "StorageClass"
+    infos = etag_md5 is not None
+    rows: list[Any] = []
     prefixes: list[str] = []
     truncated = False
     token = None
     count = None
+    fromisoformat = datetime.fromisoformat
     for el in root:
-        name = el.tag[cut:]
-        if name == "Contents":
-            f = {c.tag[cut:]: c.text or "" for c in el if c.tag[cut:] in _FIELDS}
-            key = f.get("Key", "")
-            modified = f.get("LastModified")
-            size = f.get("Size")
+        name = el.tag
+        if name == contents_tag:
+            f = dict(zip(map(_tag, el), map(_text, el), strict=True))
+            key = f.get(key_tag) or ""
             if encoded and ("%" in key or "+" in key):
                 key = unquote_plus(key)
-            contents.append(Listed(key,
-                                   int(size) if size else 0,
-                                   parse_timestamp(modified) if modified else None,
-                                   f.get("ETag"), f.get("StorageClass")))
-        elif name == "CommonPrefixes":
+            size = f.get(size_tag)
+            modified = f.get(modified_tag)
+            when = None
+            if modified:
+                try:  # (parse_timestamp's own first step, inline)
+                    when = fromisoformat(modified)
+                except ValueError:
+                    pass
+                if when is None or when.tzinfo is None:
+                    when = parse_timestamp(modified)
+            etag = f.get(etag_tag)
+            storage_class = f.get(class_tag)
+            if not infos:
+                if etag is None and etag_tag in f:
+                    etag = ""  # (present and empty: "", as botocore gives it)
+                if storage_class is None and class_tag in f:
+                    storage_class = ""
+                rows.append((key, int(size) if size else 0, when, etag, storage_class))
+                continue
+            md5 = None
+            if etag:  # (props.unquote_etag and reads.md5_from_etag, inline)
+                etag = etag.strip()
+                if etag.startswith("W/"):
+                    etag = etag[2:]
+                etag = etag.strip('"') or None
+                if etag_md5 and etag is not None and len(etag) == 32 and "-" not in etag:
+                    try:
+                        md5 = bytes.fromhex(etag)
+                    except ValueError:
+                        pass
+            else:
+                etag = None
+            size_n = int(size) if size else 0
+            rows.append(ObjectInfo(key, size_n, when, etag, md5,
+                                   size_n == 0 and key.endswith("/"), None,
+                                   # STANDARD when absent: some S3-compatible stores omit it.
+                                   storage_class or "STANDARD"))
+        elif name == prefixes_tag:
             p = el.findtext(ns + "Prefix") or ""
             prefixes.append(unquote_plus(p) if encoded else p)
-        elif name == "IsTruncated":
-            truncated = el.text == "true"  # (botocore: only the text "true" is True)
-        elif name == "NextContinuationToken":
-            token = el.text or ""
-        elif name == "KeyCount":
-            count = int(el.text) if el.text else None
-    return ListResult(contents, prefixes, truncated, token, count)
+        else:
+            name = name[len(ns):]
+            if name == "IsTruncated":
+                truncated = el.text == "true"  # (botocore: only the text "true" is True)
+            elif name == "NextContinuationToken":
+                token = el.text or ""
+            elif name == "KeyCount":
+                count = int(el.text) if el.text else None
+    return ListResult(rows, prefixes, truncated, token, count)
+
+
+_tag, _text = attrgetter("tag"), attrgetter("text")
 
 
 def parse_timestamp(text: str) -> datetime:

@@ -86,6 +86,8 @@ class Signer:
         self.region = region
         self.service = service
         self._macs: dict[tuple[str, str], KeyedMAC] = {}
+        #: Canonical headers and signed names, by the request's headers (at most 64 kept).
+        self._canonical: dict[tuple[tuple[str, str], ...], tuple[str, str]] = {}
         self._registered: str | None = None
 
     def signing_key(self, secret: str, day: str) -> bytes:
@@ -133,15 +135,16 @@ class Signer:
         out.append(("x-amz-content-sha256", payload))
         if token:
             out.append(("x-amz-security-token", token))
-        plan = _canonical_plan(tuple(map(_first, out)))
-        if plan is not None:
-            # (Each value's whitespace folded, then "name:value\n" lines, in C-level maps.)
-            order, prefixes, signed = plan
-            values = map(_join_words, map(str.split, map(_second, map(out.__getitem__,
-                                                                         order))))
-            lines = "\n".join(map(str.__add__, prefixes, values)) + "\n" if order else ""
-        else:
-            lines, signed = _canonical_headers(out)
+        # The canonical headers of the same headers (names and values: a GET's host, date
+        # and payload hash, the same for every GET within a second) are made once.
+        given = tuple(out)
+        canonical = self._canonical.get(given)
+        if canonical is None:
+            canonical = _canonical(out)
+            if len(self._canonical) >= 64:
+                self._canonical.clear()
+            self._canonical[given] = canonical
+        lines, signed = canonical
         request = f"{method.upper()}\n{path}\n{query}\n{lines}\n{signed}\n{payload}"
         scope = f"{day}/{self.region}/{self.service}/aws4_request"
         to_sign = (f"{ALGORITHM}\n{amz_date}\n{scope}\n"
@@ -160,6 +163,18 @@ class Signer:
 
 _first, _second = itemgetter(0), itemgetter(1)
 _join_words = " ".join
+
+
+def _canonical(headers: list[tuple[str, str]]) -> tuple[str, str]:
+    """The canonical headers ("name:value\n" lines) and the signed header names of
+    ``headers``: through the plan cached per list of header names (each value's
+    whitespace folded, then the lines, in C-level maps), or ``_canonical_headers``."""
+    plan = _canonical_plan(tuple(map(_first, headers)))
+    if plan is None:
+        return _canonical_headers(headers)
+    order, prefixes, signed = plan
+    values = map(_join_words, map(str.split, map(_second, map(headers.__getitem__, order))))
+    return ("\n".join(map(str.__add__, prefixes, values)) + "\n" if order else ""), signed
 
 
 def _canonical_headers(headers: list[tuple[str, str]]) -> tuple[str, str]:

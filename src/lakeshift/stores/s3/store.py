@@ -51,10 +51,9 @@ from lakeshift.stores.obstore_common import (
     client_options,
     translate,
 )
-from lakeshift.stores.props import attributes_from_props, unquote_etag
+from lakeshift.stores.props import attributes_from_props
 from lakeshift.stores.s3 import auth as aws_auth
 from lakeshift.stores.s3.listing import (
-    Listed,
     ListResult,
     list_query,
     parse_encryption,
@@ -67,7 +66,6 @@ from lakeshift.stores.s3.reads import (
     WireRange,
     checksum_from_heads,
     info_from_head,
-    md5_from_etag,
     s3_error,
 )
 
@@ -167,9 +165,11 @@ class S3Store:
 
     async def _list(self, prefix: str, max_keys: int, token: str | None = None,
                     start_after: str | None = None,
-                    delimiter: str | None = None) -> tuple[ListResult, Any]:
-        """One ListObjectsV2 page (``listing.py``, through wire) and its response headers;
-        errors in the lakeshift tree.  A listing refused because the bucket is
+                    delimiter: str | None = None,
+                    etag_md5: bool | None = None) -> tuple[ListResult, Any]:
+        """One ListObjectsV2 page (``listing.py``, through wire) and its response headers
+        (its rows ObjectInfos when ``etag_md5`` is given: ``parse_list``); errors in the
+        lakeshift tree.  A listing refused because the bucket is
         requester-pays (the same listing accepting the charges works) is a UsageError
         naming the flag."""
         what = self._reads.where(prefix)
@@ -187,8 +187,8 @@ class S3Store:
             # A full page (~250 KB for 1,000 keys) takes tens of ms to parse: off the loop,
             # where every transfer in flight would wait for it.
             if len(body) > _PARSE_ON_LOOP_MAX:
-                return await asyncio.to_thread(parse_list, body), headers
-            return parse_list(body), headers
+                return await asyncio.to_thread(parse_list, body, etag_md5), headers
+            return parse_list(body, etag_md5), headers
         except ValueError as e:
             # A body cut short that still looked complete: the page can be asked for again.
             raise TransientError(f"{what}: listing response: {str(e)[:200]}") from None
@@ -198,8 +198,8 @@ class S3Store:
         etag_md5 = await self._etags_are_md5()
         # (StartAfter only on the first page: the token carries the position after it.)
         result, _ = await self._list(prefix, self.page_size, token,
-                                     None if token else start_after, delimiter)
-        return Page([_info(o, etag_md5) for o in result.contents], result.common_prefixes,
+                                     None if token else start_after, delimiter, etag_md5)
+        return Page(result.rows, result.common_prefixes,
                     result.next_token if result.is_truncated else None)
 
     async def bucket_facts(self) -> BucketFacts:
@@ -304,7 +304,7 @@ class S3Store:
         result, _ = await self._list(path.rstrip("/") + "/", 1)
         if result.key_count is not None:
             return result.key_count > 0
-        return bool(result.contents or result.common_prefixes)
+        return bool(result.rows or result.common_prefixes)
 
     async def exists(self, key: str) -> ObjectInfo | None:
         """A HEAD of ``key`` (through wire; None when there is no such object or bucket)."""
@@ -483,15 +483,6 @@ class _SequentialUpload:
 
 class _Aborted(Exception):
     """Given to obstore's writer so that it aborts the multipart upload."""
-
-
-def _info(o: Listed, etag_md5: bool) -> ObjectInfo:
-    etag = unquote_etag(o.etag)
-    return ObjectInfo(o.key, o.size, o.last_modified, etag,
-                      md5_from_etag(etag) if etag_md5 else None,
-                      o.key.endswith("/") and o.size == 0,
-                      # STANDARD when absent: some S3-compatible stores omit it.
-                      storage_class=o.storage_class or "STANDARD")
 
 
 def _boto_error(e: Any, what: str) -> LakeshiftError:
