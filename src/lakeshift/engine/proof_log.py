@@ -101,6 +101,10 @@ class ProofLog:
                 self._renamed.pop(event.key, None)
                 return
             dest = self._renamed.pop(event.key, None) or self._key_of(event.key)
+            if event.proof is None:
+                # A folder (marker ``dir/``) is written as ``dir``: a directory, or a
+                # marker blob without the slash (transfer.copy_marker).
+                dest = dest.rstrip("/")
             self._write([self._now(), event.key, dest, event.size, event.proof or FOLDER,
                          event.attempts])
             self.rows += 1
