@@ -433,7 +433,8 @@ async def run_async(*, job: str = "", db: str | None = None, batch_count: int | 
         opts = job_copy_options(j.options, concurrency=concurrency, block_size=block_size,
                                 single_put_max=single_put_max, adaptive=adaptive,
                                 max_requests_per_second=max_requests_per_second,
-                                max_bandwidth=max_bandwidth, copy_mode=copy_mode)
+                                max_bandwidth=max_bandwidth, copy_mode=copy_mode,
+                                processes_here=_processes_here(fleet))
         so, heartbeat = job_store_options(j), max(1.0, min(5.0, lease_seconds / 4))
         await _check_stores(await asyncio.to_thread(_job_store_pairs, control, j, so),
                             new_job=False)
@@ -453,6 +454,13 @@ async def run_async(*, job: str = "", db: str | None = None, batch_count: int | 
 
 
 run = _blocking(run_async)
+
+
+def _processes_here(fleet: Any) -> int:
+    """How many processes of this machine copy (their buffers are checked against its
+    memory): 1 without ``--dask``, N for ``local:N``, none for a remote cluster's workers
+    (a client's memory says nothing of theirs)."""
+    return 1 if fleet is None else int(fleet.local_workers)
 
 
 def _dask_cluster(dask: str | None, db: str) -> Any:
@@ -568,10 +576,11 @@ async def sync_async(source: str | None = None, destination: str | None = None, 
     if (source is None) != (destination is None):
         raise UsageError("sync needs SRC and DST (to create the job), or --job NAME alone")
     # The run's sizes and pacing, checked before anything is written.
+    fleet = _dask_cluster(dask, db)
     copy_options(concurrency=concurrency, block_size=block_size,
                  single_put_max=single_put_max, adaptive=adaptive,
-                 max_requests_per_second=max_requests_per_second, max_bandwidth=max_bandwidth)
-    fleet = _dask_cluster(dask, db)
+                 max_requests_per_second=max_requests_per_second, max_bandwidth=max_bandwidth,
+                 processes_here=_processes_here(fleet))
     new_file = _new_sqlite_file(db) if source is not None else None
     async with _opened(db, create=source is not None) as control:
         try:
@@ -594,7 +603,8 @@ async def sync_async(source: str | None = None, destination: str | None = None, 
         opts = job_copy_options(j.options, concurrency=concurrency, block_size=block_size,
                                 single_put_max=single_put_max, adaptive=adaptive,
                                 max_requests_per_second=max_requests_per_second,
-                                max_bandwidth=max_bandwidth)
+                                max_bandwidth=max_bandwidth,
+                                processes_here=_processes_here(fleet))
         heartbeat = max(1.0, min(5.0, lease_seconds / 4))
 
         async def one_pass() -> model.SyncResult:
