@@ -122,3 +122,17 @@ def test_destination_keys_follow_the_copys_own_rule(path: str, keys: list[str]) 
     spec = asyncio.run(resolve_source(KeysStore(path, keys)))  # type: ignore[arg-type]
     mapped = destination_keys(path, "dst/")
     assert [mapped(k) for k in keys] == ["dst/" + spec.rel(k) for k in keys]
+
+
+def test_an_empty_file_that_was_there_gets_the_header_and_is_never_removed(
+        tmp_path: Path) -> None:
+    """``touch log.csv`` first (or /dev/null, /dev/stdout: empty too): the header goes in,
+    and a copy that stops before its first row leaves the file where it was."""
+    path = tmp_path / "log.csv"
+    path.touch()
+    ProofLog.open(path, destination_keys("", "")).close(discard=True)
+    assert path.exists() and tuple(_rows(path)[0]) == FIELDS
+    log = ProofLog.open(path, destination_keys("", ""))  # now a log: appended, no 2nd header
+    log(ObjectDone("a", 1, "copied", proof="source-md5"))
+    log.close()
+    assert len(_rows(path)) == 2
