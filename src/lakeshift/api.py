@@ -1295,9 +1295,11 @@ async def tune_async(source: str, destination: str, *, config: str | Path | None
                              size)
     if config is not None:
         b = result.best
-        await asyncio.to_thread(write_run_settings, Path(config),
-                                {"concurrency": b.concurrency, "block_size": b.block_size,
-                                 "single_put_max": b.single_put_max})
+        values: dict[str, int | str] = {"concurrency": b.concurrency}
+        if "block_size" not in result.not_tried:
+            # Sizes only when tried: an untried default would replace the file's own.
+            values.update(block_size=b.block_size, single_put_max=b.single_put_max)
+        await asyncio.to_thread(write_run_settings, Path(config), values)
     return result
 
 
