@@ -402,15 +402,24 @@ async def run_async(*, job: str = "", db: str | None = None, batch_count: int | 
     (PostgreSQL): see docs/dask.md.  ``copy_mode`` overrides the job's saved one
     (``stream`` unless planned with another) for this run.
     """
+    from_file: dict[str, Any] = {}
     if config is not None:
         from lakeshift.plan.jobconfig import load as load_config
 
         cfg = await asyncio.to_thread(load_config, Path(config))
+        concurrency_given = concurrency
         # What the caller gave wins over the file; the file over the defaults.
         cfg = replace(cfg, name=job or cfg.name, db=db if db is not None else cfg.db,
                       batch_count=batch_count if batch_count is not None else cfg.batch_count,
                       concurrency=concurrency if concurrency is not None else cfg.concurrency)
         job, db, batch_count, concurrency = cfg.name, cfg.db, cfg.batch_count, cfg.concurrency
+        # The sizes and concurrency the file set, named in a refusal of them (the user may
+        # have typed none of those flags).
+        from_file = {k: v for k, given, v in (
+            ("concurrency", concurrency_given, cfg.concurrency),
+            ("block_size", block_size, cfg.block_size),
+            ("single_put_max", single_put_max, cfg.single_put_max))
+            if given is None and v is not None}
         block_size = block_size if block_size is not None else cfg.block_size
         single_put_max = single_put_max if single_put_max is not None else cfg.single_put_max
         await _plan_from_config(cfg)
@@ -430,10 +439,16 @@ async def run_async(*, job: str = "", db: str | None = None, batch_count: int | 
     fleet = _dask_cluster(dask, db)
     async with _opened(db) as control:
         j = await asyncio.to_thread(control.job, job)
-        opts = job_copy_options(j.options, concurrency=concurrency, block_size=block_size,
-                                single_put_max=single_put_max, adaptive=adaptive,
-                                max_requests_per_second=max_requests_per_second,
-                                max_bandwidth=max_bandwidth, copy_mode=copy_mode)
+        try:
+            opts = job_copy_options(
+                j.options, concurrency=concurrency, block_size=block_size,
+                single_put_max=single_put_max, adaptive=adaptive,
+                max_requests_per_second=max_requests_per_second,
+                max_bandwidth=max_bandwidth, copy_mode=copy_mode,
+                processes_here=_processes_here(fleet))
+        except UsageError as e:
+            _name_the_file(e, config, from_file)
+            raise
         so, heartbeat = job_store_options(j), max(1.0, min(5.0, lease_seconds / 4))
         await _check_stores(await asyncio.to_thread(_job_store_pairs, control, j, so),
                             new_job=False)
@@ -453,6 +468,29 @@ async def run_async(*, job: str = "", db: str | None = None, batch_count: int | 
 
 
 run = _blocking(run_async)
+
+
+def _name_the_file(e: UsageError, config: str | Path | None, from_file: dict[str, Any]
+                   ) -> None:
+    """Add to a refusal of a value ``config``'s ``[run]`` table set (``from_file``: key →
+    value) where it came from: the user typed no such flag."""
+    import re
+
+    message = str(e)
+    from lakeshift.plan.jobconfig import size_text
+
+    said = [f"{key} = " + (f'"{size_text(value)}"' if key != "concurrency" else str(value))
+            for key, value in from_file.items()
+            if re.search(re.escape("--" + key.replace("_", "-")) + r"(?![\w-])", message)]
+    if said:
+        e.args = (f"{message} (set in {config} [run]: {', '.join(said)})",)
+
+
+def _processes_here(fleet: Any) -> int:
+    """How many processes of this machine copy (their buffers are checked against its
+    memory): 1 without ``--dask``, N for ``local:N``, none for a remote cluster's workers
+    (a client's memory says nothing of theirs)."""
+    return 1 if fleet is None else int(fleet.local_workers)
 
 
 def _dask_cluster(dask: str | None, db: str) -> Any:
@@ -568,10 +606,11 @@ async def sync_async(source: str | None = None, destination: str | None = None, 
     if (source is None) != (destination is None):
         raise UsageError("sync needs SRC and DST (to create the job), or --job NAME alone")
     # The run's sizes and pacing, checked before anything is written.
+    fleet = _dask_cluster(dask, db)
     copy_options(concurrency=concurrency, block_size=block_size,
                  single_put_max=single_put_max, adaptive=adaptive,
-                 max_requests_per_second=max_requests_per_second, max_bandwidth=max_bandwidth)
-    fleet = _dask_cluster(dask, db)
+                 max_requests_per_second=max_requests_per_second, max_bandwidth=max_bandwidth,
+                 processes_here=_processes_here(fleet))
     new_file = _new_sqlite_file(db) if source is not None else None
     async with _opened(db, create=source is not None) as control:
         try:
@@ -594,7 +633,8 @@ async def sync_async(source: str | None = None, destination: str | None = None, 
         opts = job_copy_options(j.options, concurrency=concurrency, block_size=block_size,
                                 single_put_max=single_put_max, adaptive=adaptive,
                                 max_requests_per_second=max_requests_per_second,
-                                max_bandwidth=max_bandwidth)
+                                max_bandwidth=max_bandwidth,
+                                processes_here=_processes_here(fleet))
         heartbeat = max(1.0, min(5.0, lease_seconds / 4))
 
         async def one_pass() -> model.SyncResult:
@@ -1255,9 +1295,11 @@ async def tune_async(source: str, destination: str, *, config: str | Path | None
                              size)
     if config is not None:
         b = result.best
-        await asyncio.to_thread(write_run_settings, Path(config),
-                                {"concurrency": b.concurrency, "block_size": b.block_size,
-                                 "single_put_max": b.single_put_max})
+        values: dict[str, int | str] = {"concurrency": b.concurrency}
+        if "block_size" not in result.not_tried:
+            # Sizes only when tried: an untried default would replace the file's own.
+            values.update(block_size=b.block_size, single_put_max=b.single_put_max)
+        await asyncio.to_thread(write_run_settings, Path(config), values)
     return result
 
 

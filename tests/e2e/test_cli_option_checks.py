@@ -83,9 +83,30 @@ def test_buffers_over_half_the_memory_are_refused_and_under_it_accepted() -> Non
     memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     block = 4000 * MiB
     fits = max(1, memory // 2 // block)
-    CopyOptions(concurrency=fits, block_size=block, single_put_max=0).validate()
+    copy_options(concurrency=fits, block_size=block, single_put_max=0)
     with pytest.raises(UsageError, match="more than half of this machine's"):
-        CopyOptions(concurrency=fits + 1, block_size=block, single_put_max=0).validate()
+        copy_options(concurrency=fits + 1, block_size=block, single_put_max=0)
+    # The engine's own check is of the values alone: where they run is the caller's.
+    CopyOptions(concurrency=fits + 1, block_size=block, single_put_max=0).validate()
+
+
+def test_dask_buffers_are_checked_where_the_workers_run() -> None:
+    """A remote cluster's workers hold the buffers, not this client: not refused for this
+    machine's memory.  ``local:N`` runs N workers here, each with the whole concurrency:
+    N times the buffers.  (The DB below cannot be reached: the error after the checks.)"""
+    memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    block = 4000 * MiB
+    fits = max(1, memory // 2 // block)
+    db = "postgresql://nobody@127.0.0.1:9/none"
+    with pytest.raises(Exception) as remote:  # any error but the refusal
+        lakeshift.sync("/nonexistent-a", "/nonexistent-b", job="j", db=db,
+                       dask="tcp://127.0.0.1:9",
+                       concurrency=fits + 1, block_size=block, single_put_max=0)
+    assert "of this machine's" not in str(remote.value)
+    with pytest.raises(UsageError, match=r"× 2 local Dask workers needs .* more than half"):
+        lakeshift.sync("/nonexistent-a", "/nonexistent-b", job="j", db=db,
+                       dask="local:2",
+                       concurrency=fits // 2 + 1, block_size=block, single_put_max=0)
 
 
 def test_verify_reads_its_concurrency_the_same_way(cli_env: dict[str, str], src: Path) -> None:

@@ -142,3 +142,20 @@ def test_copy_refuses_a_proof_log_it_cannot_write_before_copying(
         assert said in one_clear_line(p)
     assert list(blob_service.get_container_client(container).list_blobs()) == []
     assert blocked.read_text() == "not a folder"
+
+
+def test_proof_log_names_the_folder_blob_a_kept_marker_became(
+        s3: Any, bucket: str, blob_service: Any, container: str, tmp_path: Path) -> None:
+    """A folder marker kept on a flat destination is the blob ``q/dir`` (no slash): the
+    log's destination key is a key the destination holds."""
+    s3.put_object(Bucket=bucket, Key="m/dir/", Body=b"")
+    s3.put_object(Bucket=bucket, Key="m/dir/f.txt", Body=b"f")
+    log = tmp_path / "proofs.csv"
+    res = lakeshift.copy(f"s3://{bucket}/m/", f"az://{container}/q/", folder_markers="keep",
+                         proof_log=log)
+    assert res.exit_code == 0
+    rows = {r["source_key"]: r for r in _rows(log)}
+    assert (rows["m/dir/"]["destination_key"], rows["m/dir/"]["proof"]) == ("q/dir", "folder")
+    c = blob_service.get_container_client(container)
+    for r in rows.values():
+        assert c.get_blob_client(r["destination_key"]).exists(), r

@@ -72,3 +72,12 @@ def test_the_cli_passes_only_the_flags_given(tmp_path: Path, runs: list[dict[str
     assert out.exit_code == 0, out.output
     assert runs == [{"job": "cfgjob", "db": f"sqlite:///{tmp_path}/cfg.db", "batch_count": 3,
                      "concurrency": 5, "block_size": 4 * MiB, "single_put_max": 16 * MiB}]
+
+
+def test_a_refused_value_from_the_config_names_the_file(tmp_path: Path) -> None:
+    """Its single-put limit (16MiB) below a block size given now: the user typed no
+    --single-put-max, the message says where it came from."""
+    cfg = _config(tmp_path)
+    with pytest.raises(lakeshift.UsageError) as e:
+        lakeshift.run(config=cfg, block_size="32MiB")
+    assert str(e.value).endswith(f'(set in {cfg} [run]: single_put_max = "16MiB")'), e.value

@@ -240,3 +240,40 @@ def test_tune_on_adls_gen2_leaves_no_directory_it_made(blob_service: Any, tmp_pa
     # Only what was there before: the trials' files, their folders (.lakeshift-tune-*/…)
     # and the destination folders made for them (new/, new/deeper/) are all gone.
     assert sorted(blobs(blob_service, fs, "")) == ["keep", "keep/mine.txt"]
+
+
+def test_tune_on_adls_gen2_keeps_a_users_empty_folder_and_tunes_at_the_root(
+        blob_service: Any, tmp_path: Path, request: Any) -> None:
+    """A folder the user made (empty: say, its ACLs set for the migration) is not tune's to
+    remove; the container's root as destination (no folder to look up) works too."""
+    double = request.getfixturevalue("gen2")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_bytes(os.urandom(3000))
+    fs = f"fr{os.getpid()}x{len(str(tmp_path)) % 97}"
+    blob_service.create_container(fs)
+    from azure.storage.filedatalake import DataLakeServiceClient
+
+    DataLakeServiceClient.from_connection_string(double.connection_string()) \
+        .get_file_system_client(fs).create_directory("empty/inner")
+    before = sorted(blobs(blob_service, fs, ""))
+    for root in (f"az://{fs}/empty/", f"az://{fs}/empty/inner/", f"az://{fs}/"):
+        res = lakeshift.tune(str(src), root, sample_objects=1)
+        assert res.trials and all(t.failed == 0 for t in res.trials)
+        assert sorted(blobs(blob_service, fs, "")) == before, root
+
+
+def test_tune_writes_no_size_it_did_not_try(tmp_path: Path) -> None:
+    """Small objects: no block size tried, so the file's own sizes stay (an untried default
+    written over them, 8MiB here, would be a guess put in the user's place)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_bytes(os.urandom(1000))
+    cfg = tmp_path / "lakeshift.toml"
+    cfg.write_text(_config(src, tmp_path / "dst").replace(
+        "concurrency = 32\n", 'concurrency = 32\nblock_size = "32MiB"\n'))
+    res = lakeshift.tune(str(src), str(tmp_path / "dst"), config=cfg, sample_objects=1)
+    assert "block_size" in res.not_tried
+    loaded = load(cfg)
+    assert (loaded.concurrency, loaded.block_size) == (res.best.concurrency, 32 * MiB)
+    assert loaded.single_put_max is None

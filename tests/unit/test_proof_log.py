@@ -57,7 +57,7 @@ def test_a_row_per_copied_object_flushed_as_it_finishes(tmp_path: Path) -> None:
     assert [r[1:] for r in rows[1:]] == [
         ["raw/a.csv", "landing/a.csv", "10", "source-md5", "1"],
         ["raw/d\\e", "landing/d%5Ce", "7", "multipart-etag", "2"],
-        ["raw/dir/", "landing/dir/", "0", "folder", "1"]]
+        ["raw/dir/", "landing/dir", "0", "folder", "1"]]
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", r[0]) for r in rows[1:])
     assert log._renamed == {}  # nothing held once the object is done
 
@@ -122,3 +122,17 @@ def test_destination_keys_follow_the_copys_own_rule(path: str, keys: list[str]) 
     spec = asyncio.run(resolve_source(KeysStore(path, keys)))  # type: ignore[arg-type]
     mapped = destination_keys(path, "dst/")
     assert [mapped(k) for k in keys] == ["dst/" + spec.rel(k) for k in keys]
+
+
+def test_an_empty_file_that_was_there_gets_the_header_and_is_never_removed(
+        tmp_path: Path) -> None:
+    """``touch log.csv`` first (or /dev/null, /dev/stdout: empty too): the header goes in,
+    and a copy that stops before its first row leaves the file where it was."""
+    path = tmp_path / "log.csv"
+    path.touch()
+    ProofLog.open(path, destination_keys("", "")).close(discard=True)
+    assert path.exists() and tuple(_rows(path)[0]) == FIELDS
+    log = ProofLog.open(path, destination_keys("", ""))  # now a log: appended, no 2nd header
+    log(ObjectDone("a", 1, "copied", proof="source-md5"))
+    log.close()
+    assert len(_rows(path)) == 2

@@ -6,6 +6,7 @@ builder fed with the job's saved options."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,34 @@ def single_put_limit(value: int | str | None, block_size: int) -> int:
     return size_arg(value, "--single-put-max")
 
 
+def physical_memory() -> int:
+    """This machine's memory in bytes; 0 when it cannot be told."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def check_memory(opts: CopyOptions, processes: int = 1) -> None:
+    """Object data stays under concurrency × block size in each copying process (the
+    SlotPool): a UsageError when ``processes`` of them here (the copy itself, or a
+    ``--dask local:N`` cluster's workers) could take more than half of this machine's
+    memory.  A remote Dask cluster's workers (``processes`` 0) are not this machine's."""
+    memory = physical_memory()
+    need = processes * opts.concurrency * opts.block_size
+    if memory <= 0 or need <= memory // 2:
+        return
+    from lakeshift.plan.jobconfig import size_text
+    from lakeshift.sizes import human_bytes
+
+    workers = f" × {processes} local Dask workers" if processes > 1 else ""
+    raise UsageError(
+        f"--concurrency {opts.concurrency} × --block-size {size_text(opts.block_size)}"
+        f"{workers} needs {human_bytes(need)} of memory for data, more than half of this "
+        f"machine's {human_bytes(memory)}: lower --concurrency or --block-size (their "
+        f"product at most {human_bytes(memory // 2 // max(processes, 1))})")
+
+
 def copy_options(*, concurrency: int = 32, block_size: int | str = 8 * MiB,
                  single_put_max: int | str | None = None, overwrite: str = "if-different",
                  include: Iterable[str] = (), exclude: Iterable[str] = (),
@@ -60,9 +89,11 @@ def copy_options(*, concurrency: int = 32, block_size: int | str = 8 * MiB,
                  delete_source: bool = False, empty_dirs: bool | None = None,
                  preserve: str | Iterable[str] = (),
                  map_identities: str | Path | Iterable[tuple[str, str]] | None = None,
-                 copy_mode: str = "stream") -> CopyOptions:
+                 copy_mode: str = "stream", processes_here: int = 1) -> CopyOptions:
     """Validated copy options; a bad value raises a UsageError naming its flag.
-    ``single_put_max`` None: see ``single_put_limit``."""
+    ``single_put_max`` None: see ``single_put_limit``.  ``processes_here``: how many
+    processes of this machine copy with them (``check_memory``): 1, or a ``--dask local:N``
+    cluster's N, or 0 for a remote Dask cluster (its workers' memory is not this one's)."""
     if overwrite not in ("if-different", "always", "never"):
         raise UsageError(f"--overwrite {overwrite!r}: use if-different, always or never")
     block = size_arg(block_size, "--block-size")
@@ -78,6 +109,7 @@ def copy_options(*, concurrency: int = 32, block_size: int | str = 8 * MiB,
         empty_dirs=empty_dirs, preserve=preserve_set(preserve),
         identity_map=identity_pairs(map_identities), copy_mode=copy_mode)
     opts.validate()
+    check_memory(opts, processes_here)
     return opts
 
 
@@ -85,7 +117,7 @@ def job_copy_options(saved: Mapping[str, Any], *, concurrency: int = 32,
                      block_size: int | str = 8 * MiB, single_put_max: int | str | None = None,
                      adaptive: bool = True, max_requests_per_second: float | None = None,
                      max_bandwidth: int | str | float | None = None,
-                     copy_mode: str | None = None) -> CopyOptions:
+                     copy_mode: str | None = None, processes_here: int = 1) -> CopyOptions:
     """A job's copy options: what it saved when it was planned (``saved``: its options —
     filters, overwrite, skips, names, move, copy mode) with this run's concurrency, sizes
     and pacing; ``copy_mode`` (``run --copy-mode``) overrides the saved one for this run."""
@@ -100,4 +132,5 @@ def job_copy_options(saved: Mapping[str, Any], *, concurrency: int = 32,
         delete_source=bool(saved.get("delete_source", False)),
         empty_dirs=saved.get("empty_dirs"), preserve=saved.get("preserve", ()),
         map_identities=[(str(a), str(b)) for a, b in saved.get("identity_map", ())],
-        copy_mode=copy_mode or str(saved.get("copy_mode", "stream")))
+        copy_mode=copy_mode or str(saved.get("copy_mode", "stream")),
+        processes_here=processes_here)

@@ -142,24 +142,6 @@ class CopyOptions:
                 f"{size_text(self.block_size)}, so it would change nothing (objects up to one "
                 f"block already go in one request): give --single-put-max 0 (every larger "
                 f"object as blocks) or at least {size_text(self.block_size)}")
-        import os
-
-        # Object data stays under concurrency × block size (the SlotPool): refused when that
-        # could take more than half of this machine's memory.
-        need = self.concurrency * self.block_size
-        try:
-            memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError, AttributeError):  # not known here: not checked
-            memory = 0
-        if memory > 0 and need > memory // 2:
-            from lakeshift.plan.jobconfig import size_text
-            from lakeshift.sizes import human_bytes
-
-            raise UsageError(
-                f"--concurrency {self.concurrency} × --block-size {size_text(self.block_size)} "
-                f"needs {human_bytes(need)} of memory for data, more than half of this "
-                f"machine's {human_bytes(memory)}: lower --concurrency or --block-size "
-                f"(their product at most {human_bytes(memory // 2)})")
         if self.overwrite not in ("if-different", "always", "never"):
             raise UsageError("--overwrite must be if-different, always or never")
         if self.folder_markers not in ("skip", "keep"):

@@ -76,8 +76,11 @@ class ProofLog:
         try:
             if path.is_dir():
                 raise UsageError(f"--proof-log {path} is a folder: name a file in it")
-            created = not path.exists() or path.stat().st_size == 0
-            if not created:
+            # Only a file this log makes is its to remove (``close(discard=True)``): an
+            # empty one that was there (``touch``ed, or /dev/null, /dev/stdout) is not.
+            created = not path.exists()
+            empty = created or path.stat().st_size == 0
+            if not empty:
                 with open(path, newline="", encoding="utf-8", errors="replace") as old:
                     first = next(csv.reader(old), [])
                 if tuple(first) != FIELDS:
@@ -91,7 +94,7 @@ class ProofLog:
             raise UsageError(f"cannot write the --proof-log {path}: "
                              f"{e.strerror or e}") from None
         log = cls(fh, path, destination_key, created)
-        if created:
+        if empty:  # new, or empty: the header first
             log._write(list(FIELDS))
         return log
 
@@ -101,6 +104,10 @@ class ProofLog:
                 self._renamed.pop(event.key, None)
                 return
             dest = self._renamed.pop(event.key, None) or self._key_of(event.key)
+            if event.proof is None:
+                # A folder (marker ``dir/``) is written as ``dir``: a directory, or a
+                # marker blob without the slash (transfer.copy_marker).
+                dest = dest.rstrip("/")
             self._write([self._now(), event.key, dest, event.size, event.proof or FOLDER,
                          event.attempts])
             self.rows += 1

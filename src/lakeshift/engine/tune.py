@@ -123,8 +123,10 @@ async def _prepare(dst: Store, policy: RetryPolicy) -> list[str]:
         parts = destination_root(dst).rstrip("/").split("/")
         for i in range(len(parts), 0, -1):
             path = "/".join(parts[:i])
+            if not path:  # the container's root: no folder (and a HEAD of it is a 400)
+                break
             found: ObjectInfo | None = await retry(functools.partial(dst.exists, path), policy)
-            if not path or found is not None:
+            if found is not None:
                 break
             made.append(path + "/")
     return made
