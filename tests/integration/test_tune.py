@@ -98,6 +98,35 @@ def test_tune_on_blob_storage_deletes_its_trials(s3: Any, bucket: str, blob_serv
     assert blobs(blob_service, container, "") == {}
 
 
+def test_tune_on_blob_storage_leaves_nothing_when_a_trial_stops_midway(
+        s3: Any, bucket: str, blob_service: Any, container: str, monkeypatch: Any) -> None:
+    """A trial stopped after writing some of its objects (Ctrl-C, an error): on a flat
+    namespace the scratch prefix is swept, so nothing of tune's is left."""
+    import pytest
+
+    from lakeshift.engine import tune as engine_tune
+
+    for i in range(6):
+        s3.put_object(Bucket=bucket, Key=f"raw/o-{i}.bin", Body=os.urandom(20_000 + i))
+    blob_service.get_container_client(container).upload_blob("raw/mine.txt", b"user's")
+    real = engine_tune.copy_object
+    copied = 0
+
+    async def copy_then_stop(ctx: Any, o: Any, key: str) -> Any:
+        nonlocal copied
+        result = await real(ctx, o, key)
+        copied += 1
+        if copied == 9:  # the first recorded trial, 3 of its 6 objects written
+            raise RuntimeError("stopped midway")
+        return result
+
+    monkeypatch.setattr(engine_tune, "copy_object", copy_then_stop)
+    with pytest.raises(RuntimeError, match="stopped midway"):
+        lakeshift.tune(f"s3://{bucket}/raw/", f"az://{container}/raw/")
+    assert copied >= 9
+    assert list(blobs(blob_service, container, "")) == ["raw/mine.txt"]
+
+
 def test_tune_refuses_a_config_it_cannot_read_before_any_trial(
         tmp_path: Path, cli_env: dict[str, str]) -> None:
     (tmp_path / "src").mkdir()

@@ -12,7 +12,8 @@ were not tried and why (``TuneResult.not_tried``).
 During runs the adaptive limiter keeps adjusting concurrency to throttling.
 
 Tune leaves nothing it made: the trials' objects are deleted after each trial, the scratch
-folder after the last (on a destination with real directories: ADLS Gen2, local disk), and
+folder after the last (on a destination with real directories: ADLS Gen2, local disk; on a
+flat one whatever is left under the scratch prefix, e.g. by a trial stopped with Ctrl-C), and
 a local destination folder it had to create is removed again.  A bucket or container that
 does not exist is refused rather than created: no store here can delete one again.
 """
@@ -157,6 +158,21 @@ async def _remove_scratch(dst: Store, scratch: str, made: list[str]) -> None:
                 if (await dst.list_page(folder)).objects:
                     break
                 await writer.remove_directory(folder)
+        except LakeshiftError:
+            pass
+    elif scratch:
+        # A flat namespace (S3, Blob): a trial stopped midway (Ctrl-C, an error) leaves the
+        # objects it wrote; every key under the scratch prefix (unique to this tune) is
+        # tune's own, so whatever is listed there is deleted.
+        try:
+            token: str | None = None
+            while True:
+                page = await dst.list_page(scratch, token)
+                await drive(_each([o.key for o in page.objects]),
+                            lambda k: dst.delete(k), 16)
+                token = page.token
+                if token is None:
+                    break
         except LakeshiftError:
             pass
 
