@@ -1282,6 +1282,7 @@ async def tune_async(source: str, destination: str, *, config: str | Path | None
         from lakeshift.plan.jobconfig import load as load_config
 
         cfg = await asyncio.to_thread(load_config, Path(config))
+        await asyncio.to_thread(_writable_config, Path(config))
         # The best setting goes into that job's [run]: it must be tried on that job's pair
         # (a folder of its source, into its destination or a folder of it).
         if not any(_url_within(source, s) for s in cfg.sources) or \
@@ -1301,6 +1302,17 @@ async def tune_async(source: str, destination: str, *, config: str | Path | None
             values.update(block_size=b.block_size, single_put_max=b.single_put_max)
         await asyncio.to_thread(write_run_settings, Path(config), values)
     return result
+
+
+def _writable_config(path: Path) -> None:
+    """The best setting is written into ``path`` after the trials: one that cannot be
+    written is refused before them (opened for appending, which changes nothing)."""
+    try:
+        with path.open("a", encoding="utf-8"):
+            pass
+    except OSError as e:
+        raise UsageError(f"cannot write config {path}: {e.strerror}: make it writable, or "
+                         "leave out --config to only print the best setting") from None
 
 
 def _url_within(a: str, b: str) -> bool:

@@ -140,6 +140,51 @@ def test_tune_refuses_a_config_it_cannot_read_before_any_trial(
     assert not (tmp_path / "dst").exists() or not any((tmp_path / "dst").iterdir())
 
 
+def test_tune_refuses_a_config_it_cannot_write_before_any_trial(
+        tmp_path: Path, cli_env: dict[str, str], monkeypatch: Any) -> None:
+    """The best setting is written after the trials: a config that cannot be written is
+    refused before them (it was an internal error with a traceback after all the trials)."""
+    import shutil
+
+    import pytest
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    (src / "f").write_bytes(b"x")
+    config = tmp_path / "lakeshift.toml"
+    config.write_text(_config(src, dst))
+    if os.geteuid() == 0:  # root writes through permission bits: make the file immutable
+        if shutil.which("chattr") is None or subprocess.run(
+                ["chattr", "+i", str(config)], capture_output=True).returncode != 0:
+            pytest.skip("root, and this file system has no immutable flag (chattr +i)")
+    else:
+        config.chmod(0o444)
+    from lakeshift.engine import tune as engine_tune
+    from lakeshift.errors import UsageError
+
+    trials = 0
+
+    async def trial(*args: Any) -> Any:
+        nonlocal trials
+        trials += 1
+        raise AssertionError("a trial ran")
+
+    monkeypatch.setattr(engine_tune, "_trial", trial)
+    try:
+        with pytest.raises(UsageError, match="cannot write config"):
+            lakeshift.tune(str(src), str(dst), config=str(config))
+        assert trials == 0
+        proc = subprocess.run([str(BIN), "tune", str(src), str(dst), "--config", str(config)],
+                              env=cli_env, capture_output=True, text=True, timeout=60)
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(config)], check=True)
+    assert proc.returncode == 2, proc.stderr
+    assert f"cannot write config {config}" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not dst.exists()  # no trial ran
+
+
 def test_run_settings_are_added_to_a_config_without_a_run_table(tmp_path: Path) -> None:
     cfg = tmp_path / "lakeshift.toml"
     cfg.write_text(CONFIG.replace("[run]\n# chosen by hand once\nconcurrency = 32\n"

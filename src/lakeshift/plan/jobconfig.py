@@ -175,7 +175,10 @@ def write_run_settings(path: Path, values: dict[str, int | str]) -> None:
     while end > start + 1 and not lines[end - 1].strip():
         end -= 1  # new keys go after the table's last key, not after blank lines
     lines[end:end] = [f"{k} = {v}" for k, v in text.items()]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    try:
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    except OSError as e:
+        raise UsageError(f"cannot write config {path}: {e.strerror}") from None
 
 
 def _q(value: str) -> str:
