@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TextIO, TypeVar
 
 from lakeshift import model
 from lakeshift.control import DEFAULT_DB, fold_state_totals
+from lakeshift.csv_cells import csv_cell
 from lakeshift.engine.copy_options import (
     bandwidth_arg,
     copy_options,
@@ -222,6 +223,10 @@ async def copy_async(source: str, destination: str, *, concurrency: int = 32,
     src = source_config(source, store_options)
     dst = destination_config(destination, store_options)
     if proof_log is None or dry_run:
+        if proof_log is not None:  # a dry run writes no log, but checks the path as a run
+            from lakeshift.engine.proof_log import ProofLog
+
+            await asyncio.to_thread(ProofLog.check, proof_log)
         result = await _copy_pair(src, dst, opts, subscribers)
     else:
         from lakeshift.engine.proof_log import ProofLog, destination_keys
@@ -1042,24 +1047,6 @@ def _failed_object(r: Any) -> Failure:
     return Failure(object_key=r["object_key"], error_kind=r["error_kind"],
                    message=r["message"], attempts=r["attempts"], skipped=bool(r["skipped"]),
                    at=_as_utc(r["at"]), partition_id=r["partition_id"], run_id=r["run_id"])
-
-
-#: What a spreadsheet reads as the start of a formula (OWASP "CSV injection"), and the
-#: apostrophe itself, so that taking one leading apostrophe off gives the text back
-#: (``--files-from`` reads a failures CSV so: plan/changes.py).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
-
-
-def csv_cell(value: Any) -> Any:
-    """A cell safe to open in a spreadsheet: text that would start a formula (an object key
-    or an error message beginning with = + - @, a tab or a carriage return) gets a leading
-    apostrophe, so it is shown as text and never evaluated (text beginning with an
-    apostrophe gets one more: one taken off is the text as it was); times are ISO 8601."""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
 
 
 def write_failures_csv(rows: Iterable[Failure], fh: TextIO) -> int:

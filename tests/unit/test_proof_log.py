@@ -136,3 +136,52 @@ def test_an_empty_file_that_was_there_gets_the_header_and_is_never_removed(
     log(ObjectDone("a", 1, "copied", proof="source-md5"))
     log.close()
     assert len(_rows(path)) == 2
+
+
+def test_keys_a_spreadsheet_would_evaluate_are_written_as_text(tmp_path: Path) -> None:
+    """As in the failures CSV: a key starting = + - @ ' gets one leading apostrophe
+    (one taken off gives the key back), so opening the log never runs a formula."""
+    path = tmp_path / "log.csv"
+    log = ProofLog.open(path, destination_keys("", ""))
+    for key in ("=SUM(1+1).csv", "@x", "'quoted", "plain=1"):
+        log(ObjectDone(key, 1, "copied", proof="source-md5"))
+    log.close()
+    assert [r[1:3] for r in _rows(path)[1:]] == [
+        ["'=SUM(1+1).csv", "'=SUM(1+1).csv"], ["'@x", "'@x"], ["''quoted", "''quoted"],
+        ["plain=1", "plain=1"]]
+
+
+def test_check_refuses_what_open_refuses_and_changes_nothing(tmp_path: Path) -> None:
+    """A dry run checks --proof-log as a run would, creating and changing nothing."""
+    ProofLog.check(tmp_path / "new.csv")
+    assert not (tmp_path / "new.csv").exists()
+    with pytest.raises(UsageError, match="is a folder: name a file in it"):
+        ProofLog.check(tmp_path)
+    with pytest.raises(UsageError, match=re.escape(
+            f"No such file or directory: create the folder {tmp_path / 'nodir'} first")):
+        ProofLog.check(tmp_path / "nodir" / "x.csv")
+    with pytest.raises(UsageError, match="needs a file name"):
+        ProofLog.check("")
+    other = tmp_path / "notes.txt"
+    other.write_text("my notes\n")
+    with pytest.raises(UsageError, match="is not a lakeshift proof log"):
+        ProofLog.check(other)
+    assert other.read_text() == "my notes\n"
+    log = tmp_path / "log.csv"
+    ProofLog.open(log, destination_keys("", "")).close()
+    before = log.read_bytes()
+    ProofLog.check(log)
+    assert log.read_bytes() == before
+
+
+def test_a_dry_run_checks_the_proof_log_path(tmp_path: Path) -> None:
+    import lakeshift
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "f").write_bytes(b"x")
+    with pytest.raises(UsageError, match="is a folder"):
+        lakeshift.copy(str(tmp_path / "src"), str(tmp_path / "dst"), dry_run=True,
+                       proof_log=tmp_path)
+    lakeshift.copy(str(tmp_path / "src"), str(tmp_path / "dst"), dry_run=True,
+                   proof_log=tmp_path / "log.csv")
+    assert not (tmp_path / "log.csv").exists()

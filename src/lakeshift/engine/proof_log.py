@@ -15,12 +15,14 @@ first line is not the header below) is refused, never appended to.
 from __future__ import annotations
 
 import csv
+import errno
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from lakeshift.csv_cells import csv_cell
 from lakeshift.engine.events import ObjectDone, Renamed
 from lakeshift.errors import UsageError
 
@@ -72,7 +74,7 @@ class ProofLog:
     def open(cls, path: str | Path, destination_key: Callable[[str], str]) -> ProofLog:
         """Open ``path`` for appending (a new file gets the header); a path that cannot be
         written, or a file that is not a proof log, is a UsageError naming it."""
-        path = Path(path)
+        path = cls._path(path)
         try:
             if path.is_dir():
                 raise UsageError(f"--proof-log {path} is a folder: name a file in it")
@@ -91,12 +93,43 @@ class ProofLog:
             fh = open(path, "a", newline="", encoding="utf-8",  # noqa: SIM115 (closed by close)
                       errors="backslashreplace")
         except OSError as e:
-            raise UsageError(f"cannot write the --proof-log {path}: "
-                             f"{e.strerror or e}") from None
+            raise cls._unwritable(path, e) from None
         log = cls(fh, path, destination_key, created)
         if empty:  # new, or empty: the header first
             log._write(list(FIELDS))
         return log
+
+    @classmethod
+    def check(cls, path: str | Path) -> None:
+        """What :meth:`open` would refuse, creating and changing nothing (a dry run checks
+        its command line so)."""
+        path = cls._path(path)
+        if path.is_dir() or (path.exists() and path.stat().st_size > 0):
+            cls.open(path, str).fh.close()  # refuses a folder or a file that is no log
+            return
+        try:
+            if path.exists():  # empty: opened for appending, which changes nothing
+                with open(path, "a", encoding="utf-8"):
+                    pass
+            elif not path.parent.is_dir():
+                raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
+            elif not os.access(path.parent, os.W_OK):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+        except OSError as e:
+            raise cls._unwritable(path, e) from None
+
+    @staticmethod
+    def _path(path: str | Path) -> Path:
+        if not str(path).strip():
+            raise UsageError("--proof-log needs a file name (e.g. --proof-log proofs.csv)")
+        return Path(path)
+
+    @staticmethod
+    def _unwritable(path: Path, e: OSError) -> UsageError:
+        fix = (f": create the folder {path.parent} first"
+               if e.errno == errno.ENOENT and not path.parent.is_dir() else
+               ": choose a file you can write")
+        return UsageError(f"cannot write the --proof-log {path}: {e.strerror or e}{fix}")
 
     def __call__(self, event: object) -> None:
         if isinstance(event, ObjectDone):
@@ -108,8 +141,10 @@ class ProofLog:
                 # A folder (marker ``dir/``) is written as ``dir``: a directory, or a
                 # marker blob without the slash (transfer.copy_marker).
                 dest = dest.rstrip("/")
-            self._write([self._now(), event.key, dest, event.size, event.proof or FOLDER,
-                         event.attempts])
+            # Keys as text a spreadsheet never evaluates (csv_cells: one leading
+            # apostrophe added to a key starting = + - @ ' or a tab or CR).
+            self._write([self._now(), csv_cell(event.key), csv_cell(dest), event.size,
+                         event.proof or FOLDER, event.attempts])
             self.rows += 1
         elif isinstance(event, Renamed):
             self._renamed[event.key] = event.destination_key

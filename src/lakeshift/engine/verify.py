@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, TextIO, cast
 from urllib.parse import unquote
 
+from lakeshift.csv_cells import csv_cell
 from lakeshift.engine.checksums import (
     CHEAP_PROOFS,
     SourceProof,
@@ -138,7 +139,8 @@ class Report:
         while (cells := self._rows.get()) is not None:
             if self._error is None:
                 try:
-                    self.w.writerow(cells)
+                    # Keys and details as text a spreadsheet never evaluates (csv_cells).
+                    self.w.writerow([csv_cell(c) for c in cells])
                 except Exception as e:  # disk full, an unencodable name: said at close
                     self._error = e  # the queue keeps draining, so no row() waits forever
 

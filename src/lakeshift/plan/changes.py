@@ -46,7 +46,7 @@ def read_files_from(path: str | Path) -> FilesFrom:
     ignored), or a ``.csv`` file with a header that has a ``key`` column.  A file that
     ``lakeshift failures`` wrote (its header starts ``object_key,error_kind``, whatever the
     file's name) is read as written: its ``object_key`` column holds source keys, each
-    with the apostrophe that neutralised it for spreadsheets (api.csv_cell) taken off."""
+    with the apostrophe that neutralised it for spreadsheets (csv_cells.csv_cell) taken off."""
     p = Path(path)
     try:
         # Bytes decoded, not read_text: a CR inside a quoted CSV cell is part of its key
@@ -82,7 +82,7 @@ def read_files_from(path: str | Path) -> FilesFrom:
 
 
 def _unneutralised(cell: str) -> str:
-    """A cell as ``lakeshift failures`` had it before api.csv_cell: that adds one
+    """A cell as ``lakeshift failures`` had it before csv_cells.csv_cell: that adds one
     apostrophe in front of text starting with a formula character or an apostrophe."""
     return cell[1:] if cell.startswith("'") else cell
 
