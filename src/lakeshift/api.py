@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TextIO, TypeVar
 
 from lakeshift import model
 from lakeshift.control import DEFAULT_DB, fold_state_totals
-from lakeshift.csv_cells import csv_cell
+from lakeshift.csv_cells import csv_cell as csv_cell  # re-exported: the web monitor writes CSV
 from lakeshift.engine.copy_options import (
     bandwidth_arg,
     copy_options,

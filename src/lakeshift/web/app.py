@@ -35,8 +35,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import lakeshift
-from lakeshift.api import FAILURE_FIELDS
-from lakeshift.csv_cells import csv_cell
+from lakeshift.api import FAILURE_FIELDS, csv_cell
 from lakeshift.web.chart import throughput_svg
 from lakeshift.web.format import FILTERS
 from lakeshift.web.metrics import exposition
@@ -190,7 +189,7 @@ class Monitor:
 
     def failures_csv(self, request: Request) -> Response:
         """The failure log as CSV, streamed a page of rows at a time (memory stays flat),
-        every cell a spreadsheet could run as a formula neutralised (csv_cells.csv_cell)."""
+        every cell a spreadsheet could run as a formula neutralised (api.csv_cell)."""
         run_id = request.path_params["run_id"]
         raw = request.query_params.get("partition_run")
         pr_id = int(raw) if raw and raw.isdigit() else None
