@@ -42,3 +42,16 @@ def test_init_and_tune_write_sizes_spelled(tmp_path: Path) -> None:
     plain = JobConfig(name="j", db="sqlite:///j.db", sources=["s3://b/"], destination="az://c/",
                       store=StoreOptions())
     assert "block_size" not in dump(plain, "once")  # not set: the flags' defaults apply
+
+
+def test_terabytes_are_sizes_and_too_large_a_block_says_its_range() -> None:
+    """--block-size 5TiB said "is not a size"; it is one, beyond the block size's range."""
+    import pytest
+
+    from lakeshift.engine.copy_options import copy_options
+    from lakeshift.errors import UsageError
+
+    assert parse_size("5TiB", "x") == 5 * 1024**4
+    assert parse_size("2TB", "x") == 2 * 1000**4 and parse_size("1t", "x") == 1024**4
+    with pytest.raises(UsageError, match="--block-size must be between 256KiB and 4000MiB"):
+        copy_options(block_size="5TiB")
