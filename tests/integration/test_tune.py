@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -292,6 +293,9 @@ def test_tune_says_which_setting_it_did_not_try(
     out = capsys.readouterr().out
     assert "(--single-put-max not tried: no object in the sample is larger than 16MiB " \
            "(the block size chosen), so it cannot matter for it; the best keeps 64MiB)" in out
+    # The best line pastes as flags (it said "--block-size 16.0 MiB": two arguments).
+    assert re.search(r"^Best: --concurrency \d+ --block-size 16MiB --single-put-max 64MiB ", out,
+                     re.M)
 
 
 def test_tune_on_adls_gen2_leaves_no_directory_it_made(blob_service: Any, tmp_path: Path,

@@ -76,6 +76,6 @@ def tune(
         print("  (every trial took under a second: the differences may be noise; a larger "
               "--sample-objects / --sample-size gives a truer answer)")
     where = f"; written to {config} [run]" if config else " (--config FILE writes it)"
-    print(f"Best: --concurrency {best.concurrency} --block-size {human_bytes(best.block_size)} "
-          f"--single-put-max {human_bytes(best.single_put_max)}{where}")
+    print(f"Best: --concurrency {best.concurrency} --block-size {size_text(best.block_size)} "
+          f"--single-put-max {size_text(best.single_put_max)}{where}")
     return 0
