@@ -29,8 +29,8 @@ from lakeshift.errors import UsageError
 
 #: What each proof of the summary's ``proofs`` means, for the text output.
 PROOFS = {"source-md5": "the source's own MD5 equals the destination's",
-          "read-md5": "the source has no MD5 (WebHDFS, local, multipart): its bytes were read "
-                      "and hashed",
+          "read-md5": "its bytes were read and hashed: a source without an MD5 (WebHDFS, "
+                      "local, multipart), or every object with --deep",
           "multipart-etag": "the source's multipart ETag rebuilt from the destination's bytes"}
 
 
