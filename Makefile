@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 AZURITE := .tools/node_modules/.bin/azurite-blob
 PYTEST_ARGS ?=
+TEST_WORKERS ?= 2
 DEBIAN_PACKAGES := rclone postgresql time chromium
 
 .PHONY: all venv azurite tools test demo demo-gen1 lint bench clean
@@ -41,10 +42,17 @@ $(AZURITE): tools/package.json tools/package-lock.json
 	fi
 	touch $@
 
+# The suite in two phases, each failing make on a failure or on finding no test (pytest's
+# exit 5): first all but the tests marked `alone` in two pytest-xdist workers, each with its
+# own servers, a file whole on one worker (--dist loadfile), the longest files first
+# (tests/conftest.py LONG_FILES); then the `alone` tests, which a busy neighbour can fail,
+# in one process.  PYTEST_ARGS go to both phases.
 test: venv tools
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/mypy --strict src
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
+	  --alone=exclude $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --alone=only $(PYTEST_ARGS)
 
 demo: venv azurite
 	$(BIN)/python scripts/demo.py

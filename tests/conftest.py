@@ -87,20 +87,91 @@ SLOW_TESTS = frozenset({
 })
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+# `make test` runs the suite in two phases: everything but the tests marked `alone` in two
+# pytest-xdist workers (`-n 2 --dist loadfile --alone=exclude`), then those in one process
+# (`--alone=only`).  A test is marked `alone` when a busy neighbour can fail it: it races a
+# clock or a running process against work that a second worker slows down.
+ALONE_CHOICES = ("include", "exclude", "only")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--alone", choices=ALONE_CHOICES, default="include",
+        help="the tests marked alone: run with the others (include, the default), left out "
+             "(exclude: `make test`'s phase in two workers) or run only them (only: its "
+             "phase in one process)")
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """With ``--alone=only`` a test file that marks no test `alone` is not even imported:
+    collecting the whole suite took that phase ~15 s of CPU for its few tests.  (So a test
+    is marked in its own file: ``@pytest.mark.alone``, or a ``pytestmark`` holding it.)"""
+    if (config.getoption("alone") == "only" and collection_path.suffix == ".py"
+            and collection_path.name.startswith("test_")
+            and "mark.alone" not in collection_path.read_text(encoding="utf-8")):
+        return True
+    return None
+
+
+# The files that take longest, longest first (summed test time, `pytest --durations=0`, 2
+# shared cores).  Under xdist a file runs whole on one worker (--dist loadfile) in the order
+# the files were collected (--no-loadscope-reorder: xdist's own order, most tests first,
+# started these few-but-long files last, and a run ended on one worker alone for minutes);
+# so they start first, then the rest, the many short unit test files last, to fill the end.
+LONG_FILES = (
+    "tests/integration/test_dask.py", "tests/integration/test_jobs.py",
+    "tests/integration/test_verify_memory.py", "tests/integration/test_sync_cli.py",
+    "tests/e2e/test_cli_output.py", "tests/e2e/test_cli_jobs.py",
+    "tests/integration/test_multipart_proofs.py", "tests/web/test_browser.py",
+    "tests/e2e/test_cli_copy.py", "tests/integration/test_stall_limits.py",
+)
+
+
+def _run_order(item: pytest.Item) -> tuple[int, int]:
+    path = item.nodeid.split("::", 1)[0]
+    if path in LONG_FILES:
+        return 0, LONG_FILES.index(path)
+    return (2 if path.startswith("tests/unit/") else 1), 0
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if item.nodeid in SLOW_TESTS or item.nodeid.split("[", 1)[0] in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
+    phase = config.getoption("alone")
+    if phase != "include":
+        only = phase == "only"
+        keep = [i for i in items if (i.get_closest_marker("alone") is not None) == only]
+        if len(keep) < len(items):
+            kept = set(map(id, keep))
+            config.hook.pytest_deselected(items=[i for i in items if id(i) not in kept])
+            items[:] = keep
+    if hasattr(config, "workerinput"):  # an xdist worker: the longest files first
+        items.sort(key=_run_order)  # stable: each file's tests stay together and in order
 
 
 _LEFT_BEHIND = ("lakeshift-verify-*", "lakeshift-error-*", "*.db")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _working_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Each test process works in a folder of its own, never the repository: with xdist one
+    per worker (under the worker's own temporary folder), so that the guard below blames a
+    file left there on a test of this process, never on one that ended meanwhile on the
+    other worker.  Tests name repository files by their own ``__file__`` (servers.REPO)."""
+    folder = tmp_path_factory.mktemp("cwd", numbered=False)
+    before = os.getcwd()
+    os.chdir(folder)
+    yield folder
+    os.chdir(before)
+
+
 @pytest.fixture(autouse=True)
-def _nothing_left_in_the_working_folder() -> Iterator[None]:
+def _nothing_left_in_the_working_folder(_working_folder: Path) -> Iterator[None]:
     """A test writes its reports, DBs and logs under ``tmp_path``: what a command writes by
-    default into the current folder (verify's report) must not pile up in the repository."""
-    here = Path.cwd()
+    default into the current folder (verify's report) must not pile up there (in the
+    repository, were it the current folder)."""
+    here = _working_folder
     before = {p for pattern in _LEFT_BEHIND for p in here.glob(pattern)}
     yield
     left = {p for pattern in _LEFT_BEHIND for p in here.glob(pattern)} - before

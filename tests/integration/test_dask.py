@@ -545,6 +545,7 @@ class CuttableTCP:
 
 
 @pytest.mark.slow
+@pytest.mark.alone  # beside a second test worker it once hung past the 300 s timeout
 def test_a_lost_db_connection_costs_a_pause_not_the_run(
         cluster: Any, s3: Any, bucket: str, pg_url: str, tmp_path: Path) -> None:
     from sqlalchemy.engine import make_url
@@ -588,6 +589,7 @@ def test_a_lost_db_connection_costs_a_pause_not_the_run(
     assert sum(r["copied"] + r["skipped"] for r in rows) == 72
 
 
+@pytest.mark.alone  # beside a second test worker it once lost every worker task
 def test_the_driver_waits_out_a_lost_db_connection_at_the_run_s_start_and_end(
         cluster: Any, s3: Any, bucket: str, pg_url: str, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:

@@ -75,6 +75,7 @@ def test_a_key_holding_html_is_shown_as_text(
     screenshot(page, "html-in-keys")
 
 
+@pytest.mark.alone  # the cancel must come before the paced run ends
 def test_a_live_run_moves_on_the_page_and_a_cancel_stops_it_at_a_checkpoint(
         page: Any, lake: Lake, monitor_of: Callable[..., Monitor], tmp_path: Path) -> None:
     path = tmp_path / "live.db"
