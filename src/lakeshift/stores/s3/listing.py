@@ -45,8 +45,9 @@ class Listed:
 
 @dataclass(frozen=True, slots=True)
 class ListResult:
-    #: The Contents elements: ``contents`` as records, ``infos`` as the listing's
-    #: ObjectInfos (``parse_list(body, etag_md5)``: S3Store.list_page).
+    #: The Contents elements: (key, size, last modified, ETag, storage class) tuples
+    #: (``contents`` gives them as ``Listed`` records), or the listing's ObjectInfos
+    #: when parsed with ``etag_md5`` (``parse_list(body, etag_md5)``: S3Store.list_page).
     rows: list[Any]
     common_prefixes: list[str]
     is_truncated: bool
