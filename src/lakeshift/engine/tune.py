@@ -133,9 +133,19 @@ async def _prepare(dst: Store, policy: RetryPolicy) -> list[str]:
     return made
 
 
-async def _remove_scratch(dst: Store, scratch: str, made: list[str]) -> None:
+#: After a trial stopped midway, how long a write the client gave up on may still land on
+#: the service (its body was sent; the service finishes it): the sweep looks again after
+#: this, and again while it still finds something, up to ``SETTLE_PASSES`` looks.
+SETTLE_SECONDS = 1.0
+SETTLE_PASSES = 5
+
+
+async def _remove_scratch(dst: Store, scratch: str, made: list[str],
+                          stopped: bool = False) -> None:
     """What the trials left that is tune's: the scratch folder (its objects are deleted
-    already; the folder stays where directories are real), and the local folders made."""
+    already; the folder stays where directories are real), and the local folders made.
+    ``stopped``: a trial ended midway (Ctrl-C, an error), so writes it abandoned may still
+    land after a first sweep: the remote scratch is looked at again until it stays empty."""
     if dst.url.scheme == "file":
         if scratch:
             # Deleting the files leaves their folders on a disk: the scratch tree goes too.
@@ -154,6 +164,11 @@ async def _remove_scratch(dst: Store, scratch: str, made: list[str]) -> None:
         try:
             if scratch:
                 await writer.remove_directory(scratch)
+                for _ in range(SETTLE_PASSES - 1 if stopped else 0):
+                    await asyncio.sleep(SETTLE_SECONDS)
+                    if await dst.exists(scratch.rstrip("/")) is None:
+                        break
+                    await writer.remove_directory(scratch)
             for folder in made:
                 if (await dst.list_page(folder)).objects:
                     break
@@ -165,16 +180,26 @@ async def _remove_scratch(dst: Store, scratch: str, made: list[str]) -> None:
         # objects it wrote; every key under the scratch prefix (unique to this tune) is
         # tune's own, so whatever is listed there is deleted.
         try:
-            token: str | None = None
-            while True:
-                page = await dst.list_page(scratch, token)
-                await drive(_each([o.key for o in page.objects]),
-                            lambda k: dst.delete(k), 16)
-                token = page.token
-                if token is None:
+            for n in range(SETTLE_PASSES if stopped else 1):
+                if n:
+                    await asyncio.sleep(SETTLE_SECONDS)
+                if not await _sweep(dst, scratch) and n:
                     break
         except LakeshiftError:
             pass
+
+
+async def _sweep(dst: Store, prefix: str) -> int:
+    """Delete every object listed under ``prefix``; returns how many there were."""
+    found = 0
+    token: str | None = None
+    while True:
+        page = await dst.list_page(prefix, token)
+        found += len(page.objects)
+        await drive(_each([o.key for o in page.objects]), lambda k: dst.delete(k), 16)
+        token = page.token
+        if token is None:
+            return found
 
 
 async def tune_async(source: StoreConfig, destination: StoreConfig, max_objects: int = 200,
@@ -183,6 +208,7 @@ async def tune_async(source: StoreConfig, destination: StoreConfig, max_objects:
     policy = RetryPolicy()
     scratch = ""
     made: list[str] = []
+    finished = False
     try:
         await check_reachable(src.check_source, "source", policy)
         made = await _prepare(dst, policy)
@@ -226,9 +252,10 @@ async def tune_async(source: StoreConfig, destination: StoreConfig, max_objects:
             raise LakeshiftError(f"every trial failed: {result.trials[-1].failed} of "
                                  f"{len(sample)} objects each time (see lakeshift copy)")
         result.best = best.setting
+        finished = True
         return result
     finally:
-        await _remove_scratch(dst, scratch, made)
+        await _remove_scratch(dst, scratch, made, stopped=not finished)
         await asyncio.gather(src.close(), dst.close(), return_exceptions=True)
 
 
