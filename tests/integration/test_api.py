@@ -150,3 +150,20 @@ def test_plan_and_verify_send_events_and_the_async_twins_run_in_a_loop(tmp_path:
     # verify --deep hashed both sides: every byte once per side.
     assert sum(e.nbytes for e in heard if isinstance(e, lakeshift.BytesMoved)) == v.bytes_read
     assert v.bytes_read == 2 * 3 * sum(100 + i for i in range(3))
+
+
+def test_a_copied_objects_event_names_where_it_was_written(tmp_path: Path, s3: Any,
+                                                           bucket: str) -> None:
+    """ObjectDone of a copied object carries its full destination key (the copy's naming
+    applied): what a per-object record of a run or a copy needs."""
+    from lakeshift.engine.events import ObjectDone
+
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    (src / "d" / "a.bin").write_bytes(b"a")
+    (src / "top.bin").write_bytes(b"t")
+    heard: list[lakeshift.Event] = []
+    lakeshift.copy(str(src), f"s3://{bucket}/into/", subscribers=[heard.append])
+    done = {e.key: e.dest_key for e in heard if isinstance(e, ObjectDone)}
+    assert {k.rsplit("/", 1)[-1]: v for k, v in done.items()} == {
+        "a.bin": "into/d/a.bin", "top.bin": "into/top.bin"}

@@ -57,6 +57,9 @@ class ObjectDone:
     #: --invalid-names skip; it is recorded like a failure but does not fail the run.
     #: Why a "skipped" outcome without an error was skipped (SKIP_* below).
     reason: str | None = None
+    #: Where a copied object was written: its full key in the destination's bucket or
+    #: container (the copy's naming applied: destination root, renames, folder markers).
+    dest_key: str | None = None
 
 
 #: Reasons of skips that are not errors (a skipped error's reason is its error kind).

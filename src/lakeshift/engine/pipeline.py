@@ -598,7 +598,8 @@ async def _transfer_one(ctx: TransferContext, s: ObjectInfo, dest_key: str, even
                 md5, proof = copied.md5, copied.proof
             if access is not None:
                 await access.apply(s, dest_key, wanted)
-            events.emit(ObjectDone(s.key, s.size, "copied", attempts=attempt, proof=proof))
+            events.emit(ObjectDone(s.key, s.size, "copied", attempts=attempt, proof=proof,
+                                   dest_key=dest_key))
             if delete_source and not s.is_dir_marker:
                 await _move(ctx, s, dest_key, md5, events)
             return True
