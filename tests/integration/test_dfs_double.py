@@ -171,3 +171,93 @@ def test_the_dfs_endpoint_uses_the_stores_bearer_token_and_renews_it_on_401(
         assert got["class"] == "AuthError" and "credentials rejected" in got["error"], got
         assert "expired-token" not in got["error"]
         assert gen2.bearers_seen == ["expired-token", "expired-token"]
+
+
+def _path_delete(double: DfsDouble, fs: str, path: str, recursive: str) -> tuple[int, str, Any]:
+    """Path - Delete as the REST reference has it, signed with the account key: status,
+    ``x-ms-error-code`` and the JSON error body (None when empty)."""
+    import base64
+    import http.client
+    from datetime import UTC, datetime
+    from email.utils import format_datetime
+
+    from lakeshift.stores.azure.rest import API_VERSION, shared_key_signature
+    from tests import servers
+
+    target = f"/{servers.AZURITE_ACCOUNT}/{fs}/{path}?recursive={recursive}"
+    headers = {"x-ms-version": API_VERSION,
+               "x-ms-date": format_datetime(datetime.now(UTC), usegmt=True)}
+    headers["Authorization"] = shared_key_signature(
+        servers.AZURITE_ACCOUNT, base64.b64decode(servers.AZURITE_KEY), "DELETE",
+        f"http://127.0.0.1:{double.port}{target}", headers)
+    conn = http.client.HTTPConnection("127.0.0.1", double.port, timeout=60)
+    try:
+        conn.request("DELETE", target, headers=headers)
+        resp = conn.getresponse()
+        body = resp.read()
+        return resp.status, resp.getheader("x-ms-error-code") or "", \
+            json.loads(body) if body else None
+    finally:
+        conn.close()
+
+
+def test_the_double_deletes_a_directory_without_recursion_only_when_empty(
+        blob_service: Any, gen2: DfsDouble) -> None:
+    """The double's Path - Delete: ``recursive=false`` on a directory that holds anything is
+    409 ``DirectoryNotEmpty`` (the reference's error shape) and deletes nothing; on an
+    empty one it deletes it; ``recursive=true`` deletes the directory with what is below."""
+    fs = f"fs{uuid.uuid4().hex[:10]}"
+    blob_service.create_container(fs)
+
+    async def seed() -> None:
+        store = open_store(StoreConfig(parse_url(f"az://{fs}/")))
+        try:
+            await store.prepare_destination()
+            await store.put("full/sub/f.txt", b"x", ObjectProps(), hashlib.md5(b"x").digest())
+            await store.make_directory("empty/")
+        finally:
+            await store.close()
+
+    asyncio.run(seed())
+    before = sorted(blobs(blob_service, fs, ""))
+    assert before == ["empty", "full", "full/sub", "full/sub/f.txt"]
+    for path in ("full", "full/sub"):
+        status, code, body = _path_delete(gen2, fs, path, "false")
+        assert (status, code) == (409, "DirectoryNotEmpty"), path
+        assert body["error"]["code"] == "DirectoryNotEmpty" and body["error"]["message"]
+    assert sorted(blobs(blob_service, fs, "")) == before
+    assert _path_delete(gen2, fs, "empty", "false")[0] == 200
+    assert _path_delete(gen2, fs, "empty", "false")[:2] == (404, "PathNotFound")
+    assert _path_delete(gen2, fs, "full", "true")[0] == 200
+    assert blobs(blob_service, fs, "") == {}
+
+
+def test_the_store_removes_a_directory_only_while_it_is_empty_unless_told_recursive(
+        blob_service: Any, gen2: DfsDouble) -> None:
+    """``remove_directory`` sends Path - Delete with ``recursive=false``: a folder something
+    wrote into after it was seen empty keeps what is in it, and no error is raised (it is not
+    lakeshift's to remove); ``recursive=True`` takes the folder with all below it.
+    (``gen2`` after ``blob_service``: the store talks to the double's account.)"""
+    fs = f"fs{uuid.uuid4().hex[:10]}"
+    blob_service.create_container(fs)
+
+    async def main() -> None:
+        store = open_store(StoreConfig(parse_url(f"az://{fs}/")))
+        try:
+            await store.prepare_destination()
+            await store.make_directory("made/deeper/")
+            await store.put("made/deeper/run.bin", b"a run's", ObjectProps(),
+                            hashlib.md5(b"a run's").digest())
+            await store.make_directory("gone/")
+            for key in ("made/deeper/", "made/", "gone/", "never/"):
+                await store.remove_directory(key)  # type: ignore[attr-defined]
+            assert sorted(blobs(blob_service, fs, "")) == ["made", "made/deeper",
+                                                           "made/deeper/run.bin"]
+            await store.remove_directory("made/", recursive=True)  # type: ignore[attr-defined]
+            assert blobs(blob_service, fs, "") == {}
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+    deletes = [r for r in gen2.requests if r[0] == "DELETE"]
+    assert [r[2] for r in deletes] == ["made/deeper", "made", "gone", "never", "made"]

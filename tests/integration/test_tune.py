@@ -355,3 +355,40 @@ def test_tune_writes_no_size_it_did_not_try(tmp_path: Path) -> None:
     loaded = load(cfg)
     assert (loaded.concurrency, loaded.block_size) == (res.best.concurrency, 32 * MiB)
     assert loaded.single_put_max is None
+
+
+def test_tune_on_adls_gen2_keeps_what_a_run_writes_into_a_folder_it_made_meanwhile(
+        blob_service: Any, tmp_path: Path, request: Any, monkeypatch: Any) -> None:
+    """Tune removes a destination folder it made once it lists it empty; a run writing into
+    it in the moment between that listing and the delete keeps its file: the delete is not
+    recursive, and a folder that is not empty is left (silently: it is the run's now)."""
+    import hashlib
+
+    from lakeshift.model import ObjectProps
+    from lakeshift.stores.azure.store import AzureBlobStore
+
+    request.getfixturevalue("gen2")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_bytes(os.urandom(3000))
+    fs = f"fw{os.getpid()}x{len(str(tmp_path)) % 97}"
+    blob_service.create_container(fs)
+    listed = AzureBlobStore.list_page
+    landed: list[str] = []
+
+    async def list_page(self: Any, prefix: str, *args: Any, **kw: Any) -> Any:
+        page = await listed(self, prefix, *args, **kw)
+        if prefix == "new/deeper/" and not page.objects and not landed:
+            # Seen empty by tune; a run's file lands before tune's delete.
+            await self.put("new/deeper/run.bin", b"a run's", ObjectProps(),
+                           hashlib.md5(b"a run's").digest())
+            landed.append(prefix)
+        return page
+
+    monkeypatch.setattr(AzureBlobStore, "list_page", list_page)
+    res = lakeshift.tune(str(src), f"az://{fs}/new/deeper/", sample_objects=1)
+    assert res.trials and all(t.failed == 0 for t in res.trials)
+    assert landed
+    # The run's file and its folders stay; tune's scratch is gone.
+    assert sorted(blobs(blob_service, fs, "")) == ["new", "new/deeper", "new/deeper/run.bin"]
+

@@ -157,18 +157,20 @@ async def _remove_scratch(dst: Store, scratch: str, made: list[str],
             except OSError:
                 break
     elif dst.capabilities.directories:
-        # ADLS Gen2: the files are gone, their directories are not: one (recursive) delete
+        # ADLS Gen2: the files are gone, their directories are not: one recursive delete
         # of the scratch folder, which holds only tune's own, then each destination folder
-        # the trials made, deepest first, while it is empty (Path - Delete is recursive).
+        # the trials made, deepest first, while it is empty.  Those are deleted without
+        # recursion: a run writing into one between the listing and the delete keeps its
+        # files (the service refuses to delete a directory that is not empty; it stays).
         writer = cast(DirectoryWriter, dst)
         try:
             if scratch:
-                await writer.remove_directory(scratch)
+                await writer.remove_directory(scratch, recursive=True)
                 for _ in range(SETTLE_PASSES - 1 if stopped else 0):
                     await asyncio.sleep(SETTLE_SECONDS)
                     if await dst.exists(scratch.rstrip("/")) is None:
                         break
-                    await writer.remove_directory(scratch)
+                    await writer.remove_directory(scratch, recursive=True)
             for folder in made:
                 if (await dst.list_page(folder)).objects:
                     break

@@ -377,9 +377,11 @@ class DirectoryWriter(Protocol):
         """Create the directory ``key`` (and its parents); one that exists is fine."""
         ...
 
-    async def remove_directory(self, key: str) -> None:
+    async def remove_directory(self, key: str, recursive: bool = False) -> None:
         """Remove the directory ``key`` that lakeshift made and emptied; one that is gone is
-        fine."""
+        fine, and one that holds anything is left as it is (something else wrote into it: a
+        run into a folder tune or scan made).  ``recursive``: with everything below it, for a
+        folder whose every path is lakeshift's own (tune's scratch)."""
         ...
 
     async def set_access(self, key: str, access: PathAccess) -> None:

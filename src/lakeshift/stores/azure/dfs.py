@@ -60,17 +60,28 @@ class DfsClient:
         await self._call(lambda h: self._fs().get_directory_client(path).create_directory(
             headers=h), what)
 
-    async def remove_directory(self, path: str, what: str) -> None:
-        """Path - Delete a directory lakeshift made and emptied; one that is gone is fine.
-        (The SDK always sends ``recursive=true`` for a directory: callers pass only their
-        own, emptied ones.)"""
-        from azure.core.exceptions import ResourceNotFoundError
+    async def remove_directory(self, path: str, what: str, recursive: bool = False) -> None:
+        """Path - Delete a directory; one that is gone is fine.  Not ``recursive`` (the
+        default): ``recursive=false``, so the service removes it only while it is empty; one
+        that holds anything (409 ``DirectoryNotEmpty``: a run may have written into it since
+        it was seen empty) is left, silently, for it is not lakeshift's to remove.
+        ``recursive``: with everything below it (a folder whose every path is lakeshift's)."""
+        from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
         async def delete(headers: dict[str, str]) -> None:
+            directory = self._fs().get_directory_client(path)
             try:
-                await self._fs().get_directory_client(path).delete_directory(headers=headers)
+                if recursive:
+                    await directory.delete_directory(headers=headers)
+                else:
+                    # The SDK's delete_directory always sends recursive=true: its generated
+                    # client sends the REST reference's Path - Delete as asked.
+                    await directory._client.path.delete(recursive=False, headers=headers)
             except ResourceNotFoundError:
                 pass
+            except HttpResponseError as e:
+                if e.status_code != 409 or _error_code(e) != "DirectoryNotEmpty":
+                    raise
 
         await self._call(delete, what)
 
@@ -110,7 +121,7 @@ class DfsClient:
                 return await op(headers)
             except HttpResponseError as e:
                 status = int(getattr(e, "status_code", 0) or 0)
-                code = str(getattr(e, "error_code", "") or "")
+                code = _error_code(e)
                 refused = status == 401 or (status == 403 and code == "AuthenticationFailed")
                 if token is not None and not renewed and refused:
                     # A token the service refuses (expired, revoked): renewed once, and the
@@ -133,3 +144,14 @@ class DfsClient:
         if self._service is not None:
             await self._service.close()
             self._service = None
+
+
+def _error_code(e: Any) -> str:
+    """The service's error code: the SDK's clients set ``error_code`` (a ``StorageErrorCode``
+    enum, whose ``str()`` is ``StorageErrorCode.AUTHENTICATION_FAILED``, hence its value);
+    an error raised by its generated client has only the response's ``x-ms-error-code``."""
+    code = getattr(e, "error_code", None)
+    code = getattr(code, "value", code)
+    if not code and getattr(e, "response", None) is not None:
+        code = e.response.headers.get("x-ms-error-code")
+    return str(code or "")

@@ -138,8 +138,8 @@ class AzureBlobStore:
     async def make_directory(self, key: str) -> None:
         await self._dfs.make_directory(key.rstrip("/"), self._where(key))
 
-    async def remove_directory(self, key: str) -> None:
-        await self._dfs.remove_directory(key.rstrip("/"), self._where(key))
+    async def remove_directory(self, key: str, recursive: bool = False) -> None:
+        await self._dfs.remove_directory(key.rstrip("/"), self._where(key), recursive)
 
     async def set_access(self, key: str, access: PathAccess) -> None:
         await self._dfs.set_access(key.rstrip("/"), access, self._where(key))

@@ -16,12 +16,12 @@ copied again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import hashlib
 import itertools
 import mimetypes
 import os
+import shutil
 import stat
 from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import datetime, timedelta
@@ -236,9 +236,18 @@ class LocalStore:
         except (FileExistsError, NotADirectoryError):
             raise InvalidNameError(f"{path}: a file is in the way of the directory") from None
 
-    async def remove_directory(self, key: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            await asyncio.to_thread(os.rmdir, self._path(key.rstrip("/")))
+    async def remove_directory(self, key: str, recursive: bool = False) -> None:
+        path = self._path(key.rstrip("/"))
+        if recursive:
+            await asyncio.to_thread(shutil.rmtree, path, ignore_errors=True)
+            return
+        try:
+            await asyncio.to_thread(os.rmdir, path)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise  # one that holds anything stays (as on ADLS Gen2)
 
     async def put(self, key: str, data: Data, props: ObjectProps, md5: bytes) -> None:
         # One thread hop for the whole file (was three), but not in the event loop: creating
