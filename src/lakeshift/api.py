@@ -1272,8 +1272,9 @@ async def tune_async(source: str, destination: str, *, config: str | Path | None
         await asyncio.to_thread(_writable_config, Path(config))
         # The best setting goes into that job's [run]: it must be tried on that job's pair
         # (a folder of its source, into its destination or a folder of it).
-        if not any(_url_within(source, s) for s in cfg.sources) or \
-                not _url_within(destination, cfg.destination):
+        mine = store_options or StoreOptions()
+        if not any(_url_within(source, mine, s, cfg.store) for s in cfg.sources) or \
+                not _url_within(destination, mine, cfg.destination, cfg.store):
             raise UsageError(
                 f"{config} copies {', '.join(cfg.sources)} → {cfg.destination}, not "
                 f"{source} → {destination}: tune that job's source and destination (or "
@@ -1302,13 +1303,39 @@ def _writable_config(path: Path) -> None:
                          "leave out --config to only print the best setting") from None
 
 
-def _url_within(a: str, b: str) -> bool:
-    """Whether URL ``a`` names ``b`` or a folder inside it."""
+def _url_within(a: str, a_options: StoreOptions, b: str, b_options: StoreOptions) -> bool:
+    """Whether URL ``a`` names ``b`` or a folder inside it, however each is spelled
+    (``az://fs/raw`` and ``abfss://fs@acct.dfs.core.windows.net/raw/`` of that account, a
+    relative path and its ``file://`` URL): the same store and a path at or below ``b``'s."""
     try:
-        ua, ub = parse_url(a).display().rstrip("/"), parse_url(b).display().rstrip("/")
+        (place_a, path_a), (place_b, path_b) = _place(a, a_options), _place(b, b_options)
     except UsageError:
         return False
-    return ua == ub or ua.startswith(ub + "/")
+    return place_a == place_b and (path_a == path_b or path_b == "" or
+                                   path_a.startswith(path_b + "/"))
+
+
+def _place(url: str, options: StoreOptions) -> tuple[tuple[str, ...], str]:
+    """Where ``url`` points: its store (local disk; a bucket; an Azure container at its
+    account's endpoint) and the path in it, without a trailing slash."""
+    import os
+
+    u = parse_url(url)
+    if u.scheme == "file":  # absolute already; symlinks resolved too
+        return ("file",), os.path.realpath(u.bucket).rstrip("/")
+    path = u.path.rstrip("/")
+    if u.scheme == "azure":
+        # az:// takes its account from the credentials, abfss:// and https:// name it: the
+        # account and endpoint the store would use, as it resolves them (asks no server).
+        from lakeshift.stores.azure.auth import resolve
+
+        try:
+            settings = resolve(u, options)
+            account = (settings.account, settings.blob_endpoint)
+        except UsageError:  # say, a URL's account that is not the connection string's
+            account = (u.account or "", u.endpoint_suffix or "")
+        return ("azure", *account, u.bucket), path
+    return (u.scheme, u.bucket), path
 
 
 tune = _blocking(tune_async)

@@ -10,6 +10,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import lakeshift
 from lakeshift.engine.tune import CONCURRENCIES
 from lakeshift.plan.jobconfig import load, write_run_settings
@@ -392,3 +394,27 @@ def test_tune_on_adls_gen2_keeps_what_a_run_writes_into_a_folder_it_made_meanwhi
     # The run's file and its folders stay; tune's scratch is gone.
     assert sorted(blobs(blob_service, fs, "")) == ["new", "new/deeper", "new/deeper/run.bin"]
 
+
+def test_tune_takes_its_configs_azure_pair_however_it_is_spelled(
+        tmp_path: Path, blob_service: Any) -> None:
+    """The config says abfss://FS@ACCOUNT.dfs.core.windows.net/raw/; tune is given
+    az://FS/raw (the account from the credentials: the same one): the same place, tuned and
+    written.  The same container of another account is refused before any trial."""
+    from lakeshift.errors import UsageError
+    from lakeshift.stores.azure.dev import DEV_ACCOUNT
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_bytes(os.urandom(3000))
+    fs = f"fc{os.getpid()}x{len(str(tmp_path)) % 97}"
+    blob_service.create_container(fs)
+    cfg = tmp_path / "lakeshift.toml"
+    cfg.write_text(_config(f"{src}/", f"abfss://{fs}@{DEV_ACCOUNT}.dfs.core.windows.net/raw/"))
+    res = lakeshift.tune(f"file://{src}", f"az://{fs}/raw", config=cfg, sample_objects=1)
+    assert load(cfg).concurrency == res.best.concurrency
+    assert blobs(blob_service, fs, "") == {}  # nothing left behind
+    cfg.write_text(_config(src, f"abfss://{fs}@other{DEV_ACCOUNT[:8]}.dfs.core.windows.net/raw/"))
+    before = cfg.read_text()
+    with pytest.raises(UsageError, match="leave out --config"):
+        lakeshift.tune(str(src), f"az://{fs}/raw", config=cfg, sample_objects=1)
+    assert cfg.read_text() == before

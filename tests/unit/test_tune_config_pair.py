@@ -1,0 +1,74 @@
+"""``tune --config``: SRC and DST must be the config's job's source and destination (or
+folders of them), compared as the places they name, not as written: ``az://fs/raw`` and
+``abfss://fs@acct.dfs.core.windows.net/raw`` of that account, a trailing slash, a relative
+path and its file:// URL are each one place; another account is another place."""
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lakeshift.api import _url_within
+from lakeshift.stores.base import StoreOptions
+
+OPTS = StoreOptions()
+
+
+def within(a: str, b: str) -> bool:
+    return _url_within(a, OPTS, b, OPTS)
+
+
+@pytest.fixture
+def acct_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Credentials of account ``acct`` (the key itself is never used: no server is asked)."""
+    for name in ("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_BLOB_ENDPOINT",
+                 "AZURE_STORAGE_SAS_TOKEN", "AZURE_CLIENT_ID", "AZURE_STORAGE_ACCOUNT_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT", "acct")
+    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_KEY", base64.b64encode(b"k" * 64).decode())
+
+
+def test_azure_spellings_of_one_account_are_one_place(acct_key: None) -> None:
+    gen2 = "abfss://lake@acct.dfs.core.windows.net/raw"
+    for a, b in (("az://lake/raw", gen2), (gen2 + "/", "az://lake/raw/"),
+                 ("az://lake/raw/2024", gen2), ("https://acct.blob.core.windows.net/lake/raw/x",
+                                                "az://lake/raw"),
+                 ("https://acct.dfs.core.windows.net/lake/raw", gen2), ("az://lake/raw", "az://lake/")):
+        assert within(a, b), (a, b)
+    for a, b in (("az://lake/raw", "abfss://lake@other.dfs.core.windows.net/raw"),
+                 ("abfss://lake@other.dfs.core.windows.net/raw", "az://lake/raw"),
+                 ("az://lake/raw", "abfss://sea@acct.dfs.core.windows.net/raw"),
+                 ("az://lake/raw2", gen2), ("az://lake/", gen2),
+                 ("abfss://lake@acct.dfs.core.chinacloudapi.cn/raw", gen2)):
+        assert not within(a, b), (a, b)
+
+
+def test_another_account_than_the_connection_strings_is_another_place(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING",
+                       "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey="
+                       + base64.b64encode(b"k" * 64).decode())
+    assert within("az://lake/raw", "abfss://lake@acct.dfs.core.windows.net/raw/")
+    # The connection string refuses "other" for the store; here it is simply not the same.
+    assert not within("az://lake/raw", "abfss://lake@other.dfs.core.windows.net/raw")
+    assert not within("abfss://lake@other.dfs.core.windows.net/raw", "az://lake/raw")
+
+
+def test_s3_and_local_spellings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert within("s3://lake/p", "s3://lake/p/") and within("s3://lake/p/", "s3://lake/p")
+    assert within("s3://lake/p/q", "s3://lake/p/") and within("s3://lake/p", "s3://lake")
+    assert not within("s3://lake/p2", "s3://lake/p") and not within("s3://sea/p", "s3://lake/p")
+    (tmp_path / "real" / "in").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    monkeypatch.chdir(tmp_path)
+    for a, b in (("real/in", f"file://{tmp_path}/real"), (f"{tmp_path}/real/", "real"),
+                 ("link/in", str(tmp_path / "real")), ("./real", "file://" + str(tmp_path))):
+        assert within(a, b), (a, b)
+    assert not within("real", "real/in") and not within("s3://lake/real", "real")
+    assert not within(f"{tmp_path}/realm", "real")
+
+
+def test_a_url_that_does_not_parse_is_not_within(acct_key: Any) -> None:
+    assert not within("s3://Lake/p", "s3://lake/p") and not within("az://lake/raw", "nope://x")
