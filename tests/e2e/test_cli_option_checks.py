@@ -4,13 +4,13 @@ exit 2, with nothing copied."""
 
 from __future__ import annotations
 
-import os
+import re
 from pathlib import Path
 
 import pytest
 
 import lakeshift
-from lakeshift.engine.copy_options import copy_options
+from lakeshift.engine.copy_options import copy_options, memory_for_data
 from lakeshift.engine.pipeline import CopyOptions
 from lakeshift.errors import UsageError
 from tests.e2e.cli import lakeshift as cli
@@ -80,11 +80,11 @@ def test_the_default_single_put_limit_follows_a_larger_block_size() -> None:
 
 
 def test_buffers_over_half_the_memory_are_refused_and_under_it_accepted() -> None:
-    memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    memory, whose = memory_for_data()  # this machine's, or its container's limit
     block = 4000 * MiB
     fits = max(1, memory // 2 // block)
     copy_options(concurrency=fits, block_size=block, single_put_max=0)
-    with pytest.raises(UsageError, match="more than half of this machine's"):
+    with pytest.raises(UsageError, match=re.escape(f"more than half of {whose}")):
         copy_options(concurrency=fits + 1, block_size=block, single_put_max=0)
     # The engine's own check is of the values alone: where they run is the caller's.
     CopyOptions(concurrency=fits + 1, block_size=block, single_put_max=0).validate()
@@ -94,7 +94,7 @@ def test_dask_buffers_are_checked_where_the_workers_run() -> None:
     """A remote cluster's workers hold the buffers, not this client: not refused for this
     machine's memory.  ``local:N`` runs N workers here, each with the whole concurrency:
     N times the buffers.  (The DB below cannot be reached: the error after the checks.)"""
-    memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    memory, whose = memory_for_data()  # this machine's, or its container's limit
     block = 4000 * MiB
     fits = max(1, memory // 2 // block)
     db = "postgresql://nobody@127.0.0.1:9/none"
@@ -102,7 +102,7 @@ def test_dask_buffers_are_checked_where_the_workers_run() -> None:
         lakeshift.sync("/nonexistent-a", "/nonexistent-b", job="j", db=db,
                        dask="tcp://127.0.0.1:9",
                        concurrency=fits + 1, block_size=block, single_put_max=0)
-    assert "of this machine's" not in str(remote.value)
+    assert f"of {whose}" not in str(remote.value)
     with pytest.raises(UsageError, match=r"× 2 local Dask workers needs .* more than half"):
         lakeshift.sync("/nonexistent-a", "/nonexistent-b", job="j", db=db,
                        dask="local:2",

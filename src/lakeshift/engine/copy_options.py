@@ -14,7 +14,7 @@ from typing import Any
 from lakeshift.engine.pipeline import CopyOptions
 from lakeshift.engine.preserve import preserve_set, read_identity_map
 from lakeshift.errors import UsageError
-from lakeshift.sizes import size_arg
+from lakeshift.sizes import human_bytes, size_arg
 
 MiB = 1024 * 1024
 
@@ -59,24 +59,77 @@ def physical_memory() -> int:
         return 0
 
 
+#: Where the cgroup file systems are mounted, and where this process's cgroups are listed
+#: (tests point them at a fake tree).
+CGROUP_ROOT = "/sys/fs/cgroup"
+SELF_CGROUP = "/proc/self/cgroup"
+#: cgroup v1 says "no limit" with a number near 2**63 (rounded down to a page).
+_V1_UNLIMITED = 1 << 62
+
+
+def cgroup_memory_limit(root: str | None = None, self_cgroup: str | None = None) -> int:
+    """This process's cgroup memory limit in bytes; 0 when none is set or none can be read.
+
+    cgroup v2: ``memory.max`` (``max``: none); v1: ``memory/memory.limit_in_bytes`` (a huge
+    number: none).  Read in the process's own cgroup (its path from ``/proc/self/cgroup``),
+    each of its ancestors (their limits hold too) and the mount's root (a container usually
+    sees its own cgroup there); the smallest counts."""
+    root = CGROUP_ROOT if root is None else root
+    paths = {"v2": "/", "v1": "/"}
+    try:
+        with open(SELF_CGROUP if self_cgroup is None else self_cgroup, encoding="utf-8") as f:
+            for line in f:
+                hierarchy, _, rest = line.strip().partition(":")
+                controllers, _, path = rest.partition(":")
+                if hierarchy == "0" and not controllers:
+                    paths["v2"] = path or "/"
+                elif "memory" in controllers.split(","):
+                    paths["v1"] = path or "/"
+    except OSError:
+        pass
+    limits = []
+    for version, base, name in (("v2", root, "memory.max"),
+                                ("v1", os.path.join(root, "memory"), "memory.limit_in_bytes")):
+        parts = [p for p in paths[version].split("/") if p and p not in (".", "..")]
+        for depth in range(len(parts), -1, -1):
+            try:
+                with open(os.path.join(base, *parts[:depth], name), encoding="ascii") as f:
+                    text = f.read().strip()
+            except (OSError, UnicodeDecodeError):
+                continue
+            if text.isdigit() and 0 < int(text) < _V1_UNLIMITED:
+                limits.append(int(text))
+    return min(limits, default=0)
+
+
+def memory_for_data() -> tuple[int, str]:
+    """The memory the copy's buffers must fit in, and whose it is (for a message): this
+    container's (cgroup) limit when it is below this machine's memory, else this machine's
+    memory; 0 when neither can be told."""
+    machine, limit = physical_memory(), cgroup_memory_limit()
+    if limit and (machine <= 0 or limit < machine):
+        return limit, f"this container's {human_bytes(limit)} limit"
+    return machine, f"this machine's {human_bytes(machine)}"
+
+
 def check_memory(opts: CopyOptions, processes: int = 1) -> None:
     """Object data stays under concurrency × block size in each copying process (the
     SlotPool): a UsageError when ``processes`` of them here (the copy itself, or a
-    ``--dask local:N`` cluster's workers) could take more than half of this machine's
-    memory.  A remote Dask cluster's workers (``processes`` 0) are not this machine's."""
-    memory = physical_memory()
+    ``--dask local:N`` cluster's workers) could take more than half of the memory they may
+    use: this machine's, or this container's limit when lower (``memory_for_data``).  A
+    remote Dask cluster's workers (``processes`` 0) are not this machine's."""
+    memory, whose = memory_for_data()
     need = processes * opts.concurrency * opts.block_size
     if memory <= 0 or need <= memory // 2:
         return
     from lakeshift.plan.jobconfig import size_text
-    from lakeshift.sizes import human_bytes
 
     workers = f" × {processes} local Dask workers" if processes > 1 else ""
     raise UsageError(
         f"--concurrency {opts.concurrency} × --block-size {size_text(opts.block_size)}"
-        f"{workers} needs {human_bytes(need)} of memory for data, more than half of this "
-        f"machine's {human_bytes(memory)}: lower --concurrency or --block-size (their "
-        f"product at most {human_bytes(memory // 2 // max(processes, 1))})")
+        f"{workers} needs {human_bytes(need)} of memory for data, more than half of "
+        f"{whose}: lower --concurrency or --block-size (their product at most "
+        f"{human_bytes(memory // 2 // max(processes, 1))})")
 
 
 def copy_options(*, concurrency: int = 32, block_size: int | str = 8 * MiB,
