@@ -186,6 +186,42 @@ def _as_utc(value: datetime | None) -> datetime | None:
 # -- copy --------------------------------------------------------------------------------
 
 
+async def _check_proof_log(proof_log: str | Path) -> None:
+    """What opening ``--proof-log`` would refuse, refused now (nothing created)."""
+    from lakeshift.engine.proof_log import ProofLog
+
+    await asyncio.to_thread(ProofLog.check, proof_log)
+
+
+def _refuse_proof_log_on_dask(proof_log: str | Path | None, dask: str | None) -> None:
+    if proof_log is not None and dask is not None:
+        raise UsageError("--proof-log cannot go with --dask: the workers copy in their own "
+                         "processes and their objects' events do not reach this one, so no "
+                         "row could be written as its object finishes; leave out --dask for "
+                         "a proof log, or prove the copies afterwards with `lakeshift verify "
+                         "SRC DST --report R --list-verified` (a row per object)")
+
+
+@asynccontextmanager
+async def _proofs(proof_log: str | Path | None, subscribers: list[Subscriber] | None
+                  ) -> AsyncIterator[list[Subscriber] | None]:
+    """The subscribers, with ``--proof-log``'s writer among them while the command copies
+    (opened off the loop; closed once its queued rows are written).  A command that
+    stops leaves a log it created without a row nowhere."""
+    if proof_log is None:
+        yield subscribers
+        return
+    from lakeshift.engine.proof_log import ProofLog
+
+    log = await asyncio.to_thread(ProofLog.open, proof_log)
+    try:
+        yield [*(subscribers or []), log]
+    except BaseException:
+        log.close(discard=True)  # the rows queued are written: their objects were copied
+        raise
+    await asyncio.to_thread(log.close)
+
+
 async def copy_async(source: str, destination: str, *, concurrency: int = 32,
                      block_size: int | str = 8 * MiB, single_put_max: int | str | None = None,
                      overwrite: str = "if-different", include: Sequence[str] = (),
@@ -222,25 +258,11 @@ async def copy_async(source: str, destination: str, *, concurrency: int = 32,
                         map_identities=pairs, copy_mode=copy_mode)
     src = source_config(source, store_options)
     dst = destination_config(destination, store_options)
-    if proof_log is None or dry_run:
-        if proof_log is not None:  # a dry run writes no log, but checks the path as a run
-            from lakeshift.engine.proof_log import ProofLog
-
-            await asyncio.to_thread(ProofLog.check, proof_log)
+    if dry_run and proof_log is not None:  # a dry run writes no log, but checks the path
+        await _check_proof_log(proof_log)
+        proof_log = None
+    async with _proofs(proof_log, subscribers) as subscribers:
         result = await _copy_pair(src, dst, opts, subscribers)
-    else:
-        from lakeshift.engine.proof_log import ProofLog, destination_keys
-
-        root = dst.url.path if dst.url.path == "" or dst.url.path.endswith("/") \
-            else dst.url.path + "/"
-        log = await asyncio.to_thread(ProofLog.open, proof_log,
-                                      destination_keys(src.url.path, root))
-        try:
-            result = await _copy_pair(src, dst, opts, [*(subscribers or []), log])
-        except BaseException:
-            log.close(discard=True)
-            raise
-        log.close()
     result.source, result.destination = src.url.display(), dst.url.display()
     return result
 
