@@ -416,7 +416,8 @@ async def run_async(*, job: str = "", db: str | None = None, batch_count: int | 
                     max_bandwidth: int | str | None = None, adaptive: bool = True,
                     config: str | Path | None = None,
                     subscribers: list[Subscriber] | None = None,
-                    dask: str | None = None, copy_mode: str | None = None) -> RunResult:
+                    dask: str | None = None, copy_mode: str | None = None,
+                    proof_log: str | Path | None = None) -> RunResult:
     """Copy the pending and failed partitions of a job (``lakeshift run``), once.
 
     ``db`` defaults to ``DEFAULT_DB``, ``batch_count`` to 4, ``concurrency`` to 32,
@@ -427,8 +428,13 @@ async def run_async(*, job: str = "", db: str | None = None, batch_count: int | 
     to follow (the CLI's ``run --config`` loop).  ``dask`` (``tcp://HOST:8786`` or
     ``local:N``) runs it on a Dask cluster, every worker claiming partitions from ``db``
     (PostgreSQL): see docs/dask.md.  ``copy_mode`` overrides the job's saved one
-    (``stream`` unless planned with another) for this run.
+    (``stream`` unless planned with another) for this run.  ``proof_log``: a row per object
+    copied, appended to that CSV file as each finishes, as for :func:`copy` (not with
+    ``dask``: the workers' events do not reach this process).
     """
+    _refuse_proof_log_on_dask(proof_log, dask)
+    if proof_log is not None:
+        await _check_proof_log(proof_log)
     from_file: dict[str, Any] = {}
     if config is not None:
         from lakeshift.plan.jobconfig import load as load_config
@@ -485,8 +491,10 @@ async def run_async(*, job: str = "", db: str | None = None, batch_count: int | 
             result = (await run_on_dask(control, j, fleet, batch_count, opts, so, subscribers,
                                         lease_seconds, heartbeat)).run
         else:
-            result = await jobrunner.run_job(control, j, batch_count, opts, so, subscribers,
-                                             lease_s=lease_seconds, heartbeat_s=heartbeat)
+            async with _proofs(proof_log, subscribers) as subscribers:
+                result = await jobrunner.run_job(control, j, batch_count, opts, so,
+                                                 subscribers, lease_s=lease_seconds,
+                                                 heartbeat_s=heartbeat)
         result.job = j.name
         runs = await asyncio.to_thread(control.runs, j.id)
         result.number = next((r.number for r in map(_run_status, runs)
@@ -586,7 +594,8 @@ async def sync_async(source: str | None = None, destination: str | None = None, 
                      store_options: StoreOptions | None = None,
                      subscribers: list[Subscriber] | None = None,
                      on_pass: Callable[[model.SyncResult], None] | None = None,
-                     dask: str | None = None) -> model.SyncResult:
+                     dask: str | None = None,
+                     proof_log: str | Path | None = None) -> model.SyncResult:
     """Delta pass(es) over a job (``lakeshift sync``; README "Delta sync").
 
     With ``source`` and ``destination`` the job is created on first use (partitions as in
@@ -596,9 +605,12 @@ async def sync_async(source: str | None = None, destination: str | None = None, 
     ``overlap``), or the start of the job's historical run, or nothing (a full copy).
     With ``every`` or ``cron`` it keeps syncing until SIGINT/SIGTERM (the current pass is
     checkpointed) and calls ``on_pass`` after each pass; the result is the last pass's.
-    ``dask`` runs each pass on a Dask cluster, as for :func:`run`.
+    ``dask`` runs each pass on a Dask cluster, as for :func:`run`.  ``proof_log``: a row
+    per object copied, appended to that CSV file as each finishes, every pass's, as for
+    :func:`copy` (not with ``dask``).
     """
     _records()
+    _refuse_proof_log_on_dask(proof_log, dask)
     from lakeshift.plan.windows import DeleteCap, PathTemplate, Schedule, parse_duration
 
     if not job:
@@ -632,6 +644,8 @@ async def sync_async(source: str | None = None, destination: str | None = None, 
         keys = await asyncio.to_thread(read_files_from, files_from)
     if (source is None) != (destination is None):
         raise UsageError("sync needs SRC and DST (to create the job), or --job NAME alone")
+    if proof_log is not None:
+        await _check_proof_log(proof_log)
     # The run's sizes and pacing, checked before anything is written.
     fleet = _dask_cluster(dask, db)
     copy_options(concurrency=concurrency, block_size=block_size,
@@ -703,12 +717,13 @@ async def sync_async(source: str | None = None, destination: str | None = None, 
                               renames=tuple(p.renames), kept=p.kept,
                               renames_paired=p.renames_paired)
 
-        if schedule is None:
-            once: model.SyncResult = await engine_sync.run_once(j, one_pass)
-            return once
-        followed: model.SyncResult = await engine_sync.follow_schedule(
-            control, j, schedule, one_pass, on_pass, lease_seconds)
-        return followed
+        async with _proofs(proof_log, subscribers) as subscribers:
+            if schedule is None:
+                once: model.SyncResult = await engine_sync.run_once(j, one_pass)
+                return once
+            followed: model.SyncResult = await engine_sync.follow_schedule(
+                control, j, schedule, one_pass, on_pass, lease_seconds)
+            return followed
 
 
 sync = _blocking(sync_async)
