@@ -64,7 +64,9 @@ class ProofLog:
         self._second_text = ""
         # The hand-over: the loop appends, the thread pops (deque's append and popleft are
         # atomic); ``_wake`` is set by the loop only when the thread may be asleep, so a
-        # row costs the loop an append, not a lock and a wake-up (queue.Queue: 2x).
+        # row costs the loop an append, not a lock and a wake-up (callgrind, the loop's
+        # thread: 3.1K instructions a row; 10.5K through a queue.Queue; 44K when the loop
+        # wrote and flushed the row itself).
         self._pending: deque[tuple[float, ObjectDone]] = deque()
         self._depth = depth
         self._wake = threading.Event()
