@@ -207,18 +207,29 @@ async def _proofs(proof_log: str | Path | None, subscribers: list[Subscriber] | 
                   ) -> AsyncIterator[list[Subscriber] | None]:
     """The subscribers, with ``--proof-log``'s writer among them while the command copies
     (opened off the loop; closed once its queued rows are written).  A command that
-    stops leaves a log it created without a row nowhere."""
+    stops leaves a log it created without a row nowhere.  A row that cannot be written
+    stops the command (cancelled: a run's partition that met it fails with the log's
+    error, the others go back to pending at their cursors, as after Ctrl-C), which then
+    raises the log's UsageError."""
     if proof_log is None:
         yield subscribers
         return
     from lakeshift.engine.proof_log import ProofLog
 
     log = await asyncio.to_thread(ProofLog.open, proof_log)
+    task = asyncio.current_task()
+    if task is not None:
+        log.on_failure = task.cancel
     try:
         yield [*(subscribers or []), log]
     except BaseException:
         log.close(discard=True)  # the rows queued are written: their objects were copied
+        if log.on_failure is None and task is not None:  # it cancelled the command
+            task.uncancel()
+            raise log.failure() from None
         raise
+    if log.on_failure is None and task is not None:  # cancelled, and the cancel was taken
+        task.uncancel()
     await asyncio.to_thread(log.close)
 
 

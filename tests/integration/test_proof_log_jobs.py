@@ -88,6 +88,7 @@ def test_sync_logs_each_pass_copies_and_keyed_passes(
         tmp_path: Path) -> None:
     for i in range(3):
         s3.put_object(Bucket=bucket, Key=f"s/f{i}.txt", Body=f"v1 {i}".encode())
+    time.sleep(1.1)  # windows end on a whole second: an object of this second waits
     db = f"sqlite:///{tmp_path}/c.db"
     log = tmp_path / "proofs.csv"
     first = cli("sync", f"s3://{bucket}/s/", f"az://{container}/d/", "--job", "s", "--db", db,
@@ -96,8 +97,8 @@ def test_sync_logs_each_pass_copies_and_keyed_passes(
     assert json.loads(first.stdout)["proof_log"] == str(log)
     assert sorted((x["source_key"], x["destination_key"]) for x in _rows(log)) == [
         (f"s/f{i}.txt", f"d/f{i}.txt") for i in range(3)]
-    time.sleep(1.1)  # windows end on a whole second
     s3.put_object(Bucket=bucket, Key="s/f1.txt", Body=b"v2, longer")
+    time.sleep(1.1)
     second = cli("sync", "--job", "s", "--db", db, "--lag", "0", "--proof-log", str(log),
                  env=cli_env)
     assert second.returncode == 0, second.stdout + second.stderr
@@ -187,3 +188,36 @@ def test_a_killed_run_keeps_the_rows_of_the_objects_it_finished(
     assert len(after) == len(before) + json.loads(r.stdout)["copied"]
     assert log.read_text().count("finished_at") == 1
     assert len({x["source_key"] for x in after}) == len(after)
+
+
+def test_a_run_whose_rows_cannot_be_written_stops_at_once(
+        cli_env: dict[str, str], tmp_path: Path, pg_url: str, blob_service: Any,
+        container: str) -> None:
+    """A full disk mid-run (here a file-size limit the log passes after some 30 rows) stops
+    the whole run: the partition that met it fails with the log's error, the others go
+    back to pending at their cursors (as after Ctrl-C), and the run says so in one line; it
+    does not go on copying one object per partition, failing each."""
+    src = tmp_path / "src"
+    for p in range(20):
+        (src / f"p{p:02d}").mkdir(parents=True)
+        for i in range(10):
+            (src / f"p{p:02d}" / f"f{i}.bin").write_bytes(b"x" * 10)
+    prefixes = [a for p in range(20) for a in ("--prefix", f"p{p:02d}/")]
+    assert cli("plan", str(src), f"az://{container}/full/", "--job", "full", "--db", pg_url,
+               *prefixes, env=cli_env).returncode == 0
+    log = tmp_path / "proofs.csv"
+    r = cli("run", "--job", "full", "--db", pg_url, "--batch-count", "1", "--concurrency",
+            "2", "--progress", "none", "--proof-log", str(log), env=cli_env,
+            prefix=("prlimit", "--fsize=2500"))
+    assert r.returncode == 2, r.stdout + r.stderr
+    line = one_clear_line(r)
+    assert f"cannot write the --proof-log {log}: File too large; stopped after" in line
+    rows = _rows(log)
+    assert 20 <= len(rows) <= 40
+    st = json.loads(cli("status", "--db", pg_url, "--job", "full", "--json",
+                        env=cli_env).stdout)["jobs"][0]
+    assert st["failed"] <= 1 and st["pending"] >= 15, st
+    failed = [x for x in st["partition_table"] if x["state"] == "failed"]
+    assert all("cannot write the --proof-log" in x["last_error"] for x in failed)
+    # What was copied is what the log says, give or take the objects in flight.
+    assert len(blobs(blob_service, container, "full/")) <= len(rows) + 2 * 2

@@ -29,6 +29,7 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -73,6 +74,9 @@ class ProofLog:
         self._closing = False
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
+        #: Called once, on the loop, when a row could not be written: what stops the whole
+        #: command (the API cancels it; a run's partitions would each fail on their own).
+        self.on_failure: Callable[[], object] | None = None
 
     @classmethod
     def open(cls, path: str | Path, depth: int = DEPTH) -> ProofLog:
@@ -153,7 +157,10 @@ class ProofLog:
         if type(event) is ObjectDone and event.outcome == "copied" \
                 and event.dest_key is not None:
             if self._error is not None:
-                raise self._failed()
+                stop, self.on_failure = self.on_failure, None
+                if stop is not None:
+                    stop()
+                raise self.failure()
             pending = self._pending
             pending.append((time.time(), event))
             self.rows += 1
@@ -204,8 +211,13 @@ class ProofLog:
             self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         return f"{self._second_text}.{int((now - second) * 1000):03d}Z"
 
-    def _failed(self) -> UsageError:
-        # A command whose proofs cannot be kept stops (a UsageError stops the run).
+    @property
+    def failed(self) -> bool:
+        """A row could not be written."""
+        return self._error is not None
+
+    def failure(self) -> UsageError:
+        """What a failed write says; a command whose proofs cannot be kept stops."""
         why = getattr(self._error, "strerror", None) or self._error
         return UsageError(f"cannot write the --proof-log {self.path}: {why}; stopped after "
                           f"{self.written} logged objects")
@@ -230,4 +242,4 @@ class ProofLog:
             except OSError:
                 pass
         if self._error is not None and not discard:
-            raise self._failed()
+            raise self.failure()
