@@ -221,3 +221,11 @@ def test_a_run_whose_rows_cannot_be_written_stops_at_once(
     assert all("cannot write the --proof-log" in x["last_error"] for x in failed)
     # What was copied is what the log says, give or take the objects in flight.
     assert len(blobs(blob_service, container, "full/")) <= len(rows) + 2 * 2
+    # A sync pass and a copy stop the same way.
+    for i, cmd in enumerate((["sync", "--job", "full", "--db", pg_url, "--lag", "0"],
+                             ["copy", str(src), f"az://{container}/copied/"])):
+        other = tmp_path / f"proofs{i}.csv"
+        p = cli(*cmd, "--concurrency", "2", "--progress", "none", "--proof-log", str(other),
+                env=cli_env, prefix=("prlimit", "--fsize=2500"))
+        assert p.returncode == 2, p.stdout + p.stderr
+        assert f"cannot write the --proof-log {other}: File too large" in one_clear_line(p)
