@@ -186,6 +186,53 @@ def _as_utc(value: datetime | None) -> datetime | None:
 # -- copy --------------------------------------------------------------------------------
 
 
+async def _check_proof_log(proof_log: str | Path) -> None:
+    """What opening ``--proof-log`` would refuse, refused now (nothing created)."""
+    from lakeshift.engine.proof_log import ProofLog
+
+    await asyncio.to_thread(ProofLog.check, proof_log)
+
+
+def _refuse_proof_log_on_dask(proof_log: str | Path | None, dask: str | None) -> None:
+    if proof_log is not None and dask is not None:
+        raise UsageError("--proof-log cannot go with --dask: the workers copy in their own "
+                         "processes and their objects' events do not reach this one, so no "
+                         "row could be written as its object finishes; leave out --dask for "
+                         "a proof log, or prove the copies afterwards with `lakeshift verify "
+                         "SRC DST --report R --list-verified` (a row per object)")
+
+
+@asynccontextmanager
+async def _proofs(proof_log: str | Path | None, subscribers: list[Subscriber] | None
+                  ) -> AsyncIterator[list[Subscriber] | None]:
+    """The subscribers, with ``--proof-log``'s writer among them while the command copies
+    (opened off the loop; closed once its queued rows are written).  A command that
+    stops leaves a log it created without a row nowhere.  A row that cannot be written
+    stops the command (cancelled: a run's partition that met it fails with the log's
+    error, the others go back to pending at their cursors, as after Ctrl-C), which then
+    raises the log's UsageError."""
+    if proof_log is None:
+        yield subscribers
+        return
+    from lakeshift.engine.proof_log import ProofLog
+
+    log = await asyncio.to_thread(ProofLog.open, proof_log)
+    task = asyncio.current_task()
+    if task is not None:
+        log.on_failure = task.cancel
+    try:
+        yield [*(subscribers or []), log]
+    except BaseException:
+        log.close(discard=True)  # the rows queued are written: their objects were copied
+        if log.on_failure is None and task is not None:  # it cancelled the command
+            task.uncancel()
+            raise log.failure() from None
+        raise
+    if log.on_failure is None and task is not None:  # cancelled, and the cancel was taken
+        task.uncancel()
+    await asyncio.to_thread(log.close)
+
+
 async def copy_async(source: str, destination: str, *, concurrency: int = 32,
                      block_size: int | str = 8 * MiB, single_put_max: int | str | None = None,
                      overwrite: str = "if-different", include: Sequence[str] = (),
@@ -222,25 +269,11 @@ async def copy_async(source: str, destination: str, *, concurrency: int = 32,
                         map_identities=pairs, copy_mode=copy_mode)
     src = source_config(source, store_options)
     dst = destination_config(destination, store_options)
-    if proof_log is None or dry_run:
-        if proof_log is not None:  # a dry run writes no log, but checks the path as a run
-            from lakeshift.engine.proof_log import ProofLog
-
-            await asyncio.to_thread(ProofLog.check, proof_log)
+    if dry_run and proof_log is not None:  # a dry run writes no log, but checks the path
+        await _check_proof_log(proof_log)
+        proof_log = None
+    async with _proofs(proof_log, subscribers) as subscribers:
         result = await _copy_pair(src, dst, opts, subscribers)
-    else:
-        from lakeshift.engine.proof_log import ProofLog, destination_keys
-
-        root = dst.url.path if dst.url.path == "" or dst.url.path.endswith("/") \
-            else dst.url.path + "/"
-        log = await asyncio.to_thread(ProofLog.open, proof_log,
-                                      destination_keys(src.url.path, root))
-        try:
-            result = await _copy_pair(src, dst, opts, [*(subscribers or []), log])
-        except BaseException:
-            log.close(discard=True)
-            raise
-        log.close()
     result.source, result.destination = src.url.display(), dst.url.display()
     return result
 
@@ -394,7 +427,8 @@ async def run_async(*, job: str = "", db: str | None = None, batch_count: int | 
                     max_bandwidth: int | str | None = None, adaptive: bool = True,
                     config: str | Path | None = None,
                     subscribers: list[Subscriber] | None = None,
-                    dask: str | None = None, copy_mode: str | None = None) -> RunResult:
+                    dask: str | None = None, copy_mode: str | None = None,
+                    proof_log: str | Path | None = None) -> RunResult:
     """Copy the pending and failed partitions of a job (``lakeshift run``), once.
 
     ``db`` defaults to ``DEFAULT_DB``, ``batch_count`` to 4, ``concurrency`` to 32,
@@ -405,8 +439,13 @@ async def run_async(*, job: str = "", db: str | None = None, batch_count: int | 
     to follow (the CLI's ``run --config`` loop).  ``dask`` (``tcp://HOST:8786`` or
     ``local:N``) runs it on a Dask cluster, every worker claiming partitions from ``db``
     (PostgreSQL): see docs/dask.md.  ``copy_mode`` overrides the job's saved one
-    (``stream`` unless planned with another) for this run.
+    (``stream`` unless planned with another) for this run.  ``proof_log``: a row per object
+    copied, appended to that CSV file as each finishes, as for :func:`copy` (not with
+    ``dask``: the workers' events do not reach this process).
     """
+    _refuse_proof_log_on_dask(proof_log, dask)
+    if proof_log is not None:
+        await _check_proof_log(proof_log)
     from_file: dict[str, Any] = {}
     if config is not None:
         from lakeshift.plan.jobconfig import load as load_config
@@ -463,8 +502,10 @@ async def run_async(*, job: str = "", db: str | None = None, batch_count: int | 
             result = (await run_on_dask(control, j, fleet, batch_count, opts, so, subscribers,
                                         lease_seconds, heartbeat)).run
         else:
-            result = await jobrunner.run_job(control, j, batch_count, opts, so, subscribers,
-                                             lease_s=lease_seconds, heartbeat_s=heartbeat)
+            async with _proofs(proof_log, subscribers) as subscribers:
+                result = await jobrunner.run_job(control, j, batch_count, opts, so,
+                                                 subscribers, lease_s=lease_seconds,
+                                                 heartbeat_s=heartbeat)
         result.job = j.name
         runs = await asyncio.to_thread(control.runs, j.id)
         result.number = next((r.number for r in map(_run_status, runs)
@@ -564,7 +605,8 @@ async def sync_async(source: str | None = None, destination: str | None = None, 
                      store_options: StoreOptions | None = None,
                      subscribers: list[Subscriber] | None = None,
                      on_pass: Callable[[model.SyncResult], None] | None = None,
-                     dask: str | None = None) -> model.SyncResult:
+                     dask: str | None = None,
+                     proof_log: str | Path | None = None) -> model.SyncResult:
     """Delta pass(es) over a job (``lakeshift sync``; README "Delta sync").
 
     With ``source`` and ``destination`` the job is created on first use (partitions as in
@@ -574,9 +616,12 @@ async def sync_async(source: str | None = None, destination: str | None = None, 
     ``overlap``), or the start of the job's historical run, or nothing (a full copy).
     With ``every`` or ``cron`` it keeps syncing until SIGINT/SIGTERM (the current pass is
     checkpointed) and calls ``on_pass`` after each pass; the result is the last pass's.
-    ``dask`` runs each pass on a Dask cluster, as for :func:`run`.
+    ``dask`` runs each pass on a Dask cluster, as for :func:`run`.  ``proof_log``: a row
+    per object copied, appended to that CSV file as each finishes, every pass's, as for
+    :func:`copy` (not with ``dask``).
     """
     _records()
+    _refuse_proof_log_on_dask(proof_log, dask)
     from lakeshift.plan.windows import DeleteCap, PathTemplate, Schedule, parse_duration
 
     if not job:
@@ -610,6 +655,8 @@ async def sync_async(source: str | None = None, destination: str | None = None, 
         keys = await asyncio.to_thread(read_files_from, files_from)
     if (source is None) != (destination is None):
         raise UsageError("sync needs SRC and DST (to create the job), or --job NAME alone")
+    if proof_log is not None:
+        await _check_proof_log(proof_log)
     # The run's sizes and pacing, checked before anything is written.
     fleet = _dask_cluster(dask, db)
     copy_options(concurrency=concurrency, block_size=block_size,
@@ -681,12 +728,13 @@ async def sync_async(source: str | None = None, destination: str | None = None, 
                               renames=tuple(p.renames), kept=p.kept,
                               renames_paired=p.renames_paired)
 
-        if schedule is None:
-            once: model.SyncResult = await engine_sync.run_once(j, one_pass)
-            return once
-        followed: model.SyncResult = await engine_sync.follow_schedule(
-            control, j, schedule, one_pass, on_pass, lease_seconds)
-        return followed
+        async with _proofs(proof_log, subscribers) as subscribers:
+            if schedule is None:
+                once: model.SyncResult = await engine_sync.run_once(j, one_pass)
+                return once
+            followed: model.SyncResult = await engine_sync.follow_schedule(
+                control, j, schedule, one_pass, on_pass, lease_seconds)
+            return followed
 
 
 sync = _blocking(sync_async)

@@ -1,37 +1,20 @@
-"""The --proof-log writer (engine/proof_log.py): rows as objects finish, appended, keys
-mapped as the copy maps them, and clear refusals."""
+"""The --proof-log writer (engine/proof_log.py): rows as objects finish, written by a
+thread of their own, appended, the keys the events name, and clear refusals."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import os
 import re
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from lakeshift.engine.events import ObjectDone, Renamed
-from lakeshift.engine.proof_log import FIELDS, ProofLog, destination_keys
+from lakeshift.engine.events import EventBus, ObjectDone, ObjectStarted
+from lakeshift.engine.proof_log import FIELDS, ProofLog
 from lakeshift.errors import UsageError
-from lakeshift.model import ObjectInfo
-from lakeshift.plan.source import resolve_source
-from lakeshift.urls import parse_url
-
-
-class KeysStore:
-    """What resolve_source asks of a store, over a set of keys (Store.is_folder's contract:
-    some key starts with ``path + '/'``)."""
-
-    def __init__(self, path: str, keys: list[str]) -> None:
-        self.url = parse_url(f"s3://bkt/{path}")
-        self.keys = keys
-
-    async def is_folder(self, path: str) -> bool:
-        return any(k.startswith(path.rstrip("/") + "/") for k in self.keys)
-
-    async def exists(self, key: str) -> ObjectInfo | None:
-        return ObjectInfo(key, 1) if key in self.keys else None
 
 
 def _rows(path: Path) -> list[list[str]]:
@@ -39,18 +22,37 @@ def _rows(path: Path) -> list[list[str]]:
         return list(csv.reader(fh))
 
 
+def _done(key: str, size: int = 1, proof: str | None = "source-md5", attempts: int = 1,
+          dest: str | None = None) -> ObjectDone:
+    """A copied object's event, naming where it was written (``dest``: ``d/`` + key)."""
+    return ObjectDone(key, size, "copied", attempts=attempts, proof=proof,
+                      dest_key=dest if dest is not None else "d/" + key)
+
+
+def _soon(check: object, timeout: float = 5.0) -> None:
+    """Wait until ``check()`` holds (the writer thread's row reaches the disk)."""
+    end = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < end, "not written in time"
+        time.sleep(0.001)
+
+
 def test_a_row_per_copied_object_flushed_as_it_finishes(tmp_path: Path) -> None:
     path = tmp_path / "log.csv"
-    log = ProofLog.open(path, destination_keys("raw/", "landing/"))
-    log(ObjectDone("raw/a.csv", 10, "copied", proof="source-md5"))
-    # On disk before the log is closed (a killed run keeps it).
+    log = ProofLog.open(path)
+    log(ObjectDone("raw/a.csv", 10, "copied", proof="source-md5", dest_key="landing/a.csv"))
+    # On disk before the log is closed (a killed run keeps it), written by its thread.
+    _soon(lambda: len(_rows(path)) == 2)
     assert [r[1:] for r in _rows(path)[1:]] == [
         ["raw/a.csv", "landing/a.csv", "10", "source-md5", "1"]]
     log(ObjectDone("raw/b.csv", 5, "skipped", reason="identical"))
     log(ObjectDone("raw/c.csv", 5, "failed", "missing", "gone"))
-    log(Renamed("raw/d\\e", "landing/d%5Ce", "backslash"))
-    log(ObjectDone("raw/d\\e", 7, "copied", attempts=2, proof="multipart-etag"))
-    log(ObjectDone("raw/dir/", 0, "copied"))
+    # A dry run's "copied" names no destination: nothing was written, no row.
+    log(ObjectDone("raw/dry.csv", 5, "copied"))
+    # The key the object was written under, as the event names it (a renamed one too).
+    log(ObjectDone("raw/d\\e", 7, "copied", attempts=2, proof="multipart-etag",
+                   dest_key="landing/d%5Ce"))
+    log(ObjectDone("raw/dir/", 0, "copied", dest_key="landing/dir/"))
     log.close()
     rows = _rows(path)
     assert tuple(rows[0]) == FIELDS
@@ -59,14 +61,64 @@ def test_a_row_per_copied_object_flushed_as_it_finishes(tmp_path: Path) -> None:
         ["raw/d\\e", "landing/d%5Ce", "7", "multipart-etag", "2"],
         ["raw/dir/", "landing/dir", "0", "folder", "1"]]
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", r[0]) for r in rows[1:])
-    assert log._renamed == {}  # nothing held once the object is done
+    assert log.rows == log.written == 3
+
+
+def test_the_log_asks_for_object_done_only(tmp_path: Path) -> None:
+    """It ignores every other event, so a bus with it alone builds no ObjectStarted."""
+    log = ProofLog.open(tmp_path / "log.csv")
+    assert EventBus([log]).ignored >= {ObjectStarted}
+    assert ObjectDone not in EventBus([log]).ignored
+    log.close()
+
+
+def test_a_slow_disk_does_not_hold_the_event_loop(tmp_path: Path) -> None:
+    """The loop hands rows over; the thread writes and flushes each (here a flush takes
+    50 ms): a hundred rows cost the caller far less than one flush, and all are written
+    by close."""
+    gate = threading.Event()
+
+    class SlowFile:
+        def __init__(self) -> None:
+            self.lines: list[str] = []
+
+        def write(self, text: str) -> int:
+            self.lines.append(text)
+            return len(text)
+
+        def flush(self) -> None:
+            gate.wait(0.05)
+
+        def close(self) -> None:
+            pass
+
+    fh = SlowFile()
+    log = ProofLog(fh, tmp_path / "log.csv", created=False)  # type: ignore[arg-type]
+    log.start()
+    began = time.perf_counter()
+    for i in range(100):
+        log(_done(f"k{i}"))
+    handed_over = time.perf_counter() - began
+    assert handed_over < 0.05, handed_over
+    gate.set()
+    log.close()
+    assert len(fh.lines) == 100 and fh.lines[-1].split(",")[1:3] == ["k99", "d/k99"]
+
+
+def test_a_full_queue_waits_for_the_writer_and_drops_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "log.csv"
+    log = ProofLog.open(path, depth=2)
+    for i in range(50):
+        log(_done(f"k{i}"))
+    log.close()
+    assert [r[1] for r in _rows(path)[1:]] == [f"k{i}" for i in range(50)]
 
 
 def test_rows_are_appended_under_one_header(tmp_path: Path) -> None:
     path = tmp_path / "log.csv"
     for key in ("a", "b"):
-        log = ProofLog.open(path, destination_keys("", "d/"))
-        log(ObjectDone(key, 1, "copied", proof="read-md5"))
+        log = ProofLog.open(path)
+        log(_done(key, proof="read-md5"))
         log.close()
     rows = _rows(path)
     assert tuple(rows[0]) == FIELDS and [r[1:3] for r in rows[1:]] == [["a", "d/a"],
@@ -77,51 +129,47 @@ def test_refusals_are_one_usage_error_and_touch_nothing(tmp_path: Path) -> None:
     other = tmp_path / "notes.csv"
     other.write_text("name,size\nx,1\n")
     with pytest.raises(UsageError, match="not a lakeshift proof log"):
-        ProofLog.open(other, destination_keys("", ""))
+        ProofLog.open(other)
     assert other.read_text() == "name,size\nx,1\n"
     with pytest.raises(UsageError, match="is a folder"):
-        ProofLog.open(tmp_path, destination_keys("", ""))
+        ProofLog.open(tmp_path)
     with pytest.raises(UsageError, match="cannot write the --proof-log"):
-        ProofLog.open(tmp_path / "no" / "such" / "log.csv", destination_keys("", ""))
+        ProofLog.open(tmp_path / "no" / "such" / "log.csv")
     if os.geteuid() != 0:  # root writes anywhere
         ro = tmp_path / "ro"
         ro.mkdir(mode=0o500)
         with pytest.raises(UsageError, match="Permission denied"):
-            ProofLog.open(ro / "log.csv", destination_keys("", ""))
+            ProofLog.open(ro / "log.csv")
 
 
 def test_a_failed_write_stops_the_copy_with_a_usage_error(tmp_path: Path) -> None:
+    """The thread's failed write is said on the loop at the next object (which stops the
+    command), or by close when no object came after it."""
     if not Path("/dev/full").exists():
         pytest.skip("no /dev/full")
-    log = ProofLog(open("/dev/full", "w", newline=""), Path("/dev/full"),  # noqa: SIM115
-                   destination_keys("", ""), created=False)
-    with pytest.raises(UsageError, match=r"No space left on device.*after 0 logged"):
-        log(ObjectDone("a", 1, "copied", proof="source-md5"))
-    log.close()
+    for more in (True, False):
+        log = ProofLog(open("/dev/full", "w", newline=""), Path("/dev/full"),  # noqa: SIM115
+                       created=False)
+        log.start()
+        log(_done("a"))
+        _soon(lambda log=log: log._error is not None)  # type: ignore[misc]
+        if more:
+            with pytest.raises(UsageError, match=r"No space left on device.*after 0 logged"):
+                log(_done("b"))
+            log.close(discard=True)  # stopping anyway: said once, above
+        else:
+            with pytest.raises(UsageError, match=r"No space left on device.*after 0 logged"):
+                log.close()
 
 
 def test_a_log_created_for_a_copy_that_never_began_is_removed(tmp_path: Path) -> None:
     path = tmp_path / "log.csv"
-    ProofLog.open(path, destination_keys("", "")).close(discard=True)
+    ProofLog.open(path).close(discard=True)
     assert not path.exists()
-    log = ProofLog.open(path, destination_keys("", ""))
-    log(ObjectDone("a", 1, "copied", proof="source-md5"))
+    log = ProofLog.open(path)
+    log(_done("a"))
     log.close(discard=True)  # it holds a row: kept
     assert len(_rows(path)) == 2
-
-
-@pytest.mark.parametrize(("path", "keys"), [
-    ("", ["a", "x/b"]),                                # the whole bucket
-    ("raw/", ["raw/a", "raw/x/b"]),                    # a folder, spelled as one
-    ("raw", ["raw/a", "raw/x/b"]),                     # a folder, not spelled as one
-    ("raw/x/b", ["raw/x/b"]),                          # one object
-    ("logs/2024-0", ["logs/2024-01/a", "logs/2024-02.csv"]),  # a string prefix
-])
-def test_destination_keys_follow_the_copys_own_rule(path: str, keys: list[str]) -> None:
-    """As plan.source.resolve_source names them (destination root + key − source root)."""
-    spec = asyncio.run(resolve_source(KeysStore(path, keys)))  # type: ignore[arg-type]
-    mapped = destination_keys(path, "dst/")
-    assert [mapped(k) for k in keys] == ["dst/" + spec.rel(k) for k in keys]
 
 
 def test_an_empty_file_that_was_there_gets_the_header_and_is_never_removed(
@@ -130,10 +178,10 @@ def test_an_empty_file_that_was_there_gets_the_header_and_is_never_removed(
     and a copy that stops before its first row leaves the file where it was."""
     path = tmp_path / "log.csv"
     path.touch()
-    ProofLog.open(path, destination_keys("", "")).close(discard=True)
+    ProofLog.open(path).close(discard=True)
     assert path.exists() and tuple(_rows(path)[0]) == FIELDS
-    log = ProofLog.open(path, destination_keys("", ""))  # now a log: appended, no 2nd header
-    log(ObjectDone("a", 1, "copied", proof="source-md5"))
+    log = ProofLog.open(path)  # now a log: appended, no 2nd header
+    log(_done("a"))
     log.close()
     assert len(_rows(path)) == 2
 
@@ -142,9 +190,9 @@ def test_keys_a_spreadsheet_would_evaluate_are_written_as_text(tmp_path: Path) -
     """As in the failures CSV: a key starting = + - @ ' gets one leading apostrophe
     (one taken off gives the key back), so opening the log never runs a formula."""
     path = tmp_path / "log.csv"
-    log = ProofLog.open(path, destination_keys("", ""))
+    log = ProofLog.open(path)
     for key in ("=SUM(1+1).csv", "@x", "'quoted", "plain=1"):
-        log(ObjectDone(key, 1, "copied", proof="source-md5"))
+        log(_done(key, dest=key))
     log.close()
     assert [r[1:3] for r in _rows(path)[1:]] == [
         ["'=SUM(1+1).csv", "'=SUM(1+1).csv"], ["'@x", "'@x"], ["''quoted", "''quoted"],
@@ -168,7 +216,7 @@ def test_check_refuses_what_open_refuses_and_changes_nothing(tmp_path: Path) -> 
         ProofLog.check(other)
     assert other.read_text() == "my notes\n"
     log = tmp_path / "log.csv"
-    ProofLog.open(log, destination_keys("", "")).close()
+    ProofLog.open(log).close()
     before = log.read_bytes()
     ProofLog.check(log)
     assert log.read_bytes() == before

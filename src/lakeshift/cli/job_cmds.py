@@ -26,6 +26,7 @@ from lakeshift.cli.options import (
     JobOpt,
     JsonOpt,
     ProgressOpt,
+    ProofLogOpt,
     RunCopyModeOpt,
     given,
     with_options,
@@ -34,7 +35,7 @@ from lakeshift.cli.options import (
 from lakeshift.cli.progress import progress_subscribers
 from lakeshift.cli.sizes import human_bytes
 from lakeshift.cli.status_view import PAGE, print_plan, print_status
-from lakeshift.cli.summary import unmapped_line
+from lakeshift.cli.summary import proof_log_line, unmapped_line
 from lakeshift.cli.text import StopNotice, count, skip_reasons
 from lakeshift.errors import UsageError
 from lakeshift.model import RunResult
@@ -165,6 +166,7 @@ def run(
                          "not have it). Its job, db, batch count, concurrency and sizes "
                          "replace the defaults; a flag given here wins over the file.")] = None,
     copy_mode: RunCopyModeOpt = None,
+    proof_log: ProofLogOpt = None,
     progress: ProgressOpt = "auto",
     as_json: JsonOpt = False,
 ) -> int:
@@ -175,15 +177,17 @@ def run(
     while True:
         with progress_subscribers(progress, as_json) as subs:
             result = api.run(job=job, db=given(ctx, "db", db), config=config,
-                             subscribers=subs, copy_mode=copy_mode, **options)
-        _print_run(result, as_json)
+                             subscribers=subs, copy_mode=copy_mode, proof_log=proof_log,
+                             **options)
+        _print_run(result, as_json, proof_log)
         if every is None:
             return result.exit_code
         print(f"next run in {every:.0f} s (schedule from {config}); Ctrl-C stops", flush=True)
         time.sleep(every)
 
 
-def _print_run(result: RunResult, as_json: bool) -> None:
+def _print_run(result: RunResult, as_json: bool, proof_log: str | None = None) -> None:
+    """``proof_log``: the --proof-log file the run appended to (named in the summary)."""
     s, job = result.stats, result.job
     summary = {"job": job, "run_id": result.run_id, "run_number": result.number,
                "nothing_to_do": result.nothing_to_do,
@@ -199,6 +203,7 @@ def _print_run(result: RunResult, as_json: bool) -> None:
                "duration_s": round(s.duration, 3),
                "errors": [{"partition": p, "error": e} for p, e in result.errors],
                "cancelled": result.cancelled,
+               **({"proof_log": proof_log} if proof_log is not None else {}),
                "exit_code": result.exit_code}
     if as_json:
         json.dump(summary, sys.stdout, indent=2)
@@ -214,6 +219,8 @@ def _print_run(result: RunResult, as_json: bool) -> None:
           f"succeeded, {result.failed} failed; {count(s.copied, 'object')} copied "
           f"({human_bytes(s.bytes_transferred)}), {s.skipped} skipped{skipped}, {s.failed} "
           f"failed, in {s.duration:.1f} s")
+    if proof_log is not None:
+        print(proof_log_line(proof_log))
     if s.unmapped_principals:
         print(unmapped_line(dict(sorted(s.unmapped_principals.items()))))
     for p, e in result.errors[:20]:

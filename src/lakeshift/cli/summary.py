@@ -53,6 +53,11 @@ def summary_dict(result: CopyResult, source: str, destination: str,
     }
 
 
+def proof_log_line(proof_log: str, width: int = 0) -> str:
+    """The summary's line naming the --proof-log file (copy, run, sync)."""
+    return f"  {'proofs':<{width}} one row per copied object appended to {proof_log}"
+
+
 def print_summary(result: CopyResult, source: str, destination: str, as_json: bool,
                   proof_log: str | None = None) -> None:
     d = summary_dict(result, source, destination, proof_log)
@@ -93,7 +98,7 @@ def print_summary(result: CopyResult, source: str, destination: str, as_json: bo
         lines.append(f"  {'proven':<{width}} " + ", ".join(
             f"{n} {proof}" for proof, n in d["proofs"].items()))
     if proof_log is not None:
-        lines.append(f"  {'proofs':<{width}} one row per copied object appended to {proof_log}")
+        lines.append(proof_log_line(proof_log, width))
     if d["unmapped_principals"]:
         lines.append(unmapped_line(d["unmapped_principals"]))
     if d["renamed"]:

@@ -23,11 +23,13 @@ from lakeshift.cli.options import (
     JobOpt,
     JsonOpt,
     ProgressOpt,
+    ProofLogOpt,
     with_options,
     with_store_options,
 )
 from lakeshift.cli.progress import new_pass, progress_subscribers
 from lakeshift.cli.sizes import human_bytes
+from lakeshift.cli.summary import proof_log_line
 from lakeshift.cli.text import StopNotice, count
 from lakeshift.model import SyncResult, SyncWindow
 
@@ -109,6 +111,7 @@ def sync(
     work: dict[str, Any] = NO_OPTIONS,
     pacing: dict[str, Any] = NO_OPTIONS,
     filters: dict[str, Any] = NO_OPTIONS,
+    proof_log: ProofLogOpt = None,
     progress: ProgressOpt = "auto",
     as_json: JsonOpt = False,
     store: StoreOptions = NO_STORE_OPTIONS,
@@ -119,7 +122,7 @@ def sync(
         raise typer.BadParameter("give SRC DST, or no URL with --job of an existing job")
     with progress_subscribers(progress, as_json) as subs:
         def passed(r: SyncResult) -> None:
-            _print(r, as_json, lag, keyed)
+            _print(r, as_json, lag, keyed, proof_log)
             new_pass(subs)  # the next pass's progress is its own
 
         result = api.sync(
@@ -129,7 +132,7 @@ def sync(
             overlap=overlap, path_template=path_template, files_from=files_from,
             inventory=inventory, delete=delete, max_delete=max_delete, every=every, cron=cron,
             store_options=store if urls else None, subscribers=subs,
-            on_pass=passed, **work, **pacing, **filters)
+            on_pass=passed, proof_log=proof_log, **work, **pacing, **filters)
     if every is None and cron is None:
         if result.stopped_by == "SIGTERM":
             StopNotice.given = True
@@ -137,7 +140,7 @@ def sync(
                   "windows are recorded as interrupted and the next pass looks at them again",
                   file=sys.stderr)
         else:
-            _print(result, as_json, lag, keyed)
+            _print(result, as_json, lag, keyed, proof_log)
     elif result.stopped_by:
         # Ctrl-C (SIGINT) and SIGTERM say the same; no generic "interrupted" line after it.
         StopNotice.given = True
@@ -166,7 +169,7 @@ def _without_window(r: SyncResult) -> list[tuple[str, str]]:
     return out
 
 
-def _summary(r: SyncResult, lag: str) -> dict[str, Any]:
+def _summary(r: SyncResult, lag: str, proof_log: str | None = None) -> dict[str, Any]:
     s = r.run.stats
     return {"job": r.job, "run_id": r.run.run_id, "run_number": r.run.number,
             "pass": r.passes,
@@ -190,6 +193,7 @@ def _summary(r: SyncResult, lag: str) -> dict[str, Any]:
                 "deleted": 0, "held_back": 0, "error": error}
                for label, error in _without_window(r)],
             "next_sync_at": _utc(r.next_run_at) if r.next_run_at else None,
+            **({"proof_log": proof_log} if proof_log is not None else {}),
             "exit_code": r.run.exit_code}
 
 
@@ -203,9 +207,11 @@ def _found(w: SyncWindow) -> str:
     return did + (f", {w.deleted} deleted" if w.deleted else "")
 
 
-def _print(r: SyncResult, as_json: bool, lag: str, keyed: bool) -> None:
+def _print(r: SyncResult, as_json: bool, lag: str, keyed: bool,
+           proof_log: str | None = None) -> None:
+    """``proof_log``: the --proof-log file the pass appended to (named in the summary)."""
     if as_json:
-        json.dump(_summary(r, lag), sys.stdout)
+        json.dump(_summary(r, lag, proof_log), sys.stdout)
         print(flush=True)
         return
     s = r.run.stats
@@ -215,6 +221,8 @@ def _print(r: SyncResult, as_json: bool, lag: str, keyed: bool) -> None:
           f"{count(s.copied, 'object')} copied ({human_bytes(s.bytes_transferred)}), "
           f"{s.skipped} skipped, {s.failed} failed, {r.deleted} deleted, in "
           f"{s.duration:.1f} s")
+    if proof_log is not None:
+        print(proof_log_line(proof_log))
     if r.windows and not keyed and any(c in "123456789" for c in lag):  # lag > 0
         # Objects modified after the window end are not copied yet: say so (a first pass
         # of 0 objects read as "nothing to copy").
