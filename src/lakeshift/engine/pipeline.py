@@ -607,7 +607,8 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
         else:
             ok = await _transfer_one(ctx, s, dest_key, events, opts.retries, opts.skip_errors,
                                      opts.delete_source, keeper)
-        finish(ticket, ok)
+        if watermark is not None:  # (finish, inline)
+            watermark.done(ticket, ok)
 
     await drive(planned(), transfer, opts.concurrency)
 
