@@ -54,9 +54,32 @@ def test_metadata_values_are_encoded_as_encode_metadata_value_encodes_them() -> 
     values it sends as they are and for those it encodes."""
     values = ["", "e", "2026-12-01T00:00:00.000000Z", "a  b", " lead", "trail\t", "é",
               "日本", "line\nbreak", "=?utf-8?b?abc?=", "=?UTF-8?B?x", "~!@#$%^&*()", "\x7f",
-              "tab\tinside"]
-    got = props.encode_metadata({f"k{i}": v for i, v in enumerate(values)})
-    assert got == {f"k{i}": props.encode_metadata_value(v) for i, v in enumerate(values)}
+              "tab\tinside", "end\n", "=?", "=? plain", "=?utf-8?", " ", "\t", "a\x00b",
+              "x ", "\u2028", "A" * 300, "=?UTF-8?b?", "\x1f"]
+    for size in (0, 5):
+        got = props.encode_metadata({f"k{i}": v for i, v in enumerate(values)}, size)
+        assert got == {f"k{i}": props.encode_metadata_value(v) for i, v in enumerate(values)}
+    # A folder flag (any case) on a non-empty blob is renamed; on an empty one it stays.
+    assert props.encode_metadata({"HDI_IsFolder": "true", "a-b": "v"}, 5) == {
+        props.RENAMED_FOLDER_KEY: "true", "a_x2D_b": "v"}
+    assert props.encode_metadata({"HDI_IsFolder": "true"}, 0) == {"HDI_IsFolder": "true"}
+    assert props.encode_metadata(((k, "v") for k in ("a", "b")), 1) == {"a": "v", "b": "v"}
+
+
+def test_plain_metadata_values_are_tested_without_a_regular_expression() -> None:
+    """A copy's metadata (the source's ETag and time: printable ASCII, no padding) is
+    tested by str methods in C, not by a regular expression each (callgrind:
+    encode_metadata of the two 15.7K -> 9.6K instructions)."""
+    from unittest import mock
+
+    meta = {"lakeshift_src_etag": "0f343b0931126a20f133d67c2b018a3b",
+            "lakeshift_src_mtime": "2026-12-01T00:00:00.000000Z"}
+    spy = mock.Mock(wraps=props._HEADER_SAFE)
+    with mock.patch.object(props, "_HEADER_SAFE", spy):
+        assert props.encode_metadata(meta, 4096) == meta
+        assert spy.match.call_count == 0
+        props.encode_metadata({"k": "tab\tinside"}, 4096)  # (anything else: the full test)
+        assert spy.match.call_count == 1
 
 
 def test_a_get_is_signed_in_few_calls() -> None:

@@ -79,7 +79,8 @@ class EndpointLimiter:
     def try_take(self) -> bool:
         """A free slot taken at once, where nobody waits and no request rate is to be kept
         (True), as ``acquire`` would take it; else False (then ``acquire``): retry's
-        no-failure path without a coroutine."""
+        no-failure path without a coroutine (where retry does the same inline, and
+        ``release``'s work too: keep them alike)."""
         if self._rps is None and not self._waiters and self.inflight < int(self.limit):
             self.inflight += 1
             return True

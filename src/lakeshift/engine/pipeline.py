@@ -11,7 +11,7 @@ import asyncio
 import functools
 import heapq
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -298,7 +298,20 @@ async def source_items(src: Store, spec: SourceSpec, name_filter: NameFilter,
                        limiter: EndpointLimiter | None = None
                        ) -> AsyncIterator[tuple[str, ObjectInfo]]:
     pages = list_pages(src, spec.listing_prefix(), spec.start_after, policy, limiter)
+    # Every key of the prefix, no range, no filter (a copy's usual source): each key's
+    # name is its tail after rel_base, taken unless empty, in one comprehension (no four
+    # Python calls a key: past_end, takes, rel and the filter; same outcome).
+    whole = not spec.single and spec.range_start is None and spec.range_end is None and \
+        not name_filter.include and not name_filter.exclude
+    cut = len(spec.rel_base)
     async for page in pages:
+        if whole:
+            taken = [(obj.key[cut:], obj) for obj in page if len(obj.key) > cut]
+            if taken:
+                events.emit(Listed(len(taken), sum([o.size for _, o in taken])))
+            for item in taken:
+                yield item
+            continue
         taken = []
         ended = False
         for obj in page:
@@ -378,32 +391,55 @@ async def drive(work: AsyncIterator[T], action: Callable[[T], Awaitable[None]],
     which runs the mode's per-object ``action`` (copy: transfer one object; verify: prove
     one pair).  The action records its own outcome; an exception from it or from the
     producer (an auth error, a listing that failed after its retries) ends the pool."""
-    queue: asyncio.Queue[tuple[T] | None] = asyncio.Queue(maxsize=concurrency * 4)
-    # A full queue makes the producer wait until the workers have taken it down to half
-    # (``room``), then it fills it again in one go: woken once per 2 x concurrency items,
-    # not once per item (each wake was a task step and a loop turn per object).
-    low = concurrency * 2
+    # The hand-off: a deque of items (at most ``high``) and the futures of idle workers,
+    # not an asyncio.Queue: its put_nowait and get are ~10 Python calls an item (full,
+    # _put, clear, _wakeup_next, empty, get_nowait, _get, qsize ...), here a popleft.
+    # A full deque makes the producer wait until the workers have taken it down to half
+    # (``low``: ``room``), then it fills it again in one go: woken once per 2 x concurrency
+    # items, not once per item.  An item put while workers wait wakes one of them.
+    loop = asyncio.get_running_loop()
+    items: deque[T] = deque()
+    idle: deque[asyncio.Future[None]] = deque()
+    high, low = concurrency * 4, concurrency * 2
     room: asyncio.Future[None] | None = None
+    ended = False
+
+    def wake_one() -> None:
+        while idle:
+            waiting = idle.popleft()
+            if not waiting.done():  # (not a worker cancelled while it waited)
+                waiting.set_result(None)
+                return
 
     async def produce() -> None:
-        nonlocal room
-        loop = asyncio.get_running_loop()
+        nonlocal room, ended
         async for item in work:
-            if queue.full():
+            if len(items) >= high:
                 room = loop.create_future()
                 await room
-            queue.put_nowait((item,))
-        for _ in range(concurrency):
-            await queue.put(None)
+            items.append(item)
+            if idle:
+                wake_one()
+        ended = True
+        while idle:
+            wake_one()
 
     async def worker() -> None:
         nonlocal room
-        while (item := await queue.get()) is not None:
-            if room is not None and queue.qsize() <= low:
-                if not room.done():
-                    room.set_result(None)
-                room = None
-            await action(item[0])
+        while True:
+            if items:
+                item = items.popleft()
+                if room is not None and len(items) <= low:
+                    if not room.done():
+                        room.set_result(None)
+                    room = None
+                await action(item)
+            elif ended:
+                return
+            else:
+                waiting: asyncio.Future[None] = loop.create_future()
+                idle.append(waiting)
+                await waiting
 
     try:
         async with asyncio.TaskGroup() as tg:
@@ -513,7 +549,8 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
                 if left_out[0] >= 1000:
                     take_back()
                 continue
-            take_back()
+            if left_out[0]:
+                take_back()
             ticket = -1
             if watermark is not None:
                 await watermark.wait_for_room()
@@ -570,7 +607,8 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
         else:
             ok = await _transfer_one(ctx, s, dest_key, events, opts.retries, opts.skip_errors,
                                      opts.delete_source, keeper)
-        finish(ticket, ok)
+        if watermark is not None:  # (finish, inline)
+            watermark.done(ticket, ok)
 
     await drive(planned(), transfer, opts.concurrency)
 

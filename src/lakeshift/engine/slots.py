@@ -18,6 +18,15 @@ class SlotPool:
         self.free = total
         self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
 
+    def try_take(self) -> bool:
+        """One slot taken at once where nobody waits and one is free (True), as
+        ``acquire(1)`` would take it; else False (then ``acquire``): no coroutine for the
+        slot of every small object."""
+        if not self._waiters and self.free >= 1 and self.total >= 1:
+            self.free -= 1
+            return True
+        return False
+
     async def acquire(self, n: int = 1) -> int:
         """Take ``n`` slots (at most the pool's size); return how many were taken."""
         n = max(1, min(n, self.total))
@@ -43,7 +52,8 @@ class SlotPool:
 
     def release(self, n: int = 1) -> None:
         self.free += n
-        self._wake()
+        if self._waiters:
+            self._wake()
 
     def _wake(self) -> None:
         while self._waiters:

@@ -104,7 +104,9 @@ async def copy_object(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> C
       one, ``capabilities.block_md5``), committed with the whole-object MD5 computed here —
       except for a source proven by its multipart ETag (by parts, ``_copy_parts``) or by
       its own checksum (that checksum only; the destination keeps no MD5)."""
-    if ctx.route is not None and ctx.route.applies(ctx, src):
+    # (A streaming route never applies: its mode read here, no call per object.)
+    if ctx.route is not None and ctx.route.mode != "stream" and \
+            ctx.route.applies(ctx, src):
         copied = await ctx.route.attempt(ctx, src, dest_key)
         if copied is not None:
             return copied

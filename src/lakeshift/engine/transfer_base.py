@@ -121,6 +121,18 @@ async def _crc64(data: Chunk) -> bytes:
 
 
 def _dest_props(props: ObjectProps, src: ObjectInfo) -> ObjectProps:
+    if not props.metadata and not src.metadata:
+        # (The usual case, a source read without metadata of its own: the two keys set
+        # in one dict display, no copy of an empty dict and no look-ups in it.)
+        etag, when = src.etag, src.last_modified
+        if etag and when is not None:
+            meta = {SRC_ETAG_KEY: etag, SRC_MTIME_KEY: format_time(when)}
+        elif etag:
+            meta = {SRC_ETAG_KEY: etag}
+        else:
+            meta = {} if when is None else {SRC_MTIME_KEY: format_time(when)}
+        return ObjectProps(props.content_type, props.content_encoding, props.cache_control,
+                           props.content_disposition, props.content_language, meta)
     meta = dict(props.metadata)
     if src.etag:
         meta[SRC_ETAG_KEY] = src.etag

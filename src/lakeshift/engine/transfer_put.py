@@ -35,9 +35,13 @@ from lakeshift.stores.props import SRC_MTIME_KEY, parse_time
 
 
 async def _copy_single(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> Copied:
-    await ctx.slots.acquire(1)
+    # (A free slot taken, and the bandwidth cap asked only when there is one, without a
+    # coroutine each: the path of every small object.)
+    if not ctx.slots.try_take():
+        await ctx.slots.acquire(1)
     try:
-        await ctx.pacing.transfer(src.size)
+        if ctx.pacing.bandwidth is not None:
+            await ctx.pacing.transfer(src.size)
         if type(ctx.src) is type(ctx.dst) and hasattr(ctx.dst, "copy_from"):
             return await _copy_same_kind(ctx, cast(SameKindCopy, ctx.dst), src, dest_key)
         r = await retry(lambda: ctx.src.read(src.key, if_match=src.etag), ctx.policy,
