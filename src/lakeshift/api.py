@@ -1364,8 +1364,8 @@ def _url_within(a: str, a_options: StoreOptions, b: str, b_options: StoreOptions
 
 
 def _place(url: str, options: StoreOptions) -> tuple[tuple[str, ...], str]:
-    """Where ``url`` points: its store (local disk; a bucket; an Azure container at its
-    account's endpoint) and the path in it, without a trailing slash."""
+    """Where ``url`` points: its store (local disk; a bucket at its S3 endpoint; an Azure
+    container at its account's endpoint) and the path in it, without a trailing slash."""
     import os
 
     u = parse_url(url)
@@ -1383,6 +1383,12 @@ def _place(url: str, options: StoreOptions) -> tuple[tuple[str, ...], str]:
         except UsageError:  # say, a URL's account that is not the connection string's
             account = (u.account or "", u.endpoint_suffix or "")
         return ("azure", *account, u.bucket), path
+    if u.scheme == "s3":
+        # A bucket's name is unique only at its endpoint (MinIO, another S3 service): the
+        # endpoint the store would use (--s3-endpoint, else the environment's), or AWS's.
+        endpoint = (options.s3_endpoint or os.environ.get("AWS_ENDPOINT_URL_S3")
+                    or os.environ.get("AWS_ENDPOINT_URL") or "")
+        return ("s3", endpoint.strip().rstrip("/").lower(), u.bucket), path
     return (u.scheme, u.bucket), path
 
 

@@ -72,3 +72,21 @@ def test_s3_and_local_spellings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 def test_a_url_that_does_not_parse_is_not_within(acct_key: Any) -> None:
     assert not within("s3://Lake/p", "s3://lake/p") and not within("az://lake/raw", "nope://x")
+
+
+def test_one_bucket_name_at_two_s3_endpoints_is_two_places(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bucket's name is only unique at its endpoint: the config's MinIO bucket ``lake``
+    is not the ``lake`` of another S3 service tune was pointed at."""
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    minio = StoreOptions(s3_endpoint="http://127.0.0.1:9000")
+    other = StoreOptions(s3_endpoint="http://127.0.0.1:9001")
+    assert not _url_within("s3://lake/p", other, "s3://lake/p", minio)
+    assert not _url_within("s3://lake/p", OPTS, "s3://lake/p", minio)
+    assert _url_within("s3://lake/p/q", StoreOptions(s3_endpoint="http://127.0.0.1:9000/"),
+                       "s3://lake/p", minio)
+    # The environment's endpoint is the one a URL without --s3-endpoint goes to.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9000")
+    assert _url_within("s3://lake/p", OPTS, "s3://lake/p", minio)
+    assert not _url_within("s3://lake/p", OPTS, "s3://lake/p", other)
