@@ -76,3 +76,13 @@ def test_a_limit_above_the_machines_memory_leaves_the_machines(
         co.copy_options(concurrency=12, block_size="128MiB")
     _fake(monkeypatch, tmp_path, "max", 2 * GiB)
     assert co.memory_for_data() == (2 * GiB, "this machine's 2.0 GiB")
+
+
+def test_concurrency_help_names_the_container_limit() -> None:
+    """--concurrency's help says what check_memory counts (not the machine's memory alone)."""
+    from typing import get_args
+
+    from lakeshift.cli.options import ConcurrencyOpt
+
+    [option] = [a for a in get_args(ConcurrencyOpt)[1:] if getattr(a, "help", None)]
+    assert "container's memory limit (cgroup)" in option.help

@@ -31,7 +31,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tex
 ConcurrencyOpt = Annotated[str, typer.Option(
     "--concurrency", "-c", envvar="LAKESHIFT_CONCURRENCY", metavar="N",
     help="Objects (and blocks of large objects) in flight. Memory for data stays under "
-         "concurrency × block size, which must fit in half of this machine's memory.")]
+         "concurrency × block size, which must fit in half of this machine's memory, or "
+         "of this container's memory limit (cgroup) when that is smaller.")]
 BlockSizeOpt = Annotated[str, typer.Option(
     "--block-size", envvar="LAKESHIFT_BLOCK_SIZE",
     help="Block size for large objects; objects up to this size go in one request. Memory "
