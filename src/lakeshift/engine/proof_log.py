@@ -13,9 +13,12 @@ Rows are written by a thread of their own, fed through a bounded queue: the even
 only hands over the event (a slow or stalled disk does not stall the transfers until the
 queue is full), and the thread writes and flushes each row as soon as it is handed over,
 so a run killed at any instant keeps every row but those still queued at that instant
-(normally none or a few).  ``close`` writes what is queued.  A row that cannot be written
-(a full disk) is raised on the loop at the next object, after ``on_failure``, or by
-``close``: a command whose proofs cannot be kept stops.
+(normally none or a few).  An object whose row was lost so, or whose copy was in flight at
+a kill or Ctrl-C (its bytes may be written, its event never emitted), is at the destination
+without a row, and a rerun skips it as identical: no row for it ever (``verify
+--list-verified`` proves every object).  ``close`` writes what is queued.  A row that
+cannot be written (a full disk) is raised on the loop at the next object, after
+``on_failure``, or by ``close``: a command whose proofs cannot be kept stops.
 
 Rows are appended: a second command into the same log adds its rows below the first's, so
 the log of a migration done in several copies, runs and sync passes is one file.  A file
