@@ -114,6 +114,48 @@ def test_a_full_queue_waits_for_the_writer_and_drops_nothing(tmp_path: Path) -> 
     assert [r[1] for r in _rows(path)[1:]] == [f"k{i}" for i in range(50)]
 
 
+def test_a_stalled_disk_holds_the_caller_at_depth_rows_behind(tmp_path: Path) -> None:
+    """Back-pressure: while the writer is stuck on a flush, the caller hands over at most
+    ``depth`` more rows and then waits in the call (memory stays bounded); once the disk
+    moves again every row is written, in order."""
+    gate = threading.Event()
+
+    class StalledFile:
+        def __init__(self) -> None:
+            self.lines: list[str] = []
+
+        def write(self, text: str) -> int:
+            self.lines.append(text)
+            return len(text)
+
+        def flush(self) -> None:
+            gate.wait(10)
+
+        def close(self) -> None:
+            pass
+
+    fh = StalledFile()
+    log = ProofLog(fh, tmp_path / "log.csv", created=False, depth=2)  # type: ignore[arg-type]
+    log.start()
+    handed: list[int] = []
+
+    def loop() -> None:
+        for i in range(10):
+            log(_done(f"k{i}"))
+            handed.append(i)
+
+    caller = threading.Thread(target=loop)
+    caller.start()
+    time.sleep(0.3)
+    # One row in the writer's stalled flush, two queued, the fourth call waiting.
+    assert len(handed) <= 3 and len(log._pending) <= 3, (handed, len(log._pending))
+    gate.set()
+    caller.join(10)
+    log.close()
+    assert handed == list(range(10))
+    assert [line.split(",")[1] for line in fh.lines] == [f"k{i}" for i in range(10)]
+
+
 def test_rows_are_appended_under_one_header(tmp_path: Path) -> None:
     path = tmp_path / "log.csv"
     for key in ("a", "b"):
