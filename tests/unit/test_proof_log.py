@@ -204,6 +204,17 @@ def test_a_failed_write_stops_the_copy_with_a_usage_error(tmp_path: Path) -> Non
                 log.close()
 
 
+def test_a_header_that_cannot_be_written_is_one_usage_error(tmp_path: Path) -> None:
+    """/dev/full passes the path's check (an empty file that opens for appending), then
+    the header's write fails: a UsageError naming the file, not the OSError of closing it
+    (which flushes the unwritten header again: an internal error before)."""
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full")
+    ProofLog.check("/dev/full")
+    with pytest.raises(UsageError, match="cannot write the --proof-log /dev/full: No space"):
+        ProofLog.open("/dev/full")
+
+
 def test_a_log_created_for_a_copy_that_never_began_is_removed(tmp_path: Path) -> None:
     path = tmp_path / "log.csv"
     ProofLog.open(path).close(discard=True)

@@ -28,6 +28,7 @@ to.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import os
@@ -114,7 +115,13 @@ class ProofLog:
                 log._writer.writerow(FIELDS)
                 fh.flush()
             except OSError as e:
-                fh.close()
+                # Closing flushes the unwritten header again, and fails again: the first
+                # error is the one said.  A file made here for the header is removed.
+                with contextlib.suppress(OSError):
+                    fh.close()
+                if created:
+                    with contextlib.suppress(OSError):
+                        os.unlink(path)
                 raise cls._unwritable(path, e) from None
         log.start()
         return log
