@@ -215,6 +215,17 @@ def test_a_header_that_cannot_be_written_is_one_usage_error(tmp_path: Path) -> N
         ProofLog.open("/dev/full")
 
 
+def test_a_name_ending_in_a_slash_is_a_folder_not_a_file(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--proof-log logs/`` names a folder (Path() would drop the slash and write a file
+    ``logs``): refused, nothing made."""
+    monkeypatch.chdir(tmp_path)
+    for check in (ProofLog.check, ProofLog.open):
+        with pytest.raises(UsageError, match="logs/ names a folder"):
+            check("logs/")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_log_created_for_a_copy_that_never_began_is_removed(tmp_path: Path) -> None:
     path = tmp_path / "log.csv"
     ProofLog.open(path).close(discard=True)

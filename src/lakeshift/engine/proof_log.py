@@ -154,6 +154,11 @@ class ProofLog:
     def _path(path: str | Path) -> Path:
         if not str(path).strip():
             raise UsageError("--proof-log needs a file name (e.g. --proof-log proofs.csv)")
+        text = str(path)
+        if text.endswith(("/", os.sep)) and not os.path.isdir(text):
+            # Path() drops the slash: it would write a file of the folder's name.
+            raise UsageError(f"--proof-log {text} names a folder (it ends in /): name a file "
+                             f"in it (e.g. --proof-log {text}proofs.csv)")
         return Path(path)
 
     @staticmethod
