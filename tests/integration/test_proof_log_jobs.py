@@ -206,8 +206,13 @@ def test_a_run_whose_rows_cannot_be_written_stops_at_once(
     assert cli("plan", str(src), f"az://{container}/full/", "--job", "full", "--db", pg_url,
                *prefixes, env=cli_env).returncode == 0
     log = tmp_path / "proofs.csv"
+    # Under the limit Python must write no bytecode: a module compiled there (a source
+    # newer than its .pyc) was cut to 2500 bytes in src/**/__pycache__ (importlib does not
+    # check its write), and every later command failed "marshal data too short".
+    pycache = tmp_path / "pycache"
+    limited = {**cli_env, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": str(pycache)}
     r = cli("run", "--job", "full", "--db", pg_url, "--batch-count", "1", "--concurrency",
-            "2", "--progress", "none", "--proof-log", str(log), env=cli_env,
+            "2", "--progress", "none", "--proof-log", str(log), env=limited,
             prefix=("prlimit", "--fsize=2500"))
     assert r.returncode == 2, r.stdout + r.stderr
     line = one_clear_line(r)
@@ -226,6 +231,7 @@ def test_a_run_whose_rows_cannot_be_written_stops_at_once(
                              ["copy", str(src), f"az://{container}/copied/"])):
         other = tmp_path / f"proofs{i}.csv"
         p = cli(*cmd, "--concurrency", "2", "--progress", "none", "--proof-log", str(other),
-                env=cli_env, prefix=("prlimit", "--fsize=2500"))
+                env=limited, prefix=("prlimit", "--fsize=2500"))
         assert p.returncode == 2, p.stdout + p.stderr
         assert f"cannot write the --proof-log {other}: File too large" in one_clear_line(p)
+    assert not pycache.exists()  # no bytecode written under the limit
