@@ -481,8 +481,9 @@ async def _missing_folders(dst: Store, root: str, policy: RetryPolicy) -> list[s
 
 async def _remove(dst: Store, keys: list[str], folders: list[str], policy: RetryPolicy,
                   notes: list[str]) -> None:
-    """Delete the calibration's objects, then (hierarchical destinations) ``folders``, the
-    deepest first, each only while nothing is under it."""
+    """Delete the calibration's objects, then (hierarchical destinations) ``folders``: the
+    calibration's own folder with whatever is in it, then the folders it made, the deepest
+    first, each only while nothing is under it."""
     if not keys:
         return
     left = []
@@ -497,13 +498,19 @@ async def _remove(dst: Store, keys: list[str], folders: list[str], policy: Retry
         return
     if not dst.capabilities.directories:
         return  # flat object stores have no folders to remove
-    for folder in folders:
+    writer = cast(DirectoryWriter, dst)
+    for i, folder in enumerate(folders):
         try:
+            if i == 0:
+                # The calibration's own folder (a unique name): everything in it is the
+                # calibration's, also a write that landed late, so it goes recursively.
+                await retry(lambda f=folder: writer.remove_directory(f, recursive=True),  # type: ignore[misc]
+                            policy)
+                continue
             page = await retry(lambda f=folder: dst.list_page(f), policy)  # type: ignore[misc]
             if page.objects:
                 return  # something else is in it (and so in its parents)
-            await retry(lambda f=folder: cast(DirectoryWriter, dst).remove_directory(f),  # type: ignore[misc]
-                        policy)
+            await retry(lambda f=folder: writer.remove_directory(f), policy)  # type: ignore[misc]
         except (LakeshiftError, OSError) as e:
             notes.append(f"could not remove the calibration folder {folder} ({e}): delete "
                          "it by hand")
