@@ -308,3 +308,19 @@ def test_a_signer_signs_one_header_of_any_name_and_value_as_botocore() -> None:
                                        hashlib.sha256(body).hexdigest(),
                                        now=float(calendar.timegm(at.timetuple()))))
         assert out["authorization"] == request.headers["Authorization"], (name, value)
+
+
+def test_a_pool_without_workers_is_refused_not_left_hanging() -> None:
+    """drive() with concurrency 0: the deque hand-off made the producer wait for room no
+    worker would ever make (a hang; the asyncio.Queue before it was unbounded at 0 and did
+    nothing, silently).  Callers validate --concurrency; the pool refuses it too."""
+
+    async def work() -> Any:
+        for i in range(10):
+            yield i
+
+    async def action(i: int) -> None:
+        pass  # pragma: no cover
+
+    with pytest.raises(ValueError, match="concurrency 0"):
+        asyncio.run(asyncio.wait_for(drive(work(), action, 0), 5))
