@@ -397,6 +397,8 @@ async def drive(work: AsyncIterator[T], action: Callable[[T], Awaitable[None]],
     # A full deque makes the producer wait until the workers have taken it down to half
     # (``low``: ``room``), then it fills it again in one go: woken once per 2 x concurrency
     # items, not once per item.  An item put while workers wait wakes one of them.
+    if concurrency < 1:  # (no worker: the producer would wait for room for ever)
+        raise ValueError(f"drive: concurrency {concurrency}, at least 1 is needed")
     loop = asyncio.get_running_loop()
     items: deque[T] = deque()
     idle: deque[asyncio.Future[None]] = deque()

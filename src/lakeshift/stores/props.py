@@ -147,7 +147,9 @@ def decode_metadata_name(name: str) -> str:
 
 
 _ENCODED_PREFIX = "=?utf-8?b?"
-_HEADER_SAFE = re.compile(r"^[\x20-\x7e\t]*$")
+# (\Z, not $: "$" also matches before a final newline, which let "v\n" through as it is
+# and the request head then refused it as a smuggled line break.)
+_HEADER_SAFE = re.compile(r"[\x20-\x7e\t]*\Z")
 
 
 def encode_metadata_value(value: str) -> str:
