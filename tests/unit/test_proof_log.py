@@ -72,27 +72,32 @@ def test_the_log_asks_for_object_done_only(tmp_path: Path) -> None:
     log.close()
 
 
+class GatedFile:
+    """A log file whose every flush waits on ``gate`` (at most ``seconds``): a slow or a
+    stalled disk."""
+
+    def __init__(self, gate: threading.Event, seconds: float) -> None:
+        self.gate, self.seconds = gate, seconds
+        self.lines: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.lines.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self.gate.wait(self.seconds)
+
+    def close(self) -> None:
+        pass
+
+
 def test_a_slow_disk_does_not_hold_the_event_loop(tmp_path: Path) -> None:
     """The loop hands rows over; the thread writes and flushes each (here a flush takes
     50 ms): a hundred rows cost the caller far less than one flush, and all are written
     by close."""
     gate = threading.Event()
 
-    class SlowFile:
-        def __init__(self) -> None:
-            self.lines: list[str] = []
-
-        def write(self, text: str) -> int:
-            self.lines.append(text)
-            return len(text)
-
-        def flush(self) -> None:
-            gate.wait(0.05)
-
-        def close(self) -> None:
-            pass
-
-    fh = SlowFile()
+    fh = GatedFile(gate, 0.05)
     log = ProofLog(fh, tmp_path / "log.csv", created=False)  # type: ignore[arg-type]
     log.start()
     began = time.perf_counter()
@@ -120,21 +125,7 @@ def test_a_stalled_disk_holds_the_caller_at_depth_rows_behind(tmp_path: Path) ->
     moves again every row is written, in order."""
     gate = threading.Event()
 
-    class StalledFile:
-        def __init__(self) -> None:
-            self.lines: list[str] = []
-
-        def write(self, text: str) -> int:
-            self.lines.append(text)
-            return len(text)
-
-        def flush(self) -> None:
-            gate.wait(10)
-
-        def close(self) -> None:
-            pass
-
-    fh = StalledFile()
+    fh = GatedFile(gate, 10)
     log = ProofLog(fh, tmp_path / "log.csv", created=False, depth=2)  # type: ignore[arg-type]
     log.start()
     handed: list[int] = []
