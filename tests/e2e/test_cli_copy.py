@@ -176,13 +176,13 @@ def test_wrong_aws_key_is_exit_3_when_the_service_checks_keys(cli_env: dict[str,
 def test_internal_error_is_exit_4_with_the_traceback_in_a_log(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from lakeshift import api
+    from lakeshift.api import copying
     from lakeshift.cli import app
 
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("simulated bug")
 
-    monkeypatch.setattr(api, "_copy_pair", broken)  # the engine under lakeshift.copy
+    monkeypatch.setattr(copying, "_copy_pair", broken)  # the engine under lakeshift.copy
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     import tempfile
 

@@ -1,0 +1,223 @@
+"""What every command's function shares: ``_blocking`` (the blocking twin of each
+``NAME_async``), ``reading_only`` and the control DB's opening (``_control``, ``_opened``,
+``_planning_db``), the start-up checks of a job's stores (``_check_stores``), ``--dask``'s
+cluster, paging arguments and report folders."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+from lakeshift.errors import UsageError
+from lakeshift.stores.base import StoreConfig, StoreOptions
+from lakeshift.urls import parse_url
+
+if TYPE_CHECKING:
+    from lakeshift.control.records import Job
+    from lakeshift.control.repository import ControlDB
+
+
+MiB = 1024 * 1024
+_STATES = ("pending", "running", "succeeded", "failed")
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _blocking(async_fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
+    """The blocking twin of ``NAME_async``: runs it in a new event loop (``asyncio.run``).
+    Called from a running loop (a web handler, a notebook, a Dask worker's coroutine) it
+    cannot block that loop: it raises one UsageError naming ``NAME_async`` instead."""
+    name = async_fn.__name__.removesuffix("_async")
+
+    @functools.wraps(async_fn)
+    def call(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(async_fn(*args, **kwargs))
+        raise UsageError(f"lakeshift.{name}() was called inside a running event loop, which "
+                         f"it would block: use `await lakeshift.{name}_async(...)` there")
+
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = (f"Blocking form of :func:`{name}_async` (same arguments, same result); "
+                    f"not for use inside a running event loop.\n\n{async_fn.__doc__ or ''}")
+    return call
+
+
+#: Set by reading_only(): the control DB is opened read-only in this context.
+_READ_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("lakeshift_read_only",
+                                                                  default=False)
+
+
+@contextmanager
+def reading_only() -> Iterator[None]:
+    """Inside ``with lakeshift.reading_only():`` the API only reads control DBs: no table is
+    created, no migration runs (a DB of an older schema raises
+    :class:`~lakeshift.control.db.SchemaOutdated`, a UsageError naming the command that
+    upgrades it), SQLite takes no write lock, and a call that would write fails.  The
+    monitor serves every page in it.  A context variable: it follows ``asyncio`` tasks and
+    ``asyncio.to_thread``."""
+    token = _READ_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _READ_ONLY.reset(token)
+
+
+def _control(db: str, create: bool = False) -> ControlDB:
+    # Imported here: SQLAlchemy costs ~0.13 s at start-up, and `copy` never needs it.
+    from lakeshift.control.repository import ControlDB
+
+    if _READ_ONLY.get():
+        return ControlDB(db, read_only=True)
+    return ControlDB(db, create=create)
+
+
+@asynccontextmanager
+async def _opened(db: str, create: bool = False) -> AsyncIterator[ControlDB]:
+    """The control DB, opened and closed in a worker thread (the event loop stays free)."""
+    control = await asyncio.to_thread(_control, db, create)
+    try:
+        yield control
+    finally:
+        await asyncio.to_thread(control.close)
+
+
+def _as_utc(value: datetime | None) -> datetime | None:
+    from lakeshift.control.records import as_utc
+
+    return as_utc(value)
+
+
+@asynccontextmanager
+async def _planning_db(db: str) -> AsyncIterator[ControlDB]:
+    """The control DB to write a job in, created if missing.  The job is written in one
+    transaction, last: a plan that fails before it leaves no job, and no DB file that was
+    created only to hold it."""
+    new_file = _new_sqlite_file(db)
+    control: ControlDB | None = None
+    try:
+        control = await asyncio.to_thread(_control, db, True)
+        yield control
+    except BaseException:
+        if control is not None:
+            await asyncio.to_thread(control.close)
+            control = None
+        _remove_sqlite_file(new_file)
+        raise
+    finally:
+        if control is not None:
+            await asyncio.to_thread(control.close)
+
+
+def _new_sqlite_file(db: str) -> Path | None:
+    """The SQLite file ``db`` names when it does not exist yet (else None)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(db)
+    except ArgumentError:
+        return None  # ControlDB says what is wrong with it
+    if not url.drivername.startswith("sqlite") or url.database in (None, "", ":memory:"):
+        return None
+    path = Path(url.database)
+    return None if path.exists() else path
+
+
+def _processes_here(fleet: Any) -> int:
+    """How many processes of this machine copy (their buffers are checked against its
+    memory): 1 without ``--dask``, N for ``local:N``, none for a remote cluster's workers
+    (a client's memory says nothing of theirs)."""
+    return 1 if fleet is None else int(fleet.local_workers)
+
+
+def _dask_cluster(dask: str | None, db: str) -> Any:
+    """``--dask``'s cluster (a scale.cluster.ClusterSpec), checked with the DB it needs;
+    None without ``--dask``."""
+    if dask is None:
+        return None
+    from lakeshift.scale.cluster import ClusterSpec
+    from lakeshift.scale.driver import refuse_sqlite
+
+    spec = ClusterSpec.parse(dask)
+    refuse_sqlite(db, dask)
+    return spec
+
+
+def _remove_sqlite_file(path: Path | None) -> None:
+    if path is not None:
+        for p in (path, *(Path(f"{path}{s}") for s in ("-wal", "-shm", "-journal"))):
+            p.unlink(missing_ok=True)
+
+
+async def _check_stores(pairs: Iterable[tuple[StoreConfig, StoreConfig]],
+                       new_job: bool) -> None:
+    """``copy``'s start-up checks for every distinct source and destination store: the
+    credentials are resolved, a source is listed, a destination prepared.  A missing or
+    rejected credential raises AuthError (exit 3), a bad key or URL UsageError (exit 2),
+    before a job or a run is recorded (it used to end as a failed partition, exit 1).
+    For an existing job a store that answers but is unusable (a bucket gone) is left to
+    fail its own partitions: the others still run (README "plan and run")."""
+    from lakeshift.engine.pipeline import check_reachable
+    from lakeshift.engine.retry import RetryPolicy
+    from lakeshift.stores.registry import open_store
+
+    def root(c: StoreConfig) -> tuple[str | None, ...]:
+        return (c.url.scheme, c.url.bucket, c.url.account, c.url.endpoint_suffix)
+
+    checks: dict[tuple[str | None, ...], tuple[StoreConfig, str]] = {}
+    for src, dst in pairs:
+        checks.setdefault(("source", *root(src)), (src, "source"))
+        checks.setdefault(("destination", *root(dst)), (dst, "destination"))
+
+    async def check_all() -> None:
+        for config, label in checks.values():
+            store = open_store(config)
+            try:
+                await check_reachable(store.check_source if label == "source"
+                                      else store.prepare_destination, label, RetryPolicy())
+            except UsageError:
+                if new_job:
+                    raise
+            finally:
+                await store.close()
+
+    await check_all()
+
+
+def _job_store_pairs(control: ControlDB, j: Job,
+                     so: StoreOptions) -> list[tuple[StoreConfig, StoreConfig]]:
+    return [(StoreConfig(parse_url(r["source"]), so), StoreConfig(parse_url(r["destination"]), so))
+            for r in control.partitions(j.id) if r["source"]]
+
+
+def _make_folders(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; return those created, deepest first."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot create the report folder {folder}: {e.strerror}") from None
+    return missing
+
+
+def _remove_folders(folders: list[Path]) -> None:
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
+def _page_args(offset: int, limit: int | None, most: int | None = None) -> None:
+    if offset < 0 or (limit is not None and limit < 0):
+        raise UsageError("offset and limit must be 0 or more")
+    if most is not None and (limit is None or limit > most):
+        raise UsageError(f"limit must be at most {most}")
