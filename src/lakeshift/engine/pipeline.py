@@ -453,6 +453,13 @@ async def drive(work: AsyncIterator[T], action: Callable[[T], Awaitable[None]],
         if len(eg.exceptions) == 1 and isinstance(eg.exceptions[0], Exception):
             raise eg.exceptions[0] from None
         raise
+    finally:
+        # On every way out (an action's error, a cancel, the end) the planner's generator
+        # is closed here, its own ``finally`` and open listings run now, not whenever the
+        # garbage collector finds it (after an end it is exhausted: a no-op).
+        close = getattr(work, "aclose", None)
+        if close is not None:
+            await close()
 
 
 async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts: CopyOptions,
