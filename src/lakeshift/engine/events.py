@@ -3,6 +3,7 @@ display, the stats counter and later the web monitor subscribe."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
@@ -128,15 +129,44 @@ class EventBus:
     ignores (all of them without subscribers), which the engine then need not build
     (ObjectStarted: one record per object, for the job runner's objects in flight and the
     public API's subscribers).  A subscriber without ``ignores`` (a function, a bound
-    method) is given every kind."""
+    method) is given every kind.
+
+    ``emit`` is synchronous: a subscriber must never wait in it.  One that may need the
+    engine to slow down (``--proof-log``'s writer, behind a slow disk) has a ``room``
+    coroutine function instead, which the engine awaits before it starts each object
+    (``room`` here, when ``holding``: no cost per object otherwise).  Another bus's
+    ``emit`` as a subscriber (a run's partitions feed the run's totals so) brings that
+    bus's holds along."""
 
     def __init__(self, subscribers: list[Subscriber] | None = None) -> None:
         self._subscribers: list[Subscriber] = list(subscribers or [])
         self.ignored = self._ignored()
+        self._holds = self._rooms()
+        #: Some subscriber may hold new objects back: the engine awaits ``room()``.
+        self.holding = bool(self._holds)
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
         self.ignored = self._ignored()
+        self._holds = self._rooms()
+        self.holding = bool(self._holds)
+
+    def _rooms(self) -> tuple[Callable[[], Awaitable[None]], ...]:
+        holds = []
+        for s in self._subscribers:
+            room = getattr(s, "room", None)
+            bus = getattr(s, "__self__", None)
+            if isinstance(bus, EventBus) and getattr(s, "__func__", None) is EventBus.emit:
+                room = bus.room if bus.holding else None
+            if room is not None:
+                holds.append(room)
+        return tuple(holds)
+
+    async def room(self) -> None:
+        """Wait until every subscriber that may hold new objects back lets them go (see
+        the class); its error (the proof log stalled) stops the object, and the command."""
+        for room in self._holds:
+            await room()
 
     def _ignored(self) -> frozenset[type]:
         ignored = EVENT_TYPES
