@@ -240,8 +240,7 @@ class ProofLog:
             except TimeoutError:
                 if self.written == seen and self._error is None and pending:
                     self._stalled = True
-                    self._error = TimeoutError(f"no row written for {stall:g} s while "
-                                               f"{len(pending)} waited (its disk stalled)")
+                    self._error = self._stall_error(stall)
         if self._error is not None:
             self._stop()
 
@@ -346,10 +345,12 @@ class ProofLog:
             if self._stalled or self.written == seen:
                 if not self._stalled:
                     self._stalled = True
-                    self._error = self._error or TimeoutError(
-                        f"no row written for {stall:g} s while "
-                        f"{len(self._pending)} waited (its disk stalled)")
+                    self._error = self._error or self._stall_error(stall)
                 return False
+
+    @staticmethod
+    def _stall_error(stall: float) -> TimeoutError:
+        return TimeoutError(f"no row written for {stall:g} s (its disk stalled)")
 
     def _give_up(self, discard: bool) -> None:
         """The writer is stuck in a flush: it is left to end on its own (a daemon thread,
