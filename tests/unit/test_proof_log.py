@@ -78,26 +78,26 @@ def test_the_log_asks_for_object_done_only(tmp_path: Path) -> None:
     log.close()
 
 
-def test_a_bus_awaits_the_rooms_of_its_subscribers_and_of_a_bus_it_feeds() -> None:
-    """EventBus.room: what the engine awaits before each object.  A bus whose subscribers
-    have no ``room`` is not ``holding`` (the engine then awaits nothing); a run's partition
-    bus feeding the run's bus (its ``emit`` a subscriber) holds as that bus does."""
-    order: list[str] = []
+def test_a_bus_asks_its_subscribers_and_a_bus_it_feeds_whether_they_hold() -> None:
+    """EventBus.held: what the engine asks before each object.  A bus whose subscribers
+    have no ``held`` is not ``holding`` (the engine then asks nothing); one that holds is
+    awaited, then asked again, until it lets go; a run's partition bus feeding the run's
+    bus (its ``emit`` a subscriber) holds as that bus does."""
+    waits: list[int] = []
 
     class Holder:
         def __call__(self, event: object) -> None:
             pass
 
-        async def room(self) -> None:
-            order.append("held")
-            await asyncio.sleep(0)
+        def held(self) -> Awaitable[None] | None:
+            return asyncio.sleep(0, waits.append(1)) if len(waits) < 2 else None
 
     assert not EventBus([print]).holding and not EventBus([EventBus([print]).emit]).holding
     totals = EventBus([print, Holder()])
     partition = EventBus([print, totals.emit])
     assert totals.holding and partition.holding
     asyncio.run(partition.room())
-    assert order == ["held"]
+    assert waits == [1, 1] and partition.held() is None
 
 
 class GatedFile:

@@ -20,8 +20,8 @@ cannot be written (a full disk) is raised on the loop at the next object, after
 ``on_failure``, or by ``close``: a command whose proofs cannot be kept stops.
 
 The event loop never waits for the disk.  When the writer is ``DEPTH`` rows behind, new
-objects wait to start (``room``, which the engine awaits before each object through
-``EventBus.room``) while the objects in flight finish: memory stays bounded (``DEPTH`` rows
+objects wait to start (``held``, which the engine asks before each object through
+``EventBus.held``) while the objects in flight finish: memory stays bounded (``DEPTH`` rows
 and one per object in flight) and a slow disk slows the copy down.  No row written for the
 stall limit (``http.STALL_SECONDS``, as for a data transfer's connection) while rows wait
 stops the command with a UsageError naming the file; a disk that is merely slow never
@@ -43,7 +43,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import NoReturn, TextIO
 
@@ -54,7 +54,7 @@ from lakeshift.errors import UsageError
 FIELDS = ("finished_at", "source_key", "destination_key", "size", "proof", "attempts")
 #: The proof column of a copied directory (a folder marker, an empty directory): no bytes.
 FOLDER = "folder"
-#: Rows the writer may be behind by before new objects wait for it (``room``).
+#: Rows the writer may be behind by before new objects wait for it (``held``).
 DEPTH = 1024
 
 
@@ -90,7 +90,7 @@ class ProofLog:
         #: ``http.STALL_SECONDS``, read when it is needed).
         self._stall = stall
         self._wake = threading.Event()
-        # The hold (``room``): objects wait on ``_opened`` (an asyncio.Event of ``_loop``)
+        # The hold (``held``): objects wait on ``_opened`` (an asyncio.Event of ``_loop``)
         # with ``_wanted`` set; the thread sets it, through the loop, once it has taken the
         # queue down to ``_low`` rows (not once per row: a wake-up per DEPTH/2 rows).
         self._low = depth // 2
@@ -210,15 +210,21 @@ class ProofLog:
             stop()
         raise self.failure()
 
-    async def room(self) -> None:
-        """Awaited by the engine before each object starts (``EventBus.room``): returns at
-        once unless the writer is ``DEPTH`` rows behind; then waits, without holding the
-        event loop, until it has taken the queue down to half; raises (stopping the
-        command, as a failed write does) when the log failed or no row was written for the
-        stall limit while rows waited."""
+    def held(self) -> Awaitable[None] | None:
+        """Asked by the engine before each object starts (``EventBus.held``): None unless
+        the writer is ``DEPTH`` rows behind (or the log failed); then what waits, without
+        holding the event loop, until it has taken the queue down to half, and raises
+        (stopping the command, as a failed write does) when the log failed or no row was
+        written for the stall limit while rows waited."""
         if len(self._pending) < self._depth and self._error is None:
-            return
-        await self._held()
+            return None
+        return self._held()
+
+    async def room(self) -> None:
+        """Wait while the log holds new objects back (``held``)."""
+        wait = self.held()
+        if wait is not None:
+            await wait
 
     async def _held(self) -> None:
         from lakeshift.stores import http
