@@ -92,7 +92,10 @@ def test_a_bus_asks_its_subscribers_and_a_bus_it_feeds_whether_they_hold() -> No
         def held(self) -> Awaitable[None] | None:
             return asyncio.sleep(0, waits.append(1)) if len(waits) < 2 else None
 
+    from unittest import mock
+
     assert not EventBus([print]).holding and not EventBus([EventBus([print]).emit]).holding
+    assert not EventBus([mock.MagicMock()]).holding  # (its made-up ``held`` is no hold)
     totals = EventBus([print, Holder()])
     partition = EventBus([print, totals.emit])
     assert totals.holding and partition.holding

@@ -155,7 +155,10 @@ class EventBus:
     def _held_by(self) -> tuple[Callable[[], Awaitable[None] | None], ...]:
         holds = []
         for s in self._subscribers:
-            held = getattr(s, "held", None)
+            # (Looked up on the class: a stand-in that makes up attributes, a Mock, holds
+            # nothing.)
+            held = getattr(s, "held", None) if callable(getattr(type(s), "held", None)) \
+                else None
             bus = getattr(s, "__self__", None)
             if isinstance(bus, EventBus) and getattr(s, "__func__", None) is EventBus.emit:
                 held = bus.held if bus.holding else None
