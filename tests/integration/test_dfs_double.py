@@ -12,6 +12,8 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -19,7 +21,7 @@ import pytest
 import lakeshift
 from lakeshift.errors import LakeshiftError
 from lakeshift.model import ObjectProps
-from lakeshift.stores.base import PathAccess, StoreConfig
+from lakeshift.stores.base import PathAccess, Store, StoreConfig
 from lakeshift.stores.registry import open_store
 from lakeshift.urls import parse_url
 from tests.doubles.dfs import DfsDouble
@@ -29,13 +31,30 @@ ALICE = "6f1c2a9e-1111-4c1b-9b57-3b5c8f0a0001"
 TEAM = "6f1c2a9e-2222-4c1b-9b57-3b5c8f0a0002"
 
 
-def test_directories_and_acls_through_the_dfs_endpoint(gen2: DfsDouble) -> None:
+def _filesystem(blob_service: Any = None) -> str:
+    """A new file system's name (made first through the blob endpoint when given one)."""
     fs = f"fs{uuid.uuid4().hex[:10]}"
+    if blob_service is not None:
+        blob_service.create_container(fs)
+    return fs
+
+
+@asynccontextmanager
+async def _gen2(fs: str) -> AsyncIterator[Store]:
+    """The ``az://FS/`` store over the double, prepared as a destination, closed after."""
+    store = open_store(StoreConfig(parse_url(f"az://{fs}/")))
+    try:
+        await store.prepare_destination()
+        yield store
+    finally:
+        await store.close()
+
+
+def test_directories_and_acls_through_the_dfs_endpoint(gen2: DfsDouble) -> None:
+    fs = _filesystem()
 
     async def main() -> None:
-        store = open_store(StoreConfig(parse_url(f"az://{fs}/")))
-        try:
-            await store.prepare_destination()
+        async with _gen2(fs) as store:
             assert store.capabilities.hierarchical and store.capabilities.directories
             await store.make_directory("out/empty/")
             await store.put("out/data/a.txt", b"hello", ObjectProps(),
@@ -61,8 +80,6 @@ def test_directories_and_acls_through_the_dfs_endpoint(gen2: DfsDouble) -> None:
                     acl=file_acl + ",default:user::rwx"))
             with pytest.raises(LakeshiftError, match="'hdfs'"):
                 await store.set_access("out/data/a.txt", PathAccess(owner="hdfs"))
-        finally:
-            await store.close()
 
     asyncio.run(main())
     assert ("PUT", fs, "out/empty", "directory") in gen2.requests
@@ -74,12 +91,10 @@ def test_a_sticky_bit_is_set_and_read_back(gen2: DfsDouble) -> None:
     from lakeshift.engine.preserve import IdentityMap, gen2_access
     from lakeshift.stores.webhdfs.client import AclStatus
 
-    fs = f"fs{uuid.uuid4().hex[:10]}"
+    fs = _filesystem()
 
     async def main() -> None:
-        store = open_store(StoreConfig(parse_url(f"az://{fs}/")))
-        try:
-            await store.prepare_destination()
+        async with _gen2(fs) as store:
             await store.make_directory("tmp/")
             await store.make_directory("shared/")
             status = AclStatus("", "", "1777", ())
@@ -91,8 +106,6 @@ def test_a_sticky_bit_is_set_and_read_back(gen2: DfsDouble) -> None:
             got = await store.get_access("shared/")
             assert (got.acl, got.permissions) == ("user::rwx,group::rwx,other::rwx",
                                                   "rwxrwxrwt")
-        finally:
-            await store.close()
 
     asyncio.run(main())
 
@@ -116,7 +129,7 @@ def test_a_rerun_to_gen2_copies_nothing_again(s3: Any, bucket: str, blob_service
 _BEARER_SCRIPT = """
 import asyncio, json, sys
 from lakeshift.errors import LakeshiftError
-from lakeshift.stores.base import PathAccess, StoreConfig
+from lakeshift.stores.base import PathAccess, Store, StoreConfig
 from lakeshift.stores.registry import open_store
 from lakeshift.urls import parse_url
 
@@ -144,8 +157,7 @@ def test_the_dfs_endpoint_uses_the_stores_bearer_token_and_renews_it_on_401(
     (In a child process: aiohttp reads SSL_CERT_FILE, the token endpoint's CA, at import.)"""
     from tests.doubles import entra
 
-    fs = f"fs{uuid.uuid4().hex[:10]}"
-    blob_service.create_container(fs)
+    fs = _filesystem(blob_service)
     with entra.serve(["expired-token", "good-token"]) as tokens:
         gen2.bearer_tokens = {"good-token"}
         env = {k: v for k, v in os.environ.items() if k != "AZURE_STORAGE_CONNECTION_STRING"}
@@ -206,17 +218,12 @@ def test_the_double_deletes_a_directory_without_recursion_only_when_empty(
     """The double's Path - Delete: ``recursive=false`` on a directory that holds anything is
     409 ``DirectoryNotEmpty`` (the reference's error shape) and deletes nothing; on an
     empty one it deletes it; ``recursive=true`` deletes the directory with what is below."""
-    fs = f"fs{uuid.uuid4().hex[:10]}"
-    blob_service.create_container(fs)
+    fs = _filesystem(blob_service)
 
     async def seed() -> None:
-        store = open_store(StoreConfig(parse_url(f"az://{fs}/")))
-        try:
-            await store.prepare_destination()
+        async with _gen2(fs) as store:
             await store.put("full/sub/f.txt", b"x", ObjectProps(), hashlib.md5(b"x").digest())
             await store.make_directory("empty/")
-        finally:
-            await store.close()
 
     asyncio.run(seed())
     before = sorted(blobs(blob_service, fs, ""))
@@ -238,13 +245,10 @@ def test_the_store_removes_a_directory_only_while_it_is_empty_unless_told_recurs
     wrote into after it was seen empty keeps what is in it, and no error is raised (it is not
     lakeshift's to remove); ``recursive=True`` takes the folder with all below it.
     (``gen2`` after ``blob_service``: the store talks to the double's account.)"""
-    fs = f"fs{uuid.uuid4().hex[:10]}"
-    blob_service.create_container(fs)
+    fs = _filesystem(blob_service)
 
     async def main() -> None:
-        store = open_store(StoreConfig(parse_url(f"az://{fs}/")))
-        try:
-            await store.prepare_destination()
+        async with _gen2(fs) as store:
             await store.make_directory("made/deeper/")
             await store.put("made/deeper/run.bin", b"a run's", ObjectProps(),
                             hashlib.md5(b"a run's").digest())
@@ -255,8 +259,6 @@ def test_the_store_removes_a_directory_only_while_it_is_empty_unless_told_recurs
                                                            "made/deeper/run.bin"]
             await store.remove_directory("made/", recursive=True)  # type: ignore[attr-defined]
             assert blobs(blob_service, fs, "") == {}
-        finally:
-            await store.close()
 
     asyncio.run(main())
     deletes = [r for r in gen2.requests if r[0] == "DELETE"]

@@ -15,7 +15,14 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.cli import BIN, lakeshift, obeying_file_modes, one_clear_line
+from tests.e2e.cli import (
+    BIN,
+    lakeshift,
+    obeying_file_modes,
+    one_clear_line,
+    planned_local_job,
+    run_in_background,
+)
 from tests.helpers import blob_bytes, blobs
 
 
@@ -134,16 +141,8 @@ def test_auto_partitioning_cuts_key_ranges_that_cover_everything_once(
 
 def test_kill_9_mid_partition_then_rerun_misses_nothing(
         cli_env: dict[str, str], tmp_path: Path, blob_service: Any, container: str) -> None:
-    src = tmp_path / "src"
-    src.mkdir()
-    for i in range(1200):
-        (src / f"{i:05d}.bin").write_bytes(os.urandom(1500))
-    db = f"sqlite:///{tmp_path}/k.db"
-    assert lakeshift("plan", str(src), f"az://{container}/k/", "--job", "k", "--db", db,
-                     env=cli_env).returncode == 0
-    proc = subprocess.Popen([str(BIN), "run", "--job", "k", "--db", db, "--concurrency", "2",
-                             "--lease-seconds", "4", "--progress", "none"], env=cli_env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    src, db = planned_local_job(cli_env, tmp_path, container, "k", 1200)
+    proc = run_in_background(cli_env, "k", db, "--concurrency", "2", "--lease-seconds", "4")
     deadline = time.monotonic() + 60
     cursor = None
     while time.monotonic() < deadline:

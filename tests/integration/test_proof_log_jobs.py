@@ -7,15 +7,14 @@ import csv
 import json
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import lakeshift
 from lakeshift.engine.proof_log import FIELDS
-from tests.e2e.cli import BIN, one_clear_line
 from tests.e2e.cli import lakeshift as cli
+from tests.e2e.cli import one_clear_line, planned_local_job, run_in_background
 from tests.helpers import blobs
 
 
@@ -69,12 +68,7 @@ def test_run_logs_each_copied_object_of_every_partition(
 
 def test_run_text_summary_names_the_proof_log(
         cli_env: dict[str, str], tmp_path: Path, blob_service: Any, container: str) -> None:
-    src = tmp_path / "src"
-    src.mkdir()
-    (src / "a.bin").write_bytes(b"a")
-    db = f"sqlite:///{tmp_path}/c.db"
-    assert cli("plan", str(src), f"az://{container}/t/", "--job", "t", "--db", db,
-               env=cli_env).returncode == 0
+    _, db = planned_local_job(cli_env, tmp_path, container, "t")
     log = tmp_path / "p.csv"
     r = cli("run", "--job", "t", "--db", db, "--proof-log", str(log), env=cli_env)
     assert r.returncode == 0, r.stderr
@@ -123,12 +117,7 @@ def test_run_and_sync_refuse_a_proof_log_they_cannot_keep(
         cli_env: dict[str, str], tmp_path: Path, blob_service: Any, container: str) -> None:
     """As copy's refusals, before anything is copied (exit 2, one line); with --dask, a
     clear refusal instead of an empty log."""
-    src = tmp_path / "src"
-    src.mkdir()
-    (src / "a.bin").write_bytes(b"a")
-    db = f"sqlite:///{tmp_path}/c.db"
-    assert cli("plan", str(src), f"az://{container}/r/", "--job", "r", "--db", db,
-               env=cli_env).returncode == 0
+    _, db = planned_local_job(cli_env, tmp_path, container, "r")
     other = tmp_path / "notes.csv"
     other.write_text("name\n")
     cases = [(tmp_path, "is a folder"), (other, "not a lakeshift proof log"),
@@ -151,18 +140,10 @@ def test_run_and_sync_refuse_a_proof_log_they_cannot_keep(
 
 def test_a_killed_run_keeps_the_rows_of_the_objects_it_finished(
         cli_env: dict[str, str], tmp_path: Path, blob_service: Any, container: str) -> None:
-    src = tmp_path / "src"
-    src.mkdir()
-    for i in range(600):
-        (src / f"{i:05d}.bin").write_bytes(os.urandom(1500))
-    db = f"sqlite:///{tmp_path}/k.db"
-    assert cli("plan", str(src), f"az://{container}/k/", "--job", "k", "--db", db,
-               env=cli_env).returncode == 0
+    _, db = planned_local_job(cli_env, tmp_path, container, "k", 600)
     log = tmp_path / "proofs.csv"
-    proc = subprocess.Popen([str(BIN), "run", "--job", "k", "--db", db, "--concurrency", "2",
-                             "--lease-seconds", "4", "--progress", "none", "--proof-log",
-                             str(log)], env=cli_env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = run_in_background(cli_env, "k", db, "--concurrency", "2", "--lease-seconds", "4",
+                             "--proof-log", str(log))
     # Rows reach the disk while the run goes on (flushed as each object finishes: 30 rows
     # are far less than a file buffer).
     deadline = time.monotonic() + 60

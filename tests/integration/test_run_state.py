@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 
 from lakeshift.control.repository import ControlDB
-from tests.e2e.cli import BIN, lakeshift
+from tests.e2e.cli import lakeshift, planned_local_job, run_in_background
 from tests.helpers import blobs
 
 pytestmark = pytest.mark.slow
@@ -38,20 +37,11 @@ def _poll(path: Path, sql: str) -> Any:
 def test_kill_9_keeps_failures_closes_the_run_and_counts_each_object_once(
         skip: bool, cli_env: dict[str, str], tmp_path: Path, blob_service: Any,
         container: str) -> None:
-    src = tmp_path / "src"
-    src.mkdir()
-    for i in range(N):
-        (src / f"{i:05d}.bin").write_bytes(os.urandom(1500))
-    (src / BAD).write_bytes(b"bad name")
-    path = tmp_path / "k.db"
-    db = f"sqlite:///{path}"
     extra = ["--skip-errors", "invalid-name"] if skip else []
-    p = lakeshift("plan", str(src), f"az://{container}/k/", "--job", "k", "--db", db, *extra,
-                  env=cli_env)
-    assert p.returncode == 0, p.stderr
-    proc = subprocess.Popen([str(BIN), "run", "--job", "k", "--db", db, "--concurrency", "1",
-                             "--lease-seconds", "4", "--progress", "none"], env=cli_env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, db = planned_local_job(cli_env, tmp_path, container, "k", N, 1500, *extra,
+                              also={BAD: b"bad name"})
+    path = tmp_path / "k.db"
+    proc = run_in_background(cli_env, "k", db, "--concurrency", "1", "--lease-seconds", "4")
     deadline = time.monotonic() + 60
     # The first heartbeat comes well after the 5th key failed.
     while time.monotonic() < deadline and not _poll(
@@ -92,19 +82,10 @@ def test_a_run_killed_before_its_first_heartbeat_shows_what_it_copied(
         cli_env: dict[str, str], tmp_path: Path, container: str) -> None:
     # The run's row is written when its first objects are done, not a whole heartbeat (5 s
     # here) after it started: a run killed in its first seconds showed 0 objects.
-    src = tmp_path / "src"
-    src.mkdir()
-    for i in range(200):
-        (src / f"{i:05d}.bin").write_bytes(os.urandom(4096))
+    _, db = planned_local_job(cli_env, tmp_path, container, "first", 200, 4096)
     path = tmp_path / "first.db"
-    db = f"sqlite:///{path}"
-    p = lakeshift("plan", str(src), f"az://{container}/first/", "--job", "first", "--db", db,
-                  env=cli_env)
-    assert p.returncode == 0, p.stderr
-    proc = subprocess.Popen([str(BIN), "run", "--job", "first", "--db", db,
-                             "--concurrency", "1", "--lease-seconds", "120",
-                             "--max-bandwidth", "40KiB", "--progress", "none"], env=cli_env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = run_in_background(cli_env, "first", db, "--concurrency", "1", "--lease-seconds",
+                             "120", "--max-bandwidth", "40KiB")
     deadline = time.monotonic() + 60
     # The beat writes the run's row, then its partitions' (one transaction each): the kill
     # comes once both are in, as it would a moment later in a real run.

@@ -63,10 +63,10 @@ def test_retry_takes_and_gives_back_limiter_slots_as_acquire_and_release_do() ->
         tasks = [asyncio.create_task(retry(lambda i=i: request(i), RetryPolicy(), lim))
                  for i in range(5)]
         await asyncio.sleep(0.01)
-        assert order == [0, 1] and lim.inflight == 2 and len(lim._waiters) == 3
+        assert order == [0, 1] and lim.inflight == 2 and len(lim.waiters) == 3
         gate.set()
         assert await asyncio.gather(*tasks) == [0, 1, 2, 3, 4]
-        assert order == [0, 1, 2, 3, 4] and lim.inflight == 0 and not lim._waiters
+        assert order == [0, 1, 2, 3, 4] and lim.inflight == 0 and not lim.waiters
 
         async def failing() -> int:
             raise TransientError("x")

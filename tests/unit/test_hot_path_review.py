@@ -234,8 +234,8 @@ def test_buffer_slots_are_never_lost_nor_taken_out_of_turn() -> None:
 def test_retry_inline_slots_match_the_limiter_under_cuts_and_cancellation() -> None:
     """retry() takes and gives back the limiter's slots inline: under random request
     times, throttling (the limit cut), successes and cancelled requests, the in-flight
-    count never passes the limit a slot was taken under and comes back to 0, with no
-    waiter left."""
+    count never passes the limit a slot was taken under, no request waits while a slot is
+    free, and the count comes back to 0, with no waiter left."""
     from lakeshift.errors import ThrottledError
 
     rng = random.Random(3)
@@ -249,6 +249,10 @@ def test_retry_inline_slots_match_the_limiter_under_cuts_and_cancellation() -> N
             nonlocal most
             most = max(most, limiter.inflight)
             assert limiter.inflight <= limiter.maximum
+            # What lets retry take a slot inline by ``inflight < quick`` alone: whenever a
+            # request waits, every slot is taken (never ahead of a waiter).
+            assert limiter.inflight >= limiter.slots or all(
+                f.done() for f in limiter.waiters), (limiter.inflight, limiter.slots)
             for _ in range(rng.randint(0, 3)):
                 await asyncio.sleep(0)
             if rng.random() < 0.05:
@@ -260,7 +264,7 @@ def test_retry_inline_slots_match_the_limiter_under_cuts_and_cancellation() -> N
             await asyncio.sleep(0)
             rng.choice(tasks).cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        assert limiter.inflight == 0 and not limiter._waiters
+        assert limiter.inflight == 0 and not limiter.waiters
         assert 1 <= most <= 6
 
     asyncio.run(main())

@@ -117,3 +117,33 @@ def test_throttling_heard_from_another_worker_halves_without_being_told_again() 
     lim.throttled()
     assert (lim.limit, lim.throttles) == (4, 1)
     assert told == [("s3:///bkt", 4)]
+
+
+def test_the_fields_retry_takes_slots_by_follow_the_limit() -> None:
+    """``slots``, ``quick`` and ``growing`` (what retry takes a slot by, inline) follow the
+    AIMD limit through cuts, successes and a limit set outright; under a request-rate cap
+    nothing is taken inline (``quick`` 0: the token comes from acquire); a success that
+    grows the limit by a whole slot hands it to a waiter at once."""
+    async def main() -> None:
+        lim = EndpointLimiter("e", 8, cooldown=0.0)
+        assert (lim.slots, lim.quick, lim.growing) == (8, 8, False)
+        lim.throttled()
+        assert (lim.slots, lim.quick, lim.growing) == (4, 4, True)
+        for _ in range(4):
+            await lim.acquire()
+        waiting = asyncio.ensure_future(lim.acquire())
+        await asyncio.sleep(0)
+        assert not waiting.done() and len(lim.waiters) == 1
+        while lim.growing:
+            lim.success()
+            assert lim.slots == int(lim.limit) == lim.quick, lim.limit
+            if lim.slots == 5:
+                await asyncio.sleep(0)
+                assert waiting.done() and lim.inflight == 5 and not lim.waiters
+        assert lim.limit == 8.0 and lim.slots == 8
+        lim.limit = 2.5
+        assert (lim.slots, lim.quick, lim.growing) == (2, 2, True)
+        capped = EndpointLimiter("c", 8, max_rps=10.0)
+        assert (capped.slots, capped.quick) == (8, 0)
+
+    asyncio.run(main())

@@ -3,18 +3,24 @@ thread of their own, appended, the keys the events name, and clear refusals."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
 import os
 import re
 import threading
 import time
+from collections.abc import Awaitable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from lakeshift.engine.events import EventBus, ObjectDone, ObjectStarted
 from lakeshift.engine.proof_log import FIELDS, ProofLog
 from lakeshift.errors import UsageError
+
+T = TypeVar("T")
 
 
 def _rows(path: Path) -> list[list[str]]:
@@ -72,6 +78,31 @@ def test_the_log_asks_for_object_done_only(tmp_path: Path) -> None:
     log.close()
 
 
+def test_a_bus_asks_its_subscribers_and_a_bus_it_feeds_whether_they_hold() -> None:
+    """EventBus.held: what the engine asks before each object.  A bus whose subscribers
+    have no ``held`` is not ``holding`` (the engine then asks nothing); one that holds is
+    awaited, then asked again, until it lets go; a run's partition bus feeding the run's
+    bus (its ``emit`` a subscriber) holds as that bus does."""
+    waits: list[int] = []
+
+    class Holder:
+        def __call__(self, event: object) -> None:
+            pass
+
+        def held(self) -> Awaitable[None] | None:
+            return asyncio.sleep(0, waits.append(1)) if len(waits) < 2 else None
+
+    from unittest import mock
+
+    assert not EventBus([print]).holding and not EventBus([EventBus([print]).emit]).holding
+    assert not EventBus([mock.MagicMock()]).holding  # (its made-up ``held`` is no hold)
+    totals = EventBus([print, Holder()])
+    partition = EventBus([print, totals.emit])
+    assert totals.holding and partition.holding
+    asyncio.run(partition.room())
+    assert waits == [1, 1] and partition.held() is None
+
+
 class GatedFile:
     """A log file whose every flush waits on ``gate`` (at most ``seconds``): a slow or a
     stalled disk."""
@@ -110,41 +141,140 @@ def test_a_slow_disk_does_not_hold_the_event_loop(tmp_path: Path) -> None:
     assert len(fh.lines) == 100 and fh.lines[-1].split(",")[1:3] == ["k99", "d/k99"]
 
 
-def test_a_full_queue_waits_for_the_writer_and_drops_nothing(tmp_path: Path) -> None:
+async def _longest_block(work: Awaitable[T], tick: float = 0.002) -> tuple[float, T]:
+    """``work``'s result and the longest the event loop was held while it ran: the longest
+    gap (beyond ``tick``) between the ticks of a coroutine that asks to run every ``tick``
+    seconds (a lease's heartbeat, a progress display, Ctrl-C handling)."""
+    longest = 0.0
+    done = False
+
+    async def beat() -> None:
+        nonlocal longest
+        last = time.perf_counter()
+        while not done:
+            await asyncio.sleep(tick)
+            now = time.perf_counter()
+            longest = max(longest, now - last - tick)
+            last = now
+
+    beating = asyncio.create_task(beat())
+    try:
+        result = await work
+    finally:
+        done = True
+        await beating
+    return longest, result
+
+
+async def _objects(log: ProofLog, n: int, behind: list[int] | None = None) -> None:
+    """What the engine does per object: wait for room, then (copied) hand the row over."""
+    for i in range(n):
+        await log.room()
+        await asyncio.sleep(0)  # (the object's requests)
+        log(_done(f"k{i}"))
+        if behind is not None:
+            behind.append(len(log._pending))
+
+
+def test_a_full_queue_holds_new_objects_and_drops_nothing(tmp_path: Path) -> None:
     path = tmp_path / "log.csv"
     log = ProofLog.open(path, depth=2)
-    for i in range(50):
-        log(_done(f"k{i}"))
+    asyncio.run(_objects(log, 50))
     log.close()
     assert [r[1] for r in _rows(path)[1:]] == [f"k{i}" for i in range(50)]
 
 
-def test_a_stalled_disk_holds_the_caller_at_depth_rows_behind(tmp_path: Path) -> None:
-    """Back-pressure: while the writer is stuck on a flush, the caller hands over at most
-    ``depth`` more rows and then waits in the call (memory stays bounded); once the disk
-    moves again every row is written, in order."""
+def test_a_slow_disk_slows_the_objects_and_every_row_is_written(tmp_path: Path) -> None:
+    """A flush of 3 ms, 200 rows, at most 4 behind: new objects wait for room (the queue
+    never grows past its depth), the copy takes longer than the stall limit (0.2 s) and is
+    not stopped (a limit on the time without progress, not on the whole), and every row is
+    written, in order."""
     gate = threading.Event()
-
-    fh = GatedFile(gate, 10)
-    log = ProofLog(fh, tmp_path / "log.csv", created=False, depth=2)  # type: ignore[arg-type]
+    fh = GatedFile(gate, 0.003)
+    log = ProofLog(fh, tmp_path / "log.csv", created=False, depth=4,  # type: ignore[arg-type]
+                   stall=0.2)
     log.start()
-    handed: list[int] = []
-
-    def loop() -> None:
-        for i in range(10):
-            log(_done(f"k{i}"))
-            handed.append(i)
-
-    caller = threading.Thread(target=loop)
-    caller.start()
-    time.sleep(0.3)
-    # One row in the writer's stalled flush, two queued, the fourth call waiting.
-    assert len(handed) <= 3 and len(log._pending) <= 3, (handed, len(log._pending))
-    gate.set()
-    caller.join(10)
+    behind: list[int] = []
+    began = time.monotonic()
+    asyncio.run(_objects(log, 200, behind))
+    took = time.monotonic() - began
     log.close()
-    assert handed == list(range(10))
-    assert [line.split(",")[1] for line in fh.lines] == [f"k{i}" for i in range(10)]
+    assert took > 0.4, took  # (200 flushes of 3 ms: well past the stall limit)
+    assert max(behind) <= 4, max(behind)
+    assert [line.split(",")[1] for line in fh.lines] == [f"k{i}" for i in range(200)]
+    assert log.rows == log.written == 200
+
+
+def test_a_stalled_disk_stops_the_command_and_never_holds_the_loop(tmp_path: Path) -> None:
+    """The writer is stuck in a flush (for 30 s here, for ever on a hung mount): new
+    objects wait for room without holding the event loop (a heartbeat every 2 ms keeps
+    beating: before, the loop slept in the subscriber until the flush returned, 30 s), the
+    queue stays at its depth, and after the stall limit (0.5 s) of no row written the
+    command is stopped (``on_failure``, once) with one UsageError naming the file.  Closing
+    (the command stopping) does not wait for the stuck flush either."""
+    gate = threading.Event()
+    fh = GatedFile(gate, 30)
+    path = tmp_path / "log.csv"
+    log = ProofLog(fh, path, created=False, depth=4, stall=0.5)  # type: ignore[arg-type]
+    log.start()
+    stops: list[int] = []
+    log.on_failure = lambda: stops.append(1)
+    behind: list[int] = []
+
+    async def copy() -> BaseException | None:
+        try:
+            await _objects(log, 100, behind)
+        except UsageError as e:
+            return e
+        return None
+
+    try:
+        began = time.monotonic()
+        longest, error = asyncio.run(_longest_block(copy()))
+        took = time.monotonic() - began
+        assert isinstance(error, UsageError), error
+        assert str(error) == (f"cannot write the --proof-log {path}: no row written for 0.5 s "
+                              "(its disk stalled); stopped after 0 logged objects")
+        assert 0.5 <= took < 3, took
+        assert stops == [1]
+        assert longest < 0.25, longest  # (the machine's load: scheduling, not the log)
+        assert len(behind) <= 5 and max(behind) <= 4, behind  # 1 in the flush, 4 queued
+        began = time.monotonic()
+        log.close(discard=True)
+        assert time.monotonic() - began < 0.5
+        with pytest.raises(UsageError, match="its disk stalled"):
+            asyncio.run(log.room())  # any later object: refused
+    finally:
+        gate.set()
+
+
+def test_closing_gives_up_on_a_stalled_disk_after_the_stall_limit(tmp_path: Path) -> None:
+    """The last rows queued when the command ends, and the disk stalls: close waits for
+    the stall limit without a row written, not for ever, and says so (a slow disk it
+    waits out)."""
+    gate = threading.Event()
+    fh = GatedFile(gate, 30)
+    path = tmp_path / "log.csv"
+    log = ProofLog(fh, path, created=False, stall=0.3)  # type: ignore[arg-type]
+    log.start()
+    try:
+        for i in range(3):
+            log(_done(f"k{i}"))
+        began = time.monotonic()
+        with pytest.raises(UsageError, match=re.escape(
+                f"--proof-log {path}: no row written for 0.3 s (its disk stalled); "
+                "stopped after 0 logged objects")):
+            log.close()
+        assert 0.3 <= time.monotonic() - began < 3
+    finally:
+        gate.set()
+    slow = GatedFile(threading.Event(), 0.05)
+    log = ProofLog(slow, path, created=False, stall=0.3)  # type: ignore[arg-type]
+    log.start()
+    for i in range(10):  # 0.5 s of flushes: past the limit, never without progress
+        log(_done(f"k{i}"))
+    log.close()
+    assert len(slow.lines) == 10
 
 
 def test_rows_are_appended_under_one_header(tmp_path: Path) -> None:
@@ -288,3 +418,135 @@ def test_a_dry_run_checks_the_proof_log_path(tmp_path: Path) -> None:
     lakeshift.copy(str(tmp_path / "src"), str(tmp_path / "dst"), dry_run=True,
                    proof_log=tmp_path / "log.csv")
     assert not (tmp_path / "log.csv").exists()
+
+
+class _WatchedFile(GatedFile):
+    """A slow disk (each flush ``seconds``) that notes how many rows waited at each write."""
+
+    log: ProofLog | None = None
+    most = 0
+
+    def write(self, text: str) -> int:
+        if self.log is not None:
+            self.most = max(self.most, len(self.log._pending))
+        return super().write(text)
+
+
+def _slow_log(monkeypatch: pytest.MonkeyPatch, seconds: float, depth: int,
+              stall: float | None = None) -> list[_WatchedFile]:
+    """``ProofLog.open`` made to write to a slow disk (the files it opened, listed)."""
+    opened: list[_WatchedFile] = []
+
+    def slow_open(cls: type[ProofLog], path: str | Path, depth_: int | None = None) -> ProofLog:
+        fh = _WatchedFile(threading.Event(), seconds)
+        log = cls(fh, Path(path), True, depth, stall)  # type: ignore[arg-type]
+        fh.log = log
+        opened.append(fh)
+        log.start()
+        return log
+
+    monkeypatch.setattr(ProofLog, "open", classmethod(slow_open))
+    return opened
+
+
+def _tree(root: Path, n: int) -> None:
+    for i in range(n):
+        (root / f"d{i % 2}").mkdir(parents=True, exist_ok=True)
+        (root / f"d{i % 2}" / f"f{i:03d}").write_bytes(b"x")
+
+
+def test_a_copy_and_a_run_hold_new_objects_while_a_slow_log_is_behind(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the engine (pipeline → EventBus.room → ProofLog.room; a run's partitions
+    through the run's bus): with the writer 4 rows behind no more objects start, so the
+    rows waiting stay within 4 and one per object in flight, and every row is written."""
+    import lakeshift
+
+    _tree(tmp_path / "src", 80)
+    opened = _slow_log(monkeypatch, 0.003, depth=4)
+    r = lakeshift.copy(str(tmp_path / "src"), str(tmp_path / "dst"), concurrency=8,
+                       proof_log=tmp_path / "log.csv")
+    assert r.stats.copied == 80
+    fh = opened[-1]
+    assert len(fh.lines) == 80 and fh.most <= 4 + 8, fh.most
+    db = f"sqlite:///{tmp_path}/c.db"
+    lakeshift.plan(str(tmp_path / "src"), str(tmp_path / "dst2"), job="j", db=db,
+                   prefix=["d0/", "d1/"])
+    run = lakeshift.run(job="j", db=db, batch_count=2, concurrency=8,
+                        proof_log=tmp_path / "log.csv")
+    assert run.stats.copied == 80
+    fh = opened[-1]
+    assert len(fh.lines) == 80 and fh.most <= 4 + 8, fh.most
+
+
+def test_a_copy_onto_a_stalled_log_stops_with_one_usage_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The log's disk stalls (a flush that does not return for 30 s): the copy's event
+    loop keeps running (a heartbeat every 2 ms), and after the stall limit the copy stops
+    with the log's UsageError, not a hang, nor a loop held for the stall."""
+    import lakeshift
+
+    _tree(tmp_path / "src", 60)
+    opened = _slow_log(monkeypatch, 30, depth=4, stall=0.5)
+    try:
+        began = time.monotonic()
+
+        async def copy() -> BaseException | None:
+            try:
+                await lakeshift.copy_async(str(tmp_path / "src"), str(tmp_path / "dst"),
+                                           concurrency=4, proof_log=tmp_path / "log.csv")
+            except UsageError as e:
+                return e
+            return None
+
+        longest, error = asyncio.run(_longest_block(copy()))
+        assert isinstance(error, UsageError) and "its disk stalled" in str(error), error
+        assert time.monotonic() - began < 10
+        assert longest < 0.25, longest  # (was the flush's 30 s)
+        assert opened[-1].most <= 4 + 4
+    finally:
+        opened[-1].gate.set()
+
+
+_STALL_LIMIT_SHORT = """\
+import sys
+from lakeshift.engine import proof_log
+from lakeshift.stores import http
+http.STALL_SECONDS = 0.5
+proof_log.DEPTH = 4
+from lakeshift.cli.app import main
+sys.argv[0] = "lakeshift"
+sys.exit(main())
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo") or not Path("/proc").is_dir(), reason="Linux")
+def test_the_cli_stops_on_a_stalled_log_with_one_line_and_exit_2(tmp_path: Path) -> None:
+    """A real stall: the log is a pipe whose reader never reads (a hung mount writes so),
+    its buffer shrunk to a page.  ``lakeshift copy`` stops after the stall limit (0.5 s
+    here) with one line naming the file, exit 2, no traceback."""
+    import fcntl
+    import subprocess
+    import sys
+
+    from tests.e2e.cli import one_clear_line
+
+    _tree(tmp_path / "src", 400)
+    fifo = tmp_path / "log.csv"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # there, never reading
+    try:
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(reader, 1031, 4096)  # F_SETPIPE_SZ: ~100 rows fill it
+        began = time.monotonic()
+        p = subprocess.run([sys.executable, "-c", _STALL_LIMIT_SHORT, "copy",
+                            str(tmp_path / "src"), str(tmp_path / "dst"), "--concurrency",
+                            "4", "--progress", "none", "--proof-log", str(fifo)],
+                           capture_output=True, text=True, timeout=60,
+                           stdin=subprocess.DEVNULL)
+        assert p.returncode == 2, p.stderr
+        line = one_clear_line(p)
+        assert f"cannot write the --proof-log {fifo}: no row written for 0.5 s" in line, line
+        assert "its disk stalled" in line and time.monotonic() - began < 30
+    finally:
+        os.close(reader)

@@ -3,6 +3,7 @@ display, the stats counter and later the web monitor subscribe."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
@@ -128,15 +129,57 @@ class EventBus:
     ignores (all of them without subscribers), which the engine then need not build
     (ObjectStarted: one record per object, for the job runner's objects in flight and the
     public API's subscribers).  A subscriber without ``ignores`` (a function, a bound
-    method) is given every kind."""
+    method) is given every kind.
+
+    ``emit`` is synchronous: a subscriber must never wait in it.  One that may need the
+    engine to slow down (``--proof-log``'s writer, behind a slow disk) has a ``held``
+    method instead: None while it lets new objects start, else what to await first.  The
+    engine asks ``held`` here before it starts each object, when ``holding`` (no cost per
+    object otherwise; two calls, no coroutine, while nothing holds).  Another bus's
+    ``emit`` as a subscriber (a run's partitions feed the run's totals so) brings that
+    bus's holds along."""
 
     def __init__(self, subscribers: list[Subscriber] | None = None) -> None:
         self._subscribers: list[Subscriber] = list(subscribers or [])
         self.ignored = self._ignored()
+        self._holds = self._held_by()
+        #: Some subscriber may hold new objects back: the engine asks ``held()``.
+        self.holding = bool(self._holds)
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
         self.ignored = self._ignored()
+        self._holds = self._held_by()
+        self.holding = bool(self._holds)
+
+    def _held_by(self) -> tuple[Callable[[], Awaitable[None] | None], ...]:
+        holds = []
+        for s in self._subscribers:
+            # (Looked up on the class: a stand-in that makes up attributes, a Mock, holds
+            # nothing.)
+            held = getattr(s, "held", None) if callable(getattr(type(s), "held", None)) \
+                else None
+            bus = getattr(s, "__self__", None)
+            if isinstance(bus, EventBus) and getattr(s, "__func__", None) is EventBus.emit:
+                held = bus.held if bus.holding else None
+            if held is not None:
+                holds.append(held)
+        return tuple(holds)
+
+    def held(self) -> Awaitable[None] | None:
+        """None when no subscriber holds new objects back now; else what to await before
+        asking again (see the class).  What it raises (the proof log stalled) stops the
+        object, and the command."""
+        for held in self._holds:
+            wait = held()
+            if wait is not None:
+                return wait
+        return None
+
+    async def room(self) -> None:
+        """Wait until no subscriber holds new objects back."""
+        while (wait := self.held()) is not None:
+            await wait
 
     def _ignored(self) -> frozenset[type]:
         ignored = EVENT_TYPES

@@ -49,12 +49,24 @@ class TokenBucket:
 
 
 class EndpointLimiter:
+    """At most ``slots`` (the AIMD ``limit``'s whole part) requests in flight to an
+    endpoint, first come first served.
+
+    A request takes its slot in one of two ways, both the limiter's rule:
+    ``acquire``/``release``, or, where a call per request counts (retry's no-failure path:
+    the requests of every small object), inline, through the fields the limiter keeps for
+    it: ``if lim.inflight < lim.quick: lim.inflight += 1`` (else ``await lim.acquire()``),
+    and back with ``lim.release()`` when ``lim.waiters``, else ``lim.inflight -= 1``.
+    ``quick`` is ``slots``, or 0 under a request-rate cap (every request then takes its
+    token in ``acquire``).  That never goes ahead of a waiter: the limiter keeps that
+    whenever someone waits, ``inflight >= slots`` (each release, cancel and growth of the
+    limit hands free slots to the waiters first: ``_wake``)."""
+
     def __init__(self, name: str, maximum: int, adaptive: bool = True,
                  max_rps: float | None = None, cooldown: float = 1.0,
                  on_throttle: Callable[[str, int], None] | None = None) -> None:
         self.name = name
         self.maximum = max(1, maximum)
-        self.limit = float(self.maximum)
         self.adaptive = adaptive
         self.cooldown = cooldown
         self.inflight = 0
@@ -64,9 +76,29 @@ class EndpointLimiter:
         #: throttled_elsewhere): each counted, each a cut like one met here.
         self.throttles_elsewhere = 0
         self._last_cut = 0.0
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        #: The requests waiting for a slot, in the order they came.
+        self.waiters: deque[asyncio.Future[None]] = deque()
         self._rps = TokenBucket(max_rps) if max_rps else None
         self._on_throttle = on_throttle
+        self.limit = float(self.maximum)
+
+    @property
+    def limit(self) -> float:
+        """The AIMD limit (fractional: every success adds 1/limit)."""
+        return self._limit
+
+    @limit.setter
+    def limit(self, value: float) -> None:
+        self._limit = value
+        #: Requests that may be in flight.
+        self.slots = int(value)
+        #: Below this many in flight a slot is taken inline (see the class): ``slots``, 0
+        #: under a request-rate cap.
+        self.quick = self.slots if self._rps is None else 0
+        #: ``success`` has a limit to raise (retry calls it only then).
+        self.growing = self.adaptive and value < self.maximum
+        if self.waiters:
+            self._wake()  # the limit grew by a whole slot: a waiter may go now
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
@@ -76,25 +108,14 @@ class EndpointLimiter:
         finally:
             self.release()
 
-    def try_take(self) -> bool:
-        """A free slot taken at once, where nobody waits and no request rate is to be kept
-        (True), as ``acquire`` would take it; else False (then ``acquire``): retry's
-        no-failure path without a coroutine (where retry does the same inline, and
-        ``release``'s work too: keep them alike)."""
-        if self._rps is None and not self._waiters and self.inflight < int(self.limit):
-            self.inflight += 1
-            return True
-        return False
-
     async def acquire(self) -> None:
         """Take one in-flight slot (first come, first served); the caller must
-        ``release()`` it.  A free slot with nobody waiting is taken without suspending:
-        one comparison and one increment per request (retry's no-failure path)."""
-        if self.inflight < int(self.limit) and not self._waiters:
+        ``release()`` it.  A free slot is taken without suspending (nobody waits then)."""
+        if self.inflight < self.slots:
             self.inflight += 1
         else:
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._waiters.append(fut)
+            self.waiters.append(fut)
             try:
                 await fut
             except asyncio.CancelledError:
@@ -102,7 +123,7 @@ class EndpointLimiter:
                     self.release()  # granted just as we were cancelled: give it back
                 else:
                     try:
-                        self._waiters.remove(fut)
+                        self.waiters.remove(fut)
                     except ValueError:
                         pass
                     self._wake()
@@ -116,23 +137,26 @@ class EndpointLimiter:
 
     def release(self) -> None:
         self.inflight -= 1
-        if self._waiters:
+        if self.waiters:
             self._wake()
 
     def _wake(self) -> None:
         # Waiters are granted their slot here (counted in ``inflight`` before they run), in
         # the order they came, while the limit (which throttling may have cut) has room.
-        while self._waiters and self.inflight < int(self.limit):
-            fut = self._waiters.popleft()
+        while self.waiters and self.inflight < self.slots:
+            fut = self.waiters.popleft()
             if not fut.done():
                 self.inflight += 1
                 fut.set_result(None)
 
     def success(self) -> None:
-        if self.adaptive and self.limit < self.maximum:
-            self.limit = min(float(self.maximum), self.limit + 1.0 / self.limit)
-            if self._waiters:
-                self._wake()  # the limit grew by a whole slot: a waiter may go now
+        limit = self._limit
+        if self.adaptive and limit < self.maximum:
+            limit += 1.0 / limit
+            if limit < self.slots + 1 and limit < self.maximum:
+                self._limit = limit  # (no whole slot more: nothing else changes)
+            else:
+                self.limit = min(float(self.maximum), limit)
 
     def throttled(self, here: bool = True) -> None:
         """A throttled answer: halve the limit (once per cooldown).  ``here``: met by this

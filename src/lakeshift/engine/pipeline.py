@@ -609,6 +609,8 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
 
     async def transfer(item: tuple[str, ObjectInfo, int, bool]) -> None:
         dest_key, s, ticket, access_only = item
+        while events.holding and (held := events.held()) is not None:
+            await held  # a subscriber holds new objects back (--proof-log, behind)
         if ObjectStarted not in events.ignored:  # (a subscriber listens: the job runner's)
             events.emit(ObjectStarted(s.key))
         if access_only and keeper is not None:

@@ -9,9 +9,8 @@ container, and the full destination key in the destination's bucket or container
 copy's naming applied: destination root, ``--invalid-names encode``, a folder marker kept
 as a folder); for local disk, the path below the URL's folder.
 
-Rows are written by a thread of their own, fed through a bounded queue: the event loop
-only hands over the event (a slow or stalled disk does not stall the transfers until the
-queue is full), and the thread writes and flushes each row as soon as it is handed over,
+Rows are written by a thread of their own, fed through a queue: the event loop only hands
+over the event, and the thread writes and flushes each row as soon as it is handed over,
 so a run killed at any instant keeps every row but those still queued at that instant
 (normally none or a few).  An object whose row was lost so, or whose copy was in flight at
 a kill or Ctrl-C (its bytes may be written, its event never emitted), is at the destination
@@ -19,6 +18,14 @@ without a row, and a rerun skips it as identical: no row for it ever (``verify
 --list-verified`` proves every object).  ``close`` writes what is queued.  A row that
 cannot be written (a full disk) is raised on the loop at the next object, after
 ``on_failure``, or by ``close``: a command whose proofs cannot be kept stops.
+
+The event loop never waits for the disk.  When the writer is ``DEPTH`` rows behind, new
+objects wait to start (``held``, which the engine asks before each object through
+``EventBus.held``) while the objects in flight finish: memory stays bounded (``DEPTH`` rows
+and one per object in flight) and a slow disk slows the copy down.  No row written for the
+stall limit (``http.STALL_SECONDS``, as for a data transfer's connection) while rows wait
+stops the command with a UsageError naming the file; a disk that is merely slow never
+does.
 
 Rows are appended: a second command into the same log adds its rows below the first's, so
 the log of a migration done in several copies, runs and sync passes is one file.  A file
@@ -28,6 +35,7 @@ to.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import csv
 import errno
@@ -35,9 +43,9 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 from lakeshift.csv_cells import csv_cell
 from lakeshift.engine.events import EVENT_TYPES, ObjectDone
@@ -46,7 +54,7 @@ from lakeshift.errors import UsageError
 FIELDS = ("finished_at", "source_key", "destination_key", "size", "proof", "attempts")
 #: The proof column of a copied directory (a folder marker, an empty directory): no bytes.
 FOLDER = "folder"
-#: Rows the writer may be behind by before the event loop waits for it.
+#: Rows the writer may be behind by before new objects wait for it (``held``).
 DEPTH = 1024
 
 
@@ -58,7 +66,8 @@ class ProofLog:
     #: Only ObjectDone matters here (EventBus then need not build ObjectStarted for it).
     ignores = EVENT_TYPES - {ObjectDone}
 
-    def __init__(self, fh: TextIO, path: Path, created: bool, depth: int = DEPTH) -> None:
+    def __init__(self, fh: TextIO, path: Path, created: bool, depth: int | None = None,
+                 stall: float | None = None) -> None:
         self.fh = fh
         self.path = path
         #: Rows handed to the writer (objects logged, written or queued).
@@ -75,8 +84,21 @@ class ProofLog:
         # thread: 3.1K instructions a row; 10.5K through a queue.Queue; 44K when the loop
         # wrote and flushed the row itself).
         self._pending: deque[tuple[float, ObjectDone]] = deque()
-        self._depth = depth
+        #: (``DEPTH`` when None, read here: tests make it small.)
+        self._depth = depth = depth if depth is not None else DEPTH
+        #: Seconds without a row written, while rows wait, that stop the command (None:
+        #: ``http.STALL_SECONDS``, read when it is needed).
+        self._stall = stall
         self._wake = threading.Event()
+        # The hold (``held``): objects wait on ``_opened`` (an asyncio.Event of ``_loop``)
+        # with ``_wanted`` set; the thread sets it, through the loop, once it has taken the
+        # queue down to ``_low`` rows (not once per row: a wake-up per DEPTH/2 rows).
+        self._low = depth // 2
+        self._wanted = False
+        self._opened: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stalled = False
+        self._abandoned = False
         self._closing = False
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
@@ -85,7 +107,7 @@ class ProofLog:
         self.on_failure: Callable[[], object] | None = None
 
     @classmethod
-    def open(cls, path: str | Path, depth: int = DEPTH) -> ProofLog:
+    def open(cls, path: str | Path, depth: int | None = None) -> ProofLog:
         """Open ``path`` for appending (a new file gets the header) and start its writer; a
         path that cannot be written, or a file that is not a proof log, is a UsageError
         naming it."""
@@ -174,19 +196,59 @@ class ProofLog:
         if type(event) is ObjectDone and event.outcome == "copied" \
                 and event.dest_key is not None:
             if self._error is not None:
-                stop, self.on_failure = self.on_failure, None
-                if stop is not None:
-                    stop()
-                raise self.failure()
-            pending = self._pending
-            pending.append((time.time(), event))
+                self._stop()
+            self._pending.append((time.time(), event))
             self.rows += 1
             if not self._wake.is_set():
                 self._wake.set()
-            while len(pending) > self._depth and self._error is None:
-                # The disk is DEPTH rows behind: the command waits for it (memory stays
-                # bounded; a proof is never dropped).
-                time.sleep(0.001)
+
+    def _stop(self) -> NoReturn:
+        """The log cannot be kept: stop the whole command (``on_failure``, once) and raise
+        what it says."""
+        stop, self.on_failure = self.on_failure, None
+        if stop is not None:
+            stop()
+        raise self.failure()
+
+    def held(self) -> Awaitable[None] | None:
+        """Asked by the engine before each object starts (``EventBus.held``): None unless
+        the writer is ``DEPTH`` rows behind (or the log failed); then what waits, without
+        holding the event loop, until it has taken the queue down to half, and raises
+        (stopping the command, as a failed write does) when the log failed or no row was
+        written for the stall limit while rows waited."""
+        if len(self._pending) < self._depth and self._error is None:
+            return None
+        return self._held()
+
+    async def room(self) -> None:
+        """Wait while the log holds new objects back (``held``)."""
+        wait = self.held()
+        if wait is not None:
+            await wait
+
+    async def _held(self) -> None:
+        from lakeshift.stores import http
+
+        stall = self._stall if self._stall is not None else http.STALL_SECONDS
+        pending = self._pending
+        while self._error is None and len(pending) >= self._depth:
+            opened = self._opened
+            if opened is None:
+                self._loop = asyncio.get_running_loop()
+                opened = self._opened = asyncio.Event()
+            opened.clear()
+            self._wanted = True  # then look again: the thread may have passed low before
+            if len(pending) <= self._low:
+                break
+            seen = self.written
+            try:
+                await asyncio.wait_for(opened.wait(), stall)
+            except TimeoutError:
+                if self.written == seen and self._error is None and pending:
+                    self._stalled = True
+                    self._error = self._stall_error(stall)
+        if self._error is not None:
+            self._stop()
 
     def _write_rows(self) -> None:
         """The writer thread: each row written and flushed as it comes, until ``close``
@@ -204,9 +266,22 @@ class ProofLog:
                         self.written += 1
                     except Exception as e:  # a full disk, an I/O error: said on the loop
                         self._error = e
+                if self._wanted and (len(pending) <= self._low or self._error is not None):
+                    self._open()
             if closing:
+                if self._abandoned:  # close gave up on a stalled flush: the file is ours
+                    with contextlib.suppress(OSError):
+                        self.fh.close()
                 return
             wake.wait()
+
+    def _open(self) -> None:
+        """On the writer thread: let the objects that wait for room go (or raise)."""
+        self._wanted = False
+        loop, opened = self._loop, self._opened
+        if loop is not None and opened is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(opened.set)
 
     def _cells(self, now: float, event: ObjectDone) -> list[object]:
         dest = event.dest_key or ""
@@ -244,11 +319,9 @@ class ProofLog:
         UsageError (unless ``discard``: the command stopped anyway).  With ``discard``
         (the command stopped before it began) a file this log created and wrote no row to
         is removed."""
-        if self._thread is not None:
-            self._closing = True
-            self._wake.set()
-            self._thread.join()
-            self._thread = None
+        if self._thread is not None and not self._join(self._thread):
+            return self._give_up(discard)
+        self._thread = None
         try:
             self.fh.close()
         except OSError as e:
@@ -259,4 +332,40 @@ class ProofLog:
             except OSError:
                 pass
         if self._error is not None and not discard:
+            raise self.failure()
+
+    def _join(self, thread: threading.Thread) -> bool:
+        """Let the writer write what is queued and end: True once it has; False when no row
+        was written for the stall limit (or the writer is stuck in the stalled flush that
+        stopped the command already)."""
+        from lakeshift.stores import http
+
+        stall = self._stall if self._stall is not None else http.STALL_SECONDS
+        self._closing = True
+        self._wake.set()
+        while True:
+            seen = self.written
+            thread.join(0 if self._stalled else stall)
+            if not thread.is_alive():
+                return True
+            if self._stalled or self.written == seen:
+                if not self._stalled:
+                    self._stalled = True
+                    self._error = self._error or self._stall_error(stall)
+                return False
+
+    @staticmethod
+    def _stall_error(stall: float) -> TimeoutError:
+        return TimeoutError(f"no row written for {stall:g} s (its disk stalled)")
+
+    def _give_up(self, discard: bool) -> None:
+        """The writer is stuck in a flush: it is left to end on its own (a daemon thread,
+        which closes the file if the flush ever returns: closing it here would wait for
+        that flush)."""
+        self._abandoned = True
+        thread, self._thread = self._thread, None
+        if thread is not None and not thread.is_alive():  # it ended meanwhile
+            with contextlib.suppress(OSError):
+                self.fh.close()
+        if not discard:
             raise self.failure()

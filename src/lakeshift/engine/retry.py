@@ -58,23 +58,22 @@ async def retry(fn: Callable[[], Awaitable[T]], policy: RetryPolicy,
         try:
             if limiter is None:
                 return await fn()
-            # (acquire/release rather than ``async with limiter.slot()``: no context
-            # manager object per request on the no-failure path; a free slot is taken
-            # without a coroutine, and success is called only when it has a limit to raise.
-            # The limiter's try_take and release, inline: no Python call for either on
-            # the request of every small object, twice an object.)
-            if limiter._rps is None and not limiter._waiters and \
-                    limiter.inflight < int(limiter.limit):
+            # A free slot taken and given back inline, as the limiter says (its class
+            # docstring): no call, no coroutine, no context manager on the request of
+            # every small object, twice an object; success only while it has a limit to
+            # raise.
+            if limiter.inflight < limiter.quick:
                 limiter.inflight += 1
             else:
                 await limiter.acquire()
             try:
                 result = await fn()
             finally:
-                limiter.inflight -= 1
-                if limiter._waiters:
-                    limiter._wake()
-            if limiter.adaptive and limiter.limit < limiter.maximum:
+                if limiter.waiters:
+                    limiter.release()
+                else:
+                    limiter.inflight -= 1
+            if limiter.growing:
                 limiter.success()
             return result
         except ThrottledError as e:
