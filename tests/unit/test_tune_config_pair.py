@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from lakeshift.api import _url_within
+from lakeshift.plan.places import url_within
 from lakeshift.stores.base import StoreOptions
 
 OPTS = StoreOptions()
 
 
 def within(a: str, b: str) -> bool:
-    return _url_within(a, OPTS, b, OPTS)
+    return url_within(a, OPTS, b, OPTS)
 
 
 @pytest.fixture
@@ -82,11 +82,12 @@ def test_one_bucket_name_at_two_s3_endpoints_is_two_places(
         monkeypatch.delenv(name, raising=False)
     minio = StoreOptions(s3_endpoint="http://127.0.0.1:9000")
     other = StoreOptions(s3_endpoint="http://127.0.0.1:9001")
-    assert not _url_within("s3://lake/p", other, "s3://lake/p", minio)
-    assert not _url_within("s3://lake/p", OPTS, "s3://lake/p", minio)
-    assert _url_within("s3://lake/p/q", StoreOptions(s3_endpoint="http://127.0.0.1:9000/"),
+    assert not url_within("s3://lake/p", other, "s3://lake/p", minio)
+    assert not url_within("s3://lake/p", OPTS, "s3://lake/p", minio)
+    assert url_within("s3://lake/p/q", StoreOptions(s3_endpoint="http://127.0.0.1:9000/"),
                        "s3://lake/p", minio)
     # The environment's endpoint is the one a URL without --s3-endpoint goes to.
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9000")
-    assert _url_within("s3://lake/p", OPTS, "s3://lake/p", minio)
-    assert not _url_within("s3://lake/p", OPTS, "s3://lake/p", other)
+    assert url_within("s3://lake/p", OPTS, "s3://lake/p", minio)
+    assert not url_within("s3://lake/p", OPTS, "s3://lake/p", other)
+
