@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import fields, replace
 from pathlib import Path
 
 from lakeshift import model
@@ -21,7 +22,10 @@ async def tune_async(source: str, destination: str, *, config: str | Path | None
     ``source`` (its first ``sample_objects`` objects, at most ``sample_size`` bytes) copied
     into a scratch folder under ``destination`` that is deleted after each trial
     (``lakeshift tune``).  With ``config`` (a ``lakeshift.toml``) the best setting is written
-    into its [run] table, which ``run --config`` then uses."""
+    into its [run] table, which ``run --config`` then uses, and the trials reach the stores
+    as its ``[source]`` and ``[destination]`` say (endpoint, credentials, plain HTTP…): a
+    field of ``store_options`` that is not its default (a flag given) wins, as ``run``'s
+    arguments win over the file's."""
     from lakeshift.engine.tune import tune_async as tune_pair
     from lakeshift.plan.jobconfig import write_run_settings
 
@@ -30,6 +34,7 @@ async def tune_async(source: str, destination: str, *, config: str | Path | None
     size = size_arg(sample_size, "--sample-size")
     if size < 1:
         raise UsageError("--sample-size must be at least 1 byte (e.g. 512MiB)")
+    options = store_options or StoreOptions()
     if config is not None:
         # A config that cannot be read fails before the trials (read in a thread).
         from lakeshift.plan.jobconfig import load as load_config
@@ -38,16 +43,15 @@ async def tune_async(source: str, destination: str, *, config: str | Path | None
         await asyncio.to_thread(_writable_config, Path(config))
         # The best setting goes into that job's [run]: it must be tried on that job's pair
         # (a folder of its source, into its destination or a folder of it).
-        mine = store_options or StoreOptions()
-        if not any(url_within(source, mine, s, cfg.store) for s in cfg.sources) or \
-                not url_within(destination, mine, cfg.destination, cfg.store):
+        options = _over_config(options, cfg.store)
+        if not any(url_within(source, options, s, cfg.store) for s in cfg.sources) or \
+                not url_within(destination, options, cfg.destination, cfg.store):
             raise UsageError(
                 f"{config} copies {', '.join(cfg.sources)} → {cfg.destination}, not "
                 f"{source} → {destination}: tune that job's source and destination (or "
                 "folders of them), or leave out --config to only print the best setting")
-    result = await tune_pair(source_config(source, store_options),
-                             destination_config(destination, store_options), sample_objects,
-                             size)
+    result = await tune_pair(source_config(source, options),
+                             destination_config(destination, options), sample_objects, size)
     if config is not None:
         b = result.best
         values: dict[str, int | str] = {"concurrency": b.concurrency}
@@ -56,6 +60,14 @@ async def tune_async(source: str, destination: str, *, config: str | Path | None
             values.update(block_size=b.block_size, single_put_max=b.single_put_max)
         await asyncio.to_thread(write_run_settings, Path(config), values)
     return result
+
+
+def _over_config(given: StoreOptions, from_config: StoreOptions) -> StoreOptions:
+    """The config's store options, with each one ``given`` sets (not its default) instead."""
+    default = StoreOptions()
+    return replace(from_config, **{
+        f.name: getattr(given, f.name) for f in fields(StoreOptions)
+        if getattr(given, f.name) != getattr(default, f.name)})
 
 
 def _writable_config(path: Path) -> None:
