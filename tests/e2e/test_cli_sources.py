@@ -202,3 +202,32 @@ def test_plan_refuses_a_destination_inside_its_source(local_env: dict[str, str],
     assert p.returncode == 2, p.stderr
     assert "is inside the source" in one_clear_line(p)
     assert not db.exists()
+
+
+@pytest.mark.parametrize("src,dst", [
+    ("az://cnt/raw", "abfss://cnt@acct.dfs.core.windows.net/raw/x"),
+    ("https://acct.blob.core.windows.net/cnt/raw", "az://cnt/raw/x"),
+    ("s3://bkt/raw", "s3://bkt/raw/x"),
+])
+def test_copy_plan_and_sync_refuse_a_destination_inside_its_source_in_any_spelling(
+        local_env: dict[str, str], tmp_path: Path, src: str, dst: str) -> None:
+    """``az://`` takes its account from the credentials, ``abfss://`` and ``https://`` name
+    it: one container.  An S3 bucket at the environment's endpoint is the one a flag
+    names.  Refused before any request (the endpoints are a closed loopback port)."""
+    import base64
+
+    env = {**local_env, "AZURE_STORAGE_ACCOUNT": "acct",
+           "AZURE_STORAGE_ACCOUNT_KEY": base64.b64encode(b"k" * 64).decode(),
+           "AZURE_STORAGE_BLOB_ENDPOINT": "http://127.0.0.1:9/acct",
+           "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ACCESS_KEY_ID": "k",
+           "AWS_SECRET_ACCESS_KEY": "s", "AWS_REGION": "us-east-1"}
+    flags = ("--s3-endpoint", "http://127.0.0.1:9/", "--allow-http")
+    db = tmp_path / "j.db"
+    for args in (("copy", src, dst), ("plan", src, dst, "--job", "j"),
+                 ("sync", src, dst, "--job", "j")):
+        with_db = ("--db", f"sqlite:///{db}") if args[0] != "copy" else ()
+        p = lakeshift(*args, *with_db, *(flags if src.startswith("s3") else ()), env=env,
+                      timeout=60)
+        assert p.returncode == 2, (args, p.stderr)
+        assert "is inside the source" in one_clear_line(p), args
+        assert not db.exists()

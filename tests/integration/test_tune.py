@@ -418,3 +418,30 @@ def test_tune_takes_its_configs_azure_pair_however_it_is_spelled(
     with pytest.raises(UsageError, match="leave out --config"):
         lakeshift.tune(str(src), f"az://{fs}/raw", config=cfg, sample_objects=1)
     assert cfg.read_text() == before
+
+
+def test_tune_config_trials_reach_the_stores_the_config_names(
+        s3: Any, bucket: str, cli_env: dict[str, str], tmp_path: Path) -> None:
+    """The config's [source] names the S3 endpoint (the emulator); the command line names
+    none and the environment's is a closed port: the trials reach the config's endpoint
+    (they went to the environment's, and the pair was refused as another bucket)."""
+    for i in range(3):
+        s3.put_object(Bucket=bucket, Key=f"raw/o-{i}.bin", Body=os.urandom(1000 + i))
+    endpoint = cli_env["AWS_ENDPOINT_URL"]
+    env = {**cli_env, "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
+    cfg = tmp_path / "lakeshift.toml"
+    cfg.write_text(_config(f"s3://{bucket}/raw/", tmp_path / "dst").replace(
+        "[destination]", f's3_endpoint = "{endpoint}"\n\n[destination]'))
+    proc = subprocess.run([str(BIN), "tune", f"s3://{bucket}/raw/", str(tmp_path / "dst"),
+                           "--config", str(cfg), "--json"], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["sample_objects"] == 3 and all(t["failed"] == 0 for t in out["trials"])
+    assert load(cfg).concurrency == out["best"]["concurrency"]
+    # A flag still wins: --s3-endpoint naming the closed port is another bucket than the
+    # config's, refused before any trial.
+    proc = subprocess.run([str(BIN), "tune", f"s3://{bucket}/raw/", str(tmp_path / "dst"),
+                           "--config", str(cfg), "--s3-endpoint", "http://127.0.0.1:9"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "leave out --config" in proc.stderr, proc.stderr

@@ -77,3 +77,84 @@ def test_a_local_source_naming_a_file_or_name_prefix(tmp_path: Path) -> None:
     assert _refused(one, str(tmp_path / "d" / "a.csv-copy"))   # a.csv… takes it
     (tmp_path / "d" / "log.txt").write_text("l")  # "lo" names it (a typo would be refused)
     assert _refused(str(tmp_path / "d" / "lo"), str(tmp_path / "d" / "logs-out"))
+
+
+@pytest.fixture
+def azure_account(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Credentials of account ``acct`` (no server is asked)."""
+    import base64
+
+    for name in ("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_BLOB_ENDPOINT",
+                 "AZURE_STORAGE_SAS_TOKEN", "AZURE_CLIENT_ID", "AZURE_STORAGE_ACCOUNT_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT", "acct")
+    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_KEY", base64.b64encode(b"k" * 64).decode())
+
+
+GEN2 = "abfss://cnt@acct.dfs.core.windows.net"
+BLOB = "https://acct.blob.core.windows.net/cnt"
+
+
+@pytest.mark.parametrize("src,dst,refused", [
+    # az:// takes its account from the credentials: acct's container cnt in every spelling
+    ("az://cnt/raw", f"{GEN2}/raw/x", True),
+    (f"{GEN2}/raw", "az://cnt/raw/x", True),
+    (f"{GEN2}/raw/", "az://cnt/raw", True),
+    (f"{BLOB}/raw", "az://cnt/raw/x/", True),
+    ("az://cnt/raw", f"{BLOB}/raw", True),
+    ("az://cnt/", f"{GEN2}/anything", True),
+    (f"{BLOB}/raw", f"{GEN2}/raw/x", True),
+    # another account, container, path or cloud is another place
+    ("az://cnt/raw", "abfss://cnt@other.dfs.core.windows.net/raw/x", False),
+    ("abfss://cnt@other.dfs.core.windows.net/raw", "az://cnt/raw/x", False),
+    ("az://cnt/raw", "abfss://cnt2@acct.dfs.core.windows.net/raw/x", False),
+    ("az://cnt/raw", f"{GEN2}/raw2", True),  # a string prefix: raw takes raw2/
+    ("az://cnt/raw/", f"{GEN2}/raw2", False),
+    ("az://cnt/raw/x", f"{GEN2}/raw", False),
+    ("abfss://cnt@acct.dfs.core.chinacloudapi.cn/raw", "az://cnt/raw/x", False),
+])
+def test_azure_spellings_of_one_container(azure_account: None, src: str, dst: str,
+                                          refused: bool) -> None:
+    assert _refused(src, dst) is refused
+
+
+def test_azure_account_of_the_connection_string(monkeypatch: pytest.MonkeyPatch) -> None:
+    import base64
+
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING",
+                       "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey="
+                       + base64.b64encode(b"k" * 64).decode())
+    assert _refused("az://cnt/raw", f"{GEN2}/raw/x")
+    assert not _refused("abfss://cnt@other.dfs.core.windows.net/raw", "az://cnt/raw/x")
+
+
+def test_s3_endpoint_spellings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One bucket at one endpoint, whether the endpoint is a flag (any case, a trailing
+    slash) or the environment's; another endpoint is another bucket."""
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    minio = StoreOptions(s3_endpoint="http://127.0.0.1:9000")
+    assert _refused("s3://bkt/d", "s3://bkt/d/x", StoreOptions(
+        s3_endpoint="HTTP://127.0.0.1:9000/"), minio)
+    assert not _refused("s3://bkt/d", "s3://bkt/d/x", None, minio)  # AWS's bkt, MinIO's
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9000")
+    assert _refused("s3://bkt/d", "s3://bkt/d/x", None, minio)
+    assert not _refused("s3://bkt/d", "s3://bkt/d/x", None,
+                        StoreOptions(s3_endpoint="http://127.0.0.1:9001"))
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9001")  # wins over the other
+    assert not _refused("s3://bkt/d", "s3://bkt/d/x", None, minio)
+
+
+def test_local_relative_absolute_file_url_and_symlink_spellings(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "real" / "in").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    monkeypatch.chdir(tmp_path)
+    real = str(tmp_path / "real")
+    for src, dst in (("real", "real/in"), ("./real", f"file://{real}/in"),
+                     (f"file://{real}", "real/in/x"), (f"file://{real}/", "link/in"),
+                     ("link", f"{real}/in"), (real, "link"), ("link/", f"file://{real}"),
+                     ("real/../real", "./link/new")):
+        assert _refused(src, dst), (src, dst)
+    for src, dst in (("real/in", "real"), ("real", "realm"), ("link/in", f"file://{real}")):
+        assert not _refused(src, dst), (src, dst)

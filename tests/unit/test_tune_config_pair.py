@@ -10,14 +10,15 @@ from typing import Any
 
 import pytest
 
-from lakeshift.api import _url_within
+from lakeshift.errors import UsageError
+from lakeshift.plan.places import url_within
 from lakeshift.stores.base import StoreOptions
 
 OPTS = StoreOptions()
 
 
 def within(a: str, b: str) -> bool:
-    return _url_within(a, OPTS, b, OPTS)
+    return url_within(a, OPTS, b, OPTS)
 
 
 @pytest.fixture
@@ -82,11 +83,55 @@ def test_one_bucket_name_at_two_s3_endpoints_is_two_places(
         monkeypatch.delenv(name, raising=False)
     minio = StoreOptions(s3_endpoint="http://127.0.0.1:9000")
     other = StoreOptions(s3_endpoint="http://127.0.0.1:9001")
-    assert not _url_within("s3://lake/p", other, "s3://lake/p", minio)
-    assert not _url_within("s3://lake/p", OPTS, "s3://lake/p", minio)
-    assert _url_within("s3://lake/p/q", StoreOptions(s3_endpoint="http://127.0.0.1:9000/"),
+    assert not url_within("s3://lake/p", other, "s3://lake/p", minio)
+    assert not url_within("s3://lake/p", OPTS, "s3://lake/p", minio)
+    assert url_within("s3://lake/p/q", StoreOptions(s3_endpoint="http://127.0.0.1:9000/"),
                        "s3://lake/p", minio)
     # The environment's endpoint is the one a URL without --s3-endpoint goes to.
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9000")
-    assert _url_within("s3://lake/p", OPTS, "s3://lake/p", minio)
-    assert not _url_within("s3://lake/p", OPTS, "s3://lake/p", other)
+    assert url_within("s3://lake/p", OPTS, "s3://lake/p", minio)
+    assert not url_within("s3://lake/p", OPTS, "s3://lake/p", other)
+
+
+def test_the_trials_reach_the_stores_as_the_config_says_unless_a_flag_is_given(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``tune --config``: the trials' store options are the config's [source] and
+    [destination] settings (they used to be the command line's alone: another endpoint,
+    other credentials); each one the caller gives wins, as for ``run``."""
+    import lakeshift
+    from lakeshift.engine import tune as engine_tune
+    from lakeshift.stores.base import StoreConfig
+
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    cfg = tmp_path / "lakeshift.toml"
+    cfg.write_text('[job]\nname = "raw"\n\n[source]\nurls = ["s3://lake/raw/"]\n'
+                   's3_endpoint = "http://127.0.0.1:9000"\naws_profile = "lake"\n'
+                   's3_region = "eu-west-1"\n\n[destination]\nurl = "' + str(tmp_path / "dst")
+                   + '"\nazure_auth = "key"\nallow_http = true\n')
+    tried: list[tuple[StoreConfig, StoreConfig]] = []
+
+    class Stop(Exception):
+        pass
+
+    async def trials(source: StoreConfig, destination: StoreConfig, *args: Any) -> Any:
+        tried.append((source, destination))
+        raise Stop
+
+    monkeypatch.setattr(engine_tune, "tune_async", trials)
+    from_file = StoreOptions(s3_endpoint="http://127.0.0.1:9000", aws_profile="lake",
+                             s3_region="eu-west-1", azure_auth="key", allow_http=True)
+    for given, want in (
+            (None, from_file), (StoreOptions(), from_file),
+            (StoreOptions(aws_profile="mine", s3_endpoint="http://127.0.0.1:9000/"),
+             StoreOptions(s3_endpoint="http://127.0.0.1:9000/", aws_profile="mine",
+                          s3_region="eu-west-1", azure_auth="key", allow_http=True))):
+        with pytest.raises(Stop):
+            lakeshift.tune("s3://lake/raw/x", str(tmp_path / "dst"), config=cfg,
+                           store_options=given)
+        assert (tried[-1][0].options, tried[-1][1].options) == (want, want), given
+    # A flag naming another endpoint than the config's names another bucket: refused.
+    with pytest.raises(UsageError, match="leave out --config"):
+        lakeshift.tune("s3://lake/raw/", str(tmp_path / "dst"), config=cfg,
+                       store_options=StoreOptions(s3_endpoint="http://127.0.0.1:9001"))
+    assert len(tried) == 3

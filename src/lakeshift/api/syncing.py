@@ -26,7 +26,11 @@ from lakeshift.control import DEFAULT_DB
 from lakeshift.engine.copy_options import copy_options, job_copy_options, skip_error_kinds
 from lakeshift.engine.events import Subscriber
 from lakeshift.errors import UsageError
-from lakeshift.plan.source import destination_config, source_config
+from lakeshift.plan.source import (
+    destination_config,
+    refuse_destination_inside_source,
+    source_config,
+)
 from lakeshift.stores.base import StoreOptions
 from lakeshift.urls import parse_url
 
@@ -245,6 +249,9 @@ async def _sync_job(control: ControlDB, job: str, source: str | None,
         return j
     new_stores = [(source_config(source, store_options),
                    destination_config(destination, store_options))]
+    # Before the stores are asked anything (plan refuses it too, after them; an ADF delta
+    # table's job is not planned).
+    refuse_destination_inside_source(*new_stores[0])
     prefixes = list(prefix)
     if partitions_file is not None:
         if prefixes:

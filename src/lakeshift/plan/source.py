@@ -95,15 +95,23 @@ def refuse_destination_inside_source(source: StoreConfig, destination: StoreConf
     """UsageError when the destination lies inside what the source names: every run would
     then list the previous run's copy as source and nest it one level deeper.
 
-    Local → local (symlinks resolved): the destination directory is the source's directory,
-    or is below it where the source names it (a source path naming a file or a name prefix
-    in its directory, see ``source_config``, takes only names starting with it).  The same
-    bucket (S3, same endpoint) or the same container (Azure, same
-    account): the destination root starts with the source path — a string prefix, as the
-    source lists it (``logs/2024-0`` also takes ``logs/2024-05-copy/``).  Asks no server."""
+    The two must be one store, whatever their spellings (plan/places.py: one Azure
+    container by ``az://``, ``abfss://`` or ``https://`` of the account the credentials
+    resolve to; one S3 bucket at one endpoint; local disk).  Local (symlinks resolved,
+    relative paths from the working folder): the destination directory is the source's
+    directory, or is below it where the source names it (a source path naming a file or a
+    name prefix in its directory, see ``source_config``, takes only names starting with
+    it).  Object stores: the destination root starts with the source path — a string
+    prefix, as the source lists it (``logs/2024-0`` also takes ``logs/2024-05-copy/``).
+    Asks no server."""
     src, dst = source.url, destination.url
     if src.scheme != dst.scheme:
         return
+    if src.scheme != "file":  # (local disk is one store: a copy imports no more for it)
+        from lakeshift.plan.places import store_place
+
+        if store_place(src, source.options) != store_place(dst, destination.options):
+            return
     if src.scheme == "file":
         src_dir = os.path.realpath(src.bucket)
         dst_dir = os.path.realpath(os.path.join(dst.bucket, *dst.path.split("/")))
@@ -111,13 +119,8 @@ def refuse_destination_inside_source(source: StoreConfig, destination: StoreConf
         inside = dst_dir == src_dir or (
             under and _root(os.path.relpath(dst_dir, src_dir).replace(os.sep, "/"))
             .startswith(src.path))
-    elif src.scheme == "s3":
-        inside = (src.bucket == dst.bucket
-                  and source.options.s3_endpoint == destination.options.s3_endpoint
-                  and _root(dst.path).startswith(src.path))
     else:
-        inside = (src.bucket == dst.bucket and src.account == dst.account
-                  and _root(dst.path).startswith(src.path))
+        inside = _root(dst.path).startswith(src.path)
     if inside:
         raise UsageError(f"destination {dst.display()} is inside the source {src.display()}: "
                          "each run would copy the last copy again, one level deeper; choose a "

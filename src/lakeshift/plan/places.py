@@ -1,0 +1,65 @@
+"""Where a URL points, whatever its spelling: the store it names and the path in it.
+
+One Azure container is ``az://lake/raw`` (its account from the credentials),
+``abfss://lake@acct.dfs.core.windows.net/raw`` and
+``https://acct.blob.core.windows.net/lake/raw``; one S3 bucket is the same name at the same
+endpoint (``--s3-endpoint``, else the environment's ``AWS_ENDPOINT_URL_S3`` or
+``AWS_ENDPOINT_URL``, else AWS's); one local folder is a relative path, an absolute one, its
+``file://`` URL or a symlink to it.  ``copy``, ``plan`` and ``sync`` refuse a destination
+inside its source by these places (plan/source.py), and ``tune --config`` checks that its pair
+is the config's.  Nothing here asks a server.
+"""
+
+from __future__ import annotations
+
+import os
+
+from lakeshift.errors import LakeshiftError, UsageError
+from lakeshift.stores.base import StoreOptions
+from lakeshift.urls import StoreURL, parse_url
+
+
+def store_place(u: StoreURL, options: StoreOptions) -> tuple[str, ...]:
+    """The store ``u`` names, as one value for every spelling: local disk; a bucket at its
+    S3 endpoint; an Azure container at its account's endpoint (the account and endpoint
+    the store would use, as it resolves them from the URL and the credentials)."""
+    if u.scheme == "file":
+        return ("file",)
+    if u.scheme == "azure":
+        from lakeshift.stores.azure.auth import resolve
+
+        try:
+            settings = resolve(u, options)
+            account = (settings.account, settings.blob_endpoint)
+        except LakeshiftError:
+            # Say, a URL's account that is not the connection string's, or no credentials:
+            # the store will refuse it; here it is only the account the URL names.
+            account = (u.account or "", u.endpoint_suffix or "")
+        return ("azure", *account, u.bucket)
+    if u.scheme == "s3":
+        # A bucket's name is unique only at its endpoint (MinIO, another S3 service): the
+        # endpoint the store would use (--s3-endpoint, else the environment's), or AWS's.
+        endpoint = (options.s3_endpoint or os.environ.get("AWS_ENDPOINT_URL_S3")
+                    or os.environ.get("AWS_ENDPOINT_URL") or "")
+        return ("s3", endpoint.strip().rstrip("/").lower(), u.bucket)
+    return (u.scheme, u.account or "", u.bucket)
+
+
+def place(url: str, options: StoreOptions) -> tuple[tuple[str, ...], str]:
+    """Where ``url`` points: :func:`store_place` and the path in it, without a trailing
+    slash (a local path absolute, its symlinks resolved)."""
+    u = parse_url(url)
+    if u.scheme == "file":
+        return store_place(u, options), os.path.realpath(u.bucket).rstrip("/")
+    return store_place(u, options), u.path.rstrip("/")
+
+
+def url_within(a: str, a_options: StoreOptions, b: str, b_options: StoreOptions) -> bool:
+    """Whether URL ``a`` names ``b`` or a folder inside it, however each is spelled: the
+    same store and a path at or below ``b``'s.  A URL that does not parse is not within."""
+    try:
+        (place_a, path_a), (place_b, path_b) = place(a, a_options), place(b, b_options)
+    except UsageError:
+        return False
+    return place_a == place_b and (path_a == path_b or path_b == "" or
+                                   path_a.startswith(path_b + "/"))
