@@ -10,6 +10,7 @@ from the start of the prefix.  A page that still fails after the retries raises 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 
 from lakeshift.engine.limiter import EndpointLimiter
@@ -32,15 +33,33 @@ async def list_pages(store: Lister, prefix: str, start_after: str | None = None,
                      limiter: EndpointLimiter | None = None
                      ) -> AsyncIterator[Sequence[ObjectInfo]]:
     """Non-empty pages of objects under ``prefix`` (a string prefix) in key order, after
-    ``start_after`` when given."""
-    token: str | None = None
-    while True:
-        page = await _page(store, prefix, token, start_after, None, policy, limiter)
-        if page.objects:
-            yield page.objects
-        if page.token is None:
-            return
-        token = page.token
+    ``start_after`` when given.
+
+    One page ahead: the next page is asked for (a task) as soon as its token is known,
+    before this one is handed on, so the consumer does not wait for each page after
+    finishing the one before (a local walk of 1,000 files, or an S3 request, while the
+    copy pool drained).  Its error is raised where it would have been, when the consumer
+    reaches it; one not reached (the consumer stopped, or was cancelled) is cancelled."""
+    ahead: asyncio.Future[Page] | None = None
+    try:
+        page = await _page(store, prefix, None, start_after, None, policy, limiter)
+        while True:
+            if page.token is not None:
+                ahead = asyncio.ensure_future(
+                    _page(store, prefix, page.token, start_after, None, policy, limiter))
+            if page.objects:
+                yield page.objects
+            if ahead is None:
+                return
+            page = await ahead
+            ahead = None
+    finally:
+        if ahead is not None:
+            if ahead.done():
+                if not ahead.cancelled():
+                    ahead.exception()  # (retrieved: not "never retrieved" at collection)
+            else:
+                ahead.cancel()
 
 
 async def list_folders(store: Lister, prefix: str, max_objects: int = 100_000,

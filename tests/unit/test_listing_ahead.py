@@ -1,0 +1,114 @@
+"""list_pages asks for the next page while the consumer works on this one (local → local:
+the planner waited 1.1-1.8 s of a 20,000-file copy for the source walk's pages, the copy
+pool draining meanwhile; 0.02-0.11 s with the page ahead).  Its error comes where it did,
+and a page not reached is cancelled, not left running or unretrieved."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from typing import Any
+
+import pytest
+
+from lakeshift.engine.listing import list_pages
+from lakeshift.engine.retry import RetryPolicy
+from lakeshift.errors import NotFoundError
+from lakeshift.model import ObjectInfo
+from lakeshift.stores.base import Page
+
+
+class _Pages:
+    """``n`` pages of 2 keys; each request waits for its page's gate (set by the test);
+    ``fail`` names a page whose request raises."""
+
+    def __init__(self, n: int, fail: int | None = None) -> None:
+        self.n = n
+        self.fail = fail
+        self.asked: list[int] = []
+        self.cancelled: list[int] = []
+        self.gates = [asyncio.Event() for _ in range(n)]
+
+    async def list_page(self, prefix: str, token: str | None = None,
+                        start_after: str | None = None, delimiter: str | None = None) -> Page:
+        i = int(token or 0)
+        self.asked.append(i)
+        try:
+            await self.gates[i].wait()
+        except asyncio.CancelledError:
+            self.cancelled.append(i)
+            raise
+        if i == self.fail:
+            raise NotFoundError(f"page {i} is gone")
+        objs = [ObjectInfo(f"k{i:03d}-{j}", 1) for j in range(2)]
+        return Page(objs, (), str(i + 1) if i + 1 < self.n else None)
+
+
+_ONCE = RetryPolicy(attempts=1)
+
+
+def test_the_next_page_is_asked_for_before_this_one_is_consumed() -> None:
+    async def main() -> None:
+        store = _Pages(3)
+        for g in store.gates:
+            g.set()
+        pages = list_pages(store, "", policy=_ONCE)
+        first = await pages.__anext__()
+        assert [o.key for o in first] == ["k000-0", "k000-1"]
+        await asyncio.sleep(0)  # (the task ahead starts)
+        assert store.asked == [0, 1], "page 1 was not asked for while page 0 was consumed"
+        rest = [o.key for page in [p async for p in pages] for o in page]
+        assert rest == ["k001-0", "k001-1", "k002-0", "k002-1"]
+        assert store.asked == [0, 1, 2]
+
+    asyncio.run(main())
+
+
+def test_a_failed_page_ahead_raises_when_it_is_reached() -> None:
+    async def main() -> None:
+        store = _Pages(3, fail=1)
+        for g in store.gates:
+            g.set()
+        got: list[str] = []
+        with pytest.raises(NotFoundError, match="page 1"):
+            async for page in list_pages(store, "", policy=_ONCE):
+                got += [o.key for o in page]
+        assert got == ["k000-0", "k000-1"]
+
+    asyncio.run(main())
+
+
+def test_a_page_ahead_not_reached_is_cancelled_or_its_error_retrieved(
+        caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        # Stopped while the page ahead is still waiting: cancelled.
+        store = _Pages(3)
+        store.gates[0].set()
+        pages = list_pages(store, "", policy=_ONCE)
+        await pages.__anext__()
+        await asyncio.sleep(0)
+        assert store.asked == [0, 1]
+        await pages.aclose()
+        await asyncio.sleep(0)
+        assert store.cancelled == [1]
+        # Stopped after the page ahead failed: its error is not left unretrieved.
+        failing = _Pages(3, fail=1)
+        for g in failing.gates:
+            g.set()
+        pages2 = list_pages(failing, "", policy=_ONCE)
+        await pages2.__anext__()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        await pages2.aclose()
+        del pages, pages2
+        gc.collect()
+
+    errors: list[Any] = []
+    with caplog.at_level("ERROR", logger="asyncio"):
+        loop = asyncio.new_event_loop()
+        loop.set_exception_handler(lambda lp, ctx: errors.append(ctx))
+        try:
+            loop.run_until_complete(main())
+        finally:
+            loop.close()
+    assert errors == []
