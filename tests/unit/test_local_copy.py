@@ -738,3 +738,46 @@ def test_copies_go_to_the_threads_until_the_helper_has_started(
     assert started[0]._next == 0  # nothing was sent to it (nothing waited for it)
     # Nor did the copy's end wait for its start-up: killed, as it had nothing to do.
     assert started[0]._proc.returncode == -signal.SIGKILL
+
+
+def test_the_helper_child_copies_in_two_threads() -> None:
+    """The child's copies overlap (its files' system calls release the interpreter lock):
+    the first file's copy waits until the second's has run, which one thread never lets
+    happen (it timed out, and the child was the critical path of a local copy)."""
+    import pickle
+    import threading
+
+    from lakeshift.stores.local import helper
+
+    second_done = threading.Event()
+    overlapped: list[bool] = []
+
+    def copy(name: str) -> bytes:
+        if name == "first":
+            overlapped.append(second_done.wait(5))
+        else:
+            second_done.set()
+        return name.encode()
+
+    to_child, child_in = os.pipe()
+    child_out, from_child = os.pipe()
+    serving = threading.Thread(target=helper._serve,
+                               args=(to_child, from_child, copy, helper.THREADS))
+    serving.start()
+    batch = pickle.dumps([(0, ("first",)), (1, ("second",))])
+    os.write(child_in, len(batch).to_bytes(helper._HEAD, "big") + batch)
+    os.close(child_in)
+    serving.join(30)
+    assert not serving.is_alive()
+    os.close(from_child)
+    with os.fdopen(child_out, "rb") as f:
+        raw = f.read()
+    answers = []
+    while raw:
+        n = int.from_bytes(raw[:helper._HEAD], "big")
+        answers += pickle.loads(raw[helper._HEAD:helper._HEAD + n])
+        raw = raw[helper._HEAD + n:]
+    os.close(to_child)
+    assert sorted(answers) == [(0, True, b"first"), (1, True, b"second")]
+    assert overlapped == [True]
+    assert helper.THREADS == 2

@@ -1,7 +1,8 @@
 """A helper process for local → local copies of many files: the per-file disk work
 (``store._copy_file``: read, MD5, check, write, time, record, link) runs in a child
 process with its own interpreter lock, beside the event loop, instead of in worker threads
-that take the lock from it around every system call.
+that take the lock from it around every system call; in the child two threads copy
+(``THREADS``), so one file's system calls run while the other's Python does.
 
 Measured on 20,000 × 64 B files: with worker threads the loop and the disk work took
 turns (the worker got the lock back only when the loop went idle), so the wall time was
@@ -246,25 +247,70 @@ def main() -> None:
     # stray print must not garble the answers.
     answers = os.dup(1)
     os.dup2(2, 1)
+    _serve(0, answers, _copy_file)
+
+
+#: The child's copying threads.  Its files' system calls (create, write, xattr, time,
+#: link: ~2/3 of its CPU on 64 B files) release the interpreter lock, so with two threads
+#: one file's kernel work runs beside the other's Python, on the second core: with one
+#: the child was the copy's critical path (20,000 x 64 B: child 1.5-1.7 s of CPU in one
+#: thread, the parent's loop 0.6-0.9 s); 0.77 s + 0.75 s in two.
+THREADS = 2
+
+
+def _serve(inp: int, answers: int, copy: Any, threads: int = THREADS) -> None:
+    """Batches of (id, args) from ``inp`` copied by ``copy(*args)`` in ``threads`` threads,
+    in the order they came, (id, ok, MD5 or error) sent back on ``answers`` every
+    ``_ANSWER_EVERY`` files of a thread, or when no file waits; ends at end of input once
+    every file sent has been answered."""
+    import queue
+    import threading
+
     _send(answers, [])  # started
-    while True:
-        head = _read_exact(0, _HEAD)
-        if not head:
-            return
-        body = _read_exact(0, int.from_bytes(head, "big"))
-        if not body:
-            return
+    todo: queue.SimpleQueue[tuple[int, tuple[Any, ...]] | None] = queue.SimpleQueue()
+    sending = threading.Lock()
+
+    def send(done: list[tuple[int, bool, Any]]) -> None:
+        with sending:
+            _send(answers, done)
+
+    def work() -> None:
         done: list[tuple[int, bool, Any]] = []
-        for rid, args in pickle.loads(body):
+        while True:
+            if done and todo.empty():
+                send(done)
+                done = []
+            item = todo.get()
+            if item is None:
+                break
+            rid, args = item
             try:
-                done.append((rid, True, _copy_file(*args)))
+                done.append((rid, True, copy(*args)))
             except Exception as e:  # the file's error: the child goes on
                 done.append((rid, False, _failure(e)))
             if len(done) >= _ANSWER_EVERY:
-                _send(answers, done)
+                send(done)
                 done = []
         if done:
-            _send(answers, done)
+            send(done)
+
+    workers = [threading.Thread(target=work, name="lakeshift-copy", daemon=True)
+               for _ in range(threads)]
+    for t in workers:
+        t.start()
+    while True:
+        head = _read_exact(inp, _HEAD)
+        if not head:
+            break
+        body = _read_exact(inp, int.from_bytes(head, "big"))
+        if not body:
+            break
+        for item in pickle.loads(body):
+            todo.put(item)
+    for _ in workers:
+        todo.put(None)
+    for t in workers:
+        t.join()
 
 
 if __name__ == "__main__":
