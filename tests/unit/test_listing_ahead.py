@@ -112,3 +112,41 @@ def test_a_page_ahead_not_reached_is_cancelled_or_its_error_retrieved(
         finally:
             loop.close()
     assert errors == []
+
+
+def test_the_c_heap_is_trimmed_once_per_page_after_the_first(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """glibc kept the holes the listing bodies left in its heap (peak RSS +8-9 % from
+    5,000 to 50,000 objects, the Python heap flat): each page after the first gives the
+    free pages back."""
+    from lakeshift.engine import listing
+
+    trims: list[int] = []
+    monkeypatch.setattr(listing, "_trim", lambda: trims.append(1))
+
+    async def main() -> list[int]:
+        store = _Pages(4)
+        for g in store.gates:
+            g.set()
+        seen = []
+        async for _ in list_pages(store, "", policy=_ONCE):
+            seen.append(len(trims))
+        return seen
+
+    assert asyncio.run(main()) == [0, 1, 2, 3]
+
+
+def test_without_malloc_trim_the_release_does_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ctypes
+
+    from lakeshift.engine import listing
+
+    class NoTrim:
+        def __init__(self, name: object) -> None:
+            pass
+
+    monkeypatch.setattr(ctypes, "CDLL", NoTrim)
+    assert listing._find_trim()() is None
+    monkeypatch.setattr(listing, "_trim", None)
+    listing.release_free_heap()  # (looked up again, still none: no error)
+    assert listing._trim is not None and listing._trim() is None
