@@ -31,37 +31,44 @@ async def _page(store: Lister, prefix: str, token: str | None, start_after: str 
 
 async def list_pages(store: Lister, prefix: str, start_after: str | None = None,
                      policy: RetryPolicy = DEFAULT_POLICY,
-                     limiter: EndpointLimiter | None = None
+                     limiter: EndpointLimiter | None = None, ahead: bool = False
                      ) -> AsyncIterator[Sequence[ObjectInfo]]:
     """Non-empty pages of objects under ``prefix`` (a string prefix) in key order, after
     ``start_after`` when given.
 
-    One page ahead: the next page is asked for (a task) as soon as its token is known,
+    ``ahead`` (a consumer that reads the whole listing: copy's source and destination):
+    one page ahead, the next page is asked for (a task) as soon as its token is known,
     before this one is handed on, so the consumer does not wait for each page after
     finishing the one before (a local walk of 1,000 files, or an S3 request, while the
     copy pool drained).  Its error is raised where it would have been, when the consumer
     reaches it; one not reached (the consumer stopped, or was cancelled) is cancelled."""
-    ahead: asyncio.Future[Page] | None = None
+    # (Without ``ahead`` a consumer that stops early, as the partitioner's probes that
+    # want one page, asks for no page it does not read.)
+    next_page: asyncio.Future[Page] | None = None
     try:
         page = await _page(store, prefix, None, start_after, None, policy, limiter)
         while True:
-            if page.token is not None:
-                ahead = asyncio.ensure_future(
+            if ahead and page.token is not None:
+                next_page = asyncio.ensure_future(
                     _page(store, prefix, page.token, start_after, None, policy, limiter))
             if page.objects:
                 yield page.objects
-            if ahead is None:
+            if page.token is None:
                 return
-            page = await ahead
-            ahead = None
+            if next_page is None:
+                page = await _page(store, prefix, page.token, start_after, None, policy,
+                                   limiter)
+            else:
+                page = await next_page
+                next_page = None
             release_free_heap()
     finally:
-        if ahead is not None:
-            if ahead.done():
-                if not ahead.cancelled():
-                    ahead.exception()  # (retrieved: not "never retrieved" at collection)
+        if next_page is not None:
+            if next_page.done():
+                if not next_page.cancelled():
+                    next_page.exception()  # (retrieved: not "never retrieved" when collected)
             else:
-                ahead.cancel()
+                next_page.cancel()
 
 
 def release_free_heap() -> None:
