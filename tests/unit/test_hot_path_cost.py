@@ -291,6 +291,11 @@ def test_the_engine_makes_few_calls_per_object_outside_the_stores(
     Condition and Lock per request, dataclasses.replace and strftime per object; 78 now.)"""
     n = 500
     copy = _memory_copy(monkeypatch, n)
+    # Once per process, not per object: the listing's heap trimmer is looked up (ctypes
+    # imported) on the first page after the first.
+    from lakeshift.engine.listing import release_free_heap
+
+    release_free_heap()
 
     async def main() -> int:
         return await python_calls_awaited(copy)

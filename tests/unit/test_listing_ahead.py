@@ -52,7 +52,7 @@ def test_the_next_page_is_asked_for_before_this_one_is_consumed() -> None:
         store = _Pages(3)
         for g in store.gates:
             g.set()
-        pages = list_pages(store, "", policy=_ONCE)
+        pages = list_pages(store, "", policy=_ONCE, ahead=True)
         first = await pages.__anext__()
         assert [o.key for o in first] == ["k000-0", "k000-1"]
         await asyncio.sleep(0)  # (the task ahead starts)
@@ -71,7 +71,7 @@ def test_a_failed_page_ahead_raises_when_it_is_reached() -> None:
             g.set()
         got: list[str] = []
         with pytest.raises(NotFoundError, match="page 1"):
-            async for page in list_pages(store, "", policy=_ONCE):
+            async for page in list_pages(store, "", policy=_ONCE, ahead=True):
                 got += [o.key for o in page]
         assert got == ["k000-0", "k000-1"]
 
@@ -84,7 +84,7 @@ def test_a_page_ahead_not_reached_is_cancelled_or_its_error_retrieved(
         # Stopped while the page ahead is still waiting: cancelled.
         store = _Pages(3)
         store.gates[0].set()
-        pages = list_pages(store, "", policy=_ONCE)
+        pages = list_pages(store, "", policy=_ONCE, ahead=True)
         await pages.__anext__()
         await asyncio.sleep(0)
         assert store.asked == [0, 1]
@@ -95,7 +95,7 @@ def test_a_page_ahead_not_reached_is_cancelled_or_its_error_retrieved(
         failing = _Pages(3, fail=1)
         for g in failing.gates:
             g.set()
-        pages2 = list_pages(failing, "", policy=_ONCE)
+        pages2 = list_pages(failing, "", policy=_ONCE, ahead=True)
         await pages2.__anext__()
         for _ in range(5):
             await asyncio.sleep(0)
@@ -112,3 +112,58 @@ def test_a_page_ahead_not_reached_is_cancelled_or_its_error_retrieved(
         finally:
             loop.close()
     assert errors == []
+
+
+def test_the_c_heap_is_trimmed_once_per_page_after_the_first(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """glibc kept the holes the listing bodies left in its heap (peak RSS +8-9 % from
+    5,000 to 50,000 objects, the Python heap flat): each page after the first gives the
+    free pages back."""
+    from lakeshift.engine import listing
+
+    trims: list[int] = []
+    monkeypatch.setattr(listing, "_trim", lambda: trims.append(1))
+
+    async def main() -> list[int]:
+        store = _Pages(4)
+        for g in store.gates:
+            g.set()
+        seen = []
+        async for _ in list_pages(store, "", policy=_ONCE, ahead=True):
+            seen.append(len(trims))
+        return seen
+
+    assert asyncio.run(main()) == [0, 1, 2, 3]
+
+
+def test_without_malloc_trim_the_release_does_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ctypes
+
+    from lakeshift.engine import listing
+
+    class NoTrim:
+        def __init__(self, name: object) -> None:
+            pass
+
+    monkeypatch.setattr(ctypes, "CDLL", NoTrim)
+    assert listing._find_trim()() is None
+    monkeypatch.setattr(listing, "_trim", None)
+    listing.release_free_heap()  # (looked up again, still none: no error)
+    assert listing._trim is not None and listing._trim() is None
+
+
+def test_without_ahead_no_page_is_asked_for_before_it_is_wanted() -> None:
+    """The partitioner's probes read one page of many listings: a page ahead each would
+    double their requests."""
+    async def main() -> None:
+        store = _Pages(3)
+        for g in store.gates:
+            g.set()
+        pages = list_pages(store, "", policy=_ONCE)
+        await pages.__anext__()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        await pages.aclose()
+        assert store.asked == [0]
+
+    asyncio.run(main())

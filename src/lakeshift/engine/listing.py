@@ -11,7 +11,8 @@ from the start of the prefix.  A page that still fails after the retries raises 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+import functools
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from lakeshift.engine.limiter import EndpointLimiter
 from lakeshift.engine.retry import RetryPolicy, retry
@@ -30,36 +31,76 @@ async def _page(store: Lister, prefix: str, token: str | None, start_after: str 
 
 async def list_pages(store: Lister, prefix: str, start_after: str | None = None,
                      policy: RetryPolicy = DEFAULT_POLICY,
-                     limiter: EndpointLimiter | None = None
+                     limiter: EndpointLimiter | None = None, ahead: bool = False
                      ) -> AsyncIterator[Sequence[ObjectInfo]]:
     """Non-empty pages of objects under ``prefix`` (a string prefix) in key order, after
     ``start_after`` when given.
 
-    One page ahead: the next page is asked for (a task) as soon as its token is known,
+    ``ahead`` (a consumer that reads the whole listing: copy's source and destination):
+    one page ahead, the next page is asked for (a task) as soon as its token is known,
     before this one is handed on, so the consumer does not wait for each page after
     finishing the one before (a local walk of 1,000 files, or an S3 request, while the
     copy pool drained).  Its error is raised where it would have been, when the consumer
     reaches it; one not reached (the consumer stopped, or was cancelled) is cancelled."""
-    ahead: asyncio.Future[Page] | None = None
+    # (Without ``ahead`` a consumer that stops early, as the partitioner's probes that
+    # want one page, asks for no page it does not read.)
+    next_page: asyncio.Future[Page] | None = None
     try:
         page = await _page(store, prefix, None, start_after, None, policy, limiter)
         while True:
-            if page.token is not None:
-                ahead = asyncio.ensure_future(
+            if ahead and page.token is not None:
+                next_page = asyncio.ensure_future(
                     _page(store, prefix, page.token, start_after, None, policy, limiter))
             if page.objects:
                 yield page.objects
-            if ahead is None:
+            if page.token is None:
                 return
-            page = await ahead
-            ahead = None
-    finally:
-        if ahead is not None:
-            if ahead.done():
-                if not ahead.cancelled():
-                    ahead.exception()  # (retrieved: not "never retrieved" at collection)
+            if next_page is None:
+                page = await _page(store, prefix, page.token, start_after, None, policy,
+                                   limiter)
             else:
-                ahead.cancel()
+                page = await next_page
+                next_page = None
+            release_free_heap()
+    finally:
+        if next_page is not None:
+            if next_page.done():
+                if not next_page.cancelled():
+                    next_page.exception()  # (retrieved: not "never retrieved" when collected)
+            else:
+                next_page.cancel()
+
+
+def release_free_heap() -> None:
+    """Give the C heap's free pages back to the system (glibc ``malloc_trim(0)``; nothing
+    where there is none), once per listing page after the first.
+
+    A page's response and parse (a ~350 KB body, its elements) come from the C heap, not
+    pymalloc: glibc raises its mmap threshold after the first large block is freed, so
+    later bodies land in the heap among long-lived blocks, and the holes they leave are
+    kept.  moto → local disk, peak RSS at the listing's last page: 38.6 MB for 5,000
+    objects, 41.7-42.2 MB for 50,000, with the Python heap (tracemalloc) and pymalloc's
+    arenas (14 MiB) the same and glibc's free bytes 2.2 → 4.6 MB; MALLOC_ARENA_MAX 1 or
+    2 changed nothing.  Trimmed after each page: 39.0 and 38.9 MB."""
+    global _trim
+    if _trim is None:
+        _trim = _find_trim()
+    _trim()
+
+
+def _find_trim() -> Callable[[], object]:
+    try:
+        import ctypes
+
+        fn = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS, Windows)
+        return lambda: None
+    fn.argtypes = [ctypes.c_size_t]
+    fn.restype = ctypes.c_int
+    return functools.partial(fn, 0)
+
+
+_trim: Callable[[], object] | None = None
 
 
 async def list_folders(store: Lister, prefix: str, max_objects: int = 100_000,

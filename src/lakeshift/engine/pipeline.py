@@ -297,7 +297,8 @@ async def source_items(src: Store, spec: SourceSpec, name_filter: NameFilter,
                        events: EventBus, policy: RetryPolicy = DEFAULT_POLICY,
                        limiter: EndpointLimiter | None = None
                        ) -> AsyncIterator[tuple[str, ObjectInfo]]:
-    pages = list_pages(src, spec.listing_prefix(), spec.start_after, policy, limiter)
+    pages = list_pages(src, spec.listing_prefix(), spec.start_after, policy, limiter,
+                       ahead=True)
     # Every key of the prefix, no range, no filter (a copy's usual source): each key's
     # name is its tail after rel_base, taken unless empty, in one comprehension (no four
     # Python calls a key: past_end, takes, rel and the filter; same outcome).
@@ -368,7 +369,7 @@ async def dest_items(dst: Store, root: str, prefix: str, start_after: str | None
     # directory name that is a prefix of what follows, so bounded by the depth.
     held: list[tuple[str, ObjectInfo]] = []
     try:
-        async for page in list_pages(dst, prefix, start_after, policy, limiter):
+        async for page in list_pages(dst, prefix, start_after, policy, limiter, ahead=True):
             for obj in page:
                 rel = obj.key[len(root):]
                 while held and held[0][0] < rel:
