@@ -1,13 +1,17 @@
 """Review of the proof log's back-pressure (session 16): the hold asked on every path that
-copies."""
+copies, and the log closed off the event loop when a command stops."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.unit.test_proof_log import _slow_log, _tree
+from lakeshift.engine.proof_log import ProofLog
+from tests.unit.test_proof_log import _longest_block, _slow_log, _tree
 
 
 def test_a_keyed_sync_holds_new_objects_while_a_slow_log_is_behind(
@@ -27,3 +31,83 @@ def test_a_keyed_sync_holds_new_objects_while_a_slow_log_is_behind(
     assert s.exit_code == 0
     fh = opened[-1]
     assert len(fh.lines) == 80 and fh.most <= 4 + 8, fh.most
+
+
+def test_a_command_stopped_during_a_stalled_flush_never_holds_the_loop_to_close(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C (the command cancelled) while the log's disk is stuck in a flush, fewer rows
+    queued than the depth (no hold met the stall): closing the log waits for the stall
+    limit (1 s here) for the rows queued, off the event loop (a heartbeat every 2 ms
+    keeps beating; it was held the whole second, as by close's join on the loop)."""
+    import lakeshift
+
+    _tree(tmp_path / "src", 40)
+    opened = _slow_log(monkeypatch, 30, depth=1024, stall=1.0)
+    try:
+        async def stopped() -> None:
+            copy = asyncio.create_task(lakeshift.copy_async(
+                str(tmp_path / "src"), str(tmp_path / "dst"), concurrency=4,
+                proof_log=tmp_path / "log.csv"))
+            while not opened or len(opened[-1].lines) < 1:  # the first row: its flush stuck
+                await asyncio.sleep(0.005)
+            await asyncio.sleep(0.05)  # (more rows queued behind it)
+            copy.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await copy
+
+        began = time.monotonic()
+        longest, _ = asyncio.run(_longest_block(stopped()))
+        assert time.monotonic() - began < 10
+        assert longest < 0.25, longest  # (was the stall limit: 1 s)
+    finally:
+        if opened:
+            opened[-1].gate.set()
+
+
+def test_closing_off_the_loop_still_writes_the_queued_rows_and_raises_a_failure(
+        tmp_path: Path) -> None:
+    """The close awaited off the loop is the same close: the queued rows are written, and
+    a log that failed says so (unless discarded)."""
+    from lakeshift.api.copying import _closed
+
+    path = tmp_path / "log.csv"
+    log = ProofLog.open(path)
+    from tests.unit.test_proof_log import _done
+    for i in range(5):
+        log(_done(f"k{i}"))
+    asyncio.run(_closed(log, discard=False))
+    assert path.read_text().count("\n") == 6
+    log = ProofLog.open(path)
+    log._error = OSError(28, "No space left on device")
+    from lakeshift.errors import UsageError
+    with pytest.raises(UsageError, match="No space left on device"):
+        asyncio.run(_closed(log, discard=False))
+    log = ProofLog.open(path)
+    log._error = OSError(28, "No space left on device")
+    asyncio.run(_closed(log, discard=True))  # (discarded: the command stopped anyway)
+
+
+def test_a_writer_that_never_drains_below_half_is_not_a_lost_wake_up(tmp_path: Path) -> None:
+    """Many objects waiting at once while the writer drains row by row: every waiter goes
+    on once the queue is down to half (no waiter left behind until the stall limit)."""
+    gate = threading.Event()
+    from tests.unit.test_proof_log import GatedFile, _done
+
+    fh = GatedFile(gate, 0.002)
+    log = ProofLog(fh, tmp_path / "log.csv", created=False, depth=8,  # type: ignore[arg-type]
+                   stall=5.0)
+    log.start()
+
+    async def worker(w: int) -> None:
+        for i in range(40):
+            await log.room()
+            await asyncio.sleep(0)
+            log(_done(f"w{w}-{i}"))
+
+    async def all_of_them() -> None:
+        await asyncio.gather(*(worker(w) for w in range(16)))
+
+    began = time.monotonic()
+    asyncio.run(all_of_them())
+    log.close()
+    assert log.written == 640 and time.monotonic() - began < 4.5
