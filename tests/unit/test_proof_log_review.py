@@ -111,3 +111,34 @@ def test_a_writer_that_never_drains_below_half_is_not_a_lost_wake_up(tmp_path: P
     asyncio.run(all_of_them())
     log.close()
     assert log.written == 640 and time.monotonic() - began < 4.5
+
+
+def test_an_object_cancelled_as_the_hold_lifts_is_cancelled(tmp_path: Path) -> None:
+    """Ctrl-C cancels the objects waiting for room; the writer may lift the hold in the
+    same turn of the loop.  The cancel is never lost (asyncio.wait_for, before Python 3.12,
+    returned the finished wait instead: the worker went on, waiting for room again until
+    the stall limit, and then for items from a planner already cancelled)."""
+    from tests.unit.test_proof_log import GatedFile, _done
+
+    gate = threading.Event()
+    fh = GatedFile(gate, 30)
+    log = ProofLog(fh, tmp_path / "log.csv", created=False, depth=2,  # type: ignore[arg-type]
+                   stall=5.0)
+    log.start()
+
+    async def main() -> None:
+        for i in range(3):  # one stuck in the flush, two queued: full
+            log(_done(f"k{i}"))
+        waiting = asyncio.create_task(log.room())
+        await asyncio.sleep(0.01)
+        assert not waiting.done() and log._opened is not None
+        log._opened.set()  # (as the writer's call_soon_threadsafe does) ...
+        waiting.cancel()   # ... and Ctrl-C, in the same turn
+        await asyncio.sleep(0.05)
+        assert waiting.done(), "the cancel was lost: still waiting for room"
+        assert waiting.cancelled()
+
+    try:
+        asyncio.run(main())
+    finally:
+        gate.set()
