@@ -41,7 +41,7 @@ def test_a_command_stopped_during_a_stalled_flush_never_holds_the_loop_to_close(
     keeps beating; it was held the whole second, as by close's join on the loop)."""
     import lakeshift
 
-    _tree(tmp_path / "src", 40)
+    _tree(tmp_path / "src", 400)
     opened = _slow_log(monkeypatch, 30, depth=1024, stall=1.0)
     try:
         async def stopped() -> None:
@@ -50,7 +50,8 @@ def test_a_command_stopped_during_a_stalled_flush_never_holds_the_loop_to_close(
                 proof_log=tmp_path / "log.csv"))
             while not opened or len(opened[-1].lines) < 1:  # the first row: its flush stuck
                 await asyncio.sleep(0.005)
-            await asyncio.sleep(0.05)  # (more rows queued behind it)
+            await asyncio.sleep(0.01)  # (more rows queued behind it)
+            assert not copy.done()  # (still copying: stopped, not ended)
             copy.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await copy
