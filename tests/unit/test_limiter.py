@@ -147,3 +147,64 @@ def test_the_fields_retry_takes_slots_by_follow_the_limit() -> None:
         assert (capped.slots, capped.quick) == (8, 0)
 
     asyncio.run(main())
+
+
+def test_retry_and_the_limiter_keep_their_rule_under_every_kind_of_trouble() -> None:
+    """retry's inline slots against the limiter, at random: request-rate caps (nothing
+    inline), throttling, the limit set outright, transient and other errors, cancelled
+    requests (waiting, granted, or in flight): the count never goes negative, no request
+    waits while a slot is free (the inline take is never ahead of a waiter), ``slots``
+    follows the limit, every request under a cap took its token, and every slot comes
+    back."""
+    import random
+
+    from lakeshift.engine.retry import RetryPolicy, retry
+    from lakeshift.errors import ThrottledError, TransientError
+
+    broken: list[tuple[object, ...]] = []
+
+    def check(lim: EndpointLimiter, where: str) -> None:
+        waiting = any(not f.done() for f in lim.waiters)
+        if lim.inflight < 0 or (waiting and lim.inflight < lim.slots) \
+                or lim.slots != int(lim.limit):
+            broken.append((where, lim.inflight, lim.slots, lim.limit, len(lim.waiters)))
+
+    async def main(seed: int) -> None:
+        rng = random.Random(seed)
+        lim = EndpointLimiter("e", rng.randint(1, 8), cooldown=rng.choice([0.0, 0.001]),
+                              max_rps=rng.choice([None, None, 500.0]))
+        policy = RetryPolicy(attempts=3, base=0.0001, cap=0.001)
+        calls = 0
+
+        async def request() -> int:
+            nonlocal calls
+            calls += 1
+            check(lim, "request")
+            for _ in range(rng.randint(0, 3)):
+                await asyncio.sleep(0)
+            r = rng.random()
+            if r < 0.05:
+                raise ThrottledError("slow down", retry_after=0)
+            if r < 0.08:
+                raise TransientError("reset")
+            if r < 0.1:
+                raise ValueError("not retried")
+            return 1
+
+        tasks = [asyncio.ensure_future(retry(request, policy, lim)) for _ in range(150)]
+        for _ in range(300):
+            await asyncio.sleep(0)
+            check(lim, "tick")
+            if rng.random() < 0.2:
+                rng.choice(tasks).cancel()
+            if rng.random() < 0.02:
+                lim.limit = rng.uniform(1, lim.maximum)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if lim.inflight or lim.waiters:
+            broken.append(("end", seed, lim.inflight, len(lim.waiters)))
+        if lim._rps is not None and lim._rps.taken < calls:  # a request without its token
+            broken.append(("rate", seed, lim._rps.taken, calls))
+
+    for seed in range(100):
+        asyncio.run(main(seed))
+        assert not broken, (seed, broken[:3])

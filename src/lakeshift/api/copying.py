@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lakeshift.api.common import MiB, _blocking
 from lakeshift.engine.copy_options import copy_options, identity_pairs
@@ -16,6 +19,9 @@ from lakeshift.errors import UsageError
 from lakeshift.model import CopyResult
 from lakeshift.plan.source import destination_config, source_config
 from lakeshift.stores.base import StoreOptions
+
+if TYPE_CHECKING:
+    from lakeshift.engine.proof_log import ProofLog
 
 
 async def _check_proof_log(proof_log: str | Path) -> None:
@@ -55,7 +61,7 @@ async def _proofs(proof_log: str | Path | None, subscribers: list[Subscriber] | 
     try:
         yield [*(subscribers or []), log]
     except BaseException:
-        log.close(discard=True)  # the rows queued are written: their objects were copied
+        await _closed(log, discard=True)  # the rows queued are written: objects copied
         if log.on_failure is None and task is not None:  # it cancelled the command
             task.uncancel()
             raise log.failure() from None
@@ -63,6 +69,37 @@ async def _proofs(proof_log: str | Path | None, subscribers: list[Subscriber] | 
     if log.on_failure is None and task is not None:  # cancelled, and the cancel was taken
         task.uncancel()
     await asyncio.to_thread(log.close)
+
+
+async def _closed(log: ProofLog, discard: bool) -> None:
+    """``log.close(discard)`` awaited off the event loop: behind a stalled disk it waits up
+    to the stall limit (``http.STALL_SECONDS``, 120 s) for the rows queued, and the loop
+    must not be held meanwhile (heartbeats, the display, an embedding application).  A
+    daemon thread of its own rather than ``asyncio.to_thread``: a command interrupted again
+    while it waits leaves it behind (``asyncio.run``'s end waits for the default
+    executor's threads, up to that limit)."""
+    loop = asyncio.get_running_loop()
+    closed: asyncio.Future[None] = loop.create_future()
+
+    def settle(error: BaseException | None) -> None:
+        if closed.done():  # (the command was interrupted again: nobody waits)
+            return
+        if error is None:
+            closed.set_result(None)
+        else:
+            closed.set_exception(error)
+
+    def close() -> None:
+        error: BaseException | None = None
+        try:
+            log.close(discard)
+        except BaseException as e:  # (said on the loop, by the command awaiting it)
+            error = e
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(settle, error)
+
+    threading.Thread(target=close, daemon=True, name="lakeshift-proof-log-close").start()
+    await closed
 
 
 async def copy_async(source: str, destination: str, *, concurrency: int = 32,

@@ -242,7 +242,10 @@ class ProofLog:
                 break
             seen = self.written
             try:
-                await asyncio.wait_for(opened.wait(), stall)
+                # (asyncio.timeout, not wait_for: before Python 3.12 wait_for returned the
+                # wait finished in the turn a cancel came, and the cancel (Ctrl-C) was lost.)
+                async with asyncio.timeout(stall):
+                    await opened.wait()
             except TimeoutError:
                 if self.written == seen and self._error is None and pending:
                     self._stalled = True

@@ -111,6 +111,8 @@ async def _keyed(part: ClaimedPartition, root: str,
 
     async def one(item: tuple[str, str, ObjectInfo | None, int]) -> None:
         key, dest_key, info, ticket = item
+        while events.holding and (held := events.held()) is not None:
+            await held  # a subscriber holds new objects back (--proof-log, behind)
         ok = await _copy_key(ctx, key, dest_key, info, opts.overwrite, opts.retries,
                              opts.skip_errors, opts.delete_source)
         part.watermark.done(ticket, ok)
