@@ -167,3 +167,34 @@ def test_without_ahead_no_page_is_asked_for_before_it_is_wanted() -> None:
         assert store.asked == [0]
 
     asyncio.run(main())
+
+
+def test_no_page_is_asked_for_ahead_once_a_page_reaches_the_ranges_end() -> None:
+    """A key range's consumer stops at its end: the page after the one that reaches it is
+    never read, so it is not asked for (a template pass's empty ranges beside its folders
+    listed one such page each, source and destination: 6 → 8 requests)."""
+    async def main() -> None:
+        store = _Pages(4)
+        for g in store.gates:
+            g.set()
+        pages = list_pages(store, "", policy=_ONCE, ahead=True, end="k001-1")
+        keys = []
+        async for page in pages:
+            keys += [o.key for o in page]
+            if keys[-1] >= "k001-1":
+                break
+            for _ in range(5):
+                await asyncio.sleep(0)
+        await pages.aclose()
+        assert store.asked == [0, 1], store.asked  # page 1 reaches the end: no page 2
+        # Below the end the page ahead is still asked for.
+        store2 = _Pages(3)
+        for g in store2.gates:
+            g.set()
+        pages2 = list_pages(store2, "", policy=_ONCE, ahead=True, end="zzz")
+        await pages2.__anext__()
+        await asyncio.sleep(0)
+        assert store2.asked == [0, 1]
+        await pages2.aclose()
+
+    asyncio.run(main())

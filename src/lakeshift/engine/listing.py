@@ -31,8 +31,8 @@ async def _page(store: Lister, prefix: str, token: str | None, start_after: str 
 
 async def list_pages(store: Lister, prefix: str, start_after: str | None = None,
                      policy: RetryPolicy = DEFAULT_POLICY,
-                     limiter: EndpointLimiter | None = None, ahead: bool = False
-                     ) -> AsyncIterator[Sequence[ObjectInfo]]:
+                     limiter: EndpointLimiter | None = None, ahead: bool = False,
+                     end: str | None = None) -> AsyncIterator[Sequence[ObjectInfo]]:
     """Non-empty pages of objects under ``prefix`` (a string prefix) in key order, after
     ``start_after`` when given.
 
@@ -41,14 +41,18 @@ async def list_pages(store: Lister, prefix: str, start_after: str | None = None,
     before this one is handed on, so the consumer does not wait for each page after
     finishing the one before (a local walk of 1,000 files, or an S3 request, while the
     copy pool drained).  Its error is raised where it would have been, when the consumer
-    reaches it; one not reached (the consumer stopped, or was cancelled) is cancelled."""
+    reaches it; one not reached (the consumer stopped, or was cancelled) is cancelled.
+    ``end``: the consumer stops at the first key at or after it (a key range's end), so no
+    page is asked for ahead once a page reaches it (a template pass's empty ranges beside
+    its folders, a key-range partition: the page after the range was listed, unread)."""
     # (Without ``ahead`` a consumer that stops early, as the partitioner's probes that
     # want one page, asks for no page it does not read.)
     next_page: asyncio.Future[Page] | None = None
     try:
         page = await _page(store, prefix, None, start_after, None, policy, limiter)
         while True:
-            if ahead and page.token is not None:
+            if ahead and page.token is not None and (
+                    end is None or not page.objects or page.objects[-1].key < end):
                 next_page = asyncio.ensure_future(
                     _page(store, prefix, page.token, start_after, None, policy, limiter))
             if page.objects:

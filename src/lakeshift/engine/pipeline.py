@@ -298,7 +298,7 @@ async def source_items(src: Store, spec: SourceSpec, name_filter: NameFilter,
                        limiter: EndpointLimiter | None = None
                        ) -> AsyncIterator[tuple[str, ObjectInfo]]:
     pages = list_pages(src, spec.listing_prefix(), spec.start_after, policy, limiter,
-                       ahead=True)
+                       ahead=True, end=spec.range_end)
     # Every key of the prefix, no range, no filter (a copy's usual source): each key's
     # name is its tail after rel_base, taken unless empty, in one comprehension (no four
     # Python calls a key: past_end, takes, rel and the filter; same outcome).
@@ -361,7 +361,7 @@ async def _within(items: AsyncIterator[tuple[str, ObjectInfo]], low: str | None,
 
 async def dest_items(dst: Store, root: str, prefix: str, start_after: str | None,
                      dry_run: bool, policy: RetryPolicy = DEFAULT_POLICY,
-                     limiter: EndpointLimiter | None = None
+                     limiter: EndpointLimiter | None = None, end: str | None = None
                      ) -> AsyncIterator[tuple[str, ObjectInfo]]:
     # A directory is listed as "d" (a Gen2 directory, an hdi_isfolder blob); the source names
     # it "d/": pair them.  "d/" sorts after "d-x" and "d.csv", so it is held back until the
@@ -369,7 +369,8 @@ async def dest_items(dst: Store, root: str, prefix: str, start_after: str | None
     # directory name that is a prefix of what follows, so bounded by the depth.
     held: list[tuple[str, ObjectInfo]] = []
     try:
-        async for page in list_pages(dst, prefix, start_after, policy, limiter, ahead=True):
+        async for page in list_pages(dst, prefix, start_after, policy, limiter, ahead=True,
+                                     end=end):
             for obj in page:
                 rel = obj.key[len(root):]
                 while held and held[0][0] < rel:
@@ -517,9 +518,10 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
 
     async def planned() -> AsyncIterator[tuple[str, ObjectInfo, int, bool]]:
         """What to copy: the merge of both listings, minus what is decided here."""
+        low, high = dest_range(spec, root)
         dest = None if opts.overwrite == "always" and on_dest is None else _within(
             dest_items(dst, root, dest_prefix(spec, root), dest_after, opts.dry_run, policy,
-                       ctx.dst_limit), *dest_range(spec, root))
+                       ctx.dst_limit, high), low, high)
         items = source_items(src, spec, name_filter, events, policy, ctx.src_limit)
         # Listed objects ``select`` leaves out (sync: outside the pass's window), not yet
         # taken back: a negative Listed takes them off the totals (progress, stats), which
