@@ -181,10 +181,10 @@ def test_no_page_is_asked_for_ahead_once_a_page_reaches_the_ranges_end() -> None
         keys = []
         async for page in pages:
             keys += [o.key for o in page]
+            for _ in range(5):
+                await asyncio.sleep(0)  # (a task ahead would start and ask)
             if keys[-1] >= "k001-1":
                 break
-            for _ in range(5):
-                await asyncio.sleep(0)
         await pages.aclose()
         assert store.asked == [0, 1], store.asked  # page 1 reaches the end: no page 2
         # Below the end the page ahead is still asked for.
