@@ -282,9 +282,12 @@ async def copy_async(source: StoreConfig, destination: StoreConfig,
     policy = RetryPolicy(attempts=opts.retries)
     try:
         await check_reachable(src.check_source, "source", policy)
+        spec = await resolve_source(src)
+        # Refused before anything is written: a string prefix (``raw`` also lists ``raw2/``)
+        # is known from a folder only now.
+        refuse_destination_inside_source(source, destination, spec)
         if not opts.dry_run:
             await check_reachable(dst.prepare_destination, "destination", policy)
-        spec = await resolve_source(src)
         await run_pipeline(src, dst, spec, destination_root(dst), opts, events,
                            SlotPool(opts.concurrency), policy, pacing=opts.pacing(events))
     finally:
