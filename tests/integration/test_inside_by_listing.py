@@ -30,6 +30,9 @@ def test_a_folder_copied_beside_itself_is_not_inside_it(blob_service: Any,
     assert plan.job.partitions == 1
     assert _names(blob_service, container) == ["raw/a.txt", "raw/b/c.txt", "raw2/a.txt",
                                                "raw2/b/c.txt"]
+    synced = lakeshift.sync(f"az://{container}/raw", f"az://{container}/raw3/", job="s",
+                            db=f"sqlite:///{tmp_path}/s.db")
+    assert synced.passes == 1 and synced.run.failed == 0
 
 
 def test_a_name_prefix_that_takes_the_destination_is_refused(blob_service: Any,
@@ -42,6 +45,10 @@ def test_a_name_prefix_that_takes_the_destination_is_refused(blob_service: Any,
     db = tmp_path / "j.db"
     with pytest.raises(UsageError, match="is inside the source"):
         lakeshift.plan(f"az://{container}/raw", f"az://{container}/raw2/", job="j",
+                       db=f"sqlite:///{db}")
+    assert not db.exists()
+    with pytest.raises(UsageError, match="is inside the source"):
+        lakeshift.sync(f"az://{container}/raw", f"az://{container}/raw2/", job="s",
                        db=f"sqlite:///{db}")
     assert not db.exists()
     assert _names(blob_service, container) == ["raw-a.txt"]
