@@ -121,7 +121,7 @@ _MODULES = {
               "_planning_db _new_sqlite_file _processes_here _dask_cluster "
               "_remove_sqlite_file _check_stores _job_store_pairs _make_folders "
               "_remove_folders _page_args",
-    "copying": "_check_proof_log _refuse_proof_log_on_dask _proofs copy_async copy "
+    "copying": "_check_proof_log _refuse_proof_log_on_dask _proofs _closed copy_async copy "
                "_copy_pair",
     "jobs": "plan_async plan reset_job_async reset_job delete_job_async delete_job run_async "
             "run _name_the_file _plan_from_config plan_job run_job",
