@@ -246,7 +246,8 @@ _importlib.import_module("lakeshift.plan")
 globals().pop("plan", None)  # (absent when the package is reloaded)
 
 
-def __getattr__(name: str) -> _typing.Any:
+def _bound(name: str) -> _typing.Any:
+    """``__getattr__`` (PEP 562): ``name`` imported from its module and bound here."""
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -258,6 +259,12 @@ def __getattr__(name: str) -> _typing.Any:
     value = getattr(found, name)
     globals()[name] = value
     return value
+
+
+if not _typing.TYPE_CHECKING:
+    # Hidden from type checkers (a module ``__getattr__`` makes mypy type every name it
+    # does not know as Any: ``lakeshift.cpoy(...)`` would pass); they see the imports above.
+    __getattr__ = _bound
 
 
 def __dir__() -> list[str]:

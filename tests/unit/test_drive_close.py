@@ -105,3 +105,32 @@ def test_a_producer_error_and_a_normal_end_leave_it_closed_and_raise_as_before()
         assert sorted(seen) == sorted([1, *range(10)])
 
     asyncio.run(main())
+
+
+def test_an_error_of_the_works_cleanup_does_not_hide_the_one_that_ended_the_pool() -> None:
+    """The close runs in drive's ``finally``: a cleanup that fails there replaced the
+    action's error (the caller saw only the cleanup's); raised only when nothing else is."""
+    async def work() -> AsyncIterator[int]:
+        try:
+            for i in range(100):
+                yield i
+        finally:
+            raise ValueError("the cleanup failed")
+
+    async def broken(item: int) -> None:
+        raise RuntimeError("the action failed")
+
+    async def fine(item: int) -> None:
+        pass
+
+    async def short() -> AsyncIterator[int]:
+        try:
+            yield 1
+            await asyncio.sleep(0)
+        finally:
+            raise ValueError("the cleanup failed")
+
+    with pytest.raises(RuntimeError, match="the action failed"):
+        asyncio.run(drive(work(), broken, 1))
+    with pytest.raises(ValueError, match="the cleanup failed"):  # (nothing else to see)
+        asyncio.run(drive(short(), fine, 2))

@@ -198,3 +198,46 @@ def test_no_page_is_asked_for_ahead_once_a_page_reaches_the_ranges_end() -> None
         await pages2.aclose()
 
     asyncio.run(main())
+
+
+def test_a_consumer_that_stops_early_asks_for_no_page_it_does_not_read() -> None:
+    """Without ``ahead``: ``check`` takes the first page, the planner's prefix discovery
+    one page per next character ("one listing request per character at most"); with a
+    page ahead each asked for two (8 characters: 17 requests, not 9, at 5a2558c)."""
+    from lakeshift.plan.partitioner import next_characters
+
+    class Keys:
+        def __init__(self) -> None:
+            self.keys = sorted(f"{c}{i}" for c in "abcdefgh" for i in range(5))
+            self.asked = 0
+
+        async def list_page(self, prefix: str, token: str | None = None,
+                            start_after: str | None = None,
+                            delimiter: str | None = None) -> Page:
+            self.asked += 1
+            keys = [k for k in self.keys if start_after is None or k > start_after]
+            i = int(token or 0)
+            return Page([ObjectInfo(k, 1) for k in keys[i:i + 2]], (),
+                        str(i + 2) if i + 2 < len(keys) else None)
+
+    async def settle() -> None:
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+    async def main() -> None:
+        store = Keys()
+        async for _ in list_pages(store, "", policy=_ONCE):
+            break
+        await settle()
+        assert store.asked == 1
+        store.asked = 0
+        _, chars, _ = await next_characters(store, "", _ONCE)  # type: ignore[arg-type]
+        await settle()
+        assert chars == list("abcdefgh")
+        assert store.asked == len(chars) + 1  # one per character, one that finds no more
+        # Read to the end without a page ahead: every page once, in order.
+        store.asked = 0
+        keys = [o.key async for page in list_pages(store, "", policy=_ONCE) for o in page]
+        assert keys == store.keys and store.asked == len(store.keys) // 2
+
+    asyncio.run(main())

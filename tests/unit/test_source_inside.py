@@ -9,6 +9,7 @@ import pytest
 
 from lakeshift.errors import UsageError
 from lakeshift.plan.source import (
+    SourceSpec,
     destination_config,
     refuse_destination_inside_source,
     source_config,
@@ -17,10 +18,10 @@ from lakeshift.stores.base import StoreOptions
 
 
 def _refused(src: str, dst: str, src_opts: StoreOptions | None = None,
-             dst_opts: StoreOptions | None = None) -> bool:
+             dst_opts: StoreOptions | None = None, spec: SourceSpec | None = None) -> bool:
     try:
         refuse_destination_inside_source(source_config(src, src_opts),
-                                         destination_config(dst, dst_opts))
+                                         destination_config(dst, dst_opts), spec)
     except UsageError as e:
         assert e.exit_code == 2 and "is inside the source" in str(e)
         return True
@@ -31,7 +32,8 @@ def _refused(src: str, dst: str, src_opts: StoreOptions | None = None,
     ("s3://bkt/d", "s3://bkt/d/sub", True),
     ("s3://bkt/d/", "s3://bkt/d/", True),
     ("s3://bkt/", "s3://bkt/anything", True),
-    ("s3://bkt/logs/2024-0", "s3://bkt/logs/2024-05-copy/", True),   # a string prefix takes it
+    ("s3://bkt/logs/2024-0", "s3://bkt/logs/2024-0/copy/", True),
+    ("s3://bkt/logs/2024-0", "s3://bkt/logs/2024-05-copy/", False),  # known once resolved
     ("s3://bkt/d", "s3://bkt/e/d", False),
     ("s3://bkt/d/sub", "s3://bkt/d", False),
     ("s3://bkt/d", "s3://other-bkt/d/sub", False),
@@ -108,7 +110,7 @@ BLOB = "https://acct.blob.core.windows.net/cnt"
     ("az://cnt/raw", "abfss://cnt@other.dfs.core.windows.net/raw/x", False),
     ("abfss://cnt@other.dfs.core.windows.net/raw", "az://cnt/raw/x", False),
     ("az://cnt/raw", "abfss://cnt2@acct.dfs.core.windows.net/raw/x", False),
-    ("az://cnt/raw", f"{GEN2}/raw2", True),  # a string prefix: raw takes raw2/
+    ("az://cnt/raw", f"{GEN2}/raw2", False),  # a folder raw does not take raw2/
     ("az://cnt/raw/", f"{GEN2}/raw2", False),
     ("az://cnt/raw/x", f"{GEN2}/raw", False),
     ("abfss://cnt@acct.dfs.core.chinacloudapi.cn/raw", "az://cnt/raw/x", False),
@@ -158,3 +160,26 @@ def test_local_relative_absolute_file_url_and_symlink_spellings(
         assert _refused(src, dst), (src, dst)
     for src, dst in (("real/in", "real"), ("real", "realm"), ("link/in", f"file://{real}")):
         assert not _refused(src, dst), (src, dst)
+
+
+@pytest.mark.parametrize("src,dst", [
+    ("s3://bkt/raw", "s3://bkt/raw2/"), ("s3://bkt/logs/2024-0", "s3://bkt/logs/2024-05-copy"),
+    ("az://cnt/raw", "az://cnt/raw-copy")])
+def test_a_string_prefix_of_the_destination_is_judged_by_what_the_source_lists(
+        src: str, dst: str) -> None:
+    """``raw`` lists ``raw2/`` only when it is not a folder (resolve_source): before the
+    source is asked it is not refused; once resolved, a folder is not, a prefix is."""
+    path = source_config(src).url.path
+    parent = path[:path.rfind("/") + 1]
+    assert not _refused(src, dst)
+    assert not _refused(src, dst, spec=SourceSpec(path + "/", path + "/"))  # a folder
+    assert not _refused(src, dst, spec=SourceSpec(path, parent, single=True))  # one object
+    assert _refused(src, dst, spec=SourceSpec(path, parent))  # a string prefix
+
+
+def test_a_folder_of_the_source_is_refused_whatever_the_source_resolves_to() -> None:
+    for spec in (None, SourceSpec("raw/", "raw/"), SourceSpec("raw", "")):
+        assert _refused("s3://bkt/raw", "s3://bkt/raw/copy/", spec=spec)
+        assert _refused("s3://bkt/raw", "s3://bkt/raw", spec=spec)
+    for spec in (None, SourceSpec("", "")):
+        assert _refused("s3://bkt/", "s3://bkt/raw2", spec=spec)

@@ -135,3 +135,39 @@ def test_the_trials_reach_the_stores_as_the_config_says_unless_a_flag_is_given(
         lakeshift.tune("s3://lake/raw/", str(tmp_path / "dst"), config=cfg,
                        store_options=StoreOptions(s3_endpoint="http://127.0.0.1:9001"))
     assert len(tried) == 3
+
+
+def test_a_store_flag_given_at_its_default_against_the_config_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``tune --config`` lets a store flag given win over the file's value, but the API
+    cannot tell ``--azure-auth auto`` (the default) from no flag: the trials used the
+    file's azure_auth = "cli" instead, silently.  Refused with one line (the flag, or the
+    environment variable that set it); the same file without the flag is tuned."""
+    from lakeshift.cli.app import run
+    from lakeshift.engine import tune as engine_tune
+
+    cfg = tmp_path / "lakeshift.toml"
+    cfg.write_text(f'[job]\nname = "raw"\n\n[source]\nurls = ["{tmp_path / "src"}"]\n\n'
+                   f'[destination]\nurl = "{tmp_path / "dst"}"\nazure_auth = "cli"\n')
+    (tmp_path / "src").mkdir()
+    monkeypatch.delenv("LAKESHIFT_AZURE_AUTH", raising=False)
+    tried: list[Any] = []
+
+    async def trials(source: Any, destination: Any, *args: Any) -> Any:
+        tried.append(destination.options.azure_auth)
+        raise UsageError("stopped here")
+
+    monkeypatch.setattr(engine_tune, "tune_async", trials)
+    args = ["tune", str(tmp_path / "src"), str(tmp_path / "dst"), "--config", str(cfg)]
+    assert run([*args, "--azure-auth", "auto"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--azure-auth 'auto' is the default" in err and "azure_auth = 'cli'" in err, err
+    assert len(err.splitlines()) == 1 and tried == []
+    monkeypatch.setenv("LAKESHIFT_AZURE_AUTH", "auto")
+    assert run(args) == 2
+    assert "LAKESHIFT_AZURE_AUTH='auto' in the environment" in capsys.readouterr().err
+    monkeypatch.delenv("LAKESHIFT_AZURE_AUTH")
+    assert run(args) == 2 and tried == ["cli"]  # (the trials, as the file says)
+    assert run([*args, "--azure-auth", "cli"]) == 2 and tried == ["cli", "cli"]
+    assert run([*args, "--azure-auth", "key"]) == 2 and tried == ["cli", "cli", "key"]

@@ -155,7 +155,8 @@ def _records() -> None:
         globals().update({name: getattr(model, name) for name in _RECORDS})
 
 
-def __getattr__(name: str) -> Any:
+def _bound(name: str) -> Any:
+    """``__getattr__`` (PEP 562): ``name`` read from its module and bound here."""
     if name in _RECORDS:
         _records()
         return globals()[name]
@@ -171,6 +172,13 @@ def __getattr__(name: str) -> Any:
             if name in vars(found):
                 return vars(found)[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+if not TYPE_CHECKING:
+    # Hidden from type checkers: with a module ``__getattr__`` mypy types every attribute
+    # it does not know as Any, so ``lakeshift.api.stauts(...)`` would pass it.  They see
+    # the names imported under TYPE_CHECKING above (the public ones) and nothing else.
+    __getattr__ = _bound
 
 
 def __dir__() -> list[str]:

@@ -27,6 +27,7 @@ from lakeshift.engine.copy_options import copy_options, job_copy_options, skip_e
 from lakeshift.engine.events import Subscriber
 from lakeshift.errors import UsageError
 from lakeshift.plan.source import (
+    SourceSpec,
     destination_config,
     refuse_destination_inside_source,
     source_config,
@@ -249,9 +250,10 @@ async def _sync_job(control: ControlDB, job: str, source: str | None,
         return j
     new_stores = [(source_config(source, store_options),
                    destination_config(destination, store_options))]
-    # Before the stores are asked anything (plan refuses it too, after them; an ADF delta
-    # table's job is not planned).
-    refuse_destination_inside_source(*new_stores[0])
+    # Before the stores are asked anything (plan refuses it too, after them, a string
+    # prefix as well; an ADF delta table's job is not planned: its path as one).
+    refuse_destination_inside_source(*new_stores[0], SourceSpec(
+        new_stores[0][0].url.path, "") if adf_delta_table else None)
     prefixes = list(prefix)
     if partitions_file is not None:
         if prefixes:

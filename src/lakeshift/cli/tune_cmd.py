@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from lakeshift import api
-from lakeshift.cli.options import NO_STORE_OPTIONS, JsonOpt, with_store_options
+from lakeshift.cli.options import NO_STORE_OPTIONS, JsonOpt, given, with_store_options
+from lakeshift.errors import UsageError
 from lakeshift.plan.jobconfig import size_text
 from lakeshift.sizes import human_bytes
 
@@ -23,6 +25,7 @@ EPILOG = """Example:
 
 @with_store_options
 def tune(
+    ctx: typer.Context,
     src: Annotated[str, typer.Argument(help="Source URL (as for copy).", show_default=False)],
     dst: Annotated[str, typer.Argument(help="Destination URL (as for copy); the trials write "
                                             "under DST/.lakeshift-tune-*/ and delete it.",
@@ -37,6 +40,8 @@ def tune(
     as_json: JsonOpt = False,
     store: api.StoreOptions = NO_STORE_OPTIONS,
 ) -> int:
+    if config is not None:
+        _refuse_defaults_the_config_replaces(ctx, config, store)
     result = api.tune(src, dst, config=config, sample_objects=sample_objects,
                       sample_size=sample_size, store_options=store)
     rows = [{"concurrency": t.setting.concurrency, "block_size": t.setting.block_size,
@@ -79,3 +84,25 @@ def tune(
     print(f"Best: --concurrency {best.concurrency} --block-size {size_text(best.block_size)} "
           f"--single-put-max {size_text(best.single_put_max)}{where}")
     return 0
+
+
+def _refuse_defaults_the_config_replaces(ctx: typer.Context, config: str,
+                                         store: api.StoreOptions) -> None:
+    """The API lets each store option given (one that is not its default) win over the
+    config's; a flag given at its default (``--azure-auth auto``, or LAKESHIFT_AZURE_AUTH)
+    cannot be told from none there, so the file's value would silently be used instead:
+    refused when the file says otherwise."""
+    from dataclasses import fields
+
+    from lakeshift.plan.jobconfig import load
+
+    default, from_file = api.StoreOptions(), load(Path(config)).store
+    for f in fields(api.StoreOptions):
+        value = getattr(store, f.name)
+        if given(ctx, f.name, value) is not None and value == getattr(default, f.name) \
+                and getattr(from_file, f.name) != value:
+            flag = "--" + f.name.replace("_", "-")
+            raise UsageError(
+                f"{flag} {value!r} is the default, and {config} sets {f.name} = "
+                f"{getattr(from_file, f.name)!r}, which tune --config uses: change the file, "
+                f"or leave out {flag}")

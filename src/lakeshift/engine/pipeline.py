@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import heapq
+import sys
 import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -282,9 +283,12 @@ async def copy_async(source: StoreConfig, destination: StoreConfig,
     policy = RetryPolicy(attempts=opts.retries)
     try:
         await check_reachable(src.check_source, "source", policy)
+        spec = await resolve_source(src)
+        # Refused before anything is written: a string prefix (``raw`` also lists ``raw2/``)
+        # is known from a folder only now.
+        refuse_destination_inside_source(source, destination, spec)
         if not opts.dry_run:
             await check_reachable(dst.prepare_destination, "destination", policy)
-        spec = await resolve_source(src)
         await run_pipeline(src, dst, spec, destination_root(dst), opts, events,
                            SlotPool(opts.concurrency), policy, pacing=opts.pacing(events))
     finally:
@@ -459,9 +463,16 @@ async def drive(work: AsyncIterator[T], action: Callable[[T], Awaitable[None]],
         # On every way out (an action's error, a cancel, the end) the planner's generator
         # is closed here, its own ``finally`` and open listings run now, not whenever the
         # garbage collector finds it (after an end it is exhausted: a no-op).
+        # An error of its own cleanup is raised only when nothing else is: it would hide
+        # the action's error (or the producer's) that ended the pool.
         close = getattr(work, "aclose", None)
         if close is not None:
-            await close()
+            ending = sys.exc_info()[1]
+            try:
+                await close()
+            except Exception:
+                if ending is None:
+                    raise
 
 
 async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts: CopyOptions,

@@ -78,7 +78,9 @@ async def create_plan(control: ControlDB, job: str, sources: Sequence[str], dst:
         raise UsageError(f"--partition-by {partition_by!r}: use none or auto")
     dst_url = parse_url(dst)
     for _, cfg, dest in source_destinations(sources, dst, so):
-        refuse_destination_inside_source(cfg, destination_config(dest, so))
+        # An ADF table's sources are not resolved: their path as a string prefix.
+        refuse_destination_inside_source(cfg, destination_config(dest, so), SourceSpec(
+            cfg.url.path, "") if adf_control_table else None)
     if adf_control_table and len(sources) != 1:
         raise UsageError("--adf-control-table takes one SRC: the bucket its PartitionPrefix "
                          "values are relative to")
@@ -171,6 +173,8 @@ async def plan_sources(sources: Sequence[str], dst: str, so: StoreOptions,
         try:
             await check_reachable(store.check_source, "source", policy)
             spec = await resolve_source(store)
+            # (a string prefix, ``raw`` also listing ``raw2/``, is known only now)
+            refuse_destination_inside_source(cfg, destination_config(dest, so), spec)
             base = bucket_url(text, cfg.url.bucket, cfg.url.scheme, cfg.url.account)
             planned = PlannedSource(text, spec, base, dest)
             if partition_by == "auto" and auto is not None:

@@ -91,7 +91,8 @@ def destination_config(url: str, options: StoreOptions | None = None) -> StoreCo
     return StoreConfig(parse_url(url), options or StoreOptions())
 
 
-def refuse_destination_inside_source(source: StoreConfig, destination: StoreConfig) -> None:
+def refuse_destination_inside_source(source: StoreConfig, destination: StoreConfig,
+                                     spec: SourceSpec | None = None) -> None:
     """UsageError when the destination lies inside what the source names: every run would
     then list the previous run's copy as source and nest it one level deeper.
 
@@ -101,9 +102,12 @@ def refuse_destination_inside_source(source: StoreConfig, destination: StoreConf
     relative paths from the working folder): the destination directory is the source's
     directory, or is below it where the source names it (a source path naming a file or a
     name prefix in its directory, see ``source_config``, takes only names starting with
-    it).  Object stores: the destination root starts with the source path — a string
-    prefix, as the source lists it (``logs/2024-0`` also takes ``logs/2024-05-copy/``).
-    Asks no server."""
+    it).  Object stores: the destination root starts with the prefix the source lists,
+    ``spec`` (``resolve_source``'s; a string prefix, ``logs/2024-0`` also takes
+    ``logs/2024-05-copy/``, but a folder ``raw`` takes ``raw/``, not ``raw2/``).  Without
+    ``spec`` (before the source is asked) only the path as a folder is refused: a string
+    prefix of the destination that is not a folder of it (``raw`` → ``raw2/``) is checked
+    again with ``spec`` once the source is resolved.  Asks no server."""
     src, dst = source.url, destination.url
     if src.scheme != dst.scheme:
         return
@@ -119,8 +123,10 @@ def refuse_destination_inside_source(source: StoreConfig, destination: StoreConf
         inside = dst_dir == src_dir or (
             under and _root(os.path.relpath(dst_dir, src_dir).replace(os.sep, "/"))
             .startswith(src.path))
-    else:
-        inside = _root(dst.path).startswith(src.path)
+    elif spec is None:
+        inside = _root(dst.path).startswith(_root(src.path))
+    else:  # (one object names only its own key)
+        inside = not spec.single and _root(dst.path).startswith(spec.list_prefix)
     if inside:
         raise UsageError(f"destination {dst.display()} is inside the source {src.display()}: "
                          "each run would copy the last copy again, one level deeper; choose a "
