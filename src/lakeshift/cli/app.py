@@ -120,16 +120,48 @@ def __dir__() -> list[str]:
     return sorted({*globals(), "app"})
 
 
+#: The exit code of a command cut short because its stdout's reader left (128 + SIGPIPE).
+_STDOUT_CLOSED = 141
+
+
 def _error(kind: str, message: str, exit_code: int, as_json: bool) -> int:
     """One line on stderr; with ``--json`` also ``{"error": {...}}`` on stdout, so a script
     reading stdout gets JSON whatever happened."""
     message = redact(message)
     print(f"lakeshift: {message}", file=sys.stderr)
     if as_json:
-        json.dump({"error": {"kind": kind, "message": message, "exit_code": exit_code}},
-                  sys.stdout)
-        print()
+        try:
+            json.dump({"error": {"kind": kind, "message": message, "exit_code": exit_code}},
+                      sys.stdout)
+            print(flush=True)
+        except BrokenPipeError:  # stdout's reader is gone (``| head``): the code still says it
+            _drop_stdout()
     return exit_code
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe (or socket) whose reader has gone."""
+    import select
+
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poll.poll(0))
+    except (AttributeError, OSError, ValueError):  # no real stdout (captured, closed)
+        return False
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null once its reader has gone: what is still buffered, and the
+    interpreter's final flush, then go nowhere instead of raising BrokenPipeError."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, sys.stdout.fileno())
+        finally:
+            os.close(null)
+    except (AttributeError, OSError, ValueError):
+        pass
 
 
 def _internal_error(exc: BaseException, as_json: bool) -> int:
@@ -193,6 +225,16 @@ def run(argv: list[str] | None = None) -> int:
         return code
     except LakeshiftError as e:
         return _error(e.kind, str(e), e.exit_code, as_json)
+    except (BrokenPipeError, SystemExit) as e:
+        # stdout's reader left while the command wrote (``| head``); click answers that with
+        # SystemExit(1), which would read as "some objects failed": the command was cut
+        # short by the closed pipe, 128 + SIGPIPE as a shell says for one killed by it.
+        if not _stdout_closed():  # not ours to answer: a socket's, or a real exit
+            if isinstance(e, SystemExit):
+                raise
+            return _internal_error(e, as_json)
+        _drop_stdout()
+        return _STDOUT_CLOSED
     except (KeyboardInterrupt, asyncio.CancelledError):
         return _interrupted(argv)
     except BaseExceptionGroup as eg:
@@ -223,6 +265,12 @@ def main() -> NoReturn:
     while the interpreter finalizes (DESIGN.md §8), which would replace our exit code.
     """
     code = run()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader left before our last bytes: the code stands
+        _drop_stdout()
+    try:
+        sys.stderr.flush()
+    except BrokenPipeError:
+        pass
     os._exit(code)
