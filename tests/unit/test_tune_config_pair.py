@@ -171,3 +171,40 @@ def test_a_store_flag_given_at_its_default_against_the_config_is_refused(
     assert run(args) == 2 and tried == ["cli"]  # (the trials, as the file says)
     assert run([*args, "--azure-auth", "cli"]) == 2 and tried == ["cli", "cli"]
     assert run([*args, "--azure-auth", "key"]) == 2 and tried == ["cli", "cli", "key"]
+
+
+def test_a_refusal_for_another_server_names_the_two_servers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, acct_key: None) -> None:
+    """The config's URLs given, but ``--s3-endpoint`` (or the credentials' account) names
+    another server: the line said "job.toml copies X → Y, not X → Y"; it names the two
+    endpoints (accounts) instead.  Another path is still named by its URLs."""
+    import lakeshift
+    from lakeshift.plan.places import store_difference
+
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    cfg = tmp_path / "job.toml"
+    cfg.write_text('[job]\nname = "raw"\n\n[source]\nurls = ["s3://bkt/raw/"]\n'
+                   's3_endpoint = "http://127.0.0.1:9000"\n\n[destination]\n'
+                   'url = "az://lake/out"\n')
+    with pytest.raises(UsageError) as e:
+        lakeshift.tune("s3://bkt/raw/", "az://lake/out", config=cfg,
+                       store_options=StoreOptions(s3_endpoint="http://127.0.0.1:1"))
+    msg = str(e.value)
+    assert ", not s3://" not in msg, msg
+    assert "source at the S3 endpoint http://127.0.0.1:9000" in msg, msg
+    assert "would be at the S3 endpoint http://127.0.0.1:1" in msg, msg
+    assert "destination" not in msg.split(":")[0], msg  # the destination is the file's
+    with pytest.raises(UsageError, match=r"az://lake/out, not s3://bkt/raw/ → az://lake/x"):
+        lakeshift.tune("s3://bkt/raw/", "az://lake/x", config=cfg,
+                       store_options=StoreOptions(s3_endpoint="http://127.0.0.1:1"))
+    # A URL that cannot name a place is refused as itself, not as "copies X, not X".
+    with pytest.raises(UsageError, match="invalid container/filesystem name 'c'"):
+        lakeshift.tune("s3://bkt/raw/", "az://c/out", config=cfg)
+    # Azure: one container name at two accounts.
+    here, there = store_difference("abfss://lake@other.dfs.core.windows.net/out", OPTS,
+                                   "az://lake/out", OPTS) or ("", "")
+    assert "account other" in here and "account acct" in there, (here, there)
+    assert store_difference("az://lake/out", OPTS, "az://lake/out", OPTS) is None
+    assert store_difference("az://lake/out", OPTS, "az://sea/out", OPTS) is None
+    assert store_difference("s3://bkt/raw", OPTS, "s3://bkt/other", OPTS) is None

@@ -5,14 +5,19 @@ from __future__ import annotations
 import asyncio
 from dataclasses import fields, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lakeshift import model
 from lakeshift.api.common import MiB, _blocking
 from lakeshift.errors import UsageError
-from lakeshift.plan.places import url_within
+from lakeshift.plan.places import store_difference, url_within
 from lakeshift.plan.source import destination_config, source_config
 from lakeshift.sizes import size_arg
 from lakeshift.stores.base import StoreOptions
+from lakeshift.urls import parse_url
+
+if TYPE_CHECKING:
+    from lakeshift.plan.jobconfig import JobConfig
 
 
 async def tune_async(source: str, destination: str, *, config: str | Path | None = None,
@@ -44,12 +49,17 @@ async def tune_async(source: str, destination: str, *, config: str | Path | None
         # The best setting goes into that job's [run]: it must be tried on that job's pair
         # (a folder of its source, into its destination or a folder of it).
         options = _over_config(options, cfg.store)
+        for url in (source, destination, *cfg.sources, cfg.destination):
+            parse_url(url)  # one that cannot be a place is refused as itself, not as "not X"
         if not any(url_within(source, options, s, cfg.store) for s in cfg.sources) or \
                 not url_within(destination, options, cfg.destination, cfg.store):
+            pair = f"{', '.join(cfg.sources)} → {cfg.destination}"
+            servers = _servers_differ(source, destination, options, cfg)
             raise UsageError(
-                f"{config} copies {', '.join(cfg.sources)} → {cfg.destination}, not "
-                f"{source} → {destination}: tune that job's source and destination (or "
-                "folders of them), or leave out --config to only print the best setting")
+                (f"{config} copies {pair} with {servers}" if servers else
+                 f"{config} copies {pair}, not {source} → {destination}")
+                + ": tune that job's source and destination (or folders of them), or leave "
+                "out --config to only print the best setting")
     result = await tune_pair(source_config(source, options),
                              destination_config(destination, options), sample_objects, size)
     if config is not None:
@@ -60,6 +70,25 @@ async def tune_async(source: str, destination: str, *, config: str | Path | None
             values.update(block_size=b.block_size, single_put_max=b.single_put_max)
         await asyncio.to_thread(write_run_settings, Path(config), values)
     return result
+
+
+def _servers_differ(source: str, destination: str, options: StoreOptions,
+                    cfg: JobConfig) -> str:
+    """What differs when the URLs name the config's but the servers do not (another S3
+    endpoint or Azure account, from a flag or the environment), side by side; else "".
+    Naming the URLs alone would say "copies X, not X"."""
+    said = []
+    for side, given, theirs in (("source", source, cfg.sources),
+                                ("destination", destination, [cfg.destination])):
+        if any(url_within(given, options, t, cfg.store) for t in theirs):
+            continue
+        differs = next(filter(None, (store_difference(given, options, t, cfg.store)
+                                     for t in theirs)), None)
+        if differs is None:  # another path too: the URLs say what differs
+            return ""
+        said.append(f"its {side} at {differs[1]}, while this tune's {side} would be at "
+                    f"{differs[0]}")
+    return "; ".join(said)
 
 
 def _over_config(given: StoreOptions, from_config: StoreOptions) -> StoreOptions:

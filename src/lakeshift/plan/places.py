@@ -54,6 +54,10 @@ def place(url: str, options: StoreOptions) -> tuple[tuple[str, ...], str]:
     return store_place(u, options), u.path.rstrip("/")
 
 
+def _path_within(path_a: str, path_b: str) -> bool:
+    return path_a == path_b or path_b == "" or path_a.startswith(path_b + "/")
+
+
 def url_within(a: str, a_options: StoreOptions, b: str, b_options: StoreOptions) -> bool:
     """Whether URL ``a`` names ``b`` or a folder inside it, however each is spelled: the
     same store and a path at or below ``b``'s.  A URL that does not parse is not within."""
@@ -61,5 +65,30 @@ def url_within(a: str, a_options: StoreOptions, b: str, b_options: StoreOptions)
         (place_a, path_a), (place_b, path_b) = place(a, a_options), place(b, b_options)
     except UsageError:
         return False
-    return place_a == place_b and (path_a == path_b or path_b == "" or
-                                   path_a.startswith(path_b + "/"))
+    return place_a == place_b and _path_within(path_a, path_b)
+
+
+def _server(p: tuple[str, ...]) -> str:
+    """The server part of an S3 or Azure :func:`store_place`, in words."""
+    if p[0] == "s3":
+        return f"the S3 endpoint {p[1]}" if p[1] else "AWS's S3 endpoint"
+    account, endpoint = p[1] or "(none)", p[2]
+    return f"the Azure account {account} at {endpoint}" if endpoint else \
+        f"the Azure account {account}"
+
+
+def store_difference(a: str, a_options: StoreOptions, b: str,
+                     b_options: StoreOptions) -> tuple[str, str] | None:
+    """When ``a`` would be :func:`url_within` ``b`` but for the server each reaches (one
+    bucket or container name, at another S3 endpoint or Azure account): that server of
+    ``a`` and of ``b``, in words; else None.  A message that names the two URLs alone
+    would name the same thing twice."""
+    try:
+        (place_a, path_a), (place_b, path_b) = place(a, a_options), place(b, b_options)
+    except UsageError:
+        return None
+    if place_a == place_b or place_a[0] not in ("s3", "azure") or \
+            (place_a[0], place_a[-1]) != (place_b[0], place_b[-1]) or \
+            not _path_within(path_a, path_b):
+        return None
+    return _server(place_a), _server(place_b)
