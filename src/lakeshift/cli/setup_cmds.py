@@ -83,6 +83,7 @@ def _ask_until(text: str, default: str | None, valid: Callable[[str], bool],
             answer = typer.prompt(text, default=default,
                                   show_default=default not in (None, ""))
         except (EOFError, typer.Abort):
+            print(flush=True)  # the prompt ended its line on stdout; the error has its own
             if wrong is not None:
                 raise UsageError(f"init: {text!r} wants {hint}, not {wrong!r}") from None
             raise UsageError("init is interactive and got no answer: answer its questions, "
@@ -174,7 +175,7 @@ def init(
                                 concurrency=concurrency)
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(config_text(cfg, schedule), encoding="utf-8")
+        output.write_text(config_text(cfg, schedule, str(output)), encoding="utf-8")
     except OSError as e:
         raise UsageError(f"cannot write {output}: {e.strerror}") from None
     print(f"\nwrote {output}. Run it with:\n  lakeshift run --config {output}\n"

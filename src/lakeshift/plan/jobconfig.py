@@ -185,11 +185,17 @@ def _q(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def dump(cfg: JobConfig, schedule: str) -> str:
+def dump(cfg: JobConfig, schedule: str, path: str = "lakeshift.toml") -> str:
+    """The config file's text; its comment says how to run it, as ``path`` (where it is
+    written, as the user named it)."""
+    import shlex
+
     s = cfg.store
+    # (A name with a line break would end the comment: such a file is named in words.)
+    shown = shlex.quote(path) if path.isprintable() else "THIS-FILE"
     lines = [
         "# Written by `lakeshift init`. Credentials are read from where these keys say,",
-        "# never stored here. Run it with: lakeshift run --config lakeshift.toml",
+        f"# never stored here. Run it with: lakeshift run --config {shown}",
         "", "[job]", f"name = {_q(cfg.name)}", f"db = {_q(cfg.db)}",
         "", "[source]", "urls = [" + ", ".join(_q(u) for u in cfg.sources) + "]",
         f"s3_endpoint = {_q(s.s3_endpoint or '')}", f"aws_profile = {_q(s.aws_profile or '')}",
