@@ -229,10 +229,11 @@ def run(argv: list[str] | None = None) -> int:
         # stdout's reader left while the command wrote (``| head``); click answers that with
         # SystemExit(1), which would read as "some objects failed": the command was cut
         # short by the closed pipe, 128 + SIGPIPE as a shell says for one killed by it.
-        if not _stdout_closed():  # not ours to answer: a socket's, or a real exit
-            if isinstance(e, SystemExit):
-                raise
-            return _internal_error(e, as_json)
+        pipe = e if isinstance(e, BrokenPipeError) else e.__context__
+        if not isinstance(pipe, BrokenPipeError):
+            raise
+        if not _stdout_closed():  # not stdout's: a socket's, that no store translated
+            return _internal_error(pipe, as_json)
         _drop_stdout()
         return _STDOUT_CLOSED
     except (KeyboardInterrupt, asyncio.CancelledError):
