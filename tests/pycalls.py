@@ -18,10 +18,13 @@ from typing import Any
 class _Counter:
     def __init__(self) -> None:
         self.calls = 0
+        self.names: list[str] = []
 
     def __call__(self, frame: FrameType, event: str, arg: object) -> None:
         if event == "call":
             self.calls += 1
+            self.names.append(f"{frame.f_code.co_filename.rsplit('/', 1)[-1]}:"
+                              f"{frame.f_code.co_name}")
 
 
 def _quiet_gc() -> bool:
@@ -29,6 +32,10 @@ def _quiet_gc() -> bool:
     was_on = gc.isenabled()
     gc.disable()
     return was_on
+
+
+#: The functions the last count saw called (for a failing bound's message).
+last_calls: list[str] = []
 
 
 def python_calls(step: Callable[[], Any]) -> int:
@@ -42,6 +49,7 @@ def python_calls(step: Callable[[], Any]) -> int:
         sys.setprofile(None)
         if was_on:
             gc.enable()
+    last_calls[:] = counter.names
     return counter.calls
 
 
@@ -57,4 +65,5 @@ async def python_calls_awaited(step: Callable[[], Awaitable[Any]]) -> int:
         sys.setprofile(None)
         if was_on:
             gc.enable()
+    last_calls[:] = counter.names
     return counter.calls
