@@ -138,6 +138,50 @@ def test_run_and_sync_refuse_a_proof_log_they_cannot_keep(
     assert other.read_text() == "name\n" and not (tmp_path / "d.csv").exists()
 
 
+def test_sync_makes_no_job_when_its_proof_log_cannot_be_written(
+        cli_env: dict[str, str], tmp_path: Path, blob_service: Any, container: str) -> None:
+    """``sync SRC DST --job NEW --proof-log /dev/full`` said so (exit 2) but left the DB
+    with the new job: the path's check passed (/dev/full opens), its header's write failed
+    only after the job was made.  The log is opened first now, as a FIFO nobody reads is
+    refused (at once: the open waited for a reader for ever)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.bin").write_bytes(b"a")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for bad, said in (("/dev/full", "cannot write the --proof-log /dev/full: No space"),
+                      (str(fifo), f"cannot write the --proof-log {fifo}: no process reads")):
+        db = tmp_path / "x.db"
+        for cmd in (["sync", str(src), f"az://{container}/sync2/", "--job", "sj2", "--db",
+                     f"sqlite:///{db}"], ["copy", str(src), f"az://{container}/c/"],
+                    ["copy", str(src), f"az://{container}/c/", "--dry-run"]):
+            if "--dry-run" in cmd and bad == "/dev/full":
+                continue  # (a dry run writes no log: /dev/full takes it)
+            p = cli(*cmd, "--progress", "none", "--proof-log", bad, env=cli_env, timeout=60)
+            assert p.returncode == 2, p.stdout + p.stderr
+            assert said in one_clear_line(p), cmd
+            assert not db.exists(), cmd
+    assert blobs(blob_service, container, "") == {}
+
+
+def test_a_run_appends_whole_rows_after_a_half_written_one(
+        cli_env: dict[str, str], tmp_path: Path, blob_service: Any, container: str) -> None:
+    """A run stopped by a full disk left its last row half-written; the next run's rows
+    were appended onto it.  Now the partial row is cut off: every row is whole."""
+    _, db = planned_local_job(cli_env, tmp_path, container, "h", 6, 10)
+    log = tmp_path / "proofs.csv"
+    log.write_text(",".join(FIELDS) + "\r\n2026-12-02T23:19:26.862Z,f1.bin,x/f1.bin,1,"
+                   "source-md5,1\r\n2026-12-02T23:", newline="")
+    r = cli("run", "--job", "h", "--db", db, "--progress", "none", "--proof-log", str(log),
+            env=cli_env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    with open(log, newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert tuple(rows[0]) == FIELDS and len(rows) == 1 + 1 + 6
+    assert all(len(x) == len(FIELDS) and x[0].endswith("Z") and len(x[0]) == 24
+               for x in rows[1:]), rows
+
+
 def test_a_killed_run_keeps_the_rows_of_the_objects_it_finished(
         cli_env: dict[str, str], tmp_path: Path, blob_service: Any, container: str) -> None:
     _, db = planned_local_job(cli_env, tmp_path, container, "k", 600)

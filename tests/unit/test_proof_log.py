@@ -550,3 +550,138 @@ def test_the_cli_stops_on_a_stalled_log_with_one_line_and_exit_2(tmp_path: Path)
         assert "its disk stalled" in line and time.monotonic() - began < 30
     finally:
         os.close(reader)
+
+
+def _within(seconds: float, call: object, unblock: object = None) -> object:
+    """``call()``'s result (or what it raised, raised), in a thread given ``seconds``: an
+    open waiting for a FIFO's reader fails the test instead of hanging it (``unblock``
+    then lets the thread go)."""
+    out: list[object] = []
+
+    def go() -> None:
+        try:
+            out.append(("ok", call()))  # type: ignore[operator]
+        except BaseException as e:
+            out.append(("raised", e))
+
+    thread = threading.Thread(target=go, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        if unblock is not None:
+            unblock()  # type: ignore[operator]
+        raise AssertionError(f"still waiting after {seconds} s")
+    how, value = out[0]  # type: ignore[misc]
+    if how == "raised":
+        raise value  # type: ignore[misc]
+    return value
+
+
+def _read_once(fifo: Path) -> None:
+    """Open ``fifo`` for reading and close it (lets a writer's blocking open go)."""
+    with contextlib.suppress(OSError):
+        os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs")
+def test_a_fifo_nobody_reads_is_refused_at_once(tmp_path: Path) -> None:
+    """``mkfifo f; copy ... --proof-log f`` waited for ever (and a Ctrl-C with it) in the
+    open; now one UsageError at once, for the open and a dry run's check.  The check a
+    command makes before its own open does not open the FIFO (closing it would end its
+    reader)."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for call in (lambda: ProofLog.open(fifo), lambda: ProofLog.check(fifo, reader=True)):
+        with pytest.raises(UsageError, match=f"cannot write the --proof-log {fifo}: no "
+                                             "process reads it.*start the reader first"):
+            _within(3, call, lambda: _read_once(fifo))
+    _within(3, lambda: ProofLog.check(fifo), lambda: _read_once(fifo))
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs")
+def test_a_fifo_with_a_reader_gets_the_rows(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+
+    def reader() -> None:
+        with open(fifo, "rb") as fh:
+            got.append(fh.read())
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    log = None
+    for _ in range(500):  # until the reader has opened it
+        try:
+            log = ProofLog.open(fifo)
+            break
+        except UsageError:
+            time.sleep(0.01)
+    assert log is not None
+    assert os.get_blocking(log.fh.fileno())  # (rows wait for the reader, never EAGAIN)
+    log(_done("a"))
+    log.close()
+    thread.join(5)
+    rows = list(csv.reader(got[0].decode().splitlines()))
+    assert tuple(rows[0]) == FIELDS and rows[1][1:3] == ["a", "d/a"] and fifo.exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs")
+def test_a_dry_run_refuses_a_fifo_nobody_reads_at_once(tmp_path: Path) -> None:
+    import lakeshift
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "f").write_bytes(b"x")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(UsageError, match="no process reads it"):
+        _within(10, lambda: lakeshift.copy(str(tmp_path / "src"), str(tmp_path / "dst"),
+                                           dry_run=True, proof_log=fifo),
+                lambda: _read_once(fifo))
+
+
+def _whole(path: Path) -> list[list[str]]:
+    """The log's rows, each checked whole (six cells, a time of its own form)."""
+    rows = _rows(path)
+    assert tuple(rows[0]) == FIELDS
+    for row in rows[1:]:
+        assert len(row) == len(FIELDS), row
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", row[0]), row
+    return rows
+
+
+@pytest.mark.parametrize("cut", [1, 20, 29, 35, 48])
+def test_a_half_written_last_row_is_cut_off_before_rows_are_appended(
+        tmp_path: Path, cut: int) -> None:
+    """A write that failed part way (a full disk) left a partial row; the next command's
+    rows were appended onto it (``2026-12-02T23:2026-12-02T23:19:26.862Z,f5.bin,...``).
+    The partial row is cut back to the last whole one (a key holding a newline or a quote,
+    quoted, included), and the new rows start on a line of their own."""
+    path = tmp_path / "log.csv"
+    log = ProofLog.open(path)
+    log(_done("a,\"quoted\"\nkey"))
+    log.close()
+    whole = path.read_bytes()
+    log = ProofLog.open(path)
+    log(_done("b\r\nnewline \"key\"", size=1234))
+    log.close()
+    path.write_bytes(path.read_bytes()[:len(whole) + cut])  # the last row's write failed
+    ProofLog.check(path)  # (a check changes nothing)
+    assert len(path.read_bytes()) == len(whole) + cut
+    log = ProofLog.open(path)
+    log(_done("c"))
+    log.close()
+    rows = _whole(path)
+    assert [r[1] for r in rows[1:]] == ["a,\"quoted\"\nkey", "c"]
+    assert path.read_bytes().startswith(whole)
+
+
+def test_a_half_written_header_is_written_again(tmp_path: Path) -> None:
+    path = tmp_path / "log.csv"
+    for partial in (b"finished_at,sou", b"finished_at,source_key,destination_key,size,"
+                                        b"proof,attempts\r"):
+        path.write_bytes(partial)
+        log = ProofLog.open(path)
+        log(_done("a"))
+        log.close()
+        assert [r[1] for r in _whole(path)[1:]] == ["a"]

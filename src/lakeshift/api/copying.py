@@ -24,11 +24,12 @@ if TYPE_CHECKING:
     from lakeshift.engine.proof_log import ProofLog
 
 
-async def _check_proof_log(proof_log: str | Path) -> None:
-    """What opening ``--proof-log`` would refuse, refused now (nothing created)."""
+async def _check_proof_log(proof_log: str | Path, reader: bool = False) -> None:
+    """What opening ``--proof-log`` would refuse, refused now (nothing created; a FIFO
+    nobody reads only with ``reader``: ``ProofLog.check``)."""
     from lakeshift.engine.proof_log import ProofLog
 
-    await asyncio.to_thread(ProofLog.check, proof_log)
+    await asyncio.to_thread(ProofLog.check, proof_log, reader)
 
 
 def _refuse_proof_log_on_dask(proof_log: str | Path | None, dask: str | None) -> None:
@@ -41,20 +42,24 @@ def _refuse_proof_log_on_dask(proof_log: str | Path | None, dask: str | None) ->
 
 
 @asynccontextmanager
-async def _proofs(proof_log: str | Path | None, subscribers: list[Subscriber] | None
+async def _proofs(proof_log: str | Path | ProofLog | None,
+                  subscribers: list[Subscriber] | None
                   ) -> AsyncIterator[list[Subscriber] | None]:
     """The subscribers, with ``--proof-log``'s writer among them while the command copies
     (opened off the loop; closed once its queued rows are written).  A command that
     stops leaves a log it created without a row nowhere.  A row that cannot be written
     stops the command (cancelled: a run's partition that met it fails with the log's
     error, the others go back to pending at their cursors, as after Ctrl-C), which then
-    raises the log's UsageError."""
+    raises the log's UsageError.  ``proof_log`` may be the log opened already (``sync``
+    opens it before it makes a job), which is then this one's to close."""
     if proof_log is None:
         yield subscribers
         return
     from lakeshift.engine.proof_log import ProofLog
 
-    log = await asyncio.to_thread(ProofLog.open, proof_log)
+    log = (proof_log if isinstance(proof_log, ProofLog)
+           else await asyncio.to_thread(ProofLog.open, proof_log))
+    log.taken = True
     task = asyncio.current_task()
     if task is not None:
         log.on_failure = task.cancel
@@ -139,7 +144,7 @@ async def copy_async(source: str, destination: str, *, concurrency: int = 32,
     src = source_config(source, store_options)
     dst = destination_config(destination, store_options)
     if dry_run and proof_log is not None:  # a dry run writes no log, but checks the path
-        await _check_proof_log(proof_log)
+        await _check_proof_log(proof_log, reader=True)
         proof_log = None
     async with _proofs(proof_log, subscribers) as subscribers:
         result = await _copy_pair(src, dst, opts, subscribers)

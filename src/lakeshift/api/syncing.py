@@ -21,7 +21,11 @@ from lakeshift.api.common import (
     _processes_here,
     _remove_sqlite_file,
 )
-from lakeshift.api.copying import _check_proof_log, _proofs, _refuse_proof_log_on_dask
+from lakeshift.api.copying import (
+    _closed,
+    _proofs,
+    _refuse_proof_log_on_dask,
+)
 from lakeshift.control import DEFAULT_DB
 from lakeshift.engine.copy_options import copy_options, job_copy_options, skip_error_kinds
 from lakeshift.engine.events import Subscriber
@@ -108,86 +112,96 @@ async def sync_async(source: str | None = None, destination: str | None = None, 
         keys = await asyncio.to_thread(read_files_from, files_from)
     if (source is None) != (destination is None):
         raise UsageError("sync needs SRC and DST (to create the job), or --job NAME alone")
+    # The log is opened (its header written) before the job or its DB is made: a log
+    # that cannot be written (/dev/full, a FIFO nobody reads) leaves neither behind.
+    log = None
     if proof_log is not None:
-        await _check_proof_log(proof_log)
-    # The run's sizes and pacing, checked before anything is written.
-    fleet = _dask_cluster(dask, db)
-    copy_options(concurrency=concurrency, block_size=block_size,
-                 single_put_max=single_put_max, adaptive=adaptive,
-                 max_requests_per_second=max_requests_per_second, max_bandwidth=max_bandwidth,
-                 processes_here=_processes_here(fleet))
-    new_file = _new_sqlite_file(db) if source is not None else None
-    async with _opened(db, create=source is not None) as control:
-        try:
-            j = await _sync_job(control, job, source, destination, store_options, prefix,
-                                partitions_file, partition_by, target_objects,
-                                adf_delta_table, include, exclude, overwrite, folder_markers,
-                                skip_errors, invalid_names)
-        except BaseException:
-            # A job that could not be made leaves no DB file made only to hold it.
-            await asyncio.to_thread(control.close)
-            _remove_sqlite_file(new_file)
-            raise
-        from lakeshift.control.schema import ADF_DELTA_TABLE
-        from lakeshift.engine import sync as engine_sync
-        from lakeshift.plan.jobplan import job_store_options
+        from lakeshift.engine.proof_log import ProofLog
 
-        delta_table = str(j.options.get("adf_delta_table") or ADF_DELTA_TABLE)
-        from_adf = bool(j.options.get("adf_delta_table"))
-        so = store_options or job_store_options(j)
-        opts = job_copy_options(j.options, concurrency=concurrency, block_size=block_size,
-                                single_put_max=single_put_max, adaptive=adaptive,
-                                max_requests_per_second=max_requests_per_second,
-                                max_bandwidth=max_bandwidth,
-                                processes_here=_processes_here(fleet))
-        heartbeat = max(1.0, min(5.0, lease_seconds / 4))
+        log = await asyncio.to_thread(ProofLog.open, proof_log)
+    try:
+        # The run's sizes and pacing, checked before anything is written.
+        fleet = _dask_cluster(dask, db)
+        copy_options(concurrency=concurrency, block_size=block_size,
+                     single_put_max=single_put_max, adaptive=adaptive,
+                     max_requests_per_second=max_requests_per_second, max_bandwidth=max_bandwidth,
+                     processes_here=_processes_here(fleet))
+        new_file = _new_sqlite_file(db) if source is not None else None
+        async with _opened(db, create=source is not None) as control:
+            try:
+                j = await _sync_job(control, job, source, destination, store_options, prefix,
+                                    partitions_file, partition_by, target_objects,
+                                    adf_delta_table, include, exclude, overwrite, folder_markers,
+                                    skip_errors, invalid_names)
+            except BaseException:
+                # A job that could not be made leaves no DB file made only to hold it.
+                await asyncio.to_thread(control.close)
+                _remove_sqlite_file(new_file)
+                raise
+            from lakeshift.control.schema import ADF_DELTA_TABLE
+            from lakeshift.engine import sync as engine_sync
+            from lakeshift.plan.jobplan import job_store_options
 
-        async def one_pass() -> model.SyncResult:
-            from datetime import UTC
+            delta_table = str(j.options.get("adf_delta_table") or ADF_DELTA_TABLE)
+            from_adf = bool(j.options.get("adf_delta_table"))
+            so = store_options or job_store_options(j)
+            opts = job_copy_options(j.options, concurrency=concurrency, block_size=block_size,
+                                    single_put_max=single_put_max, adaptive=adaptive,
+                                    max_requests_per_second=max_requests_per_second,
+                                    max_bandwidth=max_bandwidth,
+                                    processes_here=_processes_here(fleet))
+            heartbeat = max(1.0, min(5.0, lease_seconds / 4))
 
-            now = datetime.now(UTC)
-            inv = None
-            if inventory is not None:
-                buckets = {parse_url(r["source"]).bucket for r in
-                           await asyncio.to_thread(control.partitions, j.id)}
-                inv = await engine_sync.load_inventory(inventory, so, buckets)
-            if from_adf:
-                await asyncio.to_thread(_add_adf_delta_partitions, control, j)
-            settings = engine_sync.SyncSettings(
-                now=now, lag=lag_td, overlap=overlap_td, path_template=template,
-                files_from=None if keys is None else keys.keys,
-                files_from_source_keys=keys is not None and keys.source_keys, inventory=inv,
-                delete=delete, max_delete=cap,
-                adf_delta_table=delta_table, windows_from_adf=from_adf)
-            if fleet is not None:
-                from lakeshift.scale.driver import sync_pass_on_dask
+            async def one_pass() -> model.SyncResult:
+                from datetime import UTC
 
-                p = await sync_pass_on_dask(control, j, fleet, settings, opts, so,
-                                            batch_count, subscribers, lease_seconds,
-                                            heartbeat)
-            else:
-                p = await engine_sync.sync_pass(control, j, settings, opts, so, batch_count,
-                                                subscribers, lease_seconds, heartbeat)
-            p.run.job = j.name
-            # The number users see in status ("run 2"), not the DB-wide id.
-            p.run.number = next((r["number"] for r in await asyncio.to_thread(
-                control.runs, j.id, 5) if r["id"] == p.run.run_id), None) or None
-            windows = tuple(model.SyncWindow(o.partition, o.start, o.end, o.state, o.copied,
-                                       o.skipped, o.failed_objects, o.deleted, o.error,
-                                       o.held_back)
-                            for o in p.outcomes)
-            return model.SyncResult(j.name, p.run, windows, deleted=p.deleted,
-                              deleted_keys=tuple(p.deleted_keys[:1000]),
-                              renames=tuple(p.renames), kept=p.kept,
-                              renames_paired=p.renames_paired)
+                now = datetime.now(UTC)
+                inv = None
+                if inventory is not None:
+                    buckets = {parse_url(r["source"]).bucket for r in
+                               await asyncio.to_thread(control.partitions, j.id)}
+                    inv = await engine_sync.load_inventory(inventory, so, buckets)
+                if from_adf:
+                    await asyncio.to_thread(_add_adf_delta_partitions, control, j)
+                settings = engine_sync.SyncSettings(
+                    now=now, lag=lag_td, overlap=overlap_td, path_template=template,
+                    files_from=None if keys is None else keys.keys,
+                    files_from_source_keys=keys is not None and keys.source_keys, inventory=inv,
+                    delete=delete, max_delete=cap,
+                    adf_delta_table=delta_table, windows_from_adf=from_adf)
+                if fleet is not None:
+                    from lakeshift.scale.driver import sync_pass_on_dask
 
-        async with _proofs(proof_log, subscribers) as subscribers:
-            if schedule is None:
-                once: model.SyncResult = await engine_sync.run_once(j, one_pass)
-                return once
-            followed: model.SyncResult = await engine_sync.follow_schedule(
-                control, j, schedule, one_pass, on_pass, lease_seconds)
-            return followed
+                    p = await sync_pass_on_dask(control, j, fleet, settings, opts, so,
+                                                batch_count, subscribers, lease_seconds,
+                                                heartbeat)
+                else:
+                    p = await engine_sync.sync_pass(control, j, settings, opts, so, batch_count,
+                                                    subscribers, lease_seconds, heartbeat)
+                p.run.job = j.name
+                # The number users see in status ("run 2"), not the DB-wide id.
+                p.run.number = next((r["number"] for r in await asyncio.to_thread(
+                    control.runs, j.id, 5) if r["id"] == p.run.run_id), None) or None
+                windows = tuple(model.SyncWindow(o.partition, o.start, o.end, o.state, o.copied,
+                                           o.skipped, o.failed_objects, o.deleted, o.error,
+                                           o.held_back)
+                                for o in p.outcomes)
+                return model.SyncResult(j.name, p.run, windows, deleted=p.deleted,
+                                  deleted_keys=tuple(p.deleted_keys[:1000]),
+                                  renames=tuple(p.renames), kept=p.kept,
+                                  renames_paired=p.renames_paired)
+
+            async with _proofs(log, subscribers) as subscribers:
+                if schedule is None:
+                    once: model.SyncResult = await engine_sync.run_once(j, one_pass)
+                    return once
+                followed: model.SyncResult = await engine_sync.follow_schedule(
+                    control, j, schedule, one_pass, on_pass, lease_seconds)
+                return followed
+    except BaseException:
+        if log is not None and not log.taken:  # (once taken, _proofs closes it)
+            await _closed(log, discard=True)
+        raise
 
 
 sync = _blocking(sync_async)

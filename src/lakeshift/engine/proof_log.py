@@ -30,7 +30,15 @@ does.
 Rows are appended: a second command into the same log adds its rows below the first's, so
 the log of a migration done in several copies, runs and sync passes is one file.  A file
 that is not such a log (its first line is not the header below) is refused, never appended
-to.
+to.  A last row left half-written (a write that failed part way: a full disk, ``ulimit
+-f``) is cut off when the log is opened again, rather than ended with a newline: a row cut
+short can read as a whole one with wrong values (a size or attempts cut to its first
+digits), and an auditor's row must be whole or absent; its object has no row then, as an
+object whose row was lost at a kill.
+
+The log may be a FIFO or a pipe (``/dev/stdout``, ``>(gzip > log.gz)``): it is opened
+without waiting for a reader (O_NONBLOCK, then blocking again), and one nobody reads is
+refused at once, never waited for (a wait the event loop and a Ctrl-C could not end).
 """
 
 from __future__ import annotations
@@ -39,13 +47,15 @@ import asyncio
 import contextlib
 import csv
 import errno
+import io
 import os
+import re
 import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import BinaryIO, NoReturn, TextIO
 
 from lakeshift.csv_cells import csv_cell
 from lakeshift.engine.events import EVENT_TYPES, ObjectDone
@@ -56,6 +66,8 @@ FIELDS = ("finished_at", "source_key", "destination_key", "size", "proof", "atte
 FOLDER = "folder"
 #: Rows the writer may be behind by before new objects wait for it (``held``).
 DEPTH = 1024
+#: The header line as written (csv's lines end in CRLF).
+HEADER = (",".join(FIELDS) + "\r\n").encode()
 
 
 class ProofLog:
@@ -105,30 +117,30 @@ class ProofLog:
         #: Called once, on the loop, when a row could not be written: what stops the whole
         #: command (the API cancels it; a run's partitions would each fail on their own).
         self.on_failure: Callable[[], object] | None = None
+        #: Taken by the command that closes it (``api.copying._proofs``): a log opened
+        #: before (``sync``'s) is the opener's to close until then.
+        self.taken = False
 
     @classmethod
     def open(cls, path: str | Path, depth: int | None = None) -> ProofLog:
         """Open ``path`` for appending (a new file gets the header) and start its writer; a
         path that cannot be written, or a file that is not a proof log, is a UsageError
-        naming it."""
+        naming it.  A FIFO (or a pipe: ``/dev/stdout``, ``>(gzip > log.gz)``) is opened at
+        once when a process reads it, and refused at once when none does: the open never
+        waits for a reader.  A last row left half-written (a write that failed: a full
+        disk, ``ulimit -f``) is cut off, so the rows appended now start on a line of their
+        own and every row of the log is whole."""
         path = cls._path(path)
         try:
-            if path.is_dir():
-                raise UsageError(f"--proof-log {path} is a folder: name a file in it")
-            # Only a file this log makes is its to remove (``close(discard=True)``): an
-            # empty one that was there (``touch``ed, or /dev/null, /dev/stdout) is not.
-            created = not path.exists()
-            empty = created or path.stat().st_size == 0
-            if not empty:
-                with open(path, newline="", encoding="utf-8", errors="replace") as old:
-                    first = next(csv.reader(old), [])
-                if tuple(first) != FIELDS:
-                    raise UsageError(f"--proof-log {path} is not a lakeshift proof log (its "
-                                     "first line is not the log's header): choose another "
-                                     "file; rows are only appended to a proof log")
-            # A name that is not valid UTF-8 (a local file's raw bytes) is written escaped.
-            fh = open(path, "a", newline="", encoding="utf-8",  # noqa: SIM115 (closed by close)
-                      errors="backslashreplace")
+            created, empty, cut = cls._inspect(path)
+            fh = cls._append(path)
+            if cut is not None:
+                try:
+                    os.ftruncate(fh.fileno(), cut)
+                except BaseException:
+                    fh.close()
+                    raise
+                empty = cut == 0  # (only a header was there, and not whole)
         except OSError as e:
             raise cls._unwritable(path, e) from None
         log = cls(fh, path, created, depth)
@@ -148,23 +160,76 @@ class ProofLog:
         log.start()
         return log
 
+    @classmethod
+    def _inspect(cls, path: Path) -> tuple[bool, bool, int | None]:
+        """(created, empty, cut) of the file at ``path``, refusing a folder or a file that
+        is no proof log: ``created`` when there is none yet, ``empty`` when it has no byte
+        (a new file, a FIFO, /dev/null), ``cut`` the size to cut it back to when its last
+        row is not whole (None when it is)."""
+        if path.is_dir():
+            raise UsageError(f"--proof-log {path} is a folder: name a file in it")
+        # Only a file this log makes is its to remove (``close(discard=True)``): an
+        # empty one that was there (``touch``ed, or /dev/null, /dev/stdout) is not.
+        created = not path.exists()
+        if created or path.stat().st_size == 0:
+            return created, True, None
+        with open(path, "rb") as old:
+            start = old.read(len(HEADER))
+            if len(start) < len(HEADER) and b"\n" not in start and HEADER.startswith(start):
+                return created, False, 0  # a header whose write failed part way
+            old.seek(0)
+            text = io.TextIOWrapper(old, newline="", encoding="utf-8", errors="replace")
+            first = next(csv.reader(text), [])
+            if tuple(first) != FIELDS:
+                raise UsageError(f"--proof-log {path} is not a lakeshift proof log (its "
+                                 "first line is not the log's header): choose another "
+                                 "file; rows are only appended to a proof log")
+            text.detach()
+            size = old.seek(0, os.SEEK_END)
+            old.seek(max(0, size - TAIL))
+            if _last_row_whole(old.read()):
+                return created, False, None
+            cut = _last_row_end(old)
+            return created, False, None if cut == size else cut
+
+    @staticmethod
+    def _append(path: Path) -> TextIO:
+        """``path`` opened for appending, without waiting for a FIFO's reader (O_NONBLOCK:
+        no reader is ENXIO at once; the writes then block as any file's)."""
+        nonblock = getattr(os, "O_NONBLOCK", 0)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | nonblock, 0o666)
+        try:
+            if nonblock:
+                os.set_blocking(fd, True)
+            # A name that is not valid UTF-8 (a local file's raw bytes) is written escaped.
+            return open(fd, "a", newline="", encoding="utf-8", errors="backslashreplace")
+        except BaseException:
+            os.close(fd)
+            raise
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._write_rows, daemon=True,
                                         name="lakeshift-proof-log")
         self._thread.start()
 
     @classmethod
-    def check(cls, path: str | Path) -> None:
+    def check(cls, path: str | Path, reader: bool = False) -> None:
         """What :meth:`open` would refuse, creating and changing nothing (a dry run checks
-        its command line so)."""
+        its command line so).  A FIFO is not opened unless ``reader`` (a dry run: a FIFO
+        nobody reads is refused): its reader would see the end of the stream when it is
+        closed again, and the command's own open would find nobody reading it."""
         path = cls._path(path)
-        if path.is_dir() or (path.exists() and path.stat().st_size > 0):
-            cls.open(path).close()  # refuses a folder or a file that is no log
-            return
         try:
-            if path.exists():  # empty: opened for appending, which changes nothing
+            if path.is_dir() or (path.exists() and path.stat().st_size > 0):
+                cls._inspect(path)  # refuses a folder or a file that is no log
                 with open(path, "a", encoding="utf-8"):
                     pass
+            elif path.is_fifo() and not reader:
+                if not os.access(path, os.W_OK):
+                    raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+            elif path.exists():  # empty: opened for appending, which changes nothing
+                os.close(os.open(path, os.O_WRONLY | os.O_APPEND
+                                 | getattr(os, "O_NONBLOCK", 0)))
             elif not path.parent.is_dir():
                 raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
             elif not os.access(path.parent, os.W_OK):
@@ -185,6 +250,10 @@ class ProofLog:
 
     @staticmethod
     def _unwritable(path: Path, e: OSError) -> UsageError:
+        if e.errno == errno.ENXIO:  # a FIFO (or a socket) opened with nobody reading it
+            return UsageError(f"cannot write the --proof-log {path}: no process reads it (a "
+                              "FIFO takes rows only while its reader runs): start the reader "
+                              f"first (e.g. `gzip < {path} > proofs.csv.gz &`)")
         fix = (f": create the folder {path.parent} first"
                if e.errno == errno.ENOENT and not path.parent.is_dir() else
                ": choose a file you can write")
@@ -372,3 +441,48 @@ class ProofLog:
                 self.fh.close()
         if not discard:
             raise self.failure()
+
+
+#: The log's last bytes that :func:`_last_row_whole` reads (a row is a few KiB at most).
+TAIL = 1 << 16
+#: Where a row starts: a newline, then its time (never quoted).
+_ROW_START = re.compile(rb"\n\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z,")
+
+
+def _last_row_whole(tail: bytes) -> bool:
+    """Whether the log ending in ``tail`` ends in a whole row (or its header): a last row
+    of six cells ending in a newline, after the last newline followed by a time.  (A key
+    holding such a newline and time can make a whole row look cut: :func:`_last_row_end`
+    then finds it whole, reading the file.)"""
+    if not tail.endswith(b"\n"):
+        return False
+    starts = list(_ROW_START.finditer(tail))
+    if not starts:
+        return tail == HEADER
+    last = tail[starts[-1].start() + 1:].decode("utf-8", "replace")
+    try:
+        rows = list(csv.reader(io.StringIO(last, newline="")))
+    except csv.Error:
+        return False
+    return len(rows) == 1 and len(rows[0]) == len(FIELDS)
+
+
+def _last_row_end(f: BinaryIO) -> int:
+    """Where the last whole row of the log ``f`` ends: after its last newline outside
+    quotes (a key holding a newline is quoted, and a quote in a key doubled, so a row ends
+    at a newline after an even number of quotes).  Read from the start: asked only of a
+    log whose last row does not look whole (a write failed part way)."""
+    f.seek(0)
+    end = offset = 0
+    inside = False
+    while chunk := f.read(1 << 20):
+        for part in chunk.split(b'"'):  # the parts alternate outside and inside quotes
+            if not inside:
+                newline = part.rfind(b"\n")
+                if newline >= 0:
+                    end = offset + newline + 1
+            offset += len(part) + 1
+            inside = not inside
+        offset -= 1  # (the chunk's last part has no quote after it)
+        inside = not inside
+    return end
