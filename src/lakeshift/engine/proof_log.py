@@ -265,6 +265,7 @@ class ProofLog:
         if type(event) is ObjectDone and event.outcome == "copied" \
                 and event.dest_key is not None:
             if self._error is not None:
+                self.rows += 1  # (copied, no row: counted in what the failure says)
                 self._stop()
             self._pending.append((time.time(), event))
             self.rows += 1
@@ -383,8 +384,13 @@ class ProofLog:
     def failure(self) -> UsageError:
         """What a failed write says; a command whose proofs cannot be kept stops."""
         why = getattr(self._error, "strerror", None) or self._error
+        # The objects copied whose rows were not written (queued for the writer when it
+        # failed, or done after): at the destination, without a row, as in-flight ones
+        # after a kill; `verify --list-verified` lists every object.
+        unlogged = self.rows - self.written
+        more = f" ({unlogged} more copied without a row)" if unlogged > 0 else ""
         return UsageError(f"cannot write the --proof-log {self.path}: {why}; stopped after "
-                          f"{self.written} logged objects")
+                          f"{self.written} logged objects{more}")
 
     def close(self, discard: bool = False) -> None:
         """Write the queued rows and close the file: a row that could not be written is a
