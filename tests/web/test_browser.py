@@ -229,6 +229,33 @@ def test_a_page_fetch_that_fails_is_tried_again_at_the_next_poll(
     assert failed  # the first swap after the change did fail
 
 
+def test_a_change_between_the_page_and_its_first_poll_is_shown(
+        page: Any, filled_db: FilledDB, monitor_of: Callable[..., Monitor],
+        tmp_path: Path) -> None:
+    """The page is rendered before its script first asks the API: a run that changed in
+    between (CI: a run cancelled at its next heartbeat while the page loaded stayed
+    'running' on the page) must be shown, not taken as what the page already shows."""
+    db = copy_db(filled_db, tmp_path)
+    m = monitor_of(db)
+    run = httpx.get(f"{m.url}/api/jobs/filled").json()["runs"][0]["id"]
+    changed: list[str] = []
+
+    def change_first(route: Any) -> None:
+        if not changed:  # the page is in; its first poll sees the run changed
+            changed.append(route.request.url)
+            with sqlite3.connect(tmp_path / "control.db") as conn:
+                conn.execute("UPDATE lakeshift_runs SET copied = copied + 5 WHERE id = ?",
+                             (run,))
+        route.continue_()
+
+    page.route(f"{m.url}/api/runs/{run}*", change_first)
+    page.goto(f"{m.url}/runs/{run}")
+    page.wait_for_function(
+        f"document.getElementById('run-copied').innerText == '{filled_db.copied + 5}'",
+        timeout=15_000)
+    assert changed
+
+
 def test_a_job_of_many_partitions_is_shown_a_page_at_a_time(
         page: Any, monitor_of: Callable[..., Monitor], tmp_path: Path) -> None:
     """The job page reads and sends one page of partitions (a job may have tens of

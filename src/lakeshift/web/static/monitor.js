@@ -47,11 +47,12 @@
         if (text === null) { return; }
         // The answer counts as seen only once the page that shows it is in: a page fetch
         // that failed (a busy server, a restart) is tried again at the next poll, even if
-        // the answer no longer changes (a run that ended stays ended).
-        if (last !== null && text !== last) {
+        // the answer no longer changes (a run that ended stays ended).  The first answer
+        // too: the page was rendered before it was asked for, and a run that ended in
+        // between (a cancel taken at the next heartbeat) would show 'running' for good.
+        if (text !== last) {
           return swap().then(function (done) { if (done) { last = text; } });
         }
-        last = text;
       })
       .catch(function () { if (badge) { badge.hidden = true; } })
       .then(function () { window.setTimeout(poll, every); });
