@@ -45,6 +45,10 @@ class Measured:
     #: local disk mostly the file system's, which other jobs on the machine disturb).
     user: float = 0.0
     sys: float = 0.0
+    #: The last line the tool wrote to stderr (the bare loop: the paths it took).
+    said: str = ""
+    #: With copy_vs_rclone.py --check: (objects byte-exact at the destination, objects).
+    exact: tuple[int, int] | None = None
 
     def row(self) -> str:
         return (f"{self.tool:<10} {self.wall:7.1f} s {self.objects / self.wall:8.1f} files/s "
@@ -224,7 +228,8 @@ def measure(tool: str, argv: list[str], env: dict[str, str], emus: Emulators, ob
     moto1, az1 = emus.cpu_split()
     return Measured(tool, wall, float(user) + float(sys_), int(maxrss_kb) / 1024,
                     moto1 - moto0 + az1 - az0, proc.returncode, objects, nbytes,
-                    moto1 - moto0, az1 - az0, user=float(user), sys=float(sys_))
+                    moto1 - moto0, az1 - az0, user=float(user), sys=float(sys_),
+                    said=(proc.stderr.decode(errors="replace").strip().splitlines() or [""])[-1])
 
 
 def rclone_env(env: dict[str, str], conf: Path) -> dict[str, str]:

@@ -4,6 +4,8 @@
   python bench/copy_vs_rclone.py --sets small --runs 1
   python bench/copy_vs_rclone.py --sets local    # local → local, 100,000 × 64 B
   python bench/copy_vs_rclone.py --sets bare     # small set vs a bare GET+PUT loop (bare_loop.py)
+  python bench/copy_vs_rclone.py --sets large-bare,multipart-bare   # 16 × 64 MiB vs the bare loop
+  python bench/copy_vs_rclone.py --sets large-bare --check   # and every object compared after
   python bench/copy_vs_rclone.py --transports https   # Azurite over HTTPS only
   python bench/copy_vs_rclone.py --sets blob     # Blob → Blob: streamed, --copy-mode server, rclone
   python bench/copy_vs_rclone.py --rss           # lakeshift peak RSS, 5,000 vs 50,000 objects
@@ -51,6 +53,17 @@ SETS = {
     # is >= 90 % of the bare loop's files/s.  No rclone here.
     "bare": {"count": int(os.environ.get("BENCH_BARE_COUNT", "5000")), "size": 4 * 1024,
              "versus": "bare", "rclone": []},
+    # The large sets against their ceiling: the same bare loop moving each object with the
+    # requests of lakeshift's path for it (a 64 MiB object with its S3 MD5: one streamed GET
+    # into one Put Blob carrying it; a multipart one: its checksum HEADs, then blocks, each
+    # with its CRC64, over plain HTTP), 16 in flight.  No rclone here.
+    "large-bare": {"count": int(os.environ.get("BENCH_LARGE_BARE_COUNT", "16")),
+                   "size": int(os.environ.get("BENCH_LARGE_BARE_SIZE", str(64 * MiB))),
+                   "versus": "bare", "in_flight": 16, "rclone": []},
+    "multipart-bare": {"count": int(os.environ.get("BENCH_LARGE_BARE_COUNT", "16")),
+                       "size": int(os.environ.get("BENCH_LARGE_BARE_SIZE", str(64 * MiB))),
+                       "parts": int(os.environ.get("BENCH_LARGE_BARE_PARTS", str(8 * MiB))),
+                       "versus": "bare", "in_flight": 16, "rclone": []},
     "local": {"count": int(os.environ.get("BENCH_LOCAL_COUNT", "100000")), "size": 64, "local": 1,
               "rclone": ["--transfers", "32", "--checkers", "32"]},
 }
@@ -185,7 +198,7 @@ def one_run(tool: str, name: str, extra: list[str], tls: bool = False) -> Measur
             env = emus.env
         elif tool == "bare":
             argv = [sys.executable, str(REPO / "bench" / "bare_loop.py"), "s3://bench/data/",
-                    "az://bench/data/", "--in-flight", "64"]
+                    "az://bench/data/", "--in-flight", str(spec.get("in_flight", 64))]
             env = emus.env
         else:
             conf = emus.rclone_config()
@@ -194,9 +207,43 @@ def one_run(tool: str, name: str, extra: list[str], tls: bool = False) -> Measur
             if tls:
                 argv += ["--ca-cert", str(emus.ca_file())]
             env = rclone_env(emus.env, conf)
-        return measure(tool, argv, env, emus, count, count * size)
+        m = measure(tool, argv, env, emus, count, count * size)
+        if CHECK:
+            m.exact = check_copied(emus, tls)
+        return m
     finally:
         emus.stop()
+
+
+#: ``--check``: after each S3 → Azure run (untimed), every source object compared byte for
+#: byte with the blob of its name.
+CHECK = False
+#: Runs whose destination did not hold every object exactly (the bench then exits 1).
+MISMATCHED: list[Measured] = []
+
+
+def check_copied(emus: Emulators, tls: bool) -> tuple[int, int]:
+    """(objects whose blob at the destination holds exactly their bytes, objects at the
+    source) of ``s3://bench/data/`` → ``az://bench/data/``."""
+    from azure.core.exceptions import ResourceNotFoundError
+    from azure.storage.blob import BlobServiceClient
+
+    s3 = emus.s3()
+    svc = BlobServiceClient.from_connection_string(
+        emus.env["AZURE_STORAGE_CONNECTION_STRING"],
+        connection_verify=str(emus.ca_file()) if tls else True)
+    container = svc.get_container_client("bench")
+    exact = total = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket="bench", Prefix="data/"):
+        for item in page.get("Contents", []):
+            total += 1
+            body = s3.get_object(Bucket="bench", Key=item["Key"])["Body"].read()
+            try:
+                blob = container.download_blob(item["Key"], max_concurrency=4).readall()
+            except ResourceNotFoundError:
+                continue
+            exact += blob == body
+    return exact, total
 
 
 def rss_scaling() -> None:
@@ -228,13 +275,24 @@ def main() -> int:
                     help="one unmeasured run of each tool first: the first run after seeding "
                          "a set was the slowest for either tool")
     ap.add_argument("--rss", action="store_true", help="only the RSS scaling check")
+    ap.add_argument("--check", action="store_true",
+                    help="after each S3 → Azure run (untimed), compare every object with its "
+                         "blob byte for byte; exit 1 if any differs or is missing")
     ap.add_argument("--lakeshift-args", default="", help="extra flags for lakeshift copy")
     ap.add_argument("--moto", default=common.MOTO, choices=common.MOTO_MODES,
                     help="keepalive (default: connections kept alive, as real S3 keeps them) "
                          "or close (moto_server's Connection: close on every response)")
     args = ap.parse_args()
     common.MOTO = args.moto
-    if not shutil.which("rclone") and not args.rss:
+    global CHECK
+    CHECK = args.check
+    names = args.sets.split(",")
+    unknown = [n for n in names if n not in SETS]
+    if unknown and not args.rss:
+        print(f"unknown set {unknown[0]!r}: use {', '.join(SETS)}", file=sys.stderr)
+        return 2
+    if not shutil.which("rclone") and not args.rss and \
+            any(SETS[n].get("versus", "rclone") == "rclone" for n in names):
         print("rclone is not installed: `make tools` (apt-get install rclone)", file=sys.stderr)
         return 2
     if args.rss:
@@ -242,7 +300,7 @@ def main() -> int:
         return 0
     results: dict[str, list[Measured]] = {}
     extra = args.lakeshift_args.split()
-    for name in args.sets.split(","):
+    for name in names:
         transports = ["http"] if SETS[name].get("local") else args.transports.split(",")
         for transport in transports:
             tls = transport == "https"
@@ -252,7 +310,7 @@ def main() -> int:
             versus = str(SETS[name].get("versus", "rclone"))
             for tool in (versus, "lakeshift")[:args.warmup * 2]:
                 m = one_run(tool, name, extra, tls)
-                print(f"  (warm-up, not counted) {m.row()}", flush=True)
+                show("(warm-up, not counted) ", m)
             for run in range(args.runs):
                 tools = ["lakeshift", versus]
                 if SETS[name].get("blob"):
@@ -260,7 +318,7 @@ def main() -> int:
                 for tool in tools if run % 2 == 0 else tools[::-1]:
                     m = one_run(tool, name, extra, tls)
                     results.setdefault(f"{label}/{tool}", []).append(m)
-                    print("  " + m.row(), flush=True)
+                    show("", m)
             if SETS[name].get("blob") and not tls:
                 spec = SETS[name]
                 for tool in ("lakeshift", "lakeshift-server", "rclone"):
@@ -272,11 +330,25 @@ def main() -> int:
             rc = [m.objects / m.wall for m in results[f"{label}/{versus}"]]
             print(f"  ratio lakeshift/{versus} ({label}, mean files/s): "
                   f"{statistics.mean(ls) / statistics.mean(rc):.2f}", flush=True)
-    out = REPO / "bench" / "results"
+    out = Path(os.environ.get("BENCH_RESULTS", str(REPO / "bench" / "results")))
     out.mkdir(exist_ok=True)
     (out / "copy_vs_rclone.json").write_text(json.dumps(
         {k: [m.__dict__ for m in v] for k, v in results.items()}, indent=2))
-    return 0
+    return 1 if MISMATCHED else 0
+
+
+def show(prefix: str, m: Measured) -> None:
+    """One run's row; the bare loop's own line (the paths it took); with ``--check``, what
+    arrived."""
+    print(f"  {prefix}{m.row()}", flush=True)
+    if m.tool == "bare" and m.said:
+        print(f"    bare loop: {m.said}", flush=True)
+    if m.exact is not None:
+        exact, total = m.exact
+        print(f"    {m.tool}: {exact} of {total} objects byte-exact at the destination"
+              + ("" if exact == total else "  MISMATCH"), flush=True)
+        if exact != total:
+            MISMATCHED.append(m)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,52 @@
+"""The large sets against their ceiling (bench/copy_vs_rclone.py ``--sets large-bare`` and
+``multipart-bare``, bench/bare_loop.py), run small: lakeshift copy and the bare loop each
+copy every object byte-exact, the bare loop takes the path lakeshift takes for the set, and
+the ratio is printed."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+MiB = 1024 * 1024
+
+
+@pytest.mark.parametrize(("name", "size", "parts", "path"), [
+    # Above one block (8 MiB), with the S3 MD5: one streamed GET into one Put Blob.
+    ("large-bare", 9 * MiB, 0, "streamed put with the source's MD5: 3"),
+    # Uploaded in 5 MiB parts (no MD5; boto3 keeps a CRC32): blocks, each with its CRC64.
+    ("multipart-bare", 17 * MiB, 5 * MiB, "blocks with CRC64, proven by the source's "
+                                          "checksum: 3"),
+])
+def test_large_set_against_the_bare_loop(name: str, size: int, parts: int, path: str,
+                                         tmp_path: Path) -> None:
+    env = {**os.environ, "BENCH_LARGE_BARE_COUNT": "3", "BENCH_LARGE_BARE_SIZE": str(size),
+           "BENCH_RESULTS": str(tmp_path)}
+    if parts:
+        env["BENCH_LARGE_BARE_PARTS"] = str(parts)
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "copy_vs_rclone.py"),
+                           "--sets", name, "--runs", "1", "--warmup", "0", "--check"],
+                          env=env, capture_output=True, text=True, timeout=180)
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr
+    for tool in ("lakeshift", "bare"):
+        assert f"    {tool}: 3 of 3 objects byte-exact at the destination\n" in out, out
+        assert re.search(rf"^  {tool} .* rc=0$", out, re.M), out
+    assert f"    bare loop: 3 objects: {path}\n" in out, out
+    assert re.search(rf"^  ratio lakeshift/bare \({name}/http, mean files/s\): \d+\.\d\d$",
+                     out, re.M), out
+    assert (tmp_path / "copy_vs_rclone.json").exists()
+
+
+def test_an_unknown_set_is_one_line() -> None:
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "copy_vs_rclone.py"),
+                           "--sets", "large-bar"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("unknown set 'large-bar': use small, large,")
+    assert "large-bare" in proc.stderr and len(proc.stderr.splitlines()) == 1
