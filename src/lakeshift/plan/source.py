@@ -128,7 +128,9 @@ def refuse_destination_inside_source(source: StoreConfig, destination: StoreConf
     else:  # (one object names only its own key)
         inside = not spec.single and _root(dst.path).startswith(spec.list_prefix)
     if inside:
-        raise UsageError(f"destination {dst.display()} is inside the source {src.display()}: "
+        # Named as the user wrote them (az:// and abfss:// of one container would read
+        # as two places); a URL holds no secret (parse_url refuses a query string).
+        raise UsageError(f"destination {dst.written()} is inside the source {src.written()}: "
                          "each run would copy the last copy again, one level deeper; choose a "
                          "destination outside the source")
 
