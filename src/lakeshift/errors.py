@@ -59,7 +59,7 @@ class ObjectError(LakeshiftError):
 
     exit_code = 1
     #: Recorded as skipped, never as a failure, whatever --skip-errors says: there is
-    #: nothing the copy could have done (a symlink loop).
+    #: nothing the copy could have done (a symlink loop, a link to the destination folder).
     skipped_always = False
 
 
@@ -88,6 +88,15 @@ class SymlinkLoopError(NotFoundError):
     skipped and recorded (reason ``symlink-loop``)."""
 
     kind = "symlink-loop"
+    skipped_always = True
+
+
+class DestinationFolderError(NotFoundError):
+    """A folder of a local source that is the copy's local destination folder, reached
+    through a symlink (or a mount): not walked into — each run would copy the last copy
+    again, one level deeper — always skipped and recorded (reason ``destination-folder``)."""
+
+    kind = "destination-folder"
     skipped_always = True
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
@@ -44,6 +44,9 @@ class StoreURL:
     endpoint_suffix: str | None = None
     #: The user spelled it as ADLS Gen2 (abfss:// or a .dfs. host).
     gen2: bool = False
+    #: The URL or path as the user wrote it (``parse_url``'s text), for messages that
+    #: name it so (``written``); not part of what the URL names.
+    text: str = field(default="", compare=False, repr=False)
 
     def display(self) -> str:
         if self.scheme == "s3":
@@ -55,9 +58,17 @@ class StoreURL:
             return f"{self.scheme}://{self.bucket}/{self.path}"
         return self.bucket
 
+    def written(self) -> str:
+        """The URL as the user wrote it (else as ``display`` spells it)."""
+        return self.text or self.display()
+
 
 def parse_url(text: str) -> StoreURL:
     """Parse a user-supplied URL or path; raise UsageError with the accepted forms."""
+    return replace(_parse(text), text=text)
+
+
+def _parse(text: str) -> StoreURL:
     if not text:
         raise UsageError("empty URL: give s3://bucket/prefix, az://container/path, "
                          "abfss://fs@account.dfs.core.windows.net/path or a local path")

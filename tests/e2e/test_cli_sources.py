@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -231,3 +232,97 @@ def test_copy_plan_and_sync_refuse_a_destination_inside_its_source_in_any_spelli
         assert p.returncode == 2, (args, p.stderr)
         assert "is inside the source" in one_clear_line(p), args
         assert not db.exists()
+
+
+def _linked_to_destination(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """``tmp_path/NAME`` holding ``a.txt``, ``d/b.txt`` and ``link -> ../NAME-out`` (a
+    symlink to the destination folder); the source and the destination."""
+    src, dst = tmp_path / name, tmp_path / f"{name}-out"
+    (src / "d").mkdir(parents=True)
+    (src / "a.txt").write_bytes(b"hi")
+    (src / "d" / "b.txt").write_bytes(b"deep")
+    (src / "link").symlink_to(f"../{name}-out")
+    an_hour_ago = time.time() - 3600  # inside a sync's first window, even with --lag 0s
+    for f in (src / "a.txt", src / "d" / "b.txt"):
+        os.utime(f, (an_hour_ago, an_hour_ago))
+    return src, dst
+
+
+def _files(dst: Path) -> list[str]:
+    return sorted(str(f.relative_to(dst)) for f in dst.rglob("*"))
+
+
+def _skips(env: dict[str, str], db: str, job: str) -> list[tuple[str, str, str]]:
+    f = lakeshift("failures", "--job", job, "--db", db, env=env)
+    assert f.returncode == 0, f.stderr
+    return sorted((r["object_key"], r["error_kind"], r["skipped"])
+                  for r in csv.DictReader(io.StringIO(f.stdout)))
+
+
+def test_a_symlink_to_the_destination_is_skipped_not_copied_into_itself(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    """``data/link -> ../out``: each copy listed the destination through the link and
+    copied it into itself, one level deeper each run (out/link/a.txt, out/link/link/…).
+    The link is one entry, skipped with its reason, every run; verify agrees."""
+    src, dst = _linked_to_destination(tmp_path, "data")
+    for run in range(3):
+        p = lakeshift("copy", str(src), str(dst), "--json", env=local_env)
+        assert p.returncode == 0, p.stdout + p.stderr
+        s = json.loads(p.stdout)
+        assert s["skipped_by_reason"].get("destination-folder") == 1, (run, s)
+        assert (s["copied"], s["failed"]) == ((2, 0) if run == 0 else (0, 0)), (run, s)
+        why = {f["key"]: (f["kind"], f["skipped"]) for f in s["failures"]}
+        assert why == {"link": ("destination-folder", True)}, (run, why)
+        assert "destination folder" in s["failures"][0]["message"]
+        assert _files(dst) == ["a.txt", "d", "d/b.txt"], run
+    text = lakeshift("copy", str(src), str(dst), "--progress", "none", env=local_env)
+    assert text.returncode == 0, text.stderr
+    assert "1 destination folder" in text.stdout + text.stderr
+    v = lakeshift("verify", str(src), str(dst), "--report", str(tmp_path / "v"), "--json",
+                  env=local_env)
+    assert v.returncode == 0, v.stdout + v.stderr
+    got = json.loads(v.stdout)
+    assert (got["verified"], got["missing"], got["unverifiable"]) == (2, 0, 1), got
+    assert got["unverifiable_reasons"] == {"not copied on purpose: destination-folder": 1}
+
+
+def test_a_planned_job_skips_a_symlink_to_its_destination(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    """The same for ``run`` (automatic partitions: the folder listing that cuts them saw
+    ``link/`` as a folder), into a destination that already holds a file (so that the link
+    leads somewhere from the plan on)."""
+    db = f"sqlite:///{tmp_path}/jobs.db"
+    src, dst = _linked_to_destination(tmp_path, "planned")
+    dst.mkdir()
+    (dst / "old.txt").write_bytes(b"there before")
+    p = lakeshift("plan", str(src), str(dst), "--job", "j", "--db", db, "--partition-by",
+                  "auto", "--target-objects", "1", env=local_env)
+    assert p.returncode == 0, p.stderr
+    r = lakeshift("run", "--job", "j", "--db", db, "--json", env=local_env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    s = json.loads(r.stdout)
+    assert s["skipped_by_reason"] == {"destination-folder": 1}, s
+    assert s["copied"] == 2, s
+    assert _files(dst) == ["a.txt", "d", "d/b.txt", "old.txt"]
+    assert _skips(local_env, db, "j") == [("link", "destination-folder", "True")]
+    v = lakeshift("verify", "--job", "j", "--db", db, "--report", str(tmp_path / "v"),
+                  "--json", env=local_env)
+    got = json.loads(v.stdout)
+    assert got["unverifiable_reasons"] == {"not copied on purpose: destination-folder": 1}, got
+    assert (got["verified"], got["missing"]) == (2, 0), got
+
+
+def test_a_sync_skips_a_symlink_to_its_destination(local_env: dict[str, str],
+                                                   tmp_path: Path) -> None:
+    """The same for ``sync``, pass after pass."""
+    db = f"sqlite:///{tmp_path}/jobs.db"
+    src, dst = _linked_to_destination(tmp_path, "synced")
+    dst.mkdir()
+    (dst / "old.txt").write_bytes(b"there before")
+    for run in range(3):
+        p = lakeshift("sync", str(src), str(dst), "--job", "s", "--db", db, "--lag", "0s",
+                      "--json", env=local_env)
+        assert p.returncode == 0, (run, p.stdout + p.stderr)
+        assert json.loads(p.stdout)["failed"] == 0
+        assert _files(dst) == ["a.txt", "d", "d/b.txt", "old.txt"], run
+    assert ("link", "destination-folder", "True") in _skips(local_env, db, "s")

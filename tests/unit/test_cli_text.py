@@ -28,6 +28,8 @@ def test_skip_reasons_largest_first_in_the_right_number() -> None:
     assert skip_reasons({"identical": 3, "folder-marker": 1, "invalid-name": 2}) == \
         "3 identical, 2 invalid names, 1 folder marker"
     assert skip_reasons({"exists": 1}) == "1 already at the destination (--overwrite never)"
+    assert skip_reasons({"destination-folder": 1, "symlink-loop": 2}) == \
+        "2 symlink-loop, 1 destination folder"
 
 
 def test_plain_progress_line_says_1_object() -> None:

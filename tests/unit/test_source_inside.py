@@ -183,3 +183,35 @@ def test_a_folder_of_the_source_is_refused_whatever_the_source_resolves_to() -> 
         assert _refused("s3://bkt/raw", "s3://bkt/raw", spec=spec)
     for spec in (None, SourceSpec("", "")):
         assert _refused("s3://bkt/", "s3://bkt/raw2", spec=spec)
+
+
+def test_the_refusal_names_both_urls_as_the_user_wrote_them(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """One container as ``az://`` (its account from the credentials) and as ``abfss://``
+    (naming the account): the line named ``az://devstoreaccount1/cont/raw/x`` for the
+    ``abfss://`` one, a spelling the user never wrote.  Both are named as written, either
+    way round; the credentials' key never appears.  A relative local path stays relative."""
+    import base64
+
+    key = base64.b64encode(b"secret-key-bytes" * 4).decode()
+    for name in ("AZURE_STORAGE_BLOB_ENDPOINT", "AZURE_STORAGE_SAS_TOKEN", "AZURE_CLIENT_ID",
+                 "AZURE_STORAGE_ACCOUNT", "AZURE_STORAGE_ACCOUNT_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING",
+                       "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+                       f"AccountKey={key};BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;")
+    az, abfss = "az://cont/raw", "abfss://cont@devstoreaccount1.dfs.core.windows.net/raw"
+    for src, dst in ((az, abfss + "/x"), (abfss, az + "/x"), (az, az + "/x/")):
+        for spec in (None, SourceSpec("raw/", "raw/")):
+            with pytest.raises(UsageError) as e:
+                refuse_destination_inside_source(source_config(src), destination_config(dst),
+                                                 spec)
+            said = str(e.value)
+            assert said.startswith(f"destination {dst} is inside the source {src}: "), said
+            assert key not in said and "devstoreaccount1/cont" not in said, said
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    with pytest.raises(UsageError,
+                       match=r"^destination \./data/sub is inside the source \./data: "):
+        refuse_destination_inside_source(source_config("./data"),
+                                         destination_config("./data/sub"))

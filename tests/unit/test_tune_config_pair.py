@@ -208,3 +208,19 @@ def test_a_refusal_for_another_server_names_the_two_servers(
     assert store_difference("az://lake/out", OPTS, "az://lake/out", OPTS) is None
     assert store_difference("az://lake/out", OPTS, "az://sea/out", OPTS) is None
     assert store_difference("s3://bkt/raw", OPTS, "s3://bkt/other", OPTS) is None
+
+
+def test_a_server_difference_names_both_servers_alike(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An account the credentials do not resolve (the connection string is another's) was
+    named "at core.windows.net" — a host suffix — beside the other side's endpoint URL; it
+    is named by the endpoint its URL names, spelled as a resolved one is."""
+    from lakeshift.plan.places import store_difference
+
+    for name in ("AZURE_STORAGE_BLOB_ENDPOINT", "AZURE_STORAGE_ACCOUNT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", "UseDevelopmentStorage=true")
+    here, there = store_difference("abfss://lake@other.dfs.core.windows.net/out", OPTS,
+                                   "az://lake/out", OPTS) or ("", "")
+    assert here == "the Azure account other at https://other.blob.core.windows.net", here
+    assert there == ("the Azure account devstoreaccount1 at "
+                     "http://127.0.0.1:10000/devstoreaccount1"), there

@@ -16,7 +16,11 @@ from lakeshift.control import DEFAULT_DB
 from lakeshift.engine.copy_options import bandwidth_arg
 from lakeshift.engine.events import EventBus, Subscriber
 from lakeshift.errors import LakeshiftError, UsageError
-from lakeshift.plan.source import destination_config, source_config
+from lakeshift.plan.source import (
+    destination_config,
+    source_avoiding_destination,
+    source_config,
+)
 from lakeshift.sizes import size_arg
 from lakeshift.stores.base import StoreConfig, StoreOptions
 from lakeshift.urls import parse_url
@@ -58,7 +62,9 @@ async def verify_async(source: str | None = None, destination: str | None = None
         pairs, label, saved_names = await asyncio.to_thread(_job_pairs, db, job, so)
         opts = replace(opts, invalid_names=saved_names)
     elif source and destination:
-        pairs = [(source_config(source, so), destination_config(destination, so), None, None)]
+        dst = destination_config(destination, so)
+        pairs = [(source_avoiding_destination(source_config(source, so), dst), dst, None,
+                  None)]
         label = f"{source} → {destination}"
     else:
         raise UsageError("verify needs SRC DST (or --job NAME)")
@@ -123,11 +129,12 @@ def _job_pairs(db: str, job: str, so: StoreOptions) -> tuple[list[Pair], str, st
     try:
         j = control.job(job)
         options = job_store_options(j) if so == StoreOptions() else so
-        pairs: list[Pair] = [
-            (StoreConfig(parse_url(r["source"]), options),
-             StoreConfig(parse_url(r["destination"]), options),
-             partition_spec(r, after_cursor=False), None)
-            for r in control.partitions(j.id)]
+        pairs: list[Pair] = []
+        for r in control.partitions(j.id):
+            dst = StoreConfig(parse_url(r["destination"]), options)
+            pairs.append((source_avoiding_destination(
+                StoreConfig(parse_url(r["source"]), options), dst), dst,
+                partition_spec(r, after_cursor=False), None))
         n = len(pairs)
         return (pairs, f"job {job} ({n} partition{'' if n == 1 else 's'})",
                 str(j.options.get("invalid_names", "fail")))
@@ -179,8 +186,11 @@ async def scan_async(source: str, destination: str | None = None, *,
     opts = ScanOptions(sample=sample, head_all=head_all,
                        block_size=size_arg(block_size, "--block-size"), calibrate=calibrate)
     so = store_options or StoreOptions()
+    src = source_config(source, so)
     dst = destination_config(destination, so) if destination else None
-    return await scan_pair(source_config(source, so), dst, table, opts)
+    # (Its listing counts what a copy to ``dst`` would list: not a linked destination.)
+    return await scan_pair(src if dst is None else source_avoiding_destination(src, dst),
+                           dst, table, opts)
 
 
 scan = _blocking(scan_async)

@@ -17,7 +17,11 @@ from lakeshift.engine.events import Subscriber
 from lakeshift.engine.pipeline import copy_async as _copy_pair
 from lakeshift.errors import UsageError
 from lakeshift.model import CopyResult
-from lakeshift.plan.source import destination_config, source_config
+from lakeshift.plan.source import (
+    destination_config,
+    source_avoiding_destination,
+    source_config,
+)
 from lakeshift.stores.base import StoreOptions
 
 if TYPE_CHECKING:
@@ -141,8 +145,8 @@ async def copy_async(source: str, destination: str, *, concurrency: int = 32,
                         max_bandwidth=max_bandwidth, delete_source=delete_source_after_verify,
                         empty_dirs=empty_dirs, preserve=preserve,
                         map_identities=pairs, copy_mode=copy_mode)
-    src = source_config(source, store_options)
     dst = destination_config(destination, store_options)
+    src = source_avoiding_destination(source_config(source, store_options), dst)
     if dry_run and proof_log is not None:  # a dry run writes no log, but checks the path
         await _check_proof_log(proof_log, reader=True)
         proof_log = None

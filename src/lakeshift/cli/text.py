@@ -35,7 +35,8 @@ _SKIP_ADJECTIVES = {
     "forbidden": "forbidden (--skip-errors)",
     "archived": "archived, not restored (--skip-errors)",
 }
-_SKIP_NOUNS = {"folder-marker": "folder marker", "invalid-name": "invalid name"}
+_SKIP_NOUNS = {"folder-marker": "folder marker", "invalid-name": "invalid name",
+               "destination-folder": "destination folder"}
 
 
 def skip_reasons(by_reason: Mapping[str, int]) -> str:

@@ -48,7 +48,7 @@ from lakeshift.engine.watermark import Watermark
 from lakeshift.errors import LakeshiftError, UsageError
 from lakeshift.model import Failure, PartitionSpec, Rename, RunResult, TransferStats
 from lakeshift.plan.jobplan import partition_spec
-from lakeshift.plan.source import SourceSpec, destination_root
+from lakeshift.plan.source import SourceSpec, destination_root, source_avoiding_destination
 from lakeshift.stores.base import Store, StoreConfig, StoreOptions
 from lakeshift.stores.registry import open_store
 from lakeshift.urls import parse_url
@@ -414,14 +414,21 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
     cancelled = False  # the run was asked to stop (lakeshift_runs.cancel_requested)
     gone = False  # the run's row vanished: its job was deleted under it
 
-    async def store_for(url: str, role: str) -> Store:
-        if url not in stores:
-            stores[url] = open_store(StoreConfig(parse_url(url), store_options))
-        store = stores[url]
-        if url not in checked:
+    async def store_for(url: str, role: str, destination: str | None = None) -> Store:
+        """The store at ``url``, checked once; a source's walk never enters its local
+        ``destination`` (plan/source.py ``source_avoiding_destination``)."""
+        key = url if destination is None else f"{url}\n{destination}"
+        if key not in stores:
+            config = StoreConfig(parse_url(url), store_options)
+            if destination is not None:
+                config = source_avoiding_destination(
+                    config, StoreConfig(parse_url(destination), store_options))
+            stores[key] = open_store(config)
+        store = stores[key]
+        if key not in checked:
             fn = store.check_source if role == "source" else store.prepare_destination
             await check_reachable(fn, role, policy)
-            checked.add(url)
+            checked.add(key)
         return store
 
     async def run_partition(a: _Active) -> None:
@@ -429,7 +436,7 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
         state, error = "failed", None
         retry_observer.set(a.activity.note_retry)  # this task and those it starts
         try:
-            src = await store_for(row["source"], "source")
+            src = await store_for(row["source"], "source", row["destination"])
             dst = await store_for(row["destination"], "destination")
             spec = partition_spec(row)
             bus = EventBus([a.track, a.counter(), totals.emit])

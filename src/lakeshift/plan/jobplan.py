@@ -29,6 +29,7 @@ from lakeshift.plan.source import (
     destination_config,
     refuse_destination_inside_source,
     resolve_source,
+    source_avoiding_destination,
     source_config,
 )
 from lakeshift.stores.base import StoreConfig, StoreOptions
@@ -169,6 +170,9 @@ async def plan_sources(sources: Sequence[str], dst: str, so: StoreOptions,
     specs: list[PartitionSpec] = []
     policy = RetryPolicy(attempts=3)
     for text, cfg, dest in source_destinations(sources, dst, so):
+        # (A listing that entered a local destination through a symlink would plan its
+        # files, as the run's copy would copy them.)
+        cfg = source_avoiding_destination(cfg, destination_config(dest, so))
         store = open_store(cfg)
         try:
             await check_reachable(store.check_source, "source", policy)

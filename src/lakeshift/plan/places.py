@@ -33,8 +33,10 @@ def store_place(u: StoreURL, options: StoreOptions) -> tuple[str, ...]:
             account = (settings.account, settings.blob_endpoint)
         except LakeshiftError:
             # Say, a URL's account that is not the connection string's, or no credentials:
-            # the store will refuse it; here it is only the account the URL names.
-            account = (u.account or "", u.endpoint_suffix or "")
+            # the store will refuse it; here it is only the account the URL names, at the
+            # endpoint the URL names (spelled as a resolved one is, for store_difference).
+            account = (u.account or "", f"https://{u.account}.blob."
+                       f"{u.endpoint_suffix or 'core.windows.net'}" if u.account else "")
         return ("azure", *account, u.bucket)
     if u.scheme == "s3":
         # A bucket's name is unique only at its endpoint (MinIO, another S3 service): the

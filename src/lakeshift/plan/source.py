@@ -91,6 +91,18 @@ def destination_config(url: str, options: StoreOptions | None = None) -> StoreCo
     return StoreConfig(parse_url(url), options or StoreOptions())
 
 
+def source_avoiding_destination(source: StoreConfig, destination: StoreConfig) -> StoreConfig:
+    """``source``, told the folder of a local ``destination`` when it is local too: its
+    walk never enters that folder (``StoreConfig.destination_folder``).  A symlink in the
+    source to the destination would otherwise copy each run's copy again, one level deeper
+    (``refuse_destination_inside_source`` refuses what the paths alone show)."""
+    if source.url.scheme != "file" or destination.url.scheme != "file":
+        return source
+    d = destination.url
+    return replace(source, destination_folder=os.path.join(d.bucket, *d.path.split("/"))
+                   if d.path else d.bucket)
+
+
 def refuse_destination_inside_source(source: StoreConfig, destination: StoreConfig,
                                      spec: SourceSpec | None = None) -> None:
     """UsageError when the destination lies inside what the source names: every run would
@@ -128,7 +140,9 @@ def refuse_destination_inside_source(source: StoreConfig, destination: StoreConf
     else:  # (one object names only its own key)
         inside = not spec.single and _root(dst.path).startswith(spec.list_prefix)
     if inside:
-        raise UsageError(f"destination {dst.display()} is inside the source {src.display()}: "
+        # Named as the user wrote them (az:// and abfss:// of one container would read
+        # as two places); a URL holds no secret (parse_url refuses a query string).
+        raise UsageError(f"destination {dst.written()} is inside the source {src.written()}: "
                          "each run would copy the last copy again, one level deeper; choose a "
                          "destination outside the source")
 

@@ -123,6 +123,10 @@ class StoreConfig:
 
     url: StoreURL
     options: StoreOptions = StoreOptions()
+    #: A local source only: the copy's local destination folder, which its walk never
+    #: enters — a folder reached there (through a symlink, a mount) is one entry, skipped
+    #: as ``destination-folder`` (set by plan/source.py ``source_avoiding_destination``).
+    destination_folder: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

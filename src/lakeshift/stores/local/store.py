@@ -29,6 +29,7 @@ from types import MappingProxyType
 
 from lakeshift.errors import (
     DanglingLinkError,
+    DestinationFolderError,
     ForbiddenError,
     IntegrityError,
     InvalidNameError,
@@ -95,6 +96,9 @@ class LocalStore:
         #: there were HELPER_AFTER (helper.py).
         self._copies = 0
         self._helper: Helper | None = None
+        #: The copy's local destination folder, never walked into (``_walk``), and the
+        #: path its entry's read names (``_unwalkable``).
+        self._avoid = config.destination_folder
 
     def _path(self, key: str) -> str:
         if "//" not in key and key[:1] != "/" and os.sep == "/":
@@ -115,7 +119,10 @@ class LocalStore:
                 # The URL named one file: it is the only object, with an empty key.
                 return Page([_info("", os.stat(self.root), self.root)])
             folder, _, name_prefix = prefix.rpartition("/")
-            items = list(itertools.islice(_walk(self.root, folder, name_prefix, after), size))
+            # Asked each page (one stat): the destination is made after the store opens.
+            avoid = _identity(self._avoid) if self._avoid else None
+            items = list(itertools.islice(_walk(self.root, folder, name_prefix, after,
+                                                avoid=avoid), size))
             return Page(items, (), items[-1].key if len(items) == size else None)
 
         return await asyncio.to_thread(walk)
@@ -129,12 +136,14 @@ class LocalStore:
         except (FileNotFoundError, NotADirectoryError):
             return Page([])
         here = os.path.realpath(base)
+        avoid = os.path.realpath(self._avoid) if self._avoid else None
         for e in entries:
             if e.name.startswith(_PARTIAL):
                 continue
             try:
                 is_dir = e.is_dir(follow_symlinks=True)
-                if is_dir and not _above_or_at(os.path.realpath(e.path), here):
+                if is_dir and (real := os.path.realpath(e.path)) != avoid and \
+                        not _above_or_at(real, here):
                     folders.append(prefix + e.name + "/")
                     continue
                 if not is_dir:
@@ -147,8 +156,8 @@ class LocalStore:
                 continue  # gone
             except OSError:
                 pass  # a symlink loop (ELOOP)
-            # As in the walk: a symlink to a folder above it (or itself) is one empty entry,
-            # whose read says why.
+            # As in the walk: a symlink to a folder above it (or itself), or to the
+            # destination folder, is one empty entry, whose read says why.
             objects.append(ObjectInfo(prefix + e.name, 0))
         folders.sort()
         objects.sort(key=lambda o: o.key)
@@ -189,7 +198,7 @@ class LocalStore:
 
     def _read(self, key: str, start: int | None, end: int | None,
               if_match: str | None) -> ReadResult:
-        data, size, etag = _read_file(self._path(key), start, end, if_match)
+        data, size, etag = _read_file(self._path(key), start, end, if_match, self._avoid)
         return ReadResult(data, ObjectProps(content_type(key), metadata=_NO_METADATA), size,
                           etag)
 
@@ -204,7 +213,7 @@ class LocalStore:
         the rest to a helper process (helper.py) once it has started, while it lasts.
         Returns the MD5."""
         args = (source._path(key), if_match, self._path(dest_key), key, size, md5, src_etag,
-                None if mtime is None else _ns(mtime))
+                None if mtime is None else _ns(mtime), source._avoid)
         helper = self._helper
         if helper is None:
             self._copies += 1
@@ -328,16 +337,20 @@ class _LocalRange:
         self._pos = self._end  # nothing held between reads
 
 
-def _read_file(path: str, start: int | None, end: int | None,
-               if_match: str | None) -> tuple[bytes, int, str]:
+def _read_file(path: str, start: int | None, end: int | None, if_match: str | None,
+               avoid: str | None = None) -> tuple[bytes, int, str]:
     """The bytes from ``start`` to ``end`` (default: all) of the file at ``path``, its size
-    and its ETag; a read's errors as lakeshift errors."""
+    and its ETag; a read's errors as lakeshift errors (a folder's: why the walk listed it
+    as an entry, ``avoid`` the destination folder: ``_unwalkable``)."""
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer (regular files ignore it).
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         try:
             st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
+            if not stat.S_ISREG(st.st_mode):
+                if stat.S_ISDIR(st.st_mode):
+                    # (Said here, not by a read that fails: a folder may have size 0.)
+                    raise _unwalkable(path, avoid)
                 raise SpecialFileError(f"{path}: a FIFO, socket or device, not a file: "
                                        "skipped")
             etag = local_etag(st)
@@ -355,10 +368,10 @@ def _read_file(path: str, start: int | None, end: int | None,
         what = "list the folder" if os.path.isdir(path) else "read"
         raise ForbiddenError(f"{path}: permission denied (cannot {what})") from None
     except IsADirectoryError:
-        raise _unwalkable(path) from None
+        raise _unwalkable(path, avoid) from None
     except OSError as e:
         if e.errno == errno.ELOOP:
-            raise _unwalkable(path) from None
+            raise _unwalkable(path, avoid) from None
         if e.errno == errno.ENXIO:  # a socket
             raise SpecialFileError(f"{path}: a FIFO, socket or device, not a file: "
                                    "skipped") from None
@@ -367,9 +380,10 @@ def _read_file(path: str, start: int | None, end: int | None,
 
 
 def _copy_file(src_path: str, if_match: str | None, final: str, key: str, size: int,
-               listed_md5: bytes | None, src_etag: str | None, mtime_ns: int | None) -> bytes:
+               listed_md5: bytes | None, src_etag: str | None, mtime_ns: int | None,
+               avoid: str | None = None) -> bytes:
     """LocalStore.copy_from, in a disk worker thread or in the helper process."""
-    data, _, _ = _read_file(src_path, None, None, if_match)
+    data, _, _ = _read_file(src_path, None, None, if_match, avoid)
     md5 = hashlib.md5(data).digest()
     # What the engine's _check says (tests/unit/test_local_copy.py compares them).
     if len(data) != size:
@@ -475,12 +489,14 @@ def content_type(key: str) -> str | None:
 
 
 def _walk(root: str, folder: str, name_prefix: str, start_after: str | None,
-          ancestors: frozenset[tuple[int, int]] | None = None) -> Iterator[ObjectInfo]:
-    """Keys below ``folder`` in key order.  A folder that cannot be listed (permissions) or
-    a symlink that loops (to a folder above it, or to itself) is not walked into: it is
-    listed as one empty entry, sorted as a file of that name, whose read fails with the
-    reason (see ``_unwalkable``); so it is recorded as that object's failure — or skip —
-    and the rest of the walk goes on."""
+          ancestors: frozenset[tuple[int, int]] | None = None,
+          avoid: tuple[int, int] | None = None) -> Iterator[ObjectInfo]:
+    """Keys below ``folder`` in key order.  A folder that cannot be listed (permissions), a
+    symlink that loops (to a folder above it, or to itself) or a folder whose identity is
+    ``avoid`` (the destination folder's, reached through a symlink or a mount) is not
+    walked into: it is listed as one empty entry, sorted as a file of that name, whose
+    read fails with the reason (see ``_unwalkable``); so it is recorded as that object's
+    failure — or skip — and the rest of the walk goes on."""
     base = os.path.join(root, *folder.split("/")) if folder else root
     try:
         if ancestors is None:
@@ -506,7 +522,7 @@ def _walk(root: str, folder: str, name_prefix: str, start_after: str | None,
             keyed.append((key, "entry", e, None))
             continue
         ident = (st.st_dev, st.st_ino)
-        if ident in ancestors or not os.access(e.path, os.R_OK | os.X_OK):
+        if ident in ancestors or ident == avoid or not os.access(e.path, os.R_OK | os.X_OK):
             keyed.append((key, "entry", e, None))
         else:
             keyed.append((key + "/", "folder", e, ident))
@@ -518,7 +534,7 @@ def _walk(root: str, folder: str, name_prefix: str, start_after: str | None,
             if start_after is not None and not (key > start_after or
                                                 start_after.startswith(key)):
                 continue
-            yield from _walk(root, key[:-1], "", start_after, ancestors | {folder_id})
+            yield from _walk(root, key[:-1], "", start_after, ancestors | {folder_id}, avoid)
         elif start_after is None or key > start_after:
             if kind == "entry":
                 yield ObjectInfo(key, 0)
@@ -531,6 +547,15 @@ def _walk(root: str, folder: str, name_prefix: str, start_after: str | None,
                 continue  # gone since the folder was read
             except OSError:
                 yield ObjectInfo(key, 0)  # its read says why
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the folder at ``path``; None while there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _identities_up(path: str) -> Iterator[tuple[int, int]]:
@@ -560,8 +585,9 @@ def _dangling(path: str) -> DanglingLinkError | None:
                              "to copy")
 
 
-def _unwalkable(path: str) -> LakeshiftError:
-    """Why the walk listed ``path`` as an entry instead of walking into it."""
+def _unwalkable(path: str, avoid: str | None = None) -> LakeshiftError:
+    """Why the walk listed ``path`` as an entry instead of walking into it (``avoid``: the
+    destination folder, never walked into)."""
     try:
         target = os.stat(path)
     except OSError as e:
@@ -582,6 +608,10 @@ def _unwalkable(path: str) -> LakeshiftError:
         if up == parent:
             break
         parent = up
+    if avoid is not None and _identity(avoid) == (target.st_dev, target.st_ino):
+        return DestinationFolderError(f"{path}: leads to the destination folder {avoid}: not "
+                                      "followed (each run would copy the last copy again, "
+                                      "one level deeper)")
     if not os.access(path, os.R_OK | os.X_OK):
         return ForbiddenError(f"{path}: permission denied (cannot list the folder)")
     return NotFoundError(f"{path}: is a directory")
