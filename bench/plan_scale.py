@@ -24,7 +24,8 @@ sys.path.insert(0, str(REPO / "src"))
 
 from lakeshift.control.repository import ControlDB  # noqa: E402
 from lakeshift.engine.events import EventBus  # noqa: E402
-from lakeshift.engine.pipeline import CopyOptions, StatsCounter, run_pipeline  # noqa: E402
+from lakeshift.engine.pipeline import CopyOptions, run_pipeline  # noqa: E402
+from lakeshift.engine.pipeline_stats import StatsCounter  # noqa: E402
 from lakeshift.engine.retry import RetryPolicy  # noqa: E402
 from lakeshift.engine.slots import SlotPool  # noqa: E402
 from lakeshift.model import ObjectInfo, TransferStats  # noqa: E402

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from lakeshift.engine.pipeline import drive
+from lakeshift.engine.pipeline_pool import drive
 
 
 class _Work:

@@ -176,7 +176,7 @@ def test_slot_pool_cancelled_waiter_gives_everything_back() -> None:
 def test_dest_items_puts_a_directory_where_its_slash_name_sorts() -> None:
     """A Gen2 directory "a" is listed before "a-1.csv" but the source names it "a/", which
     sorts after: both must still pair, or a rerun copies "a-1.csv" again every time."""
-    from lakeshift.engine.pipeline import dest_items
+    from lakeshift.engine.pipeline_listings import dest_items
     from lakeshift.stores.base import Page
 
     listed = [ObjectInfo("r/a", 0, is_dir_marker=True), ObjectInfo("r/a-1.csv", 1),

@@ -409,7 +409,7 @@ def test_the_pipeline_producer_is_woken_once_per_batch_not_per_item() -> None:
     down to half, then refills it in one step; it was woken at every item taken (a task
     step and a loop turn per object).  Every item is still acted on, once, in order of
     arrival."""
-    from lakeshift.engine.pipeline import drive
+    from lakeshift.engine.pipeline_pool import drive
 
     n, concurrency = 2000, 8
     done: list[int] = []
@@ -448,7 +448,7 @@ def test_the_pipeline_pool_holds_few_items_and_ends_as_it_should() -> None:
     producer and not yet started; an item coming while workers wait goes to one at once;
     an error from an action or from the producer is raised as itself, and ends the
     others."""
-    from lakeshift.engine.pipeline import drive
+    from lakeshift.engine.pipeline_pool import drive
 
     async def run(n: int, concurrency: int, slow: bool, fail_at: int | None = None,
                   fail_in_work: bool = False) -> tuple[list[Any], int]:

@@ -13,7 +13,7 @@ from unittest import mock
 import pytest
 
 from lakeshift.engine.limiter import EndpointLimiter
-from lakeshift.engine.pipeline import drive
+from lakeshift.engine.pipeline_pool import drive
 from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.slots import SlotPool
 from lakeshift.stores import props

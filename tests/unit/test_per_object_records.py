@@ -340,7 +340,7 @@ def test_object_started_is_built_only_when_a_subscriber_listens(monkeypatch: Any
 
 
 def test_the_bus_knows_what_every_subscriber_ignores() -> None:
-    from lakeshift.engine.pipeline import StatsCounter
+    from lakeshift.engine.pipeline_stats import StatsCounter
     from lakeshift.model import TransferStats
 
     counter = StatsCounter(TransferStats(), [])
@@ -489,7 +489,7 @@ def _random_events(n: int) -> list[Any]:
 def test_the_stats_counter_counts_what_its_isinstance_chain_counted() -> None:
     """Differential: StatsCounter against the chain it replaced, over a random run of every
     kind of event (subclasses too), with a cap on the lists kept."""
-    from lakeshift.engine.pipeline import StatsCounter
+    from lakeshift.engine.pipeline_stats import StatsCounter
     from lakeshift.model import TransferStats
 
     for keep in (10_000, 7):
@@ -506,7 +506,7 @@ def test_the_stats_counter_counts_what_its_isinstance_chain_counted() -> None:
 def test_an_object_copied_is_counted_without_an_isinstance_chain() -> None:
     """The events of every object copied (ObjectDone "copied", BytesMoved) are told by
     their exact type: no isinstance call (the chain made 2 and 3 of them)."""
-    from lakeshift.engine.pipeline import StatsCounter
+    from lakeshift.engine.pipeline_stats import StatsCounter
     from lakeshift.model import TransferStats
 
     counter = StatsCounter(TransferStats(), [])

@@ -35,12 +35,8 @@ from lakeshift.engine.events import (
     Subscriber,
 )
 from lakeshift.engine.limiter import Pacing
-from lakeshift.engine.pipeline import (
-    CopyOptions,
-    StatsCounter,
-    check_reachable,
-    run_pipeline,
-)
+from lakeshift.engine.pipeline import CopyOptions, check_reachable, run_pipeline
+from lakeshift.engine.pipeline_stats import StatsCounter
 from lakeshift.engine.retry import RetryPolicy, retry_observer
 from lakeshift.engine.slots import SlotPool
 from lakeshift.engine.transfer import ServerRoute

@@ -1,75 +1,67 @@
-"""The one pipeline: list → compare → transfer pool → results (DESIGN.md §1).
+"""The one pipeline: list → compare → transfer pool → results (DESIGN.md §1), and the entry
+every mode runs it by: :class:`CopyOptions`, :func:`copy_async` (copy), :func:`run_pipeline`
+(copy's source, or one partition of run or sync: its planner — the merge of both listings
+and the decisions — feeding the pool with the per-object action), :func:`check_reachable`.
 
 The listing is consumed page by page and handed to the transfer workers through a bounded
 queue; memory is bounded by the queue, the number of workers and the buffer slots, never by
-the number of objects.
+the number of objects.  Its parts: the listings (engine/pipeline_listings.py), the pool
+(engine/pipeline_pool.py), the per-object action (engine/pipeline_action.py), destination
+names (engine/pipeline_names.py) and the stat keeping (engine/pipeline_stats.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import heapq
-import sys
 import time
-from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
-from lakeshift.engine.checksums import without_unvouched_md5
 from lakeshift.engine.events import (
     SKIP_EXISTS,
     SKIP_FOLDER_MARKER,
     SKIP_IDENTICAL,
-    BytesMoved,
     EventBus,
     Listed,
-    ListingDone,
     ObjectDone,
     ObjectStarted,
     Renamed,
-    ServerCopyOff,
-    SourceDeleted,
     Subscriber,
     Throttled,
-    WindowCount,
 )
-from lakeshift.engine.limiter import EndpointLimiter, Pacing, validate_pacing
-from lakeshift.engine.listing import DEFAULT_POLICY, list_pages
+from lakeshift.engine.limiter import Pacing, validate_pacing
+from lakeshift.engine.pipeline_action import (
+    access_again,
+    move_source,
+    renamed_copy,
+    transfer_one,
+)
+from lakeshift.engine.pipeline_listings import (
+    dest_items,
+    dest_prefix,
+    dest_range,
+    source_items,
+    within,
+)
+from lakeshift.engine.pipeline_names import DestinationNamer
+from lakeshift.engine.pipeline_pool import drive
+from lakeshift.engine.pipeline_stats import StatsCounter
 from lakeshift.engine.preserve import (
     ACCESS,
     AccessKeeper,
     IdentityMap,
-    UnmappableError,
     check_preserve,
     preserve_set,
-    unmapped_principal,
 )
 from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.slots import SlotPool
-from lakeshift.engine.transfer import (
-    ServerRoute,
-    TransferContext,
-    copy_marker,
-    copy_object,
-    delete_source_if_verified,
-)
+from lakeshift.engine.transfer import ServerRoute, TransferContext
 from lakeshift.engine.watermark import Watermark
-from lakeshift.errors import (
-    AuthError,
-    ChangedError,
-    ForbiddenError,
-    IntegrityError,
-    LakeshiftError,
-    ObjectError,
-    TransientError,
-    UsageError,
-)
-from lakeshift.model import CopyResult, Failure, ObjectInfo, Rename, TransferStats
+from lakeshift.errors import AuthError, ForbiddenError, TransientError, UsageError
+from lakeshift.model import CopyResult, ObjectInfo, TransferStats
 from lakeshift.plan.compare import Overwrite, merge, needs_copy, outer_merge
 from lakeshift.plan.filters import NameFilter
-from lakeshift.plan.names import CollisionTracker, collision_name, encode, problem
 from lakeshift.plan.source import (
     SourceSpec,
     destination_root,
@@ -79,7 +71,6 @@ from lakeshift.plan.source import (
 from lakeshift.stores.base import Store, StoreConfig
 from lakeshift.stores.registry import open_store
 
-T = TypeVar("T")
 MiB = 1024 * 1024
 SKIPPABLE = frozenset({"missing", "forbidden", "invalid-name", "archived", "dangling-link"})
 COPY_MODES = ("auto", "server", "stream")
@@ -163,95 +154,6 @@ class CopyOptions:
         NameFilter(self.include, self.exclude)  # a glob that cannot work: UsageError
 
 
-class StatsCounter:
-    """Keeps TransferStats and the failure list from the events."""
-
-    #: Events that change no count (EventBus.ignored: ObjectStarted is then not built).
-    ignores = frozenset({ObjectStarted, ListingDone, WindowCount})
-
-    def __init__(self, stats: TransferStats, failures: list[Failure],
-                 renames: list[Rename] | None = None,
-                 deletions: list[SourceDeleted] | None = None, keep: int = 10_000,
-                 proofs: Counter[str] | None = None, server_copy_off: list[str] | None = None):
-        self.stats = stats
-        self.server_copy_off = server_copy_off if server_copy_off is not None else []
-        self.proofs = proofs if proofs is not None else Counter()
-        self.failures = failures
-        self.renames = renames if renames is not None else []
-        self.deletions = deletions if deletions is not None else []
-        self.keep = keep
-
-    def __call__(self, event: object) -> None:
-        # The events of every object copied (ObjectDone "copied", BytesMoved) told by their
-        # exact type, one identity test each, and counted here; any other (or a subclass)
-        # through ``_other``'s isinstance chain.
-        if type(event) is ObjectDone and event.outcome == "copied":
-            s = self.stats
-            s.copied += 1
-            s.copied_bytes += event.size
-            if event.proof is not None:
-                self.proofs[event.proof] += 1
-        elif type(event) is BytesMoved:
-            self.stats.bytes_transferred += event.nbytes
-        elif type(event) is not ObjectStarted:
-            self._other(event)
-
-    def _done(self, event: ObjectDone) -> None:
-        s = self.stats
-        if event.outcome == "copied":
-            s.copied += 1
-            s.copied_bytes += event.size
-            if event.proof is not None:
-                self.proofs[event.proof] += 1
-        elif event.outcome == "skipped":
-            s.skipped += 1
-            s.skipped_bytes += event.size
-            why = event.error_kind or event.reason or "other"
-            s.skipped_by_reason[why] = s.skipped_by_reason.get(why, 0) + 1
-            if event.error_kind is not None:
-                s.skipped_errors += 1
-                if len(self.failures) < self.keep:
-                    self.failures.append(Failure(event.key, event.error_kind,
-                                                 event.message or "", event.attempts,
-                                                 skipped=True))
-        else:
-            s.failed += 1
-            s.failed_bytes += event.size
-            kind = event.error_kind or "error"
-            s.failed_by_kind[kind] = s.failed_by_kind.get(kind, 0) + 1
-            if kind == UnmappableError.kind:
-                who = unmapped_principal(event.message or "") or "(unnamed)"
-                s.unmapped_principals[who] = s.unmapped_principals.get(who, 0) + 1
-            if len(self.failures) < self.keep:
-                self.failures.append(Failure(event.key, event.error_kind or "error",
-                                             event.message or "", event.attempts))
-
-    def _other(self, event: object) -> None:
-        s = self.stats
-        if isinstance(event, Listed):
-            s.listed += event.count
-            s.listed_bytes += event.nbytes
-        elif isinstance(event, ObjectDone):
-            self._done(event)
-        elif isinstance(event, BytesMoved):
-            s.bytes_transferred += event.nbytes
-        elif isinstance(event, Renamed):
-            s.renamed += 1
-            if len(self.renames) < self.keep:
-                self.renames.append(Rename(event.key, event.destination_key, event.rule))
-        elif isinstance(event, Throttled):
-            s.throttled += 1
-        elif isinstance(event, ServerCopyOff):
-            self.server_copy_off.append(event.reason)
-        elif isinstance(event, SourceDeleted):
-            if event.kept is None:
-                s.sources_deleted += 1
-            else:
-                s.sources_kept += 1
-            if len(self.deletions) < self.keep:
-                self.deletions.append(event)
-
-
 async def check_reachable(fn: Callable[[], Awaitable[None]], label: str,
                           policy: RetryPolicy) -> None:
     """Run a start-up check; a store that stays unreachable is a UsageError, not a hang."""
@@ -295,184 +197,6 @@ async def copy_async(source: StoreConfig, destination: StoreConfig,
         stats.finished = time.monotonic()
         await asyncio.gather(src.close(), dst.close(), return_exceptions=True)
     return result
-
-
-async def source_items(src: Store, spec: SourceSpec, name_filter: NameFilter,
-                       events: EventBus, policy: RetryPolicy = DEFAULT_POLICY,
-                       limiter: EndpointLimiter | None = None
-                       ) -> AsyncIterator[tuple[str, ObjectInfo]]:
-    pages = list_pages(src, spec.listing_prefix(), spec.start_after, policy, limiter,
-                       ahead=True, end=spec.range_end)
-    # Every key of the prefix, no range, no filter (a copy's usual source): each key's
-    # name is its tail after rel_base, taken unless empty, in one comprehension (no four
-    # Python calls a key: past_end, takes, rel and the filter; same outcome).
-    whole = not spec.single and spec.range_start is None and spec.range_end is None and \
-        not name_filter.include and not name_filter.exclude
-    cut = len(spec.rel_base)
-    async for page in pages:
-        if whole:
-            taken = [(obj.key[cut:], obj) for obj in page if len(obj.key) > cut]
-            if taken:
-                events.emit(Listed(len(taken), sum([o.size for _, o in taken])))
-            for item in taken:
-                yield item
-            continue
-        taken = []
-        ended = False
-        for obj in page:
-            if spec.past_end(obj.key):
-                ended = True
-                break
-            if not spec.takes(obj.key):
-                continue
-            rel = spec.rel(obj.key)
-            if not rel or not name_filter(rel):
-                continue
-            taken.append((rel, obj))
-        if taken:
-            events.emit(Listed(len(taken), sum(o.size for _, o in taken)))
-        for item in taken:
-            yield item
-        if ended:
-            break
-    events.emit(ListingDone())
-
-
-def dest_prefix(spec: SourceSpec, root: str) -> str:
-    """What to list at the destination: only the names the source spec can produce."""
-    return root + spec.rel(spec.listing_prefix())
-
-
-def dest_range(spec: SourceSpec, root: str) -> tuple[str | None, str | None]:
-    """The destination keys ``[low, high)`` a key-range partition's names can take (None:
-    unbounded).  Names keep the source's order (a fixed prefix is swapped), so the range
-    maps to a range: listing the destination under the common prefix alone would show the
-    neighbouring partitions' objects as having no source here."""
-    def mapped(key: str | None) -> str | None:
-        return root + spec.rel(key) if key is not None and key.startswith(spec.rel_base) \
-            else None
-    return mapped(spec.range_start), mapped(spec.range_end)
-
-
-async def _within(items: AsyncIterator[tuple[str, ObjectInfo]], low: str | None,
-                  high: str | None) -> AsyncIterator[tuple[str, ObjectInfo]]:
-    async for rel, obj in items:
-        if high is not None and obj.key >= high:
-            break
-        if low is None or obj.key >= low:
-            yield rel, obj
-
-
-async def dest_items(dst: Store, root: str, prefix: str, start_after: str | None,
-                     dry_run: bool, policy: RetryPolicy = DEFAULT_POLICY,
-                     limiter: EndpointLimiter | None = None, end: str | None = None
-                     ) -> AsyncIterator[tuple[str, ObjectInfo]]:
-    # A directory is listed as "d" (a Gen2 directory, an hdi_isfolder blob); the source names
-    # it "d/": pair them.  "d/" sorts after "d-x" and "d.csv", so it is held back until the
-    # listing passes it (merge() needs ascending names).  Held: at most one per open
-    # directory name that is a prefix of what follows, so bounded by the depth.
-    held: list[tuple[str, ObjectInfo]] = []
-    try:
-        async for page in list_pages(dst, prefix, start_after, policy, limiter, ahead=True,
-                                     end=end):
-            for obj in page:
-                rel = obj.key[len(root):]
-                while held and held[0][0] < rel:
-                    yield heapq.heappop(held)
-                if obj.is_dir_marker and not rel.endswith("/"):
-                    heapq.heappush(held, (rel + "/", obj))
-                else:
-                    yield rel, obj
-        while held:
-            yield heapq.heappop(held)
-    except UsageError:
-        if not dry_run:
-            raise  # a missing container in a dry run simply holds nothing yet
-
-
-async def drive(work: AsyncIterator[T], action: Callable[[T], Awaitable[None]],
-                concurrency: int) -> None:
-    """The engine's pool: the planner's ``work`` (listing, merge, decisions) runs as the
-    producer and hands items through a bounded queue to ``concurrency`` workers, each of
-    which runs the mode's per-object ``action`` (copy: transfer one object; verify: prove
-    one pair).  The action records its own outcome; an exception from it or from the
-    producer (an auth error, a listing that failed after its retries) ends the pool."""
-    # The hand-off: a deque of items (at most ``high``) and the futures of idle workers,
-    # not an asyncio.Queue: its put_nowait and get are ~10 Python calls an item (full,
-    # _put, clear, _wakeup_next, empty, get_nowait, _get, qsize ...), here a popleft.
-    # A full deque makes the producer wait until the workers have taken it down to half
-    # (``low``: ``room``), then it fills it again in one go: woken once per 2 x concurrency
-    # items, not once per item.  An item put while workers wait wakes one of them.
-    if concurrency < 1:  # (no worker: the producer would wait for room for ever)
-        raise ValueError(f"drive: concurrency {concurrency}, at least 1 is needed")
-    loop = asyncio.get_running_loop()
-    items: deque[T] = deque()
-    idle: deque[asyncio.Future[None]] = deque()
-    high, low = concurrency * 4, concurrency * 2
-    room: asyncio.Future[None] | None = None
-    ended = False
-
-    def wake_one() -> None:
-        while idle:
-            waiting = idle.popleft()
-            if not waiting.done():  # (not a worker cancelled while it waited)
-                waiting.set_result(None)
-                return
-
-    async def produce() -> None:
-        nonlocal room, ended
-        async for item in work:
-            if len(items) >= high:
-                room = loop.create_future()
-                await room
-            items.append(item)
-            if idle:
-                wake_one()
-        ended = True
-        while idle:
-            wake_one()
-
-    async def worker() -> None:
-        nonlocal room
-        while True:
-            if items:
-                item = items.popleft()
-                if room is not None and len(items) <= low:
-                    if not room.done():
-                        room.set_result(None)
-                    room = None
-                await action(item)
-            elif ended:
-                return
-            else:
-                waiting: asyncio.Future[None] = loop.create_future()
-                idle.append(waiting)
-                await waiting
-
-    try:
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(produce())
-            for _ in range(concurrency):
-                tg.create_task(worker())
-    except BaseExceptionGroup as eg:
-        # One error (the usual case) is raised as itself, so callers see the error tree.
-        if len(eg.exceptions) == 1 and isinstance(eg.exceptions[0], Exception):
-            raise eg.exceptions[0] from None
-        raise
-    finally:
-        # On every way out (an action's error, a cancel, the end) the planner's generator
-        # is closed here, its own ``finally`` and open listings run now, not whenever the
-        # garbage collector finds it (after an end it is exhausted: a no-op).
-        # An error of its own cleanup is raised only when nothing else is: it would hide
-        # the action's error (or the producer's) that ended the pool.
-        close = getattr(work, "aclose", None)
-        if close is not None:
-            ending = sys.exc_info()[1]
-            try:
-                await close()
-            except Exception:
-                if ending is None:
-                    raise
 
 
 async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts: CopyOptions,
@@ -530,7 +254,7 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
     async def planned() -> AsyncIterator[tuple[str, ObjectInfo, int, bool]]:
         """What to copy: the merge of both listings, minus what is decided here."""
         low, high = dest_range(spec, root)
-        dest = None if opts.overwrite == "always" and on_dest is None else _within(
+        dest = None if opts.overwrite == "always" and on_dest is None else within(
             dest_items(dst, root, dest_prefix(spec, root), dest_after, opts.dry_run, policy,
                        ctx.dst_limit, high), low, high)
         items = source_items(src, spec, name_filter, events, policy, ctx.src_limit)
@@ -592,7 +316,7 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
             if name != rel:
                 # The destination listing is merged by source names, so a renamed object is
                 # looked up under its new name (one HEAD; renames are rare).
-                d = await _renamed_copy(ctx, root + name) if opts.overwrite != "always" else None
+                d = await renamed_copy(ctx, root + name) if opts.overwrite != "always" else None
                 events.emit(Renamed(s.key, root + name, why or ""))
             if s.is_dir_marker and d is None and dst.capabilities.directories and \
                     opts.overwrite != "always":
@@ -611,7 +335,7 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
                                        if opts.overwrite == "never" else SKIP_IDENTICAL))
                 if opts.delete_source and not opts.dry_run and d is not None:
                     # Already there from an earlier run: move it too, when MD5 proves it.
-                    await _move(ctx, s, root + name, None, events)
+                    await move_source(ctx, s, root + name, None, events)
                 finish(ticket, True)
                 continue
             if opts.dry_run:
@@ -628,148 +352,11 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
         if ObjectStarted not in events.ignored:  # (a subscriber listens: the job runner's)
             events.emit(ObjectStarted(s.key))
         if access_only and keeper is not None:
-            ok = await _access_only(keeper, s, dest_key, events, opts)
+            ok = await access_again(keeper, s, dest_key, events, opts)
         else:
-            ok = await _transfer_one(ctx, s, dest_key, events, opts.retries, opts.skip_errors,
-                                     opts.delete_source, keeper)
+            ok = await transfer_one(ctx, s, dest_key, events, opts.retries, opts.skip_errors,
+                                    opts.delete_source, keeper)
         if watermark is not None:  # (finish, inline)
             watermark.done(ticket, ok)
 
     await drive(planned(), transfer, opts.concurrency)
-
-
-async def _transfer_one(ctx: TransferContext, s: ObjectInfo, dest_key: str, events: EventBus,
-                        attempts: int, skip_errors: frozenset[str] = frozenset(),
-                        delete_source: bool = False,
-                        access: AccessKeeper | None = None) -> bool:
-    """Copy one object, re-copying it after an integrity or change error; an object error
-    is recorded and the run goes on (False); auth and usage errors stop the run.  With
-    ``access`` (--preserve) the copy then gets the source's owner, group and ACLs (read and
-    mapped before the copy is written): a failure there is the object's."""
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            # --preserve: the access is read and mapped first; one that cannot be kept
-            # fails the object before any of it is written.
-            wanted = None if access is None else await access.access_of(s.key, s.is_dir_marker)
-            if s.is_dir_marker:
-                await copy_marker(ctx, dest_key)
-                md5, proof = None, None
-            else:
-                copied = await copy_object(ctx, s, dest_key)
-                md5, proof = copied.md5, copied.proof
-            if access is not None:
-                await access.apply(s, dest_key, wanted)
-            events.emit(ObjectDone(s.key, s.size, "copied", attempts=attempt, proof=proof,
-                                   dest_key=dest_key))
-            if delete_source and not s.is_dir_marker:
-                await _move(ctx, s, dest_key, md5, events)
-            return True
-        except (AuthError, UsageError):
-            raise
-        except ChangedError as e:
-            if attempt >= attempts:
-                _failed(events, s, e, attempt)
-                return False
-            # The source changed under the copy: copy what it holds now.  This look-up is
-            # a request like any other (retried, paced); its own error is this object's
-            # outcome, below, not the run's.
-            try:
-                fresh = await retry(functools.partial(ctx.src.exists, s.key), ctx.policy,
-                                    ctx.src_limit)
-            except (AuthError, UsageError):
-                raise
-            except LakeshiftError as lookup:
-                return _not_copied(events, s, lookup, attempt, skip_errors)
-            if fresh is None:
-                _failed(events, s, e, attempt)
-                return False
-            s = fresh
-        except IntegrityError as e:
-            if attempt >= attempts:
-                _failed(events, s, e, attempt)
-                return False
-            # The listing's MD5 may not be one (S3 ETags under SSE-KMS / SSE-C): if the
-            # object's HEAD does not vouch for it, copy again hashing the bytes here.
-            s = await without_unvouched_md5(ctx.src, s, ctx.policy, ctx.src_limit) or s
-        except LakeshiftError as e:
-            return _not_copied(events, s, e, attempt, skip_errors)
-
-
-async def _access_only(keeper: AccessKeeper, s: ObjectInfo, dest_key: str, events: EventBus,
-                       opts: CopyOptions) -> bool:
-    """An object already copied gets the source's access again (--preserve)."""
-    try:
-        await keeper.apply(s, dest_key)
-    except (AuthError, UsageError):
-        raise
-    except LakeshiftError as e:
-        return _not_copied(events, s, e, 1, opts.skip_errors)
-    events.emit(ObjectDone(s.key, s.size, "skipped", reason=SKIP_EXISTS
-                           if opts.overwrite == "never" else SKIP_IDENTICAL))
-    if opts.delete_source and not s.is_dir_marker:
-        await _move(keeper.ctx, s, dest_key, None, events)
-    return True
-
-
-def _not_copied(events: EventBus, s: ObjectInfo, e: LakeshiftError, attempts: int,
-                skip_errors: frozenset[str]) -> bool:
-    """Record an object's error: skipped when its kind is in --skip-errors (or its class is
-    always skipped), else failed."""
-    if e.kind in skip_errors or (isinstance(e, ObjectError) and e.skipped_always):
-        events.emit(ObjectDone(s.key, s.size, "skipped", e.kind, str(e), attempts))
-        return True
-    _failed(events, s, e, attempts)
-    return False
-
-
-async def _renamed_copy(ctx: TransferContext, dest_key: str) -> ObjectInfo | None:
-    """What a renamed object's destination name holds (None: nothing, or cannot tell)."""
-    try:
-        return await retry(lambda: ctx.dst.exists(dest_key), ctx.policy, ctx.dst_limit)
-    except (AuthError, UsageError):
-        raise
-    except LakeshiftError:
-        return None
-
-
-async def _move(ctx: TransferContext, s: ObjectInfo, dest_key: str, md5: bytes | None,
-                events: EventBus) -> None:
-    try:
-        kept = await delete_source_if_verified(ctx, s, dest_key, md5)
-    except LakeshiftError as e:
-        kept = f"could not delete the source: {e}"
-    events.emit(SourceDeleted(s.key, dest_key, md5.hex() if md5 else "", kept))
-
-
-def _failed(events: EventBus, s: ObjectInfo, e: LakeshiftError, attempts: int) -> None:
-    events.emit(ObjectDone(s.key, s.size, "failed", e.kind, str(e), attempts))
-
-
-class DestinationNamer:
-    """The destination name of each source name, in listing order (plan/names.py)."""
-
-    def __init__(self, mode: str, hierarchical: bool) -> None:
-        self.mode = mode
-        self.collisions = CollisionTracker() if hierarchical else None
-
-    def __call__(self, rel: str) -> tuple[str | None, str | None]:
-        """(name, rule) — name None when the object cannot be written; rule says why a name
-        changed or was refused."""
-        bad = problem(rel)
-        name: str | None = rel
-        why = None
-        if bad is not None:
-            why = f"{bad.rule}: {bad.detail}"
-            name = encode(rel) if self.mode == "encode" else None
-            if name is None:
-                return None, why
-        if self.collisions is not None and name is not None:
-            hit = self.collisions.check(name)
-            if hit is not None:
-                why = f"file-directory-collision: {hit!r} is a file here"
-                if self.mode != "encode":
-                    return None, why
-                name = collision_name(name, hit)
-        return name, why

@@ -6,8 +6,8 @@ times ``[start, end)`` selects what the one pipeline (engine/pipeline.py) copies
 change source decides what is listed (the partition's listing; only the folders of a
 ``--path-template`` inside the window; the keys of ``--files-from``; an S3 Inventory
 report), and ``--delete`` removes destination objects whose source is gone, as one more
-action on ``pipeline.drive``.  Every window is a row of ``lakeshift_sync_windows`` and of
-the ADF delta table; a failed or interrupted partition does not advance its window.
+action on ``pipeline_pool.drive``.  Every window is a row of ``lakeshift_sync_windows``
+and of the ADF delta table; a failed or interrupted partition does not advance its window.
 """
 
 from __future__ import annotations

@@ -10,10 +10,8 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from lakeshift.engine.events import EventBus
-from lakeshift.engine.pipeline import (
-    _transfer_one,
-    drive,
-)
+from lakeshift.engine.pipeline_action import transfer_one
+from lakeshift.engine.pipeline_pool import drive
 from lakeshift.engine.renames import NewName, same_content
 from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.transfer import TransferContext
@@ -33,7 +31,7 @@ async def delete_found(mode: SyncMode, run: RunResult, store_options: Any, opts:
     HEAD): an object that reappeared is not deleted; after it, once more: one that
     reappeared meanwhile is copied back.  Above the cap nothing is deleted and the
     partitions that had candidates fail (their windows stay where they were)."""
-    from lakeshift.engine.pipeline import StatsCounter
+    from lakeshift.engine.pipeline_stats import StatsCounter
     from lakeshift.engine.slots import SlotPool
     from lakeshift.engine.sync import CANDIDATE_BATCH
     from lakeshift.stores.base import StoreConfig
@@ -102,8 +100,8 @@ async def delete_found(mode: SyncMode, run: RunResult, store_options: Any, opts:
                 if again is not None:
                     # Written while it was being deleted: its copy goes back now.
                     mode.reappeared.append(str(r["source_key"]))
-                    await _transfer_one(context(src, dst), again, key, events,
-                                        opts.retries)
+                    await transfer_one(context(src, dst), again, key, events,
+                                       opts.retries)
         except (AuthError, UsageError):
             raise
         except LakeshiftError as e:
@@ -162,8 +160,8 @@ async def delete_found(mode: SyncMode, run: RunResult, store_options: Any, opts:
             now = await retry(functools.partial(nsrc.exists, n.key), policy)
             if now is None:
                 return True  # the new name is gone too: not a rename after all
-            if not await _transfer_one(context(nsrc, ndst), now, n.destination_key,
-                                       events, opts.retries):
+            if not await transfer_one(context(nsrc, ndst), now, n.destination_key,
+                                      events, opts.retries):
                 return False
         mode.renames.append((str(r["destination_key"]), n.destination_key))
         return True

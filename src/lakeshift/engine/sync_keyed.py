@@ -11,11 +11,9 @@ from typing import Any
 
 from lakeshift.engine.events import ObjectDone, Renamed
 from lakeshift.engine.jobrunner import ClaimedPartition
-from lakeshift.engine.pipeline import (
-    DestinationNamer,
-    _transfer_one,
-    drive,
-)
+from lakeshift.engine.pipeline_action import transfer_one
+from lakeshift.engine.pipeline_names import DestinationNamer
+from lakeshift.engine.pipeline_pool import drive
 from lakeshift.engine.retry import retry
 from lakeshift.engine.transfer import TransferContext
 from lakeshift.errors import AuthError, LakeshiftError, UsageError
@@ -145,5 +143,5 @@ async def _copy_key(ctx: TransferContext, key: str, dest_key: str, info: ObjectI
     if not needs_copy(s, d, overwrite):
         events.emit(ObjectDone(s.key, s.size, "skipped"))
         return True
-    return await _transfer_one(ctx, s, dest_key, events, attempts, skip_errors,
-                               delete_source)
+    return await transfer_one(ctx, s, dest_key, events, attempts, skip_errors,
+                              delete_source)

@@ -32,7 +32,8 @@ from typing import TypeVar, cast
 from lakeshift.engine.events import EventBus
 from lakeshift.engine.limiter import Pacing
 from lakeshift.engine.listing import list_pages
-from lakeshift.engine.pipeline import check_reachable, drive
+from lakeshift.engine.pipeline import check_reachable
+from lakeshift.engine.pipeline_pool import drive
 from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.slots import SlotPool
 from lakeshift.engine.transfer import TransferContext, copy_object

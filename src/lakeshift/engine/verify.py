@@ -40,14 +40,10 @@ from lakeshift.engine.checksums import (
 )
 from lakeshift.engine.events import BytesMoved, EventBus, Throttled
 from lakeshift.engine.limiter import Pacing, validate_pacing
-from lakeshift.engine.pipeline import (
-    DestinationNamer,
-    check_reachable,
-    dest_items,
-    dest_prefix,
-    drive,
-    source_items,
-)
+from lakeshift.engine.pipeline import check_reachable
+from lakeshift.engine.pipeline_listings import dest_items, dest_prefix, source_items
+from lakeshift.engine.pipeline_names import DestinationNamer
+from lakeshift.engine.pipeline_pool import drive
 from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.slots import SlotPool
 from lakeshift.engine.transfer import _etag_rebuilds, _parts_fit, endpoint_name
@@ -244,7 +240,7 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
     """Verify what ``spec`` names on ``src`` against ``dst`` under ``root``; each object
     proven equal also gets a row in ``verified_report`` when one is given.
 
-    Runs on the engine (pipeline.drive): the planner below merges both listings (paged
+    Runs on the engine (pipeline_pool.drive): the planner below merges both listings (paged
     under retry and the endpoints' limiters) and settles what listings alone can settle;
     the per-object action (``prove``) does the rest.  Nothing is buffered beside the
     pool's bounded queue: a renamed object goes to the workers as it is listed (looked up

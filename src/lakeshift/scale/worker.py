@@ -90,7 +90,7 @@ def run_worker(a: WorkerAssignment) -> WorkerReport:
     no longer running); the Dask task's body."""
     from lakeshift.control.repository import ControlDB
     from lakeshift.engine.jobrunner import PartitionMode, claim_partitions, owner_id
-    from lakeshift.engine.pipeline import StatsCounter
+    from lakeshift.engine.pipeline_stats import StatsCounter
     from lakeshift.model import RunResult
 
     db = ControlDB(a.db_url)

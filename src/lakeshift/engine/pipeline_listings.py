@@ -1,0 +1,115 @@
+"""The pipeline's two listings, as the merge takes them: the source's objects under a
+``SourceSpec`` (its prefix or key range, after its cursor, through the name filter) and the
+destination's under the root, each named relative to its root, in ascending name order,
+paged one page ahead (engine/listing.py).  Used by copy/run/sync (engine/pipeline.py) and
+verify."""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import AsyncIterator
+
+from lakeshift.engine.events import EventBus, Listed, ListingDone
+from lakeshift.engine.limiter import EndpointLimiter
+from lakeshift.engine.listing import DEFAULT_POLICY, list_pages
+from lakeshift.engine.retry import RetryPolicy
+from lakeshift.errors import UsageError
+from lakeshift.model import ObjectInfo
+from lakeshift.plan.filters import NameFilter
+from lakeshift.plan.source import SourceSpec
+from lakeshift.stores.base import Store
+
+
+async def source_items(src: Store, spec: SourceSpec, name_filter: NameFilter,
+                       events: EventBus, policy: RetryPolicy = DEFAULT_POLICY,
+                       limiter: EndpointLimiter | None = None
+                       ) -> AsyncIterator[tuple[str, ObjectInfo]]:
+    pages = list_pages(src, spec.listing_prefix(), spec.start_after, policy, limiter,
+                       ahead=True, end=spec.range_end)
+    # Every key of the prefix, no range, no filter (a copy's usual source): each key's
+    # name is its tail after rel_base, taken unless empty, in one comprehension (no four
+    # Python calls a key: past_end, takes, rel and the filter; same outcome).
+    whole = not spec.single and spec.range_start is None and spec.range_end is None and \
+        not name_filter.include and not name_filter.exclude
+    cut = len(spec.rel_base)
+    async for page in pages:
+        if whole:
+            taken = [(obj.key[cut:], obj) for obj in page if len(obj.key) > cut]
+            if taken:
+                events.emit(Listed(len(taken), sum([o.size for _, o in taken])))
+            for item in taken:
+                yield item
+            continue
+        taken = []
+        ended = False
+        for obj in page:
+            if spec.past_end(obj.key):
+                ended = True
+                break
+            if not spec.takes(obj.key):
+                continue
+            rel = spec.rel(obj.key)
+            if not rel or not name_filter(rel):
+                continue
+            taken.append((rel, obj))
+        if taken:
+            events.emit(Listed(len(taken), sum(o.size for _, o in taken)))
+        for item in taken:
+            yield item
+        if ended:
+            break
+    events.emit(ListingDone())
+
+
+def dest_prefix(spec: SourceSpec, root: str) -> str:
+    """What to list at the destination: only the names the source spec can produce."""
+    return root + spec.rel(spec.listing_prefix())
+
+
+def dest_range(spec: SourceSpec, root: str) -> tuple[str | None, str | None]:
+    """The destination keys ``[low, high)`` a key-range partition's names can take (None:
+    unbounded).  Names keep the source's order (a fixed prefix is swapped), so the range
+    maps to a range: listing the destination under the common prefix alone would show the
+    neighbouring partitions' objects as having no source here."""
+    def mapped(key: str | None) -> str | None:
+        return root + spec.rel(key) if key is not None and key.startswith(spec.rel_base) \
+            else None
+    return mapped(spec.range_start), mapped(spec.range_end)
+
+
+async def within(items: AsyncIterator[tuple[str, ObjectInfo]], low: str | None,
+                 high: str | None) -> AsyncIterator[tuple[str, ObjectInfo]]:
+    """The destination items whose keys lie in ``[low, high)`` (dest_range; None: no
+    bound), ending the listing at ``high``."""
+    async for rel, obj in items:
+        if high is not None and obj.key >= high:
+            break
+        if low is None or obj.key >= low:
+            yield rel, obj
+
+
+async def dest_items(dst: Store, root: str, prefix: str, start_after: str | None,
+                     dry_run: bool, policy: RetryPolicy = DEFAULT_POLICY,
+                     limiter: EndpointLimiter | None = None, end: str | None = None
+                     ) -> AsyncIterator[tuple[str, ObjectInfo]]:
+    # A directory is listed as "d" (a Gen2 directory, an hdi_isfolder blob); the source names
+    # it "d/": pair them.  "d/" sorts after "d-x" and "d.csv", so it is held back until the
+    # listing passes it (merge() needs ascending names).  Held: at most one per open
+    # directory name that is a prefix of what follows, so bounded by the depth.
+    held: list[tuple[str, ObjectInfo]] = []
+    try:
+        async for page in list_pages(dst, prefix, start_after, policy, limiter, ahead=True,
+                                     end=end):
+            for obj in page:
+                rel = obj.key[len(root):]
+                while held and held[0][0] < rel:
+                    yield heapq.heappop(held)
+                if obj.is_dir_marker and not rel.endswith("/"):
+                    heapq.heappush(held, (rel + "/", obj))
+                else:
+                    yield rel, obj
+        while held:
+            yield heapq.heappop(held)
+    except UsageError:
+        if not dry_run:
+            raise  # a missing container in a dry run simply holds nothing yet
