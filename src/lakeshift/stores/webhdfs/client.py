@@ -34,8 +34,8 @@ from lakeshift.errors import (
 from lakeshift.redact import redact
 from lakeshift.stores import http
 from lakeshift.stores.http import check_http
-from lakeshift.stores.wire.errors import connect_reason
 from lakeshift.stores.webhdfs.auth import WebHdfsSettings
+from lakeshift.stores.wire.errors import connect_reason
 
 #: Entries per Gen1 LISTSTATUS request (Hadoop's batch size is the NameNode's dfs.ls.limit).
 GEN1_LIST_SIZE = 4000
