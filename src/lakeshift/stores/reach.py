@@ -4,14 +4,14 @@ that does not answer is said so in one line within a bounded time, not after min
 A wrong ``--s3-endpoint``, a firewall that drops packets, a name that does not resolve:
 the start-up check would otherwise wait out every layer's limits (the connect limit per
 try; when a connection opens but nothing answers, the 120 s stall limit per try: measured,
-`copy` said nothing for 365 s), then the retries.  Here the check makes at most ``http.FIRST_CONTACT_TRIES`` tries, all
-within ``http.FIRST_CONTACT_FACTOR * http.CONNECT_SECONDS`` seconds (40 s by default),
-says on the ``lakeshift`` logger (stderr, through the CLI) after the first failed try that
-it is trying again, and then raises ``EndpointUnreachable`` (a UsageError: exit 2) naming
-the endpoint and the setting it came from.  An endpoint that answers anything — an error
-status included — has been reached: that answer goes on as before.  Only the start-up
-checks go through here; a later outage of an endpoint that answered stays a
-TransientError, retried as any other.
+``copy`` said nothing for 365 s), then the retries.  Here the check makes at most
+``http.FIRST_CONTACT_TRIES`` tries, all within ``http.FIRST_CONTACT_FACTOR *
+http.CONNECT_SECONDS`` seconds (40 s by default), says on the ``lakeshift`` logger (stderr,
+through the CLI) after the first failed try that it is trying again, and then raises
+``EndpointUnreachable`` (a UsageError: exit 2) naming the endpoint and the setting it came
+from.  An endpoint that answers anything — an error status included — has been reached:
+that answer goes on as before.  Only the start-up checks go through here; a later outage of
+an endpoint that answered stays a TransientError, retried as any other.
 """
 
 from __future__ import annotations
