@@ -154,3 +154,17 @@ def test_a_slow_but_alive_endpoint_is_not_cut(env: dict[str, str], moto: Any, s3
     assert p.returncode == 0, p.stdout + p.stderr
     assert "still waiting" in p.stderr
     assert set(blobs(blob_service, container)) == {"dst/a.txt"}
+
+
+def test_scan_with_a_blackholed_destination_stops_at_once(
+        env: dict[str, str], blackhole: Blackhole, tmp_path: Path) -> None:
+    """scan asks the destination's namespace first; an endpoint that never answers is the
+    command's one line, not a calibration that tries again and scans on without it."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.txt").write_bytes(b"a")
+    key_env = dict(env, AZURE_STORAGE_CONNECTION_STRING=servers.azurite_connection_string(
+        blackhole.port))
+    p, took = run("scan", str(tmp_path / "src"), "az://box/dst/", env=key_env)
+    line, _ = unreachable(p, took)
+    assert line.startswith("lakeshift: cannot reach the Azure Blob endpoint "), line
+    assert servers.AZURITE_KEY not in p.stdout + p.stderr
