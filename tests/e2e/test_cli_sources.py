@@ -234,14 +234,15 @@ def test_copy_plan_and_sync_refuse_a_destination_inside_its_source_in_any_spelli
         assert not db.exists()
 
 
-def _linked_to_destination(tmp_path: Path, name: str) -> tuple[Path, Path]:
+def _linked_to_destination(tmp_path: Path, name: str, into: str = "") -> tuple[Path, Path]:
     """``tmp_path/NAME`` holding ``a.txt``, ``d/b.txt`` and ``link -> ../NAME-out`` (a
-    symlink to the destination folder); the source and the destination."""
+    symlink to the destination folder; with ``into``, to ``../NAME-out/INTO``, inside it);
+    the source and the destination."""
     src, dst = tmp_path / name, tmp_path / f"{name}-out"
     (src / "d").mkdir(parents=True)
     (src / "a.txt").write_bytes(b"hi")
     (src / "d" / "b.txt").write_bytes(b"deep")
-    (src / "link").symlink_to(f"../{name}-out")
+    (src / "link").symlink_to(f"../{name}-out" + (f"/{into}" if into else ""))
     an_hour_ago = time.time() - 3600  # inside a sync's first window, even with --lag 0s
     for f in (src / "a.txt", src / "d" / "b.txt"):
         os.utime(f, (an_hour_ago, an_hour_ago))
@@ -325,4 +326,69 @@ def test_a_sync_skips_a_symlink_to_its_destination(local_env: dict[str, str],
         assert p.returncode == 0, (run, p.stdout + p.stderr)
         assert json.loads(p.stdout)["failed"] == 0
         assert _files(dst) == ["a.txt", "d", "d/b.txt", "old.txt"], run
+    assert ("link", "destination-folder", "True") in _skips(local_env, db, "s")
+
+
+def test_a_link_into_a_subfolder_of_the_destination_is_skipped_every_run(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    """A new user's report, as they ran it: ``data/a/into -> ../../out/a`` (a folder inside
+    the destination, not the destination itself) nested one level deeper each run
+    (out/a/into/into/…/f1.txt, exit 0, verify never passing), and on the first run, when
+    out/a was not there yet at listing time, failed as ``[missing] …: is a directory``.
+    Now it is one entry skipped as destination-folder on every run, and verify passes."""
+    (tmp_path / "data" / "a").mkdir(parents=True)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "data" / "a" / "f1.txt").write_bytes(b"one\n")
+    (tmp_path / "data" / "a" / "into").symlink_to("../../out/a")
+    here = ("env", "-C", str(tmp_path))
+    for run in range(4):
+        p = lakeshift("copy", "./data", "./out", "--json", env=local_env, prefix=here)
+        assert p.returncode == 0, (run, p.stdout + p.stderr)
+        s = json.loads(p.stdout)
+        assert s["skipped_by_reason"].get("destination-folder") == 1, (run, s)
+        assert (s["copied"], s["failed"]) == ((1, 0) if run == 0 else (0, 0)), (run, s)
+        why = {f["key"]: (f["kind"], f["skipped"]) for f in s["failures"]}
+        assert why == {"a/into": ("destination-folder", True)}, (run, why)
+        assert "inside the destination folder" in s["failures"][0]["message"]
+        assert _files(tmp_path / "out") == ["a", "a/f1.txt"], run
+    v = lakeshift("verify", "./data", "./out", "--report", str(tmp_path / "v"), "--json",
+                  env=local_env, prefix=here)
+    assert v.returncode == 0, v.stdout + v.stderr
+    got = json.loads(v.stdout)
+    assert (got["verified"], got["missing"], got["unverifiable"]) == (1, 0, 1), got
+    assert got["unverifiable_reasons"] == {"not copied on purpose: destination-folder": 1}
+
+
+def test_a_partitioned_run_skips_a_link_into_a_subfolder_of_its_destination(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    """``run`` with automatic partitions: the folder listing that cuts them saw
+    ``link/`` (-> the destination's ``d/``, there from the plan on) as a folder to walk."""
+    db = f"sqlite:///{tmp_path}/jobs.db"
+    src, dst = _linked_to_destination(tmp_path, "parts", into="d")
+    (dst / "d").mkdir(parents=True)
+    (dst / "d" / "old.txt").write_bytes(b"there before")
+    p = lakeshift("plan", str(src), str(dst), "--job", "j", "--db", db, "--partition-by",
+                  "auto", "--target-objects", "1", env=local_env)
+    assert p.returncode == 0, p.stderr
+    r = lakeshift("run", "--job", "j", "--db", db, "--json", env=local_env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    s = json.loads(r.stdout)
+    assert s["skipped_by_reason"] == {"destination-folder": 1}, s
+    assert (s["copied"], s["failed"]) == (2, 0), s
+    assert _files(dst) == ["a.txt", "d", "d/b.txt", "d/old.txt"]
+    assert _skips(local_env, db, "j") == [("link", "destination-folder", "True")]
+
+
+def test_a_sync_skips_a_link_into_a_subfolder_of_its_destination(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    """``sync``, pass after pass: the link to the destination's ``d/`` (made by the first
+    pass) is skipped each time, never walked into."""
+    db = f"sqlite:///{tmp_path}/jobs.db"
+    src, dst = _linked_to_destination(tmp_path, "synced", into="d")
+    for run in range(3):
+        p = lakeshift("sync", str(src), str(dst), "--job", "s", "--db", db, "--lag", "0s",
+                      "--json", env=local_env)
+        assert p.returncode == 0, (run, p.stdout + p.stderr)
+        assert json.loads(p.stdout)["failed"] == 0, run
+        assert _files(dst) == ["a.txt", "d", "d/b.txt"], run
     assert ("link", "destination-folder", "True") in _skips(local_env, db, "s")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from lakeshift.errors import DanglingLinkError, DestinationFolderError
 from lakeshift.stores.base import StoreConfig
 from lakeshift.stores.local.store import LocalStore
 from lakeshift.urls import parse_url
@@ -36,3 +37,67 @@ def test_pages_in_order_each_key_once_with_loops(tmp_path: Path, page_size: int)
     got = asyncio.run(keys())
     assert got == sorted(got)
     assert got == ["d-a", "d.txt", "d/self", "d/sub/f", "d/sub/up", "d/z", "e"]
+
+
+def test_links_into_the_destination_are_entries_whose_read_says_so_even_once_made(
+        tmp_path: Path) -> None:
+    """A source's links that lead to the destination folder or inside it, dangling when
+    listed (the copy has not made their targets yet): one empty entry each, never walked
+    into; read once the targets exist (a folder, a file with bytes), each still says
+    destination-folder and never yields the file's bytes.  The walk, the folder listing
+    (the partitioner's) and the copy's read (copy_from's, in a worker thread) alike."""
+    src, dst = tmp_path / "data", tmp_path / "out"
+    (src / "a").mkdir(parents=True)
+    (src / "a" / "f1.txt").write_bytes(b"one")
+    (src / "a" / "into").symlink_to("../../out/a")         # a folder, inside the destination
+    (src / "file").symlink_to("../out/a/f1.txt")           # a file, inside the destination
+    (src / "whole").symlink_to("../out")                   # the destination itself
+    (src / "other").symlink_to("../elsewhere")             # dangling, elsewhere
+    store = LocalStore(StoreConfig(parse_url(str(src)), destination_folder=str(dst)))
+
+    async def listed() -> tuple[list[tuple[str, int]], list[str], list[str]]:
+        walk = await store.list_page("")
+        top = await store.list_page("", delimiter="/")
+        a = await store.list_page("a/", delimiter="/")
+        return ([(o.key, o.size) for o in walk.objects], list(top.folders),
+                [o.key for o in [*top.objects, *a.objects]])
+
+    entries = [("a/f1.txt", 3), ("a/into", 0), ("file", 0), ("other", 0), ("whole", 0)]
+    assert asyncio.run(listed()) == (entries, ["a/"], ["file", "other", "whole", "a/f1.txt",
+                                                      "a/into"])
+    (dst / "a").mkdir(parents=True)                       # what the copy makes meanwhile
+    (dst / "a" / "f1.txt").write_bytes(b"one")
+    # Listed again, they are still the same entries (not the folder, not the file's size).
+    assert asyncio.run(listed()) == (entries, ["a/"], ["file", "other", "whole", "a/f1.txt",
+                                                      "a/into"])
+    for key in ("a/into", "file", "whole"):
+        with pytest.raises(DestinationFolderError, match="destination folder"):
+            asyncio.run(store.read(key))
+        with pytest.raises(DestinationFolderError):
+            asyncio.run(LocalStore(StoreConfig(parse_url(str(tmp_path / "copy")))).copy_from(
+                store, key, None, key, 0, None, None, None))
+    with pytest.raises(DanglingLinkError):
+        asyncio.run(store.read("other"))
+    assert asyncio.run(store.read("a/f1.txt")).data == b"one"
+    assert not (tmp_path / "copy" / "file").exists()
+
+
+def test_the_destination_reached_through_a_linked_folder_is_an_entry(tmp_path: Path) -> None:
+    """``data/ext -> ../elsewhere`` with the destination ``elsewhere/out``: the link leads
+    outside the destination and is walked, and ``ext/out`` there is a plain folder that is
+    the destination (its identity, as a mount's): one entry in the walk and in the folder
+    listing, read as destination-folder."""
+    src, ext, dst = tmp_path / "data", tmp_path / "elsewhere", tmp_path / "elsewhere" / "out"
+    src.mkdir()
+    (dst / "a").mkdir(parents=True)
+    (dst / "a" / "old.txt").write_bytes(b"copied before")
+    (ext / "e.txt").write_bytes(b"e")
+    (src / "ext").symlink_to("../elsewhere")
+    store = LocalStore(StoreConfig(parse_url(str(src)), destination_folder=str(dst)))
+    walk = asyncio.run(store.list_page(""))
+    assert [(o.key, o.size) for o in walk.objects] == [("ext/e.txt", 1), ("ext/out", 0)]
+    level = asyncio.run(store.list_page("ext/", delimiter="/"))
+    assert (list(level.folders), [o.key for o in level.objects]) == ([], ["ext/e.txt",
+                                                                         "ext/out"])
+    with pytest.raises(DestinationFolderError, match="destination folder"):
+        asyncio.run(store.read("ext/out"))

@@ -96,8 +96,8 @@ class LocalStore:
         #: there were HELPER_AFTER (helper.py).
         self._copies = 0
         self._helper: Helper | None = None
-        #: The copy's local destination folder, never walked into (``_walk``), and the
-        #: path its entry's read names (``_unwalkable``).
+        #: The copy's local destination folder, never walked into, nor anything inside it
+        #: (``_walk``), and the path its entries' reads name (``_read_file``).
         self._avoid = config.destination_folder
 
     def _path(self, key: str) -> str:
@@ -121,8 +121,9 @@ class LocalStore:
             folder, _, name_prefix = prefix.rpartition("/")
             # Asked each page (one stat): the destination is made after the store opens.
             avoid = _identity(self._avoid) if self._avoid else None
+            avoid_real = os.path.realpath(self._avoid) if self._avoid else None
             items = list(itertools.islice(_walk(self.root, folder, name_prefix, after,
-                                                avoid=avoid), size))
+                                                avoid=avoid, avoid_real=avoid_real), size))
             return Page(items, (), items[-1].key if len(items) == size else None)
 
         return await asyncio.to_thread(walk)
@@ -136,14 +137,22 @@ class LocalStore:
         except (FileNotFoundError, NotADirectoryError):
             return Page([])
         here = os.path.realpath(base)
-        avoid = os.path.realpath(self._avoid) if self._avoid else None
+        avoid = _identity(self._avoid) if self._avoid else None
+        avoid_real = os.path.realpath(self._avoid) if self._avoid else None
         for e in entries:
             if e.name.startswith(_PARTIAL):
                 continue
             try:
+                # As in the walk: a symlink's realpath (a plain folder is neither above
+                # here nor inside the destination), the destination's identity (a mount).
+                real = os.path.realpath(e.path) if e.is_symlink() else None
+                if real is not None and avoid_real is not None and \
+                        _inside_or_at(real, avoid_real):
+                    objects.append(ObjectInfo(prefix + e.name, 0))  # even while it dangles
+                    continue
                 is_dir = e.is_dir(follow_symlinks=True)
-                if is_dir and (real := os.path.realpath(e.path)) != avoid and \
-                        not _above_or_at(real, here):
+                if is_dir and (real is None or not _above_or_at(real, here)) and (
+                        avoid is None or _identity_of(e) != avoid):
                     folders.append(prefix + e.name + "/")
                     continue
                 if not is_dir:
@@ -156,8 +165,8 @@ class LocalStore:
                 continue  # gone
             except OSError:
                 pass  # a symlink loop (ELOOP)
-            # As in the walk: a symlink to a folder above it (or itself), or to the
-            # destination folder, is one empty entry, whose read says why.
+            # As in the walk: a symlink to a folder above it (or itself), or the
+            # destination folder (a mount), is one empty entry, whose read says why.
             objects.append(ObjectInfo(prefix + e.name, 0))
         folders.sort()
         objects.sort(key=lambda o: o.key)
@@ -343,8 +352,15 @@ def _read_file(path: str, start: int | None, end: int | None, if_match: str | No
     and its ETag; a read's errors as lakeshift errors (a folder's: why the walk listed it
     as an entry, ``avoid`` the destination folder: ``_unwalkable``)."""
     try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer (regular files ignore it).
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            # O_NONBLOCK: opening a FIFO must not wait for a writer (regular files ignore
+            # it).  O_NOFOLLOW with ``avoid``: a plain file opens as before, no syscall
+            # more; a symlink fails (ELOOP), and only then is it resolved (``_open_link``).
+            fd = os.open(path, _READ if avoid is None else _READ | os.O_NOFOLLOW)
+        except OSError as e:
+            if avoid is None or e.errno != errno.ELOOP:
+                raise
+            fd = _open_link(path, avoid)
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
@@ -377,6 +393,18 @@ def _read_file(path: str, start: int | None, end: int | None, if_match: str | No
                                    "skipped") from None
         raise
     return data, st.st_size, etag
+
+
+_READ = os.O_RDONLY | os.O_NONBLOCK
+
+
+def _open_link(path: str, avoid: str) -> int:
+    """A descriptor to read the symlink ``path``'s target, unless it leads to the
+    destination folder ``avoid`` or inside it: DestinationFolderError, as the walk listed
+    it (``_into_destination``), even when it dangled then and its target is made since."""
+    if (why := _into_destination(path, avoid)) is not None:
+        raise why
+    return os.open(path, _READ)
 
 
 def _copy_file(src_path: str, if_match: str | None, final: str, key: str, size: int,
@@ -490,13 +518,16 @@ def content_type(key: str) -> str | None:
 
 def _walk(root: str, folder: str, name_prefix: str, start_after: str | None,
           ancestors: frozenset[tuple[int, int]] | None = None,
-          avoid: tuple[int, int] | None = None) -> Iterator[ObjectInfo]:
+          avoid: tuple[int, int] | None = None,
+          avoid_real: str | None = None) -> Iterator[ObjectInfo]:
     """Keys below ``folder`` in key order.  A folder that cannot be listed (permissions), a
-    symlink that loops (to a folder above it, or to itself) or a folder whose identity is
-    ``avoid`` (the destination folder's, reached through a symlink or a mount) is not
-    walked into: it is listed as one empty entry, sorted as a file of that name, whose
-    read fails with the reason (see ``_unwalkable``); so it is recorded as that object's
-    failure — or skip — and the rest of the walk goes on."""
+    symlink that loops (to a folder above it, or to itself), a symlink whose realpath is
+    ``avoid_real`` or inside it (the destination folder: to a folder or a file there, or
+    dangling, as before the copy makes its target) or a folder whose identity is ``avoid``
+    (the destination folder's, reached through a mount) is not walked into nor read: it
+    is listed as one empty entry, sorted as a file of that name, whose read fails with
+    the reason (see ``_read_file``); so it is recorded as that object's failure — or
+    skip — and the rest of the walk goes on."""
     base = os.path.join(root, *folder.split("/")) if folder else root
     try:
         if ancestors is None:
@@ -514,6 +545,12 @@ def _walk(root: str, folder: str, name_prefix: str, start_after: str | None,
             continue
         key = (folder + "/" if folder else "") + e.name
         try:
+            # Resolved only for a symlink: a plain folder inside the source cannot be
+            # inside the destination (that pair is refused before the copy starts).
+            if avoid_real is not None and e.is_symlink() and \
+                    _inside_or_at(os.path.realpath(e.path), avoid_real):
+                keyed.append((key, "entry", e, None))
+                continue
             if not e.is_dir(follow_symlinks=True):
                 keyed.append((key, "file", e, None))
                 continue
@@ -534,7 +571,8 @@ def _walk(root: str, folder: str, name_prefix: str, start_after: str | None,
             if start_after is not None and not (key > start_after or
                                                 start_after.startswith(key)):
                 continue
-            yield from _walk(root, key[:-1], "", start_after, ancestors | {folder_id}, avoid)
+            yield from _walk(root, key[:-1], "", start_after, ancestors | {folder_id}, avoid,
+                             avoid_real)
         elif start_after is None or key > start_after:
             if kind == "entry":
                 yield ObjectInfo(key, 0)
@@ -558,6 +596,12 @@ def _identity(path: str) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
+def _identity_of(e: os.DirEntry[str]) -> tuple[int, int]:
+    """(device, inode) of what the entry ``e`` names (followed, as a symlink leads)."""
+    st = e.stat(follow_symlinks=True)
+    return st.st_dev, st.st_ino
+
+
 def _identities_up(path: str) -> Iterator[tuple[int, int]]:
     """(device, inode) of ``path`` and of every folder above it."""
     here = os.path.realpath(path)
@@ -573,6 +617,23 @@ def _identities_up(path: str) -> Iterator[tuple[int, int]]:
 def _above_or_at(target: str, here: str) -> bool:
     """``target`` is ``here`` or a folder above it (a symlink there would loop)."""
     return here == target or here.startswith(target.rstrip(os.sep) + os.sep)
+
+
+def _inside_or_at(path: str, folder: str) -> bool:
+    """``path`` is ``folder`` or inside it (both resolved: realpath)."""
+    return _above_or_at(folder, path)
+
+
+def _into_destination(path: str, avoid: str) -> DestinationFolderError | None:
+    """A DestinationFolderError when the symlink ``path`` leads to the destination folder
+    ``avoid`` or inside it (its realpath, which a dangling link has too)."""
+    real, folder = os.path.realpath(path), os.path.realpath(avoid)
+    if not _inside_or_at(real, folder):
+        return None
+    where = "the destination folder" if real == folder else \
+        f"{real}, inside the destination folder"
+    return DestinationFolderError(f"{path}: leads to {where} {avoid}: not followed (each run "
+                                  "would copy the last copy again, one level deeper)")
 
 
 def _dangling(path: str) -> DanglingLinkError | None:
