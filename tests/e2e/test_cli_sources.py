@@ -59,6 +59,13 @@ def test_symlink_loops_are_skipped_and_recorded_and_the_rest_is_copied(
     assert sorted((r["object_key"], r["error_kind"], r["skipped"]) for r in rows) == [
         ("d/sub/up", "symlink-loop", "True"), ("loop1", "symlink-loop", "True"),
         ("loop2", "symlink-loop", "True")]
+    # A dry run says so too (it said "would copy"), and still writes nothing.
+    dry = lakeshift("copy", str(src), str(tmp_path / "dst3"), "--dry-run", "--json",
+                    env=local_env)
+    assert dry.returncode == 0, dry.stderr
+    s = json.loads(dry.stdout)
+    assert (s["copied"], s["skipped_by_reason"]) == (2, {"symlink-loop": 3}), s
+    assert not (tmp_path / "dst3").exists()
 
 
 def test_dangling_symlinks_are_their_own_error_kind(local_env: dict[str, str],
@@ -357,6 +364,38 @@ def test_a_link_into_a_subfolder_of_the_destination_is_skipped_every_run(
     got = json.loads(v.stdout)
     assert (got["verified"], got["missing"], got["unverifiable"]) == (1, 0, 1), got
     assert got["unverifiable_reasons"] == {"not copied on purpose: destination-folder": 1}
+
+
+def test_a_dry_run_and_a_first_copy_into_a_new_destination_skip_links_to_it(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    """Before the destination exists every link to where it will be dangles: a dry run said
+    it "would copy" them (the real copy skips them), and the first copy failed the link
+    into ``out/a`` (a folder by the time it was read) or read the file ``out/a/f1.txt``
+    through its link.  Both now skip all three as destination-folder; the dry run writes
+    nothing."""
+    src, dst = tmp_path / "data", tmp_path / "out"
+    (src / "a").mkdir(parents=True)
+    (src / "a" / "f1.txt").write_bytes(b"one\n")
+    (src / "a" / "into").symlink_to("../../out/a")
+    (src / "file").symlink_to("../out/a/f1.txt")
+    (src / "whole").symlink_to("../out")
+    links = {"a/into": ("destination-folder", True), "file": ("destination-folder", True),
+             "whole": ("destination-folder", True)}
+    text = lakeshift("copy", str(src), str(dst), "--dry-run", "--progress", "none",
+                     env=local_env)
+    assert text.returncode == 0, text.stderr
+    said = " ".join(text.stdout.split())
+    assert "would copy 1 object" in said and "(3 destination folders)" in said, text.stdout
+    for dry in (True, False):
+        p = lakeshift("copy", str(src), str(dst), "--json", *(["--dry-run"] if dry else []),
+                      env=local_env)
+        assert p.returncode == 0, (dry, p.stdout + p.stderr)
+        s = json.loads(p.stdout)
+        assert s["skipped_by_reason"] == {"destination-folder": 3}, (dry, s)
+        assert (s["copied"], s["failed"]) == (1, 0), (dry, s)
+        assert {f["key"]: (f["kind"], f["skipped"]) for f in s["failures"]} == links, dry
+        assert dst.exists() is not dry
+    assert _files(dst) == ["a", "a/f1.txt"]
 
 
 def test_a_partitioned_run_skips_a_link_into_a_subfolder_of_its_destination(

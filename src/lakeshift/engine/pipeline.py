@@ -35,6 +35,7 @@ from lakeshift.engine.pipeline_action import (
     access_again,
     move_source,
     renamed_copy,
+    skipped_unread,
     transfer_one,
 )
 from lakeshift.engine.pipeline_listings import (
@@ -339,7 +340,12 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
                 finish(ticket, True)
                 continue
             if opts.dry_run:
-                events.emit(ObjectDone(s.key, s.size, "copied"))
+                # An entry the listing could not describe is asked why (local: a link to
+                # the destination folder): the copy would skip it, not copy it.
+                unread = await skipped_unread(ctx, s) if s.size == 0 and s.etag is None and \
+                    s.last_modified is None else None
+                events.emit(ObjectDone(s.key, s.size, "copied") if unread is None else
+                            ObjectDone(s.key, s.size, "skipped", unread.kind, str(unread)))
                 finish(ticket, True)
                 continue
             yield root + name, s, ticket, False

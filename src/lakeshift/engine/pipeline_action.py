@@ -2,8 +2,8 @@
 object (engine/transfer.py), again after an integrity or change error, and emits its
 ObjectDone (copied, skipped under --skip-errors, failed); an object already there gets its
 access again (:func:`access_again`, --preserve) or its source deleted (:func:`move_source`,
---delete-source).  Run by the pipeline's workers and by sync's keyed copies and
-deletions."""
+--delete-source); what a dry run would skip unread (:func:`skipped_unread`).  Run by the
+pipeline's workers and by sync's keyed copies and deletions."""
 
 from __future__ import annotations
 
@@ -124,6 +124,22 @@ def _not_copied(events: EventBus, s: ObjectInfo, e: LakeshiftError, attempts: in
         return True
     _failed(events, s, e, attempts)
     return False
+
+
+async def skipped_unread(ctx: TransferContext, s: ObjectInfo) -> ObjectError | None:
+    """A dry run's question, for a listed entry with no bytes, no time and no ETag (what a
+    local walk lists for what it does not enter: a link to the destination folder or into
+    it, a symlink loop): the error for which the copy would always skip it, or None.  Its
+    read (no bytes) says, as it says so to the copy; any other outcome: None."""
+    try:
+        await retry(functools.partial(ctx.src.read, s.key), ctx.policy, ctx.src_limit)
+    except (AuthError, UsageError):
+        raise
+    except ObjectError as e:
+        return e if e.skipped_always else None
+    except LakeshiftError:
+        return None
+    return None
 
 
 async def renamed_copy(ctx: TransferContext, dest_key: str) -> ObjectInfo | None:
