@@ -101,9 +101,10 @@ class SymlinkLoopError(NotFoundError):
 
 
 class DestinationFolderError(NotFoundError):
-    """A folder of a local source that is the copy's local destination folder, reached
-    through a symlink (or a mount): not walked into — each run would copy the last copy
-    again, one level deeper — always skipped and recorded (reason ``destination-folder``)."""
+    """An entry of a local source that leads to the copy's local destination folder or
+    inside it (a symlink there, a mount): not walked into nor read — each run would copy
+    the last copy again, one level deeper — always skipped and recorded (reason
+    ``destination-folder``)."""
 
     kind = "destination-folder"
     skipped_always = True

@@ -93,8 +93,9 @@ def destination_config(url: str, options: StoreOptions | None = None) -> StoreCo
 
 def source_avoiding_destination(source: StoreConfig, destination: StoreConfig) -> StoreConfig:
     """``source``, told the folder of a local ``destination`` when it is local too: its
-    walk never enters that folder (``StoreConfig.destination_folder``).  A symlink in the
-    source to the destination would otherwise copy each run's copy again, one level deeper
+    walk never enters that folder nor anything inside it
+    (``StoreConfig.destination_folder``).  A symlink in the source to the destination, or
+    into it, would otherwise copy each run's copy again, one level deeper
     (``refuse_destination_inside_source`` refuses what the paths alone show)."""
     if source.url.scheme != "file" or destination.url.scheme != "file":
         return source

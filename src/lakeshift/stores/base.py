@@ -124,8 +124,9 @@ class StoreConfig:
     url: StoreURL
     options: StoreOptions = StoreOptions()
     #: A local source only: the copy's local destination folder, which its walk never
-    #: enters — a folder reached there (through a symlink, a mount) is one entry, skipped
-    #: as ``destination-folder`` (set by plan/source.py ``source_avoiding_destination``).
+    #: enters — an entry leading there or inside it (a symlink, a mount) is one entry,
+    #: never read, skipped as ``destination-folder`` (set by plan/source.py
+    #: ``source_avoiding_destination``).
     destination_folder: str | None = None
 
 
