@@ -93,8 +93,9 @@ class SymlinkLoopError(NotFoundError):
 
 class DestinationFolderError(NotFoundError):
     """A folder of a local source that is the copy's local destination folder, reached
-    through a symlink (or a mount): not walked into — each run would copy the last copy
-    again, one level deeper — always skipped and recorded (reason ``destination-folder``)."""
+    through a symlink (or a mount), or a folder inside it reached through a symlink: not
+    walked into — each run would copy the last copy again, one level deeper — always
+    skipped and recorded (reason ``destination-folder``)."""
 
     kind = "destination-folder"
     skipped_always = True

@@ -326,3 +326,64 @@ def test_a_sync_skips_a_symlink_to_its_destination(local_env: dict[str, str],
         assert json.loads(p.stdout)["failed"] == 0
         assert _files(dst) == ["a.txt", "d", "d/b.txt", "old.txt"], run
     assert ("link", "destination-folder", "True") in _skips(local_env, db, "s")
+
+
+def _linked_into_destination(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """``tmp_path/NAME`` holding ``a.txt``, ``sub/b.txt``, ``sub/link -> ../../NAME-out/sub``
+    and ``into -> ../NAME-out/sub`` (symlinks to a folder *inside* the destination: the
+    copy of ``sub``), beside a destination whose ``sub/`` holds ``old.txt`` already (so
+    that the links lead somewhere from the first run on)."""
+    src, dst = tmp_path / name, tmp_path / f"{name}-out"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.txt").write_bytes(b"hi")
+    (src / "sub" / "b.txt").write_bytes(b"deep")
+    (src / "sub" / "link").symlink_to(f"../../{name}-out/sub")
+    (src / "into").symlink_to(f"../{name}-out/sub")
+    (dst / "sub").mkdir(parents=True)
+    (dst / "sub" / "old.txt").write_bytes(b"there before")
+    return src, dst
+
+
+def test_a_symlink_into_a_folder_of_the_destination_is_skipped(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    """``data/sub/link -> ../../out/sub``: the walk met no folder that *is* the destination,
+    so it copied out/sub into out/sub/link, and the next run that again into
+    out/sub/link/link, one level deeper each run (and ``into`` copied out/sub to out/into).
+    A link to any folder inside the destination is skipped as one to the destination itself
+    is; verify agrees."""
+    src, dst = _linked_into_destination(tmp_path, "data")
+    want = ["a.txt", "sub", "sub/b.txt", "sub/old.txt"]
+    for run in range(3):
+        p = lakeshift("copy", str(src), str(dst), "--json", env=local_env)
+        assert p.returncode == 0, p.stdout + p.stderr
+        s = json.loads(p.stdout)
+        assert s["skipped_by_reason"].get("destination-folder") == 2, (run, s)
+        why = {f["key"]: (f["kind"], f["skipped"]) for f in s["failures"]}
+        assert why == {"sub/link": ("destination-folder", True),
+                       "into": ("destination-folder", True)}, (run, why)
+        assert all(f"leads to {os.path.realpath(dst / 'sub')}, inside the destination "
+                   f"folder {dst}" in f["message"] for f in s["failures"]), s
+        assert _files(dst) == want, run
+    v = lakeshift("verify", str(src), str(dst), "--report", str(tmp_path / "v"), "--json",
+                  env=local_env)
+    got = json.loads(v.stdout)
+    assert got["unverifiable_reasons"] == {"not copied on purpose: destination-folder": 2}, got
+    assert (got["verified"], got["missing"]) == (2, 0), got
+
+
+def test_a_planned_job_skips_a_symlink_into_a_folder_of_its_destination(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    """The same for ``run`` with automatic partitions: the folder listing that cuts them
+    named ``into/`` a folder, and its partition walked the destination from inside the
+    link."""
+    db = f"sqlite:///{tmp_path}/jobs.db"
+    src, dst = _linked_into_destination(tmp_path, "planned")
+    p = lakeshift("plan", str(src), str(dst), "--job", "j", "--db", db, "--partition-by",
+                  "auto", "--target-objects", "1", env=local_env)
+    assert p.returncode == 0, p.stderr
+    r = lakeshift("run", "--job", "j", "--db", db, "--json", env=local_env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert json.loads(r.stdout)["skipped_by_reason"] == {"destination-folder": 2}
+    assert _files(dst) == ["a.txt", "sub", "sub/b.txt", "sub/old.txt"]
+    assert _skips(local_env, db, "j") == [("into", "destination-folder", "True"),
+                                          ("sub/link", "destination-folder", "True")]

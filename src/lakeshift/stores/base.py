@@ -124,8 +124,9 @@ class StoreConfig:
     url: StoreURL
     options: StoreOptions = StoreOptions()
     #: A local source only: the copy's local destination folder, which its walk never
-    #: enters — a folder reached there (through a symlink, a mount) is one entry, skipped
-    #: as ``destination-folder`` (set by plan/source.py ``source_avoiding_destination``).
+    #: enters — a folder reached there (through a symlink, a mount), or a symlink to a
+    #: folder inside it, is one entry, skipped as ``destination-folder`` (set by
+    #: plan/source.py ``source_avoiding_destination``).
     destination_folder: str | None = None
 
 

@@ -26,6 +26,7 @@ import stat
 from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import datetime, timedelta
 from types import MappingProxyType
+from typing import NamedTuple
 
 from lakeshift.errors import (
     DanglingLinkError,
@@ -119,8 +120,9 @@ class LocalStore:
                 # The URL named one file: it is the only object, with an empty key.
                 return Page([_info("", os.stat(self.root), self.root)])
             folder, _, name_prefix = prefix.rpartition("/")
-            # Asked each page (one stat): the destination is made after the store opens.
-            avoid = _identity(self._avoid) if self._avoid else None
+            # Asked each page (one stat, one realpath): the destination is made after the
+            # store opens.
+            avoid = _destination(self._avoid) if self._avoid else None
             items = list(itertools.islice(_walk(self.root, folder, name_prefix, after,
                                                 avoid=avoid), size))
             return Page(items, (), items[-1].key if len(items) == size else None)
@@ -142,8 +144,9 @@ class LocalStore:
                 continue
             try:
                 is_dir = e.is_dir(follow_symlinks=True)
-                if is_dir and (real := os.path.realpath(e.path)) != avoid and \
-                        not _above_or_at(real, here):
+                if is_dir and not _above_or_at(real := os.path.realpath(e.path), here) and \
+                        not (avoid is not None and (real == avoid or (
+                            e.is_symlink() and _above_or_at(avoid, real)))):
                     folders.append(prefix + e.name + "/")
                     continue
                 if not is_dir:
@@ -157,7 +160,7 @@ class LocalStore:
             except OSError:
                 pass  # a symlink loop (ELOOP)
             # As in the walk: a symlink to a folder above it (or itself), or to the
-            # destination folder, is one empty entry, whose read says why.
+            # destination folder or a folder in it, is one empty entry, whose read says why.
             objects.append(ObjectInfo(prefix + e.name, 0))
         folders.sort()
         objects.sort(key=lambda o: o.key)
@@ -488,15 +491,29 @@ def content_type(key: str) -> str | None:
     return guessed
 
 
+class _Destination(NamedTuple):
+    """The local destination folder a source's walk never enters: its (device, inode),
+    None while it does not exist, and its real path."""
+
+    ident: tuple[int, int] | None
+    real: str
+
+
+def _destination(path: str) -> _Destination:
+    return _Destination(_identity(path), os.path.realpath(path))
+
+
 def _walk(root: str, folder: str, name_prefix: str, start_after: str | None,
           ancestors: frozenset[tuple[int, int]] | None = None,
-          avoid: tuple[int, int] | None = None) -> Iterator[ObjectInfo]:
+          avoid: _Destination | None = None) -> Iterator[ObjectInfo]:
     """Keys below ``folder`` in key order.  A folder that cannot be listed (permissions), a
-    symlink that loops (to a folder above it, or to itself) or a folder whose identity is
-    ``avoid`` (the destination folder's, reached through a symlink or a mount) is not
-    walked into: it is listed as one empty entry, sorted as a file of that name, whose
-    read fails with the reason (see ``_unwalkable``); so it is recorded as that object's
-    failure — or skip — and the rest of the walk goes on."""
+    symlink that loops (to a folder above it, or to itself) or a folder of ``avoid`` (the
+    destination folder — reached through a mount: its identity — or a folder in it, reached
+    through a symlink: its real path) is not walked into: it is listed as one empty entry,
+    sorted as a file of that name, whose read fails with the reason (see ``_unwalkable``);
+    so it is recorded as that object's failure — or skip — and the rest of the walk goes
+    on.  (A link into the destination would copy the destination into itself, one level
+    deeper each run.)"""
     base = os.path.join(root, *folder.split("/")) if folder else root
     try:
         if ancestors is None:
@@ -522,7 +539,9 @@ def _walk(root: str, folder: str, name_prefix: str, start_after: str | None,
             keyed.append((key, "entry", e, None))
             continue
         ident = (st.st_dev, st.st_ino)
-        if ident in ancestors or ident == avoid or not os.access(e.path, os.R_OK | os.X_OK):
+        if ident in ancestors or not os.access(e.path, os.R_OK | os.X_OK) or (
+                avoid is not None and (ident == avoid.ident or (
+                    e.is_symlink() and _above_or_at(avoid.real, os.path.realpath(e.path))))):
             keyed.append((key, "entry", e, None))
         else:
             keyed.append((key + "/", "folder", e, ident))
@@ -608,10 +627,13 @@ def _unwalkable(path: str, avoid: str | None = None) -> LakeshiftError:
         if up == parent:
             break
         parent = up
-    if avoid is not None and _identity(avoid) == (target.st_dev, target.st_ino):
-        return DestinationFolderError(f"{path}: leads to the destination folder {avoid}: not "
-                                      "followed (each run would copy the last copy again, "
-                                      "one level deeper)")
+    if avoid is not None:
+        same, real = _identity(avoid) == (target.st_dev, target.st_ino), os.path.realpath(path)
+        if same or (os.path.islink(path) and _above_or_at(os.path.realpath(avoid), real)):
+            at = "to" if same else f"to {real}, inside"
+            return DestinationFolderError(f"{path}: leads {at} the destination folder {avoid}: "
+                                          "not followed (each run would copy the last copy "
+                                          "again, one level deeper)")
     if not os.access(path, os.R_OK | os.X_OK):
         return ForbiddenError(f"{path}: permission denied (cannot list the folder)")
     return NotFoundError(f"{path}: is a directory")
