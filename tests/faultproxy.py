@@ -12,7 +12,8 @@ method and path pattern match:
 * ``flip_request``: flip one byte of the request body before forwarding (the service must
   notice through Content-MD5);
 * ``stall_request``: read none of the request body for ``delay`` seconds (the client's
-  buffers fill and its upload stops), then answer 500.
+  buffers fill and its upload stops), then answer 500;
+* ``delay``: wait ``delay`` seconds, then forward (a slow but alive endpoint).
 
 ``opaque_etags(pattern)`` makes the S3 ETags of keys matching ``pattern`` opaque, as S3's
 are for objects encrypted with SSE-KMS or SSE-C (moto keeps them MD5s): 32 hex digits that
@@ -58,7 +59,7 @@ class Rule:
     hits: int = 0
     #: Chance that a matching request is hit (1.0 = every one, while uses last).
     probability: float = 1.0
-    #: For stall_request: how long nothing is read.
+    #: For stall_request: how long nothing is read; for delay: how long before forwarding.
     delay: float = 30.0
     #: Only requests of this kind (request_kind): listing, metadata, data; None for any.
     request: str | None = None
@@ -227,6 +228,9 @@ class FaultProxy(LoopbackProxy):
                     break  # the client gave up
                 await asyncio.sleep(0.1)
             return web.Response(status=500)
+        if rule is not None and rule.kind == "delay":
+            await asyncio.sleep(rule.delay)
+            rule = None
         body = await request.read()
         with self.lock:
             self.body_bytes += len(body)

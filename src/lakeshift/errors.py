@@ -41,6 +41,15 @@ class MissingContainerError(UsageError):
     kind = "missing-container"
 
 
+class EndpointUnreachable(UsageError):
+    """A store's endpoint never answered a command's first contact with it (its start-up
+    check): no connection (refused, timed out, a name not found) or no response, over a
+    few tries in a bounded time (``stores/reach.py``).  The message names the endpoint and
+    where it was set.  Once an endpoint has answered, a later outage is a TransientError."""
+
+    kind = "unreachable"
+
+
 class SchemaOutdated(UsageError):
     """A control DB opened only to read (``lakeshift.reading_only()``, the monitor) has an
     older schema than this lakeshift's: it is upgraded only by a command that may write it
@@ -154,6 +163,16 @@ class TransientError(ObjectError):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class ConnectError(TransientError):
+    """No connection could be opened to the endpoint (refused, timed out, a name not found,
+    TLS refused): retried as any TransientError, but a store's first contact gives up on it
+    sooner (``EndpointUnreachable``).  ``reason`` says which, in a few words."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class ThrottledError(TransientError):

@@ -146,11 +146,18 @@ def test_bad_gen1_input_is_one_clear_line(cli_env: dict[str, str], gen1: WebHdfs
     # A path that does not exist: exit 2.
     p = lakeshift("copy", f"adl://{GEN1_HOST}/nope/", str(tmp_path / "o"), env=env)
     assert p.returncode == 2 and "no such file or directory" in one_clear_line(p)
-    # Unreachable account (nothing listens there): exit 2.
+    # Unreachable account (nothing listens there): exit 2, one line naming the endpoint and
+    # the setting, after the one notice that it was tried again (stores/reach.py).
     env2 = {**env, "LAKESHIFT_WEBHDFS_ENDPOINT": "http://127.0.0.1:9"}
     p = lakeshift("copy", f"adl://{GEN1_HOST}/x/", str(tmp_path / "o"),
                   env=env2)
-    assert p.returncode == 2 and "cannot reach the source" in one_clear_line(p)
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    notice, line = p.stderr.strip().splitlines()
+    assert notice == ("lakeshift: no answer from http://127.0.0.1:9 yet (connection refused); "
+                      "trying again…")
+    assert line.startswith("lakeshift: cannot reach the ADLS Gen1 endpoint "
+                           "http://127.0.0.1:9: connection refused (3 tries in "), line
+    assert line.endswith("check LAKESHIFT_WEBHDFS_ENDPOINT, the network and any firewall")
     # A token the service refuses: exit 3, and the token is never printed.
     gen1.token = "another-token"
     p = lakeshift("copy", f"adl://{GEN1_HOST}/x/", str(tmp_path / "o"),

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from lakeshift.errors import UsageError
+from lakeshift.errors import EndpointUnreachable, UsageError
 from lakeshift.stores.base import StoreConfig, StoreOptions
 from lakeshift.urls import parse_url
 
@@ -183,6 +183,8 @@ async def _check_stores(pairs: Iterable[tuple[StoreConfig, StoreConfig]],
             try:
                 await check_reachable(store.check_source if label == "source"
                                       else store.prepare_destination, label, RetryPolicy())
+            except EndpointUnreachable:
+                raise  # nothing of the job can run: the user must fix the endpoint first
             except UsageError:
                 if new_job:
                     raise

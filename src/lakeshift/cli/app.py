@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sys
 import time
@@ -259,12 +260,28 @@ def run(argv: list[str] | None = None) -> int:
         return _internal_error(e, as_json)
 
 
+class _Notices(logging.Handler):
+    """The ``lakeshift`` logger's notices (a store's first contact being tried again:
+    stores/reach.py) as ``lakeshift: …`` lines on stderr — whatever ``sys.stderr`` is when
+    one comes (a progress display may stand in for it) — never on stdout, which ``--json``
+    keeps for JSON."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(f"lakeshift: {redact(record.getMessage())}", file=sys.stderr, flush=True)
+        except Exception:
+            self.handleError(record)
+
+
 def main() -> NoReturn:
     """Console-script entry point.
 
     Exits through ``os._exit`` after flushing: obstore's Rust runtime can abort the process
     while the interpreter finalizes (DESIGN.md §8), which would replace our exit code.
     """
+    notices = logging.getLogger("lakeshift")
+    notices.addHandler(_Notices(logging.WARNING))
+    notices.propagate = False
     code = run()
     try:
         sys.stdout.flush()

@@ -24,7 +24,6 @@ all a scan writes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import time
 import uuid
@@ -37,7 +36,7 @@ from lakeshift.engine.pipeline import check_reachable
 from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.slots import SlotPool
 from lakeshift.engine.transfer import TransferContext, copy_object
-from lakeshift.errors import LakeshiftError, UsageError
+from lakeshift.errors import EndpointUnreachable, LakeshiftError, UsageError
 from lakeshift.model import (
     DurationEstimate,
     ObjectInfo,
@@ -186,8 +185,12 @@ async def scan_async(source: StoreConfig, destination: StoreConfig | None,
         if isinstance(dst, NamespaceAsker):
             # Hierarchical or flat decides names, empty folders and the calibration's
             # folder: asked of the account, container or not, and nothing is created.
-            with contextlib.suppress(UsageError):  # the calibration says why it cannot run
+            try:
                 await check_reachable(dst.ask_namespace, "destination", policy)
+            except EndpointUnreachable:
+                raise  # nothing of the destination can be checked: said now, not later
+            except UsageError:
+                pass  # (the calibration says why it cannot run)
         hierarchical = dst.capabilities.hierarchical if dst is not None else True
         if dst is None:
             notes.append("names checked against ADLS Gen2 (hierarchical) rules: no "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 from collections.abc import AsyncIterator
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -13,9 +14,27 @@ from lakeshift.errors import TransientError, UsageError
 
 T = TypeVar("T")
 
+def _connect_seconds() -> float:
+    """``LAKESHIFT_CONNECT_SECONDS``, for tests (an unreachable endpoint found in a few
+    seconds, not ~30); 10 when unset."""
+    text = os.environ.get("LAKESHIFT_CONNECT_SECONDS", "")
+    try:
+        value = float(text) if text else 10.0
+    except ValueError:
+        return 10.0
+    return value if value > 0 else 10.0
+
+
 #: Seconds to open a connection (TCP, then TLS) before the attempt is given up (a
 #: TransientError: retried).  Every HTTP backend uses it.
-CONNECT_SECONDS = 10.0
+CONNECT_SECONDS = _connect_seconds()
+
+#: A command's first contact with an endpoint (a store's start-up check,
+#: ``stores/reach.py``) makes at most this many tries, each connect within
+#: ``CONNECT_SECONDS``, all of them within ``FIRST_CONTACT_FACTOR * CONNECT_SECONDS``
+#: (40 s by default), before it says the endpoint cannot be reached (a UsageError, exit 2).
+FIRST_CONTACT_TRIES = 3
+FIRST_CONTACT_FACTOR = 4.0
 
 #: Seconds a control request (a listing page, a HEAD, a delete, a commit) may take from
 #: start to end.  Data transfers have no such limit: they have the stall limit below.

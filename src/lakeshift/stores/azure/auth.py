@@ -39,6 +39,8 @@ _MISSING = ("no Azure credentials: set AZURE_STORAGE_CONNECTION_STRING, AZURE_ST
 #: The Blob service's public host suffixes: Azure, Azure China, Azure US Government.  A URL
 #: naming another host (``core.windows.net.evil.example``) is refused unless the user set the
 #: endpoint explicitly: a key signs, and a bearer token goes, only where the user meant.
+_URL_ACCOUNT = "the storage account name in the URL"
+
 AZURE_SUFFIXES = ("core.windows.net", "core.chinacloudapi.cn", "core.usgovcloudapi.net")
 
 
@@ -52,6 +54,8 @@ class AzureSettings:
     sas: str | None = field(default=None, repr=False)
     #: For kind == "token": which azure-identity credential to build.
     token_source: str | None = None
+    #: Where blob_endpoint came from, for a message that says what to check.
+    endpoint_setting: str = _URL_ACCOUNT
 
     @property
     def dfs_endpoint(self) -> str:
@@ -102,21 +106,26 @@ def resolve(url: StoreURL, options: StoreOptions) -> AzureSettings:
     endpoint = env.get("AZURE_STORAGE_BLOB_ENDPOINT") or ""
     if endpoint:
         check_url_host(url, endpoint, "AZURE_STORAGE_BLOB_ENDPOINT")
+        where = "AZURE_STORAGE_BLOB_ENDPOINT"
     else:
         endpoint = _public_endpoint(url, "https", account, url.endpoint_suffix)
+        where = _URL_ACCOUNT
     endpoint = endpoint.rstrip("/")
     if mode in ("auto", "key") and key:
         register_secret(key)
         _check_key(key, "AZURE_STORAGE_ACCOUNT_KEY")
-        return AzureSettings(account, endpoint, "key", key=key)
+        return AzureSettings(account, endpoint, "key", key=key, endpoint_setting=where)
     if mode in ("auto", "sas") and sas:
         register_secret(sas)
-        return AzureSettings(account, endpoint, "sas", sas=sas.lstrip("?"))
+        return AzureSettings(account, endpoint, "sas", sas=sas.lstrip("?"),
+                             endpoint_setting=where)
     if mode in ("auto", "service-principal") and sp:
         register_secret(env.get("AZURE_CLIENT_SECRET"))
-        return AzureSettings(account, endpoint, "token", token_source="service-principal")
+        return AzureSettings(account, endpoint, "token", token_source="service-principal",
+                             endpoint_setting=where)
     if mode in ("cli", "managed-identity"):
-        return AzureSettings(account, endpoint, "token", token_source=mode)
+        return AzureSettings(account, endpoint, "token", token_source=mode,
+                             endpoint_setting=where)
     if mode != "auto":
         raise AuthError(f"--azure-auth {mode}: its variables are not set. {_MISSING}")
     raise AuthError(_MISSING)
@@ -141,23 +150,27 @@ def _from_connection_string(url: StoreURL, cs: str) -> AzureSettings:
         raise UsageError(f"{url.display()} names account {url.account!r} but "
                          f"AZURE_STORAGE_CONNECTION_STRING is for {account!r}: use one account")
     if endpoint:
-        check_url_host(url, endpoint, "the BlobEndpoint of AZURE_STORAGE_CONNECTION_STRING")
+        where = "the BlobEndpoint of AZURE_STORAGE_CONNECTION_STRING"
+        check_url_host(url, endpoint, where)
     else:
         proto = parts.get("defaultendpointsprotocol", "https")
         # An EndpointSuffix in the connection string is the user's explicit choice.
         if parts.get("endpointsuffix"):
             endpoint = f"{proto}://{account}.blob.{parts['endpointsuffix']}"
-            check_url_host(url, endpoint,
-                           "the EndpointSuffix of AZURE_STORAGE_CONNECTION_STRING")
+            where = "the EndpointSuffix of AZURE_STORAGE_CONNECTION_STRING"
+            check_url_host(url, endpoint, where)
         else:
             endpoint = _public_endpoint(url, proto, account, url.endpoint_suffix)
+            where = "the AccountName of AZURE_STORAGE_CONNECTION_STRING"
     if key:
         register_secret(key)
         _check_key(key, "the AccountKey in AZURE_STORAGE_CONNECTION_STRING")
-        return AzureSettings(account, endpoint.rstrip("/"), "key", key=key)
+        return AzureSettings(account, endpoint.rstrip("/"), "key", key=key,
+                             endpoint_setting=where)
     if sas:
         register_secret(sas)
-        return AzureSettings(account, endpoint.rstrip("/"), "sas", sas=sas.lstrip("?"))
+        return AzureSettings(account, endpoint.rstrip("/"), "sas", sas=sas.lstrip("?"),
+                             endpoint_setting=where)
     raise AuthError("AZURE_STORAGE_CONNECTION_STRING has neither AccountKey nor "
                     "SharedAccessSignature")
 

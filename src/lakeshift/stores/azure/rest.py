@@ -32,6 +32,7 @@ from urllib.parse import quote, unquote, urlencode, urlsplit
 from lakeshift.errors import (
     ArchivedError,
     AuthError,
+    ConnectError,
     ForbiddenError,
     IntegrityError,
     InvalidNameError,
@@ -806,6 +807,9 @@ class LeanBlobClient:
         except TimeoutError:
             raise TransientError(f"{what}: no response from {self._client().peer} "
                                  f"complete within {http.REQUEST_SECONDS:g} s") from None
+        except wire.ConnectFailed as e:
+            raise ConnectError(f"{what}: {type(e).__name__}: {redact(str(e))[:200]}",
+                               redact(e.reason)) from None
         except wire.WireError as e:
             # (Its message never holds the URL; redacted all the same.)
             raise TransientError(f"{what}: {type(e).__name__}: {redact(str(e))[:200]}") \

@@ -53,6 +53,7 @@ from lakeshift.stores.obstore_common import RETRY_CONFIG, client_options
 from lakeshift.stores.obstore_stream import ObstoreRange, open_range
 from lakeshift.stores.obstore_stream import read as obstore_read
 from lakeshift.stores.props import SRC_ETAG_KEY, decode_metadata, encode_metadata
+from lakeshift.stores.reach import Endpoint, first_contact
 
 CAPABILITIES = Capabilities(
     list_start_after=False, content_md5=True, hierarchical=False, acls=False,
@@ -161,13 +162,24 @@ class AzureBlobStore:
 
     async def check_source(self) -> None:
         # List Blobs rather than Get Container Properties, which a container SAS may not do.
-        await self._blobs.list_page("", None, None, self._where(), 1)
+        # A start-up check: an endpoint that never answers is said so within a bounded
+        # time (stores/reach.py).
+        await first_contact(lambda: self._blobs.list_page("", None, None, self._where(), 1),
+                            self._endpoint())
+
+    def _endpoint(self) -> Endpoint:
+        return Endpoint("Azure Blob", self.settings.blob_endpoint,
+                        self.settings.endpoint_setting)
 
     async def ask_namespace(self) -> bool:
         """Whether the account has a hierarchical namespace (ADLS Gen2), asked of the
         service (Get Account Information, ``x-ms-is-hns-enabled``); the capabilities follow
         the answer.  Writes nothing and needs no container: ``scan`` asks this alone,
-        ``prepare_destination`` before it creates the container."""
+        ``prepare_destination`` before it creates the container.  A start-up check, as
+        ``check_source``."""
+        return await first_contact(self._ask_namespace, self._endpoint())
+
+    async def _ask_namespace(self) -> bool:
         # A container SAS may not read account information (Azure and Azurite answer
         # AuthorizationFailure): a bad SAS shows up at the next request.
         sas = self.settings.kind == "sas"

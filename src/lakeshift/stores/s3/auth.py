@@ -90,7 +90,7 @@ def resolve(options: StoreOptions) -> AwsSettings:
     creds = None if options.s3_anonymous else env_credentials(options)
     if region and creds is not None:
         if endpoint:
-            check_endpoint(endpoint, _endpoint_source(options))
+            check_endpoint(endpoint, endpoint_source(options))
         frozen = creds.get_frozen_credentials()
         register_secret(frozen.secret_key)
         register_secret(frozen.token)
@@ -99,7 +99,7 @@ def resolve(options: StoreOptions) -> AwsSettings:
     return _resolve_with_botocore(options)
 
 
-def _endpoint_source(options: StoreOptions) -> str:
+def endpoint_source(options: StoreOptions) -> str:
     return "--s3-endpoint" if options.s3_endpoint else \
         "AWS_ENDPOINT_URL_S3" if os.environ.get("AWS_ENDPOINT_URL_S3") else "AWS_ENDPOINT_URL"
 
@@ -119,7 +119,7 @@ def _resolve_with_botocore(options: StoreOptions) -> AwsSettings:
     endpoint = (options.s3_endpoint or os.environ.get("AWS_ENDPOINT_URL_S3")
                 or os.environ.get("AWS_ENDPOINT_URL"))
     if endpoint:
-        check_endpoint(endpoint, _endpoint_source(options))
+        check_endpoint(endpoint, endpoint_source(options))
     if options.s3_anonymous:
         return AwsSettings(endpoint, region, None, session)
     try:

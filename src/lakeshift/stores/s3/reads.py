@@ -28,6 +28,7 @@ from lakeshift.errors import (
     ArchivedError,
     AuthError,
     ChangedError,
+    ConnectError,
     ForbiddenError,
     LakeshiftError,
     MissingContainerError,
@@ -307,6 +308,8 @@ def md5_from_etag(etag: str | None) -> bytes | None:
 
 
 def _wire_failure(e: wire.WireError, what: str) -> TransientError:
+    if isinstance(e, wire.ConnectFailed):
+        return ConnectError(f"{what}: {e}", e.reason)
     if isinstance(e, wire.Stalled):
         return TransientError(f"{what}: no data for {http.STALL_SECONDS:g} s (stalled): {e}")
     return TransientError(f"{what}: {e}")

@@ -24,6 +24,7 @@ from obstore.store import S3Store as _ObS3
 from lakeshift.errors import (
     ArchivedError,
     AuthError,
+    EndpointUnreachable,
     ForbiddenError,
     LakeshiftError,
     MissingContainerError,
@@ -52,6 +53,7 @@ from lakeshift.stores.obstore_common import (
     translate,
 )
 from lakeshift.stores.props import attributes_from_props
+from lakeshift.stores.reach import Endpoint, first_contact
 from lakeshift.stores.s3 import auth as aws_auth
 from lakeshift.stores.s3.listing import (
     ListResult,
@@ -286,8 +288,16 @@ class S3Store:
 
     async def check_source(self) -> None:
         # ListObjectsV2 rather than HeadBucket: a HEAD error has no body, so a wrong key
-        # and a missing permission would look the same.
-        await self._list("", 1)
+        # and a missing permission would look the same.  A start-up check: an endpoint
+        # that never answers is said so within a bounded time (stores/reach.py).
+        await first_contact(lambda: self._list("", 1), self._endpoint())
+
+    def _endpoint(self) -> Endpoint:
+        if self.settings.endpoint:
+            return Endpoint("S3", self.settings.endpoint.rstrip("/"),
+                            aws_auth.endpoint_source(self.config.options))
+        return Endpoint("S3", self._reads.origin,
+                        "the bucket name and the region (--s3-region, AWS_REGION)")
 
     async def server_time(self) -> datetime | None:
         _, headers = await self._list("", 1)
@@ -297,6 +307,8 @@ class S3Store:
     async def prepare_destination(self) -> None:
         try:
             await self.check_source()
+        except EndpointUnreachable:
+            raise
         except UsageError:
             await asyncio.to_thread(self._call, "create_bucket", {"Bucket": self.bucket}, "")
 

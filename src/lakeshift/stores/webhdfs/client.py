@@ -23,6 +23,7 @@ from yarl import URL
 
 from lakeshift.errors import (
     AuthError,
+    ConnectError,
     ForbiddenError,
     LakeshiftError,
     NotFoundError,
@@ -31,8 +32,10 @@ from lakeshift.errors import (
     TransientError,
 )
 from lakeshift.redact import redact
+from lakeshift.stores import http
 from lakeshift.stores.http import check_http
 from lakeshift.stores.webhdfs.auth import WebHdfsSettings
+from lakeshift.stores.wire.errors import connect_reason
 
 #: Entries per Gen1 LISTSTATUS request (Hadoop's batch size is the NameNode's dfs.ls.limit).
 GEN1_LIST_SIZE = 4000
@@ -148,7 +151,8 @@ class WebHdfsClient:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self.connections, ttl_dns_cache=300,
                                                ssl=tls),
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=120),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=http.CONNECT_SECONDS,
+                                              sock_read=120),
                 auto_decompress=False, trust_env=False)
         return self._session
 
@@ -311,6 +315,13 @@ class WebHdfsClient:
             raise TransientError(f"{what}: more than {_REDIRECTS} redirects")
         except LakeshiftError:
             raise
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as e:
+            # No connection opened (refused, timed out, a name not found, TLS refused).
+            cause = getattr(e, "os_error", None)
+            reason = "connect timed out" if isinstance(e, aiohttp.ConnectionTimeoutError) \
+                else connect_reason(cause) if isinstance(cause, OSError) else type(e).__name__
+            raise ConnectError(redact(f"{what}: {type(e).__name__}: {str(e)[:200]}"),
+                               reason) from None
         except (aiohttp.ClientError, TimeoutError, OSError) as e:
             raise TransientError(redact(f"{what}: {type(e).__name__}: {str(e)[:200]}")) from None
 

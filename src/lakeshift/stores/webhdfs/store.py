@@ -19,6 +19,7 @@ inode id).  Sources only: every write fails with a UsageError.
 from __future__ import annotations
 
 import heapq
+import os
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from lakeshift.model import Data, ObjectInfo, ObjectProps, ReadResult
 from lakeshift.stores.azure import auth as azure_auth
 from lakeshift.stores.azure.rest import GEN1_SCOPE, BearerTokens
 from lakeshift.stores.base import BlockUpload, Capabilities, Page, StoreConfig
+from lakeshift.stores.reach import Endpoint, first_contact
 from lakeshift.stores.webhdfs import auth
 from lakeshift.stores.webhdfs.client import (
     GEN1_LIST_SIZE,
@@ -204,6 +206,15 @@ class WebHdfsStore:
         return Page(objects, folders, page.entries[-1].name if more else None)
 
     async def check_source(self) -> None:
+        # A start-up check: an endpoint that never answers is said so within a bounded time
+        # (stores/reach.py).
+        setting = "LAKESHIFT_WEBHDFS_ENDPOINT" if os.environ.get(
+            "LAKESHIFT_WEBHDFS_ENDPOINT") else "the host in the URL"
+        service = "ADLS Gen1" if self.settings.dialect == "gen1" else "WebHDFS"
+        await first_contact(self._check_source,
+                            Endpoint(service, self.settings.endpoint, setting))
+
+    async def _check_source(self) -> None:
         path = self.url.path.rstrip("/")
         try:
             await self.client.status(path, self._where(path))

@@ -36,10 +36,12 @@ from lakeshift.stores.wire.connection import SLICE as SLICE
 from lakeshift.stores.wire.connection import SMALL_BODY as SMALL_BODY
 from lakeshift.stores.wire.connection import _Body as _Body
 from lakeshift.stores.wire.connection import _Connection as _Connection
+from lakeshift.stores.wire.errors import ConnectFailed as ConnectFailed
 from lakeshift.stores.wire.errors import Disconnected as Disconnected
 from lakeshift.stores.wire.errors import Stalled as Stalled
 from lakeshift.stores.wire.errors import WireError as WireError
 from lakeshift.stores.wire.errors import _DeadIdle as _DeadIdle
+from lakeshift.stores.wire.errors import connect_reason as connect_reason
 from lakeshift.stores.wire.pool import _IDEMPOTENT as _IDEMPOTENT
 from lakeshift.stores.wire.pool import Pool as Pool
 from lakeshift.stores.wire.pool import _proxy_note as _proxy_note

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import ssl
+
 
 class WireError(OSError):
     """The request failed on the wire (retryable)."""
+
+
+class ConnectFailed(WireError):
+    """No connection could be opened: refused, timed out, a name not found, TLS refused.
+    ``reason`` says which, in a few words (no peer, no target)."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class Stalled(WireError):
@@ -18,3 +31,19 @@ class Disconnected(WireError):
 class _DeadIdle(Disconnected):
     """A reused connection closed before any response byte (the peer dropped it idle)."""
 
+
+def connect_reason(e: OSError) -> str:
+    """Why a connection could not be opened, in a few words (``connection refused``,
+    ``name or service not known``, ``certificate not trusted (…)``): asyncio's own text
+    ("Connect call failed (...)") says less than the error number does."""
+    if isinstance(e, ssl.SSLCertVerificationError):
+        return f"certificate not trusted ({e.verify_message})"
+    if isinstance(e, ssl.SSLError):
+        return f"TLS: {e.reason or e}"
+    if isinstance(e, socket.gaierror):
+        text = e.strerror or type(e).__name__
+    elif e.errno is not None and e.errno > 0:
+        text = os.strerror(e.errno)
+    else:
+        text = e.strerror or type(e).__name__
+    return text[:1].lower() + text[1:]

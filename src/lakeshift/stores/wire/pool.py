@@ -10,7 +10,13 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from urllib.parse import urlsplit
 
 from lakeshift.stores.wire.connection import _Body, _Connection
-from lakeshift.stores.wire.errors import Disconnected, WireError, _DeadIdle
+from lakeshift.stores.wire.errors import (
+    ConnectFailed,
+    Disconnected,
+    WireError,
+    _DeadIdle,
+    connect_reason,
+)
 from lakeshift.stores.wire.response import Response
 
 #: Methods sent again on a fresh connection when a reused one was found dead.
@@ -222,14 +228,17 @@ class Pool:
                     lambda: _Connection(self), self.host, self.port, ssl=context,
                     server_hostname=self.host if context is not None else None)
         except TimeoutError:
-            raise WireError(f"connecting to {self.peer} took over {limit:g} s") from None
+            raise ConnectFailed(f"connecting to {self.peer} took over {limit:g} s",
+                                f"connect timed out after {limit:g} s") from None
         except OSError as e:
             reason = e.strerror or type(e).__name__
             if isinstance(e, ssl.SSLCertVerificationError):
                 reason = f"certificate not trusted ({e.verify_message})"
             elif isinstance(e, ssl.SSLError):
                 reason = f"TLS: {e.reason or e}"
-            raise WireError(f"cannot connect to {self.peer}: {reason}{_proxy_note()}") from None
+            note = _proxy_note()
+            raise ConnectFailed(f"cannot connect to {self.peer}: {reason}{note}",
+                                connect_reason(e) + note) from None
         conn.busy = True
         self._all.add(conn)
         return conn

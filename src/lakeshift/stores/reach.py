@@ -1,0 +1,97 @@
+"""A command's first contact with a store's endpoint (its start-up check): an endpoint
+that does not answer is said so in one line within a bounded time, not after minutes.
+
+A wrong ``--s3-endpoint``, a firewall that drops packets, a name that does not resolve:
+the start-up check would otherwise wait out every layer's limits (the connect limit per
+try; when a connection opens but nothing answers, the 120 s stall limit per try: measured,
+``copy`` said nothing for 365 s), then the retries.  Here the check makes at most
+``http.FIRST_CONTACT_TRIES`` tries, all within ``http.FIRST_CONTACT_FACTOR *
+http.CONNECT_SECONDS`` seconds (40 s by default), says on the ``lakeshift`` logger (stderr,
+through the CLI) after the first failed try that it is trying again, and then raises
+``EndpointUnreachable`` (a UsageError: exit 2) naming the endpoint and the setting it came
+from.  An endpoint that answers anything — an error status included — has been reached:
+that answer goes on as before.  Only the start-up checks go through here; a later outage of
+an endpoint that answered stays a TransientError, retried as any other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from lakeshift.errors import ConnectError, EndpointUnreachable
+from lakeshift.redact import redact
+from lakeshift.stores import http
+
+T = TypeVar("T")
+
+#: Where the notice that a first contact is being tried again goes: the CLI prints it on
+#: stderr as ``lakeshift: …``; with no handler configured, Python's last-resort handler
+#: prints the bare message on stderr.
+log = logging.getLogger("lakeshift")
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """What a user must know of an endpoint to fix it: the service (``S3``), its URL (as
+    given, no secret in it) and the setting it came from (``--s3-endpoint``)."""
+
+    service: str
+    url: str
+    setting: str
+
+
+def _tries(n: int) -> str:
+    return f"{n} try" if n == 1 else f"{n} tries"
+
+
+async def first_contact(fn: Callable[[], Awaitable[T]], endpoint: Endpoint) -> T:
+    """``fn()`` (a start-up check's request or requests), tried again while no connection
+    to ``endpoint`` opens or nothing answers; EndpointUnreachable when it never does within
+    the bounds above.  Any other error of ``fn`` is raised as it is."""
+    loop = asyncio.get_running_loop()
+    connect = http.CONNECT_SECONDS
+    budget = http.FIRST_CONTACT_FACTOR * connect
+    url = redact(endpoint.url)
+    started = loop.time()
+    told = False
+
+    def still_waiting() -> None:
+        # Past the connect limit with the try still going: connected, and no answer yet.
+        nonlocal told
+        if not told:
+            told = True
+            log.warning("no answer from %s yet (connected, no response after %g s); still "
+                        "waiting…", url, 1.5 * connect)
+
+    tries = 0
+    while True:
+        tries += 1
+        timer = loop.call_later(1.5 * connect, still_waiting)
+        deadline = asyncio.timeout(max(0.0, started + budget - loop.time()))
+        try:
+            async with deadline:
+                return await fn()
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            reason = f"no response within {budget:g} s"
+        except ConnectError as e:
+            reason = e.reason
+        finally:
+            timer.cancel()
+        elapsed = loop.time() - started
+        # 0.5 s, then 1 s by default: three connects that time out fit the budget.
+        pause = 0.05 * connect * 2 ** (tries - 1)
+        if tries >= http.FIRST_CONTACT_TRIES or elapsed + pause >= budget:
+            raise EndpointUnreachable(
+                f"cannot reach the {endpoint.service} endpoint {url}: {reason} "
+                f"({_tries(tries)} in {elapsed:.0f} s): check {endpoint.setting}, the network "
+                "and any firewall")
+        if not told:
+            told = True
+            log.warning("no answer from %s yet (%s); trying again…", url, reason)
+        await asyncio.sleep(pause)
