@@ -97,3 +97,20 @@ def test_the_defaults_are_what_the_readme_says(monkeypatch: pytest.MonkeyPatch) 
     for value, seconds in (("1", 1.0), ("0.5", 0.5), ("x", 10.0), ("-1", 10.0), ("", 10.0)):
         monkeypatch.setenv("LAKESHIFT_CONNECT_SECONDS", value)
         assert http._connect_seconds() == seconds
+
+
+def test_a_connect_error_crosses_a_process_boundary_intact() -> None:
+    """A Dask task's error reaches the driver pickled (``plan --dask``: "a worker's error is
+    the plan's"): ConnectError and wire's ConnectFailed take a ``reason`` that the default
+    pickling (the message alone) left out, so unpickling raised TypeError in its place."""
+    import pickle
+
+    from lakeshift.stores.wire import ConnectFailed
+
+    for e in (ConnectError("list s3://b/: cannot connect", "connection refused"),
+              ConnectFailed("cannot connect to 127.0.0.1:9", "connection refused")):
+        e.__dict__["noted"] = 1  # state set after construction (a retry's) comes along
+        back = pickle.loads(pickle.dumps(e))
+        assert type(back) is type(e)
+        assert (str(back), back.reason, back.__dict__) == (str(e), e.reason, e.__dict__)
+    assert isinstance(pickle.loads(pickle.dumps(ConnectError("m", "r"))), TransientError)

@@ -19,6 +19,10 @@ class ConnectFailed(WireError):
         super().__init__(message)
         self.reason = reason
 
+    def __reduce__(self) -> tuple[type[ConnectFailed], tuple[str, str], dict[str, object]]:
+        # Pickled with its reason, as lakeshift.errors.ConnectError.
+        return type(self), (str(self), self.reason), self.__dict__
+
 
 class Stalled(WireError):
     """No bytes moved for stall_timeout seconds."""
