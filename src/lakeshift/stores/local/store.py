@@ -630,10 +630,14 @@ def _unwalkable(path: str, avoid: str | None = None) -> LakeshiftError:
     if avoid is not None:
         same, real = _identity(avoid) == (target.st_dev, target.st_ino), os.path.realpath(path)
         if same or (os.path.islink(path) and _above_or_at(os.path.realpath(avoid), real)):
-            at = "to" if same else f"to {real}, inside"
-            return DestinationFolderError(f"{path}: leads {at} the destination folder {avoid}: "
-                                          "not followed (each run would copy the last copy "
-                                          "again, one level deeper)")
+            if same:
+                return DestinationFolderError(
+                    f"{path}: leads to the destination folder {avoid}: not followed (each run "
+                    "would copy the last copy again, one level deeper)")
+            return DestinationFolderError(
+                f"{path}: leads to {real}, inside the destination folder {avoid}: not "
+                "followed (a copy never reads its own destination: a run could copy the last "
+                "copy again, one level deeper)")
     if not os.access(path, os.R_OK | os.X_OK):
         return ForbiddenError(f"{path}: permission denied (cannot list the folder)")
     return NotFoundError(f"{path}: is a directory")
