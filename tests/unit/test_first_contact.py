@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import ssl
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,26 @@ def test_an_endpoint_that_answered_with_an_error_is_not_tried_here_again() -> No
     with pytest.raises(TransientError) as e:
         asyncio.run(first_contact(fn, ENDPOINT))
     assert fn.calls == 1 and not isinstance(e.value, EndpointUnreachable)
+
+
+def test_an_untrusted_certificate_is_not_tried_again(caplog: pytest.LogCaptureFixture) -> None:
+    """The endpoint answered, with a certificate not trusted here (the reason any backend
+    gives: wire.connect_reason): one line naming what to trust, at once, no notice."""
+    from lakeshift.errors import UsageError
+    from lakeshift.stores.wire import connect_reason
+
+    cause = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    cause.verify_message = "self-signed certificate"
+    fn = Flaky(ConnectError("s3://b/: cannot connect", connect_reason(cause)))
+    with caplog.at_level(logging.WARNING, logger="lakeshift"), \
+            pytest.raises(UsageError) as e:
+        asyncio.run(first_contact(fn, ENDPOINT))
+    assert fn.calls == 1 and not caplog.records
+    assert not isinstance(e.value, EndpointUnreachable)
+    assert str(e.value) == (
+        "the S3 endpoint http://127.0.0.1:9 presented a certificate this machine does not "
+        "trust (self-signed certificate): check --s3-endpoint, or trust its CA: add it to the "
+        "system's trust store or set SSL_CERT_FILE to a PEM file that holds it")
 
 
 def test_no_answer_is_given_up_at_the_budget(caplog: pytest.LogCaptureFixture) -> None:
