@@ -387,3 +387,26 @@ def test_a_planned_job_skips_a_symlink_into_a_folder_of_its_destination(
     assert _files(dst) == ["a.txt", "sub", "sub/b.txt", "sub/old.txt"]
     assert _skips(local_env, db, "j") == [("into", "destination-folder", "True"),
                                           ("sub/link", "destination-folder", "True")]
+
+
+def test_tune_samples_what_a_copy_copies_and_skips_what_it_skips(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    """``tune ./data ./out`` with ``data/link -> ../out``: its sample was listed through the
+    link (the destination's 20 files, which the copy never copies); and an entry the copy
+    skips (that link, a symlink loop) failed every trial: "every trial failed", exit 4."""
+    src, dst = tmp_path / "data", tmp_path / "out"
+    src.mkdir()
+    dst.mkdir()
+    for i in range(3):
+        (src / f"f{i}.txt").write_bytes(b"x" * (i + 1))
+    for i in range(20):
+        (dst / f"old{i}.txt").write_bytes(b"there before")
+    (src / "link").symlink_to("../out")
+    (src / "loop").symlink_to("loop")
+    p = lakeshift("tune", str(src), str(dst), "--json", env=local_env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    got = json.loads(p.stdout)
+    # The 3 files and the 2 entries the copy skips; none of the destination's files.
+    assert (got["sample_objects"], got["sample_bytes"]) == (5, 6), got
+    assert all(t["failed"] == 0 for t in got["trials"]), got["trials"]
+    assert sorted(os.listdir(dst)) == sorted(f"old{i}.txt" for i in range(20))
