@@ -161,10 +161,14 @@ def main() -> int:
         report = Path(scratch) / "verify"
         print("\nAnd lakeshift's own proof, `lakeshift verify` (multipart ETags recomputed):",
               flush=True)
-        return subprocess.run([str(Path(sys.executable).parent / "lakeshift"), "verify",
+        code = subprocess.run([str(Path(sys.executable).parent / "lakeshift"), "verify",
                                f"s3://{BUCKET}/raw/", f"az://{CONTAINER}/migrated/",
                                "--report", str(report)], env=env,
                               stdin=subprocess.DEVNULL).returncode
+        # The report above is in the demo's scratch folder, removed below.
+        print("(The demo removes that report with its scratch folder; `lakeshift verify "
+              "--report PREFIX` writes one where you choose.)", flush=True)
+        return code
     finally:
         for srv in (moto, azurite):
             if srv is not None:

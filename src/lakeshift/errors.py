@@ -174,6 +174,10 @@ class ConnectError(TransientError):
         super().__init__(message)
         self.reason = reason
 
+    def __reduce__(self) -> tuple[type[ConnectError], tuple[str, str], dict[str, object]]:
+        # Pickled with its reason (a Dask task's error reaches the driver so).
+        return type(self), (str(self), self.reason), self.__dict__
+
 
 class ThrottledError(TransientError):
     """429 / 503 SlowDown / ServerBusy: retried, honouring Retry-After."""

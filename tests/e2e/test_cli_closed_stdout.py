@@ -46,3 +46,12 @@ def test_a_summary_cut_short_by_a_closed_stdout(local_env: dict[str, str],
                                     cwd=tmp_path)
     assert err == "" and code == 141  # 128 + SIGPIPE, not 1 ("some objects failed")
     assert (tmp_path / "o" / "a").read_bytes() == b"hi\n"
+
+
+def test_help_into_a_reader_that_left(local_env: dict[str, str], tmp_path: Path) -> None:
+    """``lakeshift --help | head -1``: rich writes the help, meets the closed pipe and points
+    stdout at /dev/null itself before it exits 1; that is the closed stdout's 141, not an
+    internal error (exit 4 and a log)."""
+    for args in (["--help"], ["copy", "--help"]):
+        code, err = _with_stdout_closed(*args, env=local_env, cwd=tmp_path)
+        assert err == "" and code == 141, (args, code, err)

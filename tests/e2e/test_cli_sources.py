@@ -366,56 +366,58 @@ def test_a_link_into_a_subfolder_of_the_destination_is_skipped_every_run(
     assert got["unverifiable_reasons"] == {"not copied on purpose: destination-folder": 1}
 
 
-def test_a_dry_run_and_a_first_copy_into_a_new_destination_skip_links_to_it(
+def test_a_dry_run_and_copies_into_a_new_destination_skip_every_link_into_it(
         local_env: dict[str, str], tmp_path: Path) -> None:
     """Before the destination exists every link to where it will be dangles: a dry run said
-    it "would copy" them (the real copy skips them), and the first copy failed the link
-    into ``out/a`` (a folder by the time it was read) or read the file ``out/a/f1.txt``
-    through its link.  Both now skip all three as destination-folder; the dry run writes
-    nothing."""
+    it "would copy" them (the real copy skips them); the first copy failed the link into
+    ``out/a`` (dangling-link, or "is a directory" by the time it was read) and a link to a
+    folder the copy never makes (``out/reports``) as dangling-link, and read the file
+    ``out/a/f1.txt`` through its link once it was there.  A dry run and every copy now skip
+    all four as destination-folder; the dry run writes nothing."""
     src, dst = tmp_path / "data", tmp_path / "out"
     (src / "a").mkdir(parents=True)
     (src / "a" / "f1.txt").write_bytes(b"one\n")
     (src / "a" / "into").symlink_to("../../out/a")
     (src / "file").symlink_to("../out/a/f1.txt")
+    (src / "later").symlink_to("../out/reports")
     (src / "whole").symlink_to("../out")
-    links = {"a/into": ("destination-folder", True), "file": ("destination-folder", True),
-             "whole": ("destination-folder", True)}
+    links = {k: ("destination-folder", True) for k in ("a/into", "file", "later", "whole")}
     text = lakeshift("copy", str(src), str(dst), "--dry-run", "--progress", "none",
                      env=local_env)
     assert text.returncode == 0, text.stderr
     said = " ".join(text.stdout.split())
-    assert "would copy 1 object" in said and "(3 destination folders)" in said, text.stdout
-    for dry in (True, False):
+    assert "would copy 1 object" in said and "(4 destination folders)" in said, text.stdout
+    for dry, copied in ((True, 1), (False, 1), (False, 0), (True, 0)):
         p = lakeshift("copy", str(src), str(dst), "--json", *(["--dry-run"] if dry else []),
                       env=local_env)
         assert p.returncode == 0, (dry, p.stdout + p.stderr)
         s = json.loads(p.stdout)
-        assert s["skipped_by_reason"] == {"destination-folder": 3}, (dry, s)
-        assert (s["copied"], s["failed"]) == (1, 0), (dry, s)
+        assert s["skipped_by_reason"].get("destination-folder") == 4, (dry, s)
+        assert (s["copied"], s["failed"]) == (copied, 0), (dry, s)
         assert {f["key"]: (f["kind"], f["skipped"]) for f in s["failures"]} == links, dry
-        assert dst.exists() is not dry
+        assert dst.exists() is not (dry and copied), dry
     assert _files(dst) == ["a", "a/f1.txt"]
 
 
-def test_a_partitioned_run_skips_a_link_into_a_subfolder_of_its_destination(
+def test_a_partitioned_run_skips_a_link_into_a_destination_not_there_at_plan_time(
         local_env: dict[str, str], tmp_path: Path) -> None:
-    """``run`` with automatic partitions: the folder listing that cuts them saw
-    ``link/`` (-> the destination's ``d/``, there from the plan on) as a folder to walk."""
+    """``run`` with automatic partitions into a destination that does not exist when it is
+    planned: ``link -> ../parts-out/d`` dangled when the partitions were cut and was a
+    folder (the copy of ``d``) by the time it was read, a failure; a job planned again
+    later (the folder there now) skips it too."""
     db = f"sqlite:///{tmp_path}/jobs.db"
     src, dst = _linked_to_destination(tmp_path, "parts", into="d")
-    (dst / "d").mkdir(parents=True)
-    (dst / "d" / "old.txt").write_bytes(b"there before")
-    p = lakeshift("plan", str(src), str(dst), "--job", "j", "--db", db, "--partition-by",
-                  "auto", "--target-objects", "1", env=local_env)
-    assert p.returncode == 0, p.stderr
-    r = lakeshift("run", "--job", "j", "--db", db, "--json", env=local_env)
-    assert r.returncode == 0, r.stdout + r.stderr
-    s = json.loads(r.stdout)
-    assert s["skipped_by_reason"] == {"destination-folder": 1}, s
-    assert (s["copied"], s["failed"]) == (2, 0), s
-    assert _files(dst) == ["a.txt", "d", "d/b.txt", "d/old.txt"]
-    assert _skips(local_env, db, "j") == [("link", "destination-folder", "True")]
+    for job, copied in (("j", 2), ("again", 0)):
+        p = lakeshift("plan", str(src), str(dst), "--job", job, "--db", db,
+                      "--partition-by", "auto", "--target-objects", "1", env=local_env)
+        assert p.returncode == 0, p.stderr
+        r = lakeshift("run", "--job", job, "--db", db, "--json", env=local_env)
+        assert r.returncode == 0, (job, r.stdout + r.stderr)
+        s = json.loads(r.stdout)
+        assert s["skipped_by_reason"].get("destination-folder") == 1, (job, s)
+        assert (s["copied"], s["failed"]) == (copied, 0), (job, s)
+        assert _files(dst) == ["a.txt", "d", "d/b.txt"], job
+        assert ("link", "destination-folder", "True") in _skips(local_env, db, job)
 
 
 def test_a_sync_skips_a_link_into_a_subfolder_of_its_destination(
@@ -431,3 +433,87 @@ def test_a_sync_skips_a_link_into_a_subfolder_of_its_destination(
         assert json.loads(p.stdout)["failed"] == 0, run
         assert _files(dst) == ["a.txt", "d", "d/b.txt"], run
     assert ("link", "destination-folder", "True") in _skips(local_env, db, "s")
+
+
+def _linked_into_destination(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """``tmp_path/NAME`` holding ``a.txt``, ``sub/b.txt``, ``sub/link -> ../../NAME-out/sub``
+    and ``into -> ../NAME-out/sub`` (symlinks to a folder *inside* the destination: the
+    copy of ``sub``), beside a destination whose ``sub/`` holds ``old.txt`` already (so
+    that the links lead somewhere from the first run on)."""
+    src, dst = tmp_path / name, tmp_path / f"{name}-out"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.txt").write_bytes(b"hi")
+    (src / "sub" / "b.txt").write_bytes(b"deep")
+    (src / "sub" / "link").symlink_to(f"../../{name}-out/sub")
+    (src / "into").symlink_to(f"../{name}-out/sub")
+    (dst / "sub").mkdir(parents=True)
+    (dst / "sub" / "old.txt").write_bytes(b"there before")
+    return src, dst
+
+
+def test_a_symlink_into_a_folder_of_the_destination_is_skipped(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    """``data/sub/link -> ../../out/sub``: the walk met no folder that *is* the destination,
+    so it copied out/sub into out/sub/link, and the next run that again into
+    out/sub/link/link, one level deeper each run (and ``into`` copied out/sub to out/into).
+    A link to any folder inside the destination is skipped as one to the destination itself
+    is; verify agrees."""
+    src, dst = _linked_into_destination(tmp_path, "data")
+    want = ["a.txt", "sub", "sub/b.txt", "sub/old.txt"]
+    for run in range(3):
+        p = lakeshift("copy", str(src), str(dst), "--json", env=local_env)
+        assert p.returncode == 0, p.stdout + p.stderr
+        s = json.loads(p.stdout)
+        assert s["skipped_by_reason"].get("destination-folder") == 2, (run, s)
+        why = {f["key"]: (f["kind"], f["skipped"]) for f in s["failures"]}
+        assert why == {"sub/link": ("destination-folder", True),
+                       "into": ("destination-folder", True)}, (run, why)
+        assert all(f"leads to {os.path.realpath(dst / 'sub')}, inside the destination "
+                   f"folder {dst}" in f["message"] for f in s["failures"]), s
+        assert _files(dst) == want, run
+    v = lakeshift("verify", str(src), str(dst), "--report", str(tmp_path / "v"), "--json",
+                  env=local_env)
+    got = json.loads(v.stdout)
+    assert got["unverifiable_reasons"] == {"not copied on purpose: destination-folder": 2}, got
+    assert (got["verified"], got["missing"]) == (2, 0), got
+
+
+def test_a_planned_job_skips_a_symlink_into_a_folder_of_its_destination(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    """The same for ``run`` with automatic partitions: the folder listing that cuts them
+    named ``into/`` a folder, and its partition walked the destination from inside the
+    link."""
+    db = f"sqlite:///{tmp_path}/jobs.db"
+    src, dst = _linked_into_destination(tmp_path, "planned")
+    p = lakeshift("plan", str(src), str(dst), "--job", "j", "--db", db, "--partition-by",
+                  "auto", "--target-objects", "1", env=local_env)
+    assert p.returncode == 0, p.stderr
+    r = lakeshift("run", "--job", "j", "--db", db, "--json", env=local_env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert json.loads(r.stdout)["skipped_by_reason"] == {"destination-folder": 2}
+    assert _files(dst) == ["a.txt", "sub", "sub/b.txt", "sub/old.txt"]
+    assert _skips(local_env, db, "j") == [("into", "destination-folder", "True"),
+                                          ("sub/link", "destination-folder", "True")]
+
+
+def test_tune_samples_what_a_copy_copies_and_skips_what_it_skips(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    """``tune ./data ./out`` with ``data/link -> ../out``: its sample was listed through the
+    link (the destination's 20 files, which the copy never copies); and an entry the copy
+    skips (that link, a symlink loop) failed every trial: "every trial failed", exit 4."""
+    src, dst = tmp_path / "data", tmp_path / "out"
+    src.mkdir()
+    dst.mkdir()
+    for i in range(3):
+        (src / f"f{i}.txt").write_bytes(b"x" * (i + 1))
+    for i in range(20):
+        (dst / f"old{i}.txt").write_bytes(b"there before")
+    (src / "link").symlink_to("../out")
+    (src / "loop").symlink_to("loop")
+    p = lakeshift("tune", str(src), str(dst), "--json", env=local_env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    got = json.loads(p.stdout)
+    # The 3 files and the 2 entries the copy skips; none of the destination's files.
+    assert (got["sample_objects"], got["sample_bytes"]) == (5, 6), got
+    assert all(t["failed"] == 0 for t in got["trials"]), got["trials"]
+    assert sorted(os.listdir(dst)) == sorted(f"old{i}.txt" for i in range(20))

@@ -168,3 +168,50 @@ def test_scan_with_a_blackholed_destination_stops_at_once(
     line, _ = unreachable(p, took)
     assert line.startswith("lakeshift: cannot reach the Azure Blob endpoint "), line
     assert servers.AZURITE_KEY not in p.stdout + p.stderr
+
+
+def test_an_untrusted_certificate_is_said_at_once_with_its_fix(
+        env: dict[str, str], tmp_path: Path) -> None:
+    """An endpoint whose certificate this machine does not trust has answered: it is not
+    "no answer … yet; trying again…" three times with "check the network and any
+    firewall", but one line at once naming what to trust (SSL_CERT_FILE)."""
+    import socket
+    import ssl
+    import threading
+
+    cert, key = servers.self_signed_certificate(tmp_path)  # its CA is trusted nowhere
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return  # closed: the test is over
+            try:
+                context.wrap_socket(conn, server_side=True).close()
+            except (OSError, ssl.SSLError):
+                conn.close()  # the client refused the certificate
+
+    threading.Thread(target=serve, daemon=True).start()
+    url = f"https://127.0.0.1:{port}"
+    try:
+        for service, setting, args in (
+                ("S3", "--s3-endpoint", ("s3://some-bucket/raw/", "--s3-endpoint", url)),
+                ("WebHDFS", "the host in the URL", (f"swebhdfs://127.0.0.1:{port}/raw",))):
+            p, took = run("copy", *args[:1], str(tmp_path / "dst"), *args[1:], env=env)
+            assert p.returncode == 2, p.stdout + p.stderr
+            assert "Traceback" not in p.stderr and took < BOUND_S
+            lines = p.stderr.strip().splitlines()
+            assert len(lines) == 1, lines  # no notice: nothing is tried again
+            assert lines[0].startswith(
+                f"lakeshift: the {service} endpoint {url} presented a certificate this "
+                "machine does not trust (unable to get local issuer certificate): "), lines
+            assert lines[0].endswith(
+                f"check {setting}, or trust its CA: add it to the system's trust store or set "
+                "SSL_CERT_FILE to a PEM file that holds it"), lines
+    finally:
+        listener.close()

@@ -20,4 +20,6 @@ def test_demo_small_run_migrates_and_verifies() -> None:
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     assert "OK: destination equals source" in p.stdout
     assert "Emulators stopped." in p.stdout
+    # verify names its report, which the demo then removes: the demo says so.
+    assert "The demo removes that report with its scratch folder" in p.stdout
     assert "Traceback" not in p.stderr

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import ssl
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,26 @@ def test_an_endpoint_that_answered_with_an_error_is_not_tried_here_again() -> No
     assert fn.calls == 1 and not isinstance(e.value, EndpointUnreachable)
 
 
+def test_an_untrusted_certificate_is_not_tried_again(caplog: pytest.LogCaptureFixture) -> None:
+    """The endpoint answered, with a certificate not trusted here (the reason any backend
+    gives: wire.connect_reason): one line naming what to trust, at once, no notice."""
+    from lakeshift.errors import UsageError
+    from lakeshift.stores.wire import connect_reason
+
+    cause = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    cause.verify_message = "self-signed certificate"
+    fn = Flaky(ConnectError("s3://b/: cannot connect", connect_reason(cause)))
+    with caplog.at_level(logging.WARNING, logger="lakeshift"), \
+            pytest.raises(UsageError) as e:
+        asyncio.run(first_contact(fn, ENDPOINT))
+    assert fn.calls == 1 and not caplog.records
+    assert not isinstance(e.value, EndpointUnreachable)
+    assert str(e.value) == (
+        "the S3 endpoint http://127.0.0.1:9 presented a certificate this machine does not "
+        "trust (self-signed certificate): check --s3-endpoint, or trust its CA: add it to the "
+        "system's trust store or set SSL_CERT_FILE to a PEM file that holds it")
+
+
 def test_no_answer_is_given_up_at_the_budget(caplog: pytest.LogCaptureFixture) -> None:
     calls = 0
 
@@ -97,3 +118,20 @@ def test_the_defaults_are_what_the_readme_says(monkeypatch: pytest.MonkeyPatch) 
     for value, seconds in (("1", 1.0), ("0.5", 0.5), ("x", 10.0), ("-1", 10.0), ("", 10.0)):
         monkeypatch.setenv("LAKESHIFT_CONNECT_SECONDS", value)
         assert http._connect_seconds() == seconds
+
+
+def test_a_connect_error_crosses_a_process_boundary_intact() -> None:
+    """A Dask task's error reaches the driver pickled (``plan --dask``: "a worker's error is
+    the plan's"): ConnectError and wire's ConnectFailed take a ``reason`` that the default
+    pickling (the message alone) left out, so unpickling raised TypeError in its place."""
+    import pickle
+
+    from lakeshift.stores.wire import ConnectFailed
+
+    for e in (ConnectError("list s3://b/: cannot connect", "connection refused"),
+              ConnectFailed("cannot connect to 127.0.0.1:9", "connection refused")):
+        e.__dict__["noted"] = 1  # state set after construction (a retry's) comes along
+        back = pickle.loads(pickle.dumps(e))
+        assert type(back) is type(e)
+        assert (str(back), back.reason, back.__dict__) == (str(e), e.reason, e.__dict__)
+    assert isinstance(pickle.loads(pickle.dumps(ConnectError("m", "r"))), TransientError)

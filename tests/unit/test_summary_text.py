@@ -48,3 +48,39 @@ def test_a_dry_run_summary_keeps_its_rows_in_line_and_shows_no_rate(
     assert len(ends) == 1, rows
     duration = next(line for line in lines if line.lstrip().startswith("duration"))
     assert "dry run: nothing written" in duration and "/s" not in duration
+
+
+def test_many_failures_of_one_cause_are_said_once_with_their_count(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """An endpoint that stopped answering mid-copy failed every object left the same way:
+    one line with the count and what to do, not twenty identical lines (a new user's
+    tryout); the other failures and the skips are still listed one by one."""
+    fails = [Failure(f"k{i:03d}", "transient", "cannot connect to 127.0.0.1:15501", 6)
+             for i in range(91)]
+    fails += [Failure("odd", "forbidden", "odd: permission denied", 1),
+              Failure("loop", "symlink-loop", "loop: symlink loop", 1, skipped=True)]
+    stats = TransferStats(listed=200, listed_bytes=200, copied=107, copied_bytes=107,
+                          failed=92, failed_bytes=92, skipped=1,
+                          skipped_by_reason={"symlink-loop": 1},
+                          failed_by_kind={"transient": 91, "forbidden": 1},
+                          started=1.0, finished=2.0)
+    lines = _text(CopyResult(stats, failures=fails), capsys)
+    same = [line for line in lines if "FAILED 91 objects the same way" in line]
+    assert same == ["  FAILED 91 objects the same way: [transient] cannot connect to "
+                    "127.0.0.1:15501 — an endpoint that stopped answering? Once it answers, "
+                    "run the same command again: what was copied is skipped as identical"]
+    assert not any(line.startswith("  FAILED k0") for line in lines), lines
+    assert "  FAILED odd: [forbidden] odd: permission denied" in lines
+    assert "  SKIPPED loop: [symlink-loop] loop: symlink loop" in lines
+    assert lines[-1] == "  each object's key and error: --json"
+
+
+def test_a_few_failures_alike_are_still_listed_one_by_one(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    fails = [Failure(f"d/k{i}", "not-found", f"d/k{i}: gone", 1) for i in range(5)]
+    stats = TransferStats(listed=5, failed=5, failed_by_kind={"not-found": 5},
+                          started=1.0, finished=2.0)
+    lines = _text(CopyResult(stats, failures=fails), capsys)
+    assert [line for line in lines if line.startswith("  FAILED")] == [
+        f"  FAILED d/k{i}: [not-found] d/k{i}: gone" for i in range(5)]
+    assert not any("the same way" in line or "--json" in line for line in lines)

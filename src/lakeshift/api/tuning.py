@@ -11,7 +11,11 @@ from lakeshift import model
 from lakeshift.api.common import MiB, _blocking
 from lakeshift.errors import UsageError
 from lakeshift.plan.places import store_difference, url_within
-from lakeshift.plan.source import destination_config, source_config
+from lakeshift.plan.source import (
+    destination_config,
+    source_avoiding_destination,
+    source_config,
+)
 from lakeshift.sizes import size_arg
 from lakeshift.stores.base import StoreOptions
 from lakeshift.urls import parse_url
@@ -60,8 +64,10 @@ async def tune_async(source: str, destination: str, *, config: str | Path | None
                  f"{config} copies {pair}, not {source} → {destination}")
                 + ": tune that job's source and destination (or folders of them), or leave "
                 "out --config to only print the best setting")
-    result = await tune_pair(source_config(source, options),
-                             destination_config(destination, options), sample_objects, size)
+    dst = destination_config(destination, options)
+    # (Its sample is what a copy would copy: not a local destination reached by a link.)
+    result = await tune_pair(source_avoiding_destination(source_config(source, options), dst),
+                             dst, sample_objects, size)
     if config is not None:
         b = result.best
         values: dict[str, int | str] = {"concurrency": b.concurrency}

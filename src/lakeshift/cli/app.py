@@ -152,6 +152,28 @@ def _stdout_closed() -> bool:
         return False
 
 
+def _stdout_identity() -> tuple[int, int] | None:
+    """(device, inode) of what stdout is now, or None."""
+    try:
+        st = os.fstat(sys.stdout.fileno())
+        return st.st_dev, st.st_ino
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _stdout_dropped(before: tuple[int, int] | None) -> bool:
+    """Whether stdout was pointed at /dev/null since ``before`` (rich does so itself when
+    its reader leaves: ``Console.on_broken_pipe``, as with ``--help | head -1``)."""
+    now = _stdout_identity()
+    if before is None or now is None or now == before:
+        return False
+    try:
+        null = os.stat(os.devnull)
+    except OSError:
+        return False
+    return now == (null.st_dev, null.st_ino)
+
+
 def _drop_stdout() -> None:
     """Point stdout at /dev/null once its reader has gone: what is still buffered, and the
     interpreter's final flush, then go nowhere instead of raising BrokenPipeError."""
@@ -216,6 +238,7 @@ def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (never raises)."""
     args = sys.argv[1:] if argv is None else argv
     as_json = "--json" in args
+    stdout_was = _stdout_identity()
     try:
         only = _command_word(args)
         application = build_app(only) if only is not None else __getattr__("app")
@@ -233,7 +256,8 @@ def run(argv: list[str] | None = None) -> int:
         pipe = e if isinstance(e, BrokenPipeError) else e.__context__
         if not isinstance(pipe, BrokenPipeError):
             raise
-        if not _stdout_closed():  # not stdout's: a socket's, that no store translated
+        if not (_stdout_closed() or _stdout_dropped(stdout_was)):
+            # not stdout's: a socket's, that no store translated
             return _internal_error(pipe, as_json)
         _drop_stdout()
         return _STDOUT_CLOSED

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from typing import Any
 
 from lakeshift.cli.sizes import human_bytes
 from lakeshift.cli.text import count, noun, skip_reasons
-from lakeshift.model import CopyResult
+from lakeshift.model import CopyResult, Failure
 
 
 def summary_dict(result: CopyResult, source: str, destination: str,
@@ -114,14 +115,46 @@ def print_summary(result: CopyResult, source: str, destination: str, as_json: bo
     if d["server_copy_off"]:
         lines.append("  server-side copy unavailable here, so every object was streamed "
                      f"through this machine ({d['server_copy_off']})")
-    for f in result.failures[:20]:
+    failures = result.failures
+    common = _common_cause(failures)
+    if common is not None:
+        # One cause behind most failures (an endpoint that stopped answering mid-copy):
+        # said once, with its count, instead of twenty identical lines.
+        (kind, message), n = common
+        hint = (" — an endpoint that stopped answering? Once it answers, run the same "
+                "command again: what was copied is skipped as identical"
+                if kind == "transient" else "")
+        lines.append(f"  FAILED {n} objects the same way: [{kind}] {message}{hint}")
+        failures = [f for f in failures if f.skipped or _cause(f) != common[0]]
+    for f in failures[:20]:
         lines.append(f"  {'SKIPPED' if f.skipped else 'FAILED'} {f.object_key}: "
                      f"[{f.error_kind}] {f.message}")
     for r in result.renames[:20]:
         lines.append(f"  RENAMED {r.key} → {r.destination_key} ({r.rule})")
-    if len(result.failures) > 20 or len(result.renames) > 20:
-        lines.append("  … more in --json")
+    if len(failures) > 20 or len(result.renames) > 20 or common is not None:
+        lines.append("  … more in --json" if common is None else
+                     "  each object's key and error: --json")
     print("\n".join(lines), flush=True)
+
+
+def _cause(f: Failure) -> tuple[str, str]:
+    """A failure's kind and message, its own key taken out (many objects can share it)."""
+    key = f.object_key
+    return f.error_kind, (f.message.replace(key, "…") if key else f.message)
+
+
+#: Identical failures said once when there are more than the summary lists one by one.
+_COMMON_AT = 20
+
+
+def _common_cause(failures: list[Failure]) -> tuple[tuple[str, str], int] | None:
+    """The cause most failures (not skips) share, with its count, when it is behind more
+    than the summary would list and at least half of them; else None."""
+    causes = Counter(_cause(f) for f in failures if not f.skipped)
+    if not causes:
+        return None
+    cause, n = causes.most_common(1)[0]
+    return (cause, n) if n > _COMMON_AT and 2 * n >= sum(causes.values()) else None
 
 
 def unmapped_line(principals: dict[str, int]) -> str:

@@ -37,7 +37,7 @@ from lakeshift.engine.pipeline_pool import drive
 from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.slots import SlotPool
 from lakeshift.engine.transfer import TransferContext, copy_object
-from lakeshift.errors import LakeshiftError, MissingContainerError, UsageError
+from lakeshift.errors import LakeshiftError, MissingContainerError, ObjectError, UsageError
 from lakeshift.model import ObjectInfo, Setting, Trial, TuneResult
 from lakeshift.plan.jobconfig import size_text
 from lakeshift.plan.source import destination_root, resolve_source
@@ -75,23 +75,28 @@ async def _trial(src: Store, dst: Store, sample: list[ObjectInfo], base: str, sc
     ctx = TransferContext(src, dst, setting.block_size, SlotPool(setting.concurrency), policy,
                           EventBus([]), Pacing(setting.concurrency, adaptive=False),
                           setting.single_put_max)
-    failed = 0
+    failed = skipped = 0
     written: list[str] = []
 
     async def one(o: ObjectInfo) -> None:
-        nonlocal failed
+        nonlocal failed, skipped
         key = scratch + o.key[len(base):]
         try:
             await copy_object(ctx, o, key)
             written.append(key)
-        except LakeshiftError:
-            failed += 1
+        except LakeshiftError as e:
+            # Nothing to copy (a symlink loop, a link to the destination): skipped, as
+            # copy skips it, not a failed trial.
+            if isinstance(e, ObjectError) and e.skipped_always:
+                skipped += 1
+            else:
+                failed += 1
 
     t0 = time.monotonic()
     await drive(_each(sample), one, setting.concurrency)
     seconds = time.monotonic() - t0
     await drive(_each(written), lambda k: retry(lambda: dst.delete(k), policy), 16)
-    return Trial(setting, seconds, len(sample) - failed,
+    return Trial(setting, seconds, len(sample) - failed - skipped,
                  sum(o.size for o in sample) if not failed else 0, failed)
 
 

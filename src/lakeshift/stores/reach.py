@@ -22,9 +22,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from lakeshift.errors import ConnectError, EndpointUnreachable
+from lakeshift.errors import ConnectError, EndpointUnreachable, UsageError
 from lakeshift.redact import redact
 from lakeshift.stores import http
+from lakeshift.stores.wire.errors import UNTRUSTED
 
 T = TypeVar("T")
 
@@ -80,6 +81,14 @@ async def first_contact(fn: Callable[[], Awaitable[T]], endpoint: Endpoint) -> T
                 raise
             reason = f"no response within {budget:g} s"
         except ConnectError as e:
+            if e.reason.startswith(UNTRUSTED):
+                # It answered, with a certificate not trusted here: no try will change that.
+                detail = e.reason[len(UNTRUSTED):].strip(" ()") or "untrusted"
+                raise UsageError(
+                    f"the {endpoint.service} endpoint {url} presented a certificate this "
+                    f"machine does not trust ({detail}): check {endpoint.setting}, or trust "
+                    "its CA: add it to the system's trust store or set SSL_CERT_FILE to a "
+                    "PEM file that holds it") from None
             reason = e.reason
         finally:
             timer.cancel()

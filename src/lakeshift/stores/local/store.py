@@ -630,10 +630,14 @@ def _into_destination(path: str, avoid: str) -> DestinationFolderError | None:
     real, folder = os.path.realpath(path), os.path.realpath(avoid)
     if not _inside_or_at(real, folder):
         return None
-    where = "the destination folder" if real == folder else \
-        f"{real}, inside the destination folder"
-    return DestinationFolderError(f"{path}: leads to {where} {avoid}: not followed (each run "
-                                  "would copy the last copy again, one level deeper)")
+    if real == folder:
+        return DestinationFolderError(f"{path}: leads to the destination folder {avoid}: not "
+                                      "followed (each run would copy the last copy again, "
+                                      "one level deeper)")
+    return DestinationFolderError(f"{path}: leads to {real}, inside the destination folder "
+                                  f"{avoid}: not followed (a copy never reads its own "
+                                  "destination: a run could copy the last copy again, one "
+                                  "level deeper)")
 
 
 def _dangling(path: str) -> DanglingLinkError | None:

@@ -19,6 +19,10 @@ class ConnectFailed(WireError):
         super().__init__(message)
         self.reason = reason
 
+    def __reduce__(self) -> tuple[type[ConnectFailed], tuple[str, str], dict[str, object]]:
+        # Pickled with its reason, as lakeshift.errors.ConnectError.
+        return type(self), (str(self), self.reason), self.__dict__
+
 
 class Stalled(WireError):
     """No bytes moved for stall_timeout seconds."""
@@ -32,12 +36,17 @@ class _DeadIdle(Disconnected):
     """A reused connection closed before any response byte (the peer dropped it idle)."""
 
 
+#: How ``connect_reason`` begins for a certificate the client does not trust: the endpoint
+#: answered, and trying again will not help (stores/reach.py).
+UNTRUSTED = "certificate not trusted"
+
+
 def connect_reason(e: OSError) -> str:
     """Why a connection could not be opened, in a few words (``connection refused``,
     ``name or service not known``, ``certificate not trusted (…)``): asyncio's own text
     ("Connect call failed (...)") says less than the error number does."""
     if isinstance(e, ssl.SSLCertVerificationError):
-        return f"certificate not trusted ({e.verify_message})"
+        return f"{UNTRUSTED} ({e.verify_message})"
     if isinstance(e, ssl.SSLError):
         return f"TLS: {e.reason or e}"
     if isinstance(e, socket.gaierror):
