@@ -80,6 +80,9 @@ def test_links_into_the_destination_are_entries_whose_read_says_so_even_once_mad
         asyncio.run(store.read("other"))
     assert asyncio.run(store.read("a/f1.txt")).data == b"one"
     assert not (tmp_path / "copy" / "file").exists()
+    # A link that leads elsewhere is read through as ever (O_NOFOLLOW, then followed).
+    (src / "near").symlink_to("a/f1.txt")
+    assert asyncio.run(store.read("near")).data == b"one"
 
 
 def test_the_destination_reached_through_a_linked_folder_is_an_entry(tmp_path: Path) -> None:
