@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 from pathlib import Path
@@ -98,3 +100,60 @@ def test_the_failures_csv_of_a_job_under_a_prefix_names_the_same_objects(
     assert (s["copied"], s["failed"]) == (1, 0), s
     assert _files(dst) == {"x.txt", "y/z.txt"}
     assert (dst / "x.txt").read_text() == "x.txt"
+
+
+def _rows(env: dict[str, str], db: str, *args: str) -> list[tuple[str, str, str]]:
+    f = lakeshift("failures", "--job", "j", "--db", db, *args, env=env)
+    assert f.returncode == 0, f.stderr
+    return sorted((r["object_key"], r["error_kind"], r["skipped"])
+                  for r in csv.DictReader(io.StringIO(f.stdout)))
+
+
+def test_links_skipped_on_purpose_are_one_row_each_and_skipped_again_when_fed_back(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    """A partitioned job over a local source with a symlink loop, a link to the
+    destination folder (both skipped on purpose) and a dangling link (skipped by
+    --skip-errors), run, then synced: `failures` lists each link once (its latest state,
+    not once per pass), and the CSV fed back to `sync --files-from` skips each again with
+    its reason — they are at the source, as one entry each, not missing — so the pass
+    succeeds."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    for folder in ("p1", "p2"):
+        (src / folder).mkdir(parents=True)
+        (src / folder / "f.txt").write_text(folder)
+    (src / "p1" / "up").symlink_to("..")          # a folder above it: a loop
+    (src / "p2" / "out").symlink_to("../../dst")  # the destination folder
+    (src / "p2" / "gone").symlink_to("nowhere")   # dangling: skipped by --skip-errors
+    dst.mkdir()
+    db = f"sqlite:///{tmp_path}/control.db"
+    p = lakeshift("plan", str(src), str(dst), "--job", "j", "--db", db,
+                  "--prefix", "p1/", "--prefix", "p2/", "--skip-errors", "dangling-link",
+                  env=local_env)
+    assert p.returncode == 0, p.stderr
+    p = lakeshift("run", "--job", "j", "--db", db, "--json", env=local_env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    p = lakeshift("sync", "--job", "j", "--db", db, "--lag", "0", "--json", env=local_env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert json.loads(p.stdout)["failed"] == 0, p.stdout
+    both = [("p1/up", "symlink-loop", "True"), ("p2/gone", "dangling-link", "True"),
+            ("p2/out", "destination-folder", "True")]
+    assert _rows(local_env, db) == both
+    text = lakeshift("failures", "--job", "j", "--db", db, "--csv-file",
+                     str(tmp_path / "f.csv"), env=local_env)
+    assert text.returncode == 0, text.stderr
+    assert "3 failures" in text.stdout, text.stdout
+    # Each run still has its own: run 1's three, the sync pass's three.
+    assert _rows(local_env, db, "--run", "1") == both
+    assert _rows(local_env, db, "--run", "2") == both
+
+    p = lakeshift("sync", "--job", "j", "--db", db, "--files-from", str(tmp_path / "f.csv"),
+                  "--lag", "0", "--json", env=local_env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    s = json.loads(p.stdout)
+    assert (s["copied"], s["skipped"], s["failed"], s["exit_code"]) == (0, 3, 0, 0), s
+    assert _rows(local_env, db, "--run", "3") == both
+    assert sorted(_files(dst)) == ["p1/f.txt", "p2/f.txt"]
+    st = lakeshift("status", "--job", "j", "--db", db, "--json", env=local_env)
+    assert st.returncode == 0, st.stderr
+    assert json.loads(st.stdout)["jobs"][0]["failed"] == 0, st.stdout
+    assert _rows(local_env, db) == both

@@ -152,7 +152,8 @@ async def failures_async(*, job: str = "", db: str = DEFAULT_DB,
                          csv_file: str | Path | None = None,
                          run: int | None = None) -> model.FailuresResult:
     """Every object that failed, or was skipped on purpose, in a job (``lakeshift
-    failures``), or in its run number ``run`` (as ``status`` numbers them: 1, 2, …).
+    failures``): one row per object, its latest (a link skipped in every pass is listed
+    once); or the rows of its run number ``run`` (as ``status`` numbers them: 1, 2, …).
 
     With ``csv_file`` the rows are streamed into that CSV (``"-"``: standard output) and not
     kept in the result (memory stays flat however many there are); ``count`` says how many.
@@ -178,7 +179,7 @@ def _failures(job: str, db: str, csv_file: str | Path | None,
             return _failed_object(r)
 
         if run is None:
-            found = control.failures(j.id)
+            found = control.latest_failures(j.id)
         else:
             run_id = control.run_numbered(j.id, run)
             if run_id is None:

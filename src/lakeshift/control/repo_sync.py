@@ -76,6 +76,17 @@ class SyncRows(ControlBase):
             yield from conn.execute(select(failures).where(failures.c.job_id == job_id)
                                     .order_by(failures.c.id)).mappings()
 
+    def latest_failures(self, job_id: int) -> Iterator[RowMapping]:
+        """The failure log with one row per object: its latest (``lakeshift failures``).
+        Every run and sync pass that meets an object it cannot copy records it again (a
+        link skipped on purpose, once per pass): its last row is its state now, the earlier
+        ones history, kept in the log (``failures``; ``failures_of`` a run's own)."""
+        latest = select(func.max(failures.c.id)).where(failures.c.job_id == job_id) \
+            .group_by(failures.c.object_key)
+        with self.engine.connect() as conn:
+            yield from conn.execute(select(failures).where(failures.c.id.in_(latest))
+                                    .order_by(failures.c.id)).mappings()
+
     # -- Azure Data Factory template tables ----------------------------------------------
 
     def adf_pending_prefixes(self, table: str) -> list[str]:

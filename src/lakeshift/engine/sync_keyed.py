@@ -124,7 +124,7 @@ async def _copy_key(ctx: TransferContext, key: str, dest_key: str, info: ObjectI
     events = ctx.events
     try:
         s = info or await retry(functools.partial(ctx.src.exists, key), ctx.policy,
-                                ctx.src_limit)
+                                ctx.src_limit) or await _listed_entry(ctx, key)
         if s is None:
             kind = "missing"
             message = "not at the source (named by --files-from)"
@@ -145,3 +145,20 @@ async def _copy_key(ctx: TransferContext, key: str, dest_key: str, info: ObjectI
         return True
     return await transfer_one(ctx, s, dest_key, events, attempts, skip_errors,
                               delete_source)
+
+
+async def _listed_entry(ctx: TransferContext, key: str) -> ObjectInfo | None:
+    """A key the source's HEAD finds no file at, as its listing names it.  A store with
+    folders (local disk) lists a symlink it does not follow — a loop, a link to the
+    destination folder, a dangling link — or a folder it may not read as one entry of
+    that name, whose read says why (the walk's ``ObjectInfo(key, 0)``): named by
+    --files-from (a ``failures`` CSV fed back), it is that entry, skipped again or failed
+    with its own reason as a listing pass would, never ``missing``.  One listing of the
+    name (its first page; the name itself sorts first), asked only of such stores and only
+    for a key the HEAD did not find."""
+    if not key or not ctx.src.capabilities.hierarchical:
+        return None
+    page = await retry(functools.partial(ctx.src.list_page, key), ctx.policy, ctx.src_limit)
+    first = page.objects[0] if page.objects else None
+    return first if first is not None and first.key == key and not first.is_dir_marker \
+        else None
