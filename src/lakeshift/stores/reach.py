@@ -10,7 +10,11 @@ http.CONNECT_SECONDS`` seconds (40 s by default), says on the ``lakeshift`` logg
 through the CLI) after the first failed try that it is trying again, and then raises
 ``EndpointUnreachable`` (a UsageError: exit 2) naming the endpoint and the setting it came
 from.  An endpoint that answers anything — an error status included — has been reached:
-that answer goes on as before.  Only the start-up checks go through here; a later outage of
+that answer goes on as before, unless it is not the service's own (``not_the_service``:
+a web server's 404, Azure Storage's 400 to an S3 request), which is EndpointMismatch, exit 2
+naming the endpoint and the setting.  A TLS handshake failure is not tried again (it would
+fail the same way); when an ``https://`` endpoint speaks plain HTTP the line says to use
+``http://``.  Only the start-up checks go through here; a later outage of
 an endpoint that answered stays a TransientError, retried as any other.
 """
 
@@ -22,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from lakeshift.errors import ConnectError, EndpointUnreachable
+from lakeshift.errors import ConnectError, EndpointMismatch, EndpointUnreachable
 from lakeshift.redact import redact
 from lakeshift.stores import http
 
@@ -42,6 +46,24 @@ class Endpoint:
     service: str
     url: str
     setting: str
+
+
+def not_the_service(endpoint: Endpoint, status: int, looks_like: str = "") -> EndpointMismatch:
+    """The line for an endpoint whose first answer was an error status without the
+    service's own error in it; ``looks_like`` names what answered when that is known."""
+    what = f"(it looks like {looks_like})" if looks_like else \
+        f"(not an {endpoint.service} service?)"
+    return EndpointMismatch(
+        f"the {endpoint.service} endpoint {redact(endpoint.url)} answered {status} without "
+        f"an {endpoint.service} error {what}: check {endpoint.setting}")
+
+
+def _tls_hint(url: str, reason: str) -> str:
+    """What to do about a TLS handshake that failed, when the reason says it."""
+    if url.startswith("https://") and "WRONG_VERSION_NUMBER" in reason:
+        return (" (the server speaks plain HTTP, not TLS): use "
+                f"http://{url.removeprefix('https://')} or check")
+    return ": check"
 
 
 def _tries(n: int) -> str:
@@ -70,6 +92,7 @@ async def first_contact(fn: Callable[[], Awaitable[T]], endpoint: Endpoint) -> T
     tries = 0
     while True:
         tries += 1
+        tls = False
         timer = loop.call_later(1.5 * connect, still_waiting)
         deadline = asyncio.timeout(max(0.0, started + budget - loop.time()))
         try:
@@ -81,11 +104,17 @@ async def first_contact(fn: Callable[[], Awaitable[T]], endpoint: Endpoint) -> T
             reason = f"no response within {budget:g} s"
         except ConnectError as e:
             reason = e.reason
+            tls = reason.startswith("TLS: ")
         finally:
             timer.cancel()
         elapsed = loop.time() - started
         # 0.5 s, then 1 s by default: three connects that time out fit the budget.
         pause = 0.05 * connect * 2 ** (tries - 1)
+        if tls:
+            # A handshake that failed fails the same way again: said at once.
+            raise EndpointUnreachable(
+                f"cannot reach the {endpoint.service} endpoint {url}: {reason}"
+                f"{_tls_hint(url, reason)} {endpoint.setting}")
         if tries >= http.FIRST_CONTACT_TRIES or elapsed + pause >= budget:
             raise EndpointUnreachable(
                 f"cannot reach the {endpoint.service} endpoint {url}: {reason} "
