@@ -8,6 +8,8 @@ All traffic goes to loopback servers the tests start.
 from __future__ import annotations
 
 import json
+import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -182,3 +184,40 @@ def test_an_s3_refusal_at_the_start_is_exit_2_not_an_internal_error(
     assert one_clear_line(p) == (
         "lakeshift: s3://src/: 400 InvalidBucketName The specified bucket is not valid.: "
         "check the URL and --s3-endpoint")
+
+
+def test_http_to_a_tls_only_server_asks_about_https(env: dict[str, str],
+                                                    tmp_path: Path) -> None:
+    cert, key = servers.self_signed_certificate(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:  # TLS only: a plain HTTP request ends in a closed connection
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            conn.settimeout(5)
+            try:
+                context.wrap_socket(conn, server_side=True).close()
+            except (ssl.SSLError, OSError):
+                conn.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    host = f"127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        p = lakeshift("copy", "s3://src/raw/", str(tmp_path / "dst"), "--s3-endpoint",
+                      f"http://{host}", env=env)
+    finally:
+        stop.set()
+        t.join()
+        listener.close()
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert one_clear_line(p) == (
+        f"lakeshift: cannot reach the S3 endpoint http://{host}: the connection was closed "
+        f"before any response (a TLS-only server?): use https://{host} or check --s3-endpoint")

@@ -14,8 +14,10 @@ that answer goes on as before, unless it is not the service's own (``not_the_ser
 a web server's 404, Azure Storage's 400 to an S3 request), which is EndpointMismatch, exit 2
 naming the endpoint and the setting.  A TLS handshake failure is not tried again (it would
 fail the same way); when an ``https://`` endpoint speaks plain HTTP the line says to use
-``http://``.  Only the start-up checks go through here; a later outage of
-an endpoint that answered stays a TransientError, retried as any other.
+``http://``, and when an ``http://`` one closes the connection before any response (what a
+TLS-only server does) it asks whether to use ``https://``.  Only the start-up checks go
+through here; a later outage of an endpoint that answered stays a TransientError, retried as
+any other.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from lakeshift.errors import ConnectError, EndpointMismatch, EndpointUnreachable
+from lakeshift.errors import ConnectError, EndpointMismatch, EndpointUnreachable, TransientError
 from lakeshift.redact import redact
 from lakeshift.stores import http
 
@@ -105,6 +107,16 @@ async def first_contact(fn: Callable[[], Awaitable[T]], endpoint: Endpoint) -> T
         except ConnectError as e:
             reason = e.reason
             tls = reason.startswith("TLS: ")
+        except TransientError as e:
+            if url.startswith("http://") and "before any response byte" in str(e):
+                # What a TLS-only server does with a plain HTTP request (the wire client
+                # has already tried it again): it closes the connection without a word.
+                raise EndpointUnreachable(
+                    f"cannot reach the {endpoint.service} endpoint {url}: the connection was "
+                    "closed before any response (a TLS-only server?): use "
+                    f"https://{url.removeprefix('http://')} or check {endpoint.setting}"
+                ) from None
+            raise
         finally:
             timer.cancel()
         elapsed = loop.time() - started
