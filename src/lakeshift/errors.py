@@ -50,6 +50,15 @@ class EndpointUnreachable(UsageError):
     kind = "unreachable"
 
 
+class EndpointMismatch(EndpointUnreachable):
+    """A store's endpoint answered a command's first contact, but not as that service does:
+    an error status without the service's own error (a web server's 404, Azure Storage's
+    answer to an S3 request).  The message names the endpoint, its status and where it was
+    set; like EndpointUnreachable it is exit 2, and nothing is created there."""
+
+    kind = "wrong-endpoint"
+
+
 class SchemaOutdated(UsageError):
     """A control DB opened only to read (``lakeshift.reading_only()``, the monitor) has an
     older schema than this lakeshift's: it is upgraded only by a command that may write it

@@ -116,6 +116,7 @@ CASES = [
     (503, _xml("SlowDown", "Please reduce your request rate."), ThrottledError,
      "throttled (SlowDown)"),
     (500, _xml("InternalError"), TransientError, "server error 500 (InternalError)"),
+    (500, b"", TransientError, "server error 500"),  # (no code: no empty parentheses)
     (416, _xml("InvalidRange"), ChangedError, "416 InvalidRange"),
     (301, _xml("PermanentRedirect", "The bucket you are attempting to access must be "
                                     "addressed using the specified endpoint."),
@@ -141,6 +142,7 @@ def test_error_answers_are_mapped(server: WireServer, status: int, body: bytes,
         _run(_reads(server.url), lambda r: r.read("some/key", 0, 10, None))
     assert type(err.value) is kind
     assert text in str(err.value) and str(err.value).startswith("s3://bkt/some/key: ")
+    assert "()" not in str(err.value)
     assert SECRET not in str(err.value) and "Signature=" not in str(err.value)
 
 

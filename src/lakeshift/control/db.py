@@ -118,7 +118,8 @@ def db_error(e: Exception, shown: str) -> UsageError:
                           "of file) — restore it or use another --db")
     lost = isinstance(e, OperationalError) and bool(getattr(e, "connection_invalidated", False))
     if lost or any(w in text.lower() for w in _CONNECTION_LOST):
-        return ControlDBUnavailable(redact(f"cannot use control DB {shown}: {text}"))
+        return ControlDBUnavailable(redact(f"cannot use control DB {shown}: {text}: check "
+                                           "that its server is up and --db / LAKESHIFT_DB"))
     return UsageError(redact(f"cannot use control DB {shown}: {text}"))
 
 

@@ -10,8 +10,14 @@ http.CONNECT_SECONDS`` seconds (40 s by default), says on the ``lakeshift`` logg
 through the CLI) after the first failed try that it is trying again, and then raises
 ``EndpointUnreachable`` (a UsageError: exit 2) naming the endpoint and the setting it came
 from.  An endpoint that answers anything — an error status included — has been reached:
-that answer goes on as before.  Only the start-up checks go through here; a later outage of
-an endpoint that answered stays a TransientError, retried as any other.
+that answer goes on as before, unless it is not the service's own (``not_the_service``:
+a web server's 404, Azure Storage's 400 to an S3 request), which is EndpointMismatch, exit 2
+naming the endpoint and the setting.  A TLS handshake failure is not tried again (it would
+fail the same way); when an ``https://`` endpoint speaks plain HTTP the line says to use
+``http://``, and when an ``http://`` one closes the connection before any response (what a
+TLS-only server does) it asks whether to use ``https://``.  Only the start-up checks go
+through here; a later outage of an endpoint that answered stays a TransientError, retried as
+any other.
 """
 
 from __future__ import annotations
@@ -22,7 +28,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from lakeshift.errors import ConnectError, EndpointUnreachable, UsageError
+from lakeshift.errors import (
+    ConnectError,
+    EndpointMismatch,
+    EndpointUnreachable,
+    TransientError,
+    UsageError,
+)
 from lakeshift.redact import redact
 from lakeshift.stores import http
 from lakeshift.stores.wire.errors import UNTRUSTED
@@ -43,6 +55,24 @@ class Endpoint:
     service: str
     url: str
     setting: str
+
+
+def not_the_service(endpoint: Endpoint, status: int, looks_like: str = "") -> EndpointMismatch:
+    """The line for an endpoint whose first answer was an error status without the
+    service's own error in it; ``looks_like`` names what answered when that is known."""
+    what = f"(it looks like {looks_like})" if looks_like else \
+        f"(not an {endpoint.service} service?)"
+    return EndpointMismatch(
+        f"the {endpoint.service} endpoint {redact(endpoint.url)} answered {status} without "
+        f"an {endpoint.service} error {what}: check {endpoint.setting}")
+
+
+def _tls_hint(url: str, reason: str) -> str:
+    """What to do about a TLS handshake that failed, when the reason says it."""
+    if url.startswith("https://") and "WRONG_VERSION_NUMBER" in reason:
+        return (" (the server speaks plain HTTP, not TLS): use "
+                f"http://{url.removeprefix('https://')} or check")
+    return ": check"
 
 
 def _tries(n: int) -> str:
@@ -71,6 +101,7 @@ async def first_contact(fn: Callable[[], Awaitable[T]], endpoint: Endpoint) -> T
     tries = 0
     while True:
         tries += 1
+        tls = False
         timer = loop.call_later(1.5 * connect, still_waiting)
         deadline = asyncio.timeout(max(0.0, started + budget - loop.time()))
         try:
@@ -90,11 +121,27 @@ async def first_contact(fn: Callable[[], Awaitable[T]], endpoint: Endpoint) -> T
                     "its CA: add it to the system's trust store or set SSL_CERT_FILE to a "
                     "PEM file that holds it") from None
             reason = e.reason
+            tls = reason.startswith("TLS: ")
+        except TransientError as e:
+            if url.startswith("http://") and "before any response byte" in str(e):
+                # What a TLS-only server does with a plain HTTP request (the wire client
+                # has already tried it again): it closes the connection without a word.
+                raise EndpointUnreachable(
+                    f"cannot reach the {endpoint.service} endpoint {url}: the connection was "
+                    "closed before any response (a TLS-only server?): use "
+                    f"https://{url.removeprefix('http://')} or check {endpoint.setting}"
+                ) from None
+            raise
         finally:
             timer.cancel()
         elapsed = loop.time() - started
         # 0.5 s, then 1 s by default: three connects that time out fit the budget.
         pause = 0.05 * connect * 2 ** (tries - 1)
+        if tls:
+            # A handshake that failed fails the same way again: said at once.
+            raise EndpointUnreachable(
+                f"cannot reach the {endpoint.service} endpoint {url}: {reason}"
+                f"{_tls_hint(url, reason)} {endpoint.setting}")
         if tries >= http.FIRST_CONTACT_TRIES or elapsed + pause >= budget:
             raise EndpointUnreachable(
                 f"cannot reach the {endpoint.service} endpoint {url}: {reason} "

@@ -50,6 +50,7 @@ from lakeshift.stores import http, wire
 from lakeshift.stores.base import Pieces
 from lakeshift.stores.keyed_mac import _MACS, mac_of
 from lakeshift.stores.props import is_folder_blob, unquote_etag
+from lakeshift.stores.reach import Endpoint, not_the_service
 
 API_VERSION = "2023-11-03"
 #: The service could not read a copy source (CannotVerifyCopySource: unreachable, refused, not
@@ -249,6 +250,13 @@ def status_error(status: int, code: str, what: str, retry_after: str | None = No
     if status >= 500 or status in (408, 0):
         return TransientError(f"{what}: {code or status} {message}")
     return LakeshiftError(f"{what}: {code or status} {message}")
+
+
+def _looks_like_s3(headers: Any, body: bytes) -> bool:
+    """Whether an answer came from an S3 service: its ``x-amz-…`` headers (moto's
+    ``x-amzn-requestid``), or S3's error naming a bucket."""
+    return any(name.lower().startswith("x-amz") for name in headers) or \
+        b"<BucketName>" in body[:4096]
 
 
 #: Text ``quote(text, safe="/")`` leaves as it is (checked in one C call before quoting).
@@ -539,10 +547,12 @@ class LeanBlobClient:
 
     # -- account and container -----------------------------------------------------
 
-    async def account_is_hns(self, what: str) -> bool:
-        """Get Account Information: does the account have a hierarchical namespace?"""
+    async def account_is_hns(self, what: str, first: Endpoint | None = None) -> bool:
+        """Get Account Information: does the account have a hierarchical namespace?
+        ``first``: as ``_send``'s."""
         params = "&".join(p for p in ("restype=account&comp=properties", self.sas or "") if p)
-        headers, _ = await self._send("GET", f"{self.endpoint}/?{params}", {}, b"", what)
+        headers, _ = await self._send("GET", f"{self.endpoint}/?{params}", {}, b"", what,
+                                      first=first)
         return str(headers.get("x-ms-is-hns-enabled", "")).lower() == "true"
 
     async def user_delegation_key(self, start: datetime, expiry: datetime,
@@ -582,8 +592,8 @@ class LeanBlobClient:
     # -- listing -------------------------------------------------------------------
 
     async def list_page(self, prefix: str, delimiter: str | None, marker: str | None,
-                        what: str, size: int = 5000) -> ListPage:
-        """One page of List Blobs, with metadata."""
+                        what: str, size: int = 5000, first: Endpoint | None = None) -> ListPage:
+        """One page of List Blobs, with metadata.  ``first``: as ``_send``'s."""
         q = {"restype": "container", "comp": "list", "include": "metadata",
              "maxresults": str(size)}
         if prefix:
@@ -593,7 +603,7 @@ class LeanBlobClient:
         if marker:
             q["marker"] = marker
         _, body = await self._send("GET", self._url(None, urlencode(q, quote_via=quote)), {},
-                                   b"", what, not_found="ContainerNotFound")
+                                   b"", what, not_found="ContainerNotFound", first=first)
         try:
             return parse_list(body)
         except ET.ParseError as e:
@@ -759,10 +769,14 @@ class LeanBlobClient:
                     data: Data | tuple[Data, ...] | AsyncIterator[Data], what: str,
                     length: int | None = None,
                     not_found: str = "", data_request: bool = False,
-                    _renewed: bool = False) -> tuple[Any, bytes]:
+                    _renewed: bool = False,
+                    first: Endpoint | None = None) -> tuple[Any, bytes]:
         """One request; returns the response headers and body on 2xx, else raises the
         lakeshift error for it.  ``length`` is required for a streamed body; ``not_found``
-        is the error code a 404 without one means (HEAD responses have no body).
+        is the error code a 404 without one means (HEAD responses have no body).  ``first``:
+        the request is the first contact with that endpoint; an error answer that is not
+        Azure Storage's (no ``x-ms-request-id``, no ``x-ms-error-code``: a web server's 404,
+        an S3 service's answer) is EndpointMismatch (stores/reach.py).
 
         A control request must have its answer within ``http.REQUEST_SECONDS``; a data
         request (``data_request``: a body, or a copy the service makes) has no limit on the
@@ -832,6 +846,10 @@ class LeanBlobClient:
             self.tokens.expire(headers["Authorization"].removeprefix("Bearer "))
             return await self._send(method, url, headers, data, what, length, not_found,
                                     data_request, _renewed=True)
+        if first is not None and resp.status < 500 and resp.status != 429 and not (
+                resp.headers.get("x-ms-request-id") or resp.headers.get("x-ms-error-code")):
+            raise not_the_service(first, resp.status,
+                                  "an S3 service" if _looks_like_s3(resp.headers, body) else "")
         code = resp.headers.get("x-ms-error-code", "") or (
             not_found if resp.status == 404 else "")
         raise status_error(resp.status, code, what, resp.headers.get("Retry-After"),

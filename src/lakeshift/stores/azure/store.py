@@ -23,6 +23,7 @@ from obstore.store import AzureStore as _ObAzure
 
 from lakeshift.errors import (
     AuthError,
+    EndpointUnreachable,
     ForbiddenError,
     LakeshiftError,
     ServerCopyUnavailable,
@@ -164,8 +165,9 @@ class AzureBlobStore:
         # List Blobs rather than Get Container Properties, which a container SAS may not do.
         # A start-up check: an endpoint that never answers is said so within a bounded
         # time (stores/reach.py).
-        await first_contact(lambda: self._blobs.list_page("", None, None, self._where(), 1),
-                            self._endpoint())
+        endpoint = self._endpoint()
+        await first_contact(lambda: self._blobs.list_page("", None, None, self._where(), 1,
+                                                          first=endpoint), endpoint)
 
     def _endpoint(self) -> Endpoint:
         return Endpoint("Azure Blob", self.settings.blob_endpoint,
@@ -184,10 +186,10 @@ class AzureBlobStore:
         # AuthorizationFailure): a bad SAS shows up at the next request.
         sas = self.settings.kind == "sas"
         try:
-            if await self._blobs.account_is_hns(self._where()):
+            if await self._blobs.account_is_hns(self._where(), first=self._endpoint()):
                 self.capabilities = replace(self.capabilities, hierarchical=True, acls=True,
                                             directories=True)
-        except TransientError:
+        except (TransientError, EndpointUnreachable):
             raise
         except AuthError:
             if not sas:

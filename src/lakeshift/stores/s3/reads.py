@@ -394,7 +394,8 @@ def s3_error(status: int, headers: Any, body: bytes, what: str,
     if status in (429, 503) or code in ("SlowDown", "Throttling", "RequestLimitExceeded"):
         return ThrottledError(f"{what}: throttled ({code or status})", retry_after)
     if status >= 500 or status == 408:
-        return TransientError(f"{what}: server error {status} ({code})", retry_after)
+        return TransientError(f"{what}: server error {status}" + (f" ({code})" if code else ""),
+                              retry_after)
     if status == 416:
         return ChangedError(f"{what}: the requested range is not in the object "
                             f"(416 {code}): the source object changed")

@@ -53,7 +53,7 @@ from lakeshift.stores.obstore_common import (
     translate,
 )
 from lakeshift.stores.props import attributes_from_props
-from lakeshift.stores.reach import Endpoint, first_contact
+from lakeshift.stores.reach import Endpoint, first_contact, not_the_service
 from lakeshift.stores.s3 import auth as aws_auth
 from lakeshift.stores.s3.listing import (
     ListResult,
@@ -168,17 +168,25 @@ class S3Store:
     async def _list(self, prefix: str, max_keys: int, token: str | None = None,
                     start_after: str | None = None,
                     delimiter: str | None = None,
-                    etag_md5: bool | None = None) -> tuple[ListResult, Any]:
+                    etag_md5: bool | None = None,
+                    first: Endpoint | None = None) -> tuple[ListResult, Any]:
         """One ListObjectsV2 page (``listing.py``, through wire) and its response headers
         (its rows ObjectInfos when ``etag_md5`` is given: ``parse_list``); errors in the
         lakeshift tree.  A listing refused because the bucket is
         requester-pays (the same listing accepting the charges works) is a UsageError
-        naming the flag."""
+        naming the flag.  ``first``: the listing is the first contact with that endpoint,
+        whose error answer must be S3's own (``_first_answer``)."""
         what = self._reads.where(prefix)
         query = list_query(prefix, max_keys, token, start_after, delimiter)
         status, headers, body = await self._reads.control(query, what)
         if status != 200:
+            if first is not None:
+                _first_answer(first, status, headers, body)
             err = s3_error(status, headers, body, what, self.settings.region)
+            if first is not None and type(err) is LakeshiftError:
+                # An S3 error no other case knows, at the start: the URL or the endpoint
+                # is to fix, not a bug (exit 2, not 4).
+                raise UsageError(f"{err}: check the URL and {first.setting}") from None
             if isinstance(err, ForbiddenError) and not self.request_payer and \
                     await self._pays_requester():
                 raise UsageError(f"s3://{self.bucket} is a requester-pays bucket: pass "
@@ -290,7 +298,8 @@ class S3Store:
         # ListObjectsV2 rather than HeadBucket: a HEAD error has no body, so a wrong key
         # and a missing permission would look the same.  A start-up check: an endpoint
         # that never answers is said so within a bounded time (stores/reach.py).
-        await first_contact(lambda: self._list("", 1), self._endpoint())
+        endpoint = self._endpoint()
+        await first_contact(lambda: self._list("", 1, first=endpoint), endpoint)
 
     def _endpoint(self) -> Endpoint:
         if self.settings.endpoint:
@@ -493,6 +502,26 @@ class _SequentialUpload:
             pass
 
 
+_CODE_ELEMENT = re.compile(rb"<Code>[^<]+</Code>")
+
+
+def _first_answer(endpoint: Endpoint, status: int, headers: Any, body: bytes) -> None:
+    """An error answer to a first contact that is not S3's own -- no ``<Code>`` in an XML
+    body (a web server's 404 page), or Azure Storage's error (``x-ms-request-id``) --
+    is EndpointMismatch: that endpoint is not an S3 service (Azure Storage, said so when its
+    headers or its ``Server`` name show it).  A redirect, a throttle and a
+    server error go on as before (S3's own redirects name the region; 5xx are retried)."""
+    if status >= 500 or status in (301, 307, 429):
+        return
+    server = (headers.get("Server") or "").lower()
+    azure = bool(headers.get("x-ms-request-id") or headers.get("x-ms-error-code")) or \
+        "azure" in server or "azurite" in server
+    if azure:
+        raise not_the_service(endpoint, status, "Azure Storage")
+    if not _CODE_ELEMENT.search(body[:4096]):
+        raise not_the_service(endpoint, status)
+
+
 class _Aborted(Exception):
     """Given to obstore's writer so that it aborts the multipart upload."""
 
@@ -514,9 +543,9 @@ def _boto_error(e: Any, what: str) -> LakeshiftError:
                                          "the URL")
         return NotFoundError(f"{what}: not found")
     if status == 403 or code == "AccessDenied":
-        return ForbiddenError(f"{what}: access denied ({code})")
+        return ForbiddenError(f"{what}: access denied ({code or status})")
     if status in (429, 503) or code in ("SlowDown", "Throttling", "RequestLimitExceeded"):
-        return ThrottledError(f"{what}: throttled ({code})")
+        return ThrottledError(f"{what}: throttled ({code or status})")
     if status >= 500:
-        return TransientError(f"{what}: server error {status} ({code})")
+        return TransientError(f"{what}: server error {status}" + (f" ({code})" if code else ""))
     return LakeshiftError(redact(f"{what}: {code} {err.get('Message', '')}"))
