@@ -209,6 +209,9 @@ def test_a_page_fetch_that_fails_is_tried_again_at_the_next_poll(
     run = httpx.get(f"{m.url}/api/jobs/filled").json()["runs"][0]["id"]
     page.goto(f"{m.url}/runs/{run}")
     assert page.locator("#run-copied").inner_text() == str(filled_db.copied)
+    # The page's first poll swaps the page in too: done before the run changes (a page
+    # fetch still under way could be answered after the change, and show it).
+    page.wait_for_function("Number(document.body.dataset.swaps || 0) >= 1", timeout=15_000)
     failed: list[str] = []
 
     def fail_once(route: Any) -> None:

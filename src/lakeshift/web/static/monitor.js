@@ -21,6 +21,8 @@
         var fresh = doc.getElementById("live");
         var here = document.getElementById("live");
         if (fresh && here) { keepTyped(here, fresh); here.replaceWith(fresh); }
+        // Counted, so a test (or a person in the console) can tell a swap has happened.
+        document.body.dataset.swaps = String(parseInt(document.body.dataset.swaps || "0", 10) + 1);
         return true;
       });
   }
