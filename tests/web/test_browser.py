@@ -28,6 +28,21 @@ from tests.web.conftest import (
 )
 
 
+def wait_for_first_swap(page: Any) -> None:
+    """The page's first poll swaps the page in too. A test waits for it before it changes
+    the DB: a first poll still under way could be answered before the change and swapped in
+    after the test's marker is set, and so look like the change shown."""
+    page.wait_for_function("Number(document.body.dataset.swaps || 0) >= 1", timeout=15_000)
+
+
+def mark_before_change(page: Any) -> None:
+    """Mark the live part of the page; the next swap (of the change the test makes next)
+    removes the mark."""
+    wait_for_first_swap(page)
+    page.evaluate("document.getElementById('live').dataset.before = 'refresh'")
+
+
+
 def test_navigation_jobs_runs_partitions_detail(
         page: Any, filled_db: FilledDB, monitor_of: Callable[..., Monitor]) -> None:
     m = monitor_of(filled_db.url)
@@ -186,7 +201,7 @@ def test_a_typed_token_survives_a_live_refresh(
     page.goto(f"{armed.url}/jobs/filled")
     page.wait_for_selector("#live-state:not([hidden])")  # the page polls its JSON
     page.fill("input[name=token]", TOKEN)
-    page.evaluate("document.getElementById('live').dataset.before = 'refresh'")
+    mark_before_change(page)
     with sqlite3.connect(tmp_path / "control.db") as conn:  # a run's heartbeat, say
         conn.execute("UPDATE lakeshift_partitions SET listed = listed + 5")
     page.wait_for_selector("#live:not([data-before])", timeout=15_000)  # swapped
@@ -209,9 +224,7 @@ def test_a_page_fetch_that_fails_is_tried_again_at_the_next_poll(
     run = httpx.get(f"{m.url}/api/jobs/filled").json()["runs"][0]["id"]
     page.goto(f"{m.url}/runs/{run}")
     assert page.locator("#run-copied").inner_text() == str(filled_db.copied)
-    # The page's first poll swaps the page in too: done before the run changes (a page
-    # fetch still under way could be answered after the change, and show it).
-    page.wait_for_function("Number(document.body.dataset.swaps || 0) >= 1", timeout=15_000)
+    wait_for_first_swap(page)
     failed: list[str] = []
 
     def fail_once(route: Any) -> None:
@@ -288,7 +301,7 @@ def test_a_job_of_many_partitions_is_shown_a_page_at_a_time(
     assert rows.count() == 100 and "p0100/" in rows.first.inner_text()
     # A heartbeat on this page's partitions: the page refreshes, and stays page 2.
     page.wait_for_selector("#live-state:not([hidden])")
-    page.evaluate("document.getElementById('live').dataset.before = 'refresh'")
+    mark_before_change(page)
     with sqlite3.connect(path) as conn:
         conn.execute("UPDATE lakeshift_partitions SET copied = 7777 WHERE seq = 150")
     page.wait_for_selector("#live:not([data-before])", timeout=15_000)
