@@ -9,6 +9,7 @@
   python bench/copy_vs_rclone.py --transports https   # Azurite over HTTPS only
   python bench/copy_vs_rclone.py --sets blob     # Blob → Blob: streamed, --copy-mode server, rclone
   python bench/copy_vs_rclone.py --rss           # lakeshift peak RSS, 5,000 vs 50,000 objects
+  python bench/copy_vs_rclone.py --marginal      # client CPU per 1,000 small objects, start-up out
   python bench/copy_vs_rclone.py --moto close    # moto_server as shipped (Connection: close)
 
 Every measured run gets fresh emulators (Azurite slows down as blobs accumulate). Prints
@@ -181,9 +182,13 @@ def blob_run(tool: str, count: int, size: int, rclone_args: list[str], tls: bool
         emus.stop()
 
 
-def one_run(tool: str, name: str, extra: list[str], tls: bool = False) -> Measured:
+def one_run(tool: str, name: str, extra: list[str], tls: bool = False,
+            count: int | None = None) -> Measured:
+    """One measured run of ``tool`` on set ``name`` (``count`` objects instead of the set's
+    own when given) on fresh emulators."""
     spec = SETS[name]
-    count, size = int(spec["count"]), int(spec["size"])  # type: ignore[call-overload]
+    size = int(spec["size"])  # type: ignore[call-overload]
+    count = int(spec["count"]) if count is None else count  # type: ignore[call-overload]
     if spec.get("local"):
         return local_run(tool, count, size, list(spec["rclone"]))  # type: ignore[call-overload]
     if spec.get("blob"):
@@ -263,6 +268,27 @@ def rss_scaling() -> None:
             shutil.rmtree(out, ignore_errors=True)
 
 
+def marginal_cpu(runs: int, extra: list[str], counts: tuple[int, int] = (1000, 10000)) -> None:
+    """Client CPU per 1,000 small objects with the start-up taken out (issue 16 item 4:
+    "measured with the emulators excluded"): each tool copies 1,000 and then 10,000 × 4 KiB
+    objects S3 → Azure on fresh emulators; (CPU of 10,000 − CPU of 1,000) / 9."""
+    small, large = counts
+    for tool in ("lakeshift", "bare", "rclone"):
+        per: list[float] = []
+        for _ in range(runs):
+            a = one_run(tool, "small", extra, count=small)
+            b = one_run(tool, "small", extra, count=large)
+            if a.returncode or b.returncode:
+                print(f"  {tool}: a run failed (rc {a.returncode}, {b.returncode})", flush=True)
+                continue
+            per.append((b.cpu - a.cpu) / (large - small) * 1000)
+            print(f"  {tool:<9} {small:>6}: cpu {a.cpu:5.2f} s   {large:>6}: cpu {b.cpu:5.2f} s"
+                  f"   per 1,000 beyond start-up: {per[-1]:.3f} s", flush=True)
+        if per:
+            print(f"  {tool:<9} marginal client CPU per 1,000 objects: "
+                  + " / ".join(f"{p:.3f}" for p in per) + " s", flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -275,6 +301,9 @@ def main() -> int:
                     help="one unmeasured run of each tool first: the first run after seeding "
                          "a set was the slowest for either tool")
     ap.add_argument("--rss", action="store_true", help="only the RSS scaling check")
+    ap.add_argument("--marginal", action="store_true",
+                    help="only the client CPU per 1,000 small objects beyond start-up "
+                         "(1,000 vs 10,000 objects; lakeshift, the bare loop, rclone)")
     ap.add_argument("--check", action="store_true",
                     help="after each S3 → Azure run (untimed), compare every object with its "
                          "blob byte for byte; exit 1 if any differs or is missing")
@@ -297,6 +326,10 @@ def main() -> int:
         return 2
     if args.rss:
         rss_scaling()
+        return 0
+    if args.marginal:
+        small, large = os.environ.get("BENCH_MARGINAL_COUNTS", "1000,10000").split(",")
+        marginal_cpu(args.runs, args.lakeshift_args.split(), (int(small), int(large)))
         return 0
     results: dict[str, list[Measured]] = {}
     extra = args.lakeshift_args.split()

@@ -44,6 +44,22 @@ def test_large_set_against_the_bare_loop(name: str, size: int, parts: int, path:
     assert (tmp_path / "copy_vs_rclone.json").exists()
 
 
+def test_marginal_cpu_per_object_is_measured_for_each_tool(tmp_path: Path) -> None:
+    """``--marginal``: each tool copies a small and a larger set; the start-up is taken out
+    of the CPU per 1,000 objects (issue 16 item 4)."""
+    env = {**os.environ, "BENCH_MARGINAL_COUNTS": "10,30", "BENCH_RESULTS": str(tmp_path)}
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "copy_vs_rclone.py"),
+                           "--marginal", "--runs", "1"],
+                          env=env, capture_output=True, text=True, timeout=240)
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr
+    for tool in ("lakeshift", "bare", "rclone"):
+        assert re.search(rf"^  {tool} +10: cpu +\d+\.\d\d s +30: cpu +\d+\.\d\d s +per 1,000 "
+                         r"beyond start-up: -?\d+\.\d{3} s$", out, re.M), out
+        assert re.search(rf"^  {tool} +marginal client CPU per 1,000 objects: -?\d+\.\d{{3}} s$",
+                         out, re.M), out
+
+
 def test_an_unknown_set_is_one_line() -> None:
     proc = subprocess.run([sys.executable, str(REPO / "bench" / "copy_vs_rclone.py"),
                            "--sets", "large-bar"], capture_output=True, text=True, timeout=60)
