@@ -15,8 +15,11 @@ import pytest
 import lakeshift
 from lakeshift.engine.tune import CONCURRENCIES
 from lakeshift.plan.jobconfig import load, write_run_settings
+from tests import servers
 from tests.doubles.fixtures import gen2  # noqa: F401 (a fixture)
-from tests.e2e.cli import BIN
+from tests.e2e.cli import BIN, obeying_file_modes, one_clear_line
+from tests.e2e.cli import lakeshift as cli
+from tests.faultproxy import FaultProxy
 from tests.helpers import blobs
 
 MiB = 1024 * 1024
@@ -281,10 +284,10 @@ def test_tune_says_which_setting_it_did_not_try(
     (src / "big").write_bytes(os.urandom(6 * MiB))  # above 4MiB, below 16MiB
 
     async def trial(src_: Any, dst: Any, sample: Any, base: str, scratch: str,
-                    setting: Setting, policy: Any) -> Trial:
+                    setting: Setting, policy: Any) -> tuple[Trial, list[Any]]:
         # Bigger blocks are faster here: 16MiB wins, and the 6 MiB object fits in one.
         return Trial(setting, 1.0 / (setting.block_size / MiB), len(sample),
-                     sum(o.size for o in sample), 0)
+                     sum(o.size for o in sample), 0), []
 
     monkeypatch.setattr(engine_tune, "_trial", trial)
     res = lakeshift.tune(str(src), str(tmp_path / "dst"))
@@ -445,3 +448,113 @@ def test_tune_config_trials_reach_the_stores_the_config_names(
                            "--config", str(cfg), "--s3-endpoint", "http://127.0.0.1:9"],
                           env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "leave out --config" in proc.stderr, proc.stderr
+
+
+# -- every trial failed: the user's cause gets copy's exit code and one line -------------------
+
+
+def test_tune_with_every_source_object_unreadable_exits_as_copy_does(
+        tmp_path: Path, cli_env: dict[str, str]) -> None:
+    """Every object of a local source unreadable: copy fails each one (exit 1); tune ends
+    with the same code and one line naming the error, how many had it and the fix (it was an
+    internal error, exit 4, with no cause)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):
+        (src / f"f-{i}.bin").write_bytes(os.urandom(1000 + i))
+        (src / f"f-{i}.bin").chmod(0)
+    dst = tmp_path / "dst"
+    copy = cli("copy", str(src), str(tmp_path / "copied"), env=cli_env,
+               prefix=obeying_file_modes())
+    tune = cli("tune", str(src), str(dst), env=cli_env, prefix=obeying_file_modes())
+    assert copy.returncode == 1, copy.stderr
+    assert tune.returncode == copy.returncode, tune.stderr
+    line = one_clear_line(tune)
+    assert line.startswith("lakeshift: every trial failed: 3 of 3 objects each time; 3 of "
+                           "them forbidden, the first: "), line
+    assert "f-0.bin: permission denied" in line
+    assert "let lakeshift read the source and write the destination" in line
+    assert not dst.exists()  # the folder tune made for its trials is gone again
+
+
+def _read_only_sas(container: str) -> str:
+    from datetime import UTC, datetime, timedelta
+
+    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+    return generate_container_sas(servers.AZURITE_ACCOUNT, container, servers.AZURITE_KEY,
+                                  permission=ContainerSasPermissions(read=True, list=True),
+                                  expiry=datetime.now(UTC) + timedelta(hours=1))
+
+
+def test_tune_into_a_container_that_refuses_writes_exits_as_copy_does(
+        tmp_path: Path, cli_env: dict[str, str], azurite: servers.Server, container: str,
+        blob_service: Any) -> None:
+    """A SAS that may read and list the container but not write: each object's write is
+    refused; copy fails each one (exit 1), tune says so in one line with the same code."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(4):
+        (src / f"o-{i}.bin").write_bytes(os.urandom(2000 + i))
+    sas = _read_only_sas(container)
+    env = {**cli_env, "AZURE_STORAGE_CONNECTION_STRING": (
+        f"BlobEndpoint=http://127.0.0.1:{azurite.port}/{servers.AZURITE_ACCOUNT};"
+        f"SharedAccessSignature={sas}")}
+    copy = cli("copy", str(src), f"az://{container}/copied/", env=env)
+    tune = cli("tune", str(src), f"az://{container}/raw/", env=env)
+    assert copy.returncode == 1, copy.stderr
+    assert tune.returncode == copy.returncode, tune.stderr
+    line = one_clear_line(tune)
+    assert line.startswith("lakeshift: every trial failed: 4 of 4 objects each time; 4 of "
+                           "them forbidden, the first: "), line
+    assert "permission denied" in line and "lakeshift check SRC DST" in line
+    signature = sas.split("sig=")[1].split("&")[0]
+    assert signature not in tune.stdout + tune.stderr
+    assert blobs(blob_service, container, "") == {}
+
+
+def test_tune_stops_when_the_container_goes_away_as_copy_does(
+        tmp_path: Path, cli_env: dict[str, str], azurite: servers.Server, container: str,
+        blob_service: Any) -> None:
+    """The container is there when tune starts, then every write is answered
+    ContainerNotFound (deleted meanwhile): copy stops with exit 2 and one line; so does tune
+    (it counted each object as failed, and ended with an internal error, exit 4)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):
+        (src / f"o-{i}.bin").write_bytes(os.urandom(1500 + i))
+    proxy = FaultProxy(f"http://127.0.0.1:{azurite.port}")
+    try:
+        proxy.add("status", method="PUT", path=r"lakeshift-tune-|/gone/", uses=10_000,
+                  status=404, headers={"x-ms-error-code": "ContainerNotFound"})
+        env = {**cli_env, "AZURE_STORAGE_CONNECTION_STRING": servers.azurite_connection_string(
+            azurite.port).replace(f"127.0.0.1:{azurite.port}", f"127.0.0.1:{proxy.port}")}
+        copy = cli("copy", str(src), f"az://{container}/gone/", env=env)
+        tune = cli("tune", str(src), f"az://{container}/raw/", env=env)
+    finally:
+        proxy.stop()
+    assert copy.returncode == 2, copy.stderr
+    assert tune.returncode == copy.returncode, tune.stderr
+    assert "container/filesystem does not exist" in one_clear_line(tune)
+    assert blobs(blob_service, container, "") == {}
+
+
+def test_every_trial_failing_on_an_unclassified_error_stays_an_internal_error(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """An error lakeshift does not classify (not an object's: a bug, an answer it does not
+    know) is not the user's: exit 4, as before, now naming it."""
+    from lakeshift.engine import tune as engine_tune
+    from lakeshift.errors import InternalError
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_bytes(b"x")
+
+    async def broken(ctx: Any, o: Any, key: str) -> Any:
+        raise InternalError(f"{o.key}: local copy helper: KeyError: 'x'")
+
+    monkeypatch.setattr(engine_tune, "copy_object", broken)
+    with pytest.raises(InternalError, match="every trial failed: 1 of 1 objects each time; "
+                       "1 of them internal, the first: f: local copy helper") as e:
+        lakeshift.tune(str(src), str(tmp_path / "dst"))
+    assert e.value.exit_code == 4

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
@@ -116,6 +117,29 @@ def _check_writable(output: Path) -> None:
                          "to; choose another path with -o")
 
 
+def _blank_s3_endpoint() -> str:
+    """What a blank S3 endpoint means: none is written, so the environment's is used when
+    the config is run (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL), else AWS."""
+    from lakeshift.redact import redact
+
+    for var in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
+        if os.environ.get(var):
+            return f"blank: {var} at each run, now {redact(os.environ[var])}"
+    return "blank: AWS, or AWS_ENDPOINT_URL if set at run time"
+
+
+_SQLITE_URL = re.compile(r"(sqlite(?:\+\w+)?:///)([^?]*)(\?.*)?", re.IGNORECASE | re.DOTALL)
+
+
+def _absolute_sqlite(url: str) -> str:
+    """A SQLite control DB URL whose path is relative made absolute, from the folder init
+    runs in (where a relative path typed at its prompt points); any other URL as given."""
+    m = _SQLITE_URL.fullmatch(url)
+    if m is None or m.group(2) in ("", ":memory:") or os.path.isabs(m.group(2)):
+        return url
+    return m.group(1) + os.path.abspath(m.group(2)) + (m.group(3) or "")
+
+
 def init(
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the config.")
                       ] = Path("lakeshift.toml"),
@@ -139,7 +163,7 @@ def init(
         if aws == "profile":
             aws_profile = _ask("Profile name (in ~/.aws)", "default")
         aws_imds, s3_anon = aws == "instance-role", aws == "anonymous"
-        s3_endpoint = _ask("S3-compatible endpoint (blank for AWS)", "")
+        s3_endpoint = _ask(f"S3-compatible endpoint ({_blank_s3_endpoint()})", "")
     azure_auth = "auto"
     if any(parse_url(u).scheme == "azure" for u in [*src_list, dst]):
         azure_auth = _ask("Azure credentials from (auto = connection string, key, SAS, then "
@@ -164,7 +188,10 @@ def init(
     elif mode == "adf":
         adf_table = _ask("Control table name", "s3_partition_control_table")
     name = _ask("Job name", "migration")
-    db = _ask("Control DB URL", "sqlite:///lakeshift.db")
+    # Written absolute: `run --config` may start in any folder, and a relative SQLite path
+    # would name another DB from each.  The default lives beside the config.
+    db = _absolute_sqlite(_ask("Control DB URL", "sqlite:///" + os.path.join(
+        os.path.dirname(os.path.abspath(output)), "lakeshift.db")))
     batch = _ask_count("Partitions at a time (batch count)", 4)
     concurrency = _ask_count("Objects in flight (concurrency)", 32)
     schedule = _ask_until("Run once, or on a schedule (\"every 30m\")", "once", _schedule_ok,

@@ -37,7 +37,14 @@ from lakeshift.engine.pipeline_pool import drive
 from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.slots import SlotPool
 from lakeshift.engine.transfer import TransferContext, copy_object
-from lakeshift.errors import LakeshiftError, MissingContainerError, ObjectError, UsageError
+from lakeshift.errors import (
+    AuthError,
+    InternalError,
+    LakeshiftError,
+    MissingContainerError,
+    ObjectError,
+    UsageError,
+)
 from lakeshift.model import ObjectInfo, Setting, Trial, TuneResult
 from lakeshift.plan.jobconfig import size_text
 from lakeshift.plan.source import destination_root, resolve_source
@@ -71,33 +78,87 @@ async def sample_of(src: Store, max_objects: int, max_bytes: int,
 
 
 async def _trial(src: Store, dst: Store, sample: list[ObjectInfo], base: str, scratch: str,
-                 setting: Setting, policy: RetryPolicy) -> Trial:
+                 setting: Setting, policy: RetryPolicy) -> tuple[Trial, list[LakeshiftError]]:
+    """One trial, and the errors of the objects it failed, in the sample's order.  A
+    credential or usage error (credentials refused, a bucket or container gone) ends tune
+    there, as it ends a copy: every other trial would meet it too."""
     ctx = TransferContext(src, dst, setting.block_size, SlotPool(setting.concurrency), policy,
                           EventBus([]), Pacing(setting.concurrency, adaptive=False),
                           setting.single_put_max)
-    failed = skipped = 0
+    skipped = 0
+    failures: dict[int, LakeshiftError] = {}
     written: list[str] = []
 
-    async def one(o: ObjectInfo) -> None:
-        nonlocal failed, skipped
+    async def one(item: tuple[int, ObjectInfo]) -> None:
+        nonlocal skipped
+        i, o = item
         key = scratch + o.key[len(base):]
         try:
             await copy_object(ctx, o, key)
             written.append(key)
+        except (AuthError, UsageError):
+            raise
         except LakeshiftError as e:
             # Nothing to copy (a symlink loop, a link to the destination): skipped, as
             # copy skips it, not a failed trial.
             if isinstance(e, ObjectError) and e.skipped_always:
                 skipped += 1
             else:
-                failed += 1
+                failures[i] = e
 
     t0 = time.monotonic()
-    await drive(_each(sample), one, setting.concurrency)
+    await drive(_each(list(enumerate(sample))), one, setting.concurrency)
     seconds = time.monotonic() - t0
     await drive(_each(written), lambda k: retry(lambda: dst.delete(k), policy), 16)
-    return Trial(setting, seconds, len(sample) - failed - skipped,
-                 sum(o.size for o in sample) if not failed else 0, failed)
+    failed = len(failures)
+    trial = Trial(setting, seconds, len(sample) - failed - skipped,
+                  sum(o.size for o in sample) if not failed else 0, failed)
+    return trial, [failures[i] for i in sorted(failures)]
+
+
+#: What to do when every trial failed, by the kind of the first object's error.
+_FIXES = {
+    "forbidden": "let lakeshift read the source and write the destination (the credentials' "
+                 "permissions, a local file's mode; lakeshift check SRC DST tests both), or "
+                 "tune a folder it may copy",
+    "missing": "the objects went away between the listing and the read: tune again when "
+               "nothing deletes them meanwhile",
+    "dangling-link": "their targets do not exist: tune a folder without such links (copy "
+                     "fails them too, or skips them with --skip-errors dangling-link)",
+    "archived": "rehydrate them, or tune a folder whose objects are not archived",
+    "invalid-name": "the destination cannot name them: tune a folder whose names it takes "
+                    "(copy can encode them: --invalid-names encode)",
+    "integrity": "the bytes differed on the way: tune a folder nothing writes to meanwhile, "
+                 "and check the network",
+    "changed": "the source changed under the copy: tune a folder nothing writes to meanwhile",
+    "transient": "the service kept failing, each try retried: try again later",
+    "throttled": "the service kept throttling, each try retried: try again later",
+}
+_FIX_OTHERWISE = "lakeshift copy SRC DST records each object's error"
+
+
+def every_trial_failed(trials: list[Trial], failures: list[LakeshiftError],
+                       sample: int) -> LakeshiftError:
+    """The error that ends tune when no trial copied its whole sample: its line names the
+    first failed object's error (of the last trial), how many objects had that kind of
+    error, and the fix; its exit code is the one copy gives for it (1: objects failed).
+    An error lakeshift does not classify (not an object's: a bug, an answer it does not
+    know) stays an internal error (exit 4)."""
+    first = failures[0]
+    alike = sum(1 for e in failures if e.kind == first.kind)
+    last = trials[-1].failed
+    times = "each time" if all(t.failed == last for t in trials) else "in the last trial"
+    # One line: a service's message may hold its own line breaks (an XML body).
+    said = " ".join(str(first).split())
+    if len(said) > 300:
+        said = said[:297] + "..."
+    line = (f"every trial failed: {last} of {sample} objects {times}; "
+            f"{alike} of them {first.kind}, the first: {said}")
+    if not isinstance(first, ObjectError):
+        return InternalError(f"{line} (an error lakeshift does not classify)")
+    error = ObjectError(f"{line} — {_FIXES.get(first.kind, _FIX_OTHERWISE)}")
+    error.kind = first.kind
+    return error
 
 
 async def _each(items: list[T]) -> AsyncIterator[T]:
@@ -227,11 +288,12 @@ async def tune_async(source: StoreConfig, destination: StoreConfig, max_objects:
         scratch = f"{destination_root(dst)}{SCRATCH}{uuid.uuid4().hex[:8]}/"
         result = TuneResult(len(sample), sum(o.size for o in sample))
         best: Trial | None = None
+        failures: list[LakeshiftError] = []
 
         async def run(setting: Setting) -> None:
-            nonlocal best
-            trial = await _trial(src, dst, sample, base, f"{scratch}{len(result.trials)}/",
-                                 setting, policy)
+            nonlocal best, failures
+            trial, failures = await _trial(src, dst, sample, base,
+                                           f"{scratch}{len(result.trials)}/", setting, policy)
             result.trials.append(trial)
             if not trial.failed and (best is None or trial.seconds < best.seconds):
                 best = trial
@@ -257,8 +319,7 @@ async def tune_async(source: StoreConfig, destination: StoreConfig, max_objects:
             for value in BLOCK_SIZES if axis == "block_size" else SINGLE_PUT_MAXES:
                 await run(Setting(**{**_fields(start), axis: value}))
         if best is None:
-            raise LakeshiftError(f"every trial failed: {result.trials[-1].failed} of "
-                                 f"{len(sample)} objects each time (see lakeshift copy)")
+            raise every_trial_failed(result.trials, failures, len(sample))
         result.best = best.setting
         finished = True
         return result

@@ -6,12 +6,13 @@ has an equivalent flag of `plan` / `run`.
 
     [job]
     name = "raw"
-    db = "sqlite:///lakeshift.db"
+    db = "sqlite:////srv/lake/lakeshift.db"  # init writes an absolute path (see below)
 
     [source]
     urls = ["s3://lake/raw/"]
-    s3_endpoint = ""          # --s3-endpoint; empty = AWS (or AWS_ENDPOINT_URL)
-    aws_profile = ""          # --aws-profile; empty = AWS_* environment variables
+    s3_endpoint = "https://s3.example.com"  # --s3-endpoint; left out (or empty) =
+                              # AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL when run, else AWS
+    aws_profile = "lake"      # --aws-profile; left out (or empty) = AWS_* variables
     aws_imds = false          # --aws-imds
     s3_anonymous = false      # --s3-anonymous
 
@@ -31,6 +32,11 @@ has an equivalent flag of `plan` / `run`.
     block_size = "8MiB"       # --block-size (optional; `lakeshift tune` writes it)
     single_put_max = "64MiB"  # --single-put-max (optional; `lakeshift tune` writes it)
     schedule = "once"         # once | "every 30m" (run again after each run ends)
+
+A relative SQLite path in ``db`` is relative to the folder ``run`` starts in (as ``--db``
+is): ``init`` writes the path absolute, so a config runs against one control DB from any
+folder.  A key whose value comes from the environment when unset (``s3_endpoint``,
+``aws_profile``) is left out by ``init`` rather than written empty.
 """
 
 from __future__ import annotations
@@ -198,7 +204,10 @@ def dump(cfg: JobConfig, schedule: str, path: str = "lakeshift.toml") -> str:
         f"# never stored here. Run it with: lakeshift run --config {shown}",
         "", "[job]", f"name = {_q(cfg.name)}", f"db = {_q(cfg.db)}",
         "", "[source]", "urls = [" + ", ".join(_q(u) for u in cfg.sources) + "]",
-        f"s3_endpoint = {_q(s.s3_endpoint or '')}", f"aws_profile = {_q(s.aws_profile or '')}",
+        # Unset: left out, not written empty: the environment decides when the config is run
+        # (AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, AWS_PROFILE), as load() reads a missing key.
+        *([f"s3_endpoint = {_q(s.s3_endpoint)}"] if s.s3_endpoint else []),
+        *([f"aws_profile = {_q(s.aws_profile)}"] if s.aws_profile else []),
         f"aws_imds = {'true' if s.aws_imds else 'false'}",
         f"s3_anonymous = {'true' if s.s3_anonymous else 'false'}",
         "", "[destination]", f"url = {_q(cfg.destination)}", f"azure_auth = {_q(s.azure_auth)}",

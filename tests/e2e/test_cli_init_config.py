@@ -1,0 +1,86 @@
+"""What ``lakeshift init`` writes: one control DB whichever folder the config is run from,
+and no empty value where the environment decides (the S3 endpoint)."""
+
+from __future__ import annotations
+
+import subprocess
+import tomllib
+from pathlib import Path
+
+from lakeshift.plan.jobconfig import load
+from tests.e2e.cli import BIN
+
+
+def _init(out: str, answers: list[str], env: dict[str, str],
+          cwd: Path) -> subprocess.CompletedProcess[str]:
+    p = subprocess.run([str(BIN), "init", "-o", out], input="\n".join(answers) + "\n",
+                       env=env, cwd=cwd, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return p
+
+
+def _local_answers(src: Path, dst: Path, db: str) -> list[str]:
+    # source, destination, connection test, partitioning, job, DB, batch, concurrency, schedule
+    return [str(src), str(dst), "n", "none", "j", db, "1", "4", "once"]
+
+
+def test_the_control_db_is_one_file_whichever_folder_run_starts_in(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    job, elsewhere, src = tmp_path / "job", tmp_path / "elsewhere", tmp_path / "in"
+    for folder in (job, elsewhere, src):
+        folder.mkdir()
+    (src / "a.txt").write_text("a")
+    dst = tmp_path / "out"
+    # The default: lakeshift.db beside the config, written absolute.
+    _init("lakeshift.toml", _local_answers(src, dst, ""), local_env, job)
+    cfg = job / "lakeshift.toml"
+    assert tomllib.loads(cfg.read_text())["job"]["db"] == f"sqlite:///{job / 'lakeshift.db'}"
+    r = subprocess.run([str(BIN), "run", "--config", str(cfg)], env=local_env, cwd=elsewhere,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (dst / "a.txt").read_text() == "a"
+    # The run used the DB init named (it made a second one in the folder run started in).
+    assert (job / "lakeshift.db").exists() and list(elsewhere.iterdir()) == []
+    # A relative path typed at the prompt is from the folder init runs in, written absolute.
+    _init("sub/other.toml", _local_answers(src, dst, "sqlite:///state/j.db?timeout=5"),
+          local_env, job)
+    written = tomllib.loads((job / "sub" / "other.toml").read_text())["job"]["db"]
+    assert written == f"sqlite:///{job / 'state' / 'j.db'}?timeout=5"
+    # Not SQLite, or already absolute: as given.
+    for db in ("postgresql://lake@127.0.0.1/lake", f"sqlite:///{tmp_path / 'abs.db'}"):
+        _init("third.toml", _local_answers(src, dst, db), local_env, job)
+        cfg3 = job / "third.toml"
+        assert tomllib.loads(cfg3.read_text())["job"]["db"] == db
+        cfg3.unlink()
+
+
+def test_a_blank_s3_endpoint_is_left_to_the_environment_not_written_empty(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    env = {**local_env, "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
+    # source, destination, AWS credentials, S3 endpoint, then as for local folders
+    answers = ["s3://lake/raw/", str(tmp_path / "out"), "env", "", "n", "none", "j", "",
+               "1", "4", "once"]
+    p = _init("blank.toml", answers, env, tmp_path)
+    assert "blank: AWS_ENDPOINT_URL at each run, now http://127.0.0.1:9" in p.stdout
+    source = tomllib.loads((tmp_path / "blank.toml").read_text())["source"]
+    # Left out (an empty string reads as set to a reader of the file), and so is an unset
+    # profile (AWS_PROFILE decides); load() takes a missing key as unset.
+    assert "s3_endpoint" not in source and "aws_profile" not in source, source
+    store = load(tmp_path / "blank.toml").store
+    assert store.s3_endpoint is None and store.aws_profile is None
+    # An endpoint typed is written as its value.
+    answers[3] = "http://127.0.0.1:9000"
+    _init("typed.toml", answers, env, tmp_path)
+    assert tomllib.loads((tmp_path / "typed.toml").read_text())["source"]["s3_endpoint"] == \
+        "http://127.0.0.1:9000"
+    assert load(tmp_path / "typed.toml").store.s3_endpoint == "http://127.0.0.1:9000"
+
+
+def test_the_loader_reads_an_empty_endpoint_as_a_missing_one(tmp_path: Path) -> None:
+    """A hand-written ``s3_endpoint = ""`` means what init's missing key means: unset."""
+    base = '[job]\nname = "j"\n[source]\nurls = ["s3://lake/"]\n{}[destination]\nurl = "/o"\n'
+    for i, line in enumerate(('s3_endpoint = ""\naws_profile = ""\n', "")):
+        cfg = tmp_path / f"c{i}.toml"
+        cfg.write_text(base.format(line))
+        store = load(cfg).store
+        assert store.s3_endpoint is None and store.aws_profile is None
