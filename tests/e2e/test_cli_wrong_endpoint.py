@@ -83,6 +83,29 @@ def test_a_missing_bucket_keeps_its_meaning(quick_env: dict[str, str], tmp_path:
     assert "bucket does not exist" in line
 
 
+#: What an S3-compatible service (MinIO here) sends on every answer, a bodiless error too.
+_MINIO = [("Server", "MinIO"), ("X-Amz-Request-Id", "1812E5B1C2D9A3F0"),
+          ("Accept-Ranges", "bytes")]
+
+
+@pytest.mark.parametrize(("status", "code", "said"), [
+    (403, 3, "lakeshift: s3://src/: access denied (403): the credentials lack permission for "
+             "the source (to list it, and for a destination to write)"),
+    (404, 2, "lakeshift: s3://src/: bucket does not exist: create it or fix the URL"),
+], ids=["403", "404"])
+def test_an_s3_service_s_bare_status_keeps_its_meaning(quick_env: dict[str, str],
+                                                      tmp_path: Path, status: int, code: int,
+                                                      said: str) -> None:
+    """An S3-compatible service that answers the listing with a bare status (no XML body)
+    is an S3 service all the same (its headers say so): credentials or permission for a
+    403, the missing bucket for a 404 -- not "not an S3 service"."""
+    with WireServer() as server:
+        server.add("answer", method="GET", status=status, headers=_MINIO)
+        line = stops("copy", "s3://src/raw/", str(tmp_path / "dst"), "--s3-endpoint",
+                     server.url, env=quick_env, code=code).only_line()
+    assert line == said
+
+
 def test_https_to_a_plain_http_server_says_to_use_http(quick_env: dict[str, str],
                                                        web_server: str, tmp_path: Path) -> None:
     line = stops("copy", "s3://src/raw/", str(tmp_path / "dst"), "--s3-endpoint",
