@@ -18,6 +18,7 @@ import pytest
 
 from tests import servers
 from tests.blackhole import Blackhole, Silent, TlsOnly, refused_port
+from tests.doubles import entra
 from tests.e2e.cli import lakeshift, stops
 from tests.faultproxy import FaultProxy
 from tests.helpers import blobs
@@ -148,3 +149,51 @@ def test_an_untrusted_certificate_is_said_at_once_with_its_fix(
             assert line.endswith(
                 f"check {setting}, or trust its CA: add it to the system's trust store or set "
                 "SSL_CERT_FILE to a PEM file that holds it"), line
+
+
+# -- the Entra ID token endpoint: a service principal's first contact ------------------
+
+def _service_principal(env: dict[str, str], authority: str, store: str) -> dict[str, str]:
+    """``env`` with a service principal (the token double's identity) whose tokens come
+    from ``authority``, and no other Azure credential; Azure Storage and ADLS Gen1 at
+    ``store`` (never reached: the token comes first)."""
+    out = {k: v for k, v in env.items() if not k.startswith("AZURE_STORAGE_")}
+    out.update(AZURE_CLIENT_ID=entra.CLIENT_ID, AZURE_TENANT_ID=entra.TENANT_ID,
+               AZURE_CLIENT_SECRET=entra.CLIENT_SECRET, AZURE_AUTHORITY_HOST=authority,
+               AZURE_STORAGE_ACCOUNT="acct", AZURE_STORAGE_BLOB_ENDPOINT=f"{store}/acct",
+               LAKESHIFT_WEBHDFS_ENDPOINT=store)
+    out.pop("LAKESHIFT_ADL_AUTH", None)
+    return out
+
+
+@pytest.mark.parametrize("source", ["az://box/raw/", "adl://acct.azuredatalakestore.net/raw/"],
+                         ids=["azure-blob", "adls-gen1"])
+def test_a_blackholed_token_authority_is_named_with_its_setting(
+        quick_env: dict[str, str], blackhole: Blackhole, tmp_path: Path, source: str) -> None:
+    """A service principal whose authority (``AZURE_AUTHORITY_HOST``) drops packets: the
+    first token request is a first contact like any endpoint's -- its tries bounded, one
+    notice, one line naming the authority and its setting, never the secret -- not
+    azure-identity's own limits (300 s a connect, four times) under the storage
+    endpoint's name."""
+    env = _service_principal(quick_env, blackhole.https_url, f"http://127.0.0.1:{refused_port()}")
+    stop = stops("copy", source, str(tmp_path / "dst"), env=env)
+    assert stop.line.startswith(
+        f"lakeshift: cannot reach the Entra ID token endpoint {blackhole.https_url}: connect "
+        "timed out after 1 s (3 tries in "), stop.line
+    assert stop.line.endswith("check AZURE_AUTHORITY_HOST, the network and any firewall"), \
+        stop.line
+    assert stop.notices == [f"lakeshift: no answer from {blackhole.https_url} yet (connect "
+                            "timed out after 1 s); trying again…"]
+    assert entra.CLIENT_SECRET not in stop.stdout + stop.line + "".join(stop.notices)
+    assert not (tmp_path / "dst").exists()
+
+
+def test_a_token_authority_with_an_untrusted_certificate(quick_env: dict[str, str],
+                                                         tmp_path: Path) -> None:
+    with TlsOnly(tmp_path) as server:
+        env = _service_principal(quick_env, server.https_url,
+                                 f"http://127.0.0.1:{refused_port()}")
+        line = stops("copy", "az://box/raw/", str(tmp_path / "dst"), env=env).only_line()
+    assert line.startswith(f"lakeshift: the Entra ID token endpoint {server.https_url} "
+                           "presented a certificate this machine does not trust "), line
+    assert "check AZURE_AUTHORITY_HOST, or trust its CA" in line, line
