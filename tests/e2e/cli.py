@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 BIN = Path(sys.executable).parent / "lakeshift"
@@ -30,6 +32,42 @@ def one_clear_line(p: subprocess.CompletedProcess[str]) -> str:
     assert "Traceback" not in p.stderr and "Traceback" not in p.stdout, p.stderr
     assert len(err.splitlines()) == 1, err
     return err
+
+
+#: What a command that stops at its first contact with a store may take at most, with
+#: LAKESHIFT_CONNECT_SECONDS=1: well under what an unbounded wait would (300 s a try), well
+#: over what a bounded one needs (4 s, plus the start of a Python process on a busy machine).
+#: Loose: it is there to catch minutes, not to time anything.
+BOUND_S = 25
+
+
+@dataclass
+class Stopped:
+    """A command that stopped before doing anything: its last stderr line, the notices
+    before it (``lakeshift: no answer from … yet``), its stdout."""
+
+    line: str
+    notices: list[str]
+    stdout: str
+
+    def only_line(self) -> str:
+        """The line, when it came alone (nothing was tried again)."""
+        assert self.notices == [], self.notices
+        return self.line
+
+
+def stops(*args: str, env: dict[str, str], code: int = 2) -> Stopped:
+    """``lakeshift ARGS`` run, checked to be one that stopped with exit ``code``, one line
+    (after any "no answer … yet" notices), no traceback, within ``BOUND_S``."""
+    started = time.monotonic()
+    p = lakeshift(*args, env=env)
+    took = time.monotonic() - started
+    assert p.returncode == code, p.stdout + p.stderr
+    assert "Traceback" not in p.stderr + p.stdout, p.stderr
+    assert took < BOUND_S, (took, p.stderr)
+    lines = p.stderr.strip().splitlines()
+    assert lines and all(ln.startswith("lakeshift: no answer from ") for ln in lines[:-1]), lines
+    return Stopped(lines[-1], lines[:-1], p.stdout)
 
 
 def planned_local_job(env: dict[str, str], tmp_path: Path, container: str, job: str,

@@ -104,3 +104,69 @@ def test_requests_refused_together_renew_once_and_the_old_credential_is_closed()
         assert len(made) == 1
 
     asyncio.run(main())
+
+
+def test_a_service_principal_s_first_token_is_a_bounded_first_contact(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With its authority given, the first token request is that endpoint's first contact
+    (stores/reach.py): azure-identity's own connect retries (0.8 s, 1.6 s, 3.2 s apart) are
+    off, so three tries fit the bound and the line names the authority and its setting;
+    without that the bound would run out inside azure-identity ("no response within")."""
+    from azure.identity.aio import ClientSecretCredential
+
+    from lakeshift.errors import EndpointUnreachable
+    from lakeshift.stores import http
+    from lakeshift.stores.reach import Endpoint
+    from tests.blackhole import refused_port
+
+    monkeypatch.setattr(http, "CONNECT_SECONDS", 0.5)
+    url = f"https://127.0.0.1:{refused_port()}"
+    secret = "s3cret-client-value"
+
+    async def main() -> str:
+        credential = ClientSecretCredential("tenant-1", "client-1", secret, authority=url)
+        tokens = BearerTokens(credential, authority=Endpoint(
+            "Entra ID token", url, "AZURE_AUTHORITY_HOST"))
+        try:
+            with pytest.raises(EndpointUnreachable) as e:
+                await tokens.get()
+        finally:
+            await tokens.close()
+        return str(e.value)
+
+    said = asyncio.run(main())
+    assert said == (f"cannot reach the Entra ID token endpoint {url}: connection refused (3 "
+                    "tries in 0 s): check AZURE_AUTHORITY_HOST, the network and any firewall")
+    assert secret not in said
+
+
+def test_the_token_authority_is_named_as_azure_identity_reads_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from lakeshift.stores.azure.auth import token_authority
+
+    monkeypatch.delenv("AZURE_AUTHORITY_HOST", raising=False)
+    public = token_authority("service-principal")
+    assert public is not None
+    assert (public.url, public.setting) == (
+        "https://login.microsoftonline.com", "AZURE_AUTHORITY_HOST (not set: Azure's public cloud)")
+    monkeypatch.setenv("AZURE_AUTHORITY_HOST", "login.chinacloudapi.cn/")  # no scheme: HTTPS
+    china = token_authority("service-principal")
+    assert china is not None
+    assert (china.url, china.setting) == ("https://login.chinacloudapi.cn", "AZURE_AUTHORITY_HOST")
+    # The Azure CLI and a managed identity have no authority of lakeshift's to bound.
+    assert token_authority("cli") is None and token_authority("managed-identity") is None
+
+
+def test_a_plain_http_authority_is_one_line_naming_the_fix(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """azure-identity refuses it with a ValueError (an internal error, exit 4, before)."""
+    from lakeshift.errors import UsageError
+    from lakeshift.stores.azure.auth import token_credential
+
+    monkeypatch.setenv("AZURE_AUTHORITY_HOST", "http://login.example.internal")
+    for source in ("service-principal", None):
+        with pytest.raises(UsageError) as e:
+            token_credential(source)
+        assert str(e.value) == (
+            "AZURE_AUTHORITY_HOST http://login.example.internal is not HTTPS: Entra ID tokens "
+            "are asked for over HTTPS only: use https://login.example.internal")

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from lakeshift.errors import AuthError, UsageError
 from lakeshift.redact import register_secret
 from lakeshift.stores.base import StoreOptions
+from lakeshift.stores.reach import Endpoint
 from lakeshift.urls import StoreURL
 
 Kind = Literal["key", "sas", "token"]
@@ -212,6 +213,31 @@ def _check_key(key: str, source: str) -> None:
                          "again from the storage account's Access keys page") from None
 
 
+#: Entra ID's authority for Azure's public cloud (azure-identity's default).
+PUBLIC_AUTHORITY = "https://login.microsoftonline.com"
+
+
+def token_authority(token_source: str | None) -> Endpoint | None:
+    """Where a service principal's tokens come from, for the first token request's bound
+    (``BearerTokens``, stores/reach.py): ``AZURE_AUTHORITY_HOST`` (as azure-identity reads it:
+    HTTPS when it names no scheme), else Azure's public authority.  None for the Azure CLI
+    (a subprocess with its own time limit) and a managed identity (its endpoint is the
+    platform's)."""
+    if token_source in ("cli", "managed-identity"):
+        return None
+    host = os.environ.get("AZURE_AUTHORITY_HOST", "").strip().rstrip("/")
+    if host:
+        scheme, sep, rest = host.partition("://")
+        if sep and scheme.lower() != "https":
+            # (azure-identity's own ValueError would be an internal error, exit 4.)
+            raise UsageError(f"AZURE_AUTHORITY_HOST {host} is not HTTPS: Entra ID tokens are "
+                             f"asked for over HTTPS only: use https://{rest}")
+        return Endpoint("Entra ID token", host if sep else f"https://{host}",
+                        "AZURE_AUTHORITY_HOST")
+    return Endpoint("Entra ID token", PUBLIC_AUTHORITY,
+                    "AZURE_AUTHORITY_HOST (not set: Azure's public cloud)")
+
+
 def token_credential(token_source: str | None) -> Any:
     """The azure-identity async credential for a token source (``service-principal``,
     ``managed-identity``, ``cli``): the one builder for Azure Storage and ADLS Gen1.  Instance
@@ -220,6 +246,7 @@ def token_credential(token_source: str | None) -> Any:
     one."""
     from azure.identity import aio
 
+    token_authority(token_source)  # an authority that is not HTTPS: one line, exit 2
     # azure-identity logs each failed attempt as a WARNING (on stderr, through logging's
     # last-resort handler); BearerTokens reports the failure as one AuthError line instead.
     logging.getLogger("azure.identity").setLevel(logging.ERROR)

@@ -50,7 +50,7 @@ from lakeshift.stores import http, wire
 from lakeshift.stores.base import Pieces
 from lakeshift.stores.keyed_mac import _MACS, mac_of
 from lakeshift.stores.props import is_folder_blob, unquote_etag
-from lakeshift.stores.reach import Endpoint, not_the_service
+from lakeshift.stores.reach import Endpoint, first_contact, not_the_service
 
 API_VERSION = "2023-11-03"
 #: The service could not read a copy source (CannotVerifyCopySource: unreachable, refused, not
@@ -442,6 +442,29 @@ GEN1_SCOPE = "https://datalake.azure.net/.default"
 _SERVICE_NAMES = {STORAGE_SCOPE: "Azure Storage", GEN1_SCOPE: "ADLS Gen1"}
 
 
+def _no_connection(e: BaseException) -> str | None:
+    """Why azure-identity's token request opened no connection (``connection refused``,
+    ``connect timed out after 10 s``, ``certificate not trusted (…)``, as wire says it), or
+    None when it failed otherwise (an answer, a read that timed out)."""
+    from azure.core.exceptions import ServiceRequestError
+
+    if not isinstance(e, ServiceRequestError):
+        return None
+    cause = e.inner_exception or e.__cause__
+    certificate = getattr(cause, "certificate_error", None)  # aiohttp's connector errors
+    if isinstance(certificate, OSError):
+        return wire.connect_reason(certificate)
+    if isinstance(cause, TimeoutError):
+        return f"connect timed out after {http.CONNECT_SECONDS:g} s"
+    os_error = getattr(cause, "os_error", None)
+    if isinstance(os_error, OSError):
+        return wire.connect_reason(os_error)
+    if isinstance(cause, OSError):
+        return wire.connect_reason(cause)
+    return redact(str(cause or e).splitlines()[0][:200]) if str(cause or e) else \
+        type(cause or e).__name__
+
+
 class BearerTokens:
     """Entra ID access tokens for one ``scope`` (Azure Storage by default, ADLS Gen1 for
     adl:// sources) from an azure-identity async credential, fetched when first needed and
@@ -450,16 +473,27 @@ class BearerTokens:
     azure-identity's credentials cache their tokens until they near expiry, so asking the
     same credential again after the service refused a token would hand back the refused
     one: ``renew`` (when given) builds a fresh credential for that.  ``close()`` closes
-    every credential used."""
+    every credential used.
+
+    ``authority`` (a service principal's token endpoint, ``auth.token_authority``): the
+    first token request is that endpoint's first contact (stores/reach.py): each try
+    connects within ``http.CONNECT_SECONDS`` and no connect is tried again inside
+    azure-identity (whose own limits are 300 s a connect, four times), so an authority that
+    never answers is one line naming it and its setting within the first-contact bound, not
+    minutes of silence.  Later requests (renewals mid-run) keep azure-identity's own
+    retries."""
 
     def __init__(self, credential: Any, scope: str = STORAGE_SCOPE,
-                 renew: Callable[[], Any] | None = None) -> None:
+                 renew: Callable[[], Any] | None = None,
+                 authority: Endpoint | None = None) -> None:
         self.credential = credential
         self.scope = scope
+        self.authority = authority
         self._renew = renew
         self._retired: list[Any] = []
         self._token: str | None = None
         self._expires = 0.0
+        self._reached = False
         self._lock = asyncio.Lock()
 
     async def get(self) -> str:
@@ -468,18 +502,33 @@ class BearerTokens:
                 while self._retired:  # replaced by renew: nothing asks them any more
                     await self._retired.pop().close()
                 if self._token is None or time.time() > self._expires - 300:
-                    try:
-                        t = await self.credential.get_token(self.scope)
-                    except Exception as e:  # azure-identity raises several classes
-                        first = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-                        service = _SERVICE_NAMES.get(self.scope, self.scope)
-                        raise AuthError(redact(f"no Entra ID token for {service}: {first} — "
-                                               "check AZURE_CLIENT_ID/AZURE_TENANT_ID/"
-                                               "AZURE_CLIENT_SECRET or the --azure-auth "
-                                               "credential")) from None
+                    if self.authority is not None and not self._reached:
+                        t = await first_contact(self._first_token, self.authority)
+                    else:
+                        t = await self._ask()
+                    self._reached = True
                     self._token, self._expires = t.token, float(t.expires_on)
         assert self._token is not None
         return self._token
+
+    async def _ask(self, **bounds: Any) -> Any:
+        try:
+            return await self.credential.get_token(self.scope, **bounds)
+        except Exception as e:  # azure-identity raises several classes
+            reason = _no_connection(e) if bounds else None
+            if reason is not None:
+                raise ConnectError(f"Entra ID token request: {reason}", reason) from None
+            first = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+            service = _SERVICE_NAMES.get(self.scope, self.scope)
+            raise AuthError(redact(f"no Entra ID token for {service}: {first} — check "
+                                   "AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET or the "
+                                   "--azure-auth credential")) from None
+
+    async def _first_token(self) -> Any:
+        # azure-core's per-request options, passed on by azure-identity's get_token: the
+        # connect limit, and no connect tried again there (first_contact does that).  A
+        # response cut short is still tried again there, as later.
+        return await self._ask(connection_timeout=http.CONNECT_SECONDS, retry_connect=0)
 
     def expire(self, refused: str | None = None) -> None:
         """Forget the token (the service said it expired): the next request gets a new one,

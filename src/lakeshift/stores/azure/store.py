@@ -121,7 +121,8 @@ class AzureBlobStore:
             return None
         source = self.settings.token_source
         return BearerTokens(self._token_credential(),
-                            renew=lambda: azure_auth.token_credential(source))
+                            renew=lambda: azure_auth.token_credential(source),
+                            authority=azure_auth.token_authority(source))
 
     @cached_property
     def _blobs(self) -> LeanBlobClient:
@@ -166,8 +167,16 @@ class AzureBlobStore:
         # A start-up check: an endpoint that never answers is said so within a bounded
         # time (stores/reach.py).
         endpoint = self._endpoint()
+        await self._first_token()
         await first_contact(lambda: self._blobs.list_page("", None, None, self._where(), 1,
                                                           first=endpoint), endpoint)
+
+    async def _first_token(self) -> None:
+        """With Entra ID, the token before the first request: the token endpoint's first
+        contact is bounded and named on its own (``BearerTokens``), not inside the storage
+        endpoint's, whose bound and "no answer from" notice would name the wrong one."""
+        if self._tokens is not None:
+            await self._tokens.get()
 
     def _endpoint(self) -> Endpoint:
         return Endpoint("Azure Blob", self.settings.blob_endpoint,
@@ -179,6 +188,7 @@ class AzureBlobStore:
         the answer.  Writes nothing and needs no container: ``scan`` asks this alone,
         ``prepare_destination`` before it creates the container.  A start-up check, as
         ``check_source``."""
+        await self._first_token()
         return await first_contact(self._ask_namespace, self._endpoint())
 
     async def _ask_namespace(self) -> bool:

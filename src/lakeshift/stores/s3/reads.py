@@ -356,6 +356,32 @@ _CODE = re.compile(r"<Code>([^<]*)</Code>")
 _MESSAGE = re.compile(r"<Message>([^<]*)</Message>")
 _REGION = re.compile(r"<Region>([^<]*)</Region>")
 
+#: ``Server`` names of S3 services (Amazon S3, MinIO, Wasabi), lower case.
+_S3_SERVERS = ("amazons3", "minio", "wasabis3")
+
+
+def from_s3_service(headers: Any) -> bool:
+    """Whether an answer carries what S3 services put on every answer, errors included, so
+    that one without a body (a HEAD's, or a bare status) is still known for theirs: an
+    ``x-amz-…`` header (Amazon S3's ``x-amz-request-id`` and ``x-amz-id-2``; MinIO sets
+    ``X-Amz-Request-Id`` on every request in a middleware, Ceph RGW ``x-amz-request-id`` on
+    every S3 response; moto's ``x-amzn-requestid``), an ``x-minio-…`` header (MinIO's
+    bodiless errors carry ``x-minio-error-code``), or an S3 service's ``Server`` name."""
+    for name in headers:
+        low = name.lower()
+        if low.startswith(("x-amz", "x-minio-")):
+            return True
+    return (headers.get("Server") or "").lower().startswith(_S3_SERVERS)
+
+
+def _header_error(headers: Any) -> tuple[str, str]:
+    """The error code and message of a bodiless error, from its headers when the service
+    puts them there: MinIO (``x-minio-error-code``, ``x-minio-error-desc`` in quotes) on a
+    HEAD; S3 (``x-amz-error-code``, ``x-amz-error-message``) on its website endpoints."""
+    code = headers.get("x-amz-error-code") or headers.get("x-minio-error-code") or ""
+    message = headers.get("x-amz-error-message") or headers.get("x-minio-error-desc") or ""
+    return code.strip(), message.strip().strip('"')
+
 
 def s3_error(status: int, headers: Any, body: bytes, what: str,
              region: str) -> LakeshiftError:
@@ -367,6 +393,9 @@ def s3_error(status: int, headers: Any, body: bytes, what: str,
     code = unescape(m.group(1)) if m else ""
     m = _MESSAGE.search(text)
     message = unescape(m.group(1)) if m else ""
+    if not code:
+        code, said = _header_error(headers)
+        message = message or said
     if status == 412 or code == "PreconditionFailed":
         return ChangedError(f"{what}: the source object changed during the copy")
     if code in ARCHIVED_CODES:

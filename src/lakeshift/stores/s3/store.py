@@ -67,6 +67,7 @@ from lakeshift.stores.s3.reads import (
     S3Reads,
     WireRange,
     checksum_from_heads,
+    from_s3_service,
     info_from_head,
     s3_error,
 )
@@ -183,6 +184,11 @@ class S3Store:
             if first is not None:
                 _first_answer(first, status, headers, body)
             err = s3_error(status, headers, body, what, self.settings.region)
+            if type(err) is NotFoundError:
+                # A listing names no object: its 404 without S3's code (a bare status) is
+                # the bucket's.
+                err = MissingContainerError(f"{what}: bucket does not exist: create it or "
+                                            "fix the URL")
             if first is not None and type(err) is LakeshiftError:
                 # An S3 error no other case knows, at the start: the URL or the endpoint
                 # is to fix, not a bug (exit 2, not 4).
@@ -503,13 +509,19 @@ class _SequentialUpload:
 
 
 _CODE_ELEMENT = re.compile(rb"<Code>[^<]+</Code>")
+_HTML = re.compile(rb"\s*<(!doctype html|html)", re.IGNORECASE)
 
 
 def _first_answer(endpoint: Endpoint, status: int, headers: Any, body: bytes) -> None:
-    """An error answer to a first contact that is not S3's own -- no ``<Code>`` in an XML
-    body (a web server's 404 page), or Azure Storage's error (``x-ms-request-id``) --
-    is EndpointMismatch: that endpoint is not an S3 service (Azure Storage, said so when its
-    headers or its ``Server`` name show it).  A redirect, a throttle and a
+    """An error answer to a first contact that is not S3's own is EndpointMismatch: that
+    endpoint is not an S3 service.  S3's own: an XML body with a ``<Code>``; or, when there
+    is none (some S3-compatible services answer some errors with a bare status), the
+    headers S3 services put on every answer, errors included (``reads.from_s3_service``),
+    on a body that is not an HTML page -- its status then says what it is (403: credentials
+    or permission, 404 to a listing: no such bucket).  Not S3's: Azure Storage's answer
+    (its headers or ``Server`` name; said so), an HTML page (a web server's or a proxy's;
+    with S3's headers, an S3 *website* endpoint's, said so), anything else without
+    ``<Code>`` or S3's headers (a web server's bare 404).  A redirect, a throttle and a
     server error go on as before (S3's own redirects name the region; 5xx are retried)."""
     if status >= 500 or status in (301, 307, 429):
         return
@@ -518,7 +530,13 @@ def _first_answer(endpoint: Endpoint, status: int, headers: Any, body: bytes) ->
         "azure" in server or "azurite" in server
     if azure:
         raise not_the_service(endpoint, status, "Azure Storage")
-    if not _CODE_ELEMENT.search(body[:4096]):
+    if _CODE_ELEMENT.search(body[:4096]):
+        return
+    s3_headers = from_s3_service(headers)
+    if "html" in (headers.get("Content-Type") or "").lower() or _HTML.match(body):
+        raise not_the_service(endpoint, status, "an S3 website endpoint, which serves HTML "
+                              "pages, not the S3 API" if s3_headers else "")
+    if not s3_headers:
         raise not_the_service(endpoint, status)
 
 

@@ -81,7 +81,8 @@ class WebHdfsStore:
                 source = self.settings.token_source
                 tokens = self._tokens = BearerTokens(
                     azure_auth.token_credential(source), GEN1_SCOPE,
-                    renew=lambda: azure_auth.token_credential(source))
+                    renew=lambda: azure_auth.token_credential(source),
+                    authority=azure_auth.token_authority(source))
             self._client = WebHdfsClient(self.settings, self.config.options.allow_http, tokens)
         return self._client
 
@@ -211,6 +212,11 @@ class WebHdfsStore:
         setting = "LAKESHIFT_WEBHDFS_ENDPOINT" if os.environ.get(
             "LAKESHIFT_WEBHDFS_ENDPOINT") else "the host in the URL"
         service = "ADLS Gen1" if self.settings.dialect == "gen1" else "WebHDFS"
+        tokens = self.client.tokens
+        if tokens is not None:
+            # The token first: its endpoint's first contact is bounded and named on its own
+            # (azure/rest.py BearerTokens), not inside the NameNode's.
+            await tokens.get()
         await first_contact(self._check_source,
                             Endpoint(service, self.settings.endpoint, setting))
 
