@@ -12,6 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
+from lakeshift.control.repository import ControlDB
+from lakeshift.model import PartitionSpec
 from tests.e2e.cli import lakeshift
 from tests.helpers import blob_bytes, blobs
 from tests.web.conftest import (
@@ -40,7 +42,6 @@ def mark_before_change(page: Any) -> None:
     removes the mark."""
     wait_for_first_swap(page)
     page.evaluate("document.getElementById('live').dataset.before = 'refresh'")
-
 
 
 def test_navigation_jobs_runs_partitions_detail(
@@ -127,6 +128,7 @@ def test_a_live_run_moves_on_the_page_and_a_cancel_stops_it_at_a_checkpoint(
         assert "interrupted" not in (proc.stderr.read() if proc.stderr else "")  # said once
         page.wait_for_function("document.getElementById('run-state').innerText == "
                                "'cancelled'", timeout=30_000)
+        assert page.locator("#live-state").is_hidden()  # the run is over: no "live"
         assert 'lakeshift_runs_running{job="live"} 0.0' in httpx.get(f"{m.url}/metrics").text
         screenshot(page, "cancelled-run")
     finally:
@@ -199,7 +201,6 @@ def test_a_typed_token_survives_a_live_refresh(
     db = copy_db(filled_db, tmp_path)
     armed = monitor_of(db, "--allow-actions", "--token", TOKEN)
     page.goto(f"{armed.url}/jobs/filled")
-    page.wait_for_selector("#live-state:not([hidden])")  # the page polls its JSON
     page.fill("input[name=token]", TOKEN)
     mark_before_change(page)
     with sqlite3.connect(tmp_path / "control.db") as conn:  # a run's heartbeat, say
@@ -300,7 +301,6 @@ def test_a_job_of_many_partitions_is_shown_a_page_at_a_time(
     page.wait_for_url("**/jobs/many?page=2")
     assert rows.count() == 100 and "p0100/" in rows.first.inner_text()
     # A heartbeat on this page's partitions: the page refreshes, and stays page 2.
-    page.wait_for_selector("#live-state:not([hidden])")
     mark_before_change(page)
     with sqlite3.connect(path) as conn:
         conn.execute("UPDATE lakeshift_partitions SET copied = 7777 WHERE seq = 150")
@@ -317,3 +317,72 @@ def test_a_job_of_many_partitions_is_shown_a_page_at_a_time(
     page.wait_for_url("**/jobs/many?page=1")
     assert "p0000/" in rows.first.inner_text()
     screenshot(page, "job-pages")
+
+
+def _one_job_db(path: Path) -> tuple[str, ControlDB, int]:
+    """A control DB with job "j" of one pending partition, and its writer (runs are started
+    and ended through it, as `lakeshift run` does)."""
+    url = f"sqlite:///{path}"
+    control = ControlDB(url, create=True)
+    job = control.create_job("j", "az://c/", {}, [])
+    control.add_partitions(job, [PartitionSpec(source="s3://b/", prefix="p/", rel_base="p/",
+                                               destination="az://c/")])
+    return url, control, job
+
+
+def test_live_shows_only_while_the_run_goes_on(
+        page: Any, monitor_of: Callable[..., Monitor], tmp_path: Path) -> None:
+    """The badge reads as "the run is live": an ended run's page never shows it (though
+    the page polls), a running run's does, and loses it when the run ends meanwhile."""
+    url, control, job = _one_job_db(tmp_path / "control.db")
+    try:
+        ended = control.start_run(job, "far-host:1:a", 1, {})
+        control.finish_run(ended, "succeeded", 1, 0, 3, 30)
+        running = control.start_run(job, "far-host:1:b", 1, {}, lease_s=600)
+        m = monitor_of(url)
+        page.goto(f"{m.url}/runs/{ended}")
+        wait_for_first_swap(page)  # polled, answered, and that answer shown
+        assert page.locator("#live-state").is_hidden()
+        assert page.locator("#run-state").inner_text() == "succeeded"
+        screenshot(page, "ended-run")
+
+        page.goto(f"{m.url}/runs/{running}")
+        wait_for_first_swap(page)
+        assert page.locator("#live-state").is_visible()
+        assert page.locator("#run-state").inner_text() == "running"
+        control.finish_run(running, "succeeded", 1, 0, 5, 50)  # ends while the page is open
+        page.wait_for_selector("#run-state.state-succeeded", timeout=15_000)
+        assert page.locator("#live-state").is_hidden()
+        assert page.locator("#run-copied").inner_text() == "5"
+    finally:
+        control.close()
+
+
+def test_a_run_that_starts_later_shows_up_on_the_job_page(
+        page: Any, monitor_of: Callable[..., Monitor], tmp_path: Path) -> None:
+    """A job page with no run going on says nothing is live but keeps polling: a run that
+    starts later shows up, live while it runs, and the cancel it offers goes away when it
+    ends."""
+    url, control, job = _one_job_db(tmp_path / "control.db")
+    try:
+        m = monitor_of(url, "--allow-actions", "--token", TOKEN)
+        page.goto(f"{m.url}/jobs/j")
+        wait_for_first_swap(page)
+        assert page.locator("#live-state").is_hidden()
+        assert "No runs yet" in page.locator("main").inner_text()
+        run = control.start_run(job, "far-host:1:a", 1, {}, lease_s=600)
+        page.wait_for_selector("#runs tr.state-running", timeout=15_000)
+        assert page.locator("#live-state").is_visible()
+        page.locator("#runs tr.state-running a").click()
+        page.wait_for_url(f"**/runs/{run}")
+        assert page.locator("#cancel-run").is_visible()
+        control.finish_run(run, "failed", 0, 1, 0, 0)
+        page.wait_for_selector("#run-state.state-failed", timeout=15_000)
+        assert page.locator("#cancel-run").count() == 0 and page.locator("#live-state").is_hidden()
+        page.get_by_role("link", name="j", exact=True).click()
+        page.wait_for_url("**/jobs/j")
+        wait_for_first_swap(page)
+        assert page.locator("#runs tr.state-failed").count() == 1
+        assert page.locator("#live-state").is_hidden()
+    finally:
+        control.close()

@@ -14,6 +14,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from lakeshift import __version__
+from lakeshift.cli.help_width import HelpCommand, HelpGroup, flowing
 from lakeshift.cli.lazy_params import install as _lazy_params
 from lakeshift.cli.text import StopNotice
 from lakeshift.errors import LakeshiftError
@@ -82,14 +83,16 @@ def build_app(only: str | None = None) -> typer.Typer:
         add_completion=False,
         pretty_exceptions_enable=False,
         context_settings={"help_option_names": ["-h", "--help"]},
+        cls=HelpGroup,  # help as wide as the terminal, up to 120 columns (cli/help_width)
     )
     application.callback()(root)
     for name, (module_name, function, help_text, epilog) in _COMMANDS.items():
         if only is not None and name != only:
             continue
         module = importlib.import_module(f"lakeshift.cli.{module_name}")
-        application.command(name, help=getattr(module, help_text, help_text),
-                            epilog=getattr(module, epilog, epilog))(getattr(module, function))
+        application.command(name, help=flowing(getattr(module, help_text, help_text)),
+                            epilog=flowing(getattr(module, epilog, epilog)),
+                            cls=HelpCommand)(getattr(module, function))
     return application
 
 

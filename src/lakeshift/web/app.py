@@ -153,12 +153,27 @@ class Monitor:
 
     def jobs_page(self, request: Request) -> Response:
         st = lakeshift.status(db=self.db)
-        return self.page("jobs.html", status=st, api="/api/jobs")
+        return self.page("jobs.html", status=st, api="/api/jobs",
+                         live=any(self._going_on(j) for j in st.jobs))
+
+    def _going_on(self, job: lakeshift.JobStatus) -> bool:
+        """``job_going_on`` for a job of the jobs list (which comes without runs): its runs
+        are read only for a job holding a partition (a running run holds one but between
+        claims) — a few jobs at most, not every job at every refresh."""
+        if sync_waiting(job):
+            return True
+        if not job.running:
+            return False
+        try:
+            return job_going_on(lakeshift.status(db=self.db, job=job.job, limit=0).jobs[0])
+        except lakeshift.UsageError:  # deleted since
+            return False
 
     def job_page(self, request: Request) -> Response:
         name, page = request.path_params["job"], page_number(request)
         job = self.job_status(name, offset=(page - 1) * PAGE, limit=PAGE)
         return self.page("job.html", job=job, message=done_message(request),
+                         live=job_going_on(job),
                          api=f"/api/jobs/{quote(name, safe='')}"
                              f"?offset={(page - 1) * PAGE}&limit={PAGE}",
                          pages=pages(page, job.partitions))
@@ -169,7 +184,8 @@ class Monitor:
         return self.page("run.html", d=detail, chart=throughput_svg(
             detail.samples, detail.run.started_at),
             api=f"/api/runs/{detail.run.id}?offset={(page - 1) * PAGE}&limit={PAGE}",
-            message=done_message(request), pages=pages(page, detail.partition_runs_total))
+            message=done_message(request), pages=pages(page, detail.partition_runs_total),
+            live=detail.run.state == "running")
 
     def partition_run_page(self, request: Request) -> Response:
         pr = self.partition_run(request.path_params["pr_id"])
@@ -180,7 +196,7 @@ class Monitor:
             raise self.not_found(f"no partition run {pr.id} in this control DB")
         return self.page("partition_run.html", pr=pr, failures=failures,
                          pages=pages(page, failures.total),
-                         api=f"/api/partition-runs/{pr.id}")
+                         api=f"/api/partition-runs/{pr.id}", live=pr.state == "running")
 
     def run_chart(self, request: Request) -> Response:
         detail = self.run(request.path_params["run_id"])
@@ -313,6 +329,21 @@ class Monitor:
 PAGE = 100
 #: The largest ``limit`` the JSON API takes.
 MAX_PAGE = 1000
+
+
+def job_going_on(job: lakeshift.JobStatus) -> bool:
+    """Whether the job is still going on, so its page can change by itself: a run of it is
+    running (``runs``: filled for a job asked for by name) or its sync scheduler waits for
+    the next pass.  Partitions left ``running`` by a process that died are not: their run
+    reads as interrupted.  The pages' "live" badge says this, and nothing else."""
+    return any(r.state == "running" for r in job.runs) or sync_waiting(job)
+
+
+def sync_waiting(job: lakeshift.JobStatus) -> bool:
+    """A sync scheduler holds the job and its next pass is to come (a scheduler that died
+    leaves a time that passes)."""
+    return (job.sync_schedule is not None and job.next_sync_at is not None
+            and job.next_sync_at > datetime.now(UTC))
 
 
 def int_param(request: Request, name: str, default: int, most: int | None = None) -> int:

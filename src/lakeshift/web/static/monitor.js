@@ -1,5 +1,9 @@
 // Live refresh without a framework: poll the page's JSON API; when the answer changes,
 // fetch the page again and swap its <main> (the server renders and escapes everything).
+// Every page keeps polling, whatever it shows: a job page shows a run that starts later,
+// and a run shown interrupted (its heartbeat late) can come back.  The "live" badge says
+// something else: that what the page shows is still going on (the server marks its <main>
+// data-live="yes": a running run, a job with one) and the polling keeps up with it.
 (function () {
   "use strict";
   var api = document.body.dataset.api;
@@ -7,6 +11,10 @@
   var every = parseInt(document.body.dataset.refreshMs || "2000", 10);
   var last = null;
   var badge = document.getElementById("live-state");
+  function showLive(polled) {
+    var main = document.getElementById("live");
+    if (badge) { badge.hidden = !(polled && main && main.dataset.live === "yes"); }
+  }
   // A request that hangs must not stop the polling: each gives up after a while.
   function limit() {
     return window.AbortSignal && AbortSignal.timeout ? AbortSignal.timeout(Math.max(every * 5, 10000))
@@ -21,6 +29,7 @@
         var fresh = doc.getElementById("live");
         var here = document.getElementById("live");
         if (fresh && here) { keepTyped(here, fresh); here.replaceWith(fresh); }
+        showLive(true);  // before the count: whoever waits for a swap sees the badge right
         // Counted, so a test (or a person in the console) can tell a swap has happened.
         document.body.dataset.swaps = String(parseInt(document.body.dataset.swaps || "0", 10) + 1);
         return true;
@@ -45,8 +54,7 @@
            headers: {"Accept": "application/json"}})
       .then(function (r) { return r.ok ? r.text() : null; })
       .then(function (text) {
-        if (badge) { badge.hidden = text === null; }
-        if (text === null) { return; }
+        if (text === null) { showLive(false); return; }
         // The answer counts as seen only once the page that shows it is in: a page fetch
         // that failed (a busy server, a restart) is tried again at the next poll, even if
         // the answer no longer changes (a run that ended stays ended).  The first answer
@@ -55,8 +63,9 @@
         if (text !== last) {
           return swap().then(function (done) { if (done) { last = text; } });
         }
+        showLive(true);
       })
-      .catch(function () { if (badge) { badge.hidden = true; } })
+      .catch(function () { showLive(false); })
       .then(function () { window.setTimeout(poll, every); });
   }
   window.setTimeout(poll, 0);

@@ -1,0 +1,107 @@
+"""The width ``--help`` is drawn at.
+
+On a terminal: the terminal's width, at most ``WIDEST`` (longer lines are hard to read).
+Not on a terminal (a pipe, a file, a test capturing it): ``NOT_A_TERMINAL``, whatever
+terminal the command was started from.  A width asked for — click's own
+``Context(terminal_width=…)``, typer's ``TERMINAL_WIDTH``, or ``COLUMNS`` — is taken as
+given, uncapped (a script that sets ``COLUMNS=200`` gets lines of 200).
+
+Help and epilog paragraphs of prose are joined into one line each (``flowing``), for the
+help to wrap at that width, not at the source's.
+
+Typer draws help with rich on a console of ``typer.rich_utils.MAX_WIDTH`` columns (None:
+rich's own guess — any terminal width, uncapped, and the terminal's even when only stdin
+is one); without rich, click's formatter caps at ``Context.max_content_width`` (80).  The
+command classes below set both while their help is drawn, and put them back after.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, TextIO
+
+from typer.core import HAS_RICH, TyperCommand, TyperGroup
+
+#: The widest help on a terminal, in columns.
+WIDEST = 120
+#: The width of help written anywhere but a terminal.
+NOT_A_TERMINAL = 80
+
+
+def help_width(environ: Mapping[str, str] | None = None, stream: TextIO | None = None,
+               asked: int | None = None) -> int:
+    """The width to draw help at, for output to ``stream`` (stdout) in ``environ``
+    (os.environ); ``asked``: a width the caller gave (click's ``terminal_width``)."""
+    if asked is not None and asked > 0:
+        return asked
+    env = os.environ if environ is None else environ
+    for name in ("TERMINAL_WIDTH", "COLUMNS"):
+        raw = env.get(name, "").strip()
+        if raw.isascii() and raw.isdigit() and int(raw) > 0:
+            return int(raw)
+    out = sys.stdout if stream is None else stream
+    try:
+        if out.isatty():
+            columns = os.get_terminal_size(out.fileno()).columns
+            if columns > 0:  # a pseudo-terminal may not know its size yet (0)
+                return min(columns, WIDEST)
+    except (AttributeError, OSError, ValueError):  # no real file behind it
+        pass
+    return NOT_A_TERMINAL
+
+
+def flowing(text: str) -> str:
+    """``text`` with each paragraph of prose on one line, for help to wrap at its width.
+
+    A help text is written wrapped at the source's width; typer's rich help keeps every
+    line break, so at 80 columns each of those lines wraps again (a long line, then a few
+    words alone) and on a wide terminal the text stays at the source's width.  A paragraph
+    (between blank lines) whose lines all start at the margin is prose: its lines are
+    joined.  One with an indented line (an example command, one on two lines) or marked
+    ``\b`` (click's "keep as written") is kept as it is."""
+    paragraphs = text.split("\n\n")
+    for i, paragraph in enumerate(paragraphs):
+        lines = paragraph.strip("\n").split("\n")
+        if paragraph.startswith("\b") or any(line[:1].isspace() for line in lines):
+            continue
+        paragraphs[i] = " ".join(line.strip() for line in lines)
+    return "\n\n".join(paragraphs)
+
+
+@contextmanager
+def drawn_at_help_width(ctx: Any) -> Iterator[int]:
+    """While help is drawn: typer's rich console and click's formatter at ``help_width``."""
+    width = help_width(asked=ctx.terminal_width)
+    saved = ctx.terminal_width, ctx.max_content_width
+    ctx.terminal_width = ctx.max_content_width = width
+    # (typer.rich_utils imports rich: only here, where typer's help would import it anyway)
+    rich_utils: Any = importlib.import_module("typer.rich_utils") if HAS_RICH else None
+    before = rich_utils.MAX_WIDTH if rich_utils is not None else None
+    if rich_utils is not None:
+        rich_utils.MAX_WIDTH = width
+    try:
+        yield width
+    finally:
+        ctx.terminal_width, ctx.max_content_width = saved
+        if rich_utils is not None:
+            rich_utils.MAX_WIDTH = before
+
+
+class HelpCommand(TyperCommand):
+    """A command whose help is drawn at ``help_width``."""
+
+    def get_help(self, ctx: Any) -> str:
+        with drawn_at_help_width(ctx):
+            return str(super().get_help(ctx))
+
+
+class HelpGroup(TyperGroup):
+    """The ``lakeshift`` group, its help drawn at ``help_width``."""
+
+    def get_help(self, ctx: Any) -> str:
+        with drawn_at_help_width(ctx):
+            return str(super().get_help(ctx))

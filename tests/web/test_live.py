@@ -1,0 +1,78 @@
+"""Which pages say "live": those whose figures can still change by themselves — a running
+run, a job with one, a partition run going on, a sync job whose scheduler waits for its next
+pass — and no page of what has ended (the badge itself: tests/web/test_browser.py)."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from starlette.testclient import TestClient
+
+from lakeshift.control.repository import ControlDB
+from lakeshift.model import PartitionSpec
+from lakeshift.web.app import create_app
+
+
+def live(client: TestClient, path: str) -> str:
+    page = client.get(path)
+    assert page.status_code == 200, (path, page.text)
+    found = re.search(r'<main id="live" data-live="(\w+)">', page.text)
+    assert found, path
+    return found.group(1)
+
+
+def test_pages_say_live_while_a_run_goes_on_and_not_once_it_died(tmp_path: Path) -> None:
+    path = tmp_path / "c.db"
+    url = f"sqlite:///{path}"
+    control = ControlDB(url, create=True)
+    client = TestClient(create_app(url))
+    try:
+        job = control.create_job("j", "az://c/", {}, [])
+        control.add_partitions(job, [PartitionSpec(source="s3://b/", prefix=f"p{i}/",
+                                                   rel_base=f"p{i}/", destination="az://c/")
+                                     for i in range(2)])
+        assert live(client, "/") == live(client, "/jobs/j") == "no"  # pending, no run
+
+        run = control.start_run(job, "far-host:1:a", 1, {}, lease_s=600)
+        part = control.claim(job, "far-host:1:a", 1, 600, run_id=run)[0]
+        record = control.start_partition_run(run, part["id"], 0.0)
+        pages = ["/", "/jobs/j", f"/runs/{run}", f"/partition-runs/{record}"]
+        assert [live(client, p) for p in pages] == ["yes"] * 4
+
+        # Its process died: the run's lease lapses, its partition stays 'running' in the DB
+        # (until the next run takes it over) — the run is over, and no page says live.
+        with sqlite3.connect(path) as conn:
+            conn.execute("UPDATE lakeshift_runs SET lease_expires = started_at")
+        assert client.get(f"/api/runs/{run}").json()["run"]["state"] == "interrupted"
+        assert client.get("/api/jobs").json()["jobs"][0]["running"] == 1
+        assert [live(client, p) for p in pages] == ["no"] * 4
+
+        # A run that ends as it should.
+        again = control.start_run(job, "far-host:1:b", 1, {}, lease_s=600)
+        assert live(client, f"/runs/{again}") == live(client, "/jobs/j") == "yes"
+        control.finish_run(again, "succeeded", 2, 0, 3, 30)
+        assert live(client, f"/runs/{again}") == live(client, "/jobs/j") == "no"
+    finally:
+        control.close()
+
+
+def test_a_sync_job_whose_scheduler_waits_is_live(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    control = ControlDB(url, create=True)
+    client = TestClient(create_app(url))
+    try:
+        job = control.create_job("s", "az://c/", {}, [])
+        owner = "far-host:1:a"
+        assert control.acquire_schedule(job, owner, "every 15m", 600, "this-host") is None
+        control.renew_schedule(job, owner, 600, datetime.now(UTC) + timedelta(minutes=15))
+        assert live(client, "/") == live(client, "/jobs/s") == "yes"
+        # A scheduler that died leaves its next time behind: once past, not live.
+        control.renew_schedule(job, owner, 600, datetime.now(UTC) - timedelta(minutes=1))
+        assert live(client, "/") == live(client, "/jobs/s") == "no"
+        control.release_schedule(job, owner)  # stopped
+        assert live(client, "/") == live(client, "/jobs/s") == "no"
+    finally:
+        control.close()
