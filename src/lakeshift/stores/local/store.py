@@ -119,26 +119,32 @@ class LocalStore:
                 # The URL named one file: it is the only object, with an empty key.
                 return Page([_info("", os.stat(self.root), self.root)])
             folder, _, name_prefix = prefix.rpartition("/")
-            # Asked each page (one stat): the destination is made after the store opens.
-            avoid = _identity(self._avoid) if self._avoid else None
-            avoid_real = os.path.realpath(self._avoid) if self._avoid else None
+            avoid, avoid_real = self._destination_marks()
             items = list(itertools.islice(_walk(self.root, folder, name_prefix, after,
                                                 avoid=avoid, avoid_real=avoid_real), size))
             return Page(items, (), items[-1].key if len(items) == size else None)
 
         return await asyncio.to_thread(walk)
 
+    def _destination_marks(self) -> tuple[tuple[int, int] | None, str | None]:
+        """The destination folder's identity (st_dev, st_ino; None while it does not exist)
+        and realpath, as the walk and the folder listing compare their entries with them;
+        (None, None) when the store has no destination to avoid.  Asked afresh at each call
+        (one stat, one realpath: each page): the destination is made after the store opens."""
+        if not self._avoid:
+            return None, None
+        return _identity(self._avoid), os.path.realpath(self._avoid)
+
     def _folder_page(self, prefix: str) -> Page:
         """The delimiter listing: one level of the tree, in one page."""
         base = self._path(prefix.rstrip("/")) if prefix else self.root
         folders, objects = [], []
+        avoid, avoid_real = self._destination_marks()
         try:
             entries = sorted(os.scandir(base), key=lambda e: e.name)
         except (FileNotFoundError, NotADirectoryError):
             return Page([])
         here = os.path.realpath(base)
-        avoid = _identity(self._avoid) if self._avoid else None
-        avoid_real = os.path.realpath(self._avoid) if self._avoid else None
         for e in entries:
             if e.name.startswith(_PARTIAL):
                 continue
@@ -630,11 +636,18 @@ def _into_destination(path: str, avoid: str) -> DestinationFolderError | None:
     real, folder = os.path.realpath(path), os.path.realpath(avoid)
     if not _inside_or_at(real, folder):
         return None
-    if real == folder:
+    return _destination_folder_error(path, avoid, None if real == folder else real)
+
+
+def _destination_folder_error(path: str, avoid: str, inside: str | None = None
+                              ) -> DestinationFolderError:
+    """Why ``path`` is not followed: it leads to the destination folder ``avoid`` itself,
+    or, with ``inside`` (a folder or file there, resolved), inside it."""
+    if inside is None:
         return DestinationFolderError(f"{path}: leads to the destination folder {avoid}: not "
                                       "followed (each run would copy the last copy again, "
                                       "one level deeper)")
-    return DestinationFolderError(f"{path}: leads to {real}, inside the destination folder "
+    return DestinationFolderError(f"{path}: leads to {inside}, inside the destination folder "
                                   f"{avoid}: not followed (a copy never reads its own "
                                   "destination: a run could copy the last copy again, one "
                                   "level deeper)")
@@ -674,9 +687,7 @@ def _unwalkable(path: str, avoid: str | None = None) -> LakeshiftError:
             break
         parent = up
     if avoid is not None and _identity(avoid) == (target.st_dev, target.st_ino):
-        return DestinationFolderError(f"{path}: leads to the destination folder {avoid}: not "
-                                      "followed (each run would copy the last copy again, "
-                                      "one level deeper)")
+        return _destination_folder_error(path, avoid)
     if not os.access(path, os.R_OK | os.X_OK):
         return ForbiddenError(f"{path}: permission denied (cannot list the folder)")
     return NotFoundError(f"{path}: is a directory")
