@@ -15,8 +15,9 @@ from lakeshift.engine.pipeline_pool import drive
 from lakeshift.engine.renames import NewName, same_content
 from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.transfer import TransferContext
-from lakeshift.errors import AuthError, LakeshiftError, UsageError
-from lakeshift.model import Failure, RunResult
+from lakeshift.errors import AuthError, DestinationFolderError, LakeshiftError, UsageError
+from lakeshift.model import Failure, ObjectInfo, RunResult
+from lakeshift.plan.source import source_avoiding_destination
 from lakeshift.stores.base import Store
 
 if TYPE_CHECKING:
@@ -72,6 +73,18 @@ async def delete_found(mode: SyncMode, run: RunResult, store_options: Any, opts:
             stores[url] = open_store(StoreConfig(parse_url(url), store_options))
         return stores[url]
 
+    def source(row: Any) -> Store:
+        """A partition's source store, told its destination as the pass's was (a local
+        source's look-ups never reach into a local destination: plan/source.py
+        ``source_avoiding_destination``)."""
+        url, destination = str(row["source"]), str(row["destination"])
+        key = f"{url}\n{destination}"
+        if key not in stores:
+            stores[key] = open_store(source_avoiding_destination(
+                StoreConfig(parse_url(url), store_options),
+                StoreConfig(parse_url(destination), store_options)))
+        return stores[key]
+
     def failed(pid_: int, key: str, e: LakeshiftError, what: str) -> Failure:
         mode._deferred_failure[pid_] = "some deletions failed (lakeshift failures --job)"
         run.stats.failed += 1
@@ -81,13 +94,13 @@ async def delete_found(mode: SyncMode, run: RunResult, store_options: Any, opts:
         pid_, key = int(r["partition_id"]), str(r["destination_key"])
         if pid_ not in eligible:
             return
-        src, dst = store(str(rows[pid_]["source"])), store(str(rows[pid_]["destination"]))
-        head = functools.partial(src.exists, r["source_key"])
+        src, dst = source(rows[pid_]), store(str(rows[pid_]["destination"]))
+        source_key = str(r["source_key"])
         problem: Failure | None = None
         done: tuple[int, str, str, int] | None = None
         try:
-            if await retry(head, policy) is not None:
-                mode.reappeared.append(str(r["source_key"]))
+            if await at_source(src, source_key, policy) is not None:
+                mode.reappeared.append(source_key)
             elif not await renamed_first(r, dst):
                 problem = Failure(key, "rename", "kept: it was renamed at the source and "
                                   "its new name could not be copied", policy.attempts)
@@ -95,11 +108,11 @@ async def delete_found(mode: SyncMode, run: RunResult, store_options: Any, opts:
                                                 "copied (lakeshift failures --job)")
             else:
                 await retry(functools.partial(dst.delete, key), policy)
-                done = (pid_, str(r["source_key"]), key, int(r["size"]))
-                again = await retry(head, policy)
+                done = (pid_, source_key, key, int(r["size"]))
+                again = await at_source(src, source_key, policy)
                 if again is not None:
                     # Written while it was being deleted: its copy goes back now.
-                    mode.reappeared.append(str(r["source_key"]))
+                    mode.reappeared.append(source_key)
                     await transfer_one(context(src, dst), again, key, events,
                                        opts.retries)
         except (AuthError, UsageError):
@@ -139,7 +152,7 @@ async def delete_found(mode: SyncMode, run: RunResult, store_options: Any, opts:
         async with pairing:
             for n in await call(mode.new_names.of_size, int(r["size"])):
                 if await same_content(old, dst, n,
-                                      store(str(rows[n.partition_id]["source"]))):
+                                      source(rows[n.partition_id])):
                     await call(mode.new_names.take, n)
                     return n
         return None
@@ -154,10 +167,10 @@ async def delete_found(mode: SyncMode, run: RunResult, store_options: Any, opts:
         if n is None:
             return True
         row = rows[n.partition_id]
-        nsrc, ndst = store(str(row["source"])), store(str(row["destination"]))
+        nsrc, ndst = source(row), store(str(row["destination"]))
         there = await retry(functools.partial(ndst.exists, n.destination_key), policy)
         if there is None or there.size != n.size:
-            now = await retry(functools.partial(nsrc.exists, n.key), policy)
+            now = await at_source(nsrc, n.key, policy)
             if now is None:
                 return True  # the new name is gone too: not a rename after all
             if not await transfer_one(context(nsrc, ndst), now, n.destination_key,
@@ -179,3 +192,15 @@ async def delete_found(mode: SyncMode, run: RunResult, store_options: Any, opts:
     finally:
         await asyncio.gather(*(st.close() for st in stores.values()),
                              return_exceptions=True)
+
+
+async def at_source(src: Store, key: str, policy: RetryPolicy) -> ObjectInfo | None:
+    """The source object ``key`` (one HEAD, retried), or None.  None too for a name that
+    is, or goes through, a link to the destination folder or into it (a local source's
+    DestinationFolderError): the walk lists nothing there, so a destination object of that
+    name has no source — it is not kept as one that reappeared, and nothing is copied
+    back from the destination into itself."""
+    try:
+        return await retry(functools.partial(src.exists, key), policy)
+    except DestinationFolderError:
+        return None

@@ -11,7 +11,7 @@ from typing import Any
 
 from lakeshift.engine.events import ObjectDone, Renamed
 from lakeshift.engine.jobrunner import ClaimedPartition
-from lakeshift.engine.pipeline_action import transfer_one
+from lakeshift.engine.pipeline_action import _not_copied, transfer_one
 from lakeshift.engine.pipeline_names import DestinationNamer
 from lakeshift.engine.pipeline_pool import drive
 from lakeshift.engine.retry import retry
@@ -136,10 +136,10 @@ async def _copy_key(ctx: TransferContext, key: str, dest_key: str, info: ObjectI
     except (AuthError, UsageError):
         raise
     except LakeshiftError as e:
-        skip = e.kind in skip_errors
-        events.emit(ObjectDone(key, info.size if info else 0, "skipped" if skip else "failed",
-                               e.kind, str(e)))
-        return skip
+        # Skipped as a listing pass skips it: by --skip-errors, or always (a local source's
+        # HEAD of a name that is, or goes through, a link to the destination folder or into
+        # it: DestinationFolderError, as the walk's entry reads).
+        return _not_copied(events, info or ObjectInfo(key, 0), e, 1, skip_errors)
     if not needs_copy(s, d, overwrite):
         events.emit(ObjectDone(s.key, s.size, "skipped"))
         return True
@@ -149,13 +149,14 @@ async def _copy_key(ctx: TransferContext, key: str, dest_key: str, info: ObjectI
 
 async def _listed_entry(ctx: TransferContext, key: str) -> ObjectInfo | None:
     """A key the source's HEAD finds no file at, as its listing names it.  A store with
-    folders (local disk) lists a symlink it does not follow — a loop, a link to the
-    destination folder, a dangling link — or a folder it may not read as one entry of
-    that name, whose read says why (the walk's ``ObjectInfo(key, 0)``): named by
-    --files-from (a ``failures`` CSV fed back), it is that entry, skipped again or failed
-    with its own reason as a listing pass would, never ``missing``.  One listing of the
-    name (its first page; the name itself sorts first), asked only of such stores and only
-    for a key the HEAD did not find."""
+    folders (local disk) lists a symlink it does not follow — a loop, a dangling link — or
+    a folder it may not read as one entry of that name, whose read says why (the walk's
+    ``ObjectInfo(key, 0)``): named by --files-from (a ``failures`` CSV fed back), it is
+    that entry, skipped again or failed with its own reason as a listing pass would, never
+    ``missing``.  (A name that is, or goes through, a link to the destination folder never
+    gets here: the local source's HEAD raises DestinationFolderError for it.)  One listing
+    of the name (its first page; the name itself sorts first), asked only of such stores
+    and only for a key the HEAD did not find."""
     if not key or not ctx.src.capabilities.hierarchical:
         return None
     page = await retry(functools.partial(ctx.src.list_page, key), ctx.policy, ctx.src_limit)

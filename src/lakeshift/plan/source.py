@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 
-from lakeshift.errors import UsageError
+from lakeshift.errors import DestinationFolderError, UsageError
 from lakeshift.stores.base import Store, StoreConfig, StoreOptions
 from lakeshift.urls import parse_url
 
@@ -59,7 +59,13 @@ async def resolve_source(store: Store) -> SourceSpec:
     if await store.is_folder(path):
         return SourceSpec(path + "/", path + "/")
     parent = path[: path.rfind("/") + 1]
-    if await store.exists(path) is not None:
+    try:
+        found = await store.exists(path) is not None
+    except DestinationFolderError:
+        # A local source's link to its destination folder, or into it: one entry, which
+        # the walk lists (and the copy skips) as it lists it in its folder.
+        found = True
+    if found:
         return SourceSpec(path, parent, single=True)
     return SourceSpec(path, parent)
 

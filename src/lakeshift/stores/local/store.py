@@ -119,26 +119,69 @@ class LocalStore:
                 # The URL named one file: it is the only object, with an empty key.
                 return Page([_info("", os.stat(self.root), self.root)])
             folder, _, name_prefix = prefix.rpartition("/")
-            # Asked each page (one stat): the destination is made after the store opens.
-            avoid = _identity(self._avoid) if self._avoid else None
-            avoid_real = os.path.realpath(self._avoid) if self._avoid else None
+            avoid, avoid_real = self._destination_marks()
+            if folder and (why := self._named_into_destination(folder, avoid)) is not None:
+                # A listing that starts below a link to the destination (a partition's
+                # prefix): refused as a folder it may not list is (ForbiddenError, _walk),
+                # never walked; the whole walk lists that link as one skipped entry.
+                raise why
             items = list(itertools.islice(_walk(self.root, folder, name_prefix, after,
                                                 avoid=avoid, avoid_real=avoid_real), size))
             return Page(items, (), items[-1].key if len(items) == size else None)
 
         return await asyncio.to_thread(walk)
 
+    def _destination_marks(self) -> tuple[tuple[int, int] | None, str | None]:
+        """The destination folder's identity (st_dev, st_ino; None while it does not exist)
+        and realpath, as the walk and the folder listing compare their entries with them;
+        (None, None) when the store has no destination to avoid.  Asked afresh at each call
+        (one stat, one realpath: each page): the destination is made after the store opens."""
+        if not self._avoid:
+            return None, None
+        return _identity(self._avoid), os.path.realpath(self._avoid)
+
+    def _named_into_destination(self, key: str, avoid: tuple[int, int] | None
+                                ) -> DestinationFolderError | None:
+        """The walk's destination-folder rule for a name it is given rather than one it
+        meets (a --files-from key, sync --delete's look-up of a source key, a listing that
+        starts below the root): the error when ``key`` — the entry it names, or a folder on
+        its way down from the root — is a symlink leading to the destination folder or
+        inside it (its realpath, dangling or not: ``_into_destination``) or a folder whose
+        identity is ``avoid``, the destination's (a mount).  The walk never enters such an
+        entry, so it lists nothing below it and never reads it; neither does a look-up.
+        One lstat per name on the way (a realpath and a stat more for a symlink)."""
+        if not self._avoid:
+            return None
+        path = self.root
+        for name in key.split("/"):
+            if not name:
+                continue  # as _path joins an empty segment
+            path = os.path.join(path, name)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                return None  # nothing there, so nothing below it either
+            ident: tuple[int, int] | None = (st.st_dev, st.st_ino)
+            if stat.S_ISLNK(st.st_mode):
+                if (why := _into_destination(path, self._avoid)) is not None:
+                    return why
+                ident = _identity(path)  # where it leads (None: dangling, or a loop)
+            if avoid is not None and ident == avoid:
+                return _destination_folder_error(path, self._avoid)
+        return None
+
     def _folder_page(self, prefix: str) -> Page:
         """The delimiter listing: one level of the tree, in one page."""
         base = self._path(prefix.rstrip("/")) if prefix else self.root
         folders, objects = [], []
+        avoid, avoid_real = self._destination_marks()
+        if prefix and (why := self._named_into_destination(prefix, avoid)) is not None:
+            raise why  # as the walk refuses to start there
         try:
             entries = sorted(os.scandir(base), key=lambda e: e.name)
         except (FileNotFoundError, NotADirectoryError):
             return Page([])
         here = os.path.realpath(base)
-        avoid = _identity(self._avoid) if self._avoid else None
-        avoid_real = os.path.realpath(self._avoid) if self._avoid else None
         for e in entries:
             if e.name.startswith(_PARTIAL):
                 continue
@@ -197,7 +240,19 @@ class LocalStore:
         return await self.hops.run(os.path.isdir, self._path(path.rstrip("/")))
 
     async def exists(self, key: str) -> ObjectInfo | None:
+        """What ``key`` is (a HEAD): None for nothing there, or a folder.  A source told its
+        destination raises DestinationFolderError for a key that is, or goes through, a link
+        to the destination folder or inside it (``_named_into_destination``): the walk never
+        lists such a key and nothing there is read, stat'ed nor copied."""
+        if self._avoid:
+            return await self.hops.run(self._exists_avoiding, key)
         return await self.hops.run(_exists, key, self._path(key))
+
+    def _exists_avoiding(self, key: str) -> ObjectInfo | None:
+        avoid, _ = self._destination_marks()
+        if (why := self._named_into_destination(key, avoid)) is not None:
+            raise why
+        return _exists(key, self._path(key))
 
     async def read(self, key: str, start: int | None = None, end: int | None = None,
                    if_match: str | None = None) -> ReadResult:
@@ -630,11 +685,18 @@ def _into_destination(path: str, avoid: str) -> DestinationFolderError | None:
     real, folder = os.path.realpath(path), os.path.realpath(avoid)
     if not _inside_or_at(real, folder):
         return None
-    if real == folder:
+    return _destination_folder_error(path, avoid, None if real == folder else real)
+
+
+def _destination_folder_error(path: str, avoid: str, inside: str | None = None
+                              ) -> DestinationFolderError:
+    """Why ``path`` is not followed: it leads to the destination folder ``avoid`` itself,
+    or, with ``inside`` (a folder or file there, resolved), inside it."""
+    if inside is None:
         return DestinationFolderError(f"{path}: leads to the destination folder {avoid}: not "
                                       "followed (each run would copy the last copy again, "
                                       "one level deeper)")
-    return DestinationFolderError(f"{path}: leads to {real}, inside the destination folder "
+    return DestinationFolderError(f"{path}: leads to {inside}, inside the destination folder "
                                   f"{avoid}: not followed (a copy never reads its own "
                                   "destination: a run could copy the last copy again, one "
                                   "level deeper)")
@@ -674,9 +736,7 @@ def _unwalkable(path: str, avoid: str | None = None) -> LakeshiftError:
             break
         parent = up
     if avoid is not None and _identity(avoid) == (target.st_dev, target.st_ino):
-        return DestinationFolderError(f"{path}: leads to the destination folder {avoid}: not "
-                                      "followed (each run would copy the last copy again, "
-                                      "one level deeper)")
+        return _destination_folder_error(path, avoid)
     if not os.access(path, os.R_OK | os.X_OK):
         return ForbiddenError(f"{path}: permission denied (cannot list the folder)")
     return NotFoundError(f"{path}: is a directory")
