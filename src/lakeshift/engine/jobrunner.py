@@ -4,35 +4,43 @@ Every partition is one pipeline run (engine/pipeline.py) over its prefix or key 
 listing after its cursor.  A heartbeat renews the leases and saves each partition's cursor
 (its low watermark) and counters every few seconds, so a killed run resumes inside a
 partition.  One partition failing marks it failed with its error; the others go on.
+
+Here: :func:`run_job` (one run in this process) and :func:`claim_partitions` (the claim
+loop, which a fleet's worker runs alone).  Its parts: a claimed partition and what the run
+holds of it (engine/jobrunner_partition.py) and the run's life around the loop — its start,
+last phase and end, the DB's patience (engine/jobrunner_run.py); their names are imported
+from here as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
-import sys
 import time
-import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, fields, replace
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 from sqlalchemy.engine import RowMapping
 
-from lakeshift.control.db import ControlDBUnavailable
 from lakeshift.control.records import Job
 from lakeshift.control.repo_jobs import TAKEN_OVER
-from lakeshift.control.repository import ControlDB, PartitionStats, Records, RunGone
-from lakeshift.engine.events import (
-    Event,
-    EventBus,
-    ListingDone,
-    ObjectDone,
-    ObjectStarted,
-    SourceDeleted,
-    Subscriber,
+from lakeshift.control.repository import ControlDB, RunGone
+from lakeshift.engine.events import Event, EventBus, ObjectDone, Subscriber
+from lakeshift.engine.jobrunner_partition import (
+    ActivePartition,
+    ClaimedPartition,
+    PartitionMode,
+)
+from lakeshift.engine.jobrunner_run import (
+    copy_settings,
+    count_remaining,
+    job_deleted,
+    last_phase,
+    owner_id,
+    patiently,
+    start_job_run,
+    sync_adf,
 )
 from lakeshift.engine.limiter import Pacing
 from lakeshift.engine.pipeline import CopyOptions, check_reachable, run_pipeline
@@ -40,217 +48,29 @@ from lakeshift.engine.pipeline_stats import StatsCounter
 from lakeshift.engine.retry import RetryPolicy, retry_observer
 from lakeshift.engine.slots import SlotPool
 from lakeshift.engine.transfer import ServerRoute
-from lakeshift.engine.watermark import Watermark
-from lakeshift.errors import LakeshiftError, UsageError
-from lakeshift.model import Failure, PartitionSpec, Rename, RunResult, TransferStats
+from lakeshift.errors import LakeshiftError
+from lakeshift.model import RunResult, TransferStats
 from lakeshift.plan.jobplan import partition_spec
-from lakeshift.plan.source import SourceSpec, destination_root, source_avoiding_destination
+from lakeshift.plan.source import destination_root, source_avoiding_destination
 from lakeshift.stores.base import Store, StoreConfig, StoreOptions
 from lakeshift.stores.registry import open_store
 from lakeshift.urls import parse_url
 
-_T = TypeVar("_T")
-
-
-@dataclass
-class _Active:
-    """A partition being copied by this run, and what of it is not yet in the DB."""
-
-    row: RowMapping
-    started: float
-    counts: TransferStats = field(default_factory=TransferStats)
-    failures: list[Failure] = field(default_factory=list)
-    renames: list[Rename] = field(default_factory=list)
-    deletions: list[SourceDeleted] = field(default_factory=list)
-    task: asyncio.Task[None] | None = None
-    lost: bool = False
-    #: Listed from its start, never from a cursor (``PartitionMode.from_start``).
-    from_start: bool = False
-    #: Its finish was saved (or, lost, skipped): heartbeats leave it alone.
-    ended: bool = False
-    #: Counters the partition had when claimed: those of the keys before its cursor.
-    base: PartitionStats = field(init=False)
-    #: Counters of the keys at or before the watermark (base included).
-    at_cursor: PartitionStats = field(init=False)
-    #: ``at_cursor`` as last saved: a process that takes the partition over starts there.
-    saved_at_cursor: PartitionStats = field(init=False)
-    #: Outcome and size of each key done but not yet passed by the watermark.
-    outcomes: dict[str, tuple[str, int]] = field(default_factory=dict)
-    watermark: Watermark = field(init=False)
-    #: Held while a save is in flight, so a heartbeat and the finish never write the same
-    #: records twice.
-    saving: asyncio.Lock = field(default_factory=asyncio.Lock)
-    claimed: ClaimedPartition | None = None
-    #: What the monitor shows of this partition in this run (its partition-run record).
-    activity: _Activity = field(init=False)
-
-    def __post_init__(self) -> None:
-        r = self.row
-        self.base = PartitionStats(listed=r["copied"] + r["skipped"], copied=r["copied"],
-                                   skipped=r["skipped"], bytes=r["bytes"])
-        self.at_cursor = replace(self.base)
-        self.saved_at_cursor = replace(self.base)
-        self.watermark = Watermark(r["cursor"], on_pass=self._passed)
-        self.activity = _Activity(self.started)
-
-    def counter(self) -> StatsCounter:
-        # Every failure of a partition goes to the failure log: no cap on the list.
-        return StatsCounter(self.counts, self.failures, self.renames, self.deletions,
-                            keep=sys.maxsize)
-
-    def track(self, event: Event) -> None:
-        """Remember each key's outcome until the watermark passes it (events of a key come
-        before the watermark hears it is done)."""
-        self.activity.track(event)
-        if isinstance(event, ObjectDone):
-            if self.watermark.frozen:
-                self.outcomes.clear()  # nothing passes the watermark any more in this run
-            else:
-                self.outcomes[event.key] = (event.outcome, event.size)
-
-    def _passed(self, key: str) -> None:
-        outcome, size = self.outcomes.pop(key, ("", 0))
-        if outcome == "copied":
-            self.at_cursor.copied += 1
-            self.at_cursor.bytes += size
-        elif outcome == "skipped":
-            self.at_cursor.skipped += 1
-        self.at_cursor.listed = self.at_cursor.copied + self.at_cursor.skipped
-
-    @property
-    def stats(self) -> PartitionStats:
-        """The partition's counters as the control DB keeps them: each object once, over
-        all the runs that worked on it."""
-        c, b = self.counts, self.base
-        return PartitionStats(listed=b.listed + c.copied + c.skipped + c.failed,
-                              copied=b.copied + c.copied, skipped=b.skipped + c.skipped,
-                              failed_objects=c.failed, bytes=b.bytes + c.copied_bytes)
-
-    def taken_over(self) -> TransferStats:
-        """What of this claim's counts is its own once another process took the partition
-        over (at the cursor last saved: what lies after it the taker lists and counts): the
-        keys at or before that cursor.  :func:`lakeshift.control.repo_jobs._trim_taken_over`
-        trims the claim's partition-run record the same way.  Listed from its start, the
-        taker counts every key again: nothing is this claim's."""
-        b, c = self.base, self.counts
-        kept = b if self.from_start else self.saved_at_cursor
-        copied, skipped = max(kept.copied - b.copied, 0), max(kept.skipped - b.skipped, 0)
-        nbytes = max(kept.bytes - b.bytes, 0)
-        after = c.copied_bytes - nbytes
-        return replace(c, listed=copied + skipped, copied=copied, skipped=skipped, failed=0,
-                       copied_bytes=nbytes, bytes_transferred=max(c.bytes_transferred - after,
-                                                                  0))
-
-    def snapshot(self, job_id: int, run_id: int) -> tuple[str | None, PartitionStats,
-                                                          PartitionStats, Records]:
-        """Cursor, counters and the records not yet saved, taken together (no await in
-        between, so every record of a key at or before the cursor is among them)."""
-        return (self.watermark.cursor, self.stats, replace(self.at_cursor),
-                Records(job_id, run_id, list(self.failures), list(self.renames),
-                        list(self.deletions)))
-
-    def saved(self, records: Records, at_cursor: PartitionStats | None = None) -> None:
-        """The records (and the counters at the cursor) were written: drop them from
-        memory."""
-        if at_cursor is not None:
-            self.saved_at_cursor = at_cursor
-        del self.failures[:len(records.failures)]
-        del self.renames[:len(records.renames)]
-        del self.deletions[:len(records.deletions)]
-
-
-@dataclass
-class _Activity:
-    """A partition's run as the monitor shows it: stages (monotonic seconds), objects in
-    flight and their peak, retries by error class."""
-
-    started: float
-    record_id: int | None = None
-    queued_s: float = 0.0
-    listing_done: float | None = None
-    first_started: float | None = None
-    last_done: float | None = None
-    in_flight: set[str] = field(default_factory=set)
-    peak_in_flight: int = 0
-    retries: dict[str, int] = field(default_factory=dict)
-
-    def track(self, event: Event) -> None:
-        if isinstance(event, ObjectStarted):
-            self.first_started = self.first_started or time.monotonic()
-            self.in_flight.add(event.key)
-            self.peak_in_flight = max(self.peak_in_flight, len(self.in_flight))
-        elif isinstance(event, ObjectDone):
-            if event.key in self.in_flight:
-                self.in_flight.discard(event.key)
-                self.last_done = time.monotonic()
-            if event.attempts > 1:  # the whole object was copied again (integrity, change)
-                self.retries["object"] = self.retries.get("object", 0) + event.attempts - 1
-        elif isinstance(event, ListingDone):
-            self.listing_done = time.monotonic()
-
-    def note_retry(self, kind: str) -> None:
-        self.retries[kind] = self.retries.get(kind, 0) + 1
-
-    def values(self, counts: TransferStats, end: float | None = None) -> dict[str, Any]:
-        """The partition-run record's columns now (``end``: the partition has ended)."""
-        now = end if end is not None else time.monotonic()
-        transferring = 0.0
-        if self.first_started is not None:
-            last = self.last_done if end is not None and self.last_done else now
-            transferring = max(last - self.first_started, 0.0)
-        return {
-            "listed": counts.listed, "copied": counts.copied, "skipped": counts.skipped,
-            "failed_objects": counts.failed, "bytes_read": counts.bytes_transferred,
-            "bytes_written": counts.copied_bytes,
-            "listing_s": round((self.listing_done or now) - self.started, 3),
-            "transferring_s": round(transferring, 3),
-            "finishing_s": round(max(now - (self.last_done or now), 0.0), 3)
-            if end is not None else 0.0,
-            "in_flight": 0 if end is not None else len(self.in_flight),
-            "peak_in_flight": self.peak_in_flight, "retries": dict(self.retries),
-            "throttled": self.retries.get("throttled", 0)}
-
-
-@dataclass
-class ClaimedPartition:
-    """What the work of one claimed partition gets: its row, the run, both stores, its
-    source spec (after its cursor) and the run's shared engine parts."""
-
-    row: RowMapping
-    run_id: int
-    src: Store
-    dst: Store
-    spec: SourceSpec
-    opts: CopyOptions
-    events: EventBus
-    slots: SlotPool
-    policy: RetryPolicy
-    watermark: Watermark
-    pacing: Any
-    stats: Callable[[], PartitionStats]
-
-
-class PartitionMode(Protocol):
-    """What a run does with each claimed partition.  ``copy`` (the default) is one pipeline
-    over the partition; ``sync`` (engine/sync.py) takes the partition's window."""
-
-    #: It lists each partition from its start, never from a saved cursor (``sync``: a
-    #: cursor left by a dead pass belongs to that pass's window): a partition is claimed
-    #: with no cursor and no counters, and one taken over from a dead worker of the run
-    #: leaves that worker's record nothing (``ControlDB.claim(from_start=True)``).
-    from_start: bool
-
-    async def run(self, part: ClaimedPartition) -> None: ...
-
-    async def finished(self, part: ClaimedPartition | None, row: RowMapping, state: str,
-                       error: str | None, stats: PartitionStats) -> None:
-        """After the partition's row is written (state succeeded, failed, or pending when
-        interrupted); ``part`` is None when it ended before its stores were open."""
-        ...
-
-
-def owner_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+__all__ = [
+    "ActivePartition",
+    "ClaimedPartition",
+    "PartitionMode",
+    "claim_partitions",
+    "copy_settings",
+    "count_remaining",
+    "job_deleted",
+    "last_phase",
+    "owner_id",
+    "patiently",
+    "run_job",
+    "start_job_run",
+    "sync_adf",
+]
 
 
 async def run_job(db: ControlDB, job: Job, batch_count: int, opts: CopyOptions,
@@ -290,78 +110,6 @@ async def run_job(db: ControlDB, job: Job, batch_count: int, opts: CopyOptions,
             raise job_deleted(job) from None
     await call(count_remaining, db, job, result)
     return result
-
-
-def job_deleted(job: Job) -> UsageError:
-    """What a run says when its job's rows vanished under it (deleted by another process:
-    ``delete-job`` refuses a live job, but an older lakeshift or a hand-written DELETE
-    does not)."""
-    return UsageError(f"job {job.name!r} was deleted while it ran: it stopped; what it "
-                      "copied stays at the destination (plan the job again to go on)")
-
-
-async def last_phase(db: ControlDB, run_id: int, result: RunResult, lease_s: float,
-                     heartbeat_s: float, phase: Awaitable[None]) -> bool:
-    """Run the run's last phase (sync --delete: the deletions; no partition is held then)
-    with the run's heartbeat: its lease renewed, its counters saved, and a cancel asked
-    meanwhile (the monitor's) obeyed: the phase stops where it is (what it did is
-    recorded as it happens).  True when it was cancelled so."""
-    work = asyncio.ensure_future(phase)
-    try:
-        while True:
-            done, _ = await asyncio.wait([work], timeout=heartbeat_s)
-            if done:
-                work.result()
-                return False
-            with contextlib.suppress(LakeshiftError):
-                if await asyncio.to_thread(db.heartbeat_run, run_id, lease_s,
-                                           result.succeeded, result.failed,
-                                           result.stats.copied,
-                                           result.stats.bytes_transferred):
-                    work.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await work
-                    return True
-    finally:
-        if not work.done():
-            work.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await work
-
-
-def start_job_run(db: ControlDB, job: Job, owner: str, batch_count: int, opts: CopyOptions,
-                  lease_s: float, run_settings: dict[str, Any] | None = None) -> int:
-    """What comes before the first claim of a run (the ADF table read, failed partitions
-    pending again, dead runs and leases of this host closed), then the run's row."""
-    if job.adf_table:
-        sync_adf(db, job)
-    db.reset_failed(job.id)
-    db.expire_dead_local(job.id, socket.gethostname())
-    db.close_dead_runs(job.id)
-    settings = {"batch_count": batch_count, **copy_settings(opts), "lease_s": lease_s,
-                "pid": os.getpid(), **(run_settings or {})}
-    return db.start_run(job.id, owner, batch_count, settings, lease_s)
-
-
-def copy_settings(opts: CopyOptions) -> dict[str, Any]:
-    """Every CopyOptions field as JSON data (sets sorted), recorded as the run's settings:
-    the monitor shows what a run was started with, a field added later included."""
-
-    def plain(value: Any) -> Any:
-        if isinstance(value, frozenset | set):
-            return sorted(plain(v) for v in value)
-        if isinstance(value, tuple | list):
-            return [plain(v) for v in value]
-        return value
-
-    return {f.name: plain(getattr(opts, f.name)) for f in fields(opts)}
-
-
-def count_remaining(db: ControlDB, job: Job, result: RunResult) -> None:
-    """The job's failed and unfinished partitions after the run, into ``result``."""
-    totals = db.partition_totals(job.id)  # one aggregate query, however many there are
-    result.remaining_failed = totals.get("failed", 0)
-    result.remaining_pending = totals.get("pending", 0) + totals.get("running", 0)
 
 
 async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
@@ -405,7 +153,7 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
     policy = RetryPolicy(attempts=opts.retries)
     stores: dict[str, Store] = {}
     checked: set[str] = set()
-    active: dict[int, _Active] = {}
+    active: dict[int, ActivePartition] = {}
     stop = asyncio.Event()
     cancelled = False  # the run was asked to stop (lakeshift_runs.cancel_requested)
     gone = False  # the run's row vanished: its job was deleted under it
@@ -427,7 +175,7 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
             checked.add(key)
         return store
 
-    async def run_partition(a: _Active) -> None:
+    async def run_partition(a: ActivePartition) -> None:
         row = a.row
         state, error = "failed", None
         retry_observer.set(a.activity.note_retry)  # this task and those it starts
@@ -459,7 +207,7 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
         finally:
             await _finish(a, state, error)
 
-    async def _finish(a: _Active, state: str, error: str | None) -> None:
+    async def _finish(a: ActivePartition, state: str, error: str | None) -> None:
         row = a.row
         duration = time.monotonic() - a.started
         async with a.saving:
@@ -592,7 +340,7 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
             rows = (await patiently(db.claim, lease_s, job.id, owner, free, lease_s, run_id,
                                     from_start) if free and not stop.is_set() else [])
             for row in rows:
-                a = _Active(row, time.monotonic(), from_start=from_start)
+                a = ActivePartition(row, time.monotonic(), from_start=from_start)
                 a.activity.queued_s = round(a.started - result.stats.started, 3)
                 try:
                     a.activity.record_id = await call(db.start_partition_run, run_id,
@@ -633,42 +381,8 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
     return stop.is_set()
 
 
-async def patiently(fn: Callable[..., _T], patience_s: float, *args: Any) -> _T:
-    """``fn(*args)`` in a thread, tried again with backoff (0.5 s doubling to 8 s) while
-    the control DB is unreachable, for up to ``patience_s`` (at least 30 s): a restarted
-    server or a cut connection costs a pause, not the run.  pool_pre_ping replaces the
-    pool's dead connections when the server is back."""
-    deadline = time.monotonic() + max(30.0, patience_s)
-    delay = 0.5
-    while True:
-        try:
-            return await asyncio.to_thread(fn, *args)
-        except ControlDBUnavailable:
-            if time.monotonic() + delay > deadline:
-                raise
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 8.0)
-
-
 def _label(row: Any) -> str:
     label = f"#{row['seq']} {row['source']}{row['prefix']}"
     if row["range_start"] or row["range_end"]:
         label += f" [{row['range_start'] or ''}, {row['range_end'] or '…'})"
     return label
-
-
-def sync_adf(db: ControlDB, job: Job) -> int:
-    """Bring the job in line with the ADF control table: every PartitionPrefix with
-    SuccessOrFailure = 0 is a pending partition (a new row adds one; a row reset to 0
-    re-copies that partition from the start)."""
-    assert job.adf_table is not None
-    pending = db.adf_pending_prefixes(job.adf_table)
-    rows = db.partitions(job.id)
-    by_prefix = {r["adf_prefix"]: r for r in rows if r["adf_prefix"] is not None}
-    source = str(job.options.get("adf_source", ""))
-    new = [PartitionSpec(source, p, "", job.destination, adf_prefix=p)
-           for p in pending if p not in by_prefix]
-    db.add_partitions(job.id, new)
-    redo = [r["id"] for p, r in by_prefix.items() if p in pending and r["state"] == "succeeded"]
-    db.restart_partitions(redo)
-    return len(new) + len(redo)
