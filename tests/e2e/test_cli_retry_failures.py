@@ -58,6 +58,11 @@ def test_a_failures_csv_fed_back_copies_only_the_failed_files(
     assert (dst / "a" / "f1.txt").read_text() == "file 1"
     assert (dst / "'quoted.txt").read_text() == "'quoted.txt"
     assert (dst / "a" / "f0.txt").read_text() == "file 0"
+    # Copied by the retry: no longer listed as failed.
+    p = lakeshift("failures", "--job", "j", "--db", db, env=local_env)
+    assert p.returncode == 0 and p.stdout.splitlines() == [
+        "object_key,error_kind,message,attempts,skipped,at,partition_id,run_id"], p.stdout
+    assert "job 'j' has no failed or skipped objects" in p.stderr, p.stderr
     # The log keeps every run's failures; --run N gives one run's (the retry's: none).
     p = lakeshift("failures", "--job", "j", "--db", db, "--run", "2", "--csv-file",
                   str(tmp_path / "retry.csv"), env=local_env)

@@ -64,6 +64,11 @@ def test_gen1_tree_to_gen2_with_directories_and_acls(cli_env: dict[str, str],
                   "--preserve", "acl,owner,group", "--map-identities", str(ids), "--json",
                   env=env)
     assert p.returncode == 0, (p.stdout, p.stderr)
+    # Every copied object is counted by its proof: the files by their bytes, the folders
+    # (made with their owner and ACL) as folders, as the proof log names them.
+    summary = json.loads(p.stdout)
+    assert summary["proofs"]["folder"] == summary["copied"] - len(files) > 0, summary
+    assert sum(summary["proofs"].values()) == summary["copied"], summary
     for k, v in files.items():
         name = "g2/" + k.removeprefix("lake/")
         assert blob_service.get_blob_client(container, name).download_blob().readall() == v

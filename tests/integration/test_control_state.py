@@ -198,9 +198,11 @@ def test_reset_job_puts_every_partition_back_to_the_start(control: ControlDB) ->
     assert [(r["cursor"], r["listed"], r["copied"]) for r in claimed] == [(None, 0, 0)] * 2
 
 
-#: Columns added by version 3 (and by the monitor's version, migrations.MONITOR_VERSION).
+#: Columns added by version 3 (and by the monitor's version, migrations.MONITOR_VERSION,
+#: and version 9).
 V3 = {"lakeshift_partitions": {"cursor_copied", "cursor_skipped", "cursor_bytes"},
-      "lakeshift_runs": {"number", "heartbeat_at", "lease_expires", "cancel_requested"}}
+      "lakeshift_runs": {"number", "heartbeat_at", "lease_expires", "cancel_requested"},
+      "lakeshift_failures": {"cleared_run_id"}}
 #: Tables added after version 2 (sync's, then the monitor's, then sync --delete's).
 NEWER_TABLES = {"lakeshift_sync_windows", "lakeshift_schedules", "lakeshift_sync_deletions",
                 "lakeshift_partition_runs", "lakeshift_run_samples",
@@ -313,7 +315,7 @@ def test_a_runs_failures_are_read_through_its_index_after_the_upgrade(url: str) 
     try:
         with control.engine.connect() as conn:
             assert conn.exec_driver_sql("SELECT version FROM lakeshift_schema").scalar() == \
-                migrations.LATEST == 8
+                migrations.LATEST == 9
             have = {i["name"] for i in inspect(conn).get_indexes("lakeshift_failures")}
         assert set(FAILURE_INDEXES) <= have
         if control.engine.dialect.name == "postgresql":

@@ -156,6 +156,8 @@ def test_proof_log_names_the_folder_blob_a_kept_marker_became(
     assert res.exit_code == 0
     rows = {r["source_key"]: r for r in _rows(log)}
     assert (rows["m/dir/"]["destination_key"], rows["m/dir/"]["proof"]) == ("q/dir", "folder")
+    # The summary's proofs say the same, and add up to what was copied.
+    assert res.proofs["folder"] == 1 and sum(res.proofs.values()) == res.stats.copied == 2
     c = blob_service.get_container_client(container)
     for r in rows.values():
         assert c.get_blob_client(r["destination_key"]).exists(), r

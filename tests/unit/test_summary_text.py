@@ -25,6 +25,15 @@ def test_the_text_summary_says_how_the_copied_objects_were_proven(
     assert "  proven   3 source-crc32, 322 source-md5" in lines
 
 
+def test_the_text_summary_says_what_a_folders_proof_is(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    stats = TransferStats(listed=7, listed_bytes=10, copied=7, copied_bytes=10,
+                          bytes_transferred=10, started=1.0, finished=2.0)
+    lines = _text(CopyResult(stats, proofs=Counter({"read-md5": 5, "folder": 2})), capsys)
+    assert ("  proven   2 folder (made at the destination; no bytes to prove), 5 read-md5"
+            in lines), lines
+
+
 def test_a_copy_where_every_object_failed_does_not_say_there_was_nothing_to_copy(
         capsys: pytest.CaptureFixture[str]) -> None:
     stats = TransferStats(listed=100, listed_bytes=100, failed=100, failed_bytes=100,

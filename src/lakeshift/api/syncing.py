@@ -178,6 +178,10 @@ async def sync_async(source: str | None = None, destination: str | None = None, 
                 else:
                     p = await engine_sync.sync_pass(control, j, settings, opts, so, batch_count,
                                                     subscribers, lease_seconds, heartbeat)
+                if keys is not None:
+                    # What the pass copied or found identical is no longer a failure.
+                    await asyncio.to_thread(control.clear_named_failures, j.id,
+                                            p.run.run_id, keys.keys, keys.source_keys)
                 p.run.job = j.name
                 # The number users see in status ("run 2"), not the DB-wide id.
                 p.run.number = next((r["number"] for r in await asyncio.to_thread(

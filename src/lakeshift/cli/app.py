@@ -55,8 +55,9 @@ _COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "status": ("job_cmds", "status", "Jobs, runs and partitions: state, objects, bytes, "
                "throughput, duration, last error.",
                "Example:\n\n  lakeshift status --job raw --json"),
-    "failures": ("job_cmds", "failures", "Every object that failed in a job: key, error "
-                 "class, message, attempts, time.",
+    "failures": ("job_cmds", "failures", "Every object of a job that failed (or was "
+                 "skipped on purpose) and has not been copied since: key, error class, "
+                 "message, attempts, time; --run N: what run N met.",
                  "Example:\n\n  lakeshift failures --job raw --csv failed.csv\n\nThen, to "
                  "retry just those objects:\n\n  lakeshift sync --job raw --files-from "
                  "failed.csv"),

@@ -288,7 +288,19 @@ def failures(
     run: Annotated[int | None, typer.Option(
         "--run", help="Only those of this run of the job (its number in `lakeshift status "
                       "--job`: 1, 2, …), e.g. the last retry's.")] = None,
+    as_json: JsonOpt = False,
 ) -> int:
+    if as_json:
+        if csv_file is not None:
+            raise UsageError("--json prints the failures; --csv-file writes them to a "
+                             "file: give one of them")
+        found = api.failures(job=job, db=db, run=run)
+        json.dump({"job": found.job, "run": run, "count": found.count,
+                   "by_kind": dict(sorted(found.by_kind.items())),
+                   "failures": [_failure_dict(f) for f in found.failures]},
+                  sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
     result = api.failures(job=job, db=db, csv_file="-" if csv_file is None else csv_file,
                           run=run)
     of = f"job {job!r}" if run is None else f"run {run} of job {job!r}"
@@ -305,6 +317,14 @@ def failures(
         kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(result.by_kind.items()))
         print(f"by kind: {kinds}", file=sys.stderr if csv_file is None else sys.stdout)
     return 0
+
+
+def _failure_dict(f: Any) -> dict[str, Any]:
+    """One failure-log row as JSON: the CSV's columns (times ISO 8601 UTC)."""
+    return {"object_key": f.object_key, "error_kind": f.error_kind, "message": f.message,
+            "attempts": f.attempts, "skipped": f.skipped,
+            "at": f.at.isoformat() if f.at is not None else None,
+            "partition_id": f.partition_id, "run_id": f.run_id}
 
 
 DELETE_HELP = """Delete a job and everything the control DB records about it: partitions, runs,

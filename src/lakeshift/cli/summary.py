@@ -9,6 +9,7 @@ from typing import Any
 
 from lakeshift.cli.sizes import human_bytes
 from lakeshift.cli.text import count, noun, skip_reasons
+from lakeshift.engine.events import PROOF_FOLDER
 from lakeshift.model import CopyResult, Failure
 
 
@@ -59,6 +60,10 @@ def proof_log_line(proof_log: str, width: int = 0) -> str:
     return f"  {'proofs':<{width}} one row per copied object appended to {proof_log}"
 
 
+#: What the `proven` line says a folder's proof is.
+FOLDER_MEANS = " (made at the destination; no bytes to prove)"
+
+
 def print_summary(result: CopyResult, source: str, destination: str, as_json: bool,
                   proof_log: str | None = None) -> None:
     d = summary_dict(result, source, destination, proof_log)
@@ -95,9 +100,12 @@ def print_summary(result: CopyResult, source: str, destination: str, as_json: bo
         f"  {'duration':<{width}} {d['duration_s']:>10.1f} s        {ended}",
     ]
     if d["proofs"]:
-        # How each copied object was proven (README "Checksums"); --json counts the same.
+        # How each copied object was proven (README "Checksums"); --json counts the same,
+        # and the proof log names each the same way.  A folder has no bytes: its proof is
+        # that it was made (they add up to `copied`).
         lines.append(f"  {'proven':<{width}} " + ", ".join(
-            f"{n} {proof}" for proof, n in d["proofs"].items()))
+            f"{n} {proof}" + (FOLDER_MEANS if proof == PROOF_FOLDER else "")
+            for proof, n in d["proofs"].items()))
     if proof_log is not None:
         lines.append(proof_log_line(proof_log, width))
     if d["unmapped_principals"]:

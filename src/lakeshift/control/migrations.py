@@ -91,6 +91,22 @@ def _to_8(conn: Any) -> None:
             index.create(conn, checkfirst=True)
 
 
+def _to_9(conn: Any) -> None:
+    """A failure is no longer current once a later pass of its partition went past its key
+    without failing it: the run that did is recorded on the row (``failures --job``)."""
+    from sqlalchemy import inspect
+
+    from lakeshift.control.schema import failures
+
+    add = "ADD" if conn.dialect.name == "mssql" else "ADD COLUMN"
+    if "cleared_run_id" not in {c["name"] for c in inspect(conn).get_columns(
+            "lakeshift_failures")}:
+        conn.exec_driver_sql(f"ALTER TABLE lakeshift_failures {add} cleared_run_id INTEGER")
+    for index in failures.indexes:
+        if index.name == "ix_lakeshift_failures_partition_open":
+            index.create(conn, checkfirst=True)
+
+
 #: The monitor's and sync --delete's migrations (numbers kept apart while they were built
 #: on separate branches).
 MONITOR_VERSION = 5
@@ -98,7 +114,8 @@ SYNC_CANDIDATES = 7
 
 STEPS: dict[int, Callable[[Any], None]] = {2: _to_2, 3: _to_3, 4: _to_4,
                                            MONITOR_VERSION: _to_monitor, 6: _to_6,
-                                           SYNC_CANDIDATES: _sync_candidates, 8: _to_8}
+                                           SYNC_CANDIDATES: _sync_candidates, 8: _to_8,
+                                           9: _to_9}
 LATEST = max(STEPS)
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import (
     literal,
     literal_column,
     select,
+    update,
 )
 from sqlalchemy.engine import Connection, Engine, RowMapping
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
@@ -83,9 +84,40 @@ class ControlBase:
         self.shown = display_url(url)
         self.read_only = read_only
         self.engine: Engine = open_engine(url, create, read_only=read_only)
+        self._passing = {}
 
     def close(self) -> None:
         self.engine.dispose()
+
+    #: Partition id → (run id, cursor at the claim) of the partitions this process claimed
+    #: for a run that resumes from cursors (not a sync pass, not a dry run): the keys its
+    #: saves go past are the keys after that cursor (``_clear_passed``).
+    _passing: dict[int, tuple[int, str | None]]
+
+    def _note_claims(self, conn: Connection, run_id: int | None, from_start: bool,
+                     rows: Sequence[RowMapping]) -> None:
+        if run_id is None or from_start or not rows:
+            return
+        if not _dry_run(conn.execute(select(runs.c.settings).where(runs.c.id == run_id))
+                        .scalar()):
+            for r in rows:
+                self._passing[int(r["id"])] = (run_id, r["cursor"])
+
+    def _clear_passed(self, conn: Connection, partition_id: int, cursor: str | None,
+                      finished: bool) -> None:
+        """A save of a claimed partition: its failures that the claim went past (keys after
+        the cursor it was claimed at, up to ``cursor``; every key after it when
+        ``finished``, the partition succeeded) are no longer current."""
+        passing = self._passing
+        if partition_id not in passing:
+            return
+        run_id, start = passing[partition_id]
+        if finished:
+            del passing[partition_id]
+        elif cursor is None or cursor == start:
+            return
+        _clear_failures(conn, partition_id, run_id, start,
+                        None if finished else cursor)
 
     def _tx(self) -> Any:
         return _Tx(self)
@@ -134,6 +166,40 @@ def _failures_of(job_id: int, run_id: int | None,
     if partition_id is not None:
         where = and_(where, failures.c.partition_id == partition_id)
     return where
+
+
+def _dry_run(settings: str | None) -> bool:
+    """Whether a run's recorded settings are a dry run's (nothing copied, nothing cleared);
+    settings that cannot be read count as one."""
+    try:
+        return bool(json.loads(settings or "{}").get("dry_run"))
+    except (ValueError, AttributeError):
+        return True
+
+
+#: The error kind of a --files-from key in no partition (engine/sync.py): recorded on the
+#: pass's first partition, which no pass of that partition ever lists.
+OUTSIDE_PARTITIONS = "outside-partitions"
+
+
+def _clear_failures(conn: Connection, partition_id: int, run_id: int, after: str | None,
+                    upto: str | None) -> None:
+    """Mark the partition's current failures with keys in (``after``, ``upto``] (None: no
+    bound) as cleared by ``run_id``: a pass listed those keys in full and none of them
+    failed (a failed key stops the cursor before it), so each was copied, found identical,
+    or is gone.  Skips on purpose stay: passing one is not copying it (a resumed run does
+    not list it again, a sync window does not take an unchanged object)."""
+    f = failures.c
+    where = and_(f.partition_id == partition_id, f.cleared_run_id.is_(None), f.skipped == 0,
+                 f.error_kind != OUTSIDE_PARTITIONS)
+    key: Any = f.object_key
+    if conn.dialect.name == "postgresql":
+        key = key.collate("C")  # keys compare as Python and the listings order them
+    if after is not None:
+        where = and_(where, key > after)
+    if upto is not None:
+        where = and_(where, key <= upto)
+    conn.execute(update(failures).where(where).values(cleared_run_id=run_id))
 
 
 def _connection_lost(e: OperationalError) -> bool:

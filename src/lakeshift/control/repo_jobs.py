@@ -321,6 +321,7 @@ class JobRows(ControlBase):
                 return []
             rows = list(conn.execute(self._take(ids, owner, lease_s, now, from_start))
                         .mappings())
+            self._note_claims(conn, run_id, from_start, rows)
         return sorted(rows, key=lambda r: r["seq"])
 
     def _take(self, ids: list[int], owner: str, lease_s: float,
@@ -360,6 +361,7 @@ class JobRows(ControlBase):
                 return False
             if records is not None:
                 _insert_records(conn, partition_id, records, self._now())
+            self._clear_passed(conn, partition_id, cursor, False)
             if partition_run is not None:
                 conn.execute(update(partition_runs).where(
                     partition_runs.c.id == partition_run[0]).values(
@@ -385,6 +387,9 @@ class JobRows(ControlBase):
                 return False
             if records is not None:
                 _insert_records(conn, partition_id, records, now)
+            self._clear_passed(conn, partition_id, cursor, state == "succeeded")
+            if state != "running":
+                self._passing.pop(partition_id, None)
             return True
 
 

@@ -20,12 +20,15 @@ from sqlalchemy.engine import RowMapping
 
 from lakeshift.control.records import as_utc
 from lakeshift.control.repo_base import (
+    OUTSIDE_PARTITIONS,
     ControlBase,
     PartitionStats,
     Records,
     _adf_delta,
     _adf_table,
     _alive,
+    _clear_failures,
+    _dry_run,
     _flag,
     _insert_records,
     _stats,
@@ -77,15 +80,19 @@ class SyncRows(ControlBase):
                                     .order_by(failures.c.id)).mappings()
 
     def latest_failures(self, job_id: int) -> Iterator[RowMapping]:
-        """The failure log with one row per object: its latest (``lakeshift failures``).
-        Every run and sync pass that meets an object it cannot copy records it again (a
-        link skipped on purpose, once per pass): its last row is its state now, the earlier
-        ones history, kept in the log (``failures``; ``failures_of`` a run's own)."""
+        """The failures current now, one row per object: its latest (``lakeshift
+        failures``).  Every run and sync pass that meets an object it cannot copy records
+        it again (a link skipped on purpose, once per pass): its last row is its state now,
+        the earlier ones history, kept in the log (``failures``; ``failures_of`` a run's
+        own).  An object whose latest row a later pass of its partition cleared (it went
+        past the key without failing it: ``cleared_run_id``) is not listed: it was copied
+        or found identical since, or is gone."""
         latest = select(func.max(failures.c.id)).where(failures.c.job_id == job_id) \
             .group_by(failures.c.object_key)
         with self.engine.connect() as conn:
-            yield from conn.execute(select(failures).where(failures.c.id.in_(latest))
-                                    .order_by(failures.c.id)).mappings()
+            yield from conn.execute(select(failures).where(and_(
+                failures.c.id.in_(latest), failures.c.cleared_run_id.is_(None)))
+                .order_by(failures.c.id)).mappings()
 
     # -- Azure Data Factory template tables ----------------------------------------------
 
@@ -177,10 +184,77 @@ class SyncRows(ControlBase):
 
     def finish_window(self, window_id: int, state: str, stats: PartitionStats, deleted: int,
                       error: str | None) -> None:
+        """The window's row ends; the partition's earlier failures that the pass went past
+        are no longer current (``_clear_failures``).  A pass lists its partition from the
+        start, so: all of them when its window succeeded, those at or before the cursor it
+        stopped at when it failed.  A keyed pass (--files-from, an inventory: state keyed or
+        keyed-failed; interrupted, it may be one) listed nothing, so its cursor passed keys
+        it never looked at: none.
+        A window taking an earlier failure's object is sure: a partition's window starts no
+        later than that of its first failed window, a failed copy run's partition has no
+        window start at all (engine/sync.py ``window_for``), so an object that failed is in
+        every window until one succeeds; one modified since may be held back for the next
+        (then it is not known to fail)."""
         with self._tx() as conn:
             conn.execute(update(sync_windows).where(sync_windows.c.id == window_id).values(
                 state=state, deleted=deleted, error=error, finished_at=utcnow(),
                 **_stats(stats)))
+            if state not in ("succeeded", "failed"):
+                return  # keyed passes; an interrupted one may be keyed too
+            w = conn.execute(select(sync_windows.c.partition_id, sync_windows.c.run_id,
+                                    partitions.c.cursor, runs.c.settings)
+                             .join(partitions, partitions.c.id == sync_windows.c.partition_id)
+                             .join(runs, runs.c.id == sync_windows.c.run_id)
+                             .where(sync_windows.c.id == window_id)).first()
+            if w is None or _dry_run(w.settings):
+                return
+            if state == "succeeded":
+                _clear_failures(conn, int(w.partition_id), int(w.run_id), None, None)
+            elif w.cursor is not None:
+                _clear_failures(conn, int(w.partition_id), int(w.run_id), None, str(w.cursor))
+
+    def clear_named_failures(self, job_id: int, run_id: int, keys: Sequence[str],
+                             source_keys: bool) -> None:
+        """After a --files-from pass (run ``run_id``): the earlier failures (and skips on
+        purpose) of the keys it named are no longer current where it looked at them.  A
+        keyed pass looks at each named key of a partition and records the ones it cannot
+        copy again (newer rows, which ``failures`` shows): in a partition whose window
+        ended ``keyed`` every named key, in one that ended ``keyed-failed`` those at or
+        before its cursor (a partition that stopped early never reached the others).
+        ``keys`` as --files-from gave them: source keys, or relative to each partition's
+        ``rel_base``."""
+        w = sync_windows.c
+        with self._tx() as conn:
+            if _dry_run(conn.execute(select(runs.c.settings).where(runs.c.id == run_id))
+                        .scalar()):
+                return
+            parts = conn.execute(select(w.partition_id, w.state, partitions.c.rel_base,
+                                        partitions.c.cursor)
+                                 .join(partitions, partitions.c.id == w.partition_id)
+                                 .where(and_(w.run_id == run_id,
+                                             w.state.in_(("keyed", "keyed-failed"))))).all()
+        # (rel_base, the greatest key cleared or None) → partition ids
+        groups: dict[tuple[str, str | None], list[int]] = {}
+        for pid_, state, rel_base, cursor in parts:
+            if state == "keyed-failed" and cursor is None:
+                continue
+            base = "" if source_keys else str(rel_base or "")
+            upto = None if state == "keyed" else str(cursor)
+            groups.setdefault((base, upto), []).append(int(pid_))
+        f = failures.c
+        for (base, upto), ids in groups.items():
+            for i in range(0, len(keys), 500):  # bound the statement's parameters
+                named = [base + k for k in keys[i:i + 500]]
+                if upto is not None:
+                    named = [k for k in named if k <= upto]
+                if not named:
+                    continue
+                with self._tx() as conn:
+                    conn.execute(update(failures).where(and_(
+                        f.job_id == job_id, f.partition_id.in_(ids),
+                        f.cleared_run_id.is_(None), f.error_kind != OUTSIDE_PARTITIONS,
+                        or_(f.run_id.is_(None), f.run_id != run_id),
+                        f.object_key.in_(named))).values(cleared_run_id=run_id))
 
     def close_pending_windows(self, run_id: int) -> None:
         """Windows of partitions a pass never reached (interrupted, or held elsewhere)."""

@@ -123,11 +123,17 @@ failures = Table(
     Column("at", DateTime(timezone=True), nullable=False),
     #: 1 = skipped on purpose (--skip-errors / --invalid-names skip); added in version 2.
     Column("skipped", Integer, nullable=False, server_default="0"),
+    #: The run whose pass of the partition went past this key without failing it (the
+    #: object was copied or found identical since, or is gone); NULL while the failure is
+    #: current.  ``lakeshift failures --job`` lists only current ones (version 9).
+    Column("cleared_run_id", Integer),
     Index("ix_lakeshift_failures_job", "job_id"),
     #: A run's failures (the monitor's pages, its CSV, sync --delete's holds) and one
     #: partition's in a run, in order, without reading the job's others (version 8).
     Index("ix_lakeshift_failures_run", "run_id", "id"),
     Index("ix_lakeshift_failures_partition_run", "run_id", "partition_id", "id"),
+    #: A partition's current failures, which a pass going past their keys clears (version 9).
+    Index("ix_lakeshift_failures_partition_open", "partition_id", "cleared_run_id"),
 )
 
 #: Objects written under another name (--invalid-names encode); added in version 2.

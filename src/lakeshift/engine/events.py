@@ -52,7 +52,8 @@ class ObjectDone:
     error_kind: str | None = None
     message: str | None = None
     attempts: int = 1
-    #: How a copied object was proven (transfer.Copied.proof), else None.
+    #: How a copied object was proven (transfer.Copied.proof; PROOF_FOLDER for a folder),
+    #: else None.
     proof: str | None = None
     #: A "skipped" outcome with an error_kind was skipped because of --skip-errors or
     #: --invalid-names skip; it is recorded like a failure but does not fail the run.
@@ -64,6 +65,12 @@ class ObjectDone:
 
 
 #: Reasons of skips that are not errors (a skipped error's reason is its error kind).
+#: The proof of a copied folder (an empty directory, a kept folder marker): no bytes to
+#: prove; it was made at the destination as a directory (or a marker), with the source's
+#: owner, group and ACL under --preserve.  The summary's `proven` line and the proof log
+#: name it so.
+PROOF_FOLDER = "folder"
+
 SKIP_IDENTICAL = "identical"  # proven identical at the destination (--overwrite if-different)
 SKIP_EXISTS = "exists"  # the name exists at the destination (--overwrite never)
 SKIP_FOLDER_MARKER = "folder-marker"  # an S3 folder marker (--folder-markers skip)

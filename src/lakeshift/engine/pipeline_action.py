@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from lakeshift.engine.checksums import without_unvouched_md5
 from lakeshift.engine.events import (
+    PROOF_FOLDER,
     SKIP_EXISTS,
     SKIP_IDENTICAL,
     EventBus,
@@ -57,7 +58,7 @@ async def transfer_one(ctx: TransferContext, s: ObjectInfo, dest_key: str, event
             wanted = None if access is None else await access.access_of(s.key, s.is_dir_marker)
             if s.is_dir_marker:
                 await copy_marker(ctx, dest_key)
-                md5, proof = None, None
+                md5, proof = None, PROOF_FOLDER
             else:
                 copied = await copy_object(ctx, s, dest_key)
                 md5, proof = copied.md5, copied.proof

@@ -58,12 +58,12 @@ from pathlib import Path
 from typing import BinaryIO, NoReturn, TextIO
 
 from lakeshift.csv_cells import csv_cell
-from lakeshift.engine.events import EVENT_TYPES, ObjectDone
+from lakeshift.engine.events import EVENT_TYPES, PROOF_FOLDER, ObjectDone
 from lakeshift.errors import UsageError
 
 FIELDS = ("finished_at", "source_key", "destination_key", "size", "proof", "attempts")
 #: The proof column of a copied directory (a folder marker, an empty directory): no bytes.
-FOLDER = "folder"
+FOLDER = PROOF_FOLDER
 #: Rows the writer may be behind by before new objects wait for it (``held``).
 DEPTH = 1024
 #: The header line as written (csv's lines end in CRLF).
@@ -358,7 +358,7 @@ class ProofLog:
 
     def _cells(self, now: float, event: ObjectDone) -> list[object]:
         dest = event.dest_key or ""
-        if event.proof is None:
+        if event.proof in (FOLDER, None):
             # A folder (marker ``dir/``) is written as ``dir``: a directory, or a marker
             # blob without the slash (transfer.copy_marker).
             dest = dest.rstrip("/")

@@ -1,0 +1,169 @@
+"""Which failures are current (``lakeshift failures --job``: ``ControlDB.latest_failures``)
+on SQLite and PostgreSQL: a failure is cleared by a later pass of its partition that went
+past its key without failing it — a resumed run, only past the cursor it resumed from; a
+sync pass's window; a --files-from pass, only the keys it named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lakeshift.control.repository import ControlDB, PartitionStats, Records
+from lakeshift.model import Failure, PartitionSpec
+
+OWNER = "h:1:a"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def control(request: pytest.FixtureRequest, tmp_path: Path) -> ControlDB:
+    url = (f"sqlite:///{tmp_path}/c.db" if request.param == "sqlite"
+           else str(request.getfixturevalue("pg_url")))
+    db = ControlDB(url, create=True)
+    yield db  # type: ignore[misc]
+    db.close()
+
+
+def _job(control: ControlDB) -> tuple[int, int]:
+    job = control.create_job("j", "az://c/", {}, [PartitionSpec("s3://b/", "p/", "", "az://c/")])
+    [p] = control.partitions(job)
+    return job, int(p["id"])
+
+
+def _failed(job: int, run: int, *keys: str, skipped: bool = False,
+            kind: str = "forbidden") -> Records:
+    return Records(job, run, failures=[Failure(k, kind, f"{k} in run {run}", 1, skipped)
+                                       for k in keys])
+
+
+def _current(control: ControlDB, job: int) -> list[tuple[str, str]]:
+    return sorted((r["object_key"], r["message"]) for r in control.latest_failures(job))
+
+
+def _run(control: ControlDB, job: int, settings: dict[str, object] | None = None,
+         from_start: bool = False) -> tuple[int, int]:
+    for r in control.runs(job):
+        if r["state"] == "running":  # the last run is over
+            control.finish_run(r["id"], "failed", 0, 0, 0, 0)
+    if from_start:
+        assert control.prepare_sync_pass(job)  # as a sync pass does
+    run = control.start_run(job, OWNER, 1, settings or {})
+    control.reset_failed(job)
+    [row] = control.claim(job, OWNER, 1, lease_s=60, run_id=run, from_start=from_start)
+    return run, int(row["id"])
+
+
+def test_a_resumed_run_clears_what_it_went_past_and_keeps_what_fails_again(
+        control: ControlDB) -> None:
+    job, p = _job(control)
+    run1, _ = _run(control, job)
+    # Run 1 fails p/b and p/d (the cursor stops before p/b); p/s is skipped on purpose.
+    assert control.finish(p, OWNER, "failed", "p/a", PartitionStats(), "2 failed", 1.0,
+                          records=_failed(job, run1, "p/b", "p/d"))
+    control.add_records(p, _failed(job, run1, "p/s", skipped=True))
+    assert [k for k, _ in _current(control, job)] == ["p/b", "p/d", "p/s"]
+
+    # Run 2 resumes after p/a: p/b is copied now, p/d fails again.  Its heartbeat past p/b
+    # clears p/b at once (saved with the cursor), not p/d.
+    run2, _ = _run(control, job)
+    assert control.heartbeat(p, OWNER, 60, "p/c", PartitionStats())
+    assert _current(control, job) == [("p/d", f"p/d in run {run1}"),
+                                      ("p/s", f"p/s in run {run1}")]
+    assert control.finish(p, OWNER, "failed", "p/c", PartitionStats(), "1 failed", 1.0,
+                          records=_failed(job, run2, "p/d"))
+    # p/d is listed with its newest reason; the skip on purpose stays (passing it is not
+    # copying it).
+    assert _current(control, job) == [("p/d", f"p/d in run {run2}"),
+                                      ("p/s", f"p/s in run {run1}")]
+    # The log keeps every run's rows.
+    assert sorted(r["object_key"] for r in control.failures(job)) == [
+        "p/b", "p/d", "p/d", "p/s"]
+
+    # Run 3 finishes the partition: every failure after its start is cleared.
+    _run(control, job)
+    assert control.finish(p, OWNER, "succeeded", "p/x", PartitionStats(), None, 1.0)
+    assert _current(control, job) == [("p/s", f"p/s in run {run1}")]
+
+
+def test_a_run_clears_only_keys_after_the_cursor_it_resumed_from(control: ControlDB) -> None:
+    """A --files-from pass moves the cursor over keys it never looked at: a run resuming
+    from there did not go past them either."""
+    job, p = _job(control)
+    run1, _ = _run(control, job)
+    control.finish(p, OWNER, "failed", None, PartitionStats(), "failed", 1.0,
+                   records=_failed(job, run1, "p/k", "p/q"))
+    # A keyed pass (from its start, as every sync pass) ends with its cursor at p/m.
+    _run(control, job, {"mode": "sync"}, from_start=True)
+    control.finish(p, OWNER, "failed", "p/m", PartitionStats(), "failed", 1.0)
+    assert [k for k, _ in _current(control, job)] == ["p/k", "p/q"]
+    _run(control, job)  # resumes after p/m
+    control.finish(p, OWNER, "succeeded", "p/z", PartitionStats(), None, 1.0)
+    assert [k for k, _ in _current(control, job)] == ["p/k"]
+
+
+def test_a_dry_run_clears_nothing(control: ControlDB) -> None:
+    job, p = _job(control)
+    run1, _ = _run(control, job)
+    control.finish(p, OWNER, "failed", None, PartitionStats(), "failed", 1.0,
+                   records=_failed(job, run1, "p/k"))
+    _run(control, job, {"dry_run": True})
+    control.finish(p, OWNER, "succeeded", "p/z", PartitionStats(), None, 1.0)
+    assert [k for k, _ in _current(control, job)] == ["p/k"]
+
+
+def test_keys_compare_as_listings_order_them(control: ControlDB) -> None:
+    """Byte order (Python's), not a locale's: 'B' < 'a' < 'é' — even in a PostgreSQL
+    column whose collation puts 'a' before 'B'."""
+    if control.engine.dialect.name == "postgresql":
+        with control.engine.begin() as conn:
+            name = conn.exec_driver_sql(
+                "SELECT collname FROM pg_collation WHERE collname IN "
+                "('und-x-icu', 'en-x-icu', 'en_US.utf8') ORDER BY collname DESC").scalar()
+            if name is None:
+                pytest.skip("this PostgreSQL has no locale collation to compare with")
+            conn.exec_driver_sql("ALTER TABLE lakeshift_failures ALTER COLUMN object_key "
+                                 f'TYPE text COLLATE "{name}"')
+    job, p = _job(control)
+    run1, _ = _run(control, job)
+    control.finish(p, OWNER, "failed", None, PartitionStats(), "failed", 1.0,
+                   records=_failed(job, run1, "p/B", "p/a", "p/é"))
+    _run(control, job)
+    control.finish(p, OWNER, "failed", "p/a", PartitionStats(), "failed", 1.0)
+    assert [k for k, _ in _current(control, job)] == ["p/é"]
+
+
+def test_a_sync_window_clears_by_its_outcome_and_a_keyed_pass_by_the_keys_it_named(
+        control: ControlDB) -> None:
+    job, p = _job(control)
+    run1, _ = _run(control, job)
+    control.finish(p, OWNER, "failed", None, PartitionStats(), "failed", 1.0,
+                   records=_failed(job, run1, "p/a", "p/k", "p/q"))
+    control.add_records(p, _failed(job, run1, "p/s", skipped=True))
+    control.add_records(p, _failed(job, run1, "elsewhere", kind="outside-partitions"))
+    when = control.partitions(job)[0]["finished_at"]
+
+    def window(state: str, cursor: str | None) -> int:
+        run, _ = _run(control, job, {"mode": "sync"}, from_start=True)
+        control.finish(p, OWNER, "succeeded" if state in ("succeeded", "keyed") else "failed",
+                       cursor, PartitionStats(), None, 1.0)
+        [w] = control.start_windows(job, run, [(p, None, when)]).values()
+        control.finish_window(w, state, PartitionStats(), 0, None)
+        return run
+
+    window("keyed", "p/z")  # named keys only: its cursor says nothing of the others
+    assert [k for k, _ in _current(control, job)] == ["elsewhere", "p/a", "p/k", "p/q", "p/s"]
+    window("failed", "p/k")  # listed in full up to p/k
+    assert [k for k, _ in _current(control, job)] == ["elsewhere", "p/q", "p/s"]
+
+    # --files-from p/s (relative to the partition's rel_base ""), looked at again and
+    # copied: its skip clears; p/q, not named, stays.
+    run = window("keyed", "p/s")
+    control.clear_named_failures(job, run, ["p/s", "p/zz"], False)
+    assert [k for k, _ in _current(control, job)] == ["elsewhere", "p/q"]
+    # A keyed pass that failed clears only the named keys up to its cursor.
+    run = window("keyed-failed", "p/p")
+    control.clear_named_failures(job, run, ["p/q", "elsewhere"], True)
+    assert [k for k, _ in _current(control, job)] == ["elsewhere", "p/q"]
+
+    window("succeeded", "p/z")  # the whole window, no failure: every failure but the stray
+    assert [k for k, _ in _current(control, job)] == ["elsewhere"]
