@@ -12,6 +12,7 @@ from lakeshift.errors import DanglingLinkError, DestinationFolderError
 from lakeshift.stores.base import StoreConfig
 from lakeshift.stores.local.store import LocalStore
 from lakeshift.urls import parse_url
+from tests.helpers import linked_destination
 
 
 @pytest.mark.parametrize("page_size", [1, 2, 3, 1000])
@@ -90,13 +91,7 @@ def test_the_destination_reached_through_a_linked_folder_is_an_entry(tmp_path: P
     outside the destination and is walked, and ``ext/out`` there is a plain folder that is
     the destination (its identity, as a mount's): one entry in the walk and in the folder
     listing, read as destination-folder."""
-    src, ext, dst = tmp_path / "data", tmp_path / "elsewhere", tmp_path / "elsewhere" / "out"
-    src.mkdir()
-    (dst / "a").mkdir(parents=True)
-    (dst / "a" / "old.txt").write_bytes(b"copied before")
-    (ext / "e.txt").write_bytes(b"e")
-    (src / "ext").symlink_to("../elsewhere")
-    store = LocalStore(StoreConfig(parse_url(str(src)), destination_folder=str(dst)))
+    store = linked_destination(tmp_path)[2]
     walk = asyncio.run(store.list_page(""))
     assert [(o.key, o.size) for o in walk.objects] == [("ext/e.txt", 1), ("ext/out", 0)]
     level = asyncio.run(store.list_page("ext/", delimiter="/"))
