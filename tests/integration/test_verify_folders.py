@@ -90,3 +90,17 @@ def test_hdfs_folders_are_verified_on_local_disk(hadoop: WebHdfsDouble,
     (out / "empty").write_bytes(b"")
     file_there = lakeshift.verify(src, str(out), report=tmp_path / "v3")
     assert file_there.exit_code == 1 and file_there.missing == 1
+
+
+def test_verify_of_a_job_follows_its_empty_dirs_setting(hadoop: WebHdfsDouble,
+                                                        tmp_path: Path) -> None:
+    """A job planned with --no-empty-dirs made no folders: verify --job checks none (it
+    would call each one missing), as --invalid-names follows the job's."""
+    _tree(hadoop)
+    out, db = tmp_path / "out", f"sqlite:///{tmp_path}/jobs.db"
+    lakeshift.plan("webhdfs://nn:9870/lake/", str(out), job="j", db=db, empty_dirs=False)
+    ran = lakeshift.run(job="j", db=db)
+    assert ran.exit_code == 0 and not (out / "empty").exists()
+    v = lakeshift.verify(job="j", db=db, report=tmp_path / "v")
+    assert v.exit_code == 0 and "folder" not in v.proofs, _rows(tmp_path / "v")
+    assert v.verified == len(FILES)
