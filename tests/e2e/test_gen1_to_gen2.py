@@ -95,10 +95,17 @@ def test_gen1_tree_to_gen2_with_directories_and_acls(cli_env: dict[str, str],
     v = lakeshift("verify", src, dst, "--json", "--report", str(tmp_path / "v1"), env=env)
     assert v.returncode == 0, (v.stdout, v.stderr)
     # WebHDFS has no MD5 (GETFILECHECKSUM is HDFS's CRC composite): the proof says so.
-    assert json.loads(v.stdout)["proofs"] == {"read-md5": len(files)}
+    # The folders the copy made are proven there as folders: the counts add up to copied.
+    assert json.loads(v.stdout)["proofs"] == {"read-md5": len(files),
+                                              "folder": summary["proofs"]["folder"]}
     text = lakeshift("verify", src, dst, "--report", str(tmp_path / "v2"), env=env)
     assert "verified (4): read-md5 (its bytes were read and hashed: a source without an MD5" \
         in text.stdout, text.stdout
+    assert "verified (2): folder (a folder of the source there as a folder; no bytes to " \
+        "prove)" in text.stdout, text.stdout
+    as_run = lakeshift("verify", src, dst, "--no-empty-dirs", "--json", "--report",
+                       str(tmp_path / "v3"), env=env)
+    assert json.loads(as_run.stdout)["proofs"] == {"read-md5": len(files)}, as_run.stdout
     again = lakeshift("copy", src, dst, "--preserve", "acl,owner,group", "--map-identities",
                       str(ids), "--json", env=env)
     assert again.returncode == 0 and json.loads(again.stdout)["copied"] == 0, again.stdout

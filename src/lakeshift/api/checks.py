@@ -36,7 +36,7 @@ async def verify_async(source: str | None = None, destination: str | None = None
                        invalid_names: str = "fail", adaptive: bool = True,
                        max_requests_per_second: float | None = None,
                        max_bandwidth: int | str | None = None, check_times: bool = False,
-                       list_verified: bool = False,
+                       list_verified: bool = False, empty_dirs: bool | None = None,
                        store_options: StoreOptions | None = None,
                        subscribers: list[Subscriber] | None = None) -> model.VerifyResult:
     """Prove that ``destination`` holds exactly what ``source`` holds, or every partition of
@@ -47,7 +47,10 @@ async def verify_async(source: str | None = None, destination: str | None = None
     checksums compared, written as each is proven.  ``result.exit_code`` is 1 on
     any difference.  ``subscribers`` hear the source listing (``Listed``, ``ListingDone``),
     the bytes hashed (``BytesMoved``) and throttling (``Throttled``).  ``check_times``: a
-    kept original modification time that differs is a difference too."""
+    kept original modification time that differs is a difference too.  ``empty_dirs``: as
+    the copy was run (``--empty-dirs``; None: copy's default, on where both sides have real
+    directories): the source's folders (empty directories) are checked as folders at the
+    destination and counted under the proof ``folder``; a job's own setting with ``job``."""
     from lakeshift.engine.verify import Report, VerifiedReport, VerifyOptions, write_summary
     from lakeshift.engine.verify import verify_async as verify_pairs
 
@@ -55,12 +58,13 @@ async def verify_async(source: str | None = None, destination: str | None = None
     opts = VerifyOptions(deep=deep, concurrency=concurrency, include=tuple(include),
                          exclude=tuple(exclude), invalid_names=invalid_names,
                          adaptive=adaptive, max_requests_per_second=max_requests_per_second,
-                         max_bandwidth=bandwidth_arg(max_bandwidth), check_times=check_times)
+                         max_bandwidth=bandwidth_arg(max_bandwidth), check_times=check_times,
+                         empty_dirs=empty_dirs)
     if job:
         if source or destination:
             raise UsageError("give SRC DST, or --job, not both")
-        pairs, label, saved_names = await asyncio.to_thread(_job_pairs, db, job, so)
-        opts = replace(opts, invalid_names=saved_names)
+        pairs, label, saved = await asyncio.to_thread(_job_pairs, db, job, so)
+        opts = replace(opts, **saved)
     elif source and destination:
         dst = destination_config(destination, so)
         pairs = [(source_avoiding_destination(source_config(source, so), dst), dst, None,
@@ -120,9 +124,11 @@ async def verify_async(source: str | None = None, destination: str | None = None
 verify = _blocking(verify_async)
 
 
-def _job_pairs(db: str, job: str, so: StoreOptions) -> tuple[list[Pair], str, str]:
+def _job_pairs(db: str, job: str, so: StoreOptions
+               ) -> tuple[list[Pair], str, dict[str, Any]]:
     """Each partition of ``job`` as a verify pair (its whole prefix or range, whatever its
-    cursor), the label of the report, and the job's --invalid-names."""
+    cursor), the label of the report, and the job's settings verify follows (its
+    --invalid-names and --empty-dirs, as VerifyOptions fields)."""
     from lakeshift.plan.jobplan import job_store_options, partition_spec
 
     control = _control(db)
@@ -137,7 +143,8 @@ def _job_pairs(db: str, job: str, so: StoreOptions) -> tuple[list[Pair], str, st
                 partition_spec(r, after_cursor=False), None))
         n = len(pairs)
         return (pairs, f"job {job} ({n} partition{'' if n == 1 else 's'})",
-                str(j.options.get("invalid_names", "fail")))
+                {"invalid_names": str(j.options.get("invalid_names", "fail")),
+                 "empty_dirs": j.options.get("empty_dirs")})
     finally:
         control.close()
 

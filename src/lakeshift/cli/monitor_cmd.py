@@ -16,8 +16,14 @@ from lakeshift.redact import redact, register_secret
 HELP = """Web monitor of a control DB: jobs, runs, partition runs and their details, live.
 
 Pages refresh while runs go on; /api/… serves the same as JSON and /metrics as Prometheus
-metrics. Read-only unless started with --allow-actions and a token (then: rerun failed
-partitions, cancel a run). Binds 127.0.0.1 unless --host says otherwise."""
+metrics. Binds 127.0.0.1 unless --host says otherwise.
+
+Read-only unless started with --allow-actions and --token T (or LAKESHIFT_MONITOR_TOKEN);
+then two actions appear where they apply, each a form asking for that token: "Cancel this
+run" on a running run's page (/runs/ID; it stops at its next heartbeat with its cursors
+saved, and lakeshift run --job J resumes it), and "Rerun N failed partitions" on the
+job's page (/jobs/NAME, when it has failed partitions; they become pending, for the
+running run or the next lakeshift run)."""
 EPILOG = """Example:
 
   lakeshift monitor --db sqlite:///lakeshift.db   # then open http://127.0.0.1:8765/
@@ -35,8 +41,9 @@ def monitor(
     port: Annotated[int, typer.Option("--port", min=0, max=65535,
                                       help="Port to listen on (0: any free port).")] = 8765,
     allow_actions: Annotated[bool, typer.Option(
-        "--allow-actions", help="Offer 'rerun failed partitions' and 'cancel run' (POST, "
-                                "with the token).")] = False,
+        "--allow-actions", help="Offer 'Cancel this run' (a running run's page) and "
+                                "'Rerun N failed partitions' (the job's page), each a form "
+                                "that must send --token.")] = False,
     token: Annotated[str | None, typer.Option(
         "--token", envvar="LAKESHIFT_MONITOR_TOKEN", show_default=False,
         help="Secret that actions must send (form field, X-Lakeshift-Token header or "

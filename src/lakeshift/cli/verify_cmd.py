@@ -25,13 +25,15 @@ from lakeshift.cli.options import (
 )
 from lakeshift.cli.sizes import human_bytes
 from lakeshift.cli.text import count
+from lakeshift.engine.events import PROOF_FOLDER
 from lakeshift.errors import UsageError
 
 #: What each proof of the summary's ``proofs`` means, for the text output.
 PROOFS = {"source-md5": "the source's own MD5 equals the destination's",
           "read-md5": "its bytes were read and hashed: a source without an MD5 (WebHDFS, "
                       "local, multipart), or every object with --deep",
-          "multipart-etag": "the source's multipart ETag rebuilt from the destination's bytes"}
+          "multipart-etag": "the source's multipart ETag rebuilt from the destination's bytes",
+          PROOF_FOLDER: "a folder of the source there as a folder; no bytes to prove"}
 
 
 
@@ -94,6 +96,12 @@ def verify(
                                 "equal (name, source and destination keys, size, proof, the "
                                 "checksum compared on each side), written as each is proven."
     )] = False,
+    empty_dirs: Annotated[bool | None, typer.Option(
+        "--empty-dirs/--no-empty-dirs",
+        help="As the copy was run: check the source's empty directories as folders at the "
+             "destination (proof: folder). Default: as copy's, on where both sides have "
+             "real directories (adl://, webhdfs:// to ADLS Gen2 or local disk). A job's "
+             "own setting is used with --job.", show_default=False)] = None,
     as_json: JsonOpt = False,
     store: StoreOptions = NO_STORE_OPTIONS,
 ) -> int:
@@ -108,14 +116,14 @@ def verify(
                         max_requests_per_second=max_requests_per_second,
                         max_bandwidth=max_bandwidth, adaptive=adaptive,
                         check_times=check_times, list_verified=list_verified,
-                        store_options=store)
+                        empty_dirs=empty_dirs, store_options=store)
     if as_json:
         json.dump(result.summary, sys.stdout, indent=2)
         print()
         return result.exit_code
     r = result
     print(f"Verify {r.verified_what}{' (deep)' if r.deep else ''}: "
-          f"{count(r.checked, 'object')} checked, {r.verified} verified by checksum; "
+          f"{count(r.checked, 'object')} checked, {r.verified} verified; "
           f"{r.missing} missing, {r.extra} extra, {count(r.size, 'size mismatch')}, "
           f"{count(r.checksum, 'checksum mismatch')}, "
           + (f"{count(r.times, 'time mismatch')}, " if check_times else "")

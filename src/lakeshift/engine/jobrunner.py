@@ -38,6 +38,7 @@ from lakeshift.engine.jobrunner_run import (
     job_deleted,
     last_phase,
     owner_id,
+    partition_store,
     patiently,
     start_job_run,
     sync_adf,
@@ -51,10 +52,9 @@ from lakeshift.engine.transfer import ServerRoute
 from lakeshift.errors import LakeshiftError
 from lakeshift.model import RunResult, TransferStats
 from lakeshift.plan.jobplan import partition_spec
-from lakeshift.plan.source import destination_root, source_avoiding_destination
-from lakeshift.stores.base import Store, StoreConfig, StoreOptions
+from lakeshift.plan.source import destination_root
+from lakeshift.stores.base import Store, StoreOptions
 from lakeshift.stores.registry import open_store
-from lakeshift.urls import parse_url
 
 __all__ = [
     "ActivePartition",
@@ -152,27 +152,20 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
                                    "concurrency": max(1, -(-opts.concurrency // batch_count))})
     policy = RetryPolicy(attempts=opts.retries)
     stores: dict[str, Store] = {}
-    checked: set[str] = set()
+    checked: set[int] = set()  # ids of the stores checked (kept open in ``stores``)
     active: dict[int, ActivePartition] = {}
     stop = asyncio.Event()
     cancelled = False  # the run was asked to stop (lakeshift_runs.cancel_requested)
     gone = False  # the run's row vanished: its job was deleted under it
 
     async def store_for(url: str, role: str, destination: str | None = None) -> Store:
-        """The store at ``url``, checked once; a source's walk never enters its local
-        ``destination`` (plan/source.py ``source_avoiding_destination``)."""
-        key = url if destination is None else f"{url}\n{destination}"
-        if key not in stores:
-            config = StoreConfig(parse_url(url), store_options)
-            if destination is not None:
-                config = source_avoiding_destination(
-                    config, StoreConfig(parse_url(destination), store_options))
-            stores[key] = open_store(config)
-        store = stores[key]
-        if key not in checked:
+        """The store at ``url`` (``partition_store``: a source's walk never enters its
+        local ``destination``), checked once."""
+        store = partition_store(stores, url, store_options, destination, open_store)
+        if id(store) not in checked:
             fn = store.check_source if role == "source" else store.prepare_destination
             await check_reachable(fn, role, policy)
-            checked.add(key)
+            checked.add(id(store))
         return store
 
     async def run_partition(a: ActivePartition) -> None:

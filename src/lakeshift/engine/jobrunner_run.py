@@ -2,8 +2,9 @@
 claim (:func:`start_job_run`: the ADF table read by :func:`sync_adf`, failed partitions
 pending again, dead runs and leases closed, the run's row and settings), the last phase
 (:func:`last_phase`, sync --delete's deletions, under the run's heartbeat), what the run
-counts at its end (:func:`count_remaining`), the lease owner's name (:func:`owner_id`) and
-the patience every control-DB call of a run has (:func:`patiently`).  A fleet's driver
+counts at its end (:func:`count_remaining`), the lease owner's name (:func:`owner_id`), the
+stores a run's partitions share (:func:`partition_store`) and the patience every control-DB
+call of a run has (:func:`patiently`).  A fleet's driver
 (scale/driver.py) runs a run with these same parts."""
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ from lakeshift.control.repository import ControlDB
 from lakeshift.engine.pipeline import CopyOptions
 from lakeshift.errors import LakeshiftError, UsageError
 from lakeshift.model import PartitionSpec, RunResult
+from lakeshift.plan.source import source_avoiding_destination
+from lakeshift.stores.base import Store, StoreConfig, StoreOptions
+from lakeshift.stores.registry import open_store
+from lakeshift.urls import parse_url
 
 _T = TypeVar("_T")
 
@@ -32,6 +37,26 @@ def owner_id() -> str:
     """This process's name as a lease owner: host, pid and a random part (a restarted pid
     is another owner)."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def partition_store(stores: dict[str, Store], url: str, store_options: StoreOptions,
+                    destination: str | None = None,
+                    opener: Callable[[StoreConfig], Store] = open_store) -> Store:
+    """The store at a partition's ``url``, opened once per run (``stores``, the run's: it
+    closes them).  Given its ``destination``, a source told it, as the copy's is (a local
+    source's walk and look-ups never enter a local destination: plan/source.py
+    ``source_avoiding_destination``), held apart from the same URL as a destination.
+    The claim loop's partitions and sync --delete's deletions open theirs here;
+    ``opener`` opens one (the claim loop passes ``jobrunner.open_store``, which tests and
+    bench/sync_scale.py patch)."""
+    key = url if destination is None else f"{url}\n{destination}"
+    if key not in stores:
+        config = StoreConfig(parse_url(url), store_options)
+        if destination is not None:
+            config = source_avoiding_destination(
+                config, StoreConfig(parse_url(destination), store_options))
+        stores[key] = opener(config)
+    return stores[key]
 
 
 def job_deleted(job: Job) -> UsageError:

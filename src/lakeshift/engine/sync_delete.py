@@ -17,7 +17,6 @@ from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.transfer import TransferContext
 from lakeshift.errors import AuthError, DestinationFolderError, LakeshiftError, UsageError
 from lakeshift.model import Failure, ObjectInfo, RunResult
-from lakeshift.plan.source import source_avoiding_destination
 from lakeshift.stores.base import Store
 
 if TYPE_CHECKING:
@@ -32,12 +31,10 @@ async def delete_found(mode: SyncMode, run: RunResult, store_options: Any, opts:
     HEAD): an object that reappeared is not deleted; after it, once more: one that
     reappeared meanwhile is copied back.  Above the cap nothing is deleted and the
     partitions that had candidates fail (their windows stay where they were)."""
+    from lakeshift.engine.jobrunner_run import partition_store
     from lakeshift.engine.pipeline_stats import StatsCounter
     from lakeshift.engine.slots import SlotPool
     from lakeshift.engine.sync import CANDIDATE_BATCH
-    from lakeshift.stores.base import StoreConfig
-    from lakeshift.stores.registry import open_store
-    from lakeshift.urls import parse_url
 
     call = asyncio.to_thread
     # Only partitions whose listing succeeded: a failed one's candidates may be
@@ -69,21 +66,13 @@ async def delete_found(mode: SyncMode, run: RunResult, store_options: Any, opts:
     events = EventBus([StatsCounter(run.stats, []), *mode.subscribers])
 
     def store(url: str) -> Store:
-        if url not in stores:
-            stores[url] = open_store(StoreConfig(parse_url(url), store_options))
-        return stores[url]
+        return partition_store(stores, url, store_options)
 
     def source(row: Any) -> Store:
         """A partition's source store, told its destination as the pass's was (a local
-        source's look-ups never reach into a local destination: plan/source.py
-        ``source_avoiding_destination``)."""
-        url, destination = str(row["source"]), str(row["destination"])
-        key = f"{url}\n{destination}"
-        if key not in stores:
-            stores[key] = open_store(source_avoiding_destination(
-                StoreConfig(parse_url(url), store_options),
-                StoreConfig(parse_url(destination), store_options)))
-        return stores[key]
+        source's look-ups never reach into a local destination)."""
+        return partition_store(stores, str(row["source"]), store_options,
+                               str(row["destination"]))
 
     def failed(pid_: int, key: str, e: LakeshiftError, what: str) -> Failure:
         mode._deferred_failure[pid_] = "some deletions failed (lakeshift failures --job)"

@@ -8,9 +8,11 @@ sides, same size, same checksum — source MD5 against the destination's Content
 multipart object as the copy proved it: its own CRC32/SHA checked on the destination's
 bytes, else its multipart ETag (md5-of-md5s-N) rebuilt from them where it can be (not under
 SSE-KMS/SSE-C, parts of part 1's size), else the MD5 of its bytes; a local file hashed;
-``--deep`` hashes both sides' bytes.  Each difference is written to a CSV report as it is
-found (memory stays flat); the JSON summary counts missing, extra, size mismatch, checksum
-mismatch and unverifiable (with reasons).
+``--deep`` hashes both sides' bytes; a source's folder (an empty directory's marker), where
+the copy made folders (both sides with real directories, --empty-dirs), is proven by a
+folder there (``folder``, the copy's word) or is missing.  Each difference is written to a
+CSV report as it is found (memory stays flat); the JSON summary counts missing, extra, size
+mismatch, checksum mismatch and unverifiable (with reasons).
 
 Here: :class:`VerifyOptions`, :func:`verify_async` (every pair) and :func:`verify_pair`
 (one pair: the planner, merging both listings).  Its parts: the per-object action
@@ -26,7 +28,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from lakeshift.engine.events import EventBus, Throttled
+from lakeshift.engine.events import PROOF_FOLDER, EventBus, Throttled
 from lakeshift.engine.limiter import Pacing, validate_pacing
 from lakeshift.engine.pipeline import check_reachable
 from lakeshift.engine.pipeline_listings import dest_items, dest_prefix, source_items
@@ -36,6 +38,7 @@ from lakeshift.engine.retry import RetryPolicy
 from lakeshift.engine.slots import SlotPool
 from lakeshift.engine.transfer import endpoint_name
 from lakeshift.engine.verify_proof import (
+    FOLDER_MISSING,
     FORBIDDEN_AT_SOURCE,
     PairCheck,
     Work,
@@ -53,7 +56,7 @@ from lakeshift.errors import UsageError
 from lakeshift.model import ObjectInfo
 from lakeshift.plan.filters import NameFilter
 from lakeshift.plan.source import SourceSpec, destination_root, resolve_source
-from lakeshift.stores.base import Store, StoreConfig
+from lakeshift.stores.base import NamespaceAsker, Store, StoreConfig
 from lakeshift.stores.registry import open_store
 
 __all__ = [
@@ -91,6 +94,10 @@ class VerifyOptions:
     #: Also report a destination whose kept original time (``lakeshift_src_mtime``, or a
     #: local file's mtime) differs from the source's by a second or more.
     check_times: bool = False
+    #: As the copy was run (--empty-dirs): the source's folders (its empty directories'
+    #: markers) are checked as folders at the destination; None: copy's default, where
+    #: both sides have real directories.  Flat sources and destinations have none.
+    empty_dirs: bool | None = None
 
     def validate(self) -> None:
         """A bad value raises a UsageError naming its flag."""
@@ -130,6 +137,20 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
     dst_limit = pacing.endpoint(endpoint_name(dst))
     await check_reachable(src.check_source, "source", policy)
     await check_reachable(dst.check_source, "destination", policy)
+    if src.capabilities.hierarchical and opts.empty_dirs is not False and \
+            isinstance(dst, NamespaceAsker):
+        # Whether the destination has real directories (an ADLS Gen2 account) is asked of
+        # the account, as the copy's prepare_destination asks it; nothing is written.
+        asker = dst
+
+        async def ask_namespace() -> None:
+            await asker.ask_namespace()
+
+        await check_reachable(ask_namespace, "destination", policy)
+    # The source's folders, as the copy made them (pipeline.run_pipeline's empty_dirs):
+    # only between two stores with real directories.
+    folders = opts.empty_dirs is not False and src.capabilities.hierarchical and \
+        dst.capabilities.hierarchical
     names = NameFilter(opts.include, opts.exclude)
     namer = DestinationNamer(opts.invalid_names, dst.capabilities.hierarchical)
     check = PairCheck(src, dst, spec, opts, report, result, slots, policy, pacing, events,
@@ -139,7 +160,7 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
 
     def dest_kept(item: tuple[str, ObjectInfo]) -> bool:
         rel, d = item
-        return not d.is_dir_marker and names(rel) and (
+        return (folders or not d.is_dir_marker) and names(rel) and (
             not spec.range_start or root + spec.rel(spec.range_start) <= d.key) and (
             not spec.range_end or d.key < root + spec.rel(spec.range_end))
 
@@ -154,6 +175,8 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
         for an object the copy renamed (name, object, its destination key)."""
         async for rel, s in source_items(src, spec, names, events, policy, src_limit):
             if s.is_dir_marker:
+                if folders:
+                    yield rel, s, None  # a folder keeps its name (copy_marker)
                 continue
             new, why = namer(rel)
             if new is None and opts.invalid_names == "skip":
@@ -171,6 +194,10 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
                 yield rel, s, None
 
     async def dest_only(name: str, d: ObjectInfo) -> Work | None:
+        if d.is_dir_marker:
+            # A destination directory with no source folder: one that holds files (made
+            # with them), not a difference.
+            return None
         if "%" in d.key and opts.invalid_names == "encode":
             return name, None, d  # maybe a renamed copy: the worker looks up its source
         result.checked += 1
@@ -194,7 +221,16 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
             if pair is not None:
                 d = await anext(dests, None)
             result.checked += 1
-            if opts.check_times and pair is not None:
+            if s.is_dir_marker:
+                if pair is not None and pair.is_dir_marker:
+                    await check.proven(name, s, pair, PROOF_FOLDER, "", "")
+                elif pair is None and dst.capabilities.directories:
+                    # A listing that shows no empty directories (local disk) is asked,
+                    # as the copy asks it, whether the folder is there.
+                    yield name, s, root + name.rstrip("/")
+                else:
+                    await check.differ(name, "missing", s, pair, detail=FOLDER_MISSING)
+            elif opts.check_times and pair is not None:
                 # The kept time may need a HEAD of the destination: a worker's job (prove),
                 # as are the checks of the pair that follow it.
                 yield name, s, pair

@@ -27,7 +27,7 @@ from lakeshift.engine.checksums import (
     stream_checksums,
     without_unvouched_md5,
 )
-from lakeshift.engine.events import BytesMoved, EventBus
+from lakeshift.engine.events import PROOF_FOLDER, BytesMoved, EventBus
 from lakeshift.engine.limiter import EndpointLimiter, Pacing
 from lakeshift.engine.pipeline_names import DestinationNamer
 from lakeshift.engine.retry import RetryPolicy, retry
@@ -61,6 +61,9 @@ _PART_SIZES = [5, 8, 10, 15, 16, 25, 32, 50, 64, 100, 128, 256, 512]
 _MULTIPART = re.compile(r"^[0-9a-f]{32}-(\d+)$")
 #: The reason given for a source path that may not be read (a 403 subtree), not "missing".
 FORBIDDEN_AT_SOURCE = "forbidden at the source: permission denied, so not copied"
+#: The detail of a source folder (an empty directory's marker) with no folder at the
+#: destination.
+FOLDER_MISSING = "folder not at the destination"
 
 
 def multipart_part_sizes(size: int, parts: int) -> list[int]:
@@ -177,6 +180,18 @@ class PairCheck:
         self.result.checked += 1
         await self.differ(name, "extra", None, d, detail="only at the destination")
 
+    async def check_folder(self, name: str, s: ObjectInfo, dest_key: str) -> None:
+        """A source folder the destination's listing did not show (local disk lists no
+        empty directories): asked whether ``dest_key`` is a folder there, as the copy
+        asks it; proven ``folder`` (no bytes to prove), else missing."""
+        there = await retry(functools.partial(self.dst.is_folder, dest_key), self.policy,
+                            self.dst_limit)
+        if there:
+            await self.proven(name, s, ObjectInfo(dest_key, 0, is_dir_marker=True),
+                              PROOF_FOLDER, "", "")
+        else:
+            await self.differ(name, "missing", s, None, detail=FOLDER_MISSING)
+
     async def missing_or_skipped(self, name: str, s: ObjectInfo) -> None:
         """An empty source object without a copy: missing — unless reading it says the copy
         always skips it (a local symlink loop): then it is not copied on purpose."""
@@ -208,6 +223,9 @@ class PairCheck:
             if s is None:
                 assert isinstance(d, ObjectInfo)
                 await self.maybe_renamed(name, d)
+            elif s.is_dir_marker:
+                assert isinstance(d, str)
+                await self.check_folder(name, s, d)
             elif d is None:
                 await self.missing_or_skipped(name, s)
             elif isinstance(d, str):  # a renamed object: look it up under its new name

@@ -1,0 +1,106 @@
+"""verify counts the folders a copy made as the copy does: a source's empty directory
+(Gen1/HDFS folder marker) is proven there as a folder (proof ``folder``), so verify's
+proofs add up to what the copy copied; a folder gone from the destination is missing, as
+a file would be.  Gen1 double → Gen2 double (directories listed by the account) and HDFS
+double → local disk (a listing that shows no empty directories: asked per folder)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import lakeshift
+from tests.doubles.dfs import DfsDouble
+from tests.doubles.fixtures import GEN1_HOST
+from tests.doubles.webhdfs import WebHdfsDouble
+
+FILES = {"lake/a/b/c.csv": b"id\n1\n", "lake/a/d.csv": b"id\n2\n", "lake/top.txt": b"top"}
+EMPTY = ("lake/empty", "lake/a/e/f")  # a top-level and a nested empty directory
+
+
+def _tree(double: WebHdfsDouble) -> None:
+    for k, v in FILES.items():
+        double.write(k, v)
+    for d in EMPTY:
+        (double.root / d).mkdir(parents=True)
+
+
+def _rows(prefix: Path) -> list[dict[str, str]]:
+    with open(f"{prefix}.csv", newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_gen1_folders_are_verified_at_gen2_and_a_missing_one_is_a_difference(
+        container: str, gen1: WebHdfsDouble, gen2: DfsDouble, blob_service: Any,
+        tmp_path: Path) -> None:
+    # (container first: its fixture points the environment at Azurite itself, gen2's after)
+    _tree(gen1)
+    src, dst = f"adl://{GEN1_HOST}/lake/", f"az://{container}/g2/"
+    copied = lakeshift.copy(src, dst)
+    assert copied.exit_code == 0 and copied.stats.copied == len(FILES) + len(EMPTY)
+    assert copied.proofs["folder"] == len(EMPTY)
+
+    v = lakeshift.verify(src, dst, report=tmp_path / "v1")
+    assert v.exit_code == 0 and v.differences == 0, _rows(tmp_path / "v1")
+    # As many proven as copied, the folders by the copy's word for them.
+    assert v.proofs == {"read-md5": len(FILES), "folder": len(EMPTY)}
+    assert v.verified == v.checked == copied.stats.copied
+    assert json.loads((tmp_path / "v1.json").read_text())["proofs"]["folder"] == len(EMPTY)
+
+    # The nested empty directory removed from the account: verify says it is missing.
+    blob_service.get_blob_client(container, "g2/a/e/f").delete_blob()
+    gone = lakeshift.verify(src, dst, report=tmp_path / "v2")
+    assert gone.exit_code == 1 and gone.missing == 1 and gone.proofs["folder"] == 1
+    [row] = _rows(tmp_path / "v2")
+    assert (row["name"], row["kind"], row["source_key"]) == ("a/e/f/", "missing", "lake/a/e/f/")
+    assert row["detail"] == "folder not at the destination"
+
+    # A copy run with --no-empty-dirs made no folders: verified as it was run.
+    as_run = lakeshift.verify(src, dst, report=tmp_path / "v3", empty_dirs=False)
+    assert as_run.exit_code == 0 and "folder" not in as_run.proofs
+    assert as_run.checked == len(FILES)
+
+
+def test_hdfs_folders_are_verified_on_local_disk(hadoop: WebHdfsDouble,
+                                                 tmp_path: Path) -> None:
+    _tree(hadoop)
+    out = tmp_path / "out"
+    src = "webhdfs://nn:9870/lake/"
+    copied = lakeshift.copy(src, str(out))
+    assert copied.exit_code == 0 and copied.proofs["folder"] == len(EMPTY)
+    assert (out / "empty").is_dir() and (out / "a/e/f").is_dir()
+
+    v = lakeshift.verify(src, str(out), report=tmp_path / "v1", list_verified=True)
+    assert v.exit_code == 0 and v.proofs["folder"] == len(EMPTY), _rows(tmp_path / "v1")
+    assert v.verified == copied.stats.copied
+    with open(tmp_path / "v1-verified.csv", newline="", encoding="utf-8") as fh:
+        folders = {r["name"]: r["destination_key"] for r in csv.DictReader(fh)
+                   if r["proof"] == "folder"}
+    assert folders == {"empty/": "empty", "a/e/f/": "a/e/f"}
+
+    shutil.rmtree(out / "empty")
+    gone = lakeshift.verify(src, str(out), report=tmp_path / "v2")
+    assert gone.exit_code == 1 and gone.missing == 1 and gone.proofs["folder"] == 1
+    [row] = _rows(tmp_path / "v2")
+    assert (row["name"], row["kind"]) == ("empty/", "missing")
+    # A file where the folder was is not the folder either.
+    (out / "empty").write_bytes(b"")
+    file_there = lakeshift.verify(src, str(out), report=tmp_path / "v3")
+    assert file_there.exit_code == 1 and file_there.missing == 1
+
+
+def test_verify_of_a_job_follows_its_empty_dirs_setting(hadoop: WebHdfsDouble,
+                                                        tmp_path: Path) -> None:
+    """A job planned with --no-empty-dirs made no folders: verify --job checks none (it
+    would call each one missing), as --invalid-names follows the job's."""
+    _tree(hadoop)
+    out, db = tmp_path / "out", f"sqlite:///{tmp_path}/jobs.db"
+    lakeshift.plan("webhdfs://nn:9870/lake/", str(out), job="j", db=db, empty_dirs=False)
+    ran = lakeshift.run(job="j", db=db)
+    assert ran.exit_code == 0 and not (out / "empty").exists()
+    v = lakeshift.verify(job="j", db=db, report=tmp_path / "v")
+    assert v.exit_code == 0 and "folder" not in v.proofs, _rows(tmp_path / "v")
+    assert v.verified == len(FILES)
