@@ -76,3 +76,35 @@ def test_a_sync_job_whose_scheduler_waits_is_live(tmp_path: Path) -> None:
         assert live(client, "/") == live(client, "/jobs/s") == "no"
     finally:
         control.close()
+
+
+def test_a_scheduler_whose_lease_lapsed_is_not_live(tmp_path: Path) -> None:
+    """A scheduler renews its lease through each pass and each wait; killed (SIGKILL, its
+    machine gone), it leaves its next time behind, up to a whole interval away (a day with
+    --every 1d).  Once its lease lapsed the job has no scheduler: no page says live, and
+    status shows no next pass (it said one would come, and the badge stayed for the day)."""
+    import lakeshift
+
+    path = tmp_path / "c.db"
+    url = f"sqlite:///{path}"
+    control = ControlDB(url, create=True)
+    client = TestClient(create_app(url))
+    try:
+        job = control.create_job("s", "az://c/", {}, [])
+        owner = "far-host:1:a"
+        assert control.acquire_schedule(job, owner, "every 1d", 600, "this-host") is None
+        control.renew_schedule(job, owner, 600, datetime.now(UTC) + timedelta(days=1))
+        assert live(client, "/") == live(client, "/jobs/s") == "yes"
+        assert lakeshift.status(db=url, job="s").jobs[0].sync_schedule == "every 1d"
+        with sqlite3.connect(path) as conn:  # its last renewal was 20 minutes ago
+            conn.execute("UPDATE lakeshift_schedules SET lease_expires = ?",
+                         ((datetime.now(UTC) - timedelta(minutes=10)).replace(tzinfo=None),))
+        assert live(client, "/") == live(client, "/jobs/s") == "no"
+        st = lakeshift.status(db=url, job="s").jobs[0]
+        assert st.sync_schedule is None and st.next_sync_at is None
+        # Another scheduler takes it over: live again.
+        assert control.acquire_schedule(job, "far-host:2:b", "every 1d", 600, "h") is None
+        control.renew_schedule(job, "far-host:2:b", 600, datetime.now(UTC) + timedelta(days=1))
+        assert live(client, "/jobs/s") == "yes"
+    finally:
+        control.close()
