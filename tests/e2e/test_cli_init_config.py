@@ -114,3 +114,29 @@ def test_relative_local_paths_are_written_absolute_and_the_commands_paste(
     assert plan[2:4] == [f"{job / 'in'}/", str(job / "out")], plan
     for words in (plan, run):
         assert words[words.index("--db") + 1] == db and words[words.index("--job") + 1] == "j j"
+
+
+def test_a_control_db_url_with_a_password_or_no_url_is_asked_again(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    """A password typed in the DB URL was written to the config (whose header says no
+    credential is stored there) and printed in the flags; a bare path was written, which
+    ``run --config`` then refused as a malformed DB URL.  Both are asked again; without
+    another answer, the wrong one is the error (exit 2), its password hidden."""
+    src, dst = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    secret = "s3cretPW-42"
+    answers = _local_answers(src, dst, f"postgresql://lake:{secret}@127.0.0.1:9/lake")
+    p = subprocess.run([str(BIN), "init", "-o", "stops.toml"],
+                       input="\n".join(answers[:6]) + "\n", env=local_env, cwd=tmp_path,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and not (tmp_path / "stops.toml").exists(), p.stdout + p.stderr
+    assert "without a password (it belongs in ~/.pgpass or PGPASSWORD" in p.stderr
+    assert secret not in p.stdout + p.stderr
+    for wrong in (f"postgresql://lake:{secret}@127.0.0.1:9/lake", "lakeshift.db"):
+        answers = _local_answers(src, dst, wrong)
+        answers.insert(6, "postgresql://lake@127.0.0.1:9/lake")  # asked again: a good one
+        p = _init("again.toml", answers, local_env, tmp_path)
+        written = (tmp_path / "again.toml").read_text()
+        assert tomllib.loads(written)["job"]["db"] == "postgresql://lake@127.0.0.1:9/lake"
+        assert secret not in written + p.stdout + p.stderr
+        (tmp_path / "again.toml").unlink()

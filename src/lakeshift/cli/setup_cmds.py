@@ -141,6 +141,25 @@ def _absolute_sqlite(url: str) -> str:
     return m.group(1) + os.path.abspath(m.group(2)) + (m.group(3) or "")
 
 
+def _db_url_ok(url: str) -> bool:
+    """A control DB URL that ``run --config`` can open, without a password: ``init`` writes
+    no secret, and the URL is written to the file and printed in the flags.  (Parsed as
+    the control DB parses it; nothing is opened.)"""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        u = make_url(url)
+    except ArgumentError:
+        return False
+    return u.drivername.split("+")[0] in ("sqlite", "postgresql", "postgres", "mssql") \
+        and u.password is None
+
+
+_DB_HINT = ("sqlite:///path/to/file.db or postgresql://user@host/db, without a password (it "
+            "belongs in ~/.pgpass or PGPASSWORD: init writes no secret)")
+
+
 def _absolute_local(url: str) -> str:
     """A local path given relative (or from ``~``) made absolute, from the folder init runs
     in, as the control DB's path is (``_absolute_sqlite``): a config run from another
@@ -204,8 +223,8 @@ def init(
     name = _ask("Job name", "migration")
     # Written absolute: `run --config` may start in any folder, and a relative SQLite path
     # would name another DB from each.  The default lives beside the config.
-    db = _absolute_sqlite(_ask("Control DB URL", "sqlite:///" + os.path.join(
-        os.path.dirname(os.path.abspath(output)), "lakeshift.db")))
+    db = _absolute_sqlite(_ask_until("Control DB URL", "sqlite:///" + os.path.join(
+        os.path.dirname(os.path.abspath(output)), "lakeshift.db"), _db_url_ok, _DB_HINT))
     batch = _ask_count("Partitions at a time (batch count)", 4)
     concurrency = _ask_count("Objects in flight (concurrency)", 32)
     schedule = _ask_until("Run once, or on a schedule (\"every 30m\")", "once", _schedule_ok,
