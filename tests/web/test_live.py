@@ -108,3 +108,27 @@ def test_a_scheduler_whose_lease_lapsed_is_not_live(tmp_path: Path) -> None:
         assert live(client, "/jobs/s") == "yes"
     finally:
         control.close()
+
+
+def test_the_jobs_list_is_live_while_a_sync_pass_deletes(tmp_path: Path) -> None:
+    """A sync --delete pass deletes once every partition is listed and done: its run is
+    running, its job holds no partition.  The job's page said live, the jobs list did not
+    (it read a job's runs only when it held a partition); the list has the job's last sync
+    pass at hand."""
+    path = tmp_path / "c.db"
+    url = f"sqlite:///{path}"
+    control = ControlDB(url, create=True)
+    client = TestClient(create_app(url))
+    try:
+        job = control.create_job("s", "az://c/", {}, [])
+        control.add_partitions(job, [PartitionSpec(source="s3://b/", prefix="p/",
+                                                   rel_base="p/", destination="az://c/")])
+        run = control.start_run(job, "far-host:1:a", 1, {"mode": "sync"}, lease_s=600)
+        assert client.get("/api/jobs").json()["jobs"][0]["running"] == 0
+        assert live(client, "/jobs/s") == live(client, "/") == live(client, f"/runs/{run}") \
+            == "yes"
+        with sqlite3.connect(path) as conn:  # its process died
+            conn.execute("UPDATE lakeshift_runs SET lease_expires = started_at")
+        assert live(client, "/jobs/s") == live(client, "/") == "no"
+    finally:
+        control.close()
