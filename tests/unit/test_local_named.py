@@ -16,6 +16,7 @@ from lakeshift.errors import DestinationFolderError
 from lakeshift.stores.base import StoreConfig
 from lakeshift.stores.local.store import LocalStore
 from lakeshift.urls import parse_url
+from tests.unit.test_local_walk import linked_folder_holding_the_destination
 
 
 def _lake(tmp_path: Path) -> tuple[Path, Path]:
@@ -72,13 +73,7 @@ def test_a_folder_that_is_the_destination_is_named_as_the_walk_reads_it(
     """``data/ext -> ../elsewhere`` with the destination ``elsewhere/out``: ``ext/out`` is a
     plain folder that is the destination (its identity, as a mount's).  A name below it is
     refused with the very words the read of the walk's entry ``ext/out`` gives."""
-    src, ext, dst = tmp_path / "data", tmp_path / "elsewhere", tmp_path / "elsewhere" / "out"
-    src.mkdir()
-    (dst / "a").mkdir(parents=True)
-    (dst / "a" / "old.txt").write_bytes(b"copied before")
-    (ext / "e.txt").write_bytes(b"e")
-    (src / "ext").symlink_to("../elsewhere")
-    store = LocalStore(StoreConfig(parse_url(str(src)), destination_folder=str(dst)))
+    store, src, dst = linked_folder_holding_the_destination(tmp_path)
     with pytest.raises(DestinationFolderError) as read:
         asyncio.run(store.read("ext/out"))
     for key in ("ext/out", "ext/out/a/old.txt"):
