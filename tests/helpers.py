@@ -122,19 +122,3 @@ def upload_parts(s3: Any, bucket: str, key: str, sizes: list[int], crc32: str = 
                                  MultipartUpload={"Parts": done})
     return b"".join(parts)
 
-
-def linked_destination(tmp_path: Path) -> tuple[Path, Path, Any]:
-    """``data/ext -> ../elsewhere`` with the destination ``elsewhere/out`` (holding
-    ``a/old.txt``) and ``elsewhere/e.txt``: (source, destination, the source's LocalStore,
-    told its destination)."""
-    from lakeshift.stores.base import StoreConfig
-    from lakeshift.stores.local.store import LocalStore
-    from lakeshift.urls import parse_url
-
-    src, ext, dst = tmp_path / "data", tmp_path / "elsewhere", tmp_path / "elsewhere" / "out"
-    src.mkdir()
-    (dst / "a").mkdir(parents=True)
-    (dst / "a" / "old.txt").write_bytes(b"copied before")
-    (ext / "e.txt").write_bytes(b"e")
-    (src / "ext").symlink_to("../elsewhere")
-    return src, dst, LocalStore(StoreConfig(parse_url(str(src)), destination_folder=str(dst)))

@@ -112,6 +112,17 @@ def test_help_into_a_pipe_is_80_unless_a_width_is_asked_for(args: list[str]) -> 
     assert widest(on_terminal(200, *args, env=env_of(COLUMNS="90"))) == 90
 
 
+@pytest.mark.parametrize("name", ["COLUMNS", "TERMINAL_WIDTH"])
+@pytest.mark.parametrize("value", ["0", "-1", "abc", ""])
+def test_a_width_that_is_no_width_is_ignored(name: str, value: str) -> None:
+    """A width set to nothing usable: 80 into a pipe, the terminal's on one.  typer's own
+    import read ``TERMINAL_WIDTH=abc`` with int(): help was an internal error (exit 4)."""
+    piped = lakeshift("copy", "--help", env=env_of(**{name: value}))
+    assert piped.returncode == 0, piped.stderr
+    assert widest(piped.stdout.splitlines()) == NOT_A_TERMINAL
+    assert widest(on_terminal(100, "--help", env=env_of(**{name: value}))) == 100
+
+
 def test_the_width_rules() -> None:
     with terminal(200) as (_, tty), os.fdopen(os.dup(tty), "w") as wide, \
             terminal(60) as (_, narrow_tty), os.fdopen(os.dup(narrow_tty), "w") as narrow:

@@ -3,6 +3,7 @@ and no empty value where the environment decides (the S3 endpoint)."""
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import tomllib
 from pathlib import Path
@@ -84,3 +85,58 @@ def test_the_loader_reads_an_empty_endpoint_as_a_missing_one(tmp_path: Path) -> 
         cfg.write_text(base.format(line))
         store = load(cfg).store
         assert store.s3_endpoint is None and store.aws_profile is None
+
+
+def test_relative_local_paths_are_written_absolute_and_the_commands_paste(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    """Local source and destination typed relative are from the folder init runs in, as the
+    control DB's path is: run from another folder first, the config read ``in`` and wrote
+    ``out`` there (or refused a source that is not there).  The commands init prints quote
+    each value: the default DB sits in the config's folder, whose name may hold a space."""
+    job, elsewhere = tmp_path / "my job", tmp_path / "elsewhere"
+    for folder in (job / "in", elsewhere):
+        folder.mkdir(parents=True)
+    (job / "in" / "a.txt").write_text("a")
+    p = _init("lakeshift.toml", ["in/", "out", "n", "none", "j j", "", "1", "4", "once"],
+              local_env, job)
+    written = tomllib.loads((job / "lakeshift.toml").read_text())
+    assert written["source"]["urls"] == [f"{job / 'in'}/"]
+    assert written["destination"]["url"] == str(job / "out")
+    r = subprocess.run([str(BIN), "run", "--config", str(job / "lakeshift.toml")],
+                       env=local_env, cwd=elsewhere, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (job / "out" / "a.txt").read_text() == "a" and list(elsewhere.iterdir()) == []
+    lines = [ln.strip() for ln in p.stdout.splitlines()]
+    plan = shlex.split(next(ln for ln in lines if ln.startswith("lakeshift plan ")))
+    run = shlex.split(next(ln for ln in lines if ln.startswith("lakeshift run --job")))
+    db = f"sqlite:///{job / 'lakeshift.db'}"
+    assert plan[2:4] == [f"{job / 'in'}/", str(job / "out")], plan
+    for words in (plan, run):
+        assert words[words.index("--db") + 1] == db and words[words.index("--job") + 1] == "j j"
+
+
+def test_a_control_db_url_with_a_password_or_no_url_is_asked_again(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    """A password typed in the DB URL was written to the config (whose header says no
+    credential is stored there) and printed in the flags; a bare path was written, which
+    ``run --config`` then refused as a malformed DB URL.  Both are asked again; without
+    another answer, the wrong one is the error (exit 2), its password hidden."""
+    src, dst = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    secret = "s3cretPW-42"
+    answers = _local_answers(src, dst, f"postgresql://lake:{secret}@127.0.0.1:9/lake")
+    p = subprocess.run([str(BIN), "init", "-o", "stops.toml"],
+                       input="\n".join(answers[:6]) + "\n", env=local_env, cwd=tmp_path,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and not (tmp_path / "stops.toml").exists(), p.stdout + p.stderr
+    assert "without a password (it belongs in ~/.pgpass or PGPASSWORD" in p.stderr
+    assert secret not in p.stdout + p.stderr
+    for wrong in (f"postgresql://lake:{secret}@127.0.0.1:9/lake", "lakeshift.db"):
+        answers = _local_answers(src, dst, wrong)
+        answers.insert(6, "postgresql://lake@127.0.0.1:9/lake")  # asked again: a good one
+        p = _init("again.toml", answers, local_env, tmp_path)
+        written = (tmp_path / "again.toml").read_text()
+        assert tomllib.loads(written)["job"]["db"] == "postgresql://lake@127.0.0.1:9/lake"
+        assert secret not in written + p.stdout + p.stderr
+        (tmp_path / "again.toml").unlink()

@@ -558,3 +558,24 @@ def test_every_trial_failing_on_an_unclassified_error_stays_an_internal_error(
                        "1 of them internal, the first: f: local copy helper") as e:
         lakeshift.tune(str(src), str(tmp_path / "dst"))
     assert e.value.exit_code == 4
+
+
+def test_a_sample_that_copy_skips_whole_is_nothing_to_try(tmp_path: Path) -> None:
+    """A source whose first objects are all ones copy skips (links to the destination
+    folder, a symlink loop): the trials copied nothing, timed nothing, and the fastest of
+    them was printed -- and with --config written -- as the best setting (exit 0).  Now
+    it is refused as a source that lists nothing is, exit 2."""
+    from lakeshift.errors import UsageError
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    (src / "to-dst").symlink_to("../dst")
+    (src / "into-dst").symlink_to("../dst/x")
+    (src / "loop").symlink_to("loop")
+    with pytest.raises(UsageError) as e:
+        lakeshift.tune(str(src), str(dst))
+    assert str(e.value) == (f"{src}: nothing to try: copy skips each of the 3 objects of the "
+                            "sample (symlink loops, links to the destination folder, special "
+                            "files): tune a folder with files to copy")
+    assert list(dst.iterdir()) == []  # the scratch folder is gone

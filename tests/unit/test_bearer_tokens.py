@@ -170,3 +170,39 @@ def test_a_plain_http_authority_is_one_line_naming_the_fix(
         assert str(e.value) == (
             "AZURE_AUTHORITY_HOST http://login.example.internal is not HTTPS: Entra ID tokens "
             "are asked for over HTTPS only: use https://login.example.internal")
+
+
+@pytest.mark.parametrize(("value", "said"), [
+    # A bare host:port whose host reads as a URL scheme to urlparse (azure-identity's
+    # reading): azure-identity's ValueError was an internal error (exit 4).
+    ("localhost:8443", "AZURE_AUTHORITY_HOST localhost:8443 is not HTTPS: Entra ID tokens are "
+                       "asked for over HTTPS only: use https://localhost:8443"),
+    # No host: the line named the endpoint "https://https:" and its first contact was tried
+    # three times, each try's reason a URL.
+    ("https://", "AZURE_AUTHORITY_HOST https:// names no host: set it to the Entra ID "
+                 "authority's host (login.microsoftonline.us, say), or leave it unset for "
+                 "Azure's public cloud"),
+    ("https:///tenant/", "AZURE_AUTHORITY_HOST https:///tenant/ names no host: set it to the "
+                         "Entra ID authority's host (login.microsoftonline.us, say), or leave "
+                         "it unset for Azure's public cloud"),
+])
+def test_an_authority_azure_identity_cannot_use_is_one_line_naming_the_fix(
+        monkeypatch: pytest.MonkeyPatch, value: str, said: str) -> None:
+    from lakeshift.errors import UsageError
+    from lakeshift.stores.azure.auth import token_credential
+
+    monkeypatch.setenv("AZURE_AUTHORITY_HOST", value)
+    with pytest.raises(UsageError) as e:
+        token_credential("service-principal")
+    assert str(e.value) == said
+
+
+def test_an_authority_with_a_path_or_a_trailing_slash_keeps_its_path(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from lakeshift.stores.azure.auth import token_authority
+
+    for value, url in (("HTTPS://login.example.net/adfs/", "HTTPS://login.example.net/adfs"),
+                       (" login.example.net/ ", "https://login.example.net")):
+        monkeypatch.setenv("AZURE_AUTHORITY_HOST", value)
+        found = token_authority("service-principal")
+        assert found is not None and found.url == url

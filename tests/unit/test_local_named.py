@@ -16,7 +16,7 @@ from lakeshift.errors import DestinationFolderError
 from lakeshift.stores.base import StoreConfig
 from lakeshift.stores.local.store import LocalStore
 from lakeshift.urls import parse_url
-from tests.helpers import linked_destination
+from tests.unit.test_local_walk import linked_folder_holding_the_destination
 
 
 def _lake(tmp_path: Path) -> tuple[Path, Path]:
@@ -73,7 +73,7 @@ def test_a_folder_that_is_the_destination_is_named_as_the_walk_reads_it(
     """``data/ext -> ../elsewhere`` with the destination ``elsewhere/out``: ``ext/out`` is a
     plain folder that is the destination (its identity, as a mount's).  A name below it is
     refused with the very words the read of the walk's entry ``ext/out`` gives."""
-    src, dst, store = linked_destination(tmp_path)
+    store, src, dst = linked_folder_holding_the_destination(tmp_path)
     with pytest.raises(DestinationFolderError) as read:
         asyncio.run(store.read("ext/out"))
     for key in ("ext/out", "ext/out/a/old.txt"):

@@ -12,7 +12,6 @@ from lakeshift.errors import DanglingLinkError, DestinationFolderError
 from lakeshift.stores.base import StoreConfig
 from lakeshift.stores.local.store import LocalStore
 from lakeshift.urls import parse_url
-from tests.helpers import linked_destination
 
 
 @pytest.mark.parametrize("page_size", [1, 2, 3, 1000])
@@ -86,12 +85,25 @@ def test_links_into_the_destination_are_entries_whose_read_says_so_even_once_mad
     assert asyncio.run(store.read("near")).data == b"one"
 
 
+def linked_folder_holding_the_destination(tmp_path: Path) -> tuple[LocalStore, Path, Path]:
+    """``data/ext -> ../elsewhere`` with the destination ``elsewhere/out`` (which holds
+    ``a/old.txt``) and ``elsewhere/e.txt``: the source store told its destination, the
+    source folder and the destination."""
+    src, ext, dst = tmp_path / "data", tmp_path / "elsewhere", tmp_path / "elsewhere" / "out"
+    src.mkdir()
+    (dst / "a").mkdir(parents=True)
+    (dst / "a" / "old.txt").write_bytes(b"copied before")
+    (ext / "e.txt").write_bytes(b"e")
+    (src / "ext").symlink_to("../elsewhere")
+    return LocalStore(StoreConfig(parse_url(str(src)), destination_folder=str(dst))), src, dst
+
+
 def test_the_destination_reached_through_a_linked_folder_is_an_entry(tmp_path: Path) -> None:
     """``data/ext -> ../elsewhere`` with the destination ``elsewhere/out``: the link leads
     outside the destination and is walked, and ``ext/out`` there is a plain folder that is
     the destination (its identity, as a mount's): one entry in the walk and in the folder
     listing, read as destination-folder."""
-    store = linked_destination(tmp_path)[2]
+    store = linked_folder_holding_the_destination(tmp_path)[0]
     walk = asyncio.run(store.list_page(""))
     assert [(o.key, o.size) for o in walk.objects] == [("ext/e.txt", 1), ("ext/out", 0)]
     level = asyncio.run(store.list_page("ext/", delimiter="/"))

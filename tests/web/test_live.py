@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from starlette.testclient import TestClient
 
 from lakeshift.control.repository import ControlDB
@@ -76,3 +78,62 @@ def test_a_sync_job_whose_scheduler_waits_is_live(tmp_path: Path) -> None:
         assert live(client, "/") == live(client, "/jobs/s") == "no"
     finally:
         control.close()
+
+
+
+@pytest.fixture
+def monitored(tmp_path: Path) -> Iterator[tuple[Path, ControlDB, TestClient, int]]:
+    """A control DB (its file, its writer) with job "s" of one pending partition, and the
+    monitor's app on it."""
+    path = tmp_path / "c.db"
+    control = ControlDB(f"sqlite:///{path}", create=True)
+    job = control.create_job("s", "az://c/", {}, [])
+    control.add_partitions(job, [PartitionSpec(source="s3://b/", prefix="p/", rel_base="p/",
+                                               destination="az://c/")])
+    try:
+        yield path, control, TestClient(create_app(f"sqlite:///{path}")), job
+    finally:
+        control.close()
+
+
+def test_a_scheduler_whose_lease_lapsed_is_not_live(
+        monitored: tuple[Path, ControlDB, TestClient, int]) -> None:
+    """A scheduler renews its lease through each pass and each wait; killed (SIGKILL, its
+    machine gone), it leaves its next time behind, up to a whole interval away (a day with
+    --every 1d).  Once its lease lapsed the job has no scheduler: no page says live, and
+    status shows no next pass (it said one would come, and the badge stayed for the day)."""
+    import lakeshift
+
+    path, control, client, job = monitored
+    url = f"sqlite:///{path}"
+    owner = "far-host:1:a"
+    assert control.acquire_schedule(job, owner, "every 1d", 600, "this-host") is None
+    control.renew_schedule(job, owner, 600, datetime.now(UTC) + timedelta(days=1))
+    assert live(client, "/") == live(client, "/jobs/s") == "yes"
+    assert lakeshift.status(db=url, job="s").jobs[0].sync_schedule == "every 1d"
+    with sqlite3.connect(path) as conn:  # its last renewal was 20 minutes ago
+        conn.execute("UPDATE lakeshift_schedules SET lease_expires = ?",
+                     ((datetime.now(UTC) - timedelta(minutes=10)).replace(tzinfo=None),))
+    assert live(client, "/") == live(client, "/jobs/s") == "no"
+    st = lakeshift.status(db=url, job="s").jobs[0]
+    assert st.sync_schedule is None and st.next_sync_at is None
+    # Another scheduler takes it over: live again.
+    assert control.acquire_schedule(job, "far-host:2:b", "every 1d", 600, "h") is None
+    control.renew_schedule(job, "far-host:2:b", 600, datetime.now(UTC) + timedelta(days=1))
+    assert live(client, "/jobs/s") == "yes"
+
+
+def test_the_jobs_list_is_live_while_a_sync_pass_deletes(
+        monitored: tuple[Path, ControlDB, TestClient, int]) -> None:
+    """A sync --delete pass deletes once every partition is listed and done: its run is
+    running, its job holds no partition.  The job's page said live, the jobs list did not
+    (it read a job's runs only when it held a partition); the list has the job's last sync
+    pass at hand."""
+    path, control, client, job = monitored
+    run = control.start_run(job, "far-host:1:a", 1, {"mode": "sync"}, lease_s=600)
+    assert client.get("/api/jobs").json()["jobs"][0]["running"] == 0
+    assert live(client, "/jobs/s") == live(client, "/") == live(client, f"/runs/{run}") \
+        == "yes"
+    with sqlite3.connect(path) as conn:  # its process died
+        conn.execute("UPDATE lakeshift_runs SET lease_expires = started_at")
+    assert live(client, "/jobs/s") == live(client, "/") == "no"

@@ -8,6 +8,7 @@ import csv
 import json
 import sys
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -120,6 +121,13 @@ def _job_status(control: ControlDB, job: Job, detail: bool, offset: int = 0,
     parts = tuple(_partition_status(r) for r in control.partitions(
         job.id, offset, limit, states)) if detail else ()
     sched = control.schedule(job.id)
+    # A scheduler holds the job while its lease runs: it renews it through each pass and
+    # each wait.  One whose lease lapsed died (killed, its machine gone) and left its next
+    # time behind (a day away with --every 1d): no scheduler, as a run whose lease lapsed
+    # reads as interrupted.
+    lease = _as_utc(sched["lease_expires"]) if sched is not None else None
+    held = sched if sched is not None and sched["owner"] and lease is not None \
+        and lease > datetime.now(UTC) else None
     counts = {s: totals.get(s, 0) for s in _STATES}
     runs = tuple(_run_status(r) for r in control.runs(job.id))
     last_pass = next((r for r in runs if r.settings.get("mode") == "sync"), None)
@@ -138,8 +146,8 @@ def _job_status(control: ControlDB, job: Job, detail: bool, offset: int = 0,
         partition_table_states=states if detail else None,
         by_state=tuple(model.StateTotals(state=s, **by_state[s]) for s in _STATES if s in by_state),
         runs=runs if detail else (),
-        sync_schedule=sched["schedule"] if sched is not None and sched["owner"] else None,
-        next_sync_at=_as_utc(sched["next_run_at"]) if sched is not None else None,
+        sync_schedule=held["schedule"] if held is not None else None,
+        next_sync_at=_as_utc(held["next_run_at"]) if held is not None else None,
         last_sync_pass=last_pass,
         key_range_partitions=control.key_range_partitions(job.id) if detail else 0)
 

@@ -78,8 +78,7 @@ def drawn_at_help_width(ctx: Any) -> Iterator[int]:
     width = help_width(asked=ctx.terminal_width)
     saved = ctx.terminal_width, ctx.max_content_width
     ctx.terminal_width = ctx.max_content_width = width
-    # (typer.rich_utils imports rich: only here, where typer's help would import it anyway)
-    rich_utils: Any = importlib.import_module("typer.rich_utils") if HAS_RICH else None
+    rich_utils: Any = _typer_rich_utils() if HAS_RICH else None
     before = rich_utils.MAX_WIDTH if rich_utils is not None else None
     if rich_utils is not None:
         rich_utils.MAX_WIDTH = width
@@ -89,6 +88,24 @@ def drawn_at_help_width(ctx: Any) -> Iterator[int]:
         ctx.terminal_width, ctx.max_content_width = saved
         if rich_utils is not None:
             rich_utils.MAX_WIDTH = before
+
+
+def _typer_rich_utils() -> Any:
+    """``typer.rich_utils`` (it imports rich: only here, where typer's help would import it
+    anyway).  Its import reads ``TERMINAL_WIDTH`` with ``int()``: a value that is no number
+    ("wide") raised ValueError, an internal error (exit 4), where ``help_width`` ignores it
+    as it ignores such a ``COLUMNS``.  That value is hidden from the import (its width is
+    replaced while help is drawn anyway)."""
+    raw = os.environ.get("TERMINAL_WIDTH")
+    try:
+        int(raw or "0")
+    except ValueError:
+        del os.environ["TERMINAL_WIDTH"]
+        try:
+            return importlib.import_module("typer.rich_utils")
+        finally:
+            os.environ["TERMINAL_WIDTH"] = str(raw)
+    return importlib.import_module("typer.rich_utils")
 
 
 class HelpCommand(TyperCommand):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
@@ -140,6 +141,36 @@ def _absolute_sqlite(url: str) -> str:
     return m.group(1) + os.path.abspath(m.group(2)) + (m.group(3) or "")
 
 
+def _db_url_ok(url: str) -> bool:
+    """A control DB URL that ``run --config`` can open, without a password: ``init`` writes
+    no secret, and the URL is written to the file and printed in the flags.  (Parsed as
+    the control DB parses it; nothing is opened.)"""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        u = make_url(url)
+    except ArgumentError:
+        return False
+    return u.drivername.split("+")[0] in ("sqlite", "postgresql", "postgres", "mssql") \
+        and u.password is None
+
+
+_DB_HINT = ("sqlite:///path/to/file.db or postgresql://user@host/db, without a password (it "
+            "belongs in ~/.pgpass or PGPASSWORD: init writes no secret)")
+
+
+def _absolute_local(url: str) -> str:
+    """A local path given relative (or from ``~``) made absolute, from the folder init runs
+    in, as the control DB's path is (``_absolute_sqlite``): a config run from another
+    folder would read another source and write another destination.  Its trailing slash
+    kept; any URL (``file://`` ones are absolute) as given."""
+    if "://" in url or os.path.isabs(url):
+        return url
+    absolute = os.path.abspath(os.path.expanduser(url))
+    return absolute + "/" if url.endswith("/") and absolute != "/" else absolute
+
+
 def init(
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the config.")
                       ] = Path("lakeshift.toml"),
@@ -153,8 +184,10 @@ def init(
     src_list = [s.strip() for s in sources.split(",") if s.strip()]
     for s in src_list:
         parse_url(s)
+    src_list = [_absolute_local(s) for s in src_list]
     dst = _ask("Destination URL (abfss://FS@ACCOUNT.dfs.core.windows.net/path, az://…)")
     parse_url(dst)
+    dst = _absolute_local(dst)
     s3_endpoint = aws_profile = ""
     aws_imds = s3_anon = False
     if any(s.startswith("s3://") for s in [*src_list, dst]):
@@ -190,8 +223,8 @@ def init(
     name = _ask("Job name", "migration")
     # Written absolute: `run --config` may start in any folder, and a relative SQLite path
     # would name another DB from each.  The default lives beside the config.
-    db = _absolute_sqlite(_ask("Control DB URL", "sqlite:///" + os.path.join(
-        os.path.dirname(os.path.abspath(output)), "lakeshift.db")))
+    db = _absolute_sqlite(_ask_until("Control DB URL", "sqlite:///" + os.path.join(
+        os.path.dirname(os.path.abspath(output)), "lakeshift.db"), _db_url_ok, _DB_HINT))
     batch = _ask_count("Partitions at a time (batch count)", 4)
     concurrency = _ask_count("Objects in flight (concurrency)", 32)
     schedule = _ask_until("Run once, or on a schedule (\"every 30m\")", "once", _schedule_ok,
@@ -205,29 +238,33 @@ def init(
         output.write_text(config_text(cfg, schedule, str(output)), encoding="utf-8")
     except OSError as e:
         raise UsageError(f"cannot write {output}: {e.strerror}") from None
-    print(f"\nwrote {output}. Run it with:\n  lakeshift run --config {output}\n"
+    print(f"\nwrote {output}. Run it with:\n  lakeshift run --config {shlex.quote(str(output))}\n"
           "or with flags:\n  " + equivalent_flags(cfg))
     return 0
 
 
 def equivalent_flags(cfg: JobConfig) -> str:
+    """The plan and run commands the config stands for, each value quoted for a shell (a
+    path with a space -- the default control DB's folder, say -- pastes as one word)."""
     s = cfg.store
-    plan = ["lakeshift plan", *cfg.sources, cfg.destination, "--job", cfg.name, "--db", cfg.db]
-    plan += [f"--prefix {p}" for p in cfg.prefixes]
+    q = shlex.quote
+    plan = ["lakeshift plan", *map(q, cfg.sources), q(cfg.destination), "--job", q(cfg.name),
+            "--db", q(cfg.db)]
+    plan += [f"--prefix {q(p)}" for p in cfg.prefixes]
     if cfg.mode == "auto":
         plan += ["--partition-by auto", f"--target-objects {cfg.target_objects}"]
     if cfg.mode == "adf":
-        plan += [f"--adf-control-table {cfg.adf_control_table}"]
+        plan += [f"--adf-control-table {q(cfg.adf_control_table or '')}"]
     if s.s3_endpoint:
-        plan.append(f"--s3-endpoint {s.s3_endpoint}")
+        plan.append(f"--s3-endpoint {q(s.s3_endpoint)}")
     if s.aws_profile:
-        plan.append(f"--aws-profile {s.aws_profile}")
+        plan.append(f"--aws-profile {q(s.aws_profile)}")
     if s.aws_imds:
         plan.append("--aws-imds")
     if s.s3_anonymous:
         plan.append("--s3-anonymous")
     if s.azure_auth != "auto":
         plan.append(f"--azure-auth {s.azure_auth}")
-    run = ["lakeshift run --job", cfg.name, "--db", cfg.db, "--batch-count",
+    run = ["lakeshift run --job", q(cfg.name), "--db", q(cfg.db), "--batch-count",
            str(cfg.batch_count), "--concurrency", str(cfg.concurrency)]
     return " ".join(plan) + "\n  " + " ".join(run)

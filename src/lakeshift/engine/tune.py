@@ -300,7 +300,15 @@ async def tune_async(source: StoreConfig, destination: StoreConfig, max_objects:
 
         # One unrecorded round first: the first copy of a sample pays for cold caches,
         # connections and imports, which would count against whichever setting came first.
-        await _trial(src, dst, sample, base, f"{scratch}warm-up/", Setting(), policy)
+        warm, _ = await _trial(src, dst, sample, base, f"{scratch}warm-up/", Setting(),
+                               policy)
+        if warm.objects == 0 and not warm.failed:
+            # Every object skipped, as copy skips it: the trials would time nothing, and
+            # the fastest of them would be written as the best setting.
+            raise UsageError(f"{src.url.display()}: nothing to try: copy skips each of the "
+                             f"{len(sample)} objects of the sample (symlink loops, links to "
+                             "the destination folder, special files): tune a folder with "
+                             "files to copy")
         for c in CONCURRENCIES:
             await run(Setting(concurrency=c))
         # A block size matters only for an object larger than a block, the single-put limit

@@ -34,8 +34,9 @@ has an equivalent flag of `plan` / `run`.
     schedule = "once"         # once | "every 30m" (run again after each run ends)
 
 A relative SQLite path in ``db`` is relative to the folder ``run`` starts in (as ``--db``
-is): ``init`` writes the path absolute, so a config runs against one control DB from any
-folder.  A key whose value comes from the environment when unset (``s3_endpoint``,
+is), and so is a relative local path in ``urls`` or ``url``: ``init`` writes them absolute,
+so a config runs against one control DB, one source and one destination from any folder.
+A key whose value comes from the environment when unset (``s3_endpoint``,
 ``aws_profile``) is left out by ``init`` rather than written empty.
 """
 

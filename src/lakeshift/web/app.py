@@ -157,10 +157,16 @@ class Monitor:
                          live=any(self._going_on(j) for j in st.jobs))
 
     def _going_on(self, job: lakeshift.JobStatus) -> bool:
-        """``job_going_on`` for a job of the jobs list (which comes without runs): its runs
-        are read only for a job holding a partition (a running run holds one but between
-        claims) — a few jobs at most, not every job at every refresh."""
+        """``job_going_on`` for a job of the jobs list (which comes without runs, but with
+        its last sync pass): its runs are read only for a job holding a partition (a
+        running run holds one but between claims, and a sync --delete pass while it
+        deletes: its last sync pass says that one) — a few jobs at most, not every job at
+        every refresh."""
         if sync_waiting(job):
+            return True
+        if job.last_sync_pass is not None and job.last_sync_pass.state == "running":
+            # (Given with the list: a --delete pass deletes once its partitions are done,
+            # when the job holds no partition.)
             return True
         if not job.running:
             return False

@@ -225,15 +225,21 @@ def token_authority(token_source: str | None) -> Endpoint | None:
     platform's)."""
     if token_source in ("cli", "managed-identity"):
         return None
-    host = os.environ.get("AZURE_AUTHORITY_HOST", "").strip().rstrip("/")
-    if host:
-        scheme, sep, rest = host.partition("://")
-        if sep and scheme.lower() != "https":
-            # (azure-identity's own ValueError would be an internal error, exit 4.)
-            raise UsageError(f"AZURE_AUTHORITY_HOST {host} is not HTTPS: Entra ID tokens are "
-                             f"asked for over HTTPS only: use https://{rest}")
-        return Endpoint("Entra ID token", host if sep else f"https://{host}",
-                        "AZURE_AUTHORITY_HOST")
+    raw = os.environ.get("AZURE_AUTHORITY_HOST", "").strip()
+    if raw:
+        scheme, sep, rest = raw.partition("://")
+        # azure-identity reads a scheme with urlparse, so a bare ``host:port`` whose host
+        # could be a scheme's name (``localhost:8443``) has one, "localhost", which is not
+        # HTTPS: its ValueError would be an internal error (exit 4).
+        if (sep and scheme.lower() != "https") or (not sep and urlsplit(raw).scheme):
+            raise UsageError(f"AZURE_AUTHORITY_HOST {raw} is not HTTPS: Entra ID tokens are "
+                             f"asked for over HTTPS only: use https://{rest if sep else raw}")
+        url = (raw if sep else f"https://{raw}").rstrip("/")
+        if not urlsplit(url).hostname:  # "https://", "https:///x": no host to ask
+            raise UsageError(f"AZURE_AUTHORITY_HOST {raw} names no host: set it to the Entra "
+                             "ID authority's host (login.microsoftonline.us, say), or leave it "
+                             "unset for Azure's public cloud")
+        return Endpoint("Entra ID token", url, "AZURE_AUTHORITY_HOST")
     return Endpoint("Entra ID token", PUBLIC_AUTHORITY,
                     "AZURE_AUTHORITY_HOST (not set: Azure's public cloud)")
 

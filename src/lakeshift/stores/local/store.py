@@ -156,7 +156,7 @@ class LocalStore:
         for name in key.split("/"):
             if not name:
                 continue  # as _path joins an empty segment
-            path = os.path.join(path, name)
+            path = f"{path}/{name}" if path != "/" else f"/{name}"  # (join: 2 calls)
             try:
                 st = os.lstat(path)
             except OSError:
@@ -249,7 +249,10 @@ class LocalStore:
         return await self.hops.run(_exists, key, self._path(key))
 
     def _exists_avoiding(self, key: str) -> ObjectInfo | None:
-        avoid, _ = self._destination_marks()
+        # The destination's identity only: its realpath (_destination_marks) is a pure-Python
+        # lstat of each of its folders, which a HEAD (one per key of a --files-from list, a
+        # move's check, a deletion's look-up) has no use for.
+        avoid = _identity(self._avoid) if self._avoid else None
         if (why := self._named_into_destination(key, avoid)) is not None:
             raise why
         return _exists(key, self._path(key))
