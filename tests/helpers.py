@@ -121,4 +121,3 @@ def upload_parts(s3: Any, bucket: str, key: str, sizes: list[int], crc32: str = 
     s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=up,
                                  MultipartUpload={"Parts": done})
     return b"".join(parts)
-
