@@ -23,6 +23,11 @@ def test_check_reports_each_step_ok(cli_env: dict[str, str], s3: Any, bucket: st
     assert steps == ["credentials", "reach", "read", "clock", "credentials", "reach", "write",
                      "clock"]
     assert "read 5 bytes of raw/a.txt" in p.stdout
+    # The source has objects under raw/; the destination's dst/ has none yet: on a flat
+    # namespace it is not said to exist.
+    assert f"s3://{bucket}/raw/ exists and can be listed" in p.stdout
+    assert f"az://{container}/dst/ can be listed; nothing under it yet" in p.stdout
+    assert "dst/ exists" not in p.stdout
     assert blobs(blob_service, container) == {}  # the probe object was deleted
 
 

@@ -13,7 +13,7 @@ from lakeshift.engine.listing import list_pages
 from lakeshift.engine.pipeline import check_reachable
 from lakeshift.engine.retry import RetryPolicy
 from lakeshift.errors import AuthError, LakeshiftError, MissingContainerError, UsageError
-from lakeshift.model import CheckLine, ObjectProps
+from lakeshift.model import CheckLine, ObjectInfo, ObjectProps
 from lakeshift.plan.source import destination_root
 from lakeshift.stores.base import Store, StoreConfig
 from lakeshift.stores.registry import open_store
@@ -92,9 +92,30 @@ async def _skew(side: str, store: Store) -> CheckLine:
     return CheckLine(side, "clock", True, f"skew {skew:+.1f} s")
 
 
+async def _first_object(store: Store) -> ObjectInfo | None:
+    """The first object listed under the store's path, None when there is nothing."""
+    async for page in list_pages(store, store.url.path):
+        return page[0]
+    return None
+
+
+async def _reach(side: str, store: Store, fn: Callable[[], Awaitable[None]]) -> CheckLine:
+    """The reach-and-list step: a path with nothing under it is not said to exist (on a
+    flat namespace a folder is only its objects' common prefix)."""
+    line = await _step(side, "reach and list", fn, "")
+    if not line.ok:
+        return line
+    try:
+        first = await _first_object(store)
+    except LakeshiftError as e:
+        return _fail(side, "reach and list", e)
+    said = ("exists and can be listed" if first is not None
+            else "can be listed; nothing under it yet")
+    return CheckLine(side, "reach and list", True, f"{store.url.display()} {said}")
+
+
 async def _source_steps(side: str, store: Store) -> AsyncIterator[CheckLine]:
-    yield await _step(side, "reach and list", store.check_source,
-                      f"{store.url.display()} exists and can be listed")
+    yield await _reach(side, store, store.check_source)
     try:
         first = None
         async for page in list_pages(store, store.url.path):
@@ -122,8 +143,7 @@ async def _dest_steps(side: str, store: Store) -> AsyncIterator[CheckLine]:
     except LakeshiftError as e:
         yield _fail(side, "reach and list", e)
         return
-    yield await _step(side, "reach and list", store.prepare_destination,
-                      f"{store.url.display()} exists and can be listed")
+    yield await _reach(side, store, store.prepare_destination)
     probe = destination_root(store) + f".lakeshift-check-{uuid.uuid4().hex[:12]}"
     data = b"lakeshift check probe\n"
     try:
