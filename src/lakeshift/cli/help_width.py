@@ -12,7 +12,10 @@ help to wrap at that width, not at the source's.
 Typer draws help with rich on a console of ``typer.rich_utils.MAX_WIDTH`` columns (None:
 rich's own guess — any terminal width, uncapped, and the terminal's even when only stdin
 is one); without rich, click's formatter caps at ``Context.max_content_width`` (80).  The
-command classes below set both while their help is drawn, and put them back after.
+command classes below set both while their help is drawn, and put them back after.  While
+it is drawn, typer's panels of options are drawn by cli/help_layout (every name, value and
+environment variable in full at any width); a typer without the function that draws them
+gets click's plain help, which cuts nothing either.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from contextlib import contextmanager
 from typing import Any, TextIO
 
 from typer.core import HAS_RICH, TyperCommand, TyperGroup
+
+from lakeshift.cli import help_layout
 
 #: The widest help on a terminal, in columns.
 WIDEST = 120
@@ -72,22 +77,46 @@ def flowing(text: str) -> str:
     return "\n\n".join(paragraphs)
 
 
+#: typer's functions that help_layout's panel of options stands in for, and uses.
+_PANEL_FUNCTIONS = ("_print_options_panel", "_get_parameter_help")
+
+
 @contextmanager
-def drawn_at_help_width(ctx: Any) -> Iterator[int]:
-    """While help is drawn: typer's rich console and click's formatter at ``help_width``."""
+def drawn_at_help_width(ctx: Any) -> Iterator[bool]:
+    """While help is drawn: typer's rich console and click's formatter at ``help_width``,
+    typer's panels of options drawn by ``help_layout.options_panel``.  Yields whether that
+    could be done (False: typer's rich help is not what this expects; draw click's)."""
     width = help_width(asked=ctx.terminal_width)
     saved = ctx.terminal_width, ctx.max_content_width
     ctx.terminal_width = ctx.max_content_width = width
     rich_utils: Any = _typer_rich_utils() if HAS_RICH else None
-    before = rich_utils.MAX_WIDTH if rich_utils is not None else None
+    laid_out = rich_utils is not None and all(hasattr(rich_utils, f) for f in _PANEL_FUNCTIONS)
+    before = (rich_utils.MAX_WIDTH, getattr(rich_utils, _PANEL_FUNCTIONS[0], None)) \
+        if rich_utils is not None else None
     if rich_utils is not None:
         rich_utils.MAX_WIDTH = width
+        if laid_out:
+            rich_utils._print_options_panel = help_layout.options_panel
     try:
-        yield width
+        yield laid_out
     finally:
         ctx.terminal_width, ctx.max_content_width = saved
-        if rich_utils is not None:
-            rich_utils.MAX_WIDTH = before
+        if rich_utils is not None and before is not None:
+            rich_utils.MAX_WIDTH = before[0]
+            if laid_out:
+                rich_utils._print_options_panel = before[1]
+
+
+@contextmanager
+def _plain_unless(laid_out: bool, command: Any) -> Iterator[None]:
+    """click's plain help while ``command``'s help is drawn, unless ``laid_out``."""
+    mode = command.rich_markup_mode
+    if not laid_out:
+        command.rich_markup_mode = None
+    try:
+        yield
+    finally:
+        command.rich_markup_mode = mode
 
 
 def _typer_rich_utils() -> Any:
@@ -109,16 +138,33 @@ def _typer_rich_utils() -> Any:
 
 
 class HelpCommand(TyperCommand):
-    """A command whose help is drawn at ``help_width``."""
+    """A command whose help is drawn at ``help_width``, laid out by cli/help_layout: each
+    value named (SRC, N, TEXT), a flag with none."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        help_layout.name_values(self.params)
 
     def get_help(self, ctx: Any) -> str:
-        with drawn_at_help_width(ctx):
+        with drawn_at_help_width(ctx) as laid_out, _plain_unless(laid_out, self):
             return str(super().get_help(ctx))
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        return help_layout.usage_pieces(self, ctx)
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        """click's plain help (typer without rich): typer's rows, an argument named as in
+        the rich help (``SRC``, not ``src <str>``)."""
+        arguments, options = help_layout.plain_records(self, ctx)
+        for title, rows in (("Arguments", arguments), ("Options", options)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
 
 
 class HelpGroup(TyperGroup):
     """The ``lakeshift`` group, its help drawn at ``help_width``."""
 
     def get_help(self, ctx: Any) -> str:
-        with drawn_at_help_width(ctx):
+        with drawn_at_help_width(ctx) as laid_out, _plain_unless(laid_out, self):
             return str(super().get_help(ctx))

@@ -21,9 +21,9 @@ _S3 = "S3 options"
 _AZ = "Azure options"
 
 DbOpt = Annotated[str, typer.Option(
-    "--db", envvar="LAKESHIFT_DB",
+    "--db", envvar="LAKESHIFT_DB", metavar="URL",
     help="Control DB: sqlite:///path.db (default ./lakeshift.db) or postgresql://user@host/db.")]
-JobOpt = Annotated[str, typer.Option("--job", "-j", envvar="LAKESHIFT_JOB",
+JobOpt = Annotated[str, typer.Option("--job", "-j", envvar="LAKESHIFT_JOB", metavar="NAME",
                                      help="Job name.", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 #: A whole number, read by with_options (``whole_number``): one line naming the flag, or the
@@ -34,11 +34,11 @@ ConcurrencyOpt = Annotated[str, typer.Option(
          "concurrency × block size, which must fit in half of this machine's memory, or "
          "of this container's memory limit (cgroup) when that is smaller.")]
 BlockSizeOpt = Annotated[str, typer.Option(
-    "--block-size", envvar="LAKESHIFT_BLOCK_SIZE",
+    "--block-size", envvar="LAKESHIFT_BLOCK_SIZE", metavar="SIZE",
     help="Block size for large objects; objects up to this size go in one request. Memory "
          "for data stays under concurrency × block size.")]
 SinglePutMaxOpt = Annotated[str | None, typer.Option(
-    "--single-put-max", envvar="LAKESHIFT_SINGLE_PUT_MAX", show_default=False,
+    "--single-put-max", envvar="LAKESHIFT_SINGLE_PUT_MAX", metavar="SIZE", show_default=False,
     help="Objects above one block and up to this size, whose source has an MD5, stream "
          "into one request the destination checks against that MD5 (Azure Put Blob with "
          "Content-MD5); larger ones go as blocks. 0 sends every large object as blocks; "
@@ -47,10 +47,11 @@ SinglePutMaxOpt = Annotated[str | None, typer.Option(
 ProgressOpt = Annotated[str, typer.Option(
     "--progress", help="auto (bar on a terminal, plain lines otherwise), bar, plain, none.")]
 IncludeOpt = Annotated[list[str] | None, typer.Option(
-    "--include", help="Copy only names matching this glob (repeatable; * within a folder, "
-                      "** across folders; no / = file name).")]
+    "--include", metavar="GLOB",
+    help="Copy only names matching this glob (repeatable; * within a folder, ** across folders; "
+         "no / = file name).")]
 ExcludeOpt = Annotated[list[str] | None, typer.Option(
-    "--exclude", help="Skip names matching this glob (repeatable).")]
+    "--exclude", metavar="GLOB", help="Skip names matching this glob (repeatable).")]
 OverwriteOpt = Annotated[str, typer.Option(
     "--overwrite", envvar="LAKESHIFT_OVERWRITE",
     help="if-different: skip objects proven identical; always: copy everything; never: skip "
@@ -88,14 +89,16 @@ InvalidNamesOpt = Annotated[str, typer.Option(
 
 
 MaxRpsOpt = Annotated[float | None, typer.Option(
-    "--max-requests-per-second", help="Cap on requests per second to each endpoint.")]
+    "--max-requests-per-second", metavar="N",
+    help="Cap on requests per second to each endpoint.")]
 DaskOpt = Annotated[str | None, typer.Option(
     "--dask", help="Run on a Dask cluster: tcp://HOST:8786 (a running scheduler) or local:N "
                    "(N worker processes here). Needs a PostgreSQL --db; --batch-count and "
                    "--concurrency are per worker, the request and bandwidth caps for all "
                    "workers together (docs/dask.md).")]
 MaxBandwidthOpt = Annotated[str | None, typer.Option(
-    "--max-bandwidth", help="Cap on data moved per second, e.g. 200MiB (per run).")]
+    "--max-bandwidth", metavar="SIZE",
+    help="Cap on data moved per second, e.g. 200MiB (per run).")]
 AdaptiveOpt = Annotated[bool, typer.Option(
     "--adaptive/--no-adaptive", help="Halve requests in flight to an endpoint when it "
                                      "throttles, then creep back up (AIMD).")]
