@@ -498,7 +498,8 @@ class Trial:
 
 @dataclass
 class TuneResult:
-    """Every trial in the order run, and the best setting (fastest without failures)."""
+    """Every trial in the order run, and the best setting (the fastest of the trials that
+    timed the same objects: ``left_out`` and ``not_compared``)."""
 
     sample_objects: int
     sample_bytes: int
@@ -507,6 +508,13 @@ class TuneResult:
     #: The settings not tried (``block_size``, ``single_put_max``) and why: none of the
     #: sample's objects is large enough for them to matter.
     not_tried: dict[str, str] = field(default_factory=dict)
+    #: The objects left out of the timing, by the kind of their error (one ``copy
+    #: --skip-errors`` accepts), each by its name under the source: they failed in every
+    #: trial compared, each the same way, so those trials timed the rest.
+    left_out: dict[str, list[str]] = field(default_factory=dict)
+    #: The trials (places in ``trials``) not compared: they failed other objects than the
+    #: trials compared did (flaky), so they timed other work.
+    not_compared: list[int] = field(default_factory=list)
 
 
 _RECORDS: tuple[type, ...] = (

@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path
 
 from lakeshift.plan.jobconfig import load
-from tests.e2e.cli import BIN
+from tests.e2e.cli import BIN, one_clear_line
 
 
 def _init(out: str, answers: list[str], env: dict[str, str],
@@ -140,3 +140,79 @@ def test_a_control_db_url_with_a_password_or_no_url_is_asked_again(
         assert tomllib.loads(written)["job"]["db"] == "postgresql://lake@127.0.0.1:9/lake"
         assert secret not in written + p.stdout + p.stderr
         (tmp_path / "again.toml").unlink()
+
+
+# -- a failed connection test: change the answers, or write it knowing -------------------------
+
+
+def _init_with(answers: list[str], env: dict[str, str], cwd: Path,
+               out: str = "lakeshift.toml") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN), "init", "-o", out], input="\n".join(answers) + "\n",
+                          env=env, cwd=cwd, capture_output=True, text=True, timeout=60)
+
+
+def _failing_pair(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A source that is there, one that is not, and a destination folder that is."""
+    good, dst = tmp_path / "in", tmp_path / "out"
+    good.mkdir()
+    dst.mkdir()
+    (good / "a.txt").write_text("a")
+    return good, tmp_path / "missing", dst
+
+
+_REST = ["none", "j", "", "1", "4", "once"]  # partitioning … schedule
+
+
+def test_a_failed_connection_test_asks_again_for_the_failing_store(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    """It printed FAIL, then went on as if nothing happened and wrote the config (exit 0).
+    Now it asks whether to change the answers: "change" asks again for the store that
+    failed (its earlier answer the default) and tests again."""
+    good, missing, dst = _failing_pair(tmp_path)
+    # The destination fails (no such folder): only its question comes again.
+    p = _init_with([str(good), str(tmp_path / "nowhere"), "y", "change", str(dst), *_REST],
+                   local_env, tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "FAIL destination" in p.stdout
+    assert p.stdout.count("Source URL(s)") == 1
+    assert p.stdout.count("Destination URL") == 2
+    assert f"Destination URL (abfss://FS@ACCOUNT.dfs.core.windows.net/path, az://…) " \
+           f"[{tmp_path / 'nowhere'}]" in p.stdout  # the earlier answer is the default
+    assert p.stdout.count("ok   destination reach and list") == 1 and p.stderr == ""
+    cfg = load(tmp_path / "lakeshift.toml")
+    assert (cfg.sources, cfg.destination) == ([str(good)], str(dst))
+    # The source fails: its question comes again; the destination's answer kept (Enter).
+    p = _init_with([str(missing), str(dst), "y", "change", str(good), "", *_REST],
+                   local_env, tmp_path, "second.toml")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stdout.count("Source URL(s)") == 2 and "wrote second.toml" in p.stdout
+    cfg = load(tmp_path / "second.toml")
+    assert (cfg.sources, cfg.destination) == ([str(good)], str(dst))
+
+
+def test_a_config_written_after_a_failed_test_says_so(local_env: dict[str, str],
+                                                      tmp_path: Path) -> None:
+    """"write": the config is written as answered (exit 0) and a last line says the test
+    failed and how to test again; a wrong answer is asked again."""
+    _, missing, dst = _failing_pair(tmp_path)
+    p = _init_with([str(missing), str(dst), "y", "maybe", "write", *_REST], local_env,
+                   tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "  change or write" in p.stdout
+    assert load(tmp_path / "lakeshift.toml").sources == [str(missing)]
+    assert p.stderr.strip() == (
+        f"warning: written anyway, but the connection test failed (source {missing} or "
+        f"destination): fix it, then test again with: lakeshift check {missing} {dst}")
+
+
+def test_no_answer_after_a_failed_test_writes_nothing(local_env: dict[str, str],
+                                                      tmp_path: Path) -> None:
+    """No stdin left (CI) at the question: nothing is written, one line, exit 2; no hang."""
+    _, missing, dst = _failing_pair(tmp_path)
+    p = _init_with([str(missing), str(dst), "y"], local_env, tmp_path)
+    assert p.returncode == 2
+    assert one_clear_line(p) == (
+        "lakeshift: init: the connection test failed and no answer came to 'change the "
+        "answers, or write the config anyway?': nothing written; fix the connection and run "
+        "init again")
+    assert not (tmp_path / "lakeshift.toml").exists()

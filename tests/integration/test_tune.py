@@ -284,10 +284,10 @@ def test_tune_says_which_setting_it_did_not_try(
     (src / "big").write_bytes(os.urandom(6 * MiB))  # above 4MiB, below 16MiB
 
     async def trial(src_: Any, dst: Any, sample: Any, base: str, scratch: str,
-                    setting: Setting, policy: Any) -> tuple[Trial, list[Any]]:
+                    setting: Setting, policy: Any) -> tuple[Trial, dict[int, Any]]:
         # Bigger blocks are faster here: 16MiB wins, and the 6 MiB object fits in one.
         return Trial(setting, 1.0 / (setting.block_size / MiB), len(sample),
-                     sum(o.size for o in sample), 0), []
+                     sum(o.size for o in sample), 0), {}
 
     monkeypatch.setattr(engine_tune, "_trial", trial)
     res = lakeshift.tune(str(src), str(tmp_path / "dst"))
@@ -579,3 +579,128 @@ def test_a_sample_that_copy_skips_whole_is_nothing_to_try(tmp_path: Path) -> Non
                             "sample (symlink loops, links to the destination folder, special "
                             "files): tune a folder with files to copy")
     assert list(dst.iterdir()) == []  # the scratch folder is gone
+
+
+# -- a few objects that fail in every trial: the rest is timed ---------------------------------
+
+
+def test_tune_times_what_it_can_and_says_which_objects_it_left_out(
+        tmp_path: Path, cli_env: dict[str, str]) -> None:
+    """3 readable files and 1 with mode 000: the unreadable one blocked tune entirely
+    ("every trial failed: 1 of 4 objects each time", exit 1, no table).  Now the trials time
+    the 3 others, the table is printed, one line names the one left out and copy's flag."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):
+        (src / f"f-{i}.bin").write_bytes(os.urandom(5000 + i))
+    (src / "locked.bin").write_bytes(b"secret")
+    (src / "locked.bin").chmod(0)
+    dst = tmp_path / "dst"
+    tune = cli("tune", str(src), str(dst), env=cli_env, prefix=obeying_file_modes())
+    assert tune.returncode == 0, tune.stderr
+    out = tune.stdout
+    assert "<- best" in out and "Best: --concurrency" in out, out
+    assert ("(1 of 4 objects left out of the timing: they failed in every trial: "
+            "1 forbidden (locked.bin); lakeshift copy fails them too unless --skip-errors "
+            "forbidden)") in out, out
+    rows = [ln.split() for ln in out.splitlines() if ln.strip()[:1].isdigit()]
+    assert len(rows) == len(CONCURRENCIES) and all(r[8] == "1" for r in rows), out
+    assert not dst.exists()
+    as_json = cli("tune", str(src), str(dst), "--json", env=cli_env,
+                  prefix=obeying_file_modes())
+    assert as_json.returncode == 0, as_json.stderr
+    doc = json.loads(as_json.stdout)
+    assert doc["left_out"] == {"forbidden": ["locked.bin"]} and doc["not_compared"] == []
+    assert all(t["compared"] and t["failed"] == 1 for t in doc["trials"])
+
+
+def test_tune_takes_copys_include_and_exclude(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    """The sample is made of the names --include / --exclude take, as copy's are; a glob
+    that cannot work is refused as copy refuses it."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("a.csv", "b.csv", "c.tmp"):
+        (src / name).write_bytes(os.urandom(3000))
+    (src / "locked.csv").write_bytes(b"x")
+    (src / "locked.csv").chmod(0)
+    dst = tmp_path / "dst"
+    tune = cli("tune", str(src), str(dst), "--exclude", "locked.*", "--exclude", "*.tmp",
+               "--json", env=cli_env, prefix=obeying_file_modes())
+    assert tune.returncode == 0, tune.stderr
+    doc = json.loads(tune.stdout)
+    assert doc["sample_objects"] == 2 and doc["left_out"] == {}, doc
+    assert all(t["failed"] == 0 for t in doc["trials"])
+    only = cli("tune", str(src), str(dst), "--include", "*.tmp", "--json", env=cli_env)
+    assert only.returncode == 0 and json.loads(only.stdout)["sample_objects"] == 1, only.stderr
+    none = cli("tune", str(src), str(dst), "--include", "*.parquet", env=cli_env)
+    assert none.returncode == 2
+    assert "nothing to try: the source lists no object that --include/--exclude take" in \
+        one_clear_line(none)
+    bad = cli("tune", str(src), str(dst), "--include", "a[b", env=cli_env)
+    assert bad.returncode == 2 and "has no closing ']'" in one_clear_line(bad)
+    assert not dst.exists()
+
+
+def _failing(monkeypatch: Any, fails: Any) -> list[int]:
+    """copy_object failing ``fails(trial, key)``'s error (None: copied) in each trial (the
+    warm-up is trial -1); returns the trial counter."""
+    from lakeshift.engine import tune as engine_tune
+
+    real = engine_tune.copy_object
+    trial = [-1]
+    real_trial = engine_tune._trial
+
+    async def counted(*args: Any) -> Any:
+        try:
+            return await real_trial(*args)
+        finally:
+            trial[0] += 1
+
+    async def copy(ctx: Any, o: Any, key: str) -> Any:
+        error = fails(trial[0], o.key.rsplit("/", 1)[-1])
+        if error is not None:
+            raise error
+        return await real(ctx, o, key)
+
+    monkeypatch.setattr(engine_tune, "copy_object", copy)
+    monkeypatch.setattr(engine_tune, "_trial", counted)
+    return trial
+
+
+def test_trials_that_failed_other_objects_are_not_compared(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """One object fails (transient, retried out) in the second trial only: that trial timed
+    3 objects, the others 4: it is not compared, and the best is one of the others."""
+    from lakeshift.errors import TransientError
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(4):
+        (src / f"f-{i}").write_bytes(os.urandom(2000))
+    _failing(monkeypatch, lambda n, name: TransientError(f"{name}: reset") if
+             (n, name) == (1, "f-2") else None)
+    res = lakeshift.tune(str(src), str(tmp_path / "dst"))
+    assert res.not_compared == [1] and res.left_out == {}
+    assert res.best != res.trials[1].setting
+    assert [t.failed for t in res.trials] == [0, 1, 0]
+
+
+def test_no_winner_from_trials_that_each_failed_other_objects(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """Each trial fails another object (flaky): no two timed the same work, so no winner is
+    picked (it was the fastest clean one, or "every trial failed"): one line says why."""
+    from lakeshift.errors import ForbiddenError
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(4):
+        (src / f"f-{i}").write_bytes(os.urandom(2000))
+    _failing(monkeypatch, lambda n, name: ForbiddenError(f"{name}: permission denied") if
+             n >= 0 and name == f"f-{n}" else None)
+    with pytest.raises(lakeshift.LakeshiftError) as e:
+        lakeshift.tune(str(src), str(tmp_path / "dst"))
+    assert str(e.value).startswith(
+        "no winner: the trials failed different objects (3 of 4 failed in some trials and "
+        "not in others: forbidden; the first: f-0: permission denied)"), e.value
+    assert e.value.exit_code == 1
+    assert not (tmp_path / "dst").exists()  # the folder tune made for its trials is gone

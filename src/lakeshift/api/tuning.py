@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,7 +27,8 @@ if TYPE_CHECKING:
 
 async def tune_async(source: str, destination: str, *, config: str | Path | None = None,
                      sample_objects: int = 200, sample_size: int | str = 512 * MiB,
-                     store_options: StoreOptions | None = None) -> model.TuneResult:
+                     store_options: StoreOptions | None = None, include: Sequence[str] = (),
+                     exclude: Sequence[str] = ()) -> model.TuneResult:
     """Try a few settings of concurrency, block size and single-put limit on a sample of
     ``source`` (its first ``sample_objects`` objects, at most ``sample_size`` bytes) copied
     into a scratch folder under ``destination`` that is deleted after each trial
@@ -34,7 +36,13 @@ async def tune_async(source: str, destination: str, *, config: str | Path | None
     into its [run] table, which ``run --config`` then uses, and the trials reach the stores
     as its ``[source]`` and ``[destination]`` say (endpoint, credentials, plain HTTP…): a
     field of ``store_options`` that is not its default (a flag given) wins, as ``run``'s
-    arguments win over the file's."""
+    arguments win over the file's.  ``include`` / ``exclude``: the globs ``copy`` takes
+    (its --include / --exclude): the sample is made of the names they take.
+
+    Objects that fail in every trial, each the same way, for a reason of its own (the
+    kinds ``copy --skip-errors`` accepts: unreadable, a dangling link, archived…) are left
+    out of the timing (``TuneResult.left_out``); trials that failed other objects than the
+    rest (flaky) are not compared (``TuneResult.not_compared``)."""
     from lakeshift.engine.tune import tune_async as tune_pair
     from lakeshift.plan.jobconfig import write_run_settings
 
@@ -67,7 +75,7 @@ async def tune_async(source: str, destination: str, *, config: str | Path | None
     dst = destination_config(destination, options)
     # (Its sample is what a copy would copy: not a local destination reached by a link.)
     result = await tune_pair(source_avoiding_destination(source_config(source, options), dst),
-                             dst, sample_objects, size)
+                             dst, sample_objects, size, tuple(include), tuple(exclude))
     if config is not None:
         b = result.best
         values: dict[str, int | str] = {"concurrency": b.concurrency}

@@ -76,9 +76,10 @@ def _ask_count(text: str, default: int) -> int:
 
 
 def _ask_until(text: str, default: str | None, valid: Callable[[str], bool],
-               hint: str) -> str:
+               hint: str, no_answer: str | None = None) -> str:
     """Ask until the answer is valid.  When the answers run out after a wrong one, that
-    wrong answer is the error (one line), not a traceback or a silent default."""
+    wrong answer is the error (one line), not a traceback or a silent default; when they
+    run out before any, ``no_answer`` (else: init is interactive)."""
     wrong: str | None = None
     while True:
         try:
@@ -88,6 +89,8 @@ def _ask_until(text: str, default: str | None, valid: Callable[[str], bool],
             print(flush=True)  # the prompt ended its line on stdout; the error has its own
             if wrong is not None:
                 raise UsageError(f"init: {text!r} wants {hint}, not {wrong!r}") from None
+            if no_answer is not None:
+                raise UsageError(no_answer) from None
             raise UsageError("init is interactive and got no answer: answer its questions, "
                              "or use the flags (lakeshift plan --help, lakeshift run --help)"
                              ) from None
@@ -180,35 +183,28 @@ def init(
         raise UsageError(f"{output} exists: pass --force to overwrite it, or -o another path")
     _check_writable(output)
     print("lakeshift init — each answer has a flag; secrets are never asked for or written.\n")
-    sources = _ask("Source URL(s), comma-separated (s3://bucket/prefix, az://…, a path)")
-    src_list = [s.strip() for s in sources.split(",") if s.strip()]
-    for s in src_list:
-        parse_url(s)
-    src_list = [_absolute_local(s) for s in src_list]
-    dst = _ask("Destination URL (abfss://FS@ACCOUNT.dfs.core.windows.net/path, az://…)")
-    parse_url(dst)
-    dst = _absolute_local(dst)
-    s3_endpoint = aws_profile = ""
-    aws_imds = s3_anon = False
-    if any(s.startswith("s3://") for s in [*src_list, dst]):
-        aws = _ask("AWS credentials from: env (AWS_ACCESS_KEY_ID…), profile, instance-role, "
-                   "anonymous", "env", ("env", "profile", "instance-role", "anonymous"))
-        if aws == "profile":
-            aws_profile = _ask("Profile name (in ~/.aws)", "default")
-        aws_imds, s3_anon = aws == "instance-role", aws == "anonymous"
-        s3_endpoint = _ask(f"S3-compatible endpoint ({_blank_s3_endpoint()})", "")
-    azure_auth = "auto"
-    if any(parse_url(u).scheme == "azure" for u in [*src_list, dst]):
-        azure_auth = _ask("Azure credentials from (auto = connection string, key, SAS, then "
-                          "service principal)", "auto", AZURE_AUTH_CHOICES)
-    so = StoreOptions(s3_endpoint=s3_endpoint or None, aws_profile=aws_profile or None,
-                      aws_imds=aws_imds, s3_anonymous=s3_anon, azure_auth=azure_auth)
+    src_list = _ask_sources(None)
+    dst = _ask_destination(None)
+    so = _ask_credentials(src_list, dst, None)
+    failed: list[str] = []
     if _ask("Test the connections now? (y/n)", "y", ("y", "n")) == "y":
-        for s in src_list:
-            try:
-                print_checks(api.check(s, dst, store_options=so))
-            except LakeshiftError as e:
-                print(f"FAIL {e}")
+        while failed := _test_connections(src_list, dst, so):
+            # Go back to the questions of the store that failed (its earlier answers the
+            # defaults), or write it as it is; with no answer (no stdin: CI), nothing is
+            # written.
+            if _ask_until(
+                    "The connection test failed: change the answers, or write the config "
+                    "anyway? (change/write)", "change", lambda a: a in ("change", "write"),
+                    "change or write",
+                    no_answer="init: the connection test failed and no answer came to "
+                              "'change the answers, or write the config anyway?': nothing "
+                              "written; fix the connection and run init again") == "write":
+                break
+            if any(side.startswith("source") for side in failed):
+                src_list = _ask_sources(src_list)
+            if any(side.endswith("destination") for side in failed):
+                dst = _ask_destination(dst)
+            so = _ask_credentials(src_list, dst, so)
     mode = _ask("Partitioning: none, prefixes, auto (key ranges), adf (ADF control table)",
                 "none", ("none", "prefixes", "auto", "adf"))
     prefixes: list[str] = []
@@ -240,13 +236,81 @@ def init(
         raise UsageError(f"cannot write {output}: {e.strerror}") from None
     print(f"\nwrote {output}. Run it with:\n  lakeshift run --config {shlex.quote(str(output))}\n"
           "or with flags:\n  " + equivalent_flags(cfg))
+    if failed:
+        # Written as asked; the known-failing connection is said last, where it is seen
+        # (exit 0: the config is what was asked for).
+        check = "; ".join(" ".join(["lakeshift check", shlex.quote(s), shlex.quote(dst),
+                                    *_store_flags(so)]) for s in src_list)
+        print(f"warning: written anyway, but the connection test failed ({', '.join(failed)}):"
+              f" fix it, then test again with: {check}", file=sys.stderr)
     return 0
+
+
+def _ask_sources(before: list[str] | None) -> list[str]:
+    sources = _ask("Source URL(s), comma-separated (s3://bucket/prefix, az://…, a path)",
+                   ", ".join(before) if before else None)
+    src_list = [s.strip() for s in sources.split(",") if s.strip()]
+    for s in src_list:
+        parse_url(s)
+    return [_absolute_local(s) for s in src_list]
+
+
+def _ask_destination(before: str | None) -> str:
+    dst = _ask("Destination URL (abfss://FS@ACCOUNT.dfs.core.windows.net/path, az://…)", before)
+    parse_url(dst)
+    return _absolute_local(dst)
+
+
+def _ask_credentials(src_list: list[str], dst: str, before: StoreOptions | None
+                     ) -> StoreOptions:
+    """Where each store's credentials come from (``before``'s answers the defaults)."""
+    b = before or StoreOptions()
+    s3_endpoint = aws_profile = ""
+    aws_imds = s3_anon = False
+    if any(s.startswith("s3://") for s in [*src_list, dst]):
+        was = ("profile" if b.aws_profile else "instance-role" if b.aws_imds else
+               "anonymous" if b.s3_anonymous else "env")
+        aws = _ask("AWS credentials from: env (AWS_ACCESS_KEY_ID…), profile, instance-role, "
+                   "anonymous", was, ("env", "profile", "instance-role", "anonymous"))
+        if aws == "profile":
+            aws_profile = _ask("Profile name (in ~/.aws)", b.aws_profile or "default")
+        aws_imds, s3_anon = aws == "instance-role", aws == "anonymous"
+        s3_endpoint = _ask(f"S3-compatible endpoint ({_blank_s3_endpoint()})",
+                           b.s3_endpoint or "")
+    azure_auth = "auto"
+    if any(parse_url(u).scheme == "azure" for u in [*src_list, dst]):
+        azure_auth = _ask("Azure credentials from (auto = connection string, key, SAS, then "
+                          "service principal)", b.azure_auth, AZURE_AUTH_CHOICES)
+    return StoreOptions(s3_endpoint=s3_endpoint or None, aws_profile=aws_profile or None,
+                        aws_imds=aws_imds, s3_anonymous=s3_anon, azure_auth=azure_auth)
+
+
+def _test_connections(src_list: list[str], dst: str, so: StoreOptions) -> list[str]:
+    """``check`` each source with the destination, its lines printed; the sides that failed
+    ("source URL", "destination", or "source URL or destination" when the test could not
+    start), none when every step passed."""
+    failed: list[str] = []
+    for s in src_list:
+        try:
+            result = api.check(s, dst, store_options=so)
+        except LakeshiftError as e:
+            print(f"FAIL {e}")
+            failed.append(f"source {s} or destination")
+            continue
+        print_checks(result)
+        sides = {ln.side for ln in result.lines if not ln.ok}
+        if result.exit_code and not sides:
+            sides = {"source", "destination"}
+        if "source" in sides:
+            failed.append(f"source {s}")
+        if "destination" in sides and "destination" not in failed:
+            failed.append("destination")
+    return failed
 
 
 def equivalent_flags(cfg: JobConfig) -> str:
     """The plan and run commands the config stands for, each value quoted for a shell (a
     path with a space -- the default control DB's folder, say -- pastes as one word)."""
-    s = cfg.store
     q = shlex.quote
     plan = ["lakeshift plan", *map(q, cfg.sources), q(cfg.destination), "--job", q(cfg.name),
             "--db", q(cfg.db)]
@@ -255,6 +319,16 @@ def equivalent_flags(cfg: JobConfig) -> str:
         plan += ["--partition-by auto", f"--target-objects {cfg.target_objects}"]
     if cfg.mode == "adf":
         plan += [f"--adf-control-table {q(cfg.adf_control_table or '')}"]
+    plan += _store_flags(cfg.store)
+    run = ["lakeshift run --job", q(cfg.name), "--db", q(cfg.db), "--batch-count",
+           str(cfg.batch_count), "--concurrency", str(cfg.concurrency)]
+    return " ".join(plan) + "\n  " + " ".join(run)
+
+
+def _store_flags(s: StoreOptions) -> list[str]:
+    """The flags of ``plan``, ``run`` and ``check`` that reach the stores as ``s`` says."""
+    q = shlex.quote
+    plan: list[str] = []
     if s.s3_endpoint:
         plan.append(f"--s3-endpoint {q(s.s3_endpoint)}")
     if s.aws_profile:
@@ -265,6 +339,4 @@ def equivalent_flags(cfg: JobConfig) -> str:
         plan.append("--s3-anonymous")
     if s.azure_auth != "auto":
         plan.append(f"--azure-auth {s.azure_auth}")
-    run = ["lakeshift run --job", q(cfg.name), "--db", q(cfg.db), "--batch-count",
-           str(cfg.batch_count), "--concurrency", str(cfg.concurrency)]
-    return " ".join(plan) + "\n  " + " ".join(run)
+    return plan

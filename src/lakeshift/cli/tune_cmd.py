@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 
 from lakeshift import api
-from lakeshift.cli.options import NO_STORE_OPTIONS, JsonOpt, given, with_store_options
+from lakeshift.cli.options import (
+    NO_STORE_OPTIONS,
+    ExcludeOpt,
+    IncludeOpt,
+    JsonOpt,
+    given,
+    with_store_options,
+)
 from lakeshift.errors import UsageError
 from lakeshift.plan.jobconfig import size_text
 from lakeshift.sizes import human_bytes
@@ -37,18 +44,22 @@ def tune(
         "--sample-objects", help="At most this many objects in the sample.")] = 200,
     sample_size: Annotated[str, typer.Option(
         "--sample-size", help="At most this many bytes in the sample.")] = "512MiB",
+    include: IncludeOpt = None,
+    exclude: ExcludeOpt = None,
     as_json: JsonOpt = False,
     store: api.StoreOptions = NO_STORE_OPTIONS,
 ) -> int:
     if config is not None:
         _refuse_defaults_the_config_replaces(ctx, config, store)
     result = api.tune(src, dst, config=config, sample_objects=sample_objects,
-                      sample_size=sample_size, store_options=store)
+                      sample_size=sample_size, store_options=store, include=include or (),
+                      exclude=exclude or ())
     rows = [{"concurrency": t.setting.concurrency, "block_size": t.setting.block_size,
              "single_put_max": t.setting.single_put_max, "seconds": round(t.seconds, 3),
              "bytes_per_s": round(t.bytes_per_s, 1),
-             "objects_per_s": round(t.objects_per_s, 1), "failed": t.failed}
-            for t in result.trials]
+             "objects_per_s": round(t.objects_per_s, 1), "failed": t.failed,
+             "compared": n not in result.not_compared}
+            for n, t in enumerate(result.trials)]
     best = result.best
     if as_json:
         import json
@@ -58,13 +69,17 @@ def tune(
                           "best": {"concurrency": best.concurrency,
                                    "block_size": best.block_size,
                                    "single_put_max": best.single_put_max},
-                          "not_tried": result.not_tried, "config": config}, indent=2))
+                          "not_tried": result.not_tried, "left_out": result.left_out,
+                          "not_compared": result.not_compared,
+                          "config": config}, indent=2))
         return 0
     print(f"Sample: {result.sample_objects} objects, {human_bytes(result.sample_bytes)}")
     print(f"  {'concurrency':>11}  {'block size':>10}  {'single put':>10}  {'seconds':>8}  "
           f"{'MiB/s':>8}  {'objects/s':>9}  failed")
-    for t in result.trials:
-        mark = "  <- best" if t.setting == best and not t.failed else ""
+    for n, t in enumerate(result.trials):
+        compared = n not in result.not_compared
+        mark = "  <- best" if t.setting == best and compared else (
+            "" if compared else "  (not compared)")
         print(f"  {t.setting.concurrency:>11}  {human_bytes(t.setting.block_size):>10}  "
               f"{human_bytes(t.setting.single_put_max):>10}  {t.seconds:>8.2f}  "
               f"{t.bytes_per_s / 1048576:>8.1f}  {t.objects_per_s:>9.1f}  {t.failed:>6}{mark}")
@@ -77,6 +92,17 @@ def tune(
             flag = "--" + axis.replace("_", "-")
             print(f"  ({flag} not tried: {why}; the best keeps "
                   f"{size_text(getattr(best, axis))})")
+    if result.left_out:
+        count = sum(len(keys) for keys in result.left_out.values())
+        why = ", ".join(f"{len(keys)} {kind} ({keys[0]}{', …' if len(keys) > 1 else ''})"
+                        for kind, keys in result.left_out.items())
+        print(f"  ({count} of {result.sample_objects} objects left out of the timing: they "
+              f"failed in every trial: {why}; lakeshift copy fails them too unless "
+              f"--skip-errors {','.join(result.left_out)})")
+    if result.not_compared:
+        print(f"  ({len(result.not_compared)} of {len(result.trials)} trials not compared: "
+              "they failed other objects than the rest (flaky), so they timed other work; "
+              "the best is the fastest of the rest)")
     if max(t.seconds for t in result.trials) < 1.0:
         print("  (every trial took under a second: the differences may be noise; a larger "
               "--sample-objects / --sample-size gives a truer answer)")

@@ -26,13 +26,13 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import TypeVar, cast
 
 from lakeshift.engine.events import EventBus
 from lakeshift.engine.limiter import Pacing
 from lakeshift.engine.listing import list_pages
-from lakeshift.engine.pipeline import check_reachable
+from lakeshift.engine.pipeline import SKIPPABLE, check_reachable
 from lakeshift.engine.pipeline_pool import drive
 from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.slots import SlotPool
@@ -46,6 +46,7 @@ from lakeshift.errors import (
     UsageError,
 )
 from lakeshift.model import ObjectInfo, Setting, Trial, TuneResult
+from lakeshift.plan.filters import NameFilter
 from lakeshift.plan.jobconfig import size_text
 from lakeshift.plan.source import destination_root, resolve_source
 from lakeshift.stores.base import DirectoryWriter, Store, StoreConfig
@@ -60,15 +61,18 @@ SINGLE_PUT_MAXES = (0, 256 * MiB)
 SCRATCH = ".lakeshift-tune-"
 
 
-async def sample_of(src: Store, max_objects: int, max_bytes: int,
-                    policy: RetryPolicy) -> list[ObjectInfo]:
-    """The first objects of the source's listing, up to ``max_objects`` or ``max_bytes``."""
+async def sample_of(src: Store, max_objects: int, max_bytes: int, policy: RetryPolicy,
+                    names: NameFilter | None = None) -> list[ObjectInfo]:
+    """The first objects of the source's listing that ``names`` takes (copy's --include and
+    --exclude), up to ``max_objects`` or ``max_bytes``."""
     spec = await resolve_source(src)
     out: list[ObjectInfo] = []
     total = 0
     async for page in list_pages(src, spec.listing_prefix(), None, policy, None):
         for o in page:
             if o.is_dir_marker or o.key.endswith("/"):
+                continue
+            if names is not None and not names(spec.rel(o.key)):
                 continue
             out.append(o)
             total += o.size
@@ -78,8 +82,9 @@ async def sample_of(src: Store, max_objects: int, max_bytes: int,
 
 
 async def _trial(src: Store, dst: Store, sample: list[ObjectInfo], base: str, scratch: str,
-                 setting: Setting, policy: RetryPolicy) -> tuple[Trial, list[LakeshiftError]]:
-    """One trial, and the errors of the objects it failed, in the sample's order.  A
+                 setting: Setting, policy: RetryPolicy
+                 ) -> tuple[Trial, dict[int, LakeshiftError]]:
+    """One trial, and the errors of the objects it failed by their place in the sample.  A
     credential or usage error (credentials refused, a bucket or container gone) ends tune
     there, as it ends a copy: every other trial would meet it too."""
     ctx = TransferContext(src, dst, setting.block_size, SlotPool(setting.concurrency), policy,
@@ -112,15 +117,33 @@ async def _trial(src: Store, dst: Store, sample: list[ObjectInfo], base: str, sc
     await drive(_each(written), lambda k: retry(lambda: dst.delete(k), policy), 16)
     failed = len(failures)
     trial = Trial(setting, seconds, len(sample) - failed - skipped,
-                  sum(o.size for o in sample) if not failed else 0, failed)
-    return trial, [failures[i] for i in sorted(failures)]
+                  sum(o.size for i, o in enumerate(sample) if i not in failures), failed)
+    return trial, {i: failures[i] for i in sorted(failures)}
+
+
+def comparable(failed: list[dict[int, LakeshiftError]], sample: int
+               ) -> tuple[set[int], list[int]]:
+    """Which trials timed the same objects, by their place in ``failed`` (each trial's
+    failed objects), and the objects they left out: the trials that failed the same objects,
+    each for a reason of its own (the kinds ``copy --skip-errors`` accepts: unreadable,
+    a dangling link, archived…) and copied some, as many of them as there are (on a tie the
+    fewest objects left out).  A trial that failed other objects (flaky: a transient error,
+    one object read once and not again) timed other work: it is compared with none."""
+    groups: dict[frozenset[int], list[int]] = {}
+    for n, errors in enumerate(failed):
+        if len(errors) < sample and all(e.kind in SKIPPABLE for e in errors.values()):
+            groups.setdefault(frozenset(errors), []).append(n)
+    if not groups:
+        return set(), []
+    left_out = min(groups, key=lambda k: (-len(groups[k]), len(k)))
+    return set(left_out), groups[left_out]
 
 
 #: What to do when every trial failed, by the kind of the first object's error.
 _FIXES = {
     "forbidden": "let lakeshift read the source and write the destination (the credentials' "
                  "permissions, a local file's mode; lakeshift check SRC DST tests both), or "
-                 "tune a folder it may copy",
+                 "tune a folder it may copy (--exclude leaves names out)",
     "missing": "the objects went away between the listing and the read: tune again when "
                "nothing deletes them meanwhile",
     "dangling-link": "their targets do not exist: tune a folder without such links (copy "
@@ -157,6 +180,26 @@ def every_trial_failed(trials: list[Trial], failures: list[LakeshiftError],
     if not isinstance(first, ObjectError):
         return InternalError(f"{line} (an error lakeshift does not classify)")
     error = ObjectError(f"{line} — {_FIXES.get(first.kind, _FIX_OTHERWISE)}")
+    error.kind = first.kind
+    return error
+
+
+def _flaky(failed: list[dict[int, LakeshiftError]], sample: int) -> LakeshiftError:
+    """The error that ends tune when its trials failed different objects (one object failed
+    in some and was copied in others) and no two of them timed the same objects: no winner
+    can be picked from trials that timed different work."""
+    ever = set().union(*(f.keys() for f in failed))
+    always = set.intersection(*(set(f) for f in failed))
+    kinds = sorted({e.kind for f in failed for i, e in f.items() if i not in always})
+    first = next(e for f in failed for i, e in f.items() if i not in always)
+    said = " ".join(str(first).split())
+    if len(said) > 300:
+        said = said[:297] + "..."
+    error = ObjectError(
+        f"no winner: the trials failed different objects ({len(ever - always)} of {sample} "
+        f"failed in some trials and not in others: {', '.join(kinds)}; the first: {said}), so "
+        "no two of them timed the same work — tune again, or lakeshift copy SRC DST records "
+        "each object's error")
     error.kind = first.kind
     return error
 
@@ -272,7 +315,9 @@ async def _sweep(dst: Store, prefix: str) -> int:
 
 
 async def tune_async(source: StoreConfig, destination: StoreConfig, max_objects: int = 200,
-                     max_bytes: int = 512 * MiB) -> TuneResult:
+                     max_bytes: int = 512 * MiB, include: Sequence[str] = (),
+                     exclude: Sequence[str] = ()) -> TuneResult:
+    names = NameFilter(include, exclude)  # a glob that cannot work: refused before anything
     src, dst = open_store(source), open_store(destination)
     policy = RetryPolicy()
     scratch = ""
@@ -281,22 +326,26 @@ async def tune_async(source: StoreConfig, destination: StoreConfig, max_objects:
     try:
         await check_reachable(src.check_source, "source", policy)
         made = await _prepare(dst, policy)
-        sample = await sample_of(src, max_objects, max_bytes, policy)
+        sample = await sample_of(src, max_objects, max_bytes, policy, names)
         if not sample:
-            raise UsageError(f"{src.url.display()}: nothing to try: the source lists no object")
+            raise UsageError(f"{src.url.display()}: nothing to try: the source lists no object"
+                             + (" that --include/--exclude take" if include or exclude else ""))
         base = (await resolve_source(src)).rel_base
         scratch = f"{destination_root(dst)}{SCRATCH}{uuid.uuid4().hex[:8]}/"
         result = TuneResult(len(sample), sum(o.size for o in sample))
         best: Trial | None = None
-        failures: list[LakeshiftError] = []
+        failed: list[dict[int, LakeshiftError]] = []  # each trial's, by sample place
 
         async def run(setting: Setting) -> None:
-            nonlocal best, failures
-            trial, failures = await _trial(src, dst, sample, base,
-                                           f"{scratch}{len(result.trials)}/", setting, policy)
+            nonlocal best
+            trial, errors = await _trial(src, dst, sample, base,
+                                         f"{scratch}{len(result.trials)}/", setting, policy)
             result.trials.append(trial)
-            if not trial.failed and (best is None or trial.seconds < best.seconds):
-                best = trial
+            failed.append(errors)
+            # The fastest of the trials that timed the same objects (so far).
+            _, alike = comparable(failed, len(sample))
+            best = min((result.trials[n] for n in alike), key=lambda t: t.seconds,
+                       default=None)
 
         # One unrecorded round first: the first copy of a sample pays for cold caches,
         # connections and imports, which would count against whichever setting came first.
@@ -326,8 +375,16 @@ async def tune_async(source: StoreConfig, destination: StoreConfig, max_objects:
                 continue
             for value in BLOCK_SIZES if axis == "block_size" else SINGLE_PUT_MAXES:
                 await run(Setting(**{**_fields(start), axis: value}))
-        if best is None:
-            raise every_trial_failed(result.trials, failures, len(sample))
+        left_out, alike = comparable(failed, len(sample))
+        result.not_compared = [n for n in range(len(result.trials)) if n not in alike]
+        if best is None or (result.not_compared and len(alike) < 2):
+            if all(f.keys() == failed[-1].keys() for f in failed):
+                raise every_trial_failed(result.trials, list(failed[-1].values()),
+                                         len(sample))
+            raise _flaky(failed, len(sample))
+        for i in sorted(left_out):
+            e = failed[alike[0]][i]
+            result.left_out.setdefault(e.kind, []).append(sample[i].key[len(base):])
         result.best = best.setting
         finished = True
         return result
