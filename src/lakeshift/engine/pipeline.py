@@ -341,9 +341,10 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
                 continue
             if opts.dry_run:
                 # An entry the listing could not describe is asked why (local: a link to
-                # the destination folder): the copy would skip it, not copy it.
+                # the destination folder): the copy would skip it, not copy it.  (A folder
+                # marker — an empty directory — has no bytes to read: the copy makes it.)
                 unread = await skipped_unread(ctx, s) if s.size == 0 and s.etag is None and \
-                    s.last_modified is None else None
+                    s.last_modified is None and not s.is_dir_marker else None
                 events.emit(ObjectDone(s.key, s.size, "copied") if unread is None else
                             ObjectDone(s.key, s.size, "skipped", unread.kind, str(unread)))
                 finish(ticket, True)

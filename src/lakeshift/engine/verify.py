@@ -223,7 +223,12 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
             result.checked += 1
             if s.is_dir_marker:
                 if pair is not None and pair.is_dir_marker:
-                    await check.proven(name, s, pair, PROOF_FOLDER, "", "")
+                    # Named as the copy names the folder it made ("d": copy_marker, the
+                    # proof log), also where the listing says "d/" (a local disk's empty
+                    # directory).
+                    there = pair if not pair.key.endswith("/") else \
+                        ObjectInfo(pair.key[:-1], 0, is_dir_marker=True)
+                    await check.proven(name, s, there, PROOF_FOLDER, "", "")
                 elif pair is None and dst.capabilities.directories:
                     # A listing that shows no empty directories (local disk) is asked,
                     # as the copy asks it, whether the folder is there.
