@@ -321,8 +321,9 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
                 events.emit(Renamed(s.key, root + name, why or ""))
             if s.is_dir_marker and d is None and dst.capabilities.directories and \
                     opts.overwrite != "always":
-                # A listing that shows no empty directories (local disk) is asked once per
-                # empty directory whether it is there.
+                # A directory the listing shows no marker for (local disk lists only empty
+                # ones: this one holds files) is asked once per empty source directory
+                # whether it is there.
                 asked = functools.partial(dst.is_folder, root + name)
                 if await retry(asked, policy, ctx.dst_limit):
                     d = s

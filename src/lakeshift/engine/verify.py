@@ -230,8 +230,9 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
                         ObjectInfo(pair.key[:-1], 0, is_dir_marker=True)
                     await check.proven(name, s, there, PROOF_FOLDER, "", "")
                 elif pair is None and dst.capabilities.directories:
-                    # A listing that shows no empty directories (local disk) is asked,
-                    # as the copy asks it, whether the folder is there.
+                    # A directory the listing shows no marker for (local disk lists only
+                    # empty ones: this one holds files) is asked, as the copy asks it,
+                    # whether the folder is there.
                     yield name, s, root + name.rstrip("/")
                 else:
                     await check.differ(name, "missing", s, pair, detail=FOLDER_MISSING)
