@@ -114,3 +114,27 @@ def test_verify_of_a_job_follows_its_empty_dirs_setting(hadoop: WebHdfsDouble,
     v = lakeshift.verify(job="j", db=db, report=tmp_path / "v")
     assert v.exit_code == 0 and "folder" not in v.proofs, _rows(tmp_path / "v")
     assert v.verified == len(FILES)
+
+
+def test_local_folders_are_made_and_verified_at_gen2(container: str, gen2: DfsDouble,
+                                                     blob_service: Any,
+                                                     tmp_path: Path) -> None:
+    """A local source's empty folders go to an ADLS Gen2 account as directories by default
+    (both sides have real ones), as Gen1's do; a rerun finds them; verify proves them."""
+    src = tmp_path / "lake"
+    for k, v in FILES.items():
+        (tmp_path / k).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / k).write_bytes(v)
+    for d in EMPTY:
+        (tmp_path / d).mkdir(parents=True)
+    dst = f"az://{container}/g2/"
+    copied = lakeshift.copy(str(src), dst)
+    assert copied.exit_code == 0 and copied.proofs["folder"] == len(EMPTY)
+    listed = {b.name: b.metadata for b in blob_service.get_container_client(
+        container).list_blobs(name_starts_with="g2/", include=["metadata"])}
+    assert listed["g2/empty"] == listed["g2/a/e/f"] == {"hdi_isfolder": "true"}
+    again = lakeshift.copy(str(src), dst)
+    assert (again.exit_code, again.stats.copied) == (0, 0)
+    v = lakeshift.verify(str(src), dst, report=tmp_path / "v")
+    assert v.exit_code == 0 and v.proofs == {"read-md5": len(FILES), "folder": len(EMPTY)}, \
+        _rows(tmp_path / "v")
