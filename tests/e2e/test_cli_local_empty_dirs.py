@@ -126,7 +126,16 @@ def test_local_to_a_flat_account_makes_folder_marker_blobs_only_when_asked(
         assert made[name].size == 0 and made[name].metadata == {"hdi_isfolder": "true"}
     again = _json("copy", str(src), f"az://{container}/m/", "--empty-dirs", env=cli_env)
     assert (again["copied"], again["skipped"]) == (0, len(FOLDERS) + 2), again
-    # The files are proven; a flat account has no folders to check (README, verify).
-    v = _json("verify", str(src), f"az://{container}/m/", "--report",
+    # verify as the copy was run (--empty-dirs) proves the markers too; without it, a flat
+    # account's folders are not checked (its default, as the copy's).
+    v = _json("verify", str(src), f"az://{container}/m/", "--empty-dirs", "--report",
               str(tmp_path / "v"), env=cli_env)
-    assert (v["verified"], v["differences"]) == (2, 0), v
+    assert (v["verified"], v["differences"]) == (len(FOLDERS) + 2, 0), v
+    assert v["proofs"] == {"folder": len(FOLDERS), "read-md5": 2}, v
+    blob_service.get_blob_client(container, "m/a/e/f").delete_blob()
+    gone = _json("verify", str(src), f"az://{container}/m/", "--empty-dirs", "--report",
+                 str(tmp_path / "v2"), env=cli_env, code=1)
+    assert gone["missing"] == 1 and "a/e/f/,missing" in (tmp_path / "v2.csv").read_text()
+    plain_v = _json("verify", str(src), f"az://{container}/m/", "--report",
+                    str(tmp_path / "v3"), env=cli_env)
+    assert (plain_v["verified"], plain_v["differences"]) == (2, 0), plain_v
