@@ -356,3 +356,29 @@ def test_delimiter_listing_gives_child_folders_and_direct_objects(store_url: str
         assert folders == ["a/c/"] and [o.key for o in objects] == ["a/b"]
 
     run(store_url, body)
+
+
+def test_a_hierarchical_source_lists_an_empty_directory_as_a_folder_marker(
+        store_url: str) -> None:
+    """Where directories are real (local disk, Gen1, HDFS), an empty one is a folder marker
+    ``d/`` (``is_dir_marker``, no bytes, no time) in key order, so --empty-dirs can make it;
+    a directory holding anything, or only an empty one, gets none; where a listing starts
+    is none.  Flat stores have no directories to list."""
+    async def body(store: Store) -> None:
+        if not store.capabilities.hierarchical:
+            pytest.skip("a flat store lists objects only")
+        await _seed(store, ["a/x", "b.txt"])
+        double = _DOUBLES.get(store.url.display().removesuffix(store.url.path))
+        root = double.root if double is not None else Path(store.url.bucket)
+        for d in ("e/f", "a/empty", "a-"):
+            (root / d).mkdir(parents=True)
+        out: list[tuple[str, int, bool, Any]] = []
+        async for page in list_pages(store, ""):
+            out.extend((o.key, o.size, o.is_dir_marker, o.last_modified) for o in page)
+        assert out == [("a-/", 0, True, None), ("a/empty/", 0, True, None),
+                       ("a/x", 3, False, out[2][3]), ("b.txt", 5, False, out[3][3]),
+                       ("e/f/", 0, True, None)]
+        assert await _all(store, "a/empty/") == []
+        assert await _all(store, "", start_after="a/empty/") == ["a/x", "b.txt", "e/f/"]
+
+    run(store_url, body)

@@ -2,7 +2,8 @@
 (Gen1/HDFS folder marker) is proven there as a folder (proof ``folder``), so verify's
 proofs add up to what the copy copied; a folder gone from the destination is missing, as
 a file would be.  Gen1 double → Gen2 double (directories listed by the account) and HDFS
-double → local disk (a listing that shows no empty directories: asked per folder)."""
+double → local disk (which lists an empty directory as a marker, and one that holds files
+not at all: asked per folder)."""
 
 from __future__ import annotations
 
@@ -90,6 +91,15 @@ def test_hdfs_folders_are_verified_on_local_disk(hadoop: WebHdfsDouble,
     (out / "empty").write_bytes(b"")
     file_there = lakeshift.verify(src, str(out), report=tmp_path / "v3")
     assert file_there.exit_code == 1 and file_there.missing == 1
+    # A folder that holds a file since (its listing names no marker for it) is asked: it is
+    # there, proven; the copy finds it there too.
+    (out / "empty").unlink()
+    (out / "empty").mkdir()
+    (out / "empty" / "later.txt").write_bytes(b"later")
+    held = lakeshift.verify(src, str(out), report=tmp_path / "v4")
+    assert (held.missing, held.extra, held.proofs["folder"]) == (0, 1, len(EMPTY))
+    again = lakeshift.copy(src, str(out))
+    assert (again.exit_code, again.stats.copied) == (0, 0)
 
 
 def test_verify_of_a_job_follows_its_empty_dirs_setting(hadoop: WebHdfsDouble,
@@ -104,3 +114,27 @@ def test_verify_of_a_job_follows_its_empty_dirs_setting(hadoop: WebHdfsDouble,
     v = lakeshift.verify(job="j", db=db, report=tmp_path / "v")
     assert v.exit_code == 0 and "folder" not in v.proofs, _rows(tmp_path / "v")
     assert v.verified == len(FILES)
+
+
+def test_local_folders_are_made_and_verified_at_gen2(container: str, gen2: DfsDouble,
+                                                     blob_service: Any,
+                                                     tmp_path: Path) -> None:
+    """A local source's empty folders go to an ADLS Gen2 account as directories by default
+    (both sides have real ones), as Gen1's do; a rerun finds them; verify proves them."""
+    src = tmp_path / "lake"
+    for k, v in FILES.items():
+        (tmp_path / k).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / k).write_bytes(v)
+    for d in EMPTY:
+        (tmp_path / d).mkdir(parents=True)
+    dst = f"az://{container}/g2/"
+    copied = lakeshift.copy(str(src), dst)
+    assert copied.exit_code == 0 and copied.proofs["folder"] == len(EMPTY)
+    listed = {b.name: b.metadata for b in blob_service.get_container_client(
+        container).list_blobs(name_starts_with="g2/", include=["metadata"])}
+    assert listed["g2/empty"] == listed["g2/a/e/f"] == {"hdi_isfolder": "true"}
+    again = lakeshift.copy(str(src), dst)
+    assert (again.exit_code, again.stats.copied) == (0, 0)
+    v = lakeshift.verify(str(src), dst, report=tmp_path / "v")
+    assert v.exit_code == 0 and v.proofs == {"read-md5": len(FILES), "folder": len(EMPTY)}, \
+        _rows(tmp_path / "v")

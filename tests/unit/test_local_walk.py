@@ -4,11 +4,12 @@ once, however the pages fall."""
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import pytest
 
-from lakeshift.errors import DanglingLinkError, DestinationFolderError
+from lakeshift.errors import DanglingLinkError, DestinationFolderError, ForbiddenError
 from lakeshift.stores.base import StoreConfig
 from lakeshift.stores.local.store import LocalStore
 from lakeshift.urls import parse_url
@@ -111,3 +112,65 @@ def test_the_destination_reached_through_a_linked_folder_is_an_entry(tmp_path: P
                                                                          "ext/out"])
     with pytest.raises(DestinationFolderError, match="destination folder"):
         asyncio.run(store.read("ext/out"))
+
+
+def _walked(store: LocalStore, prefix: str = "", start_after: str | None = None
+            ) -> list[tuple[str, bool]]:
+    async def walk() -> list[tuple[str, bool]]:
+        out: list[tuple[str, bool]] = []
+        token = None
+        while True:
+            page = await store.list_page(prefix, token, start_after)
+            out += [(o.key, o.is_dir_marker) for o in page.objects]
+            token = page.token
+            if token is None:
+                return out
+
+    return asyncio.run(walk())
+
+
+@pytest.mark.parametrize("page_size", [1, 2, 3, 1000])
+def test_empty_folders_are_folder_markers_in_key_order(tmp_path: Path, page_size: int) -> None:
+    """An empty folder the walk comes down into is one folder marker ``name/`` (as the
+    WebHDFS walk lists an empty directory), in key order, once however the pages fall; a
+    folder that holds files, or only an empty folder, gets none; a symlink to an empty
+    folder is followed as any link to a folder is: a marker of its own name."""
+    src = tmp_path / "data"
+    for d in ("a/e/f", "empty", "full", "only/inner", "d-"):
+        (src / d).mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    (src / "lnk").symlink_to("../elsewhere")
+    for f in ("full/x.txt", "d-/y", "top.txt"):
+        (src / f).write_bytes(b"x")
+    store = LocalStore(StoreConfig(parse_url(str(src))))
+    store.page_size = page_size
+    want = [("a/e/f/", True), ("d-/y", False), ("empty/", True), ("full/x.txt", False),
+            ("lnk/", True), ("only/inner/", True), ("top.txt", False)]
+    assert _walked(store) == want
+    # Resumed at a marker (a page's last key, a partition's cursor): each once.
+    assert _walked(store, start_after="empty/") == want[3:]
+    assert _walked(store, start_after="empty") == want[2:]
+    # A string prefix takes the folders its names start with.
+    assert _walked(store, "e") == [("empty/", True)]
+    # Where a walk starts is no folder to make: the source root, a partition's prefix.
+    assert _walked(store, "empty/") == []
+    assert _walked(LocalStore(StoreConfig(parse_url(str(src / "empty"))))) == []
+    assert _walked(store, "only/") == [("only/inner/", True)]
+
+
+def test_an_empty_folder_the_walk_may_not_enter_is_its_entry_not_a_marker(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty folder that is unreadable, or is the destination (a link to it, or it
+    reached through a linked folder), stays the walk's one entry whose read says why:
+    no folder is made for it."""
+    src, dst, store = linked_destination(tmp_path)
+    (dst / "a" / "old.txt").unlink()  # the destination's folders: all empty now
+    (src / "todest").symlink_to("../elsewhere/out")
+    (src / "locked").mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p).endswith("locked")
+                        else real_access(p, mode))
+    assert _walked(store) == [("ext/e.txt", False), ("ext/out", False), ("locked", False),
+                              ("todest", False)]
+    with pytest.raises(ForbiddenError, match="permission denied"):
+        asyncio.run(store.read("locked"))

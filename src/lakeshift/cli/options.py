@@ -63,7 +63,8 @@ EmptyDirsOpt = Annotated[bool | None, typer.Option(
     "--empty-dirs/--no-empty-dirs",
     help="Create the source's empty directories at the destination (real directories on "
          "ADLS Gen2 and local disk, hdi_isfolder marker blobs on a flat account). Default: "
-         "on from adl:// and webhdfs:// to a hierarchical destination.",
+         "on from adl://, webhdfs:// and local disk to a hierarchical destination (ADLS "
+         "Gen2, local disk).",
     show_default=False)]
 PreserveOpt = Annotated[str, typer.Option(
     "--preserve", help="Keep these of each file and directory on an ADLS Gen2 destination: "

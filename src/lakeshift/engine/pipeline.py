@@ -321,8 +321,9 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
                 events.emit(Renamed(s.key, root + name, why or ""))
             if s.is_dir_marker and d is None and dst.capabilities.directories and \
                     opts.overwrite != "always":
-                # A listing that shows no empty directories (local disk) is asked once per
-                # empty directory whether it is there.
+                # A directory the listing shows no marker for (local disk lists only empty
+                # ones: this one holds files) is asked once per empty source directory
+                # whether it is there.
                 asked = functools.partial(dst.is_folder, root + name)
                 if await retry(asked, policy, ctx.dst_limit):
                     d = s
@@ -341,9 +342,10 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
                 continue
             if opts.dry_run:
                 # An entry the listing could not describe is asked why (local: a link to
-                # the destination folder): the copy would skip it, not copy it.
+                # the destination folder): the copy would skip it, not copy it.  (A folder
+                # marker — an empty directory — has no bytes to read: the copy makes it.)
                 unread = await skipped_unread(ctx, s) if s.size == 0 and s.etag is None and \
-                    s.last_modified is None else None
+                    s.last_modified is None and not s.is_dir_marker else None
                 events.emit(ObjectDone(s.key, s.size, "copied") if unread is None else
                             ObjectDone(s.key, s.size, "skipped", unread.kind, str(unread)))
                 finish(ticket, True)

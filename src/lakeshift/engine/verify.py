@@ -147,10 +147,11 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
             await asker.ask_namespace()
 
         await check_reachable(ask_namespace, "destination", policy)
-    # The source's folders, as the copy made them (pipeline.run_pipeline's empty_dirs):
-    # only between two stores with real directories.
-    folders = opts.empty_dirs is not False and src.capabilities.hierarchical and \
-        dst.capabilities.hierarchical
+    # The source's folders, as the copy made them (pipeline.run_pipeline's empty_dirs): by
+    # default between two stores with real directories; asked for (--empty-dirs, as the
+    # copy was run), on a flat destination too, where they are hdi_isfolder marker blobs.
+    folders = src.capabilities.hierarchical and (opts.empty_dirs is True or (
+        opts.empty_dirs is None and dst.capabilities.hierarchical))
     names = NameFilter(opts.include, opts.exclude)
     namer = DestinationNamer(opts.invalid_names, dst.capabilities.hierarchical)
     check = PairCheck(src, dst, spec, opts, report, result, slots, policy, pacing, events,
@@ -223,10 +224,16 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
             result.checked += 1
             if s.is_dir_marker:
                 if pair is not None and pair.is_dir_marker:
-                    await check.proven(name, s, pair, PROOF_FOLDER, "", "")
+                    # Named as the copy names the folder it made ("d": copy_marker, the
+                    # proof log), also where the listing says "d/" (a local disk's empty
+                    # directory).
+                    there = pair if not pair.key.endswith("/") else \
+                        ObjectInfo(pair.key[:-1], 0, is_dir_marker=True)
+                    await check.proven(name, s, there, PROOF_FOLDER, "", "")
                 elif pair is None and dst.capabilities.directories:
-                    # A listing that shows no empty directories (local disk) is asked,
-                    # as the copy asks it, whether the folder is there.
+                    # A directory the listing shows no marker for (local disk lists only
+                    # empty ones: this one holds files) is asked, as the copy asks it,
+                    # whether the folder is there.
                     yield name, s, root + name.rstrip("/")
                 else:
                     await check.differ(name, "missing", s, pair, detail=FOLDER_MISSING)

@@ -181,9 +181,10 @@ class PairCheck:
         await self.differ(name, "extra", None, d, detail="only at the destination")
 
     async def check_folder(self, name: str, s: ObjectInfo, dest_key: str) -> None:
-        """A source folder the destination's listing did not show (local disk lists no
-        empty directories): asked whether ``dest_key`` is a folder there, as the copy
-        asks it; proven ``folder`` (no bytes to prove), else missing."""
+        """A source folder the destination's listing did not show (local disk lists a
+        directory only while it is empty: one that holds files): asked whether
+        ``dest_key`` is a folder there, as the copy asks it; proven ``folder`` (no bytes
+        to prove), else missing."""
         there = await retry(functools.partial(self.dst.is_folder, dest_key), self.policy,
                             self.dst_limit)
         if there:

@@ -577,15 +577,26 @@ def content_type(key: str) -> str | None:
 def _walk(root: str, folder: str, name_prefix: str, start_after: str | None,
           ancestors: frozenset[tuple[int, int]] | None = None,
           avoid: tuple[int, int] | None = None,
-          avoid_real: str | None = None) -> Iterator[ObjectInfo]:
-    """Keys below ``folder`` in key order.  A folder that cannot be listed (permissions), a
+          avoid_real: str | None = None, entered: bool = False) -> Iterator[ObjectInfo]:
+    """Keys below ``folder`` in key order.
+
+    ``entered``: the walk came down into ``folder`` from its parent (not where it started:
+    the source root, a partition's prefix).  Such a folder with nothing in it is listed as
+    a folder marker (``folder/``, ``is_dir_marker``, no time), as the WebHDFS walk lists an
+    empty directory, so that --empty-dirs makes it; a folder that holds anything needs
+    none (it is made with its files).  Known once the folder is listed: no state is kept
+    per folder.  A symlink to an empty folder is followed as every symlink to a folder is:
+    a marker of the link's name.
+
+    A folder that cannot be listed (permissions), a
     symlink that loops (to a folder above it, or to itself), a symlink whose realpath is
     ``avoid_real`` or inside it (the destination folder: to a folder or a file there, or
     dangling, as before the copy makes its target) or a folder whose identity is ``avoid``
     (the destination folder's, reached through a mount) is not walked into nor read: it
     is listed as one empty entry, sorted as a file of that name, whose read fails with
     the reason (see ``_read_file``); so it is recorded as that object's failure — or
-    skip — and the rest of the walk goes on."""
+    skip — and the rest of the walk goes on (an empty one too: it is that entry, not a
+    marker)."""
     base = os.path.join(root, *folder.split("/")) if folder else root
     try:
         if ancestors is None:
@@ -621,6 +632,12 @@ def _walk(root: str, folder: str, name_prefix: str, start_after: str | None,
             keyed.append((key, "entry", e, None))
         else:
             keyed.append((key + "/", "folder", e, ident))
+    if entered and not keyed:
+        # (Lakeshift's own partial files do not count: the walk never lists them.)
+        key = folder + "/"
+        if start_after is None or key > start_after:
+            yield ObjectInfo(key, 0, None, None, None, True)
+        return
     keyed.sort(key=lambda t: t[0])
     for key, kind, e, folder_id in keyed:
         if kind == "folder":
@@ -630,7 +647,7 @@ def _walk(root: str, folder: str, name_prefix: str, start_after: str | None,
                                                 start_after.startswith(key)):
                 continue
             yield from _walk(root, key[:-1], "", start_after, ancestors | {folder_id}, avoid,
-                             avoid_real)
+                             avoid_real, entered=True)
         elif start_after is None or key > start_after:
             if kind == "entry":
                 yield ObjectInfo(key, 0)
