@@ -163,7 +163,7 @@ def test_an_empty_folder_the_walk_may_not_enter_is_its_entry_not_a_marker(
     """An empty folder that is unreadable, or is the destination (a link to it, or it
     reached through a linked folder), stays the walk's one entry whose read says why:
     no folder is made for it."""
-    src, dst, store = linked_destination(tmp_path)
+    store, src, dst = linked_folder_holding_the_destination(tmp_path)
     (dst / "a" / "old.txt").unlink()  # the destination's folders: all empty now
     (src / "todest").symlink_to("../elsewhere/out")
     (src / "locked").mkdir()
