@@ -230,7 +230,7 @@ def test_a_files_from_pass_shows_its_keys_not_a_window(cli_env: dict[str, str],
             env=cli_env)
     assert p.returncode == 1
     assert "  (root): the listed keys: 1 copied, 0 skipped, failed: 1 object failed " \
-           "(lakeshift failures --job)" in p.stdout.splitlines()
+           "(lakeshift failures --job f)" in p.stdout.splitlines()
     assert "windows end at" not in p.stdout
 
 

@@ -5,6 +5,8 @@ migrations tracked in the control DB.  Each calls the function of the same name 
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -28,6 +30,7 @@ from lakeshift.cli.options import (
     ProgressOpt,
     ProofLogOpt,
     RunCopyModeOpt,
+    V,
     given,
     with_options,
     with_store_options,
@@ -39,6 +42,7 @@ from lakeshift.cli.summary import proof_log_line, unmapped_line
 from lakeshift.cli.text import StopNotice, count, skip_reasons
 from lakeshift.errors import UsageError
 from lakeshift.model import RunResult
+from lakeshift.plan.jobconfig import JobConfig
 from lakeshift.plan.jobconfig import load as load_config
 
 PLAN_HELP = """Write a job and its partitions to the control DB (nothing is copied yet).
@@ -84,6 +88,7 @@ PLAN_LIMIT = PAGE
 @with_store_options
 @with_options(filters=FILTERS, keeping=KEEPING)
 def plan(
+    ctx: typer.Context,
     urls: Annotated[list[str] | None, typer.Argument(
         help="SRC [SRC…] DST: one or more sources, then the destination.",
         show_default=False)] = None,
@@ -145,8 +150,9 @@ def plan(
     if show or as_json or not result.created:
         print_plan(result.job, as_json)
     else:
+        again = again_args(job, db, ctx.get_parameter_source("db"))
         print(f"job {job!r}: {count(result.job.partitions, 'partition')} planned in {result.db} "
-              f"(lakeshift plan --show --job {job}; lakeshift run --job {job})")
+              f"(lakeshift plan --show {again}; lakeshift run {again})")
     return 0
 
 
@@ -170,26 +176,77 @@ def run(
     progress: ProgressOpt = "auto",
     as_json: JsonOpt = False,
 ) -> int:
-    every = load_config(config).every_s if config is not None else None
-    # Values left at their defaults are not passed: a --config file's then apply.
+    cfg = load_config(config) if config is not None else None
+    # Values left at their defaults are not passed: a --config file's then apply.  So are
+    # values from the environment that the file sets: a file named on the command line is
+    # the user's choice (flags > --config file > environment > defaults).
     options = {**pacing, **work}
-    options.update({k: given(ctx, k, options[k]) for k in _CONFIGURED})
+    options.update({k: _chosen(ctx, k, options[k], cfg) for k in _CONFIGURED})
+    job_given, db_given = _chosen(ctx, "job", job, cfg), _chosen(ctx, "db", db, cfg)
+    used_db = db_given or (cfg.db if cfg is not None else DEFAULT_DB)
+    again = again_args(job_given or (cfg.name if cfg is not None else ""), used_db,
+                        ctx.get_parameter_source("db"), cfg)
     while True:
         with progress_subscribers(progress, as_json) as subs:
-            result = api.run(job=job, db=given(ctx, "db", db), config=config,
+            result = api.run(job=job_given or "", db=db_given, config=config,
                              subscribers=subs, copy_mode=copy_mode, proof_log=proof_log,
                              **options)
-        _print_run(result, as_json, proof_log)
-        if every is None:
+        _print_run(result, as_json, proof_log, db=used_db, again=again, config=config)
+        if cfg is None or cfg.every_s is None:
             return result.exit_code
-        print(f"next run in {every:.0f} s (schedule from {config}); Ctrl-C stops", flush=True)
-        time.sleep(every)
+        print(f"next run in {cfg.every_s:.0f} s (schedule from {config}); Ctrl-C stops",
+              flush=True)
+        time.sleep(cfg.every_s)
 
 
-def _print_run(result: RunResult, as_json: bool, proof_log: str | None = None) -> None:
-    """``proof_log``: the --proof-log file the run appended to (named in the summary)."""
+#: run's options by the --config file's key that sets each.
+_CONFIG_KEYS = {"job": "name", "db": "db", "batch_count": "batch_count",
+                "concurrency": "concurrency", "block_size": "block_size",
+                "single_put_max": "single_put_max"}
+
+
+def _chosen(ctx: typer.Context, name: str, value: V, cfg: JobConfig | None) -> V | None:
+    """``value`` when the user chose it for this run: a flag, or an environment variable
+    the --config file (``cfg``) does not override; None leaves it to the file or the
+    default."""
+    source = ctx.get_parameter_source(name)
+    if (cfg is not None and source is not None and source.name == "ENVIRONMENT"
+            and _CONFIG_KEYS[name] in cfg.given):
+        return None
+    return given(ctx, name, value)
+
+
+def _q(text: str) -> str:
+    return shlex.quote(text)
+
+
+def again_args(job: str, db: str, db_source: Any, cfg: JobConfig | None = None) -> str:
+    """``--job J [--db URL]``: what a command lakeshift prints for the user to paste needs to
+    reach this job again.  ``--db`` is named when the DB came from a flag or the --config
+    file (``cfg`` sets it) and is not the default, redacted (a password stays out of it);
+    one from LAKESHIFT_DB is not: the environment is there again."""
+    from lakeshift.redact import redact
+
+    source = getattr(db_source, "name", None)
+    named = source == "COMMANDLINE" or (cfg is not None and "db" in cfg.given)
+    return f"--job {_q(job)}" + (f" --db {_q(redact(db))}"
+                                 if named and db != DEFAULT_DB else "")
+
+
+def _print_run(result: RunResult, as_json: bool, proof_log: str | None = None, *,
+               db: str = DEFAULT_DB, again: str | None = None,
+               config: Path | None = None) -> None:
+    """``proof_log``: the --proof-log file the run appended to (named in the summary).
+    ``db``: the control DB the run used (named, redacted); ``again``: the arguments that
+    reach this job again in a command printed for the user (``again_args``); ``config``:
+    the --config file the run read (the rerun command names it)."""
+    from lakeshift.redact import redact
+
     s, job = result.stats, result.job
-    summary = {"job": job, "run_id": result.run_id, "run_number": result.number,
+    again = again or f"--job {_q(job)}"
+    shown_db = redact(db)
+    summary = {"job": job, "db": shown_db, "run_id": result.run_id,
+               "run_number": result.number,
                "nothing_to_do": result.nothing_to_do,
                "partitions_succeeded": result.succeeded,
                "partitions_failed": result.failed,
@@ -209,13 +266,21 @@ def _print_run(result: RunResult, as_json: bool, proof_log: str | None = None) -
         json.dump(summary, sys.stdout, indent=2)
         print()
         return
+    rerun = (f"--config {_q(str(config))} " if config is not None else "") + again
     if result.nothing_to_do:
-        print(f"Job {job!r}: nothing to do — every partition has succeeded already "
-              f"(lakeshift status --job {job}).")
+        print(f"Job {job!r}: nothing to do — every partition has succeeded already, in "
+              f"{shown_db} (lakeshift status {again}).")
+        left = api.failures(job=job, db=db, csv_file=os.devnull)
+        if left.count:
+            kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(left.by_kind.items()))
+            print(f"  {count(left.count, 'object')} of the job {_were(left.count)} skipped "
+                  f"or failed in earlier runs and {_are(left.count)} not copied ({kinds}): "
+                  f"`lakeshift failures {again} --csv-file failed.csv` lists them, "
+                  f"then `lakeshift sync {again} --files-from failed.csv` retries them")
         return
     skipped = f" ({skip_reasons(s.skipped_by_reason)})" if s.skipped else ""
     run = f"Run {result.number}" if result.number else f"Run id {result.run_id}"
-    print(f"{run} of job {job!r}: {count(result.succeeded, 'partition')} "
+    print(f"{run} of job {job!r} in {shown_db}: {count(result.succeeded, 'partition')} "
           f"succeeded, {result.failed} failed; {count(s.copied, 'object')} copied "
           f"({human_bytes(s.bytes_transferred)}), {s.skipped} skipped{skipped}, {s.failed} "
           f"failed, in {s.duration:.1f} s")
@@ -230,12 +295,20 @@ def _print_run(result: RunResult, as_json: bool, proof_log: str | None = None) -
               "(held by another process, or interrupted)")
     if result.cancelled:
         print(f"  the run was cancelled: it stopped at a checkpoint with "
-              f"{count(result.remaining_pending, 'partition')} left; `lakeshift run --job "
-              f"{job}` continues it")
+              f"{count(result.remaining_pending, 'partition')} left; `lakeshift run {rerun}` "
+              "continues it")
         StopNotice.given = True  # said why it stopped: no generic "interrupted" line
     elif result.exit_code:
-        print(f"  rerun `lakeshift run --job {job}` to retry the failed partitions; "
-              f"`lakeshift failures --job {job}` lists failed objects")
+        print(f"  rerun `lakeshift run {rerun}` to retry the failed partitions; "
+              f"`lakeshift failures {again}` lists failed objects")
+
+
+def _were(n: int) -> str:
+    return "was" if n == 1 else "were"
+
+
+def _are(n: int) -> str:
+    return "is" if n == 1 else "are"
 
 
 #: Partitions ``status --job`` shows as text unless --limit or --all says otherwise.

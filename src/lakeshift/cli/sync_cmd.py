@@ -13,6 +13,7 @@ import typer
 
 from lakeshift import api
 from lakeshift.api import DEFAULT_DB, StoreOptions
+from lakeshift.cli.job_cmds import again_args
 from lakeshift.cli.options import (
     FILTERS,
     JOB_WORK,
@@ -58,6 +59,7 @@ EPILOG = """Examples:
 @with_store_options
 @with_options(work=JOB_WORK, pacing=PACING, filters=FILTERS)
 def sync(
+    ctx: typer.Context,
     urls: Annotated[list[str] | None, typer.Argument(
         help="SRC DST (to create the job on first use); leave out with --job of an existing "
              "job.", show_default=False)] = None,
@@ -120,9 +122,10 @@ def sync(
     keyed = files_from is not None or inventory is not None
     if len(urls) not in (0, 2):
         raise typer.BadParameter("give SRC DST, or no URL with --job of an existing job")
+    db_source = (db, ctx.get_parameter_source("db"))
     with progress_subscribers(progress, as_json) as subs:
         def passed(r: SyncResult) -> None:
-            _print(r, as_json, lag, keyed, proof_log)
+            _print(r, as_json, lag, keyed, proof_log, db_source)
             new_pass(subs)  # the next pass's progress is its own
 
         result = api.sync(
@@ -140,7 +143,7 @@ def sync(
                   "windows are recorded as interrupted and the next pass looks at them again",
                   file=sys.stderr)
         else:
-            _print(result, as_json, lag, keyed, proof_log)
+            _print(result, as_json, lag, keyed, proof_log, db_source)
     elif result.stopped_by:
         # Ctrl-C (SIGINT) and SIGTERM say the same; no generic "interrupted" line after it.
         StopNotice.given = True
@@ -208,8 +211,10 @@ def _found(w: SyncWindow) -> str:
 
 
 def _print(r: SyncResult, as_json: bool, lag: str, keyed: bool,
-           proof_log: str | None = None) -> None:
-    """``proof_log``: the --proof-log file the pass appended to (named in the summary)."""
+           proof_log: str | None = None, db_source: tuple[str, Any] | None = None) -> None:
+    """``proof_log``: the --proof-log file the pass appended to (named in the summary);
+    ``db_source``: the --db value and where it came from (a command printed for the user
+    names it when a flag gave it)."""
     if as_json:
         json.dump(_summary(r, lag, proof_log), sys.stdout)
         print(flush=True)
@@ -251,9 +256,10 @@ def _print(r: SyncResult, as_json: bool, lag: str, keyed: bool,
     for label, error in _without_window(r):
         print(f"  {label}: failed before its window opened: {error}")
     if r.kept:
+        again = again_args(r.job, *(db_source or (DEFAULT_DB, None)))
         print(f"  kept {count(r.kept, 'destination object')} whose source looked gone: it "
               "was there again, or the pass could not read all around it (lakeshift "
-              "failures --job)")
+              f"failures {again})")
     for old, new in r.renames[:20]:
         print(f"  renamed {old} → {new} (the new name copied before the old was deleted)")
     if r.deleted and not r.renames_paired:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shlex
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -189,7 +190,7 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
             if a.stats.failed_objects:
                 error = (f"{a.stats.failed_objects} object"
                          f"{'' if a.stats.failed_objects == 1 else 's'} failed "
-                         "(lakeshift failures --job)")
+                         f"(lakeshift failures --job {shlex.quote(job.name)})")
         except asyncio.CancelledError:
             state = "pending"  # interrupted: claimable again, resumes from the cursor
             raise

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import shlex
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -75,7 +76,8 @@ async def delete_found(mode: SyncMode, run: RunResult, store_options: Any, opts:
                                str(row["destination"]))
 
     def failed(pid_: int, key: str, e: LakeshiftError, what: str) -> Failure:
-        mode._deferred_failure[pid_] = "some deletions failed (lakeshift failures --job)"
+        mode._deferred_failure[pid_] = ("some deletions failed (lakeshift failures --job "
+                                        f"{shlex.quote(mode.job.name)})")
         run.stats.failed += 1
         return Failure(key, e.kind, f"{what}: {e}", policy.attempts)
 
@@ -94,7 +96,8 @@ async def delete_found(mode: SyncMode, run: RunResult, store_options: Any, opts:
                 problem = Failure(key, "rename", "kept: it was renamed at the source and "
                                   "its new name could not be copied", policy.attempts)
                 mode._deferred_failure[pid_] = ("a renamed object's new name could not be "
-                                                "copied (lakeshift failures --job)")
+                                                "copied (lakeshift failures --job "
+                                                f"{shlex.quote(mode.job.name)})")
             else:
                 await retry(functools.partial(dst.delete, key), policy)
                 done = (pid_, source_key, key, int(r["size"]))

@@ -70,6 +70,10 @@ class JobConfig:
     #: None: the flag's (or the API's) value.
     block_size: int | None = None
     single_put_max: int | None = None
+    #: The keys the file itself sets among ``name``, ``db``, ``batch_count``,
+    #: ``concurrency``, ``block_size`` and ``single_put_max`` (the others hold defaults):
+    #: ``run --config`` lets these beat the environment (LAKESHIFT_DB, LAKESHIFT_JOB, …).
+    given: frozenset[str] = frozenset()
 
 
 def parse_every(text: str) -> float | None:
@@ -127,7 +131,11 @@ def load(path: Path) -> JobConfig:
         batch_count=int(run.get("batch_count", 4)), concurrency=int(run.get("concurrency", 32)),
         every_s=parse_every(str(run.get("schedule", "once"))),
         block_size=_size(run, "block_size", path), single_put_max=_size(run, "single_put_max",
-                                                                         path))
+                                                                         path),
+        given=frozenset(
+            [*(k for k, sec in (("name", job), ("db", job)) if sec.get(k) not in (None, "")),
+             *(k for k in ("batch_count", "concurrency", "block_size", "single_put_max")
+               if run.get(k) not in (None, ""))]))
     if mode == "prefixes" and not cfg.prefixes:
         raise UsageError(f"{path}: partitioning.mode = \"prefixes\" needs prefixes = [...]")
     if mode == "adf" and not cfg.adf_control_table:
