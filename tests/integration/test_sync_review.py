@@ -13,7 +13,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import lakeshift
+from lakeshift import UsageError
 from tests.helpers import file_names as _names
 from tests.helpers import next_second
 from tests.helpers import old_lake as _lake
@@ -73,9 +76,13 @@ def test_a_files_from_key_in_no_partition_is_a_failure(tmp_path: Path) -> None:
     (tmp_path / "list.txt").write_text("logs/a\nother/x\n")
     keyed = lakeshift.sync(job="j", db=db, lag="0", files_from=str(tmp_path / "list.txt"))
     assert keyed.exit_code == 1
-    assert [(f.object_key, f.error_kind) for f in lakeshift.failures(job="j", db=db).failures
-            ] == [("other/x", "outside-partitions")]
+    failed = lakeshift.failures(job="j", db=db).failures
+    assert [(f.object_key, f.error_kind) for f in failed] == [("other/x", "outside-partitions")]
+    assert "`lakeshift status --job j`" in failed[0].message  # a command that works pasted
     assert (dst / "logs/a").read_bytes() == b"v1" and not (dst / "other").exists()
+    # The job exists: planning it again names the command that runs it.
+    with pytest.raises(UsageError, match=r"`lakeshift run --job j` it"):
+        lakeshift.plan(str(src), str(dst), job="j", db=db)
 
 
 def test_a_partition_outside_the_path_template_is_listed_whole(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ heartbeats and finishes of partitions."""
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Sequence
 from typing import Any
 
@@ -64,7 +65,7 @@ class JobRows(ControlBase):
         with self._tx() as conn:
             if conn.execute(select(jobs.c.id).where(jobs.c.name == name)).first():
                 raise UsageError(f"job {name!r} already exists in {self.shown}: choose another "
-                                 "--job name, or `lakeshift run --job` it")
+                                 f"--job name, or `lakeshift run --job {shlex.quote(name)}` it")
             job_id = int(conn.execute(jobs.insert().values(
                 name=name, destination=destination, options=json.dumps(options, sort_keys=True),
                 adf_table=adf_table, created_at=utcnow())).inserted_primary_key[0])

@@ -5,6 +5,7 @@ way.  A pass itself is engine/sync.py's ``sync_pass``, handed in as ``one_pass``
 from __future__ import annotations
 
 import asyncio
+import shlex
 import signal
 import socket
 from collections.abc import Callable, Coroutine, Iterator
@@ -106,7 +107,8 @@ async def follow_schedule(db: ControlDB, job: Job, schedule: Any,
                       socket.gethostname())
     if held is not None:
         raise UsageError(f"job {job.name!r} already has a scheduler ({held}): stop it first, "
-                         "or run one pass with `lakeshift sync --job` and no schedule")
+                         f"or run one pass with `lakeshift sync --job {shlex.quote(job.name)}` "
+                         "and no schedule")
     stop = asyncio.Event()
     stopped_by: list[str] = []
     current: list[asyncio.Task[Any]] = []

@@ -13,6 +13,7 @@ and of the ADF delta table; a failed or interrupted partition does not advance i
 from __future__ import annotations
 
 import asyncio
+import shlex
 import socket
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -195,7 +196,8 @@ class SyncMode:
                 for k in stray:
                     part.events.emit(ObjectDone(k, 0, "failed", "outside-partitions",
                                                 "named by --files-from but in no partition "
-                                                "of the job (see `lakeshift status`)"))
+                                                "of the job (see `lakeshift status --job "
+                                                f"{shlex.quote(self.job.name)}`)"))
             keys = [k if st.files_from_source_keys else row["rel_base"] + k
                     for k in st.files_from]
             await _keyed(part, root, _each([(k, None) for k in sorted(keys)

@@ -5,6 +5,7 @@ partitions to the control DB in one transaction (``lakeshift plan`` / ``lakeshif
 from __future__ import annotations
 
 import asyncio
+import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -70,7 +71,8 @@ async def create_plan(control: ControlDB, job: str, sources: Sequence[str], dst:
     exists = job in {j.name for j in await call(control.jobs)}
     if exists and not replace:
         raise UsageError(f"job {job!r} already exists in {control.shown}: `lakeshift run "
-                         "--job` it, plan it again with --replan, or choose another --job")
+                         f"--job {shlex.quote(job)}` it, plan it again with --replan, or "
+                         "choose another --job")
     ways = sum([bool(prefixes), partition_by == "auto", adf_control_table is not None])
     if ways > 1:
         raise UsageError("use one of --prefix/--partitions-file, --partition-by auto and "
