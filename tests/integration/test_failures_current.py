@@ -167,3 +167,33 @@ def test_a_sync_window_clears_by_its_outcome_and_a_keyed_pass_by_the_keys_it_nam
 
     window("succeeded", "p/z")  # the whole window, no failure: every failure but the stray
     assert [k for k, _ in _current(control, job)] == ["elsewhere"]
+
+
+def test_a_pass_never_clears_a_failure_it_recorded_itself(control: ControlDB) -> None:
+    """A failure that is not a listed key's leaves the cursor free to pass its key: under
+    --preserve a parent folder's ACL that cannot be set is recorded under the folder's key
+    (p/c/) while its file (p/c/x) is copied and passes the cursor.  That failure is current:
+    the pass that recorded it did not go past it."""
+    job, p = _job(control)
+    run1, _ = _run(control, job)
+    control.finish(p, OWNER, "failed", "p/a", PartitionStats(), "failed", 1.0,
+                   records=_failed(job, run1, "p/b"))
+    run2, _ = _run(control, job)
+    assert control.heartbeat(p, OWNER, 60, "p/c/x", PartitionStats(),
+                             records=_failed(job, run2, "p/c/"))
+    assert _current(control, job) == [("p/c/", f"p/c/ in run {run2}")]  # p/b: copied
+    assert control.finish(p, OWNER, "succeeded", "p/z", PartitionStats(), None, 1.0,
+                          records=_failed(job, run2, "p/y/"))
+    assert _current(control, job) == [("p/c/", f"p/c/ in run {run2}"),
+                                      ("p/y/", f"p/y/ in run {run2}")]
+
+    # A sync pass: its window, ended past such a key, keeps its own failure too.
+    when = control.partitions(job)[0]["finished_at"]
+    run3, _ = _run(control, job, {"mode": "sync"}, from_start=True)
+    control.finish(p, OWNER, "failed", "p/m", PartitionStats(), None, 1.0,
+                   records=_failed(job, run3, "p/d/"))
+    [w] = control.start_windows(job, run3, [(p, None, when)]).values()
+    control.finish_window(w, "failed", PartitionStats(), 0, None)
+    assert _current(control, job) == [("p/d/", f"p/d/ in run {run3}"),
+                                      ("p/y/", f"p/y/ in run {run2}")]
+
