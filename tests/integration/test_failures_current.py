@@ -197,3 +197,27 @@ def test_a_pass_never_clears_a_failure_it_recorded_itself(control: ControlDB) ->
     assert _current(control, job) == [("p/d/", f"p/d/ in run {run3}"),
                                       ("p/y/", f"p/y/ in run {run2}")]
 
+
+def test_a_finish_that_did_not_commit_clears_when_it_is_tried_again(
+        control: ControlDB) -> None:
+    """The engine tries a finish again when the DB was lost (``patiently``): what the
+    first try would have cleared is cleared by the second."""
+    from sqlalchemy import event
+
+    job, p = _job(control)
+    run1, _ = _run(control, job)
+    control.finish(p, OWNER, "failed", "p/a", PartitionStats(), "failed", 1.0,
+                   records=_failed(job, run1, "p/b"))
+    _run(control, job)
+    lost = [True]
+
+    def commit(conn: object) -> None:
+        if lost and lost.pop():
+            raise ConnectionError("the control DB went away before the commit")
+
+    event.listen(control.engine, "commit", commit)
+    with pytest.raises(ConnectionError):
+        control.finish(p, OWNER, "succeeded", "p/z", PartitionStats(), None, 1.0)
+    assert [k for k, _ in _current(control, job)] == ["p/b"]  # nothing was written
+    assert control.finish(p, OWNER, "succeeded", "p/z", PartitionStats(), None, 1.0)
+    assert _current(control, job) == []

@@ -118,9 +118,7 @@ class ControlBase:
         if partition_id not in passing:
             return
         run_id, start, last = passing[partition_id]
-        if finished:
-            del passing[partition_id]
-        elif cursor is None or cursor == start:
+        if not finished and (cursor is None or cursor == start):
             return
         _clear_failures(conn, partition_id, run_id, start,
                         None if finished else cursor, recorded_by=last)
