@@ -221,3 +221,62 @@ def test_a_finish_that_did_not_commit_clears_when_it_is_tried_again(
     assert [k for k, _ in _current(control, job)] == ["p/b"]  # nothing was written
     assert control.finish(p, OWNER, "succeeded", "p/z", PartitionStats(), None, 1.0)
     assert _current(control, job) == []
+
+
+def test_a_db_upgraded_to_version_9_lists_no_failure_its_passes_already_went_past(
+        control: ControlDB) -> None:
+    """Failures recorded before version 9 that a later pass went past (no row says so yet)
+    are cleared by the upgrade where the DB proves it: a run's partition that succeeded
+    since; a succeeded sync window of a later run.  A partition still failed keeps its."""
+    from lakeshift.control import migrations
+
+    job, p = _job(control)
+    run1, _ = _run(control, job)
+    control.finish(p, OWNER, "failed", "p/a", PartitionStats(), "failed", 1.0,
+                   records=_failed(job, run1, "p/b"))
+    control.add_records(p, _failed(job, run1, "p/s", skipped=True))
+    _run(control, job)
+    control.finish(p, OWNER, "succeeded", "p/z", PartitionStats(), None, 1.0)
+
+    other = control.create_job("k", "az://c/", {}, [PartitionSpec("s3://b/", "q/", "",
+                                                                  "az://c/")])
+    [q] = [int(r["id"]) for r in control.partitions(other)]
+    run = control.start_run(other, OWNER, 1, {})
+    control.claim(other, OWNER, 1, lease_s=60, run_id=run)
+    control.finish(q, OWNER, "failed", None, PartitionStats(), "failed", 1.0,
+                   records=_failed(other, run, "q/a"))
+    control.finish_run(run, "failed", 0, 1, 0, 0)
+
+    sync = control.create_job("s", "az://c/", {}, [PartitionSpec("s3://b/", "r/", "",
+                                                                 "az://c/")])
+    [r] = [int(x["id"]) for x in control.partitions(sync)]
+    when = control.partitions(job)[0]["finished_at"]
+    for state in ("failed", "succeeded", "keyed"):
+        assert control.prepare_sync_pass(sync)
+        run = control.start_run(sync, OWNER, 1, {"mode": "sync"})
+        control.claim(sync, OWNER, 1, lease_s=60, run_id=run, from_start=True)
+        control.finish(r, OWNER, "failed" if state == "failed" else "succeeded", "r/z",
+                       PartitionStats(), None, 1.0,
+                       records=_failed(sync, run, f"r/{state}") if state != "succeeded"
+                       else None)
+        [w] = control.start_windows(sync, run, [(r, None, when)]).values()
+        control.finish_window(w, state, PartitionStats(), 0, None)
+        control.finish_run(run, "failed", 0, 1, 0, 0)
+
+    # As version 8 had it: no row cleared, no column.
+    with control.engine.begin() as conn:
+        conn.exec_driver_sql("DROP INDEX ix_lakeshift_failures_partition_open")
+        conn.exec_driver_sql("ALTER TABLE lakeshift_failures DROP COLUMN cleared_run_id")
+        conn.exec_driver_sql("UPDATE lakeshift_schema SET version = 8")
+    control.close()
+    upgraded = ControlDB(control.url)
+    try:
+        with upgraded.engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT version FROM lakeshift_schema").scalar() == \
+                migrations.LATEST
+        assert [k for k, _ in _current(upgraded, job)] == ["p/s"]
+        assert [k for k, _ in _current(upgraded, other)] == ["q/a"]
+        # r/failed, before the succeeded window's run, is cleared; the keyed pass's stays.
+        assert [k for k, _ in _current(upgraded, sync)] == ["r/keyed"]
+    finally:
+        upgraded.close()
