@@ -118,19 +118,20 @@ def _clear_passed_before_9(conn: Any) -> None:
     before its own.  Skips on purpose and outside-partitions rows stay, as they do."""
     from sqlalchemy import and_, exists, func, select, update
 
-    from lakeshift.control.schema import failures, partition_runs, partitions, runs, sync_windows
+    from lakeshift.control.schema import failures, partitions, runs, sync_windows
 
     f, p, w = failures.c, partitions.c, sync_windows.c
     open_ = and_(f.cleared_run_id.is_(None), f.skipped == 0,
                  f.error_kind != "outside-partitions")
-    by = func.coalesce(
-        select(func.max(partition_runs.c.run_id))
-        .where(partition_runs.c.partition_id == f.partition_id).scalar_subquery(),
-        select(func.max(runs.c.id)).where(runs.c.job_id == f.job_id).scalar_subquery(), 0)
     run_only = select(p.id).where(and_(p.state == "succeeded",
                                        ~exists().where(w.partition_id == p.id)))
-    conn.execute(update(failures).where(and_(open_, f.partition_id.in_(run_only)))
-                 .values(cleared_run_id=by))
+    # Cleared by the job's last run (the one that did is not recorded): one statement per
+    # job, not a look-up per failure row (partition runs have no index by partition).
+    for job_id, last_run in conn.execute(select(runs.c.job_id, func.max(runs.c.id))
+                                         .group_by(runs.c.job_id)).all():
+        conn.execute(update(failures).where(and_(open_, f.job_id == job_id,
+                                                 f.partition_id.in_(run_only)))
+                     .values(cleared_run_id=last_run))
     window = select(func.max(w.run_id)).where(and_(
         w.partition_id == f.partition_id, w.state == "succeeded")).scalar_subquery()
     conn.execute(update(failures).where(and_(open_, f.run_id < window))
