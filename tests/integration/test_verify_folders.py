@@ -104,3 +104,31 @@ def test_verify_of_a_job_follows_its_empty_dirs_setting(hadoop: WebHdfsDouble,
     v = lakeshift.verify(job="j", db=db, report=tmp_path / "v")
     assert v.exit_code == 0 and "folder" not in v.proofs, _rows(tmp_path / "v")
     assert v.verified == len(FILES)
+
+
+def test_folders_a_copy_made_on_a_flat_container_with_empty_dirs_are_verified(
+        container: str, gen1: WebHdfsDouble, blob_service: Any, tmp_path: Path) -> None:
+    """copy --empty-dirs to a container without a hierarchical namespace writes a marker
+    blob per empty directory (proof 'folder'); verify --empty-dirs, as the copy was run,
+    proves them and finds one deleted."""
+    _tree(gen1)
+    src, dst = f"adl://{GEN1_HOST}/lake/", f"az://{container}/flat/"
+    copied = lakeshift.copy(src, dst, empty_dirs=True)
+    assert copied.exit_code == 0 and copied.proofs["folder"] == len(EMPTY)
+
+    v = lakeshift.verify(src, dst, report=tmp_path / "v1", empty_dirs=True)
+    assert v.exit_code == 0 and v.differences == 0, _rows(tmp_path / "v1")
+    assert v.proofs == {"read-md5": len(FILES), "folder": len(EMPTY)}
+    assert v.verified == copied.stats.copied
+
+    markers = [b.name for b in blob_service.get_container_client(container)
+               .list_blobs(name_starts_with="flat/empty")]
+    assert len(markers) == 1
+    blob_service.get_blob_client(container, markers[0]).delete_blob()
+    gone = lakeshift.verify(src, dst, report=tmp_path / "v2", empty_dirs=True)
+    assert gone.exit_code == 1 and gone.missing == 1 and gone.proofs["folder"] == 1
+    [row] = _rows(tmp_path / "v2")
+    assert (row["name"], row["kind"]) == ("empty/", "missing")
+    # Left to its default (no real directories there), verify checks files only.
+    assert lakeshift.verify(src, dst, report=tmp_path / "v3").proofs == {
+        "read-md5": len(FILES)}

@@ -147,10 +147,11 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
             await asker.ask_namespace()
 
         await check_reachable(ask_namespace, "destination", policy)
-    # The source's folders, as the copy made them (pipeline.run_pipeline's empty_dirs):
-    # only between two stores with real directories.
-    folders = opts.empty_dirs is not False and src.capabilities.hierarchical and \
-        dst.capabilities.hierarchical
+    # The source's folders, as the copy made them (pipeline.run_pipeline's empty_dirs): by
+    # default between two stores with real directories; --empty-dirs made marker blobs on
+    # a flat destination too.
+    folders = opts.empty_dirs if opts.empty_dirs is not None else (
+        src.capabilities.hierarchical and dst.capabilities.hierarchical)
     names = NameFilter(opts.include, opts.exclude)
     namer = DestinationNamer(opts.invalid_names, dst.capabilities.hierarchical)
     check = PairCheck(src, dst, spec, opts, report, result, slots, policy, pacing, events,
