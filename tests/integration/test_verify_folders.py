@@ -132,3 +132,32 @@ def test_folders_a_copy_made_on_a_flat_container_with_empty_dirs_are_verified(
     # Left to its default (no real directories there), verify checks files only.
     assert lakeshift.verify(src, dst, report=tmp_path / "v3").proofs == {
         "read-md5": len(FILES)}
+
+
+def test_verify_job_proves_the_markers_a_job_with_folder_markers_keep_copied(
+        s3: Any, bucket: str, container: str, blob_service: Any, tmp_path: Path) -> None:
+    """A job planned with --folder-markers keep copies each S3 folder marker as a folder
+    blob (proof 'folder'); verify --job follows the job: it proves them, and a deleted one
+    is missing."""
+    s3.put_object(Bucket=bucket, Key="m/dir/", Body=b"")
+    s3.put_object(Bucket=bucket, Key="m/dir/f.txt", Body=b"f")
+    s3.put_object(Bucket=bucket, Key="m/top.txt", Body=b"t")
+    db = f"sqlite:///{tmp_path}/c.db"
+    lakeshift.plan(f"s3://{bucket}/m/", f"az://{container}/q/", job="j", db=db,
+                   folder_markers="keep")
+    done = lakeshift.run(job="j", db=db)
+    assert done.exit_code == 0 and done.stats.copied == 3
+
+    v = lakeshift.verify(job="j", db=db, report=tmp_path / "v1")
+    assert v.exit_code == 0 and v.differences == 0, _rows(tmp_path / "v1")
+    assert v.proofs["folder"] == 1 and v.verified == done.stats.copied
+    # Without the job: --empty-dirs, as the README says.
+    urls = (f"s3://{bucket}/m/", f"az://{container}/q/")
+    assert lakeshift.verify(*urls, report=tmp_path / "v0", empty_dirs=True).proofs[
+        "folder"] == 1
+
+    blob_service.get_blob_client(container, "q/dir").delete_blob()
+    gone = lakeshift.verify(job="j", db=db, report=tmp_path / "v2")
+    assert gone.exit_code == 1 and gone.missing == 1
+    [row] = _rows(tmp_path / "v2")
+    assert (row["name"], row["kind"]) == ("dir/", "missing")
