@@ -352,3 +352,40 @@ def test_a_runs_failures_are_read_through_its_index_after_the_upgrade(url: str) 
             assert "ix_lakeshift_failures_job" not in plan, (statement, plan)
     finally:
         control.close()
+
+
+def test_processes_opening_an_old_db_at_once_all_upgrade_it(url: str) -> None:
+    """Several runs (or Dask workers) of a new lakeshift started at once on a version-8 DB:
+    one upgrades it, the others wait for it and find it upgraded, none fails on a column
+    or index the other just added."""
+    import threading
+
+    ControlDB(url, create=True).close()
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP INDEX ix_lakeshift_failures_partition_open")
+        conn.exec_driver_sql("ALTER TABLE lakeshift_failures DROP COLUMN cleared_run_id")
+        conn.exec_driver_sql("UPDATE lakeshift_schema SET version = 8")
+    engine.dispose()
+    start, errors = threading.Barrier(4), []
+
+    def open_it() -> None:
+        start.wait()
+        try:
+            ControlDB(url).close()
+        except Exception as e:  # what a process would die of
+            errors.append(e)
+
+    threads = [threading.Thread(target=open_it) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    control = ControlDB(url)
+    try:
+        with control.engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT version FROM lakeshift_schema").scalar() == \
+                migrations.LATEST
+    finally:
+        control.close()

@@ -167,3 +167,116 @@ def test_a_sync_window_clears_by_its_outcome_and_a_keyed_pass_by_the_keys_it_nam
 
     window("succeeded", "p/z")  # the whole window, no failure: every failure but the stray
     assert [k for k, _ in _current(control, job)] == ["elsewhere"]
+
+
+def test_a_pass_never_clears_a_failure_it_recorded_itself(control: ControlDB) -> None:
+    """A failure that is not a listed key's leaves the cursor free to pass its key: under
+    --preserve a parent folder's ACL that cannot be set is recorded under the folder's key
+    (p/c/) while its file (p/c/x) is copied and passes the cursor.  That failure is current:
+    the pass that recorded it did not go past it."""
+    job, p = _job(control)
+    run1, _ = _run(control, job)
+    control.finish(p, OWNER, "failed", "p/a", PartitionStats(), "failed", 1.0,
+                   records=_failed(job, run1, "p/b"))
+    run2, _ = _run(control, job)
+    assert control.heartbeat(p, OWNER, 60, "p/c/x", PartitionStats(),
+                             records=_failed(job, run2, "p/c/"))
+    assert _current(control, job) == [("p/c/", f"p/c/ in run {run2}")]  # p/b: copied
+    assert control.finish(p, OWNER, "succeeded", "p/z", PartitionStats(), None, 1.0,
+                          records=_failed(job, run2, "p/y/"))
+    assert _current(control, job) == [("p/c/", f"p/c/ in run {run2}"),
+                                      ("p/y/", f"p/y/ in run {run2}")]
+
+    # A sync pass: its window, ended past such a key, keeps its own failure too.
+    when = control.partitions(job)[0]["finished_at"]
+    run3, _ = _run(control, job, {"mode": "sync"}, from_start=True)
+    control.finish(p, OWNER, "failed", "p/m", PartitionStats(), None, 1.0,
+                   records=_failed(job, run3, "p/d/"))
+    [w] = control.start_windows(job, run3, [(p, None, when)]).values()
+    control.finish_window(w, "failed", PartitionStats(), 0, None)
+    assert _current(control, job) == [("p/d/", f"p/d/ in run {run3}"),
+                                      ("p/y/", f"p/y/ in run {run2}")]
+
+
+def test_a_finish_that_did_not_commit_clears_when_it_is_tried_again(
+        control: ControlDB) -> None:
+    """The engine tries a finish again when the DB was lost (``patiently``): what the
+    first try would have cleared is cleared by the second."""
+    from sqlalchemy import event
+
+    job, p = _job(control)
+    run1, _ = _run(control, job)
+    control.finish(p, OWNER, "failed", "p/a", PartitionStats(), "failed", 1.0,
+                   records=_failed(job, run1, "p/b"))
+    _run(control, job)
+    lost = [True]
+
+    def commit(conn: object) -> None:
+        if lost and lost.pop():
+            raise ConnectionError("the control DB went away before the commit")
+
+    event.listen(control.engine, "commit", commit)
+    with pytest.raises(ConnectionError):
+        control.finish(p, OWNER, "succeeded", "p/z", PartitionStats(), None, 1.0)
+    assert [k for k, _ in _current(control, job)] == ["p/b"]  # nothing was written
+    assert control.finish(p, OWNER, "succeeded", "p/z", PartitionStats(), None, 1.0)
+    assert _current(control, job) == []
+
+
+def test_a_db_upgraded_to_version_9_lists_no_failure_its_passes_already_went_past(
+        control: ControlDB) -> None:
+    """Failures recorded before version 9 that a later pass went past (no row says so yet)
+    are cleared by the upgrade where the DB proves it: a run's partition that succeeded
+    since; a succeeded sync window of a later run.  A partition still failed keeps its."""
+    from lakeshift.control import migrations
+
+    job, p = _job(control)
+    run1, _ = _run(control, job)
+    control.finish(p, OWNER, "failed", "p/a", PartitionStats(), "failed", 1.0,
+                   records=_failed(job, run1, "p/b"))
+    control.add_records(p, _failed(job, run1, "p/s", skipped=True))
+    _run(control, job)
+    control.finish(p, OWNER, "succeeded", "p/z", PartitionStats(), None, 1.0)
+
+    other = control.create_job("k", "az://c/", {}, [PartitionSpec("s3://b/", "q/", "",
+                                                                  "az://c/")])
+    [q] = [int(r["id"]) for r in control.partitions(other)]
+    run = control.start_run(other, OWNER, 1, {})
+    control.claim(other, OWNER, 1, lease_s=60, run_id=run)
+    control.finish(q, OWNER, "failed", None, PartitionStats(), "failed", 1.0,
+                   records=_failed(other, run, "q/a"))
+    control.finish_run(run, "failed", 0, 1, 0, 0)
+
+    sync = control.create_job("s", "az://c/", {}, [PartitionSpec("s3://b/", "r/", "",
+                                                                 "az://c/")])
+    [r] = [int(x["id"]) for x in control.partitions(sync)]
+    when = control.partitions(job)[0]["finished_at"]
+    for state in ("failed", "succeeded", "keyed"):
+        assert control.prepare_sync_pass(sync)
+        run = control.start_run(sync, OWNER, 1, {"mode": "sync"})
+        control.claim(sync, OWNER, 1, lease_s=60, run_id=run, from_start=True)
+        control.finish(r, OWNER, "failed" if state == "failed" else "succeeded", "r/z",
+                       PartitionStats(), None, 1.0,
+                       records=_failed(sync, run, f"r/{state}") if state != "succeeded"
+                       else None)
+        [w] = control.start_windows(sync, run, [(r, None, when)]).values()
+        control.finish_window(w, state, PartitionStats(), 0, None)
+        control.finish_run(run, "failed", 0, 1, 0, 0)
+
+    # As version 8 had it: no row cleared, no column.
+    with control.engine.begin() as conn:
+        conn.exec_driver_sql("DROP INDEX ix_lakeshift_failures_partition_open")
+        conn.exec_driver_sql("ALTER TABLE lakeshift_failures DROP COLUMN cleared_run_id")
+        conn.exec_driver_sql("UPDATE lakeshift_schema SET version = 8")
+    control.close()
+    upgraded = ControlDB(control.url)
+    try:
+        with upgraded.engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT version FROM lakeshift_schema").scalar() == \
+                migrations.LATEST
+        assert [k for k, _ in _current(upgraded, job)] == ["p/s"]
+        assert [k for k, _ in _current(upgraded, other)] == ["q/a"]
+        # r/failed, before the succeeded window's run, is cleared; the keyed pass's stays.
+        assert [k for k, _ in _current(upgraded, sync)] == ["r/keyed"]
+    finally:
+        upgraded.close()

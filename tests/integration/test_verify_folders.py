@@ -138,3 +138,60 @@ def test_local_folders_are_made_and_verified_at_gen2(container: str, gen2: DfsDo
     v = lakeshift.verify(str(src), dst, report=tmp_path / "v")
     assert v.exit_code == 0 and v.proofs == {"read-md5": len(FILES), "folder": len(EMPTY)}, \
         _rows(tmp_path / "v")
+
+
+def test_folders_a_copy_made_on_a_flat_container_with_empty_dirs_are_verified(
+        container: str, gen1: WebHdfsDouble, blob_service: Any, tmp_path: Path) -> None:
+    """copy --empty-dirs to a container without a hierarchical namespace writes a marker
+    blob per empty directory (proof 'folder'); verify --empty-dirs, as the copy was run,
+    proves them and finds one deleted."""
+    _tree(gen1)
+    src, dst = f"adl://{GEN1_HOST}/lake/", f"az://{container}/flat/"
+    copied = lakeshift.copy(src, dst, empty_dirs=True)
+    assert copied.exit_code == 0 and copied.proofs["folder"] == len(EMPTY)
+
+    v = lakeshift.verify(src, dst, report=tmp_path / "v1", empty_dirs=True)
+    assert v.exit_code == 0 and v.differences == 0, _rows(tmp_path / "v1")
+    assert v.proofs == {"read-md5": len(FILES), "folder": len(EMPTY)}
+    assert v.verified == copied.stats.copied
+
+    markers = [b.name for b in blob_service.get_container_client(container)
+               .list_blobs(name_starts_with="flat/empty")]
+    assert len(markers) == 1
+    blob_service.get_blob_client(container, markers[0]).delete_blob()
+    gone = lakeshift.verify(src, dst, report=tmp_path / "v2", empty_dirs=True)
+    assert gone.exit_code == 1 and gone.missing == 1 and gone.proofs["folder"] == 1
+    [row] = _rows(tmp_path / "v2")
+    assert (row["name"], row["kind"]) == ("empty/", "missing")
+    # Left to its default (no real directories there), verify checks files only.
+    assert lakeshift.verify(src, dst, report=tmp_path / "v3").proofs == {
+        "read-md5": len(FILES)}
+
+
+def test_verify_job_proves_the_markers_a_job_with_folder_markers_keep_copied(
+        s3: Any, bucket: str, container: str, blob_service: Any, tmp_path: Path) -> None:
+    """A job planned with --folder-markers keep copies each S3 folder marker as a folder
+    blob (proof 'folder'); verify --job follows the job: it proves them, and a deleted one
+    is missing."""
+    s3.put_object(Bucket=bucket, Key="m/dir/", Body=b"")
+    s3.put_object(Bucket=bucket, Key="m/dir/f.txt", Body=b"f")
+    s3.put_object(Bucket=bucket, Key="m/top.txt", Body=b"t")
+    db = f"sqlite:///{tmp_path}/c.db"
+    lakeshift.plan(f"s3://{bucket}/m/", f"az://{container}/q/", job="j", db=db,
+                   folder_markers="keep")
+    done = lakeshift.run(job="j", db=db)
+    assert done.exit_code == 0 and done.stats.copied == 3
+
+    v = lakeshift.verify(job="j", db=db, report=tmp_path / "v1")
+    assert v.exit_code == 0 and v.differences == 0, _rows(tmp_path / "v1")
+    assert v.proofs["folder"] == 1 and v.verified == done.stats.copied
+    # Without the job: --empty-dirs, as the README says.
+    urls = (f"s3://{bucket}/m/", f"az://{container}/q/")
+    assert lakeshift.verify(*urls, report=tmp_path / "v0", empty_dirs=True).proofs[
+        "folder"] == 1
+
+    blob_service.get_blob_client(container, "q/dir").delete_blob()
+    gone = lakeshift.verify(job="j", db=db, report=tmp_path / "v2")
+    assert gone.exit_code == 1 and gone.missing == 1
+    [row] = _rows(tmp_path / "v2")
+    assert (row["name"], row["kind"]) == ("dir/", "missing")

@@ -128,7 +128,7 @@ def _job_pairs(db: str, job: str, so: StoreOptions
                ) -> tuple[list[Pair], str, dict[str, Any]]:
     """Each partition of ``job`` as a verify pair (its whole prefix or range, whatever its
     cursor), the label of the report, and the job's settings verify follows (its
-    --invalid-names and --empty-dirs, as VerifyOptions fields)."""
+    --invalid-names, and --empty-dirs or --folder-markers keep, as VerifyOptions fields)."""
     from lakeshift.plan.jobplan import job_store_options, partition_spec
 
     control = _control(db)
@@ -144,7 +144,10 @@ def _job_pairs(db: str, job: str, so: StoreOptions
         n = len(pairs)
         return (pairs, f"job {job} ({n} partition{'' if n == 1 else 's'})",
                 {"invalid_names": str(j.options.get("invalid_names", "fail")),
-                 "empty_dirs": j.options.get("empty_dirs")})
+                 # The copy keeps the markers under --folder-markers keep whatever
+                 # --empty-dirs says (pipeline.run_pipeline's keep_markers).
+                 "empty_dirs": True if j.options.get("folder_markers") == "keep"
+                 else j.options.get("empty_dirs")})
     finally:
         control.close()
 

@@ -182,6 +182,11 @@ def _check_schema(engine: Engine, create: bool, shown: str, read_only: bool = Fa
                 f"{shown} has schema version {version}, older than this lakeshift's "
                 f"({SCHEMA_VERSION}), and is only read here: run `lakeshift status --db "
                 f"{shown}` once to upgrade it")
-        if version < SCHEMA_VERSION:
+        if version < SCHEMA_VERSION and conn.dialect.name != "sqlite":
+            # Processes opening the old DB at once upgrade it one at a time: the others wait
+            # here for the first to commit and read the version it wrote (SQLite: BEGIN
+            # IMMEDIATE already serialises them).
+            version = conn.execute(select(schema_version.c.version).with_for_update()).scalar()
+        if version is not None and version < SCHEMA_VERSION:
             migrations.upgrade(conn, version)
             conn.execute(schema_version.update().values(version=SCHEMA_VERSION))

@@ -105,6 +105,37 @@ def _to_9(conn: Any) -> None:
     for index in failures.indexes:
         if index.name == "ix_lakeshift_failures_partition_open":
             index.create(conn, checkfirst=True)
+    _clear_passed_before_9(conn)
+
+
+def _clear_passed_before_9(conn: Any) -> None:
+    """Failures that passes made before version 9 already went past are cleared as those
+    passes would clear them now (repo_base ``_clear_failures``): else ``failures --job``
+    would list them for ever, a succeeded partition being claimed no more.  Only what the
+    DB proves: a partition no sync pass took (a ``run`` job's) that succeeded went past
+    every failure of its earlier runs (a failed key keeps its partition failed); a
+    partition's succeeded sync window (not a keyed one) went past the failures of the runs
+    before its own.  Skips on purpose and outside-partitions rows stay, as they do."""
+    from sqlalchemy import and_, exists, func, select, update
+
+    from lakeshift.control.schema import failures, partitions, runs, sync_windows
+
+    f, p, w = failures.c, partitions.c, sync_windows.c
+    open_ = and_(f.cleared_run_id.is_(None), f.skipped == 0,
+                 f.error_kind != "outside-partitions")
+    run_only = select(p.id).where(and_(p.state == "succeeded",
+                                       ~exists().where(w.partition_id == p.id)))
+    # Cleared by the job's last run (the one that did is not recorded): one statement per
+    # job, not a look-up per failure row (partition runs have no index by partition).
+    for job_id, last_run in conn.execute(select(runs.c.job_id, func.max(runs.c.id))
+                                         .group_by(runs.c.job_id)).all():
+        conn.execute(update(failures).where(and_(open_, f.job_id == job_id,
+                                                 f.partition_id.in_(run_only)))
+                     .values(cleared_run_id=last_run))
+    window = select(func.max(w.run_id)).where(and_(
+        w.partition_id == f.partition_id, w.state == "succeeded")).scalar_subquery()
+    conn.execute(update(failures).where(and_(open_, f.run_id < window))
+                 .values(cleared_run_id=window))
 
 
 #: The monitor's and sync --delete's migrations (numbers kept apart while they were built

@@ -16,6 +16,7 @@ from sqlalchemy import (
     func,
     literal,
     literal_column,
+    or_,
     select,
     update,
 )
@@ -89,10 +90,11 @@ class ControlBase:
     def close(self) -> None:
         self.engine.dispose()
 
-    #: Partition id → (run id, cursor at the claim) of the partitions this process claimed
-    #: for a run that resumes from cursors (not a sync pass, not a dry run): the keys its
-    #: saves go past are the keys after that cursor (``_clear_passed``).
-    _passing: dict[int, tuple[int, str | None]]
+    #: Partition id → (run id, cursor at the claim, greatest failure id at the claim) of
+    #: the partitions this process claimed for a run that resumes from cursors (not a sync
+    #: pass, not a dry run): the keys its saves go past are the keys after that cursor, and
+    #: what they clear was recorded before the claim (``_clear_passed``).
+    _passing: dict[int, tuple[int, str | None, int]]
 
     def _note_claims(self, conn: Connection, run_id: int | None, from_start: bool,
                      rows: Sequence[RowMapping]) -> None:
@@ -100,8 +102,12 @@ class ControlBase:
             return
         if not _dry_run(conn.execute(select(runs.c.settings).where(runs.c.id == run_id))
                         .scalar()):
+            # Rows recorded after this are the claim's own: a failure its pass records
+            # is never cleared by that pass going past its key (--preserve records a
+            # parent folder's failure under the key of the file that passes the cursor).
+            last = int(conn.execute(select(func.max(failures.c.id))).scalar() or 0)
             for r in rows:
-                self._passing[int(r["id"])] = (run_id, r["cursor"])
+                self._passing[int(r["id"])] = (run_id, r["cursor"], last)
 
     def _clear_passed(self, conn: Connection, partition_id: int, cursor: str | None,
                       finished: bool) -> None:
@@ -111,13 +117,11 @@ class ControlBase:
         passing = self._passing
         if partition_id not in passing:
             return
-        run_id, start = passing[partition_id]
-        if finished:
-            del passing[partition_id]
-        elif cursor is None or cursor == start:
+        run_id, start, last = passing[partition_id]
+        if not finished and (cursor is None or cursor == start):
             return
         _clear_failures(conn, partition_id, run_id, start,
-                        None if finished else cursor)
+                        None if finished else cursor, recorded_by=last)
 
     def _tx(self) -> Any:
         return _Tx(self)
@@ -183,15 +187,20 @@ OUTSIDE_PARTITIONS = "outside-partitions"
 
 
 def _clear_failures(conn: Connection, partition_id: int, run_id: int, after: str | None,
-                    upto: str | None) -> None:
+                    upto: str | None, recorded_by: int | None = None) -> None:
     """Mark the partition's current failures with keys in (``after``, ``upto``] (None: no
     bound) as cleared by ``run_id``: a pass listed those keys in full and none of them
     failed (a failed key stops the cursor before it), so each was copied, found identical,
     or is gone.  Skips on purpose stay: passing one is not copying it (a resumed run does
-    not list it again, a sync window does not take an unchanged object)."""
+    not list it again, a sync window does not take an unchanged object).  The pass's own
+    failures stay too: those recorded after failure id ``recorded_by`` (a run's claim),
+    or, without it, those of ``run_id`` (a sync pass) — a failure that is not a listed
+    key's (a parent folder's ACL under --preserve) leaves the cursor free to pass it."""
     f = failures.c
     where = and_(f.partition_id == partition_id, f.cleared_run_id.is_(None), f.skipped == 0,
-                 f.error_kind != OUTSIDE_PARTITIONS)
+                 f.error_kind != OUTSIDE_PARTITIONS,
+                 f.id <= recorded_by if recorded_by is not None else
+                 or_(f.run_id.is_(None), f.run_id != run_id))
     key: Any = f.object_key
     if conn.dialect.name == "postgresql":
         key = key.collate("C")  # keys compare as Python and the listings order them

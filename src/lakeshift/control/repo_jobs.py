@@ -389,9 +389,11 @@ class JobRows(ControlBase):
             if records is not None:
                 _insert_records(conn, partition_id, records, now)
             self._clear_passed(conn, partition_id, cursor, state == "succeeded")
-            if state != "running":
-                self._passing.pop(partition_id, None)
-            return True
+        # Once committed: a finish that did not commit (the DB lost) is tried again, and
+        # clears then.
+        if state != "running":
+            self._passing.pop(partition_id, None)
+        return True
 
 
 #: The state of a partition-run record whose worker lost the partition to another (its

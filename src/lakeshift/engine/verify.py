@@ -148,10 +148,10 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
 
         await check_reachable(ask_namespace, "destination", policy)
     # The source's folders, as the copy made them (pipeline.run_pipeline's empty_dirs): by
-    # default between two stores with real directories; asked for (--empty-dirs, as the
-    # copy was run), on a flat destination too, where they are hdi_isfolder marker blobs.
-    folders = src.capabilities.hierarchical and (opts.empty_dirs is True or (
-        opts.empty_dirs is None and dst.capabilities.hierarchical))
+    # default between two stores with real directories; --empty-dirs made marker blobs on
+    # a flat destination too.
+    folders = opts.empty_dirs if opts.empty_dirs is not None else (
+        src.capabilities.hierarchical and dst.capabilities.hierarchical)
     names = NameFilter(opts.include, opts.exclude)
     namer = DestinationNamer(opts.invalid_names, dst.capabilities.hierarchical)
     check = PairCheck(src, dst, spec, opts, report, result, slots, policy, pacing, events,
