@@ -1,14 +1,38 @@
-"""A run page's figures: the throughput chart's points are measured over a second at least
-(no first-sample spike)."""
+"""A run page's figures: settings that are sizes read as the CLI takes them, and the
+throughput chart's points are measured over a second at least (no first-sample spike)."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from starlette.testclient import TestClient
 
+from lakeshift.control.repository import ControlDB
 from lakeshift.model import ThroughputSample
+from lakeshift.web.app import create_app
 from lakeshift.web.chart import throughput_points
+
+
+def test_settings_that_are_sizes_read_as_the_cli_takes_them(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    control = ControlDB(url, create=True)
+    try:
+        job = control.create_job("j", "az://c/", {}, [])
+        run = control.start_run(job, "far-host:1:a", 1, {
+            "block_size": 8388608, "single_put_max": 67108864, "max_bandwidth": 61440.0,
+            "concurrency": 16, "lease_s": 10.0}, lease_s=600)
+        page = TestClient(create_app(url)).get(f"/runs/{run}").text
+        rows = dict(re.findall(r"<tr><th>([^<]+)</th><td>([^<]*)</td></tr>",
+                               page.split('class="settings"', 1)[1]))
+        assert rows["block_size"] == "8MiB"
+        assert rows["single_put_max"] == "64MiB"
+        assert rows["max_bandwidth"] == "60KiB"
+        assert rows["concurrency"] == "16" and rows["lease_s"] == "10.0"
+    finally:
+        control.close()
 
 
 def test_chart_points_are_measured_over_a_second_at_least() -> None:

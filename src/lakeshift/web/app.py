@@ -73,16 +73,35 @@ def reading(fn: Callable[..., Any]) -> Callable[..., Any]:
     return read
 
 
+#: Settings that are sizes in bytes (``max_bandwidth``: bytes per second), shown as the
+#: CLI takes them (``--block-size 8MiB``), not as a count of bytes.
+SIZE_SETTINGS = frozenset({"block_size", "single_put_max", "max_bandwidth"})
+
+
+def setting_text(name: str, value: Any) -> str:
+    """One setting's value as the settings table shows it: a size as the CLI takes it
+    (8388608 → ``8MiB``; bytes when no binary unit divides it), anything else as it is."""
+    if value is None:
+        return "—"
+    if (name.rsplit(".", 1)[-1] in SIZE_SETTINGS and isinstance(value, int | float)
+            and not isinstance(value, bool) and float(value).is_integer()):
+        from lakeshift.plan.jobconfig import size_text
+
+        return size_text(int(value))
+    return str(value)
+
+
 def flatten(settings: Any, prefix: str = "") -> list[tuple[str, str]]:
-    """Nested settings as (dotted name, value) rows."""
+    """Nested settings as (dotted name, value) rows; sizes as the CLI takes them."""
     if isinstance(settings, dict) or hasattr(settings, "items"):
         rows: list[tuple[str, str]] = []
         for k, v in sorted(settings.items()):
             rows += flatten(v, f"{prefix}{k}.")
         return rows
+    name = prefix.rstrip(".")
     if isinstance(settings, list | tuple):
-        return [(prefix.rstrip("."), ", ".join(str(v) for v in settings) or "—")]
-    return [(prefix.rstrip("."), "—" if settings is None else str(settings))]
+        return [(name, ", ".join(str(v) for v in settings) or "—")]
+    return [(name, setting_text(name, settings))]
 
 
 class Monitor:
