@@ -35,7 +35,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import lakeshift
-from lakeshift.api import FAILURE_FIELDS, csv_cell
+from lakeshift.api import FAILURE_FIELDS, csv_cell, run_going_on
 from lakeshift.web.chart import throughput_svg
 from lakeshift.web.format import FILTERS
 from lakeshift.web.metrics import exposition
@@ -177,22 +177,17 @@ class Monitor:
 
     def _going_on(self, job: lakeshift.JobStatus) -> bool:
         """``job_going_on`` for a job of the jobs list (which comes without runs, but with
-        its last sync pass): its runs are read only for a job holding a partition (a
-        running run holds one but between claims, and a sync --delete pass while it
-        deletes: its last sync pass says that one) — a few jobs at most, not every job at
-        every refresh."""
+        its last sync pass, and with ``interrupted``: its running partitions no running run
+        holds, by ``run_going_on``, the same rule): a running run holds a partition but
+        between claims, and a sync --delete pass while it deletes: its last sync pass says
+        that one."""
         if sync_waiting(job):
             return True
         if job.last_sync_pass is not None and job.last_sync_pass.state == "running":
             # (Given with the list: a --delete pass deletes once its partitions are done,
             # when the job holds no partition.)
             return True
-        if not job.running:
-            return False
-        try:
-            return job_going_on(lakeshift.status(db=self.db, job=job.job, limit=0).jobs[0])
-        except lakeshift.UsageError:  # deleted since
-            return False
+        return job.running > 0 and not job.interrupted
 
     def job_page(self, request: Request) -> Response:
         name, page = request.path_params["job"], page_number(request)
@@ -361,7 +356,7 @@ def job_going_on(job: lakeshift.JobStatus) -> bool:
     running (``runs``: filled for a job asked for by name) or its sync scheduler waits for
     the next pass.  Partitions left ``running`` by a process that died are not: their run
     reads as interrupted.  The pages' "live" badge says this, and nothing else."""
-    return any(r.state == "running" for r in job.runs) or sync_waiting(job)
+    return run_going_on(job.runs) or sync_waiting(job)
 
 
 def sync_waiting(job: lakeshift.JobStatus) -> bool:
