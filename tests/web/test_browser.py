@@ -415,3 +415,28 @@ def test_a_killed_runs_partitions_read_interrupted_once_its_lease_lapses(
         screenshot(page, "killed-run-job")
     finally:
         control.close()
+
+
+def test_a_cancel_requested_page_says_cancelled_once_the_run_ended(
+        page: Any, monitor_of: Callable[..., Monitor], tmp_path: Path) -> None:
+    """The cancel's answer brings the run's page back with ?done=cancel-requested; the
+    live refresh keeps that address.  Once the run ended it says the run was cancelled, and
+    when, not that a cancel is requested."""
+    url, control, job = _one_job_db(tmp_path / "control.db")
+    try:
+        run = control.start_run(job, "far-host:1:a", 1, {}, lease_s=600)
+        assert control.request_cancel(run)
+        m = monitor_of(url)
+        page.goto(f"{m.url}/runs/{run}?done=cancel-requested")
+        assert "cancel requested" in page.locator(".message").inner_text()
+        assert page.locator("#run-cancel").inner_text().startswith("requested")
+        mark_before_change(page)
+        control.finish_run(run, "cancelled", 0, 0, 0, 0)  # at its next heartbeat
+        page.wait_for_selector("#run-state.state-cancelled", timeout=15_000)
+        ended = control.run(run)
+        assert ended is not None
+        when = ended["finished_at"].strftime("%Y-%m-%d %H:%M:%SZ")
+        assert page.locator(".message").inner_text() == f"the run was cancelled at {when}"
+        assert page.locator("#run-cancel").inner_text() == f"cancelled at {when}"
+    finally:
+        control.close()

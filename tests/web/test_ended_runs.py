@@ -1,5 +1,6 @@
 """What the monitor and ``status`` say of runs that have ended: partitions a killed run left
-``running`` read as interrupted (and that the next run takes them over)."""
+``running`` read as interrupted (and that the next run takes them over), and a cancelled
+run says it was cancelled and when."""
 
 from __future__ import annotations
 
@@ -119,3 +120,31 @@ def test_partitions_a_dead_run_left_read_as_interrupted_everywhere(
     assert [p.reads for p in st.partition_table] == ["running", "running", "pending"]
     assert st.interrupted == 0
     assert "interrupted" not in k.client.get("/").text
+
+
+def test_a_cancelled_run_says_cancelled_and_when_not_requested(killed: Killed) -> None:
+    k = killed
+    assert k.control.request_cancel(k.run)
+    asked = k.client.get(f"/runs/{k.run}?done=cancel-requested").text
+    assert "cancel requested: the run stops at its next heartbeat" in asked
+    assert "requested: the run stops at its next heartbeat" in asked.split(
+        'id="run-cancel">', 1)[1]
+
+    k.control.finish_run(k.run, "cancelled", 0, 0, 0, 0)
+    at = lakeshift.run_detail(k.run, db=k.url).run.finished_at  # type: ignore[union-attr]
+    assert at is not None
+    when = at.strftime("%Y-%m-%d %H:%M:%SZ")
+    ended = k.client.get(f"/runs/{k.run}?done=cancel-requested").text
+    assert f'id="run-cancel">cancelled at {when}</dd>' in ended
+    assert f"the run was cancelled at {when}" in ended
+    assert "cancel requested" not in ended and ">requested" not in ended
+
+
+def test_a_cancel_the_run_ended_before_says_how_it_ended(killed: Killed) -> None:
+    k = killed
+    assert k.control.request_cancel(k.run)
+    _kill(k)  # died before its next heartbeat read the request
+    page = k.client.get(f"/runs/{k.run}?done=cancel-requested").text
+    assert "requested, but the run ended interrupted at" in page
+    assert "the run ended (interrupted) at" in page
+    assert "cancel requested: the run stops" not in page

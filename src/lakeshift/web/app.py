@@ -204,7 +204,8 @@ class Monitor:
         return self.page("run.html", d=detail, chart=throughput_svg(
             detail.samples, detail.run.started_at),
             api=f"/api/runs/{detail.run.id}?offset={(page - 1) * PAGE}&limit={PAGE}",
-            message=done_message(request), pages=pages(page, detail.partition_runs_total),
+            message=run_message(request, detail.run),
+            pages=pages(page, detail.partition_runs_total),
             live=detail.run.state == "running")
 
     def partition_run_page(self, request: Request) -> Response:
@@ -430,6 +431,19 @@ def done_message(request: Request) -> str | None:
     raw = request.query_params.get("n", "0")
     n = int(raw) if raw.isdigit() and len(raw) < 10 else 0
     return None if text is None else text.format(n=n, s=_s(n))
+
+
+def run_message(request: Request, run: lakeshift.RunStatus) -> str | None:
+    """``done_message`` on a run's page: ``?done=cancel-requested`` stays in the page's
+    address (and each refresh renders it again), but once the run has ended the request is
+    history, and the message says how the run ended instead."""
+    message = done_message(request)
+    if request.query_params.get("done") != "cancel-requested" or run.state == "running":
+        return message
+    at = run.finished_at.strftime("%Y-%m-%d %H:%M:%SZ") if run.finished_at else "—"
+    if run.state == "cancelled":
+        return f"the run was cancelled at {at}"
+    return f"the run ended ({run.state}) at {at}, before the cancel took effect"
 
 
 async def _form(request: Request) -> dict[str, str]:
