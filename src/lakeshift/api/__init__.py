@@ -102,6 +102,7 @@ if TYPE_CHECKING:
         TuneResult,
         VerifyResult,
     )
+    from lakeshift.plan.jobconfig import size_text as size_text  # the monitor's settings
     from lakeshift.stores.base import StoreOptions
 
 #: The other commands' records (lakeshift.model's, defined in lakeshift.reports): bound here
@@ -146,6 +147,7 @@ _HOMES: dict[str, str] = {
     name: f"{__name__}.{module}" for module, names in _MODULES.items()
     for name in names.split()}
 _HOMES.update(dict.fromkeys(("DEFAULT_DB", "fold_state_totals"), "lakeshift.control"))
+_HOMES["size_text"] = "lakeshift.plan.jobconfig"  # the monitor writes sizes as the CLI takes
 _HOMES.update(dict.fromkeys(("StoreOptions", "StoreConfig"), "lakeshift.stores.base"))
 _HOMES.update(dict.fromkeys(("CopyResult", "Failure", "Rename", "RunResult", "SourceDeleted",
                              "TransferStats"), "lakeshift.model"))

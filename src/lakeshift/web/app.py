@@ -85,7 +85,7 @@ def setting_text(name: str, value: Any) -> str:
         return "—"
     if (name.rsplit(".", 1)[-1] in SIZE_SETTINGS and isinstance(value, int | float)
             and not isinstance(value, bool) and float(value).is_integer()):
-        from lakeshift.plan.jobconfig import size_text
+        from lakeshift.api import size_text
 
         return size_text(int(value))
     return str(value)
