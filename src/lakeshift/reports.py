@@ -85,6 +85,10 @@ class PartitionStatus:
     started_at: datetime | None
     finished_at: datetime | None
     adf_prefix: str | None
+    #: How the state reads: the state itself, or for a partition ``running`` in the control
+    #: DB that no running run holds (its run died) ``interrupted (lease expired; the next
+    #: run takes it over)``.
+    reads: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +155,9 @@ class JobStatus:
     #: The job's newest sync pass (None for a job never synced).  A synced job's ``copied``
     #: and ``bytes`` are summed over all its runs and passes, not its partitions' last pass.
     last_sync_pass: RunStatus | None = None
+    #: Of the ``running`` partitions, those no running run holds: a run that died left them
+    #: (they read as interrupted; the next run takes them over).
+    interrupted: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,8 @@ PARTS = 10_000
 @pytest.fixture(scope="module")
 def big_job(tmp_path_factory: pytest.TempPathFactory) -> str:
     """Job ``big``: 9,990 partitions succeeded (2 objects, 2,048 bytes each), 3 failed (the
-    seqs 7000, 42, 9000), 2 running (100, 5000), 5 pending (the last five)."""
+    seqs 7000, 42, 9000), 2 running (100, 5000) but held by no run (one that died left
+    them: they read as interrupted), 5 pending (the last five)."""
     path = tmp_path_factory.mktemp("status") / "s.db"
     db = f"sqlite:///{path}"
     control = ControlDB(db, create=True)
@@ -55,10 +56,12 @@ def test_text_shows_a_summary_and_a_page_of_what_needs_attention(big_job: str) -
     lines = p.stdout.splitlines()
     assert len(lines) < 60, p.stdout  # it was every partition: 30,000 lines and more
     assert lines[0].startswith("job big → az://acct/c/: 10000 partitions — 9990 succeeded, "
-                               "3 failed, 2 running, 5 pending;")
+                               "3 failed, 2 interrupted (lease expired; the next run takes "
+                               "them over), 5 pending;")
     assert lines[1:5] == [
         "  pending        5 partitions 0/0 objects copied, 0 B",
-        "  running        2 partitions 0/0 objects copied, 0 B",
+        "  running        2 partitions 0/0 objects copied, 0 B — 2 interrupted (lease "
+        "expired; the next run takes them over)",
         "  succeeded  9,990 partitions 19,980/19,980 objects copied, 19.5 MiB",
         "  failed         3 partitions 3/6 objects copied, 3.0 KiB, 3 objects failed"]
     # The failed first, then the running, then the pending, each in order.

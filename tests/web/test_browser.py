@@ -386,3 +386,57 @@ def test_a_run_that_starts_later_shows_up_on_the_job_page(
         assert page.locator("#live-state").is_hidden()
     finally:
         control.close()
+
+
+def test_a_killed_runs_partitions_read_interrupted_once_its_lease_lapses(
+        page: Any, monitor_of: Callable[..., Monitor], tmp_path: Path) -> None:
+    """A run killed (kill -9) leaves its partitions 'running' in the DB.  Once its lease
+    lapses the open job page shows them as what they are, and that the next run takes
+    them over; it said 'running' for good."""
+    path = tmp_path / "control.db"
+    url, control, job = _one_job_db(path)
+    try:
+        run = control.start_run(job, "far-host:1:a", 1, {}, lease_s=600)
+        assert len(control.claim(job, "far-host:1:a", 1, 600, run_id=run)) == 1
+        m = monitor_of(url)
+        page.goto(f"{m.url}/jobs/j")
+        cell = page.locator("#partitions tbody td.state")
+        assert cell.inner_text() == "running"
+        mark_before_change(page)
+        with sqlite3.connect(path) as conn:  # killed: its leases lapse
+            conn.execute("UPDATE lakeshift_runs SET lease_expires = started_at")
+            conn.execute("UPDATE lakeshift_partitions SET lease_expires = started_at")
+        page.wait_for_selector("#live:not([data-before])", timeout=15_000)
+        assert cell.inner_text() == "interrupted (lease expired; the next run takes it over)"
+        assert page.locator("#job-interrupted").inner_text() == (
+            "1 interrupted (lease expired; the next run takes it over)")
+        assert page.locator("#runs td.state").inner_text() == "interrupted"
+        assert page.locator("#live-state").is_hidden()
+        screenshot(page, "killed-run-job")
+    finally:
+        control.close()
+
+
+def test_a_cancel_requested_page_says_cancelled_once_the_run_ended(
+        page: Any, monitor_of: Callable[..., Monitor], tmp_path: Path) -> None:
+    """The cancel's answer brings the run's page back with ?done=cancel-requested; the
+    live refresh keeps that address.  Once the run ended it says the run was cancelled, and
+    when, not that a cancel is requested."""
+    url, control, job = _one_job_db(tmp_path / "control.db")
+    try:
+        run = control.start_run(job, "far-host:1:a", 1, {}, lease_s=600)
+        assert control.request_cancel(run)
+        m = monitor_of(url)
+        page.goto(f"{m.url}/runs/{run}?done=cancel-requested")
+        assert "cancel requested" in page.locator(".message").inner_text()
+        assert page.locator("#run-cancel").inner_text().startswith("requested")
+        mark_before_change(page)
+        control.finish_run(run, "cancelled", 0, 0, 0, 0)  # at its next heartbeat
+        page.wait_for_selector("#run-state.state-cancelled", timeout=15_000)
+        ended = control.run(run)
+        assert ended is not None
+        when = ended["finished_at"].strftime("%Y-%m-%d %H:%M:%SZ")
+        assert page.locator(".message").inner_text() == f"the run was cancelled at {when}"
+        assert page.locator("#run-cancel").inner_text() == f"cancelled at {when}"
+    finally:
+        control.close()

@@ -244,6 +244,7 @@ def test_sync_schedules_are_shown_when_the_db_has_them() -> None:
     from lakeshift.web.app import Monitor as App
 
     job = SimpleNamespace(job="j", destination="az://c/", partitions=1, pending=0, running=0,
+                          interrupted=0,
                           succeeded=1, failed=0, copied=1, bytes=1, failed_objects=0,
                           sync_schedule="every 15m",
                           next_sync_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))

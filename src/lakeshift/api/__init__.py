@@ -68,7 +68,9 @@ if TYPE_CHECKING:
     )
     from lakeshift.api.state import ATTENTION_STATES as ATTENTION_STATES
     from lakeshift.api.state import FAILURE_FIELDS as FAILURE_FIELDS
+    from lakeshift.api.state import INTERRUPTED_READS as INTERRUPTED_READS
     from lakeshift.api.state import failures, failures_async, status, status_async
+    from lakeshift.api.state import run_going_on as run_going_on
     from lakeshift.api.state import write_failures_csv as write_failures_csv
     from lakeshift.api.syncing import sync, sync_async
     from lakeshift.api.tuning import tune, tune_async
@@ -100,6 +102,7 @@ if TYPE_CHECKING:
         TuneResult,
         VerifyResult,
     )
+    from lakeshift.plan.jobconfig import size_text as size_text  # the monitor's settings
     from lakeshift.stores.base import StoreOptions
 
 #: The other commands' records (lakeshift.model's, defined in lakeshift.reports): bound here
@@ -127,9 +130,9 @@ _MODULES = {
             "run _name_the_file _plan_from_config plan_job run_job",
     "syncing": "sync_async sync _refuse_other_urls _same_url _sync_job "
                "_add_adf_delta_partitions",
-    "state": "ATTENTION_STATES status_async status _states _status _partition_status "
-             "_run_status _job_status FAILURE_FIELDS failures_async failures _failures "
-             "_failed_object write_failures_csv csv_cell",
+    "state": "ATTENTION_STATES INTERRUPTED_READS run_going_on status_async status _states "
+             "_status _partition_status _run_status _job_status FAILURE_FIELDS failures_async "
+             "failures _failures _failed_object write_failures_csv csv_cell",
     "checks": "verify_async verify _job_pairs check_async check scan_async scan",
     "tuning": "tune_async _servers_differ _over_config _writable_config tune",
     "monitor": "_SECRET_NAMES _shown_settings _seconds _partition_run_status MAX_SAMPLES "
@@ -144,6 +147,7 @@ _HOMES: dict[str, str] = {
     name: f"{__name__}.{module}" for module, names in _MODULES.items()
     for name in names.split()}
 _HOMES.update(dict.fromkeys(("DEFAULT_DB", "fold_state_totals"), "lakeshift.control"))
+_HOMES["size_text"] = "lakeshift.plan.jobconfig"  # the monitor writes sizes as the CLI takes
 _HOMES.update(dict.fromkeys(("StoreOptions", "StoreConfig"), "lakeshift.stores.base"))
 _HOMES.update(dict.fromkeys(("CopyResult", "Failure", "Rename", "RunResult", "SourceDeleted",
                              "TransferStats"), "lakeshift.model"))

@@ -35,6 +35,18 @@ if TYPE_CHECKING:
 #: The states of partitions that need attention, in the order ``status`` lists them.
 ATTENTION_STATES = ("failed", "running", "pending")
 
+#: How a partition left ``running`` by a run that died reads (``PartitionStatus.reads``):
+#: its lease lapses, and the next ``run`` of the job claims it and goes on from its cursor.
+INTERRUPTED_READS = "interrupted (lease expired; the next run takes it over)"
+
+
+def run_going_on(runs: Iterable[model.RunStatus]) -> bool:
+    """Whether a run of these (a job's, as the control DB reads them: a run whose lease
+    lapsed reads as interrupted) is running.  The one rule for what is live: the monitor's
+    "live" badge, and whether a partition in state ``running`` is held or was left by a
+    run that died (it then reads as ``INTERRUPTED_READS``)."""
+    return any(r.state == "running" for r in runs)
+
 
 async def status_async(*, db: str = DEFAULT_DB, job: str | None = None, offset: int = 0,
                        limit: int | None = None, state: Sequence[str] | None = None,
@@ -88,8 +100,11 @@ def _status(db: str, job: str | None, offset: int = 0, limit: int | None = None,
         control.close()
 
 
-def _partition_status(r: Any) -> model.PartitionStatus:
+def _partition_status(r: Any, run_live: bool = True) -> model.PartitionStatus:
+    """A partition's row; ``run_live``: a run of its job is running (run_going_on), else a
+    partition in state ``running`` reads as interrupted."""
     duration = r["duration_s"] or 0.0
+    state = r["state"]
     return model.PartitionStatus(
         seq=r["seq"], state=r["state"], source=r["source"], prefix=r["prefix"],
         range_start=r["range_start"], range_end=r["range_end"],
@@ -99,7 +114,8 @@ def _partition_status(r: Any) -> model.PartitionStatus:
         throughput_bytes_per_s=round(r["bytes"] / duration, 1) if duration > 0 else 0.0,
         last_error=r["last_error"], lease_owner=r["lease_owner"],
         started_at=_as_utc(r["started_at"]), finished_at=_as_utc(r["finished_at"]),
-        adf_prefix=r["adf_prefix"])
+        adf_prefix=r["adf_prefix"],
+        reads=INTERRUPTED_READS if state == "running" and not run_live else state)
 
 
 def _run_status(r: Any) -> model.RunStatus:
@@ -118,7 +134,9 @@ def _job_status(control: ControlDB, job: Job, detail: bool, offset: int = 0,
     # when asked (a job may have tens of thousands).
     by_state = control.partition_totals_by_state(job.id)
     totals = fold_state_totals(by_state)  # the same query's answer, not a second
-    parts = tuple(_partition_status(r) for r in control.partitions(
+    runs = tuple(_run_status(r) for r in control.runs(job.id))
+    run_live = run_going_on(runs)
+    parts = tuple(_partition_status(r, run_live) for r in control.partitions(
         job.id, offset, limit, states)) if detail else ()
     sched = control.schedule(job.id)
     # A scheduler holds the job while its lease runs: it renews it through each pass and
@@ -129,7 +147,6 @@ def _job_status(control: ControlDB, job: Job, detail: bool, offset: int = 0,
     held = sched if sched is not None and sched["owner"] and lease is not None \
         and lease > datetime.now(UTC) else None
     counts = {s: totals.get(s, 0) for s in _STATES}
-    runs = tuple(_run_status(r) for r in control.runs(job.id))
     last_pass = next((r for r in runs if r.settings.get("mode") == "sync"), None)
     copied, nbytes = totals["copied"], totals["bytes"]
     if last_pass is not None:
@@ -149,7 +166,8 @@ def _job_status(control: ControlDB, job: Job, detail: bool, offset: int = 0,
         sync_schedule=held["schedule"] if held is not None else None,
         next_sync_at=_as_utc(held["next_run_at"]) if held is not None else None,
         last_sync_pass=last_pass,
-        key_range_partitions=control.key_range_partitions(job.id) if detail else 0)
+        key_range_partitions=control.key_range_partitions(job.id) if detail else 0,
+        interrupted=0 if run_live else counts["running"])
 
 
 FAILURE_FIELDS = ("object_key", "error_kind", "message", "attempts", "skipped", "at",

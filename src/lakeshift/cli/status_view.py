@@ -36,7 +36,8 @@ def job_dict(job: JobStatus) -> dict[str, Any]:
     out: dict[str, Any] = {
         "job": job.job, "destination": job.destination, "created_at": _t(job.created_at),
         "adf_table": job.adf_table, "partitions": job.partitions, "pending": job.pending,
-        "running": job.running, "succeeded": job.succeeded, "failed": job.failed,
+        "running": job.running, "interrupted": job.interrupted, "succeeded": job.succeeded,
+        "failed": job.failed,
         "copied": job.copied, "bytes": job.bytes, "failed_objects": job.failed_objects,
         "sync_schedule": job.sync_schedule, "next_sync_at": _t(job.next_sync_at),
         "last_sync_pass": _record(job.last_sync_pass) if job.last_sync_pass else None,
@@ -76,7 +77,7 @@ def print_partitions(job: JobStatus, as_json: bool, caption: str = "") -> None:
         rng = ""
         if p.range_start or p.range_end:
             rng = f"[{p.range_start or ''}, {p.range_end or '…'})"
-        t.add_row(str(p.seq), p.state, f"{p.source}{p.prefix}", rng,
+        t.add_row(str(p.seq), p.reads or p.state, f"{p.source}{p.prefix}", rng,
                   f"{p.copied}/{p.listed}", human_bytes(p.bytes),
                   f"{human_bytes(p.throughput_bytes_per_s)}/s", f"{p.duration_s:.1f}s",
                   shorten(p.last_error or "", _ERROR_WIDTH))
@@ -125,7 +126,7 @@ def print_status(result: StatusResult, job_name: str | None, as_json: bool) -> N
         return
     for d in result.jobs:
         print(f"job {d.job} → {d.destination}: {count(d.partitions, 'partition')} — "
-              f"{d.succeeded} succeeded, {d.failed} failed, {d.running} running, "
+              f"{d.succeeded} succeeded, {d.failed} failed, {_running(d)}, "
               f"{d.pending} pending; {count(d.copied, 'object')}, {human_bytes(d.bytes)} "
               f"copied, {count(d.failed_objects, 'object')} failed")
         if d.last_sync_pass is not None:
@@ -147,15 +148,27 @@ def print_status(result: StatusResult, job_name: str | None, as_json: bool) -> N
                   f"{count(r.copied, 'object')}, {human_bytes(r.bytes)}")
 
 
+def _running(job: JobStatus) -> str:
+    """``2 running``; partitions a run that died left ``running`` read as interrupted."""
+    if not job.interrupted:
+        return f"{job.running} running"
+    held = job.running - job.interrupted
+    return (f"{held} running, " if held else "") + (
+        f"{job.interrupted} interrupted (lease expired; the next run takes "
+        f"{'it' if job.interrupted == 1 else 'them'} over)")
+
+
 def _print_by_state(job: JobStatus) -> None:
-    """The partitions by state: how many, their objects and bytes."""
+    """The partitions by state: how many, their objects and bytes (the state ``running``
+    named as it reads when a run that died left them so)."""
     if not job.by_state:
         return
     width = max(len(f"{t.partitions:,}") for t in job.by_state)
     for t in job.by_state:
         print(f"  {t.state:<10} {t.partitions:>{width},} {noun(t.partitions, 'partition'):<10}"
               f" {t.copied:,}/{t.listed:,} objects copied, {human_bytes(t.bytes)}"
-              + (f", {count(t.failed_objects, 'object')} failed" if t.failed_objects else ""))
+              + (f", {count(t.failed_objects, 'object')} failed" if t.failed_objects else "")
+              + (f" — {_running(job)}" if t.state == "running" and job.interrupted else ""))
 
 
 def _next(first: int, shown: int) -> str:

@@ -35,7 +35,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import lakeshift
-from lakeshift.api import FAILURE_FIELDS, csv_cell
+from lakeshift.api import FAILURE_FIELDS, csv_cell, run_going_on
 from lakeshift.web.chart import throughput_svg
 from lakeshift.web.format import FILTERS
 from lakeshift.web.metrics import exposition
@@ -73,16 +73,35 @@ def reading(fn: Callable[..., Any]) -> Callable[..., Any]:
     return read
 
 
+#: Settings that are sizes in bytes (``max_bandwidth``: bytes per second), shown as the
+#: CLI takes them (``--block-size 8MiB``), not as a count of bytes.
+SIZE_SETTINGS = frozenset({"block_size", "single_put_max", "max_bandwidth"})
+
+
+def setting_text(name: str, value: Any) -> str:
+    """One setting's value as the settings table shows it: a size as the CLI takes it
+    (8388608 → ``8MiB``; bytes when no binary unit divides it), anything else as it is."""
+    if value is None:
+        return "—"
+    if (name.rsplit(".", 1)[-1] in SIZE_SETTINGS and isinstance(value, int | float)
+            and not isinstance(value, bool) and float(value).is_integer()):
+        from lakeshift.api import size_text
+
+        return size_text(int(value))
+    return str(value)
+
+
 def flatten(settings: Any, prefix: str = "") -> list[tuple[str, str]]:
-    """Nested settings as (dotted name, value) rows."""
+    """Nested settings as (dotted name, value) rows; sizes as the CLI takes them."""
     if isinstance(settings, dict) or hasattr(settings, "items"):
         rows: list[tuple[str, str]] = []
         for k, v in sorted(settings.items()):
             rows += flatten(v, f"{prefix}{k}.")
         return rows
+    name = prefix.rstrip(".")
     if isinstance(settings, list | tuple):
-        return [(prefix.rstrip("."), ", ".join(str(v) for v in settings) or "—")]
-    return [(prefix.rstrip("."), "—" if settings is None else str(settings))]
+        return [(name, ", ".join(str(v) for v in settings) or "—")]
+    return [(name, setting_text(name, settings))]
 
 
 class Monitor:
@@ -158,22 +177,17 @@ class Monitor:
 
     def _going_on(self, job: lakeshift.JobStatus) -> bool:
         """``job_going_on`` for a job of the jobs list (which comes without runs, but with
-        its last sync pass): its runs are read only for a job holding a partition (a
-        running run holds one but between claims, and a sync --delete pass while it
-        deletes: its last sync pass says that one) — a few jobs at most, not every job at
-        every refresh."""
+        its last sync pass, and with ``interrupted``: its running partitions no running run
+        holds, by ``run_going_on``, the same rule): a running run holds a partition but
+        between claims, and a sync --delete pass while it deletes: its last sync pass says
+        that one."""
         if sync_waiting(job):
             return True
         if job.last_sync_pass is not None and job.last_sync_pass.state == "running":
             # (Given with the list: a --delete pass deletes once its partitions are done,
             # when the job holds no partition.)
             return True
-        if not job.running:
-            return False
-        try:
-            return job_going_on(lakeshift.status(db=self.db, job=job.job, limit=0).jobs[0])
-        except lakeshift.UsageError:  # deleted since
-            return False
+        return job.running > 0 and not job.interrupted
 
     def job_page(self, request: Request) -> Response:
         name, page = request.path_params["job"], page_number(request)
@@ -190,7 +204,8 @@ class Monitor:
         return self.page("run.html", d=detail, chart=throughput_svg(
             detail.samples, detail.run.started_at),
             api=f"/api/runs/{detail.run.id}?offset={(page - 1) * PAGE}&limit={PAGE}",
-            message=done_message(request), pages=pages(page, detail.partition_runs_total),
+            message=run_message(request, detail.run),
+            pages=pages(page, detail.partition_runs_total),
             live=detail.run.state == "running")
 
     def partition_run_page(self, request: Request) -> Response:
@@ -342,7 +357,7 @@ def job_going_on(job: lakeshift.JobStatus) -> bool:
     running (``runs``: filled for a job asked for by name) or its sync scheduler waits for
     the next pass.  Partitions left ``running`` by a process that died are not: their run
     reads as interrupted.  The pages' "live" badge says this, and nothing else."""
-    return any(r.state == "running" for r in job.runs) or sync_waiting(job)
+    return run_going_on(job.runs) or sync_waiting(job)
 
 
 def sync_waiting(job: lakeshift.JobStatus) -> bool:
@@ -416,6 +431,19 @@ def done_message(request: Request) -> str | None:
     raw = request.query_params.get("n", "0")
     n = int(raw) if raw.isdigit() and len(raw) < 10 else 0
     return None if text is None else text.format(n=n, s=_s(n))
+
+
+def run_message(request: Request, run: lakeshift.RunStatus) -> str | None:
+    """``done_message`` on a run's page: ``?done=cancel-requested`` stays in the page's
+    address (and each refresh renders it again), but once the run has ended the request is
+    history, and the message says how the run ended instead."""
+    message = done_message(request)
+    if request.query_params.get("done") != "cancel-requested" or run.state == "running":
+        return message
+    at = run.finished_at.strftime("%Y-%m-%d %H:%M:%SZ") if run.finished_at else "—"
+    if run.state == "cancelled":
+        return f"the run was cancelled at {at}"
+    return f"the run ended ({run.state}) at {at}, before the cancel took effect"
 
 
 async def _form(request: Request) -> dict[str, str]:

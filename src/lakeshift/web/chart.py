@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from itertools import pairwise
 
 from markupsafe import Markup, escape
 
@@ -14,19 +15,35 @@ from lakeshift.web.format import rate, seconds
 WIDTH, HEIGHT, PAD = 640, 200, 40
 
 
+#: The shortest time a point of the chart is measured over (seconds).  Samples come at each
+#: heartbeat, and also as a run starts and ends: a rate over the ~30 ms between two of them
+#: is noise (bytes that were in flight land at once) and would set the axis for the rest.
+MIN_INTERVAL_S = 1.0
+
+
 def throughput_points(samples: Sequence[ThroughputSample],
                       started: datetime | None) -> list[tuple[float, float]]:
-    """(seconds since the run started, bytes per second since the previous sample)."""
-    points: list[tuple[float, float]] = []
-    prev_t, prev_b = 0.0, 0
+    """(seconds since the run started, bytes per second since the previous point), each
+    point measured over at least MIN_INTERVAL_S: a sample sooner than that after the
+    previous point is folded into the next (the last into the point before it; a run
+    shorter than that is one point, from its start)."""
+    if started is None:
+        return []
+    marks: list[tuple[float, int]] = [(0.0, 0)]  # (t, bytes): the run's start, then points
+    last: tuple[float, int] | None = None
     for s in samples:
-        if s.at is None or started is None:
+        if s.at is None:
             continue
-        t = max((s.at - started).total_seconds(), 0.0)
-        if t > prev_t:
-            points.append((t, max(s.bytes - prev_b, 0) / (t - prev_t)))
-            prev_t, prev_b = t, s.bytes
-    return points
+        last = (max((s.at - started).total_seconds(), 0.0), s.bytes)
+        if last[0] - marks[-1][0] >= MIN_INTERVAL_S:
+            marks.append(last)
+            last = None
+    if last is not None and last[0] > marks[-1][0]:
+        if len(marks) > 1:
+            marks[-1] = last  # the last point measured over its interval and this one
+        else:
+            marks.append(last)
+    return [(t, max(b - pb, 0) / (t - pt)) for (pt, pb), (t, b) in pairwise(marks)]
 
 
 def throughput_svg(samples: Sequence[ThroughputSample], started: datetime | None) -> Markup:
