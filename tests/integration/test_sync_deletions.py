@@ -236,6 +236,11 @@ def test_the_old_name_stays_when_the_new_one_cannot_be_copied(
     assert r.exit_code == 1 and r.deleted == 0 and r.renames == ()
     assert _names(dst) == ["p0/a", "p1/other"]
     assert [w.state for w in r.windows if w.partition == "p0/"] == ["failed"]
+    # The partition's error names the job in the command it suggests (status, monitor).
+    errors = [p.last_error for p in lakeshift.status(db=db, job="j").jobs[0].partition_table
+              if p.last_error]
+    assert ("a renamed object's new name could not be copied (lakeshift failures --job j)"
+            in errors), errors
 
 
 def test_a_cancel_during_the_deletion_phase_stops_it(tmp_path: Path, monkeypatch: Any) -> None:
