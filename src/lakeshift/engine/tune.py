@@ -160,6 +160,13 @@ _FIXES = {
 _FIX_OTHERWISE = "lakeshift copy SRC DST records each object's error"
 
 
+def _one_line(e: LakeshiftError) -> str:
+    """An object's error for tune's one line: on one line (a service's message may hold its
+    own line breaks: an XML body), at most 300 characters."""
+    said = " ".join(str(e).split())
+    return said if len(said) <= 300 else said[:297] + "..."
+
+
 def every_trial_failed(trials: list[Trial], failures: list[LakeshiftError],
                        sample: int) -> LakeshiftError:
     """The error that ends tune when no trial copied its whole sample: its line names the
@@ -171,10 +178,7 @@ def every_trial_failed(trials: list[Trial], failures: list[LakeshiftError],
     alike = sum(1 for e in failures if e.kind == first.kind)
     last = trials[-1].failed
     times = "each time" if all(t.failed == last for t in trials) else "in the last trial"
-    # One line: a service's message may hold its own line breaks (an XML body).
-    said = " ".join(str(first).split())
-    if len(said) > 300:
-        said = said[:297] + "..."
+    said = _one_line(first)
     line = (f"every trial failed: {last} of {sample} objects {times}; "
             f"{alike} of them {first.kind}, the first: {said}")
     if not isinstance(first, ObjectError):
@@ -192,9 +196,7 @@ def _flaky(failed: list[dict[int, LakeshiftError]], sample: int) -> LakeshiftErr
     always = set.intersection(*(set(f) for f in failed))
     kinds = sorted({e.kind for f in failed for i, e in f.items() if i not in always})
     first = next(e for f in failed for i, e in f.items() if i not in always)
-    said = " ".join(str(first).split())
-    if len(said) > 300:
-        said = said[:297] + "..."
+    said = _one_line(first)
     error = ObjectError(
         f"no winner: the trials failed different objects ({len(ever - always)} of {sample} "
         f"failed in some trials and not in others: {', '.join(kinds)}; the first: {said}), so "
