@@ -85,6 +85,25 @@ def start_moto(mode: str | None = None) -> servers.Server:
     return srv
 
 
+#: ``BENCH_AZURITE_PROFILE=DIR``: every Azurite of the bench runs under ``node --cpu-prof``,
+#: one numbered folder of DIR per Azurite (in the order they start), each holding the
+#: ``.cpuprofile`` Node writes when Azurite stops; ``bench/azurite_profile.py`` reads them.
+#: (Profiling costs Azurite some CPU: compare profiled runs with profiled runs only.)
+AZURITE_PROFILE = os.environ.get("BENCH_AZURITE_PROFILE", "")
+_PROFILED = [0]
+
+
+def azurite_profile_args() -> list[str] | None:
+    """Node's options for the next Azurite: its CPU profile in the next numbered folder of
+    BENCH_AZURITE_PROFILE; None when that is not set."""
+    if not AZURITE_PROFILE:
+        return None
+    _PROFILED[0] += 1
+    out = Path(AZURITE_PROFILE) / f"{_PROFILED[0]:03d}"
+    out.mkdir(parents=True, exist_ok=True)
+    return ["--cpu-prof", f"--cpu-prof-dir={out}"]
+
+
 class Emulators:
     """A fresh moto + Azurite pair (new, empty data directories); with ``tls`` Azurite
     serves HTTPS with a throw-away CA that both tools are told to trust (lakeshift through
@@ -93,7 +112,8 @@ class Emulators:
 
     def __init__(self, azure: bool = True, tls: bool = False) -> None:
         self.moto = start_moto()
-        self.azurite = servers.start_azurite(tls=tls) if azure else None
+        self.azurite = servers.start_azurite(tls=tls, node_args=azurite_profile_args()) \
+            if azure else None
         self.tls = tls and azure
         self.env = servers.clean_env()
         self.env.update({

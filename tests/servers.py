@@ -126,11 +126,13 @@ def start_moto(auth: bool = False) -> Server:
     return srv
 
 
-def start_azurite(oauth: bool = False, tls: bool = False) -> Server:
+def start_azurite(oauth: bool = False, tls: bool = False,
+                  node_args: list[str] | None = None) -> Server:
     """Azurite's blob service.  With ``tls``: over HTTPS with a throw-away certificate
     (trusted by pointing SSL_CERT_FILE at ``workdir/ca.pem``).  With ``oauth``: over HTTPS
     too, and Entra ID bearer tokens checked at Azurite's "basic" level (issuer, audience,
-    lifetime)."""
+    lifetime).  ``node_args``: Azurite run by ``node`` with these options first (the bench's
+    ``--cpu-prof``; Node refuses them in NODE_OPTIONS)."""
     if not AZURITE_BIN.exists():
         raise RuntimeError(f"{AZURITE_BIN} missing: run `make azurite` (or `make tools`) first")
     workdir = Path(tempfile.mkdtemp(prefix="lakeshift-azurite-"))
@@ -145,6 +147,8 @@ def start_azurite(oauth: bool = False, tls: bool = False) -> Server:
         scheme = "https"
     if oauth:
         argv += ["--oauth", "basic"]
+    if node_args:
+        argv = [shutil.which("node") or "node", *node_args, os.path.realpath(argv[0]), *argv[1:]]
     proc, log = _spawn("azurite", argv, workdir)
     srv = Server("azurite", port, proc, workdir, log)
     _wait_or_stop(srv, f"{scheme}://127.0.0.1:{port}/{AZURITE_ACCOUNT}?comp=list")

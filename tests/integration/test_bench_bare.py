@@ -66,3 +66,32 @@ def test_an_unknown_set_is_one_line() -> None:
     assert proc.returncode == 2
     assert proc.stderr.startswith("unknown set 'large-bar': use small, large,")
     assert "large-bare" in proc.stderr and len(proc.stderr.splitlines()) == 1
+
+
+def test_azurite_profiled_per_run_and_summed(tmp_path: Path) -> None:
+    """BENCH_AZURITE_PROFILE: each run's Azurite under ``node --cpu-prof``, one profile per
+    Azurite, which bench/azurite_profile.py reads (CPU busy, garbage collector, extent I/O)."""
+    prof = tmp_path / "prof"
+    env = {**os.environ, "BENCH_LARGE_BARE_COUNT": "2", "BENCH_LARGE_BARE_SIZE": str(9 * MiB),
+           "BENCH_RESULTS": str(tmp_path), "BENCH_AZURITE_PROFILE": str(prof)}
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "copy_vs_rclone.py"),
+                           "--sets", "large-bare", "--runs", "1", "--warmup", "0"],
+                          env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    profiles = sorted(prof.glob("*/*.cpuprofile"))
+    # One Azurite for lakeshift's run, one for the bare loop's: each wrote its profile.
+    assert [p.parent.name for p in profiles] == ["001", "002"], list(prof.rglob("*"))
+    out = subprocess.run([sys.executable, str(REPO / "bench" / "azurite_profile.py"),
+                          *map(str, profiles), "--top", "3"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    heads = re.findall(r"^\S+\.cpuprofile: (\d+\.\d\d) s busy \(garbage collector "
+                       r"\d+\.\d\d s, extent file I/O (\d+\.\d\d) s\)$", out.stdout, re.M)
+    assert len(heads) == 2, out.stdout
+    # 18 MiB written to extent files and read back: Azurite was busy, some of it on that.
+    assert all(float(busy) > 0 and float(io) > 0 for busy, io in heads), out.stdout
+    bad = tmp_path / "bad.cpuprofile"
+    bad.write_text("{}")
+    out = subprocess.run([sys.executable, str(REPO / "bench" / "azurite_profile.py"), str(bad)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and "not a readable V8 CPU profile" in out.stderr, out
