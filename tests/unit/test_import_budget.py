@@ -22,6 +22,7 @@ NOT_FOR_COPY = (
 #: Never imported by a copy, before or after (a regression guard).
 NEVER_FOR_COPY = ("sqlalchemy", "dask", "distributed", "pydantic", "lakeshift.web",
                   "lakeshift.scale", "lakeshift.engine.tune", "lakeshift.plan.scan",
+                  "lakeshift.plan.scan_calibration",
                   "lakeshift.control.repository")
 
 
