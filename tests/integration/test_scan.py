@@ -26,7 +26,8 @@ import lakeshift
 from lakeshift.engine.retry import RetryPolicy
 from lakeshift.errors import ForbiddenError
 from lakeshift.plan.prices import load_prices
-from lakeshift.plan.scan import ScanOptions, _duration, _Tally, scan_async
+from lakeshift.plan.scan import ScanOptions, _Tally, scan_async
+from lakeshift.plan.scan_calibration import estimate_duration
 from lakeshift.plan.source import source_config
 from lakeshift.stores.registry import open_store
 from tests import servers
@@ -200,8 +201,8 @@ def test_a_failed_calibration_still_removes_what_it_wrote(tmp_path: Path) -> Non
         notes: list[str] = []
         tally = _Tally()
         tally.objects, tally.bytes = len(sample), sum(o.size for o in sample)
-        est = await _duration(_OneRefused(src, sample[0].key), dst, sample, tally,
-                              ScanOptions(), RetryPolicy(), notes)
+        est = await estimate_duration(_OneRefused(src, sample[0].key), dst, sample, tally,
+                                      ScanOptions(), RetryPolicy(), notes)
         await asyncio.sleep(1.0)  # anything still in flight would land now
         return est, notes
 
@@ -218,7 +219,7 @@ def test_a_stopped_calibration_sweeps_what_lands_after_it(tmp_path: Path,
     after the client gave up; the calibration deletes what it wrote once that had time to
     land, so nothing stays (tryout: two objects were left in the user's container)."""
     # (lakeshift.plan is also the function of that name: the module is taken by its name)
-    scan_mod = importlib.import_module("lakeshift.plan.scan")
+    scan_mod = importlib.import_module("lakeshift.plan.scan_calibration")
     src_dir, out = tmp_path / "src", tmp_path / "out"
     src_dir.mkdir()
     out.mkdir()
@@ -244,8 +245,8 @@ def test_a_stopped_calibration_sweeps_what_lands_after_it(tmp_path: Path,
         sample = [o async for o in _all(src)]
         tally = _Tally()
         tally.objects, tally.bytes = len(sample), sum(o.size for o in sample)
-        task = asyncio.create_task(_duration(src, dst, sample, tally, ScanOptions(),
-                                             RetryPolicy(), []))
+        task = asyncio.create_task(estimate_duration(src, dst, sample, tally, ScanOptions(),
+                                                     RetryPolicy(), []))
         await asyncio.sleep(0.1)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

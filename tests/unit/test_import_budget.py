@@ -16,11 +16,13 @@ NOT_FOR_COPY = (
     "lakeshift.cli.tune_cmd", "lakeshift.cli.scan_cmd", "lakeshift.cli.setup_cmds",
     "lakeshift.cli.verify_cmd", "lakeshift.cli.status_view",
     # the other commands' records (~27 dataclasses, each compiling its methods) and check
-    "lakeshift.reports", "lakeshift.engine.check", "lakeshift.plan.jobconfig", "tomllib",
+    "lakeshift.reports", "lakeshift.monitor_reports", "lakeshift.engine.check",
+    "lakeshift.plan.jobconfig", "tomllib",
 )
 #: Never imported by a copy, before or after (a regression guard).
 NEVER_FOR_COPY = ("sqlalchemy", "dask", "distributed", "pydantic", "lakeshift.web",
                   "lakeshift.scale", "lakeshift.engine.tune", "lakeshift.plan.scan",
+                  "lakeshift.plan.scan_calibration",
                   "lakeshift.control.repository")
 
 

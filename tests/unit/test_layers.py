@@ -11,7 +11,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[2] / "src"
 PKG = SRC / "lakeshift"
 
-CORE = {"errors", "model", "reports", "urls", "redact", "sizes", "csv_cells"}
+CORE = {"errors", "model", "reports", "monitor_reports", "urls", "redact", "sizes", "csv_cells"}
 FACES = {"cli", "web"}
 
 #: What each layer may import besides the standard library and third parties.

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 from lakeshift.engine.retry import RetryPolicy
 from lakeshift.model import ObjectInfo
-from lakeshift.plan import scan
+from lakeshift.plan.scan_calibration import _remove
 from lakeshift.stores.base import Page
 
 
@@ -36,10 +36,10 @@ def test_the_calibration_folder_goes_with_a_late_write_and_a_users_folder_stays(
     late = "raw/.lakeshift-scan-x/late.bin"  # landed after the calibration's deletes
     tree = Tree({"raw/.lakeshift-scan-x/a.bin", late})
     notes: list[str] = []
-    asyncio.run(scan._remove(tree, ["raw/.lakeshift-scan-x/a.bin"],  # type: ignore[arg-type]
-                             ["raw/.lakeshift-scan-x/", "raw/"], RetryPolicy(), notes))
+    asyncio.run(_remove(tree, ["raw/.lakeshift-scan-x/a.bin"],  # type: ignore[arg-type]
+                        ["raw/.lakeshift-scan-x/", "raw/"], RetryPolicy(), notes))
     assert tree.keys == set() and tree.folders == set() and notes == []
     tree = Tree({"raw/.lakeshift-scan-x/a.bin", "raw/users.bin"})
-    asyncio.run(scan._remove(tree, ["raw/.lakeshift-scan-x/a.bin"],  # type: ignore[arg-type]
-                             ["raw/.lakeshift-scan-x/", "raw/"], RetryPolicy(), notes))
+    asyncio.run(_remove(tree, ["raw/.lakeshift-scan-x/a.bin"],  # type: ignore[arg-type]
+                        ["raw/.lakeshift-scan-x/", "raw/"], RetryPolicy(), notes))
     assert tree.keys == {"raw/users.bin"} and tree.folders == {"raw/"}

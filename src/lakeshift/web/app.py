@@ -3,6 +3,7 @@
 
 Handlers are plain functions: Starlette runs them in its thread pool, so the API's
 blocking DB reads never stall the event loop.  Every read goes through the public API.
+Paging and the numbers a request carries (``?page=``, ``offset``/``limit``): ``paging.py``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from lakeshift.api import FAILURE_FIELDS, csv_cell, run_going_on
 from lakeshift.web.chart import throughput_svg
 from lakeshift.web.format import FILTERS
 from lakeshift.web.metrics import exposition
+from lakeshift.web.paging import MAX_PAGE, PAGE, int_param, page_number, pages
 
 HERE = Path(__file__).parent
 #: The ``code`` of each error the monitor answers (JSON ``error.code``; the error page's
@@ -346,12 +348,6 @@ class Monitor:
                          detail=detail, reason=reason)
 
 
-#: Rows per page (partition runs of a run, failures); the JSON API's default ``limit``.
-PAGE = 100
-#: The largest ``limit`` the JSON API takes.
-MAX_PAGE = 1000
-
-
 def job_going_on(job: lakeshift.JobStatus) -> bool:
     """Whether the job is still going on, so its page can change by itself: a run of it is
     running (``runs``: filled for a job asked for by name) or its sync scheduler waits for
@@ -365,32 +361,6 @@ def sync_waiting(job: lakeshift.JobStatus) -> bool:
     leaves a time that passes)."""
     return (job.sync_schedule is not None and job.next_sync_at is not None
             and job.next_sync_at > datetime.now(UTC))
-
-
-def int_param(request: Request, name: str, default: int, most: int | None = None) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    if (not (raw.isascii() and raw.isdigit()) or len(raw) > 18
-            or (most is not None and int(raw) > most)):
-        limit = f" up to {most}" if most is not None else ""
-        raise HTTPException(400, f"{name} must be a whole number{limit}")
-    return int(raw)
-
-
-def page_number(request: Request) -> int:
-    """``?page=N`` (from 1); a page past the end is shown empty, with a link back."""
-    page = int_param(request, "page", 1)
-    if page < 1:
-        raise HTTPException(400, "page must be 1 or more")
-    return page
-
-
-def pages(page: int, total: int) -> dict[str, int]:
-    """What the pager under a paged table shows."""
-    last = max(-(-total // PAGE), 1)
-    return {"page": page, "last": last, "total": total, "first_row": (page - 1) * PAGE + 1,
-            "size": PAGE}
 
 
 def csv_lines(rows: Iterator[lakeshift.Failure]) -> Iterator[str]:

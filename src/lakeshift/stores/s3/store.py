@@ -4,7 +4,7 @@ Listing is ListObjectsV2 (it keeps keys verbatim: folder markers ``dir/``, empty
 true string prefixes, StartAfter), reads are GETs and the HEADs of a copy (``exists``,
 ``source_checksums``) HEADs, each one SigV4-signed request through ``stores/wire/``
 (``listing.py``, ``reads.py``); writes to S3 go through obstore; scan's HEAD (``inspect``),
-bucket settings, deletes and multipart clean-up through botocore.
+bucket settings, deletes and multipart clean-up through botocore (``boto_client.py``).
 """
 
 from __future__ import annotations
@@ -22,14 +22,12 @@ import obstore
 from obstore.store import S3Store as _ObS3
 
 from lakeshift.errors import (
-    ArchivedError,
     AuthError,
     EndpointUnreachable,
     ForbiddenError,
     LakeshiftError,
     MissingContainerError,
     NotFoundError,
-    ThrottledError,
     TransientError,
     UsageError,
 )
@@ -46,15 +44,14 @@ from lakeshift.stores.base import (
 )
 from lakeshift.stores.http import check_http
 from lakeshift.stores.obstore_common import (
-    ARCHIVED_CODES,
     RETRY_CONFIG,
-    archived_message,
     client_options,
     translate,
 )
 from lakeshift.stores.props import attributes_from_props
 from lakeshift.stores.reach import Endpoint, first_contact, not_the_service
 from lakeshift.stores.s3 import auth as aws_auth
+from lakeshift.stores.s3.boto_client import boto_error, inspect_head, new_client, request_payer
 from lakeshift.stores.s3.listing import (
     ListResult,
     list_query,
@@ -113,38 +110,7 @@ class S3Store:
 
     @cached_property
     def _boto(self) -> Any:
-        from botocore.config import Config
-
-        cfg = Config(retries={"max_attempts": 1, "mode": "standard"},
-                     s3={"addressing_style": "path" if self.settings.endpoint else "auto"},
-                     max_pool_connections=4, connect_timeout=10, read_timeout=120)
-        kw: dict[str, Any] = {"region_name": self.settings.region, "config": cfg}
-        if self.settings.endpoint:
-            kw["endpoint_url"] = self.settings.endpoint
-        if self.settings.credentials is None:
-            from botocore import UNSIGNED
-
-            kw["config"] = cfg.merge(Config(signature_version=UNSIGNED))
-        # LastModified without dateutil's general parser (half a listing's client CPU).
-        from lakeshift.stores.s3 import timestamps
-
-        session = self.settings.session
-        if session is None:
-            # The credentials came from the environment without botocore: the same ones
-            # (static), given to the client as they are.
-            session = aws_auth.new_session(self.config.options)
-            frozen = self.settings.credentials.get_frozen_credentials()
-            kw.update(aws_access_key_id=frozen.access_key,
-                      aws_secret_access_key=frozen.secret_key,
-                      aws_session_token=frozen.token)
-        timestamps.install(session)
-        # The session's resolver already had the instance-metadata provider removed.
-        client = session.create_client("s3", **kw)
-        if self.request_payer:
-            # Every request, whatever the operation (ListObjectsV2, HEAD, GET, the bucket
-            # settings): added before signing, so it is signed with the rest.
-            client.meta.events.register("before-sign.s3", _add_request_payer)
-        return client
+        return new_client(self.settings, self.config.options, self.request_payer)
 
     # -- listing -------------------------------------------------------------------
 
@@ -237,33 +203,12 @@ class S3Store:
                            None if payer is None else payer == "Requester")
 
     async def inspect(self, key: str) -> ObjectDetails:
-        """A HEAD of ``key``.  S3 refuses a HEAD of an SSE-C object without its key with a
-        bare 400 (a HEAD has no body), which says nothing by itself: a one-byte GET then
-        names the cause, ``InvalidRequest`` "...stored using a form of Server Side
-        Encryption...".  Only that is SSE-C; any other 400 is the error it is.  An
-        S3-compatible store may instead answer the HEAD with the
-        ``x-amz-server-side-encryption-customer-algorithm`` header: SSE-C too."""
-        import botocore.exceptions as bex
-
-        def sse_c_refusal() -> bool:
-            try:
-                self._boto.get_object(Bucket=self.bucket, Key=key, Range="bytes=0-0")
-            except bex.ClientError as e:
-                err = e.response.get("Error", {})
-                return str(err.get("Code")) == "InvalidRequest" and \
-                    "server side encryption" in str(err.get("Message", "")).lower()
-            return False
-
-        def head() -> dict[str, Any] | None:
-            try:
-                return dict(self._boto.head_object(Bucket=self.bucket, Key=key))
-            except bex.ClientError as e:
-                status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-                if status == 400 and sse_c_refusal():
-                    return None
-            return dict(self._call("head_object", {"Bucket": self.bucket, "Key": key}, key))
-
-        resp = await asyncio.to_thread(head)
+        """A HEAD of ``key`` (``boto_client.inspect_head``: an SSE-C object is told by the
+        one-byte GET its bare 400 calls for).  An S3-compatible store may instead answer the
+        HEAD with the ``x-amz-server-side-encryption-customer-algorithm`` header: SSE-C too."""
+        # (The client is built, on first use, in the worker thread with the rest.)
+        resp = await asyncio.to_thread(
+            lambda: inspect_head(self._boto, self.bucket, key, self._call))
         if resp is None:
             return ObjectDetails({}, sse_customer=True)
         restore = str(resp.get("Restore") or "")
@@ -280,7 +225,7 @@ class S3Store:
         try:
             return getattr(self._boto, op)(**kw)
         except bex.ClientError as e:
-            raise _boto_error(e, f"s3://{self.bucket}/{what}") from None
+            raise boto_error(e, f"s3://{self.bucket}/{what}") from None
         except bex.NoCredentialsError as e:
             raise AuthError(f"no AWS credentials: {e}") from None
         except (bex.HTTPClientError, bex.ConnectionError, bex.IncompleteReadError,
@@ -444,22 +389,6 @@ class S3Store:
             self._boto.close()
 
 
-REQUEST_PAYER_CHOICES = ("requester",)
-
-
-def request_payer(value: str | None) -> bool:
-    """--s3-request-payer: "requester" or nothing."""
-    if value in (None, ""):
-        return False
-    if value not in REQUEST_PAYER_CHOICES:
-        raise UsageError(f"--s3-request-payer {value!r}: the only value is requester")
-    return True
-
-
-def _add_request_payer(request: Any, **_: Any) -> None:
-    request.headers["x-amz-request-payer"] = "requester"
-
-
 class _SequentialUpload:
     """S3 multipart through obstore's writer: bytes must arrive in order, so each block
     waits until everything before its offset is written (its predecessors already hold
@@ -542,28 +471,3 @@ def _first_answer(endpoint: Endpoint, status: int, headers: Any, body: bytes) ->
 
 class _Aborted(Exception):
     """Given to obstore's writer so that it aborts the multipart upload."""
-
-
-def _boto_error(e: Any, what: str) -> LakeshiftError:
-    err = e.response.get("Error", {})
-    code = str(err.get("Code", ""))
-    status = int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-    if code in ARCHIVED_CODES:
-        return ArchivedError(archived_message(what))
-    if code in ("NoSuchBucket",):
-        return MissingContainerError(f"{what}: bucket does not exist: create it or fix the URL")
-    if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"):
-        return AuthError(f"{what}: AWS credentials rejected ({code}): check AWS_ACCESS_KEY_ID / "
-                         "AWS_SECRET_ACCESS_KEY or the profile")
-    if status == 404 or code in ("NoSuchKey", "404", "NotFound"):
-        if what.endswith("/") or (code == "404" and "/" not in what.split("://", 1)[1]):
-            return MissingContainerError(f"{what}: bucket does not exist: create it or fix "
-                                         "the URL")
-        return NotFoundError(f"{what}: not found")
-    if status == 403 or code == "AccessDenied":
-        return ForbiddenError(f"{what}: access denied ({code or status})")
-    if status in (429, 503) or code in ("SlowDown", "Throttling", "RequestLimitExceeded"):
-        return ThrottledError(f"{what}: throttled ({code or status})")
-    if status >= 500:
-        return TransientError(f"{what}: server error {status}" + (f" ({code})" if code else ""))
-    return LakeshiftError(redact(f"{what}: {code} {err.get('Message', '')}"))
