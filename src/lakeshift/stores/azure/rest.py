@@ -465,6 +465,32 @@ def _no_connection(e: BaseException) -> str | None:
         type(cause or e).__name__
 
 
+async def _timed_out_how(url: str) -> str:
+    """Why a token request's connect to ``url`` timed out: azure-core's one connect limit
+    covers TCP and TLS together, so a TCP connection alone, opened now within a tenth of
+    that limit, tells a TLS handshake that never completed (something accepts connections
+    and never answers TLS: a proxy, a firewall) from a connect that never did.  Not asked
+    when azure-identity goes through a proxy (its connect went there, not to ``url``)."""
+    import urllib.request  # (here: its import is not free, and only a failure needs it)
+
+    limit = http.CONNECT_SECONDS
+    timed_out = f"connect timed out after {limit:g} s"
+    split = urlsplit(url)
+    host = split.hostname
+    if split.scheme != "https" or not host or (
+            urllib.request.getproxies_environment().get("https")
+            and not urllib.request.proxy_bypass(host)):
+        return timed_out
+    try:
+        async with asyncio.timeout(limit / 10):
+            opened, _ = await asyncio.get_running_loop().create_connection(
+                asyncio.Protocol, host, split.port or 443)
+    except (OSError, TimeoutError):
+        return timed_out
+    opened.close()
+    return wire.tls_stalled(limit)
+
+
 class BearerTokens:
     """Entra ID access tokens for one ``scope`` (Azure Storage by default, ADLS Gen1 for
     adl:// sources) from an azure-identity async credential, fetched when first needed and
@@ -514,9 +540,13 @@ class BearerTokens:
     async def _ask(self, **bounds: Any) -> Any:
         try:
             return await self.credential.get_token(self.scope, **bounds)
+        except LakeshiftError:
+            raise  # lakeshift's own credential (the Azure CLI's) says it in its own words
         except Exception as e:  # azure-identity raises several classes
             reason = _no_connection(e) if bounds else None
             if reason is not None:
+                if reason.startswith("connect timed out") and self.authority is not None:
+                    reason = await _timed_out_how(self.authority.url)
                 raise ConnectError(f"Entra ID token request: {reason}", reason) from None
             first = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
             service = _SERVICE_NAMES.get(self.scope, self.scope)
