@@ -6,6 +6,9 @@ first contact that hangs says (stores/reach.py, stores/azure/).
   account kept where the URL named it (``abfss://lake@ACCOUNT…``).
 * An endpoint that accepts the connection and never completes the TLS handshake is said
   so (the token authority's and the storage endpoint's), not "connect timed out".
+* The Azure CLI and a managed identity are under the same first-contact bound as a service
+  principal: an ``az`` that hangs is killed (its process group, by its PID), a managed
+  identity endpoint that never answers is one line naming its setting.
 
 As in test_cli_unreachable.py, ``LAKESHIFT_CONNECT_SECONDS=1`` (``quick_env``): 1 s a
 connect, 4 s a first contact.
@@ -14,6 +17,9 @@ connect, 4 s a first contact.
 from __future__ import annotations
 
 import json
+import os
+import stat
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -126,3 +132,85 @@ def test_a_token_authority_that_never_completes_tls_is_said_so(
     assert stop.line.endswith("check AZURE_AUTHORITY_HOST, the network and any firewall"), \
         stop.line
     assert entra.CLIENT_SECRET not in stop.stdout + stop.line + "".join(stop.notices)
+
+
+# -- the Azure CLI and a managed identity: the same bound ------------------------------
+
+def _token_env(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with no Azure credential, no managed-identity platform variable, and the
+    storage account at a refused port (never reached: the token comes first)."""
+    drop = ("AZURE_", "IDENTITY_", "MSI_", "IMDS_")
+    out = {k: v for k, v in env.items() if not k.startswith(drop)}
+    out.update(AZURE_STORAGE_ACCOUNT="acct",
+               AZURE_STORAGE_BLOB_ENDPOINT=f"http://127.0.0.1:{refused_port()}/acct")
+    return out
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie, killed and not yet reaped, is not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def test_an_azure_cli_that_hangs_is_killed_within_the_bound(
+        quick_env: dict[str, str], tmp_path: Path) -> None:
+    """``--azure-auth cli`` with an ``az`` that never answers: within the first-contact
+    bound (4 s here), ``az`` and the process it started are killed, and one line says
+    what to run to see why (exit 3), not azure-identity's "Timed out waiting for Azure CLI"
+    under service-principal variables after its own 10 s, with the child left running."""
+    bin_dir, pids = tmp_path / "bin", tmp_path / "az.pids"
+    bin_dir.mkdir()
+    az = bin_dir / "az"
+    az.write_text(f'#!/bin/sh\nsleep 300 &\necho $! > "{pids}"\necho $$ >> "{pids}"\nwait\n')
+    az.chmod(az.stat().st_mode | stat.S_IEXEC)
+    env = _token_env(quick_env)
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    started = time.monotonic()
+    try:
+        line = stops("copy", "az://box/raw/", str(tmp_path / "dst"), "--azure-auth", "cli",
+                     env=env, code=3).only_line()
+        took = time.monotonic() - started
+        assert line == ("lakeshift: --azure-auth cli: `az account get-access-token` gave no "
+                        "token within 4 s (stopped): run `az account get-access-token "
+                        "--resource https://storage.azure.com` to see why (`az login` if it "
+                        "asks), or choose another --azure-auth"), line
+        assert took < 9, took  # the bound (4 s), not azure-identity's 10 s
+        started_pids = [int(x) for x in pids.read_text().split()]
+        assert len(started_pids) == 2
+        deadline = time.monotonic() + 5
+        while any(_running(p) for p in started_pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_running(p) for p in started_pids), started_pids
+    finally:
+        for pid in [int(x) for x in pids.read_text().split()] if pids.exists() else []:
+            if _running(pid):
+                os.kill(pid, 9)  # only what this test's az started
+
+
+@pytest.mark.parametrize("platform", ["IDENTITY_ENDPOINT", "AZURE_POD_IDENTITY_AUTHORITY_HOST"])
+def test_a_managed_identity_endpoint_that_never_answers_is_bounded(
+        quick_env: dict[str, str], tmp_path: Path, platform: str) -> None:
+    """``--azure-auth managed-identity`` whose endpoint accepts and never answers (App
+    Service's ``IDENTITY_ENDPOINT``; the instance metadata endpoint, here moved to loopback
+    by ``AZURE_POD_IDENTITY_AUTHORITY_HOST``): a first contact like any endpoint's, one line
+    naming the endpoint and its setting within the bound -- not azure-identity's 300 s read
+    limit a try."""
+    with Silent() as silent:
+        env = _token_env(quick_env)
+        if platform == "IDENTITY_ENDPOINT":
+            endpoint = f"{silent.url}/msi/token"
+            env.update(IDENTITY_ENDPOINT=endpoint, IDENTITY_HEADER="header-secret-value")
+        else:
+            endpoint = silent.url
+            env["AZURE_POD_IDENTITY_AUTHORITY_HOST"] = endpoint
+        stop = stops("copy", "az://box/raw/", str(tmp_path / "dst"), "--azure-auth",
+                     "managed-identity", env=env)
+    assert stop.line == (f"lakeshift: cannot reach the managed identity endpoint {endpoint}: "
+                         "no response within 4 s (1 try in 4 s): check "
+                         f"{platform}, the network and any firewall"), stop.line
+    assert stop.notices == [f"lakeshift: no answer from {endpoint} yet (connected, no "
+                            "response after 1.5 s); still waiting…"]
+    assert "header-secret-value" not in stop.stdout + stop.line

@@ -445,11 +445,19 @@ _SERVICE_NAMES = {STORAGE_SCOPE: "Azure Storage", GEN1_SCOPE: "ADLS Gen1"}
 def _no_connection(e: BaseException) -> str | None:
     """Why azure-identity's token request opened no connection (``connection refused``,
     ``connect timed out after 10 s``, ``certificate not trusted (…)``, as wire says it), or
-    None when it failed otherwise (an answer, a read that timed out)."""
+    None when it failed otherwise (an answer, a read that timed out).  Found also beneath
+    the error a credential raised in its place (a managed identity's
+    CredentialUnavailableError "no response from the IMDS endpoint", from the connect's)."""
     from azure.core.exceptions import ServiceRequestError
 
-    if not isinstance(e, ServiceRequestError):
+    seen: BaseException | None = e
+    for _ in range(8):  # the chain of causes, not followed round a loop
+        if seen is None or isinstance(seen, ServiceRequestError):
+            break
+        seen = seen.__cause__ or seen.__context__
+    if not isinstance(seen, ServiceRequestError):
         return None
+    e = seen
     cause = e.inner_exception or e.__cause__
     certificate = getattr(cause, "certificate_error", None)  # aiohttp's connector errors
     if isinstance(certificate, OSError):
@@ -501,13 +509,15 @@ class BearerTokens:
     one: ``renew`` (when given) builds a fresh credential for that.  ``close()`` closes
     every credential used.
 
-    ``authority`` (a service principal's token endpoint, ``auth.token_authority``): the
-    first token request is that endpoint's first contact (stores/reach.py): each try
-    connects within ``http.CONNECT_SECONDS`` and no connect is tried again inside
-    azure-identity (whose own limits are 300 s a connect, four times), so an authority that
-    never answers is one line naming it and its setting within the first-contact bound, not
-    minutes of silence.  Later requests (renewals mid-run) keep azure-identity's own
-    retries."""
+    ``authority`` (a service principal's token endpoint or a managed identity's,
+    ``auth.token_authority``): the first token request is that endpoint's first contact
+    (stores/reach.py): each try connects within ``http.CONNECT_SECONDS`` and no connect is
+    tried again inside azure-identity (whose own limits are 300 s a connect, four times), so
+    an endpoint that never answers is one line naming it and its setting within the
+    first-contact bound, not minutes of silence (a connect that timed out is told from a TLS
+    handshake that did not complete: ``_timed_out_how``).  Later requests (renewals mid-run)
+    keep azure-identity's own retries.  The Azure CLI has no endpoint: its credential
+    (azure/cli_token.py) bounds itself and raises its own one line."""
 
     def __init__(self, credential: Any, scope: str = STORAGE_SCOPE,
                  renew: Callable[[], Any] | None = None,
