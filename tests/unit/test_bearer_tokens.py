@@ -153,8 +153,22 @@ def test_the_token_authority_is_named_as_azure_identity_reads_it(
     china = token_authority("service-principal")
     assert china is not None
     assert (china.url, china.setting) == ("https://login.chinacloudapi.cn", "AZURE_AUTHORITY_HOST")
-    # The Azure CLI and a managed identity have no authority of lakeshift's to bound.
-    assert token_authority("cli") is None and token_authority("managed-identity") is None
+    # The Azure CLI has no endpoint (its credential bounds itself: azure/cli_token.py); a
+    # managed identity's is its platform's.
+    assert token_authority("cli") is None
+    for name in ("IDENTITY_ENDPOINT", "MSI_ENDPOINT", "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+                 "AZURE_FEDERATED_TOKEN_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    imds = token_authority("managed-identity")
+    assert imds is not None and imds.url == "http://169.254.169.254", imds
+    monkeypatch.setenv("MSI_ENDPOINT", "http://127.0.0.1:9/msi")
+    cloud_shell = token_authority("managed-identity")
+    assert cloud_shell is not None
+    assert (cloud_shell.url, cloud_shell.setting) == ("http://127.0.0.1:9/msi", "MSI_ENDPOINT")
+    monkeypatch.setenv("IDENTITY_ENDPOINT", "http://127.0.0.1:9/app")  # before MSI_ENDPOINT
+    app = token_authority("managed-identity")
+    assert app is not None and (app.url, app.setting) == ("http://127.0.0.1:9/app",
+                                                          "IDENTITY_ENDPOINT")
 
 
 def test_a_plain_http_authority_is_one_line_naming_the_fix(

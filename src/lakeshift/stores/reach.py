@@ -16,9 +16,10 @@ naming the endpoint and the setting.  A TLS handshake failure is not tried again
 fail the same way); when an ``https://`` endpoint speaks plain HTTP the line says to use
 ``http://``, and when an ``http://`` one closes the connection before any response (what a
 TLS-only server does) it asks whether to use ``https://``.  Only the start-up checks go
-through here, and a service principal's first token request (its Entra ID authority:
-``azure/rest.py`` ``BearerTokens``, made before the storage endpoint's check); a later
-outage of an endpoint that answered stays a TransientError, retried as any other.
+through here, and the first token request of a service principal (its Entra ID authority)
+or a managed identity (its platform's endpoint: ``azure/rest.py`` ``BearerTokens``, made
+before the storage endpoint's check); a later outage of an endpoint that answered stays a
+TransientError, retried as any other.
 """
 
 from __future__ import annotations

@@ -218,13 +218,15 @@ PUBLIC_AUTHORITY = "https://login.microsoftonline.com"
 
 
 def token_authority(token_source: str | None) -> Endpoint | None:
-    """Where a service principal's tokens come from, for the first token request's bound
-    (``BearerTokens``, stores/reach.py): ``AZURE_AUTHORITY_HOST`` (as azure-identity reads it:
-    HTTPS when it names no scheme), else Azure's public authority.  None for the Azure CLI
-    (a subprocess with its own time limit) and a managed identity (its endpoint is the
-    platform's)."""
-    if token_source in ("cli", "managed-identity"):
+    """Where a token source's tokens come from, for the first token request's bound
+    (``BearerTokens``, stores/reach.py).  A service principal: ``AZURE_AUTHORITY_HOST`` (as
+    azure-identity reads it: HTTPS when it names no scheme), else Azure's public authority.
+    A managed identity: its platform's endpoint (``managed_identity_endpoint``).  None for
+    the Azure CLI: a process, bounded by the same time on its own (azure/cli_token.py)."""
+    if token_source == "cli":
         return None
+    if token_source == "managed-identity":
+        return managed_identity_endpoint()
     raw = os.environ.get("AZURE_AUTHORITY_HOST", "").strip()
     if raw:
         scheme, sep, rest = raw.partition("://")
@@ -244,12 +246,41 @@ def token_authority(token_source: str | None) -> Endpoint | None:
                     "AZURE_AUTHORITY_HOST (not set: Azure's public cloud)")
 
 
+#: Where azure-identity asks for a managed identity's token when no platform says otherwise.
+IMDS_ENDPOINT = "http://169.254.169.254"
+
+
+def managed_identity_endpoint() -> Endpoint:
+    """The endpoint a managed identity's token comes from, found as azure-identity's
+    ManagedIdentityCredential finds it: ``IDENTITY_ENDPOINT`` (App Service, Service
+    Fabric, Azure Arc), ``MSI_ENDPOINT`` (Cloud Shell, Azure ML), a workload identity's
+    authority (``AZURE_FEDERATED_TOKEN_FILE`` with ``AZURE_TENANT_ID`` and
+    ``AZURE_AUTHORITY_HOST``), else the instance metadata endpoint
+    (``AZURE_POD_IDENTITY_AUTHORITY_HOST`` when set)."""
+    env = os.environ
+    service = "managed identity"
+    for name in ("IDENTITY_ENDPOINT", "MSI_ENDPOINT"):
+        if env.get(name):
+            return Endpoint(service, env[name], name)
+    if all(env.get(v) for v in ("AZURE_AUTHORITY_HOST", "AZURE_TENANT_ID",
+                                "AZURE_FEDERATED_TOKEN_FILE")):
+        authority = token_authority("service-principal")
+        assert authority is not None
+        return authority
+    pod = env.get("AZURE_POD_IDENTITY_AUTHORITY_HOST", "").strip()
+    if pod:
+        return Endpoint(service, pod.rstrip("/"), "AZURE_POD_IDENTITY_AUTHORITY_HOST")
+    return Endpoint(service, IMDS_ENDPOINT, "that this machine has a managed identity (the "
+                    "instance metadata endpoint: IDENTITY_ENDPOINT and MSI_ENDPOINT are not "
+                    "set)")
+
+
 def token_credential(token_source: str | None) -> Any:
-    """The azure-identity async credential for a token source (``service-principal``,
-    ``managed-identity``, ``cli``): the one builder for Azure Storage and ADLS Gen1.  Instance
-    metadata is asked only for ``managed-identity``; a service principal's authority is
-    ``AZURE_AUTHORITY_HOST`` when set (a sovereign cloud or Azure Stack), else Azure's public
-    one."""
+    """The async credential for a token source (``service-principal``, ``managed-identity``:
+    azure-identity's; ``cli``: lakeshift's own, azure/cli_token.py): the one builder for Azure
+    Storage and ADLS Gen1.  Instance metadata is asked only for ``managed-identity``; a
+    service principal's authority is ``AZURE_AUTHORITY_HOST`` when set (a sovereign cloud or
+    Azure Stack), else Azure's public one."""
     from azure.identity import aio
 
     token_authority(token_source)  # an authority that is not HTTPS: one line, exit 2
@@ -257,7 +288,9 @@ def token_credential(token_source: str | None) -> Any:
     # last-resort handler); BearerTokens reports the failure as one AuthError line instead.
     logging.getLogger("azure.identity").setLevel(logging.ERROR)
     if token_source == "cli":
-        return aio.AzureCliCredential()
+        from lakeshift.stores.azure.cli_token import AzureCliTokens
+
+        return AzureCliTokens()  # bounded, and killed when over (not AzureCliCredential)
     if token_source == "managed-identity":
         client_id = os.environ.get("AZURE_CLIENT_ID")
         return aio.ManagedIdentityCredential(client_id=client_id) if client_id \

@@ -445,11 +445,19 @@ _SERVICE_NAMES = {STORAGE_SCOPE: "Azure Storage", GEN1_SCOPE: "ADLS Gen1"}
 def _no_connection(e: BaseException) -> str | None:
     """Why azure-identity's token request opened no connection (``connection refused``,
     ``connect timed out after 10 s``, ``certificate not trusted (…)``, as wire says it), or
-    None when it failed otherwise (an answer, a read that timed out)."""
+    None when it failed otherwise (an answer, a read that timed out).  Found also beneath
+    the error a credential raised in its place (a managed identity's
+    CredentialUnavailableError "no response from the IMDS endpoint", from the connect's)."""
     from azure.core.exceptions import ServiceRequestError
 
-    if not isinstance(e, ServiceRequestError):
+    seen: BaseException | None = e
+    for _ in range(8):  # the chain of causes, not followed round a loop
+        if seen is None or isinstance(seen, ServiceRequestError):
+            break
+        seen = seen.__cause__ or seen.__context__
+    if not isinstance(seen, ServiceRequestError):
         return None
+    e = seen
     cause = e.inner_exception or e.__cause__
     certificate = getattr(cause, "certificate_error", None)  # aiohttp's connector errors
     if isinstance(certificate, OSError):
@@ -465,6 +473,32 @@ def _no_connection(e: BaseException) -> str | None:
         type(cause or e).__name__
 
 
+async def _timed_out_how(url: str) -> str:
+    """Why a token request's connect to ``url`` timed out: azure-core's one connect limit
+    covers TCP and TLS together, so a TCP connection alone, opened now within a tenth of
+    that limit, tells a TLS handshake that never completed (something accepts connections
+    and never answers TLS: a proxy, a firewall) from a connect that never did.  Not asked
+    when azure-identity goes through a proxy (its connect went there, not to ``url``)."""
+    import urllib.request  # (here: its import is not free, and only a failure needs it)
+
+    limit = http.CONNECT_SECONDS
+    timed_out = f"connect timed out after {limit:g} s"
+    split = urlsplit(url)
+    host = split.hostname
+    if split.scheme != "https" or not host or (
+            urllib.request.getproxies_environment().get("https")
+            and not urllib.request.proxy_bypass(host)):
+        return timed_out
+    try:
+        async with asyncio.timeout(limit / 10):
+            opened, _ = await asyncio.get_running_loop().create_connection(
+                asyncio.Protocol, host, split.port or 443)
+    except (OSError, TimeoutError):
+        return timed_out
+    opened.close()
+    return wire.tls_stalled(limit)
+
+
 class BearerTokens:
     """Entra ID access tokens for one ``scope`` (Azure Storage by default, ADLS Gen1 for
     adl:// sources) from an azure-identity async credential, fetched when first needed and
@@ -475,13 +509,15 @@ class BearerTokens:
     one: ``renew`` (when given) builds a fresh credential for that.  ``close()`` closes
     every credential used.
 
-    ``authority`` (a service principal's token endpoint, ``auth.token_authority``): the
-    first token request is that endpoint's first contact (stores/reach.py): each try
-    connects within ``http.CONNECT_SECONDS`` and no connect is tried again inside
-    azure-identity (whose own limits are 300 s a connect, four times), so an authority that
-    never answers is one line naming it and its setting within the first-contact bound, not
-    minutes of silence.  Later requests (renewals mid-run) keep azure-identity's own
-    retries."""
+    ``authority`` (a service principal's token endpoint or a managed identity's,
+    ``auth.token_authority``): the first token request is that endpoint's first contact
+    (stores/reach.py): each try connects within ``http.CONNECT_SECONDS`` and no connect is
+    tried again inside azure-identity (whose own limits are 300 s a connect, four times), so
+    an endpoint that never answers is one line naming it and its setting within the
+    first-contact bound, not minutes of silence (a connect that timed out is told from a TLS
+    handshake that did not complete: ``_timed_out_how``).  Later requests (renewals mid-run)
+    keep azure-identity's own retries.  The Azure CLI has no endpoint: its credential
+    (azure/cli_token.py) bounds itself and raises its own one line."""
 
     def __init__(self, credential: Any, scope: str = STORAGE_SCOPE,
                  renew: Callable[[], Any] | None = None,
@@ -514,9 +550,13 @@ class BearerTokens:
     async def _ask(self, **bounds: Any) -> Any:
         try:
             return await self.credential.get_token(self.scope, **bounds)
+        except LakeshiftError:
+            raise  # lakeshift's own credential (the Azure CLI's) says it in its own words
         except Exception as e:  # azure-identity raises several classes
             reason = _no_connection(e) if bounds else None
             if reason is not None:
+                if reason.startswith("connect timed out") and self.authority is not None:
+                    reason = await _timed_out_how(self.authority.url)
                 raise ConnectError(f"Entra ID token request: {reason}", reason) from None
             first = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
             service = _SERVICE_NAMES.get(self.scope, self.scope)

@@ -42,6 +42,7 @@ from lakeshift.stores.wire.errors import Stalled as Stalled
 from lakeshift.stores.wire.errors import WireError as WireError
 from lakeshift.stores.wire.errors import _DeadIdle as _DeadIdle
 from lakeshift.stores.wire.errors import connect_reason as connect_reason
+from lakeshift.stores.wire.errors import tls_stalled as tls_stalled
 from lakeshift.stores.wire.pool import _IDEMPOTENT as _IDEMPOTENT
 from lakeshift.stores.wire.pool import Pool as Pool
 from lakeshift.stores.wire.pool import _proxy_note as _proxy_note

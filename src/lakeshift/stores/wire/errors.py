@@ -41,6 +41,15 @@ class _DeadIdle(Disconnected):
 UNTRUSTED = "certificate not trusted"
 
 
+def tls_stalled(seconds: float) -> str:
+    """The reason for a connection that opened but whose TLS handshake did not complete
+    within ``seconds``: something accepted it and never answered the handshake (a proxy or
+    a firewall that holds connections, or not the server meant) -- not a connect that
+    timed out, which sends the user looking for a dropped SYN."""
+    return (f"connected, but the TLS handshake did not complete within {seconds:g} s — a "
+            "proxy or firewall in the way?")
+
+
 def connect_reason(e: OSError) -> str:
     """Why a connection could not be opened, in a few words (``connection refused``,
     ``name or service not known``, ``certificate not trusted (…)``): asyncio's own text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import ssl
 from collections import deque
@@ -16,6 +17,7 @@ from lakeshift.stores.wire.errors import (
     WireError,
     _DeadIdle,
     connect_reason,
+    tls_stalled,
 )
 from lakeshift.stores.wire.response import Response
 
@@ -222,15 +224,31 @@ class Pool:
             if self._ssl is None:
                 self._ssl = ssl.create_default_context()
             context = self._ssl
+        opened: asyncio.Transport | None = None
         try:
             async with asyncio.timeout(limit):
-                _, conn = await self._loop.create_connection(
-                    lambda: _Connection(self), self.host, self.port, ssl=context,
-                    server_hostname=self.host if context is not None else None)
+                # TCP, then TLS over it (rather than create_connection(ssl=…), whose one
+                # wait covers both): a connection that opens but whose handshake never
+                # completes is said so, not as a connect that timed out.
+                opened, conn = await self._loop.create_connection(
+                    lambda: _Connection(self), self.host, self.port)
+                if context is not None:
+                    tls = await self._loop.start_tls(opened, conn, context,
+                                                     server_hostname=self.host)
+                    if tls is None:
+                        raise ConnectionResetError(errno.ECONNRESET, "closed during the "
+                                                   "TLS handshake")
+                    conn.connection_made(tls)
         except TimeoutError:
+            if opened is not None:  # the TLS handshake is what did not complete
+                opened.close()
+                reason = tls_stalled(limit)
+                raise ConnectFailed(f"connecting to {self.peer}: {reason}", reason) from None
             raise ConnectFailed(f"connecting to {self.peer} took over {limit:g} s",
                                 f"connect timed out after {limit:g} s") from None
         except OSError as e:
+            if opened is not None:
+                opened.close()
             reason = e.strerror or type(e).__name__
             if isinstance(e, ssl.SSLCertVerificationError):
                 reason = f"certificate not trusted ({e.verify_message})"
