@@ -195,7 +195,8 @@ class LocalStore:
                     continue
                 is_dir = e.is_dir(follow_symlinks=True)
                 if is_dir and (real is None or not _above_or_at(real, here)) and (
-                        avoid is None or _identity_of(e) != avoid):
+                        avoid is None or _identity_of(e) != avoid) and \
+                        os.access(e.path, os.R_OK | os.X_OK):
                     folders.append(prefix + e.name + "/")
                     continue
                 if not is_dir:
@@ -208,8 +209,10 @@ class LocalStore:
                 continue  # gone
             except OSError:
                 pass  # a symlink loop (ELOOP)
-            # As in the walk: a symlink to a folder above it (or itself), or the
-            # destination folder (a mount), is one empty entry, whose read says why.
+            # As in the walk: a symlink to a folder above it (or itself), the destination
+            # folder (a mount), or a folder it may not list (forbidden: a partition below
+            # it would fail whole, --skip-errors or not) is one empty entry, whose read
+            # says why.
             objects.append(ObjectInfo(prefix + e.name, 0))
         folders.sort()
         objects.sort(key=lambda o: o.key)

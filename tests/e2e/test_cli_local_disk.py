@@ -1,0 +1,94 @@
+"""What the docs promise about local-disk sources and destinations, from the CLI as a user
+runs it: a folder lakeshift may not read is a `forbidden` failure (dry run, job, rerun,
+auto partitions) unless skipped."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.cli import lakeshift, obeying_file_modes
+
+
+def _json(*args: str, env: dict[str, str], code: int = 0, as_owner: bool = False) -> Any:
+    p = lakeshift(*args, "--json", env=env, prefix=obeying_file_modes() if as_owner else ())
+    assert p.returncode == code, (p.returncode, p.stdout, p.stderr)
+    return json.loads(p.stdout)
+
+
+def _failures(env: dict[str, str], db: str, job: str, *args: str
+              ) -> list[tuple[str, str, str]]:
+    p = lakeshift("failures", "--job", job, "--db", db, *args, env=env)
+    assert p.returncode == 0, p.stderr
+    return sorted((r["object_key"], r["error_kind"], r["skipped"])
+                  for r in csv.DictReader(io.StringIO(p.stdout)))
+
+
+def _locked_source(tmp_path: Path) -> Path:
+    """``ok.txt``, ``z/z.txt``, ``locked/inner.txt`` (``locked`` mode 000) and ``dangle``
+    (a link to nothing)."""
+    src = tmp_path / "src"
+    (src / "locked").mkdir(parents=True)
+    (src / "z").mkdir()
+    (src / "ok.txt").write_bytes(b"ok")
+    (src / "z" / "z.txt").write_bytes(b"z")
+    (src / "locked" / "inner.txt").write_bytes(b"inner")
+    (src / "dangle").symlink_to("nowhere")
+    (src / "locked").chmod(0)
+    return src
+
+
+def test_an_unreadable_folder_is_forbidden_in_a_dry_run_a_job_and_its_rerun(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    """The dry run counted such a folder (and a link to nothing) as would-copy while the
+    copy fails it; `--partition-by auto` made it a partition that `--skip-errors forbidden`
+    could not skip (the planner listed into it).  Now it is one `forbidden` entry
+    everywhere: failed, listed by `failures`, tried again and copied by the rerun once
+    readable, or skipped when asked."""
+    src = _locked_source(tmp_path)
+    try:
+        dry = _json("copy", str(src), str(tmp_path / "dry"), "--dry-run", env=local_env,
+                    code=1, as_owner=True)
+        assert (dry["copied"], dry["failed_by_kind"]) == (
+            2, {"forbidden": 1, "dangling-link": 1}), dry
+        why = {f["key"]: (f["kind"], f["message"], f["skipped"]) for f in dry["failures"]}
+        assert why["locked"][0] == "forbidden" and "cannot list the folder" in why["locked"][1]
+        assert not why["locked"][2]
+        text = lakeshift("copy", str(src), str(tmp_path / "dry"), "--dry-run", env=local_env,
+                         prefix=obeying_file_modes())
+        assert text.returncode == 1 and "FAILED locked: [forbidden]" in text.stdout, text.stdout
+        skip = _json("copy", str(src), str(tmp_path / "dry"), "--dry-run", "--skip-errors",
+                     "forbidden,dangling-link", env=local_env, as_owner=True)
+        assert (skip["copied"], skip["failed"], skip["skipped_by_reason"]) == (
+            2, 0, {"forbidden": 1, "dangling-link": 1}), skip
+        assert not (tmp_path / "dry").exists()
+
+        # A job: failed and listed; the rerun tries it again and copies what is below it.
+        db = f"sqlite:///{tmp_path}/c.db"
+        dst = tmp_path / "dst"
+        assert lakeshift("plan", str(src), str(dst), "--job", "j", "--db", db,
+                         "--skip-errors", "dangling-link", env=local_env).returncode == 0
+        run = _json("run", "--job", "j", "--db", db, env=local_env, code=1, as_owner=True)
+        assert (run["copied"], run["failed"]) == (2, 1), run
+        assert _failures(local_env, db, "j") == [("dangle", "dangling-link", "True"),
+                                                 ("locked", "forbidden", "False")]
+        (src / "locked").chmod(0o755)
+        again = _json("run", "--job", "j", "--db", db, env=local_env, as_owner=True)
+        assert again["copied"] == 1, again
+        assert (dst / "locked" / "inner.txt").read_bytes() == b"inner"
+        assert _failures(local_env, db, "j") == [("dangle", "dangling-link", "True")]
+
+        # Auto partitions: the folder is an entry of a range, which --skip-errors skips.
+        (src / "locked").chmod(0)
+        p = lakeshift("plan", str(src), str(tmp_path / "auto"), "--job", "a", "--db", db,
+                      "--partition-by", "auto", "--target-objects", "1", "--skip-errors",
+                      "forbidden,dangling-link", env=local_env, prefix=obeying_file_modes())
+        assert p.returncode == 0, p.stdout + p.stderr
+        auto = _json("run", "--job", "a", "--db", db, env=local_env, as_owner=True)
+        assert (auto["copied"], auto["skipped_by_reason"]) == (
+            2, {"forbidden": 1, "dangling-link": 1}), auto
+    finally:
+        (src / "locked").chmod(0o755)
