@@ -1,12 +1,15 @@
 """What the docs promise about local-disk sources and destinations, from the CLI as a user
 runs it: a folder lakeshift may not read is a `forbidden` failure (dry run, job, rerun,
-auto partitions) unless skipped."""
+auto partitions) unless skipped; `sync --files-from` asks the source before refusing a
+name."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -92,3 +95,41 @@ def test_an_unreadable_folder_is_forbidden_in_a_dry_run_a_job_and_its_rerun(
             2, {"forbidden": 1, "dangling-link": 1}), auto
     finally:
         (src / "locked").chmod(0o755)
+
+
+def test_files_from_a_link_to_the_destination_and_a_key_below_it_are_both_skipped(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    """``link`` (-> the destination) and ``link/x.txt`` in one --files-from list: the
+    second was refused as a file/folder collision with the first (``invalid-name``, a
+    failure) before the source was asked; ``link`` is never written, so it collides with
+    nothing and is ``destination-folder`` as ``link`` is.  A key below a file the source
+    does not have is ``missing``; a name the destination cannot hold is still
+    ``invalid-name``."""
+    src, dst = tmp_path / "data", tmp_path / "out"
+    (src / "sub").mkdir(parents=True)
+    for name in ("a.txt", "x.txt", "sub/f.txt"):
+        (src / name).write_bytes(name.encode())
+        an_hour_ago = time.time() - 3600
+        os.utime(src / name, (an_hour_ago, an_hour_ago))
+    (src / "link").symlink_to("../out")
+    db = f"sqlite:///{tmp_path}/jobs.db"
+    first = _json("sync", str(src), str(dst), "--job", "s", "--db", db, "--lag", "0s",
+                  env=local_env)
+    assert first["copied"] == 3, first
+    keys = tmp_path / "keys.txt"
+    keys.write_text("link\nlink/x.txt\nlink/sub/f.txt\n")
+    s = _json("sync", "--job", "s", "--db", db, "--files-from", str(keys), "--lag", "0s",
+              env=local_env)
+    assert (s["copied"], s["skipped"], s["failed"]) == (0, 3, 0), s
+    assert _failures(local_env, db, "s", "--run", "2") == [
+        (k, "destination-folder", "True") for k in ("link", "link/sub/f.txt", "link/x.txt")]
+    assert sorted(str(f.relative_to(dst)) for f in dst.rglob("*")) == [
+        "a.txt", "sub", "sub/f.txt", "x.txt"]
+
+    (src / "bad.").write_bytes(b"a name a destination cannot hold")
+    keys.write_text("a.txt\na.txt/nothing\nbad.\n")
+    s = _json("sync", "--job", "s", "--db", db, "--files-from", str(keys), "--lag", "0s",
+              env=local_env, code=1)
+    assert (s["copied"], s["skipped"], s["failed"]) == (0, 1, 2), s
+    assert _failures(local_env, db, "s", "--run", "3") == [
+        ("a.txt/nothing", "missing", "False"), ("bad.", "invalid-name", "False")]
