@@ -1,7 +1,7 @@
 """What the docs promise about local-disk sources and destinations, from the CLI as a user
 runs it: a folder lakeshift may not read is a `forbidden` failure (dry run, job, rerun,
 auto partitions) unless skipped; `sync --files-from` asks the source before refusing a
-name."""
+name; `check` (and so `init`) takes a local destination folder the copy will create."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import csv
 import io
 import json
 import os
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.cli import lakeshift, obeying_file_modes
+from tests.e2e.cli import BIN, lakeshift, obeying_file_modes
 
 
 def _json(*args: str, env: dict[str, str], code: int = 0, as_owner: bool = False) -> Any:
@@ -133,3 +134,65 @@ def test_files_from_a_link_to_the_destination_and_a_key_below_it_are_both_skippe
     assert (s["copied"], s["skipped"], s["failed"]) == (0, 1, 2), s
     assert _failures(local_env, db, "s", "--run", "3") == [
         ("a.txt/nothing", "missing", "False"), ("bad.", "invalid-name", "False")]
+
+
+def test_check_takes_a_local_destination_the_copy_will_create(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    """`check` failed a local destination folder that does not exist yet, which copy
+    creates.  It is fine when the nearest existing folder above it takes files (nothing is
+    created); a file in the way or an unwritable folder is the one failed line, naming
+    the fix."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"a")
+    new = tmp_path / "new" / "deeper" / "dst"
+    p = lakeshift("check", str(src), str(new), env=local_env, prefix=obeying_file_modes())
+    assert p.returncode == 0, p.stdout + p.stderr
+    lines = p.stdout.splitlines()
+    assert all(ln.startswith("ok") for ln in lines), p.stdout
+    assert f"{new} does not exist yet; the copy creates it (in {tmp_path})" in p.stdout
+    assert [ln.split()[1:3] for ln in lines[-3:]] == [
+        ["destination", "reach"], ["destination", "write"], ["destination", "clock"]]
+    assert not (tmp_path / "new").exists()
+    assert not [n for n in os.listdir(tmp_path) if "lakeshift" in n]  # no probe left
+
+    (tmp_path / "plain.txt").write_bytes(b"in the way")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        for dst, needle in ((tmp_path / "plain.txt" / "dst", "plain.txt is a file, not a "
+                             "directory: move it away or choose another destination"),
+                            (ro / "new" / "dst", f"{ro} is not writable by this user: make "
+                             "it writable (chmod/chown)")):
+            p = lakeshift("check", str(src), str(dst), env=local_env,
+                          prefix=obeying_file_modes())
+            assert p.returncode == 2, p.stdout + p.stderr
+            fails = [ln for ln in p.stdout.splitlines() if not ln.startswith("ok")]
+            assert len(fails) == 1 and fails[0].startswith("FAIL destination reach"), p.stdout
+            assert needle in fails[0], fails
+            assert "Traceback" not in p.stdout + p.stderr
+        assert os.listdir(ro) == []
+    finally:
+        ro.chmod(0o755)
+
+
+def test_init_with_a_new_local_destination_writes_a_config_that_run_runs(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    """init's connection test is check: a new local destination stopped it at "change the
+    answers, or write the config anyway?"; now it goes on, and the run creates it."""
+    src, dst = tmp_path / "src", tmp_path / "landing" / "dst"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"a")
+    answers = "\n".join([str(src), str(dst), "y", "none", "loc", f"sqlite:///{tmp_path}/i.db",
+                         "1", "4", "once"]) + "\n"
+    cfg = tmp_path / "lakeshift.toml"
+    p = subprocess.run([str(BIN), "init", "-o", str(cfg)], input=answers, env=local_env,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "change the answers" not in p.stdout and "written anyway" not in p.stderr, p.stdout
+    assert "does not exist yet; the copy creates it" in p.stdout
+    assert not dst.exists()
+    r = lakeshift("run", "--config", str(cfg), "--json", env=local_env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (dst / "a.txt").read_bytes() == b"a"
