@@ -1,7 +1,8 @@
 """What the docs promise about local-disk sources and destinations, from the CLI as a user
 runs it: a folder lakeshift may not read is a `forbidden` failure (dry run, job, rerun,
 auto partitions) unless skipped; `sync --files-from` asks the source before refusing a
-name; `check` (and so `init`) takes a local destination folder the copy will create."""
+name; `check` (and so `init`) takes a local destination folder the copy will create; a copy
+to local disk is proven `written-md5`, not by a service that is not there."""
 
 from __future__ import annotations
 
@@ -196,3 +197,29 @@ def test_init_with_a_new_local_destination_writes_a_config_that_run_runs(
     r = lakeshift("run", "--config", str(cfg), "--json", env=local_env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert (dst / "a.txt").read_bytes() == b"a"
+
+
+def test_a_copy_to_local_disk_is_proven_written_md5(local_env: dict[str, str],
+                                                     tmp_path: Path) -> None:
+    """No service checks a local write, yet such copies were counted `service-md5`: they
+    are `written-md5` (lakeshift's MD5 of the bytes it wrote) in the summary, the text's
+    `proven` line and the proof log — one file whole, one in blocks; verify then proves
+    each by reading the source (`read-md5`)."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    (src / "small.txt").write_bytes(b"small")
+    (src / "big.bin").write_bytes(os.urandom(1024 * 1024 + 3))  # 5 blocks of 256 KiB
+    log = tmp_path / "proofs.csv"
+    s = _json("copy", str(src), str(dst), "--block-size", "256KiB", "--proof-log", str(log),
+              env=local_env)
+    assert (s["copied"], s["proofs"]) == (2, {"written-md5": 2}), s
+    rows = list(csv.DictReader(log.open()))
+    assert sorted((r["source_key"], r["proof"]) for r in rows) == [
+        ("big.bin", "written-md5"), ("small.txt", "written-md5")]
+    (dst / "small.txt").unlink()
+    text = lakeshift("copy", str(src), str(dst), env=local_env)
+    assert text.returncode == 0, text.stderr
+    assert "proven" in text.stdout and "1 written-md5" in text.stdout, text.stdout
+    assert "service" not in text.stdout
+    v = _json("verify", str(src), str(dst), "--report", str(tmp_path / "v"), env=local_env)
+    assert (v["verified"], v["proofs"]) == (2, {"read-md5": 2}), v

@@ -61,7 +61,7 @@ def test_local_to_local_makes_the_empty_folders_and_verify_proves_them(tmp_path:
 
         done = _json("copy", str(src), str(out), "--skip-errors", "forbidden", env=env)
         assert done["copied"] == len(FOLDERS) + 2 and done["failed"] == 0
-        assert done["proofs"] == {"folder": len(FOLDERS), "service-md5": 2}
+        assert done["proofs"] == {"folder": len(FOLDERS), "written-md5": 2}
         assert done["skipped_by_reason"] == {"destination-folder": 1, "forbidden": 1}
         assert _folders(out) == set(FOLDERS)
         assert (out / "full" / "x.txt").read_bytes() == b"x"
