@@ -2,8 +2,8 @@
 sync where the destination has real directories (local disk; ADLS Gen2 alike), left out
 with --no-empty-dirs, made as ``hdi_isfolder`` marker blobs on a flat account only when
 asked (--empty-dirs), announced by a dry run and by scan, proven by verify.  A folder that
-holds files needs no entry; an unreadable one and a link to the destination are skipped
-with their reasons, as before."""
+holds files needs no entry; an unreadable one is a `forbidden` failure (skipped with
+--skip-errors forbidden) and a link to the destination is skipped, each with its reason."""
 
 from __future__ import annotations
 
@@ -50,17 +50,18 @@ def test_local_to_local_makes_the_empty_folders_and_verify_proves_them(tmp_path:
     env = servers.clean_env()
     src, out = _source(tmp_path)
     try:
-        dry = _json("copy", str(src), str(out), "--dry-run", env=env)
+        dry = _json("copy", str(src), str(out), "--dry-run", env=env, code=1)
         # Announced as copies (nothing to read), not as entries the copy would skip (a
         # folder read as a file said "symlink loop").  (The unreadable folder: a dry run
-        # reads it as the copy would and counts it, as it did before.)
+        # reads it as the copy would, and says it cannot: forbidden, failed unless skipped.)
         assert dry["skipped_by_reason"] == {"destination-folder": 1}, dry
-        assert dry["copied"] == len(FOLDERS) + 3, dry
+        assert dry["failed_by_kind"] == {"forbidden": 1}, dry
+        assert dry["copied"] == len(FOLDERS) + 2, dry
         assert not out.exists()
 
         done = _json("copy", str(src), str(out), "--skip-errors", "forbidden", env=env)
         assert done["copied"] == len(FOLDERS) + 2 and done["failed"] == 0
-        assert done["proofs"] == {"folder": len(FOLDERS), "service-md5": 2}
+        assert done["proofs"] == {"folder": len(FOLDERS), "written-md5": 2}
         assert done["skipped_by_reason"] == {"destination-folder": 1, "forbidden": 1}
         assert _folders(out) == set(FOLDERS)
         assert (out / "full" / "x.txt").read_bytes() == b"x"

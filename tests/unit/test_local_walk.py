@@ -174,3 +174,23 @@ def test_an_empty_folder_the_walk_may_not_enter_is_its_entry_not_a_marker(
                               ("todest", False)]
     with pytest.raises(ForbiddenError, match="permission denied"):
         asyncio.run(store.read("locked"))
+
+
+def test_the_folder_listing_names_an_unreadable_folder_as_the_walk_does(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The delimiter listing (auto partitions) gave a folder it may not list as a folder to
+    partition, whose partition then failed whole (--skip-errors or not): it is one entry, as
+    in the walk, read as forbidden."""
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked" / "inner.txt").write_bytes(b"x")
+    (tmp_path / "open").mkdir()
+    (tmp_path / "a.txt").write_bytes(b"a")
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p).endswith("locked")
+                        else real_access(p, mode))
+    store = LocalStore(StoreConfig(parse_url(str(tmp_path))))
+    level = asyncio.run(store.list_page("", delimiter="/"))
+    assert (list(level.folders), [(o.key, o.size) for o in level.objects]) == (
+        ["open/"], [("a.txt", 1), ("locked", 0)])
+    assert [o.key for o in asyncio.run(store.list_page("")).objects] == [
+        "a.txt", "locked", "open/"]

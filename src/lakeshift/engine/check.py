@@ -4,6 +4,7 @@ a probe object on the destination, and clock skew (signed requests fail past ~15
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -56,12 +57,30 @@ def _missing(url: StoreURL, e: MissingContainerError) -> str:
         what, how = "container", f"az storage container create --name {url.bucket}"
     elif url.scheme == "s3":
         what, how = "bucket", f"aws s3 mb s3://{url.bucket}"
-    elif url.scheme == "file":
-        what, how = "directory", f"mkdir -p {url.bucket}"
     else:
         return f"{e}: `lakeshift copy` and `run` create it; check creates nothing"
     return (f"{url.display()}: the {what} does not exist: `lakeshift copy` and `run` create "
             f"it, or create it yourself ({how}); check creates nothing")
+
+
+async def _new_local_folder(side: str, store: Store) -> AsyncIterator[CheckLine]:
+    """A local destination folder that does not exist yet: fine when the nearest existing
+    folder above it takes a (probe) file, as the copy creates it there; a file in the way
+    or a folder that cannot be written is the failed step, naming the fix.  Nothing is
+    created (the probe has no name: stores/local ``new_folder_parent``)."""
+    from lakeshift.stores.local.store import new_folder_parent
+
+    root = store.url.bucket
+    try:
+        parent, how = await asyncio.to_thread(new_folder_parent, root)
+    except UsageError as e:
+        yield _fail(side, "reach and list", e)
+        return
+    yield CheckLine(side, "reach and list", True, f"{store.url.display()} does not exist yet; "
+                    f"the copy creates it (in {parent})")
+    yield CheckLine(side, "write and delete", True, f"{parent} takes new files and folders "
+                    f"({how})")
+    yield await _skew(side, store)
 
 
 def _fail(side: str, step: str, e: LakeshiftError) -> CheckLine:
@@ -138,6 +157,10 @@ async def _dest_steps(side: str, store: Store) -> AsyncIterator[CheckLine]:
     try:
         await check_reachable(store.check_source, side, RetryPolicy(attempts=2))
     except MissingContainerError as e:
+        if store.url.scheme == "file":
+            async for line in _new_local_folder(side, store):
+                yield line
+            return
         yield CheckLine(side, "reach and list", False, _missing(store.url, e), e.exit_code)
         return
     except LakeshiftError as e:

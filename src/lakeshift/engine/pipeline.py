@@ -32,6 +32,7 @@ from lakeshift.engine.events import (
 )
 from lakeshift.engine.limiter import Pacing, validate_pacing
 from lakeshift.engine.pipeline_action import (
+    _not_copied,
     access_again,
     move_source,
     renamed_copy,
@@ -342,13 +343,16 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
                 continue
             if opts.dry_run:
                 # An entry the listing could not describe is asked why (local: a link to
-                # the destination folder): the copy would skip it, not copy it.  (A folder
-                # marker — an empty directory — has no bytes to read: the copy makes it.)
+                # the destination folder, a folder it may not list): the copy would skip
+                # it or fail it, not copy it, and so the dry run says.  (A folder marker —
+                # an empty directory — has no bytes to read: the copy makes it.)
                 unread = await skipped_unread(ctx, s) if s.size == 0 and s.etag is None and \
                     s.last_modified is None and not s.is_dir_marker else None
-                events.emit(ObjectDone(s.key, s.size, "copied") if unread is None else
-                            ObjectDone(s.key, s.size, "skipped", unread.kind, str(unread)))
-                finish(ticket, True)
+                if unread is None:
+                    events.emit(ObjectDone(s.key, s.size, "copied"))
+                    finish(ticket, True)
+                else:
+                    finish(ticket, _not_copied(events, s, unread, 1, opts.skip_errors))
                 continue
             yield root + name, s, ticket, False
         take_back()

@@ -130,14 +130,17 @@ def _not_copied(events: EventBus, s: ObjectInfo, e: LakeshiftError, attempts: in
 async def skipped_unread(ctx: TransferContext, s: ObjectInfo) -> ObjectError | None:
     """A dry run's question, for a listed entry with no bytes, no time and no ETag (what a
     local walk lists for what it does not enter: a link to the destination folder or into
-    it, a symlink loop): the error for which the copy would always skip it, or None.  Its
-    read (no bytes) says, as it says so to the copy; any other outcome: None."""
+    it, a symlink loop, a folder it may not list, a link to nothing): the error the copy
+    would meet reading it, which it records as the copy would (always skipped, skipped by
+    --skip-errors, else failed: ``_not_copied``), or None (it would be copied).  Its read
+    (no bytes) says, as it says so to the copy; an error a retry could mend (transient)
+    or any other outcome: None."""
     try:
         await retry(functools.partial(ctx.src.read, s.key), ctx.policy, ctx.src_limit)
     except (AuthError, UsageError):
         raise
     except ObjectError as e:
-        return e if e.skipped_always else None
+        return None if e.retryable else e
     except LakeshiftError:
         return None
     return None

@@ -89,7 +89,10 @@ async def _keyed(part: ClaimedPartition, root: str,
     name_filter = NameFilter(opts.include, opts.exclude)
     namer = DestinationNamer(opts.invalid_names, part.dst.capabilities.hierarchical)
 
-    async def planned() -> AsyncIterator[tuple[str, str, ObjectInfo | None, int]]:
+    skip_invalid = opts.invalid_names == "skip" or "invalid-name" in opts.skip_errors
+
+    async def planned() -> AsyncIterator[tuple[str, str | None, ObjectInfo | None, int,
+                                               str | None]]:
         async for key, info in items:  # in key order (collisions need it)
             rel = part.spec.rel(key)
             if not rel or not name_filter(rel):
@@ -98,48 +101,84 @@ async def _keyed(part: ClaimedPartition, root: str,
             await part.watermark.wait_for_room()
             ticket = part.watermark.add(key)
             if name is None:
-                skip = opts.invalid_names == "skip" or "invalid-name" in opts.skip_errors
-                events.emit(ObjectDone(key, info.size if info else 0,
-                                       "skipped" if skip else "failed", "invalid-name", why))
-                part.watermark.done(ticket, skip)
+                # Refused by name, but only once the source is asked (in ``one``).
+                yield key, None, info, ticket, why
                 continue
             if name != rel:
                 events.emit(Renamed(key, root + name, why or ""))
-            yield key, root + name, info, ticket
+            yield key, root + name, info, ticket, None
 
-    async def one(item: tuple[str, str, ObjectInfo | None, int]) -> None:
-        key, dest_key, info, ticket = item
+    async def one(item: tuple[str, str | None, ObjectInfo | None, int, str | None]) -> None:
+        key, dest_key, info, ticket, refused = item
         while events.holding and (held := events.held()) is not None:
             await held  # a subscriber holds new objects back (--proof-log, behind)
-        ok = await _copy_key(ctx, key, dest_key, info, opts.overwrite, opts.retries,
-                             opts.skip_errors, opts.delete_source)
+        if dest_key is None:
+            ok = await _refused_key(ctx, key, info, refused or "", skip_invalid,
+                                    opts.skip_errors)
+        else:
+            ok = await _copy_key(ctx, key, dest_key, info, opts.overwrite, opts.retries,
+                                 opts.skip_errors, opts.delete_source)
         part.watermark.done(ticket, ok)
 
     await drive(planned(), one, opts.concurrency)
+
+
+async def _at_source(ctx: TransferContext, key: str, info: ObjectInfo | None,
+                     skip_errors: frozenset[str]) -> ObjectInfo | bool:
+    """What the source has under ``key`` (``info`` when the report listed it), or, when it
+    has nothing to copy there, that outcome recorded: True skipped, False failed.  A key
+    it does not have is ``missing``; its look-up's error is skipped as a listing pass
+    skips it: by --skip-errors, or always (a local source's HEAD of a name that is, or
+    goes through, a link to the destination folder or into it: DestinationFolderError,
+    as the walk's entry reads)."""
+    events = ctx.events
+    try:
+        s = info or await retry(functools.partial(ctx.src.exists, key), ctx.policy,
+                                ctx.src_limit) or await _listed_entry(ctx, key)
+    except (AuthError, UsageError):
+        raise
+    except LakeshiftError as e:
+        return _not_copied(events, info or ObjectInfo(key, 0), e, 1, skip_errors)
+    if s is None:
+        kind = "missing"
+        message = "not at the source (named by --files-from)"
+        skip = kind in skip_errors
+        events.emit(ObjectDone(key, 0, "skipped" if skip else "failed", kind, message))
+        return skip
+    return s
+
+
+async def _refused_key(ctx: TransferContext, key: str, info: ObjectInfo | None, why: str,
+                       skip_invalid: bool, skip_errors: frozenset[str]) -> bool:
+    """A key whose destination name is refused (plan/names.py: a name the destination
+    cannot hold, or a file/folder collision with a key named before it).  The source is
+    asked first, as a listing pass only refuses names its listing met: a key it does not
+    have is ``missing``, and one below a link it never follows is skipped as the link is
+    (``link`` and ``link/x`` named together: ``link`` is not written, so ``link/x``
+    collides with nothing there; both are ``destination-folder``).  Only a key the
+    source has is ``invalid-name``."""
+    s = await _at_source(ctx, key, info, skip_errors)
+    if isinstance(s, bool):
+        return s
+    ctx.events.emit(ObjectDone(key, s.size, "skipped" if skip_invalid else "failed",
+                               "invalid-name", why))
+    return skip_invalid
 
 
 async def _copy_key(ctx: TransferContext, key: str, dest_key: str, info: ObjectInfo | None,
                     overwrite: Any, attempts: int, skip_errors: frozenset[str],
                     delete_source: bool) -> bool:
     events = ctx.events
+    s = await _at_source(ctx, key, info, skip_errors)
+    if isinstance(s, bool):
+        return s
     try:
-        s = info or await retry(functools.partial(ctx.src.exists, key), ctx.policy,
-                                ctx.src_limit) or await _listed_entry(ctx, key)
-        if s is None:
-            kind = "missing"
-            message = "not at the source (named by --files-from)"
-            skip = kind in skip_errors
-            events.emit(ObjectDone(key, 0, "skipped" if skip else "failed", kind, message))
-            return skip
         d = None if overwrite == "always" else await retry(
             functools.partial(ctx.dst.exists, dest_key), ctx.policy, ctx.dst_limit)
     except (AuthError, UsageError):
         raise
     except LakeshiftError as e:
-        # Skipped as a listing pass skips it: by --skip-errors, or always (a local source's
-        # HEAD of a name that is, or goes through, a link to the destination folder or into
-        # it: DestinationFolderError, as the walk's entry reads).
-        return _not_copied(events, info or ObjectInfo(key, 0), e, 1, skip_errors)
+        return _not_copied(events, s, e, 1, skip_errors)
     if not needs_copy(s, d, overwrite):
         events.emit(ObjectDone(s.key, s.size, "skipped"))
         return True

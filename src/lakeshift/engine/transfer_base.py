@@ -92,8 +92,10 @@ class Copied:
     ``service-md5`` (the source keeps no checksum: the destination holds exactly the bytes
     read, each block checked by the service against its MD5, or over TLS),
     ``service-crc64`` (the same, each block checked by the service against its CRC64),
-    ``size-only``, ``server-md5`` (a server-side copy the service checked against
-    the source's MD5), ``server-read-md5`` (a server-side block copy, read back)."""
+    ``written-md5`` (the same on a disk lakeshift writes itself: no service checked the
+    bytes; the MD5 is lakeshift's own, of the bytes it wrote), ``size-only``,
+    ``server-md5`` (a server-side copy the service checked against the source's MD5),
+    ``server-read-md5`` (a server-side block copy, read back)."""
 
     md5: bytes | None
     proof: str

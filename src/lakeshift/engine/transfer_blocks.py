@@ -27,7 +27,13 @@ from lakeshift.engine.transfer_base import (
     stage_request,
 )
 from lakeshift.engine.transfer_parts import _copy_parts, _EtagNotRebuilt
-from lakeshift.engine.transfer_proofs import _etag_proof, _part_blocks, _source_proof, source_kept
+from lakeshift.engine.transfer_proofs import (
+    _etag_proof,
+    _part_blocks,
+    _source_proof,
+    source_kept,
+    unchecked_proof,
+)
 from lakeshift.errors import (
     IntegrityError,
     LakeshiftError,
@@ -224,6 +230,6 @@ async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str,
     if proof is None:
         return Copied(md5, "source-md5")
     if proof.label == "size-only":  # (nothing but the service's checks of the blocks)
-        return Copied(md5, "service-crc64" if by_crc64 else "service-md5")
+        return Copied(md5, unchecked_proof(ctx, by_crc64))
     return Copied(md5, proof.label)
 

@@ -1,5 +1,6 @@
 """How a source without an MD5 is proven (engine/transfer.py is the entry): what it
-keeps, whether its multipart ETag can be rebuilt, and whether it goes by parts."""
+keeps, whether its multipart ETag can be rebuilt, whether it goes by parts, and what a
+copy that nothing the source keeps proves is named (``unchecked_proof``)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,22 @@ from lakeshift.stores.base import (
     ChecksumSource,
     SourceChecksum,
 )
+
+#: The proof of a copy to a disk lakeshift writes itself that nothing the source keeps
+#: proves: the MD5 of the bytes written, computed as they were written and recorded with
+#: the file (``user.lakeshift``); no service checked them.
+WRITTEN_MD5 = "written-md5"
+
+
+def unchecked_proof(ctx: TransferContext, by_crc64: bool = False) -> str:
+    """The proof of a copy that nothing the source keeps proves (no MD5, no checksum: its
+    size only), named for what checked the bytes written: the destination service, against
+    the MD5 sent with them (``service-md5``) or each block's CRC64 (``service-crc64``); on
+    a disk lakeshift writes itself (``Capabilities.written_here``) no service did, so
+    ``written-md5``: lakeshift's own MD5 of the bytes it wrote."""
+    if ctx.dst.capabilities.written_here:
+        return WRITTEN_MD5
+    return "service-crc64" if by_crc64 else "service-md5"
 
 
 async def source_kept(ctx: TransferContext, src: ObjectInfo) -> SourceChecksum | None:

@@ -21,7 +21,7 @@ from lakeshift.engine.transfer_base import (
     _dest_props,
     _md5,
 )
-from lakeshift.engine.transfer_proofs import _source_proof
+from lakeshift.engine.transfer_proofs import _source_proof, unchecked_proof
 from lakeshift.errors import (
     IntegrityError,
     TransientError,
@@ -57,7 +57,7 @@ async def _copy_single(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> 
         await retry(lambda: ctx.dst.put(dest_key, r.data, props, md5), ctx.policy,
                     ctx.dst_limit)
         ctx.events.emit(BytesMoved(len(r.data)))
-        return Copied(md5, "service-md5" if src.md5 is None else "source-md5")
+        return Copied(md5, unchecked_proof(ctx) if src.md5 is None else "source-md5")
     finally:
         ctx.slots.release(1)
 
@@ -84,7 +84,7 @@ async def _copy_same_kind(ctx: TransferContext, dst: SameKindCopy, src: ObjectIn
                                             src.md5, src.etag or None, mtime), ctx.policy,
                       ctx.dst_limit)
     ctx.events.emit(BytesMoved(src.size))
-    return Copied(md5, "service-md5" if src.md5 is None else "source-md5")
+    return Copied(md5, unchecked_proof(ctx) if src.md5 is None else "source-md5")
 
 
 async def _sized_body(ctx: TransferContext, src: ObjectInfo, stream: RangeStream,
@@ -185,7 +185,8 @@ async def _copy_streamed_proven(ctx: TransferContext, src: ObjectInfo, dest_key:
             # (it carries the source's ETag, which the skip rule trusts).
             await retry(lambda: ctx.dst.delete(dest_key), ctx.policy, ctx.dst_limit)
             raise
-        return Copied(stored, "service-md5" if proof.label == "size-only" else proof.label)
+        return Copied(stored, unchecked_proof(ctx) if proof.label == "size-only"
+                      else proof.label)
 
     await ctx.slots.acquire(1)
     try:

@@ -62,6 +62,11 @@ class Capabilities:
     #: a larger one is staged block by block from the URL (``URLBlockUpload``) and
     #: committed.  Only with ``copy_from_url``.
     from_url_max: int = 0
+    #: Writes land on a disk this process writes itself (local disk): no service receives,
+    #: checks or hashes them.  A copy that nothing the source keeps proves is then named
+    #: ``written-md5`` (lakeshift's MD5 of the bytes it wrote, recorded with the file), not
+    #: ``service-md5`` (engine/transfer_proofs.py ``unchecked_proof``).
+    written_here: bool = False
 
 
 @dataclass(frozen=True, slots=True)

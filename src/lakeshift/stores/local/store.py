@@ -59,7 +59,7 @@ from lakeshift.stores.props import SRC_ETAG_KEY
 CAPABILITIES = Capabilities(
     list_start_after=True, content_md5=True, hierarchical=True, acls=False,
     copy_from_url=False, block_upload=True, max_block_size=2**62, etag_is_md5=False,
-    metadata_in_listing=False, stream_put=True, directories=True,
+    metadata_in_listing=False, stream_put=True, directories=True, written_here=True,
 )
 PAGE = 1000
 #: Local → local copies a store makes in its worker threads before it starts a helper
@@ -71,6 +71,56 @@ PAGE = 1000
 HELPER_AFTER = 100
 #: A read's metadata (local files have none): one shared empty mapping.
 _NO_METADATA: Mapping[str, str] = MappingProxyType({})
+
+
+def new_folder_parent(root: str) -> tuple[str, str]:
+    """For a destination folder ``root`` that does not exist yet (``lakeshift check``): the
+    nearest existing folder above it, in which the copy's makedirs will create it, and how
+    that was found writable: an unnamed probe file (O_TMPFILE: no name, gone when closed,
+    so check leaves nothing) written there, or, where the system has no O_TMPFILE, what
+    ``os.access`` says.  A UsageError naming the fix when a file (or a link to nothing)
+    is in the way or that folder cannot be written."""
+    path = os.path.abspath(root)
+    while True:
+        try:
+            st = os.stat(path)
+            break
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            if os.path.islink(path) and not os.path.exists(path):
+                raise UsageError(f"cannot create destination directory {root}: {path} is a "
+                                 "symlink to nothing, in the way: remove it or choose another "
+                                 "destination") from None
+            up = os.path.dirname(path)
+            if up == path:
+                raise UsageError(f"cannot create destination directory {root}: no folder "
+                                 "above it can be looked at") from None
+            path = up
+    if not stat.S_ISDIR(st.st_mode):
+        raise UsageError(f"cannot create destination directory {root}: {path} is a file, "
+                         "not a directory: move it away or choose another destination")
+    fix = (f"cannot create destination directory {root}: {path} is not writable by this "
+           f"user: make it writable (chmod/chown), create {root} yourself, or choose "
+           "another destination")
+    tmpfile = getattr(os, "O_TMPFILE", 0)
+    if tmpfile:
+        try:
+            fd = os.open(path, tmpfile | os.O_WRONLY, 0o600)
+        except OSError as e:
+            if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise UsageError(f"{fix} ({e.strerror})") from None
+            # (A file system without unnamed files: EOPNOTSUPP, EISDIR, EINVAL.)
+        else:
+            try:
+                os.write(fd, b"lakeshift check probe\n")
+            except OSError as e:  # a full disk, a quota
+                raise UsageError(f"cannot create destination directory {root}: a probe "
+                                 f"written in {path} failed: {e.strerror}") from None
+            finally:
+                os.close(fd)
+            return path, "an unnamed probe file written there, gone when closed"
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(fix)
+    return path, "its permissions allow this user to write there"
 
 
 def local_etag(st: os.stat_result) -> str:
@@ -195,7 +245,8 @@ class LocalStore:
                     continue
                 is_dir = e.is_dir(follow_symlinks=True)
                 if is_dir and (real is None or not _above_or_at(real, here)) and (
-                        avoid is None or _identity_of(e) != avoid):
+                        avoid is None or _identity_of(e) != avoid) and \
+                        os.access(e.path, os.R_OK | os.X_OK):
                     folders.append(prefix + e.name + "/")
                     continue
                 if not is_dir:
@@ -208,8 +259,10 @@ class LocalStore:
                 continue  # gone
             except OSError:
                 pass  # a symlink loop (ELOOP)
-            # As in the walk: a symlink to a folder above it (or itself), or the
-            # destination folder (a mount), is one empty entry, whose read says why.
+            # As in the walk: a symlink to a folder above it (or itself), the destination
+            # folder (a mount), or a folder it may not list (forbidden: a partition below
+            # it would fail whole, --skip-errors or not) is one empty entry, whose read
+            # says why.
             objects.append(ObjectInfo(prefix + e.name, 0))
         folders.sort()
         objects.sort(key=lambda o: o.key)
