@@ -30,6 +30,7 @@ from lakeshift.cli.options import (
     ProgressOpt,
     ProofLogOpt,
     RunCopyModeOpt,
+    RunS3EndpointOpt,
     V,
     given,
     with_options,
@@ -38,7 +39,7 @@ from lakeshift.cli.options import (
 from lakeshift.cli.progress import progress_subscribers
 from lakeshift.cli.sizes import human_bytes
 from lakeshift.cli.status_view import PAGE, print_plan, print_status
-from lakeshift.cli.summary import proof_log_line, unmapped_line
+from lakeshift.cli.summary import endpoint_fields, endpoint_line, proof_log_line, unmapped_line
 from lakeshift.cli.text import StopNotice, count, skip_reasons
 from lakeshift.errors import UsageError
 from lakeshift.model import RunResult
@@ -173,10 +174,13 @@ def run(
                          "replace the defaults; a flag given here wins over the file.")] = None,
     copy_mode: RunCopyModeOpt = None,
     proof_log: ProofLogOpt = None,
+    s3_endpoint: RunS3EndpointOpt = None,
     progress: ProgressOpt = "auto",
     as_json: JsonOpt = False,
 ) -> int:
     cfg = load_config(config) if config is not None else None
+    # Only the flag given overrides the job's saved store options (api.run's rule).
+    store = StoreOptions(s3_endpoint=s3_endpoint) if s3_endpoint is not None else None
     # Values left at their defaults are not passed: a --config file's then apply.  So are
     # values from the environment that the file sets: a file named on the command line is
     # the user's choice (flags > --config file > environment > defaults).
@@ -190,7 +194,7 @@ def run(
         with progress_subscribers(progress, as_json) as subs:
             result = api.run(job=job_given or "", db=db_given, config=config,
                              subscribers=subs, copy_mode=copy_mode, proof_log=proof_log,
-                             **options)
+                             store_options=store, **options)
         _print_run(result, as_json, proof_log, db=used_db, again=again, config=config)
         if cfg is None or cfg.every_s is None:
             return result.exit_code
@@ -260,6 +264,7 @@ def _print_run(result: RunResult, as_json: bool, proof_log: str | None = None, *
                "duration_s": round(s.duration, 3),
                "errors": [{"partition": p, "error": e} for p, e in result.errors],
                "cancelled": result.cancelled,
+               **endpoint_fields(result.s3_endpoint),
                **({"proof_log": proof_log} if proof_log is not None else {}),
                "exit_code": result.exit_code}
     if as_json:
@@ -284,6 +289,8 @@ def _print_run(result: RunResult, as_json: bool, proof_log: str | None = None, *
           f"succeeded, {result.failed} failed; {count(s.copied, 'object')} copied "
           f"({human_bytes(s.bytes_transferred)}), {s.skipped} skipped{skipped}, {s.failed} "
           f"failed, in {s.duration:.1f} s")
+    if (endpoint := endpoint_line(result.s3_endpoint)) is not None:
+        print(endpoint)
     if proof_log is not None:
         print(proof_log_line(proof_log))
     if s.unmapped_principals:

@@ -129,8 +129,15 @@ DeleteSourceOpt = Annotated[bool, typer.Option(
 
 
 S3EndpointOpt = Annotated[str | None, typer.Option(
-    "--s3-endpoint", rich_help_panel=_S3,
-    help="S3-compatible endpoint (MinIO, Ceph); default AWS_ENDPOINT_URL or AWS.")]
+    "--s3-endpoint", metavar="URL", rich_help_panel=_S3,
+    help="S3-compatible endpoint (MinIO, Ceph); default AWS_ENDPOINT_URL_S3, "
+         "AWS_ENDPOINT_URL or AWS. plan and sync keep it with the job: its runs use it "
+         "over those variables (run --s3-endpoint overrides it for one run).")]
+RunS3EndpointOpt = Annotated[str | None, typer.Option(
+    "--s3-endpoint", metavar="URL", rich_help_panel=_S3, show_default=False,
+    help="This run's S3-compatible endpoint, instead of the job's (plan --s3-endpoint), "
+         "which wins over AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL; \"\" drops the job's for "
+         "this run. The summary names the endpoint used and where it came from.")]
 S3RegionOpt = Annotated[str | None, typer.Option(
     "--s3-region", rich_help_panel=_S3, help="Default AWS_REGION or us-east-1.")]
 AwsProfileOpt = Annotated[str | None, typer.Option(

@@ -30,7 +30,7 @@ from lakeshift.cli.options import (
 )
 from lakeshift.cli.progress import new_pass, progress_subscribers
 from lakeshift.cli.sizes import human_bytes
-from lakeshift.cli.summary import proof_log_line
+from lakeshift.cli.summary import endpoint_fields, endpoint_line, proof_log_line
 from lakeshift.cli.text import StopNotice, count
 from lakeshift.model import SyncResult, SyncWindow
 
@@ -134,7 +134,7 @@ def sync(
             target_objects=target_objects, adf_delta_table=adf_delta_table, lag=lag,
             overlap=overlap, path_template=path_template, files_from=files_from,
             inventory=inventory, delete=delete, max_delete=max_delete, every=every, cron=cron,
-            store_options=store if urls else None, subscribers=subs,
+            store_options=store, subscribers=subs,
             on_pass=passed, proof_log=proof_log, **work, **pacing, **filters)
     if every is None and cron is None:
         if result.stopped_by == "SIGTERM":
@@ -196,6 +196,7 @@ def _summary(r: SyncResult, lag: str, proof_log: str | None = None) -> dict[str,
                 "deleted": 0, "held_back": 0, "error": error}
                for label, error in _without_window(r)],
             "next_sync_at": _utc(r.next_run_at) if r.next_run_at else None,
+            **endpoint_fields(r.run.s3_endpoint),
             **({"proof_log": proof_log} if proof_log is not None else {}),
             "exit_code": r.run.exit_code}
 
@@ -226,6 +227,8 @@ def _print(r: SyncResult, as_json: bool, lag: str, keyed: bool,
           f"{count(s.copied, 'object')} copied ({human_bytes(s.bytes_transferred)}), "
           f"{s.skipped} skipped, {s.failed} failed, {r.deleted} deleted, in "
           f"{s.duration:.1f} s")
+    if (endpoint := endpoint_line(r.run.s3_endpoint)) is not None:
+        print(endpoint)
     if proof_log is not None:
         print(proof_log_line(proof_log))
     if r.windows and not keyed and any(c in "123456789" for c in lag):  # lag > 0
