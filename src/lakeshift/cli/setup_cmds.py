@@ -211,8 +211,8 @@ def _absolute_local(url: str) -> str:
 
 
 def init(
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the config.")
-                      ] = Path("lakeshift.toml"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the config.",
+                                         metavar="FILE")] = Path("lakeshift.toml"),
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> int:
     if output.exists() and not output.is_dir() and not force:

@@ -66,36 +66,40 @@ def sync(
     job: JobOpt = "",
     db: DbOpt = DEFAULT_DB,
     prefix: Annotated[list[str] | None, typer.Option(
-        "--prefix", help="A partition: this prefix under SRC (repeatable; new jobs).")] = None,
+        "--prefix", help="A partition: this prefix under SRC (repeatable; new jobs).",
+        metavar="PREFIX")] = None,
     partitions_file: Annotated[Path | None, typer.Option(
-        "--partitions-file", help="One prefix per line (new jobs).")] = None,
+        "--partitions-file", help="One prefix per line (new jobs).", metavar="FILE")] = None,
     partition_by: Annotated[str, typer.Option(
-        "--partition-by", help="none, or auto: key ranges of --target-objects (new jobs).")
-    ] = "none",
+        "--partition-by", help="none, or auto: key ranges of --target-objects (new jobs).",
+        metavar="MODE")] = "none",
     target_objects: Annotated[int, typer.Option(
-        "--target-objects", help="Objects per partition with --partition-by auto.")] = 100_000,
+        "--target-objects", help="Objects per partition with --partition-by auto.",
+        metavar="N")] = 100_000,
     adf_delta_table: Annotated[str | None, typer.Option(
         "--adf-delta-table", help="Partitions from this ADF delta table (select distinct "
                                   "PartitionPrefix); windows start at max(JobRunTime) of its "
-                                  "successful rows.")] = None,
+                                  "successful rows.", metavar="TABLE")] = None,
     lag: Annotated[str, typer.Option(
         "--lag", help="Leave the newest changes to the next pass: windows end at now − lag "
-                      "(S3's LastModified is when an upload started).")] = "5m",
+                      "(S3's LastModified is when an upload started), e.g. 30s, 5m, 1h.",
+        metavar="DURATION")] = "5m",
     overlap: Annotated[str, typer.Option(
         "--overlap", help="Start each window this long before the last one ended (identical "
-                          "objects are skipped).")] = "0",
+                          "objects are skipped).", metavar="DURATION")] = "0",
     path_template: Annotated[str | None, typer.Option(
         "--path-template", help="Time-partitioned folders under SRC, e.g. "
                                 "'logs/{yyyy}/{MM}/{dd}/{HH}/': list only the folders in the "
-                                "window.")] = None,
+                                "window.", metavar="TEMPLATE")] = None,
     files_from: Annotated[Path | None, typer.Option(
         "--files-from", help="Copy exactly these keys (relative to SRC): one per line, or a "
                              ".csv with a 'key' column, or the CSV `lakeshift failures` "
-                             "wrote, as written (its source keys: retries what failed).")
-    ] = None,
+                             "wrote, as written (its source keys: retries what failed).",
+        metavar="FILE")] = None,
     inventory: Annotated[str | None, typer.Option(
         "--inventory", help="s3://…/manifest.json of an S3 Inventory report (CSV, or Parquet "
-                            "with lakeshift[parquet]) to read instead of listing.")] = None,
+                            "with lakeshift[parquet]) to read instead of listing.",
+        metavar="URL")] = None,
     delete: Annotated[bool, typer.Option(
         "--delete", help="Delete destination objects whose source is gone (recorded).")
     ] = False,
@@ -103,13 +107,13 @@ def sync(
         "--max-delete", help="Most deletions in a pass, across all its partitions: N "
                              "objects or P% of the destination objects the pass lists "
                              "(default 1000); above it nothing is deleted and the partitions "
-                             "that found something to delete fail.")] = None,
+                             "that found something to delete fail.", metavar="N|P%")] = None,
     every: Annotated[str | None, typer.Option(
-        "--every", help="Keep syncing: a pass every 15m, 1h, … (Ctrl-C or SIGTERM stops).")
-    ] = None,
+        "--every", help="Keep syncing: a pass every 15m, 1h, … (Ctrl-C or SIGTERM stops).",
+        metavar="DURATION")] = None,
     cron: Annotated[str | None, typer.Option(
         "--cron", help="Keep syncing at the times of a cron expression (UTC), e.g. "
-                       "'*/15 * * * *'.")] = None,
+                       "'*/15 * * * *'.", metavar="CRON")] = None,
     work: dict[str, Any] = NO_OPTIONS,
     pacing: dict[str, Any] = NO_OPTIONS,
     filters: dict[str, Any] = NO_OPTIONS,
