@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import lakeshift as lakeshift_api
 from tests.e2e.cli import lakeshift
 from tests.faultproxy import FaultProxy
 
@@ -41,6 +42,12 @@ def test_the_run_flag_beats_the_jobs_endpoint_which_beats_the_environments(
             (2, moto, "--s3-endpoint"), s
         assert proxy.requests == before
         assert sorted(f.name for f in dst.iterdir()) == ["a.txt", "b.txt"]
+        # The run's settings (the monitor's page) say it too.
+        detail = lakeshift_api.run_detail(s["run_id"], db=db)
+        assert detail is not None
+        run_settings = detail.run.settings
+        assert (run_settings["s3_endpoint"], run_settings["s3_endpoint_from"]) == \
+            (moto, "--s3-endpoint"), run_settings
         # Not given: the job's, over AWS_ENDPOINT_URL (moto's, in the environment).
         assert lakeshift("plan", *job, "--replan", env=cli_env).returncode == 0
         p = lakeshift("run", *job, env=cli_env)
