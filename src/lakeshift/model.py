@@ -186,6 +186,11 @@ class RunResult:
     #: The run was cancelled (``lakeshift.cancel_run``, the monitor's Cancel): it stopped
     #: at a checkpoint; running the job again continues it.
     cancelled: bool = False
+    #: For a job with an S3 store: the endpoint the run reached it by (None: AWS's own) and
+    #: where that came from: ``--s3-endpoint`` (given for the run), ``job`` (the plan's),
+    #: ``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL`` or ``aws`` (set by lakeshift.run and
+    #: lakeshift.sync).
+    s3_endpoint: tuple[str | None, str] | None = None
 
     @property
     def exit_code(self) -> int:

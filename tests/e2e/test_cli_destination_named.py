@@ -13,7 +13,7 @@ import os
 import time
 from pathlib import Path
 
-from tests.e2e.cli import lakeshift
+from tests.e2e.cli import lakeshift, one_clear_line
 
 
 def _lake(tmp_path: Path) -> tuple[Path, Path]:
@@ -77,21 +77,53 @@ def test_files_from_keys_through_a_link_to_the_destination_are_skipped_not_copie
         f"folder {dst}" in rows["into/f.txt"][2], rows
 
 
+def test_plan_refuses_a_prefix_below_a_link_to_the_destination_with_the_runs_line(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    """``plan --prefix link/`` (``link -> ../out``) was planned, and then every run failed
+    that partition with the local store's destination-folder line.  The plan refuses it
+    now, with that line (exit 2, nothing written), for a prefix through such a link too
+    (``link/sub/``) and one into the destination (``into/``); a string prefix in the
+    source's top folder (``lin``, which the walk lists the link under as one skipped
+    entry) is planned as before."""
+    src, dst = _lake(tmp_path)
+    dst.mkdir()
+    db = f"sqlite:///{tmp_path}/jobs.db"
+    for prefix, line in [
+            ("link/", f"{src}/link: leads to the destination folder {dst}: not followed"),
+            ("link/sub/", f"{src}/link: leads to the destination folder {dst}: not followed"),
+            ("into/", f"{src}/into: leads to {os.path.realpath(dst / 'sub')}, inside the "
+                      "destination folder")]:
+        p = lakeshift("plan", str(src), str(dst), "--job", "j", "--db", db, "--prefix",
+                      "sub/", "--prefix", prefix, env=local_env)
+        assert p.returncode == 2, (prefix, p.stdout + p.stderr)
+        said = one_clear_line(p)
+        assert f"partition {prefix}: {line}" in said and "leave that prefix out" in said, said
+        assert not (tmp_path / "jobs.db").exists(), prefix
+    p = lakeshift("plan", str(src), str(dst), "--job", "j", "--db", db, "--prefix", "lin",
+                  env=local_env)
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
 def test_a_partition_below_a_link_to_the_destination_fails_instead_of_copying_it(
         local_env: dict[str, str], tmp_path: Path) -> None:
-    """``plan --prefix link/`` (``link -> ../out``) walked the destination from inside the
-    link: ``run`` copied the destination's files into ``out/link/``, one level deeper each
-    run.  The walk never starts below such a link: that partition fails, naming the link,
-    and the destination is left alone; the other partitions copy as before."""
+    """A partition whose prefix became a link to the destination after it was planned
+    (``link -> ../out``) walked the destination from inside the link: ``run`` copied the
+    destination's files into ``out/link/``, one level deeper each run.  The walk never
+    starts below such a link: that partition fails, naming the link, and the destination
+    is left alone; the other partitions copy as before."""
     src, dst = _lake(tmp_path)
     db = f"sqlite:///{tmp_path}/jobs.db"
     dst.mkdir()
     (dst / "old.txt").write_bytes(b"there before")
     (dst / "sub").mkdir()
     (dst / "sub" / "old.txt").write_bytes(b"there before")
+    (src / "link").unlink()
+    (src / "into").unlink()
     p = lakeshift("plan", str(src), str(dst), "--job", "j", "--db", db, "--prefix", "sub/",
                   "--prefix", "link/", "--prefix", "into/", env=local_env)
     assert p.returncode == 0, p.stdout + p.stderr
+    (src / "link").symlink_to("../out")  # (plan refuses them: test_plan_refuses_…)
+    (src / "into").symlink_to("../out/sub")
     for run in range(2):
         r = lakeshift("run", "--job", "j", "--db", db, "--json", env=local_env)
         assert r.returncode == 1, (run, r.stdout + r.stderr)

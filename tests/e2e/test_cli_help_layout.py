@@ -84,3 +84,19 @@ def test_every_commands_help_at_80_columns_cuts_nothing() -> None:
     for name in ("copy", "plan"):
         lines = on_terminal(80, name, "--help", env=env_of())
         _check(name, group.commands[name], "\n".join(lines))  # type: ignore[attr-defined]
+
+
+def test_no_commands_help_names_a_value_by_its_python_type() -> None:
+    """`sync --lag TEXT`, `tune --sample-size TEXT`, `run --lease-seconds NUMBER` said
+    nothing of what to give; each value is named by its kind (tests/unit/
+    test_cli_metavars.py checks every option's)."""
+    env = env_of(COLUMNS="100")
+    for name in _commands_listed():
+        p = lakeshift(name, "--help", env=env)
+        assert p.returncode == 0, (name, p.stderr)
+        generic = re.search(r"--[\w-]+(, -\w)? (TEXT|NUMBER|INTEGER|FLOAT)\b", p.stdout)
+        assert generic is None, (name, generic.group(0) if generic else None)
+    p = lakeshift("sync", "--help", env=env)
+    for named in ("--lag DURATION", "--every DURATION", "--block-size SIZE",
+                  "--max-delete N|P%", "--lease-seconds SECONDS", "--s3-endpoint URL"):
+        assert named in p.stdout, (named, p.stdout)

@@ -55,6 +55,32 @@ def test_the_control_db_is_one_file_whichever_folder_run_starts_in(
         cfg3.unlink()
 
 
+def test_a_sqlite_uri_filename_is_written_as_the_file_it_names(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    """``sqlite:///file:state/j.db?uri=true`` names state/j.db under the folder init runs
+    in; it was written as ``sqlite:////HERE/file:state/j.db?uri=true`` (a file named
+    ``file:state``…, or no file at all)."""
+    job, elsewhere, src = tmp_path / "job", tmp_path / "elsewhere", tmp_path / "in"
+    for folder in (job, elsewhere, src, job / "state"):
+        folder.mkdir()
+    (src / "a.txt").write_text("a")
+    dst = tmp_path / "out"
+    _init("j.toml", _local_answers(src, dst, "sqlite:///file:state/j.db?uri=true&timeout=5"),
+          local_env, job)
+    cfg = job / "j.toml"
+    written = tomllib.loads(cfg.read_text())["job"]["db"]
+    assert written == f"sqlite:///{job / 'state' / 'j.db'}?timeout=5"
+    r = subprocess.run([str(BIN), "run", "--config", str(cfg)], env=local_env, cwd=elsewhere,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (dst / "a.txt").read_text() == "a"
+    assert (job / "state" / "j.db").is_file() and list(elsewhere.iterdir()) == []
+    # SQLite's own URI parameters cannot go into a file path: kept as typed.
+    kept = "sqlite:///file:state/k.db?mode=rwc&uri=true"
+    _init("k.toml", _local_answers(src, dst, kept), local_env, job)
+    assert tomllib.loads((job / "k.toml").read_text())["job"]["db"] == kept
+
+
 def test_a_blank_s3_endpoint_is_left_to_the_environment_not_written_empty(
         local_env: dict[str, str], tmp_path: Path) -> None:
     env = {**local_env, "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}

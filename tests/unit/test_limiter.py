@@ -95,6 +95,29 @@ def test_bandwidth_cap_waits_for_a_full_bucket_for_a_large_request(clock: FakeCl
     assert clock.slept == pytest.approx(1.0, abs=0.02)
 
 
+@pytest.mark.timeout(20)
+def test_the_bandwidth_cap_starts_empty_and_bursts_a_tenth_of_a_second(
+        clock: FakeClock) -> None:
+    """--max-bandwidth holds from the first byte: 3 s worth takes 3 s, not 2 (a bucket
+    starting full let the first second's worth through at once), and after an idle spell
+    no more than a tenth of a second's worth goes at once."""
+    async def main() -> tuple[float, float]:
+        pacing = limiter.Pacing(4, max_bandwidth=1000.0)
+        assert pacing.bandwidth is not None
+        for _ in range(30):
+            await pacing.transfer(100)
+        first = clock.slept
+        clock.now += 60.0  # idle: the bucket fills to its burst only
+        slept = clock.slept
+        for _ in range(10):
+            await pacing.transfer(100)  # 1 s worth after the idle spell
+        return first, clock.slept - slept
+
+    first, after_idle = asyncio.run(main())
+    assert first == pytest.approx(3.0, abs=0.02)
+    assert after_idle == pytest.approx(0.9, abs=0.02)
+
+
 def test_one_throttle_burst_halves_once_per_cooldown(clock: FakeClock) -> None:
     lim = EndpointLimiter("e", 32, cooldown=1.0)
     lim.throttled()

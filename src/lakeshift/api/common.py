@@ -200,6 +200,43 @@ def _job_store_pairs(control: ControlDB, j: Job,
             for r in control.partitions(j.id) if r["source"]]
 
 
+def _run_store_options(saved: StoreOptions, given: StoreOptions | None) -> StoreOptions:
+    """How a run (or sync pass) of a job reaches its stores: as the job was planned
+    (``saved``), with each field of ``given`` (``run --s3-endpoint``, sync's store flags)
+    that is not its default instead, for this run only."""
+    if given is None:
+        return saved
+    from dataclasses import fields, replace
+
+    default = StoreOptions()
+    return replace(saved, **{f.name: getattr(given, f.name) for f in fields(given)
+                             if getattr(given, f.name) != getattr(default, f.name)})
+
+
+def _s3_endpoint_used(j: Job, saved: StoreOptions, given: StoreOptions | None
+                      ) -> tuple[str | None, str] | None:
+    """The S3 endpoint a run of job ``j`` reaches its S3 store by, and where that came
+    from — ``--s3-endpoint`` (given for this run), ``job`` (planned with it),
+    ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` (the environment), ``aws`` (none: AWS's
+    own, None) — in that order of precedence (stores/s3/auth.py ``resolve``); None for a
+    job without an S3 store."""
+    import os
+
+    urls = [*j.options.get("sources", []), j.options.get("adf_source") or "", j.destination]
+    if not any(str(u).lower().startswith("s3://") for u in urls):
+        return None
+    # (An empty one given, ``run --s3-endpoint ""``, drops the job's: the environment's.)
+    chosen, where = ((given.s3_endpoint, "--s3-endpoint")
+                     if given is not None and given.s3_endpoint is not None
+                     else (saved.s3_endpoint, "job"))
+    if chosen:
+        return chosen, where
+    for variable in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
+        if os.environ.get(variable):
+            return os.environ[variable], variable
+    return None, "aws"
+
+
 def _make_folders(folder: Path) -> list[Path]:
     """Create ``folder`` and its missing parents; return those created, deepest first."""
     missing = [p for p in (folder, *folder.parents) if not p.exists()]

@@ -21,6 +21,8 @@ from lakeshift.api.common import (
     _page_args,
     _planning_db,
     _processes_here,
+    _run_store_options,
+    _s3_endpoint_used,
 )
 from lakeshift.api.copying import _check_proof_log, _proofs, _refuse_proof_log_on_dask
 from lakeshift.api.state import _job_status, _run_status
@@ -29,6 +31,7 @@ from lakeshift.engine.copy_options import job_copy_options, skip_error_kinds
 from lakeshift.engine.events import EventBus, Subscriber
 from lakeshift.errors import UsageError
 from lakeshift.model import RunResult
+from lakeshift.redact import redact
 from lakeshift.stores.base import StoreOptions
 
 if TYPE_CHECKING:
@@ -142,7 +145,8 @@ async def run_async(*, job: str = "", db: str | None = None, batch_count: int | 
                     config: str | Path | None = None,
                     subscribers: list[Subscriber] | None = None,
                     dask: str | None = None, copy_mode: str | None = None,
-                    proof_log: str | Path | None = None) -> RunResult:
+                    proof_log: str | Path | None = None,
+                    store_options: StoreOptions | None = None) -> RunResult:
     """Copy the pending and failed partitions of a job (``lakeshift run``), once.
 
     ``db`` defaults to ``DEFAULT_DB``, ``batch_count`` to 4, ``concurrency`` to 32,
@@ -155,7 +159,11 @@ async def run_async(*, job: str = "", db: str | None = None, batch_count: int | 
     (PostgreSQL): see docs/dask.md.  ``copy_mode`` overrides the job's saved one
     (``stream`` unless planned with another) for this run.  ``proof_log``: a row per object
     copied, appended to that CSV file as each finishes, as for :func:`copy` (not with
-    ``dask``: the workers' events do not reach this process).
+    ``dask``: the workers' events do not reach this process).  ``store_options``: for this
+    run, each of its fields not at its default replaces the one the job was planned with
+    (``run --s3-endpoint URL``: ``StoreOptions(s3_endpoint=URL)``); an S3 endpoint comes
+    from it, else the plan's ``--s3-endpoint``, else ``AWS_ENDPOINT_URL_S3`` /
+    ``AWS_ENDPOINT_URL``, else AWS's own, and the result's ``s3_endpoint`` says which.
     """
     _refuse_proof_log_on_dask(proof_log, dask)
     if proof_log is not None:
@@ -207,20 +215,28 @@ async def run_async(*, job: str = "", db: str | None = None, batch_count: int | 
         except UsageError as e:
             _name_the_file(e, config, from_file)
             raise
-        so, heartbeat = job_store_options(j), max(1.0, min(5.0, lease_seconds / 4))
+        saved = job_store_options(j)
+        so = _run_store_options(saved, store_options)
+        heartbeat = max(1.0, min(5.0, lease_seconds / 4))
         await _check_stores(await asyncio.to_thread(_job_store_pairs, control, j, so),
                             new_job=False)
+        endpoint = _s3_endpoint_used(j, saved, store_options)
+        # Recorded with the run's settings (the monitor shows them), redacted.
+        settings = None if endpoint is None else {
+            "s3_endpoint": redact(endpoint[0]) if endpoint[0] else None,
+            "s3_endpoint_from": endpoint[1]}
         if fleet is not None:
             from lakeshift.scale.driver import run_on_dask
 
             result = (await run_on_dask(control, j, fleet, batch_count, opts, so, subscribers,
-                                        lease_seconds, heartbeat)).run
+                                        lease_seconds, heartbeat, settings)).run
         else:
             async with _proofs(proof_log, subscribers) as subscribers:
                 result = await jobrunner.run_job(control, j, batch_count, opts, so,
                                                  subscribers, lease_s=lease_seconds,
-                                                 heartbeat_s=heartbeat)
+                                                 heartbeat_s=heartbeat, run_settings=settings)
         result.job = j.name
+        result.s3_endpoint = endpoint
         runs = await asyncio.to_thread(control.runs, j.id)
         result.number = next((r.number for r in map(_run_status, runs)
                               if r.id == result.run_id), None)

@@ -20,6 +20,8 @@ from lakeshift.api.common import (
     _opened,
     _processes_here,
     _remove_sqlite_file,
+    _run_store_options,
+    _s3_endpoint_used,
 )
 from lakeshift.api.copying import (
     _closed,
@@ -76,7 +78,10 @@ async def sync_async(source: str | None = None, destination: str | None = None, 
     checkpointed) and calls ``on_pass`` after each pass; the result is the last pass's.
     ``dask`` runs each pass on a Dask cluster, as for :func:`run`.  ``proof_log``: a row
     per object copied, appended to that CSV file as each finishes, every pass's, as for
-    :func:`copy` (not with ``dask``).
+    :func:`copy` (not with ``dask``).  ``store_options``: how a new job reaches its stores
+    (kept with it); for a job that exists, each field not at its default replaces the one
+    the job was made with, for these passes (as :func:`run`'s; each pass's result says
+    which S3 endpoint it used, ``run.s3_endpoint``).
     """
     _refuse_proof_log_on_dask(proof_log, dask)
     from lakeshift.plan.windows import DeleteCap, PathTemplate, Schedule, parse_duration
@@ -144,7 +149,9 @@ async def sync_async(source: str | None = None, destination: str | None = None, 
 
             delta_table = str(j.options.get("adf_delta_table") or ADF_DELTA_TABLE)
             from_adf = bool(j.options.get("adf_delta_table"))
-            so = store_options or job_store_options(j)
+            saved = job_store_options(j)
+            so = _run_store_options(saved, store_options)
+            endpoint = _s3_endpoint_used(j, saved, store_options)
             opts = job_copy_options(j.options, concurrency=concurrency, block_size=block_size,
                                     single_put_max=single_put_max, adaptive=adaptive,
                                     max_requests_per_second=max_requests_per_second,
@@ -183,6 +190,7 @@ async def sync_async(source: str | None = None, destination: str | None = None, 
                     await asyncio.to_thread(control.clear_named_failures, j.id,
                                             p.run.run_id, keys.keys, keys.source_keys)
                 p.run.job = j.name
+                p.run.s3_endpoint = endpoint
                 # The number users see in status ("run 2"), not the DB-wide id.
                 p.run.number = next((r["number"] for r in await asyncio.to_thread(
                     control.runs, j.id, 5) if r["id"] == p.run.run_id), None) or None
@@ -264,7 +272,8 @@ async def _sync_job(control: ControlDB, job: str, source: str | None,
         _refuse_other_urls(j, source, destination, prefix, partitions_file)
         await _check_stores(await call(
             _job_store_pairs, control, j,
-            store_options or StoreOptions(**j.options.get("store", {}))), new_job=False)
+            _run_store_options(StoreOptions(**j.options.get("store", {})), store_options)),
+            new_job=False)
         return j
     new_stores = [(source_config(source, store_options),
                    destination_config(destination, store_options))]

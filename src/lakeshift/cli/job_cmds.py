@@ -30,6 +30,7 @@ from lakeshift.cli.options import (
     ProgressOpt,
     ProofLogOpt,
     RunCopyModeOpt,
+    RunS3EndpointOpt,
     V,
     given,
     with_options,
@@ -38,7 +39,7 @@ from lakeshift.cli.options import (
 from lakeshift.cli.progress import progress_subscribers
 from lakeshift.cli.sizes import human_bytes
 from lakeshift.cli.status_view import PAGE, print_plan, print_status
-from lakeshift.cli.summary import proof_log_line, unmapped_line
+from lakeshift.cli.summary import endpoint_fields, endpoint_line, proof_log_line, unmapped_line
 from lakeshift.cli.text import StopNotice, count, skip_reasons
 from lakeshift.errors import UsageError
 from lakeshift.model import RunResult
@@ -95,28 +96,32 @@ def plan(
     job: JobOpt = "",
     db: DbOpt = DEFAULT_DB,
     prefix: Annotated[list[str] | None, typer.Option(
-        "--prefix", help="A partition: this prefix under each SRC (repeatable).")] = None,
+        "--prefix", help="A partition: this prefix under each SRC (repeatable).",
+        metavar="PREFIX")] = None,
     partitions_file: Annotated[Path | None, typer.Option(
-        "--partitions-file", help="One prefix (under SRC) per line; # starts a comment.")
-    ] = None,
+        "--partitions-file", help="One prefix (under SRC) per line; # starts a comment.",
+        metavar="FILE")] = None,
     partition_by: Annotated[str, typer.Option(
-        "--partition-by", help="none (default), or auto: key ranges of --target-objects.")
-    ] = "none",
+        "--partition-by", help="none (default), or auto: key ranges of --target-objects.",
+        metavar="MODE")] = "none",
     target_objects: Annotated[int, typer.Option(
-        "--target-objects", help="Objects per partition with --partition-by auto.")] = 100_000,
+        "--target-objects", help="Objects per partition with --partition-by auto.",
+        metavar="N")] = 100_000,
     adf_control_table: Annotated[str | None, typer.Option(
         "--adf-control-table", help="Take partitions from this ADF-template table "
-                                    "(PartitionPrefix, SuccessOrFailure) in the --db.")] = None,
+                                    "(PartitionPrefix, SuccessOrFailure) in the --db.",
+        metavar="TABLE")] = None,
     show: Annotated[bool, typer.Option(
         "--show", help=f"Print the plan: a summary, then the partition table (text: the "
                        f"first {PLAN_LIMIT} unless --limit or --all says otherwise).")
     ] = False,
     limit: Annotated[int | None, typer.Option(
         "--limit", min=0, help=f"Show at most this many partitions (text: {PLAN_LIMIT} "
-                               f"unless told; --json: all).", show_default=False)] = None,
+                               f"unless told; --json: all).", show_default=False,
+        metavar="N")] = None,
     offset: Annotated[int, typer.Option(
         "--offset", min=0, help="Skip this many partitions first (the next page: "
-                                f"--offset {PLAN_LIMIT}).")] = 0,
+                                f"--offset {PLAN_LIMIT}).", metavar="N")] = 0,
     all_partitions: Annotated[bool, typer.Option(
         "--all", "--all-partitions", help="Show every partition (the whole table).")
     ] = False,
@@ -132,8 +137,8 @@ def plan(
     as_json: JsonOpt = False,
     dask: Annotated[str | None, typer.Option(
         "--dask", help="With --partition-by auto: split the listing across a Dask "
-                       "cluster's workers: tcp://HOST:8786 or local:N (docs/dask.md).")
-    ] = None,
+                       "cluster's workers: tcp://HOST:8786 or local:N (docs/dask.md).",
+        metavar="URL")] = None,
     store: StoreOptions = NO_STORE_OPTIONS,
 ) -> int:
     urls = urls or []
@@ -170,13 +175,17 @@ def run(
     config: Annotated[Path | None, typer.Option(
         "--config", help="Run what `lakeshift init` wrote (plans the job first if the DB does "
                          "not have it). Its job, db, batch count, concurrency and sizes "
-                         "replace the defaults; a flag given here wins over the file.")] = None,
+                         "replace the defaults; a flag given here wins over the file.",
+        metavar="FILE")] = None,
     copy_mode: RunCopyModeOpt = None,
     proof_log: ProofLogOpt = None,
+    s3_endpoint: RunS3EndpointOpt = None,
     progress: ProgressOpt = "auto",
     as_json: JsonOpt = False,
 ) -> int:
     cfg = load_config(config) if config is not None else None
+    # Only the flag given overrides the job's saved store options (api.run's rule).
+    store = StoreOptions(s3_endpoint=s3_endpoint) if s3_endpoint is not None else None
     # Values left at their defaults are not passed: a --config file's then apply.  So are
     # values from the environment that the file sets: a file named on the command line is
     # the user's choice (flags > --config file > environment > defaults).
@@ -190,7 +199,7 @@ def run(
         with progress_subscribers(progress, as_json) as subs:
             result = api.run(job=job_given or "", db=db_given, config=config,
                              subscribers=subs, copy_mode=copy_mode, proof_log=proof_log,
-                             **options)
+                             store_options=store, **options)
         _print_run(result, as_json, proof_log, db=used_db, again=again, config=config)
         if cfg is None or cfg.every_s is None:
             return result.exit_code
@@ -260,6 +269,7 @@ def _print_run(result: RunResult, as_json: bool, proof_log: str | None = None, *
                "duration_s": round(s.duration, 3),
                "errors": [{"partition": p, "error": e} for p, e in result.errors],
                "cancelled": result.cancelled,
+               **endpoint_fields(result.s3_endpoint),
                **({"proof_log": proof_log} if proof_log is not None else {}),
                "exit_code": result.exit_code}
     if as_json:
@@ -284,6 +294,8 @@ def _print_run(result: RunResult, as_json: bool, proof_log: str | None = None, *
           f"succeeded, {result.failed} failed; {count(s.copied, 'object')} copied "
           f"({human_bytes(s.bytes_transferred)}), {s.skipped} skipped{skipped}, {s.failed} "
           f"failed, in {s.duration:.1f} s")
+    if (endpoint := endpoint_line(result.s3_endpoint)) is not None:
+        print(endpoint)
     if proof_log is not None:
         print(proof_log_line(proof_log))
     if s.unmapped_principals:
@@ -318,20 +330,22 @@ STATUS_LIMIT = PAGE
 def status(
     db: DbOpt = DEFAULT_DB,
     job: Annotated[str | None, typer.Option("--job", "-j", envvar="LAKESHIFT_JOB",
-                                            help="Only this job, with its partitions.")] = None,
+                                            help="Only this job, with its partitions.",
+        metavar="NAME")] = None,
     as_json: JsonOpt = False,
     state: Annotated[list[str] | None, typer.Option(
         "--state", help="With --job: only partitions in this state (pending, running, "
                         "succeeded, failed; attention = failed, running, pending; all); "
                         "repeat or separate with commas.  Text shows the attention ones "
-                        "unless told; --json every partition.", show_default=False)] = None,
+                        "unless told; --json every partition.", show_default=False,
+        metavar="STATE")] = None,
     limit: Annotated[int | None, typer.Option(
         "--limit", min=0, help=f"With --job: show at most this many partitions (text: "
                                f"{STATUS_LIMIT} unless told; --json: all).",
-        show_default=False)] = None,
+        show_default=False, metavar="N")] = None,
     offset: Annotated[int, typer.Option(
         "--offset", min=0, help="With --job: skip this many partitions first (the next "
-                                "page: --offset 20).")] = 0,
+                                "page: --offset 20).", metavar="N")] = 0,
     all_partitions: Annotated[bool, typer.Option(
         "--all", "--all-partitions", help="With --job: every partition of every state, in "
                                           "order (the whole table).")] = False,
@@ -356,11 +370,11 @@ def failures(
         "--csv-file", "--csv", help="Write them to this CSV file (--csv: the older spelling). "
                                     "Text a spreadsheet would take for a formula (= + - @) "
                                     "or starting with ' gets a leading apostrophe. Retry "
-                                    "these objects: sync --job J --files-from FILE.")
-    ] = None,
+                                    "these objects: sync --job J --files-from FILE.",
+        metavar="FILE")] = None,
     run: Annotated[int | None, typer.Option(
         "--run", help="Only those of this run of the job (its number in `lakeshift status "
-                      "--job`: 1, 2, …), e.g. the last retry's.")] = None,
+                      "--job`: 1, 2, …), e.g. the last retry's.", metavar="N")] = None,
     as_json: JsonOpt = False,
 ) -> int:
     if as_json:
@@ -419,8 +433,8 @@ def delete_job(
     name: Annotated[str, typer.Argument(
         metavar="JOB", help="The job to delete (or --job NAME).", show_default=False)] = "",
     job: Annotated[str, typer.Option("--job", "-j", help="The job to delete (by name; "
-                                     "LAKESHIFT_JOB is not read here).", show_default=False)
-                   ] = "",
+                                     "LAKESHIFT_JOB is not read here).", show_default=False,
+                                     metavar="NAME")] = "",
     db: DbOpt = DEFAULT_DB,
     yes: Annotated[bool, typer.Option(
         "--yes", "-y", "--force",

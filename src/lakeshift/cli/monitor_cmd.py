@@ -37,9 +37,10 @@ def monitor(
     db: DbOpt = api.DEFAULT_DB,
     host: Annotated[str, typer.Option(
         "--host", help="Address to listen on. Anything but loopback exposes the monitor to "
-                       "other machines.")] = "127.0.0.1",
+                       "other machines.", metavar="HOST")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535,
-                                      help="Port to listen on (0: any free port).")] = 8765,
+                                      help="Port to listen on (0: any free port).",
+        metavar="PORT")] = 8765,
     allow_actions: Annotated[bool, typer.Option(
         "--allow-actions", help="Offer 'Cancel this run' (a running run's page) and "
                                 "'Rerun N failed partitions' (the job's page), each a form "
@@ -47,7 +48,7 @@ def monitor(
     token: Annotated[str | None, typer.Option(
         "--token", envvar="LAKESHIFT_MONITOR_TOKEN", show_default=False,
         help="Secret that actions must send (form field, X-Lakeshift-Token header or "
-             "bearer token); needed by --allow-actions.")] = None,
+             "bearer token); needed by --allow-actions.", metavar="TOKEN")] = None,
 ) -> int:
     from lakeshift.web.server import is_loopback, serve
 

@@ -45,7 +45,8 @@ SinglePutMaxOpt = Annotated[str | None, typer.Option(
          "otherwise at least --block-size (below it, it could change nothing). Default "
          "64MiB, or the block size when that is larger.")]
 ProgressOpt = Annotated[str, typer.Option(
-    "--progress", help="auto (bar on a terminal, plain lines otherwise), bar, plain, none.")]
+    "--progress", help="auto (bar on a terminal, plain lines otherwise), bar, plain, none.",
+    metavar="MODE")]
 IncludeOpt = Annotated[list[str] | None, typer.Option(
     "--include", metavar="GLOB",
     help="Copy only names matching this glob (repeatable; * within a folder, ** across folders; "
@@ -55,10 +56,10 @@ ExcludeOpt = Annotated[list[str] | None, typer.Option(
 OverwriteOpt = Annotated[str, typer.Option(
     "--overwrite", envvar="LAKESHIFT_OVERWRITE",
     help="if-different: skip objects proven identical; always: copy everything; never: skip "
-         "any name that exists.")]
+         "any name that exists.", metavar="MODE")]
 FolderMarkersOpt = Annotated[str, typer.Option(
     "--folder-markers", help="S3 folder-marker keys (dir/, size 0): skip, or keep as "
-                             "hdi_isfolder marker blobs.")]
+                             "hdi_isfolder marker blobs.", metavar="MODE")]
 EmptyDirsOpt = Annotated[bool | None, typer.Option(
     "--empty-dirs/--no-empty-dirs",
     help="Create the source's empty directories at the destination (real directories on "
@@ -73,20 +74,21 @@ PreserveOpt = Annotated[str, typer.Option(
                        "(S3 LastModified, a file's mtime, Gen1/HDFS modificationTime), kept "
                        "on every copy anyway — on Azure as the lakeshift_src_mtime metadata "
                        "(Gen2 sets Last-Modified itself), on local disk as the file's "
-                       "mtime; verify --check-times compares it.")]
+                       "mtime; verify --check-times compares it.", metavar="LIST")]
 MapIdentitiesOpt = Annotated[str | None, typer.Option(
     "--map-identities", help="CSV of source principal → Entra object ID or UPN, one "
                              "'source,destination' a line (user:NAME / group:NAME to map one "
                              "kind). A principal it lacks fails its path (recorded).",
-    show_default=False)]
+    show_default=False, metavar="FILE")]
 SkipErrorsOpt = Annotated[str, typer.Option(
     "--skip-errors", help="Record and skip objects that fail with these errors instead of "
                           "failing: any of missing,forbidden,invalid-name,archived,"
                           "dangling-link "
-                          "(comma-separated).")]
+                          "(comma-separated).", metavar="KINDS")]
 InvalidNamesOpt = Annotated[str, typer.Option(
     "--invalid-names", help="Names the destination cannot hold: fail, skip (recorded), or "
-                            "encode (percent-encode the offending characters; recorded).")]
+                            "encode (percent-encode the offending characters; recorded).",
+    metavar="MODE")]
 
 
 MaxRpsOpt = Annotated[float | None, typer.Option(
@@ -96,7 +98,7 @@ DaskOpt = Annotated[str | None, typer.Option(
     "--dask", help="Run on a Dask cluster: tcp://HOST:8786 (a running scheduler) or local:N "
                    "(N worker processes here). Needs a PostgreSQL --db; --batch-count and "
                    "--concurrency are per worker, the request and bandwidth caps for all "
-                   "workers together (docs/dask.md).")]
+                   "workers together (docs/dask.md).", metavar="URL")]
 MaxBandwidthOpt = Annotated[str | None, typer.Option(
     "--max-bandwidth", metavar="SIZE",
     help="Cap on data moved per second, e.g. 200MiB (per run).")]
@@ -114,11 +116,11 @@ _COPY_MODE_HELP = (
     "object is streamed. stream: every byte through this machine.")
 CopyModeOpt = Annotated[str, typer.Option(
     "--copy-mode", envvar="LAKESHIFT_COPY_MODE", help=_COPY_MODE_HELP + " copy: auto by "
-    "default; plan: stream by default, kept with the job.")]
+    "default; plan: stream by default, kept with the job.", metavar="MODE")]
 RunCopyModeOpt = Annotated[str | None, typer.Option(
     "--copy-mode", envvar="LAKESHIFT_COPY_MODE", show_default=False,
     help="This run's copy mode instead of the one the job was planned with (stream unless "
-         "planned otherwise): auto, server or stream.")]
+         "planned otherwise): auto, server or stream.", metavar="MODE")]
 ProofLogOpt = Annotated[str | None, typer.Option(
     "--proof-log", show_default=False, metavar="FILE",
     help="Append one CSV row per object copied to this file, as each finishes: time, source "
@@ -129,22 +131,32 @@ DeleteSourceOpt = Annotated[bool, typer.Option(
 
 
 S3EndpointOpt = Annotated[str | None, typer.Option(
-    "--s3-endpoint", rich_help_panel=_S3,
-    help="S3-compatible endpoint (MinIO, Ceph); default AWS_ENDPOINT_URL or AWS.")]
+    "--s3-endpoint", metavar="URL", rich_help_panel=_S3,
+    help="S3-compatible endpoint (MinIO, Ceph); default AWS_ENDPOINT_URL_S3, "
+         "AWS_ENDPOINT_URL or AWS. plan and sync keep it with the job: its runs use it "
+         "over those variables (run --s3-endpoint overrides it for one run).")]
+RunS3EndpointOpt = Annotated[str | None, typer.Option(
+    "--s3-endpoint", metavar="URL", rich_help_panel=_S3, show_default=False,
+    help="This run's S3-compatible endpoint, instead of the job's (plan --s3-endpoint), "
+         "which wins over AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL; \"\" drops the job's for "
+         "this run. The summary names the endpoint used and where it came from.")]
 S3RegionOpt = Annotated[str | None, typer.Option(
-    "--s3-region", rich_help_panel=_S3, help="Default AWS_REGION or us-east-1.")]
+    "--s3-region", rich_help_panel=_S3, help="Default AWS_REGION or us-east-1.", metavar="REGION")]
 AwsProfileOpt = Annotated[str | None, typer.Option(
-    "--aws-profile", rich_help_panel=_S3, help="Profile in ~/.aws (or AWS_PROFILE).")]
+    "--aws-profile", rich_help_panel=_S3, help="Profile in ~/.aws (or AWS_PROFILE).",
+    metavar="PROFILE")]
 AwsImdsOpt = Annotated[bool, typer.Option(
     "--aws-imds", rich_help_panel=_S3, help="Allow the EC2 instance role (metadata service).")]
 S3AnonOpt = Annotated[bool, typer.Option(
     "--s3-anonymous", rich_help_panel=_S3, help="Unsigned requests (public buckets).")]
 S3RequestPayerOpt = Annotated[str | None, typer.Option(
     "--s3-request-payer", envvar="LAKESHIFT_S3_REQUEST_PAYER", rich_help_panel=_S3,
-    help="requester: read a requester-pays bucket (every S3 request says you pay).")]
+    help="requester: read a requester-pays bucket (every S3 request says you pay).",
+    metavar="PAYER")]
 AzureAuthOpt = Annotated[str, typer.Option(
     "--azure-auth", envvar="LAKESHIFT_AZURE_AUTH", rich_help_panel=_AZ,
-    help="auto, connection-string, key, sas, service-principal, cli, managed-identity.")]
+    help="auto, connection-string, key, sas, service-principal, cli, managed-identity.",
+    metavar="MODE")]
 AllowHttpOpt = Annotated[bool, typer.Option(
     "--allow-http", help="Allow plain HTTP to a host that is not loopback.")]
 
@@ -180,10 +192,11 @@ KEEPING: tuple[Param, ...] = (
 #: How a job's partitions are worked through: run, sync.
 JOB_WORK: tuple[Param, ...] = (
     ("batch_count", Annotated[int, typer.Option(
-        "--batch-count", "-b", help="Partitions worked on at the same time.")], 4),
+        "--batch-count", "-b", help="Partitions worked on at the same time.", metavar="N")], 4),
     ("lease_seconds", Annotated[float, typer.Option(
         "--lease-seconds", help="A partition (or a sync schedule) whose holder stops "
-                                "renewing its lease for this long can be taken over.")], 60.0),
+                                "renewing its lease for this long can be taken over.",
+        metavar="SECONDS")], 60.0),
     ("dask", DaskOpt, None),
 )
 

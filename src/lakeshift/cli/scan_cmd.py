@@ -58,9 +58,10 @@ def scan(
              "times it.", show_default=False)] = None,
     prices: Annotated[Path | None, typer.Option(
         "--prices", help="A TOML price table over the shipped one (layout: "
-                         "lakeshift/data/prices.toml).")] = None,
+                         "lakeshift/data/prices.toml).", metavar="FILE")] = None,
     sample: Annotated[int, typer.Option(
-        "--sample", help="HEAD this many objects (SSE-C, metadata keys, restores).")] = 100,
+        "--sample", help="HEAD this many objects (SSE-C, metadata keys, restores).",
+        metavar="N")] = 100,
     head_all: Annotated[bool, typer.Option(
         "--head-all", help="HEAD every object (one request each).")] = False,
     block_size: BlockSizeOpt = "8MiB",

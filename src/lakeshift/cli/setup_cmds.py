@@ -137,11 +137,47 @@ _SQLITE_URL = re.compile(r"(sqlite(?:\+\w+)?:///)([^?]*)(\?.*)?", re.IGNORECASE 
 
 def _absolute_sqlite(url: str) -> str:
     """A SQLite control DB URL whose path is relative made absolute, from the folder init
-    runs in (where a relative path typed at its prompt points); any other URL as given."""
+    runs in (where a relative path typed at its prompt points); any other URL as given.
+    A SQLite URI filename (``sqlite:///file:x.db?uri=true``) is written as the absolute
+    path of the file it names (an absolute path put before ``file:`` would name another
+    file); one with SQLite's own URI parameters (``mode=ro``…) as given."""
     m = _SQLITE_URL.fullmatch(url)
     if m is None or m.group(2) in ("", ":memory:") or os.path.isabs(m.group(2)):
         return url
-    return m.group(1) + os.path.abspath(m.group(2)) + (m.group(3) or "")
+    query = m.group(3) or ""
+    if _sqlite_uri(m.group(2), query):
+        return _uri_as_path(m.group(1), m.group(2), query) or url
+    return m.group(1) + os.path.abspath(m.group(2)) + query
+
+
+#: Query keys of a SQLite URL that SQLAlchemy's driver takes for itself (not SQLite's URI
+#: parameters), and the truth values it reads ``uri`` by.
+_DRIVER_KEYS = frozenset({"uri", "timeout", "check_same_thread", "isolation_level",
+                          "detect_types", "cached_statements"})
+_TRUE = frozenset({"true", "1", "yes", "y", "on", "t"})
+
+
+def _sqlite_uri(path: str, query: str) -> bool:
+    """The URL's path is a SQLite URI filename: ``file:…`` with ``uri=true``."""
+    from urllib.parse import parse_qs
+
+    return path.lower().startswith("file:") and any(
+        v.strip().lower() in _TRUE for v in parse_qs(query.lstrip("?")).get("uri", []))
+
+
+def _uri_as_path(head: str, path: str, query: str) -> str | None:
+    """``head`` + the absolute path of the file the URI filename ``path`` names, with the
+    driver's options of ``query`` but ``uri``; None when the URI carries parameters of
+    SQLite's own or names another host."""
+    from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+
+    pairs = parse_qsl(query.lstrip("?"), keep_blank_values=True)
+    uri = urlsplit(path)
+    if any(k not in _DRIVER_KEYS for k, _ in pairs) or uri.netloc not in ("", "localhost") \
+            or uri.query or uri.fragment:
+        return None
+    rest = urlencode([(k, v) for k, v in pairs if k != "uri"])
+    return head + os.path.abspath(unquote(uri.path)) + (f"?{rest}" if rest else "")
 
 
 def _db_url_ok(url: str) -> bool:
@@ -175,8 +211,8 @@ def _absolute_local(url: str) -> str:
 
 
 def init(
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the config.")
-                      ] = Path("lakeshift.toml"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the config.",
+                                         metavar="FILE")] = Path("lakeshift.toml"),
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> int:
     if output.exists() and not output.is_dir() and not force:

@@ -55,6 +55,39 @@ def summary_dict(result: CopyResult, source: str, destination: str,
     }
 
 
+#: Where a run's S3 endpoint came from (RunResult.s3_endpoint), as its summary says it.
+_ENDPOINT_FROM = {"--s3-endpoint": "--s3-endpoint, for this run",
+                  "job": "the job's, from plan --s3-endpoint",
+                  "AWS_ENDPOINT_URL_S3": "AWS_ENDPOINT_URL_S3",
+                  "AWS_ENDPOINT_URL": "AWS_ENDPOINT_URL"}
+
+
+def endpoint_fields(endpoint: tuple[str | None, str] | None) -> dict[str, Any]:
+    """A run's or sync pass's S3 endpoint and where it came from, for its JSON summary
+    (nothing for a job without an S3 store); the URL redacted."""
+    from lakeshift.redact import redact
+
+    if endpoint is None:
+        return {}
+    url, source = endpoint
+    return {"s3_endpoint": redact(url) if url else None, "s3_endpoint_from": source}
+
+
+def endpoint_line(endpoint: tuple[str | None, str] | None) -> str | None:
+    """The summary's line naming the S3 endpoint a run used and where it came from
+    (precedence: run's --s3-endpoint > the job's > AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL
+    > AWS's own); None for a job without an S3 store."""
+    from lakeshift.redact import redact
+
+    if endpoint is None:
+        return None
+    url, source = endpoint
+    if url is None:
+        return "  S3 endpoint: AWS's own (none given, saved with the job or set in " \
+               "AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL)"
+    return f"  S3 endpoint: {redact(url)} ({_ENDPOINT_FROM.get(source, source)})"
+
+
 def proof_log_line(proof_log: str, width: int = 0) -> str:
     """The summary's line naming the --proof-log file (copy, run, sync)."""
     return f"  {'proofs':<{width}} one row per copied object appended to {proof_log}"

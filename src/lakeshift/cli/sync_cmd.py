@@ -30,7 +30,7 @@ from lakeshift.cli.options import (
 )
 from lakeshift.cli.progress import new_pass, progress_subscribers
 from lakeshift.cli.sizes import human_bytes
-from lakeshift.cli.summary import proof_log_line
+from lakeshift.cli.summary import endpoint_fields, endpoint_line, proof_log_line
 from lakeshift.cli.text import StopNotice, count
 from lakeshift.model import SyncResult, SyncWindow
 
@@ -66,36 +66,40 @@ def sync(
     job: JobOpt = "",
     db: DbOpt = DEFAULT_DB,
     prefix: Annotated[list[str] | None, typer.Option(
-        "--prefix", help="A partition: this prefix under SRC (repeatable; new jobs).")] = None,
+        "--prefix", help="A partition: this prefix under SRC (repeatable; new jobs).",
+        metavar="PREFIX")] = None,
     partitions_file: Annotated[Path | None, typer.Option(
-        "--partitions-file", help="One prefix per line (new jobs).")] = None,
+        "--partitions-file", help="One prefix per line (new jobs).", metavar="FILE")] = None,
     partition_by: Annotated[str, typer.Option(
-        "--partition-by", help="none, or auto: key ranges of --target-objects (new jobs).")
-    ] = "none",
+        "--partition-by", help="none, or auto: key ranges of --target-objects (new jobs).",
+        metavar="MODE")] = "none",
     target_objects: Annotated[int, typer.Option(
-        "--target-objects", help="Objects per partition with --partition-by auto.")] = 100_000,
+        "--target-objects", help="Objects per partition with --partition-by auto.",
+        metavar="N")] = 100_000,
     adf_delta_table: Annotated[str | None, typer.Option(
         "--adf-delta-table", help="Partitions from this ADF delta table (select distinct "
                                   "PartitionPrefix); windows start at max(JobRunTime) of its "
-                                  "successful rows.")] = None,
+                                  "successful rows.", metavar="TABLE")] = None,
     lag: Annotated[str, typer.Option(
         "--lag", help="Leave the newest changes to the next pass: windows end at now − lag "
-                      "(S3's LastModified is when an upload started).")] = "5m",
+                      "(S3's LastModified is when an upload started), e.g. 30s, 5m, 1h.",
+        metavar="DURATION")] = "5m",
     overlap: Annotated[str, typer.Option(
         "--overlap", help="Start each window this long before the last one ended (identical "
-                          "objects are skipped).")] = "0",
+                          "objects are skipped).", metavar="DURATION")] = "0",
     path_template: Annotated[str | None, typer.Option(
         "--path-template", help="Time-partitioned folders under SRC, e.g. "
                                 "'logs/{yyyy}/{MM}/{dd}/{HH}/': list only the folders in the "
-                                "window.")] = None,
+                                "window.", metavar="TEMPLATE")] = None,
     files_from: Annotated[Path | None, typer.Option(
         "--files-from", help="Copy exactly these keys (relative to SRC): one per line, or a "
                              ".csv with a 'key' column, or the CSV `lakeshift failures` "
-                             "wrote, as written (its source keys: retries what failed).")
-    ] = None,
+                             "wrote, as written (its source keys: retries what failed).",
+        metavar="FILE")] = None,
     inventory: Annotated[str | None, typer.Option(
         "--inventory", help="s3://…/manifest.json of an S3 Inventory report (CSV, or Parquet "
-                            "with lakeshift[parquet]) to read instead of listing.")] = None,
+                            "with lakeshift[parquet]) to read instead of listing.",
+        metavar="URL")] = None,
     delete: Annotated[bool, typer.Option(
         "--delete", help="Delete destination objects whose source is gone (recorded).")
     ] = False,
@@ -103,13 +107,13 @@ def sync(
         "--max-delete", help="Most deletions in a pass, across all its partitions: N "
                              "objects or P% of the destination objects the pass lists "
                              "(default 1000); above it nothing is deleted and the partitions "
-                             "that found something to delete fail.")] = None,
+                             "that found something to delete fail.", metavar="N|P%")] = None,
     every: Annotated[str | None, typer.Option(
-        "--every", help="Keep syncing: a pass every 15m, 1h, … (Ctrl-C or SIGTERM stops).")
-    ] = None,
+        "--every", help="Keep syncing: a pass every 15m, 1h, … (Ctrl-C or SIGTERM stops).",
+        metavar="DURATION")] = None,
     cron: Annotated[str | None, typer.Option(
         "--cron", help="Keep syncing at the times of a cron expression (UTC), e.g. "
-                       "'*/15 * * * *'.")] = None,
+                       "'*/15 * * * *'.", metavar="CRON")] = None,
     work: dict[str, Any] = NO_OPTIONS,
     pacing: dict[str, Any] = NO_OPTIONS,
     filters: dict[str, Any] = NO_OPTIONS,
@@ -134,7 +138,7 @@ def sync(
             target_objects=target_objects, adf_delta_table=adf_delta_table, lag=lag,
             overlap=overlap, path_template=path_template, files_from=files_from,
             inventory=inventory, delete=delete, max_delete=max_delete, every=every, cron=cron,
-            store_options=store if urls else None, subscribers=subs,
+            store_options=store, subscribers=subs,
             on_pass=passed, proof_log=proof_log, **work, **pacing, **filters)
     if every is None and cron is None:
         if result.stopped_by == "SIGTERM":
@@ -196,6 +200,7 @@ def _summary(r: SyncResult, lag: str, proof_log: str | None = None) -> dict[str,
                 "deleted": 0, "held_back": 0, "error": error}
                for label, error in _without_window(r)],
             "next_sync_at": _utc(r.next_run_at) if r.next_run_at else None,
+            **endpoint_fields(r.run.s3_endpoint),
             **({"proof_log": proof_log} if proof_log is not None else {}),
             "exit_code": r.run.exit_code}
 
@@ -226,6 +231,8 @@ def _print(r: SyncResult, as_json: bool, lag: str, keyed: bool,
           f"{count(s.copied, 'object')} copied ({human_bytes(s.bytes_transferred)}), "
           f"{s.skipped} skipped, {s.failed} failed, {r.deleted} deleted, in "
           f"{s.duration:.1f} s")
+    if (endpoint := endpoint_line(r.run.s3_endpoint)) is not None:
+        print(endpoint)
     if proof_log is not None:
         print(proof_log_line(proof_log))
     if r.windows and not keyed and any(c in "123456789" for c in lag):  # lag > 0

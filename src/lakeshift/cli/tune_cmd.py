@@ -39,11 +39,11 @@ def tune(
                                        show_default=False)],
     config: Annotated[str | None, typer.Option(
         "--config", help="lakeshift.toml whose \\[run] table gets the best setting "
-                         "(`lakeshift init` writes one).")] = None,
+                         "(`lakeshift init` writes one).", metavar="FILE")] = None,
     sample_objects: Annotated[int, typer.Option(
-        "--sample-objects", help="At most this many objects in the sample.")] = 200,
+        "--sample-objects", help="At most this many objects in the sample.", metavar="N")] = 200,
     sample_size: Annotated[str, typer.Option(
-        "--sample-size", help="At most this many bytes in the sample.")] = "512MiB",
+        "--sample-size", help="At most this many bytes in the sample.", metavar="SIZE")] = "512MiB",
     include: IncludeOpt = None,
     exclude: ExcludeOpt = None,
     as_json: JsonOpt = False,

@@ -67,24 +67,24 @@ def verify(
     urls: Annotated[list[str] | None, typer.Argument(
         help="SRC DST (or none, with --job).", show_default=False)] = None,
     job: Annotated[str | None, typer.Option("--job", "-j", help="Verify every partition of "
-                                            "this job (source and destination from the DB).")
-                   ] = None,
+                                            "this job (source and destination from the DB).",
+                                            metavar="NAME")] = None,
     db: Annotated[str, typer.Option("--db", envvar="LAKESHIFT_DB", help="Control DB (with "
-                                    "--job).")] = DEFAULT_DB,
+                                    "--job).", metavar="URL")] = DEFAULT_DB,
     deep: Annotated[bool, typer.Option("--deep", help="Read and hash both sides.")] = False,
     report: Annotated[Path | None, typer.Option(
         "--report", help="Report path prefix: writes PREFIX.csv and PREFIX.json "
-                         "(default lakeshift-verify-YYYYmmdd-HHMMSS in this directory).")
-                      ] = None,
-    concurrency: Annotated[str, typer.Option("--concurrency", "-c",
+                         "(default lakeshift-verify-YYYYmmdd-HHMMSS in this directory).",
+        metavar="PREFIX")] = None,
+    concurrency: Annotated[str, typer.Option("--concurrency", "-c", metavar="N",
                                              help="Objects read at the same time.")] = "16",
     include: IncludeOpt = None,
     exclude: ExcludeOpt = None,
     invalid_names: Annotated[str, typer.Option(
         "--invalid-names", help="As the copy was run: encode looks renamed objects up under "
                                 "their encoded names; skip reports skipped names as "
-                                "unverifiable. A job's own setting is used with --job.")
-    ] = "fail",
+                                "unverifiable. A job's own setting is used with --job.",
+        metavar="MODE")] = "fail",
     max_requests_per_second: MaxRpsOpt = None,
     max_bandwidth: MaxBandwidthOpt = None,
     adaptive: AdaptiveOpt = True,

@@ -5,7 +5,8 @@ are in flight to an endpoint; a throttled answer (429, 503 SlowDown, ServerBusy)
 limit — at most once per ``cooldown`` seconds, so one burst counts once — and every success
 adds 1/limit, so the limit creeps back up by one per window of successes.  A request-rate
 cap (``--max-requests-per-second``) and a bandwidth cap (``--max-bandwidth``) are token
-buckets.
+buckets; the bandwidth's starts empty and holds a tenth of a second's worth, so the cap
+holds from the first byte over any window of a second or more.
 """
 
 from __future__ import annotations
@@ -18,13 +19,22 @@ from contextlib import asynccontextmanager
 
 from lakeshift.errors import UsageError
 
+#: The bandwidth cap's bucket holds this many seconds' worth of bytes, and starts empty: over
+#: any window of a second or more a run moves at most the cap's worth plus this fraction
+#: (and one request larger than it, taken whole), from its first byte.  (A full bucket of
+#: one second's worth let a 2 MiB/s cap move 6 MiB in its first 2.1 s.)
+BANDWIDTH_BURST_S = 0.1
+
 
 class TokenBucket:
-    """``rate`` tokens a second, bursts up to ``rate`` (one second's worth)."""
+    """``rate`` tokens a second, bursts up to ``burst`` (default ``rate``: one second's
+    worth); it starts holding ``start`` tokens (default: full)."""
 
-    def __init__(self, rate: float) -> None:
+    def __init__(self, rate: float, burst: float | None = None,
+                 start: float | None = None) -> None:
         self.rate = rate
-        self.tokens = rate
+        self.burst = rate if burst is None else burst
+        self.tokens = self.burst if start is None else start
         self.stamp = time.monotonic()
         self._lock = asyncio.Lock()
         #: Tokens taken in all (bytes, for the bandwidth cap) and how many times a taker had
@@ -36,10 +46,11 @@ class TokenBucket:
         async with self._lock:
             while True:
                 now = time.monotonic()
-                self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
+                self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
                 self.stamp = now
-                # A request larger than the bucket waits until the bucket is full.
-                need = min(n, self.rate)
+                # A request larger than the bucket waits until the bucket is full, and
+                # leaves it owing the rest: the next taker waits for that too.
+                need = min(n, self.burst)
                 if self.tokens >= need:
                     self.tokens -= n
                     self.taken += n
@@ -193,7 +204,8 @@ class Pacing:
         self.concurrency = concurrency
         self.adaptive = adaptive
         self.max_rps = max_rps
-        self.bandwidth = TokenBucket(max_bandwidth) if max_bandwidth else None
+        self.bandwidth = (TokenBucket(max_bandwidth, burst=max_bandwidth * BANDWIDTH_BURST_S,
+                                      start=0.0) if max_bandwidth else None)
         self.on_throttle = on_throttle
         self.endpoints: dict[str, EndpointLimiter] = {}
 

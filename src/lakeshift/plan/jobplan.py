@@ -29,6 +29,7 @@ from lakeshift.plan.source import (
     SourceSpec,
     destination_config,
     refuse_destination_inside_source,
+    refuse_listing_into_destination,
     resolve_source,
     source_avoiding_destination,
     source_config,
@@ -188,7 +189,11 @@ async def plan_sources(sources: Sequence[str], dst: str, so: StoreOptions,
             elif partition_by == "auto":
                 specs += await auto_partitions(store, planned, target, events=events)
             else:
-                specs += from_prefixes(planned, prefixes)
+                planned_specs = from_prefixes(planned, prefixes)
+                for p in planned_specs:
+                    # (each run would fail the partition with this line: refused now)
+                    await refuse_listing_into_destination(cfg, store, p.prefix)
+                specs += planned_specs
         finally:
             await store.close()
     events.emit(ListingDone())

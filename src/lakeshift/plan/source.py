@@ -110,6 +110,25 @@ def source_avoiding_destination(source: StoreConfig, destination: StoreConfig) -
                    if d.path else d.bucket)
 
 
+async def refuse_listing_into_destination(source: StoreConfig, store: Store,
+                                          list_prefix: str) -> None:
+    """UsageError when a partition of the local ``source`` (open as ``store``), told its
+    local destination (``source_avoiding_destination``), would list from below a symlink
+    (or mount) leading to that folder or into it (``plan --prefix link/``): the local
+    store refuses such a listing (its destination-folder rule, which ``exists`` applies to
+    each folder on the way), so every run would fail the partition with that line; the
+    plan says it once, before anything is written.  Other stores, and a prefix in the
+    source's top folder (the walk lists such a link as one skipped entry), are not asked."""
+    folder = list_prefix.rpartition("/")[0]
+    if not folder or source.destination_folder is None:
+        return
+    try:
+        await store.exists(folder)
+    except DestinationFolderError as e:
+        raise UsageError(f"partition {list_prefix}: {e}; a run would fail it every time: "
+                         "leave that prefix out of the plan") from None
+
+
 def refuse_destination_inside_source(source: StoreConfig, destination: StoreConfig,
                                      spec: SourceSpec | None = None) -> None:
     """UsageError when the destination lies inside what the source names: every run would

@@ -1,0 +1,92 @@
+"""Which S3 endpoint a job's run uses, as a user sees it: `plan --s3-endpoint` is kept with
+the job and wins over AWS_ENDPOINT_URL; `run --s3-endpoint` (and `sync --job J
+--s3-endpoint`) wins over the job's for that run; the summary says which was used.
+
+Two loopback endpoints reach the same moto: a counting proxy (the job's) and moto itself
+(the environment's, and the one given for a run), so the proxy's request count shows which
+endpoint a command really used."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import lakeshift as lakeshift_api
+from tests.e2e.cli import lakeshift
+from tests.faultproxy import FaultProxy
+
+
+def _json(p: Any) -> dict[str, Any]:
+    assert p.returncode == 0, p.stdout + p.stderr
+    out: dict[str, Any] = json.loads(p.stdout)
+    return out
+
+
+def test_the_run_flag_beats_the_jobs_endpoint_which_beats_the_environments(
+        cli_env: dict[str, str], s3: Any, bucket: str, tmp_path: Path) -> None:
+    for key in ("a.txt", "b.txt"):
+        s3.put_object(Bucket=bucket, Key=key, Body=key.encode())
+    moto = cli_env["AWS_ENDPOINT_URL"]
+    proxy = FaultProxy(moto)
+    try:
+        db, dst = f"sqlite:///{tmp_path}/jobs.db", tmp_path / "out"
+        job = ("--job", "j", "--db", db)
+        p = lakeshift("plan", f"s3://{bucket}/", str(dst), *job, "--s3-endpoint", proxy.url,
+                      env=cli_env)
+        assert p.returncode == 0, p.stdout + p.stderr
+        # Given for the run: the job's endpoint is not asked anything.
+        before = proxy.requests
+        s = _json(lakeshift("run", *job, "--s3-endpoint", moto, "--json", env=cli_env))
+        assert (s["copied"], s["s3_endpoint"], s["s3_endpoint_from"]) == \
+            (2, moto, "--s3-endpoint"), s
+        assert proxy.requests == before
+        assert sorted(f.name for f in dst.iterdir()) == ["a.txt", "b.txt"]
+        # The run's settings (the monitor's page) say it too.
+        detail = lakeshift_api.run_detail(s["run_id"], db=db)
+        assert detail is not None
+        run_settings = detail.run.settings
+        assert (run_settings["s3_endpoint"], run_settings["s3_endpoint_from"]) == \
+            (moto, "--s3-endpoint"), run_settings
+        # Not given: the job's, over AWS_ENDPOINT_URL (moto's, in the environment).
+        assert lakeshift("plan", *job, "--replan", env=cli_env).returncode == 0
+        p = lakeshift("run", *job, env=cli_env)
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert f"S3 endpoint: {proxy.url} (the job's, from plan --s3-endpoint)" in p.stdout, \
+            p.stdout
+        assert proxy.requests > before
+        # sync --job J: the flag given applies to the pass too (it was ignored), and its
+        # summary says so.
+        before = proxy.requests
+        p = lakeshift("sync", *job, "--s3-endpoint", moto, "--lag", "0s", env=cli_env)
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert f"S3 endpoint: {moto} (--s3-endpoint, for this run)" in p.stdout, p.stdout
+        assert proxy.requests == before
+        s = _json(lakeshift("sync", *job, "--lag", "0s", "--json", env=cli_env))
+        assert (s["s3_endpoint"], s["s3_endpoint_from"]) == (proxy.url, "job"), s
+        assert proxy.requests > before
+        # A run with nothing to do says it too.
+        s = _json(lakeshift("run", *job, "--json", env=cli_env))
+        assert s["nothing_to_do"] and s["s3_endpoint_from"] == "job", s
+    finally:
+        proxy.stop()
+
+
+def test_an_empty_run_flag_drops_the_jobs_endpoint_for_the_environments(
+        cli_env: dict[str, str], s3: Any, bucket: str, tmp_path: Path) -> None:
+    s3.put_object(Bucket=bucket, Key="a.txt", Body=b"a")
+    moto = cli_env["AWS_ENDPOINT_URL"]
+    proxy = FaultProxy(moto)
+    try:
+        db, dst = f"sqlite:///{tmp_path}/jobs.db", tmp_path / "out"
+        job = ("--job", "j", "--db", db)
+        p = lakeshift("plan", f"s3://{bucket}/", str(dst), *job, "--s3-endpoint", proxy.url,
+                      env=cli_env)
+        assert p.returncode == 0, p.stdout + p.stderr
+        before = proxy.requests
+        s = _json(lakeshift("run", *job, "--s3-endpoint", "", "--json", env=cli_env))
+        assert (s["copied"], s["s3_endpoint"], s["s3_endpoint_from"]) == \
+            (1, moto, "AWS_ENDPOINT_URL"), s
+        assert proxy.requests == before
+    finally:
+        proxy.stop()
