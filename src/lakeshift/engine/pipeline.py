@@ -284,7 +284,7 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
             s = s_or_none
             # Every name goes through the namer, in listing order and whether ``select``
             # takes it or not (collisions need every name before it; folder markers keep
-            # theirs: copy_marker writes "dir/" as "dir").
+            # theirs: copy_marker writes "dir/" as "dir", or "dir/" on S3).
             name, why = (rel, None) if s.is_dir_marker else namer(rel)
             if on_renamed is not None and name is not None and name != rel:
                 on_renamed(root + name)

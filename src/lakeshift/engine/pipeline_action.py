@@ -56,8 +56,10 @@ async def transfer_one(ctx: TransferContext, s: ObjectInfo, dest_key: str, event
             # --preserve: the access is read and mapped first; one that cannot be kept
             # fails the object before any of it is written.
             wanted = None if access is None else await access.access_of(s.key, s.is_dir_marker)
+            written = dest_key
             if s.is_dir_marker:
-                await copy_marker(ctx, dest_key)
+                # (Named as it was written: "d/" on S3, "d" elsewhere; the proof log's key.)
+                written = await copy_marker(ctx, dest_key)
                 md5, proof = None, PROOF_FOLDER
             else:
                 copied = await copy_object(ctx, s, dest_key)
@@ -65,7 +67,7 @@ async def transfer_one(ctx: TransferContext, s: ObjectInfo, dest_key: str, event
             if access is not None:
                 await access.apply(s, dest_key, wanted)
             events.emit(ObjectDone(s.key, s.size, "copied", attempts=attempt, proof=proof,
-                                   dest_key=dest_key))
+                                   dest_key=written))
             if delete_source and not s.is_dir_marker:
                 await move_source(ctx, s, dest_key, md5, events)
             return True

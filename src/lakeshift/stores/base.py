@@ -62,6 +62,10 @@ class Capabilities:
     #: a larger one is staged block by block from the URL (``URLBlockUpload``) and
     #: committed.  Only with ``copy_from_url``.
     from_url_max: int = 0
+    #: A folder is a zero-byte object whose key ends in ``/`` (``d/``: the S3 console's and
+    #: the AWS CLI's folder, listed as a folder marker), so ``transfer.copy_marker`` writes
+    #: one of that name; a flat store without it gets an ``hdi_isfolder`` blob named ``d``.
+    slash_folders: bool = False
 
 
 @dataclass(frozen=True, slots=True)
