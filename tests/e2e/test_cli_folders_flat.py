@@ -141,3 +141,46 @@ def test_a_gen2_source_asks_the_destination_nothing_per_directory(
     assert (v["verified"], v["differences"], v["proofs"]["folder"]) == (6, 0, 4), v
     assert per_directory() == []
 
+
+def test_a_move_leaves_no_emptied_source_folder(cli_env: dict[str, str], s3: Any, bucket: str,
+                                                tmp_path: Path) -> None:
+    src = tmp_path / "data"
+    for d in ("a/b", "a/c", "e", "x/y"):
+        (src / d).mkdir(parents=True)
+    (src / "a/b/1.txt").write_bytes(b"1")
+    (src / "a/b/2.txt").write_bytes(b"2")
+    (src / "a/c/keep.log").write_bytes(b"kept")  # left out by the filter: its folder stays
+    (src / "top.txt").write_bytes(b"t")
+    url = f"s3://{bucket}/mv/"
+    moved = _json("copy", str(src), url, "--empty-dirs", "--delete-source-after-verify",
+                  "--exclude", "*.log", env=cli_env)
+    assert (moved["failed"], moved["copied"]) == (0, 5), moved
+    left = sorted(str(p.relative_to(src)) for p in src.rglob("*"))
+    assert left == ["a", "a/c", "a/c/keep.log"], left
+    assert set(s3_objects(s3, bucket, "mv/")) == {"mv/a/b/1.txt", "mv/a/b/2.txt", "mv/e/",
+                                                  "mv/top.txt", "mv/x/y/"}
+
+    # Everything moved: the folder the user named stays, empty.
+    (src / "a/c/keep.log").unlink()
+    (src / "a/c/k.txt").write_bytes(b"k")
+    again = _json("copy", str(src), url, "--empty-dirs", "--delete-source-after-verify",
+                  env=cli_env)
+    assert (again["failed"], again["copied"]) == (0, 1), again
+    assert src.is_dir() and list(src.iterdir()) == []
+    assert s3_objects(s3, bucket, "mv/a/c/") == {"mv/a/c/k.txt": b"k"}
+
+
+def test_a_move_from_s3_takes_the_folder_objects_it_copied_as_folders(
+        cli_env: dict[str, str], s3: Any, bucket: str) -> None:
+    for key, data in (("v/d/", b""), ("v/d/x.txt", b"x"), ("v/e/", b""), ("w/f/", b"")):
+        s3.put_object(Bucket=bucket, Key=key, Body=data)
+    moved = _json("copy", f"s3://{bucket}/v/", f"s3://{bucket}/moved/", "--folder-markers",
+                  "keep", "--delete-source-after-verify", env=cli_env)
+    assert (moved["copied"], moved["failed"]) == (3, 0), moved
+    assert s3_objects(s3, bucket, "v/") == {}
+    assert set(s3_objects(s3, bucket, "moved/")) == {"moved/d/", "moved/d/x.txt", "moved/e/"}
+    # Without --folder-markers keep a folder object is not copied, so it is not moved.
+    kept = _json("copy", f"s3://{bucket}/w/", f"s3://{bucket}/w2/",
+                 "--delete-source-after-verify", env=cli_env)
+    assert kept["skipped_by_reason"] == {"folder-marker": 1}, kept
+    assert set(s3_objects(s3, bucket, "w/")) == {"w/f/"}

@@ -58,6 +58,7 @@ from lakeshift.engine.preserve import (
 from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.slots import SlotPool
 from lakeshift.engine.transfer import ServerRoute, TransferContext
+from lakeshift.engine.transfer_move import EmptiedFolders
 from lakeshift.engine.watermark import Watermark
 from lakeshift.errors import AuthError, ForbiddenError, TransientError, UsageError
 from lakeshift.model import CopyResult, ObjectInfo, TransferStats
@@ -231,6 +232,8 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
     ctx = TransferContext(src, dst, opts.block_size, slots, policy, events,
                           pacing or opts.pacing(events), opts.single_put_max,
                           route or ServerRoute(opts.copy_mode))
+    if opts.delete_source and not opts.dry_run and src.capabilities.directories:
+        ctx.emptied = EmptiedFolders(spec.rel_base)  # a move leaves no emptied folder
     name_filter = NameFilter(opts.include, opts.exclude)
     dest_after = None
     if spec.start_after is not None and spec.start_after.startswith(spec.rel_base):
@@ -368,3 +371,5 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
             watermark.done(ticket, ok)
 
     await drive(planned(), transfer, opts.concurrency)
+    if ctx.emptied is not None:
+        await ctx.emptied.sweep(src, policy, ctx.src_limit)
