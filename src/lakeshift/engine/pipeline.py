@@ -323,10 +323,10 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
                 d = await renamed_copy(ctx, root + name) if opts.overwrite != "always" else None
                 events.emit(Renamed(s.key, root + name, why or ""))
             if s.is_dir_marker and d is None and dst.capabilities.directories and \
-                    opts.overwrite != "always":
+                    not dst.capabilities.lists_folders and opts.overwrite != "always":
                 # A directory the listing shows no marker for (local disk lists only empty
                 # ones: this one holds files) is asked once per empty source directory
-                # whether it is there.
+                # whether it is there (not where the listing shows every folder: Azure).
                 asked = functools.partial(dst.is_folder, root + name)
                 if await retry(asked, policy, ctx.dst_limit):
                     d = s

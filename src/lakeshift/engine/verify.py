@@ -231,7 +231,8 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
                         dst.capabilities.slash_folders else \
                         ObjectInfo(pair.key[:-1], 0, is_dir_marker=True)
                     await check.proven(name, s, there, PROOF_FOLDER, "", "")
-                elif pair is None and dst.capabilities.directories:
+                elif pair is None and dst.capabilities.directories and \
+                        not dst.capabilities.lists_folders:
                     # A directory the listing shows no marker for (local disk lists only
                     # empty ones: this one holds files) is asked, as the copy asks it,
                     # whether the folder is there.

@@ -61,7 +61,7 @@ CAPABILITIES = Capabilities(
     list_start_after=False, content_md5=True, hierarchical=False, acls=False,
     copy_from_url=True, block_upload=True, max_block_size=4000 * 1024 * 1024,
     etag_is_md5=False, metadata_in_listing=True, max_blocks=50_000, read_url=True,
-    from_url_max=PUT_FROM_URL_MAX,
+    from_url_max=PUT_FROM_URL_MAX, lists_folders=True,
 )
 
 #: How long a user delegation key lakeshift asks for lives (the service allows 7 days).
