@@ -86,6 +86,8 @@ class DfsDouble:
     #: Entra ID access tokens the DFS endpoint accepts; each bearer token presented, in turn.
     bearer_tokens: set[str] = field(default_factory=set)
     bearers_seen: list[str] = field(default_factory=list)
+    #: Blob requests passed to Azurite: (method, filesystem, query) — the query as sent.
+    blob_requests: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
     def endpoint(self) -> str:
@@ -190,6 +192,10 @@ class _Handler(BaseHTTPRequestHandler):
     # -- blob endpoint: Azurite ----------------------------------------------------
 
     def _proxy(self, body: bytes) -> None:
+        parts = urlsplit(self.path)
+        fs = unquote(parts.path).lstrip("/").split("/")[1:2]
+        with self.double.lock:
+            self.double.blob_requests.append((self.command, fs[0] if fs else "", parts.query))
         conn = http.client.HTTPConnection("127.0.0.1", self.double.azurite_port, timeout=120)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_HEADERS}
         headers["Host"] = f"127.0.0.1:{self.double.azurite_port}"

@@ -59,6 +59,7 @@ from lakeshift.engine.preserve import (
 from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.slots import SlotPool
 from lakeshift.engine.transfer import ServerRoute, TransferContext
+from lakeshift.engine.transfer_move import EmptiedFolders
 from lakeshift.engine.watermark import Watermark
 from lakeshift.errors import AuthError, ForbiddenError, TransientError, UsageError
 from lakeshift.model import CopyResult, ObjectInfo, TransferStats
@@ -232,6 +233,8 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
     ctx = TransferContext(src, dst, opts.block_size, slots, policy, events,
                           pacing or opts.pacing(events), opts.single_put_max,
                           route or ServerRoute(opts.copy_mode))
+    if opts.delete_source and not opts.dry_run and src.capabilities.directories:
+        ctx.emptied = EmptiedFolders(spec.rel_base)  # a move leaves no emptied folder
     name_filter = NameFilter(opts.include, opts.exclude)
     dest_after = None
     if spec.start_after is not None and spec.start_after.startswith(spec.rel_base):
@@ -285,7 +288,7 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
             s = s_or_none
             # Every name goes through the namer, in listing order and whether ``select``
             # takes it or not (collisions need every name before it; folder markers keep
-            # theirs: copy_marker writes "dir/" as "dir").
+            # theirs: copy_marker writes "dir/" as "dir", or "dir/" on S3).
             name, why = (rel, None) if s.is_dir_marker else namer(rel)
             if on_renamed is not None and name is not None and name != rel:
                 on_renamed(root + name)
@@ -321,10 +324,10 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
                 d = await renamed_copy(ctx, root + name) if opts.overwrite != "always" else None
                 events.emit(Renamed(s.key, root + name, why or ""))
             if s.is_dir_marker and d is None and dst.capabilities.directories and \
-                    opts.overwrite != "always":
+                    not dst.capabilities.lists_folders and opts.overwrite != "always":
                 # A directory the listing shows no marker for (local disk lists only empty
                 # ones: this one holds files) is asked once per empty source directory
-                # whether it is there.
+                # whether it is there (not where the listing shows every folder: Azure).
                 asked = functools.partial(dst.is_folder, root + name)
                 if await retry(asked, policy, ctx.dst_limit):
                     d = s
@@ -372,3 +375,5 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
             watermark.done(ticket, ok)
 
     await drive(planned(), transfer, opts.concurrency)
+    if ctx.emptied is not None:
+        await ctx.emptied.sweep(src, policy, ctx.src_limit)

@@ -27,6 +27,7 @@ from lakeshift.engine.transfer import (
     copy_object,
     delete_source_if_verified,
 )
+from lakeshift.engine.transfer_move import delete_folder_object
 from lakeshift.errors import (
     AuthError,
     ChangedError,
@@ -56,8 +57,10 @@ async def transfer_one(ctx: TransferContext, s: ObjectInfo, dest_key: str, event
             # --preserve: the access is read and mapped first; one that cannot be kept
             # fails the object before any of it is written.
             wanted = None if access is None else await access.access_of(s.key, s.is_dir_marker)
+            written = dest_key
             if s.is_dir_marker:
-                await copy_marker(ctx, dest_key)
+                # (Named as it was written: "d/" on S3, "d" elsewhere; the proof log's key.)
+                written = await copy_marker(ctx, dest_key)
                 md5, proof = None, PROOF_FOLDER
             else:
                 copied = await copy_object(ctx, s, dest_key)
@@ -65,8 +68,8 @@ async def transfer_one(ctx: TransferContext, s: ObjectInfo, dest_key: str, event
             if access is not None:
                 await access.apply(s, dest_key, wanted)
             events.emit(ObjectDone(s.key, s.size, "copied", attempts=attempt, proof=proof,
-                                   dest_key=dest_key))
-            if delete_source and not s.is_dir_marker:
+                                   dest_key=written))
+            if delete_source:
                 await move_source(ctx, s, dest_key, md5, events)
             return True
         except (AuthError, UsageError):
@@ -111,7 +114,7 @@ async def access_again(keeper: AccessKeeper, s: ObjectInfo, dest_key: str, event
         return _not_copied(events, s, e, 1, opts.skip_errors)
     events.emit(ObjectDone(s.key, s.size, "skipped", reason=SKIP_EXISTS
                            if opts.overwrite == "never" else SKIP_IDENTICAL))
-    if opts.delete_source and not s.is_dir_marker:
+    if opts.delete_source:
         await move_source(keeper.ctx, s, dest_key, None, events)
     return True
 
@@ -159,9 +162,18 @@ async def renamed_copy(ctx: TransferContext, dest_key: str) -> ObjectInfo | None
 async def move_source(ctx: TransferContext, s: ObjectInfo, dest_key: str, md5: bytes | None,
                       events: EventBus) -> None:
     """--delete-source: delete the source once its copy is proven
-    (engine/transfer_move.py); a source kept, or not deleted, says why."""
+    (engine/transfer_move.py); a source kept, or not deleted, says why.  A folder marker
+    (an empty folder, whose folder is now at the destination) is no object to delete: its
+    folder is removed with the folders the move emptied (``EmptiedFolders``), where the
+    source has real ones; an S3 folder object ``d/`` is deleted (``delete_folder_object``)."""
+    if s.is_dir_marker and ctx.emptied is not None:
+        ctx.emptied.moved(s.key)
+        return
+    if s.is_dir_marker and not ctx.src.capabilities.slash_folders:
+        return  # (an Azure folder blob: listed as "d/", named "d" in the container)
     try:
-        kept = await delete_source_if_verified(ctx, s, dest_key, md5)
+        kept = await (delete_folder_object(ctx, s) if s.is_dir_marker else
+                      delete_source_if_verified(ctx, s, dest_key, md5))
     except LakeshiftError as e:
         kept = f"could not delete the source: {e}"
     events.emit(SourceDeleted(s.key, dest_key, md5.hex() if md5 else "", kept))

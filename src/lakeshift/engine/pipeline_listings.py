@@ -92,10 +92,11 @@ async def dest_items(dst: Store, root: str, prefix: str, start_after: str | None
                      dry_run: bool, policy: RetryPolicy = DEFAULT_POLICY,
                      limiter: EndpointLimiter | None = None, end: str | None = None
                      ) -> AsyncIterator[tuple[str, ObjectInfo]]:
-    # A directory is listed as "d" (a Gen2 directory, an hdi_isfolder blob); the source names
-    # it "d/": pair them.  "d/" sorts after "d-x" and "d.csv", so it is held back until the
-    # listing passes it (merge() needs ascending names).  Held: at most one per open
-    # directory name that is a prefix of what follows, so bounded by the depth.
+    # A folder is listed as "d/" by every store here (Azure's folder blobs too:
+    # stores/azure/folders.py); one a store lists as "d" is paired with the source's "d/":
+    # "d/" sorts after "d-x" and "d.csv", so it is held back until the listing passes it
+    # (merge() needs ascending names).  Held: at most one per open directory name that is
+    # a prefix of what follows, so bounded by the depth.
     held: list[tuple[str, ObjectInfo]] = []
     try:
         async for page in list_pages(dst, prefix, start_after, policy, limiter, ahead=True,

@@ -358,9 +358,9 @@ class ProofLog:
 
     def _cells(self, now: float, event: ObjectDone) -> list[object]:
         dest = event.dest_key or ""
-        if event.proof in (FOLDER, None):
-            # A folder (marker ``dir/``) is written as ``dir``: a directory, or a marker
-            # blob without the slash (transfer.copy_marker).
+        if event.proof is None:
+            # (A folder's ObjectDone names the key transfer.copy_marker wrote: ``dir`` for
+            # a directory or a marker blob, ``dir/`` for an S3 folder object.)
             dest = dest.rstrip("/")
         # Keys as text a spreadsheet never evaluates (csv_cells: one leading apostrophe
         # added to a key starting = + - @ ' or a tab or CR).

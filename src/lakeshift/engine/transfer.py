@@ -61,18 +61,31 @@ __all__ = [
 ]
 
 
-async def copy_marker(ctx: TransferContext, dest_key: str) -> None:
-    """A folder marker (an S3 ``dir/`` key, a WebHDFS empty directory) becomes a directory
-    where the destination has real ones (ADLS Gen2: Path - Create on the DFS endpoint), else
-    an ``hdi_isfolder`` marker blob."""
+#: The Content-Type of a folder object ``d/`` on S3, as the AWS tools write one.
+FOLDER_CONTENT_TYPE = "application/x-directory"
+
+
+async def copy_marker(ctx: TransferContext, dest_key: str) -> str:
+    """A folder marker (an S3 ``dir/`` key, a WebHDFS or local empty directory, an Azure
+    folder) becomes a directory where the destination has real ones (ADLS Gen2: Path -
+    Create on the DFS endpoint; local disk), a zero-byte object ``dir/`` where folders are
+    named so (``slash_folders``: S3, as its console and the AWS CLI make one; its listing
+    then shows it as the folder marker it pairs with), else an ``hdi_isfolder`` marker blob
+    ``dir`` (a flat Azure account; ADLS Gen2 shows one as a folder).  Returns the key it
+    wrote (a directory's without its slash)."""
+    key = dest_key.rstrip("/")
     if ctx.dst.capabilities.directories:
         dirs = cast(DirectoryWriter, ctx.dst)
         await retry(lambda: dirs.make_directory(dest_key), ctx.policy, ctx.dst_limit)
-        return
+        return key
     empty = hashlib.md5(b"").digest()
-    props = ObjectProps(metadata={FOLDER_KEY: "true"})
-    key = dest_key.rstrip("/")
+    if ctx.dst.capabilities.slash_folders:
+        key += "/"
+        props = ObjectProps(content_type=FOLDER_CONTENT_TYPE)
+    else:
+        props = ObjectProps(metadata={FOLDER_KEY: "true"})
     await retry(lambda: ctx.dst.put(key, b"", props, empty), ctx.policy, ctx.dst_limit)
+    return key
 
 
 async def copy_object(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> Copied:

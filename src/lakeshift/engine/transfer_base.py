@@ -40,6 +40,7 @@ from lakeshift.stores.base import (
 from lakeshift.stores.props import SRC_ETAG_KEY, SRC_MTIME_KEY, format_time
 
 if TYPE_CHECKING:
+    from lakeshift.engine.transfer_move import EmptiedFolders
     from lakeshift.engine.transfer_server import ServerRoute
 
 
@@ -66,6 +67,9 @@ class TransferContext:
     route: ServerRoute | None = None
     #: Blocks of one span read and not yet staged, at most (engine/transfer_blocks.py).
     read_ahead: int = 2
+    #: A move (--delete-source-after-verify) from a source with real directories: the
+    #: folders its deletions may leave empty, removed at the end (transfer_move.py).
+    emptied: EmptiedFolders | None = None
 
     # (Looked up once per context, then a plain attribute: read for every request.)
     @cached_property

@@ -1,16 +1,76 @@
 """A move's check (engine/transfer.py is the entry): the source is deleted only once its
-copy is proven."""
+copy is proven; then the source folders the move emptied are removed (EmptiedFolders)."""
 
 from __future__ import annotations
 
+import functools
+from typing import cast
+
 from lakeshift.engine.checksums import SourceProof, stream_checksums
-from lakeshift.engine.retry import retry
+from lakeshift.engine.limiter import EndpointLimiter
+from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.transfer_base import TransferContext
 from lakeshift.engine.transfer_proofs import _etag_rebuilds, source_kept
 from lakeshift.errors import (
+    AuthError,
     IntegrityError,
+    LakeshiftError,
+    UsageError,
 )
 from lakeshift.model import ObjectInfo
+from lakeshift.stores.base import DirectoryWriter, Store
+
+
+class EmptiedFolders:
+    """The source folders a move may leave empty, removed once the pipeline is done.
+
+    What a user expects of a move (``mv``): no source tree left behind where everything
+    under it moved.  So each folder that held an object the move deleted, and each empty
+    folder (``d/``) whose folder is now at the destination, is tried at the end, deepest
+    first, then its parents: removed only while empty (``DirectoryWriter.remove_directory``:
+    a folder that still holds anything — an object kept, failed, left out by a filter,
+    written since — stays), and never the source root (``root``, the folder the names are
+    relative to: the folder the user named, or the one holding a name prefix) nor anything
+    above it.  Only for sources with real directories (local disk); an object store has
+    no folder to leave behind.  Holds one name per folder something moved out of (not per
+    object), kept until the end because objects finish in any order."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.folders: set[str] = set()
+
+    def moved(self, key: str) -> None:
+        """``key`` left the source (deleted once its copy was proven), or, a folder marker
+        ``d/``, its folder is at the destination."""
+        folder = key if key.endswith("/") else key[:key.rfind("/") + 1]
+        if len(folder) > len(self.root) and folder.startswith(self.root):
+            self.folders.add(folder)
+
+    def candidates(self) -> list[str]:
+        """Every folder to try, with its parents below the root, children before parents."""
+        todo: set[str] = set()
+        for folder in self.folders:
+            while len(folder) > len(self.root) and folder not in todo:
+                todo.add(folder)
+                folder = folder[:folder.rstrip("/").rfind("/") + 1]
+        # A child's name is its parent's and more: in reverse order it comes first.
+        return sorted(todo, reverse=True)
+
+    async def sweep(self, store: Store, policy: RetryPolicy,
+                    limiter: EndpointLimiter | None = None) -> None:
+        """Remove the emptied folders (see the class); a folder that cannot be removed for
+        another reason (no right to) stays, as a folder that holds anything does."""
+        if not store.capabilities.directories or not self.folders:
+            return
+        dirs = cast(DirectoryWriter, store)
+        for folder in self.candidates():
+            try:
+                await retry(functools.partial(dirs.remove_directory, folder), policy, limiter)
+            except (AuthError, UsageError):
+                raise
+            except (LakeshiftError, OSError):
+                continue
+        self.folders.clear()
 
 
 async def delete_source_if_verified(ctx: TransferContext, src: ObjectInfo, dest_key: str,
@@ -62,6 +122,8 @@ async def delete_source_if_verified(ctx: TransferContext, src: ObjectInfo, dest_
     if cur is None or cur.etag != src.etag or cur.size != src.size:
         return "the source changed after it was copied"
     await retry(lambda: ctx.src.delete(src.key), ctx.policy, ctx.src_limit)
+    if ctx.emptied is not None:
+        ctx.emptied.moved(src.key)
     return None
 
 
@@ -71,3 +133,17 @@ async def rehash(ctx: TransferContext, src: ObjectInfo) -> bytes:
                                     limiter=ctx.src_limit, chunk=ctx.block_size)
     return md5
 
+
+
+async def delete_folder_object(ctx: TransferContext, src: ObjectInfo) -> str | None:
+    """A move of a folder object ``d/`` (S3: the source's own key) whose folder the copy
+    made or found at the destination: deleted while it is still the zero-byte object
+    listed; return None when deleted (or already gone), else why it was kept.  Nothing
+    to prove but the folder, which the copy (or the rerun's listing) just found."""
+    cur = await retry(lambda: ctx.src.exists(src.key), ctx.policy, ctx.src_limit)
+    if cur is None:
+        return None
+    if cur.size != 0 or cur.etag != src.etag:
+        return "the source changed after it was copied"
+    await retry(lambda: ctx.src.delete(src.key), ctx.policy, ctx.src_limit)
+    return None

@@ -224,13 +224,15 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
             result.checked += 1
             if s.is_dir_marker:
                 if pair is not None and pair.is_dir_marker:
-                    # Named as the copy names the folder it made ("d": copy_marker, the
-                    # proof log), also where the listing says "d/" (a local disk's empty
-                    # directory).
-                    there = pair if not pair.key.endswith("/") else \
+                    # Named as the copy names the folder it made (copy_marker, the proof
+                    # log): "d", also where the listing says "d/" (a local disk's empty
+                    # directory, an Azure folder); "d/" on S3, where that is its key.
+                    there = pair if not pair.key.endswith("/") or \
+                        dst.capabilities.slash_folders else \
                         ObjectInfo(pair.key[:-1], 0, is_dir_marker=True)
                     await check.proven(name, s, there, PROOF_FOLDER, "", "")
-                elif pair is None and dst.capabilities.directories:
+                elif pair is None and dst.capabilities.directories and \
+                        not dst.capabilities.lists_folders:
                     # A directory the listing shows no marker for (local disk lists only
                     # empty ones: this one holds files) is asked, as the copy asks it,
                     # whether the folder is there.

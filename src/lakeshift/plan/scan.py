@@ -308,8 +308,10 @@ def _empty_folder_advice(src: Store, dst: Store | None) -> str:
     if dst_hierarchical:
         return "an empty folder holds no object: left out by default; --empty-dirs creates " \
                "them as directories"
+    made = "zero-byte 'dir/' folder objects" if dst is not None and \
+        dst.capabilities.slash_folders else "hdi_isfolder marker blobs"
     return ("an empty folder holds no object: left out by default; --empty-dirs (or "
-            "--folder-markers keep) writes them as hdi_isfolder marker blobs")
+            f"--folder-markers keep) writes them as {made}")
 
 
 def _result(source: StoreConfig, destination: StoreConfig | None, src: Store,

@@ -67,6 +67,14 @@ class Capabilities:
     #: ``written-md5`` (lakeshift's MD5 of the bytes it wrote, recorded with the file), not
     #: ``service-md5`` (engine/transfer_proofs.py ``unchecked_proof``).
     written_here: bool = False
+    #: A folder is a zero-byte object whose key ends in ``/`` (``d/``: the S3 console's and
+    #: the AWS CLI's folder, listed as a folder marker), so ``transfer.copy_marker`` writes
+    #: one of that name; a flat store without it gets an ``hdi_isfolder`` blob named ``d``.
+    slash_folders: bool = False
+    #: A listing shows every folder, empty or not (Azure: a Gen2 directory is a folder blob
+    #: in List Blobs), so a folder it does not list is not there and nothing is asked
+    #: (``is_folder``); local disk lists only empty directories.
+    lists_folders: bool = False
 
 
 @dataclass(frozen=True, slots=True)

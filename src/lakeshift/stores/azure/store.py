@@ -33,6 +33,7 @@ from lakeshift.errors import (
 from lakeshift.model import Data, ObjectInfo, ObjectProps, ReadResult
 from lakeshift.stores.azure import auth as azure_auth
 from lakeshift.stores.azure.dfs import DfsClient
+from lakeshift.stores.azure.folders import from_token, held_token, named_folders
 from lakeshift.stores.azure.rest import (
     PUT_FROM_URL_MAX,
     SYNC_COPY_MAX,
@@ -60,7 +61,7 @@ CAPABILITIES = Capabilities(
     list_start_after=False, content_md5=True, hierarchical=False, acls=False,
     copy_from_url=True, block_upload=True, max_block_size=4000 * 1024 * 1024,
     etag_is_md5=False, metadata_in_listing=True, max_blocks=50_000, read_url=True,
-    from_url_max=PUT_FROM_URL_MAX,
+    from_url_max=PUT_FROM_URL_MAX, lists_folders=True,
 )
 
 #: How long a user delegation key lakeshift asks for lives (the service allows 7 days).
@@ -161,13 +162,19 @@ class AzureBlobStore:
 
     async def list_page(self, prefix: str, token: str | None = None,
                         start_after: str | None = None, delimiter: str | None = None) -> Page:
-        page = await self._blobs.list_page(prefix, delimiter, token, self._where(prefix),
+        marker, held = from_token(token)
+        page = await self._blobs.list_page(prefix, delimiter, marker, self._where(prefix),
                                            self.page_size)
         items = page.objects
+        next_token = page.marker
+        if delimiter is None:
+            # Folders as every store names them, "d/", in key order (stores/azure/folders.py).
+            items, held = named_folders(items, held, page.marker is None)
+            next_token = held_token(page.marker, held) if page.marker is not None else None
         if start_after is not None:
             # List Blobs has no start-after: each page is filtered here instead.
             items = [i for i in items if i.key > start_after]
-        return Page(items, page.prefixes, page.marker)
+        return Page(items, page.prefixes, next_token)
 
     async def check_source(self) -> None:
         # List Blobs rather than Get Container Properties, which a container SAS may not do.
