@@ -321,8 +321,10 @@ def status(
                                             help="Only this job, with its partitions.")] = None,
     as_json: JsonOpt = False,
     state: Annotated[list[str] | None, typer.Option(
-        "--state", help="With --job: only partitions in this state (pending, running, "
-                        "succeeded, failed; attention = failed, running, pending; all); "
+        "--state", help="With --job: only partitions in this state (pending, running: "
+                        "its lease held, interrupted: left running by a holder that is "
+                        "gone, succeeded, failed; attention = failed, interrupted, "
+                        "running, pending; all); "
                         "repeat or separate with commas.  Text shows the attention ones "
                         "unless told; --json every partition.", show_default=False)] = None,
     limit: Annotated[int | None, typer.Option(
