@@ -16,7 +16,7 @@ from sqlalchemy import update
 import lakeshift
 from lakeshift.cli.status_view import print_status
 from lakeshift.control.repository import ControlDB
-from lakeshift.control.schema import partitions
+from lakeshift.control.schema import partitions, runs
 from lakeshift.errors import UsageError
 from lakeshift.model import PartitionSpec
 
@@ -72,6 +72,26 @@ def test_a_dead_runs_partitions_read_interrupted_while_a_new_run_lives(
     st = lakeshift.status(db=control.url, job="j").jobs[0]
     assert (st.running, st.interrupted) == (3, 2)
     assert lakeshift.status(db=control.url).jobs[0].interrupted == 2  # the jobs list too
+
+
+def test_a_dead_runs_partitions_read_interrupted_though_their_leases_hold(
+        control: ControlDB) -> None:
+    """Run 1 (another host) held 2 partitions under its own name; its run's lease lapsed
+    (the run's row is renewed first in each beat) before theirs did.  Run 2 started and
+    claimed the pending one: run 1's read interrupted, run 2's running."""
+    job = _job(control, 3)
+    run1 = control.start_run(job, "far:1:a", 2, {}, lease_s=600)
+    assert len(control.claim(job, "far:1:a", 2, 600, run_id=run1)) == 2
+    with control.engine.begin() as conn:
+        conn.execute(update(runs).where(runs.c.id == run1)
+                     .values(lease_expires=runs.c.started_at))
+    run2 = control.start_run(job, "far:2:b", 1, {}, lease_s=600)
+    [taken] = control.claim(job, "far:2:b", 1, 600, run_id=run2)
+    assert taken["seq"] == 3
+    assert _reads(control) == [(1, READS), (2, READS), (3, "running")]
+    assert _reads(control, "running") == [(3, "running")]
+    control.close_dead_runs(job)  # closed, as the next run or status closes it: the same
+    assert _reads(control, "interrupted") == [(1, READS), (2, READS)]
 
 
 def test_a_fleets_dead_worker_reads_interrupted_while_its_run_lives(

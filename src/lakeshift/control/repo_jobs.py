@@ -143,19 +143,28 @@ class JobRows(ControlBase):
 
     # A partition in state ``running`` is held while its holder renews its lease.  What the
     # DB knows of a holder that stopped: its lease lapsed (no heartbeat for a lease's
-    # length, by the DB's clock) — or, for a process of this host, that the process is
-    # gone (as ``expire_dead_local`` and ``close_dead_runs`` judge it).  A holder on another
-    # machine that died reads as running until its lease lapses: nothing in the DB says
-    # so before (its run's row, renewed by the same beats, lapses with it; a fleet's
-    # worker renews only its partitions' leases).
+    # length, by the DB's clock); the run it holds it for — a run's own process holds its
+    # partitions under the run's owner — is over (its row not running, or its lease
+    # lapsed: the run's row is renewed first in each beat); or, for a process of this
+    # host, that the process is gone (as ``expire_dead_local`` and ``close_dead_runs``
+    # judge it).  A fleet's worker holds under its own name: one on another machine that
+    # died reads as running until its lease lapses (nothing in the DB says so before).
 
     def _dead_holders(self, conn: Connection, job_id: int) -> list[str]:
-        """Lease owners of the job's running partitions that are processes of this host
-        that no longer exist (a few: one per process that held a partition)."""
+        """Lease owners of the job's running partitions that are gone: the owners of runs
+        of the job that are over, and processes of this host that no longer exist (a
+        few: one per process that held a partition)."""
         p = partitions.c
-        owners = conn.execute(select(p.lease_owner).distinct().where(and_(
-            p.job_id == job_id, p.state == "running", p.lease_owner.is_not(None)))).scalars()
-        return [str(o) for o in owners if _owner_dead(o)]
+        owners = [str(o) for o in conn.execute(select(p.lease_owner).distinct().where(and_(
+            p.job_id == job_id, p.state == "running", p.lease_owner.is_not(None)))).scalars()]
+        if not owners:
+            return []
+        r = runs.c
+        ended = set(conn.execute(select(r.owner).distinct().where(and_(
+            r.job_id == job_id, r.owner.in_(owners),
+            or_(r.state != "running", r.lease_expires.is_(None),
+                r.lease_expires < self._now())))).scalars())
+        return [o for o in owners if o in ended or _owner_dead(o)]
 
     def _lapsed(self, dead: Sequence[str]) -> ColumnElement[bool]:
         """A partition left ``running`` by a holder that is gone."""
