@@ -64,7 +64,8 @@ def test_text_shows_a_summary_and_a_page_of_what_needs_attention(big_job: str) -
         "expired; the next run takes them over)",
         "  succeeded  9,990 partitions 19,980/19,980 objects copied, 19.5 MiB",
         "  failed         3 partitions 3/6 objects copied, 3.0 KiB, 3 objects failed"]
-    # The failed first, then the running, then the pending, each in order.
+    # The failed first, then the interrupted (no lease: left by a run that died), then the
+    # running, then the pending, each in order.
     assert _seqs(p.stdout) == [42, 7000, 9000, 100, 5000, *range(PARTS - 4, PARTS + 1)]
     assert "partitions needing attention 1–10 of 10" in p.stdout
     assert "seq 42 broke" in p.stdout and "more" not in p.stdout
@@ -105,7 +106,8 @@ def test_json_keeps_every_partition_and_pages_the_same_way(big_job: str) -> None
     assert [p["seq"] for p in page["partition_table"]] == [7000, 9000, 100]
     assert page["partition_table"][0]["last_error"] == "seq 7000 broke"
     assert (page["partition_table_offset"], page["partition_table_total"],
-            page["partition_table_states"]) == (1, 10, ["failed", "running", "pending"])
+            page["partition_table_states"]) == (1, 10, ["failed", "interrupted", "running",
+                                                       "pending"])
     # The API the CLI calls, as the monitor's /api/jobs/NAME?offset=&limit= pages it.
     api = lakeshift.status(db=big_job, job="big", state=["pending,failed"], limit=4).jobs[0]
     assert [p.seq for p in api.partition_table] == [9996, 9997, 9998, 9999]
@@ -114,7 +116,8 @@ def test_json_keeps_every_partition_and_pages_the_same_way(big_job: str) -> None
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--state", "stuck"], "--state 'stuck': use pending, running, succeeded, failed, "
-                           "attention (failed, running, pending) or all"),
+                           "interrupted, attention (failed, interrupted, running, pending) "
+                           "or all"),
     (["--all", "--limit", "5"], "--all shows every partition: leave out --state, --offset "
                                 "and --limit"),
 ])

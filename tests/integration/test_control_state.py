@@ -315,7 +315,7 @@ def test_a_runs_failures_are_read_through_its_index_after_the_upgrade(url: str) 
     try:
         with control.engine.connect() as conn:
             assert conn.exec_driver_sql("SELECT version FROM lakeshift_schema").scalar() == \
-                migrations.LATEST == 9
+                migrations.LATEST == 10
             have = {i["name"] for i in inspect(conn).get_indexes("lakeshift_failures")}
         assert set(FAILURE_INDEXES) <= have
         if control.engine.dialect.name == "postgresql":
@@ -363,7 +363,9 @@ def test_processes_opening_an_old_db_at_once_all_upgrade_it(url: str) -> None:
     ControlDB(url, create=True).close()
     engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
     with engine.begin() as conn:
-        conn.exec_driver_sql("DROP INDEX ix_lakeshift_failures_partition_open")
+        for index in ("ix_lakeshift_failures_open_key", "ix_lakeshift_failures_open_key_c"):
+            conn.exec_driver_sql(f"DROP INDEX IF EXISTS {index}")  # version 10's
+        conn.exec_driver_sql("ALTER TABLE lakeshift_failures DROP COLUMN deletion")
         conn.exec_driver_sql("ALTER TABLE lakeshift_failures DROP COLUMN cleared_run_id")
         conn.exec_driver_sql("UPDATE lakeshift_schema SET version = 8")
     engine.dispose()

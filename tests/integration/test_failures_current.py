@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from lakeshift.control.records import KeySpan
 from lakeshift.control.repository import ControlDB, PartitionStats, Records
 from lakeshift.model import Failure, PartitionSpec
 
@@ -71,18 +72,142 @@ def test_a_resumed_run_clears_what_it_went_past_and_keeps_what_fails_again(
                                       ("p/s", f"p/s in run {run1}")]
     assert control.finish(p, OWNER, "failed", "p/c", PartitionStats(), "1 failed", 1.0,
                           records=_failed(job, run2, "p/d"))
-    # p/d is listed with its newest reason; the skip on purpose stays (passing it is not
-    # copying it).
+    # p/d is listed with its newest reason; the skip on purpose, after the cursor, stays.
     assert _current(control, job) == [("p/d", f"p/d in run {run2}"),
                                       ("p/s", f"p/s in run {run1}")]
     # The log keeps every run's rows.
     assert sorted(r["object_key"] for r in control.failures(job)) == [
         "p/b", "p/d", "p/d", "p/s"]
 
-    # Run 3 finishes the partition: every failure after its start is cleared.
+    # Run 3 finishes the partition: every failure after its start is cleared, the skip
+    # too (it listed p/s and did not skip it again).
     _run(control, job)
     assert control.finish(p, OWNER, "succeeded", "p/x", PartitionStats(), None, 1.0)
-    assert _current(control, job) == [("p/s", f"p/s in run {run1}")]
+    assert _current(control, job) == []
+
+
+def test_a_resumed_run_clears_a_skip_it_copied_and_keeps_one_it_skipped_again(
+        control: ControlDB) -> None:
+    """Run 1 skipped p/s and p/t on purpose (--skip-errors forbidden, say); run 2, with
+    other options, copies p/s and skips p/t again: p/s is no longer listed, p/t is, with
+    run 2's row."""
+    job, p = _job(control)
+    run1, _ = _run(control, job)
+    assert control.finish(p, OWNER, "failed", "p/a", PartitionStats(), "1 failed", 1.0,
+                          records=_failed(job, run1, "p/b"))
+    control.add_records(p, _failed(job, run1, "p/s", "p/t", skipped=True))
+    run2, _ = _run(control, job)
+    assert control.finish(p, OWNER, "succeeded", "p/z", PartitionStats(), None, 1.0,
+                          records=_failed(job, run2, "p/t", skipped=True))
+    assert _current(control, job) == [("p/t", f"p/t in run {run2}")]
+
+
+def _sync_window(control: ControlDB, job: int, p: int, state: str, cursor: str | None,
+                 delete: bool = False, listed: list[KeySpan] | None = None,
+                 records: Records | None = None) -> int:
+    """A sync pass of the job's one partition whose window ends ``state``, its cursor at
+    ``cursor``; ``records``: what it recorded (``run_id`` filled in)."""
+    run, _ = _run(control, job, {"mode": "sync", "delete": delete}, from_start=True)
+    if records is not None:
+        records = Records(job, run, records.failures)
+    control.finish(p, OWNER, "succeeded" if state in ("succeeded", "keyed") else "failed",
+                   cursor, PartitionStats(), None, 1.0, records=records)
+    when = control.partitions(job)[0]["finished_at"]
+    [w] = control.start_windows(job, run, [(p, None, when)]).values()
+    control.finish_window(w, state, PartitionStats(), 0, None, listed)
+    return run
+
+
+def test_a_deletion_failure_stays_until_a_pass_that_deletes_there(control: ControlDB) -> None:
+    """sync --delete could not delete c/gone (a destination key): a copy run, a pass
+    without --delete and a --delete pass that listed only a path template's folders do
+    not clear it; a --delete pass whose window of the partition succeeded does."""
+    job, p = _job(control)
+    run1 = _sync_window(control, job, p, "failed", None, delete=True)
+    control.add_failures(job, p, run1, [Failure("c/gone", "forbidden", "could not delete "
+                                                "from the destination: denied", 1)], True)
+    control.add_records(p, _failed(job, run1, "p/k"))
+    assert [k for k, _ in _current(control, job)] == ["c/gone", "p/k"]
+
+    _run(control, job)  # a copy run from the start, going past every key
+    assert control.finish(p, OWNER, "succeeded", "p/z", PartitionStats(), None, 1.0)
+    assert [k for k, _ in _current(control, job)] == ["c/gone"]
+    _sync_window(control, job, p, "succeeded", "p/z")
+    _sync_window(control, job, p, "succeeded", "p/z", delete=True,
+                 listed=[KeySpan("p/2026/")])
+    assert [k for k, _ in _current(control, job)] == ["c/gone"]
+    # --files-from naming it (as a source key) does not delete either.
+    run = _sync_window(control, job, p, "keyed", "p/z")
+    control.clear_named_failures(job, run, ["c/gone"], True)
+    assert [k for k, _ in _current(control, job)] == ["c/gone"]
+    _sync_window(control, job, p, "succeeded", "p/z", delete=True)
+    assert _current(control, job) == []
+
+
+def test_a_path_template_pass_clears_only_in_what_it_listed(control: ControlDB) -> None:
+    """A pass under --path-template lists the template's folders inside its window and
+    the keys before and after the template's static prefix: a failure in an older folder
+    stays current."""
+    job, p = _job(control)
+    run1, _ = _run(control, job)
+    keys = ("p/a", "p/logs/2020/01/x", "p/logs/2026/12/x", "p/logs/2026/120/x",
+            "p/logs/2026/13/x", "p/zz")
+    control.finish(p, OWNER, "failed", None, PartitionStats(), "failed", 1.0,
+                   records=_failed(job, run1, *keys))
+    # As engine/sync.py's _specs lists it: before "p/logs/", the window's folders, after.
+    listed = [KeySpan("p/", range_end="p/logs/"), KeySpan("p/logs/2026/12/"),
+              KeySpan("p/logs/2026/13/"),
+              KeySpan("p/", start_after="p/logs/\U0010ffff", range_start="p/logt")]
+    _sync_window(control, job, p, "failed", "p/logs/2026/12/x", listed=listed)
+    assert [k for k, _ in _current(control, job)] == [
+        "p/logs/2020/01/x", "p/logs/2026/120/x", "p/logs/2026/13/x", "p/zz"]
+    _sync_window(control, job, p, "succeeded", "p/zz", listed=listed)
+    assert [k for k, _ in _current(control, job)] == ["p/logs/2020/01/x", "p/logs/2026/120/x"]
+    # A pass that lists the whole partition (no template, or a window with no start).
+    _sync_window(control, job, p, "succeeded", "p/zz")
+    assert _current(control, job) == []
+
+
+def test_the_heartbeat_walks_only_the_open_failures_of_the_keys_it_went_past(
+        control: ControlDB) -> None:
+    """The UPDATE a heartbeat clears with is an index walk over the partition's open
+    failures in the keys it passed (version 10), not over all its open failures."""
+    from sqlalchemy import event
+
+    job, p = _job(control)
+    run1, _ = _run(control, job)
+    control.finish(p, OWNER, "failed", None, PartitionStats(), "failed", 1.0,
+                   records=_failed(job, run1, *(f"p/k{i:03d}" for i in range(200))))
+    _run(control, job)
+    seen: list[tuple[str, object]] = []
+
+    def note(conn: object, cursor: object, statement: str, parameters: object,
+             context: object, executemany: bool) -> None:
+        if statement.lstrip().upper().startswith("UPDATE LAKESHIFT_FAILURES"):
+            seen.append((statement, parameters))
+
+    event.listen(control.engine, "before_cursor_execute", note)
+    try:
+        assert control.heartbeat(p, OWNER, 60, "p/k010", PartitionStats())
+    finally:
+        event.remove(control.engine, "before_cursor_execute", note)
+    [(statement, parameters)] = seen
+    assert [k for k, _ in _current(control, job)][:2] == ["p/k011", "p/k012"]
+    with control.engine.begin() as conn:
+        # As the DB's statistics have it once analysed (PostgreSQL's autovacuum does).
+        conn.exec_driver_sql("ANALYZE")
+    with control.engine.begin() as conn:
+        if control.engine.dialect.name == "sqlite":
+            plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN " + statement, parameters))  # type: ignore[arg-type]
+            assert "ix_lakeshift_failures_open_key" in plan and "object_key<" in plan, plan
+        else:
+            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+            plan = " ".join(str(r[0]) for r in conn.exec_driver_sql(
+                "EXPLAIN " + statement, parameters))  # type: ignore[arg-type]
+            cond = plan.split("Index Cond:", 1)[-1].split("Filter:", 1)[0]
+            assert "ix_lakeshift_failures_open_key_c" in plan, plan
+            assert 'left"(object_key, 500))::text <=' in cond, plan
 
 
 def test_a_run_clears_only_keys_after_the_cursor_it_resumed_from(control: ControlDB) -> None:
@@ -263,9 +388,11 @@ def test_a_db_upgraded_to_version_9_lists_no_failure_its_passes_already_went_pas
         control.finish_window(w, state, PartitionStats(), 0, None)
         control.finish_run(run, "failed", 0, 1, 0, 0)
 
-    # As version 8 had it: no row cleared, no column.
+    # As version 8 had it: no row cleared, no column (nor version 10's).
     with control.engine.begin() as conn:
-        conn.exec_driver_sql("DROP INDEX ix_lakeshift_failures_partition_open")
+        for index in ("ix_lakeshift_failures_open_key", "ix_lakeshift_failures_open_key_c"):
+            conn.exec_driver_sql(f"DROP INDEX IF EXISTS {index}")
+        conn.exec_driver_sql("ALTER TABLE lakeshift_failures DROP COLUMN deletion")
         conn.exec_driver_sql("ALTER TABLE lakeshift_failures DROP COLUMN cleared_run_id")
         conn.exec_driver_sql("UPDATE lakeshift_schema SET version = 8")
     control.close()
@@ -280,3 +407,50 @@ def test_a_db_upgraded_to_version_9_lists_no_failure_its_passes_already_went_pas
         assert [k for k, _ in _current(upgraded, sync)] == ["r/keyed"]
     finally:
         upgraded.close()
+
+
+def test_version_10_tells_deletion_failures_apart_and_indexes_open_failures_by_key(
+        control: ControlDB, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The upgrade from version 9 marks the rows sync --delete's deletion phase recorded
+    (a --delete pass's, worded as it words them) and lists again those a pass that deleted
+    nothing cleared; the partition's open failures get their index by key.  A lakeshift
+    that knows version 9 refuses the upgraded DB in one line."""
+    from sqlalchemy import inspect
+
+    from lakeshift.control import db as control_db
+    from lakeshift.errors import UsageError
+
+    job, p = _job(control)
+    run1 = _sync_window(control, job, p, "failed", None, delete=True)
+    control.add_failures(job, p, run1, [
+        Failure("c/gone", "forbidden", "could not delete from the destination: denied", 1)],
+        True)
+    run2 = _sync_window(control, job, p, "failed", None)
+    control.add_records(p, Records(job, run2, [Failure(
+        "p/y", "forbidden", "could not delete from the destination: no --delete", 1)]))
+    with control.engine.begin() as conn:  # as version 9 left them
+        for index in ("ix_lakeshift_failures_open_key", "ix_lakeshift_failures_open_key_c"):
+            conn.exec_driver_sql(f"DROP INDEX IF EXISTS {index}")
+        conn.exec_driver_sql("CREATE INDEX ix_lakeshift_failures_partition_open ON "
+                             "lakeshift_failures (partition_id, cleared_run_id)")
+        conn.exec_driver_sql(f"UPDATE lakeshift_failures SET cleared_run_id = {run2} "
+                             "WHERE object_key = 'c/gone'")  # version 9's window did so
+        conn.exec_driver_sql("ALTER TABLE lakeshift_failures DROP COLUMN deletion")
+        conn.exec_driver_sql("UPDATE lakeshift_schema SET version = 9")
+    control.close()
+    upgraded = ControlDB(control.url)
+    try:
+        assert [k for k, _ in _current(upgraded, job)] == ["c/gone", "p/y"]
+        marked = {r["object_key"]: r["deletion"] for r in upgraded.failures(job)}
+        assert marked == {"c/gone": 1, "p/y": 0}
+        names = {i["name"] for i in inspect(upgraded.engine).get_indexes("lakeshift_failures")}
+        assert "ix_lakeshift_failures_partition_open" not in names
+        assert ("ix_lakeshift_failures_open_key_c"
+                if control.engine.dialect.name == "postgresql"
+                else "ix_lakeshift_failures_open_key") in names
+    finally:
+        upgraded.close()
+    monkeypatch.setattr(control_db, "SCHEMA_VERSION", 9)
+    with pytest.raises(UsageError, match=r"has schema version 10, newer than this "
+                                         r"lakeshift understands \(9\): upgrade lakeshift"):
+        ControlDB(control.url)

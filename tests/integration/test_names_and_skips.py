@@ -122,8 +122,9 @@ def test_a_version_1_control_db_is_upgraded(cli_env: dict[str, str], tmp_path: P
     con.execute("DROP TABLE lakeshift_partition_runs")
     con.execute("DROP TABLE lakeshift_run_samples")
     con.execute("DROP TABLE lakeshift_sync_delete_candidates")  # the sync3 migration's
-    con.execute("DROP INDEX ix_lakeshift_failures_partition_open")  # version 9's
-    con.execute("ALTER TABLE lakeshift_failures DROP COLUMN cleared_run_id")
+    con.execute("DROP INDEX ix_lakeshift_failures_open_key")  # version 10's
+    con.execute("ALTER TABLE lakeshift_failures DROP COLUMN deletion")
+    con.execute("ALTER TABLE lakeshift_failures DROP COLUMN cleared_run_id")  # version 9's
     con.execute("UPDATE lakeshift_schema SET version = 1")
     con.commit()
     con.close()
@@ -135,9 +136,9 @@ def test_a_version_1_control_db_is_upgraded(cli_env: dict[str, str], tmp_path: P
                        "name = 'ix_lakeshift_partitions_claim'").fetchone()[0] == 1
     assert con.execute("select count(*) from lakeshift_sync_windows").fetchone()[0] == 0
     cols = [r[1] for r in con.execute("pragma table_info(lakeshift_failures)")]
-    assert "skipped" in cols and "cleared_run_id" in cols
+    assert "skipped" in cols and "cleared_run_id" in cols and "deletion" in cols
     assert con.execute("select count(*) from sqlite_master where type = 'index' and "
-                       "name = 'ix_lakeshift_failures_partition_open'").fetchone()[0] == 1
+                       "name = 'ix_lakeshift_failures_open_key'").fetchone()[0] == 1
     assert con.execute("select count(*) from lakeshift_renames").fetchone()[0] == 0
 
 

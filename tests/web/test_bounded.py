@@ -115,7 +115,7 @@ def test_a_jobs_partitions_come_a_page_at_a_time(long_run: tuple[str, int]) -> N
     todo = client.get("/api/jobs/long?state=attention&offset=10&limit=5").json()
     assert [p["seq"] for p in todo["partition_table"]] == list(range(11, 16))
     assert (todo["partition_table_total"], todo["partition_table_states"]) == (
-        PARTS, ["failed", "running", "pending"])
+        PARTS, ["failed", "interrupted", "running", "pending"])
     r = client.get("/api/jobs/long?state=stuck")
     assert r.status_code == 400 and "state 'stuck'" in r.json()["error"]["message"]
 

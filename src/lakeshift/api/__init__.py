@@ -131,9 +131,10 @@ _MODULES = {
             "run _name_the_file _plan_from_config plan_job run_job",
     "syncing": "sync_async sync _refuse_other_urls _same_url _sync_job "
                "_add_adf_delta_partitions",
-    "state": "ATTENTION_STATES INTERRUPTED_READS run_going_on status_async status _states "
-             "_status _partition_status _run_status _job_status FAILURE_FIELDS failures_async "
-             "failures _failures _failed_object write_failures_csv csv_cell",
+    "state": "ATTENTION_STATES READ_STATES INTERRUPTED_READS run_going_on status_async "
+             "status _states _status _partition_status _run_status _job_status "
+             "FAILURE_FIELDS failures_async failures _failures _failed_object "
+             "write_failures_csv csv_cell",
     "checks": "verify_async verify _job_pairs check_async check scan_async scan",
     "tuning": "tune_async _servers_differ _over_config _writable_config tune",
     "monitor": "_SECRET_NAMES _shown_settings _seconds _partition_run_status MAX_SAMPLES "

@@ -32,19 +32,25 @@ if TYPE_CHECKING:
     from lakeshift.control.repository import ControlDB
 
 
-#: The states of partitions that need attention, in the order ``status`` lists them.
-ATTENTION_STATES = ("failed", "running", "pending")
+#: The states of partitions that need attention, in the order ``status`` lists them
+#: (``interrupted``: left ``running`` by a holder that is gone, as they read).
+ATTENTION_STATES = ("failed", "interrupted", "running", "pending")
 
-#: How a partition left ``running`` by a run that died reads (``PartitionStatus.reads``):
-#: its lease lapses, and the next ``run`` of the job claims it and goes on from its cursor.
+#: The states ``--state`` chooses from: the stored ones, and ``interrupted`` — a
+#: partition stored ``running`` reads as running only while its lease is held.
+READ_STATES = (*_STATES, "interrupted")
+
+#: How a partition left ``running`` by a holder that is gone reads (``PartitionStatus.reads``):
+#: its lease lapsed (or its process, on the host reading, is gone), and the next ``run``
+#: of the job — or an idle worker of a live fleet — claims it and goes on from its cursor.
 INTERRUPTED_READS = "interrupted (lease expired; the next run takes it over)"
 
 
 def run_going_on(runs: Iterable[model.RunStatus]) -> bool:
     """Whether a run of these (a job's, as the control DB reads them: a run whose lease
-    lapsed reads as interrupted) is running.  The one rule for what is live: the monitor's
-    "live" badge, and whether a partition in state ``running`` is held or was left by a
-    run that died (it then reads as ``INTERRUPTED_READS``)."""
+    lapsed reads as interrupted) is running: the monitor's "live" badge.  (Whether a
+    partition in state ``running`` is held is its own lease's to say, not a run's:
+    ``PartitionStatus.reads``.)"""
     return any(r.state == "running" for r in runs)
 
 
@@ -57,7 +63,9 @@ async def status_async(*, db: str = DEFAULT_DB, job: str | None = None, offset: 
     those states, grouped in the order given (``ATTENTION_STATES``: the failed, then the
     running, then the pending).  ``partition_table_total`` says how many there are to page
     through.  ``all_partitions``: every partition in order (``state``, ``offset`` and
-    ``limit`` must then be left out).  (The control DB is read in a worker thread.)"""
+    ``limit`` must then be left out).  ``state`` is how a partition reads: ``running``
+    only while its lease is held, ``interrupted`` when its holder is gone.  (The control DB
+    is read in a worker thread.)"""
     _page_args(offset, limit)
     states = _states(state)
     if all_partitions and (states is not None or offset or limit is not None):
@@ -71,7 +79,8 @@ status = _blocking(status_async)
 
 def _states(state: Sequence[str] | str | None) -> tuple[str, ...] | None:
     """``state`` as a tuple of known states, without repeats (None: every state); ``all``
-    is every state, ``attention`` the failed, running and pending; a comma list is split."""
+    is every state, ``attention`` the failed, interrupted, running and pending; a comma
+    list is split."""
     if state is None:
         return None
     words = [w.strip() for s in ([state] if isinstance(state, str) else state)
@@ -81,9 +90,9 @@ def _states(state: Sequence[str] | str | None) -> tuple[str, ...] | None:
         if w == "all":
             return None
         for s in (ATTENTION_STATES if w == "attention" else (w,)):
-            if s not in _STATES:
-                raise UsageError(f"--state {w!r}: use {', '.join(_STATES)}, attention "
-                                 "(failed, running, pending) or all")
+            if s not in READ_STATES:
+                raise UsageError(f"--state {w!r}: use {', '.join(READ_STATES)}, attention "
+                                 f"({', '.join(ATTENTION_STATES)}) or all")
             if s not in out:
                 out.append(s)
     return tuple(out) if out else None
@@ -101,10 +110,15 @@ def _status(db: str, job: str | None, offset: int = 0, limit: int | None = None,
 
 
 def _partition_status(r: Any, run_live: bool = True) -> model.PartitionStatus:
-    """A partition's row; ``run_live``: a run of its job is running (run_going_on), else a
-    partition in state ``running`` reads as interrupted."""
+    """A partition's row.  How it reads comes with the row (``ControlDB.partitions``:
+    ``interrupted`` when its holder is gone, by its own lease); for a row without it,
+    ``run_live``: a run of its job is running (run_going_on), else a partition in state
+    ``running`` reads as interrupted."""
     duration = r["duration_s"] or 0.0
     state = r["state"]
+    reads = r.get("reads")
+    lapsed = (reads == "interrupted" if reads is not None
+              else state == "running" and not run_live)
     return model.PartitionStatus(
         seq=r["seq"], state=r["state"], source=r["source"], prefix=r["prefix"],
         range_start=r["range_start"], range_end=r["range_end"],
@@ -115,7 +129,7 @@ def _partition_status(r: Any, run_live: bool = True) -> model.PartitionStatus:
         last_error=r["last_error"], lease_owner=r["lease_owner"],
         started_at=_as_utc(r["started_at"]), finished_at=_as_utc(r["finished_at"]),
         adf_prefix=r["adf_prefix"],
-        reads=INTERRUPTED_READS if state == "running" and not run_live else state)
+        reads=INTERRUPTED_READS if lapsed else state)
 
 
 def _run_status(r: Any) -> model.RunStatus:
@@ -135,9 +149,11 @@ def _job_status(control: ControlDB, job: Job, detail: bool, offset: int = 0,
     by_state = control.partition_totals_by_state(job.id)
     totals = fold_state_totals(by_state)  # the same query's answer, not a second
     runs = tuple(_run_status(r) for r in control.runs(job.id))
-    run_live = run_going_on(runs)
-    parts = tuple(_partition_status(r, run_live) for r in control.partitions(
+    parts = tuple(_partition_status(r) for r in control.partitions(
         job.id, offset, limit, states)) if detail else ()
+    # Partitions stored running that read as interrupted: each by its own lease (a live
+    # run of the job does not hold a partition a dead run, or a dead worker, left).
+    interrupted = control.interrupted_partitions(job.id) if "running" in by_state else 0
     sched = control.schedule(job.id)
     # A scheduler holds the job while its lease runs: it renews it through each pass and
     # each wait.  One whose lease lapsed died (killed, its machine gone) and left its next
@@ -147,12 +163,13 @@ def _job_status(control: ControlDB, job: Job, detail: bool, offset: int = 0,
     held = sched if sched is not None and sched["owner"] and lease is not None \
         and lease > datetime.now(UTC) else None
     counts = {s: totals.get(s, 0) for s in _STATES}
+    reading = {**counts, "running": counts["running"] - interrupted, "interrupted": interrupted}
     last_pass = next((r for r in runs if r.settings.get("mode") == "sync"), None)
     copied, nbytes = totals["copied"], totals["bytes"]
     if last_pass is not None:
         # A sync pass starts its partitions' counters at zero: the job's totals are its runs'.
         copied, nbytes = control.run_totals(job.id)
-    shown = totals["partitions"] if states is None else sum(counts[s] for s in states)
+    shown = totals["partitions"] if states is None else sum(reading[s] for s in states)
     return model.JobStatus(
         job=job.name, destination=job.destination, created_at=_as_utc(job.created_at),
         adf_table=job.adf_table, partitions=totals["partitions"], **counts,
@@ -167,7 +184,7 @@ def _job_status(control: ControlDB, job: Job, detail: bool, offset: int = 0,
         next_sync_at=_as_utc(held["next_run_at"]) if held is not None else None,
         last_sync_pass=last_pass,
         key_range_partitions=control.key_range_partitions(job.id) if detail else 0,
-        interrupted=0 if run_live else counts["running"])
+        interrupted=interrupted)
 
 
 FAILURE_FIELDS = ("object_key", "error_kind", "message", "attempts", "skipped", "at",

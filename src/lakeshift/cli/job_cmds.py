@@ -334,8 +334,10 @@ def status(
         metavar="NAME")] = None,
     as_json: JsonOpt = False,
     state: Annotated[list[str] | None, typer.Option(
-        "--state", help="With --job: only partitions in this state (pending, running, "
-                        "succeeded, failed; attention = failed, running, pending; all); "
+        "--state", help="With --job: only partitions in this state (pending, running: "
+                        "its lease held, interrupted: left running by a holder that is "
+                        "gone, succeeded, failed; attention = failed, interrupted, "
+                        "running, pending; all); "
                         "repeat or separate with commas.  Text shows the attention ones "
                         "unless told; --json every partition.", show_default=False,
         metavar="STATE")] = None,

@@ -138,6 +138,53 @@ def _clear_passed_before_9(conn: Any) -> None:
                  .values(cleared_run_id=window))
 
 
+def _to_10(conn: Any) -> None:
+    """A failure of sync --delete's deletion phase is told from a copy's (``deletion``):
+    its key is a destination object's, and only a later --delete pass clears it.  Open
+    failures are found by key (``ix_lakeshift_failures_open_key``, on PostgreSQL ``…_c``),
+    replacing the index by partition alone (kept on SQL Server, which cannot index TEXT)."""
+    from sqlalchemy import inspect
+
+    from lakeshift.control.schema import failures
+
+    add = "ADD" if conn.dialect.name == "mssql" else "ADD COLUMN"
+    if "deletion" not in {c["name"] for c in inspect(conn).get_columns("lakeshift_failures")}:
+        conn.exec_driver_sql(f"ALTER TABLE lakeshift_failures {add} deletion INTEGER NOT NULL "
+                             "DEFAULT 0")
+    _mark_deletion_failures(conn)
+    if conn.dialect.name != "mssql":
+        conn.exec_driver_sql("DROP INDEX IF EXISTS ix_lakeshift_failures_partition_open")
+    for index in failures.indexes:
+        if str(index.name).startswith("ix_lakeshift_failures_open_key"):
+            index.create(conn, checkfirst=True)
+
+
+#: How sync --delete's deletion phase words its failures (engine/sync_delete.py), before
+#: version 10 recorded them as such.
+_DELETION_MESSAGES = ("could not delete from the destination:%",
+                      "deleted, then its source reappeared:%",
+                      "kept: it was renamed at the source%")
+
+
+def _mark_deletion_failures(conn: Any) -> None:
+    """Rows that sync --delete's deletion phase recorded before version 10 (a --delete
+    pass's rows worded as it words them) are marked as such, and current again where a
+    pass that deleted nothing cleared them (version 9 let any succeeded window do so)."""
+    from sqlalchemy import and_, or_, select, update
+
+    from lakeshift.control.schema import failures, runs
+
+    f = failures.c
+    deleting = select(runs.c.id).where(and_(runs.c.settings.like('%"mode": "sync"%'),
+                                            runs.c.settings.like('%"delete": true%')))
+    conn.execute(update(failures).where(and_(
+        f.run_id.in_(deleting), or_(*(f.message.like(m) for m in _DELETION_MESSAGES))))
+        .values(deletion=1))
+    conn.execute(update(failures).where(and_(
+        f.deletion == 1, f.cleared_run_id.is_not(None), f.cleared_run_id.not_in(deleting)))
+        .values(cleared_run_id=None))
+
+
 #: The monitor's and sync --delete's migrations (numbers kept apart while they were built
 #: on separate branches).
 MONITOR_VERSION = 5
@@ -146,7 +193,7 @@ SYNC_CANDIDATES = 7
 STEPS: dict[int, Callable[[Any], None]] = {2: _to_2, 3: _to_3, 4: _to_4,
                                            MONITOR_VERSION: _to_monitor, 6: _to_6,
                                            SYNC_CANDIDATES: _sync_candidates, 8: _to_8,
-                                           9: _to_9}
+                                           9: _to_9, 10: _to_10}
 LATEST = max(STEPS)
 
 

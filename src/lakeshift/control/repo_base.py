@@ -18,6 +18,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.engine import Connection, Engine, RowMapping
@@ -25,8 +26,9 @@ from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
 
 from lakeshift.control.db import ControlDBUnavailable, db_error, display_url, open_engine
-from lakeshift.control.records import Job, as_utc
+from lakeshift.control.records import Job, KeySpan, as_utc
 from lakeshift.control.schema import (
+    KEY_INDEXED,
     adf_delta_table,
     deletions,
     failures,
@@ -70,6 +72,8 @@ class Records:
     failures: Sequence[Failure] = field(default_factory=list)
     renames: Sequence[Rename] = field(default_factory=list)
     deletions: Sequence[SourceDeleted] = field(default_factory=list)
+    #: The failures are sync --delete's deletion phase's (destination keys).
+    deletion: bool = False
 
 
 class ControlBase:
@@ -113,7 +117,11 @@ class ControlBase:
                       finished: bool) -> None:
         """A save of a claimed partition: its failures that the claim went past (keys after
         the cursor it was claimed at, up to ``cursor``; every key after it when
-        ``finished``, the partition succeeded) are no longer current."""
+        ``finished``, the partition succeeded) are no longer current, skips on purpose
+        included: the claim listed each of those keys and looked at it, so one still
+        skipped was recorded again (a newer row) and one not recorded was copied, found
+        identical or is gone (a run with other options — --skip-errors, --invalid-names —
+        copies what an earlier one skipped)."""
         passing = self._passing
         if partition_id not in passing:
             return
@@ -121,7 +129,7 @@ class ControlBase:
         if not finished and (cursor is None or cursor == start):
             return
         _clear_failures(conn, partition_id, run_id, start,
-                        None if finished else cursor, recorded_by=last)
+                        None if finished else cursor, recorded_by=last, skips=True)
 
     def _tx(self) -> Any:
         return _Tx(self)
@@ -181,34 +189,117 @@ def _dry_run(settings: str | None) -> bool:
         return True
 
 
+def _deletes(settings: str | None) -> bool:
+    """Whether a run's recorded settings are a sync --delete pass's (not a dry run)."""
+    try:
+        given = json.loads(settings or "{}")
+        return bool(given.get("mode") == "sync" and given.get("delete")
+                    and not given.get("dry_run"))
+    except (ValueError, AttributeError):
+        return False
+
+
 #: The error kind of a --files-from key in no partition (engine/sync.py): recorded on the
 #: pass's first partition, which no pass of that partition ever lists.
 OUTSIDE_PARTITIONS = "outside-partitions"
 
 
-def _clear_failures(conn: Connection, partition_id: int, run_id: int, after: str | None,
-                    upto: str | None, recorded_by: int | None = None) -> None:
-    """Mark the partition's current failures with keys in (``after``, ``upto``] (None: no
-    bound) as cleared by ``run_id``: a pass listed those keys in full and none of them
-    failed (a failed key stops the cursor before it), so each was copied, found identical,
-    or is gone.  Skips on purpose stay: passing one is not copying it (a resumed run does
-    not list it again, a sync window does not take an unchanged object).  The pass's own
-    failures stay too: those recorded after failure id ``recorded_by`` (a run's claim),
-    or, without it, those of ``run_id`` (a sync pass) — a failure that is not a listed
-    key's (a parent folder's ACL under --preserve) leaves the cursor free to pass it."""
+def _clearable(run_id: int, recorded_by: int | None, *, skips: bool,
+               deletion: bool = False) -> ColumnElement[bool]:
+    """The one rule of which failure rows a pass of run ``run_id`` may clear (its caller
+    adds the partitions and keys it went past): current ones, never an outside-partitions
+    row (a named key in no partition: no pass lists it), never the pass's own — those
+    recorded after failure id ``recorded_by`` (a run's claim), or, without it, those of
+    ``run_id`` (a sync pass): a failure that is not a listed key's (a parent folder's ACL
+    under --preserve) leaves the cursor free to pass its key.  ``skips``: skips on purpose
+    too (a pass that listed their keys and looked at each: a resumed run, a --files-from
+    pass; not a sync window, which does not take an unchanged object).  ``deletion``: the
+    rows of sync --delete's deletion phase (destination keys) instead of a copy's."""
     f = failures.c
-    where = and_(f.partition_id == partition_id, f.cleared_run_id.is_(None), f.skipped == 0,
-                 f.error_kind != OUTSIDE_PARTITIONS,
-                 f.id <= recorded_by if recorded_by is not None else
+    # ``id + 0``: no index walk by id (SQLite, its statistics analysed, took the rowid
+    # range — every open failure of the partition — over the key index).
+    where = and_(f.cleared_run_id.is_(None), f.error_kind != OUTSIDE_PARTITIONS,
+                 f.deletion == int(deletion),
+                 f.id + 0 <= recorded_by if recorded_by is not None else
                  or_(f.run_id.is_(None), f.run_id != run_id))
-    key: Any = f.object_key
-    if conn.dialect.name == "postgresql":
-        key = key.collate("C")  # keys compare as Python and the listings order them
+    return where if skips else and_(where, f.skipped == 0)
+
+
+def _clear_failures(conn: Connection, partition_id: int, run_id: int, after: str | None,
+                    upto: str | None, recorded_by: int | None = None, *,
+                    skips: bool = False, spans: Sequence[KeySpan] | None = None,
+                    deletion: bool = False) -> None:
+    """Mark the partition's current failures (``_clearable``) with keys in (``after``,
+    ``upto``] (None: no bound) and, given ``spans``, in one of them, as cleared by
+    ``run_id``: a pass listed those keys in full and none of them failed (a failed key
+    stops the cursor before it), so each was copied, found identical, or is gone."""
+    f = failures.c
+    where = and_(f.partition_id == partition_id,
+                 _clearable(run_id, recorded_by, skips=skips, deletion=deletion))
+    keys = _KeyBounds(conn.dialect.name)
     if after is not None:
-        where = and_(where, key > after)
+        where = and_(where, keys.above(after))
     if upto is not None:
-        where = and_(where, key <= upto)
+        where = and_(where, keys.upto(upto))
+    if spans is not None:
+        if not spans:
+            return
+        where = and_(where, or_(*(keys.within(s) for s in spans)))
     conn.execute(update(failures).where(where).values(cleared_run_id=run_id))
+
+
+class _KeyBounds:
+    """Conditions on a failure's key, as listings order keys (by code point).  On
+    PostgreSQL the key compares in the "C" collation, and each bound is repeated on the
+    key's first KEY_INDEXED characters, which its index holds (``ix_…_open_key_c``):
+    truncating two keys keeps their order or makes them equal, so the repeat is always
+    true of the keys the exact bound takes, and lets the index walk only them."""
+
+    def __init__(self, dialect: str) -> None:
+        self.pg = dialect == "postgresql"
+        key: Any = failures.c.object_key
+        self.key = key.collate("C") if self.pg else key
+        # The length written into the SQL, as in the index's expression (a bound
+        # parameter would not match it).
+        self.short = func.left(failures.c.object_key,
+                               literal_column(str(KEY_INDEXED))).collate("C")
+
+    def above(self, low: str, inclusive: bool = False) -> ColumnElement[bool]:
+        exact = self.key >= low if inclusive else self.key > low
+        return and_(exact, self.short >= low[:KEY_INDEXED]) if self.pg else exact
+
+    def upto(self, high: str) -> ColumnElement[bool]:
+        exact = self.key <= high
+        return and_(exact, self.short <= high[:KEY_INDEXED]) if self.pg else exact
+
+    def below(self, high: str) -> ColumnElement[bool]:
+        exact = self.key < high
+        return and_(exact, self.short <= high[:KEY_INDEXED]) if self.pg else exact
+
+    def within(self, span: KeySpan) -> ColumnElement[bool]:
+        parts: list[ColumnElement[bool]] = []
+        if span.prefix:
+            parts.append(self.above(span.prefix, inclusive=True))
+            past = _past_prefix(span.prefix)
+            if past is not None:
+                parts.append(self.below(past))
+        if span.start_after is not None:
+            parts.append(self.above(span.start_after))
+        if span.range_start is not None:
+            parts.append(self.above(span.range_start, inclusive=True))
+        if span.range_end is not None:
+            parts.append(self.below(span.range_end))
+        return and_(true(), *parts)
+
+
+def _past_prefix(prefix: str) -> str | None:
+    """The least string greater than every string that starts with ``prefix`` (None:
+    there is none, every character being the greatest)."""
+    p = prefix.rstrip("\U0010ffff")
+    if not p:
+        return None
+    following = ord(p[-1]) + 1
+    return p[:-1] + chr(0xE000 if 0xD800 <= following < 0xE000 else following)  # no surrogate
 
 
 def _connection_lost(e: OperationalError) -> bool:
@@ -272,7 +363,7 @@ def _insert_records(conn: Connection, partition_id: int | None, r: Records,
             {"job_id": r.job_id, "partition_id": partition_id, "run_id": r.run_id,
              "object_key": f.object_key, "error_kind": f.error_kind,
              "message": redact(f.message)[:4000], "attempts": f.attempts,
-             "skipped": int(f.skipped)}
+             "skipped": int(f.skipped), "deletion": int(r.deletion)}
             for f in r.failures])
     if r.renames:
         # A run that died saved the renames of keys after its cursor; its rerun meets those

@@ -13,6 +13,7 @@ from sqlalchemy import (
     case,
     delete,
     func,
+    literal,
     or_,
     select,
     update,
@@ -53,6 +54,9 @@ from lakeshift.control.schema import (
 from lakeshift.errors import UsageError
 from lakeshift.model import PartitionSpec
 from lakeshift.redact import redact
+
+#: How a partition reads that a holder that is gone left ``running`` (``JobRows._reads``).
+INTERRUPTED = "interrupted"
 
 
 class JobRows(ControlBase):
@@ -108,22 +112,82 @@ class JobRows(ControlBase):
 
     def partitions(self, job_id: int, offset: int = 0, limit: int | None = None,
                    states: Sequence[str] | None = None) -> list[RowMapping]:
-        """The job's partitions in order (``limit`` of them from ``offset``: a page).  With
-        ``states``, only those in one of them, grouped in the order the states are given
-        (``failed`` first, say), each group in order."""
-        q = select(partitions).where(partitions.c.job_id == job_id)
-        if states is not None:
-            q = q.where(partitions.c.state.in_(list(states)))
-            if len(states) > 1:  # one state walks the (job_id, state, seq) index in order
-                q = q.order_by(case({s: i for i, s in enumerate(states)},
-                                    value=partitions.c.state))
-        q = q.order_by(partitions.c.seq)
-        if offset:
-            q = q.offset(offset)
-        if limit is not None:
-            q = q.limit(limit)
+        """The job's partitions in order (``limit`` of them from ``offset``: a page), each
+        with ``reads``: its state as it reads now (``_reads``: ``interrupted`` for one left
+        ``running`` by a holder that is gone).  With ``states`` (of ``reads``), only those
+        in one of them, grouped in the order the states are given (``failed`` first, say),
+        each group in order."""
+        p = partitions.c
         with self._tx() as conn:
+            dead = self._dead_holders(conn, job_id)
+            reads = self._reads(dead)
+            q = select(partitions, reads.label("reads")).where(p.job_id == job_id)
+            if states is not None:
+                q = q.where(or_(*(self._reading(s, dead) for s in states)))
+                if len(states) > 1:  # one state walks the (job_id, state, seq) index in order
+                    q = q.order_by(case({s: i for i, s in enumerate(states)}, value=reads))
+            q = q.order_by(p.seq)
+            if offset:
+                q = q.offset(offset)
+            if limit is not None:
+                q = q.limit(limit)
             return list(conn.execute(q).mappings())
+
+    def interrupted_partitions(self, job_id: int) -> int:
+        """How many of the job's partitions read as interrupted (``_reads``), in one
+        aggregate query."""
+        with self._tx() as conn:
+            dead = self._dead_holders(conn, job_id)
+            return int(conn.execute(select(func.count()).select_from(partitions).where(and_(
+                partitions.c.job_id == job_id, self._lapsed(dead)))).scalar_one())
+
+    # A partition in state ``running`` is held while its holder renews its lease.  What the
+    # DB knows of a holder that stopped: its lease lapsed (no heartbeat for a lease's
+    # length, by the DB's clock); the run it holds it for — a run's own process holds its
+    # partitions under the run's owner — is over (its row not running, or its lease
+    # lapsed: the run's row is renewed first in each beat); or, for a process of this
+    # host, that the process is gone (as ``expire_dead_local`` and ``close_dead_runs``
+    # judge it).  A fleet's worker holds under its own name: one on another machine that
+    # died reads as running until its lease lapses (nothing in the DB says so before).
+
+    def _dead_holders(self, conn: Connection, job_id: int) -> list[str]:
+        """Lease owners of the job's running partitions that are gone: the owners of runs
+        of the job that are over, and processes of this host that no longer exist (a
+        few: one per process that held a partition)."""
+        p = partitions.c
+        owners = [str(o) for o in conn.execute(select(p.lease_owner).distinct().where(and_(
+            p.job_id == job_id, p.state == "running", p.lease_owner.is_not(None)))).scalars()]
+        if not owners:
+            return []
+        r = runs.c
+        ended = set(conn.execute(select(r.owner).distinct().where(and_(
+            r.job_id == job_id, r.owner.in_(owners),
+            or_(r.state != "running", r.lease_expires.is_(None),
+                r.lease_expires < self._now())))).scalars())
+        return [o for o in owners if o in ended or _owner_dead(o)]
+
+    def _lapsed(self, dead: Sequence[str]) -> ColumnElement[bool]:
+        """A partition left ``running`` by a holder that is gone."""
+        p = partitions.c
+        gone = or_(p.lease_expires.is_(None), p.lease_expires < self._now())
+        if dead:
+            gone = or_(gone, p.lease_owner.in_(list(dead)))
+        return and_(p.state == "running", gone)
+
+    def _reading(self, state: str, dead: Sequence[str]) -> ColumnElement[bool]:
+        """The partitions that read as ``state``: ``running`` those held, ``interrupted``
+        those ``_lapsed``; any other state as stored."""
+        p = partitions.c
+        if state == INTERRUPTED:
+            return self._lapsed(dead)
+        if state == "running":
+            held = and_(p.state == "running", p.lease_expires >= self._now())
+            return and_(held, or_(p.lease_owner.is_(None), p.lease_owner.not_in(list(dead)))
+                        ) if dead else held
+        return p.state == state
+
+    def _reads(self, dead: Sequence[str]) -> ColumnElement[Any]:
+        return case((self._lapsed(dead), literal(INTERRUPTED)), else_=partitions.c.state)
 
     def key_range_partitions(self, job_id: int) -> int:
         """How many of the job's partitions are key ranges (the rest are prefixes), in one

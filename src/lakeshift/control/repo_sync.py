@@ -18,9 +18,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import RowMapping
 
-from lakeshift.control.records import as_utc
+from lakeshift.control.records import KeySpan, as_utc
 from lakeshift.control.repo_base import (
-    OUTSIDE_PARTITIONS,
     ControlBase,
     PartitionStats,
     Records,
@@ -28,6 +27,8 @@ from lakeshift.control.repo_base import (
     _adf_table,
     _alive,
     _clear_failures,
+    _clearable,
+    _deletes,
     _dry_run,
     _flag,
     _insert_records,
@@ -53,8 +54,11 @@ class SyncRows(ControlBase):
     # -- failures ------------------------------------------------------------------------
 
     def add_failures(self, job_id: int, partition_id: int | None, run_id: int | None,
-                     items: Sequence[Any]) -> None:
-        self.add_records(partition_id, Records(job_id, run_id, failures=items))
+                     items: Sequence[Any], deletion: bool = False) -> None:
+        """Failures of a partition; ``deletion``: of sync --delete's deletion phase (keyed
+        by the destination object's key), which only a later --delete pass clears."""
+        self.add_records(partition_id, Records(job_id, run_id, failures=items,
+                                               deletion=deletion))
 
     def add_renames(self, job_id: int, partition_id: int | None, items: Sequence[Any]) -> None:
         self.add_records(partition_id, Records(job_id, None, renames=items))
@@ -183,7 +187,7 @@ class SyncRows(ControlBase):
         return out
 
     def finish_window(self, window_id: int, state: str, stats: PartitionStats, deleted: int,
-                      error: str | None) -> None:
+                      error: str | None, listed: Sequence[KeySpan] | None = None) -> None:
         """The window's row ends; the partition's earlier failures that the pass went past
         are no longer current (``_clear_failures``).  A pass lists its partition from the
         start, so: all of them when its window succeeded, those at or before the cursor it
@@ -194,7 +198,14 @@ class SyncRows(ControlBase):
         later than that of its first failed window, a failed copy run's partition has no
         window start at all (engine/sync.py ``window_for``), so an object that failed is in
         every window until one succeeds; one modified since may be held back for the next
-        (then it is not known to fail)."""
+        (then it is not known to fail).
+        ``listed``: the key spans the pass listed, when not the whole partition (a path
+        template's folders in the window): only failures there are cleared.  Skips on
+        purpose stay (a window does not take an unchanged object, so passing one is not
+        copying it).  The deletion phase's failures are cleared by a succeeded window of a
+        pass that deletes (--delete) and listed the whole partition: it found each such
+        object again (deleted it, or recorded it again) or found it gone or its source
+        back; a pass that does not delete never looks at them."""
         with self._tx() as conn:
             conn.execute(update(sync_windows).where(sync_windows.c.id == window_id).values(
                 state=state, deleted=deleted, error=error, finished_at=utcnow(),
@@ -208,10 +219,13 @@ class SyncRows(ControlBase):
                              .where(sync_windows.c.id == window_id)).first()
             if w is None or _dry_run(w.settings):
                 return
+            pid_, run_id = int(w.partition_id), int(w.run_id)
             if state == "succeeded":
-                _clear_failures(conn, int(w.partition_id), int(w.run_id), None, None)
+                _clear_failures(conn, pid_, run_id, None, None, spans=listed)
+                if listed is None and _deletes(w.settings):
+                    _clear_failures(conn, pid_, run_id, None, None, deletion=True)
             elif w.cursor is not None:
-                _clear_failures(conn, int(w.partition_id), int(w.run_id), None, str(w.cursor))
+                _clear_failures(conn, pid_, run_id, None, str(w.cursor), spans=listed)
 
     def clear_named_failures(self, job_id: int, run_id: int, keys: Sequence[str],
                              source_keys: bool) -> None:
@@ -252,9 +266,8 @@ class SyncRows(ControlBase):
                 with self._tx() as conn:
                     conn.execute(update(failures).where(and_(
                         f.job_id == job_id, f.partition_id.in_(ids),
-                        f.cleared_run_id.is_(None), f.error_kind != OUTSIDE_PARTITIONS,
-                        or_(f.run_id.is_(None), f.run_id != run_id),
-                        f.object_key.in_(named))).values(cleared_run_id=run_id))
+                        _clearable(run_id, None, skips=True), f.object_key.in_(named)))
+                        .values(cleared_run_id=run_id))
 
     def close_pending_windows(self, run_id: int) -> None:
         """Windows of partitions a pass never reached (interrupted, or held elsewhere)."""

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    func,
 )
 
 metadata = MetaData()
@@ -127,14 +128,31 @@ failures = Table(
     #: object was copied or found identical since, or is gone); NULL while the failure is
     #: current.  ``lakeshift failures --job`` lists only current ones (version 9).
     Column("cleared_run_id", Integer),
+    #: 1 = a failure of sync --delete's deletion phase, under the destination object's key
+    #: (version 10): only a later --delete pass clears it, never a copy's going past a key.
+    Column("deletion", Integer, nullable=False, server_default="0"),
     Index("ix_lakeshift_failures_job", "job_id"),
     #: A run's failures (the monitor's pages, its CSV, sync --delete's holds) and one
     #: partition's in a run, in order, without reading the job's others (version 8).
     Index("ix_lakeshift_failures_run", "run_id", "id"),
     Index("ix_lakeshift_failures_partition_run", "run_id", "partition_id", "id"),
-    #: A partition's current failures, which a pass going past their keys clears (version 9).
-    Index("ix_lakeshift_failures_partition_open", "partition_id", "cleared_run_id"),
+    #: A partition's current failures, which a pass going past their keys clears (version 9;
+    #: SQL Server, which cannot index TEXT, keeps it: see the two below).
+    Index("ix_lakeshift_failures_partition_open", "partition_id", "cleared_run_id")
+    .ddl_if(dialect="mssql"),
 )
+
+#: Version 10: a partition's current failures by key, so that a heartbeat clears those in
+#: the keys it went past by walking those keys alone, not every open failure of the
+#: partition (repo_base ``_clear_failures``).  PostgreSQL compares keys in the "C"
+#: collation (as listings order them) and limits an index row to about 2.7 kB: its index
+#: holds the key's first KEY_INDEXED characters (4 bytes each at most), which the clearing
+#: bounds as well.
+KEY_INDEXED = 500
+Index("ix_lakeshift_failures_open_key", failures.c.partition_id, failures.c.cleared_run_id,
+      failures.c.object_key).ddl_if(dialect="sqlite")
+Index("ix_lakeshift_failures_open_key_c", failures.c.partition_id, failures.c.cleared_run_id,
+      func.left(failures.c.object_key, KEY_INDEXED).collate("C")).ddl_if(dialect="postgresql")
 
 #: Objects written under another name (--invalid-names encode); added in version 2.
 renames = Table(

@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy.engine import RowMapping
 
-from lakeshift.control.records import Job
+from lakeshift.control.records import Job, KeySpan
 from lakeshift.control.repository import ControlDB, PartitionStats
 from lakeshift.engine.events import EventBus, ObjectDone, WindowCount
 from lakeshift.engine.jobrunner import ClaimedPartition
@@ -86,6 +86,9 @@ class _PartitionPass:
     window: Window
     window_id: int
     outcome: WindowOutcome
+    #: What a path template let the pass list, when not the whole partition: only the
+    #: failures there are cleared when its window ends (repo_sync ``finish_window``).
+    listed: tuple[KeySpan, ...] | None = None
 
 
 def partition_label(row: Any) -> str:
@@ -237,7 +240,11 @@ class SyncMode:
             self.new_names.add(int(row["id"]), s, root + name)
 
         tally = _Tally(window)
-        for spec, folder in _specs(part.spec, st.path_template, window):
+        specs = _specs(part.spec, st.path_template, window)
+        if specs != [(part.spec, False)]:
+            p.listed = tuple(KeySpan(s.list_prefix, s.start_after, s.range_start, s.range_end)
+                             for s, _ in specs)
+        for spec, folder in specs:
             await run_pipeline(part.src, part.dst, spec, root, part.opts, part.events,
                                part.slots, part.policy, part.watermark, part.pacing,
                                select=tally.every if folder else tally.select,
@@ -288,7 +295,8 @@ class SyncMode:
                              keyed: bool = False) -> None:
         o = p.outcome
         call = asyncio.to_thread
-        await call(self.db.finish_window, p.window_id, o.state, stats, o.deleted, o.error)
+        await call(self.db.finish_window, p.window_id, o.state, stats, o.deleted, o.error,
+                   p.listed)
         if o.state != "interrupted" and not keyed:
             await call(self.db.adf_delta_record, self.settings.adf_delta_table,
                        partition_label(row), p.window.end, o.state == "succeeded")

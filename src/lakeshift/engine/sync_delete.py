@@ -116,7 +116,7 @@ async def delete_found(mode: SyncMode, run: RunResult, store_options: Any, opts:
         await call(mode.db.delete_candidate_done, mode.job.id, run.run_id, int(r["id"]),
                    done)
         if problem is not None:
-            await call(mode.db.add_failures, mode.job.id, pid_, run.run_id, [problem])
+            await call(mode.db.add_failures, mode.job.id, pid_, run.run_id, [problem], True)
         if done is not None:
             mode.deleted_count[pid_] = mode.deleted_count.get(pid_, 0) + 1
             if len(mode.deleted_keys) < 1000:
