@@ -61,6 +61,33 @@ def test_pages_say_live_while_a_run_goes_on_and_not_once_it_died(tmp_path: Path)
         control.close()
 
 
+def test_a_job_is_live_while_its_run_holds_a_partition_beside_an_interrupted_one(
+        tmp_path: Path) -> None:
+    """A fleet's run with one worker dead: the partition whose lease lapsed reads
+    interrupted, the one a live worker holds running — the job is still live."""
+    path = tmp_path / "c.db"
+    url = f"sqlite:///{path}"
+    control = ControlDB(url, create=True)
+    client = TestClient(create_app(url))
+    try:
+        job = control.create_job("j", "az://c/", {}, [])
+        control.add_partitions(job, [PartitionSpec(source="s3://b/", prefix=f"p{i}/",
+                                                   rel_base=f"p{i}/", destination="az://c/")
+                                     for i in range(2)])
+        run = control.start_run(job, "far-host:1:driver", 1, {}, lease_s=600)
+        alive = control.claim(job, "far-host:2:worker", 1, 600, run_id=run)[0]
+        dead = control.claim(job, "far-host:3:worker", 1, 600, run_id=run)[0]
+        with sqlite3.connect(path) as conn:
+            conn.execute("UPDATE lakeshift_partitions SET lease_expires = started_at "
+                         "WHERE id = ?", (dead["id"],))
+        jobs = client.get("/api/jobs").json()["jobs"]
+        assert (jobs[0]["running"], jobs[0]["interrupted"]) == (2, 1), jobs
+        assert alive["id"] != dead["id"]
+        assert live(client, "/") == live(client, "/jobs/j") == "yes"
+    finally:
+        control.close()
+
+
 def test_a_sync_job_whose_scheduler_waits_is_live(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'c.db'}"
     control = ControlDB(url, create=True)

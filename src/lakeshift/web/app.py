@@ -179,8 +179,8 @@ class Monitor:
 
     def _going_on(self, job: lakeshift.JobStatus) -> bool:
         """``job_going_on`` for a job of the jobs list (which comes without runs, but with
-        its last sync pass, and with ``interrupted``: its running partitions no running run
-        holds, by ``run_going_on``, the same rule): a running run holds a partition but
+        its last sync pass, and with ``interrupted``: those of its partitions stored running
+        whose holder is gone; live while any other is held): a running run holds a partition but
         between claims, and a sync --delete pass while it deletes: its last sync pass says
         that one."""
         if sync_waiting(job):
@@ -189,7 +189,7 @@ class Monitor:
             # (Given with the list: a --delete pass deletes once its partitions are done,
             # when the job holds no partition.)
             return True
-        return job.running > 0 and not job.interrupted
+        return job.running > job.interrupted
 
     def job_page(self, request: Request) -> Response:
         name, page = request.path_params["job"], page_number(request)
