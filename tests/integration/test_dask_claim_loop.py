@@ -277,3 +277,41 @@ def test_a_claim_that_lost_its_lease_keeps_only_what_lay_before_its_saved_cursor
             kept, kept * 100, 1)
     finally:
         db.close()
+
+
+def test_a_waiting_worker_waits_out_a_lost_db_connection(
+        pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While it waits for a partition another worker holds, the DB's connection is lost:
+    the worker waits for the DB as it does everywhere else (it ended the worker's task)."""
+    from lakeshift.control.db import ControlDBUnavailable
+
+    src = _tree(tmp_path, ("a", "b"))
+    lakeshift.plan(str(src), str(tmp_path / "dst"), job="x", db=pg_url, prefix=["a/", "b/"])
+    db = ControlDB(pg_url)
+    try:
+        job = db.job("x")
+        with db.engine.begin() as conn:
+            conn.execute(text(
+                "UPDATE lakeshift_partitions SET state = 'running', "
+                "lease_owner = 'elsewhere:4242:dead', attempts = 1, "
+                "lease_expires = now() + interval '3 seconds' WHERE prefix = 'b/'"))
+        lost: list[int] = []
+        real = db.expire_dead_local
+
+        def cut(*args: object) -> int:
+            if len(lost) < 2:
+                lost.append(1)
+                raise ControlDBUnavailable("the control DB cannot be reached (cut)")
+            return real(*args)  # type: ignore[arg-type]
+
+        opts = job_copy_options(job.options, concurrency=4, block_size=8 * 1024 * 1024)
+        owner = "here:1:w"
+        run_id = start_job_run(db, job, owner, 1, opts, 10.0)
+        monkeypatch.setattr(db, "expire_dead_local", cut)
+        result = RunResult(run_id, stats=TransferStats(started=time.monotonic()))
+        asyncio.run(claim_partitions(db, job, run_id, owner, result, 1, opts, StoreOptions(),
+                                     lease_s=10.0, heartbeat_s=1.0, worker=True))
+        assert len(lost) == 2
+        assert [r["state"] for r in db.partitions(job.id)] == ["succeeded", "succeeded"]
+    finally:
+        db.close()

@@ -349,7 +349,7 @@ async def claim_partitions(db: ControlDB, job: Job, run_id: int, owner: str,
                     break
                 # Held by other workers: wait for them to end, or for their leases to
                 # expire (a process of this host that died is expired at once).
-                await call(db.expire_dead_local, job.id, socket.gethostname())
+                await patiently(db.expire_dead_local, lease_s, job.id, socket.gethostname())
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), heartbeat_s)
                 continue
