@@ -65,6 +65,12 @@ def test_the_run_flag_beats_the_jobs_endpoint_which_beats_the_environments(
         s = _json(lakeshift("sync", *job, "--lag", "0s", "--json", env=cli_env))
         assert (s["s3_endpoint"], s["s3_endpoint_from"]) == (proxy.url, "job"), s
         assert proxy.requests > before
+        # A sync pass's run settings (the monitor's run page) say it as a run's do.
+        detail = lakeshift_api.run_detail(s["run_id"], db=db)
+        assert detail is not None
+        run_settings = detail.run.settings
+        assert (run_settings["mode"], run_settings["s3_endpoint"],
+                run_settings["s3_endpoint_from"]) == ("sync", proxy.url, "job"), run_settings
         # A run with nothing to do says it too.
         s = _json(lakeshift("run", *job, "--json", env=cli_env))
         assert s["nothing_to_do"] and s["s3_endpoint_from"] == "job", s

@@ -237,6 +237,18 @@ def _s3_endpoint_used(j: Job, saved: StoreOptions, given: StoreOptions | None
     return None, "aws"
 
 
+def _endpoint_settings(endpoint: tuple[str | None, str] | None) -> dict[str, Any]:
+    """What a run's row records of the S3 endpoint it used (``_s3_endpoint_used``), for
+    the monitor's run page: the URL redacted and where it came from; nothing for a job
+    without an S3 store.  A ``run``'s and each sync pass's alike."""
+    if endpoint is None:
+        return {}
+    from lakeshift.redact import redact
+
+    return {"s3_endpoint": redact(endpoint[0]) if endpoint[0] else None,
+            "s3_endpoint_from": endpoint[1]}
+
+
 def _make_folders(folder: Path) -> list[Path]:
     """Create ``folder`` and its missing parents; return those created, deepest first."""
     missing = [p for p in (folder, *folder.parents) if not p.exists()]

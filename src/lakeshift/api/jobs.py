@@ -16,6 +16,7 @@ from lakeshift.api.common import (
     _blocking,
     _check_stores,
     _dask_cluster,
+    _endpoint_settings,
     _job_store_pairs,
     _opened,
     _page_args,
@@ -31,7 +32,6 @@ from lakeshift.engine.copy_options import job_copy_options, skip_error_kinds
 from lakeshift.engine.events import EventBus, Subscriber
 from lakeshift.errors import UsageError
 from lakeshift.model import RunResult
-from lakeshift.redact import redact
 from lakeshift.stores.base import StoreOptions
 
 if TYPE_CHECKING:
@@ -222,9 +222,7 @@ async def run_async(*, job: str = "", db: str | None = None, batch_count: int | 
                             new_job=False)
         endpoint = _s3_endpoint_used(j, saved, store_options)
         # Recorded with the run's settings (the monitor shows them), redacted.
-        settings = None if endpoint is None else {
-            "s3_endpoint": redact(endpoint[0]) if endpoint[0] else None,
-            "s3_endpoint_from": endpoint[1]}
+        settings = _endpoint_settings(endpoint) or None
         if fleet is not None:
             from lakeshift.scale.driver import run_on_dask
 
