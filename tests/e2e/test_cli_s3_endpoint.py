@@ -9,6 +9,8 @@ endpoint a command really used."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +25,13 @@ def _json(p: Any) -> dict[str, Any]:
     return out
 
 
-def test_the_run_flag_beats_the_jobs_endpoint_which_beats_the_environments(
-        cli_env: dict[str, str], s3: Any, bucket: str, tmp_path: Path) -> None:
-    for key in ("a.txt", "b.txt"):
+@contextmanager
+def _job_planned_through_proxy(cli_env: dict[str, str], s3: Any, bucket: str,
+                               tmp_path: Path, keys: tuple[str, ...]
+                               ) -> Iterator[tuple[str, FaultProxy, str, Path, tuple[str, ...]]]:
+    """``keys`` in ``bucket``, and job ``j`` planned with the counting proxy as its
+    ``--s3-endpoint``: (moto's URL, the proxy, the DB URL, the destination, the job flags)."""
+    for key in keys:
         s3.put_object(Bucket=bucket, Key=key, Body=key.encode())
     moto = cli_env["AWS_ENDPOINT_URL"]
     proxy = FaultProxy(moto)
@@ -35,6 +41,15 @@ def test_the_run_flag_beats_the_jobs_endpoint_which_beats_the_environments(
         p = lakeshift("plan", f"s3://{bucket}/", str(dst), *job, "--s3-endpoint", proxy.url,
                       env=cli_env)
         assert p.returncode == 0, p.stdout + p.stderr
+        yield moto, proxy, db, dst, job
+    finally:
+        proxy.stop()
+
+
+def test_the_run_flag_beats_the_jobs_endpoint_which_beats_the_environments(
+        cli_env: dict[str, str], s3: Any, bucket: str, tmp_path: Path) -> None:
+    with _job_planned_through_proxy(cli_env, s3, bucket, tmp_path, ("a.txt", "b.txt")
+                                    ) as (moto, proxy, db, dst, job):
         # Given for the run: the job's endpoint is not asked anything.
         before = proxy.requests
         s = _json(lakeshift("run", *job, "--s3-endpoint", moto, "--json", env=cli_env))
@@ -74,25 +89,14 @@ def test_the_run_flag_beats_the_jobs_endpoint_which_beats_the_environments(
         # A run with nothing to do says it too.
         s = _json(lakeshift("run", *job, "--json", env=cli_env))
         assert s["nothing_to_do"] and s["s3_endpoint_from"] == "job", s
-    finally:
-        proxy.stop()
 
 
 def test_an_empty_run_flag_drops_the_jobs_endpoint_for_the_environments(
         cli_env: dict[str, str], s3: Any, bucket: str, tmp_path: Path) -> None:
-    s3.put_object(Bucket=bucket, Key="a.txt", Body=b"a")
-    moto = cli_env["AWS_ENDPOINT_URL"]
-    proxy = FaultProxy(moto)
-    try:
-        db, dst = f"sqlite:///{tmp_path}/jobs.db", tmp_path / "out"
-        job = ("--job", "j", "--db", db)
-        p = lakeshift("plan", f"s3://{bucket}/", str(dst), *job, "--s3-endpoint", proxy.url,
-                      env=cli_env)
-        assert p.returncode == 0, p.stdout + p.stderr
+    with _job_planned_through_proxy(cli_env, s3, bucket, tmp_path, ("a.txt",)
+                                    ) as (moto, proxy, _, _, job):
         before = proxy.requests
         s = _json(lakeshift("run", *job, "--s3-endpoint", "", "--json", env=cli_env))
         assert (s["copied"], s["s3_endpoint"], s["s3_endpoint_from"]) == \
             (1, moto, "AWS_ENDPOINT_URL"), s
         assert proxy.requests == before
-    finally:
-        proxy.stop()
