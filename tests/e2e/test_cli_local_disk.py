@@ -178,6 +178,44 @@ def test_check_takes_a_local_destination_the_copy_will_create(
         ro.chmod(0o755)
 
 
+def test_copy_names_what_is_in_the_way_of_its_local_destination_as_check_does(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    """A destination that is a link to nothing or a looping link: `copy` said only
+    "cannot create destination directory …: File exists" (and `check` of a looping one
+    was an internal error, exit 4); an existing folder it may not write: "is not
+    writable", no fix.  Now each is one line naming what is in the way and the fix, exit
+    2, in copy and check alike."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"a")
+    (tmp_path / "dangle").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        for dst, needle in (
+                ("dangle", "dangle is a symlink to nothing, in the way: remove it or choose "
+                 "another destination"),
+                ("loop", "loop is a symlink that loops (too many levels of symbolic links), "
+                 "in the way: remove it or choose another destination"),
+                ("loop/dst", "loop is a symlink that loops"),
+                ("ro", "ro is not writable by this user: make it writable (chmod/chown) or "
+                 "choose another destination")):
+            for command in ("copy", "check"):
+                p = lakeshift(command, str(src), str(tmp_path / dst), env=local_env,
+                              prefix=obeying_file_modes())
+                assert p.returncode == 2, (command, dst, p.stdout + p.stderr)
+                said = p.stderr if command == "copy" else "\n".join(
+                    ln for ln in p.stdout.splitlines() if not ln.startswith("ok"))
+                assert len(said.strip().splitlines()) == 1 and needle in said, (command, said)
+        assert os.listdir(ro) == []
+        assert not (tmp_path / "nowhere").exists()
+    finally:
+        ro.chmod(0o755)
+
+
 def test_init_with_a_new_local_destination_writes_a_config_that_run_runs(
         local_env: dict[str, str], tmp_path: Path) -> None:
     """init's connection test is check: a new local destination stopped it at "change the

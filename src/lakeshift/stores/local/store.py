@@ -291,10 +291,15 @@ class LocalStore:
         try:
             os.makedirs(self.root, exist_ok=True)
         except OSError as e:
+            # What is in the way, named with its fix, as `check` says it (a link to nothing
+            # or a looping one: makedirs says only "File exists"; a folder not writable).
+            new_folder_parent(self.root)
             raise UsageError(f"cannot create destination directory {self.root}: "
                              f"{e.strerror}") from None
         if not os.access(self.root, os.W_OK | os.X_OK):
-            raise UsageError(f"destination directory {self.root} is not writable")
+            raise UsageError(f"destination directory {self.root} is not writable by this "
+                             "user: make it writable (chmod/chown) or choose another "
+                             "destination")
 
     async def is_folder(self, path: str) -> bool:
         # Off the loop, as every other disk call (a stat can stall on a busy or remote disk).
