@@ -100,3 +100,24 @@ def test_an_empty_run_flag_drops_the_jobs_endpoint_for_the_environments(
         assert (s["copied"], s["s3_endpoint"], s["s3_endpoint_from"]) == \
             (1, moto, "AWS_ENDPOINT_URL"), s
         assert proxy.requests == before
+
+
+def test_a_sync_that_makes_its_job_with_an_endpoint_says_it_is_the_jobs(
+        cli_env: dict[str, str], s3: Any, bucket: str, tmp_path: Path) -> None:
+    """`sync SRC DST --job s --s3-endpoint URL` keeps URL with the job it makes; its
+    summary said "--s3-endpoint, for this run", as if later passes would not use it.  The
+    same flag repeated on later passes (a cron line) is the job's too; another is the
+    pass's own."""
+    s3.put_object(Bucket=bucket, Key="a.txt", Body=b"a")
+    moto = cli_env["AWS_ENDPOINT_URL"]
+    proxy = FaultProxy(moto)
+    try:
+        sync = ("sync", f"s3://{bucket}/", str(tmp_path / "out"), "--job", "s", "--db",
+                f"sqlite:///{tmp_path}/jobs.db", "--lag", "0s", "--json")
+        for _ in range(2):
+            s = _json(lakeshift(*sync, "--s3-endpoint", proxy.url, env=cli_env))
+            assert (s["s3_endpoint"], s["s3_endpoint_from"]) == (proxy.url, "job"), s
+        s = _json(lakeshift(*sync, "--s3-endpoint", moto, env=cli_env))
+        assert (s["s3_endpoint"], s["s3_endpoint_from"]) == (moto, "--s3-endpoint"), s
+    finally:
+        proxy.stop()
