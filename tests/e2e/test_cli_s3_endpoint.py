@@ -121,3 +121,22 @@ def test_a_sync_that_makes_its_job_with_an_endpoint_says_it_is_the_jobs(
         assert (s["s3_endpoint"], s["s3_endpoint_from"]) == (moto, "--s3-endpoint"), s
     finally:
         proxy.stop()
+
+
+def test_run_s3_endpoint_on_a_job_with_no_s3_store_is_refused(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    """The flag changed nothing there and was silently ignored (no summary line either):
+    now one line, exit 2, nothing copied."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"a")
+    job = ("--job", "l", "--db", f"sqlite:///{tmp_path}/jobs.db")
+    assert lakeshift("plan", str(src), str(tmp_path / "out"), *job,
+                     env=local_env).returncode == 0
+    for endpoint in ("http://127.0.0.1:9", ""):
+        p = lakeshift("run", *job, "--s3-endpoint", endpoint, env=local_env)
+        assert p.returncode == 2, p.stdout + p.stderr
+        assert p.stderr.strip() == ("lakeshift: --s3-endpoint: job 'l' has no S3 source or "
+                                    "destination, so the flag would change nothing: leave "
+                                    "it out"), p.stderr
+    assert not (tmp_path / "out" / "a.txt").exists()
