@@ -99,6 +99,34 @@ def test_an_unreadable_folder_is_forbidden_in_a_dry_run_a_job_and_its_rerun(
         (src / "locked").chmod(0o755)
 
 
+def test_verify_does_not_call_what_is_below_an_unreadable_source_folder_extra(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    """Copied while readable, then locked: the source's walk lists ``locked`` as one
+    entry and does not enter it, so ``locked/inner.txt`` at the destination was reported
+    ``extra`` ("only at the destination", exit 1) though the source may hold it.  It is
+    unverifiable, as the folder is."""
+    src = _locked_source(tmp_path)
+    (src / "locked").chmod(0o755)
+    (src / "dangle").unlink()
+    dst = tmp_path / "dst"
+    assert lakeshift("copy", str(src), str(dst), env=local_env).returncode == 0
+    (tmp_path / "only.txt").write_bytes(b"x")
+    os.replace(tmp_path / "only.txt", dst / "only.txt")  # a real extra, for contrast
+    (src / "locked").chmod(0)
+    try:
+        v = _json("verify", str(src), str(dst), "--report", str(tmp_path / "r" / "v"),
+                  env=local_env, code=1, as_owner=True)
+        assert (v["extra"], v["unverifiable"], v["verified"]) == (1, 2, 2), v
+        with open(tmp_path / "r" / "v.csv", newline="") as f:
+            rows = {r["name"]: r for r in csv.DictReader(f)}
+        assert rows["only.txt"]["kind"] == "extra"
+        assert rows["locked/inner.txt"]["kind"] == "unverifiable", rows["locked/inner.txt"]
+        assert "below locked, which the source's walk did not enter" in \
+            rows["locked/inner.txt"]["detail"]
+    finally:
+        (src / "locked").chmod(0o755)
+
+
 def test_files_from_a_link_to_the_destination_and_a_key_below_it_are_both_skipped(
         local_env: dict[str, str], tmp_path: Path) -> None:
     """``link`` (-> the destination) and ``link/x.txt`` in one --files-from list: the
