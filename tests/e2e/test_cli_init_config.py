@@ -195,15 +195,18 @@ def test_a_failed_connection_test_asks_again_for_the_failing_store(
     Now it asks whether to change the answers: "change" asks again for the store that
     failed (its earlier answer the default) and tests again."""
     good, missing, dst = _failing_pair(tmp_path)
-    # The destination fails (no such folder): only its question comes again.
-    p = _init_with([str(good), str(tmp_path / "nowhere"), "y", "change", str(dst), *_REST],
+    # The destination fails (a file in the way: a folder that does not exist yet is fine,
+    # the copy creates it): only its question comes again.
+    (tmp_path / "plain.txt").write_text("in the way")
+    nowhere = tmp_path / "plain.txt" / "nowhere"
+    p = _init_with([str(good), str(nowhere), "y", "change", str(dst), *_REST],
                    local_env, tmp_path)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "FAIL destination" in p.stdout
     assert p.stdout.count("Source URL(s)") == 1
     assert p.stdout.count("Destination URL") == 2
     assert f"Destination URL (abfss://FS@ACCOUNT.dfs.core.windows.net/path, az://…) " \
-           f"[{tmp_path / 'nowhere'}]" in p.stdout  # the earlier answer is the default
+           f"[{nowhere}]" in p.stdout  # the earlier answer is the default
     assert p.stdout.count("ok   destination reach and list") == 1 and p.stderr == ""
     cfg = load(tmp_path / "lakeshift.toml")
     assert (cfg.sources, cfg.destination) == ([str(good)], str(dst))

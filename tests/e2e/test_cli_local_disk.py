@@ -99,6 +99,34 @@ def test_an_unreadable_folder_is_forbidden_in_a_dry_run_a_job_and_its_rerun(
         (src / "locked").chmod(0o755)
 
 
+def test_verify_does_not_call_what_is_below_an_unreadable_source_folder_extra(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    """Copied while readable, then locked: the source's walk lists ``locked`` as one
+    entry and does not enter it, so ``locked/inner.txt`` at the destination was reported
+    ``extra`` ("only at the destination", exit 1) though the source may hold it.  It is
+    unverifiable, as the folder is."""
+    src = _locked_source(tmp_path)
+    (src / "locked").chmod(0o755)
+    (src / "dangle").unlink()
+    dst = tmp_path / "dst"
+    assert lakeshift("copy", str(src), str(dst), env=local_env).returncode == 0
+    (tmp_path / "only.txt").write_bytes(b"x")
+    os.replace(tmp_path / "only.txt", dst / "only.txt")  # a real extra, for contrast
+    (src / "locked").chmod(0)
+    try:
+        v = _json("verify", str(src), str(dst), "--report", str(tmp_path / "r" / "v"),
+                  env=local_env, code=1, as_owner=True)
+        assert (v["extra"], v["unverifiable"], v["verified"]) == (1, 2, 2), v
+        with open(tmp_path / "r" / "v.csv", newline="") as f:
+            rows = {r["name"]: r for r in csv.DictReader(f)}
+        assert rows["only.txt"]["kind"] == "extra"
+        assert rows["locked/inner.txt"]["kind"] == "unverifiable", rows["locked/inner.txt"]
+        assert "below locked, which the source's walk did not enter" in \
+            rows["locked/inner.txt"]["detail"]
+    finally:
+        (src / "locked").chmod(0o755)
+
+
 def test_files_from_a_link_to_the_destination_and_a_key_below_it_are_both_skipped(
         local_env: dict[str, str], tmp_path: Path) -> None:
     """``link`` (-> the destination) and ``link/x.txt`` in one --files-from list: the
@@ -174,6 +202,44 @@ def test_check_takes_a_local_destination_the_copy_will_create(
             assert needle in fails[0], fails
             assert "Traceback" not in p.stdout + p.stderr
         assert os.listdir(ro) == []
+    finally:
+        ro.chmod(0o755)
+
+
+def test_copy_names_what_is_in_the_way_of_its_local_destination_as_check_does(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    """A destination that is a link to nothing or a looping link: `copy` said only
+    "cannot create destination directory …: File exists" (and `check` of a looping one
+    was an internal error, exit 4); an existing folder it may not write: "is not
+    writable", no fix.  Now each is one line naming what is in the way and the fix, exit
+    2, in copy and check alike."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"a")
+    (tmp_path / "dangle").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        for dst, needle in (
+                ("dangle", "dangle is a symlink to nothing, in the way: remove it or choose "
+                 "another destination"),
+                ("loop", "loop is a symlink that loops (too many levels of symbolic links), "
+                 "in the way: remove it or choose another destination"),
+                ("loop/dst", "loop is a symlink that loops"),
+                ("ro", "ro is not writable by this user: make it writable (chmod/chown) or "
+                 "choose another destination")):
+            for command in ("copy", "check"):
+                p = lakeshift(command, str(src), str(tmp_path / dst), env=local_env,
+                              prefix=obeying_file_modes())
+                assert p.returncode == 2, (command, dst, p.stdout + p.stderr)
+                said = p.stderr if command == "copy" else "\n".join(
+                    ln for ln in p.stdout.splitlines() if not ln.startswith("ok"))
+                assert len(said.strip().splitlines()) == 1 and needle in said, (command, said)
+        assert os.listdir(ro) == []
+        assert not (tmp_path / "nowhere").exists()
     finally:
         ro.chmod(0o755)
 

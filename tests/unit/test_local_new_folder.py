@@ -23,17 +23,22 @@ def test_the_nearest_existing_folder_takes_an_unnamed_probe(tmp_path: Path) -> N
 @pytest.mark.parametrize("in_the_way,needle", [
     ("file", "is a file, not a directory: move it away or choose another destination"),
     ("dangling", "is a symlink to nothing, in the way: remove it or choose another"),
+    ("loop", "is a symlink that loops .*, in the way: remove it or choose another"),
 ])
 def test_something_in_the_way_names_the_fix(tmp_path: Path, in_the_way: str,
                                             needle: str) -> None:
     blocker = tmp_path / "x"
     if in_the_way == "file":
         blocker.write_bytes(b"x")
+    elif in_the_way == "loop":  # x -> y -> x: stat says ELOOP, not "no such file"
+        blocker.symlink_to(tmp_path / "y")
+        (tmp_path / "y").symlink_to(blocker)
     else:
         blocker.symlink_to("nowhere")
-    with pytest.raises(UsageError, match=needle) as got:
-        new_folder_parent(str(blocker / "dst"))
-    assert str(blocker) in str(got.value)
+    for root in (blocker / "dst", blocker):
+        with pytest.raises(UsageError, match=needle) as got:
+            new_folder_parent(str(root))
+        assert str(blocker) in str(got.value)
 
 
 def test_without_unnamed_files_the_permissions_decide(

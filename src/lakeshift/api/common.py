@@ -216,7 +216,8 @@ def _run_store_options(saved: StoreOptions, given: StoreOptions | None) -> Store
 def _s3_endpoint_used(j: Job, saved: StoreOptions, given: StoreOptions | None
                       ) -> tuple[str | None, str] | None:
     """The S3 endpoint a run of job ``j`` reaches its S3 store by, and where that came
-    from — ``--s3-endpoint`` (given for this run), ``job`` (planned with it),
+    from — ``--s3-endpoint`` (given for this run, other than the job's), ``job`` (planned
+    with it),
     ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` (the environment), ``aws`` (none: AWS's
     own, None) — in that order of precedence (stores/s3/auth.py ``resolve``); None for a
     job without an S3 store."""
@@ -225,9 +226,12 @@ def _s3_endpoint_used(j: Job, saved: StoreOptions, given: StoreOptions | None
     urls = [*j.options.get("sources", []), j.options.get("adf_source") or "", j.destination]
     if not any(str(u).lower().startswith("s3://") for u in urls):
         return None
-    # (An empty one given, ``run --s3-endpoint ""``, drops the job's: the environment's.)
+    # (An empty one given, ``run --s3-endpoint ""``, drops the job's: the environment's.
+    # One given that is the job's own -- ``sync SRC DST --s3-endpoint URL`` that made the
+    # job, or repeats it each pass -- is the job's: later runs use it too.)
     chosen, where = ((given.s3_endpoint, "--s3-endpoint")
                      if given is not None and given.s3_endpoint is not None
+                     and given.s3_endpoint != saved.s3_endpoint
                      else (saved.s3_endpoint, "job"))
     if chosen:
         return chosen, where
@@ -235,6 +239,18 @@ def _s3_endpoint_used(j: Job, saved: StoreOptions, given: StoreOptions | None
         if os.environ.get(variable):
             return os.environ[variable], variable
     return None, "aws"
+
+
+def _endpoint_settings(endpoint: tuple[str | None, str] | None) -> dict[str, Any]:
+    """What a run's row records of the S3 endpoint it used (``_s3_endpoint_used``), for
+    the monitor's run page: the URL redacted and where it came from; nothing for a job
+    without an S3 store.  A ``run``'s and each sync pass's alike."""
+    if endpoint is None:
+        return {}
+    from lakeshift.redact import redact
+
+    return {"s3_endpoint": redact(endpoint[0]) if endpoint[0] else None,
+            "s3_endpoint_from": endpoint[1]}
 
 
 def _make_folders(folder: Path) -> list[Path]:

@@ -16,6 +16,7 @@ from lakeshift.api.common import (
     _blocking,
     _check_stores,
     _dask_cluster,
+    _endpoint_settings,
     _job_store_pairs,
     _opened,
     _page_args,
@@ -31,7 +32,6 @@ from lakeshift.engine.copy_options import job_copy_options, skip_error_kinds
 from lakeshift.engine.events import EventBus, Subscriber
 from lakeshift.errors import UsageError
 from lakeshift.model import RunResult
-from lakeshift.redact import redact
 from lakeshift.stores.base import StoreOptions
 
 if TYPE_CHECKING:
@@ -217,14 +217,17 @@ async def run_async(*, job: str = "", db: str | None = None, batch_count: int | 
             raise
         saved = job_store_options(j)
         so = _run_store_options(saved, store_options)
+        endpoint = _s3_endpoint_used(j, saved, store_options)
+        if endpoint is None and store_options is not None and \
+                store_options.s3_endpoint is not None:
+            # (A flag that changes nothing is a mistake to say, not to ignore.)
+            raise UsageError(f"--s3-endpoint: job {j.name!r} has no S3 source or "
+                             "destination, so the flag would change nothing: leave it out")
         heartbeat = max(1.0, min(5.0, lease_seconds / 4))
         await _check_stores(await asyncio.to_thread(_job_store_pairs, control, j, so),
                             new_job=False)
-        endpoint = _s3_endpoint_used(j, saved, store_options)
         # Recorded with the run's settings (the monitor shows them), redacted.
-        settings = None if endpoint is None else {
-            "s3_endpoint": redact(endpoint[0]) if endpoint[0] else None,
-            "s3_endpoint_from": endpoint[1]}
+        settings = _endpoint_settings(endpoint) or None
         if fleet is not None:
             from lakeshift.scale.driver import run_on_dask
 

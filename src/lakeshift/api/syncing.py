@@ -15,6 +15,7 @@ from lakeshift.api.common import (
     _blocking,
     _check_stores,
     _dask_cluster,
+    _endpoint_settings,
     _job_store_pairs,
     _new_sqlite_file,
     _opened,
@@ -175,7 +176,8 @@ async def sync_async(source: str | None = None, destination: str | None = None, 
                     files_from=None if keys is None else keys.keys,
                     files_from_source_keys=keys is not None and keys.source_keys, inventory=inv,
                     delete=delete, max_delete=cap,
-                    adf_delta_table=delta_table, windows_from_adf=from_adf)
+                    adf_delta_table=delta_table, windows_from_adf=from_adf,
+                    recorded=_endpoint_settings(endpoint))
                 if fleet is not None:
                     from lakeshift.scale.driver import sync_pass_on_dask
 

@@ -64,6 +64,9 @@ class SyncSettings:
     #: The partitions came from that table (--adf-delta-table): windows start at its
     #: max(JobRunTime) of successful rows.
     windows_from_adf: bool = False
+    #: More for the pass's run row to record with its settings (the S3 endpoint the pass
+    #: uses and where it came from: the monitor shows them, as for a `run`).
+    recorded: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -491,4 +494,4 @@ def pass_run_settings(settings: SyncSettings) -> dict[str, Any]:
             "overlap_s": settings.overlap.total_seconds(), "delete": settings.delete,
             "window_end": settings.now.isoformat(),
             "path_template": settings.path_template.text
-            if settings.path_template else None}
+            if settings.path_template else None, **settings.recorded}

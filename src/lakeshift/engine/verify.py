@@ -194,6 +194,12 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
             else:
                 yield rel, s, None
 
+    #: Source entries its walk listed whole and did not enter (a folder it may not list,
+    #: a link it does not follow: no bytes, no time, no ETag), as "name/": what the
+    #: destination holds below one was not compared with the source, so it is
+    #: unverifiable, not extra (the source may well hold it).
+    unentered: list[str] = []
+
     async def dest_only(name: str, d: ObjectInfo) -> Work | None:
         if d.is_dir_marker:
             # A destination directory with no source folder: one that holds files (made
@@ -202,6 +208,12 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
         if "%" in d.key and opts.invalid_names == "encode":
             return name, None, d  # maybe a renamed copy: the worker looks up its source
         result.checked += 1
+        below = next((u for u in unentered if name.startswith(u)), None)
+        if below is not None:
+            await differ(name, "unverifiable", None, d, detail=f"below {below[:-1]}, which "
+                         "the source's walk did not enter (its own row says why): not "
+                         "compared")
+            return None
         await differ(name, "extra", None, d, detail="only at the destination")
         return None
 
@@ -244,6 +256,8 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
                 # as are the checks of the pair that follow it.
                 yield name, s, pair
             elif pair is None and s.size == 0:
+                if s.etag is None and s.last_modified is None:
+                    unentered.append(name + "/")  # (the walk's whole entry: see above)
                 yield name, s, None  # missing, or a symlink loop the copy skipped: read it
             elif not await settled_by_listing(name, s, pair, "not at the destination"):
                 assert pair is not None

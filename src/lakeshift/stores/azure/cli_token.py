@@ -79,13 +79,21 @@ class AzureCliTokens:
                 raise AuthError(f"{_OPTION}: the Azure CLI is not logged in: run `az login` "
                                 "(and `az account set --subscription …`), or choose another "
                                 "--azure-auth")
-            first = said.splitlines()[0][:200] if said else f"exit status {proc.returncode}"
+            first = _error_line(said) or f"exit status {proc.returncode}"
             raise AuthError(redact(f"{_OPTION}: `az account get-access-token` failed: {first}: "
                                    f"run `{ask}` to see why"))
         return _parse(out, ask)
 
     async def close(self) -> None:
         return None
+
+
+def _error_line(said: str) -> str:
+    """The line of ``az``'s stderr that says what failed: its first ``ERROR:`` line (one
+    of its ``WARNING:`` lines -- a new version is available, a deprecation -- can come
+    first), else its first line; at most 200 characters."""
+    lines = [ln.strip() for ln in said.splitlines() if ln.strip()]
+    return next((ln for ln in lines if ln.startswith("ERROR")), lines[0] if lines else "")[:200]
 
 
 def _kill(proc: asyncio.subprocess.Process) -> None:

@@ -85,11 +85,19 @@ def new_folder_parent(root: str) -> tuple[str, str]:
         try:
             st = os.stat(path)
             break
-        except (FileNotFoundError, NotADirectoryError, PermissionError):
+        except OSError as e:
+            if os.path.islink(path) and e.errno == errno.ELOOP:
+                raise UsageError(f"cannot create destination directory {root}: {path} is a "
+                                 "symlink that loops (too many levels of symbolic links), in "
+                                 "the way: remove it or choose another destination") from None
             if os.path.islink(path) and not os.path.exists(path):
                 raise UsageError(f"cannot create destination directory {root}: {path} is a "
                                  "symlink to nothing, in the way: remove it or choose another "
                                  "destination") from None
+            if e.errno not in (errno.ENOENT, errno.ENOTDIR, errno.EACCES, errno.ELOOP):
+                # (A name too long, an I/O error: not a folder still to be made.)
+                raise UsageError(f"cannot create destination directory {root}: {path}: "
+                                 f"{e.strerror or e}: choose another destination") from None
             up = os.path.dirname(path)
             if up == path:
                 raise UsageError(f"cannot create destination directory {root}: no folder "
@@ -283,10 +291,15 @@ class LocalStore:
         try:
             os.makedirs(self.root, exist_ok=True)
         except OSError as e:
+            # What is in the way, named with its fix, as `check` says it (a link to nothing
+            # or a looping one: makedirs says only "File exists"; a folder not writable).
+            new_folder_parent(self.root)
             raise UsageError(f"cannot create destination directory {self.root}: "
                              f"{e.strerror}") from None
         if not os.access(self.root, os.W_OK | os.X_OK):
-            raise UsageError(f"destination directory {self.root} is not writable")
+            raise UsageError(f"destination directory {self.root} is not writable by this "
+                             "user: make it writable (chmod/chown) or choose another "
+                             "destination")
 
     async def is_folder(self, path: str) -> bool:
         # Off the loop, as every other disk call (a stat can stall on a busy or remote disk).
