@@ -49,7 +49,7 @@ ProgressOpt = Annotated[str, typer.Option(
     metavar="MODE")]
 IncludeOpt = Annotated[list[str] | None, typer.Option(
     "--include", metavar="GLOB",
-    help="Copy only names matching this glob (repeatable; * within a folder, ** across folders; "
+    help="Only names matching this glob (repeatable; * within a folder, ** across folders; "
          "no / = file name).")]
 ExcludeOpt = Annotated[list[str] | None, typer.Option(
     "--exclude", metavar="GLOB", help="Skip names matching this glob (repeatable).")]
@@ -58,12 +58,15 @@ OverwriteOpt = Annotated[str, typer.Option(
     help="if-different: skip objects proven identical; always: copy everything; never: skip "
          "any name that exists.", metavar="MODE")]
 FolderMarkersOpt = Annotated[str, typer.Option(
-    "--folder-markers", help="S3 folder-marker keys (dir/, size 0): skip, or keep as "
-                             "hdi_isfolder marker blobs.", metavar="MODE")]
+    "--folder-markers", help="Folder markers (S3 dir/ keys of size 0, Azure folder blobs): "
+                             "skip, or keep as folders (hdi_isfolder marker blobs on a flat "
+                             "account, directories on ADLS Gen2 and local disk, dir/ objects "
+                             "on S3).", metavar="MODE")]
 EmptyDirsOpt = Annotated[bool | None, typer.Option(
     "--empty-dirs/--no-empty-dirs",
     help="Create the source's empty directories at the destination (real directories on "
-         "ADLS Gen2 and local disk, hdi_isfolder marker blobs on a flat account). Default: "
+         "ADLS Gen2 and local disk, hdi_isfolder marker blobs on a flat account, zero-byte "
+         "dir/ objects on S3). Default: "
          "on from adl://, webhdfs:// and local disk to a hierarchical destination (ADLS "
          "Gen2, local disk).",
     show_default=False)]
@@ -133,8 +136,8 @@ DeleteSourceOpt = Annotated[bool, typer.Option(
 S3EndpointOpt = Annotated[str | None, typer.Option(
     "--s3-endpoint", metavar="URL", rich_help_panel=_S3,
     help="S3-compatible endpoint (MinIO, Ceph); default AWS_ENDPOINT_URL_S3, "
-         "AWS_ENDPOINT_URL or AWS. plan and sync keep it with the job: its runs use it "
-         "over those variables (run --s3-endpoint overrides it for one run).")]
+         "AWS_ENDPOINT_URL or AWS. (Given to plan or sync, it is kept with the job and its "
+         "runs use it over those variables.)")]
 RunS3EndpointOpt = Annotated[str | None, typer.Option(
     "--s3-endpoint", metavar="URL", rich_help_panel=_S3, show_default=False,
     help="This run's S3-compatible endpoint, instead of the job's (plan --s3-endpoint), "

@@ -99,9 +99,10 @@ def verify(
     empty_dirs: Annotated[bool | None, typer.Option(
         "--empty-dirs/--no-empty-dirs",
         help="As the copy was run: check the source's empty directories as folders at the "
-             "destination (proof: folder; on a flat account, the hdi_isfolder marker blobs "
-             "the copy wrote). Default: as copy's, on where both sides have real "
-             "directories (adl://, webhdfs://, local disk to ADLS Gen2 or local disk). A "
+             "destination (proof: folder; on a flat account, the hdi_isfolder marker blobs, "
+             "on S3 the dir/ objects, the copy wrote). Default: as copy's, on where both "
+             "sides have real directories (adl://, webhdfs://, local disk to ADLS Gen2 or "
+             "local disk). A "
              "job's own setting is used with --job.", show_default=False)] = None,
     as_json: JsonOpt = False,
     store: StoreOptions = NO_STORE_OPTIONS,
