@@ -21,6 +21,7 @@ from lakeshift.plan.source import (
     destination_config,
     source_avoiding_destination,
     source_config,
+    source_shown,
 )
 from lakeshift.stores.base import StoreOptions
 
@@ -152,7 +153,7 @@ async def copy_async(source: str, destination: str, *, concurrency: int = 32,
         proof_log = None
     async with _proofs(proof_log, subscribers) as subscribers:
         result = await _copy_pair(src, dst, opts, subscribers)
-    result.source, result.destination = src.url.display(), dst.url.display()
+    result.source, result.destination = source_shown(src), dst.url.display()
     return result
 
 

@@ -36,7 +36,8 @@ EPILOG = """Examples:
 
 #: How a finding reads after its count.
 _FINDING_TEXT = {
-    "forbidden": "directories the source refused to list (403; not counted above)",
+    "forbidden": "directories the source refused to list (403 or permissions; not "
+                 "counted above)",
     "archived": "archived, not restored",
     "archived-restored": "archived and restored (copy as they are)",
     "invalid-name": "names the destination rejects",

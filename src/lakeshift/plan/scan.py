@@ -69,7 +69,8 @@ HEAD_CONCURRENCY = 4
 RESERVED_METADATA = frozenset({FOLDER_KEY})
 
 ADVICE = {
-    "forbidden": "the source refused to list these directories (403), so nothing under "
+    "forbidden": "the source refused to list these directories (403, or local folder "
+                 "permissions), so nothing under "
                  "them is counted: grant the identity read and execute on them, or copy with "
                  "--skip-errors forbidden to record and skip them",
     "archived": "restore them first (S3 RestoreObject / Azure rehydrate), or copy with "

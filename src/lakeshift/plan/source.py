@@ -82,6 +82,10 @@ def source_config(url: str, options: StoreOptions | None = None) -> StoreConfig:
     if parsed.scheme == "file" and not os.path.isdir(parsed.bucket):
         parent, name = os.path.split(parsed.bucket)
         if not os.path.lexists(parsed.bucket):
+            from lakeshift.stores.local.store import unreadable_source
+
+            if (why := unreadable_source(parsed.bucket)) is not None:
+                raise UsageError(why)  # not "does not exist": it may, out of sight
             try:
                 any_match = any(n.startswith(name) for n in os.listdir(parent or "/"))
             except OSError:
@@ -91,6 +95,16 @@ def source_config(url: str, options: StoreOptions | None = None) -> StoreConfig:
                                  f"in {parent or '/'} starts with {name!r}): check the path")
         parsed = replace(parsed, bucket=parent or "/", path=name)
     return StoreConfig(parsed, options or StoreOptions())
+
+
+def source_shown(config: StoreConfig) -> str:
+    """The source as a summary names it: a local path that ``source_config`` split into its
+    folder and a name (one file, or a prefix of names) is shown whole, as resolved, not as
+    the folder that holds it."""
+    url = config.url
+    if url.scheme == "file" and url.path:
+        return os.path.join(url.bucket, url.path)
+    return url.display()
 
 
 def destination_config(url: str, options: StoreOptions | None = None) -> StoreConfig:

@@ -106,9 +106,7 @@ def new_folder_parent(root: str) -> tuple[str, str]:
     if not stat.S_ISDIR(st.st_mode):
         raise UsageError(f"cannot create destination directory {root}: {path} is a file, "
                          "not a directory: move it away or choose another destination")
-    fix = (f"cannot create destination directory {root}: {path} is not writable by this "
-           f"user: make it writable (chmod/chown), create {root} yourself, or choose "
-           "another destination")
+    fix = not_writable(root, path)
     tmpfile = getattr(os, "O_TMPFILE", 0)
     if tmpfile:
         try:
@@ -129,6 +127,43 @@ def new_folder_parent(root: str) -> tuple[str, str]:
     if not os.access(path, os.W_OK | os.X_OK):
         raise UsageError(fix)
     return path, "its permissions allow this user to write there"
+
+
+def unreadable_source(path: str) -> str | None:
+    """For a local source ``path`` that this user cannot see: the line saying so, naming
+    the folder that refuses (the first on the way down it may not enter, else the parent
+    whose names it may not list, so a name prefix cannot be matched); None when nothing
+    refuses (then ``path`` is missing, or a prefix of names)."""
+    path = os.path.abspath(path)
+    parent = os.path.dirname(path)
+    on_the_way = [parent]
+    while (up := os.path.dirname(on_the_way[-1])) != on_the_way[-1]:
+        on_the_way.append(up)
+    refused = None
+    for folder in reversed(on_the_way):
+        if not os.path.isdir(folder):
+            return None  # missing (or a file) above: not a permission problem
+        if not os.access(folder, os.X_OK):
+            refused = folder
+            break
+    if refused is None and not os.access(parent, os.R_OK):
+        refused = parent
+    if refused is None:
+        return None
+    return (f"local source {path} cannot be read (permission denied on {refused}): fix the "
+            "permissions or run as a user who may read it")
+
+
+def not_writable(root: str, path: str) -> str:
+    """The line for a destination folder ``root`` that cannot be written (``path``: the
+    folder that refuses, ``root`` itself or, when ``root`` does not exist yet, the nearest
+    existing folder above it), naming the fix: ``check`` and the copy say the same."""
+    if path == root:
+        return (f"destination directory {root} is not writable by this user: make it "
+                "writable (chmod/chown) or choose another destination")
+    return (f"cannot create destination directory {root}: {path} is not writable by this "
+            f"user: make it writable (chmod/chown), create {root} yourself, or choose "
+            "another destination")
 
 
 def local_etag(st: os.stat_result) -> str:
@@ -157,6 +192,11 @@ class LocalStore:
         #: The copy's local destination folder, never walked into, nor anything inside it
         #: (``_walk``), and the path its entries' reads name (``_read_file``).
         self._avoid = config.destination_folder
+        #: Folders the walk listed as one entry because this user may not list or enter
+        #: them, with why (``refused_directory``: what ``scan`` reports), and the pages
+        #: of the walk listed so far (``list_requests_made``).
+        self._refused: dict[str, str] = {}
+        self._pages = 0
 
     def _path(self, key: str) -> str:
         if "//" not in key and key[:1] != "/" and os.sep == "/":
@@ -185,9 +225,28 @@ class LocalStore:
                 raise why
             items = list(itertools.islice(_walk(self.root, folder, name_prefix, after,
                                                 avoid=avoid, avoid_real=avoid_real), size))
+            self._pages += 1
+            for it in items:
+                # An entry the walk did not enter (no ETag, not a marker): a folder this
+                # user may not list or enter is noted, one access() each (rare entries).
+                if it.etag is None and not it.is_dir_marker and \
+                        os.path.isdir(path := self._path(it.key)) and \
+                        (refusal := folder_refusal(path)) is not None:
+                    self._refused[it.key] = refusal
             return Page(items, (), items[-1].key if len(items) == size else None)
 
         return await asyncio.to_thread(walk)
+
+    def list_requests_made(self) -> int:
+        """Pages of the walk listed so far (TreeWalker): a local listing is no request,
+        and its pages are what ``scan`` counts for any other store."""
+        return self._pages
+
+    def refused_directory(self, key: str) -> str | None:
+        """Why the walk did not enter the folder ``key``, a page of it listed as one entry
+        (``folder_refusal``: permissions), else None; the copy's read of that entry fails
+        ``forbidden`` with these words."""
+        return self._refused.get(key)
 
     def _destination_marks(self) -> tuple[tuple[int, int] | None, str | None]:
         """The destination folder's identity (st_dev, st_ino; None while it does not exist)
@@ -291,15 +350,13 @@ class LocalStore:
         try:
             os.makedirs(self.root, exist_ok=True)
         except OSError as e:
-            # What is in the way, named with its fix, as `check` says it (a link to nothing
-            # or a looping one: makedirs says only "File exists"; a folder not writable).
+            # What is in the way, named with its fix, as ``check`` says it (a file, a link
+            # to nothing or a looping one, a folder above not writable); else the system's words.
             new_folder_parent(self.root)
             raise UsageError(f"cannot create destination directory {self.root}: "
                              f"{e.strerror}") from None
         if not os.access(self.root, os.W_OK | os.X_OK):
-            raise UsageError(f"destination directory {self.root} is not writable by this "
-                             "user: make it writable (chmod/chown) or choose another "
-                             "destination")
+            raise UsageError(not_writable(self.root, self.root))
 
     async def is_folder(self, path: str) -> bool:
         # Off the loop, as every other disk call (a stat can stall on a busy or remote disk).
@@ -505,8 +562,8 @@ def _read_file(path: str, start: int | None, end: int | None, if_match: str | No
     except FileNotFoundError:
         raise _dangling(path) or NotFoundError(f"{path}: not found") from None
     except PermissionError:
-        what = "list the folder" if os.path.isdir(path) else "read"
-        raise ForbiddenError(f"{path}: permission denied (cannot {what})") from None
+        why = folder_refusal(path) if os.path.isdir(path) else None
+        raise ForbiddenError(f"{path}: {why or 'permission denied (cannot read)'}") from None
     except IsADirectoryError:
         raise _unwalkable(path, avoid) from None
     except OSError as e:
@@ -673,7 +730,8 @@ def _walk(root: str, folder: str, name_prefix: str, start_after: str | None,
     except (FileNotFoundError, NotADirectoryError):
         return
     except PermissionError:
-        raise ForbiddenError(f"{base}: permission denied (cannot list)") from None
+        why = folder_refusal(base)
+        raise ForbiddenError(f"{base}: {why or 'permission denied (cannot list)'}") from None
     keyed: list[tuple[str, str, os.DirEntry[str], tuple[int, int] | None]] = []
     for e in entries:
         if not e.name.startswith(name_prefix) or e.name.startswith(_PARTIAL):
@@ -823,6 +881,19 @@ def _unwalkable(path: str, avoid: str | None = None) -> LakeshiftError:
         parent = up
     if avoid is not None and _identity(avoid) == (target.st_dev, target.st_ino):
         return _destination_folder_error(path, avoid)
-    if not os.access(path, os.R_OK | os.X_OK):
-        return ForbiddenError(f"{path}: permission denied (cannot list the folder)")
+    if (why := folder_refusal(path)) is not None:
+        return ForbiddenError(f"{path}: {why}")
     return NotFoundError(f"{path}: is a directory")
+
+
+def folder_refusal(path: str) -> str | None:
+    """What this user may not do with the folder at ``path``, in the words a failure and
+    ``scan`` give: list its names (no read permission) or enter it to read its entries (no
+    execute permission: ``ls`` shows the names, nothing can be opened or stat'ed); None
+    when both are allowed."""
+    if not os.access(path, os.R_OK):
+        return "permission denied (cannot list the folder)"
+    if not os.access(path, os.X_OK):
+        return ("permission denied (the folder's names can be listed, but it cannot be "
+                "entered: none of its entries can be read)")
+    return None
