@@ -47,16 +47,33 @@ class StoreURL:
     #: The URL or path as the user wrote it (``parse_url``'s text), for messages that
     #: name it so (``written``); not part of what the URL names.
     text: str = field(default="", compare=False, repr=False)
+    #: How an Azure URL that names its account was spelled (``abfss``, ``abfs`` or
+    #: ``https``), so that ``display`` spells it back the same way; not part of what the
+    #: URL names (``abfss://c@a.dfs…/p`` and ``https://a.dfs…/c/p`` are one place).
+    form: str = field(default="", compare=False, repr=False)
 
     def display(self) -> str:
+        """The place in a form that names the same place when given back to lakeshift
+        (a message, a summary header, a job's destination)."""
         if self.scheme == "s3":
             return f"s3://{self.bucket}/{self.path}"
         if self.scheme == "azure":
-            acct = f"{self.account}/" if self.account else ""
-            return f"az://{acct}{self.bucket}/{self.path}"
+            return self._azure()
         if self.scheme in ("adl", "webhdfs", "swebhdfs"):
             return f"{self.scheme}://{self.bucket}/{self.path}"
         return self.bucket
+
+    def _azure(self) -> str:
+        # No account in the URL (az://): the container first, the account from the
+        # credentials.  An account in the URL stays in the host, as the user wrote it:
+        # az://ACCOUNT/CONTAINER/ would read back as a container named ACCOUNT.
+        if not self.account:
+            return f"az://{self.bucket}/{self.path}"
+        suffix = self.endpoint_suffix or "core.windows.net"
+        if self.form in ("abfs", "abfss"):
+            return f"{self.form}://{self.bucket}@{self.account}.dfs.{suffix}/{self.path}"
+        service = "dfs" if self.gen2 else "blob"
+        return f"https://{self.account}.{service}.{suffix}/{self.bucket}/{self.path}"
 
     def written(self) -> str:
         """The URL as the user wrote it (else as ``display`` spells it)."""
@@ -102,12 +119,13 @@ def _parse(text: str) -> StoreURL:
             raise UsageError(f"invalid ADLS Gen2 URL {text!r}: expected "
                              "abfss://FILESYSTEM@ACCOUNT.dfs.core.windows.net/path")
         account, suffix = _azure_host(host, text)
-        return StoreURL("azure", _container(fs, text), _path(parts.path), account, suffix, True)
+        return StoreURL("azure", _container(fs, text), _path(parts.path), account, suffix, True,
+                        form=scheme)
     if scheme == "https":
         account, suffix = _azure_host(parts.netloc, text)
         container, _, rest = parts.path.lstrip("/").partition("/")
         return StoreURL("azure", _container(container, text), _path(rest), account, suffix,
-                        ".dfs." in parts.netloc.lower())
+                        ".dfs." in parts.netloc.lower(), form="https")
     if scheme in ("adl", "webhdfs", "swebhdfs"):
         return _webhdfs(scheme, parts.netloc.lower(), parts.path, text)
     raise UsageError(f"unknown URL scheme {scheme!r} in {text!r}: use s3://, az://, abfss://, "

@@ -3,7 +3,8 @@ first contact that hangs says (stores/reach.py, stores/azure/).
 
 * Objects are named in the URL's own terms: ``az://lake/…`` for ``az://lake/`` (not
   ``az://devstoreaccount1/lake/…``, a container-looking name the user never wrote), the
-  account kept where the URL named it (``abfss://lake@ACCOUNT…``).
+  account kept where the URL named it (``abfss://lake@ACCOUNT…``), so that a name
+  pasted back names the same place.
 * An endpoint that accepts the connection and never completes the TLS handshake is said
   so (the token authority's and the storage endpoint's), not "connect timed out".
 * The Azure CLI and a managed identity are under the same first-contact bound as a service
@@ -47,7 +48,8 @@ def test_an_azure_object_is_named_as_the_url_names_its_place(
         cli_env: dict[str, str], azurite: Any, container: str, tmp_path: Path) -> None:
     """``az://CONTAINER/…`` (the account from the credentials) names its objects
     ``az://CONTAINER/…`` in a line and in the failures list; a URL that names the account
-    in its host keeps the account (``az://ACCOUNT/CONTAINER/…``), as before."""
+    in its host keeps the account where the URL has it (``abfss://CONTAINER@ACCOUNT…``;
+    ``az://ACCOUNT/CONTAINER/`` would read back as a container named ACCOUNT)."""
     from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 
     src = _local_source(tmp_path)
@@ -61,7 +63,8 @@ def test_an_azure_object_is_named_as_the_url_names_its_place(
     abfss = f"abfss://{container}@{servers.AZURITE_ACCOUNT}.dfs.core.windows.net/raw/"
     p = lakeshift("copy", str(src), abfss, env=wrong)
     assert one_clear_line(p).startswith(
-        f"lakeshift: az://{servers.AZURITE_ACCOUNT}/{container}/: Azure credentials "), p.stderr
+        f"lakeshift: abfss://{container}@{servers.AZURITE_ACCOUNT}.dfs.core.windows.net/: "
+        "Azure credentials "), p.stderr
 
     # A SAS that may list and read but not write: each object fails on its own, and the
     # failures list names it as the URL does.

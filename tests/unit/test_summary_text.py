@@ -81,7 +81,10 @@ def test_many_failures_of_one_cause_are_said_once_with_their_count(
     assert not any(line.startswith("  FAILED k0") for line in lines), lines
     assert "  FAILED odd: [forbidden] odd: permission denied" in lines
     assert "  SKIPPED loop: [symlink-loop] loop: symlink loop" in lines
-    assert lines[-1] == "  each object's key and error: --json"
+    # What to do, once a kind: the transient cause's was said on its line already.
+    assert lines[-2:] == ["  each object's key and error: --json",
+                          "  forbidden: to skip these and go on: --skip-errors forbidden (or "
+                          "grant read access and run again)"]
 
 
 def test_a_few_failures_alike_are_still_listed_one_by_one(
@@ -93,3 +96,12 @@ def test_a_few_failures_alike_are_still_listed_one_by_one(
     assert [line for line in lines if line.startswith("  FAILED")] == [
         f"  FAILED d/k{i}: [not-found] d/k{i}: gone" for i in range(5)]
     assert not any("the same way" in line or "--json" in line for line in lines)
+
+
+def test_the_hints_name_every_kind_skip_errors_takes_and_no_other() -> None:
+    """The combined ``--skip-errors a,b`` line names only kinds the flag accepts (the
+    engine refuses any other): the summary's list and the engine's agree."""
+    from lakeshift.cli.summary import _SKIPPABLE
+    from lakeshift.engine.pipeline import SKIPPABLE
+
+    assert _SKIPPABLE == SKIPPABLE

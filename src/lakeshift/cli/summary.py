@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 from lakeshift.cli.sizes import human_bytes
@@ -175,7 +176,59 @@ def print_summary(result: CopyResult, source: str, destination: str, as_json: bo
     if len(failures) > 20 or len(result.renames) > 20 or common is not None:
         lines.append("  … more in --json" if common is None else
                      "  each object's key and error: --json")
+    said = {common[0][0]} if common is not None and common[0][0] == "transient" else set()
+    lines.extend(failure_hints(
+        [f.error_kind for f in result.failures if not f.skipped and f.error_kind not in said],
+        skipped=[f.error_kind for f in result.failures if f.skipped]))
     print("\n".join(lines), flush=True)
+
+
+_SKIP_AND_GO_ON = "to skip these and go on: --skip-errors {kind}"
+_RUN_AGAIN = ("run the same command again: what was copied is skipped as identical, the "
+              "rest is tried again")
+
+#: What to do about a kind of object failure (errors.py's kinds), said once a kind at the
+#: end of a summary that lists failures.  Every flag named here is one ``copy`` takes.
+FAILURE_HINTS = {
+    "forbidden": _SKIP_AND_GO_ON + " (or grant read access and run again)",
+    "missing": _SKIP_AND_GO_ON + " (they went after the listing)",
+    "archived": "restore them first, or " + _SKIP_AND_GO_ON,
+    "dangling-link": _SKIP_AND_GO_ON,
+    # A name the naming rules reject can be renamed; a file/folder collision (a file "a"
+    # beside "a/b") cannot, so --skip-errors is the hint that serves both.
+    "invalid-name": (_SKIP_AND_GO_ON + "; to rename instead a name the destination's rules "
+                     "reject: --invalid-names encode"),
+    "server-copy": "to stream what the service cannot copy itself: --copy-mode auto",
+    "transient": _RUN_AGAIN,
+    "throttled": _RUN_AGAIN + " (or lower --concurrency)",
+    "changed": _RUN_AGAIN,
+    "integrity": _RUN_AGAIN,
+}
+
+
+def failure_hints(kinds: Iterable[str], skipped: Iterable[str] = ()) -> list[str]:
+    """One line per kind of failure present (in the order first seen) naming what to do
+    about it: a summary that lists failures ends with these, once, not per object.
+
+    ``skipped``: the kinds of the objects skipped (already under --skip-errors).  When
+    more than one kind could be skipped, a last line names them in one --skip-errors (a
+    second --skip-errors replaces the first: the flag takes a comma-separated list)."""
+    lines: list[str] = []
+    failed = list(dict.fromkeys(kinds))
+    for kind in failed:
+        if (hint := FAILURE_HINTS.get(kind)) is not None:
+            lines.append(f"  {kind}: " + hint.format(kind=kind))
+    can_skip = [k for k in failed if k in _SKIPPABLE]
+    if can_skip:
+        every = list(dict.fromkeys([*(k for k in skipped if k in _SKIPPABLE), *can_skip]))
+        if len(every) > 1:
+            lines.append(f"  to skip them all and go on: --skip-errors {','.join(every)} "
+                         "(one flag, comma-separated)")
+    return lines
+
+
+#: The kinds --skip-errors takes (engine.pipeline.SKIPPABLE): their hint names it.
+_SKIPPABLE = frozenset(k for k, hint in FAILURE_HINTS.items() if "--skip-errors" in hint)
 
 
 def _cause(f: Failure) -> tuple[str, str]:

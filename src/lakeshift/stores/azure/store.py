@@ -74,7 +74,7 @@ class AzureBlobStore:
         self.url = config.url
         self.container = config.url.bucket
         self.page_size = 5000
-        self._named = replace(config.url, path="").display()  # az://[ACCOUNT/]CONTAINER/
+        self._named = replace(config.url, path="").display()  # as StoreURL.display spells it
         self.settings = azure_auth.resolve(config.url, config.options)
         self.http = check_http(self.settings.blob_endpoint, config.options.allow_http)
         # Over TLS a block cannot change in transit unnoticed; over plain HTTP (emulators,
@@ -91,11 +91,11 @@ class AzureBlobStore:
 
     def _where(self, key: str = "") -> str:
         """An object (or, for ``key`` "", the container) as messages, failure records and
-        reports name it: in the URL's own terms (``StoreURL.display``), so ``az://lake/…``
-        when the user wrote ``az://lake/`` -- not ``az://devstoreaccount1/lake/…``, a
-        spelling the user never wrote that reads as a container named after the account
-        (the account came from the credentials); ``az://ACCOUNT/lake/…`` when the URL
-        named the account (``abfss://lake@ACCOUNT.dfs…``, ``https://ACCOUNT.blob…``)."""
+        reports name it: in the URL's own terms (``StoreURL.display``), a name that is the
+        same place when pasted back: ``az://lake/…`` when the user wrote ``az://lake/``
+        (the account from the credentials); ``abfss://lake@ACCOUNT.dfs…/…`` or
+        ``https://ACCOUNT.blob…/lake/…`` when the URL named the account so -- never
+        ``az://ACCOUNT/lake/…``, which reads back as a container named after the account."""
         return self._named + key
 
     # -- clients (built lazily, inside the event loop that uses them) ---------------
