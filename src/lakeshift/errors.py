@@ -59,6 +59,14 @@ class EndpointMismatch(EndpointUnreachable):
     kind = "wrong-endpoint"
 
 
+class UnreadableRootError(UsageError):
+    """The directory (or container) a source URL names exists but may not be read: nothing
+    can be listed, so the command stops first (exit 2) -- its kind names the cause, as an
+    unreadable object's does (``forbidden``), not ``usage``."""
+
+    kind = "forbidden"
+
+
 class SchemaOutdated(UsageError):
     """A control DB opened only to read (``lakeshift.reading_only()``, the monitor) has an
     older schema than this lakeshift's: it is upgraded only by a command that may write it

@@ -6,10 +6,11 @@ root) and a name a directory at the destination already holds (``invalid-name``)
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
-from tests.e2e.cli import lakeshift, obeying_file_modes
+from tests.e2e.cli import lakeshift, obeying_file_modes, one_clear_line
 
 
 def test_each_kind_of_failure_ends_the_summary_with_its_fix_once(
@@ -56,3 +57,24 @@ _FORBIDDEN = ("  forbidden: to skip these and go on: --skip-errors forbidden (or
 _INVALID_NAME = ("  invalid-name: to skip these and go on: --skip-errors invalid-name; to "
                  "rename instead a name the destination's rules reject: --invalid-names "
                  "encode")
+
+
+def test_an_unreadable_source_folder_is_said_forbidden_in_json(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    """A local source folder that may not be read stops the copy first (exit 2, one line);
+    --json names its kind ``forbidden``, as an unreadable file's is, not ``usage``."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("a")
+    src.chmod(0)
+    try:
+        p = lakeshift("copy", str(src), str(tmp_path / "dst"), "--json", env=local_env,
+                      prefix=obeying_file_modes())
+    finally:
+        src.chmod(0o755)
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert json.loads(p.stdout)["error"] == {
+        "kind": "forbidden", "exit_code": 2,
+        "message": f"local directory {src} is not readable: check its permissions"}
+    assert one_clear_line(p) == f"lakeshift: local directory {src} is not readable: check " \
+                                "its permissions"

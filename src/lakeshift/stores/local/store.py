@@ -38,6 +38,7 @@ from lakeshift.errors import (
     NotFoundError,
     SpecialFileError,
     SymlinkLoopError,
+    UnreadableRootError,
     UsageError,
 )
 from lakeshift.model import Data, ObjectInfo, ObjectProps, ReadResult
@@ -341,7 +342,8 @@ class LocalStore:
                 return
             raise MissingContainerError(f"local directory {self.root} does not exist")
         if not os.access(self.root, os.R_OK | os.X_OK):
-            raise UsageError(f"local directory {self.root} is not readable: check its permissions")
+            raise UnreadableRootError(f"local directory {self.root} is not readable: check "
+                                      "its permissions")
 
     async def prepare_destination(self) -> None:
         if os.path.exists(self.root) and not os.path.isdir(self.root):
