@@ -63,7 +63,13 @@ from lakeshift.engine.transfer_move import EmptiedFolders
 from lakeshift.engine.watermark import Watermark
 from lakeshift.errors import AuthError, ForbiddenError, TransientError, UsageError
 from lakeshift.model import CopyResult, ObjectInfo, TransferStats
-from lakeshift.plan.compare import Overwrite, merge, needs_copy, outer_merge
+from lakeshift.plan.compare import (
+    Overwrite,
+    merge,
+    needs_copy,
+    outer_merge,
+    record_may_prove,
+)
 from lakeshift.plan.filters import NameFilter
 from lakeshift.plan.source import (
     SourceSpec,
@@ -331,6 +337,11 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
                 asked = functools.partial(dst.is_folder, root + name)
                 if await retry(asked, policy, ctx.dst_limit):
                     d = s
+            if d is not None and opts.overwrite == "if-different" and \
+                    not dst.capabilities.metadata_in_listing and \
+                    not dst.capabilities.written_here and record_may_prove(s, d):
+                # (S3: its listing has no metadata; one HEAD reads the copy's record.)
+                d = await renamed_copy(ctx, root + name) or d
             if not needs_copy(s, d, opts.overwrite):
                 if keeper is not None and d is not None:
                     # --preserve: the copy is there, its access is set again (the source's
