@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 
 from lakeshift.errors import IntegrityError
 from lakeshift.stores.s3.boto_client import boto_error
-from lakeshift.stores.s3.store import PartMD5s
+from lakeshift.stores.s3.uploads import PartMD5s
 
 
 @pytest.mark.parametrize("code", ["BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"])
