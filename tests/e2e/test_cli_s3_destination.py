@@ -108,8 +108,12 @@ def test_a_local_rerun_skips_unchanged_files_with_one_head_each(
         rerun = proxy.seen[seen:]
         assert [m for m, _, _ in rerun].count("HEAD") == 20, rerun
         assert [m for m, _, _ in rerun].count("PUT") == 0, rerun
-        # A file changed since (same size, new mtime) is copied again, the others not.
+        # A file changed since (same size, new mtime) is copied again, the others not; a
+        # dry run says so first.
         (src / "f03.txt").write_bytes(b"FILE 3\n")
+        p = lakeshift("copy", str(src), f"s3://{bucket}/", "--dry-run", "--json", env=env)
+        s = _summary(p)
+        assert (s["copied"], s["skipped"]) == (1, 19), s
         p = lakeshift("copy", str(src), f"s3://{bucket}/", "--json", env=env)
         s = _summary(p)
         assert (s["copied"], s["skipped"]) == (1, 19), s
