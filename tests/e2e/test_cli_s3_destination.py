@@ -150,6 +150,15 @@ def test_under_sse_kms_puts_carry_content_md5_and_an_unchecked_upload_says_so(
         assert len(puts) == 1 and "content-md5" in puts[0], proxy.seen
         body = s3.get_object(Bucket=bucket, Key="small.bin")["Body"].read()
         assert body == (src / "small.bin").read_bytes()
+        # A source with an MD5 of its own (an S3 single-part object): the read is proven,
+        # the multipart write is not, and the proof says both.
+        other = f"{bucket}-src"
+        s3.create_bucket(Bucket=other)
+        s3.put_object(Bucket=other, Key="big.bin", Body=(src / "big.bin").read_bytes())
+        p = lakeshift("copy", f"s3://{other}/", f"s3://{bucket}/from-s3/", "--block-size",
+                      "5MiB", "--json", env=env)
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert _summary(p)["proofs"] == {"source-md5-write-unchecked": 1}, p.stdout
     finally:
         proxy.stop()
 
