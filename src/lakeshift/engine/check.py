@@ -9,6 +9,8 @@ import hashlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs
 
 from lakeshift.engine.listing import list_pages
 from lakeshift.engine.pipeline import check_reachable
@@ -51,16 +53,55 @@ async def _side(side: str, cfg: StoreConfig, steps: Steps) -> list[CheckLine]:
 
 
 def _missing(url: StoreURL, e: MissingContainerError) -> str:
-    """The line for a destination that does not exist: how to create it, or that a copy
-    will."""
+    """The line for a destination whose bucket or container the copy cannot create with
+    these credentials (``_creatable``): how to create it."""
     if url.scheme == "azure":
         what, how = "container", f"az storage container create --name {url.bucket}"
     elif url.scheme == "s3":
         what, how = "bucket", f"aws s3 mb s3://{url.bucket}"
     else:
         return f"{e}: `lakeshift copy` and `run` create it; check creates nothing"
-    return (f"{url.display()}: the {what} does not exist: `lakeshift copy` and `run` create "
-            f"it, or create it yourself ({how}); check creates nothing")
+    return f"{url.display()}: the {what} does not exist: create it ({how})"
+
+
+def _creatable(store: Store) -> tuple[bool, str]:
+    """Whether the credentials given may create the missing bucket or container, as the
+    copy's ``prepare_destination`` does (CreateBucket, Create Container), and how that is
+    known: from the kind of credential alone, since check creates nothing to find out.
+    Anonymous S3 requests and an Azure SAS that is not an account SAS allowing containers
+    to be created (``srt`` with ``c``, ``sp`` with ``c`` or ``w``) cannot; an account key
+    can; AWS keys and an Entra ID identity can when their policy or role allows it."""
+    settings: Any = getattr(store, "settings", None)
+    if store.url.scheme == "s3":
+        if settings is None or settings.credentials is None:
+            return False, "anonymous requests (--s3-anonymous) cannot create a bucket"
+        return True, "CreateBucket, which these credentials must be allowed (s3:CreateBucket)"
+    kind = getattr(settings, "kind", None)
+    if kind == "key":
+        return True, "Create Container, with the account key"
+    if kind == "sas":
+        query = parse_qs((settings.sas or "").lstrip("?"))
+        srt, sp = query.get("srt", [""])[0], query.get("sp", [""])[0]
+        if "c" in srt and ("c" in sp or "w" in sp):
+            return True, "Create Container, which this account SAS allows"
+        return False, ("this SAS cannot create a container (only an account SAS with "
+                       "srt=…c… and sp=…c… can)")
+    return True, ("Create Container, which the identity must be allowed (a role such as "
+                  "Storage Blob Data Contributor)")
+
+
+def _not_yet(side: str, store: Store, e: MissingContainerError) -> list[CheckLine]:
+    """A bucket or container that does not exist yet: fine when the copy may create it
+    (nothing written to find out, so no probe either), else the one failed line naming
+    what is missing and how to create it."""
+    may, how = _creatable(store)
+    if not may:
+        return [CheckLine(side, "reach and list", False,
+                          f"{_missing(store.url, e)}: {how}", e.exit_code)]
+    return [CheckLine(side, "reach and list", True,
+                      f"{store.url.display()} does not exist yet; the copy creates it ({how})"),
+            CheckLine(side, "write and delete", True, "not tried: nothing to write into "
+                      "until the copy creates it (check creates nothing)")]
 
 
 async def _new_local_folder(side: str, store: Store) -> AsyncIterator[CheckLine]:
@@ -161,7 +202,8 @@ async def _dest_steps(side: str, store: Store) -> AsyncIterator[CheckLine]:
             async for line in _new_local_folder(side, store):
                 yield line
             return
-        yield CheckLine(side, "reach and list", False, _missing(store.url, e), e.exit_code)
+        for line in _not_yet(side, store, e):
+            yield line
         return
     except LakeshiftError as e:
         yield _fail(side, "reach and list", e)

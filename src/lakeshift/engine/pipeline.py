@@ -63,7 +63,13 @@ from lakeshift.engine.transfer_move import EmptiedFolders
 from lakeshift.engine.watermark import Watermark
 from lakeshift.errors import AuthError, ForbiddenError, TransientError, UsageError
 from lakeshift.model import CopyResult, ObjectInfo, TransferStats
-from lakeshift.plan.compare import Overwrite, merge, needs_copy, outer_merge
+from lakeshift.plan.compare import (
+    Overwrite,
+    merge,
+    needs_copy,
+    outer_merge,
+    record_may_prove,
+)
 from lakeshift.plan.filters import NameFilter
 from lakeshift.plan.source import (
     SourceSpec,
@@ -75,6 +81,10 @@ from lakeshift.stores.base import Store, StoreConfig
 from lakeshift.stores.registry import open_store
 
 MiB = 1024 * 1024
+#: An object the planner hands a worker: its destination key, the source object, its
+#: watermark ticket, whether only its access is set again (--preserve), and the listed
+#: destination object whose record a HEAD must read first (None: nothing to read).
+Planned = tuple[str, ObjectInfo, int, bool, ObjectInfo | None]
 SKIPPABLE = frozenset({"missing", "forbidden", "invalid-name", "archived", "dangling-link"})
 COPY_MODES = ("auto", "server", "stream")
 
@@ -256,7 +266,7 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
         keeper = AccessKeeper(ctx, opts.preserve & ACCESS, IdentityMap.of(opts.identity_map),
                               spec.rel_base, root, events)
 
-    async def planned() -> AsyncIterator[tuple[str, ObjectInfo, int, bool]]:
+    async def planned() -> AsyncIterator[Planned]:
         """What to copy: the merge of both listings, minus what is decided here."""
         low, high = dest_range(spec, root)
         dest = None if opts.overwrite == "always" and on_dest is None else within(
@@ -331,11 +341,23 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
                 asked = functools.partial(dst.is_folder, root + name)
                 if await retry(asked, policy, ctx.dst_limit):
                     d = s
-            if not needs_copy(s, d, opts.overwrite):
+            recheck = None
+            if d is not None and opts.overwrite == "if-different" and \
+                    not dst.capabilities.metadata_in_listing and \
+                    not dst.capabilities.written_here and record_may_prove(s, d):
+                # S3: its listing has no metadata; one HEAD reads the copy's record.  In a
+                # worker (``transfer``), so the HEADs of a rerun run as many at once as
+                # copies do (here, one after another, 1,000 took ~3x the copy's time);
+                # a dry run asks here, as it decides here.
+                if opts.dry_run:
+                    d = await renamed_copy(ctx, root + name) or d
+                else:
+                    recheck = d
+            if recheck is None and not needs_copy(s, d, opts.overwrite):
                 if keeper is not None and d is not None:
                     # --preserve: the copy is there, its access is set again (the source's
                     # may have changed, or an earlier run could not map a principal).
-                    yield root + name, s, ticket, True
+                    yield root + name, s, ticket, True, None
                     continue
                 events.emit(ObjectDone(s.key, s.size, "skipped", reason=SKIP_EXISTS
                                        if opts.overwrite == "never" else SKIP_IDENTICAL))
@@ -357,11 +379,23 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
                 else:
                     finish(ticket, _not_copied(events, s, unread, 1, opts.skip_errors))
                 continue
-            yield root + name, s, ticket, False
+            yield root + name, s, ticket, False, recheck
         take_back()
 
-    async def transfer(item: tuple[str, ObjectInfo, int, bool]) -> None:
-        dest_key, s, ticket, access_only = item
+    async def transfer(item: Planned) -> None:
+        dest_key, s, ticket, access_only, recheck = item
+        if recheck is not None:
+            # (record_may_prove, above: the destination's record read by one HEAD.)
+            d = await renamed_copy(ctx, dest_key) or recheck
+            if not needs_copy(s, d, opts.overwrite):
+                if keeper is not None:
+                    access_only = True
+                else:
+                    events.emit(ObjectDone(s.key, s.size, "skipped", reason=SKIP_IDENTICAL))
+                    if opts.delete_source:
+                        await move_source(ctx, s, dest_key, None, events)
+                    finish(ticket, True)
+                    return
         while events.holding and (held := events.held()) is not None:
             await held  # a subscriber holds new objects back (--proof-log, behind)
         if ObjectStarted not in events.ignored:  # (a subscriber listens: the job runner's)

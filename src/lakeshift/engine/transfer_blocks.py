@@ -33,6 +33,7 @@ from lakeshift.engine.transfer_proofs import (
     _source_proof,
     source_kept,
     unchecked_proof,
+    write_unchecked,
 )
 from lakeshift.errors import (
     IntegrityError,
@@ -222,14 +223,15 @@ async def _copy_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str,
         if proof is not None:
             proof.check()
         order = [i for span in staged for i in span]
-        await retry(lambda: upload.commit(order, md5), ctx.policy, ctx.dst_limit)
+        stored = await retry(lambda: upload.commit(order, md5), ctx.policy, ctx.dst_limit)
         committed = True
     finally:
         if not committed:
             await upload.abort()
-    if proof is None:
-        return Copied(md5, "source-md5")
-    if proof.label == "size-only":  # (nothing but the service's checks of the blocks)
+    label = "source-md5" if proof is None else proof.label
+    if stored is False:  # (nothing checked what the destination stored)
+        return Copied(md5, write_unchecked(label))
+    if label == "size-only":  # (nothing but the service's checks of the blocks)
         return Copied(md5, unchecked_proof(ctx, by_crc64))
-    return Copied(md5, proof.label)
+    return Copied(md5, label)
 

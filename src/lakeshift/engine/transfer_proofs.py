@@ -36,6 +36,15 @@ def unchecked_proof(ctx: TransferContext, by_crc64: bool = False) -> str:
     return "service-crc64" if by_crc64 else "service-md5"
 
 
+def write_unchecked(label: str) -> str:
+    """The proof of a copy whose write nothing checked (an S3 multipart upload under
+    SSE-KMS or SSE-C: its ETag is no digest of the parts, and obstore sends no Content-MD5
+    per part): ``label`` says what proved the bytes read, the suffix that what the
+    destination stored was not compared with them (only TLS guarded the transit);
+    ``size-only`` stays as it is, nothing was proven beyond the size."""
+    return label if label == "size-only" else f"{label}-write-unchecked"
+
+
 async def source_kept(ctx: TransferContext, src: ObjectInfo) -> SourceChecksum | None:
     """What the source keeps to prove a read of ``src`` by (one or two HEADs on S3; None
     where the store keeps nothing): a new ``SourceProof(src, kept)`` per attempt."""

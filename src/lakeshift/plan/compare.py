@@ -64,6 +64,17 @@ def identical(src: ObjectInfo, dst: ObjectInfo) -> bool:
     return bool(recorded and src.etag and recorded == src.etag)
 
 
+def record_may_prove(src: ObjectInfo, dst: ObjectInfo) -> bool:
+    """Whether the destination's own record (its ``lakeshift_src_etag`` metadata) could
+    prove ``dst`` a copy of ``src`` where its listing, which carries no metadata (S3),
+    could not: same size, a source version to compare (a local file's ETag is its mtime
+    and size), and no MD5 pair that already settles it.  Then one HEAD of the destination
+    object reads the record, so that a rerun from a source without an MD5 (local disk, an
+    S3 multipart object) skips unchanged objects without reading them."""
+    return dst.metadata is None and src.size == dst.size and bool(src.etag) and \
+        not src.is_dir_marker and not identical(src, dst)
+
+
 def needs_copy(src: ObjectInfo, dst: ObjectInfo | None, overwrite: Overwrite) -> bool:
     if dst is None or overwrite == "always":
         return True

@@ -289,11 +289,13 @@ class BlockUpload(Protocol):
     """Blocks of one object.  ``index`` names a block (any non-negative int below 10**10),
     ``offset`` is where its bytes go; blocks may differ in size; ``md5`` is the block's MD5
     when ``capabilities.block_md5`` asks for it.  ``commit`` takes the indices in object
-    order and the whole object's MD5."""
+    order and the whole object's MD5; it answers False when nothing checked that the
+    object the service stored holds the bytes staged (S3 under SSE-KMS or SSE-C, whose
+    ETag is no digest), else None or True (S3: the multipart ETag compared)."""
 
     async def stage(self, index: int, offset: int, data: Data,
                     md5: bytes | None) -> None: ...
-    async def commit(self, order: list[int], md5: bytes | None) -> None: ...
+    async def commit(self, order: list[int], md5: bytes | None) -> bool | None: ...
     async def abort(self) -> None: ...
 
 

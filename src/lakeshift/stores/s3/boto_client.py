@@ -14,6 +14,7 @@ from lakeshift.errors import (
     ArchivedError,
     AuthError,
     ForbiddenError,
+    IntegrityError,
     LakeshiftError,
     MissingContainerError,
     NotFoundError,
@@ -113,6 +114,11 @@ def boto_error(e: Any, what: str) -> LakeshiftError:
     status = int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
     if code in ARCHIVED_CODES:
         return ArchivedError(archived_message(what))
+    if code in ("BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"):
+        # The service refused a body that does not have the Content-MD5 (or payload hash)
+        # sent with it: damaged on the way, the object is copied again.
+        return IntegrityError(f"{what}: S3 refused the bytes it received ({code}): they "
+                              "differ from the bytes sent (changed in transit)")
     if code in ("NoSuchBucket",):
         return MissingContainerError(f"{what}: bucket does not exist: create it or fix the URL")
     if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"):

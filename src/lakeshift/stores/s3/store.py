@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from functools import cached_property
@@ -26,6 +26,7 @@ from lakeshift.errors import (
     AuthError,
     EndpointUnreachable,
     ForbiddenError,
+    IntegrityError,
     LakeshiftError,
     MissingContainerError,
     NotFoundError,
@@ -49,7 +50,7 @@ from lakeshift.stores.obstore_common import (
     client_options,
     translate,
 )
-from lakeshift.stores.props import attributes_from_props
+from lakeshift.stores.props import attributes_from_props, unquote_etag
 from lakeshift.stores.reach import Endpoint, first_contact, not_the_service
 from lakeshift.stores.s3 import auth as aws_auth
 from lakeshift.stores.s3.boto_client import boto_error, inspect_head, new_client, request_payer
@@ -69,12 +70,13 @@ from lakeshift.stores.s3.reads import (
     info_from_head,
     s3_error,
 )
+from lakeshift.stores.s3.uploads import PartMD5s, _SequentialUpload
 
 CAPABILITIES = Capabilities(
     list_start_after=True, content_md5=True, hierarchical=False, acls=False,
     copy_from_url=False, block_upload=False, max_block_size=5 * 1024**3, etag_is_md5=True,
     metadata_in_listing=False, max_blocks=10_000, source_checksums=True, read_url=True,
-    slash_folders=True,
+    slash_folders=True, put_checks_md5=True,
 )
 _PARTS = re.compile(r"^[0-9a-fA-F]{32}-(\d+)$")
 #: Listing bodies up to this size are parsed on the event loop (a thread hop costs more).
@@ -347,23 +349,66 @@ class S3Store:
         return await self._reads.open_range(key, start, end, if_match)
 
     async def put(self, key: str, data: Data, props: ObjectProps, md5: bytes) -> None:
-        if key.endswith("/"):
+        """One PutObject, created only as bytes whose MD5 is ``md5`` (``put_checks_md5``):
+        S3 answers a single-part PutObject with the ETag of what it stored, its MD5 unless
+        the object is encrypted with SSE-KMS or SSE-C, so the ETag is compared with ``md5``
+        (no request more).  Where the ETag is no MD5 (a bucket encrypting with SSE-KMS by
+        default, or an answer the HEAD shows so encrypted) the bytes are sent again through
+        botocore with ``Content-MD5``, which S3 checks itself (obstore cannot send it).  A
+        stored object whose MD5 differs is deleted: it carries the source's ETag, which the
+        skip rule trusts."""
+        if key.endswith("/") or not await self._etags_are_md5():
             # A folder object "d/" (transfer.copy_marker): obstore's paths drop a trailing
-            # "/" (object_store's Path has no empty segment), so PutObject goes through
-            # botocore, with the MD5 for S3 to check.
-            kw: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Body": bytes(data),
-                                  "ContentMD5": base64.b64encode(md5).decode()}
-            if props.content_type:
-                kw["ContentType"] = props.content_type
-            if props.metadata:
-                kw["Metadata"] = dict(props.metadata)
-            await asyncio.to_thread(self._call, "put_object", kw, key)
+            # "/" (object_store's Path has no empty segment).
+            await self._checked_put(key, data, props, md5)
             return
         try:
-            await obstore.put_async(self._ob, key, data, attributes=attributes_from_props(props),
-                                    use_multipart=False)
+            result = await obstore.put_async(self._ob, key, data,
+                                             attributes=attributes_from_props(props),
+                                             use_multipart=False)
         except Exception as e:
             raise translate(e, f"s3://{self.bucket}/{key}") from None
+        etag = unquote_etag(result.get("e_tag"))
+        if etag != md5.hex():
+            await self._unproven(key, etag, md5.hex(),
+                                 lambda: self._checked_put(key, data, props, md5))
+
+    async def _checked_put(self, key: str, data: Data, props: ObjectProps,
+                           md5: bytes) -> None:
+        """PutObject through botocore with ``Content-MD5``: S3 refuses (BadDigest, an
+        IntegrityError) a body that does not have it."""
+        kw: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Body": bytes(data),
+                              "ContentMD5": base64.b64encode(md5).decode()}
+        for arg, value in (("ContentType", props.content_type),
+                           ("ContentEncoding", props.content_encoding),
+                           ("CacheControl", props.cache_control),
+                           ("ContentDisposition", props.content_disposition),
+                           ("ContentLanguage", props.content_language)):
+            if value:
+                kw[arg] = value
+        if props.metadata:
+            kw["Metadata"] = dict(props.metadata)
+        await asyncio.to_thread(self._call, "put_object", kw, key)
+
+    async def _unproven(self, key: str, etag: str | None, expected: str,
+                        again: Callable[[], Awaitable[None]] | None) -> bool:
+        """After a write whose ETag is not ``expected`` (the MD5, or the multipart ETag,
+        of the bytes sent): a HEAD says whether the object's ETag is a digest at all.  Not
+        under SSE-KMS or SSE-C: then ``again`` writes it with a check S3 makes itself
+        (True), or, with nothing to write it by, False (nothing checked what S3 stored).
+        Otherwise S3 stored other bytes than were sent: the object is deleted and the
+        write fails as an IntegrityError (copied again)."""
+        headers = await self._head(key, [], [])
+        if headers.get("x-amz-server-side-encryption") in OPAQUE_ETAG_SSE or \
+                headers.get("x-amz-server-side-encryption-customer-algorithm"):
+            if again is None:
+                return False
+            await again()
+            return True
+        await self.delete(key)
+        raise IntegrityError(f"s3://{self.bucket}/{key}: S3 stored bytes whose ETag is "
+                             f"{etag or 'none'}, the bytes sent have {expected} (changed in "
+                             "transit); deleted, to be copied again")
 
     async def put_stream(self, key: str, size: int, chunks: AsyncIterator[bytes],
                          props: ObjectProps, md5: bytes | None) -> bytes | None:
@@ -372,11 +417,28 @@ class S3Store:
 
     async def start_blocks(self, key: str, size: int, block_size: int,
                            props: ObjectProps) -> BlockUpload:
+        part = max(block_size, 5 * 1024 * 1024)
         writer = obstore.open_writer_async(self._ob, key, attributes=attributes_from_props(props),
-                                           buffer_size=max(block_size, 5 * 1024 * 1024),
-                                           max_concurrency=4)
+                                           buffer_size=part, max_concurrency=4)
+        # (Where the bucket's ETags are no MD5s, no part is hashed: nothing could use it.)
+        parts = PartMD5s(part) if await self._etags_are_md5() else None
         return _SequentialUpload(writer, f"s3://{self.bucket}/{key}",
-                                 lambda: self._abort_open_uploads(key))
+                                 lambda: self._abort_open_uploads(key), parts,
+                                 lambda etag: self._check_upload(key, etag))
+
+    async def _check_upload(self, key: str, expected: str | None) -> bool:
+        """After obstore's writer closed (it returns no ETag): a HEAD for the ETag of what
+        S3 stored, compared with ``expected``, the ETag rebuilt from the MD5s of the parts
+        sent (``PartMD5s``; None where the bucket's ETags are no MD5s).  True when they
+        agree, False when nothing could be compared (SSE-KMS, SSE-C); an IntegrityError,
+        the object deleted, when S3 stored other bytes."""
+        if expected is None:
+            return False
+        headers = await self._head(key, [], [])
+        etag = unquote_etag(headers.get("ETag"))
+        if etag == expected:
+            return True
+        return await self._unproven(key, etag, expected, None)
 
     def _abort_open_uploads(self, key: str) -> None:
         """AbortMultipartUpload for every open multipart upload of ``key``."""
@@ -401,54 +463,6 @@ class S3Store:
             await self._reads.close()
         if "_boto" in self.__dict__:
             self._boto.close()
-
-
-class _SequentialUpload:
-    """S3 multipart through obstore's writer: bytes must arrive in order, so each block
-    waits until everything before its offset is written (its predecessors already hold
-    their memory slots, so this cannot deadlock)."""
-
-    def __init__(self, writer: Any, what: str, abort_open: Callable[[], None]) -> None:
-        self._writer = writer
-        self._what = what
-        self._abort_open = abort_open
-        self._written = 0
-        self._turn = asyncio.Condition()
-
-    async def stage(self, index: int, offset: int, data: Data, md5: bytes | None) -> None:
-        async with self._turn:
-            await self._turn.wait_for(lambda: self._written == offset)
-            try:
-                await self._writer.write(data)
-            except Exception as e:
-                raise translate(e, self._what) from None
-            self._written += len(data)
-            self._turn.notify_all()
-
-    async def commit(self, order: list[int], md5: bytes | None) -> None:
-        try:
-            await self._writer.close()
-        except Exception as e:
-            raise translate(e, self._what) from None
-
-    async def abort(self) -> None:
-        """Abort the multipart upload (AbortMultipartUpload), so its parts are neither kept
-        nor billed.  A writer merely dropped leaves the upload open, and obstore's own abort
-        (leaving the writer's context with an exception) fails once a write was cancelled or
-        failed; so the open uploads of this key are also listed and aborted through botocore
-        (another writer of the same key at the same moment would lose its upload: two
-        writers of one key race anyway).  Never raises: the error that made the copy fail
-        is the one to report."""
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            try:
-                await writer.__aexit__(_Aborted, _Aborted(self._what), None)
-            except Exception:
-                pass
-        try:
-            await asyncio.to_thread(self._abort_open)
-        except Exception:
-            pass
 
 
 _CODE_ELEMENT = re.compile(rb"<Code>[^<]+</Code>")
@@ -481,7 +495,3 @@ def _first_answer(endpoint: Endpoint, status: int, headers: Any, body: bytes) ->
                               "pages, not the S3 API" if s3_headers else "")
     if not s3_headers:
         raise not_the_service(endpoint, status)
-
-
-class _Aborted(Exception):
-    """Given to obstore's writer so that it aborts the multipart upload."""
