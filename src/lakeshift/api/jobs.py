@@ -65,10 +65,15 @@ async def plan_async(sources: str | Sequence[str] = (), destination: str | None 
     ``subscribers`` hear the listing that ``partition_by="auto"`` makes (``Listed`` per
     page, then ``ListingDone``).  ``dask`` (``tcp://HOST:8786`` or ``local:N``): that
     listing is split across the cluster's workers (docs/dask.md)."""
-    from lakeshift.plan.jobplan import create_plan, read_partitions_file
+    from lakeshift.plan.jobplan import (
+        create_plan,
+        read_partitions_file,
+        refuse_empty_prefixes,
+    )
 
     if not job:
         raise UsageError("--job NAME is required")
+    refuse_empty_prefixes(prefix)
     _page_args(offset, limit)
     if all_partitions and (offset or limit is not None):
         raise UsageError("--all shows every partition: leave out --offset and --limit (or "

@@ -84,10 +84,12 @@ async def sync_async(source: str | None = None, destination: str | None = None, 
     which S3 endpoint it used, ``run.s3_endpoint``).
     """
     _refuse_proof_log_on_dask(proof_log, dask)
+    from lakeshift.plan.jobplan import refuse_empty_prefixes
     from lakeshift.plan.windows import DeleteCap, PathTemplate, Schedule, parse_duration
 
     if not job:
         raise UsageError("--job NAME is required")
+    refuse_empty_prefixes(prefix, "sync")
     lag_td = parse_duration(lag, "--lag")
     overlap_td = parse_duration(overlap, "--overlap")
     template = PathTemplate.parse(path_template) if path_template is not None else None

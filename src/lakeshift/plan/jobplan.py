@@ -62,6 +62,7 @@ async def create_plan(control: ControlDB, job: str, sources: Sequence[str], dst:
     DB is called in worker threads: the event loop stays free.  ``auto``: who lists an
     automatic plan's sources (this process by default; scale/planner.py: Dask workers)."""
     call = asyncio.to_thread
+    refuse_empty_prefixes(prefixes)
     # --map-identities names a file: read in a thread (the event loop stays free).
     identities = await call(identity_pairs, map_identities)
     checked = copy_options(include=include, exclude=exclude, overwrite=overwrite,
@@ -124,6 +125,14 @@ def _write_job(control: ControlDB, job: str, destination: str, options: dict[str
 
         sync_adf(control, j)
     return j
+
+
+def refuse_empty_prefixes(prefixes: Sequence[str], verb: str = "plan") -> None:
+    """``--prefix ''`` (an unset shell variable, say) names no partition: it planned a job
+    of none, which every run found nothing to do in."""
+    if any(p == "" for p in prefixes):
+        raise UsageError(f"--prefix '' names nothing: leave --prefix out to {verb} the whole "
+                         "source")
 
 
 def partition_spec(row: Mapping[Any, Any], after_cursor: bool = True) -> SourceSpec:
