@@ -46,6 +46,70 @@ def _folders(tmp_path: Path) -> tuple[Path, Path, Path]:
     return made, other, src
 
 
+def test_a_relative_destination_planned_is_written_there_from_any_folder(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    """`plan ../src/raw/ ../L/jout` in J, then `run` from elsewhere/deeper wrote into
+    elsewhere/L/jout (exit 0): the job kept the path as typed.  Now the job, its partitions
+    (a relative --partitions-file's too) and status name tmp/L/jout, and run, verify and
+    status from the other folder use it."""
+    made, other, _ = _folders(tmp_path)
+    (made / "parts.txt").write_text("a/\nb/\n")
+    db = f"sqlite:///{made / 'j.db'}"
+    _ok(made, "plan", "../src/raw/", "../L/jout", "--job", "j1", "--db", db,
+        "--partitions-file", "parts.txt", env=local_env)
+    want = tmp_path / "L" / "jout"
+    _ok(other, "run", "--job", "j1", "--db", db, env=local_env)
+    assert (want / "a" / "x.txt").read_bytes() == b"x"
+    assert (want / "b" / "y.txt").read_bytes() == b"y"
+    assert not (tmp_path / "elsewhere" / "L").exists()
+    _ok(other, "verify", "--job", "j1", "--db", db, env=local_env)
+    status = _status(other, "j1", db, local_env)
+    assert status["destination"] == str(want)
+    with sqlite3.connect(made / "j.db") as c:
+        (saved, options), = c.execute("select destination, options from lakeshift_jobs")
+        parts = sorted(r for r, in c.execute("select destination from lakeshift_partitions"))
+    assert saved == str(want)
+    assert json.loads(options)["sources"] == [f"{tmp_path / 'src' / 'raw'}/"]
+    assert parts == [f"{want}/", f"{want}/"], parts  # (each partition's keys keep a/, b/)
+
+
+def test_a_relative_destination_synced_is_written_there_from_any_folder(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    """`sync SRC DST` made its job with the paths as typed: `sync --job` from another
+    folder copied into another destination."""
+    made, other, _ = _folders(tmp_path)
+    db = f"sqlite:///{made / 's.db'}"
+    _ok(made, "sync", "../src/raw/", "../S", "--job", "s1", "--db", db, "--lag", "0",
+        env=local_env)
+    (tmp_path / "src" / "raw" / "c.txt").write_bytes(b"c")
+    _ok(other, "sync", "--job", "s1", "--db", db, "--lag", "0", env=local_env)
+    assert (tmp_path / "S" / "c.txt").read_bytes() == b"c"
+    assert not (tmp_path / "elsewhere" / "S").exists()
+    status = _status(other, "s1", db, local_env)
+    assert status["destination"] == str(tmp_path / "S")
+
+
+def test_a_job_saved_relative_before_shows_where_it_resolves(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    """A job an older lakeshift saved with a relative destination (this DB's row, set back
+    to it) cannot be fixed silently; status and the run's summary name the absolute path
+    it resolves to from the folder the command runs in."""
+    made, other, _ = _folders(tmp_path)
+    db = f"sqlite:///{made / 'old.db'}"
+    _ok(made, "plan", "../src/raw/", "../L/old", "--job", "old", "--db", db, env=local_env)
+    with sqlite3.connect(made / "old.db") as c:
+        c.execute("update lakeshift_jobs set destination = '../L/old'")
+        c.execute("update lakeshift_partitions set destination = '../L/old/'")
+    resolved = tmp_path / "elsewhere" / "L" / "old"
+    status = _status(other, "old", db, local_env)
+    assert status["destination"] == str(resolved)
+    assert _ok(other, "status", "--job", "old", "--db", db,
+               env=local_env).startswith(f"job old → {resolved}:")
+    out = _ok(other, "run", "--job", "old", "--db", db, env=local_env)
+    assert f"destination {resolved}: the job saved the relative path ../L/old" in out, out
+    assert (resolved / "a" / "x.txt").read_bytes() == b"x"
+
+
 def test_an_empty_prefix_is_refused(local_env: dict[str, str], tmp_path: Path) -> None:
     """`--prefix "$UNSET"` planned a job of 0 partitions (exit 0), and every run of it
     said "nothing to do"; sync made the same job."""

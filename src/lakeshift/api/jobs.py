@@ -242,6 +242,10 @@ async def run_async(*, job: str = "", db: str | None = None, batch_count: int | 
                                                  heartbeat_s=heartbeat, run_settings=settings)
         result.job = j.name
         result.s3_endpoint = endpoint
+        from lakeshift.plan.places import absolute_local
+
+        if (resolved := absolute_local(j.destination)) != j.destination:
+            result.relative_destination = (j.destination, resolved)
         runs = await asyncio.to_thread(control.runs, j.id)
         result.number = next((r.number for r in map(_run_status, runs)
                               if r.id == result.run_id), None)

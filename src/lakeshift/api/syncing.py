@@ -32,6 +32,7 @@ from lakeshift.control import DEFAULT_DB
 from lakeshift.engine.copy_options import copy_options, job_copy_options, skip_error_kinds
 from lakeshift.engine.events import Subscriber
 from lakeshift.errors import UsageError
+from lakeshift.plan.places import absolute_local
 from lakeshift.plan.source import (
     SourceSpec,
     destination_config,
@@ -306,6 +307,8 @@ async def _sync_job(control: ControlDB, job: str, source: str | None,
         src_url = parse_url(source)
         base = bucket_url(source, src_url.bucket, src_url.scheme, src_url.account)
         dst_url = parse_url(destination)
+        # Local paths saved absolute, as plan saves them (see create_plan).
+        source, destination = absolute_local(source), absolute_local(destination)
         options: dict[str, Any] = {
             "include": list(include), "exclude": list(exclude), "overwrite": overwrite,
             "folder_markers": folder_markers,

@@ -25,6 +25,7 @@ from lakeshift.plan.partitioner import (
     check_overlaps,
     from_prefixes,
 )
+from lakeshift.plan.places import absolute_local
 from lakeshift.plan.source import (
     SourceSpec,
     destination_config,
@@ -63,6 +64,9 @@ async def create_plan(control: ControlDB, job: str, sources: Sequence[str], dst:
     automatic plan's sources (this process by default; scale/planner.py: Dask workers)."""
     call = asyncio.to_thread
     refuse_empty_prefixes(prefixes)
+    # Every local path saved absolute: a run (verify, status) from another folder would
+    # resolve a relative one elsewhere (and write there).
+    sources, dst = [absolute_local(s) for s in sources], absolute_local(dst)
     # --map-identities names a file: read in a thread (the event loop stays free).
     identities = await call(identity_pairs, map_identities)
     checked = copy_options(include=include, exclude=exclude, overwrite=overwrite,
