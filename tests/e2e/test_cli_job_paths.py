@@ -121,3 +121,32 @@ def test_an_empty_prefix_is_refused(local_env: dict[str, str], tmp_path: Path) -
         assert one_clear_line(p) == (f"lakeshift: --prefix '' names nothing: leave --prefix "
                                      f"out to {verb} the whole source")
         assert not (made / (command + ".db")).exists()
+
+
+def test_sync_of_an_existing_job_refuses_other_copy_options(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    """`sync --job J --include … --skip-errors …` accepted the flags and copied by the
+    job's own rules; `run` refuses them.  Now a value other than the job's is one line
+    naming how to change the job; the command that made the job, repeated, still works."""
+    made, _, _ = _folders(tmp_path)
+    db = f"sqlite:///{made / 'o.db'}"
+    make = ("sync", "../src/raw/", "../O", "--job", "o", "--db", db, "--lag", "0",
+            "--skip-errors", "missing")
+    _ok(made, *make, env=local_env)
+    _ok(made, *make, env=local_env)
+    _ok(made, "sync", "--job", "o", "--db", db, "--lag", "0", env=local_env)
+    p = _in(made, "sync", "--job", "o", "--db", db, "--lag", "0", "--include", "a/*",
+            "--invalid-names", "encode", env=local_env)
+    assert p.returncode == 2, p.stdout + p.stderr
+    line = one_clear_line(p)
+    assert "--include, --invalid-names cannot change them here" in line, line
+    assert (f"`lakeshift plan {tmp_path / 'src' / 'raw'}/ {tmp_path / 'O'} --job o --replan "
+            "--include … --invalid-names …`") in line, line
+    p = _in(made, "sync", "--job", "o", "--db", db, "--skip-errors", "forbidden",
+            env=local_env)
+    assert p.returncode == 2 and "--skip-errors cannot change" in one_clear_line(p)
+    # The way the line names works, and the job's next pass uses the new rule.
+    _ok(made, "plan", f"{tmp_path / 'src' / 'raw'}/", str(tmp_path / "O"), "--job", "o",
+        "--db", db, "--replan", "--include", "a/*", env=local_env)
+    _ok(made, "sync", "--job", "o", "--db", db, "--lag", "0", "--include", "a/*",
+        env=local_env)
