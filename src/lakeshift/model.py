@@ -191,6 +191,9 @@ class RunResult:
     #: ``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL`` or ``aws`` (set by lakeshift.run and
     #: lakeshift.sync).
     s3_endpoint: tuple[str | None, str] | None = None
+    #: For a job saved with a relative local destination (before plan saved them
+    #: absolute): (as saved, the absolute path it resolved to for this run); else None.
+    relative_destination: tuple[str, str] | None = None
 
     @property
     def exit_code(self) -> int:

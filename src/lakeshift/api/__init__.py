@@ -129,8 +129,8 @@ _MODULES = {
                "_copy_pair",
     "jobs": "plan_async plan reset_job_async reset_job delete_job_async delete_job run_async "
             "run _name_the_file _plan_from_config plan_job run_job",
-    "syncing": "sync_async sync _refuse_other_urls _same_url _sync_job "
-               "_add_adf_delta_partitions",
+    "syncing": "sync_async sync _refuse_other_urls _COPY_DEFAULTS "
+               "_refuse_other_copy_options _same_url _sync_job _add_adf_delta_partitions",
     "state": "ATTENTION_STATES READ_STATES INTERRUPTED_READS run_going_on status_async "
              "status _states _status _partition_status _run_status _job_status "
              "FAILURE_FIELDS failures_async failures _failures _failed_object "

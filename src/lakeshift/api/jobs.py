@@ -65,10 +65,15 @@ async def plan_async(sources: str | Sequence[str] = (), destination: str | None 
     ``subscribers`` hear the listing that ``partition_by="auto"`` makes (``Listed`` per
     page, then ``ListingDone``).  ``dask`` (``tcp://HOST:8786`` or ``local:N``): that
     listing is split across the cluster's workers (docs/dask.md)."""
-    from lakeshift.plan.jobplan import create_plan, read_partitions_file
+    from lakeshift.plan.jobplan import (
+        create_plan,
+        read_partitions_file,
+        refuse_empty_prefixes,
+    )
 
     if not job:
         raise UsageError("--job NAME is required")
+    refuse_empty_prefixes(prefix)
     _page_args(offset, limit)
     if all_partitions and (offset or limit is not None):
         raise UsageError("--all shows every partition: leave out --offset and --limit (or "
@@ -240,6 +245,10 @@ async def run_async(*, job: str = "", db: str | None = None, batch_count: int | 
                                                  heartbeat_s=heartbeat, run_settings=settings)
         result.job = j.name
         result.s3_endpoint = endpoint
+        from lakeshift.plan.places import absolute_local
+
+        if (resolved := absolute_local(j.destination)) != j.destination:
+            result.relative_destination = (j.destination, resolved)
         runs = await asyncio.to_thread(control.runs, j.id)
         result.number = next((r.number for r in map(_run_status, runs)
                               if r.id == result.run_id), None)

@@ -26,6 +26,7 @@ from lakeshift.control import DEFAULT_DB, fold_state_totals
 from lakeshift.csv_cells import csv_cell
 from lakeshift.errors import UsageError
 from lakeshift.model import Failure
+from lakeshift.plan.places import absolute_local
 
 if TYPE_CHECKING:
     from lakeshift.control.records import Job
@@ -122,7 +123,7 @@ def _partition_status(r: Any, run_live: bool = True) -> model.PartitionStatus:
     return model.PartitionStatus(
         seq=r["seq"], state=r["state"], source=r["source"], prefix=r["prefix"],
         range_start=r["range_start"], range_end=r["range_end"],
-        destination=r["destination"], cursor=r["cursor"], attempts=r["attempts"],
+        destination=absolute_local(r["destination"]), cursor=r["cursor"], attempts=r["attempts"],
         listed=r["listed"], copied=r["copied"], skipped=r["skipped"],
         failed_objects=r["failed_objects"], bytes=r["bytes"], duration_s=round(duration, 3),
         throughput_bytes_per_s=round(r["bytes"] / duration, 1) if duration > 0 else 0.0,
@@ -171,7 +172,10 @@ def _job_status(control: ControlDB, job: Job, detail: bool, offset: int = 0,
         copied, nbytes = control.run_totals(job.id)
     shown = totals["partitions"] if states is None else sum(reading[s] for s in states)
     return model.JobStatus(
-        job=job.name, destination=job.destination, created_at=_as_utc(job.created_at),
+        # A job saved with a relative local path (before plan saved them absolute): where
+        # it resolves from here, as a run from here would.
+        job=job.name, destination=absolute_local(job.destination),
+        created_at=_as_utc(job.created_at),
         adf_table=job.adf_table, partitions=totals["partitions"], **counts,
         copied=copied, bytes=nbytes,
         failed_objects=totals["failed_objects"], detail=detail,

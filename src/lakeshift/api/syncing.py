@@ -33,6 +33,7 @@ from lakeshift.control import DEFAULT_DB
 from lakeshift.engine.copy_options import copy_options, job_copy_options, skip_error_kinds
 from lakeshift.engine.events import Subscriber
 from lakeshift.errors import UsageError
+from lakeshift.plan.places import absolute_local
 from lakeshift.plan.source import (
     SourceSpec,
     destination_config,
@@ -82,13 +83,17 @@ async def sync_async(source: str | None = None, destination: str | None = None, 
     :func:`copy` (not with ``dask``).  ``store_options``: how a new job reaches its stores
     (kept with it); for a job that exists, each field not at its default replaces the one
     the job was made with, for these passes (as :func:`run`'s; each pass's result says
-    which S3 endpoint it used, ``run.s3_endpoint``).
+    which S3 endpoint it used, ``run.s3_endpoint``).  The copy options (``include`` …
+    ``invalid_names``) are a new job's; for one that exists a value other than the job's is
+    a :class:`UsageError` naming ``plan --replan`` (every pass uses the job's).
     """
     _refuse_proof_log_on_dask(proof_log, dask)
+    from lakeshift.plan.jobplan import refuse_empty_prefixes
     from lakeshift.plan.windows import DeleteCap, PathTemplate, Schedule, parse_duration
 
     if not job:
         raise UsageError("--job NAME is required")
+    refuse_empty_prefixes(prefix, "sync")
     lag_td = parse_duration(lag, "--lag")
     overlap_td = parse_duration(overlap, "--overlap")
     template = PathTemplate.parse(path_template) if path_template is not None else None
@@ -244,6 +249,35 @@ def _refuse_other_urls(j: Job, source: str | None, destination: str | None,
                          "leave out --prefix/--partitions-file, or give another --job")
 
 
+#: sync's copy options, by flag, with the value each has when not given.
+_COPY_DEFAULTS: dict[str, Any] = {
+    "include": [], "exclude": [], "overwrite": "if-different", "folder_markers": "skip",
+    "skip_errors": [], "invalid_names": "fail"}
+
+
+def _refuse_other_copy_options(j: Job, **given: Any) -> None:
+    """An existing job is synced with the copy options it was made with; one given with
+    another value is refused (it was silently ignored: every pass of a job selects, names
+    and deletes by the same rules, as every run of it does).  The same value as the job's
+    is accepted: the command that made the job can be repeated as it is."""
+    import shlex
+
+    other = [f"--{name.replace('_', '-')}" for name, value in given.items()
+             if value != _COPY_DEFAULTS[name] and value != j.options.get(
+                 name, _COPY_DEFAULTS[name])]
+    if other:
+        urls = " ".join(shlex.quote(u) for u in [
+            *(str(x) for x in j.options.get("sources", [])), j.destination])
+        flags = " ".join(f"{o} …" for o in other)
+        raise UsageError(
+            f"job {j.name!r} exists: its copy options were set when it was made and every "
+            f"sync pass uses them, so {', '.join(other)} cannot change them here; leave "
+            f"{'it' if len(other) == 1 else 'them'} out, or plan the job again with "
+            f"{'it' if len(other) == 1 else 'them'}: "
+            f"`lakeshift plan {urls} --job {shlex.quote(j.name)} --replan {flags}` (its next "
+            "sync pass then compares everything again)")
+
+
 def _same_url(a: str, b: str) -> bool:
     try:
         ua, ub = parse_url(a), parse_url(b)
@@ -272,6 +306,11 @@ async def _sync_job(control: ControlDB, job: str, source: str | None,
             raise UsageError(f"job {job!r} was not made from --adf-delta-table "
                              f"{adf_delta_table}: leave the option out, or use a new --job")
         _refuse_other_urls(j, source, destination, prefix, partitions_file)
+        _refuse_other_copy_options(j, include=list(include),
+                                   exclude=list(exclude), overwrite=overwrite,
+                                   folder_markers=folder_markers,
+                                   skip_errors=sorted(skip_error_kinds(skip_errors)),
+                                   invalid_names=invalid_names)
         await _check_stores(await call(
             _job_store_pairs, control, j,
             _run_store_options(StoreOptions(**j.options.get("store", {})), store_options)),
@@ -306,6 +345,8 @@ async def _sync_job(control: ControlDB, job: str, source: str | None,
         src_url = parse_url(source)
         base = bucket_url(source, src_url.bucket, src_url.scheme, src_url.account)
         dst_url = parse_url(destination)
+        # Local paths saved absolute, as plan saves them (see create_plan).
+        source, destination = absolute_local(source), absolute_local(destination)
         options: dict[str, Any] = {
             "include": list(include), "exclude": list(exclude), "overwrite": overwrite,
             "folder_markers": folder_markers,

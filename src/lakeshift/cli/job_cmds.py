@@ -270,6 +270,8 @@ def _print_run(result: RunResult, as_json: bool, proof_log: str | None = None, *
                "errors": [{"partition": p, "error": e} for p, e in result.errors],
                "cancelled": result.cancelled,
                **endpoint_fields(result.s3_endpoint),
+               **({"destination": result.relative_destination[1]}
+                  if result.relative_destination is not None else {}),
                **({"proof_log": proof_log} if proof_log is not None else {}),
                "exit_code": result.exit_code}
     if as_json:
@@ -296,6 +298,11 @@ def _print_run(result: RunResult, as_json: bool, proof_log: str | None = None, *
           f"failed, in {s.duration:.1f} s")
     if (endpoint := endpoint_line(result.s3_endpoint)) is not None:
         print(endpoint)
+    if result.relative_destination is not None:
+        saved, resolved = result.relative_destination
+        print(f"  destination {resolved}: the job saved the relative path {saved}, which "
+              "each command resolves from the folder it runs in (`lakeshift plan SRC DST "
+              f"--job {_q(job)} --replan` saves the DST you mean absolute)")
     if proof_log is not None:
         print(proof_log_line(proof_log))
     if s.unmapped_principals:

@@ -42,7 +42,9 @@ HELP = (
     "= a full copy) to now − --lag. A failed partition keeps its window for the next pass. "
     "Every window is recorded in lakeshift_sync_windows and in the ADF delta table "
     "(PartitionPrefix, JobRunTime, SuccessOrFailure). With SRC DST the job is created on "
-    "first use; with --job alone an existing job is synced as it was made.")
+    "first use; with --job alone an existing job is synced as it was made: its copy options "
+    "(--include … --invalid-names) too, and other values of them are refused (plan --replan "
+    "changes a job's).")
 EPILOG = """Examples:
 
   lakeshift sync s3://lake/raw/ az://raw/ --job raw --prefix 2024/ --prefix 2025/

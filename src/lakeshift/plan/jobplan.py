@@ -25,6 +25,7 @@ from lakeshift.plan.partitioner import (
     check_overlaps,
     from_prefixes,
 )
+from lakeshift.plan.places import absolute_local
 from lakeshift.plan.source import (
     SourceSpec,
     destination_config,
@@ -62,6 +63,10 @@ async def create_plan(control: ControlDB, job: str, sources: Sequence[str], dst:
     DB is called in worker threads: the event loop stays free.  ``auto``: who lists an
     automatic plan's sources (this process by default; scale/planner.py: Dask workers)."""
     call = asyncio.to_thread
+    refuse_empty_prefixes(prefixes)
+    # Every local path saved absolute: a run (verify, status) from another folder would
+    # resolve a relative one elsewhere (and write there).
+    sources, dst = [absolute_local(s) for s in sources], absolute_local(dst)
     # --map-identities names a file: read in a thread (the event loop stays free).
     identities = await call(identity_pairs, map_identities)
     checked = copy_options(include=include, exclude=exclude, overwrite=overwrite,
@@ -124,6 +129,14 @@ def _write_job(control: ControlDB, job: str, destination: str, options: dict[str
 
         sync_adf(control, j)
     return j
+
+
+def refuse_empty_prefixes(prefixes: Sequence[str], verb: str = "plan") -> None:
+    """``--prefix ''`` (an unset shell variable, say) names no partition: it planned a job
+    of none, which every run found nothing to do in."""
+    if any(p == "" for p in prefixes):
+        raise UsageError(f"--prefix '' names nothing: leave --prefix out to {verb} the whole "
+                         "source")
 
 
 def partition_spec(row: Mapping[Any, Any], after_cursor: bool = True) -> SourceSpec:

@@ -56,6 +56,22 @@ def place(url: str, options: StoreOptions) -> tuple[tuple[str, ...], str]:
     return store_place(u, options), u.path.rstrip("/")
 
 
+def absolute_local(url: str) -> str:
+    """A local path given relative (or from ``~``) made absolute, from the current folder:
+    what ``plan`` and ``sync`` save for a job (a ``run`` from another folder would resolve
+    a relative one elsewhere) and what ``status`` shows for one saved so before.  Its
+    trailing slash kept; any URL (``file://`` ones are absolute), or text that is no URL,
+    as given."""
+    try:
+        local = parse_url(url).scheme == "file"
+    except UsageError:
+        return url  # (refused where it is used, as typed)
+    if not local or "://" in url or os.path.isabs(url):
+        return url
+    absolute = os.path.abspath(os.path.expanduser(url))
+    return absolute + "/" if url.endswith("/") and absolute != "/" else absolute
+
+
 def _path_within(path_a: str, path_b: str) -> bool:
     return path_a == path_b or path_b == "" or path_a.startswith(path_b + "/")
 
