@@ -26,16 +26,22 @@ def live(client: TestClient, path: str) -> str:
     return found.group(1)
 
 
+def _job_of_two(control: ControlDB) -> int:
+    """Job "j": two pending partitions, S3 → Azure."""
+    job = control.create_job("j", "az://c/", {}, [])
+    control.add_partitions(job, [PartitionSpec(source="s3://b/", prefix=f"p{i}/",
+                                               rel_base=f"p{i}/", destination="az://c/")
+                                 for i in range(2)])
+    return job
+
+
 def test_pages_say_live_while_a_run_goes_on_and_not_once_it_died(tmp_path: Path) -> None:
     path = tmp_path / "c.db"
     url = f"sqlite:///{path}"
     control = ControlDB(url, create=True)
     client = TestClient(create_app(url))
     try:
-        job = control.create_job("j", "az://c/", {}, [])
-        control.add_partitions(job, [PartitionSpec(source="s3://b/", prefix=f"p{i}/",
-                                                   rel_base=f"p{i}/", destination="az://c/")
-                                     for i in range(2)])
+        job = _job_of_two(control)
         assert live(client, "/") == live(client, "/jobs/j") == "no"  # pending, no run
 
         run = control.start_run(job, "far-host:1:a", 1, {}, lease_s=600)
@@ -70,10 +76,7 @@ def test_a_job_is_live_while_its_run_holds_a_partition_beside_an_interrupted_one
     control = ControlDB(url, create=True)
     client = TestClient(create_app(url))
     try:
-        job = control.create_job("j", "az://c/", {}, [])
-        control.add_partitions(job, [PartitionSpec(source="s3://b/", prefix=f"p{i}/",
-                                                   rel_base=f"p{i}/", destination="az://c/")
-                                     for i in range(2)])
+        job = _job_of_two(control)
         run = control.start_run(job, "far-host:1:driver", 1, {}, lease_s=600)
         alive = control.claim(job, "far-host:2:worker", 1, 600, run_id=run)[0]
         dead = control.claim(job, "far-host:3:worker", 1, 600, run_id=run)[0]
