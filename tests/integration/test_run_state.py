@@ -41,7 +41,11 @@ def test_kill_9_keeps_failures_closes_the_run_and_counts_each_object_once(
     _, db = planned_local_job(cli_env, tmp_path, container, "k", N, 1500, *extra,
                               also={BAD: b"bad name"})
     path = tmp_path / "k.db"
-    proc = run_in_background(cli_env, "k", db, "--concurrency", "1", "--lease-seconds", "4")
+    # Paced (100 requests a second: 500 puts take 5 s or more), so the kill at the first
+    # saved cursor lands mid-partition however fast the machine: unpaced, a run in CI once
+    # copied all 500 before the poll saw the cursor.
+    proc = run_in_background(cli_env, "k", db, "--concurrency", "1", "--lease-seconds", "4",
+                             "--max-requests-per-second", "100")
     deadline = time.monotonic() + 60
     # The first heartbeat comes well after the 5th key failed.
     while time.monotonic() < deadline and not _poll(
