@@ -194,6 +194,13 @@ class RunResult:
     #: For a job saved with a relative local destination (before plan saved them
     #: absolute): (as saved, the absolute path it resolved to for this run); else None.
     relative_destination: tuple[str, str] | None = None
+    #: The store options (``StoreOptions`` fields; the S3 endpoint is ``s3_endpoint``)
+    #: that a flag given for this run or the environment also set: field → (the value the
+    #: run used, where it came from, the job's saved value).  Where: the flag
+    #: (``"--azure-auth"``: for this run only), ``"job"`` (saved with the job), ``"environment"``
+    #: (the job has the default), ``"default"``; flag > job > environment (set by
+    #: lakeshift.run and lakeshift.sync).
+    store_settings: dict[str, tuple[Any, str, Any]] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:

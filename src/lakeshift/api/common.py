@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -200,17 +200,46 @@ def _job_store_pairs(control: ControlDB, j: Job,
             for r in control.partitions(j.id) if r["source"]]
 
 
-def _run_store_options(saved: StoreOptions, given: StoreOptions | None) -> StoreOptions:
-    """How a run (or sync pass) of a job reaches its stores: as the job was planned
-    (``saved``), with each field of ``given`` (``run --s3-endpoint``, sync's store flags)
-    that is not its default instead, for this run only."""
-    if given is None:
-        return saved
+def _run_store_options(saved: StoreOptions, given: StoreOptions | None,
+                       given_names: Collection[str] = (),
+                       environment: StoreOptions | None = None
+                       ) -> tuple[StoreOptions, dict[str, tuple[Any, str, Any]]]:
+    """How a run (or sync pass) of a job reaches its stores, for this run only: each field
+    of ``given`` (``run --s3-endpoint``, sync's store flags) that is not its default, or
+    whose name is in ``given_names`` (a flag typed at its default value, ``--azure-auth
+    auto``), wins over the job's (``saved``); the job's wins over the ``environment``'s
+    (``LAKESHIFT_AZURE_AUTH`` …), which is used where the job has the default.  Flag > job >
+    environment > default.  With a new job's ``saved`` (``StoreOptions()``), what that job
+    keeps.
+
+    Also, for ``RunResult.store_settings``, each field (not the S3 endpoint: see
+    ``_s3_endpoint_used``) that a flag or the environment set: field → (the value used,
+    where it came from: the flag, ``"job"``, ``"environment"`` or ``"default"``, the job's
+    value).  A flag given with the job's own value is the job's, as for the endpoint."""
     from dataclasses import fields, replace
 
     default = StoreOptions()
-    return replace(saved, **{f.name: getattr(given, f.name) for f in fields(given)
-                             if getattr(given, f.name) != getattr(default, f.name)})
+    given = given or default
+    environment = environment or default
+    chosen: dict[str, Any] = {}
+    settings: dict[str, tuple[Any, str, Any]] = {}
+    for f in fields(StoreOptions):
+        flag, job, env, none = (getattr(o, f.name) for o in (given, saved, environment,
+                                                             default))
+        typed = f.name in given_names or flag != none
+        if typed:
+            value, where = flag, ("job" if flag == job != none
+                                  else "--" + f.name.replace("_", "-"))
+        elif job != none:
+            value, where = job, "job"
+        elif env != none:
+            value, where = env, "environment"
+        else:
+            value, where = job, "default"
+        chosen[f.name] = value
+        if f.name != "s3_endpoint" and (typed or env != none):
+            settings[f.name] = (value, where, job)
+    return replace(saved, **chosen), settings
 
 
 def _s3_endpoint_used(j: Job, saved: StoreOptions, given: StoreOptions | None

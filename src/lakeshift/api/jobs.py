@@ -4,7 +4,7 @@ resetting or deleting a job."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import replace
 from pathlib import Path
@@ -151,7 +151,9 @@ async def run_async(*, job: str = "", db: str | None = None, batch_count: int | 
                     subscribers: list[Subscriber] | None = None,
                     dask: str | None = None, copy_mode: str | None = None,
                     proof_log: str | Path | None = None,
-                    store_options: StoreOptions | None = None) -> RunResult:
+                    store_options: StoreOptions | None = None,
+                    store_given: Collection[str] = (),
+                    store_environment: StoreOptions | None = None) -> RunResult:
     """Copy the pending and failed partitions of a job (``lakeshift run``), once.
 
     ``db`` defaults to ``DEFAULT_DB``, ``batch_count`` to 4, ``concurrency`` to 32,
@@ -169,6 +171,12 @@ async def run_async(*, job: str = "", db: str | None = None, batch_count: int | 
     (``run --s3-endpoint URL``: ``StoreOptions(s3_endpoint=URL)``); an S3 endpoint comes
     from it, else the plan's ``--s3-endpoint``, else ``AWS_ENDPOINT_URL_S3`` /
     ``AWS_ENDPOINT_URL``, else AWS's own, and the result's ``s3_endpoint`` says which.
+    ``store_given``: fields of ``store_options`` that replace the job's even at their
+    default value (a flag typed on the command line).  ``store_environment``: the
+    environment's store options (the CLI reads ``LAKESHIFT_AZURE_AUTH`` and
+    ``LAKESHIFT_S3_REQUEST_PAYER`` into it): each field not at its default is used where the
+    job has the default (flag > job > environment); the result's ``store_settings`` says
+    which was used.
     """
     _refuse_proof_log_on_dask(proof_log, dask)
     if proof_log is not None:
@@ -221,7 +229,8 @@ async def run_async(*, job: str = "", db: str | None = None, batch_count: int | 
             _name_the_file(e, config, from_file)
             raise
         saved = job_store_options(j)
-        so = _run_store_options(saved, store_options)
+        so, store_settings = _run_store_options(saved, store_options, store_given,
+                                                store_environment)
         endpoint = _s3_endpoint_used(j, saved, store_options)
         if endpoint is None and store_options is not None and \
                 store_options.s3_endpoint is not None:
@@ -245,6 +254,7 @@ async def run_async(*, job: str = "", db: str | None = None, batch_count: int | 
                                                  heartbeat_s=heartbeat, run_settings=settings)
         result.job = j.name
         result.s3_endpoint = endpoint
+        result.store_settings = store_settings
         from lakeshift.plan.places import absolute_local
 
         if (resolved := absolute_local(j.destination)) != j.destination:

@@ -4,7 +4,7 @@ which it creates on first use."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,7 +68,9 @@ async def sync_async(source: str | None = None, destination: str | None = None, 
                      subscribers: list[Subscriber] | None = None,
                      on_pass: Callable[[model.SyncResult], None] | None = None,
                      dask: str | None = None,
-                     proof_log: str | Path | None = None) -> model.SyncResult:
+                     proof_log: str | Path | None = None,
+                     store_given: Collection[str] = (),
+                     store_environment: StoreOptions | None = None) -> model.SyncResult:
     """Delta pass(es) over a job (``lakeshift sync``; README "Delta sync").
 
     With ``source`` and ``destination`` the job is created on first use (partitions as in
@@ -81,9 +83,13 @@ async def sync_async(source: str | None = None, destination: str | None = None, 
     ``dask`` runs each pass on a Dask cluster, as for :func:`run`.  ``proof_log``: a row
     per object copied, appended to that CSV file as each finishes, every pass's, as for
     :func:`copy` (not with ``dask``).  ``store_options``: how a new job reaches its stores
-    (kept with it); for a job that exists, each field not at its default replaces the one
-    the job was made with, for these passes (as :func:`run`'s; each pass's result says
-    which S3 endpoint it used, ``run.s3_endpoint``).  The copy options (``include`` …
+    (kept with it); for a job that exists, each field not at its default, or named in
+    ``store_given`` (a flag typed at its default value: ``--azure-auth auto``), replaces the
+    one the job was made with, for these passes only (as :func:`run`'s; each pass's result
+    says which S3 endpoint it used, ``run.s3_endpoint``).  ``store_environment``: the
+    environment's store options (``LAKESHIFT_AZURE_AUTH`` …), used where neither
+    ``store_options`` nor the job sets one (flag > job > environment; a new job keeps them);
+    ``run.store_settings`` says which was used.  The copy options (``include`` …
     ``invalid_names``) are a new job's; for one that exists a value other than the job's is
     a :class:`UsageError` naming ``plan --replan`` (every pass uses the job's).
     """
@@ -138,9 +144,15 @@ async def sync_async(source: str | None = None, destination: str | None = None, 
                      max_requests_per_second=max_requests_per_second, max_bandwidth=max_bandwidth,
                      processes_here=_processes_here(fleet))
         new_file = _new_sqlite_file(db) if source is not None else None
+
+        def for_job(saved: StoreOptions) -> tuple[StoreOptions, dict[str, Any]]:
+            # (A new job's ``saved`` is the defaults: it keeps the flags' and the
+            # environment's values, as plan keeps them.)
+            return _run_store_options(saved, store_options, store_given, store_environment)
+
         async with _opened(db, create=source is not None) as control:
             try:
-                j = await _sync_job(control, job, source, destination, store_options, prefix,
+                j = await _sync_job(control, job, source, destination, for_job, prefix,
                                     partitions_file, partition_by, target_objects,
                                     adf_delta_table, include, exclude, overwrite, folder_markers,
                                     skip_errors, invalid_names)
@@ -156,7 +168,7 @@ async def sync_async(source: str | None = None, destination: str | None = None, 
             delta_table = str(j.options.get("adf_delta_table") or ADF_DELTA_TABLE)
             from_adf = bool(j.options.get("adf_delta_table"))
             saved = job_store_options(j)
-            so = _run_store_options(saved, store_options)
+            so, store_settings = for_job(saved)
             endpoint = _s3_endpoint_used(j, saved, store_options)
             opts = job_copy_options(j.options, concurrency=concurrency, block_size=block_size,
                                     single_put_max=single_put_max, adaptive=adaptive,
@@ -198,6 +210,7 @@ async def sync_async(source: str | None = None, destination: str | None = None, 
                                             p.run.run_id, keys.keys, keys.source_keys)
                 p.run.job = j.name
                 p.run.s3_endpoint = endpoint
+                p.run.store_settings = store_settings
                 # The number users see in status ("run 2"), not the DB-wide id.
                 p.run.number = next((r["number"] for r in await asyncio.to_thread(
                     control.runs, j.id, 5) if r["id"] == p.run.run_id), None) or None
@@ -288,14 +301,16 @@ def _same_url(a: str, b: str) -> bool:
 
 
 async def _sync_job(control: ControlDB, job: str, source: str | None,
-                    destination: str | None, store_options: StoreOptions | None,
+                    destination: str | None,
+                    for_job: Callable[[StoreOptions], tuple[StoreOptions, Any]],
                     prefix: Sequence[str], partitions_file: str | Path | None,
                     partition_by: str, target_objects: int, adf_delta_table: str | None,
                     include: Sequence[str], exclude: Sequence[str], overwrite: str,
                     folder_markers: str, skip_errors: str | Iterable[str],
                     invalid_names: str) -> Job:
     """The job to sync: the existing one, or (with SRC DST, on first use) a new one; the
-    stores pass :func:`_check_stores` before a job is made."""
+    stores pass :func:`_check_stores` before a job is made.  ``for_job``: a job's saved
+    store options → the pass's (a new job's: the defaults → what it keeps)."""
     from lakeshift.plan.jobplan import create_plan, read_partitions_file
 
     call = asyncio.to_thread
@@ -313,9 +328,9 @@ async def _sync_job(control: ControlDB, job: str, source: str | None,
                                    invalid_names=invalid_names)
         await _check_stores(await call(
             _job_store_pairs, control, j,
-            _run_store_options(StoreOptions(**j.options.get("store", {})), store_options)),
-            new_job=False)
+            for_job(StoreOptions(**j.options.get("store", {})))[0]), new_job=False)
         return j
+    store_options = for_job(StoreOptions())[0]
     new_stores = [(source_config(source, store_options),
                    destination_config(destination, store_options))]
     # Before the stores are asked anything (plan refuses it too, after them, a string

@@ -23,6 +23,7 @@ from lakeshift.cli.options import (
     NO_OPTIONS,
     NO_STORE_OPTIONS,
     PACING,
+    STORE_VARIABLES,
     CopyModeOpt,
     DbOpt,
     JobOpt,
@@ -33,6 +34,8 @@ from lakeshift.cli.options import (
     RunS3EndpointOpt,
     V,
     given,
+    name_store_variables,
+    store_environment,
     with_options,
     with_store_options,
 )
@@ -41,7 +44,7 @@ from lakeshift.cli.sizes import human_bytes
 from lakeshift.cli.status_view import PAGE, print_plan, print_status
 from lakeshift.cli.summary import endpoint_fields, endpoint_line, proof_log_line, unmapped_line
 from lakeshift.cli.text import StopNotice, count, skip_reasons
-from lakeshift.errors import UsageError
+from lakeshift.errors import AuthError, UsageError
 from lakeshift.model import RunResult
 from lakeshift.plan.jobconfig import JobConfig
 from lakeshift.plan.jobconfig import load as load_config
@@ -197,9 +200,16 @@ def run(
                         ctx.get_parameter_source("db"), cfg)
     while True:
         with progress_subscribers(progress, as_json) as subs:
-            result = api.run(job=job_given or "", db=db_given, config=config,
-                             subscribers=subs, copy_mode=copy_mode, proof_log=proof_log,
-                             store_options=store, **options)
+            try:
+                # LAKESHIFT_AZURE_AUTH …: where the job has the default (flag > job >
+                # environment, as sync's).
+                result = api.run(job=job_given or "", db=db_given, config=config,
+                                 subscribers=subs, copy_mode=copy_mode, proof_log=proof_log,
+                                 store_options=store, store_environment=store_environment(),
+                                 **options)
+            except (UsageError, AuthError) as e:
+                name_store_variables(e)
+                raise
         _print_run(result, as_json, proof_log, db=used_db, again=again, config=config)
         if cfg is None or cfg.every_s is None:
             return result.exit_code
@@ -242,6 +252,46 @@ def again_args(job: str, db: str, db_source: Any, cfg: JobConfig | None = None) 
                                  if named and db != DEFAULT_DB else "")
 
 
+#: How the summary names a store option (others: by their flag).
+_STORE_LABELS = {"azure_auth": "Azure auth", "s3_request_payer": "S3 request payer"}
+
+
+def store_fields(settings: dict[str, tuple[Any, str, Any]]) -> dict[str, Any]:
+    """A run's or sync pass's ``store_settings`` for its JSON summary: each option a flag
+    or the environment set, the value used and where it came from (the flag, ``job``, or
+    the environment variable)."""
+    out: dict[str, Any] = {}
+    for option, (value, where, _) in sorted(settings.items()):
+        out[option] = value
+        out[f"{option}_from"] = (STORE_VARIABLES.get(option, where) if where == "environment"
+                                 else where)
+    return out
+
+
+def store_lines(settings: dict[str, tuple[Any, str, Any]], what: str = "run") -> list[str]:
+    """The summary's lines on the store options a flag or the environment set (``what``:
+    run or pass): which value was used and why (flag > job > environment).  Nothing when
+    the job's own was used and the environment says the same."""
+    lines = []
+    for option, (value, where, saved) in sorted(settings.items()):
+        label = _STORE_LABELS.get(option, "--" + option.replace("_", "-"))
+        flag = "--" + option.replace("_", "-")
+        variable = STORE_VARIABLES.get(option)
+        in_env = os.environ.get(variable) if variable else None
+        shown, job = ("none" if v is None else v for v in (value, saved))
+        if where == "environment":
+            why = f"{variable}; the job's is the default, {job}"
+        elif where == "job":
+            if not in_env or in_env == value:
+                continue
+            why = (f"the job's; {variable}={in_env!r} in the environment is not used: a "
+                   f"job's own wins over it, {flag} changes it for one {what}")
+        else:
+            why = f"{where}, for this {what}; the job's: {job}"
+        lines.append(f"  {label}: {shown} ({why})")
+    return lines
+
+
 def _print_run(result: RunResult, as_json: bool, proof_log: str | None = None, *,
                db: str = DEFAULT_DB, again: str | None = None,
                config: Path | None = None) -> None:
@@ -269,7 +319,7 @@ def _print_run(result: RunResult, as_json: bool, proof_log: str | None = None, *
                "duration_s": round(s.duration, 3),
                "errors": [{"partition": p, "error": e} for p, e in result.errors],
                "cancelled": result.cancelled,
-               **endpoint_fields(result.s3_endpoint),
+               **endpoint_fields(result.s3_endpoint), **store_fields(result.store_settings),
                **({"destination": result.relative_destination[1]}
                   if result.relative_destination is not None else {}),
                **({"proof_log": proof_log} if proof_log is not None else {}),
@@ -298,6 +348,8 @@ def _print_run(result: RunResult, as_json: bool, proof_log: str | None = None, *
           f"failed, in {s.duration:.1f} s")
     if (endpoint := endpoint_line(result.s3_endpoint)) is not None:
         print(endpoint)
+    for line in store_lines(result.store_settings):
+        print(line)
     if result.relative_destination is not None:
         saved, resolved = result.relative_destination
         print(f"  destination {resolved}: the job saved the relative path {saved}, which "

@@ -10,7 +10,7 @@ import inspect
 import os
 import re
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar, cast
+from typing import Annotated, Any, TypeVar, cast, get_args
 
 import typer
 
@@ -346,3 +346,59 @@ def with_store_options(fn: F) -> F:
     """Give a command the store options (--s3-endpoint … --allow-http) as flags, and call
     it with them gathered into one ``store: StoreOptions`` argument."""
     return _gathered(fn, {"store": _STORE_PARAMS}, lambda _, v: StoreOptions(**v))
+
+
+def _variable(annotation: Any) -> str | None:
+    """The environment variable of an option's ``Annotated[..., typer.Option(...)]``."""
+    envvar = getattr(get_args(annotation)[1], "envvar", None)
+    return envvar if isinstance(envvar, str) else None
+
+
+#: The store options an environment variable can set → that variable.
+STORE_VARIABLES: dict[str, str] = {
+    name: variable for name, annotation, _ in _STORE_PARAMS
+    if (variable := _variable(annotation)) is not None}
+
+
+def store_sources(ctx: typer.Context, store: StoreOptions
+                  ) -> tuple[StoreOptions, frozenset[str], StoreOptions]:
+    """``store`` (with_store_options') split by where its values came from: the flags typed
+    on the command line, with their names (one typed at its default value counts: it
+    replaces a job's other value), and what the environment set (STORE_VARIABLES: a job's
+    saved value wins over it)."""
+    from dataclasses import fields
+
+    typed: dict[str, Any] = {}
+    environment: dict[str, Any] = {}
+    for f in fields(StoreOptions):
+        source = getattr(ctx.get_parameter_source(f.name), "name", None)
+        if source == "COMMANDLINE":
+            typed[f.name] = getattr(store, f.name)
+        elif source == "ENVIRONMENT":
+            environment[f.name] = getattr(store, f.name)
+    return StoreOptions(**typed), frozenset(typed), StoreOptions(**environment)
+
+
+def store_environment() -> StoreOptions:
+    """The store options the environment sets (STORE_VARIABLES), for a command that has no
+    flag for them (``run``): a job's saved value wins over them."""
+    values: dict[str, Any] = {name: os.environ[variable]
+                              for name, variable in STORE_VARIABLES.items()
+                              if os.environ.get(variable)}
+    return StoreOptions(**values)
+
+
+def name_store_variables(e: Exception) -> None:
+    """Add to a refusal (a UsageError, or an AuthError: missing credentials) of a store
+    option's value that an environment variable set the variable, for a command that has
+    no flag for it (``run``: the user typed no such flag).  Only a message that names the
+    flag with the variable's value: a job's own value may have been used instead."""
+    message = str(e)
+    said = [f"{variable}={value!r} in the environment set {flag}"
+            for name, variable in STORE_VARIABLES.items()
+            if (value := os.environ.get(variable))
+            and (flag := "--" + name.replace("_", "-"))
+            and re.search(re.escape(flag) + r" '?" + re.escape(value) + r"(?![\w-])", message)
+            and variable not in message]
+    if said:
+        e.args = (f"{message} ({'; '.join(said)})",)

@@ -13,7 +13,7 @@ import typer
 
 from lakeshift import api
 from lakeshift.api import DEFAULT_DB, StoreOptions
-from lakeshift.cli.job_cmds import again_args
+from lakeshift.cli.job_cmds import again_args, store_fields, store_lines
 from lakeshift.cli.options import (
     FILTERS,
     JOB_WORK,
@@ -25,6 +25,8 @@ from lakeshift.cli.options import (
     JsonOpt,
     ProgressOpt,
     ProofLogOpt,
+    name_store_variables,
+    store_sources,
     with_options,
     with_store_options,
 )
@@ -32,6 +34,7 @@ from lakeshift.cli.progress import new_pass, progress_subscribers
 from lakeshift.cli.sizes import human_bytes
 from lakeshift.cli.summary import endpoint_fields, endpoint_line, proof_log_line
 from lakeshift.cli.text import StopNotice, count
+from lakeshift.errors import AuthError
 from lakeshift.model import SyncResult, SyncWindow
 
 # One paragraph a line: the help formatter keeps a line break inside a paragraph.
@@ -44,7 +47,10 @@ HELP = (
     "(PartitionPrefix, JobRunTime, SuccessOrFailure). With SRC DST the job is created on "
     "first use; with --job alone an existing job is synced as it was made: its copy options "
     "(--include … --invalid-names) too, and other values of them are refused (plan --replan "
-    "changes a job's).")
+    "changes a job's). Its store flags (--azure-auth …), typed here, replace the job's for "
+    "these passes only, even at their default value; LAKESHIFT_AZURE_AUTH and "
+    "LAKESHIFT_S3_REQUEST_PAYER apply only where the job has the default (flag > job > "
+    "environment).")
 EPILOG = """Examples:
 
   lakeshift sync s3://lake/raw/ az://raw/ --job raw --prefix 2024/ --prefix 2025/
@@ -129,19 +135,29 @@ def sync(
     if len(urls) not in (0, 2):
         raise typer.BadParameter("give SRC DST, or no URL with --job of an existing job")
     db_source = (db, ctx.get_parameter_source("db"))
+    # A store flag typed counts even at its default value (it replaces the job's for these
+    # passes); LAKESHIFT_AZURE_AUTH … only where the job has the default: flag > job >
+    # environment.
+    typed, typed_names, from_environment = store_sources(ctx, store)
     with progress_subscribers(progress, as_json) as subs:
         def passed(r: SyncResult) -> None:
             _print(r, as_json, lag, keyed, proof_log, db_source)
             new_pass(subs)  # the next pass's progress is its own
 
-        result = api.sync(
-            urls[0] if urls else None, urls[1] if urls else None, job=job, db=db,
-            prefix=prefix or (), partitions_file=partitions_file, partition_by=partition_by,
-            target_objects=target_objects, adf_delta_table=adf_delta_table, lag=lag,
-            overlap=overlap, path_template=path_template, files_from=files_from,
-            inventory=inventory, delete=delete, max_delete=max_delete, every=every, cron=cron,
-            store_options=store, subscribers=subs,
-            on_pass=passed, proof_log=proof_log, **work, **pacing, **filters)
+        try:
+            result = api.sync(
+                urls[0] if urls else None, urls[1] if urls else None, job=job, db=db,
+                prefix=prefix or (), partitions_file=partitions_file,
+                partition_by=partition_by, target_objects=target_objects,
+                adf_delta_table=adf_delta_table, lag=lag, overlap=overlap,
+                path_template=path_template, files_from=files_from, inventory=inventory,
+                delete=delete, max_delete=max_delete, every=every, cron=cron,
+                store_options=typed, store_given=typed_names,
+                store_environment=from_environment, subscribers=subs, on_pass=passed,
+                proof_log=proof_log, **work, **pacing, **filters)
+        except AuthError as e:
+            name_store_variables(e)  # (a UsageError names them already: with_options)
+            raise
     if every is None and cron is None:
         if result.stopped_by == "SIGTERM":
             StopNotice.given = True
@@ -202,7 +218,7 @@ def _summary(r: SyncResult, lag: str, proof_log: str | None = None) -> dict[str,
                 "deleted": 0, "held_back": 0, "error": error}
                for label, error in _without_window(r)],
             "next_sync_at": _utc(r.next_run_at) if r.next_run_at else None,
-            **endpoint_fields(r.run.s3_endpoint),
+            **endpoint_fields(r.run.s3_endpoint), **store_fields(r.run.store_settings),
             **({"proof_log": proof_log} if proof_log is not None else {}),
             "exit_code": r.run.exit_code}
 
@@ -235,6 +251,8 @@ def _print(r: SyncResult, as_json: bool, lag: str, keyed: bool,
           f"{s.duration:.1f} s")
     if (endpoint := endpoint_line(r.run.s3_endpoint)) is not None:
         print(endpoint)
+    for line in store_lines(r.run.store_settings, "pass"):
+        print(line)
     if proof_log is not None:
         print(proof_log_line(proof_log))
     if r.windows and not keyed and any(c in "123456789" for c in lag):  # lag > 0
