@@ -194,6 +194,9 @@ class PlanResult:
     job: JobStatus
     #: True when this call wrote the job; False for ``show`` of an existing one.
     created: bool = True
+    #: The ADF delta table the written job's partitions came from (given, or kept by a
+    #: replan of a job ``sync --adf-delta-table`` made); None otherwise.
+    adf_delta_table: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

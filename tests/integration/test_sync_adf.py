@@ -158,3 +158,64 @@ def test_job_run_time_is_utc_in_a_timestamptz_column_whatever_the_session_time_z
         (at,) = c.execute(text(f'SELECT "JobRunTime" FROM {TABLE}')).one()
     eng.dispose()
     assert at.astimezone(UTC) == r.windows[0].end
+
+
+def test_plan_replan_keeps_the_jobs_delta_table_unless_told_otherwise(
+        cli_env: dict[str, str], s3: Any, bucket: str, tmp_path: Path) -> None:
+    """A job sync made from a delta table lost it when `plan --replan` changed its copy
+    options (as sync's own refusal advises): the job became one partition of the whole
+    bucket whose next pass copied everything, from nothing, outside the table's prefixes
+    too.  Now the replan keeps the table (its partitions and windows); other partitions are
+    refused, and `--adf-delta-table ''` drops the table on purpose."""
+    db_url = f"sqlite:///{tmp_path}/control.db"
+    s3.put_object(Bucket=bucket, Key="a/before", Body=b"copied by the historical migration")
+    next_second()
+    seed = datetime.now(UTC).replace(microsecond=0, tzinfo=None)
+    next_second()
+    s3.put_object(Bucket=bucket, Key="a/x.csv", Body=b"x")
+    s3.put_object(Bucket=bucket, Key="b/y.csv", Body=b"y")
+    s3.put_object(Bucket=bucket, Key="c/z.csv", Body=b"not a partition of the table")
+    _create_template_table(db_url, [("a/", seed, 1), ("b/", seed, 1)])
+    dst = tmp_path / "dst"
+    src = f"s3://{bucket}/"
+    job = ("--job", "adf", "--db", db_url)
+    next_second()
+    code, out, err = _sync(cli_env, src, str(dst), *job, "--adf-delta-table", TABLE,
+                           "--lag", "0")
+    assert code == 0, err
+    first_end = max(datetime.fromisoformat(w["end"]) for w in out["windows"])
+    # sync refuses other copy options and names plan --replan, saying what it keeps.
+    p = cli("sync", *job, "--include", "*.csv", "--lag", "0", env=cli_env)
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert f"--replan --include …` (it keeps the ADF delta table {TABLE}, so its next sync " \
+        "pass starts at the table's last successful JobRunTime" in p.stderr, p.stderr
+    # Other partitions for it are refused (they replaced the table without a word).
+    p = cli("plan", src, str(dst), *job, "--replan", "--prefix", "a/", env=cli_env)
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert p.stderr.strip() == (
+        f"lakeshift: job 'adf' takes its partitions from the ADF delta table {TABLE} (sync "
+        "--adf-delta-table), which --replan keeps: leave out --prefix/--partitions-file, or "
+        "add --adf-delta-table '' to plan it without the table (its sync windows then start "
+        "from nothing: a full copy)"), p.stderr
+    p = cli("plan", src, str(dst), *job, "--replan", "--include", "*.csv", env=cli_env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert f"job 'adf': 2 partitions from ADF delta table {TABLE} (the job's, kept: " \
+        "--adf-delta-table '' drops it) planned in" in p.stdout, p.stdout
+    s3.put_object(Bucket=bucket, Key="a/new.csv", Body=b"new")
+    s3.put_object(Bucket=bucket, Key="a/new.txt", Body=b"not included")
+    next_second()
+    code, out, err = _sync(cli_env, *job, "--lag", "0")
+    assert code == 0, err
+    windows = {w["partition"]: w for w in out["windows"]}
+    assert set(windows) == {"a/", "b/"}, windows
+    # Windows go on from the table's rows: the first pass's end, not from nothing.
+    assert {datetime.fromisoformat(w["start"]) for w in windows.values()} == {first_end}
+    assert (windows["a/"]["copied"], windows["b/"]["copied"]) == (1, 0), windows
+    assert _tree(dst) == {"a/x.csv": b"x", "b/y.csv": b"y", "a/new.csv": b"new"}
+    # Dropped on purpose: one partition of the whole source, its window from nothing.
+    p = cli("plan", src, str(dst), *job, "--replan", "--adf-delta-table", "", env=cli_env)
+    assert p.returncode == 0 and "delta table" not in p.stdout, p.stdout + p.stderr
+    code, out, err = _sync(cli_env, *job, "--lag", "0")
+    assert code == 0, err
+    assert [(w["partition"], w["start"]) for w in out["windows"]] == [("", None)], out
+    assert "c/z.csv" in _tree(dst)

@@ -128,7 +128,7 @@ _MODULES = {
     "copying": "_check_proof_log _refuse_proof_log_on_dask _proofs _closed copy_async copy "
                "_copy_pair",
     "jobs": "plan_async plan reset_job_async reset_job delete_job_async delete_job run_async "
-            "run _name_the_file _plan_from_config plan_job run_job",
+            "run _name_the_file _plan_from_config plan_job run_job _delta_table",
     "syncing": "sync_async sync _refuse_other_urls _COPY_DEFAULTS "
                "_refuse_other_copy_options _same_url _sync_job _add_adf_delta_partitions",
     "state": "ATTENTION_STATES READ_STATES INTERRUPTED_READS run_going_on status_async "

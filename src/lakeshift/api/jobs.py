@@ -35,6 +35,7 @@ from lakeshift.model import RunResult
 from lakeshift.stores.base import StoreOptions
 
 if TYPE_CHECKING:
+    from lakeshift.control.repository import ControlDB
     from lakeshift.plan.jobconfig import JobConfig
 
 
@@ -52,7 +53,8 @@ async def plan_async(sources: str | Sequence[str] = (), destination: str | None 
                      store_options: StoreOptions | None = None,
                      subscribers: list[Subscriber] | None = None,
                      dask: str | None = None, offset: int = 0,
-                     limit: int | None = None, all_partitions: bool = False) -> model.PlanResult:
+                     limit: int | None = None, all_partitions: bool = False,
+                     adf_delta_table: str | None = None) -> model.PlanResult:
     """Write a job and its partitions to the control DB (``lakeshift plan``); nothing is
     copied yet.  With ``show`` and no sources, read the existing job instead.  The
     result's partition table is ``limit`` partitions from ``offset`` (all when None;
@@ -64,7 +66,14 @@ async def plan_async(sources: str | Sequence[str] = (), destination: str | None 
     reset (:func:`reset_job`).  ``force``: even while a live process runs the job.
     ``subscribers`` hear the listing that ``partition_by="auto"`` makes (``Listed`` per
     page, then ``ListingDone``).  ``dask`` (``tcp://HOST:8786`` or ``local:N``): that
-    listing is split across the cluster's workers (docs/dask.md)."""
+    listing is split across the cluster's workers (docs/dask.md).
+
+    ``adf_delta_table``: the job's partitions are that ADF delta table's PartitionPrefix
+    values, as ``sync --adf-delta-table`` makes them (one source; nothing listed), and its
+    sync windows start at the table's successful JobRunTime.  Planning again (``replan``
+    with sources) a job made so keeps its table unless another is given, or "" (none: the
+    job is planned from its sources as any other, and its sync windows start from
+    nothing); other partitions (``prefix``…) given for it without "" are a UsageError."""
     from lakeshift.plan.jobplan import (
         create_plan,
         read_partitions_file,
@@ -79,6 +88,9 @@ async def plan_async(sources: str | Sequence[str] = (), destination: str | None 
         raise UsageError("--all shows every partition: leave out --offset and --limit (or "
                          "leave out --all to page)")
     srcs = [sources] if isinstance(sources, str) else list(sources)
+    if adf_delta_table is not None and not srcs:
+        raise UsageError("--adf-delta-table plans a job from SRC DST: give them (`lakeshift "
+                         "plan SRC DST --job NAME --replan --adf-delta-table TABLE`)")
     if replan and not srcs and destination is None:
         await reset_job_async(job, db=db, force=force)
         return await plan_async(job=job, db=db, show=True, offset=offset, limit=limit)
@@ -98,6 +110,10 @@ async def plan_async(sources: str | Sequence[str] = (), destination: str | None 
         raise UsageError("--dask splits the listing of an automatic plan: add "
                          "--partition-by auto (the other plans list nothing)")
     async with _planning_db(db) as control, AsyncExitStack() as stack:
+        # (Like --adf-control-table's, a delta table's plan lists nothing: the stores are
+        # asked first by the job's run or sync pass.)
+        delta = await _delta_table(control, job, adf_delta_table, replan, bool(prefixes),
+                                   partition_by, adf_control_table)
         auto = None
         if dask is not None:
             from lakeshift.scale.cluster import ClusterSpec
@@ -111,9 +127,36 @@ async def plan_async(sources: str | Sequence[str] = (), destination: str | None 
                               delete_source_after_verify, replace=replan, force=force,
                               empty_dirs=empty_dirs, preserve=preserve,
                               map_identities=map_identities, events=EventBus(subscribers),
-                              copy_mode=copy_mode, auto=auto)
+                              copy_mode=copy_mode, auto=auto, adf_delta_table=delta)
         return model.PlanResult(control.shown, await asyncio.to_thread(
-            _job_status, control, j, True, offset, limit))
+            _job_status, control, j, True, offset, limit), adf_delta_table=delta)
+
+
+async def _delta_table(control: ControlDB, job: str, given: str | None, replan: bool,
+                       prefixes: bool, partition_by: str, adf_control_table: str | None
+                       ) -> str | None:
+    """The ADF delta table a plan takes its partitions from: the one ``given``
+    (``--adf-delta-table``; "" for none), else, planning a job again, the one the job was
+    made with (``sync --adf-delta-table``): a replan keeps it.  Other partitions given
+    for such a job are refused rather than silently replacing the table."""
+    if given is not None:
+        return given or None
+    if not replan or job not in {x.name for x in await asyncio.to_thread(control.jobs)}:
+        return None
+    kept = (await asyncio.to_thread(control.job, job)).options.get("adf_delta_table")
+    if not kept:
+        return None
+    other = [flag for flag, used in (("--prefix/--partitions-file", prefixes),
+                                     ("--partition-by auto", partition_by == "auto"),
+                                     ("--adf-control-table", adf_control_table is not None))
+             if used]
+    if other:
+        raise UsageError(
+            f"job {job!r} takes its partitions from the ADF delta table {kept} (sync "
+            f"--adf-delta-table), which --replan keeps: leave out {', '.join(other)}, or add "
+            "--adf-delta-table '' to plan it without the table (its sync windows then start "
+            "from nothing: a full copy)")
+    return str(kept)
 
 
 plan = _blocking(plan_async)

@@ -282,13 +282,18 @@ def _refuse_other_copy_options(j: Job, **given: Any) -> None:
         urls = " ".join(shlex.quote(u) for u in [
             *(str(x) for x in j.options.get("sources", [])), j.destination])
         flags = " ".join(f"{o} …" for o in other)
+        table = j.options.get("adf_delta_table")
+        after = ("its next sync pass then compares everything again" if not table else
+                 f"it keeps the ADF delta table {table}, so its next sync pass starts at the "
+                 "table's last successful JobRunTime and objects older than that are not "
+                 f"looked at again: `lakeshift run --job {shlex.quote(j.name)}` compares "
+                 "them all once")
         raise UsageError(
             f"job {j.name!r} exists: its copy options were set when it was made and every "
             f"sync pass uses them, so {', '.join(other)} cannot change them here; leave "
             f"{'it' if len(other) == 1 else 'them'} out, or plan the job again with "
             f"{'it' if len(other) == 1 else 'them'}: "
-            f"`lakeshift plan {urls} --job {shlex.quote(j.name)} --replan {flags}` (its next "
-            "sync pass then compares everything again)")
+            f"`lakeshift plan {urls} --job {shlex.quote(j.name)} --replan {flags}` ({after})")
 
 
 def _same_url(a: str, b: str) -> bool:
@@ -318,8 +323,15 @@ async def _sync_job(control: ControlDB, job: str, source: str | None,
             or job in {x.name for x in await call(control.jobs)}):
         j = await call(control.job, job)
         if adf_delta_table and j.options.get("adf_delta_table") != adf_delta_table:
+            import shlex
+
+            urls = " ".join(shlex.quote(str(u)) for u in [*j.options.get("sources", []),
+                                                          j.destination])
             raise UsageError(f"job {job!r} was not made from --adf-delta-table "
-                             f"{adf_delta_table}: leave the option out, or use a new --job")
+                             f"{adf_delta_table}: leave the option out, use a new --job, or "
+                             f"plan the job again from that table: `lakeshift plan {urls} "
+                             f"--job {shlex.quote(job)} --replan --adf-delta-table "
+                             f"{shlex.quote(adf_delta_table)}`")
         _refuse_other_urls(j, source, destination, prefix, partitions_file)
         _refuse_other_copy_options(j, include=list(include),
                                    exclude=list(exclude), overwrite=overwrite,

@@ -114,6 +114,13 @@ def plan(
         "--adf-control-table", help="Take partitions from this ADF-template table "
                                     "(PartitionPrefix, SuccessOrFailure) in the --db.",
         metavar="TABLE")] = None,
+    adf_delta_table: Annotated[str | None, typer.Option(
+        "--adf-delta-table", help="Take partitions from this ADF delta table "
+                                  "(PartitionPrefix, JobRunTime, SuccessOrFailure), as sync "
+                                  "--adf-delta-table does: one SRC, and its sync windows "
+                                  "start at the table's successful JobRunTime. --replan of a "
+                                  "job made so keeps its table; '' drops it.",
+        metavar="TABLE", show_default=False)] = None,
     show: Annotated[bool, typer.Option(
         "--show", help=f"Print the plan: a summary, then the partition table (text: the "
                        f"first {PLAN_LIMIT} unless --limit or --all says otherwise).")
@@ -154,13 +161,17 @@ def plan(
                       adf_control_table=adf_control_table, show=show, replan=replan,
                       force=force, store_options=store, copy_mode=copy_mode, dask=dask,
                       offset=offset, limit=limit, all_partitions=all_partitions,
-                      **filters, **keeping)
+                      adf_delta_table=adf_delta_table, **filters, **keeping)
     if show or as_json or not result.created:
         print_plan(result.job, as_json)
     else:
         again = again_args(job, db, ctx.get_parameter_source("db"))
-        print(f"job {job!r}: {count(result.job.partitions, 'partition')} planned in {result.db} "
-              f"(lakeshift plan --show {again}; lakeshift run {again})")
+        table = (f" from ADF delta table {result.adf_delta_table}"
+                 + (" (the job's, kept: --adf-delta-table '' drops it)"
+                    if adf_delta_table is None else "")
+                 if result.adf_delta_table else "")
+        print(f"job {job!r}: {count(result.job.partitions, 'partition')}{table} planned in "
+              f"{result.db} (lakeshift plan --show {again}; lakeshift run {again})")
     return 0
 
 

@@ -54,14 +54,18 @@ async def create_plan(control: ControlDB, job: str, sources: Sequence[str], dst:
                       empty_dirs: bool | None = None, preserve: str | Iterable[str] = (),
                       map_identities: str | Path | None = None,
                       events: EventBus | None = None, copy_mode: str = "stream",
-                      auto: AutoPartitioner | None = None) -> Job:
+                      auto: AutoPartitioner | None = None,
+                      adf_delta_table: str | None = None) -> Job:
     """Validate everything (the options, that the job is new, that no destination lies
     inside its source, then the sources by listing them), then write the job and its
     partitions in one transaction: a plan that fails writes nothing.  ``replace``: a job of
     that name is deleted just before the new one is written (only once the new plan is
     known good).  ``events`` hears the listing (Listed per page, ListingDone).  The control
     DB is called in worker threads: the event loop stays free.  ``auto``: who lists an
-    automatic plan's sources (this process by default; scale/planner.py: Dask workers)."""
+    automatic plan's sources (this process by default; scale/planner.py: Dask workers).
+    ``adf_delta_table``: the partitions are that ADF delta table's PartitionPrefix values
+    (``sync --adf-delta-table``'s job: its sync windows start at the table's successful
+    JobRunTime); nothing is listed."""
     call = asyncio.to_thread
     refuse_empty_prefixes(prefixes)
     # Every local path saved absolute: a run (verify, status) from another folder would
@@ -79,27 +83,36 @@ async def create_plan(control: ControlDB, job: str, sources: Sequence[str], dst:
         raise UsageError(f"job {job!r} already exists in {control.shown}: `lakeshift run "
                          f"--job {shlex.quote(job)}` it, plan it again with --replan, or "
                          "choose another --job")
-    ways = sum([bool(prefixes), partition_by == "auto", adf_control_table is not None])
+    ways = sum([bool(prefixes), partition_by == "auto", adf_control_table is not None,
+                bool(adf_delta_table)])
     if ways > 1:
-        raise UsageError("use one of --prefix/--partitions-file, --partition-by auto and "
-                         "--adf-control-table")
+        raise UsageError("use one of --prefix/--partitions-file, --partition-by auto, "
+                         "--adf-control-table and --adf-delta-table")
     if partition_by not in ("none", "auto"):
         raise UsageError(f"--partition-by {partition_by!r}: use none or auto")
     dst_url = parse_url(dst)
+    from_table = "--adf-control-table" if adf_control_table else (
+        "--adf-delta-table" if adf_delta_table else None)
     for _, cfg, dest in source_destinations(sources, dst, so):
         # An ADF table's sources are not resolved: their path as a string prefix.
         refuse_destination_inside_source(cfg, destination_config(dest, so), SourceSpec(
-            cfg.url.path, "") if adf_control_table else None)
-    if adf_control_table and len(sources) != 1:
-        raise UsageError("--adf-control-table takes one SRC: the bucket its PartitionPrefix "
+            cfg.url.path, "") if from_table else None)
+    if from_table and len(sources) != 1:
+        raise UsageError(f"{from_table} takes one SRC: the bucket its PartitionPrefix "
                          "values are relative to")
+    destination = dst_url.display() if dst_url.scheme != "file" else dst
     adf_source = ""
     specs: list[PartitionSpec] = []
-    if adf_control_table:
+    if from_table:
         src_url = parse_url(sources[0])
         adf_source = bucket_url(sources[0], src_url.bucket, src_url.scheme, src_url.account)
+    if adf_control_table:
         # Checks the table before writing.
         await call(control.adf_pending_prefixes, adf_control_table)
+    elif adf_delta_table:
+        # Its prefixes, as sync adds them (each pass adds those new in the table).
+        specs = [PartitionSpec(adf_source, p, "", destination, adf_prefix=p)
+                 for p in await call(control.adf_delta_prefixes, adf_delta_table)]
     else:
         specs = await plan_sources(sources, dst, so, prefixes, partition_by, target_objects,
                                    events, auto)
@@ -111,8 +124,8 @@ async def create_plan(control: ControlDB, job: str, sources: Sequence[str], dst:
         # The identity map is kept with the job (the file may change or go before a run).
         "empty_dirs": empty_dirs, "preserve": sorted(checked.preserve),
         "identity_map": [list(p) for p in checked.identity_map],
-        "adf_source": adf_source, "copy_mode": copy_mode}
-    destination = dst_url.display() if dst_url.scheme != "file" else dst
+        "adf_source": adf_source, "copy_mode": copy_mode,
+        **({"adf_delta_table": adf_delta_table} if adf_delta_table else {})}
     return await call(_write_job, control, job, destination, options, specs,
                       adf_control_table, exists, force)
 
