@@ -1,4 +1,4 @@
-"""``sync`` (``lakeshift sync``; README "Delta sync"): delta passes over a job,
+"""``sync`` (``lakeshift sync``; docs/sync.md): delta passes over a job,
 which it creates on first use."""
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ async def sync_async(source: str | None = None, destination: str | None = None, 
                      proof_log: str | Path | None = None,
                      store_given: Collection[str] = (),
                      store_environment: StoreOptions | None = None) -> model.SyncResult:
-    """Delta pass(es) over a job (``lakeshift sync``; README "Delta sync").
+    """Delta pass(es) over a job (``lakeshift sync``; docs/sync.md).
 
     With ``source`` and ``destination`` the job is created on first use (partitions as in
     :func:`plan`, or from ``adf_delta_table``); with ``job`` alone it is a job that

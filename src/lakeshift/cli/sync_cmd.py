@@ -1,4 +1,4 @@
-"""`lakeshift sync`: delta passes over a job (README "Delta sync"); calls lakeshift.sync."""
+"""`lakeshift sync`: delta passes over a job (docs/sync.md); calls lakeshift.sync."""
 
 from __future__ import annotations
 
