@@ -126,7 +126,8 @@ class AzureBlobStore:
         source = self.settings.token_source
         return BearerTokens(self._token_credential(),
                             renew=lambda: azure_auth.token_credential(source),
-                            authority=azure_auth.token_authority(source))
+                            authority=azure_auth.token_authority(source),
+                            connect_seconds=azure_auth.token_connect_seconds(source))
 
     @cached_property
     def _blobs(self) -> LeanBlobClient:

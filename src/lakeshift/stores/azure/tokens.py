@@ -25,12 +25,13 @@ GEN1_SCOPE = "https://datalake.azure.net/.default"
 _SERVICE_NAMES = {STORAGE_SCOPE: "Azure Storage", GEN1_SCOPE: "ADLS Gen1"}
 
 
-def _no_connection(e: BaseException) -> str | None:
+def _no_connection(e: BaseException, limit: float) -> str | None:
     """Why azure-identity's token request opened no connection (``connection refused``,
-    ``connect timed out after 10 s``, ``certificate not trusted (…)``, as wire says it), or
-    None when it failed otherwise (an answer, a read that timed out).  Found also beneath
-    the error a credential raised in its place (a managed identity's
-    CredentialUnavailableError "no response from the IMDS endpoint", from the connect's)."""
+    ``connect timed out after 10 s`` -- ``limit``: the seconds its connect had --,
+    ``certificate not trusted (…)``, as wire says it), or None when it failed otherwise
+    (an answer, a read that timed out).  Found also beneath the error a credential raised
+    in its place (a managed identity's CredentialUnavailableError "no response from the
+    IMDS endpoint", from the connect's)."""
     from azure.core.exceptions import ServiceRequestError
 
     seen: BaseException | None = e
@@ -46,7 +47,7 @@ def _no_connection(e: BaseException) -> str | None:
     if isinstance(certificate, OSError):
         return wire.connect_reason(certificate)
     if isinstance(cause, TimeoutError):
-        return f"connect timed out after {http.CONNECT_SECONDS:g} s"
+        return f"connect timed out after {limit:g} s"
     os_error = getattr(cause, "os_error", None)
     if isinstance(os_error, OSError):
         return wire.connect_reason(os_error)
@@ -56,15 +57,15 @@ def _no_connection(e: BaseException) -> str | None:
         type(cause or e).__name__
 
 
-async def _timed_out_how(url: str) -> str:
-    """Why a token request's connect to ``url`` timed out: azure-core's one connect limit
-    covers TCP and TLS together, so a TCP connection alone, opened now within a tenth of
-    that limit, tells a TLS handshake that never completed (something accepts connections
-    and never answers TLS: a proxy, a firewall) from a connect that never did.  Not asked
-    when azure-identity goes through a proxy (its connect went there, not to ``url``)."""
+async def _timed_out_how(url: str, limit: float) -> str:
+    """Why a token request's connect to ``url`` timed out (after ``limit`` seconds):
+    azure-core's one connect limit covers TCP and TLS together, so a TCP connection alone,
+    opened now within a tenth of that limit, tells a TLS handshake that never completed
+    (something accepts connections and never answers TLS: a proxy, a firewall) from a
+    connect that never did.  Not asked when azure-identity goes through a proxy (its
+    connect went there, not to ``url``)."""
     import urllib.request  # (here: its import is not free, and only a failure needs it)
 
-    limit = http.CONNECT_SECONDS
     timed_out = f"connect timed out after {limit:g} s"
     split = urlsplit(url)
     host = split.hostname
@@ -100,14 +101,21 @@ class BearerTokens:
     first-contact bound, not minutes of silence (a connect that timed out is told from a TLS
     handshake that did not complete: ``_timed_out_how``).  Later requests (renewals mid-run)
     keep azure-identity's own retries.  The Azure CLI has no endpoint: its credential
-    (azure/cli_token.py) bounds itself and raises its own one line."""
+    (azure/cli_token.py) bounds itself and raises its own one line.
+
+    ``connect_seconds``: the connect limit the credential really has, when it does not take
+    the per-request one (``auth.token_connect_seconds``: the instance metadata endpoint's
+    credential connects within azure-identity's own 2 s, and tries again itself), so that
+    a connect that timed out is said with the limit it had; None: ``http.CONNECT_SECONDS``."""
 
     def __init__(self, credential: Any, scope: str = STORAGE_SCOPE,
                  renew: Callable[[], Any] | None = None,
-                 authority: Endpoint | None = None) -> None:
+                 authority: Endpoint | None = None,
+                 connect_seconds: float | None = None) -> None:
         self.credential = credential
         self.scope = scope
         self.authority = authority
+        self.connect_seconds = connect_seconds
         self._renew = renew
         self._retired: list[Any] = []
         self._token: str | None = None
@@ -136,10 +144,11 @@ class BearerTokens:
         except LakeshiftError:
             raise  # lakeshift's own credential (the Azure CLI's) says it in its own words
         except Exception as e:  # azure-identity raises several classes
-            reason = _no_connection(e) if bounds else None
+            limit = self.connect_seconds or http.CONNECT_SECONDS
+            reason = _no_connection(e, limit) if bounds else None
             if reason is not None:
                 if reason.startswith("connect timed out") and self.authority is not None:
-                    reason = await _timed_out_how(self.authority.url)
+                    reason = await _timed_out_how(self.authority.url, limit)
                 raise ConnectError(f"Entra ID token request: {reason}", reason) from None
             first = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
             service = _SERVICE_NAMES.get(self.scope, self.scope)

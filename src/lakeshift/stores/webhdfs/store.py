@@ -82,7 +82,8 @@ class WebHdfsStore:
                 tokens = self._tokens = BearerTokens(
                     azure_auth.token_credential(source), GEN1_SCOPE,
                     renew=lambda: azure_auth.token_credential(source),
-                    authority=azure_auth.token_authority(source))
+                    authority=azure_auth.token_authority(source),
+                    connect_seconds=azure_auth.token_connect_seconds(source))
             self._client = WebHdfsClient(self.settings, self.config.options.allow_http, tokens)
         return self._client
 
