@@ -296,9 +296,10 @@ def token_connect_seconds(token_source: str | None) -> float | None:
     try:
         from azure.identity._credentials.imds import PIPELINE_SETTINGS
 
-        return float(PIPELINE_SETTINGS["connection_timeout"])
-    except (ImportError, KeyError, TypeError, ValueError):  # (a private name: it may go)
+        value = PIPELINE_SETTINGS["connection_timeout"]
+    except (ImportError, KeyError):  # (a private name: it may go)
         return _IMDS_CONNECT_SECONDS
+    return float(value) if isinstance(value, int | float) else _IMDS_CONNECT_SECONDS
 
 
 def token_credential(token_source: str | None) -> Any:

@@ -32,9 +32,9 @@ from lakeshift.errors import (
 )
 from lakeshift.model import Data, ObjectInfo, ObjectProps, ReadResult
 from lakeshift.stores.azure import auth as azure_auth
+from lakeshift.stores.azure.blob_format import PUT_FROM_URL_MAX, SYNC_COPY_MAX, DelegationKey
 from lakeshift.stores.azure.dfs import DfsClient
 from lakeshift.stores.azure.folders import from_token, held_token, named_folders
-from lakeshift.stores.azure.blob_format import PUT_FROM_URL_MAX, SYNC_COPY_MAX, DelegationKey
 from lakeshift.stores.azure.rest import LeanBlobClient
 from lakeshift.stores.azure.sas import blob_sas, user_delegation_sas
 from lakeshift.stores.azure.tokens import BearerTokens
