@@ -70,3 +70,19 @@ def test_verify_reports_a_stray_percent_name_beside_its_decoded_source(tmp_path:
     r = lakeshift.verify(str(src), str(dst), invalid_names="encode",
                          report=str(tmp_path / "rep" / "v"))
     assert (r.extra, r.exit_code) == (1, 1)
+
+
+@pytest.mark.timeout(60)
+def test_a_dry_run_skips_a_fifo_as_the_copy_does(tmp_path: Path) -> None:
+    """A dry run counted a FIFO as would-copy (listed with a time and an ETag) while the
+    copy skips it `not-a-file`: the dry run opens each local file (reading nothing) and
+    says the same, without waiting on the FIFO."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"a")
+    os.mkfifo(src / "pipe")
+    (src / "z.txt").write_bytes(b"z")
+    dry = lakeshift.copy(str(src), str(tmp_path / "dst"), dry_run=True)
+    assert (dry.exit_code, dry.stats.copied) == (0, 2)
+    assert dry.stats.skipped_by_reason == {"not-a-file": 1}
+    assert not (tmp_path / "dst").exists()

@@ -67,6 +67,7 @@ CAPABILITIES = Capabilities(
     list_start_after=True, content_md5=True, hierarchical=True, acls=False,
     copy_from_url=False, block_upload=True, max_block_size=2**62, etag_is_md5=False,
     metadata_in_listing=False, stream_put=True, directories=True, written_here=True,
+    reads_here=True,
 )
 PAGE = 1000
 #: Local → local copies a store makes in its worker threads before it starts a helper
