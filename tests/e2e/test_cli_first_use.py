@@ -1,0 +1,47 @@
+"""What a new user tripped on at the command line: a rate written `1MB/s`, usage lines that
+said `[URLS]...`, `check` finding "credentials" for a local folder and naming its probe by a
+bare key, `scan` calling a local or Azure source's versioning "unknown", and `verify`
+naming no object that differs (only its CSV did).  (The monitor's token:
+tests/web/test_http.py; init's destination prompt: tests/e2e/test_cli_init_config.py.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lakeshift
+from tests.e2e.cli import lakeshift as cli
+from tests.e2e.cli import one_clear_line
+
+
+def _folder(path: Path, files: dict[str, bytes]) -> Path:
+    for name, data in files.items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_bytes(data)
+    return path
+
+
+def test_a_rate_may_say_per_second(local_env: dict[str, str], tmp_path: Path) -> None:
+    """`--max-bandwidth 64KiB/s` was refused ("is not a size"); it is the cap 64KiB, as
+    the run records it, in every command that takes the flag."""
+    src = _folder(tmp_path / "src", {"a.bin": b"a" * 1000})
+    db = f"sqlite:///{tmp_path}/j.db"
+    assert cli("plan", str(src), str(tmp_path / "dst"), "--job", "j", "--db", db,
+               env=local_env).returncode == 0
+    p = cli("run", "--job", "j", "--db", db, "--max-bandwidth", "64KiB/s", "--progress",
+            "none", env=local_env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    detail = lakeshift.run_detail(1, db=db)
+    assert detail is not None and detail.run.settings["max_bandwidth"] == 64 * 1024
+    for args in (["copy", str(src), str(tmp_path / "c"), "--max-bandwidth", "1MB/s"],
+                 ["verify", str(src), str(tmp_path / "dst"), "--max-bandwidth", "1 MiB / s",
+                  "--report", str(tmp_path / "v")]):
+        p = cli(*args, env=local_env)
+        assert p.returncode == 0, (args, p.stdout + p.stderr)
+    p = cli("copy", str(src), str(tmp_path / "x"), "--max-bandwidth", "1MB/x", env=local_env)
+    assert p.returncode == 2
+    assert "--max-bandwidth '1MB/x' is not a size per second: use e.g. 200MiB/s" in \
+        one_clear_line(p)
+    assert not (tmp_path / "x").exists()
+    help_text = " ".join(cli("copy", "--help", env={**local_env, "COLUMNS": "200"}
+                             ).stdout.replace("│", " ").split())
+    assert "--max-bandwidth RATE" in help_text and "e.g. 200MiB/s or 200MiB" in help_text
