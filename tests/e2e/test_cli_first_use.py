@@ -6,6 +6,7 @@ tests/web/test_http.py; init's destination prompt: tests/e2e/test_cli_init_confi
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import lakeshift
@@ -45,3 +46,20 @@ def test_a_rate_may_say_per_second(local_env: dict[str, str], tmp_path: Path) ->
     help_text = " ".join(cli("copy", "--help", env={**local_env, "COLUMNS": "200"}
                              ).stdout.replace("│", " ").split())
     assert "--max-bandwidth RATE" in help_text and "e.g. 200MiB/s or 200MiB" in help_text
+
+
+def test_usage_lines_name_what_each_command_takes(local_env: dict[str, str]) -> None:
+    """`Usage: lakeshift verify [OPTIONS] [URLS]...` told nothing; each names what it takes,
+    as copy's `SRC DST`; --dask names both its forms."""
+    env = {**local_env, "COLUMNS": "200"}
+    said = {"copy": "SRC DST", "verify": "[SRC DST]", "sync": "[SRC DST]",
+            "plan": "[SRC... DST]"}
+    for command, takes in said.items():
+        p = cli(command, "--help", env=env)
+        assert p.returncode == 0, p.stderr
+        usage = next(ln for ln in p.stdout.splitlines() if "Usage:" in ln).split()
+        assert " ".join(usage[usage.index("Usage:") + 1:]) == \
+            f"lakeshift {command} [OPTIONS] {takes}", p.stdout
+    for command in ("plan", "run", "sync"):
+        p = cli(command, "--help", env=env)
+        assert re.search(r"--dask URL\|local:N\b", p.stdout), (command, p.stdout)

@@ -102,7 +102,7 @@ DaskOpt = Annotated[str | None, typer.Option(
     "--dask", help="Run on a Dask cluster: tcp://HOST:8786 (a running scheduler) or local:N "
                    "(N worker processes here). Needs a PostgreSQL --db; --batch-count and "
                    "--concurrency are per worker, the request and bandwidth caps for all "
-                   "workers together (docs/dask.md).", metavar="URL")]
+                   "workers together (docs/dask.md).", metavar="URL|local:N")]
 
 
 def _size_per_second(value: str | None) -> str | None:

@@ -65,7 +65,7 @@ EPILOG = """Examples:
 @with_store_options
 def verify(
     urls: Annotated[list[str] | None, typer.Argument(
-        help="SRC DST (or none, with --job).", show_default=False)] = None,
+        help="SRC DST (or none, with --job).", show_default=False, metavar="SRC DST")] = None,
     job: Annotated[str | None, typer.Option("--job", "-j", help="Verify every partition of "
                                             "this job (source and destination from the DB).",
                                             metavar="NAME")] = None,
