@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import lakeshift
 from tests.e2e.cli import lakeshift as cli
@@ -63,3 +64,34 @@ def test_usage_lines_name_what_each_command_takes(local_env: dict[str, str]) -> 
     for command in ("plan", "run", "sync"):
         p = cli(command, "--help", env=env)
         assert re.search(r"--dask URL\|local:N\b", p.stdout), (command, p.stdout)
+
+
+def test_check_says_what_is_true_of_a_local_folder_and_names_places_whole(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    src = _folder(tmp_path / "src", {"sub/a.txt": b"hello"})
+    dst = tmp_path / "dst"
+    dst.mkdir()
+    p = cli("check", str(src), str(dst), env=local_env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "found for" not in p.stdout
+    lines = {tuple(ln.split()[1:3]): ln for ln in p.stdout.splitlines()}
+    for side, root in (("source", src), ("destination", dst)):
+        assert lines[(side, "credentials")].endswith(
+            f"none needed for a local folder ({root}); what this user may read and write "
+            "is tried next"), p.stdout
+    assert lines[("source", "read")].endswith(f"read 5 bytes of {src / 'sub' / 'a.txt'}")
+    assert re.search(rf"wrote and deleted {re.escape(str(dst))}/\.lakeshift-check-\w+$",
+                     lines[("destination", "write")]), p.stdout
+    assert list(dst.iterdir()) == []
+
+
+def test_check_names_a_cloud_probe_by_its_url(cli_env: dict[str, str], s3: Any, bucket: str,
+                                              container: str, tmp_path: Path) -> None:
+    s3.put_object(Bucket=bucket, Key="raw/a.txt", Body=b"hello")
+    for dst in (f"az://{container}/dst/", f"s3://{bucket}/out/"):
+        p = cli("check", f"s3://{bucket}/raw/", dst, env=cli_env)
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert f"read 5 bytes of s3://{bucket}/raw/a.txt" in p.stdout
+        assert re.search(rf"wrote and deleted {re.escape(dst)}\.lakeshift-check-\w+$",
+                         p.stdout, re.MULTILINE), p.stdout
+        assert f"found for s3://{bucket}/raw/" in p.stdout  # a cloud side's credentials
