@@ -6,11 +6,13 @@ tests/web/test_http.py; init's destination prompt: tests/e2e/test_cli_init_confi
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any
 
 import lakeshift
+from lakeshift.cli.scan_cmd import scan_lines
 from tests.e2e.cli import lakeshift as cli
 from tests.e2e.cli import one_clear_line
 
@@ -95,3 +97,23 @@ def test_check_names_a_cloud_probe_by_its_url(cli_env: dict[str, str], s3: Any, 
         assert re.search(rf"wrote and deleted {re.escape(dst)}\.lakeshift-check-\w+$",
                          p.stdout, re.MULTILINE), p.stdout
         assert f"found for s3://{bucket}/raw/" in p.stdout  # a cloud side's credentials
+
+
+def test_scan_prints_bucket_settings_only_for_s3(cli_env: dict[str, str], s3: Any,
+                                                 bucket: str, tmp_path: Path) -> None:
+    """A local or Azure source has no versioning nor requester-pays setting: "unknown"
+    read as a risk.  The line is an S3 source's only; "unknown" there says why."""
+    src = _folder(tmp_path / "src", {"a.txt": b"a"})
+    p = cli("scan", str(src), env=cli_env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "versioned" not in p.stdout and "requester-pays" not in p.stdout
+    assert "unknown" not in p.stdout
+    s3.put_object(Bucket=bucket, Key="a.txt", Body=b"a")
+    p = cli("scan", f"s3://{bucket}/", env=cli_env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "  versioned: no; requester-pays: no" in p.stdout.splitlines()
+    r = lakeshift.scan(str(src), calibrate=False)
+    unread = dataclasses.replace(r, source=f"s3://{bucket}/", versioned=None,
+                                 requester_pays=True)
+    assert "  versioned: unknown (the bucket's setting could not be read); " \
+           "requester-pays: yes" in scan_lines(unread)
