@@ -117,3 +117,35 @@ def test_scan_prints_bucket_settings_only_for_s3(cli_env: dict[str, str], s3: An
                                  requester_pays=True)
     assert "  versioned: unknown (the bucket's setting could not be read); " \
            "requester-pays: yes" in scan_lines(unread)
+
+
+def test_verify_names_the_first_differences_and_how_many_more(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    files = {f"f{i:02}.txt": b"x" * 10 for i in range(14)}
+    src = _folder(tmp_path / "src", files)
+    dst = tmp_path / "dst"
+    assert cli("copy", str(src), str(dst), "--progress", "none", env=local_env
+               ).returncode == 0
+    for i in range(12):  # 12 missing, 1 of another size, 1 extra: 14 differences
+        (dst / f"f{i:02}.txt").unlink()
+    (dst / "f13.txt").write_bytes(b"y" * 11)
+    (dst / "zz-extra.txt").write_bytes(b"z")
+    report = tmp_path / "r"
+    p = cli("verify", str(src), str(dst), "--report", str(report), env=local_env)
+    assert p.returncode == 1, p.stdout + p.stderr
+    named = [ln for ln in p.stdout.splitlines()
+             if ln.startswith(("  MISSING ", "  EXTRA ", "  DIFFERS "))]
+    assert len(named) == 10, p.stdout
+    missing = {f"  MISSING f{i:02}.txt: not at the destination" for i in range(12)}
+    assert set(named) <= missing | {"  DIFFERS f13.txt: [size] 10 != 11 bytes",
+                                    "  EXTRA zz-extra.txt: only at the destination"}, named
+    assert f"  … and 4 more: see {report}.csv" in p.stdout.splitlines(), p.stdout
+    # Fewer than ten: each named, no "more" line.
+    (dst / "f13.txt").write_bytes(b"x" * 10)
+    for i in range(11):
+        (dst / f"f{i:02}.txt").write_bytes(b"x" * 10)
+    p = cli("verify", str(src), str(dst), "--report", str(report), env=local_env)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "  MISSING f11.txt: not at the destination" in p.stdout.splitlines()
+    assert "  EXTRA zz-extra.txt: only at the destination" in p.stdout.splitlines()
+    assert "more: see" not in p.stdout
