@@ -92,7 +92,7 @@ def plan(
     ctx: typer.Context,
     urls: Annotated[list[str] | None, typer.Argument(
         help="SRC [SRC…] DST: one or more sources, then the destination.",
-        show_default=False)] = None,
+        show_default=False, metavar="SRC... DST")] = None,
     job: JobOpt = "",
     db: DbOpt = DEFAULT_DB,
     prefix: Annotated[list[str] | None, typer.Option(
@@ -138,7 +138,7 @@ def plan(
     dask: Annotated[str | None, typer.Option(
         "--dask", help="With --partition-by auto: split the listing across a Dask "
                        "cluster's workers: tcp://HOST:8786 or local:N (docs/dask.md).",
-        metavar="URL")] = None,
+        metavar="URL|local:N")] = None,
     store: StoreOptions = NO_STORE_OPTIONS,
 ) -> int:
     urls = urls or []

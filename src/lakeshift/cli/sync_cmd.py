@@ -64,7 +64,7 @@ def sync(
     ctx: typer.Context,
     urls: Annotated[list[str] | None, typer.Argument(
         help="SRC DST (to create the job on first use); leave out with --job of an existing "
-             "job.", show_default=False)] = None,
+             "job.", show_default=False, metavar="SRC DST")] = None,
     job: JobOpt = "",
     db: DbOpt = DEFAULT_DB,
     prefix: Annotated[list[str] | None, typer.Option(
