@@ -8,6 +8,7 @@ pipeline's workers and by sync's keyed copies and deletions."""
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from lakeshift.engine.checksums import without_unvouched_md5
@@ -27,6 +28,7 @@ from lakeshift.engine.transfer import (
     copy_object,
     delete_source_if_verified,
 )
+from lakeshift.engine.transfer_base import OpaqueETagError
 from lakeshift.engine.transfer_move import delete_folder_object
 from lakeshift.errors import (
     AuthError,
@@ -92,6 +94,12 @@ async def transfer_one(ctx: TransferContext, s: ObjectInfo, dest_key: str, event
                 _failed(events, s, e, attempt)
                 return False
             s = fresh
+        except OpaqueETagError:
+            # Its read said the listing's MD5 is no MD5 (S3 under SSE-KMS or SSE-C),
+            # before anything was written: copied now hashing the bytes here, and this
+            # was no attempt (no HEAD needed: the read said so).
+            s = replace(s, md5=None)
+            attempt -= 1
         except IntegrityError as e:
             if attempt >= attempts:
                 _failed(events, s, e, attempt)
