@@ -272,7 +272,10 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
         dest = None if opts.overwrite == "always" and on_dest is None else within(
             dest_items(dst, root, dest_prefix(spec, root), dest_after, opts.dry_run, policy,
                        ctx.dst_limit, high), low, high)
-        items = source_items(src, spec, name_filter, events, policy, ctx.src_limit)
+        # The folder the source names is made the destination root (when that is a folder,
+        # not the bucket's or container's own root), as the folders below it are made.
+        items = source_items(src, spec, name_filter, events, policy, ctx.src_limit,
+                             root_folder=keep_markers and bool(root))
         # Listed objects ``select`` leaves out (sync: outside the pass's window), not yet
         # taken back: a negative Listed takes them off the totals (progress, stats), which
         # then count only what the run considers, so a bar ends at its total.

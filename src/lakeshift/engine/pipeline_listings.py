@@ -22,8 +22,13 @@ from lakeshift.stores.base import Store
 
 async def source_items(src: Store, spec: SourceSpec, name_filter: NameFilter,
                        events: EventBus, policy: RetryPolicy = DEFAULT_POLICY,
-                       limiter: EndpointLimiter | None = None
+                       limiter: EndpointLimiter | None = None, root_folder: bool = False
                        ) -> AsyncIterator[tuple[str, ObjectInfo]]:
+    """``root_folder``: the folder the names are relative to (``spec.rel_base``), when its
+    own marker is listed (an S3 ``d/`` key, an Azure folder blob: the least key of the
+    listing), is taken too, named ``""``: the caller makes it the destination root, so a
+    folder named with --empty-dirs (an empty one too) is a folder there.  Otherwise a key
+    with no name below the root is not taken."""
     pages = list_pages(src, spec.listing_prefix(), spec.start_after, policy, limiter,
                        ahead=True, end=spec.range_end)
     # Every key of the prefix, no range, no filter (a copy's usual source): each key's
@@ -35,6 +40,8 @@ async def source_items(src: Store, spec: SourceSpec, name_filter: NameFilter,
     async for page in pages:
         if whole:
             taken = [(obj.key[cut:], obj) for obj in page if len(obj.key) > cut]
+            if root_folder and page and page[0].key == spec.rel_base and page[0].is_dir_marker:
+                taken.insert(0, ("", page[0]))
             if taken:
                 events.emit(Listed(len(taken), sum([o.size for _, o in taken])))
             for item in taken:
@@ -49,7 +56,7 @@ async def source_items(src: Store, spec: SourceSpec, name_filter: NameFilter,
             if not spec.takes(obj.key):
                 continue
             rel = spec.rel(obj.key)
-            if not rel or not name_filter(rel):
+            if (not rel and not (root_folder and obj.is_dir_marker)) or not name_filter(rel):
                 continue
             taken.append((rel, obj))
         if taken:
@@ -96,7 +103,8 @@ async def dest_items(dst: Store, root: str, prefix: str, start_after: str | None
     # stores/azure/folders.py); one a store lists as "d" is paired with the source's "d/":
     # "d/" sorts after "d-x" and "d.csv", so it is held back until the listing passes it
     # (merge() needs ascending names).  Held: at most one per open directory name that is
-    # a prefix of what follows, so bounded by the depth.
+    # a prefix of what follows, so bounded by the depth.  The root's own folder (its
+    # marker, listed first) is named "", as source_items names the source's.
     held: list[tuple[str, ObjectInfo]] = []
     try:
         async for page in list_pages(dst, prefix, start_after, policy, limiter, ahead=True,
@@ -105,7 +113,7 @@ async def dest_items(dst: Store, root: str, prefix: str, start_after: str | None
                 rel = obj.key[len(root):]
                 while held and held[0][0] < rel:
                     yield heapq.heappop(held)
-                if obj.is_dir_marker and not rel.endswith("/"):
+                if obj.is_dir_marker and rel and not rel.endswith("/"):
                     heapq.heappush(held, (rel + "/", obj))
                 else:
                     yield rel, obj

@@ -33,7 +33,13 @@ from lakeshift.errors import (
 from lakeshift.model import Data, ObjectInfo, ObjectProps, ReadResult
 from lakeshift.stores.azure import auth as azure_auth
 from lakeshift.stores.azure.dfs import DfsClient
-from lakeshift.stores.azure.folders import from_token, held_token, named_folders
+from lakeshift.stores.azure.folders import (
+    from_token,
+    held_token,
+    named_folders,
+    own_folder,
+    with_own_folder,
+)
 from lakeshift.stores.azure.rest import (
     PUT_FROM_URL_MAX,
     SYNC_COPY_MAX,
@@ -163,11 +169,21 @@ class AzureBlobStore:
     async def list_page(self, prefix: str, token: str | None = None,
                         start_after: str | None = None, delimiter: str | None = None) -> Page:
         marker, held = from_token(token)
-        page = await self._blobs.list_page(prefix, delimiter, marker, self._where(prefix),
-                                           self.page_size)
+        own = own_folder(prefix, start_after) if token is None and delimiter is None else None
+        listed = self._blobs.list_page(prefix, delimiter, marker, self._where(prefix),
+                                       self.page_size)
+        folder = None
+        if own is None:
+            page = await listed
+        else:
+            # The folder "d/" itself, listed under "d/" as S3 lists it (azure/folders.py):
+            # asked beside the first page.
+            page, folder = await asyncio.gather(listed, self._folder_blob(own))
         items = page.objects
         next_token = page.marker
         if delimiter is None:
+            if folder is not None:
+                items = with_own_folder(items, folder)
             # Folders as every store names them, "d/", in key order (stores/azure/folders.py).
             items, held = named_folders(items, held, page.marker is None)
             next_token = held_token(page.marker, held) if page.marker is not None else None
@@ -246,9 +262,20 @@ class AzureBlobStore:
         return self._blobs.last_date
 
     async def is_folder(self, path: str) -> bool:
+        """A folder: something is below it, or it is a folder blob (an empty ADLS Gen2
+        directory, an ``hdi_isfolder`` marker), as a listing of ``path/`` names it."""
         prefix = path.rstrip("/") + "/"
-        return bool((await self._blobs.list_page(prefix, None, None, self._where(prefix),
-                                                 1)).objects)
+        if (await self._blobs.list_page(prefix, None, None, self._where(prefix), 1)).objects:
+            return True
+        folder = await self._folder_blob(path.rstrip("/"))
+        return folder is not None and folder.is_dir_marker
+
+    async def _folder_blob(self, name: str) -> ObjectInfo | None:
+        """The blob ``name`` as List Blobs lists it (metadata, tier), or None: the least
+        name with that prefix is the name itself.  A listing of one name, not a HEAD: the
+        right to list is what a listing has (a SAS may not grant read)."""
+        found = (await self._blobs.list_page(name, None, None, self._where(name), 1)).objects
+        return found[0] if found and found[0].key == name else None
 
     async def exists(self, key: str) -> ObjectInfo | None:
         info = await self._blobs.head(key, self._where(key))
