@@ -244,7 +244,7 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
                           pacing or opts.pacing(events), opts.single_put_max,
                           route or ServerRoute(opts.copy_mode))
     if opts.delete_source and not opts.dry_run and src.capabilities.directories:
-        ctx.emptied = EmptiedFolders(spec.rel_base)  # a move leaves no emptied folder
+        ctx.emptied = EmptiedFolders(spec.rel_base, root)  # a move leaves no emptied folder
     name_filter = NameFilter(opts.include, opts.exclude)
     dest_after = None
     if spec.start_after is not None and spec.start_after.startswith(spec.rel_base):
@@ -413,4 +413,4 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
 
     await drive(planned(), transfer, opts.concurrency)
     if ctx.emptied is not None:
-        await ctx.emptied.sweep(src, policy, ctx.src_limit)
+        await ctx.emptied.sweep(src, policy, ctx.src_limit, events)
