@@ -104,6 +104,12 @@ def azurite_profile_args() -> list[str] | None:
     return ["--cpu-prof", f"--cpu-prof-dir={out}"]
 
 
+#: ``BENCH_AZURITE_MEMORY=1``: every Azurite keeps its blobs in memory
+#: (``--inMemoryPersistence``): no extent file written and read back per block, which is
+#: the emulator's own cost, not the service's.  Report such runs as their own series.
+AZURITE_MEMORY = os.environ.get("BENCH_AZURITE_MEMORY", "") not in ("", "0")
+
+
 class Emulators:
     """A fresh moto + Azurite pair (new, empty data directories); with ``tls`` Azurite
     serves HTTPS with a throw-away CA that both tools are told to trust (lakeshift through
@@ -112,7 +118,8 @@ class Emulators:
 
     def __init__(self, azure: bool = True, tls: bool = False) -> None:
         self.moto = start_moto()
-        self.azurite = servers.start_azurite(tls=tls, node_args=azurite_profile_args()) \
+        self.azurite = servers.start_azurite(
+            tls=tls, node_args=azurite_profile_args(), in_memory=AZURITE_MEMORY) \
             if azure else None
         self.tls = tls and azure
         self.env = servers.clean_env()

@@ -11,6 +11,7 @@
   python bench/copy_vs_rclone.py --rss           # lakeshift peak RSS, 5,000 vs 50,000 objects
   python bench/copy_vs_rclone.py --marginal      # client CPU per 1,000 small objects, start-up out
   python bench/copy_vs_rclone.py --moto close    # moto_server as shipped (Connection: close)
+  BENCH_AZURITE_MEMORY=1 python bench/copy_vs_rclone.py --sets multipart   # Azurite in memory
 
 Every measured run gets fresh emulators (Azurite slows down as blobs accumulate). Prints
 each run (wall, files/s, MB/s, client CPU, peak RSS, emulator CPU) and the ratio
@@ -338,7 +339,8 @@ def main() -> int:
         for transport in transports:
             tls = transport == "https"
             label = name if SETS[name].get("local") else f"{name}/{transport}"
-            print(f"== {label} (moto {common.MOTO}): {SETS[name]['count']} × "
+            memory = ", Azurite in memory" if common.AZURITE_MEMORY else ""
+            print(f"== {label} (moto {common.MOTO}{memory}): {SETS[name]['count']} × "
                   f"{int(SETS[name]['size']) // 1024} KiB", flush=True)
             versus = str(SETS[name].get("versus", "rclone"))
             for tool in (versus, "lakeshift")[:args.warmup * 2]:

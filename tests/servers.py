@@ -127,12 +127,14 @@ def start_moto(auth: bool = False) -> Server:
 
 
 def start_azurite(oauth: bool = False, tls: bool = False,
-                  node_args: list[str] | None = None) -> Server:
+                  node_args: list[str] | None = None, in_memory: bool = False) -> Server:
     """Azurite's blob service.  With ``tls``: over HTTPS with a throw-away certificate
     (trusted by pointing SSL_CERT_FILE at ``workdir/ca.pem``).  With ``oauth``: over HTTPS
     too, and Entra ID bearer tokens checked at Azurite's "basic" level (issuer, audience,
     lifetime).  ``node_args``: Azurite run by ``node`` with these options first (the bench's
-    ``--cpu-prof``; Node refuses them in NODE_OPTIONS)."""
+    ``--cpu-prof``; Node refuses them in NODE_OPTIONS).  ``in_memory``: blobs kept in
+    Azurite's memory (``--inMemoryPersistence``), no extent files on disk (the bench's
+    BENCH_AZURITE_MEMORY)."""
     if not AZURITE_BIN.exists():
         raise RuntimeError(f"{AZURITE_BIN} missing: run `make azurite` (or `make tools`) first")
     workdir = Path(tempfile.mkdtemp(prefix="lakeshift-azurite-"))
@@ -147,6 +149,9 @@ def start_azurite(oauth: bool = False, tls: bool = False,
         scheme = "https"
     if oauth:
         argv += ["--oauth", "basic"]
+    if in_memory:  # Azurite refuses --location beside it
+        i = argv.index("--location")
+        argv[i:i + 2] = ["--inMemoryPersistence"]
     if node_args:
         argv = [shutil.which("node") or "node", *node_args, os.path.realpath(argv[0]), *argv[1:]]
     proc, log = _spawn("azurite", argv, workdir)

@@ -1,5 +1,5 @@
 """A store's first contact with its endpoint (stores/reach.py): tried again while no
-connection opens, given up within its bounds, and the defaults are what the README says."""
+connection opens, given up within its bounds, and the defaults are what docs/exit-codes.md says."""
 
 from __future__ import annotations
 
@@ -106,15 +106,15 @@ def test_no_answer_is_given_up_at_the_budget(caplog: pytest.LogCaptureFixture) -
         "waiting…"]
 
 
-def test_the_defaults_are_what_the_readme_says(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_defaults_are_what_the_exit_codes_page_says(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LAKESHIFT_CONNECT_SECONDS", raising=False)
     connect = http._connect_seconds()
     assert connect == 10
     budget = http.FIRST_CONTACT_FACTOR * connect
-    readme = Path(__file__).parents[2].joinpath("README.md").read_text()
+    page = Path(__file__).parents[2].joinpath("docs", "exit-codes.md").read_text()
     said = (f"at most {http.FIRST_CONTACT_TRIES} tries (each connect given "
             f"{connect:g} s) within {budget:g} s")
-    assert said in " ".join(readme.split()), said
+    assert said in " ".join(page.split()), said
     for value, seconds in (("1", 1.0), ("0.5", 0.5), ("x", 10.0), ("-1", 10.0), ("", 10.0)):
         monkeypatch.setenv("LAKESHIFT_CONNECT_SECONDS", value)
         assert http._connect_seconds() == seconds

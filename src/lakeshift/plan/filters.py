@@ -45,8 +45,8 @@ def compile_glob(pattern: str, option: str = "--include") -> Callable[[str], boo
         regexes, _ = glob.translate(body, flags=flags)
         matcher = glob.compile(body, flags=flags)
     except Exception as e:  # the library's own errors (ValueError, re.error, limits)
-        raise UsageError(f"{option} {pattern!r} is not a valid glob ({e}): see README "
-                         "\"Globs\"") from None
+        raise UsageError(f"{option} {pattern!r} is not a valid glob ({e}): see "
+                         "docs/copy.md, \"Globs\"") from None
     if any(_NEVER in r for r in regexes):
         raise UsageError(f"{option} {pattern!r} can match nothing (a range such as [z-a] is "
                          "reversed): write ranges low to high, e.g. [a-z]")
