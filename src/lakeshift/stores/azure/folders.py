@@ -14,12 +14,10 @@ stateless, a page asked for again (a retry, the engine's page ahead) gets the sa
 what is held is bounded by the depth of the names (each held folder's name is a prefix of
 the page's last name).  A delimiter listing is left as the service gives it.
 
-A listing of a folder ``d/`` also names that folder itself, ``d/``, first, as S3 lists its
-``d/`` key under the prefix ``d/`` (``own_folder``): List Blobs of the prefix ``d/`` does
-not show the folder blob ``d``, so a partition of folder ``d/`` (plan --partition-by auto,
---prefix d/) and verify --job of it never met its marker, and a copy of an empty Gen2
-directory listed nothing at all.  It costs one List Blobs of one name (``d``) per listing,
-not per page: the list right is enough, where a HEAD would need read.
+List Blobs of the prefix ``d/`` does not show the folder blob ``d`` itself (S3 lists its
+``d/`` key under ``d/``): the store's ``folder_entry`` gives it, named ``d/``, to the
+pipeline's listings that ask for it (engine/pipeline_listings.py), by one List Blobs of
+the one name ``d`` (the list right is enough, where a HEAD would need read).
 """
 
 from __future__ import annotations
@@ -62,27 +60,6 @@ def named_folders(objects: Sequence[ObjectInfo], held: list[ObjectInfo],
     if last_page:
         return out + rest, []
     return out, rest
-
-
-def own_folder(prefix: str, start_after: str | None) -> str | None:
-    """The blob name of the folder a listing of ``prefix`` names (``d`` for ``d/``), to be
-    listed with it; None when the prefix is no folder (``""``, a string prefix), or when the
-    listing starts after the folder (a partition resumed at its cursor)."""
-    name = prefix[:-1]
-    if not name or not prefix.endswith("/") or name.endswith("/") or (
-            start_after is not None and start_after >= prefix):
-        return None
-    return name
-
-
-def with_own_folder(objects: Sequence[ObjectInfo], folder: ObjectInfo | None
-                    ) -> list[ObjectInfo]:
-    """A first page's objects with the listed folder's own blob in front (its name is the
-    least of the prefix's: ``d`` before ``d/…``; ``named_folders`` names it ``d/``), when
-    ``folder`` is that folder's blob (a flat account's file ``d`` is not)."""
-    if folder is None or not folder.is_dir_marker:
-        return list(objects)
-    return [folder, *objects]
 
 
 def held_token(marker: str, held: list[ObjectInfo]) -> str:

@@ -33,13 +33,7 @@ from lakeshift.errors import (
 from lakeshift.model import Data, ObjectInfo, ObjectProps, ReadResult
 from lakeshift.stores.azure import auth as azure_auth
 from lakeshift.stores.azure.dfs import DfsClient
-from lakeshift.stores.azure.folders import (
-    from_token,
-    held_token,
-    named_folders,
-    own_folder,
-    with_own_folder,
-)
+from lakeshift.stores.azure.folders import from_token, held_token, named_folders
 from lakeshift.stores.azure.rest import (
     PUT_FROM_URL_MAX,
     SYNC_COPY_MAX,
@@ -169,21 +163,11 @@ class AzureBlobStore:
     async def list_page(self, prefix: str, token: str | None = None,
                         start_after: str | None = None, delimiter: str | None = None) -> Page:
         marker, held = from_token(token)
-        own = own_folder(prefix, start_after) if token is None and delimiter is None else None
-        listed = self._blobs.list_page(prefix, delimiter, marker, self._where(prefix),
-                                       self.page_size)
-        folder = None
-        if own is None:
-            page = await listed
-        else:
-            # The folder "d/" itself, listed under "d/" as S3 lists it (azure/folders.py):
-            # asked beside the first page.
-            page, folder = await asyncio.gather(listed, self._folder_blob(own))
+        page = await self._blobs.list_page(prefix, delimiter, marker, self._where(prefix),
+                                           self.page_size)
         items = page.objects
         next_token = page.marker
         if delimiter is None:
-            if folder is not None:
-                items = with_own_folder(items, folder)
             # Folders as every store names them, "d/", in key order (stores/azure/folders.py).
             items, held = named_folders(items, held, page.marker is None)
             next_token = held_token(page.marker, held) if page.marker is not None else None
@@ -269,6 +253,15 @@ class AzureBlobStore:
             return True
         folder = await self._folder_blob(path.rstrip("/"))
         return folder is not None and folder.is_dir_marker
+
+    async def folder_entry(self, prefix: str) -> ObjectInfo | None:
+        """The folder ``prefix`` (``d/``) itself, named ``d/`` as a listing names a folder
+        blob, or None (no folder blob ``d``: no folder, or one only implied by its blobs on
+        a flat account).  List Blobs of ``d/`` does not show it (azure/folders.py)."""
+        if not prefix.endswith("/") or prefix == "/":
+            return None
+        blob = await self._folder_blob(prefix[:-1])
+        return replace(blob, key=prefix) if blob is not None and blob.is_dir_marker else None
 
     async def _folder_blob(self, name: str) -> ObjectInfo | None:
         """The blob ``name`` as List Blobs lists it (metadata, tier), or None: the least
