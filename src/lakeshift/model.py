@@ -120,12 +120,15 @@ class ObjectInfo:
 @quick_init
 @dataclass(frozen=True, slots=True)
 class ReadResult:
-    """Bytes read from a store, with the object's properties (from the same response)."""
+    """Bytes read from a store, with the object's properties (from the same response).
+    ``opaque_etag``: the response says the object's ETag is no digest of its bytes (S3
+    under SSE-KMS or SSE-C), so an MD5 its listing took from that ETag is none."""
 
     data: Data
     props: ObjectProps
     size: int
     etag: str | None
+    opaque_etag: bool = False
 
 
 @dataclass(slots=True)

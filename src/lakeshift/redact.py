@@ -11,13 +11,24 @@ import re
 
 _SECRETS: set[str] = set()
 
+#: Where a secret value that the message goes on after ends: before punctuation that runs
+#: to the end of the word (``sig=XYZ: error``, ``(…&sig=XYZ)``, ``sig=XYZ.``), so that the
+#: punctuation stays.  No SAS signature, account key, AWS credential or token ends in one
+#: of these; a ``:`` or ``.`` inside a value (a ``se=`` time, a JWT) is followed by more of
+#: it and stays redacted.  Every character a pattern's value stops at is one of the word
+#: ends here (``;`` included), so a value is always redacted up to where it stops.
+_TO_WORD_END = r"(?=[:),;\]}>.!?]*(?:[\s\"'&<;]|$))"
+
 _PATTERNS = [
-    (re.compile(r"(?i)(AccountKey|SharedAccessSignature|SharedAccessKey|password|pwd)=([^;&\s]+)"),
-     r"\1=***"),
+    # (A password may end in any character: it runs to the next ; & or space, as before.)
+    (re.compile(r"(?i)(password|pwd)=[^;&\s]+"), r"\1=***"),
+    (re.compile(r"(?i)(AccountKey|SharedAccessSignature|SharedAccessKey)=[^;&\s]+?"
+                + _TO_WORD_END), r"\1=***"),
     (re.compile(r"(?i)([?&](?:sig|X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|"
-                r"se|skoid|sktid|token)=)[^&\s\"']+"), r"\1***"),
+                r"se|skoid|sktid|token)=)[^&\s\"'<]+?" + _TO_WORD_END), r"\1***"),
     (re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@\s/]+@"), r"\1***@"),
-    (re.compile(r"(?i)(Authorization:\s*)(\S+\s+)?\S+"), r"\1***"),
+    (re.compile(r"(?i)(Authorization:\s*)(?:[A-Za-z][\w-]*\s+)?\S+?" + _TO_WORD_END),
+     r"\1***"),
 ]
 
 

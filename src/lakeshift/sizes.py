@@ -1,4 +1,5 @@
-"""Human sizes, as the CLI and the API take them: 8MiB, 4M, 100MB, 65536."""
+"""Human sizes, as the CLI and the API take them: 8MiB, 4M, 100MB, 65536; and rates, a size
+per second with an optional ``/s``: 200MiB/s."""
 
 from __future__ import annotations
 
@@ -16,6 +17,18 @@ def parse_size(text: str, option: str) -> int:
     if not m or m.group(2).lower() not in _UNITS:
         raise UsageError(f"{option} {text!r} is not a size: use e.g. 8MiB, 100MB or 65536")
     return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def size_per_second(text: str, option: str) -> str:
+    """A rate as a user writes it, ``200MiB/s`` or ``200MiB``, as the size moved each second
+    (``200MiB``); one that is no size per second is refused naming ``option``."""
+    size = re.sub(r"\s*/\s*s\s*$", "", text, flags=re.IGNORECASE)
+    try:
+        parse_size(size, option)
+    except UsageError:
+        raise UsageError(f"{option} {text!r} is not a size per second: use e.g. 200MiB/s, "
+                         "100MB/s or 65536") from None
+    return size
 
 
 def human_bytes(n: float) -> str:

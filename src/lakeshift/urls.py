@@ -85,6 +85,31 @@ def parse_url(text: str) -> StoreURL:
     return replace(_parse(text), text=text)
 
 
+def saved_destination(saved: str, typed: str | None) -> str:
+    """A job's saved destination, respelled as :meth:`StoreURL.display` spells it now when
+    it was saved in the form of before session 19: an Azure URL naming its account in the
+    host was saved ``az://ACCOUNT/CONTAINER/path``, which reads back as a container named
+    ACCOUNT.  ``typed``: one of the job's partitions' destinations, which keep the
+    destination as the user typed it (``DST/``, or ``DST/BUCKET/``).  The saved one is of
+    the old form only when ``typed`` names that account in its host and that container
+    (an ``az://`` destination was saved ``az://CONTAINER/path``, and its partitions say
+    ``az://`` too); then it is ``typed``'s place (its account, host suffix and spelling)
+    with the saved path.  Anything else comes back as it is: an ADF job's partitions were
+    given the saved destination itself, so nothing tells its old form there."""
+    if not saved.startswith("az://") or not typed:
+        return saved
+    try:
+        old, named = parse_url(saved), parse_url(typed)
+    except UsageError:
+        return saved
+    if named.scheme != "azure" or not named.account or old.bucket != named.account:
+        return saved
+    container, _, path = old.path.partition("/")
+    if container != named.bucket:
+        return saved
+    return replace(named, path=path, text="").display()
+
+
 def _parse(text: str) -> StoreURL:
     if not text:
         raise UsageError("empty URL: give s3://bucket/prefix, az://container/path, "

@@ -50,9 +50,11 @@ def _check(name: str, command: Any, out: str) -> None:
     flat = " ".join(out.replace("│", " ").split())
     arguments = [p for p in command.params if p.param_type_name == "argument"]
     usage = " ".join(["Usage: lakeshift", name, "[OPTIONS]"] + [
-        (p.metavar if p.required else f"[{p.metavar}]") + ("..." if p.nargs != 1 else "")
+        (p.metavar if p.required else f"[{p.metavar}]") + (
+            "..." if p.nargs != 1 and " " not in p.metavar and "..." not in p.metavar else "")
         for p in arguments])
     assert usage in flat, (name, usage, out)
+    assert "[URLS]" not in flat, (name, out)  # a name that says what to give, not "URLS"
     for p in command.params:
         if p.param_type_name == "argument" or p.hidden:
             continue
@@ -65,7 +67,9 @@ def _check(name: str, command: Any, out: str) -> None:
         if p.is_flag:  # no value: the flag's names, then its help
             assert not re.search(rf"{re.escape(longest)} [A-Z]{{2,}}\b", out), (name, longest)
         else:  # the value in upper case, after the names, on their line
-            assert p.metavar and p.metavar == p.metavar.upper(), (name, longest, p.metavar)
+            # (Upper case but for words typed as they are: --dask URL|local:N.)
+            shape = p.metavar.replace("local:", "") if p.metavar else ""
+            assert shape and shape == shape.upper(), (name, longest, p.metavar)
             names = rf"{re.escape(longest)}(, --?[\w-]+)*"  # -j, --job NAME; --csv-file, --csv
             assert re.search(rf"{names} {re.escape(p.metavar)}(\s|$)", out), \
                 (name, longest, p.metavar, out)

@@ -205,8 +205,8 @@ def test_a_failed_connection_test_asks_again_for_the_failing_store(
     assert "FAIL destination" in p.stdout
     assert p.stdout.count("Source URL(s)") == 1
     assert p.stdout.count("Destination URL") == 2
-    assert f"Destination URL (abfss://FS@ACCOUNT.dfs.core.windows.net/path, az://…) " \
-           f"[{nowhere}]" in p.stdout  # the earlier answer is the default
+    assert f"Destination URL (abfss://FS@ACCOUNT.dfs.core.windows.net/path, az://…, " \
+           f"s3://…) or a local folder's path [{nowhere}]" in p.stdout  # the earlier answer
     assert p.stdout.count("ok   destination reach and list") == 1 and p.stderr == ""
     cfg = load(tmp_path / "lakeshift.toml")
     assert (cfg.sources, cfg.destination) == ([str(good)], str(dst))

@@ -99,6 +99,39 @@ def test_an_unreadable_folder_is_forbidden_in_a_dry_run_a_job_and_its_rerun(
         (src / "locked").chmod(0o755)
 
 
+def test_an_unreadable_file_is_forbidden_in_a_dry_run_as_in_the_copy(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    """The dry run counted a file this user may not read as would-copy (it is listed with
+    its size and time: a stat needs no read permission) while the copy fails it
+    `forbidden`.  Now the dry run opens each local file, reading nothing, and says what
+    the copy says: failed, exit 1, or skipped with `--skip-errors forbidden`."""
+    src = tmp_path / "src"
+    (src / "z").mkdir(parents=True)
+    (src / "ok.txt").write_bytes(b"ok")
+    (src / "z" / "z.txt").write_bytes(b"z")
+    (src / "secret.txt").write_bytes(b"secret")
+    (src / "secret.txt").chmod(0)
+    try:
+        dry = _json("copy", str(src), str(tmp_path / "dry"), "--dry-run", env=local_env,
+                    code=1, as_owner=True)
+        assert (dry["copied"], dry["failed_by_kind"]) == (2, {"forbidden": 1}), dry
+        [why] = dry["failures"]
+        assert (why["key"], why["kind"], why["skipped"]) == ("secret.txt", "forbidden", False)
+        assert why["message"] == f"{src / 'secret.txt'}: permission denied (cannot read)", why
+        skip = _json("copy", str(src), str(tmp_path / "dry"), "--dry-run", "--skip-errors",
+                     "forbidden", env=local_env, as_owner=True)
+        assert (skip["copied"], skip["failed"], skip["skipped_by_reason"]) == (
+            2, 0, {"forbidden": 1}), skip
+        assert not (tmp_path / "dry").exists()
+        # The copy: the same counts, and the same failure.
+        copy = _json("copy", str(src), str(tmp_path / "dst"), env=local_env, code=1,
+                     as_owner=True)
+        assert (copy["copied"], copy["failed_by_kind"]) == (2, {"forbidden": 1}), copy
+        assert [f["message"] for f in copy["failures"]] == [why["message"]]
+    finally:
+        (src / "secret.txt").chmod(0o644)
+
+
 def test_verify_does_not_call_what_is_below_an_unreadable_source_folder_extra(
         local_env: dict[str, str], tmp_path: Path) -> None:
     """Copied while readable, then locked: the source's walk lists ``locked`` as one

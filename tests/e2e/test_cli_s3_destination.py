@@ -178,3 +178,43 @@ def test_uploads_of_exactly_one_part_and_of_several_are_proven_by_their_etags(
     etags = {k: s3.head_object(Bucket=bucket, Key=k)["ETag"].strip('"')[-2:]
              for k in ("five.bin", "ten.bin")}
     assert etags == {"five.bin": "-1", "ten.bin": "-3"}, etags
+
+
+def test_a_keyed_sync_skips_unchanged_files_with_one_head_each(
+        cli_env: dict[str, str], s3: Any, bucket: str, tmp_path: Path) -> None:
+    """`sync --files-from` into S3 copies the named files with no listing; a second pass
+    finds each unchanged file's copy by one HEAD (its record of the source version,
+    ``lakeshift_src_etag``) and puts nothing.  A file changed since (same size, new
+    content and mtime) is copied again."""
+    src = tmp_path / "src"
+    src.mkdir()
+    names = [f"f{i:02}.txt" for i in range(12)]
+    for n in names:
+        (src / n).write_bytes(f"file {n}\n".encode())
+    keys = tmp_path / "keys.txt"
+    keys.write_text("".join(n + "\n" for n in names))
+    proxy = FaultProxy(cli_env["AWS_ENDPOINT_URL"])
+    try:
+        env = dict(cli_env, AWS_ENDPOINT_URL=proxy.url)
+        sync = ("sync", str(src), f"s3://{bucket}/", "--job", "k", "--db",
+                f"sqlite:///{tmp_path}/jobs.db", "--files-from", str(keys), "--lag", "0s",
+                "--json")
+        p = lakeshift(*sync, env=env)
+        assert p.returncode == 0 and _summary(p)["copied"] == 12, p.stdout + p.stderr
+        seen = len(proxy.seen)
+        p = lakeshift(*sync, env=env)
+        s = _summary(p)
+        assert p.returncode == 0 and (s["copied"], s["skipped"]) == (0, 12), s
+        again = [m for m, _, _ in proxy.seen[seen:]]
+        assert again.count("PUT") == 0 and again.count("HEAD") == 12, proxy.seen[seen:]
+        changed = src / "f03.txt"
+        before = changed.stat().st_mtime_ns
+        changed.write_bytes(b"FILE f03.txt\n")
+        os.utime(changed, ns=(before + 2_000_000_000, before + 2_000_000_000))
+        p = lakeshift(*sync, env=env)
+        s = _summary(p)
+        assert p.returncode == 0 and (s["copied"], s["skipped"]) == (1, 11), s
+        body = s3.get_object(Bucket=bucket, Key="f03.txt")["Body"].read()
+        assert body == b"FILE f03.txt\n"
+    finally:
+        proxy.stop()

@@ -22,7 +22,7 @@ def test_check_reports_each_step_ok(cli_env: dict[str, str], s3: Any, bucket: st
     assert all(ln.startswith("ok") for ln in lines)
     assert steps == ["credentials", "reach", "read", "clock", "credentials", "reach", "write",
                      "clock"]
-    assert "read 5 bytes of raw/a.txt" in p.stdout
+    assert f"read 5 bytes of s3://{bucket}/raw/a.txt" in p.stdout  # the place, not a bare key
     # The source has objects under raw/; the destination's dst/ has none yet: on a flat
     # namespace it is not said to exist.
     assert f"s3://{bucket}/raw/ exists and can be listed" in p.stdout

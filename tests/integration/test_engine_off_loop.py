@@ -221,8 +221,9 @@ def test_scan_and_tune_read_their_files_off_the_loop(tmp_path: Path,
 
 def test_local_files_are_read_in_a_thread_however_small(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Every read of a local file (LocalStore._read, and the one-call local → local copy)
-    # goes through _read_file.
+    # Every read of a local file (LocalStore._read, and the one-call local → local copy,
+    # reads._copy_file) goes through _read_file, looked up in each of those two modules.
+    from lakeshift.stores.local import reads as local_reads
     from lakeshift.stores.local import store as local_store
 
     src = tmp_path / "src"
@@ -237,6 +238,7 @@ def test_local_files_are_read_in_a_thread_however_small(
         return real(*a)
 
     monkeypatch.setattr(local_store, "_read_file", spy)
+    monkeypatch.setattr(local_reads, "_read_file", spy)
     assert lakeshift.copy(str(src), str(tmp_path / "dst")).stats.copied == 3
     assert len(on_loop) == 3 and not any(on_loop)
 

@@ -454,3 +454,22 @@ def test_version_10_tells_deletion_failures_apart_and_indexes_open_failures_by_k
     with pytest.raises(UsageError, match=r"has schema version 10, newer than this "
                                          r"lakeshift understands \(9\): upgrade lakeshift"):
         ControlDB(control.url)
+
+
+def test_a_copy_failure_and_a_deletion_failure_under_one_key_are_both_current(
+        control: ControlDB) -> None:
+    """A copy failure names a source object, a deletion failure (sync --delete) a
+    destination object; where the destination is named like its source the two keys are
+    one string, and the later row hid the other: both objects are listed."""
+    job, p = _job(control)
+    run1 = _sync_window(control, job, p, "failed", None, delete=True)
+    control.add_records(p, _failed(job, run1, "p/k"))
+    control.add_failures(job, p, run1, [Failure("p/k", "forbidden", "could not delete p/k "
+                                                "from the destination: denied", 1)], True)
+    assert _current(control, job) == [
+        ("p/k", "could not delete p/k from the destination: denied"), ("p/k", "p/k in run 1")]
+    # Each is cleared by what clears its kind: a copy run going past p/k, the copy's only.
+    _run(control, job)
+    assert control.finish(p, OWNER, "succeeded", "p/z", PartitionStats(), None, 1.0)
+    assert _current(control, job) == [
+        ("p/k", "could not delete p/k from the destination: denied")]

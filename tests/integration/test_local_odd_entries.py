@@ -70,3 +70,55 @@ def test_verify_reports_a_stray_percent_name_beside_its_decoded_source(tmp_path:
     r = lakeshift.verify(str(src), str(dst), invalid_names="encode",
                          report=str(tmp_path / "rep" / "v"))
     assert (r.extra, r.exit_code) == (1, 1)
+
+
+def test_scan_counts_links_it_does_not_follow_as_the_copy_records_them(tmp_path: Path
+                                                                         ) -> None:
+    """Looping and dangling symlinks were counted as 0-byte objects (3 objects where the
+    copy copies 2): each is now a finding of the kind the copy records it as, with its own
+    count, and the objects are the files the copy copies."""
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    (src / "a.txt").write_bytes(b"aa")
+    (src / "d" / "f.txt").write_bytes(b"f")
+    (src / "dangle").symlink_to("nowhere")
+    (src / "self").symlink_to(src / "self")  # loops to itself
+    (src / "d" / "up").symlink_to(src)  # to a folder above it
+    r = lakeshift.scan(str(src))
+    assert (r.objects, r.bytes) == (2, 3), r
+    assert sorted(g.name for g in r.by_prefix) == ["(root)", "d/"]
+    dangling, loops = r.finding("dangling-link"), r.finding("symlink-loop")
+    assert dangling is not None and loops is not None, r.findings
+    assert (dangling.objects, dangling.bytes) == (1, 0)
+    assert dangling.examples == (
+        "dangle (a symlink to nowhere, which does not exist: nothing to copy)",)
+    assert "--skip-errors dangling-link" in dangling.advice
+    assert (loops.objects, loops.bytes) == (2, 0)
+    assert [e.split(" ", 1)[0] for e in loops.examples] == ["d/up", "self"], loops.examples
+    # The copy: those two files, the dangling link failed, the loops skipped.
+    res = lakeshift.copy(str(src), str(tmp_path / "dst"))
+    assert res.stats.copied == r.objects
+    assert res.stats.failed_by_kind == {"dangling-link": dangling.objects}
+    assert res.stats.skipped_by_reason == {"symlink-loop": loops.objects}
+    # A folder that holds only such a link is not "nothing to scan": it says what is there.
+    only = tmp_path / "only"
+    only.mkdir()
+    (only / "gone").symlink_to("nowhere")
+    r = lakeshift.scan(str(only))
+    assert r.objects == 0 and [f.kind for f in r.findings] == ["dangling-link"], r
+
+
+@pytest.mark.timeout(60)
+def test_a_dry_run_skips_a_fifo_as_the_copy_does(tmp_path: Path) -> None:
+    """A dry run counted a FIFO as would-copy (listed with a time and an ETag) while the
+    copy skips it `not-a-file`: the dry run opens each local file (reading nothing) and
+    says the same, without waiting on the FIFO."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"a")
+    os.mkfifo(src / "pipe")
+    (src / "z.txt").write_bytes(b"z")
+    dry = lakeshift.copy(str(src), str(tmp_path / "dst"), dry_run=True)
+    assert (dry.exit_code, dry.stats.copied) == (0, 2)
+    assert dry.stats.skipped_by_reason == {"not-a-file": 1}
+    assert not (tmp_path / "dst").exists()

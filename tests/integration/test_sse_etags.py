@@ -79,10 +79,10 @@ def test_single_objects_under_sse_kms_are_found_by_their_head(
                          copy_mode="stream", block_size=MiB,
                          subscribers=[events.append])
     assert res.exit_code == 0 and res.failures == []
-    # The listing offered the opaque ETag as an MD5; the mismatch led to the HEAD, which
-    # showed SSE-KMS; the second attempt hashed the bytes itself.
-    assert _objects_done(events) == {"d/kms-big.bin": 2, "d/kms-small.bin": 2,
-                                     "d/plain.bin": 1}
+    # The listing offered the opaque ETag as an MD5; the GET's answer says SSE-KMS, so the
+    # bytes are hashed here from the start: no put refused by the MD5, no second attempt
+    # (the small one read whole, the big one streamed into one Put Blob).
+    assert _objects_done(events) == {k: 1 for k in objs}
     _assert_copied(blob_service, container, objs)
     again = lakeshift.copy(f"s3://{bucket}/d/", f"az://{container}/out/",
                            copy_mode="stream", block_size=MiB)
@@ -93,3 +93,41 @@ def test_single_objects_under_sse_kms_are_found_by_their_head(
                       str(tmp_path / "report"), "--json", env=env)
     assert p.returncode == 0, p.stdout + p.stderr
     assert '"verified": 3' in p.stdout
+
+
+def test_an_sse_kms_source_into_s3_is_hashed_here_before_its_first_put(
+        moto: servers.Server, s3_env: Any, s3: Any, bucket: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An SSE-KMS object listed with an ETag that looks like an MD5 but is not the
+    content's: its first put carried that ETag as the MD5, S3 stored the real bytes, and
+    the copy failed "changed in transit" (deleted, HEAD, copied again).  The GET's answer
+    (``x-amz-server-side-encryption: aws:kms``) already says the ETag is no MD5: the bytes
+    are hashed here and each object is put once, in one attempt, nothing deleted -- read
+    whole (small) and in blocks (S3 takes no streamed put)."""
+    objs = {"d/kms-big.bin": os.urandom(3 * MiB + 7), "d/kms-small.bin": os.urandom(3000)}
+    for k, v in objs.items():
+        s3.put_object(Bucket=bucket, Key=k, Body=v, ServerSideEncryption="aws:kms")
+    head = s3.head_object(Bucket=bucket, Key="d/kms-small.bin")
+    assert head["ServerSideEncryption"] == "aws:kms"  # moto says so, as S3 does
+    dest = bucket + "-out"
+    s3.create_bucket(Bucket=dest)
+    proxy = FaultProxy(f"http://127.0.0.1:{moto.port}")
+    proxy.opaque_etags(r"(^|/)d/kms-")  # the source's keys only, not the copies
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+    try:
+        events: list[Any] = []
+        res = lakeshift.copy(f"s3://{bucket}/d/", f"s3://{dest}/out/", block_size=MiB,
+                             subscribers=[events.append])
+        assert res.exit_code == 0 and res.failures == [], res.failures
+        assert _objects_done(events) == {k: 1 for k in objs}
+        assert not [e for e in events if isinstance(e, lakeshift.ObjectDone) and e.message]
+        written = [(m, p) for m, p, _ in proxy.seen if p.startswith(f"/{dest}/")]
+        assert [p for m, p in written if m == "DELETE"] == [], written
+        small = f"/{dest}/out/kms-small.bin"
+        assert [p for m, p in written if m == "PUT" and p.startswith(small)] == [small], \
+            written
+        for k, v in objs.items():
+            got = s3.get_object(Bucket=dest, Key="out/" + k[2:])["Body"].read()
+            assert got == v
+    finally:
+        proxy.stop()

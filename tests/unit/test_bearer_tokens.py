@@ -220,3 +220,62 @@ def test_an_authority_with_a_path_or_a_trailing_slash_keeps_its_path(
         monkeypatch.setenv("AZURE_AUTHORITY_HOST", value)
         found = token_authority("service-principal")
         assert found is not None and found.url == url
+
+
+@pytest.mark.slow
+def test_the_metadata_endpoint_s_connect_timeout_is_said_with_its_own_limit(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A managed identity on the instance metadata endpoint is azure-identity's
+    ImdsCredential, which drops the per-request connect limit and connects within its own
+    2 s (four times, 0, 1.6 and 3.2 s apart: ~13 s a try): a connect that timed out there
+    is said with that limit.  The line said "connect timed out after 10 s" (here 5 s),
+    lakeshift's limit, which that credential never used."""
+    from azure.identity import aio
+
+    from lakeshift.errors import EndpointUnreachable
+    from lakeshift.stores import http
+    from lakeshift.stores.azure import auth
+    from tests.blackhole import Blackhole
+
+    for name in ("IDENTITY_ENDPOINT", "MSI_ENDPOINT", "AZURE_FEDERATED_TOKEN_FILE",
+                 "AZURE_CLIENT_ID"):
+        monkeypatch.delenv(name, raising=False)
+    # One try within a 20 s bound: the credential's own four connects fit in it.
+    monkeypatch.setattr(http, "CONNECT_SECONDS", 5.0)
+    monkeypatch.setattr(http, "FIRST_CONTACT_TRIES", 1)
+    with Blackhole() as hole:
+        monkeypatch.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", hole.url)
+        endpoint = auth.managed_identity_endpoint()
+        assert (endpoint.url, endpoint.setting) == (hole.url, "AZURE_POD_IDENTITY_AUTHORITY_HOST")
+
+        async def main() -> str:
+            tokens = BearerTokens(aio.ManagedIdentityCredential(), authority=endpoint,
+                                  connect_seconds=auth.token_connect_seconds("managed-identity"))
+            try:
+                with pytest.raises(EndpointUnreachable) as e:
+                    await tokens.get()
+            finally:
+                await tokens.close()
+            return str(e.value)
+
+        said = asyncio.run(main())
+    assert said.startswith(f"cannot reach the managed identity endpoint {hole.url}: connect "
+                           "timed out after 2 s (1 try in "), said
+
+
+def test_only_the_metadata_endpoint_has_a_connect_limit_of_its_own(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every other token source takes lakeshift's per-request limit (None here)."""
+    from lakeshift.stores.azure.auth import token_connect_seconds
+
+    for name in ("IDENTITY_ENDPOINT", "MSI_ENDPOINT", "AZURE_FEDERATED_TOKEN_FILE",
+                 "AZURE_POD_IDENTITY_AUTHORITY_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    assert token_connect_seconds("managed-identity") == 2.0  # the instance metadata endpoint
+    for source in ("service-principal", "cli", None):
+        assert token_connect_seconds(source) is None, source
+    monkeypatch.setenv("IDENTITY_ENDPOINT", "http://127.0.0.1:9/app")  # App Service's
+    assert token_connect_seconds("managed-identity") is None
+    monkeypatch.delenv("IDENTITY_ENDPOINT")
+    monkeypatch.setenv("MSI_ENDPOINT", "http://127.0.0.1:9/msi")  # Cloud Shell's
+    assert token_connect_seconds("managed-identity") is None

@@ -18,10 +18,12 @@ GENERIC = {"TEXT", "NUMBER", "VALUE", "INTEGER", "FLOAT", "STRING"}
 #: Flags whose kind is known: durations, sizes, counts, URLs, files.
 KINDS = {
     "DURATION": ("--lag", "--overlap", "--every"),
-    "SIZE": ("--block-size", "--single-put-max", "--max-bandwidth", "--sample-size"),
+    "SIZE": ("--block-size", "--single-put-max", "--sample-size"),
+    "RATE": ("--max-bandwidth",),  # a size per second: 200MiB/s (or 200MiB)
     "N": ("--concurrency", "--batch-count", "--target-objects", "--limit", "--offset",
           "--sample", "--sample-objects", "--max-requests-per-second", "--run"),
-    "URL": ("--db", "--s3-endpoint", "--inventory", "--dask"),
+    "URL": ("--db", "--s3-endpoint", "--inventory"),
+    "URL|local:N": ("--dask",),  # a scheduler's address, or N local worker processes
     "FILE": ("--config", "--partitions-file", "--files-from", "--proof-log", "--csv-file",
              "--map-identities", "--prices", "--output"),
     "MODE": ("--overwrite", "--invalid-names", "--copy-mode", "--progress", "--azure-auth",

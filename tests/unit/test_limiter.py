@@ -118,6 +118,42 @@ def test_the_bandwidth_cap_starts_empty_and_bursts_a_tenth_of_a_second(
     assert after_idle == pytest.approx(0.9, abs=0.02)
 
 
+@pytest.mark.timeout(20)
+def test_the_request_rate_cap_starts_empty_and_bursts_a_tenth_of_a_second(
+        clock: FakeClock) -> None:
+    """--max-requests-per-second N holds from the first request: no second from the start
+    holds more than N plus a tenth of N (a bucket starting full let a second's worth through
+    at once, then a second's worth more: 2 N in the first second), nor does any second after
+    an idle spell."""
+    rate = 20.0
+
+    async def main() -> tuple[list[float], list[float]]:
+        lim = EndpointLimiter("e", 64, max_rps=rate)
+        first: list[float] = []
+        for _ in range(60):
+            await lim.acquire()
+            first.append(clock.now)
+            lim.release()
+        clock.now += 60.0  # idle: the bucket fills to its burst only
+        after_idle: list[float] = []
+        for _ in range(60):
+            await lim.acquire()
+            after_idle.append(clock.now)
+            lim.release()
+        return first, after_idle
+
+    start = clock.now
+    first, after_idle = asyncio.run(main())
+
+    def most_in_a_second(times: list[float], since: float) -> int:
+        return max(sum(1 for u in times if t <= u < t + 1.0) for t in [since, *times])
+
+    assert most_in_a_second(first, start) <= rate * 1.1
+    assert most_in_a_second(after_idle, after_idle[0]) <= rate * 1.1
+    # Not slower than the cap either: 60 requests take 3 s (the first after a twentieth).
+    assert first[-1] - start == pytest.approx(3.0, abs=0.02)
+
+
 def test_one_throttle_burst_halves_once_per_cooldown(clock: FakeClock) -> None:
     lim = EndpointLimiter("e", 32, cooldown=1.0)
     lim.throttled()

@@ -553,7 +553,7 @@ def test_a_written_file_takes_no_block_for_its_record(tmp_path: Path) -> None:
     assert os.stat(tmp_path / "dst" / "f").st_blocks == bare
 
 
-def test_the_helper_child_imports_the_store_not_the_public_api() -> None:
+def test_the_helper_child_imports_the_file_reads_not_the_public_api() -> None:
     import subprocess
     import sys
 
@@ -564,7 +564,9 @@ def test_the_helper_child_imports_the_store_not_the_public_api() -> None:
     # (What the child prints goes to its stderr: its stdout is for answers.)
     out = subprocess.run([sys.executable, "-c", program], input=b"", capture_output=True,
                          check=True, timeout=60).stderr.decode()
-    assert "'lakeshift.stores.local.store'" in out
+    assert "'lakeshift.stores.local.reads'" in out
+    # (Nor the store itself, since it was split: only what _copy_file needs.)
+    assert "'lakeshift.stores.local.store'" not in out, out
     assert "lakeshift.api" not in out and "lakeshift.engine" not in out, out
 
 
@@ -627,13 +629,13 @@ def test_ctrl_c_ends_the_copy_and_its_helper_process(tmp_path: Path) -> None:
 
 _NOISY_CHILD = """\
 import sys
-from lakeshift.stores.local import helper, store
-real = store._copy_file
+from lakeshift.stores.local import helper, reads
+real = reads._copy_file
 def noisy(*args):
     print("a stray print")
     sys.stdout.flush()
     return real(*args)
-store._copy_file = noisy
+reads._copy_file = noisy
 helper.main()
 """
 

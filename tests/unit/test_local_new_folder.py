@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lakeshift.errors import UsageError
-from lakeshift.stores.local.store import new_folder_parent
+from lakeshift.stores.local.folders import new_folder_parent
 
 
 def test_the_nearest_existing_folder_takes_an_unnamed_probe(tmp_path: Path) -> None:

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from lakeshift.stores.local import store as local_store
+from lakeshift.stores.local import reads as local_reads
+from lakeshift.stores.local import walk as local_walk
 from lakeshift.stores.local import writes as local_writes
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "setxattr"), reason="extended attributes")
@@ -45,8 +46,8 @@ def _copies(src: Path, dst: Path, n: int, monkeypatch: pytest.MonkeyPatch,
     for i in range(n):
         path = src / f"f{i}"
         st = os.stat(path)
-        etag = local_store.local_etag(st)
-        local_store._copy_file(str(path), etag, str(dst / "d" / f"f{i}"), f"f{i}",
+        etag = local_walk.local_etag(st)
+        local_reads._copy_file(str(path), etag, str(dst / "d" / f"f{i}"), f"f{i}",
                                st.st_size, None, etag, 1_700_000_000_123_456_789 + i)
     monkeypatch.undo()
     return calls[0]
@@ -72,7 +73,7 @@ def test_records_need_one_fstat_per_folder_and_are_the_fstat_s(
     for i in range(40):
         path = tmp_path / "dst" / "d" / f"f{i}"
         st = os.stat(path)
-        etag = local_store.local_etag(os.stat(src / f"f{i}"))
+        etag = local_walk.local_etag(os.stat(src / f"f{i}"))
         # The same bytes as a record made from the fstat.
         assert os.getxattr(path, "user.lakeshift") == local_writes._record_value(
             st.st_mtime_ns, st.st_size, hashlib.md5(b"x" * i).digest(), etag)
@@ -110,8 +111,8 @@ def _old_info(key: str, st: os.stat_result, path: str) -> Any:
         md5 = record[0]
         if record[1] is not None:
             meta["lakeshift_src_etag"] = record[1]
-    return local_store.ObjectInfo(key, st.st_size, local_store._mtime(st),
-                                  local_store.local_etag(st), md5, False, meta)
+    return local_walk.ObjectInfo(key, st.st_size, local_walk._mtime(st),
+                                 local_walk.local_etag(st), md5, False, meta)
 
 
 def test_the_listing_asks_listxattr_after_a_file_without_record_and_says_the_same(
@@ -137,10 +138,10 @@ def test_the_listing_asks_listxattr_after_a_file_without_record_and_says_the_sam
             os.setxattr(path, "user.other", b"1")
         paths.append(path)
     for start in (True, False):
-        monkeypatch.setattr(local_store, "_record_seen", start)
+        monkeypatch.setattr(local_walk, "_record_seen", start)
         for path in paths:
             st = os.stat(path)
-            assert local_store._info(path.name, st, str(path)) == \
+            assert local_walk._info(path.name, st, str(path)) == \
                 _old_info(path.name, st, str(path)), path
 
     # A source with no records: no getxattr raised for it (one at most, the first).
@@ -156,7 +157,7 @@ def test_the_listing_asks_listxattr_after_a_file_without_record_and_says_the_sam
         return real(*args, **kwargs)
 
     monkeypatch.setattr(os, "getxattr", getxattr)
-    infos = list(local_store._walk(str(fresh), "", "", None))
+    infos = list(local_walk._walk(str(fresh), "", "", None))
     monkeypatch.undo()
     assert len(infos) == 100 and all(i.md5 is None for i in infos)
     assert asked[0] <= 1
@@ -176,13 +177,13 @@ def test_a_small_copy_in_the_helper_is_a_few_python_calls(
 
     def args(i: int) -> tuple[Any, ...]:
         path = tmp_path / "s" / f"f{i}"
-        etag = local_store.local_etag(os.stat(path))
+        etag = local_walk.local_etag(os.stat(path))
         return (str(path), etag, str(tmp_path / "t" / f"f{i}"), f"f{i}", 64, None, etag,
                 1_700_000_000_123_456_000)
 
-    local_store._copy_file(*args(0))  # makes the folder; its record made from an fstat
+    local_reads._copy_file(*args(0))  # makes the folder; its record made from an fstat
     one = args(1)
-    calls = python_calls(lambda: local_store._copy_file(*one))
+    calls = python_calls(lambda: local_reads._copy_file(*one))
     assert (tmp_path / "t" / "f1").read_bytes() == bytes(64)
     # The lambda, _copy_file, _read_file, local_etag, _read_span, _write_file, _create,
     # _open_tmp, _finish, _record_value, _link_in (16 before: os.path.dirname and its
@@ -211,8 +212,8 @@ def _copy_with_times(src: Path, dst: Path, times: list[int]) -> None:
     for i, mtime_ns in enumerate(times):
         path = src / f"f{i}"
         st = os.stat(path)
-        etag = local_store.local_etag(st)
-        local_store._copy_file(str(path), etag, str(dst / "d" / f"f{i}"), f"f{i}",
+        etag = local_walk.local_etag(st)
+        local_reads._copy_file(str(path), etag, str(dst / "d" / f"f{i}"), f"f{i}",
                                st.st_size, None, etag, mtime_ns)
 
 

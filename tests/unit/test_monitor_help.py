@@ -1,6 +1,6 @@
 """``lakeshift monitor --help`` says where its two actions are (README's monitor section):
 "Cancel this run" on a running run's page, "Rerun N failed partitions" on the job's page,
-and that both need --allow-actions and the token."""
+and that both need --allow-actions and the token, which never comes from the command line."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ def test_monitor_help_names_each_action_where_it_is_and_what_it_needs() -> None:
                            terminal_width=200)
     assert r.exit_code == 0, r.output
     text = " ".join(re.sub(r"[│╭╮╰╯─]", " ", r.output).split())
-    assert "Read-only unless started with --allow-actions and --token T " \
-           "(or LAKESHIFT_MONITOR_TOKEN)" in text, text
+    assert "Read-only unless started with --allow-actions and a token " \
+           "(LAKESHIFT_MONITOR_TOKEN, or --token-file FILE; never on the command line)" \
+           in text, text
     assert '"Cancel this run" on a running run\'s page (/runs/ID' in text, text
     assert '"Rerun N failed partitions" on the job\'s page (/jobs/NAME' in text, text
     assert "each a form asking for that token" in text, text

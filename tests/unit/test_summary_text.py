@@ -105,3 +105,66 @@ def test_the_hints_name_every_kind_skip_errors_takes_and_no_other() -> None:
     from lakeshift.engine.pipeline import SKIPPABLE
 
     assert _SKIPPABLE == SKIPPABLE
+
+
+def test_a_runs_hints_name_the_flags_where_a_job_takes_them(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """run takes no --skip-errors or --invalid-names (they are the job's, planned with it)
+    but takes --copy-mode for one run; the combined line keeps the kinds the job skips
+    already (this run skipped some archived objects)."""
+    from lakeshift.cli.job_cmds import _print_run
+    from lakeshift.model import RunResult
+
+    stats = TransferStats(listed=9, copied=3, failed=4, skipped=2,
+                          failed_by_kind={"invalid-name": 1, "forbidden": 2, "server-copy": 1},
+                          skipped_by_reason={"identical": 1, "archived": 1},
+                          started=1.0, finished=2.0)
+    _print_run(RunResult(7, failed=1, stats=stats, job="j", number=3), False)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-6:] == [
+        "  invalid-name: to skip these and go on: plan the job again with --skip-errors "
+        "invalid-name; to rename instead a name the destination's rules reject: plan the job "
+        "again with --invalid-names encode",
+        "  forbidden: to skip these and go on: plan the job again with --skip-errors forbidden "
+        "(or grant read access and run again)",
+        "  server-copy: to stream what the service cannot copy itself: --copy-mode auto",
+        "  to skip them all and go on: plan the job again with --skip-errors "
+        "archived,invalid-name,forbidden (one flag, comma-separated)",
+        "  to plan the job again: lakeshift plan with its SRC… DST, the options it was "
+        "planned with and the new one, and --replan (its next run compares everything "
+        "again, skipping what is identical)",
+        "  this run's failed objects to a file: `lakeshift failures --job j --run 3 "
+        "--csv-file failed.csv`; once their cause is fixed, `lakeshift sync --job j "
+        "--files-from failed.csv` retries just them"], lines
+
+
+def test_a_sync_pass_plans_the_copy_mode_and_a_copy_names_its_own_flags() -> None:
+    from lakeshift.cli.summary import failure_hints
+
+    assert failure_hints(["server-copy"], command="sync")[0] == (
+        "  server-copy: to stream what the service cannot copy itself: plan the job again "
+        "with --copy-mode auto")
+    # A kind whose hint names no flag of the job: no line on planning it again.
+    assert failure_hints(["transient"], command="sync") == [
+        "  transient: run the same command again: what was copied is skipped as identical, "
+        "the rest is tried again"]
+    assert failure_hints(["invalid-name", "missing"]) == [
+        "  invalid-name: to skip these and go on: --skip-errors invalid-name; to rename "
+        "instead a name the destination's rules reject: --invalid-names encode",
+        "  missing: to skip these and go on: --skip-errors missing (they went after the "
+        "listing)",
+        "  to skip them all and go on: --skip-errors invalid-name,missing (one flag, "
+        "comma-separated)"]
+
+
+def test_a_copys_json_carries_the_hints_its_text_ends_with(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    stats = TransferStats(listed=2, failed=2, failed_by_kind={"forbidden": 2},
+                          started=1.0, finished=2.0)
+    fails = [Failure(k, "forbidden", f"{k}: permission denied", 1) for k in ("a", "b")]
+    print_summary(CopyResult(stats, failures=fails), "/s/", "/d/", as_json=True)
+    assert json.loads(capsys.readouterr().out)["hints"] == [
+        "forbidden: to skip these and go on: --skip-errors forbidden (or grant read access "
+        "and run again)"]

@@ -164,8 +164,10 @@ def monitor_of(lake: Lake) -> Iterator[Callable[..., Monitor]]:
     """Start monitors (stopped by handle at the end of the test)."""
     started: list[Monitor] = []
 
-    def start(db: str, *extra: str) -> Monitor:
-        m = start_monitor(db, lake.env, *extra)
+    def start(db: str, *extra: str, token: str | None = None) -> Monitor:
+        """``token``: the actions' token, given as a user would (LAKESHIFT_MONITOR_TOKEN)."""
+        env = lake.env if token is None else {**lake.env, "LAKESHIFT_MONITOR_TOKEN": token}
+        m = start_monitor(db, env, *extra)
         started.append(m)
         return m
 

@@ -100,7 +100,7 @@ def test_a_live_run_moves_on_the_page_and_a_cancel_stops_it_at_a_checkpoint(
     # it once finished first, exit 0, with two test workers busy); cancelled, it costs no more.
     proc, objs = slow_run(lake, db, "live", "live/", n=80, bandwidth="16KiB")
     try:
-        m = monitor_of(db, "--allow-actions", "--token", TOKEN)
+        m = monitor_of(db, "--allow-actions", token=TOKEN)
         run_id = wait_for(lambda: next(iter(httpx.get(f"{m.url}/api/jobs/live").json()["runs"]),
                                        {}).get("id"), what="the run's row")
         page.goto(f"{m.url}/runs/{run_id}")
@@ -160,7 +160,7 @@ def test_actions_in_the_page_need_the_token(
     page.goto(f"{read_only.url}/jobs/filled")
     assert page.locator("#rerun-failed").count() == 0
     assert page.locator(".mode").inner_text() == "read-only"
-    armed = monitor_of(db, "--allow-actions", "--token", TOKEN)
+    armed = monitor_of(db, "--allow-actions", token=TOKEN)
     page.goto(f"{armed.url}/jobs/filled")
     page.fill("input[name=token]", "not-the-token-123")
     page.click("#rerun-failed")
@@ -199,7 +199,7 @@ def test_a_typed_token_survives_a_live_refresh(
         page: Any, filled_db: FilledDB, monitor_of: Callable[..., Monitor],
         tmp_path: Path) -> None:
     db = copy_db(filled_db, tmp_path)
-    armed = monitor_of(db, "--allow-actions", "--token", TOKEN)
+    armed = monitor_of(db, "--allow-actions", token=TOKEN)
     page.goto(f"{armed.url}/jobs/filled")
     page.fill("input[name=token]", TOKEN)
     mark_before_change(page)
@@ -365,7 +365,7 @@ def test_a_run_that_starts_later_shows_up_on_the_job_page(
     ends."""
     url, control, job = _one_job_db(tmp_path / "control.db")
     try:
-        m = monitor_of(url, "--allow-actions", "--token", TOKEN)
+        m = monitor_of(url, "--allow-actions", token=TOKEN)
         page.goto(f"{m.url}/jobs/j")
         wait_for_first_swap(page)
         assert page.locator("#live-state").is_hidden()

@@ -121,7 +121,9 @@ def test_actions_are_refused_read_only_and_without_the_token(
     read_only = monitor_of(db)
     r = httpx.post(f"{read_only.url}/jobs/filled/rerun-failed", data={"token": TOKEN})
     assert r.status_code == 403 and "read-only" in r.text
-    armed = monitor_of(db, "--allow-actions", "--token", TOKEN)
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")  # as `echo` writes it: the line end is not the token's
+    armed = monitor_of(db, "--allow-actions", "--token-file", str(token_file))
     for data in ({}, {"token": "wrong-token-000000"}):
         r = httpx.post(f"{armed.url}/jobs/filled/rerun-failed", data=data)
         assert r.status_code == 403 and "token" in r.text
@@ -155,8 +157,7 @@ def test_a_control_db_that_goes_bad_is_one_clear_page(
 
 @pytest.mark.parametrize(("args", "says"), [
     (["--db", "sqlite:///{tmp}/missing.db"], "no control DB at"),
-    (["--db", "{db}", "--allow-actions"], "--allow-actions needs --token"),
-    (["--db", "{db}", "--allow-actions", "--token", "short"], "at least 12 characters"),
+    (["--db", "{db}", "--allow-actions"], "--allow-actions needs a token"),
     (["--db", "{db}", "--port", "70000"], "--port"),
     (["--db", "postgresql://u:pw@127.0.0.1:{free}/x"], "cannot use control DB"),
 ])
@@ -167,6 +168,45 @@ def test_bad_monitor_input_is_one_line_and_exit_2(
     assert p.returncode == 2, (p.stdout, p.stderr)
     assert says in one_clear_line(p)
     assert "pw@" not in p.stderr
+
+
+def test_the_token_is_never_taken_from_the_command_line(
+        filled_db: FilledDB, lake: Lake, tmp_path: Path) -> None:
+    """On the command line a secret shows in ``ps`` and the shell's history: --token VALUE
+    is refused in one line naming the two ways (the variable, --token-file), the value
+    never echoed."""
+    p = lakeshift("monitor", "--db", filled_db.url, "--allow-actions", "--token", TOKEN,
+                  env=lake.env, timeout=60)
+    line = one_clear_line(p)
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    assert "--token takes no secret on the command line" in line, line
+    assert "LAKESHIFT_MONITOR_TOKEN" in line and "--token-file FILE" in line, line
+    assert TOKEN not in p.stdout + p.stderr
+    short, empty = tmp_path / "short", tmp_path / "empty"
+    short.write_text("short\n")
+    empty.write_text("\n")
+    for args, env, says in (
+            (["--token-file", str(short)], lake.env, f"the token (--token-file {short}) must "
+                                                     "be at least 12 characters"),
+            ([], {**lake.env, "LAKESHIFT_MONITOR_TOKEN": "short"},
+             "the token (LAKESHIFT_MONITOR_TOKEN) must be at least 12 characters"),
+            (["--token-file", str(empty)], lake.env, f"--token-file {empty} is empty"),
+            (["--token-file", str(tmp_path / "none")], lake.env,
+             f"cannot read --token-file {tmp_path / 'none'}: No such file or directory")):
+        p = lakeshift("monitor", "--db", filled_db.url, "--allow-actions", *args, env=env,
+                      timeout=60)
+        assert p.returncode == 2, (args, p.stdout, p.stderr)
+        assert says in one_clear_line(p), (args, p.stderr)
+
+
+def test_the_token_from_the_environment_arms_the_actions(
+        filled_db: FilledDB, monitor_of: Callable[..., Monitor], tmp_path: Path) -> None:
+    armed = monitor_of(copy_db(filled_db, tmp_path), "--allow-actions", token=TOKEN)
+    url = f"{armed.url}/jobs/filled/rerun-failed"
+    assert httpx.post(url, headers={"X-Lakeshift-Token": "wrong-token-000000"}
+                      ).status_code == 403
+    r = httpx.post(url, headers={"X-Lakeshift-Token": TOKEN, "Accept": "application/json"})
+    assert r.status_code == 200 and r.json()["result"] == 1
 
 
 def test_a_port_in_use_and_a_foreign_host_are_said_clearly(
@@ -206,7 +246,8 @@ def test_the_chart_is_an_svg_drawn_from_the_samples(
 def test_monitor_help_names_every_option(lake: Lake) -> None:
     p = lakeshift("monitor", "--help", env={**lake.env, "COLUMNS": "200"})
     assert p.returncode == 0
-    for flag in ("--db", "--host", "--port", "--allow-actions", "--token"):
+    for flag in ("--db", "--host", "--port", "--allow-actions", "--token-file",
+                 "LAKESHIFT_MONITOR_TOKEN"):
         assert flag in p.stdout
 
 

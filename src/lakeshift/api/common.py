@@ -117,17 +117,19 @@ async def _planning_db(db: str) -> AsyncIterator[ControlDB]:
 
 
 def _new_sqlite_file(db: str) -> Path | None:
-    """The SQLite file ``db`` names when it does not exist yet (else None)."""
-    from sqlalchemy.engine import make_url
+    """The SQLite file ``db`` names when it does not exist yet (else None); a URI filename's
+    (``sqlite:///file:PATH?mode=rwc&uri=true``) is ``PATH``."""
     from sqlalchemy.exc import ArgumentError
 
+    from lakeshift.control.db import sqlite_file
+
     try:
-        url = make_url(db)
-    except ArgumentError:
+        target = sqlite_file(db)
+    except (ArgumentError, UsageError):
         return None  # ControlDB says what is wrong with it
-    if not url.drivername.startswith("sqlite") or url.database in (None, "", ":memory:"):
+    if target is None:
         return None
-    path = Path(url.database)
+    path = Path(target.path)
     return None if path.exists() else path
 
 

@@ -279,12 +279,22 @@ def _refuse_other_copy_options(j: Job, **given: Any) -> None:
 
 
 def _same_url(a: str, b: str) -> bool:
+    """Whether ``a`` and ``b`` name one place, however each is spelled
+    (plan/places.py ``place``): the same store — an Azure container at the account and
+    endpoint the credentials resolve for each (``az://C/p``,
+    ``abfss://C@ACCOUNT.dfs…/p`` and ``https://ACCOUNT.blob…/C/p`` are one), an S3 bucket
+    at its endpoint, a local folder (symlinks resolved) — and the same path in it, a
+    trailing slash aside.  Not by their display text: that differs between spellings of
+    one place.  A job's destination saved as ``az://ACCOUNT/C/p`` (before session 19)
+    reads back as its place (``urls.saved_destination``).  A URL that does not parse
+    names no place."""
+    from lakeshift.plan.places import place
+
+    options = StoreOptions()
     try:
-        ua, ub = parse_url(a), parse_url(b)
+        return place(a, options) == place(b, options)
     except UsageError:
         return False
-    # display(): a job records an Azure URL as az://ACCOUNT/CONTAINER/path.
-    return ua.display().rstrip("/") == ub.display().rstrip("/")
 
 
 async def _sync_job(control: ControlDB, job: str, source: str | None,

@@ -12,7 +12,9 @@ Every cell wraps at spaces and folds a word longer than its column; nothing is c
 Values are named in the usual upper-case style: the parameter's own ``metavar``, else
 ``N`` (whole number), ``NUMBER``, ``PATH``, ``TEXT``; a flag takes none (typer wrote
 ``<bool>``, which read as "give a value": ``--dry-run true``); an argument is its name in
-upper case, ``SRC DST`` on the usage line (typer wrote ``{src} {dst}``).
+upper case, ``SRC DST`` on the usage line (typer wrote ``{src} {dst}``).  An argument that
+takes several values is followed by ``...``, unless its ``metavar`` already says what it
+takes (``SRC DST``, ``SRC... DST``): ``[URLS]...`` told a user nothing.
 """
 
 from __future__ import annotations
@@ -71,14 +73,22 @@ def name_values(params: Iterable[Any]) -> None:
                 param.metavar = name
 
 
+def _argument_name(param: Any) -> tuple[str, str]:
+    """An argument's name and what follows it: (``SRC``, ``""``); (``FILE``, ``...``) for
+    one that takes several values, unless its name says what it takes already
+    (``SRC DST``, ``SRC... DST``)."""
+    name = value_name(param) or str(param.name).upper()
+    several = param.nargs != 1 and " " not in name and "..." not in name
+    return name, "..." if several else ""
+
+
 def usage_pieces(command: Any, ctx: Any) -> list[str]:
-    """The usage line after the command's name: ``[OPTIONS] SRC [DST]``, ``[URLS]...``."""
+    """The usage line after the command's name: ``[OPTIONS] SRC [DST]``, ``[SRC DST]``."""
     pieces = [command.options_metavar] if command.options_metavar else []
     for param in command.get_params(ctx):
         if _is_argument(param) and not getattr(param, "hidden", False):
-            name = value_name(param) or str(param.name).upper()
-            pieces.append((name if param.required else f"[{name}]")
-                          + ("..." if param.nargs != 1 else ""))
+            name, more = _argument_name(param)
+            pieces.append((name if param.required else f"[{name}]") + more)
         elif not _is_argument(param):
             pieces.extend(param.get_usage_pieces(ctx))
     return pieces
@@ -89,8 +99,7 @@ def names_of(param: Any) -> list[tuple[str, str]]:
     ``option`` (--concurrency), ``negative`` (--no-adaptive), ``value`` (N) or ``sep``."""
     pieces: list[tuple[str, str]] = []
     if _is_argument(param):
-        name = value_name(param) or str(param.name).upper()
-        return [(name + ("..." if param.nargs != 1 else ""), "value")]
+        return [("".join(_argument_name(param)), "value")]
     opts = sorted(param.opts, key=lambda o: o.startswith("--"))  # -c before --concurrency
     for i, opt in enumerate(opts):
         if i:

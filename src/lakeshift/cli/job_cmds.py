@@ -39,7 +39,14 @@ from lakeshift.cli.options import (
 from lakeshift.cli.progress import progress_subscribers
 from lakeshift.cli.sizes import human_bytes
 from lakeshift.cli.status_view import PAGE, print_plan, print_status
-from lakeshift.cli.summary import endpoint_fields, endpoint_line, proof_log_line, unmapped_line
+from lakeshift.cli.summary import (
+    endpoint_fields,
+    endpoint_line,
+    failures_command,
+    job_failure_hints,
+    proof_log_line,
+    unmapped_line,
+)
 from lakeshift.cli.text import StopNotice, count, skip_reasons
 from lakeshift.errors import UsageError
 from lakeshift.model import RunResult
@@ -92,7 +99,7 @@ def plan(
     ctx: typer.Context,
     urls: Annotated[list[str] | None, typer.Argument(
         help="SRC [SRC…] DST: one or more sources, then the destination.",
-        show_default=False)] = None,
+        show_default=False, metavar="SRC... DST")] = None,
     job: JobOpt = "",
     db: DbOpt = DEFAULT_DB,
     prefix: Annotated[list[str] | None, typer.Option(
@@ -138,7 +145,7 @@ def plan(
     dask: Annotated[str | None, typer.Option(
         "--dask", help="With --partition-by auto: split the listing across a Dask "
                        "cluster's workers: tcp://HOST:8786 or local:N (docs/dask.md).",
-        metavar="URL")] = None,
+        metavar="URL|local:N")] = None,
     store: StoreOptions = NO_STORE_OPTIONS,
 ) -> int:
     urls = urls or []
@@ -254,6 +261,7 @@ def _print_run(result: RunResult, as_json: bool, proof_log: str | None = None, *
     s, job = result.stats, result.job
     again = again or f"--job {_q(job)}"
     shown_db = redact(db)
+    hints = job_failure_hints(s, "run", again, result.number)
     summary = {"job": job, "db": shown_db, "run_id": result.run_id,
                "run_number": result.number,
                "nothing_to_do": result.nothing_to_do,
@@ -264,6 +272,7 @@ def _print_run(result: RunResult, as_json: bool, proof_log: str | None = None, *
                "copied": s.copied, "skipped": s.skipped,
                "skipped_by_reason": dict(sorted(s.skipped_by_reason.items())),
                "failed": s.failed,
+               "failed_by_kind": dict(sorted(s.failed_by_kind.items())),
                "unmapped_principals": dict(sorted(s.unmapped_principals.items())),
                "bytes": s.bytes_transferred,
                "duration_s": round(s.duration, 3),
@@ -273,7 +282,11 @@ def _print_run(result: RunResult, as_json: bool, proof_log: str | None = None, *
                **({"destination": result.relative_destination[1]}
                   if result.relative_destination is not None else {}),
                **({"proof_log": proof_log} if proof_log is not None else {}),
-               "exit_code": result.exit_code}
+               "exit_code": result.exit_code,
+               # What the text ends with, and where this run's failed objects are listed.
+               "hints": [h.strip() for h in hints],
+               "failures_command": failures_command(again, result.number) if s.failed
+               else None}
     if as_json:
         json.dump(summary, sys.stdout, indent=2)
         print()
@@ -320,6 +333,8 @@ def _print_run(result: RunResult, as_json: bool, proof_log: str | None = None, *
     elif result.exit_code:
         print(f"  rerun `lakeshift run {rerun}` to retry the failed partitions; "
               f"`lakeshift failures {again}` lists failed objects")
+    for line in hints:
+        print(line)
 
 
 def _were(n: int) -> str:

@@ -16,6 +16,7 @@ import typer
 
 from lakeshift.api import StoreOptions
 from lakeshift.errors import UsageError
+from lakeshift.sizes import size_per_second
 
 _S3 = "S3 options"
 _AZ = "Azure options"
@@ -101,10 +102,19 @@ DaskOpt = Annotated[str | None, typer.Option(
     "--dask", help="Run on a Dask cluster: tcp://HOST:8786 (a running scheduler) or local:N "
                    "(N worker processes here). Needs a PostgreSQL --db; --batch-count and "
                    "--concurrency are per worker, the request and bandwidth caps for all "
-                   "workers together (docs/dask.md).", metavar="URL")]
+                   "workers together (docs/dask.md).", metavar="URL|local:N")]
+
+
+def _size_per_second(value: str | None) -> str | None:
+    """--max-bandwidth as the API takes it: its optional ``/s`` dropped (``200MiB/s`` →
+    ``200MiB``); a value that is no size per second is refused here, in one line."""
+    return None if value is None else size_per_second(value, "--max-bandwidth")
+
+
 MaxBandwidthOpt = Annotated[str | None, typer.Option(
-    "--max-bandwidth", metavar="SIZE",
-    help="Cap on data moved per second, e.g. 200MiB (per run).")]
+    "--max-bandwidth", metavar="RATE", callback=_size_per_second,
+    help="Cap on data moved per second (per run): a size, /s optional, e.g. 200MiB/s or "
+         "200MiB.")]
 AdaptiveOpt = Annotated[bool, typer.Option(
     "--adaptive/--no-adaptive", help="Halve requests in flight to an endpoint when it "
                                      "throttles, then creep back up (AIMD).")]

@@ -20,7 +20,7 @@ from lakeshift.model import ScanResult
 HELP = """Scan SRC before migrating it: objects and bytes by top-level prefix and storage
 class; what cannot be copied as it is (archived objects, names the destination rejects,
 colliding metadata keys, SSE-C objects, file/folder collisions, folder markers, empty
-folders); versioning and requester-pays; the cost and duration of the copy.
+folders); versioning and requester-pays (S3); the cost and duration of the copy.
 
 One listing, as copy lists; a HEAD for the first --sample objects only (--head-all: every
 one). With DST, a small sample is copied to a temporary prefix of DST to time it, then
@@ -109,7 +109,9 @@ def scan_lines(r: ScanResult) -> list[str]:
     lines.append("  by storage class:")
     for g in r.by_storage_class:
         lines.append(f"    {g.name:<30} {g.objects:>10}  {human_bytes(g.bytes):>10}")
-    lines.append(f"  versioned: {_yes(r.versioned)}; requester-pays: {_yes(r.requester_pays)}")
+    if r.source.startswith("s3://"):  # bucket settings only S3 has
+        lines.append(f"  versioned: {_yes(r.versioned)}; "
+                     f"requester-pays: {_yes(r.requester_pays)}")
     if r.findings:
         lines.append("  cannot be copied as they are:")
     else:
@@ -135,4 +137,6 @@ def scan_lines(r: ScanResult) -> list[str]:
 
 
 def _yes(value: bool | None) -> str:
-    return "unknown" if value is None else "yes" if value else "no"
+    if value is None:  # the credentials may not read the bucket's settings
+        return "unknown (the bucket's setting could not be read)"
+    return "yes" if value else "no"

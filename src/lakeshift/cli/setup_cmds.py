@@ -292,7 +292,10 @@ def _ask_sources(before: list[str] | None) -> list[str]:
 
 
 def _ask_destination(before: str | None) -> str:
-    dst = _ask("Destination URL (abfss://FS@ACCOUNT.dfs.core.windows.net/path, az://…)", before)
+    # A local folder is as good a destination as a cloud one (made if missing): said, since
+    # a user could not tell from the cloud URLs alone.
+    dst = _ask("Destination URL (abfss://FS@ACCOUNT.dfs.core.windows.net/path, az://…, "
+               "s3://…) or a local folder's path", before)
     parse_url(dst)
     return _absolute_local(dst)
 

@@ -11,7 +11,7 @@ from typing import Any
 from lakeshift.cli.sizes import human_bytes
 from lakeshift.cli.text import count, noun, skip_reasons
 from lakeshift.engine.events import PROOF_FOLDER
-from lakeshift.model import CopyResult, Failure
+from lakeshift.model import CopyResult, Failure, TransferStats
 
 
 def summary_dict(result: CopyResult, source: str, destination: str,
@@ -46,6 +46,8 @@ def summary_dict(result: CopyResult, source: str, destination: str,
         **({"proof_log": proof_log} if proof_log is not None else {}),
         "server_copy_off": result.server_copy_off[0] if result.server_copy_off else None,
         "exit_code": result.exit_code,
+        # What the text ends with: what to do about each kind of failure.
+        "hints": [h.strip() for h in _copy_hints(result)],
         "failures": [{"key": f.object_key, "kind": f.error_kind, "message": f.message,
                       "attempts": f.attempts, "skipped": f.skipped} for f in result.failures],
         "renames": [{"key": r.key, "destination_key": r.destination_key, "rule": r.rule}
@@ -177,18 +179,27 @@ def print_summary(result: CopyResult, source: str, destination: str, as_json: bo
         lines.append("  … more in --json" if common is None else
                      "  each object's key and error: --json")
     said = {common[0][0]} if common is not None and common[0][0] == "transient" else set()
-    lines.extend(failure_hints(
-        [f.error_kind for f in result.failures if not f.skipped and f.error_kind not in said],
-        skipped=[f.error_kind for f in result.failures if f.skipped]))
+    lines.extend(_copy_hints(result, said))
     print("\n".join(lines), flush=True)
 
 
-_SKIP_AND_GO_ON = "to skip these and go on: --skip-errors {kind}"
+def _copy_hints(result: CopyResult, said: set[str] | frozenset[str] = frozenset()
+                ) -> list[str]:
+    """``failure_hints`` of a copy's failures, but for the kinds in ``said`` (the text's
+    one line of a common cause said what to do already)."""
+    return failure_hints(
+        [f.error_kind for f in result.failures if not f.skipped and f.error_kind not in said],
+        skipped=[f.error_kind for f in result.failures if f.skipped])
+
+
+_SKIP_AND_GO_ON = "to skip these and go on: {skip}"
 _RUN_AGAIN = ("run the same command again: what was copied is skipped as identical, the "
               "rest is tried again")
 
 #: What to do about a kind of object failure (errors.py's kinds), said once a kind at the
-#: end of a summary that lists failures.  Every flag named here is one ``copy`` takes.
+#: end of a summary that lists failures.  The flags are placeholders (``{skip}``,
+#: ``{encode}``, ``{stream}``) filled in by the command whose summary it ends
+#: (``_FLAGS``): copy takes each flag, a job's are set when it is planned.
 FAILURE_HINTS = {
     "forbidden": _SKIP_AND_GO_ON + " (or grant read access and run again)",
     "missing": _SKIP_AND_GO_ON + " (they went after the listing)",
@@ -197,38 +208,89 @@ FAILURE_HINTS = {
     # A name the naming rules reject can be renamed; a file/folder collision (a file "a"
     # beside "a/b") cannot, so --skip-errors is the hint that serves both.
     "invalid-name": (_SKIP_AND_GO_ON + "; to rename instead a name the destination's rules "
-                     "reject: --invalid-names encode"),
-    "server-copy": "to stream what the service cannot copy itself: --copy-mode auto",
+                     "reject: {encode}"),
+    "server-copy": "to stream what the service cannot copy itself: {stream}",
     "transient": _RUN_AGAIN,
     "throttled": _RUN_AGAIN + " (or lower --concurrency)",
     "changed": _RUN_AGAIN,
     "integrity": _RUN_AGAIN,
 }
 
+#: Where each command's hints send the user for a flag: ``copy`` takes them all; a job's
+#: --skip-errors and --invalid-names are its own, set by ``plan`` (`run` takes neither, and
+#: `sync --job` refuses other values), and so is its copy mode, which `run --copy-mode`
+#: replaces for one run.
+_PLAN_AGAIN = "plan the job again with "
+_FLAGS = {
+    "copy": {"skip": "--skip-errors {kind}", "encode": "--invalid-names encode",
+             "stream": "--copy-mode auto"},
+    "run": {"skip": _PLAN_AGAIN + "--skip-errors {kind}",
+            "encode": _PLAN_AGAIN + "--invalid-names encode", "stream": "--copy-mode auto"},
+    "sync": {"skip": _PLAN_AGAIN + "--skip-errors {kind}",
+             "encode": _PLAN_AGAIN + "--invalid-names encode",
+             "stream": _PLAN_AGAIN + "--copy-mode auto"},
+}
 
-def failure_hints(kinds: Iterable[str], skipped: Iterable[str] = ()) -> list[str]:
+
+def failure_hints(kinds: Iterable[str], skipped: Iterable[str] = (),
+                  command: str = "copy") -> list[str]:
     """One line per kind of failure present (in the order first seen) naming what to do
     about it: a summary that lists failures ends with these, once, not per object.
 
     ``skipped``: the kinds of the objects skipped (already under --skip-errors).  When
     more than one kind could be skipped, a last line names them in one --skip-errors (a
-    second --skip-errors replaces the first: the flag takes a comma-separated list)."""
+    second --skip-errors replaces the first: the flag takes a comma-separated list).
+    ``command``: copy, run or sync, whose summary it is (``_FLAGS``: a job's own flags are
+    given by planning it again, which a last line explains)."""
+    flags = _FLAGS[command]
     lines: list[str] = []
     failed = list(dict.fromkeys(kinds))
     for kind in failed:
         if (hint := FAILURE_HINTS.get(kind)) is not None:
-            lines.append(f"  {kind}: " + hint.format(kind=kind))
+            lines.append(f"  {kind}: " + hint.format(**flags).format(kind=kind))
     can_skip = [k for k in failed if k in _SKIPPABLE]
     if can_skip:
         every = list(dict.fromkeys([*(k for k in skipped if k in _SKIPPABLE), *can_skip]))
         if len(every) > 1:
-            lines.append(f"  to skip them all and go on: --skip-errors {','.join(every)} "
-                         "(one flag, comma-separated)")
+            lines.append("  to skip them all and go on: "
+                         + flags["skip"].format(kind=",".join(every))
+                         + " (one flag, comma-separated)")
+    if any(_PLAN_AGAIN in line for line in lines):
+        what = "run" if command == "run" else "pass"
+        lines.append(f"  to plan the job again: lakeshift plan with its SRC… DST, the options "
+                     f"it was planned with and the new one, and --replan (its next {what} "
+                     "compares everything again, skipping what is identical)")
     return lines
 
 
 #: The kinds --skip-errors takes (engine.pipeline.SKIPPABLE): their hint names it.
-_SKIPPABLE = frozenset(k for k, hint in FAILURE_HINTS.items() if "--skip-errors" in hint)
+_SKIPPABLE = frozenset(k for k, hint in FAILURE_HINTS.items() if "{skip}" in hint)
+
+
+def job_failure_hints(stats: TransferStats, command: str, again: str,
+                      run_number: int | None) -> list[str]:
+    """The end of a run's or a sync pass's text summary when objects failed: what to do
+    about each kind of failure (``failure_hints``, a job's flags where a job takes them),
+    then how to get at their keys, which are in the control DB (not in the summary, as a
+    copy's are): this run's to a CSV file, which `sync --files-from` retries alone.
+    ``again``: the arguments that reach the job (``job_cmds.again_args``); ``run_number``:
+    the run's (or pass's) number, when the DB numbers runs."""
+    if not stats.failed:
+        return []
+    skippable = [k for k in stats.skipped_by_reason if k in _SKIPPABLE]
+    lines = failure_hints(stats.failed_by_kind, skipped=skippable, command=command)
+    of_run = f" --run {run_number}" if run_number else ""
+    this = "this run's" if command == "run" else "this pass's"
+    lines.append(f"  {this} failed objects to a file: `lakeshift failures {again}{of_run} "
+                 f"--csv-file failed.csv`; once their cause is fixed, `lakeshift sync {again} "
+                 "--files-from failed.csv` retries just them")
+    return lines
+
+
+def failures_command(again: str, run_number: int | None) -> str:
+    """The command that lists a run's failed objects as JSON (a run's --json names it)."""
+    return f"lakeshift failures {again}" + (f" --run {run_number}" if run_number else "") \
+        + " --json"
 
 
 def _cause(f: Failure) -> tuple[str, str]:

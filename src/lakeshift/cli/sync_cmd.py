@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from collections import Counter
 from datetime import UTC, datetime
@@ -30,7 +31,13 @@ from lakeshift.cli.options import (
 )
 from lakeshift.cli.progress import new_pass, progress_subscribers
 from lakeshift.cli.sizes import human_bytes
-from lakeshift.cli.summary import endpoint_fields, endpoint_line, proof_log_line
+from lakeshift.cli.summary import (
+    endpoint_fields,
+    endpoint_line,
+    failures_command,
+    job_failure_hints,
+    proof_log_line,
+)
 from lakeshift.cli.text import StopNotice, count
 from lakeshift.model import SyncResult, SyncWindow
 
@@ -64,7 +71,7 @@ def sync(
     ctx: typer.Context,
     urls: Annotated[list[str] | None, typer.Argument(
         help="SRC DST (to create the job on first use); leave out with --job of an existing "
-             "job.", show_default=False)] = None,
+             "job.", show_default=False, metavar="SRC DST")] = None,
     job: JobOpt = "",
     db: DbOpt = DEFAULT_DB,
     prefix: Annotated[list[str] | None, typer.Option(
@@ -178,12 +185,20 @@ def _without_window(r: SyncResult) -> list[tuple[str, str]]:
     return out
 
 
-def _summary(r: SyncResult, lag: str, proof_log: str | None = None) -> dict[str, Any]:
+def _summary(r: SyncResult, lag: str, proof_log: str | None = None,
+             again: str | None = None) -> dict[str, Any]:
+    """``again``: the arguments that reach the job in a printed command (``again_args``)."""
     s = r.run.stats
+    again = again or f"--job {shlex.quote(r.job)}"
     return {"job": r.job, "run_id": r.run.run_id, "run_number": r.run.number,
             "pass": r.passes,
             "partitions_succeeded": r.run.succeeded, "partitions_failed": r.run.failed,
             "copied": s.copied, "skipped": s.skipped, "failed": s.failed,
+            "skipped_by_reason": dict(sorted(s.skipped_by_reason.items())),
+            "failed_by_kind": dict(sorted(s.failed_by_kind.items())),
+            # What the text ends with, and where this pass's failed objects are listed.
+            "hints": [h.strip() for h in job_failure_hints(s, "sync", again, r.run.number)],
+            "failures_command": failures_command(again, r.run.number) if s.failed else None,
             "deleted": r.deleted, "deleted_keys": list(r.deleted_keys),
             "renamed": [{"from": old, "to": new} for old, new in r.renames],
             "kept": r.kept, "renames_paired": r.renames_paired,
@@ -222,8 +237,9 @@ def _print(r: SyncResult, as_json: bool, lag: str, keyed: bool,
     """``proof_log``: the --proof-log file the pass appended to (named in the summary);
     ``db_source``: the --db value and where it came from (a command printed for the user
     names it when a flag gave it)."""
+    again = again_args(r.job, *(db_source or (DEFAULT_DB, None)))
     if as_json:
-        json.dump(_summary(r, lag, proof_log), sys.stdout)
+        json.dump(_summary(r, lag, proof_log, again), sys.stdout)
         print(flush=True)
         return
     s = r.run.stats
@@ -265,7 +281,6 @@ def _print(r: SyncResult, as_json: bool, lag: str, keyed: bool,
     for label, error in _without_window(r):
         print(f"  {label}: failed before its window opened: {error}")
     if r.kept:
-        again = again_args(r.job, *(db_source or (DEFAULT_DB, None)))
         print(f"  kept {count(r.kept, 'destination object')} whose source looked gone: it "
               "was there again, or the pass could not read all around it (lakeshift "
               f"failures {again})")
@@ -278,5 +293,7 @@ def _print(r: SyncResult, as_json: bool, lag: str, keyed: bool,
         print(f"  deleted {k}")
     if r.deleted > 20:
         print(f"  … {r.deleted - 20} more deletions (lakeshift_sync_deletions)")
+    for line in job_failure_hints(s, "sync", again, r.run.number):
+        print(line)
     if r.next_run_at:
         print(f"next pass at {r.next_run_at:%Y-%m-%d %H:%M:%S} UTC; Ctrl-C stops", flush=True)

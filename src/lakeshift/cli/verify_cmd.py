@@ -3,6 +3,7 @@ differences.  Calls ``lakeshift.api.verify``."""
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
 from pathlib import Path
@@ -48,6 +49,44 @@ def proof_text(proof: str) -> str:
     return proof
 
 
+#: Differences the text output names, the first ones of the report (its CSV has them all).
+SHOWN_DIFFERENCES = 10
+#: How each kind of difference of the report is named in the text output.
+_DIFFERENCE_LABELS = {"missing": "MISSING", "extra": "EXTRA", "size": "DIFFERS",
+                      "checksum": "DIFFERS", "time": "DIFFERS"}
+
+
+def difference_lines(report_csv: str, differences: int,
+                     at_most: int = SHOWN_DIFFERENCES) -> list[str]:
+    """The report's first ``at_most`` differences, one a line (``MISSING a.csv: not at the
+    destination``, ``DIFFERS b.csv: [size] 3 != 5 bytes``), then how many more the CSV
+    holds: a user sees which objects differ without opening it."""
+    if differences <= 0:
+        return []
+    lines: list[str] = []
+    try:
+        with open(report_csv, newline="", encoding="utf-8", errors="replace") as fh:
+            for row in csv.DictReader(fh):
+                label = _DIFFERENCE_LABELS.get(row["kind"])
+                if label is None:  # unverifiable or renamed: counted above, not a difference
+                    continue
+                kind = f"[{row['kind']}] " if label == "DIFFERS" else ""
+                lines.append(f"  {label} {_cell(row['name'])}: {kind}{_cell(row['detail'])}")
+                if len(lines) == at_most:
+                    break
+    except OSError:  # the report went away since it was written: its counts still stand
+        return []
+    if differences > len(lines):
+        lines.append(f"  … and {differences - len(lines)} more: see {report_csv}")
+    return lines
+
+
+def _cell(value: str) -> str:
+    """A report cell's text: the apostrophe it got so that a spreadsheet never runs it
+    (csv_cells) taken off."""
+    return value[1:] if value.startswith("'") else value
+
+
 HELP = """Prove that DST holds exactly what SRC holds.
 
 Every object present, same size, same checksum (source MD5 vs destination Content-MD5; S3
@@ -65,7 +104,7 @@ EPILOG = """Examples:
 @with_store_options
 def verify(
     urls: Annotated[list[str] | None, typer.Argument(
-        help="SRC DST (or none, with --job).", show_default=False)] = None,
+        help="SRC DST (or none, with --job).", show_default=False, metavar="SRC DST")] = None,
     job: Annotated[str | None, typer.Option("--job", "-j", help="Verify every partition of "
                                             "this job (source and destination from the DB).",
                                             metavar="NAME")] = None,
@@ -135,6 +174,9 @@ def verify(
         print(f"  verified ({n}): {proof} ({proof_text(proof)})")
     for reason, n in r.unverifiable_reasons.items():
         print(f"  unverifiable ({n}): {reason}")
+    lines = difference_lines(r.report_csv, r.differences)
+    if lines:
+        print("\n".join(lines))
     print(f"  report: {r.report_csv} and {r.report_json}")
     if r.verified_csv is not None:
         print(f"  verified objects, one a line: {r.verified_csv}")

@@ -1,16 +1,20 @@
 """Opening the control DB: URL checks, SQLite pragmas, schema version and migrations.
 
 SQLite (the default, ``sqlite:///lakeshift.db``) runs in WAL mode and every transaction is
-``BEGIN IMMEDIATE``, so claiming work is one serialised statement.  PostgreSQL URLs use
-psycopg 3.  Errors come out as UsageError with one line that names the fix.
+``BEGIN IMMEDIATE``, so claiming work is one serialised statement.  A SQLite URL may name
+its file as a SQLite URI filename (``sqlite:///file:/abs/path.db?mode=rwc&uri=true``, as
+``lakeshift init`` writes one typed with SQLite's own parameters): ``sqlite_file`` reads
+the file it names.  PostgreSQL URLs use psycopg 3.  Errors come out as UsageError with one
+line that names the fix.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlencode
 
 from sqlalchemy import create_engine, event, inspect, select
 from sqlalchemy.engine import Engine, make_url
@@ -25,11 +29,14 @@ SCHEMA_VERSION = migrations.LATEST
 
 
 def display_url(url: str) -> str:
-    """The DB URL with any password hidden."""
+    """The DB URL with any password hidden; a SQLite one as written (rendered, a URI
+    filename's ``file:`` would read ``file%3A``)."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        u = make_url(url)
     except ArgumentError:
         return redact(url)
+    return redact(url) if u.drivername.startswith("sqlite") else \
+        u.render_as_string(hide_password=True)
 
 
 def _normalise(url: str) -> Any:
@@ -47,6 +54,94 @@ def _normalise(url: str) -> Any:
     return u
 
 
+#: The SQLite URLs lakeshift opens, as a refusal names them.
+SQLITE_FORMS = ("sqlite:///path/to/file.db (relative to the folder it runs in), "
+                "sqlite:////absolute/path/to/file.db, or a SQLite URI filename "
+                "sqlite:///file:/path/to/file.db?uri=true (SQLite's parameters beside uri, "
+                "e.g. &mode=rwc)")
+
+#: Query keys of a SQLite URL that SQLAlchemy's driver (pysqlite) takes for itself; the
+#: others are SQLite's own URI parameters, read only from a URI filename.
+_DRIVER_KEYS = frozenset({"uri", "timeout", "isolation_level", "detect_types",
+                          "check_same_thread", "cached_statements"})
+#: How the driver reads ``uri=`` (sqlalchemy.util.asbool).
+_TRUE = frozenset({"true", "yes", "on", "y", "t", "1"})
+_FALSE = frozenset({"false", "no", "off", "n", "f", "0"})
+
+
+@dataclass(frozen=True)
+class SqliteFile:
+    """The file a SQLite control DB URL names (as SQLite resolves it: a relative path from
+    the folder the process runs in) and, for a URI filename, SQLite's own URI parameters
+    (``mode``, ``cache``, ``vfs``…; the driver's options left out)."""
+
+    path: str
+    params: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def read_only(self) -> str | None:
+        """The parameter that opens the file read-only (``mode=ro``, ``immutable=1``), as
+        written; None when it may be written."""
+        if self.params.get("mode") == "ro":
+            return "mode=ro"
+        immutable = self.params.get("immutable")
+        if immutable is not None and _uri_boolean(immutable):
+            return f"immutable={immutable}"
+        return None
+
+
+def _uri_boolean(value: str) -> bool:
+    """A SQLite URI parameter's truth, as SQLite reads it (sqlite3_uri_boolean)."""
+    v = value.strip().lower()
+    return v in _TRUE or (v.isdigit() and int(v) != 0)
+
+
+def sqlite_file(url: Any, shown: str | None = None) -> SqliteFile | None:
+    """The file a SQLite URL (a string or SQLAlchemy URL; ``shown``: as a message names it)
+    names; None for another kind of DB.  A URI filename (``sqlite:///file:PATH?…&uri=true``)
+    names ``PATH`` (percent-decoded, as SQLite decodes it, its ``//localhost`` authority
+    dropped), and its other query keys are SQLite's parameters.  UsageError, one line
+    naming the forms that work, for a URL that can name no file lakeshift can keep its
+    state in: in memory, on another host, SQLite's parameters without a URI filename (the
+    driver would drop them, or take them into the file's name)."""
+    u = make_url(url) if isinstance(url, str) else url
+    if not u.drivername.startswith("sqlite"):
+        return None
+    if shown is None:
+        shown = display_url(url) if isinstance(url, str) else \
+            u.render_as_string(hide_password=True)
+    if u.host or u.port or u.username or u.password:
+        raise UsageError(f"control DB {shown}: a SQLite URL names a file, with no host or "
+                         f"user (three slashes after sqlite:): use {SQLITE_FORMS}")
+    query = {k: (v[-1] if isinstance(v, tuple) else v) for k, v in u.query.items()}
+    uri_value = query.get("uri", "false").strip().lower()
+    if uri_value not in _TRUE | _FALSE:
+        raise UsageError(f"control DB {shown}: uri={query['uri']!r} is neither true nor false: "
+                         f"use {SQLITE_FORMS}")
+    uri = uri_value in _TRUE
+    database = u.database or ""
+    params = {k: v for k, v in query.items() if k not in _DRIVER_KEYS}
+    if params and not (uri and database.startswith("file:")):
+        names = ", ".join(sorted(params))
+        raise UsageError(f"control DB {shown}: {names} {'is' if len(params) == 1 else 'are'} "
+                         "SQLite URI parameters, read only from a URI filename (the file "
+                         "named file:PATH, with uri=true): use " + SQLITE_FORMS)
+    path = database
+    if uri and database.startswith("file:"):
+        rest = database[len("file:"):].partition("#")[0]
+        if rest.startswith("//"):
+            host, slash, rest = rest[2:].partition("/")
+            if host.lower() not in ("", "localhost"):
+                raise UsageError(f"control DB {shown} names a file on host {host!r}: SQLite "
+                                 f"opens only this machine's files: use {SQLITE_FORMS}")
+            rest = slash + rest
+        path = unquote(rest)
+    if path in ("", ":memory:") or params.get("mode") == "memory":
+        raise UsageError(f"the control DB must be a file, not memory (every command reads "
+                         f"what the last one left): use {SQLITE_FORMS}")
+    return SqliteFile(path, params)
+
+
 def open_read_only(url: str) -> Engine:
     """An engine that can only read the DB: no table is created, no migration runs (an older
     schema raises SchemaOutdated), SQLite opens the file with ``mode=ro`` and takes no write
@@ -59,10 +154,8 @@ def open_engine(url: str, create: bool, read_only: bool = False) -> Engine:
     ``read_only``: see open_read_only."""
     u = _normalise(url)
     shown = display_url(url)
-    if u.drivername.startswith("sqlite"):
-        path = u.database or ""
-        if path in ("", ":memory:"):
-            raise UsageError("the control DB must be a file: sqlite:///path/to/file.db")
+    if (target := sqlite_file(u, shown)) is not None:
+        path = target.path
         if (not create or read_only) and not os.path.exists(path):
             raise UsageError(f"no control DB at {path}: run `lakeshift plan` first, or pass "
                              "--db with the right path")
@@ -70,9 +163,19 @@ def open_engine(url: str, create: bool, read_only: bool = False) -> Engine:
         if not os.path.isdir(parent):
             raise UsageError(f"cannot create control DB {path}: directory {parent} does not "
                              "exist")
+        if not read_only and (ro := target.read_only) is not None:
+            raise UsageError(f"control DB {shown} opens its file read-only ({ro}), and this "
+                             f"command writes to it: leave {ro} out (the monitor reads "
+                             "read-only by itself)")
+        if (not read_only and target.params.get("mode") == "rw"
+                and not os.path.exists(path)):
+            raise UsageError(f"no control DB at {path}, and mode=rw opens only an existing "
+                             "file: use mode=rwc (or leave mode out) to create it")
         if read_only:
-            # The file opened read-only by SQLite itself: nothing here can write it.
-            file_url = "file:" + quote(os.path.abspath(path)) + "?mode=ro"
+            # The file opened read-only by SQLite itself: nothing here can write it (the
+            # URL's other SQLite parameters kept: its vfs, cache…).
+            file_url = "file:" + quote(os.path.abspath(path)) + "?" + urlencode(
+                {**target.params, "mode": "ro"})
             engine = create_engine("sqlite://", creator=lambda: sqlite3.connect(
                 file_url, uri=True, timeout=10, check_same_thread=False))
             _sqlite_read_pragmas(engine)

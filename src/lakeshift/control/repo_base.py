@@ -38,6 +38,7 @@ from lakeshift.control.schema import (
 from lakeshift.errors import UsageError
 from lakeshift.model import Failure, Rename, SourceDeleted
 from lakeshift.redact import redact
+from lakeshift.urls import saved_destination
 
 #: The greatest id a row can have (a signed 64-bit integer): a greater one names no row,
 #: and is answered as such instead of reaching the driver (which cannot bind it).
@@ -426,8 +427,12 @@ def _stats(s: PartitionStats) -> dict[str, int]:
             "failed_objects": s.failed_objects, "bytes": s.bytes}
 
 
-def _job(row: RowMapping) -> Job:
-    return Job(int(row["id"]), str(row["name"]), str(row["destination"]),
+def _job(row: RowMapping, typed: str | None = None) -> Job:
+    """The job of a ``lakeshift_jobs`` row; ``typed``: one of its partitions' destinations,
+    by which a destination saved in the form of before session 19 reads as the place it
+    was (``urls.saved_destination``)."""
+    return Job(int(row["id"]), str(row["name"]),
+               saved_destination(str(row["destination"]), typed),
                json.loads(row["options"]), row["adf_table"],
                as_utc(row["created_at"]) or utcnow())
 

@@ -102,11 +102,12 @@ class JobRows(ControlBase):
                 known = [r[0] for r in conn.execute(select(jobs.c.name).order_by(jobs.c.id))]
                 hint = f"known jobs: {', '.join(known)}" if known else "the DB has no jobs yet"
                 raise UsageError(f"no job {name!r} in {self.shown} ({hint})")
-        return _job(row)
+            return _job(row, _typed_destination(conn, row))
 
     def jobs(self) -> list[Job]:
         with self._tx() as conn:
-            return [_job(r) for r in conn.execute(select(jobs).order_by(jobs.c.id)).mappings()]
+            rows = conn.execute(select(jobs).order_by(jobs.c.id)).mappings().all()
+            return [_job(r, _typed_destination(conn, r)) for r in rows]
 
     # -- partitions ----------------------------------------------------------------------
 
@@ -463,6 +464,17 @@ class JobRows(ControlBase):
 #: The state of a partition-run record whose worker lost the partition to another (its
 #: process died, or its lease lapsed): what it did after its cursor is the taker's.
 TAKEN_OVER = "taken-over"
+
+
+def _typed_destination(conn: Connection, row: RowMapping) -> str | None:
+    """One of the job's partitions' destinations (as the user typed the job's), asked only
+    for a job whose saved destination could be of the form of before session 19
+    (``az://…``: ``urls.saved_destination``); None otherwise or without partitions."""
+    if not str(row["destination"]).startswith("az://"):
+        return None
+    found = conn.execute(select(partitions.c.destination)
+                         .where(partitions.c.job_id == row["id"]).limit(1)).scalar()
+    return None if found is None else str(found)
 
 
 def _trim_taken_over(conn: Connection, ids: list[int], now: Any,

@@ -90,9 +90,12 @@ class SyncRows(ControlBase):
         the earlier ones history, kept in the log (``failures``; ``failures_of`` a run's
         own).  An object whose latest row a later pass of its partition cleared (it went
         past the key without failing it: ``cleared_run_id``) is not listed: it was copied
-        or found identical since, or is gone."""
+        or found identical since, or is gone.  A failure of sync --delete's deletion
+        phase names a destination object, a copy's a source object: each is its own
+        object however its key reads (a destination named like its source), so a copy
+        failure and a deletion failure under one key are both listed."""
         latest = select(func.max(failures.c.id)).where(failures.c.job_id == job_id) \
-            .group_by(failures.c.object_key)
+            .group_by(failures.c.object_key, failures.c.deletion)
         with self.engine.connect() as conn:
             yield from conn.execute(select(failures).where(and_(
                 failures.c.id.in_(latest), failures.c.cleared_run_id.is_(None)))

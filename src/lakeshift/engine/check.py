@@ -109,7 +109,7 @@ async def _new_local_folder(side: str, store: Store) -> AsyncIterator[CheckLine]
     folder above it takes a (probe) file, as the copy creates it there; a file in the way
     or a folder that cannot be written is the failed step, naming the fix.  Nothing is
     created (the probe has no name: stores/local ``new_folder_parent``)."""
-    from lakeshift.stores.local.store import new_folder_parent
+    from lakeshift.stores.local.folders import new_folder_parent
 
     root = store.url.bucket
     try:

@@ -5,8 +5,8 @@ are in flight to an endpoint; a throttled answer (429, 503 SlowDown, ServerBusy)
 limit — at most once per ``cooldown`` seconds, so one burst counts once — and every success
 adds 1/limit, so the limit creeps back up by one per window of successes.  A request-rate
 cap (``--max-requests-per-second``) and a bandwidth cap (``--max-bandwidth``) are token
-buckets; the bandwidth's starts empty and holds a tenth of a second's worth, so the cap
-holds from the first byte over any window of a second or more.
+buckets that start empty and hold a tenth of a second's worth (``paced``), so each cap
+holds from the first request and the first byte over any window of a second or more.
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ from contextlib import asynccontextmanager
 
 from lakeshift.errors import UsageError
 
-#: The bandwidth cap's bucket holds this many seconds' worth of bytes, and starts empty: over
-#: any window of a second or more a run moves at most the cap's worth plus this fraction
-#: (and one request larger than it, taken whole), from its first byte.  (A full bucket of
-#: one second's worth let a 2 MiB/s cap move 6 MiB in its first 2.1 s.)
-BANDWIDTH_BURST_S = 0.1
+#: A cap's bucket holds this many seconds' worth (of bytes, of requests), and starts empty:
+#: over any window of a second or more a run moves at most the cap's worth plus this
+#: fraction (and one request larger than it, taken whole), from its first byte and its
+#: first request.  (A full bucket of one second's worth let a 2 MiB/s cap move 6 MiB in its
+#: first 2.1 s, and a 20 requests/s cap send 40 in its first second.)
+BURST_S = 0.1
 
 
 class TokenBucket:
@@ -59,6 +60,13 @@ class TokenBucket:
                 await asyncio.sleep((need - self.tokens) / self.rate)
 
 
+def paced(rate: float) -> TokenBucket:
+    """A cap's bucket: ``rate`` a second, bursting to ``BURST_S`` seconds' worth, empty at
+    the start (a request or block larger than the burst goes whole once the bucket is
+    full, and the next takers pay for it)."""
+    return TokenBucket(rate, burst=rate * BURST_S, start=0.0)
+
+
 class EndpointLimiter:
     """At most ``slots`` (the AIMD ``limit``'s whole part) requests in flight to an
     endpoint, first come first served.
@@ -89,7 +97,7 @@ class EndpointLimiter:
         self._last_cut = 0.0
         #: The requests waiting for a slot, in the order they came.
         self.waiters: deque[asyncio.Future[None]] = deque()
-        self._rps = TokenBucket(max_rps) if max_rps else None
+        self._rps = paced(max_rps) if max_rps else None
         self._on_throttle = on_throttle
         self.limit = float(self.maximum)
 
@@ -204,8 +212,7 @@ class Pacing:
         self.concurrency = concurrency
         self.adaptive = adaptive
         self.max_rps = max_rps
-        self.bandwidth = (TokenBucket(max_bandwidth, burst=max_bandwidth * BANDWIDTH_BURST_S,
-                                      start=0.0) if max_bandwidth else None)
+        self.bandwidth = paced(max_bandwidth) if max_bandwidth else None
         self.on_throttle = on_throttle
         self.endpoints: dict[str, EndpointLimiter] = {}
 

@@ -38,6 +38,7 @@ from lakeshift.engine.pipeline_action import (
     renamed_copy,
     skipped_unread,
     transfer_one,
+    undescribed,
 )
 from lakeshift.engine.pipeline_listings import (
     dest_items,
@@ -373,24 +374,32 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
                     await move_source(ctx, s, root + name, None, events)
                 finish(ticket, True)
                 continue
-            if opts.dry_run:
-                # An entry the listing could not describe is asked why (local: a link to
-                # the destination folder, a folder it may not list): the copy would skip
-                # it or fail it, not copy it, and so the dry run says.  (A folder marker —
-                # an empty directory — has no bytes to read: the copy makes it.)
-                unread = await skipped_unread(ctx, s) if s.size == 0 and s.etag is None and \
-                    s.last_modified is None and not s.is_dir_marker else None
-                if unread is None:
-                    events.emit(ObjectDone(s.key, s.size, "copied"))
-                    finish(ticket, True)
-                else:
-                    finish(ticket, _not_copied(events, s, unread, 1, opts.skip_errors))
+            if opts.dry_run and (s.is_dir_marker or not (
+                    src.capabilities.reads_here or undescribed(s))):
+                # (A folder marker — an empty directory — has no bytes to read: the copy
+                # makes it.  Anything else is asked by a worker: ``transfer``.)
+                events.emit(ObjectDone(s.key, s.size, "copied"))
+                finish(ticket, True)
                 continue
             yield root + name, s, ticket, False, recheck
         take_back()
 
     async def transfer(item: Planned) -> None:
         dest_key, s, ticket, access_only, recheck = item
+        if opts.dry_run:
+            # The source is asked what the copy's read would meet, in the workers (as many
+            # at once as copies): an entry the listing could not describe (local: a link
+            # to the destination folder, a folder it may not list, a link to nothing), and
+            # on a disk this process reads (``reads_here``) every file, opened without a
+            # byte read (one this user may not read: ``forbidden``).  What the copy would
+            # skip or fail, the dry run skips or fails, not copies.
+            unread = await skipped_unread(ctx, s)
+            if unread is None:
+                events.emit(ObjectDone(s.key, s.size, "copied"))
+                finish(ticket, True)
+            else:
+                finish(ticket, _not_copied(events, s, unread, 1, opts.skip_errors))
+            return
         if recheck is not None:
             # (record_may_prove, above: the destination's record read by one HEAD.)
             d = await renamed_copy(ctx, dest_key) or recheck

@@ -8,6 +8,7 @@ pipeline's workers and by sync's keyed copies and deletions."""
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from lakeshift.engine.checksums import without_unvouched_md5
@@ -27,6 +28,7 @@ from lakeshift.engine.transfer import (
     copy_object,
     delete_source_if_verified,
 )
+from lakeshift.engine.transfer_base import OpaqueETagError
 from lakeshift.engine.transfer_move import delete_folder_object
 from lakeshift.errors import (
     AuthError,
@@ -92,6 +94,12 @@ async def transfer_one(ctx: TransferContext, s: ObjectInfo, dest_key: str, event
                 _failed(events, s, e, attempt)
                 return False
             s = fresh
+        except OpaqueETagError:
+            # Its read said the listing's MD5 is no MD5 (S3 under SSE-KMS or SSE-C),
+            # before anything was written: copied now hashing the bytes here, and this
+            # was no attempt (no HEAD needed: the read said so).
+            s = replace(s, md5=None)
+            attempt -= 1
         except IntegrityError as e:
             if attempt >= attempts:
                 _failed(events, s, e, attempt)
@@ -130,16 +138,29 @@ def _not_copied(events: EventBus, s: ObjectInfo, e: LakeshiftError, attempts: in
     return False
 
 
+def undescribed(s: ObjectInfo) -> bool:
+    """An entry the listing could not describe: no bytes, no time, no ETag, no folder
+    marker (what a local walk lists for what it does not enter or follow: a link to the
+    destination folder or into it, a symlink loop, a folder it may not list, a link to
+    nothing).  Its read says why; a dry run and ``scan`` ask it."""
+    return s.size == 0 and s.etag is None and s.last_modified is None and \
+        not s.is_dir_marker
+
+
 async def skipped_unread(ctx: TransferContext, s: ObjectInfo) -> ObjectError | None:
-    """A dry run's question, for a listed entry with no bytes, no time and no ETag (what a
-    local walk lists for what it does not enter: a link to the destination folder or into
-    it, a symlink loop, a folder it may not list, a link to nothing): the error the copy
+    """A dry run's question, for a listed entry the listing could not describe
+    (``undescribed``), or for any object of a source on a disk this process reads
+    (``Capabilities.reads_here``: opening a file costs no request): the error the copy
     would meet reading it, which it records as the copy would (always skipped, skipped by
     --skip-errors, else failed: ``_not_copied``), or None (it would be copied).  Its read
-    (no bytes) says, as it says so to the copy; an error a retry could mend (transient)
-    or any other outcome: None."""
+    says, as it says so to the copy: where ``reads_here``, one that opens the object and
+    reads no byte (``read(key, 0, 0)``: a file this user may not read is ``forbidden``, a
+    FIFO ``not-a-file``); elsewhere the entry's read (it has no bytes).  An error a retry
+    could mend (transient) or any other outcome: None."""
+    start, end = (0, 0) if ctx.src.capabilities.reads_here else (None, None)
     try:
-        await retry(functools.partial(ctx.src.read, s.key), ctx.policy, ctx.src_limit)
+        await retry(functools.partial(ctx.src.read, s.key, start, end), ctx.policy,
+                    ctx.src_limit)
     except (AuthError, UsageError):
         raise
     except ObjectError as e:

@@ -153,6 +153,21 @@ def _dest_props(props: ObjectProps, src: ObjectInfo) -> ObjectProps:
                        props.content_disposition, props.content_language, meta)
 
 
+class OpaqueETagError(IntegrityError):
+    """The source's read answered that the object's ETag is no digest of its bytes (S3
+    under SSE-KMS or SSE-C: ``opaque_etag``), so the MD5 its listing took from that ETag
+    is none.  Raised before anything is written; ``transfer_one`` starts the copy again
+    without that MD5 (hashing the bytes here), and it is no attempt: no put was made to
+    fail."""
+
+
+def opaque_md5(src: ObjectInfo, response: object) -> bool:
+    """Whether ``src`` carries an MD5 that ``response`` (its read: a ``ReadResult`` or a
+    ``RangeStream``) says is none (``opaque_etag``: only S3's reads say so, other stores'
+    streams have no such attribute)."""
+    return src.md5 is not None and getattr(response, "opaque_etag", False) is True
+
+
 def _check(src: ObjectInfo, size: int, md5: bytes, where: str) -> None:
     if size != src.size:
         raise IntegrityError(f"{where}: read {size} bytes, the listing said {src.size}")
@@ -173,13 +188,16 @@ async def _open_blocks(ctx: TransferContext, src: ObjectInfo, dest_key: str, end
                        block: int, slots: int) -> tuple[RangeStream, BlockUpload]:
     """The start of a copy in blocks: ``slots`` slots taken, the source opened from 0 to
     ``end``, the destination's block upload begun (with the stream's properties); on a
-    failure nothing is left held."""
+    failure nothing is left held.  A source whose listed MD5 the stream says is none
+    (``opaque_md5``) is OpaqueETagError before the upload begins."""
     await ctx.slots.acquire(slots)
     try:
         stream = await retry(
             lambda: ctx.src.open_range(src.key, 0, end, if_match=src.etag),
             ctx.policy, ctx.src_limit)
         try:
+            if opaque_md5(src, stream):
+                raise OpaqueETagError(f"{src.key}: its ETag is no MD5 (SSE-KMS or SSE-C)")
             upload = await ctx.dst.start_blocks(dest_key, src.size, block,
                                                 _dest_props(stream.props, src))
         except BaseException:

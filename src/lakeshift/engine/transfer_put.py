@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol, cast
 
@@ -16,10 +17,12 @@ from lakeshift.engine.transfer_base import (
     _HASH_OFF_LOOP_MIN,
     _STREAM_CHUNK,
     Copied,
+    OpaqueETagError,
     TransferContext,
     _check,
     _dest_props,
     _md5,
+    opaque_md5,
 )
 from lakeshift.engine.transfer_proofs import _source_proof, unchecked_proof
 from lakeshift.errors import (
@@ -46,6 +49,10 @@ async def _copy_single(ctx: TransferContext, src: ObjectInfo, dest_key: str) -> 
             return await _copy_same_kind(ctx, cast(SameKindCopy, ctx.dst), src, dest_key)
         r = await retry(lambda: ctx.src.read(src.key, if_match=src.etag), ctx.policy,
                         ctx.src_limit)
+        if r.opaque_etag and src.md5 is not None:
+            # The GET says the ETag the listing's MD5 came from is none (S3 under
+            # SSE-KMS or SSE-C): the bytes are hashed here, as a source without an MD5's.
+            src = replace(src, md5=None)
         if src.md5 is not None and ctx.dst.capabilities.put_checks_md5:
             # The destination checks the bytes against the source's MD5 (as on the
             # streamed path): no need to hash them here too.
@@ -138,6 +145,8 @@ async def _copy_streamed(ctx: TransferContext, src: ObjectInfo, md5: bytes,
     async def attempt() -> None:
         stream = await ctx.src.open_range(src.key, 0, src.size, if_match=src.etag)
         try:
+            if opaque_md5(src, stream):
+                raise OpaqueETagError(f"{src.key}: its ETag is no MD5 (SSE-KMS or SSE-C)")
             await ctx.dst.put_stream(dest_key, src.size, _sized_body(ctx, src, stream, chunk),
                                      _dest_props(stream.props, src), md5)
         finally:

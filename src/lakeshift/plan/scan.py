@@ -29,8 +29,15 @@ from dataclasses import dataclass, field
 
 from lakeshift.engine.listing import list_pages
 from lakeshift.engine.pipeline import check_reachable
+from lakeshift.engine.pipeline_action import undescribed
 from lakeshift.engine.retry import RetryPolicy, retry
-from lakeshift.errors import EndpointUnreachable, LakeshiftError, UsageError
+from lakeshift.errors import (
+    AuthError,
+    EndpointUnreachable,
+    LakeshiftError,
+    ObjectError,
+    UsageError,
+)
 from lakeshift.model import (
     DurationEstimate,
     ObjectInfo,
@@ -73,6 +80,11 @@ ADVICE = {
                  "permissions), so nothing under "
                  "them is counted: grant the identity read and execute on them, or copy with "
                  "--skip-errors forbidden to record and skip them",
+    "dangling-link": "symbolic links to nothing: the copy fails each (dangling-link); "
+                     "remove or repair them, or copy with --skip-errors dangling-link to "
+                     "record and skip them",
+    "symlink-loop": "symbolic links that loop (to themselves or to a folder above them): "
+                    "not followed; the copy records each as skipped (symlink-loop)",
     "archived": "restore them first (S3 RestoreObject / Azure rehydrate), or copy with "
                 "--skip-errors archived to record and skip them",
     "invalid-name": "copy with --invalid-names encode (the example shows the new name) or "
@@ -89,6 +101,10 @@ ADVICE = {
     "unknown-storage-class": "not in the price table: treated as readable and priced as "
                              "STANDARD; add it to a --prices file",
 }
+#: What a walk lists for a symbolic link it does not follow, as one entry with no bytes,
+#: time or ETag, whose read says why (stores/local/walk.py ``_unwalkable``, ``_dangling``):
+#: counted apart from the objects, by that read's error kind, as the copy records it.
+LINK_KINDS = ("dangling-link", "symlink-loop")
 
 
 @dataclass(frozen=True)
@@ -231,6 +247,13 @@ async def scan_async(source: StoreConfig, destination: StoreConfig | None,
                     # A directory the source would not list (403): a finding, not an object.
                     tally.finding("forbidden").add(f"{rel}/ ({_reason(refused)})", 0)
                     continue
+                if walker is not None and undescribed(obj):
+                    link = await _link_entry(src, obj.key, policy)
+                    if link is not None:
+                        # A link the walk did not follow: no object (the copy skips or
+                        # fails it), a finding of its own kind.
+                        tally.finding(link.kind).add(f"{rel} ({_after_path(str(link))})", 0)
+                        continue
                 tally.objects += 1
                 tally.bytes += obj.size
                 tally.reads += 1 if obj.size <= opts.block_size else \
@@ -289,7 +312,7 @@ async def scan_async(source: StoreConfig, destination: StoreConfig | None,
             await asyncio.gather(*heads)
         if walker is not None:
             pages = walker.list_requests_made()  # the requests the walk really made
-        if tally.objects == 0 and "forbidden" not in tally.findings:
+        if tally.objects == 0 and not tally.findings.keys() & {"forbidden", *LINK_KINDS}:
             raise UsageError(f"nothing to scan under {src.url.display()}: the prefix is "
                              "empty (check the URL; a folder needs its trailing /)")
         duration = await estimate_duration(src, dst, sample, tally, opts, policy, notes)
@@ -331,7 +354,7 @@ def _result(source: StoreConfig, destination: StoreConfig | None, src: Store,
               else f"HEAD of the first {tally.heads} objects")
     by_head = {"sse-c", "archived-restored"}
     findings = []
-    order = ["forbidden", "archived", "archived-restored", "invalid-name",
+    order = ["forbidden", *LINK_KINDS, "archived", "archived-restored", "invalid-name",
              "metadata-collision", "sse-c", "file-folder-collision", "folder-marker",
              "empty-folder", "unknown-storage-class"]
     for kind in order:
@@ -384,6 +407,27 @@ def _traffic(src: Store, dst: Store | None, tally: _Tally, pages: int, prices: P
                    read_requests=tally.reads, write_ops=tally.writes,
                    retrieval_gb=tally.retrieval_gb,
                    retrieval_cost=tally.retrieval_cost)
+
+
+async def _link_entry(src: Store, key: str, policy: RetryPolicy) -> ObjectError | None:
+    """Why the copy would not copy the entry ``key``, when it is a link the walk did not
+    follow (its read's error, of a kind in ``LINK_KINDS``: the copy reads it and records
+    the same); None for anything else, counted as an object as before.  (An entry has
+    no bytes: its read fails before reading any.)"""
+    try:
+        await retry(lambda: src.read(key), policy)
+    except (AuthError, UsageError):
+        raise
+    except ObjectError as e:
+        return e if e.kind in LINK_KINDS else None
+    except LakeshiftError:
+        return None
+    return None
+
+
+def _after_path(message: str) -> str:
+    """A local entry's error without the path in front (the example names the key)."""
+    return message.split(": ", 1)[-1]
 
 
 def _reason(message: str) -> str:

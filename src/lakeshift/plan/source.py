@@ -82,7 +82,7 @@ def source_config(url: str, options: StoreOptions | None = None) -> StoreConfig:
     if parsed.scheme == "file" and not os.path.isdir(parsed.bucket):
         parent, name = os.path.split(parsed.bucket)
         if not os.path.lexists(parsed.bucket):
-            from lakeshift.stores.local.store import unreadable_source
+            from lakeshift.stores.local.folders import unreadable_source
 
             if (why := unreadable_source(parsed.bucket)) is not None:
                 raise UsageError(why)  # not "does not exist": it may, out of sight

@@ -67,6 +67,12 @@ class Capabilities:
     #: ``written-md5`` (lakeshift's MD5 of the bytes it wrote, recorded with the file), not
     #: ``service-md5`` (engine/transfer_proofs.py ``unchecked_proof``).
     written_here: bool = False
+    #: Reads come from a disk this process opens itself (local disk): opening an object costs
+    #: no request, so a dry run opens each object it would copy, reading no byte
+    #: (``read(key, 0, 0)``), and says what the copy could not read (a file this user may
+    #: not read: ``forbidden``) as the copy would record it (engine/pipeline_action.py
+    #: ``skipped_unread``).
+    reads_here: bool = False
     #: A folder is a zero-byte object whose key ends in ``/`` (``d/``: the S3 console's and
     #: the AWS CLI's folder, listed as a folder marker), so ``transfer.copy_marker`` writes
     #: one of that name; a flat store without it gets an ``hdi_isfolder`` blob named ``d``.

@@ -17,7 +17,7 @@ fail the same way); when an ``https://`` endpoint speaks plain HTTP the line say
 ``http://``, and when an ``http://`` one closes the connection before any response (what a
 TLS-only server does) it asks whether to use ``https://``.  Only the start-up checks go
 through here, and the first token request of a service principal (its Entra ID authority)
-or a managed identity (its platform's endpoint: ``azure/rest.py`` ``BearerTokens``, made
+or a managed identity (its platform's endpoint: ``azure/tokens.py`` ``BearerTokens``, made
 before the storage endpoint's check); a later outage of an endpoint that answered stays a
 TransientError, retried as any other.
 """

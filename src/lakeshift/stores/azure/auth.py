@@ -275,6 +275,33 @@ def managed_identity_endpoint() -> Endpoint:
                     "set)")
 
 
+#: azure-identity's connect limit for the instance metadata endpoint, when its own
+#: settings cannot be read (``PIPELINE_SETTINGS["connection_timeout"]`` of
+#: azure/identity/_credentials/imds.py).
+_IMDS_CONNECT_SECONDS = 2.0
+
+
+def token_connect_seconds(token_source: str | None) -> float | None:
+    """The seconds a token source's first token request really has to connect, where that
+    is not lakeshift's per-request limit (``http.CONNECT_SECONDS``, which azure-identity's
+    credentials take as an option of ``get_token``); None where it is.  A managed identity
+    on the instance metadata endpoint (``managed_identity_endpoint``: none of the platform
+    variables set) is azure-identity's ImdsCredential, which drops the per-request options
+    and connects within its own pipeline's limit (2 s), trying the connect again itself:
+    a connect that timed out there is said with that limit, not ours."""
+    if token_source != "managed-identity" or \
+            managed_identity_endpoint().setting in ("IDENTITY_ENDPOINT", "MSI_ENDPOINT",
+                                                    "AZURE_AUTHORITY_HOST"):
+        return None
+    try:
+        from azure.identity._credentials.imds import PIPELINE_SETTINGS
+
+        value = PIPELINE_SETTINGS["connection_timeout"]
+    except (ImportError, KeyError):  # (a private name: it may go)
+        return _IMDS_CONNECT_SECONDS
+    return float(value) if isinstance(value, int | float) else _IMDS_CONNECT_SECONDS
+
+
 def token_credential(token_source: str | None) -> Any:
     """The async credential for a token source (``service-principal``, ``managed-identity``:
     azure-identity's; ``cli``: lakeshift's own, azure/cli_token.py): the one builder for Azure

@@ -21,7 +21,8 @@ from typing import Any
 
 from lakeshift.errors import LakeshiftError, TransientError
 from lakeshift.redact import redact
-from lakeshift.stores.azure.rest import BearerTokens, status_error
+from lakeshift.stores.azure.status import status_error
+from lakeshift.stores.azure.tokens import BearerTokens
 from lakeshift.stores.base import PathAccess
 
 #: One SDK call, given the headers to send with it (the bearer token's).

@@ -16,7 +16,7 @@ import hmac
 from datetime import datetime
 from urllib.parse import quote
 
-from lakeshift.stores.azure.rest import API_VERSION, DelegationKey
+from lakeshift.stores.azure.blob_format import API_VERSION, DelegationKey
 
 
 def _when(t: datetime) -> str:

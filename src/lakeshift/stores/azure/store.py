@@ -1,7 +1,7 @@
 """Azure Blob Storage and ADLS Gen2 (data written through the blob endpoint).
 
 Reads go through obstore.  Everything else — listings, container creation, account
-information and every write — goes through the lean REST client (``azure_rest``; Shared
+information and every write — goes through the lean REST client (azure/rest.py; Shared
 Key, SAS or an Entra ID token), which sends the checksum headers obstore cannot: a single
 Put Blob carries ``Content-MD5`` (transit check) and ``x-ms-blob-content-md5`` (stored), a
 block upload carries each block's MD5 or CRC64 (over plain HTTP) and the whole object's MD5
@@ -32,16 +32,12 @@ from lakeshift.errors import (
 )
 from lakeshift.model import Data, ObjectInfo, ObjectProps, ReadResult
 from lakeshift.stores.azure import auth as azure_auth
+from lakeshift.stores.azure.blob_format import PUT_FROM_URL_MAX, SYNC_COPY_MAX, DelegationKey
 from lakeshift.stores.azure.dfs import DfsClient
 from lakeshift.stores.azure.folders import from_token, held_token, named_folders
-from lakeshift.stores.azure.rest import (
-    PUT_FROM_URL_MAX,
-    SYNC_COPY_MAX,
-    BearerTokens,
-    DelegationKey,
-    LeanBlobClient,
-)
+from lakeshift.stores.azure.rest import LeanBlobClient
 from lakeshift.stores.azure.sas import blob_sas, user_delegation_sas
+from lakeshift.stores.azure.tokens import BearerTokens
 from lakeshift.stores.base import (
     BlockUpload,
     Capabilities,
@@ -130,7 +126,8 @@ class AzureBlobStore:
         source = self.settings.token_source
         return BearerTokens(self._token_credential(),
                             renew=lambda: azure_auth.token_credential(source),
-                            authority=azure_auth.token_authority(source))
+                            authority=azure_auth.token_authority(source),
+                            connect_seconds=azure_auth.token_connect_seconds(source))
 
     @cached_property
     def _blobs(self) -> LeanBlobClient:
@@ -280,7 +277,7 @@ class AzureBlobStore:
 
     def _refused(self, error: AuthError) -> LakeshiftError:
         """A read refused after the credentials have worked fails only its object (see
-        rest.status_error); before that, it is the run's credential error."""
+        status.status_error); before that, it is the run's credential error."""
         blobs = self.__dict__.get("_blobs")
         if blobs is not None and blobs.credentials_worked:
             return ForbiddenError(str(error))

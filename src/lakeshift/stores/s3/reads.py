@@ -186,7 +186,8 @@ class S3Reads:
         if start is not None and resp.status == 200:
             view = view[start:end]  # the whole object came back (no Range, or one ignored)
         return ReadResult(view, props_from_headers(resp.headers),
-                          _size(resp), unquote_etag(resp.headers.get("ETag")))
+                          _size(resp), unquote_etag(resp.headers.get("ETag")),
+                          etag_is_opaque(resp.headers))
 
     async def open_range(self, key: str, start: int, end: int,
                          if_match: str | None) -> WireRange:
@@ -199,7 +200,8 @@ class S3Reads:
 
 
 class WireRange:
-    """A ranged GET's body, in chunks, with the object's size, ETag and properties."""
+    """A ranged GET's body, in chunks, with the object's size, ETag and properties, and
+    whether that ETag is no digest of the bytes (``opaque_etag``, as ``ReadResult``'s)."""
 
     def __init__(self, resp: wire.Response, what: str) -> None:
         self._resp = resp
@@ -207,6 +209,7 @@ class WireRange:
         self.props = props_from_headers(resp.headers)
         self.size = _size(resp)
         self.etag = unquote_etag(resp.headers.get("ETag"))
+        self.opaque_etag = etag_is_opaque(resp.headers)
 
     async def chunks(self, min_size: int) -> AsyncIterator[bytes]:
         """The body in chunks of at least ``min_size`` bytes (the last may be shorter),
@@ -250,8 +253,7 @@ def info_from_head(key: str, headers: Any) -> ObjectInfo:
     the ETag unless the object is encrypted so that its ETag is not one (SSE-KMS, SSE-C),
     the user metadata (``x-amz-meta-NAME`` -> NAME, as botocore's ``Metadata``)."""
     etag = unquote_etag(headers.get("ETag"))
-    opaque = headers.get("x-amz-server-side-encryption") in OPAQUE_ETAG_SSE or \
-        headers.get("x-amz-server-side-encryption-customer-algorithm")
+    opaque = etag_is_opaque(headers)
     modified = headers.get("Last-Modified")
     meta = {k[len(_META):]: v for k, v in headers.items() if k.lower().startswith(_META)}
     return ObjectInfo(key, int(headers.get("Content-Length") or 0),
@@ -288,14 +290,22 @@ def checksum_from_heads(head: Any, part: Any, etag_parts: int | None) -> SourceC
     composite = multipart and head.get("x-amz-checksum-type") != "FULL_OBJECT"
     if value is not None and "-" in value:
         value, composite = value.split("-", 1)[0], True
-    opaque = bool(head.get("x-amz-server-side-encryption") in OPAQUE_ETAG_SSE
-                  or head.get("x-amz-server-side-encryption-customer-algorithm"))
-    return SourceChecksum(algorithm, value, composite, part_size, parts, opaque)
+    return SourceChecksum(algorithm, value, composite, part_size, parts,
+                          etag_is_opaque(head))
 
 
 #: Server-side encryption under which S3 ETags are not the MD5 of the data (SSE-C is told by
 #: its own header).
 OPAQUE_ETAG_SSE = frozenset({"aws:kms", "aws:kms:dsse"})
+
+
+def etag_is_opaque(headers: Any) -> bool:
+    """Whether an object response's headers (HEAD, GET) say that the object's ETag is no
+    digest of its bytes: encrypted with SSE-KMS (``x-amz-server-side-encryption``) or
+    SSE-C (its customer-algorithm header).  A listing says neither, so the MD5 it offers
+    from such an ETag is no MD5 (S3's ETag documentation)."""
+    return headers.get("x-amz-server-side-encryption") in OPAQUE_ETAG_SSE or \
+        bool(headers.get("x-amz-server-side-encryption-customer-algorithm"))
 
 
 def md5_from_etag(etag: str | None) -> bytes | None:

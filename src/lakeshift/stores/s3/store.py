@@ -66,6 +66,7 @@ from lakeshift.stores.s3.reads import (
     S3Reads,
     WireRange,
     checksum_from_heads,
+    etag_is_opaque,
     from_s3_service,
     info_from_head,
     s3_error,
@@ -399,8 +400,7 @@ class S3Store:
         Otherwise S3 stored other bytes than were sent: the object is deleted and the
         write fails as an IntegrityError (copied again)."""
         headers = await self._head(key, [], [])
-        if headers.get("x-amz-server-side-encryption") in OPAQUE_ETAG_SSE or \
-                headers.get("x-amz-server-side-encryption-customer-algorithm"):
+        if etag_is_opaque(headers):
             if again is None:
                 return False
             await again()

@@ -129,7 +129,7 @@ class WebHdfsClient:
         self.settings = settings
         self.allow_http = allow_http
         self.http = check_http(settings.endpoint, allow_http)
-        #: For gen1: ``stores.azure.rest.BearerTokens`` for the Gen1 scope.
+        #: For gen1: ``stores.azure.tokens.BearerTokens`` for the Gen1 scope.
         self.tokens = tokens
         self.connections = connections
         #: Hadoop: the NameNode takes LISTSTATUS_BATCH (false after it refused it once).

@@ -29,7 +29,7 @@ from typing import Any
 from lakeshift.errors import ChangedError, ForbiddenError, NotFoundError, UsageError
 from lakeshift.model import Data, ObjectInfo, ObjectProps, ReadResult
 from lakeshift.stores.azure import auth as azure_auth
-from lakeshift.stores.azure.rest import GEN1_SCOPE, BearerTokens
+from lakeshift.stores.azure.tokens import GEN1_SCOPE, BearerTokens
 from lakeshift.stores.base import BlockUpload, Capabilities, Page, StoreConfig
 from lakeshift.stores.reach import Endpoint, first_contact
 from lakeshift.stores.webhdfs import auth
@@ -82,7 +82,8 @@ class WebHdfsStore:
                 tokens = self._tokens = BearerTokens(
                     azure_auth.token_credential(source), GEN1_SCOPE,
                     renew=lambda: azure_auth.token_credential(source),
-                    authority=azure_auth.token_authority(source))
+                    authority=azure_auth.token_authority(source),
+                    connect_seconds=azure_auth.token_connect_seconds(source))
             self._client = WebHdfsClient(self.settings, self.config.options.allow_http, tokens)
         return self._client
 
@@ -215,7 +216,7 @@ class WebHdfsStore:
         tokens = self.client.tokens
         if tokens is not None:
             # The token first: its endpoint's first contact is bounded and named on its own
-            # (azure/rest.py BearerTokens), not inside the NameNode's.
+            # (azure/tokens.py BearerTokens), not inside the NameNode's.
             await tokens.get()
         await first_contact(self._check_source,
                             Endpoint(service, self.settings.endpoint, setting))
