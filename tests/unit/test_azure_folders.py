@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
+from lakeshift.engine.pipeline_listings import own_folder
 from lakeshift.model import ObjectInfo
 from lakeshift.plan.scan import _empty_folder_advice
-from lakeshift.engine.pipeline_listings import own_folder
 from lakeshift.stores.azure.folders import from_token, held_token, named_folders
 from lakeshift.stores.azure.store import CAPABILITIES as AZURE
 from lakeshift.stores.local.store import CAPABILITIES as LOCAL
