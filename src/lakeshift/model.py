@@ -159,6 +159,9 @@ class TransferStats:
     #: --delete-source-after-verify: source objects deleted, and kept (not provable).
     sources_deleted: int = 0
     sources_kept: int = 0
+    #: --delete-source-after-verify from a source with real directories (local disk): the
+    #: source folders the move left empty and removed (not in sources_deleted).
+    folders_removed: int = 0
     started: float = 0.0
     finished: float = 0.0
 
@@ -258,12 +261,15 @@ class Rename:
 @dataclass(frozen=True, slots=True)
 class SourceDeleted:
     """--delete-source-after-verify removed a source object (``kept`` says why not, when
-    it was kept).  Also an engine event (engine/events.py)."""
+    it was kept), or (``folder``) a source folder the move left empty (``d/``, its
+    destination folder ``destination_key``, no MD5).  Also an engine event
+    (engine/events.py)."""
 
     key: str
     destination_key: str
     md5: str
     kept: str | None = None
+    folder: bool = False
 
 
 @dataclass

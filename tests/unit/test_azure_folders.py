@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
+from lakeshift.engine.pipeline_listings import own_folder
 from lakeshift.model import ObjectInfo
 from lakeshift.plan.scan import _empty_folder_advice
 from lakeshift.stores.azure.folders import from_token, held_token, named_folders
@@ -62,6 +63,13 @@ def test_a_folder_held_over_a_page_keeps_what_was_listed_of_it() -> None:
     assert marker == "m" and back == [ObjectInfo("a/", 0, WHEN, "0x8D", b"\x01" * 16, True,
                                                  {"hdi_isfolder": "true"}, "Hot")]
     assert held_token("m", []) == "m" and from_token("m") == ("m", [])
+
+
+def test_a_listing_of_a_folder_asks_for_that_folder_unless_resumed_past_it() -> None:
+    assert own_folder("t/d1/", None) and own_folder("t/d1/", "t/d0")
+    # No folder: the container's root, a string prefix; resumed at or after the folder.
+    assert not any(own_folder(p, after) for p, after in (
+        ("", None), ("logs/2024-0", None), ("t/d1/", "t/d1/"), ("t/d1/", "t/d1/a")))
 
 
 def test_a_page_without_folders_is_handed_on_as_listed() -> None:

@@ -245,7 +245,7 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
                           pacing or opts.pacing(events), opts.single_put_max,
                           route or ServerRoute(opts.copy_mode))
     if opts.delete_source and not opts.dry_run and src.capabilities.directories:
-        ctx.emptied = EmptiedFolders(spec.rel_base)  # a move leaves no emptied folder
+        ctx.emptied = EmptiedFolders(spec.rel_base, root)  # a move leaves no emptied folder
     name_filter = NameFilter(opts.include, opts.exclude)
     dest_after = None
     if spec.start_after is not None and spec.start_after.startswith(spec.rel_base):
@@ -270,10 +270,17 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
     async def planned() -> AsyncIterator[Planned]:
         """What to copy: the merge of both listings, minus what is decided here."""
         low, high = dest_range(spec, root)
+        # The folder the source names is made the destination root (when that is a folder,
+        # not the bucket's or container's own root), as the folders below it are made; a
+        # partition of a folder (d1/) takes that folder's own marker (both sides asked for
+        # it where a listing leaves it out: Azure).
+        root_folder = keep_markers and bool(root)
+        own = keep_markers and (root_folder or spec.listing_prefix() != spec.rel_base)
         dest = None if opts.overwrite == "always" and on_dest is None else within(
             dest_items(dst, root, dest_prefix(spec, root), dest_after, opts.dry_run, policy,
-                       ctx.dst_limit, high), low, high)
-        items = source_items(src, spec, name_filter, events, policy, ctx.src_limit)
+                       ctx.dst_limit, high, folders=own), low, high)
+        items = source_items(src, spec, name_filter, events, policy, ctx.src_limit,
+                             folders=keep_markers, root_folder=root_folder)
         # Listed objects ``select`` leaves out (sync: outside the pass's window), not yet
         # taken back: a negative Listed takes them off the totals (progress, stats), which
         # then count only what the run considers, so a bar ends at its total.
@@ -419,4 +426,4 @@ async def run_pipeline(src: Store, dst: Store, spec: SourceSpec, root: str, opts
 
     await drive(planned(), transfer, opts.concurrency)
     if ctx.emptied is not None:
-        await ctx.emptied.sweep(src, policy, ctx.src_limit)
+        await ctx.emptied.sweep(src, policy, ctx.src_limit, events)

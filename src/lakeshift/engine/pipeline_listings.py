@@ -7,25 +7,57 @@ verify."""
 from __future__ import annotations
 
 import heapq
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from lakeshift.engine.events import EventBus, Listed, ListingDone
 from lakeshift.engine.limiter import EndpointLimiter
 from lakeshift.engine.listing import DEFAULT_POLICY, list_pages
-from lakeshift.engine.retry import RetryPolicy
+from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.errors import UsageError
 from lakeshift.model import ObjectInfo
 from lakeshift.plan.filters import NameFilter
 from lakeshift.plan.source import SourceSpec
-from lakeshift.stores.base import Store
+from lakeshift.stores.base import FolderEntries, Store
+
+
+def own_folder(prefix: str, start_after: str | None) -> bool:
+    """Whether a listing of ``prefix`` (after ``start_after``) takes in the folder the
+    prefix names, ``d/`` for ``d/``: a folder prefix, not resumed at or past it."""
+    return prefix.endswith("/") and prefix != "/" and not prefix.endswith("//") and (
+        start_after is None or start_after < prefix)
+
+
+async def folder_pages(store: Store, prefix: str, start_after: str | None, policy: RetryPolicy,
+                       limiter: EndpointLimiter | None, end: str | None, folder: bool
+                       ) -> AsyncIterator[Sequence[ObjectInfo]]:
+    """``list_pages`` one page ahead, and with ``folder`` the listed folder's own entry
+    first (its name is the least of the prefix's) from a store whose listing of ``d/``
+    leaves out ``d/`` itself (``FolderEntries``: Azure's folder blob ``d``; S3 lists its
+    ``d/`` key anyway): so a folder partition meets its own folder, and the folder a source
+    names its own marker.  One request per listing, not per page."""
+    if folder and isinstance(store, FolderEntries) and own_folder(prefix, start_after):
+        asked = store
+        entry = await retry(lambda: asked.folder_entry(prefix), policy, limiter)
+        if entry is not None:
+            yield [entry]
+    async for page in list_pages(store, prefix, start_after, policy, limiter, ahead=True,
+                                 end=end):
+        yield page
 
 
 async def source_items(src: Store, spec: SourceSpec, name_filter: NameFilter,
                        events: EventBus, policy: RetryPolicy = DEFAULT_POLICY,
-                       limiter: EndpointLimiter | None = None
-                       ) -> AsyncIterator[tuple[str, ObjectInfo]]:
-    pages = list_pages(src, spec.listing_prefix(), spec.start_after, policy, limiter,
-                       ahead=True, end=spec.range_end)
+                       limiter: EndpointLimiter | None = None, folders: bool = False,
+                       root_folder: bool = False) -> AsyncIterator[tuple[str, ObjectInfo]]:
+    """``folders`` (the copy keeps folders): the listed folder's own marker is taken too
+    (``folder_pages``).  ``root_folder``: the folder the names are relative to
+    (``spec.rel_base``), when its own marker is listed (an S3 ``d/`` key, an Azure folder
+    blob: the least key of the listing), is taken too, named ``""``: the caller makes it the
+    destination root, so a folder named with --empty-dirs (an empty one too) is a folder
+    there.  Otherwise a key with no name below the root is not taken."""
+    prefix = spec.listing_prefix()
+    pages = folder_pages(src, prefix, spec.start_after, policy, limiter, spec.range_end,
+                         folders and (root_folder or prefix != spec.rel_base))
     # Every key of the prefix, no range, no filter (a copy's usual source): each key's
     # name is its tail after rel_base, taken unless empty, in one comprehension (no four
     # Python calls a key: past_end, takes, rel and the filter; same outcome).
@@ -35,6 +67,8 @@ async def source_items(src: Store, spec: SourceSpec, name_filter: NameFilter,
     async for page in pages:
         if whole:
             taken = [(obj.key[cut:], obj) for obj in page if len(obj.key) > cut]
+            if root_folder and page and page[0].key == spec.rel_base and page[0].is_dir_marker:
+                taken.insert(0, ("", page[0]))
             if taken:
                 events.emit(Listed(len(taken), sum([o.size for _, o in taken])))
             for item in taken:
@@ -49,7 +83,7 @@ async def source_items(src: Store, spec: SourceSpec, name_filter: NameFilter,
             if not spec.takes(obj.key):
                 continue
             rel = spec.rel(obj.key)
-            if not rel or not name_filter(rel):
+            if (not rel and not (root_folder and obj.is_dir_marker)) or not name_filter(rel):
                 continue
             taken.append((rel, obj))
         if taken:
@@ -90,22 +124,25 @@ async def within(items: AsyncIterator[tuple[str, ObjectInfo]], low: str | None,
 
 async def dest_items(dst: Store, root: str, prefix: str, start_after: str | None,
                      dry_run: bool, policy: RetryPolicy = DEFAULT_POLICY,
-                     limiter: EndpointLimiter | None = None, end: str | None = None
-                     ) -> AsyncIterator[tuple[str, ObjectInfo]]:
+                     limiter: EndpointLimiter | None = None, end: str | None = None,
+                     folders: bool = False) -> AsyncIterator[tuple[str, ObjectInfo]]:
+    """``folders``: the listed folder's own entry too (``folder_pages``), to pair with the
+    source's."""
     # A folder is listed as "d/" by every store here (Azure's folder blobs too:
     # stores/azure/folders.py); one a store lists as "d" is paired with the source's "d/":
     # "d/" sorts after "d-x" and "d.csv", so it is held back until the listing passes it
     # (merge() needs ascending names).  Held: at most one per open directory name that is
-    # a prefix of what follows, so bounded by the depth.
+    # a prefix of what follows, so bounded by the depth.  The root's own folder (its
+    # marker, listed first) is named "", as source_items names the source's.
     held: list[tuple[str, ObjectInfo]] = []
     try:
-        async for page in list_pages(dst, prefix, start_after, policy, limiter, ahead=True,
-                                     end=end):
+        async for page in folder_pages(dst, prefix, start_after, policy, limiter, end,
+                                       folders):
             for obj in page:
                 rel = obj.key[len(root):]
                 while held and held[0][0] < rel:
                     yield heapq.heappop(held)
-                if obj.is_dir_marker and not rel.endswith("/"):
+                if obj.is_dir_marker and rel and not rel.endswith("/"):
                     heapq.heappush(held, (rel + "/", obj))
                 else:
                     yield rel, obj

@@ -104,7 +104,9 @@ class StatsCounter:
         elif isinstance(event, ServerCopyOff):
             self.server_copy_off.append(event.reason)
         elif isinstance(event, SourceDeleted):
-            if event.kept is None:
+            if event.folder:
+                s.folders_removed += 1
+            elif event.kept is None:
                 s.sources_deleted += 1
             else:
                 s.sources_kept += 1

@@ -7,6 +7,7 @@ import functools
 from typing import cast
 
 from lakeshift.engine.checksums import SourceProof, stream_checksums
+from lakeshift.engine.events import EventBus
 from lakeshift.engine.limiter import EndpointLimiter
 from lakeshift.engine.retry import RetryPolicy, retry
 from lakeshift.engine.transfer_base import TransferContext
@@ -17,7 +18,7 @@ from lakeshift.errors import (
     LakeshiftError,
     UsageError,
 )
-from lakeshift.model import ObjectInfo
+from lakeshift.model import ObjectInfo, SourceDeleted
 from lakeshift.stores.base import DirectoryWriter, Store
 
 
@@ -33,10 +34,16 @@ class EmptiedFolders:
     relative to: the folder the user named, or the one holding a name prefix) nor anything
     above it.  Only for sources with real directories (local disk); an object store has
     no folder to leave behind.  Holds one name per folder something moved out of (not per
-    object), kept until the end because objects finish in any order."""
+    object), kept until the end because objects finish in any order.
 
-    def __init__(self, root: str) -> None:
+    Each folder removed is told as the objects deleted are (``SourceDeleted``, with
+    ``folder``: key ``d/``, its destination folder ``dest_root`` + its name, no MD5): the
+    summary counts them (``TransferStats.folders_removed``) and a job records them in
+    ``lakeshift_deletions``."""
+
+    def __init__(self, root: str, dest_root: str = "") -> None:
         self.root = root
+        self.dest_root = dest_root
         self.folders: set[str] = set()
 
     def moved(self, key: str) -> None:
@@ -57,19 +64,28 @@ class EmptiedFolders:
         return sorted(todo, reverse=True)
 
     async def sweep(self, store: Store, policy: RetryPolicy,
-                    limiter: EndpointLimiter | None = None) -> None:
-        """Remove the emptied folders (see the class); a folder that cannot be removed for
-        another reason (no right to) stays, as a folder that holds anything does."""
+                    limiter: EndpointLimiter | None = None,
+                    events: EventBus | None = None) -> None:
+        """Remove the emptied folders (see the class), each one removed told to ``events``;
+        a folder that cannot be removed for another reason (no right to) stays, as a folder
+        that holds anything does."""
         if not store.capabilities.directories or not self.folders:
             return
         dirs = cast(DirectoryWriter, store)
         for folder in self.candidates():
             try:
                 await retry(functools.partial(dirs.remove_directory, folder), policy, limiter)
+                # remove_directory leaves a folder that holds anything without a word (as
+                # Gen2 does): whether this one went is asked.
+                gone = not await retry(functools.partial(store.is_folder, folder), policy,
+                                       limiter)
             except (AuthError, UsageError):
                 raise
             except (LakeshiftError, OSError):
                 continue
+            if gone and events is not None:
+                events.emit(SourceDeleted(folder, self.dest_root + folder[len(self.root):], "",
+                                          folder=True))
         self.folders.clear()
 
 

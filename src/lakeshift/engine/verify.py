@@ -167,14 +167,16 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
 
     async def dest() -> Any:
         async for item in dest_items(dst, root, dest_prefix(spec, root), None, False, policy,
-                                     dst_limit):
+                                     dst_limit, folders=folders and (
+                                         bool(root) or spec.listing_prefix() != spec.rel_base)):
             if dest_kept(item):
                 yield item
 
     async def named_source() -> AsyncIterator[tuple[str, ObjectInfo, str | None]]:
         """Source names as the copy wrote them, in listing order: (name, object, None), or
         for an object the copy renamed (name, object, its destination key)."""
-        async for rel, s in source_items(src, spec, names, events, policy, src_limit):
+        async for rel, s in source_items(src, spec, names, events, policy, src_limit,
+                                         folders=folders, root_folder=folders and bool(root)):
             if s.is_dir_marker:
                 if folders:
                     yield rel, s, None  # a folder keeps its name (copy_marker)

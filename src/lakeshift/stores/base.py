@@ -396,6 +396,16 @@ class NamespaceAsker(Protocol):
     async def ask_namespace(self) -> bool: ...
 
 
+@runtime_checkable
+class FolderEntries(Protocol):
+    """A store whose listing of a folder ``d/`` does not name that folder itself (Azure:
+    List Blobs of ``d/`` does not show the folder blob ``d``; S3 lists its ``d/`` key, local
+    disk and WebHDFS never list the folder they walk).  The pipeline's listings ask it for
+    the folder's own entry (engine/pipeline_listings.py)."""
+
+    async def folder_entry(self, prefix: str) -> ObjectInfo | None: ...
+
+
 class DirectoryWriter(Protocol):
     """Stores with ``capabilities.directories`` (ADLS Gen2 over its DFS endpoint)."""
 

@@ -13,6 +13,11 @@ page goes on to the next in the continuation token (``held_token``): ``list_page
 stateless, a page asked for again (a retry, the engine's page ahead) gets the same, and
 what is held is bounded by the depth of the names (each held folder's name is a prefix of
 the page's last name).  A delimiter listing is left as the service gives it.
+
+List Blobs of the prefix ``d/`` does not show the folder blob ``d`` itself (S3 lists its
+``d/`` key under ``d/``): the store's ``folder_entry`` gives it, named ``d/``, to the
+pipeline's listings that ask for it (engine/pipeline_listings.py), by one List Blobs of
+the one name ``d`` (the list right is enough, where a HEAD would need read).
 """
 
 from __future__ import annotations

@@ -243,9 +243,29 @@ class AzureBlobStore:
         return self._blobs.last_date
 
     async def is_folder(self, path: str) -> bool:
+        """A folder: something is below it, or it is a folder blob (an empty ADLS Gen2
+        directory, an ``hdi_isfolder`` marker), as a listing of ``path/`` names it."""
         prefix = path.rstrip("/") + "/"
-        return bool((await self._blobs.list_page(prefix, None, None, self._where(prefix),
-                                                 1)).objects)
+        if (await self._blobs.list_page(prefix, None, None, self._where(prefix), 1)).objects:
+            return True
+        folder = await self._folder_blob(path.rstrip("/"))
+        return folder is not None and folder.is_dir_marker
+
+    async def folder_entry(self, prefix: str) -> ObjectInfo | None:
+        """The folder ``prefix`` (``d/``) itself, named ``d/`` as a listing names a folder
+        blob, or None (no folder blob ``d``: no folder, or one only implied by its blobs on
+        a flat account).  List Blobs of ``d/`` does not show it (azure/folders.py)."""
+        if not prefix.endswith("/") or prefix == "/":
+            return None
+        blob = await self._folder_blob(prefix[:-1])
+        return replace(blob, key=prefix) if blob is not None and blob.is_dir_marker else None
+
+    async def _folder_blob(self, name: str) -> ObjectInfo | None:
+        """The blob ``name`` as List Blobs lists it (metadata, tier), or None: the least
+        name with that prefix is the name itself.  A listing of one name, not a HEAD: the
+        right to list is what a listing has (a SAS may not grant read)."""
+        found = (await self._blobs.list_page(name, None, None, self._where(name), 1)).objects
+        return found[0] if found and found[0].key == name else None
 
     async def exists(self, key: str) -> ObjectInfo | None:
         info = await self._blobs.head(key, self._where(key))
