@@ -174,6 +174,10 @@ def test_a_move_leaves_no_emptied_source_folder(cli_env: dict[str, str], s3: Any
                   env=cli_env)
     assert (again["failed"], again["copied"]) == (0, 1), again
     assert src.is_dir() and list(src.iterdir()) == []
+    # The folders it removed are counted apart from the objects, and listed as folders.
+    assert (again["sources_deleted"], again["folders_removed"]) == (1, 2), again
+    assert sorted(x["key"] for x in again["deletions"] if x["folder"]) == ["a/", "a/c/"], again
+    assert (moved["sources_deleted"], moved["folders_removed"]) == (3, 4), moved
     assert s3_objects(s3, bucket, "mv/a/c/") == {"mv/a/c/k.txt": b"k"}
 
 

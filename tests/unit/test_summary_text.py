@@ -34,6 +34,23 @@ def test_the_text_summary_says_what_a_folders_proof_is(
             in lines), lines
 
 
+@pytest.mark.parametrize(("deleted", "kept", "folders", "line"), [
+    (3, 0, 2, "  moved             3 source objects deleted after verification, 0 kept (not "
+              "provably copied); removed 2 empty folders"),
+    (1, 1, 0, "  moved             1 source object deleted after verification, 1 kept (not "
+              "provably copied)"),
+    (0, 0, 1, "  moved             0 source objects deleted after verification, 0 kept (not "
+              "provably copied); removed 1 empty folder"),
+])
+def test_a_moves_line_counts_the_folders_it_removed_apart(
+        deleted: int, kept: int, folders: int, line: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    stats = TransferStats(listed=3, listed_bytes=10, copied=3, copied_bytes=10,
+                          bytes_transferred=10, started=1.0, finished=2.0,
+                          sources_deleted=deleted, sources_kept=kept, folders_removed=folders)
+    assert line in _text(CopyResult(stats), capsys)
+
+
 def test_a_copy_where_every_object_failed_does_not_say_there_was_nothing_to_copy(
         capsys: pytest.CaptureFixture[str]) -> None:
     stats = TransferStats(listed=100, listed_bytes=100, failed=100, failed_bytes=100,

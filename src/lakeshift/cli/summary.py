@@ -39,6 +39,7 @@ def summary_dict(result: CopyResult, source: str, destination: str,
         "throttled": s.throttled,
         "sources_deleted": s.sources_deleted,
         "sources_kept": s.sources_kept,
+        "folders_removed": s.folders_removed,
         "duration_s": round(s.duration, 3),
         "throughput_bytes_per_s": round(s.throughput, 1),
         "objects_per_s": round(s.copied / s.duration, 1) if s.duration > 0 else 0.0,
@@ -53,7 +54,7 @@ def summary_dict(result: CopyResult, source: str, destination: str,
         "renames": [{"key": r.key, "destination_key": r.destination_key, "rule": r.rule}
                     for r in result.renames],
         "deletions": [{"key": x.key, "destination_key": x.destination_key, "md5": x.md5,
-                       "deleted": x.kept is None, "kept_because": x.kept}
+                       "deleted": x.kept is None, "kept_because": x.kept, "folder": x.folder}
                       for x in result.deletions],
     }
 
@@ -149,10 +150,12 @@ def print_summary(result: CopyResult, source: str, destination: str, as_json: bo
     if d["renamed"]:
         lines.append(f"  renamed  {d['renamed']:>10} {noun(d['renamed'], 'object')} "
                      "(--invalid-names encode)")
-    if d["sources_deleted"] or d["sources_kept"]:
+    if d["sources_deleted"] or d["sources_kept"] or d["folders_removed"]:
         lines.append(f"  moved    {d['sources_deleted']:>10} source "
                      f"{noun(d['sources_deleted'], 'object')} deleted after verification, "
-                     f"{d['sources_kept']} kept (not provably copied)")
+                     f"{d['sources_kept']} kept (not provably copied)"
+                     + (f"; removed {count(d['folders_removed'], 'empty folder')}"
+                        if d["folders_removed"] else ""))
     if d["throttled"]:
         lines.append(f"  throttled {d['throttled']:>9} {noun(d['throttled'], 'request')} "
                      "(retried; concurrency adapted)")
