@@ -118,9 +118,13 @@ class Emulators:
 
     def __init__(self, azure: bool = True, tls: bool = False) -> None:
         self.moto = start_moto()
-        self.azurite = servers.start_azurite(
-            tls=tls, node_args=azurite_profile_args(), in_memory=AZURITE_MEMORY) \
-            if azure else None
+        try:
+            self.azurite = servers.start_azurite(
+                tls=tls, node_args=azurite_profile_args(), in_memory=AZURITE_MEMORY) \
+                if azure else None
+        except BaseException:  # a failed Azurite start leaves no moto running
+            self.moto.stop()
+            raise
         self.tls = tls and azure
         self.env = servers.clean_env()
         self.env.update({
