@@ -38,6 +38,9 @@ EPILOG = """Examples:
 _FINDING_TEXT = {
     "forbidden": "directories the source refused to list (403 or permissions; not "
                  "counted above)",
+    "dangling-link": "symbolic links to nothing (not counted above)",
+    "symlink-loop": "symbolic links that loop (not followed; not counted above)",
+    "not-a-file": "FIFOs, sockets or devices (no content; not counted above)",
     "archived": "archived, not restored",
     "archived-restored": "archived and restored (copy as they are)",
     "invalid-name": "names the destination rejects",
