@@ -6,7 +6,8 @@ the Dask workers.  See docs/api.md.
 Conventions shared by every function:
 
 - Sizes (``block_size``, ``single_put_max``, ``max_bandwidth``) are bytes as an ``int`` or a
-  string such as ``"8MiB"``; repeatable flags (``include``, ``prefix``) are sequences;
+  string such as ``"8MiB"`` (``max_bandwidth`` also ``"200MiB/s"``, as the flag takes it);
+  repeatable flags (``include``, ``prefix``) are sequences;
   ``skip_errors`` is ``"missing,forbidden"`` or a sequence of kinds.
 - How to reach the stores (``--s3-endpoint`` … ``--allow-http``) is one ``store_options``
   argument, a :class:`StoreOptions` whose fields carry the flags' names.
