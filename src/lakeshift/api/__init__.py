@@ -136,8 +136,7 @@ _MODULES = {
              "status _states _status _partition_status _run_status _job_status "
              "FAILURE_FIELDS failures_async failures _failures _failed_object "
              "write_failures_csv csv_cell",
-    "checks": "verify_async verify _job_pairs check_async check _NAMING_AN_OBJECT _as_said "
-              "_place scan_async scan",
+    "checks": "verify_async verify _job_pairs check_async check scan_async scan",
     "tuning": "tune_async _servers_differ _over_config _writable_config tune",
     "monitor": "_SECRET_NAMES _shown_settings _seconds _partition_run_status MAX_SAMPLES "
                "run_detail partition_run run_failures _failure_scope MAX_FAILURE_PAGE "
