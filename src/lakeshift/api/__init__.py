@@ -35,6 +35,7 @@ from lakeshift import model
 
 if TYPE_CHECKING:
     from lakeshift.api.checks import check, check_async, scan, scan_async, verify, verify_async
+    from lakeshift.api.common import _sqlite_db_file as _sqlite_db_file
     from lakeshift.api.common import reading_only
     from lakeshift.api.copying import copy, copy_async
     from lakeshift.api.jobs import (
@@ -122,7 +123,7 @@ _RECORDS = (
 #: that every one is here).
 _MODULES = {
     "common": "MiB _STATES P T _blocking _READ_ONLY reading_only _control _opened _as_utc "
-              "_planning_db _new_sqlite_file _processes_here _dask_cluster "
+              "_planning_db _sqlite_db_file _new_sqlite_file _processes_here _dask_cluster "
               "_remove_sqlite_file _check_stores _job_store_pairs _run_store_options "
               "_s3_endpoint_used _endpoint_settings _make_folders "
               "_remove_folders _page_args",

@@ -139,17 +139,15 @@ _SQLITE_URL = re.compile(r"(sqlite(?:\+\w+)?:///)([^?]*)(\?.*)?", re.IGNORECASE 
 
 
 def _absolute_sqlite(url: str) -> str:
-    """A SQLite control DB URL whose file (as ``control/db.sqlite_file`` reads it) is
+    """A SQLite control DB URL whose file (as opening it reads it: ``_sqlite_db_file``) is
     relative made absolute, from the folder init runs in (where a relative path typed at
     its prompt points); any other URL as given.  A SQLite URI filename
     (``sqlite:///file:x.db?uri=true``) is written as the absolute path of the file it names
     (an absolute path put before ``file:`` would name another file), or, when it carries
     SQLite's own URI parameters (``mode=rwc``…), as a URI filename with that absolute path
     and the query as typed.  (``url`` has passed ``_db_url_problem``.)"""
-    from lakeshift.control.db import sqlite_file
-
     m = _SQLITE_URL.fullmatch(url)
-    target = sqlite_file(url) if m is not None else None
+    target = api._sqlite_db_file(url) if m is not None else None
     if m is None or target is None or os.path.isabs(target.path):
         return url
     head, database, query = m.group(1), m.group(2), m.group(3) or ""
@@ -182,12 +180,10 @@ def _db_url_problem(url: str) -> str | None:
     """Why ``run --config`` could not open the control DB ``url``, in one line (None: it
     can): a URL that is not a control DB's or carries a password (``init`` writes no
     secret, and the URL is written to the file and printed in the flags), or a SQLite URL
-    the control DB refuses to open (memory, another host…: ``control/db.sqlite_file``).
+    the control DB refuses to open (memory, another host…: ``_sqlite_db_file``).
     (Parsed as the control DB parses it; nothing is opened.)"""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
-
-    from lakeshift.control.db import sqlite_file
 
     try:
         u = make_url(url)
@@ -197,7 +193,7 @@ def _db_url_problem(url: str) -> str | None:
             or u.password is not None:
         return f"wants {_DB_HINT}"
     try:
-        sqlite_file(url)
+        api._sqlite_db_file(url)
     except UsageError as e:
         return str(e)
     return None
