@@ -315,8 +315,9 @@ class ScanFinding:
     """One kind of object that cannot be copied as it is: how many, the first examples, and
     how it was found (``checked_by``: "listing", or "HEAD of N objects")."""
 
-    kind: str  # archived | invalid-name | metadata-collision | sse-c | file-folder-collision
-    #            | folder-marker | empty-folder | unknown-storage-class
+    kind: str  # forbidden | dangling-link | symlink-loop | not-a-file | archived
+    #            | archived-restored | invalid-name | metadata-collision | sse-c
+    #            | file-folder-collision | folder-marker | empty-folder | unknown-storage-class
     objects: int
     bytes: int
     examples: tuple[str, ...]

@@ -1,6 +1,6 @@
 """Parse the store URLs lakeshift accepts into a picklable :class:`StoreURL`.
 
-Accepted forms (README "URLs"):
+Accepted forms (docs/faults-and-names.md "URLs and how names map"):
 
 * ``s3://bucket/prefix``
 * ``az://container/prefix`` (account from the Azure credentials)

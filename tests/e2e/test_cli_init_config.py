@@ -75,10 +75,44 @@ def test_a_sqlite_uri_filename_is_written_as_the_file_it_names(
     assert r.returncode == 0, r.stdout + r.stderr
     assert (dst / "a.txt").read_text() == "a"
     assert (job / "state" / "j.db").is_file() and list(elsewhere.iterdir()) == []
-    # SQLite's own URI parameters cannot go into a file path: kept as typed.
-    kept = "sqlite:///file:state/k.db?mode=rwc&uri=true"
-    _init("k.toml", _local_answers(src, dst, kept), local_env, job)
-    assert tomllib.loads((job / "k.toml").read_text())["job"]["db"] == kept
+    # SQLite's own URI parameters cannot go into a file path: a URI filename, its path
+    # absolute (written as typed, it named another file from each folder `run` started in),
+    # the query as typed; a folder name SQLite's URI reading would cut (?, #, %) survives.
+    typed = "sqlite:///file:state/k.db?mode=rwc&uri=true"
+    for here in (job, tmp_path / "odd %41 ?#x"):  # (in a name: what a URI would cut)
+        (here / "state").mkdir(parents=True, exist_ok=True)
+        _init("k.toml", _local_answers(src, dst, typed), local_env, here)
+        written = tomllib.loads((here / "k.toml").read_text())["job"]["db"]
+        if here == job:
+            assert written == f"sqlite:///file:{job}/state/k.db?mode=rwc&uri=true"
+        r = subprocess.run([str(BIN), "run", "--config", str(here / "k.toml")],
+                           env=local_env, cwd=elsewhere, capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert (here / "state" / "k.db").is_file(), (written, list(here.rglob("*")))
+        assert list(elsewhere.iterdir()) == []
+
+
+def test_a_control_db_the_control_db_refuses_to_open_is_refused_by_init(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    """``sqlite://`` and ``sqlite:///:memory:`` were written, and every ``run --config``
+    then refused them: init refuses what opening refuses, in one line (exit 2), and asks
+    again while answers come."""
+    src, dst = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for wrong in ("sqlite://", "sqlite:///:memory:", "sqlite:///file::memory:?uri=true"):
+        answers = _local_answers(src, dst, wrong)
+        p = subprocess.run([str(BIN), "init", "-o", "no.toml"],
+                           input="\n".join(answers[:6]) + "\n", env=local_env, cwd=tmp_path,
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 2 and not (tmp_path / "no.toml").exists(), p.stdout + p.stderr
+        line = one_clear_line(p)
+        assert f"{wrong!r}: the control DB must be a file, not memory" in line, line
+        answers.insert(6, "sqlite:///k.db")  # asked again: a good one
+        _init("yes.toml", answers, local_env, tmp_path)
+        assert tomllib.loads((tmp_path / "yes.toml").read_text())["job"]["db"] == \
+            f"sqlite:///{tmp_path / 'k.db'}"
+        (tmp_path / "yes.toml").unlink()
 
 
 def test_a_blank_s3_endpoint_is_left_to_the_environment_not_written_empty(

@@ -122,3 +122,38 @@ def test_a_dry_run_skips_a_fifo_as_the_copy_does(tmp_path: Path) -> None:
     assert (dry.exit_code, dry.stats.copied) == (0, 2)
     assert dry.stats.skipped_by_reason == {"not-a-file": 1}
     assert not (tmp_path / "dst").exists()
+
+
+@pytest.mark.timeout(60)
+def test_scan_reports_a_fifo_and_a_socket_as_the_copy_records_them(tmp_path: Path) -> None:
+    """A FIFO and a socket were counted as 0-byte objects (the walk lists them by their
+    stat) while the copy skips each ``not-a-file``: each is now a ``not-a-file`` finding,
+    not an object, found without waiting on the FIFO; an empty file is still an object.
+    The text output says what the findings are, not their bare kind."""
+    import socket
+
+    from lakeshift.cli.scan_cmd import scan_lines
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"aa")
+    (src / "empty.txt").write_bytes(b"")
+    os.mkfifo(src / "pipe")
+    (src / "gone").symlink_to("nowhere")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(str(src / "sock"))
+        r = lakeshift.scan(str(src))
+    finally:
+        sock.close()
+    assert (r.objects, r.bytes) == (2, 2), r
+    odd = r.finding("not-a-file")
+    assert odd is not None, r.findings
+    assert (odd.objects, odd.bytes) == (2, 0)
+    assert [e.split(" ", 1)[0] for e in odd.examples] == ["pipe", "sock"], odd.examples
+    assert "skipped (not-a-file)" in odd.advice
+    text = "\n".join(scan_lines(r))
+    assert "2 FIFOs, sockets or devices (no content; not counted above) (0 B;" in text, text
+    assert "1 symbolic links to nothing (not counted above) (0 B;" in text, text
+    for kind in ("dangling-link", "not-a-file"):
+        assert f" {kind} (" not in text, text

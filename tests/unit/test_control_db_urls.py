@@ -51,7 +51,7 @@ def test_a_relative_uri_filename_is_from_the_folder_the_command_runs_in(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "state").mkdir()
-    url = "sqlite:///file:state/k.db?mode=rwc&uri=true"  # as init keeps it
+    url = "sqlite:///file:state/k.db?mode=rwc&uri=true"  # a relative URI filename
     _made(url)
     assert (tmp_path / "state" / "k.db").is_file()
     assert _jobs(url) == [] and _jobs(url, read_only=True) == []

@@ -6,7 +6,8 @@ the Dask workers.  See docs/api.md.
 Conventions shared by every function:
 
 - Sizes (``block_size``, ``single_put_max``, ``max_bandwidth``) are bytes as an ``int`` or a
-  string such as ``"8MiB"``; repeatable flags (``include``, ``prefix``) are sequences;
+  string such as ``"8MiB"`` (``max_bandwidth`` also ``"200MiB/s"``, as the flag takes it);
+  repeatable flags (``include``, ``prefix``) are sequences;
   ``skip_errors`` is ``"missing,forbidden"`` or a sequence of kinds.
 - How to reach the stores (``--s3-endpoint`` … ``--allow-http``) is one ``store_options``
   argument, a :class:`StoreOptions` whose fields carry the flags' names.
@@ -34,6 +35,7 @@ from lakeshift import model
 
 if TYPE_CHECKING:
     from lakeshift.api.checks import check, check_async, scan, scan_async, verify, verify_async
+    from lakeshift.api.common import _sqlite_db_file as _sqlite_db_file
     from lakeshift.api.common import reading_only
     from lakeshift.api.copying import copy, copy_async
     from lakeshift.api.jobs import (
@@ -121,7 +123,7 @@ _RECORDS = (
 #: that every one is here).
 _MODULES = {
     "common": "MiB _STATES P T _blocking _READ_ONLY reading_only _control _opened _as_utc "
-              "_planning_db _new_sqlite_file _processes_here _dask_cluster "
+              "_planning_db _sqlite_db_file _new_sqlite_file _processes_here _dask_cluster "
               "_remove_sqlite_file _check_stores _job_store_pairs _run_store_options "
               "_s3_endpoint_used _endpoint_settings _make_folders "
               "_remove_folders _page_args",
@@ -135,8 +137,7 @@ _MODULES = {
              "status _states _status _partition_status _run_status _job_status "
              "FAILURE_FIELDS failures_async failures _failures _failed_object "
              "write_failures_csv csv_cell",
-    "checks": "verify_async verify _job_pairs check_async check _NAMING_AN_OBJECT _as_said "
-              "_place scan_async scan",
+    "checks": "verify_async verify _job_pairs check_async check scan_async scan",
     "tuning": "tune_async _servers_differ _over_config _writable_config tune",
     "monitor": "_SECRET_NAMES _shown_settings _seconds _partition_run_status MAX_SAMPLES "
                "run_detail partition_run run_failures _failure_scope MAX_FAILURE_PAGE "

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import re
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -25,7 +23,7 @@ from lakeshift.plan.source import (
 )
 from lakeshift.sizes import size_arg
 from lakeshift.stores.base import StoreConfig, StoreOptions
-from lakeshift.urls import StoreURL, parse_url
+from lakeshift.urls import parse_url
 
 if TYPE_CHECKING:
     from lakeshift.engine.verify import Pair
@@ -163,39 +161,7 @@ async def check_async(source: str, destination: str, *,
 
     src = source_config(source, store_options)
     dst = destination_config(destination, store_options)
-    lines = await check_pair(src, dst)
-    urls = {"source": src.url, "destination": dst.url}
-    return model.CheckResult(source, destination,
-                             tuple(_as_said(ln, urls[ln.side]) for ln in lines))
-
-
-#: The steps whose line names an object by its key, and the words before the key.
-_NAMING_AN_OBJECT = {"read": re.compile(r"(read \d+ bytes of )(.+)", re.DOTALL),
-                     "write and delete": re.compile(r"(wrote and deleted )(.+)", re.DOTALL)}
-
-
-def _as_said(line: model.CheckLine, url: StoreURL) -> model.CheckLine:
-    """``line`` as the user reads it: a local folder needs no credentials (it said
-    "found for /path"), and an object read or the probe written is named by its whole
-    place in the form the user typed the URL (``az://c/dst/.lakeshift-check-…``, a local
-    path), not by its bare key (``dst/.lakeshift-check-…``)."""
-    if not line.ok:
-        return line
-    if line.step == "credentials" and url.scheme == "file":
-        return replace(line, detail=f"none needed for a local folder ({url.display()}); "
-                                    "what this user may read and write is tried next")
-    pattern = _NAMING_AN_OBJECT.get(line.step)
-    m = pattern.fullmatch(line.detail) if pattern is not None else None
-    if m is None:
-        return line
-    return replace(line, detail=m.group(1) + _place(url, m.group(2)))
-
-
-def _place(url: StoreURL, key: str) -> str:
-    """Where ``key`` of the store at ``url`` is, as ``url.display()`` spells places."""
-    if url.scheme == "file":
-        return os.path.join(url.bucket, key)
-    return replace(url, path=key).display()
+    return model.CheckResult(source, destination, tuple(await check_pair(src, dst)))
 
 
 check = _blocking(check_async)

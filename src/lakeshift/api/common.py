@@ -19,6 +19,7 @@ from lakeshift.stores.base import StoreConfig, StoreOptions
 from lakeshift.urls import parse_url
 
 if TYPE_CHECKING:
+    from lakeshift.control.db import SqliteFile
     from lakeshift.control.records import Job
     from lakeshift.control.repository import ControlDB
 
@@ -116,6 +117,16 @@ async def _planning_db(db: str) -> AsyncIterator[ControlDB]:
             await asyncio.to_thread(control.close)
 
 
+def _sqlite_db_file(db: str) -> SqliteFile | None:
+    """The file the SQLite control DB URL ``db`` names, as opening it reads it
+    (``control/db.sqlite_file``: its path, and a URI filename's SQLite parameters); None for
+    another kind of DB; UsageError, one line, for a URL opening refuses (memory, another
+    host…).  For a face that writes a DB URL for later (``init``) without opening it."""
+    from lakeshift.control.db import sqlite_file
+
+    return sqlite_file(db)
+
+
 def _new_sqlite_file(db: str) -> Path | None:
     """The SQLite file ``db`` names when it does not exist yet (else None); a URI filename's
     (``sqlite:///file:PATH?mode=rwc&uri=true``) is ``PATH``."""
@@ -166,7 +177,7 @@ async def _check_stores(pairs: Iterable[tuple[StoreConfig, StoreConfig]],
     rejected credential raises AuthError (exit 3), a bad key or URL UsageError (exit 2),
     before a job or a run is recorded (it used to end as a failed partition, exit 1).
     For an existing job a store that answers but is unusable (a bucket gone) is left to
-    fail its own partitions: the others still run (README "plan and run")."""
+    fail its own partitions: the others still run (docs/migrations.md "Running")."""
     from lakeshift.engine.pipeline import check_reachable
     from lakeshift.engine.retry import RetryPolicy
     from lakeshift.stores.registry import open_store

@@ -133,8 +133,8 @@ async def copy_async(source: str, destination: str, *, concurrency: int = 32,
     ``subscribers`` receive the engine's events (progress).  ``copy_mode`` is ``auto`` by
     default: server-side copies where the stores allow, streaming once one fails.
     ``proof_log`` (a CSV file's path) gets one row per object copied, appended as each
-    finishes: when, source key, destination key, size, proof, attempts (README "Proofs";
-    nothing in a dry run).  A path that cannot be written raises a UsageError before
+    finishes: when, source key, destination key, size, proof, attempts (nothing in a dry
+    run; docs/copy.md "The proof log").  A path that cannot be written raises a UsageError before
     anything is copied.
     """
     pairs = await asyncio.to_thread(identity_pairs, map_identities)  # a file: off the loop

@@ -20,7 +20,8 @@ from lakeshift.model import ScanResult
 HELP = """Scan SRC before migrating it: objects and bytes by top-level prefix and storage
 class; what cannot be copied as it is (archived objects, names the destination rejects,
 colliding metadata keys, SSE-C objects, file/folder collisions, folder markers, empty
-folders); versioning and requester-pays (S3); the cost and duration of the copy.
+folders, local links and FIFOs the copy skips or fails); versioning and requester-pays
+(S3); the cost and duration of the copy.
 
 One listing, as copy lists; a HEAD for the first --sample objects only (--head-all: every
 one). With DST, a small sample is copied to a temporary prefix of DST to time it, then
@@ -38,6 +39,9 @@ EPILOG = """Examples:
 _FINDING_TEXT = {
     "forbidden": "directories the source refused to list (403 or permissions; not "
                  "counted above)",
+    "dangling-link": "symbolic links to nothing (not counted above)",
+    "symlink-loop": "symbolic links that loop (not followed; not counted above)",
+    "not-a-file": "FIFOs, sockets or devices (no content; not counted above)",
     "archived": "archived, not restored",
     "archived-restored": "archived and restored (copy as they are)",
     "invalid-name": "names the destination rejects",

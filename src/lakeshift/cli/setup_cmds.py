@@ -76,10 +76,11 @@ def _ask_count(text: str, default: int) -> int:
 
 
 def _ask_until(text: str, default: str | None, valid: Callable[[str], bool],
-               hint: str, no_answer: str | None = None) -> str:
+               hint: str | Callable[[str], str | None], no_answer: str | None = None) -> str:
     """Ask until the answer is valid.  When the answers run out after a wrong one, that
     wrong answer is the error (one line), not a traceback or a silent default; when they
-    run out before any, ``no_answer`` (else: init is interactive)."""
+    run out before any, ``no_answer`` (else: init is interactive).  ``hint``: what a valid
+    answer is, or a function saying what is wrong with a given one."""
     wrong: str | None = None
     while True:
         try:
@@ -88,6 +89,8 @@ def _ask_until(text: str, default: str | None, valid: Callable[[str], bool],
         except (EOFError, typer.Abort):
             print(flush=True)  # the prompt ended its line on stdout; the error has its own
             if wrong is not None:
+                if callable(hint):
+                    raise UsageError(f"init: {text!r}: {wrong!r}: {hint(wrong)}") from None
                 raise UsageError(f"init: {text!r} wants {hint}, not {wrong!r}") from None
             if no_answer is not None:
                 raise UsageError(no_answer) from None
@@ -98,7 +101,7 @@ def _ask_until(text: str, default: str | None, valid: Callable[[str], bool],
         if valid(answer):
             return answer
         wrong = answer
-        print(f"  {hint}")
+        print(f"  {hint(answer) if callable(hint) else hint}")
 
 
 def _schedule_ok(text: str) -> bool:
@@ -136,63 +139,64 @@ _SQLITE_URL = re.compile(r"(sqlite(?:\+\w+)?:///)([^?]*)(\?.*)?", re.IGNORECASE 
 
 
 def _absolute_sqlite(url: str) -> str:
-    """A SQLite control DB URL whose path is relative made absolute, from the folder init
-    runs in (where a relative path typed at its prompt points); any other URL as given.
-    A SQLite URI filename (``sqlite:///file:x.db?uri=true``) is written as the absolute
-    path of the file it names (an absolute path put before ``file:`` would name another
-    file); one with SQLite's own URI parameters (``mode=ro``…) as given."""
+    """A SQLite control DB URL whose file (as opening it reads it: ``_sqlite_db_file``) is
+    relative made absolute, from the folder init runs in (where a relative path typed at
+    its prompt points); any other URL as given.  A SQLite URI filename
+    (``sqlite:///file:x.db?uri=true``) is written as the absolute path of the file it names
+    (an absolute path put before ``file:`` would name another file), or, when it carries
+    SQLite's own URI parameters (``mode=rwc``…), as a URI filename with that absolute path
+    and the query as typed.  (``url`` has passed ``_db_url_problem``.)"""
     m = _SQLITE_URL.fullmatch(url)
-    if m is None or m.group(2) in ("", ":memory:") or os.path.isabs(m.group(2)):
+    target = api._sqlite_db_file(url) if m is not None else None
+    if m is None or target is None or os.path.isabs(target.path):
         return url
-    query = m.group(3) or ""
-    if _sqlite_uri(m.group(2), query):
-        return _uri_as_path(m.group(1), m.group(2), query) or url
-    return m.group(1) + os.path.abspath(m.group(2)) + query
+    head, database, query = m.group(1), m.group(2), m.group(3) or ""
+    absolute = os.path.abspath(target.path)
+    if target.path == database:  # a plain path
+        return head + absolute + query
+    if target.params:
+        return head + "file:" + _uri_path(absolute) + query
+    return head + absolute + _without_uri(query)
 
 
-#: Query keys of a SQLite URL that SQLAlchemy's driver takes for itself (not SQLite's URI
-#: parameters), and the truth values it reads ``uri`` by.
-_DRIVER_KEYS = frozenset({"uri", "timeout", "check_same_thread", "isolation_level",
-                          "detect_types", "cached_statements"})
-_TRUE = frozenset({"true", "1", "yes", "y", "on", "t"})
+def _uri_path(path: str) -> str:
+    """``path`` as a URI filename's path in a SQLAlchemy URL: what SQLite's URI reading
+    would take as a query, fragment or escape (``?``, ``#``, ``%``) percent-encoded, and
+    that encoding's ``%`` encoded again (the URL's own decoding comes first)."""
+    sqlite = path.replace("%", "%25").replace("?", "%3F").replace("#", "%23")
+    return sqlite.replace("%", "%25")
 
 
-def _sqlite_uri(path: str, query: str) -> bool:
-    """The URL's path is a SQLite URI filename: ``file:…`` with ``uri=true``."""
-    from urllib.parse import parse_qs
+def _without_uri(query: str) -> str:
+    """A SQLite URL's query without its ``uri`` key (the driver's other options kept)."""
+    from urllib.parse import parse_qsl, urlencode
 
-    return path.lower().startswith("file:") and any(
-        v.strip().lower() in _TRUE for v in parse_qs(query.lstrip("?")).get("uri", []))
-
-
-def _uri_as_path(head: str, path: str, query: str) -> str | None:
-    """``head`` + the absolute path of the file the URI filename ``path`` names, with the
-    driver's options of ``query`` but ``uri``; None when the URI carries parameters of
-    SQLite's own or names another host."""
-    from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
-
-    pairs = parse_qsl(query.lstrip("?"), keep_blank_values=True)
-    uri = urlsplit(path)
-    if any(k not in _DRIVER_KEYS for k, _ in pairs) or uri.netloc not in ("", "localhost") \
-            or uri.query or uri.fragment:
-        return None
-    rest = urlencode([(k, v) for k, v in pairs if k != "uri"])
-    return head + os.path.abspath(unquote(uri.path)) + (f"?{rest}" if rest else "")
+    rest = urlencode([(k, v) for k, v in parse_qsl(query.lstrip("?"),
+                                                    keep_blank_values=True) if k != "uri"])
+    return f"?{rest}" if rest else ""
 
 
-def _db_url_ok(url: str) -> bool:
-    """A control DB URL that ``run --config`` can open, without a password: ``init`` writes
-    no secret, and the URL is written to the file and printed in the flags.  (Parsed as
-    the control DB parses it; nothing is opened.)"""
+def _db_url_problem(url: str) -> str | None:
+    """Why ``run --config`` could not open the control DB ``url``, in one line (None: it
+    can): a URL that is not a control DB's or carries a password (``init`` writes no
+    secret, and the URL is written to the file and printed in the flags), or a SQLite URL
+    the control DB refuses to open (memory, another host…: ``_sqlite_db_file``).
+    (Parsed as the control DB parses it; nothing is opened.)"""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
     try:
         u = make_url(url)
     except ArgumentError:
-        return False
-    return u.drivername.split("+")[0] in ("sqlite", "postgresql", "postgres", "mssql") \
-        and u.password is None
+        return f"wants {_DB_HINT}"
+    if u.drivername.split("+")[0] not in ("sqlite", "postgresql", "postgres", "mssql") \
+            or u.password is not None:
+        return f"wants {_DB_HINT}"
+    try:
+        api._sqlite_db_file(url)
+    except UsageError as e:
+        return str(e)
+    return None
 
 
 _DB_HINT = ("sqlite:///path/to/file.db or postgresql://user@host/db, without a password (it "
@@ -256,7 +260,8 @@ def init(
     # Written absolute: `run --config` may start in any folder, and a relative SQLite path
     # would name another DB from each.  The default lives beside the config.
     db = _absolute_sqlite(_ask_until("Control DB URL", "sqlite:///" + os.path.join(
-        os.path.dirname(os.path.abspath(output)), "lakeshift.db"), _db_url_ok, _DB_HINT))
+        os.path.dirname(os.path.abspath(output)), "lakeshift.db"),
+        lambda a: _db_url_problem(a) is None, _db_url_problem))
     batch = _ask_count("Partitions at a time (batch count)", 4)
     concurrency = _ask_count("Objects in flight (concurrency)", 32)
     schedule = _ask_until("Run once, or on a schedule (\"every 30m\")", "once", _schedule_ok,

@@ -137,7 +137,7 @@ def print_summary(result: CopyResult, source: str, destination: str, as_json: bo
         f"  {'duration':<{width}} {d['duration_s']:>10.1f} s        {ended}",
     ]
     if d["proofs"]:
-        # How each copied object was proven (README "Checksums"); --json counts the same,
+        # How each copied object was proven (docs/integrity.md "Proofs"); --json counts the same,
         # and the proof log names each the same way.  A folder has no bytes: its proof is
         # that it was made (they add up to `copied`).
         lines.append(f"  {'proven':<{width}} " + ", ".join(

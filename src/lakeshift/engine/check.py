@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
@@ -41,7 +43,7 @@ async def _side(side: str, cfg: StoreConfig, steps: Steps) -> list[CheckLine]:
         store = open_store(cfg)
     except LakeshiftError as e:
         return [_fail(side, "credentials", e)]
-    out.append(CheckLine(side, "credentials", True, f"found for {cfg.url.display()}"))
+    out.append(CheckLine(side, "credentials", True, _credentials_found(cfg.url)))
     try:
         async for line in steps(side, store):
             out.append(line)
@@ -50,6 +52,23 @@ async def _side(side: str, cfg: StoreConfig, steps: Steps) -> list[CheckLine]:
     finally:
         await store.close()
     return out
+
+
+def _credentials_found(url: StoreURL) -> str:
+    """The credentials line: a local folder needs none (what this user may read and write
+    is the next steps' question)."""
+    if url.scheme == "file":
+        return (f"none needed for a local folder ({url.display()}); what this user may read "
+                "and write is tried next")
+    return f"found for {url.display()}"
+
+
+def _place(url: StoreURL, key: str) -> str:
+    """Where ``key`` of the store at ``url`` is, as ``url.display()`` spells places (the form
+    the user typed: ``az://c/dst/.lakeshift-check-…``, a local path), not its bare key."""
+    if url.scheme == "file":
+        return os.path.join(url.bucket, key)
+    return replace(url, path=key).display()
 
 
 def _missing(url: StoreURL, e: MissingContainerError) -> str:
@@ -186,7 +205,8 @@ async def _source_steps(side: str, store: Store) -> AsyncIterator[CheckLine]:
         else:
             r = await store.read(first.key, 0, min(first.size, 1024)) if first.size else None
             got = len(r.data) if r else 0
-            yield CheckLine(side, "read", True, f"read {got} bytes of {first.key}")
+            yield CheckLine(side, "read", True,
+                            f"read {got} bytes of {_place(store.url, first.key)}")
     except LakeshiftError as e:
         yield _fail(side, "read", e)
         return
@@ -215,7 +235,8 @@ async def _dest_steps(side: str, store: Store) -> AsyncIterator[CheckLine]:
         await store.put(probe, data, ObjectProps(content_type="text/plain"),
                         hashlib.md5(data).digest())
         await store.delete(probe)
-        yield CheckLine(side, "write and delete", True, f"wrote and deleted {probe}")
+        yield CheckLine(side, "write and delete", True,
+                        f"wrote and deleted {_place(store.url, probe)}")
     except LakeshiftError as e:
         yield _fail(side, "write and delete", e)
         return

@@ -14,7 +14,7 @@ from typing import Any
 from lakeshift.engine.pipeline import CopyOptions
 from lakeshift.engine.preserve import preserve_set, read_identity_map
 from lakeshift.errors import UsageError
-from lakeshift.sizes import human_bytes, size_arg
+from lakeshift.sizes import human_bytes, size_arg, size_per_second
 
 MiB = 1024 * 1024
 
@@ -35,11 +35,14 @@ def identity_pairs(value: str | Path | Iterable[tuple[str, str]] | None
         return read_identity_map(value)
     return tuple((str(a), str(b)) for a, b in value)
 def bandwidth_arg(value: int | str | float | None) -> float | None:
-    """``--max-bandwidth`` in bytes per second (None: no cap)."""
+    """``--max-bandwidth`` in bytes per second (None: no cap): bytes as a number, or a
+    rate as the flag takes it (``"200MiB/s"``, ``"100MB"``: ``sizes.size_per_second``)."""
     if value is None or value == "":
         return None
     if isinstance(value, float):
         return value
+    if isinstance(value, str):
+        value = size_per_second(value, "--max-bandwidth")
     return size_arg(value, "--max-bandwidth")
 
 

@@ -184,7 +184,7 @@ async def check_reachable(fn: Callable[[], Awaitable[None]], label: str,
 async def copy_async(source: StoreConfig, destination: StoreConfig,
                      options: CopyOptions | None = None,
                      subscribers: list[Subscriber] | None = None) -> CopyResult:
-    """Copy everything the source URL names into the destination (see README "copy")."""
+    """Copy everything the source URL names into the destination (see docs/copy.md)."""
     opts = options or CopyOptions()
     opts.validate()
     refuse_destination_inside_source(source, destination)

@@ -91,8 +91,8 @@ class TransferContext:
 @dataclass(frozen=True, slots=True)
 class Copied:
     """What a copy proved: the MD5 the destination holds (None when it keeps none) and how
-    the bytes were proven to be the source's (README "What is copied, and how it is
-    checked"): ``source-md5``, ``source-crc32``/``-sha256``/``-sha1``, ``multipart-etag``,
+    the bytes were proven to be the source's (docs/integrity.md "Proofs"):
+    ``source-md5``, ``source-crc32``/``-sha256``/``-sha1``, ``multipart-etag``,
     ``service-md5`` (the source keeps no checksum: the destination holds exactly the bytes
     read, each block checked by the service against its MD5, or over TLS),
     ``service-crc64`` (the same, each block checked by the service against its CRC64),

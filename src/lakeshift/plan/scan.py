@@ -85,6 +85,8 @@ ADVICE = {
                      "record and skip them",
     "symlink-loop": "symbolic links that loop (to themselves or to a folder above them): "
                     "not followed; the copy records each as skipped (symlink-loop)",
+    "not-a-file": "FIFOs, sockets or device files: no content to copy; the copy records "
+                  "each as skipped (not-a-file)",
     "archived": "restore them first (S3 RestoreObject / Azure rehydrate), or copy with "
                 "--skip-errors archived to record and skip them",
     "invalid-name": "copy with --invalid-names encode (the example shows the new name) or "
@@ -102,9 +104,11 @@ ADVICE = {
                              "STANDARD; add it to a --prices file",
 }
 #: What a walk lists for a symbolic link it does not follow, as one entry with no bytes,
-#: time or ETag, whose read says why (stores/local/walk.py ``_unwalkable``, ``_dangling``):
-#: counted apart from the objects, by that read's error kind, as the copy records it.
-LINK_KINDS = ("dangling-link", "symlink-loop")
+#: time or ETag, whose read says why (stores/local/walk.py ``_unwalkable``, ``_dangling``),
+#: and a FIFO, socket or device (listed by its stat as an empty file; its opening says
+#: ``not-a-file``, stores/local/reads.py): counted apart from the objects, by that read's
+#: error kind, as the copy records it.
+ENTRY_KINDS = ("dangling-link", "symlink-loop", "not-a-file")
 
 
 @dataclass(frozen=True)
@@ -247,12 +251,17 @@ async def scan_async(source: StoreConfig, destination: StoreConfig | None,
                     # A directory the source would not list (403): a finding, not an object.
                     tally.finding("forbidden").add(f"{rel}/ ({_reason(refused)})", 0)
                     continue
-                if walker is not None and undescribed(obj):
-                    link = await _link_entry(src, obj.key, policy)
-                    if link is not None:
-                        # A link the walk did not follow: no object (the copy skips or
-                        # fails it), a finding of its own kind.
-                        tally.finding(link.kind).add(f"{rel} ({_after_path(str(link))})", 0)
+                if walker is not None and (undescribed(obj) or (
+                        obj.size == 0 and src.capabilities.reads_here
+                        and not obj.is_dir_marker)):
+                    # (An empty local file is opened, as a dry run opens it, reading
+                    # nothing: a FIFO or socket is listed by its stat as one.)
+                    entry = await _odd_entry(src, obj.key, policy)
+                    if entry is not None:
+                        # A link the walk did not follow, or no file: no object (the copy
+                        # skips or fails it), a finding of its own kind.
+                        tally.finding(entry.kind).add(f"{rel} ({_after_path(str(entry))})",
+                                                      0)
                         continue
                 tally.objects += 1
                 tally.bytes += obj.size
@@ -312,7 +321,7 @@ async def scan_async(source: StoreConfig, destination: StoreConfig | None,
             await asyncio.gather(*heads)
         if walker is not None:
             pages = walker.list_requests_made()  # the requests the walk really made
-        if tally.objects == 0 and not tally.findings.keys() & {"forbidden", *LINK_KINDS}:
+        if tally.objects == 0 and not tally.findings.keys() & {"forbidden", *ENTRY_KINDS}:
             raise UsageError(f"nothing to scan under {src.url.display()}: the prefix is "
                              "empty (check the URL; a folder needs its trailing /)")
         duration = await estimate_duration(src, dst, sample, tally, opts, policy, notes)
@@ -354,7 +363,7 @@ def _result(source: StoreConfig, destination: StoreConfig | None, src: Store,
               else f"HEAD of the first {tally.heads} objects")
     by_head = {"sse-c", "archived-restored"}
     findings = []
-    order = ["forbidden", *LINK_KINDS, "archived", "archived-restored", "invalid-name",
+    order = ["forbidden", *ENTRY_KINDS, "archived", "archived-restored", "invalid-name",
              "metadata-collision", "sse-c", "file-folder-collision", "folder-marker",
              "empty-folder", "unknown-storage-class"]
     for kind in order:
@@ -362,6 +371,8 @@ def _result(source: StoreConfig, destination: StoreConfig | None, src: Store,
         if f is None or f.objects <= 0:
             continue
         checked = headed if kind in by_head else "listing"
+        if kind == "not-a-file":
+            checked = "opening each empty file (reading nothing)"
         if kind == "metadata-collision":
             checked = "listing" if src.capabilities.metadata_in_listing else headed
         advice = ADVICE.get(kind, "restored: these copy as they are")
@@ -409,17 +420,19 @@ def _traffic(src: Store, dst: Store | None, tally: _Tally, pages: int, prices: P
                    retrieval_cost=tally.retrieval_cost)
 
 
-async def _link_entry(src: Store, key: str, policy: RetryPolicy) -> ObjectError | None:
+async def _odd_entry(src: Store, key: str, policy: RetryPolicy) -> ObjectError | None:
     """Why the copy would not copy the entry ``key``, when it is a link the walk did not
-    follow (its read's error, of a kind in ``LINK_KINDS``: the copy reads it and records
-    the same); None for anything else, counted as an object as before.  (An entry has
-    no bytes: its read fails before reading any.)"""
+    follow or no file (its read's error, of a kind in ``ENTRY_KINDS``: the copy reads it
+    and records the same); None for anything else, counted as an object as before.  (An
+    entry has no bytes: its read fails before reading any; on a disk this process reads
+    the read is asked for no byte, ``read(key, 0, 0)``, as a dry run asks it.)"""
+    start, end = (0, 0) if src.capabilities.reads_here else (None, None)
     try:
-        await retry(lambda: src.read(key), policy)
+        await retry(lambda: src.read(key, start, end), policy)
     except (AuthError, UsageError):
         raise
     except ObjectError as e:
-        return e if e.kind in LINK_KINDS else None
+        return e if e.kind in ENTRY_KINDS else None
     except LakeshiftError:
         return None
     return None

@@ -191,7 +191,7 @@ def check_url_host(url: StoreURL, endpoint: str, setting: str) -> None:
 
     The set endpoint is where requests go; without this check a look-alike host
     (``ACCOUNT.blob.core.windows.net.evil.example``) would be accepted, written to the
-    configured endpoint and labelled as the account (README "Azure credentials").
+    configured endpoint and labelled as the account (docs/credentials.md "Azure").
     """
     suffix = url.endpoint_suffix
     if suffix is None or suffix in AZURE_SUFFIXES:
