@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from lakeshift.api.common import _sqlite_db_file as _sqlite_db_file
     from lakeshift.api.common import reading_only
     from lakeshift.api.copying import copy, copy_async
+    from lakeshift.api.jobs import _CHANGEABLE as _CHANGEABLE
     from lakeshift.api.jobs import (
         delete_job,
         delete_job_async,
@@ -130,7 +131,8 @@ _MODULES = {
     "copying": "_check_proof_log _refuse_proof_log_on_dask _proofs _closed copy_async copy "
                "_copy_pair",
     "jobs": "plan_async plan reset_job_async reset_job delete_job_async delete_job run_async "
-            "run _name_the_file _plan_from_config plan_job run_job _delta_table",
+            "run _name_the_file _plan_from_config plan_job run_job _delta_table _CHANGEABLE "
+            "_changed_options",
     "syncing": "sync_async sync _refuse_other_urls _COPY_DEFAULTS "
                "_refuse_other_copy_options _same_url _sync_job _add_adf_delta_partitions",
     "state": "ATTENTION_STATES READ_STATES INTERRUPTED_READS run_going_on status_async "

@@ -54,7 +54,8 @@ async def plan_async(sources: str | Sequence[str] = (), destination: str | None 
                      subscribers: list[Subscriber] | None = None,
                      dask: str | None = None, offset: int = 0,
                      limit: int | None = None, all_partitions: bool = False,
-                     adf_delta_table: str | None = None) -> model.PlanResult:
+                     adf_delta_table: str | None = None,
+                     changed: Collection[str] = ()) -> model.PlanResult:
     """Write a job and its partitions to the control DB (``lakeshift plan``); nothing is
     copied yet.  With ``show`` and no sources, read the existing job instead.  The
     result's partition table is ``limit`` partitions from ``offset`` (all when None;
@@ -73,7 +74,12 @@ async def plan_async(sources: str | Sequence[str] = (), destination: str | None 
     sync windows start at the table's successful JobRunTime.  Planning again (``replan``
     with sources) a job made so keeps its table unless another is given, or "" (none: the
     job is planned from its sources as any other, and its sync windows start from
-    nothing); other partitions (``prefix``…) given for it without "" are a UsageError."""
+    nothing); other partitions (``prefix``…) given for it without "" are a UsageError.
+
+    ``changed`` (with ``replan`` and no sources): the names of the copy options
+    (:data:`_CHANGEABLE`) whose values given here replace the job's saved ones, its
+    partitions kept and restarted (``lakeshift plan --job J --replan --skip-errors
+    forbidden``)."""
     from lakeshift.plan.jobplan import (
         create_plan,
         read_partitions_file,
@@ -92,7 +98,20 @@ async def plan_async(sources: str | Sequence[str] = (), destination: str | None 
         raise UsageError("--adf-delta-table plans a job from SRC DST: give them (`lakeshift "
                          "plan SRC DST --job NAME --replan --adf-delta-table TABLE`)")
     if replan and not srcs and destination is None:
-        await reset_job_async(job, db=db, force=force)
+        given = {"include": include, "exclude": exclude, "overwrite": overwrite,
+                 "folder_markers": folder_markers, "skip_errors": skip_errors,
+                 "invalid_names": invalid_names, "copy_mode": copy_mode,
+                 "delete_source_after_verify": delete_source_after_verify,
+                 "empty_dirs": empty_dirs}
+        new_options = _changed_options(given, changed)
+        async with _opened(db) as control:
+            saved = (await asyncio.to_thread(control.job, job)).options
+            if new_options:  # checked as a plan checks them, before anything changes
+                job_copy_options({**saved, **new_options}).validate()
+            await asyncio.to_thread(control.reset_job, job, force)
+            if new_options:
+                await asyncio.to_thread(control.set_job_options, job,
+                                        {**saved, **new_options})
         return await plan_async(job=job, db=db, show=True, offset=offset, limit=limit)
     if show and not srcs and destination is None:
         async with _opened(db) as control:
@@ -130,6 +149,31 @@ async def plan_async(sources: str | Sequence[str] = (), destination: str | None 
                               copy_mode=copy_mode, auto=auto, adf_delta_table=delta)
         return model.PlanResult(control.shown, await asyncio.to_thread(
             _job_status, control, j, True, offset, limit), adf_delta_table=delta)
+
+
+#: The copy options ``plan --job J --replan`` changes without SRC DST (the job's saved
+#: option each is kept under): the job's partitions stay as planned.
+_CHANGEABLE = {"include": "include", "exclude": "exclude", "overwrite": "overwrite",
+              "folder_markers": "folder_markers", "skip_errors": "skip_errors",
+              "invalid_names": "invalid_names", "copy_mode": "copy_mode",
+              "delete_source_after_verify": "delete_source", "empty_dirs": "empty_dirs"}
+
+
+def _changed_options(given: dict[str, Any], changed: Collection[str]) -> dict[str, Any]:
+    """The saved options that ``changed`` (names of :data:`_CHANGEABLE`) replace."""
+    unknown = sorted(set(changed) - set(_CHANGEABLE))
+    if unknown:
+        raise UsageError(f"plan --replan without SRC DST changes only the copy options "
+                         f"({', '.join(sorted(_CHANGEABLE))}), not {', '.join(unknown)}")
+    out: dict[str, Any] = {}
+    for name in changed:
+        value = given[name]
+        if name == "skip_errors":
+            value = sorted(skip_error_kinds(value))
+        elif name in ("include", "exclude"):
+            value = list(value or ())
+        out[_CHANGEABLE[name]] = value
+    return out
 
 
 async def _delta_table(control: ControlDB, job: str, given: str | None, replan: bool,

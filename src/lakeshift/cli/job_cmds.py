@@ -145,7 +145,9 @@ def plan(
     replan: Annotated[bool, typer.Option(
         "--replan", help="Plan an existing job again: with SRC DST, replace it by the new "
                          "plan (once that plan is listed and valid); without, restart its "
-                         "partitions from the start. Its runs stay as history.")] = False,
+                         "partitions from the start, with the copy options given here "
+                         "(--skip-errors, --include and the like) replacing its own. Its "
+                         "runs stay as history.")] = False,
     force: Annotated[bool, typer.Option(
         "--force", help="With --replan: even while a process is running the job.")] = False,
     filters: dict[str, Any] = NO_OPTIONS,
@@ -161,6 +163,7 @@ def plan(
     urls = urls or []
     if not as_json and not all_partitions and limit is None:
         limit = PLAN_LIMIT  # the text view is for a terminal: a screenful
+    changed = _changed_on_replan(ctx, job) if replan and len(urls) < 2 else []
     result = api.plan(urls[:-1] if len(urls) >= 2 else urls,
                       urls[-1] if len(urls) >= 2 else None, job=job, db=db,
                       prefix=prefix or (), partitions_file=partitions_file,
@@ -168,7 +171,8 @@ def plan(
                       adf_control_table=adf_control_table, show=show, replan=replan,
                       force=force, store_options=store, copy_mode=copy_mode, dask=dask,
                       offset=offset, limit=limit, all_partitions=all_partitions,
-                      adf_delta_table=adf_delta_table, **filters, **keeping)
+                      adf_delta_table=adf_delta_table, changed=changed, **filters,
+                      **keeping)
     if show or as_json or not result.created:
         print_plan(result.job, as_json)
     else:
@@ -180,6 +184,29 @@ def plan(
         print(f"job {job!r}: {count(result.job.partitions, 'partition')}{table} planned in "
               f"{result.db} (lakeshift plan --show {again}; lakeshift run {again})")
     return 0
+
+
+#: What ``plan --job J --replan`` takes besides the copy options it changes (api.jobs
+#: _CHANGEABLE): nothing else of the plan is given without SRC DST.
+_RESET_TAKES = frozenset({"urls", "job", "db", "show", "limit", "offset", "all_partitions",
+                          "replan", "force", "as_json"})
+
+
+def _changed_on_replan(ctx: typer.Context, job: str) -> list[str]:
+    """The copy options typed on ``plan --job J --replan`` (no SRC DST), which replace the
+    job's saved ones; any other option of a plan typed there is refused in one line (it
+    was silently dropped: only a plan from SRC DST sets it)."""
+    typed = [name for name in ctx.params
+             if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"]
+    other = sorted(f"--{n.replace('_', '-')}" for n in typed
+                   if n not in api._CHANGEABLE and n not in _RESET_TAKES)
+    if other:
+        raise UsageError(
+            f"{', '.join(other)} {'is' if len(other) == 1 else 'are'} set by planning the "
+            f"job from its SRC DST: `lakeshift plan SRC… DST --job {shlex.quote(job)} "
+            f"--replan` with every option it needs (without SRC DST, --replan changes only "
+            f"{', '.join('--' + n.replace('_', '-') for n in sorted(api._CHANGEABLE))})")
+    return [n for n in typed if n in api._CHANGEABLE]
 
 
 #: What run --config may set: passed only when given (the file's value applies otherwise).

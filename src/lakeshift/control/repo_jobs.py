@@ -251,6 +251,14 @@ class JobRows(ControlBase):
                 cursor_copied=0, cursor_skipped=0, cursor_bytes=0, last_error=None,
                 started_at=None, finished_at=None, duration_s=None)).rowcount)
 
+    def set_job_options(self, name: str, options: dict[str, Any]) -> None:
+        """Replace job ``name``'s saved options (``plan --job J --replan`` with copy
+        options and no SRC DST: the next run copies by the new ones)."""
+        job_id = self.job(name).id
+        with self._tx() as conn:
+            conn.execute(update(jobs).where(jobs.c.id == job_id).values(
+                options=json.dumps(options, sort_keys=True)))
+
     def delete_job(self, name: str) -> None:
         """Delete job ``name`` and everything recorded about it (partitions, runs,
         failures, renames, deletions, sync windows, sync deletions, schedule).  Refused
