@@ -119,6 +119,10 @@ def _token(token_file: Path | None) -> str | None:
         if not token:
             raise UsageError(f"--token-file {token_file} is empty: put the token in it, or "
                              f"set {TOKEN_VARIABLE}")
+        if "\n" in token or "\r" in token:
+            # No form field, header or bearer token can send a line break back.
+            raise UsageError(f"--token-file {token_file} holds more than one line: put only "
+                             "the token in it, on one line")
     if token:
         register_secret(token)
     return token
