@@ -117,3 +117,24 @@ def test_a_path_and_its_uri_filename_are_one_db(tmp_path: Path,
     for url in (f"sqlite:///file:{tmp_path}/path/to/file.db?uri=true&mode=rwc",
                 "sqlite:///file:path/to/file.db?uri=true", "sqlite:///path/to/file.db"):
         assert _jobs(url) == ["j"] and _jobs(url, read_only=True) == ["j"], url
+
+
+@pytest.mark.parametrize("query,what", [
+    ("timeout=abc", "timeout='abc' is not a number"),
+    ("check_same_thread=abc", "check_same_thread='abc' is not true or false"),
+    ("detect_types=abc", "detect_types='abc' is not an integer"),
+    ("cached_statements=1.5", "cached_statements='1.5' is not an integer"),
+])
+def test_a_driver_option_the_driver_cannot_read_is_one_line(
+        tmp_path: Path, query: str, what: str) -> None:
+    """The driver converts these itself; a value it cannot convert was an internal error
+    (a ValueError from SQLAlchemy), in either form of the URL."""
+    for url in (f"sqlite:///{tmp_path}/c.db?{query}",
+                f"sqlite:///file:{tmp_path}/c.db?uri=true&{query}"):
+        for create, read_only in ((True, False), (False, True)):
+            with pytest.raises(UsageError) as e:
+                ControlDB(url, create=create, read_only=read_only)
+            line = str(e.value)
+            assert what in line and "leave it out" in line and "\n" not in line, line
+    assert list(tmp_path.iterdir()) == []  # nothing made
+    _made(f"sqlite:///{tmp_path}/c.db?timeout=2.5&check_same_thread=no&cached_statements=9")

@@ -67,6 +67,21 @@ _DRIVER_KEYS = frozenset({"uri", "timeout", "isolation_level", "detect_types",
 #: How the driver reads ``uri=`` (sqlalchemy.util.asbool).
 _TRUE = frozenset({"true", "yes", "on", "y", "t", "1"})
 _FALSE = frozenset({"false", "no", "off", "n", "f", "0"})
+#: What the driver's options must be (it converts them, and a value it cannot convert was
+#: an internal error): a number of seconds, an integer, true or false.
+_DRIVER_VALUES = {"timeout": "a number", "detect_types": "an integer",
+                  "cached_statements": "an integer", "check_same_thread": "true or false"}
+
+
+def _takes(kind: str, value: str) -> bool:
+    """Whether the driver converts ``value`` to ``kind`` (one of _DRIVER_VALUES')."""
+    if kind == "true or false":
+        return value.strip().lower() in _TRUE | _FALSE
+    try:
+        (float if kind == "a number" else int)(value)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -119,6 +134,10 @@ def sqlite_file(url: Any, shown: str | None = None) -> SqliteFile | None:
         raise UsageError(f"control DB {shown}: uri={query['uri']!r} is neither true nor false: "
                          f"use {SQLITE_FORMS}")
     uri = uri_value in _TRUE
+    for key, kind in _DRIVER_VALUES.items():
+        if key in query and not _takes(kind, query[key]):
+            raise UsageError(f"control DB {shown}: {key}={query[key]!r} is not {kind}: give "
+                             f"{key} {kind}, or leave it out")
     database = u.database or ""
     params = {k: v for k, v in query.items() if k not in _DRIVER_KEYS}
     if params and not (uri and database.startswith("file:")):
