@@ -29,6 +29,9 @@ _PATTERNS = [
     (re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@\s/]+@"), r"\1***@"),
     (re.compile(r"(?i)(Authorization:\s*)(?:[A-Za-z][\w-]*\s+)?\S+?" + _TO_WORD_END),
      r"\1***"),
+    # A SigV4 Authorization header goes on after its first word (", SignedHeaders=…,
+    # Signature=HEX"): the signature is the secret part of it.
+    (re.compile(r"(?i)(\bSignature=)[0-9a-f]{16,}"), r"\1***"),
 ]
 
 
