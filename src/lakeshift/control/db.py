@@ -128,7 +128,13 @@ def sqlite_file(url: Any, shown: str | None = None) -> SqliteFile | None:
     if u.host or u.port or u.username or u.password:
         raise UsageError(f"control DB {shown}: a SQLite URL names a file, with no host or "
                          f"user (three slashes after sqlite:): use {SQLITE_FORMS}")
-    query = {k: (v[-1] if isinstance(v, tuple) else v) for k, v in u.query.items()}
+    twice = sorted(k for k, v in u.query.items() if isinstance(v, tuple))
+    if twice:
+        # The driver and SQLite would each read them their own way (the driver takes a
+        # repeated uri= as true, whatever its values): one value a key.
+        raise UsageError(f"control DB {shown}: {', '.join(twice)} given more than once: "
+                         "give each parameter once")
+    query = {k: str(v) for k, v in u.query.items()}
     uri_value = query.get("uri", "false").strip().lower()
     if uri_value not in _TRUE | _FALSE:
         raise UsageError(f"control DB {shown}: uri={query['uri']!r} is neither true nor false: "
@@ -145,6 +151,10 @@ def sqlite_file(url: Any, shown: str | None = None) -> SqliteFile | None:
         raise UsageError(f"control DB {shown}: {names} {'is' if len(params) == 1 else 'are'} "
                          "SQLite URI parameters, read only from a URI filename (the file "
                          "named file:PATH, with uri=true): use " + SQLITE_FORMS)
+    if database.startswith("file:") and not uri:
+        # Without uri=true the driver opens a file named "file:…" in the current folder.
+        raise UsageError(f"control DB {shown}: a SQLite URI filename (file:PATH) needs "
+                         f"uri=true beside it: use {SQLITE_FORMS}")
     path = database
     if uri and database.startswith("file:"):
         rest = database[len("file:"):].partition("#")[0]
