@@ -299,3 +299,20 @@ def test_sync_schedules_are_shown_when_the_db_has_them() -> None:
     html = App("sqlite:///unused.db").env.get_template("jobs.html").render(
         status=SimpleNamespace(jobs=[job]), api=None)
     assert "every 15m" in html and "2026-01-02 03:04:05Z" in html
+
+
+def test_a_token_file_without_allow_actions_is_said_read_only(
+        filled_db: FilledDB, monitor_of: Callable[..., Monitor], tmp_path: Path) -> None:
+    """--token-file given without --allow-actions arms nothing: the monitor says so (a
+    warning on stderr) instead of serving read-only in silence."""
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    m = monitor_of(copy_db(filled_db, tmp_path), "--token-file", str(token_file))
+    r = httpx.post(f"{m.url}/jobs/filled/rerun-failed", headers={"X-Lakeshift-Token": TOKEN})
+    assert r.status_code == 403 and "read-only" in r.text
+    m.stop()
+    assert m.proc.stderr is not None
+    err = m.proc.stderr.read()
+    assert f"warning: --token-file {token_file} is used only with --allow-actions: this " \
+           "monitor is read-only" in err, err
+    assert TOKEN not in err
