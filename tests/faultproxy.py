@@ -36,6 +36,7 @@ import random
 import re
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -300,3 +301,15 @@ class FaultProxy(LoopbackProxy):
             await resp.write_eof()
             return resp
 
+
+class ArrivalsProxy(FaultProxy):
+    """The fault proxy (no faults), noting when each request arrived and its kind
+    (``request_kind``): what a request-rate cap let through, and when."""
+
+    def __init__(self, upstream: str) -> None:
+        self.arrivals: list[tuple[float, str]] = []
+        super().__init__(upstream)
+
+    def _take(self, method: str, path: str) -> Any:
+        self.arrivals.append((time.monotonic(), request_kind(method, path)))
+        return super()._take(method, path)

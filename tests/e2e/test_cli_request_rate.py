@@ -9,7 +9,6 @@ slow machine sends fewer, never more."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,19 +17,7 @@ import pytest
 
 from tests import servers
 from tests.e2e.cli import lakeshift
-from tests.faultproxy import FaultProxy, request_kind
-
-
-class ArrivalsProxy(FaultProxy):
-    """The fault proxy (no faults), noting when each request arrived and its kind."""
-
-    def __init__(self, upstream: str) -> None:
-        self.arrivals: list[tuple[float, str]] = []
-        super().__init__(upstream)
-
-    def _take(self, method: str, path: str) -> Any:
-        self.arrivals.append((time.monotonic(), request_kind(method, path)))
-        return super()._take(method, path)
+from tests.faultproxy import ArrivalsProxy
 
 
 @pytest.fixture

@@ -61,3 +61,22 @@ def test_what_cannot_work_is_one_line_naming_the_forms(
         assert what in line, line
         if "read-only" not in what:
             assert "sqlite:///file:/path/to/file.db?uri=true" in line, line
+
+
+def test_a_plan_that_fails_leaves_no_db_file_named_by_a_uri(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    """A plan that fails leaves no DB file it created only to hold the job
+    (api/common ``_new_sqlite_file``): with a URI filename too, whose file is PATH, not
+    ``file:PATH`` (that one never exists, so the file made was left behind)."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "a").write_text("a")
+    dst.mkdir()
+    (src / "link").symlink_to(dst)  # a prefix the plan refuses once the DB is open
+    for db in (f"sqlite:///file:{tmp_path}/k.db?mode=rwc&uri=true",
+               f"sqlite:///file:{tmp_path}/k.db?uri=true", f"sqlite:///{tmp_path}/k.db"):
+        p = lakeshift("plan", str(src), str(dst), "--job", "j", "--db", db, "--prefix", "sub/",
+                      "--prefix", "link/", env=local_env)
+        assert p.returncode == 2, (db, p.stdout + p.stderr)
+        assert "leave that prefix out" in one_clear_line(p), p.stderr
+        assert not (tmp_path / "k.db").exists(), db

@@ -25,7 +25,7 @@ from lakeshift.engine.events import Event, ObjectDone
 from lakeshift.errors import UsageError
 from lakeshift.stores.base import StoreOptions
 from tests import servers
-from tests.faultproxy import FaultProxy, request_kind
+from tests.faultproxy import ArrivalsProxy, FaultProxy
 from tests.helpers import next_second, old_lake
 
 distributed = pytest.importorskip("distributed")
@@ -352,24 +352,12 @@ def test_a_rerun_on_dask_shows_what_it_does_not_the_jobs_totals(
     assert (row["state"], row["copied"]) == ("succeeded", 1)
 
 
-class CountingProxy(FaultProxy):
-    """The fault proxy, noting when each request arrived."""
-
-    def __init__(self, upstream: str) -> None:
-        self.arrivals: list[tuple[float, str]] = []
-        super().__init__(upstream)
-
-    def _take(self, method: str, path: str) -> Any:
-        self.arrivals.append((time.monotonic(), request_kind(method, path)))
-        return super()._take(method, path)
-
-
 def test_the_request_cap_holds_for_all_workers_together(
         cluster: Any, s3: Any, bucket: str, moto: servers.Server, pg_url: str,
         tmp_path: Path) -> None:
     prefixes = ["a/", "b/", "c/", "d/"]
     data = _seed(s3, bucket, prefixes, 25, 1024)
-    proxy = CountingProxy(f"http://127.0.0.1:{moto.port}")
+    proxy = ArrivalsProxy(f"http://127.0.0.1:{moto.port}")
     try:
         dest = tmp_path / "dest"
         lakeshift.plan(f"s3://{bucket}/", str(dest), job="cap", db=pg_url, prefix=prefixes,

@@ -92,6 +92,8 @@ def test_mode_rw_does_not_create_a_db(tmp_path: Path) -> None:
     ("sqlite:///file:x.db?mode=ro&cache=shared", "cache, mode are SQLite URI parameters"),
     ("sqlite:///file:x.db?uri=maybe", "uri='maybe' is neither true nor false"),
     ("sqlite://somehost/x.db", "a SQLite URL names a file, with no host"),
+    # without uri=true the driver would open a file named "file:x.db" here
+    ("sqlite:///file:x.db", "a SQLite URI filename (file:PATH) needs uri=true beside it"),
 ])
 def test_what_cannot_work_is_refused_naming_the_forms_that_do(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str, what: str) -> None:
@@ -117,3 +119,39 @@ def test_a_path_and_its_uri_filename_are_one_db(tmp_path: Path,
     for url in (f"sqlite:///file:{tmp_path}/path/to/file.db?uri=true&mode=rwc",
                 "sqlite:///file:path/to/file.db?uri=true", "sqlite:///path/to/file.db"):
         assert _jobs(url) == ["j"] and _jobs(url, read_only=True) == ["j"], url
+
+
+@pytest.mark.parametrize("query,what", [
+    ("timeout=abc", "timeout='abc' is not a number"),
+    ("check_same_thread=abc", "check_same_thread='abc' is not true or false"),
+    ("detect_types=abc", "detect_types='abc' is not an integer"),
+    ("cached_statements=1.5", "cached_statements='1.5' is not an integer"),
+])
+def test_a_driver_option_the_driver_cannot_read_is_one_line(
+        tmp_path: Path, query: str, what: str) -> None:
+    """The driver converts these itself; a value it cannot convert was an internal error
+    (a ValueError from SQLAlchemy), in either form of the URL."""
+    for url in (f"sqlite:///{tmp_path}/c.db?{query}",
+                f"sqlite:///file:{tmp_path}/c.db?uri=true&{query}"):
+        for create, read_only in ((True, False), (False, True)):
+            with pytest.raises(UsageError) as e:
+                ControlDB(url, create=create, read_only=read_only)
+            line = str(e.value)
+            assert what in line and "leave it out" in line and "\n" not in line, line
+    assert list(tmp_path.iterdir()) == []  # nothing made
+    _made(f"sqlite:///{tmp_path}/c.db?timeout=2.5&check_same_thread=no&cached_statements=9")
+
+
+@pytest.mark.parametrize(("query", "key"), [("uri=true&uri=false&mode=rwc", "uri"),
+                                            ("uri=true&timeout=5&timeout=6", "timeout"),
+                                            ("uri=true&mode=ro&mode=rwc", "mode")])
+def test_a_parameter_given_twice_is_one_line(tmp_path: Path, query: str, key: str) -> None:
+    """The driver reads a repeated key its own way (uri=true&uri=false: true, a tuple), and
+    lakeshift took the last value: the file checked was not the file opened (``uri=false``:
+    "directory …/file:… does not exist"), or the driver failed (``timeout``: a TypeError,
+    an internal error)."""
+    with pytest.raises(UsageError) as e:
+        ControlDB(f"sqlite:///file:{tmp_path}/c.db?{query}", create=True)
+    assert str(e.value).endswith(f"{key} given more than once: give each parameter once"), \
+        str(e.value)
+    assert list(tmp_path.iterdir()) == []

@@ -121,6 +121,9 @@ def test_actions_are_refused_read_only_and_without_the_token(
     read_only = monitor_of(db)
     r = httpx.post(f"{read_only.url}/jobs/filled/rerun-failed", data={"token": TOKEN})
     assert r.status_code == 403 and "read-only" in r.text
+    # the fix it names is one that works: --token T is refused since session 20
+    assert "LAKESHIFT_MONITOR_TOKEN" in r.text and "--token-file" in r.text, r.text
+    assert "--token T" not in r.text, r.text
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")  # as `echo` writes it: the line end is not the token's
     armed = monitor_of(db, "--allow-actions", "--token-file", str(token_file))
@@ -182,15 +185,19 @@ def test_the_token_is_never_taken_from_the_command_line(
     assert "--token takes no secret on the command line" in line, line
     assert "LAKESHIFT_MONITOR_TOKEN" in line and "--token-file FILE" in line, line
     assert TOKEN not in p.stdout + p.stderr
-    short, empty = tmp_path / "short", tmp_path / "empty"
+    short, empty, two = tmp_path / "short", tmp_path / "empty", tmp_path / "two"
     short.write_text("short\n")
     empty.write_text("\n")
+    # a token and a second line (a comment, another secret): no form or header sends it
+    two.write_text(TOKEN + "\r\n# the monitor's token\r\n")
     for args, env, says in (
             (["--token-file", str(short)], lake.env, f"the token (--token-file {short}) must "
                                                      "be at least 12 characters"),
             ([], {**lake.env, "LAKESHIFT_MONITOR_TOKEN": "short"},
              "the token (LAKESHIFT_MONITOR_TOKEN) must be at least 12 characters"),
             (["--token-file", str(empty)], lake.env, f"--token-file {empty} is empty"),
+            (["--token-file", str(two)], lake.env,
+             f"--token-file {two} holds more than one line: put only the token in it"),
             (["--token-file", str(tmp_path / "none")], lake.env,
              f"cannot read --token-file {tmp_path / 'none'}: No such file or directory")):
         p = lakeshift("monitor", "--db", filled_db.url, "--allow-actions", *args, env=env,
@@ -292,3 +299,20 @@ def test_sync_schedules_are_shown_when_the_db_has_them() -> None:
     html = App("sqlite:///unused.db").env.get_template("jobs.html").render(
         status=SimpleNamespace(jobs=[job]), api=None)
     assert "every 15m" in html and "2026-01-02 03:04:05Z" in html
+
+
+def test_a_token_file_without_allow_actions_is_said_read_only(
+        filled_db: FilledDB, monitor_of: Callable[..., Monitor], tmp_path: Path) -> None:
+    """--token-file given without --allow-actions arms nothing: the monitor says so (a
+    warning on stderr) instead of serving read-only in silence."""
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    m = monitor_of(copy_db(filled_db, tmp_path), "--token-file", str(token_file))
+    r = httpx.post(f"{m.url}/jobs/filled/rerun-failed", headers={"X-Lakeshift-Token": TOKEN})
+    assert r.status_code == 403 and "read-only" in r.text
+    m.stop()
+    assert m.proc.stderr is not None
+    err = m.proc.stderr.read()
+    assert f"warning: --token-file {token_file} is used only with --allow-actions: this " \
+           "monitor is read-only" in err, err
+    assert TOKEN not in err

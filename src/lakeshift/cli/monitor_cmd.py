@@ -69,6 +69,11 @@ def monitor(
         raise UsageError("--token takes no secret on the command line (ps and shell history "
                          f"show it): {TOKEN_WAYS}")
     token = _token(token_file)
+    if token_file is not None and not allow_actions:
+        # Given, the token is for actions; without --allow-actions there are none.
+        print(f"lakeshift: warning: --token-file {token_file} is used only with "
+              "--allow-actions: this monitor is read-only (add --allow-actions to offer "
+              "the actions)", file=sys.stderr, flush=True)
     if allow_actions and not token:
         raise UsageError(f"--allow-actions needs a token, refused without one: {TOKEN_WAYS}")
     if allow_actions and token is not None and len(token) < MIN_TOKEN:
@@ -119,6 +124,10 @@ def _token(token_file: Path | None) -> str | None:
         if not token:
             raise UsageError(f"--token-file {token_file} is empty: put the token in it, or "
                              f"set {TOKEN_VARIABLE}")
+        if "\n" in token or "\r" in token:
+            # No form field, header or bearer token can send a line break back.
+            raise UsageError(f"--token-file {token_file} holds more than one line: put only "
+                             "the token in it, on one line")
     if token:
         register_secret(token)
     return token

@@ -67,6 +67,21 @@ _DRIVER_KEYS = frozenset({"uri", "timeout", "isolation_level", "detect_types",
 #: How the driver reads ``uri=`` (sqlalchemy.util.asbool).
 _TRUE = frozenset({"true", "yes", "on", "y", "t", "1"})
 _FALSE = frozenset({"false", "no", "off", "n", "f", "0"})
+#: What the driver's options must be (it converts them, and a value it cannot convert was
+#: an internal error): a number of seconds, an integer, true or false.
+_DRIVER_VALUES = {"timeout": "a number", "detect_types": "an integer",
+                  "cached_statements": "an integer", "check_same_thread": "true or false"}
+
+
+def _takes(kind: str, value: str) -> bool:
+    """Whether the driver converts ``value`` to ``kind`` (one of _DRIVER_VALUES')."""
+    if kind == "true or false":
+        return value.strip().lower() in _TRUE | _FALSE
+    try:
+        (float if kind == "a number" else int)(value)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -113,12 +128,22 @@ def sqlite_file(url: Any, shown: str | None = None) -> SqliteFile | None:
     if u.host or u.port or u.username or u.password:
         raise UsageError(f"control DB {shown}: a SQLite URL names a file, with no host or "
                          f"user (three slashes after sqlite:): use {SQLITE_FORMS}")
-    query = {k: (v[-1] if isinstance(v, tuple) else v) for k, v in u.query.items()}
+    twice = sorted(k for k, v in u.query.items() if isinstance(v, tuple))
+    if twice:
+        # The driver and SQLite would each read them their own way (the driver takes a
+        # repeated uri= as true, whatever its values): one value a key.
+        raise UsageError(f"control DB {shown}: {', '.join(twice)} given more than once: "
+                         "give each parameter once")
+    query = {k: str(v) for k, v in u.query.items()}
     uri_value = query.get("uri", "false").strip().lower()
     if uri_value not in _TRUE | _FALSE:
         raise UsageError(f"control DB {shown}: uri={query['uri']!r} is neither true nor false: "
                          f"use {SQLITE_FORMS}")
     uri = uri_value in _TRUE
+    for key, kind in _DRIVER_VALUES.items():
+        if key in query and not _takes(kind, query[key]):
+            raise UsageError(f"control DB {shown}: {key}={query[key]!r} is not {kind}: give "
+                             f"{key} {kind}, or leave it out")
     database = u.database or ""
     params = {k: v for k, v in query.items() if k not in _DRIVER_KEYS}
     if params and not (uri and database.startswith("file:")):
@@ -126,6 +151,10 @@ def sqlite_file(url: Any, shown: str | None = None) -> SqliteFile | None:
         raise UsageError(f"control DB {shown}: {names} {'is' if len(params) == 1 else 'are'} "
                          "SQLite URI parameters, read only from a URI filename (the file "
                          "named file:PATH, with uri=true): use " + SQLITE_FORMS)
+    if database.startswith("file:") and not uri:
+        # Without uri=true the driver opens a file named "file:…" in the current folder.
+        raise UsageError(f"control DB {shown}: a SQLite URI filename (file:PATH) needs "
+                         f"uri=true beside it: use {SQLITE_FORMS}")
     path = database
     if uri and database.startswith("file:"):
         rest = database[len("file:"):].partition("#")[0]

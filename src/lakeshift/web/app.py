@@ -162,7 +162,8 @@ class Monitor:
         as the form field ``token``, an ``X-Lakeshift-Token`` header or a bearer token."""
         if self.token is None:
             raise HTTPException(403, "this monitor is read-only: start it with "
-                                "--allow-actions --token T to allow actions")
+                                "--allow-actions and a token (LAKESHIFT_MONITOR_TOKEN or "
+                                "--token-file FILE) to allow actions")
         auth = request.headers.get("authorization", "")
         given = (form.get("token") or request.headers.get("x-lakeshift-token")
                  or (auth[7:] if auth.lower().startswith("bearer ") else ""))
