@@ -157,3 +157,45 @@ def test_scan_reports_a_fifo_and_a_socket_as_the_copy_records_them(tmp_path: Pat
     assert "1 symbolic links to nothing (not counted above) (0 B;" in text, text
     for kind in ("dangling-link", "not-a-file"):
         assert f" {kind} (" not in text, text
+
+
+def test_scan_reports_files_it_may_not_read_as_the_copy_records_them(tmp_path: Path
+                                                                     ) -> None:
+    """A file this user may not read was counted as an object (an empty one too, though
+    scan opens each empty file) while the dry run and the copy record it `forbidden`: each
+    is now a `forbidden` finding, with the unreadable folders' advice, not an object.  Run
+    as a user whom mode bits bind (root reads any file: its override is dropped)."""
+    import json
+
+    from tests import servers
+    from tests.e2e.cli import lakeshift as cli
+    from tests.e2e.cli import obeying_file_modes
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"aa")
+    (src / "empty.secret").write_bytes(b"")
+    (src / "z.secret").write_bytes(b"zzz")
+    for name in ("empty.secret", "z.secret"):
+        (src / name).chmod(0)
+    env = servers.clean_env() | {"HOME": str(tmp_path / "home"), "TMPDIR": str(tmp_path)}
+
+    def as_user(*args: str) -> tuple[int, dict[str, object]]:
+        p = cli(*args, "--json", env=env, prefix=obeying_file_modes())
+        assert "Traceback" not in p.stderr, p.stderr
+        return p.returncode, json.loads(p.stdout)
+
+    code, r = as_user("scan", str(src))
+    assert code == 0 and (r["objects"], r["bytes"]) == (1, 2), r
+    found = {f["kind"]: f for f in r["findings"]}  # type: ignore[attr-defined]
+    assert set(found) == {"forbidden"}, found
+    assert found["forbidden"]["objects"] == 2
+    assert found["forbidden"]["examples"] == [
+        "empty.secret (permission denied (cannot read))",
+        "z.secret (permission denied (cannot read))"], found
+    assert "--skip-errors forbidden" in found["forbidden"]["advice"]
+    # The dry run and the copy: the one readable file, the two failed `forbidden`.
+    for dry in (("--dry-run",), ()):
+        code, c = as_user("copy", str(src), str(tmp_path / "dst"), *dry)
+        assert code == 1 and c["failed_by_kind"] == {"forbidden": 2}, (dry, c)
+        assert c["copied"] == r["objects"], (dry, c)

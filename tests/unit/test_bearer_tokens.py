@@ -232,12 +232,13 @@ def test_an_authority_with_a_path_or_a_trailing_slash_keeps_its_path(
 def test_the_metadata_endpoint_s_connect_timeout_is_said_with_its_own_limit(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A managed identity on the instance metadata endpoint is azure-identity's
-    ImdsCredential, which drops the per-request connect limit and connects within its own
-    2 s (four times, 0, 1.6 and 3.2 s apart: ~13 s a try): a connect that timed out there
-    is said with that limit.  The line said "connect timed out after 10 s" (here 5 s),
-    lakeshift's limit, which that credential never used."""
-    from azure.identity import aio
-
+    ImdsCredential, which drops the per-request options and connects within its own 2 s:
+    a connect that timed out there is said with that limit (the line said "connect timed
+    out after 10 s", lakeshift's limit, which that credential never used).  And a try is
+    one connect: the credential lakeshift builds takes ``retry_connect=0`` when built (the
+    only way it takes it), so the first contact's three tries fit its 40 s bound in ~8 s;
+    it connected four times a try, with 4.8 s of backoff (~13 s a try: one try, in 20 s,
+    was all this test could wait for)."""
     from lakeshift.errors import EndpointUnreachable
     from lakeshift.stores import http
     from lakeshift.stores.azure import auth
@@ -246,16 +247,16 @@ def test_the_metadata_endpoint_s_connect_timeout_is_said_with_its_own_limit(
     for name in ("IDENTITY_ENDPOINT", "MSI_ENDPOINT", "AZURE_FEDERATED_TOKEN_FILE",
                  "AZURE_CLIENT_ID"):
         monkeypatch.delenv(name, raising=False)
-    # One try within a 20 s bound: the credential's own four connects fit in it.
-    monkeypatch.setattr(http, "CONNECT_SECONDS", 5.0)
-    monkeypatch.setattr(http, "FIRST_CONTACT_TRIES", 1)
+    monkeypatch.setattr(http, "CONNECT_SECONDS", 10.0)
+    monkeypatch.setattr(http, "FIRST_CONTACT_TRIES", 3)
     with Blackhole() as hole:
         monkeypatch.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", hole.url)
         endpoint = auth.managed_identity_endpoint()
         assert (endpoint.url, endpoint.setting) == (hole.url, "AZURE_POD_IDENTITY_AUTHORITY_HOST")
 
         async def main() -> str:
-            tokens = BearerTokens(aio.ManagedIdentityCredential(), authority=endpoint,
+            tokens = BearerTokens(auth.token_credential("managed-identity"),
+                                  authority=endpoint,
                                   connect_seconds=auth.token_connect_seconds("managed-identity"))
             try:
                 with pytest.raises(EndpointUnreachable) as e:
@@ -264,9 +265,46 @@ def test_the_metadata_endpoint_s_connect_timeout_is_said_with_its_own_limit(
                 await tokens.close()
             return str(e.value)
 
+        started = time.monotonic()
         said = asyncio.run(main())
+        took = time.monotonic() - started
     assert said.startswith(f"cannot reach the managed identity endpoint {hole.url}: connect "
-                           "timed out after 2 s (1 try in "), said
+                           "timed out after 2 s (3 tries in "), said
+    # Three connects of 2 s, two pauses (0.5 s, 1 s) and a TCP look of 0.2 s after each.
+    assert 6 <= took < 15, (took, said)
+
+
+@pytest.mark.slow
+def test_metadata_endpoint_renewals_keep_azure_identity_s_connect_retries(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first contact's credential tries no connect again; every other token request of
+    a managed identity on the instance metadata endpoint (a renewal mid-run, obstore's
+    reads: no per-request options) still goes to one that does (connects 0, 1.6 and 3.2 s
+    apart, then it gives up): a connection refused once is not the end of a long run."""
+    from lakeshift.stores.azure import auth
+    from lakeshift.stores.azure.tokens import STORAGE_SCOPE
+    from tests.blackhole import refused_port
+
+    for name in ("IDENTITY_ENDPOINT", "MSI_ENDPOINT", "AZURE_FEDERATED_TOKEN_FILE",
+                 "AZURE_CLIENT_ID"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST",
+                       f"http://127.0.0.1:{refused_port()}")
+
+    async def timed(**options: Any) -> float:
+        credential = auth.token_credential("managed-identity")
+        started = time.monotonic()
+        try:
+            with pytest.raises(Exception):  # noqa: B017 (azure-identity's, any class)
+                await credential.get_token(STORAGE_SCOPE, **options)
+        finally:
+            await credential.close()
+        return time.monotonic() - started
+
+    first = asyncio.run(timed(connection_timeout=10.0, retry_connect=0))
+    renewal = asyncio.run(timed())
+    assert first < 1.0, first
+    assert renewal >= 4.5, renewal
 
 
 def test_only_the_metadata_endpoint_has_a_connect_limit_of_its_own(

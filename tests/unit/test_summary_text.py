@@ -174,6 +174,27 @@ def test_a_sync_pass_plans_the_copy_mode_and_a_copy_names_its_own_flags() -> Non
         "comma-separated)"]
 
 
+def test_a_keyed_sync_pass_s_missing_hint_names_no_listing() -> None:
+    """A `sync --files-from` key the source does not have said "(they went after the
+    listing)", though a keyed pass lists nothing: its hint says what is true there."""
+    from lakeshift.cli.summary import failure_hints, job_failure_hints
+
+    keyed = ("  missing: to skip these and go on: plan the job again with --skip-errors "
+             "missing (the source has no object of these names: check the names in the "
+             "list; or the objects went after it was made)")
+    assert failure_hints(["missing"], command="sync", keyed=True)[0] == keyed
+    stats = TransferStats(listed=0, copied=1, failed=2, failed_by_kind={"missing": 2},
+                          started=1.0, finished=2.0)
+    lines = job_failure_hints(stats, "sync", "--job j", 4, keyed=True)
+    assert lines[0] == keyed, lines
+    assert not any("listing" in line for line in lines), lines
+    # A pass that listed (windows) keeps the listing's words; other kinds are as before.
+    assert "(they went after the listing)" in job_failure_hints(stats, "sync", "--job j",
+                                                                4)[0]
+    assert failure_hints(["transient"], command="sync", keyed=True) == failure_hints(
+        ["transient"], command="sync")
+
+
 def test_a_copys_json_carries_the_hints_its_text_ends_with(
         capsys: pytest.CaptureFixture[str]) -> None:
     import json

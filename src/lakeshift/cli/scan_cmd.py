@@ -37,8 +37,8 @@ EPILOG = """Examples:
 
 #: How a finding reads after its count.
 _FINDING_TEXT = {
-    "forbidden": "directories the source refused to list (403 or permissions; not "
-                 "counted above)",
+    "forbidden": "directories the source refused to list, or files it refused to read "
+                 "(403 or permissions; not counted above)",
     "dangling-link": "symbolic links to nothing (not counted above)",
     "symlink-loop": "symbolic links that loop (not followed; not counted above)",
     "not-a-file": "FIFOs, sockets or devices (no content; not counted above)",

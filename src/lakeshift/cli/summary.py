@@ -219,6 +219,14 @@ FAILURE_HINTS = {
     "integrity": _RUN_AGAIN,
 }
 
+#: A hint worded for a sync pass of named keys (--files-from, --inventory): it lists
+#: nothing, so a key its source does not have was not there when the pass asked it (a
+#: name mistyped in the list, or an object deleted since the list was made).
+KEYED_HINTS = {
+    "missing": _SKIP_AND_GO_ON + " (the source has no object of these names: check the "
+               "names in the list; or the objects went after it was made)",
+}
+
 #: Where each command's hints send the user for a flag: ``copy`` takes them all; a job's
 #: --skip-errors and --invalid-names are its own, set by ``plan`` (`run` takes neither, and
 #: `sync --job` refuses other values), and so is its copy mode, which `run --copy-mode`
@@ -236,7 +244,7 @@ _FLAGS = {
 
 
 def failure_hints(kinds: Iterable[str], skipped: Iterable[str] = (),
-                  command: str = "copy") -> list[str]:
+                  command: str = "copy", keyed: bool = False) -> list[str]:
     """One line per kind of failure present (in the order first seen) naming what to do
     about it: a summary that lists failures ends with these, once, not per object.
 
@@ -244,12 +252,15 @@ def failure_hints(kinds: Iterable[str], skipped: Iterable[str] = (),
     more than one kind could be skipped, a last line names them in one --skip-errors (a
     second --skip-errors replaces the first: the flag takes a comma-separated list).
     ``command``: copy, run or sync, whose summary it is (``_FLAGS``: a job's own flags are
-    given by planning it again, which a last line explains)."""
+    given by planning it again, which a last line explains).  ``keyed``: a sync pass that
+    copied named keys (--files-from, --inventory) and listed nothing, whose hints say so
+    (``KEYED_HINTS``)."""
     flags = _FLAGS[command]
     lines: list[str] = []
     failed = list(dict.fromkeys(kinds))
     for kind in failed:
-        if (hint := FAILURE_HINTS.get(kind)) is not None:
+        hint = (KEYED_HINTS.get(kind) if keyed else None) or FAILURE_HINTS.get(kind)
+        if hint is not None:
             lines.append(f"  {kind}: " + hint.format(**flags).format(kind=kind))
     can_skip = [k for k in failed if k in _SKIPPABLE]
     if can_skip:
@@ -271,17 +282,19 @@ _SKIPPABLE = frozenset(k for k, hint in FAILURE_HINTS.items() if "{skip}" in hin
 
 
 def job_failure_hints(stats: TransferStats, command: str, again: str,
-                      run_number: int | None) -> list[str]:
+                      run_number: int | None, keyed: bool = False) -> list[str]:
     """The end of a run's or a sync pass's text summary when objects failed: what to do
     about each kind of failure (``failure_hints``, a job's flags where a job takes them),
     then how to get at their keys, which are in the control DB (not in the summary, as a
     copy's are): this run's to a CSV file, which `sync --files-from` retries alone.
     ``again``: the arguments that reach the job (``job_cmds.again_args``); ``run_number``:
-    the run's (or pass's) number, when the DB numbers runs."""
+    the run's (or pass's) number, when the DB numbers runs; ``keyed``: a sync pass of
+    named keys (``failure_hints``)."""
     if not stats.failed:
         return []
     skippable = [k for k in stats.skipped_by_reason if k in _SKIPPABLE]
-    lines = failure_hints(stats.failed_by_kind, skipped=skippable, command=command)
+    lines = failure_hints(stats.failed_by_kind, skipped=skippable, command=command,
+                          keyed=keyed)
     of_run = f" --run {run_number}" if run_number else ""
     this = "this run's" if command == "run" else "this pass's"
     lines.append(f"  {this} failed objects to a file: `lakeshift failures {again}{of_run} "

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from lakeshift.engine.listing import list_pages
@@ -77,9 +78,10 @@ RESERVED_METADATA = frozenset({FOLDER_KEY})
 
 ADVICE = {
     "forbidden": "the source refused to list these directories (403, or local folder "
-                 "permissions), so nothing under "
-                 "them is counted: grant the identity read and execute on them, or copy with "
-                 "--skip-errors forbidden to record and skip them",
+                 "permissions), so nothing under them is counted, or to read these files "
+                 "(local file permissions; not counted as objects): grant the identity read "
+                 "(and execute on folders), or copy with --skip-errors forbidden to record "
+                 "and skip them",
     "dangling-link": "symbolic links to nothing: the copy fails each (dangling-link); "
                      "remove or repair them, or copy with --skip-errors dangling-link to "
                      "record and skip them",
@@ -109,6 +111,9 @@ ADVICE = {
 #: ``not-a-file``, stores/local/reads.py): counted apart from the objects, by that read's
 #: error kind, as the copy records it.
 ENTRY_KINDS = ("dangling-link", "symlink-loop", "not-a-file")
+#: What opening an entry or a local file may find: its kind, or a file this user may not
+#: read (``forbidden``, a finding with the folders the source refused to list).
+UNCOPIED_KINDS = (*ENTRY_KINDS, "forbidden")
 
 
 @dataclass(frozen=True)
@@ -242,6 +247,8 @@ async def scan_async(source: StoreConfig, destination: StoreConfig | None,
                                                                           0))
         async for page in list_pages(src, spec.listing_prefix(), spec.start_after, policy):
             pages += 1
+            opened = await _open_entries(src, walker, spec.takes, page, policy) \
+                if walker is not None else {}
             for obj in page:
                 if not spec.takes(obj.key):
                     continue
@@ -251,18 +258,12 @@ async def scan_async(source: StoreConfig, destination: StoreConfig | None,
                     # A directory the source would not list (403): a finding, not an object.
                     tally.finding("forbidden").add(f"{rel}/ ({_reason(refused)})", 0)
                     continue
-                if walker is not None and (undescribed(obj) or (
-                        obj.size == 0 and src.capabilities.reads_here
-                        and not obj.is_dir_marker)):
-                    # (An empty local file is opened, as a dry run opens it, reading
-                    # nothing: a FIFO or socket is listed by its stat as one.)
-                    entry = await _odd_entry(src, obj.key, policy)
-                    if entry is not None:
-                        # A link the walk did not follow, or no file: no object (the copy
-                        # skips or fails it), a finding of its own kind.
-                        tally.finding(entry.kind).add(f"{rel} ({_after_path(str(entry))})",
-                                                      0)
-                        continue
+                entry = opened.get(obj.key)
+                if entry is not None:
+                    # A link the walk did not follow, no file, or a file it may not read:
+                    # no object (the copy skips or fails it), a finding of its own kind.
+                    tally.finding(entry.kind).add(f"{rel} ({_after_path(str(entry))})", 0)
+                    continue
                 tally.objects += 1
                 tally.bytes += obj.size
                 tally.reads += 1 if obj.size <= opts.block_size else \
@@ -372,7 +373,9 @@ def _result(source: StoreConfig, destination: StoreConfig | None, src: Store,
             continue
         checked = headed if kind in by_head else "listing"
         if kind == "not-a-file":
-            checked = "opening each empty file (reading nothing)"
+            checked = "opening each file (reading nothing)"
+        if kind == "forbidden" and src.capabilities.reads_here:
+            checked = "listing, and opening each file (reading nothing)"
         if kind == "metadata-collision":
             checked = "listing" if src.capabilities.metadata_in_listing else headed
         advice = ADVICE.get(kind, "restored: these copy as they are")
@@ -420,19 +423,39 @@ def _traffic(src: Store, dst: Store | None, tally: _Tally, pages: int, prices: P
                    retrieval_cost=tally.retrieval_cost)
 
 
+async def _open_entries(src: Store, walker: TreeWalker, takes: Callable[[str], bool],
+                        page: Sequence[ObjectInfo], policy: RetryPolicy
+                        ) -> dict[str, ObjectError]:
+    """Why the copy would not copy each of a page's entries it opens (``_odd_entry``), by
+    key: each entry the walk listed without describing it (a link it did not follow, a
+    directory it may not enter is ``refused_directory``'s, not opened), and on a disk this
+    process reads every file, opened as a dry run opens it, reading nothing (a FIFO or
+    socket is listed by its stat as an empty file; a file this user may not read is one
+    the copy records ``forbidden``).  Opened together, so that the store's reads share
+    their threads' hops (stores/local/hops.py): measured here, a scan of 20,000 local
+    files took 1.1 s, one at a time 2.9 s, opening none 0.55 s."""
+    keys = [obj.key for obj in page
+            if takes(obj.key) and walker.refused_directory(obj.key) is None
+            and (undescribed(obj) or (src.capabilities.reads_here
+                                      and not obj.is_dir_marker))]
+    found = await asyncio.gather(*(_odd_entry(src, key, policy) for key in keys))
+    return {key: e for key, e in zip(keys, found, strict=True) if e is not None}
+
+
 async def _odd_entry(src: Store, key: str, policy: RetryPolicy) -> ObjectError | None:
     """Why the copy would not copy the entry ``key``, when it is a link the walk did not
-    follow or no file (its read's error, of a kind in ``ENTRY_KINDS``: the copy reads it
-    and records the same); None for anything else, counted as an object as before.  (An
-    entry has no bytes: its read fails before reading any; on a disk this process reads
-    the read is asked for no byte, ``read(key, 0, 0)``, as a dry run asks it.)"""
+    follow, no file, or a file this user may not read (its read's error, of a kind in
+    ``UNCOPIED_KINDS``: the copy reads it and records the same); None for anything else,
+    counted as an object as before.  (An entry has no bytes: its read fails before reading
+    any; on a disk this process reads the read is asked for no byte, ``read(key, 0, 0)``,
+    as a dry run asks it.)"""
     start, end = (0, 0) if src.capabilities.reads_here else (None, None)
     try:
         await retry(lambda: src.read(key, start, end), policy)
     except (AuthError, UsageError):
         raise
     except ObjectError as e:
-        return e if e.kind in ENTRY_KINDS else None
+        return e if e.kind in UNCOPIED_KINDS else None
     except LakeshiftError:
         return None
     return None

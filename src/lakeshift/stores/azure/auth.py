@@ -15,6 +15,7 @@ Precedence with ``--azure-auth auto`` (the default), first match wins:
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import logging
@@ -287,8 +288,9 @@ def token_connect_seconds(token_source: str | None) -> float | None:
     credentials take as an option of ``get_token``); None where it is.  A managed identity
     on the instance metadata endpoint (``managed_identity_endpoint``: none of the platform
     variables set) is azure-identity's ImdsCredential, which drops the per-request options
-    and connects within its own pipeline's limit (2 s), trying the connect again itself:
-    a connect that timed out there is said with that limit, not ours."""
+    and connects within its own pipeline's limit (2 s; its connect retries are off for the
+    first contact only by how ``token_credential`` builds it, ``_MetadataIdentity``): a
+    connect that timed out there is said with that limit, not ours."""
     if token_source != "managed-identity" or \
             managed_identity_endpoint().setting in ("IDENTITY_ENDPOINT", "MSI_ENDPOINT",
                                                     "AZURE_AUTHORITY_HOST"):
@@ -319,7 +321,32 @@ def token_credential(token_source: str | None) -> Any:
 
         return AzureCliTokens()  # bounded, and killed when over (not AzureCliCredential)
     if token_source == "managed-identity":
-        client_id = os.environ.get("AZURE_CLIENT_ID")
-        return aio.ManagedIdentityCredential(client_id=client_id) if client_id \
-            else aio.ManagedIdentityCredential()
+        client_id = os.environ.get("AZURE_CLIENT_ID") or None
+        if token_connect_seconds(token_source) is not None:
+            return _MetadataIdentity(
+                aio.ManagedIdentityCredential(client_id=client_id),
+                aio.ManagedIdentityCredential(client_id=client_id, retry_connect=0))
+        return aio.ManagedIdentityCredential(client_id=client_id)
     return aio.EnvironmentCredential()
+
+
+class _MetadataIdentity:
+    """A managed identity on the instance metadata endpoint: azure-identity's
+    ImdsCredential takes azure-core's retry settings only when it is built (each request's
+    options are dropped), so the first contact's "no connect tried again"
+    (``BearerTokens._first_token``: ``retry_connect=0``) goes to a credential built with it
+    (one connect of 2 s a try, not four with 4.8 s of backoff: ~13 s), and every other
+    token request (renewals, obstore's reads) to one with azure-identity's own retries.
+    (Each keeps its own token cache: one token request more a process.)"""
+
+    def __init__(self, later: Any, first: Any) -> None:
+        self._later = later
+        self._first = first
+
+    async def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        if kwargs.get("retry_connect") == 0:
+            return await self._first.get_token(*scopes, **kwargs)
+        return await self._later.get_token(*scopes, **kwargs)
+
+    async def close(self) -> None:
+        await asyncio.gather(self._first.close(), self._later.close())

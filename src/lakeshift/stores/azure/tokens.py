@@ -105,7 +105,8 @@ class BearerTokens:
 
     ``connect_seconds``: the connect limit the credential really has, when it does not take
     the per-request one (``auth.token_connect_seconds``: the instance metadata endpoint's
-    credential connects within azure-identity's own 2 s, and tries again itself), so that
+    credential connects within azure-identity's own 2 s; it takes ``retry_connect=0`` only
+    when built, so ``auth.token_credential`` builds it so for the first contact), so that
     a connect that timed out is said with the limit it had; None: ``http.CONNECT_SECONDS``."""
 
     def __init__(self, credential: Any, scope: str = STORAGE_SCOPE,
