@@ -198,3 +198,24 @@ def test_a_sync_pass_ends_with_the_hints_and_where_the_failed_keys_are(
     assert out["failures_command"] == f"lakeshift failures {again} --run 2 --json"
     for name in ("locked-1.txt", "locked-2.txt"):
         (src / name).chmod(0o644)
+
+
+def test_a_keyed_pass_says_a_missing_name_is_not_in_the_source(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    """A `sync --files-from` pass lists nothing: a name it cannot find is not one that "went
+    after the listing", and its hint (text and --json) says to check the list."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("a")
+    (tmp_path / "keys.txt").write_text("a.txt\nnope.txt\n")
+    db = f"sqlite:///{tmp_path}/k.db"
+    args = ("sync", str(src), str(tmp_path / "dst"), "--job", "k", "--db", db,
+            "--files-from", str(tmp_path / "keys.txt"))
+    p = lakeshift(*args, env=local_env)
+    assert p.returncode == 1, p.stdout + p.stderr
+    hint = next(ln for ln in p.stdout.splitlines() if ln.startswith("  missing: "))
+    assert "the source has no object of these names" in hint and "listing" not in hint, hint
+    p = lakeshift(*args, "--json", env=local_env)
+    hints = json.loads(p.stdout)["hints"]
+    assert any("the source has no object of these names" in h for h in hints), hints
+    assert not any("went after the listing" in h for h in hints), hints

@@ -213,7 +213,9 @@ def _summary(r: SyncResult, lag: str, proof_log: str | None = None,
             "skipped_by_reason": dict(sorted(s.skipped_by_reason.items())),
             "failed_by_kind": dict(sorted(s.failed_by_kind.items())),
             # What the text ends with, and where this pass's failed objects are listed.
-            "hints": [h.strip() for h in job_failure_hints(s, "sync", again, r.run.number)],
+            "hints": [h.strip() for h in job_failure_hints(
+                s, "sync", again, r.run.number,
+                keyed=any(w.state in ("keyed", "keyed-failed") for w in r.windows))],
             "failures_command": failures_command(again, r.run.number) if s.failed else None,
             "deleted": r.deleted, "deleted_keys": list(r.deleted_keys),
             "renamed": [{"from": old, "to": new} for old, new in r.renames],
@@ -311,7 +313,7 @@ def _print(r: SyncResult, as_json: bool, lag: str, keyed: bool,
         print(f"  deleted {k}")
     if r.deleted > 20:
         print(f"  … {r.deleted - 20} more deletions (lakeshift_sync_deletions)")
-    for line in job_failure_hints(s, "sync", again, r.run.number):
+    for line in job_failure_hints(s, "sync", again, r.run.number, keyed=keyed):
         print(line)
     if r.next_run_at:
         print(f"next pass at {r.next_run_at:%Y-%m-%d %H:%M:%S} UTC; Ctrl-C stops", flush=True)
