@@ -122,6 +122,12 @@ def _keys_of(hint: str, env: dict[str, str], cwd: Path) -> list[str]:
         return sorted(row["object_key"] for row in csv.DictReader(f))
 
 
+def _plan_again_hint(again: str, what: str) -> str:
+    return (f"  to plan the job again: `lakeshift plan {again} --replan` with the flag above "
+            f"(its other options and its partitions stay; its next {what} compares everything "
+            "again, skipping what is identical)")
+
+
 def test_a_runs_summary_ends_with_the_hints_and_where_the_failed_keys_are(
         local_env: dict[str, str], tmp_path: Path) -> None:
     """A run's failed objects are in the control DB, not its summary: it ends, as a copy's
@@ -138,9 +144,7 @@ def test_a_runs_summary_ends_with_the_hints_and_where_the_failed_keys_are(
     assert p.returncode == 1, p.stdout + p.stderr
     assert p.stdout.splitlines()[-3:] == [
         _forbidden_job_hint(),
-        "  to plan the job again: lakeshift plan with its SRC… DST, the options it was "
-        "planned with and the new one, and --replan (its next run compares everything "
-        "again, skipping what is identical)",
+        _plan_again_hint(again, "run"),
         _csv_hint("this run's", again, 1)], p.stdout
     assert _keys_of(p.stdout.splitlines()[-1], local_env, tmp_path) == [
         "locked-1.txt", "locked-2.txt"]
@@ -159,6 +163,24 @@ def test_a_runs_summary_ends_with_the_hints_and_where_the_failed_keys_are(
     assert listed.returncode == 0, listed.stderr
     assert sorted(f["object_key"] for f in json.loads(listed.stdout)["failures"]) == [
         "locked-1.txt", "locked-2.txt"]
+
+    # The hinted command with the hinted flag, as typed: the next run skips them, exit 0.
+    plan_again = re.search(r"`lakeshift (plan [^`]+)`", out["hints"][1])
+    assert plan_again is not None, out["hints"]
+    flag = re.search(r"--skip-errors \S+", out["hints"][0])
+    assert flag is not None, out["hints"]
+    planned = subprocess.run([str(BIN), *shlex.split(plan_again.group(1)), *flag.group(0).split()],
+                             env=local_env, cwd=tmp_path, capture_output=True, text=True,
+                             timeout=120)
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    p = lakeshift("run", "--job", "my job", "--db", db, "--json", env=local_env,
+                  prefix=obeying_file_modes())
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert json.loads(p.stdout)["skipped_by_reason"].get("forbidden") == 2, p.stdout
+    planned = subprocess.run([str(BIN), *shlex.split(plan_again.group(1)), "--skip-errors", ""],
+                             env=local_env, cwd=tmp_path, capture_output=True, text=True,
+                             timeout=120)
+    assert planned.returncode == 0, planned.stdout + planned.stderr
 
     # Nothing failed: no hint.
     for name in ("locked-1.txt", "locked-2.txt"):
@@ -181,9 +203,7 @@ def test_a_sync_pass_ends_with_the_hints_and_where_the_failed_keys_are(
     assert p.returncode == 1, p.stdout + p.stderr
     assert p.stdout.splitlines()[-3:] == [
         _forbidden_job_hint(),
-        "  to plan the job again: lakeshift plan with its SRC… DST, the options it was "
-        "planned with and the new one, and --replan (its next pass compares everything "
-        "again, skipping what is identical)",
+        _plan_again_hint(again, "pass"),
         _csv_hint("this pass's", again, 1)], p.stdout
     assert _keys_of(p.stdout.splitlines()[-1], local_env, tmp_path) == [
         "locked-1.txt", "locked-2.txt"]

@@ -147,9 +147,9 @@ def test_a_runs_hints_name_the_flags_where_a_job_takes_them(
         "  server-copy: to stream what the service cannot copy itself: --copy-mode auto",
         "  to skip them all and go on: plan the job again with --skip-errors "
         "archived,invalid-name,forbidden (one flag, comma-separated)",
-        "  to plan the job again: lakeshift plan with its SRC… DST, the options it was "
-        "planned with and the new one, and --replan (its next run compares everything "
-        "again, skipping what is identical)",
+        "  to plan the job again: `lakeshift plan --job j --replan` with the flag above (its "
+        "other options and its partitions stay; its next run compares everything again, "
+        "skipping what is identical)",
         "  this run's failed objects to a file: `lakeshift failures --job j --run 3 "
         "--csv-file failed.csv`; once their cause is fixed, `lakeshift sync --job j "
         "--files-from failed.csv` retries just them"], lines

@@ -244,7 +244,8 @@ _FLAGS = {
 
 
 def failure_hints(kinds: Iterable[str], skipped: Iterable[str] = (),
-                  command: str = "copy", keyed: bool = False) -> list[str]:
+                  command: str = "copy", keyed: bool = False,
+                  again: str = "--job NAME") -> list[str]:
     """One line per kind of failure present (in the order first seen) naming what to do
     about it: a summary that lists failures ends with these, once, not per object.
 
@@ -254,7 +255,8 @@ def failure_hints(kinds: Iterable[str], skipped: Iterable[str] = (),
     ``command``: copy, run or sync, whose summary it is (``_FLAGS``: a job's own flags are
     given by planning it again, which a last line explains).  ``keyed``: a sync pass that
     copied named keys (--files-from, --inventory) and listed nothing, whose hints say so
-    (``KEYED_HINTS``)."""
+    (``KEYED_HINTS``).  ``again``: the arguments that reach the job, for the command that
+    plans it again."""
     flags = _FLAGS[command]
     lines: list[str] = []
     failed = list(dict.fromkeys(kinds))
@@ -271,8 +273,8 @@ def failure_hints(kinds: Iterable[str], skipped: Iterable[str] = (),
                          + " (one flag, comma-separated)")
     if any(_PLAN_AGAIN in line for line in lines):
         what = "run" if command == "run" else "pass"
-        lines.append(f"  to plan the job again: lakeshift plan with its SRC… DST, the options "
-                     f"it was planned with and the new one, and --replan (its next {what} "
+        lines.append(f"  to plan the job again: `lakeshift plan {again} --replan` with the "
+                     f"flag above (its other options and its partitions stay; its next {what} "
                      "compares everything again, skipping what is identical)")
     return lines
 
@@ -294,7 +296,7 @@ def job_failure_hints(stats: TransferStats, command: str, again: str,
         return []
     skippable = [k for k in stats.skipped_by_reason if k in _SKIPPABLE]
     lines = failure_hints(stats.failed_by_kind, skipped=skippable, command=command,
-                          keyed=keyed)
+                          keyed=keyed, again=again)
     of_run = f" --run {run_number}" if run_number else ""
     this = "this run's" if command == "run" else "this pass's"
     lines.append(f"  {this} failed objects to a file: `lakeshift failures {again}{of_run} "
