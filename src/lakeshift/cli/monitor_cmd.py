@@ -30,7 +30,8 @@ EPILOG = """Examples:
 
   lakeshift monitor --db sqlite:///lakeshift.db   # then open http://127.0.0.1:8765/
 
-  LAKESHIFT_MONITOR_TOKEN=$(openssl rand -hex 16) lakeshift monitor --allow-actions
+  (umask 077; openssl rand -hex 16 > ~/.lakeshift-monitor-token)   # the token you type
+  lakeshift monitor --allow-actions --token-file ~/.lakeshift-monitor-token
 """
 
 #: Tokens shorter than this are refused: anyone who can reach the port can guess them.
