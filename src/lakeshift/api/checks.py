@@ -74,6 +74,8 @@ async def verify_async(source: str | None = None, destination: str | None = None
         raise UsageError("verify needs SRC DST (or --job NAME)")
     opts.validate()
     prefix = report or Path(time.strftime("lakeshift-verify-%Y%m%d-%H%M%S"))
+    if str(prefix).lower().endswith((".csv", ".json")):  # a file's name typed: its stem
+        prefix = str(prefix).rsplit(".", 1)[0]
     csv_path, json_path = Path(f"{prefix}.csv"), Path(f"{prefix}.json")
     listed_path = Path(f"{prefix}-verified.csv") if list_verified else None
     made = await asyncio.to_thread(_make_folders, csv_path.parent)

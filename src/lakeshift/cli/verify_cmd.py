@@ -112,8 +112,9 @@ def verify(
                                     "--job).", metavar="URL")] = DEFAULT_DB,
     deep: Annotated[bool, typer.Option("--deep", help="Read and hash both sides.")] = False,
     report: Annotated[Path | None, typer.Option(
-        "--report", help="Report path prefix: writes PREFIX.csv and PREFIX.json "
-                         "(default lakeshift-verify-YYYYmmdd-HHMMSS in this directory).",
+        "--report", help="Report path prefix: writes PREFIX.csv and PREFIX.json (a "
+                         "PREFIX ending .csv or .json: the same without it; default "
+                         "lakeshift-verify-YYYYmmdd-HHMMSS in this directory).",
         metavar="PREFIX")] = None,
     concurrency: Annotated[str, typer.Option("--concurrency", "-c", metavar="N",
                                              help="Objects read at the same time.")] = "16",

@@ -39,6 +39,11 @@ class FilesFrom:
 
 #: The columns that make a CSV a ``lakeshift failures`` log (api.FAILURE_FIELDS starts so).
 FAILURES_HEADER = ("object_key", "error_kind")
+#: The columns that make a CSV a ``lakeshift verify --report`` (engine/verify_report.py
+#: Report.FIELDS starts so), and the kinds of its rows a copy mends: the source has the
+#: object and the destination lacks it or holds other bytes.
+VERIFY_HEADER = ("name", "kind", "source_key")
+VERIFY_MENDS = frozenset({"missing", "size", "checksum", "time"})
 
 
 def read_files_from(path: str | Path) -> FilesFrom:
@@ -46,7 +51,10 @@ def read_files_from(path: str | Path) -> FilesFrom:
     ignored), or a ``.csv`` file with a header that has a ``key`` column.  A file that
     ``lakeshift failures`` wrote (its header starts ``object_key,error_kind``, whatever the
     file's name) is read as written: its ``object_key`` column holds source keys, each
-    with the apostrophe that neutralised it for spreadsheets (csv_cells.csv_cell) taken off."""
+    with the apostrophe that neutralised it for spreadsheets (csv_cells.csv_cell) taken off.
+    A ``lakeshift verify --report`` (header ``name,kind,source_key…``) names the source keys
+    of its missing and differing rows (``VERIFY_MENDS``; extra and unverifiable rows name
+    nothing to copy)."""
     p = Path(path)
     try:
         # Bytes decoded, not read_text: a CR inside a quoted CSV cell is part of its key
@@ -62,6 +70,14 @@ def read_files_from(path: str | Path) -> FilesFrom:
         source_keys = True
         keys = [_unneutralised(row.get("object_key") or "")
                 for row in csv.DictReader(io.StringIO(text))]
+    elif tuple(first[:len(VERIFY_HEADER)]) == VERIFY_HEADER:
+        source_keys = True
+        keys = [_unneutralised(row.get("source_key") or "")
+                for row in csv.DictReader(io.StringIO(text))
+                if row.get("kind") in VERIFY_MENDS]
+        if not any(keys):
+            raise UsageError(f"--files-from {path}: the verify report names nothing to copy "
+                             "(no missing or differing object)")
     elif p.suffix.lower() == ".csv":
         reader = csv.DictReader(io.StringIO(text))
         if reader.fieldnames is None or "key" not in reader.fieldnames:
