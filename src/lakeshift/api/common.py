@@ -255,6 +255,25 @@ def _run_store_options(saved: StoreOptions, given: StoreOptions | None,
     return replace(saved, **chosen), settings
 
 
+def _run_copy_mode(saved: str, given: str | None, environment: str | None
+                   ) -> tuple[str, tuple[str, str, str] | None]:
+    """The copy mode a run of a job uses, by the store options' order
+    (``_run_store_options``): ``given`` (``run --copy-mode``, typed for this run: even
+    ``stream`` counts) > the job's ``saved`` one when it is not the default (``stream``) >
+    ``environment`` (``LAKESHIFT_COPY_MODE``, which typer would otherwise hand over as if
+    the flag were typed) > the default.  Also, for ``RunResult.copy_mode_setting``, when a
+    flag or the environment was involved: (the mode used, where it came from --
+    ``"--copy-mode"``, ``"job"``, ``"environment"`` -- the job's saved mode); else None."""
+    default = "stream"
+    if given is not None:
+        return given, (given, "job" if given == saved else "--copy-mode", saved)
+    if saved != default:
+        return saved, ((saved, "job", saved) if environment is not None else None)
+    if environment is not None:
+        return environment, (environment, "environment", saved)
+    return saved, None
+
+
 def _s3_endpoint_used(j: Job, saved: StoreOptions, given: StoreOptions | None
                       ) -> tuple[str | None, str] | None:
     """The S3 endpoint a run of job ``j`` reaches its S3 store by, and where that came
