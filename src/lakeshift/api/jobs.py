@@ -25,6 +25,7 @@ from lakeshift.api.common import (
     _run_copy_mode,
     _run_store_options,
     _s3_endpoint_used,
+    _store_settings_recorded,
 )
 from lakeshift.api.copying import _check_proof_log, _proofs, _refuse_proof_log_on_dask
 from lakeshift.api.state import _job_status, _run_status
@@ -288,7 +289,8 @@ async def run_async(*, job: str = "", db: str | None = None, batch_count: int | 
         await _check_stores(await asyncio.to_thread(_job_store_pairs, control, j, so),
                             new_job=False)
         # Recorded with the run's settings (the monitor shows them), redacted.
-        settings = _endpoint_settings(endpoint) or None
+        settings = {**_endpoint_settings(endpoint),
+                    **_store_settings_recorded(j, so, saved, store_settings)} or None
         if fleet is not None:
             from lakeshift.scale.driver import run_on_dask
 
