@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import lakeshift as lakeshift_api
 from tests.e2e.cli import lakeshift, one_clear_line
 
 
@@ -38,6 +39,11 @@ def test_the_jobs_saved_copy_mode_beats_the_environments(
     shell = dict(local_env, LAKESHIFT_COPY_MODE="no-such-mode")
     s = _json(lakeshift("run", "--job", "saved", "--db", db, "--json", env=shell))
     assert (s["copied"], s["copy_mode"], s["copy_mode_from"]) == (1, "server", "job"), s
+    # The run's settings (the monitor's run page) record it, and where it came from.
+    detail = lakeshift_api.run_detail(s["run_id"], db=db)
+    assert detail is not None
+    shown = detail.run.settings
+    assert (shown["copy_mode"], shown["copy_mode_from"]) == ("server", "job"), shown
     # Where the job has the default, the environment's is used: here refused, naming it.
     p = lakeshift("run", "--job", "plain", "--db", db, env=shell)
     assert p.returncode == 2, p.stdout + p.stderr
@@ -59,6 +65,9 @@ def test_the_summary_says_which_copy_mode_and_where_from(
     assert p.returncode == 0, p.stdout + p.stderr
     assert "  Copy mode: auto (LAKESHIFT_COPY_MODE; the job's is the default, stream)" in \
         p.stdout.splitlines(), p.stdout
+    newest = lakeshift_api.status(db=db, job="plain").jobs[0].runs[0]
+    assert (newest.settings["copy_mode"], newest.settings["copy_mode_from"]) == \
+        ("auto", "environment"), newest.settings
     # A flag typed wins over both, for this run (even the default's value).
     (tmp_path / "src" / "b.txt").write_bytes(b"b")
     assert lakeshift("plan", str(tmp_path / "src"), str(tmp_path / "saved"), "--job", "saved",

@@ -289,8 +289,12 @@ async def run_async(*, job: str = "", db: str | None = None, batch_count: int | 
         await _check_stores(await asyncio.to_thread(_job_store_pairs, control, j, so),
                             new_job=False)
         # Recorded with the run's settings (the monitor shows them), redacted.
+        saved_mode = str(j.options.get("copy_mode", "stream"))
         settings = {**_endpoint_settings(endpoint),
-                    **_store_settings_recorded(j, so, saved, store_settings)} or None
+                    **_store_settings_recorded(j, so, saved, store_settings),
+                    # (The copy mode itself is among the copy options recorded.)
+                    "copy_mode_from": mode_setting[1] if mode_setting is not None
+                    else "job" if saved_mode != "stream" else "default"}
         if fleet is not None:
             from lakeshift.scale.driver import run_on_dask
 
