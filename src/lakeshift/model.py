@@ -207,6 +207,10 @@ class RunResult:
     #: (the job has the default), ``"default"``; flag > job > environment (set by
     #: lakeshift.run and lakeshift.sync).
     store_settings: dict[str, tuple[Any, str, Any]] = field(default_factory=dict)
+    #: The copy mode, when ``run --copy-mode`` or LAKESHIFT_COPY_MODE was involved: (the
+    #: mode used, where it came from -- ``"--copy-mode"``, ``"job"``, ``"environment"`` --
+    #: the job's saved mode), in the store options' order (set by lakeshift.run).
+    copy_mode_setting: tuple[str, str, str] | None = None
 
     @property
     def exit_code(self) -> int:

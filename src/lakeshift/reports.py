@@ -165,6 +165,11 @@ class JobStatus:
     #: Of the ``running`` partitions, those no running run holds: a run that died left them
     #: (they read as interrupted; the next run takes them over).
     interrupted: int = 0
+    #: The ADF delta template's table the job was made from (``sync --adf-delta-table``,
+    #: ``plan --adf-delta-table``; kept by ``plan --replan``): its partitions are the
+    #: table's ``PartitionPrefix`` values and each sync pass's window starts where the
+    #: table's last success ended.  None for a job made otherwise.
+    adf_delta_table: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -219,3 +219,40 @@ def test_plan_replan_keeps_the_jobs_delta_table_unless_told_otherwise(
     assert code == 0, err
     assert [(w["partition"], w["start"]) for w in out["windows"]] == [("", None)], out
     assert "c/z.csv" in _tree(dst)
+
+
+def test_plan_and_status_show_the_jobs_delta_table(tmp_path: Path) -> None:
+    """`plan --json` and `status --job` said nothing of the ADF delta table a job takes its
+    partitions and windows from (nor that a replan kept it): now its name is in --json
+    (``adf_delta_table``, null for a job made otherwise) and the text says it in one line."""
+    from tests import servers
+
+    local_env = dict(servers.clean_env(), HOME=str(tmp_path / "home"), TMPDIR=str(tmp_path))
+    db_url = f"sqlite:///{tmp_path}/control.db"
+    src = tmp_path / "src"
+    for name in ("a/x.csv", "b/y.csv"):
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_bytes(b"x")
+    _create_template_table(db_url, [("a/", datetime(2026, 1, 1), 1),
+                                    ("b/", datetime(2026, 1, 1), 1)])
+    job = ("--job", "adf", "--db", db_url)
+    dst = str(tmp_path / "dst")
+    line = (f"  ADF delta table {TABLE}: partitions from its PartitionPrefix values, sync "
+            "windows from its last success")
+    p = cli("plan", str(src), dst, *job, "--adf-delta-table", TABLE, "--json", env=local_env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert json.loads(p.stdout)["adf_delta_table"] == TABLE, p.stdout
+    p = cli("plan", str(src), dst, *job, "--replan", "--show", env=local_env)
+    assert p.returncode == 0 and line in p.stdout.splitlines(), p.stdout + p.stderr
+    p = cli("status", *job, "--json", env=local_env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert json.loads(p.stdout)["jobs"][0]["adf_delta_table"] == TABLE, p.stdout
+    for args in (job, ("--db", db_url)):
+        p = cli("status", *args, env=local_env)
+        assert p.returncode == 0 and line in p.stdout.splitlines(), p.stdout + p.stderr
+    # Dropped on purpose: none said.
+    p = cli("plan", str(src), dst, *job, "--replan", "--adf-delta-table", "", "--json",
+            env=local_env)
+    assert p.returncode == 0 and json.loads(p.stdout)["adf_delta_table"] is None, p.stdout
+    p = cli("status", *job, env=local_env)
+    assert p.returncode == 0 and "ADF delta table" not in p.stdout, p.stdout

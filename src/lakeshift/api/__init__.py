@@ -126,7 +126,8 @@ _MODULES = {
     "common": "MiB _STATES P T _blocking _READ_ONLY reading_only _control _opened _as_utc "
               "_planning_db _sqlite_db_file _new_sqlite_file _processes_here _dask_cluster "
               "_remove_sqlite_file _check_stores _job_store_pairs _run_store_options "
-              "_s3_endpoint_used _endpoint_settings _make_folders "
+              "_run_copy_mode _s3_endpoint_used _endpoint_settings _RECORDED_STORE_OPTIONS "
+              "_store_settings_recorded _make_folders "
               "_remove_folders _page_args",
     "copying": "_check_proof_log _refuse_proof_log_on_dask _proofs _closed copy_async copy "
                "_copy_pair",

@@ -255,6 +255,25 @@ def _run_store_options(saved: StoreOptions, given: StoreOptions | None,
     return replace(saved, **chosen), settings
 
 
+def _run_copy_mode(saved: str, given: str | None, environment: str | None
+                   ) -> tuple[str, tuple[str, str, str] | None]:
+    """The copy mode a run of a job uses, by the store options' order
+    (``_run_store_options``): ``given`` (``run --copy-mode``, typed for this run: even
+    ``stream`` counts) > the job's ``saved`` one when it is not the default (``stream``) >
+    ``environment`` (``LAKESHIFT_COPY_MODE``, which typer would otherwise hand over as if
+    the flag were typed) > the default.  Also, for ``RunResult.copy_mode_setting``, when a
+    flag or the environment was involved: (the mode used, where it came from --
+    ``"--copy-mode"``, ``"job"``, ``"environment"`` -- the job's saved mode); else None."""
+    default = "stream"
+    if given is not None:
+        return given, (given, "job" if given == saved else "--copy-mode", saved)
+    if saved != default:
+        return saved, ((saved, "job", saved) if environment is not None else None)
+    if environment is not None:
+        return environment, (environment, "environment", saved)
+    return saved, None
+
+
 def _s3_endpoint_used(j: Job, saved: StoreOptions, given: StoreOptions | None
                       ) -> tuple[str | None, str] | None:
     """The S3 endpoint a run of job ``j`` reaches its S3 store by, and where that came
@@ -293,6 +312,39 @@ def _endpoint_settings(endpoint: tuple[str | None, str] | None) -> dict[str, Any
 
     return {"s3_endpoint": redact(endpoint[0]) if endpoint[0] else None,
             "s3_endpoint_from": endpoint[1]}
+
+
+#: The store options a run's row records (``_store_settings_recorded``), each with the
+#: URL scheme of the stores it applies to.
+_RECORDED_STORE_OPTIONS = {"azure_auth": "azure", "s3_request_payer": "s3"}
+
+
+def _store_settings_recorded(j: Job, used: StoreOptions, saved: StoreOptions,
+                             settings: dict[str, tuple[Any, str, Any]]) -> dict[str, Any]:
+    """What a run's row records of its Azure auth and S3 request payer, for the monitor's
+    run page, as ``_endpoint_settings`` does of the S3 endpoint: each one of a job with a
+    store it applies to (an Azure store; an S3 one), the value ``used`` and where it came
+    from -- the flag (``--azure-auth``: typed for this run or pass), ``job``,
+    ``environment`` or ``default`` (``settings``: ``_run_store_options``' where a flag or
+    the environment was involved; else the job's saved value, or the default).  A
+    ``run``'s and each sync pass's alike."""
+    urls = [*j.options.get("sources", []), j.options.get("adf_source") or "", j.destination]
+    schemes = set()
+    for u in urls:
+        try:
+            schemes.add(parse_url(str(u)).scheme if u else None)
+        except UsageError:
+            continue  # (not a store this run reaches: nothing to record of it)
+    default = StoreOptions()
+    out: dict[str, Any] = {}
+    for name, scheme in _RECORDED_STORE_OPTIONS.items():
+        if scheme not in schemes:
+            continue
+        value = getattr(used, name)
+        where = (settings[name][1] if name in settings
+                 else "job" if getattr(saved, name) != getattr(default, name) else "default")
+        out[name], out[f"{name}_from"] = value, where
+    return out
 
 
 def _make_folders(folder: Path) -> list[Path]:

@@ -22,8 +22,10 @@ from lakeshift.api.common import (
     _page_args,
     _planning_db,
     _processes_here,
+    _run_copy_mode,
     _run_store_options,
     _s3_endpoint_used,
+    _store_settings_recorded,
 )
 from lakeshift.api.copying import _check_proof_log, _proofs, _refuse_proof_log_on_dask
 from lakeshift.api.state import _job_status, _run_status
@@ -240,7 +242,8 @@ async def run_async(*, job: str = "", db: str | None = None, batch_count: int | 
                     proof_log: str | Path | None = None,
                     store_options: StoreOptions | None = None,
                     store_given: Collection[str] = (),
-                    store_environment: StoreOptions | None = None) -> RunResult:
+                    store_environment: StoreOptions | None = None,
+                    copy_mode_environment: str | None = None) -> RunResult:
     """Copy the pending and failed partitions of a job (``lakeshift run``), once.
 
     ``db`` defaults to ``DEFAULT_DB``, ``batch_count`` to 4, ``concurrency`` to 32,
@@ -305,12 +308,14 @@ async def run_async(*, job: str = "", db: str | None = None, batch_count: int | 
     fleet = _dask_cluster(dask, db)
     async with _opened(db) as control:
         j = await asyncio.to_thread(control.job, job)
+        mode, mode_setting = _run_copy_mode(str(j.options.get("copy_mode", "stream")),
+                                            copy_mode, copy_mode_environment)
         try:
             opts = job_copy_options(
                 j.options, concurrency=concurrency, block_size=block_size,
                 single_put_max=single_put_max, adaptive=adaptive,
                 max_requests_per_second=max_requests_per_second,
-                max_bandwidth=max_bandwidth, copy_mode=copy_mode,
+                max_bandwidth=max_bandwidth, copy_mode=mode,
                 processes_here=_processes_here(fleet))
         except UsageError as e:
             _name_the_file(e, config, from_file)
@@ -328,7 +333,12 @@ async def run_async(*, job: str = "", db: str | None = None, batch_count: int | 
         await _check_stores(await asyncio.to_thread(_job_store_pairs, control, j, so),
                             new_job=False)
         # Recorded with the run's settings (the monitor shows them), redacted.
-        settings = _endpoint_settings(endpoint) or None
+        saved_mode = str(j.options.get("copy_mode", "stream"))
+        settings = {**_endpoint_settings(endpoint),
+                    **_store_settings_recorded(j, so, saved, store_settings),
+                    # (The copy mode itself is among the copy options recorded.)
+                    "copy_mode_from": mode_setting[1] if mode_setting is not None
+                    else "job" if saved_mode != "stream" else "default"}
         if fleet is not None:
             from lakeshift.scale.driver import run_on_dask
 
@@ -342,6 +352,7 @@ async def run_async(*, job: str = "", db: str | None = None, batch_count: int | 
         result.job = j.name
         result.s3_endpoint = endpoint
         result.store_settings = store_settings
+        result.copy_mode_setting = mode_setting
         from lakeshift.plan.places import absolute_local
 
         if (resolved := absolute_local(j.destination)) != j.destination:

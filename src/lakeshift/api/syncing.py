@@ -23,6 +23,7 @@ from lakeshift.api.common import (
     _remove_sqlite_file,
     _run_store_options,
     _s3_endpoint_used,
+    _store_settings_recorded,
 )
 from lakeshift.api.copying import (
     _closed,
@@ -194,7 +195,8 @@ async def sync_async(source: str | None = None, destination: str | None = None, 
                     files_from_source_keys=keys is not None and keys.source_keys, inventory=inv,
                     delete=delete, max_delete=cap,
                     adf_delta_table=delta_table, windows_from_adf=from_adf,
-                    recorded=_endpoint_settings(endpoint))
+                    recorded={**_endpoint_settings(endpoint),
+                              **_store_settings_recorded(j, so, saved, store_settings)})
                 if fleet is not None:
                     from lakeshift.scale.driver import sync_pass_on_dask
 

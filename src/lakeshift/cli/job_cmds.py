@@ -234,6 +234,9 @@ def run(
     cfg = load_config(config) if config is not None else None
     # Only the flag given overrides the job's saved store options (api.run's rule).
     store = StoreOptions(s3_endpoint=s3_endpoint) if s3_endpoint is not None else None
+    # LAKESHIFT_COPY_MODE is not a typed --copy-mode: it yields to the job's saved mode
+    # (flag > job > environment, as the store options).
+    mode_env = getattr(ctx.get_parameter_source("copy_mode"), "name", None) == "ENVIRONMENT"
     # Values left at their defaults are not passed: a --config file's then apply.  So are
     # values from the environment that the file sets: a file named on the command line is
     # the user's choice (flags > --config file > environment > defaults).
@@ -249,11 +252,12 @@ def run(
                 # LAKESHIFT_AZURE_AUTH …: where the job has the default (flag > job >
                 # environment, as sync's).
                 result = api.run(job=job_given or "", db=db_given, config=config,
-                                 subscribers=subs, copy_mode=copy_mode, proof_log=proof_log,
-                                 store_options=store, store_environment=store_environment(),
-                                 **options)
+                                 subscribers=subs, copy_mode=None if mode_env else copy_mode,
+                                 copy_mode_environment=copy_mode if mode_env else None,
+                                 proof_log=proof_log, store_options=store,
+                                 store_environment=store_environment(), **options)
             except (UsageError, AuthError) as e:
-                name_store_variables(e)
+                name_store_variables(e, RUN_VARIABLES if mode_env else None)
                 raise
         _print_run(result, as_json, proof_log, db=used_db, again=again, config=config)
         if cfg is None or cfg.every_s is None:
@@ -297,8 +301,19 @@ def again_args(job: str, db: str, db_source: Any, cfg: JobConfig | None = None) 
                                  if named and db != DEFAULT_DB else "")
 
 
-#: How the summary names a store option (others: by their flag).
-_STORE_LABELS = {"azure_auth": "Azure auth", "s3_request_payer": "S3 request payer"}
+#: How the summary names a store option, or the copy mode (others: by their flag).
+_STORE_LABELS = {"azure_auth": "Azure auth", "s3_request_payer": "S3 request payer",
+                 "copy_mode": "Copy mode"}
+#: The environment variables of the settings a run's summary reports (store_settings and
+#: copy_mode_setting): the store options' and LAKESHIFT_COPY_MODE.
+RUN_VARIABLES = {**STORE_VARIABLES, "copy_mode": "LAKESHIFT_COPY_MODE"}
+
+
+def run_settings(result: RunResult) -> dict[str, tuple[Any, str, Any]]:
+    """A run's store settings and its copy mode's (when a flag or the environment was
+    involved), as store_fields and store_lines take them."""
+    mode = result.copy_mode_setting
+    return {**result.store_settings, **({"copy_mode": mode} if mode is not None else {})}
 
 
 def store_fields(settings: dict[str, tuple[Any, str, Any]]) -> dict[str, Any]:
@@ -308,7 +323,7 @@ def store_fields(settings: dict[str, tuple[Any, str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for option, (value, where, _) in sorted(settings.items()):
         out[option] = value
-        out[f"{option}_from"] = (STORE_VARIABLES.get(option, where) if where == "environment"
+        out[f"{option}_from"] = (RUN_VARIABLES.get(option, where) if where == "environment"
                                  else where)
     return out
 
@@ -321,7 +336,7 @@ def store_lines(settings: dict[str, tuple[Any, str, Any]], what: str = "run") ->
     for option, (value, where, saved) in sorted(settings.items()):
         label = _STORE_LABELS.get(option, "--" + option.replace("_", "-"))
         flag = "--" + option.replace("_", "-")
-        variable = STORE_VARIABLES.get(option)
+        variable = RUN_VARIABLES.get(option)
         in_env = os.environ.get(variable) if variable else None
         shown, job = ("none" if v is None else v for v in (value, saved))
         if where == "environment":
@@ -366,7 +381,7 @@ def _print_run(result: RunResult, as_json: bool, proof_log: str | None = None, *
                "duration_s": round(s.duration, 3),
                "errors": [{"partition": p, "error": e} for p, e in result.errors],
                "cancelled": result.cancelled,
-               **endpoint_fields(result.s3_endpoint), **store_fields(result.store_settings),
+               **endpoint_fields(result.s3_endpoint), **store_fields(run_settings(result)),
                **({"destination": result.relative_destination[1]}
                   if result.relative_destination is not None else {}),
                **({"proof_log": proof_log} if proof_log is not None else {}),
@@ -399,7 +414,7 @@ def _print_run(result: RunResult, as_json: bool, proof_log: str | None = None, *
           f"failed, in {s.duration:.1f} s")
     if (endpoint := endpoint_line(result.s3_endpoint)) is not None:
         print(endpoint)
-    for line in store_lines(result.store_settings):
+    for line in store_lines(run_settings(result)):
         print(line)
     if result.relative_destination is not None:
         saved, resolved = result.relative_destination

@@ -398,14 +398,16 @@ def store_environment() -> StoreOptions:
     return StoreOptions(**values)
 
 
-def name_store_variables(e: Exception) -> None:
+def name_store_variables(e: Exception, also: dict[str, str] | None = None) -> None:
     """Add to a refusal (a UsageError, or an AuthError: missing credentials) of a store
     option's value that an environment variable set the variable, for a command that has
     no flag for it (``run``: the user typed no such flag).  Only a message that names the
-    flag with the variable's value: a job's own value may have been used instead."""
+    flag with the variable's value: a job's own value may have been used instead.  ``also``:
+    more option → variable pairs to say so of (``run``'s LAKESHIFT_COPY_MODE, when no
+    --copy-mode was typed)."""
     message = str(e)
     said = [f"{variable}={value!r} in the environment set {flag}"
-            for name, variable in STORE_VARIABLES.items()
+            for name, variable in {**STORE_VARIABLES, **(also or {})}.items()
             if (value := os.environ.get(variable))
             and (flag := "--" + name.replace("_", "-"))
             and re.search(re.escape(flag) + r" '?" + re.escape(value) + r"(?![\w-])", message)

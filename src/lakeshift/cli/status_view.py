@@ -35,7 +35,8 @@ def _record(rec: PartitionStatus | RunStatus) -> dict[str, Any]:
 def job_dict(job: JobStatus) -> dict[str, Any]:
     out: dict[str, Any] = {
         "job": job.job, "destination": job.destination, "created_at": _t(job.created_at),
-        "adf_table": job.adf_table, "partitions": job.partitions, "pending": job.pending,
+        "adf_table": job.adf_table, "adf_delta_table": job.adf_delta_table,
+        "partitions": job.partitions, "pending": job.pending,
         "running": job.running, "interrupted": job.interrupted, "succeeded": job.succeeded,
         "failed": job.failed,
         "copied": job.copied, "bytes": job.bytes, "failed_objects": job.failed_objects,
@@ -100,6 +101,8 @@ def print_plan(job: JobStatus, as_json: bool) -> None:
     print(f"job {job.job} → {job.destination}: {job.partitions:,} "
           f"{noun(job.partitions, 'partition')}"
           + (f" ({kinds})" if kinds else "") + known)
+    if (line := _delta_table_line(job)) is not None:
+        print(line)
     total, first, shown = job.partitions, job.partition_table_offset, len(job.partition_table)
     if shown and shown < total:
         print_partitions(job, False, f"partitions {first + 1}–{first + shown} of {total:,}")
@@ -129,6 +132,8 @@ def print_status(result: StatusResult, job_name: str | None, as_json: bool) -> N
               f"{d.succeeded} succeeded, {d.failed} failed, {_running(d)}, "
               f"{d.pending} pending; {count(d.copied, 'object')}, {human_bytes(d.bytes)} "
               f"copied, {count(d.failed_objects, 'object')} failed")
+        if (line := _delta_table_line(d)) is not None:
+            print(line)
         if d.last_sync_pass is not None:
             r = d.last_sync_pass
             print(f"  last sync pass: {_run_label(r)} {r.state}, {_t(r.started_at)}: "
@@ -146,6 +151,15 @@ def print_status(result: StatusResult, job_name: str | None, as_json: bool) -> N
                   f"{_t(r.finished_at) or '…'}  batch {r.batch_count}, "
                   f"{r.partitions_succeeded} ok / {r.partitions_failed} failed, "
                   f"{count(r.copied, 'object')}, {human_bytes(r.bytes)}")
+
+
+def _delta_table_line(job: JobStatus) -> str | None:
+    """A job made from an ADF delta template's table: one line naming it (its partitions
+    and each sync pass's window come from it)."""
+    if not job.adf_delta_table:
+        return None
+    return (f"  ADF delta table {job.adf_delta_table}: partitions from its PartitionPrefix "
+            "values, sync windows from its last success")
 
 
 def _running(job: JobStatus) -> str:
