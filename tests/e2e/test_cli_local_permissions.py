@@ -77,7 +77,8 @@ def test_scan_reports_a_folder_it_may_not_list_as_forbidden(
     assert "--skip-errors forbidden" in found["forbidden"]["advice"]
     code, out, err = _as_user("scan", str(src), env=local_env)
     assert code == 0 and "nothing found that cannot be copied" not in out, out
-    assert "1 directories the source refused to list" in out and "secret/" in out, out
+    assert "1 directory the source refused to list, or file it refused to read (403" in out, out
+    assert "secret/" in out, out
     # The copy records that same kind.
     code, out, err = _as_user("copy", str(src), str(tmp_path / "dst"), "--json",
                               env=local_env)
@@ -150,3 +151,30 @@ def test_a_folder_that_can_be_listed_but_not_entered_says_so(
     assert (f"FAILED l: [forbidden] {src / 'l'}: permission denied (the folder's names can "
             "be listed, but it cannot be entered: none of its entries can be read)") in out, out
     assert "cannot list the folder" not in out
+
+
+def test_verify_calls_a_source_file_it_may_not_read_unverifiable_not_missing(
+        local_env: dict[str, str], tmp_path: Path, modes: list[Path]) -> None:
+    """After `copy --skip-errors forbidden`, verify said `MISSING locked.txt` (rc 1) for the
+    file it could not read, while the folder it could not list beside it was
+    `unverifiable: forbidden`: both are unverifiable now, as nothing can be compared."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "lockdir").mkdir(parents=True)
+    (src / "lockdir" / "in.txt").write_bytes(b"z")
+    (src / "ok.txt").write_bytes(b"a")
+    (src / "locked.txt").write_bytes(b"secret")
+    for p in (src / "locked.txt", src / "lockdir"):
+        p.chmod(0)
+        modes.append(p)
+    code, out, err = _as_user("copy", str(src), str(dst), "--skip-errors", "forbidden",
+                              env=local_env)
+    assert code == 0, out + err
+    code, out, err = _as_user("verify", str(src), str(dst), "--report",
+                              str(tmp_path / "v"), "--json", env=local_env)
+    assert code == 0, out + err
+    r = json.loads(out)
+    assert (r["verified"], r["missing"], r["unverifiable"]) == (1, 0, 2), r
+    assert r["unverifiable_reasons"] == {
+        "forbidden at the source: permission denied, so not copied": 2}, r
+    rows = (tmp_path / "v.csv").read_text()
+    assert "locked.txt" in rows and "permission denied (cannot read)" in rows, rows

@@ -154,7 +154,7 @@ def test_scan_reports_a_fifo_and_a_socket_as_the_copy_records_them(tmp_path: Pat
     assert "skipped (not-a-file)" in odd.advice
     text = "\n".join(scan_lines(r))
     assert "2 FIFOs, sockets or devices (no content; not counted above) (0 B;" in text, text
-    assert "1 symbolic links to nothing (not counted above) (0 B;" in text, text
+    assert "1 symbolic link to nothing (not counted above) (0 B;" in text, text
     for kind in ("dangling-link", "not-a-file"):
         assert f" {kind} (" not in text, text
 

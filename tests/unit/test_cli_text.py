@@ -29,7 +29,15 @@ def test_skip_reasons_largest_first_in_the_right_number() -> None:
         "3 identical, 2 invalid names, 1 folder marker"
     assert skip_reasons({"exists": 1}) == "1 already at the destination (--overwrite never)"
     assert skip_reasons({"destination-folder": 1, "symlink-loop": 2}) == \
-        "2 symlink-loop, 1 destination folder"
+        "2 symlink loops, 1 destination folder"
+
+
+def test_a_skip_only_skip_errors_makes_says_so_alike() -> None:
+    """A dangling link skipped by --skip-errors read "1 dangling-link" beside "2 forbidden
+    (--skip-errors)": both are skips the user asked for, and both say it."""
+    assert skip_reasons({"identical": 3, "forbidden": 2, "dangling-link": 1}) == \
+        "3 identical, 2 forbidden (--skip-errors), 1 dangling link (--skip-errors)"
+    assert skip_reasons({"dangling-link": 2}) == "2 dangling links (--skip-errors)"
 
 
 def test_plain_progress_line_says_1_object() -> None:
@@ -101,3 +109,20 @@ def test_the_bar_total_grows_with_a_listing_after_another_ended() -> None:
         assert data.total == 50
     finally:
         bar.close()
+
+
+def test_scan_findings_take_the_number_of_their_count() -> None:
+    """scan said "1 directories the source refused to list": each finding's words now
+    follow its count, and what the counts above leave out still says so."""
+    from lakeshift.cli.scan_cmd import _FINDING_TEXT, _finding
+
+    assert _finding(1, "forbidden") == ("1 directory the source refused to list, or file it "
+                                        "refused to read (403 or permissions; not counted "
+                                        "above)")
+    assert _finding(2, "forbidden").startswith("2 directories the source refused to list")
+    assert _finding(1, "dangling-link") == "1 symbolic link to nothing (not counted above)"
+    assert _finding(3, "not-a-file") == ("3 FIFOs, sockets or devices (no content; not "
+                                         "counted above)")
+    for kind, (one, many) in _FINDING_TEXT.items():
+        assert _finding(1, kind) == f"1 {one}" and _finding(2, kind) == f"2 {many}"
+    assert _finding(1, "new-kind") == "1 new-kind"

@@ -35,23 +35,35 @@ EPILOG = """Examples:
   lakeshift scan s3://my-bucket/ --prices my-prices.toml --head-all
 """
 
-#: How a finding reads after its count.
+#: How a finding reads after its count: (for one, for more than one).
 _FINDING_TEXT = {
-    "forbidden": "directories the source refused to list, or files it refused to read "
-                 "(403 or permissions; not counted above)",
-    "dangling-link": "symbolic links to nothing (not counted above)",
-    "symlink-loop": "symbolic links that loop (not followed; not counted above)",
-    "not-a-file": "FIFOs, sockets or devices (no content; not counted above)",
-    "archived": "archived, not restored",
-    "archived-restored": "archived and restored (copy as they are)",
-    "invalid-name": "names the destination rejects",
-    "metadata-collision": "metadata keys that collide once encoded",
-    "sse-c": "SSE-C encrypted (need the customer's key)",
-    "file-folder-collision": "file/folder collisions",
-    "folder-marker": "folder markers",
-    "empty-folder": "empty folders",
-    "unknown-storage-class": "in an unknown storage class",
+    "forbidden": ("directory the source refused to list, or file it refused to read (403 or "
+                  "permissions; not counted above)", "directories the source refused to "
+                  "list, or files it refused to read (403 or permissions; not counted above)"),
+    "dangling-link": ("symbolic link to nothing (not counted above)",
+                      "symbolic links to nothing (not counted above)"),
+    "symlink-loop": ("symbolic link that loops (not followed; not counted above)",
+                     "symbolic links that loop (not followed; not counted above)"),
+    "not-a-file": ("FIFO, socket or device (no content; not counted above)",
+                   "FIFOs, sockets or devices (no content; not counted above)"),
+    "archived": ("archived, not restored",) * 2,
+    "archived-restored": ("archived and restored (copy as they are)",) * 2,
+    "invalid-name": ("name the destination rejects", "names the destination rejects"),
+    "metadata-collision": ("metadata key that collides once encoded",
+                           "metadata keys that collide once encoded"),
+    "sse-c": ("SSE-C encrypted (need the customer's key)",) * 2,
+    "file-folder-collision": ("file/folder collision", "file/folder collisions"),
+    "folder-marker": ("folder marker", "folder markers"),
+    "empty-folder": ("empty folder", "empty folders"),
+    "unknown-storage-class": ("in an unknown storage class",) * 2,
 }
+
+
+def _finding(n: int, kind: str) -> str:
+    """``1 directory the source refused to list (…)``, ``2 directories …``: a finding's
+    count and its words, in the count's number."""
+    one, many = _FINDING_TEXT.get(kind, (kind, kind))
+    return f"{n} {one if n == 1 else many}"
 
 
 @with_store_options
@@ -121,7 +133,7 @@ def scan_lines(r: ScanResult) -> list[str]:
     else:
         lines.append("  nothing found that cannot be copied as it is")
     for f in r.findings:
-        lines.append(f"    {f.objects} {_FINDING_TEXT.get(f.kind, f.kind)} "
+        lines.append(f"    {_finding(f.objects, f.kind)} "
                      f"({human_bytes(f.bytes)}; checked by {f.checked_by})")
         for ex in f.examples:
             lines.append(f"      {ex}")

@@ -36,7 +36,11 @@ _SKIP_ADJECTIVES = {
     "archived": "archived, not restored (--skip-errors)",
 }
 _SKIP_NOUNS = {"folder-marker": "folder marker", "invalid-name": "invalid name",
-               "destination-folder": "destination folder"}
+               "destination-folder": "destination folder", "dangling-link": "dangling link",
+               "symlink-loop": "symlink loop"}
+#: Skips that only --skip-errors makes (else each is a failure): said so, as for the
+#: adjectives above ("2 forbidden (--skip-errors)", "1 dangling link (--skip-errors)").
+_SKIP_ERRORS_NOUNS = frozenset({"dangling-link"})
 
 
 def skip_reasons(by_reason: Mapping[str, int]) -> str:
@@ -44,7 +48,8 @@ def skip_reasons(by_reason: Mapping[str, int]) -> str:
     parts = []
     for why, n in sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0])):
         if why in _SKIP_NOUNS:
-            parts.append(count(n, _SKIP_NOUNS[why]))
+            parts.append(count(n, _SKIP_NOUNS[why]) +
+                         (" (--skip-errors)" if why in _SKIP_ERRORS_NOUNS else ""))
         else:
             parts.append(f"{n} {_SKIP_ADJECTIVES.get(why, why)}")
     return ", ".join(parts)

@@ -17,7 +17,17 @@ from urllib.parse import parse_qs
 from lakeshift.engine.listing import list_pages
 from lakeshift.engine.pipeline import check_reachable
 from lakeshift.engine.retry import RetryPolicy
-from lakeshift.errors import AuthError, LakeshiftError, MissingContainerError, UsageError
+from lakeshift.errors import (
+    AuthError,
+    DanglingLinkError,
+    DestinationFolderError,
+    LakeshiftError,
+    MissingContainerError,
+    ObjectError,
+    SpecialFileError,
+    SymlinkLoopError,
+    UsageError,
+)
 from lakeshift.model import CheckLine, ObjectInfo, ObjectProps
 from lakeshift.plan.source import destination_root
 from lakeshift.stores.base import Store, StoreConfig
@@ -193,22 +203,73 @@ async def _reach(side: str, store: Store, fn: Callable[[], Awaitable[None]]) -> 
     return CheckLine(side, "reach and list", True, f"{store.url.display()} {said}")
 
 
+#: How many listed entries the source read tries past ones that are not files (a dangling
+#: or looping link, a FIFO) before it says so instead of reading one.
+READ_TRIES = 100
+
+#: What the copy never reads as a file's content: a link to nothing, a link that loops, a
+#: FIFO, socket or device, a link into the destination folder.  The read step passes over
+#: these to a file it can read, as the copy fails or skips them one by one.
+_NOT_FILES = (DanglingLinkError, SymlinkLoopError, SpecialFileError, DestinationFolderError)
+
+
+async def _read_one(side: str, store: Store) -> CheckLine:
+    """The source read step: the first listed entry that is a file, read (its first KiB;
+    a 0-byte object read whole, so a link to nothing fails as the copy's read does).
+    Entries that are not files are passed over and named; when no file is found among
+    the first READ_TRIES entries, the step says so, failed when the copy would fail them
+    (a dangling link) and ok when it always skips them (a FIFO, a looping link)."""
+    passed: list[ObjectError] = []
+    tried = 0
+    async for page in list_pages(store, store.url.path):
+        for obj in page:
+            tried += 1
+            try:
+                r = await (store.read(obj.key, 0, min(obj.size, 1024)) if obj.size
+                           else store.read(obj.key))
+            except _NOT_FILES as e:
+                passed.append(e)
+                if tried >= READ_TRIES:
+                    break
+                continue
+            said = f"read {len(r.data)} bytes of {_place(store.url, obj.key)}"
+            if passed:
+                said += f" (passed over {_not_files(passed)})"
+            return CheckLine(side, "read", True, said)
+        if tried >= READ_TRIES:
+            break
+    if not passed:
+        return CheckLine(side, "read", True, "nothing under this path yet (nothing to read)")
+    first = next((e for e in passed if not e.skipped_always), None)
+    if first is not None:
+        return CheckLine(side, "read", False, f"no file to read ({_entries(tried)} tried): "
+                         f"{first} (the copy fails it; --skip-errors {first.kind} "
+                         "skips it)", first.exit_code)
+    return CheckLine(side, "read", True, "nothing to read: the copy skips all "
+                     f"{_entries(tried)} listed ({_not_files(passed)})")
+
+
+def _not_files(passed: list[ObjectError]) -> str:
+    """How many entries were passed over, and why: ``1 entry that is not a file:
+    dangling-link``, ``2 entries that are not files: dangling-link, not-a-file``."""
+    kinds = ", ".join(sorted({e.kind for e in passed}))
+    n = len(passed)
+    return f"{_entries(n)} that {'is not a file' if n == 1 else 'are not files'}: {kinds}"
+
+
+def _entries(n: int) -> str:
+    return f"{n} {'entry' if n == 1 else 'entries'}"
+
+
 async def _source_steps(side: str, store: Store) -> AsyncIterator[CheckLine]:
     yield await _reach(side, store, store.check_source)
     try:
-        first = None
-        async for page in list_pages(store, store.url.path):
-            first = page[0]
-            break
-        if first is None:
-            yield CheckLine(side, "read", True, "nothing under this path yet (nothing to read)")
-        else:
-            r = await store.read(first.key, 0, min(first.size, 1024)) if first.size else None
-            got = len(r.data) if r else 0
-            yield CheckLine(side, "read", True,
-                            f"read {got} bytes of {_place(store.url, first.key)}")
+        line = await _read_one(side, store)
     except LakeshiftError as e:
         yield _fail(side, "read", e)
+        return
+    yield line
+    if not line.ok:
         return
     yield await _skew(side, store)
 

@@ -261,6 +261,10 @@ async def verify_pair(src: Store, dst: Store, spec: SourceSpec, root: str, opts:
                 if s.etag is None and s.last_modified is None:
                     unentered.append(name + "/")  # (the walk's whole entry: see above)
                 yield name, s, None  # missing, or a symlink loop the copy skipped: read it
+            elif pair is None:
+                # Missing, or a file the source will not let anyone read (which the copy
+                # failed or skipped as forbidden): its first byte is read to tell them apart.
+                yield name, s, None
             elif not await settled_by_listing(name, s, pair, "not at the destination"):
                 assert pair is not None
                 yield name, s, pair

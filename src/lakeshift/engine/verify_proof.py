@@ -6,8 +6,9 @@ checksum — the source's MD5 against the destination's Content-MD5; an S3 multi
 as the copy proved it: its own CRC32/SHA checked on the destination's bytes, else its
 multipart ETag rebuilt from them (:func:`multipart_part_sizes`), else the MD5 of its bytes;
 ``--deep`` hashes both sides' bytes — and the kept time (--check-times).  A
-destination-only encoded name is looked up under the source name it decodes to; an empty
-source object without a copy is read to tell a missing one from one the copy always skips.
+destination-only encoded name is looked up under the source name it decodes to; a source
+object without a copy is read (its first byte) to tell a missing one from one the copy
+always skips or the source refuses.
 Its :meth:`~PairCheck.differ`, :meth:`~PairCheck.proven` and
 :meth:`~PairCheck.settled_by_listing` also serve the planner, which settles what the
 listings alone can."""
@@ -194,17 +195,22 @@ class PairCheck:
             await self.differ(name, "missing", s, None, detail=FOLDER_MISSING)
 
     async def missing_or_skipped(self, name: str, s: ObjectInfo) -> None:
-        """An empty source object without a copy: missing — unless reading it says the copy
-        always skips it (a local symlink loop): then it is not copied on purpose."""
+        """A source object without a copy: missing — unless reading it (its first byte, an
+        empty one whole) says the copy always skips it (a local symlink loop: not copied on
+        purpose), that it links to nothing, or that the source refuses it (a file or a
+        folder this user may not read: unverifiable, as nothing can be compared)."""
+        read = functools.partial(self.src.read, s.key, 0, 1) if s.size else \
+            functools.partial(self.src.read, s.key)
         try:
-            await retry(functools.partial(self.src.read, s.key), self.policy, self.src_limit)
+            await retry(read, self.policy, self.src_limit)
         except DanglingLinkError:
             # Not missing: a link to nothing has no content to copy (the copy recorded it).
             await self.differ(name, "unverifiable", s, None, detail=DanglingLinkError.kind)
             return
         except ForbiddenError as e:
-            # A directory the source may not list (an HDFS/Gen1 403 subtree): nothing below
-            # it could be copied, and nothing can prove otherwise; the row names it.
+            # A directory the source may not list (an HDFS/Gen1 403 subtree), a file it may
+            # not read: nothing there could be copied, and nothing can prove otherwise; the
+            # row names it.
             self.result.counts["unverifiable"] += 1
             self.result.reasons[FORBIDDEN_AT_SOURCE] += 1
             await self.report.row(name, "unverifiable", s, None, None, None,
