@@ -5,6 +5,10 @@ Accepted forms (docs/faults-and-names.md "URLs and how names map"):
 * ``s3://bucket/prefix``
 * ``az://container/prefix`` (account from the Azure credentials)
 * ``https://ACCOUNT.blob.core.windows.net/container/prefix`` (also ``.dfs.``)
+* ``https://HOST:PORT/ACCOUNT/container/prefix`` (or ``http://``): path-style, the account
+  first in the path, as the emulator Azurite serves it; it names the
+  endpoint the user set (``AZURE_STORAGE_BLOB_ENDPOINT``, a connection string's
+  ``BlobEndpoint``), and the store refuses any other host (stores/azure/auth.py)
 * ``abfss://filesystem@ACCOUNT.dfs.core.windows.net/path`` (ADLS Gen2; written through
   the blob endpoint)
 * ``adl://ACCOUNT.azuredatalakestore.net/path`` (ADLS Gen1), ``webhdfs://host:port/path``
@@ -27,6 +31,10 @@ Scheme = Literal["s3", "azure", "file", "adl", "webhdfs", "swebhdfs"]
 _S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 _AZ_CONTAINER = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9\-]{1,61}[a-z0-9]$")
 _AZ_ACCOUNT = re.compile(r"^[a-z0-9]{3,24}$")
+#: An Azure host that names its account: ACCOUNT.blob.SUFFIX or ACCOUNT.dfs.SUFFIX.
+_HOST_STYLE = re.compile(r"^[^/@]+\.(blob|dfs)\.[^/@]+$")
+#: A host (name, IPv4 or [IPv6]) with an optional port, and nothing else (no user:password@).
+_HOST = re.compile(r"^(\[[0-9a-f:.]+\]|[a-z0-9.\-]+)(:[0-9]{1,5})?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +59,10 @@ class StoreURL:
     #: ``https``), so that ``display`` spells it back the same way; not part of what the
     #: URL names (``abfss://c@a.dfs…/p`` and ``https://a.dfs…/c/p`` are one place).
     form: str = field(default="", compare=False, repr=False)
+    #: A path-style Azure URL's host (and port), as written, lowercased: the account is the
+    #: path's first segment (``https://127.0.0.1:10000/ACCOUNT/CONTAINER/path``).  None when
+    #: the account is in the host or not named.
+    host: str | None = None
 
     def display(self) -> str:
         """The place in a form that names the same place when given back to lakeshift
@@ -69,6 +81,8 @@ class StoreURL:
         # az://ACCOUNT/CONTAINER/ would read back as a container named ACCOUNT.
         if not self.account:
             return f"az://{self.bucket}/{self.path}"
+        if self.host:
+            return f"{self.form or 'https'}://{self.host}/{self.account}/{self.bucket}/{self.path}"
         suffix = self.endpoint_suffix or "core.windows.net"
         if self.form in ("abfs", "abfss"):
             return f"{self.form}://{self.bucket}@{self.account}.dfs.{suffix}/{self.path}"
@@ -146,6 +160,11 @@ def _parse(text: str) -> StoreURL:
         account, suffix = _azure_host(host, text)
         return StoreURL("azure", _container(fs, text), _path(parts.path), account, suffix, True,
                         form=scheme)
+    if scheme in ("https", "http") and not _HOST_STYLE.match(parts.netloc.lower()):
+        return _path_style(scheme, parts.netloc.lower(), parts.path, text)
+    if scheme == "http":
+        raise UsageError(f"{text!r}: Azure's hosts are reached over HTTPS only: use "
+                         f"https://{text.split('://', 1)[1]}")
     if scheme == "https":
         account, suffix = _azure_host(parts.netloc, text)
         container, _, rest = parts.path.lstrip("/").partition("/")
@@ -156,6 +175,25 @@ def _parse(text: str) -> StoreURL:
     raise UsageError(f"unknown URL scheme {scheme!r} in {text!r}: use s3://, az://, abfss://, "
                      "https://ACCOUNT.blob.core.windows.net/..., adl://, webhdfs://, file:// "
                      "or a local path")
+
+
+def _path_style(scheme: str, host: str, path: str, text: str) -> StoreURL:
+    """``https://HOST[:PORT]/ACCOUNT/CONTAINER/path``: the account in the path, as the emulator
+    Azurite addresses one.  Which host is allowed is the store's to say (it must be
+    the endpoint the user set): here only the form."""
+    if "@" in host:
+        raise UsageError(f"{scheme}:// URL names a user or password before its host: leave "
+                         "them out (credentials go in AZURE_STORAGE_CONNECTION_STRING and "
+                         "the other variables, never in a URL)")
+    account, _, rest = path.lstrip("/").partition("/")
+    if not _HOST.match(host) or not _AZ_ACCOUNT.match(account):
+        raise UsageError(f"invalid Azure host {host!r} in {text!r}: expected "
+                         "ACCOUNT.blob.core.windows.net or ACCOUNT.dfs.core.windows.net, or "
+                         "the host of the endpoint you set with the account first in the "
+                         "path (https://127.0.0.1:10000/ACCOUNT/CONTAINER/path)")
+    container, _, rest = rest.partition("/")
+    return StoreURL("azure", _container(container, text), _path(rest), account, form=scheme,
+                    host=host)
 
 
 def _webhdfs(scheme: str, host: str, path: str, text: str) -> StoreURL:

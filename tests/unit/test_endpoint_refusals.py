@@ -126,3 +126,26 @@ def test_a_plain_http_dfs_endpoint_to_another_host_is_refused(
     with pytest.raises(UsageError, match="plain HTTP") as e:
         asyncio.run(store.set_access("x", PathAccess(owner="$superuser")))
     assert e.value.exit_code == 2
+
+
+def test_a_path_style_url_names_the_blob_endpoint_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``https://HOST:PORT/ACCOUNT/C/`` with AZURE_STORAGE_BLOB_ENDPOINT at that host and
+    account: that endpoint; another port or account, or no endpoint set: one line, exit 2."""
+    monkeypatch.setenv("AZURE_STORAGE_BLOB_ENDPOINT", "http://127.0.0.1:10000/acct/")
+    s = azure_auth.resolve(parse_url("https://127.0.0.1:10000/acct/cont/x"), StoreOptions())
+    assert (s.account, s.blob_endpoint) == ("acct", "http://127.0.0.1:10000/acct")
+    with pytest.raises(UsageError, match=r"host '127\.0\.0\.1:10001' of "
+                       r"https://127\.0\.0\.1:10001/acct/cont/x is neither Azure's \(.*\) nor "
+                       "the host of AZURE_STORAGE_BLOB_ENDPOINT") as e:
+        azure_auth.resolve(parse_url("https://127.0.0.1:10001/acct/cont/x"), StoreOptions())
+    assert e.value.exit_code == 2
+    with pytest.raises(UsageError, match="names account 'other' but "
+                       r"AZURE_STORAGE_BLOB_ENDPOINT \(http://127.0.0.1:10000/acct\) is for "
+                       "account 'acct'"):
+        azure_auth.resolve(parse_url("https://127.0.0.1:10000/other/cont/x"), StoreOptions())
+    monkeypatch.setenv("AZURE_STORAGE_BLOB_ENDPOINT", "https://private.example")
+    with pytest.raises(UsageError, match="names no account in its path"):
+        azure_auth.resolve(parse_url("https://private.example/acct/cont/x"), StoreOptions())
+    monkeypatch.delenv("AZURE_STORAGE_BLOB_ENDPOINT")
+    with pytest.raises(UsageError, match="is not Azure's and no endpoint is set"):
+        azure_auth.resolve(parse_url("https://127.0.0.1:10000/acct/cont/x"), StoreOptions())

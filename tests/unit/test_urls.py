@@ -41,3 +41,28 @@ def test_bad_urls_say_what_is_wrong(bad: str, needle: str) -> None:
     with pytest.raises(UsageError, match=needle) as e:
         parse_url(bad)
     assert "SECRET" not in str(e.value)
+
+
+@pytest.mark.parametrize("text", ["https://127.0.0.1:10000/devstoreaccount1/cont/a/b.csv",
+                                  "http://localhost:10000/devstoreaccount1/cont/a/",
+                                  "https://azurite/acct1/cont/"])
+def test_a_path_style_azure_url_names_its_account_in_the_path(text: str) -> None:
+    """An emulator's (or Azure Stack's) form: the host the endpoint set names, the account
+    first in the path; shown as written, so that pasted back it is the same place."""
+    u = parse_url(text)
+    host, account, container, path = text.split("://", 1)[1].split("/", 3)
+    assert (u.scheme, u.host, u.account, u.bucket, u.path) == ("azure", host, account,
+                                                               container, path)
+    assert u.display() == text and parse_url(u.display()) == u
+
+
+@pytest.mark.parametrize("bad,needle", [
+    ("https://127.0.0.1:10000/c/x", "invalid Azure host '127.0.0.1:10000'"),
+    ("https://user:pw@127.0.0.1:10000/acct1/c/x", "names a user or password"),
+    ("https://127.0.0.1:10000/acct1/C/x", "invalid container"),
+    ("http://acct.blob.core.windows.net/c/x", "HTTPS only: use https://acct.blob"),
+])
+def test_bad_path_style_urls_say_what_is_wrong(bad: str, needle: str) -> None:
+    with pytest.raises(UsageError, match=needle) as e:
+        parse_url(bad)
+    assert "pw" not in str(e.value)

@@ -306,13 +306,15 @@ def _same_url(a: str, b: str) -> bool:
     at its endpoint, a local folder (symlinks resolved) — and the same path in it, a
     trailing slash aside.  Not by their display text: that differs between spellings of
     one place.  A job's destination saved as ``az://ACCOUNT/C/p`` (before session 19)
-    reads back as its place (``urls.saved_destination``).  A URL that does not parse
-    names no place."""
+    reads back as its place (``urls.saved_destination``).  ``a``, the URL given, that
+    does not parse raises its parse error (a refusal that named the job's URLs instead
+    said it was another place); ``b``, the job's, that does not parse names no place."""
     from lakeshift.plan.places import place
 
     options = StoreOptions()
+    given = place(a, options)
     try:
-        return place(a, options) == place(b, options)
+        return given == place(b, options)
     except UsageError:
         return False
 

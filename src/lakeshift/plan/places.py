@@ -2,12 +2,13 @@
 
 One Azure container is ``az://lake/raw`` (its account from the credentials),
 ``abfss://lake@acct.dfs.core.windows.net/raw`` and
-``https://acct.blob.core.windows.net/lake/raw``; one S3 bucket is the same name at the same
-endpoint (``--s3-endpoint``, else the environment's ``AWS_ENDPOINT_URL_S3`` or
-``AWS_ENDPOINT_URL``, else AWS's); one local folder is a relative path, an absolute one, its
-``file://`` URL or a symlink to it.  ``copy``, ``plan`` and ``sync`` refuse a destination
-inside its source by these places (plan/source.py), and ``tune --config`` checks that its pair
-is the config's.  Nothing here asks a server.
+``https://acct.blob.core.windows.net/lake/raw`` (and, with an emulator's endpoint set,
+``https://127.0.0.1:10000/acct/lake/raw``, the account first in the path); one S3 bucket
+is the same name at the same endpoint (``--s3-endpoint``, else the environment's
+``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL``, else AWS's); one local folder is a relative
+path, an absolute one, its ``file://`` URL or a symlink to it.  ``copy``, ``plan`` and
+``sync`` refuse a destination inside its source by these places (plan/source.py), and ``tune
+--config`` checks that its pair is the config's.  Nothing here asks a server.
 """
 
 from __future__ import annotations
@@ -35,8 +36,7 @@ def store_place(u: StoreURL, options: StoreOptions) -> tuple[str, ...]:
             # Say, a URL's account that is not the connection string's, or no credentials:
             # the store will refuse it; here it is only the account the URL names, at the
             # endpoint the URL names (spelled as a resolved one is, for store_difference).
-            account = (u.account or "", f"https://{u.account}.blob."
-                       f"{u.endpoint_suffix or 'core.windows.net'}" if u.account else "")
+            account = (u.account or "", _named_endpoint(u))
         return ("azure", *account, u.bucket)
     if u.scheme == "s3":
         # A bucket's name is unique only at its endpoint (MinIO, another S3 service): the
@@ -45,6 +45,15 @@ def store_place(u: StoreURL, options: StoreOptions) -> tuple[str, ...]:
                     or os.environ.get("AWS_ENDPOINT_URL") or "")
         return ("s3", endpoint.strip().rstrip("/").lower(), u.bucket)
     return (u.scheme, u.account or "", u.bucket)
+
+
+def _named_endpoint(u: StoreURL) -> str:
+    """The Blob endpoint an Azure URL names itself ('' for ``az://``)."""
+    if not u.account:
+        return ""
+    if u.host:
+        return f"{u.form or 'https'}://{u.host}/{u.account}"
+    return f"https://{u.account}.blob.{u.endpoint_suffix or 'core.windows.net'}"
 
 
 def place(url: str, options: StoreOptions) -> tuple[tuple[str, ...], str]:

@@ -178,7 +178,14 @@ def _from_connection_string(url: StoreURL, cs: str) -> AzureSettings:
 
 
 def _public_endpoint(url: StoreURL, proto: str, account: str, suffix: str | None) -> str:
-    """The Blob endpoint a URL names; refuse a host that only looks like Azure's."""
+    """The Blob endpoint a URL names; refuse a host that only looks like Azure's, and a
+    path-style URL's host (an emulator's): no endpoint was set for it to name."""
+    if url.host:
+        raise UsageError(f"{url.written()}: host {url.host!r} is not Azure's and no endpoint "
+                         "is set: a URL with the account in its path names the endpoint set "
+                         "in AZURE_STORAGE_BLOB_ENDPOINT or the BlobEndpoint of "
+                         "AZURE_STORAGE_CONNECTION_STRING (Azurite's, say): set it, or use "
+                         "https://ACCOUNT.blob.core.windows.net/CONTAINER/path")
     suffix = suffix or "core.windows.net"
     if suffix not in AZURE_SUFFIXES:
         raise UsageError(f"{url.display()}: host suffix {suffix!r} is not Azure's "
@@ -194,6 +201,9 @@ def check_url_host(url: StoreURL, endpoint: str, setting: str) -> None:
     (``ACCOUNT.blob.core.windows.net.evil.example``) would be accepted, written to the
     configured endpoint and labelled as the account (docs/credentials.md "Azure").
     """
+    if url.host:
+        _check_path_style(url, endpoint, setting)
+        return
     suffix = url.endpoint_suffix
     if suffix is None or suffix in AZURE_SUFFIXES:
         return
@@ -204,6 +214,31 @@ def check_url_host(url: StoreURL, endpoint: str, setting: str) -> None:
     raise UsageError(f"host {named!r} is neither Azure's ({', '.join(AZURE_SUFFIXES)}) nor "
                      f"the host of {setting} ({endpoint_host or endpoint!r}): fix the URL, or "
                      "use az://CONTAINER/path with that endpoint")
+
+
+def _host_port(scheme: str, netloc: str) -> tuple[str, int | None]:
+    parts = urlsplit(f"{scheme}://{netloc}")
+    return (parts.hostname or "").lower(), parts.port or {"http": 80, "https": 443}.get(scheme)
+
+
+def _check_path_style(url: StoreURL, endpoint: str, setting: str) -> None:
+    """A path-style URL (``https://127.0.0.1:10000/ACCOUNT/CONTAINER/path``) names the set
+    endpoint when it names its host and port and the account in its path (Azurite's
+    ``http://127.0.0.1:10000/devstoreaccount1``): then it is the same place as
+    ``az://CONTAINER/path`` there.  Its scheme aside: requests go to the endpoint as set."""
+    ends = urlsplit(endpoint)
+    if _host_port(url.form or "https", url.host or "") != _host_port(ends.scheme.lower(),
+                                                                    ends.netloc):
+        raise UsageError(f"host {url.host!r} of {url.written()} is neither Azure's "
+                         f"({', '.join(AZURE_SUFFIXES)}) nor the host of {setting} "
+                         f"({ends.netloc or endpoint!r}): fix the URL, or use "
+                         "az://CONTAINER/path with that endpoint")
+    named = ends.path.strip("/").split("/", 1)[0]
+    if named != url.account:
+        names = f"is for account {named!r}" if named else "names no account in its path"
+        raise UsageError(f"{url.written()} names account {url.account!r} but {setting} "
+                         f"({endpoint.rstrip('/')}) {names}: use az://CONTAINER/path with "
+                         "that endpoint")
 
 
 def _check_key(key: str, source: str) -> None:
