@@ -33,6 +33,13 @@ def test_a_verify_report_is_a_list_sync_mends_from(local_env: dict[str, str],
         kinds = sorted(row["kind"] for row in csv.DictReader(f))
     assert kinds == ["checksum", "extra", "missing"], kinds
     assert not (tmp_path / "report.csv.csv").exists()  # the name typed is the file written
+    # The summary names the command that mends them.
+    assert (f"  to copy the missing and differing ones again: lakeshift sync --job j --db {db} "
+            f"--files-from {report}") in p.stdout, p.stdout
+    # The report's .json beside it is no list of keys: refused in one line, nothing recorded.
+    p = lakeshift("sync", *job, "--files-from", str(report.with_suffix(".json")), env=local_env)
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert "is JSON, not a list of keys" in one_clear_line(p), p.stderr
 
     p = lakeshift("sync", *job, "--files-from", str(report), "--json", env=local_env)
     assert p.returncode == 0, p.stdout + p.stderr

@@ -103,6 +103,7 @@ EPILOG = """Examples:
 
 @with_store_options
 def verify(
+    ctx: typer.Context,
     urls: Annotated[list[str] | None, typer.Argument(
         help="SRC DST (or none, with --job).", show_default=False, metavar="SRC DST")] = None,
     job: Annotated[str | None, typer.Option("--job", "-j", help="Verify every partition of "
@@ -179,6 +180,14 @@ def verify(
     if lines:
         print("\n".join(lines))
     print(f"  report: {r.report_csv} and {r.report_json}")
+    if job and (r.missing or r.size or r.checksum or r.times):
+        import shlex
+
+        from lakeshift.cli.job_cmds import again_args
+
+        print(f"  to copy the missing and differing ones again: lakeshift sync "
+              f"{again_args(job, db, ctx.get_parameter_source('db'))} --files-from "
+              f"{shlex.quote(r.report_csv)}")
     if r.verified_csv is not None:
         print(f"  verified objects, one a line: {r.verified_csv}")
     return result.exit_code

@@ -65,6 +65,10 @@ def read_files_from(path: str | Path) -> FilesFrom:
     except UnicodeDecodeError:
         raise UsageError(f"--files-from {path} is not UTF-8 text") from None
     source_keys = False
+    if text.lstrip().startswith("{") and _is_json_object(text):  # verify's .json, say
+        raise UsageError(f"--files-from {path} is JSON, not a list of keys: give one key per "
+                         "line, a .csv with a 'key' column, or the .csv of `lakeshift "
+                         "verify --report` or `lakeshift failures --csv-file`")
     first = next(csv.reader(io.StringIO(text.partition("\n")[0])), [])
     if tuple(first[:len(FAILURES_HEADER)]) == FAILURES_HEADER:
         source_keys = True
@@ -95,6 +99,14 @@ def read_files_from(path: str | Path) -> FilesFrom:
     if not found:
         raise UsageError(f"--files-from {path} names no keys")
     return FilesFrom(tuple(found), source_keys)
+
+
+def _is_json_object(text: str) -> bool:
+    """Whether ``text`` is one JSON object (a key list may start with "{": a key can)."""
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False
 
 
 def _unneutralised(cell: str) -> str:
