@@ -49,6 +49,8 @@ def test_replan_with_a_copy_option_changes_it_and_keeps_the_rest(
     # The hint's command: the job's --skip-errors changes, its --exclude stays.
     p = lakeshift("plan", *job, "--replan", "--skip-errors", "forbidden", env=local_env)
     assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stdout.startswith("job 'j' now copies with --skip-errors forbidden (its other "
+                               "options kept)"), p.stdout
     after = _options(db_file)
     assert after["skip_errors"] == ["forbidden"] and after["exclude"] == ["*.log"], after
     assert {k: v for k, v in after.items() if k != "skip_errors"} == \

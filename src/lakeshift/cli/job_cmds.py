@@ -144,10 +144,11 @@ def plan(
     ] = False,
     replan: Annotated[bool, typer.Option(
         "--replan", help="Plan an existing job again: with SRC DST, replace it by the new "
-                         "plan (once that plan is listed and valid); without, restart its "
-                         "partitions from the start, with the copy options given here "
-                         "(--skip-errors, --include and the like) replacing its own. Its "
-                         "runs stay as history.")] = False,
+                         "plan (once that plan is listed and valid; the options are the ones "
+                         "given here, and its runs and failures go with the old plan); "
+                         "without, restart its partitions from the start, with the copy "
+                         "options given here (--skip-errors, --include and the like) "
+                         "replacing its own, its runs kept as history.")] = False,
     force: Annotated[bool, typer.Option(
         "--force", help="With --replan: even while a process is running the job.")] = False,
     filters: dict[str, Any] = NO_OPTIONS,
@@ -174,6 +175,11 @@ def plan(
                       adf_delta_table=adf_delta_table, changed=changed, **filters,
                       **keeping)
     if show or as_json or not result.created:
+        if changed and not as_json:
+            values = {**filters, **keeping, "copy_mode": copy_mode}
+            said = ", ".join(f"--{n.replace('_', '-')} {_said(values[n])}" for n in changed)
+            print(f"job {job!r} now copies with {said} (its other options kept); every "
+                  "partition starts again, skipping what is identical")
         print_plan(result.job, as_json)
     else:
         again = again_args(job, db, ctx.get_parameter_source("db"))
@@ -184,6 +190,15 @@ def plan(
         print(f"job {job!r}: {count(result.job.partitions, 'partition')}{table} planned in "
               f"{result.db} (lakeshift plan --show {again}; lakeshift run {again})")
     return 0
+
+
+def _said(value: Any) -> str:
+    """An option's value as typed again: a list comma-joined, '' for none."""
+    if isinstance(value, list | tuple):
+        value = ",".join(str(v) for v in value)
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return _q(str(value)) if value not in (None, "") else "''"
 
 
 #: What ``plan --job J --replan`` takes besides the copy options it changes (api.jobs
